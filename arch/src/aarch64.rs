@@ -1,0 +1,1 @@
+//! aarch64: to be written (same items as x86_64).

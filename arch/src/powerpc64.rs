@@ -1,0 +1,1 @@
+//! powerpc64: to be written (same items as x86_64).

@@ -1,0 +1,1 @@
+//! infect: to be written.

@@ -1,1 +1,0 @@
-//! images: to be written.

@@ -1,0 +1,2 @@
+//! CRIU image format: to be written.
+pub mod pb;

@@ -1,1 +1,0 @@
-//! infect: to be written.

@@ -1,0 +1,1 @@
+//! ptrace injection (the compel part): to be written.

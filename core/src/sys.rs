@@ -1,1 +1,0 @@
-//! sys: to be written.

@@ -1,0 +1,1 @@
+//! clone3: to be written.

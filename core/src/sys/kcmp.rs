@@ -1,0 +1,1 @@
+//! kcmp: to be written.

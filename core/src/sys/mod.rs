@@ -1,0 +1,9 @@
+//! The small unsafe syscall layer: safe, typed wrappers for the system calls
+//! that rustix does not cover. Every `unsafe` block in core outside the blob
+//! loader lives here, each with a `// SAFETY:` line.
+
+pub mod clone3;
+pub mod kcmp;
+pub mod pagemap_scan;
+pub mod ptrace;
+pub mod uffd;

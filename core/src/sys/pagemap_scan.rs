@@ -1,0 +1,1 @@
+//! pagemap_scan: to be written.

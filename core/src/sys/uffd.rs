@@ -1,0 +1,1 @@
+//! uffd: to be written.

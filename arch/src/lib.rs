@@ -21,6 +21,8 @@
 //! inside the nested, offline build of the parasite and restorer blobs.
 #![no_std]
 
+mod common;
+
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]

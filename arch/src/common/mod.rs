@@ -1,0 +1,96 @@
+//! Items whose layout and values are the same on every supported 64-bit
+//! architecture (x86_64, aarch64, ppc64le, s390x): the kernel `sigaction`,
+//! `stack_t`, `siginfo` size, `SA_*`/`SS_*` flags, restart errnos, the ELF
+//! note types shared by all, and the result type of the blob calling
+//! convention.
+//!
+//! The per-arch modules re-export this module, so every name here is also
+//! reachable as `criu_arch::NAME`.
+
+mod signal;
+
+pub use signal::*;
+
+/// `NT_PRSTATUS`: general-purpose registers regset (every arch).
+pub const NT_PRSTATUS: u32 = 1;
+/// `NT_PRFPREG`: floating-point registers regset (every arch).
+pub const NT_PRFPREG: u32 = 2;
+/// `NT_PRPSINFO`.
+pub const NT_PRPSINFO: u32 = 3;
+/// `NT_TASKSTRUCT`.
+pub const NT_TASKSTRUCT: u32 = 4;
+/// `NT_AUXV`.
+pub const NT_AUXV: u32 = 6;
+/// `NT_SIGINFO`: PTRACE_GETSIGINFO-like note.
+pub const NT_SIGINFO: u32 = 0x5349_4749;
+
+/// `ERESTARTSYS`: restart if no handler or handler has SA_RESTART (kernel-internal errno).
+pub const ERESTARTSYS: i64 = 512;
+/// `ERESTARTNOINTR`: always restart.
+pub const ERESTARTNOINTR: i64 = 513;
+/// `ERESTARTNOHAND`: restart only if no handler ran.
+pub const ERESTARTNOHAND: i64 = 514;
+/// `ERESTART_RESTARTBLOCK`: restart through `restart_syscall`.
+pub const ERESTART_RESTARTBLOCK: i64 = 516;
+/// `EINTR`, what an unrestartable interrupted syscall reports.
+pub const EINTR: i64 = 4;
+
+/// Maximum number of integer arguments [`setup_blob_call`](crate::setup_blob_call)
+/// passes in registers.
+pub const MAX_BLOB_ARGS: usize = 6;
+
+/// A word the caller of `setup_blob_call` must store in the target's memory
+/// before resuming it (x86_64 keeps the return address on the stack).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackWord {
+    /// Target address of the 8-byte word.
+    pub addr: u64,
+    /// Value to store, in the target's native byte order.
+    pub value: u64,
+}
+
+/// What `setup_blob_call` decided, for the caller to finish the set-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobCall {
+    /// Stack pointer the blob starts with (already written into the registers).
+    pub sp: u64,
+    /// A word that must be written to memory before resuming, if any.
+    pub stack_word: Option<StackWord>,
+}
+
+/// Why a blob call could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobCallError {
+    /// More arguments than the arch passes in registers ([`MAX_BLOB_ARGS`]).
+    TooManyArgs(usize),
+    /// The stack top is too low to hold the frame the ABI needs.
+    StackTooLow(u64),
+}
+
+impl core::fmt::Display for BlobCallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlobCallError::TooManyArgs(n) => {
+                write!(
+                    f,
+                    "blob call with {n} arguments, at most {MAX_BLOB_ARGS} are supported"
+                )
+            }
+            BlobCallError::StackTooLow(top) => {
+                write!(f, "stack top {top:#x} is too low for a blob call frame")
+            }
+        }
+    }
+}
+
+/// The restart-errno fix-up all arches share: given the syscall return value
+/// of an interrupted syscall, tell whether the syscall must be re-executed
+/// (`Some(true)`), must fail with `-EINTR` (`Some(false)`, restart block), or
+/// nothing is to be done (`None`).
+pub(crate) fn restart_kind(ret: i64) -> Option<bool> {
+    match -ret {
+        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => Some(true),
+        ERESTART_RESTARTBLOCK => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,98 @@
+//! Register accessors, syscall set-up, restart fix-up and the blob calling
+//! convention, checked without ptrace (qemu-user has none).
+
+use criu_arch::{BlobCallError, GpRegs, MAX_BLOB_ARGS, setup_blob_call};
+
+#[test]
+fn pc_sp_roundtrip() {
+    let mut r = GpRegs::default();
+    r.set_pc(0x1000_2000);
+    r.set_sp(0x7fff_0000);
+    assert_eq!(r.pc(), 0x1000_2000);
+    assert_eq!(r.sp(), 0x7fff_0000);
+}
+
+#[test]
+fn blob_call_stack_alignment_and_args() {
+    let mut r = GpRegs::default();
+    let call = setup_blob_call(&mut r, 0x4000, 0x7000_0123, &[1, 2, 3, 4, 5, 6], 0x5000).unwrap();
+    assert_eq!(r.pc(), 0x4000);
+    assert_eq!(r.sp(), call.sp);
+    assert!(call.sp < 0x7000_0123);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(
+            call.sp % 16,
+            8,
+            "rsp = 8 mod 16 after the pushed return address"
+        );
+        let w = call.stack_word.unwrap();
+        assert_eq!((w.addr, w.value), (call.sp, 0x5000));
+        assert_eq!([r.di, r.si, r.dx, r.cx, r.r8, r.r9], [1, 2, 3, 4, 5, 6]);
+        assert_eq!(r.orig_ax, u64::MAX);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        assert_eq!(call.sp % 16, 0);
+        assert!(call.stack_word.is_none());
+    }
+    assert_eq!(
+        setup_blob_call(&mut r, 0, 0x7000_0000, &[0; MAX_BLOB_ARGS + 1], 0),
+        Err(BlobCallError::TooManyArgs(MAX_BLOB_ARGS + 1))
+    );
+}
+
+#[test]
+fn set_syscall_and_result() {
+    let mut r = GpRegs::default();
+    r.set_syscall(39, [10, 20, 30, 40, 50, 60]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(r.ax, 39);
+        assert_eq!(
+            [r.di, r.si, r.dx, r.r10, r.r8, r.r9],
+            [10, 20, 30, 40, 50, 60]
+        );
+        r.ax = (-22i64) as u64;
+        assert_eq!(r.syscall_result(), -22);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x86_restart_fixup() {
+    let base = GpRegs {
+        orig_ax: 7,
+        ip: 0x1002,
+        ..GpRegs::default()
+    };
+    for e in [512i64, 513, 514] {
+        let mut r = GpRegs {
+            ax: (-e) as u64,
+            ..base
+        };
+        r.restart_syscall_fixup();
+        assert_eq!((r.ax, r.ip), (7, 0x1000), "errno {e}");
+    }
+    let mut r = GpRegs {
+        ax: (-516i64) as u64,
+        ..base
+    };
+    r.restart_syscall_fixup();
+    assert_eq!((r.ax as i64, r.ip), (-4, 0x1002));
+    // Not in a syscall: untouched.
+    let mut r = GpRegs {
+        ax: (-512i64) as u64,
+        orig_ax: u64::MAX,
+        ..base
+    };
+    r.restart_syscall_fixup();
+    assert_eq!((r.ax as i64, r.ip), (-512, 0x1002));
+    // Other errors: untouched.
+    let mut r = GpRegs {
+        ax: (-4i64) as u64,
+        ..base
+    };
+    r.restart_syscall_fixup();
+    assert_eq!((r.ax as i64, r.ip), (-4, 0x1002));
+}

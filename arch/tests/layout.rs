@@ -93,3 +93,45 @@ fn common_notes() {
     assert_eq!(criu_arch::NT_AUXV, e::NT_AUXV);
     assert_eq!(criu_arch::NT_SIGINFO, e::NT_SIGINFO);
 }
+
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn aarch64_regs() {
+    use criu_arch::{FpRegs, GpRegs};
+    use linux_raw_sys::elf_uapi as e;
+    use linux_raw_sys::ptrace as p;
+    assert_eq!(size_of::<GpRegs>(), size_of::<p::user_pt_regs>());
+    assert_eq!(offset_of!(GpRegs, sp), offset_of!(p::user_pt_regs, sp));
+    assert_eq!(offset_of!(GpRegs, pc), offset_of!(p::user_pt_regs, pc));
+    assert_eq!(
+        offset_of!(GpRegs, pstate),
+        offset_of!(p::user_pt_regs, pstate)
+    );
+    assert_eq!(size_of::<FpRegs>(), size_of::<p::user_fpsimd_state>());
+    assert_eq!(
+        offset_of!(FpRegs, fpsr),
+        offset_of!(p::user_fpsimd_state, fpsr)
+    );
+    assert_eq!(
+        offset_of!(FpRegs, fpcr),
+        offset_of!(p::user_fpsimd_state, fpcr)
+    );
+    assert_eq!(criu_arch::ELF_MACHINE as u32, p::EM_AARCH64);
+    assert_eq!(criu_arch::AUDIT_ARCH, p::AUDIT_ARCH_AARCH64);
+    assert_eq!(criu_arch::NT_ARM_TLS, e::NT_ARM_TLS);
+    assert_eq!(criu_arch::NT_ARM_HW_BREAK, e::NT_ARM_HW_BREAK);
+    assert_eq!(criu_arch::NT_ARM_HW_WATCH, e::NT_ARM_HW_WATCH);
+    assert_eq!(criu_arch::NT_ARM_SYSTEM_CALL, e::NT_ARM_SYSTEM_CALL);
+    assert_eq!(criu_arch::NT_ARM_SVE, e::NT_ARM_SVE);
+    assert_eq!(criu_arch::NT_ARM_PAC_MASK, e::NT_ARM_PAC_MASK);
+    assert_eq!(criu_arch::NT_ARM_PACA_KEYS, e::NT_ARM_PACA_KEYS);
+    assert_eq!(criu_arch::NT_ARM_PACG_KEYS, e::NT_ARM_PACG_KEYS);
+    assert_eq!(
+        criu_arch::NT_ARM_TAGGED_ADDR_CTRL,
+        e::NT_ARM_TAGGED_ADDR_CTRL
+    );
+    assert_eq!(
+        criu_arch::NT_ARM_PAC_ENABLED_KEYS,
+        e::NT_ARM_PAC_ENABLED_KEYS
+    );
+}

@@ -31,6 +31,11 @@ fn blob_call_stack_alignment_and_args() {
         assert_eq!([r.di, r.si, r.dx, r.cx, r.r8, r.r9], [1, 2, 3, 4, 5, 6]);
         assert_eq!(r.orig_ax, u64::MAX);
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!(r.regs[..6], [1, 2, 3, 4, 5, 6]);
+        assert_eq!(r.regs[30], 0x5000);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     {
         assert_eq!(call.sp % 16, 0);
@@ -54,6 +59,13 @@ fn set_syscall_and_result() {
             [10, 20, 30, 40, 50, 60]
         );
         r.ax = (-22i64) as u64;
+        assert_eq!(r.syscall_result(), -22);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!(r.regs[8], 39);
+        assert_eq!(r.regs[..6], [10, 20, 30, 40, 50, 60]);
+        r.regs[0] = (-22i64) as u64;
         assert_eq!(r.syscall_result(), -22);
     }
 }

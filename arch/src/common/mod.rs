@@ -87,6 +87,7 @@ impl core::fmt::Display for BlobCallError {
 /// of an interrupted syscall, tell whether the syscall must be re-executed
 /// (`Some(true)`), must fail with `-EINTR` (`Some(false)`, restart block), or
 /// nothing is to be done (`None`).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub(crate) fn restart_kind(ret: i64) -> Option<bool> {
     match -ret {
         ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => Some(true),

@@ -1,1 +1,0 @@
-//! aarch64: to be written (same items as x86_64).

@@ -1,0 +1,48 @@
+//! Code written at run time runs after `flush_icache` (the blob loader's
+//! path): map a page, write a tiny `return 42` function, make it
+//! executable, flush, call it. Also checks `sys_mmap` on every arch.
+
+use criu_arch::{flush_icache, nr, sys_mmap, syscall2, syscall3};
+
+#[cfg(target_arch = "x86_64")]
+const RET42: &[u8] = &[0xb8, 0x2a, 0, 0, 0, 0xc3]; // mov eax, 42; ret
+#[cfg(target_arch = "aarch64")]
+const RET42: &[u8] = &[0x40, 0x05, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6]; // mov w0, #42; ret
+#[cfg(target_arch = "powerpc64")]
+const RET42: &[u8] = &[0x2a, 0x00, 0x60, 0x38, 0x20, 0x00, 0x80, 0x4e]; // li r3, 42; blr
+#[cfg(target_arch = "s390x")]
+const RET42: &[u8] = &[0xa7, 0x29, 0x00, 0x2a, 0x07, 0xfe]; // lghi %r2, 42; br %r14
+
+#[test]
+fn generated_code_runs_after_flush() {
+    const PROT_READ: usize = 1;
+    const PROT_WRITE: usize = 2;
+    const PROT_EXEC: usize = 4;
+    const MAP_PRIVATE: usize = 2;
+    const MAP_ANONYMOUS: usize = 0x20;
+    let len = 65536;
+    // SAFETY: a fresh anonymous mapping.
+    let p = unsafe {
+        sys_mmap(
+            0,
+            len,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            usize::MAX,
+            0,
+        )
+    };
+    assert!(p > 0, "mmap: {p}");
+    let p = p as usize;
+    // SAFETY: the mapping is ours, writable and larger than RET42.
+    unsafe { core::ptr::copy_nonoverlapping(RET42.as_ptr(), p as *mut u8, RET42.len()) };
+    // SAFETY: changing protection of our own mapping.
+    let r = unsafe { syscall3(nr::MPROTECT, p, len, PROT_READ | PROT_EXEC) };
+    assert_eq!(r, 0);
+    flush_icache(p, RET42.len());
+    // SAFETY: the page holds a complete function with the C ABI.
+    let f: extern "C" fn() -> u32 = unsafe { core::mem::transmute(p) };
+    assert_eq!(f(), 42);
+    // SAFETY: unmapping what we mapped.
+    assert_eq!(unsafe { syscall2(nr::MUNMAP, p, len) }, 0);
+}

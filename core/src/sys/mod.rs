@@ -6,4 +6,5 @@ pub mod clone3;
 pub mod kcmp;
 pub mod pagemap_scan;
 pub mod ptrace;
+pub mod shared_mapping;
 pub mod uffd;

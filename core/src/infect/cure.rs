@@ -1,0 +1,69 @@
+//! Letting go of a task: registers, FP state and signal mask back as they
+//! were at the seize, signals that arrived meanwhile handed back, then
+//! `PTRACE_DETACH`, stopping the task again if it was stopped.
+
+use rustix::process::Signal;
+
+use super::error::InfectError;
+use super::seize::{Seized, TaskState};
+use crate::sys::ptrace;
+
+impl Seized {
+    /// Restore the task's state and detach from it. The task resumes where
+    /// it was (an interrupted restartable syscall is restarted by the kernel
+    /// on the way out, since its registers are back exactly as they were),
+    /// or stays stopped if it was stopped.
+    pub fn release(mut self) -> Result<(), InfectError> {
+        self.release_inner()
+    }
+
+    /// Undo everything and detach; idempotent. Every step is attempted even
+    /// if an earlier one failed, and the first failure is reported.
+    pub(super) fn release_inner(&mut self) -> Result<(), InfectError> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        let pid = self.pid();
+        let mut result = self.restore_context(true);
+
+        // A stop signal or group stop seen while our code ran, or a task that
+        // was stopped to begin with: queue SIGSTOP while the task is still
+        // held, so it stops again as soon as we detach. (The kernel also
+        // re-enters a group stop still in force on detach; the extra SIGSTOP
+        // is then discarded by the next SIGCONT.)
+        if self.state == TaskState::Stopped || self.stop_on_release {
+            let sent = rustix::process::kill_process(self.pid, Signal::STOP).map_err(|source| {
+                InfectError::Local {
+                    op: "kill(SIGSTOP) to re-stop the task",
+                    source,
+                }
+            });
+            result = result.and(sent);
+        }
+        for sig in std::mem::take(&mut self.deferred_signals) {
+            // Only named (non-realtime) signals can reach us here: everything
+            // blockable was blocked while our code ran.
+            if let Some(sig) = Signal::from_named_raw(sig) {
+                let sent = rustix::process::kill_process(self.pid, sig).map_err(|source| {
+                    InfectError::Local {
+                        op: "kill() to hand back a deferred signal",
+                        source,
+                    }
+                });
+                result = result.and(sent);
+            }
+        }
+
+        let detached = ptrace::detach(self.pid, 0).map_err(InfectError::ptrace(pid, "DETACH"));
+        result.and(detached)
+    }
+}
+
+impl Drop for Seized {
+    fn drop(&mut self) {
+        // Best effort on the error paths: the caller already has an error to
+        // report, and the task must not stay stopped under a dead tracer.
+        let _ = self.release_inner();
+    }
+}

@@ -1,0 +1,105 @@
+//! What can go wrong while infecting a task, with enough context to act on.
+
+use rustix::io::Errno;
+
+use crate::sys::ptrace::{Signal, WaitStatus};
+
+/// An infection step failed. Whatever the step, the task has been (or will be,
+/// when the owning handle is dropped) restored and released as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum InfectError {
+    /// `PTRACE_SEIZE` refused: no permission, already traced, or no such task.
+    #[error("cannot seize task {pid}: {source}")]
+    Seize { pid: i32, source: Errno },
+
+    /// The task is a zombie or exited before we could stop it.
+    #[error("task {pid} is dead or a zombie")]
+    Dead { pid: i32 },
+
+    /// The task exited or was killed while we held it.
+    #[error("task {pid} went away while infected: {status:?}")]
+    Gone { pid: i32, status: WaitStatus },
+
+    /// CRIU refuses these too (upstream issue 1429): our own traps would be
+    /// indistinguishable from the pending one.
+    #[error("task {pid} has a pending SIGTRAP; refusing to infect it")]
+    PendingSigtrap { pid: i32 },
+
+    /// Injected code runs at the start of the first executable mapping; other
+    /// threads could run into it, and only single-threaded tasks are handled.
+    #[error("task {pid} has {threads} threads; only single-threaded tasks can be infected")]
+    MultiThreaded { pid: i32, threads: u32 },
+
+    /// A ptrace request failed.
+    #[error("ptrace {op} on task {pid} failed: {source}")]
+    Ptrace {
+        pid: i32,
+        op: &'static str,
+        source: Errno,
+    },
+
+    /// The task stopped in a way the current step did not expect.
+    #[error("task {pid} stopped unexpectedly while {doing}: {status:?}")]
+    UnexpectedStop {
+        pid: i32,
+        doing: &'static str,
+        status: WaitStatus,
+    },
+
+    /// Injected code (syscall stub or parasite) took a fault.
+    #[error("task {pid} got signal {sig} at pc {pc:#x} while {doing}")]
+    Fault {
+        pid: i32,
+        sig: Signal,
+        pc: u64,
+        doing: &'static str,
+    },
+
+    /// The task trapped, but not where our code puts its trap.
+    #[error("task {pid} trapped at pc {pc:#x}, expected {expected:#x} while {doing}")]
+    WrongTrap {
+        pid: i32,
+        pc: u64,
+        expected: u64,
+        doing: &'static str,
+    },
+
+    /// Reading a /proc file of the task failed or it was malformed.
+    #[error("/proc/{pid}/{file}: {reason}")]
+    Proc {
+        pid: i32,
+        file: &'static str,
+        reason: String,
+    },
+
+    /// No executable mapping to place the syscall stub in.
+    #[error("task {pid} has no executable mapping to inject code into")]
+    NoExecArea { pid: i32 },
+
+    /// A syscall injected into the task returned an error.
+    #[error("injected {name} in task {pid} failed: {errno}")]
+    RemoteSyscall {
+        pid: i32,
+        name: &'static str,
+        errno: Errno,
+    },
+
+    /// A syscall in our own process failed while setting up the shared area.
+    #[error("{op} failed: {source}")]
+    Local { op: &'static str, source: Errno },
+
+    /// The blob could not be placed in the shared area.
+    #[error("placing the parasite: {0}")]
+    Blob(#[from] crate::blob::BlobError),
+
+    /// The blob, its arguments and stacks do not fit the shared area.
+    #[error("parasite area layout: {0}")]
+    Layout(String),
+}
+
+impl InfectError {
+    /// Shorthand for a failed ptrace request.
+    pub(crate) fn ptrace(pid: i32, op: &'static str) -> impl FnOnce(Errno) -> InfectError {
+        move |source| InfectError::Ptrace { pid, op, source }
+    }
+}

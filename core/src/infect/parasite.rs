@@ -1,0 +1,209 @@
+//! The parasite blob inside the task: copied into the shared area, relocated
+//! for the task's address of it, and called as
+//! `entry(cmd, args) -> isize` on a stack in the area, returning to a trap
+//! instruction that also lives in the area.
+//!
+//! Layout of the area, low to high (as CRIU's): the blob image, the argument
+//! block (64-byte aligned), the return trap, the stack (16 KiB) and a
+//! 128-byte gap above the stack top.
+
+use criu_arch::{TRAP_INSN, setup_blob_call};
+
+use super::error::InfectError;
+use super::seize::Seized;
+use super::shmem::SharedArea;
+use crate::blob::Blob;
+
+/// Stack the blob runs on.
+const STACK_SIZE: usize = 16 * 1024;
+/// Kept free above the stack top (CRIU keeps a 128-byte redzone there).
+const STACK_GAP: usize = 128;
+/// Smallest argument block (CRIU's `PARASITE_ARG_SIZE_MIN`).
+const ARGS_MIN: usize = 4096;
+
+/// Offsets of the parts of the shared area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the blob image (code, data and zeroed `.bss`).
+    pub blob_len: usize,
+    /// Start of the argument block.
+    pub args_off: usize,
+    /// Size of the argument block.
+    pub args_len: usize,
+    /// Where the return trap instruction sits.
+    pub trap_off: usize,
+    /// Top of the stack (it grows down from here).
+    pub stack_top: usize,
+    /// Total size needed.
+    pub len: usize,
+}
+
+impl Layout {
+    /// Lay out a blob of `blob_len` bytes with an argument block of at least
+    /// `args_len` bytes.
+    pub fn new(blob_len: usize, args_len: usize) -> Result<Layout, InfectError> {
+        let too_big = || InfectError::Layout(format!("blob {blob_len} + args {args_len} bytes"));
+        let args_len = args_len.max(ARGS_MIN);
+        let args_off = blob_len.checked_next_multiple_of(64).ok_or_else(too_big)?;
+        let trap_off = args_off
+            .checked_add(args_len)
+            .and_then(|o| o.checked_next_multiple_of(16))
+            .ok_or_else(too_big)?;
+        let stack_top = (trap_off + 16)
+            .checked_add(STACK_SIZE)
+            .and_then(|o| o.checked_next_multiple_of(16))
+            .ok_or_else(too_big)?;
+        let len = stack_top.checked_add(STACK_GAP).ok_or_else(too_big)?;
+        Ok(Layout {
+            blob_len,
+            args_off,
+            args_len,
+            trap_off,
+            stack_top,
+            len,
+        })
+    }
+}
+
+/// The parasite loaded into a seized task. Dropping it (or
+/// [`Parasite::cure`]) unmaps the area from the task.
+#[derive(Debug)]
+pub struct Parasite<'t> {
+    task: &'t mut Seized,
+    area: Option<SharedArea>,
+    layout: Layout,
+    entry_off: usize,
+}
+
+impl<'t> Parasite<'t> {
+    /// Map a shared area in `task`, and place `blob`, relocated for the
+    /// task's address of the area, in it with an argument block of at least
+    /// `args_len` bytes.
+    pub fn infect(
+        task: &'t mut Seized,
+        blob: &Blob,
+        args_len: usize,
+    ) -> Result<Parasite<'t>, InfectError> {
+        let layout = Layout::new(blob.mem_size(), args_len)?;
+        let area = task.map_shared_area(layout.len)?;
+        let base = area.remote_base();
+        // From here on, dropping `parasite` unmaps the area again.
+        let mut parasite = Parasite {
+            task,
+            area: Some(area),
+            layout,
+            entry_off: blob.entry_offset(),
+        };
+        let mem = parasite.area_mut().local_mut();
+        blob.relocate_into(&mut mem[..layout.blob_len], base)?;
+        mem[layout.trap_off..layout.trap_off + TRAP_INSN.len()].copy_from_slice(TRAP_INSN);
+        Ok(parasite)
+    }
+
+    fn area(&self) -> &SharedArea {
+        // Only `cure_inner` takes the area, and it consumes or drops `self`.
+        self.area.as_ref().expect("area present until cured")
+    }
+
+    fn area_mut(&mut self) -> &mut SharedArea {
+        self.area.as_mut().expect("area present until cured")
+    }
+
+    /// The area's layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Address of the area in the task.
+    pub fn remote_base(&self) -> u64 {
+        self.area().remote_base()
+    }
+
+    /// The argument block (results of the last call are read from here).
+    pub fn args(&self) -> &[u8] {
+        let l = self.layout;
+        &self.area().local()[l.args_off..l.args_off + l.args_len]
+    }
+
+    /// The argument block, to fill before a call.
+    pub fn args_mut(&mut self) -> &mut [u8] {
+        let l = self.layout;
+        &mut self.area_mut().local_mut()[l.args_off..l.args_off + l.args_len]
+    }
+
+    /// Run `entry(cmd, args)` in the task until it returns to the trap, then
+    /// put the task's registers (GP and FP) and signal mask back. Returns the
+    /// entry's return value.
+    pub fn call(&mut self, cmd: usize) -> Result<i64, InfectError> {
+        let l = self.layout;
+        let base = self.remote_base();
+        let trap = base + l.trap_off as u64;
+        let mut regs = *self.task.regs();
+        let call = setup_blob_call(
+            &mut regs,
+            base + self.entry_off as u64,
+            base + l.stack_top as u64,
+            &[cmd as u64, base + l.args_off as u64],
+            trap,
+        )
+        .map_err(|e| InfectError::Layout(e.to_string()))?;
+        if let Some(word) = call.stack_word {
+            let off = self.area().offset_of(word.addr, 8).ok_or_else(|| {
+                InfectError::Layout(format!("stack word at {:#x} outside the area", word.addr))
+            })?;
+            self.area_mut().local_mut()[off..off + 8].copy_from_slice(&word.value.to_ne_bytes());
+        }
+
+        let ran = self.task.run_to_trap(
+            &regs,
+            trap,
+            trap + TRAP_INSN.len() as u64,
+            "running the parasite",
+        );
+        let restored = if self.task.released {
+            Ok(())
+        } else {
+            self.task.restore_context(true)
+        };
+        let at = ran?;
+        restored?;
+        Ok(at.retval() as i64)
+    }
+
+    /// Unmap the area from the task (and from us). The task stays seized.
+    pub fn cure(mut self) -> Result<(), InfectError> {
+        self.cure_inner()
+    }
+
+    fn cure_inner(&mut self) -> Result<(), InfectError> {
+        match self.area.take() {
+            Some(area) if !self.task.released => self.task.unmap_shared_area(area),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Parasite<'_> {
+    fn drop(&mut self) {
+        // Error paths: the caller already reports an error; the area must
+        // not stay in the task.
+        let _ = self.cure_inner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_ordered_and_aligned() {
+        let l = Layout::new(1000, 10).unwrap();
+        assert_eq!(l.args_off, 1024);
+        assert_eq!(l.args_len, ARGS_MIN);
+        assert!(l.trap_off >= l.args_off + l.args_len);
+        assert!(l.stack_top >= l.trap_off + 16 + STACK_SIZE);
+        assert_eq!(l.stack_top % 16, 0);
+        assert_eq!(l.len, l.stack_top + STACK_GAP);
+        assert!(Layout::new(usize::MAX - 10, 1).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! Taking hold of a task: `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, then waiting
+//! until it sits in the interrupt stop, and saving everything we may change
+//! (registers, FP/vector state, signal mask) so that it can be put back
+//! exactly.
+
+use criu_arch::GpRegs;
+use rustix::process::Pid;
+
+use super::error::InfectError;
+use super::task_info::{self, TaskStatus};
+use super::{SIGTRAP, is_stop_signal};
+use crate::sys::ptrace::{self, EVENT_STOP, SigSet, WaitStatus, note, options};
+
+/// How the task was when we seized it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Running (or sleeping): it is resumed when released.
+    Running,
+    /// In a group stop (SIGSTOP and friends): it is stopped again when
+    /// released.
+    Stopped,
+}
+
+/// The extended register set: the XSAVE area on x86_64, the FP/vector set
+/// elsewhere, kept as the kernel returned it so it can be written back as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtRegs {
+    /// The regset (ELF note type) this came from.
+    pub note: u32,
+    /// Its bytes, exactly as long as the kernel filled them.
+    pub bytes: Vec<u8>,
+}
+
+/// A seized, stopped task and the state to restore when it is released.
+///
+/// Dropping it (or [`Seized::release`]) writes back the original registers
+/// and signal mask and detaches, stopping the task again if it was stopped.
+#[derive(Debug)]
+pub struct Seized {
+    pub(super) pid: Pid,
+    pub(super) state: TaskState,
+    pub(super) regs: GpRegs,
+    pub(super) ext_regs: ExtRegs,
+    pub(super) sigmask: SigSet,
+    pub(super) exec_start: u64,
+    /// A stop signal arrived while our code ran; honour it on release.
+    pub(super) stop_on_release: bool,
+    /// Other signals that arrived while our code ran, re-sent on release.
+    pub(super) deferred_signals: Vec<i32>,
+    /// Detached (or the task is gone): nothing left to undo.
+    pub(super) released: bool,
+}
+
+/// Largest extended register set we read; x86 XSAVE with AMX is ~11 KiB.
+const EXT_REGS_MAX: usize = 64 * 1024;
+
+/// Detaches on drop unless disarmed: covers the window between
+/// `PTRACE_SEIZE` and a complete [`Seized`].
+struct DetachGuard(Option<Pid>);
+
+impl Drop for DetachGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // Nothing of the task was changed yet; a failure means it is gone.
+            let _ = ptrace::detach(pid, 0);
+        }
+    }
+}
+
+impl Seized {
+    /// Seize task `pid` and stop it. The task must be single-threaded, alive,
+    /// not traced by anyone else, and without a pending SIGTRAP.
+    pub fn seize(pid: i32) -> Result<Seized, InfectError> {
+        let tid = Pid::from_raw(pid).ok_or(InfectError::Dead { pid })?;
+        let status = TaskStatus::read(pid)?;
+        check_status(pid, &status)?;
+
+        ptrace::seize(tid, options::TRACESYSGOOD)
+            .map_err(|source| InfectError::Seize { pid, source })?;
+        let mut guard = DetachGuard(Some(tid));
+        ptrace::interrupt(tid).map_err(InfectError::ptrace(pid, "INTERRUPT"))?;
+        let state = wait_interrupt_stop(tid)?;
+
+        // Read again now that it cannot change under us.
+        let status = TaskStatus::read(pid)?;
+        check_status(pid, &status)?;
+        if status.is_pending(SIGTRAP) {
+            return Err(InfectError::PendingSigtrap { pid });
+        }
+        if status.seccomp != 0 {
+            // Injected syscalls must not be filtered.
+            ptrace::set_options(tid, options::TRACESYSGOOD | options::SUSPEND_SECCOMP)
+                .map_err(InfectError::ptrace(pid, "SETOPTIONS(SUSPEND_SECCOMP)"))?;
+        }
+
+        let regs = ptrace::get_gp_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET"))?;
+        let ext_regs = read_ext_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET(FP)"))?;
+        let sigmask = ptrace::get_sigmask(tid).map_err(InfectError::ptrace(pid, "GETSIGMASK"))?;
+        let exec_start = task_info::exec_start(pid)?;
+
+        guard.0 = None;
+        Ok(Seized {
+            pid: tid,
+            state,
+            regs,
+            ext_regs,
+            sigmask,
+            exec_start,
+            stop_on_release: false,
+            deferred_signals: Vec::new(),
+            released: false,
+        })
+    }
+
+    /// The task's PID.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw_nonzero().get()
+    }
+
+    /// Whether it was running or stopped when seized.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    /// The general purpose registers exactly as they were at the seize (an
+    /// interrupted syscall still shows its `-ERESTART*` code; a dumper applies
+    /// `restart_syscall_fixup` to a copy).
+    pub fn regs(&self) -> &GpRegs {
+        &self.regs
+    }
+
+    /// The FP/vector registers as they were at the seize.
+    pub fn ext_regs(&self) -> &ExtRegs {
+        &self.ext_regs
+    }
+
+    /// The blocked-signal mask as it was at the seize.
+    pub fn sigmask(&self) -> SigSet {
+        self.sigmask
+    }
+
+    /// Where injected syscall stubs are placed.
+    pub fn exec_start(&self) -> u64 {
+        self.exec_start
+    }
+}
+
+fn check_status(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
+    if matches!(status.state, 'Z' | 'X' | 'x') {
+        return Err(InfectError::Dead { pid });
+    }
+    if status.threads > 1 {
+        return Err(InfectError::MultiThreaded {
+            pid,
+            threads: status.threads,
+        });
+    }
+    Ok(())
+}
+
+/// Wait for the stop our `PTRACE_INTERRUPT` asked for. A signal that arrives
+/// first is delivered (the interrupt stays pending and follows), as CRIU's
+/// `compel_wait_task` does. The stop's signal tells a running task
+/// (`SIGTRAP`) from one in a group stop (its stop signal).
+fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
+    let pid = tid.as_raw_nonzero().get();
+    loop {
+        let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+        match status {
+            WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
+                return Err(InfectError::Gone { pid, status });
+            }
+            WaitStatus::Stopped { sig, event } if event == EVENT_STOP => {
+                return Ok(if is_stop_signal(sig) {
+                    TaskState::Stopped
+                } else {
+                    TaskState::Running
+                });
+            }
+            WaitStatus::Stopped { sig, event: 0 } => {
+                // A signal-delivery stop: let the task have its signal.
+                ptrace::cont(tid, sig).map_err(InfectError::ptrace(pid, "CONT"))?;
+            }
+            status => {
+                return Err(InfectError::UnexpectedStop {
+                    pid,
+                    doing: "seizing",
+                    status,
+                });
+            }
+        }
+    }
+}
+
+/// Read the richest FP/vector regset the kernel offers: the XSAVE area where
+/// it exists (x86), else the plain FP set. Other arches reject the x86 note
+/// with EINVAL, so no per-arch code is needed here.
+fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
+    let mut buf = vec![0u8; EXT_REGS_MAX];
+    let mut last = rustix::io::Errno::INVAL;
+    for note in [note::X86_XSTATE, note::PRFPREG] {
+        match ptrace::get_regset(tid, note, &mut buf) {
+            Ok(len) => {
+                buf.truncate(len);
+                return Ok(ExtRegs { note, bytes: buf });
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Put an [`ExtRegs`] back.
+pub(super) fn write_ext_regs(tid: Pid, ext: &ExtRegs) -> Result<(), rustix::io::Errno> {
+    ptrace::set_regset(tid, ext.note, &ext.bytes)
+}

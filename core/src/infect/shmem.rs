@@ -1,0 +1,135 @@
+//! Memory shared with the task (CRIU's `parasite_memfd_exchange`): a memfd
+//! created inside the task, opened by us through `/proc/PID/fd/N`, sized, and
+//! mapped `MAP_SHARED` on both sides. What we write locally the task sees at
+//! [`SharedArea::remote_base`].
+
+use rustix::fs::{Mode, OFlags};
+
+use super::error::InfectError;
+use super::seize::Seized;
+use crate::sys::shared_mapping::SharedMapping;
+
+/// `PROT_READ | PROT_WRITE | PROT_EXEC` for the task's view: the blob runs
+/// from it and writes its data and stack into it.
+const PROT_RWX: u64 = 0x7;
+/// `MAP_SHARED`.
+const MAP_SHARED: u64 = 0x1;
+
+/// The memfd's name, as CRIU names it ("CRIUMFD" + NUL is exactly one word).
+const MEMFD_NAME: [u8; 8] = *b"CRIUMFD\0";
+
+/// A mapping present both in the task (at `remote_base`) and in our process.
+#[derive(Debug)]
+pub struct SharedArea {
+    remote: u64,
+    local: SharedMapping,
+}
+
+impl SharedArea {
+    /// Address of the area in the task.
+    pub fn remote_base(&self) -> u64 {
+        self.remote
+    }
+
+    /// Length in bytes (a whole number of pages).
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Always false: an area has at least one page.
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty()
+    }
+
+    /// Our view of the area (read it only while the task is stopped).
+    pub fn local(&self) -> &[u8] {
+        self.local.as_slice()
+    }
+
+    /// Our view of the area, writable.
+    pub fn local_mut(&mut self) -> &mut [u8] {
+        self.local.as_mut_slice()
+    }
+
+    /// Offset inside the area of the task's address `addr`, if `len` bytes
+    /// from there lie inside it.
+    pub fn offset_of(&self, addr: u64, len: usize) -> Option<usize> {
+        let off = usize::try_from(addr.checked_sub(self.remote)?).ok()?;
+        (off.checked_add(len)? <= self.len()).then_some(off)
+    }
+}
+
+impl Seized {
+    /// Create a shared area of at least `len` bytes. On failure nothing is
+    /// left behind in the task (no fd, no mapping).
+    pub fn map_shared_area(&mut self, len: usize) -> Result<SharedArea, InfectError> {
+        let page = rustix::param::page_size();
+        let len = len
+            .checked_next_multiple_of(page)
+            .filter(|&l| l > 0)
+            .ok_or_else(|| InfectError::Layout(format!("bad shared area size {len}")))?;
+        let name_addr = self.exec_start + 8;
+        let fd = self.remote_syscall_with_data(
+            "memfd_create",
+            criu_arch::nr::MEMFD_CREATE,
+            [name_addr, 0, 0, 0, 0, 0],
+            &[u64::from_ne_bytes(MEMFD_NAME)],
+        )?;
+        let mapped = self.map_remote_fd(fd, len);
+        let closed = self.remote_syscall("close", criu_arch::nr::CLOSE, [fd, 0, 0, 0, 0, 0]);
+        match (mapped, closed) {
+            (Ok(area), Ok(_)) => Ok(area),
+            (Ok(area), Err(e)) => {
+                // Keep the task as it was: drop the mapping too.
+                let _ = self.unmap_shared_area(area);
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Size the task's memfd `fd` and map it on both sides.
+    fn map_remote_fd(&mut self, fd: u64, len: usize) -> Result<SharedArea, InfectError> {
+        let path = format!("/proc/{}/fd/{fd}", self.pid());
+        let local_fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|source| InfectError::Local {
+                op: "opening the task's memfd through /proc/PID/fd",
+                source,
+            })?;
+        rustix::fs::ftruncate(&local_fd, len as u64).map_err(|source| InfectError::Local {
+            op: "ftruncate of the shared memfd",
+            source,
+        })?;
+        let remote = self.remote_syscall(
+            "mmap",
+            criu_arch::nr::MMAP,
+            [0, len as u64, PROT_RWX, MAP_SHARED, fd, 0],
+        )?;
+        match SharedMapping::map(&local_fd, len) {
+            Ok(local) => Ok(SharedArea { remote, local }),
+            Err(source) => {
+                let _ = self.remote_syscall(
+                    "munmap",
+                    criu_arch::nr::MUNMAP,
+                    [remote, len as u64, 0, 0, 0, 0],
+                );
+                Err(InfectError::Local {
+                    op: "mmap of the shared memfd",
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Unmap the area from the task and from us.
+    pub fn unmap_shared_area(&mut self, area: SharedArea) -> Result<(), InfectError> {
+        let len = area.len() as u64;
+        self.remote_syscall(
+            "munmap",
+            criu_arch::nr::MUNMAP,
+            [area.remote, len, 0, 0, 0, 0],
+        )?;
+        // Our side goes with `area`.
+        Ok(())
+    }
+}

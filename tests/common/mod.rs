@@ -1,0 +1,171 @@
+//! Shared harness for the integration tests: per-test temporary directories,
+//! starting the test programs (examples of this package) in their own session
+//! with stdio to files, waiting for their files, and cleaning up by PID.
+#![allow(dead_code)] // Each test binary uses a different part of it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+/// A temporary directory removed (with its contents) on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A fresh directory named after the test, unique within this run.
+    pub fn new(test: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("criu-test-{test}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Make this test process the reaper of orphaned descendants, so that
+/// programs that fork are still ours to reap and kill.
+pub fn become_subreaper() {
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+}
+
+/// Path of a test program built as an example of this package: test
+/// binaries live in `target/<profile>/deps`, examples in
+/// `target/<profile>/examples`.
+pub fn program_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in target/<profile>/deps");
+    profile_dir.join("examples").join(name)
+}
+
+/// A running test program, killed (by PID) and reaped on drop.
+pub struct Program {
+    child: Child,
+}
+
+impl Program {
+    /// Start example `name` with `args`, stdin from /dev/null and
+    /// stdout/stderr to `dir/<name>.out` / `dir/<name>.err`. The programs
+    /// call `setsid()` themselves; fds of ours are not inherited (Rust opens
+    /// everything close-on-exec, and `Command` passes only stdio).
+    pub fn spawn(name: &str, args: &[&str], dir: &Path) -> Program {
+        let out = std::fs::File::create(dir.join(format!("{name}.out"))).expect("stdout file");
+        let err = std::fs::File::create(dir.join(format!("{name}.err"))).expect("stderr file");
+        let path = program_path(name);
+        let child = Command::new(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", path.display()));
+        Program { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Send `sig` to the program (by PID).
+    pub fn signal(&self, sig: Signal) {
+        let pid = Pid::from_raw(self.pid()).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("kill");
+    }
+
+    /// Wait up to `timeout` for the program to exit; its exit code, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // `Child::kill` sends SIGKILL to this child's PID only.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Wait until `path` exists and is non-empty; its contents.
+pub fn wait_for_file(path: &Path, timeout: Duration) -> Option<String> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() {
+                return Some(text);
+            }
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until `pred` holds, polling; whether it did within `timeout`.
+pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The state letter of `/proc/PID/status` (`R`, `S`, `T`, `t`, `Z`, ...).
+pub fn proc_state(pid: i32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .and_then(|s| s.trim().chars().next())
+}
+
+/// The syscall number a task is blocked in (first field of
+/// `/proc/PID/syscall`), if it is blocked in one.
+pub fn proc_syscall(pid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Print why a test is skipped, in a form easy to grep for in CI logs.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}

@@ -270,14 +270,14 @@ fn fixture_images_reencode_byte_identical() {
             };
             let mut json = path.clone().into_os_string();
             json.push(".json");
-            if let Some(magic) = crit_magic(Path::new(&json)) {
-                if magic != kind.crit_name() {
-                    failures.push(format!(
-                        "{}: crit says {magic}, we say {}",
-                        path.display(),
-                        kind.crit_name()
-                    ));
-                }
+            if let Some(magic) = crit_magic(Path::new(&json))
+                && magic != kind.crit_name()
+            {
+                failures.push(format!(
+                    "{}: crit says {magic}, we say {}",
+                    path.display(),
+                    kind.crit_name()
+                ));
             }
             let data = fs::read(path).expect("read fixture image");
             match check_image(kind, &data) {

@@ -1,1 +1,0 @@
-//! blob: to be written.

@@ -124,10 +124,10 @@ impl Drop for Program {
 pub fn wait_for_file(path: &Path, timeout: Duration) -> Option<String> {
     let end = Instant::now() + timeout;
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if !text.is_empty() {
-                return Some(text);
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return Some(text);
         }
         if Instant::now() > end {
             return None;

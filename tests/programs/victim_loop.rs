@@ -2,12 +2,14 @@
 //! not disturb, reports "ready", waits, then checks the state itself and
 //! writes its verdict (`PASS` or `FAIL: reason`) to `DIR/result`.
 //!
-//! Usage: `victim_loop DIR loop` or `victim_loop DIR sleep MILLISECONDS`.
+//! Usage: `victim_loop DIR loop [block-trap]` or
+//! `victim_loop DIR sleep MILLISECONDS`.
 //!
 //! - `loop`: spins in a loop that keeps known values live in the registers a
 //!   syscall or a function call clobbers (rax, rcx, rdx, rsi, rdi, r8–r11,
 //!   xmm0–xmm15 on x86_64) and checks them after each round, until the file
-//!   `DIR/go` appears.
+//!   `DIR/go` appears. With `block-trap`, SIGTRAP is blocked too (so that a
+//!   test can leave one pending).
 //! - `sleep`: one `nanosleep` of the given length. An infection while it
 //!   sleeps must neither make it return early (EINTR) nor cut it short.
 //!
@@ -23,6 +25,7 @@ const PATTERN_LEN: usize = 4 << 20;
 /// SIGUSR2 and SIGRTMIN+2 (36): blocked from the start, must stay blocked.
 const BLOCKED: u64 = (1 << (12 - 1)) | (1 << (36 - 1));
 const SIG_BLOCK: usize = 0;
+const SIGTRAP_BIT: u64 = 1 << (5 - 1);
 
 /// The state the victim checks at the end.
 struct Snapshot {
@@ -47,7 +50,12 @@ fn main() {
 fn run(dir: &Path, mode: &str, arg: Option<&str>) -> Result<(), String> {
     // Own session: a terminal's signals must not reach us, nor ours it.
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-    block_signals(BLOCKED)?;
+    let extra = if mode == "loop" && arg == Some("block-trap") {
+        SIGTRAP_BIT
+    } else {
+        0
+    };
+    block_signals(BLOCKED | extra)?;
     let pattern = make_pattern(0x1234_5678_9abc_def1);
     let before = snapshot(&pattern)?;
 

@@ -72,7 +72,7 @@ impl SigInfo {
 
     fn int_at(&self, index: usize) -> i32 {
         let word = self.words[index / 2].to_ne_bytes();
-        let half = if index % 2 == 0 {
+        let half = if index.is_multiple_of(2) {
             &word[..4]
         } else {
             &word[4..]

@@ -1,0 +1,331 @@
+//! Infecting a separate running process with the parasite and leaving it
+//! unharmed: the victim (`tests/programs/victim_loop.rs`) checks its own
+//! registers, memory, signal mask, code, fds and mappings afterwards and
+//! writes PASS or FAIL.
+//!
+//! These need ptrace, which qemu-user lacks, and the infect module is
+//! x86_64-only for now: elsewhere each test says SKIPPED and passes.
+
+mod common;
+
+use std::mem::offset_of;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{
+    Program, TempDir, become_subreaper, proc_state, proc_syscall, skip, wait_for_file, wait_until,
+};
+use criu_core::blob::parasite_abi::{CMD_PING, PING_MESSAGE, PING_VALUES, PingArgs};
+use criu_core::blob::{Blob, PARASITE};
+use criu_core::infect::{self, InfectError, Parasite, Seized, TaskState};
+use criu_core::sys::ptrace;
+use rustix::process::Signal;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const RESULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Syscall numbers `nanosleep` may be issued as on x86_64.
+const NANOSLEEP_NRS: [i64; 2] = [35, 230];
+/// `-ERESTART_RESTARTBLOCK`: what an interrupted nanosleep reports.
+const ERESTART_RESTARTBLOCK: i64 = -516;
+
+/// Why infection cannot be tested here, if it cannot. Probed once: seize
+/// and release a sleeping victim.
+fn cannot_infect() -> Option<&'static str> {
+    static WHY: OnceLock<Option<&'static str>> = OnceLock::new();
+    *WHY.get_or_init(|| {
+        if !cfg!(target_arch = "x86_64") {
+            return Some("the infect module supports x86_64 only for now");
+        }
+        become_subreaper();
+        let dir = TempDir::new("infect-probe");
+        let victim = Victim::start(&dir, &["sleep", "60000"]);
+        match Seized::seize(victim.pid()) {
+            Ok(task) => task.release().err().map(|_| "ptrace detach fails here"),
+            Err(InfectError::Seize { source, .. })
+                if source == rustix::io::Errno::NOSYS || source == rustix::io::Errno::IO =>
+            {
+                Some("ptrace is not available (qemu-user?)")
+            }
+            Err(InfectError::Seize { source, .. }) if source == rustix::io::Errno::PERM => {
+                Some("ptrace is not permitted here")
+            }
+            Err(_) => None,
+        }
+    })
+}
+
+macro_rules! require_infect {
+    ($name:literal) => {
+        if let Some(why) = cannot_infect() {
+            skip($name, why);
+            return;
+        }
+    };
+}
+
+/// A started victim that has reported ready.
+struct Victim {
+    program: Program,
+    dir: std::path::PathBuf,
+}
+
+impl Victim {
+    fn start(dir: &TempDir, args: &[&str]) -> Victim {
+        let path = dir.path().to_str().expect("utf-8 temp dir");
+        let mut all = vec![path];
+        all.extend_from_slice(args);
+        let program = Program::spawn("victim_loop", &all, dir.path());
+        wait_for_file(&dir.join("ready"), READY_TIMEOUT).expect("victim did not get ready");
+        Victim {
+            program,
+            dir: dir.path().to_path_buf(),
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.program.pid()
+    }
+
+    /// Let a `loop` victim check itself.
+    fn go(&self) {
+        std::fs::write(self.dir.join("go"), "").expect("write go");
+    }
+
+    fn verdict(&self) -> String {
+        wait_for_file(&self.dir.join("result"), RESULT_TIMEOUT)
+            .unwrap_or_else(|| "no result".into())
+    }
+
+    /// What the victim wrote to its stdout (fd 1), where PING writes.
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("victim_loop.out")).unwrap_or_default()
+    }
+}
+
+/// A PING argument block as bytes (native layout of `PingArgs`).
+fn ping_args(fd: i32, index: u32) -> Vec<u8> {
+    let mut bytes = vec![0u8; size_of::<PingArgs>()];
+    let at = offset_of!(PingArgs, fd);
+    bytes[at..at + 4].copy_from_slice(&fd.to_ne_bytes());
+    let at = offset_of!(PingArgs, index);
+    bytes[at..at + 4].copy_from_slice(&index.to_ne_bytes());
+    bytes
+}
+
+fn read_i64(bytes: &[u8], at: usize) -> i64 {
+    i64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Run PING (message to fd 1) in an infected task and check its answers.
+fn ping(parasite: &mut Parasite<'_>, index: u32, expected_count: i64) {
+    let args = ping_args(1, index);
+    parasite.args_mut()[..args.len()].copy_from_slice(&args);
+    let ret = parasite.call(CMD_PING).expect("PING call");
+    assert_eq!(ret as u64, PING_VALUES[index as usize], "PING return value");
+    let out = parasite.args();
+    assert_eq!(
+        read_i64(out, offset_of!(PingArgs, written)),
+        PING_MESSAGE.len() as i64,
+        "PING write result"
+    );
+    assert_eq!(
+        read_i64(out, offset_of!(PingArgs, count)),
+        expected_count,
+        "PING count"
+    );
+}
+
+#[test]
+fn ping_running_victim_and_it_runs_on() {
+    require_infect!("ping_running_victim_and_it_runs_on");
+    let dir = TempDir::new("infect-running");
+    let victim = Victim::start(&dir, &["loop"]);
+
+    // Three separate infections through the one-shot helper.
+    for index in 0..3u32 {
+        let (ret, out) =
+            infect::run_parasite_once(victim.pid(), &PARASITE, CMD_PING, &ping_args(1, index))
+                .expect("run_parasite_once");
+        assert_eq!(ret as u64, PING_VALUES[index as usize]);
+        // A fresh area each time: the blob's .bss counter starts over.
+        assert_eq!(read_i64(&out, offset_of!(PingArgs, count)), 1);
+    }
+    // One infection, two calls: the blob keeps its .bss between calls.
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    assert_eq!(task.state(), TaskState::Running);
+    let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
+    ping(&mut parasite, 2, 1);
+    ping(&mut parasite, 0, 2);
+    parasite.cure().expect("cure");
+    task.release().expect("release");
+
+    assert_eq!(
+        victim.stdout(),
+        String::from_utf8_lossy(PING_MESSAGE).repeat(5)
+    );
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn sleeping_victim_keeps_its_sleep() {
+    require_infect!("sleeping_victim_keeps_its_sleep");
+    let dir = TempDir::new("infect-sleep");
+    let victim = Victim::start(&dir, &["sleep", "1500"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || proc_syscall(victim.pid())
+            .is_some_and(|nr| NANOSLEEP_NRS.contains(&nr))),
+        "victim never blocked in nanosleep"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    // Interrupted inside nanosleep: the kernel must restart it on resume.
+    assert!(NANOSLEEP_NRS.contains(&task.regs().syscall_nr()));
+    assert_eq!(task.regs().syscall_result(), ERESTART_RESTARTBLOCK);
+    let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
+    ping(&mut parasite, 1, 1);
+    parasite.cure().expect("cure");
+    task.release().expect("release");
+
+    // PASS means: nanosleep returned 0 (no EINTR) after the full 1.5 s.
+    assert_eq!(victim.verdict(), "PASS\n");
+    assert_eq!(victim.stdout(), String::from_utf8_lossy(PING_MESSAGE));
+}
+
+#[test]
+fn stopped_victim_stays_stopped() {
+    require_infect!("stopped_victim_stays_stopped");
+    let dir = TempDir::new("infect-stopped");
+    let victim = Victim::start(&dir, &["loop"]);
+    victim.program.signal(Signal::STOP);
+    assert!(wait_until(Duration::from_secs(5), || {
+        proc_state(victim.pid()) == Some('T')
+    }));
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    assert_eq!(task.state(), TaskState::Stopped);
+    let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
+    ping(&mut parasite, 0, 1);
+    parasite.cure().expect("cure");
+    task.release().expect("release");
+
+    // Still stopped a while later, even though it may check itself now.
+    victim.go();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(proc_state(victim.pid()), Some('T'));
+    assert!(!dir.join("result").exists(), "a stopped victim ran");
+    victim.program.signal(Signal::CONT);
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn clobbered_registers_are_restored_on_release() {
+    require_infect!("clobbered_registers_are_restored_on_release");
+    let dir = TempDir::new("infect-clobber");
+    let victim = Victim::start(&dir, &["loop"]);
+    std::thread::sleep(Duration::from_millis(50));
+
+    let task = Seized::seize(victim.pid()).expect("seize");
+    let pid = rustix::process::Pid::from_raw(task.pid()).expect("pid");
+    // Scribble over the argument/return registers and the FP/vector state
+    // (the XMM registers on x86_64 start at byte 160 of the XSAVE area).
+    let mut regs = *task.regs();
+    regs.set_syscall(0xdead, [0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666]);
+    ptrace::set_gp_regs(pid, &regs).expect("set regs");
+    let mut ext = task.ext_regs().clone();
+    for b in &mut ext.bytes[160..416] {
+        *b ^= 0xa5;
+    }
+    ptrace::set_regset(pid, ext.note, &ext.bytes).expect("set fp regs");
+    ptrace::set_sigmask(pid, 0).expect("set sigmask");
+    task.release().expect("release");
+
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+/// A blob made of the given bytes, for failure tests.
+fn raw_blob(bytes: &'static [u8]) -> Blob {
+    Blob {
+        name: "test",
+        bytes,
+        size: bytes.len(),
+        data_offset: bytes.len(),
+        max_page_size: 4096,
+        relocs: &[],
+        symbols: &[],
+    }
+}
+
+#[test]
+fn faulting_parasite_leaves_victim_unharmed() {
+    require_infect!("faulting_parasite_leaves_victim_unharmed");
+    let dir = TempDir::new("infect-fault");
+    let victim = Victim::start(&dir, &["loop"]);
+    // All-zero code faults on every arch (x86: `add [rax], al` with rax = 0;
+    // aarch64: `udf`).
+    static ZEROS: [u8; 64] = [0; 64];
+    let blob = raw_blob(&ZEROS);
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    let mut parasite = Parasite::infect(&mut task, &blob, 64).expect("infect");
+    let err = parasite.call(7).expect_err("zeros must fault");
+    assert!(matches!(err, InfectError::Fault { .. }), "{err}");
+    // The task is still usable after the failed call.
+    parasite.cure().expect("cure");
+    let parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect again");
+    drop(parasite);
+    task.release().expect("release");
+
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn trap_in_the_wrong_place_is_reported_and_undone() {
+    require_infect!("trap_in_the_wrong_place_is_reported_and_undone");
+    let dir = TempDir::new("infect-wrongtrap");
+    let victim = Victim::start(&dir, &["loop"]);
+    let blob = raw_blob(criu_arch::TRAP_INSN);
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    let mut parasite = Parasite::infect(&mut task, &blob, 64).expect("infect");
+    let err = parasite.call(7).expect_err("trap at entry");
+    assert!(matches!(err, InfectError::WrongTrap { .. }), "{err}");
+    // Dropping the handles instead of cure/release must undo just the same.
+    drop(parasite);
+    drop(task);
+
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn pending_sigtrap_is_refused() {
+    require_infect!("pending_sigtrap_is_refused");
+    let dir = TempDir::new("infect-sigtrap");
+    let victim = Victim::start(&dir, &["loop", "block-trap"]);
+    victim.program.signal(Signal::TRAP);
+    let err = Seized::seize(victim.pid()).expect_err("pending SIGTRAP");
+    assert!(matches!(err, InfectError::PendingSigtrap { .. }), "{err}");
+    // Released again: not traced, still running.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", victim.pid())).unwrap();
+    assert!(status.contains("TracerPid:\t0\n"), "{status}");
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn zombie_is_refused() {
+    require_infect!("zombie_is_refused");
+    let dir = TempDir::new("infect-zombie");
+    let victim = Victim::start(&dir, &["loop"]);
+    victim.program.signal(Signal::KILL);
+    // Not reaped yet: a zombie.
+    assert!(wait_until(Duration::from_secs(5), || {
+        proc_state(victim.pid()) == Some('Z')
+    }));
+    let err = Seized::seize(victim.pid()).expect_err("zombie");
+    assert!(matches!(err, InfectError::Dead { .. }), "{err}");
+}

@@ -135,3 +135,33 @@ fn aarch64_regs() {
         e::NT_ARM_PAC_ENABLED_KEYS
     );
 }
+
+#[cfg(target_arch = "powerpc64")]
+#[test]
+fn powerpc64_regs() {
+    use criu_arch::GpRegs;
+    use linux_raw_sys::elf_uapi as e;
+    use linux_raw_sys::ptrace as p;
+    assert_eq!(size_of::<GpRegs>(), size_of::<p::pt_regs>());
+    assert_eq!(offset_of!(GpRegs, nip), offset_of!(p::pt_regs, nip));
+    assert_eq!(
+        offset_of!(GpRegs, orig_gpr3),
+        offset_of!(p::pt_regs, orig_gpr3)
+    );
+    assert_eq!(offset_of!(GpRegs, ccr), offset_of!(p::pt_regs, ccr));
+    assert_eq!(offset_of!(GpRegs, softe), offset_of!(p::pt_regs, softe));
+    assert_eq!(offset_of!(GpRegs, trap), offset_of!(p::pt_regs, trap));
+    assert_eq!(offset_of!(GpRegs, result), offset_of!(p::pt_regs, result));
+    assert_eq!(criu_arch::ELF_MACHINE as u32, p::EM_PPC64);
+    assert_eq!(criu_arch::AUDIT_ARCH, p::AUDIT_ARCH_PPC64LE);
+    assert_eq!(criu_arch::NT_PPC_VMX, e::NT_PPC_VMX);
+    assert_eq!(criu_arch::NT_PPC_VSX, e::NT_PPC_VSX);
+    assert_eq!(criu_arch::NT_PPC_TAR, e::NT_PPC_TAR);
+    assert_eq!(criu_arch::NT_PPC_PPR, e::NT_PPC_PPR);
+    assert_eq!(criu_arch::NT_PPC_DSCR, e::NT_PPC_DSCR);
+    assert_eq!(criu_arch::NT_PPC_TM_CGPR, e::NT_PPC_TM_CGPR);
+    assert_eq!(criu_arch::NT_PPC_TM_CFPR, e::NT_PPC_TM_CFPR);
+    assert_eq!(criu_arch::NT_PPC_TM_CVMX, e::NT_PPC_TM_CVMX);
+    assert_eq!(criu_arch::NT_PPC_TM_CVSX, e::NT_PPC_TM_CVSX);
+    assert_eq!(criu_arch::NT_PPC_TM_SPR, e::NT_PPC_TM_SPR);
+}

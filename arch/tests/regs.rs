@@ -31,16 +31,29 @@ fn blob_call_stack_alignment_and_args() {
         assert_eq!([r.di, r.si, r.dx, r.cx, r.r8, r.r9], [1, 2, 3, 4, 5, 6]);
         assert_eq!(r.orig_ax, u64::MAX);
     }
+    #[cfg(target_arch = "powerpc64")]
+    {
+        assert_eq!(r.gpr[3..9], [1, 2, 3, 4, 5, 6]);
+        assert_eq!((r.gpr[12], r.link, r.gpr[1]), (0x4000, 0x5000, call.sp));
+        assert_eq!((0x7000_0123 & !15) - call.sp, 32, "minimum frame");
+    }
     #[cfg(target_arch = "aarch64")]
     {
         assert_eq!(r.regs[..6], [1, 2, 3, 4, 5, 6]);
         assert_eq!(r.regs[30], 0x5000);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        assert_eq!(call.sp % 16, 0);
-        assert!(call.stack_word.is_none());
-    }
+    assert_eq!(call.sp % 16, 0);
+    #[cfg(any(target_arch = "aarch64", target_arch = "s390x"))]
+    assert!(call.stack_word.is_none());
+    #[cfg(target_arch = "powerpc64")]
+    assert_eq!(
+        call.stack_word,
+        Some(criu_arch::StackWord {
+            addr: call.sp,
+            value: 0
+        })
+    );
     assert_eq!(
         setup_blob_call(&mut r, 0, 0x7000_0000, &[0; MAX_BLOB_ARGS + 1], 0),
         Err(BlobCallError::TooManyArgs(MAX_BLOB_ARGS + 1))
@@ -60,6 +73,18 @@ fn set_syscall_and_result() {
         );
         r.ax = (-22i64) as u64;
         assert_eq!(r.syscall_result(), -22);
+    }
+    #[cfg(target_arch = "powerpc64")]
+    {
+        assert_eq!(r.gpr[0], 39);
+        assert_eq!(r.gpr[3..9], [10, 20, 30, 40, 50, 60]);
+        // `sc` error: positive errno with CR0.SO.
+        r.trap = criu_arch::TRAP_SC;
+        r.gpr[3] = 22;
+        r.ccr = criu_arch::CR0_SO;
+        assert_eq!(r.syscall_result(), -22);
+        r.ccr = 0;
+        assert_eq!(r.syscall_result(), 22);
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -107,4 +132,44 @@ fn x86_restart_fixup() {
     };
     r.restart_syscall_fixup();
     assert_eq!((r.ax as i64, r.ip), (-4, 0x1002));
+}
+
+#[cfg(target_arch = "powerpc64")]
+#[test]
+fn ppc64_restart_fixup() {
+    use criu_arch::{CR0_SO, TRAP_SC, TRAP_SCV};
+    let mut base = GpRegs {
+        orig_gpr3: 7,
+        nip: 0x1004,
+        trap: TRAP_SC,
+        ccr: CR0_SO,
+        ..GpRegs::default()
+    };
+    for e in [512u64, 513, 514] {
+        let mut r = base;
+        r.gpr[3] = e;
+        r.restart_syscall_fixup();
+        assert_eq!((r.gpr[3], r.nip, r.trap), (7, 0x1000, 0), "errno {e}");
+    }
+    let mut r = base;
+    r.gpr[3] = 516;
+    r.restart_syscall_fixup();
+    assert_eq!((r.gpr[3], r.nip, r.syscall_result()), (4, 0x1004, 4));
+    // Success (no SO): untouched.
+    let mut r = base;
+    r.ccr = 0;
+    r.gpr[3] = 512;
+    r.restart_syscall_fixup();
+    assert_eq!((r.gpr[3], r.nip), (512, 0x1004));
+    // scv: negative errno.
+    base.trap = TRAP_SCV;
+    base.ccr = 0;
+    let mut r = base;
+    r.gpr[3] = (-512i64) as u64;
+    r.restart_syscall_fixup();
+    assert_eq!((r.gpr[3], r.nip), (7, 0x1000));
+    let mut r = base;
+    r.gpr[3] = (-516i64) as u64;
+    r.restart_syscall_fixup();
+    assert_eq!(r.gpr[3] as i64, -4);
 }

@@ -79,6 +79,39 @@ fn raise(signo: usize, local_addr: &AtomicUsize) {
     std::hint::black_box(&marker);
 }
 
+/// How much lower than `frame + RT_SIGFRAME_OFFSET` the stack pointer must
+/// be at `rt_sigreturn`, measured from inside a handler. Always 0 on Linux.
+/// qemu-user's ppc64 emulation differs: it enters handlers with r1 =
+/// frame-144 (not frame-128) and its rt_sigreturn reads the frame at
+/// r1+144 (not at r1), so there the stack pointer must be frame-144.
+#[inline(always)]
+fn sigreturn_sp_bias(frame_addr: usize) -> usize {
+    #[cfg(target_arch = "powerpc64")]
+    {
+        // The handler's stack frame back chain holds the r1 it was entered
+        // with.
+        let r1: usize;
+        // SAFETY: reads r1 only.
+        unsafe { core::arch::asm!("mr {}, 1", out(reg) r1, options(nomem, nostack)) };
+        // SAFETY: r1 points at this function's frame, whose first word is
+        // the back chain (ELFv2 ABI).
+        let entry_sp = unsafe { *(r1 as *const usize) };
+        let below = frame_addr - entry_sp;
+        if below == criu_arch::SIGNAL_FRAMESIZE {
+            0
+        } else {
+            below
+        }
+    }
+    #[cfg(not(target_arch = "powerpc64"))]
+    {
+        let _ = frame_addr;
+        0
+    }
+}
+
+static SP_BIAS: AtomicUsize = AtomicUsize::new(0);
+
 // Only one test at a time may change this thread's mask expectations.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -125,10 +158,21 @@ fn kernel_frame_matches_our_layout() {
     assert_eq!(signo & 0xffff_ffff, sig::SIGUSR1 as u64, "handler signo");
     assert_eq!(signo >> 32, sig::SIGUSR1 as u64, "siginfo.si_signo");
     assert_eq!(SEEN_CODE.load(SeqCst) as u32 as i32, SI_TKILL, "si_code");
-    assert_eq!(
-        SEEN_INFO_DELTA.load(SeqCst),
-        offset_of!(RtSigframe, info) as u64,
-        "info offset"
+    let info_off = offset_of!(RtSigframe, info) as u64;
+    // ppc64: kernels without transactional memory have no `uc_transact`, so
+    // siginfo sits one ucontext lower; qemu-user also keeps the older 6-word
+    // trampoline (8 bytes less). Only `uc` matters for rt_sigreturn.
+    #[cfg(target_arch = "powerpc64")]
+    let info_ok = {
+        let no_tm = info_off - core::mem::size_of::<Ucontext>() as u64;
+        [info_off, no_tm, no_tm - 8]
+    };
+    #[cfg(not(target_arch = "powerpc64"))]
+    let info_ok = [info_off];
+    let delta = SEEN_INFO_DELTA.load(SeqCst);
+    assert!(
+        info_ok.contains(&delta),
+        "info at frame+{delta}, expected one of {info_ok:?}"
     );
     let pc = SEEN_PC.load(SeqCst);
     let start = raise as *const () as usize as u64;
@@ -181,11 +225,13 @@ extern "C" fn landing(orig_frame: u64, magic: u64) -> ! {
     LANDED_MASK.store(sigprocmask(criu_arch::SIG_BLOCK, None), SeqCst);
     // SAFETY: the kernel frame of the redirected signal is still intact on
     // the interrupted stack (we ran on another stack since).
-    unsafe { sigreturn(orig_frame as usize + RT_SIGFRAME_OFFSET) }
+    unsafe { sigreturn(orig_frame as usize + RT_SIGFRAME_OFFSET - SP_BIAS.load(SeqCst)) }
 }
 
 extern "C" fn redirect_handler(_signo: i32, _info: *mut Siginfo, ucv: *mut c_void) {
     let orig_frame = ucv as usize - offset_of!(RtSigframe, uc);
+    let bias = sigreturn_sp_bias(orig_frame);
+    SP_BIAS.store(bias, SeqCst);
     // SAFETY: the kernel passes a valid ucontext.
     let uc = unsafe { &*(ucv as *const Ucontext) };
     let mut gp = uc.gpregs();
@@ -216,7 +262,7 @@ extern "C" fn redirect_handler(_signo: i32, _info: *mut Siginfo, ucv: *mut c_voi
     let frame_addr = frame as *mut RtSigframe as u64;
     fill_sigframe(frame, frame_addr, &gp, Some(&fp), chosen_mask());
     // SAFETY: FRAME holds a complete frame describing a call of `landing`.
-    unsafe { sigreturn(frame_addr as usize + RT_SIGFRAME_OFFSET) }
+    unsafe { sigreturn(frame_addr as usize + RT_SIGFRAME_OFFSET - bias) }
 }
 
 #[test]
@@ -265,5 +311,10 @@ fn sigreturn_into_filled_frame() {
         fpctl::current_marker(),
         before_fp,
         "FP control after return"
+    );
+    let bias = SP_BIAS.load(SeqCst);
+    assert!(
+        bias == 0 || cfg!(target_arch = "powerpc64") && bias == 144,
+        "unexpected sigreturn sp bias {bias}"
     );
 }

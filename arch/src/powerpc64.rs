@@ -1,1 +1,0 @@
-//! powerpc64: to be written (same items as x86_64).

@@ -154,6 +154,14 @@ fn ping_running_victim_and_it_runs_on() {
     let mut task = Seized::seize(victim.pid()).expect("seize");
     assert_eq!(task.state(), TaskState::Running);
     let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
+    // The task sees the area W^X: code read+exec, the rest read+write.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", victim.pid())).unwrap();
+    let perms: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.contains("memfd:CRIUMFD"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(perms, ["r-xs", "rw-s"], "{maps}");
     ping(&mut parasite, 2, 1);
     ping(&mut parasite, 0, 2);
     parasite.cure().expect("cure");
@@ -328,4 +336,29 @@ fn zombie_is_refused() {
     }));
     let err = Seized::seize(victim.pid()).expect_err("zombie");
     assert!(matches!(err, InfectError::Dead { .. }), "{err}");
+}
+
+#[test]
+fn failed_area_mapping_leaves_nothing_behind() {
+    require_infect!("failed_area_mapping_leaves_nothing_behind");
+    let dir = TempDir::new("infect-nomap");
+    let victim = Victim::start(&dir, &["loop"]);
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    // 128 TiB of arguments: the memfd is created (and sized, sparse) but the
+    // task cannot map it; the memfd must be closed in the task again.
+    let err = Parasite::infect(&mut task, &PARASITE, 1 << 47).expect_err("too big to map");
+    assert!(
+        matches!(err, InfectError::RemoteSyscall { name: "mmap", .. }),
+        "{err}"
+    );
+    // Still fully usable afterwards.
+    let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
+    ping(&mut parasite, 0, 1);
+    drop(parasite);
+    task.release().expect("release");
+
+    // PASS includes: same open fds as before, no memfd mapping left.
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
 }

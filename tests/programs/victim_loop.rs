@@ -50,6 +50,7 @@ fn main() {
 fn run(dir: &Path, mode: &str, arg: Option<&str>) -> Result<(), String> {
     // Own session: a terminal's signals must not reach us, nor ours it.
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+    close_inherited_fds()?;
     let extra = if mode == "loop" && arg == Some("block-trap") {
         SIGTRAP_BIT
     } else {
@@ -223,6 +224,18 @@ fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, String> {
         return Err(format!("rt_sigprocmask: errno {}", -ret));
     }
     Ok(old)
+}
+
+/// Close every fd above stdio that the test runner let us inherit, so the fd
+/// check sees only what this program and an infection do.
+fn close_inherited_fds() -> Result<(), String> {
+    // SAFETY: close_range(3, ~0, 0) closes fds this program has not opened
+    // yet (it runs before any other file is opened); nothing owns them.
+    let ret = unsafe { criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0) };
+    if ret < 0 {
+        return Err(format!("close_range: errno {}", -ret));
+    }
+    Ok(())
 }
 
 fn block_signals(mask: u64) -> Result<(), String> {

@@ -8,8 +8,9 @@
 //! - [`syscall`]: inject one syscall through a `syscall; int3` stub swapped
 //!   into the first executable mapping ([`Seized::remote_syscall`]).
 //! - [`shmem`]: a memfd mapped in the task and in us ([`SharedArea`]).
-//! - [`parasite`]: the parasite blob relocated into that area and called like
-//!   a function that returns to a trap ([`Parasite`]).
+//! - [`parasite`]: the parasite blob relocated into that area (code
+//!   read+execute, data and stack read+write in the task) and called like a
+//!   function that returns to a trap ([`Parasite`]).
 //! - [`cure`]: put everything back and detach ([`Seized::release`]).
 //!
 //! The rule everything here follows: whatever fails, the task is left as it

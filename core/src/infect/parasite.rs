@@ -3,20 +3,23 @@
 //! `entry(cmd, args) -> isize` on a stack in the area, returning to a trap
 //! instruction that also lives in the area.
 //!
-//! Layout of the area, low to high (as CRIU's): the blob image, the argument
-//! block (64-byte aligned), the return trap, the stack (16 KiB) and a
-//! 128-byte gap above the stack top.
+//! Layout of the area, low to high: one page holding the return trap, the
+//! blob image (its code and data at the offsets it was linked for), the
+//! argument block (64-byte aligned), the stack (16 KiB) and a 128-byte gap
+//! above the stack top (CRIU keeps such a redzone too). The task sees the
+//! trap page and the blob's code read+execute and the rest read+write (W^X);
+//! we write everything through our own read-write view.
 
 use criu_arch::{TRAP_INSN, setup_blob_call};
 
 use super::error::InfectError;
 use super::seize::Seized;
-use super::shmem::SharedArea;
+use super::shmem::{PROT_RX, SharedArea};
 use crate::blob::Blob;
 
 /// Stack the blob runs on.
 const STACK_SIZE: usize = 16 * 1024;
-/// Kept free above the stack top (CRIU keeps a 128-byte redzone there).
+/// Kept free above the stack top.
 const STACK_GAP: usize = 128;
 /// Smallest argument block (CRIU's `PARASITE_ARG_SIZE_MIN`).
 const ARGS_MIN: usize = 4096;
@@ -24,14 +27,18 @@ const ARGS_MIN: usize = 4096;
 /// Offsets of the parts of the shared area.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Where the return trap instruction sits (start of the trap page).
+    pub trap_off: usize,
+    /// Where the blob is placed (one page in).
+    pub blob_off: usize,
     /// Bytes of the blob image (code, data and zeroed `.bss`).
     pub blob_len: usize,
+    /// The first `exec_len` bytes of the area are mapped read+execute.
+    pub exec_len: usize,
     /// Start of the argument block.
     pub args_off: usize,
     /// Size of the argument block.
     pub args_len: usize,
-    /// Where the return trap instruction sits.
-    pub trap_off: usize,
     /// Top of the stack (it grows down from here).
     pub stack_top: usize,
     /// Total size needed.
@@ -39,26 +46,50 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Lay out a blob of `blob_len` bytes with an argument block of at least
-    /// `args_len` bytes.
-    pub fn new(blob_len: usize, args_len: usize) -> Result<Layout, InfectError> {
+    /// Lay out a blob of `blob_len` bytes whose writable part starts at
+    /// `data_off`, with an argument block of at least `args_len` bytes, for
+    /// pages of `page` bytes.
+    pub fn new(
+        blob_len: usize,
+        data_off: usize,
+        args_len: usize,
+        page: usize,
+    ) -> Result<Layout, InfectError> {
         let too_big = || InfectError::Layout(format!("blob {blob_len} + args {args_len} bytes"));
-        let args_len = args_len.max(ARGS_MIN);
-        let args_off = blob_len.checked_next_multiple_of(64).ok_or_else(too_big)?;
-        let trap_off = args_off
-            .checked_add(args_len)
-            .and_then(|o| o.checked_next_multiple_of(16))
+        if page == 0 || !page.is_power_of_two() {
+            return Err(InfectError::Layout(format!("bad page size {page}")));
+        }
+        // The code/data split must fall on a page boundary, unless the blob
+        // has no writable part at all.
+        if data_off < blob_len && !data_off.is_multiple_of(page) {
+            return Err(InfectError::Layout(format!(
+                "blob data at {data_off:#x} is not page aligned"
+            )));
+        }
+        let blob_off = page;
+        let exec_len = data_off
+            .min(blob_len)
+            .checked_next_multiple_of(page)
+            .and_then(|d| d.checked_add(blob_off))
             .ok_or_else(too_big)?;
-        let stack_top = (trap_off + 16)
-            .checked_add(STACK_SIZE)
+        let args_len = args_len.max(ARGS_MIN);
+        let args_off = blob_off
+            .checked_add(blob_len)
+            .and_then(|o| o.max(exec_len).checked_next_multiple_of(64))
+            .ok_or_else(too_big)?;
+        let stack_top = args_off
+            .checked_add(args_len)
+            .and_then(|o| o.checked_add(STACK_SIZE))
             .and_then(|o| o.checked_next_multiple_of(16))
             .ok_or_else(too_big)?;
         let len = stack_top.checked_add(STACK_GAP).ok_or_else(too_big)?;
         Ok(Layout {
+            trap_off: 0,
+            blob_off,
             blob_len,
+            exec_len,
             args_off,
             args_len,
-            trap_off,
             stack_top,
             len,
         })
@@ -84,7 +115,8 @@ impl<'t> Parasite<'t> {
         blob: &Blob,
         args_len: usize,
     ) -> Result<Parasite<'t>, InfectError> {
-        let layout = Layout::new(blob.mem_size(), args_len)?;
+        let page = rustix::param::page_size();
+        let layout = Layout::new(blob.mem_size(), blob.data_offset(), args_len, page)?;
         let area = task.map_shared_area(layout.len)?;
         let base = area.remote_base();
         // From here on, dropping `parasite` unmaps the area again.
@@ -92,11 +124,19 @@ impl<'t> Parasite<'t> {
             task,
             area: Some(area),
             layout,
-            entry_off: blob.entry_offset(),
+            entry_off: layout.blob_off + blob.entry_offset(),
         };
+        let l = layout;
         let mem = parasite.area_mut().local_mut();
-        blob.relocate_into(&mut mem[..layout.blob_len], base)?;
-        mem[layout.trap_off..layout.trap_off + TRAP_INSN.len()].copy_from_slice(TRAP_INSN);
+        blob.relocate_into(
+            &mut mem[l.blob_off..l.blob_off + l.blob_len],
+            base + l.blob_off as u64,
+        )?;
+        mem[l.trap_off..l.trap_off + TRAP_INSN.len()].copy_from_slice(TRAP_INSN);
+        let Parasite { task, area, .. } = &mut parasite;
+        if let Some(area) = area {
+            task.remote_mprotect(area, 0, l.exec_len, PROT_RX)?;
+        }
         Ok(parasite)
     }
 
@@ -197,13 +237,20 @@ mod tests {
 
     #[test]
     fn layout_is_ordered_and_aligned() {
-        let l = Layout::new(1000, 10).unwrap();
-        assert_eq!(l.args_off, 1024);
+        let l = Layout::new(0x1030, 0x1000, 10, 4096).unwrap();
+        assert_eq!((l.trap_off, l.blob_off), (0, 4096));
+        assert_eq!(l.exec_len, 2 * 4096);
+        assert_eq!(l.args_off, (4096 + 0x1030_usize).next_multiple_of(64));
         assert_eq!(l.args_len, ARGS_MIN);
-        assert!(l.trap_off >= l.args_off + l.args_len);
-        assert!(l.stack_top >= l.trap_off + 16 + STACK_SIZE);
+        assert!(l.stack_top >= l.args_off + l.args_len + STACK_SIZE);
         assert_eq!(l.stack_top % 16, 0);
         assert_eq!(l.len, l.stack_top + STACK_GAP);
-        assert!(Layout::new(usize::MAX - 10, 1).is_err());
+        // Code only: all of it executable, arguments after it.
+        let l = Layout::new(64, 64, 10, 4096).unwrap();
+        assert_eq!(l.exec_len, 2 * 4096);
+        assert_eq!(l.args_off, 2 * 4096);
+        assert!(Layout::new(0x2000, 0x800, 1, 4096).is_err());
+        assert!(Layout::new(usize::MAX - 10, 0, 1, 4096).is_err());
+        assert!(Layout::new(64, 64, 1, 3000).is_err());
     }
 }

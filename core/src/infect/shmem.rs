@@ -9,9 +9,11 @@ use super::error::InfectError;
 use super::seize::Seized;
 use crate::sys::shared_mapping::SharedMapping;
 
-/// `PROT_READ | PROT_WRITE | PROT_EXEC` for the task's view: the blob runs
-/// from it and writes its data and stack into it.
-const PROT_RWX: u64 = 0x7;
+/// `PROT_READ | PROT_WRITE`: the task's view starts read-write; whoever runs
+/// code from it makes that part read-execute ([`Seized::remote_mprotect`]).
+const PROT_RW: u64 = 0x3;
+/// `PROT_READ | PROT_EXEC`.
+pub const PROT_RX: u64 = 0x5;
 /// `MAP_SHARED`.
 const MAP_SHARED: u64 = 0x1;
 
@@ -103,7 +105,7 @@ impl Seized {
         let remote = self.remote_syscall(
             "mmap",
             criu_arch::nr::MMAP,
-            [0, len as u64, PROT_RWX, MAP_SHARED, fd, 0],
+            [0, len as u64, PROT_RW, MAP_SHARED, fd, 0],
         )?;
         match SharedMapping::map(&local_fd, len) {
             Ok(local) => Ok(SharedArea { remote, local }),
@@ -119,6 +121,28 @@ impl Seized {
                 })
             }
         }
+    }
+
+    /// Change the protection of `len` bytes at `offset` of the task's view
+    /// of `area` (page-aligned).
+    pub fn remote_mprotect(
+        &mut self,
+        area: &SharedArea,
+        offset: usize,
+        len: usize,
+        prot: u64,
+    ) -> Result<(), InfectError> {
+        if area.offset_of(area.remote + offset as u64, len).is_none() {
+            return Err(InfectError::Layout(format!(
+                "mprotect of {len} bytes at offset {offset} outside the area"
+            )));
+        }
+        self.remote_syscall(
+            "mprotect",
+            criu_arch::nr::MPROTECT,
+            [area.remote + offset as u64, len as u64, prot, 0, 0, 0],
+        )
+        .map(drop)
     }
 
     /// Unmap the area from the task and from us.

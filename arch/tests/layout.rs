@@ -56,7 +56,8 @@ fn blob_constants() {
     assert!(tail.starts_with(criu_arch::TRAP_INSN));
     assert!(criu_arch::MAX_PAGE_SIZE.is_power_of_two());
     assert_eq!(criu_arch::SIGFRAME_SIZE % criu_arch::SIGFRAME_ALIGN, 0);
-    assert!(align_of::<criu_arch::RtSigframe>() >= 16);
+    assert!(align_of::<criu_arch::RtSigframe>() >= criu_arch::SIGFRAME_ALIGN);
+    const { assert!(criu_arch::SIGFRAME_ALIGN >= 8) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -164,4 +165,36 @@ fn powerpc64_regs() {
     assert_eq!(criu_arch::NT_PPC_TM_CVMX, e::NT_PPC_TM_CVMX);
     assert_eq!(criu_arch::NT_PPC_TM_CVSX, e::NT_PPC_TM_CVSX);
     assert_eq!(criu_arch::NT_PPC_TM_SPR, e::NT_PPC_TM_SPR);
+}
+
+#[cfg(target_arch = "s390x")]
+#[test]
+fn s390x_regs() {
+    use criu_arch::{FpRegs, GpRegs};
+    use linux_raw_sys::elf_uapi as e;
+    use linux_raw_sys::ptrace as p;
+    assert_eq!(size_of::<GpRegs>(), size_of::<p::s390_regs>());
+    assert_eq!(offset_of!(GpRegs, gprs), offset_of!(p::s390_regs, gprs));
+    assert_eq!(offset_of!(GpRegs, acrs), offset_of!(p::s390_regs, acrs));
+    assert_eq!(
+        offset_of!(GpRegs, orig_gpr2),
+        offset_of!(p::s390_regs, orig_gpr2)
+    );
+    assert_eq!(size_of::<FpRegs>(), size_of::<p::s390_fp_regs>());
+    assert_eq!(offset_of!(FpRegs, fprs), offset_of!(p::s390_fp_regs, fprs));
+    assert_eq!(criu_arch::ELF_MACHINE as u32, p::EM_S390);
+    assert_eq!(criu_arch::AUDIT_ARCH, p::AUDIT_ARCH_S390X);
+    assert_eq!(criu_arch::NT_S390_TIMER, e::NT_S390_TIMER);
+    assert_eq!(criu_arch::NT_S390_TODCMP, e::NT_S390_TODCMP);
+    assert_eq!(criu_arch::NT_S390_TODPREG, e::NT_S390_TODPREG);
+    assert_eq!(criu_arch::NT_S390_CTRS, e::NT_S390_CTRS);
+    assert_eq!(criu_arch::NT_S390_PREFIX, e::NT_S390_PREFIX);
+    assert_eq!(criu_arch::NT_S390_LAST_BREAK, e::NT_S390_LAST_BREAK);
+    assert_eq!(criu_arch::NT_S390_SYSTEM_CALL, e::NT_S390_SYSTEM_CALL);
+    assert_eq!(criu_arch::NT_S390_TDB, e::NT_S390_TDB);
+    assert_eq!(criu_arch::NT_S390_VXRS_LOW, e::NT_S390_VXRS_LOW);
+    assert_eq!(criu_arch::NT_S390_VXRS_HIGH, e::NT_S390_VXRS_HIGH);
+    assert_eq!(criu_arch::NT_S390_GS_CB, e::NT_S390_GS_CB);
+    assert_eq!(criu_arch::NT_S390_GS_BC, e::NT_S390_GS_BC);
+    assert_eq!(criu_arch::NT_S390_RI_CB, e::NT_S390_RI_CB);
 }

@@ -37,6 +37,12 @@ fn blob_call_stack_alignment_and_args() {
         assert_eq!((r.gpr[12], r.link, r.gpr[1]), (0x4000, 0x5000, call.sp));
         assert_eq!((0x7000_0123 & !15) - call.sp, 32, "minimum frame");
     }
+    #[cfg(target_arch = "s390x")]
+    {
+        assert_eq!(r.gprs[2..8], [1, 2, 3, 4, 5, 6]);
+        assert_eq!((r.gprs[14], r.gprs[15]), (0x5000, call.sp));
+        assert_eq!((0x7000_0123 & !15) - call.sp, 160, "register save area");
+    }
     #[cfg(target_arch = "aarch64")]
     {
         assert_eq!(r.regs[..6], [1, 2, 3, 4, 5, 6]);
@@ -85,6 +91,13 @@ fn set_syscall_and_result() {
         assert_eq!(r.syscall_result(), -22);
         r.ccr = 0;
         assert_eq!(r.syscall_result(), 22);
+    }
+    #[cfg(target_arch = "s390x")]
+    {
+        assert_eq!(r.gprs[1], 39);
+        assert_eq!(r.gprs[2..8], [10, 20, 30, 40, 50, 60]);
+        r.gprs[2] = (-22i64) as u64;
+        assert_eq!(r.syscall_result(), -22);
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -172,4 +185,36 @@ fn ppc64_restart_fixup() {
     r.gpr[3] = (-516i64) as u64;
     r.restart_syscall_fixup();
     assert_eq!(r.gpr[3] as i64, -4);
+}
+
+#[cfg(target_arch = "s390x")]
+#[test]
+fn s390x_restart_fixup() {
+    use criu_arch::{PSW_MASK_BA, PSW_MASK_EA, Psw};
+    let mut base = GpRegs {
+        psw: Psw {
+            mask: PSW_MASK_EA | PSW_MASK_BA,
+            addr: 0x1002,
+        },
+        orig_gpr2: 7,
+        ..GpRegs::default()
+    };
+    for e in [512i64, 513, 514] {
+        let mut r = base;
+        r.gprs[2] = (-e) as u64;
+        r.restart_syscall_fixup_with(2 << 16 | 162);
+        assert_eq!((r.gprs[2], r.psw.addr), (7, 0x1000), "errno {e}");
+        let mut r2 = base;
+        r2.gprs[2] = (-e) as u64;
+        r2.restart_syscall_fixup();
+        assert_eq!(r2, r);
+    }
+    base.gprs[2] = (-516i64) as u64;
+    let mut r = base;
+    r.restart_syscall_fixup_with(2 << 16 | 162);
+    assert_eq!((r.gprs[2] as i64, r.psw.addr), (-4, 0x1002));
+    // Not in a syscall.
+    let mut r = base;
+    r.restart_syscall_fixup_with(0);
+    assert_eq!(r, base);
 }

@@ -1,1 +1,0 @@
-//! s390x: to be written (same items as x86_64).

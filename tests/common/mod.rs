@@ -57,7 +57,14 @@ pub fn program_path(name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("test binary in target/<profile>/deps");
-    profile_dir.join("examples").join(name)
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "test program {} is not built: `cargo test` builds it (examples are \
+         built with the tests), a filtered run needs `cargo build --examples` first",
+        path.display()
+    );
+    path
 }
 
 /// A running test program, killed (by PID) and reaped on drop.

@@ -1,2 +1,25 @@
-//! CRIU image format: to be written.
+//! CRIU's on-disk image format.
+//!
+//! - [`kinds`]: the one table of image kinds (file name, magic, message,
+//!   framing);
+//! - [`reader`] / [`writer`]: headers, u32-length-prefixed entries, raw
+//!   payloads, with errors naming file and offset;
+//! - [`typed`]: whole images as prost messages, for dump and restore;
+//! - [`json`]: crit's JSON form, generic over every message through the
+//!   compiled descriptors;
+//! - [`pb`]: the generated message types.
+
+pub mod error;
+pub mod json;
+pub mod kinds;
+pub mod magic;
 pub mod pb;
+pub mod reader;
+pub mod typed;
+pub mod writer;
+
+pub use error::{ImageError, Result};
+pub use kinds::{Framing, Header, ImageKind, KINDS, Kind, Payload};
+pub use reader::{Entry, ImageReader};
+pub use typed::{ImageDir, read_all, read_one, write_all, write_one};
+pub use writer::ImageWriter;

@@ -11,4 +11,5 @@ pub mod check;
 pub mod images;
 pub mod infect;
 pub mod log;
+pub mod opts;
 pub mod sys;

@@ -1,0 +1,65 @@
+//! What each command does. Commands not implemented yet fail with
+//! [`EXIT_NOT_IMPLEMENTED`] and say so; each gets its own function here so
+//! that wiring one up is a one-line change.
+
+use criu_core::opts::Opts;
+use criu_core::{check, pr_err, pr_msg, pr_warn};
+
+use crate::cli::Command;
+
+/// Exit status of a command this implementation does not have yet
+/// (ENOSYS), distinct from CRIU's 1 for a failed operation.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 38;
+
+pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
+    match command {
+        Command::Check => run_check(opts),
+        Command::Dump => not_implemented("dump"),
+        Command::PreDump => not_implemented("pre-dump"),
+        Command::Restore => {
+            if opts.dump.tree.is_some() {
+                pr_warn!("Using -t with criu restore is obsoleted");
+            }
+            not_implemented("restore")
+        }
+        Command::PageServer => not_implemented("page-server"),
+        Command::Service => not_implemented("service"),
+        Command::LazyPages => not_implemented("lazy-pages"),
+        Command::Dedup => not_implemented("dedup"),
+        Command::CpuinfoDump => not_implemented("cpuinfo dump"),
+        Command::CpuinfoCheck => not_implemented("cpuinfo check"),
+        Command::Exec => {
+            pr_msg!("The \"exec\" action is deprecated by the Compel library.");
+            1
+        }
+        Command::Show => {
+            pr_msg!("The \"show\" action is deprecated by the CRIT utility.");
+            pr_msg!("To view an image use the \"crit decode -i $name --pretty\" command.");
+            1
+        }
+    }
+}
+
+/// `criu swrk FD`: serve RPC requests on an inherited socket.
+pub fn swrk(args: &[String]) -> i32 {
+    if args.is_empty() {
+        pr_msg!("Error: swrk requires a socket descriptor: criu swrk FD");
+        return 1;
+    }
+    not_implemented("swrk")
+}
+
+fn not_implemented(what: &str) -> i32 {
+    pr_err!("{what}: not implemented yet in this version of criu");
+    EXIT_NOT_IMPLEMENTED
+}
+
+fn run_check(opts: &Opts) -> i32 {
+    match check::run(&opts.check, opts.common.unprivileged) {
+        Ok(verdict) => verdict.exit_code(),
+        Err(e) => {
+            pr_err!("{e}");
+            1
+        }
+    }
+}

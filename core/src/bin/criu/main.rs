@@ -1,0 +1,106 @@
+//! `criu`: the command-line front end, compatible with CRIU's.
+//!
+//! Parsing lives in [`cli`] (with the option table in [`table`]), the texts
+//! in [`usage`], and what each command does in [`commands`]. Exit status:
+//! 0 on success, 1 on failure (as CRIU), [`commands::EXIT_NOT_IMPLEMENTED`]
+//! for commands this implementation does not have yet.
+
+mod cli;
+mod commands;
+mod table;
+mod usage;
+
+use criu_core::opts::version;
+use criu_core::{check, log, pr_err, pr_msg};
+
+use crate::cli::{Invocation, UsageError};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(run(args));
+}
+
+fn run(args: Vec<String>) -> i32 {
+    // `criu swrk FD` comes from libcriu-style clients and is handled before
+    // any option parsing, as CRIU does.
+    if args.first().map(String::as_str) == Some("swrk") {
+        return commands::swrk(&args[1..]);
+    }
+    let invocation = match cli::parse(args) {
+        Ok(inv) => inv,
+        Err(e) => return usage_error(e),
+    };
+    let (command, opts) = match invocation {
+        Invocation::Help => {
+            print!("{}", usage::help(&check::feature_names()));
+            return 0;
+        }
+        Invocation::Version => {
+            pr_msg!("Version: {}", version::STRING);
+            pr_msg!("GitID: {}", version::GITID);
+            return 0;
+        }
+        Invocation::ListFeatures => {
+            pr_msg!("{}", check::feature_names().join(" "));
+            return 0;
+        }
+        Invocation::Run(command, opts) => (command, opts),
+    };
+
+    if let Some(name) = &opts.check.feature
+        && check::feature(name).is_none()
+    {
+        pr_err!("Unknown feature {name}");
+        eprintln!("Valid features are: {}", check::feature_names().join(", "));
+        return 1;
+    }
+
+    let common = &opts.common;
+    if command != cli::Command::Service && !common.images_dir.is_dir() {
+        pr_err!(
+            "Can't open dir {}: {}",
+            common.images_dir.display(),
+            dir_error(&common.images_dir)
+        );
+        return 1;
+    }
+    if !common.work_dir().is_dir() {
+        pr_err!(
+            "Can't change directory to {}: {}",
+            common.work_dir().display(),
+            dir_error(common.work_dir())
+        );
+        return 1;
+    }
+    if let Err(e) = log::init(&common.log_config()) {
+        pr_err!("{e}");
+        return 1;
+    }
+    log::log_banner(version::STRING, version::GITID);
+    commands::dispatch(&command, &opts)
+}
+
+/// Why `path` is not a usable directory, in `strerror` words.
+fn dir_error(path: &std::path::Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(_) => "Not a directory".to_owned(),
+        Err(e) => {
+            let text = e.to_string();
+            text.split(" (os error").next().unwrap_or(&text).to_owned()
+        }
+    }
+}
+
+/// Reports a rejected command line as CRIU does: usage messages (and the
+/// short usage) on stdout, bad option values as errors on stderr.
+fn usage_error(e: UsageError) -> i32 {
+    if e.usage {
+        if !e.message.is_empty() {
+            pr_msg!("{}", e.message);
+        }
+        pr_msg!("{}{}", usage::USAGE, usage::TRY_HELP.trim_end());
+    } else {
+        pr_err!("{}", e.message);
+    }
+    1
+}

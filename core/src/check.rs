@@ -1,1 +1,0 @@
-//! check: to be written.

@@ -1,0 +1,356 @@
+//! `criu check`: probes of what dump and restore need from this kernel.
+//!
+//! Two layers:
+//! - [`KernelFeatures`] (CRIU's "kerndat"): one value with what the kernel
+//!   offers, probed once and passed to dump, restore and the RPC
+//!   `FEATURE_CHECK`. Each probe is a small function returning a typed
+//!   result.
+//! - The checks behind `criu check`: each returns `Ok(())` or a [`Problem`]
+//!   worded like CRIU's message for it. Without options the absolutely
+//!   required checks run and stop at the first failure ("category 1");
+//!   `--extra` adds checks needed only for some process trees, reported but
+//!   not fatal; `--experimental` adds experimental ones; `--feature NAME`
+//!   runs one check by CRIU's feature name.
+
+mod kerndat;
+mod mem;
+mod net;
+mod procfs;
+mod trace;
+
+use crate::log::Level;
+use crate::opts::CheckOpts;
+
+pub use kerndat::{KernelFeatures, PagemapMode};
+
+/// Why a check failed: the message CRIU would print, at the level it would
+/// print it (some problems are errors, some warnings, some plain messages),
+/// and where it was raised (shown in `Error (file:line)` prefixes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub level: Level,
+    pub message: String,
+    pub site: (&'static str, u32),
+}
+
+impl Problem {
+    /// Logs the problem as CRIU would.
+    pub fn report(&self) {
+        let site = match self.level {
+            Level::Error | Level::Warn => Some(self.site),
+            _ => None,
+        };
+        crate::log::print(self.level, site, format_args!("{}", self.message));
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.trim_end())
+    }
+}
+
+/// Builds a [`Problem`] at `level` with a `format!` message, recording the
+/// source location.
+macro_rules! problem {
+    ($level:ident, $($arg:tt)*) => {
+        $crate::check::Problem {
+            level: $crate::log::Level::$level,
+            message: format!($($arg)*),
+            site: (file!(), line!()),
+        }
+    };
+}
+pub(crate) use problem;
+
+/// The outcome of one check.
+pub type CheckResult = Result<(), Problem>;
+
+/// A check: reads what it needs from the probed features, or probes itself.
+type CheckFn = fn(&KernelFeatures) -> CheckResult;
+
+/// The messages closing a full `criu check` run.
+pub const CHECK_GOOD: &str = "Looks good.";
+pub const CHECK_BAD: &str = "Does not look good.";
+pub const CHECK_MAYBE: &str = "Looks good but some kernel features are missing\n\
+                               which, depending on your process tree, may cause\n\
+                               dump or restore failure.";
+
+/// Checks that must all pass for dump and restore to work at all (CRIU's
+/// category 1, plus what this implementation cannot do without: seizing
+/// with `PTRACE_INTERRUPT` and a clone3 that knows `set_tid`).
+const REQUIRED: &[(&str, CheckFn)] = &[
+    ("map_files", procfs::check_map_files),
+    ("sock_diag", net::check_sock_diag),
+    ("ns_last_pid", procfs::check_ns_last_pid),
+    ("kcmp", procfs::check_kcmp),
+    ("proc_stat", procfs::check_proc_stat),
+    ("fdinfo_ext", procfs::check_fdinfo_ext),
+    ("ipc", procfs::check_ipc),
+    ("ptrace_seize", trace::check_ptrace_seize),
+    ("ptrace_peeksiginfo", trace::check_ptrace_peeksiginfo),
+    ("clone3", trace::check_clone3),
+];
+
+/// Checks run by `--extra` (CRIU's category 2): failures are reported and
+/// change the verdict to [`CHECK_MAYBE`], but do not stop the run.
+const EXTRA: &[(&str, CheckFn)] = &[
+    ("seccomp_suspend", trace::check_seccomp_suspend),
+    ("mem_dirty_track", mem::check_mem_dirty_track),
+    ("posix_timers", procfs::check_posix_timers),
+    ("mnt_id", procfs::check_mnt_id),
+    ("fdinfo_lock", procfs::check_fdinfo_lock),
+    ("cgroupns", procfs::check_cgroupns),
+    ("userns", procfs::check_userns),
+    ("loginuid", procfs::check_loginuid),
+    ("uffd", mem::check_uffd),
+    ("uffd-noncoop", mem::check_uffd_noncoop),
+    ("kcmp_epoll", procfs::check_kcmp_epoll),
+    ("net_diag_raw", net::check_net_diag_raw),
+    ("clone3_set_tid", trace::check_clone3_set_tid),
+    ("timens", procfs::check_timens),
+    ("pidfd_store", procfs::check_pidfd_store),
+    ("ns_pid", procfs::check_ns_pid),
+    ("memfd_hugetlb", mem::check_memfd_hugetlb),
+    ("openat2", procfs::check_openat2),
+    ("get_rseq_conf", trace::check_get_rseq_conf),
+    ("ipv6_freebind", net::check_ipv6_freebind),
+    ("pagemap_scan", mem::check_pagemap_scan),
+];
+
+/// Checks run by `--experimental` (CRIU's category 3).
+const EXPERIMENTAL: &[(&str, CheckFn)] = &[("compat_cr", check_compat_cr)];
+
+/// One `--feature` name.
+pub struct Feature {
+    pub name: &'static str,
+    check: Option<CheckFn>,
+}
+
+const fn f(name: &'static str, check: CheckFn) -> Feature {
+    Feature {
+        name,
+        check: Some(check),
+    }
+}
+
+/// A feature name CRIU accepts whose probe this implementation lacks.
+const fn todo(name: &'static str) -> Feature {
+    Feature { name, check: None }
+}
+
+/// CRIU's feature names (`feature_list[]` in `criu/cr-check.c`), in its
+/// order.
+pub const FEATURES: &[Feature] = &[
+    f("mnt_id", procfs::check_mnt_id),
+    f("mem_dirty_track", mem::check_mem_dirty_track),
+    todo("aio_remap"),
+    todo("timerfd"),
+    todo("tun"),
+    todo("tun_ns"),
+    f("userns", procfs::check_userns),
+    f("fdinfo_lock", procfs::check_fdinfo_lock),
+    f("seccomp_suspend", trace::check_seccomp_suspend),
+    todo("seccomp_filters"),
+    f("loginuid", procfs::check_loginuid),
+    f("cgroupns", procfs::check_cgroupns),
+    todo("autofs"),
+    todo("tcp_half_closed"),
+    f("compat_cr", check_compat_cr),
+    f("uffd", mem::check_uffd),
+    f("uffd-noncoop", mem::check_uffd_noncoop),
+    todo("can_map_vdso"),
+    todo("sk_ns"),
+    todo("sk_unix_file"),
+    f("net_diag_raw", net::check_net_diag_raw),
+    todo("nsid"),
+    todo("link_nsid"),
+    f("kcmp_epoll", procfs::check_kcmp_epoll),
+    f("timens", procfs::check_timens),
+    f("external_net_ns", |_| Ok(())),
+    f("clone3_set_tid", trace::check_clone3_set_tid),
+    todo("newifindex"),
+    f("nftables", check_nftables),
+    f("has_ipt_legacy", net::check_ipt_legacy),
+    f("pidfd_store", procfs::check_pidfd_store),
+    f("ns_pid", procfs::check_ns_pid),
+    f("apparmor_stacking", procfs::check_apparmor_stacking),
+    f("network_lock_nftables", check_network_lock_nftables),
+    todo("sockopt_buf_lock"),
+    f("memfd_hugetlb", mem::check_memfd_hugetlb),
+    todo("move_mount_set_group"),
+    f("openat2", procfs::check_openat2),
+    f("get_rseq_conf", trace::check_get_rseq_conf),
+    f("ipv6_freebind", net::check_ipv6_freebind),
+    f("pagemap_scan", mem::check_pagemap_scan),
+    todo("timer_cr_ids"),
+    todo("overlayfs_maps"),
+    f("breakpoints", trace::check_breakpoints),
+    f(
+        "pagemap_scan_guard_pages",
+        mem::check_pagemap_scan_guard_pages,
+    ),
+];
+
+/// Looks a `--feature` name up.
+pub fn feature(name: &str) -> Option<&'static Feature> {
+    FEATURES.iter().find(|f| f.name == name)
+}
+
+/// Every `--feature` name, in CRIU's order.
+pub fn feature_names() -> Vec<&'static str> {
+    FEATURES.iter().map(|f| f.name).collect()
+}
+
+/// An unknown `--feature` name, with the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Unknown feature {name}")]
+pub struct UnknownFeature {
+    pub name: String,
+}
+
+impl Feature {
+    /// Runs this feature's check.
+    pub fn check(&self, kdat: &KernelFeatures) -> CheckResult {
+        match self.check {
+            Some(check) => check(kdat),
+            None => Err(problem!(
+                Warn,
+                "{}: this check is not implemented yet, so the feature counts as missing",
+                self.name
+            )),
+        }
+    }
+}
+
+fn check_compat_cr(_: &KernelFeatures) -> CheckResult {
+    Err(problem!(
+        Warn,
+        "CRIU built without CONFIG_COMPAT - can't C/R compatible tasks"
+    ))
+}
+
+fn check_nftables(_: &KernelFeatures) -> CheckResult {
+    Err(problem!(
+        Warn,
+        "CRIU was built without nftables support - nftables rules will not be preserved during C/R"
+    ))
+}
+
+fn check_network_lock_nftables(_: &KernelFeatures) -> CheckResult {
+    Err(problem!(
+        Warn,
+        "Nftables based locking requires libnftables and set concatenations support"
+    ))
+}
+
+/// How a `criu check` run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything checked is there ("Looks good.", or "X is supported").
+    Good,
+    /// Required features are there, some optional ones are missing.
+    Maybe,
+    /// Something required (or the one `--feature` asked for) is missing.
+    Bad,
+}
+
+impl Verdict {
+    /// CRIU's exit status for it.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Good => 0,
+            Verdict::Maybe | Verdict::Bad => 1,
+        }
+    }
+}
+
+/// `criu check` as CRIU runs it, reporting through the log: problems as
+/// errors/warnings, the verdict with `pr_msg` (stdout).
+pub fn run(opts: &CheckOpts, unprivileged: bool) -> Result<Verdict, UnknownFeature> {
+    let only = match &opts.feature {
+        Some(name) => Some(feature(name).ok_or_else(|| UnknownFeature { name: name.clone() })?),
+        None => None,
+    };
+    if !unprivileged && !rustix::process::geteuid().is_root() {
+        crate::pr_err!("You need to be root to run this command");
+        return Ok(Verdict::Bad);
+    }
+    let kdat = KernelFeatures::probe();
+
+    if let Some(feat) = only {
+        return Ok(match feat.check(&kdat) {
+            Ok(()) => {
+                crate::pr_msg!("{} is supported", feat.name);
+                Verdict::Good
+            }
+            Err(p) => {
+                p.report();
+                Verdict::Bad
+            }
+        });
+    }
+
+    for (name, check) in REQUIRED {
+        crate::pr_debug!("Checking {name}");
+        if let Err(p) = check(&kdat) {
+            p.report();
+            crate::pr_warn!("{CHECK_BAD}");
+            return Ok(Verdict::Bad);
+        }
+    }
+
+    let mut missing = false;
+    let mut optional = Vec::new();
+    if opts.extra {
+        optional.extend_from_slice(EXTRA);
+    }
+    if opts.experimental {
+        optional.extend_from_slice(EXPERIMENTAL);
+    }
+    for (name, check) in optional {
+        crate::pr_debug!("Checking {name}");
+        if let Err(p) = check(&kdat) {
+            p.report();
+            missing = true;
+        }
+    }
+    if opts.extra && !kdat.breakpoints {
+        // CRIU only reports this one: dump works without hardware
+        // breakpoints, just slower.
+        crate::pr_info!("Hardware breakpoints don't seem to work");
+    }
+    crate::pr_msg!("{}", if missing { CHECK_MAYBE } else { CHECK_GOOD });
+    Ok(if missing {
+        Verdict::Maybe
+    } else {
+        Verdict::Good
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_names_are_criu_names() {
+        let names = feature_names();
+        assert_eq!(names.len(), 45);
+        for n in [
+            "mem_dirty_track",
+            "uffd",
+            "clone3_set_tid",
+            "pagemap_scan",
+            "timens",
+        ] {
+            assert!(names.contains(&n), "{n}");
+        }
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        for (n, _) in EXTRA.iter().chain(EXPERIMENTAL) {
+            assert!(feature(n).is_some() || *n == "posix_timers", "{n}");
+        }
+    }
+}

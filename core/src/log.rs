@@ -174,9 +174,11 @@ fn open_log_file(path: &Path) -> Result<File, LogError> {
     OpenOptions::new()
         .create(true)
         .truncate(true)
-        .append(true)
+        .write(true)
         .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        // std refuses truncate together with append, so O_APPEND goes in
+        // with the other raw flags.
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::APPEND).bits() as i32)
         .open(path)
         .map_err(|source| LogError::Create {
             path: path.to_owned(),

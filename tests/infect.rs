@@ -362,3 +362,57 @@ fn failed_area_mapping_leaves_nothing_behind() {
     victim.go();
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+/// x86_64 code: count down from 2^29 (a few hundred ms), then return 42.
+/// Only run where infection is tested, which is x86_64 only.
+static SPIN_THEN_42: [u8; 15] = [
+    0xb9, 0x00, 0x00, 0x00, 0x20, // mov ecx, 0x20000000
+    0xff, 0xc9, //                   1: dec ecx
+    0x75, 0xfc, //                   jnz 1b
+    0xb8, 0x2a, 0x00, 0x00, 0x00, // mov eax, 42
+    0xc3, //                         ret
+];
+
+fn pending_signals(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    ["SigPnd:", "ShdPnd:"]
+        .iter()
+        .map(|key| {
+            let line = status.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+            u64::from_str_radix(line.trim(), 16).unwrap()
+        })
+        .fold(0, |a, b| a | b)
+}
+
+#[test]
+fn signals_during_parasite_are_handed_back() {
+    require_infect!("signals_during_parasite_are_handed_back");
+    let dir = TempDir::new("infect-signals");
+    // SIGTRAP blocked, so a handed-back SIGTRAP stays pending harmlessly.
+    let victim = Victim::start(&dir, &["loop", "block-trap"]);
+    let blob = raw_blob(&SPIN_THEN_42);
+
+    let mut task = Seized::seize(victim.pid()).expect("seize");
+    let mut parasite = Parasite::infect(&mut task, &blob, 64).expect("infect");
+    let pid = rustix::process::Pid::from_raw(victim.pid()).unwrap();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        rustix::process::kill_process(pid, Signal::TRAP).unwrap();
+        rustix::process::kill_process(pid, Signal::STOP).unwrap();
+    });
+    // A user-sent SIGTRAP is not our trap, SIGSTOP cannot be blocked: both
+    // arrive while the parasite spins and must not disturb the call.
+    assert_eq!(parasite.call(0).expect("call"), 42);
+    sender.join().unwrap();
+    drop(parasite);
+    task.release().expect("release");
+
+    // Both handed back: stopped, SIGTRAP pending (blocked by the victim).
+    assert!(wait_until(Duration::from_secs(5), || {
+        proc_state(victim.pid()) == Some('T')
+    }));
+    assert_ne!(pending_signals(victim.pid()) & (1 << (5 - 1)), 0);
+    victim.go();
+    victim.program.signal(Signal::CONT);
+    assert_eq!(victim.verdict(), "PASS\n");
+}

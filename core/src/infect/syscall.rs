@@ -50,6 +50,15 @@ impl Seized {
                     return Err(InfectError::Gone { pid, status });
                 }
                 WaitStatus::Stopped { sig, event: 0 } if sig == SIGTRAP => {
+                    let info = ptrace::get_siginfo(self.pid)
+                        .map_err(InfectError::ptrace(pid, "GETSIGINFO"))?;
+                    if info.code() <= 0 {
+                        // Sent by kill()/tgkill()/sigqueue(), not our trap:
+                        // hand it back on release.
+                        self.deferred_signals.push(sig);
+                        ptrace::cont(self.pid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
+                        continue;
+                    }
                     let at = ptrace::get_gp_regs(self.pid)
                         .map_err(InfectError::ptrace(pid, "GETREGSET"))?;
                     let pc = at.pc();

@@ -7,15 +7,28 @@
 //!
 //! Items every arch module provides (the contract):
 //! - `syscall0` ..= `syscall6`: raw system call entry (inline asm), returning the
-//!   kernel's raw result (`-errno` on failure), as `isize`.
+//!   kernel's raw result (`-errno` on failure, also on ppc64 where the kernel
+//!   flags errors with CR0.SO), as `isize`; `sys_mmap` (s390x's `mmap` takes
+//!   an argument block).
 //! - `nr`: syscall numbers as `usize` constants named after the syscall in upper
-//!   case (`nr::WRITE`, `nr::RT_SIGRETURN`, ...).
+//!   case (`nr::WRITE`, `nr::RT_SIGRETURN`, ...); a syscall the arch lacks is
+//!   absent.
+//! - `ELF_MACHINE`, `AUDIT_ARCH`, `CORE_MTYPE` (CRIU's `march`), `NT_*` regset
+//!   note types, `MAX_PAGE_SIZE` (an upper bound only: the page size is read at
+//!   run time).
 //! - Register sets as the kernel's ptrace regsets lay them out (`GpRegs` for
-//!   NT_PRSTATUS, `FpRegs` for the FP/vector set), with accessors used by the
-//!   blob calling convention.
-//! - The `rt_sigframe` / `ucontext` layout needed to build a frame for
-//!   `rt_sigreturn`.
-//! - The blob calling convention and trap instruction.
+//!   NT_PRSTATUS, `FpRegs` for NT_PRFPREG, plus arch-specific vector sets),
+//!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
+//!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`.
+//! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
+//!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
+//!   (stack pointer at `rt_sigreturn` = frame address + offset),
+//!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
+//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`.
+//! - The blob calling convention and code injection: `TRAP_INSN`,
+//!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
+//! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,
+//!   `SA_*`, `SS_*`, `SIG_*`, `sig::*`, restart errnos, `BlobCall`.
 //!
 //! This crate is `no_std` and has no dependencies, because it is also compiled
 //! inside the nested, offline build of the parasite and restorer blobs.
@@ -33,6 +46,8 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
+#[cfg(all(target_arch = "powerpc64", target_endian = "big"))]
+compile_error!("powerpc64: only little-endian ELFv2 (ppc64le) is supported");
 #[cfg(target_arch = "powerpc64")]
 mod powerpc64;
 #[cfg(target_arch = "powerpc64")]

@@ -431,7 +431,7 @@ fn parse_blob(data: &[u8], arch: &Arch, spec: &BlobSpec) -> Result<Image, Vec<St
         ));
         return Err(errors);
     };
-    if data_start % arch.max_page_size != 0 {
+    if !data_start.is_multiple_of(arch.max_page_size) {
         errors.push(format!(
             "writable part starts at {data_start:#x}, not aligned to {:#x}",
             arch.max_page_size

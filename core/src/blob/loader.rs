@@ -115,7 +115,7 @@ impl LoadedBlob {
         // The code part becomes read+exec. If the kernel's pages are larger
         // than the arch's documented maximum (never expected), code and data
         // share a page and the whole area must be read+write+exec instead.
-        let (exec_len, flags) = if blob.data_offset() % page == 0 {
+        let (exec_len, flags) = if blob.data_offset().is_multiple_of(page) {
             loaded.wx = true;
             (
                 blob.data_offset(),

@@ -245,7 +245,7 @@ pub fn parse_py_int(text: &str) -> Result<i128, String> {
 pub fn ip_to_string(words: &[u32]) -> Option<String> {
     match words {
         [a] => Some(Ipv4Addr::from(u32::from_be(*a)).to_string()),
-        [a, b, c, d, ..] => {
+        [a, b, c, d] => {
             let v = [*a, *b, *c, *d].map(u32::from_be);
             let mut groups = [0u16; 8];
             for (i, w) in v.iter().enumerate() {

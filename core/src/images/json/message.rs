@@ -206,7 +206,7 @@ fn scalar_from_json(
 /// An integer field given as text: device, flags, dictionary name, or a
 /// Python integer literal (hex strings of pretty output).
 fn int_from_text(field: &FieldDescriptor, opts: &CriuOpts, s: &str) -> Result<i128, String> {
-    if opts.dev || opts.odev {
+    if (opts.dev || opts.odev) && s.contains(':') {
         return convert::encode_dev(s, opts.odev);
     }
     if let Some(map) = opts.flags.as_deref().and_then(convert::flag_map) {

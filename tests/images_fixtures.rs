@@ -1,0 +1,172 @@
+//! The image layer against images written by CRIU 4.2 (`../shared/fixtures`):
+//! every image decodes, prints the JSON CRIU's crit printed (stored beside
+//! it as `.img.json`), and encodes back to the original bytes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use criu_core::images::json::{self, DecodeOptions, pyjson};
+use criu_core::images::{ImageReader, KINDS, Kind, pb, read_all};
+use prost::Message;
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no fixtures at {}", dir.display());
+        None
+    }
+}
+
+/// Every image file of every fixture directory (not the JSON beside them).
+fn images(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in fs::read_dir(root).unwrap() {
+        for f in fs::read_dir(dir.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_none_or(|e| e != "json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn decode(data: &[u8], name: &str, pretty: bool) -> serde_json::Value {
+    let d = json::decode_image(
+        data,
+        name,
+        DecodeOptions {
+            pretty,
+            nopl: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("decode {name}: {e}"));
+    assert!(d.warnings.is_empty(), "{name}: {:?}", d.warnings);
+    d.json
+}
+
+#[test]
+fn every_fixture_matches_crit_json_and_reencodes_byte_for_byte() {
+    let Some(root) = fixtures() else { return };
+    let mut compared = 0;
+    for path in images(&root) {
+        let name = path.display().to_string();
+        let data = fs::read(&path).unwrap();
+        let plain = decode(&data, &name, false);
+        let again =
+            json::encode_image(&plain, &name).unwrap_or_else(|e| panic!("encode {name}: {e}"));
+        assert!(again == data, "{name}: re-encoded bytes differ");
+
+        // The pretty form (hex, flags, devices) must encode back too.
+        let pretty = decode(&data, &name, true);
+        let again = json::encode_image(&pretty, &name)
+            .unwrap_or_else(|e| panic!("encode pretty {name}: {e}"));
+        assert!(again == data, "{name}: pretty JSON re-encoded bytes differ");
+
+        let stored = PathBuf::from(format!("{name}.json"));
+        if !stored.exists() {
+            continue; // stats-dump / stats-restore have no JSON beside them.
+        }
+        let text = fs::read_to_string(&stored).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(plain, want, "{name}: JSON differs from crit's");
+        // Same text as Python's json.dump, byte for byte.
+        assert_eq!(
+            pyjson::to_string(&plain, false),
+            text,
+            "{name}: JSON text differs"
+        );
+        let from_crit = json::encode_image(&want, &name).unwrap();
+        assert!(
+            from_crit == data,
+            "{name}: crit's JSON does not encode to the image"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 60, "only {compared} images compared");
+}
+
+#[test]
+fn every_fixture_kind_is_known_and_its_message_compiled() {
+    for k in KINDS.iter().filter_map(|k| k.message) {
+        json::message_descriptor(k).unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+    for extra in [
+        "pagemap_head",
+        "ghost_chunk_entry",
+        "ipc_msg",
+        "criu_req",
+        "criu_resp",
+    ] {
+        json::message_descriptor(extra).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
+
+/// Reads with the generated types, writes back, compares bytes.
+fn typed_round_trip<T: Message + Default>(path: &Path, kind: Kind) {
+    let entries: Vec<T> =
+        read_all(path, kind).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!entries.is_empty());
+    let out = std::env::temp_dir().join(format!(
+        "images-typed-{}-{}",
+        std::process::id(),
+        kind.file_name(1)
+    ));
+    criu_core::images::write_all(&out, kind, &entries).unwrap();
+    let (a, b) = (fs::read(path).unwrap(), fs::read(&out).unwrap());
+    fs::remove_file(&out).unwrap();
+    assert!(a == b, "{}: typed round trip differs", path.display());
+}
+
+#[test]
+fn typed_helpers_read_and_write_criu_images_exactly() {
+    let Some(root) = fixtures() else { return };
+    let d = root.join("tree");
+    typed_round_trip::<pb::InventoryEntry>(&d.join("inventory.img"), Kind::Inventory);
+    typed_round_trip::<pb::PstreeEntry>(&d.join("pstree.img"), Kind::Pstree);
+    typed_round_trip::<pb::CoreEntry>(&d.join("core-4816.img"), Kind::Core);
+    typed_round_trip::<pb::CoreEntry>(&d.join("core-4819.img"), Kind::Core);
+    typed_round_trip::<pb::MmEntry>(&d.join("mm-4816.img"), Kind::Mm);
+    typed_round_trip::<pb::FileEntry>(&d.join("files.img"), Kind::Files);
+    typed_round_trip::<pb::FdinfoEntry>(&d.join("fdinfo-2.img"), Kind::Fdinfo);
+    typed_round_trip::<pb::FsEntry>(&d.join("fs-4816.img"), Kind::Fs);
+    typed_round_trip::<pb::TaskKobjIdsEntry>(&d.join("ids-4816.img"), Kind::Ids);
+    typed_round_trip::<pb::TimensEntry>(&d.join("timens-0.img"), Kind::Timens);
+    typed_round_trip::<pb::MemfdInodeEntry>(&d.join("memfd.img"), Kind::MemfdInode);
+    typed_round_trip::<pb::SeccompEntry>(&d.join("seccomp.img"), Kind::Seccomp);
+    typed_round_trip::<pb::StatsEntry>(&d.join("stats-dump"), Kind::Stats);
+    let f = root.join("signals");
+    typed_round_trip::<pb::CoreEntry>(&f.join("core-4744.img"), Kind::Core);
+    typed_round_trip::<pb::FileEntry>(&root.join("fds/files.img"), Kind::Files);
+}
+
+#[test]
+fn pagemap_and_payload_images_read_with_the_streaming_reader() {
+    let Some(root) = fixtures() else { return };
+    let mut r = ImageReader::open(&root.join("fds/pagemap-4671.img"), Kind::Pagemap).unwrap();
+    let head: pb::PagemapHead = r.next_message().unwrap().unwrap();
+    assert_eq!(head.pages_id, 1);
+    let mut pages = 0;
+    while let Some(pe) = r.next_message::<pb::PagemapEntry>().unwrap() {
+        pages += pe.nr_pages.unwrap_or(0);
+    }
+    assert!(pages > 0);
+
+    let mut r = ImageReader::open(&root.join("fds/pipes-data.img"), Kind::PipesData).unwrap();
+    let pd: pb::PipeDataEntry = r.next_message().unwrap().unwrap();
+    let mut sink = Vec::new();
+    r.copy_payload(u64::from(pd.bytes), &mut sink).unwrap();
+    assert_eq!(sink.len() as u64, u64::from(pd.bytes));
+    assert!(r.next_entry().unwrap().is_none());
+
+    let mut r = ImageReader::open(&root.join("fds/sk-queues.img"), Kind::SkQueues).unwrap();
+    let mut packets = 0;
+    while let Some(p) = r.next_message::<pb::SkPacketEntry>().unwrap() {
+        r.payload(u64::from(p.length)).unwrap();
+        packets += 1;
+    }
+    assert!(packets > 0);
+}

@@ -33,9 +33,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use object::elf;
-use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
-use object::{Endianness, SectionIndex, SymbolIndex};
+// `build.rs` loads this file with #[path], so name the child file explicitly.
+#[path = "blobs/elf.rs"]
+mod elf;
+
+use object::elf as E;
+
+use elf::{Image, parse_blob};
 
 /// One blob crate to build.
 struct BlobSpec {
@@ -71,21 +75,14 @@ struct Arch {
     /// Largest page size a kernel of this arch may use: the writable part
     /// starts at a multiple of it.
     max_page_size: u64,
-    /// The only dynamic relocation type the loader applies.
+    /// The only dynamic relocation type the loader applies, and its name.
     relative: u32,
+    relative_name: &'static str,
     /// Names of relocation types worth naming in error messages.
     reloc_names: &'static [(u32, &'static str)],
     /// Extra rustc flags for this arch.
     rustflags: &'static [&'static str],
 }
-
-/// Part of the panic handler's (mangled) symbol name; if that symbol
-/// survives `--gc-sections`, some code path can panic.
-const PANIC_HANDLER_SYMBOL: &str = "rust_begin_unwind";
-
-/// Linker-script symbols bounding the writable part and the whole blob.
-const DATA_START_SYMBOL: &str = "__blob_data_start";
-const END_SYMBOL: &str = "__blob_end";
 
 const BAD_RELOC_ENV: &str = "CRIU_BLOB_TEST_BAD_RELOC";
 
@@ -159,38 +156,40 @@ fn target_arch() -> Result<Arch, String> {
         ("x86_64", "little") => Arch {
             triple,
             script: "x86_64",
-            machine: elf::EM_X86_64,
+            machine: E::EM_X86_64,
             max_page_size: 4096,
-            relative: elf::R_X86_64_RELATIVE,
+            relative: E::R_X86_64_RELATIVE,
+            relative_name: "R_X86_64_RELATIVE",
             reloc_names: &[
-                (elf::R_X86_64_64, "R_X86_64_64"),
-                (elf::R_X86_64_GLOB_DAT, "R_X86_64_GLOB_DAT"),
-                (elf::R_X86_64_JUMP_SLOT, "R_X86_64_JUMP_SLOT"),
-                (elf::R_X86_64_COPY, "R_X86_64_COPY"),
-                (elf::R_X86_64_DTPMOD64, "R_X86_64_DTPMOD64"),
-                (elf::R_X86_64_DTPOFF64, "R_X86_64_DTPOFF64"),
-                (elf::R_X86_64_TPOFF64, "R_X86_64_TPOFF64"),
-                (elf::R_X86_64_IRELATIVE, "R_X86_64_IRELATIVE"),
+                (E::R_X86_64_64, "R_X86_64_64"),
+                (E::R_X86_64_GLOB_DAT, "R_X86_64_GLOB_DAT"),
+                (E::R_X86_64_JUMP_SLOT, "R_X86_64_JUMP_SLOT"),
+                (E::R_X86_64_COPY, "R_X86_64_COPY"),
+                (E::R_X86_64_DTPMOD64, "R_X86_64_DTPMOD64"),
+                (E::R_X86_64_DTPOFF64, "R_X86_64_DTPOFF64"),
+                (E::R_X86_64_TPOFF64, "R_X86_64_TPOFF64"),
+                (E::R_X86_64_IRELATIVE, "R_X86_64_IRELATIVE"),
             ],
             rustflags: &[],
         },
         ("aarch64", "little") => Arch {
             triple,
             script: "aarch64",
-            machine: elf::EM_AARCH64,
+            machine: E::EM_AARCH64,
             // Kernels may use 4, 16 or 64 KiB pages.
             max_page_size: 65536,
-            relative: elf::R_AARCH64_RELATIVE,
+            relative: E::R_AARCH64_RELATIVE,
+            relative_name: "R_AARCH64_RELATIVE",
             reloc_names: &[
-                (elf::R_AARCH64_ABS64, "R_AARCH64_ABS64"),
-                (elf::R_AARCH64_GLOB_DAT, "R_AARCH64_GLOB_DAT"),
-                (elf::R_AARCH64_JUMP_SLOT, "R_AARCH64_JUMP_SLOT"),
-                (elf::R_AARCH64_COPY, "R_AARCH64_COPY"),
-                (elf::R_AARCH64_TLS_DTPMOD, "R_AARCH64_TLS_DTPMOD"),
-                (elf::R_AARCH64_TLS_DTPREL, "R_AARCH64_TLS_DTPREL"),
-                (elf::R_AARCH64_TLS_TPREL, "R_AARCH64_TLS_TPREL"),
-                (elf::R_AARCH64_TLSDESC, "R_AARCH64_TLSDESC"),
-                (elf::R_AARCH64_IRELATIVE, "R_AARCH64_IRELATIVE"),
+                (E::R_AARCH64_ABS64, "R_AARCH64_ABS64"),
+                (E::R_AARCH64_GLOB_DAT, "R_AARCH64_GLOB_DAT"),
+                (E::R_AARCH64_JUMP_SLOT, "R_AARCH64_JUMP_SLOT"),
+                (E::R_AARCH64_COPY, "R_AARCH64_COPY"),
+                (E::R_AARCH64_TLS_DTPMOD, "R_AARCH64_TLS_DTPMOD"),
+                (E::R_AARCH64_TLS_DTPREL, "R_AARCH64_TLS_DTPREL"),
+                (E::R_AARCH64_TLS_TPREL, "R_AARCH64_TLS_TPREL"),
+                (E::R_AARCH64_TLSDESC, "R_AARCH64_TLSDESC"),
+                (E::R_AARCH64_IRELATIVE, "R_AARCH64_IRELATIVE"),
             ],
             rustflags: &[
                 // Atomics inline (LL/SC, any ARMv8.0), instead of calls to
@@ -203,37 +202,39 @@ fn target_arch() -> Result<Arch, String> {
         ("powerpc64", "little") => Arch {
             triple,
             script: "powerpc64le",
-            machine: elf::EM_PPC64,
+            machine: E::EM_PPC64,
             // ppc64le kernels commonly use 64 KiB pages.
             max_page_size: 65536,
-            relative: elf::R_PPC64_RELATIVE,
+            relative: E::R_PPC64_RELATIVE,
+            relative_name: "R_PPC64_RELATIVE",
             reloc_names: &[
-                (elf::R_PPC64_ADDR64, "R_PPC64_ADDR64"),
-                (elf::R_PPC64_GLOB_DAT, "R_PPC64_GLOB_DAT"),
-                (elf::R_PPC64_JMP_SLOT, "R_PPC64_JMP_SLOT"),
-                (elf::R_PPC64_COPY, "R_PPC64_COPY"),
-                (elf::R_PPC64_DTPMOD64, "R_PPC64_DTPMOD64"),
-                (elf::R_PPC64_DTPREL64, "R_PPC64_DTPREL64"),
-                (elf::R_PPC64_TPREL64, "R_PPC64_TPREL64"),
-                (elf::R_PPC64_IRELATIVE, "R_PPC64_IRELATIVE"),
+                (E::R_PPC64_ADDR64, "R_PPC64_ADDR64"),
+                (E::R_PPC64_GLOB_DAT, "R_PPC64_GLOB_DAT"),
+                (E::R_PPC64_JMP_SLOT, "R_PPC64_JMP_SLOT"),
+                (E::R_PPC64_COPY, "R_PPC64_COPY"),
+                (E::R_PPC64_DTPMOD64, "R_PPC64_DTPMOD64"),
+                (E::R_PPC64_DTPREL64, "R_PPC64_DTPREL64"),
+                (E::R_PPC64_TPREL64, "R_PPC64_TPREL64"),
+                (E::R_PPC64_IRELATIVE, "R_PPC64_IRELATIVE"),
             ],
             rustflags: &[],
         },
         ("s390x", "big") => Arch {
             triple,
             script: "s390x",
-            machine: elf::EM_S390,
+            machine: E::EM_S390,
             max_page_size: 4096,
-            relative: elf::R_390_RELATIVE,
+            relative: E::R_390_RELATIVE,
+            relative_name: "R_390_RELATIVE",
             reloc_names: &[
-                (elf::R_390_64, "R_390_64"),
-                (elf::R_390_GLOB_DAT, "R_390_GLOB_DAT"),
-                (elf::R_390_JMP_SLOT, "R_390_JMP_SLOT"),
-                (elf::R_390_COPY, "R_390_COPY"),
-                (elf::R_390_TLS_DTPMOD, "R_390_TLS_DTPMOD"),
-                (elf::R_390_TLS_DTPOFF, "R_390_TLS_DTPOFF"),
-                (elf::R_390_TLS_TPOFF, "R_390_TLS_TPOFF"),
-                (elf::R_390_IRELATIVE, "R_390_IRELATIVE"),
+                (E::R_390_64, "R_390_64"),
+                (E::R_390_GLOB_DAT, "R_390_GLOB_DAT"),
+                (E::R_390_JMP_SLOT, "R_390_JMP_SLOT"),
+                (E::R_390_COPY, "R_390_COPY"),
+                (E::R_390_TLS_DTPMOD, "R_390_TLS_DTPMOD"),
+                (E::R_390_TLS_DTPOFF, "R_390_TLS_DTPOFF"),
+                (E::R_390_TLS_TPOFF, "R_390_TLS_TPOFF"),
+                (E::R_390_IRELATIVE, "R_390_IRELATIVE"),
             ],
             rustflags: &[],
         },
@@ -249,21 +250,14 @@ fn target_arch() -> Result<Arch, String> {
 
 impl Arch {
     fn reloc_name(&self, r_type: u32) -> String {
-        if r_type == self.relative {
-            return "RELATIVE".to_string();
-        }
-        match self.reloc_names.iter().find(|(t, _)| *t == r_type) {
+        let known = [(self.relative, self.relative_name)];
+        match known
+            .iter()
+            .chain(self.reloc_names)
+            .find(|(t, _)| *t == r_type)
+        {
             Some((_, name)) => (*name).to_string(),
             None => format!("relocation type {r_type}"),
-        }
-    }
-
-    fn relative_name(&self) -> &'static str {
-        match self.script {
-            "x86_64" => "R_X86_64_RELATIVE",
-            "aarch64" => "R_AARCH64_RELATIVE",
-            "powerpc64le" => "R_PPC64_RELATIVE",
-            _ => "R_390_RELATIVE",
         }
     }
 }
@@ -361,251 +355,43 @@ fn build_crate(
         .join(spec.name))
 }
 
-/// A checked blob, ready to be emitted.
-struct Image {
-    /// Memory image from offset 0 to the end of initialised data.
-    bytes: Vec<u8>,
-    /// Total memory size, `.bss` included.
-    size: u64,
-    /// Start of the writable part.
-    data_offset: u64,
-    /// (offset, addend) of each RELATIVE relocation.
-    relocs: Vec<(u64, u64)>,
-    /// `__export_*` symbols and their offsets.
-    symbols: Vec<(String, u64)>,
-}
-
-type Elf = elf::FileHeader64<Endianness>;
-
-/// Reads the linked blob and checks it; returns every problem found.
-fn parse_blob(data: &[u8], arch: &Arch, spec: &BlobSpec) -> Result<Image, Vec<String>> {
-    let one = |e: object::read::Error| vec![format!("malformed ELF: {e}")];
-    let header = Elf::parse(data).map_err(one)?;
-    let endian = header.endian().map_err(one)?;
-    if header.e_machine(endian) != arch.machine {
-        return Err(vec![format!(
-            "ELF machine {} is not the target's ({})",
-            header.e_machine(endian),
-            arch.machine
-        )]);
-    }
-    if header.e_type(endian) != elf::ET_DYN {
-        return Err(vec![
-            "not linked as a position-independent executable".into(),
-        ]);
-    }
-    let sections = header.sections(endian, data).map_err(one)?;
-    let symtab = sections
-        .symbols(endian, data, elf::SHT_SYMTAB)
-        .map_err(one)?;
-    let mut errors = Vec::new();
-
-    // Symbols: bounds from the linker script, exports, leftovers.
-    let (mut data_start, mut end) = (None, None);
-    let mut symbols = Vec::new();
-    for sym in symtab.iter().skip(1) {
-        let name = String::from_utf8_lossy(sym.name(endian, symtab.strings()).unwrap_or(b"?"));
-        let value = sym.st_value(endian);
-        if sym.is_undefined(endian) {
-            errors.push(format!(
-                "undefined symbol `{name}`: a blob cannot call or reference anything outside itself"
-            ));
-        } else if name == DATA_START_SYMBOL {
-            data_start = Some(value);
-        } else if name == END_SYMBOL {
-            end = Some(value);
-        } else if name.contains(PANIC_HANDLER_SYMBOL) {
-            errors.push(format!(
-                "the panic handler (`{name}`) is still linked in, so some code path can panic; \
-                 replace indexing/unwrap/overflowing arithmetic on that path"
-            ));
-        } else if name.starts_with("__export_") {
-            symbols.push((name.into_owned(), value));
-        }
-    }
-    let (Some(data_start), Some(end)) = (data_start, end) else {
-        errors.push(format!(
-            "`{DATA_START_SYMBOL}`/`{END_SYMBOL}` missing: was the blob linked with \
-             linker-scripts/{}.ld?",
-            arch.script
-        ));
-        return Err(errors);
-    };
-    if !data_start.is_multiple_of(arch.max_page_size) {
-        errors.push(format!(
-            "writable part starts at {data_start:#x}, not aligned to {:#x}",
-            arch.max_page_size
-        ));
-    }
-    match symbols.iter().find(|(n, _)| n == spec.entry) {
-        Some((_, 0)) => {}
-        Some((_, at)) => errors.push(format!("entry `{}` is at {at:#x}, not 0", spec.entry)),
-        None => errors.push(format!("entry symbol `{}` not found", spec.entry)),
-    }
-    symbols.sort();
-
-    // Sections: lay out the memory image and check the W^X split.
-    let mut bytes = Vec::new();
-    for section in sections.iter() {
-        let flags = section.sh_flags(endian);
-        if flags & u64::from(elf::SHF_ALLOC) == 0 {
-            continue;
-        }
-        let name = String::from_utf8_lossy(sections.section_name(endian, section).unwrap_or(b"?"));
-        let (addr, size) = (section.sh_addr(endian), section.sh_size(endian));
-        let sh_end = addr.saturating_add(size);
-        if addr >= end {
-            continue; // linking metadata, not loaded
-        }
-        if sh_end > end {
-            errors.push(format!("section {name} crosses the end of the blob"));
-        }
-        if flags & u64::from(elf::SHF_EXECINSTR) != 0 && sh_end > data_start {
-            errors.push(format!(
-                "executable section {name} lies in the writable part"
-            ));
-        }
-        if flags & u64::from(elf::SHF_WRITE) != 0 && addr < data_start {
-            errors.push(format!(
-                "writable section {name} lies in the executable part"
-            ));
-        }
-        if section.sh_type(endian) == elf::SHT_NOBITS {
-            continue;
-        }
-        let Ok(contents) = section.data(endian, data) else {
-            errors.push(format!("section {name}: contents outside the file"));
-            continue;
-        };
-        let (Ok(start), Ok(stop)) = (usize::try_from(addr), usize::try_from(sh_end)) else {
-            errors.push(format!("section {name}: address out of range"));
-            continue;
-        };
-        if bytes.len() < stop {
-            bytes.resize(stop, 0);
-        }
-        bytes[start..stop].copy_from_slice(contents);
-    }
-
-    // Dynamic relocations: only RELATIVE, inside the writable part.
-    let mut relocs = Vec::new();
-    for section in sections.iter() {
-        let name = String::from_utf8_lossy(sections.section_name(endian, section).unwrap_or(b"?"));
-        match section.sh_type(endian) {
-            elf::SHT_RELA => {}
-            elf::SHT_REL | elf::SHT_RELR => {
-                errors.push(format!(
-                    "relocation section {name} has a format the loader does not read (only RELA)"
-                ));
-                continue;
-            }
-            _ => continue,
-        }
-        let Ok(Some((entries, link))) = section.rela(endian, data) else {
-            errors.push(format!("relocation section {name} is malformed"));
-            continue;
-        };
-        for rela in entries {
-            let r_type = rela.r_type(endian, false);
-            let r_sym = rela.r_sym(endian, false);
-            let offset = rela.r_offset(endian);
-            let addend = rela.r_addend(endian);
-            if r_type != arch.relative || r_sym != 0 {
-                errors.push(format!(
-                    "{} at offset {offset:#x} against symbol `{}` (addend {addend:#x}): only {} \
-                     can be applied by the blob loader",
-                    arch.reloc_name(r_type),
-                    symbol_name(&sections, endian, data, link, r_sym),
-                    arch.relative_name()
-                ));
-                continue;
-            }
-            if offset < data_start || offset.saturating_add(8) > end {
-                errors.push(format!(
-                    "RELATIVE relocation at {offset:#x} is outside the writable part \
-                     [{data_start:#x}, {end:#x})"
-                ));
-                continue;
-            }
-            match u64::try_from(addend) {
-                Ok(a) if a <= end => relocs.push((offset, a)),
-                _ => errors.push(format!(
-                    "RELATIVE relocation at {offset:#x} points outside the blob (addend {addend:#x})"
-                )),
-            }
-        }
-    }
-    relocs.sort_unstable();
-
-    if errors.is_empty() {
-        Ok(Image {
-            bytes,
-            size: end,
-            data_offset: data_start,
-            relocs,
-            symbols,
-        })
-    } else {
-        Err(errors)
-    }
-}
-
-/// Name of symbol `index` in the symbol table at section `link`, for messages.
-fn symbol_name(
-    sections: &object::read::elf::SectionTable<'_, Elf>,
-    endian: Endianness,
-    data: &[u8],
-    link: SectionIndex,
-    index: u32,
-) -> String {
-    if index == 0 {
-        return "(none)".to_string();
-    }
-    let Ok(table) = sections.symbol_table_by_index(endian, data, link) else {
-        return format!("#{index}");
-    };
-    table
-        .symbol(SymbolIndex(index as usize))
-        .ok()
-        .and_then(|sym| sym.name(endian, table.strings()).ok())
-        .map_or_else(
-            || format!("#{index}"),
-            |name| String::from_utf8_lossy(name).into_owned(),
-        )
-}
-
 /// Appends the `static` describing one blob to the generated source.
 fn emit_static(out: &mut String, spec: &BlobSpec, arch: &Arch, image: &Image) {
-    let _ = writeln!(
+    let relocs: String = image
+        .relocs
+        .iter()
+        .map(|(offset, addend)| {
+            format!("        Reloc {{ offset: {offset:#x}, addend: {addend:#x} }},\n")
+        })
+        .collect();
+    let symbols: String = image
+        .symbols
+        .iter()
+        .map(|(name, offset)| {
+            format!("        Symbol {{ name: {name:?}, offset: {offset:#x} }},\n")
+        })
+        .collect();
+    let _ = write!(
         out,
-        "\n/// The {} blob, built for {}.",
-        spec.name, arch.triple
+        "
+/// The {name} blob, built for {triple}.
+pub static {static_name}: Blob = Blob {{
+    name: {name:?},
+    bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.bin\")),
+    size: {size:#x},
+    data_offset: {data_offset:#x},
+    max_page_size: {max_page_size:#x},
+    relocs: &[
+{relocs}    ],
+    symbols: &[
+{symbols}    ],
+}};
+",
+        name = spec.name,
+        triple = arch.triple,
+        static_name = spec.static_name,
+        size = image.size,
+        data_offset = image.data_offset,
+        max_page_size = arch.max_page_size,
     );
-    let _ = writeln!(out, "pub static {}: Blob = Blob {{", spec.static_name);
-    let _ = writeln!(out, "    name: {:?},", spec.name);
-    let _ = writeln!(
-        out,
-        "    bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.bin\")),",
-        spec.name
-    );
-    let _ = writeln!(out, "    size: {:#x},", image.size);
-    let _ = writeln!(out, "    data_offset: {:#x},", image.data_offset);
-    let _ = writeln!(out, "    max_page_size: {:#x},", arch.max_page_size);
-    let _ = writeln!(out, "    relocs: &[");
-    for (offset, addend) in &image.relocs {
-        let _ = writeln!(
-            out,
-            "        Reloc {{ offset: {offset:#x}, addend: {addend:#x} }},"
-        );
-    }
-    let _ = writeln!(out, "    ],");
-    let _ = writeln!(out, "    symbols: &[");
-    for (name, offset) in &image.symbols {
-        let _ = writeln!(
-            out,
-            "        Symbol {{ name: {name:?}, offset: {offset:#x} }},"
-        );
-    }
-    let _ = writeln!(out, "    ],");
-    let _ = writeln!(out, "}};");
 }

@@ -322,3 +322,27 @@ fn options_after_and_before_the_command() {
     let b = std::fs::read_to_string(dir.join("b.log")).unwrap();
     assert!(b.starts_with('('), "{b}");
 }
+
+#[test]
+fn config_file_options_apply_and_command_line_wins() {
+    let dir = TempDir::new("cli-config");
+    std::fs::write(
+        dir.join("my.conf"),
+        "# test config\nlog-file from-config.log\nverbosity=4\n",
+    )
+    .unwrap();
+    let Some(o) = criu_in(dir.path(), &["restore", "--config", "my.conf"]) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(NOT_IMPLEMENTED), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("from-config.log")).unwrap();
+    assert!(text.contains("Version: 4.2"), "{text}");
+    // The command line overrides the file.
+    let o = criu_in(
+        dir.path(),
+        &["restore", "--config=my.conf", "-o", "cli.log"],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(NOT_IMPLEMENTED));
+    assert!(dir.join("cli.log").exists());
+}

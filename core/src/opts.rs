@@ -322,6 +322,53 @@ pub fn parse_size(s: &str) -> Result<u64, OptsError> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// Turns a CRIU configuration file into command-line words: each line is
+/// an option name (without `--`) followed by its arguments, `#` starts a
+/// comment, and double quotes group words (`\"` is a literal quote).
+///
+/// ```text
+/// # /etc/criu/default.conf
+/// tcp-established
+/// log-file "my log.txt"
+/// ```
+pub fn parse_config(text: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    for line in text.lines() {
+        let mut words = Vec::new();
+        let mut chars = line.chars().peekable();
+        loop {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let Some(&c) = chars.peek() else { break };
+            if c == '#' {
+                break;
+            }
+            let mut word = String::new();
+            if c == '"' {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' if chars.peek() == Some(&'"') => {
+                            word.push(chars.next().unwrap_or('"'))
+                        }
+                        '"' => break,
+                        c => word.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                    word.push(c);
+                }
+            }
+            words.push(word);
+        }
+        if let Some((first, rest)) = words.split_first() {
+            args.push(format!("--{first}"));
+            args.extend(rest.iter().cloned());
+        }
+    }
+    args
+}
+
 /// `--tls*` options of the page server connection.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TlsOpts {
@@ -614,6 +661,22 @@ mod tests {
             CpuCap::INS | CpuCap::IMAGE
         );
         assert!(CpuCap::parse(Some("bogus")).is_err());
+    }
+
+    #[test]
+    fn config_files() {
+        let text = "# comment\ntcp-established\n  log-file \"my log.txt\" # trailing\n\nexternal \"a\\\"b\"\n";
+        assert_eq!(
+            parse_config(text),
+            [
+                "--tcp-established",
+                "--log-file",
+                "my log.txt",
+                "--external",
+                "a\"b"
+            ]
+        );
+        assert!(parse_config("").is_empty());
     }
 
     #[test]

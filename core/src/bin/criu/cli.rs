@@ -87,8 +87,10 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
     {
         return Ok(Invocation::Help);
     }
+    let mut words = config_args(&args);
+    words.extend(args);
     let mut argv = vec!["criu".to_owned()];
-    argv.extend(table::normalize(args));
+    argv.extend(table::normalize(words));
     let m = table::command()
         .try_get_matches_from(argv)
         .map_err(clap_error)?;
@@ -183,6 +185,44 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         return Err(UsageError::new("Error: pid not specified"));
     }
     Ok(Invocation::Run(command, Box::new(opts)))
+}
+
+/// Options from CRIU's configuration files, to go before the command line
+/// (which therefore wins): `/etc/criu/default.conf` and
+/// `$HOME/.criu/default.conf` (unless `--no-default-config` or `--config`),
+/// then `$CRIU_CONFIG_FILE`, then `--config FILE`. Missing files are
+/// skipped, as CRIU does.
+fn config_args(args: &[String]) -> Vec<String> {
+    let mut defaults = true;
+    let mut explicit = None;
+    let mut iter = args.iter().take_while(|a| *a != "--");
+    while let Some(a) = iter.next() {
+        if a == "--no-default-config" {
+            defaults = false;
+        } else if a == "--config" {
+            explicit = iter.next().cloned();
+            defaults = false;
+        } else if let Some(file) = a.strip_prefix("--config=") {
+            explicit = Some(file.to_owned());
+            defaults = false;
+        }
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    if defaults {
+        files.push(PathBuf::from("/etc/criu/default.conf"));
+        if let Some(home) = std::env::var_os("HOME") {
+            files.push(PathBuf::from(home).join(".criu/default.conf"));
+        }
+    }
+    if let Some(env) = std::env::var_os("CRIU_CONFIG_FILE") {
+        files.push(PathBuf::from(env));
+    }
+    files.extend(explicit.map(PathBuf::from));
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| criu_core::opts::parse_config(&text))
+        .collect()
 }
 
 /// Renders a clap error as one CRIU-style line.

@@ -13,15 +13,15 @@ Usage:
   criu lazy-pages -D DIR [<options>]
 
 Commands:
-  dump           checkpoint a process/tree identified by pid
-  pre-dump       pre-dump task(s) minimizing their frozen time
-  restore        restore a process/tree
-  check          checks whether the kernel support is up-to-date
-  page-server    launch page server
-  service        launch service
-  dedup          remove duplicates in memory dump
-  cpuinfo dump   writes cpu information into image file
-  cpuinfo check  validates cpu information read from image file
+  dump           save a process tree to image files
+  pre-dump       save memory ahead of a dump, shortening its frozen time
+  restore        recreate a process tree from image files
+  check          test whether this kernel has what dump and restore need
+  page-server    receive dumped pages over the network
+  service        serve RPC requests on a unix socket
+  dedup          remove pages duplicated across parent images
+  cpuinfo dump   save this CPU's capabilities to an image
+  cpuinfo check  test whether this CPU matches the saved capabilities
 ";
 
 /// Printed after a usage error.
@@ -29,181 +29,168 @@ pub const TRY_HELP: &str = "\nTry -h|--help for more info\n";
 
 /// The rest of `--help`; `{features}` is replaced by the feature list.
 const HELP_BODY: &str = "
-Most of the true / false long options (the ones without arguments) can be
-prefixed with --no- to negate the option (example: --display-stats and
---no-display-stats).
+Switches without an argument can be turned off again with a --no- prefix
+(--shell-job / --no-shell-job); the last one given wins.
 
 Dump/Restore options:
 
 * Generic:
-  -t|--tree PID         checkpoint a process tree identified by PID
-  -d|--restore-detached detach after restore
-  -S|--restore-sibling  restore root task as sibling
-  -s|--leave-stopped    leave tasks in stopped state after checkpoint
-  -R|--leave-running    leave tasks in running state after checkpoint
-  -D|--images-dir DIR   directory for image files
-     --pidfile FILE     write root task, service or page-server pid to FILE
-  -W|--work-dir DIR     directory to cd and write logs/pidfiles/stats to
-                        (if not specified, value of --images-dir is used)
-     --cpu-cap [CAP]    CPU capabilities to write/check. CAP is comma-separated
-                        list of: cpu, fpu, all, ins, none. To disable
-                        a capability, use ^CAP. Empty argument implies all
-     --exec-cmd         execute the command specified after '--' on successful
-                        restore making it the parent of the restored process
-  --freeze-cgroup       use cgroup freezer to collect processes
-  --weak-sysctls        skip restoring sysctls that are not available
-  --lazy-pages          restore pages on demand
-                        this requires running a second instance of criu
-                        in lazy-pages mode: 'criu lazy-pages -D DIR'
-                        --lazy-pages and lazy-pages mode require userfaultfd
-  --stream              dump/restore images using criu-image-streamer
-  --mntns-compat-mode   Use mount engine in compatibility mode. By default criu
-                        tries to use mount-v2 mode with more reliable algorithm
-                        based on MOVE_MOUNT_SET_GROUP kernel feature
-  --network-lock METHOD network locking/unlocking method; argument
-                        can be 'nftables', 'iptables' or 'skip' (default: iptables)
-  --unprivileged        accept limitations when running as non-root
-                        consult documentation for further details
+  -t|--tree PID         dump the process tree rooted at PID
+  -d|--restore-detached do not wait for the restored tree, exit after restore
+  -S|--restore-sibling  restore the root task as our sibling, not our child
+  -s|--leave-stopped    after dumping, leave the tasks stopped
+  -R|--leave-running    after dumping, let the tasks run on
+  -D|--images-dir DIR   where the image files are (default: current directory)
+     --pidfile FILE     write the pid of the restored root task, the service
+                        or the page server to FILE
+  -W|--work-dir DIR     where logs, pidfiles and stats go (default: the
+                        images directory)
+     --cpu-cap [CAP]    CPU capabilities to record or verify: a comma
+                        separated list of cpu, fpu, ins, all, none; ^CAP
+                        removes one; no argument means all
+     --exec-cmd         after a successful restore, exec the command given
+                        after '--', which becomes the restored tree's parent
+  --freeze-cgroup       freeze the tree through this cgroup freezer
+  --weak-sysctls        skip sysctls this kernel does not have on restore
+  --lazy-pages          fetch memory pages on demand after restore (needs a
+                        'criu lazy-pages -D DIR' next to it and userfaultfd)
+  --stream              move images through criu-image-streamer
+  --mntns-compat-mode   use the older mount restore engine instead of the
+                        one based on MOVE_MOUNT_SET_GROUP
+  --network-lock METHOD how to cut the network during dump and restore:
+                        iptables (default), nftables or skip
+  --unprivileged        run without root, with CAP_CHECKPOINT_RESTORE, and
+                        accept what that cannot do
 
-* External resources support:
-  --external RES        dump objects from this list as external resources:
-                        Formats of RES on dump:
+* External resources:
+  --external RES        treat RES as external to the dumped tree.
+                        On dump RES is one of:
                             tty[rdev:dev]
                             file[mnt_id:inode]
                             dev[major/minor]:NAME
                             unix[ino]
                             mnt[MOUNTPOINT]:COOKIE
                             mnt[]{:AUTO_OPTIONS}
-                        Formats of RES on restore:
+                        On restore RES is one of:
                             dev[NAME]:DEVPATH
                             veth[IFNAME]:OUTNAME{@BRIDGE}
                             macvlan[IFNAME]:OUTNAME
                             mnt[COOKIE]:ROOT
                             netdev[IFNAME]:ORIGNAME
 
-* Special resources support:
-     --tcp-established  checkpoint/restore established TCP connections
-     --skip-in-flight   skip (ignore) in-flight TCP connections
-     --tcp-close        restore connected TCP sockets in closed state
-  -r|--root PATH        change the root filesystem (when run in mount namespace)
-  --evasive-devices     use any path to a device file if the original one
-                        is inaccessible
-  --link-remap          allow one to link unlinked files back when possible
-  --ghost-limit size    limit max size of deleted file contents inside image
-  --ghost-fiemap        enable dumping of deleted files using fiemap
-  --action-script FILE  add an external action script
-  -j|--shell-job        allow one to dump and restore shell jobs
-  -l|--file-locks       handle file locks, for safety, only used for container
-  -L|--libdir           path to a plugin directory
-  --force-irmap         force resolving names for inotify/fsnotify watches
+* Special resources:
+     --tcp-established  dump and restore established TCP connections
+     --skip-in-flight   ignore TCP connections not yet accepted
+     --tcp-close        restore connected TCP sockets closed
+  -r|--root PATH        root directory of the restored tree (in a mount
+                        namespace)
+  --evasive-devices     open a device through any path if the original one
+                        is gone
+  --link-remap          keep unlinked but open files by linking them back
+  --ghost-limit SIZE    largest deleted file whose contents go into the
+                        images (K, M, G suffixes; default 1M)
+  --ghost-fiemap        save deleted files sparsely (fiemap)
+  --action-script FILE  run FILE at each stage of dump and restore
+  -j|--shell-job        the tree is a shell job (shares our terminal/session)
+  -l|--file-locks       dump and restore file locks (only safe for a
+                        container with all the lock holders inside)
+  -L|--libdir DIR       directory with plugins
+  --force-irmap         always resolve inotify/fanotify watch paths
   --irmap-scan-path FILE
-                        add a path the irmap hints to scan
-  --manage-cgroups [m]  dump/restore process' cgroups; argument can be one of
-                        'none', 'props', 'soft' (default), 'full', 'strict'
-                        or 'ignore'
+                        add a place to look for watched files
+  --manage-cgroups [m]  dump and restore cgroups: none, props, soft
+                        (default), full, strict or ignore
   --cgroup-root [controller:]/newroot
-                        on dump: change the root for the controller that will
-                        be dumped. By default, only the paths with tasks in
-                        them and below will be dumped.
-                        on restore: change the root cgroup the controller will
-                        be installed into. No controller means that root is the
-                        default for all controllers not specified
-  --cgroup-props STRING
-                        define cgroup controllers and properties
-                        to be checkpointed, which are described
-                        via STRING using simplified YAML format
+                        on dump, the root of what is dumped for the
+                        controller (default: where the tasks are); on
+                        restore, where the controller's cgroups are made
+                        (no controller: all not named otherwise)
+  --cgroup-props STRING cgroup controllers and properties to dump, in the
+                        simplified YAML of CRIU's cgroup properties
   --cgroup-props-file FILE
-                        same as --cgroup-props, but taking description
-                        from the path specified
+                        the same, read from FILE
   --cgroup-dump-controller NAME
-                        define cgroup controller to be dumped
-                        and skip anything else present in system
-  --cgroup-yard PATH
-                        instead of trying to mount cgroups in CRIU, provide
-                        a path to a directory with already created cgroup yard.
+                        dump only this cgroup controller (repeatable)
+  --cgroup-yard PATH    use the cgroup mounts already prepared at PATH
   --lsm-profile TYPE:NAME
-                        Specify an LSM profile to be used during restore.
-                        The type can be either 'apparmor' or 'selinux'.
+                        LSM profile for the restored tasks (apparmor or
+                        selinux)
   --lsm-mount-context CTX
-                        Specify a mount context to be used during restore.
-  --skip-mnt PATH       ignore this mountpoint when dumping the mount namespace
-  --enable-fs FSNAMES   a comma separated list of filesystem names or \"all\"
-                        force criu to (try to) dump/restore these filesystem's
-                        mountpoints even if fs is not supported
+                        SELinux context for the restored mounts
+  --skip-mnt PATH       leave this mount out of the mount namespace dump
+  --enable-fs FSNAMES   dump and restore mounts of these file systems (comma
+                        separated, or all) even if not known to work
   --inherit-fd fd[NUM]:RES
-                        Inherit file descriptors, treating fd NUM as being
-                        already opened via an existing RES, which can be:
+                        on restore, use our fd NUM for resource RES:
                             tty[rdev:dev]
                             pipe:[inode]
                             socket:[inode]
                             file[mnt_id:inode]
                             /memfd:name
                             path/to/file
-  --empty-ns net        Create a namespace, but don't restore its properties
-                        (assuming it will be restored by action scripts)
+  --empty-ns net        create the namespace but leave its contents to the
+                        action scripts
   -J|--join-ns NS:{PID|NS_FILE}[,OPTIONS]
-                        Join existing namespace and restore process in it.
-                        Namespace can be specified as either pid or file path.
-                        OPTIONS can be used to specify parameters for userns:
-                            user:PID,UID,GID
+                        restore into an existing namespace, named by a pid
+                        or a file; for user namespaces OPTIONS is
+                        user:PID,UID,GID
   --file-validation METHOD
-                        pass the validation method to be used; argument
-                        can be 'filesize' or 'buildid' (default).
-  --skip-file-rwx-check
-                        Skip checking file permissions
-                        (r/w/x for u/g/o) on restore.
+                        how to verify files on restore: buildid (default)
+                        or filesize
+  --skip-file-rwx-check do not compare file permissions on restore
 
 Check options:
-  Without options, \"criu check\" checks availability of absolutely required
-  kernel features, critical for performing dump and restore.
-  --extra               add check for extra kernel features
-  --experimental        add check for experimental kernel features
-  --all                 same as --extra --experimental
-  --feature FEAT        only check a particular feature, one of:{features}
+  Without options, \"criu check\" tests what dump and restore cannot work
+  without, and stops at the first problem.
+  --extra               also test features only some trees need
+  --experimental        also test experimental features
+  --all                 --extra and --experimental
+  --feature FEAT        test only this feature (\"list\" prints them), one of:{features}
 
 * Logging:
-  -o|--log-file FILE    log file name
-     --log-pid          enable per-process logging to separate FILE.pid files
-  -v[v...]|--verbosity  increase verbosity (can use multiple v)
-  -vNUM|--verbosity=NUM set verbosity to NUM (higher level means more output):
-                          -v1 - only errors and messages
-                          -v2 - also warnings (default level)
-                          -v3 - also information messages and timestamps
-                          -v4 - lots of debug
-  --display-stats       print out dump/restore stats
+  -o|--log-file FILE    log to FILE in the work directory (- for stdout;
+                        default: stderr)
+     --log-pid          one log file per process: FILE.PID
+  -v[v...]|--verbosity  one more level per v
+  -vNUM|--verbosity=NUM set the level:
+                          -v1 - errors and messages only
+                          -v2 - and warnings (default)
+                          -v3 - and information, with timestamps
+                          -v4 - and debugging
+  --display-stats       print dump/restore statistics
 
 * Memory dumping options:
-  --track-mem           turn on memory changes tracker in kernel
-  --prev-images-dir DIR path to images from previous dump (relative to -D)
-  --page-server         send pages to page server (see options below as well)
-  --auto-dedup          when used on dump it will deduplicate \"old\" data in
-                        pages images of previous dump
-                        when used on restore, as soon as page is restored, it
-                        will be punched from the image
-  --pre-dump-mode       splice - parasite based pre-dumping (default)
-                        read   - process_vm_readv syscall based pre-dumping
+  --track-mem           track memory changes (soft-dirty) for the next dump
+  --prev-images-dir DIR images of the previous dump, relative to -D
+  --page-server         send the pages to a page server (see below)
+  --auto-dedup          on dump, drop the pages of the parent images that
+                        this dump replaces; on restore, drop each page from
+                        the images once it is restored
+  --pre-dump-mode MODE  splice (default: through the parasite) or read
+                        (process_vm_readv)
 
 Page/Service server options:
-  --address ADDR        address of server or service
-  --port PORT           port of page server
-  --ps-socket FD        use specified FD as page server socket
-  -d|--daemon           run in the background after creating socket
-  --status-fd FD        write \\0 to the FD and close it once process is ready
-                        to handle requests
-  --tls-cacert FILE     trust certificates signed only by this CA
-  --tls-cacrl FILE      path to CA certificate revocation list file
-  --tls-cert FILE       path to TLS certificate file
-  --tls-key FILE        path to TLS private key file
-  --tls                 use TLS to secure remote connection
-  --tls-no-cn-verify    do not verify common name in server certificate
+  --address ADDR        address of the page server or service
+  --port PORT           port of the page server
+  --ps-socket FD        use the connected socket FD for the page server
+  -d|--daemon           go to the background once the socket is ready
+  --status-fd FD        write one zero byte to FD, then close it, once
+                        ready to serve
+  --tls-cacert FILE     accept only certificates signed by this CA
+  --tls-cacrl FILE      certificate revocation list of the CA
+  --tls-cert FILE       our certificate
+  --tls-key FILE        our private key
+  --tls                 encrypt the page server connection with TLS
+  --tls-no-cn-verify    do not check the common name of the server
 
-Configuration file options:
-  --config FILEPATH     pass a specific configuration file
-  --no-default-config   forbid usage of default configuration files
+Configuration files:
+  --config FILE         read options from FILE (instead of the defaults
+                        /etc/criu/default.conf and ~/.criu/default.conf)
+  --no-default-config   do not read the default configuration files
 
 Other options:
   -h|--help             show this text
-  -V|--version          show version
+  -V|--version          show the version
 ";
 
 /// Lays `names` out like CRIU's feature list in `--help`: comma separated,

@@ -12,4 +12,5 @@ pub mod images;
 pub mod infect;
 pub mod log;
 pub mod opts;
+pub mod proc;
 pub mod sys;

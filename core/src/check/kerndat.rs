@@ -50,6 +50,8 @@ pub struct KernelFeatures {
     pub ptrace_get_rseq_conf: bool,
     pub membarrier_get_registrations: bool,
     pub ipv6: bool,
+    /// Network namespace ids (`RTM_GETNSID`).
+    pub nsid: bool,
     pub ipv6_freebind: bool,
     /// `lock:` lines in `/proc/PID/fdinfo`.
     pub fdinfo_lock: bool,
@@ -89,6 +91,7 @@ impl KernelFeatures {
             ptrace_get_rseq_conf: trace::probe_get_rseq_conf(),
             membarrier_get_registrations: procfs::probe_membarrier_get_registrations(),
             ipv6,
+            nsid: net::probe_nsid(),
             ipv6_freebind: ipv6 && net::probe_ipv6_freebind(),
             fdinfo_lock: procfs::probe_fdinfo_lock(),
             breakpoints: trace::probe_breakpoints(),

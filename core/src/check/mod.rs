@@ -163,7 +163,7 @@ pub const FEATURES: &[Feature] = &[
     todo("sk_ns"),
     todo("sk_unix_file"),
     f("net_diag_raw", net::check_net_diag_raw),
-    todo("nsid"),
+    f("nsid", net::check_nsid),
     todo("link_nsid"),
     f("kcmp_epoll", procfs::check_kcmp_epoll),
     f("timens", procfs::check_timens),

@@ -195,6 +195,62 @@ pub(super) fn check_net_diag_raw(k: &KernelFeatures) -> CheckResult {
     }
 }
 
+/// Asks rtnetlink for the id of our own network namespace as seen from
+/// itself (`RTM_GETNSID` with `NETNSA_PID`): a reply with `NETNSA_NSID`
+/// (even -1, "not assigned") means the kernel has namespace ids.
+pub(super) fn probe_nsid() -> bool {
+    const RTM_NEWNSID: u16 = 88;
+    const RTM_GETNSID: u16 = 90;
+    const NETNSA_NSID: u16 = 1;
+    const NETNSA_PID: u16 = 2;
+    let Ok(sk) = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, None) else {
+        return false;
+    };
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&28u32.to_ne_bytes()); // header + rtgenmsg + attr
+    msg.extend_from_slice(&RTM_GETNSID.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[0, 0, 0, 0]); // rtgenmsg { AF_UNSPEC }, padded
+    msg.extend_from_slice(&8u16.to_ne_bytes());
+    msg.extend_from_slice(&NETNSA_PID.to_ne_bytes());
+    msg.extend_from_slice(&pid.to_ne_bytes());
+    let addr = netlink::SocketAddrNetlink::new(0, 0);
+    if rustix::net::sendto(&sk, &msg, SendFlags::empty(), &addr).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    let Ok((n, _)) = rustix::net::recv(&sk, &mut buf[..], RecvFlags::empty()) else {
+        return false;
+    };
+    if n < NLMSG_HDRLEN + 4 || u16::from_ne_bytes([buf[4], buf[5]]) != RTM_NEWNSID {
+        return false;
+    }
+    // Attributes follow the header and the 4-byte rtgenmsg.
+    let mut off = NLMSG_HDRLEN + 4;
+    while off + 4 <= n {
+        let len = u16::from_ne_bytes([buf[off], buf[off + 1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[off + 2], buf[off + 3]]);
+        if kind == NETNSA_NSID {
+            return true;
+        }
+        if len < 4 {
+            break;
+        }
+        off += (len + 3) & !3;
+    }
+    false
+}
+
+pub(super) fn check_nsid(k: &KernelFeatures) -> CheckResult {
+    if !k.nsid {
+        return Err(problem!(Warn, "NSID isn't supported"));
+    }
+    Ok(())
+}
+
 pub(super) fn probe_ipv6() -> bool {
     super::procfs::exists("/proc/sys/net/ipv6")
 }

@@ -40,12 +40,14 @@ pub enum Invocation {
     ListFeatures,
 }
 
-/// A command line CRIU would reject. `usage` asks for the short usage text
-/// after the message.
+/// A command line CRIU would reject, and how CRIU reports it: as an error
+/// (`Error (file:line): ...` on stderr) or as a plain message on stdout,
+/// followed by the short usage when `usage` is set.
 #[derive(Debug)]
 pub struct UsageError {
     pub message: String,
     pub usage: bool,
+    pub plain: bool,
 }
 
 impl UsageError {
@@ -53,6 +55,15 @@ impl UsageError {
         UsageError {
             message: message.into(),
             usage: false,
+            plain: false,
+        }
+    }
+
+    fn message(message: impl Into<String>) -> Self {
+        UsageError {
+            message: message.into(),
+            usage: false,
+            plain: true,
         }
     }
 
@@ -60,6 +71,7 @@ impl UsageError {
         UsageError {
             message: message.into(),
             usage: true,
+            plain: true,
         }
     }
 }
@@ -73,10 +85,7 @@ impl From<OptsError> for UsageError {
 /// Parses the arguments after the program name.
 pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
     if args.is_empty() {
-        return Err(UsageError {
-            message: String::new(),
-            usage: true,
-        });
+        return Err(UsageError::with_usage(""));
     }
     // CRIU looks for -h/--help before anything else so that help works even
     // with otherwise bad arguments.
@@ -182,7 +191,7 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         return Err(OptsError::InheritFdNotRestore.into());
     }
     if matches!(command, Command::Dump | Command::PreDump) && opts.dump.tree.is_none() {
-        return Err(UsageError::new("Error: pid not specified"));
+        return Err(UsageError::message("Error: pid not specified"));
     }
     Ok(Invocation::Run(command, Box::new(opts)))
 }

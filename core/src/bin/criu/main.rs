@@ -91,16 +91,18 @@ fn dir_error(path: &std::path::Path) -> String {
     }
 }
 
-/// Reports a rejected command line as CRIU does: usage messages (and the
+/// Reports a rejected command line as CRIU does: plain messages (and the
 /// short usage) on stdout, bad option values as errors on stderr.
 fn usage_error(e: UsageError) -> i32 {
-    if e.usage {
-        if !e.message.is_empty() {
+    if !e.message.is_empty() {
+        if e.plain {
             pr_msg!("{}", e.message);
+        } else {
+            pr_err!("{}", e.message);
         }
+    }
+    if e.usage {
         pr_msg!("{}{}", usage::USAGE, usage::TRY_HELP.trim_end());
-    } else {
-        pr_err!("{}", e.message);
     }
     1
 }

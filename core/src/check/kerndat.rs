@@ -33,6 +33,7 @@ pub struct KernelFeatures {
     pub uffd: bool,
     /// `UFFD_FEATURE_*` bits the kernel offers (0 without uffd).
     pub uffd_features: u64,
+    /// kcmp exists and `KCMP_FILE` works.
     pub kcmp: bool,
     pub kcmp_epoll_tfd: bool,
     /// clone3 knows `set_tid` (whether we may use it is another matter:
@@ -79,7 +80,7 @@ impl KernelFeatures {
             memfd_hugetlb,
             uffd: uffd_features.is_some(),
             uffd_features: uffd_features.unwrap_or(0),
-            kcmp: crate::sys::kcmp::supported(),
+            kcmp: procfs::probe_kcmp_file(),
             kcmp_epoll_tfd: procfs::probe_kcmp_epoll_tfd(),
             clone3_set_tid: trace::probe_clone3_set_tid(),
             timens: procfs::exists("/proc/self/timens_offsets"),
@@ -108,6 +109,13 @@ impl KernelFeatures {
     /// Memory tracking for iterative (pre-)dumps: soft-dirty bits.
     pub fn mem_track(&self) -> bool {
         self.dirty_track
+    }
+
+    /// Asynchronous userfaultfd write-protection (6.7+), the soft-dirty
+    /// replacement for memory tracking.
+    pub fn uffd_wp_async(&self) -> bool {
+        use crate::sys::uffd::feature::{WP_ASYNC, WP_UNPOPULATED};
+        self.uffd && self.uffd_features & (WP_ASYNC | WP_UNPOPULATED) == WP_ASYNC | WP_UNPOPULATED
     }
 
     /// Lazy pages: userfaultfd with the non-cooperative events.

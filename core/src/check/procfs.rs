@@ -245,6 +245,30 @@ pub(super) fn check_cgroupns(_: &KernelFeatures) -> CheckResult {
     Ok(())
 }
 
+/// kcmp exists and `KCMP_FILE` tells a file from its duplicate's twin:
+/// an fd and its dup are the same file, two pipe ends are not.
+pub(super) fn probe_kcmp_file() -> bool {
+    use crate::sys::kcmp::KcmpType;
+    if !kcmp::supported() {
+        return false;
+    }
+    let me = rustix::process::getpid();
+    let Ok((rd, wr)) = rustix::pipe::pipe() else {
+        return false;
+    };
+    let Ok(dup) = rustix::io::dup(&rd) else {
+        return false;
+    };
+    let fd = |f: &std::os::fd::OwnedFd| f.as_raw_fd() as u32;
+    let same = kcmp::kcmp(me, me, KcmpType::File, fd(&rd), fd(&dup));
+    let other = kcmp::kcmp(me, me, KcmpType::File, fd(&rd), fd(&wr));
+    matches!(same, Ok(KcmpOrder::Equal))
+        && matches!(
+            other,
+            Ok(KcmpOrder::Less | KcmpOrder::Greater | KcmpOrder::Unordered)
+        )
+}
+
 /// Registers one end of a pipe in an epoll and asks kcmp whether the target
 /// is that file.
 pub(super) fn probe_kcmp_epoll_tfd() -> bool {

@@ -239,6 +239,13 @@ fn clap_error(e: clap::Error) -> UsageError {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
+    // getopt's wording for the most common mistake.
+    let first = match e.kind() {
+        clap::error::ErrorKind::UnknownArgument => first
+            .replace("unexpected argument", "unrecognized option")
+            .replace(" found", ""),
+        _ => first.to_owned(),
+    };
     UsageError::with_usage(format!("Error: {first}"))
 }
 

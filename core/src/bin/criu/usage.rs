@@ -202,6 +202,7 @@ pub fn feature_list(names: &[&str]) -> String {
     let mut pos = WIDTH + 1;
     for (i, name) in names.iter().enumerate() {
         if pos + name.len() + 2 > WIDTH {
+            out.truncate(out.trim_end().len());
             out.push('\n');
             out.push_str(INDENT);
             pos = INDENT.len();
@@ -232,7 +233,7 @@ mod tests {
     fn feature_list_wraps() {
         let names = ["mnt_id"; 20];
         let text = feature_list(&names);
-        assert!(text.lines().all(|l| l.len() <= 80));
+        assert!(text.lines().all(|l| l.len() <= 80 && !l.ends_with(' ')));
         assert!(text.starts_with('\n'));
         assert!(!text.trim_end().ends_with(','));
     }

@@ -40,7 +40,7 @@ pub fn parse(bytes: &[u8], word: usize) -> Result<Auxv, TextError> {
     if word != 4 && word != 8 {
         return Err(err(ParseError::Unexpected("word size must be 4 or 8")));
     }
-    if bytes.len() % (2 * word) != 0 {
+    if !bytes.len().is_multiple_of(2 * word) {
         return Err(err(ParseError::Unexpected(
             "length is not a whole number of pairs",
         )));

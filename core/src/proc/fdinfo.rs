@@ -148,7 +148,7 @@ fn fhandle(tags: &[(&[u8], &[u8])]) -> Result<Option<FileHandle>, ParseError> {
         return Ok(None);
     };
     let hex = get(tags, "f_handle")?;
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(ParseError::bad("f_handle", hex));
     }
     let handle = hex

@@ -26,6 +26,7 @@ pub mod text;
 pub mod timers;
 pub mod vm_flags;
 pub mod vma_kind;
+pub mod vmas;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 

@@ -274,6 +274,67 @@ mod tests {
         assert_eq!(unescape_octal(b"\\"), b"\\");
     }
 
+    fn reader_over(content: &[u8]) -> LineReader {
+        let fd =
+            rustix::fs::memfd_create("line-reader-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::io::write(&fd, content).unwrap();
+        rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).unwrap();
+        LineReader::new(fd, "test".into())
+    }
+
+    #[test]
+    fn line_reader_streams_across_refills() {
+        // Many lines whose boundaries fall everywhere relative to the buffer.
+        let mut content = Vec::new();
+        for i in 0..5000 {
+            content.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 97)).as_bytes());
+        }
+        content.extend_from_slice(b"no newline at end");
+        let mut r = reader_over(&content);
+        let mut n = 0;
+        while let Some(line) = r.next_line().unwrap() {
+            if n < 5000 {
+                assert!(line.starts_with(format!("line {n} ").as_bytes()));
+                assert_eq!(line.len(), format!("line {n} ").len() + n % 97);
+            } else {
+                assert_eq!(line, b"no newline at end");
+            }
+            n += 1;
+            assert_eq!(r.line_no(), n);
+        }
+        assert_eq!(n, 5001);
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn line_reader_rejects_overlong_lines() {
+        let mut content = b"short\n".to_vec();
+        content.extend(std::iter::repeat_n(b'a', MAX_LINE + 1));
+        let mut r = reader_over(&content);
+        assert_eq!(r.next_line().unwrap(), Some(&b"short"[..]));
+        match r.next_line() {
+            Err(ProcError::LineTooLong { line: 2, limit, .. }) => assert_eq!(limit, MAX_LINE),
+            other => panic!("{other:?}"),
+        }
+        // Exactly MAX_LINE - 1 bytes plus the newline fits.
+        let mut content = vec![b'b'; MAX_LINE - 1];
+        content.push(b'\n');
+        let mut r = reader_over(&content);
+        assert_eq!(r.next_line().unwrap().map(<[u8]>::len), Some(MAX_LINE - 1));
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn read_all_caps() {
+        let r = reader_over(&[7u8; 10000]);
+        assert_eq!(read_all(&r.fd, "t", 10000).unwrap().len(), 10000);
+        let r = reader_over(&[7u8; 10001]);
+        assert!(matches!(
+            read_all(&r.fd, "t", 10000),
+            Err(ProcError::TooLarge { .. })
+        ));
+    }
+
     #[test]
     fn key_values() {
         assert_eq!(key_value(b"Name:\tcat "), Some((&b"Name"[..], &b"cat"[..])));

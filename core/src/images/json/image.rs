@@ -316,8 +316,8 @@ pub fn encode_image(json: &Json, file: &str) -> Result<Vec<u8>> {
                         e.base64(extra, &format!("{at}.extra"))?;
                     }
                 } else {
-                    e.message(&schema::message("ghost_chunk_entry")?, &body, &at)?;
-                    e.base64(extra, &format!("{at}.extra"))?;
+                    let c = e.message(&schema::message("ghost_chunk_entry")?, &body, &at)?;
+                    e.sized(extra, field_u64(&c, "len"), &format!("{at}.extra"))?;
                 }
             }
         }
@@ -446,6 +446,16 @@ impl Enc<'_> {
                     .and_then(Json::as_array)
                     .map(Vec::as_slice)
                     .unwrap_or_default();
+                let qnum = field_u64(m, "qnum");
+                if items.len() as u64 != 2 * qnum {
+                    return Err(self.err(
+                        &at,
+                        format!(
+                            "{} items, but qnum {qnum} needs a message and its data each",
+                            items.len()
+                        ),
+                    ));
+                }
                 for (i, pair) in items.chunks(2).enumerate() {
                     let here = format!("{at}[{}]", 2 * i);
                     let msg = self.message(&desc, &pair[0], &here)?;
@@ -454,7 +464,13 @@ impl Enc<'_> {
                         Some(s) => convert::base64_decode(s).map_err(|r| self.err(&here, r))?,
                         None => return Err(self.err(&here, "message data missing".into())),
                     };
-                    let mut data = data.get(..size as usize).unwrap_or(&data).to_vec();
+                    if data.len() as u64 != size {
+                        return Err(self.err(
+                            &here,
+                            format!("holds {} bytes but msize is {size}", data.len()),
+                        ));
+                    }
+                    let mut data = data;
                     data.resize(round_up(size, 8) as usize, 0);
                     self.w.write_payload(&data)?;
                 }

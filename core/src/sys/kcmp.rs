@@ -137,3 +137,31 @@ pub fn supported() -> bool {
     };
     !(ret < 0 && Errno::from_raw_os_error(-ret as i32) == Errno::NOSYS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn file_and_its_dup_are_equal() {
+        if !supported() {
+            eprintln!("SKIPPED file_and_its_dup_are_equal: no kcmp here");
+            return;
+        }
+        let me = rustix::process::getpid();
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        let dup = rustix::io::dup(&rd).unwrap();
+        let fd = |f: &std::os::fd::OwnedFd| f.as_raw_fd() as u32;
+        assert_eq!(
+            kcmp(me, me, KcmpType::File, fd(&rd), fd(&dup)),
+            Ok(KcmpOrder::Equal)
+        );
+        assert_ne!(
+            kcmp(me, me, KcmpType::File, fd(&rd), fd(&wr)),
+            Ok(KcmpOrder::Equal)
+        );
+        assert_eq!(kcmp(me, me, KcmpType::Vm, 0, 0), Ok(KcmpOrder::Equal));
+        assert_eq!(kcmp(me, me, KcmpType::EpollTfd, 0, 0), Err(Errno::INVAL));
+    }
+}

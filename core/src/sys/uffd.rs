@@ -170,4 +170,23 @@ mod tests {
         assert_eq!(USERFAULTFD_IOC_NEW & 0xffff, 0xaa00);
         assert_eq!(UFFDIO_API & 0xffff, 0xaa3f);
     }
+
+    #[test]
+    fn api_handshake_once_per_fd() {
+        let flags = UffdFlags {
+            cloexec: true,
+            nonblock: true,
+            user_mode_only: true,
+        };
+        let fd = match userfaultfd(flags).or_else(|_| userfaultfd_dev(flags)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                eprintln!("SKIPPED api_handshake_once_per_fd: no userfaultfd here: {e}");
+                return;
+            }
+        };
+        let first = api(&fd, 0).expect("UFFDIO_API");
+        assert_ne!(first.ioctls, 0);
+        assert_eq!(api(&fd, 0), Err(Errno::INVAL));
+    }
 }

@@ -173,6 +173,9 @@ pub fn proc_syscall(pid: i32) -> Option<i64> {
 }
 
 /// Print why a test is skipped, in a form easy to grep for in CI logs.
+/// Written to stderr directly: libtest captures only the print macros, and
+/// a skip must show even when the test passes.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }

@@ -190,30 +190,49 @@ mod tests {
         assert_eq!(PAGEMAP_SCAN & 0xffff, 0x6610);
     }
 
-    /// Touch two of 64 pages of a fresh buffer: the scan reports exactly
+    /// Touch two of 64 pages of a fresh mapping: the scan reports exactly
     /// those as present (qemu-user does not pass this ioctl through; there
     /// the test only reports the skip).
     #[test]
     fn scan_finds_touched_pages() {
         let page = rustix::param::page_size();
-        // Large enough for the allocator to mmap it fresh (and zeroed, so
-        // untouched), too small for a transparent huge page.
-        let mut buf = vec![0u8; 66 * page];
-        let base = buf.as_ptr().align_offset(page);
-        let start = buf.as_ptr() as u64 + base as u64;
-        buf[base + page] = 1;
-        buf[base + 5 * page] = 1;
-        std::hint::black_box(&buf);
+        let len = 64 * page;
+        let prot = (raw::PROT_READ | raw::PROT_WRITE) as usize;
+        let flags = (raw::MAP_PRIVATE | raw::MAP_ANONYMOUS) as usize;
+        // SAFETY: a fresh private anonymous mapping the kernel places; no
+        // Rust object lives there. (A heap buffer could reuse pages that
+        // were touched before.)
+        let addr =
+            unsafe { criu_arch::syscall6(criu_arch::nr::MMAP, 0, len, prot, flags, usize::MAX, 0) };
+        assert!(addr > 0, "mmap: {addr}");
+        let start = addr as u64;
+        // SAFETY: advice on the mapping made above. No huge pages (or mTHP
+        // folios), which would make neighbours of a touched page present.
+        unsafe {
+            criu_arch::syscall3(
+                criu_arch::nr::MADVISE,
+                addr as usize,
+                len,
+                raw::MADV_NOHUGEPAGE as usize,
+            )
+        };
+        for p in [1, 5] {
+            // SAFETY: inside the writable mapping made above.
+            unsafe { ((addr as usize + p * page) as *mut u8).write_volatile(1) };
+        }
         let pagemap = File::open("/proc/self/pagemap").expect("pagemap");
         let args = ScanArgs {
             start,
-            end: start + 64 * page as u64,
+            end: start + len as u64,
             category_anyof_mask: category::PRESENT,
             return_mask: category::PRESENT,
             ..ScanArgs::default()
         };
         let mut out = [PageRegion::default(); 16];
-        match scan(&pagemap, &args, &mut out) {
+        let result = scan(&pagemap, &args, &mut out);
+        // SAFETY: unmaps the mapping made above; nothing refers to it.
+        unsafe { criu_arch::syscall2(criu_arch::nr::MUNMAP, addr as usize, len) };
+        match result {
             Ok(r) => {
                 assert_eq!(r.walk_end, args.end);
                 let found: Vec<(u64, u64)> = out[..r.regions]
@@ -234,6 +253,5 @@ mod tests {
             }
             Err(e) => eprintln!("SKIPPED scan_finds_touched_pages: PAGEMAP_SCAN failed: {e}"),
         }
-        std::hint::black_box(&buf);
     }
 }

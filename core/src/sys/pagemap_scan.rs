@@ -155,8 +155,7 @@ pub fn madv_guard_supported() -> Result<bool, Errno> {
     let flags = (raw::MAP_PRIVATE | raw::MAP_ANONYMOUS) as usize;
     // SAFETY: a fresh private anonymous mapping at an address the kernel
     // picks: it cannot overlap anything we use.
-    let addr =
-        unsafe { criu_arch::syscall6(criu_arch::nr::MMAP, 0, page, prot, flags, usize::MAX, 0) };
+    let addr = unsafe { criu_arch::sys_mmap(0, page, prot, flags, usize::MAX, 0) };
     if addr < 0 {
         return Err(Errno::from_raw_os_error(-addr as i32));
     }
@@ -202,8 +201,7 @@ mod tests {
         // SAFETY: a fresh private anonymous mapping the kernel places; no
         // Rust object lives there. (A heap buffer could reuse pages that
         // were touched before.)
-        let addr =
-            unsafe { criu_arch::syscall6(criu_arch::nr::MMAP, 0, len, prot, flags, usize::MAX, 0) };
+        let addr = unsafe { criu_arch::sys_mmap(0, len, prot, flags, usize::MAX, 0) };
         assert!(addr > 0, "mmap: {addr}");
         let start = addr as u64;
         // SAFETY: advice on the mapping made above. No huge pages (or mTHP

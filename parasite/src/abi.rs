@@ -52,3 +52,248 @@ pub struct PingArgs {
     /// included (a counter in the blob's `.bss`).
     pub count: u64,
 }
+
+// ---------------------------------------------------------------------------
+// Daemon mode (CRIU's `parasite_init_daemon` + compel's RPC).
+//
+// The tool starts the blob with `entry(CMD_INIT_DAEMON, args)` where `args`
+// points to an [`InitDaemonArgs`] at the start of the shared argument area.
+// The parasite connects a `SOCK_SEQPACKET` unix socket to the address given
+// there, acks, and then serves [`CtlMsg`] commands until [`CMD_FINI`], after
+// which it returns to the task's original context with `rt_sigreturn`
+// through the frame the tool prepared. Arguments and results of each daemon
+// command live in the argument area (the same one that held the init args).
+// If it cannot connect it returns `-errno` from the entry (to the trap).
+
+/// Entry command: become a daemon (see above).
+pub const CMD_INIT_DAEMON: usize = 2;
+
+/// Daemon command: acknowledge nothing, return through the signal frame.
+pub const CMD_FINI: u32 = 3;
+/// Daemon command: `PING` over the socket (same arguments as the entry one).
+pub const CMD_DAEMON_PING: u32 = 4;
+/// First command specific to dumping (CRIU's `PARASITE_USER_CMDS`).
+pub const CMD_USER_FIRST: u32 = 64;
+/// [`MiscArgs`].
+pub const CMD_DUMP_MISC: u32 = 64;
+/// [`ThreadArgs`].
+pub const CMD_DUMP_THREAD: u32 = 65;
+/// [`SigactsArgs`].
+pub const CMD_DUMP_SIGACTS: u32 = 66;
+/// [`ItimersArgs`].
+pub const CMD_DUMP_ITIMERS: u32 = 67;
+/// [`PosixTimersArgs`] followed by `nr` [`PosixTimer`] entries.
+pub const CMD_DUMP_POSIX_TIMERS: u32 = 68;
+/// [`MprotectArgs`] followed by `nr` [`MprotectRegion`] entries.
+pub const CMD_MPROTECT_VMAS: u32 = 69;
+/// [`DumpPagesArgs`] followed by `nr_iovs` [`IoVec`] entries; the pipe's
+/// write end follows the control message with `SCM_RIGHTS`.
+pub const CMD_DUMPPAGES: u32 = 70;
+/// [`DrainFdsArgs`] followed by `nr` `i32` fds; the parasite writes each
+/// fd's `F_GETFD` flags over the fd numbers (in place) and sends the fds
+/// back with `SCM_RIGHTS`, at most [`SCM_MAX_FD`] per message, before its
+/// ack.
+pub const CMD_DRAIN_FDS: u32 = 71;
+
+/// Most fds one `SCM_RIGHTS` message carries (the kernel's `SCM_MAX_FD` is
+/// 253; CRIU uses 252).
+pub const SCM_MAX_FD: usize = 252;
+/// Most iovecs one `vmsplice` takes (`UIO_MAXIOV`).
+pub const UIO_MAXIOV: usize = 1024;
+
+/// The 12-byte control message of the RPC (compel's `ctl_msg`). The tool
+/// sends `{cmd, 0, 0}`; the parasite answers `{cmd, cmd, err}` where `err`
+/// is 0 or `-errno`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlMsg {
+    pub cmd: u32,
+    pub ack: u32,
+    pub err: i32,
+}
+
+/// Longest `sun_path` of a `sockaddr_un`.
+pub const SUN_PATH_MAX: usize = 108;
+
+/// Arguments of [`CMD_INIT_DAEMON`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitDaemonArgs {
+    /// Socket address path (abstract: starts with a NUL byte).
+    pub sun_path: [u8; SUN_PATH_MAX],
+    /// Bytes of `sun_path` in use.
+    pub sun_len: u32,
+    /// Stack pointer for `rt_sigreturn` at FINI (frame address + the arch's
+    /// `RT_SIGFRAME_OFFSET`).
+    pub sigreturn_sp: u64,
+    /// Size of the argument area (bounds for variable-length commands).
+    pub args_len: u64,
+    /// Out, valid when the INIT_DAEMON ack arrives: the parasite's socket
+    /// fd in the task (so that the tool can close it should the parasite
+    /// be unable to).
+    pub sock_fd: i32,
+    pub _pad: u32,
+}
+
+/// Results of [`CMD_DUMP_MISC`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MiscArgs {
+    /// `brk(0)`: the current program break.
+    pub brk: u64,
+    pub pid: i32,
+    pub sid: i32,
+    pub pgid: i32,
+    pub umask: u32,
+    pub dumpable: i32,
+    pub thp_disabled: i32,
+    pub child_subreaper: i32,
+    pub _pad: u32,
+}
+
+/// Credentials as the task sees them (CRIU's `creds_entry` inputs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Creds {
+    /// Capability sets as two 32-bit words each (capget v3).
+    pub cap_inh: [u32; 2],
+    pub cap_prm: [u32; 2],
+    pub cap_eff: [u32; 2],
+    /// Bounding set (`PR_CAPBSET_READ`), bit per cap.
+    pub cap_bnd: [u32; 2],
+    /// Ambient set (`PR_CAP_AMBIENT_IS_SET`), bit per cap.
+    pub cap_amb: [u32; 2],
+    /// Number of caps the kernel knows (first that `PR_CAPBSET_READ` rejects).
+    pub cap_last: u32,
+    pub no_new_privs: u32,
+    pub secbits: u32,
+    /// real, effective, saved, fs.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    pub ngroups: u32,
+    pub groups: [u32; CREDS_MAX_GROUPS],
+}
+
+/// Supplementary groups we collect.
+pub const CREDS_MAX_GROUPS: usize = 256;
+
+/// Results of [`CMD_DUMP_THREAD`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadArgs {
+    /// `PR_GET_TID_ADDRESS`: the `clear_child_tid` pointer.
+    pub tid_addr: u64,
+    /// `sigaltstack`: sp, flags, size.
+    pub sas_sp: u64,
+    pub sas_flags: i32,
+    pub pdeath_sig: i32,
+    pub sas_size: u64,
+    /// `PR_GET_NAME` (NUL padded).
+    pub comm: [u8; 16],
+    /// `gettid` inside (the namespace tid).
+    pub tid: i32,
+    pub _pad: u32,
+    pub creds: Creds,
+}
+
+/// One signal's action as `rt_sigaction` reports it (the kernel layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sigaction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// Results of [`CMD_DUMP_SIGACTS`]: entry `n - 1` is signal `n` (SIGKILL
+/// and SIGSTOP stay zero).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigactsArgs {
+    pub acts: [Sigaction; 64],
+}
+
+/// `struct itimerval` as four longs: interval (sec, usec), value (sec, usec).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Itimerval {
+    pub interval_sec: i64,
+    pub interval_usec: i64,
+    pub value_sec: i64,
+    pub value_usec: i64,
+}
+
+/// Results of [`CMD_DUMP_ITIMERS`]: REAL, VIRTUAL, PROF.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItimersArgs {
+    pub timers: [Itimerval; 3],
+}
+
+/// Header of [`CMD_DUMP_POSIX_TIMERS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixTimersArgs {
+    pub nr: u64,
+}
+
+/// One POSIX timer: `id` in, the rest out (`timer_gettime`, `timer_getoverrun`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixTimer {
+    pub id: i32,
+    pub overrun: i32,
+    pub interval_sec: i64,
+    pub interval_nsec: i64,
+    pub value_sec: i64,
+    pub value_nsec: i64,
+}
+
+/// Header of [`CMD_MPROTECT_VMAS`]. With `undo == 0` each region gets
+/// `prot` and the parasite remembers `orig` (at most [`MPROTECT_MAX`]
+/// regions); with `undo != 0` (or at FINI) every remembered region gets its
+/// `orig` back and the list is emptied.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MprotectArgs {
+    pub nr: u32,
+    pub undo: u32,
+}
+
+/// Most regions [`CMD_MPROTECT_VMAS`] remembers.
+pub const MPROTECT_MAX: usize = 512;
+
+/// One `mprotect(start, len, prot)`, undone with `orig`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MprotectRegion {
+    pub start: u64,
+    pub len: u64,
+    pub prot: u64,
+    pub orig: u64,
+}
+
+/// Header of [`CMD_DUMPPAGES`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DumpPagesArgs {
+    pub nr_iovs: u64,
+    /// Sum of the iovecs' lengths, which `vmsplice` must move exactly.
+    pub total: u64,
+}
+
+/// `struct iovec`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoVec {
+    pub base: u64,
+    pub len: u64,
+}
+
+/// Header of [`CMD_DRAIN_FDS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainFdsArgs {
+    pub nr: u64,
+}

@@ -25,7 +25,10 @@
 // Shared with core, which uses all of it; the blob needs only some.
 #[allow(dead_code)]
 mod abi;
+mod cmds;
+mod daemon;
 mod rt;
+mod sock;
 
 use core::hint::black_box;
 use core::ptr::{addr_of, read_volatile};
@@ -65,6 +68,7 @@ pub unsafe extern "C" fn __export_parasite_entry(cmd: usize, args: *mut u8) -> i
             // PingArgs for CMD_PING.
             ping(unsafe { &mut *args })
         }
+        abi::CMD_INIT_DAEMON => daemon::run(args),
         // Only in the bad-relocation experiment: makes the bad slot reachable.
         #[cfg(criu_blob_bad_reloc)]
         0xbad => bad_reloc::read_slot() as isize,
@@ -72,7 +76,7 @@ pub unsafe extern "C" fn __export_parasite_entry(cmd: usize, args: *mut u8) -> i
     }
 }
 
-fn ping(args: &mut abi::PingArgs) -> isize {
+pub(crate) fn ping(args: &mut abi::PingArgs) -> isize {
     // Volatile loads make the compiler read the pointers from the blob's data
     // instead of folding the statics' known initialisers into the code.
     // SAFETY: reading an initialised immutable static.

@@ -92,6 +92,14 @@ pub enum InfectError {
     #[error("placing the parasite: {0}")]
     Blob(#[from] crate::blob::BlobError),
 
+    /// The parasite daemon misbehaved (no connection, bad answer, timeout).
+    #[error("parasite daemon in task {pid}: {reason}")]
+    Daemon { pid: i32, reason: String },
+
+    /// A parasite command failed inside the task.
+    #[error("parasite command {cmd} in task {pid} failed: {errno}")]
+    Command { pid: i32, cmd: u32, errno: Errno },
+
     /// The blob, its arguments and stacks do not fit the shared area.
     #[error("parasite area layout: {0}")]
     Layout(String),

@@ -19,6 +19,7 @@
 //! returns with `?` are safe.
 
 pub mod cure;
+pub mod daemon;
 pub mod error;
 pub mod parasite;
 pub mod seize;
@@ -26,6 +27,7 @@ pub mod shmem;
 pub mod syscall;
 pub mod task_info;
 
+pub use daemon::Daemon;
 pub use error::InfectError;
 pub use parasite::Parasite;
 pub use seize::{ExtRegs, Seized, TaskState};

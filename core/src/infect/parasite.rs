@@ -5,12 +5,13 @@
 //!
 //! Layout of the area, low to high: one page holding the return trap, the
 //! blob image (its code and data at the offsets it was linked for), the
-//! argument block (64-byte aligned), the stack (16 KiB) and a 128-byte gap
+//! argument block (64-byte aligned), room for the daemon's signal frame,
+//! the stack (16 KiB) and a 128-byte gap
 //! above the stack top (CRIU keeps such a redzone too). The task sees the
 //! trap page and the blob's code read+execute and the rest read+write (W^X);
 //! we write everything through our own read-write view.
 
-use criu_arch::{TRAP_INSN, setup_blob_call};
+use criu_arch::{SIGFRAME_ALIGN, SIGFRAME_SIZE, TRAP_INSN, setup_blob_call};
 
 use super::error::InfectError;
 use super::seize::Seized;
@@ -39,6 +40,8 @@ pub struct Layout {
     pub args_off: usize,
     /// Size of the argument block.
     pub args_len: usize,
+    /// Where the daemon's `rt_sigframe` of the original state goes.
+    pub frame_off: usize,
     /// Top of the stack (it grows down from here).
     pub stack_top: usize,
     /// Total size needed.
@@ -77,8 +80,12 @@ impl Layout {
             .checked_add(blob_len)
             .and_then(|o| o.max(exec_len).checked_next_multiple_of(64))
             .ok_or_else(too_big)?;
-        let stack_top = args_off
+        let frame_off = args_off
             .checked_add(args_len)
+            .and_then(|o| o.checked_next_multiple_of(SIGFRAME_ALIGN))
+            .ok_or_else(too_big)?;
+        let stack_top = frame_off
+            .checked_add(SIGFRAME_SIZE)
             .and_then(|o| o.checked_add(STACK_SIZE))
             .and_then(|o| o.checked_next_multiple_of(16))
             .ok_or_else(too_big)?;
@@ -90,6 +97,7 @@ impl Layout {
             exec_len,
             args_off,
             args_len,
+            frame_off,
             stack_top,
             len,
         })
@@ -147,6 +155,22 @@ impl<'t> Parasite<'t> {
 
     fn area_mut(&mut self) -> &mut SharedArea {
         self.area.as_mut().expect("area present until cured")
+    }
+
+    pub(super) fn task_mut(&mut self) -> &mut Seized {
+        self.task
+    }
+
+    pub(super) fn task(&self) -> &Seized {
+        self.task
+    }
+
+    pub(super) fn entry_addr(&self) -> u64 {
+        self.remote_base() + self.entry_off as u64
+    }
+
+    pub(super) fn local_mut(&mut self) -> &mut [u8] {
+        self.area_mut().local_mut()
     }
 
     /// The area's layout.
@@ -242,7 +266,9 @@ mod tests {
         assert_eq!(l.exec_len, 2 * 4096);
         assert_eq!(l.args_off, (4096 + 0x1030_usize).next_multiple_of(64));
         assert_eq!(l.args_len, ARGS_MIN);
-        assert!(l.stack_top >= l.args_off + l.args_len + STACK_SIZE);
+        assert!(l.frame_off >= l.args_off + l.args_len);
+        assert_eq!(l.frame_off % SIGFRAME_ALIGN, 0);
+        assert!(l.stack_top >= l.frame_off + SIGFRAME_SIZE + STACK_SIZE);
         assert_eq!(l.stack_top % 16, 0);
         assert_eq!(l.len, l.stack_top + STACK_GAP);
         // Code only: all of it executable, arguments after it.

@@ -14,7 +14,7 @@ use crate::sys::ptrace::{self, EVENT_STOP, SigSet, WaitStatus};
 
 /// Every signal blocked except SIGTRAP, so nothing but our trap interrupts
 /// injected code (SIGKILL and SIGSTOP cannot be blocked; faults are forced).
-const TRAP_ONLY_MASK: SigSet = !(1u64 << (SIGTRAP - 1));
+pub(super) const TRAP_ONLY_MASK: SigSet = !(1u64 << (SIGTRAP - 1));
 
 /// Largest negative value a syscall returns as `-errno`.
 const MAX_ERRNO: i64 = 4095;

@@ -415,6 +415,59 @@ pub fn wait(pid: Pid) -> Result<WaitStatus, Errno> {
     }
 }
 
+/// `wait4(pid, __WALL | WNOHANG)`: a state change of the tracee if there is
+/// one now, else `None`.
+pub fn try_wait(pid: Pid) -> Result<Option<WaitStatus>, Errno> {
+    let opts = WaitOptions::from_bits_retain(linux_raw_sys::general::__WALL) | WaitOptions::NOHANG;
+    loop {
+        match rustix::process::waitpid(Some(pid), opts) {
+            Ok(Some((_, status))) => {
+                return Ok(Some(WaitStatus::from_raw(status.as_raw() as u32)));
+            }
+            Ok(None) => return Ok(None),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The legacy FP registers at the start of an extended register set as
+/// ptrace returns it (`NT_PRFPREG` is exactly `FpRegs`; x86's
+/// `NT_X86_XSTATE` starts with the same FXSAVE image). `None` if too short.
+pub fn fp_regs_from_bytes(bytes: &[u8]) -> Option<criu_arch::FpRegs> {
+    if bytes.len() < size_of::<criu_arch::FpRegs>() {
+        return None;
+    }
+    // SAFETY: `FpRegs` is a `#[repr(C)]` struct of integers (any bit pattern
+    // is valid) and `bytes` holds at least its size; read_unaligned copes
+    // with the slice's alignment.
+    Some(unsafe { bytes.as_ptr().cast::<criu_arch::FpRegs>().read_unaligned() })
+}
+
+/// An all-zero signal frame on the heap (frames are several KiB), ready for
+/// `criu_arch::fill_sigframe`. Starting from zeroed memory also zeroes the
+/// padding bytes that [`sigframe_bytes`] later reads.
+pub fn zeroed_sigframe() -> Box<criu_arch::RtSigframe> {
+    let frame = Box::<criu_arch::RtSigframe>::new_zeroed();
+    // SAFETY: `RtSigframe` consists of integers and arrays of integers on
+    // every arch, for which all-zero bytes are a valid value.
+    unsafe { frame.assume_init() }
+}
+
+/// A signal frame as the bytes to store in the task's memory.
+pub fn sigframe_bytes(frame: &criu_arch::RtSigframe) -> &[u8] {
+    // SAFETY: `RtSigframe` is a `#[repr(C)]` struct of integers with no
+    // padding the compiler may leave uninitialised other than explicit pad
+    // fields (all are named fields, zeroed by its constructors); the slice
+    // borrows `frame` for its size.
+    unsafe {
+        std::slice::from_raw_parts(
+            (frame as *const criu_arch::RtSigframe).cast::<u8>(),
+            size_of::<criu_arch::RtSigframe>(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

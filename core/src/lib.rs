@@ -13,4 +13,5 @@ pub mod infect;
 pub mod log;
 pub mod opts;
 pub mod proc;
+pub mod restore;
 pub mod sys;

@@ -52,3 +52,233 @@ pub struct PingArgs {
     /// included (a counter in the blob's `.bss`).
     pub count: u64,
 }
+
+/// `RESTORE`: called in the tool's own process with [`RestoreArgs`] placed
+/// inside the bootstrap region (a shared, read+write+exec mapping that also
+/// holds the blob). The blob forks the task with `clone3` (with `set_tid`
+/// when [`RestoreArgs::pid`] is non-zero) and returns the child's PID to the
+/// tool (or `-errno`). The child restores itself from the arguments and ends
+/// in `rt_sigreturn`; its progress is reported in [`RestoreArgs::status`],
+/// which the tool polls (the region is shared between the two).
+pub const CMD_RESTORE: usize = 2;
+
+/// [`RestoreStatus::state`]: the child is still working.
+pub const STATE_RUNNING: u32 = 0;
+/// [`RestoreStatus::state`]: everything restored; `rt_sigreturn` is next.
+pub const STATE_DONE: u32 = 1;
+/// [`RestoreStatus::state`]: a stage failed; see `stage`, `errno`, `index`.
+/// The child then calls `exit_group(1)`.
+pub const STATE_FAILED: u32 = 2;
+
+// Stages of the child, in order ([`RestoreStatus::stage`]).
+pub const STAGE_SESSION: u32 = 1;
+pub const STAGE_FDS: u32 = 2;
+pub const STAGE_FS: u32 = 3;
+pub const STAGE_SWITCH_STACK: u32 = 4;
+pub const STAGE_PARK_VDSO: u32 = 5;
+pub const STAGE_UNMAP: u32 = 6;
+pub const STAGE_MAP: u32 = 7;
+pub const STAGE_PAGES: u32 = 8;
+pub const STAGE_PROTECT: u32 = 9;
+pub const STAGE_VDSO: u32 = 10;
+pub const STAGE_MM: u32 = 11;
+pub const STAGE_SIGACTIONS: u32 = 12;
+pub const STAGE_ITIMERS: u32 = 13;
+pub const STAGE_ARCH: u32 = 14;
+pub const STAGE_CLOSE_FDS: u32 = 15;
+pub const STAGE_RSEQ: u32 = 16;
+
+/// Progress of the restored child, written by it, read by the tool.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreStatus {
+    /// `STATE_*` (written last, with release ordering).
+    pub state: u32,
+    /// `STAGE_*` being run (or that failed).
+    pub stage: u32,
+    /// Positive errno of the failed system call.
+    pub errno: i32,
+    /// Index of the failing item within the stage's array.
+    pub index: u32,
+}
+
+/// An address range `[start, end)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// One VMA to `mmap` with `MAP_FIXED`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmaArg {
+    pub start: u64,
+    pub end: u64,
+    /// File offset in bytes (file mappings).
+    pub offset: u64,
+    /// Protection to map with (the final one plus `PROT_WRITE` while pages
+    /// are read in).
+    pub map_prot: u32,
+    /// `mmap` flags (`MAP_FIXED` is added by the blob).
+    pub flags: u32,
+    /// File to map, or -1 for anonymous memory.
+    pub fd: i32,
+    /// Protection once the pages are in.
+    pub final_prot: u32,
+}
+
+/// `pread` `len` bytes at file offset `offset` of the pages image to `addr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageRun {
+    pub addr: u64,
+    pub len: u64,
+    pub offset: u64,
+}
+
+/// `mremap` `len` bytes from `from` to `to` (`to == 0`: `munmap` instead).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Remap {
+    pub from: u64,
+    pub to: u64,
+    pub len: u64,
+}
+
+/// `dup3(from, to)` (nothing when equal; `from` is closed at the end with
+/// every fd not kept).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdMove {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// `rt_sigaction(sig, {handler, flags, restorer, mask})`, as dumped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigactionArg {
+    pub sig: u64,
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// `setitimer(which, {interval, value})`, times as (seconds, microseconds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItimerArg {
+    pub which: u64,
+    pub interval_sec: u64,
+    pub interval_usec: u64,
+    pub value_sec: u64,
+    pub value_usec: u64,
+}
+
+/// A raw system call made just before `rt_sigreturn` (per-arch state the
+/// signal frame does not carry, such as x86_64's `arch_prctl(ARCH_SET_FS)`);
+/// core chooses them, the blob stays arch-neutral.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawSyscall {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+/// The kernel's `struct prctl_mm_map` (`PR_SET_MM_MAP`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrctlMmMap {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    /// Address of the saved auxv words.
+    pub auxv: u64,
+    /// Size of the auxv in bytes.
+    pub auxv_size: u32,
+    /// Fd of the executable.
+    pub exe_fd: u32,
+}
+
+/// A pointer (an address inside the bootstrap region) and a count.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Array {
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// Argument block of [`CMD_RESTORE`]. Every [`Array`] points into the
+/// bootstrap region, which is mapped at the same address in tool and child.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreArgs {
+    /// Out: progress of the child.
+    pub status: RestoreStatus,
+    /// PID to create the task with (`clone3` `set_tid`), 0 for any.
+    pub pid: i32,
+    /// Non-zero: `setsid()` in the child.
+    pub setsid: u32,
+    /// Non-zero: `setpgid(0, pgid)` in the child (after `setsid`, if any).
+    pub pgid: i32,
+    /// `umask` to set, or `u32::MAX` to keep.
+    pub umask: u32,
+    /// Directory fds for `fchdir` / `chroot`, -1 to keep.
+    pub cwd_fd: i32,
+    pub root_fd: i32,
+    /// `[FdMove]`: the task's fds, opened by the tool above every target.
+    pub fd_moves: Array,
+    /// `[i32]`, sorted: fds that stay open; all others are closed last.
+    pub keep_fds: Array,
+    /// Stack for the rest of the restore (reached through a signal handler
+    /// on this alternate stack, so no arch code switches stacks).
+    pub stack: Region,
+    /// Signal used to get onto that stack.
+    pub switch_signal: u64,
+    /// `[Remap]`: the tool's vDSO/vvar mappings into the parking area of the
+    /// bootstrap region (done first, before anything is unmapped).
+    pub park: Array,
+    /// `[Region]`: ranges to unmap (everything but the bootstrap region).
+    pub unmap: Array,
+    /// `[VmaArg]`, sorted by address.
+    pub vmas: Array,
+    /// Fd of `pages-N.img` and the `[PageRun]` read from it.
+    pub pages_fd: i32,
+    /// Non-zero: call `PR_SET_MM_MAP` with `mm_map`.
+    pub set_mm: u32,
+    pub page_runs: Array,
+    /// `[Remap]`: parked vDSO/vvar to the dumped addresses (`to == 0`: unmap).
+    pub unpark: Array,
+    pub mm_map: PrctlMmMap,
+    /// `[SigactionArg]`.
+    pub sigactions: Array,
+    /// `[ItimerArg]`.
+    pub itimers: Array,
+    /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
+    pub arch_syscalls: Array,
+    /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.
+    pub sigreturn_sp: u64,
+    /// The tool's rseq registration, inherited by the child, to undo before
+    /// the tool's memory goes (else the kernel's rseq update faults).
+    pub tool_rseq: RseqArg,
+}
+
+/// An rseq registration: `rseq(addr, len, flags, sig)`; `addr == 0`: none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RseqArg {
+    pub addr: u64,
+    pub len: u32,
+    pub sig: u32,
+}

@@ -17,6 +17,7 @@
 // Shared with core, which uses all of it; the blob needs only some.
 #[allow(dead_code)]
 mod abi;
+mod restore;
 #[path = "../../parasite/src/rt.rs"]
 mod rt;
 
@@ -57,6 +58,15 @@ pub unsafe extern "C" fn __export_restorer_entry(cmd: usize, args: *mut u8) -> i
             // SAFETY: non-null and aligned, and the caller passes a valid
             // PingArgs for CMD_PING.
             ping(unsafe { &mut *args })
+        }
+        abi::CMD_RESTORE => {
+            let args = args.cast::<abi::RestoreArgs>();
+            if args.is_null() || !args.is_aligned() {
+                return abi::ERR_BAD_ARGS;
+            }
+            // SAFETY: non-null and aligned; the tool passes a RestoreArgs
+            // inside the bootstrap region for CMD_RESTORE.
+            restore::start(unsafe { &mut *args })
         }
         _ => abi::ERR_NO_COMMAND,
     }

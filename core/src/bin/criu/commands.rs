@@ -20,7 +20,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
             if opts.dump.tree.is_some() {
                 pr_warn!("Using -t with criu restore is obsoleted");
             }
-            not_implemented("restore")
+            restore(opts)
         }
         Command::PageServer => not_implemented("page-server"),
         Command::Service => not_implemented("service"),
@@ -47,6 +47,18 @@ pub fn swrk(args: &[String]) -> i32 {
         return 1;
     }
     not_implemented("swrk")
+}
+
+/// `criu restore`: exit 0 once a detached task runs, else the task's own
+/// exit code; 1 with an error message when the restore fails.
+fn restore(opts: &Opts) -> i32 {
+    match criu_core::restore::run(opts) {
+        Ok(code) => code,
+        Err(e) => {
+            pr_err!("Restore failed: {e}");
+            1
+        }
+    }
 }
 
 fn not_implemented(what: &str) -> i32 {

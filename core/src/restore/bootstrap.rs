@@ -1,0 +1,151 @@
+//! The bootstrap region in the tool: map it at the chosen address (shared,
+//! so the tool sees the child's status), copy the prepared image into it,
+//! call the restorer's `RESTORE` command (which forks the child), and read
+//! the status word the child writes.
+//!
+//! This is the restore half of the blob loader, and the only `unsafe` code
+//! of `restore` (each block justified); it belongs beside `blob::loader`.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg};
+
+/// The bytes of a plain `#[repr(C)]` value made of integers.
+pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: callers pass only the restorer ABI structs and the arch signal
+    // frame: integer fields and explicit padding fields, so every byte is
+    // initialised; the slice borrows `v`.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+}
+
+/// The region, mapped at its address in this process; unmapped on drop.
+pub struct Region {
+    base: u64,
+    len: usize,
+}
+
+impl Region {
+    /// Maps `image.len()` bytes shared, read+write+exec, exactly at `base`
+    /// (never over an existing mapping) and copies `image` there.
+    pub fn map(base: u64, image: &[u8]) -> Result<Region, Errno> {
+        let len = image.len();
+        let want = std::ptr::without_provenance_mut::<c_void>(base as usize);
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so no memory
+        // in use is affected; the new area belongs to the returned Region.
+        let got = unsafe {
+            rustix::mm::mmap_anonymous(
+                want,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE | ProtFlags::EXEC,
+                MapFlags::SHARED | MapFlags::FIXED_NOREPLACE,
+            )
+        }?;
+        let region = Region {
+            base: got as u64,
+            len,
+        };
+        if got != want {
+            return Err(Errno::EXIST);
+        }
+        // SAFETY: the mapping is `len` bytes, writable and ours alone.
+        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), got.cast::<u8>(), len) };
+        criu_arch::flush_icache(base as usize, len);
+        Ok(region)
+    }
+
+    /// Calls the restorer's `RESTORE` with the args at `args_off`: forks the
+    /// child; returns its PID or the `-errno` of `clone3`.
+    pub fn start(&self, entry_off: usize, args_off: usize) -> isize {
+        type Entry = unsafe extern "C" fn(usize, *mut u8) -> isize;
+        let entry_ptr = std::ptr::without_provenance_mut::<u8>(self.base as usize + entry_off);
+        let args = std::ptr::without_provenance_mut::<u8>(self.base as usize + args_off);
+        // SAFETY: the region holds the restorer relocated for `base` (the
+        // image was built by `Blob::relocate_into` with this base) and is
+        // executable; its entry has this signature.
+        let entry = unsafe { std::mem::transmute::<*mut u8, Entry>(entry_ptr) };
+        // SAFETY: `args` is an aligned RestoreArgs in the region. In this
+        // process the command only stores a pointer in the blob's data and
+        // calls clone3; all further work happens in the child.
+        unsafe { entry(CMD_RESTORE, args) }
+    }
+
+    /// The child's status as published so far.
+    pub fn status(&self, args_off: usize) -> RestoreStatus {
+        let p = (self.base as usize + args_off) as *mut RestoreArgs;
+        // SAFETY: the args live in our shared mapping for as long as `self`;
+        // the child writes `state` last with release ordering, and the other
+        // fields before it, so an acquire load of `state` orders the rest.
+        unsafe {
+            let state = AtomicU32::from_ptr(std::ptr::addr_of_mut!((*p).status.state));
+            let s = state.load(Ordering::Acquire);
+            let mut st = std::ptr::read_volatile(std::ptr::addr_of!((*p).status));
+            st.state = s;
+            st
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` created; nothing borrows it.
+        let _ = unsafe {
+            rustix::mm::munmap(
+                std::ptr::without_provenance_mut::<c_void>(self.base as usize),
+                self.len,
+            )
+        };
+    }
+}
+
+/// `struct ptrace_rseq_configuration`.
+#[repr(C)]
+#[derive(Default)]
+struct PtraceRseqConfiguration {
+    rseq_abi_pointer: u64,
+    rseq_abi_size: u32,
+    signature: u32,
+    flags: u32,
+    pad: u32,
+}
+const _: () = assert!(size_of::<PtraceRseqConfiguration>() == 24);
+const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
+
+/// This thread's rseq registration (glibc registers one per thread), which
+/// a child forked from this thread inherits at the same address. Read with
+/// `PTRACE_GET_RSEQ_CONFIGURATION` from a parked fork of ourselves.
+pub fn own_rseq() -> Result<RseqArg, Errno> {
+    use crate::sys::{clone3, ptrace};
+    let child = clone3::spawn_parked_child()?;
+    let result = (|| {
+        ptrace::seize(child, 0)?;
+        ptrace::interrupt(child)?;
+        ptrace::wait(child)?;
+        let mut conf = PtraceRseqConfiguration::default();
+        // SAFETY: the kernel writes at most `size_of` bytes into `conf`,
+        // which lives across the call.
+        let ret = unsafe {
+            criu_arch::syscall4(
+                criu_arch::nr::PTRACE,
+                PTRACE_GET_RSEQ_CONFIGURATION,
+                child.as_raw_nonzero().get() as usize,
+                size_of::<PtraceRseqConfiguration>(),
+                std::ptr::from_mut(&mut conf) as usize,
+            )
+        };
+        if ret < 0 {
+            return Err(Errno::from_raw_os_error(-ret as i32));
+        }
+        Ok(RseqArg {
+            addr: conf.rseq_abi_pointer,
+            len: conf.rseq_abi_size,
+            sig: conf.signature,
+        })
+    })();
+    let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    let _ = ptrace::wait(child);
+    result
+}

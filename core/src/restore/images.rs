@@ -1,0 +1,265 @@
+//! Reading and validating the images of one task before anything is created.
+//!
+//! Everything a restore needs from the images directory is loaded into
+//! [`TaskImages`] and checked here, so that a bad image is reported with the
+//! file it came from before a single process exists.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::images::kinds::Kind;
+use crate::images::pb;
+use crate::images::reader::ImageReader;
+use crate::images::typed::ImageDir;
+use crate::proc::vma_kind::status::{
+    VMA_AREA_REGULAR, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE,
+    VMA_FILE_SHARED,
+};
+
+use super::RestoreError;
+
+/// One run of pages present in `pages-N.img`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagesRun {
+    pub vaddr: u64,
+    pub nr_pages: u64,
+    /// Byte offset of the run in the pages image.
+    pub offset: u64,
+}
+
+/// The images of one task, as read and validated.
+#[derive(Debug)]
+pub struct TaskImages {
+    pub pstree: pb::PstreeEntry,
+    pub core: pb::CoreEntry,
+    pub mm: pb::MmEntry,
+    pub pages: Vec<PagesRun>,
+    /// Path of `pages-N.img`.
+    pub pages_path: std::path::PathBuf,
+    /// Regular files by id (`files.img`, or the older `reg-files.img`).
+    pub reg_files: HashMap<u32, pb::RegFileEntry>,
+    pub fs: Option<pb::FsEntry>,
+    pub fdinfo: Vec<pb::FdinfoEntry>,
+}
+
+fn img(e: crate::images::error::ImageError) -> RestoreError {
+    RestoreError::Image(e)
+}
+
+fn invalid(file: impl Into<String>, what: String) -> RestoreError {
+    RestoreError::Invalid {
+        file: file.into(),
+        what,
+    }
+}
+
+/// Is the VMA one the restorer maps itself (not vDSO/vvar/vsyscall)?
+pub fn is_mapped_vma(v: &pb::VmaEntry) -> bool {
+    v.status & VMA_AREA_REGULAR != 0
+        && v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL) == 0
+}
+
+/// Is the VMA a mapping of a file (private or shared)?
+pub fn is_file_vma(v: &pb::VmaEntry) -> bool {
+    v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0
+}
+
+/// Reads every image of the single task in `dir` and validates it.
+pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages, RestoreError> {
+    // The inventory is required by CRIU; we only check that it parses.
+    dir.read_one::<pb::InventoryEntry>(Kind::Inventory, 0)
+        .map_err(img)?;
+    let tree: Vec<pb::PstreeEntry> = dir.read_all(Kind::Pstree, 0).map_err(img)?;
+    let pstree = match tree.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(invalid("pstree.img", "no task".into())),
+        more => {
+            return Err(RestoreError::Unsupported(format!(
+                "pstree.img holds {} tasks; only one process is restored so far",
+                more.len()
+            )));
+        }
+    };
+    if !pstree.threads.is_empty() && pstree.threads != [pstree.pid] {
+        return Err(RestoreError::Unsupported(
+            "multi-threaded tasks are not restored yet".into(),
+        ));
+    }
+    let pid = u64::from(pstree.pid);
+    let core: pb::CoreEntry = dir.read_one(Kind::Core, pid).map_err(img)?;
+    let mm: pb::MmEntry = dir.read_one(Kind::Mm, pid).map_err(img)?;
+    let mm_file = Kind::Mm.file_name(pid);
+    validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
+
+    let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
+    let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
+    let pages_len = std::fs::metadata(&pages_path)
+        .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
+        .len();
+    let pm_file = Kind::Pagemap.file_name(pid);
+    validate_pages(&pages, &mm.vmas, &pm_file, page_size, pages_len)?;
+
+    let mut reg_files = HashMap::new();
+    if dir.path(Kind::Files, 0).exists() {
+        for f in dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)? {
+            if let Some(reg) = f.reg {
+                reg_files.insert(f.id, reg);
+            }
+        }
+    }
+    if dir.path(Kind::RegFiles, 0).exists() {
+        for reg in dir
+            .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
+            .map_err(img)?
+        {
+            reg_files.insert(reg.id, reg);
+        }
+    }
+    for v in mm
+        .vmas
+        .iter()
+        .filter(|v| is_mapped_vma(v) && is_file_vma(v))
+    {
+        let id = v.shmid as u32;
+        if !reg_files.contains_key(&id) {
+            return Err(invalid(
+                mm_file.clone(),
+                format!(
+                    "file VMA {:#x}-{:#x} names file id {id}, which no files image holds",
+                    v.start, v.end
+                ),
+            ));
+        }
+    }
+    let fs = if dir.path(Kind::Fs, pid).exists() {
+        Some(dir.read_one::<pb::FsEntry>(Kind::Fs, pid).map_err(img)?)
+    } else {
+        None
+    };
+    let files_id = core.ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
+    let fdinfo = if dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+        dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
+            .map_err(img)?
+    } else {
+        Vec::new()
+    };
+    Ok(TaskImages {
+        pstree,
+        core,
+        mm,
+        pages,
+        pages_path,
+        reg_files,
+        fs,
+        fdinfo,
+    })
+}
+
+/// Reads `pagemap-PID.img`: the pages id and the runs, with their offsets in
+/// the pages image (runs marked `in_parent` have no data here).
+fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<PagesRun>), RestoreError> {
+    let mut r = ImageReader::open(path, Kind::Pagemap).map_err(img)?;
+    let head: pb::PagemapHead = r
+        .next_message()
+        .map_err(img)?
+        .ok_or_else(|| invalid(path.display().to_string(), "no pagemap head".into()))?;
+    let mut runs = Vec::new();
+    let mut offset = 0u64;
+    while let Some(e) = r.next_message::<pb::PagemapEntry>().map_err(img)? {
+        if e.in_parent.unwrap_or(false) {
+            return Err(RestoreError::Unsupported(
+                "pages in a parent image (pre-dump) are not restored yet".into(),
+            ));
+        }
+        let nr = e.nr_pages.unwrap_or(u64::from(e.compat_nr_pages));
+        runs.push(PagesRun {
+            vaddr: e.vaddr,
+            nr_pages: nr,
+            offset,
+        });
+        offset = offset.saturating_add(nr.saturating_mul(page_size));
+    }
+    Ok((head.pages_id, runs))
+}
+
+/// VMAs must be page-aligned, non-empty, sorted, non-overlapping and inside
+/// the task size.
+pub fn validate_vmas(
+    vmas: &[pb::VmaEntry],
+    file: &str,
+    page_size: u64,
+    task_size: u64,
+) -> Result<(), RestoreError> {
+    let mut prev_end = 0u64;
+    for v in vmas {
+        let range = format!("VMA {:#x}-{:#x}", v.start, v.end);
+        if v.start % page_size != 0 || v.end % page_size != 0 {
+            return Err(invalid(file, format!("{range} is not page-aligned")));
+        }
+        if v.start >= v.end {
+            return Err(invalid(file, format!("{range} is empty or inverted")));
+        }
+        if v.start < prev_end {
+            return Err(invalid(
+                file,
+                format!("{range} overlaps or precedes the VMA before it"),
+            ));
+        }
+        if v.end > task_size && v.status & VMA_AREA_VSYSCALL == 0 {
+            return Err(invalid(
+                file,
+                format!("{range} ends above the task size {task_size:#x}"),
+            ));
+        }
+        prev_end = v.end;
+    }
+    Ok(())
+}
+
+/// Page runs must lie inside restorable VMAs, and the pages image must hold
+/// exactly the pages the pagemap lists. Fixes up run offsets for `page_size`.
+pub fn validate_pages(
+    runs: &[PagesRun],
+    vmas: &[pb::VmaEntry],
+    file: &str,
+    page_size: u64,
+    pages_len: u64,
+) -> Result<(), RestoreError> {
+    let mut total = 0u64;
+    for r in runs {
+        let len = r.nr_pages.checked_mul(page_size);
+        let end = len.and_then(|l| r.vaddr.checked_add(l));
+        let Some(end) = end else {
+            return Err(invalid(
+                file,
+                format!("run at {:#x} of {} pages overflows", r.vaddr, r.nr_pages),
+            ));
+        };
+        if r.vaddr % page_size != 0 {
+            return Err(invalid(
+                file,
+                format!("run at {:#x} is not page-aligned", r.vaddr),
+            ));
+        }
+        let inside = vmas
+            .iter()
+            .any(|v| is_mapped_vma(v) && v.start <= r.vaddr && end <= v.end);
+        if !inside {
+            return Err(invalid(
+                file,
+                format!(
+                    "pages {:#x}-{end:#x} are not inside one restorable VMA",
+                    r.vaddr
+                ),
+            ));
+        }
+        total = total.saturating_add(end - r.vaddr);
+    }
+    if total != pages_len {
+        return Err(invalid(
+            file,
+            format!("lists {total} bytes of pages but the pages image holds {pages_len}"),
+        ));
+    }
+    Ok(())
+}

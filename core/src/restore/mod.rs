@@ -1,0 +1,186 @@
+//! `criu restore`: rebuild a dumped task from its images.
+//!
+//! Order (mirrors CRIU, for one single-threaded process so far):
+//! 1. [`images::read`] loads and validates every image before anything is
+//!    created (errors name the file);
+//! 2. [`plan::build`] opens the task's files in the tool and lays out the
+//!    bootstrap region: restorer blob, vDSO parking area, stack, signal
+//!    frame, arguments;
+//! 3. [`bootstrap::Region`] maps the region (shared) and calls the
+//!    restorer, which forks the task with its PID and rebuilds it;
+//! 4. the tool waits for the child's status word, then detaches (`-d`) or
+//!    stays its parent and waits for it, like CRIU.
+//!
+//! A failed restore kills the half-built task.
+
+mod bootstrap;
+pub mod images;
+pub mod layout;
+mod plan;
+mod regs;
+
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::blob::restorer_abi as abi;
+use crate::images::typed::ImageDir;
+use crate::opts::Opts;
+
+/// How long the child may take to rebuild itself.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Image(#[from] crate::images::error::ImageError),
+    #[error("{file}: {what}")]
+    Invalid { file: String, what: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot open {0}: {1}")]
+    Open(String, Errno),
+    #[error("{0}: {1}")]
+    Sys(&'static str, Errno),
+    #[error("PID {0} is in use; the restored task needs it")]
+    PidBusy(u32),
+    #[error("the restorer failed at stage {stage} (item {index}): {errno}")]
+    Stage {
+        stage: &'static str,
+        index: u32,
+        errno: Errno,
+    },
+    #[error("the task died during restore ({0})")]
+    Died(String),
+    #[error("the restorer did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot write the pidfile {0}: {1}")]
+    Pidfile(String, std::io::Error),
+}
+
+/// Name of a restorer stage for messages.
+pub fn stage_name(stage: u32) -> &'static str {
+    match stage {
+        abi::STAGE_SESSION => "session",
+        abi::STAGE_FDS => "fds",
+        abi::STAGE_FS => "fs",
+        abi::STAGE_SWITCH_STACK => "switch-stack",
+        abi::STAGE_PARK_VDSO => "park-vdso",
+        abi::STAGE_UNMAP => "unmap",
+        abi::STAGE_MAP => "map-vmas",
+        abi::STAGE_PAGES => "read-pages",
+        abi::STAGE_PROTECT => "protect",
+        abi::STAGE_VDSO => "vdso",
+        abi::STAGE_MM => "prctl-mm-map",
+        abi::STAGE_SIGACTIONS => "sigactions",
+        abi::STAGE_ITIMERS => "itimers",
+        abi::STAGE_ARCH => "arch-state",
+        abi::STAGE_CLOSE_FDS => "close-fds",
+        abi::STAGE_RSEQ => "rseq-unregister",
+        _ => "unknown",
+    }
+}
+
+/// A restored task: its PID, and whether we stay its parent.
+#[derive(Debug, Clone, Copy)]
+pub struct Restored {
+    pub pid: Pid,
+}
+
+/// Restores the task in `opts.common.images_dir` and returns its PID once
+/// it runs on its own.
+pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
+    let page = rustix::param::page_size() as u64;
+    let maps = layout::SelfMaps::read()?;
+    let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
+    let task_size = top.next_power_of_two() - page;
+    let dir = ImageDir::new(&opts.common.images_dir);
+    let task = images::read(&dir, page, task_size)?;
+    let pid = task.pstree.pid;
+    crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
+    let plan = plan::build(&task, &maps, page, opts.common.shell_job)?;
+    let region = bootstrap::Region::map(plan.base, &plan.image)
+        .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
+    let ret = region.start(RESTORER_ENTRY, plan.args_off);
+    drop(plan.fds);
+    if ret == -(Errno::EXIST.raw_os_error() as isize) {
+        return Err(RestoreError::PidBusy(pid));
+    }
+    if ret < 0 {
+        return Err(RestoreError::Sys(
+            "clone3",
+            Errno::from_raw_os_error(-ret as i32),
+        ));
+    }
+    let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
+    match wait_done(&region, plan.args_off, child) {
+        Ok(()) => Ok(Restored { pid: child }),
+        Err(e) => {
+            // Leave nothing behind.
+            let _ = rustix::process::kill_process(child, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
+            Err(e)
+        }
+    }
+}
+
+const RESTORER_ENTRY: usize = 0;
+
+fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<(), RestoreError> {
+    let start = Instant::now();
+    loop {
+        let st = region.status(args_off);
+        match st.state {
+            abi::STATE_DONE => return Ok(()),
+            abi::STATE_FAILED => {
+                return Err(RestoreError::Stage {
+                    stage: stage_name(st.stage),
+                    index: st.index,
+                    errno: Errno::from_raw_os_error(st.errno),
+                });
+            }
+            _ => {}
+        }
+        if let Ok(Some((_, status))) = rustix::process::waitpid(Some(child), WaitOptions::NOHANG) {
+            return Err(RestoreError::Died(format!(
+                "{status:?} at stage {}",
+                stage_name(st.stage)
+            )));
+        }
+        if start.elapsed() > RESTORE_TIMEOUT {
+            return Err(RestoreError::Timeout(RESTORE_TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `criu restore`: restore, write `--pidfile`, then either detach (`-d`) or
+/// wait for the task and return its exit code as ours.
+pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
+    let r = restore_task(opts)?;
+    crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
+    if let Some(pf) = &opts.common.pidfile {
+        let path = opts.common.work_dir().join(pf);
+        std::fs::write(&path, format!("{}", r.pid.as_raw_nonzero()))
+            .map_err(|e| RestoreError::Pidfile(path.display().to_string(), e))?;
+    }
+    if opts.restore.detached {
+        return Ok(0);
+    }
+    loop {
+        match rustix::process::waitpid(Some(r.pid), WaitOptions::empty()) {
+            Ok(Some((_, st))) => {
+                if let Some(code) = st.exit_status() {
+                    return Ok(code);
+                }
+                if let Some(sig) = st.terminating_signal() {
+                    return Ok(128 + sig);
+                }
+            }
+            Ok(None) => {}
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(RestoreError::Sys("waitpid", e)),
+        }
+    }
+}

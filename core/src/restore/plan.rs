@@ -1,0 +1,402 @@
+//! Turning [`TaskImages`] into the bootstrap region's contents: the
+//! relocated restorer, the vDSO parking area, the restorer's stack, the
+//! signal frame and the [`RestoreArgs`] with their arrays; and the files the
+//! tool opens for the child beforehand.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::blob::RESTORER;
+use crate::blob::restorer_abi::{
+    Array, FdMove, ItimerArg, PageRun, PrctlMmMap, Region as AbiRegion, RestoreArgs, SigactionArg,
+    VmaArg,
+};
+use crate::images::pb;
+use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
+
+use super::bootstrap::bytes_of;
+use super::images::{TaskImages, is_file_vma, is_mapped_vma};
+use super::layout::SelfMaps;
+use super::{RestoreError, regs};
+
+const STACK_SIZE: usize = 64 * 1024;
+const MAP_SHARED: u32 = 0x01;
+const PROT_WRITE: u32 = 0x2;
+const SIGKILL: u64 = 9;
+const SIGSTOP: u64 = 19;
+const SIGNAL_COUNT: u64 = 64;
+/// Signal the child sends itself to get onto the restorer's stack.
+const SWITCH_SIGNAL: u64 = 12; // SIGUSR2
+
+/// Everything needed to start the child.
+pub struct Plan {
+    pub base: u64,
+    pub image: Vec<u8>,
+    pub args_off: usize,
+    /// Fds the child inherits and moves or uses; closed in the tool once
+    /// the child exists.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Arrays laid out after the args; addresses are offsets until `rebase`.
+struct Arena {
+    buf: Vec<u8>,
+}
+
+impl Arena {
+    fn push<T: Copy>(&mut self, items: &[T]) -> Array {
+        while !self.buf.len().is_multiple_of(16) {
+            self.buf.push(0);
+        }
+        let off = self.buf.len();
+        for it in items {
+            self.buf.extend_from_slice(bytes_of(it));
+        }
+        Array {
+            addr: off as u64,
+            len: items.len() as u64,
+        }
+    }
+}
+
+/// An fd opened by the tool at or above `min` (so it cannot collide with
+/// any target fd of the task).
+fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
+    rustix::io::fcntl_dupfd_cloexec(&fd, min).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
+}
+
+fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
+    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
+    high_fd(fd, min)
+}
+
+pub fn build(
+    t: &TaskImages,
+    maps: &SelfMaps,
+    page_size: u64,
+    shell_job: bool,
+) -> Result<Plan, RestoreError> {
+    let pid = t.pstree.pid;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let max_target = t
+        .fdinfo
+        .iter()
+        .map(|f| f.fd as i32)
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let min_fd = max_target + 1;
+    let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
+
+    // Task fds: regular files opened here, std fds of other kinds inherited
+    // from the tool (its terminal or pipes) like CRIU's --shell-job.
+    let mut moves = Vec::new();
+    let mut keep: Vec<i32> = Vec::new();
+    for fi in &t.fdinfo {
+        let target = fi.fd as i32;
+        match t.reg_files.get(&fi.id) {
+            Some(reg) => {
+                let flags = OFlags::from_bits_retain(
+                    reg.flags
+                        & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
+                );
+                let fd = open_path(&reg.name, flags, min_fd)?;
+                rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
+                    .map_err(|e| RestoreError::Sys("lseek", e))?;
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                });
+                fds.push(fd);
+            }
+            None if target <= 2 => {
+                crate::pr_warn!(
+                    "fd {target}: not a regular file; inheriting the tool's fd {target}"
+                );
+            }
+            None => {
+                return Err(RestoreError::Unsupported(format!(
+                    "fd {target} (file id {}): only regular files are restored so far",
+                    fi.id
+                )));
+            }
+        }
+        keep.push(target);
+    }
+    if t.fdinfo.is_empty() {
+        keep.extend([0, 1, 2]);
+    }
+    keep.sort_unstable();
+    keep.dedup();
+
+    // VMAs and the files they map.
+    let mut vmas = Vec::new();
+    for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        let has_pages = t
+            .pages
+            .iter()
+            .any(|r| r.vaddr >= v.start && r.vaddr < v.end);
+        let mut fd = -1;
+        if is_file_vma(v) {
+            let reg = t.reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
+                RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
+            })?;
+            let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
+            let flags = if shared_w {
+                OFlags::RDWR
+            } else {
+                OFlags::RDONLY
+            };
+            let f = open_path(&reg.name, flags, min_fd)?;
+            fd = f.as_raw_fd();
+            fds.push(f);
+        }
+        let map_prot = if has_pages {
+            v.prot | PROT_WRITE
+        } else {
+            v.prot
+        };
+        vmas.push(VmaArg {
+            start: v.start,
+            end: v.end,
+            offset: v.pgoff,
+            map_prot,
+            flags: v.flags,
+            fd,
+            final_prot: v.prot,
+        });
+    }
+
+    let pages = File::open(&t.pages_path).map_err(|e| {
+        RestoreError::Open(
+            t.pages_path.display().to_string(),
+            rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+        )
+    })?;
+    let pages_fd = high_fd(pages.into(), min_fd)?;
+
+    // fs: cwd and root are directory paths in the files images.
+    let mut cwd_fd = -1;
+    let mut root_fd = -1;
+    let mut umask = u32::MAX;
+    if let Some(fs) = &t.fs {
+        for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
+            if let Some(reg) = t.reg_files.get(&id) {
+                let d = open_path(&reg.name, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
+                *slot = d.as_raw_fd();
+                fds.push(d);
+            }
+        }
+        umask = fs.umask.unwrap_or(u32::MAX);
+    }
+
+    // mm boundaries and the executable.
+    let mut exe_fd = None;
+    if let Some(reg) = t.reg_files.get(&t.mm.exe_file_id) {
+        exe_fd = Some(open_path(&reg.name, OFlags::RDONLY, min_fd)?);
+    }
+
+    // Signals: every catchable signal gets its dumped action (or SIG_DFL).
+    let tc = t.core.tc.as_ref();
+    let dumped: Vec<&pb::SaEntry> = tc
+        .map(|tc| tc.sigactions.iter().collect())
+        .unwrap_or_default();
+    let mut sigs = Vec::new();
+    let mut idx = 0;
+    for sig in 1..=SIGNAL_COUNT {
+        if sig == SIGKILL || sig == SIGSTOP {
+            continue;
+        }
+        let sa = dumped.get(idx);
+        idx += 1;
+        sigs.push(SigactionArg {
+            sig,
+            handler: sa.map_or(0, |s| s.sigaction),
+            flags: sa.map_or(0, |s| s.flags),
+            restorer: sa.map_or(0, |s| s.restorer),
+            mask: sa.map_or(0, |s| s.mask),
+        });
+    }
+    let mut itimers = Vec::new();
+    if let Some(tm) = tc.and_then(|tc| tc.timers.as_ref()) {
+        for (which, it) in [(0u64, &tm.real), (1, &tm.virt), (2, &tm.prof)] {
+            itimers.push(ItimerArg {
+                which,
+                interval_sec: it.isec,
+                interval_usec: it.iusec,
+                value_sec: it.vsec,
+                value_usec: it.vusec,
+            });
+        }
+    }
+    let sigmask = t
+        .core
+        .thread_core
+        .as_ref()
+        .and_then(|tc| tc.blk_sigset)
+        .or(tc.map(|tc| tc.blk_sigset))
+        .unwrap_or(0);
+
+    // Session: a session leader gets its own session back; anything else
+    // only with --shell-job, where it stays in ours.
+    let (setsid, pgid) = if t.pstree.sid == pid {
+        (1, 0)
+    } else if shell_job {
+        (0, 0)
+    } else {
+        return Err(RestoreError::Unsupported(format!(
+            "task {pid} was not a session leader (sid {}); restore it with --shell-job",
+            t.pstree.sid
+        )));
+    };
+
+    // Sizes first: the region's address depends on its size.
+    let blob_len = (RESTORER.mem_size() as u64).next_multiple_of(page_size) as usize;
+    let park_len = maps.vdso_span() as usize;
+    let frame_size = criu_arch::SIGFRAME_SIZE.next_multiple_of(64);
+    let stack_off = blob_len + park_len;
+    let frame_off = stack_off + STACK_SIZE;
+    let args_off = frame_off + frame_size;
+    let arrays_off = (args_off + size_of::<RestoreArgs>()).next_multiple_of(64);
+
+    let mut arena = Arena { buf: Vec::new() };
+    let park_placeholder = maps.park_list(0);
+    let a_park = arena.push(&park_placeholder);
+    let a_unmap = arena.push(&[AbiRegion::default(); 2]);
+    let a_vmas = arena.push(&vmas);
+    let runs: Vec<PageRun> = t
+        .pages
+        .iter()
+        .map(|r| PageRun {
+            addr: r.vaddr,
+            len: r.nr_pages * page_size,
+            offset: r.offset,
+        })
+        .collect();
+    let a_runs = arena.push(&runs);
+    let unpark = maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR)?;
+    let a_unpark = arena.push(&unpark);
+    let a_sigs = arena.push(&sigs);
+    let a_itimers = arena.push(&itimers);
+    let a_moves = arena.push(&moves);
+    let a_keep = arena.push(&keep);
+    let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
+    let a_auxv = arena.push(&auxv);
+    // arch syscalls: the count is known without the frame address.
+    let probe = regs::frame_for(&t.core, 0, sigmask)?;
+    let a_arch = arena.push(&probe.arch_syscalls);
+
+    let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
+    let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
+    let at = |a: Array| Array {
+        addr: if a.len == 0 {
+            0
+        } else {
+            base + arrays_off as u64 + a.addr
+        },
+        len: a.len,
+    };
+
+    // Now that the base is known: rewrite the address-dependent arrays.
+    let park = maps.park_list(base + blob_len as u64);
+    let unmap = maps.unmap_list(base, base + total as u64, page_size);
+    let unpark = maps.unpark_list(
+        base + blob_len as u64,
+        &t.mm.vmas,
+        VMA_AREA_VDSO | VMA_AREA_VVAR,
+    )?;
+    let frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask)?;
+    for (a, bytes) in [
+        (a_park, vec_bytes(&park)),
+        (a_unmap, vec_bytes(&unmap)),
+        (a_unpark, vec_bytes(&unpark)),
+        (a_arch, vec_bytes(&frame.arch_syscalls)),
+    ] {
+        let off = a.addr as usize;
+        arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
+    }
+
+    let mut mm_map = PrctlMmMap {
+        start_code: t.mm.mm_start_code,
+        end_code: t.mm.mm_end_code,
+        start_data: t.mm.mm_start_data,
+        end_data: t.mm.mm_end_data,
+        start_brk: t.mm.mm_start_brk,
+        brk: t.mm.mm_brk,
+        start_stack: t.mm.mm_start_stack,
+        arg_start: t.mm.mm_arg_start,
+        arg_end: t.mm.mm_arg_end,
+        env_start: t.mm.mm_env_start,
+        env_end: t.mm.mm_env_end,
+        auxv: at(a_auxv).addr,
+        auxv_size: (auxv.len() * 8) as u32,
+        exe_fd: 0,
+    };
+    let set_mm = match &exe_fd {
+        Some(fd) => {
+            mm_map.exe_fd = fd.as_raw_fd() as u32;
+            1
+        }
+        None => {
+            crate::pr_warn!("no executable file in the images: mm boundaries are not restored");
+            0
+        }
+    };
+    if let Some(fd) = exe_fd {
+        fds.push(fd);
+    }
+
+    let args = RestoreArgs {
+        pid: pid as i32,
+        setsid,
+        pgid,
+        umask,
+        cwd_fd,
+        root_fd,
+        fd_moves: at(a_moves),
+        keep_fds: at(a_keep),
+        stack: AbiRegion {
+            start: base + stack_off as u64,
+            end: base + (stack_off + STACK_SIZE) as u64,
+        },
+        switch_signal: SWITCH_SIGNAL,
+        park: at(a_park),
+        unmap: at(a_unmap),
+        vmas: at(a_vmas),
+        pages_fd: pages_fd.as_raw_fd(),
+        set_mm,
+        page_runs: at(a_runs),
+        unpark: at(a_unpark),
+        mm_map,
+        sigactions: at(a_sigs),
+        itimers: at(a_itimers),
+        arch_syscalls: at(a_arch),
+        sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
+        tool_rseq: super::bootstrap::own_rseq()
+            .map_err(|e| RestoreError::Sys("PTRACE_GET_RSEQ_CONFIGURATION", e))?,
+        ..RestoreArgs::default()
+    };
+    fds.push(pages_fd);
+
+    let mut image = vec![0u8; total];
+    RESTORER
+        .relocate_into(&mut image[..blob_len], base)
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    image[frame_off..frame_off + size_of::<criu_arch::RtSigframe>()]
+        .copy_from_slice(bytes_of(&*frame.frame));
+    image[args_off..args_off + size_of::<RestoreArgs>()].copy_from_slice(bytes_of(&args));
+    image[arrays_off..arrays_off + arena.buf.len()].copy_from_slice(&arena.buf);
+    Ok(Plan {
+        base,
+        image,
+        args_off,
+        fds,
+    })
+}
+
+fn vec_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
+    v.iter().flat_map(|x| bytes_of(x).to_vec()).collect()
+}

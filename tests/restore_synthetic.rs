@@ -44,12 +44,14 @@ fn code_page() -> Vec<u8> {
     c
 }
 
-fn free_pid() -> u32 {
+/// A PID no process has; `salt` keeps parallel tests apart.
+fn free_pid(salt: u32) -> u32 {
     let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(32768);
-    let mut pid = max / 2 + (std::process::id() % 1000) * 7;
+    let span = max / 4;
+    let mut pid = max / 2 + ((std::process::id() % 1000) * 7 + salt * (span / 2)) % span;
     while Path::new(&format!("/proc/{pid}")).exists() {
         pid += 1;
     }
@@ -161,7 +163,7 @@ fn synthetic_task_resumes_with_memory_and_registers() {
     }
     let tmp = common::TempDir::new("restore-synth");
     let dir = ImageDir::new(tmp.path());
-    let pid = free_pid();
+    let pid = free_pid(1);
     write_images(&dir, pid, 3);
     if let Ok(keep) = std::env::var("RESTORE_KEEP_IMAGES") {
         let _ = std::process::Command::new("cp")
@@ -179,7 +181,7 @@ fn synthetic_task_resumes_with_memory_and_registers() {
 fn bad_vma_is_rejected_before_any_process_exists() {
     let tmp = common::TempDir::new("restore-badvma");
     let dir = ImageDir::new(tmp.path());
-    let pid = free_pid();
+    let pid = free_pid(2);
     write_images(&dir, pid, 3);
     let mut mm: pb::MmEntry = dir.read_one(Kind::Mm, pid.into()).unwrap();
     mm.vmas[1].start = CODE + 10; // unaligned and overlapping
@@ -189,4 +191,20 @@ fn bad_vma_is_rejected_before_any_process_exists() {
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains(&format!("mm-{pid}.img")), "{log}");
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn busy_pid_is_reported_and_nothing_is_left() {
+    if !rustix::process::geteuid().is_root() {
+        return common::skip("busy_pid_is_reported", "needs root for clone3 set_tid");
+    }
+    let tmp = common::TempDir::new("restore-busy");
+    let dir = ImageDir::new(tmp.path());
+    // Our own PID is certainly in use.
+    let pid = std::process::id();
+    write_images(&dir, pid, 3);
+    let out = restore(tmp.path());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("PID {pid} is in use")), "{log}");
 }

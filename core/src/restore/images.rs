@@ -241,17 +241,23 @@ pub fn validate_pages(
                 format!("run at {:#x} is not page-aligned", r.vaddr),
             ));
         }
-        let inside = vmas
-            .iter()
-            .any(|v| is_mapped_vma(v) && v.start <= r.vaddr && end <= v.end);
-        if !inside {
-            return Err(invalid(
-                file,
-                format!(
-                    "pages {:#x}-{end:#x} are not inside one restorable VMA",
-                    r.vaddr
-                ),
-            ));
+        // A run may span adjacent VMAs (CRIU merges contiguous pages), but
+        // every page must lie in a restorable one.
+        let mut cur = r.vaddr;
+        while cur < end {
+            let Some(v) = vmas
+                .iter()
+                .find(|v| is_mapped_vma(v) && v.start <= cur && cur < v.end)
+            else {
+                return Err(invalid(
+                    file,
+                    format!(
+                        "pages {:#x}-{end:#x}: {cur:#x} is not inside a restorable VMA",
+                        r.vaddr
+                    ),
+                ));
+            };
+            cur = v.end.min(end);
         }
         total = total.saturating_add(end - r.vaddr);
     }

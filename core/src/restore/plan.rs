@@ -138,7 +138,7 @@ pub fn build(
         let has_pages = t
             .pages
             .iter()
-            .any(|r| r.vaddr >= v.start && r.vaddr < v.end);
+            .any(|r| r.vaddr < v.end && r.vaddr + r.nr_pages * page_size > v.start);
         let mut fd = -1;
         if is_file_vma(v) {
             let reg = t.reg_files.get(&(v.shmid as u32)).ok_or_else(|| {

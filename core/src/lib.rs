@@ -8,9 +8,11 @@
 
 pub mod blob;
 pub mod check;
+pub mod dump;
 pub mod images;
 pub mod infect;
 pub mod log;
+pub mod mem;
 pub mod opts;
 pub mod proc;
 pub mod restore;

@@ -67,3 +67,32 @@ impl Drop for Seized {
         let _ = self.release_inner();
     }
 }
+
+impl Seized {
+    /// Kill the task with SIGKILL while we still hold it (the end of a
+    /// dump without `--leave-running`), and reap the tracing link.
+    pub fn kill(mut self) -> Result<(), InfectError> {
+        self.released = true;
+        let pid = self.pid();
+        rustix::process::kill_process(self.pid, Signal::KILL).map_err(|source| {
+            InfectError::Local {
+                op: "kill(SIGKILL) of the dumped task",
+                source,
+            }
+        })?;
+        // The tracer is told of the death; a failure means it is already
+        // gone (or reaped by its parent), which is what we want.
+        loop {
+            match ptrace::wait(self.pid) {
+                Ok(ptrace::WaitStatus::Exited(_) | ptrace::WaitStatus::Killed(_)) | Err(_) => {
+                    break;
+                }
+                Ok(_) => {
+                    let _ = ptrace::cont(self.pid, 0);
+                }
+            }
+        }
+        let _ = pid;
+        Ok(())
+    }
+}

@@ -444,6 +444,86 @@ pub fn fp_regs_from_bytes(bytes: &[u8]) -> Option<criu_arch::FpRegs> {
     Some(unsafe { bytes.as_ptr().cast::<criu_arch::FpRegs>().read_unaligned() })
 }
 
+/// `get_robust_list(pid)`: the head of the task's robust futex list and the
+/// length the task registered.
+pub fn get_robust_list(pid: Pid) -> Result<(u64, u64), Errno> {
+    let mut head: u64 = 0;
+    let mut len: u64 = 0;
+    // SAFETY: the kernel stores one pointer-sized word through each of the
+    // two pointers, both to our locals.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::GET_ROBUST_LIST,
+            pid.as_raw_nonzero().get() as usize,
+            &mut head as *mut u64 as usize,
+            &mut len as *mut u64 as usize,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::from_raw_os_error(-ret as i32));
+    }
+    Ok((head, len))
+}
+
+/// `struct ptrace_rseq_configuration`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RseqConfig {
+    pub rseq_abi_pointer: u64,
+    pub rseq_abi_size: u32,
+    pub signature: u32,
+    pub flags: u32,
+    pub pad: u32,
+}
+const _: () = assert!(size_of::<RseqConfig>() == 24);
+
+/// `PTRACE_GET_RSEQ_CONFIGURATION` (Linux 5.13+): the task's registered rseq
+/// area; `rseq_abi_pointer == 0` when none.
+pub fn get_rseq_config(pid: Pid) -> Result<RseqConfig, Errno> {
+    const PTRACE_GET_RSEQ_CONFIGURATION: u32 = 0x420f;
+    let mut conf = RseqConfig::default();
+    // SAFETY: the kernel writes at most `addr` (= 24) bytes to our local.
+    unsafe {
+        ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            pid,
+            size_of::<RseqConfig>(),
+            &mut conf as *mut RseqConfig as usize,
+        )?
+    };
+    Ok(conf)
+}
+
+/// Plain data exchanged with the parasite through the shared argument area:
+/// `#[repr(C)]` structs made only of integers and integer arrays.
+///
+/// # Safety
+/// Implementors must be valid for every bit pattern of their size.
+pub unsafe trait Plain: Copy {}
+
+// SAFETY (all impls): `#[repr(C)]` structs of integer fields and integer
+// arrays only (parasite/src/abi.rs), so any bit pattern is a valid value.
+mod plain_impls {
+    use super::Plain;
+    use crate::blob::parasite_abi as abi;
+    unsafe impl Plain for abi::MiscArgs {}
+    unsafe impl Plain for abi::ThreadArgs {}
+    unsafe impl Plain for abi::SigactsArgs {}
+    unsafe impl Plain for abi::ItimersArgs {}
+    unsafe impl Plain for abi::PosixTimer {}
+    unsafe impl Plain for abi::PingArgs {}
+}
+
+/// Read a [`Plain`] value from the start of `bytes` (any alignment).
+pub fn read_plain<T: Plain>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: `T: Plain` is valid for any bytes, `bytes` holds enough of
+    // them, and read_unaligned copes with the alignment.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
 /// An all-zero signal frame on the heap (frames are several KiB), ready for
 /// `criu_arch::fill_sigframe`. Starting from zeroed memory also zeroes the
 /// padding bytes that [`sigframe_bytes`] later reads.

@@ -14,7 +14,7 @@ pub const EXIT_NOT_IMPLEMENTED: i32 = 38;
 pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
     match command {
         Command::Check => run_check(opts),
-        Command::Dump => not_implemented("dump"),
+        Command::Dump => dump(opts),
         Command::PreDump => not_implemented("pre-dump"),
         Command::Restore => {
             if opts.dump.tree.is_some() {
@@ -47,6 +47,18 @@ pub fn swrk(args: &[String]) -> i32 {
         return 1;
     }
     not_implemented("swrk")
+}
+
+/// `criu dump -t PID`: 0 on success; on failure the task is left running
+/// and the error names the step that failed.
+fn dump(opts: &Opts) -> i32 {
+    match criu_core::dump::dump(&opts.common, &opts.dump) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("Dumping FAILED: {e}");
+            1
+        }
+    }
 }
 
 /// `criu restore`: exit 0 once a detached task runs, else the task's own

@@ -1,0 +1,310 @@
+//! `criu dump` for one single-threaded process (`-t PID`): collect from
+//! /proc and ptrace, infect, gather from inside with the parasite daemon,
+//! cure, write CRIU's images, then kill the task or (`--leave-running`)
+//! let it run on unchanged.
+//!
+//! Whatever step fails, the task is left running as it was: the infect
+//! handles undo their changes when dropped, and images are only the last
+//! step before the final kill. Fault injection for tests: the environment
+//! variable `CRIU_DUMP_FAULT=<step>` makes the named step fail (see
+//! [`FAULT_STEPS`]).
+
+pub mod core_img;
+pub mod files;
+pub mod parasite;
+pub mod regs;
+mod write;
+
+use std::path::PathBuf;
+
+use crate::blob::PARASITE;
+use crate::infect::{InfectError, Parasite, Seized, TaskState};
+use crate::mem::{self, PagePolicy, PageRange};
+use crate::opts::{CommonOpts, DumpOpts, FinalState};
+use crate::proc::ProcDir;
+use crate::proc::vma_kind::ClassifyConfig;
+use crate::sys::ptrace::{self, SigInfo};
+use crate::{pr_info, pr_warn};
+
+pub use write::Collected;
+
+/// Steps `CRIU_DUMP_FAULT` can make fail.
+pub const FAULT_STEPS: &[&str] = &[
+    "seized", "infected", "daemon", "misc", "pages", "cured", "images",
+];
+
+/// Size of the parasite's argument area: room for many iovecs per batch.
+const ARGS_LEN: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("no task to dump: use -t PID")]
+    NoTree,
+    #[error("{step}: {source}")]
+    Infect {
+        step: &'static str,
+        source: InfectError,
+    },
+    #[error("collecting {what} of task {pid}: {reason}")]
+    Collect {
+        pid: i32,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("dumping memory of task {pid}: {reason}")]
+    Memory { pid: i32, reason: String },
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
+    #[error(transparent)]
+    Regs(#[from] regs::RegsError),
+    #[error("writing images to {dir}: {source}")]
+    Images {
+        dir: PathBuf,
+        source: crate::images::ImageError,
+    },
+    #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
+    Fault(&'static str),
+}
+
+fn fault(step: &'static str) -> Result<(), DumpError> {
+    match std::env::var("CRIU_DUMP_FAULT") {
+        Ok(s) if s == step => Err(DumpError::Fault(step)),
+        _ => Ok(()),
+    }
+}
+
+fn infect_err(step: &'static str) -> impl FnOnce(InfectError) -> DumpError {
+    move |source| DumpError::Infect { step, source }
+}
+
+fn collect_err<E: std::fmt::Display>(pid: i32, what: &'static str) -> impl FnOnce(E) -> DumpError {
+    move |e| DumpError::Collect {
+        pid,
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// Dump the task `opts.tree` into `common.images_dir`.
+pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
+    let pid = opts.tree.ok_or(DumpError::NoTree)?;
+    pr_info!("Dumping task {pid} into {}", common.images_dir.display());
+    let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
+
+    let mut task = Seized::seize(pid).map_err(infect_err("seizing the task"))?;
+    fault("seized")?;
+    let mut c = collect_outside(&proc, &task, opts)?;
+
+    {
+        let mut parasite = Parasite::infect(&mut task, &PARASITE, ARGS_LEN)
+            .map_err(infect_err("infecting the task"))?;
+        fault("infected")?;
+        let mut daemon = parasite
+            .start_daemon()
+            .map_err(infect_err("starting the parasite daemon"))?;
+        fault("daemon")?;
+        let step = infect_err("parasite DUMP_MISC");
+        c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
+        fault("misc")?;
+        c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
+        c.sigacts =
+            Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
+        c.itimers =
+            Some(parasite::itimers(&mut daemon).map_err(infect_err("parasite DUMP_ITIMERS"))?);
+        let ids: Vec<i32> = c.proc_timers.iter().map(|t| t.id).collect();
+        let posix = parasite::posix_timers(&mut daemon, &ids)
+            .map_err(infect_err("parasite DUMP_POSIX_TIMERS"))?;
+        c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
+
+        let changes = unreadable(&c);
+        parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
+        let pages_path = common
+            .images_dir
+            .join(crate::images::Kind::Pages.file_name(write::PAGES_ID));
+        let pages_file = write::create_raw(&pages_path).map_err(|source| DumpError::Images {
+            dir: common.images_dir.clone(),
+            source,
+        })?;
+        let dumped = mem::dump_pages(
+            &mut daemon,
+            &c.ranges,
+            &pages_file,
+            &pages_path.display().to_string(),
+            c.page_size,
+        )
+        .map_err(|e| DumpError::Memory {
+            pid,
+            reason: e.to_string(),
+        })?;
+        fault("pages")?;
+        parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
+        pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+        c.pagemap = dumped.entries;
+        c.nr_pages = dumped.pages;
+
+        daemon.fini().map_err(infect_err("stopping the parasite"))?;
+        parasite.cure().map_err(infect_err("curing the task"))?;
+    }
+    fault("cured")?;
+
+    write::write_images(&common.images_dir, &c, &task).map_err(|source| DumpError::Images {
+        dir: common.images_dir.clone(),
+        source,
+    })?;
+    fault("images")?;
+
+    match opts.final_state {
+        FinalState::Dead => {
+            task.kill().map_err(infect_err("killing the dumped task"))?;
+            pr_info!("Dumping finished successfully");
+        }
+        FinalState::Alive | FinalState::Stopped => {
+            if opts.final_state == FinalState::Stopped {
+                pr_warn!("--leave-stopped: leaving the task running instead");
+            }
+            task.release().map_err(infect_err("releasing the task"))?;
+            pr_info!("Dumping finished successfully (task left running)");
+        }
+    }
+    Ok(())
+}
+
+/// Everything read from outside the task while it is seized.
+fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Collected, DumpError> {
+    let pid = proc.pid();
+    let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
+    let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
+    let shmem_dev =
+        crate::proc::vma_kind::probe_shmem_dev().map_err(collect_err(pid, "shmem device"))?;
+    let cfg = ClassifyConfig {
+        shmem_dev,
+        allow_uprobes: opts.allow_uprobes,
+    };
+    let vmas = proc
+        .collect_vmas(&cfg)
+        .map_err(collect_err(pid, "mappings"))?;
+    let page_size = crate::proc::page_size() as u64;
+    // vsyscall lies above user space and is not REGULAR; nothing else needs
+    // a tighter bound here.
+    let ranges: Vec<PageRange> =
+        mem::pages_to_dump(pid, &vmas, u64::MAX).map_err(|e| DumpError::Memory {
+            pid,
+            reason: e.to_string(),
+        })?;
+    let auxv = proc.auxv().map_err(collect_err(pid, "auxv"))?;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .map_err(collect_err(pid, "limits"))?;
+    let rlimits = core_img::parse_limits(&limits).map_err(collect_err(pid, "limits"))?;
+    let proc_timers = proc.timers().map_err(collect_err(pid, "posix timers"))?;
+    let signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
+    let signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
+    let robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
+    let rseq = ptrace::get_rseq_config(tid).ok();
+    let loginuid = proc.loginuid().ok();
+    let oom_score_adj = proc.oom_score_adj().ok();
+    let personality = proc
+        .personality()
+        .map_err(collect_err(pid, "personality"))?;
+    let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
+    let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
+    let root = proc.root().map_err(collect_err(pid, "root"))?;
+
+    let mut files = files::FileTable::default();
+    let exe_file_id = files.add_path(&exe, true)?;
+    let mut vma_file_ids = Vec::with_capacity(vmas.len());
+    for v in &vmas {
+        let id = match &v.file {
+            crate::proc::map_files::MapFile::File { .. } => {
+                let path = PathBuf::from(format!(
+                    "/proc/{pid}/map_files/{:x}-{:x}",
+                    v.vma.start, v.vma.end
+                ));
+                let target =
+                    std::fs::read_link(&path).map_err(collect_err(pid, "map_files link"))?;
+                Some(files.add_path(&target, true)?)
+            }
+            _ => None,
+        };
+        vma_file_ids.push(id);
+    }
+    let fdinfo = files::collect_fds(proc, &mut files)?;
+    let cwd_id = files.add_path(&cwd, false)?;
+    let root_id = files.add_path(&root, false)?;
+    let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
+
+    let _ = PagePolicy::Skip;
+    Ok(Collected {
+        pid,
+        stat,
+        vmas,
+        vma_file_ids,
+        ranges,
+        page_size,
+        auxv: auxv.words,
+        rlimits,
+        proc_timers,
+        signals_s,
+        signals_p,
+        robust,
+        rseq,
+        loginuid,
+        oom_score_adj,
+        personality,
+        files,
+        fdinfo,
+        exe_file_id,
+        cwd_id,
+        root_id,
+        ns,
+        stopped: task.state() == TaskState::Stopped,
+        gp: *task.regs(),
+        ext: task.ext_regs().clone(),
+        sigmask: task.sigmask(),
+        misc: None,
+        thread: None,
+        sigacts: None,
+        itimers: None,
+        posix: Vec::new(),
+        pagemap: Vec::new(),
+        nr_pages: 0,
+    })
+}
+
+/// Pending signals of the thread (`shared == false`) or the process, as
+/// raw siginfos.
+fn peek_signals(
+    tid: rustix::process::Pid,
+    shared: bool,
+) -> Result<Vec<SigInfo>, rustix::io::Errno> {
+    let mut out = Vec::new();
+    let mut buf = [SigInfo::zeroed(); 32];
+    loop {
+        let n = ptrace::peek_siginfo(tid, out.len() as u64, shared, &mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Private VMAs whose pages are dumped but which the task cannot read:
+/// they get `PROT_READ` while the parasite splices them.
+fn unreadable(c: &Collected) -> Vec<parasite::ProtChange> {
+    const PROT_READ: u32 = 1;
+    c.vmas
+        .iter()
+        .filter(|v| v.entry.prot & PROT_READ == 0)
+        .filter(|v| mem::page_policy(v, u64::MAX) != PagePolicy::Skip)
+        .filter(|v| {
+            c.ranges
+                .iter()
+                .any(|r| r.start < v.vma.end && r.end > v.vma.start)
+        })
+        .map(|v| parasite::ProtChange {
+            start: v.vma.start,
+            len: v.vma.end - v.vma.start,
+            prot: u64::from(v.entry.prot | PROT_READ),
+            orig: u64::from(v.entry.prot),
+        })
+        .collect()
+}

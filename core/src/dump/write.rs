@@ -1,0 +1,271 @@
+//! Writing the images of one dumped task.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::blob::parasite_abi::{ItimersArgs, MiscArgs, PosixTimer, SigactsArgs, ThreadArgs};
+use crate::images::{ImageDir, ImageError, Kind, pb};
+use crate::infect::{ExtRegs, Seized};
+use crate::proc::stat::Stat;
+use crate::proc::task::NsIds;
+use crate::proc::timers::PosixTimer as ProcTimer;
+use crate::proc::vmas::CollectedVma;
+use crate::sys::ptrace::{RseqConfig, SigInfo};
+
+use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
+use super::files::FileTable;
+use crate::mem::PageRange;
+
+/// `pages-<id>.img` id of the (only) task's pages.
+pub const PAGES_ID: u64 = 1;
+/// The ids of the task's kernel objects (one task: one of each).
+const OBJ_ID: u32 = 1;
+
+/// Everything collected about one task.
+#[derive(Debug)]
+pub struct Collected {
+    pub pid: i32,
+    pub stat: Stat,
+    pub vmas: Vec<CollectedVma>,
+    pub vma_file_ids: Vec<Option<u32>>,
+    pub ranges: Vec<PageRange>,
+    pub page_size: u64,
+    pub auxv: Vec<u64>,
+    pub rlimits: Vec<pb::RlimitEntry>,
+    pub proc_timers: Vec<ProcTimer>,
+    pub signals_s: Vec<SigInfo>,
+    pub signals_p: Vec<SigInfo>,
+    pub robust: (u64, u64),
+    pub rseq: Option<RseqConfig>,
+    pub loginuid: Option<u32>,
+    pub oom_score_adj: Option<i32>,
+    pub personality: u32,
+    pub files: FileTable,
+    pub fdinfo: Vec<pb::FdinfoEntry>,
+    pub exe_file_id: u32,
+    pub cwd_id: u32,
+    pub root_id: u32,
+    pub ns: NsIds,
+    pub stopped: bool,
+    pub gp: criu_arch::GpRegs,
+    pub ext: ExtRegs,
+    pub sigmask: u64,
+    pub misc: Option<MiscArgs>,
+    pub thread: Option<ThreadArgs>,
+    pub sigacts: Option<SigactsArgs>,
+    pub itimers: Option<ItimersArgs>,
+    pub posix: Vec<(ProcTimer, PosixTimer)>,
+    pub pagemap: Vec<pb::PagemapEntry>,
+    pub nr_pages: u64,
+}
+
+/// Create a raw image (no header), mode 0600 like the others.
+pub fn create_raw(path: &Path) -> Result<File, ImageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ImageError::io(&path.display().to_string(), e))
+}
+
+/// The ids of the task's objects and namespaces, numbered as CRIU numbers
+/// them for a task in the dumping tool's namespaces.
+fn kobj_ids() -> pb::TaskKobjIdsEntry {
+    pb::TaskKobjIdsEntry {
+        vm_id: OBJ_ID,
+        files_id: OBJ_ID,
+        fs_id: OBJ_ID,
+        sighand_id: OBJ_ID,
+        pid_ns_id: Some(1),
+        net_ns_id: Some(2),
+        ipc_ns_id: Some(3),
+        uts_ns_id: Some(4),
+        time_ns_id: Some(5),
+        mnt_ns_id: Some(6),
+        user_ns_id: Some(7),
+        cgroup_ns_id: Some(8),
+    }
+}
+
+fn signal_queue(sigs: &[SigInfo]) -> pb::SignalQueueEntry {
+    pb::SignalQueueEntry {
+        signals: sigs
+            .iter()
+            .map(|s| pb::SiginfoEntry {
+                siginfo: s.as_bytes().to_vec(),
+            })
+            .collect(),
+    }
+}
+
+fn missing(what: &str) -> ImageError {
+    ImageError::io(
+        what,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "not collected"),
+    )
+}
+
+/// A random-looking run id in UUID form (CRIU's `dump_criu_run_id`).
+fn run_id(pid: i32) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let x = t ^ (u128::from(std::process::id()) << 64) ^ (pid as u128);
+    let h = format!("{x:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Write every image of the task into `dir`.
+pub fn write_images(dir: &Path, c: &Collected, task: &Seized) -> Result<(), ImageError> {
+    let _ = task;
+    let img = ImageDir::new(dir);
+    let pid = c.pid;
+    let pidu = pid as u64;
+    let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
+    let thread = c.thread.as_ref().ok_or_else(|| missing("DUMP_THREAD"))?;
+    let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
+    let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
+
+    let ids = kobj_ids();
+    img.write_one(
+        Kind::Inventory,
+        0,
+        &pb::InventoryEntry {
+            img_version: 2,
+            fdinfo_per_id: Some(true),
+            root_ids: Some(ids),
+            ns_per_id: Some(true),
+            lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+            network_lock_method: Some(0),
+            dump_criu_run_id: Some(run_id(pid)),
+            ..Default::default()
+        },
+    )?;
+    img.write_one(
+        Kind::Pstree,
+        0,
+        &pb::PstreeEntry {
+            pid: pid as u32,
+            ppid: 0,
+            pgid: misc.pgid as u32,
+            sid: misc.sid as u32,
+            threads: vec![pid as u32],
+        },
+    )?;
+    img.write_one(Kind::Ids, pidu, &ids)?;
+
+    // The registers as they resume: an interrupted syscall re-armed or
+    // turned into EINTR, as the kernel would on the way to user space.
+    let mut gp = c.gp;
+    gp.restart_syscall_fixup();
+    let mut core = pb::CoreEntry::default();
+    super::regs::fill_thread_info(&mut core, &gp, &c.ext, thread.tid_addr)
+        .map_err(|e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())))?;
+    let comm = core_img::comm_string(&thread.comm);
+    core.tc = Some(pb::TaskCoreEntry {
+        task_state: if c.stopped { TASK_STOPPED } else { TASK_ALIVE },
+        exit_code: 0,
+        personality: c.personality,
+        flags: c.stat.flags,
+        blk_sigset: c.sigmask,
+        comm: comm.clone(),
+        timers: Some(core_img::timers_entry(itimers, &c.posix)),
+        rlimits: Some(pb::TaskRlimitsEntry {
+            rlimits: c.rlimits.clone(),
+        }),
+        signals_s: Some(signal_queue(&c.signals_s)),
+        loginuid: c.loginuid,
+        oom_score_adj: c.oom_score_adj,
+        sigactions: core_img::sa_entries(sigacts),
+        child_subreaper: Some(misc.child_subreaper != 0),
+        stop_signo: None,
+        ..Default::default()
+    });
+    core.thread_core = Some(pb::ThreadCoreEntry {
+        futex_rla: c.robust.0,
+        futex_rla_len: c.robust.1 as u32,
+        sched_nice: Some(c.stat.nice as i32),
+        sched_policy: Some(c.stat.policy),
+        sched_prio: (c.stat.rt_priority != 0).then_some(c.stat.rt_priority),
+        sas: Some(core_img::sas_entry(thread)),
+        pdeath_sig: (thread.pdeath_sig != 0).then_some(thread.pdeath_sig as u32),
+        signals_p: Some(signal_queue(&c.signals_p)),
+        creds: Some(core_img::creds_entry(&thread.creds)),
+        comm: Some(comm),
+        rseq_entry: c
+            .rseq
+            .filter(|r| r.rseq_abi_pointer != 0)
+            .map(|r| pb::RseqEntry {
+                rseq_abi_pointer: r.rseq_abi_pointer,
+                rseq_abi_size: r.rseq_abi_size,
+                signature: r.signature,
+                rseq_cs_pointer: None,
+            }),
+        ..Default::default()
+    });
+    img.write_one(Kind::Core, pidu, &core)?;
+
+    let vmas = c
+        .vmas
+        .iter()
+        .zip(&c.vma_file_ids)
+        .map(|(v, id)| crate::mem::vma_entry(v, *id))
+        .collect();
+    let s = &c.stat;
+    img.write_one(
+        Kind::Mm,
+        pidu,
+        &pb::MmEntry {
+            mm_start_code: s.start_code,
+            mm_end_code: s.end_code,
+            mm_start_data: s.start_data,
+            mm_end_data: s.end_data,
+            mm_start_stack: s.start_stack,
+            mm_start_brk: s.start_brk,
+            mm_brk: misc.brk,
+            mm_arg_start: s.arg_start,
+            mm_arg_end: s.arg_end,
+            mm_env_start: s.env_start,
+            mm_env_end: s.env_end,
+            exe_file_id: c.exe_file_id,
+            mm_saved_auxv: c.auxv.clone(),
+            vmas,
+            dumpable: Some(misc.dumpable),
+            aios: Vec::new(),
+            thp_disabled: Some(misc.thp_disabled != 0),
+        },
+    )?;
+
+    let mut w = img.writer(Kind::Pagemap, pidu)?;
+    w.write_message(&pb::PagemapHead {
+        pages_id: PAGES_ID as u32,
+    })?;
+    for e in &c.pagemap {
+        w.write_message(e)?;
+    }
+    w.finish()?;
+
+    img.write_one(
+        Kind::Fs,
+        pidu,
+        &pb::FsEntry {
+            cwd_id: c.cwd_id,
+            root_id: c.root_id,
+            umask: Some(misc.umask),
+        },
+    )?;
+    img.write_all(Kind::Fdinfo, u64::from(OBJ_ID), &c.fdinfo)?;
+    img.write_all(Kind::Files, 0, &c.files.entries)?;
+    Ok(())
+}

@@ -328,13 +328,16 @@ fn hand_dumped_program_runs_on_after_restore() {
         .status()
         .unwrap();
     let log = std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default();
-    assert!(out.success(), "criu restore failed: {log}");
+    assert!(out.success(), "criu restore failed ({out:?}): {log}");
     let restored: i32 = std::fs::read_to_string(imgs.join("restored.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert_eq!(restored, prog.pid());
+    // The restorer's region (shared, rwx) is gone from the task.
+    let maps = std::fs::read_to_string(format!("/proc/{restored}/maps")).unwrap();
+    assert!(!maps.contains("rwxs"), "{maps}");
     std::fs::write(tmp.join("go"), "").unwrap();
     let verdict = common::wait_for_file(&tmp.join("result"), Duration::from_secs(10));
     let rpid = Pid::from_raw(restored).unwrap();

@@ -10,6 +10,7 @@ use super::RestoreError;
 
 /// Lowest address considered for the bootstrap region.
 const SEARCH_FROM: u64 = 0x1000_0000;
+const PROT_EXEC: u32 = 4;
 /// Mappings at or above this are kernel-provided (`[vsyscall]`).
 const KERNEL_HALF: u64 = 1 << 63;
 
@@ -155,7 +156,16 @@ impl SelfMaps {
         let mut busy: Vec<(u64, u64)> = self.all.clone();
         busy.extend(vmas.iter().map(|v| (v.start, v.end)));
         busy.sort_unstable();
-        let mut cand = SEARCH_FROM;
+        // Above the task's first executable VMA: the tool later injects a
+        // munmap of this region at the first executable VMA, which must
+        // not be the region itself.
+        let first_exec = vmas
+            .iter()
+            .filter(|v| v.prot & PROT_EXEC != 0)
+            .map(|v| v.end)
+            .min()
+            .unwrap_or(0);
+        let mut cand = SEARCH_FROM.max(first_exec);
         for (s, e) in busy {
             if e <= cand {
                 continue;

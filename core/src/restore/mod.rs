@@ -55,6 +55,8 @@ pub enum RestoreError {
     Died(String),
     #[error("the restorer did not finish within {0:?}")]
     Timeout(Duration),
+    #[error("cannot remove the restorer from the task: {0}")]
+    Cure(String),
     #[error("cannot write the pidfile {0}: {1}")]
     Pidfile(String, std::io::Error),
 }
@@ -114,7 +116,9 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
         ));
     }
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
-    match wait_done(&region, plan.args_off, child) {
+    let done = wait_done(&region, plan.args_off, child)
+        .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64));
+    match done {
         Ok(()) => Ok(Restored { pid: child }),
         Err(e) => {
             // Leave nothing behind.
@@ -126,6 +130,34 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
 }
 
 const RESTORER_ENTRY: usize = 0;
+
+/// Remove the bootstrap region from the restored task (CRIU's
+/// `__export_unmap`): seize it once it runs its own code again, inject
+/// `munmap`, and let it go exactly as it was.
+fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
+    let infect = |e: crate::infect::InfectError| RestoreError::Cure(e.to_string());
+    for _ in 0..1000 {
+        let mut task = match crate::infect::Seized::seize(pid.as_raw_nonzero().get()) {
+            Ok(t) => t,
+            // It already ran to its end: nothing is left to unmap.
+            Err(crate::infect::InfectError::Dead { .. }) => return Ok(()),
+            Err(e) => return Err(infect(e)),
+        };
+        let pc = task.regs().pc();
+        if (base..base + len).contains(&pc) {
+            // Still between publishing DONE and rt_sigreturn.
+            task.release().map_err(infect)?;
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0])
+            .map_err(infect)?;
+        return task.release().map_err(infect);
+    }
+    Err(RestoreError::Cure(
+        "the task did not leave the restorer".into(),
+    ))
+}
 
 fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<(), RestoreError> {
     let start = Instant::now();

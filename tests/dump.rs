@@ -1,0 +1,218 @@
+//! `criu dump -t PID` of a ZDTM-style program (`tests/programs/dump_victim.rs`):
+//! with `--leave-running` the program runs on and verifies its own state;
+//! the images hold what /proc shows (VMAs, registers, present pages only);
+//! a dump without it kills the program; and a failure injected at each step
+//! (`CRIU_DUMP_FAULT`) leaves the program running and unharmed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Program, TempDir, become_subreaper, skip, wait_for_file};
+use criu_core::dump::FAULT_STEPS;
+use criu_core::images::{Kind, pb, read_all, read_one};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const PAGE: u64 = 4096;
+
+fn cannot_dump() -> Option<&'static str> {
+    if !cfg!(target_arch = "x86_64") {
+        return Some("dump is implemented for x86_64 only so far");
+    }
+    become_subreaper();
+    None
+}
+
+struct Victim {
+    program: Program,
+    pid: i32,
+    sparse: u64,
+    noacc: u64,
+    dir: std::path::PathBuf,
+}
+
+impl Victim {
+    fn start(dir: &TempDir) -> Victim {
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let program = Program::spawn("dump_victim", &[work.to_str().unwrap()], dir.path());
+        let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("victim not ready");
+        let f: Vec<&str> = ready.split_whitespace().collect();
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        Victim {
+            program,
+            pid: f[0].parse().unwrap(),
+            sparse: hex(f[1]),
+            noacc: hex(f[2]),
+            dir: work,
+        }
+    }
+
+    fn verdict(&self) -> String {
+        std::fs::write(self.dir.join("go"), "").unwrap();
+        wait_for_file(&self.dir.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into())
+    }
+}
+
+/// Run `criu dump`; its exit status and log.
+fn criu_dump(pid: i32, images: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String) {
+    std::fs::create_dir_all(images).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
+    cmd.args([
+        "dump",
+        "-t",
+        &pid.to_string(),
+        "-D",
+        images.to_str().unwrap(),
+    ])
+    .args(["-v4", "-o", "dump.log"])
+    .args(extra);
+    match fault {
+        Some(f) => cmd.env("CRIU_DUMP_FAULT", f),
+        None => cmd.env_remove("CRIU_DUMP_FAULT"),
+    };
+    let status = cmd.status().expect("run criu");
+    let log = std::fs::read_to_string(images.join("dump.log")).unwrap_or_default();
+    (status.code().unwrap_or(-1), log)
+}
+
+#[test]
+fn dump_leave_running_images_match_the_task() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_leave_running_images_match_the_task", why);
+    }
+    let dir = TempDir::new("dump-leave-running");
+    let victim = Victim::start(&dir);
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", victim.pid)).unwrap();
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["--leave-running"], None);
+    assert_eq!(rc, 0, "{log}");
+
+    let pid = victim.pid as u64;
+    // Same VMAs as /proc (the stack VMA is recorded with its guard page,
+    // and vsyscall is listed; compare by end address and start otherwise).
+    let mm: pb::MmEntry = read_one(&images.join(format!("mm-{pid}.img")), Kind::Mm).unwrap();
+    let proc_vmas: Vec<(u64, u64)> = maps
+        .lines()
+        .map(|l| {
+            let r = l.split_whitespace().next().unwrap();
+            let (a, b) = r.split_once('-').unwrap();
+            (
+                u64::from_str_radix(a, 16).unwrap(),
+                u64::from_str_radix(b, 16).unwrap(),
+            )
+        })
+        .collect();
+    let img_ends: Vec<u64> = mm.vmas.iter().map(|v| v.end).collect();
+    let proc_ends: Vec<u64> = proc_vmas.iter().map(|v| v.1).collect();
+    assert_eq!(img_ends, proc_ends, "VMA ends differ");
+
+    // The instruction pointer lies in an executable VMA.
+    let core: pb::CoreEntry =
+        read_one(&images.join(format!("core-{pid}.img")), Kind::Core).unwrap();
+    let ip = core.thread_info.as_ref().unwrap().gpregs.ip;
+    assert!(
+        mm.vmas
+            .iter()
+            .any(|v| v.prot & 4 != 0 && v.start <= ip && ip < v.end),
+        "ip {ip:#x} outside executable VMAs"
+    );
+    let tc = core.tc.as_ref().unwrap();
+    assert_eq!(tc.comm, "dump_victim");
+    assert_eq!(tc.blk_sigset, 1 << 33);
+    // Entries skip SIGKILL and SIGSTOP, so SIGUSR1 (10) is the 9th.
+    let usr1 = &tc.sigactions[8];
+    assert_eq!(usr1.mask, 1 << 11);
+    assert_eq!(tc.timers.as_ref().unwrap().real.isec, 1000);
+    assert_eq!(tc.rlimits.as_ref().unwrap().rlimits.len(), 16);
+    let fs: pb::FsEntry = read_one(&images.join(format!("fs-{pid}.img")), Kind::Fs).unwrap();
+    assert_eq!(fs.umask, Some(0o027));
+
+    // Pagemap: the sparse region holds exactly its three touched pages, the
+    // no-access region its one page, and the pages file has every page.
+    let pm: Vec<pb::PagemapEntry> =
+        read_all(&images.join(format!("pagemap-{pid}.img")), Kind::Pagemap).unwrap();
+    let pages: Vec<u64> = pm[1..]
+        .iter()
+        .flat_map(|e| (0..e.nr_pages.unwrap()).map(move |i| e.vaddr + i * PAGE))
+        .collect();
+    let in_range = |base: u64, n: u64| -> Vec<u64> {
+        pages
+            .iter()
+            .filter(|&&a| a >= base && a < base + n * PAGE)
+            .map(|a| (a - base) / PAGE)
+            .collect()
+    };
+    assert_eq!(in_range(victim.sparse, 64), [0, 5, 17]);
+    assert_eq!(in_range(victim.noacc, 4), [1]);
+    let size = std::fs::metadata(images.join("pages-1.img")).unwrap().len();
+    assert_eq!(size, pages.len() as u64 * PAGE);
+
+    // Our crit reads every image.
+    let out = Command::new(env!("CARGO_BIN_EXE_crit"))
+        .args(["x", images.to_str().unwrap(), "ps"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dump_victim"));
+
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn dump_twice_with_leave_running() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_twice_with_leave_running", why);
+    }
+    let dir = TempDir::new("dump-twice");
+    let victim = Victim::start(&dir);
+    for i in 0..2 {
+        let (rc, log) = criu_dump(victim.pid, &dir.join(&format!("img{i}")), &["-R"], None);
+        assert_eq!(rc, 0, "{log}");
+    }
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn dump_kills_the_task_by_default() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_kills_the_task_by_default", why);
+    }
+    let dir = TempDir::new("dump-kill");
+    let mut victim = Victim::start(&dir);
+    let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &[], None);
+    assert_eq!(rc, 0, "{log}");
+    let status = victim.program.wait_exit(TIMEOUT).expect("task still alive");
+    assert!(!status.success());
+}
+
+#[test]
+fn failed_dumps_leave_the_task_unharmed() {
+    if let Some(why) = cannot_dump() {
+        return skip("failed_dumps_leave_the_task_unharmed", why);
+    }
+    let dir = TempDir::new("dump-faults");
+    let victim = Victim::start(&dir);
+    for step in FAULT_STEPS {
+        let (rc, log) = criu_dump(
+            victim.pid,
+            &dir.join(&format!("img-{step}")),
+            &[],
+            Some(step),
+        );
+        assert_eq!(rc, 1, "fault at {step}: {log}");
+        assert!(log.contains(&format!("{step:?}")), "fault at {step}: {log}");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", victim.pid)).unwrap();
+        assert!(
+            !maps.contains("CRIUMFD"),
+            "parasite left after fault at {step}"
+        );
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", victim.pid))
+            .unwrap()
+            .count();
+        assert_eq!(fds, 4, "fds after fault at {step}");
+    }
+    assert_eq!(victim.verdict(), "PASS\n");
+}

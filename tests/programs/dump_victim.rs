@@ -1,0 +1,226 @@
+//! A ZDTM-style victim for the dump tests. It sets up known state, writes
+//! `DIR/ready` ("PID SPARSE_ADDR NOACCESS_ADDR"), waits until `DIR/go`
+//! exists, then checks that the state is unchanged and writes its verdict
+//! (`PASS` or `FAIL: reason`) to `DIR/result`.
+//!
+//! State: umask 027, cwd DIR, `DIR/data` open read-write at offset 37, a
+//! SIGUSR1 handler with SA_RESTART and a mask, SIGRTMIN+2 blocked, an
+//! ITIMER_REAL of 1000 s, a 64-page anonymous region with only pages 0, 5
+//! and 17 touched (the rest must stay holes), and a 4-page PROT_NONE region
+//! whose page 1 holds data.
+//!
+//! Usage: `dump_victim DIR`
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criu_arch::{KSigaction, SA_RESTART, SA_RESTORER, nr, syscall2, syscall3, syscall4, syscall6};
+
+const PAGE: usize = 4096;
+const SPARSE_PAGES: usize = 64;
+const TOUCHED: [usize; 3] = [0, 5, 17];
+const SIGUSR1: usize = 10;
+const SIGUSR2: usize = 12;
+const BLOCKED_SIG: usize = 34;
+const PROT_NONE: usize = 0;
+const PROT_RW: usize = 3;
+const MAP_PRIVATE_ANON: usize = 0x22;
+
+extern "C" fn on_usr1(_sig: i32) {}
+
+fn main() {
+    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: dump_victim DIR"));
+    let verdict = match run(&dir) {
+        Ok(()) => "PASS\n".to_string(),
+        Err(e) => format!("FAIL: {e}\n"),
+    };
+    std::fs::write(dir.join("result"), verdict).expect("write result");
+}
+
+fn check(ret: isize, what: &str) -> Result<usize, String> {
+    if ret < 0 {
+        Err(format!("{what}: errno {}", -ret))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+fn pattern(page: usize, i: usize) -> u8 {
+    (page * 31 + i * 7 + 1) as u8
+}
+
+fn want_action() -> KSigaction {
+    KSigaction {
+        handler: on_usr1 as *const () as usize as u64,
+        flags: SA_RESTART | SA_RESTORER,
+        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        mask: 1 << (SIGUSR2 - 1),
+    }
+}
+
+fn run(dir: &Path) -> Result<(), String> {
+    rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // SAFETY: closes only fds inherited from the test runner (none opened yet).
+    check(
+        unsafe { syscall3(nr::CLOSE_RANGE, 3, u32::MAX as usize, 0) },
+        "close_range",
+    )?;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    std::env::set_current_dir(dir).map_err(|e| format!("chdir: {e}"))?;
+    let mut data = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open("data")
+        .map_err(|e| format!("open data: {e}"))?;
+    data.write_all(&[b'x'; 100]).map_err(|e| e.to_string())?;
+    data.seek(SeekFrom::Start(37)).map_err(|e| e.to_string())?;
+
+    let act = want_action();
+    // SAFETY: installs a handler that does nothing; reads our local `act`.
+    check(
+        unsafe { syscall4(nr::RT_SIGACTION, SIGUSR1, &act as *const _ as usize, 0, 8) },
+        "rt_sigaction",
+    )?;
+    let set: u64 = 1 << (BLOCKED_SIG - 1);
+    // SAFETY: reads 8 bytes from our local `set`.
+    check(
+        unsafe { syscall4(nr::RT_SIGPROCMASK, 0, &set as *const u64 as usize, 0, 8) },
+        "rt_sigprocmask",
+    )?;
+    let timer: [i64; 4] = [1000, 0, 1000, 0];
+    // SAFETY: reads one itimerval from our local.
+    check(
+        unsafe { syscall3(nr::SETITIMER, 0, timer.as_ptr() as usize, 0) },
+        "setitimer",
+    )?;
+
+    // SAFETY: fresh anonymous mappings, used only through the slices below.
+    let sparse = check(
+        unsafe {
+            syscall6(
+                nr::MMAP,
+                0,
+                SPARSE_PAGES * PAGE,
+                PROT_RW,
+                MAP_PRIVATE_ANON,
+                usize::MAX,
+                0,
+            )
+        },
+        "mmap sparse",
+    )?;
+    let noacc = check(
+        unsafe {
+            syscall6(
+                nr::MMAP,
+                0,
+                4 * PAGE,
+                PROT_RW,
+                MAP_PRIVATE_ANON,
+                usize::MAX,
+                0,
+            )
+        },
+        "mmap noaccess",
+    )?;
+    for &p in &TOUCHED {
+        for i in 0..PAGE {
+            // SAFETY: inside the sparse mapping.
+            unsafe { *((sparse + p * PAGE + i) as *mut u8) = pattern(p, i) };
+        }
+    }
+    for i in 0..PAGE {
+        // SAFETY: page 1 of the noaccess mapping, still writable here.
+        unsafe { *((noacc + PAGE + i) as *mut u8) = pattern(99, i) };
+    }
+    // SAFETY: changes only our own mapping.
+    check(
+        unsafe { syscall3(nr::MPROTECT, noacc, 4 * PAGE, PROT_NONE) },
+        "mprotect",
+    )?;
+
+    std::fs::write(
+        dir.join("ready"),
+        format!("{} {sparse:#x} {noacc:#x}\n", std::process::id()),
+    )
+    .map_err(|e| e.to_string())?;
+    while !dir.join("go").exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Verify.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    if old.bits() != 0o027 {
+        return Err(format!("umask {:o}", old.bits()));
+    }
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    if cwd != dir.canonicalize().map_err(|e| e.to_string())? {
+        return Err(format!("cwd {}", cwd.display()));
+    }
+    let pos = data.stream_position().map_err(|e| e.to_string())?;
+    if pos != 37 {
+        return Err(format!("file position {pos}"));
+    }
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).map_err(|e| e.to_string())?;
+    if rest != [b'x'; 63] {
+        return Err("file content".into());
+    }
+    let mut got = KSigaction::default();
+    // SAFETY: writes one kernel sigaction to our local.
+    check(
+        unsafe { syscall4(nr::RT_SIGACTION, SIGUSR1, 0, &mut got as *mut _ as usize, 8) },
+        "rt_sigaction",
+    )?;
+    if got != want_action() {
+        return Err(format!("sigaction {got:?}"));
+    }
+    let mut mask = 0u64;
+    // SAFETY: writes 8 bytes to our local.
+    check(
+        unsafe { syscall4(nr::RT_SIGPROCMASK, 0, 0, &mut mask as *mut u64 as usize, 8) },
+        "rt_sigprocmask",
+    )?;
+    if mask != set {
+        return Err(format!("sigmask {mask:#x}"));
+    }
+    let mut t = [0i64; 4];
+    // SAFETY: writes one itimerval to our local.
+    check(
+        unsafe { syscall2(nr::GETITIMER, 0, t.as_mut_ptr() as usize) },
+        "getitimer",
+    )?;
+    if t[0] != 1000 || t[2] <= 0 || t[2] > 1000 {
+        return Err(format!("itimer {t:?}"));
+    }
+    for p in 0..SPARSE_PAGES {
+        for i in 0..PAGE {
+            // SAFETY: inside the sparse mapping.
+            let b = unsafe { *((sparse + p * PAGE + i) as *const u8) };
+            let want = if TOUCHED.contains(&p) {
+                pattern(p, i)
+            } else {
+                0
+            };
+            if b != want {
+                return Err(format!("sparse page {p} byte {i}: {b}"));
+            }
+        }
+    }
+    // SAFETY: our own mapping.
+    check(
+        unsafe { syscall3(nr::MPROTECT, noacc, 4 * PAGE, 1) },
+        "mprotect read",
+    )?;
+    for i in 0..PAGE {
+        // SAFETY: page 1 of the noaccess mapping, now readable.
+        let b = unsafe { *((noacc + PAGE + i) as *const u8) };
+        if b != pattern(99, i) {
+            return Err(format!("noaccess page byte {i}: {b}"));
+        }
+    }
+    Ok(())
+}

@@ -53,7 +53,7 @@ impl Dumper<'_> {
             .collect()
     }
 
-    fn dump(&mut self, regs: criu_arch::GpRegs, fp: &[u8], sigmask: u64) {
+    fn dump(&mut self, regs: criu_arch::GpRegs, fp: &[u8], xstate: &[u8], sigmask: u64) {
         let pid = self.pid;
         let stat =
             criu_core::proc::stat::parse(&std::fs::read(format!("/proc/{pid}/stat")).unwrap())
@@ -225,7 +225,7 @@ impl Dumper<'_> {
             st_space: w32(32, 32),
             xmm_space: w32(160, 64),
             padding: w32(416, 24),
-            xsave: None,
+            xsave: xsave_entry(xstate),
         };
         let r = regs;
         let gpregs = pb::UserX86RegsEntry {
@@ -276,6 +276,23 @@ impl Dumper<'_> {
     }
 }
 
+/// CRIU's xsave entry from an NT_X86_XSTATE buffer (AVX part only).
+fn xsave_entry(x: &[u8]) -> Option<pb::UserX86XsaveEntry> {
+    if x.len() < 832 {
+        return None;
+    }
+    let xstate_bv = u64::from_le_bytes(x[512..520].try_into().unwrap());
+    let ymmh_space = x[576..832]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Some(pb::UserX86XsaveEntry {
+        xstate_bv,
+        ymmh_space,
+        ..Default::default()
+    })
+}
+
 #[test]
 fn hand_dumped_program_runs_on_after_restore() {
     if !rustix::process::geteuid().is_root() {
@@ -299,13 +316,16 @@ fn hand_dumped_program_runs_on_after_restore() {
     let mut fp = vec![0u8; 512];
     ptrace::get_regset(pid, criu_arch::NT_PRFPREG, &mut fp).unwrap();
     let sigmask = ptrace::get_sigmask(pid).unwrap_or(0);
+    let mut xstate = vec![0u8; 4096];
+    let n = ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut xstate).unwrap_or(0);
+    xstate.truncate(n);
     let dir = ImageDir::new(&imgs);
     Dumper {
         dir: &dir,
         pid: prog.pid(),
         files: HashMap::new(),
     }
-    .dump(regs, &fp, sigmask);
+    .dump(regs, &fp, &xstate, sigmask);
     prog.signal(rustix::process::Signal::KILL);
     prog.wait_exit(Duration::from_secs(10)).expect("killed");
     assert!(!Path::new(&format!("/proc/{}", prog.pid())).exists());

@@ -23,23 +23,39 @@ const PRIVATE_ANON: u32 = 0x22;
 /// VMA_AREA_REGULAR | VMA_ANON_PRIVATE.
 const ANON_STATUS: u32 = 1 | (1 << 9);
 
-/// x86_64 code: exit(rbx == 0x1122 && [DATA+8] == 0xabcdef ? 42 : 7).
-fn code_page() -> Vec<u8> {
+/// Marker in the upper half of ymm0 (restored from the xsave entry).
+const YMM_MARK: u64 = 0x5a5a_1234_8765_a5a5;
+
+/// x86_64 code: exit(rbx == 0x1122 && [DATA+8] == 0xabcdef && ymm0[128..192]
+/// == YMM_MARK ? 42 : 7). Without AVX the ymm check is left out.
+fn code_page(avx: bool) -> Vec<u8> {
     let mut c = vec![
         0xbf, 0x07, 0x00, 0x00, 0x00, // mov edi, 7
         0x48, 0x81, 0xfb, 0x22, 0x11, 0x00, 0x00, // cmp rbx, 0x1122
-        0x75, 0x18, // jne exit
+        0x75, 0x00, // jne exit (patched)
         0x48, 0xb8, // movabs rax, DATA+8
     ];
+    let mut jumps = vec![12usize];
     c.extend_from_slice(&(DATA + 8).to_le_bytes());
     c.extend_from_slice(&[
         0x48, 0x81, 0x38, 0xef, 0xcd, 0xab, 0x00, // cmp qword [rax], 0xabcdef
-        0x75, 0x05, // jne exit
-        0xbf, 0x2a, 0x00, 0x00, 0x00, // mov edi, 42
-        // exit:
-        0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax, 60
-        0x0f, 0x05, // syscall
+        0x75, 0x00, // jne exit
     ]);
+    jumps.push(c.len() - 2);
+    if avx {
+        c.extend_from_slice(&[0xc4, 0xe3, 0x7d, 0x19, 0xc1, 0x01]); // vextractf128 xmm1, ymm0, 1
+        c.extend_from_slice(&[0x66, 0x48, 0x0f, 0x7e, 0xc8]); // movq rax, xmm1
+        c.extend_from_slice(&[0x48, 0xb9]); // movabs rcx, YMM_MARK
+        c.extend_from_slice(&YMM_MARK.to_le_bytes());
+        c.extend_from_slice(&[0x48, 0x39, 0xc8, 0x75, 0x00]); // cmp rax, rcx; jne exit
+        jumps.push(c.len() - 2);
+    }
+    c.extend_from_slice(&[0xbf, 0x2a, 0x00, 0x00, 0x00]); // mov edi, 42
+    let exit = c.len();
+    c.extend_from_slice(&[0xb8, 0x3c, 0x00, 0x00, 0x00, 0x0f, 0x05]); // exit(edi)
+    for j in jumps {
+        c[j + 1] = (exit - (j + 2)) as u8;
+    }
     c.resize(PAGE as usize, 0xcc);
     c
 }
@@ -108,7 +124,8 @@ fn write_images(dir: &ImageDir, pid: u32, data_prot: u32) {
         .unwrap();
     }
     w.finish().unwrap();
-    let mut pages = code_page();
+    let avx = std::arch::is_x86_feature_detected!("avx");
+    let mut pages = code_page(avx);
     let mut data = vec![0u8; PAGE as usize];
     data[8..16].copy_from_slice(&0xabcdefu64.to_le_bytes());
     pages.extend_from_slice(&data);
@@ -124,12 +141,20 @@ fn write_images(dir: &ImageDir, pid: u32, data_prot: u32) {
         orig_ax: u64::MAX,
         ..Default::default()
     };
+    let mut ymmh = vec![0u32; 64];
+    ymmh[0] = YMM_MARK as u32;
+    ymmh[1] = (YMM_MARK >> 32) as u32;
     let fp = pb::UserX86FpregsEntry {
         cwd: 0x37f,
         mxcsr: 0x1f80,
         st_space: vec![0; 32],
         xmm_space: vec![0; 64],
         padding: vec![0; 24],
+        xsave: avx.then(|| pb::UserX86XsaveEntry {
+            xstate_bv: 0x7,
+            ymmh_space: ymmh,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let core = pb::CoreEntry {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
+use rustix::process::Pid;
 
 use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg};
 
@@ -114,38 +115,41 @@ struct PtraceRseqConfiguration {
 const _: () = assert!(size_of::<PtraceRseqConfiguration>() == 24);
 const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
 
-/// This thread's rseq registration (glibc registers one per thread), which
-/// a child forked from this thread inherits at the same address. Read with
-/// `PTRACE_GET_RSEQ_CONFIGURATION` from a parked fork of ourselves.
-pub fn own_rseq() -> Result<RseqArg, Errno> {
+/// Runs `f` on a stopped, ptrace-seized fork of this thread (a copy with
+/// the same rseq registration, FPU features and address space), then kills
+/// it. Lets the tool learn its own per-thread kernel state through ptrace.
+pub fn with_traced_fork<T>(f: impl FnOnce(Pid) -> Result<T, Errno>) -> Result<T, Errno> {
     use crate::sys::{clone3, ptrace};
     let child = clone3::spawn_parked_child()?;
-    let result = (|| {
-        ptrace::seize(child, 0)?;
-        ptrace::interrupt(child)?;
-        ptrace::wait(child)?;
-        let mut conf = PtraceRseqConfiguration::default();
-        // SAFETY: the kernel writes at most `size_of` bytes into `conf`,
-        // which lives across the call.
-        let ret = unsafe {
-            criu_arch::syscall4(
-                criu_arch::nr::PTRACE,
-                PTRACE_GET_RSEQ_CONFIGURATION,
-                child.as_raw_nonzero().get() as usize,
-                size_of::<PtraceRseqConfiguration>(),
-                std::ptr::from_mut(&mut conf) as usize,
-            )
-        };
-        if ret < 0 {
-            return Err(Errno::from_raw_os_error(-ret as i32));
-        }
-        Ok(RseqArg {
-            addr: conf.rseq_abi_pointer,
-            len: conf.rseq_abi_size,
-            sig: conf.signature,
-        })
-    })();
+    let result = ptrace::seize(child, 0)
+        .and_then(|()| ptrace::interrupt(child))
+        .and_then(|()| ptrace::wait(child).map(drop))
+        .and_then(|()| f(child));
     let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
     let _ = ptrace::wait(child);
     result
+}
+
+/// The rseq registration of traced task `pid` (`PTRACE_GET_RSEQ_CONFIGURATION`).
+pub fn rseq_of(pid: Pid) -> Result<RseqArg, Errno> {
+    let mut conf = PtraceRseqConfiguration::default();
+    // SAFETY: the kernel writes at most `size_of` bytes into `conf`, which
+    // lives across the call.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::PTRACE,
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            pid.as_raw_nonzero().get() as usize,
+            size_of::<PtraceRseqConfiguration>(),
+            std::ptr::from_mut(&mut conf) as usize,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::from_raw_os_error(-ret as i32));
+    }
+    Ok(RseqArg {
+        addr: conf.rseq_abi_pointer,
+        len: conf.rseq_abi_size,
+        sig: conf.signature,
+    })
 }

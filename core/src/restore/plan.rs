@@ -253,6 +253,14 @@ pub fn build(
         )));
     };
 
+    // What this thread's kernel state looks like (rseq to undo in the
+    // child; FPU state format for the frame).
+    let (tool_rseq, host) = super::bootstrap::with_traced_fork(|p| {
+        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)))
+    })
+    .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
+    crate::pr_debug!("tool rseq {tool_rseq:x?}, host FPU {host:x?}");
+
     // Sizes first: the region's address depends on its size.
     let blob_len = (RESTORER.mem_size() as u64).next_multiple_of(page_size) as usize;
     let park_len = maps.vdso_span() as usize;
@@ -286,7 +294,7 @@ pub fn build(
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
-    let probe = regs::frame_for(&t.core, 0, sigmask)?;
+    let probe = regs::frame_for(&t.core, 0, sigmask, &host)?;
     let a_arch = arena.push(&probe.arch_syscalls);
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
@@ -308,7 +316,7 @@ pub fn build(
         &t.mm.vmas,
         VMA_AREA_VDSO | VMA_AREA_VVAR,
     )?;
-    let frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask)?;
+    let frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
     for (a, bytes) in [
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
@@ -375,8 +383,7 @@ pub fn build(
         itimers: at(a_itimers),
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
-        tool_rseq: super::bootstrap::own_rseq()
-            .map_err(|e| RestoreError::Sys("PTRACE_GET_RSEQ_CONFIGURATION", e))?,
+        tool_rseq,
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

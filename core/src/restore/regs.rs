@@ -18,7 +18,88 @@ pub struct Frame {
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use super::*;
-    use criu_arch::{FpRegs, GpRegs, fill_sigframe};
+    use criu_arch::{FpRegs, GpRegs, XSAVE_MAX_SIZE, XsaveArea, fill_sigframe};
+    use rustix::process::Pid;
+
+    /// This kernel's XSAVE layout: the size of its XSAVE image and the
+    /// features it saves (XCR0), as ptrace's NT_X86_XSTATE reports them (the
+    /// regset's length, and XCR0 in the first word of `sw_reserved`), plus
+    /// the standard-format offset of each component CRIU's image carries
+    /// (from CPUID leaf 0xD: they differ between CPU vendors).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct HostFpu {
+        pub xstate: Option<(usize, u64)>,
+        /// Offsets of YMM_Hi128, opmask, ZMM_Hi256, Hi16_ZMM and PKRU.
+        offsets: [usize; 5],
+    }
+
+    /// XSAVE component numbers, in the order of `HostFpu::offsets`.
+    const COMPONENTS: [u32; 5] = [2, 5, 6, 7, 9];
+
+    impl HostFpu {
+        /// Read from traced task `pid` (a fork of the tool).
+        pub fn probe(pid: Pid) -> HostFpu {
+            let mut buf = vec![0u8; XSAVE_MAX_SIZE];
+            let Ok(n) = crate::sys::ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut buf)
+            else {
+                return HostFpu::default();
+            };
+            let mut xcr0 = [0u8; 8];
+            xcr0.copy_from_slice(&buf[464..472]);
+            let xfeatures = u64::from_le_bytes(xcr0);
+            let mut offsets = [0usize; 5];
+            for (o, c) in offsets.iter_mut().zip(COMPONENTS) {
+                if xfeatures & (1 << c) != 0 {
+                    *o = std::arch::x86_64::__cpuid_count(0xd, c).ebx as usize;
+                }
+            }
+            let ok = n > criu_arch::XSAVE_EXT_OFFSET && xfeatures != 0;
+            HostFpu {
+                xstate: ok.then_some((n, xfeatures)),
+                offsets,
+            }
+        }
+    }
+
+    /// Put `bytes` at standard offset `off` of `xs` if it fits `size`.
+    fn put(xs: &mut XsaveArea, size: usize, off: usize, bytes: &[u8]) {
+        let ext = criu_arch::XSAVE_EXT_OFFSET;
+        if bytes.is_empty() || off + bytes.len() > size || off < ext {
+            return;
+        }
+        if let Some(dst) = xs.extended.get_mut(off - ext..off - ext + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    fn le32(v: &[u32]) -> Vec<u8> {
+        v.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    fn le64(v: &[u64]) -> Vec<u8> {
+        v.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// The dumped extended state as an XSAVE image of this kernel's layout.
+    fn xsave_image(
+        fp: &FpRegs,
+        x: &pb::UserX86XsaveEntry,
+        size: usize,
+        host: &HostFpu,
+    ) -> XsaveArea {
+        let mut xs = XsaveArea {
+            i387: *fp,
+            ..XsaveArea::default()
+        };
+        xs.header.xfeatures = x.xstate_bv;
+        let [ymm, opmask, zmm_hi256, hi16_zmm, pkru] = host.offsets;
+        put(&mut xs, size, ymm, &le32(&x.ymmh_space));
+        put(&mut xs, size, opmask, &le64(&x.opmask_reg));
+        put(&mut xs, size, zmm_hi256, &le64(&x.zmm_upper));
+        put(&mut xs, size, hi16_zmm, &le64(&x.hi16_zmm));
+        put(&mut xs, size, pkru, &le32(&x.pkru));
+        xs
+    }
 
     const ARCH_SET_GS: u64 = 0x1001;
     const ARCH_SET_FS: u64 = 0x1002;
@@ -84,6 +165,7 @@ mod imp {
         core: &pb::CoreEntry,
         frame_addr: u64,
         sigmask: u64,
+        host: &HostFpu,
     ) -> Result<Frame, RestoreError> {
         let ti = core
             .thread_info
@@ -96,6 +178,17 @@ mod imp {
         let f = fp(&ti.fpregs);
         let mut frame = Box::<criu_arch::RtSigframe>::default();
         fill_sigframe(&mut frame, frame_addr, &g, Some(&f), sigmask);
+        if let (Some(x), Some((size, xfeatures))) = (&ti.fpregs.xsave, host.xstate) {
+            let xs = xsave_image(&f, x, size, host);
+            // The features the task had in use, limited to what this kernel
+            // saves (XCR0): the frame may not claim more.
+            if !frame.set_xstate(frame_addr, &xs, size, xfeatures) {
+                return Err(RestoreError::Unsupported(format!(
+                    "this kernel's XSAVE size {size} is out of range"
+                )));
+            }
+            frame.fpstate.header.xfeatures &= xfeatures;
+        }
         // The frame carries no fs/gs bases: set them right before
         // rt_sigreturn, as CRIU's restore_nonsigframe_gpregs does.
         let prctl = |code: u64, val: u64| RawSyscall {
@@ -113,10 +206,21 @@ mod imp {
 mod imp {
     use super::*;
 
+    /// This kernel's FPU state format (not needed until the arch is done).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct HostFpu;
+
+    impl HostFpu {
+        pub fn probe(_pid: rustix::process::Pid) -> HostFpu {
+            HostFpu
+        }
+    }
+
     pub fn frame_for(
         _core: &pb::CoreEntry,
         _frame_addr: u64,
         _sigmask: u64,
+        _host: &HostFpu,
     ) -> Result<Frame, RestoreError> {
         Err(RestoreError::Unsupported(
             "restoring registers is implemented for x86_64 only".into(),
@@ -124,4 +228,4 @@ mod imp {
     }
 }
 
-pub use imp::frame_for;
+pub use imp::{HostFpu, frame_for};

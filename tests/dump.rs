@@ -125,7 +125,11 @@ fn dump_leave_running_images_match_the_task() {
     // Entries skip SIGKILL and SIGSTOP, so SIGUSR1 (10) is the 9th.
     let usr1 = &tc.sigactions[8];
     assert_eq!(usr1.mask, 1 << 11);
-    assert_eq!(tc.timers.as_ref().unwrap().real.isec, 1000);
+    let timers = tc.timers.as_ref().unwrap();
+    assert_eq!(timers.real.isec, 1000);
+    assert_eq!(timers.posix.len(), 1);
+    assert_eq!((timers.posix[0].isec, timers.posix[0].clock_id), (2000, 1));
+    assert!(timers.posix[0].vsec > 0 && timers.posix[0].vsec <= 2000);
     assert_eq!(tc.rlimits.as_ref().unwrap().rlimits.len(), 16);
     let fs: pb::FsEntry = read_one(&images.join(format!("fs-{pid}.img")), Kind::Fs).unwrap();
     assert_eq!(fs.umask, Some(0o027));

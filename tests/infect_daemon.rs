@@ -174,3 +174,62 @@ fn failed_command_and_dropped_daemon_leave_victim_unharmed() {
     victim.go();
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn drain_fds_hands_over_the_tasks_files() {
+    if let Some(why) = cannot_infect() {
+        return skip("drain_fds_hands_over_the_tasks_files", why);
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("daemon-drain");
+    let victim = Victim::start(&dir, &["loop"]);
+    {
+        let mut task = Seized::seize(victim.pid()).expect("seize");
+        let mut parasite = Parasite::infect(&mut task, &PARASITE, 4096).expect("infect");
+        let mut daemon = parasite.start_daemon().expect("start daemon");
+        let got = criu_core::dump::parasite::drain_fds(&mut daemon, &[0, 1, 2]).expect("DRAIN_FDS");
+        assert_eq!(got.len(), 3);
+        for (i, (fd, flags)) in got.iter().enumerate() {
+            let ours = rustix::fs::fstat(fd).expect("fstat");
+            let theirs = std::fs::metadata(format!("/proc/{}/fd/{i}", victim.pid())).unwrap();
+            assert_eq!(
+                (ours.st_dev, ours.st_ino),
+                (theirs.dev(), theirs.ino()),
+                "fd {i}"
+            );
+            assert_eq!(*flags, 0, "fd {i} is not close-on-exec");
+        }
+        daemon.fini().expect("fini");
+        parasite.cure().expect("cure");
+        task.release().expect("release");
+    }
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+#[test]
+fn stop_signal_during_daemon_is_kept() {
+    if let Some(why) = cannot_infect() {
+        return skip("stop_signal_during_daemon_is_kept", why);
+    }
+    let dir = TempDir::new("daemon-stop");
+    let victim = Victim::start(&dir, &["loop"]);
+    {
+        let mut task = Seized::seize(victim.pid()).expect("seize");
+        let mut parasite = Parasite::infect(&mut task, &PARASITE, 4096).expect("infect");
+        let mut daemon = parasite.start_daemon().expect("start daemon");
+        victim.program.signal(rustix::process::Signal::STOP);
+        std::thread::sleep(Duration::from_millis(100));
+        daemon.call(CMD_DUMP_MISC).expect("DUMP_MISC after SIGSTOP");
+        daemon.fini().expect("fini");
+        parasite.cure().expect("cure");
+        task.release().expect("release");
+    }
+    // Stopped now, as the signal asked; it runs on after SIGCONT.
+    assert!(wait_until(Duration::from_secs(5), || {
+        common::proc_state(victim.pid()) == Some('T')
+    }));
+    victim.program.signal(rustix::process::Signal::CONT);
+    victim.go();
+    assert_eq!(victim.verdict(), "PASS\n");
+}

@@ -7,7 +7,7 @@
 //! SIGUSR1 handler with SA_RESTART and a mask, SIGRTMIN+2 blocked, an
 //! ITIMER_REAL of 1000 s, a 64-page anonymous region with only pages 0, 5
 //! and 17 touched (the rest must stay holes), and a 4-page PROT_NONE region
-//! whose page 1 holds data.
+//! whose page 1 holds data, and a POSIX timer of 2000 s.
 //!
 //! Usage: `dump_victim DIR`
 
@@ -95,6 +95,29 @@ fn run(dir: &Path) -> Result<(), String> {
     check(
         unsafe { syscall3(nr::SETITIMER, 0, timer.as_ptr() as usize, 0) },
         "setitimer",
+    )?;
+
+    // A POSIX timer (CLOCK_MONOTONIC, default SIGALRM notification) armed
+    // for 2000 s every 2000 s.
+    let mut timer_id: i32 = -1;
+    // SAFETY: a null sigevent; the kernel writes the id to our local.
+    check(
+        unsafe { syscall3(nr::TIMER_CREATE, 1, 0, &mut timer_id as *mut i32 as usize) },
+        "timer_create",
+    )?;
+    let spec: [i64; 4] = [2000, 0, 2000, 0];
+    // SAFETY: reads one itimerspec from our local.
+    check(
+        unsafe {
+            syscall4(
+                nr::TIMER_SETTIME,
+                timer_id as usize,
+                0,
+                spec.as_ptr() as usize,
+                0,
+            )
+        },
+        "timer_settime",
     )?;
 
     // SAFETY: fresh anonymous mappings, used only through the slices below.
@@ -195,6 +218,21 @@ fn run(dir: &Path) -> Result<(), String> {
     )?;
     if t[0] != 1000 || t[2] <= 0 || t[2] > 1000 {
         return Err(format!("itimer {t:?}"));
+    }
+    let mut cur = [0i64; 4];
+    // SAFETY: writes one itimerspec to our local.
+    check(
+        unsafe {
+            syscall2(
+                nr::TIMER_GETTIME,
+                timer_id as usize,
+                cur.as_mut_ptr() as usize,
+            )
+        },
+        "timer_gettime",
+    )?;
+    if cur[0] != 2000 || cur[2] <= 0 || cur[2] > 2000 {
+        return Err(format!("posix timer {cur:?}"));
     }
     for p in 0..SPARSE_PAGES {
         for i in 0..PAGE {

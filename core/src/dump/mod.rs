@@ -21,10 +21,10 @@ use crate::blob::PARASITE;
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
 use crate::mem::{self, PagePolicy, PageRange};
 use crate::opts::{CommonOpts, DumpOpts, FinalState};
+use crate::pr_info;
 use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::sys::ptrace::{self, SigInfo};
-use crate::{pr_info, pr_warn};
 
 pub use write::Collected;
 
@@ -158,12 +158,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
             task.kill().map_err(infect_err("killing the dumped task"))?;
             pr_info!("Dumping finished successfully");
         }
-        FinalState::Alive | FinalState::Stopped => {
-            if opts.final_state == FinalState::Stopped {
-                pr_warn!("--leave-stopped: leaving the task running instead");
-            }
+        FinalState::Alive => {
             task.release().map_err(infect_err("releasing the task"))?;
             pr_info!("Dumping finished successfully (task left running)");
+        }
+        FinalState::Stopped => {
+            task.release_stopped()
+                .map_err(infect_err("releasing the task stopped"))?;
+            pr_info!("Dumping finished successfully (task left stopped)");
         }
     }
     Ok(())

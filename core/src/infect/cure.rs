@@ -69,6 +69,13 @@ impl Drop for Seized {
 }
 
 impl Seized {
+    /// Like [`Seized::release`], but the task stays stopped (SIGSTOP)
+    /// after the detach (`--leave-stopped`).
+    pub fn release_stopped(mut self) -> Result<(), InfectError> {
+        self.stop_on_release = true;
+        self.release_inner()
+    }
+
     /// Kill the task with SIGKILL while we still hold it (the end of a
     /// dump without `--leave-running`), and reap the tracing link.
     pub fn kill(mut self) -> Result<(), InfectError> {

@@ -187,20 +187,71 @@ impl Dumper<'_> {
         }
         w.finish().unwrap();
         std::fs::write(d.path(Kind::Pages, 1), &pages).unwrap();
+        // Open fds of regular files (and the cwd, root) with their offsets.
+        let mut fdinfo = Vec::new();
+        let mut file_meta: HashMap<u32, (u32, u64)> = HashMap::new();
+        for ent in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+            let ent = ent.unwrap();
+            let fd: u32 = ent.file_name().to_str().unwrap().parse().unwrap();
+            let target = std::fs::read_link(ent.path()).unwrap();
+            let target = target.to_str().unwrap();
+            if !target.starts_with('/') {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap()
+            };
+            let pos: u64 = field("pos:").parse().unwrap();
+            let flags = u32::from_str_radix(&field("flags:"), 8).unwrap();
+            // A separate file id per fd: each is its own open file here.
+            let id = self.files.len() as u32 + 1000;
+            self.files.insert(format!("{target}\0{fd}"), id);
+            file_meta.insert(id, (flags & !0o2000000, pos));
+            fdinfo.push(pb::FdinfoEntry {
+                id,
+                flags: u32::from(flags & 0o2000000 != 0),
+                r#type: 1,
+                fd,
+                ..Default::default()
+            });
+        }
+        d.write_all(Kind::Fdinfo, id, &fdinfo).unwrap();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        let cwd_id = self.file_id(cwd.to_str().unwrap());
+        let root_id = self.file_id("/");
+        d.write_one(
+            Kind::Fs,
+            id,
+            &pb::FsEntry {
+                cwd_id,
+                root_id,
+                umask: Some(status_umask(pid)),
+            },
+        )
+        .unwrap();
         let files: Vec<pb::FileEntry> = self
             .files
             .iter()
-            .map(|(name, &id)| pb::FileEntry {
-                r#type: 1, // REG
-                id,
-                reg: Some(pb::RegFileEntry {
+            .map(|(key, &id)| {
+                // Keys of fds carry "\0FD" to keep one entry per fd.
+                let name = key.split('\0').next().unwrap_or_default().to_string();
+                let (flags, pos) = file_meta.get(&id).copied().unwrap_or((0, 0));
+                pb::FileEntry {
+                    r#type: 1, // REG
                     id,
-                    flags: 0,
-                    pos: 0,
-                    name: name.clone(),
+                    reg: Some(pb::RegFileEntry {
+                        id,
+                        flags,
+                        pos,
+                        name,
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
+                }
             })
             .collect();
         d.write_all(Kind::Files, 0, &files).unwrap();
@@ -274,6 +325,13 @@ impl Dumper<'_> {
         };
         d.write_one(Kind::Core, id, &core).unwrap();
     }
+}
+
+/// The task's umask, from `/proc/PID/status`.
+fn status_umask(pid: i32) -> u32 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let v = st.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    u32::from_str_radix(v.trim(), 8).unwrap()
 }
 
 /// CRIU's xsave entry from an NT_X86_XSTATE buffer (AVX part only).

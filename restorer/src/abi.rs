@@ -147,13 +147,14 @@ pub struct Remap {
     pub len: u64,
 }
 
-/// `dup3(from, to)` (nothing when equal; `from` is closed at the end with
-/// every fd not kept).
+/// `dup3(from, to, flags)` (`flags`: 0 or `O_CLOEXEC`; nothing when
+/// `from == to`; `from` is closed at the end with every fd not kept).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdMove {
     pub from: i32,
     pub to: i32,
+    pub flags: u32,
 }
 
 /// `rt_sigaction(sig, {handler, flags, restorer, mask})`, as dumped.

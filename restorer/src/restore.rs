@@ -171,7 +171,7 @@ fn move_fds(args: &RestoreArgs) -> Result<(), Fail> {
         if m.from != m.to {
             // SAFETY: integer arguments only.
             check(
-                unsafe { syscall3(nr::DUP3, m.from as usize, m.to as usize, 0) },
+                unsafe { syscall3(nr::DUP3, m.from as usize, m.to as usize, m.flags as usize) },
                 i as u32,
             )?;
         }

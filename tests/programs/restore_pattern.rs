@@ -2,18 +2,24 @@
 //! anonymous mapping with holes, a counter in a static), reports ready, then
 //! polls for `DIR/go` while counting. On `go` it checks that the patterns
 //! survived, that its PID is the one it started with and that its sparse
-//! mapping's holes are still holes, then writes `PASS` or `FAIL: reason`
-//! to `DIR/result`.
+//! mapping's holes are still holes, that `DIR/data` is still open at the
+//! same fd with its offset and close-on-exec flag, and that its cwd (DIR)
+//! and umask (027) are back, then writes `PASS` or `FAIL: reason` to
+//! `DIR/result`.
 //!
 //! Usage: `restore_pattern DIR` (DIR absolute: the cwd is not restored).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const DENSE_LEN: usize = 4 << 20;
 const SPARSE_PAGES: usize = 256;
 const SPARSE_STRIDE: usize = 16;
+const DATA_POS: u64 = 1234;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -33,12 +39,24 @@ fn main() {
     for p in (0..SPARSE_PAGES).step_by(SPARSE_STRIDE) {
         sparse[p * page] = (p as u8) | 1;
     }
+    std::fs::write(dir.join("data"), vec![7u8; 8192]).expect("data");
+    let mut data = File::options()
+        .read(true)
+        .write(true)
+        .open(dir.join("data"))
+        .expect("open data");
+    data.seek(SeekFrom::Start(DATA_POS)).expect("seek");
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    std::env::set_current_dir(&dir).expect("chdir");
     std::fs::write(dir.join("ready"), pid.to_string()).expect("ready");
     while !dir.join("go").exists() {
         COUNTER.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let verdict = check(&dense, &sparse, page, pid);
+    let mut verdict = check(&dense, &sparse, page, pid);
+    if verdict == "PASS" {
+        verdict = check_files(&dir, &mut data);
+    }
     std::fs::write(dir.join("result"), verdict).expect("result");
 }
 
@@ -61,6 +79,32 @@ fn check(dense: &[u8], sparse: &[u8], page: usize, pid: u32) -> String {
     }
     if COUNTER.load(Ordering::Relaxed) == 0 {
         return "FAIL: counter lost".into();
+    }
+    "PASS".into()
+}
+
+fn check_files(dir: &Path, data: &mut File) -> String {
+    let fd = data.as_raw_fd();
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+    if target != dir.join("data") {
+        return format!("FAIL: fd {fd} is {}", target.display());
+    }
+    match data.stream_position() {
+        Ok(DATA_POS) => {}
+        other => return format!("FAIL: data offset {other:?}"),
+    }
+    // std opens files close-on-exec.
+    match rustix::io::fcntl_getfd(&*data) {
+        Ok(f) if f.contains(rustix::io::FdFlags::CLOEXEC) => {}
+        other => return format!("FAIL: data fd flags {other:?}"),
+    }
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    if old.as_raw_mode() != 0o027 {
+        return format!("FAIL: umask {:o}", old.as_raw_mode());
+    }
+    match std::env::current_dir() {
+        Ok(cwd) if cwd == dir => {}
+        other => return format!("FAIL: cwd {other:?}"),
     }
     "PASS".into()
 }

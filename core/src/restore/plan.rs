@@ -106,9 +106,16 @@ pub fn build(
                 let fd = open_path(&reg.name, flags, min_fd)?;
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
                     .map_err(|e| RestoreError::Sys("lseek", e))?;
+                // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
+                let cloexec = if fi.flags & 1 != 0 {
+                    OFlags::CLOEXEC.bits()
+                } else {
+                    0
+                };
                 moves.push(FdMove {
                     from: keep_raw(&fd),
                     to: target,
+                    flags: cloexec,
                 });
                 fds.push(fd);
             }

@@ -9,7 +9,10 @@
 //! and 17 touched (the rest must stay holes), and a 4-page PROT_NONE region
 //! whose page 1 holds data, and a POSIX timer of 2000 s.
 //!
-//! Usage: `dump_victim DIR`
+//! With a second argument `big`, it also holds 48 MiB of touched anonymous
+//! memory (more than one page pipe holds) and checks it.
+//!
+//! Usage: `dump_victim DIR [big]`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -30,8 +33,13 @@ const MAP_PRIVATE_ANON: usize = 0x22;
 extern "C" fn on_usr1(_sig: i32) {}
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: dump_victim DIR"));
-    let verdict = match run(&dir) {
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .expect("usage: dump_victim DIR [big]"),
+    );
+    let big = std::env::args().nth(2).as_deref() == Some("big");
+    let verdict = match run(&dir, big) {
         Ok(()) => "PASS\n".to_string(),
         Err(e) => format!("FAIL: {e}\n"),
     };
@@ -59,7 +67,13 @@ fn want_action() -> KSigaction {
     }
 }
 
-fn run(dir: &Path) -> Result<(), String> {
+const BIG_LEN: usize = 48 << 20;
+
+fn big_byte(i: usize) -> u8 {
+    ((i / PAGE) as u8) ^ (i as u8).wrapping_mul(3)
+}
+
+fn run(dir: &Path, big: bool) -> Result<(), String> {
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     // SAFETY: closes only fds inherited from the test runner (none opened yet).
     check(
@@ -165,6 +179,12 @@ fn run(dir: &Path) -> Result<(), String> {
         "mprotect",
     )?;
 
+    let big_mem: Vec<u8> = if big {
+        (0..BIG_LEN).map(big_byte).collect()
+    } else {
+        Vec::new()
+    };
+
     std::fs::write(
         dir.join("ready"),
         format!("{} {sparse:#x} {noacc:#x}\n", std::process::id()),
@@ -175,6 +195,9 @@ fn run(dir: &Path) -> Result<(), String> {
     }
 
     // Verify.
+    if let Some(i) = (0..big_mem.len()).find(|&i| big_mem[i] != big_byte(i)) {
+        return Err(format!("big memory differs at byte {i}"));
+    }
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
     if old.bits() != 0o027 {
         return Err(format!("umask {:o}", old.bits()));

@@ -233,3 +233,29 @@ fn busy_pid_is_reported_and_nothing_is_left() {
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains(&format!("PID {pid} is in use")), "{log}");
 }
+
+#[test]
+fn restorer_failure_is_reported_and_the_task_is_gone() {
+    if !rustix::process::geteuid().is_root() {
+        return common::skip(
+            "restorer_failure_is_reported",
+            "needs root for clone3 set_tid",
+        );
+    }
+    let tmp = common::TempDir::new("restore-fail");
+    let dir = ImageDir::new(tmp.path());
+    let pid = free_pid(3);
+    write_images(&dir, pid, 3);
+    // Neither MAP_PRIVATE nor MAP_SHARED: mmap in the restorer says EINVAL.
+    let mut mm: pb::MmEntry = dir.read_one(Kind::Mm, pid.into()).unwrap();
+    mm.vmas[1].flags = 0x20;
+    dir.write_one(Kind::Mm, pid.into(), &mm).unwrap();
+    let out = restore(tmp.path());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("stage map-vmas (item 1): Invalid argument"),
+        "{log}"
+    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}

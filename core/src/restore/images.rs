@@ -269,3 +269,101 @@ pub fn validate_pages(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: u64 = 4096;
+    const TOP: u64 = 1 << 47;
+
+    fn vma(start: u64, end: u64) -> pb::VmaEntry {
+        pb::VmaEntry {
+            start,
+            end,
+            status: VMA_AREA_REGULAR,
+            ..Default::default()
+        }
+    }
+
+    fn run(vaddr: u64, nr_pages: u64) -> PagesRun {
+        PagesRun {
+            vaddr,
+            nr_pages,
+            offset: 0,
+        }
+    }
+
+    fn what(r: Result<(), RestoreError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn vmas_must_be_aligned_sorted_disjoint_and_below_task_size() {
+        assert!(
+            validate_vmas(&[vma(0x1000, 0x3000), vma(0x3000, 0x4000)], "mm", PAGE, TOP).is_ok()
+        );
+        assert!(
+            what(validate_vmas(&[vma(0x1001, 0x3000)], "mm-1.img", PAGE, TOP))
+                .contains("mm-1.img: VMA 0x1001-0x3000 is not page-aligned")
+        );
+        assert!(what(validate_vmas(&[vma(0x3000, 0x3000)], "mm", PAGE, TOP)).contains("empty"));
+        assert!(
+            what(validate_vmas(
+                &[vma(0x1000, 0x3000), vma(0x2000, 0x4000)],
+                "mm",
+                PAGE,
+                TOP
+            ))
+            .contains("overlaps")
+        );
+        assert!(
+            what(validate_vmas(&[vma(TOP, TOP + PAGE)], "mm", PAGE, TOP)).contains("task size")
+        );
+    }
+
+    #[test]
+    fn page_runs_must_be_inside_vmas_and_match_the_pages_image() {
+        let vmas = [
+            vma(0x1000, 0x3000),
+            vma(0x3000, 0x5000),
+            vma(0x8000, 0x9000),
+        ];
+        // Spanning two adjacent VMAs is fine.
+        assert!(validate_pages(&[run(0x2000, 2)], &vmas, "pm", PAGE, 2 * PAGE).is_ok());
+        assert!(
+            what(validate_pages(
+                &[run(0x4000, 2)],
+                &vmas,
+                "pagemap-1.img",
+                PAGE,
+                2 * PAGE
+            ))
+            .contains("pagemap-1.img: pages 0x4000-0x6000: 0x5000 is not inside")
+        );
+        assert!(
+            what(validate_pages(
+                &[run(0x1000, 1)],
+                &vmas,
+                "pm",
+                PAGE,
+                2 * PAGE
+            ))
+            .contains("lists 4096 bytes of pages but the pages image holds 8192")
+        );
+        assert!(
+            what(validate_pages(
+                &[run(0x1000, u64::MAX)],
+                &vmas,
+                "pm",
+                PAGE,
+                0
+            ))
+            .contains("overflows")
+        );
+        // vDSO pages are never restored from the image.
+        let mut vdso = vma(0x8000, 0x9000);
+        vdso.status |= VMA_AREA_VDSO;
+        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_err());
+    }
+}

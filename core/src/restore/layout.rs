@@ -187,3 +187,84 @@ impl SelfMaps {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
+
+    const MAPS: &str = "\
+55d0c0000000-55d0c0002000 r-xp 00000000 00:10 12 /bin/tool
+7f0000000000-7f0000004000 r--p 00000000 00:00 0 [vvar]
+7f0000004000-7f0000006000 r--p 00000000 00:00 0 [vvar_vclock]
+7f0000006000-7f0000008000 r-xp 00000000 00:00 0 [vdso]
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
+";
+
+    fn vma(start: u64, end: u64, status: u32, prot: u32) -> pb::VmaEntry {
+        pb::VmaEntry {
+            start,
+            end,
+            status,
+            prot,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vdso_is_parked_and_moved_to_the_dumped_place_keeping_its_layout() {
+        let m = SelfMaps::parse(MAPS);
+        assert_eq!(m.vdso_span(), 0x8000);
+        let park = m.park_list(0x1000_0000);
+        assert_eq!(
+            park[1],
+            Remap {
+                from: 0x7f00_0000_4000,
+                to: 0x1000_4000,
+                len: 0x2000
+            }
+        );
+        let dumped = [
+            vma(0x7e00_0000_0000, 0x7e00_0000_4000, VMA_AREA_VVAR, 1),
+            vma(0x7e00_0000_4000, 0x7e00_0000_6000, VMA_AREA_VVAR, 1),
+            vma(0x7e00_0000_6000, 0x7e00_0000_8000, VMA_AREA_VDSO, 5),
+        ];
+        let mask = VMA_AREA_VDSO | VMA_AREA_VVAR;
+        let un = m.unpark_list(0x1000_0000, &dumped, mask).unwrap();
+        assert_eq!(
+            un[2],
+            Remap {
+                from: 0x1000_6000,
+                to: 0x7e00_0000_6000,
+                len: 0x2000
+            }
+        );
+        // A different layout is refused; no dumped vDSO unmaps the parked one.
+        assert!(m.unpark_list(0x1000_0000, &dumped[2..], mask).is_err());
+        assert!(
+            m.unpark_list(0x1000_0000, &[], mask)
+                .unwrap()
+                .iter()
+                .all(|r| r.to == 0)
+        );
+    }
+
+    #[test]
+    fn bootstrap_region_is_free_in_both_layouts_and_above_the_first_code() {
+        let m = SelfMaps::parse(MAPS);
+        let target = [vma(0x1000_0000, 0x2000_0000, 0, 5)];
+        let base = m.free_region(0x10_000, &target, 0x1000).unwrap();
+        assert!(base >= 0x2000_0000);
+        let unmap = m.unmap_list(base, base + 0x10_000, 0x1000);
+        assert_eq!(
+            unmap[0],
+            Region {
+                start: 0x1000,
+                end: base
+            }
+        );
+        // Up to the top of the highest mapping below the kernel half.
+        assert_eq!(unmap[1].end, 0x7ffc_0002_1000);
+    }
+}

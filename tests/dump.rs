@@ -286,3 +286,39 @@ fn pending_signals_are_dumped() {
     }
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn images_decode_with_criu_crit_if_installed() {
+    if let Some(why) = cannot_dump() {
+        return skip("images_decode_with_criu_crit_if_installed", why);
+    }
+    let crit = Path::new("/usr/bin/crit");
+    if !crit.exists() {
+        return skip(
+            "images_decode_with_criu_crit_if_installed",
+            "CRIU's crit is not installed (Debian package criu)",
+        );
+    }
+    let dir = TempDir::new("dump-crit");
+    let victim = Victim::start(&dir);
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["-R"], None);
+    assert_eq!(rc, 0, "{log}");
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".img") || name.starts_with("pages-") {
+            continue;
+        }
+        let out = Command::new(crit)
+            .args(["decode", "-i", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "crit decode {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(victim.verdict(), "PASS\n");
+}

@@ -13,12 +13,13 @@ pub struct RegsError(pub &'static str);
 /// Fill `core.mtype` and its thread_info from the (fixed-up) registers,
 /// the extended state and the `clear_child_tid` address.
 pub fn fill_thread_info(
+    pid: i32,
     core: &mut pb::CoreEntry,
     gp: &criu_arch::GpRegs,
     ext: &ExtRegs,
     clear_tid_addr: u64,
 ) -> Result<(), RegsError> {
-    imp::fill(core, gp, ext, clear_tid_addr)
+    imp::fill(pid, core, gp, ext, clear_tid_addr)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -53,7 +54,32 @@ mod imp {
             .collect()
     }
 
+    /// GDT TLS entries (`GDT_ENTRY_TLS_MIN`..=`MAX`) as CRIU stores them.
+    fn tls(pid: i32) -> Result<Vec<pb::UserDescT>, RegsError> {
+        let tid = rustix::process::Pid::from_raw(pid).ok_or(RegsError("bad pid"))?;
+        (12..=14u32)
+            .map(|idx| {
+                let [entry, base, limit, bits] = crate::sys::ptrace::get_thread_area(tid, idx)
+                    .map_err(|_| RegsError("PTRACE_GET_THREAD_AREA failed"))?;
+                let bit = |n: u32| bits & (1 << n) != 0;
+                Ok(pb::UserDescT {
+                    entry_number: entry,
+                    base_addr: base,
+                    limit,
+                    seg_32bit: bit(0),
+                    contents_h: bit(2),
+                    contents_l: bit(1),
+                    read_exec_only: bit(3),
+                    limit_in_pages: bit(4),
+                    seg_not_present: bit(5),
+                    usable: bit(6),
+                })
+            })
+            .collect()
+    }
+
     pub fn fill(
+        pid: i32,
         core: &mut pb::CoreEntry,
         gp: &criu_arch::GpRegs,
         ext: &ExtRegs,
@@ -133,7 +159,7 @@ mod imp {
             clear_tid_addr,
             gpregs,
             fpregs,
-            tls: Vec::new(),
+            tls: tls(pid)?,
         });
         Ok(())
     }
@@ -146,6 +172,7 @@ mod imp {
     use crate::infect::ExtRegs;
 
     pub fn fill(
+        _pid: i32,
         _core: &mut pb::CoreEntry,
         _gp: &criu_arch::GpRegs,
         _ext: &ExtRegs,

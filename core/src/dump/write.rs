@@ -170,7 +170,7 @@ pub fn write_images(dir: &Path, c: &Collected, task: &Seized) -> Result<(), Imag
     let mut gp = c.gp;
     gp.restart_syscall_fixup();
     let mut core = pb::CoreEntry::default();
-    super::regs::fill_thread_info(&mut core, &gp, &c.ext, thread.tid_addr)
+    super::regs::fill_thread_info(pid, &mut core, &gp, &c.ext, thread.tid_addr)
         .map_err(|e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())))?;
     let comm = core_img::comm_string(&thread.comm);
     core.tc = Some(pb::TaskCoreEntry {

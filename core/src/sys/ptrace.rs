@@ -465,6 +465,24 @@ pub fn get_robust_list(pid: Pid) -> Result<(u64, u64), Errno> {
     Ok((head, len))
 }
 
+/// `PTRACE_GET_THREAD_AREA` (x86): the `struct user_desc` of GDT TLS entry
+/// `index` as four words (entry_number, base_addr, limit, flag bits).
+/// Other arches answer `EIO`.
+pub fn get_thread_area(pid: Pid, index: u32) -> Result<[u32; 4], Errno> {
+    const PTRACE_GET_THREAD_AREA: u32 = 25;
+    let mut desc = [0u32; 4];
+    // SAFETY: the kernel writes one 16-byte user_desc to our local.
+    unsafe {
+        ptrace(
+            PTRACE_GET_THREAD_AREA,
+            pid,
+            index as usize,
+            desc.as_mut_ptr() as usize,
+        )?
+    };
+    Ok(desc)
+}
+
 /// `struct ptrace_rseq_configuration`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -30,6 +30,9 @@ fn byte_at(i: usize) -> u8 {
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: restore_pattern DIR"));
     let _ = rustix::process::setsid();
+    // SAFETY: close_range(3, ~0, 0) closes only fds inherited from the test
+    // runner (this program has opened none yet), so a dump sees ours only.
+    unsafe { criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0) };
     let pid = std::process::id();
     let dense: Vec<u8> = (0..DENSE_LEN).map(byte_at).collect();
     let page = rustix::param::page_size();

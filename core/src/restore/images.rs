@@ -59,6 +59,13 @@ pub fn is_mapped_vma(v: &pb::VmaEntry) -> bool {
         && v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL) == 0
 }
 
+/// May the pagemap list pages of this VMA? Restorable ones, and the vDSO,
+/// whose pages CRIU dumps (for proxying) but a restore with the runtime
+/// vDSO skips.
+pub fn holds_pages(v: &pb::VmaEntry) -> bool {
+    is_mapped_vma(v) || (v.status & VMA_AREA_VDSO != 0 && v.status & VMA_AREA_VVAR == 0)
+}
+
 /// Is the VMA a mapping of a file (private or shared)?
 pub fn is_file_vma(v: &pb::VmaEntry) -> bool {
     v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0
@@ -136,7 +143,16 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
     } else {
         None
     };
-    let files_id = core.ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
+    // The kernel-object ids live in ids-PID.img (older images: in the core).
+    let ids = if dir.path(Kind::Ids, pid).exists() {
+        Some(
+            dir.read_one::<pb::TaskKobjIdsEntry>(Kind::Ids, pid)
+                .map_err(img)?,
+        )
+    } else {
+        core.ids.clone()
+    };
+    let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
     let fdinfo = if dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
         dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
             .map_err(img)?
@@ -247,7 +263,7 @@ pub fn validate_pages(
         while cur < end {
             let Some(v) = vmas
                 .iter()
-                .find(|v| is_mapped_vma(v) && v.start <= cur && cur < v.end)
+                .find(|v| holds_pages(v) && v.start <= cur && cur < v.end)
             else {
                 return Err(invalid(
                     file,
@@ -361,9 +377,11 @@ mod tests {
             ))
             .contains("overflows")
         );
-        // vDSO pages are never restored from the image.
+        // vDSO pages may be listed (CRIU dumps them), vvar ones not.
         let mut vdso = vma(0x8000, 0x9000);
         vdso.status |= VMA_AREA_VDSO;
+        assert!(validate_pages(&[run(0x8000, 1)], &[vdso.clone()], "pm", PAGE, PAGE).is_ok());
+        vdso.status = VMA_AREA_REGULAR | VMA_AREA_VVAR;
         assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_err());
     }
 }

@@ -282,15 +282,7 @@ pub fn build(
     let a_park = arena.push(&park_placeholder);
     let a_unmap = arena.push(&[AbiRegion::default(); 2]);
     let a_vmas = arena.push(&vmas);
-    let runs: Vec<PageRun> = t
-        .pages
-        .iter()
-        .map(|r| PageRun {
-            addr: r.vaddr,
-            len: r.nr_pages * page_size,
-            offset: r.offset,
-        })
-        .collect();
+    let runs = page_runs(t, page_size);
     let a_runs = arena.push(&runs);
     let unpark = maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR)?;
     let a_unpark = arena.push(&unpark);
@@ -413,4 +405,25 @@ pub fn build(
 
 fn vec_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
     v.iter().flat_map(|x| bytes_of(x).to_vec()).collect()
+}
+
+/// The page runs to read, cut at VMA boundaries and limited to the VMAs the
+/// restorer maps (the vDSO's dumped pages are skipped), with their offsets
+/// in the pages image.
+fn page_runs(t: &TaskImages, page_size: u64) -> Vec<PageRun> {
+    let mut out = Vec::new();
+    for r in &t.pages {
+        let end = r.vaddr + r.nr_pages * page_size;
+        for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+            let (s, e) = (r.vaddr.max(v.start), end.min(v.end));
+            if s < e {
+                out.push(PageRun {
+                    addr: s,
+                    len: e - s,
+                    offset: r.offset + (s - r.vaddr),
+                });
+            }
+        }
+    }
+    out
 }

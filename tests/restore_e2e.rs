@@ -1,0 +1,73 @@
+//! `criu dump -t PID` then `criu restore -d`: a ZDTM-style program is dumped
+//! (and killed by the dump), restored with the same PID, told to go on, and
+//! must find its state intact (it checks itself and writes PASS/FAIL).
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Program, TempDir, become_subreaper, skip, wait_for_file};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn criu(args: &[&str], images: &Path) -> (bool, String) {
+    let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(args)
+        .arg("-D")
+        .arg(images)
+        .args(["-v4", "-o", &format!("{}.log", args[0])])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run criu")
+        .success();
+    let log = std::fs::read_to_string(images.join(format!("{}.log", args[0]))).unwrap_or_default();
+    (ok, log)
+}
+
+/// Dump the program running in `work` (PID in the first word of
+/// `work/ready`), restore it detached, let it check itself: its verdict.
+fn dump_restore_verdict(mut program: Program, work: &Path, images: &Path) -> String {
+    let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("program not ready");
+    let pid: i32 = ready.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(pid, program.pid());
+    std::fs::create_dir_all(images).unwrap();
+    let (ok, log) = criu(&["dump", "-t", &pid.to_string()], images);
+    assert!(ok, "dump: {log}");
+    // The dump killed it; reap it so the PID is free again.
+    program
+        .wait_exit(TIMEOUT)
+        .expect("dumped program still running");
+
+    let (ok, log) = criu(&["restore", "-d", "--pidfile", "restored.pid"], images);
+    assert!(ok, "restore: {log}");
+    let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+    assert_eq!(restored.trim(), pid.to_string(), "{log}");
+    std::fs::write(work.join("go"), "").unwrap();
+    let verdict =
+        wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into());
+    // We are the subreaper: the restored task is our child now.
+    let p = Pid::from_raw(pid).unwrap();
+    let _ = rustix::process::kill_process(p, Signal::KILL);
+    let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+    verdict
+}
+
+#[test]
+fn pattern_program_survives_dump_and_restore() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("pattern_program_survives_dump_and_restore", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-pattern");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let program = Program::spawn("restore_pattern", &[work.to_str().unwrap()], dir.path());
+    let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
+    assert_eq!(verdict, "PASS");
+}

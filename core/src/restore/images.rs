@@ -150,7 +150,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
                 .map_err(img)?,
         )
     } else {
-        core.ids.clone()
+        core.ids
     };
     let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
     let fdinfo = if dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
@@ -380,7 +380,7 @@ mod tests {
         // vDSO pages may be listed (CRIU dumps them), vvar ones not.
         let mut vdso = vma(0x8000, 0x9000);
         vdso.status |= VMA_AREA_VDSO;
-        assert!(validate_pages(&[run(0x8000, 1)], &[vdso.clone()], "pm", PAGE, PAGE).is_ok());
+        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_ok());
         vdso.status = VMA_AREA_REGULAR | VMA_AREA_VVAR;
         assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_err());
     }

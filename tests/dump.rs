@@ -219,6 +219,10 @@ fn failed_dumps_leave_the_task_unharmed() {
             !maps.contains("CRIUMFD"),
             "parasite left after fault at {step}"
         );
+        // The temporary PROT_READ of the no-access region is undone.
+        let noacc = format!("{:x}-", victim.noacc);
+        let line = maps.lines().find(|l| l.starts_with(&noacc)).unwrap();
+        assert!(line.contains(" ---p "), "after fault at {step}: {line}");
         let fds = std::fs::read_dir(format!("/proc/{}/fd", victim.pid))
             .unwrap()
             .count();

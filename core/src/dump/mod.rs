@@ -8,6 +8,33 @@
 //! step before the final kill. Fault injection for tests: the environment
 //! variable `CRIU_DUMP_FAULT=<step>` makes the named step fail (see
 //! [`FAULT_STEPS`]).
+//!
+//! Images written (all with CRIU's framing; ids for one task):
+//! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
+//!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
+//!   user 7, cgroup 8 — no namespace images: the task shares ours),
+//!   lsmtype NO_LSM, network_lock_method 0, dump_criu_run_id.
+//! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
+//! - `ids-PID.img`: the same kobj ids.
+//! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
+//!   fix-up, fpregs + xsave components present in XCR0, GDT TLS,
+//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped, personality,
+//!   flags, blk_sigset, comm, itimers + POSIX timers, 16 rlimits,
+//!   signals_s, 62 sigactions (signals 1..=64 without KILL and STOP),
+//!   loginuid, oom_score_adj, child_subreaper), thread_core (futex_rla,
+//!   sched nice/policy/prio, sas, pdeath_sig, signals_p, creds, comm,
+//!   rseq_entry).
+//! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
+//!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
+//!   dumpable, thp_disabled.
+//! - `pagemap-PID.img`: `pagemap_head{pages_id: 1}`, then runs
+//!   `{vaddr, nr_pages, flags}` in address order, flags PE_PRESENT, plus
+//!   PE_LAZY for anonymous private memory; their pages follow each other in
+//!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never,
+//!   shared memory not at all (yet).
+//! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
+//!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
+//!   root; path, flags without O_CLOEXEC, pos, size, mode).
 
 pub mod core_img;
 pub mod files;

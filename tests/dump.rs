@@ -326,3 +326,16 @@ fn images_decode_with_criu_crit_if_installed() {
     }
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn shared_anonymous_memory_is_refused_and_task_unharmed() {
+    if let Some(why) = cannot_dump() {
+        return skip("shared_anonymous_memory_is_refused_and_task_unharmed", why);
+    }
+    let dir = TempDir::new("dump-shared");
+    let victim = Victim::start_with(&dir, &["shared"]);
+    let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &[], None);
+    assert_eq!(rc, 1, "{log}");
+    assert!(log.contains("shared anonymous memory"), "{log}");
+    assert_eq!(victim.verdict(), "PASS\n");
+}

@@ -12,7 +12,9 @@
 //! With a second argument `big`, it also holds 48 MiB of touched anonymous
 //! memory (more than one page pipe holds) and checks it.
 //!
-//! Usage: `dump_victim DIR [big]`
+//! With `shared`, it also maps one page of shared anonymous memory.
+//!
+//! Usage: `dump_victim DIR [big|shared]`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -38,8 +40,8 @@ fn main() {
             .nth(1)
             .expect("usage: dump_victim DIR [big]"),
     );
-    let big = std::env::args().nth(2).as_deref() == Some("big");
-    let verdict = match run(&dir, big) {
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let verdict = match run(&dir, &mode) {
         Ok(()) => "PASS\n".to_string(),
         Err(e) => format!("FAIL: {e}\n"),
     };
@@ -73,7 +75,8 @@ fn big_byte(i: usize) -> u8 {
     ((i / PAGE) as u8) ^ (i as u8).wrapping_mul(3)
 }
 
-fn run(dir: &Path, big: bool) -> Result<(), String> {
+fn run(dir: &Path, mode: &str) -> Result<(), String> {
+    let big = mode == "big";
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     // SAFETY: closes only fds inherited from the test runner (none opened yet).
     check(
@@ -179,6 +182,15 @@ fn run(dir: &Path, big: bool) -> Result<(), String> {
         "mprotect",
     )?;
 
+    if mode == "shared" {
+        // SAFETY: a fresh shared anonymous page, touched once.
+        let shared = check(
+            unsafe { syscall6(nr::MMAP, 0, PAGE, PROT_RW, 0x21, usize::MAX, 0) },
+            "mmap shared",
+        )?;
+        // SAFETY: inside that page.
+        unsafe { *(shared as *mut u8) = 1 };
+    }
     let big_mem: Vec<u8> = if big {
         (0..BIG_LEN).map(big_byte).collect()
     } else {

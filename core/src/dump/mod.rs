@@ -212,6 +212,7 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let vmas = proc
         .collect_vmas(&cfg)
         .map_err(collect_err(pid, "mappings"))?;
+    refuse_unsupported_vmas(pid, &vmas)?;
     let page_size = crate::proc::page_size() as u64;
     // vsyscall lies above user space and is not REGULAR; nothing else needs
     // a tighter bound here.
@@ -297,6 +298,37 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
         pagemap: Vec::new(),
         nr_pages: 0,
     })
+}
+
+/// Memory whose contents live outside the task's private pages (shared
+/// anonymous memory, memfd and SysV shm mappings, AIO rings) would come
+/// back empty: refuse it rather than lose data.
+fn refuse_unsupported_vmas(
+    pid: i32,
+    vmas: &[crate::proc::vmas::CollectedVma],
+) -> Result<(), DumpError> {
+    use crate::proc::vma_kind::status::{
+        VMA_ANON_SHARED, VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_SYSVIPC,
+    };
+    for v in vmas {
+        let e = &v.entry;
+        let what = if e.is(VMA_AREA_SYSVIPC) {
+            "SysV shared memory"
+        } else if e.is(VMA_AREA_MEMFD) {
+            "a shared memfd mapping"
+        } else if e.is(VMA_ANON_SHARED) {
+            "shared anonymous memory"
+        } else if e.is(VMA_AREA_AIORING) {
+            "an AIO ring"
+        } else {
+            continue;
+        };
+        return Err(DumpError::Memory {
+            pid,
+            reason: format!("{what} at {:#x}-{:#x} cannot be dumped yet", e.start, e.end),
+        });
+    }
+    Ok(())
 }
 
 /// Pending signals of the thread (`shared == false`) or the process, as

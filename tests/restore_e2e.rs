@@ -52,6 +52,7 @@ fn dump_restore_verdict(mut program: Program, work: &Path, images: &Path) -> Str
     let verdict =
         wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into());
     // We are the subreaper: the restored task is our child now.
+    let verdict = verdict.trim().to_string();
     let p = Pid::from_raw(pid).unwrap();
     let _ = rustix::process::kill_process(p, Signal::KILL);
     let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
@@ -68,6 +69,20 @@ fn pattern_program_survives_dump_and_restore() {
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let program = Program::spawn("restore_pattern", &[work.to_str().unwrap()], dir.path());
+    let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
+    assert_eq!(verdict, "PASS");
+}
+
+#[test]
+fn dump_victim_survives_dump_and_restore() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("dump_victim_survives_dump_and_restore", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-victim");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let program = Program::spawn("dump_victim", &[work.to_str().unwrap()], dir.path());
     let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
     assert_eq!(verdict, "PASS");
 }

@@ -67,7 +67,7 @@ fn free_pid(salt: u32) -> u32 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(32768);
     let span = max / 4;
-    let mut pid = max / 2 + ((std::process::id() % 1000) * 7 + salt * (span / 2)) % span;
+    let mut pid = max / 2 + ((std::process::id() % 1000) * 7 + salt * 1500) % span;
     while Path::new(&format!("/proc/{pid}")).exists() {
         pid += 1;
     }

@@ -87,6 +87,7 @@ pub const STAGE_ITIMERS: u32 = 13;
 pub const STAGE_ARCH: u32 = 14;
 pub const STAGE_CLOSE_FDS: u32 = 15;
 pub const STAGE_RSEQ: u32 = 16;
+pub const STAGE_POSIX_TIMERS: u32 = 17;
 
 /// Progress of the restored child, written by it, read by the tool.
 #[repr(C)]
@@ -179,6 +180,24 @@ pub struct ItimerArg {
     pub value_usec: u64,
 }
 
+/// A POSIX timer: `timer_create(clock, {notify, signo, value, tid})` with
+/// the dumped id, then `timer_settime(interval, value)` (relative).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixTimerArg {
+    pub id: i32,
+    pub clock: i32,
+    pub signo: i32,
+    pub notify: i32,
+    pub sival: u64,
+    pub tid: i32,
+    pub _pad: u32,
+    pub interval_sec: u64,
+    pub interval_nsec: u64,
+    pub value_sec: u64,
+    pub value_nsec: u64,
+}
+
 /// A raw system call made just before `rt_sigreturn` (per-arch state the
 /// signal frame does not carry, such as x86_64's `arch_prctl(ARCH_SET_FS)`);
 /// core chooses them, the blob stays arch-neutral.
@@ -266,6 +285,8 @@ pub struct RestoreArgs {
     pub sigactions: Array,
     /// `[ItimerArg]`.
     pub itimers: Array,
+    /// `[PosixTimerArg]`, in id order.
+    pub posix_timers: Array,
     /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
     pub arch_syscalls: Array,
     /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.

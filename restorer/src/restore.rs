@@ -267,6 +267,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
         stage!(args, abi::STAGE_MM, set_mm(args));
     }
     stage!(args, abi::STAGE_SIGACTIONS, sigactions(args));
+    stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
     stage!(args, abi::STAGE_ARCH, arch_syscalls(args));
@@ -479,6 +480,71 @@ fn itimers(args: &RestoreArgs) -> Result<(), Fail> {
         check(
             unsafe { syscall3(nr::SETITIMER, t.which as usize, val.as_ptr() as usize, 0) },
             i as u32,
+        )?;
+    }
+    Ok(())
+}
+
+/// `struct sigevent` (64 bytes): value, signo, notify, then the thread id.
+#[repr(C)]
+struct Sigevent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+
+fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
+    const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
+    const ON: usize = 1;
+    const OFF: usize = 0;
+    // SAFETY: the tool filled the list.
+    let timers = unsafe { items::<abi::PosixTimerArg>(&args.posix_timers) };
+    if timers.is_empty() {
+        return Ok(());
+    }
+    // Linux 6.17+: timer_create takes the wanted id from its out-parameter.
+    // Without it ids are handed out in order from 0, which matches a task
+    // that never deleted a timer; a mismatch is reported below.
+    // SAFETY: integer arguments only.
+    let by_id = unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
+    for (i, t) in timers.iter().enumerate() {
+        let sev = Sigevent {
+            value: t.sival,
+            signo: t.signo,
+            notify: t.notify,
+            tid: t.tid,
+            _pad: [0; 11],
+        };
+        let mut id: i32 = t.id;
+        // SAFETY: `sev` and `id` are live for the call.
+        check(
+            unsafe {
+                syscall3(
+                    nr::TIMER_CREATE,
+                    t.clock as usize,
+                    &sev as *const Sigevent as usize,
+                    &mut id as *mut i32 as usize,
+                )
+            },
+            i as u32,
+        )?;
+        if id != t.id {
+            return Err((-17, i as u32)); // EEXIST: the id could not be had
+        }
+        let spec: [u64; 4] = [t.interval_sec, t.interval_nsec, t.value_sec, t.value_nsec];
+        // SAFETY: `spec` is a live struct itimerspec.
+        check(
+            unsafe { syscall4(nr::TIMER_SETTIME, id as usize, 0, spec.as_ptr() as usize, 0) },
+            i as u32,
+        )?;
+    }
+    if by_id {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
+            0,
         )?;
     }
     Ok(())

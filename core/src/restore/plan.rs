@@ -10,8 +10,8 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, FdMove, ItimerArg, PageRun, PrctlMmMap, Region as AbiRegion, RestoreArgs, SigactionArg,
-    VmaArg,
+    Array, FdMove, ItimerArg, PageRun, PosixTimerArg, PrctlMmMap, Region as AbiRegion, RestoreArgs,
+    SigactionArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -228,7 +228,25 @@ pub fn build(
         });
     }
     let mut itimers = Vec::new();
+    let mut posix = Vec::new();
     if let Some(tm) = tc.and_then(|tc| tc.timers.as_ref()) {
+        let mut sorted: Vec<&pb::PosixTimerEntry> = tm.posix.iter().collect();
+        sorted.sort_by_key(|p| p.it_id);
+        for p in sorted {
+            posix.push(PosixTimerArg {
+                id: p.it_id as i32,
+                clock: p.clock_id as i32,
+                signo: p.si_signo as i32,
+                notify: p.it_sigev_notify as i32,
+                sival: p.sival_ptr,
+                tid: p.notify_thread_id.unwrap_or(0),
+                _pad: 0,
+                interval_sec: p.isec,
+                interval_nsec: p.insec,
+                value_sec: p.vsec,
+                value_nsec: p.vnsec,
+            });
+        }
         for (which, it) in [(0u64, &tm.real), (1, &tm.virt), (2, &tm.prof)] {
             itimers.push(ItimerArg {
                 which,
@@ -288,6 +306,7 @@ pub fn build(
     let a_unpark = arena.push(&unpark);
     let a_sigs = arena.push(&sigs);
     let a_itimers = arena.push(&itimers);
+    let a_posix = arena.push(&posix);
     let a_moves = arena.push(&moves);
     let a_keep = arena.push(&keep);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -380,6 +399,7 @@ pub fn build(
         mm_map,
         sigactions: at(a_sigs),
         itimers: at(a_itimers),
+        posix_timers: at(a_posix),
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,

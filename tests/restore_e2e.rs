@@ -86,3 +86,27 @@ fn dump_victim_survives_dump_and_restore() {
     let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
     assert_eq!(verdict, "PASS");
 }
+
+#[test]
+fn unprivileged_program_gets_its_credentials_back() {
+    if !rustix::process::geteuid().is_root() {
+        return skip(
+            "unprivileged_program_gets_its_credentials_back",
+            "needs root",
+        );
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-nobody");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // The program writes its files as uid 65534.
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+    std::fs::set_permissions(&work, mode).unwrap();
+    let program = Program::spawn(
+        "restore_pattern",
+        &[work.to_str().unwrap(), "nobody"],
+        dir.path(),
+    );
+    let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
+    assert_eq!(verdict, "PASS");
+}

@@ -88,6 +88,7 @@ pub const STAGE_ARCH: u32 = 14;
 pub const STAGE_CLOSE_FDS: u32 = 15;
 pub const STAGE_RSEQ: u32 = 16;
 pub const STAGE_POSIX_TIMERS: u32 = 17;
+pub const STAGE_CREDS: u32 = 18;
 
 /// Progress of the restored child, written by it, read by the tool.
 #[repr(C)]
@@ -198,6 +199,59 @@ pub struct PosixTimerArg {
     pub value_nsec: u64,
 }
 
+/// Most supplementary groups restored.
+pub const MAX_GROUPS: usize = 64;
+
+/// Credentials, applied last (they may take away the right to do the rest).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredsArg {
+    /// Non-zero: restore these credentials.
+    pub valid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub secbits: u32,
+    pub ngroups: u32,
+    pub groups: [u32; MAX_GROUPS],
+    /// Capability sets, two 32-bit words each (`_LINUX_CAPABILITY_VERSION_3`).
+    pub cap_eff: [u32; 2],
+    pub cap_prm: [u32; 2],
+    pub cap_inh: [u32; 2],
+    pub cap_bnd: [u32; 2],
+    /// Highest capability number of this kernel (`/proc/sys/kernel/cap_last_cap`).
+    pub cap_last: u32,
+}
+
+impl Default for CredsArg {
+    fn default() -> Self {
+        CredsArg {
+            valid: 0,
+            uid: 0,
+            euid: 0,
+            suid: 0,
+            fsuid: 0,
+            gid: 0,
+            egid: 0,
+            sgid: 0,
+            fsgid: 0,
+            secbits: 0,
+            ngroups: 0,
+            groups: [0; MAX_GROUPS],
+            cap_eff: [0; 2],
+            cap_prm: [0; 2],
+            cap_inh: [0; 2],
+            cap_bnd: [0; 2],
+            cap_last: 0,
+        }
+    }
+}
+
 /// A raw system call made just before `rt_sigreturn` (per-arch state the
 /// signal frame does not carry, such as x86_64's `arch_prctl(ARCH_SET_FS)`);
 /// core chooses them, the blob stays arch-neutral.
@@ -287,6 +341,7 @@ pub struct RestoreArgs {
     pub itimers: Array,
     /// `[PosixTimerArg]`, in id order.
     pub posix_timers: Array,
+    pub creds: CredsArg,
     /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
     pub arch_syscalls: Array,
     /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.

@@ -270,6 +270,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
+    stage!(args, abi::STAGE_CREDS, creds(&args.creds));
     stage!(args, abi::STAGE_ARCH, arch_syscalls(args));
     let sp = args.sigreturn_sp as usize;
     publish(args, abi::STATE_DONE);
@@ -545,6 +546,91 @@ fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         check(
             unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
             0,
+        )?;
+    }
+    Ok(())
+}
+
+/// CRIU's order: keep all capabilities, effective ones included, across the
+/// uid change (SECBIT_NO_SETUID_FIXUP: CAP_SETPCAP is still needed below),
+/// groups, gids, uids, drop bounding-set capabilities, set the three
+/// final securebits, then the capability sets.
+fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
+    const PR_CAPBSET_DROP: usize = 24;
+    const PR_SET_SECUREBITS: usize = 28;
+    const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
+    const CAP_V3: u32 = 0x2008_0522;
+    if c.valid == 0 {
+        return Ok(());
+    }
+    let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
+    // SAFETY: integer arguments; `groups` holds `n` live gids.
+    unsafe {
+        check(
+            syscall5(
+                nr::PRCTL,
+                PR_SET_SECUREBITS,
+                c.secbits as usize | SECBIT_NO_SETUID_FIXUP,
+                0,
+                0,
+                0,
+            ),
+            0,
+        )?;
+        check(syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize), 1)?;
+        check(
+            syscall3(
+                nr::SETRESGID,
+                c.gid as usize,
+                c.egid as usize,
+                c.sgid as usize,
+            ),
+            2,
+        )?;
+        // setfsgid/setfsuid return the previous value, never an error.
+        syscall1(nr::SETFSGID, c.fsgid as usize);
+        check(
+            syscall3(
+                nr::SETRESUID,
+                c.uid as usize,
+                c.euid as usize,
+                c.suid as usize,
+            ),
+            3,
+        )?;
+        syscall1(nr::SETFSUID, c.fsuid as usize);
+    }
+    for cap in 0..=c.cap_last.min(63) {
+        let word = c.cap_bnd[(cap / 32) as usize];
+        if word & (1 << (cap % 32)) == 0 {
+            // SAFETY: integer arguments only.
+            check(
+                unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
+                4,
+            )?;
+        }
+    }
+    let header: [u32; 2] = [CAP_V3, 0];
+    let data: [u32; 6] = [
+        c.cap_eff[0],
+        c.cap_prm[0],
+        c.cap_inh[0],
+        c.cap_eff[1],
+        c.cap_prm[1],
+        c.cap_inh[1],
+    ];
+    // The final securebits while CAP_SETPCAP is still ours, then the
+    // capability sets, which may drop it.
+    // SAFETY: integer arguments; then `header` and `data` are a live
+    // cap_user_header and two cap_user_data structs.
+    unsafe {
+        check(
+            syscall5(nr::PRCTL, PR_SET_SECUREBITS, c.secbits as usize, 0, 0, 0),
+            5,
+        )?;
+        check(
+            syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize),
+            6,
         )?;
     }
     Ok(())

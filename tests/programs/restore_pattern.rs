@@ -7,7 +7,11 @@
 //! and umask (027) are back, then writes `PASS` or `FAIL: reason` to
 //! `DIR/result`.
 //!
-//! Usage: `restore_pattern DIR` (DIR absolute: the cwd is not restored).
+//! With a second argument `nobody`, it drops to uid/gid 65534 with no
+//! supplementary groups before reporting ready, and checks them at the end.
+//!
+//! Usage: `restore_pattern DIR [nobody]` (DIR absolute, writable by 65534
+//! with `nobody`).
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -20,6 +24,7 @@ const DENSE_LEN: usize = 4 << 20;
 const SPARSE_PAGES: usize = 256;
 const SPARSE_STRIDE: usize = 16;
 const DATA_POS: u64 = 1234;
+const NOBODY: u32 = 65534;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -51,6 +56,15 @@ fn main() {
     data.seek(SeekFrom::Start(DATA_POS)).expect("seek");
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
     std::env::set_current_dir(&dir).expect("chdir");
+    let nobody = std::env::args().nth(2).as_deref() == Some("nobody");
+    if nobody {
+        use rustix::process::{Gid, Uid};
+        use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+        let (g, u) = (Gid::from_raw(NOBODY), Uid::from_raw(NOBODY));
+        set_thread_groups(&[]).expect("setgroups");
+        set_thread_res_gid(g, g, g).expect("setresgid");
+        set_thread_res_uid(u, u, u).expect("setresuid");
+    }
     std::fs::write(dir.join("ready"), pid.to_string()).expect("ready");
     while !dir.join("go").exists() {
         COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -59,6 +73,9 @@ fn main() {
     let mut verdict = check(&dense, &sparse, page, pid);
     if verdict == "PASS" {
         verdict = check_files(&dir, &mut data);
+    }
+    if verdict == "PASS" && nobody {
+        verdict = check_nobody();
     }
     std::fs::write(dir.join("result"), verdict).expect("result");
 }
@@ -110,4 +127,26 @@ fn check_files(dir: &Path, data: &mut File) -> String {
         other => return format!("FAIL: cwd {other:?}"),
     }
     "PASS".into()
+}
+
+fn check_nobody() -> String {
+    let ids = (
+        rustix::process::getuid().as_raw(),
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    if ids != (NOBODY, NOBODY, NOBODY, NOBODY) {
+        return format!("FAIL: ids {ids:?}");
+    }
+    // Root's capabilities went with the uid change; none may come back.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    match status.lines().find(|l| l.starts_with("CapEff:")) {
+        Some(l) if l.ends_with("0000000000000000") => {}
+        other => return format!("FAIL: {other:?}"),
+    }
+    match rustix::process::getgroups() {
+        Ok(g) if g.is_empty() => "PASS".into(),
+        other => format!("FAIL: groups {other:?}"),
+    }
 }

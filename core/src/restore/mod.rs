@@ -81,6 +81,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_CLOSE_FDS => "close-fds",
         abi::STAGE_RSEQ => "rseq-unregister",
         abi::STAGE_POSIX_TIMERS => "posix-timers",
+        abi::STAGE_CREDS => "creds",
         _ => "unknown",
     }
 }

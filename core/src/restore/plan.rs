@@ -10,8 +10,8 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, FdMove, ItimerArg, PageRun, PosixTimerArg, PrctlMmMap, Region as AbiRegion, RestoreArgs,
-    SigactionArg, VmaArg,
+    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    Region as AbiRegion, RestoreArgs, SigactionArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -400,6 +400,7 @@ pub fn build(
         sigactions: at(a_sigs),
         itimers: at(a_itimers),
         posix_timers: at(a_posix),
+        creds: creds_arg(t)?,
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
@@ -446,4 +447,48 @@ fn page_runs(t: &TaskImages, page_size: u64) -> Vec<PageRun> {
         }
     }
     out
+}
+
+/// The dumped credentials (`thread_core.creds`) for the restorer.
+fn creds_arg(t: &TaskImages) -> Result<CredsArg, RestoreError> {
+    let Some(c) = t.core.thread_core.as_ref().and_then(|tc| tc.creds.as_ref()) else {
+        return Ok(CredsArg::default());
+    };
+    if c.groups.len() > MAX_GROUPS {
+        return Err(RestoreError::Unsupported(format!(
+            "{} supplementary groups (at most {MAX_GROUPS} are restored)",
+            c.groups.len()
+        )));
+    }
+    let two = |v: &[u32]| {
+        [
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        ]
+    };
+    let mut groups = [0u32; MAX_GROUPS];
+    groups[..c.groups.len()].copy_from_slice(&c.groups);
+    let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    Ok(CredsArg {
+        valid: 1,
+        uid: c.uid,
+        euid: c.euid,
+        suid: c.suid,
+        fsuid: c.fsuid,
+        gid: c.gid,
+        egid: c.egid,
+        sgid: c.sgid,
+        fsgid: c.fsgid,
+        secbits: c.secbits,
+        ngroups: c.groups.len() as u32,
+        groups,
+        cap_eff: two(&c.cap_eff),
+        cap_prm: two(&c.cap_prm),
+        cap_inh: two(&c.cap_inh),
+        cap_bnd: two(&c.cap_bnd),
+        cap_last,
+    })
 }

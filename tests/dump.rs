@@ -159,6 +159,11 @@ fn dump_leave_running_images_match_the_task() {
     assert_eq!(in_range(victim.noacc, 4), [1]);
     let size = std::fs::metadata(images.join("pages-1.img")).unwrap().len();
     assert_eq!(size, pages.len() as u64 * PAGE);
+    let stats: pb::StatsEntry = read_one(&images.join("stats-dump"), Kind::Stats).unwrap();
+    let stats = stats.dump.unwrap();
+    assert_eq!(stats.pages_written, pages.len() as u64);
+    assert!(stats.pages_scanned >= stats.pages_written);
+    assert!(stats.frozen_time > 0);
 
     // Our crit reads every image.
     let out = Command::new(env!("CARGO_BIN_EXE_crit"))

@@ -118,7 +118,9 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
 
+    let t_start = std::time::Instant::now();
     let mut task = Seized::seize(pid).map_err(infect_err("seizing the task"))?;
+    let t_frozen = std::time::Instant::now();
     fault("seized")?;
     let mut c = collect_outside(&proc, &task, opts)?;
 
@@ -152,6 +154,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
             dir: common.images_dir.clone(),
             source,
         })?;
+        let t_mem = std::time::Instant::now();
         let dumped = mem::dump_pages(
             &mut daemon,
             &c.ranges,
@@ -166,6 +169,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         fault("pages")?;
         parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
         pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+        c.stats = write::Stats {
+            memdump: t_mem.elapsed(),
+            memwrite: dumped.write_time,
+            pages_written: dumped.pages,
+            pages_lazy: dumped.lazy_pages,
+            page_pipes: dumped.pipes,
+            page_pipe_bufs: dumped.iovs,
+            ..write::Stats::default()
+        };
         c.pagemap = dumped.entries;
         c.nr_pages = dumped.pages;
 
@@ -180,6 +192,13 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     })?;
     fault("images")?;
 
+    c.stats.freezing = t_frozen - t_start;
+    c.stats.pages_scanned = c
+        .vmas
+        .iter()
+        .filter(|v| mem::page_policy(v, u64::MAX) != PagePolicy::Skip)
+        .map(|v| (v.vma.end - v.vma.start) / c.page_size)
+        .sum();
     match opts.final_state {
         FinalState::Dead => {
             task.kill().map_err(infect_err("killing the dumped task"))?;
@@ -194,6 +213,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
                 .map_err(infect_err("releasing the task stopped"))?;
             pr_info!("Dumping finished successfully (task left stopped)");
         }
+    }
+    c.stats.frozen = t_frozen.elapsed();
+    // Stats go to the work dir (-W), like the log.
+    let work = common.work_dir().to_path_buf();
+    write::write_stats(&work, &c.stats)
+        .map_err(|source| DumpError::Images { dir: work, source })?;
+    if common.display_stats {
+        write::display_stats(&c.stats);
     }
     Ok(())
 }
@@ -297,6 +324,7 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
         posix: Vec::new(),
         pagemap: Vec::new(),
         nr_pages: 0,
+        stats: write::Stats::default(),
     })
 }
 

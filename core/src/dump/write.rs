@@ -57,6 +57,75 @@ pub struct Collected {
     pub posix: Vec<(ProcTimer, PosixTimer)>,
     pub pagemap: Vec<pb::PagemapEntry>,
     pub nr_pages: u64,
+    pub stats: Stats,
+}
+
+/// What `stats-dump` reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Seizing the task.
+    pub freezing: std::time::Duration,
+    /// From the task stopped until it was killed or let go.
+    pub frozen: std::time::Duration,
+    /// Moving pages out (parasite and splice).
+    pub memdump: std::time::Duration,
+    /// Of which splicing into the image.
+    pub memwrite: std::time::Duration,
+    pub pages_scanned: u64,
+    pub pages_written: u64,
+    pub pages_lazy: u64,
+    pub page_pipes: u64,
+    pub page_pipe_bufs: u64,
+}
+
+/// `--display-stats`: print the figures as CRIU does.
+pub fn display_stats(s: &Stats) {
+    let us = |d: std::time::Duration| d.as_micros();
+    crate::pr_msg!("Displaying dump stats:");
+    crate::pr_msg!("Freezing time: {} us", us(s.freezing));
+    crate::pr_msg!("Frozen time: {} us", us(s.frozen));
+    crate::pr_msg!("Memory dump time: {} us", us(s.memdump));
+    crate::pr_msg!("Memory write time: {} us", us(s.memwrite));
+    crate::pr_msg!(
+        "Memory pages scanned: {} ({:#x})",
+        s.pages_scanned,
+        s.pages_scanned
+    );
+    crate::pr_msg!("Memory pages skipped from parent: 0 (0x0)");
+    crate::pr_msg!(
+        "Memory pages written: {} ({:#x})",
+        s.pages_written,
+        s.pages_written
+    );
+    crate::pr_msg!("Lazy memory pages: {} ({:#x})", s.pages_lazy, s.pages_lazy);
+    crate::pr_msg!("Page Pipes: {}", s.page_pipes);
+    crate::pr_msg!("Page Pipe Buffers: {}", s.page_pipe_bufs);
+}
+
+/// Write `stats-dump` (CRIU's `stats_entry` with `dump`; times in µs).
+pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
+    let us = |d: std::time::Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+    let path = dir.join(Kind::Stats.desc().file_name("dump", ""));
+    crate::images::write_one(
+        &path,
+        Kind::Stats,
+        &pb::StatsEntry {
+            dump: Some(pb::DumpStatsEntry {
+                freezing_time: us(s.freezing),
+                frozen_time: us(s.frozen),
+                memdump_time: us(s.memdump),
+                memwrite_time: us(s.memwrite),
+                pages_scanned: s.pages_scanned,
+                pages_skipped_parent: 0,
+                pages_written: s.pages_written,
+                pages_lazy: s.pages_lazy,
+                page_pipes: Some(s.page_pipes),
+                page_pipe_bufs: Some(s.page_pipe_bufs),
+                ..Default::default()
+            }),
+            restore: None,
+        },
+    )
 }
 
 /// Create a raw image (no header), mode 0600 like the others.

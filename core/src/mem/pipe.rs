@@ -37,6 +37,13 @@ pub enum PageXferError {
 pub struct DumpedPages {
     pub entries: Vec<pb::PagemapEntry>,
     pub pages: u64,
+    /// Pages marked `PE_LAZY`.
+    pub lazy_pages: u64,
+    /// Batches (a pipe each) and iovecs handed to the parasite.
+    pub pipes: u64,
+    pub iovs: u64,
+    /// Time spent splicing pipes into the pages image.
+    pub write_time: std::time::Duration,
 }
 
 /// Move the pages of `ranges` into `pages_file` (named `file` in errors)
@@ -55,7 +62,14 @@ pub fn dump_pages(
     let mut pending: Vec<PageRange> = Vec::new();
     let mut pending_bytes = 0u64;
     let (mut rd, mut wr) = new_pipe()?;
+    // As big as allowed: our wish, else the unprivileged maximum, else
+    // whatever the pipe has.
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(0);
     let cap = rustix::pipe::fcntl_setpipe_size(&wr, PIPE_WANT)
+        .or_else(|_| rustix::pipe::fcntl_setpipe_size(&wr, max.min(PIPE_WANT)))
         .or_else(|_| rustix::pipe::fcntl_getpipe_size(&wr))
         .map_err(PageXferError::Pipe)? as u64;
     let cap = cap / page_size * page_size;
@@ -82,10 +96,17 @@ pub fn dump_pages(
             put(r.end - r.start);
         }
         daemon.call_with_fd(CMD_DUMPPAGES, wr.as_fd())?;
+        let t = std::time::Instant::now();
         splice_all(rd, pages_file, *pending_bytes, file)?;
+        out.write_time += t.elapsed();
+        out.pipes += 1;
+        out.iovs += pending.len() as u64;
         for r in pending.iter() {
             let nr = (r.end - r.start) / page_size;
             out.pages += nr;
+            if r.flags & super::pe::LAZY != 0 {
+                out.lazy_pages += nr;
+            }
             out.entries.push(pb::PagemapEntry {
                 vaddr: r.start,
                 compat_nr_pages: 0,

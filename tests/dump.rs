@@ -344,3 +344,27 @@ fn shared_anonymous_memory_is_refused_and_task_unharmed() {
     assert!(log.contains("shared anonymous memory"), "{log}");
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn stopped_task_is_dumped_stopped_and_stays_stopped() {
+    if let Some(why) = cannot_dump() {
+        return skip("stopped_task_is_dumped_stopped_and_stays_stopped", why);
+    }
+    let dir = TempDir::new("dump-stopped");
+    let victim = Victim::start(&dir);
+    victim.program.signal(rustix::process::Signal::STOP);
+    assert!(common::wait_until(TIMEOUT, || {
+        common::proc_state(victim.pid) == Some('T')
+    }));
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["-R"], None);
+    assert_eq!(rc, 0, "{log}");
+    let core: pb::CoreEntry =
+        read_one(&images.join(format!("core-{}.img", victim.pid)), Kind::Core).unwrap();
+    // TASK_STOPPED.
+    assert_eq!(core.tc.as_ref().unwrap().task_state, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(common::proc_state(victim.pid), Some('T'));
+    victim.program.signal(rustix::process::Signal::CONT);
+    assert_eq!(victim.verdict(), "PASS\n");
+}

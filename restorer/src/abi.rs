@@ -89,6 +89,9 @@ pub const STAGE_CLOSE_FDS: u32 = 15;
 pub const STAGE_RSEQ: u32 = 16;
 pub const STAGE_POSIX_TIMERS: u32 = 17;
 pub const STAGE_CREDS: u32 = 18;
+pub const STAGE_RLIMITS: u32 = 19;
+pub const STAGE_SIGNALS: u32 = 20;
+pub const STAGE_TASK: u32 = 21;
 
 /// Progress of the restored child, written by it, read by the tool.
 #[repr(C)]
@@ -197,6 +200,36 @@ pub struct PosixTimerArg {
     pub interval_nsec: u64,
     pub value_sec: u64,
     pub value_nsec: u64,
+}
+
+/// `prlimit64(0, resource, {cur, max}, NULL)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RlimitArg {
+    pub resource: u64,
+    pub cur: u64,
+    pub max: u64,
+}
+
+/// A pending signal to queue again: `rt_sigqueueinfo` (process-wide) or
+/// `rt_tgsigqueueinfo` (this thread), with the dumped `siginfo_t` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiginfoArg {
+    /// Non-zero: shared (process-wide) pending signal.
+    pub shared: u32,
+    pub signo: u32,
+    pub info: [u8; 128],
+}
+
+impl Default for SiginfoArg {
+    fn default() -> Self {
+        SiginfoArg {
+            shared: 0,
+            signo: 0,
+            info: [0; 128],
+        }
+    }
 }
 
 /// Most supplementary groups restored.
@@ -342,6 +375,14 @@ pub struct RestoreArgs {
     /// `[PosixTimerArg]`, in id order.
     pub posix_timers: Array,
     pub creds: CredsArg,
+    /// `[RlimitArg]`.
+    pub rlimits: Array,
+    /// `[SiginfoArg]`, queued with every signal blocked.
+    pub signals: Array,
+    /// The task's name (`PR_SET_NAME`), NUL-terminated; empty: keep.
+    pub comm: [u8; 16],
+    /// The task's own rseq registration, made right before `rt_sigreturn`.
+    pub task_rseq: RseqArg,
     /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
     pub arch_syscalls: Array,
     /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.

@@ -267,11 +267,15 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
         stage!(args, abi::STAGE_MM, set_mm(args));
     }
     stage!(args, abi::STAGE_SIGACTIONS, sigactions(args));
+    stage!(args, abi::STAGE_TASK, task(args));
+    stage!(args, abi::STAGE_RLIMITS, rlimits(args));
+    stage!(args, abi::STAGE_SIGNALS, signals(args));
     stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
     stage!(args, abi::STAGE_CREDS, creds(&args.creds));
     stage!(args, abi::STAGE_ARCH, arch_syscalls(args));
+    stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
     let sp = args.sigreturn_sp as usize;
     publish(args, abi::STATE_DONE);
     // SAFETY: core built a complete frame at sp - RT_SIGFRAME_OFFSET.
@@ -320,6 +324,80 @@ fn unregister_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
         )
     };
     check(ret, 0).map(drop)
+}
+
+fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
+    if r.addr == 0 {
+        return Ok(());
+    }
+    // SAFETY: the area lies in the restored memory, where the task had it.
+    let ret = unsafe { syscall4(nr::RSEQ, r.addr as usize, r.len as usize, 0, r.sig as usize) };
+    check(ret, 1).map(drop)
+}
+
+fn task(args: &RestoreArgs) -> Result<(), Fail> {
+    const PR_SET_NAME: usize = 15;
+    if args.comm[0] != 0 {
+        // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_NAME, args.comm.as_ptr() as usize) },
+            0,
+        )?;
+    }
+    Ok(())
+}
+
+fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, r) in unsafe { items::<abi::RlimitArg>(&args.rlimits) }
+        .iter()
+        .enumerate()
+    {
+        let lim: [u64; 2] = [r.cur, r.max];
+        // SAFETY: `lim` is a live struct rlimit64.
+        check(
+            unsafe {
+                syscall4(
+                    nr::PRLIMIT64,
+                    0,
+                    r.resource as usize,
+                    lim.as_ptr() as usize,
+                    0,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    Ok(())
+}
+
+fn signals(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: getpid/gettid take no arguments.
+    let (pid, tid) = unsafe { (syscall0(nr::GETPID), syscall0(nr::GETTID)) };
+    // SAFETY: the tool filled the list.
+    for (i, s) in unsafe { items::<abi::SiginfoArg>(&args.signals) }
+        .iter()
+        .enumerate()
+    {
+        let info = s.info.as_ptr() as usize;
+        // SAFETY: `info` is 128 live bytes of siginfo_t; every signal is
+        // blocked here, so they stay pending until rt_sigreturn.
+        let ret = unsafe {
+            if s.shared != 0 {
+                syscall3(nr::RT_SIGQUEUEINFO, pid as usize, s.signo as usize, info)
+            } else {
+                syscall4(
+                    nr::RT_TGSIGQUEUEINFO,
+                    pid as usize,
+                    tid as usize,
+                    s.signo as usize,
+                    info,
+                )
+            }
+        };
+        check(ret, i as u32)?;
+    }
+    Ok(())
 }
 
 fn unmap(args: &RestoreArgs) -> Result<(), Fail> {

@@ -82,6 +82,9 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_RSEQ => "rseq-unregister",
         abi::STAGE_POSIX_TIMERS => "posix-timers",
         abi::STAGE_CREDS => "creds",
+        abi::STAGE_RLIMITS => "rlimits",
+        abi::STAGE_SIGNALS => "pending-signals",
+        abi::STAGE_TASK => "task-name",
         _ => "unknown",
     }
 }

@@ -11,7 +11,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
     Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
-    Region as AbiRegion, RestoreArgs, SigactionArg, VmaArg,
+    Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -307,6 +307,8 @@ pub fn build(
     let a_sigs = arena.push(&sigs);
     let a_itimers = arena.push(&itimers);
     let a_posix = arena.push(&posix);
+    let a_rlimits = arena.push(&rlimits_arg(t));
+    let a_signals = arena.push(&signals_arg(t)?);
     let a_moves = arena.push(&moves);
     let a_keep = arena.push(&keep);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -401,6 +403,10 @@ pub fn build(
         itimers: at(a_itimers),
         posix_timers: at(a_posix),
         creds: creds_arg(t)?,
+        rlimits: at(a_rlimits),
+        signals: at(a_signals),
+        comm: comm_arg(t),
+        task_rseq: rseq_arg(t),
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
@@ -491,4 +497,84 @@ fn creds_arg(t: &TaskImages) -> Result<CredsArg, RestoreError> {
         cap_bnd: two(&c.cap_bnd),
         cap_last,
     })
+}
+
+/// The dumped rlimits, indexed by resource number.
+fn rlimits_arg(t: &TaskImages) -> Vec<RlimitArg> {
+    let Some(rl) = t.core.tc.as_ref().and_then(|tc| tc.rlimits.as_ref()) else {
+        return Vec::new();
+    };
+    rl.rlimits
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RlimitArg {
+            resource: i as u64,
+            cur: r.cur,
+            max: r.max,
+        })
+        .collect()
+}
+
+/// Pending signals: process-wide ones (`tc.signals_s`) and the thread's own
+/// (`thread_core.signals_p`).
+fn signals_arg(t: &TaskImages) -> Result<Vec<SiginfoArg>, RestoreError> {
+    let shared = t.core.tc.as_ref().and_then(|tc| tc.signals_s.as_ref());
+    let private = t
+        .core
+        .thread_core
+        .as_ref()
+        .and_then(|tc| tc.signals_p.as_ref());
+    let mut out = Vec::new();
+    for (queue, is_shared) in [(shared, 1), (private, 0)] {
+        for s in queue.iter().flat_map(|q| q.signals.iter()) {
+            let mut info = [0u8; 128];
+            if s.siginfo.len() != info.len() {
+                return Err(RestoreError::Invalid {
+                    file: format!("core-{}.img", t.pstree.pid),
+                    what: format!("a pending siginfo of {} bytes (want 128)", s.siginfo.len()),
+                });
+            }
+            info.copy_from_slice(&s.siginfo);
+            let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+            out.push(SiginfoArg {
+                shared: is_shared,
+                signo,
+                info,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The task name, NUL-terminated within 16 bytes (the kernel's TASK_COMM_LEN).
+fn comm_arg(t: &TaskImages) -> [u8; 16] {
+    let name = t
+        .core
+        .thread_core
+        .as_ref()
+        .and_then(|tc| tc.comm.as_deref())
+        .or(t.core.tc.as_ref().map(|tc| tc.comm.as_str()))
+        .unwrap_or("");
+    let mut comm = [0u8; 16];
+    for (d, s) in comm.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    comm
+}
+
+/// The task's own rseq area, registered again right before it resumes.
+fn rseq_arg(t: &TaskImages) -> RseqArg {
+    match t
+        .core
+        .thread_core
+        .as_ref()
+        .and_then(|tc| tc.rseq_entry.as_ref())
+    {
+        Some(r) if r.rseq_abi_pointer != 0 => RseqArg {
+            addr: r.rseq_abi_pointer,
+            len: r.rseq_abi_size,
+            sig: r.signature,
+        },
+        _ => RseqArg::default(),
+    }
 }

@@ -64,8 +64,19 @@ impl Victim {
 
 /// Run `criu dump`; its exit status and log.
 fn criu_dump(pid: i32, images: &Path, extra: &[&str], fault: Option<&str>) -> (i32, String) {
+    criu_dump_env(pid, images, extra, fault, &[])
+}
+
+fn criu_dump_env(
+    pid: i32,
+    images: &Path,
+    extra: &[&str],
+    fault: Option<&str>,
+    env: &[(&str, &str)],
+) -> (i32, String) {
     std::fs::create_dir_all(images).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
+    cmd.envs(env.iter().copied());
     cmd.args([
         "dump",
         "-t",
@@ -366,5 +377,33 @@ fn stopped_task_is_dumped_stopped_and_stays_stopped() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(common::proc_state(victim.pid), Some('T'));
     victim.program.signal(rustix::process::Signal::CONT);
+    assert_eq!(victim.verdict(), "PASS\n");
+}
+
+/// Page numbers (from `base`, `n` pages) present in a pagemap image.
+fn pages_in(images: &Path, pid: i32, base: u64, n: u64) -> Vec<u64> {
+    let pm: Vec<pb::PagemapEntry> =
+        read_all(&images.join(format!("pagemap-{pid}.img")), Kind::Pagemap).unwrap();
+    pm[1..]
+        .iter()
+        .flat_map(|e| (0..e.nr_pages.unwrap()).map(move |i| e.vaddr + i * PAGE))
+        .filter(|&a| a >= base && a < base + n * PAGE)
+        .map(|a| (a - base) / PAGE)
+        .collect()
+}
+
+#[test]
+fn raw_pagemap_fallback_finds_the_same_pages() {
+    if let Some(why) = cannot_dump() {
+        return skip("raw_pagemap_fallback_finds_the_same_pages", why);
+    }
+    let dir = TempDir::new("dump-raw-pagemap");
+    let victim = Victim::start(&dir);
+    let images = dir.join("images");
+    let env = [("CRIU_NO_PAGEMAP_SCAN", "1")];
+    let (rc, log) = criu_dump_env(victim.pid, &images, &["-R"], None, &env);
+    assert_eq!(rc, 0, "{log}");
+    assert_eq!(pages_in(&images, victim.pid, victim.sparse, 64), [0, 5, 17]);
+    assert_eq!(pages_in(&images, victim.pid, victim.noacc, 4), [1]);
     assert_eq!(victim.verdict(), "PASS\n");
 }

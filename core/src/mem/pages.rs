@@ -1,6 +1,9 @@
-//! Choosing the pages to dump with `PAGEMAP_SCAN`.
+//! Choosing the pages to dump: with the `PAGEMAP_SCAN` ioctl (Linux 6.7+),
+//! or by reading `/proc/PID/pagemap` entries where the ioctl is missing
+//! (or `CRIU_NO_PAGEMAP_SCAN=1` is set, CRIU's `FI_DONT_USE_PAGEMAP_SCAN`).
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 use super::{PagePolicy, page_policy, pagemap_flags};
 use crate::proc::vmas::CollectedVma;
@@ -25,10 +28,23 @@ pub enum ScanError {
         end: u64,
         source: rustix::io::Errno,
     },
+    #[error("reading /proc/{pid}/pagemap at {addr:#x}: {source}")]
+    Read {
+        pid: i32,
+        addr: u64,
+        source: std::io::Error,
+    },
 }
 
 /// Regions returned per ioctl.
 const REGIONS: usize = 512;
+/// Raw pagemap entries read at once.
+const PME_BATCH: usize = 4096;
+/// pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+const PM_PRESENT: u64 = 1 << 63;
+const PM_SWAP: u64 = 1 << 62;
+const PM_FILE: u64 = 1 << 61;
+const PM_PFN_MASK: u64 = (1 << 55) - 1;
 
 /// The pages of `vmas` to dump, in address order, adjacent runs with equal
 /// flags merged.
@@ -39,56 +55,171 @@ pub fn pages_to_dump(
 ) -> Result<Vec<PageRange>, ScanError> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap"))
         .map_err(|source| ScanError::Open { pid, source })?;
-    let mut out: Vec<PageRange> = Vec::new();
-    let mut push = |r: PageRange| match out.last_mut() {
-        Some(last) if last.end == r.start && last.flags == r.flags => last.end = r.end,
-        _ => out.push(r),
+    let page = crate::proc::page_size() as u64;
+    let mut scanner = Scanner {
+        pid,
+        pagemap,
+        page,
+        use_ioctl: std::env::var_os("CRIU_NO_PAGEMAP_SCAN").is_none(),
+        zero_pfn: None,
+        regions: vec![PageRegion::default(); REGIONS],
     };
-    let mut regions = vec![PageRegion::default(); REGIONS];
+    let mut out: Vec<PageRange> = Vec::new();
     for c in vmas {
         let flags = pagemap_flags(c);
         let (start, end) = (c.vma.start, c.vma.end);
+        let mut push = |s: u64, e: u64| match out.last_mut() {
+            Some(last) if last.end == s && last.flags == flags => last.end = e,
+            _ => out.push(PageRange {
+                start: s,
+                end: e,
+                flags,
+            }),
+        };
         match page_policy(c, task_size) {
             PagePolicy::Skip => {}
-            PagePolicy::Whole => push(PageRange { start, end, flags }),
-            PagePolicy::Scan => {
-                let mut at = start;
-                while at < end {
-                    // Present or swapped, and neither the zero page nor a
-                    // page-cache page of the file (never written: the file
-                    // has it).
-                    let args = ScanArgs {
-                        start: at,
-                        end,
-                        category_inverted: category::PFNZERO | category::FILE,
-                        category_mask: category::PFNZERO | category::FILE,
-                        category_anyof_mask: category::PRESENT | category::SWAPPED,
-                        return_mask: category::PRESENT | category::SWAPPED,
-                        ..ScanArgs::default()
-                    };
-                    let res =
-                        pagemap_scan::scan(&pagemap, &args, &mut regions).map_err(|source| {
-                            ScanError::Scan {
-                                pid,
-                                start: at,
-                                end,
-                                source,
-                            }
-                        })?;
-                    for r in &regions[..res.regions] {
-                        push(PageRange {
-                            start: r.start,
-                            end: r.end,
-                            flags,
-                        });
-                    }
-                    if res.walk_end <= at {
-                        break;
-                    }
-                    at = res.walk_end;
-                }
-            }
+            PagePolicy::Whole => push(start, end),
+            PagePolicy::Scan => scanner.scan(start, end, &mut push)?,
         }
     }
     Ok(out)
+}
+
+struct Scanner {
+    pid: i32,
+    pagemap: File,
+    page: u64,
+    use_ioctl: bool,
+    /// PFN of the shared zero page, learnt on first raw use.
+    zero_pfn: Option<u64>,
+    regions: Vec<PageRegion>,
+}
+
+impl Scanner {
+    /// Report the runs of `[start, end)` worth dumping: present or swapped,
+    /// and neither the zero page nor a page-cache page of the file (never
+    /// written: the file has it).
+    fn scan(
+        &mut self,
+        start: u64,
+        end: u64,
+        push: &mut impl FnMut(u64, u64),
+    ) -> Result<(), ScanError> {
+        if self.use_ioctl {
+            match self.scan_ioctl(start, end, push) {
+                Ok(()) => return Ok(()),
+                // No such ioctl on this kernel: read the entries instead.
+                Err(ScanError::Scan { source, .. })
+                    if source == rustix::io::Errno::NOTTY || source == rustix::io::Errno::INVAL =>
+                {
+                    self.use_ioctl = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.scan_raw(start, end, push)
+    }
+
+    fn scan_ioctl(
+        &mut self,
+        start: u64,
+        end: u64,
+        push: &mut impl FnMut(u64, u64),
+    ) -> Result<(), ScanError> {
+        let mut at = start;
+        while at < end {
+            let args = ScanArgs {
+                start: at,
+                end,
+                category_inverted: category::PFNZERO | category::FILE,
+                category_mask: category::PFNZERO | category::FILE,
+                category_anyof_mask: category::PRESENT | category::SWAPPED,
+                return_mask: category::PRESENT | category::SWAPPED,
+                ..ScanArgs::default()
+            };
+            let res =
+                pagemap_scan::scan(&self.pagemap, &args, &mut self.regions).map_err(|source| {
+                    ScanError::Scan {
+                        pid: self.pid,
+                        start: at,
+                        end,
+                        source,
+                    }
+                })?;
+            for r in &self.regions[..res.regions] {
+                push(r.start, r.end);
+            }
+            if res.walk_end <= at {
+                break;
+            }
+            at = res.walk_end;
+        }
+        Ok(())
+    }
+
+    fn scan_raw(
+        &mut self,
+        start: u64,
+        end: u64,
+        push: &mut impl FnMut(u64, u64),
+    ) -> Result<(), ScanError> {
+        let zero = self.zero_pfn()?;
+        let mut buf = vec![0u8; PME_BATCH * 8];
+        let mut at = start;
+        while at < end {
+            let n = (((end - at) / self.page) as usize).min(PME_BATCH);
+            let bytes = &mut buf[..n * 8];
+            self.pagemap
+                .read_exact_at(bytes, at / self.page * 8)
+                .map_err(|source| ScanError::Read {
+                    pid: self.pid,
+                    addr: at,
+                    source,
+                })?;
+            for (i, e) in bytes.chunks_exact(8).enumerate() {
+                let pme = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
+                let present = pme & PM_PRESENT != 0;
+                let wanted = (present || pme & PM_SWAP != 0)
+                    && pme & PM_FILE == 0
+                    && !(present && Some(pme & PM_PFN_MASK) == zero);
+                if wanted {
+                    let a = at + i as u64 * self.page;
+                    push(a, a + self.page);
+                }
+            }
+            at += n as u64 * self.page;
+        }
+        Ok(())
+    }
+
+    /// The zero page's PFN: read a never-written page of our own (a fresh
+    /// calloc'd allocation maps it on read) and look it up. `None` when
+    /// PFNs are hidden (no CAP_SYS_ADMIN); zero pages are then dumped.
+    fn zero_pfn(&mut self) -> Result<Option<u64>, ScanError> {
+        if let Some(pfn) = self.zero_pfn {
+            return Ok(Some(pfn));
+        }
+        let page = self.page as usize;
+        // Big enough for the allocator to mmap it fresh.
+        let buf = vec![0u8; 64 * page];
+        let addr = (buf.as_ptr() as u64).next_multiple_of(self.page) + self.page;
+        let idx = (addr - buf.as_ptr() as u64) as usize;
+        // Reading faults in the zero page; black_box keeps the read.
+        std::hint::black_box(buf[idx]);
+        let me = File::open("/proc/self/pagemap").map_err(|source| ScanError::Open {
+            pid: std::process::id() as i32,
+            source,
+        })?;
+        let mut e = [0u8; 8];
+        me.read_exact_at(&mut e, addr / self.page * 8)
+            .map_err(|source| ScanError::Read {
+                pid: std::process::id() as i32,
+                addr,
+                source,
+            })?;
+        let pme = u64::from_ne_bytes(e);
+        let pfn = pme & PM_PFN_MASK;
+        self.zero_pfn = (pme & PM_PRESENT != 0 && pfn != 0).then_some(pfn);
+        Ok(self.zero_pfn)
+    }
 }

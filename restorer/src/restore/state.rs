@@ -1,0 +1,328 @@
+//! Task state after the memory: name, rlimits, pending signals, POSIX
+//! timers, sigactions, itimers, fds, credentials, per-arch registers and the
+//! task's rseq.
+
+use criu_arch::{
+    KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, syscall6,
+};
+
+use super::{Fail, check, items};
+use crate::abi::{self, RestoreArgs};
+
+pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
+    if r.addr == 0 {
+        return Ok(());
+    }
+    // SAFETY: the area lies in the restored memory, where the task had it.
+    let ret = unsafe { syscall4(nr::RSEQ, r.addr as usize, r.len as usize, 0, r.sig as usize) };
+    check(ret, 1).map(drop)
+}
+
+pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
+    const PR_SET_NAME: usize = 15;
+    if args.comm[0] != 0 {
+        // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_NAME, args.comm.as_ptr() as usize) },
+            0,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, r) in unsafe { items::<abi::RlimitArg>(&args.rlimits) }
+        .iter()
+        .enumerate()
+    {
+        let lim: [u64; 2] = [r.cur, r.max];
+        // SAFETY: `lim` is a live struct rlimit64.
+        check(
+            unsafe {
+                syscall4(
+                    nr::PRLIMIT64,
+                    0,
+                    r.resource as usize,
+                    lim.as_ptr() as usize,
+                    0,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn signals(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: getpid/gettid take no arguments.
+    let (pid, tid) = unsafe { (syscall0(nr::GETPID), syscall0(nr::GETTID)) };
+    // SAFETY: the tool filled the list.
+    for (i, s) in unsafe { items::<abi::SiginfoArg>(&args.signals) }
+        .iter()
+        .enumerate()
+    {
+        let info = s.info.as_ptr() as usize;
+        // SAFETY: `info` is 128 live bytes of siginfo_t; every signal is
+        // blocked here, so they stay pending until rt_sigreturn.
+        let ret = unsafe {
+            if s.shared != 0 {
+                syscall3(nr::RT_SIGQUEUEINFO, pid as usize, s.signo as usize, info)
+            } else {
+                syscall4(
+                    nr::RT_TGSIGQUEUEINFO,
+                    pid as usize,
+                    tid as usize,
+                    s.signo as usize,
+                    info,
+                )
+            }
+        };
+        check(ret, i as u32)?;
+    }
+    Ok(())
+}
+
+pub(super) fn sigactions(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, s) in unsafe { items::<abi::SigactionArg>(&args.sigactions) }
+        .iter()
+        .enumerate()
+    {
+        let act = KSigaction {
+            handler: s.handler,
+            flags: s.flags,
+            restorer: s.restorer,
+            mask: s.mask,
+        };
+        // SAFETY: `act` is a live kernel sigaction.
+        check(
+            unsafe {
+                syscall4(
+                    nr::RT_SIGACTION,
+                    s.sig as usize,
+                    &act as *const KSigaction as usize,
+                    0,
+                    8,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn itimers(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, t) in unsafe { items::<abi::ItimerArg>(&args.itimers) }
+        .iter()
+        .enumerate()
+    {
+        let val: [u64; 4] = [t.interval_sec, t.interval_usec, t.value_sec, t.value_usec];
+        // SAFETY: `val` is a live struct itimerval.
+        check(
+            unsafe { syscall3(nr::SETITIMER, t.which as usize, val.as_ptr() as usize, 0) },
+            i as u32,
+        )?;
+    }
+    Ok(())
+}
+
+/// `struct sigevent` (64 bytes): value, signo, notify, then the thread id.
+#[repr(C)]
+struct Sigevent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+
+pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
+    const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
+    const ON: usize = 1;
+    const OFF: usize = 0;
+    // SAFETY: the tool filled the list.
+    let timers = unsafe { items::<abi::PosixTimerArg>(&args.posix_timers) };
+    if timers.is_empty() {
+        return Ok(());
+    }
+    // Linux 6.17+: timer_create takes the wanted id from its out-parameter.
+    // Without it ids are handed out in order from 0, which matches a task
+    // that never deleted a timer; a mismatch is reported below.
+    // SAFETY: integer arguments only.
+    let by_id = unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
+    for (i, t) in timers.iter().enumerate() {
+        let sev = Sigevent {
+            value: t.sival,
+            signo: t.signo,
+            notify: t.notify,
+            tid: t.tid,
+            _pad: [0; 11],
+        };
+        let mut id: i32 = t.id;
+        // SAFETY: `sev` and `id` are live for the call.
+        check(
+            unsafe {
+                syscall3(
+                    nr::TIMER_CREATE,
+                    t.clock as usize,
+                    &sev as *const Sigevent as usize,
+                    &mut id as *mut i32 as usize,
+                )
+            },
+            i as u32,
+        )?;
+        if id != t.id {
+            return Err((-17, i as u32)); // EEXIST: the id could not be had
+        }
+        let spec: [u64; 4] = [t.interval_sec, t.interval_nsec, t.value_sec, t.value_nsec];
+        // SAFETY: `spec` is a live struct itimerspec.
+        check(
+            unsafe { syscall4(nr::TIMER_SETTIME, id as usize, 0, spec.as_ptr() as usize, 0) },
+            i as u32,
+        )?;
+    }
+    if by_id {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
+            0,
+        )?;
+    }
+    Ok(())
+}
+
+/// CRIU's order: keep all capabilities, effective ones included, across the
+/// uid change (SECBIT_NO_SETUID_FIXUP: CAP_SETPCAP is still needed below),
+/// groups, gids, uids, drop bounding-set capabilities, set the three
+/// final securebits, then the capability sets.
+pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
+    const PR_CAPBSET_DROP: usize = 24;
+    const PR_SET_SECUREBITS: usize = 28;
+    const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
+    const CAP_V3: u32 = 0x2008_0522;
+    if c.valid == 0 {
+        return Ok(());
+    }
+    let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
+    // SAFETY: integer arguments; `groups` holds `n` live gids.
+    unsafe {
+        check(
+            syscall5(
+                nr::PRCTL,
+                PR_SET_SECUREBITS,
+                c.secbits as usize | SECBIT_NO_SETUID_FIXUP,
+                0,
+                0,
+                0,
+            ),
+            0,
+        )?;
+        check(syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize), 1)?;
+        check(
+            syscall3(
+                nr::SETRESGID,
+                c.gid as usize,
+                c.egid as usize,
+                c.sgid as usize,
+            ),
+            2,
+        )?;
+        // setfsgid/setfsuid return the previous value, never an error.
+        syscall1(nr::SETFSGID, c.fsgid as usize);
+        check(
+            syscall3(
+                nr::SETRESUID,
+                c.uid as usize,
+                c.euid as usize,
+                c.suid as usize,
+            ),
+            3,
+        )?;
+        syscall1(nr::SETFSUID, c.fsuid as usize);
+    }
+    for cap in 0..=c.cap_last.min(63) {
+        let word = c.cap_bnd[(cap / 32) as usize];
+        if word & (1 << (cap % 32)) == 0 {
+            // SAFETY: integer arguments only.
+            check(
+                unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
+                4,
+            )?;
+        }
+    }
+    let header: [u32; 2] = [CAP_V3, 0];
+    let data: [u32; 6] = [
+        c.cap_eff[0],
+        c.cap_prm[0],
+        c.cap_inh[0],
+        c.cap_eff[1],
+        c.cap_prm[1],
+        c.cap_inh[1],
+    ];
+    // The final securebits while CAP_SETPCAP is still ours, then the
+    // capability sets, which may drop it.
+    // SAFETY: integer arguments; then `header` and `data` are a live
+    // cap_user_header and two cap_user_data structs.
+    unsafe {
+        check(
+            syscall5(nr::PRCTL, PR_SET_SECUREBITS, c.secbits as usize, 0, 0, 0),
+            5,
+        )?;
+        check(
+            syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize),
+            6,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
+    let mut next: u64 = 0;
+    // SAFETY: the tool filled the sorted list.
+    for &fd in unsafe { items::<i32>(&args.keep_fds) } {
+        let fd = fd as u64;
+        if fd > next {
+            // SAFETY: integer arguments.
+            check(
+                unsafe { syscall3(nr::CLOSE_RANGE, next as usize, (fd - 1) as usize, 0) },
+                fd as u32,
+            )?;
+        }
+        next = fd + 1;
+    }
+    // SAFETY: integer arguments.
+    check(
+        unsafe { syscall3(nr::CLOSE_RANGE, next as usize, u32::MAX as usize, 0) },
+        u32::MAX,
+    )?;
+    Ok(())
+}
+
+pub(super) fn arch_syscalls(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list with syscalls that only set state of
+    // this thread (TLS bases and the like).
+    for (i, s) in unsafe { items::<abi::RawSyscall>(&args.arch_syscalls) }
+        .iter()
+        .enumerate()
+    {
+        let a = s.args;
+        // SAFETY: see above.
+        check(
+            unsafe {
+                syscall6(
+                    s.nr as usize,
+                    a[0] as usize,
+                    a[1] as usize,
+                    a[2] as usize,
+                    a[3] as usize,
+                    a[4] as usize,
+                    a[5] as usize,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    Ok(())
+}

@@ -2,9 +2,10 @@
 //! set up its files; it unmaps the tool, maps the task's memory back, and
 //! ends in `rt_sigreturn` into the restored registers.
 //!
-//! For now it only answers `PING` (see `abi`), which exercises the whole
-//! pipeline: build, relocation at an arbitrary address, a raw system call,
-//! data reached through relocated pointers, and writable `.bss`.
+//! Commands (see `abi`): `RESTORE` (module `restore`: fork the task with its
+//! PID and rebuild it), and `PING`, which exercises the whole pipeline:
+//! build, relocation at an arbitrary address, a raw system call, data
+//! reached through relocated pointers, and writable `.bss`.
 //!
 //! The rules are the parasite's (see `parasite/src/main.rs`): no calls out of
 //! the blob, only RELATIVE relocations, no reachable panics, memory functions

@@ -110,3 +110,17 @@ fn unprivileged_program_gets_its_credentials_back() {
     let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
     assert_eq!(verdict, "PASS");
 }
+
+#[test]
+fn big_dump_victim_survives_dump_and_restore() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("big_dump_victim_survives_dump_and_restore", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-big");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let program = Program::spawn("dump_victim", &[work.to_str().unwrap(), "big"], dir.path());
+    let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
+    assert_eq!(verdict, "PASS");
+}

@@ -407,3 +407,35 @@ fn raw_pagemap_fallback_finds_the_same_pages() {
     assert_eq!(pages_in(&images, victim.pid, victim.noacc, 4), [1]);
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn multi_threaded_task_is_dumped_with_every_thread() {
+    if let Some(why) = cannot_dump() {
+        return skip("multi_threaded_task_is_dumped_with_every_thread", why);
+    }
+    let dir = TempDir::new("dump-threads");
+    let victim = Victim::start_with(&dir, &["threads"]);
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["-R"], None);
+    assert_eq!(rc, 0, "{log}");
+    let tree: pb::PstreeEntry = read_one(&images.join("pstree.img"), Kind::Pstree).unwrap();
+    assert_eq!(tree.threads.len(), 3, "{tree:?}");
+    assert_eq!(tree.threads[0], victim.pid as u32);
+    let mut masks = Vec::new();
+    for &tid in &tree.threads[1..] {
+        let core: pb::CoreEntry =
+            read_one(&images.join(format!("core-{tid}.img")), Kind::Core).unwrap();
+        assert!(core.tc.is_none());
+        let tc = core.thread_core.unwrap();
+        assert!(tc.creds.is_some());
+        masks.push(tc.blk_sigset.unwrap());
+        let ip = core.thread_info.unwrap().gpregs.ip;
+        assert_ne!(ip, 0);
+    }
+    masks.sort_unstable();
+    assert_eq!(masks, [1 << 33, (1 << 33) | (1 << 11)]);
+    // And a failure with threads leaves it unharmed too.
+    let (rc, log) = criu_dump(victim.pid, &dir.join("img2"), &[], Some("pages"));
+    assert_eq!(rc, 1, "{log}");
+    assert_eq!(victim.verdict(), "PASS\n");
+}

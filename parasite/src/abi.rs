@@ -68,6 +68,10 @@ pub struct PingArgs {
 /// Entry command: become a daemon (see above).
 pub const CMD_INIT_DAEMON: usize = 2;
 
+/// Entry command (trap mode, for threads other than the daemon's):
+/// `DUMP_THREAD` into the [`ThreadArgs`] at `args`.
+pub const CMD_TRAP_DUMP_THREAD: usize = 5;
+
 /// Daemon command: acknowledge nothing, return through the signal frame.
 pub const CMD_FINI: u32 = 3;
 /// Daemon command: `PING` over the socket (same arguments as the entry one).

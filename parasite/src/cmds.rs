@@ -87,7 +87,7 @@ fn dump_misc(a: &mut MiscArgs) -> isize {
     0
 }
 
-fn dump_thread(a: &mut ThreadArgs) -> isize {
+pub fn dump_thread(a: &mut ThreadArgs) -> isize {
     let mut tid_addr: u64 = 0;
     let r = prctl(PR_GET_TID_ADDRESS, &mut tid_addr as *mut u64 as usize);
     if r < 0 {

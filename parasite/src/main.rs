@@ -69,6 +69,16 @@ pub unsafe extern "C" fn __export_parasite_entry(cmd: usize, args: *mut u8) -> i
             ping(unsafe { &mut *args })
         }
         abi::CMD_INIT_DAEMON => daemon::run(args),
+        abi::CMD_TRAP_DUMP_THREAD => {
+            let area = daemon::Area {
+                ptr: args,
+                len: core::mem::size_of::<abi::ThreadArgs>(),
+            };
+            match area.get::<abi::ThreadArgs>() {
+                Some(a) => cmds::dump_thread(a),
+                None => abi::ERR_BAD_ARGS,
+            }
+        }
         // Only in the bad-relocation experiment: makes the bad slot reachable.
         #[cfg(criu_blob_bad_reloc)]
         0xbad => bad_reloc::read_slot() as isize,

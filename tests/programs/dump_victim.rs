@@ -13,8 +13,10 @@
 //! memory (more than one page pipe holds) and checks it.
 //!
 //! With `shared`, it also maps one page of shared anonymous memory.
+//! With `threads`, two more threads run (one with SIGUSR2 blocked too),
+//! counting; they must still run and keep their masks.
 //!
-//! Usage: `dump_victim DIR [big|shared]`
+//! Usage: `dump_victim DIR [big|shared|threads]`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -197,6 +199,42 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         Vec::new()
     };
 
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    if mode == "threads" {
+        for i in 0..2u64 {
+            let stop = stop.clone();
+            workers.push(std::thread::spawn(move || -> Result<u64, String> {
+                let extra: u64 = if i == 1 { 1 << (SIGUSR2 - 1) } else { 0 };
+                // SAFETY: reads 8 bytes from our local.
+                check(
+                    unsafe { syscall4(nr::RT_SIGPROCMASK, 0, &extra as *const u64 as usize, 0, 8) },
+                    "thread rt_sigprocmask",
+                )?;
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let mut mask = 0u64;
+                // SAFETY: writes 8 bytes to our local.
+                check(
+                    unsafe {
+                        syscall4(nr::RT_SIGPROCMASK, 0, 0, &mut mask as *mut u64 as usize, 8)
+                    },
+                    "thread rt_sigprocmask",
+                )?;
+                let want = (1 << (BLOCKED_SIG - 1)) | extra;
+                if mask != want {
+                    return Err(format!("thread {i} sigmask {mask:#x}"));
+                }
+                Ok(n)
+            }));
+        }
+        // Let them start counting before we report ready.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     std::fs::write(
         dir.join("ready"),
         format!("{} {sparse:#x} {noacc:#x}\n", std::process::id()),
@@ -207,6 +245,13 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     }
 
     // Verify.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (i, w) in workers.into_iter().enumerate() {
+        let n = w.join().map_err(|_| format!("thread {i} panicked"))??;
+        if n < 10 {
+            return Err(format!("thread {i} counted only {n}"));
+        }
+    }
     if let Some(i) = (0..big_mem.len()).find(|&i| big_mem[i] != big_byte(i)) {
         return Err(format!("big memory differs at byte {i}"));
     }

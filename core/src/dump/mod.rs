@@ -119,10 +119,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
 
     let t_start = std::time::Instant::now();
-    let mut task = Seized::seize(pid).map_err(infect_err("seizing the task"))?;
+    let (mut task, mut threads) =
+        crate::infect::seize_process(pid).map_err(infect_err("seizing the task"))?;
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     let mut c = collect_outside(&proc, &task, opts)?;
+    for th in &threads {
+        c.threads.push(collect_thread(&proc, th)?);
+    }
 
     {
         let mut parasite = Parasite::infect(&mut task, &PARASITE, ARGS_LEN)
@@ -136,6 +140,12 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
         fault("misc")?;
         c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
+        for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
+            data.args = Some(
+                parasite::thread_in(&mut daemon, th)
+                    .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
+            );
+        }
         c.sigacts =
             Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
         c.itimers =
@@ -201,14 +211,23 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         .sum();
     match opts.final_state {
         FinalState::Dead => {
+            threads
+                .into_iter()
+                .for_each(crate::infect::SeizedThread::forget);
             task.kill().map_err(infect_err("killing the dumped task"))?;
             pr_info!("Dumping finished successfully");
         }
         FinalState::Alive => {
+            for th in threads {
+                th.release().map_err(infect_err("releasing a thread"))?;
+            }
             task.release().map_err(infect_err("releasing the task"))?;
             pr_info!("Dumping finished successfully (task left running)");
         }
         FinalState::Stopped => {
+            for th in threads {
+                th.release().map_err(infect_err("releasing a thread"))?;
+            }
             task.release_stopped()
                 .map_err(infect_err("releasing the task stopped"))?;
             pr_info!("Dumping finished successfully (task left stopped)");
@@ -325,6 +344,34 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
         pagemap: Vec::new(),
         nr_pages: 0,
         stats: write::Stats::default(),
+        threads: Vec::new(),
+    })
+}
+
+/// What is read from outside about a non-leader thread.
+fn collect_thread(
+    proc: &ProcDir,
+    th: &crate::infect::SeizedThread,
+) -> Result<write::ThreadData, DumpError> {
+    let pid = proc.pid();
+    let tid = th.tid();
+    let t = rustix::process::Pid::from_raw(tid).ok_or(DumpError::NoTree)?;
+    let stat = proc
+        .task(tid)
+        .and_then(|d| d.stat())
+        .map_err(collect_err(pid, "thread stat"))?;
+    Ok(write::ThreadData {
+        tid,
+        gp: *th.regs(),
+        ext: th.ext_regs().clone(),
+        sigmask: th.sigmask(),
+        signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
+        robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
+        rseq: ptrace::get_rseq_config(t).ok(),
+        nice: stat.nice,
+        policy: stat.policy,
+        rt_priority: stat.rt_priority,
+        args: None,
     })
 }
 

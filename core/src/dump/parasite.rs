@@ -27,6 +27,24 @@ pub fn thread(d: &mut Daemon<'_, '_>) -> Result<ThreadArgs, InfectError> {
     result(d, 0, "DUMP_THREAD results")
 }
 
+/// `DUMP_THREAD` in another thread of the process (trap mode).
+pub fn thread_in(
+    d: &mut Daemon<'_, '_>,
+    th: &mut crate::infect::SeizedThread,
+) -> Result<ThreadArgs, InfectError> {
+    let n = size_of::<ThreadArgs>();
+    d.args_mut()[..n].fill(0);
+    let ret = d.call_in_thread(th, abi::CMD_TRAP_DUMP_THREAD)?;
+    if ret < 0 {
+        return Err(InfectError::Command {
+            pid: th.tid(),
+            cmd: abi::CMD_TRAP_DUMP_THREAD as u32,
+            errno: rustix::io::Errno::from_raw_os_error(-ret as i32),
+        });
+    }
+    result(d, 0, "DUMP_THREAD results")
+}
+
 /// `DUMP_SIGACTS`: every signal's action.
 pub fn sigacts(d: &mut Daemon<'_, '_>) -> Result<SigactsArgs, InfectError> {
     d.call(abi::CMD_DUMP_SIGACTS)?;

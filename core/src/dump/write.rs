@@ -21,6 +21,22 @@ pub const PAGES_ID: u64 = 1;
 /// The ids of the task's kernel objects (one task: one of each).
 const OBJ_ID: u32 = 1;
 
+/// What a non-leader thread contributes (its own `core-TID.img`).
+#[derive(Debug)]
+pub struct ThreadData {
+    pub tid: i32,
+    pub gp: criu_arch::GpRegs,
+    pub ext: ExtRegs,
+    pub sigmask: u64,
+    pub signals_p: Vec<SigInfo>,
+    pub robust: (u64, u64),
+    pub rseq: Option<RseqConfig>,
+    pub nice: i64,
+    pub policy: u32,
+    pub rt_priority: u32,
+    pub args: Option<ThreadArgs>,
+}
+
 /// Everything collected about one task.
 #[derive(Debug)]
 pub struct Collected {
@@ -58,6 +74,8 @@ pub struct Collected {
     pub pagemap: Vec<pb::PagemapEntry>,
     pub nr_pages: u64,
     pub stats: Stats,
+    /// The other threads, in tid order.
+    pub threads: Vec<ThreadData>,
 }
 
 /// What `stats-dump` reports.
@@ -229,7 +247,9 @@ pub fn write_images(dir: &Path, c: &Collected, task: &Seized) -> Result<(), Imag
             ppid: 0,
             pgid: misc.pgid as u32,
             sid: misc.sid as u32,
-            threads: vec![pid as u32],
+            threads: std::iter::once(pid as u32)
+                .chain(c.threads.iter().map(|t| t.tid as u32))
+                .collect(),
         },
     )?;
     img.write_one(Kind::Ids, pidu, &ids)?;
@@ -284,6 +304,42 @@ pub fn write_images(dir: &Path, c: &Collected, task: &Seized) -> Result<(), Imag
         ..Default::default()
     });
     img.write_one(Kind::Core, pidu, &core)?;
+    for t in &c.threads {
+        let args = t
+            .args
+            .as_ref()
+            .ok_or_else(|| missing("DUMP_THREAD of a thread"))?;
+        let mut gp = t.gp;
+        gp.restart_syscall_fixup();
+        let mut tcore = pb::CoreEntry::default();
+        super::regs::fill_thread_info(t.tid, &mut tcore, &gp, &t.ext, args.tid_addr).map_err(
+            |e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())),
+        )?;
+        tcore.thread_core = Some(pb::ThreadCoreEntry {
+            futex_rla: t.robust.0,
+            futex_rla_len: t.robust.1 as u32,
+            sched_nice: Some(t.nice as i32),
+            sched_policy: Some(t.policy),
+            sched_prio: (t.rt_priority != 0).then_some(t.rt_priority),
+            blk_sigset: Some(t.sigmask),
+            sas: Some(core_img::sas_entry(args)),
+            pdeath_sig: (args.pdeath_sig != 0).then_some(args.pdeath_sig as u32),
+            signals_p: Some(signal_queue(&t.signals_p)),
+            creds: Some(core_img::creds_entry(&args.creds)),
+            comm: Some(core_img::comm_string(&args.comm)),
+            rseq_entry: t
+                .rseq
+                .filter(|r| r.rseq_abi_pointer != 0)
+                .map(|r| pb::RseqEntry {
+                    rseq_abi_pointer: r.rseq_abi_pointer,
+                    rseq_abi_size: r.rseq_abi_size,
+                    signature: r.signature,
+                    rseq_cs_pointer: None,
+                }),
+            ..Default::default()
+        });
+        img.write_one(Kind::Core, t.tid as u64, &tcore)?;
+    }
 
     let vmas = c
         .vmas

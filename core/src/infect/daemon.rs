@@ -221,6 +221,38 @@ impl Daemon<'_, '_> {
         self.parasite.remote_base() + self.parasite.layout().args_off as u64
     }
 
+    /// Run entry command `cmd` in trap mode in another (seized, stopped)
+    /// thread of the process, on the area's second stack, with the argument
+    /// block as its arguments (the daemon is idle meanwhile). Returns the
+    /// blob's return value; the thread's context is put back.
+    pub fn call_in_thread(
+        &mut self,
+        thread: &mut super::SeizedThread,
+        cmd: usize,
+    ) -> Result<i64, InfectError> {
+        let l = self.parasite.layout();
+        let base = self.parasite.remote_base();
+        let entry = self.parasite.entry_addr();
+        let trap = base + l.trap_off as u64;
+        let trap_end = trap + criu_arch::TRAP_INSN.len() as u64;
+        let parasite = &mut *self.parasite;
+        let mut store = |addr: u64, value: u64| -> Result<(), InfectError> {
+            let off = usize::try_from(addr.wrapping_sub(base))
+                .ok()
+                .filter(|o| o + 8 <= l.len)
+                .ok_or_else(|| InfectError::Layout("stack word outside the area".into()))?;
+            parasite.local_mut()[off..off + 8].copy_from_slice(&value.to_ne_bytes());
+            Ok(())
+        };
+        thread.run_blob(
+            entry,
+            base + l.thread_stack_top as u64,
+            &[cmd as u64, base + l.args_off as u64],
+            (trap, trap_end),
+            &mut store,
+        )
+    }
+
     /// Run daemon command `cmd`; an error the parasite reports becomes
     /// [`InfectError::Command`].
     pub fn call(&mut self, cmd: u32) -> Result<(), InfectError> {

@@ -26,12 +26,14 @@ pub mod seize;
 pub mod shmem;
 pub mod syscall;
 pub mod task_info;
+pub mod threads;
 
 pub use daemon::Daemon;
 pub use error::InfectError;
 pub use parasite::Parasite;
 pub use seize::{ExtRegs, Seized, TaskState};
 pub use shmem::SharedArea;
+pub use threads::{SeizedThread, seize_process};
 
 use linux_raw_sys::general as sig;
 

@@ -44,6 +44,9 @@ pub struct Layout {
     pub frame_off: usize,
     /// Top of the stack (it grows down from here).
     pub stack_top: usize,
+    /// Top of the second stack, for trap-mode calls in other threads while
+    /// the daemon runs on the first (CRIU's second 16 KiB stack).
+    pub thread_stack_top: usize,
     /// Total size needed.
     pub len: usize,
 }
@@ -89,7 +92,13 @@ impl Layout {
             .and_then(|o| o.checked_add(STACK_SIZE))
             .and_then(|o| o.checked_next_multiple_of(16))
             .ok_or_else(too_big)?;
-        let len = stack_top.checked_add(STACK_GAP).ok_or_else(too_big)?;
+        let thread_stack_top = stack_top
+            .checked_add(STACK_GAP + STACK_SIZE)
+            .and_then(|o| o.checked_next_multiple_of(16))
+            .ok_or_else(too_big)?;
+        let len = thread_stack_top
+            .checked_add(STACK_GAP)
+            .ok_or_else(too_big)?;
         Ok(Layout {
             trap_off: 0,
             blob_off,
@@ -99,6 +108,7 @@ impl Layout {
             args_len,
             frame_off,
             stack_top,
+            thread_stack_top,
             len,
         })
     }
@@ -270,7 +280,9 @@ mod tests {
         assert_eq!(l.frame_off % SIGFRAME_ALIGN, 0);
         assert!(l.stack_top >= l.frame_off + SIGFRAME_SIZE + STACK_SIZE);
         assert_eq!(l.stack_top % 16, 0);
-        assert_eq!(l.len, l.stack_top + STACK_GAP);
+        assert!(l.thread_stack_top >= l.stack_top + STACK_GAP + STACK_SIZE);
+        assert_eq!(l.thread_stack_top % 16, 0);
+        assert_eq!(l.len, l.thread_stack_top + STACK_GAP);
         // Code only: all of it executable, arguments after it.
         let l = Layout::new(64, 64, 10, 4096).unwrap();
         assert_eq!(l.exec_len, 2 * 4096);

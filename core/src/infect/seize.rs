@@ -71,6 +71,23 @@ impl Seized {
     /// Seize task `pid` and stop it. The task must be single-threaded, alive,
     /// not traced by anyone else, and without a pending SIGTRAP.
     pub fn seize(pid: i32) -> Result<Seized, InfectError> {
+        Seized::seize_inner(pid, false)
+    }
+
+    /// Seize the leader `pid` of a process whose other threads the caller
+    /// has already seized ([`super::threads::seize_process`]).
+    pub(super) fn seize_multi(pid: i32) -> Result<Seized, InfectError> {
+        Seized::seize_inner(pid, true)
+    }
+
+    fn seize_inner(pid: i32, threads_ok: bool) -> Result<Seized, InfectError> {
+        let check_status = |pid: i32, status: &TaskStatus| {
+            if threads_ok {
+                check_alive(pid, status)
+            } else {
+                check_status(pid, status)
+            }
+        };
         let tid = Pid::from_raw(pid).ok_or(InfectError::Dead { pid })?;
         let status = TaskStatus::read(pid)?;
         check_status(pid, &status)?;
@@ -145,10 +162,15 @@ impl Seized {
     }
 }
 
-fn check_status(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
+fn check_alive(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
     if matches!(status.state, 'Z' | 'X' | 'x') {
         return Err(InfectError::Dead { pid });
     }
+    Ok(())
+}
+
+fn check_status(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
+    check_alive(pid, status)?;
     if status.threads > 1 {
         return Err(InfectError::MultiThreaded {
             pid,
@@ -162,7 +184,7 @@ fn check_status(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
 /// first is delivered (the interrupt stays pending and follows), as CRIU's
 /// `compel_wait_task` does. The stop's signal tells a running task
 /// (`SIGTRAP`) from one in a group stop (its stop signal).
-fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
+pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
     let pid = tid.as_raw_nonzero().get();
     loop {
         let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
@@ -195,7 +217,7 @@ fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
 /// Read the richest FP/vector regset the kernel offers: the XSAVE area where
 /// it exists (x86), else the plain FP set. Other arches reject the x86 note
 /// with EINVAL, so no per-arch code is needed here.
-fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
+pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
     let mut buf = vec![0u8; EXT_REGS_MAX];
     let mut last = rustix::io::Errno::INVAL;
     for note in [note::X86_XSTATE, note::PRFPREG] {

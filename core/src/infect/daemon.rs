@@ -51,17 +51,17 @@ static SOCKET_SEQ: AtomicU32 = AtomicU32::new(0);
 /// The running daemon. Commands go through [`Daemon::call`]; [`Daemon::fini`]
 /// ends it cleanly.
 pub struct Daemon<'a, 't> {
-    parasite: &'a mut Parasite<'t>,
-    sock: Option<OwnedFd>,
+    pub(super) parasite: &'a mut Parasite<'t>,
+    pub(super) sock: Option<OwnedFd>,
     /// The task is executing (not in a ptrace stop we have seen).
-    running: bool,
+    pub(super) running: bool,
     /// The registers the signal frame holds (the saved ones after the
     /// syscall-restart fix-up).
-    frame_regs: GpRegs,
+    pub(super) frame_regs: GpRegs,
     /// The parasite's socket fd in the task, once connected.
-    remote_sock: Option<i32>,
+    pub(super) remote_sock: Option<i32>,
     /// The task is back in its own context (FINI done or undone).
-    done: bool,
+    pub(super) done: bool,
 }
 
 impl std::fmt::Debug for Daemon<'_, '_> {
@@ -202,7 +202,7 @@ fn write_init_args(args: &mut [u8], init: &InitDaemonArgs) {
 }
 
 impl Daemon<'_, '_> {
-    fn pid(&self) -> i32 {
+    pub(super) fn pid(&self) -> i32 {
         self.parasite.task().pid()
     }
 
@@ -318,14 +318,14 @@ impl Daemon<'_, '_> {
             .ok_or_else(|| self.protocol("no connection to the parasite"))
     }
 
-    fn protocol(&self, reason: &str) -> InfectError {
+    pub(super) fn protocol(&self, reason: &str) -> InfectError {
         InfectError::Daemon {
             pid: self.pid(),
             reason: reason.to_string(),
         }
     }
 
-    fn send_ctl(&mut self, cmd: u32) -> Result<(), InfectError> {
+    pub(super) fn send_ctl(&mut self, cmd: u32) -> Result<(), InfectError> {
         let msg = CtlMsg {
             cmd,
             ack: 0,
@@ -496,142 +496,6 @@ impl Daemon<'_, '_> {
             }
         }
     }
-
-    /// Stop the running task (`PTRACE_INTERRUPT`) and wait for the stop.
-    fn interrupt(&mut self) -> Result<(), InfectError> {
-        let pid = self.pid();
-        let tid = self.parasite.task().pid;
-        ptrace::interrupt(tid).map_err(InfectError::ptrace(pid, "INTERRUPT"))?;
-        loop {
-            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
-            let task = self.parasite.task_mut();
-            match status {
-                WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
-                    self.running = false;
-                    task.released = true;
-                    return Err(InfectError::Gone { pid, status });
-                }
-                WaitStatus::Stopped { sig, event } if event == EVENT_STOP => {
-                    if is_stop_signal(sig) {
-                        task.stop_on_release = true;
-                    }
-                    self.running = false;
-                    return Ok(());
-                }
-                WaitStatus::Stopped { sig, event: 0 } => {
-                    // Stopped by a signal before our interrupt: the interrupt
-                    // is still pending, so let it go on (without the signal,
-                    // unless it is one to hand back later).
-                    self.running = false;
-                    if is_fault_signal(sig) || sig == SIGTRAP {
-                        return Ok(());
-                    }
-                    if is_stop_signal(sig) {
-                        task.stop_on_release = true;
-                    } else {
-                        task.deferred_signals.push(sig);
-                    }
-                    ptrace::cont(tid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
-                    self.running = true;
-                }
-                _ => {
-                    ptrace::cont(tid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
-                }
-            }
-        }
-    }
-
-    /// End the daemon: FINI, follow the task through its `rt_sigreturn`,
-    /// check that it is back in its own context, and restore the saved
-    /// registers and signal mask. The area stays mapped until the
-    /// [`Parasite`] is cured.
-    pub fn fini(mut self) -> Result<(), InfectError> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<(), InfectError> {
-        let pid = self.pid();
-        let tid = self.parasite.task().pid;
-        if !self.running {
-            return Err(self.protocol("the parasite is not running"));
-        }
-        self.interrupt()?;
-        self.send_ctl(abi::CMD_FINI)?;
-        // The parasite closes its socket itself from here on.
-        self.remote_sock = None;
-        self.sock = None;
-        let mut entered = false;
-        let at = loop {
-            ptrace::cont_syscall(tid, 0).map_err(InfectError::ptrace(pid, "SYSCALL"))?;
-            self.running = true;
-            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
-            self.running = false;
-            let task = self.parasite.task_mut();
-            match status {
-                WaitStatus::SyscallStop => {
-                    let regs =
-                        ptrace::get_gp_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET"))?;
-                    if entered {
-                        break regs;
-                    }
-                    entered = regs.syscall_nr() == criu_arch::nr::RT_SIGRETURN as i64;
-                }
-                WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
-                    task.released = true;
-                    return Err(InfectError::Gone { pid, status });
-                }
-                WaitStatus::Stopped { sig, event: 0 } if is_fault_signal(sig) => {
-                    let pc = ptrace::get_gp_regs(tid).map(|r| r.pc()).unwrap_or(0);
-                    return Err(InfectError::Fault {
-                        pid,
-                        sig,
-                        pc,
-                        doing: "returning from the parasite",
-                    });
-                }
-                WaitStatus::Stopped { sig, event } => {
-                    if is_stop_signal(sig) {
-                        task.stop_on_release = true;
-                    } else if event == 0 && sig != SIGTRAP {
-                        task.deferred_signals.push(sig);
-                    }
-                }
-            }
-        };
-        let want = &self.frame_regs;
-        if at.pc() != want.pc() || at.sp() != want.sp() || at.retval() != want.retval() {
-            return Err(InfectError::Daemon {
-                pid,
-                reason: format!(
-                    "after rt_sigreturn the task is at pc {:#x} sp {:#x}, expected pc {:#x} sp {:#x}",
-                    at.pc(),
-                    at.sp(),
-                    want.pc(),
-                    want.sp()
-                ),
-            });
-        }
-        self.done = true;
-        self.parasite.task_mut().restore_context(true)
-    }
-
-    /// The error path: get the task back into its saved context whatever
-    /// state the parasite is in, and close the parasite's socket in it.
-    fn abort(&mut self) -> Result<(), InfectError> {
-        if self.running {
-            self.interrupt()?;
-        }
-        self.done = true;
-        self.parasite.task_mut().restore_context(true)?;
-        if let Some(fd) = self.remote_sock.take() {
-            self.parasite.task_mut().remote_syscall(
-                "close",
-                criu_arch::nr::CLOSE,
-                [fd as u64, 0, 0, 0, 0, 0],
-            )?;
-        }
-        Ok(())
-    }
 }
 
 fn parse_ctl(b: &[u8; CTL_LEN]) -> CtlMsg {
@@ -640,24 +504,5 @@ fn parse_ctl(b: &[u8; CTL_LEN]) -> CtlMsg {
         cmd: u32::from_ne_bytes(word(0)),
         ack: u32::from_ne_bytes(word(4)),
         err: i32::from_ne_bytes(word(8)),
-    }
-}
-
-impl Drop for Daemon<'_, '_> {
-    fn drop(&mut self) {
-        // Error paths: get the task out of the parasite and back into its
-        // saved context, so the area can be unmapped.
-        if self.done || self.parasite.task().released {
-            return;
-        }
-        // A live parasite cleans up after itself (socket, mprotects) when
-        // sent home; if it cannot be, force the task back.
-        if self.sock.is_some() && self.finish().is_ok() {
-            return;
-        }
-        if self.done || self.parasite.task().released {
-            return;
-        }
-        let _ = self.abort();
     }
 }

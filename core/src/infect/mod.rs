@@ -20,6 +20,7 @@
 
 pub mod cure;
 pub mod daemon;
+mod daemon_stop;
 pub mod error;
 pub mod parasite;
 pub mod seize;

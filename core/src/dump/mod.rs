@@ -196,7 +196,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     }
     fault("cured")?;
 
-    write::write_images(&common.images_dir, &c, &task).map_err(|source| DumpError::Images {
+    write::write_images(&common.images_dir, &c).map_err(|source| DumpError::Images {
         dir: common.images_dir.clone(),
         source,
     })?;
@@ -308,7 +308,6 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let root_id = files.add_path(&root, false)?;
     let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
 
-    let _ = PagePolicy::Skip;
     Ok(Collected {
         pid,
         stat,

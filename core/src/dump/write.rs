@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::blob::parasite_abi::{ItimersArgs, MiscArgs, PosixTimer, SigactsArgs, ThreadArgs};
 use crate::images::{ImageDir, ImageError, Kind, pb};
-use crate::infect::{ExtRegs, Seized};
+use crate::infect::ExtRegs;
 use crate::proc::stat::Stat;
 use crate::proc::task::NsIds;
 use crate::proc::timers::PosixTimer as ProcTimer;
@@ -214,8 +214,7 @@ fn run_id(pid: i32) -> String {
 }
 
 /// Write every image of the task into `dir`.
-pub fn write_images(dir: &Path, c: &Collected, task: &Seized) -> Result<(), ImageError> {
-    let _ = task;
+pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
     let pid = c.pid;
     let pidu = pid as u64;

@@ -80,7 +80,6 @@ impl Seized {
     /// dump without `--leave-running`), and reap the tracing link.
     pub fn kill(mut self) -> Result<(), InfectError> {
         self.released = true;
-        let pid = self.pid();
         rustix::process::kill_process(self.pid, Signal::KILL).map_err(|source| {
             InfectError::Local {
                 op: "kill(SIGKILL) of the dumped task",
@@ -99,7 +98,6 @@ impl Seized {
                 }
             }
         }
-        let _ = pid;
         Ok(())
     }
 }

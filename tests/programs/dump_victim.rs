@@ -16,7 +16,9 @@
 //! With `threads`, two more threads run (one with SIGUSR2 blocked too),
 //! counting; they must still run and keep their masks.
 //!
-//! Usage: `dump_victim DIR [big|shared|threads]`
+//! With `pipe`, it also holds both ends of a pipe (which dump refuses).
+//!
+//! Usage: `dump_victim DIR [big|shared|threads|pipe]`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -193,6 +195,11 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         // SAFETY: inside that page.
         unsafe { *(shared as *mut u8) = 1 };
     }
+    let _pipe = if mode == "pipe" {
+        Some(rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?)
+    } else {
+        None
+    };
     let big_mem: Vec<u8> = if big {
         (0..BIG_LEN).map(big_byte).collect()
     } else {

@@ -48,10 +48,10 @@ use crate::blob::PARASITE;
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
 use crate::mem::{self, PagePolicy, PageRange};
 use crate::opts::{CommonOpts, DumpOpts, FinalState};
-use crate::pr_info;
 use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::sys::ptrace::{self, SigInfo};
+use crate::{pr_debug, pr_info};
 
 pub use write::Collected;
 
@@ -123,7 +123,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         crate::infect::seize_process(pid).map_err(infect_err("seizing the task"))?;
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
+    pr_debug!("Seized task {pid} and {} other threads", threads.len());
     let mut c = collect_outside(&proc, &task, opts)?;
+    pr_debug!(
+        "Collected {} VMAs, {} page runs, {} files, {} fds",
+        c.vmas.len(),
+        c.ranges.len(),
+        c.files.entries.len(),
+        c.fdinfo.len()
+    );
     for th in &threads {
         c.threads.push(collect_thread(&proc, th)?);
     }
@@ -135,6 +143,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         let mut daemon = parasite
             .start_daemon()
             .map_err(infect_err("starting the parasite daemon"))?;
+        pr_debug!("Parasite daemon running in task {pid}");
         fault("daemon")?;
         let step = infect_err("parasite DUMP_MISC");
         c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
@@ -194,6 +203,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         daemon.fini().map_err(infect_err("stopping the parasite"))?;
         parasite.cure().map_err(infect_err("curing the task"))?;
     }
+    pr_debug!("Task {pid} cured");
     fault("cured")?;
 
     write::write_images(&common.images_dir, &c).map_err(|source| DumpError::Images {

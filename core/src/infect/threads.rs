@@ -50,6 +50,19 @@ impl SeizedThread {
             .map_err(detach_on_err)?;
         let state = wait_interrupt_stop(t).map_err(detach_on_err)?;
         th.stop_on_release = state == TaskState::Stopped;
+        // Trap-mode parasite calls in this thread must not be filtered.
+        let seccomp = std::fs::read_to_string(format!("/proc/{tid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim() != "0"))
+            })
+            .unwrap_or(false);
+        if seccomp {
+            ptrace::set_options(t, options::TRACESYSGOOD | options::SUSPEND_SECCOMP)
+                .map_err(InfectError::ptrace(tid, "SETOPTIONS(SUSPEND_SECCOMP)"))
+                .map_err(detach_on_err)?;
+        }
         th.regs = ptrace::get_gp_regs(t)
             .map_err(InfectError::ptrace(tid, "GETREGSET"))
             .map_err(detach_on_err)?;

@@ -455,3 +455,19 @@ fn unsupported_fd_is_refused_and_task_unharmed() {
     );
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn leave_stopped_keeps_the_task_stopped() {
+    if let Some(why) = cannot_dump() {
+        return skip("leave_stopped_keeps_the_task_stopped", why);
+    }
+    let dir = TempDir::new("dump-leave-stopped");
+    let victim = Victim::start(&dir);
+    let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &["--leave-stopped"], None);
+    assert_eq!(rc, 0, "{log}");
+    assert!(common::wait_until(TIMEOUT, || {
+        common::proc_state(victim.pid) == Some('T')
+    }));
+    victim.program.signal(rustix::process::Signal::CONT);
+    assert_eq!(victim.verdict(), "PASS\n");
+}

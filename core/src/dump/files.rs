@@ -115,6 +115,13 @@ pub fn collect_fds(
         if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
             return Err(unsupported(pid, fd, "an unlinked file"));
         }
+        let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
+        if meta.as_ref().is_some_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        }) {
+            return Err(unsupported(pid, fd, "a FIFO"));
+        }
         let info = proc.fdinfo(fd)?;
         let shared = task.and_then(|t| {
             seen.iter().find(|(other, _)| {
@@ -126,15 +133,12 @@ pub fn collect_fds(
         });
         let id = match shared {
             Some((_, id)) => *id,
-            None => {
-                let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
-                files.push_reg(
-                    &path,
-                    info.flags & !O_CLOEXEC,
-                    info.pos.max(0) as u64,
-                    meta.as_ref(),
-                )
-            }
+            None => files.push_reg(
+                &path,
+                info.flags & !O_CLOEXEC,
+                info.pos.max(0) as u64,
+                meta.as_ref(),
+            ),
         };
         seen.push((fd, id));
         out.push(pb::FdinfoEntry {

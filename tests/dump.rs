@@ -471,3 +471,21 @@ fn leave_stopped_keeps_the_task_stopped() {
     victim.program.signal(rustix::process::Signal::CONT);
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+#[test]
+fn alternate_signal_stack_survives_and_is_dumped() {
+    if let Some(why) = cannot_dump() {
+        return skip("alternate_signal_stack_survives_and_is_dumped", why);
+    }
+    let dir = TempDir::new("dump-altstack");
+    let victim = Victim::start_with(&dir, &["altstack"]);
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["-R"], None);
+    assert_eq!(rc, 0, "{log}");
+    let core: pb::CoreEntry =
+        read_one(&images.join(format!("core-{}.img", victim.pid)), Kind::Core).unwrap();
+    let sas = core.thread_core.unwrap().sas.unwrap();
+    assert_eq!((sas.ss_size, sas.ss_flags), (64 * 1024, 0));
+    assert_ne!(sas.ss_sp, 0);
+    assert_eq!(victim.verdict(), "PASS\n");
+}

@@ -132,6 +132,10 @@ pub struct InitDaemonArgs {
     pub sigreturn_sp: u64,
     /// Size of the argument area (bounds for variable-length commands).
     pub args_len: u64,
+    /// Address of the frame's `uc_stack`: the parasite stores the task's
+    /// alternate signal stack there just before `rt_sigreturn`, which
+    /// installs it again (otherwise it would reset it).
+    pub altstack_addr: u64,
     /// Out, valid when the INIT_DAEMON ack arrives: the parasite's socket
     /// fd in the task (so that the tool can close it should the parasite
     /// be unable to).

@@ -90,6 +90,11 @@ pub fn run(args: *mut u8) -> isize {
     serve(&sock, area);
     drop(sock);
     cmds::cleanup();
+    if init.altstack_addr != 0 {
+        // SAFETY: the tool points this at the `stack_t` inside the frame it
+        // prepared in the shared area; sigaltstack writes one stack_t there.
+        unsafe { criu_arch::syscall2(criu_arch::nr::SIGALTSTACK, 0, init.altstack_addr as usize) };
+    }
     // SAFETY: the tool built a frame of the task's original state at this
     // address; rt_sigreturn abandons the parasite's context.
     unsafe { criu_arch::sigreturn(init.sigreturn_sp as usize) }

@@ -17,8 +17,9 @@
 //! counting; they must still run and keep their masks.
 //!
 //! With `pipe`, it also holds both ends of a pipe (which dump refuses).
+//! With `altstack`, it also has an alternate signal stack of 64 KiB.
 //!
-//! Usage: `dump_victim DIR [big|shared|threads|pipe]`
+//! Usage: `dump_victim DIR [big|shared|threads|pipe|altstack]`
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -195,6 +196,20 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         // SAFETY: inside that page.
         unsafe { *(shared as *mut u8) = 1 };
     }
+    let altstack = vec![0u8; 64 * 1024];
+    let want_ss = criu_arch::StackT {
+        sp: altstack.as_ptr() as u64,
+        flags: 0,
+        _pad: 0,
+        size: altstack.len() as u64,
+    };
+    if mode == "altstack" {
+        // SAFETY: reads one stack_t from our local; the stack outlives run().
+        check(
+            unsafe { syscall2(nr::SIGALTSTACK, &want_ss as *const _ as usize, 0) },
+            "sigaltstack",
+        )?;
+    }
     let _pipe = if mode == "pipe" {
         Some(rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?)
     } else {
@@ -252,6 +267,17 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     }
 
     // Verify.
+    if mode == "altstack" {
+        let mut ss = criu_arch::StackT::default();
+        // SAFETY: writes one stack_t to our local.
+        check(
+            unsafe { syscall2(nr::SIGALTSTACK, 0, &mut ss as *mut _ as usize) },
+            "sigaltstack",
+        )?;
+        if ss != want_ss {
+            return Err(format!("sigaltstack {ss:?}"));
+        }
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for (i, w) in workers.into_iter().enumerate() {
         let n = w.join().map_err(|_| format!("thread {i} panicked"))??;

@@ -109,6 +109,9 @@ impl<'t> Parasite<'t> {
             sun_len: (name.len() + 1) as u32,
             sigreturn_sp: frame_addr + criu_arch::RT_SIGFRAME_OFFSET as u64,
             args_len: l.args_len as u64,
+            altstack_addr: frame_addr
+                + (std::mem::offset_of!(criu_arch::RtSigframe, uc)
+                    + std::mem::offset_of!(criu_arch::Ucontext, stack)) as u64,
             sock_fd: -1,
             _pad: 0,
         };
@@ -198,6 +201,10 @@ fn write_init_args(args: &mut [u8], init: &InitDaemonArgs) {
     put(
         offset_of!(InitDaemonArgs, args_len),
         &init.args_len.to_ne_bytes(),
+    );
+    put(
+        offset_of!(InitDaemonArgs, altstack_addr),
+        &init.altstack_addr.to_ne_bytes(),
     );
 }
 

@@ -32,7 +32,7 @@ const SPLICE_F_NONBLOCK: usize = 2;
 const SPLICE_F_GIFT: usize = 8;
 
 /// Run daemon command `cmd`.
-pub fn dispatch(cmd: u32, area: Area, sock: &Sock) -> isize {
+pub fn dispatch(cmd: u32, mut area: Area, sock: &Sock) -> isize {
     match cmd {
         abi::CMD_DAEMON_PING => match area.get::<abi::PingArgs>() {
             Some(a) => {
@@ -246,7 +246,7 @@ fn dump_itimers(a: &mut ItimersArgs) -> isize {
     0
 }
 
-fn dump_posix_timers(area: Area) -> isize {
+fn dump_posix_timers(mut area: Area) -> isize {
     let Some(hdr) = area.get::<PosixTimersArgs>() else {
         return EINVAL;
     };
@@ -304,7 +304,7 @@ fn undo_mprotects() -> isize {
     ret
 }
 
-fn mprotect_vmas(area: Area) -> isize {
+fn mprotect_vmas(mut area: Area) -> isize {
     let Some(hdr) = area.get::<MprotectArgs>() else {
         return EINVAL;
     };
@@ -346,7 +346,7 @@ fn dump_pages(area: Area, sock: &Sock) -> isize {
     ret
 }
 
-fn splice_iovs(area: Area, pipe: i32) -> isize {
+fn splice_iovs(mut area: Area, pipe: i32) -> isize {
     let Some(hdr) = area.get::<DumpPagesArgs>() else {
         return EINVAL;
     };
@@ -375,11 +375,11 @@ fn splice_iovs(area: Area, pipe: i32) -> isize {
     if moved != total { EIO } else { 0 }
 }
 
-fn drain_fds(area: Area, sock: &Sock) -> isize {
-    let Some(hdr) = area.get::<DrainFdsArgs>() else {
+fn drain_fds(mut area: Area, sock: &Sock) -> isize {
+    let Some(nr_fds) = area.get::<DrainFdsArgs>().map(|hdr| hdr.nr) else {
         return EINVAL;
     };
-    let Some(fds) = area.array::<i32>(core::mem::size_of::<DrainFdsArgs>(), hdr.nr) else {
+    let Some(fds) = area.array::<i32>(core::mem::size_of::<DrainFdsArgs>(), nr_fds) else {
         return EINVAL;
     };
     for chunk in fds.chunks_mut(abi::SCM_MAX_FD) {

@@ -18,12 +18,12 @@ pub struct Area {
 
 impl Area {
     /// The area as a `T` at offset 0, if it fits and is aligned.
-    pub fn get<T>(&self) -> Option<&mut T> {
+    pub fn get<T>(&mut self) -> Option<&mut T> {
         self.at::<T>(0)
     }
 
     /// A `T` at byte offset `off`, if it fits and is aligned.
-    pub fn at<T>(&self, off: usize) -> Option<&mut T> {
+    pub fn at<T>(&mut self, off: usize) -> Option<&mut T> {
         let end = off.checked_add(core::mem::size_of::<T>())?;
         if self.ptr.is_null() || end > self.len {
             return None;
@@ -39,7 +39,7 @@ impl Area {
     }
 
     /// `nr` entries of `E` after a header of `H`, if they fit.
-    pub fn array<E>(&self, header: usize, nr: u64) -> Option<&mut [E]> {
+    pub fn array<E>(&mut self, header: usize, nr: u64) -> Option<&mut [E]> {
         let nr = usize::try_from(nr).ok()?;
         let bytes = nr.checked_mul(core::mem::size_of::<E>())?;
         let end = header.checked_add(bytes)?;
@@ -58,7 +58,7 @@ impl Area {
 /// Run the daemon. Returns only if it could not connect (with `-errno`);
 /// otherwise it ends in `rt_sigreturn`.
 pub fn run(args: *mut u8) -> isize {
-    let init_area = Area {
+    let mut init_area = Area {
         ptr: args,
         len: core::mem::size_of::<InitDaemonArgs>(),
     };

@@ -70,7 +70,7 @@ pub unsafe extern "C" fn __export_parasite_entry(cmd: usize, args: *mut u8) -> i
         }
         abi::CMD_INIT_DAEMON => daemon::run(args),
         abi::CMD_TRAP_DUMP_THREAD => {
-            let area = daemon::Area {
+            let mut area = daemon::Area {
                 ptr: args,
                 len: core::mem::size_of::<abi::ThreadArgs>(),
             };

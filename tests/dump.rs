@@ -489,3 +489,64 @@ fn alternate_signal_stack_survives_and_is_dumped() {
     assert_ne!(sas.ss_sp, 0);
     assert_eq!(victim.verdict(), "PASS\n");
 }
+
+/// Images are private: under umask 022 every file written into the images
+/// directory (images, pages, stats, log) is 0600, a symlink planted under an
+/// image's name is replaced rather than followed, and a directory other
+/// users can write to is refused before the task is touched.
+#[test]
+fn images_are_private_and_never_follow_planted_links() {
+    if let Some(why) = cannot_dump() {
+        return skip("images_are_private_and_never_follow_planted_links", why);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("dump-private");
+    let victim = Victim::start(&dir);
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::set_permissions(&images, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outside = dir.join("precious");
+    std::fs::write(&outside, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&outside, images.join("inventory.img")).unwrap();
+    std::os::unix::fs::symlink(&outside, images.join("pages-1.img")).unwrap();
+
+    let criu = env!("CARGO_BIN_EXE_criu");
+    let script = format!(
+        "umask 022; exec {criu} dump -t {} -D {} -R -v4 -o dump.log",
+        victim.pid,
+        images.display()
+    );
+    let status = Command::new("sh").args(["-c", &script]).status().unwrap();
+    let log = std::fs::read_to_string(images.join("dump.log")).unwrap_or_default();
+    assert!(status.success(), "{log}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let entry = entry.unwrap();
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        assert!(meta.is_file(), "{:?} is not a regular file", entry.path());
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "{:?}",
+            entry.path()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 8, "only {seen} files written");
+
+    // A directory others can write to is refused; the task runs on.
+    let open = dir.join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(criu)
+        .args(["dump", "-t", &victim.pid.to_string(), "-D"])
+        .arg(&open)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by other users"), "{err}");
+    assert!(!open.join("inventory.img").exists());
+    assert_eq!(victim.verdict(), "PASS\n");
+}

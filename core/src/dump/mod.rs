@@ -89,6 +89,8 @@ pub enum DumpError {
         dir: PathBuf,
         source: crate::images::ImageError,
     },
+    #[error(transparent)]
+    ImagesDir(#[from] crate::images::writer::ImagesDirError),
     #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
     Fault(&'static str),
 }
@@ -116,6 +118,8 @@ fn collect_err<E: std::fmt::Display>(pid: i32, what: &'static str) -> impl FnOnc
 pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
+    // Before touching the task: a directory others can write to is refused.
+    crate::images::writer::check_private_dir(&common.images_dir)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
 
     let t_start = std::time::Instant::now();

@@ -146,15 +146,9 @@ pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
     )
 }
 
-/// Create a raw image (no header), mode 0600 like the others.
+/// Create a raw image (no header), private like the others.
 pub fn create_raw(path: &Path) -> Result<File, ImageError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    crate::images::writer::create_private(path)
         .map_err(|e| ImageError::io(&path.display().to_string(), e))
 }
 

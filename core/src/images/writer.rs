@@ -18,18 +18,79 @@ pub struct ImageWriter<W: Write> {
     offset: u64,
 }
 
+/// Creates `path` as a new file that only its owner can read or write.
+///
+/// Images hold a process's memory, registers and credentials, so they are
+/// private whatever the umask, and never written through a link somebody
+/// planted in the directory: an old entry of that name (a previous image,
+/// or a symlink) is unlinked first (which removes the link, not its
+/// target), then the file is created with `O_EXCL | O_NOFOLLOW`. If
+/// anything recreates the name in between, creation fails rather than
+/// following it. The mode is set with `fchmod` because the umask could
+/// have taken the owner's bits away too.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Why an images directory may not receive images.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagesDirError {
+    #[error("can't use images directory {dir}: {source}")]
+    Io { dir: String, source: std::io::Error },
+    #[error("{dir} is not a directory")]
+    NotADirectory { dir: String },
+    #[error(
+        "images directory {dir} is writable by other users (mode {mode:04o}): \
+         they could plant or replace image files; use a directory only its owner can write"
+    )]
+    WritableByOthers { dir: String, mode: u32 },
+}
+
+/// Refuses an images directory that other users can write to (group- or
+/// world-writable, sticky or not): whoever can write there can plant
+/// symlinks or swap image files between dump and restore.
+pub fn check_private_dir(dir: &Path) -> std::result::Result<(), ImagesDirError> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = dir.display().to_string();
+    let meta = std::fs::metadata(dir).map_err(|source| ImagesDirError::Io {
+        dir: name.clone(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(ImagesDirError::NotADirectory { dir: name });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(ImagesDirError::WritableByOthers { dir: name, mode });
+    }
+    Ok(())
+}
+
+/// Open flags for [`create_private`], from the kernel's headers.
+mod libc_flags {
+    pub const O_NOFOLLOW: i32 = linux_raw_sys::general::O_NOFOLLOW as i32;
+    pub const O_CLOEXEC: i32 = linux_raw_sys::general::O_CLOEXEC as i32;
+}
+
 impl ImageWriter<BufWriter<File>> {
-    /// Creates (or truncates) `path` with mode 0600, as CRIU does, and
+    /// Creates `path` as a private new file (see [`create_private`]) and
     /// writes the header of `kind`.
     pub fn create(path: &Path, kind: Kind) -> Result<Self> {
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| ImageError::io(&name, e))?;
+        let file = create_private(path).map_err(|e| ImageError::io(&name, e))?;
         ImageWriter::new(BufWriter::new(file), name, kind)
     }
 }

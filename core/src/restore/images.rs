@@ -12,8 +12,8 @@ use crate::images::pb;
 use crate::images::reader::ImageReader;
 use crate::images::typed::ImageDir;
 use crate::proc::vma_kind::status::{
-    VMA_AREA_REGULAR, VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE,
-    VMA_FILE_SHARED,
+    VMA_ANON_SHARED, VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_REGULAR, VMA_AREA_SYSVIPC,
+    VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
 };
 
 use super::RestoreError;
@@ -97,6 +97,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
     let mm: pb::MmEntry = dir.read_one(Kind::Mm, pid).map_err(img)?;
     let mm_file = Kind::Mm.file_name(pid);
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
+    refuse_unsupported(&mm.vmas, &mm_file)?;
 
     let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
     let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
@@ -196,6 +197,30 @@ fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<PagesRun>), Res
         offset = offset.saturating_add(nr.saturating_mul(page_size));
     }
     Ok((head.pages_id, runs))
+}
+
+/// Memory whose contents live outside the task's pages (shared anonymous,
+/// memfd, SysV shm, AIO rings) is not restored yet: refuse it rather than
+/// bring it back empty.
+pub fn refuse_unsupported(vmas: &[pb::VmaEntry], file: &str) -> Result<(), RestoreError> {
+    for v in vmas {
+        let what = if v.status & VMA_AREA_SYSVIPC != 0 {
+            "SysV shared memory"
+        } else if v.status & VMA_AREA_MEMFD != 0 {
+            "a memfd mapping"
+        } else if v.status & VMA_ANON_SHARED != 0 {
+            "shared anonymous memory"
+        } else if v.status & VMA_AREA_AIORING != 0 {
+            "an AIO ring"
+        } else {
+            continue;
+        };
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: {what} at {:#x}-{:#x} cannot be restored yet",
+            v.start, v.end
+        )));
+    }
+    Ok(())
 }
 
 /// VMAs must be page-aligned, non-empty, sorted, non-overlapping and inside
@@ -335,6 +360,17 @@ mod tests {
         );
         assert!(
             what(validate_vmas(&[vma(TOP, TOP + PAGE)], "mm", PAGE, TOP)).contains("task size")
+        );
+    }
+
+    #[test]
+    fn memory_kept_outside_the_task_is_refused() {
+        let mut shared = vma(0x1000, 0x2000);
+        shared.status |= VMA_ANON_SHARED;
+        let e = refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("mm-7.img: shared anonymous memory at 0x1000-0x2000")
         );
     }
 

@@ -32,10 +32,25 @@ fn criu(args: &[&str], images: &Path) -> (bool, String) {
 
 /// Dump the program running in `work` (PID in the first word of
 /// `work/ready`), restore it detached, let it check itself: its verdict.
-fn dump_restore_verdict(mut program: Program, work: &Path, images: &Path) -> String {
+fn dump_restore_verdict(program: Program, work: &Path, images: &Path) -> String {
+    dump_restore_verdict_stopped(program, work, images, false)
+}
+
+/// [`dump_restore_verdict`]; with `stopped`, the program is dumped in a
+/// SIGSTOP stop and must come back stopped.
+fn dump_restore_verdict_stopped(
+    mut program: Program,
+    work: &Path,
+    images: &Path,
+    stopped: bool,
+) -> String {
     let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("program not ready");
     let pid: i32 = ready.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(pid, program.pid());
+    if stopped {
+        program.signal(Signal::STOP);
+        assert!(common::wait_until(TIMEOUT, || common::proc_state(pid) == Some('T')));
+    }
     std::fs::create_dir_all(images).unwrap();
     let (ok, log) = criu(&["dump", "-t", &pid.to_string()], images);
     assert!(ok, "dump: {log}");
@@ -48,6 +63,13 @@ fn dump_restore_verdict(mut program: Program, work: &Path, images: &Path) -> Str
     assert!(ok, "restore: {log}");
     let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
     assert_eq!(restored.trim(), pid.to_string(), "{log}");
+    if stopped {
+        assert!(
+            common::wait_until(TIMEOUT, || common::proc_state(pid) == Some('T')),
+            "restored task is not stopped"
+        );
+        let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::CONT);
+    }
     std::fs::write(work.join("go"), "").unwrap();
     let verdict =
         wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into());
@@ -122,5 +144,19 @@ fn big_dump_victim_survives_dump_and_restore() {
     std::fs::create_dir_all(&work).unwrap();
     let program = Program::spawn("dump_victim", &[work.to_str().unwrap(), "big"], dir.path());
     let verdict = dump_restore_verdict(program, &work, &dir.join("images"));
+    assert_eq!(verdict, "PASS");
+}
+
+#[test]
+fn stopped_program_comes_back_stopped() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("stopped_program_comes_back_stopped", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-stopped");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let program = Program::spawn("restore_pattern", &[work.to_str().unwrap()], dir.path());
+    let verdict = dump_restore_verdict_stopped(program, &work, &dir.join("images"), true);
     assert_eq!(verdict, "PASS");
 }

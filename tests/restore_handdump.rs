@@ -317,6 +317,7 @@ impl Dumper<'_> {
                 ..Default::default()
             }),
             tc: Some(pb::TaskCoreEntry {
+                task_state: 1,
                 blk_sigset: sigmask,
                 comm: "restore_pattern".into(),
                 ..Default::default()

@@ -165,6 +165,7 @@ fn write_images(dir: &ImageDir, pid: u32, data_prot: u32) {
             ..Default::default()
         }),
         tc: Some(pb::TaskCoreEntry {
+            task_state: 1,
             comm: "synthetic".into(),
             ..Default::default()
         }),

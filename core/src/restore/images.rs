@@ -94,6 +94,17 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
     }
     let pid = u64::from(pstree.pid);
     let core: pb::CoreEntry = dir.read_one(Kind::Core, pid).map_err(img)?;
+    // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
+    // helpers that are not written yet.
+    if let Some(state) = core.tc.as_ref().map(|tc| tc.task_state)
+        && state != 1
+        && state != 3
+    {
+        return Err(RestoreError::Unsupported(format!(
+            "{}: task state {state} (only alive or stopped tasks are restored)",
+            Kind::Core.file_name(pid)
+        )));
+    }
     let mm: pb::MmEntry = dir.read_one(Kind::Mm, pid).map_err(img)?;
     let mm_file = Kind::Mm.file_name(pid);
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;

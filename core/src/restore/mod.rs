@@ -122,7 +122,8 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
     }
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
     let done = wait_done(&region, plan.args_off, child)
-        .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64));
+        .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64))
+        .and_then(|()| restop(child, &task));
     match done {
         Ok(()) => Ok(Restored { pid: child }),
         Err(e) => {
@@ -135,6 +136,25 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
 }
 
 const RESTORER_ENTRY: usize = 0;
+
+/// `task_core_entry.task_state` of a task dumped while stopped.
+const TASK_STOPPED: u32 = 3;
+
+/// A task dumped in a job-control stop is stopped again, with the signal
+/// that stopped it (CRIU's `stop_signo`, SIGSTOP by default).
+fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
+    let Some(tc) = task.core.tc.as_ref() else {
+        return Ok(());
+    };
+    if tc.task_state != TASK_STOPPED {
+        return Ok(());
+    }
+    let sig = tc
+        .stop_signo
+        .and_then(|s| Signal::from_named_raw(s as i32))
+        .unwrap_or(Signal::STOP);
+    rustix::process::kill_process(pid, sig).map_err(|e| RestoreError::Sys("kill(SIGSTOP)", e))
+}
 
 /// Remove the bootstrap region from the restored task (CRIU's
 /// `__export_unmap`): seize it once it runs its own code again, inject

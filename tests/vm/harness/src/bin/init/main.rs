@@ -1,0 +1,302 @@
+//! `/init` of the test VM (see tests/vm/README.md): mounts the pseudo
+//! file systems, runs the test programs listed in `/vm/manifest` one after
+//! the other, prints one verdict line per program on the console and powers
+//! the machine off.
+//!
+//! Console protocol, read by `tests/vm/run` on the host (each at the start
+//! of a line; nothing else this program prints starts with these words):
+//!
+//! ```text
+//! PASS name (details)
+//! FAIL name: reason
+//! SKIP name: reason
+//! N passed, M failed, K skipped
+//! ```
+//!
+//! The manifest, written by the host, has one directive per line:
+//!
+//! ```text
+//! env KEY=VALUE              environment of every test program
+//! cwd /dir                   their working directory (created if missing)
+//! timeout SECONDS            per program; killed (its process group) after
+//! run NAME PATH [ARGS...]    a test program
+//! skip NAME REASON...        a program not run here, and why
+//! ```
+//!
+//! This is PID 1: it must never exit (the kernel would panic), it reaps
+//! every orphan, and on any set-up error it still reports and powers off.
+
+mod libtest;
+
+use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::mount::{MountFlags, mount};
+use rustix::process::{Pid, Signal, WaitOptions, kill_process_group, wait, waitpid};
+
+const MANIFEST: &str = "/vm/manifest";
+const LOG_DIR: &str = "/tmp/vm-logs";
+
+/// One test program to run, or to report as skipped.
+enum Job {
+    Run {
+        name: String,
+        path: String,
+        args: Vec<String>,
+    },
+    Skip {
+        name: String,
+        reason: String,
+    },
+}
+
+struct Manifest {
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+    timeout: Duration,
+    jobs: Vec<Job>,
+}
+
+fn parse_manifest(text: &str) -> Result<Manifest, String> {
+    let mut manifest = Manifest {
+        env: Vec::new(),
+        cwd: PathBuf::from("/tmp"),
+        timeout: Duration::from_secs(300),
+        jobs: Vec::new(),
+    };
+    for (index, line) in text.lines().enumerate() {
+        let bad = || format!("manifest line {}: cannot parse {line:?}", index + 1);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["env", pair] => {
+                let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+                manifest.env.push((key.to_string(), value.to_string()));
+            }
+            ["cwd", dir] => manifest.cwd = PathBuf::from(dir),
+            ["timeout", secs] => {
+                manifest.timeout = Duration::from_secs(secs.parse().map_err(|_| bad())?);
+            }
+            ["run", name, path, args @ ..] => manifest.jobs.push(Job::Run {
+                name: name.to_string(),
+                path: path.to_string(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            }),
+            ["skip", name, reason @ ..] => manifest.jobs.push(Job::Skip {
+                name: name.to_string(),
+                reason: reason.join(" "),
+            }),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(manifest)
+}
+
+/// Mounts what test programs expect; a failure is reported, not fatal
+/// (the programs that need the mount will then fail and say why).
+fn mount_pseudo_filesystems() {
+    let nosuid_nodev = MountFlags::NOSUID | MountFlags::NODEV;
+    let mounts: [(&str, &str, &str, MountFlags, Option<&std::ffi::CStr>); 6] = [
+        (
+            "proc",
+            "/proc",
+            "proc",
+            nosuid_nodev | MountFlags::NOEXEC,
+            None,
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            nosuid_nodev | MountFlags::NOEXEC,
+            None,
+        ),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MountFlags::NOSUID,
+            Some(c"mode=0755"),
+        ),
+        (
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MountFlags::NOSUID,
+            Some(c"ptmxmode=0666"),
+        ),
+        ("tmpfs", "/dev/shm", "tmpfs", nosuid_nodev, None),
+        ("tmpfs", "/tmp", "tmpfs", nosuid_nodev, Some(c"mode=1777")),
+    ];
+    for (source, target, fstype, flags, data) in mounts {
+        if let Err(err) = fs::create_dir_all(target) {
+            println!("vm-init: mkdir {target}: {err}");
+        }
+        if let Err(err) = mount(source, target, fstype, flags, data) {
+            println!("vm-init: mount {fstype} on {target}: {err}");
+        }
+    }
+}
+
+/// How a test program ended.
+enum Ending {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+}
+
+/// Runs one program with its output in `log`, reaping every child of PID 1
+/// meanwhile (orphans of the tests end up here).
+fn run_program(
+    manifest: &Manifest,
+    path: &str,
+    args: &[String],
+    log: &File,
+) -> std::io::Result<Ending> {
+    let child = Command::new(path)
+        .args(args)
+        .envs(manifest.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&manifest.cwd)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .process_group(0)
+        .spawn()?;
+    let pid = Pid::from_child(&child);
+    let start = Instant::now();
+    loop {
+        match wait(WaitOptions::NOHANG)? {
+            Some((reaped, status)) if reaped == pid => {
+                return Ok(match (status.exit_status(), status.terminating_signal()) {
+                    (Some(code), _) => Ending::Exited(code),
+                    (None, Some(sig)) => Ending::Signaled(sig),
+                    (None, None) => Ending::Exited(-1),
+                });
+            }
+            Some(_orphan) => continue,
+            None => {}
+        }
+        if start.elapsed() > manifest.timeout {
+            let _ = kill_process_group(pid, Signal::KILL);
+            let _ = waitpid(Some(pid), WaitOptions::empty());
+            return Ok(Ending::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reaps whatever orphans are left after a program ended.
+fn reap_orphans() {
+    while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
+}
+
+/// Prints the part of a failed program's log that explains it.
+fn print_log_excerpt(log: &str) {
+    for line in libtest::excerpt(log, 60) {
+        println!("  | {line}");
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+}
+
+fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
+    let (name, path, args) = match job {
+        Job::Skip { name, reason } => {
+            println!("SKIP {name}: {reason}");
+            totals.skipped += 1;
+            return;
+        }
+        Job::Run { name, path, args } => (name, path, args),
+    };
+    let log_path = PathBuf::from(LOG_DIR).join(format!("{name}.log"));
+    let started = Instant::now();
+    let ending = File::create(&log_path).and_then(|log| run_program(manifest, path, args, &log));
+    reap_orphans();
+    let secs = started.elapsed().as_secs_f32();
+    let log = fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let log = log.unwrap_or_default();
+    let summary = libtest::summarize(&log);
+    let reason = match ending {
+        Err(err) => Some(format!("cannot run {path}: {err}")),
+        Ok(Ending::TimedOut) => Some(format!("timed out after {}s", manifest.timeout.as_secs())),
+        Ok(Ending::Signaled(sig)) => Some(format!("killed by signal {sig}")),
+        Ok(Ending::Exited(0)) => None,
+        Ok(Ending::Exited(code)) if summary.failed_names.is_empty() => {
+            Some(format!("exit status {code}"))
+        }
+        Ok(Ending::Exited(_)) => Some(format!(
+            "{} failed: {}",
+            summary.failed_names.len(),
+            summary.failed_names.join(", ")
+        )),
+    };
+    if let Some(reason) = reason {
+        totals.failed += 1;
+        println!("FAIL {name}: {reason} ({secs:.1}s)");
+        print_log_excerpt(&log);
+    } else if summary.passed > 0 && summary.skipped.len() as u32 >= summary.passed {
+        totals.skipped += 1;
+        let first = summary
+            .skipped
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        println!(
+            "SKIP {name}: all {} tests skipped themselves, e.g. {first}",
+            summary.passed
+        );
+    } else if summary.passed == 0 {
+        totals.skipped += 1;
+        println!("SKIP {name}: no test ran ({} ignored)", summary.ignored);
+    } else {
+        totals.passed += 1;
+        println!(
+            "PASS {name} ({} tests, {} skipped themselves, {} ignored, {secs:.1}s)",
+            summary.passed,
+            summary.skipped.len(),
+            summary.ignored
+        );
+    }
+}
+
+fn main() {
+    mount_pseudo_filesystems();
+    let _ = fs::create_dir_all(LOG_DIR);
+    let mut totals = Totals::default();
+    let manifest = fs::read_to_string(MANIFEST)
+        .map_err(|err| format!("reading {MANIFEST}: {err}"))
+        .and_then(|text| parse_manifest(&text));
+    match manifest {
+        Ok(manifest) => {
+            let _ = fs::create_dir_all(&manifest.cwd);
+            println!("vm-init: {} test programs", manifest.jobs.len());
+            for job in &manifest.jobs {
+                run_job(&manifest, job, &mut totals);
+            }
+        }
+        Err(err) => {
+            totals.failed += 1;
+            println!("FAIL vm-init: {err}");
+        }
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.skipped
+    );
+    rustix::fs::sync();
+    if let Err(err) = rustix::system::reboot(rustix::system::RebootCommand::PowerOff) {
+        println!("vm-init: power off failed: {err}");
+    }
+    // PID 1 must not exit; the host's timeout ends the VM.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -15,7 +15,16 @@ use rustix::process::{Pid, Signal, WaitOptions};
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn criu(args: &[&str], images: &Path) -> (bool, String) {
-    let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+    criu_with_fault(args, images, None)
+}
+
+fn criu_with_fault(args: &[&str], images: &Path, fault: Option<&str>) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
+    match fault {
+        Some(f) => cmd.env(criu_core::restore::FAULT_ENV, f),
+        None => cmd.env_remove(criu_core::restore::FAULT_ENV),
+    };
+    let ok = cmd
         .args(args)
         .arg("-D")
         .arg(images)
@@ -159,4 +168,48 @@ fn stopped_program_comes_back_stopped() {
     let program = Program::spawn("restore_pattern", &[work.to_str().unwrap()], dir.path());
     let verdict = dump_restore_verdict_stopped(program, &work, &dir.join("images"), true);
     assert_eq!(verdict, "PASS");
+}
+
+#[test]
+fn a_failure_at_any_restore_stage_leaves_no_task() {
+    if !rustix::process::geteuid().is_root() {
+        return skip(
+            "a_failure_at_any_restore_stage_leaves_no_task",
+            "needs root",
+        );
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-faults");
+    let work = dir.join("work");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    let mut program = Program::spawn("restore_pattern", &[work.to_str().unwrap()], dir.path());
+    let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("program not ready");
+    let pid: i32 = ready.trim().parse().unwrap();
+    let (ok, log) = criu(&["dump", "-t", &pid.to_string()], &images);
+    assert!(ok, "dump: {log}");
+    program
+        .wait_exit(TIMEOUT)
+        .expect("dumped program still running");
+
+    for stage in criu_core::restore::FAULT_STAGES {
+        let (ok, log) = criu_with_fault(&["restore", "-d"], &images, Some(stage));
+        assert!(!ok, "restore with a fault at {stage} succeeded: {log}");
+        assert!(log.contains(stage), "{stage}: {log}");
+        assert_eq!(
+            common::proc_state(pid),
+            None,
+            "task left behind after a fault at {stage}"
+        );
+    }
+    // The images are untouched: a clean restore still works.
+    let (ok, log) = criu(&["restore", "-d"], &images);
+    assert!(ok, "restore: {log}");
+    std::fs::write(work.join("go"), "").unwrap();
+    let verdict = wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_default();
+    let p = Pid::from_raw(pid).unwrap();
+    let _ = rustix::process::kill_process(p, Signal::KILL);
+    let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+    assert_eq!(verdict.trim(), "PASS");
 }

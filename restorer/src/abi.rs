@@ -383,6 +383,8 @@ pub struct RestoreArgs {
     pub comm: [u8; 16],
     /// The task's own rseq registration, made right before `rt_sigreturn`.
     pub task_rseq: RseqArg,
+    /// Testing: fail on purpose when reaching this stage (0: never).
+    pub fault_stage: u32,
     /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
     pub arch_syscalls: Array,
     /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.

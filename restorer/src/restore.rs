@@ -143,6 +143,9 @@ fn set_stage(args: &mut RestoreArgs, stage: u32) {
 macro_rules! stage {
     ($args:expr, $stage:expr, $body:expr) => {{
         set_stage($args, $stage);
+        if $args.fault_stage == $stage {
+            fail($args, $stage, (-125, u32::MAX)); // ECANCELED, injected
+        }
         if let Err(e) = $body {
             fail($args, $stage, e);
         }

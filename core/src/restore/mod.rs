@@ -61,6 +61,52 @@ pub enum RestoreError {
     Pidfile(String, std::io::Error),
 }
 
+/// Environment variable that makes a restore fail on purpose at the named
+/// stage (one of [`FAULT_STAGES`]), to test that failures leave nothing
+/// behind.
+pub const FAULT_ENV: &str = "CRIU_RESTORE_FAULT";
+/// Tool-side fault: after the task is fully restored, before it is let go.
+pub const FAULT_AFTER_DONE: &str = "after-done";
+/// Every stage a fault can be injected at.
+pub const FAULT_STAGES: &[&str] = &[
+    "session",
+    "fds",
+    "fs",
+    "switch-stack",
+    "park-vdso",
+    "rseq",
+    "unmap",
+    "map-vmas",
+    "read-pages",
+    "protect",
+    "vdso",
+    "prctl-mm-map",
+    "task-name",
+    "rlimits",
+    "pending-signals",
+    "posix-timers",
+    "sigactions",
+    "itimers",
+    "close-fds",
+    "creds",
+    "arch-state",
+    FAULT_AFTER_DONE,
+];
+
+/// The injected fault, if any: (restorer stage number or 0, tool-side).
+fn fault_from_env() -> (u32, bool) {
+    let Ok(name) = std::env::var(FAULT_ENV) else {
+        return (0, false);
+    };
+    if name == FAULT_AFTER_DONE {
+        return (0, true);
+    }
+    (
+        (1..=64).find(|&n| stage_name(n) == name).unwrap_or(0),
+        false,
+    )
+}
+
 /// Name of a restorer stage for messages.
 pub fn stage_name(stage: u32) -> &'static str {
     match stage {
@@ -79,7 +125,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_ITIMERS => "itimers",
         abi::STAGE_ARCH => "arch-state",
         abi::STAGE_CLOSE_FDS => "close-fds",
-        abi::STAGE_RSEQ => "rseq-unregister",
+        abi::STAGE_RSEQ => "rseq",
         abi::STAGE_POSIX_TIMERS => "posix-timers",
         abi::STAGE_CREDS => "creds",
         abi::STAGE_RLIMITS => "rlimits",
@@ -106,7 +152,8 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
     let task = images::read(&dir, page, task_size)?;
     let pid = task.pstree.pid;
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
-    let plan = plan::build(&task, &maps, page, opts.common.shell_job)?;
+    let (fault_stage, fault_after) = fault_from_env();
+    let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
     let region = bootstrap::Region::map(plan.base, &plan.image)
         .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
     let ret = region.start(RESTORER_ENTRY, plan.args_off);
@@ -123,7 +170,13 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
     let done = wait_done(&region, plan.args_off, child)
         .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64))
-        .and_then(|()| restop(child, &task));
+        .and_then(|()| restop(child, &task))
+        .and_then(|()| match fault_after {
+            true => Err(RestoreError::Unsupported(format!(
+                "fault injected at {FAULT_AFTER_DONE}"
+            ))),
+            false => Ok(()),
+        });
     match done {
         Ok(()) => Ok(Restored { pid: child }),
         Err(e) => {
@@ -238,6 +291,18 @@ pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
             Ok(None) => {}
             Err(Errno::INTR) => {}
             Err(e) => return Err(RestoreError::Sys("waitpid", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_stage_names_a_restorer_stage() {
+        for name in FAULT_STAGES.iter().filter(|n| **n != FAULT_AFTER_DONE) {
+            assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");
         }
     }
 }

@@ -78,6 +78,7 @@ pub fn build(
     maps: &SelfMaps,
     page_size: u64,
     shell_job: bool,
+    fault_stage: u32,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -407,6 +408,7 @@ pub fn build(
         signals: at(a_signals),
         comm: comm_arg(t),
         task_rseq: rseq_arg(t),
+        fault_stage,
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,

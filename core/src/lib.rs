@@ -16,4 +16,5 @@ pub mod mem;
 pub mod opts;
 pub mod proc;
 pub mod restore;
+pub mod service;
 pub mod sys;

@@ -3,7 +3,7 @@
 //! that wiring one up is a one-line change.
 
 use criu_core::opts::Opts;
-use criu_core::{check, pr_err, pr_msg, pr_warn};
+use criu_core::{check, pr_err, pr_msg, pr_warn, service};
 
 use crate::cli::Command;
 
@@ -23,7 +23,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
             restore(opts)
         }
         Command::PageServer => not_implemented("page-server"),
-        Command::Service => not_implemented("service"),
+        Command::Service => service(opts),
         Command::LazyPages => not_implemented("lazy-pages"),
         Command::Dedup => not_implemented("dedup"),
         Command::CpuinfoDump => not_implemented("cpuinfo dump"),
@@ -46,7 +46,40 @@ pub fn swrk(args: &[String]) -> i32 {
         pr_msg!("Error: swrk requires a socket descriptor: criu swrk FD");
         return 1;
     }
-    not_implemented("swrk")
+    let Ok(raw) = args[0].parse::<i32>() else {
+        pr_msg!("Error: bad socket descriptor {}: criu swrk FD", args[0]);
+        return 1;
+    };
+    // `criu service` runs its workers as `criu swrk FD --service-worker`.
+    let mode = match args.get(1) {
+        Some(a) if a == service::daemon::WORKER_ARG => service::Mode::Service,
+        _ => service::Mode::Swrk,
+    };
+    let sk = match service::inherited::adopt(raw) {
+        Ok(fd) => fd,
+        Err(e) => {
+            pr_err!("Can't use fd {raw} as the RPC socket: {e}");
+            return 1;
+        }
+    };
+    match service::serve(&sk, mode) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("{e}");
+            1
+        }
+    }
+}
+
+/// `criu service`: serve RPC connections on a unix socket.
+fn service(opts: &Opts) -> i32 {
+    match service::daemon::run(&service::daemon::Config::from_opts(opts)) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("{e}");
+            1
+        }
+    }
 }
 
 /// `criu dump -t PID`: 0 on success; on failure the task is left running

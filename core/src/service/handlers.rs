@@ -1,0 +1,227 @@
+//! One handler per request type; each returns the success response or the
+//! error that [`super::serve`] turns into a failure response.
+
+use std::os::fd::BorrowedFd;
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use super::setup::{self, Mode, Peer, Setup};
+use super::{ServiceError, wire};
+use crate::check::KernelFeatures;
+use crate::images::pb::rpc::{
+    CriuDumpResp, CriuFeatures, CriuNotify, CriuReq, CriuReqType, CriuResp, CriuRestoreResp,
+    CriuVersion,
+};
+use crate::opts::{CheckOpts, Opts, version};
+use crate::{log, pr_info};
+
+/// Answers `req`.
+pub fn handle(
+    sk: BorrowedFd<'_>,
+    peer: &Peer,
+    mode: Mode,
+    req: &CriuReq,
+) -> Result<CriuResp, ServiceError> {
+    let ty =
+        CriuReqType::try_from(req.r#type).map_err(|_| ServiceError::UnknownType(req.r#type))?;
+    pr_info!("RPC request {}", ty.as_str_name());
+    match ty {
+        CriuReqType::Version => Ok(version_resp()),
+        CriuReqType::FeatureCheck => Ok(feature_check(req.features.as_ref())),
+        CriuReqType::Check => check(req, peer, mode),
+        CriuReqType::Dump => dump(sk, req, peer, mode),
+        CriuReqType::Restore => restore(sk, req, peer, mode),
+        CriuReqType::WaitPid => wait_pid(req),
+        CriuReqType::PreDump => Err(ServiceError::Unsupported("PRE_DUMP")),
+        CriuReqType::SinglePreDump => Err(ServiceError::Unsupported("SINGLE_PRE_DUMP")),
+        CriuReqType::PageServer => Err(ServiceError::Unsupported("PAGE_SERVER")),
+        CriuReqType::PageServerChld => Err(ServiceError::Unsupported("PAGE_SERVER_CHLD")),
+        CriuReqType::CpuinfoDump => Err(ServiceError::Unsupported("CPUINFO_DUMP")),
+        CriuReqType::CpuinfoCheck => Err(ServiceError::Unsupported("CPUINFO_CHECK")),
+        // NOTIFY is only an answer inside a notify round trip; EMPTY is no
+        // request at all.
+        CriuReqType::Notify | CriuReqType::Empty => Err(ServiceError::UnknownType(req.r#type)),
+    }
+}
+
+fn ok(ty: CriuReqType) -> CriuResp {
+    CriuResp {
+        r#type: ty as i32,
+        success: true,
+        ..Default::default()
+    }
+}
+
+/// VERSION: the CRIU release we implement, and our own name and version.
+fn version_resp() -> CriuResp {
+    CriuResp {
+        version: Some(CriuVersion {
+            major_number: version::MAJOR as i32,
+            minor_number: version::MINOR as i32,
+            gitid: Some(version::GITID.to_owned()),
+            sublevel: (version::SUBLEVEL != 0).then_some(version::SUBLEVEL as i32),
+            extra: None,
+            name: Some(version::NAME.to_owned()),
+        }),
+        ..ok(CriuReqType::Version)
+    }
+}
+
+/// FEATURE_CHECK: every feature is answered, true only where the client
+/// asked about it and we have it (CRIU's `handle_feature_check`).
+/// `mem_track` stays false: pre-dump is not supported yet.
+fn feature_check(asked: Option<&CriuFeatures>) -> CriuResp {
+    let asked = asked.cloned().unwrap_or_default();
+    let kdat = KernelFeatures::probe();
+    CriuResp {
+        features: Some(CriuFeatures {
+            mem_track: Some(false),
+            lazy_pages: Some(asked.lazy_pages.is_some() && kdat.lazy_pages()),
+            pidfd_store: Some(asked.pidfd_store.is_some() && kdat.pidfd_store()),
+        }),
+        ..ok(CriuReqType::FeatureCheck)
+    }
+}
+
+/// Maps the request's options and points the log at the work dir.
+fn setup_with_log(
+    req: &CriuReq,
+    peer: &Peer,
+    mode: Mode,
+    what: &'static str,
+) -> Result<Setup, ServiceError> {
+    let opts = req.opts.as_ref().ok_or(ServiceError::NoOpts(what))?;
+    let s = setup::setup(opts, peer, mode)?;
+    log::init(&s.opts.common.log_config())?;
+    log::log_banner(version::STRING, version::GITID);
+    Ok(s)
+}
+
+/// CHECK: `criu check` with default options.
+fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceError> {
+    let unprivileged = match req.opts {
+        Some(_) => {
+            setup_with_log(req, peer, mode, "CHECK")?
+                .opts
+                .common
+                .unprivileged
+        }
+        None => false,
+    };
+    match crate::check::run(&CheckOpts::default(), unprivileged) {
+        Ok(crate::check::Verdict::Good) => Ok(ok(CriuReqType::Check)),
+        Ok(v) => Err(ServiceError::Check(format!("verdict {v:?}"))),
+        Err(e) => Err(ServiceError::Check(e.to_string())),
+    }
+}
+
+/// One NOTIFY round trip: tell the client `script` runs now, wait for its
+/// `notify_success`.
+fn notify(sk: BorrowedFd<'_>, script: &str, pid: Option<i32>) -> Result<(), ServiceError> {
+    pr_info!("Notifying the client: {script}");
+    let msg = CriuResp {
+        notify: Some(CriuNotify {
+            script: Some(script.to_owned()),
+            pid,
+        }),
+        ..ok(CriuReqType::Notify)
+    };
+    wire::send_resp(sk, &msg)?;
+    let answer = wire::recv_req(sk)?.ok_or_else(|| ServiceError::NotifyGone(script.to_owned()))?;
+    if answer.r#type != CriuReqType::Notify as i32 {
+        return Err(ServiceError::NotifyAnswer {
+            script: script.to_owned(),
+            got: answer.r#type,
+        });
+    }
+    if !answer.notify_success.unwrap_or(false) {
+        return Err(ServiceError::NotifyFailed(script.to_owned()));
+    }
+    Ok(())
+}
+
+/// DUMP of `opts.pid` (default: the client itself).
+fn dump(
+    sk: BorrowedFd<'_>,
+    req: &CriuReq,
+    peer: &Peer,
+    mode: Mode,
+) -> Result<CriuResp, ServiceError> {
+    let s = setup_with_log(req, peer, mode, "DUMP")?;
+    let pid = s.opts.dump.tree;
+    if s.notify {
+        notify(sk, "pre-dump", pid)?;
+    }
+    crate::dump::dump(&s.opts.common, &s.opts.dump)
+        .map_err(|e| ServiceError::Dump(e.to_string()))?;
+    if s.notify {
+        notify(sk, "post-dump", pid)?;
+    }
+    Ok(CriuResp {
+        dump: Some(CriuDumpResp {
+            restored: Some(false),
+        }),
+        ..ok(CriuReqType::Dump)
+    })
+}
+
+/// The one call into the restore pipeline (kept small: its API is young):
+/// restore detached, return the restored root's pid.
+fn restore_detached(opts: &Opts) -> Result<i32, ServiceError> {
+    crate::restore::restore_task(opts)
+        .map(|r| r.pid.as_raw_nonzero().get())
+        .map_err(|e| ServiceError::Restore(e.to_string()))
+}
+
+/// RESTORE, always detached: the response carries the restored pid.
+fn restore(
+    sk: BorrowedFd<'_>,
+    req: &CriuReq,
+    peer: &Peer,
+    mode: Mode,
+) -> Result<CriuResp, ServiceError> {
+    let s = setup_with_log(req, peer, mode, "RESTORE")?;
+    if s.notify {
+        notify(sk, "pre-restore", None)?;
+    }
+    let pid = restore_detached(&s.opts)?;
+    pr_info!("Restored task {pid}");
+    if s.notify {
+        for script in ["post-restore", "pre-resume", "post-resume"] {
+            if let Err(e) = notify(sk, script, Some(pid)) {
+                // The client refused the restored task: leave nothing behind.
+                if let Some(p) = Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                    let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(CriuResp {
+        restore: Some(CriuRestoreResp { pid }),
+        ..ok(CriuReqType::Restore)
+    })
+}
+
+/// WAIT_PID: wait for a child of ours (a task restored on this connection)
+/// and return its raw wait status.
+fn wait_pid(req: &CriuReq) -> Result<CriuResp, ServiceError> {
+    let raw = req.pid.unwrap_or(0) as i32;
+    let pid = Pid::from_raw(raw).ok_or(ServiceError::Wait {
+        pid: raw,
+        errno: rustix::io::Errno::INVAL,
+    })?;
+    let status = loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, st))) => break st,
+            Ok(None) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(errno) => return Err(ServiceError::Wait { pid: raw, errno }),
+        }
+    };
+    Ok(CriuResp {
+        status: Some(status.as_raw() as i32),
+        ..ok(CriuReqType::WaitPid)
+    })
+}

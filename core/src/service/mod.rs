@@ -1,0 +1,152 @@
+//! CRIU's RPC: `criu swrk FD` and the `criu service` daemon
+//! (`images/rpc.proto`, CRIU's `cr-service.c`).
+//!
+//! A client sends `criu_req` messages, one per `SOCK_SEQPACKET` datagram
+//! ([`wire`]), and gets one `criu_resp` back for each. [`serve`] runs that
+//! loop on one connection: it answers VERSION, FEATURE_CHECK, CHECK, DUMP,
+//! RESTORE and WAIT_PID; every other type gets `success = false` with a
+//! `cr_errmsg` saying it is not supported yet. With `keep_open` a successful
+//! request leaves the connection open for the next one; a failure or a
+//! request that cannot be decoded ends it (after a failure response when
+//! one can be sent). [`daemon`] is `criu service`: it accepts connections
+//! and hands each to its own worker process, so that nothing a client sends
+//! can take the daemon down.
+//!
+//! Options come from `criu_opts` ([`setup`]); DUMP and RESTORE log into the
+//! work dir (`log_file`, default `criu.log`), and a failure's `cr_errmsg` is
+//! the first error logged, as in CRIU.
+//!
+//! `notify_scripts`: the dump and restore pipelines expose no action points
+//! yet, so the service sends the NOTIFY round trips around them: `pre-dump`
+//! and `post-dump` around a dump; `pre-restore` before a restore and
+//! `post-restore`, `pre-resume`, `post-resume` (with the restored pid) after
+//! it, when the task already runs. A client answering `notify_success =
+//! false` fails the request (a restored task is then killed).
+
+pub mod daemon;
+mod handlers;
+pub mod inherited;
+pub mod setup;
+pub mod wire;
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::io::Errno;
+
+use crate::images::pb::rpc::{CriuReqType, CriuResp};
+use crate::{log, pr_err, pr_info};
+
+pub use setup::{Mode, Peer, SetupError};
+pub use wire::WireError;
+
+/// Why a request failed (its text becomes `cr_errmsg` when nothing was
+/// logged before it).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    #[error("unknown request type {0}")]
+    UnknownType(i32),
+    #[error("a {0} request needs criu_opts")]
+    NoOpts(&'static str),
+    #[error("Can't set up the log: {0}")]
+    Log(#[from] log::LogError),
+    #[error("Dumping FAILED: {0}")]
+    Dump(String),
+    #[error("Restore failed: {0}")]
+    Restore(String),
+    #[error("Check failed: {0}")]
+    Check(String),
+    #[error("notify script {0} failed")]
+    NotifyFailed(String),
+    #[error("expected the answer to notify {script}, got a request of type {got}")]
+    NotifyAnswer { script: String, got: i32 },
+    #[error("the client went away during notify {0}")]
+    NotifyGone(String),
+    #[error("waitpid({pid}): {errno}")]
+    Wait { pid: i32, errno: Errno },
+    #[error("can't get the peer's credentials: {0}")]
+    PeerCred(Errno),
+}
+
+impl ServiceError {
+    /// `cr_errno`: set only when the failure has an errno (CRIU leaves it
+    /// out when its `cr_errno` is 0).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ServiceError::Setup(e) => e.errno(),
+            ServiceError::Wait { errno, .. } | ServiceError::PeerCred(errno) => {
+                Some(errno.raw_os_error())
+            }
+            ServiceError::Wire(WireError::Recv(e) | WireError::Send(e)) => Some(e.raw_os_error()),
+            ServiceError::Dump(_) | ServiceError::Restore(_) => None,
+            _ => None,
+        }
+    }
+}
+
+/// The process on the other end of `sk`.
+pub fn peer_of(sk: BorrowedFd<'_>) -> Result<Peer, ServiceError> {
+    let cred = rustix::net::sockopt::socket_peercred(sk).map_err(ServiceError::PeerCred)?;
+    Ok(Peer {
+        pid: cred.pid.as_raw_nonzero().get(),
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+    })
+}
+
+/// A failure response for a request of type `ty` (CRIU's `set_resp_err`):
+/// `cr_errmsg` is the first error logged while serving it, or else the
+/// error itself.
+fn failure(ty: i32, e: &ServiceError) -> CriuResp {
+    pr_err!("{e}");
+    CriuResp {
+        r#type: ty,
+        success: false,
+        cr_errno: e.errno(),
+        cr_errmsg: Some(log::first_error().unwrap_or_else(|| e.to_string())),
+        ..Default::default()
+    }
+}
+
+/// Serves requests on one connection until the client closes it, a request
+/// fails or cannot be read, or one comes without `keep_open`.
+pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
+    let sk = sk.as_fd();
+    let peer = peer_of(sk)?;
+    pr_info!("Serving RPC requests of process {} ({mode:?})", peer.pid);
+    loop {
+        let bytes = match wire::recv_datagram(sk) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let e = ServiceError::from(e);
+                let _ = wire::send_resp(sk, &failure(CriuReqType::Empty as i32, &e));
+                return Err(e);
+            }
+        };
+        log::take_first_error();
+        let req = match wire::decode_req(&bytes) {
+            Ok(req) => req,
+            Err(e) => {
+                let e = ServiceError::from(e);
+                let _ = wire::send_resp(sk, &failure(CriuReqType::Empty as i32, &e));
+                return Err(e);
+            }
+        };
+        let keep_open = req.keep_open.unwrap_or(false);
+        let resp = match handlers::handle(sk, &peer, mode, &req) {
+            Ok(resp) => resp,
+            Err(e) => failure(req.r#type, &e),
+        };
+        let ok = resp.success;
+        wire::send_resp(sk, &resp)?;
+        if !ok || !keep_open {
+            return Ok(());
+        }
+    }
+}

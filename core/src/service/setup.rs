@@ -1,0 +1,434 @@
+//! From the request's `criu_opts` to our typed [`Opts`] (CRIU's
+//! `setup_opts_from_req`).
+//!
+//! Directories come as fds of the *client* (`images_dir_fd`,
+//! `work_dir_fd`): they are reopened through `/proc/<peer>/fd/N`, the peer
+//! being whoever is on the other end of the socket (`SO_PEERCRED`). Clients
+//! open them close-on-exec (Go, Rust), so they are usually not inherited
+//! even by `criu swrk`. The reopened directory stays open for the whole
+//! request and the options name it as `/proc/self/fd/M`, so the pipelines
+//! keep working with paths while the client may close or reuse its fd.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+
+use crate::images::pb::rpc;
+use crate::log::Target;
+use crate::opts::{CgroupMode, ExtMount, FinalState, InheritFd, JoinNs, NetworkLock, Opts};
+use crate::opts::{CgroupRoot, PreDumpMode};
+
+/// The log file of a request that names none (CRIU's `DEFAULT_LOG_FILENAME`).
+pub const DEFAULT_LOG_FILE: &str = "criu.log";
+
+/// `CLONE_NEWNET`: the only namespace `empty_ns` may name.
+const CLONE_NEWNET: u32 = 0x4000_0000;
+
+/// Who is on the other end of the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// How the worker was started: `criu swrk` (a private socketpair with the
+/// client, which may ask for swrk-only options) or a `criu service`
+/// connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Swrk,
+    Service,
+}
+
+/// A bad `criu_opts`.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("Neither images_dir_fd nor images_dir was passed by RPC client")]
+    NoImagesDir,
+    #[error("Can't open {what} (fd {fd} of process {pid}): {errno}")]
+    OpenFd {
+        what: &'static str,
+        fd: i32,
+        pid: i32,
+        errno: Errno,
+    },
+    #[error("Can't open {what} {path}: {errno}")]
+    OpenPath {
+        what: &'static str,
+        path: String,
+        errno: Errno,
+    },
+    #[error("No subdirs are allowed in log_file name")]
+    LogSubdir,
+    #[error("{0} is only allowed with swrk")]
+    SwrkOnly(&'static str),
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    #[error("bad value {value} for {field}")]
+    BadValue { field: &'static str, value: i64 },
+}
+
+impl SetupError {
+    /// The errno CRIU would put in `cr_errno`, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SetupError::OpenFd { errno, .. } | SetupError::OpenPath { errno, .. } => {
+                Some(errno.raw_os_error())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The options of one request, with the directories they name held open.
+#[derive(Debug)]
+pub struct Setup {
+    pub opts: Opts,
+    /// `notify_scripts`: send NOTIFY round trips at the action points.
+    pub notify: bool,
+    /// The reopened images and work directories, named by `opts` as
+    /// `/proc/self/fd/N`: kept open until the request is done.
+    _dirs: Vec<OwnedFd>,
+}
+
+fn open_dir(path: &str, what: &'static str) -> Result<OwnedFd, SetupError> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|errno| SetupError::OpenPath {
+        what,
+        path: path.to_owned(),
+        errno,
+    })
+}
+
+/// Reopens the client's fd `fd` as a directory; the path naming it for us.
+fn client_dir(
+    peer: &Peer,
+    fd: i32,
+    what: &'static str,
+    dirs: &mut Vec<OwnedFd>,
+) -> Result<PathBuf, SetupError> {
+    if fd < 0 {
+        return Err(SetupError::BadValue {
+            field: what,
+            value: fd.into(),
+        });
+    }
+    let dir = open_dir(&format!("/proc/{}/fd/{fd}", peer.pid), what).map_err(|e| match e {
+        SetupError::OpenPath { errno, .. } => SetupError::OpenFd {
+            what,
+            fd,
+            pid: peer.pid,
+            errno,
+        },
+        e => e,
+    })?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    dirs.push(dir);
+    Ok(path)
+}
+
+fn bool_of(v: Option<bool>) -> bool {
+    v.unwrap_or(false)
+}
+
+/// Maps `req` onto options; `mode` decides whether swrk-only options are
+/// allowed.
+pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, SetupError> {
+    let mut dirs = Vec::new();
+    let mut o = Opts::default();
+    let c = &mut o.common;
+
+    c.images_dir = if req.images_dir_fd == -1 {
+        let path = req.images_dir.as_deref().ok_or(SetupError::NoImagesDir)?;
+        // Checked now so that a bad path fails the request before anything
+        // else happens.
+        let dir = open_dir(path, "images directory")?;
+        dirs.push(dir);
+        PathBuf::from(path)
+    } else {
+        client_dir(peer, req.images_dir_fd, "images_dir_fd", &mut dirs)?
+    };
+    if let Some(fd) = req.work_dir_fd {
+        c.work_dir = Some(client_dir(peer, fd, "work_dir_fd", &mut dirs)?);
+    }
+
+    // Logs go to the work dir; a bare file name only.
+    c.log.level = req
+        .log_level
+        .map_or(crate::log::DEFAULT_LEVEL, |l| l.clamp(0, 4) as u32);
+    c.log.target = match &req.log_file {
+        Some(f) if f.contains('/') => return Err(SetupError::LogSubdir),
+        Some(f) => Target::File(PathBuf::from(f)),
+        None if bool_of(req.log_to_stderr) => Target::Stderr,
+        None => Target::File(PathBuf::from(DEFAULT_LOG_FILE)),
+    };
+
+    o.dump.tree = Some(req.pid.unwrap_or(peer.pid));
+    o.dump.final_state = if bool_of(req.leave_running) {
+        FinalState::Alive
+    } else if bool_of(req.leave_stopped) {
+        FinalState::Stopped
+    } else {
+        FinalState::Dead
+    };
+    o.dump.track_mem = bool_of(req.track_mem);
+    o.dump.prev_images_dir = req.parent_img.as_ref().map(PathBuf::from);
+    o.dump.freeze_cgroup = req.freeze_cgroup.as_ref().map(PathBuf::from);
+    o.dump.allow_uprobes = bool_of(req.allow_uprobes);
+    o.dump.pre_dump_mode = match req.pre_dump_mode {
+        Some(2) => PreDumpMode::Read,
+        _ => PreDumpMode::Splice,
+    };
+
+    let c = &mut o.common;
+    c.shell_job = bool_of(req.shell_job);
+    c.ext_unix_sk = bool_of(req.ext_unix_sk);
+    c.ext_unix_sk_inodes = req.unix_sk_ino.iter().map(|u| u.inode.into()).collect();
+    c.tcp_established = bool_of(req.tcp_established);
+    c.tcp_skip_in_flight = bool_of(req.tcp_skip_in_flight);
+    c.tcp_close = bool_of(req.tcp_close);
+    c.evasive_devices = bool_of(req.evasive_devices);
+    c.file_locks = bool_of(req.file_locks);
+    c.link_remap = bool_of(req.link_remap);
+    c.force_irmap = bool_of(req.force_irmap);
+    c.irmap_scan_paths = req.irmap_scan_paths.iter().map(PathBuf::from).collect();
+    c.root = req.root.as_ref().map(PathBuf::from);
+    c.auto_dedup = bool_of(req.auto_dedup);
+    c.lazy_pages = bool_of(req.lazy_pages);
+    c.weak_sysctls = bool_of(req.weak_sysctls);
+    c.unprivileged = bool_of(req.unprivileged);
+    c.display_stats = bool_of(req.display_stats);
+    c.mntns_compat_mode = bool_of(req.mntns_compat_mode);
+    c.skip_file_rwx_check = bool_of(req.skip_file_rwx_check);
+    c.auto_ext_mounts = bool_of(req.auto_ext_mnt);
+    c.enable_external_sharing = bool_of(req.ext_sharing);
+    c.enable_external_masters = bool_of(req.ext_masters);
+    c.external = req.external.clone();
+    c.skip_mounts = req.skip_mnt.iter().map(PathBuf::from).collect();
+    c.enable_fs = req.enable_fs.clone();
+    c.lsm_profile = req.lsm_profile.clone();
+    c.lsm_mount_context = req.lsm_mount_context.clone();
+    c.cgroup_props = req.cgroup_props.clone();
+    c.cgroup_props_file = req.cgroup_props_file.as_ref().map(PathBuf::from);
+    c.cgroup_dump_controllers = req.cgroup_dump_controller.clone();
+    c.cgroup_yard = req.cgroup_yard.as_ref().map(PathBuf::from);
+    c.ext_mounts = req
+        .ext_mnt
+        .iter()
+        .map(|m| ExtMount {
+            key: m.key.clone(),
+            val: m.val.clone(),
+        })
+        .collect();
+    c.cgroup_roots = req
+        .cg_root
+        .iter()
+        .map(|r| CgroupRoot {
+            controller: r.ctrl.clone(),
+            new_root: PathBuf::from(&r.path),
+        })
+        .collect();
+    if let Some(t) = req.timeout {
+        c.timeout = t;
+    }
+    if let Some(g) = req.ghost_limit {
+        c.ghost_limit = g.into();
+    }
+    if let Some(cap) = req.cpu_cap {
+        c.cpu_cap = crate::opts::CpuCap(cap);
+    }
+    if bool_of(req.manage_cgroups) {
+        c.manage_cgroups = CgroupMode::Soft;
+    }
+    if let Some(m) = req.manage_cgroups_mode {
+        c.manage_cgroups = match m {
+            0 => CgroupMode::Ignore,
+            1 => CgroupMode::None,
+            2 => CgroupMode::Props,
+            3 | 6 => CgroupMode::Soft,
+            4 => CgroupMode::Full,
+            5 => CgroupMode::Strict,
+            v => {
+                return Err(SetupError::BadValue {
+                    field: "manage_cgroups_mode",
+                    value: v.into(),
+                });
+            }
+        };
+    }
+    c.network_lock = match req.network_lock {
+        None | Some(1) => NetworkLock::Iptables,
+        Some(2) => NetworkLock::Nftables,
+        Some(3) => NetworkLock::Skip,
+        Some(v) => {
+            return Err(SetupError::BadValue {
+                field: "network_lock",
+                value: v.into(),
+            });
+        }
+    };
+    c.tls.enabled = bool_of(req.tls);
+    c.tls.cacert = req.tls_cacert.as_ref().map(PathBuf::from);
+    c.tls.cacrl = req.tls_cacrl.as_ref().map(PathBuf::from);
+    c.tls.cert = req.tls_cert.as_ref().map(PathBuf::from);
+    c.tls.key = req.tls_key.as_ref().map(PathBuf::from);
+    c.tls.no_cn_verify = bool_of(req.tls_no_cn_verify);
+    if req.ps.is_some() {
+        return Err(SetupError::Unsupported(
+            "sending pages to a page server (opts.ps)",
+        ));
+    }
+
+    let r = &mut o.restore;
+    // Restores over RPC always detach: the client gets the pid back.
+    r.detached = true;
+    r.sibling = bool_of(req.rst_sibling);
+    if !req.exec_cmd.is_empty() {
+        r.exec_cmd = Some(req.exec_cmd.clone());
+    }
+    r.inherit_fds = req
+        .inherit_fd
+        .iter()
+        .map(|i| InheritFd {
+            fd: i.fd,
+            key: i.key.clone(),
+        })
+        .collect();
+    if mode != Mode::Swrk {
+        if r.sibling {
+            return Err(SetupError::SwrkOnly("rst_sibling"));
+        }
+        if !r.inherit_fds.is_empty() {
+            return Err(SetupError::SwrkOnly("inherit_fd"));
+        }
+    }
+    r.join_ns = req
+        .join_ns
+        .iter()
+        .map(|j| JoinNs {
+            ns: j.ns.clone(),
+            target: j.ns_file.clone(),
+            extra: j.extra_opt.clone(),
+        })
+        .collect();
+    r.veth_pairs = req
+        .veths
+        .iter()
+        .map(|v| (v.if_in.clone(), v.if_out.clone()))
+        .collect();
+    match req.empty_ns {
+        None | Some(0) => {}
+        Some(CLONE_NEWNET) => r.empty_net_ns = true,
+        Some(v) => {
+            return Err(SetupError::BadValue {
+                field: "empty_ns",
+                value: v.into(),
+            });
+        }
+    }
+
+    for (set, what) in [
+        (req.config_file.is_some(), "config_file"),
+        (req.status_fd.is_some(), "status_fd (obsolete)"),
+        (bool_of(req.orphan_pts_master), "orphan_pts_master"),
+        (req.pidfd_store_sk.is_some(), "pidfd_store_sk"),
+    ] {
+        if set {
+            crate::pr_warn!("RPC option {what} is ignored by this version");
+        }
+    }
+
+    Ok(Setup {
+        opts: o,
+        notify: bool_of(req.notify_scripts),
+        _dirs: dirs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Peer {
+        Peer {
+            pid: std::process::id() as i32,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn images_dir_by_path_and_fd() {
+        let tmp = std::env::temp_dir();
+        let req = rpc::CriuOpts {
+            images_dir_fd: -1,
+            images_dir: Some(tmp.display().to_string()),
+            leave_running: Some(true),
+            ..Default::default()
+        };
+        let s = setup(&req, &me(), Mode::Swrk).unwrap();
+        assert_eq!(s.opts.common.images_dir, tmp);
+        assert_eq!(s.opts.dump.final_state, FinalState::Alive);
+        assert_eq!(s.opts.dump.tree, Some(me().pid));
+        assert!(s.opts.restore.detached);
+        assert_eq!(
+            s.opts.common.log_config().target,
+            Target::File(tmp.join(DEFAULT_LOG_FILE))
+        );
+
+        let dir = std::fs::File::open(&tmp).unwrap();
+        let req = rpc::CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(42),
+            log_file: Some("x.log".into()),
+            ..Default::default()
+        };
+        let s = setup(&req, &me(), Mode::Service).unwrap();
+        assert!(s.opts.common.images_dir.is_dir());
+        assert_eq!(s.opts.dump.tree, Some(42));
+    }
+
+    #[test]
+    fn bad_options() {
+        let none = rpc::CriuOpts {
+            images_dir_fd: -1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            setup(&none, &me(), Mode::Swrk),
+            Err(SetupError::NoImagesDir)
+        ));
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let not_dir = rpc::CriuOpts {
+            images_dir_fd: file.as_raw_fd(),
+            ..Default::default()
+        };
+        let e = setup(&not_dir, &me(), Mode::Swrk).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::NOTDIR.raw_os_error()));
+        let subdir = rpc::CriuOpts {
+            images_dir_fd: -1,
+            images_dir: Some("/tmp".into()),
+            log_file: Some("../x.log".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            setup(&subdir, &me(), Mode::Swrk),
+            Err(SetupError::LogSubdir)
+        ));
+        let sibling = rpc::CriuOpts {
+            images_dir_fd: -1,
+            images_dir: Some("/tmp".into()),
+            rst_sibling: Some(true),
+            ..Default::default()
+        };
+        assert!(setup(&sibling, &me(), Mode::Service).is_err());
+        assert!(setup(&sibling, &me(), Mode::Swrk).is_ok());
+    }
+}

@@ -1,0 +1,336 @@
+//! `criu swrk FD` spoken to by a real client over a socketpair: VERSION,
+//! FEATURE_CHECK, CHECK, bad requests, keep_open, and DUMP/RESTORE of a
+//! ZDTM-style program with NOTIFY round trips.
+
+mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::{TempDir, become_subreaper, skip, wait_for_file};
+use criu_core::images::pb::rpc::{CriuFeatures, CriuOpts, CriuReq, CriuReqType, CriuResp};
+use service_common::{Client, is_root, spawn_locked};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn req(ty: CriuReqType) -> CriuReq {
+    CriuReq {
+        r#type: ty as i32,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn version() {
+    let mut c = Client::swrk();
+    let resp = c.call(&req(CriuReqType::Version));
+    assert!(resp.success, "{resp:?}");
+    assert_eq!(resp.r#type, CriuReqType::Version as i32);
+    let v = resp.version.expect("version");
+    assert_eq!((v.major_number, v.minor_number), (4, 2));
+    assert_eq!(v.name.as_deref(), Some("criu-rs"));
+    assert!(v.gitid.unwrap().starts_with("criu-rs-"));
+    assert_eq!(c.finish(), Some(0));
+}
+
+#[test]
+fn feature_check() {
+    let mut c = Client::swrk();
+    let resp = c.call(&CriuReq {
+        features: Some(CriuFeatures {
+            mem_track: Some(true),
+            lazy_pages: Some(true),
+            pidfd_store: Some(true),
+        }),
+        ..req(CriuReqType::FeatureCheck)
+    });
+    assert!(resp.success, "{resp:?}");
+    let f = resp.features.expect("features");
+    let kdat = criu_core::check::KernelFeatures::probe();
+    assert_eq!(f.mem_track, Some(false));
+    assert_eq!(f.lazy_pages, Some(kdat.lazy_pages()));
+    assert_eq!(f.pidfd_store, Some(kdat.pidfd_store()));
+}
+
+#[test]
+fn check() {
+    if !is_root() {
+        return skip("check", "criu check needs root");
+    }
+    let resp = Client::swrk().call(&req(CriuReqType::Check));
+    assert!(resp.success, "{resp:?}");
+    assert_eq!(resp.r#type, CriuReqType::Check as i32);
+}
+
+#[test]
+fn keep_open_serves_several_requests() {
+    let mut c = Client::swrk();
+    for _ in 0..3 {
+        let resp = c.call(&CriuReq {
+            keep_open: Some(true),
+            ..req(CriuReqType::Version)
+        });
+        assert!(resp.success);
+    }
+    // Without keep_open the worker answers and ends.
+    assert!(c.call(&req(CriuReqType::Version)).success);
+    assert_eq!(c.finish(), Some(0));
+}
+
+#[test]
+fn garbage_gets_a_failure_and_a_closed_connection() {
+    let mut c = Client::swrk();
+    c.send_raw(b"\xff\xff\xff\xff garbage");
+    let resp = c.recv().expect("a failure response");
+    assert!(!resp.success);
+    assert!(
+        resp.cr_errmsg.as_deref().unwrap_or("").contains("decode"),
+        "{resp:?}"
+    );
+    assert!(c.recv().is_none(), "connection not closed");
+    assert_eq!(c.finish(), Some(1));
+}
+
+#[test]
+fn unknown_type_and_unsupported_requests_fail_clearly() {
+    let mut c = Client::swrk();
+    let resp = c.call(&CriuReq {
+        r#type: 99,
+        ..Default::default()
+    });
+    assert!(!resp.success);
+    assert!(resp.cr_errmsg.unwrap().contains("unknown request type 99"));
+
+    for (ty, name) in [
+        (CriuReqType::PreDump, "PRE_DUMP"),
+        (CriuReqType::PageServer, "PAGE_SERVER"),
+        (CriuReqType::CpuinfoDump, "CPUINFO_DUMP"),
+    ] {
+        let resp = Client::swrk().call(&req(ty));
+        assert!(!resp.success);
+        assert_eq!(resp.r#type, ty as i32);
+        let msg = resp.cr_errmsg.unwrap();
+        assert!(
+            msg.contains(&format!("{name} is not supported yet")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn missing_required_field_and_bad_dirs_fail() {
+    // type = DUMP, opts = {} without the required images_dir_fd.
+    let mut c = Client::swrk();
+    c.send_raw(&[0x08, 0x01, 0x12, 0x00]);
+    let resp = c.recv().expect("response");
+    assert!(!resp.success);
+    assert!(resp.cr_errmsg.unwrap().contains("images_dir_fd"));
+
+    // DUMP without opts at all.
+    let resp = Client::swrk().call(&req(CriuReqType::Dump));
+    assert!(!resp.success);
+    assert!(resp.cr_errmsg.unwrap().contains("needs criu_opts"));
+
+    // An fd that is not a directory.
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    let resp = Client::swrk().call(&CriuReq {
+        opts: Some(CriuOpts {
+            images_dir_fd: file.as_raw_fd(),
+            ..Default::default()
+        }),
+        ..req(CriuReqType::Dump)
+    });
+    assert!(!resp.success);
+    assert_eq!(resp.cr_errno, Some(20), "ENOTDIR: {resp:?}");
+
+    // images_dir_fd = -1 and no images_dir.
+    let resp = Client::swrk().call(&CriuReq {
+        opts: Some(CriuOpts {
+            images_dir_fd: -1,
+            ..Default::default()
+        }),
+        ..req(CriuReqType::Dump)
+    });
+    assert!(!resp.success);
+    assert!(resp.cr_errmsg.unwrap().contains("images_dir"));
+}
+
+/// The ZDTM-style program of tests/dump.rs: ready file `PID ...`, `go`,
+/// then its verdict in `result`.
+struct Victim {
+    program: common::Program,
+    pid: i32,
+    work: std::path::PathBuf,
+}
+
+impl Victim {
+    fn start(dir: &TempDir) -> Victim {
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let program = spawn_locked(|| {
+            common::Program::spawn("dump_victim", &[work.to_str().unwrap()], dir.path())
+        });
+        let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("victim not ready");
+        let pid = ready.split_whitespace().next().unwrap().parse().unwrap();
+        Victim { program, pid, work }
+    }
+
+    fn verdict(&self) -> String {
+        std::fs::write(self.work.join("go"), "").unwrap();
+        wait_for_file(&self.work.join("result"), TIMEOUT)
+            .unwrap_or_else(|| "no result".into())
+            .trim()
+            .to_owned()
+    }
+}
+
+fn cannot_dump() -> Option<&'static str> {
+    if !cfg!(target_arch = "x86_64") {
+        return Some("dump is implemented for x86_64 only so far");
+    }
+    if !is_root() {
+        return Some("dump needs root here");
+    }
+    become_subreaper();
+    None
+}
+
+/// Answers every NOTIFY until the final response; the scripts seen.
+fn call_with_notify(c: &mut Client, r: &CriuReq) -> (CriuResp, Vec<(String, Option<i32>)>) {
+    c.send(r);
+    let mut seen = Vec::new();
+    loop {
+        let resp = c.recv().expect("response");
+        if resp.r#type != CriuReqType::Notify as i32 {
+            return (resp, seen);
+        }
+        let n = resp.notify.expect("notify body");
+        seen.push((n.script.unwrap_or_default(), n.pid));
+        c.send(&CriuReq {
+            notify_success: Some(true),
+            ..req(CriuReqType::Notify)
+        });
+    }
+}
+
+#[test]
+fn dump_leave_running_with_notify() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_leave_running_with_notify", why);
+    }
+    let dir = TempDir::new("svc-dump");
+    let victim = Victim::start(&dir);
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let images_fd = std::fs::File::open(&images).unwrap();
+    let mut c = Client::swrk();
+    let (resp, seen) = call_with_notify(
+        &mut c,
+        &CriuReq {
+            opts: Some(CriuOpts {
+                images_dir_fd: images_fd.as_raw_fd(),
+                pid: Some(victim.pid),
+                leave_running: Some(true),
+                notify_scripts: Some(true),
+                log_level: Some(4),
+                log_file: Some("dump.log".into()),
+                ..Default::default()
+            }),
+            ..req(CriuReqType::Dump)
+        },
+    );
+    let log = std::fs::read_to_string(images.join("dump.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    assert_eq!(resp.dump.unwrap().restored, Some(false));
+    assert_eq!(
+        seen,
+        [
+            ("pre-dump".to_owned(), Some(victim.pid)),
+            ("post-dump".to_owned(), Some(victim.pid))
+        ]
+    );
+    assert!(images.join(format!("core-{}.img", victim.pid)).exists());
+    assert!(log.contains("Dumping"), "{log}");
+    assert_eq!(victim.verdict(), "PASS");
+}
+
+#[test]
+fn dump_failure_reports_first_error() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_failure_reports_first_error", why);
+    }
+    let dir = TempDir::new("svc-dump-fail");
+    let images_fd = std::fs::File::open(dir.path()).unwrap();
+    // A pid that does not exist.
+    let resp = Client::swrk().call(&CriuReq {
+        opts: Some(CriuOpts {
+            images_dir_fd: images_fd.as_raw_fd(),
+            pid: Some(i32::MAX - 1),
+            ..Default::default()
+        }),
+        ..req(CriuReqType::Dump)
+    });
+    assert!(!resp.success);
+    let msg = resp.cr_errmsg.unwrap();
+    assert!(msg.starts_with("Error ("), "{msg}");
+    assert!(
+        dir.join("criu.log").exists(),
+        "default log file in the work dir"
+    );
+}
+
+#[test]
+fn dump_then_restore_over_rpc() {
+    if let Some(why) = cannot_dump() {
+        return skip("dump_then_restore_over_rpc", why);
+    }
+    let dir = TempDir::new("svc-restore");
+    let mut victim = Victim::start(&dir);
+    let pid = victim.pid;
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let images_fd = std::fs::File::open(&images).unwrap();
+    let opts = CriuOpts {
+        images_dir_fd: images_fd.as_raw_fd(),
+        pid: Some(pid),
+        log_level: Some(4),
+        ..Default::default()
+    };
+    let resp = Client::swrk().call(&CriuReq {
+        opts: Some(opts.clone()),
+        ..req(CriuReqType::Dump)
+    });
+    assert!(resp.success, "{resp:?}");
+    victim
+        .program
+        .wait_exit(TIMEOUT)
+        .expect("dumped program still running");
+
+    let mut c = Client::swrk();
+    let (resp, seen) = call_with_notify(
+        &mut c,
+        &CriuReq {
+            opts: Some(CriuOpts {
+                notify_scripts: Some(true),
+                log_file: Some("restore.log".into()),
+                ..opts
+            }),
+            ..req(CriuReqType::Restore)
+        },
+    );
+    let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    assert_eq!(resp.restore.unwrap().pid, pid);
+    let scripts: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        scripts,
+        ["pre-restore", "post-restore", "pre-resume", "post-resume"]
+    );
+    c.finish();
+    let verdict = victim.verdict();
+    // We are the subreaper: the restored task is ours to kill and reap.
+    service_common::kill_and_reap(pid);
+    assert_eq!(verdict, "PASS");
+}

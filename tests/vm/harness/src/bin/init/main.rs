@@ -268,6 +268,9 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
 }
 
 fn main() {
+    // Firmware or the kernel may have left the console mid-line; the host
+    // reads verdicts only at the start of a line.
+    println!();
     mount_pseudo_filesystems();
     let _ = fs::create_dir_all(LOG_DIR);
     let mut totals = Totals::default();

@@ -3,6 +3,7 @@
 //! loader lives here, each with a `// SAFETY:` line.
 
 pub mod clone3;
+pub mod fds;
 pub mod kcmp;
 pub mod pagemap_scan;
 pub mod ptrace;

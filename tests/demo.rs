@@ -1,0 +1,25 @@
+//! The README's main command: the demo example checkpoints and restores its
+//! counter program and checks the result itself; this runs it as CI would.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn demo_checkpoints_and_restores_the_counter() {
+    if !cfg!(target_arch = "x86_64") {
+        return common::skip(
+            "demo_checkpoints_and_restores_the_counter",
+            "dump and restore are implemented for x86_64 only so far",
+        );
+    }
+    // The demo finds criu and crit next to its examples directory, where
+    // cargo put the binaries this test was built with.
+    let demo = common::program_path("demo");
+    let out = Command::new(&demo).output().expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("demo: OK"), "{stdout}");
+    assert!(stdout.contains("counts on: pid"), "{stdout}");
+}

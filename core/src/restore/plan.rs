@@ -337,7 +337,20 @@ pub fn build(
         &t.mm.vmas,
         VMA_AREA_VDSO | VMA_AREA_VVAR,
     )?;
-    let frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
+    let mut frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
+    // The task's alternate signal stack comes back with rt_sigreturn.
+    // (A disabled one stays disabled: the frame already says so.)
+    let sas = t.core.thread_core.as_ref().and_then(|tc| tc.sas.as_ref());
+    if let Some(sas) =
+        sas.filter(|s| s.ss_flags & criu_arch::SS_DISABLE as u32 == 0 && s.ss_size != 0)
+    {
+        frame.frame.set_altstack(criu_arch::StackT {
+            sp: sas.ss_sp,
+            flags: sas.ss_flags as i32,
+            _pad: 0,
+            size: sas.ss_size,
+        });
+    }
     for (a, bytes) in [
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),

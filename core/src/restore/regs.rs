@@ -195,9 +195,18 @@ mod imp {
             nr: criu_arch::nr::ARCH_PRCTL as u64,
             args: [code, val, 0, 0, 0, 0],
         };
+        // The futex word the kernel clears when the thread exits.
+        let tid_address = RawSyscall {
+            nr: criu_arch::nr::SET_TID_ADDRESS as u64,
+            args: [ti.clear_tid_addr, 0, 0, 0, 0, 0],
+        };
         Ok(Frame {
             frame,
-            arch_syscalls: vec![prctl(ARCH_SET_FS, g.fs_base), prctl(ARCH_SET_GS, g.gs_base)],
+            arch_syscalls: vec![
+                prctl(ARCH_SET_FS, g.fs_base),
+                prctl(ARCH_SET_GS, g.gs_base),
+                tid_address,
+            ],
         })
     }
 }

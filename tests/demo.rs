@@ -22,4 +22,7 @@ fn demo_checkpoints_and_restores_the_counter() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("demo: OK"), "{stdout}");
     assert!(stdout.contains("counts on: pid"), "{stdout}");
+    // Both sides print CRIU's --display-stats figures.
+    assert!(stdout.contains("Memory pages written: "), "{stdout}");
+    assert!(stdout.contains("Pages restored: "), "{stdout}");
 }

@@ -19,6 +19,7 @@ pub mod layout;
 mod plan;
 mod regs;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -26,6 +27,7 @@ use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::blob::restorer_abi as abi;
 use crate::images::typed::ImageDir;
+use crate::images::{Kind, pb};
 use crate::opts::Opts;
 
 /// How long the child may take to rebuild itself.
@@ -59,6 +61,8 @@ pub enum RestoreError {
     Cure(String),
     #[error("cannot write the pidfile {0}: {1}")]
     Pidfile(String, std::io::Error),
+    #[error("cannot write stats-restore: {0}")]
+    Stats(String),
 }
 
 /// Environment variable that makes a restore fail on purpose at the named
@@ -139,11 +143,24 @@ pub fn stage_name(stage: u32) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub struct Restored {
     pub pid: Pid,
+    pub stats: RestoreStats,
+}
+
+/// What `stats-restore` records (CRIU's `restore_stats_entry`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreStats {
+    /// From the start of the restore until the task existed with its PID.
+    pub forking: Duration,
+    /// From the start of the restore until the task ran its own code.
+    pub restore: Duration,
+    /// Pages read from the images into the task.
+    pub pages_restored: u64,
 }
 
 /// Restores the task in `opts.common.images_dir` and returns its PID once
 /// it runs on its own.
 pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
+    let t_start = Instant::now();
     let page = rustix::param::page_size() as u64;
     let maps = layout::SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
@@ -157,6 +174,7 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
     let region = bootstrap::Region::map(plan.base, &plan.image)
         .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
     let ret = region.start(RESTORER_ENTRY, plan.args_off);
+    let forking = t_start.elapsed();
     drop(plan.fds);
     if ret == -(Errno::EXIST.raw_os_error() as isize) {
         return Err(RestoreError::PidBusy(pid));
@@ -178,7 +196,14 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
             false => Ok(()),
         });
     match done {
-        Ok(()) => Ok(Restored { pid: child }),
+        Ok(()) => Ok(Restored {
+            pid: child,
+            stats: RestoreStats {
+                forking,
+                restore: t_start.elapsed(),
+                pages_restored: task.pages.iter().map(|r| r.nr_pages).sum(),
+            },
+        }),
         Err(e) => {
             // Leave nothing behind.
             let _ = rustix::process::kill_process(child, Signal::KILL);
@@ -270,6 +295,11 @@ fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<
 pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
     let r = restore_task(opts)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
+    // Like CRIU, stats-restore is written on every restore, into the work dir.
+    write_stats(&opts.common.work_dir(), &r.stats)?;
+    if opts.common.display_stats {
+        display_stats(&r.stats);
+    }
     if let Some(pf) = &opts.common.pidfile {
         let path = opts.common.work_dir().join(pf);
         std::fs::write(&path, format!("{}", r.pid.as_raw_nonzero()))
@@ -293,6 +323,38 @@ pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
             Err(e) => return Err(RestoreError::Sys("waitpid", e)),
         }
     }
+}
+
+/// `--display-stats`: print the figures as CRIU does.
+fn display_stats(s: &RestoreStats) {
+    crate::pr_msg!("Displaying restore stats:");
+    crate::pr_msg!("Pages compared: 0 (0x0)");
+    crate::pr_msg!("Pages skipped COW: 0 (0x0)");
+    crate::pr_msg!(
+        "Pages restored: {} ({:#x})",
+        s.pages_restored,
+        s.pages_restored
+    );
+    crate::pr_msg!("Restore time: {} us", s.restore.as_micros());
+    crate::pr_msg!("Forking time: {} us", s.forking.as_micros());
+}
+
+/// Write `stats-restore` (CRIU's `stats_entry` with `restore`; times in µs).
+fn write_stats(dir: &Path, s: &RestoreStats) -> Result<(), RestoreError> {
+    let us = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+    let path = dir.join(Kind::Stats.desc().file_name("restore", ""));
+    let entry = pb::StatsEntry {
+        dump: None,
+        restore: Some(pb::RestoreStatsEntry {
+            pages_compared: 0,
+            pages_skipped_cow: 0,
+            forking_time: us(s.forking),
+            restore_time: us(s.restore),
+            pages_restored: Some(s.pages_restored),
+        }),
+    };
+    crate::images::write_one(&path, Kind::Stats, &entry)
+        .map_err(|e| RestoreError::Stats(e.to_string()))
 }
 
 #[cfg(test)]

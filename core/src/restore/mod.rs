@@ -296,7 +296,7 @@ pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
     let r = restore_task(opts)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
     // Like CRIU, stats-restore is written on every restore, into the work dir.
-    write_stats(&opts.common.work_dir(), &r.stats)?;
+    write_stats(opts.common.work_dir(), &r.stats)?;
     if opts.common.display_stats {
         display_stats(&r.stats);
     }

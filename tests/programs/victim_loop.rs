@@ -228,14 +228,9 @@ fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, String> {
 
 /// Close every fd above stdio that the test runner let us inherit, so the fd
 /// check sees only what this program and an infection do.
+/// It runs before this program opens any file.
 fn close_inherited_fds() -> Result<(), String> {
-    // SAFETY: close_range(3, ~0, 0) closes fds this program has not opened
-    // yet (it runs before any other file is opened); nothing owns them.
-    let ret = unsafe { criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0) };
-    if ret < 0 {
-        return Err(format!("close_range: errno {}", -ret));
-    }
-    Ok(())
+    criu_core::sys::fds::close_fds_from(3).map_err(|e| format!("close_range: {e}"))
 }
 
 fn block_signals(mask: u64) -> Result<(), String> {

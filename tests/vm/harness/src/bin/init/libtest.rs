@@ -57,14 +57,29 @@ fn count_before(text: &str, what: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// The lines of a failed program's log worth showing: libtest's
-/// `failures:` section if there is one, else the end of the log.
+/// The lines of a failed program's log worth showing: each panic with its
+/// message (a few lines), else the end of the log; at most `max` lines.
 pub fn excerpt(log: &str, max: usize) -> Vec<&str> {
     let lines: Vec<&str> = log.lines().collect();
-    match lines.iter().position(|l| *l == "failures:") {
-        Some(start) => lines[start..].iter().take(max).copied().collect(),
-        None => lines[lines.len().saturating_sub(max)..].to_vec(),
+    let mut picked = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        if !line.contains("panicked at") {
+            continue;
+        }
+        picked.push(*line);
+        let message = lines[at + 1..].iter().take(5).take_while(|next| {
+            !next.contains("panicked at")
+                && !next.starts_with("note: ")
+                && !next.starts_with("stack backtrace:")
+                && !next.starts_with("test ")
+        });
+        picked.extend(message);
     }
+    if picked.is_empty() {
+        picked = lines[lines.len().saturating_sub(max)..].to_vec();
+    }
+    picked.truncate(max);
+    picked
 }
 
 #[cfg(test)]
@@ -80,9 +95,10 @@ ok
 test b ... FAILED
 test c ... ok
 skipped: no fixtures at /x
-failures:
----- b stdout ----
+thread 'b' panicked at tests/b.rs:3:5:
 boom
+note: run with `RUST_BACKTRACE=1`
+failures:
 test result: FAILED. 2 passed; 1 failed; 4 ignored; 0 measured; 0 filtered out
 test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out
 ";
@@ -91,6 +107,10 @@ test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out
         assert_eq!(s.ignored, 4);
         assert_eq!(s.failed_names, ["b"]);
         assert_eq!(s.skipped, ["a: needs ptrace", "skipped: no fixtures at /x"]);
-        assert_eq!(excerpt(log, 2), ["failures:", "---- b stdout ----"]);
+        assert_eq!(
+            excerpt(log, 9),
+            ["thread 'b' panicked at tests/b.rs:3:5:", "boom"]
+        );
+        assert_eq!(excerpt("a\nb\nc", 2), ["b", "c"]);
     }
 }

@@ -19,6 +19,7 @@
 //! env KEY=VALUE              environment of every test program
 //! cwd /dir                   their working directory (created if missing)
 //! timeout SECONDS            per program; killed (its process group) after
+//! verbose                    print the whole output of failed programs
 //! run NAME PATH [ARGS...]    a test program
 //! skip NAME REASON...        a program not run here, and why
 //! ```
@@ -57,6 +58,7 @@ struct Manifest {
     env: Vec<(String, String)>,
     cwd: PathBuf,
     timeout: Duration,
+    verbose: bool,
     jobs: Vec<Job>,
 }
 
@@ -65,6 +67,7 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
         env: Vec::new(),
         cwd: PathBuf::from("/tmp"),
         timeout: Duration::from_secs(300),
+        verbose: false,
         jobs: Vec::new(),
     };
     for (index, line) in text.lines().enumerate() {
@@ -76,6 +79,7 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
                 let (key, value) = pair.split_once('=').ok_or_else(bad)?;
                 manifest.env.push((key.to_string(), value.to_string()));
             }
+            ["verbose"] => manifest.verbose = true,
             ["cwd", dir] => manifest.cwd = PathBuf::from(dir),
             ["timeout", secs] => {
                 manifest.timeout = Duration::from_secs(secs.parse().map_err(|_| bad())?);
@@ -193,9 +197,14 @@ fn reap_orphans() {
     while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
 }
 
-/// Prints the part of a failed program's log that explains it.
-fn print_log_excerpt(log: &str) {
-    for line in libtest::excerpt(log, 60) {
+/// Prints the part of a failed program's log that explains it (all of it
+/// when verbose).
+fn print_log_excerpt(log: &str, verbose: bool) {
+    let lines = match verbose {
+        true => log.lines().collect(),
+        false => libtest::excerpt(log, 40),
+    };
+    for line in lines {
         println!("  | {line}");
     }
 }
@@ -241,7 +250,7 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
     if let Some(reason) = reason {
         totals.failed += 1;
         println!("FAIL {name}: {reason} ({secs:.1}s)");
-        print_log_excerpt(&log);
+        print_log_excerpt(&log, manifest.verbose);
     } else if summary.passed > 0 && summary.skipped.len() as u32 >= summary.passed {
         totals.skipped += 1;
         let first = summary
@@ -255,7 +264,10 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
         );
     } else if summary.passed == 0 {
         totals.skipped += 1;
-        println!("SKIP {name}: no test ran ({} ignored)", summary.ignored);
+        println!(
+            "SKIP {name}: no test for this architecture ({} ignored)",
+            summary.ignored
+        );
     } else {
         totals.passed += 1;
         println!(

@@ -20,6 +20,8 @@
 //! cwd /dir                   their working directory (created if missing)
 //! timeout SECONDS            per program; killed (its process group) after
 //! verbose                    print the whole output of failed programs
+//! insmod /path/to/module.ko  load a kernel module first (dependencies
+//!                            listed before, by the host)
 //! run NAME PATH [ARGS...]    a test program
 //! skip NAME REASON...        a program not run here, and why
 //! ```
@@ -59,6 +61,7 @@ struct Manifest {
     cwd: PathBuf,
     timeout: Duration,
     verbose: bool,
+    modules: Vec<PathBuf>,
     jobs: Vec<Job>,
 }
 
@@ -68,6 +71,7 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
         cwd: PathBuf::from("/tmp"),
         timeout: Duration::from_secs(300),
         verbose: false,
+        modules: Vec::new(),
         jobs: Vec::new(),
     };
     for (index, line) in text.lines().enumerate() {
@@ -80,6 +84,7 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
                 manifest.env.push((key.to_string(), value.to_string()));
             }
             ["verbose"] => manifest.verbose = true,
+            ["insmod", path] => manifest.modules.push(PathBuf::from(path)),
             ["cwd", dir] => manifest.cwd = PathBuf::from(dir),
             ["timeout", secs] => {
                 manifest.timeout = Duration::from_secs(secs.parse().map_err(|_| bad())?);
@@ -141,6 +146,24 @@ fn mount_pseudo_filesystems() {
         }
         if let Err(err) = mount(source, target, fstype, flags, data) {
             println!("vm-init: mount {fstype} on {target}: {err}");
+        }
+    }
+}
+
+/// Loads the listed modules in order; one already there (built in or
+/// loaded) is fine, other failures are reported and the tests run anyway.
+fn load_modules(modules: &[PathBuf]) {
+    for path in modules {
+        let loaded = File::open(path)
+            .map_err(|err| err.to_string())
+            .and_then(|file| {
+                match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+                    Err(err) => Err(err.to_string()),
+                }
+            });
+        if let Err(err) = loaded {
+            println!("vm-init: insmod {}: {err}", path.display());
         }
     }
 }
@@ -292,6 +315,7 @@ fn main() {
     match manifest {
         Ok(manifest) => {
             let _ = fs::create_dir_all(&manifest.cwd);
+            load_modules(&manifest.modules);
             println!("vm-init: {} test programs", manifest.jobs.len());
             for job in &manifest.jobs {
                 run_job(&manifest, job, &mut totals);

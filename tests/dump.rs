@@ -344,15 +344,65 @@ fn images_decode_with_criu_crit_if_installed() {
 }
 
 #[test]
-fn shared_anonymous_memory_is_refused_and_task_unharmed() {
+fn shared_memory_is_dumped_into_shmem_images() {
     if let Some(why) = cannot_dump() {
-        return skip("shared_anonymous_memory_is_refused_and_task_unharmed", why);
+        return skip("shared_memory_is_dumped_into_shmem_images", why);
     }
     let dir = TempDir::new("dump-shared");
     let victim = Victim::start_with(&dir, &["shared"]);
-    let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &[], None);
-    assert_eq!(rc, 1, "{log}");
-    assert!(log.contains("shared anonymous memory"), "{log}");
+    let images = dir.join("images");
+    let (rc, log) = criu_dump(victim.pid, &images, &["--leave-running"], None);
+    assert_eq!(rc, 0, "{log}");
+    let mm: pb::MmEntry =
+        read_one(&images.join(format!("mm-{}.img", victim.pid)), Kind::Mm).unwrap();
+    const ANON_SHARED: u32 = 1 << 8;
+    const MEMFD: u32 = 1 << 14;
+    let anon = mm
+        .vmas
+        .iter()
+        .find(|v| v.status & ANON_SHARED != 0)
+        .expect("a shared anonymous VMA");
+    assert_eq!(anon.status, 1 | ANON_SHARED);
+    assert_eq!(anon.flags, 0x21);
+    // Pages 0, 3-4 and 11 of 16: three runs, offsets in the object.
+    let pm: Vec<pb::PagemapEntry> = read_all(
+        &images.join(format!("pagemap-shmem-{}.img", anon.shmid)),
+        Kind::ShmemPagemap,
+    )
+    .unwrap();
+    let runs: Vec<(u64, u64)> = pm
+        .iter()
+        .skip(1)
+        .map(|e| (e.vaddr, e.nr_pages.unwrap()))
+        .collect();
+    assert_eq!(runs, [(0, 1), (3 * 4096, 2), (11 * 4096, 1)]);
+    let memfd = mm
+        .vmas
+        .iter()
+        .find(|v| v.status & MEMFD != 0)
+        .expect("a memfd VMA");
+    let files: Vec<pb::FileEntry> = read_all(&images.join("files.img"), Kind::Files).unwrap();
+    let file = files
+        .iter()
+        .find(|f| u64::from(f.id) == memfd.shmid)
+        .unwrap();
+    let mf = file.memfd.as_ref().expect("a MEMFD file entry");
+    let inodes: Vec<pb::MemfdInodeEntry> =
+        read_all(&images.join("memfd.img"), Kind::MemfdInode).unwrap();
+    assert_eq!(inodes.len(), 1);
+    let ino = &inodes[0];
+    assert_eq!(u64::from(mf.inode_id), ino.inode_id);
+    assert_eq!(
+        (ino.name.as_str(), ino.size, ino.seals),
+        ("pattern", 8 * 4096, 0x6)
+    );
+    let pm: Vec<pb::PagemapEntry> = read_all(
+        &images.join(format!("pagemap-shmem-{}.img", ino.shmid)),
+        Kind::ShmemPagemap,
+    )
+    .unwrap();
+    assert_eq!(pm.len(), 3, "{pm:?}");
+    // The task, left running, still finds its holes unfilled.
     assert_eq!(victim.verdict(), "PASS\n");
 }
 

@@ -143,6 +143,46 @@ fn unprivileged_program_gets_its_credentials_back() {
 }
 
 #[test]
+fn shared_memory_survives_dump_and_restore() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("shared_memory_survives_dump_and_restore", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("restore-e2e-shared");
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let program = Program::spawn(
+        "dump_victim",
+        &[work.to_str().unwrap(), "shared"],
+        dir.path(),
+    );
+    let images = dir.join("images");
+    let verdict = dump_restore_verdict(program, &work, &images);
+    assert_eq!(verdict, "PASS");
+    // Our crit decodes the shmem pagemaps and the memfd inodes.
+    let mut shmem = 0;
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("pagemap-shmem-") || name == "memfd.img") {
+            continue;
+        }
+        shmem += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_crit"))
+            .args(["decode", "-i", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "crit decode {name}");
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            json.contains("pages_id") || json.contains("\"pattern\""),
+            "{json}"
+        );
+    }
+    assert_eq!(shmem, 3, "two pagemap-shmem images and memfd.img");
+}
+
+#[test]
 fn big_dump_victim_survives_dump_and_restore() {
     if !rustix::process::geteuid().is_root() {
         return skip("big_dump_victim_survives_dump_and_restore", "needs root");

@@ -12,7 +12,13 @@
 //! With a second argument `big`, it also holds 48 MiB of touched anonymous
 //! memory (more than one page pipe holds) and checks it.
 //!
-//! With `shared`, it also maps one page of shared anonymous memory.
+//! With `shared`, it also holds 16 pages of shared anonymous memory with
+//! pages 0, 3, 4 and 11 written, and an 8-page memfd named `pattern`
+//! (sealed against shrinking and growing, its fd closed) mapped shared with
+//! pages 1 and 6 written. After restore the written pages must hold their
+//! pattern, the others must still be holes (smaps Rss counts only the
+//! written pages, mincore says the rest are not resident), the names,
+//! size and seals must be back.
 //! With `threads`, two more threads run (one with SIGUSR2 blocked too),
 //! counting; they must still run and keep their masks.
 //!
@@ -187,15 +193,11 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         "mprotect",
     )?;
 
-    if mode == "shared" {
-        // SAFETY: a fresh shared anonymous page, touched once.
-        let shared = check(
-            unsafe { syscall6(nr::MMAP, 0, PAGE, PROT_RW, 0x21, usize::MAX, 0) },
-            "mmap shared",
-        )?;
-        // SAFETY: inside that page.
-        unsafe { *(shared as *mut u8) = 1 };
-    }
+    let shmem = if mode == "shared" {
+        Some(shmem_setup()?)
+    } else {
+        None
+    };
     let altstack = vec![0u8; 64 * 1024];
     let want_ss = criu_arch::StackT {
         sp: altstack.as_ptr() as u64,
@@ -267,6 +269,9 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     }
 
     // Verify.
+    if let Some(s) = &shmem {
+        shmem_verify(s)?;
+    }
     if mode == "altstack" {
         let mut ss = criu_arch::StackT::default();
         // SAFETY: writes one stack_t to our local.
@@ -372,6 +377,157 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         if b != pattern(99, i) {
             return Err(format!("noaccess page byte {i}: {b}"));
         }
+    }
+    Ok(())
+}
+
+const SHM_PAGES: usize = 16;
+const SHM_TOUCHED: [usize; 4] = [0, 3, 4, 11];
+const MFD_PAGES: usize = 8;
+const MFD_TOUCHED: [usize; 2] = [1, 6];
+
+/// Addresses of the shared anonymous region and the memfd mapping.
+struct Shmem {
+    anon: usize,
+    mfd: usize,
+}
+
+fn mmap_shared(len: usize, flags: usize, fd: usize, what: &str) -> Result<usize, String> {
+    // SAFETY: a fresh mapping where the kernel chooses.
+    check(
+        unsafe { syscall6(nr::MMAP, 0, len, PROT_RW, flags, fd, 0) },
+        what,
+    )
+}
+
+fn fill_pages(base: usize, pages: &[usize], tag: usize) {
+    for &p in pages {
+        for i in 0..PAGE {
+            // SAFETY: inside a mapping of ours, writable.
+            unsafe { *((base + p * PAGE + i) as *mut u8) = pattern(p + tag, i) };
+        }
+    }
+}
+
+fn shmem_setup() -> Result<Shmem, String> {
+    use std::os::fd::AsRawFd;
+    let anon = mmap_shared(SHM_PAGES * PAGE, 0x21, usize::MAX, "mmap shared anon")?;
+    fill_pages(anon, &SHM_TOUCHED, 200);
+    let fd = rustix::fs::memfd_create("pattern", rustix::fs::MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| format!("memfd_create: {e}"))?;
+    rustix::fs::ftruncate(&fd, (MFD_PAGES * PAGE) as u64).map_err(|e| e.to_string())?;
+    let mfd = mmap_shared(
+        MFD_PAGES * PAGE,
+        0x01,
+        fd.as_raw_fd() as usize,
+        "mmap memfd",
+    )?;
+    fill_pages(mfd, &MFD_TOUCHED, 300);
+    let seals = rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW;
+    rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| format!("F_ADD_SEALS: {e}"))?;
+    // Only the mapping keeps the memfd.
+    drop(fd);
+    Ok(Shmem { anon, mfd })
+}
+
+/// smaps Rss (kB) and the maps name of the VMA starting at `start`.
+fn smaps_of(start: usize) -> Result<(u64, String), String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
+    let head = format!("{start:x}-");
+    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+    let first = lines.next().ok_or(format!("no VMA at {start:#x}"))?;
+    let name = first
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let rss = lines
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or("no Rss")?;
+    Ok((rss, name))
+}
+
+fn verify_region(
+    what: &str,
+    base: usize,
+    pages: usize,
+    touched: &[usize],
+    tag: usize,
+    name: &str,
+) -> Result<(), String> {
+    // Written pages first: reading them maps them (and only them: the
+    // kernel's fault-around maps cached pages only).
+    for &p in touched {
+        for i in 0..PAGE {
+            // SAFETY: inside the region.
+            let b = unsafe { *((base + p * PAGE + i) as *const u8) };
+            if b != pattern(p + tag, i) {
+                return Err(format!("{what} page {p} byte {i}: {b}"));
+            }
+        }
+    }
+    let (rss, got_name) = smaps_of(base)?;
+    if got_name != name {
+        return Err(format!("{what} is named {got_name:?}, want {name:?}"));
+    }
+    if rss != (touched.len() * PAGE / 1024) as u64 {
+        return Err(format!("{what} Rss {rss} kB: holes were filled"));
+    }
+    let mut vec = vec![0u8; pages];
+    // SAFETY: writes `pages` bytes into our vector.
+    check(
+        unsafe { syscall3(nr::MINCORE, base, pages * PAGE, vec.as_mut_ptr() as usize) },
+        "mincore",
+    )?;
+    for p in (0..pages).filter(|p| !touched.contains(p)) {
+        if vec[p] & 1 != 0 {
+            return Err(format!("{what} page {p} is resident but was never written"));
+        }
+        for i in 0..PAGE {
+            // SAFETY: inside the region.
+            let b = unsafe { *((base + p * PAGE + i) as *const u8) };
+            if b != 0 {
+                return Err(format!("{what} hole page {p} byte {i}: {b}"));
+            }
+        }
+    }
+    // Still shared and writable.
+    // SAFETY: inside the region, writable.
+    unsafe { *((base + touched[0] * PAGE) as *mut u8) = 0x5a };
+    Ok(())
+}
+
+fn shmem_verify(s: &Shmem) -> Result<(), String> {
+    verify_region(
+        "shared anonymous memory",
+        s.anon,
+        SHM_PAGES,
+        &SHM_TOUCHED,
+        200,
+        "/dev/zero (deleted)",
+    )?;
+    verify_region(
+        "memfd mapping",
+        s.mfd,
+        MFD_PAGES,
+        &MFD_TOUCHED,
+        300,
+        "/memfd:pattern (deleted)",
+    )?;
+    let link = format!(
+        "/proc/self/map_files/{:x}-{:x}",
+        s.mfd,
+        s.mfd + MFD_PAGES * PAGE
+    );
+    let f = std::fs::File::open(&link).map_err(|e| format!("open {link}: {e}"))?;
+    let seals = rustix::fs::fcntl_get_seals(&f).map_err(|e| e.to_string())?;
+    if seals != rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW {
+        return Err(format!("memfd seals {seals:?}"));
+    }
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    if size != (MFD_PAGES * PAGE) as u64 {
+        return Err(format!("memfd size {size}"));
     }
     Ok(())
 }

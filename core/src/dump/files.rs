@@ -38,6 +38,10 @@ pub struct FileTable {
     pub entries: Vec<pb::FileEntry>,
     /// Mapped files (and the exe) by (dev, inode): one object each.
     by_inode: HashMap<(u64, u64), u32>,
+    /// `memfd.img`: one entry per memfd inode, `inode_id` from 1.
+    pub memfd_inodes: Vec<pb::MemfdInodeEntry>,
+    /// memfd file objects of mappings by shmem inode number.
+    memfd_by_ino: HashMap<u64, u32>,
 }
 
 impl FileTable {
@@ -69,6 +73,43 @@ impl FileTable {
             }),
             ..Default::default()
         });
+        id
+    }
+
+    /// The file object of memfd mappings of shmem inode `ino`, if any yet.
+    pub fn memfd_mapping(&self, ino: u64) -> Option<u32> {
+        self.memfd_by_ino.get(&ino).copied()
+    }
+
+    /// A memfd file object (`FD_TYPES MEMFD`) for mappings of shmem inode
+    /// `ino` opened with `flags`; `inode` is its `memfd.img` entry, whose
+    /// `inode_id` is assigned here.
+    pub fn add_memfd_mapping(
+        &mut self,
+        ino: u64,
+        flags: u32,
+        mut inode: pb::MemfdInodeEntry,
+    ) -> u32 {
+        if let Some(id) = self.memfd_by_ino.get(&ino) {
+            return *id;
+        }
+        let inode_id = self.memfd_inodes.len() as u64 + 1;
+        inode.inode_id = inode_id;
+        self.memfd_inodes.push(inode);
+        let id = self.next_id();
+        self.entries.push(pb::FileEntry {
+            r#type: pb::FdTypes::Memfd as i32,
+            id,
+            memfd: Some(pb::MemfdFileEntry {
+                id,
+                flags,
+                pos: 0,
+                fown: pb::FownEntry::default(),
+                inode_id: inode_id as u32,
+            }),
+            ..Default::default()
+        });
+        self.memfd_by_ino.insert(ino, id);
         id
     }
 
@@ -112,6 +153,10 @@ pub fn collect_fds(
                 return Err(unsupported(pid, fd, &String::from_utf8_lossy(&l)));
             }
         };
+        if path.as_os_str().as_bytes().starts_with(b"/memfd:") {
+            // The mappings of a memfd are dumped, an open memfd fd not yet.
+            return Err(unsupported(pid, fd, "an open memfd"));
+        }
         if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
             return Err(unsupported(pid, fd, "an unlinked file"));
         }

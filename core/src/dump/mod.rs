@@ -30,8 +30,11 @@
 //! - `pagemap-PID.img`: `pagemap_head{pages_id: 1}`, then runs
 //!   `{vaddr, nr_pages, flags}` in address order, flags PE_PRESENT, plus
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
-//!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never,
-//!   shared memory not at all (yet).
+//!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
+//! - shared anonymous memory and memfd mappings: per shmem object
+//!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`shmem`]); memfd
+//!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
+//!   a `memfd.img` inode entry.
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
 //!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
 //!   root; path, flags without O_CLOEXEC, pos, size, mode).
@@ -40,6 +43,7 @@ pub mod core_img;
 pub mod files;
 pub mod parasite;
 pub mod regs;
+pub mod shmem;
 mod write;
 
 use std::path::PathBuf;
@@ -50,6 +54,7 @@ use crate::mem::{self, PagePolicy, PageRange};
 use crate::opts::{CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
+use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
 use crate::sys::ptrace::{self, SigInfo};
 use crate::{pr_debug, pr_info};
 
@@ -59,6 +64,9 @@ pub use write::Collected;
 pub const FAULT_STEPS: &[&str] = &[
     "seized", "infected", "daemon", "misc", "pages", "cured", "images",
 ];
+
+/// `O_RDWR`: a memfd mapping's access mode when map_files gives none.
+const O_RDWR: u32 = 2;
 
 /// Size of the parasite's argument area: room for many iovecs per batch.
 const ARGS_LEN: usize = 64 * 1024;
@@ -138,6 +146,23 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     );
     for th in &threads {
         c.threads.push(collect_thread(&proc, th)?);
+    }
+    // Shared memory objects, read while the task is frozen.
+    let shm_err = |e: shmem::ShmemError| DumpError::Memory {
+        pid,
+        reason: e.to_string(),
+    };
+    let objects = shmem::objects(&c.vmas).map_err(shm_err)?;
+    for (i, obj) in objects.iter().enumerate() {
+        let pages_id = write::PAGES_ID + 1 + i as u64;
+        let d =
+            shmem::dump_object(&common.images_dir, obj, pages_id, c.page_size).map_err(shm_err)?;
+        pr_debug!(
+            "Dumped {} pages of shmem object {} ({} bytes)",
+            d.pages,
+            d.shmid,
+            obj.size
+        );
     }
 
     {
@@ -304,6 +329,30 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
     for v in &vmas {
         let id = match &v.file {
+            // Shared anonymous memory: `shmid` is its inode, no file object.
+            _ if v.entry.is(VMA_ANON_SHARED) => None,
+            crate::proc::map_files::MapFile::File { fd, id } if v.entry.is(VMA_AREA_MEMFD) => {
+                let link = PathBuf::from(format!(
+                    "/proc/{pid}/map_files/{:x}-{:x}",
+                    v.vma.start, v.vma.end
+                ));
+                let target =
+                    std::fs::read_link(&link).map_err(collect_err(pid, "map_files link"))?;
+                Some(match files.memfd_mapping(id.ino) {
+                    Some(fid) => fid,
+                    None => {
+                        let inode = shmem::memfd_inode(fd, id.ino, &target).map_err(|e| {
+                            DumpError::Memory {
+                                pid,
+                                reason: e.to_string(),
+                            }
+                        })?;
+                        // The mapping's access mode, as CRIU records it.
+                        let flags = v.entry.fdflags.unwrap_or(O_RDWR);
+                        files.add_memfd_mapping(id.ino, flags, inode)
+                    }
+                })
+            }
             crate::proc::map_files::MapFile::File { .. } => {
                 let path = PathBuf::from(format!(
                     "/proc/{pid}/map_files/{:x}-{:x}",
@@ -388,24 +437,18 @@ fn collect_thread(
     })
 }
 
-/// Memory whose contents live outside the task's private pages (shared
-/// anonymous memory, memfd and SysV shm mappings, AIO rings) would come
-/// back empty: refuse it rather than lose data.
+/// Memory whose contents live outside the task's pages and is not dumped
+/// yet (SysV shm, AIO rings) would come back empty: refuse it rather than
+/// lose data.
 fn refuse_unsupported_vmas(
     pid: i32,
     vmas: &[crate::proc::vmas::CollectedVma],
 ) -> Result<(), DumpError> {
-    use crate::proc::vma_kind::status::{
-        VMA_ANON_SHARED, VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_SYSVIPC,
-    };
+    use crate::proc::vma_kind::status::{VMA_AREA_AIORING, VMA_AREA_SYSVIPC};
     for v in vmas {
         let e = &v.entry;
         let what = if e.is(VMA_AREA_SYSVIPC) {
             "SysV shared memory"
-        } else if e.is(VMA_AREA_MEMFD) {
-            "a shared memfd mapping"
-        } else if e.is(VMA_ANON_SHARED) {
-            "shared anonymous memory"
         } else if e.is(VMA_AREA_AIORING) {
             "an AIO ring"
         } else {

@@ -385,5 +385,8 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     )?;
     img.write_all(Kind::Fdinfo, u64::from(OBJ_ID), &c.fdinfo)?;
     img.write_all(Kind::Files, 0, &c.files.entries)?;
+    if !c.files.memfd_inodes.is_empty() {
+        img.write_all(Kind::MemfdInode, 0, &c.files.memfd_inodes)?;
+    }
     Ok(())
 }

@@ -12,8 +12,8 @@ use crate::images::pb;
 use crate::images::reader::ImageReader;
 use crate::images::typed::ImageDir;
 use crate::proc::vma_kind::status::{
-    VMA_ANON_SHARED, VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_REGULAR, VMA_AREA_SYSVIPC,
-    VMA_AREA_VDSO, VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
+    VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_REGULAR, VMA_AREA_SYSVIPC, VMA_AREA_VDSO,
+    VMA_AREA_VSYSCALL, VMA_AREA_VVAR, VMA_FILE_PRIVATE, VMA_FILE_SHARED,
 };
 
 use super::RestoreError;
@@ -40,6 +40,10 @@ pub struct TaskImages {
     pub reg_files: HashMap<u32, pb::RegFileEntry>,
     pub fs: Option<pb::FsEntry>,
     pub fdinfo: Vec<pb::FdinfoEntry>,
+    /// memfd file objects by id (`files.img`).
+    pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
+    /// Shared memory objects the VMAs map.
+    pub shmem: Vec<super::shmem::ShmemImage>,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -66,9 +70,10 @@ pub fn holds_pages(v: &pb::VmaEntry) -> bool {
     is_mapped_vma(v) || (v.status & VMA_AREA_VDSO != 0 && v.status & VMA_AREA_VVAR == 0)
 }
 
-/// Is the VMA a mapping of a file (private or shared)?
+/// Is the VMA a mapping of a regular file (private or shared)? memfd
+/// mappings are shmem objects instead.
 pub fn is_file_vma(v: &pb::VmaEntry) -> bool {
-    v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0
+    v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 && v.status & VMA_AREA_MEMFD == 0
 }
 
 /// Reads every image of the single task in `dir` and validates it.
@@ -119,10 +124,13 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
     validate_pages(&pages, &mm.vmas, &pm_file, page_size, pages_len)?;
 
     let mut reg_files = HashMap::new();
+    let mut memfd_files = HashMap::new();
     if dir.path(Kind::Files, 0).exists() {
         for f in dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)? {
             if let Some(reg) = f.reg {
                 reg_files.insert(f.id, reg);
+            } else if let Some(m) = f.memfd {
+                memfd_files.insert(f.id, m);
             }
         }
     }
@@ -150,6 +158,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
             ));
         }
     }
+    let shmem = super::shmem::read(dir, &mm.vmas, &memfd_files, page_size, &mm_file)?;
     let fs = if dir.path(Kind::Fs, pid).exists() {
         Some(dir.read_one::<pb::FsEntry>(Kind::Fs, pid).map_err(img)?)
     } else {
@@ -180,12 +189,17 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
         reg_files,
         fs,
         fdinfo,
+        memfd_files,
+        shmem,
     })
 }
 
 /// Reads `pagemap-PID.img`: the pages id and the runs, with their offsets in
 /// the pages image (runs marked `in_parent` have no data here).
-fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<PagesRun>), RestoreError> {
+pub(super) fn read_pagemap(
+    path: &Path,
+    page_size: u64,
+) -> Result<(u32, Vec<PagesRun>), RestoreError> {
     let mut r = ImageReader::open(path, Kind::Pagemap).map_err(img)?;
     let head: pb::PagemapHead = r
         .next_message()
@@ -210,17 +224,14 @@ fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<PagesRun>), Res
     Ok((head.pages_id, runs))
 }
 
-/// Memory whose contents live outside the task's pages (shared anonymous,
-/// memfd, SysV shm, AIO rings) is not restored yet: refuse it rather than
-/// bring it back empty.
+/// Memory whose contents live outside the task's pages and is not restored
+/// yet (SysV shm, AIO rings): refuse it rather than bring it back empty.
+/// (Shared anonymous memory and memfd mappings are restored, see
+/// [`super::shmem`].)
 pub fn refuse_unsupported(vmas: &[pb::VmaEntry], file: &str) -> Result<(), RestoreError> {
     for v in vmas {
         let what = if v.status & VMA_AREA_SYSVIPC != 0 {
             "SysV shared memory"
-        } else if v.status & VMA_AREA_MEMFD != 0 {
-            "a memfd mapping"
-        } else if v.status & VMA_ANON_SHARED != 0 {
-            "shared anonymous memory"
         } else if v.status & VMA_AREA_AIORING != 0 {
             "an AIO ring"
         } else {
@@ -325,6 +336,7 @@ pub fn validate_pages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proc::vma_kind::status::VMA_ANON_SHARED;
 
     const PAGE: u64 = 4096;
     const TOP: u64 = 1 << 47;
@@ -378,10 +390,13 @@ mod tests {
     fn memory_kept_outside_the_task_is_refused() {
         let mut shared = vma(0x1000, 0x2000);
         shared.status |= VMA_ANON_SHARED;
+        // Shared anonymous memory is restored (from its shmem images).
+        refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap();
+        shared.status |= VMA_AREA_SYSVIPC;
         let e = refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap_err();
         assert!(
             e.to_string()
-                .contains("mm-7.img: shared anonymous memory at 0x1000-0x2000")
+                .contains("mm-7.img: SysV shared memory at 0x1000-0x2000")
         );
     }
 

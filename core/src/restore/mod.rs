@@ -18,6 +18,7 @@ pub mod images;
 pub mod layout;
 mod plan;
 mod regs;
+mod shmem;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

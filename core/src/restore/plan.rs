@@ -23,6 +23,7 @@ use super::{RestoreError, regs};
 
 const STACK_SIZE: usize = 64 * 1024;
 const MAP_SHARED: u32 = 0x01;
+const MAP_ANONYMOUS: u32 = 0x20;
 const PROT_WRITE: u32 = 0x2;
 const SIGKILL: u64 = 9;
 const SIGSTOP: u64 = 19;
@@ -140,9 +141,37 @@ pub fn build(
     keep.sort_unstable();
     keep.dedup();
 
+    // Shared memory objects, created and filled here; the restorer maps
+    // their descriptors.
+    let mut shm_fds = Vec::with_capacity(t.shmem.len());
+    for o in &t.shmem {
+        let fd = high_fd(super::shmem::create(o)?, min_fd)?;
+        crate::pr_debug!(
+            "shmem object {} ({} bytes, {} runs) is fd {}",
+            o.shmid,
+            o.size,
+            o.runs.len(),
+            fd.as_raw_fd()
+        );
+        shm_fds.push(fd);
+    }
+
     // VMAs and the files they map.
     let mut vmas = Vec::new();
     for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        if let Some(i) = super::shmem::index_of(&t.shmem, v, &t.memfd_files) {
+            // The contents are in the object already: map it as it was.
+            vmas.push(VmaArg {
+                start: v.start,
+                end: v.end,
+                offset: v.pgoff,
+                map_prot: v.prot,
+                flags: v.flags & !MAP_ANONYMOUS,
+                fd: shm_fds[i].as_raw_fd(),
+                final_prot: v.prot,
+            });
+            continue;
+        }
         let has_pages = t
             .pages
             .iter()
@@ -177,6 +206,8 @@ pub fn build(
             final_prot: v.prot,
         });
     }
+
+    fds.extend(shm_fds);
 
     let pages = File::open(&t.pages_path).map_err(|e| {
         RestoreError::Open(

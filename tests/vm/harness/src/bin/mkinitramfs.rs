@@ -8,6 +8,7 @@
 //! file /path/in/archive /path/on/host     (mode copied from the host file)
 //! dir  /path/in/archive
 //! nod  /path/in/archive c|b MAJOR MINOR   (mode 0600)
+//! slink /path/in/archive TARGET           (a symbolic link)
 //! ```
 //!
 //! Blank lines and lines starting with `#` are ignored. Parent directories
@@ -25,6 +26,7 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFBLK: u32 = 0o060000;
+const S_IFLNK: u32 = 0o120000;
 
 /// What went wrong, with the line or file it concerns.
 enum Error {
@@ -52,6 +54,7 @@ enum Entry {
     Dir,
     File(PathBuf),
     Node { block: bool, major: u32, minor: u32 },
+    Symlink(String),
 }
 
 /// The archive being assembled: members by path (without the leading `/`).
@@ -117,6 +120,7 @@ fn parse_list(input: impl BufRead) -> Result<Archive, Error> {
             [] => Some(()),
             [first, ..] if first.starts_with('#') => Some(()),
             ["dir", path] => archive.add(path, Entry::Dir),
+            ["slink", path, target] => archive.add(path, Entry::Symlink(target.to_string())),
             ["file", path, src] => archive.add(path, Entry::File(PathBuf::from(src))),
             ["nod", path, kind @ ("c" | "b"), major, minor] => {
                 let major = major.parse().map_err(|_| bad())?;
@@ -183,6 +187,12 @@ fn write_archive(archive: &Archive, output: &Path) -> Result<(), Error> {
             } => {
                 let kind = if *block { S_IFBLK } else { S_IFCHR };
                 write_header(&mut out, ino, kind | 0o600, 1, 0, (*major, *minor), name)
+            }
+            Entry::Symlink(target) => {
+                let size = target.len() as u32;
+                write_header(&mut out, ino, S_IFLNK | 0o777, 1, size, (0, 0), name)
+                    .and_then(|()| out.write_all(target.as_bytes()))
+                    .and_then(|()| pad(&mut out, target.len()))
             }
             Entry::File(src) => {
                 let in_err = |err| Error::Input {

@@ -58,10 +58,18 @@ impl Config {
     pub fn from_opts(opts: &Opts) -> Config {
         let c = &opts.common;
         let address = c.address.as_deref().unwrap_or(DEFAULT_SERVICE_ADDRESS);
+        // The default work dir is "."; keep such paths as they were given.
+        let resolve = |p: &Path| {
+            if c.work_dir() == Path::new(".") {
+                p.to_owned()
+            } else {
+                c.in_work_dir(p)
+            }
+        };
         Config {
-            address: c.in_work_dir(Path::new(address)),
+            address: resolve(Path::new(address)),
             status_fd: c.status_fd,
-            pidfile: c.pidfile.as_deref().map(|p| c.in_work_dir(p)),
+            pidfile: c.pidfile.as_deref().map(resolve),
             daemonize: opts.restore.detached,
         }
     }

@@ -146,6 +146,15 @@ fn status_fd_pidfile_and_a_second_instance() {
     assert!(resp.cr_errmsg.unwrap().contains("only allowed with swrk"));
     assert!(version_ok(&sock));
     assert!(daemon.try_wait().unwrap().is_none());
+    // Finished workers are reaped: no children left once they are done.
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    assert!(
+        wait_until(TIMEOUT, || std::fs::read_to_string(&children)
+            .map(|c| c.trim().is_empty())
+            .unwrap_or(false)),
+        "workers not reaped: {:?}",
+        std::fs::read_to_string(&children)
+    );
 
     let _ = daemon.kill();
     let _ = daemon.wait();

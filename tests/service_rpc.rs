@@ -273,6 +273,7 @@ fn dump_failure_reports_first_error() {
         ..req(CriuReqType::Dump)
     });
     assert!(!resp.success);
+    assert_eq!(resp.cr_errno, Some(3), "ESRCH");
     let msg = resp.cr_errmsg.unwrap();
     assert!(msg.starts_with("Error ("), "{msg}");
     assert!(

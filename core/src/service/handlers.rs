@@ -152,8 +152,13 @@ fn dump(
     if s.notify {
         notify(sk, "pre-dump", pid)?;
     }
-    crate::dump::dump(&s.opts.common, &s.opts.dump)
-        .map_err(|e| ServiceError::Dump(e.to_string()))?;
+    crate::dump::dump(&s.opts.common, &s.opts.dump).map_err(|e| ServiceError::Dump {
+        reason: e.to_string(),
+        // CRIU's cr_errno for a task that is not there.
+        errno: pid
+            .filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+            .map(|_| rustix::io::Errno::SRCH.raw_os_error()),
+    })?;
     if s.notify {
         notify(sk, "post-dump", pid)?;
     }

@@ -55,8 +55,9 @@ pub enum ServiceError {
     NoOpts(&'static str),
     #[error("Can't set up the log: {0}")]
     Log(#[from] log::LogError),
-    #[error("Dumping FAILED: {0}")]
-    Dump(String),
+    /// The dump failed; `errno` is ESRCH when the task does not exist.
+    #[error("Dumping FAILED: {reason}")]
+    Dump { reason: String, errno: Option<i32> },
     #[error("Restore failed: {0}")]
     Restore(String),
     #[error("Check failed: {0}")]
@@ -83,7 +84,7 @@ impl ServiceError {
                 Some(errno.raw_os_error())
             }
             ServiceError::Wire(WireError::Recv(e) | WireError::Send(e)) => Some(e.raw_os_error()),
-            ServiceError::Dump(_) | ServiceError::Restore(_) => None,
+            ServiceError::Dump { errno, .. } => *errno,
             _ => None,
         }
     }

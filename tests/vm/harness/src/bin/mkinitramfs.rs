@@ -97,10 +97,10 @@ impl Archive {
         } else {
             format!("{prefix}/{last}")
         };
-        if let Entry::Dir = entry {
-            if !self.dirs.insert(name.clone()) {
-                return Some(());
-            }
+        if let Entry::Dir = entry
+            && !self.dirs.insert(name.clone())
+        {
+            return Some(());
         }
         self.entries.push((name, entry));
         Some(())

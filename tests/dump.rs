@@ -389,19 +389,40 @@ fn shared_memory_is_dumped_into_shmem_images() {
     let mf = file.memfd.as_ref().expect("a MEMFD file entry");
     let inodes: Vec<pb::MemfdInodeEntry> =
         read_all(&images.join("memfd.img"), Kind::MemfdInode).unwrap();
-    assert_eq!(inodes.len(), 1);
-    let ino = &inodes[0];
+    assert_eq!(inodes.len(), 2, "{inodes:?}");
+    let ino = inodes.iter().find(|i| i.name == "pattern").unwrap();
     assert_eq!(u64::from(mf.inode_id), ino.inode_id);
-    assert_eq!(
-        (ino.name.as_str(), ino.size, ino.seals),
-        ("pattern", 8 * 4096, 0x6)
-    );
+    assert_eq!((ino.size, ino.seals), (8 * 4096, 0x6));
     let pm: Vec<pb::PagemapEntry> = read_all(
         &images.join(format!("pagemap-shmem-{}.img", ino.shmid)),
         Kind::ShmemPagemap,
     )
     .unwrap();
     assert_eq!(pm.len(), 3, "{pm:?}");
+    // The memfd only open as an fd: a MEMFD fdinfo with its position, and
+    // its pages 0-1 and 3 (the last one partial).
+    let open = inodes.iter().find(|i| i.name == "openfd").unwrap();
+    assert_eq!(open.size, 3 * 4096 + 10);
+    let fdinfo: Vec<pb::FdinfoEntry> =
+        read_all(&images.join("fdinfo-1.img"), Kind::Fdinfo).unwrap();
+    let fi = fdinfo
+        .iter()
+        .find(|f| f.r#type == pb::FdTypes::Memfd as i32)
+        .expect("a MEMFD fd");
+    let f = files.iter().find(|f| f.id == fi.id).unwrap();
+    let m = f.memfd.as_ref().unwrap();
+    assert_eq!((u64::from(m.inode_id), m.pos), (open.inode_id, 1234));
+    let pm: Vec<pb::PagemapEntry> = read_all(
+        &images.join(format!("pagemap-shmem-{}.img", open.shmid)),
+        Kind::ShmemPagemap,
+    )
+    .unwrap();
+    let runs: Vec<(u64, u64)> = pm
+        .iter()
+        .skip(1)
+        .map(|e| (e.vaddr, e.nr_pages.unwrap()))
+        .collect();
+    assert_eq!(runs, [(0, 2), (3 * 4096, 1)]);
     // The task, left running, still finds its holes unfilled.
     assert_eq!(victim.verdict(), "PASS\n");
 }

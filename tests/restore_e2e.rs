@@ -179,7 +179,7 @@ fn shared_memory_survives_dump_and_restore() {
             "{json}"
         );
     }
-    assert_eq!(shmem, 3, "two pagemap-shmem images and memfd.img");
+    assert_eq!(shmem, 4, "three pagemap-shmem images and memfd.img");
 }
 
 #[test]

@@ -18,7 +18,9 @@
 //! pages 1 and 6 written. After restore the written pages must hold their
 //! pattern, the others must still be holes (smaps Rss counts only the
 //! written pages, mincore says the rest are not resident), the names,
-//! size and seals must be back.
+//! size and seals must be back. A third memfd, `openfd`, is only open as
+//! an fd (never mapped), with data in pages 0-1 and 3 and its position at
+//! 1234: its contents, size, name and position must be back.
 //! With `threads`, two more threads run (one with SIGUSR2 blocked too),
 //! counting; they must still run and keep their masks.
 //!
@@ -386,10 +388,22 @@ const SHM_TOUCHED: [usize; 4] = [0, 3, 4, 11];
 const MFD_PAGES: usize = 8;
 const MFD_TOUCHED: [usize; 2] = [1, 6];
 
-/// Addresses of the shared anonymous region and the memfd mapping.
+/// Addresses of the shared anonymous region and the memfd mapping, and a
+/// memfd only open as an fd (never mapped).
 struct Shmem {
     anon: usize,
     mfd: usize,
+    /// A private mapping of the memfd's page 6, half of it written
+    /// (copied on write), the rest still the memfd's.
+    private: usize,
+    open: std::fs::File,
+}
+
+const OPEN_POS: u64 = 1234;
+const OPEN_TAIL: &[u8] = b"0123456789";
+
+fn open_byte(i: usize) -> u8 {
+    (i % 251) as u8
 }
 
 fn mmap_shared(len: usize, flags: usize, fd: usize, what: &str) -> Result<usize, String> {
@@ -423,11 +437,44 @@ fn shmem_setup() -> Result<Shmem, String> {
         "mmap memfd",
     )?;
     fill_pages(mfd, &MFD_TOUCHED, 300);
+    // SAFETY: a fresh private mapping where the kernel chooses.
+    let private = check(
+        unsafe {
+            syscall6(
+                nr::MMAP,
+                0,
+                PAGE,
+                PROT_RW,
+                0x02,
+                fd.as_raw_fd() as usize,
+                6 * PAGE,
+            )
+        },
+        "mmap memfd private",
+    )?;
+    for i in 0..PAGE / 2 {
+        // SAFETY: inside the private mapping.
+        unsafe { *((private + i) as *mut u8) = pattern(400, i) };
+    }
     let seals = rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW;
     rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| format!("F_ADD_SEALS: {e}"))?;
     // Only the mapping keeps the memfd.
     drop(fd);
-    Ok(Shmem { anon, mfd })
+    let open = rustix::fs::memfd_create("openfd", rustix::fs::MemfdFlags::empty())
+        .map_err(|e| format!("memfd_create: {e}"))?;
+    let mut open = std::fs::File::from(open);
+    let head: Vec<u8> = (0..5000).map(open_byte).collect();
+    open.write_all(&head).map_err(|e| e.to_string())?;
+    std::os::unix::fs::FileExt::write_all_at(&open, OPEN_TAIL, 3 * PAGE as u64)
+        .map_err(|e| e.to_string())?;
+    open.seek(SeekFrom::Start(OPEN_POS))
+        .map_err(|e| e.to_string())?;
+    Ok(Shmem {
+        anon,
+        mfd,
+        private,
+        open,
+    })
 }
 
 /// smaps Rss (kB) and the maps name of the VMA starting at `start`.
@@ -528,6 +575,48 @@ fn shmem_verify(s: &Shmem) -> Result<(), String> {
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     if size != (MFD_PAGES * PAGE) as u64 {
         return Err(format!("memfd size {size}"));
+    }
+    for i in 0..PAGE {
+        // SAFETY: inside the private mapping.
+        let b = unsafe { *((s.private + i) as *const u8) };
+        let want = if i < PAGE / 2 {
+            pattern(400, i)
+        } else {
+            pattern(6 + 300, i)
+        };
+        if b != want {
+            return Err(format!("private memfd mapping byte {i}: {b}"));
+        }
+    }
+    verify_open_memfd(&s.open)
+}
+
+fn verify_open_memfd(mut f: &std::fs::File) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .map_err(|e| e.to_string())?;
+    if link.as_os_str() != "/memfd:openfd (deleted)" {
+        return Err(format!("open memfd is {}", link.display()));
+    }
+    let pos = f.stream_position().map_err(|e| e.to_string())?;
+    if pos != OPEN_POS {
+        return Err(format!("open memfd position {pos}"));
+    }
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    if size != (3 * PAGE + OPEN_TAIL.len()) as u64 {
+        return Err(format!("open memfd size {size}"));
+    }
+    let mut head = vec![0u8; 5000];
+    f.read_exact_at(&mut head, 0).map_err(|e| e.to_string())?;
+    if let Some(i) = (0..head.len()).find(|&i| head[i] != open_byte(i)) {
+        return Err(format!("open memfd byte {i}: {}", head[i]));
+    }
+    let mut tail = [0u8; 10];
+    f.read_exact_at(&mut tail, 3 * PAGE as u64)
+        .map_err(|e| e.to_string())?;
+    if tail != OPEN_TAIL {
+        return Err(format!("open memfd tail {tail:?}"));
     }
     Ok(())
 }

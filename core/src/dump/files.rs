@@ -42,6 +42,9 @@ pub struct FileTable {
     pub memfd_inodes: Vec<pb::MemfdInodeEntry>,
     /// memfd file objects of mappings by shmem inode number.
     memfd_by_ino: HashMap<u64, u32>,
+    /// Open memfd fds' objects (inode number, a descriptor to read them
+    /// through, size), whose contents are dumped even when not mapped.
+    pub memfd_objects: Vec<(u64, std::sync::Arc<std::os::fd::OwnedFd>, u64)>,
 }
 
 impl FileTable {
@@ -82,20 +85,29 @@ impl FileTable {
     }
 
     /// A memfd file object (`FD_TYPES MEMFD`) for mappings of shmem inode
-    /// `ino` opened with `flags`; `inode` is its `memfd.img` entry, whose
-    /// `inode_id` is assigned here.
-    pub fn add_memfd_mapping(
-        &mut self,
-        ino: u64,
-        flags: u32,
-        mut inode: pb::MemfdInodeEntry,
-    ) -> u32 {
+    /// `ino` opened with `flags`; `inode` is its `memfd.img` entry (used
+    /// when the inode is new), whose `inode_id` is assigned here.
+    pub fn add_memfd_mapping(&mut self, ino: u64, flags: u32, inode: pb::MemfdInodeEntry) -> u32 {
         if let Some(id) = self.memfd_by_ino.get(&ino) {
             return *id;
         }
-        let inode_id = self.memfd_inodes.len() as u64 + 1;
-        inode.inode_id = inode_id;
+        let inode_id = self.add_memfd_inode(ino, inode);
+        let id = self.push_memfd(flags, 0, inode_id);
+        self.memfd_by_ino.insert(ino, id);
+        id
+    }
+
+    /// The `inode_id` of shmem inode `ino`, adding its entry if new.
+    fn add_memfd_inode(&mut self, ino: u64, mut inode: pb::MemfdInodeEntry) -> u32 {
+        if let Some(i) = self.memfd_inodes.iter().find(|i| u64::from(i.shmid) == ino) {
+            return i.inode_id as u32;
+        }
+        inode.inode_id = self.memfd_inodes.len() as u64 + 1;
         self.memfd_inodes.push(inode);
+        self.memfd_inodes.len() as u32
+    }
+
+    fn push_memfd(&mut self, flags: u32, pos: u64, inode_id: u32) -> u32 {
         let id = self.next_id();
         self.entries.push(pb::FileEntry {
             r#type: pb::FdTypes::Memfd as i32,
@@ -103,13 +115,12 @@ impl FileTable {
             memfd: Some(pb::MemfdFileEntry {
                 id,
                 flags,
-                pos: 0,
+                pos,
                 fown: pb::FownEntry::default(),
-                inode_id: inode_id as u32,
+                inode_id,
             }),
             ..Default::default()
         });
-        self.memfd_by_ino.insert(ino, id);
         id
     }
 
@@ -153,9 +164,37 @@ pub fn collect_fds(
                 return Err(unsupported(pid, fd, &String::from_utf8_lossy(&l)));
             }
         };
-        if path.as_os_str().as_bytes().starts_with(b"/memfd:") {
-            // The mappings of a memfd are dumped, an open memfd fd not yet.
-            return Err(unsupported(pid, fd, "an open memfd"));
+        let info = proc.fdinfo(fd)?;
+        let is_memfd = path.as_os_str().as_bytes().starts_with(b"/memfd:");
+        let shared = task.and_then(|t| {
+            seen.iter().find(|(other, _)| {
+                matches!(
+                    kcmp(t, t, KcmpType::File, fd as u32, *other as u32),
+                    Ok(KcmpOrder::Equal)
+                )
+            })
+        });
+        if is_memfd {
+            let id = match shared {
+                Some((_, id)) => *id,
+                None => {
+                    let inode_id = memfd_fd(files, pid, fd, &path)?;
+                    files.push_memfd(info.flags & !O_CLOEXEC, info.pos.max(0) as u64, inode_id)
+                }
+            };
+            seen.push((fd, id));
+            out.push(pb::FdinfoEntry {
+                id,
+                flags: if info.flags & O_CLOEXEC != 0 {
+                    FD_CLOEXEC
+                } else {
+                    0
+                },
+                r#type: pb::FdTypes::Memfd as i32,
+                fd: fd as u32,
+                ..Default::default()
+            });
+            continue;
         }
         if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
             return Err(unsupported(pid, fd, "an unlinked file"));
@@ -167,15 +206,6 @@ pub fn collect_fds(
         }) {
             return Err(unsupported(pid, fd, "a FIFO"));
         }
-        let info = proc.fdinfo(fd)?;
-        let shared = task.and_then(|t| {
-            seen.iter().find(|(other, _)| {
-                matches!(
-                    kcmp(t, t, KcmpType::File, fd as u32, *other as u32),
-                    Ok(KcmpOrder::Equal)
-                )
-            })
-        });
         let id = match shared {
             Some((_, id)) => *id,
             None => files.push_reg(
@@ -199,6 +229,35 @@ pub fn collect_fds(
         });
     }
     Ok(out)
+}
+
+/// The memfd behind fd `fd` of task `pid` (link `path`): its inode entry
+/// in the table (new or known) and its object for the contents dump.
+fn memfd_fd(files: &mut FileTable, pid: i32, fd: i32, path: &Path) -> Result<u32, FilesError> {
+    let proc_path = format!("/proc/{pid}/fd/{fd}");
+    let stat_err = |e: rustix::io::Errno| FilesError::Stat {
+        path: proc_path.clone(),
+        source: e.into(),
+    };
+    let own = rustix::fs::open(
+        proc_path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(stat_err)?;
+    let st = rustix::fs::fstat(&own).map_err(stat_err)?;
+    let ino = st.st_ino;
+    let inode = super::shmem::memfd_inode(&own, ino, path).map_err(|e| FilesError::Stat {
+        path: proc_path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let inode_id = files.add_memfd_inode(ino, inode);
+    if !files.memfd_objects.iter().any(|(i, _, _)| *i == ino) {
+        files
+            .memfd_objects
+            .push((ino, std::sync::Arc::new(own), st.st_size.max(0) as u64));
+    }
+    Ok(inode_id)
 }
 
 fn unsupported(pid: i32, fd: i32, what: &str) -> FilesError {

@@ -152,7 +152,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         pid,
         reason: e.to_string(),
     };
-    let objects = shmem::objects(&c.vmas).map_err(shm_err)?;
+    let objects = shmem::objects(&c.vmas, &c.files.memfd_objects).map_err(shm_err)?;
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = write::PAGES_ID + 1 + i as u64;
         let d =

@@ -58,10 +58,25 @@ pub struct ShmemObject {
     pub memfd: bool,
 }
 
-/// The shmem objects behind `vmas`, one per inode, in shmid order.
-/// SysV segments are not among them (refused elsewhere).
-pub fn objects(vmas: &[CollectedVma]) -> Result<Vec<ShmemObject>, ShmemError> {
+/// The shmem objects behind `vmas` and the open memfds `fds` (inode,
+/// descriptor, size), one per inode, in shmid order. SysV segments are not
+/// among them (refused elsewhere).
+pub fn objects(
+    vmas: &[CollectedVma],
+    fds: &[(u64, Arc<OwnedFd>, u64)],
+) -> Result<Vec<ShmemObject>, ShmemError> {
     let mut out: BTreeMap<u64, ShmemObject> = BTreeMap::new();
+    for (ino, fd, size) in fds {
+        out.insert(
+            *ino,
+            ShmemObject {
+                shmid: *ino,
+                fd: fd.clone(),
+                size: *size,
+                memfd: true,
+            },
+        );
+    }
     for v in vmas {
         let e = &v.entry;
         let memfd = e.is(VMA_AREA_MEMFD);

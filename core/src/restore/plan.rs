@@ -93,6 +93,21 @@ pub fn build(
     let min_fd = max_target + 1;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
 
+    // Shared memory objects, created and filled here; the restorer maps
+    // their descriptors.
+    let mut shm_fds = Vec::with_capacity(t.shmem.len());
+    for o in &t.shmem {
+        let fd = high_fd(super::shmem::create(o)?, min_fd)?;
+        crate::pr_debug!(
+            "shmem object {} ({} bytes, {} runs) is fd {}",
+            o.shmid,
+            o.size,
+            o.runs.len(),
+            fd.as_raw_fd()
+        );
+        shm_fds.push(fd);
+    }
+
     // Task fds: regular files opened here, std fds of other kinds inherited
     // from the tool (its terminal or pipes) like CRIU's --shell-job.
     let mut moves = Vec::new();
@@ -121,6 +136,42 @@ pub fn build(
                 });
                 fds.push(fd);
             }
+            None if t.memfd_files.contains_key(&fi.id) => {
+                let m = &t.memfd_files[&fi.id];
+                let i = t
+                    .shmem
+                    .iter()
+                    .position(|o| {
+                        o.memfd
+                            .as_ref()
+                            .is_some_and(|x| x.inode_id == u64::from(m.inode_id))
+                    })
+                    .ok_or_else(|| {
+                        RestoreError::Unsupported(format!(
+                            "fd {target}: memfd inode {} is not in memfd.img",
+                            m.inode_id
+                        ))
+                    })?;
+                // A file description of its own, with the dumped flags
+                // and position (as CRIU reopens it through /proc).
+                let path = format!("/proc/self/fd/{}", shm_fds[i].as_raw_fd());
+                let flags = OFlags::from_bits_retain(
+                    m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
+                );
+                let fd = open_path(&path, flags, min_fd)?;
+                rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
+                    .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: if fi.flags & 1 != 0 {
+                        OFlags::CLOEXEC.bits()
+                    } else {
+                        0
+                    },
+                });
+                fds.push(fd);
+            }
             None if target <= 2 => {
                 crate::pr_warn!(
                     "fd {target}: not a regular file; inheriting the tool's fd {target}"
@@ -141,41 +192,32 @@ pub fn build(
     keep.sort_unstable();
     keep.dedup();
 
-    // Shared memory objects, created and filled here; the restorer maps
-    // their descriptors.
-    let mut shm_fds = Vec::with_capacity(t.shmem.len());
-    for o in &t.shmem {
-        let fd = high_fd(super::shmem::create(o)?, min_fd)?;
-        crate::pr_debug!(
-            "shmem object {} ({} bytes, {} runs) is fd {}",
-            o.shmid,
-            o.size,
-            o.runs.len(),
-            fd.as_raw_fd()
-        );
-        shm_fds.push(fd);
-    }
-
     // VMAs and the files they map.
     let mut vmas = Vec::new();
     for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        let has_pages = t
+            .pages
+            .iter()
+            .any(|r| r.vaddr < v.end && r.vaddr + r.nr_pages * page_size > v.start);
         if let Some(i) = super::shmem::index_of(&t.shmem, v, &t.memfd_files) {
-            // The contents are in the object already: map it as it was.
+            // The object holds its contents already: map it as it was. A
+            // private mapping of a memfd may have copied-on-write pages of
+            // its own in the task's pagemap, read in like a file's.
             vmas.push(VmaArg {
                 start: v.start,
                 end: v.end,
                 offset: v.pgoff,
-                map_prot: v.prot,
+                map_prot: if has_pages {
+                    v.prot | PROT_WRITE
+                } else {
+                    v.prot
+                },
                 flags: v.flags & !MAP_ANONYMOUS,
                 fd: shm_fds[i].as_raw_fd(),
                 final_prot: v.prot,
             });
             continue;
         }
-        let has_pages = t
-            .pages
-            .iter()
-            .any(|r| r.vaddr < v.end && r.vaddr + r.nr_pages * page_size > v.start);
         let mut fd = -1;
         if is_file_vma(v) {
             let reg = t.reg_files.get(&(v.shmid as u32)).ok_or_else(|| {

@@ -120,65 +120,93 @@ pub fn read(
                 ),
             ));
         };
-        let extent = v.pgoff + (v.end - v.start);
-        if let Some(o) = out.iter_mut().find(|o| o.shmid == shmid) {
-            if o.memfd.is_none() {
-                o.size = o.size.max(extent);
-            }
+        if out.iter().any(|o| o.shmid == shmid) {
             continue;
         }
+        // Shared anonymous memory is as big as its VMAs reach.
+        let extent = vmas
+            .iter()
+            .filter(|w| w.status & VMA_ANON_SHARED != 0 && w.shmid == v.shmid)
+            .map(|w| w.pgoff + (w.end - w.start))
+            .max()
+            .unwrap_or(0);
         let inode = memfd.then(|| inodes.iter().find(|i| u64::from(i.shmid) == shmid).cloned());
-        let inode = inode.flatten();
-        let size = inode.as_ref().map_or(extent, |i| i.size);
-        let pm = dir.path(Kind::ShmemPagemap, shmid);
-        let (runs, pages_path) = if pm.exists() {
-            let (pages_id, runs) = super::images::read_pagemap(&pm, page_size)?;
-            (runs, Some(dir.path(Kind::Pages, u64::from(pages_id))))
-        } else {
-            (Vec::new(), None)
-        };
-        let pm_file = Kind::ShmemPagemap.file_name(shmid);
-        let mut total = 0u64;
-        for r in &runs {
-            let end = r
-                .nr_pages
-                .checked_mul(page_size)
-                .and_then(|l| r.vaddr.checked_add(l));
-            match end {
-                Some(end)
-                    if r.vaddr % page_size == 0 && end <= size.next_multiple_of(page_size) => {}
-                _ => {
-                    return Err(invalid(
-                        pm_file,
-                        format!(
-                            "run at offset {:#x} of {} pages lies outside the object ({size} bytes)",
-                            r.vaddr, r.nr_pages
-                        ),
-                    ));
-                }
-            }
-            total += r.nr_pages * page_size;
+        out.push(load(dir, shmid, inode.flatten(), extent, page_size)?);
+    }
+    // memfds only open as fds (not mapped) come back too.
+    for i in &inodes {
+        if !out
+            .iter()
+            .any(|o| o.memfd.as_ref().is_some_and(|m| m.inode_id == i.inode_id))
+        {
+            out.push(load(
+                dir,
+                u64::from(i.shmid),
+                Some(i.clone()),
+                i.size,
+                page_size,
+            )?);
         }
-        if let Some(p) = &pages_path {
-            let len = std::fs::metadata(p)
-                .map_err(|e| invalid(p.display().to_string(), e.to_string()))?
-                .len();
-            if len < total {
+    }
+    Ok(out)
+}
+
+/// Reads the pagemap of object `shmid` (`inode`: its memfd entry; `extent`:
+/// the size of shared anonymous memory) and checks it.
+fn load(
+    dir: &ImageDir,
+    shmid: u64,
+    inode: Option<pb::MemfdInodeEntry>,
+    extent: u64,
+    page_size: u64,
+) -> Result<ShmemImage, RestoreError> {
+    let size = inode.as_ref().map_or(extent, |i| i.size);
+    let pm = dir.path(Kind::ShmemPagemap, shmid);
+    let (runs, pages_path) = if pm.exists() {
+        let (pages_id, runs) = super::images::read_pagemap(&pm, page_size)?;
+        (runs, Some(dir.path(Kind::Pages, u64::from(pages_id))))
+    } else {
+        (Vec::new(), None)
+    };
+    let pm_file = Kind::ShmemPagemap.file_name(shmid);
+    let mut total = 0u64;
+    for r in &runs {
+        let end = r
+            .nr_pages
+            .checked_mul(page_size)
+            .and_then(|l| r.vaddr.checked_add(l));
+        match end {
+            Some(end) if r.vaddr % page_size == 0 && end <= size.next_multiple_of(page_size) => {}
+            _ => {
                 return Err(invalid(
-                    p.display().to_string(),
-                    format!("holds {len} bytes, {pm_file} lists {total}"),
+                    pm_file,
+                    format!(
+                        "run at offset {:#x} of {} pages lies outside the object ({size} bytes)",
+                        r.vaddr, r.nr_pages
+                    ),
                 ));
             }
         }
-        out.push(ShmemImage {
-            shmid,
-            memfd: inode,
-            size,
-            runs,
-            pages_path,
-        });
+        total += r.nr_pages * page_size;
     }
-    Ok(out)
+    if let Some(p) = &pages_path {
+        let len = std::fs::metadata(p)
+            .map_err(|e| invalid(p.display().to_string(), e.to_string()))?
+            .len();
+        if len < total {
+            return Err(invalid(
+                p.display().to_string(),
+                format!("holds {len} bytes, {pm_file} lists {total}"),
+            ));
+        }
+    }
+    Ok(ShmemImage {
+        shmid,
+        memfd: inode,
+        size,
+        runs,
+        pages_path,
+    })
 }
 
 /// Creates the object `o`, fills it with its pages and returns a

@@ -108,7 +108,7 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
 /// (the programs that need the mount will then fail and say why).
 fn mount_pseudo_filesystems() {
     let nosuid_nodev = MountFlags::NOSUID | MountFlags::NODEV;
-    let mounts: [(&str, &str, &str, MountFlags, Option<&std::ffi::CStr>); 6] = [
+    let mounts: [(&str, &str, &str, MountFlags, Option<&std::ffi::CStr>); 5] = [
         (
             "proc",
             "/proc",
@@ -138,7 +138,9 @@ fn mount_pseudo_filesystems() {
             Some(c"ptmxmode=0666"),
         ),
         ("tmpfs", "/dev/shm", "tmpfs", nosuid_nodev, None),
-        ("tmpfs", "/tmp", "tmpfs", nosuid_nodev, Some(c"mode=1777")),
+        // No tmpfs on /tmp: the initramfs root is already writable memory,
+        // and a checkout under /tmp (the test binaries sit at their host
+        // paths) would be hidden by it.
     ];
     for (source, target, fstype, flags, data) in mounts {
         if let Err(err) = fs::create_dir_all(target) {

@@ -296,8 +296,12 @@ fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<
 pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
     let r = restore_task(opts)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
-    // Like CRIU, stats-restore is written on every restore, into the work dir.
-    write_stats(opts.common.work_dir(), &r.stats)?;
+    // Like CRIU, stats-restore is written on every restore, into the work
+    // dir. The task already runs: failing here would leave it behind while
+    // telling the caller the restore failed, so this only warns.
+    if let Err(e) = write_stats(opts.common.work_dir(), &r.stats) {
+        crate::pr_warn!("{e}");
+    }
     if opts.common.display_stats {
         display_stats(&r.stats);
     }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
+pub mod zdtm;
+
 /// A temporary directory removed (with its contents) on drop.
 pub struct TempDir {
     path: PathBuf,

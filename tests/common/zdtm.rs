@@ -1,0 +1,213 @@
+//! The harness side of the ZDTM-style tests: start a program from
+//! `tests/programs/zdtm/` (see its `lib.rs` for the protocol), dump it with
+//! `criu dump`, restore it with `criu restore -d`, tell it to go on and
+//! return its verdict. Processes are killed and reaped by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use super::{Program, TempDir, become_subreaper, skip, wait_for_file};
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One program under test, in its own temporary directory:
+/// `DIR/work` is the program's directory, `DIR/images` the images.
+pub struct Zdtm {
+    dir: TempDir,
+    work: PathBuf,
+    images: PathBuf,
+    program: Option<Program>,
+    pid: i32,
+}
+
+impl Zdtm {
+    /// Start example `program` with `args` (after its work directory) and
+    /// wait until it is ready. `None` (after saying why) when this test
+    /// cannot run here.
+    pub fn start(test: &str, program: &str, args: &[&str]) -> Option<Zdtm> {
+        if !rustix::process::geteuid().is_root() {
+            skip(test, "needs root");
+            return None;
+        }
+        become_subreaper();
+        let dir = TempDir::new(test);
+        let work = dir.join("work");
+        let images = dir.join("images");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&images).unwrap();
+        let mut argv = vec![work.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        let program = Program::spawn(program, &argv, dir.path());
+        let pid = program.pid();
+        let mut z = Zdtm {
+            dir,
+            work,
+            images,
+            program: Some(program),
+            pid,
+        };
+        let ready = wait_for_file(&z.work.join("ready"), TIMEOUT);
+        let Some(ready) = ready else {
+            let why = z.result().unwrap_or_else(|| "no ready file".into());
+            panic!("{test}: program not ready: {why}\n{}", z.stderr());
+        };
+        assert_eq!(ready.trim(), pid.to_string(), "ready file");
+        z.pid = pid;
+        Some(z)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The program's work directory.
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// The (default) images directory.
+    pub fn images(&self) -> &Path {
+        &self.images
+    }
+
+    /// A fresh directory `name` next to the work directory.
+    pub fn new_dir(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Run `criu ACTION ARGS -D images -v4 -o ACTION.log`: success and
+    /// the log.
+    pub fn criu_in(&self, images: &Path, args: &[&str]) -> (bool, String) {
+        let action = args[0];
+        let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+            .args(args)
+            .arg("-D")
+            .arg(images)
+            .args(["-v4", "-o", &format!("{action}.log")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run criu")
+            .success();
+        let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
+        (ok, log)
+    }
+
+    /// `criu dump -t PID EXTRA` into `images`; asserts it worked. Without
+    /// `--leave-running`/`--leave-stopped` the program must be gone
+    /// after it (it is reaped here, so its PID is free for the restore).
+    pub fn dump_to(&mut self, images: &Path, extra: &[&str]) {
+        let pid = self.pid.to_string();
+        let mut args = vec!["dump", "-t", &pid];
+        args.extend_from_slice(extra);
+        let (ok, log) = self.criu_in(images, &args);
+        assert!(ok, "dump failed: {log}");
+        if !extra.contains(&"--leave-running") && !extra.contains(&"--leave-stopped") {
+            self.wait_gone();
+        }
+    }
+
+    /// [`Zdtm::dump_to`] the default images directory.
+    pub fn dump(&mut self, extra: &[&str]) {
+        let images = self.images.clone();
+        self.dump_to(&images, extra);
+    }
+
+    /// Wait until the program's PID is free (the process is reaped).
+    pub fn wait_gone(&mut self) {
+        if let Some(mut p) = self.program.take() {
+            p.wait_exit(TIMEOUT).expect("dumped program still running");
+        } else {
+            // A restored task is our child (we are the subreaper).
+            let p = Pid::from_raw(self.pid).unwrap();
+            let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+        }
+    }
+
+    /// Kill the program (by PID) and reap it.
+    pub fn kill(&mut self) {
+        let p = Pid::from_raw(self.pid).unwrap();
+        let _ = rustix::process::kill_process(p, Signal::KILL);
+        self.wait_gone();
+    }
+
+    /// `criu restore -d --pidfile restored.pid EXTRA` from `images`;
+    /// asserts it worked and gave the task its old PID.
+    pub fn restore_from(&mut self, images: &Path, extra: &[&str]) {
+        let mut args = vec!["restore", "-d", "--pidfile", "restored.pid"];
+        args.extend_from_slice(extra);
+        let (ok, log) = self.criu_in(images, &args);
+        assert!(ok, "restore failed: {log}");
+        let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+        assert_eq!(restored.trim(), self.pid.to_string(), "{log}");
+        // From now on the task is a child of ours through the subreaper.
+        self.program = None;
+    }
+
+    /// [`Zdtm::restore_from`] the default images directory.
+    pub fn restore(&mut self, extra: &[&str]) {
+        let images = self.images.clone();
+        self.restore_from(&images, extra);
+    }
+
+    /// The program's verdict so far, if it wrote one.
+    pub fn result(&self) -> Option<String> {
+        std::fs::read_to_string(self.work.join("result"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// What the program wrote to stderr (for failure messages).
+    pub fn stderr(&self) -> String {
+        let mut text = String::new();
+        for e in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "err") {
+                text += &std::fs::read_to_string(&p).unwrap_or_default();
+            }
+        }
+        text
+    }
+
+    /// Tell the program to check itself; its verdict (`PASS` or
+    /// `FAIL: ...`, or `no result` after [`TIMEOUT`]). The program is
+    /// killed and reaped afterwards.
+    pub fn go(mut self) -> String {
+        std::fs::write(self.work.join("go"), "").unwrap();
+        let verdict = wait_for_file(&self.work.join("result"), TIMEOUT)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| format!("no result; stderr: {}", self.stderr()));
+        self.kill();
+        verdict
+    }
+}
+
+impl Drop for Zdtm {
+    fn drop(&mut self) {
+        // Whatever happened, no process of this test stays behind.
+        if self.program.is_none() && super::proc_state(self.pid).is_some() {
+            let p = Pid::from_raw(self.pid).unwrap();
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(p), WaitOptions::NOHANG);
+        }
+    }
+}
+
+/// The usual run: start `program`, dump it (killing it), restore it,
+/// let it check itself. Its verdict, or `None` if the test is skipped.
+pub fn dump_restore(test: &str, program: &str, args: &[&str]) -> Option<String> {
+    let mut z = Zdtm::start(test, program, args)?;
+    z.dump(&[]);
+    z.restore(&[]);
+    Some(z.go())
+}

@@ -320,26 +320,77 @@ fn images_decode_with_criu_crit_if_installed() {
         );
     }
     let dir = TempDir::new("dump-crit");
-    let victim = Victim::start(&dir);
+    // The shared mode holds the most kinds of image (shmem pagemaps, memfd).
+    let victim = Victim::start_with(&dir, &["shared"]);
     let images = dir.join("images");
     let (rc, log) = criu_dump(victim.pid, &images, &["-R"], None);
     assert_eq!(rc, 0, "{log}");
+    let crit_out = |args: &[&str]| {
+        let out = Command::new(crit).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "crit {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut decoded = Vec::new();
     for entry in std::fs::read_dir(&images).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".img") || name.starts_with("pages-") {
+        // Every image but the raw pages (stats-dump has no .img suffix).
+        if !(name.ends_with(".img") || name == "stats-dump") || name.starts_with("pages-") {
             continue;
         }
-        let out = Command::new(crit)
-            .args(["decode", "-i", path.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "crit decode {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let json = crit_out(&["decode", "-i", path.to_str().unwrap()]);
+        assert!(json.contains("\"magic\""), "crit decode {name}: {json}");
+        decoded.push(
+            name.split('-')
+                .next()
+                .unwrap()
+                .trim_end_matches(".img")
+                .to_string(),
         );
     }
+    decoded.sort();
+    decoded.dedup();
+    for kind in [
+        "core",
+        "fdinfo",
+        "files",
+        "fs",
+        "ids",
+        "inventory",
+        "memfd",
+        "mm",
+        "pagemap",
+        "pstree",
+        "stats",
+    ] {
+        assert!(
+            decoded.iter().any(|d| d == kind),
+            "no {kind} image: {decoded:?}"
+        );
+    }
+    // CRIU's crit also walks the images as a whole: the tree, the memory
+    // map and the fds, with the values the task has.
+    let dir_arg = images.to_str().unwrap();
+    let pid = victim.pid.to_string();
+    let ps = crit_out(&["x", dir_arg, "ps"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid) && l.contains("dump_victim")),
+        "{ps}"
+    );
+    let mems = crit_out(&["x", dir_arg, "mems"]);
+    assert!(
+        mems.contains("[vdso]") && mems.contains("libc.so.6"),
+        "{mems}"
+    );
+    let fds = crit_out(&["x", dir_arg, "fds"]);
+    let data = dir.join("work").join("data");
+    assert!(fds.contains(data.to_str().unwrap()), "{fds}");
+    assert!(fds.contains("/dev/null"), "{fds}");
     assert_eq!(victim.verdict(), "PASS\n");
 }
 

@@ -30,3 +30,56 @@ fn counter_counts_on_from_where_it_stopped() {
     assert!(progress(&z) < at_dump + 1_000_000, "counter jumped");
     assert_eq!(z.go(), "PASS");
 }
+
+#[test]
+fn counter_dumped_twice_with_leave_running() {
+    let Some(mut z) = Zdtm::start("zdtm-counter-twice", "zdtm_counter", &[]) else {
+        return;
+    };
+    let first = z.new_dir("images-1");
+    let second = z.new_dir("images-2");
+    for images in [&first, &second] {
+        let before = progress(&z);
+        z.dump_to(images, &["--leave-running"]);
+        // Still the same task, still counting.
+        assert!(
+            common::proc_state(z.pid()).is_some(),
+            "task gone after --leave-running"
+        );
+        assert!(
+            common::wait_until(TIMEOUT, || progress(&z) > before),
+            "counter stopped after a --leave-running dump"
+        );
+    }
+    z.kill();
+    z.restore_from(&second, &[]);
+    let at_restore = progress(&z);
+    assert!(common::wait_until(TIMEOUT, || progress(&z) > at_restore));
+    assert_eq!(z.go(), "PASS");
+}
+
+fn dump_restore_pass(test: &str, program: &str) {
+    if let Some(verdict) = common::zdtm::dump_restore(test, program, &[]) {
+        assert_eq!(verdict, "PASS", "{program}");
+    }
+}
+
+#[test]
+fn open_files_keep_positions_and_flags() {
+    dump_restore_pass("zdtm-files", "zdtm_files");
+}
+
+#[test]
+fn rlimits_are_restored() {
+    dump_restore_pass("zdtm-rlimits", "zdtm_rlimits");
+}
+
+#[test]
+fn cwd_and_umask_are_restored() {
+    dump_restore_pass("zdtm-cwd-umask", "zdtm_cwd_umask");
+}
+
+#[test]
+fn glibc_rseq_registration_is_restored() {
+    dump_restore_pass("zdtm-rseq", "zdtm_rseq");
+}

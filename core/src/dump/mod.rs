@@ -75,6 +75,11 @@ const ARGS_LEN: usize = 64 * 1024;
 pub enum DumpError {
     #[error("no task to dump: use -t PID")]
     NoTree,
+    #[error(
+        "the root process {pid} is not a session leader (its session is {sid}); \
+         consider using --shell-job"
+    )]
+    NotSessionLeader { pid: i32, sid: i32 },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -129,6 +134,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     // Before touching the task: a directory others can write to is refused.
     crate::images::writer::check_private_dir(&common.images_dir)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
+    // A task in someone else's session can only come back in the session
+    // of whoever restores it: CRIU wants that said with --shell-job, and
+    // so refuses before touching the task.
+    if !common.shell_job {
+        let sid = proc.stat().map_err(collect_err(pid, "stat"))?.session;
+        if sid != pid {
+            return Err(DumpError::NotSessionLeader { pid, sid });
+        }
+    }
 
     let t_start = std::time::Instant::now();
     let (mut task, mut threads) =

@@ -112,8 +112,25 @@ pub fn build(
     // from the tool (its terminal or pipes) like CRIU's --shell-job.
     let mut moves = Vec::new();
     let mut keep: Vec<i32> = Vec::new();
+    // Fds with one file id share one open file description (dup'ed or
+    // inherited): it is opened once and dup'ed to each of them.
+    let mut opened: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
+        let cloexec = if fi.flags & 1 != 0 {
+            OFlags::CLOEXEC.bits()
+        } else {
+            0
+        };
+        if let Some(&from) = opened.get(&fi.id) {
+            moves.push(FdMove {
+                from,
+                to: target,
+                flags: cloexec,
+            });
+            keep.push(target);
+            continue;
+        }
         match t.reg_files.get(&fi.id) {
             Some(reg) => {
                 let flags = OFlags::from_bits_retain(
@@ -124,11 +141,7 @@ pub fn build(
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
                     .map_err(|e| RestoreError::Sys("lseek", e))?;
                 // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
-                let cloexec = if fi.flags & 1 != 0 {
-                    OFlags::CLOEXEC.bits()
-                } else {
-                    0
-                };
+                opened.insert(fi.id, keep_raw(&fd));
                 moves.push(FdMove {
                     from: keep_raw(&fd),
                     to: target,
@@ -161,14 +174,11 @@ pub fn build(
                 let fd = open_path(&path, flags, min_fd)?;
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
                     .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+                opened.insert(fi.id, keep_raw(&fd));
                 moves.push(FdMove {
                     from: keep_raw(&fd),
                     to: target,
-                    flags: if fi.flags & 1 != 0 {
-                        OFlags::CLOEXEC.bits()
-                    } else {
-                        0
-                    },
+                    flags: cloexec,
                 });
                 fds.push(fd);
             }
@@ -344,7 +354,10 @@ pub fn build(
     let (setsid, pgid) = if t.pstree.sid == pid {
         (1, 0)
     } else if shell_job {
-        (0, 0)
+        // A shell job stays in our session; a job that led its own
+        // process group leads a new one again (as a shell puts each job
+        // in a group of its own), anything else joins ours.
+        (0, if t.pstree.pgid == pid { pid as i32 } else { 0 })
     } else {
         return Err(RestoreError::Unsupported(format!(
             "task {pid} was not a session leader (sid {}); restore it with --shell-job",

@@ -129,3 +129,190 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
     errno(ret, "mincore")?;
     Ok(vec.iter().map(|b| b & 1 != 0).collect())
 }
+
+// ---- Memory helpers (the zdtm memory programs: anon_*, file_*, ...) ----
+
+/// The page size these programs assume (x86_64).
+pub const PAGE: usize = 4096;
+pub const PROT_NONE: usize = 0;
+pub const PROT_READ: usize = 1;
+pub const PROT_WRITE: usize = 2;
+pub const PROT_EXEC: usize = 4;
+pub const MAP_SHARED: usize = 1;
+pub const MAP_PRIVATE: usize = 2;
+pub const MAP_FIXED: usize = 0x10;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_NORESERVE: usize = 0x4000;
+
+/// Raw `mmap`; the address it mapped at.
+pub fn mmap(
+    addr: usize,
+    len: usize,
+    prot: usize,
+    flags: usize,
+    fd: i32,
+    off: usize,
+) -> Result<usize, String> {
+    // SAFETY: the callers map fresh memory (or MAP_FIXED over a
+    // reservation of their own), never over memory Rust owns.
+    let ret = unsafe {
+        criu_arch::syscall6(
+            criu_arch::nr::MMAP,
+            addr,
+            len,
+            prot,
+            flags,
+            fd as usize,
+            off,
+        )
+    };
+    errno(ret, "mmap")
+}
+
+/// Raw `mprotect`.
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> Result<(), String> {
+    // SAFETY: only changes protections of the caller's own mappings.
+    let ret = unsafe { criu_arch::syscall3(criu_arch::nr::MPROTECT, addr, len, prot) };
+    errno(ret, "mprotect").map(drop)
+}
+
+/// Raw `munmap`.
+pub fn munmap(addr: usize, len: usize) -> Result<(), String> {
+    // SAFETY: only unmaps the caller's own mappings (guard pages).
+    let ret = unsafe { criu_arch::syscall2(criu_arch::nr::MUNMAP, addr, len) };
+    errno(ret, "munmap").map(drop)
+}
+
+/// Map `lens.len()` private anonymous read-write regions of the given
+/// lengths, with a guard page before and after each so that the kernel
+/// cannot merge them with each other or with a later mapping. The guards
+/// are mapped execute-only (`--xp`), a protection no region of these
+/// programs has (an unmapped guard would be filled by a later mmap). The
+/// regions' addresses.
+pub fn map_separate(lens: &[usize], flags: usize) -> Result<Vec<usize>, String> {
+    let total: usize = lens.iter().map(|l| l + PAGE).sum::<usize>() + PAGE;
+    let base = mmap(0, total, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)?;
+    let mut at = base + PAGE;
+    let mut addrs = Vec::new();
+    for &len in lens {
+        mmap(at, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0)?;
+        addrs.push(at);
+        at += len + PAGE;
+    }
+    Ok(addrs)
+}
+
+/// The bytes at `addr..addr + len` as a slice.
+///
+/// # Safety
+/// The range must be mapped readable (and writable if written through)
+/// for as long as the slice lives, and nothing else may hold a reference
+/// into it.
+pub unsafe fn region<'a>(addr: usize, len: usize) -> &'a mut [u8] {
+    // SAFETY: the caller promises the range is mapped and unaliased.
+    unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) }
+}
+
+/// Byte `i` of pattern `seed`: different in every page and every seed.
+pub fn pattern_byte(seed: u64, i: usize) -> u8 {
+    let x = (seed << 40 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 56) as u8 ^ (i >> 12) as u8
+}
+
+/// Fill `buf` with pattern `seed`.
+pub fn fill_pattern(buf: &mut [u8], seed: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seed, i);
+    }
+}
+
+/// Check that `buf` holds pattern `seed`; the error names `what`, the
+/// first wrong page and byte and how many bytes are wrong.
+pub fn check_pattern(what: &str, buf: &[u8], seed: u64) -> Result<(), String> {
+    let bad = buf
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b != pattern_byte(seed, i))
+        .map(|(i, _)| i);
+    let mut count = 0usize;
+    let mut first = None;
+    for i in bad {
+        first.get_or_insert(i);
+        count += 1;
+    }
+    match first {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what}: {count} of {} bytes wrong, first at page {} byte {}: {:#04x}, want {:#04x}",
+            buf.len(),
+            i / PAGE,
+            i % PAGE,
+            buf[i],
+            pattern_byte(seed, i)
+        )),
+    }
+}
+
+/// Which of the `n` pages at `addr` are present in RAM or swapped, by
+/// `/proc/self/pagemap` (bits 63 and 62 of each entry).
+pub fn pagemap_present(addr: usize, n: usize) -> Result<Vec<bool>, String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut raw = vec![0u8; n * 8];
+    f.read_exact_at(&mut raw, (addr / PAGE * 8) as u64)
+        .map_err(|e| format!("read pagemap: {e}"))?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap()) >> 62 != 0)
+        .collect())
+}
+
+/// One parsed `/proc/self/maps` line.
+#[derive(Debug)]
+pub struct Vma {
+    pub start: usize,
+    pub end: usize,
+    pub perms: String,
+    pub offset: u64,
+    pub path: String,
+}
+
+/// The VMA that contains `addr`, parsed.
+pub fn vma_at(addr: usize) -> Result<Vma, String> {
+    let line = maps_line(addr).ok_or_else(|| format!("nothing mapped at {addr:#x}"))?;
+    let mut f = line.splitn(6, ' ');
+    let range = f.next().unwrap_or("");
+    let perms = f.next().unwrap_or("").to_string();
+    let offset = u64::from_str_radix(f.next().unwrap_or(""), 16).unwrap_or(u64::MAX);
+    let _dev = f.next();
+    let _ino = f.next();
+    let path = f.next().unwrap_or("").trim().to_string();
+    let (s, e) = range.split_once('-').unwrap_or(("", ""));
+    let start = usize::from_str_radix(s, 16).map_err(|_| format!("maps line {line:?}"))?;
+    let end = usize::from_str_radix(e, 16).map_err(|_| format!("maps line {line:?}"))?;
+    Ok(Vma {
+        start,
+        end,
+        perms,
+        offset,
+        path,
+    })
+}
+
+/// Check that the VMA at `addr` spans exactly `addr..addr + len` with
+/// permissions `perms`; the VMA.
+pub fn expect_vma(what: &str, addr: usize, len: usize, perms: &str) -> Result<Vma, String> {
+    let vma = vma_at(addr).map_err(|e| format!("{what}: {e}"))?;
+    ensure(vma.start == addr && vma.end == addr + len, || {
+        format!(
+            "{what}: VMA {:#x}-{:#x}, want {addr:#x}-{:#x}",
+            vma.start,
+            vma.end,
+            addr + len
+        )
+    })?;
+    ensure(vma.perms == perms, || {
+        format!("{what}: perms {}, want {perms}", vma.perms)
+    })?;
+    Ok(vma)
+}

@@ -1,0 +1,79 @@
+//! ZDTM-style dump/restore tests of memory: dense and sparse anonymous
+//! memory, private and shared file mappings, shared anonymous memory,
+//! protections, the heap end (brk), the vDSO and the FPU/vector registers.
+//! Each program checks itself after restore (see tests/programs/zdtm/).
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::zdtm::{TIMEOUT, Zdtm, dump_restore};
+
+/// Dump and restore `program`, then assert that it found its state intact.
+fn check(test: &str, program: &str) {
+    if let Some(verdict) = dump_restore(test, program, &[]) {
+        assert_eq!(verdict, "PASS", "{program}");
+    }
+}
+
+#[test]
+fn anon_dense_memory_comes_back() {
+    check("zdtm-anon-dense", "zdtm_anon_dense");
+}
+
+#[test]
+fn anon_sparse_memory_keeps_its_holes() {
+    check("zdtm-anon-sparse", "zdtm_anon_sparse");
+}
+
+#[test]
+fn file_private_mappings_keep_cow_pages_and_file() {
+    check("zdtm-file-private", "zdtm_file_private");
+}
+
+#[test]
+fn file_shared_mapping_stays_shared() {
+    check("zdtm-file-shared", "zdtm_file_shared");
+}
+
+#[test]
+fn shared_anon_memory_comes_back() {
+    check("zdtm-shared-anon", "zdtm_shared_anon");
+}
+
+#[test]
+fn protections_and_split_vmas_come_back() {
+    check("zdtm-protections", "zdtm_protections");
+}
+
+#[test]
+fn brk_is_restored_and_still_moves() {
+    check("zdtm-brk", "zdtm_brk");
+}
+
+#[test]
+fn vdso_clocks_work_after_restore() {
+    check("zdtm-vdso", "zdtm_vdso");
+}
+
+#[test]
+fn fpu_registers_survive() {
+    let Some(mut z) = Zdtm::start("zdtm-fpu", "zdtm_fpu", &[]) else {
+        return;
+    };
+    z.dump(&[]);
+    z.restore(&[]);
+    // The program leaves its register loop from a SIGALRM handler once
+    // `go` exists. Its own interval timer sends SIGALRM; so does this test,
+    // so that the registers are checked even if the timer was lost.
+    std::fs::write(z.work().join("go"), "").unwrap();
+    let pid = rustix::process::Pid::from_raw(z.pid()).unwrap();
+    let result = z.work().join("result");
+    let start = std::time::Instant::now();
+    while !result.exists() && start.elapsed() < TIMEOUT {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::ALARM);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(z.go(), "PASS");
+}

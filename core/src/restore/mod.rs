@@ -19,6 +19,7 @@ pub mod layout;
 mod plan;
 mod regs;
 mod shmem;
+mod task_attrs;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -94,6 +95,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "itimers",
     "close-fds",
     "creds",
+    "task-attrs",
     "arch-state",
     FAULT_AFTER_DONE,
 ];
@@ -136,6 +138,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_RLIMITS => "rlimits",
         abi::STAGE_SIGNALS => "pending-signals",
         abi::STAGE_TASK => "task-name",
+        abi::STAGE_ATTRS => "task-attrs",
         _ => "unknown",
     }
 }

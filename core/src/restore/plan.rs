@@ -511,6 +511,7 @@ pub fn build(
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
+        attrs: super::task_attrs::arg(t),
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

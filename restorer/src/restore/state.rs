@@ -18,13 +18,88 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
     check(ret, 1).map(drop)
 }
 
+/// The name, then the attributes that need privileges the credentials may
+/// take away (a negative nice, a real-time policy) or that change how
+/// memory is mapped (personality: READ_IMPLIES_EXEC would make the
+/// restorer's own mappings executable, so it comes after them).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     const PR_SET_NAME: usize = 15;
+    const PR_SET_CHILD_SUBREAPER: usize = 36;
+    const PRIO_PROCESS: usize = 0;
     if args.comm[0] != 0 {
         // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
         check(
             unsafe { syscall2(nr::PRCTL, PR_SET_NAME, args.comm.as_ptr() as usize) },
             0,
+        )?;
+    }
+    let a = &args.attrs;
+    if a.has & abi::ATTR_PERSONALITY != 0 {
+        // SAFETY: integer argument only.
+        check(
+            unsafe { syscall1(nr::PERSONALITY, a.personality as usize) },
+            1,
+        )?;
+    }
+    if a.has & abi::ATTR_SCHED != 0 {
+        let param: i32 = a.sched_prio as i32;
+        // SAFETY: `param` is a live struct sched_param; then integers.
+        unsafe {
+            check(
+                syscall3(
+                    nr::SCHED_SETSCHEDULER,
+                    0,
+                    a.sched_policy as usize,
+                    &param as *const i32 as usize,
+                ),
+                2,
+            )?;
+            check(
+                syscall3(nr::SETPRIORITY, PRIO_PROCESS, 0, a.sched_nice as usize),
+                3,
+            )?;
+        }
+    }
+    if a.has & abi::ATTR_SUBREAPER != 0 {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe {
+                syscall2(
+                    nr::PRCTL,
+                    PR_SET_CHILD_SUBREAPER,
+                    a.child_subreaper as usize,
+                )
+            },
+            4,
+        )?;
+    }
+    Ok(())
+}
+
+/// After the credentials (which reset the parent-death signal and
+/// dumpable when they change ids): the parent-death signal, no_new_privs
+/// (one-way), and dumpable last, as CRIU does.
+pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
+    const PR_SET_PDEATHSIG: usize = 1;
+    const PR_SET_DUMPABLE: usize = 4;
+    const PR_SET_NO_NEW_PRIVS: usize = 38;
+    // SAFETY (all three): integer arguments only.
+    if a.has & abi::ATTR_PDEATH_SIG != 0 {
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize) },
+            0,
+        )?;
+    }
+    if a.has & abi::ATTR_NO_NEW_PRIVS != 0 {
+        check(
+            unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            1,
+        )?;
+    }
+    if a.has & abi::ATTR_DUMPABLE != 0 {
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, a.dumpable as usize) },
+            2,
         )?;
     }
     Ok(())

@@ -316,3 +316,157 @@ pub fn expect_vma(what: &str, addr: usize, len: usize, perms: &str) -> Result<Vm
     })?;
     Ok(vma)
 }
+
+// --- Signal helpers (the signal and timer programs) ---
+
+/// The kernel's action for `sig` (`rt_sigaction` with no new action).
+pub fn get_sigaction(sig: usize) -> Result<criu_arch::KSigaction, String> {
+    let mut old = criu_arch::KSigaction::default();
+    // SAFETY: the kernel writes one struct sigaction into `old`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGACTION,
+            sig,
+            0,
+            &mut old as *mut criu_arch::KSigaction as usize,
+            8,
+        )
+    };
+    errno(ret, &format!("rt_sigaction({sig}) query"))?;
+    Ok(old)
+}
+
+/// Install `act` for `sig` (raw `rt_sigaction`: any flags, any signal).
+pub fn set_sigaction(sig: usize, act: &criu_arch::KSigaction) -> Result<(), String> {
+    // SAFETY: the kernel reads one struct sigaction from `act`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGACTION,
+            sig,
+            act as *const criu_arch::KSigaction as usize,
+            0,
+            8,
+        )
+    };
+    errno(ret, &format!("rt_sigaction({sig})")).map(drop)
+}
+
+/// A handler entry for [`set_sigaction`]: `handler` with `flags` (plus
+/// SA_RESTORER and the arch's trampoline) and `mask`.
+pub fn action(handler: usize, flags: u64, mask: u64) -> criu_arch::KSigaction {
+    criu_arch::KSigaction {
+        handler: handler as u64,
+        flags: flags | criu_arch::SA_RESTORER,
+        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        mask,
+    }
+}
+
+/// `rt_sigprocmask(how, set)`; the previous mask.
+pub fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, String> {
+    let mut old: u64 = 0;
+    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+    // SAFETY: the kernel reads 8 bytes from `new` (if any) and writes 8 to `old`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGPROCMASK,
+            how,
+            new,
+            &mut old as *mut u64 as usize,
+            8,
+        )
+    };
+    errno(ret, "rt_sigprocmask").map(|_| old)
+}
+
+/// The blocked mask of this thread.
+pub fn blocked() -> Result<u64, String> {
+    sigprocmask(criu_arch::SIG_BLOCK, None)
+}
+
+/// Signal `sig` to this thread (`tgkill`), so it is delivered before the
+/// call returns when unblocked.
+pub fn raise(sig: usize) -> Result<(), String> {
+    let pid = std::process::id() as usize;
+    // SAFETY: integer arguments only.
+    let ret = unsafe {
+        let tid = criu_arch::syscall0(criu_arch::nr::GETTID) as usize;
+        criu_arch::syscall3(criu_arch::nr::TGKILL, pid, tid, sig)
+    };
+    errno(ret, &format!("tgkill({sig})")).map(drop)
+}
+
+/// This thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { criu_arch::syscall0(criu_arch::nr::GETTID) as i32 }
+}
+
+/// Sleep `d` of wall-clock time even if signal handlers interrupt it.
+pub fn sleep_through_signals(d: Duration) {
+    let end = std::time::Instant::now() + d;
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// A `siginfo_t` as 128 raw bytes, with accessors for the fields the
+/// programs compare (the layout is the same on every 64-bit arch).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct RawSiginfo(pub [u8; 128]);
+
+impl RawSiginfo {
+    pub fn zeroed() -> Self {
+        RawSiginfo([0; 128])
+    }
+    fn i32_at(&self, off: usize) -> i32 {
+        i32::from_ne_bytes(self.0[off..off + 4].try_into().unwrap())
+    }
+    fn set_i32(&mut self, off: usize, v: i32) {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    pub fn signo(&self) -> i32 {
+        self.i32_at(0)
+    }
+    pub fn code(&self) -> i32 {
+        self.i32_at(8)
+    }
+    /// `si_pid` (kill, rt, sigqueue) / `si_tid` (POSIX timers: the timer id).
+    pub fn pid(&self) -> i32 {
+        self.i32_at(16)
+    }
+    /// `si_uid` / `si_overrun` (POSIX timers).
+    pub fn uid(&self) -> i32 {
+        self.i32_at(20)
+    }
+    /// `si_value` (sigqueue, POSIX timers).
+    pub fn value(&self) -> u64 {
+        u64::from_ne_bytes(self.0[24..32].try_into().unwrap())
+    }
+    /// An `SI_QUEUE` siginfo from this process with `value`.
+    pub fn queued(signo: i32, value: u64) -> Self {
+        const SI_QUEUE: i32 = -1;
+        let mut s = RawSiginfo::zeroed();
+        s.set_i32(0, signo);
+        s.set_i32(8, SI_QUEUE);
+        s.set_i32(16, std::process::id() as i32);
+        s.set_i32(20, rustix::process::getuid().as_raw() as i32);
+        s.0[24..32].copy_from_slice(&value.to_ne_bytes());
+        s
+    }
+}
+
+impl std::fmt::Debug for RawSiginfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{signo {} code {} pid {} uid {} value {:#x}}}",
+            self.signo(),
+            self.code(),
+            self.pid(),
+            self.uid(),
+            self.value()
+        )
+    }
+}

@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap, RawSyscall,
     Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, VmaArg,
 };
 use crate::images::pb;
@@ -402,7 +402,8 @@ pub fn build(
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
     let probe = regs::frame_for(&t.core, 0, sigmask, &host)?;
-    let a_arch = arena.push(&probe.arch_syscalls);
+    let advice = madvise_calls(t);
+    let a_arch = arena.push(&[probe.arch_syscalls, advice.clone()].concat());
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
     let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
@@ -441,7 +442,7 @@ pub fn build(
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
-        (a_arch, vec_bytes(&frame.arch_syscalls)),
+        (a_arch, vec_bytes(&[frame.arch_syscalls, advice].concat())),
     ] {
         let off = a.addr as usize;
         arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -679,4 +680,22 @@ fn rseq_arg(t: &TaskImages) -> RseqArg {
         },
         _ => RseqArg::default(),
     }
+}
+
+/// The `madvise` calls that give each VMA back its advice (MADV_NOHUGEPAGE,
+/// MADV_DONTFORK, ...: `VmaEntry.madv` has bit N set for advice N, as CRIU
+/// records it). The restorer makes them with the arch syscalls, once the
+/// memory is in place, as CRIU's restorer does after its last VMA pass.
+fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
+    let mut calls = Vec::new();
+    for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        let madv = v.madv.unwrap_or(0);
+        for advice in (0..64).filter(|a| madv & (1u64 << a) != 0) {
+            calls.push(RawSyscall {
+                nr: criu_arch::nr::MADVISE as u64,
+                args: [v.start, v.end - v.start, advice, 0, 0, 0],
+            });
+        }
+    }
+    calls
 }

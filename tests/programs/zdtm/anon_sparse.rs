@@ -46,6 +46,7 @@ fn main() {
             let r = std::hint::black_box(mem[READ_ONLY * PAGE + 8]);
             zdtm::ensure(r == 0, || "fresh page not zero".into())?;
             holes(addr, "before dump")?;
+            no_huge_pages(addr, "before dump")?;
             Ok(addr)
         },
         |_| {},
@@ -53,6 +54,7 @@ fn main() {
             // First look at the holes: reading them would fault them in.
             holes(addr, "after restore")?;
             zdtm::expect_vma("mapping", addr, PAGES * PAGE, "rw-p")?;
+            no_huge_pages(addr, "after restore")?;
             // SAFETY: still our read-write mapping (checked above).
             let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
             for p in DATA {
@@ -90,5 +92,22 @@ fn holes(addr: usize, when: &str) -> Result<(), String> {
     let missing: Vec<usize> = DATA.into_iter().filter(|&p| !present[p]).collect();
     zdtm::ensure(missing.is_empty(), || {
         format!("{when}: data pages {missing:?} are not present")
+    })
+}
+
+/// Check that the mapping at `addr` still has MADV_NOHUGEPAGE (`nh` in
+/// the VmFlags of /proc/self/smaps): without it a later write may fault in
+/// a whole huge page and fill the holes around it.
+fn no_huge_pages(addr: usize, when: &str) -> Result<(), String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
+    let head = format!("{addr:x}-");
+    // VmFlags is the last line of each VMA's block.
+    let vma = smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .find_map(|l| l.strip_prefix("VmFlags:"))
+        .ok_or_else(|| format!("{when}: no VmFlags for the mapping at {addr:#x}"))?;
+    zdtm::ensure(vma.split_whitespace().any(|f| f == "nh"), || {
+        format!("{when}: MADV_NOHUGEPAGE lost: VmFlags{}", vma.trim_end())
     })
 }

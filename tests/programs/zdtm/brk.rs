@@ -53,10 +53,14 @@ fn main() {
             })?;
             // SAFETY: the pages we just got from sbrk, used only here.
             zdtm::fill_pattern(unsafe { zdtm::region(start, PAGES * PAGE) }, SEED);
-            Ok(start)
+            Ok((start, start_brk()?))
         },
         |_| {},
-        |start| {
+        |(start, heap_start)| {
+            let now = start_brk()?;
+            zdtm::ensure(now == heap_start, || {
+                format!("start_brk {now:#x}, was {heap_start:#x}")
+            })?;
             let (k, g) = (kernel_brk(), glibc_brk());
             zdtm::ensure(k == g, || format!("kernel brk {k:#x}, glibc's {g:#x}"))?;
             zdtm::ensure(k >= start + PAGES * PAGE, || {
@@ -104,4 +108,15 @@ fn main() {
             zdtm::check_pattern("heap pages after grow/shrink", mem, SEED)
         },
     );
+}
+
+/// Where the heap starts (`start_brk`, field 47 of /proc/self/stat).
+fn start_brk() -> Result<usize, String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
+    // Fields after the command name (which may hold spaces) start at 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace()
+        .nth(47 - 3)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| format!("no start_brk in /proc/self/stat: {stat}"))
 }

@@ -129,6 +129,33 @@ fn main() {
             })?;
             let disk = std::fs::read(&s.ro_path).map_err(|e| e.to_string())?;
             zdtm::ensure(disk == want, || "ro.dat on disk changed".into())?;
+            // Untouched pages still map the file's page cache (they were
+            // not copied in as private pages): a write() to the file shows
+            // in them, but not in the pages written before the dump.
+            {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&s.rw_path)
+                    .map_err(|e| e.to_string())?;
+                for p in [6, 3] {
+                    f.write_all_at(b"NEW!", (p * PAGE + 100) as u64)
+                        .map_err(|e| e.to_string())?;
+                }
+                let seen = std::hint::black_box(&mem[6 * PAGE + 100..][..4]);
+                zdtm::ensure(seen == b"NEW!", || {
+                    format!("untouched page 6 does not follow the file: {seen:02x?}")
+                })?;
+                let seen = std::hint::black_box(&mem[3 * PAGE + 100..][..4]);
+                zdtm::ensure(seen == &rw_page(3)[100..104], || {
+                    format!("written page 3 follows the file: {seen:02x?}")
+                })?;
+                let orig = file_contents(FILE_SEED, PAGES);
+                for p in [6, 3] {
+                    f.write_all_at(&orig[p * PAGE + 100..][..4], (p * PAGE + 100) as u64)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             // The mapping is still private: a new write stays out of the file.
             mem[2 * PAGE] ^= 0xff;
             let disk = std::fs::read(&s.rw_path).map_err(|e| e.to_string())?;

@@ -25,10 +25,13 @@ fn main() {
             for p in (0..PAGES).step_by(3) {
                 zdtm::fill_pattern(&mut mem[p * PAGE..][..PAGE], 300 + p as u64);
             }
+            holes(addr, "before dump")?;
             Ok(addr)
         },
         |_| {},
         |addr| {
+            // First look at the holes: reading them would fault them in.
+            holes(addr, "after restore")?;
             let vma = zdtm::expect_vma("mapping", addr, PAGES * PAGE, "rw-s")?;
             zdtm::ensure(vma.path.starts_with("/dev/zero"), || {
                 format!(
@@ -49,4 +52,18 @@ fn main() {
             Ok(())
         },
     );
+}
+
+/// Check that the pages never written are not in the shared memory
+/// (mincore looks at the shmem object's page cache).
+fn holes(addr: usize, when: &str) -> Result<(), String> {
+    let resident = zdtm::resident_pages(addr, PAGES)?;
+    let filled: Vec<usize> = (0..PAGES).filter(|&p| p % 3 != 0 && resident[p]).collect();
+    zdtm::ensure(filled.is_empty(), || {
+        format!("{when}: hole pages {filled:?} are resident")
+    })?;
+    let missing: Vec<usize> = (0..PAGES).filter(|&p| p % 3 == 0 && !resident[p]).collect();
+    zdtm::ensure(missing.is_empty(), || {
+        format!("{when}: data pages {missing:?} are not resident")
+    })
 }

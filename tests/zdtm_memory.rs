@@ -57,9 +57,10 @@ fn vdso_clocks_work_after_restore() {
     check("zdtm-vdso", "zdtm_vdso");
 }
 
-#[test]
-fn fpu_registers_survive() {
-    let Some(mut z) = Zdtm::start("zdtm-fpu", "zdtm_fpu", &[]) else {
+/// Start the FPU program using the `kind` registers, dump and restore it
+/// and let it compare its registers.
+fn fpu(test: &str, kind: &str) {
+    let Some(mut z) = Zdtm::start(test, "zdtm_fpu", &[kind]) else {
         return;
     };
     z.dump(&[]);
@@ -75,5 +76,26 @@ fn fpu_registers_survive() {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::ALARM);
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(z.go(), "PASS");
+    assert_eq!(z.go(), "PASS", "{kind} registers");
+}
+
+#[test]
+fn fpu_sse_registers_survive() {
+    fpu("zdtm-fpu-sse", "sse");
+}
+
+#[test]
+fn fpu_avx_registers_survive() {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        return common::skip("fpu_avx_registers_survive", "no AVX");
+    }
+    fpu("zdtm-fpu-avx", "avx");
+}
+
+#[test]
+fn fpu_avx512_registers_survive() {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return common::skip("fpu_avx512_registers_survive", "no AVX-512");
+    }
+    fpu("zdtm-fpu-avx512", "avx512");
 }

@@ -7,6 +7,8 @@
 //! too) sets the flag once `DIR/go` exists; the kernel saves and restores
 //! the registers around the handler. The loop then stores the registers
 //! and the check compares them with what was loaded.
+//!
+//! Usage: `zdtm_fpu DIR [sse|avx|avx512]` (default: the widest there is).
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -96,12 +98,16 @@ impl Regs {
 fn main() {
     zdtm::run(
         |args| {
-            let kind = if std::arch::is_x86_feature_detected!("avx512f") {
-                Kind::Avx512
-            } else if std::arch::is_x86_feature_detected!("avx") {
-                Kind::Avx
-            } else {
-                Kind::Sse
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+            let avx = std::arch::is_x86_feature_detected!("avx");
+            // The widest registers there are, or the ones asked for.
+            let kind = match args.rest.first().map(String::as_str) {
+                None if avx512 => Kind::Avx512,
+                None if avx => Kind::Avx,
+                None | Some("sse") => Kind::Sse,
+                Some("avx") if avx => Kind::Avx,
+                Some("avx512") if avx512 => Kind::Avx512,
+                Some(other) => return Err(format!("no {other} registers here")),
             };
             let go = CString::new(args.dir.join("go").to_string_lossy().into_owned())
                 .map_err(|e| e.to_string())?;

@@ -3,6 +3,8 @@
 //! what write() put in the file. After restore the mapping shows all of
 //! it, is still `rw-s` of that file, a write through the mapping reaches
 //! the file (seen by pread) and a pwrite to the file shows in the mapping.
+//! A second, read-only shared mapping of the file from page 4 on must come
+//! back as `r--s` at its offset and see both writes.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -16,8 +18,12 @@ const THROUGH_MAP: usize = 5;
 const MAP_SEED: u64 = 21;
 const FILE_SEED: u64 = 22;
 
+/// The read-only shared mapping of the same file: pages RO_FROM.. .
+const RO_FROM: usize = 4;
+
 struct State {
     addr: usize,
+    ro: usize,
     path: PathBuf,
 }
 
@@ -53,7 +59,16 @@ fn main() {
             // SAFETY: our fresh shared mapping of the file.
             let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
             mem[..THROUGH_MAP * PAGE].copy_from_slice(&expected()[..THROUGH_MAP * PAGE]);
-            Ok(State { addr, path })
+            let ro_file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            let ro = zdtm::mmap(
+                0,
+                (PAGES - RO_FROM) * PAGE,
+                PROT_READ,
+                MAP_SHARED,
+                ro_file.as_raw_fd(),
+                RO_FROM * PAGE,
+            )?;
+            Ok(State { addr, ro, path })
         },
         |_| {},
         |s| {
@@ -62,9 +77,25 @@ fn main() {
                 vma.path == s.path.to_string_lossy() && vma.offset == 0,
                 || format!("mapping: maps {} at offset {:#x}", vma.path, vma.offset),
             )?;
-            // SAFETY: checked above: our shared mapping of the file.
+            let ro_len = (PAGES - RO_FROM) * PAGE;
+            let vma = zdtm::expect_vma("read-only mapping", s.ro, ro_len, "r--s")?;
+            zdtm::ensure(
+                vma.path == s.path.to_string_lossy() && vma.offset == (RO_FROM * PAGE) as u64,
+                || {
+                    format!(
+                        "read-only mapping: maps {} at offset {:#x}",
+                        vma.path, vma.offset
+                    )
+                },
+            )?;
+            // SAFETY: checked above: our shared mappings of the file (the
+            // read-only one only read).
             let mem = unsafe { zdtm::region(s.addr, PAGES * PAGE) };
+            let ro = unsafe { zdtm::region(s.ro, ro_len) };
             let want = expected();
+            zdtm::ensure(ro[..] == want[RO_FROM * PAGE..], || {
+                "the read-only mapping does not show the file from page 4 on".into()
+            })?;
             if let Some(i) = (0..want.len()).find(|&i| mem[i] != want[i]) {
                 return Err(format!(
                     "mapping page {} byte {}: {:#04x}, want {:#04x}",
@@ -97,6 +128,14 @@ fn main() {
             let seen = std::hint::black_box(&mem[7 * PAGE + 20..][..4]);
             zdtm::ensure(seen == b"FILE", || {
                 format!("a write to the file does not show in the mapping: {seen:?}")
+            })?;
+            let seen = std::hint::black_box(&ro[(6 - RO_FROM) * PAGE + 10..][..4]);
+            zdtm::ensure(seen == b"MAP!", || {
+                format!("the read-only mapping misses the write through the other: {seen:?}")
+            })?;
+            let seen = std::hint::black_box(&ro[(7 - RO_FROM) * PAGE + 20..][..4]);
+            zdtm::ensure(seen == b"FILE", || {
+                format!("the read-only mapping misses the write to the file: {seen:?}")
             })
         },
     );

@@ -1,5 +1,5 @@
 //! Memory protections: separate private anonymous regions made `r--`,
-//! `rw-`, `r-x` and `---` after a pattern was written to them, and one
+//! `rw-`, `r-x`, `---`, `-w-` and `rwx` after a pattern was written to them, and one
 //! 8-page mapping split by mprotect into `rw-`, `r--`, `---` and `r-x`
 //! parts of two pages each. After restore every VMA has its old bounds
 //! and permissions and its data (the `---` ones are made readable by the
@@ -10,11 +10,13 @@ mod zdtm;
 use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE};
 
 /// (pages, protection, maps permissions) of each separate region.
-const REGIONS: [(usize, usize, &str); 4] = [
+const REGIONS: [(usize, usize, &str); 6] = [
     (4, PROT_READ, "r--p"),
     (4, PROT_READ | PROT_WRITE, "rw-p"),
     (3, PROT_READ | PROT_EXEC, "r-xp"),
     (5, PROT_NONE, "---p"),
+    (2, PROT_WRITE, "-w-p"),
+    (3, PROT_READ | PROT_WRITE | PROT_EXEC, "rwxp"),
 ];
 /// The parts of the split mapping: (pages, protection, permissions).
 const PARTS: [(usize, usize, &str); 4] = [

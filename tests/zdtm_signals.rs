@@ -9,7 +9,11 @@ mod common;
 use common::zdtm::dump_restore;
 
 fn run(test: &str, program: &str) {
-    if let Some(verdict) = dump_restore(test, program, &[]) {
+    run_with(test, program, &[]);
+}
+
+fn run_with(test: &str, program: &str, args: &[&str]) {
+    if let Some(verdict) = dump_restore(test, program, args) {
         assert_eq!(verdict, "PASS", "{test}");
     }
 }
@@ -30,8 +34,49 @@ fn itimers_keep_their_intervals_and_fire() {
 }
 
 #[test]
+fn expired_itimer_with_blocked_sigalrm_stays_armed() {
+    run_with("zdtm-itimers-blocked", "zdtm_itimers", &["blocked"]);
+}
+
+#[test]
 fn posix_timers_keep_ids_and_fire() {
     run("zdtm-posix-timers", "zdtm_posix_timers");
+}
+
+/// Does the kernel let timer_create pick the id (Linux 6.17+,
+/// `PR_TIMER_CREATE_RESTORE_IDS`)? Asks with its GET operation.
+fn timer_ids_settable() -> bool {
+    const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
+    const GET: usize = 2;
+    // SAFETY: a query with integer arguments; it changes nothing.
+    let ret = unsafe {
+        criu_arch::syscall5(
+            criu_arch::nr::PRCTL,
+            PR_TIMER_CREATE_RESTORE_IDS,
+            GET,
+            0,
+            0,
+            0,
+        )
+    };
+    ret >= 0
+}
+
+#[test]
+fn posix_timer_id_holes_stay_holes() {
+    if !timer_ids_settable() {
+        common::skip(
+            "zdtm-posix-timers-gap",
+            "the kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS)",
+        );
+        return;
+    }
+    run_with("zdtm-posix-timers-gap", "zdtm_posix_timers", &["gap"]);
+}
+
+#[test]
+fn sigaltstack_with_autodisarm_survives() {
+    run("zdtm-sigaltstack", "zdtm_sigaltstack");
 }
 
 #[test]

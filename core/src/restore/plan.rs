@@ -332,12 +332,20 @@ pub fn build(
             });
         }
         for (which, it) in [(0u64, &tm.real), (1, &tm.virt), (2, &tm.prof)] {
+            // A periodic ITIMER_REAL that expired while its SIGALRM was
+            // pending reads as 0 left (the kernel re-arms it only when the
+            // signal is taken); setitimer with a zero value would disarm
+            // it for good, so it gets a whole interval, as in CRIU.
+            let (value_sec, value_usec) = match (it.vsec, it.vusec) {
+                (0, 0) => (it.isec, it.iusec),
+                v => v,
+            };
             itimers.push(ItimerArg {
                 which,
                 interval_sec: it.isec,
                 interval_usec: it.iusec,
-                value_sec: it.vsec,
-                value_usec: it.vusec,
+                value_sec,
+                value_usec,
             });
         }
     }

@@ -5,6 +5,8 @@
 //! the same interval; no other id exists), the remaining times are no
 //! larger than before the dump, the periodic timers go on firing with
 //! their values and ids in the siginfo, and the overrun counts are sane.
+//! With the argument `gap`, a timer deleted before the last one leaves a
+//! hole in the ids, which must stay a hole.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -158,14 +160,29 @@ struct State {
     ids: Vec<i32>,
     /// Remaining ns of each timer, last seen before the dump.
     left: Vec<u64>,
+    /// The id deleted to leave a hole (argument `gap`).
+    deleted: Option<i32>,
 }
 
-fn setup() -> Result<State, String> {
+fn setup(gap: bool) -> Result<State, String> {
     for sig in [SIG_PERIODIC, SIG_THREAD] {
         let act = zdtm::action(on_timer as *const () as usize, SA_SIGINFO | SA_RESTART, 0);
         zdtm::set_sigaction(sig, &act)?;
     }
-    let ids = specs().iter().map(create).collect::<Result<Vec<_>, _>>()?;
+    let mut ids = Vec::new();
+    let mut deleted = None;
+    for (i, sp) in specs().iter().enumerate() {
+        if i == 3 && gap {
+            // A hole in the id range: restoring it needs the kernel's
+            // PR_TIMER_CREATE_RESTORE_IDS (or CRIU's create-and-delete).
+            let id = create(&specs()[2])?;
+            // SAFETY: integer argument only.
+            let ret = unsafe { syscall1(nr::TIMER_DELETE, id as usize) };
+            zdtm::errno(ret, "timer_delete")?;
+            deleted = Some(id);
+        }
+        ids.push(create(sp)?);
+    }
     zdtm::sleep_through_signals(Duration::from_millis(100));
     zdtm::ensure(FIRED.iter().all(|f| f.load(Ordering::SeqCst) > 0), || {
         format!("setup: the periodic timers did not fire: {FIRED:?}")
@@ -173,6 +190,7 @@ fn setup() -> Result<State, String> {
     let mut s = State {
         left: vec![0; ids.len()],
         ids,
+        deleted,
     };
     tick(&mut s);
     Ok(s)
@@ -213,9 +231,9 @@ fn check(s: State) -> Result<(), String> {
         let o = overrun(id)?;
         zdtm::ensure(o < 100_000, || format!("timer {id}: overrun {o}"))?;
     }
-    // No timer beyond the ones created.
+    // No timer beyond the ones created, none in the hole.
     let max = *s.ids.iter().max().unwrap_or(&0);
-    for extra in [max + 1, max + 2] {
+    for extra in [max + 1, max + 2].into_iter().chain(s.deleted) {
         zdtm::ensure(gettime(extra) == Err(22), || {
             format!("timer id {extra} exists after restore, it did not before")
         })?;
@@ -251,5 +269,9 @@ fn check(s: State) -> Result<(), String> {
 }
 
 fn main() {
-    zdtm::run(|_| setup(), tick, check);
+    zdtm::run(
+        |args| setup(args.rest.iter().any(|a| a == "gap")),
+        tick,
+        check,
+    );
 }

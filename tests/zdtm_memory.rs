@@ -23,6 +23,11 @@ fn anon_dense_memory_comes_back() {
 }
 
 #[test]
+fn anon_growsdown_mapping_still_grows() {
+    check("zdtm-anon-growsdown", "zdtm_anon_growsdown");
+}
+
+#[test]
 fn anon_sparse_memory_keeps_its_holes() {
     check("zdtm-anon-sparse", "zdtm_anon_sparse");
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::zdtm::dump_restore;
+use common::zdtm::{TIMEOUT, Zdtm, dump_restore};
 
 fn run(test: &str, program: &str) {
     run_with(test, program, &[]);
@@ -77,6 +77,19 @@ fn posix_timer_id_holes_stay_holes() {
 #[test]
 fn sigaltstack_with_autodisarm_survives() {
     run("zdtm-sigaltstack", "zdtm_sigaltstack");
+}
+
+#[test]
+fn dump_inside_a_handler_on_the_alternate_stack() {
+    let test = "zdtm-sigaltstack-inside";
+    let Some(mut z) = Zdtm::start(test, "zdtm_sigaltstack", &["inside"]) else {
+        return;
+    };
+    let inside = common::wait_for_file(&z.work().join("inside"), TIMEOUT);
+    assert!(inside.is_some(), "{test}: the handler did not start");
+    z.dump(&[]);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS", "{test}");
 }
 
 #[test]

@@ -223,8 +223,9 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         return Ok(());
     }
     // Linux 6.17+: timer_create takes the wanted id from its out-parameter.
-    // Without it ids are handed out in order from 0, which matches a task
-    // that never deleted a timer; a mismatch is reported below.
+    // Without it ids are handed out in increasing order: a timer that got
+    // a lower id than wanted is deleted and made again until it gets the
+    // id (CRIU's way, for ids freed by timer_delete before the dump).
     // SAFETY: integer arguments only.
     let by_id = unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
     for (i, t) in timers.iter().enumerate() {
@@ -235,19 +236,32 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
             tid: t.tid,
             _pad: [0; 11],
         };
-        let mut id: i32 = t.id;
-        // SAFETY: `sev` and `id` are live for the call.
-        check(
-            unsafe {
-                syscall3(
-                    nr::TIMER_CREATE,
-                    t.clock as usize,
-                    &sev as *const Sigevent as usize,
-                    &mut id as *mut i32 as usize,
-                )
-            },
-            i as u32,
-        )?;
+        let create = || -> Result<i32, Fail> {
+            let mut id: i32 = t.id;
+            // SAFETY: `sev` and `id` are live for the call.
+            check(
+                unsafe {
+                    syscall3(
+                        nr::TIMER_CREATE,
+                        t.clock as usize,
+                        &sev as *const Sigevent as usize,
+                        &mut id as *mut i32 as usize,
+                    )
+                },
+                i as u32,
+            )?;
+            Ok(id)
+        };
+        let mut id = create()?;
+        while !by_id && id < t.id {
+            // SAFETY: integer argument; the timer was just made here.
+            check(unsafe { syscall1(nr::TIMER_DELETE, id as usize) }, i as u32)?;
+            let next = create()?;
+            if next <= id {
+                break; // not handed out in order: reported just below
+            }
+            id = next;
+        }
         if id != t.id {
             return Err((-17, i as u32)); // EEXIST: the id could not be had
         }

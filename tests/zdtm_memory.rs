@@ -43,6 +43,11 @@ fn file_shared_mapping_stays_shared() {
 }
 
 #[test]
+fn memfd_mapping_and_fd_stay_one_object() {
+    check("zdtm-memfd-shared", "zdtm_memfd_shared");
+}
+
+#[test]
 fn shared_anon_memory_comes_back() {
     check("zdtm-shared-anon", "zdtm_shared_anon");
 }

@@ -80,15 +80,8 @@ fn main() {
 /// The mapping is one `rw-p` VMA `start..end` with the growsdown flag.
 fn vma(start: usize, end: usize, when: &str) -> Result<(), String> {
     zdtm::expect_vma(when, start, end - start, "rw-p")?;
-    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
-    let head = format!("{start:x}-");
-    // VmFlags is the last line of each VMA's block.
-    let flags = smaps
-        .lines()
-        .skip_while(|l| !l.starts_with(&head))
-        .find_map(|l| l.strip_prefix("VmFlags:"))
-        .ok_or_else(|| format!("{when}: no VmFlags for {start:#x}"))?;
-    zdtm::ensure(flags.split_whitespace().any(|f| f == "gd"), || {
-        format!("{when}: not growsdown: VmFlags{}", flags.trim_end())
+    let flags = zdtm::vm_flags(start).map_err(|e| format!("{when}: {e}"))?;
+    zdtm::ensure(flags.iter().any(|f| f == "gd"), || {
+        format!("{when}: not growsdown: VmFlags {}", flags.join(" "))
     })
 }

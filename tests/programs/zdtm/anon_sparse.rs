@@ -99,15 +99,8 @@ fn holes(addr: usize, when: &str) -> Result<(), String> {
 /// the VmFlags of /proc/self/smaps): without it a later write may fault in
 /// a whole huge page and fill the holes around it.
 fn no_huge_pages(addr: usize, when: &str) -> Result<(), String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
-    let head = format!("{addr:x}-");
-    // VmFlags is the last line of each VMA's block.
-    let vma = smaps
-        .lines()
-        .skip_while(|l| !l.starts_with(&head))
-        .find_map(|l| l.strip_prefix("VmFlags:"))
-        .ok_or_else(|| format!("{when}: no VmFlags for the mapping at {addr:#x}"))?;
-    zdtm::ensure(vma.split_whitespace().any(|f| f == "nh"), || {
-        format!("{when}: MADV_NOHUGEPAGE lost: VmFlags{}", vma.trim_end())
+    let flags = zdtm::vm_flags(addr).map_err(|e| format!("{when}: {e}"))?;
+    zdtm::ensure(flags.iter().any(|f| f == "nh"), || {
+        format!("{when}: MADV_NOHUGEPAGE lost: VmFlags {}", flags.join(" "))
     })
 }

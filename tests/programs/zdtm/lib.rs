@@ -470,3 +470,16 @@ impl std::fmt::Debug for RawSiginfo {
         )
     }
 }
+
+/// The VmFlags (`/proc/self/smaps`) of the VMA that starts at `start`.
+pub fn vm_flags(start: usize) -> Result<Vec<String>, String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
+    let head = format!("{start:x}-");
+    // VmFlags is the last line of each VMA's block.
+    let flags = smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .find_map(|l| l.strip_prefix("VmFlags:"))
+        .ok_or_else(|| format!("no VMA starts at {start:#x}"))?;
+    Ok(flags.split_whitespace().map(str::to_string).collect())
+}

@@ -43,34 +43,8 @@ fn posix_timers_keep_ids_and_fire() {
     run("zdtm-posix-timers", "zdtm_posix_timers");
 }
 
-/// Does the kernel let timer_create pick the id (Linux 6.17+,
-/// `PR_TIMER_CREATE_RESTORE_IDS`)? Asks with its GET operation.
-fn timer_ids_settable() -> bool {
-    const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
-    const GET: usize = 2;
-    // SAFETY: a query with integer arguments; it changes nothing.
-    let ret = unsafe {
-        criu_arch::syscall5(
-            criu_arch::nr::PRCTL,
-            PR_TIMER_CREATE_RESTORE_IDS,
-            GET,
-            0,
-            0,
-            0,
-        )
-    };
-    ret >= 0
-}
-
 #[test]
 fn posix_timer_id_holes_stay_holes() {
-    if !timer_ids_settable() {
-        common::skip(
-            "zdtm-posix-timers-gap",
-            "the kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS)",
-        );
-        return;
-    }
     run_with("zdtm-posix-timers-gap", "zdtm_posix_timers", &["gap"]);
 }
 

@@ -174,7 +174,7 @@ fn setup(gap: bool) -> Result<State, String> {
     for (i, sp) in specs().iter().enumerate() {
         if i == 3 && gap {
             // A hole in the id range: restoring it needs the kernel's
-            // PR_TIMER_CREATE_RESTORE_IDS (or CRIU's create-and-delete).
+            // PR_TIMER_CREATE_RESTORE_IDS or CRIU's create-and-delete.
             let id = create(&specs()[2])?;
             // SAFETY: integer argument only.
             let ret = unsafe { syscall1(nr::TIMER_DELETE, id as usize) };

@@ -70,3 +70,28 @@ fn dump_inside_a_handler_on_the_alternate_stack() {
 fn task_attributes_survive() {
     run("zdtm-task-attrs", "zdtm_task_attrs");
 }
+
+/// Dump with `--leave-running`, then let the program check itself: the
+/// dump must leave its signal and timer state as it found it.
+fn dump_leave_running(test: &str, program: &str, args: &[&str]) {
+    let Some(mut z) = Zdtm::start(test, program, args) else {
+        return;
+    };
+    z.dump(&["--leave-running"]);
+    assert_eq!(z.go(), "PASS", "{test}");
+}
+
+#[test]
+fn dumping_leaves_signal_and_timer_state_alone() {
+    for (program, args) in [
+        ("zdtm_sigactions", &[][..]),
+        ("zdtm_pending_signals", &[]),
+        ("zdtm_itimers", &["blocked"]),
+        ("zdtm_posix_timers", &["gap"]),
+        ("zdtm_task_attrs", &[]),
+        ("zdtm_sigaltstack", &[]),
+    ] {
+        let test = format!("zdtm-leave-running-{program}");
+        dump_leave_running(&test, program, args);
+    }
+}

@@ -70,6 +70,11 @@ fn brk_is_restored_and_still_moves() {
 }
 
 #[test]
+fn vma_layout_is_the_same_after_restore() {
+    check("zdtm-vma-layout", "zdtm_vma_layout");
+}
+
+#[test]
 fn vdso_clocks_work_after_restore() {
     check("zdtm-vdso", "zdtm_vdso");
 }

@@ -80,13 +80,18 @@ fn vdso_clocks_work_after_restore() {
 }
 
 /// Start the FPU program using the `kind` registers, dump and restore it
-/// and let it compare its registers.
-fn fpu(test: &str, kind: &str) {
+/// (or only dump it with `--leave-running`, when `leave_running`) and let
+/// it compare its registers.
+fn fpu(test: &str, kind: &str, leave_running: bool) {
     let Some(mut z) = Zdtm::start(test, "zdtm_fpu", &[kind]) else {
         return;
     };
-    z.dump(&[]);
-    z.restore(&[]);
+    if leave_running {
+        z.dump(&["--leave-running"]);
+    } else {
+        z.dump(&[]);
+        z.restore(&[]);
+    }
     // The program leaves its register loop from a SIGALRM handler once
     // `go` exists. Its own interval timer sends SIGALRM; so does this test,
     // so that the registers are checked even if the timer was lost.
@@ -103,7 +108,7 @@ fn fpu(test: &str, kind: &str) {
 
 #[test]
 fn fpu_sse_registers_survive() {
-    fpu("zdtm-fpu-sse", "sse");
+    fpu("zdtm-fpu-sse", "sse", false);
 }
 
 #[test]
@@ -111,7 +116,7 @@ fn fpu_avx_registers_survive() {
     if !std::arch::is_x86_feature_detected!("avx") {
         return common::skip("fpu_avx_registers_survive", "no AVX");
     }
-    fpu("zdtm-fpu-avx", "avx");
+    fpu("zdtm-fpu-avx", "avx", false);
 }
 
 #[test]
@@ -119,5 +124,29 @@ fn fpu_avx512_registers_survive() {
     if !std::arch::is_x86_feature_detected!("avx512f") {
         return common::skip("fpu_avx512_registers_survive", "no AVX-512");
     }
-    fpu("zdtm-fpu-avx512", "avx512");
+    fpu("zdtm-fpu-avx512", "avx512", false);
+}
+
+#[test]
+fn fpu_registers_survive_a_leave_running_dump() {
+    // The parasite runs in the task: its registers must be as they were
+    // when it goes on.
+    let kind = if std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512"
+    } else if std::arch::is_x86_feature_detected!("avx") {
+        "avx"
+    } else {
+        "sse"
+    };
+    fpu("zdtm-fpu-leave-running", kind, true);
+}
+
+#[test]
+fn vma_layout_is_unchanged_by_a_leave_running_dump() {
+    // Nothing of the parasite stays mapped in the task.
+    let Some(mut z) = Zdtm::start("zdtm-vma-layout-lr", "zdtm_vma_layout", &[]) else {
+        return;
+    };
+    z.dump(&["--leave-running"]);
+    assert_eq!(z.go(), "PASS");
 }

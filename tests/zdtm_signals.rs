@@ -44,6 +44,15 @@ fn posix_timers_keep_ids_and_fire() {
 }
 
 #[test]
+fn pending_posix_timer_signal_survives() {
+    run_with(
+        "zdtm-posix-timers-blocked",
+        "zdtm_posix_timers",
+        &["blocked"],
+    );
+}
+
+#[test]
 fn posix_timer_id_holes_stay_holes() {
     run_with("zdtm-posix-timers-gap", "zdtm_posix_timers", &["gap"]);
 }
@@ -87,7 +96,7 @@ fn dumping_leaves_signal_and_timer_state_alone() {
         ("zdtm_sigactions", &[][..]),
         ("zdtm_pending_signals", &[]),
         ("zdtm_itimers", &["blocked"]),
-        ("zdtm_posix_timers", &["gap"]),
+        ("zdtm_posix_timers", &["gap", "blocked"]),
         ("zdtm_task_attrs", &[]),
         ("zdtm_sigaltstack", &[]),
     ] {

@@ -6,14 +6,20 @@
 //! larger than before the dump, the periodic timers go on firing with
 //! their values and ids in the siginfo, and the overrun counts are sane.
 //! With the argument `gap`, a timer deleted before the last one leaves a
-//! hole in the ids, which must stay a hole.
+//! hole in the ids, which must stay a hole. With `blocked`, the periodic
+//! timer's signal is blocked across the dump, so its siginfo is pending:
+//! after restore it must still be, and be delivered with the timer's
+//! value, code and id once unblocked.
 #[path = "lib.rs"]
 mod zdtm;
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use criu_arch::{SA_RESTART, SA_SIGINFO, Siginfo, nr, sig::*, syscall1, syscall3, syscall4};
+use criu_arch::{
+    SA_RESTART, SA_SIGINFO, Siginfo, nr, sig::*, sigmask_bit as bit, syscall1, syscall2, syscall3,
+    syscall4,
+};
 
 const CLOCK_REALTIME: usize = 0;
 const CLOCK_MONOTONIC: usize = 1;
@@ -150,6 +156,13 @@ fn gettime(id: i32) -> Result<(u64, u64), isize> {
     Ok((v[0] * NS + v[1], v[2] * NS + v[3]))
 }
 
+fn pending() -> Result<u64, String> {
+    let mut set: u64 = 0;
+    // SAFETY: the kernel writes 8 bytes to `set`.
+    let ret = unsafe { syscall2(nr::RT_SIGPENDING, &mut set as *mut u64 as usize, 8) };
+    zdtm::errno(ret, "rt_sigpending").map(|_| set)
+}
+
 fn overrun(id: i32) -> Result<usize, String> {
     // SAFETY: integer argument only.
     let ret = unsafe { syscall1(nr::TIMER_GETOVERRUN, id as usize) };
@@ -162,9 +175,11 @@ struct State {
     left: Vec<u64>,
     /// The id deleted to leave a hole (argument `gap`).
     deleted: Option<i32>,
+    /// SIG_PERIODIC is blocked across the dump.
+    blocked: bool,
 }
 
-fn setup(gap: bool) -> Result<State, String> {
+fn setup(gap: bool, blocked: bool) -> Result<State, String> {
     for sig in [SIG_PERIODIC, SIG_THREAD] {
         let act = zdtm::action(on_timer as *const () as usize, SA_SIGINFO | SA_RESTART, 0);
         zdtm::set_sigaction(sig, &act)?;
@@ -187,10 +202,18 @@ fn setup(gap: bool) -> Result<State, String> {
     zdtm::ensure(FIRED.iter().all(|f| f.load(Ordering::SeqCst) > 0), || {
         format!("setup: the periodic timers did not fire: {FIRED:?}")
     })?;
+    if blocked {
+        zdtm::sigprocmask(criu_arch::SIG_BLOCK, Some(bit(SIG_PERIODIC)))?;
+        zdtm::sleep_through_signals(Duration::from_millis(30));
+        zdtm::ensure(pending()? & bit(SIG_PERIODIC) != 0, || {
+            "setup: the blocked timer signal is not pending".into()
+        })?;
+    }
     let mut s = State {
         left: vec![0; ids.len()],
         ids,
         deleted,
+        blocked,
     };
     tick(&mut s);
     Ok(s)
@@ -239,6 +262,28 @@ fn check(s: State) -> Result<(), String> {
         })?;
     }
 
+    if s.blocked {
+        zdtm::ensure(pending()? & bit(SIG_PERIODIC) != 0, || {
+            "the pending timer signal is gone after restore".into()
+        })?;
+        let n = FIRED[0].load(Ordering::SeqCst);
+        VALUE[0].store(0, Ordering::SeqCst);
+        zdtm::sigprocmask(criu_arch::SIG_UNBLOCK, Some(bit(SIG_PERIODIC)))?;
+        let (m, v, c, t) = (
+            FIRED[0].load(Ordering::SeqCst),
+            VALUE[0].load(Ordering::SeqCst),
+            CODE[0].load(Ordering::SeqCst),
+            TIMER[0].load(Ordering::SeqCst),
+        );
+        let (want, id) = (specs()[0].value, s.ids[0]);
+        zdtm::ensure(m > n && v == want && c == SI_TIMER && t == id, || {
+            format!(
+                "unblocking the timer signal: {} deliveries, si_value {v:#x}, si_code {c}, \
+                 timer {t}; want some, {want:#x}, {SI_TIMER}, {id}",
+                m - n
+            )
+        })?;
+    }
     let before: Vec<u64> = FIRED.iter().map(|f| f.load(Ordering::SeqCst)).collect();
     zdtm::sleep_through_signals(Duration::from_millis(300));
     for (i, (sig, period_ms, spec)) in
@@ -270,7 +315,10 @@ fn check(s: State) -> Result<(), String> {
 
 fn main() {
     zdtm::run(
-        |args| setup(args.rest.iter().any(|a| a == "gap")),
+        |args| {
+            let has = |w: &str| args.rest.iter().any(|a| a == w);
+            setup(has("gap"), has("blocked"))
+        },
         tick,
         check,
     );

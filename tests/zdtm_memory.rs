@@ -28,6 +28,11 @@ fn anon_growsdown_mapping_still_grows() {
 }
 
 #[test]
+fn anon_memory_at_the_edges_of_the_address_space() {
+    check("zdtm-anon-placement", "zdtm_anon_placement");
+}
+
+#[test]
 fn anon_sparse_memory_keeps_its_holes() {
     check("zdtm-anon-sparse", "zdtm_anon_sparse");
 }

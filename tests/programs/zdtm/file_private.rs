@@ -1,6 +1,6 @@
 //! Private file mappings: `DIR/private.dat` (16 pages) mapped MAP_PRIVATE
 //! read-write with pages 1, 3, 4 and 15 written (copied on write) and the
-//! others untouched, and `DIR/ro.dat` mapped MAP_PRIVATE read-only from
+//! others untouched, and `DIR/ro file (x).dat` (a name with spaces) mapped MAP_PRIVATE read-only from
 //! page 4 on. After restore the written pages hold the private data, the
 //! others show the file, the files on disk are unchanged and the maps
 //! lines still name the files with their offsets and `rw-p` / `r--p`.
@@ -57,7 +57,7 @@ fn main() {
     zdtm::run(
         |args| {
             let rw_path = args.dir.join("private.dat");
-            let ro_path = args.dir.join("ro.dat");
+            let ro_path = args.dir.join("ro file (x).dat");
             std::fs::write(&rw_path, file_contents(FILE_SEED, PAGES)).map_err(|e| e.to_string())?;
             std::fs::write(&ro_path, file_contents(RO_SEED, RO_PAGES))
                 .map_err(|e| e.to_string())?;
@@ -128,7 +128,7 @@ fn main() {
                 "private.dat on disk changed (private writes reached the file?)".into()
             })?;
             let disk = std::fs::read(&s.ro_path).map_err(|e| e.to_string())?;
-            zdtm::ensure(disk == want, || "ro.dat on disk changed".into())?;
+            zdtm::ensure(disk == want, || "the read-only file on disk changed".into())?;
             // Untouched pages still map the file's page cache (they were
             // not copied in as private pages): a write() to the file shows
             // in them, but not in the pages written before the dump.

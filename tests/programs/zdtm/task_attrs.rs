@@ -50,7 +50,7 @@ fn personality(p: usize) -> Result<usize, String> {
 /// Everything compared, read from the kernel.
 #[derive(Debug, PartialEq, Eq)]
 struct Attrs {
-    name: [u8; 16],
+    name: String,
     pdeath_sig: i32,
     dumpable: usize,
     subreaper: i32,
@@ -71,8 +71,9 @@ fn read() -> Result<Attrs, String> {
             syscall2(nr::GETPRIORITY, PRIO_PROCESS, 0),
         )
     };
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(Attrs {
-        name,
+        name: String::from_utf8_lossy(&name[..end]).into_owned(),
         pdeath_sig: prctl_int(PR_GET_PDEATHSIG, "PR_GET_PDEATHSIG")?,
         dumpable: prctl(PR_GET_DUMPABLE, 0, "PR_GET_DUMPABLE")?,
         subreaper: prctl_int(PR_GET_CHILD_SUBREAPER, "PR_GET_CHILD_SUBREAPER")?,
@@ -107,7 +108,7 @@ fn setup() -> Result<Attrs, String> {
     prctl(PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
     let a = read()?;
     let want = Attrs {
-        name: *NAME,
+        name: "zdtm-attrs-1234".into(),
         pdeath_sig: PDEATH_SIG as i32,
         dumpable: 0,
         subreaper: 1,

@@ -1,9 +1,10 @@
 //! Private file mappings: `DIR/private.dat` (16 pages) mapped MAP_PRIVATE
 //! read-write with pages 1, 3, 4 and 15 written (copied on write) and the
 //! others untouched, and `DIR/ro file (x).dat` (a name with spaces)
-//! mapped MAP_PRIVATE read-only from page 4 on. After restore the written pages hold the private data, the
-//! others show the file, the files on disk are unchanged and the maps
-//! lines still name the files with their offsets and `rw-p` / `r--p`.
+//! mapped MAP_PRIVATE read-only from page 4 on. After restore the written
+//! pages hold the private data, the others show the file, the files on
+//! disk are unchanged and the maps lines still name the files with their
+//! offsets and `rw-p` / `r--p`.
 #[path = "lib.rs"]
 mod zdtm;
 

@@ -29,6 +29,15 @@ fn pending_signals_survive_in_order() {
 }
 
 #[test]
+fn many_queued_realtime_signals_survive() {
+    run_with(
+        "zdtm-pending-signals-many",
+        "zdtm_pending_signals",
+        &["many"],
+    );
+}
+
+#[test]
 fn itimers_keep_their_intervals_and_fire() {
     run("zdtm-itimers", "zdtm_itimers");
 }

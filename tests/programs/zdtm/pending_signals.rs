@@ -5,9 +5,13 @@
 //! collecting the signals with `rt_sigtimedwait` must give exactly the
 //! same siginfos (signo, code, pid, uid, value) in the kernel's order:
 //! the thread's queue first, then the process's, each by signal number,
-//! real-time ones in the order they were queued.
+//! real-time ones in the order they were queued. With the argument
+//! `many`, one more real-time signal is queued 70 times process-wide and
+//! 40 times for the thread (more than one batch of PTRACE_PEEKSIGINFO).
 #[path = "lib.rs"]
 mod zdtm;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use criu_arch::sig::*;
 use criu_arch::{SI_TKILL, SI_USER, nr, sigmask_bit as bit, syscall2, syscall3, syscall4};
@@ -16,6 +20,10 @@ use zdtm::RawSiginfo;
 const RT_A: usize = SIGRTMIN + 2;
 const RT_B: usize = SIGRTMIN + 5;
 const RT_C: usize = 63;
+const RT_D: usize = SIGRTMIN + 10;
+
+/// The `many` argument was given.
+static MANY: AtomicBool = AtomicBool::new(false);
 
 /// Where a signal is sent.
 #[derive(Clone, Copy)]
@@ -51,6 +59,14 @@ fn sends() -> Vec<(usize, To, How)> {
     v.push((RT_B, Thread, Kill));
     for i in 0..4 {
         v.push((RT_C, Thread, Queue(0xdead_0000_0000 + i)));
+    }
+    if MANY.load(Ordering::Relaxed) {
+        for i in 0..70 {
+            v.push((RT_D, Process, Queue(0x7000 + i)));
+        }
+        for i in 0..40 {
+            v.push((RT_D, Thread, Queue(0x4000 + i)));
+        }
     }
     v
 }
@@ -134,7 +150,8 @@ fn pending() -> Result<u64, String> {
     zdtm::errno(ret, "rt_sigpending").map(|_| set)
 }
 
-fn setup() -> Result<u64, String> {
+fn setup(many: bool) -> Result<u64, String> {
+    MANY.store(many, Ordering::Relaxed);
     let set = wait_set();
     zdtm::sigprocmask(criu_arch::SIG_BLOCK, Some(set))?;
     for (sig, to, how) in sends() {
@@ -175,8 +192,8 @@ fn check(blocked: u64) -> Result<(), String> {
         }
         zdtm::errno(ret, "rt_sigtimedwait")?;
         got.push(info);
-        if got.len() > 100 {
-            return Err("more than 100 pending signals".into());
+        if got.len() > 1000 {
+            return Err("more than 1000 pending signals".into());
         }
     }
     let want = expected();
@@ -199,5 +216,9 @@ fn check(blocked: u64) -> Result<(), String> {
 }
 
 fn main() {
-    zdtm::run(|_| setup(), |_| {}, check);
+    zdtm::run(
+        |args| setup(args.rest.iter().any(|a| a == "many")),
+        |_| {},
+        check,
+    );
 }

@@ -71,10 +71,10 @@ fn sigaltstack_with_autodisarm_survives() {
     run("zdtm-sigaltstack", "zdtm_sigaltstack");
 }
 
-#[test]
-fn dump_inside_a_handler_on_the_alternate_stack() {
-    let test = "zdtm-sigaltstack-inside";
-    let Some(mut z) = Zdtm::start(test, "zdtm_sigaltstack", &["inside"]) else {
+/// Start `program inside`, dump once its handler runs (`DIR/inside`),
+/// restore, check.
+fn dump_inside_handler(test: &str, program: &str) {
+    let Some(mut z) = Zdtm::start(test, program, &["inside"]) else {
         return;
     };
     let inside = common::wait_for_file(&z.work().join("inside"), TIMEOUT);
@@ -82,6 +82,16 @@ fn dump_inside_a_handler_on_the_alternate_stack() {
     z.dump(&[]);
     z.restore(&[]);
     assert_eq!(z.go(), "PASS", "{test}");
+}
+
+#[test]
+fn dump_inside_a_handler_on_the_alternate_stack() {
+    dump_inside_handler("zdtm-sigaltstack-inside", "zdtm_sigaltstack");
+}
+
+#[test]
+fn dump_inside_a_handler_keeps_its_mask() {
+    dump_inside_handler("zdtm-sigactions-inside", "zdtm_sigactions");
 }
 
 #[test]

@@ -5,10 +5,20 @@
 //! exactly as before the dump; then raised signals must run their
 //! handlers with the right mask in force, SA_RESETHAND must reset its
 //! action, and ignored signals must stay ignored.
+//!
+//! With the argument `inside`, the dump happens while a handler runs (and
+//! waits for `go`) with its own mask added to the blocked set: that mask
+//! must be in force after restore, and the one before the signal must be
+//! back once the handler returns (from the frame on the task's stack).
+//! The handler writes `DIR/inside` once it runs; the harness dumps after
+//! that.
 #[path = "lib.rs"]
 mod zdtm;
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use criu_arch::sig::*;
 use criu_arch::{
@@ -20,6 +30,31 @@ const NSIG: usize = 64;
 const SIGRT3: usize = SIGRTMIN + 3;
 const SIGRT8: usize = SIGRTMIN + 8;
 const SIGRTMAX: usize = 64;
+const SIGWAIT: usize = SIGRTMIN + 12;
+
+/// `inside`: the go file, the blocked mask the waiting handler saw before
+/// the dump and after restore, and how often it ran.
+static GO: OnceLock<PathBuf> = OnceLock::new();
+static WAIT_MASK: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static WAIT_RUNS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_wait(_sig: i32, _info: usize, _uc: usize) {
+    WAIT_MASK[0].store(zdtm::blocked().unwrap_or(0), Ordering::SeqCst);
+    // The main thread is inside tgkill, holding no lock: the standard
+    // library is usable here.
+    let go = GO.get().expect("go path");
+    let _ = zdtm::write_atomic(&go.with_file_name("inside"), "1\n");
+    let start = std::time::Instant::now();
+    while !go.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    WAIT_MASK[1].store(zdtm::blocked().unwrap_or(0), Ordering::SeqCst);
+    WAIT_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn wait_mask() -> u64 {
+    bit(SIGUSR1) | bit(SIGRTMIN + 20)
+}
 
 /// Per signal: how often a handler ran, the blocked mask inside it and
 /// the si_code it saw (SA_SIGINFO handlers).
@@ -95,6 +130,14 @@ fn wanted() -> Vec<(usize, KSigaction)> {
         (SIGRT3, zdtm::action(info(), SA_SIGINFO, bit(SIGRTMAX))),
         (SIGRT8, zdtm::action(plain(), SA_RESETHAND | SA_NODEFER, 0)),
         (SIGRTMAX, ign(SA_SIGINFO)),
+        (
+            SIGWAIT,
+            zdtm::action(
+                on_wait as *const () as usize,
+                SA_SIGINFO | SA_RESTART,
+                wait_mask(),
+            ),
+        ),
     ]
 }
 
@@ -107,6 +150,7 @@ struct State {
     /// Every signal's action as read back after setup (index = signal).
     actions: Vec<Option<KSigaction>>,
     blocked: u64,
+    inside: bool,
 }
 
 fn all_actions() -> Result<Vec<Option<KSigaction>>, String> {
@@ -118,7 +162,9 @@ fn all_actions() -> Result<Vec<Option<KSigaction>>, String> {
         .collect()
 }
 
-fn setup() -> Result<State, String> {
+fn setup(args: &zdtm::Args) -> Result<State, String> {
+    GO.set(args.dir.join("go"))
+        .map_err(|_| "go path set twice")?;
     for (sig, act) in wanted() {
         zdtm::set_sigaction(sig, &act)?;
         let got = zdtm::get_sigaction(sig)?;
@@ -133,10 +179,30 @@ fn setup() -> Result<State, String> {
     Ok(State {
         actions: all_actions()?,
         blocked: zdtm::blocked()?,
+        inside: args.rest.iter().any(|a| a == "inside"),
     })
 }
 
+/// `inside`: the first tick enters the handler that waits for `go`.
+fn tick(s: &mut State) {
+    if s.inside && WAIT_RUNS.load(Ordering::SeqCst) == 0 {
+        let _ = zdtm::raise(SIGWAIT);
+    }
+}
+
 fn check(s: State) -> Result<(), String> {
+    if s.inside {
+        let runs = WAIT_RUNS.load(Ordering::SeqCst);
+        let masks = [0, 1].map(|i| WAIT_MASK[i].load(Ordering::SeqCst));
+        let want = s.blocked | wait_mask() | bit(SIGWAIT);
+        zdtm::ensure(runs == 1 && masks == [want; 2], || {
+            format!(
+                "waiting handler: {runs} runs, blocked mask {:#x} before the dump and {:#x} \
+                 after restore, want {want:#x}",
+                masks[0], masks[1]
+            )
+        })?;
+    }
     let now = all_actions()?;
     for (sig, (before, after)) in s.actions.iter().zip(&now).enumerate() {
         zdtm::ensure(before == after, || {
@@ -202,5 +268,5 @@ fn check(s: State) -> Result<(), String> {
 }
 
 fn main() {
-    zdtm::run(|_| setup(), |_| {}, check);
+    zdtm::run(setup, tick, check);
 }

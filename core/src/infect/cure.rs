@@ -86,18 +86,35 @@ impl Seized {
                 source,
             }
         })?;
-        // The tracer is told of the death; a failure means it is already
-        // gone (or reaped by its parent), which is what we want.
-        loop {
-            match ptrace::wait(self.pid) {
-                Ok(ptrace::WaitStatus::Exited(_) | ptrace::WaitStatus::Killed(_)) | Err(_) => {
-                    break;
-                }
-                Ok(_) => {
-                    let _ = ptrace::cont(self.pid, 0);
-                }
+        // The other threads first: each one we trace stays a zombie until we
+        // reap it, and the kernel reports the leader's death only once the
+        // rest of its thread group is gone. (They are still listed in
+        // /proc/PID/task while they are zombies.)
+        let leader = self.pid.as_raw_nonzero().get();
+        let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{leader}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&tid| tid != leader)
+            .collect();
+        for tid in tids.into_iter().filter_map(rustix::process::Pid::from_raw) {
+            reap(tid);
+        }
+        reap(self.pid);
+        Ok(())
+    }
+}
+
+/// Wait until traced task `tid`, killed, is gone. A failure means it is
+/// already gone (or reaped by its parent), which is what we want.
+fn reap(tid: rustix::process::Pid) {
+    loop {
+        match ptrace::wait(tid) {
+            Ok(ptrace::WaitStatus::Exited(_) | ptrace::WaitStatus::Killed(_)) | Err(_) => break,
+            Ok(_) => {
+                let _ = ptrace::cont(tid, 0);
             }
         }
-        Ok(())
     }
 }

@@ -8,7 +8,9 @@
 //! the registers around the handler. The loop then stores the registers
 //! and the check compares them with what was loaded.
 //!
-//! Usage: `zdtm_fpu DIR [sse|avx|avx512]` (default: the widest there is).
+//! Usage: `zdtm_fpu DIR [sse|avx|avx512|widest [THREADS]]` (default: the
+//! widest registers there are, one thread). With THREADS, that many
+//! threads spin at once, each with values of its own in its registers.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -62,18 +64,37 @@ struct Regs {
     k_in: [u16; 8],
     k_out: [u16; 8],
     /// 0: MXCSR, 4: x87 CW, 8: f64, 16: f80 to load; 32, 36, 40, 48: the
-    /// same stored back; 64, 68: the default MXCSR and CW to leave.
+    /// same stored back; 64, 68: the default MXCSR and CW to leave; 72: set
+    /// to 1 once the registers are loaded.
     ctl: [u8; 80],
 }
+
+// The "loaded" flag at ctl[72] is read as an AtomicU32.
+const _: () = assert!(std::mem::offset_of!(Regs, ctl) % 4 == 0);
 
 struct State {
     kind: Kind,
     regs: Box<Regs>,
     done: bool,
+    /// The other threads, each spinning with registers of its own.
+    threads: Vec<std::thread::JoinHandle<Box<Regs>>>,
+}
+
+/// Spin with the `kind` registers holding `regs`' values.
+fn spin(kind: Kind, regs: &mut Regs) {
+    // SAFETY: each variant runs only where the CPU and kernel support its
+    // registers (detected in setup).
+    unsafe {
+        match kind {
+            Kind::Sse => spin_sse(regs),
+            Kind::Avx => spin_avx(regs),
+            Kind::Avx512 => spin_avx512(regs),
+        }
+    }
 }
 
 impl Regs {
-    fn new() -> Box<Regs> {
+    fn new(seed: u64) -> Box<Regs> {
         let mut r = Box::new(Regs {
             vec_in: [0; 2048],
             vec_out: [0; 2048],
@@ -81,9 +102,9 @@ impl Regs {
             k_out: [0; 8],
             ctl: [0; 80],
         });
-        zdtm::fill_pattern(&mut r.vec_in, 1234);
+        zdtm::fill_pattern(&mut r.vec_in, 1234 + seed);
         for (i, k) in r.k_in.iter_mut().enumerate() {
-            *k = 0x1111u16.wrapping_mul(i as u16 + 1) ^ 0x8421;
+            *k = 0x1111u16.wrapping_mul(i as u16 + 1) ^ 0x8421 ^ seed as u16;
         }
         r.ctl[0..4].copy_from_slice(&MXCSR.to_ne_bytes());
         r.ctl[4..6].copy_from_slice(&FCW.to_ne_bytes());
@@ -102,9 +123,9 @@ fn main() {
             let avx = std::arch::is_x86_feature_detected!("avx");
             // The widest registers there are, or the ones asked for.
             let kind = match args.rest.first().map(String::as_str) {
-                None if avx512 => Kind::Avx512,
-                None if avx => Kind::Avx,
-                None | Some("sse") => Kind::Sse,
+                None | Some("widest") if avx512 => Kind::Avx512,
+                None | Some("widest") if avx => Kind::Avx,
+                None | Some("widest") | Some("sse") => Kind::Sse,
                 Some("avx") if avx => Kind::Avx,
                 Some("avx512") if avx512 => Kind::Avx512,
                 Some(other) => return Err(format!("no {other} registers here")),
@@ -128,25 +149,40 @@ fn main() {
                 )
             };
             zdtm::errno(ret, "setitimer")?;
+            let nthreads: u64 = match args.rest.get(1) {
+                Some(n) => n.parse().map_err(|e| format!("thread count {n}: {e}"))?,
+                None => 1,
+            };
+            let mut threads = Vec::new();
+            for t in 1..nthreads {
+                let mut regs = Regs::new(t);
+                let started = regs.ctl[72..].as_ptr() as usize;
+                threads.push(std::thread::spawn(move || {
+                    spin(kind, &mut regs);
+                    regs
+                }));
+                // Wait until its registers are loaded, so that the dump
+                // finds the values in them.
+                // SAFETY: ctl[72..76] is 4-aligned (Regs is 64-aligned and
+                // ctl sits at 4128) and lives until the thread returns the
+                // Box, which cannot happen before FLAG is set.
+                let flag = unsafe { AtomicU32::from_ptr(started as *mut u32) };
+                while flag.load(Ordering::Acquire) == 0 {
+                    std::thread::yield_now();
+                }
+            }
             Ok(State {
                 kind,
-                regs: Regs::new(),
+                regs: Regs::new(0),
                 done: false,
+                threads,
             })
         },
         |s| {
             if s.done {
                 return;
             }
-            // SAFETY: each variant runs only where the CPU and kernel
-            // support its registers (detected in setup).
-            unsafe {
-                match s.kind {
-                    Kind::Sse => spin_sse(&mut s.regs),
-                    Kind::Avx => spin_avx(&mut s.regs),
-                    Kind::Avx512 => spin_avx512(&mut s.regs),
-                }
-            }
+            spin(s.kind, &mut s.regs);
             s.done = true;
         },
         |s| {
@@ -162,7 +198,12 @@ fn main() {
             };
             zdtm::errno(ret, "setitimer off")?;
             zdtm::ensure(s.done, || "the spin loop never ran".into())?;
-            check(s.kind, &s.regs)
+            check(s.kind, &s.regs)?;
+            for (t, h) in s.threads.into_iter().enumerate() {
+                let regs = h.join().map_err(|_| format!("thread {} panicked", t + 1))?;
+                check(s.kind, &regs).map_err(|e| format!("thread {}: {e}", t + 1))?;
+            }
+            Ok(())
         },
     );
 }
@@ -239,6 +280,7 @@ unsafe fn spin_sse(regs: &mut Regs) {
             "fldcw [{ctl} + 4]",
             "fld qword ptr [{ctl} + 8]",
             "fld tbyte ptr [{ctl} + 16]",
+            "mov dword ptr [{ctl} + 72], 1",
             "2:",
             "pause",
             "cmp dword ptr [{flag}], 0",
@@ -307,6 +349,7 @@ unsafe fn spin_avx(regs: &mut Regs) {
             "fldcw [{ctl} + 4]",
             "fld qword ptr [{ctl} + 8]",
             "fld tbyte ptr [{ctl} + 16]",
+            "mov dword ptr [{ctl} + 72], 1",
             "2:",
             "pause",
             "cmp dword ptr [{flag}], 0",
@@ -400,6 +443,7 @@ unsafe fn spin_avx512(regs: &mut Regs) {
             "fldcw [{ctl} + 4]",
             "fld qword ptr [{ctl} + 8]",
             "fld tbyte ptr [{ctl} + 16]",
+            "mov dword ptr [{ctl} + 72], 1",
             "2:",
             "pause",
             "cmp dword ptr [{flag}], 0",

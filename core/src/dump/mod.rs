@@ -80,6 +80,11 @@ pub enum DumpError {
          consider using --shell-job"
     )]
     NotSessionLeader { pid: i32, sid: i32 },
+    #[error(
+        "task {pid} belongs to uid {owner}: --unprivileged dumps only processes \
+         of its own user (uid {ours})"
+    )]
+    NotOurs { pid: i32, owner: u32, ours: u32 },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -134,6 +139,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
     // Before touching the task: a directory others can write to is refused.
     crate::images::writer::check_private_dir(&common.images_dir)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
+    // Without root, only our own user's processes (the kernel would
+    // refuse to seize others anyway; say so plainly, before trying).
+    if common.unprivileged {
+        let ours = rustix::process::geteuid().as_raw();
+        let st = proc.status().map_err(collect_err(pid, "status"))?;
+        if let Some(&owner) = st.uid.iter().find(|&&u| u != ours) {
+            return Err(DumpError::NotOurs { pid, owner, ours });
+        }
+    }
     // A task in someone else's session can only come back in the session
     // of whoever restores it: CRIU wants that said with --shell-job, and
     // so refuses before touching the task.

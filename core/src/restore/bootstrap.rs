@@ -121,7 +121,8 @@ const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
 pub fn with_traced_fork<T>(f: impl FnOnce(Pid) -> Result<T, Errno>) -> Result<T, Errno> {
     use crate::sys::{clone3, ptrace};
     let child = clone3::spawn_parked_child()?;
-    let result = ptrace::seize(child, 0)
+    let seized = clone3::seize_parked_child(child);
+    let result = seized
         .and_then(|()| ptrace::interrupt(child))
         .and_then(|()| ptrace::wait(child).map(drop))
         .and_then(|()| f(child));

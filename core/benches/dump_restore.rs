@@ -5,6 +5,7 @@
 //! cargo build --release && cargo bench --bench dump_restore
 //! # sizes in MiB (default 64 and 1024):
 //! cargo bench --bench dump_restore -- --sizes 64,1024   # or BENCH_SIZES=64,1024
+//! cargo bench --bench dump_restore -- --repeat 3         # or BENCH_REPEAT=3
 //! ```
 //!
 //! Needs root (or CAP_CHECKPOINT_RESTORE). For each size it starts a victim
@@ -15,18 +16,15 @@
 //! memory phases from `stats-dump`/`stats-restore`, throughput each way, the
 //! peak RSS of the criu process, and this machine's memcpy bandwidth.
 //!
-//! Peak RSS: `ru_maxrss` of the criu child as `wait4(2)` reports it. Neither
-//! std nor rustix expose the rusage of a reaped child, and `unsafe` belongs
-//! in core's syscall layer only, so criu is started under a few lines of
-//! `python3` (`os.wait4`), which also times it (fork to reap), so the
-//! interpreter's start-up is not counted. Without python3 the RSS column
-//! reads `n/a` and the wall time is measured here.
+//! Peak RSS: `ru_maxrss` of the criu child as `wait4(2)` reports it when it
+//! is reaped (core's `sys::wait::wait4`; std and rustix drop the rusage).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use criu_core::images::{Kind, pb, read_one};
+use criu_core::sys::wait::wait4;
 
 const PAGE: usize = 4096;
 const MIB: usize = 1 << 20;
@@ -35,6 +33,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("victim") {
         return victim(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("memcpy") {
+        println!("{}", memcpy_bandwidth());
+        return ExitCode::SUCCESS;
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and
     // this is a benchmark, not a test: do nothing there.
@@ -131,32 +133,23 @@ struct Row {
     memdump_s: f64,
     memwrite_s: f64,
     pages_written: u64,
-    dump_rss_kib: Option<u64>,
+    dump_rss_kib: u64,
     restore_s: f64,
     restore_stat_s: f64,
     pages_restored: u64,
-    restore_rss_kib: Option<u64>,
+    restore_rss_kib: u64,
     verdict: String,
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
     let sizes = parse_sizes(args)?;
+    let repeat = parse_repeat(args)?;
     let criu = criu_bin()?;
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
-    let python = Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
     println!("criu: {}", criu.display());
-    if !python {
-        println!("python3 not found: peak RSS will read n/a");
-    }
 
-    let memcpy = memcpy_bandwidth();
+    let memcpy = memcpy_in_child()?;
     println!("memcpy (1 GiB, copy_from_slice, best of 5): {memcpy:.2} GiB/s");
 
     let mut rows = Vec::new();
@@ -169,7 +162,9 @@ fn bench(args: &[String]) -> Result<(), String> {
                 3 * mib + 512
             ));
         }
-        rows.push(one_size(&criu, mib, python)?);
+        for _ in 0..repeat {
+            rows.push(one_size(&criu, mib)?);
+        }
     }
     print_table(&rows, memcpy);
     if rows.iter().any(|r| r.verdict != "PASS") {
@@ -196,6 +191,23 @@ fn parse_sizes(args: &[String]) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// How many runs per size: `--repeat N` or `BENCH_REPEAT=N`, default 1
+/// (the figures are noisy on a shared machine; each run is one row).
+fn parse_repeat(args: &[String]) -> Result<usize, String> {
+    let spec = args
+        .iter()
+        .position(|a| a == "--repeat")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("BENCH_REPEAT").ok());
+    match spec {
+        None => Ok(1),
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("--repeat {s}: want a positive count")),
+        },
+    }
+}
+
 /// `$CRIU_BIN`, else `criu` next to the profile dir this bench was built
 /// in (`target/<profile>/deps/dump_restore-*` → `target/<profile>/../release/criu`).
 fn criu_bin() -> Result<PathBuf, String> {
@@ -219,7 +231,7 @@ fn criu_bin() -> Result<PathBuf, String> {
     }
 }
 
-fn one_size(criu: &Path, mib: usize, python: bool) -> Result<Row, String> {
+fn one_size(criu: &Path, mib: usize) -> Result<Row, String> {
     println!("\n== {mib} MiB");
     let work = PathBuf::from(format!("/dev/shm/criu-bench-{}-{mib}", std::process::id()));
     let mut guard = Cleanup {
@@ -259,8 +271,6 @@ fn one_size(criu: &Path, mib: usize, python: bool) -> Result<Row, String> {
             "dump.log",
             "--display-stats",
         ],
-        &work.join("rusage-dump"),
-        python,
     )?;
     // criu killed it; reap it so its pid is free for the restore.
     let _ = child.wait();
@@ -288,8 +298,6 @@ fn one_size(criu: &Path, mib: usize, python: bool) -> Result<Row, String> {
             "--pidfile",
             path_str(&pidfile)?,
         ],
-        &work.join("rusage-restore"),
-        python,
     )?;
     let restored: i32 = std::fs::read_to_string(&pidfile)
         .map_err(|e| format!("pidfile: {e}"))?
@@ -337,64 +345,28 @@ fn path_str(p: &Path) -> Result<&str, String> {
         .ok_or_else(|| format!("{} is not UTF-8", p.display()))
 }
 
-/// Waits for `os.fork`+`exec` of criu and reports `ru_maxrss` (KiB) and the
-/// elapsed time of fork-to-reap.
-const WAIT4_WRAPPER: &str = r#"
-import os, sys, time
-t = time.monotonic()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execv(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_, st, ru = os.wait4(pid, 0)
-el = time.monotonic() - t
-open(sys.argv[1], "w").write("%d %.9f" % (ru.ru_maxrss, el))
-sys.exit(os.waitstatus_to_exitcode(st))
-"#;
-
-/// Runs criu with `args`; returns (wall seconds, peak RSS KiB).
-fn run_measured(
-    criu: &Path,
-    args: &[&str],
-    report: &Path,
-    python: bool,
-) -> Result<(f64, Option<u64>), String> {
+/// Runs criu with `args`; returns (wall seconds from spawn to reap, peak
+/// RSS KiB). The child is reaped with core's `wait4`, which also gives its
+/// `ru_maxrss`.
+fn run_measured(criu: &Path, args: &[&str]) -> Result<(f64, u64), String> {
     let what = format!("criu {}", args.first().copied().unwrap_or(""));
-    if !python {
-        let t = Instant::now();
-        let st = Command::new(criu).args(args).stdout(Stdio::null()).status();
-        let el = t.elapsed().as_secs_f64();
-        return match st {
-            Ok(s) if s.success() => Ok((el, None)),
-            r => Err(format!(
-                "{what} failed: {r:?} (see its log in the images dir)"
-            )),
-        };
-    }
-    let st = Command::new("python3")
-        .arg("-c")
-        .arg(WAIT4_WRAPPER)
-        .arg(report)
-        .arg(criu)
+    let t = Instant::now();
+    let child = Command::new(criu)
         .args(args)
         .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !st.success() {
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)
+        .ok_or_else(|| format!("{what}: no pid"))?;
+    let usage = wait4(pid).map_err(|e| format!("{what}: wait4: {e}"))?;
+    let el = t.elapsed().as_secs_f64();
+    if !usage.exit.success() {
         return Err(format!(
-            "{what} failed: {st} (see its log in the images dir)"
+            "{what} failed: {:?} (see its log in the images dir)",
+            usage.exit
         ));
     }
-    let text = std::fs::read_to_string(report).map_err(|e| format!("{what} rusage: {e}"))?;
-    let mut it = text.split_whitespace();
-    let rss = it.next().and_then(|s| s.parse::<u64>().ok());
-    let el = it
-        .next()
-        .and_then(|s| s.parse::<f64>().ok())
-        .ok_or_else(|| format!("{what}: bad rusage report {text:?}"))?;
-    Ok((el, rss))
+    Ok((el, usage.max_rss_kib))
 }
 
 fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -417,6 +389,22 @@ fn mem_available_mib() -> Option<usize> {
     Some(kib / 1024)
 }
 
+/// [`memcpy_bandwidth`] in a child (this binary in `memcpy` mode): its
+/// 2 GiB of buffers would otherwise stay in this process's RSS high-water
+/// mark, which a forked criu child inherits and `wait4` then reports.
+fn memcpy_in_child() -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+    let out = Command::new(exe)
+        .arg("memcpy")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("memcpy child: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("memcpy child: {e}"))
+}
+
 /// Best of 5 copies of a 1 GiB buffer (both buffers touched first), GiB/s.
 fn memcpy_bandwidth() -> f64 {
     let len = 1 << 30;
@@ -434,7 +422,7 @@ fn memcpy_bandwidth() -> f64 {
 }
 
 fn print_table(rows: &[Row], memcpy: f64) {
-    let rss = |r: Option<u64>| r.map_or("n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let rss = |k: u64| format!("{:.1}", k as f64 / 1024.0);
     println!("\nmemcpy bandwidth: {memcpy:.2} GiB/s (1 GiB, best of 5)\n");
     println!(
         "{:>6} | {:>8} {:>9} {:>9} {:>9} {:>10} {:>8} | {:>9} {:>9} {:>9} {:>8} | check",

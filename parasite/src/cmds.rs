@@ -14,6 +14,7 @@ use crate::sock::{Sock, close};
 
 const EINVAL: isize = -22;
 const EIO: isize = -5;
+const EINTR: isize = -4;
 
 const PR_GET_PDEATHSIG: usize = 2;
 const PR_GET_DUMPABLE: usize = 3;
@@ -28,7 +29,6 @@ const PR_CAP_AMBIENT: usize = 47;
 const PR_CAP_AMBIENT_IS_SET: usize = 1;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const F_GETFD: usize = 1;
-const SPLICE_F_NONBLOCK: usize = 2;
 const SPLICE_F_GIFT: usize = 8;
 
 /// Run daemon command `cmd`.
@@ -346,6 +346,11 @@ fn dump_pages(area: Area, sock: &Sock) -> isize {
     ret
 }
 
+/// `vmsplice` every iovec into `pipe`, blocking while the pipe is full: the
+/// tool drains it into the pages image at the same time, so a batch may be
+/// far larger than the pipe. The kernel moves what fits on each call, so
+/// the iovecs (ours to change: the tool rewrites them for every batch) are
+/// advanced past what went in and the rest offered again.
 fn splice_iovs(mut area: Area, pipe: i32) -> isize {
     let Some(hdr) = area.get::<DumpPagesArgs>() else {
         return EINVAL;
@@ -355,24 +360,53 @@ fn splice_iovs(mut area: Area, pipe: i32) -> isize {
         return EINVAL;
     };
     let mut moved: u64 = 0;
-    for chunk in iovs.chunks(abi::UIO_MAXIOV) {
+    let mut next = 0;
+    while let Some(rest) = iovs.get_mut(next..) {
+        if rest.is_empty() {
+            break;
+        }
+        let chunk = rest.len().min(abi::UIO_MAXIOV);
         // SAFETY: the iovecs describe the task's own memory; vmsplice only
         // reads them and the pages they name.
         let r = unsafe {
             syscall4(
                 nr::VMSPLICE,
                 pipe as usize,
-                chunk.as_ptr() as usize,
-                chunk.len(),
-                SPLICE_F_GIFT | SPLICE_F_NONBLOCK,
+                rest.as_ptr() as usize,
+                chunk,
+                SPLICE_F_GIFT,
             )
         };
+        if r == EINTR {
+            continue;
+        }
         if r < 0 {
             return r;
         }
+        if r == 0 {
+            // Nothing moved with data left: do not spin.
+            return EIO;
+        }
         moved += r as u64;
+        next += advance(rest, r as u64);
     }
     if moved != total { EIO } else { 0 }
+}
+
+/// Consume `done` bytes from the front of `iovs`: returns how many iovecs
+/// are used up, and shortens the first one left.
+fn advance(iovs: &mut [IoVec], mut done: u64) -> usize {
+    let mut used = 0;
+    for v in iovs.iter_mut() {
+        if done < v.len {
+            v.base += done;
+            v.len -= done;
+            break;
+        }
+        done -= v.len;
+        used += 1;
+    }
+    used
 }
 
 fn drain_fds(mut area: Area, sock: &Sock) -> isize {

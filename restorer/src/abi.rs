@@ -92,6 +92,7 @@ pub const STAGE_CREDS: u32 = 18;
 pub const STAGE_RLIMITS: u32 = 19;
 pub const STAGE_SIGNALS: u32 = 20;
 pub const STAGE_TASK: u32 = 21;
+pub const STAGE_ATTRS: u32 = 22;
 
 /// Progress of the restored child, written by it, read by the tool.
 #[repr(C)]
@@ -397,6 +398,42 @@ pub struct RestoreArgs {
     /// The tool's rseq registration, inherited by the child, to undo before
     /// the tool's memory goes (else the kernel's rseq update faults).
     pub tool_rseq: RseqArg,
+    /// prctl-level task attributes (personality, scheduling, subreaper,
+    /// parent-death signal, no_new_privs, dumpable).
+    pub attrs: TaskAttrsArg,
+}
+
+// [`TaskAttrsArg::has`] bits: which attributes the images carry.
+pub const ATTR_PERSONALITY: u32 = 1 << 0;
+pub const ATTR_SCHED: u32 = 1 << 1;
+pub const ATTR_SUBREAPER: u32 = 1 << 2;
+pub const ATTR_PDEATH_SIG: u32 = 1 << 3;
+pub const ATTR_NO_NEW_PRIVS: u32 = 1 << 4;
+pub const ATTR_DUMPABLE: u32 = 1 << 5;
+
+/// Task attributes, applied in two steps: personality, scheduling and the
+/// subreaper flag with the task's name ([`STAGE_TASK`]); the parent-death
+/// signal, no_new_privs and dumpable after the credentials
+/// ([`STAGE_ATTRS`]), since a credential change resets the first and the
+/// last, and no_new_privs is one-way.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskAttrsArg {
+    /// `ATTR_*` bits: the fields to apply.
+    pub has: u32,
+    /// `personality(personality)`.
+    pub personality: u32,
+    /// `sched_setscheduler(0, sched_policy, {sched_prio})`, then
+    /// `setpriority(PRIO_PROCESS, 0, sched_nice)`.
+    pub sched_policy: u32,
+    pub sched_prio: u32,
+    pub sched_nice: i32,
+    /// `PR_SET_CHILD_SUBREAPER` value.
+    pub child_subreaper: u32,
+    /// `PR_SET_PDEATHSIG` signal.
+    pub pdeath_sig: u32,
+    /// `PR_SET_DUMPABLE` value (0 or 1).
+    pub dumpable: u32,
 }
 
 /// An rseq registration: `rseq(addr, len, flags, sig)`; `addr == 0`: none.

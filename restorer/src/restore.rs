@@ -28,8 +28,8 @@ mod state;
 
 use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
 use state::{
-    arch_syscalls, close_fds, creds, itimers, posix_timers, register_rseq, rlimits, sigactions,
-    signals, task,
+    arch_syscalls, attrs, close_fds, creds, itimers, posix_timers, register_rseq, rlimits,
+    sigactions, signals, task,
 };
 
 /// The args of the running restore, for the signal handler (in `.bss`).
@@ -300,6 +300,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
     stage!(args, abi::STAGE_CREDS, creds(&args.creds));
+    stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));
     stage!(args, abi::STAGE_ARCH, arch_syscalls(args));
     stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
     let sp = args.sigreturn_sp as usize;

@@ -31,16 +31,21 @@ mod imp {
 
     /// `user_x86_regs_mode`: NATIVE.
     const MODE_NATIVE: i32 = 1;
-    // Standard-format XSAVE offsets (Intel SDM vol. 1, 13.4) and XCR0 bits.
+    // Where XCR0 and XSTATE_BV sit in the XSAVE area (Intel SDM vol. 1,
+    // 13.4), and the size and XCR0 bit of each extended component CRIU's
+    // image carries. The components' offsets in the standard format that
+    // ptrace's NT_X86_XSTATE uses come from CPUID leaf 0xD: they differ
+    // between vendors (AMD has no MPX, so its AVX-512 state sits 256 bytes
+    // lower than Intel's).
     const XCR0_OFF: usize = 464;
     const XSTATE_BV_OFF: usize = 512;
-    const YMM: (usize, usize, u32) = (576, 256, 2);
-    const BNDREGS: (usize, usize, u32) = (960, 64, 3);
-    const BNDCSR: (usize, usize, u32) = (1024, 64, 4);
-    const OPMASK: (usize, usize, u32) = (1088, 64, 5);
-    const ZMM_HI256: (usize, usize, u32) = (1152, 512, 6);
-    const HI16_ZMM: (usize, usize, u32) = (1664, 1024, 7);
-    const PKRU: (usize, usize, u32) = (2688, 8, 9);
+    const YMM: (usize, u32) = (256, 2);
+    const BNDREGS: (usize, u32) = (64, 3);
+    const BNDCSR: (usize, u32) = (64, 4);
+    const OPMASK: (usize, u32) = (64, 5);
+    const ZMM_HI256: (usize, u32) = (512, 6);
+    const HI16_ZMM: (usize, u32) = (1024, 7);
+    const PKRU: (usize, u32) = (8, 9);
 
     fn u32s(b: &[u8]) -> Vec<u32> {
         b.chunks_exact(4)
@@ -140,8 +145,12 @@ mod imp {
         };
         if ext.note == note::X86_XSTATE && b.len() >= 576 {
             let xcr0 = w64(XCR0_OFF);
-            let part = |(off, len, bit): (usize, usize, u32)| -> Option<&[u8]> {
-                (xcr0 & (1 << bit) != 0 && b.len() >= off + len).then(|| &b[off..off + len])
+            let part = |(len, bit): (usize, u32)| -> Option<&[u8]> {
+                if xcr0 & (1 << bit) == 0 {
+                    return None;
+                }
+                let off = std::arch::x86_64::__cpuid_count(0xd, bit).ebx as usize;
+                (off >= 576 && b.len() >= off + len).then(|| &b[off..off + len])
             };
             fpregs.xsave = Some(pb::UserX86XsaveEntry {
                 xstate_bv: w64(XSTATE_BV_OFF),

@@ -1,11 +1,19 @@
 //! Page pipes: the parasite `vmsplice`s the chosen pages into a pipe (no
 //! copy: the pipe holds references to the task's pages), and we `splice`
 //! the pipe into `pages-<id>.img`, writing one `pagemap_entry` per run.
-//! A batch never holds more than the pipe's capacity, so the tool's memory
-//! stays bounded whatever the task's size.
+//!
+//! Both ends stream at once: a batch is as many runs as one command's
+//! argument block describes (thousands of iovecs, any number of bytes); the
+//! parasite blocks whenever the pipe is full, and a thread of ours drains it
+//! into the image meanwhile. One round trip per batch instead of one per
+//! pipeful, and the two copies' halves (the parasite pinning pages, our
+//! write into the image) overlap. The pipe never holds more than its
+//! capacity, so the tool's memory stays bounded whatever the task's size.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
@@ -14,8 +22,17 @@ use crate::blob::parasite_abi::{CMD_DUMPPAGES, DumpPagesArgs, IoVec};
 use crate::images::pb;
 use crate::infect::{Daemon, InfectError};
 
-/// Pipe size we ask for (the kernel caps it at `pipe-max-size`).
+/// Pipe size we ask for (the kernel caps it at `pipe-max-size` without
+/// `CAP_SYS_RESOURCE`).
 const PIPE_WANT: usize = 4 << 20;
+/// Longest single iovec: `vmsplice` moves at most `MAX_RW_COUNT` (just under
+/// 2 GiB) per call; longer runs are split.
+const MAX_IOV_LEN: u64 = 1 << 30;
+/// Images smaller than this are written without a second thread
+/// allocating their pages ahead (see `sys::prefault`).
+const PREFAULT_MIN: u64 = 8 << 20;
+/// Bytes of the image mapped and faulted in at a time.
+const PREFAULT_WINDOW: u64 = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageXferError {
@@ -30,6 +47,8 @@ pub enum PageXferError {
     },
     #[error("splicing pages into {file}: the pipe ran dry after {done} of {want} bytes")]
     Short { file: String, done: u64, want: u64 },
+    #[error("the thread writing {file} panicked")]
+    Writer { file: String },
 }
 
 /// What was dumped: the pagemap entries (without the head) and the count.
@@ -42,8 +61,9 @@ pub struct DumpedPages {
     /// Batches (a pipe each) and iovecs handed to the parasite.
     pub pipes: u64,
     pub iovs: u64,
-    /// Time spent splicing pipes into the pages image.
-    pub write_time: std::time::Duration,
+    /// CPU time spent splicing pipes into the pages image (the writer
+    /// thread's, so waiting for the parasite is not counted).
+    pub write_time: Duration,
 }
 
 /// Move the pages of `ranges` into `pages_file` (named `file` in errors)
@@ -56,123 +76,252 @@ pub fn dump_pages(
     page_size: u64,
 ) -> Result<DumpedPages, PageXferError> {
     let hdr = size_of::<DumpPagesArgs>();
-    let iov_size = size_of::<IoVec>();
-    let max_iovs = (daemon.args().len() - hdr) / iov_size;
+    let max_iovs = (daemon.args().len() - hdr) / size_of::<IoVec>();
+    let pipe_size = pipe_size()?;
     let mut out = DumpedPages::default();
-    let mut pending: Vec<PageRange> = Vec::new();
-    let mut pending_bytes = 0u64;
-    let (mut rd, mut wr) = new_pipe()?;
-    // As big as allowed: our wish, else the unprivileged maximum, else
-    // whatever the pipe has.
-    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let cap = rustix::pipe::fcntl_setpipe_size(&wr, PIPE_WANT)
-        .or_else(|_| rustix::pipe::fcntl_setpipe_size(&wr, max.min(PIPE_WANT)))
-        .or_else(|_| rustix::pipe::fcntl_getpipe_size(&wr))
-        .map_err(PageXferError::Pipe)? as u64;
-    let cap = cap / page_size * page_size;
-
-    let mut flush = |pending: &mut Vec<PageRange>,
-                     pending_bytes: &mut u64,
-                     rd: &mut rustix::fd::OwnedFd,
-                     wr: &mut rustix::fd::OwnedFd,
-                     daemon: &mut Daemon<'_, '_>|
-     -> Result<(), PageXferError> {
-        if pending.is_empty() {
-            return Ok(());
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let ahead = prefault_file(pages_file, total);
+    let stop = AtomicBool::new(false);
+    let written = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        if let Some(f) = &ahead {
+            s.spawn(|| prefault(f, total, &written, &stop));
         }
-        let args = daemon.args_mut();
-        let mut off = 0;
-        let mut put = |v: u64| {
-            args[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-            off += 8;
+        let mut send_all = || -> Result<(), PageXferError> {
+            let mut batch: Vec<PageRange> = Vec::new();
+            for r in ranges {
+                let mut start = r.start;
+                while start < r.end {
+                    if batch.len() == max_iovs {
+                        send_batch(
+                            daemon,
+                            &batch,
+                            (pages_file, file),
+                            pipe_size,
+                            &written,
+                            &mut out,
+                        )?;
+                        batch.clear();
+                    }
+                    let end = r.end.min(start + MAX_IOV_LEN);
+                    batch.push(PageRange {
+                        start,
+                        end,
+                        flags: r.flags,
+                    });
+                    start = end;
+                }
+            }
+            if !batch.is_empty() {
+                send_batch(
+                    daemon,
+                    &batch,
+                    (pages_file, file),
+                    pipe_size,
+                    &written,
+                    &mut out,
+                )?;
+            }
+            Ok(())
         };
-        put(pending.len() as u64);
-        put(*pending_bytes);
-        for r in pending.iter() {
-            put(r.start);
-            put(r.end - r.start);
-        }
-        daemon.call_with_fd(CMD_DUMPPAGES, wr.as_fd())?;
-        let t = std::time::Instant::now();
-        splice_all(rd, pages_file, *pending_bytes, file)?;
-        out.write_time += t.elapsed();
-        out.pipes += 1;
-        out.iovs += pending.len() as u64;
-        for r in pending.iter() {
-            let nr = (r.end - r.start) / page_size;
-            out.pages += nr;
-            if r.flags & super::pe::LAZY != 0 {
-                out.lazy_pages += nr;
-            }
-            out.entries.push(pb::PagemapEntry {
-                vaddr: r.start,
-                compat_nr_pages: 0,
-                in_parent: None,
-                flags: Some(r.flags),
-                nr_pages: Some(nr),
-            });
-        }
-        pending.clear();
-        *pending_bytes = 0;
-        // A fresh pipe per batch: the parasite's end was gifted pages.
-        let (r2, w2) = new_pipe()?;
-        let _ = rustix::pipe::fcntl_setpipe_size(&w2, cap as usize);
-        *rd = r2;
-        *wr = w2;
-        Ok(())
-    };
-
+        let res = send_all();
+        stop.store(true, Ordering::Relaxed);
+        res
+    })?;
     for r in ranges {
-        let mut start = r.start;
-        while start < r.end {
-            let room = cap - pending_bytes;
-            if room == 0 || pending.len() == max_iovs {
-                flush(&mut pending, &mut pending_bytes, &mut rd, &mut wr, daemon)?;
-                continue;
-            }
-            let end = r.end.min(start + room);
-            pending.push(PageRange {
-                start,
-                end,
-                flags: r.flags,
-            });
-            pending_bytes += end - start;
-            start = end;
+        let nr = (r.end - r.start) / page_size;
+        out.pages += nr;
+        if r.flags & super::pe::LAZY != 0 {
+            out.lazy_pages += nr;
         }
+        out.entries.push(pb::PagemapEntry {
+            vaddr: r.start,
+            compat_nr_pages: 0,
+            in_parent: None,
+            flags: Some(r.flags),
+            nr_pages: Some(nr),
+        });
     }
-    flush(&mut pending, &mut pending_bytes, &mut rd, &mut wr, daemon)?;
-    // Merge entries split only by batch boundaries, as one run.
+    // Touching runs with equal flags as one entry, whatever split them.
     out.entries = merge(out.entries, page_size);
     Ok(out)
 }
 
-fn new_pipe() -> Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd), PageXferError> {
-    rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(PageXferError::Pipe)
+/// The pages image opened again for reading and writing, sized to `total`,
+/// when allocating its pages from a second thread pays: a large image and
+/// a second CPU to run on. `None` otherwise, or if anything fails (the
+/// writer then allocates the pages itself, as it always can).
+fn prefault_file(pages_file: &File, total: u64) -> Option<File> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if total < PREFAULT_MIN || cpus < 2 {
+        return None;
+    }
+    // The image is opened write-only; a shared writable mapping needs
+    // read access too.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(pages_file);
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{fd}"))
+        .ok()?;
+    f.set_len(total).ok()?;
+    Some(f)
 }
 
-fn splice_all(
-    rd: &rustix::fd::OwnedFd,
+/// Fault in the pages of `f` (sized `total`) window by window, from the end
+/// backwards, until meeting the writer (`written` bytes from the start) or
+/// told to `stop`: the two never fight over the same pages, and whatever
+/// is left between them the writer allocates itself. On any failure just
+/// stop.
+fn prefault(f: &File, total: u64, written: &AtomicU64, stop: &AtomicBool) {
+    let mut at = total;
+    while !stop.load(Ordering::Relaxed) {
+        let start = at.saturating_sub(PREFAULT_WINDOW);
+        if start <= written.load(Ordering::Relaxed) + PREFAULT_WINDOW {
+            return;
+        }
+        if crate::sys::prefault::populate_file_range(f, start, (at - start) as usize).is_err() {
+            return;
+        }
+        at = start;
+    }
+}
+
+/// The pipe size to ask for: our wish if allowed, else `pipe-max-size`.
+fn pipe_size() -> Result<usize, PageXferError> {
+    let (_rd, wr) = new_pipe()?;
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    rustix::pipe::fcntl_setpipe_size(&wr, PIPE_WANT)
+        .or_else(|_| rustix::pipe::fcntl_setpipe_size(&wr, max.min(PIPE_WANT)))
+        .or_else(|_| rustix::pipe::fcntl_getpipe_size(&wr))
+        .map_err(PageXferError::Pipe)
+}
+
+/// One command's worth: the parasite fills a fresh pipe with `batch` while
+/// a writer thread splices it into the image.
+fn send_batch(
+    daemon: &mut Daemon<'_, '_>,
+    batch: &[PageRange],
+    (pages_file, file): (&File, &str),
+    pipe_size: usize,
+    written: &AtomicU64,
+    out: &mut DumpedPages,
+) -> Result<(), PageXferError> {
+    let total: u64 = batch.iter().map(|r| r.end - r.start).sum();
+    let args = daemon.args_mut();
+    let mut off = 0;
+    let mut put = |v: u64| {
+        args[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        off += 8;
+    };
+    put(batch.len() as u64);
+    put(total);
+    for r in batch {
+        put(r.start);
+        put(r.end - r.start);
+    }
+    let (rd, wr) = new_pipe()?;
+    // Best effort: a smaller pipe only means more wake-ups.
+    let _ = rustix::pipe::fcntl_setpipe_size(&wr, pipe_size);
+    let (called, written) = std::thread::scope(|s| {
+        let writer = s.spawn(|| drain(rd, pages_file, total, file, written));
+        // Our copy of the write end goes as soon as the parasite has its
+        // own: when the parasite closes it (done, failed or dead), the
+        // writer sees the end of the pipe instead of waiting forever.
+        let called = daemon.call_with_fd(CMD_DUMPPAGES, wr.as_fd());
+        drop(wr);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(PageXferError::Writer {
+                file: file.to_string(),
+            })
+        });
+        (called, written)
+    });
+    // The parasite's error says more than the short pipe it leaves behind.
+    called?;
+    out.write_time += written?;
+    out.pipes += 1;
+    out.iovs += batch.len() as u64;
+    Ok(())
+}
+
+/// Splice `want` bytes from `rd` into `out`; returns the CPU time it took.
+/// On a failure the pipe is still read to its end (and the pages dropped),
+/// so the parasite never writes into a pipe without a reader, which would
+/// raise `SIGPIPE` in the dumped task.
+fn drain(
+    rd: OwnedFd,
     out: &File,
     want: u64,
     file: &str,
+    written: &AtomicU64,
+) -> Result<Duration, PageXferError> {
+    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let t0 = cpu();
+    let res = splice_all(&rd, out, want, file, written);
+    let t1 = cpu();
+    if res.is_err() {
+        discard(&rd);
+    }
+    res.map(|()| {
+        let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+        Duration::from_nanos(u64::try_from(ns(t1) - ns(t0)).unwrap_or(0))
+    })
+}
+
+/// Read `rd` to its end into `/dev/null` (or, failing that, into a buffer).
+fn discard(rd: &OwnedFd) {
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        while let Ok(n) = rustix::pipe::splice(rd, None, &null, None, 1 << 30, SpliceFlags::MOVE) {
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n) = rustix::io::read(rd, &mut buf) {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
+    rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(PageXferError::Pipe)
+}
+
+/// Splice exactly `want` bytes from `rd` into `out`, blocking while the pipe
+/// is empty, adding each step to `written`; the end of the pipe before that
+/// is [`PageXferError::Short`].
+fn splice_all(
+    rd: &OwnedFd,
+    out: &File,
+    want: u64,
+    file: &str,
+    written: &AtomicU64,
 ) -> Result<(), PageXferError> {
     let mut done = 0u64;
     while done < want {
-        let n = rustix::pipe::splice(
+        let n = match rustix::pipe::splice(
             rd,
             None,
             out,
             None,
-            (want - done) as usize,
-            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
-        )
-        .map_err(|source| PageXferError::Splice {
-            file: file.to_string(),
-            source,
-        })?;
+            (want - done).min(MAX_IOV_LEN) as usize,
+            SpliceFlags::MOVE,
+        ) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(source) => {
+                return Err(PageXferError::Splice {
+                    file: file.to_string(),
+                    source,
+                });
+            }
+        };
         if n == 0 {
             return Err(PageXferError::Short {
                 file: file.to_string(),
@@ -181,6 +330,7 @@ fn splice_all(
             });
         }
         done += n as u64;
+        written.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(())
 }

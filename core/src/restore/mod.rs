@@ -19,6 +19,7 @@ pub mod layout;
 mod plan;
 mod regs;
 mod shmem;
+mod task_attrs;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "itimers",
     "close-fds",
     "creds",
+    "task-attrs",
     "arch-state",
     FAULT_AFTER_DONE,
 ];
@@ -139,6 +141,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_RLIMITS => "rlimits",
         abi::STAGE_SIGNALS => "pending-signals",
         abi::STAGE_TASK => "task-name",
+        abi::STAGE_ATTRS => "task-attrs",
         _ => "unknown",
     }
 }

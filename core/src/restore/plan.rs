@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap, RawSyscall,
     Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, VmaArg,
 };
 use crate::images::pb;
@@ -338,12 +338,20 @@ pub fn build(
             });
         }
         for (which, it) in [(0u64, &tm.real), (1, &tm.virt), (2, &tm.prof)] {
+            // A periodic ITIMER_REAL that expired while its SIGALRM was
+            // pending reads as 0 left (the kernel re-arms it only when the
+            // signal is taken); setitimer with a zero value would disarm
+            // it for good, so it gets a whole interval, as in CRIU.
+            let (value_sec, value_usec) = match (it.vsec, it.vusec) {
+                (0, 0) => (it.isec, it.iusec),
+                v => v,
+            };
             itimers.push(ItimerArg {
                 which,
                 interval_sec: it.isec,
                 interval_usec: it.iusec,
-                value_sec: it.vsec,
-                value_usec: it.vusec,
+                value_sec,
+                value_usec,
             });
         }
     }
@@ -408,7 +416,8 @@ pub fn build(
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
     let probe = regs::frame_for(&t.core, 0, sigmask, &host)?;
-    let a_arch = arena.push(&probe.arch_syscalls);
+    let advice = madvise_calls(t);
+    let a_arch = arena.push(&[probe.arch_syscalls, advice.clone()].concat());
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
     let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
@@ -447,7 +456,7 @@ pub fn build(
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
-        (a_arch, vec_bytes(&frame.arch_syscalls)),
+        (a_arch, vec_bytes(&[frame.arch_syscalls, advice].concat())),
     ] {
         let off = a.addr as usize;
         arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -517,6 +526,7 @@ pub fn build(
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
+        attrs: super::task_attrs::arg(t),
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
@@ -692,4 +702,22 @@ fn same_dir_as_our_root(d: &OwnedFd) -> bool {
         (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
         _ => false,
     }
+}
+
+/// The `madvise` calls that give each VMA back its advice (MADV_NOHUGEPAGE,
+/// MADV_DONTFORK, ...: `VmaEntry.madv` has bit N set for advice N, as CRIU
+/// records it). The restorer makes them with the arch syscalls, once the
+/// memory is in place, as CRIU's restorer does after its last VMA pass.
+fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
+    let mut calls = Vec::new();
+    for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        let madv = v.madv.unwrap_or(0);
+        for advice in (0..64).filter(|a| madv & (1u64 << a) != 0) {
+            calls.push(RawSyscall {
+                nr: criu_arch::nr::MADVISE as u64,
+                args: [v.start, v.end - v.start, advice, 0, 0, 0],
+            });
+        }
+    }
+    calls
 }

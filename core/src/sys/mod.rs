@@ -6,6 +6,8 @@ pub mod clone3;
 pub mod fds;
 pub mod kcmp;
 pub mod pagemap_scan;
+pub mod prefault;
 pub mod ptrace;
 pub mod shared_mapping;
 pub mod uffd;
+pub mod wait;

@@ -94,7 +94,22 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `MADV_POPULATE_WRITE` (Linux 5.14+): fault pages in writable, as a write
+/// would, without touching their contents.
+const MADV_POPULATE_WRITE: usize = 23;
+/// Bytes populated and then read at a time: small enough that the freshly
+/// zeroed pages are still in the cache when `pread` overwrites them, large
+/// enough to keep the number of system calls low.
+const READ_CHUNK: u64 = 256 << 10;
+
+/// Read every page run from the pages image into the mapped VMAs. Each
+/// chunk is first faulted in with one `MADV_POPULATE_WRITE` call: otherwise
+/// `pread`'s copy takes a page fault (exception, fault, retry) on every 4K
+/// page of the fresh mapping.
 pub(super) fn read_pages(args: &RestoreArgs) -> Result<(), Fail> {
+    // Cleared when the kernel does not know the advice (before 5.14): the
+    // read then faults the pages in by itself, as it always could.
+    let mut populate = true;
     // SAFETY: the tool filled the list; every run lies in a writable VMA.
     for (i, r) in unsafe { items::<abi::PageRun>(&args.page_runs) }
         .iter()
@@ -102,28 +117,64 @@ pub(super) fn read_pages(args: &RestoreArgs) -> Result<(), Fail> {
     {
         let (mut addr, mut left, mut off) = (r.addr, r.len, r.offset);
         while left > 0 {
-            // SAFETY: writes into a mapped, writable restored VMA.
-            let n = unsafe {
-                syscall4(
-                    nr::PREAD64,
-                    args.pages_fd as usize,
-                    addr as usize,
-                    left as usize,
-                    off as usize,
-                )
-            };
-            if n == EINTR {
-                continue;
+            let len = left.min(READ_CHUNK);
+            if populate {
+                populate = populate_write(addr, len);
             }
-            check(n, i as u32)?;
-            if n == 0 {
-                // pages image shorter than the pagemap says.
-                return Err((-5, i as u32));
-            }
-            addr += n as u64;
-            off += n as u64;
-            left -= n as u64;
+            read_exact(args.pages_fd, addr, len, off, i as u32)?;
+            addr += len;
+            off += len;
+            left -= len;
         }
+    }
+    Ok(())
+}
+
+/// Fault `[addr, addr + len)` in for writing. False if the kernel does not
+/// know the advice; any other failure (say, out of memory) is left for the
+/// read to meet and report.
+fn populate_write(addr: u64, len: u64) -> bool {
+    const EINVAL: isize = -22;
+    loop {
+        // SAFETY: only faults in pages of a VMA we mapped; contents stay.
+        let r = unsafe {
+            syscall3(
+                nr::MADVISE,
+                addr as usize,
+                len as usize,
+                MADV_POPULATE_WRITE,
+            )
+        };
+        if r != EINTR {
+            return r != EINVAL;
+        }
+    }
+}
+
+/// `pread` exactly `len` bytes at `off` of `fd` into `addr`.
+fn read_exact(fd: i32, mut addr: u64, mut left: u64, mut off: u64, i: u32) -> Result<(), Fail> {
+    while left > 0 {
+        // SAFETY: writes into a mapped, writable restored VMA.
+        let n = unsafe {
+            syscall4(
+                nr::PREAD64,
+                fd as usize,
+                addr as usize,
+                left as usize,
+                off as usize,
+            )
+        };
+        if n == EINTR {
+            continue;
+        }
+        check(n, i)?;
+        if n == 0 {
+            // pages image shorter than the pagemap says.
+            return Err((-5, i));
+        }
+        addr += n as u64;
+        off += n as u64;
+        left -= n as u64;
     }
     Ok(())
 }

@@ -18,13 +18,88 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
     check(ret, 1).map(drop)
 }
 
+/// The name, then the attributes that need privileges the credentials may
+/// take away (a negative nice, a real-time policy) or that change how
+/// memory is mapped (personality: READ_IMPLIES_EXEC would make the
+/// restorer's own mappings executable, so it comes after them).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     const PR_SET_NAME: usize = 15;
+    const PR_SET_CHILD_SUBREAPER: usize = 36;
+    const PRIO_PROCESS: usize = 0;
     if args.comm[0] != 0 {
         // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
         check(
             unsafe { syscall2(nr::PRCTL, PR_SET_NAME, args.comm.as_ptr() as usize) },
             0,
+        )?;
+    }
+    let a = &args.attrs;
+    if a.has & abi::ATTR_PERSONALITY != 0 {
+        // SAFETY: integer argument only.
+        check(
+            unsafe { syscall1(nr::PERSONALITY, a.personality as usize) },
+            1,
+        )?;
+    }
+    if a.has & abi::ATTR_SCHED != 0 {
+        let param: i32 = a.sched_prio as i32;
+        // SAFETY: `param` is a live struct sched_param; then integers.
+        unsafe {
+            check(
+                syscall3(
+                    nr::SCHED_SETSCHEDULER,
+                    0,
+                    a.sched_policy as usize,
+                    &param as *const i32 as usize,
+                ),
+                2,
+            )?;
+            check(
+                syscall3(nr::SETPRIORITY, PRIO_PROCESS, 0, a.sched_nice as usize),
+                3,
+            )?;
+        }
+    }
+    if a.has & abi::ATTR_SUBREAPER != 0 {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe {
+                syscall2(
+                    nr::PRCTL,
+                    PR_SET_CHILD_SUBREAPER,
+                    a.child_subreaper as usize,
+                )
+            },
+            4,
+        )?;
+    }
+    Ok(())
+}
+
+/// After the credentials (which reset the parent-death signal and
+/// dumpable when they change ids): the parent-death signal, no_new_privs
+/// (one-way), and dumpable last, as CRIU does.
+pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
+    const PR_SET_PDEATHSIG: usize = 1;
+    const PR_SET_DUMPABLE: usize = 4;
+    const PR_SET_NO_NEW_PRIVS: usize = 38;
+    // SAFETY (all three): integer arguments only.
+    if a.has & abi::ATTR_PDEATH_SIG != 0 {
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize) },
+            0,
+        )?;
+    }
+    if a.has & abi::ATTR_NO_NEW_PRIVS != 0 {
+        check(
+            unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            1,
+        )?;
+    }
+    if a.has & abi::ATTR_DUMPABLE != 0 {
+        check(
+            unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, a.dumpable as usize) },
+            2,
         )?;
     }
     Ok(())
@@ -148,8 +223,9 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         return Ok(());
     }
     // Linux 6.17+: timer_create takes the wanted id from its out-parameter.
-    // Without it ids are handed out in order from 0, which matches a task
-    // that never deleted a timer; a mismatch is reported below.
+    // Without it ids are handed out in increasing order: a timer that got
+    // a lower id than wanted is deleted and made again until it gets the
+    // id (CRIU's way, for ids freed by timer_delete before the dump).
     // SAFETY: integer arguments only.
     let by_id = unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
     for (i, t) in timers.iter().enumerate() {
@@ -160,19 +236,32 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
             tid: t.tid,
             _pad: [0; 11],
         };
-        let mut id: i32 = t.id;
-        // SAFETY: `sev` and `id` are live for the call.
-        check(
-            unsafe {
-                syscall3(
-                    nr::TIMER_CREATE,
-                    t.clock as usize,
-                    &sev as *const Sigevent as usize,
-                    &mut id as *mut i32 as usize,
-                )
-            },
-            i as u32,
-        )?;
+        let create = || -> Result<i32, Fail> {
+            let mut id: i32 = t.id;
+            // SAFETY: `sev` and `id` are live for the call.
+            check(
+                unsafe {
+                    syscall3(
+                        nr::TIMER_CREATE,
+                        t.clock as usize,
+                        &sev as *const Sigevent as usize,
+                        &mut id as *mut i32 as usize,
+                    )
+                },
+                i as u32,
+            )?;
+            Ok(id)
+        };
+        let mut id = create()?;
+        while !by_id && id < t.id {
+            // SAFETY: integer argument; the timer was just made here.
+            check(unsafe { syscall1(nr::TIMER_DELETE, id as usize) }, i as u32)?;
+            let next = create()?;
+            if next <= id {
+                break; // not handed out in order: reported just below
+            }
+            id = next;
+        }
         if id != t.id {
             return Err((-17, i as u32)); // EEXIST: the id could not be had
         }

@@ -129,3 +129,357 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
     errno(ret, "mincore")?;
     Ok(vec.iter().map(|b| b & 1 != 0).collect())
 }
+
+// ---- Memory helpers (the zdtm memory programs: anon_*, file_*, ...) ----
+
+/// The page size these programs assume (x86_64).
+pub const PAGE: usize = 4096;
+pub const PROT_NONE: usize = 0;
+pub const PROT_READ: usize = 1;
+pub const PROT_WRITE: usize = 2;
+pub const PROT_EXEC: usize = 4;
+pub const MAP_SHARED: usize = 1;
+pub const MAP_PRIVATE: usize = 2;
+pub const MAP_FIXED: usize = 0x10;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_NORESERVE: usize = 0x4000;
+
+/// Raw `mmap`; the address it mapped at.
+pub fn mmap(
+    addr: usize,
+    len: usize,
+    prot: usize,
+    flags: usize,
+    fd: i32,
+    off: usize,
+) -> Result<usize, String> {
+    // SAFETY: the callers map fresh memory (or MAP_FIXED over a
+    // reservation of their own), never over memory Rust owns.
+    let ret = unsafe {
+        criu_arch::syscall6(
+            criu_arch::nr::MMAP,
+            addr,
+            len,
+            prot,
+            flags,
+            fd as usize,
+            off,
+        )
+    };
+    errno(ret, "mmap")
+}
+
+/// Raw `mprotect`.
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> Result<(), String> {
+    // SAFETY: only changes protections of the caller's own mappings.
+    let ret = unsafe { criu_arch::syscall3(criu_arch::nr::MPROTECT, addr, len, prot) };
+    errno(ret, "mprotect").map(drop)
+}
+
+/// Raw `munmap`.
+pub fn munmap(addr: usize, len: usize) -> Result<(), String> {
+    // SAFETY: only unmaps the caller's own mappings (guard pages).
+    let ret = unsafe { criu_arch::syscall2(criu_arch::nr::MUNMAP, addr, len) };
+    errno(ret, "munmap").map(drop)
+}
+
+/// Map `lens.len()` private anonymous read-write regions of the given
+/// lengths, with a guard page before and after each so that the kernel
+/// cannot merge them with each other or with a later mapping. The guards
+/// are mapped execute-only (`--xp`), a protection no region of these
+/// programs has (an unmapped guard would be filled by a later mmap). The
+/// regions' addresses.
+pub fn map_separate(lens: &[usize], flags: usize) -> Result<Vec<usize>, String> {
+    let total: usize = lens.iter().map(|l| l + PAGE).sum::<usize>() + PAGE;
+    let base = mmap(0, total, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)?;
+    let mut at = base + PAGE;
+    let mut addrs = Vec::new();
+    for &len in lens {
+        mmap(at, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0)?;
+        addrs.push(at);
+        at += len + PAGE;
+    }
+    Ok(addrs)
+}
+
+/// The bytes at `addr..addr + len` as a slice.
+///
+/// # Safety
+/// The range must be mapped readable (and writable if written through)
+/// for as long as the slice lives, and nothing else may hold a reference
+/// into it.
+pub unsafe fn region<'a>(addr: usize, len: usize) -> &'a mut [u8] {
+    // SAFETY: the caller promises the range is mapped and unaliased.
+    unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) }
+}
+
+/// Byte `i` of pattern `seed`: different in every page and every seed.
+pub fn pattern_byte(seed: u64, i: usize) -> u8 {
+    let x = (seed << 40 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 56) as u8 ^ (i >> 12) as u8
+}
+
+/// Fill `buf` with pattern `seed`.
+pub fn fill_pattern(buf: &mut [u8], seed: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seed, i);
+    }
+}
+
+/// Check that `buf` holds pattern `seed`; the error names `what`, the
+/// first wrong page and byte and how many bytes are wrong.
+pub fn check_pattern(what: &str, buf: &[u8], seed: u64) -> Result<(), String> {
+    let bad = buf
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b != pattern_byte(seed, i))
+        .map(|(i, _)| i);
+    let mut count = 0usize;
+    let mut first = None;
+    for i in bad {
+        first.get_or_insert(i);
+        count += 1;
+    }
+    match first {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what}: {count} of {} bytes wrong, first at page {} byte {}: {:#04x}, want {:#04x}",
+            buf.len(),
+            i / PAGE,
+            i % PAGE,
+            buf[i],
+            pattern_byte(seed, i)
+        )),
+    }
+}
+
+/// Which of the `n` pages at `addr` are present in RAM or swapped, by
+/// `/proc/self/pagemap` (bits 63 and 62 of each entry).
+pub fn pagemap_present(addr: usize, n: usize) -> Result<Vec<bool>, String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut raw = vec![0u8; n * 8];
+    f.read_exact_at(&mut raw, (addr / PAGE * 8) as u64)
+        .map_err(|e| format!("read pagemap: {e}"))?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap()) >> 62 != 0)
+        .collect())
+}
+
+/// One parsed `/proc/self/maps` line.
+#[derive(Debug)]
+pub struct Vma {
+    pub start: usize,
+    pub end: usize,
+    pub perms: String,
+    pub offset: u64,
+    pub path: String,
+}
+
+/// The VMA that contains `addr`, parsed.
+pub fn vma_at(addr: usize) -> Result<Vma, String> {
+    let line = maps_line(addr).ok_or_else(|| format!("nothing mapped at {addr:#x}"))?;
+    let mut f = line.splitn(6, ' ');
+    let range = f.next().unwrap_or("");
+    let perms = f.next().unwrap_or("").to_string();
+    let offset = u64::from_str_radix(f.next().unwrap_or(""), 16).unwrap_or(u64::MAX);
+    let _dev = f.next();
+    let _ino = f.next();
+    let path = f.next().unwrap_or("").trim().to_string();
+    let (s, e) = range.split_once('-').unwrap_or(("", ""));
+    let start = usize::from_str_radix(s, 16).map_err(|_| format!("maps line {line:?}"))?;
+    let end = usize::from_str_radix(e, 16).map_err(|_| format!("maps line {line:?}"))?;
+    Ok(Vma {
+        start,
+        end,
+        perms,
+        offset,
+        path,
+    })
+}
+
+/// Check that the VMA at `addr` spans exactly `addr..addr + len` with
+/// permissions `perms`; the VMA.
+pub fn expect_vma(what: &str, addr: usize, len: usize, perms: &str) -> Result<Vma, String> {
+    let vma = vma_at(addr).map_err(|e| format!("{what}: {e}"))?;
+    ensure(vma.start == addr && vma.end == addr + len, || {
+        format!(
+            "{what}: VMA {:#x}-{:#x}, want {addr:#x}-{:#x}",
+            vma.start,
+            vma.end,
+            addr + len
+        )
+    })?;
+    ensure(vma.perms == perms, || {
+        format!("{what}: perms {}, want {perms}", vma.perms)
+    })?;
+    Ok(vma)
+}
+
+// --- Signal helpers (the signal and timer programs) ---
+
+/// The kernel's action for `sig` (`rt_sigaction` with no new action).
+pub fn get_sigaction(sig: usize) -> Result<criu_arch::KSigaction, String> {
+    let mut old = criu_arch::KSigaction::default();
+    // SAFETY: the kernel writes one struct sigaction into `old`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGACTION,
+            sig,
+            0,
+            &mut old as *mut criu_arch::KSigaction as usize,
+            8,
+        )
+    };
+    errno(ret, &format!("rt_sigaction({sig}) query"))?;
+    Ok(old)
+}
+
+/// Install `act` for `sig` (raw `rt_sigaction`: any flags, any signal).
+pub fn set_sigaction(sig: usize, act: &criu_arch::KSigaction) -> Result<(), String> {
+    // SAFETY: the kernel reads one struct sigaction from `act`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGACTION,
+            sig,
+            act as *const criu_arch::KSigaction as usize,
+            0,
+            8,
+        )
+    };
+    errno(ret, &format!("rt_sigaction({sig})")).map(drop)
+}
+
+/// A handler entry for [`set_sigaction`]: `handler` with `flags` (plus
+/// SA_RESTORER and the arch's trampoline) and `mask`.
+pub fn action(handler: usize, flags: u64, mask: u64) -> criu_arch::KSigaction {
+    criu_arch::KSigaction {
+        handler: handler as u64,
+        flags: flags | criu_arch::SA_RESTORER,
+        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        mask,
+    }
+}
+
+/// `rt_sigprocmask(how, set)`; the previous mask.
+pub fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, String> {
+    let mut old: u64 = 0;
+    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+    // SAFETY: the kernel reads 8 bytes from `new` (if any) and writes 8 to `old`.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGPROCMASK,
+            how,
+            new,
+            &mut old as *mut u64 as usize,
+            8,
+        )
+    };
+    errno(ret, "rt_sigprocmask").map(|_| old)
+}
+
+/// The blocked mask of this thread.
+pub fn blocked() -> Result<u64, String> {
+    sigprocmask(criu_arch::SIG_BLOCK, None)
+}
+
+/// Signal `sig` to this thread (`tgkill`), so it is delivered before the
+/// call returns when unblocked.
+pub fn raise(sig: usize) -> Result<(), String> {
+    let pid = std::process::id() as usize;
+    // SAFETY: integer arguments only.
+    let ret = unsafe {
+        let tid = criu_arch::syscall0(criu_arch::nr::GETTID) as usize;
+        criu_arch::syscall3(criu_arch::nr::TGKILL, pid, tid, sig)
+    };
+    errno(ret, &format!("tgkill({sig})")).map(drop)
+}
+
+/// This thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { criu_arch::syscall0(criu_arch::nr::GETTID) as i32 }
+}
+
+/// Sleep `d` of wall-clock time even if signal handlers interrupt it.
+pub fn sleep_through_signals(d: Duration) {
+    let end = std::time::Instant::now() + d;
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// A `siginfo_t` as 128 raw bytes, with accessors for the fields the
+/// programs compare (the layout is the same on every 64-bit arch).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct RawSiginfo(pub [u8; 128]);
+
+impl RawSiginfo {
+    pub fn zeroed() -> Self {
+        RawSiginfo([0; 128])
+    }
+    fn i32_at(&self, off: usize) -> i32 {
+        i32::from_ne_bytes(self.0[off..off + 4].try_into().unwrap())
+    }
+    fn set_i32(&mut self, off: usize, v: i32) {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    pub fn signo(&self) -> i32 {
+        self.i32_at(0)
+    }
+    pub fn code(&self) -> i32 {
+        self.i32_at(8)
+    }
+    /// `si_pid` (kill, rt, sigqueue) / `si_tid` (POSIX timers: the timer id).
+    pub fn pid(&self) -> i32 {
+        self.i32_at(16)
+    }
+    /// `si_uid` / `si_overrun` (POSIX timers).
+    pub fn uid(&self) -> i32 {
+        self.i32_at(20)
+    }
+    /// `si_value` (sigqueue, POSIX timers).
+    pub fn value(&self) -> u64 {
+        u64::from_ne_bytes(self.0[24..32].try_into().unwrap())
+    }
+    /// An `SI_QUEUE` siginfo from this process with `value`.
+    pub fn queued(signo: i32, value: u64) -> Self {
+        const SI_QUEUE: i32 = -1;
+        let mut s = RawSiginfo::zeroed();
+        s.set_i32(0, signo);
+        s.set_i32(8, SI_QUEUE);
+        s.set_i32(16, std::process::id() as i32);
+        s.set_i32(20, rustix::process::getuid().as_raw() as i32);
+        s.0[24..32].copy_from_slice(&value.to_ne_bytes());
+        s
+    }
+}
+
+impl std::fmt::Debug for RawSiginfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{signo {} code {} pid {} uid {} value {:#x}}}",
+            self.signo(),
+            self.code(),
+            self.pid(),
+            self.uid(),
+            self.value()
+        )
+    }
+}
+
+/// The VmFlags (`/proc/self/smaps`) of the VMA that starts at `start`.
+pub fn vm_flags(start: usize) -> Result<Vec<String>, String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| e.to_string())?;
+    let head = format!("{start:x}-");
+    // VmFlags is the last line of each VMA's block.
+    let flags = smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .find_map(|l| l.strip_prefix("VmFlags:"))
+        .ok_or_else(|| format!("no VMA starts at {start:#x}"))?;
+    Ok(flags.split_whitespace().map(str::to_string).collect())
+}

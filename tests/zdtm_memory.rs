@@ -1,0 +1,157 @@
+//! ZDTM-style dump/restore tests of memory: dense and sparse anonymous
+//! memory, private and shared file mappings, shared anonymous memory,
+//! protections, the heap end (brk), the vDSO and the FPU/vector registers.
+//! Each program checks itself after restore (see tests/programs/zdtm/).
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::zdtm::{TIMEOUT, Zdtm, dump_restore};
+
+/// Dump and restore `program`, then assert that it found its state intact.
+fn check(test: &str, program: &str) {
+    if let Some(verdict) = dump_restore(test, program, &[]) {
+        assert_eq!(verdict, "PASS", "{program}");
+    }
+}
+
+#[test]
+fn anon_dense_memory_comes_back() {
+    check("zdtm-anon-dense", "zdtm_anon_dense");
+}
+
+#[test]
+fn anon_growsdown_mapping_still_grows() {
+    check("zdtm-anon-growsdown", "zdtm_anon_growsdown");
+}
+
+#[test]
+fn anon_memory_at_the_edges_of_the_address_space() {
+    check("zdtm-anon-placement", "zdtm_anon_placement");
+}
+
+#[test]
+fn anon_sparse_memory_keeps_its_holes() {
+    check("zdtm-anon-sparse", "zdtm_anon_sparse");
+}
+
+#[test]
+fn file_private_mappings_keep_cow_pages_and_file() {
+    check("zdtm-file-private", "zdtm_file_private");
+}
+
+#[test]
+#[ignore = "unlinked mapped files (CRIU's ghost files) are not dumped yet: the dump stops at \
+            `stat of DIR/gone.dat (deleted)`"]
+fn file_deleted_private_mapping_comes_back() {
+    check("zdtm-file-deleted", "zdtm_file_deleted");
+}
+
+#[test]
+fn file_shared_mapping_stays_shared() {
+    check("zdtm-file-shared", "zdtm_file_shared");
+}
+
+#[test]
+fn memfd_mapping_and_fd_stay_one_object() {
+    check("zdtm-memfd-shared", "zdtm_memfd_shared");
+}
+
+#[test]
+fn shared_anon_memory_comes_back() {
+    check("zdtm-shared-anon", "zdtm_shared_anon");
+}
+
+#[test]
+fn protections_and_split_vmas_come_back() {
+    check("zdtm-protections", "zdtm_protections");
+}
+
+#[test]
+fn brk_is_restored_and_still_moves() {
+    check("zdtm-brk", "zdtm_brk");
+}
+
+#[test]
+fn vma_layout_is_the_same_after_restore() {
+    check("zdtm-vma-layout", "zdtm_vma_layout");
+}
+
+#[test]
+fn vdso_clocks_work_after_restore() {
+    check("zdtm-vdso", "zdtm_vdso");
+}
+
+/// Start the FPU program using the `kind` registers, dump and restore it
+/// (or only dump it with `--leave-running`, when `leave_running`) and let
+/// it compare its registers.
+fn fpu(test: &str, kind: &str, leave_running: bool) {
+    let Some(mut z) = Zdtm::start(test, "zdtm_fpu", &[kind]) else {
+        return;
+    };
+    if leave_running {
+        z.dump(&["--leave-running"]);
+    } else {
+        z.dump(&[]);
+        z.restore(&[]);
+    }
+    // The program leaves its register loop from a SIGALRM handler once
+    // `go` exists. Its own interval timer sends SIGALRM; so does this test,
+    // so that the registers are checked even if the timer was lost.
+    std::fs::write(z.work().join("go"), "").unwrap();
+    let pid = rustix::process::Pid::from_raw(z.pid()).unwrap();
+    let result = z.work().join("result");
+    let start = std::time::Instant::now();
+    while !result.exists() && start.elapsed() < TIMEOUT {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::ALARM);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(z.go(), "PASS", "{kind} registers");
+}
+
+#[test]
+fn fpu_sse_registers_survive() {
+    fpu("zdtm-fpu-sse", "sse", false);
+}
+
+#[test]
+fn fpu_avx_registers_survive() {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        return common::skip("fpu_avx_registers_survive", "no AVX");
+    }
+    fpu("zdtm-fpu-avx", "avx", false);
+}
+
+#[test]
+fn fpu_avx512_registers_survive() {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return common::skip("fpu_avx512_registers_survive", "no AVX-512");
+    }
+    fpu("zdtm-fpu-avx512", "avx512", false);
+}
+
+#[test]
+fn fpu_registers_survive_a_leave_running_dump() {
+    // The parasite runs in the task: its registers must be as they were
+    // when it goes on.
+    let kind = if std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512"
+    } else if std::arch::is_x86_feature_detected!("avx") {
+        "avx"
+    } else {
+        "sse"
+    };
+    fpu("zdtm-fpu-leave-running", kind, true);
+}
+
+#[test]
+fn vma_layout_is_unchanged_by_a_leave_running_dump() {
+    // Nothing of the parasite stays mapped in the task.
+    let Some(mut z) = Zdtm::start("zdtm-vma-layout-lr", "zdtm_vma_layout", &[]) else {
+        return;
+    };
+    z.dump(&["--leave-running"]);
+    assert_eq!(z.go(), "PASS");
+}

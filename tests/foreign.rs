@@ -122,7 +122,7 @@ fn coreutils_sleep_finishes_its_sleep_after_restore() {
     std::thread::sleep(Duration::from_millis(300));
     dump_and_restore(&mut child, &images, &[]);
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(cmdline, b"sleep\03\0");
+    assert_eq!(cmdline, b"sleep\x003\x00");
     // It sleeps on (the interrupted nanosleep restarts with the time
     // left) and exits 0 on its own, neither at once nor never.
     let status = reap(pid);

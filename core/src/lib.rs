@@ -9,6 +9,7 @@
 pub mod blob;
 pub mod check;
 pub mod dump;
+pub mod hooks;
 pub mod images;
 pub mod infect;
 pub mod log;

@@ -106,6 +106,11 @@ pub struct RestoreStatus {
     pub errno: i32,
     /// Index of the failing item within the stage's array.
     pub index: u32,
+    /// Written by the tool: non-zero lets the child (waiting after
+    /// `STATE_DONE`, a shared futex) return into its own code. The tool
+    /// runs the post-restore and pre-resume actions before that.
+    pub resume: u32,
+    pub _pad: u32,
 }
 
 /// An address range `[start, end)`.

@@ -132,6 +132,20 @@ fn publish(args: &mut RestoreArgs, state: u32) {
     word.store(state, Ordering::Release);
 }
 
+/// Wait until the tool sets `status.resume` (a futex word in the shared
+/// region; signals stay blocked until the final sigreturn, so nothing
+/// interrupts this but the tool).
+fn wait_resume(args: &mut RestoreArgs) {
+    const FUTEX_WAIT: usize = 0;
+    // SAFETY: `resume` is a naturally aligned u32 inside the shared region.
+    let word = unsafe { AtomicU32::from_ptr(&mut args.status.resume) };
+    while word.load(Ordering::Acquire) == 0 {
+        // SAFETY: waits while the word is 0; the address is valid and
+        // shared with the tool (not FUTEX_PRIVATE: two processes use it).
+        unsafe { syscall4(nr::FUTEX, word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
+    }
+}
+
 /// Record the stage about to run (volatile: the tool reads it from the
 /// shared region after a crash, so the store must not be merged away).
 fn set_stage(args: &mut RestoreArgs, stage: u32) {
@@ -291,6 +305,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
     let sp = args.sigreturn_sp as usize;
     publish(args, abi::STATE_DONE);
+    wait_resume(args);
     // SAFETY: core built a complete frame at sp - RT_SIGFRAME_OFFSET.
     unsafe { sigreturn(sp) }
 }

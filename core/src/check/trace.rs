@@ -39,7 +39,7 @@ impl Drop for Child {
 /// as dump stops every task.
 fn seized_child() -> Result<Child, Problem> {
     let child = Child::spawn()?;
-    ptrace::seize(child.pid, 0)
+    clone3::seize_parked_child(child.pid)
         .map_err(|e| problem!(Error, "Unable to ptrace the child: {}", strerror(e)))?;
     ptrace::interrupt(child.pid)
         .map_err(|e| problem!(Error, "Unable to interrupt the child: {}", strerror(e)))?;

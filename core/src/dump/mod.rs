@@ -49,6 +49,7 @@ mod write;
 use std::path::PathBuf;
 
 use crate::blob::PARASITE;
+use crate::hooks::{Action, Hooks};
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
 use crate::mem::{self, PagePolicy, PageRange};
 use crate::opts::{CommonOpts, DumpOpts, FinalState};
@@ -80,6 +81,11 @@ pub enum DumpError {
          consider using --shell-job"
     )]
     NotSessionLeader { pid: i32, sid: i32 },
+    #[error(
+        "task {pid} belongs to uid {owner}: --unprivileged dumps only processes \
+         of its own user (uid {ours})"
+    )]
+    NotOurs { pid: i32, owner: u32, ours: u32 },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -104,6 +110,8 @@ pub enum DumpError {
     },
     #[error(transparent)]
     ImagesDir(#[from] crate::images::writer::ImagesDirError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
     Fault(&'static str),
 }
@@ -127,13 +135,25 @@ fn collect_err<E: std::fmt::Display>(pid: i32, what: &'static str) -> impl FnOnc
     }
 }
 
-/// Dump the task `opts.tree` into `common.images_dir`.
-pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
+/// Dump the task `opts.tree` into `common.images_dir`, running `hooks`
+/// at `pre-dump` (before the task is touched) and `post-dump` (with the
+/// images written, before the task is killed or let go: if it fails, the
+/// dump fails and the task runs on).
+pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
     // Before touching the task: a directory others can write to is refused.
     crate::images::writer::check_private_dir(&common.images_dir)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
+    // Without root, only our own user's processes (the kernel would
+    // refuse to seize others anyway; say so plainly, before trying).
+    if common.unprivileged {
+        let ours = rustix::process::geteuid().as_raw();
+        let st = proc.status().map_err(collect_err(pid, "status"))?;
+        if let Some(&owner) = st.uid.iter().find(|&&u| u != ours) {
+            return Err(DumpError::NotOurs { pid, owner, ours });
+        }
+    }
     // A task in someone else's session can only come back in the session
     // of whoever restores it: CRIU wants that said with --shell-job, and
     // so refuses before touching the task.
@@ -143,6 +163,8 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
             return Err(DumpError::NotSessionLeader { pid, sid });
         }
     }
+
+    hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
     let (mut task, mut threads) =
@@ -254,6 +276,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts) -> Result<(), DumpError> {
         source,
     })?;
     fault("images")?;
+    hooks.run(Action::PostDump, Some(pid))?;
 
     c.stats.freezing = t_frozen - t_start;
     c.stats.pages_scanned = c

@@ -74,6 +74,20 @@ impl Region {
         unsafe { entry(CMD_RESTORE, args) }
     }
 
+    /// Let the child, waiting after `STATE_DONE`, return into its own
+    /// code: set `status.resume` and wake its futex.
+    pub fn resume(&self, args_off: usize) {
+        const FUTEX_WAKE: usize = 1;
+        let p = (self.base as usize + args_off) as *mut RestoreArgs;
+        // SAFETY: the args live in our shared mapping for as long as `self`;
+        // `resume` is an aligned u32 that only the tool writes.
+        let word = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*p).status.resume)) };
+        word.store(1, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on an address of our live mapping; it only
+        // wakes waiters, it reads or writes no memory.
+        unsafe { criu_arch::syscall3(criu_arch::nr::FUTEX, word.as_ptr() as usize, FUTEX_WAKE, 1) };
+    }
+
     /// The child's status as published so far.
     pub fn status(&self, args_off: usize) -> RestoreStatus {
         let p = (self.base as usize + args_off) as *mut RestoreArgs;
@@ -121,7 +135,8 @@ const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
 pub fn with_traced_fork<T>(f: impl FnOnce(Pid) -> Result<T, Errno>) -> Result<T, Errno> {
     use crate::sys::{clone3, ptrace};
     let child = clone3::spawn_parked_child()?;
-    let result = ptrace::seize(child, 0)
+    let seized = clone3::seize_parked_child(child);
+    let result = seized
         .and_then(|()| ptrace::interrupt(child))
         .and_then(|()| ptrace::wait(child).map(drop))
         .and_then(|()| f(child));

@@ -28,6 +28,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::blob::restorer_abi as abi;
+use crate::hooks::{Action, Hooks};
 use crate::images::typed::ImageDir;
 use crate::images::{Kind, pb};
 use crate::opts::Opts;
@@ -39,6 +40,8 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum RestoreError {
     #[error(transparent)]
     Image(#[from] crate::images::error::ImageError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
     #[error("{0}")]
@@ -162,9 +165,13 @@ pub struct RestoreStats {
 }
 
 /// Restores the task in `opts.common.images_dir` and returns its PID once
-/// it runs on its own.
-pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
+/// it runs on its own. `hooks` run at CRIU's points: `pre-restore` first;
+/// `post-restore` and `pre-resume` when it is restored but has not run
+/// its own code yet (a failure of any of these kills it and fails the
+/// restore); `post-resume` once it runs (a failure is only reported).
+pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
     let t_start = Instant::now();
+    hooks.run(Action::PreRestore, None)?;
     let page = rustix::param::page_size() as u64;
     let maps = layout::SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
@@ -190,7 +197,13 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
         ));
     }
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
+    let raw_pid = Some(child.as_raw_nonzero().get());
+    // No namespaces are restored (yet), so, as CRIU without namespaces to
+    // restore, no setup-namespaces / post-setup-namespaces.
     let done = wait_done(&region, plan.args_off, child)
+        .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
+        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
+        .map(|()| region.resume(plan.args_off))
         .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64))
         .and_then(|()| restop(child, &task))
         .and_then(|()| match fault_after {
@@ -200,14 +213,20 @@ pub fn restore_task(opts: &Opts) -> Result<Restored, RestoreError> {
             false => Ok(()),
         });
     match done {
-        Ok(()) => Ok(Restored {
-            pid: child,
-            stats: RestoreStats {
-                forking,
-                restore: t_start.elapsed(),
-                pages_restored: task.pages.iter().map(|r| r.nr_pages).sum(),
-            },
-        }),
+        Ok(()) => {
+            // It runs: a failing post-resume can only be reported.
+            if let Err(e) = hooks.run(Action::PostResume, raw_pid) {
+                crate::pr_err!("{e}");
+            }
+            Ok(Restored {
+                pid: child,
+                stats: RestoreStats {
+                    forking,
+                    restore: t_start.elapsed(),
+                    pages_restored: task.pages.iter().map(|r| r.nr_pages).sum(),
+                },
+            })
+        }
         Err(e) => {
             // Leave nothing behind.
             let _ = rustix::process::kill_process(child, Signal::KILL);
@@ -296,8 +315,8 @@ fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<
 
 /// `criu restore`: restore, write `--pidfile`, then either detach (`-d`) or
 /// wait for the task and return its exit code as ours.
-pub fn run(opts: &Opts) -> Result<i32, RestoreError> {
-    let r = restore_task(opts)?;
+pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
+    let r = restore_task(opts, hooks)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
     // Like CRIU, stats-restore is written on every restore, into the work
     // dir. The task already runs: failing here would leave it behind while

@@ -277,6 +277,12 @@ pub fn build(
         for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
             if let Some(reg) = t.reg_files.get(&id) {
                 let d = open_path(&reg.name, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
+                // The task's root is ours already in the common case: no
+                // chroot then (it needs CAP_SYS_CHROOT, which
+                // --unprivileged does without).
+                if id == fs.root_id && same_dir_as_our_root(&d) {
+                    continue;
+                }
                 *slot = d.as_raw_fd();
                 fds.push(d);
             }
@@ -687,6 +693,14 @@ fn rseq_arg(t: &TaskImages) -> RseqArg {
             sig: r.signature,
         },
         _ => RseqArg::default(),
+    }
+}
+
+/// Whether directory `d` is this process's root directory.
+fn same_dir_as_our_root(d: &OwnedFd) -> bool {
+    match (rustix::fs::fstat(d), rustix::fs::stat("/")) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
     }
 }
 

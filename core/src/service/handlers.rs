@@ -3,16 +3,17 @@
 
 use std::os::fd::BorrowedFd;
 
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Pid, WaitOptions};
 
 use super::setup::{self, Mode, Peer, Setup};
 use super::{ServiceError, wire};
 use crate::check::KernelFeatures;
+use crate::hooks::{Action, Hooks};
 use crate::images::pb::rpc::{
     CriuDumpResp, CriuFeatures, CriuNotify, CriuReq, CriuReqType, CriuResp, CriuRestoreResp,
     CriuVersion,
 };
-use crate::opts::{CheckOpts, Opts, version};
+use crate::opts::{CheckOpts, version};
 use crate::{log, pr_info};
 
 /// Answers `req`.
@@ -140,6 +141,20 @@ fn notify(sk: BorrowedFd<'_>, script: &str, pid: Option<i32>) -> Result<(), Serv
     Ok(())
 }
 
+/// The hooks of one request: NOTIFY round trips with the client when it
+/// asked for them (`notify_scripts`), else nothing.
+fn with_hooks<T>(sk: BorrowedFd<'_>, enabled: bool, f: impl FnOnce(&mut Hooks) -> T) -> T {
+    if !enabled {
+        return f(&mut Hooks::none());
+    }
+    let mut send = |action: Action, pid: Option<i32>| {
+        // CRIU tells the client the root pid with these two only.
+        let pid = pid.filter(|_| matches!(action, Action::SetupNamespaces | Action::PostRestore));
+        notify(sk, action.name(), pid).map_err(|e| e.to_string())
+    };
+    f(&mut Hooks::notify(&mut send))
+}
+
 /// DUMP of `opts.pid` (default: the client itself).
 fn dump(
     sk: BorrowedFd<'_>,
@@ -149,19 +164,16 @@ fn dump(
 ) -> Result<CriuResp, ServiceError> {
     let s = setup_with_log(req, peer, mode, "DUMP")?;
     let pid = s.opts.dump.tree;
-    if s.notify {
-        notify(sk, "pre-dump", pid)?;
-    }
-    crate::dump::dump(&s.opts.common, &s.opts.dump).map_err(|e| ServiceError::Dump {
+    with_hooks(sk, s.notify, |hooks| {
+        crate::dump::dump(&s.opts.common, &s.opts.dump, hooks)
+    })
+    .map_err(|e| ServiceError::Dump {
         reason: e.to_string(),
         // CRIU's cr_errno for a task that is not there.
         errno: pid
             .filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
             .map(|_| rustix::io::Errno::SRCH.raw_os_error()),
     })?;
-    if s.notify {
-        notify(sk, "post-dump", pid)?;
-    }
     Ok(CriuResp {
         dump: Some(CriuDumpResp {
             restored: Some(false),
@@ -170,15 +182,9 @@ fn dump(
     })
 }
 
-/// The one call into the restore pipeline (kept small: its API is young):
-/// restore detached, return the restored root's pid.
-fn restore_detached(opts: &Opts) -> Result<i32, ServiceError> {
-    crate::restore::restore_task(opts)
-        .map(|r| r.pid.as_raw_nonzero().get())
-        .map_err(|e| ServiceError::Restore(e.to_string()))
-}
-
-/// RESTORE, always detached: the response carries the restored pid.
+/// RESTORE, always detached: the response carries the restored pid. The
+/// client's NOTIFY answers come while the task waits to run (post-restore,
+/// pre-resume): a refusal there leaves no task behind.
 fn restore(
     sk: BorrowedFd<'_>,
     req: &CriuReq,
@@ -186,23 +192,12 @@ fn restore(
     mode: Mode,
 ) -> Result<CriuResp, ServiceError> {
     let s = setup_with_log(req, peer, mode, "RESTORE")?;
-    if s.notify {
-        notify(sk, "pre-restore", None)?;
-    }
-    let pid = restore_detached(&s.opts)?;
+    let pid = with_hooks(sk, s.notify, |hooks| {
+        crate::restore::restore_task(&s.opts, hooks)
+    })
+    .map(|r| r.pid.as_raw_nonzero().get())
+    .map_err(|e| ServiceError::Restore(e.to_string()))?;
     pr_info!("Restored task {pid}");
-    if s.notify {
-        for script in ["post-restore", "pre-resume", "post-resume"] {
-            if let Err(e) = notify(sk, script, Some(pid)) {
-                // The client refused the restored task: leave nothing behind.
-                if let Some(p) = Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(p, Signal::KILL);
-                    let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
-                }
-                return Err(e);
-            }
-        }
-    }
     Ok(CriuResp {
         restore: Some(CriuRestoreResp { pid }),
         ..ok(CriuReqType::Restore)

@@ -74,6 +74,12 @@ fn child_exit(code: usize) -> ! {
 
 /// Starts a child that sleeps until it is killed (or traced). The caller
 /// owns it: it must kill and reap it.
+///
+/// The child first makes itself dumpable: a tool run from a binary with
+/// file capabilities (`--unprivileged`) is not, and the kernel lets
+/// nobody without CAP_SYS_PTRACE trace a task that is not dumpable, not
+/// even its parent. Until the child has done so, seizing it fails with
+/// `EPERM` (retry).
 pub fn spawn_parked_child() -> Result<Pid, Errno> {
     let args = fork_args();
     // SAFETY: the child branch below only makes raw syscalls and never
@@ -81,11 +87,29 @@ pub fn spawn_parked_child() -> Result<Pid, Errno> {
     match unsafe { clone3(&args) }? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => loop {
+            // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
+            unsafe { criu_arch::syscall2(criu_arch::nr::PRCTL, PR_SET_DUMPABLE, 1) };
             // SAFETY: ppoll on no fds with no timeout just waits for a
             // signal; all pointers are NULL.
             unsafe { criu_arch::syscall5(criu_arch::nr::PPOLL, 0, 0, 0, 0, 0) };
         },
     }
+}
+
+const PR_SET_DUMPABLE: usize = 4;
+
+/// `PTRACE_SEIZE` of a child from [`spawn_parked_child`], retrying while it
+/// is not dumpable yet (it makes itself so first thing, so this is brief).
+pub fn seize_parked_child(pid: Pid) -> Result<(), Errno> {
+    let mut seized = super::ptrace::seize(pid, 0);
+    for _ in 0..1000 {
+        if seized != Err(Errno::PERM) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+        seized = super::ptrace::seize(pid, 0);
+    }
+    seized
 }
 
 /// How a `set_tid` attempt ended.

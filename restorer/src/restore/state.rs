@@ -286,29 +286,46 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
 /// uid change (SECBIT_NO_SETUID_FIXUP: CAP_SETPCAP is still needed below),
 /// groups, gids, uids, drop bounding-set capabilities, set the three
 /// final securebits, then the capability sets.
+/// Restores the credentials. A step that would change nothing is skipped:
+/// setting securebits, groups or the bounding set needs privileges even
+/// to set what is already there, and `--unprivileged` restores (where the
+/// task has the tool's own credentials) have none of them.
 pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
+    const PR_CAPBSET_READ: usize = 23;
     const PR_CAPBSET_DROP: usize = 24;
+    const PR_GET_SECUREBITS: usize = 27;
     const PR_SET_SECUREBITS: usize = 28;
     const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
+    const PR_SET_DUMPABLE: usize = 4;
     const CAP_V3: u32 = 0x2008_0522;
     if c.valid == 0 {
         return Ok(());
     }
-    let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
-    // SAFETY: integer arguments; `groups` holds `n` live gids.
+    // Keep the capabilities across setresuid when it changes the uids
+    // (from root to the task's); with the same uids nothing is lost.
+    let mut uids = [0u32; 3];
+    // SAFETY: getresuid writes three u32s into `uids`.
     unsafe {
+        syscall3(
+            nr::GETRESUID,
+            uids.as_mut_ptr() as usize,
+            uids.as_mut_ptr().wrapping_add(1) as usize,
+            uids.as_mut_ptr().wrapping_add(2) as usize,
+        )
+    };
+    if uids != [c.uid, c.euid, c.suid] {
+        set_securebits(c.secbits as usize | SECBIT_NO_SETUID_FIXUP, 0)?;
+    }
+    let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
+    if !same_groups(&c.groups[..n]) {
+        // SAFETY: `groups` holds `n` live gids.
         check(
-            syscall5(
-                nr::PRCTL,
-                PR_SET_SECUREBITS,
-                c.secbits as usize | SECBIT_NO_SETUID_FIXUP,
-                0,
-                0,
-                0,
-            ),
-            0,
+            unsafe { syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize) },
+            1,
         )?;
-        check(syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize), 1)?;
+    }
+    // SAFETY: integer arguments only.
+    unsafe {
         check(
             syscall3(
                 nr::SETRESGID,
@@ -333,7 +350,9 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
     }
     for cap in 0..=c.cap_last.min(63) {
         let word = c.cap_bnd[(cap / 32) as usize];
-        if word & (1 << (cap % 32)) == 0 {
+        // SAFETY: integer arguments only.
+        let have = unsafe { syscall2(nr::PRCTL, PR_CAPBSET_READ, cap as usize) } == 1;
+        if have && word & (1 << (cap % 32)) == 0 {
             // SAFETY: integer arguments only.
             check(
                 unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
@@ -341,6 +360,9 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
             )?;
         }
     }
+    // The final securebits while CAP_SETPCAP is still ours, then the
+    // capability sets, which may drop it.
+    set_securebits(c.secbits as usize, 5)?;
     let header: [u32; 2] = [CAP_V3, 0];
     let data: [u32; 6] = [
         c.cap_eff[0],
@@ -350,21 +372,42 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
         c.cap_prm[1],
         c.cap_inh[1],
     ];
-    // The final securebits while CAP_SETPCAP is still ours, then the
-    // capability sets, which may drop it.
-    // SAFETY: integer arguments; then `header` and `data` are a live
-    // cap_user_header and two cap_user_data structs.
-    unsafe {
+    // SAFETY: `header` and `data` are a live cap_user_header and two
+    // cap_user_data structs.
+    check(
+        unsafe { syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize) },
+        6,
+    )?;
+    // A child of a tool run from a file-capability binary (--unprivileged)
+    // starts not dumpable, so not even its own user could trace it (nor
+    // the tool cure it). With the task's own credentials in place and the
+    // tool's capabilities gone, it is an ordinary task of its user again.
+    // (A dumped "not dumpable" state is applied later, with the other
+    // task attributes.)
+    // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
+    check(unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, 1) }, 7)?;
+    return Ok(());
+
+    fn set_securebits(bits: usize, index: u32) -> Result<(), Fail> {
+        // SAFETY: integer arguments only.
+        if unsafe { syscall2(nr::PRCTL, PR_GET_SECUREBITS, 0) } == bits as isize {
+            return Ok(());
+        }
+        // SAFETY: integer arguments only.
         check(
-            syscall5(nr::PRCTL, PR_SET_SECUREBITS, c.secbits as usize, 0, 0, 0),
-            5,
-        )?;
-        check(
-            syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize),
-            6,
-        )?;
+            unsafe { syscall5(nr::PRCTL, PR_SET_SECUREBITS, bits, 0, 0, 0) },
+            index,
+        )
+        .map(drop)
     }
-    Ok(())
+}
+
+/// Whether the task's supplementary groups are `want` already.
+fn same_groups(want: &[u32]) -> bool {
+    let mut now = [0u32; abi::MAX_GROUPS];
+    // SAFETY: getgroups writes at most MAX_GROUPS gids into `now`.
+    let n = unsafe { syscall2(nr::GETGROUPS, abi::MAX_GROUPS, now.as_mut_ptr() as usize) };
+    n >= 0 && now.get(..n as usize) == Some(want)
 }
 
 pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {

@@ -2,6 +2,7 @@
 //! [`EXIT_NOT_IMPLEMENTED`] and say so; each gets its own function here so
 //! that wiring one up is a one-line change.
 
+use criu_core::hooks::Hooks;
 use criu_core::opts::Opts;
 use criu_core::{check, pr_err, pr_msg, pr_warn, service};
 
@@ -85,7 +86,8 @@ fn service(opts: &Opts) -> i32 {
 /// `criu dump -t PID`: 0 on success; on failure the task is left running
 /// and the error names the step that failed.
 fn dump(opts: &Opts) -> i32 {
-    match criu_core::dump::dump(&opts.common, &opts.dump) {
+    let mut hooks = Hooks::scripts(&opts.common.action_scripts, &opts.common.images_dir);
+    match criu_core::dump::dump(&opts.common, &opts.dump, &mut hooks) {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("Dumping FAILED: {e}");
@@ -97,7 +99,8 @@ fn dump(opts: &Opts) -> i32 {
 /// `criu restore`: exit 0 once a detached task runs, else the task's own
 /// exit code; 1 with an error message when the restore fails.
 fn restore(opts: &Opts) -> i32 {
-    match criu_core::restore::run(opts) {
+    let mut hooks = Hooks::scripts(&opts.common.action_scripts, &opts.common.images_dir);
+    match criu_core::restore::run(opts, &mut hooks) {
         Ok(code) => code,
         Err(e) => {
             pr_err!("Restore failed: {e}");

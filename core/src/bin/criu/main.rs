@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod privilege;
 mod table;
 mod usage;
 
@@ -77,6 +78,13 @@ fn run(args: Vec<String>) -> i32 {
         return 1;
     }
     log::log_banner(version::STRING, version::GITID);
+    if matches!(
+        command,
+        cli::Command::Dump | cli::Command::PreDump | cli::Command::Restore
+    ) && privilege::check(common.unprivileged).is_err()
+    {
+        return 1;
+    }
     commands::dispatch(&command, &opts)
 }
 

@@ -1,0 +1,155 @@
+//! Action hooks: the points of a dump or restore where CRIU lets its
+//! caller act (`--action-script` programs, or NOTIFY round trips with an
+//! RPC client), and the running of them.
+//!
+//! The namespace and network actions (`network-lock`/`-unlock`,
+//! `setup-namespaces`, `post-setup-namespaces`) are named here but run
+//! only where CRIU runs them, when a tree has namespaces of its own to
+//! dump or restore, which this implementation does not do yet.
+//!
+//! Dump and restore receive a [`Hooks`] value and call [`Hooks::run`] at
+//! each point; what runs is decided by whoever built it (the CLI: the
+//! scripts; the service: the client's NOTIFY, which then replaces the
+//! scripts as in CRIU).
+
+use std::path::{Path, PathBuf};
+
+/// CRIU's actions, by the names scripts and clients see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    PreDump,
+    PostDump,
+    NetworkLock,
+    NetworkUnlock,
+    PreRestore,
+    SetupNamespaces,
+    PostSetupNamespaces,
+    PostRestore,
+    PreResume,
+    PostResume,
+}
+
+impl Action {
+    /// The name in `CRTOOLS_SCRIPT_ACTION` and `criu_notify.script`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::PreDump => "pre-dump",
+            Action::PostDump => "post-dump",
+            Action::NetworkLock => "network-lock",
+            Action::NetworkUnlock => "network-unlock",
+            Action::PreRestore => "pre-restore",
+            Action::SetupNamespaces => "setup-namespaces",
+            Action::PostSetupNamespaces => "post-setup-namespaces",
+            Action::PostRestore => "post-restore",
+            Action::PreResume => "pre-resume",
+            Action::PostResume => "post-resume",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{action} script {script} exited with {status}")]
+    ScriptFailed {
+        action: Action,
+        script: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("cannot run {action} script {script}: {source}")]
+    Spawn {
+        action: Action,
+        script: String,
+        source: std::io::Error,
+    },
+    #[error("the client refused {action}: {reason}")]
+    Notify { action: Action, reason: String },
+}
+
+/// A callback that tells an RPC client about an action (with the root
+/// task's pid once there is one) and returns its verdict.
+pub type NotifyFn<'a> = dyn FnMut(Action, Option<i32>) -> Result<(), String> + 'a;
+
+/// What runs at each action.
+pub struct Hooks<'a> {
+    scripts: Vec<PathBuf>,
+    images_dir: PathBuf,
+    notify: Option<&'a mut NotifyFn<'a>>,
+}
+
+impl<'a> Hooks<'a> {
+    /// Nothing runs.
+    pub fn none() -> Hooks<'a> {
+        Hooks {
+            scripts: Vec::new(),
+            images_dir: PathBuf::new(),
+            notify: None,
+        }
+    }
+
+    /// `--action-script` programs, run in order for every action, with
+    /// CRIU's environment (`images_dir` is `CRTOOLS_IMAGE_DIR`).
+    pub fn scripts(scripts: &[PathBuf], images_dir: &Path) -> Hooks<'a> {
+        Hooks {
+            scripts: scripts.to_vec(),
+            images_dir: std::path::absolute(images_dir).unwrap_or_else(|_| images_dir.into()),
+            notify: None,
+        }
+    }
+
+    /// An RPC client's NOTIFY instead of scripts.
+    pub fn notify(f: &'a mut NotifyFn<'a>) -> Hooks<'a> {
+        Hooks {
+            notify: Some(f),
+            ..Hooks::none()
+        }
+    }
+
+    /// Run `action`; `pid` is the root task's once it is known (it is
+    /// `CRTOOLS_INIT_PID` and the notify's pid). Scripts all run even if
+    /// one fails (as CRIU does); any failure is returned.
+    pub fn run(&mut self, action: Action, pid: Option<i32>) -> Result<(), HookError> {
+        if let Some(f) = self.notify.as_mut() {
+            crate::pr_info!("Notifying the client: {action}");
+            return f(action, pid).map_err(|reason| HookError::Notify { action, reason });
+        }
+        let mut result = Ok(());
+        for script in &self.scripts {
+            crate::pr_debug!("Running {action} script {}", script.display());
+            let mut cmd = std::process::Command::new(script);
+            cmd.env("CRTOOLS_SCRIPT_ACTION", action.name())
+                .env("CRTOOLS_IMAGE_DIR", &self.images_dir)
+                .stdin(std::process::Stdio::null());
+            match pid {
+                Some(p) => cmd.env("CRTOOLS_INIT_PID", p.to_string()),
+                None => cmd.env_remove("CRTOOLS_INIT_PID"),
+            };
+            let script_name = script.display().to_string();
+            let outcome = match cmd.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(HookError::ScriptFailed {
+                    action,
+                    script: script_name,
+                    status,
+                }),
+                Err(source) => Err(HookError::Spawn {
+                    action,
+                    script: script_name,
+                    source,
+                }),
+            };
+            if let Err(e) = outcome {
+                crate::pr_err!("{e}");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+}

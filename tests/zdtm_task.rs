@@ -83,3 +83,24 @@ fn cwd_and_umask_are_restored() {
 fn glibc_rseq_registration_is_restored() {
     dump_restore_pass("zdtm-rseq", "zdtm_rseq");
 }
+
+#[test]
+fn seccomp_task_is_refused_and_left_alone() {
+    let Some(z) = Zdtm::start("zdtm-seccomp", "zdtm_seccomp", &[]) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    let images = z.images().to_path_buf();
+    let (ok, log) = z.criu_in(&images, &["dump", "-t", &pid]);
+    assert!(!ok, "a task under seccomp was dumped");
+    assert!(log.contains("runs under seccomp (filter mode)"), "{log}");
+    assert!(common::proc_state(z.pid()).is_some());
+    // Nothing was touched: no images beyond the log.
+    let files: Vec<_> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "dump.log")
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+    assert_eq!(z.go(), "PASS");
+}

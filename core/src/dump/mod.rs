@@ -86,6 +86,15 @@ pub enum DumpError {
          of its own user (uid {ours})"
     )]
     NotOurs { pid: i32, owner: u32, ours: u32 },
+    #[error(
+        "thread {tid} of task {pid} runs under seccomp ({mode}), which cannot be \
+         dumped yet (restoring it without its filters would lift its sandbox)"
+    )]
+    Seccomp {
+        pid: i32,
+        tid: i32,
+        mode: &'static str,
+    },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -114,6 +123,24 @@ pub enum DumpError {
     Hook(#[from] crate::hooks::HookError),
     #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
     Fault(&'static str),
+}
+
+/// Seccomp state is not dumped yet: a task under seccomp (any of its
+/// threads) is refused before it is touched, rather than brought back
+/// without its sandbox.
+fn refuse_seccomp(proc: &ProcDir, pid: i32) -> Result<(), DumpError> {
+    for tid in proc.threads().map_err(collect_err(pid, "threads"))? {
+        let st = ProcDir::open(tid)
+            .and_then(|p| p.status())
+            .map_err(collect_err(pid, "thread status"))?;
+        let mode = match st.seccomp {
+            None | Some(0) => continue,
+            Some(1) => "strict mode",
+            Some(_) => "filter mode",
+        };
+        return Err(DumpError::Seccomp { pid, tid, mode });
+    }
+    Ok(())
 }
 
 fn fault(step: &'static str) -> Result<(), DumpError> {
@@ -164,6 +191,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         }
     }
 
+    refuse_seccomp(&proc, pid)?;
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();

@@ -47,6 +47,10 @@ pub enum PageXferError {
     },
     #[error("splicing pages into {file}: the pipe ran dry after {done} of {want} bytes")]
     Short { file: String, done: u64, want: u64 },
+    #[error(
+        "splicing pages into {file}: stopped after {done} of {want} bytes (the parasite failed)"
+    )]
+    Cancelled { file: String, done: u64, want: u64 },
     #[error("the thread writing {file} panicked")]
     Writer { file: String },
 }
@@ -79,7 +83,7 @@ pub fn dump_pages(
     let max_iovs = (daemon.args().len() - hdr) / size_of::<IoVec>();
     let pipe_size = pipe_size()?;
     let mut out = DumpedPages::default();
-    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let total: u64 = ranges.iter().map(|r| r.end.saturating_sub(r.start)).sum();
     let ahead = prefault_file(pages_file, total);
     let stop = AtomicBool::new(false);
     let written = AtomicU64::new(0);
@@ -128,7 +132,7 @@ pub fn dump_pages(
         stop.store(true, Ordering::Relaxed);
         res
     })?;
-    for r in ranges {
+    for r in ranges.iter().filter(|r| r.end > r.start) {
         let nr = (r.end - r.start) / page_size;
         out.pages += nr;
         if r.flags & super::pe::LAZY != 0 {
@@ -226,13 +230,20 @@ fn send_batch(
     let (rd, wr) = new_pipe()?;
     // Best effort: a smaller pipe only means more wake-ups.
     let _ = rustix::pipe::fcntl_setpipe_size(&wr, pipe_size);
+    let (cancel_rd, cancel_wr) = new_pipe()?;
     let (called, written) = std::thread::scope(|s| {
-        let writer = s.spawn(|| drain(rd, pages_file, total, file, written));
+        let writer = s.spawn(|| drain(rd, &cancel_rd, pages_file, total, file, written));
         // Our copy of the write end goes as soon as the parasite has its
-        // own: when the parasite closes it (done, failed or dead), the
-        // writer sees the end of the pipe instead of waiting forever.
+        // own: when the parasite closes it (done or failed), the writer
+        // sees the end of the pipe.
         let called = daemon.call_with_fd(CMD_DUMPPAGES, wr.as_fd());
         drop(wr);
+        if called.is_err() {
+            // The parasite may be gone without closing its end (a task
+            // stopped by a fault keeps its fds): tell the writer to stop
+            // waiting for pages that will never come.
+            let _ = rustix::io::write(&cancel_wr, &[1]);
+        }
         let written = writer.join().unwrap_or_else(|_| {
             Err(PageXferError::Writer {
                 file: file.to_string(),
@@ -251,9 +262,11 @@ fn send_batch(
 /// Splice `want` bytes from `rd` into `out`; returns the CPU time it took.
 /// On a failure the pipe is still read to its end (and the pages dropped),
 /// so the parasite never writes into a pipe without a reader, which would
-/// raise `SIGPIPE` in the dumped task.
+/// raise `SIGPIPE` in the dumped task. Either stops early once `cancel`
+/// becomes readable.
 fn drain(
     rd: OwnedFd,
+    cancel: &OwnedFd,
     out: &File,
     want: u64,
     file: &str,
@@ -261,10 +274,10 @@ fn drain(
 ) -> Result<Duration, PageXferError> {
     let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     let t0 = cpu();
-    let res = splice_all(&rd, out, want, file, written);
+    let res = splice_all(&rd, cancel, out, want, file, written);
     let t1 = cpu();
     if res.is_err() {
-        discard(&rd);
+        discard(&rd, cancel);
     }
     res.map(|()| {
         let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
@@ -272,19 +285,45 @@ fn drain(
     })
 }
 
-/// Read `rd` to its end into `/dev/null` (or, failing that, into a buffer).
-fn discard(rd: &OwnedFd) {
-    if let Ok(null) = File::options().write(true).open("/dev/null") {
-        while let Ok(n) = rustix::pipe::splice(rd, None, &null, None, 1 << 30, SpliceFlags::MOVE) {
-            if n == 0 {
-                return;
+/// Read `rd` to its end (or until `cancel`) into `/dev/null`.
+fn discard(rd: &OwnedFd, cancel: &OwnedFd) {
+    let Ok(null) = File::options().write(true).open("/dev/null") else {
+        return;
+    };
+    loop {
+        match rustix::pipe::splice(
+            rd,
+            None,
+            &null,
+            None,
+            1 << 30,
+            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+        ) {
+            Ok(0) => return,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                if !wait_readable(rd, cancel) {
+                    return;
+                }
             }
+            Err(_) => return,
         }
     }
-    let mut buf = vec![0u8; 64 << 10];
-    while let Ok(n) = rustix::io::read(rd, &mut buf) {
-        if n == 0 {
-            return;
+}
+
+/// Block until `rd` has data or its end (true) or `cancel` is readable or
+/// polling fails (false).
+fn wait_readable(rd: &OwnedFd, cancel: &OwnedFd) -> bool {
+    use rustix::event::{PollFd, PollFlags};
+    loop {
+        let mut fds = [
+            PollFd::new(rd, PollFlags::IN),
+            PollFd::new(cancel, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => return fds[1].revents().is_empty(),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
         }
     }
 }
@@ -293,11 +332,13 @@ fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
     rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(PageXferError::Pipe)
 }
 
-/// Splice exactly `want` bytes from `rd` into `out`, blocking while the pipe
+/// Splice exactly `want` bytes from `rd` into `out`, waiting while the pipe
 /// is empty, adding each step to `written`; the end of the pipe before that
-/// is [`PageXferError::Short`].
+/// is [`PageXferError::Short`], `cancel` becoming readable
+/// [`PageXferError::Cancelled`].
 fn splice_all(
     rd: &OwnedFd,
+    cancel: &OwnedFd,
     out: &File,
     want: u64,
     file: &str,
@@ -311,10 +352,20 @@ fn splice_all(
             out,
             None,
             (want - done).min(MAX_IOV_LEN) as usize,
-            SpliceFlags::MOVE,
+            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
         ) {
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => {
+                if !wait_readable(rd, cancel) {
+                    return Err(PageXferError::Cancelled {
+                        file: file.to_string(),
+                        done,
+                        want,
+                    });
+                }
+                continue;
+            }
             Err(source) => {
                 return Err(PageXferError::Splice {
                     file: file.to_string(),

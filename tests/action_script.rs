@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::zdtm::{TIMEOUT, Zdtm};
 
@@ -42,26 +41,16 @@ impl Scripted {
 
     /// Run criu with the script (failing at `fail_at`); success and log.
     fn criu(&self, args: &[&str], fail_at: &str) -> (bool, String) {
-        let images = self.z.images();
-        let action = args[0];
-        let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
-            .args(args)
-            .arg("--action-script")
-            .arg(&self.script)
-            .arg("-D")
-            .arg(images)
-            .args(["-v4", "-o", &format!("{action}.log")])
-            .env("HOOK_LOG", &self.log)
-            .env("HOOK_PROGRESS", self.z.work().join("progress"))
-            .env("HOOK_FAIL_AT", fail_at)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
-        (ok, log)
+        let script = self.script.to_str().unwrap();
+        let mut argv = args.to_vec();
+        argv.extend(["--action-script", script]);
+        let progress = self.z.work().join("progress");
+        let env = [
+            ("HOOK_LOG", self.log.as_os_str()),
+            ("HOOK_PROGRESS", progress.as_os_str()),
+            ("HOOK_FAIL_AT", std::ffi::OsStr::new(fail_at)),
+        ];
+        common::run_criu(self.z.images(), &argv, &env)
     }
 
     /// The actions the script saw so far (and clear the record).

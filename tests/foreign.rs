@@ -16,20 +16,7 @@ use rustix::process::{Pid, Signal, WaitOptions};
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn criu(images: &Path, args: &[&str]) -> (bool, String) {
-    let action = args[0];
-    let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
-        .args(args)
-        .arg("-D")
-        .arg(images)
-        .args(["-v4", "-o", &format!("{action}.log")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run criu")
-        .success();
-    let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
-    (ok, log)
+    common::run_criu(images, args, &[])
 }
 
 /// Start `argv` with stdio on files in `dir`; in a new session unless

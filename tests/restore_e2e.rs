@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Program, TempDir, become_subreaper, skip, wait_for_file};
@@ -19,24 +19,11 @@ fn criu(args: &[&str], images: &Path) -> (bool, String) {
 }
 
 fn criu_with_fault(args: &[&str], images: &Path, fault: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
-    match fault {
-        Some(f) => cmd.env(criu_core::restore::FAULT_ENV, f),
-        None => cmd.env_remove(criu_core::restore::FAULT_ENV),
-    };
-    let ok = cmd
-        .args(args)
-        .arg("-D")
-        .arg(images)
-        .args(["-v4", "-o", &format!("{}.log", args[0])])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run criu")
-        .success();
-    let log = std::fs::read_to_string(images.join(format!("{}.log", args[0]))).unwrap_or_default();
-    (ok, log)
+    let env: Vec<(&str, &std::ffi::OsStr)> = fault
+        .map(|f| (criu_core::restore::FAULT_ENV, std::ffi::OsStr::new(f)))
+        .into_iter()
+        .collect();
+    common::run_criu(images, args, &env)
 }
 
 /// Dump the program running in `work` (PID in the first word of

@@ -181,3 +181,24 @@ pub fn skip(test: &str, why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
+
+/// Run our `criu ARGS -D images -v4 -o ACTION.log` (ACTION = `args[0]`)
+/// with `env` added and stdio on /dev/null: whether it succeeded, and its
+/// log.
+pub fn run_criu(images: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
+    let action = args[0];
+    let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(args)
+        .arg("-D")
+        .arg(images)
+        .args(["-v4", "-o", &format!("{action}.log")])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run criu")
+        .success();
+    let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
+    (ok, log)
+}

@@ -4,7 +4,6 @@
 //! return its verdict. Processes are killed and reaped by PID.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, WaitOptions};
@@ -83,20 +82,7 @@ impl Zdtm {
     /// Run `criu ACTION ARGS -D images -v4 -o ACTION.log`: success and
     /// the log.
     pub fn criu_in(&self, images: &Path, args: &[&str]) -> (bool, String) {
-        let action = args[0];
-        let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
-            .args(args)
-            .arg("-D")
-            .arg(images)
-            .args(["-v4", "-o", &format!("{action}.log")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run criu")
-            .success();
-        let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
-        (ok, log)
+        super::run_criu(images, args, &[])
     }
 
     /// `criu dump -t PID EXTRA` into `images`; asserts it worked. Without

@@ -100,6 +100,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "creds",
     "task-attrs",
     "arch-state",
+    "threads",
     FAULT_AFTER_DONE,
 ];
 
@@ -142,6 +143,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_SIGNALS => "pending-signals",
         abi::STAGE_TASK => "task-name",
         abi::STAGE_ATTRS => "task-attrs",
+        abi::STAGE_THREADS => "threads",
         _ => "unknown",
     }
 }
@@ -204,7 +206,10 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .map(|()| region.resume(plan.args_off))
-        .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64))
+        .and_then(|()| {
+            let threaded = !task.threads.is_empty();
+            unmap_bootstrap(child, threaded, plan.base, plan.image.len() as u64)
+        })
         .and_then(|()| restop(child, &task))
         .and_then(|()| match fault_after {
             true => Err(RestoreError::Unsupported(format!(
@@ -258,26 +263,44 @@ fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
 }
 
 /// Remove the bootstrap region from the restored task (CRIU's
-/// `__export_unmap`): seize it once it runs its own code again, inject
-/// `munmap`, and let it go exactly as it was.
-fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
-    let infect = |e: crate::infect::InfectError| RestoreError::Cure(e.to_string());
+/// `__export_unmap`): seize it (every thread of it when `threaded`) once
+/// all its threads run their own code again, inject `munmap` in the
+/// leader, and let it go exactly as it was.
+fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), RestoreError> {
+    use crate::infect::InfectError;
+    let infect = |e: InfectError| RestoreError::Cure(e.to_string());
+    let raw = pid.as_raw_nonzero().get();
     for _ in 0..1000 {
-        let mut task = match crate::infect::Seized::seize(pid.as_raw_nonzero().get()) {
+        let seized = if threaded {
+            crate::infect::seize_process(raw)
+        } else {
+            crate::infect::Seized::seize(raw).map(|t| (t, Vec::new()))
+        };
+        let (mut task, others) = match seized {
             Ok(t) => t,
             // It already ran to its end: nothing is left to unmap.
-            Err(crate::infect::InfectError::Dead { .. }) => return Ok(()),
+            Err(InfectError::Dead { .. }) => return Ok(()),
             Err(e) => return Err(infect(e)),
         };
-        let pc = task.regs().pc();
-        if (base..base + len).contains(&pc) {
-            // Still between publishing DONE and rt_sigreturn.
+        let inside = |pc: u64| (base..base + len).contains(&pc);
+        if inside(task.regs().pc()) || others.iter().any(|t| inside(t.regs().pc())) {
+            // A thread is still between publishing ready and rt_sigreturn.
+            for t in others {
+                t.release().map_err(infect)?;
+            }
             task.release().map_err(infect)?;
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
-        task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0])
-            .map_err(infect)?;
+        let unmapped =
+            task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0]);
+        // Let every thread go, whatever the munmap did.
+        let mut released = Ok(());
+        for t in others {
+            released = released.and(t.release());
+        }
+        unmapped.map_err(infect)?;
+        released.map_err(infect)?;
         return task.release().map_err(infect);
     }
     Err(RestoreError::Cure(

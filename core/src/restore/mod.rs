@@ -58,6 +58,12 @@ pub enum RestoreError {
         index: u32,
         errno: Errno,
     },
+    #[error("the restorer failed at stage {stage} in thread {tid}: {errno}")]
+    ThreadStage {
+        stage: &'static str,
+        tid: u32,
+        errno: Errno,
+    },
     #[error("the task died during restore ({0})")]
     Died(String),
     #[error("the restorer did not finish within {0:?}")]
@@ -202,7 +208,8 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let raw_pid = Some(child.as_raw_nonzero().get());
     // No namespaces are restored (yet), so, as CRIU without namespaces to
     // restore, no setup-namespaces / post-setup-namespaces.
-    let done = wait_done(&region, plan.args_off, child)
+    let tids: Vec<u32> = task.threads.iter().map(|t| t.0).collect();
+    let done = wait_done(&region, plan.args_off, child, &tids)
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .map(|()| region.resume(plan.args_off))
@@ -308,13 +315,28 @@ fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), 
     ))
 }
 
-fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<(), RestoreError> {
+/// Wait for the restorer's verdict. `tids`: the other threads, in the
+/// order of the restorer's thread list (a failure inside one names it).
+fn wait_done(
+    region: &bootstrap::Region,
+    args_off: usize,
+    child: Pid,
+    tids: &[u32],
+) -> Result<(), RestoreError> {
     let start = Instant::now();
     loop {
         let st = region.status(args_off);
         match st.state {
             abi::STATE_DONE => return Ok(()),
             abi::STATE_FAILED => {
+                let thread = st.index.checked_sub(abi::THREAD_INDEX_BASE);
+                if let Some(&tid) = thread.and_then(|i| tids.get(i as usize)) {
+                    return Err(RestoreError::ThreadStage {
+                        stage: stage_name(st.stage),
+                        tid,
+                        errno: Errno::from_raw_os_error(st.errno),
+                    });
+                }
                 return Err(RestoreError::Stage {
                     stage: stage_name(st.stage),
                     index: st.index,

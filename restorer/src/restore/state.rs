@@ -141,10 +141,7 @@ pub(super) fn signals(list: &abi::Array) -> Result<(), Fail> {
     // SAFETY: getpid/gettid take no arguments.
     let (pid, tid) = unsafe { (syscall0(nr::GETPID), syscall0(nr::GETTID)) };
     // SAFETY: the tool filled the list.
-    for (i, s) in unsafe { items::<abi::SiginfoArg>(list) }
-        .iter()
-        .enumerate()
-    {
+    for (i, s) in unsafe { items::<abi::SiginfoArg>(list) }.iter().enumerate() {
         let info = s.info.as_ptr() as usize;
         // SAFETY: `info` is 128 live bytes of siginfo_t; every signal is
         // blocked here, so they stay pending until rt_sigreturn.

@@ -68,7 +68,15 @@ pub(super) fn create(args: &mut RestoreArgs) -> Result<(), Fail> {
             return Ok(());
         }
         // SAFETY: waits while the word is still `n`; the address is valid.
-        unsafe { syscall4(nr::FUTEX, ready.as_ptr() as usize, FUTEX_WAIT, n as usize, 0) };
+        unsafe {
+            syscall4(
+                nr::FUTEX,
+                ready.as_ptr() as usize,
+                FUTEX_WAIT,
+                n as usize,
+                0,
+            )
+        };
     }
 }
 

@@ -135,7 +135,9 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
         let own = status_set(tid, "SigPnd:")?;
         let shared = status_set(tid, "ShdPnd:")?;
         zdtm::ensure(own & bit != 0 && shared & bit == 0, || {
-            format!("{me}: SIGUSR1 not pending for the thread alone (SigPnd {own:#x} ShdPnd {shared:#x})")
+            format!(
+                "{me}: SIGUSR1 not pending for the thread alone (SigPnd {own:#x} ShdPnd {shared:#x})"
+            )
         })?;
         zdtm::ensure(HANDLED.load(Ordering::SeqCst) == 0, || {
             format!("{me}: SIGUSR1 handled while blocked")
@@ -226,9 +228,10 @@ fn check(st: State) -> Result<(), String> {
     zdtm::ensure(zdtm::gettid() == st.main_tid, || "main tid changed".into())?;
     zdtm::ensure(tls_addr() == st.main_tls, || "main TLS moved".into())?;
     let count = COUNT.with(|c| c.get());
-    zdtm::ensure(count == SEEN[MAX_THREADS].load(Ordering::SeqCst) && count > 0, || {
-        format!("main TLS count {count}")
-    })?;
+    zdtm::ensure(
+        count == SEEN[MAX_THREADS].load(Ordering::SeqCst) && count > 0,
+        || format!("main TLS count {count}"),
+    )?;
     let blocked = zdtm::blocked()?;
     zdtm::ensure(blocked == mask_of(MAX_THREADS), || {
         format!("main mask {blocked:#x}, want {:#x}", mask_of(MAX_THREADS))

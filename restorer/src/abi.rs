@@ -440,6 +440,9 @@ pub struct ThreadArg {
     /// Its name (`PR_SET_NAME`), NUL-terminated; empty: keep.
     pub comm: [u8; 16],
     pub creds: CredsArg,
+    /// Its own scheduling (before the credentials), parent-death signal
+    /// and no_new_privs (after them); only those `ATTR_*` bits.
+    pub attrs: TaskAttrsArg,
 }
 
 // [`TaskAttrsArg::has`] bits: which attributes the images carry.

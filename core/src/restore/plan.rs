@@ -485,6 +485,7 @@ pub fn build(
             rseq: rseq_arg(core),
             comm: comm_arg(core),
             creds: creds_arg(core, &format!("core-{tid}.img"))?,
+            attrs: super::task_attrs::thread_arg(core),
             ..ThreadArg::default()
         });
     }

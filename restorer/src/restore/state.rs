@@ -24,7 +24,6 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
 /// restorer's own mappings executable, so it comes after them).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     const PR_SET_CHILD_SUBREAPER: usize = 36;
-    const PRIO_PROCESS: usize = 0;
     set_name(&args.comm)?;
     let a = &args.attrs;
     if a.has & abi::ATTR_PERSONALITY != 0 {
@@ -34,6 +33,26 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
             1,
         )?;
     }
+    sched(a)?;
+    if a.has & abi::ATTR_SUBREAPER != 0 {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe {
+                syscall2(
+                    nr::PRCTL,
+                    PR_SET_CHILD_SUBREAPER,
+                    a.child_subreaper as usize,
+                )
+            },
+            4,
+        )?;
+    }
+    Ok(())
+}
+
+/// This thread's scheduling policy, priority and nice value.
+pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
+    const PRIO_PROCESS: usize = 0;
     if a.has & abi::ATTR_SCHED != 0 {
         let param: i32 = a.sched_prio as i32;
         // SAFETY: `param` is a live struct sched_param; then integers.
@@ -52,19 +71,6 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
                 3,
             )?;
         }
-    }
-    if a.has & abi::ATTR_SUBREAPER != 0 {
-        // SAFETY: integer arguments only.
-        check(
-            unsafe {
-                syscall2(
-                    nr::PRCTL,
-                    PR_SET_CHILD_SUBREAPER,
-                    a.child_subreaper as usize,
-                )
-            },
-            4,
-        )?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use criu_arch::{clone_thread, nr, sigreturn, syscall1, syscall4};
 
-use super::state::{arch_syscalls, creds, register_rseq, set_name, signals};
+use super::state::{arch_syscalls, attrs, creds, register_rseq, sched, set_name, signals};
 use super::{ARGS, CloneArgs, Fail, check, items, publish, wait_resume};
 use crate::abi::{self, RestoreArgs, ThreadArg};
 
@@ -80,7 +80,10 @@ pub(super) fn create(args: &mut RestoreArgs) -> Result<(), Fail> {
     }
 }
 
-/// A new thread, on its own stack: `arg` is its [`ThreadArg`].
+/// A new thread, on its own stack: `arg` is its [`ThreadArg`]. The order
+/// is the main thread's: scheduling needs the privileges the credentials
+/// may drop; the parent-death signal comes after them (a credential
+/// change resets it).
 extern "C" fn thread_main(arg: usize) -> ! {
     // SAFETY: the main thread passed a ThreadArg of the list, which lies
     // in the bootstrap region and is only read.
@@ -103,8 +106,12 @@ extern "C" fn thread_main(arg: usize) -> ! {
         }};
     }
     step!(abi::STAGE_SIGNALS, signals(&t.signals));
-    step!(abi::STAGE_TASK, set_name(&t.comm));
+    step!(
+        abi::STAGE_TASK,
+        set_name(&t.comm).and_then(|()| sched(&t.attrs))
+    );
     step!(abi::STAGE_CREDS, creds(&t.creds));
+    step!(abi::STAGE_ATTRS, attrs(&t.attrs));
     step!(abi::STAGE_ARCH, arch_syscalls(&t.arch_syscalls));
     step!(abi::STAGE_RSEQ, register_rseq(&t.rseq));
     // SAFETY: `threads_ready` is a naturally aligned u32 in the region.

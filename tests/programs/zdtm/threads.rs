@@ -1,11 +1,12 @@
 //! Threads: the main thread and THREADS others (default 4), each counting
 //! in a thread-local variable of its own and blocking a signal set of its
 //! own. Thread 0 has a thread-directed SIGUSR1 pending (blocked); thread 1
-//! has an alternate signal stack. After restore every thread must have its
+//! has an alternate signal stack; thread 2 has a nice value of its own.
+//! After restore every thread must have its
 //! TID, its mask, its TLS variable at the same address with the count
 //! going on, and keep running; thread 0's signal must still be pending for
 //! it alone and be delivered to it when unblocked; thread 1's sigaltstack
-//! must be the same; and every thread must be joinable (which needs the
+//! must be the same, and thread 2's nice value too; and every thread must be joinable (which needs the
 //! kernel to clear its clear_child_tid word on exit, as before).
 //!
 //! Usage: `zdtm_threads DIR [THREADS]`.
@@ -22,6 +23,17 @@ use criu_arch::{SIG_BLOCK, SIG_UNBLOCK, StackT, nr, syscall2};
 
 const MAX_THREADS: usize = 16;
 const ALT_LEN: usize = 64 * 1024;
+/// Thread 2's nice value (the others keep the process's).
+const NICE: i32 = 7;
+const PRIO_PROCESS: usize = 0;
+
+/// This thread's nice value (`getpriority` with who = 0 is the calling
+/// thread; the raw syscall returns 20 - nice).
+fn nice() -> Result<i32, String> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { criu_arch::syscall2(nr::GETPRIORITY, PRIO_PROCESS, 0) };
+    zdtm::errno(ret, "getpriority").map(|v| 20 - v as i32)
+}
 
 thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
@@ -102,6 +114,12 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
         zdtm::errno(ret, "sigaltstack")?;
         alt = Some(altstack()?);
     }
+    if i == 2 {
+        // SAFETY: integer arguments only (who = 0: this thread).
+        let ret = unsafe { criu_arch::syscall3(nr::SETPRIORITY, PRIO_PROCESS, 0, NICE as usize) };
+        zdtm::errno(ret, "setpriority")?;
+    }
+    let my_nice = nice()?;
     tick(i);
     ready.send(()).map_err(|e| e.to_string())?;
     while !STOP.load(Ordering::SeqCst) {
@@ -123,6 +141,10 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
     let blocked = zdtm::blocked()?;
     zdtm::ensure(blocked == mask_of(i), || {
         format!("{me}: mask {blocked:#x}, want {:#x}", mask_of(i))
+    })?;
+    let now_nice = nice()?;
+    zdtm::ensure(now_nice == my_nice && (i != 2 || now_nice == NICE), || {
+        format!("{me}: nice {now_nice}, was {my_nice}")
     })?;
     if let Some(alt) = alt {
         let now = altstack()?;

@@ -6,8 +6,10 @@
 //! 2. The child, still on its copy of the tool's stack: session, fds, fs,
 //!    then a signal to itself whose handler runs on the alternate stack in the
 //!    bootstrap region. That is how it changes stacks without arch code.
-//! 3. [`on_own_stack`], the handler: everything that unmaps the tool, then
-//!    `rt_sigreturn` on the frame core built from the dumped registers.
+//! 3. [`on_own_stack`], the handler: everything that unmaps the tool, the
+//!    other threads (module `threads`, each ending in its own
+//!    `rt_sigreturn`), then `rt_sigreturn` on the frame core built from
+//!    the dumped registers.
 //!
 //! Every system call result is checked; a failure is published in
 //! `args.status` and the child calls `exit_group(1)`: it never spins.

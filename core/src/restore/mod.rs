@@ -1,15 +1,18 @@
 //! `criu restore`: rebuild a dumped task from its images.
 //!
-//! Order (mirrors CRIU, for one single-threaded process so far):
+//! Order (mirrors CRIU, for one process, with all its threads):
 //! 1. [`images::read`] loads and validates every image before anything is
 //!    created (errors name the file);
 //! 2. [`plan::build`] opens the task's files in the tool and lays out the
 //!    bootstrap region: restorer blob, vDSO parking area, stack, signal
 //!    frame, arguments;
 //! 3. [`bootstrap::Region`] maps the region (shared) and calls the
-//!    restorer, which forks the task with its PID and rebuilds it;
-//! 4. the tool waits for the child's status word, then detaches (`-d`) or
-//!    stays its parent and waits for it, like CRIU.
+//!    restorer, which forks the task with its PID and rebuilds it (and
+//!    creates its other threads with their TIDs, see the restorer's
+//!    `restore/threads.rs`);
+//! 4. the tool waits for the child's status word, lets every thread go,
+//!    removes the restorer once no thread runs in it any more, then
+//!    detaches (`-d`) or stays its parent and waits for it, like CRIU.
 //!
 //! A failed restore kills the half-built task.
 

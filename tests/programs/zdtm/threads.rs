@@ -6,7 +6,9 @@
 //! TID, its mask, its TLS variable at the same address with the count
 //! going on, and keep running; thread 0's signal must still be pending for
 //! it alone and be delivered to it when unblocked; thread 1's sigaltstack
-//! must be the same, and thread 2's nice value too; and every thread must be joinable (which needs the
+//! must be the same, and thread 2's nice value too; each thread's glibc
+//! rseq area must still be registered with the kernel (registering it
+//! again fails with EBUSY, see rseq.rs); and every thread must be joinable (which needs the
 //! kernel to clear its clear_child_tid word on exit, as before).
 //!
 //! Usage: `zdtm_threads DIR [THREADS]`.
@@ -26,6 +28,41 @@ const ALT_LEN: usize = 64 * 1024;
 /// Thread 2's nice value (the others keep the process's).
 const NICE: i32 = 7;
 const PRIO_PROCESS: usize = 0;
+
+/// glibc's rseq signature on x86_64 (`RSEQ_SIG`).
+const RSEQ_SIG: usize = 0x5305_3053;
+const ARCH_GET_FS: usize = 0x1003;
+const EBUSY: isize = 16;
+
+unsafe extern "C" {
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+/// This thread's glibc rseq area and the length it is registered with,
+/// if glibc registered one: `rseq(area, len)` gives EBUSY exactly when the
+/// kernel has this very registration.
+fn rseq_registration() -> Result<Option<(usize, usize)>, String> {
+    // SAFETY: glibc's exported constants, set before main.
+    let (off, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut fs = 0usize;
+    // SAFETY: ARCH_GET_FS writes the fs base into our local `fs`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, &mut fs as *mut usize as usize) };
+    zdtm::errno(ret, "arch_prctl(ARCH_GET_FS)")?;
+    let area = fs.wrapping_add_signed(off);
+    for len in [32usize, size as usize, 20] {
+        // SAFETY: registering glibc's own area of this thread again; if
+        // that succeeded the area is valid thread memory anyway.
+        let ret = unsafe { criu_arch::syscall4(nr::RSEQ, area, len, 0, RSEQ_SIG) };
+        if ret == -EBUSY {
+            return Ok(Some((area, len)));
+        }
+    }
+    Err(format!("rseq area {area:#x}: no length gives EBUSY"))
+}
 
 /// This thread's nice value (`getpriority` with who = 0 is the calling
 /// thread; the raw syscall returns 20 - nice).
@@ -120,6 +157,7 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
         zdtm::errno(ret, "setpriority")?;
     }
     let my_nice = nice()?;
+    let rseq = rseq_registration()?;
     tick(i);
     ready.send(()).map_err(|e| e.to_string())?;
     while !STOP.load(Ordering::SeqCst) {
@@ -141,6 +179,10 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
     let blocked = zdtm::blocked()?;
     zdtm::ensure(blocked == mask_of(i), || {
         format!("{me}: mask {blocked:#x}, want {:#x}", mask_of(i))
+    })?;
+    let now_rseq = rseq_registration()?;
+    zdtm::ensure(now_rseq == rseq, || {
+        format!("{me}: rseq {now_rseq:x?}, was {rseq:x?}")
     })?;
     let now_nice = nice()?;
     zdtm::ensure(now_nice == my_nice && (i != 2 || now_nice == NICE), || {

@@ -66,3 +66,33 @@ fn a_failure_in_a_thread_leaves_no_thread_behind() {
     z.restore(&[]);
     assert_eq!(z.go(), "PASS");
 }
+
+#[test]
+fn a_stopped_multi_threaded_task_comes_back_stopped() {
+    use rustix::process::{Pid, Signal};
+    let Some(mut z) = common::zdtm::Zdtm::start("zdtm-threads-stopped", "zdtm_threads", &[]) else {
+        return;
+    };
+    let pid = z.pid();
+    let p = Pid::from_raw(pid).unwrap();
+    let timeout = common::zdtm::TIMEOUT;
+    let all_stopped = || {
+        let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tids.len() == 5 && tids.iter().all(|&t| common::proc_state(t) == Some('T'))
+    };
+    rustix::process::kill_process(p, Signal::STOP).unwrap();
+    assert!(common::wait_until(timeout, all_stopped), "not stopped");
+    z.dump(&[]);
+    z.restore(&[]);
+    assert!(
+        common::wait_until(timeout, all_stopped),
+        "restored task is not stopped in every thread"
+    );
+    rustix::process::kill_process(p, Signal::CONT).unwrap();
+    assert_eq!(z.go(), "PASS");
+}

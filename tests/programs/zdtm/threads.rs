@@ -1,7 +1,9 @@
 //! Threads: the main thread and THREADS others (default 4), each counting
 //! in a thread-local variable of its own and blocking a signal set of its
 //! own. Thread 0 has a thread-directed SIGUSR1 pending (blocked); thread 1
-//! has an alternate signal stack; thread 2 has a nice value of its own.
+//! has an alternate signal stack; thread 2 has a nice value of its own;
+//! thread 3 has a POSIX timer that signals it alone (SIGEV_THREAD_ID)
+//! every 5 ms, and the signals must keep coming to it after restore.
 //! After restore every thread must have its
 //! TID, its mask, its TLS variable at the same address with the count
 //! going on, and keep running; thread 0's signal must still be pending for
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use criu_arch::sig::SIGUSR1;
+use criu_arch::sig::{SIGUSR1, SIGUSR2};
 use criu_arch::{SIG_BLOCK, SIG_UNBLOCK, StackT, nr, syscall2};
 
 const MAX_THREADS: usize = 16;
@@ -82,6 +84,43 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Who ran the SIGUSR1 handler (TID), and how often it ran.
 static HANDLED_BY: AtomicI32 = AtomicI32::new(0);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// Who took the timer's SIGUSR2 last (TID), and how often it came.
+static TIMER_TID: AtomicI32 = AtomicI32::new(0);
+static TIMER_HITS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_usr2(_sig: i32, _info: usize, _uc: usize) {
+    TIMER_TID.store(zdtm::gettid(), Ordering::SeqCst);
+    TIMER_HITS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A CLOCK_MONOTONIC timer sending SIGUSR2 to this thread every 5 ms.
+fn thread_timer() -> Result<(), String> {
+    const CLOCK_MONOTONIC: usize = 1;
+    const SIGEV_THREAD_ID: i32 = 4;
+    // struct sigevent: value, signo, notify, then the thread id.
+    let mut sev = [0i32; 16];
+    sev[2] = SIGUSR2 as i32;
+    sev[3] = SIGEV_THREAD_ID;
+    sev[4] = zdtm::gettid();
+    let mut id: i32 = 0;
+    // SAFETY: `sev` is a live 64-byte sigevent, `id` a live timer_t.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            nr::TIMER_CREATE,
+            CLOCK_MONOTONIC,
+            sev.as_ptr() as usize,
+            &mut id as *mut i32 as usize,
+        )
+    };
+    zdtm::errno(ret, "timer_create")?;
+    let spec: [u64; 4] = [0, 5_000_000, 0, 5_000_000];
+    // SAFETY: `spec` is a live struct itimerspec.
+    let ret = unsafe {
+        criu_arch::syscall4(nr::TIMER_SETTIME, id as usize, 0, spec.as_ptr() as usize, 0)
+    };
+    zdtm::errno(ret, "timer_settime").map(drop)
+}
 
 extern "C" fn on_usr1(_sig: i32, _info: usize, _uc: usize) {
     HANDLED_BY.store(zdtm::gettid(), Ordering::SeqCst);
@@ -155,6 +194,9 @@ fn thread_body(i: usize, ready: std::sync::mpsc::Sender<()>) -> Result<(), Strin
         // SAFETY: integer arguments only (who = 0: this thread).
         let ret = unsafe { criu_arch::syscall3(nr::SETPRIORITY, PRIO_PROCESS, 0, NICE as usize) };
         zdtm::errno(ret, "setpriority")?;
+    }
+    if i == 3 {
+        thread_timer()?;
     }
     let my_nice = nice()?;
     let rseq = rseq_registration()?;
@@ -235,6 +277,14 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         SIGUSR1,
         &zdtm::action(on_usr1 as *const () as usize, criu_arch::SA_SIGINFO, 0),
     )?;
+    zdtm::set_sigaction(
+        SIGUSR2,
+        &zdtm::action(
+            on_usr2 as *const () as usize,
+            criu_arch::SA_SIGINFO | criu_arch::SA_RESTART,
+            0,
+        ),
+    )?;
     let mut threads = Vec::new();
     for i in 0..n {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -277,6 +327,21 @@ fn check(st: State) -> Result<(), String> {
             ));
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+    if let Some(&(tid, _)) = st.threads.get(3) {
+        // The timer's signals keep coming, to thread 3 alone.
+        let hits = TIMER_HITS.load(Ordering::SeqCst);
+        let start = Instant::now();
+        while TIMER_HITS.load(Ordering::SeqCst) < hits + 5 {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!("timer of thread 3 stopped at {hits} signals"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let by = TIMER_TID.load(Ordering::SeqCst);
+        zdtm::ensure(by == tid, || {
+            format!("timer signal taken by {by}, not thread 3 ({tid})")
+        })?;
     }
     let mut listed: Vec<i32> = std::fs::read_dir("/proc/self/task")
         .map_err(|e| e.to_string())?

@@ -332,6 +332,12 @@ fn wait_done(
         match st.state {
             abi::STATE_DONE => return Ok(()),
             abi::STATE_FAILED => {
+                if st.stage == abi::STAGE_THREADS
+                    && st.errno == Errno::EXIST.raw_os_error()
+                    && let Some(&tid) = tids.get(st.index as usize)
+                {
+                    return Err(RestoreError::PidBusy(tid));
+                }
                 let thread = st.index.checked_sub(abi::THREAD_INDEX_BASE);
                 if let Some(&tid) = thread.and_then(|i| tids.get(i as usize)) {
                     return Err(RestoreError::ThreadStage {

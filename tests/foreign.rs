@@ -202,3 +202,75 @@ fn bash_loop_restores_as_a_shell_job() {
     assert_eq!(sid, our_sid.to_string(), "session");
     kill(pid);
 }
+
+#[test]
+fn python_threads_count_on_after_restore() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("python_threads_count_on_after_restore", "needs root");
+    }
+    if Command::new("python3").arg("-V").output().is_err() {
+        return skip("python_threads_count_on_after_restore", "no python3");
+    }
+    become_subreaper();
+    let dir = TempDir::new("foreign-python-threads");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let counts = dir.join("counts");
+    // Three threads append to lists of their own (under the GIL, with a
+    // lock and sleeps: futexes); the main thread writes the lengths and
+    // checks that every list still holds what was appended.
+    let script = "import os, threading, time\n\
+        lists = [[], [], []]\n\
+        lock = threading.Lock()\n\
+        def work(n):\n\
+        \x20   while True:\n\
+        \x20       with lock:\n\
+        \x20           lists[n].append(len(lists[n]))\n\
+        \x20       time.sleep(0.002)\n\
+        for n in range(3):\n\
+        \x20   threading.Thread(target=work, args=(n,), daemon=True).start()\n\
+        while True:\n\
+        \x20   with lock:\n\
+        \x20       for l in lists:\n\
+        \x20           assert l == list(range(len(l)))\n\
+        \x20       text = ' '.join(str(len(l)) for l in lists)\n\
+        \x20   with open('counts.tmp', 'w') as f: f.write(text)\n\
+        \x20   os.rename('counts.tmp', 'counts')\n\
+        \x20   time.sleep(0.005)\n";
+    let read = || -> Vec<u64> {
+        std::fs::read_to_string(&counts)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let mut child = start(dir.path(), &["python3", "-c", script], false);
+    let pid = child.id() as i32;
+    assert!(wait_until(TIMEOUT, || read()
+        .iter()
+        .filter(|&&c| c > 5)
+        .count()
+        == 3));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    assert_eq!(threads, 4, "python threads");
+    dump_and_restore(&mut child, &images, &[]);
+    assert_eq!(
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count(),
+        4,
+        "threads after restore"
+    );
+    let at_restore = read();
+    assert!(
+        wait_until(TIMEOUT, || {
+            let now = read();
+            now.len() == 3 && now.iter().zip(&at_restore).all(|(n, a)| *n > a + 5)
+        }),
+        "python threads stuck at {at_restore:?}: {}",
+        std::fs::read_to_string(dir.join("out")).unwrap_or_default()
+    );
+    kill(pid);
+}

@@ -163,7 +163,6 @@ fn vma_layout_is_unchanged_by_a_leave_running_dump() {
 }
 
 #[test]
-#[ignore = "multi-threaded tasks are not restored yet (criu restore refuses them)"]
 fn fpu_registers_of_every_thread_survive() {
     fpu_threads("zdtm-fpu-threads", "widest", 4, false);
 }

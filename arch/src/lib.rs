@@ -24,7 +24,9 @@
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
-//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`.
+//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
+//!   `clone_thread` (clone3 of a thread that starts in a function on its own
+//!   stack; x86_64 only so far, `-ENOSYS` elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,
 //!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
 //! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,

@@ -93,6 +93,13 @@ pub const STAGE_RLIMITS: u32 = 19;
 pub const STAGE_SIGNALS: u32 = 20;
 pub const STAGE_TASK: u32 = 21;
 pub const STAGE_ATTRS: u32 = 22;
+/// Creating the other threads (`index`: the thread's place in
+/// [`RestoreArgs::threads`]); a thread's own failure reports the stage it
+/// ran (signals, task-name, creds, arch-state, rseq) with `index` =
+/// `THREAD_INDEX_BASE` + its place.
+pub const STAGE_THREADS: u32 = 23;
+/// Added to the thread's place in `index` for failures inside a thread.
+pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
 /// Progress of the restored child, written by it, read by the tool.
 #[repr(C)]
@@ -400,6 +407,41 @@ pub struct RestoreArgs {
     pub tool_rseq: RseqArg,
     /// prctl-level task attributes (personality, scheduling, subreaper,
     /// parent-death signal, no_new_privs, dumpable).
+    pub attrs: TaskAttrsArg,
+    /// `[ThreadArg]`: the task's other threads, created (with their TIDs)
+    /// before the posix timers, which may name them.
+    pub threads: Array,
+    /// Written by the threads: how many are ready (a futex word the main
+    /// thread waits on before its own credentials).
+    pub threads_ready: u32,
+    pub _pad2: u32,
+}
+
+/// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on
+/// `stack`; it queues its own pending signals, sets its name, credentials,
+/// arch state and rseq, reports ready, waits for `status.resume` like the
+/// main thread and `rt_sigreturn`s on its own frame (which carries its
+/// registers, signal mask and sigaltstack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadArg {
+    pub tid: i32,
+    pub _pad: u32,
+    /// Its stack while in the restorer (top 16-byte aligned).
+    pub stack: Region,
+    /// Frame address + `RT_SIGFRAME_OFFSET`.
+    pub sigreturn_sp: u64,
+    /// `[SiginfoArg]`: its own pending signals (`shared` is 0).
+    pub signals: Array,
+    /// `[RawSyscall]`: per-thread arch state (TLS base, clear_child_tid,
+    /// robust list), made right before `rt_sigreturn`.
+    pub arch_syscalls: Array,
+    pub rseq: RseqArg,
+    /// Its name (`PR_SET_NAME`), NUL-terminated; empty: keep.
+    pub comm: [u8; 16],
+    pub creds: CredsArg,
+    /// Its own scheduling (before the credentials), parent-death signal
+    /// and no_new_privs (after them); only those `ATTR_*` bits.
     pub attrs: TaskAttrsArg,
 }
 

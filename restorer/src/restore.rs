@@ -6,8 +6,10 @@
 //! 2. The child, still on its copy of the tool's stack: session, fds, fs,
 //!    then a signal to itself whose handler runs on the alternate stack in the
 //!    bootstrap region. That is how it changes stacks without arch code.
-//! 3. [`on_own_stack`], the handler: everything that unmaps the tool, then
-//!    `rt_sigreturn` on the frame core built from the dumped registers.
+//! 3. [`on_own_stack`], the handler: everything that unmaps the tool, the
+//!    other threads (module `threads`, each ending in its own
+//!    `rt_sigreturn`), then `rt_sigreturn` on the frame core built from
+//!    the dumped registers.
 //!
 //! Every system call result is checked; a failure is published in
 //! `args.status` and the child calls `exit_group(1)`: it never spins.
@@ -25,6 +27,7 @@ use crate::abi::{self, Array, RestoreArgs};
 
 mod mem;
 mod state;
+mod threads;
 
 use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
 use state::{
@@ -32,8 +35,9 @@ use state::{
     sigactions, signals, task,
 };
 
-/// The args of the running restore, for the signal handler (in `.bss`).
-static ARGS: AtomicUsize = AtomicUsize::new(0);
+/// The args of the running restore, for the signal handler and the threads
+/// (in `.bss`).
+pub(crate) static ARGS: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) const MAP_FIXED: usize = 0x10;
 pub(crate) const MREMAP_MAYMOVE: usize = 1;
@@ -44,18 +48,18 @@ pub(crate) const EINTR: isize = -4;
 
 /// `struct clone_args` (the fields of clone3's first version).
 #[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub(crate) flags: u64,
+    pub(crate) pidfd: u64,
+    pub(crate) child_tid: u64,
+    pub(crate) parent_tid: u64,
+    pub(crate) exit_signal: u64,
+    pub(crate) stack: u64,
+    pub(crate) stack_size: u64,
+    pub(crate) tls: u64,
+    pub(crate) set_tid: u64,
+    pub(crate) set_tid_size: u64,
+    pub(crate) cgroup: u64,
 }
 
 /// Failure of a stage: (errno, item index).
@@ -126,7 +130,7 @@ fn fail(args: &mut RestoreArgs, stage: u32, (err, index): Fail) -> ! {
     }
 }
 
-fn publish(args: &mut RestoreArgs, state: u32) {
+pub(crate) fn publish(args: &mut RestoreArgs, state: u32) {
     // SAFETY: `state` is a naturally aligned u32 inside the shared region.
     let word = unsafe { AtomicU32::from_ptr(&mut args.status.state) };
     word.store(state, Ordering::Release);
@@ -135,7 +139,7 @@ fn publish(args: &mut RestoreArgs, state: u32) {
 /// Wait until the tool sets `status.resume` (a futex word in the shared
 /// region; signals stay blocked until the final sigreturn, so nothing
 /// interrupts this but the tool).
-fn wait_resume(args: &mut RestoreArgs) {
+pub(crate) fn wait_resume(args: &mut RestoreArgs) {
     const FUTEX_WAIT: usize = 0;
     // SAFETY: `resume` is a naturally aligned u32 inside the shared region.
     let word = unsafe { AtomicU32::from_ptr(&mut args.status.resume) };
@@ -295,13 +299,14 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_SIGACTIONS, sigactions(args));
     stage!(args, abi::STAGE_TASK, task(args));
     stage!(args, abi::STAGE_RLIMITS, rlimits(args));
-    stage!(args, abi::STAGE_SIGNALS, signals(args));
+    stage!(args, abi::STAGE_SIGNALS, signals(&args.signals));
+    stage!(args, abi::STAGE_THREADS, threads::create(args));
     stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
     stage!(args, abi::STAGE_CREDS, creds(&args.creds));
     stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));
-    stage!(args, abi::STAGE_ARCH, arch_syscalls(args));
+    stage!(args, abi::STAGE_ARCH, arch_syscalls(&args.arch_syscalls));
     stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
     let sp = args.sigreturn_sp as usize;
     publish(args, abi::STATE_DONE);

@@ -89,3 +89,38 @@ pub unsafe fn sigreturn(sp: usize) -> ! {
              sp = in(reg) sp, options(noreturn));
     }
 }
+
+/// `clone3(args, size)` for a new thread of this process: the child starts
+/// on the stack `args` names (its top must be 16-byte aligned) and calls
+/// `entry(arg)`, which must never return. The parent gets clone3's result
+/// (the new TID or `-errno`). Needed because a child on a fresh stack
+/// cannot return into the caller's frame.
+///
+/// # Safety
+/// `args` points to a valid `struct clone_args` of `size` bytes with
+/// `CLONE_VM` and a stack of its own; `entry` may use only that stack.
+#[unsafe(naked)]
+pub unsafe extern "C" fn clone_thread(
+    args: usize,
+    size: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> isize {
+    // rdi, rsi: clone3's arguments; entry and arg move to r8/r9, which the
+    // syscall keeps (it clobbers only rax, rcx and r11) and the child
+    // inherits.
+    naked_asm!(
+        "mov r8, rdx",
+        "mov r9, rcx",
+        "mov eax, 435",
+        "syscall",
+        "test rax, rax",
+        "jnz 2f",
+        "xor ebp, ebp",
+        "mov rdi, r9",
+        "call r8",
+        "ud2",
+        "2:",
+        "ret",
+    )
+}

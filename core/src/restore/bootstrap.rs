@@ -75,7 +75,8 @@ impl Region {
     }
 
     /// Let the child, waiting after `STATE_DONE`, return into its own
-    /// code: set `status.resume` and wake its futex.
+    /// code: set `status.resume` and wake its futex (every thread of it
+    /// waits there).
     pub fn resume(&self, args_off: usize) {
         const FUTEX_WAKE: usize = 1;
         let p = (self.base as usize + args_off) as *mut RestoreArgs;
@@ -85,7 +86,14 @@ impl Region {
         word.store(1, Ordering::Release);
         // SAFETY: FUTEX_WAKE on an address of our live mapping; it only
         // wakes waiters, it reads or writes no memory.
-        unsafe { criu_arch::syscall3(criu_arch::nr::FUTEX, word.as_ptr() as usize, FUTEX_WAKE, 1) };
+        unsafe {
+            criu_arch::syscall3(
+                criu_arch::nr::FUTEX,
+                word.as_ptr() as usize,
+                FUTEX_WAKE,
+                i32::MAX as usize,
+            )
+        };
     }
 
     /// The child's status as published so far.

@@ -32,6 +32,8 @@ pub struct PagesRun {
 pub struct TaskImages {
     pub pstree: pb::PstreeEntry,
     pub core: pb::CoreEntry,
+    /// The other threads' `core-TID.img`, in `pstree.threads` order.
+    pub threads: Vec<(u32, pb::CoreEntry)>,
     pub mm: pb::MmEntry,
     pub pages: Vec<PagesRun>,
     /// Path of `pages-N.img`.
@@ -92,13 +94,19 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
             )));
         }
     };
-    if !pstree.threads.is_empty() && pstree.threads != [pstree.pid] {
-        return Err(RestoreError::Unsupported(
-            "multi-threaded tasks are not restored yet".into(),
-        ));
-    }
     let pid = u64::from(pstree.pid);
     let core: pb::CoreEntry = dir.read_one(Kind::Core, pid).map_err(img)?;
+    let mut threads = Vec::new();
+    for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
+        if pstree.threads.iter().filter(|&&t| t == tid).count() > 1 {
+            return Err(invalid(
+                "pstree.img",
+                format!("thread {tid} is listed twice"),
+            ));
+        }
+        let c: pb::CoreEntry = dir.read_one(Kind::Core, u64::from(tid)).map_err(img)?;
+        threads.push((tid, c));
+    }
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
     // helpers that are not written yet.
     if let Some(state) = core.tc.as_ref().map(|tc| tc.task_state)
@@ -183,6 +191,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
     Ok(TaskImages {
         pstree,
         core,
+        threads,
         mm,
         pages,
         pages_path,

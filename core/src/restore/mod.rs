@@ -1,15 +1,18 @@
 //! `criu restore`: rebuild a dumped task from its images.
 //!
-//! Order (mirrors CRIU, for one single-threaded process so far):
+//! Order (mirrors CRIU, for one process, with all its threads):
 //! 1. [`images::read`] loads and validates every image before anything is
 //!    created (errors name the file);
 //! 2. [`plan::build`] opens the task's files in the tool and lays out the
 //!    bootstrap region: restorer blob, vDSO parking area, stack, signal
 //!    frame, arguments;
 //! 3. [`bootstrap::Region`] maps the region (shared) and calls the
-//!    restorer, which forks the task with its PID and rebuilds it;
-//! 4. the tool waits for the child's status word, then detaches (`-d`) or
-//!    stays its parent and waits for it, like CRIU.
+//!    restorer, which forks the task with its PID and rebuilds it (and
+//!    creates its other threads with their TIDs, see the restorer's
+//!    `restore/threads.rs`);
+//! 4. the tool waits for the child's status word, lets every thread go,
+//!    removes the restorer once no thread runs in it any more, then
+//!    detaches (`-d`) or stays its parent and waits for it, like CRIU.
 //!
 //! A failed restore kills the half-built task.
 
@@ -58,6 +61,12 @@ pub enum RestoreError {
         index: u32,
         errno: Errno,
     },
+    #[error("the restorer failed at stage {stage} in thread {tid}: {errno}")]
+    ThreadStage {
+        stage: &'static str,
+        tid: u32,
+        errno: Errno,
+    },
     #[error("the task died during restore ({0})")]
     Died(String),
     #[error("the restorer did not finish within {0:?}")]
@@ -100,6 +109,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "creds",
     "task-attrs",
     "arch-state",
+    "threads",
     FAULT_AFTER_DONE,
 ];
 
@@ -142,6 +152,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_SIGNALS => "pending-signals",
         abi::STAGE_TASK => "task-name",
         abi::STAGE_ATTRS => "task-attrs",
+        abi::STAGE_THREADS => "threads",
         _ => "unknown",
     }
 }
@@ -200,11 +211,15 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let raw_pid = Some(child.as_raw_nonzero().get());
     // No namespaces are restored (yet), so, as CRIU without namespaces to
     // restore, no setup-namespaces / post-setup-namespaces.
-    let done = wait_done(&region, plan.args_off, child)
+    let tids: Vec<u32> = task.threads.iter().map(|t| t.0).collect();
+    let done = wait_done(&region, plan.args_off, child, &tids)
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .map(|()| region.resume(plan.args_off))
-        .and_then(|()| unmap_bootstrap(child, plan.base, plan.image.len() as u64))
+        .and_then(|()| {
+            let threaded = !task.threads.is_empty();
+            unmap_bootstrap(child, threaded, plan.base, plan.image.len() as u64)
+        })
         .and_then(|()| restop(child, &task))
         .and_then(|()| match fault_after {
             true => Err(RestoreError::Unsupported(format!(
@@ -258,26 +273,44 @@ fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
 }
 
 /// Remove the bootstrap region from the restored task (CRIU's
-/// `__export_unmap`): seize it once it runs its own code again, inject
-/// `munmap`, and let it go exactly as it was.
-fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
-    let infect = |e: crate::infect::InfectError| RestoreError::Cure(e.to_string());
+/// `__export_unmap`): seize it (every thread of it when `threaded`) once
+/// all its threads run their own code again, inject `munmap` in the
+/// leader, and let it go exactly as it was.
+fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), RestoreError> {
+    use crate::infect::InfectError;
+    let infect = |e: InfectError| RestoreError::Cure(e.to_string());
+    let raw = pid.as_raw_nonzero().get();
     for _ in 0..1000 {
-        let mut task = match crate::infect::Seized::seize(pid.as_raw_nonzero().get()) {
+        let seized = if threaded {
+            crate::infect::seize_process(raw)
+        } else {
+            crate::infect::Seized::seize(raw).map(|t| (t, Vec::new()))
+        };
+        let (mut task, others) = match seized {
             Ok(t) => t,
             // It already ran to its end: nothing is left to unmap.
-            Err(crate::infect::InfectError::Dead { .. }) => return Ok(()),
+            Err(InfectError::Dead { .. }) => return Ok(()),
             Err(e) => return Err(infect(e)),
         };
-        let pc = task.regs().pc();
-        if (base..base + len).contains(&pc) {
-            // Still between publishing DONE and rt_sigreturn.
+        let inside = |pc: u64| (base..base + len).contains(&pc);
+        if inside(task.regs().pc()) || others.iter().any(|t| inside(t.regs().pc())) {
+            // A thread is still between publishing ready and rt_sigreturn.
+            for t in others {
+                t.release().map_err(infect)?;
+            }
             task.release().map_err(infect)?;
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
-        task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0])
-            .map_err(infect)?;
+        let unmapped =
+            task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0]);
+        // Let every thread go, whatever the munmap did.
+        let mut released = Ok(());
+        for t in others {
+            released = released.and(t.release());
+        }
+        unmapped.map_err(infect)?;
+        released.map_err(infect)?;
         return task.release().map_err(infect);
     }
     Err(RestoreError::Cure(
@@ -285,13 +318,34 @@ fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
     ))
 }
 
-fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<(), RestoreError> {
+/// Wait for the restorer's verdict. `tids`: the other threads, in the
+/// order of the restorer's thread list (a failure inside one names it).
+fn wait_done(
+    region: &bootstrap::Region,
+    args_off: usize,
+    child: Pid,
+    tids: &[u32],
+) -> Result<(), RestoreError> {
     let start = Instant::now();
     loop {
         let st = region.status(args_off);
         match st.state {
             abi::STATE_DONE => return Ok(()),
             abi::STATE_FAILED => {
+                if st.stage == abi::STAGE_THREADS
+                    && st.errno == Errno::EXIST.raw_os_error()
+                    && let Some(&tid) = tids.get(st.index as usize)
+                {
+                    return Err(RestoreError::PidBusy(tid));
+                }
+                let thread = st.index.checked_sub(abi::THREAD_INDEX_BASE);
+                if let Some(&tid) = thread.and_then(|i| tids.get(i as usize)) {
+                    return Err(RestoreError::ThreadStage {
+                        stage: stage_name(st.stage),
+                        tid,
+                        errno: Errno::from_raw_os_error(st.errno),
+                    });
+                }
                 return Err(RestoreError::Stage {
                     stage: stage_name(st.stage),
                     index: st.index,

@@ -11,7 +11,8 @@ use rustix::fs::{Mode, OFlags};
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
     Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap, RawSyscall,
-    Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, VmaArg,
+    Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg,
+    VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -22,6 +23,8 @@ use super::layout::SelfMaps;
 use super::{RestoreError, regs};
 
 const STACK_SIZE: usize = 64 * 1024;
+/// Stack of each other thread while it runs the restorer.
+const THREAD_STACK_SIZE: usize = 32 * 1024;
 const MAP_SHARED: u32 = 0x01;
 const MAP_ANONYMOUS: u32 = 0x20;
 const PROT_WRITE: u32 = 0x2;
@@ -393,7 +396,10 @@ pub fn build(
     let frame_size = criu_arch::SIGFRAME_SIZE.next_multiple_of(64);
     let stack_off = blob_len + park_len;
     let frame_off = stack_off + STACK_SIZE;
-    let args_off = frame_off + frame_size;
+    // Each other thread: its stack, then its frame (the stack's top).
+    let threads_off = frame_off + frame_size;
+    let thread_len = THREAD_STACK_SIZE + frame_size;
+    let args_off = threads_off + t.threads.len() * thread_len;
     let arrays_off = (args_off + size_of::<RestoreArgs>()).next_multiple_of(64);
 
     let mut arena = Arena { buf: Vec::new() };
@@ -410,6 +416,19 @@ pub fn build(
     let a_posix = arena.push(&posix);
     let a_rlimits = arena.push(&rlimits_arg(t));
     let a_signals = arena.push(&signals_arg(t)?);
+    // The other threads' arrays (no addresses in them), and their list,
+    // filled in once the base is known.
+    let mut thread_arrays = Vec::with_capacity(t.threads.len());
+    for (tid, core) in &t.threads {
+        let file = format!("core-{tid}.img");
+        let tcore = core.thread_core.as_ref();
+        let signals = siginfos(tcore.and_then(|c| c.signals_p.as_ref()), 0, &file)?;
+        let sigmask = tcore.and_then(|c| c.blk_sigset).unwrap_or(sigmask);
+        let mut calls = regs::frame_for(core, 0, sigmask, &host)?.arch_syscalls;
+        calls.extend(robust_list_call(core));
+        thread_arrays.push((arena.push(&signals), arena.push(&calls), sigmask));
+    }
+    let a_threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let a_moves = arena.push(&moves);
     let a_keep = arena.push(&keep);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -417,7 +436,8 @@ pub fn build(
     // arch syscalls: the count is known without the frame address.
     let probe = regs::frame_for(&t.core, 0, sigmask, &host)?;
     let advice = madvise_calls(t);
-    let a_arch = arena.push(&[probe.arch_syscalls, advice.clone()].concat());
+    let robust = robust_list_call(&t.core);
+    let a_arch = arena.push(&[probe.arch_syscalls, robust.clone(), advice.clone()].concat());
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
     let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
@@ -441,22 +461,43 @@ pub fn build(
     let mut frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
     // The task's alternate signal stack comes back with rt_sigreturn.
     // (A disabled one stays disabled: the frame already says so.)
-    let sas = t.core.thread_core.as_ref().and_then(|tc| tc.sas.as_ref());
-    if let Some(sas) =
-        sas.filter(|s| s.ss_flags & criu_arch::SS_DISABLE as u32 == 0 && s.ss_size != 0)
+    set_altstack(&mut frame, &t.core);
+    // The other threads: frames at their addresses, and their list.
+    let mut thread_frames = Vec::with_capacity(t.threads.len());
+    let mut thread_args = Vec::with_capacity(t.threads.len());
+    for (i, ((tid, core), &(a_sig, a_calls, sigmask))) in
+        t.threads.iter().zip(&thread_arrays).enumerate()
     {
-        frame.frame.set_altstack(criu_arch::StackT {
-            sp: sas.ss_sp,
-            flags: sas.ss_flags as i32,
-            _pad: 0,
-            size: sas.ss_size,
+        let stack = base + (threads_off + i * thread_len) as u64;
+        let frame_addr = stack + THREAD_STACK_SIZE as u64;
+        let mut f = regs::frame_for(core, frame_addr, sigmask, &host)?;
+        set_altstack(&mut f, core);
+        thread_frames.push((frame_addr - base, f.frame));
+        thread_args.push(ThreadArg {
+            tid: *tid as i32,
+            stack: AbiRegion {
+                start: stack,
+                end: frame_addr,
+            },
+            sigreturn_sp: frame_addr + criu_arch::RT_SIGFRAME_OFFSET as u64,
+            signals: at(a_sig),
+            arch_syscalls: at(a_calls),
+            rseq: rseq_arg(core),
+            comm: comm_arg(core),
+            creds: creds_arg(core, &format!("core-{tid}.img"))?,
+            attrs: super::task_attrs::thread_arg(core),
+            ..ThreadArg::default()
         });
     }
     for (a, bytes) in [
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
-        (a_arch, vec_bytes(&[frame.arch_syscalls, advice].concat())),
+        (
+            a_arch,
+            vec_bytes(&[frame.arch_syscalls, robust, advice].concat()),
+        ),
+        (a_threads, vec_bytes(&thread_args)),
     ] {
         let off = a.addr as usize;
         arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -517,16 +558,17 @@ pub fn build(
         sigactions: at(a_sigs),
         itimers: at(a_itimers),
         posix_timers: at(a_posix),
-        creds: creds_arg(t)?,
+        creds: creds_arg(&t.core, &format!("core-{pid}.img"))?,
         rlimits: at(a_rlimits),
         signals: at(a_signals),
-        comm: comm_arg(t),
-        task_rseq: rseq_arg(t),
+        comm: comm_arg(&t.core),
+        task_rseq: rseq_arg(&t.core),
         fault_stage,
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
         attrs: super::task_attrs::arg(t),
+        threads: at(a_threads),
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
@@ -537,6 +579,10 @@ pub fn build(
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
     image[frame_off..frame_off + size_of::<criu_arch::RtSigframe>()]
         .copy_from_slice(bytes_of(&*frame.frame));
+    for (off, f) in &thread_frames {
+        let off = *off as usize;
+        image[off..off + size_of::<criu_arch::RtSigframe>()].copy_from_slice(bytes_of(&**f));
+    }
     image[args_off..args_off + size_of::<RestoreArgs>()].copy_from_slice(bytes_of(&args));
     image[arrays_off..arrays_off + arena.buf.len()].copy_from_slice(&arena.buf);
     Ok(Plan {
@@ -572,14 +618,42 @@ fn page_runs(t: &TaskImages, page_size: u64) -> Vec<PageRun> {
     out
 }
 
-/// The dumped credentials (`thread_core.creds`) for the restorer.
-fn creds_arg(t: &TaskImages) -> Result<CredsArg, RestoreError> {
-    let Some(c) = t.core.thread_core.as_ref().and_then(|tc| tc.creds.as_ref()) else {
+/// The thread's alternate signal stack comes back with rt_sigreturn. (A
+/// disabled one stays disabled: the frame already says so.)
+fn set_altstack(frame: &mut regs::Frame, core: &pb::CoreEntry) {
+    let sas = core.thread_core.as_ref().and_then(|tc| tc.sas.as_ref());
+    if let Some(sas) =
+        sas.filter(|s| s.ss_flags & criu_arch::SS_DISABLE as u32 == 0 && s.ss_size != 0)
+    {
+        frame.frame.set_altstack(criu_arch::StackT {
+            sp: sas.ss_sp,
+            flags: sas.ss_flags as i32,
+            _pad: 0,
+            size: sas.ss_size,
+        });
+    }
+}
+
+/// `set_robust_list(head, len)` of a thread that had one (glibc registers
+/// it in every thread; the kernel walks it when the thread exits).
+fn robust_list_call(core: &pb::CoreEntry) -> Vec<RawSyscall> {
+    match core.thread_core.as_ref() {
+        Some(tc) if tc.futex_rla != 0 => vec![RawSyscall {
+            nr: criu_arch::nr::SET_ROBUST_LIST as u64,
+            args: [tc.futex_rla, u64::from(tc.futex_rla_len), 0, 0, 0, 0],
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// A thread's dumped credentials (`thread_core.creds`) for the restorer.
+fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError> {
+    let Some(c) = core.thread_core.as_ref().and_then(|tc| tc.creds.as_ref()) else {
         return Ok(CredsArg::default());
     };
     if c.groups.len() > MAX_GROUPS {
         return Err(RestoreError::Unsupported(format!(
-            "{} supplementary groups (at most {MAX_GROUPS} are restored)",
+            "{file}: {} supplementary groups (at most {MAX_GROUPS} are restored)",
             c.groups.len()
         )));
     }
@@ -641,36 +715,45 @@ fn signals_arg(t: &TaskImages) -> Result<Vec<SiginfoArg>, RestoreError> {
         .thread_core
         .as_ref()
         .and_then(|tc| tc.signals_p.as_ref());
+    let file = format!("core-{}.img", t.pstree.pid);
+    let mut out = siginfos(shared, 1, &file)?;
+    out.extend(siginfos(private, 0, &file)?);
+    Ok(out)
+}
+
+/// The signals of one dumped queue (`shared`: 1 for the process-wide one).
+fn siginfos(
+    queue: Option<&pb::SignalQueueEntry>,
+    shared: u32,
+    file: &str,
+) -> Result<Vec<SiginfoArg>, RestoreError> {
     let mut out = Vec::new();
-    for (queue, is_shared) in [(shared, 1), (private, 0)] {
-        for s in queue.iter().flat_map(|q| q.signals.iter()) {
-            let mut info = [0u8; 128];
-            if s.siginfo.len() != info.len() {
-                return Err(RestoreError::Invalid {
-                    file: format!("core-{}.img", t.pstree.pid),
-                    what: format!("a pending siginfo of {} bytes (want 128)", s.siginfo.len()),
-                });
-            }
-            info.copy_from_slice(&s.siginfo);
-            let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-            out.push(SiginfoArg {
-                shared: is_shared,
-                signo,
-                info,
+    for s in queue.iter().flat_map(|q| q.signals.iter()) {
+        let mut info = [0u8; 128];
+        if s.siginfo.len() != info.len() {
+            return Err(RestoreError::Invalid {
+                file: file.to_string(),
+                what: format!("a pending siginfo of {} bytes (want 128)", s.siginfo.len()),
             });
         }
+        info.copy_from_slice(&s.siginfo);
+        let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+        out.push(SiginfoArg {
+            shared,
+            signo,
+            info,
+        });
     }
     Ok(out)
 }
 
 /// The task name, NUL-terminated within 16 bytes (the kernel's TASK_COMM_LEN).
-fn comm_arg(t: &TaskImages) -> [u8; 16] {
-    let name = t
-        .core
+fn comm_arg(core: &pb::CoreEntry) -> [u8; 16] {
+    let name = core
         .thread_core
         .as_ref()
         .and_then(|tc| tc.comm.as_deref())
-        .or(t.core.tc.as_ref().map(|tc| tc.comm.as_str()))
+        .or(core.tc.as_ref().map(|tc| tc.comm.as_str()))
         .unwrap_or("");
     let mut comm = [0u8; 16];
     for (d, s) in comm.iter_mut().zip(name.bytes().take(15)) {
@@ -680,9 +763,8 @@ fn comm_arg(t: &TaskImages) -> [u8; 16] {
 }
 
 /// The task's own rseq area, registered again right before it resumes.
-fn rseq_arg(t: &TaskImages) -> RseqArg {
-    match t
-        .core
+fn rseq_arg(core: &pb::CoreEntry) -> RseqArg {
+    match core
         .thread_core
         .as_ref()
         .and_then(|tc| tc.rseq_entry.as_ref())

@@ -23,16 +23,8 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
 /// memory is mapped (personality: READ_IMPLIES_EXEC would make the
 /// restorer's own mappings executable, so it comes after them).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
-    const PR_SET_NAME: usize = 15;
     const PR_SET_CHILD_SUBREAPER: usize = 36;
-    const PRIO_PROCESS: usize = 0;
-    if args.comm[0] != 0 {
-        // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
-        check(
-            unsafe { syscall2(nr::PRCTL, PR_SET_NAME, args.comm.as_ptr() as usize) },
-            0,
-        )?;
-    }
+    set_name(&args.comm)?;
     let a = &args.attrs;
     if a.has & abi::ATTR_PERSONALITY != 0 {
         // SAFETY: integer argument only.
@@ -41,6 +33,26 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
             1,
         )?;
     }
+    sched(a)?;
+    if a.has & abi::ATTR_SUBREAPER != 0 {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe {
+                syscall2(
+                    nr::PRCTL,
+                    PR_SET_CHILD_SUBREAPER,
+                    a.child_subreaper as usize,
+                )
+            },
+            4,
+        )?;
+    }
+    Ok(())
+}
+
+/// This thread's scheduling policy, priority and nice value.
+pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
+    const PRIO_PROCESS: usize = 0;
     if a.has & abi::ATTR_SCHED != 0 {
         let param: i32 = a.sched_prio as i32;
         // SAFETY: `param` is a live struct sched_param; then integers.
@@ -60,17 +72,17 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
             )?;
         }
     }
-    if a.has & abi::ATTR_SUBREAPER != 0 {
-        // SAFETY: integer arguments only.
+    Ok(())
+}
+
+/// `PR_SET_NAME` (this thread's name) unless `comm` is empty.
+pub(super) fn set_name(comm: &[u8; 16]) -> Result<(), Fail> {
+    const PR_SET_NAME: usize = 15;
+    if comm[0] != 0 {
+        // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
         check(
-            unsafe {
-                syscall2(
-                    nr::PRCTL,
-                    PR_SET_CHILD_SUBREAPER,
-                    a.child_subreaper as usize,
-                )
-            },
-            4,
+            unsafe { syscall2(nr::PRCTL, PR_SET_NAME, comm.as_ptr() as usize) },
+            0,
         )?;
     }
     Ok(())
@@ -129,14 +141,13 @@ pub(super) fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
     Ok(())
 }
 
-pub(super) fn signals(args: &RestoreArgs) -> Result<(), Fail> {
+/// Queues the pending signals of `list`: process-wide ones, and this
+/// thread's own.
+pub(super) fn signals(list: &abi::Array) -> Result<(), Fail> {
     // SAFETY: getpid/gettid take no arguments.
     let (pid, tid) = unsafe { (syscall0(nr::GETPID), syscall0(nr::GETTID)) };
     // SAFETY: the tool filled the list.
-    for (i, s) in unsafe { items::<abi::SiginfoArg>(&args.signals) }
-        .iter()
-        .enumerate()
-    {
+    for (i, s) in unsafe { items::<abi::SiginfoArg>(list) }.iter().enumerate() {
         let info = s.info.as_ptr() as usize;
         // SAFETY: `info` is 128 live bytes of siginfo_t; every signal is
         // blocked here, so they stay pending until rt_sigreturn.
@@ -432,10 +443,10 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
     Ok(())
 }
 
-pub(super) fn arch_syscalls(args: &RestoreArgs) -> Result<(), Fail> {
+pub(super) fn arch_syscalls(calls: &abi::Array) -> Result<(), Fail> {
     // SAFETY: the tool filled the list with syscalls that only set state of
     // this thread (TLS bases and the like).
-    for (i, s) in unsafe { items::<abi::RawSyscall>(&args.arch_syscalls) }
+    for (i, s) in unsafe { items::<abi::RawSyscall>(calls) }
         .iter()
         .enumerate()
     {

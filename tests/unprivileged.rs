@@ -82,6 +82,22 @@ fn setup(test: &str) -> Option<Setup> {
     Some(Setup { dir, criu, program })
 }
 
+/// Run `f` (a spawn of one of the copied binaries) again while it fails
+/// with ETXTBSY: a test thread copying its binaries races with another
+/// thread's fork, whose child holds the copy open for writing until it
+/// execs.
+fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
+    for _ in 0..100 {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.expect("spawn"),
+        }
+    }
+    f().expect("spawn (still busy)")
+}
+
 /// Make the command run as uid/gid 1000 with no supplementary groups.
 fn as_user(cmd: &mut Command) -> &mut Command {
     // std drops the supplementary groups when root changes the uid.
@@ -107,7 +123,7 @@ impl Setup {
         if !root {
             as_user(&mut cmd);
         }
-        let child = cmd.spawn().unwrap();
+        let child = retry_busy(|| cmd.spawn());
         let ready = wait_for_file(&self.work().join("ready"), TIMEOUT).expect("program not ready");
         assert_eq!(ready.trim(), child.id().to_string());
         child
@@ -116,14 +132,14 @@ impl Setup {
     /// Run our criu as uid 1000: success, and the log.
     fn criu(&self, args: &[&str]) -> (bool, String) {
         let log = format!("{}.log", args[0]);
-        let out = as_user(&mut Command::new(&self.criu))
+        let mut cmd = Command::new(&self.criu);
+        as_user(&mut cmd)
             .args(args)
             .arg("-D")
             .arg(self.images())
             .args(["-v4", "-o", &log])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .stdin(Stdio::null());
+        let out = retry_busy(|| cmd.output());
         let mut text = std::fs::read_to_string(self.images().join(&log)).unwrap_or_default();
         text += &String::from_utf8_lossy(&out.stderr);
         text += &String::from_utf8_lossy(&out.stdout);
@@ -208,11 +224,11 @@ fn non_root_without_unprivileged_is_told_to_use_it() {
     // And a criu without the capability says how to grant it.
     let plain = s.dir.join("criu-plain");
     std::fs::copy(env!("CARGO_BIN_EXE_criu"), &plain).unwrap();
-    let out = as_user(&mut Command::new(&plain))
+    let mut cmd = Command::new(&plain);
+    as_user(&mut cmd)
         .args(["dump", "--unprivileged", "-t", "1", "-D"])
-        .arg(s.images())
-        .output()
-        .unwrap();
+        .arg(s.images());
+    let out = retry_busy(|| cmd.output());
     assert!(!out.status.success());
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

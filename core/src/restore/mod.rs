@@ -162,6 +162,10 @@ pub fn stage_name(stage: u32) -> &'static str {
 pub struct Restored {
     pub pid: Pid,
     pub stats: RestoreStats,
+    /// The task already ran to its end while the restorer was being
+    /// removed, and its exit status was collected there: its exit code
+    /// (128 + signal if killed).
+    pub exit_code: Option<i32>,
 }
 
 /// What `stats-restore` records (CRIU's `restore_stats_entry`).
@@ -220,15 +224,20 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             let threaded = !task.threads.is_empty();
             unmap_bootstrap(child, threaded, plan.base, plan.image.len() as u64)
         })
-        .and_then(|()| restop(child, &task))
-        .and_then(|()| match fault_after {
+        .and_then(|exit_code| {
+            if exit_code.is_none() {
+                restop(child, &task)?;
+            }
+            Ok(exit_code)
+        })
+        .and_then(|exit_code| match fault_after {
             true => Err(RestoreError::Unsupported(format!(
                 "fault injected at {FAULT_AFTER_DONE}"
             ))),
-            false => Ok(()),
+            false => Ok(exit_code),
         });
     match done {
-        Ok(()) => {
+        Ok(exit_code) => {
             // It runs: a failing post-resume can only be reported.
             if let Err(e) = hooks.run(Action::PostResume, raw_pid) {
                 crate::pr_err!("{e}");
@@ -240,6 +249,7 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
                     restore: t_start.elapsed(),
                     pages_restored: task.pages.iter().map(|r| r.nr_pages).sum(),
                 },
+                exit_code,
             })
         }
         Err(e) => {
@@ -276,11 +286,18 @@ fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
 /// `__export_unmap`): seize it (every thread of it when `threaded`) once
 /// all its threads run their own code again, inject `munmap` in the
 /// leader, and let it go exactly as it was.
-fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), RestoreError> {
+/// `Some(exit code)` if the task ended meanwhile and its status was
+/// collected here (it cannot be waited for again).
+fn unmap_bootstrap(
+    pid: Pid,
+    threaded: bool,
+    base: u64,
+    len: u64,
+) -> Result<Option<i32>, RestoreError> {
     use crate::infect::InfectError;
     let infect = |e: InfectError| RestoreError::Cure(e.to_string());
     let raw = pid.as_raw_nonzero().get();
-    for _ in 0..1000 {
+    for attempt in 0..1000 {
         let seized = if threaded {
             crate::infect::seize_process(raw)
         } else {
@@ -288,8 +305,23 @@ fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), 
         };
         let (mut task, others) = match seized {
             Ok(t) => t,
-            // It already ran to its end: nothing is left to unmap.
-            Err(InfectError::Dead { .. }) => return Ok(()),
+            // It already ran to its end (a short program may be done by
+            // now, even while we seize it): nothing is left to unmap.
+            Err(InfectError::Dead { .. }) => return Ok(None),
+            Err(InfectError::Gone { status, .. }) => {
+                return Ok(match status {
+                    crate::sys::ptrace::WaitStatus::Exited(code) => Some(code),
+                    crate::sys::ptrace::WaitStatus::Killed(sig) => Some(128 + sig),
+                    _ => None,
+                });
+            }
+            // An exiting task cannot be seized (EPERM) until it is a
+            // zombie, which a later attempt sees as Dead; a real refusal
+            // persists and is reported.
+            Err(InfectError::Seize { source, .. }) if source == Errno::PERM && attempt < 100 => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
             Err(e) => return Err(infect(e)),
         };
         let inside = |pc: u64| (base..base + len).contains(&pc);
@@ -311,7 +343,7 @@ fn unmap_bootstrap(pid: Pid, threaded: bool, base: u64, len: u64) -> Result<(), 
         }
         unmapped.map_err(infect)?;
         released.map_err(infect)?;
-        return task.release().map_err(infect);
+        return task.release().map(|()| None).map_err(infect);
     }
     Err(RestoreError::Cure(
         "the task did not leave the restorer".into(),
@@ -388,6 +420,9 @@ pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
     }
     if opts.restore.detached {
         return Ok(0);
+    }
+    if let Some(code) = r.exit_code {
+        return Ok(code);
     }
     loop {
         match rustix::process::waitpid(Some(r.pid), WaitOptions::empty()) {

@@ -173,8 +173,9 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let maps = layout::SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
     let task_size = top.next_power_of_two() - page;
+    let task = check_images(&opts.common.images_dir, page, task_size)?;
+    plan::check_layout(&task, &maps)?;
     let dir = ImageDir::new(&opts.common.images_dir);
-    let task = images::read(&dir, page, task_size)?;
     let pid = task.pstree.pid;
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
     let (fault_stage, fault_after) = fault_from_env();
@@ -233,6 +234,22 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     }
 }
 
+/// Everything a restore does before it opens a file or creates a
+/// process: read every image of the task in `images_dir` and check it
+/// (framing, counts, address ranges, registers, fds, paths) and that a
+/// plan can be made from it. `task_size` is the top of the user address
+/// space. Restore runs this first; the `restore_plan` fuzz target feeds it
+/// arbitrary image sets.
+pub fn check_images(
+    images_dir: &Path,
+    page_size: u64,
+    task_size: u64,
+) -> Result<images::TaskImages, RestoreError> {
+    let task = images::read(&ImageDir::new(images_dir), page_size, task_size)?;
+    plan::check(&task, page_size)?;
+    Ok(task)
+}
+
 const RESTORER_ENTRY: usize = 0;
 
 /// `task_core_entry.task_state` of a task dumped while stopped.
@@ -259,12 +276,19 @@ fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
 /// `munmap`, and let it go exactly as it was.
 fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
     let infect = |e: crate::infect::InfectError| RestoreError::Cure(e.to_string());
+    let mut last = None;
     for _ in 0..1000 {
         let mut task = match crate::infect::Seized::seize(pid.as_raw_nonzero().get()) {
             Ok(t) => t,
             // It already ran to its end: nothing is left to unmap.
             Err(crate::infect::InfectError::Dead { .. }) => return Ok(()),
-            Err(e) => return Err(infect(e)),
+            // A task that is exiting refuses PTRACE_SEIZE (EPERM) until it
+            // is a zombie: try again, it then reads as dead.
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
         };
         let pc = task.regs().pc();
         if (base..base + len).contains(&pc) {
@@ -277,9 +301,10 @@ fn unmap_bootstrap(pid: Pid, base: u64, len: u64) -> Result<(), RestoreError> {
             .map_err(infect)?;
         return task.release().map_err(infect);
     }
-    Err(RestoreError::Cure(
-        "the task did not leave the restorer".into(),
-    ))
+    Err(match last {
+        Some(e) => infect(e),
+        None => RestoreError::Cure("the task did not leave the restorer".into()),
+    })
 }
 
 fn wait_done(region: &bootstrap::Region, args_off: usize, child: Pid) -> Result<(), RestoreError> {

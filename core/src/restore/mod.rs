@@ -75,8 +75,12 @@ pub enum RestoreError {
 pub const FAULT_ENV: &str = "CRIU_RESTORE_FAULT";
 /// Tool-side fault: after the task is fully restored, before it is let go.
 pub const FAULT_AFTER_DONE: &str = "after-done";
-/// Every stage a fault can be injected at.
+/// Tool-side fault: after the task's files are opened and shared memory
+/// is created, before the task is forked.
+pub const FAULT_OPEN_FILES: &str = "open-files";
+/// Every stage a fault can be injected at, in order.
 pub const FAULT_STAGES: &[&str] = &[
+    FAULT_OPEN_FILES,
     "session",
     "fds",
     "fs",
@@ -180,6 +184,11 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
     let (fault_stage, fault_after) = fault_from_env();
     let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
+    if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_OPEN_FILES}"
+        )));
+    }
     let region = bootstrap::Region::map(plan.base, &plan.image)
         .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
     let ret = region.start(RESTORER_ENTRY, plan.args_off);
@@ -412,7 +421,8 @@ mod tests {
 
     #[test]
     fn every_fault_stage_names_a_restorer_stage() {
-        for name in FAULT_STAGES.iter().filter(|n| **n != FAULT_AFTER_DONE) {
+        let tool_side = [FAULT_AFTER_DONE, FAULT_OPEN_FILES];
+        for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");
         }
     }

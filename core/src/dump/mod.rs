@@ -62,8 +62,26 @@ use crate::{pr_debug, pr_info};
 pub use write::Collected;
 
 /// Steps `CRIU_DUMP_FAULT` can make fail.
+/// One after each stage of a dump, in order: seize, collect from /proc,
+/// shmem objects, infect, each parasite command, page transfer, stopping
+/// the parasite, cure, image write. The dump tests run every one.
 pub const FAULT_STEPS: &[&str] = &[
-    "seized", "infected", "daemon", "misc", "pages", "cured", "images",
+    "seized",
+    "collected",
+    "shmem",
+    "infected",
+    "daemon",
+    "misc",
+    "thread",
+    "sigacts",
+    "itimers",
+    "posix-timers",
+    "mprotect",
+    "pages",
+    "mprotect-undo",
+    "parasite-fini",
+    "cured",
+    "images",
 ];
 
 /// `O_RDWR`: a memfd mapping's access mode when map_files gives none.
@@ -201,6 +219,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized task {pid} and {} other threads", threads.len());
     let mut c = collect_outside(&proc, &task, opts)?;
+    fault("collected")?;
     pr_debug!(
         "Collected {} VMAs, {} page runs, {} files, {} fds",
         c.vmas.len(),
@@ -228,6 +247,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
             obj.size
         );
     }
+    fault("shmem")?;
 
     {
         let mut parasite = Parasite::infect(&mut task, &PARASITE, ARGS_LEN)
@@ -248,17 +268,22 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
                     .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
             );
         }
+        fault("thread")?;
         c.sigacts =
             Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
+        fault("sigacts")?;
         c.itimers =
             Some(parasite::itimers(&mut daemon).map_err(infect_err("parasite DUMP_ITIMERS"))?);
+        fault("itimers")?;
         let ids: Vec<i32> = c.proc_timers.iter().map(|t| t.id).collect();
         let posix = parasite::posix_timers(&mut daemon, &ids)
             .map_err(infect_err("parasite DUMP_POSIX_TIMERS"))?;
         c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
+        fault("posix-timers")?;
 
         let changes = unreadable(&c);
         parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
+        fault("mprotect")?;
         let pages_path = common
             .images_dir
             .join(crate::images::Kind::Pages.file_name(write::PAGES_ID));
@@ -280,6 +305,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         })?;
         fault("pages")?;
         parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
+        fault("mprotect-undo")?;
         pr_info!("Dumped {} pages of task {pid}", dumped.pages);
         c.stats = write::Stats {
             memdump: t_mem.elapsed(),
@@ -294,6 +320,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         c.nr_pages = dumped.pages;
 
         daemon.fini().map_err(infect_err("stopping the parasite"))?;
+        fault("parasite-fini")?;
         parasite.cure().map_err(infect_err("curing the task"))?;
     }
     pr_debug!("Task {pid} cured");

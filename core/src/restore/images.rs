@@ -42,6 +42,8 @@ pub struct TaskImages {
     pub reg_files: HashMap<u32, pb::RegFileEntry>,
     pub fs: Option<pb::FsEntry>,
     pub fdinfo: Vec<pb::FdinfoEntry>,
+    /// Name of the fdinfo image (for messages).
+    pub fdinfo_file: String,
     /// memfd file objects by id (`files.img`).
     pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
     /// Shared memory objects the VMAs map.
@@ -57,6 +59,28 @@ fn invalid(file: impl Into<String>, what: String) -> RestoreError {
         file: file.into(),
         what,
     }
+}
+
+/// Reads the one entry of a single-entry image (inventory, core, mm, fs,
+/// ids). CRIU writes exactly one, so anything after it, even a well-formed
+/// second entry, is damage rather than something to ignore.
+fn read_single<T: prost_reflect::prost::Message + Default>(
+    dir: &ImageDir,
+    kind: Kind,
+    id: u64,
+) -> Result<T, RestoreError> {
+    let mut r = dir.reader(kind, id).map_err(img)?;
+    let Some(m) = r.next_message::<T>().map_err(img)? else {
+        return Err(invalid(kind.file_name(id), "holds no entry".into()));
+    };
+    let end = r.offset();
+    if r.next_entry().map_err(img)?.is_some() {
+        return Err(invalid(
+            kind.file_name(id),
+            format!("data after its one entry (at offset {end})"),
+        ));
+    }
+    Ok(m)
 }
 
 /// Is the VMA one the restorer maps itself (not vDSO/vvar/vsyscall)?
@@ -80,22 +104,27 @@ pub fn is_file_vma(v: &pb::VmaEntry) -> bool {
 
 /// Reads every image of the single task in `dir` and validates it.
 pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages, RestoreError> {
-    // The inventory is required by CRIU; we only check that it parses.
-    dir.read_one::<pb::InventoryEntry>(Kind::Inventory, 0)
-        .map_err(img)?;
+    // The inventory is required by CRIU. Images of a real dump (CRIU's or
+    // ours) say `fdinfo_per_id`: they always hold ids, fdinfo and fs images,
+    // and one missing is damage, not a task without files. (Hand-made test
+    // images without the flag may leave them out.)
+    let inventory: pb::InventoryEntry = read_single(dir, Kind::Inventory, 0)?;
+    let complete = inventory.fdinfo_per_id == Some(true);
     let tree: Vec<pb::PstreeEntry> = dir.read_all(Kind::Pstree, 0).map_err(img)?;
     let pstree = match tree.as_slice() {
         [one] => one.clone(),
         [] => return Err(invalid("pstree.img", "no task".into())),
         more => {
             return Err(RestoreError::Unsupported(format!(
-                "pstree.img holds {} tasks; only one process is restored so far",
+                "pstree.img: {} tasks; only one process is restored so far",
                 more.len()
             )));
         }
     };
+    validate_pid(pstree.pid, "pstree.img")?;
     let pid = u64::from(pstree.pid);
-    let core: pb::CoreEntry = dir.read_one(Kind::Core, pid).map_err(img)?;
+    let core: pb::CoreEntry = read_single(dir, Kind::Core, pid)?;
+    validate_core(&core, &Kind::Core.file_name(pid), task_size)?;
     let mut threads = Vec::new();
     for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
         if pstree.threads.iter().filter(|&&t| t == tid).count() > 1 {
@@ -104,7 +133,9 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
                 format!("thread {tid} is listed twice"),
             ));
         }
-        let c: pb::CoreEntry = dir.read_one(Kind::Core, u64::from(tid)).map_err(img)?;
+        validate_pid(tid, "pstree.img")?;
+        let c: pb::CoreEntry = read_single(dir, Kind::Core, u64::from(tid))?;
+        validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size)?;
         threads.push((tid, c));
     }
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
@@ -118,7 +149,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
             Kind::Core.file_name(pid)
         )));
     }
-    let mm: pb::MmEntry = dir.read_one(Kind::Mm, pid).map_err(img)?;
+    let mm: pb::MmEntry = read_single(dir, Kind::Mm, pid)?;
     let mm_file = Kind::Mm.file_name(pid);
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
     refuse_unsupported(&mm.vmas, &mm_file)?;
@@ -167,27 +198,28 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
         }
     }
     let shmem = super::shmem::read(dir, &mm.vmas, &memfd_files, page_size, &mm_file)?;
-    let fs = if dir.path(Kind::Fs, pid).exists() {
-        Some(dir.read_one::<pb::FsEntry>(Kind::Fs, pid).map_err(img)?)
+    let fs = if complete || dir.path(Kind::Fs, pid).exists() {
+        Some(read_single::<pb::FsEntry>(dir, Kind::Fs, pid)?)
     } else {
         None
     };
     // The kernel-object ids live in ids-PID.img (older images: in the core).
-    let ids = if dir.path(Kind::Ids, pid).exists() {
-        Some(
-            dir.read_one::<pb::TaskKobjIdsEntry>(Kind::Ids, pid)
-                .map_err(img)?,
-        )
+    let ids = if dir.path(Kind::Ids, pid).exists() || (complete && core.ids.is_none()) {
+        Some(read_single::<pb::TaskKobjIdsEntry>(dir, Kind::Ids, pid)?)
     } else {
         core.ids
     };
     let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
-    let fdinfo = if dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+    let fdinfo = if complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
         dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
             .map_err(img)?
     } else {
         Vec::new()
     };
+    validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
+    for reg in reg_files.values() {
+        validate_path(&reg.name, "files.img", reg.id)?;
+    }
     Ok(TaskImages {
         pstree,
         core,
@@ -198,6 +230,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
         reg_files,
         fs,
         fdinfo,
+        fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
         memfd_files,
         shmem,
     })
@@ -218,9 +251,10 @@ pub(super) fn read_pagemap(
     let mut offset = 0u64;
     while let Some(e) = r.next_message::<pb::PagemapEntry>().map_err(img)? {
         if e.in_parent.unwrap_or(false) {
-            return Err(RestoreError::Unsupported(
-                "pages in a parent image (pre-dump) are not restored yet".into(),
-            ));
+            return Err(RestoreError::Unsupported(format!(
+                "{}: pages in a parent image (pre-dump) are not restored yet",
+                path.display()
+            )));
         }
         let nr = e.nr_pages.unwrap_or(u64::from(e.compat_nr_pages));
         runs.push(PagesRun {
@@ -271,6 +305,13 @@ pub fn validate_vmas(
         if v.start >= v.end {
             return Err(invalid(file, format!("{range} is empty or inverted")));
         }
+        // mmap takes the file offset in pages.
+        if v.pgoff % page_size != 0 {
+            return Err(invalid(
+                file,
+                format!("{range}: file offset {:#x} is not page-aligned", v.pgoff),
+            ));
+        }
         if v.start < prev_end {
             return Err(invalid(
                 file,
@@ -288,6 +329,110 @@ pub fn validate_vmas(
     Ok(())
 }
 
+/// The kernel's `PID_MAX_LIMIT` on 64-bit: no PID (or TID) is above it.
+const PID_MAX_LIMIT: u32 = 1 << 22;
+/// `RLIM_NLIMITS`: resources the kernel knows (the rlimits are indexed by
+/// resource number).
+const RLIM_NLIMITS: usize = 16;
+/// A pending `siginfo_t` is exactly this long.
+const SIGINFO_SIZE: usize = 128;
+
+/// A PID clone3 can be asked for: 1..=`PID_MAX_LIMIT`.
+pub fn validate_pid(pid: u32, file: &str) -> Result<(), RestoreError> {
+    if pid == 0 || pid > PID_MAX_LIMIT {
+        return Err(invalid(
+            file,
+            format!("PID {pid} is outside 1..={PID_MAX_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What the restorer would otherwise fail at late (or not at all, leaving
+/// a task that crashes once it runs): the registers, the pending signals,
+/// the supplementary groups and the rlimits of the core image.
+pub fn validate_core(core: &pb::CoreEntry, file: &str, task_size: u64) -> Result<(), RestoreError> {
+    super::regs::validate(core, task_size).map_err(|what| invalid(file, what))?;
+    let tc = core.tc.as_ref();
+    let th = core.thread_core.as_ref();
+    let queues = [
+        tc.and_then(|tc| tc.signals_s.as_ref()),
+        th.and_then(|th| th.signals_p.as_ref()),
+    ];
+    for s in queues.iter().flatten().flat_map(|q| q.signals.iter()) {
+        if s.siginfo.len() != SIGINFO_SIZE {
+            return Err(invalid(
+                file,
+                format!(
+                    "a pending siginfo of {} bytes (want {SIGINFO_SIZE})",
+                    s.siginfo.len()
+                ),
+            ));
+        }
+    }
+    if let Some(c) = th.and_then(|th| th.creds.as_ref())
+        && c.groups.len() > crate::blob::restorer_abi::MAX_GROUPS
+    {
+        return Err(invalid(
+            file,
+            format!(
+                "{} supplementary groups (at most {} are restored)",
+                c.groups.len(),
+                crate::blob::restorer_abi::MAX_GROUPS
+            ),
+        ));
+    }
+    if let Some(rl) = tc.and_then(|tc| tc.rlimits.as_ref())
+        && rl.rlimits.len() > RLIM_NLIMITS
+    {
+        return Err(invalid(
+            file,
+            format!(
+                "{} rlimits (the kernel has {RLIM_NLIMITS})",
+                rl.rlimits.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fd numbers must be ones this process may have (below the hard
+/// RLIMIT_NOFILE, which also keeps them far from `i32` overflow) and each
+/// appear once.
+pub fn validate_fdinfo(fdinfo: &[pb::FdinfoEntry], file: &str) -> Result<(), RestoreError> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::from(i32::MAX as u32));
+    let mut seen = std::collections::HashSet::new();
+    for f in fdinfo {
+        if u64::from(f.fd) >= limit || f.fd > i32::MAX as u32 {
+            return Err(invalid(
+                file,
+                format!("fd {} is not below the hard RLIMIT_NOFILE {limit}", f.fd),
+            ));
+        }
+        if !seen.insert(f.fd) {
+            return Err(invalid(file, format!("fd {} appears twice", f.fd)));
+        }
+    }
+    Ok(())
+}
+
+/// A path the restore opens: non-empty and without NUL (which the kernel
+/// would cut the name at).
+pub fn validate_path(name: &str, file: &str, id: u32) -> Result<(), RestoreError> {
+    if name.is_empty() {
+        return Err(invalid(file, format!("file id {id} has an empty path")));
+    }
+    if name.contains('\0') {
+        return Err(invalid(
+            file,
+            format!("file id {id}: path {name:?} holds a NUL byte"),
+        ));
+    }
+    Ok(())
+}
+
 /// Page runs must lie inside restorable VMAs, and the pages image must hold
 /// exactly the pages the pagemap lists. Fixes up run offsets for `page_size`.
 pub fn validate_pages(
@@ -298,7 +443,19 @@ pub fn validate_pages(
     pages_len: u64,
 ) -> Result<(), RestoreError> {
     let mut total = 0u64;
+    let mut prev_end = 0u64;
     for r in runs {
+        // Runs are sorted and disjoint (as dump writes them): pages read
+        // twice into one address would mean a broken pagemap.
+        if r.vaddr < prev_end {
+            return Err(invalid(
+                file,
+                format!(
+                    "run at {:#x} overlaps or precedes the run before it",
+                    r.vaddr
+                ),
+            ));
+        }
         let len = r.nr_pages.checked_mul(page_size);
         let end = len.and_then(|l| r.vaddr.checked_add(l));
         let Some(end) = end else {
@@ -332,6 +489,7 @@ pub fn validate_pages(
             cur = v.end.min(end);
         }
         total = total.saturating_add(end - r.vaddr);
+        prev_end = end;
     }
     if total != pages_len {
         return Err(invalid(
@@ -396,6 +554,26 @@ mod tests {
     }
 
     #[test]
+    fn fds_paths_and_pids_must_be_sane() {
+        let fd = |fd: u32| pb::FdinfoEntry {
+            fd,
+            ..Default::default()
+        };
+        assert!(validate_fdinfo(&[fd(0), fd(1), fd(7)], "fdinfo-2.img").is_ok());
+        assert!(
+            what(validate_fdinfo(&[fd(3), fd(3)], "fdinfo-2.img"))
+                .contains("fdinfo-2.img: fd 3 appears twice")
+        );
+        assert!(what(validate_fdinfo(&[fd(u32::MAX)], "f")).contains("RLIMIT_NOFILE"));
+        assert!(validate_path("/etc/passwd", "files.img", 1).is_ok());
+        assert!(what(validate_path("", "files.img", 4)).contains("file id 4 has an empty path"));
+        assert!(what(validate_path("/a\0b", "files.img", 4)).contains("NUL"));
+        assert!(validate_pid(1, "pstree.img").is_ok());
+        assert!(what(validate_pid(0, "pstree.img")).contains("PID 0"));
+        assert!(validate_pid(u32::MAX, "pstree.img").is_err());
+    }
+
+    #[test]
     fn memory_kept_outside_the_task_is_refused() {
         let mut shared = vma(0x1000, 0x2000);
         shared.status |= VMA_ANON_SHARED;
@@ -447,6 +625,17 @@ mod tests {
                 0
             ))
             .contains("overflows")
+        );
+        // Runs out of order or overlapping are refused.
+        assert!(
+            what(validate_pages(
+                &[run(0x2000, 2), run(0x1000, 1)],
+                &vmas,
+                "pm",
+                PAGE,
+                3 * PAGE
+            ))
+            .contains("overlaps or precedes")
         );
         // vDSO pages may be listed (CRIU dumps them), vvar ones not.
         let mut vdso = vma(0x8000, 0x9000);

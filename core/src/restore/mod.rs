@@ -85,8 +85,12 @@ pub enum RestoreError {
 pub const FAULT_ENV: &str = "CRIU_RESTORE_FAULT";
 /// Tool-side fault: after the task is fully restored, before it is let go.
 pub const FAULT_AFTER_DONE: &str = "after-done";
-/// Every stage a fault can be injected at.
+/// Tool-side fault: after the task's files are opened and shared memory
+/// is created, before the task is forked.
+pub const FAULT_OPEN_FILES: &str = "open-files";
+/// Every stage a fault can be injected at, in order.
 pub const FAULT_STAGES: &[&str] = &[
+    FAULT_OPEN_FILES,
     "session",
     "fds",
     "fs",
@@ -191,12 +195,18 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let maps = layout::SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
     let task_size = top.next_power_of_two() - page;
+    let task = check_images(&opts.common.images_dir, page, task_size)?;
+    plan::check_layout(&task, &maps)?;
     let dir = ImageDir::new(&opts.common.images_dir);
-    let task = images::read(&dir, page, task_size)?;
     let pid = task.pstree.pid;
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
     let (fault_stage, fault_after) = fault_from_env();
     let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
+    if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_OPEN_FILES}"
+        )));
+    }
     let region = bootstrap::Region::map(plan.base, &plan.image)
         .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
     let ret = region.start(RESTORER_ENTRY, plan.args_off);
@@ -259,6 +269,22 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             Err(e)
         }
     }
+}
+
+/// Everything a restore does before it opens a file or creates a
+/// process: read every image of the task in `images_dir` and check it
+/// (framing, counts, address ranges, registers, fds, paths) and that a
+/// plan can be made from it. `task_size` is the top of the user address
+/// space. Restore runs this first; the `restore_plan` fuzz target feeds it
+/// arbitrary image sets.
+pub fn check_images(
+    images_dir: &Path,
+    page_size: u64,
+    task_size: u64,
+) -> Result<images::TaskImages, RestoreError> {
+    let task = images::read(&ImageDir::new(images_dir), page_size, task_size)?;
+    plan::check(&task, page_size)?;
+    Ok(task)
 }
 
 const RESTORER_ENTRY: usize = 0;
@@ -479,7 +505,8 @@ mod tests {
 
     #[test]
     fn every_fault_stage_names_a_restorer_stage() {
-        for name in FAULT_STAGES.iter().filter(|n| **n != FAULT_AFTER_DONE) {
+        let tool_side = [FAULT_AFTER_DONE, FAULT_OPEN_FILES];
+        for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");
         }
     }

@@ -71,10 +71,60 @@ fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
     rustix::io::fcntl_dupfd_cloexec(&fd, min).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
 }
 
+/// Opens the regular file `reg` of the files image; an error names the
+/// image entry too (a damaged image is the likelier cause than a lost file).
+fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
+    open_path(&reg.name, flags, min).map_err(|e| match e {
+        RestoreError::Open(path, errno) => {
+            RestoreError::Open(format!("{path} (file id {} of files.img)", reg.id), errno)
+        }
+        other => other,
+    })
+}
+
 fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
     let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     high_fd(fd, min)
+}
+
+/// The part of [`build`] that only looks at the images: every conversion
+/// that can refuse them (fds of kinds not restored, registers, signals,
+/// credentials), without opening a file or starting a process. Run first
+/// so that bad images fail before anything exists.
+pub fn check(t: &TaskImages, page_size: u64) -> Result<(), RestoreError> {
+    for fi in &t.fdinfo {
+        let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
+        if !known && fi.fd > 2 {
+            return Err(RestoreError::Unsupported(format!(
+                "{}: fd {} (file id {}): only regular files are restored so far",
+                t.fdinfo_file, fi.fd, fi.id
+            )));
+        }
+    }
+    let _ = page_runs(t, page_size);
+    let pid = t.pstree.pid;
+    creds_arg(&t.core, &format!("core-{pid}.img"))?;
+    signals_arg(t)?;
+    let _ = (rlimits_arg(t), comm_arg(&t.core), rseq_arg(&t.core));
+    regs::frame_for(&t.core, 0, 0, &regs::HostFpu::default())?;
+    for (tid, core) in &t.threads {
+        creds_arg(core, &format!("core-{tid}.img"))?;
+        regs::frame_for(core, 0, 0, &regs::HostFpu::default())?;
+    }
+    Ok(())
+}
+
+/// The dumped vDSO/vvar must match this kernel's (no proxying yet): checked
+/// against the tool's own maps before anything is created.
+pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError> {
+    match maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR) {
+        Err(RestoreError::Unsupported(what)) => Err(RestoreError::Unsupported(format!(
+            "mm-{}.img: {what}",
+            t.pstree.pid
+        ))),
+        other => other.map(drop),
+    }
 }
 
 pub fn build(
@@ -140,7 +190,7 @@ pub fn build(
                     reg.flags
                         & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
                 );
-                let fd = open_path(&reg.name, flags, min_fd)?;
+                let fd = open_reg(reg, flags, min_fd)?;
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
                     .map_err(|e| RestoreError::Sys("lseek", e))?;
                 // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
@@ -164,8 +214,8 @@ pub fn build(
                     })
                     .ok_or_else(|| {
                         RestoreError::Unsupported(format!(
-                            "fd {target}: memfd inode {} is not in memfd.img",
-                            m.inode_id
+                            "{}: fd {target}: memfd inode {} is not in memfd.img",
+                            t.fdinfo_file, m.inode_id
                         ))
                     })?;
                 // A file description of its own, with the dumped flags
@@ -192,8 +242,8 @@ pub fn build(
             }
             None => {
                 return Err(RestoreError::Unsupported(format!(
-                    "fd {target} (file id {}): only regular files are restored so far",
-                    fi.id
+                    "{}: fd {target} (file id {}): only regular files are restored so far",
+                    t.fdinfo_file, fi.id
                 )));
             }
         }
@@ -242,7 +292,7 @@ pub fn build(
             } else {
                 OFlags::RDONLY
             };
-            let f = open_path(&reg.name, flags, min_fd)?;
+            let f = open_reg(reg, flags, min_fd)?;
             fd = f.as_raw_fd();
             fds.push(f);
         }
@@ -279,7 +329,7 @@ pub fn build(
     if let Some(fs) = &t.fs {
         for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
             if let Some(reg) = t.reg_files.get(&id) {
-                let d = open_path(&reg.name, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
+                let d = open_reg(reg, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
                 // The task's root is ours already in the common case: no
                 // chroot then (it needs CAP_SYS_CHROOT, which
                 // --unprivileged does without).
@@ -296,7 +346,7 @@ pub fn build(
     // mm boundaries and the executable.
     let mut exe_fd = None;
     if let Some(reg) = t.reg_files.get(&t.mm.exe_file_id) {
-        exe_fd = Some(open_path(&reg.name, OFlags::RDONLY, min_fd)?);
+        exe_fd = Some(open_reg(reg, OFlags::RDONLY, min_fd)?);
     }
 
     // Signals: every catchable signal gets its dumped action (or SIG_DFL).

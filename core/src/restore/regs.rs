@@ -161,6 +161,40 @@ mod imp {
         }
     }
 
+    /// The kernel's 64-bit user code and stack selectors (`__USER_CS`,
+    /// `__USER_DS`); `__USER32_CS` marks a compat (32-bit) task.
+    const USER_CS: u64 = 0x33;
+    const USER_DS: u64 = 0x2b;
+    const USER32_CS: u64 = 0x23;
+
+    /// Register values rt_sigreturn or arch_prctl would refuse, or that
+    /// would make the task fault on its first instruction: another code or
+    /// stack selector (a bad `cs` kills the task in the kernel's iret), an
+    /// instruction pointer or fs/gs base outside the user address space.
+    pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
+        let Some(ti) = core.thread_info.as_ref() else {
+            return Err("no thread_info (x86 registers)".into());
+        };
+        let r = &ti.gpregs;
+        if r.cs == USER32_CS {
+            return Err("a 32-bit (compat) task: not restored".into());
+        }
+        if r.cs != USER_CS || r.ss != USER_DS {
+            return Err(format!(
+                "code/stack selectors cs={:#x} ss={:#x} are not the user ones ({USER_CS:#x}/{USER_DS:#x})",
+                r.cs, r.ss
+            ));
+        }
+        for (what, v) in [("ip", r.ip), ("fs_base", r.fs_base), ("gs_base", r.gs_base)] {
+            if v >= task_size {
+                return Err(format!(
+                    "{what} {v:#x} is outside the user address space (below {task_size:#x})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn frame_for(
         core: &pb::CoreEntry,
         frame_addr: u64,
@@ -225,6 +259,12 @@ mod imp {
         }
     }
 
+    /// Nothing to check until registers are restored on this arch
+    /// ([`frame_for`] refuses).
+    pub fn validate(_core: &pb::CoreEntry, _task_size: u64) -> Result<(), String> {
+        Ok(())
+    }
+
     pub fn frame_for(
         _core: &pb::CoreEntry,
         _frame_addr: u64,
@@ -237,4 +277,4 @@ mod imp {
     }
 }
 
-pub use imp::{HostFpu, frame_for};
+pub use imp::{HostFpu, frame_for, validate};

@@ -127,7 +127,7 @@ pub fn read(
         let extent = vmas
             .iter()
             .filter(|w| w.status & VMA_ANON_SHARED != 0 && w.shmid == v.shmid)
-            .map(|w| w.pgoff + (w.end - w.start))
+            .map(|w| w.pgoff.saturating_add(w.end.saturating_sub(w.start)))
             .max()
             .unwrap_or(0);
         let inode = memfd.then(|| inodes.iter().find(|i| u64::from(i.shmid) == shmid).cloned());
@@ -187,13 +187,15 @@ fn load(
                 ));
             }
         }
-        total += r.nr_pages * page_size;
+        total = total.saturating_add(r.nr_pages * page_size);
     }
     if let Some(p) = &pages_path {
         let len = std::fs::metadata(p)
             .map_err(|e| invalid(p.display().to_string(), e.to_string()))?
             .len();
-        if len < total {
+        // Exactly the pages listed: a shorter image would leave the
+        // object half-filled, a longer one means the pagemap lost runs.
+        if len != total {
             return Err(invalid(
                 p.display().to_string(),
                 format!("holds {len} bytes, {pm_file} lists {total}"),

@@ -382,16 +382,27 @@ pub fn validate_core(core: &pb::CoreEntry, file: &str, task_size: u64) -> Result
             ),
         ));
     }
-    if let Some(rl) = tc.and_then(|tc| tc.rlimits.as_ref())
-        && rl.rlimits.len() > RLIM_NLIMITS
-    {
-        return Err(invalid(
-            file,
-            format!(
-                "{} rlimits (the kernel has {RLIM_NLIMITS})",
-                rl.rlimits.len()
-            ),
-        ));
+    if let Some(rl) = tc.and_then(|tc| tc.rlimits.as_ref()) {
+        if rl.rlimits.len() > RLIM_NLIMITS {
+            return Err(invalid(
+                file,
+                format!(
+                    "{} rlimits (the kernel has {RLIM_NLIMITS})",
+                    rl.rlimits.len()
+                ),
+            ));
+        }
+        // setrlimit refuses a soft limit above the hard one (EINVAL), which
+        // the restorer would only meet after the task exists.
+        if let Some((res, r)) = rl.rlimits.iter().enumerate().find(|(_, r)| r.cur > r.max) {
+            return Err(invalid(
+                file,
+                format!(
+                    "rlimit {res} has a soft limit {:#x} above its hard limit {:#x}",
+                    r.cur, r.max
+                ),
+            ));
+        }
     }
     Ok(())
 }

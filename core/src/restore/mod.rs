@@ -55,10 +55,12 @@ pub enum RestoreError {
     Sys(&'static str, Errno),
     #[error("PID {0} is in use; the restored task needs it")]
     PidBusy(u32),
-    #[error("the restorer failed at stage {stage} (item {index}): {errno}")]
+    #[error("the restorer failed at stage {stage} (item {index} of {source_image}): {errno}")]
     Stage {
         stage: &'static str,
         index: u32,
+        /// The image the stage's items come from.
+        source_image: String,
         errno: Errno,
     },
     #[error("the restorer failed at stage {stage} in thread {tid}: {errno}")]
@@ -158,6 +160,25 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_ATTRS => "task-attrs",
         abi::STAGE_THREADS => "threads",
         _ => "unknown",
+    }
+}
+
+/// The image whose entries a restorer stage applies, so that a failure
+/// there (the kernel refusing a dumped value) points at the file.
+fn stage_source(stage: u32, pid: i32) -> String {
+    match stage {
+        abi::STAGE_SESSION => "pstree.img".into(),
+        abi::STAGE_FDS | abi::STAGE_CLOSE_FDS => "files.img/fdinfo".into(),
+        abi::STAGE_FS => format!("fs-{pid}.img"),
+        abi::STAGE_PARK_VDSO
+        | abi::STAGE_UNMAP
+        | abi::STAGE_MAP
+        | abi::STAGE_PROTECT
+        | abi::STAGE_VDSO
+        | abi::STAGE_MM => format!("mm-{pid}.img"),
+        abi::STAGE_PAGES => format!("pagemap-{pid}.img"),
+        abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
+        _ => format!("core-{pid}.img"),
     }
 }
 
@@ -283,7 +304,7 @@ pub fn check_images(
     task_size: u64,
 ) -> Result<images::TaskImages, RestoreError> {
     let task = images::read(&ImageDir::new(images_dir), page_size, task_size)?;
-    plan::check(&task, page_size)?;
+    plan::check(&task, page_size, task_size)?;
     Ok(task)
 }
 
@@ -407,6 +428,7 @@ fn wait_done(
                 return Err(RestoreError::Stage {
                     stage: stage_name(st.stage),
                     index: st.index,
+                    source_image: stage_source(st.stage, child.as_raw_nonzero().get()),
                     errno: Errno::from_raw_os_error(st.errno),
                 });
             }

@@ -92,7 +92,10 @@ fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreErro
 /// that can refuse them (fds of kinds not restored, registers, signals,
 /// credentials), without opening a file or starting a process. Run first
 /// so that bad images fail before anything exists.
-pub fn check(t: &TaskImages, page_size: u64) -> Result<(), RestoreError> {
+pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), RestoreError> {
+    if t.reg_files.contains_key(&t.mm.exe_file_id) {
+        check_mm_map(t, task_size)?;
+    }
     for fi in &t.fdinfo {
         let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
         if !known && fi.fd > 2 {
@@ -111,6 +114,54 @@ pub fn check(t: &TaskImages, page_size: u64) -> Result<(), RestoreError> {
     for (tid, core) in &t.threads {
         creds_arg(core, &format!("core-{tid}.img"))?;
         regs::frame_for(core, 0, 0, &regs::HostFpu::default())?;
+    }
+    Ok(())
+}
+
+/// What `PR_SET_MM_MAP` would refuse (EINVAL, only once the task
+/// exists): every boundary inside [mmap_min_addr, task size) and the
+/// pairs in order. (An auxv longer than the kernel keeps, whose limit is
+/// per arch, still fails cleanly in the restorer.)
+fn check_mm_map(t: &TaskImages, task_size: u64) -> Result<(), RestoreError> {
+    let m = &t.mm;
+    let file = format!("mm-{}.img", t.pstree.pid);
+    let bad = |what: String| RestoreError::Invalid {
+        file: file.clone(),
+        what,
+    };
+    let min = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(4096);
+    let fields = [
+        ("mm_start_code", m.mm_start_code),
+        ("mm_end_code", m.mm_end_code),
+        ("mm_start_data", m.mm_start_data),
+        ("mm_end_data", m.mm_end_data),
+        ("mm_start_brk", m.mm_start_brk),
+        ("mm_brk", m.mm_brk),
+        ("mm_start_stack", m.mm_start_stack),
+        ("mm_arg_start", m.mm_arg_start),
+        ("mm_arg_end", m.mm_arg_end),
+        ("mm_env_start", m.mm_env_start),
+        ("mm_env_end", m.mm_env_end),
+    ];
+    if let Some((name, v)) = fields.iter().find(|(_, v)| *v < min || *v >= task_size) {
+        return Err(bad(format!("{name} {v:#x} is outside the address space")));
+    }
+    let pairs = [
+        ("code", m.mm_start_code, m.mm_end_code, false),
+        ("data", m.mm_start_data, m.mm_end_data, true),
+        ("brk", m.mm_start_brk, m.mm_brk, true),
+        ("arguments", m.mm_arg_start, m.mm_arg_end, true),
+        ("environment", m.mm_env_start, m.mm_env_end, true),
+    ];
+    for (what, start, end, may_be_empty) in pairs {
+        if start > end || (start == end && !may_be_empty) {
+            return Err(bad(format!(
+                "the {what} range {start:#x}-{end:#x} is inverted"
+            )));
+        }
     }
     Ok(())
 }
@@ -427,7 +478,7 @@ pub fn build(
         (0, if t.pstree.pgid == pid { pid as i32 } else { 0 })
     } else {
         return Err(RestoreError::Unsupported(format!(
-            "task {pid} was not a session leader (sid {}); restore it with --shell-job",
+            "pstree.img: task {pid} was not a session leader (sid {}); restore it with --shell-job",
             t.pstree.sid
         )));
     };

@@ -255,7 +255,7 @@ fn restorer_failure_is_reported_and_the_task_is_gone() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("stage map-vmas (item 1): Invalid argument"),
+        log.contains("stage map-vmas (item 1 of mm-") && log.contains(".img): Invalid argument"),
         "{log}"
     );
     assert!(!Path::new(&format!("/proc/{pid}")).exists());

@@ -483,3 +483,28 @@ pub fn vm_flags(start: usize) -> Result<Vec<String>, String> {
         .ok_or_else(|| format!("no VMA starts at {start:#x}"))?;
     Ok(flags.split_whitespace().map(str::to_string).collect())
 }
+
+/// This thread's thread pointer (the TLS base glibc's per-thread data,
+/// such as its rseq area, hangs off).
+#[cfg(target_arch = "x86_64")]
+pub fn thread_pointer() -> Result<usize, String> {
+    const ARCH_GET_FS: usize = 0x1003;
+    let mut fs = 0usize;
+    // SAFETY: ARCH_GET_FS writes the fs base into our local `fs`.
+    let ret = unsafe {
+        criu_arch::syscall2(
+            criu_arch::nr::ARCH_PRCTL,
+            ARCH_GET_FS,
+            &mut fs as *mut usize as usize,
+        )
+    };
+    errno(ret, "arch_prctl(ARCH_GET_FS)")?;
+    Ok(fs)
+}
+
+/// This thread's thread pointer: only x86_64 runs these dump/restore
+/// programs so far.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn thread_pointer() -> Result<usize, String> {
+    Err("thread pointer: only x86_64 is supported by this test".into())
+}

@@ -7,12 +7,11 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use criu_arch::{nr, syscall2, syscall4};
+use criu_arch::{nr, syscall4};
 use zdtm::ensure;
 
 /// The x86_64 signature glibc uses (`RSEQ_SIG`).
 const RSEQ_SIG: usize = 0x5305_3053;
-const ARCH_GET_FS: usize = 0x1003;
 const EBUSY: isize = 16;
 
 unsafe extern "C" {
@@ -22,10 +21,7 @@ unsafe extern "C" {
 
 /// Where glibc's rseq area of this thread is.
 fn rseq_area() -> Result<usize, String> {
-    let mut fs = 0usize;
-    // SAFETY: ARCH_GET_FS writes the fs base into our local `fs`.
-    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, &mut fs as *mut usize as usize) };
-    zdtm::errno(ret, "arch_prctl(ARCH_GET_FS)")?;
+    let fs = zdtm::thread_pointer()?;
     // SAFETY: glibc's exported constants, set before main.
     let off = unsafe { __rseq_offset };
     Ok(fs.wrapping_add_signed(off))

@@ -33,7 +33,6 @@ const PRIO_PROCESS: usize = 0;
 
 /// glibc's rseq signature on x86_64 (`RSEQ_SIG`).
 const RSEQ_SIG: usize = 0x5305_3053;
-const ARCH_GET_FS: usize = 0x1003;
 const EBUSY: isize = 16;
 
 unsafe extern "C" {
@@ -50,10 +49,7 @@ fn rseq_registration() -> Result<Option<(usize, usize)>, String> {
     if size == 0 {
         return Ok(None);
     }
-    let mut fs = 0usize;
-    // SAFETY: ARCH_GET_FS writes the fs base into our local `fs`.
-    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, &mut fs as *mut usize as usize) };
-    zdtm::errno(ret, "arch_prctl(ARCH_GET_FS)")?;
+    let fs = zdtm::thread_pointer()?;
     let area = fs.wrapping_add_signed(off);
     for len in [32usize, size as usize, 20] {
         // SAFETY: registering glibc's own area of this thread again; if

@@ -34,6 +34,7 @@ impl Region {
     /// (never over an existing mapping) and copies `image` there.
     pub fn map(base: u64, image: &[u8]) -> Result<Region, Errno> {
         let len = image.len();
+        crate::fault::call(&"mmap of the bootstrap region", Errno::NOMEM)?;
         let want = std::ptr::without_provenance_mut::<c_void>(base as usize);
         // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so no memory
         // in use is affected; the new area belongs to the returned Region.
@@ -124,19 +125,6 @@ impl Drop for Region {
     }
 }
 
-/// `struct ptrace_rseq_configuration`.
-#[repr(C)]
-#[derive(Default)]
-struct PtraceRseqConfiguration {
-    rseq_abi_pointer: u64,
-    rseq_abi_size: u32,
-    signature: u32,
-    flags: u32,
-    pad: u32,
-}
-const _: () = assert!(size_of::<PtraceRseqConfiguration>() == 24);
-const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
-
 /// Runs `f` on a stopped, ptrace-seized fork of this thread (a copy with
 /// the same rseq registration, FPU features and address space), then kills
 /// it. Lets the tool learn its own per-thread kernel state through ptrace.
@@ -155,21 +143,7 @@ pub fn with_traced_fork<T>(f: impl FnOnce(Pid) -> Result<T, Errno>) -> Result<T,
 
 /// The rseq registration of traced task `pid` (`PTRACE_GET_RSEQ_CONFIGURATION`).
 pub fn rseq_of(pid: Pid) -> Result<RseqArg, Errno> {
-    let mut conf = PtraceRseqConfiguration::default();
-    // SAFETY: the kernel writes at most `size_of` bytes into `conf`, which
-    // lives across the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            criu_arch::nr::PTRACE,
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            pid.as_raw_nonzero().get() as usize,
-            size_of::<PtraceRseqConfiguration>(),
-            std::ptr::from_mut(&mut conf) as usize,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(-ret as i32));
-    }
+    let conf = crate::sys::ptrace::get_rseq_config(pid)?;
     Ok(RseqArg {
         addr: conf.rseq_abi_pointer,
         len: conf.rseq_abi_size,

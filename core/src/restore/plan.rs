@@ -83,6 +83,8 @@ fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, 
 }
 
 fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
+    crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)
+        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     high_fd(fd, min)
@@ -486,7 +488,7 @@ pub fn build(
     // What this thread's kernel state looks like (rseq to undo in the
     // child; FPU state format for the frame).
     let (tool_rseq, host) = super::bootstrap::with_traced_fork(|p| {
-        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)))
+        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
     })
     .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
     crate::pr_debug!("tool rseq {tool_rseq:x?}, host FPU {host:x?}");

@@ -37,12 +37,16 @@ mod imp {
     const COMPONENTS: [u32; 5] = [2, 5, 6, 7, 9];
 
     impl HostFpu {
-        /// Read from traced task `pid` (a fork of the tool).
-        pub fn probe(pid: Pid) -> HostFpu {
+        /// Read from traced task `pid` (a fork of the tool). A kernel
+        /// without XSAVE refuses the regset (EINVAL/ENODEV); any other
+        /// failure is an error, not "no XSAVE" (frames would lose state).
+        pub fn probe(pid: Pid) -> Result<HostFpu, rustix::io::Errno> {
+            use rustix::io::Errno;
             let mut buf = vec![0u8; XSAVE_MAX_SIZE];
-            let Ok(n) = crate::sys::ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut buf)
-            else {
-                return HostFpu::default();
+            let n = match crate::sys::ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut buf) {
+                Ok(n) => n,
+                Err(Errno::INVAL | Errno::NODEV) => return Ok(HostFpu::default()),
+                Err(e) => return Err(e),
             };
             let mut xcr0 = [0u8; 8];
             xcr0.copy_from_slice(&buf[464..472]);
@@ -54,10 +58,10 @@ mod imp {
                 }
             }
             let ok = n > criu_arch::XSAVE_EXT_OFFSET && xfeatures != 0;
-            HostFpu {
+            Ok(HostFpu {
                 xstate: ok.then_some((n, xfeatures)),
                 offsets,
-            }
+            })
         }
     }
 
@@ -254,8 +258,8 @@ mod imp {
     pub struct HostFpu;
 
     impl HostFpu {
-        pub fn probe(_pid: rustix::process::Pid) -> HostFpu {
-            HostFpu
+        pub fn probe(_pid: rustix::process::Pid) -> Result<HostFpu, rustix::io::Errno> {
+            Ok(HostFpu)
         }
     }
 

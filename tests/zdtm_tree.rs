@@ -176,7 +176,11 @@ fn shell_tree_restores() {
     let dir = common::TempDir::new("zdtm-tree-shell");
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
-    let script = "sleep 1000 & sleep 1000 & exec sleep 1000";
+    // Fds the test runner leaks to us (a jobserver pipe) are closed first:
+    // pipes are not dumped yet.
+    let script = "for f in /proc/$$/fd/*; do n=${f##*/}; \
+                  [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done 2>/dev/null; \
+                  sleep 1000 & sleep 1000 & exec sleep 1000";
     let mut child = std::process::Command::new("setsid")
         .args(["bash", "-c", script])
         .stdin(std::process::Stdio::null())

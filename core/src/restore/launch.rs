@@ -291,7 +291,7 @@ fn wait_all(
 fn failure(l: &Live<'_>, st: &abi::RestoreStatus, tasks: &[TreeTaskImages]) -> RestoreError {
     let errno = Errno::from_raw_os_error(st.errno);
     let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
-    if st.stage == abi::STAGE_SESSION && st.index >= FORK_INDEX {
+    if st.stage == abi::STAGE_SESSION && (FORK_INDEX..FORK_INDEX + 0x1000).contains(&st.index) {
         // A fork of one of its children (tasks, zombies, then helpers).
         let i = (st.index - FORK_INDEX) as usize;
         let kids: Vec<i32> = tasks

@@ -323,7 +323,14 @@ fn failure(l: &Live<'_>, st: &abi::RestoreStatus, tasks: &[TreeTaskImages]) -> R
     RestoreError::Stage {
         stage: stage_name(st.stage),
         index: st.index,
-        source_image: format!("{} (task {})", stage_source(st.stage, l.pid), l.pid),
+        source_image: {
+            let src = stage_source(st.stage, l.pid);
+            if src.contains(&l.pid.to_string()) {
+                src
+            } else {
+                format!("{src} of task {}", l.pid)
+            }
+        },
         errno,
     }
 }

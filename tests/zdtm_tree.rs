@@ -74,6 +74,11 @@ fn tree_of_three_levels_keeps_ids_memory_and_offsets() {
 }
 
 #[test]
+fn tree_with_sessions_inside_and_a_child_left_in_the_old_one() {
+    dump_restore_tree("zdtm-tree-sessions", "sessions", 5);
+}
+
+#[test]
 fn tree_with_zombies_keeps_their_exit_status() {
     dump_restore_tree("zdtm-tree-zombie", "zombie", 4);
 }
@@ -145,7 +150,7 @@ fn restore_fault_in_a_child_leaves_nothing() {
     let all: Vec<i32> = std::iter::once(z.pid()).chain(kids.iter().copied()).collect();
     // The grandchild: the deepest task.
     let victim = kids.iter().max().unwrap().to_string();
-    for stage in ["session", "fds", "map-vmas", "creds", "threads"] {
+    for stage in ["session", "fds", "map-vmas", "creds", "threads", "after-done"] {
         let env = [
             ("CRIU_RESTORE_FAULT", std::ffi::OsStr::new(stage)),
             ("CRIU_RESTORE_FAULT_PID", std::ffi::OsStr::new(&victim)),

@@ -13,6 +13,10 @@
 //! - `zombie`: two children that ended before the dump, one with
 //!   `exit(7)`, one killed by SIGUSR1; the root reaps them only after
 //!   restore and checks their statuses.
+//! - `sessions`: child A forks G (a group of its own) and then calls
+//!   `setsid`, so G stays in the root's session while its parent leads
+//!   another; child B calls `setsid` and then forks C (in B's session
+//!   and group).
 //! - `orphan-pgid`: child M sits in the process group of child L, which
 //!   has exited and been reaped: the group has no leader any more (the
 //!   restore needs a helper task to create it).
@@ -281,6 +285,46 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
                 }
             }
             t.zombies = vec![(z1, 1 << 8), (z7, 7 << 8), (zs, SIGUSR1 as i32)];
+        }
+        "sessions" => {
+            let d = dir.clone();
+            let a = child(&dir, move || {
+                let d2 = d.clone();
+                let g = child(&d, move || {
+                    sys(nr::SETPGID, 0, 0);
+                    let me = Ids::now();
+                    sh.word(1).store(1, Ordering::Release);
+                    wait_go(&d2)?;
+                    me.check("grandchild G (root's session)")
+                })?;
+                sh.wait_for(1, 1, "G's group")?;
+                zdtm::errno(sys(nr::SETSID, 0, 0), "setsid in A")?;
+                let me = Ids::now();
+                sh.word(0).store(1, Ordering::Release);
+                wait_go(&d)?;
+                me.check("child A (after setsid)")?;
+                reap_ok(&d, g, "grandchild G")
+            })?;
+            let d = dir.clone();
+            let b = child(&dir, move || {
+                zdtm::errno(sys(nr::SETSID, 0, 0), "setsid in B")?;
+                let d2 = d.clone();
+                let c = child(&d, move || {
+                    let me = Ids::now();
+                    sh.word(3).store(1, Ordering::Release);
+                    wait_go(&d2)?;
+                    me.check("grandchild C (B's session)")
+                })?;
+                let me = Ids::now();
+                sh.word(2).store(1, Ordering::Release);
+                wait_go(&d)?;
+                me.check("child B")?;
+                reap_ok(&d, c, "grandchild C")
+            })?;
+            for i in 0..4 {
+                t.shared.wait_for(i, 1, "the children to set up")?;
+            }
+            t.kids = vec![(a, "child A"), (b, "child B")];
         }
         "orphan-pgid" => {
             let d = dir.clone();

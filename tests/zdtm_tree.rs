@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use common::zdtm::Zdtm;
 use rustix::process::{Pid, WaitOptions};
 
@@ -23,7 +22,10 @@ fn descendants(pid: i32) -> Vec<i32> {
         for t in dir.flatten() {
             let path = t.path().join("children");
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            for c in text.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
                 out.push(c);
                 todo.push(c);
             }
@@ -51,6 +53,10 @@ fn kill_all(pids: &[i32]) {
 }
 
 fn dump_restore_tree(test: &str, mode: &str, expect_tasks: usize) {
+    dump_restore_tree_then(test, mode, expect_tasks, |_| {});
+}
+
+fn dump_restore_tree_then(test: &str, mode: &str, expect_tasks: usize, after: impl FnOnce(&Zdtm)) {
     let Some(mut z) = Zdtm::start(test, "zdtm_tree", &[mode]) else {
         return;
     };
@@ -60,11 +66,9 @@ fn dump_restore_tree(test: &str, mode: &str, expect_tasks: usize) {
     reap(&kids);
     z.restore(&[]);
     for k in &kids {
-        assert!(
-            common::proc_state(*k).is_some(),
-            "task {k} not restored"
-        );
+        assert!(common::proc_state(*k).is_some(), "task {k} not restored");
     }
+    after(&z);
     assert_eq!(z.go(), "PASS");
 }
 
@@ -85,7 +89,19 @@ fn tree_with_zombies_keeps_their_exit_status() {
 
 #[test]
 fn tree_with_orphaned_process_group_gets_a_helper() {
-    dump_restore_tree("zdtm-tree-orphan-pgid", "orphan-pgid", 2);
+    dump_restore_tree_then("zdtm-tree-orphan-pgid", "orphan-pgid", 2, |z| {
+        // The helper that held the group is gone (reaped by its parent).
+        let leader: i32 = std::fs::read_to_string(z.work().join("leader"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            common::proc_state(leader),
+            None,
+            "helper {leader} left behind"
+        );
+    });
 }
 
 #[test]
@@ -100,7 +116,10 @@ fn tree_dumped_twice_with_leave_running() {
         z.dump_to(images, &["--leave-running"]);
         for p in std::iter::once(z.pid()).chain(kids.iter().copied()) {
             let st = common::proc_state(p);
-            assert!(matches!(st, Some('S' | 'R')), "task {p} is {st:?} after --leave-running");
+            assert!(
+                matches!(st, Some('S' | 'R')),
+                "task {p} is {st:?} after --leave-running"
+            );
         }
     }
     z.kill();
@@ -129,7 +148,10 @@ fn dump_fault_in_the_middle_leaves_the_tree_running() {
         assert!(log.contains("fault injected"), "{log}");
         for p in std::iter::once(z.pid()).chain(kids.iter().copied()) {
             let st = common::proc_state(p);
-            assert!(matches!(st, Some('S' | 'R')), "task {p} is {st:?} after a fault at {step}");
+            assert!(
+                matches!(st, Some('S' | 'R')),
+                "task {p} is {st:?} after a fault at {step}"
+            );
         }
     }
     let verdict = z.go();
@@ -147,10 +169,19 @@ fn restore_fault_in_a_child_leaves_nothing() {
     let kids = descendants(z.pid());
     z.dump(&[]);
     reap(&kids);
-    let all: Vec<i32> = std::iter::once(z.pid()).chain(kids.iter().copied()).collect();
+    let all: Vec<i32> = std::iter::once(z.pid())
+        .chain(kids.iter().copied())
+        .collect();
     // The grandchild: the deepest task.
     let victim = kids.iter().max().unwrap().to_string();
-    for stage in ["session", "fds", "map-vmas", "creds", "threads", "after-done"] {
+    for stage in [
+        "session",
+        "fds",
+        "map-vmas",
+        "creds",
+        "threads",
+        "after-done",
+    ] {
         let env = [
             ("CRIU_RESTORE_FAULT", std::ffi::OsStr::new(stage)),
             ("CRIU_RESTORE_FAULT_PID", std::ffi::OsStr::new(&victim)),
@@ -163,7 +194,9 @@ fn restore_fault_in_a_child_leaves_nothing() {
                 all.iter().all(|&p| common::proc_state(p).is_none())
             }),
             "tasks left after a fault at {stage}: {:?}",
-            all.iter().map(|&p| (p, common::proc_state(p))).collect::<Vec<_>>()
+            all.iter()
+                .map(|&p| (p, common::proc_state(p)))
+                .collect::<Vec<_>>()
         );
     }
     z.restore(&[]);
@@ -196,8 +229,7 @@ fn shell_tree_restores() {
     let pid = child.id() as i32;
     assert!(common::wait_until(common::zdtm::TIMEOUT, || {
         descendants(pid).len() == 2
-            && std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|e| e.ends_with("sleep"))
+            && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e.ends_with("sleep"))
     }));
     let kids = descendants(pid);
     let (ok, log) = common::run_criu(&images, &["dump", "-t", &pid.to_string()], &[]);
@@ -208,7 +240,10 @@ fn shell_tree_restores() {
     assert!(ok, "restore: {log}");
     let all: Vec<i32> = std::iter::once(pid).chain(kids.iter().copied()).collect();
     for &p in &all {
-        assert!(common::proc_state(p).is_some(), "task {p} not restored: {log}");
+        assert!(
+            common::proc_state(p).is_some(),
+            "task {p} not restored: {log}"
+        );
     }
     let mut restored = descendants(pid);
     restored.sort_unstable();

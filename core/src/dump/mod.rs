@@ -270,7 +270,8 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     let first_shmem_pages = tree.tasks.len() as u64 + 1;
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = first_shmem_pages + i as u64;
-        let d = shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
+        let d =
+            shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
         pr_debug!(
             "Dumped {} pages of shmem object {} ({} bytes)",
             d.pages,
@@ -375,19 +376,22 @@ fn finish(tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
                 threads
                     .into_iter()
                     .for_each(crate::infect::SeizedThread::forget);
-                task.kill().map_err(infect_err("killing the dumped task"))
+                (*task)
+                    .kill()
+                    .map_err(infect_err("killing the dumped task"))
             }
             FinalState::Alive => threads
                 .into_iter()
                 .try_for_each(crate::infect::SeizedThread::release)
                 .map_err(infect_err("releasing a thread"))
-                .and(task.release().map_err(infect_err("releasing the task"))),
+                .and((*task).release().map_err(infect_err("releasing the task"))),
             FinalState::Stopped => threads
                 .into_iter()
                 .try_for_each(crate::infect::SeizedThread::release)
                 .map_err(infect_err("releasing a thread"))
                 .and(
-                    task.release_stopped()
+                    (*task)
+                        .release_stopped()
                         .map_err(infect_err("releasing the task stopped")),
                 ),
         };
@@ -417,8 +421,8 @@ fn gather_inside(
 ) -> Result<(), DumpError> {
     let pid = c.pid;
     let fault = |step| task_fault(step, index);
-    let mut parasite = Parasite::infect(task, &PARASITE, ARGS_LEN)
-        .map_err(infect_err("infecting the task"))?;
+    let mut parasite =
+        Parasite::infect(task, &PARASITE, ARGS_LEN).map_err(infect_err("infecting the task"))?;
     fault("infected")?;
     let mut daemon = parasite
         .start_daemon()

@@ -22,7 +22,7 @@ use super::{DumpError, collect_err};
 pub enum TaskKind {
     /// Alive and seized: the leader and its other threads (tid order).
     Alive {
-        task: Seized,
+        task: Box<Seized>,
         threads: Vec<SeizedThread>,
     },
     /// A zombie: its raw wait status (`stat` field 52, as CRIU stores it).
@@ -90,7 +90,10 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
         sid: stat.session,
         stat,
         proc,
-        kind: TaskKind::Alive { task, threads },
+        kind: TaskKind::Alive {
+            task: Box::new(task),
+            threads,
+        },
     }];
     let mut next = 0;
     while next < found.len() {
@@ -151,7 +154,10 @@ fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
                 sid: stat.session,
                 stat,
                 proc,
-                kind: TaskKind::Alive { task, threads },
+                kind: TaskKind::Alive {
+                    task: Box::new(task),
+                    threads,
+                },
             }))
         }
         // It exited while we seized it: a zombie now (its parent is

@@ -13,9 +13,7 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::process::Pid;
 
-use crate::blob::restorer_abi::{
-    CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords,
-};
+use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords};
 
 /// The bytes of a plain `#[repr(C)]` value made of integers.
 pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {

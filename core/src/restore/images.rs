@@ -148,7 +148,10 @@ pub fn read_tree(
     for (i, e) in tree.iter().enumerate() {
         validate_pid(e.pid, "pstree.img")?;
         if tree[..i].iter().any(|o| o.pid == e.pid) {
-            return Err(invalid("pstree.img", format!("task {} is listed twice", e.pid)));
+            return Err(invalid(
+                "pstree.img",
+                format!("task {} is listed twice", e.pid),
+            ));
         }
         let parent_ok = if i == 0 {
             e.ppid == 0 || !tree.iter().any(|o| o.pid == e.ppid)

@@ -95,7 +95,8 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             0
         };
         let p = plan::build(t, &maps, page, &role, &mut shared)?;
-        maps.all.push((p.base - page, p.base + p.image.len() as u64 + page));
+        maps.all
+            .push((p.base - page, p.base + p.image.len() as u64 + page));
         maps.all.sort_unstable();
         plans.push(p);
     }
@@ -227,7 +228,10 @@ fn kill_created(live: &[Live<'_>], root: Pid) {
 fn ended(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => matches!(
-            s.rsplit(')').next().map(str::trim_start).and_then(|r| r.chars().next()),
+            s.rsplit(')')
+                .next()
+                .map(str::trim_start)
+                .and_then(|r| r.chars().next()),
             Some('Z' | 'X')
         ),
         Err(_) => true,

@@ -88,7 +88,10 @@ pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, Restore
         }
         if i > 0 {
             let parent = by_pid[&(e.ppid as i32)];
-            if matches!(tasks.iter().find(|t| t.pstree().pid == parent.pid), Some(TreeTaskImages::Zombie(_))) {
+            if matches!(
+                tasks.iter().find(|t| t.pstree().pid == parent.pid),
+                Some(TreeTaskImages::Zombie(_))
+            ) {
                 return Err(unsupported(format!(
                     "task {} has a zombie ({}) for parent",
                     e.pid, parent.pid
@@ -138,11 +141,14 @@ pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, Restore
     // A helper's PID must not be a task's own.
     for h in &out.helpers {
         if by_pid.contains_key(&h.pid) {
-            return Err(unsupported(format!("group {} is both a task and a helper", h.pid)));
+            return Err(unsupported(format!(
+                "group {} is both a task and a helper",
+                h.pid
+            )));
         }
     }
-    out.groups = out.roles.values().filter(|r| r.leads_group != 0).count() as u32
-        + out.helpers.len() as u32;
+    out.groups =
+        out.roles.values().filter(|r| r.leads_group != 0).count() as u32 + out.helpers.len() as u32;
     out.joins = out.roles.values().filter(|r| r.join_pgid != 0).count() as u32;
     for (pid, r) in &out.roles {
         crate::pr_debug!(

@@ -344,6 +344,7 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
                 me.check("child M")
             })?;
             reap_ok(&dir, l, "child L")?;
+            zdtm::write_atomic(&dir.join("leader"), &l.to_string())?;
             t.kids = vec![(m, "child M")];
         }
         other => return Err(format!("unknown mode {other}")),

@@ -42,9 +42,15 @@ fn sys(n: usize, a: usize, b: usize) -> isize {
 
 /// fork(2) through clone: this program is single-threaded.
 fn fork() -> Result<i32, String> {
+    // s390x takes the stack first, the flags second.
+    let (a, b) = if cfg!(target_arch = "s390x") {
+        (0, SIGCHLD)
+    } else {
+        (SIGCHLD, 0)
+    };
     // SAFETY: clone without CLONE_VM, no new stack: a plain fork; the
     // child continues with a copy of this single-threaded process.
-    let ret = unsafe { criu_arch::syscall5(nr::CLONE, SIGCHLD, 0, 0, 0, 0) };
+    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
     zdtm::errno(ret, "fork").map(|p| p as i32)
 }
 

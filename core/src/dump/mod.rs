@@ -1,15 +1,24 @@
-//! `criu dump` for one single-threaded process (`-t PID`): collect from
-//! /proc and ptrace, infect, gather from inside with the parasite daemon,
-//! cure, write CRIU's images, then kill the task or (`--leave-running`)
-//! let it run on unchanged.
+//! `criu dump` of a process tree (`-t ROOT` and every descendant, see
+//! [`tree`]): seize every task, collect each from /proc and ptrace (one
+//! file table for the whole tree: fds of different tasks sharing an open
+//! file get one id, found with kcmp), dump shared memory once per object,
+//! then infect, gather from inside with the parasite daemon and cure each
+//! task in turn, write CRIU's images, then kill every task or
+//! (`--leave-running`) let them all run on unchanged.
 //!
-//! Whatever step fails, the task is left running as it was: the infect
-//! handles undo their changes when dropped, and images are only the last
-//! step before the final kill. Fault injection for tests: the environment
-//! variable `CRIU_DUMP_FAULT=<step>` makes the named step fail (see
-//! [`FAULT_STEPS`]).
+//! Whatever step fails, for whichever task, every task is left running as
+//! it was: the infect handles undo their changes when dropped, and images
+//! are only the last step before the final kill. Fault injection for
+//! tests: the environment variable `CRIU_DUMP_FAULT=<step>` makes the named
+//! step fail (see [`FAULT_STEPS`]); with `CRIU_DUMP_FAULT_TASK=<n>` a
+//! per-task step fails only in the tree's n-th task.
 //!
-//! Images written (all with CRIU's framing; ids for one task):
+//! Task i of the tree (pstree order, the root 0) has kernel-object ids
+//! i + 1 (vm, files, fs, sighand) and its pages in `pages-<i+1>.img`;
+//! shmem objects' pages follow. A zombie has a `pstree.img` entry and a
+//! `core-PID.img` with task_state 2 and its wait status, nothing else.
+//!
+//! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
 //!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
 //!   user 7, cgroup 8 — no namespace images: the task shares ours),

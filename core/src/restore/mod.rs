@@ -1,8 +1,9 @@
 //! `criu restore`: rebuild a dumped task from its images.
 //!
-//! Order (mirrors CRIU, for one process, with all its threads):
-//! 1. [`images::read`] loads and validates every image before anything is
-//!    created (errors name the file);
+//! Order (mirrors CRIU, for a tree of processes, each with all its
+//! threads; see [`tree`] and [`launch`] for the tree):
+//! 1. [`images::read_tree`] loads and validates every image of every task
+//!    before anything is created (errors name the file);
 //! 2. [`plan::build`] opens the task's files in the tool and lays out the
 //!    bootstrap region: restorer blob, vDSO parking area, stack, signal
 //!    frame, arguments;
@@ -14,7 +15,10 @@
 //!    removes the restorer once no thread runs in it any more, then
 //!    detaches (`-d`) or stays its parent and waits for it, like CRIU.
 //!
-//! A failed restore kills the half-built task.
+//! Each task's children are forked with their PIDs by its restorer in
+//! `STAGE_SESSION`, before it unmaps the tool; the tool waits for every
+//! task, then lets them all go together. A failed restore kills every
+//! task created so far.
 
 mod bootstrap;
 pub mod images;

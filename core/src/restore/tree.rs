@@ -56,7 +56,24 @@ fn unsupported(what: String) -> RestoreError {
 /// sessions cannot be made again by forking.
 pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, RestoreError> {
     let entries: Vec<&pb::PstreeEntry> = tasks.iter().map(TreeTaskImages::pstree).collect();
-    let root = entries[0];
+    let zombies: Vec<u32> = tasks
+        .iter()
+        .filter(|t| matches!(t, TreeTaskImages::Zombie(_)))
+        .map(|t| t.pstree().pid)
+        .collect();
+    roles_of(&entries, &zombies, shell_job)
+}
+
+/// [`roles`] of the pstree `entries` (the root first), `zombies` naming
+/// the zombies among them.
+fn roles_of(
+    entries: &[&pb::PstreeEntry],
+    zombies: &[u32],
+    shell_job: bool,
+) -> Result<Roles, RestoreError> {
+    let Some(&root) = entries.first() else {
+        return Err(unsupported("no task".into()));
+    };
     let by_pid: HashMap<i32, &pb::PstreeEntry> =
         entries.iter().map(|e| (e.pid as i32, *e)).collect();
     let in_tree = |pid: u32| by_pid.contains_key(&(pid as i32));
@@ -87,11 +104,13 @@ pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, Restore
             role.leads_group = 1;
         }
         if i > 0 {
-            let parent = by_pid[&(e.ppid as i32)];
-            if matches!(
-                tasks.iter().find(|t| t.pstree().pid == parent.pid),
-                Some(TreeTaskImages::Zombie(_))
-            ) {
+            let Some(&parent) = by_pid.get(&(e.ppid as i32)) else {
+                return Err(unsupported(format!(
+                    "task {} has parent {}, which is not in the tree",
+                    e.pid, e.ppid
+                )));
+            };
+            if zombies.contains(&parent.pid) {
                 return Err(unsupported(format!(
                     "task {} has a zombie ({}) for parent",
                     e.pid, parent.pid
@@ -225,4 +244,81 @@ pub fn nr_children(parent: i32, tasks: &[TreeTaskImages], roles: &Roles) -> usiz
         .filter(|t| t.pstree().ppid as i32 == parent)
         .count()
         + roles.helpers.iter().filter(|h| h.parent == parent).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(pid: u32, ppid: u32, pgid: u32, sid: u32) -> pb::PstreeEntry {
+        pb::PstreeEntry {
+            pid,
+            ppid,
+            pgid,
+            sid,
+            threads: vec![pid],
+        }
+    }
+
+    fn of(tree: &[pb::PstreeEntry], zombies: &[u32], shell: bool) -> Result<Roles, RestoreError> {
+        let refs: Vec<&pb::PstreeEntry> = tree.iter().collect();
+        roles_of(&refs, zombies, shell)
+    }
+
+    #[test]
+    fn leaders_create_and_members_join() {
+        let tree = [
+            e(10, 0, 10, 10),
+            e(11, 10, 10, 10),
+            e(12, 11, 12, 10),
+            e(13, 10, 12, 10),
+        ];
+        let r = of(&tree, &[], false).unwrap();
+        assert_eq!(r.roles[&10].setsid, 1);
+        assert_eq!(r.roles[&12].pgid, 12);
+        assert_eq!(r.roles[&13].join_pgid, 12);
+        assert_eq!(r.roles[&11].join_pgid, 10);
+        assert!(r.helpers.is_empty());
+        assert_eq!((r.groups, r.joins), (2, 2));
+    }
+
+    #[test]
+    fn a_group_without_its_leader_gets_a_helper_from_the_session_leader() {
+        let tree = [e(10, 0, 10, 10), e(11, 10, 7, 10), e(12, 10, 7, 10)];
+        let r = of(&tree, &[], false).unwrap();
+        assert_eq!(r.helpers.len(), 1);
+        assert_eq!((r.helpers[0].pid, r.helpers[0].parent), (7, 10));
+        assert_eq!(r.roles[&11].join_pgid, 7);
+        assert_eq!((r.groups, r.joins), (2, 2));
+    }
+
+    #[test]
+    fn a_child_left_in_its_parents_former_session_is_forked_first() {
+        let tree = [e(10, 0, 10, 10), e(11, 10, 11, 11), e(12, 11, 12, 10)];
+        let r = of(&tree, &[], false).unwrap();
+        assert_eq!(r.before_setsid, vec![12]);
+    }
+
+    #[test]
+    fn sessions_that_forking_cannot_give_are_refused() {
+        // 12's session 11 is not its parent's (10), nor one 10 had before.
+        let tree = [e(10, 0, 10, 10), e(11, 10, 11, 11), e(12, 10, 12, 11)];
+        assert!(of(&tree, &[], false).is_err());
+        // A root that is not a session leader needs --shell-job.
+        let tree = [e(10, 0, 10, 5)];
+        assert!(of(&tree, &[], false).is_err());
+        assert!(of(&tree, &[], true).is_ok());
+        // Children of a zombie cannot be forked.
+        let tree = [e(10, 0, 10, 10), e(11, 10, 10, 10), e(12, 11, 10, 10)];
+        assert!(of(&tree, &[11], false).is_err());
+    }
+
+    #[test]
+    fn a_shell_job_tree_stays_in_the_shells_group() {
+        let tree = [e(10, 0, 5, 5), e(11, 10, 5, 5)];
+        let r = of(&tree, &[], true).unwrap();
+        assert!(r.helpers.is_empty());
+        assert_eq!(r.roles[&11].join_pgid, 0);
+        assert_eq!(r.roles[&10].setsid, 0);
+    }
 }

@@ -9,7 +9,8 @@
 //!   anonymous page made before the forks carries a handshake root → A →
 //!   G → root after restore, and a file opened before the forks (so one
 //!   open file description) is written by A: the root sees its offset
-//!   move.
+//!   move. B has a second thread, and shares a file mapping with the root
+//!   (a handshake through it after restore).
 //! - `zombie`: two children that ended before the dump, one with
 //!   `exit(7)`, one killed by SIGUSR1; the root reaps them only after
 //!   restore and checks their statuses.
@@ -178,6 +179,7 @@ struct Tree {
     root: Ids,
     shared: Shared,
     file: Option<std::fs::File>,
+    fmap: Option<Shared>,
     kids: Vec<(i32, &'static str)>,
     zombies: Vec<(i32, i32)>,
 }
@@ -200,6 +202,7 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
         root: Ids::now(),
         shared,
         file: None,
+        fmap: None,
         kids: Vec::new(),
         zombies: Vec::new(),
     };
@@ -217,6 +220,27 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
             f.write_all(b"0123456789")
                 .map_err(|e| format!("write: {e}"))?;
             let fd = f.as_raw_fd();
+            // A shared mapping of another file, inherited by B.
+            let mapped = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.join("mapped-file"))
+                .map_err(|e| format!("open: {e}"))?;
+            mapped
+                .set_len(PAGE as u64)
+                .map_err(|e| format!("ftruncate: {e}"))?;
+            let fmap = Shared(zdtm::mmap(
+                0,
+                PAGE,
+                PROT_READ | PROT_WRITE,
+                MAP_SHARED,
+                mapped.as_raw_fd(),
+                0,
+            )?);
+            drop(mapped);
+            t.fmap = Some(fmap);
             let d = dir.clone();
             let a = child(&dir, move || {
                 let me = Ids::now();
@@ -248,9 +272,25 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
             let b = child(&dir, move || {
                 sys(nr::SETPGID, 0, 0);
                 let me = Ids::now();
+                // A second thread: B is a multi-threaded task of the tree.
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let _ = tx.send(zdtm::gettid());
+                    loop {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                });
+                let tid = rx.recv().map_err(|e| format!("thread: {e}"))?;
                 sh.word(2).store(1, Ordering::Release);
                 wait_go(&d)?;
-                me.check("child B")
+                me.check("child B")?;
+                let path = format!("/proc/self/task/{tid}");
+                zdtm::ensure(Path::new(&path).exists(), || {
+                    format!("child B: thread {tid} is gone after restore")
+                })?;
+                fmap.wait_for(0, 0x4444, "the root's word in the shared file mapping")?;
+                fmap.word(1).store(0x5555, Ordering::Release);
+                Ok(())
             })?;
             for i in 0..3 {
                 t.shared.wait_for(i, 1, "the children to set up")?;
@@ -364,6 +404,10 @@ fn check(t: Tree) -> Result<(), String> {
         "tree" => {
             t.shared.word(10).store(0x1111, Ordering::Release);
             t.shared.wait_for(12, 0x3333, "G's word (shared memory)")?;
+            if let Some(m) = &t.fmap {
+                m.word(0).store(0x4444, Ordering::Release);
+                m.wait_for(1, 0x5555, "B's word in the shared file mapping")?;
+            }
         }
         "zombie" => {
             for (z, want) in &t.zombies {

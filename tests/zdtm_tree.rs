@@ -128,6 +128,33 @@ fn tree_dumped_twice_with_leave_running() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// `--leave-stopped` stops the whole tree; SIGCONT lets it go on.
+#[test]
+fn tree_left_stopped() {
+    let Some(mut z) = Zdtm::start("zdtm-tree-stopped", "zdtm_tree", &["tree"]) else {
+        return;
+    };
+    let kids = descendants(z.pid());
+    z.dump(&["--leave-stopped"]);
+    let all: Vec<i32> = std::iter::once(z.pid())
+        .chain(kids.iter().copied())
+        .collect();
+    for &p in &all {
+        assert!(
+            common::wait_until(common::zdtm::TIMEOUT, || common::proc_state(p) == Some('T')),
+            "task {p} is {:?} after --leave-stopped",
+            common::proc_state(p)
+        );
+    }
+    for &p in &all {
+        let _ =
+            rustix::process::kill_process(Pid::from_raw(p).unwrap(), rustix::process::Signal::CONT);
+    }
+    let verdict = z.go();
+    kill_all(&kids);
+    assert_eq!(verdict, "PASS");
+}
+
 /// A dump that fails in the middle of the tree (in its third task, after
 /// the first two were infected and cured) leaves every task running.
 #[test]

@@ -230,6 +230,41 @@ fn restore_fault_in_a_child_leaves_nothing() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// A PID of the tree still taken (a dumped task's zombie not reaped yet):
+/// the restore says so and leaves no task of the tree behind.
+#[test]
+fn busy_child_pid_is_reported_and_nothing_is_left() {
+    let Some(mut z) = Zdtm::start("zdtm-tree-busy", "zdtm_tree", &["tree"]) else {
+        return;
+    };
+    let kids = descendants(z.pid());
+    z.dump(&[]);
+    let busy = *kids.iter().max().unwrap();
+    let others: Vec<i32> = kids.iter().copied().filter(|&k| k != busy).collect();
+    reap(&others);
+    assert!(common::wait_until(common::zdtm::TIMEOUT, || {
+        common::proc_state(busy) == Some('Z')
+    }));
+    let (ok, log) = common::run_criu(z.images(), &["restore", "-d"], &[]);
+    assert!(!ok, "restore over a busy PID worked: {log}");
+    // The zombie also holds its session's id, the root's PID, which the
+    // kernel then refuses first.
+    assert!(log.contains("is in use"), "{log}");
+    let all: Vec<i32> = std::iter::once(z.pid())
+        .chain(others.iter().copied())
+        .collect();
+    assert!(
+        common::wait_until(common::zdtm::TIMEOUT, || {
+            reap(&all);
+            all.iter().all(|&p| common::proc_state(p).is_none())
+        }),
+        "tasks left after a busy PID"
+    );
+    reap(&[busy]);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
 /// A tree we did not write: a shell with two children in its session.
 #[test]
 fn shell_tree_restores() {

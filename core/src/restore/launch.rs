@@ -111,7 +111,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         let bytes: Vec<u8> = kids.iter().flat_map(|c| bytes_of(c).to_vec()).collect();
         p.image[p.children_off..p.children_off + bytes.len()].copy_from_slice(&bytes);
     }
-    if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
+    if crate::fault::at(crate::fault::RESTORE_BASE, 0, FAULT_OPEN_FILES, FAULT_ENV) {
         return Err(RestoreError::Unsupported(format!(
             "fault injected at {FAULT_OPEN_FILES}"
         )));

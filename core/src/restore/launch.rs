@@ -82,6 +82,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // Every task unmaps up to the top of the address space, whatever
     // region lies above the tool's own mappings.
     maps.all.push((task_size - page, task_size - page));
+    raise_nofile();
     let mut shared = plan::SharedFiles::new(plan::min_fd(alive.iter().copied()));
     let mut plans = Vec::with_capacity(alive.len());
     for t in &alive {
@@ -198,6 +199,20 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         Err(e) => {
             kill_created(&live, child);
             Err(e)
+        }
+    }
+}
+
+/// The tool holds every task's files at once until the root is forked:
+/// allow as many as the hard limit does (each task's own limits come back
+/// from its core in the restorer).
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            crate::pr_warn!("cannot raise the open files limit: {e}");
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct FileTable {
     /// Open memfd fds' objects (inode number, a descriptor to read them
     /// through, size), whose contents are dumped even when not mapped.
     pub memfd_objects: Vec<(u64, std::sync::Arc<std::os::fd::OwnedFd>, u64)>,
+    /// Fds already given a file id, over every task of the dump: (pid,
+    /// fd, id). An fd of another task sharing one of their open file
+    /// descriptions (inherited across fork) gets the same id (kcmp).
+    seen_fds: Vec<(i32, i32, u32)>,
 }
 
 impl FileTable {
@@ -150,7 +154,6 @@ pub fn collect_fds(
 ) -> Result<Vec<pb::FdinfoEntry>, FilesError> {
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    let mut seen: Vec<(i32, u32)> = Vec::new();
     let task = Pid::from_raw(pid);
     for fd in proc.fds()? {
         let path = match proc.fd_target(fd)? {
@@ -166,23 +169,27 @@ pub fn collect_fds(
         };
         let info = proc.fdinfo(fd)?;
         let is_memfd = path.as_os_str().as_bytes().starts_with(b"/memfd:");
-        let shared = task.and_then(|t| {
-            seen.iter().find(|(other, _)| {
-                matches!(
-                    kcmp(t, t, KcmpType::File, fd as u32, *other as u32),
-                    Ok(KcmpOrder::Equal)
-                )
+        let shared = task
+            .and_then(|t| {
+                files.seen_fds.iter().find(|(opid, ofd, _)| {
+                    Pid::from_raw(*opid).is_some_and(|o| {
+                        matches!(
+                            kcmp(t, o, KcmpType::File, fd as u32, *ofd as u32),
+                            Ok(KcmpOrder::Equal)
+                        )
+                    })
+                })
             })
-        });
+            .map(|&(_, ofd, id)| (ofd, id));
         if is_memfd {
             let id = match shared {
-                Some((_, id)) => *id,
+                Some((_, id)) => id,
                 None => {
                     let inode_id = memfd_fd(files, pid, fd, &path)?;
                     files.push_memfd(info.flags & !O_CLOEXEC, info.pos.max(0) as u64, inode_id)
                 }
             };
-            seen.push((fd, id));
+            files.seen_fds.push((pid, fd, id));
             out.push(pb::FdinfoEntry {
                 id,
                 flags: if info.flags & O_CLOEXEC != 0 {
@@ -207,7 +214,7 @@ pub fn collect_fds(
             return Err(unsupported(pid, fd, "a FIFO"));
         }
         let id = match shared {
-            Some((_, id)) => *id,
+            Some((_, id)) => id,
             None => files.push_reg(
                 &path,
                 info.flags & !O_CLOEXEC,
@@ -215,7 +222,7 @@ pub fn collect_fds(
                 meta.as_ref(),
             ),
         };
-        seen.push((fd, id));
+        files.seen_fds.push((pid, fd, id));
         out.push(pb::FdinfoEntry {
             id,
             flags: if info.flags & O_CLOEXEC != 0 {

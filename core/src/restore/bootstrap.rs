@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::process::Pid;
 
-use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg};
+use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords};
 
 /// The bytes of a plain `#[repr(C)]` value made of integers.
 pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {
@@ -120,6 +120,65 @@ impl Drop for Region {
             rustix::mm::munmap(
                 std::ptr::without_provenance_mut::<c_void>(self.base as usize),
                 self.len,
+            )
+        };
+    }
+}
+
+/// The tree's shared counters ([`TreeWords`] and the failed-PID word
+/// after them): one page mapped shared, inherited by every task forked
+/// after it; unmapped on drop.
+pub struct TreePage {
+    addr: usize,
+}
+
+impl TreePage {
+
+    /// Maps the page with the counters set to `groups` and `joins`.
+    pub fn map(groups: u32, joins: u32) -> Result<TreePage, Errno> {
+        // SAFETY: a new anonymous mapping at an address the kernel picks;
+        // nothing else refers to it.
+        let p = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                rustix::param::page_size(),
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+            )
+        }?;
+        let page = TreePage { addr: p as usize };
+        page.word(0).store(groups, Ordering::Release);
+        page.word(1).store(joins, Ordering::Release);
+        Ok(page)
+    }
+
+    pub fn addr(&self) -> u64 {
+        self.addr as u64
+    }
+
+    fn word(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: words 0..2 lie in our live, aligned, shared mapping.
+        unsafe { AtomicU32::from_ptr((self.addr + i * 4) as *mut u32) }
+    }
+
+    /// The PID of a zombie or helper that could not set itself up, if any.
+    pub fn failed(&self) -> Option<u32> {
+        const _: () = assert!(size_of::<TreeWords>() == 8);
+        match self.word(2).load(Ordering::Acquire) {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+}
+
+impl Drop for TreePage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the page `map` created; the words borrowed
+        // from it do not outlive `self`.
+        let _ = unsafe {
+            rustix::mm::munmap(
+                std::ptr::without_provenance_mut::<c_void>(self.addr),
+                rustix::param::page_size(),
             )
         };
     }

@@ -10,9 +10,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap, RawSyscall,
-    Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg,
-    VmaArg,
+    Array, ChildArg, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
+    ThreadArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -42,6 +42,48 @@ pub struct Plan {
     /// Fds the child inherits and moves or uses; closed in the tool once
     /// the child exists.
     pub fds: Vec<OwnedFd>,
+    /// Offset in `image` of the `[ChildArg]` array (filled by the tree
+    /// once every region's place is known).
+    pub children_off: usize,
+}
+
+/// What the tree decides for one task: its session and group, its
+/// children, and the shared counters.
+#[derive(Clone, Debug, Default)]
+pub struct TaskRole {
+    pub setsid: u32,
+    pub pgid: i32,
+    pub leads_group: u32,
+    pub join_pgid: i32,
+    pub nr_children: usize,
+    /// Address of the tree's counters (0: alone).
+    pub tree: u64,
+    pub fault_stage: u32,
+}
+
+/// Files and shared memory opened once for the whole tree, inherited by
+/// every task (the tool forks the root after all of them are open):
+/// tasks sharing one file id get one open file description.
+#[derive(Debug, Default)]
+pub struct SharedFiles {
+    /// Every fd the tool opens for the tasks is at or above this (above
+    /// every task's highest target fd).
+    pub min_fd: i32,
+    /// File id (files.img) -> the tool's fd.
+    files: std::collections::HashMap<u32, i32>,
+    /// shmem object id -> the tool's fd.
+    shm: std::collections::HashMap<u64, i32>,
+    /// The descriptors themselves, closed once the root is forked.
+    pub fds: Vec<OwnedFd>,
+}
+
+impl SharedFiles {
+    pub fn new(min_fd: i32) -> SharedFiles {
+        SharedFiles {
+            min_fd,
+            ..SharedFiles::default()
+        }
+    }
 }
 
 /// Arrays laid out after the args; addresses are offsets until `rebase`.
@@ -180,29 +222,38 @@ pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError>
     }
 }
 
+/// The lowest fd the tool may open for the tasks `tasks`: above every
+/// target fd of each.
+pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
+    tasks
+        .into_iter()
+        .flat_map(|t| t.fdinfo.iter().map(|f| f.fd as i32))
+        .max()
+        .unwrap_or(2)
+        .max(2)
+        + 1
+}
+
 pub fn build(
     t: &TaskImages,
     maps: &SelfMaps,
     page_size: u64,
-    shell_job: bool,
-    fault_stage: u32,
+    role: &TaskRole,
+    shared: &mut SharedFiles,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
     let mut fds: Vec<OwnedFd> = Vec::new();
-    let max_target = t
-        .fdinfo
-        .iter()
-        .map(|f| f.fd as i32)
-        .max()
-        .unwrap_or(2)
-        .max(2);
-    let min_fd = max_target + 1;
+    let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
 
-    // Shared memory objects, created and filled here; the restorer maps
-    // their descriptors.
+    // Shared memory objects, created and filled here (once per tree); the
+    // restorer maps their descriptors.
     let mut shm_fds = Vec::with_capacity(t.shmem.len());
     for o in &t.shmem {
+        if let Some(&fd) = shared.shm.get(&o.shmid) {
+            shm_fds.push(fd);
+            continue;
+        }
         let fd = high_fd(super::shmem::create(o)?, min_fd)?;
         crate::pr_debug!(
             "shmem object {} ({} bytes, {} runs) is fd {}",
@@ -211,7 +262,9 @@ pub fn build(
             o.runs.len(),
             fd.as_raw_fd()
         );
-        shm_fds.push(fd);
+        shared.shm.insert(o.shmid, fd.as_raw_fd());
+        shm_fds.push(fd.as_raw_fd());
+        shared.fds.push(fd);
     }
 
     // Task fds: regular files opened here, std fds of other kinds inherited
@@ -220,7 +273,7 @@ pub fn build(
     let mut keep: Vec<i32> = Vec::new();
     // Fds with one file id share one open file description (dup'ed or
     // inherited): it is opened once and dup'ed to each of them.
-    let mut opened: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
+    let opened = &mut shared.files;
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
         let cloexec = if fi.flags & 1 != 0 {
@@ -253,7 +306,7 @@ pub fn build(
                     to: target,
                     flags: cloexec,
                 });
-                fds.push(fd);
+                shared.fds.push(fd);
             }
             None if t.memfd_files.contains_key(&fi.id) => {
                 let m = &t.memfd_files[&fi.id];
@@ -273,7 +326,7 @@ pub fn build(
                     })?;
                 // A file description of its own, with the dumped flags
                 // and position (as CRIU reopens it through /proc).
-                let path = format!("/proc/self/fd/{}", shm_fds[i].as_raw_fd());
+                let path = format!("/proc/self/fd/{}", shm_fds[i]);
                 let flags = OFlags::from_bits_retain(
                     m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
                 );
@@ -286,7 +339,7 @@ pub fn build(
                     to: target,
                     flags: cloexec,
                 });
-                fds.push(fd);
+                shared.fds.push(fd);
             }
             None if target <= 2 => {
                 crate::pr_warn!(
@@ -329,7 +382,7 @@ pub fn build(
                     v.prot
                 },
                 flags: v.flags & !MAP_ANONYMOUS,
-                fd: shm_fds[i].as_raw_fd(),
+                fd: shm_fds[i],
                 final_prot: v.prot,
             });
             continue;
@@ -364,8 +417,6 @@ pub fn build(
             final_prot: v.prot,
         });
     }
-
-    fds.extend(shm_fds);
 
     let pages = File::open(&t.pages_path).map_err(|e| {
         RestoreError::Open(
@@ -469,22 +520,6 @@ pub fn build(
         .or(tc.map(|tc| tc.blk_sigset))
         .unwrap_or(0);
 
-    // Session: a session leader gets its own session back; anything else
-    // only with --shell-job, where it stays in ours.
-    let (setsid, pgid) = if t.pstree.sid == pid {
-        (1, 0)
-    } else if shell_job {
-        // A shell job stays in our session; a job that led its own
-        // process group leads a new one again (as a shell puts each job
-        // in a group of its own), anything else joins ours.
-        (0, if t.pstree.pgid == pid { pid as i32 } else { 0 })
-    } else {
-        return Err(RestoreError::Unsupported(format!(
-            "pstree.img: task {pid} was not a session leader (sid {}); restore it with --shell-job",
-            t.pstree.sid
-        )));
-    };
-
     // What this thread's kernel state looks like (rseq to undo in the
     // child; FPU state format for the frame).
     let (tool_rseq, host) = super::bootstrap::with_traced_fork(|p| {
@@ -534,6 +569,7 @@ pub fn build(
     let a_threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let a_moves = arena.push(&moves);
     let a_keep = arena.push(&keep);
+    let a_children = arena.push(&vec![ChildArg::default(); role.nr_children]);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
@@ -637,9 +673,13 @@ pub fn build(
     }
 
     let args = RestoreArgs {
-        pid: pid as i32,
-        setsid,
-        pgid,
+        pid: t.pstree.pid as i32,
+        setsid: role.setsid,
+        pgid: role.pgid,
+        leads_group: role.leads_group,
+        join_pgid: role.join_pgid,
+        tree: role.tree,
+        children: at(a_children),
         umask,
         cwd_fd,
         root_fd,
@@ -666,7 +706,7 @@ pub fn build(
         signals: at(a_signals),
         comm: comm_arg(&t.core),
         task_rseq: rseq_arg(&t.core),
-        fault_stage,
+        fault_stage: role.fault_stage,
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
@@ -693,6 +733,7 @@ pub fn build(
         image,
         args_off,
         fds,
+        children_off: arrays_off + a_children.addr as usize,
     })
 }
 

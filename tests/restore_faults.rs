@@ -58,16 +58,27 @@ fn every_failing_call_of_a_restore_leaves_nothing() {
         let log = std::fs::read_to_string(z.images().join("fault.log")).unwrap_or_default();
         let injected = log.contains("CRIU_FAULT_SYSCALL");
         if ok {
-            assert!(!injected, "the restore ignored the failure of call {n}: {log}");
+            assert!(
+                !injected,
+                "the restore ignored the failure of call {n}: {log}"
+            );
             break;
         }
         assert!(injected, "call {n}: the restore failed by itself: {log}");
         assert!(log.contains("Error"), "call {n}: no error reported: {log}");
         for &t in &tids {
-            assert_eq!(common::proc_state(t), None, "{t} left after call {n}: {log}");
+            assert_eq!(
+                common::proc_state(t),
+                None,
+                "{t} left after call {n}: {log}"
+            );
         }
         assert_eq!(snapshot(z.images()), images, "images changed by call {n}");
-        assert_eq!(snapshot(z.work()), work, "program's files changed by call {n}");
+        assert_eq!(
+            snapshot(z.work()),
+            work,
+            "program's files changed by call {n}"
+        );
         n += 1;
         assert!(n < 2000, "the restore never got through");
     }

@@ -58,12 +58,26 @@ const EXT_REGS_MAX: usize = 64 * 1024;
 /// `PTRACE_SEIZE` and a complete [`Seized`].
 struct DetachGuard(Option<Pid>);
 
+/// Detach from a seized task in whatever state it is: PTRACE_DETACH works
+/// only on a stopped tracee, so one still running (its INTERRUPT failed)
+/// is stopped first. Left traced, it would stay our tracee (and its
+/// zombie ours to reap) for as long as we run. Best effort: a failure
+/// means the task is gone.
+pub(super) fn detach_seized(pid: Pid) {
+    let _undo = crate::fault::Undo::enter();
+    if ptrace::detach(pid, 0).is_ok() {
+        return;
+    }
+    if ptrace::interrupt(pid).is_ok() && wait_interrupt_stop(pid).is_ok() {
+        let _ = ptrace::detach(pid, 0);
+    }
+}
+
 impl Drop for DetachGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _undo = crate::fault::Undo::enter();
-            // Nothing of the task was changed yet; a failure means it is gone.
-            let _ = ptrace::detach(pid, 0);
+            // Nothing of the task was changed yet.
+            detach_seized(pid);
         }
     }
 }

@@ -42,7 +42,7 @@ impl SeizedThread {
             released: true,
         };
         let detach_on_err = |e| {
-            let _ = ptrace::detach(t, 0);
+            super::seize::detach_seized(t);
             e
         };
         ptrace::interrupt(t)

@@ -133,7 +133,6 @@ pub struct TreePage {
 }
 
 impl TreePage {
-
     /// Maps the page with the counters set to `groups` and `joins`.
     pub fn map(groups: u32, joins: u32) -> Result<TreePage, Errno> {
         // SAFETY: a new anonymous mapping at an address the kernel picks;

@@ -236,6 +236,16 @@ fn kill_created(live: &[Live<'_>], root: Pid) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = rustix::process::kill_process(root, Signal::KILL);
+    // A thread still traced by us (removing the restorer failed half-way)
+    // is reported to us, not its parent, and the process cannot be reaped
+    // before it is: collect those first (ECHILD for any other thread).
+    for l in live {
+        for &(tid, _) in &l.t.threads {
+            if let Some(t) = Pid::from_raw(tid as i32) {
+                let _ = crate::sys::ptrace::wait(t);
+            }
+        }
+    }
     let _ = rustix::process::waitpid(Some(root), WaitOptions::empty());
 }
 

@@ -219,6 +219,8 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized task {pid} and {} other threads", threads.len());
     let mut c = collect_outside(&proc, &task, opts)?;
+    // Unix socket peers, once every fd is known.
+    c.files.finish(common.ext_unix_sk)?;
     fault("collected")?;
     pr_debug!(
         "Collected {} VMAs, {} page runs, {} files, {} fds",

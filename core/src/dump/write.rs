@@ -388,5 +388,6 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     if !c.files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &c.files.memfd_inodes)?;
     }
+    c.files.kinds.write_images(&img)?;
     Ok(())
 }

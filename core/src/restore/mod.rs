@@ -45,6 +45,8 @@ pub enum RestoreError {
     Image(#[from] crate::images::error::ImageError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FileError),
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
     #[error("{0}")]
@@ -222,7 +224,14 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let pid = task.pstree.pid;
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
     let (fault_stage, fault_after) = fault_from_env();
-    let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
+    let plan = plan::build(
+        &task,
+        &maps,
+        page,
+        opts.common.shell_job,
+        opts.common.ext_unix_sk,
+        fault_stage,
+    )?;
     if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
         return Err(RestoreError::Unsupported(format!(
             "fault injected at {FAULT_OPEN_FILES}"

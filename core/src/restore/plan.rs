@@ -96,11 +96,14 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
     if t.reg_files.contains_key(&t.mm.exe_file_id) {
         check_mm_map(t, task_size)?;
     }
+    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
     for fi in &t.fdinfo {
-        let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
+        let known = t.reg_files.contains_key(&fi.id)
+            || t.memfd_files.contains_key(&fi.id)
+            || t.other_files.holds(fi.id);
         if !known && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
-                "{}: fd {} (file id {}): only regular files are restored so far",
+                "{}: fd {} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                 t.fdinfo_file, fi.fd, fi.id
             )));
         }
@@ -183,6 +186,7 @@ pub fn build(
     maps: &SelfMaps,
     page_size: u64,
     shell_job: bool,
+    ext_unix_sk: bool,
     fault_stage: u32,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
@@ -219,6 +223,9 @@ pub fn build(
     // Fds with one file id share one open file description (dup'ed or
     // inherited): it is opened once and dup'ed to each of them.
     let mut opened: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
+    // Pipes, FIFOs and unix sockets: each kernel object made once, its
+    // file ids handed out one by one.
+    let mut opener = crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk);
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
         let cloexec = if fi.flags & 1 != 0 {
@@ -286,6 +293,20 @@ pub fn build(
                 });
                 fds.push(fd);
             }
+            // A shell job's stdio pipe to the outside is inherited
+            // from us, as before (a new pipe would lead nowhere).
+            None if t.other_files.holds(fi.id)
+                && !(shell_job && target <= 2 && t.other_files.half_pipe(fi.id)) =>
+            {
+                let fd = high_fd(opener.open(fi.id)?, min_fd)?;
+                opened.insert(fi.id, keep_raw(&fd));
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: cloexec,
+                });
+                fds.push(fd);
+            }
             None if target <= 2 => {
                 crate::pr_warn!(
                     "fd {target}: not a regular file; inheriting the tool's fd {target}"
@@ -293,13 +314,16 @@ pub fn build(
             }
             None => {
                 return Err(RestoreError::Unsupported(format!(
-                    "{}: fd {target} (file id {}): only regular files are restored so far",
+                    "{}: fd {target} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                     t.fdinfo_file, fi.id
                 )));
             }
         }
         keep.push(target);
     }
+    // What no task holds (a pipe's other end, a FIFO's keeper) stays open
+    // until the task exists.
+    fds.extend(opener.into_keep());
     if t.fdinfo.is_empty() {
         keep.extend([0, 1, 2]);
     }

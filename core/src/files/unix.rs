@@ -198,7 +198,7 @@ pub fn dump(
     let deleted = match (sk.name.first(), sk.vfs) {
         (Some(b'/'), Some((vfs_ino, _))) => {
             use std::os::unix::ffi::OsStrExt;
-            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&sk.name));
+            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path_bytes(&sk.name)));
             std::fs::symlink_metadata(p)
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != u64::from(vfs_ino))
                 .unwrap_or(true)
@@ -234,11 +234,12 @@ pub fn dump(
     ))
 }
 
-/// Once every fd is dumped: resolves peers. A peer that is a connection
-/// not yet accepted by a listener of the dump becomes that listener; one
-/// outside the dump is refused (naming the fd and the peer) unless
-/// `ext_unix_sk`, which adds an `USK_EXTERN` entry for it (ids from
-/// `next_id`, appended to `entries`).
+/// Once every fd is dumped: resolves peers. A client whose connection a
+/// listener has not accepted yet has no peer in sock_diag; it is found in
+/// the listener's pending connections and gets the listener as peer (as
+/// in CRIU's images). A peer outside the dump is refused (naming the fd
+/// and the peer) unless `ext_unix_sk`, which adds an `USK_EXTERN` entry
+/// for it (appended to `entries`, with the next ids).
 pub fn finish(
     st: &mut Dumped,
     entries: &mut Vec<pb::FileEntry>,
@@ -250,7 +251,7 @@ pub fn finish(
     let mut externs: Vec<u32> = Vec::new();
     for e in entries.iter_mut() {
         let Some(u) = e.usk.as_mut() else { continue };
-        if u.peer == 0 || u.uflags & USK_EXTERN != 0 || st.unix.ids.contains_key(&u.peer) {
+        if u.uflags & USK_EXTERN != 0 || st.unix.ids.contains_key(&u.peer) {
             continue;
         }
         let (_, pid, fd) = st
@@ -266,41 +267,50 @@ pub fn finish(
             kind: KIND,
             what,
         };
-        let listener = st.unix.ids.keys().find_map(|l| {
-            let sk = diag.get(l)?;
-            (sk.state == TCP_LISTEN && sk.icons.contains(&u.peer)).then_some(sk)
-        });
-        if let Some(l) = listener {
-            if diag.get(&u.peer).is_some_and(|emb| emb.rqueue > 0) {
+        let mut peer = u.peer;
+        if peer == 0 {
+            if u.state != u32::from(TCP_ESTABLISHED) || u.r#type == SOCK_DGRAM {
+                continue;
+            }
+            // Pending on a listener?
+            let Some(l) = diag
+                .values()
+                .find(|l| l.state == TCP_LISTEN && l.icons.contains(&u.ino))
+            else {
+                continue;
+            };
+            if diag.get(&u.ino).is_some_and(|me| me.wqueue > 0) {
                 return Err(err(format!(
-                    "its connection to listener {} is not accepted yet and holds data, \
+                    "it sent data on a connection listener {} has not accepted yet, \
                      which cannot be dumped yet",
                     l.ino
                 )));
             }
-            u.peer = l.ino;
-            continue;
+            if st.unix.ids.contains_key(&l.ino) {
+                u.peer = l.ino;
+                continue;
+            }
+            peer = l.ino;
         }
-        let peer = diag.get(&u.peer);
-        let pname = peer
-            .map(|p| String::from_utf8_lossy(&p.name).replace('\0', "@"))
+        let p = diag.get(&peer);
+        let pname = p
+            .map(|p| printable(&p.name))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "unnamed".into());
         if !ext_unix_sk {
             return Err(err(format!(
-                "connected to socket {} ({pname}) outside the dump (use --ext-unix-sk)",
-                u.peer
+                "connected to socket {peer} ({pname}) outside the dump (use --ext-unix-sk)"
             )));
         }
-        if peer.is_none_or(|p| p.name.is_empty()) {
+        if p.is_none_or(|p| p.name.is_empty()) {
             return Err(err(format!(
-                "connected to the unnamed socket {} outside the dump, \
-                 which cannot be connected to again",
-                u.peer
+                "connected to the unnamed socket {peer} outside the dump, \
+                 which cannot be connected to again"
             )));
         }
-        if !externs.contains(&u.peer) {
-            externs.push(u.peer);
+        u.peer = peer;
+        if !externs.contains(&peer) {
+            externs.push(peer);
         }
     }
     for ino in externs {
@@ -326,6 +336,23 @@ pub fn finish(
     Ok(())
 }
 
+/// A socket name for messages (abstract names start with `@`).
+pub fn printable(name: &[u8]) -> String {
+    let name = path_bytes(name);
+    String::from_utf8_lossy(name)
+        .replacen('\0', "@", 1)
+        .replace('\0', "")
+}
+
+/// A dumped name without the NUL the kernel keeps after a path name.
+pub fn path_bytes(name: &[u8]) -> &[u8] {
+    if name.first() == Some(&0) {
+        return name;
+    }
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    &name[..end]
+}
+
 /// Checks the unix entries before anything is created.
 pub fn check(img: &FileImages) -> Result<(), FileError> {
     for (id, u) in &img.unix {
@@ -342,10 +369,10 @@ pub fn check(img: &FileImages) -> Result<(), FileError> {
         if u.name.first().is_some_and(|&c| c != b'/' && c != 0) {
             return Err(err(format!(
                 "relative name {:?} cannot be bound again yet",
-                String::from_utf8_lossy(&u.name)
+                printable(&u.name)
             )));
         }
-        if u.name.len() > 107 {
+        if path_bytes(&u.name).len() > 107 {
             return Err(err("name longer than sun_path".into()));
         }
     }
@@ -377,7 +404,7 @@ pub(super) fn open(o: &mut Opener<'_>, id: u32) -> Result<OwnedFd, FileError> {
 pub(super) fn addr(name: &[u8]) -> Result<SocketAddrUnix, Errno> {
     match name.split_first() {
         Some((0, rest)) => SocketAddrUnix::new_abstract_name(rest),
-        _ => SocketAddrUnix::new(name),
+        _ => SocketAddrUnix::new(path_bytes(name)),
     }
 }
 

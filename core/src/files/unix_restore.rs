@@ -8,7 +8,8 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 
 use super::unix::{
-    STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, addr, send_flags, shutdown_how, socket,
+    STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, addr, path_bytes, printable, send_flags,
+    shutdown_how, socket,
 };
 use super::{FileError, FileImages, restore_err};
 use crate::images::pb;
@@ -88,7 +89,7 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
                         "connected to socket {} ({}) outside the dump: restore with \
                          --ext-unix-sk",
                         p.ino,
-                        String::from_utf8_lossy(&p.name).replace('\0', "@")
+                        printable(&p.name)
                     )));
                 }
                 Role::ConnectTo { peer: p.ino }
@@ -133,7 +134,7 @@ fn bind(fd: &OwnedFd, u: &pb::UnixSkEntry) -> Result<(), String> {
     let a = addr(&u.name).map_err(|e| format!("its name: {e}"))?;
     let path = (u.name[0] == b'/').then(|| {
         use std::os::unix::ffi::OsStrExt;
-        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&u.name))
+        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path_bytes(&u.name)))
     });
     if let Some(p) = &path
         && let Ok(m) = std::fs::symlink_metadata(p)
@@ -153,12 +154,7 @@ fn bind(fd: &OwnedFd, u: &pb::UnixSkEntry) -> Result<(), String> {
 
 fn connect(fd: &OwnedFd, to: &pb::UnixSkEntry) -> Result<(), String> {
     let a = addr(&to.name).map_err(|e| format!("peer name: {e}"))?;
-    rustix::net::connect(fd, &a).map_err(|e| {
-        format!(
-            "connect to {}: {e}",
-            String::from_utf8_lossy(&to.name).replace('\0', "@")
-        )
-    })
+    rustix::net::connect(fd, &a).map_err(|e| format!("connect to {}: {e}", printable(&to.name)))
 }
 
 /// Creates every socket of `img` and returns them by file id.

@@ -71,3 +71,85 @@ fn unix_socket_connected_outside_is_refused_cleanly() {
     drop(listener);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn unix_socket_connected_outside_comes_back_with_ext_unix_sk() {
+    let path = std::env::temp_dir().join(format!("zdtm-ext2-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let Some(mut z) = Zdtm::start(
+        "zdtm-unix-ext-allowed",
+        "zdtm_unix",
+        &["ext", path.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    z.dump(&["--ext-unix-sk"]);
+    // The old connection died with the task.
+    let (old, _) = listener.accept().unwrap();
+    drop(old);
+    z.restore(&["--ext-unix-sk"]);
+    // The restored socket connected to our listener again.
+    let (mut conn, _) = listener.accept().unwrap();
+    assert_eq!(z.go(), "PASS");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).unwrap();
+    assert_eq!(got, b"still here");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// CRIU's own crit (Debian's criu package) decodes the images of pipes,
+/// FIFOs and unix sockets we write, and its `x fds` names them.
+#[test]
+fn criu_crit_decodes_pipe_fifo_and_socket_images() {
+    let crit = std::path::Path::new("/usr/bin/crit");
+    if !crit.exists() {
+        common::skip(
+            "criu_crit_decodes_pipe_fifo_and_socket_images",
+            "CRIU's crit is not installed (Debian package criu)",
+        );
+        return;
+    }
+    let cases: &[(&str, &[&str], &[&str], &str)] = &[
+        ("zdtm_pipes", &[], &["pipes-data.img"], "pipe["),
+        ("zdtm_fifo", &[], &["fifo-data.img"], "fifo"),
+        ("zdtm_unix", &["listen"], &["sk-queues.img"], "unix["),
+        ("zdtm_unix", &["dgram"], &["sk-queues.img"], "unix["),
+    ];
+    for (i, (program, args, must, fds_word)) in cases.iter().enumerate() {
+        let Some(mut z) = Zdtm::start(&format!("crit-files-{i}"), program, args) else {
+            return;
+        };
+        z.dump(&["--leave-running"]);
+        let images = z.images().to_path_buf();
+        for name in *must {
+            assert!(images.join(name).exists(), "{program}: no {name}");
+        }
+        for entry in std::fs::read_dir(&images).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".img") || name.starts_with("pages-") {
+                continue;
+            }
+            let out = std::process::Command::new(crit)
+                .args(["decode", "-i", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "crit decode {name} ({program}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = std::process::Command::new(crit)
+            .args(["x", images.to_str().unwrap(), "fds"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(fds_word),
+            "{program}: {text}"
+        );
+        z.kill();
+    }
+}

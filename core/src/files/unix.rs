@@ -268,6 +268,9 @@ pub fn finish(
             what,
         };
         let mut peer = u.peer;
+        // A stream connection to the outside can only be made again to a
+        // listener (the connection was not accepted yet), by connecting.
+        let mut to_listener = false;
         if peer == 0 {
             if u.state != u32::from(TCP_ESTABLISHED) || u.r#type == SOCK_DGRAM {
                 continue;
@@ -291,6 +294,7 @@ pub fn finish(
                 continue;
             }
             peer = l.ino;
+            to_listener = true;
         }
         let p = diag.get(&peer);
         let pname = p
@@ -300,6 +304,13 @@ pub fn finish(
         if !ext_unix_sk {
             return Err(err(format!(
                 "connected to socket {peer} ({pname}) outside the dump (use --ext-unix-sk)"
+            )));
+        }
+        if u.r#type != SOCK_DGRAM && !to_listener {
+            return Err(err(format!(
+                "its stream connection to socket {peer} ({pname}) outside the dump \
+                 cannot be restored (only datagram peers and listeners can be \
+                 connected to again)"
             )));
         }
         if p.is_none_or(|p| p.name.is_empty()) {

@@ -153,3 +153,32 @@ fn criu_crit_decodes_pipe_fifo_and_socket_images() {
         z.kill();
     }
 }
+
+/// The pipe and socket entries of CRIU's own `fds` fixture are read as
+/// restore expects them: both ends of one pipe with its data, two
+/// socketpairs and their queues, in queue order.
+#[test]
+fn criu_fixture_pipes_and_sockets_are_read() {
+    use criu_core::images::{Kind, pb, typed::ImageDir};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/criu-4.2-images/fds");
+    if !dir.exists() {
+        common::skip("criu_fixture_pipes_and_sockets_are_read", "no fixtures");
+        return;
+    }
+    let dir = ImageDir::new(&dir);
+    let files: Vec<pb::FileEntry> = dir.read_all(Kind::Files, 0).unwrap();
+    let img = criu_core::files::FileImages::read(&dir, &files).unwrap();
+    img.check(&|id| files.iter().any(|f| f.id == id && f.reg.is_some()))
+        .unwrap();
+    assert!(img.holds(9) && img.holds(10) && img.holds(12) && img.holds(15));
+    assert!(!img.half_pipe(9) && !img.half_pipe(10));
+    let (d, data) = &img.pipe_data[&76205];
+    assert_eq!((d.bytes, d.size, data.len()), (5000, Some(65536), 5000));
+    let lens: Vec<(u32, usize)> = img
+        .sk_queues
+        .iter()
+        .map(|(e, d)| (e.id_for, d.len()))
+        .collect();
+    assert_eq!(lens, [(13, 3000), (15, 100), (15, 101), (15, 102)]);
+}

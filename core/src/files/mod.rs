@@ -139,9 +139,9 @@ impl FileImages {
         let mut f = FileImages::default();
         for e in files {
             if let Some(p) = &e.pipe {
-                f.pipes.insert(e.id, p.clone());
+                f.pipes.insert(e.id, *p);
             } else if let Some(x) = &e.fifo {
-                f.fifos.insert(e.id, x.clone());
+                f.fifos.insert(e.id, *x);
             } else if let Some(u) = &e.usk {
                 f.unix.insert(e.id, u.clone());
             }

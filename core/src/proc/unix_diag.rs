@@ -187,7 +187,7 @@ mod tests {
         let mut a = ((NLA_HDRLEN + data.len()) as u16).to_ne_bytes().to_vec();
         a.extend_from_slice(&kind.to_ne_bytes());
         a.extend_from_slice(data);
-        while a.len() % 4 != 0 {
+        while !a.len().is_multiple_of(4) {
             a.push(0);
         }
         a

@@ -173,7 +173,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
             if let Some(reg) = &f.reg {
                 reg_files.insert(f.id, reg.clone());
             } else if let Some(m) = &f.memfd {
-                memfd_files.insert(f.id, m.clone());
+                memfd_files.insert(f.id, *m);
             }
         }
     }

@@ -321,14 +321,93 @@ fn queues(
 /// credential passing.
 fn opts(fd: &OwnedFd, o: &pb::SkOptsEntry) -> Result<(), Errno> {
     use rustix::net::sockopt;
+    // Beyond the system's maximum only with CAP_NET_ADMIN (FORCE); without
+    // it, as close as the plain option allows.
     if o.so_sndbuf != 0 && sockopt::socket_send_buffer_size(fd)? != o.so_sndbuf as usize {
-        sockopt::set_socket_send_buffer_size_force(fd, o.so_sndbuf as usize / 2)?;
+        let want = o.so_sndbuf as usize / 2;
+        match sockopt::set_socket_send_buffer_size_force(fd, want) {
+            Err(Errno::PERM) => sockopt::set_socket_send_buffer_size(fd, want)?,
+            other => other?,
+        }
     }
     if o.so_rcvbuf != 0 && sockopt::socket_recv_buffer_size(fd)? != o.so_rcvbuf as usize {
-        sockopt::set_socket_recv_buffer_size_force(fd, o.so_rcvbuf as usize / 2)?;
+        let want = o.so_rcvbuf as usize / 2;
+        match sockopt::set_socket_recv_buffer_size_force(fd, want) {
+            Err(Errno::PERM) => sockopt::set_socket_recv_buffer_size(fd, want)?,
+            other => other?,
+        }
     }
     if o.so_passcred == Some(true) {
         sockopt::set_socket_passcred(fd, true)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sk(id: u32, ino: u32, kind: u32, state: u32, peer: u32, name: &[u8]) -> pb::UnixSkEntry {
+        pb::UnixSkEntry {
+            id,
+            ino,
+            r#type: kind,
+            state,
+            peer,
+            name: name.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn roles_of_a_listener_with_accepted_and_pending_clients_and_pairs() {
+        let mut img = FileImages::default();
+        let l = b"/run/l.sock\0";
+        for e in [
+            sk(1, 100, 1, STATE_LISTEN, 0, l),
+            sk(2, 101, 1, STATE_ESTABLISHED, 102, b""), // client
+            sk(3, 102, 1, STATE_ESTABLISHED, 101, l),   // accepted
+            sk(4, 103, 1, STATE_ESTABLISHED, 100, b""), // pending
+            sk(5, 104, 2, STATE_ESTABLISHED, 105, b""), // dgram pair
+            sk(6, 105, 2, STATE_ESTABLISHED, 104, b""),
+            sk(7, 106, 2, 7, 0, b"/run/d.sock\0"), // bound dgram
+            sk(8, 107, 2, STATE_ESTABLISHED, 106, b""), // sends to it
+        ] {
+            img.unix.insert(e.id, e);
+        }
+        let r = roles(&img, false).unwrap();
+        assert_eq!(r[&1], Role::Listener);
+        assert_eq!(
+            r[&2],
+            Role::Client {
+                listener: 100,
+                peer_id: 3
+            }
+        );
+        assert_eq!(r[&3], Role::Accepted);
+        assert_eq!(r[&4], Role::Pending { listener: 100 });
+        assert_eq!(r[&5], Role::PairA { peer_id: 6 });
+        assert_eq!(r[&6], Role::PairB);
+        assert_eq!(r[&7], Role::Alone);
+        assert_eq!(r[&8], Role::ConnectTo { peer: 106 });
+    }
+
+    #[test]
+    fn outside_peers_need_ext_unix_sk() {
+        let mut img = FileImages::default();
+        let mut ext = sk(2, 200, 2, 7, 0, b"/dev/log\0");
+        ext.uflags = USK_EXTERN;
+        img.unix
+            .insert(1, sk(1, 100, 2, STATE_ESTABLISHED, 200, b""));
+        img.unix.insert(2, ext);
+        let e = roles(&img, false).unwrap_err().to_string();
+        assert!(e.contains("/dev/log") && e.contains("--ext-unix-sk"), "{e}");
+        assert_eq!(
+            roles(&img, true).unwrap()[&1],
+            Role::ConnectTo { peer: 200 }
+        );
+        // A peer in no image at all.
+        img.unix.remove(&2);
+        assert!(roles(&img, true).is_err());
+    }
 }

@@ -44,6 +44,23 @@ fn unix_listener_keeps_accepted_and_pending_connections() {
 }
 
 #[test]
+fn unix_abstract_listener_keeps_accepted_and_pending_connections() {
+    dump_restore_pass("zdtm-unix-abstract", "zdtm_unix", &["abstract"]);
+}
+
+#[test]
+fn unix_fd_in_flight_is_refused_cleanly() {
+    let Some(z) = Zdtm::start("zdtm-unix-scm", "zdtm_unix", &["scm"]) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    let (ok, log) = z.criu_in(z.images(), &["dump", "-t", &pid]);
+    assert!(!ok, "dump with an fd in flight succeeded: {log}");
+    assert!(log.contains("SCM_RIGHTS") && log.contains("fd "), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
 fn unix_socket_connected_outside_is_refused_cleanly() {
     let path = std::env::temp_dir().join(format!("zdtm-ext-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);

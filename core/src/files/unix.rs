@@ -194,6 +194,15 @@ pub fn dump(
             ));
         }
     }
+    if sk.name.first().is_some_and(|&c| c != b'/' && c != 0) {
+        return Err(ctx.err(
+            KIND,
+            format!(
+                "bound to the relative name {:?}, which cannot be dumped yet",
+                printable(&sk.name)
+            ),
+        ));
+    }
     // A path name whose file is gone or replaced was unlinked.
     let deleted = match (sk.name.first(), sk.vfs) {
         (Some(b'/'), Some((vfs_ino, _))) => {

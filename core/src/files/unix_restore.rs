@@ -46,6 +46,10 @@ enum Role {
     },
     /// Bound if named, nothing else.
     Alone,
+    /// A connected stream or seqpacket socket whose peer was closed: one
+    /// side of a socketpair whose other side sends the queued data and is
+    /// closed (reads give the data, then end of file).
+    Orphan,
 }
 
 fn listener_named<'a>(
@@ -75,7 +79,11 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
         let role = if u.state == STATE_LISTEN {
             Role::Listener
         } else if u.peer == 0 {
-            Role::Alone
+            if u.state == STATE_ESTABLISHED && u.r#type != 2 {
+                Role::Orphan
+            } else {
+                Role::Alone
+            }
         } else {
             let Some(p) = peer else {
                 return Err(err(format!(
@@ -235,6 +243,22 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         fds.insert(id, a);
         fds.insert(peer_id, b);
     }
+    // Orphans: the other side only sends the queue, then goes.
+    let mut orphan_peers: HashMap<u32, OwnedFd> = HashMap::new();
+    for &id in &ids {
+        if roles[&id] != Role::Orphan {
+            continue;
+        }
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::from_raw(entry(id).r#type),
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|x| restore_err(id, KIND, format!("socketpair: {x}")))?;
+        fds.insert(id, a);
+        orphan_peers.insert(id, b);
+    }
     // 4. Connections not accepted yet, and connected datagram sockets.
     for &id in &ids {
         match roles[&id] {
@@ -256,7 +280,8 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         opts(fd, &entry(id).opts)
             .map_err(|x| restore_err(id, KIND, format!("socket options: {x}")))?;
     }
-    queues(img, &by_ino, &fds)?;
+    queues(img, &by_ino, &fds, &orphan_peers)?;
+    drop(orphan_peers);
     for (&id, fd) in &fds {
         let u = entry(id);
         let e = |w: String| restore_err(id, KIND, w);
@@ -278,6 +303,7 @@ fn queues(
     img: &FileImages,
     by_ino: &HashMap<u32, &pb::UnixSkEntry>,
     fds: &HashMap<u32, OwnedFd>,
+    orphan_peers: &HashMap<u32, OwnedFd>,
 ) -> Result<(), FileError> {
     let mut temp: Option<OwnedFd> = None;
     for (pe, data) in &img.sk_queues {
@@ -287,7 +313,8 @@ fn queues(
         let sender = by_ino
             .values()
             .find(|s| s.peer == recv.ino && s.uflags & USK_EXTERN == 0)
-            .and_then(|s| fds.get(&s.id));
+            .and_then(|s| fds.get(&s.id))
+            .or_else(|| orphan_peers.get(&rid));
         let sent = match sender {
             Some(s) => rustix::net::send(s, data, send_flags()),
             None if recv.r#type == 2 && !recv.name.is_empty() => {

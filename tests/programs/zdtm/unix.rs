@@ -1,13 +1,17 @@
 //! Unix sockets, one mode per run (first argument after the directory):
 //! - `stream`: a socketpair with data queued both ways, one side
-//!   non-blocking, and a second pair shut down for writing on one side.
+//!   non-blocking, a second pair shut down for writing on one side, and a
+//!   socket whose peer was closed after sending it data.
 //! - `dgram`: a datagram socketpair with several messages queued each way
 //!   (their boundaries must survive), and a bound datagram socket with
-//!   messages from an unbound one connected to it.
+//!   messages from an unbound one connected to it, and one with messages
+//!   sent to it by `sendto` from an unconnected socket.
 //! - `seqpacket`: a seqpacket socketpair with messages queued both ways.
 //! - `listen`: a listener bound in the work directory with one accepted
 //!   connection (data queued both ways) and one connection not accepted
-//!   yet.
+//!   yet; `abstract`: the same with a listener in the abstract namespace.
+//! - `scm`: a socketpair with a file descriptor in flight (the dump must
+//!   refuse it, leaving the program running).
 //! - `ext PATH`: a stream socket connected to a listener outside the
 //!   program (the dump must refuse it, leaving the program running).
 //!
@@ -103,6 +107,17 @@ fn check_flags(s: &Sock, what: &str) -> Result<(), String> {
     })
 }
 
+fn addr_of(fd: impl AsFd, peer: bool) -> Result<SocketAddrUnix, String> {
+    let a = if peer {
+        rustix::net::getpeername(fd)
+            .map_err(|e| e.to_string())?
+            .ok_or("no peer")?
+    } else {
+        rustix::net::getsockname(fd).map_err(|e| e.to_string())?
+    };
+    SocketAddrUnix::try_from(a).map_err(|e| e.to_string())
+}
+
 fn name_of(fd: impl AsFd, peer: bool) -> Result<Option<PathBuf>, String> {
     let a = if peer {
         rustix::net::getpeername(fd)
@@ -122,19 +137,25 @@ enum State {
         b: Sock,
         c: Sock,
         d: Sock,
+        e: Sock,
     },
     Messages {
         a: Sock,
         b: Sock,
         server: Option<(Sock, Sock)>,
+        server2: Option<(Sock, Sock)>,
         stream: bool,
     },
     Listen {
-        path: PathBuf,
+        addr: SocketAddrUnix,
         l: Sock,
         c1: Sock,
         s1: Sock,
         c2: Sock,
+    },
+    Scm {
+        a: Sock,
+        b: Sock,
     },
     Ext {
         s: Sock,
@@ -152,11 +173,15 @@ fn setup(dir: &Path, mode: &str, arg: Option<&str>) -> Result<State, String> {
             let (c, d) = pair(SocketType::STREAM)?;
             send(&c, b"bye")?;
             rustix::net::shutdown(&c, Shutdown::Write).map_err(|e| e.to_string())?;
+            let (e, f) = pair(SocketType::STREAM)?;
+            send(&f, b"orphaned data")?;
+            drop(f);
             Ok(State::Stream {
                 a: sock(a),
                 b: sock(b),
                 c: sock(c),
                 d: sock(d),
+                e: sock(e),
             })
         }
         "dgram" | "seqpacket" => {
@@ -187,16 +212,37 @@ fn setup(dir: &Path, mode: &str, arg: Option<&str>) -> Result<State, String> {
             } else {
                 None
             };
+            let server2 = if mode == "dgram" {
+                let path = dir.join("dgram2.sock");
+                let s = rustix::net::socket(AddressFamily::UNIX, SocketType::DGRAM, None)
+                    .map_err(|e| e.to_string())?;
+                let addr = SocketAddrUnix::new(&path).map_err(|e| e.to_string())?;
+                rustix::net::bind(&s, &addr).map_err(|e| format!("bind: {e}"))?;
+                let u = rustix::net::socket(AddressFamily::UNIX, SocketType::DGRAM, None)
+                    .map_err(|e| e.to_string())?;
+                for m in [&b"x1"[..], b"x22"] {
+                    rustix::net::sendto(&u, m, SendFlags::empty(), &addr)
+                        .map_err(|e| format!("sendto: {e}"))?;
+                }
+                Some((sock(s), sock(u)))
+            } else {
+                None
+            };
             Ok(State::Messages {
                 a: sock(a),
                 b: sock(b),
                 server,
+                server2,
                 stream: false,
             })
         }
-        "listen" => {
-            let path = dir.join("listen.sock");
-            let addr = SocketAddrUnix::new(&path).map_err(|e| e.to_string())?;
+        "listen" | "abstract" => {
+            let addr = if mode == "listen" {
+                SocketAddrUnix::new(dir.join("listen.sock")).map_err(|e| e.to_string())?
+            } else {
+                let name = format!("zdtm-unix-{}", std::process::id());
+                SocketAddrUnix::new_abstract_name(name.as_bytes()).map_err(|e| e.to_string())?
+            };
             let l = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None)
                 .map_err(|e| e.to_string())?;
             rustix::net::bind(&l, &addr).map_err(|e| format!("bind: {e}"))?;
@@ -212,11 +258,31 @@ fn setup(dir: &Path, mode: &str, arg: Option<&str>) -> Result<State, String> {
             rustix::net::connect(&c2, &addr).map_err(|e| format!("connect 2: {e}"))?;
             rustix::fs::fcntl_setfl(&l, OFlags::NONBLOCK).map_err(|e| e.to_string())?;
             Ok(State::Listen {
-                path,
+                addr,
                 l: sock(l),
                 c1: sock(c1),
                 s1: sock(s1),
                 c2: sock(c2),
+            })
+        }
+        "scm" => {
+            let (a, b) = pair(SocketType::STREAM)?;
+            let passed = rustix::fs::open("/", OFlags::RDONLY, rustix::fs::Mode::empty())
+                .map_err(|e| e.to_string())?;
+            let fds = [passed.as_fd()];
+            let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+            let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
+            cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+            rustix::net::sendmsg(
+                &a,
+                &[std::io::IoSlice::new(b"fd")],
+                &mut cmsg,
+                SendFlags::empty(),
+            )
+            .map_err(|e| format!("sendmsg: {e}"))?;
+            Ok(State::Scm {
+                a: sock(a),
+                b: sock(b),
             })
         }
         "ext" => {
@@ -233,7 +299,7 @@ fn setup(dir: &Path, mode: &str, arg: Option<&str>) -> Result<State, String> {
 
 fn check(state: State) -> Result<(), String> {
     match state {
-        State::Stream { a, b, c, d } => {
+        State::Stream { a, b, c, d, e } => {
             check_flags(&a, "a")?;
             check_flags(&b, "b")?;
             let got = recv_stream(&b.fd, 3000)?;
@@ -252,12 +318,18 @@ fn check(state: State) -> Result<(), String> {
             ensure(eof.is_empty(), || "no EOF after shutdown".into())?;
             send(&d.fd, b"back")?;
             let got = recv_stream(&c.fd, 4)?;
-            ensure(got == b"back", || format!("c got {got:?}"))
+            ensure(got == b"back", || format!("c got {got:?}"))?;
+            // The orphan: its data, then EOF.
+            let got = recv_stream(&e.fd, 13)?;
+            ensure(got == b"orphaned data", || format!("e got {got:?}"))?;
+            let eof = recv(&e.fd, 8)?;
+            ensure(eof.is_empty(), || "no EOF after the orphan's data".into())
         }
         State::Messages {
             a,
             b,
             server,
+            server2,
             stream,
         } => {
             for i in 0..3u8 {
@@ -286,10 +358,22 @@ fn check(state: State) -> Result<(), String> {
                 ensure(got == b"again", || format!("server got {got:?}"))?;
                 check_flags(&s, "server")?;
             }
+            if let Some((s, u)) = server2 {
+                for want in [&b"x1"[..], b"x22"] {
+                    let got = recv(&s.fd, 64)?;
+                    ensure(got == want, || format!("server2 got {got:?}"))?;
+                }
+                nothing_more(&s.fd, "server2")?;
+                let addr = addr_of(&s.fd, false)?;
+                rustix::net::sendto(&u.fd, b"x3", SendFlags::empty(), &addr)
+                    .map_err(|e| format!("sendto: {e}"))?;
+                let got = recv(&s.fd, 64)?;
+                ensure(got == b"x3", || format!("server2 got {got:?}"))?;
+            }
             Ok(())
         }
         State::Listen {
-            path,
+            addr,
             l,
             c1,
             s1,
@@ -300,14 +384,17 @@ fn check(state: State) -> Result<(), String> {
                 rustix::net::sockopt::socket_acceptconn(&l.fd).map_err(|e| e.to_string())?,
                 || "the listener is not listening".into(),
             )?;
-            ensure(name_of(&l.fd, false)? == Some(path.clone()), || {
+            ensure(addr_of(&l.fd, false)? == addr, || {
                 "listener name differs".into()
             })?;
-            ensure(name_of(&s1.fd, false)? == Some(path.clone()), || {
+            ensure(addr_of(&s1.fd, false)? == addr, || {
                 "accepted socket's name differs".into()
             })?;
-            ensure(name_of(&c1.fd, true)? == Some(path.clone()), || {
+            ensure(addr_of(&c1.fd, true)? == addr, || {
                 "client's peer name differs".into()
+            })?;
+            ensure(name_of(&c2.fd, false)?.is_none(), || {
+                "pending client got a name".into()
             })?;
             let got = recv_stream(&s1.fd, 15)?;
             ensure(got == b"from the client", || format!("s1 got {got:?}"))?;
@@ -325,10 +412,14 @@ fn check(state: State) -> Result<(), String> {
             // New clients still get in.
             let c3 = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None)
                 .map_err(|e| e.to_string())?;
-            let addr = SocketAddrUnix::new(&path).map_err(|e| e.to_string())?;
             rustix::net::connect(&c3, &addr).map_err(|e| format!("connect: {e}"))?;
             let s3 = rustix::net::accept(&l.fd).map_err(|e| format!("accept new: {e}"))?;
             ping(&c3, &s3, "new", true)
+        }
+        State::Scm { a, b } => {
+            let got = recv(&b.fd, 8)?;
+            ensure(got == b"fd", || format!("b got {got:?}"))?;
+            ping(&a.fd, &b.fd, "scm pair", true)
         }
         State::Ext { s } => {
             // Never dumped: still connected.

@@ -146,11 +146,10 @@ impl FileImages {
                 f.unix.insert(e.id, u.clone());
             }
         }
-        for (kind, map) in [(Kind::Pipes, &mut f.pipes)] {
-            if dir.path(kind, 0).exists() {
-                for p in dir.read_all::<pb::PipeEntry>(kind, 0)? {
-                    map.insert(p.id, p);
-                }
+        // Older CRIU wrote one image per kind instead of files.img.
+        if dir.path(Kind::Pipes, 0).exists() {
+            for p in dir.read_all::<pb::PipeEntry>(Kind::Pipes, 0)? {
+                f.pipes.insert(p.id, p);
             }
         }
         if dir.path(Kind::Fifo, 0).exists() {

@@ -36,7 +36,7 @@ const KIND: &str = "a unix socket";
 /// `uflags`: the socket is outside the dump (a peer of one inside).
 pub const USK_EXTERN: u32 = 1;
 const SOCK_STREAM: u32 = 1;
-const SOCK_DGRAM: u32 = 2;
+pub(super) const SOCK_DGRAM: u32 = 2;
 const SOCK_SEQPACKET: u32 = 5;
 /// Largest datagram read while dumping a queue.
 const MAX_MSG: usize = 4 << 20;

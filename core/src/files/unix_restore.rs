@@ -8,8 +8,8 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 
 use super::unix::{
-    STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, addr, path_bytes, printable, send_flags,
-    shutdown_how, socket,
+    SOCK_DGRAM, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, addr, path_bytes, printable,
+    send_flags, shutdown_how, socket,
 };
 use super::{FileError, FileImages, restore_err};
 use crate::images::pb;
@@ -79,7 +79,7 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
         let role = if u.state == STATE_LISTEN {
             Role::Listener
         } else if u.peer == 0 {
-            if u.state == STATE_ESTABLISHED && u.r#type != 2 {
+            if u.state == STATE_ESTABLISHED && u.r#type != SOCK_DGRAM {
                 Role::Orphan
             } else {
                 Role::Alone
@@ -104,9 +104,8 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
             } else if p.state == STATE_LISTEN {
                 Role::Pending { listener: p.ino }
             } else if p.peer == u.ino && u.state == STATE_ESTABLISHED {
-                if let Some(l) = listener_named(&by_ino, u) {
+                if listener_named(&by_ino, u).is_some() {
                     // Our name is a listener's: we were accepted by it.
-                    let _ = l;
                     Role::Accepted
                 } else if let Some(l) = listener_named(&by_ino, p) {
                     Role::Client {
@@ -230,7 +229,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         for (side, fd) in [(id, &a), (peer_id, &b)] {
             // Only datagram pairs bind names of their own (a stream
             // side's name is its listener's, and that one is gone).
-            if entry(side).r#type == 2 {
+            if entry(side).r#type == SOCK_DGRAM {
                 bind(fd, entry(side)).map_err(|w| restore_err(side, KIND, w))?;
             } else if !entry(side).name.is_empty() {
                 crate::pr_warn!(
@@ -317,9 +316,9 @@ fn queues(
             .or_else(|| orphan_peers.get(&rid));
         let sent = match sender {
             Some(s) => rustix::net::send(s, data, send_flags()),
-            None if recv.r#type == 2 && !recv.name.is_empty() => {
+            None if recv.r#type == SOCK_DGRAM && !recv.name.is_empty() => {
                 if temp.is_none() {
-                    temp = Some(socket(2).map_err(|x| e(format!("socket: {x}")))?);
+                    temp = Some(socket(SOCK_DGRAM).map_err(|x| e(format!("socket: {x}")))?);
                 }
                 let a = addr(&recv.name).map_err(|x| e(format!("name: {x}")))?;
                 let t = temp.as_ref().ok_or_else(|| e("no socket".into()))?;

@@ -199,3 +199,23 @@ fn criu_fixture_pipes_and_sockets_are_read() {
         .collect();
     assert_eq!(lens, [(13, 3000), (15, 100), (15, 101), (15, 102)]);
 }
+
+/// A dump with --leave-running consumes nothing: every program finds its
+/// pipes, FIFO and sockets exactly as it left them.
+#[test]
+fn leave_running_dump_consumes_no_data() {
+    let cases: &[(&str, &[&str])] = &[
+        ("zdtm_pipes", &[]),
+        ("zdtm_fifo", &[]),
+        ("zdtm_unix", &["stream"]),
+        ("zdtm_unix", &["dgram"]),
+        ("zdtm_unix", &["listen"]),
+    ];
+    for (i, (program, args)) in cases.iter().enumerate() {
+        let Some(mut z) = Zdtm::start(&format!("files-leave-running-{i}"), program, args) else {
+            return;
+        };
+        z.dump(&["--leave-running"]);
+        assert_eq!(z.go(), "PASS", "{program} {args:?}");
+    }
+}

@@ -27,9 +27,12 @@ const O_ACCMODE: u32 = 0o3;
 /// Pipe ends and data already dumped.
 #[derive(Debug, Default)]
 pub struct PipeDump {
-    /// File id of each (pipe inode, access mode) seen: one end of one
-    /// pipe is one file, whichever task holds it.
-    ends: HashMap<(u32, u32), u32>,
+    /// File id (and the task it was first seen in) of each (pipe inode,
+    /// access mode): one end of one pipe is one file, whichever task holds
+    /// it (inherited across fork). Within one task, fds that kcmp found to
+    /// be different files of one end (reopened through /proc) get ids of
+    /// their own.
+    ends: HashMap<(u32, u32), (u32, i32)>,
     /// Pipes whose data is dumped.
     data_done: HashSet<u32>,
 }
@@ -94,7 +97,9 @@ pub fn dump(
 ) -> Result<(u32, Option<pb::FileEntry>), FileError> {
     let pipe_id = u32::try_from(ino).map_err(|_| ctx.err(KIND, format!("inode {ino}")))?;
     let key = (pipe_id, ctx.flags & O_ACCMODE);
-    if let Some(&known) = st.pipes.ends.get(&key) {
+    if let Some(&(known, pid)) = st.pipes.ends.get(&key)
+        && pid != ctx.pid
+    {
         return Ok((known, None));
     }
     if st.pipes.data_done.insert(pipe_id) {
@@ -111,7 +116,7 @@ pub fn dump(
             ));
         }
     }
-    st.pipes.ends.insert(key, id);
+    st.pipes.ends.entry(key).or_insert((id, ctx.pid));
     let entry = pb::FileEntry {
         r#type: pb::FdTypes::Pipe as i32,
         id,

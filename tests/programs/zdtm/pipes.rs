@@ -2,7 +2,8 @@
 //! partially read pipe, a pipe grown with `F_SETPIPE_SZ` holding more
 //! than 64 KiB, a pipe whose write end is closed (data, then EOF), one
 //! whose read end is closed (so only the write end is held), a
-//! non-blocking write end and a `dup` of a read end. After restore each
+//! non-blocking write end, and a read end reopened through /proc (its own
+//! open file, non-blocking while the first read end is not). After restore each
 //! must hold exactly its data, have its size and flags, and its two ends
 //! must still be one pipe (what is written to one is read from the
 //! other).
@@ -132,11 +133,40 @@ fn setup() -> Result<Vec<Case>, String> {
     let (r, w) = new_pipe()?;
     rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).map_err(|e| e.to_string())?;
     cases.push(case("nonblock-empty", Some(r), Some(w), Vec::new())?);
+
+    let (r, w) = new_pipe()?;
+    write_all(&w, b"two readers")?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&r));
+    let r2 = rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("reopen: {e}"))?;
+    // The first reader stays blocking (a separate open file), and open.
+    let first = case("reopened-first", Some(r), None, Vec::new())?;
+    cases.push(case(
+        "reopened",
+        Some(r2),
+        Some(w),
+        b"two readers".to_vec(),
+    )?);
+    cases.push(Case {
+        queued: b"two readers".to_vec(),
+        ..first
+    });
     Ok(cases)
 }
 
 fn check_case(c: &Case) -> Result<(), String> {
     let ctx = |e: String| format!("{}: {e}", c.name);
+    if c.name == "reopened-first" {
+        // Its data was read through the other reader; only its flags
+        // (blocking, unlike the other) and its pipe are left to check.
+        return ensure(flags(&c.r) == c.r_flags, || {
+            ctx(format!("flags {:?}, were {:?}", flags(&c.r), c.r_flags))
+        });
+    }
     ensure(flags(&c.r) == c.r_flags && flags(&c.w) == c.w_flags, || {
         ctx(format!(
             "flags {:?}/{:?}, were {:?}/{:?}",

@@ -631,12 +631,12 @@ fn unsupported_fd_is_refused_and_task_unharmed() {
     if let Some(why) = cannot_dump() {
         return skip("unsupported_fd_is_refused_and_task_unharmed", why);
     }
-    let dir = TempDir::new("dump-pipe");
-    let victim = Victim::start_with(&dir, &["pipe"]);
+    let dir = TempDir::new("dump-netlink");
+    let victim = Victim::start_with(&dir, &["netlink"]);
     let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &[], None);
     assert_eq!(rc, 1, "{log}");
     assert!(
-        log.contains("is a pipe, which cannot be dumped yet"),
+        log.contains("is a socket: of address family 16, which cannot be dumped yet"),
         "{log}"
     );
     assert_eq!(victim.verdict(), "PASS\n");

@@ -47,6 +47,9 @@
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
 //!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
 //!   root; path, flags without O_CLOEXEC, pos, size, mode).
+//! - pipes, FIFOs and unix sockets: PIPE/FIFO/UNIXSK entries in `files.img`
+//!   and their unread data in `pipes-data.img`, `fifo-data.img` and
+//!   `sk-queues.img` (see [`crate::files`]).
 
 pub mod core_img;
 pub mod files;
@@ -272,6 +275,8 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         );
         collected.push(Some(c));
     }
+    // Unix socket peers, once every fd of every task is known.
+    files.finish(common.ext_unix_sk)?;
     fault("collected")?;
 
     // Shared memory objects, read while every task is frozen: one per

@@ -259,6 +259,7 @@ pub fn write_tree_images(
     if !files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
     }
+    files.kinds.write_images(&img)?;
     Ok(())
 }
 

@@ -48,6 +48,8 @@ pub struct TaskImages {
     pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
     /// Shared memory objects the VMAs map.
     pub shmem: Vec<super::shmem::ShmemImage>,
+    /// Pipes, FIFOs and unix sockets (`files.img` and their data images).
+    pub other_files: crate::files::FileImages,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -238,15 +240,18 @@ fn read_task(
 
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
+    let mut all_files = Vec::new();
     if dir.path(Kind::Files, 0).exists() {
-        for f in dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)? {
-            if let Some(reg) = f.reg {
-                reg_files.insert(f.id, reg);
-            } else if let Some(m) = f.memfd {
-                memfd_files.insert(f.id, m);
+        all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
+        for f in &all_files {
+            if let Some(reg) = &f.reg {
+                reg_files.insert(f.id, reg.clone());
+            } else if let Some(m) = &f.memfd {
+                memfd_files.insert(f.id, *m);
             }
         }
     }
+    let other_files = crate::files::FileImages::read(dir, &all_files)?;
     if dir.path(Kind::RegFiles, 0).exists() {
         for reg in dir
             .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
@@ -307,6 +312,7 @@ fn read_task(
         fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
         memfd_files,
         shmem,
+        other_files,
     })
 }
 

@@ -83,7 +83,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // region lies above the tool's own mappings.
     maps.all.push((task_size - page, task_size - page));
     raise_nofile();
-    let mut shared = plan::SharedFiles::new(plan::min_fd(alive.iter().copied()));
+    let mut shared = plan::SharedFiles::new(
+        plan::min_fd(alive.iter().copied()),
+        opts.common.shell_job,
+        opts.common.ext_unix_sk,
+    );
     let mut plans = Vec::with_capacity(alive.len());
     for t in &alive {
         let pid = t.pstree.pid as i32;
@@ -101,6 +105,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         maps.all.sort_unstable();
         plans.push(p);
     }
+    shared.all_planned();
     let at: HashMap<i32, tree::RegionAt> = alive
         .iter()
         .zip(&plans)

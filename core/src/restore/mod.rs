@@ -51,6 +51,8 @@ pub enum RestoreError {
     Image(#[from] crate::images::error::ImageError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FileError),
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
     #[error("{0}")]

@@ -64,8 +64,8 @@ pub struct TaskRole {
 /// Files and shared memory opened once for the whole tree, inherited by
 /// every task (the tool forks the root after all of them are open):
 /// tasks sharing one file id get one open file description.
-#[derive(Debug, Default)]
-pub struct SharedFiles {
+#[derive(Default)]
+pub struct SharedFiles<'a> {
     /// Every fd the tool opens for the tasks is at or above this (above
     /// every task's highest target fd).
     pub min_fd: i32,
@@ -75,13 +75,30 @@ pub struct SharedFiles {
     shm: std::collections::HashMap<u64, i32>,
     /// The descriptors themselves, closed once the root is forked.
     pub fds: Vec<OwnedFd>,
+    /// Pipes, FIFOs and unix sockets of the tree, made once each.
+    opener: Option<crate::files::Opener<'a>>,
+    /// `--shell-job`: a stdio pipe to the outside is inherited from us.
+    shell_job: bool,
+    /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
+    ext_unix_sk: bool,
 }
 
-impl SharedFiles {
-    pub fn new(min_fd: i32) -> SharedFiles {
+impl<'a> SharedFiles<'a> {
+    pub fn new(min_fd: i32, shell_job: bool, ext_unix_sk: bool) -> SharedFiles<'a> {
         SharedFiles {
             min_fd,
+            shell_job,
+            ext_unix_sk,
             ..SharedFiles::default()
+        }
+    }
+
+    /// Once every task is planned: what no task holds (a pipe's other
+    /// end, a FIFO's keeper) stays open with the rest until the root is
+    /// forked (every task inherits it from there).
+    pub fn all_planned(&mut self) {
+        if let Some(o) = self.opener.take() {
+            self.fds.extend(o.into_keep());
         }
     }
 }
@@ -140,11 +157,14 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
     if t.reg_files.contains_key(&t.mm.exe_file_id) {
         check_mm_map(t, task_size)?;
     }
+    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
     for fi in &t.fdinfo {
-        let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
+        let known = t.reg_files.contains_key(&fi.id)
+            || t.memfd_files.contains_key(&fi.id)
+            || t.other_files.holds(fi.id);
         if !known && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
-                "{}: fd {} (file id {}): only regular files are restored so far",
+                "{}: fd {} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                 t.fdinfo_file, fi.fd, fi.id
             )));
         }
@@ -234,12 +254,12 @@ pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
         + 1
 }
 
-pub fn build(
-    t: &TaskImages,
+pub fn build<'a>(
+    t: &'a TaskImages,
     maps: &SelfMaps,
     page_size: u64,
     role: &TaskRole,
-    shared: &mut SharedFiles,
+    shared: &mut SharedFiles<'a>,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -273,6 +293,13 @@ pub fn build(
     let mut keep: Vec<i32> = Vec::new();
     // Fds with one file id share one open file description (dup'ed or
     // inherited): it is opened once and dup'ed to each of them.
+    // Pipes, FIFOs and unix sockets: each kernel object made once for the
+    // tree (files.img is the tree's), its file ids handed out one by one.
+    let ext_unix_sk = shared.ext_unix_sk;
+    let shell_job = shared.shell_job;
+    let opener = shared
+        .opener
+        .get_or_insert_with(|| crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk));
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
@@ -341,6 +368,20 @@ pub fn build(
                 });
                 shared.fds.push(fd);
             }
+            // A shell job's stdio pipe to the outside is inherited
+            // from us, as before (a new pipe would lead nowhere).
+            None if t.other_files.holds(fi.id)
+                && !(shell_job && target <= 2 && t.other_files.half_pipe(fi.id)) =>
+            {
+                let fd = high_fd(opener.open(fi.id)?, min_fd)?;
+                opened.insert(fi.id, keep_raw(&fd));
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: cloexec,
+                });
+                shared.fds.push(fd);
+            }
             None if target <= 2 => {
                 crate::pr_warn!(
                     "fd {target}: not a regular file; inheriting the tool's fd {target}"
@@ -348,7 +389,7 @@ pub fn build(
             }
             None => {
                 return Err(RestoreError::Unsupported(format!(
-                    "{}: fd {target} (file id {}): only regular files are restored so far",
+                    "{}: fd {target} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                     t.fdinfo_file, fi.id
                 )));
             }

@@ -218,7 +218,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized task {pid} and {} other threads", threads.len());
-    let mut c = collect_outside(&proc, &task, opts)?;
+    let fd_opts = files::FdOpts {
+        ghost_limit: common.ghost_limit,
+        file_locks: common.file_locks,
+    };
+    let mut c = collect_outside(&proc, &task, opts, fd_opts)?;
     fault("collected")?;
     pr_debug!(
         "Collected {} VMAs, {} page runs, {} files, {} fds",
@@ -376,7 +380,12 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
 }
 
 /// Everything read from outside the task while it is seized.
-fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Collected, DumpError> {
+fn collect_outside(
+    proc: &ProcDir,
+    task: &Seized,
+    opts: &DumpOpts,
+    fd_opts: files::FdOpts,
+) -> Result<Collected, DumpError> {
     let pid = proc.pid();
     let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
     let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
@@ -417,7 +426,8 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let root = proc.root().map_err(collect_err(pid, "root"))?;
 
     let mut files = files::FileTable::default();
-    let exe_file_id = files.add_path(&exe, true)?;
+    let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe_file_id = files::add_mapped(&mut files, &exe_link, &exe, fd_opts)?;
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
     for v in &vmas {
         let id = match &v.file {
@@ -452,13 +462,13 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
                 ));
                 let target =
                     std::fs::read_link(&path).map_err(collect_err(pid, "map_files link"))?;
-                Some(files.add_path(&target, true)?)
+                Some(files::add_mapped(&mut files, &path, &target, fd_opts)?)
             }
             _ => None,
         };
         vma_file_ids.push(id);
     }
-    let fdinfo = files::collect_fds(proc, &mut files)?;
+    let fdinfo = files::collect_fds(proc, &mut files, fd_opts)?;
     let cwd_id = files.add_path(&cwd, false)?;
     let root_id = files.add_path(&root, false)?;
     let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;

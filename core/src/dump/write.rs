@@ -388,5 +388,12 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     if !c.files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &c.files.memfd_inodes)?;
     }
+    c.files.ghosts.write(&img).map_err(|e| match e {
+        crate::files::ghost::GhostError::Image(e) => e,
+        other => ImageError::io("ghost files", std::io::Error::other(other.to_string())),
+    })?;
+    if !c.files.locks.entries.is_empty() {
+        img.write_all(Kind::FileLocks, 0, &c.files.locks.entries)?;
+    }
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! A failed restore kills the half-built task.
 
 mod bootstrap;
+mod fd_state;
 pub mod images;
 pub mod layout;
 mod plan;
@@ -112,6 +113,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "sigactions",
     "itimers",
     "close-fds",
+    "fd-state",
     "creds",
     "task-attrs",
     "arch-state",
@@ -159,6 +161,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_TASK => "task-name",
         abi::STAGE_ATTRS => "task-attrs",
         abi::STAGE_THREADS => "threads",
+        abi::STAGE_FD_STATE => "fd-state",
         _ => "unknown",
     }
 }
@@ -169,6 +172,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
     match stage {
         abi::STAGE_SESSION => "pstree.img".into(),
         abi::STAGE_FDS | abi::STAGE_CLOSE_FDS => "files.img/fdinfo".into(),
+        abi::STAGE_FD_STATE => "files.img (epoll targets) / filelocks.img".into(),
         abi::STAGE_FS => format!("fs-{pid}.img"),
         abi::STAGE_PARK_VDSO
         | abi::STAGE_UNMAP
@@ -222,7 +226,22 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let pid = task.pstree.pid;
     crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
     let (fault_stage, fault_after) = fault_from_env();
-    let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
+    // Ghost files exist from here until every user has opened them.
+    let ghosts = crate::files::ghost::Ghosts::create(&dir, &task.remaps, &task.reg_files)
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    let file_opts = fd_state::FileOpts {
+        ghosts: &ghosts,
+        file_locks: opts.common.file_locks,
+    };
+    let plan = plan::build(
+        &task,
+        &maps,
+        page,
+        opts.common.shell_job,
+        fault_stage,
+        file_opts,
+    )?;
+    drop(ghosts);
     if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
         return Err(RestoreError::Unsupported(format!(
             "fault injected at {FAULT_OPEN_FILES}"

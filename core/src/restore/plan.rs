@@ -97,14 +97,17 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
         check_mm_map(t, task_size)?;
     }
     for fi in &t.fdinfo {
-        let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
+        let known = t.reg_files.contains_key(&fi.id)
+            || t.memfd_files.contains_key(&fi.id)
+            || t.anon_files.contains_key(&fi.id);
         if !known && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
-                "{}: fd {} (file id {}): only regular files are restored so far",
+                "{}: fd {} (file id {}): a kind of file that is not restored yet",
                 t.fdinfo_file, fi.fd, fi.id
             )));
         }
     }
+    super::fd_state::check(t)?;
     let _ = page_runs(t, page_size);
     let pid = t.pstree.pid;
     creds_arg(&t.core, &format!("core-{pid}.img"))?;
@@ -184,8 +187,18 @@ pub fn build(
     page_size: u64,
     shell_job: bool,
     fault_stage: u32,
+    file_opts: super::fd_state::FileOpts<'_>,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
+    // Ghost files are opened by the path they were created at.
+    let mut reg_files = t.reg_files.clone();
+    for (id, reg) in reg_files.iter_mut() {
+        if let Some(p) = file_opts.ghosts.path_of(*id) {
+            reg.name = p.display().to_string();
+        }
+    }
+    let reg_files = &reg_files;
+    let fd_state = super::fd_state::FdState::new(t, file_opts.file_locks)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
     let max_target = t
         .fdinfo
@@ -235,7 +248,7 @@ pub fn build(
             keep.push(target);
             continue;
         }
-        match t.reg_files.get(&fi.id) {
+        match reg_files.get(&fi.id) {
             Some(reg) => {
                 let flags = OFlags::from_bits_retain(
                     reg.flags
@@ -278,6 +291,16 @@ pub fn build(
                 let fd = open_path(&path, flags, min_fd)?;
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
                     .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+                opened.insert(fi.id, keep_raw(&fd));
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: cloexec,
+                });
+                fds.push(fd);
+            }
+            None if t.anon_files.contains_key(&fi.id) => {
+                let fd = high_fd(super::fd_state::open_anon(&t.anon_files[&fi.id])?, min_fd)?;
                 opened.insert(fi.id, keep_raw(&fd));
                 moves.push(FdMove {
                     from: keep_raw(&fd),
@@ -334,7 +357,7 @@ pub fn build(
         }
         let mut fd = -1;
         if is_file_vma(v) {
-            let reg = t.reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
+            let reg = reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
                 RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
             })?;
             let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
@@ -379,7 +402,7 @@ pub fn build(
     let mut umask = u32::MAX;
     if let Some(fs) = &t.fs {
         for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
-            if let Some(reg) = t.reg_files.get(&id) {
+            if let Some(reg) = reg_files.get(&id) {
                 let d = open_reg(reg, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
                 // The task's root is ours already in the common case: no
                 // chroot then (it needs CAP_SYS_CHROOT, which
@@ -396,7 +419,7 @@ pub fn build(
 
     // mm boundaries and the executable.
     let mut exe_fd = None;
-    if let Some(reg) = t.reg_files.get(&t.mm.exe_file_id) {
+    if let Some(reg) = reg_files.get(&t.mm.exe_file_id) {
         exe_fd = Some(open_reg(reg, OFlags::RDONLY, min_fd)?);
     }
 
@@ -531,6 +554,9 @@ pub fn build(
     }
     let a_threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let a_moves = arena.push(&moves);
+    let a_events = arena.push(&fd_state.events);
+    let a_flocks = arena.push(&fd_state.flocks);
+    let a_fd_calls = arena.push(&vec![RawSyscall::default(); fd_state.count()]);
     let a_keep = arena.push(&keep);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
     let a_auxv = arena.push(&auxv);
@@ -599,6 +625,10 @@ pub fn build(
             vec_bytes(&[frame.arch_syscalls, robust, advice].concat()),
         ),
         (a_threads, vec_bytes(&thread_args)),
+        (
+            a_fd_calls,
+            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr)),
+        ),
     ] {
         let off = a.addr as usize;
         arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -670,6 +700,7 @@ pub fn build(
         tool_rseq,
         attrs: super::task_attrs::arg(t),
         threads: at(a_threads),
+        fd_calls: at(a_fd_calls),
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

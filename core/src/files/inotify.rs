@@ -64,9 +64,10 @@ impl MountFds {
                 .iter()
                 .find(|m| m.major == major && m.minor == minor)
                 .ok_or_else(no_mount)?;
+            // Not O_PATH: open_by_handle_at takes a real open file.
             let fd = rustix::fs::open(
                 &m.mount_point,
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
             )
             .map_err(|_| no_mount())?;

@@ -54,7 +54,7 @@ pub struct MountFds {
 
 impl MountFds {
     fn get(&mut self, sdev: u32, wd: u32) -> Result<&OwnedFd, InotifyError> {
-        if !self.fds.contains_key(&sdev) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.fds.entry(sdev) {
             let (major, minor) = kdev(sdev);
             let no_mount = || InotifyError::NoMount { wd, major, minor };
             let mounts = crate::proc::ProcDir::open_self()
@@ -71,7 +71,7 @@ impl MountFds {
                 rustix::fs::Mode::empty(),
             )
             .map_err(|_| no_mount())?;
-            self.fds.insert(sdev, fd);
+            slot.insert(fd);
         }
         Ok(&self.fds[&sdev])
     }

@@ -101,7 +101,7 @@ impl LockTable {
             if self.seen.iter().any(same) {
                 continue;
             }
-            self.seen.push((key.0, key.1, key.2, e.clone()));
+            self.seen.push((key.0, key.1, key.2, e));
             self.entries.push(e);
         }
         Ok(())

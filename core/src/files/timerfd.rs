@@ -84,7 +84,7 @@ pub fn open(e: &pb::TimerfdEntry) -> Result<OwnedFd, SysFail> {
         // meaningful).
         let now = now(e.clockid);
         let mut sec = now.tv_sec + value.tv_sec;
-        let mut nsec = now.tv_nsec as i64 + value.tv_nsec as i64;
+        let mut nsec = now.tv_nsec + value.tv_nsec;
         if nsec >= 1_000_000_000 {
             sec += 1;
             nsec -= 1_000_000_000;

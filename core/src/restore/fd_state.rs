@@ -25,14 +25,14 @@ pub struct FileOpts<'a> {
 pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
     let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
     for (id, f) in &t.anon_files {
-        if let Some(ep) = &f.epfd {
-            if let Some(tfd) = ep.tfd.iter().find(|x| !has_fd(x.tfd)) {
-                return Err(RestoreError::Unsupported(format!(
-                    "files.img: epoll instance {id} watches fd {}, which the task does \
-                     not hold (a closed target still registered)",
-                    tfd.tfd
-                )));
-            }
+        if let Some(ep) = &f.epfd
+            && let Some(tfd) = ep.tfd.iter().find(|x| !has_fd(x.tfd))
+        {
+            return Err(RestoreError::Unsupported(format!(
+                "files.img: epoll instance {id} watches fd {}, which the task does \
+                 not hold (a closed target still registered)",
+                tfd.tfd
+            )));
         }
         if let Some(tf) = &f.tfd
             && crate::files::timerfd::clock(tf.clockid).is_none()

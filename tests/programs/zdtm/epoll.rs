@@ -33,7 +33,10 @@ fn wait(ep: impl AsFd) -> Result<BTreeMap<u64, EventFlags>, String> {
     };
     epoll::wait(ep, rustix::buffer::spare_capacity(&mut buf), Some(&now))
         .map_err(|e| format!("epoll_wait: {e}"))?;
-    Ok(buf.iter().map(|e: &Event| (e.data.u64(), e.flags)).collect())
+    Ok(buf
+        .iter()
+        .map(|e: &Event| (e.data.u64(), e.flags))
+        .collect())
 }
 
 fn main() {
@@ -72,7 +75,9 @@ fn main() {
         |s| {
             let got = wait(&s.ep)?;
             let keys: Vec<u64> = got.keys().copied().collect();
-            ensure(keys == [1, 7, 0xdead_beef], || format!("ready targets {got:?}"))?;
+            ensure(keys == [1, 7, 0xdead_beef], || {
+                format!("ready targets {got:?}")
+            })?;
             ensure(got[&0xdead_beef] == EventFlags::OUT, || format!("{got:?}"))?;
             rustix::io::write(&s.idle, &1u64.to_ne_bytes()).map_err(|e| e.to_string())?;
             let got = wait(&s.ep)?;

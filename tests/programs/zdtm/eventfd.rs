@@ -40,7 +40,9 @@ fn main() {
             })?;
             let v = read_u64(&big).map_err(|e| format!("read big: {e}"))?;
             ensure(v == BIG, || format!("big counter {v:#x}, want {BIG:#x}"))?;
-            ensure(read_u64(&big).is_err(), || "big: readable after reading".into())?;
+            ensure(read_u64(&big).is_err(), || {
+                "big: readable after reading".into()
+            })?;
             if fdinfo(&sem).contains("eventfd-semaphore") {
                 ensure(fdinfo(&sem).contains("eventfd-semaphore: 1"), || {
                     format!("sem fdinfo: {}", fdinfo(&sem))

@@ -67,15 +67,17 @@ fn open(p: &Path) -> Result<OwnedFd, String> {
 fn probe(dir: &Path, pid: i32) -> Result<(), String> {
     use rustix::fs::{FlockOperation, flock};
     let ex = open(&dir.join("ex"))?;
-    ensure(flock(&ex, FlockOperation::NonBlockingLockShared).is_err(), || {
-        "DIR/ex: not flock(LOCK_EX)ed any more".into()
-    })?;
+    ensure(
+        flock(&ex, FlockOperation::NonBlockingLockShared).is_err(),
+        || "DIR/ex: not flock(LOCK_EX)ed any more".into(),
+    )?;
     let sh = open(&dir.join("sh"))?;
     flock(&sh, FlockOperation::NonBlockingLockShared)
         .map_err(|e| format!("DIR/sh: shared flock refused: {e}"))?;
-    ensure(flock(&sh, FlockOperation::NonBlockingLockExclusive).is_err(), || {
-        "DIR/sh: not flock(LOCK_SH)ed any more".into()
-    })?;
+    ensure(
+        flock(&sh, FlockOperation::NonBlockingLockExclusive).is_err(),
+        || "DIR/sh: not flock(LOCK_SH)ed any more".into(),
+    )?;
     let posix = open(&dir.join("posix"))?;
     for (start, len, want, what) in [
         (10, 10, F_WRLCK, "[10, 20)"),
@@ -86,17 +88,19 @@ fn probe(dir: &Path, pid: i32) -> Result<(), String> {
         fcntl_lock(&posix, F_GETLK, &mut l)?;
         ensure(l.l_type == want, || format!("DIR/posix {what}: {l:?}"))?;
         if want != F_UNLCK {
-            ensure(l.l_pid == pid && l.l_start == start && l.l_len == len, || {
-                format!("DIR/posix {what}: {l:?} (want pid {pid})")
-            })?;
+            ensure(
+                l.l_pid == pid && l.l_start == start && l.l_len == len,
+                || format!("DIR/posix {what}: {l:?} (want pid {pid})"),
+            )?;
         }
     }
     let ofd = open(&dir.join("ofd"))?;
     let mut l = lock(F_WRLCK, 0, 100);
     fcntl_lock(&ofd, F_OFD_GETLK, &mut l)?;
-    ensure(l.l_type == F_WRLCK && l.l_start == 0 && l.l_len == 5, || {
-        format!("DIR/ofd: {l:?}")
-    })
+    ensure(
+        l.l_type == F_WRLCK && l.l_start == 0 && l.l_len == 5,
+        || format!("DIR/ofd: {l:?}"),
+    )
 }
 
 fn main() {
@@ -129,12 +133,13 @@ fn main() {
         },
         |_| {},
         |(dir, _fds)| {
-            let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-                .arg("--probe")
-                .arg(&dir)
-                .arg(std::process::id().to_string())
-                .output()
-                .map_err(|e| format!("probe: {e}"))?;
+            let out =
+                std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+                    .arg("--probe")
+                    .arg(&dir)
+                    .arg(std::process::id().to_string())
+                    .output()
+                    .map_err(|e| format!("probe: {e}"))?;
             ensure(out.status.success(), || {
                 format!("probe: {}", String::from_utf8_lossy(&out.stderr).trim())
             })

@@ -73,9 +73,15 @@ fn main() {
         |s| {
             for (what, fd, at) in [("rw", &s.rw, 1234), ("ro", &s.ro, 77)] {
                 let st = rustix::fs::fstat(fd).map_err(|e| e.to_string())?;
-                ensure(st.st_nlink == 0, || format!("{what}: {} links", st.st_nlink))?;
-                ensure(st.st_size as usize == s.size, || format!("{what}: size {}", st.st_size))?;
-                ensure(st.st_mode & 0o7777 == 0o640, || format!("{what}: mode {:o}", st.st_mode))?;
+                ensure(st.st_nlink == 0, || {
+                    format!("{what}: {} links", st.st_nlink)
+                })?;
+                ensure(st.st_size as usize == s.size, || {
+                    format!("{what}: size {}", st.st_size)
+                })?;
+                ensure(st.st_mode & 0o7777 == 0o640, || {
+                    format!("{what}: mode {:o}", st.st_mode)
+                })?;
                 ensure((st.st_uid, st.st_gid) == (1234, 2345), || {
                     format!("{what}: owner {}:{}", st.st_uid, st.st_gid)
                 })?;
@@ -93,14 +99,20 @@ fn main() {
             }
             let a = rustix::fs::fstat(&s.rw).map_err(|e| e.to_string())?;
             let b = rustix::fs::fstat(&s.ro).map_err(|e| e.to_string())?;
-            ensure(a.st_ino == b.st_ino, || "the two fds are different files".into())?;
+            ensure(a.st_ino == b.st_ino, || {
+                "the two fds are different files".into()
+            })?;
             rustix::io::write(&s.rw, b"XY").map_err(|e| e.to_string())?;
             let mut two = [0u8; 2];
             rustix::io::pread(&s.ro, &mut two, 1234).map_err(|e| e.to_string())?;
-            ensure(&two == b"XY", || "a write through rw is not seen through ro".into())?;
+            ensure(&two == b"XY", || {
+                "a write through rw is not seen through ro".into()
+            })?;
             if s.occupied {
                 let other = std::fs::read_to_string(&s.path).map_err(|e| e.to_string())?;
-                ensure(other == "someone else", || format!("DIR/ghost holds {other:?}"))?;
+                ensure(other == "someone else", || {
+                    format!("DIR/ghost holds {other:?}")
+                })?;
                 let left: Vec<_> = std::fs::read_dir(s.path.parent().unwrap())
                     .map_err(|e| e.to_string())?
                     .flatten()

@@ -27,7 +27,9 @@ fn events(fd: &OwnedFd) -> Result<Vec<(i32, u32, String)>, String> {
         let word = |o: usize| u32::from_ne_bytes(buf[at + o..at + o + 4].try_into().unwrap());
         let (wd, mask, len) = (word(0) as i32, word(4), word(12) as usize);
         let name = &buf[at + 16..at + 16 + len];
-        let name = String::from_utf8_lossy(name).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(name)
+            .trim_end_matches('\0')
+            .to_string();
         out.push((wd, mask, name));
         at += 16 + len;
     }
@@ -74,7 +76,10 @@ fn main() {
             std::fs::write(dirs[1].join("y"), "").map_err(|e| e.to_string())?;
             std::fs::write(dirs[2].join("z"), "").map_err(|e| e.to_string())?;
             let got = events(&fd)?;
-            let want = vec![(1, IN_CREATE, "x".to_string()), (3, IN_CREATE, "z".to_string())];
+            let want = vec![
+                (1, IN_CREATE, "x".to_string()),
+                (3, IN_CREATE, "z".to_string()),
+            ];
             ensure(got == want, || format!("events {got:?}, want {want:?}"))
         },
     );

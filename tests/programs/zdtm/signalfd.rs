@@ -59,7 +59,9 @@ fn main() {
                 format!("read {n} bytes, signal {signo}")
             })?;
             let blocked = zdtm::blocked()?;
-            ensure(blocked & MASK == MASK, || format!("blocked mask {blocked:#x}"))
+            ensure(blocked & MASK == MASK, || {
+                format!("blocked mask {blocked:#x}")
+            })
         },
     );
 }

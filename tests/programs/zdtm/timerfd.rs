@@ -89,7 +89,9 @@ fn main() {
             let n = ticks(&t.pending).map_err(|e| format!("pending timer: no tick ({e})"))?;
             ensure(n == 1, || format!("pending timer: {n} ticks, want 1"))?;
             let g = timerfd_gettime(&t.pending).map_err(|e| e.to_string())?;
-            ensure(dur(g.it_value).is_zero(), || "pending timer re-armed".into())?;
+            ensure(dur(g.it_value).is_zero(), || {
+                "pending timer re-armed".into()
+            })?;
 
             let g = timerfd_gettime(&t.periodic).map_err(|e| e.to_string())?;
             ensure(dur(g.it_interval) == Duration::from_millis(50), || {
@@ -111,9 +113,10 @@ fn main() {
                 let g = timerfd_gettime(fd).map_err(|e| e.to_string())?;
                 let left = dur(g.it_value);
                 let total = Duration::from_secs(total);
-                ensure(left <= total && left + elapsed + Duration::from_secs(2) >= total, || {
-                    format!("{what} timer: {left:?} left after {elapsed:?}")
-                })?;
+                ensure(
+                    left <= total && left + elapsed + Duration::from_secs(2) >= total,
+                    || format!("{what} timer: {left:?} left after {elapsed:?}"),
+                )?;
                 ensure(dur(g.it_interval).is_zero(), || format!("{what}: interval"))?;
             }
             let fl = rustix::fs::fcntl_getfl(&t.long).map_err(|e| e.to_string())?;

@@ -158,3 +158,42 @@ fn file_locks_are_held_again_after_restore() {
         &["--file-locks"],
     );
 }
+
+/// The ghost file CRIU 4.2 wrote (fixture `fds`: 6000 bytes, mode 0600,
+/// the reg file id 16 remapped to ghost 1) is recreated from its images
+/// with its contents, mode and times, and unlinked when done with.
+#[test]
+fn ghost_file_written_by_criu_is_recreated() {
+    use criu_core::images::pb;
+    use criu_core::images::typed::ImageDir;
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images/fds");
+    if !fixture.exists() {
+        eprintln!("skipped: no fixture at {}", fixture.display());
+        return;
+    }
+    let dir = common::TempDir::new("ghost-fixture");
+    let dir_images = ImageDir::new(&fixture);
+    let remaps: Vec<pb::RemapFilePathEntry> = dir_images
+        .read_all(criu_core::images::Kind::RemapFpath, 0)
+        .unwrap();
+    let target = dir.join("ghost.bin");
+    let mut regs = std::collections::HashMap::new();
+    regs.insert(
+        16,
+        pb::RegFileEntry {
+            id: 16,
+            name: target.display().to_string(),
+            ..Default::default()
+        },
+    );
+    let ghosts = criu_core::files::ghost::Ghosts::create(&dir_images, &remaps, &regs).unwrap();
+    let p = ghosts.path_of(16).unwrap().to_path_buf();
+    assert_eq!(p, target);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&p).unwrap();
+    assert_eq!((m.len(), m.mode()), (6000, 0o100600));
+    assert_eq!(m.mtime(), 1795762955);
+    drop(ghosts);
+    assert!(!p.exists(), "ghost file left behind");
+}

@@ -37,7 +37,13 @@
 //!   a `memfd.img` inode entry.
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
 //!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
-//!   root; path, flags without O_CLOEXEC, pos, size, mode).
+//!   root; path, flags without O_CLOEXEC, pos, size, mode; EVENTFD,
+//!   EVENTPOLL, SIGNALFD, TIMERFD and INOTIFY entries, see
+//!   [`crate::files`]).
+//! - unlinked files (fds and mappings): `remap-fpath.img` (reg id → ghost
+//!   id, GHOST) and `ghost-file-<id>.img` (entry + contents).
+//! - `filelocks.img` with `--file-locks` (without it a held lock is
+//!   refused with CRIU's message).
 
 pub mod core_img;
 pub mod files;

@@ -34,7 +34,7 @@ pub fn dump(
     for t in &info.epoll_targets {
         if !fds.contains(&t.tfd) {
             return Err(format!(
-                "an epoll instance watching fd {}, which the task has closed \
+                "it watches fd {}, which the task has closed \
                  (a closed target still registered)",
                 t.tfd
             ));
@@ -48,9 +48,8 @@ pub fn dump(
             Ok(KcmpOrder::Equal) => {}
             Ok(_) => {
                 return Err(format!(
-                    "an epoll instance watching a file registered as fd {}, \
-                     which is now another file (the target was closed and its \
-                     number reused)",
+                    "it watches a file registered as fd {}, which is now \
+                     another file (the target was closed and its number reused)",
                     t.tfd
                 ));
             }
@@ -62,7 +61,7 @@ pub fn dump(
                     .is_some_and(|ino| st.map(|m| m.ino()).ok() != Some(ino))
                 {
                     return Err(format!(
-                        "an epoll instance watching fd {}, which is now another file",
+                        "it watches fd {}, which is now another file",
                         t.tfd
                     ));
                 }

@@ -134,7 +134,8 @@ pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Result<pb::FileEntry, String>
     for w in &info.inotify_watches {
         let f_handle = fh_entry(w, &mut mounts).ok_or_else(|| {
             format!(
-                "an inotify instance whose watch {} (inode {}) has no file handle",
+                "its watch {} (inode {}) has no file handle (the filesystem \
+                 cannot export one)",
                 w.wd, w.ino
             )
         })?;

@@ -23,9 +23,17 @@ const SEEK_SET: i16 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// CRIU's wording, for a task holding a lock without `--file-locks`.
-    #[error("Some file locks are hold by dumping tasks! You can try --file-locks to dump them.")]
-    NotEnabled,
+    /// CRIU's wording, for a task holding a lock without `--file-locks`
+    /// (then which fd holds what).
+    #[error(
+        "Some file locks are hold by dumping tasks! You can try --file-locks to dump them. \
+         (fd {fd} of task {pid} holds a {kind} lock)"
+    )]
+    NotEnabled {
+        pid: i32,
+        fd: i32,
+        kind: &'static str,
+    },
     #[error("fd {fd} of task {pid} holds a {what}, which cannot be dumped yet")]
     Unsupported { pid: i32, fd: i32, what: String },
 }
@@ -56,7 +64,14 @@ impl LockTable {
         // call, which is restarted).
         for l in locks.iter().filter(|l| !l.blocked) {
             if !enabled {
-                return Err(LockError::NotEnabled);
+                let kind = match l.kind {
+                    LockKind::Posix => "POSIX",
+                    LockKind::Flock => "flock",
+                    LockKind::Ofd => "OFD",
+                    LockKind::Lease => "lease",
+                    LockKind::Other(_) => "file",
+                };
+                return Err(LockError::NotEnabled { pid, fd, kind });
             }
             let unsupported = |what: &str| LockError::Unsupported {
                 pid,

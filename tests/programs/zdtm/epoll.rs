@@ -1,6 +1,7 @@
 //! An epoll instance watching eventfds: `ready` (count 1, EPOLLIN, data
 //! 1), `idle` (count 0, EPOLLIN, data 2), `out` (EPOLLOUT|EPOLLET, data
-//! 0xdeadbeef) and a dup of `ready` under its own fd number (data 7).
+//! 0xdeadbeef), a dup of `ready` under its own fd number (data 7) and a
+//! nested epoll instance that watches `ready` (data 100).
 //! After restore epoll_wait reports exactly the ready targets with their
 //! data, a write to `idle` makes it reported, and EPOLL_CTL_DEL works with
 //! the original fd numbers (ENOENT would mean they were registered under
@@ -22,6 +23,7 @@ struct State {
     idle: OwnedFd,
     out: OwnedFd,
     dup: OwnedFd,
+    inner: OwnedFd,
     _keep: Option<OwnedFd>,
 }
 
@@ -55,6 +57,10 @@ fn main() {
             add(&idle, 2, EventFlags::IN)?;
             add(&out, 0xdead_beef, EventFlags::OUT | EventFlags::ET)?;
             add(&dup, 7, EventFlags::IN)?;
+            let inner = epoll::create(epoll::CreateFlags::empty()).map_err(|e| e.to_string())?;
+            epoll::add(&inner, &ready, EventData::new_u64(5), EventFlags::IN)
+                .map_err(|e| format!("epoll_ctl(ADD) inner: {e}"))?;
+            add(&inner, 100, EventFlags::IN)?;
             let mut keep = None;
             if closed {
                 let gone = e(0)?;
@@ -68,6 +74,7 @@ fn main() {
                 idle,
                 out,
                 dup,
+                inner,
                 _keep: keep,
             })
         },
@@ -75,7 +82,7 @@ fn main() {
         |s| {
             let got = wait(&s.ep)?;
             let keys: Vec<u64> = got.keys().copied().collect();
-            ensure(keys == [1, 7, 0xdead_beef], || {
+            ensure(keys == [1, 7, 100, 0xdead_beef], || {
                 format!("ready targets {got:?}")
             })?;
             ensure(got[&0xdead_beef] == EventFlags::OUT, || format!("{got:?}"))?;
@@ -83,8 +90,13 @@ fn main() {
             let got = wait(&s.ep)?;
             let keys: Vec<u64> = got.keys().copied().collect();
             // `out` is edge-triggered: reported once.
-            ensure(keys == [1, 2, 7], || format!("after writing idle: {got:?}"))?;
+            ensure(keys == [1, 2, 7, 100], || {
+                format!("after writing idle: {got:?}")
+            })?;
+            let inner = wait(&s.inner)?;
+            ensure(inner.keys().eq([5].iter()), || format!("inner: {inner:?}"))?;
             for (what, fd) in [
+                ("inner", &s.inner),
                 ("ready", &s.ready),
                 ("idle", &s.idle),
                 ("out", &s.out),

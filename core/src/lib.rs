@@ -9,6 +9,7 @@
 pub mod blob;
 pub mod check;
 pub mod dump;
+pub mod fault;
 pub mod files;
 pub mod hooks;
 pub mod images;

@@ -167,10 +167,17 @@ fn refuse_seccomp(proc: &ProcDir, pid: i32) -> Result<(), DumpError> {
     Ok(())
 }
 
+/// Fails at `step` when `CRIU_FAULT` holds its number
+/// ([`crate::fault::DUMP_BASE`] + its index in [`FAULT_STEPS`]) or
+/// `CRIU_DUMP_FAULT` its name.
 fn fault(step: &'static str) -> Result<(), DumpError> {
-    match std::env::var("CRIU_DUMP_FAULT") {
-        Ok(s) if s == step => Err(DumpError::Fault(step)),
-        _ => Ok(()),
+    let index = FAULT_STEPS
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or(usize::MAX);
+    match crate::fault::at(crate::fault::DUMP_BASE, index, step, "CRIU_DUMP_FAULT") {
+        true => Err(DumpError::Fault(step)),
+        false => Ok(()),
     }
 }
 
@@ -421,7 +428,7 @@ fn collect_outside(
     let signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
     let signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
     let robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
-    let rseq = ptrace::get_rseq_config(tid).ok();
+    let rseq = ptrace::rseq_config_for_dump(tid).map_err(collect_err(pid, "rseq"))?;
     let loginuid = proc.loginuid().ok();
     let oom_score_adj = proc.oom_score_adj().ok();
     let personality = proc
@@ -537,7 +544,7 @@ fn collect_thread(
         sigmask: th.sigmask(),
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
-        rseq: ptrace::get_rseq_config(t).ok(),
+        rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
         nice: stat.nice,
         policy: stat.policy,
         rt_priority: stat.rt_priority,

@@ -61,6 +61,7 @@ struct DetachGuard(Option<Pid>);
 impl Drop for DetachGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
+            let _undo = crate::fault::Undo::enter();
             // Nothing of the task was changed yet; a failure means it is gone.
             let _ = ptrace::detach(pid, 0);
         }
@@ -216,7 +217,9 @@ pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
 
 /// Read the richest FP/vector regset the kernel offers: the XSAVE area where
 /// it exists (x86), else the plain FP set. Other arches reject the x86 note
-/// with EINVAL, so no per-arch code is needed here.
+/// with EINVAL, so no per-arch code is needed here. Only that refusal
+/// falls back: any other failure is an error, since the plain set would
+/// silently lose the vector state.
 pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
     let mut buf = vec![0u8; EXT_REGS_MAX];
     let mut last = rustix::io::Errno::INVAL;
@@ -226,7 +229,8 @@ pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
                 buf.truncate(len);
                 return Ok(ExtRegs { note, bytes: buf });
             }
-            Err(e) => last = e,
+            Err(e @ (rustix::io::Errno::INVAL | rustix::io::Errno::NODEV)) => last = e,
+            Err(e) => return Err(e),
         }
     }
     Err(last)

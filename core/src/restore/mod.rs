@@ -113,17 +113,24 @@ pub const FAULT_STAGES: &[&str] = &[
     "sigactions",
     "itimers",
     "close-fds",
-    "fd-state",
     "creds",
     "task-attrs",
     "arch-state",
     "threads",
+    "fd-state",
     FAULT_AFTER_DONE,
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
+/// `CRIU_FAULT` numbers them [`crate::fault::RESTORE_BASE`] + index in
+/// [`FAULT_STAGES`]; `CRIU_RESTORE_FAULT` names them.
 fn fault_from_env() -> (u32, bool) {
-    let Ok(name) = std::env::var(FAULT_ENV) else {
+    let Some(name) = FAULT_STAGES
+        .iter()
+        .enumerate()
+        .find(|(i, name)| crate::fault::at(crate::fault::RESTORE_BASE, *i, name, FAULT_ENV))
+        .map(|(_, name)| *name)
+    else {
         return (0, false);
     };
     if name == FAULT_AFTER_DONE {
@@ -242,7 +249,7 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         file_opts,
     )?;
     drop(ghosts);
-    if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
+    if crate::fault::at(crate::fault::RESTORE_BASE, 0, FAULT_OPEN_FILES, FAULT_ENV) {
         return Err(RestoreError::Unsupported(format!(
             "fault injected at {FAULT_OPEN_FILES}"
         )));

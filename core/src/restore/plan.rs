@@ -309,9 +309,9 @@ pub fn build<'a>(
     // tree (files.img is the tree's), its file ids handed out one by one.
     let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
-    let opener = shared
-        .opener
-        .get_or_insert_with(|| crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk));
+    let opener = shared.opener.get_or_insert_with(|| {
+        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
+    });
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
         let target = fi.fd as i32;

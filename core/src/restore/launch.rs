@@ -18,8 +18,8 @@ use super::images::{TaskImages, TreeTaskImages};
 use super::layout::SelfMaps;
 use super::{
     FAULT_AFTER_DONE, FAULT_ENV, FAULT_OPEN_FILES, RESTORE_TIMEOUT, RESTORER_ENTRY, RestoreError,
-    RestoreStats, Restored, check_images, fault_from_env, plan, restop, stage_name, stage_source,
-    tree, unmap_bootstrap,
+    RestoreStats, Restored, check_images, fault_from_env, finish, plan, stage_name, stage_source,
+    stop_signal, tree,
 };
 
 /// Environment variable naming the PID of the task a `CRIU_RESTORE_FAULT`
@@ -163,33 +163,31 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     }
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
     let raw_pid = Some(child.as_raw_nonzero().get());
+    let mut held = finish::Held::default();
     let done = wait_all(&live, child, page_words.as_ref(), &tasks)
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .and_then(|()| {
+            // Every thread is held before any is told to go, so none runs
+            // its own code before its region is gone.
+            for l in &live {
+                let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
+                held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t))?;
+            }
             for l in &live {
                 l.region.resume(l.args_off);
             }
-            let mut root_exit = None;
-            for (i, l) in live.iter().enumerate() {
-                let pid = Pid::from_raw(l.pid).ok_or(RestoreError::Sys("pid", Errno::INVAL))?;
-                let threaded = !l.t.threads.is_empty();
-                let exit = unmap_bootstrap(pid, threaded, l.base, l.len)?;
-                if exit.is_none() {
-                    restop(pid, l.t)?;
-                }
-                if i == 0 {
-                    root_exit = exit;
-                }
-            }
-            Ok(root_exit)
+            held.run_to_sigreturn()?;
+            held.unmap_regions()
         })
-        .and_then(|exit_code| match fault_after {
+        .and_then(|()| match fault_after {
             true => Err(RestoreError::Unsupported(format!(
                 "fault injected at {FAULT_AFTER_DONE}"
             ))),
-            false => Ok(exit_code),
-        });
+            false => Ok(()),
+        })
+        .and_then(|()| held.detach_all())
+        .map(|()| None);
     match done {
         Ok(exit_code) => {
             drop(page_words);
@@ -212,7 +210,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             })
         }
         Err(e) => {
-            kill_created(&live, child);
+            kill_created(&live, child, &mut held);
             Err(e)
         }
     }
@@ -236,7 +234,7 @@ fn raise_nofile() {
 /// (a task forked by a parent killed in the same round announces itself
 /// a moment later), then reap the root. Zombies and helpers die with their
 /// parents (helpers have a parent-death signal).
-fn kill_created(live: &[Live<'_>], root: Pid) {
+fn kill_created(live: &[Live<'_>], root: Pid, held: &mut finish::Held) {
     let mut killed = vec![false; live.len()];
     for _round in 0..4 {
         for (l, k) in live.iter().zip(killed.iter_mut()) {
@@ -251,16 +249,9 @@ fn kill_created(live: &[Live<'_>], root: Pid) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = rustix::process::kill_process(root, Signal::KILL);
-    // A thread still traced by us (removing the restorer failed half-way)
-    // is reported to us, not its parent, and the process cannot be reaped
-    // before it is: collect those first (ECHILD for any other thread).
-    for l in live {
-        for &(tid, _) in &l.t.threads {
-            if let Some(t) = Pid::from_raw(tid as i32) {
-                let _ = crate::sys::ptrace::wait(t);
-            }
-        }
-    }
+    // Threads traced by us are reported to us, not their parents, and a
+    // process cannot be reaped before they are: collect those first.
+    held.reap_killed();
     let _ = rustix::process::waitpid(Some(root), WaitOptions::empty());
 }
 

@@ -11,9 +11,10 @@
 //!    restorer, which forks the task with its PID and rebuilds it (and
 //!    creates its other threads with their TIDs, see the restorer's
 //!    `restore/threads.rs`);
-//! 4. the tool waits for the child's status word, lets every thread go,
-//!    removes the restorer once no thread runs in it any more, then
-//!    detaches (`-d`) or stays its parent and waits for it, like CRIU.
+//! 4. the tool waits for the child's status word, seizes every thread,
+//!    lets them go to the exit of their `rt_sigreturn`, removes the
+//!    restorer there (see [`finish`]), then detaches (`-d`) or stays its
+//!    parent and waits for it, like CRIU.
 //!
 //! Each task's children are forked with their PIDs by its restorer in
 //! `STAGE_SESSION`, before it unmaps the tool; the tool waits for every
@@ -22,6 +23,7 @@
 
 mod bootstrap;
 mod fd_state;
+mod finish;
 pub mod images;
 mod launch;
 pub mod layout;
@@ -259,87 +261,18 @@ const RESTORER_ENTRY: usize = 0;
 const TASK_STOPPED: u32 = 3;
 
 /// A task dumped in a job-control stop is stopped again, with the signal
-/// that stopped it (CRIU's `stop_signo`, SIGSTOP by default).
-fn restop(pid: Pid, task: &images::TaskImages) -> Result<(), RestoreError> {
-    let Some(tc) = task.core.tc.as_ref() else {
-        return Ok(());
-    };
+/// that stopped it (CRIU's `stop_signo`, SIGSTOP by default): the signal
+/// to send it before it runs, if any.
+fn stop_signal(task: &images::TaskImages) -> Option<Signal> {
+    let tc = task.core.tc.as_ref()?;
     if tc.task_state != TASK_STOPPED {
-        return Ok(());
+        return None;
     }
-    let sig = tc
-        .stop_signo
-        .and_then(|s| Signal::from_named_raw(s as i32))
-        .unwrap_or(Signal::STOP);
-    rustix::process::kill_process(pid, sig).map_err(|e| RestoreError::Sys("kill(SIGSTOP)", e))
-}
-
-/// Remove the bootstrap region from the restored task (CRIU's
-/// `__export_unmap`): seize it (every thread of it when `threaded`) once
-/// all its threads run their own code again, inject `munmap` in the
-/// leader, and let it go exactly as it was.
-/// `Some(exit code)` if the task ended meanwhile and its status was
-/// collected here (it cannot be waited for again).
-fn unmap_bootstrap(
-    pid: Pid,
-    threaded: bool,
-    base: u64,
-    len: u64,
-) -> Result<Option<i32>, RestoreError> {
-    use crate::infect::InfectError;
-    let infect = |e: InfectError| RestoreError::Cure(e.to_string());
-    let raw = pid.as_raw_nonzero().get();
-    for attempt in 0..1000 {
-        let seized = if threaded {
-            crate::infect::seize_process(raw)
-        } else {
-            crate::infect::Seized::seize(raw).map(|t| (t, Vec::new()))
-        };
-        let (mut task, others) = match seized {
-            Ok(t) => t,
-            // It already ran to its end (a short program may be done by
-            // now, even while we seize it): nothing is left to unmap.
-            Err(InfectError::Dead { .. }) => return Ok(None),
-            Err(InfectError::Gone { status, .. }) => {
-                return Ok(match status {
-                    crate::sys::ptrace::WaitStatus::Exited(code) => Some(code),
-                    crate::sys::ptrace::WaitStatus::Killed(sig) => Some(128 + sig),
-                    _ => None,
-                });
-            }
-            // An exiting task cannot be seized (EPERM) until it is a
-            // zombie, which a later attempt sees as Dead; a real refusal
-            // persists and is reported.
-            Err(InfectError::Seize { source, .. }) if source == Errno::PERM && attempt < 100 => {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            Err(e) => return Err(infect(e)),
-        };
-        let inside = |pc: u64| (base..base + len).contains(&pc);
-        if inside(task.regs().pc()) || others.iter().any(|t| inside(t.regs().pc())) {
-            // A thread is still between publishing ready and rt_sigreturn.
-            for t in others {
-                t.release().map_err(infect)?;
-            }
-            task.release().map_err(infect)?;
-            std::thread::sleep(Duration::from_millis(1));
-            continue;
-        }
-        let unmapped =
-            task.remote_syscall("munmap", criu_arch::nr::MUNMAP, [base, len, 0, 0, 0, 0]);
-        // Let every thread go, whatever the munmap did.
-        let mut released = Ok(());
-        for t in others {
-            released = released.and(t.release());
-        }
-        unmapped.map_err(infect)?;
-        released.map_err(infect)?;
-        return task.release().map(|()| None).map_err(infect);
-    }
-    Err(RestoreError::Cure(
-        "the task did not leave the restorer".into(),
-    ))
+    Some(
+        tc.stop_signo
+            .and_then(|s| Signal::from_named_raw(s as i32))
+            .unwrap_or(Signal::STOP),
+    )
 }
 
 /// `criu restore`: restore, write `--pidfile`, then either detach (`-d`) or

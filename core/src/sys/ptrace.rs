@@ -628,3 +628,48 @@ mod tests {
         assert_eq!((info.signo(), info.errno(), info.code()), (5, 7, 0x80));
     }
 }
+
+/// What `PTRACE_GET_SYSCALL_INFO` says about a syscall stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallInfo {
+    /// Entering syscall `nr`; `ip` is the address after the syscall
+    /// instruction.
+    Entry { nr: u64, ip: u64 },
+    /// Leaving a syscall with result `rval` (`-errno` on failure).
+    Exit { rval: i64 },
+    /// Not a syscall stop (or a seccomp stop).
+    Other,
+}
+
+const _: () = assert!(size_of::<raw::ptrace_syscall_info>() == 88);
+const _: () = assert!(std::mem::offset_of!(raw::ptrace_syscall_info, instruction_pointer) == 8);
+const _: () = assert!(std::mem::offset_of!(raw::ptrace_syscall_info, __bindgen_anon_1) == 24);
+
+/// `PTRACE_GET_SYSCALL_INFO` (Linux 5.3): whether the tracee stopped at a
+/// syscall's entry or exit, and with what. The struct is read as words:
+/// `op` is byte 0, the instruction pointer word 1, and the union (entry
+/// `nr` or exit `rval`) starts at word 3.
+pub fn get_syscall_info(pid: Pid) -> Result<SyscallInfo, Errno> {
+    let mut words = [0u64; 11];
+    // SAFETY: the kernel writes at most `size` (88) bytes into our local
+    // buffer of exactly that size.
+    unsafe {
+        ptrace(
+            raw::PTRACE_GET_SYSCALL_INFO,
+            pid,
+            size_of_val(&words),
+            words.as_mut_ptr() as usize,
+        )?
+    };
+    let op = words[0].to_ne_bytes()[0] as u32;
+    Ok(match op {
+        raw::PTRACE_SYSCALL_INFO_ENTRY => SyscallInfo::Entry {
+            nr: words[3],
+            ip: words[1],
+        },
+        raw::PTRACE_SYSCALL_INFO_EXIT => SyscallInfo::Exit {
+            rval: words[3] as i64,
+        },
+        _ => SyscallInfo::Other,
+    })
+}

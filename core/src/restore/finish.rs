@@ -1,0 +1,285 @@
+//! The end of a restore (CRIU's `attach_to_tasks`, `catch_tasks`,
+//! `finalize_restore` and `finalize_restore_detach`): no restored task may
+//! run a single instruction of its own while its bootstrap region is still
+//! mapped, or a fork, exec or mmap of it would carry the region along.
+//!
+//! So every thread of every task is seized while it waits for the tool's
+//! go on its futex (it runs restorer code only), then let go with
+//! `PTRACE_SYSCALL` and stopped at the exit of its `rt_sigreturn`: there
+//! it holds its dumped registers but has not run them yet. Once the whole
+//! tree stands there, each leader runs one injected `munmap` of its region
+//! (a syscall instruction written into the region itself, stopped at the
+//! syscall's exit so nothing runs from the unmapped page), and only then is
+//! every thread detached. Any failure on the way is the caller's to turn
+//! into killing the whole tree; [`Held::reap_killed`] then collects every
+//! traced thread so that nothing stays behind.
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
+
+use super::RestoreError;
+use crate::sys::ptrace::{self, EVENT_STOP, SyscallInfo, WaitStatus, options};
+
+/// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: a group stop sent by someone else
+/// while we hold the task; it is sent again on detach.
+fn is_stop_signal(sig: i32) -> bool {
+    matches!(sig, 19 | 20 | 21 | 22)
+}
+
+/// Enough syscall stops for a thread between its futex and the exit of
+/// its `rt_sigreturn` (futex restart, futex, sigreturn: six stops).
+const MAX_STOPS: usize = 64;
+
+/// One seized thread.
+struct Thread {
+    tid: Pid,
+    /// A stop signal arrived while we held it.
+    stop: bool,
+}
+
+/// One task: its leader first, then its other threads.
+pub(super) struct Task {
+    pid: Pid,
+    threads: Vec<Thread>,
+    /// Its bootstrap region `[base, base + len)`.
+    base: u64,
+    len: u64,
+    /// The signal to stop it with on detach (it was dumped stopped).
+    restop: Option<Signal>,
+}
+
+/// Every thread seized so far.
+#[derive(Default)]
+pub(super) struct Held {
+    tasks: Vec<Task>,
+}
+
+fn sys(what: &'static str) -> impl Fn(Errno) -> RestoreError {
+    move |e| RestoreError::Sys(what, e)
+}
+
+fn died(tid: Pid, status: WaitStatus, doing: &str) -> RestoreError {
+    RestoreError::Died(format!(
+        "thread {} {status:?} while {doing}",
+        tid.as_raw_nonzero()
+    ))
+}
+
+impl Held {
+    /// Seize and stop every thread of task `pid` (`tids`: the others),
+    /// all of them waiting in the restorer for the go.
+    pub fn seize_task(
+        &mut self,
+        pid: i32,
+        tids: &[u32],
+        base: u64,
+        len: u64,
+        restop: Option<Signal>,
+    ) -> Result<(), RestoreError> {
+        let pid = Pid::from_raw(pid).ok_or(RestoreError::Sys("pid", Errno::INVAL))?;
+        self.tasks.push(Task {
+            pid,
+            threads: Vec::new(),
+            base,
+            len,
+            restop,
+        });
+        let task = self.tasks.last_mut().expect("just pushed");
+        let all = std::iter::once(Ok(pid)).chain(
+            tids.iter()
+                .map(|&t| Pid::from_raw(t as i32).ok_or(RestoreError::Sys("tid", Errno::INVAL))),
+        );
+        for tid in all {
+            let tid = tid?;
+            // EXITKILL: should the tool die while holding the tree, the
+            // tree dies too rather than stay stopped with its regions.
+            ptrace::seize(tid, options::TRACESYSGOOD | options::EXITKILL)
+                .map_err(sys("PTRACE_SEIZE of a restored thread"))?;
+            task.threads.push(Thread { tid, stop: false });
+            let th = task.threads.last_mut().expect("just pushed");
+            ptrace::interrupt(tid).map_err(sys("PTRACE_INTERRUPT of a restored thread"))?;
+            wait_interrupt(th)?;
+        }
+        Ok(())
+    }
+
+    /// Let every thread (told to go meanwhile) run to the exit of its
+    /// `rt_sigreturn`, checking that it is the restorer's.
+    pub fn run_to_sigreturn(&mut self) -> Result<(), RestoreError> {
+        for task in &mut self.tasks {
+            let region = task.base..task.base + task.len;
+            for th in &mut task.threads {
+                let ip = run_to_exit_of(th, criu_arch::nr::RT_SIGRETURN as u64)?.0;
+                if !region.contains(&ip) {
+                    return Err(RestoreError::Cure(format!(
+                        "thread {} called rt_sigreturn at {ip:#x}, outside its restorer",
+                        th.tid.as_raw_nonzero()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In every task (all stopped after `rt_sigreturn`), unmap its region.
+    pub fn unmap_regions(&mut self) -> Result<(), RestoreError> {
+        for task in &mut self.tasks {
+            unmap_region(task)?;
+        }
+        Ok(())
+    }
+
+    /// Let every thread go: a task dumped stopped (or stopped by someone
+    /// while we held it) gets its stop signal first, so it stops before
+    /// running anything.
+    /// Threads let go are forgotten; those whose detach failed stay held
+    /// for [`Held::reap_killed`] (the caller kills the tree).
+    pub fn detach_all(&mut self) -> Result<(), RestoreError> {
+        let mut result = Ok(());
+        for task in &mut self.tasks {
+            let sig = task
+                .restop
+                .or_else(|| task.threads.iter().any(|t| t.stop).then_some(Signal::STOP));
+            if let Some(sig) = sig {
+                let sent = rustix::process::kill_process(task.pid, sig)
+                    .map_err(sys("kill(stop signal) of a task dumped stopped"));
+                result = result.and(sent);
+            }
+            task.threads.retain(|th| match ptrace::detach(th.tid, 0) {
+                Ok(()) => false,
+                Err(e) => {
+                    result =
+                        std::mem::replace(&mut result, Ok(())).and(Err(sys("PTRACE_DETACH")(e)));
+                    true
+                }
+            });
+        }
+        result
+    }
+
+    /// After the caller killed the tree: wait for every thread we trace
+    /// (the others of a task first: its leader is reported only after
+    /// them), so none stays a zombie of ours and the root can be reaped.
+    pub fn reap_killed(&mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            for th in task.threads.iter().filter(|th| th.tid != task.pid) {
+                reap(th.tid);
+            }
+        }
+        for task in &tasks {
+            if task.threads.iter().any(|th| th.tid == task.pid) {
+                reap(task.pid);
+            }
+        }
+    }
+}
+
+/// Wait until traced `tid`, killed, has ended (an error means it is not
+/// ours any more, which is as good).
+fn reap(tid: Pid) {
+    for _ in 0..1000 {
+        match ptrace::wait(tid) {
+            Ok(WaitStatus::Exited(_) | WaitStatus::Killed(_)) | Err(_) => return,
+            Ok(_) => {
+                let _ = ptrace::cont(tid, 0);
+            }
+        }
+    }
+}
+
+/// Wait for the stop our `PTRACE_INTERRUPT` asked for.
+fn wait_interrupt(th: &mut Thread) -> Result<(), RestoreError> {
+    loop {
+        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+            s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
+                return Err(died(th.tid, s, "being seized"));
+            }
+            WaitStatus::Stopped { event, sig } if event == EVENT_STOP => {
+                th.stop |= is_stop_signal(sig);
+                return Ok(());
+            }
+            WaitStatus::Stopped { sig, event: 0 } => {
+                // Everything else is blocked in the restorer: only a stop
+                // signal gets here; it is sent again on detach.
+                th.stop |= is_stop_signal(sig);
+                let pass = if is_stop_signal(sig) { 0 } else { sig };
+                ptrace::cont(th.tid, pass).map_err(sys("PTRACE_CONT"))?;
+            }
+            s => {
+                return Err(RestoreError::Cure(format!(
+                    "unexpected stop {s:?} of thread {} while seizing it",
+                    th.tid.as_raw_nonzero()
+                )));
+            }
+        }
+    }
+}
+
+/// Resume `th` with `PTRACE_SYSCALL` until it leaves syscall `nr`: the
+/// address of its entry and the syscall's result.
+fn run_to_exit_of(th: &mut Thread, nr: u64) -> Result<(u64, i64), RestoreError> {
+    let mut entered = None;
+    for _ in 0..MAX_STOPS {
+        ptrace::cont_syscall(th.tid, 0).map_err(sys("PTRACE_SYSCALL"))?;
+        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+            s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
+                return Err(died(th.tid, s, "leaving the restorer"));
+            }
+            WaitStatus::SyscallStop => {
+                match ptrace::get_syscall_info(th.tid).map_err(sys("PTRACE_GET_SYSCALL_INFO"))? {
+                    SyscallInfo::Entry { nr: n, ip } => entered = (n == nr).then_some(ip),
+                    SyscallInfo::Exit { rval } => {
+                        if let Some(ip) = entered {
+                            return Ok((ip, rval));
+                        }
+                    }
+                    SyscallInfo::Other => {}
+                }
+            }
+            // A group stop or a stop signal from someone else: noted and
+            // passed over (every other signal is blocked here).
+            WaitStatus::Stopped { sig, .. } => th.stop |= is_stop_signal(sig),
+        }
+    }
+    Err(RestoreError::Cure(format!(
+        "thread {} did not reach the exit of syscall {nr}",
+        th.tid.as_raw_nonzero()
+    )))
+}
+
+/// Unmap the region of a task stopped after `rt_sigreturn`: its leader
+/// runs `munmap` from a syscall instruction written at the region's start
+/// (no thread runs restorer code any more), with every signal blocked so
+/// that none is delivered on our registers; then its dumped registers and
+/// signal mask are put back.
+fn unmap_region(task: &mut Task) -> Result<(), RestoreError> {
+    let th = task
+        .threads
+        .first_mut()
+        .ok_or(RestoreError::Sys("leader", Errno::SRCH))?;
+    let tid = th.tid;
+    let saved = ptrace::get_gp_regs(tid).map_err(sys("PTRACE_GETREGSET"))?;
+    let mask = ptrace::get_sigmask(tid).map_err(sys("PTRACE_GETSIGMASK"))?;
+    ptrace::set_sigmask(tid, !0).map_err(sys("PTRACE_SETSIGMASK"))?;
+    ptrace::poke_data(tid, task.base, u64::from_ne_bytes(criu_arch::INJECT_CODE))
+        .map_err(sys("PTRACE_POKEDATA"))?;
+    let mut regs = saved;
+    regs.set_pc(task.base);
+    regs.set_syscall(
+        criu_arch::nr::MUNMAP as u64,
+        [task.base, task.len, 0, 0, 0, 0],
+    );
+    ptrace::set_gp_regs(tid, &regs).map_err(sys("PTRACE_SETREGSET"))?;
+    let (_, rval) = run_to_exit_of(th, criu_arch::nr::MUNMAP as u64)?;
+    ptrace::set_gp_regs(tid, &saved).map_err(sys("PTRACE_SETREGSET"))?;
+    ptrace::set_sigmask(tid, mask).map_err(sys("PTRACE_SETSIGMASK"))?;
+    if rval < 0 {
+        return Err(RestoreError::Cure(format!(
+            "munmap of the restorer in task {}: {}",
+            tid.as_raw_nonzero(),
+            Errno::from_raw_os_error(-rval as i32)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! Tasks that fork the moment they run again after a restore: none of
+//! their children may inherit the restorer's bootstrap region (a shared
+//! read+write+exec mapping, `rwxs` in /proc/PID/maps, which nothing in this
+//! program makes).
+//!
+//! The root forks child C, which starts a second thread T. The root, C and
+//! T each sleep in 1 ms steps to an absolute deadline: after a restore the
+//! restarted sleep returns at once, the step sees a gap, and if the task's
+//! start time changed (it is a restored process) it forks a checker right
+//! away. The checker scans its own maps with raw syscalls only (it may be
+//! the fork of a threaded process) and exits 1 if it finds an `rwxs`
+//! mapping. C reports to the root through its exit status (its reason in
+//! `DIR/fail-PID`).
+#[path = "lib.rs"]
+mod zdtm;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use criu_arch::nr;
+
+const SIGCHLD: usize = 17;
+const CLOCK_MONOTONIC: usize = 1;
+const TIMER_ABSTIME: usize = 1;
+
+/// fork(2) through clone (no CLONE_VM: the child runs on a copy).
+fn fork() -> Result<i32, String> {
+    let (a, b) = if cfg!(target_arch = "s390x") {
+        (0, SIGCHLD)
+    } else {
+        (SIGCHLD, 0)
+    };
+    // SAFETY: a plain fork; the child only makes raw syscalls and exits.
+    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
+    zdtm::errno(ret, "fork").map(|p| p as i32)
+}
+
+/// Raw wait status of child `pid`.
+fn wait(pid: i32) -> Result<i32, String> {
+    let mut status: i32 = 0;
+    // SAFETY: wait4 writes one int into `status`, live for the call.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            nr::WAIT4,
+            pid as usize,
+            std::ptr::from_mut(&mut status) as usize,
+            0x4000_0000, // __WALL
+            0,
+        )
+    };
+    zdtm::errno(ret, &format!("wait4({pid})"))?;
+    Ok(status)
+}
+
+fn exit(code: usize) -> ! {
+    // SAFETY: ends this process.
+    unsafe { criu_arch::syscall1(nr::EXIT_GROUP, code) };
+    unreachable!("exit_group returned")
+}
+
+/// The checker, in a fresh fork: exit 1 if its maps hold an `rwxs`
+/// mapping, 2 if they cannot be read, else 0. No allocation (a fork of a
+/// threaded process may find the allocator's lock held).
+fn checker() -> ! {
+    static PATH: &[u8] = b"/proc/self/maps\0";
+    // SAFETY: a NUL-terminated static path; integer flags.
+    let fd = unsafe {
+        criu_arch::syscall4(nr::OPENAT, -100isize as usize, PATH.as_ptr() as usize, 0, 0)
+    };
+    if fd < 0 {
+        exit(2);
+    }
+    let mut buf = [0u8; 4096 + 4];
+    let mut keep = 0;
+    loop {
+        // SAFETY: reads into our stack buffer, after the kept bytes.
+        let n = unsafe {
+            criu_arch::syscall3(
+                nr::READ,
+                fd as usize,
+                buf[keep..].as_mut_ptr() as usize,
+                buf.len() - keep,
+            )
+        };
+        if n < 0 {
+            exit(2);
+        }
+        if n == 0 {
+            exit(0);
+        }
+        let end = keep + n as usize;
+        if buf[..end].windows(5).any(|w| w == b" rwxs") {
+            exit(1);
+        }
+        // Keep the last 4 bytes: a match may straddle two reads.
+        let tail = end.min(4);
+        buf.copy_within(end - tail..end, 0);
+        keep = tail;
+    }
+}
+
+/// Field 22 of /proc/self/stat: when this process started (a restored
+/// process is a new one).
+fn start_time() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(19))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// One watching thread's state.
+struct Watch {
+    start: String,
+    last: Instant,
+    /// Checkers forked and their failures.
+    checked: u32,
+    fails: Vec<String>,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch {
+            start: start_time(),
+            last: Instant::now(),
+            checked: 0,
+            fails: Vec::new(),
+        }
+    }
+
+    /// Sleep 1 ms (to an absolute deadline); after a gap, if restored,
+    /// fork a checker at once.
+    fn step(&mut self) {
+        let mut ts = [0i64; 2];
+        // SAFETY: clock_gettime writes one timespec into `ts`.
+        unsafe {
+            criu_arch::syscall2(nr::CLOCK_GETTIME, CLOCK_MONOTONIC, ts.as_mut_ptr() as usize)
+        };
+        ts[1] += 1_000_000;
+        if ts[1] >= 1_000_000_000 {
+            ts[0] += 1;
+            ts[1] -= 1_000_000_000;
+        }
+        // SAFETY: reads the timespec `ts`, no remainder is written.
+        unsafe {
+            criu_arch::syscall4(
+                nr::CLOCK_NANOSLEEP,
+                CLOCK_MONOTONIC,
+                TIMER_ABSTIME,
+                ts.as_ptr() as usize,
+                0,
+            )
+        };
+        let gap = self.last.elapsed() > Duration::from_millis(20);
+        self.last = Instant::now();
+        if gap && self.checked == 0 && start_time() != self.start {
+            self.checked += 1;
+            match fork() {
+                Ok(0) => checker(),
+                Ok(pid) => match wait(pid) {
+                    Ok(0) => {}
+                    Ok(st) => self.fails.push(format!(
+                        "checker {pid} of {} ended with {st:#x} (1 = the restorer's region was inherited)",
+                        std::process::id()
+                    )),
+                    Err(e) => self.fails.push(e),
+                },
+                Err(e) => self.fails.push(e),
+            }
+        }
+    }
+
+    fn verdict(&self, who: &str) -> Result<(), String> {
+        if !self.fails.is_empty() {
+            return Err(format!("{who}: {}", self.fails.join("; ")));
+        }
+        zdtm::ensure(self.checked == 1, || {
+            format!("{who}: never saw itself restored")
+        })
+    }
+}
+
+/// Child C: a second thread watching too, both until `go`.
+fn child_main(dir: &Path) -> Result<(), String> {
+    static STOP: AtomicU32 = AtomicU32::new(0);
+    let t = std::thread::spawn(|| {
+        let mut w = Watch::new();
+        while STOP.load(Ordering::Acquire) == 0 {
+            w.step();
+        }
+        w.verdict("thread of C")
+    });
+    let mut w = Watch::new();
+    let go = dir.join("go");
+    let start = Instant::now();
+    while !go.exists() {
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err("no go".into());
+        }
+        for _ in 0..10 {
+            w.step();
+        }
+    }
+    STOP.store(1, Ordering::Release);
+    let thread = t.join().map_err(|_| "thread panicked".to_string())?;
+    w.verdict("C").and(thread)
+}
+
+struct State {
+    dir: PathBuf,
+    child: i32,
+    watch: Watch,
+}
+
+fn main() {
+    zdtm::run(
+        |args| {
+            let dir = args.dir.clone();
+            let child = fork()?;
+            if child == 0 {
+                let code = match child_main(&dir) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        let me = std::process::id();
+                        let _ = zdtm::write_atomic(&dir.join(format!("fail-{me}")), &e);
+                        1
+                    }
+                };
+                exit(code);
+            }
+            Ok(State {
+                dir,
+                child,
+                watch: Watch::new(),
+            })
+        },
+        |s| {
+            for _ in 0..10 {
+                s.watch.step();
+            }
+        },
+        |s| {
+            let st = wait(s.child)?;
+            if st != 0 {
+                let why = std::fs::read_to_string(s.dir.join(format!("fail-{}", s.child)))
+                    .unwrap_or_else(|_| format!("wait status {st:#x}"));
+                return Err(format!("child {}: {why}", s.child));
+            }
+            s.watch.verdict("root")
+        },
+    );
+}

@@ -1,0 +1,66 @@
+//! The end of a restore: no restored task runs its own code while its
+//! restorer region is mapped, so tasks that fork the moment they run
+//! again (tests/programs/zdtm/fork_restore.rs: a root, a child and the
+//! child's second thread) never hand the region to a child, and after the
+//! restore no task of the tree shows it in /proc/PID/maps.
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use common::zdtm::Zdtm;
+use rustix::process::{Pid, WaitOptions};
+
+/// Every descendant of `pid`, from /proc (children of every thread).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in dir.flatten() {
+            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in text.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The restorer's region as /proc/PID/maps shows it: the only shared
+/// read+write+exec mapping of these programs.
+fn region_lines(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("rwxs"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn tasks_forking_right_after_restore_never_inherit_the_restorer() {
+    for round in 0..3 {
+        let name = format!("zdtm-fork-restore-{round}");
+        let Some(mut z) = Zdtm::start(&name, "zdtm_fork_restore", &[]) else {
+            return;
+        };
+        let kids = descendants(z.pid());
+        assert_eq!(kids.len(), 1, "one child before dump: {kids:?}");
+        z.dump(&[]);
+        for &k in &kids {
+            let _ = rustix::process::waitpid(Pid::from_raw(k), WaitOptions::empty());
+        }
+        z.restore(&[]);
+        let tree: Vec<i32> = std::iter::once(z.pid())
+            .chain(descendants(z.pid()))
+            .collect();
+        assert!(tree.len() >= 2, "tree after restore: {tree:?}");
+        for &p in &tree {
+            assert_eq!(region_lines(p), Vec::<String>::new(), "task {p}");
+        }
+        assert_eq!(z.go(), "PASS", "round {round}");
+    }
+}

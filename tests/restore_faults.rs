@@ -58,8 +58,10 @@ fn every_failing_call_of_a_restore_leaves_nothing() {
         let log = std::fs::read_to_string(z.images().join("fault.log")).unwrap_or_default();
         let injected = log.contains("CRIU_FAULT_SYSCALL");
         if ok {
+            // Writing stats-restore comes after the tasks run: its failure
+            // can only be warned about.
             assert!(
-                !injected,
+                !injected || log.contains("cannot write stats-restore"),
                 "the restore ignored the failure of call {n}: {log}"
             );
             break;

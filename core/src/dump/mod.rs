@@ -137,6 +137,15 @@ pub enum DumpError {
          (only the root's session may be outside it, with --shell-job)"
     )]
     Session { pid: i32, sid: i32 },
+    #[error(
+        "tasks {pid1} and {pid2} share one {what} without being threads of one \
+         process; restoring them apart is not supported"
+    )]
+    SharedTable {
+        what: &'static str,
+        pid1: i32,
+        pid2: i32,
+    },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -253,6 +262,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
+    tree::check_shared_tables(&tree)?;
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;

@@ -215,3 +215,51 @@ pub fn check_sessions(tree: &Tree, shell_job: bool) -> Result<(), DumpError> {
     }
     Ok(())
 }
+
+/// Processes of the tree that share their fd table, fs struct (cwd, root,
+/// umask), address space or signal handlers (made by `clone` with
+/// `CLONE_FILES`, `CLONE_FS`, `CLONE_VM` or `CLONE_SIGHAND` but without
+/// `CLONE_THREAD`) would come back with copies of their own, which they
+/// would not notice: such a tree is refused, naming the tasks. Found with
+/// kcmp like CRIU's `ids-PID.img`; without kcmp the check is skipped.
+pub fn check_shared_tables(tree: &Tree) -> Result<(), DumpError> {
+    use crate::sys::kcmp::{KcmpOrder, KcmpType, kcmp};
+    let alive: Vec<&TreeTask> = tree.tasks.iter().filter(|t| !t.is_zombie()).collect();
+    let kinds = [
+        (KcmpType::Files, "fd table (CLONE_FILES)"),
+        (KcmpType::Fs, "cwd, root and umask (CLONE_FS)"),
+        (KcmpType::Vm, "address space (CLONE_VM)"),
+        (KcmpType::Sighand, "signal handlers (CLONE_SIGHAND)"),
+    ];
+    for (i, a) in alive.iter().enumerate() {
+        for b in &alive[i + 1..] {
+            let (Some(pa), Some(pb)) = (
+                rustix::process::Pid::from_raw(a.pid),
+                rustix::process::Pid::from_raw(b.pid),
+            ) else {
+                continue;
+            };
+            for (kind, what) in kinds {
+                match kcmp(pa, pb, kind, 0, 0) {
+                    Ok(KcmpOrder::Equal) => {
+                        return Err(DumpError::SharedTable {
+                            what,
+                            pid1: a.pid,
+                            pid2: b.pid,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::NOSYS) => return Ok(()),
+                    Err(e) => {
+                        return Err(DumpError::Collect {
+                            pid: b.pid,
+                            what: "kcmp with another task of the tree",
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

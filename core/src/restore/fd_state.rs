@@ -18,22 +18,58 @@ pub struct FileOpts<'a> {
     pub ghosts: &'a crate::files::ghost::Ghosts,
     /// `--file-locks`: take the dumped locks again.
     pub file_locks: bool,
+    /// Epoll file id -> the task that registers its targets
+    /// ([`epoll_owners`]).
+    pub epoll_owners: &'a std::collections::HashMap<u32, u32>,
 }
 
-/// Epoll targets and file locks must name fds of the task: checked
-/// before anything exists.
+/// An epoll instance shared by several tasks (inherited across fork) is
+/// one file: its targets are registered once, by the first task (in
+/// pstree order) that holds it and an fd under every target number, like
+/// CRIU, whose dump reads the targets in one task holding it. A shared
+/// instance no such task holds cannot be restored.
+pub fn epoll_owners<'t>(
+    tasks: impl IntoIterator<Item = &'t TaskImages>,
+) -> Result<std::collections::HashMap<u32, u32>, RestoreError> {
+    let mut owners = std::collections::HashMap::new();
+    let mut missing = std::collections::BTreeMap::new();
+    for t in tasks {
+        let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+        for fi in &t.fdinfo {
+            let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
+                continue;
+            };
+            if owners.contains_key(&fi.id) {
+                continue;
+            }
+            match ep.tfd.iter().find(|x| !has_fd(x.tfd)) {
+                None => {
+                    owners.insert(fi.id, t.pstree.pid);
+                    missing.remove(&fi.id);
+                }
+                Some(x) => {
+                    missing.entry(fi.id).or_insert((t.pstree.pid, x.tfd));
+                }
+            }
+        }
+    }
+    if let Some((id, (pid, tfd))) = missing.into_iter().next() {
+        return Err(RestoreError::Unsupported(format!(
+            "files.img: epoll instance {id} watches fd {tfd}, which task {pid} holding it \
+             does not hold, nor does any other task holding it (a closed target still \
+             registered)"
+        )));
+    }
+    Ok(owners)
+}
+
+/// Timerfd clocks and file locks (which must name fds of the task):
+/// checked before anything exists.
 pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
     let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+    // Epoll targets are checked for the whole tree (`epoll_owners`): a
+    // task sharing an instance need not hold them.
     for (id, f) in &t.anon_files {
-        if let Some(ep) = &f.epfd
-            && let Some(tfd) = ep.tfd.iter().find(|x| !has_fd(x.tfd))
-        {
-            return Err(RestoreError::Unsupported(format!(
-                "files.img: epoll instance {id} watches fd {}, which the task does \
-                 not hold (a closed target still registered)",
-                tfd.tfd
-            )));
-        }
         if let Some(tf) = &f.tfd
             && crate::files::timerfd::clock(tf.clockid).is_none()
         {
@@ -100,7 +136,8 @@ pub struct FdState {
 }
 
 impl FdState {
-    pub fn new(t: &TaskImages, file_locks: bool) -> Result<FdState, RestoreError> {
+    pub fn new(t: &TaskImages, opts: FileOpts<'_>) -> Result<FdState, RestoreError> {
+        let file_locks = opts.file_locks;
         let mut st = FdState {
             events: Vec::new(),
             epoll: Vec::new(),
@@ -112,8 +149,9 @@ impl FdState {
             let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
                 continue;
             };
-            // One file, one set of registrations (under its first fd).
-            if !done.insert(fi.id) {
+            // One file, one set of registrations (under its first fd), in
+            // one task of the tree.
+            if opts.epoll_owners.get(&fi.id) != Some(&t.pstree.pid) || !done.insert(fi.id) {
                 continue;
             }
             for (tfd, ev) in crate::files::eventpoll::ctl_add_args(ep) {

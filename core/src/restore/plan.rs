@@ -273,7 +273,7 @@ pub fn build<'a>(
         }
     }
     let reg_files = &reg_files;
-    let fd_state = super::fd_state::FdState::new(t, file_opts.file_locks)?;
+    let fd_state = super::fd_state::FdState::new(t, file_opts)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
     let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();

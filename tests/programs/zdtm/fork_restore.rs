@@ -4,10 +4,12 @@
 //! program makes).
 //!
 //! The root forks child C, which starts a second thread T. The root, C and
-//! T each sleep in 1 ms steps to an absolute deadline: after a restore the
-//! restarted sleep returns at once, the step sees a gap, and if the task's
-//! start time changed (it is a restored process) it forks a checker right
-//! away. The checker scans its own maps with raw syscalls only (it may be
+//! T each sleep in 1 ms steps to an absolute deadline (after a restore the
+//! restarted sleep returns at once) and after each step look whether they
+//! are a restored process: their timer slack (set to an odd value at the
+//! start; the restore does not bring it back, a restored thread has its
+//! creator's) or their process start time differs. If so they fork a
+//! checker right away. The checker scans its own maps with raw syscalls only (it may be
 //! the fork of a threaded process) and exits 1 if it finds an `rwxs`
 //! mapping. C reports to the root through its exit status (its reason in
 //! `DIR/fail-PID`).
@@ -111,10 +113,19 @@ fn start_time() -> String {
         .to_string()
 }
 
+const PR_SET_TIMERSLACK: usize = 29;
+const PR_GET_TIMERSLACK: usize = 30;
+/// The odd timer slack (ns) every watching thread sets.
+const SLACK: usize = 12_345;
+
+fn timer_slack() -> isize {
+    // SAFETY: integer arguments only.
+    unsafe { criu_arch::syscall2(nr::PRCTL, PR_GET_TIMERSLACK, 0) }
+}
+
 /// One watching thread's state.
 struct Watch {
     start: String,
-    last: Instant,
     /// Checkers forked and their failures.
     checked: u32,
     fails: Vec<String>,
@@ -122,16 +133,17 @@ struct Watch {
 
 impl Watch {
     fn new() -> Watch {
+        // SAFETY: integer arguments only.
+        unsafe { criu_arch::syscall2(nr::PRCTL, PR_SET_TIMERSLACK, SLACK) };
         Watch {
             start: start_time(),
-            last: Instant::now(),
             checked: 0,
             fails: Vec::new(),
         }
     }
 
-    /// Sleep 1 ms (to an absolute deadline); after a gap, if restored,
-    /// fork a checker at once.
+    /// Sleep 1 ms (to an absolute deadline); if restored, fork a checker
+    /// at once (once).
     fn step(&mut self) {
         let mut ts = [0i64; 2];
         // SAFETY: clock_gettime writes one timespec into `ts`.
@@ -153,9 +165,7 @@ impl Watch {
                 0,
             )
         };
-        let gap = self.last.elapsed() > Duration::from_millis(20);
-        self.last = Instant::now();
-        if gap && self.checked == 0 && start_time() != self.start {
+        if self.checked == 0 && (timer_slack() != SLACK as isize || start_time() != self.start) {
             self.checked += 1;
             match fork() {
                 Ok(0) => checker(),

@@ -23,7 +23,8 @@ use crate::sys::ptrace::{self, EVENT_STOP, SyscallInfo, WaitStatus, options};
 /// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: a group stop sent by someone else
 /// while we hold the task; it is sent again on detach.
 fn is_stop_signal(sig: i32) -> bool {
-    matches!(sig, 19 | 20 | 21 | 22)
+    use linux_raw_sys::general::{SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU};
+    [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(&(sig as u32))
 }
 
 /// Enough syscall stops for a thread between its futex and the exit of

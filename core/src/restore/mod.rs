@@ -208,9 +208,10 @@ fn stage_source(stage: u32, pid: i32) -> String {
 pub struct Restored {
     pub pid: Pid,
     pub stats: RestoreStats,
-    /// The task already ran to its end while the restorer was being
-    /// removed, and its exit status was collected there: its exit code
-    /// (128 + signal if killed).
+    /// The root's exit code (128 + signal if killed) if its status was
+    /// already collected by the restore. Always `None` now: no task runs
+    /// its own code before the tool lets it go (see [`finish`]), so none
+    /// can end earlier; kept for the callers that wait for the root.
     pub exit_code: Option<i32>,
 }
 

@@ -11,7 +11,7 @@ mod common;
 use common::{descendants, kill_all, reap};
 
 use common::zdtm::Zdtm;
-use rustix::process::{Pid, WaitOptions};
+use rustix::process::Pid;
 
 fn dump_restore_tree(test: &str, mode: &str, expect_tasks: usize) {
     dump_restore_tree_then(test, mode, expect_tasks, |_| {});

@@ -1,7 +1,6 @@
 //! ZDTM-style dump/restore tests of a task's own state: counting, files,
 //! rlimits, cwd and umask, rseq, and repeated dumps with `--leave-running`.
 //! Each program checks itself after restore (see tests/programs/zdtm/).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

@@ -26,7 +26,9 @@
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
 //!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
-//!   stack; x86_64 only so far, `-ENOSYS` elsewhere).
+//!   stack; x86_64 and aarch64 so far, `-ENOSYS` elsewhere),
+//!   `set_thread_pointer` (the TLS register no frame carries: aarch64's
+//!   `tpidr_el0`; a no-op elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,
 //!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
 //! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,

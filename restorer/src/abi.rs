@@ -415,6 +415,10 @@ pub struct RestoreArgs {
     /// thread waits on before its own credentials).
     pub threads_ready: u32,
     pub _pad2: u32,
+    /// The thread pointer no signal frame carries (aarch64 `tpidr_el0`),
+    /// written with `criu_arch::set_thread_pointer` right before
+    /// `rt_sigreturn`; unused where that is a no-op.
+    pub thread_pointer: u64,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on
@@ -443,6 +447,8 @@ pub struct ThreadArg {
     /// Its own scheduling (before the credentials), parent-death signal
     /// and no_new_privs (after them); only those `ATTR_*` bits.
     pub attrs: TaskAttrsArg,
+    /// As [`RestoreArgs::thread_pointer`].
+    pub thread_pointer: u64,
 }
 
 // [`TaskAttrsArg::has`] bits: which attributes the images carry.

@@ -587,6 +587,7 @@ pub fn build(
             comm: comm_arg(core),
             creds: creds_arg(core, &format!("core-{tid}.img"))?,
             attrs: super::task_attrs::thread_arg(core),
+            thread_pointer: f.thread_pointer,
             ..ThreadArg::default()
         });
     }
@@ -670,6 +671,7 @@ pub fn build(
         tool_rseq,
         attrs: super::task_attrs::arg(t),
         threads: at(a_threads),
+        thread_pointer: frame.thread_pointer,
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

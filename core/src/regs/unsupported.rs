@@ -1,0 +1,50 @@
+//! Architectures whose registers are not converted yet (ppc64le, s390x):
+//! dump and restore say so.
+
+use rustix::process::Pid;
+
+use super::{Frame, RegsError};
+use crate::images::pb;
+use crate::infect::ExtRegs;
+
+fn unsupported() -> RegsError {
+    RegsError::Unsupported(format!(
+        "registers of {} are not dumped or restored yet",
+        std::env::consts::ARCH
+    ))
+}
+
+pub fn fill_thread_info(
+    _pid: i32,
+    _core: &mut pb::CoreEntry,
+    _gp: &criu_arch::GpRegs,
+    _ext: &ExtRegs,
+    _clear_tid_addr: u64,
+) -> Result<(), RegsError> {
+    Err(unsupported())
+}
+
+/// This kernel's FPU state format (not needed until the arch is done).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostFpu;
+
+impl HostFpu {
+    pub fn probe(_pid: Pid) -> HostFpu {
+        HostFpu
+    }
+}
+
+/// Nothing to check until registers are restored here ([`frame_for`]
+/// refuses).
+pub fn validate(_core: &pb::CoreEntry, _task_size: u64) -> Result<(), String> {
+    Ok(())
+}
+
+pub fn frame_for(
+    _core: &pb::CoreEntry,
+    _frame_addr: u64,
+    _sigmask: u64,
+    _host: &HostFpu,
+) -> Result<Frame, RegsError> {
+    Err(unsupported())
+}

@@ -419,6 +419,11 @@ pub struct RestoreArgs {
     /// written with `criu_arch::set_thread_pointer` right before
     /// `rt_sigreturn`; unused where that is a no-op.
     pub thread_pointer: u64,
+    /// `[RawSyscall]`: the VMAs' `madvise` advice, given right after they
+    /// are mapped and before their pages are read (so that
+    /// MADV_NOHUGEPAGE keeps the reads from faulting in huge pages where
+    /// THP is `always`).
+    pub madvise: Array,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

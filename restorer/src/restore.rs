@@ -291,6 +291,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_RSEQ, unregister_rseq(&args.tool_rseq));
     stage!(args, abi::STAGE_UNMAP, unmap(args));
     stage!(args, abi::STAGE_MAP, map_vmas(args));
+    stage!(args, abi::STAGE_MAP, arch_syscalls(&args.madvise));
     stage!(args, abi::STAGE_PAGES, read_pages(args));
     stage!(args, abi::STAGE_PROTECT, protect(args));
     stage!(args, abi::STAGE_VDSO, remap_all(&args.unpark));

@@ -101,15 +101,13 @@ fn x86_feature(name: &str) -> bool {
     }
 }
 
-/// Why the FPU program cannot run here: it is x86_64 assembly so far.
+/// Whether the FPU program cannot run here (it is assembly for x86_64 and
+/// aarch64 only); says so.
 fn no_fpu_program(test: &str) -> bool {
-    if cfg!(target_arch = "x86_64") {
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return false;
     }
-    common::skip(
-        test,
-        "zdtm_fpu is x86_64 assembly (no version for this arch yet)",
-    );
+    common::skip(test, "zdtm_fpu has no register program for this arch yet");
     true
 }
 
@@ -151,7 +149,21 @@ fn fpu_threads(test: &str, kind: &str, threads: usize, leave_running: bool) {
 
 #[test]
 fn fpu_sse_registers_survive() {
+    if !cfg!(target_arch = "x86_64") {
+        return common::skip("fpu_sse_registers_survive", "SSE registers are x86 ones");
+    }
     fpu("zdtm-fpu-sse", "sse", false);
+}
+
+#[test]
+fn fpu_simd_registers_survive() {
+    if !cfg!(target_arch = "aarch64") {
+        return common::skip(
+            "fpu_simd_registers_survive",
+            "v0-v31/FPCR/FPSR are arm64 ones",
+        );
+    }
+    fpu("zdtm-fpu-simd", "simd", false);
 }
 
 #[test]
@@ -180,14 +192,8 @@ fn fpu_avx512_registers_survive() {
 fn fpu_registers_survive_a_leave_running_dump() {
     // The parasite runs in the task: its registers must be as they were
     // when it goes on.
-    let kind = if x86_feature("avx512f") {
-        "avx512"
-    } else if x86_feature("avx") {
-        "avx"
-    } else {
-        "sse"
-    };
-    fpu("zdtm-fpu-leave-running", kind, true);
+    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64.
+    fpu("zdtm-fpu-leave-running", "widest", true);
 }
 
 #[test]

@@ -3,12 +3,14 @@
 //! each, low word first, plus fpsr/fpcr; `tls` = tpidr_el0), laid out as
 //! CRIU's `save_task_regs` writes it.
 //!
-//! Not carried: the pointer-authentication keys (`pac_keys`). A restored
-//! task runs with the keys of the tool it was forked from, so a dumped
-//! task whose code signs return addresses (`-mbranch-protection`) would
-//! fail authentication on returns through frames signed before the dump.
-//! SVE/SME state beyond the FP/SIMD registers and tpidr2_el0 are not kept
-//! either (CRIU does not keep them).
+//! The pointer-authentication keys (`pac_keys`, where the CPU has them)
+//! are dumped like CRIU's `save_pac_keys` does and written back by ptrace
+//! while the restored threads wait in the restorer ([`ptrace_regsets`]): a
+//! restored task otherwise runs with the keys of the tool it was forked
+//! from, and code that signs return addresses (`-mbranch-protection`)
+//! would fail authentication on returns through frames signed before the
+//! dump. SVE/SME state beyond the FP/SIMD registers and tpidr2_el0 are not
+//! kept (CRIU does not keep them either).
 
 use criu_arch::{FpRegs, GpRegs, fill_sigframe};
 use rustix::process::Pid;
@@ -21,6 +23,14 @@ use crate::sys::ptrace::note;
 /// `struct user_fpsimd_state` up to and including fpcr (the regset may
 /// or may not include the trailing reserved words).
 const FPSIMD_LEN: usize = 32 * 16 + 8;
+
+/// `AT_HWCAP` bits: address and generic pointer authentication.
+const HWCAP_PACA: usize = 1 << 30;
+const HWCAP_PACG: usize = 1 << 31;
+
+fn hwcap() -> usize {
+    rustix::param::linux_hwcap().0
+}
 
 // ---- dump ----
 
@@ -74,6 +84,80 @@ fn fpsimd(pid: i32, ext: &ExtRegs) -> Result<pb::UserAarch64FpsimdContextEntry, 
     })
 }
 
+/// Read regset `note` of `pid`, which must fill `buf` exactly.
+fn read_regset(pid: i32, note: u32, what: &'static str, buf: &mut [u8]) -> Result<(), RegsError> {
+    let tid = Pid::from_raw(pid).ok_or(RegsError::Invalid(format!("bad pid {pid}")))?;
+    let n = crate::sys::ptrace::get_regset(tid, note, buf).map_err(|source| RegsError::Ptrace {
+        what,
+        pid,
+        source,
+    })?;
+    if n != buf.len() {
+        return Err(RegsError::Invalid(format!(
+            "task {pid}: {what} gave {n} bytes (want {})",
+            buf.len()
+        )));
+    }
+    Ok(())
+}
+
+fn le64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The PAC keys of stopped thread `pid` as CRIU's `save_pac_keys` stores
+/// them (each 128-bit key as lo/hi words), `None` without PAC hardware.
+fn pac_keys(pid: i32) -> Result<Option<pb::PacKeys>, RegsError> {
+    let caps = hwcap();
+    if caps & (HWCAP_PACA | HWCAP_PACG) == 0 {
+        return Ok(None);
+    }
+    let mut keys = pb::PacKeys::default();
+    if caps & HWCAP_PACA != 0 {
+        let mut b = [0u8; 64];
+        read_regset(
+            pid,
+            criu_arch::NT_ARM_PACA_KEYS,
+            "GETREGSET(NT_ARM_PACA_KEYS)",
+            &mut b,
+        )?;
+        let mut enabled = [0u8; 8];
+        read_regset(
+            pid,
+            criu_arch::NT_ARM_PAC_ENABLED_KEYS,
+            "GETREGSET(NT_ARM_PAC_ENABLED_KEYS)",
+            &mut enabled,
+        )?;
+        keys.pac_address_keys = Some(pb::PacAddressKeys {
+            apiakey_lo: le64(&b, 0),
+            apiakey_hi: le64(&b, 1),
+            apibkey_lo: le64(&b, 2),
+            apibkey_hi: le64(&b, 3),
+            apdakey_lo: le64(&b, 4),
+            apdakey_hi: le64(&b, 5),
+            apdbkey_lo: le64(&b, 6),
+            apdbkey_hi: le64(&b, 7),
+            pac_enabled_key: le64(&enabled, 0),
+        });
+    }
+    if caps & HWCAP_PACG != 0 {
+        let mut b = [0u8; 16];
+        read_regset(
+            pid,
+            criu_arch::NT_ARM_PACG_KEYS,
+            "GETREGSET(NT_ARM_PACG_KEYS)",
+            &mut b,
+        )?;
+        keys.pac_generic_keys = Some(pb::PacGenericKeys {
+            apgakey_lo: le64(&b, 0),
+            apgakey_hi: le64(&b, 1),
+        });
+    }
+    Ok(Some(keys))
+}
+
 /// Fill `core.mtype` and `ti_aarch64` (see the module doc of `regs`).
 pub fn fill_thread_info(
     pid: i32,
@@ -93,7 +177,7 @@ pub fn fill_thread_info(
             pstate: g.pstate,
         },
         fpsimd: fpsimd(pid, ext)?,
-        pac_keys: None,
+        pac_keys: pac_keys(pid)?,
     });
     Ok(())
 }
@@ -147,6 +231,19 @@ pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
             r.pstate & PSR_MODE_MASK
         ));
     }
+    if let Some(k) = &ti.pac_keys {
+        let caps = hwcap();
+        if k.pac_address_keys.is_some() && caps & HWCAP_PACA == 0 {
+            return Err(
+                "the image has PAC address keys; this CPU has no address authentication".into(),
+            );
+        }
+        if k.pac_generic_keys.is_some() && caps & HWCAP_PACG == 0 {
+            return Err(
+                "the image has a PAC generic key; this CPU has no generic authentication".into(),
+            );
+        }
+    }
     if r.pc >= task_size {
         return Err(format!(
             "pc {:#x} is outside the user address space (below {task_size:#x})",
@@ -187,4 +284,39 @@ pub fn frame_for(
         arch_syscalls: vec![set_tid_address(ti.clear_tid_addr)],
         thread_pointer: ti.tls,
     })
+}
+
+/// The register sets to write by ptrace into the restored thread while it
+/// waits in the restorer, as `(note, bytes)`: the PAC keys (as CRIU's
+/// `arch_ptrace_restore`), which neither a frame nor a syscall can set.
+pub fn ptrace_regsets(core: &pb::CoreEntry) -> Vec<(u32, Vec<u8>)> {
+    let Some(k) = core.ti_aarch64.as_ref().and_then(|t| t.pac_keys.as_ref()) else {
+        return Vec::new();
+    };
+    let words = |w: &[u64]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let mut sets = Vec::new();
+    if let Some(a) = &k.pac_address_keys {
+        let keys = [
+            a.apiakey_lo,
+            a.apiakey_hi,
+            a.apibkey_lo,
+            a.apibkey_hi,
+            a.apdakey_lo,
+            a.apdakey_hi,
+            a.apdbkey_lo,
+            a.apdbkey_hi,
+        ];
+        sets.push((criu_arch::NT_ARM_PACA_KEYS, words(&keys)));
+        sets.push((
+            criu_arch::NT_ARM_PAC_ENABLED_KEYS,
+            words(&[a.pac_enabled_key]),
+        ));
+    }
+    if let Some(g) = &k.pac_generic_keys {
+        sets.push((
+            criu_arch::NT_ARM_PACG_KEYS,
+            words(&[g.apgakey_lo, g.apgakey_hi]),
+        ));
+    }
+    sets
 }

@@ -12,7 +12,9 @@
 //! - restore: [`HostFpu`] (this kernel's FPU state format, probed once from a
 //!   traced fork of the tool), [`validate`] (what `rt_sigreturn` would refuse,
 //!   checked before the first fork) and [`frame_for`] (the signal frame the
-//!   restorer returns through, plus the state no frame carries).
+//!   restorer returns through, plus the state no frame carries) and
+//!   [`ptrace_regsets`] (state only ptrace can set, such as arm64's PAC
+//!   keys, written while the restored threads wait in the restorer).
 //!
 //! ppc64le and s390x have none yet: they report that they are unsupported.
 
@@ -76,4 +78,4 @@ mod unsupported;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 use unsupported as imp;
 
-pub use imp::{HostFpu, fill_thread_info, frame_for, validate};
+pub use imp::{HostFpu, fill_thread_info, frame_for, ptrace_regsets, validate};

@@ -48,3 +48,9 @@ pub fn frame_for(
 ) -> Result<Frame, RegsError> {
     Err(unsupported())
 }
+
+/// Register sets to write by ptrace into a restored thread before it runs:
+/// none here (everything goes through the frame and raw syscalls).
+pub fn ptrace_regsets(_core: &pb::CoreEntry) -> Vec<(u32, Vec<u8>)> {
+    Vec::new()
+}

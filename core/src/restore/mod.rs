@@ -21,6 +21,7 @@ pub mod images;
 pub mod layout;
 mod plan;
 mod regs;
+mod regsets;
 mod shmem;
 mod task_attrs;
 
@@ -248,6 +249,7 @@ pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // restore, no setup-namespaces / post-setup-namespaces.
     let tids: Vec<u32> = task.threads.iter().map(|t| t.0).collect();
     let done = wait_done(&region, plan.args_off, child, &tids)
+        .and_then(|()| regsets::write(child.as_raw_nonzero().get(), &task))
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .map(|()| region.resume(plan.args_off))

@@ -185,12 +185,16 @@ pub fn fill_thread_info(
 // ---- restore ----
 
 /// Nothing to probe: the FP/SIMD record of arm64 frames has one format.
+/// (A struct with a private field, not a unit struct, so that
+/// arch-neutral callers build it with `default()` on every arch.)
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HostFpu;
+pub struct HostFpu {
+    _none: (),
+}
 
 impl HostFpu {
     pub fn probe(_pid: Pid) -> HostFpu {
-        HostFpu
+        HostFpu::default()
     }
 }
 

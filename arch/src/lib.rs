@@ -2,8 +2,9 @@
 //!
 //! Each supported architecture is one module (`x86_64`, `aarch64`, `powerpc64`,
 //! `s390x`) exporting the same items; exactly one is compiled in and re-exported
-//! at the crate root. Porting to a new architecture means adding one module here
-//! (plus a linker script for the blobs) and nothing else.
+//! at the crate root. Porting to a new architecture means adding one module here,
+//! a linker script for the blobs, and core's register conversion
+//! (`core/src/regs/<arch>.rs`); see "Adding an architecture" in the README.
 //!
 //! Items every arch module provides (the contract):
 //! - `syscall0` ..= `syscall6`: raw system call entry (inline asm), returning the

@@ -9,6 +9,8 @@
 pub mod blob;
 pub mod check;
 pub mod dump;
+pub mod fault;
+pub mod files;
 pub mod hooks;
 pub mod images;
 pub mod infect;

@@ -62,6 +62,59 @@ pub struct PingArgs {
 /// which the tool polls (the region is shared between the two).
 pub const CMD_RESTORE: usize = 2;
 
+/// `RESTORE_CHILD`: called in a task of a tree that its parent's restorer
+/// has just forked with its PID ([`ChildArg`]), in the task's own bootstrap
+/// region (every region is mapped in every task until its `STAGE_UNMAP`):
+/// restores the task from the [`RestoreArgs`] like `RESTORE`'s child,
+/// without forking. Never returns.
+pub const CMD_RESTORE_CHILD: usize = 3;
+
+/// [`ChildArg::kind`]: a task with its own region ([`CMD_RESTORE_CHILD`]).
+pub const CHILD_TASK: u32 = 0;
+/// [`ChildArg::kind`]: a zombie: sets its session and group, then ends
+/// with its dumped wait status; its parent does not reap it.
+pub const CHILD_ZOMBIE: u32 = 1;
+/// [`ChildArg::kind`]: a helper holding a process group (its PID is the
+/// group's) that no task of the tree leads any more, until every task
+/// has joined its group; then it exits and its parent reaps it.
+pub const CHILD_HELPER: u32 = 2;
+
+/// One child a task forks (clone3 `set_tid`) in `STAGE_SESSION`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildArg {
+    pub pid: i32,
+    /// `CHILD_*`.
+    pub kind: u32,
+    /// `CHILD_TASK`: the entry of the child's own region and its args.
+    pub entry: u64,
+    pub args: u64,
+    /// `CHILD_ZOMBIE`: the raw wait status to end with.
+    pub exit_status: i32,
+    /// Non-zero: forked before the parent's own `setsid` (it stays in the
+    /// session the parent had before).
+    pub before_setsid: u32,
+    /// `CHILD_ZOMBIE`/`CHILD_HELPER`: like [`RestoreArgs`]' `setsid`,
+    /// `pgid`, `leads_group` and `join_pgid`.
+    pub setsid: u32,
+    pub pgid: i32,
+    pub leads_group: u32,
+    pub join_pgid: i32,
+}
+
+/// The counters the tasks of a tree share while they create sessions
+/// and groups (a page mapped shared in the tool before the first fork,
+/// gone from each task with the rest of the tool at `STAGE_UNMAP`); both
+/// are futex words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeWords {
+    /// Tasks still to create a group (`leads_group`); joiners wait for 0.
+    pub groups: u32,
+    /// Tasks still to join a group (`join_pgid`); helpers wait for 0.
+    pub joins: u32,
+}
+
 /// [`RestoreStatus::state`]: the child is still working.
 pub const STATE_RUNNING: u32 = 0;
 /// [`RestoreStatus::state`]: everything restored; `rt_sigreturn` is next.
@@ -117,7 +170,9 @@ pub struct RestoreStatus {
     /// `STATE_DONE`, a shared futex) return into its own code. The tool
     /// runs the post-restore and pre-resume actions before that.
     pub resume: u32,
-    pub _pad: u32,
+    /// Written by the task first thing after its fork: it exists (the
+    /// tool kills only tasks that say so when a restore fails).
+    pub created: u32,
 }
 
 /// An address range `[start, end)`.
@@ -414,7 +469,17 @@ pub struct RestoreArgs {
     /// Written by the threads: how many are ready (a futex word the main
     /// thread waits on before its own credentials).
     pub threads_ready: u32,
-    pub _pad2: u32,
+    /// Non-zero: this task creates a group others join (by `setsid` or
+    /// `setpgid(0, pgid)`), counted down in [`TreeWords::groups`].
+    pub leads_group: u32,
+    /// `[ChildArg]`: the task's children, forked in `STAGE_SESSION`.
+    pub children: Array,
+    /// Address of the tree's [`TreeWords`], 0 for a task alone.
+    pub tree: u64,
+    /// Non-zero: once its children are forked and every group exists,
+    /// `setpgid(0, join_pgid)` (counted down in [`TreeWords::joins`]).
+    pub join_pgid: i32,
+    pub _pad3: u32,
     /// The thread pointer no signal frame carries (aarch64 `tpidr_el0`),
     /// written with `criu_arch::set_thread_pointer` right before
     /// `rt_sigreturn`; unused where that is a no-op.

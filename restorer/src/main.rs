@@ -69,6 +69,15 @@ pub unsafe extern "C" fn __export_restorer_entry(cmd: usize, args: *mut u8) -> i
             // inside the bootstrap region for CMD_RESTORE.
             restore::start(unsafe { &mut *args })
         }
+        abi::CMD_RESTORE_CHILD => {
+            let args = args.cast::<abi::RestoreArgs>();
+            if args.is_null() || !args.is_aligned() {
+                return abi::ERR_BAD_ARGS;
+            }
+            // SAFETY: non-null and aligned; the parent's restorer passes
+            // the RestoreArgs of this task's own region.
+            restore::start_child(unsafe { &mut *args })
+        }
         _ => abi::ERR_NO_COMMAND,
     }
 }

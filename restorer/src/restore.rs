@@ -29,6 +29,7 @@ use crate::abi::{self, Array, RestoreArgs};
 mod mem;
 mod state;
 mod threads;
+mod tree;
 
 use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
 use state::{
@@ -119,8 +120,15 @@ pub fn start(args: &mut RestoreArgs) -> isize {
     child(args)
 }
 
+/// A task of a tree, just forked by its parent's restorer: restore it
+/// from its own args (this code is its own region's copy of the blob).
+pub fn start_child(args: &mut RestoreArgs) -> isize {
+    ARGS.store(args as *mut RestoreArgs as usize, Ordering::Release);
+    child(args)
+}
+
 /// Publish a failure and end the child.
-fn fail(args: &mut RestoreArgs, stage: u32, (err, index): Fail) -> ! {
+pub(crate) fn fail(args: &mut RestoreArgs, stage: u32, (err, index): Fail) -> ! {
     args.status.stage = stage;
     args.status.errno = (-err) as i32;
     args.status.index = index;
@@ -173,7 +181,9 @@ macro_rules! stage {
 
 /// Child, on its copy of the tool's stack.
 fn child(args: &mut RestoreArgs) -> isize {
-    stage!(args, abi::STAGE_SESSION, session(args));
+    // SAFETY: `created` is a naturally aligned u32 inside the shared region.
+    unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
+    stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_FDS, move_fds(args));
     stage!(args, abi::STAGE_FS, fs(args));
     stage!(args, abi::STAGE_SWITCH_STACK, switch_stack(args));
@@ -181,7 +191,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     fail(args, abi::STAGE_SWITCH_STACK, (-4, 0))
 }
 
-fn session(args: &RestoreArgs) -> Result<(), Fail> {
+pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
     if args.setsid != 0 {
         // SAFETY: setsid takes no arguments.
         check(unsafe { syscall0(nr::SETSID) }, 0)?;

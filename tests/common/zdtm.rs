@@ -136,6 +136,13 @@ impl Zdtm {
         self.program = None;
     }
 
+    /// Note that the task was restored by other means than
+    /// [`Zdtm::restore_from`] (it is our child through the subreaper now).
+    #[allow(dead_code)]
+    pub fn restored_elsewhere(&mut self) {
+        self.program = None;
+    }
+
     /// [`Zdtm::restore_from`] the default images directory.
     pub fn restore(&mut self, extra: &[&str]) {
         let images = self.images.clone();

@@ -219,6 +219,19 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     } else {
         None
     };
+    // A kind of fd that cannot be dumped yet.
+    let _netlink = if mode == "netlink" {
+        Some(
+            rustix::net::socket(
+                rustix::net::AddressFamily::NETLINK,
+                rustix::net::SocketType::RAW,
+                Some(rustix::net::netlink::USERSOCK),
+            )
+            .map_err(|e| format!("netlink socket: {e}"))?,
+        )
+    } else {
+        None
+    };
     let big_mem: Vec<u8> = if big {
         (0..BIG_LEN).map(big_byte).collect()
     } else {

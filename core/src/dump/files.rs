@@ -1,7 +1,8 @@
 //! Files of a task for `files.img` and `fdinfo-<id>.img`: regular files,
 //! directories and devices opened by path (CRIU's `REG` kind), plus the
-//! files its mappings, exe link, cwd and root refer to. Other fd kinds
-//! (pipes, sockets, anon inodes) are refused for now, naming the fd.
+//! files its mappings, exe link, cwd and root refer to. Pipes, FIFOs and
+//! unix sockets are handed to their kinds in [`crate::files`]; other fd
+//! kinds (other sockets, anon inodes) are refused for now, naming the fd.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -25,6 +26,8 @@ pub enum FilesError {
     Proc(#[from] crate::proc::ProcError),
     #[error("fd {fd} of task {pid} is {what}, which cannot be dumped yet")]
     Unsupported { pid: i32, fd: i32, what: String },
+    #[error(transparent)]
+    Kind(#[from] crate::files::FileError),
     #[error("stat of {path}: {source}")]
     Stat {
         path: String,
@@ -45,6 +48,12 @@ pub struct FileTable {
     /// Open memfd fds' objects (inode number, a descriptor to read them
     /// through, size), whose contents are dumped even when not mapped.
     pub memfd_objects: Vec<(u64, std::sync::Arc<std::os::fd::OwnedFd>, u64)>,
+    /// Fds already given a file id, over every task of the dump: (pid,
+    /// fd, id). An fd of another task sharing one of their open file
+    /// descriptions (inherited across fork) gets the same id (kcmp).
+    seen_fds: Vec<(i32, i32, u32)>,
+    /// Pipes, FIFOs, unix sockets: their state and data images.
+    pub kinds: crate::files::Dumped,
 }
 
 impl FileTable {
@@ -77,6 +86,55 @@ impl FileTable {
             ..Default::default()
         });
         id
+    }
+
+    /// Once every task's fds are collected: resolves unix socket peers
+    /// (refusing ones outside the dump unless `ext_unix_sk`).
+    pub fn finish(&mut self, ext_unix_sk: bool) -> Result<(), FilesError> {
+        crate::files::unix::finish(&mut self.kinds, &mut self.entries, ext_unix_sk)?;
+        Ok(())
+    }
+
+    /// A pipe end, FIFO or unix socket: its file id and fd type.
+    fn add_kind(
+        &mut self,
+        ctx: &crate::files::FdCtx,
+        target: &FdTarget,
+        path: Option<&Path>,
+        meta: Option<&std::fs::Metadata>,
+    ) -> Result<(u32, pb::FdTypes), FilesError> {
+        let id = self.next_id();
+        let (id, entry, ty) = match (target, meta) {
+            (FdTarget::Pipe(ino), _) => {
+                let (id, e) = crate::files::pipe::dump(ctx, *ino, &mut self.kinds, id)?;
+                (id, e, pb::FdTypes::Pipe)
+            }
+            (FdTarget::Socket(ino), _) => {
+                let (id, e) = crate::files::unix::dump(ctx, *ino, &mut self.kinds, id)?;
+                (id, e, pb::FdTypes::Unixsk)
+            }
+            (_, Some(m)) => {
+                let reg = pb::RegFileEntry {
+                    flags: ctx.flags,
+                    name: String::from_utf8_lossy(
+                        path.map(|p| p.as_os_str().as_bytes()).unwrap_or_default(),
+                    )
+                    .into_owned(),
+                    mode: Some(m.mode()),
+                    ..Default::default()
+                };
+                let [fifo, regf] =
+                    crate::files::fifo::dump(ctx, m.ino(), &mut self.kinds, id, reg)?;
+                self.entries.push(fifo);
+                self.entries.push(regf);
+                return Ok((id, pb::FdTypes::Fifo));
+            }
+            _ => return Err(unsupported(ctx.pid, ctx.fd, "of an unknown kind")),
+        };
+        if let Some(e) = entry {
+            self.entries.push(e);
+        }
+        Ok((id, ty))
     }
 
     /// The file object of memfd mappings of shmem inode `ino`, if any yet.
@@ -150,13 +208,29 @@ pub fn collect_fds(
 ) -> Result<Vec<pb::FdinfoEntry>, FilesError> {
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    let mut seen: Vec<(i32, u32)> = Vec::new();
     let task = Pid::from_raw(pid);
     for fd in proc.fds()? {
-        let path = match proc.fd_target(fd)? {
+        let target = proc.fd_target(fd)?;
+        if matches!(target, FdTarget::Pipe(_) | FdTarget::Socket(_)) {
+            let info = proc.fdinfo(fd)?;
+            let id = match find_shared(task, &files.seen_fds, fd) {
+                Some(id) => (id, kind_of(&target)),
+                None => {
+                    let ctx = crate::files::FdCtx {
+                        pid,
+                        fd,
+                        flags: info.flags & !O_CLOEXEC,
+                    };
+                    files.add_kind(&ctx, &target, None, None)?
+                }
+            };
+            files.seen_fds.push((pid, fd, id.0));
+            out.push(fdinfo(fd, id.0, id.1, info.flags));
+            continue;
+        }
+        let path = match target {
             FdTarget::Path(p) => p,
-            FdTarget::Pipe(_) => return Err(unsupported(pid, fd, "a pipe")),
-            FdTarget::Socket(_) => return Err(unsupported(pid, fd, "a socket")),
+            FdTarget::Pipe(_) | FdTarget::Socket(_) => continue,
             FdTarget::AnonInode(name) => {
                 return Err(unsupported(pid, fd, &format!("anon_inode:{name}")));
             }
@@ -166,23 +240,16 @@ pub fn collect_fds(
         };
         let info = proc.fdinfo(fd)?;
         let is_memfd = path.as_os_str().as_bytes().starts_with(b"/memfd:");
-        let shared = task.and_then(|t| {
-            seen.iter().find(|(other, _)| {
-                matches!(
-                    kcmp(t, t, KcmpType::File, fd as u32, *other as u32),
-                    Ok(KcmpOrder::Equal)
-                )
-            })
-        });
+        let shared = find_shared(task, &files.seen_fds, fd);
         if is_memfd {
             let id = match shared {
-                Some((_, id)) => *id,
+                Some(id) => id,
                 None => {
                     let inode_id = memfd_fd(files, pid, fd, &path)?;
                     files.push_memfd(info.flags & !O_CLOEXEC, info.pos.max(0) as u64, inode_id)
                 }
             };
-            seen.push((fd, id));
+            files.seen_fds.push((pid, fd, id));
             out.push(pb::FdinfoEntry {
                 id,
                 flags: if info.flags & O_CLOEXEC != 0 {
@@ -204,10 +271,30 @@ pub fn collect_fds(
             use std::os::unix::fs::FileTypeExt;
             m.file_type().is_fifo()
         }) {
-            return Err(unsupported(pid, fd, "a FIFO"));
+            let id = match shared {
+                Some(id) => id,
+                None => {
+                    let ctx = crate::files::FdCtx {
+                        pid,
+                        fd,
+                        flags: info.flags & !O_CLOEXEC,
+                    };
+                    files
+                        .add_kind(
+                            &ctx,
+                            &FdTarget::Path(path.clone()),
+                            Some(&path),
+                            meta.as_ref(),
+                        )?
+                        .0
+                }
+            };
+            files.seen_fds.push((pid, fd, id));
+            out.push(fdinfo(fd, id, pb::FdTypes::Fifo, info.flags));
+            continue;
         }
         let id = match shared {
-            Some((_, id)) => *id,
+            Some(id) => id,
             None => files.push_reg(
                 &path,
                 info.flags & !O_CLOEXEC,
@@ -215,7 +302,7 @@ pub fn collect_fds(
                 meta.as_ref(),
             ),
         };
-        seen.push((fd, id));
+        files.seen_fds.push((pid, fd, id));
         out.push(pb::FdinfoEntry {
             id,
             flags: if info.flags & O_CLOEXEC != 0 {
@@ -258,6 +345,42 @@ fn memfd_fd(files: &mut FileTable, pid: i32, fd: i32, path: &Path) -> Result<u32
             .push((ino, std::sync::Arc::new(own), st.st_size.max(0) as u64));
     }
     Ok(inode_id)
+}
+
+/// An earlier fd of the task with the same open file, if any: its id.
+fn find_shared(task: Option<Pid>, seen: &[(i32, i32, u32)], fd: i32) -> Option<u32> {
+    let t = task?;
+    seen.iter()
+        .find(|(opid, ofd, _)| {
+            Pid::from_raw(*opid).is_some_and(|o| {
+                matches!(
+                    kcmp(t, o, KcmpType::File, fd as u32, *ofd as u32),
+                    Ok(KcmpOrder::Equal)
+                )
+            })
+        })
+        .map(|&(_, _, id)| id)
+}
+
+fn kind_of(target: &FdTarget) -> pb::FdTypes {
+    match target {
+        FdTarget::Pipe(_) => pb::FdTypes::Pipe,
+        _ => pb::FdTypes::Unixsk,
+    }
+}
+
+fn fdinfo(fd: i32, id: u32, ty: pb::FdTypes, flags: u32) -> pb::FdinfoEntry {
+    pb::FdinfoEntry {
+        id,
+        flags: if flags & O_CLOEXEC != 0 {
+            FD_CLOEXEC
+        } else {
+            0
+        },
+        r#type: ty as i32,
+        fd: fd as u32,
+        ..Default::default()
+    }
 }
 
 fn unsupported(pid: i32, fd: i32, what: &str) -> FilesError {

@@ -1,15 +1,24 @@
-//! `criu dump` for one single-threaded process (`-t PID`): collect from
-//! /proc and ptrace, infect, gather from inside with the parasite daemon,
-//! cure, write CRIU's images, then kill the task or (`--leave-running`)
-//! let it run on unchanged.
+//! `criu dump` of a process tree (`-t ROOT` and every descendant, see
+//! [`tree`]): seize every task, collect each from /proc and ptrace (one
+//! file table for the whole tree: fds of different tasks sharing an open
+//! file get one id, found with kcmp), dump shared memory once per object,
+//! then infect, gather from inside with the parasite daemon and cure each
+//! task in turn, write CRIU's images, then kill every task or
+//! (`--leave-running`) let them all run on unchanged.
 //!
-//! Whatever step fails, the task is left running as it was: the infect
-//! handles undo their changes when dropped, and images are only the last
-//! step before the final kill. Fault injection for tests: the environment
-//! variable `CRIU_DUMP_FAULT=<step>` makes the named step fail (see
-//! [`FAULT_STEPS`]).
+//! Whatever step fails, for whichever task, every task is left running as
+//! it was: the infect handles undo their changes when dropped, and images
+//! are only the last step before the final kill. Fault injection for
+//! tests: the environment variable `CRIU_DUMP_FAULT=<step>` makes the named
+//! step fail (see [`FAULT_STEPS`]); with `CRIU_DUMP_FAULT_TASK=<n>` a
+//! per-task step fails only in the tree's n-th task.
 //!
-//! Images written (all with CRIU's framing; ids for one task):
+//! Task i of the tree (pstree order, the root 0) has kernel-object ids
+//! i + 1 (vm, files, fs, sighand) and its pages in `pages-<i+1>.img`;
+//! shmem objects' pages follow. A zombie has a `pstree.img` entry and a
+//! `core-PID.img` with task_state 2 and its wait status, nothing else.
+//!
+//! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
 //!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
 //!   user 7, cgroup 8 — no namespace images: the task shares ours),
@@ -38,12 +47,16 @@
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
 //!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
 //!   root; path, flags without O_CLOEXEC, pos, size, mode).
+//! - pipes, FIFOs and unix sockets: PIPE/FIFO/UNIXSK entries in `files.img`
+//!   and their unread data in `pipes-data.img`, `fifo-data.img` and
+//!   `sk-queues.img` (see [`crate::files`]).
 
 pub mod core_img;
 pub mod files;
 pub mod parasite;
 pub mod regs;
 pub mod shmem;
+pub mod tree;
 mod write;
 
 use std::path::PathBuf;
@@ -113,6 +126,11 @@ pub enum DumpError {
         tid: i32,
         mode: &'static str,
     },
+    #[error(
+        "task {pid} is in session {sid}, whose leader is not in the dumped tree \
+         (only the root's session may be outside it, with --shell-job)"
+    )]
+    Session { pid: i32, sid: i32 },
     #[error("{step}: {source}")]
     Infect {
         step: &'static str,
@@ -161,10 +179,27 @@ fn refuse_seccomp(proc: &ProcDir, pid: i32) -> Result<(), DumpError> {
     Ok(())
 }
 
+/// Fails at `step` when `CRIU_FAULT` holds its number
+/// ([`crate::fault::DUMP_BASE`] + its index in [`FAULT_STEPS`]) or
+/// `CRIU_DUMP_FAULT` its name.
 fn fault(step: &'static str) -> Result<(), DumpError> {
-    match std::env::var("CRIU_DUMP_FAULT") {
-        Ok(s) if s == step => Err(DumpError::Fault(step)),
-        _ => Ok(()),
+    let index = FAULT_STEPS
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or(usize::MAX);
+    match crate::fault::at(crate::fault::DUMP_BASE, index, step, "CRIU_DUMP_FAULT") {
+        true => Err(DumpError::Fault(step)),
+        false => Ok(()),
+    }
+}
+
+/// A per-task step's fault: with `CRIU_DUMP_FAULT_TASK=<n>` set, only
+/// in the tree's n-th task (0 = the root), to fail in the middle of a
+/// tree.
+fn task_fault(step: &'static str, index: usize) -> Result<(), DumpError> {
+    match std::env::var("CRIU_DUMP_FAULT_TASK") {
+        Ok(n) if n.parse::<usize>().ok() != Some(index) => Ok(()),
+        _ => fault(step),
     }
 }
 
@@ -180,25 +215,17 @@ fn collect_err<E: std::fmt::Display>(pid: i32, what: &'static str) -> impl FnOnc
     }
 }
 
-/// Dump the task `opts.tree` into `common.images_dir`, running `hooks`
-/// at `pre-dump` (before the task is touched) and `post-dump` (with the
-/// images written, before the task is killed or let go: if it fails, the
-/// dump fails and the task runs on).
+/// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
+/// `hooks` at `pre-dump` (before any task is touched) and `post-dump`
+/// (with the images written, before the tasks are killed or let go: if it
+/// fails, the dump fails and the tasks run on).
 pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
     // Before touching the task: a directory others can write to is refused.
     crate::images::writer::check_private_dir(&common.images_dir)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
-    // Without root, only our own user's processes (the kernel would
-    // refuse to seize others anyway; say so plainly, before trying).
-    if common.unprivileged {
-        let ours = rustix::process::geteuid().as_raw();
-        let st = proc.status().map_err(collect_err(pid, "status"))?;
-        if let Some(&owner) = st.uid.iter().find(|&&u| u != ours) {
-            return Err(DumpError::NotOurs { pid, owner, ours });
-        }
-    }
+    check_owner(common, &proc)?;
     // A task in someone else's session can only come back in the session
     // of whoever restores it: CRIU wants that said with --shell-job, and
     // so refuses before touching the task.
@@ -213,33 +240,59 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
-    let (mut task, mut threads) =
-        crate::infect::seize_process(pid).map_err(infect_err("seizing the task"))?;
+    // Every task of the tree stopped before anything is collected; if
+    // anything fails from here on, dropping `tree` lets them all go.
+    let mut tree = tree::seize(pid)?;
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
-    pr_debug!("Seized task {pid} and {} other threads", threads.len());
-    let mut c = collect_outside(&proc, &task, opts)?;
-    fault("collected")?;
-    pr_debug!(
-        "Collected {} VMAs, {} page runs, {} files, {} fds",
-        c.vmas.len(),
-        c.ranges.len(),
-        c.files.entries.len(),
-        c.fdinfo.len()
-    );
-    for th in &threads {
-        c.threads.push(collect_thread(&proc, th)?);
+    pr_debug!("Seized {} tasks", tree.tasks.len());
+    tree::check_sessions(&tree, common.shell_job)?;
+    for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
+        check_owner(common, &t.proc)?;
+        refuse_seccomp(&t.proc, t.pid)?;
     }
-    // Shared memory objects, read while the task is frozen.
+
+    // Collect from outside, every task, with one file table.
+    let mut files = files::FileTable::default();
+    let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
+    for (i, t) in tree.tasks.iter().enumerate() {
+        let tree::TaskKind::Alive { task, threads } = &t.kind else {
+            collected.push(None);
+            continue;
+        };
+        let mut c = collect_outside(&t.proc, task, opts, &mut files)?;
+        c.obj_id = i as u32 + 1;
+        c.pages_id = i as u64 + 1;
+        for th in threads {
+            c.threads.push(collect_thread(&t.proc, th)?);
+        }
+        pr_debug!(
+            "Collected {} VMAs, {} page runs, {} fds of task {}",
+            c.vmas.len(),
+            c.ranges.len(),
+            c.fdinfo.len(),
+            t.pid
+        );
+        collected.push(Some(c));
+    }
+    // Unix socket peers, once every fd of every task is known.
+    files.finish(common.ext_unix_sk)?;
+    fault("collected")?;
+
+    // Shared memory objects, read while every task is frozen: one per
+    // inode over the whole tree (mappings inherited across fork share it).
     let shm_err = |e: shmem::ShmemError| DumpError::Memory {
         pid,
         reason: e.to_string(),
     };
-    let objects = shmem::objects(&c.vmas, &c.files.memfd_objects).map_err(shm_err)?;
+    let page_size = crate::proc::page_size() as u64;
+    let all_vmas = collected.iter().flatten().flat_map(|c| c.vmas.iter());
+    let objects = shmem::objects(all_vmas, &files.memfd_objects).map_err(shm_err)?;
+    let first_shmem_pages = tree.tasks.len() as u64 + 1;
     for (i, obj) in objects.iter().enumerate() {
-        let pages_id = write::PAGES_ID + 1 + i as u64;
+        let pages_id = first_shmem_pages + i as u64;
         let d =
-            shmem::dump_object(&common.images_dir, obj, pages_id, c.page_size).map_err(shm_err)?;
+            shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
         pr_debug!(
             "Dumped {} pages of shmem object {} ({} bytes)",
             d.pages,
@@ -249,134 +302,226 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     fault("shmem")?;
 
-    {
-        let mut parasite = Parasite::infect(&mut task, &PARASITE, ARGS_LEN)
-            .map_err(infect_err("infecting the task"))?;
-        fault("infected")?;
-        let mut daemon = parasite
-            .start_daemon()
-            .map_err(infect_err("starting the parasite daemon"))?;
-        pr_debug!("Parasite daemon running in task {pid}");
-        fault("daemon")?;
-        let step = infect_err("parasite DUMP_MISC");
-        c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
-        fault("misc")?;
-        c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
-        for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
-            data.args = Some(
-                parasite::thread_in(&mut daemon, th)
-                    .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
-            );
-        }
-        fault("thread")?;
-        c.sigacts =
-            Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
-        fault("sigacts")?;
-        c.itimers =
-            Some(parasite::itimers(&mut daemon).map_err(infect_err("parasite DUMP_ITIMERS"))?);
-        fault("itimers")?;
-        let ids: Vec<i32> = c.proc_timers.iter().map(|t| t.id).collect();
-        let posix = parasite::posix_timers(&mut daemon, &ids)
-            .map_err(infect_err("parasite DUMP_POSIX_TIMERS"))?;
-        c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
-        fault("posix-timers")?;
-
-        let changes = unreadable(&c);
-        parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
-        fault("mprotect")?;
-        let pages_path = common
-            .images_dir
-            .join(crate::images::Kind::Pages.file_name(write::PAGES_ID));
-        let pages_file = write::create_raw(&pages_path).map_err(|source| DumpError::Images {
-            dir: common.images_dir.clone(),
-            source,
-        })?;
-        let t_mem = std::time::Instant::now();
-        let dumped = mem::dump_pages(
-            &mut daemon,
-            &c.ranges,
-            &pages_file,
-            &pages_path.display().to_string(),
-            c.page_size,
-        )
-        .map_err(|e| DumpError::Memory {
-            pid,
-            reason: e.to_string(),
-        })?;
-        fault("pages")?;
-        parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
-        fault("mprotect-undo")?;
-        pr_info!("Dumped {} pages of task {pid}", dumped.pages);
-        c.stats = write::Stats {
-            memdump: t_mem.elapsed(),
-            memwrite: dumped.write_time,
-            pages_written: dumped.pages,
-            pages_lazy: dumped.lazy_pages,
-            page_pipes: dumped.pipes,
-            page_pipe_bufs: dumped.iovs,
-            ..write::Stats::default()
+    for (i, (t, c)) in tree.tasks.iter_mut().zip(collected.iter_mut()).enumerate() {
+        let (tree::TaskKind::Alive { task, threads }, Some(c)) = (&mut t.kind, c) else {
+            continue;
         };
-        c.pagemap = dumped.entries;
-        c.nr_pages = dumped.pages;
-
-        daemon.fini().map_err(infect_err("stopping the parasite"))?;
-        fault("parasite-fini")?;
-        parasite.cure().map_err(infect_err("curing the task"))?;
+        gather_inside(common, task, threads, c, i)?;
+        pr_debug!("Task {} cured", t.pid);
     }
-    pr_debug!("Task {pid} cured");
     fault("cured")?;
 
-    write::write_images(&common.images_dir, &c).map_err(|source| DumpError::Images {
+    let entries: Vec<write::TreeEntry> = tree
+        .tasks
+        .iter()
+        .map(|t| write::TreeEntry {
+            pid: t.pid,
+            ppid: t.ppid,
+            pgid: t.pgid,
+            sid: t.sid,
+            threads: t.thread_ids(),
+        })
+        .collect();
+    let img_err = |source| DumpError::Images {
         dir: common.images_dir.clone(),
         source,
-    })?;
+    };
+    for (t, c) in tree.tasks.iter().zip(&collected) {
+        match (&t.kind, c) {
+            (tree::TaskKind::Zombie { exit_code }, _) => {
+                write::write_zombie_core(&common.images_dir, t.pid, *exit_code, &t.stat)
+                    .map_err(img_err)?;
+            }
+            (_, Some(c)) => write::write_images(&common.images_dir, c).map_err(img_err)?,
+            (_, None) => {}
+        }
+    }
+    write::write_tree_images(&common.images_dir, &entries, 1, &files).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
-    c.stats.freezing = t_frozen - t_start;
-    c.stats.pages_scanned = c
-        .vmas
-        .iter()
-        .filter(|v| mem::page_policy(v, u64::MAX) != PagePolicy::Skip)
-        .map(|v| (v.vma.end - v.vma.start) / c.page_size)
-        .sum();
-    match opts.final_state {
-        FinalState::Dead => {
-            threads
-                .into_iter()
-                .for_each(crate::infect::SeizedThread::forget);
-            task.kill().map_err(infect_err("killing the dumped task"))?;
-            pr_info!("Dumping finished successfully");
-        }
-        FinalState::Alive => {
-            for th in threads {
-                th.release().map_err(infect_err("releasing a thread"))?;
-            }
-            task.release().map_err(infect_err("releasing the task"))?;
-            pr_info!("Dumping finished successfully (task left running)");
-        }
-        FinalState::Stopped => {
-            for th in threads {
-                th.release().map_err(infect_err("releasing a thread"))?;
-            }
-            task.release_stopped()
-                .map_err(infect_err("releasing the task stopped"))?;
-            pr_info!("Dumping finished successfully (task left stopped)");
-        }
+    let mut stats = write::Stats {
+        freezing: t_frozen - t_start,
+        ..write::Stats::default()
+    };
+    for c in collected.iter().flatten() {
+        stats.memdump += c.stats.memdump;
+        stats.memwrite += c.stats.memwrite;
+        stats.pages_written += c.stats.pages_written;
+        stats.pages_lazy += c.stats.pages_lazy;
+        stats.page_pipes += c.stats.page_pipes;
+        stats.page_pipe_bufs += c.stats.page_pipe_bufs;
+        stats.pages_scanned += c
+            .vmas
+            .iter()
+            .filter(|v| mem::page_policy(v, u64::MAX) != PagePolicy::Skip)
+            .map(|v| (v.vma.end - v.vma.start) / c.page_size)
+            .sum::<u64>();
     }
-    c.stats.frozen = t_frozen.elapsed();
+    finish(tree, opts.final_state)?;
+    stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();
-    write::write_stats(&work, &c.stats)
-        .map_err(|source| DumpError::Images { dir: work, source })?;
+    write::write_stats(&work, &stats).map_err(|source| DumpError::Images { dir: work, source })?;
     if common.display_stats {
-        write::display_stats(&c.stats);
+        write::display_stats(&stats);
     }
     Ok(())
 }
 
+/// Without root, only our own user's processes (the kernel would refuse
+/// to seize others anyway; say so plainly, before trying).
+fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
+    if !common.unprivileged {
+        return Ok(());
+    }
+    let pid = proc.pid();
+    let ours = rustix::process::geteuid().as_raw();
+    let st = proc.status().map_err(collect_err(pid, "status"))?;
+    if let Some(&owner) = st.uid.iter().find(|&&u| u != ours) {
+        return Err(DumpError::NotOurs { pid, owner, ours });
+    }
+    Ok(())
+}
+
+/// The end of a dump: kill every task, or let them all go on (running or
+/// stopped). Zombies are left to their parents.
+fn finish(tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+    let mut result = Ok(());
+    for t in tree.tasks {
+        let tree::TaskKind::Alive { task, threads } = t.kind else {
+            continue;
+        };
+        let done = match final_state {
+            FinalState::Dead => {
+                threads
+                    .into_iter()
+                    .for_each(crate::infect::SeizedThread::forget);
+                (*task)
+                    .kill()
+                    .map_err(infect_err("killing the dumped task"))
+            }
+            FinalState::Alive => threads
+                .into_iter()
+                .try_for_each(crate::infect::SeizedThread::release)
+                .map_err(infect_err("releasing a thread"))
+                .and((*task).release().map_err(infect_err("releasing the task"))),
+            FinalState::Stopped => threads
+                .into_iter()
+                .try_for_each(crate::infect::SeizedThread::release)
+                .map_err(infect_err("releasing a thread"))
+                .and(
+                    (*task)
+                        .release_stopped()
+                        .map_err(infect_err("releasing the task stopped")),
+                ),
+        };
+        // Every task gets its turn, whatever happened to the others.
+        if result.is_ok() {
+            result = done;
+        }
+    }
+    result?;
+    match final_state {
+        FinalState::Dead => pr_info!("Dumping finished successfully"),
+        FinalState::Alive => pr_info!("Dumping finished successfully (task left running)"),
+        FinalState::Stopped => pr_info!("Dumping finished successfully (task left stopped)"),
+    }
+    Ok(())
+}
+
+/// Infect one seized task, gather what only it can tell (misc, threads,
+/// signal actions, timers) and its pages, then cure it. `index` is its
+/// place in the tree, for `CRIU_DUMP_FAULT_TASK`.
+fn gather_inside(
+    common: &CommonOpts,
+    task: &mut Seized,
+    threads: &mut [crate::infect::SeizedThread],
+    c: &mut Collected,
+    index: usize,
+) -> Result<(), DumpError> {
+    let pid = c.pid;
+    let fault = |step| task_fault(step, index);
+    let mut parasite =
+        Parasite::infect(task, &PARASITE, ARGS_LEN).map_err(infect_err("infecting the task"))?;
+    fault("infected")?;
+    let mut daemon = parasite
+        .start_daemon()
+        .map_err(infect_err("starting the parasite daemon"))?;
+    pr_debug!("Parasite daemon running in task {pid}");
+    fault("daemon")?;
+    let step = infect_err("parasite DUMP_MISC");
+    c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
+    fault("misc")?;
+    c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
+    for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
+        data.args = Some(
+            parasite::thread_in(&mut daemon, th)
+                .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
+        );
+    }
+    fault("thread")?;
+    c.sigacts = Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
+    fault("sigacts")?;
+    c.itimers = Some(parasite::itimers(&mut daemon).map_err(infect_err("parasite DUMP_ITIMERS"))?);
+    fault("itimers")?;
+    let ids: Vec<i32> = c.proc_timers.iter().map(|t| t.id).collect();
+    let posix = parasite::posix_timers(&mut daemon, &ids)
+        .map_err(infect_err("parasite DUMP_POSIX_TIMERS"))?;
+    c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
+    fault("posix-timers")?;
+
+    let changes = unreadable(c);
+    parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
+    fault("mprotect")?;
+    let pages_path = common
+        .images_dir
+        .join(crate::images::Kind::Pages.file_name(c.pages_id));
+    let pages_file = write::create_raw(&pages_path).map_err(|source| DumpError::Images {
+        dir: common.images_dir.clone(),
+        source,
+    })?;
+    let t_mem = std::time::Instant::now();
+    let dumped = mem::dump_pages(
+        &mut daemon,
+        &c.ranges,
+        &pages_file,
+        &pages_path.display().to_string(),
+        c.page_size,
+    )
+    .map_err(|e| DumpError::Memory {
+        pid,
+        reason: e.to_string(),
+    })?;
+    fault("pages")?;
+    parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
+    fault("mprotect-undo")?;
+    pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+    c.stats = write::Stats {
+        memdump: t_mem.elapsed(),
+        memwrite: dumped.write_time,
+        pages_written: dumped.pages,
+        pages_lazy: dumped.lazy_pages,
+        page_pipes: dumped.pipes,
+        page_pipe_bufs: dumped.iovs,
+        ..write::Stats::default()
+    };
+    c.pagemap = dumped.entries;
+    c.nr_pages = dumped.pages;
+
+    daemon.fini().map_err(infect_err("stopping the parasite"))?;
+    fault("parasite-fini")?;
+    parasite.cure().map_err(infect_err("curing the task"))?;
+    Ok(())
+}
+
 /// Everything read from outside the task while it is seized.
-fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Collected, DumpError> {
+fn collect_outside(
+    proc: &ProcDir,
+    task: &Seized,
+    opts: &DumpOpts,
+    files: &mut files::FileTable,
+) -> Result<Collected, DumpError> {
     let pid = proc.pid();
     let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
     let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
@@ -406,7 +551,7 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
     let signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
     let robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
-    let rseq = ptrace::get_rseq_config(tid).ok();
+    let rseq = ptrace::rseq_config_for_dump(tid).map_err(collect_err(pid, "rseq"))?;
     let loginuid = proc.loginuid().ok();
     let oom_score_adj = proc.oom_score_adj().ok();
     let personality = proc
@@ -416,7 +561,6 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
 
-    let mut files = files::FileTable::default();
     let exe_file_id = files.add_path(&exe, true)?;
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
     for v in &vmas {
@@ -458,7 +602,7 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
         };
         vma_file_ids.push(id);
     }
-    let fdinfo = files::collect_fds(proc, &mut files)?;
+    let fdinfo = files::collect_fds(proc, files)?;
     let cwd_id = files.add_path(&cwd, false)?;
     let root_id = files.add_path(&root, false)?;
     let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
@@ -480,7 +624,8 @@ fn collect_outside(proc: &ProcDir, task: &Seized, opts: &DumpOpts) -> Result<Col
         loginuid,
         oom_score_adj,
         personality,
-        files,
+        obj_id: 1,
+        pages_id: 1,
         fdinfo,
         exe_file_id,
         cwd_id,
@@ -521,7 +666,7 @@ fn collect_thread(
         sigmask: th.sigmask(),
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
-        rseq: ptrace::get_rseq_config(t).ok(),
+        rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
         nice: stat.nice,
         policy: stat.policy,
         rt_priority: stat.rt_priority,

@@ -61,8 +61,8 @@ pub struct ShmemObject {
 /// The shmem objects behind `vmas` and the open memfds `fds` (inode,
 /// descriptor, size), one per inode, in shmid order. SysV segments are not
 /// among them (refused elsewhere).
-pub fn objects(
-    vmas: &[CollectedVma],
+pub fn objects<'a>(
+    vmas: impl IntoIterator<Item = &'a CollectedVma>,
     fds: &[(u64, Arc<OwnedFd>, u64)],
 ) -> Result<Vec<ShmemObject>, ShmemError> {
     let mut out: BTreeMap<u64, ShmemObject> = BTreeMap::new();

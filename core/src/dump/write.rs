@@ -16,10 +16,8 @@ use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
 use super::files::FileTable;
 use crate::mem::PageRange;
 
-/// `pages-<id>.img` id of the (only) task's pages.
-pub const PAGES_ID: u64 = 1;
-/// The ids of the task's kernel objects (one task: one of each).
-const OBJ_ID: u32 = 1;
+/// `task_core_entry.task_state` of a zombie.
+pub const TASK_ZOMBIE: u32 = 2;
 
 /// What a non-leader thread contributes (its own `core-TID.img`).
 #[derive(Debug)]
@@ -56,7 +54,11 @@ pub struct Collected {
     pub loginuid: Option<u32>,
     pub oom_score_adj: Option<i32>,
     pub personality: u32,
-    pub files: FileTable,
+    /// The task's kernel object ids (vm, files, fs, sighand; one set per
+    /// task: threads share them, processes of the tree do not).
+    pub obj_id: u32,
+    /// `pages-<id>.img` of its private pages.
+    pub pages_id: u64,
     pub fdinfo: Vec<pb::FdinfoEntry>,
     pub exe_file_id: u32,
     pub cwd_id: u32,
@@ -154,12 +156,12 @@ pub fn create_raw(path: &Path) -> Result<File, ImageError> {
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
 /// them for a task in the dumping tool's namespaces.
-fn kobj_ids() -> pb::TaskKobjIdsEntry {
+fn kobj_ids(obj_id: u32) -> pb::TaskKobjIdsEntry {
     pb::TaskKobjIdsEntry {
-        vm_id: OBJ_ID,
-        files_id: OBJ_ID,
-        fs_id: OBJ_ID,
-        sighand_id: OBJ_ID,
+        vm_id: obj_id,
+        files_id: obj_id,
+        fs_id: obj_id,
+        sighand_id: obj_id,
         pid_ns_id: Some(1),
         net_ns_id: Some(2),
         ipc_ns_id: Some(3),
@@ -207,7 +209,85 @@ fn run_id(pid: i32) -> String {
     )
 }
 
-/// Write every image of the task into `dir`.
+/// One `pstree.img` entry.
+#[derive(Clone, Debug)]
+pub struct TreeEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub threads: Vec<i32>,
+}
+
+/// The images of the whole dump: `inventory.img` (the root's ids),
+/// `pstree.img` (tasks in tree order, the root first), `files.img` and
+/// `memfd.img` (one file table for every task).
+pub fn write_tree_images(
+    dir: &Path,
+    tree: &[TreeEntry],
+    root_obj_id: u32,
+    files: &FileTable,
+) -> Result<(), ImageError> {
+    let img = ImageDir::new(dir);
+    let root = tree.first().map_or(0, |t| t.pid);
+    img.write_one(
+        Kind::Inventory,
+        0,
+        &pb::InventoryEntry {
+            img_version: 2,
+            fdinfo_per_id: Some(true),
+            root_ids: Some(kobj_ids(root_obj_id)),
+            ns_per_id: Some(true),
+            lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+            network_lock_method: Some(0),
+            dump_criu_run_id: Some(run_id(root)),
+            ..Default::default()
+        },
+    )?;
+    let entries: Vec<pb::PstreeEntry> = tree
+        .iter()
+        .map(|t| pb::PstreeEntry {
+            pid: t.pid as u32,
+            ppid: t.ppid as u32,
+            pgid: t.pgid as u32,
+            sid: t.sid as u32,
+            threads: t.threads.iter().map(|&t| t as u32).collect(),
+        })
+        .collect();
+    img.write_all(Kind::Pstree, 0, &entries)?;
+    img.write_all(Kind::Files, 0, &files.entries)?;
+    if !files.memfd_inodes.is_empty() {
+        img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
+    }
+    files.kinds.write_images(&img)?;
+    Ok(())
+}
+
+/// `core-PID.img` of a zombie: its state and wait status, nothing else
+/// (CRIU writes no other image for it).
+pub fn write_zombie_core(
+    dir: &Path,
+    pid: i32,
+    exit_code: i32,
+    stat: &Stat,
+) -> Result<(), ImageError> {
+    let mut core = pb::CoreEntry {
+        mtype: criu_arch::CORE_MTYPE as i32,
+        ..Default::default()
+    };
+    core.tc = Some(pb::TaskCoreEntry {
+        task_state: TASK_ZOMBIE,
+        exit_code: exit_code as u32,
+        personality: 0,
+        flags: stat.flags,
+        blk_sigset: 0,
+        comm: String::from_utf8_lossy(&stat.comm).into_owned(),
+        ..Default::default()
+    });
+    ImageDir::new(dir).write_one(Kind::Core, pid as u64, &core)
+}
+
+/// Write the images of one live task into `dir`.
 pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
     let pid = c.pid;
@@ -217,34 +297,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
     let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
 
-    let ids = kobj_ids();
-    img.write_one(
-        Kind::Inventory,
-        0,
-        &pb::InventoryEntry {
-            img_version: 2,
-            fdinfo_per_id: Some(true),
-            root_ids: Some(ids),
-            ns_per_id: Some(true),
-            lsmtype: Some(pb::Lsmtype::NoLsm as i32),
-            network_lock_method: Some(0),
-            dump_criu_run_id: Some(run_id(pid)),
-            ..Default::default()
-        },
-    )?;
-    img.write_one(
-        Kind::Pstree,
-        0,
-        &pb::PstreeEntry {
-            pid: pid as u32,
-            ppid: 0,
-            pgid: misc.pgid as u32,
-            sid: misc.sid as u32,
-            threads: std::iter::once(pid as u32)
-                .chain(c.threads.iter().map(|t| t.tid as u32))
-                .collect(),
-        },
-    )?;
+    let ids = kobj_ids(c.obj_id);
     img.write_one(Kind::Ids, pidu, &ids)?;
 
     // The registers as they resume: an interrupted syscall re-armed or
@@ -367,7 +420,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
 
     let mut w = img.writer(Kind::Pagemap, pidu)?;
     w.write_message(&pb::PagemapHead {
-        pages_id: PAGES_ID as u32,
+        pages_id: c.pages_id as u32,
     })?;
     for e in &c.pagemap {
         w.write_message(e)?;
@@ -383,10 +436,6 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             umask: Some(misc.umask),
         },
     )?;
-    img.write_all(Kind::Fdinfo, u64::from(OBJ_ID), &c.fdinfo)?;
-    img.write_all(Kind::Files, 0, &c.files.entries)?;
-    if !c.files.memfd_inodes.is_empty() {
-        img.write_all(Kind::MemfdInode, 0, &c.files.memfd_inodes)?;
-    }
+    img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use prost_reflect::prost::Message;
+use rustix::io::Errno;
 
 use super::error::{ImageError, Result};
 use super::kinds::{Header, Kind};
@@ -30,6 +31,7 @@ pub struct ImageWriter<W: Write> {
 /// have taken the owner's bits away too.
 pub fn create_private(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::PermissionsExt;
+    crate::fault::call(&format_args!("creating {}", path.display()), Errno::NOSPC)?;
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -130,6 +132,8 @@ impl<W: Write> ImageWriter<W> {
 
     /// Writes one entry: its u32 LE length, then `data`.
     pub fn write_entry(&mut self, data: &[u8]) -> Result<()> {
+        crate::fault::call(&format_args!("writing {}", self.file), Errno::NOSPC)
+            .map_err(|e| ImageError::io(&self.file, e.into()))?;
         let len = u32::try_from(data.len()).map_err(|_| ImageError::EntryTooBig {
             file: self.file.clone(),
             len: data.len() as u64,

@@ -20,6 +20,7 @@ impl Seized {
     /// Undo everything and detach; idempotent. Every step is attempted even
     /// if an earlier one failed, and the first failure is reported.
     pub(super) fn release_inner(&mut self) -> Result<(), InfectError> {
+        let _undo = crate::fault::Undo::enter();
         if self.released {
             return Ok(());
         }

@@ -69,8 +69,9 @@ impl Daemon<'_, '_> {
         }
         self.interrupt()?;
         self.send_ctl(abi::CMD_FINI)?;
-        // The parasite closes its socket itself from here on.
-        self.remote_sock = None;
+        // The parasite closes its socket itself from here on; `remote_sock`
+        // is kept until it is seen back in its saved context, for `abort`
+        // to close should we lose it on the way.
         self.sock = None;
         let mut entered = false;
         let at = loop {
@@ -124,23 +125,34 @@ impl Daemon<'_, '_> {
             });
         }
         self.done = true;
+        self.remote_sock = None;
         self.parasite.task_mut().restore_context(true)
     }
 
     /// The error path: get the task back into its saved context whatever
     /// state the parasite is in, and close the parasite's socket in it.
     fn abort(&mut self) -> Result<(), InfectError> {
+        let _undo = crate::fault::Undo::enter();
         if self.running {
             self.interrupt()?;
         }
         self.done = true;
         self.parasite.task_mut().restore_context(true)?;
         if let Some(fd) = self.remote_sock.take() {
-            self.parasite.task_mut().remote_syscall(
+            // After FINI the parasite may have closed it already (EBADF);
+            // nothing else runs in the task to reuse the number meanwhile.
+            match self.parasite.task_mut().remote_syscall(
                 "close",
                 criu_arch::nr::CLOSE,
                 [fd as u64, 0, 0, 0, 0, 0],
-            )?;
+            ) {
+                Ok(_) => {}
+                Err(InfectError::RemoteSyscall {
+                    errno: rustix::io::Errno::BADF,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -148,6 +160,7 @@ impl Daemon<'_, '_> {
 
 impl Drop for Daemon<'_, '_> {
     fn drop(&mut self) {
+        let _undo = crate::fault::Undo::enter();
         // Error paths: get the task out of the parasite and back into its
         // saved context, so the area can be unmapped.
         if self.done || self.parasite.task().released {

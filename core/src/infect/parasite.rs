@@ -251,7 +251,13 @@ impl<'t> Parasite<'t> {
 
     fn cure_inner(&mut self) -> Result<(), InfectError> {
         match self.area.take() {
-            Some(area) if !self.task.released => self.task.unmap_shared_area(area),
+            Some(area) if !self.task.released => {
+                self.task.unmap_shared_area(area).map_err(|(area, e)| {
+                    // Kept for the error path (drop) to try again.
+                    self.area = Some(area);
+                    e
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -261,6 +267,7 @@ impl Drop for Parasite<'_> {
     fn drop(&mut self) {
         // Error paths: the caller already reports an error; the area must
         // not stay in the task.
+        let _undo = crate::fault::Undo::enter();
         let _ = self.cure_inner();
     }
 }

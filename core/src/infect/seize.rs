@@ -58,11 +58,26 @@ const EXT_REGS_MAX: usize = 64 * 1024;
 /// `PTRACE_SEIZE` and a complete [`Seized`].
 struct DetachGuard(Option<Pid>);
 
+/// Detach from a seized task in whatever state it is: PTRACE_DETACH works
+/// only on a stopped tracee, so one still running (its INTERRUPT failed)
+/// is stopped first. Left traced, it would stay our tracee (and its
+/// zombie ours to reap) for as long as we run. Best effort: a failure
+/// means the task is gone.
+pub(super) fn detach_seized(pid: Pid) {
+    let _undo = crate::fault::Undo::enter();
+    if ptrace::detach(pid, 0).is_ok() {
+        return;
+    }
+    if ptrace::interrupt(pid).is_ok() && wait_interrupt_stop(pid).is_ok() {
+        let _ = ptrace::detach(pid, 0);
+    }
+}
+
 impl Drop for DetachGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            // Nothing of the task was changed yet; a failure means it is gone.
-            let _ = ptrace::detach(pid, 0);
+            // Nothing of the task was changed yet.
+            detach_seized(pid);
         }
     }
 }
@@ -216,7 +231,9 @@ pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
 
 /// Read the richest FP/vector regset the kernel offers: the XSAVE area where
 /// it exists (x86), else the plain FP set. Other arches reject the x86 note
-/// with EINVAL, so no per-arch code is needed here.
+/// with EINVAL, so no per-arch code is needed here. Only that refusal
+/// falls back: any other failure is an error, since the plain set would
+/// silently lose the vector state.
 pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
     let mut buf = vec![0u8; EXT_REGS_MAX];
     let mut last = rustix::io::Errno::INVAL;
@@ -226,7 +243,8 @@ pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
                 buf.truncate(len);
                 return Ok(ExtRegs { note, bytes: buf });
             }
-            Err(e) => last = e,
+            Err(e @ (rustix::io::Errno::INVAL | rustix::io::Errno::NODEV)) => last = e,
+            Err(e) => return Err(e),
         }
     }
     Err(last)

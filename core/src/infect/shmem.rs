@@ -65,6 +65,14 @@ impl Seized {
     /// Create a shared area of at least `len` bytes. On failure nothing is
     /// left behind in the task (no fd, no mapping).
     pub fn map_shared_area(&mut self, len: usize) -> Result<SharedArea, InfectError> {
+        self.try_map_shared_area(len).inspect_err(|_| {
+            // A step can fail after its syscall ran in the task (its
+            // result lost): remove whatever of the area exists there.
+            self.scrub_shared_area();
+        })
+    }
+
+    fn try_map_shared_area(&mut self, len: usize) -> Result<SharedArea, InfectError> {
         let page = rustix::param::page_size();
         let len = len
             .checked_next_multiple_of(page)
@@ -87,6 +95,46 @@ impl Seized {
                 Err(e)
             }
             (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Close every fd and unmap every mapping of a shared-area memfd in the
+    /// task, found through /proc: used when a failed step may have left
+    /// one whose number or address we never learned. Best effort: each
+    /// failure here means the task is gone.
+    fn scrub_shared_area(&mut self) {
+        let _undo = crate::fault::Undo::enter();
+        let pid = self.pid();
+        let ours = |link: &[u8]| link.starts_with(b"/memfd:CRIUMFD");
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            let fds: Vec<u64> = dir
+                .flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| ours(l.as_os_str().as_encoded_bytes()))
+                })
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+            for fd in fds {
+                let _ = self.remote_syscall("close", criu_arch::nr::CLOSE, [fd, 0, 0, 0, 0, 0]);
+            }
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(range), Some(path)) = (f.next(), f.nth(4)) else {
+                continue;
+            };
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+                continue;
+            };
+            if ours(path.as_bytes()) {
+                let _ =
+                    self.remote_syscall("munmap", criu_arch::nr::MUNMAP, [a, b - a, 0, 0, 0, 0]);
+            }
         }
     }
 
@@ -146,14 +194,18 @@ impl Seized {
     }
 
     /// Unmap the area from the task and from us.
-    pub fn unmap_shared_area(&mut self, area: SharedArea) -> Result<(), InfectError> {
+    /// On failure the area is handed back, so that an error path can try
+    /// again: it must not stay in the task.
+    pub fn unmap_shared_area(&mut self, area: SharedArea) -> Result<(), (SharedArea, InfectError)> {
         let len = area.len() as u64;
-        self.remote_syscall(
+        match self.remote_syscall(
             "munmap",
             criu_arch::nr::MUNMAP,
             [area.remote, len, 0, 0, 0, 0],
-        )?;
-        // Our side goes with `area`.
-        Ok(())
+        ) {
+            // Our side goes with `area`.
+            Ok(_) => Ok(()),
+            Err(e) => Err((area, e)),
+        }
     }
 }

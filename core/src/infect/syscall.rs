@@ -111,6 +111,7 @@ impl Seized {
     /// signal mask saved at the seize. Tries every step and reports the first
     /// failure.
     pub(super) fn restore_context(&mut self, ext: bool) -> Result<(), InfectError> {
+        let _undo = crate::fault::Undo::enter();
         let pid = self.pid();
         let gp = ptrace::set_gp_regs(self.pid, &self.regs)
             .map_err(InfectError::ptrace(pid, "SETREGSET(restore)"));
@@ -163,6 +164,7 @@ impl Seized {
         })();
 
         if !self.released {
+            let _undo = crate::fault::Undo::enter();
             for (i, word) in saved.iter().enumerate().take(written) {
                 let restored = ptrace::poke_data(self.pid, base + 8 * i as u64, *word)
                     .map_err(InfectError::ptrace(pid, "POKEDATA(restore)"));
@@ -193,6 +195,11 @@ impl Seized {
         args: [u64; 6],
         data: &[u64],
     ) -> Result<u64, InfectError> {
+        crate::fault::call(&name, Errno::NOMEM).map_err(|errno| InfectError::RemoteSyscall {
+            pid: self.pid(),
+            name,
+            errno,
+        })?;
         let ret = self.remote_syscall_raw(nr, args, data)?;
         if (-MAX_ERRNO..0).contains(&ret) {
             return Err(InfectError::RemoteSyscall {

@@ -42,7 +42,7 @@ impl SeizedThread {
             released: true,
         };
         let detach_on_err = |e| {
-            let _ = ptrace::detach(t, 0);
+            super::seize::detach_seized(t);
             e
         };
         ptrace::interrupt(t)
@@ -97,6 +97,7 @@ impl SeizedThread {
     }
 
     fn restore_context(&self) -> Result<(), InfectError> {
+        let _undo = crate::fault::Undo::enter();
         let tid = self.tid();
         let gp = ptrace::set_gp_regs(self.tid, &self.regs)
             .map_err(InfectError::ptrace(tid, "SETREGSET(restore)"));
@@ -188,6 +189,7 @@ impl SeizedThread {
     }
 
     fn release_inner(&mut self) -> Result<(), InfectError> {
+        let _undo = crate::fault::Undo::enter();
         if self.released {
             return Ok(());
         }

@@ -346,6 +346,14 @@ fn splice_all(
 ) -> Result<(), PageXferError> {
     let mut done = 0u64;
     while done < want {
+        crate::fault::call(
+            &format_args!("writing pages to {file}"),
+            rustix::io::Errno::NOSPC,
+        )
+        .map_err(|source| PageXferError::Splice {
+            file: file.to_string(),
+            source,
+        })?;
         let n = match rustix::pipe::splice(
             rd,
             None,

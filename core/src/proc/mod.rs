@@ -24,6 +24,7 @@ pub mod status;
 pub mod task;
 pub mod text;
 pub mod timers;
+pub mod unix_diag;
 pub mod vm_flags;
 pub mod vma_kind;
 pub mod vmas;

@@ -33,8 +33,8 @@ pub struct HostFpu {
 }
 
 impl HostFpu {
-    pub fn probe(_pid: Pid) -> HostFpu {
-        HostFpu::default()
+    pub fn probe(_pid: Pid) -> Result<HostFpu, rustix::io::Errno> {
+        Ok(HostFpu::default())
     }
 }
 

@@ -177,11 +177,16 @@ pub struct HostFpu {
 const COMPONENTS: [u32; 5] = [YMM.1, OPMASK.1, ZMM_HI256.1, HI16_ZMM.1, PKRU.1];
 
 impl HostFpu {
-    /// Read from traced task `pid` (a fork of the tool).
-    pub fn probe(pid: Pid) -> HostFpu {
+    /// Read from traced task `pid` (a fork of the tool). A kernel
+    /// without XSAVE refuses the regset (EINVAL/ENODEV); any other
+    /// failure is an error, not "no XSAVE" (frames would lose state).
+    pub fn probe(pid: Pid) -> Result<HostFpu, rustix::io::Errno> {
+        use rustix::io::Errno;
         let mut buf = vec![0u8; XSAVE_MAX_SIZE];
-        let Ok(n) = crate::sys::ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut buf) else {
-            return HostFpu::default();
+        let n = match crate::sys::ptrace::get_regset(pid, criu_arch::NT_X86_XSTATE, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::INVAL | Errno::NODEV) => return Ok(HostFpu::default()),
+            Err(e) => return Err(e),
         };
         let mut xcr0 = [0u8; 8];
         xcr0.copy_from_slice(&buf[XCR0_OFF..XCR0_OFF + 8]);
@@ -193,10 +198,10 @@ impl HostFpu {
             }
         }
         let ok = n > criu_arch::XSAVE_EXT_OFFSET && xfeatures != 0;
-        HostFpu {
+        Ok(HostFpu {
             xstate: ok.then_some((n, xfeatures)),
             offsets,
-        }
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::process::Pid;
 
-use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg};
+use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords};
 
 /// The bytes of a plain `#[repr(C)]` value made of integers.
 pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {
@@ -34,6 +34,7 @@ impl Region {
     /// (never over an existing mapping) and copies `image` there.
     pub fn map(base: u64, image: &[u8]) -> Result<Region, Errno> {
         let len = image.len();
+        crate::fault::call(&"mmap of the bootstrap region", Errno::NOMEM)?;
         let want = std::ptr::without_provenance_mut::<c_void>(base as usize);
         // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so no memory
         // in use is affected; the new area belongs to the returned Region.
@@ -124,18 +125,63 @@ impl Drop for Region {
     }
 }
 
-/// `struct ptrace_rseq_configuration`.
-#[repr(C)]
-#[derive(Default)]
-struct PtraceRseqConfiguration {
-    rseq_abi_pointer: u64,
-    rseq_abi_size: u32,
-    signature: u32,
-    flags: u32,
-    pad: u32,
+/// The tree's shared counters ([`TreeWords`] and the failed-PID word
+/// after them): one page mapped shared, inherited by every task forked
+/// after it; unmapped on drop.
+pub struct TreePage {
+    addr: usize,
 }
-const _: () = assert!(size_of::<PtraceRseqConfiguration>() == 24);
-const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
+
+impl TreePage {
+    /// Maps the page with the counters set to `groups` and `joins`.
+    pub fn map(groups: u32, joins: u32) -> Result<TreePage, Errno> {
+        // SAFETY: a new anonymous mapping at an address the kernel picks;
+        // nothing else refers to it.
+        let p = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                rustix::param::page_size(),
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+            )
+        }?;
+        let page = TreePage { addr: p as usize };
+        page.word(0).store(groups, Ordering::Release);
+        page.word(1).store(joins, Ordering::Release);
+        Ok(page)
+    }
+
+    pub fn addr(&self) -> u64 {
+        self.addr as u64
+    }
+
+    fn word(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: words 0..2 lie in our live, aligned, shared mapping.
+        unsafe { AtomicU32::from_ptr((self.addr + i * 4) as *mut u32) }
+    }
+
+    /// The PID of a zombie or helper that could not set itself up, if any.
+    pub fn failed(&self) -> Option<u32> {
+        const _: () = assert!(size_of::<TreeWords>() == 8);
+        match self.word(2).load(Ordering::Acquire) {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+}
+
+impl Drop for TreePage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the page `map` created; the words borrowed
+        // from it do not outlive `self`.
+        let _ = unsafe {
+            rustix::mm::munmap(
+                std::ptr::without_provenance_mut::<c_void>(self.addr),
+                rustix::param::page_size(),
+            )
+        };
+    }
+}
 
 /// Runs `f` on a stopped, ptrace-seized fork of this thread (a copy with
 /// the same rseq registration, FPU features and address space), then kills
@@ -155,21 +201,7 @@ pub fn with_traced_fork<T>(f: impl FnOnce(Pid) -> Result<T, Errno>) -> Result<T,
 
 /// The rseq registration of traced task `pid` (`PTRACE_GET_RSEQ_CONFIGURATION`).
 pub fn rseq_of(pid: Pid) -> Result<RseqArg, Errno> {
-    let mut conf = PtraceRseqConfiguration::default();
-    // SAFETY: the kernel writes at most `size_of` bytes into `conf`, which
-    // lives across the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            criu_arch::nr::PTRACE,
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            pid.as_raw_nonzero().get() as usize,
-            size_of::<PtraceRseqConfiguration>(),
-            std::ptr::from_mut(&mut conf) as usize,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(-ret as i32));
-    }
+    let conf = crate::sys::ptrace::get_rseq_config(pid)?;
     Ok(RseqArg {
         addr: conf.rseq_abi_pointer,
         len: conf.rseq_abi_size,

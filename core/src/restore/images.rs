@@ -48,6 +48,8 @@ pub struct TaskImages {
     pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
     /// Shared memory objects the VMAs map.
     pub shmem: Vec<super::shmem::ShmemImage>,
+    /// Pipes, FIFOs and unix sockets (`files.img` and their data images).
+    pub other_files: crate::files::FileImages,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -102,28 +104,102 @@ pub fn is_file_vma(v: &pb::VmaEntry) -> bool {
     v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 && v.status & VMA_AREA_MEMFD == 0
 }
 
-/// Reads every image of the single task in `dir` and validates it.
-pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages, RestoreError> {
-    // The inventory is required by CRIU. Images of a real dump (CRIU's or
-    // ours) say `fdinfo_per_id`: they always hold ids, fdinfo and fs images,
-    // and one missing is damage, not a task without files. (Hand-made test
-    // images without the flag may leave them out.)
+/// A zombie of the tree: forked with its PID by its parent, it ends at
+/// once with its dumped wait status.
+#[derive(Debug, Clone)]
+pub struct ZombieImages {
+    pub pstree: pb::PstreeEntry,
+    /// Raw wait status (`task_core_entry.exit_code`).
+    pub exit_status: u32,
+}
+
+/// One task of `pstree.img`, read and validated.
+#[derive(Debug)]
+pub enum TreeTaskImages {
+    Alive(Box<TaskImages>),
+    Zombie(ZombieImages),
+}
+
+impl TreeTaskImages {
+    pub fn pstree(&self) -> &pb::PstreeEntry {
+        match self {
+            TreeTaskImages::Alive(t) => &t.pstree,
+            TreeTaskImages::Zombie(z) => &z.pstree,
+        }
+    }
+}
+
+/// `task_core_entry.task_state` of a zombie.
+const TASK_ZOMBIE: u32 = 2;
+
+/// Reads every image of every task of `pstree.img` in `dir` and validates
+/// them, in pstree order (the root first, each parent before its
+/// children).
+pub fn read_tree(
+    dir: &ImageDir,
+    page_size: u64,
+    task_size: u64,
+) -> Result<Vec<TreeTaskImages>, RestoreError> {
     let inventory: pb::InventoryEntry = read_single(dir, Kind::Inventory, 0)?;
     let complete = inventory.fdinfo_per_id == Some(true);
     let tree: Vec<pb::PstreeEntry> = dir.read_all(Kind::Pstree, 0).map_err(img)?;
-    let pstree = match tree.as_slice() {
-        [one] => one.clone(),
-        [] => return Err(invalid("pstree.img", "no task".into())),
-        more => {
-            return Err(RestoreError::Unsupported(format!(
-                "pstree.img: {} tasks; only one process is restored so far",
-                more.len()
-            )));
+    if tree.is_empty() {
+        return Err(invalid("pstree.img", "no task".into()));
+    }
+    let mut out: Vec<TreeTaskImages> = Vec::with_capacity(tree.len());
+    for (i, e) in tree.iter().enumerate() {
+        validate_pid(e.pid, "pstree.img")?;
+        if tree[..i].iter().any(|o| o.pid == e.pid) {
+            return Err(invalid(
+                "pstree.img",
+                format!("task {} is listed twice", e.pid),
+            ));
         }
-    };
-    validate_pid(pstree.pid, "pstree.img")?;
+        let parent_ok = if i == 0 {
+            e.ppid == 0 || !tree.iter().any(|o| o.pid == e.ppid)
+        } else {
+            tree[..i].iter().any(|o| o.pid == e.ppid)
+        };
+        if !parent_ok {
+            return Err(invalid(
+                "pstree.img",
+                format!(
+                    "task {} has parent {}, which is not listed before it",
+                    e.pid, e.ppid
+                ),
+            ));
+        }
+        let pid = u64::from(e.pid);
+        let core: pb::CoreEntry = read_single(dir, Kind::Core, pid)?;
+        let state = core.tc.as_ref().map(|tc| tc.task_state);
+        if state == Some(TASK_ZOMBIE) {
+            if i == 0 {
+                return Err(RestoreError::Unsupported(
+                    "pstree.img: the root task is a zombie".into(),
+                ));
+            }
+            out.push(TreeTaskImages::Zombie(ZombieImages {
+                pstree: e.clone(),
+                exit_status: core.tc.as_ref().map_or(0, |tc| tc.exit_code),
+            }));
+            continue;
+        }
+        let t = read_task(dir, e.clone(), core, complete, page_size, task_size)?;
+        out.push(TreeTaskImages::Alive(Box::new(t)));
+    }
+    Ok(out)
+}
+
+/// Reads the images of one live task of the tree and validates them.
+fn read_task(
+    dir: &ImageDir,
+    pstree: pb::PstreeEntry,
+    core: pb::CoreEntry,
+    complete: bool,
+    page_size: u64,
+    task_size: u64,
+) -> Result<TaskImages, RestoreError> {
     let pid = u64::from(pstree.pid);
-    let core: pb::CoreEntry = read_single(dir, Kind::Core, pid)?;
     validate_core(&core, &Kind::Core.file_name(pid), task_size)?;
     let mut threads = Vec::new();
     for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
@@ -164,15 +240,18 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
 
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
+    let mut all_files = Vec::new();
     if dir.path(Kind::Files, 0).exists() {
-        for f in dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)? {
-            if let Some(reg) = f.reg {
-                reg_files.insert(f.id, reg);
-            } else if let Some(m) = f.memfd {
-                memfd_files.insert(f.id, m);
+        all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
+        for f in &all_files {
+            if let Some(reg) = &f.reg {
+                reg_files.insert(f.id, reg.clone());
+            } else if let Some(m) = &f.memfd {
+                memfd_files.insert(f.id, *m);
             }
         }
     }
+    let other_files = crate::files::FileImages::read(dir, &all_files)?;
     if dir.path(Kind::RegFiles, 0).exists() {
         for reg in dir
             .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
@@ -233,6 +312,7 @@ pub fn read(dir: &ImageDir, page_size: u64, task_size: u64) -> Result<TaskImages
         fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
         memfd_files,
         shmem,
+        other_files,
     })
 }
 

@@ -1,8 +1,9 @@
 //! `criu restore`: rebuild a dumped task from its images.
 //!
-//! Order (mirrors CRIU, for one process, with all its threads):
-//! 1. [`images::read`] loads and validates every image before anything is
-//!    created (errors name the file);
+//! Order (mirrors CRIU, for a tree of processes, each with all its
+//! threads; see [`tree`] and [`launch`] for the tree):
+//! 1. [`images::read_tree`] loads and validates every image of every task
+//!    before anything is created (errors name the file);
 //! 2. [`plan::build`] opens the task's files in the tool and lays out the
 //!    bootstrap region: restorer blob, vDSO parking area, stack, signal
 //!    frame, arguments;
@@ -14,25 +15,30 @@
 //!    removes the restorer once no thread runs in it any more, then
 //!    detaches (`-d`) or stays its parent and waits for it, like CRIU.
 //!
-//! A failed restore kills the half-built task.
+//! Each task's children are forked with their PIDs by its restorer in
+//! `STAGE_SESSION`, before it unmaps the tool; the tool waits for every
+//! task, then lets them all go together. A failed restore kills every
+//! task created so far.
 
 mod bootstrap;
 pub mod images;
+mod launch;
 pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
 mod shmem;
 mod task_attrs;
+mod tree;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::blob::restorer_abi as abi;
-use crate::hooks::{Action, Hooks};
+use crate::hooks::Hooks;
 use crate::images::typed::ImageDir;
 use crate::images::{Kind, pb};
 use crate::opts::Opts;
@@ -46,6 +52,8 @@ pub enum RestoreError {
     Image(#[from] crate::images::error::ImageError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Files(#[from] crate::files::FileError),
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
     #[error("{0}")]
@@ -121,8 +129,15 @@ pub const FAULT_STAGES: &[&str] = &[
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
+/// `CRIU_FAULT` numbers them [`crate::fault::RESTORE_BASE`] + index in
+/// [`FAULT_STAGES`]; `CRIU_RESTORE_FAULT` names them.
 fn fault_from_env() -> (u32, bool) {
-    let Ok(name) = std::env::var(FAULT_ENV) else {
+    let Some(name) = FAULT_STAGES
+        .iter()
+        .enumerate()
+        .find(|(i, name)| crate::fault::at(crate::fault::RESTORE_BASE, *i, name, FAULT_ENV))
+        .map(|(_, name)| *name)
+    else {
         return (0, false);
     };
     if name == FAULT_AFTER_DONE {
@@ -205,93 +220,14 @@ pub struct RestoreStats {
     pub pages_restored: u64,
 }
 
-/// Restores the task in `opts.common.images_dir` and returns its PID once
-/// it runs on its own. `hooks` run at CRIU's points: `pre-restore` first;
-/// `post-restore` and `pre-resume` when it is restored but has not run
-/// its own code yet (a failure of any of these kills it and fails the
-/// restore); `post-resume` once it runs (a failure is only reported).
+/// Restores the tree in `opts.common.images_dir` and returns its root's
+/// PID once every task runs on its own. `hooks` run at CRIU's points:
+/// `pre-restore` first; `post-restore` and `pre-resume` when every task is
+/// restored but none has run its own code yet (a failure of any of these
+/// kills them all and fails the restore); `post-resume` once they run (a
+/// failure is only reported).
 pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
-    let t_start = Instant::now();
-    hooks.run(Action::PreRestore, None)?;
-    let page = rustix::param::page_size() as u64;
-    let maps = layout::SelfMaps::read()?;
-    let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
-    let task_size = top.next_power_of_two() - page;
-    let task = check_images(&opts.common.images_dir, page, task_size)?;
-    plan::check_layout(&task, &maps)?;
-    let dir = ImageDir::new(&opts.common.images_dir);
-    let pid = task.pstree.pid;
-    crate::pr_info!("Restoring task {pid} from {}", dir.root().display());
-    let (fault_stage, fault_after) = fault_from_env();
-    let plan = plan::build(&task, &maps, page, opts.common.shell_job, fault_stage)?;
-    if std::env::var(FAULT_ENV).is_ok_and(|n| n == FAULT_OPEN_FILES) {
-        return Err(RestoreError::Unsupported(format!(
-            "fault injected at {FAULT_OPEN_FILES}"
-        )));
-    }
-    let region = bootstrap::Region::map(plan.base, &plan.image)
-        .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
-    let ret = region.start(RESTORER_ENTRY, plan.args_off);
-    let forking = t_start.elapsed();
-    drop(plan.fds);
-    if ret == -(Errno::EXIST.raw_os_error() as isize) {
-        return Err(RestoreError::PidBusy(pid));
-    }
-    if ret < 0 {
-        return Err(RestoreError::Sys(
-            "clone3",
-            Errno::from_raw_os_error(-ret as i32),
-        ));
-    }
-    let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
-    let raw_pid = Some(child.as_raw_nonzero().get());
-    // No namespaces are restored (yet), so, as CRIU without namespaces to
-    // restore, no setup-namespaces / post-setup-namespaces.
-    let tids: Vec<u32> = task.threads.iter().map(|t| t.0).collect();
-    let done = wait_done(&region, plan.args_off, child, &tids)
-        .and_then(|()| regsets::write(child.as_raw_nonzero().get(), &task))
-        .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
-        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
-        .map(|()| region.resume(plan.args_off))
-        .and_then(|()| {
-            let threaded = !task.threads.is_empty();
-            unmap_bootstrap(child, threaded, plan.base, plan.image.len() as u64)
-        })
-        .and_then(|exit_code| {
-            if exit_code.is_none() {
-                restop(child, &task)?;
-            }
-            Ok(exit_code)
-        })
-        .and_then(|exit_code| match fault_after {
-            true => Err(RestoreError::Unsupported(format!(
-                "fault injected at {FAULT_AFTER_DONE}"
-            ))),
-            false => Ok(exit_code),
-        });
-    match done {
-        Ok(exit_code) => {
-            // It runs: a failing post-resume can only be reported.
-            if let Err(e) = hooks.run(Action::PostResume, raw_pid) {
-                crate::pr_err!("{e}");
-            }
-            Ok(Restored {
-                pid: child,
-                stats: RestoreStats {
-                    forking,
-                    restore: t_start.elapsed(),
-                    pages_restored: task.pages.iter().map(|r| r.nr_pages).sum(),
-                },
-                exit_code,
-            })
-        }
-        Err(e) => {
-            // Leave nothing behind.
-            let _ = rustix::process::kill_process(child, Signal::KILL);
-            let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
-            Err(e)
-        }
-    }
+    launch::restore_tree(opts, hooks)
 }
 
 /// Everything a restore does before it opens a file or creates a
@@ -304,10 +240,14 @@ pub fn check_images(
     images_dir: &Path,
     page_size: u64,
     task_size: u64,
-) -> Result<images::TaskImages, RestoreError> {
-    let task = images::read(&ImageDir::new(images_dir), page_size, task_size)?;
-    plan::check(&task, page_size, task_size)?;
-    Ok(task)
+) -> Result<Vec<images::TreeTaskImages>, RestoreError> {
+    let tasks = images::read_tree(&ImageDir::new(images_dir), page_size, task_size)?;
+    for t in &tasks {
+        if let images::TreeTaskImages::Alive(t) = t {
+            plan::check(t, page_size, task_size)?;
+        }
+    }
+    Ok(tasks)
 }
 
 const RESTORER_ENTRY: usize = 0;
@@ -397,56 +337,6 @@ fn unmap_bootstrap(
     Err(RestoreError::Cure(
         "the task did not leave the restorer".into(),
     ))
-}
-
-/// Wait for the restorer's verdict. `tids`: the other threads, in the
-/// order of the restorer's thread list (a failure inside one names it).
-fn wait_done(
-    region: &bootstrap::Region,
-    args_off: usize,
-    child: Pid,
-    tids: &[u32],
-) -> Result<(), RestoreError> {
-    let start = Instant::now();
-    loop {
-        let st = region.status(args_off);
-        match st.state {
-            abi::STATE_DONE => return Ok(()),
-            abi::STATE_FAILED => {
-                if st.stage == abi::STAGE_THREADS
-                    && st.errno == Errno::EXIST.raw_os_error()
-                    && let Some(&tid) = tids.get(st.index as usize)
-                {
-                    return Err(RestoreError::PidBusy(tid));
-                }
-                let thread = st.index.checked_sub(abi::THREAD_INDEX_BASE);
-                if let Some(&tid) = thread.and_then(|i| tids.get(i as usize)) {
-                    return Err(RestoreError::ThreadStage {
-                        stage: stage_name(st.stage),
-                        tid,
-                        errno: Errno::from_raw_os_error(st.errno),
-                    });
-                }
-                return Err(RestoreError::Stage {
-                    stage: stage_name(st.stage),
-                    index: st.index,
-                    source_image: stage_source(st.stage, child.as_raw_nonzero().get()),
-                    errno: Errno::from_raw_os_error(st.errno),
-                });
-            }
-            _ => {}
-        }
-        if let Ok(Some((_, status))) = rustix::process::waitpid(Some(child), WaitOptions::NOHANG) {
-            return Err(RestoreError::Died(format!(
-                "{status:?} at stage {}",
-                stage_name(st.stage)
-            )));
-        }
-        if start.elapsed() > RESTORE_TIMEOUT {
-            return Err(RestoreError::Timeout(RESTORE_TIMEOUT));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// `criu restore`: restore, write `--pidfile`, then either detach (`-d`) or

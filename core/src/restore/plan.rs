@@ -10,9 +10,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap, RawSyscall,
-    Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg,
-    VmaArg,
+    Array, ChildArg, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
+    ThreadArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
@@ -42,6 +42,65 @@ pub struct Plan {
     /// Fds the child inherits and moves or uses; closed in the tool once
     /// the child exists.
     pub fds: Vec<OwnedFd>,
+    /// Offset in `image` of the `[ChildArg]` array (filled by the tree
+    /// once every region's place is known).
+    pub children_off: usize,
+}
+
+/// What the tree decides for one task: its session and group, its
+/// children, and the shared counters.
+#[derive(Clone, Debug, Default)]
+pub struct TaskRole {
+    pub setsid: u32,
+    pub pgid: i32,
+    pub leads_group: u32,
+    pub join_pgid: i32,
+    pub nr_children: usize,
+    /// Address of the tree's counters (0: alone).
+    pub tree: u64,
+    pub fault_stage: u32,
+}
+
+/// Files and shared memory opened once for the whole tree, inherited by
+/// every task (the tool forks the root after all of them are open):
+/// tasks sharing one file id get one open file description.
+#[derive(Default)]
+pub struct SharedFiles<'a> {
+    /// Every fd the tool opens for the tasks is at or above this (above
+    /// every task's highest target fd).
+    pub min_fd: i32,
+    /// File id (files.img) -> the tool's fd.
+    files: std::collections::HashMap<u32, i32>,
+    /// shmem object id -> the tool's fd.
+    shm: std::collections::HashMap<u64, i32>,
+    /// The descriptors themselves, closed once the root is forked.
+    pub fds: Vec<OwnedFd>,
+    /// Pipes, FIFOs and unix sockets of the tree, made once each.
+    opener: Option<crate::files::Opener<'a>>,
+    /// `--shell-job`: a stdio pipe to the outside is inherited from us.
+    shell_job: bool,
+    /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
+    ext_unix_sk: bool,
+}
+
+impl<'a> SharedFiles<'a> {
+    pub fn new(min_fd: i32, shell_job: bool, ext_unix_sk: bool) -> SharedFiles<'a> {
+        SharedFiles {
+            min_fd,
+            shell_job,
+            ext_unix_sk,
+            ..SharedFiles::default()
+        }
+    }
+
+    /// Once every task is planned: what no task holds (a pipe's other
+    /// end, a FIFO's keeper) stays open with the rest until the root is
+    /// forked (every task inherits it from there).
+    pub fn all_planned(&mut self) {
+        if let Some(o) = self.opener.take() {
+            self.fds.extend(o.into_keep());
+        }
+    }
 }
 
 /// Arrays laid out after the args; addresses are offsets until `rebase`.
@@ -83,6 +142,8 @@ fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, 
 }
 
 fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
+    crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)
+        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     high_fd(fd, min)
@@ -96,11 +157,14 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
     if t.reg_files.contains_key(&t.mm.exe_file_id) {
         check_mm_map(t, task_size)?;
     }
+    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
     for fi in &t.fdinfo {
-        let known = t.reg_files.contains_key(&fi.id) || t.memfd_files.contains_key(&fi.id);
+        let known = t.reg_files.contains_key(&fi.id)
+            || t.memfd_files.contains_key(&fi.id)
+            || t.other_files.holds(fi.id);
         if !known && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
-                "{}: fd {} (file id {}): only regular files are restored so far",
+                "{}: fd {} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                 t.fdinfo_file, fi.fd, fi.id
             )));
         }
@@ -178,29 +242,38 @@ pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError>
     }
 }
 
-pub fn build(
-    t: &TaskImages,
+/// The lowest fd the tool may open for the tasks `tasks`: above every
+/// target fd of each.
+pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
+    tasks
+        .into_iter()
+        .flat_map(|t| t.fdinfo.iter().map(|f| f.fd as i32))
+        .max()
+        .unwrap_or(2)
+        .max(2)
+        + 1
+}
+
+pub fn build<'a>(
+    t: &'a TaskImages,
     maps: &SelfMaps,
     page_size: u64,
-    shell_job: bool,
-    fault_stage: u32,
+    role: &TaskRole,
+    shared: &mut SharedFiles<'a>,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
     let mut fds: Vec<OwnedFd> = Vec::new();
-    let max_target = t
-        .fdinfo
-        .iter()
-        .map(|f| f.fd as i32)
-        .max()
-        .unwrap_or(2)
-        .max(2);
-    let min_fd = max_target + 1;
+    let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
 
-    // Shared memory objects, created and filled here; the restorer maps
-    // their descriptors.
+    // Shared memory objects, created and filled here (once per tree); the
+    // restorer maps their descriptors.
     let mut shm_fds = Vec::with_capacity(t.shmem.len());
     for o in &t.shmem {
+        if let Some(&fd) = shared.shm.get(&o.shmid) {
+            shm_fds.push(fd);
+            continue;
+        }
         let fd = high_fd(super::shmem::create(o)?, min_fd)?;
         crate::pr_debug!(
             "shmem object {} ({} bytes, {} runs) is fd {}",
@@ -209,7 +282,9 @@ pub fn build(
             o.runs.len(),
             fd.as_raw_fd()
         );
-        shm_fds.push(fd);
+        shared.shm.insert(o.shmid, fd.as_raw_fd());
+        shm_fds.push(fd.as_raw_fd());
+        shared.fds.push(fd);
     }
 
     // Task fds: regular files opened here, std fds of other kinds inherited
@@ -218,7 +293,14 @@ pub fn build(
     let mut keep: Vec<i32> = Vec::new();
     // Fds with one file id share one open file description (dup'ed or
     // inherited): it is opened once and dup'ed to each of them.
-    let mut opened: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
+    // Pipes, FIFOs and unix sockets: each kernel object made once for the
+    // tree (files.img is the tree's), its file ids handed out one by one.
+    let ext_unix_sk = shared.ext_unix_sk;
+    let shell_job = shared.shell_job;
+    let opener = shared.opener.get_or_insert_with(|| {
+        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
+    });
+    let opened = &mut shared.files;
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
         let cloexec = if fi.flags & 1 != 0 {
@@ -251,7 +333,7 @@ pub fn build(
                     to: target,
                     flags: cloexec,
                 });
-                fds.push(fd);
+                shared.fds.push(fd);
             }
             None if t.memfd_files.contains_key(&fi.id) => {
                 let m = &t.memfd_files[&fi.id];
@@ -271,7 +353,7 @@ pub fn build(
                     })?;
                 // A file description of its own, with the dumped flags
                 // and position (as CRIU reopens it through /proc).
-                let path = format!("/proc/self/fd/{}", shm_fds[i].as_raw_fd());
+                let path = format!("/proc/self/fd/{}", shm_fds[i]);
                 let flags = OFlags::from_bits_retain(
                     m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
                 );
@@ -284,7 +366,21 @@ pub fn build(
                     to: target,
                     flags: cloexec,
                 });
-                fds.push(fd);
+                shared.fds.push(fd);
+            }
+            // A shell job's stdio pipe to the outside is inherited
+            // from us, as before (a new pipe would lead nowhere).
+            None if t.other_files.holds(fi.id)
+                && !(shell_job && target <= 2 && t.other_files.half_pipe(fi.id)) =>
+            {
+                let fd = high_fd(opener.open(fi.id)?, min_fd)?;
+                opened.insert(fi.id, keep_raw(&fd));
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: cloexec,
+                });
+                shared.fds.push(fd);
             }
             None if target <= 2 => {
                 crate::pr_warn!(
@@ -293,7 +389,7 @@ pub fn build(
             }
             None => {
                 return Err(RestoreError::Unsupported(format!(
-                    "{}: fd {target} (file id {}): only regular files are restored so far",
+                    "{}: fd {target} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
                     t.fdinfo_file, fi.id
                 )));
             }
@@ -327,7 +423,7 @@ pub fn build(
                     v.prot
                 },
                 flags: v.flags & !MAP_ANONYMOUS,
-                fd: shm_fds[i].as_raw_fd(),
+                fd: shm_fds[i],
                 final_prot: v.prot,
             });
             continue;
@@ -362,8 +458,6 @@ pub fn build(
             final_prot: v.prot,
         });
     }
-
-    fds.extend(shm_fds);
 
     let pages = File::open(&t.pages_path).map_err(|e| {
         RestoreError::Open(
@@ -467,26 +561,10 @@ pub fn build(
         .or(tc.map(|tc| tc.blk_sigset))
         .unwrap_or(0);
 
-    // Session: a session leader gets its own session back; anything else
-    // only with --shell-job, where it stays in ours.
-    let (setsid, pgid) = if t.pstree.sid == pid {
-        (1, 0)
-    } else if shell_job {
-        // A shell job stays in our session; a job that led its own
-        // process group leads a new one again (as a shell puts each job
-        // in a group of its own), anything else joins ours.
-        (0, if t.pstree.pgid == pid { pid as i32 } else { 0 })
-    } else {
-        return Err(RestoreError::Unsupported(format!(
-            "pstree.img: task {pid} was not a session leader (sid {}); restore it with --shell-job",
-            t.pstree.sid
-        )));
-    };
-
     // What this thread's kernel state looks like (rseq to undo in the
     // child; FPU state format for the frame).
     let (tool_rseq, host) = super::bootstrap::with_traced_fork(|p| {
-        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)))
+        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
     })
     .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
     crate::pr_debug!("tool rseq {tool_rseq:x?}, host FPU {host:x?}");
@@ -532,6 +610,7 @@ pub fn build(
     let a_threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let a_moves = arena.push(&moves);
     let a_keep = arena.push(&keep);
+    let a_children = arena.push(&vec![ChildArg::default(); role.nr_children]);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
@@ -633,9 +712,13 @@ pub fn build(
     }
 
     let args = RestoreArgs {
-        pid: pid as i32,
-        setsid,
-        pgid,
+        pid: t.pstree.pid as i32,
+        setsid: role.setsid,
+        pgid: role.pgid,
+        leads_group: role.leads_group,
+        join_pgid: role.join_pgid,
+        tree: role.tree,
+        children: at(a_children),
         umask,
         cwd_fd,
         root_fd,
@@ -662,7 +745,7 @@ pub fn build(
         signals: at(a_signals),
         comm: comm_arg(&t.core),
         task_rseq: rseq_arg(&t.core),
-        fault_stage,
+        fault_stage: role.fault_stage,
         arch_syscalls: at(a_arch),
         sigreturn_sp: base + frame_off as u64 + criu_arch::RT_SIGFRAME_OFFSET as u64,
         tool_rseq,
@@ -691,6 +774,7 @@ pub fn build(
         image,
         args_off,
         fds,
+        children_off: arrays_off + a_children.addr as usize,
     })
 }
 

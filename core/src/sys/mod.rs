@@ -9,5 +9,6 @@ pub mod pagemap_scan;
 pub mod prefault;
 pub mod ptrace;
 pub mod shared_mapping;
+pub mod sockopt;
 pub mod uffd;
 pub mod wait;

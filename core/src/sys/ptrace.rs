@@ -121,6 +121,7 @@ impl std::fmt::Debug for SigInfo {
 /// `addr` and `data` must be what `request` expects: for requests that write
 /// through them, pointers to writable memory of the size the request writes.
 unsafe fn ptrace(request: u32, pid: Pid, addr: usize, data: usize) -> Result<usize, Errno> {
+    crate::fault::call(&format_args!("ptrace request {request:#x}"), Errno::IO)?;
     // SAFETY: forwarded to the caller: the arguments match the request.
     let ret = unsafe {
         criu_arch::syscall4(
@@ -510,6 +511,28 @@ pub fn get_rseq_config(pid: Pid) -> Result<RseqConfig, Errno> {
         )?
     };
     Ok(conf)
+}
+
+/// [`get_rseq_config`] for dumping: `None` only where the kernel predates
+/// the request (before Linux 5.13 it answers `EIO` to an unknown request);
+/// on a newer kernel a failure is a failure, not "no rseq".
+pub fn rseq_config_for_dump(pid: Pid) -> Result<Option<RseqConfig>, Errno> {
+    match get_rseq_config(pid) {
+        Ok(c) => Ok(Some(c)),
+        Err(Errno::IO) if !kernel_at_least(5, 13) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
 }
 
 /// Plain data exchanged with the parasite through the shared argument area:

@@ -1,0 +1,217 @@
+//! The process tree of a dump: every descendant of the root, seized
+//! before anything is collected (CRIU's `collect_pstree`).
+//!
+//! Seizing goes top-down: a task's children are read only once the whole
+//! task (every thread) is stopped, so its list can no longer grow; each
+//! new child is seized in turn, until no task has an unseen child. Zombies
+//! cannot be seized (nor need it: they do not run); they are recorded with
+//! their wait status. A child that exits and is reaped meanwhile is simply
+//! not part of the dump.
+//!
+//! Whatever fails, every task seized so far is released as it was: the
+//! [`Seized`] handles undo their changes when the [`Tree`] is dropped.
+
+use crate::infect::{InfectError, Seized, SeizedThread};
+use crate::proc::ProcDir;
+use crate::proc::stat::Stat;
+
+use super::{DumpError, collect_err};
+
+/// What a task of the tree is.
+#[derive(Debug)]
+pub enum TaskKind {
+    /// Alive and seized: the leader and its other threads (tid order).
+    Alive {
+        task: Box<Seized>,
+        threads: Vec<SeizedThread>,
+    },
+    /// A zombie: its raw wait status (`stat` field 52, as CRIU stores it).
+    Zombie { exit_code: i32 },
+}
+
+/// One task of the tree.
+#[derive(Debug)]
+pub struct TreeTask {
+    pub pid: i32,
+    /// Its parent in the tree (0 for the root).
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub stat: Stat,
+    pub proc: ProcDir,
+    pub kind: TaskKind,
+}
+
+impl TreeTask {
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.kind, TaskKind::Zombie { .. })
+    }
+
+    /// The thread ids for `pstree.img` (the leader first).
+    pub fn thread_ids(&self) -> Vec<i32> {
+        match &self.kind {
+            TaskKind::Alive { threads, .. } => std::iter::once(self.pid)
+                .chain(threads.iter().map(SeizedThread::tid))
+                .collect(),
+            TaskKind::Zombie { .. } => vec![self.pid],
+        }
+    }
+}
+
+/// The seized tree, in CRIU's order: depth first, the root first, each
+/// task followed by its subtree, children in PID order.
+#[derive(Debug)]
+pub struct Tree {
+    pub tasks: Vec<TreeTask>,
+}
+
+const STATE_ZOMBIE: u8 = b'Z';
+
+fn seize_err(pid: i32) -> impl FnOnce(InfectError) -> DumpError {
+    move |source| DumpError::Infect {
+        step: if pid == 0 {
+            "seizing the task"
+        } else {
+            "seizing a task of the tree"
+        },
+        source,
+    }
+}
+
+/// Seize `root` and all its descendants.
+pub fn seize(root: i32) -> Result<Tree, DumpError> {
+    let proc = ProcDir::open(root).map_err(collect_err(root, "/proc"))?;
+    let (task, threads) = crate::infect::seize_process(root).map_err(seize_err(0))?;
+    let stat = proc.stat().map_err(collect_err(root, "stat"))?;
+    let mut found = vec![TreeTask {
+        pid: root,
+        ppid: 0,
+        pgid: stat.pgrp,
+        sid: stat.session,
+        stat,
+        proc,
+        kind: TaskKind::Alive {
+            task: Box::new(task),
+            threads,
+        },
+    }];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next].pid;
+        next += 1;
+        if found[next - 1].is_zombie() {
+            continue;
+        }
+        let children = found[next - 1]
+            .proc
+            .process_children()
+            .map_err(collect_err(parent, "children"))?;
+        for pid in children {
+            if found.iter().any(|t| t.pid == pid) {
+                continue;
+            }
+            if let Some(t) = seize_child(pid, parent)? {
+                found.push(t);
+            }
+        }
+    }
+    Ok(Tree {
+        tasks: depth_first(found),
+    })
+}
+
+/// Seize child `pid` of `parent`, or record it as a zombie. `None`: it is
+/// gone already (reaped).
+fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
+    let Ok(proc) = ProcDir::open(pid) else {
+        return Ok(None);
+    };
+    let Ok(stat) = proc.stat() else {
+        return Ok(None);
+    };
+    let zombie = |stat: Stat, proc: ProcDir| TreeTask {
+        pid,
+        ppid: parent,
+        pgid: stat.pgrp,
+        sid: stat.session,
+        kind: TaskKind::Zombie {
+            exit_code: stat.exit_code.unwrap_or(0),
+        },
+        stat,
+        proc,
+    };
+    if stat.state == STATE_ZOMBIE {
+        return Ok(Some(zombie(stat, proc)));
+    }
+    match crate::infect::seize_process(pid) {
+        Ok((task, threads)) => {
+            // Read again now that it is stopped: group and session are final.
+            let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
+            Ok(Some(TreeTask {
+                pid,
+                ppid: parent,
+                pgid: stat.pgrp,
+                sid: stat.session,
+                stat,
+                proc,
+                kind: TaskKind::Alive {
+                    task: Box::new(task),
+                    threads,
+                },
+            }))
+        }
+        // It exited while we seized it: a zombie now (its parent is
+        // stopped and cannot reap it), or gone if it was auto-reaped.
+        Err(InfectError::Dead { .. } | InfectError::Gone { .. }) => match proc.stat() {
+            Ok(stat) if stat.state == STATE_ZOMBIE => Ok(Some(zombie(stat, proc))),
+            Ok(_) => Err(DumpError::Collect {
+                pid,
+                what: "task state",
+                reason: "it could not be seized but is not a zombie".into(),
+            }),
+            Err(_) => Ok(None),
+        },
+        Err(InfectError::Seize { source, .. }) if source == rustix::io::Errno::SRCH => Ok(None),
+        Err(e) => Err(seize_err(pid)(e)),
+    }
+}
+
+/// Order `found` (the root first, each task after its parent) depth first.
+fn depth_first(mut found: Vec<TreeTask>) -> Vec<TreeTask> {
+    let mut out = Vec::with_capacity(found.len());
+    let mut stack = vec![found.remove(0)];
+    while let Some(t) = stack.pop() {
+        let pid = t.pid;
+        out.push(t);
+        let mut kids: Vec<TreeTask> = Vec::new();
+        let mut i = 0;
+        while i < found.len() {
+            if found[i].ppid == pid {
+                kids.push(found.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        kids.sort_by_key(|k| std::cmp::Reverse(k.pid));
+        stack.extend(kids);
+    }
+    out
+}
+
+/// Session rules: every task's session must be one the restore can
+/// create again, i.e. led by a task of the tree, or (`shell_job`) the
+/// root's own session, which the restored tree joins the restorer's.
+pub fn check_sessions(tree: &Tree, shell_job: bool) -> Result<(), DumpError> {
+    let root = &tree.tasks[0];
+    for t in &tree.tasks {
+        let inside = tree.tasks.iter().any(|o| o.pid == t.sid);
+        if inside || (shell_job && t.sid == root.sid) {
+            continue;
+        }
+        return Err(DumpError::Session {
+            pid: t.pid,
+            sid: t.sid,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! File kinds beyond regular files: pipes ([`pipe`]), FIFOs ([`fifo`]) and
+//! unix sockets ([`unix`]), each with its dump half (fd of a frozen task →
+//! `files.img` entry + data image) and its restore half (file id → an fd
+//! opened in the tool).
+//!
+//! Dump keeps its per-dump state in [`Dumped`] (one per dump, shared by
+//! every task of it, so that one pipe or socket seen from several tasks
+//! gets one `pipe_id`/inode and each open file one id). Restore opens
+//! objects through an [`Opener`], which creates each kernel object once
+//! (a pipe's two ends, a socketpair's two sides, a FIFO's keeper) and
+//! hands out the fd of any file id, whichever task holds it.
+
+pub mod fifo;
+pub mod pipe;
+pub mod unix;
+mod unix_restore;
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+
+use rustix::io::Errno;
+
+use crate::images::pb;
+use crate::images::typed::ImageDir;
+use crate::images::{ImageError, Kind};
+
+/// A file kind's failure, naming what it was working on.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Dump: an fd that cannot be dumped (the task is left untouched).
+    #[error("fd {fd} of task {pid} is {kind}: {what}")]
+    Dump {
+        pid: i32,
+        fd: i32,
+        kind: &'static str,
+        what: String,
+    },
+    /// Restore: a file id whose object cannot be created.
+    #[error("{kind} (file id {id} of files.img): {what}")]
+    Restore {
+        id: u32,
+        kind: &'static str,
+        what: String,
+    },
+    #[error("{file}: {what}")]
+    Image { file: String, what: String },
+    #[error(transparent)]
+    Read(#[from] ImageError),
+}
+
+/// What dump learns about one fd before it is handed to a kind.
+#[derive(Clone, Copy, Debug)]
+pub struct FdCtx {
+    pub pid: i32,
+    pub fd: i32,
+    /// Status flags of the open file (`O_*`, without `O_CLOEXEC`).
+    pub flags: u32,
+}
+
+impl FdCtx {
+    pub fn err(&self, kind: &'static str, what: impl Into<String>) -> FileError {
+        FileError::Dump {
+            pid: self.pid,
+            fd: self.fd,
+            kind,
+            what: what.into(),
+        }
+    }
+
+    /// A copy of the task's fd in the tool (`pidfd_getfd`): the same open
+    /// file, usable while the task is frozen.
+    pub fn steal(&self, kind: &'static str) -> Result<OwnedFd, FileError> {
+        let e = |what: &str, errno: Errno| self.err(kind, format!("{what}: {errno}"));
+        let pid =
+            rustix::process::Pid::from_raw(self.pid).ok_or_else(|| self.err(kind, "bad pid"))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|x| e("pidfd_open", x))?;
+        rustix::process::pidfd_getfd(&pidfd, self.fd, rustix::process::PidfdGetfdFlags::empty())
+            .map_err(|x| e("pidfd_getfd", x))
+    }
+}
+
+/// Per-dump state of every kind, and the data images they fill.
+#[derive(Debug, Default)]
+pub struct Dumped {
+    pub pipes: pipe::PipeDump,
+    pub fifos: fifo::FifoDump,
+    pub unix: unix::UnixDump,
+    /// `pipes-data.img`: one entry + bytes per pipe with data.
+    pub pipes_data: Vec<(pb::PipeDataEntry, Vec<u8>)>,
+    /// `fifo-data.img`, the same for FIFOs.
+    pub fifo_data: Vec<(pb::PipeDataEntry, Vec<u8>)>,
+    /// `sk-queues.img`: one entry + bytes per queued message.
+    pub sk_queues: Vec<(pb::SkPacketEntry, Vec<u8>)>,
+}
+
+impl Dumped {
+    /// Writes the data images that have something to hold.
+    pub fn write_images(&self, dir: &ImageDir) -> Result<(), ImageError> {
+        write_payloads(dir, Kind::PipesData, &self.pipes_data)?;
+        write_payloads(dir, Kind::FifoData, &self.fifo_data)?;
+        write_payloads(dir, Kind::SkQueues, &self.sk_queues)
+    }
+}
+
+fn write_payloads<T: prost::Message>(
+    dir: &ImageDir,
+    kind: Kind,
+    items: &[(T, Vec<u8>)],
+) -> Result<(), ImageError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut w = dir.writer(kind, 0)?;
+    for (entry, data) in items {
+        w.write_message(entry)?;
+        w.write_payload(data)?;
+    }
+    w.finish().map(drop)
+}
+
+/// The images of the kinds here, read for restore.
+#[derive(Debug, Default)]
+pub struct FileImages {
+    pub pipes: HashMap<u32, pb::PipeEntry>,
+    pub fifos: HashMap<u32, pb::FifoEntry>,
+    pub unix: HashMap<u32, pb::UnixSkEntry>,
+    /// Pipe data by `pipe_id`.
+    pub pipe_data: HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>,
+    pub fifo_data: HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>,
+    /// Queued messages in image order (their order in the queue).
+    pub sk_queues: Vec<(pb::SkPacketEntry, Vec<u8>)>,
+}
+
+impl FileImages {
+    /// Picks this module's entries out of `files.img` (and the older
+    /// per-kind images) and reads the data images.
+    pub fn read(dir: &ImageDir, files: &[pb::FileEntry]) -> Result<FileImages, FileError> {
+        let mut f = FileImages::default();
+        for e in files {
+            if let Some(p) = &e.pipe {
+                f.pipes.insert(e.id, *p);
+            } else if let Some(x) = &e.fifo {
+                f.fifos.insert(e.id, *x);
+            } else if let Some(u) = &e.usk {
+                f.unix.insert(e.id, u.clone());
+            }
+        }
+        // Older CRIU wrote one image per kind instead of files.img.
+        if dir.path(Kind::Pipes, 0).exists() {
+            for p in dir.read_all::<pb::PipeEntry>(Kind::Pipes, 0)? {
+                f.pipes.insert(p.id, p);
+            }
+        }
+        if dir.path(Kind::Fifo, 0).exists() {
+            for x in dir.read_all::<pb::FifoEntry>(Kind::Fifo, 0)? {
+                f.fifos.insert(x.id, x);
+            }
+        }
+        if dir.path(Kind::Unixsk, 0).exists() {
+            for u in dir.read_all::<pb::UnixSkEntry>(Kind::Unixsk, 0)? {
+                f.unix.insert(u.id, u);
+            }
+        }
+        f.pipe_data = read_pipe_data(dir, Kind::PipesData)?;
+        f.fifo_data = read_pipe_data(dir, Kind::FifoData)?;
+        f.sk_queues = read_payloads(dir, Kind::SkQueues, |e: &pb::SkPacketEntry| {
+            u64::from(e.length)
+        })?;
+        Ok(f)
+    }
+
+    /// Is `id` one of the file objects opened by this module?
+    pub fn holds(&self, id: u32) -> bool {
+        self.pipes.contains_key(&id) || self.fifos.contains_key(&id) || self.unix.contains_key(&id)
+    }
+
+    /// Is `id` a pipe end whose other end no file of the images holds
+    /// (a pipe to the outside, like a shell pipeline's)?
+    pub fn half_pipe(&self, id: u32) -> bool {
+        let Some(p) = self.pipes.get(&id) else {
+            return false;
+        };
+        let write = p.flags & 3 != 0;
+        !self
+            .pipes
+            .values()
+            .any(|o| o.pipe_id == p.pipe_id && (o.flags & 3 != 0) != write)
+    }
+
+    /// Checks what can be checked before anything is created.
+    pub fn check(&self, reg_names: &dyn Fn(u32) -> bool) -> Result<(), FileError> {
+        for (id, f) in &self.fifos {
+            let Some(regf) = f.regf_id else {
+                return Err(restore_err(*id, "a FIFO", "no regf_id (path) in its entry"));
+            };
+            if !reg_names(regf) {
+                return Err(restore_err(
+                    *id,
+                    "a FIFO",
+                    format!("its path (file id {regf}) is not in files.img"),
+                ));
+            }
+        }
+        unix::check(self)
+    }
+}
+
+fn read_payloads<T: prost::Message + Default>(
+    dir: &ImageDir,
+    kind: Kind,
+    len: impl Fn(&T) -> u64,
+) -> Result<Vec<(T, Vec<u8>)>, FileError> {
+    let mut out = Vec::new();
+    if !dir.path(kind, 0).exists() {
+        return Ok(out);
+    }
+    let mut r = dir.reader(kind, 0)?;
+    while let Some(e) = r.next_message::<T>()? {
+        let n = len(&e);
+        // The reader refuses a payload longer than what is left.
+        let data = r.payload(n)?;
+        out.push((e, data));
+    }
+    Ok(out)
+}
+
+fn read_pipe_data(
+    dir: &ImageDir,
+    kind: Kind,
+) -> Result<HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>, FileError> {
+    let mut map = HashMap::new();
+    for (e, data) in read_payloads(dir, kind, |e: &pb::PipeDataEntry| u64::from(e.bytes))? {
+        if map.insert(e.pipe_id, (e, data)).is_some() {
+            return Err(FileError::Image {
+                file: kind.file_name(0),
+                what: "two data entries for one pipe".into(),
+            });
+        }
+    }
+    Ok(map)
+}
+
+pub(crate) fn restore_err(id: u32, kind: &'static str, what: impl Into<String>) -> FileError {
+    FileError::Restore {
+        id,
+        kind,
+        what: what.into(),
+    }
+}
+
+/// Creates the objects of the file ids of [`FileImages`], each kernel
+/// object once, and hands out one fd per file id.
+pub struct Opener<'a> {
+    pub(crate) img: &'a FileImages,
+    /// Regular file entries (FIFO paths).
+    pub(crate) reg: &'a HashMap<u32, pb::RegFileEntry>,
+    pub(crate) pipes: HashMap<u32, pipe::PipeObj>,
+    pub(crate) fifos: HashMap<u32, OwnedFd>,
+    pub(crate) unix: Option<HashMap<u32, OwnedFd>>,
+    /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
+    pub(crate) ext_unix_sk: bool,
+    /// Objects kept open until the restored tasks exist (a FIFO's keeper,
+    /// a pipe end no task holds).
+    pub(crate) keep: Vec<OwnedFd>,
+}
+
+impl<'a> Opener<'a> {
+    pub fn new(
+        img: &'a FileImages,
+        reg: &'a HashMap<u32, pb::RegFileEntry>,
+        ext_unix_sk: bool,
+    ) -> Opener<'a> {
+        Opener {
+            img,
+            reg,
+            pipes: HashMap::new(),
+            fifos: HashMap::new(),
+            unix: None,
+            ext_unix_sk,
+            keep: Vec::new(),
+        }
+    }
+
+    /// The fd of file id `id` (its own open file; call once per id).
+    pub fn open(&mut self, id: u32) -> Result<OwnedFd, FileError> {
+        if let Some(p) = self.img.pipes.get(&id) {
+            return pipe::open(self, id, p);
+        }
+        if let Some(f) = self.img.fifos.get(&id) {
+            return fifo::open(self, id, f);
+        }
+        if self.img.unix.contains_key(&id) {
+            return unix::open(self, id);
+        }
+        Err(restore_err(id, "a file", "not a pipe, FIFO or unix socket"))
+    }
+
+    /// Everything that must stay open until the tasks exist.
+    pub fn into_keep(self) -> Vec<OwnedFd> {
+        let mut keep = self.keep;
+        for (_, p) in self.pipes {
+            keep.extend(p.into_fds());
+        }
+        keep.extend(self.fifos.into_values());
+        keep.extend(self.unix.into_iter().flat_map(|m| m.into_values()));
+        keep
+    }
+}

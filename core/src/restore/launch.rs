@@ -1,0 +1,378 @@
+//! Running a restore of a whole tree: plan every task, map every region,
+//! fork the root (which forks the rest), watch every task's status, let
+//! them all go together, remove the restorer from each, and on any
+//! failure kill every task created so far.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::blob::restorer_abi::{self as abi, ChildArg};
+use crate::hooks::{Action, Hooks};
+use crate::opts::Opts;
+
+use super::bootstrap::{Region, TreePage, bytes_of};
+use super::images::{TaskImages, TreeTaskImages};
+use super::layout::SelfMaps;
+use super::{
+    FAULT_AFTER_DONE, FAULT_ENV, FAULT_OPEN_FILES, RESTORE_TIMEOUT, RESTORER_ENTRY, RestoreError,
+    RestoreStats, Restored, check_images, fault_from_env, plan, restop, stage_name, stage_source,
+    tree, unmap_bootstrap,
+};
+
+/// Environment variable naming the PID of the task a `CRIU_RESTORE_FAULT`
+/// restorer stage applies to (default: the root).
+pub const FAULT_PID_ENV: &str = "CRIU_RESTORE_FAULT_PID";
+
+/// One live task being restored.
+struct Live<'a> {
+    t: &'a TaskImages,
+    pid: i32,
+    region: Region,
+    base: u64,
+    len: u64,
+    args_off: usize,
+}
+
+pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
+    let t_start = Instant::now();
+    hooks.run(Action::PreRestore, None)?;
+    let page = rustix::param::page_size() as u64;
+    let maps = SelfMaps::read()?;
+    let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
+    let task_size = top.next_power_of_two() - page;
+    let tasks = check_images(&opts.common.images_dir, page, task_size)?;
+    let alive: Vec<&TaskImages> = tasks
+        .iter()
+        .filter_map(|t| match t {
+            TreeTaskImages::Alive(t) => Some(&**t),
+            TreeTaskImages::Zombie(_) => None,
+        })
+        .collect();
+    for t in &alive {
+        plan::check_layout(t, &maps)?;
+    }
+    let roles = tree::roles(&tasks, opts.common.shell_job)?;
+    let root = alive[0].pstree.pid;
+    crate::pr_info!(
+        "Restoring {} tasks (root {root}) from {}",
+        tasks.len(),
+        opts.common.images_dir.display()
+    );
+    let (fault_stage, fault_after) = fault_from_env();
+    let fault_pid = std::env::var(FAULT_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(root);
+
+    // The tree's counters, then every region planned where it is free in
+    // the tool (and so in every task until it unmaps the tool) and in its
+    // own task, none overlapping another.
+    let page_words = if tasks.len() > 1 {
+        Some(
+            TreePage::map(roles.groups, roles.joins)
+                .map_err(|e| RestoreError::Sys("mmap(tree counters)", e))?,
+        )
+    } else {
+        None
+    };
+    let mut maps = SelfMaps::read()?;
+    // Every task unmaps up to the top of the address space, whatever
+    // region lies above the tool's own mappings.
+    maps.all.push((task_size - page, task_size - page));
+    raise_nofile();
+    let mut shared = plan::SharedFiles::new(
+        plan::min_fd(alive.iter().copied()),
+        opts.common.shell_job,
+        opts.common.ext_unix_sk,
+    );
+    let mut plans = Vec::with_capacity(alive.len());
+    for t in &alive {
+        let pid = t.pstree.pid as i32;
+        let mut role = roles.roles[&pid].clone();
+        role.nr_children = tree::nr_children(pid, &tasks, &roles);
+        role.tree = page_words.as_ref().map_or(0, TreePage::addr);
+        role.fault_stage = if t.pstree.pid == fault_pid {
+            fault_stage
+        } else {
+            0
+        };
+        let p = plan::build(t, &maps, page, &role, &mut shared)?;
+        maps.all
+            .push((p.base - page, p.base + p.image.len() as u64 + page));
+        maps.all.sort_unstable();
+        plans.push(p);
+    }
+    shared.all_planned();
+    let at: HashMap<i32, tree::RegionAt> = alive
+        .iter()
+        .zip(&plans)
+        .map(|(t, p)| (t.pstree.pid as i32, (p.base, p.args_off)))
+        .collect();
+    for (t, p) in alive.iter().zip(plans.iter_mut()) {
+        let kids: Vec<ChildArg> =
+            tree::children_of(t.pstree.pid as i32, &tasks, &roles, &at, RESTORER_ENTRY);
+        let bytes: Vec<u8> = kids.iter().flat_map(|c| bytes_of(c).to_vec()).collect();
+        p.image[p.children_off..p.children_off + bytes.len()].copy_from_slice(&bytes);
+    }
+    if crate::fault::at(crate::fault::RESTORE_BASE, 0, FAULT_OPEN_FILES, FAULT_ENV) {
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_OPEN_FILES}"
+        )));
+    }
+    let mut live = Vec::with_capacity(plans.len());
+    let mut fds = Vec::new();
+    for (t, p) in alive.iter().zip(plans) {
+        let region = Region::map(p.base, &p.image)
+            .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
+        live.push(Live {
+            t,
+            pid: t.pstree.pid as i32,
+            region,
+            base: p.base,
+            len: p.image.len() as u64,
+            args_off: p.args_off,
+        });
+        fds.push(p.fds);
+    }
+
+    let ret = live[0].region.start(RESTORER_ENTRY, live[0].args_off);
+    let forking = t_start.elapsed();
+    drop(fds);
+    drop(shared);
+    if ret == -(Errno::EXIST.raw_os_error() as isize) {
+        return Err(RestoreError::PidBusy(root));
+    }
+    if ret < 0 {
+        return Err(RestoreError::Sys(
+            "clone3",
+            Errno::from_raw_os_error(-ret as i32),
+        ));
+    }
+    let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
+    let raw_pid = Some(child.as_raw_nonzero().get());
+    let done = wait_all(&live, child, page_words.as_ref(), &tasks)
+        .and_then(|()| {
+            live.iter()
+                .try_for_each(|l| super::regsets::write(l.pid, l.t))
+        })
+        .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
+        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
+        .and_then(|()| {
+            for l in &live {
+                l.region.resume(l.args_off);
+            }
+            let mut root_exit = None;
+            for (i, l) in live.iter().enumerate() {
+                let pid = Pid::from_raw(l.pid).ok_or(RestoreError::Sys("pid", Errno::INVAL))?;
+                let threaded = !l.t.threads.is_empty();
+                let exit = unmap_bootstrap(pid, threaded, l.base, l.len)?;
+                if exit.is_none() {
+                    restop(pid, l.t)?;
+                }
+                if i == 0 {
+                    root_exit = exit;
+                }
+            }
+            Ok(root_exit)
+        })
+        .and_then(|exit_code| match fault_after {
+            true => Err(RestoreError::Unsupported(format!(
+                "fault injected at {FAULT_AFTER_DONE}"
+            ))),
+            false => Ok(exit_code),
+        });
+    match done {
+        Ok(exit_code) => {
+            drop(page_words);
+            // It runs: a failing post-resume can only be reported.
+            if let Err(e) = hooks.run(Action::PostResume, raw_pid) {
+                crate::pr_err!("{e}");
+            }
+            Ok(Restored {
+                pid: child,
+                stats: RestoreStats {
+                    forking,
+                    restore: t_start.elapsed(),
+                    pages_restored: alive
+                        .iter()
+                        .flat_map(|t| t.pages.iter())
+                        .map(|r| r.nr_pages)
+                        .sum(),
+                },
+                exit_code,
+            })
+        }
+        Err(e) => {
+            kill_created(&live, child);
+            Err(e)
+        }
+    }
+}
+
+/// The tool holds every task's files at once until the root is forked:
+/// allow as many as the hard limit does (each task's own limits come back
+/// from its core in the restorer).
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            crate::pr_warn!("cannot raise the open files limit: {e}");
+        }
+    }
+}
+
+/// Leave nothing behind: kill every task that says it exists, in rounds
+/// (a task forked by a parent killed in the same round announces itself
+/// a moment later), then reap the root. Zombies and helpers die with their
+/// parents (helpers have a parent-death signal).
+fn kill_created(live: &[Live<'_>], root: Pid) {
+    let mut killed = vec![false; live.len()];
+    for _round in 0..4 {
+        for (l, k) in live.iter().zip(killed.iter_mut()) {
+            if !*k
+                && l.region.status(l.args_off).created != 0
+                && let Some(p) = Pid::from_raw(l.pid)
+            {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+                *k = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = rustix::process::kill_process(root, Signal::KILL);
+    // A thread still traced by us (removing the restorer failed half-way)
+    // is reported to us, not its parent, and the process cannot be reaped
+    // before it is: collect those first (ECHILD for any other thread).
+    for l in live {
+        for &(tid, _) in &l.t.threads {
+            if let Some(t) = Pid::from_raw(tid as i32) {
+                let _ = crate::sys::ptrace::wait(t);
+            }
+        }
+    }
+    let _ = rustix::process::waitpid(Some(root), WaitOptions::empty());
+}
+
+/// Is task `pid` (not our child) gone or a zombie?
+fn ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => matches!(
+            s.rsplit(')')
+                .next()
+                .map(str::trim_start)
+                .and_then(|r| r.chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => true,
+    }
+}
+
+/// Wait until every task is restored (`STATE_DONE`), or report the first
+/// failure with the task, stage and image it concerns.
+fn wait_all(
+    live: &[Live<'_>],
+    root: Pid,
+    page: Option<&TreePage>,
+    tasks: &[TreeTaskImages],
+) -> Result<(), RestoreError> {
+    let start = Instant::now();
+    loop {
+        let mut all_done = true;
+        for l in live {
+            let st = l.region.status(l.args_off);
+            match st.state {
+                abi::STATE_DONE => continue,
+                abi::STATE_FAILED => return Err(failure(l, &st, tasks)),
+                _ => all_done = false,
+            }
+            if l.pid != root.as_raw_nonzero().get() && st.created != 0 && ended(l.pid) {
+                // It may have published its failure just before ending.
+                let st = l.region.status(l.args_off);
+                if st.state == abi::STATE_FAILED {
+                    return Err(failure(l, &st, tasks));
+                }
+                return Err(RestoreError::Died(format!(
+                    "task {} at stage {}",
+                    l.pid,
+                    stage_name(st.stage)
+                )));
+            }
+        }
+        if all_done {
+            return Ok(());
+        }
+        if let Some(pid) = page.and_then(TreePage::failed) {
+            return Err(RestoreError::Unsupported(format!(
+                "pstree.img: zombie or group helper {pid} could not set its session or group"
+            )));
+        }
+        if let Ok(Some((_, status))) = rustix::process::waitpid(Some(root), WaitOptions::NOHANG) {
+            let st = live[0].region.status(live[0].args_off);
+            return Err(RestoreError::Died(format!(
+                "{status:?} at stage {}",
+                stage_name(st.stage)
+            )));
+        }
+        if start.elapsed() > RESTORE_TIMEOUT {
+            return Err(RestoreError::Timeout(RESTORE_TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The error for a task's published failure.
+fn failure(l: &Live<'_>, st: &abi::RestoreStatus, tasks: &[TreeTaskImages]) -> RestoreError {
+    let errno = Errno::from_raw_os_error(st.errno);
+    let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
+    if st.stage == abi::STAGE_SESSION && (FORK_INDEX..FORK_INDEX + 0x1000).contains(&st.index) {
+        // A fork of one of its children (tasks, zombies, then helpers).
+        let i = (st.index - FORK_INDEX) as usize;
+        let kids: Vec<i32> = tasks
+            .iter()
+            .skip(1)
+            .filter(|t| t.pstree().ppid as i32 == l.pid)
+            .map(|t| t.pstree().pid as i32)
+            .collect();
+        let pid = kids.get(i).copied().unwrap_or(0);
+        if errno == Errno::EXIST && pid > 0 {
+            return RestoreError::PidBusy(pid as u32);
+        }
+        return RestoreError::Sys("clone3 (a child of the tree)", errno);
+    }
+    if st.stage == abi::STAGE_THREADS
+        && errno == Errno::EXIST
+        && let Some(&tid) = tids.get(st.index as usize)
+    {
+        return RestoreError::PidBusy(tid);
+    }
+    let thread = st.index.checked_sub(abi::THREAD_INDEX_BASE);
+    if let Some(&tid) = thread.and_then(|i| tids.get(i as usize)) {
+        return RestoreError::ThreadStage {
+            stage: stage_name(st.stage),
+            tid,
+            errno,
+        };
+    }
+    RestoreError::Stage {
+        stage: stage_name(st.stage),
+        index: st.index,
+        source_image: {
+            let src = stage_source(st.stage, l.pid);
+            if src.contains(&l.pid.to_string()) {
+                src
+            } else {
+                format!("{src} of task {}", l.pid)
+            }
+        },
+        errno,
+    }
+}
+
+/// Index base of fork failures in `STAGE_SESSION` (the restorer's
+/// `restore/tree.rs`).
+const FORK_INDEX: u32 = 0x100;

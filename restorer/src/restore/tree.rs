@@ -1,0 +1,236 @@
+//! A task's place in a process tree, set up in `STAGE_SESSION` while the
+//! task still has the tool's memory (and so every task's region and the
+//! tree's shared counters): children that stay in the session the task
+//! had are forked first, then the task's own `setsid`/`setpgid`, then the
+//! other children, then it joins its group once every group exists
+//! (CRIU's `create_children_and_session` and `restore_pgid`).
+//!
+//! No wait here can deadlock: a task forks all its children before it
+//! waits for anything, group leaders create their group before forking,
+//! and a helper only waits for the joins, which wait only for the groups.
+
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use criu_arch::{KSigaction, nr, syscall0, syscall1, syscall2, syscall4};
+
+use super::{CloneArgs, Fail, check, items};
+use crate::abi::{self, ChildArg, RestoreArgs, TreeWords};
+
+const FUTEX_WAIT: usize = 0;
+const FUTEX_WAKE: usize = 1;
+const PR_SET_PDEATHSIG: usize = 1;
+const SIGKILL: usize = 9;
+/// Failure index of the fork of child `i`: `FORK_INDEX + i`.
+pub const FORK_INDEX: u32 = 0x100;
+
+/// The tree's counters, if the task is part of a tree.
+fn words(tree: u64) -> Option<(&'static AtomicU32, &'static AtomicU32)> {
+    if tree == 0 {
+        return None;
+    }
+    let w = tree as usize as *mut TreeWords;
+    // SAFETY: the tool mapped the TreeWords page shared before the first
+    // fork; it stays mapped in this task until STAGE_UNMAP, after this.
+    unsafe {
+        Some((
+            AtomicU32::from_ptr(core::ptr::addr_of_mut!((*w).groups)),
+            AtomicU32::from_ptr(core::ptr::addr_of_mut!((*w).joins)),
+        ))
+    }
+}
+
+/// The word a zombie or helper that failed writes its PID to (right
+/// after the two counters; the tool reads it).
+fn failed_word(tree: u64) -> Option<&'static AtomicI32> {
+    if tree == 0 {
+        return None;
+    }
+    let at = (tree as usize + core::mem::size_of::<TreeWords>()) as *mut i32;
+    // SAFETY: inside the same shared page as the counters.
+    Some(unsafe { AtomicI32::from_ptr(at) })
+}
+
+fn count_down(w: &AtomicU32) {
+    if w.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SAFETY: wakes the waiters of a live shared futex word.
+        unsafe { syscall4(nr::FUTEX, w.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize, 0) };
+    }
+}
+
+fn wait_zero(w: &AtomicU32) {
+    loop {
+        let v = w.load(Ordering::Acquire);
+        if v == 0 {
+            return;
+        }
+        // SAFETY: waits while the shared word still holds `v`.
+        unsafe { syscall4(nr::FUTEX, w.as_ptr() as usize, FUTEX_WAIT, v as usize, 0) };
+    }
+}
+
+/// `STAGE_SESSION` of a task (of a tree, or alone).
+pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled `children` inside the bootstrap region.
+    let children = unsafe { items::<ChildArg>(&args.children) };
+    for (i, c) in children.iter().enumerate() {
+        if c.before_setsid != 0 {
+            fork_child(args, c, i)?;
+        }
+    }
+    super::session(args)?;
+    let counters = words(args.tree);
+    if args.leads_group != 0
+        && let Some((groups, _)) = counters
+    {
+        count_down(groups);
+    }
+    for (i, c) in children.iter().enumerate() {
+        if c.before_setsid == 0 {
+            fork_child(args, c, i)?;
+        }
+    }
+    if args.join_pgid != 0 {
+        if let Some((groups, _)) = counters {
+            wait_zero(groups);
+        }
+        // SAFETY: integer arguments only.
+        check(unsafe { syscall2(nr::SETPGID, 0, args.join_pgid as usize) }, 2)?;
+        if let Some((_, joins)) = counters {
+            count_down(joins);
+        }
+    }
+    for (i, c) in children.iter().enumerate() {
+        if c.kind == abi::CHILD_HELPER {
+            // SAFETY: no status wanted; integer arguments.
+            check(
+                unsafe { syscall4(nr::WAIT4, c.pid as usize, 0, 0, 0) },
+                FORK_INDEX + i as u32,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Fork child `c` with its PID; the child goes on as what it is.
+fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
+    let tid = [c.pid];
+    let ca = CloneArgs {
+        flags: 0,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: 17, // SIGCHLD
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: tid.as_ptr() as u64,
+        set_tid_size: 1,
+        cgroup: 0,
+    };
+    // SAFETY: clone3 reads `ca` and `tid`, both live; without CLONE_VM the
+    // child gets a copy of this address space.
+    let ret = unsafe {
+        syscall2(
+            nr::CLONE3,
+            &ca as *const CloneArgs as usize,
+            core::mem::size_of::<CloneArgs>(),
+        )
+    };
+    check(ret, FORK_INDEX + i as u32)?;
+    if ret > 0 {
+        return Ok(());
+    }
+    if c.kind == abi::CHILD_TASK {
+        type Entry = unsafe extern "C" fn(usize, *mut u8) -> isize;
+        // SAFETY: the tool put the relocated restorer of the child's own
+        // region at `entry` (mapped here, inherited from the tool), and
+        // its RestoreArgs at `args`; that copy of the blob takes over.
+        unsafe {
+            let entry = core::mem::transmute::<usize, Entry>(c.entry as usize);
+            entry(abi::CMD_RESTORE_CHILD, c.args as usize as *mut u8);
+        }
+        exit(1)
+    }
+    extra_child(args.tree, c)
+}
+
+fn exit(code: usize) -> ! {
+    loop {
+        // SAFETY: exit_group takes an integer and ends the process.
+        unsafe { syscall1(nr::EXIT_GROUP, code) };
+    }
+}
+
+/// A zombie or a helper, in its own process: nothing of the tool's is
+/// unmapped (it never runs code of its own).
+fn extra_child(tree: u64, c: &ChildArg) -> ! {
+    let fail = || {
+        if let Some(w) = failed_word(tree) {
+            w.store(c.pid, Ordering::Release);
+        }
+        exit(127)
+    };
+    // SAFETY: integer arguments only. (Dies with the parent if the
+    // restore fails: nothing is left behind.)
+    unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, SIGKILL) };
+    let counters = words(tree);
+    // SAFETY (all syscalls below): integer arguments, or live locals.
+    if c.setsid != 0 && unsafe { syscall0(nr::SETSID) } < 0 {
+        fail();
+    }
+    if c.pgid != 0 && unsafe { syscall2(nr::SETPGID, 0, c.pgid as usize) } < 0 {
+        fail();
+    }
+    if c.leads_group != 0
+        && let Some((groups, _)) = counters
+    {
+        count_down(groups);
+    }
+    if c.join_pgid != 0 {
+        if let Some((groups, _)) = counters {
+            wait_zero(groups);
+        }
+        if unsafe { syscall2(nr::SETPGID, 0, c.join_pgid as usize) } < 0 {
+            fail();
+        }
+        if let Some((_, joins)) = counters {
+            count_down(joins);
+        }
+    }
+    if c.kind == abi::CHILD_HELPER {
+        if let Some((_, joins)) = counters {
+            wait_zero(joins);
+        }
+        exit(0)
+    }
+    // A zombie: end as it ended.
+    let sig = (c.exit_status & 0x7f) as usize;
+    if sig != 0 {
+        let act = KSigaction {
+            handler: 0, // SIG_DFL
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let set: u64 = 1 << (sig - 1);
+        unsafe {
+            syscall4(
+                nr::RT_SIGACTION,
+                sig,
+                &act as *const KSigaction as usize,
+                0,
+                8,
+            );
+            syscall4(
+                nr::RT_SIGPROCMASK,
+                criu_arch::SIG_UNBLOCK,
+                &set as *const u64 as usize,
+                0,
+                8,
+            );
+            let pid = syscall0(nr::GETPID);
+            syscall2(nr::KILL, pid as usize, sig);
+        }
+    }
+    exit(((c.exit_status >> 8) & 0xff) as usize)
+}

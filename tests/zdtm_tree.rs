@@ -271,6 +271,14 @@ fn shell_tree_restores() {
         common::skip("zdtm-tree-shell", "needs root");
         return;
     }
+    if std::process::Command::new("bash")
+        .args(["-c", "true"])
+        .status()
+        .is_err()
+    {
+        common::skip("zdtm-tree-shell", "bash is not installed");
+        return;
+    }
     common::become_subreaper();
     let dir = common::TempDir::new("zdtm-tree-shell");
     let images = dir.join("images");

@@ -1,7 +1,9 @@
 //! Dump and restore of programs we did not write: coreutils `sleep`, a
 //! `python3` loop and a `bash` loop run as a shell job (not a session
-//! leader, in the session of whoever restores it). Each must carry on
-//! from where it stopped after restore.
+//! leader, in the session of whoever restores it), python3 with threads,
+//! a `bash` pipeline (`seq | reader`) as a shell job, and python3 with a
+//! thread talking to a `cat` subprocess through pipes. Each must carry on
+//! from where it stopped after restore, its data intact.
 #![cfg(target_arch = "x86_64")]
 
 mod common;
@@ -76,12 +78,31 @@ fn kill(pid: i32) {
 
 /// Dump `child` (killing it), reap it, restore it detached with `extra`.
 fn dump_and_restore(child: &mut std::process::Child, images: &Path, extra: &[&str]) {
+    dump_and_restore_tree(child, &[], images, extra);
+}
+
+/// [`dump_and_restore`] of `child` and its descendants `others`.
+fn dump_and_restore_tree(
+    child: &mut std::process::Child,
+    others: &[i32],
+    images: &Path,
+    extra: &[&str],
+) {
     let pid = child.id().to_string();
     let mut args = vec!["dump", "-t", &pid];
     args.extend_from_slice(extra);
     let (ok, log) = criu(images, &args);
     assert!(ok, "dump: {log}");
     child.wait().expect("reap the dumped program");
+    // Its descendants were killed too; as orphans they come to us (the
+    // subreaper): reap them so that their PIDs are free again.
+    for p in others {
+        let end = Instant::now() + TIMEOUT;
+        while common::proc_state(*p).is_some() && Instant::now() < end {
+            let _ = rustix::process::waitpid(Pid::from_raw(*p), WaitOptions::NOHANG);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let mut args = vec!["restore", "-d", "--pidfile", "pid"];
     args.extend_from_slice(extra);
     let (ok, log) = criu(images, &args);
@@ -273,4 +294,126 @@ fn python_threads_count_on_after_restore() {
         std::fs::read_to_string(dir.join("out")).unwrap_or_default()
     );
     kill(pid);
+}
+
+/// The PIDs of `pid` and all its descendants.
+fn tree_pids(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for t in std::fs::read_dir(format!("/proc/{p}/task"))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn bash_pipeline_restores_as_a_shell_job() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("bash_pipeline_restores_as_a_shell_job", "needs root");
+    }
+    become_subreaper();
+    let dir = TempDir::new("foreign-pipeline");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let count = dir.join("count");
+    // `seq` feeds a bash reader through a pipe; the reader checks that
+    // every number follows the one before (nothing lost or repeated in
+    // the pipe) and writes every 500th.
+    let script = "seq 1 1000000000 | { prev=0; while read n; do \
+        if [ \"$n\" -ne $((prev+1)) ]; then echo \"FAIL $prev $n\" > result; exit 1; fi; \
+        prev=$n; if [ $((n % 500)) -eq 0 ]; then echo $n > count; fi; done; }";
+    let mut child = start(dir.path(), &["bash", "-c", script], true);
+    let pid = child.id() as i32;
+    assert!(wait_until(TIMEOUT, || read_num(&count) >= 1000));
+    let before = tree_pids(pid);
+    assert!(before.len() >= 3, "bash, seq and the reader: {before:?}");
+    let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
+    dump_and_restore_tree(&mut child, &others, &images, &["--shell-job"]);
+    assert_eq!(tree_pids(pid), before, "the restored tree");
+    let at_restore = read_num(&count);
+    assert!(
+        wait_until(TIMEOUT, || read_num(&count) >= at_restore + 2000),
+        "pipeline stuck at {at_restore}"
+    );
+    assert!(
+        !dir.join("result").exists(),
+        "{}",
+        std::fs::read_to_string(dir.join("result")).unwrap_or_default()
+    );
+    for p in before.iter().rev() {
+        kill(*p);
+    }
+}
+
+#[test]
+fn python_with_a_thread_and_a_subprocess_carries_on() {
+    if !rustix::process::geteuid().is_root() {
+        return skip(
+            "python_with_a_thread_and_a_subprocess_carries_on",
+            "needs root",
+        );
+    }
+    if Command::new("python3").arg("-V").output().is_err() {
+        return skip(
+            "python_with_a_thread_and_a_subprocess_carries_on",
+            "no python3",
+        );
+    }
+    become_subreaper();
+    let dir = TempDir::new("foreign-python-subprocess");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    // A thread writes numbered lines into `cat` through a pipe; the main
+    // thread reads them back from another and checks their order.
+    let script = "import subprocess, threading, time, os\n\
+        p = subprocess.Popen(['cat'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n\
+        def feed():\n\
+        \x20   i = 0\n\
+        \x20   while True:\n\
+        \x20       i += 1\n\
+        \x20       p.stdin.write(b'%d\\n' % i); p.stdin.flush()\n\
+        \x20       time.sleep(0.001)\n\
+        threading.Thread(target=feed, daemon=True).start()\n\
+        want = 1\n\
+        for line in p.stdout:\n\
+        \x20   n = int(line)\n\
+        \x20   if n != want:\n\
+        \x20       open('result', 'w').write('FAIL got %d want %d' % (n, want)); break\n\
+        \x20   want += 1\n\
+        \x20   if n % 50 == 0:\n\
+        \x20       open('count.tmp', 'w').write(str(n)); os.rename('count.tmp', 'count')\n";
+    let count = dir.join("count");
+    let mut child = start(dir.path(), &["python3", "-c", script], false);
+    let pid = child.id() as i32;
+    assert!(wait_until(TIMEOUT, || read_num(&count) >= 200));
+    let before = tree_pids(pid);
+    assert_eq!(before.len(), 2, "python and cat: {before:?}");
+    let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
+    dump_and_restore_tree(&mut child, &others, &images, &[]);
+    assert_eq!(tree_pids(pid), before, "the restored tree");
+    let at_restore = read_num(&count);
+    assert!(
+        wait_until(TIMEOUT, || read_num(&count) >= at_restore + 200),
+        "stuck at {at_restore}"
+    );
+    assert!(
+        !dir.join("result").exists(),
+        "{}",
+        std::fs::read_to_string(dir.join("result")).unwrap_or_default()
+    );
+    for p in before.iter().rev() {
+        kill(*p);
+    }
 }

@@ -42,8 +42,6 @@ fn file_private_mappings_keep_cow_pages_and_file() {
 }
 
 #[test]
-#[ignore = "unlinked mapped files (CRIU's ghost files) are not dumped yet: the dump stops at \
-            `stat of DIR/gone.dat (deleted)`"]
 fn file_deleted_private_mapping_comes_back() {
     check("zdtm-file-deleted", "zdtm_file_deleted");
 }

@@ -151,6 +151,11 @@ pub const STAGE_ATTRS: u32 = 22;
 /// ran (signals, task-name, creds, arch-state, rseq) with `index` =
 /// `THREAD_INDEX_BASE` + its place.
 pub const STAGE_THREADS: u32 = 23;
+/// The task's own calls on its fds once they have their final numbers
+/// and the tool's copies are closed: epoll registrations (keyed by fd
+/// number) and file locks (a POSIX lock goes with any close of its file
+/// by the process, so it must come after [`STAGE_CLOSE_FDS`]).
+pub const STAGE_FD_STATE: u32 = 24;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
@@ -480,6 +485,9 @@ pub struct RestoreArgs {
     /// `setpgid(0, join_pgid)` (counted down in [`TreeWords::joins`]).
     pub join_pgid: i32,
     pub _pad3: u32,
+    /// `[RawSyscall]` of [`STAGE_FD_STATE`] (`epoll_ctl`, `flock`,
+    /// `fcntl(F_SETLK)`), their structs inside the bootstrap region.
+    pub fd_calls: Array,
     /// The thread pointer no signal frame carries (aarch64 `tpidr_el0`),
     /// written with `criu_arch::set_thread_pointer` right before
     /// `rt_sigreturn`; unused where that is a no-op.

@@ -316,6 +316,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
     stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
+    stage!(args, abi::STAGE_FD_STATE, arch_syscalls(&args.fd_calls));
     stage!(args, abi::STAGE_CREDS, creds(&args.creds));
     stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));
     stage!(args, abi::STAGE_ARCH, arch_syscalls(&args.arch_syscalls));

@@ -28,6 +28,23 @@ pub enum FilesError {
     Unsupported { pid: i32, fd: i32, what: String },
     #[error(transparent)]
     Kind(#[from] crate::files::FileError),
+    #[error("fd {fd} of task {pid} is {what}: {reason}")]
+    Refused {
+        pid: i32,
+        fd: i32,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("fd {fd} of task {pid}: {source}")]
+    Ghost {
+        pid: i32,
+        fd: i32,
+        source: crate::files::ghost::GhostError,
+    },
+    #[error("a mapping: {0}")]
+    GhostMapping(crate::files::ghost::GhostError),
+    #[error(transparent)]
+    Locks(#[from] crate::files::locks::LockError),
     #[error("stat of {path}: {source}")]
     Stat {
         path: String,
@@ -54,6 +71,17 @@ pub struct FileTable {
     seen_fds: Vec<(i32, i32, u32)>,
     /// Pipes, FIFOs, unix sockets: their state and data images.
     pub kinds: crate::files::Dumped,
+    /// Unlinked files carried in the images.
+    pub ghosts: crate::files::ghost::GhostTable,
+    /// File locks held (`filelocks.img`).
+    pub locks: crate::files::locks::LockTable,
+}
+
+/// What the options say about files (`--ghost-limit`, `--file-locks`).
+#[derive(Clone, Copy, Debug)]
+pub struct FdOpts {
+    pub ghost_limit: u64,
+    pub file_locks: bool,
 }
 
 impl FileTable {
@@ -205,117 +233,205 @@ impl FileTable {
 pub fn collect_fds(
     proc: &ProcDir,
     files: &mut FileTable,
+    opts: FdOpts,
 ) -> Result<Vec<pb::FdinfoEntry>, FilesError> {
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
     let task = Pid::from_raw(pid);
-    for fd in proc.fds()? {
+    let fds = proc.fds()?;
+    for &fd in &fds {
         let target = proc.fd_target(fd)?;
-        if matches!(target, FdTarget::Pipe(_) | FdTarget::Socket(_)) {
-            let info = proc.fdinfo(fd)?;
-            let id = match find_shared(task, &files.seen_fds, fd) {
-                Some(id) => (id, kind_of(&target)),
+        let info = proc.fdinfo(fd)?;
+        let shared = find_shared(task, &files.seen_fds, fd);
+        let fd_flags = if info.flags & O_CLOEXEC != 0 {
+            FD_CLOEXEC
+        } else {
+            0
+        };
+        let file_flags = info.flags & !O_CLOEXEC;
+        let (id, kind) = match target {
+            FdTarget::Path(path) => {
+                let (id, kind) = match shared {
+                    Some(id) => (id, file_kind(files, id)),
+                    None => path_fd(files, pid, fd, &path, &info, opts)?,
+                };
+                (id, kind)
+            }
+            FdTarget::AnonInode(name) => match shared {
+                Some(id) => (id, file_kind(files, id)),
+                None => {
+                    let id = files.next_id();
+                    let entry = anon_fd(pid, fd, id, file_flags, &name, &info, &fds)?;
+                    let kind = entry.r#type;
+                    files.entries.push(entry);
+                    (id, kind)
+                }
+            },
+            FdTarget::Pipe(_) | FdTarget::Socket(_) => match shared {
+                Some(id) => (id, kind_of(&target) as i32),
                 None => {
                     let ctx = crate::files::FdCtx {
                         pid,
                         fd,
-                        flags: info.flags & !O_CLOEXEC,
+                        flags: file_flags,
                     };
-                    files.add_kind(&ctx, &target, None, None)?
+                    let (id, kind) = files.add_kind(&ctx, &target, None, None)?;
+                    (id, kind as i32)
                 }
-            };
-            files.seen_fds.push((pid, fd, id.0));
-            out.push(fdinfo(fd, id.0, id.1, info.flags));
-            continue;
-        }
-        let path = match target {
-            FdTarget::Path(p) => p,
-            FdTarget::Pipe(_) | FdTarget::Socket(_) => continue,
-            FdTarget::AnonInode(name) => {
-                return Err(unsupported(pid, fd, &format!("anon_inode:{name}")));
-            }
+            },
             FdTarget::Other(l) => {
                 return Err(unsupported(pid, fd, &String::from_utf8_lossy(&l)));
             }
         };
-        let info = proc.fdinfo(fd)?;
-        let is_memfd = path.as_os_str().as_bytes().starts_with(b"/memfd:");
-        let shared = find_shared(task, &files.seen_fds, fd);
-        if is_memfd {
-            let id = match shared {
-                Some(id) => id,
-                None => {
-                    let inode_id = memfd_fd(files, pid, fd, &path)?;
-                    files.push_memfd(info.flags & !O_CLOEXEC, info.pos.max(0) as u64, inode_id)
-                }
-            };
-            files.seen_fds.push((pid, fd, id));
-            out.push(pb::FdinfoEntry {
-                id,
-                flags: if info.flags & O_CLOEXEC != 0 {
-                    FD_CLOEXEC
-                } else {
-                    0
-                },
-                r#type: pb::FdTypes::Memfd as i32,
-                fd: fd as u32,
-                ..Default::default()
-            });
-            continue;
-        }
-        if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
-            return Err(unsupported(pid, fd, "an unlinked file"));
-        }
-        let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
-        if meta.as_ref().is_some_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_fifo()
-        }) {
-            let id = match shared {
-                Some(id) => id,
-                None => {
-                    let ctx = crate::files::FdCtx {
-                        pid,
-                        fd,
-                        flags: info.flags & !O_CLOEXEC,
-                    };
-                    files
-                        .add_kind(
-                            &ctx,
-                            &FdTarget::Path(path.clone()),
-                            Some(&path),
-                            meta.as_ref(),
-                        )?
-                        .0
-                }
-            };
-            files.seen_fds.push((pid, fd, id));
-            out.push(fdinfo(fd, id, pb::FdTypes::Fifo, info.flags));
-            continue;
-        }
-        let id = match shared {
-            Some(id) => id,
-            None => files.push_reg(
-                &path,
-                info.flags & !O_CLOEXEC,
-                info.pos.max(0) as u64,
-                meta.as_ref(),
-            ),
-        };
+        files.locks.note(
+            pid,
+            fd,
+            id,
+            info.ino.unwrap_or(0),
+            &info.locks,
+            opts.file_locks,
+        )?;
         files.seen_fds.push((pid, fd, id));
         out.push(pb::FdinfoEntry {
             id,
-            flags: if info.flags & O_CLOEXEC != 0 {
-                FD_CLOEXEC
-            } else {
-                0
-            },
-            r#type: pb::FdTypes::Reg as i32,
+            flags: fd_flags,
+            r#type: kind,
             fd: fd as u32,
             ..Default::default()
         });
     }
     Ok(out)
+}
+
+/// The `fd_types` value of file object `id`.
+fn file_kind(files: &FileTable, id: u32) -> i32 {
+    files
+        .entries
+        .iter()
+        .find(|e| e.id == id)
+        .map_or(pb::FdTypes::Reg as i32, |e| e.r#type)
+}
+
+/// A new file object for fd `fd` opened by path: a memfd, a regular
+/// file, directory or device, or an unlinked file (a ghost).
+fn path_fd(
+    files: &mut FileTable,
+    pid: i32,
+    fd: i32,
+    path: &Path,
+    info: &crate::proc::fdinfo::FdInfo,
+    opts: FdOpts,
+) -> Result<(u32, i32), FilesError> {
+    let flags = info.flags & !O_CLOEXEC;
+    let pos = info.pos.max(0) as u64;
+    if path.as_os_str().as_bytes().starts_with(b"/memfd:") {
+        let inode_id = memfd_fd(files, pid, fd, path)?;
+        let id = files.push_memfd(flags, pos, inode_id);
+        return Ok((id, pb::FdTypes::Memfd as i32));
+    }
+    let proc_path = format!("/proc/{pid}/fd/{fd}");
+    let meta = std::fs::metadata(&proc_path).ok();
+    if meta.as_ref().is_some_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_fifo()
+    }) {
+        let ctx = crate::files::FdCtx { pid, fd, flags };
+        let target = FdTarget::Path(path.to_path_buf());
+        let (id, kind) = files.add_kind(&ctx, &target, Some(path), meta.as_ref())?;
+        return Ok((id, kind as i32));
+    }
+    if let Some(name) = crate::files::ghost::deleted_name(path)
+        && meta.as_ref().is_some_and(|m| m.nlink() == 0)
+    {
+        let own = open_proc(&proc_path)?;
+        let id = files.push_reg(&name, flags, pos, meta.as_ref());
+        files
+            .ghosts
+            .add(id, &name, own, opts.ghost_limit)
+            .map_err(|source| FilesError::Ghost { pid, fd, source })?;
+        return Ok((id, pb::FdTypes::Reg as i32));
+    }
+    let id = files.push_reg(path, flags, pos, meta.as_ref());
+    Ok((id, pb::FdTypes::Reg as i32))
+}
+
+fn open_proc(path: &str) -> Result<std::os::fd::OwnedFd, FilesError> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| FilesError::Stat {
+        path: path.to_string(),
+        source: e.into(),
+    })
+}
+
+/// The file object of anon-inode fd `fd` (`anon_inode:NAME`) with id `id`.
+fn anon_fd(
+    pid: i32,
+    fd: i32,
+    id: u32,
+    flags: u32,
+    name: &str,
+    info: &crate::proc::fdinfo::FdInfo,
+    fds: &[i32],
+) -> Result<pb::FileEntry, FilesError> {
+    use crate::files::{eventfd, eventpoll, inotify, signalfd, timerfd};
+    let missing = |what: &'static str| FilesError::Refused {
+        pid,
+        fd,
+        what,
+        reason: "its fdinfo lacks the fields to dump it".into(),
+    };
+    let refused = |what: &'static str| {
+        move |reason: String| FilesError::Refused {
+            pid,
+            fd,
+            what,
+            reason,
+        }
+    };
+    match name {
+        "[eventfd]" => eventfd::dump(id, flags, info).ok_or_else(|| missing("an eventfd")),
+        "[signalfd]" => signalfd::dump(id, flags, info).ok_or_else(|| missing("a signalfd")),
+        "[timerfd]" => timerfd::dump(id, flags, info).ok_or_else(|| missing("a timerfd")),
+        "[eventpoll]" => {
+            eventpoll::dump(pid, fd, id, flags, info, fds).map_err(refused("an epoll instance"))
+        }
+        "inotify" => inotify::dump(id, flags, info).map_err(refused("an inotify instance")),
+        other => Err(unsupported(pid, fd, &format!("anon_inode:{other}"))),
+    }
+}
+
+/// A mapped file (or the exe) whose link is `target`, read through the
+/// magic link `link` (`/proc/PID/map_files/...`, `/proc/PID/exe`): an
+/// unlinked one becomes a ghost, anything else a path (one object per
+/// inode).
+pub fn add_mapped(
+    files: &mut FileTable,
+    link: &Path,
+    target: &Path,
+    opts: FdOpts,
+) -> Result<u32, FilesError> {
+    let meta = std::fs::metadata(link).ok();
+    let Some(name) = crate::files::ghost::deleted_name(target)
+        .filter(|_| meta.as_ref().is_some_and(|m| m.nlink() == 0))
+    else {
+        return files.add_path(target, true);
+    };
+    let meta = meta.expect("checked above");
+    if let Some(id) = files.by_inode.get(&(meta.dev(), meta.ino())) {
+        return Ok(*id);
+    }
+    let own = open_proc(&link.display().to_string())?;
+    let id = files.push_reg(&name, 0, 0, Some(&meta));
+    files.by_inode.insert((meta.dev(), meta.ino()), id);
+    files
+        .ghosts
+        .add(id, &name, own, opts.ghost_limit)
+        .map_err(FilesError::GhostMapping)?;
+    Ok(id)
 }
 
 /// The memfd behind fd `fd` of task `pid` (link `path`): its inode entry
@@ -366,20 +482,6 @@ fn kind_of(target: &FdTarget) -> pb::FdTypes {
     match target {
         FdTarget::Pipe(_) => pb::FdTypes::Pipe,
         _ => pb::FdTypes::Unixsk,
-    }
-}
-
-fn fdinfo(fd: i32, id: u32, ty: pb::FdTypes, flags: u32) -> pb::FdinfoEntry {
-    pb::FdinfoEntry {
-        id,
-        flags: if flags & O_CLOEXEC != 0 {
-            FD_CLOEXEC
-        } else {
-            0
-        },
-        r#type: ty as i32,
-        fd: fd as u32,
-        ..Default::default()
     }
 }
 

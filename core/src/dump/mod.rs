@@ -46,7 +46,13 @@
 //!   a `memfd.img` inode entry.
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
 //!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
-//!   root; path, flags without O_CLOEXEC, pos, size, mode).
+//!   root; path, flags without O_CLOEXEC, pos, size, mode; EVENTFD,
+//!   EVENTPOLL, SIGNALFD, TIMERFD and INOTIFY entries, see
+//!   [`crate::files`]).
+//! - unlinked files (fds and mappings): `remap-fpath.img` (reg id → ghost
+//!   id, GHOST) and `ghost-file-<id>.img` (entry + contents).
+//! - `filelocks.img` with `--file-locks` (without it a held lock is
+//!   refused with CRIU's message).
 //! - pipes, FIFOs and unix sockets: PIPE/FIFO/UNIXSK entries in `files.img`
 //!   and their unread data in `pipes-data.img`, `fifo-data.img` and
 //!   `sk-queues.img` (see [`crate::files`]).
@@ -254,13 +260,17 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
 
     // Collect from outside, every task, with one file table.
     let mut files = files::FileTable::default();
+    let fd_opts = files::FdOpts {
+        ghost_limit: common.ghost_limit,
+        file_locks: common.file_locks,
+    };
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
     for (i, t) in tree.tasks.iter().enumerate() {
         let tree::TaskKind::Alive { task, threads } = &t.kind else {
             collected.push(None);
             continue;
         };
-        let mut c = collect_outside(&t.proc, task, opts, &mut files)?;
+        let mut c = collect_outside(&t.proc, task, opts, &mut files, fd_opts)?;
         c.obj_id = i as u32 + 1;
         c.pages_id = i as u64 + 1;
         for th in threads {
@@ -521,6 +531,7 @@ fn collect_outside(
     task: &Seized,
     opts: &DumpOpts,
     files: &mut files::FileTable,
+    fd_opts: files::FdOpts,
 ) -> Result<Collected, DumpError> {
     let pid = proc.pid();
     let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
@@ -561,7 +572,8 @@ fn collect_outside(
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
 
-    let exe_file_id = files.add_path(&exe, true)?;
+    let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe_file_id = files::add_mapped(files, &exe_link, &exe, fd_opts)?;
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
     for v in &vmas {
         let id = match &v.file {
@@ -596,13 +608,13 @@ fn collect_outside(
                 ));
                 let target =
                     std::fs::read_link(&path).map_err(collect_err(pid, "map_files link"))?;
-                Some(files.add_path(&target, true)?)
+                Some(files::add_mapped(files, &path, &target, fd_opts)?)
             }
             _ => None,
         };
         vma_file_ids.push(id);
     }
-    let fdinfo = files::collect_fds(proc, files)?;
+    let fdinfo = files::collect_fds(proc, files, fd_opts)?;
     let cwd_id = files.add_path(&cwd, false)?;
     let root_id = files.add_path(&root, false)?;
     let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;

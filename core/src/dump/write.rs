@@ -260,6 +260,13 @@ pub fn write_tree_images(
         img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
     }
     files.kinds.write_images(&img)?;
+    files.ghosts.write(&img).map_err(|e| match e {
+        crate::files::ghost::GhostError::Image(e) => e,
+        other => ImageError::io("ghost files", std::io::Error::other(other.to_string())),
+    })?;
+    if !files.locks.entries.is_empty() {
+        img.write_all(Kind::FileLocks, 0, &files.locks.entries)?;
+    }
     Ok(())
 }
 

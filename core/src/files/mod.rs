@@ -1,7 +1,9 @@
-//! File kinds beyond regular files: pipes ([`pipe`]), FIFOs ([`fifo`]) and
-//! unix sockets ([`unix`]), each with its dump half (fd of a frozen task →
-//! `files.img` entry + data image) and its restore half (file id → an fd
-//! opened in the tool).
+//! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
+//! FIFOs ([`fifo`]), unix sockets ([`unix`]), eventfd, eventpoll,
+//! signalfd, timerfd, inotify, unlinked ("ghost") files and file locks,
+//! each with its dump half (fd of a frozen task → `files.img` entry + data
+//! image) and its restore half (file id → an fd opened in the tool,
+//! independently of which task holds it).
 //!
 //! Dump keeps its per-dump state in [`Dumped`] (one per dump, shared by
 //! every task of it, so that one pipe or socket seen from several tasks
@@ -10,8 +12,15 @@
 //! (a pipe's two ends, a socketpair's two sides, a FIFO's keeper) and
 //! hands out the fd of any file id, whichever task holds it.
 
+pub mod eventfd;
+pub mod eventpoll;
 pub mod fifo;
+pub mod ghost;
+pub mod inotify;
+pub mod locks;
 pub mod pipe;
+pub mod signalfd;
+pub mod timerfd;
 pub mod unix;
 mod unix_restore;
 
@@ -306,4 +315,28 @@ impl<'a> Opener<'a> {
         keep.extend(self.unix.into_iter().flat_map(|m| m.into_values()));
         keep
     }
+}
+
+/// A system call that failed while re-creating a file object.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {errno}")]
+pub struct SysFail {
+    pub call: &'static str,
+    pub errno: rustix::io::Errno,
+}
+
+/// Wraps an errno with the name of the call that returned it.
+pub fn fail(call: &'static str) -> impl FnOnce(rustix::io::Errno) -> SysFail {
+    move |errno| SysFail { call, errno }
+}
+
+/// The status flags of a new object that `F_SETFL` sets again:
+/// `O_APPEND` and `O_NONBLOCK` (the same bits on every arch we build for).
+pub fn set_status_flags(fd: &std::os::fd::OwnedFd, flags: u32) -> Result<(), SysFail> {
+    const SETFL_MASK: u32 = 0o2000 | 0o4000;
+    let f = rustix::fs::OFlags::from_bits_retain(flags & SETFL_MASK);
+    if f.is_empty() {
+        return Ok(());
+    }
+    rustix::fs::fcntl_setfl(fd, f).map_err(fail("fcntl(F_SETFL)"))
 }

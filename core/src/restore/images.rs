@@ -50,6 +50,13 @@ pub struct TaskImages {
     pub shmem: Vec<super::shmem::ShmemImage>,
     /// Pipes, FIFOs and unix sockets (`files.img` and their data images).
     pub other_files: crate::files::FileImages,
+    /// Anon-inode file objects by id (`files.img` entries of the kinds in
+    /// [`crate::files`]: eventfd, eventpoll, signalfd, timerfd, inotify).
+    pub anon_files: HashMap<u32, pb::FileEntry>,
+    /// `remap-fpath.img`: regular files opened through a ghost copy.
+    pub remaps: Vec<pb::RemapFilePathEntry>,
+    /// `filelocks.img` entries of this task.
+    pub file_locks: Vec<pb::FileLockEntry>,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -241,6 +248,7 @@ fn read_task(
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
     let mut all_files = Vec::new();
+    let mut anon_files = HashMap::new();
     if dir.path(Kind::Files, 0).exists() {
         all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
         for f in &all_files {
@@ -248,6 +256,13 @@ fn read_task(
                 reg_files.insert(f.id, reg.clone());
             } else if let Some(m) = &f.memfd {
                 memfd_files.insert(f.id, *m);
+            } else if f.efd.is_some()
+                || f.epfd.is_some()
+                || f.sgfd.is_some()
+                || f.tfd.is_some()
+                || f.ify.is_some()
+            {
+                anon_files.insert(f.id, f.clone());
             }
         }
     }
@@ -299,6 +314,29 @@ fn read_task(
     for reg in reg_files.values() {
         validate_path(&reg.name, "files.img", reg.id)?;
     }
+    let remaps = if dir.path(Kind::RemapFpath, 0).exists() {
+        dir.read_all::<pb::RemapFilePathEntry>(Kind::RemapFpath, 0)
+            .map_err(img)?
+    } else {
+        Vec::new()
+    };
+    for r in &remaps {
+        if !reg_files.contains_key(&r.orig_id) {
+            return Err(invalid(
+                "remap-fpath.img",
+                format!("file id {} is not a regular file of files.img", r.orig_id),
+            ));
+        }
+    }
+    let file_locks = if dir.path(Kind::FileLocks, 0).exists() {
+        dir.read_all::<pb::FileLockEntry>(Kind::FileLocks, 0)
+            .map_err(img)?
+            .into_iter()
+            .filter(|l| l.pid == pstree.pid as i32)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(TaskImages {
         pstree,
         core,
@@ -313,6 +351,9 @@ fn read_task(
         memfd_files,
         shmem,
         other_files,
+        anon_files,
+        remaps,
+        file_locks,
     })
 }
 

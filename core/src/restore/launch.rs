@@ -83,6 +83,15 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // region lies above the tool's own mappings.
     maps.all.push((task_size - page, task_size - page));
     raise_nofile();
+    // Ghost files exist from here until every task's files are open (the
+    // remap image is the tree's: any task's copy of it will do).
+    let dir = crate::images::typed::ImageDir::new(&opts.common.images_dir);
+    let ghosts = crate::files::ghost::Ghosts::create(&dir, &alive[0].remaps, &alive[0].reg_files)
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    let file_opts = super::fd_state::FileOpts {
+        ghosts: &ghosts,
+        file_locks: opts.common.file_locks,
+    };
     let mut shared = plan::SharedFiles::new(
         plan::min_fd(alive.iter().copied()),
         opts.common.shell_job,
@@ -99,13 +108,14 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         } else {
             0
         };
-        let p = plan::build(t, &maps, page, &role, &mut shared)?;
+        let p = plan::build(t, &maps, page, &role, &mut shared, file_opts)?;
         maps.all
             .push((p.base - page, p.base + p.image.len() as u64 + page));
         maps.all.sort_unstable();
         plans.push(p);
     }
     shared.all_planned();
+    drop(ghosts);
     let at: HashMap<i32, tree::RegionAt> = alive
         .iter()
         .zip(&plans)

@@ -21,6 +21,7 @@
 //! task created so far.
 
 mod bootstrap;
+mod fd_state;
 pub mod images;
 mod launch;
 pub mod layout;
@@ -125,6 +126,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "task-attrs",
     "arch-state",
     "threads",
+    "fd-state",
     FAULT_AFTER_DONE,
 ];
 
@@ -175,6 +177,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_TASK => "task-name",
         abi::STAGE_ATTRS => "task-attrs",
         abi::STAGE_THREADS => "threads",
+        abi::STAGE_FD_STATE => "fd-state",
         _ => "unknown",
     }
 }
@@ -185,6 +188,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
     match stage {
         abi::STAGE_SESSION => "pstree.img".into(),
         abi::STAGE_FDS | abi::STAGE_CLOSE_FDS => "files.img/fdinfo".into(),
+        abi::STAGE_FD_STATE => "files.img (epoll targets) / filelocks.img".into(),
         abi::STAGE_FS => format!("fs-{pid}.img"),
         abi::STAGE_PARK_VDSO
         | abi::STAGE_UNMAP

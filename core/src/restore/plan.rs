@@ -161,14 +161,16 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
     for fi in &t.fdinfo {
         let known = t.reg_files.contains_key(&fi.id)
             || t.memfd_files.contains_key(&fi.id)
-            || t.other_files.holds(fi.id);
+            || t.other_files.holds(fi.id)
+            || t.anon_files.contains_key(&fi.id);
         if !known && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
-                "{}: fd {} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
+                "{}: fd {} (file id {}): a kind of file that is not restored yet",
                 t.fdinfo_file, fi.fd, fi.id
             )));
         }
     }
+    super::fd_state::check(t)?;
     let _ = page_runs(t, page_size);
     let pid = t.pstree.pid;
     creds_arg(&t.core, &format!("core-{pid}.img"))?;
@@ -260,8 +262,18 @@ pub fn build<'a>(
     page_size: u64,
     role: &TaskRole,
     shared: &mut SharedFiles<'a>,
+    file_opts: super::fd_state::FileOpts<'_>,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
+    // Ghost files are opened by the path they were created at.
+    let mut reg_files = t.reg_files.clone();
+    for (id, reg) in reg_files.iter_mut() {
+        if let Some(p) = file_opts.ghosts.path_of(*id) {
+            reg.name = p.display().to_string();
+        }
+    }
+    let reg_files = &reg_files;
+    let fd_state = super::fd_state::FdState::new(t, file_opts.file_locks)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
     let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
@@ -317,7 +329,7 @@ pub fn build<'a>(
             keep.push(target);
             continue;
         }
-        match t.reg_files.get(&fi.id) {
+        match reg_files.get(&fi.id) {
             Some(reg) => {
                 let flags = OFlags::from_bits_retain(
                     reg.flags
@@ -382,6 +394,16 @@ pub fn build<'a>(
                 });
                 shared.fds.push(fd);
             }
+            None if t.anon_files.contains_key(&fi.id) => {
+                let fd = high_fd(super::fd_state::open_anon(&t.anon_files[&fi.id])?, min_fd)?;
+                opened.insert(fi.id, keep_raw(&fd));
+                moves.push(FdMove {
+                    from: keep_raw(&fd),
+                    to: target,
+                    flags: cloexec,
+                });
+                fds.push(fd);
+            }
             None if target <= 2 => {
                 crate::pr_warn!(
                     "fd {target}: not a regular file; inheriting the tool's fd {target}"
@@ -430,7 +452,7 @@ pub fn build<'a>(
         }
         let mut fd = -1;
         if is_file_vma(v) {
-            let reg = t.reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
+            let reg = reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
                 RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
             })?;
             let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
@@ -473,7 +495,7 @@ pub fn build<'a>(
     let mut umask = u32::MAX;
     if let Some(fs) = &t.fs {
         for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
-            if let Some(reg) = t.reg_files.get(&id) {
+            if let Some(reg) = reg_files.get(&id) {
                 let d = open_reg(reg, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
                 // The task's root is ours already in the common case: no
                 // chroot then (it needs CAP_SYS_CHROOT, which
@@ -490,7 +512,7 @@ pub fn build<'a>(
 
     // mm boundaries and the executable.
     let mut exe_fd = None;
-    if let Some(reg) = t.reg_files.get(&t.mm.exe_file_id) {
+    if let Some(reg) = reg_files.get(&t.mm.exe_file_id) {
         exe_fd = Some(open_reg(reg, OFlags::RDONLY, min_fd)?);
     }
 
@@ -609,6 +631,9 @@ pub fn build<'a>(
     }
     let a_threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let a_moves = arena.push(&moves);
+    let a_events = arena.push(&fd_state.events);
+    let a_flocks = arena.push(&fd_state.flocks);
+    let a_fd_calls = arena.push(&vec![RawSyscall::default(); fd_state.count()]);
     let a_keep = arena.push(&keep);
     let a_children = arena.push(&vec![ChildArg::default(); role.nr_children]);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -676,6 +701,10 @@ pub fn build<'a>(
         (a_unpark, vec_bytes(&unpark)),
         (a_arch, vec_bytes(&[frame.arch_syscalls, robust].concat())),
         (a_threads, vec_bytes(&thread_args)),
+        (
+            a_fd_calls,
+            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr)),
+        ),
     ] {
         let off = a.addr as usize;
         arena.buf[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -751,6 +780,7 @@ pub fn build<'a>(
         tool_rseq,
         attrs: super::task_attrs::arg(t),
         threads: at(a_threads),
+        fd_calls: at(a_fd_calls),
         thread_pointer: frame.thread_pointer,
         madvise: at(a_madvise),
         ..RestoreArgs::default()

@@ -2,6 +2,7 @@
 //! that rustix does not cover. Every `unsafe` block in core outside the blob
 //! loader lives here, each with a `// SAFETY:` line.
 
+pub mod anonfd;
 pub mod clone3;
 pub mod fds;
 pub mod kcmp;

@@ -1,0 +1,53 @@
+//! eventfd (`anon_inode:[eventfd]`): its counter and flags, from fdinfo
+//! (`eventfd-count`, `eventfd-semaphore`).
+
+use std::os::fd::OwnedFd;
+
+use rustix::event::EventfdFlags;
+
+use super::{SysFail, fail, set_status_flags};
+use crate::images::pb;
+use crate::proc::fdinfo::FdInfo;
+
+/// `EFD_SEMAPHORE`. It is not an `f_flags` bit, but bit 0 (`O_WRONLY`) is
+/// never set on an eventfd (always `O_RDWR`), so the entry's `flags`
+/// carries it there, as `eventfd()` takes it.
+pub const EFD_SEMAPHORE: u32 = 1;
+
+/// The `files.img` entry of an eventfd with id `id`; `flags` are the
+/// file's `O_*` flags without `O_CLOEXEC`.
+pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
+    let e = info.eventfd?;
+    let sem = if e.semaphore == Some(true) {
+        EFD_SEMAPHORE
+    } else {
+        0
+    };
+    Some(pb::FileEntry {
+        r#type: pb::FdTypes::Eventfd as i32,
+        id,
+        efd: Some(pb::EventfdFileEntry {
+            id,
+            flags: flags | sem,
+            fown: pb::FownEntry::default(),
+            counter: e.count,
+        }),
+        ..Default::default()
+    })
+}
+
+/// A new eventfd (close-on-exec in the tool) with the dumped counter.
+pub fn open(e: &pb::EventfdFileEntry) -> Result<OwnedFd, SysFail> {
+    let mut flags = EventfdFlags::CLOEXEC;
+    if e.flags & EFD_SEMAPHORE != 0 {
+        flags |= EventfdFlags::SEMAPHORE;
+    }
+    // eventfd() takes a 32-bit start value; the counter is 64 bits, so it
+    // is added with a write (at most 2^64 - 2, as the kernel keeps it).
+    let fd = rustix::event::eventfd(0, flags).map_err(fail("eventfd"))?;
+    if e.counter != 0 {
+        rustix::io::write(&fd, &e.counter.to_ne_bytes()).map_err(fail("write(eventfd)"))?;
+    }
+    set_status_flags(&fd, e.flags)?;
+    Ok(fd)
+}

@@ -1,0 +1,125 @@
+//! epoll instances (`anon_inode:[eventpoll]`) and the files they watch,
+//! from fdinfo `tfd: events: data:` lines.
+//!
+//! An epoll item is keyed by (file, fd number): the instance is created in
+//! the tool, and its targets are registered by the restored task itself
+//! once its fds have their final numbers (see [`ctl_add_args`]).
+
+use std::os::fd::OwnedFd;
+
+use rustix::process::Pid;
+
+use super::{SysFail, fail, set_status_flags};
+use crate::images::pb;
+use crate::proc::fdinfo::FdInfo;
+use crate::sys::kcmp::{KcmpEpollSlot, KcmpOrder, kcmp_epoll_tfd};
+
+/// `EPOLL_CTL_ADD`.
+pub const EPOLL_CTL_ADD: u64 = 1;
+
+/// The `files.img` entry of epoll fd `efd` (file id `id`) of task `pid`,
+/// whose open fds are `fds`. A target that is not an open fd of the task
+/// any more (closed while still registered, or its number reused for
+/// another file) cannot be registered again: refused with the reason.
+pub fn dump(
+    pid: i32,
+    efd: i32,
+    id: u32,
+    flags: u32,
+    info: &FdInfo,
+    fds: &[i32],
+) -> Result<pb::FileEntry, String> {
+    let task = Pid::from_raw(pid).ok_or_else(|| format!("bad pid {pid}"))?;
+    let mut tfds = Vec::with_capacity(info.epoll_targets.len());
+    for t in &info.epoll_targets {
+        if !fds.contains(&t.tfd) {
+            return Err(format!(
+                "it watches fd {}, which the task has closed \
+                 (a closed target still registered)",
+                t.tfd
+            ));
+        }
+        let slot = KcmpEpollSlot {
+            efd: efd as u32,
+            tfd: t.tfd as u32,
+            toff: 0,
+        };
+        match kcmp_epoll_tfd(task, t.tfd as u32, task, &slot) {
+            Ok(KcmpOrder::Equal) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "it watches a file registered as fd {}, which is now \
+                     another file (the target was closed and its number reused)",
+                    t.tfd
+                ));
+            }
+            // No KCMP_EPOLL_TFD here: the inode fdinfo prints must match.
+            Err(_) => {
+                let st = std::fs::metadata(format!("/proc/{pid}/fd/{}", t.tfd));
+                use std::os::unix::fs::MetadataExt;
+                if t.ino
+                    .is_some_and(|ino| st.map(|m| m.ino()).ok() != Some(ino))
+                {
+                    return Err(format!(
+                        "it watches fd {}, which is now another file",
+                        t.tfd
+                    ));
+                }
+            }
+        }
+        tfds.push(pb::EventpollTfdEntry {
+            id,
+            tfd: t.tfd as u32,
+            events: t.events,
+            data: t.data,
+            dev: t.sdev,
+            inode: t.ino,
+            pos: t.pos.map(|p| p as u64),
+        });
+    }
+    Ok(pb::FileEntry {
+        r#type: pb::FdTypes::Eventpoll as i32,
+        id,
+        epfd: Some(pb::EventpollFileEntry {
+            id,
+            flags,
+            fown: pb::FownEntry::default(),
+            tfd: tfds,
+        }),
+        ..Default::default()
+    })
+}
+
+/// A new, empty epoll instance.
+pub fn open(e: &pb::EventpollFileEntry) -> Result<OwnedFd, SysFail> {
+    use rustix::event::epoll;
+    let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(fail("epoll_create1"))?;
+    set_status_flags(&fd, e.flags)?;
+    Ok(fd)
+}
+
+/// `struct epoll_event` as the kernel reads it: packed on x86_64 (data at
+/// offset 4, 12 bytes), naturally aligned elsewhere (data at 8, 16 bytes).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EpollEvent(pub [u8; 16]);
+
+impl EpollEvent {
+    pub fn new(events: u32, data: u64) -> EpollEvent {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&events.to_ne_bytes());
+        let at = if cfg!(target_arch = "x86_64") { 4 } else { 8 };
+        b[at..at + 8].copy_from_slice(&data.to_ne_bytes());
+        EpollEvent(b)
+    }
+}
+
+/// The registrations of epoll instance `e`, which the task holds as fd
+/// `epfd`: `(target fd, event)`, for `epoll_ctl(epfd, EPOLL_CTL_ADD,
+/// target, &event)` in the task.
+pub fn ctl_add_args(e: &pb::EventpollFileEntry) -> Vec<(u32, EpollEvent)> {
+    e.tfd
+        .iter()
+        .map(|t| (t.tfd, EpollEvent::new(t.events, t.data)))
+        .collect()
+}

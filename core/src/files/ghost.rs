@@ -1,0 +1,331 @@
+//! Ghost files: a file still open (or mapped) after it was unlinked (its
+//! link reads `PATH (deleted)`). Up to `--ghost-limit` its contents are
+//! carried in `ghost-file-ID.img` (a `ghost_file_entry`, then the raw
+//! bytes), and `remap-fpath.img` maps the regular file's id to the ghost
+//! id, as CRIU does. Restore creates the file again (at its old path when
+//! that is free, else at CRIU's `PATH.cr.ID.ghost` in the same directory),
+//! every user opens it by that path, and it is unlinked once all have.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::images::pb;
+use crate::images::typed::ImageDir;
+use crate::images::{ImageError, Kind};
+
+/// `S_IFMT` and `S_IFREG`.
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GhostError {
+    /// CRIU's wording.
+    #[error("Can't dump ghost file {path} of {size} size, increase limit")]
+    TooBig { path: String, size: u64 },
+    #[error("{path}: an unlinked file that is not a regular file (mode {mode:o})")]
+    NotRegular { path: String, mode: u32 },
+    #[error("{path}: an unlinked file with {nlink} other links (link-remap is not supported)")]
+    StillLinked { path: String, nlink: u64 },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("remap-fpath.img: {0}")]
+    Remap(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GhostError + '_ {
+    move |source| GhostError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The kernel's encoding of a device number (what CRIU stores).
+fn kdev(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    ((major << 20) | (minor & 0xf_ffff)) as u32
+}
+
+/// One ghost to write: its entry and a descriptor to read it through.
+#[derive(Debug)]
+struct Dumped {
+    id: u32,
+    dev: u64,
+    ino: u64,
+    entry: pb::GhostFileEntry,
+    file: std::fs::File,
+    size: u64,
+}
+
+/// The ghosts of a dump and the remap entries naming them.
+#[derive(Debug, Default)]
+pub struct GhostTable {
+    ghosts: Vec<Dumped>,
+    pub remaps: Vec<pb::RemapFilePathEntry>,
+}
+
+/// `path` without the ` (deleted)` the kernel appends to an unlinked
+/// file's name, if it has it.
+pub fn deleted_name(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = path.as_os_str().as_bytes();
+    b.strip_suffix(b" (deleted)")
+        .map(|n| PathBuf::from(std::ffi::OsStr::from_bytes(n)))
+}
+
+impl GhostTable {
+    /// Records file id `reg_id`, an unlinked file called `name`, opened
+    /// by the tool as `fd`, as a ghost (one per inode), refusing what
+    /// cannot be carried: more than `limit` bytes of storage (CRIU counts
+    /// allocated blocks), not a regular file, or other links left.
+    pub fn add(
+        &mut self,
+        reg_id: u32,
+        name: &Path,
+        fd: OwnedFd,
+        limit: u64,
+    ) -> Result<(), GhostError> {
+        let file = std::fs::File::from(fd);
+        let m = file.metadata().map_err(io(name))?;
+        let path = name.display().to_string();
+        if m.mode() & S_IFMT != S_IFREG {
+            return Err(GhostError::NotRegular {
+                path,
+                mode: m.mode(),
+            });
+        }
+        if m.nlink() != 0 {
+            return Err(GhostError::StillLinked {
+                path,
+                nlink: m.nlink(),
+            });
+        }
+        let used = m.blocks() * 512;
+        if used > limit {
+            return Err(GhostError::TooBig { path, size: used });
+        }
+        let id = match self
+            .ghosts
+            .iter()
+            .find(|g| g.dev == m.dev() && g.ino == m.ino())
+        {
+            Some(g) => g.id,
+            None => {
+                let id = self.ghosts.len() as u32 + 1;
+                let tv = |sec: i64, nsec: i64| pb::Timeval {
+                    tv_sec: sec as u64,
+                    tv_usec: (nsec / 1000) as u64,
+                };
+                self.ghosts.push(Dumped {
+                    id,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                    entry: pb::GhostFileEntry {
+                        uid: m.uid(),
+                        gid: m.gid(),
+                        mode: m.mode(),
+                        dev: Some(kdev(m.dev())),
+                        ino: Some(m.ino()),
+                        atim: Some(tv(m.atime(), m.atime_nsec())),
+                        mtim: Some(tv(m.mtime(), m.mtime_nsec())),
+                        ..Default::default()
+                    },
+                    file,
+                    size: m.size(),
+                });
+                id
+            }
+        };
+        self.remaps.push(pb::RemapFilePathEntry {
+            orig_id: reg_id,
+            remap_id: id,
+            remap_type: Some(pb::RemapType::Ghost as i32),
+        });
+        Ok(())
+    }
+
+    /// Writes `remap-fpath.img` and each `ghost-file-ID.img` (the entry,
+    /// then the whole contents), if there are any.
+    pub fn write(&self, dir: &ImageDir) -> Result<(), GhostError> {
+        if self.remaps.is_empty() {
+            return Ok(());
+        }
+        dir.write_all(Kind::RemapFpath, 0, &self.remaps)?;
+        for g in &self.ghosts {
+            let mut w = dir.writer(Kind::GhostFile, u64::from(g.id))?;
+            w.write_message(&g.entry)?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut off = 0u64;
+            while off < g.size {
+                let want = buf.len().min((g.size - off) as usize);
+                let n = g
+                    .file
+                    .read_at(&mut buf[..want], off)
+                    .map_err(io(Path::new("ghost file")))?;
+                if n == 0 {
+                    break;
+                }
+                w.write_payload(&buf[..n])?;
+                off += n as u64;
+            }
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Ghost files created for a restore, unlinked when this is dropped
+/// (once every user has opened them, or when the restore fails).
+#[derive(Debug, Default)]
+pub struct Ghosts {
+    /// The path each regular file id is to be opened by.
+    paths: HashMap<u32, PathBuf>,
+    created: Vec<PathBuf>,
+}
+
+impl Ghosts {
+    /// The path to open file id `id` by, if it is a ghost.
+    pub fn path_of(&self, id: u32) -> Option<&Path> {
+        self.paths.get(&id).map(PathBuf::as_path)
+    }
+
+    /// Creates every ghost file `remaps` names (regular files in
+    /// `reg_files` by id), with its contents, owner, mode and times.
+    pub fn create(
+        dir: &ImageDir,
+        remaps: &[pb::RemapFilePathEntry],
+        reg_files: &HashMap<u32, pb::RegFileEntry>,
+    ) -> Result<Ghosts, GhostError> {
+        let mut out = Ghosts::default();
+        let mut by_ghost: HashMap<u32, PathBuf> = HashMap::new();
+        for r in remaps {
+            if r.remap_type != Some(pb::RemapType::Ghost as i32) {
+                return Err(GhostError::Remap(format!(
+                    "file id {}: remap type {:?} is not restored (only ghost files)",
+                    r.orig_id, r.remap_type
+                )));
+            }
+            let reg = reg_files.get(&r.orig_id).ok_or_else(|| {
+                GhostError::Remap(format!("file id {} is not in files.img", r.orig_id))
+            })?;
+            let path = match by_ghost.get(&r.remap_id) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = create_one(dir, r.remap_id, Path::new(&reg.name))?;
+                    out.created.push(p.clone());
+                    by_ghost.insert(r.remap_id, p.clone());
+                    p
+                }
+            };
+            out.paths.insert(r.orig_id, path);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Ghosts {
+    fn drop(&mut self) {
+        for p in &self.created {
+            if let Err(e) = std::fs::remove_file(p) {
+                crate::pr_warn!("cannot unlink ghost file {}: {e}", p.display());
+            }
+        }
+    }
+}
+
+/// A free name for ghost `id` of `name`: the old path itself, else CRIU's
+/// `NAME.cr.ID.ghost` (with a counter if that is taken too); created
+/// exclusively.
+fn create_free(name: &Path, id: u32) -> Result<(PathBuf, std::fs::File), GhostError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut candidates = vec![name.to_path_buf()];
+    let base = name.display().to_string();
+    candidates.push(PathBuf::from(format!("{base}.cr.{id:x}.ghost")));
+    candidates.extend((1..100).map(|n| PathBuf::from(format!("{base}.cr.{id:x}.{n}.ghost"))));
+    for p in candidates {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::CLOEXEC.bits() as i32)
+            .open(&p)
+        {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(&p)(e)),
+        }
+    }
+    Err(io(name)(std::io::Error::other(
+        "no free name for the ghost file",
+    )))
+}
+
+/// Creates ghost `id` (read from its image) for the file once called
+/// `name`; its path.
+fn create_one(dir: &ImageDir, id: u32, name: &Path) -> Result<PathBuf, GhostError> {
+    let mut r = dir.reader(Kind::GhostFile, u64::from(id))?;
+    let file_name = Kind::GhostFile.file_name(u64::from(id));
+    let e: pb::GhostFileEntry = r
+        .next_message()?
+        .ok_or_else(|| GhostError::Remap(format!("{file_name} holds no entry")))?;
+    if e.mode & S_IFMT != S_IFREG {
+        return Err(GhostError::NotRegular {
+            path: name.display().to_string(),
+            mode: e.mode,
+        });
+    }
+    let (path, file) = create_free(name, id)?;
+    let filled = (|| -> Result<(), GhostError> {
+        let err = io(&path);
+        if e.chunks == Some(true) {
+            while let Some(c) = r.next_message::<pb::GhostChunkEntry>()? {
+                let data = r.payload(c.len)?;
+                file.write_all_at(&data, c.off).map_err(io(&path))?;
+            }
+        } else {
+            let data = r.rest()?;
+            file.write_all_at(&data, 0).map_err(io(&path))?;
+        }
+        if let Some(size) = e.size {
+            file.set_len(size).map_err(io(&path))?;
+        }
+        let fd = std::os::fd::AsFd::as_fd(&file);
+        rustix::fs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(e.uid)),
+            Some(rustix::fs::Gid::from_raw(e.gid)),
+        )
+        .map_err(|x| err(x.into()))?;
+        rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(e.mode & 0o7777))
+            .map_err(|x| io(&path)(x.into()))?;
+        let ts = |t: &Option<pb::Timeval>| match t {
+            Some(t) => rustix::fs::Timespec {
+                tv_sec: t.tv_sec as i64,
+                tv_nsec: (t.tv_usec * 1000) as _,
+            },
+            None => rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT as _,
+            },
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: ts(&e.atim),
+            last_modification: ts(&e.mtim),
+        };
+        rustix::fs::futimens(fd, &times).map_err(|x| io(&path)(x.into()))?;
+        Ok(())
+    })();
+    if let Err(err) = filled {
+        let _ = std::fs::remove_file(&path);
+        return Err(err);
+    }
+    crate::pr_debug!("ghost file {id} created at {}", path.display());
+    Ok(path)
+}

@@ -1,0 +1,236 @@
+//! inotify instances (`anon_inode:inotify`) and their watches, from fdinfo
+//! `inotify wd: ino: sdev: mask: ignored_mask: fhandle-bytes: fhandle-type:
+//! f_handle:` lines.
+//!
+//! A watch names its inode by a file handle; restore opens the inode with
+//! `open_by_handle_at` (needs `CAP_DAC_READ_SEARCH`) and watches it through
+//! `/proc/self/fd/N`. Watch descriptors must come back with their numbers:
+//! the kernel hands them out in increasing order (cyclically), so a watch
+//! that gets too low a number is removed and added again until it has its
+//! own, as CRIU does. The `IN_IGNORED` events that leaves behind are read
+//! away before the task gets the instance.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::fs::inotify;
+
+use super::{SysFail, fail, set_status_flags};
+use crate::images::pb;
+use crate::proc::fdinfo::{FdInfo, InotifyWatch};
+
+/// Handles take at least this many 64-bit words in `fh_entry.handle`.
+const FH_MIN_WORDS: usize = 16;
+/// `IN_MASK_ADD` and `IN_MASK_CREATE`: requests, not watch state.
+const IN_MASK_REQUESTS: u32 = 0x2000_0000 | 0x1000_0000;
+/// Most add/remove rounds spent to reach a watch's number.
+const MAX_WD_ROUNDS: i32 = 1 << 20;
+const O_PATH: u32 = 0o10_000_000;
+const O_CLOEXEC: u32 = 0o2_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InotifyError {
+    #[error(transparent)]
+    Sys(#[from] SysFail),
+    #[error("watch {wd}: no mount of device {major}:{minor} to open its file handle on")]
+    NoMount { wd: u32, major: u32, minor: u32 },
+    #[error("watch {wd}: cannot find the watched inode {ino} ({reason})")]
+    Inode { wd: u32, ino: u64, reason: String },
+    #[error("watch {wd}: the kernel gave watch descriptor {got}, past it; cannot restore it")]
+    WdPassed { wd: u32, got: i32 },
+}
+
+/// The kernel's `s_dev` encoding: (major, minor).
+fn kdev(sdev: u32) -> (u32, u32) {
+    (sdev >> 20, sdev & 0xf_ffff)
+}
+
+/// Mount-point fds by device, to open file handles on.
+#[derive(Default)]
+pub struct MountFds {
+    fds: HashMap<u32, OwnedFd>,
+}
+
+impl MountFds {
+    fn get(&mut self, sdev: u32, wd: u32) -> Result<&OwnedFd, InotifyError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.fds.entry(sdev) {
+            let (major, minor) = kdev(sdev);
+            let no_mount = || InotifyError::NoMount { wd, major, minor };
+            let mounts = crate::proc::ProcDir::open_self()
+                .and_then(|p| p.mountinfo())
+                .map_err(|_| no_mount())?;
+            let m = mounts
+                .iter()
+                .find(|m| m.major == major && m.minor == minor)
+                .ok_or_else(no_mount)?;
+            // Not O_PATH: open_by_handle_at takes a real open file.
+            let fd = rustix::fs::open(
+                &m.mount_point,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|_| no_mount())?;
+            slot.insert(fd);
+        }
+        Ok(&self.fds[&sdev])
+    }
+
+    /// Opens (`O_PATH`) the inode file handle `fh` names on device `sdev`.
+    fn open(&mut self, sdev: u32, fh: &pb::FhEntry, wd: u32) -> Result<OwnedFd, InotifyError> {
+        let mount = self.get(sdev, wd)?;
+        let bytes: Vec<u8> = fh.handle.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let len = (fh.bytes as usize).min(bytes.len());
+        crate::sys::anonfd::open_by_handle_at(
+            mount,
+            fh.r#type as i32,
+            &bytes[..len],
+            O_PATH | O_CLOEXEC,
+        )
+        .map_err(|e| InotifyError::Inode {
+            wd,
+            ino: 0,
+            reason: format!("open_by_handle_at: {e}"),
+        })
+    }
+}
+
+fn fh_entry(w: &InotifyWatch, mounts: &mut MountFds) -> Option<pb::FhEntry> {
+    let h = w.fhandle.as_ref()?;
+    let mut words: Vec<u64> = h
+        .handle
+        .chunks(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            u64::from_ne_bytes(b)
+        })
+        .collect();
+    words.resize(words.len().max(FH_MIN_WORDS), 0);
+    let mut fh = pb::FhEntry {
+        bytes: h.bytes,
+        r#type: h.handle_type as u32,
+        handle: words,
+        path: None,
+        mnt_id: None,
+    };
+    // The path too, when it can be found: a fallback for a restore where
+    // the handle cannot be opened.
+    if let Ok(fd) = mounts.open(w.sdev, &fh, w.wd as u32) {
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        fh.path = std::fs::read_link(link)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+    }
+    Some(fh)
+}
+
+/// The `files.img` entry of an inotify instance with id `id`; `flags` are
+/// the file's `O_*` flags without `O_CLOEXEC`. A watch without a file
+/// handle (a filesystem that cannot export one) is refused.
+pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Result<pb::FileEntry, String> {
+    let mut mounts = MountFds::default();
+    let mut wds = Vec::with_capacity(info.inotify_watches.len());
+    for w in &info.inotify_watches {
+        let f_handle = fh_entry(w, &mut mounts).ok_or_else(|| {
+            format!(
+                "its watch {} (inode {}) has no file handle (the filesystem \
+                 cannot export one)",
+                w.wd, w.ino
+            )
+        })?;
+        wds.push(pb::InotifyWdEntry {
+            id,
+            i_ino: w.ino,
+            mask: w.mask,
+            ignored_mask: w.ignored_mask,
+            s_dev: w.sdev,
+            wd: w.wd as u32,
+            f_handle,
+        });
+    }
+    Ok(pb::FileEntry {
+        r#type: pb::FdTypes::Inotify as i32,
+        id,
+        ify: Some(pb::InotifyFileEntry {
+            id,
+            flags,
+            fown: pb::FownEntry::default(),
+            wd: wds,
+        }),
+        ..Default::default()
+    })
+}
+
+/// The path to watch the inode of `w` through: its handle opened (the fd
+/// is kept in `keep` while it is used), else the path saved at dump.
+fn watch_path(
+    w: &pb::InotifyWdEntry,
+    mounts: &mut MountFds,
+    keep: &mut Vec<OwnedFd>,
+) -> Result<PathBuf, InotifyError> {
+    match mounts.open(w.s_dev, &w.f_handle, w.wd) {
+        Ok(fd) => {
+            let p = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            keep.push(fd);
+            Ok(p)
+        }
+        Err(e) => match &w.f_handle.path {
+            Some(p) => Ok(PathBuf::from(p)),
+            None => Err(match e {
+                InotifyError::Inode { reason, .. } => InotifyError::Inode {
+                    wd: w.wd,
+                    ino: w.i_ino,
+                    reason,
+                },
+                other => other,
+            }),
+        },
+    }
+}
+
+/// A new inotify instance with the dumped watches under their numbers.
+pub fn open(e: &pb::InotifyFileEntry) -> Result<OwnedFd, InotifyError> {
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .map_err(fail("inotify_init1"))?;
+    let mut mounts = MountFds::default();
+    let mut watches: Vec<&pb::InotifyWdEntry> = e.wd.iter().collect();
+    watches.sort_by_key(|w| w.wd);
+    let mut removed = false;
+    for w in watches {
+        let mut keep = Vec::new();
+        let path = watch_path(w, &mut mounts, &mut keep)?;
+        let mask = inotify::WatchFlags::from_bits_retain(w.mask & !IN_MASK_REQUESTS);
+        let mut rounds = 0;
+        loop {
+            let got =
+                inotify::add_watch(&fd, &path, mask).map_err(|errno| InotifyError::Inode {
+                    wd: w.wd,
+                    ino: w.i_ino,
+                    reason: format!("inotify_add_watch({}): {errno}", path.display()),
+                })?;
+            if got == w.wd as i32 {
+                break;
+            }
+            if got > w.wd as i32 || rounds >= MAX_WD_ROUNDS {
+                return Err(InotifyError::WdPassed { wd: w.wd, got });
+            }
+            inotify::remove_watch(&fd, got).map_err(fail("inotify_rm_watch"))?;
+            removed = true;
+            rounds += 1;
+        }
+    }
+    if removed {
+        drain(&fd);
+    }
+    // Created non-blocking to drain it; the dumped flags say what it was.
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::empty()).map_err(fail("fcntl(F_SETFL)"))?;
+    set_status_flags(&fd, e.flags)?;
+    Ok(fd)
+}
+
+/// Reads away the `IN_IGNORED` events the removed watches queued.
+fn drain(fd: impl AsFd) {
+    let mut buf = [0u8; 4096];
+    while matches!(rustix::io::read(&fd, &mut buf), Ok(n) if n > 0) {}
+}

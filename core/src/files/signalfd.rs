@@ -1,0 +1,35 @@
+//! signalfd (`anon_inode:[signalfd]`): its signal mask (fdinfo `sigmask`)
+//! and flags.
+
+use std::os::fd::OwnedFd;
+
+use super::{SysFail, fail, set_status_flags};
+use crate::images::pb;
+use crate::proc::fdinfo::FdInfo;
+
+/// `SFD_CLOEXEC` (= `O_CLOEXEC`).
+const SFD_CLOEXEC: u32 = 0o2_000_000;
+
+/// The `files.img` entry of a signalfd with id `id`; `flags` are the
+/// file's `O_*` flags without `O_CLOEXEC`.
+pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
+    let sigmask = info.signalfd_sigmask?;
+    Some(pb::FileEntry {
+        r#type: pb::FdTypes::Signalfd as i32,
+        id,
+        sgfd: Some(pb::SignalfdEntry {
+            id,
+            flags,
+            fown: pb::FownEntry::default(),
+            sigmask,
+        }),
+        ..Default::default()
+    })
+}
+
+/// A new signalfd for the dumped mask.
+pub fn open(e: &pb::SignalfdEntry) -> Result<OwnedFd, SysFail> {
+    let fd = crate::sys::anonfd::signalfd(e.sigmask, SFD_CLOEXEC).map_err(fail("signalfd4"))?;
+    set_status_flags(&fd, e.flags)?;
+    Ok(fd)
+}

@@ -1,0 +1,123 @@
+//! timerfd (`anon_inode:[timerfd]`): clock, remaining time, interval and
+//! the expirations not read yet, from fdinfo (`clockid`, `ticks`,
+//! `settime flags`, `it_value`, `it_interval`).
+//!
+//! It is armed again in the tool with the remaining time; the time the
+//! rest of the restore takes passes on it as it would have.
+
+use std::os::fd::OwnedFd;
+
+use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+
+use super::{SysFail, fail, set_status_flags};
+use crate::images::pb;
+use crate::proc::fdinfo::FdInfo;
+
+/// `TFD_TIMER_ABSTIME`.
+const TFD_TIMER_ABSTIME: u32 = 1;
+
+/// The `files.img` entry of a timerfd with id `id`; `flags` are the
+/// file's `O_*` flags without `O_CLOEXEC`.
+pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
+    let t = info.timerfd?;
+    Some(pb::FileEntry {
+        r#type: pb::FdTypes::Timerfd as i32,
+        id,
+        tfd: Some(pb::TimerfdEntry {
+            id,
+            flags,
+            fown: pb::FownEntry::default(),
+            clockid: t.clockid as u32,
+            ticks: t.ticks,
+            settime_flags: t.settime_flags,
+            vsec: t.it_value.0,
+            vnsec: t.it_value.1,
+            isec: t.it_interval.0,
+            insec: t.it_interval.1,
+        }),
+        ..Default::default()
+    })
+}
+
+/// The clock of a timerfd, or `None` for one timerfd_create refuses.
+pub fn clock(id: u32) -> Option<TimerfdClockId> {
+    Some(match id {
+        0 => TimerfdClockId::Realtime,
+        1 => TimerfdClockId::Monotonic,
+        7 => TimerfdClockId::Boottime,
+        8 => TimerfdClockId::RealtimeAlarm,
+        9 => TimerfdClockId::BoottimeAlarm,
+        _ => return None,
+    })
+}
+
+fn ts(sec: u64, nsec: u64) -> Timespec {
+    Timespec {
+        tv_sec: sec as i64,
+        tv_nsec: nsec as _,
+    }
+}
+
+/// A new timerfd on the dumped clock, armed with the remaining time and
+/// interval, with its unread expirations put back (`TFD_IOC_SET_TICKS`).
+pub fn open(e: &pb::TimerfdEntry) -> Result<OwnedFd, SysFail> {
+    let clk = clock(e.clockid).ok_or(SysFail {
+        call: "timerfd_create (unknown clock)",
+        errno: rustix::io::Errno::INVAL,
+    })?;
+    let fd =
+        rustix::time::timerfd_create(clk, TimerfdFlags::CLOEXEC).map_err(fail("timerfd_create"))?;
+    let interval = ts(e.isec, e.insec);
+    let mut value = ts(e.vsec, e.vnsec);
+    let periodic = e.isec != 0 || e.insec != 0;
+    // A periodic timer that expired and was not read yet shows 0 left (the
+    // kernel moves it on only when it is read): arming it with 0 would
+    // disarm it, so it gets a whole interval.
+    if e.vsec == 0 && e.vnsec == 0 && periodic {
+        value = interval;
+    }
+    let armed = value.tv_sec != 0 || value.tv_nsec != 0;
+    let mut flags = TimerfdTimerFlags::empty();
+    if armed && e.settime_flags & TFD_TIMER_ABSTIME != 0 {
+        // fdinfo shows the time left; an absolute timer gets it back as
+        // an expiry on its clock (which keeps TFD_TIMER_CANCEL_ON_SET
+        // meaningful).
+        let now = now(e.clockid);
+        let mut sec = now.tv_sec + value.tv_sec;
+        let mut nsec = now.tv_nsec + value.tv_nsec;
+        if nsec >= 1_000_000_000 {
+            sec += 1;
+            nsec -= 1_000_000_000;
+        }
+        value = Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        };
+        flags = TimerfdTimerFlags::from_bits_retain(e.settime_flags);
+    }
+    if armed {
+        let spec = Itimerspec {
+            it_interval: interval,
+            it_value: value,
+        };
+        rustix::time::timerfd_settime(&fd, flags, &spec).map_err(fail("timerfd_settime"))?;
+    }
+    if e.ticks != 0 {
+        crate::sys::anonfd::timerfd_set_ticks(&fd, e.ticks)
+            .map_err(fail("ioctl(TFD_IOC_SET_TICKS)"))?;
+    }
+    set_status_flags(&fd, e.flags)?;
+    Ok(fd)
+}
+
+/// The current time of timerfd clock `id` (alarm clocks read as their
+/// base clocks).
+fn now(id: u32) -> Timespec {
+    use rustix::time::ClockId;
+    let c = match id {
+        0 | 8 => ClockId::Realtime,
+        7 | 9 => ClockId::Boottime,
+        _ => ClockId::Monotonic,
+    };
+    rustix::time::clock_gettime(c)
+}

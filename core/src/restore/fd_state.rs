@@ -1,0 +1,179 @@
+//! The task's anon-inode files and what it does on its fds once they
+//! are in place: the objects of [`crate::files`] created in the tool, and
+//! the restorer's `STAGE_FD_STATE` calls (epoll registrations under the
+//! final fd numbers, file locks taken by the task itself).
+
+use std::os::fd::OwnedFd;
+
+use crate::blob::restorer_abi::RawSyscall;
+use crate::images::pb;
+
+use super::RestoreError;
+use super::images::TaskImages;
+
+/// What a restore needs beyond the images to open the task's files.
+#[derive(Clone, Copy)]
+pub struct FileOpts<'a> {
+    /// Ghost files, created before the plan (and unlinked after it).
+    pub ghosts: &'a crate::files::ghost::Ghosts,
+    /// `--file-locks`: take the dumped locks again.
+    pub file_locks: bool,
+}
+
+/// Epoll targets and file locks must name fds of the task: checked
+/// before anything exists.
+pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
+    let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+    for (id, f) in &t.anon_files {
+        if let Some(ep) = &f.epfd
+            && let Some(tfd) = ep.tfd.iter().find(|x| !has_fd(x.tfd))
+        {
+            return Err(RestoreError::Unsupported(format!(
+                "files.img: epoll instance {id} watches fd {}, which the task does \
+                 not hold (a closed target still registered)",
+                tfd.tfd
+            )));
+        }
+        if let Some(tf) = &f.tfd
+            && crate::files::timerfd::clock(tf.clockid).is_none()
+        {
+            return Err(RestoreError::Invalid {
+                file: "files.img".into(),
+                what: format!("timerfd {id} has clock {}", tf.clockid),
+            });
+        }
+    }
+    for l in &t.file_locks {
+        if l.fd < 0 || !has_fd(l.fd as u32) {
+            return Err(RestoreError::Invalid {
+                file: "filelocks.img".into(),
+                what: format!("a lock on fd {}, which the task does not hold", l.fd),
+            });
+        }
+        crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
+            file: "filelocks.img".into(),
+            what,
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates anon-inode file object `f` in the tool (for whichever task
+/// holds it).
+pub fn open_anon(f: &pb::FileEntry) -> Result<OwnedFd, RestoreError> {
+    use crate::files::{eventfd, eventpoll, inotify, signalfd, timerfd};
+    let sys = |kind: &'static str, id: u32| {
+        move |e: crate::files::SysFail| {
+            RestoreError::Unsupported(format!("files.img: {kind} {id}: {e}"))
+        }
+    };
+    let fd = if let Some(e) = &f.efd {
+        eventfd::open(e).map_err(sys("eventfd", f.id))?
+    } else if let Some(e) = &f.sgfd {
+        signalfd::open(e).map_err(sys("signalfd", f.id))?
+    } else if let Some(e) = &f.tfd {
+        timerfd::open(e).map_err(sys("timerfd", f.id))?
+    } else if let Some(e) = &f.epfd {
+        eventpoll::open(e).map_err(sys("epoll instance", f.id))?
+    } else if let Some(e) = &f.ify {
+        inotify::open(e).map_err(|e| {
+            RestoreError::Unsupported(format!("files.img: inotify instance {}: {e}", f.id))
+        })?
+    } else {
+        return Err(RestoreError::Unsupported(format!(
+            "files.img: file id {} of a kind not restored",
+            f.id
+        )));
+    };
+    Ok(fd)
+}
+
+/// The structs the fd-state calls point to, and the calls once their
+/// address (`base`) is known: epoll registrations under the final fd
+/// numbers, then the locks (with `--file-locks`).
+pub struct FdState {
+    pub events: Vec<crate::files::eventpoll::EpollEvent>,
+    /// (epoll fd, target fd) of each event, in order.
+    epoll: Vec<(u32, u32)>,
+    pub flocks: Vec<crate::files::locks::KernelFlock>,
+    locks: Vec<crate::files::locks::LockCall>,
+}
+
+impl FdState {
+    pub fn new(t: &TaskImages, file_locks: bool) -> Result<FdState, RestoreError> {
+        let mut st = FdState {
+            events: Vec::new(),
+            epoll: Vec::new(),
+            flocks: Vec::new(),
+            locks: Vec::new(),
+        };
+        let mut done = std::collections::HashSet::new();
+        for fi in &t.fdinfo {
+            let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
+                continue;
+            };
+            // One file, one set of registrations (under its first fd).
+            if !done.insert(fi.id) {
+                continue;
+            }
+            for (tfd, ev) in crate::files::eventpoll::ctl_add_args(ep) {
+                st.epoll.push((fi.fd, tfd));
+                st.events.push(ev);
+            }
+        }
+        if !t.file_locks.is_empty() && !file_locks {
+            crate::pr_warn!(
+                "filelocks.img holds {} locks; without --file-locks they are not taken again",
+                t.file_locks.len()
+            );
+        }
+        for l in t.file_locks.iter().filter(|_| file_locks) {
+            let call =
+                crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
+                    file: "filelocks.img".into(),
+                    what,
+                })?;
+            if let crate::files::locks::LockCall::Fcntl { flock, .. } = call {
+                st.flocks.push(flock);
+            }
+            st.locks.push(call);
+        }
+        Ok(st)
+    }
+
+    pub fn count(&self) -> usize {
+        self.epoll.len() + self.locks.len()
+    }
+
+    /// The calls, with `events`/`flocks` at the addresses given.
+    pub fn calls(&self, events: u64, flocks: u64) -> Vec<RawSyscall> {
+        use crate::files::eventpoll::{EPOLL_CTL_ADD, EpollEvent};
+        use crate::files::locks::{KernelFlock, LockCall};
+        let mut out = Vec::with_capacity(self.count());
+        for (i, &(epfd, tfd)) in self.epoll.iter().enumerate() {
+            let ev = events + (i * size_of::<EpollEvent>()) as u64;
+            out.push(RawSyscall {
+                nr: criu_arch::nr::EPOLL_CTL as u64,
+                args: [u64::from(epfd), EPOLL_CTL_ADD, u64::from(tfd), ev, 0, 0],
+            });
+        }
+        let mut k = 0;
+        for call in &self.locks {
+            out.push(match *call {
+                LockCall::Flock { fd, op } => RawSyscall {
+                    nr: criu_arch::nr::FLOCK as u64,
+                    args: [fd, op, 0, 0, 0, 0],
+                },
+                LockCall::Fcntl { fd, cmd, .. } => {
+                    let at = flocks + (k * size_of::<KernelFlock>()) as u64;
+                    k += 1;
+                    RawSyscall {
+                        nr: criu_arch::nr::FCNTL as u64,
+                        args: [fd, cmd, at, 0, 0, 0],
+                    }
+                }
+            });
+        }
+        out
+    }
+}

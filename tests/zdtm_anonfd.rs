@@ -1,0 +1,198 @@
+//! ZDTM-style dump/restore tests of anon-inode files (eventfd, signalfd,
+//! timerfd, epoll, inotify), unlinked open files (ghost files) and file
+//! locks, plus the refusals: a closed epoll target, a ghost file over
+//! the limit, locks without --file-locks. Each program checks itself after
+//! restore (see tests/programs/zdtm/). The images must decode with CRIU's
+//! own `crit` where it is installed.
+
+mod common;
+
+use std::path::Path;
+
+use common::zdtm::Zdtm;
+
+/// CRIU's `crit` decodes every image in `dir` (skipped without crit).
+fn crit_decodes(dir: &Path, test: &str) {
+    let Ok(out) = std::process::Command::new("crit").arg("--help").output() else {
+        eprintln!("{test}: crit not installed, images not cross-checked");
+        return;
+    };
+    if !out.status.success() {
+        return;
+    }
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".img") || name.starts_with("pages-") {
+            continue;
+        }
+        let out = std::process::Command::new("crit")
+            .args(["decode", "-i"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{test}: crit cannot decode {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn run_with(test: &str, program: &str, args: &[&str], dump: &[&str], restore: &[&str]) {
+    let Some(mut z) = Zdtm::start(test, program, args) else {
+        return;
+    };
+    z.dump(dump);
+    crit_decodes(z.images(), test);
+    z.restore(restore);
+    let verdict = z.go();
+    assert_eq!(verdict, "PASS", "{test}");
+}
+
+fn run(test: &str, program: &str) {
+    run_with(test, program, &[], &[], &[]);
+}
+
+/// A dump of `program` with `dump` options that must fail with a log
+/// line containing `why`; the program runs on untouched (it then passes
+/// its own check without any restore).
+fn refused(test: &str, program: &str, args: &[&str], dump: &[&str], why: &str) {
+    let Some(z) = Zdtm::start(test, program, args) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    let images = z.new_dir("refused");
+    let mut argv = vec!["dump", "-t", &pid];
+    argv.extend_from_slice(dump);
+    let (ok, log) = z.criu_in(&images, &argv);
+    assert!(!ok, "{test}: dump should have failed: {log}");
+    assert!(log.contains(why), "{test}: no {why:?} in: {log}");
+    let verdict = z.go();
+    assert_eq!(verdict, "PASS", "{test}: after the refused dump");
+}
+
+#[test]
+fn eventfd_counters_and_semaphore_survive() {
+    run("zdtm-eventfd", "zdtm_eventfd");
+}
+
+#[test]
+fn signalfd_keeps_its_mask_and_delivers() {
+    run("zdtm-signalfd", "zdtm_signalfd");
+}
+
+#[test]
+fn timerfd_keeps_time_interval_and_ticks() {
+    run("zdtm-timerfd", "zdtm_timerfd");
+}
+
+#[test]
+fn epoll_targets_come_back_under_their_fd_numbers() {
+    run("zdtm-epoll", "zdtm_epoll");
+}
+
+#[test]
+fn epoll_with_a_closed_target_is_refused() {
+    refused(
+        "zdtm-epoll-closed",
+        "zdtm_epoll",
+        &["closed"],
+        &[],
+        "closed target still registered",
+    );
+}
+
+#[test]
+fn inotify_watches_keep_their_wds() {
+    run("zdtm-inotify", "zdtm_inotify");
+}
+
+#[test]
+fn ghost_file_comes_back_unlinked() {
+    run("zdtm-ghost", "zdtm_ghost");
+}
+
+#[test]
+fn ghost_file_whose_path_is_taken_again() {
+    run_with("zdtm-ghost-occupied", "zdtm_ghost", &["occupied"], &[], &[]);
+}
+
+#[test]
+fn ghost_file_over_the_limit_is_refused_then_dumped_with_a_higher_limit() {
+    refused(
+        "zdtm-ghost-big-refused",
+        "zdtm_ghost",
+        &["big"],
+        &[],
+        "size, increase limit",
+    );
+    run_with(
+        "zdtm-ghost-big",
+        "zdtm_ghost",
+        &["big"],
+        &["--ghost-limit", "8M"],
+        &[],
+    );
+}
+
+#[test]
+fn file_locks_are_refused_without_file_locks() {
+    refused(
+        "zdtm-file-locks-refused",
+        "zdtm_file_locks",
+        &[],
+        &[],
+        "Some file locks are hold by dumping tasks! You can try --file-locks to dump them.",
+    );
+}
+
+#[test]
+fn file_locks_are_held_again_after_restore() {
+    run_with(
+        "zdtm-file-locks",
+        "zdtm_file_locks",
+        &[],
+        &["--file-locks"],
+        &["--file-locks"],
+    );
+}
+
+/// The ghost file CRIU 4.2 wrote (fixture `fds`: 6000 bytes, mode 0600,
+/// the reg file id 16 remapped to ghost 1) is recreated from its images
+/// with its contents, mode and times, and unlinked when done with.
+#[test]
+fn ghost_file_written_by_criu_is_recreated() {
+    use criu_core::images::pb;
+    use criu_core::images::typed::ImageDir;
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images/fds");
+    if !fixture.exists() {
+        eprintln!("skipped: no fixture at {}", fixture.display());
+        return;
+    }
+    let dir = common::TempDir::new("ghost-fixture");
+    let dir_images = ImageDir::new(&fixture);
+    let remaps: Vec<pb::RemapFilePathEntry> = dir_images
+        .read_all(criu_core::images::Kind::RemapFpath, 0)
+        .unwrap();
+    let target = dir.join("ghost.bin");
+    let mut regs = std::collections::HashMap::new();
+    regs.insert(
+        16,
+        pb::RegFileEntry {
+            id: 16,
+            name: target.display().to_string(),
+            ..Default::default()
+        },
+    );
+    let ghosts = criu_core::files::ghost::Ghosts::create(&dir_images, &remaps, &regs).unwrap();
+    let p = ghosts.path_of(16).unwrap().to_path_buf();
+    assert_eq!(p, target);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&p).unwrap();
+    assert_eq!((m.len(), m.mode()), (6000, 0o100600));
+    assert_eq!(m.mtime(), 1795762955);
+    drop(ghosts);
+    assert!(!p.exists(), "ghost file left behind");
+}

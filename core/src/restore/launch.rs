@@ -165,6 +165,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
     let raw_pid = Some(child.as_raw_nonzero().get());
     let done = wait_all(&live, child, page_words.as_ref(), &tasks)
+        .and_then(|()| {
+            live.iter()
+                .try_for_each(|l| super::regsets::write(l.pid, l.t))
+        })
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .and_then(|()| {

@@ -27,6 +27,7 @@ mod launch;
 pub mod layout;
 mod plan;
 mod regs;
+mod regsets;
 mod shmem;
 mod task_attrs;
 mod tree;

@@ -296,24 +296,10 @@ fn python_threads_count_on_after_restore() {
     kill(pid);
 }
 
-/// The PIDs of `pid` and all its descendants.
+/// `pid` and all its descendants, sorted.
 fn tree_pids(pid: i32) -> Vec<i32> {
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        for t in std::fs::read_dir(format!("/proc/{p}/task"))
-            .map(|d| d.flatten().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(
-                kids.split_whitespace()
-                    .filter_map(|k| k.parse::<i32>().ok()),
-            );
-        }
-        i += 1;
-    }
+    let mut out = common::descendants(pid);
+    out.push(pid);
     out.sort_unstable();
     out
 }

@@ -3,7 +3,8 @@
 //! `zdtm_counter` is made; each case copies it, damages the copy (truncate,
 //! flip bytes, delete, append garbage, grow a length prefix, swap two
 //! images) and restores it with `-d`. Either restore refuses, with an error
-//! naming an image file and nothing left running under the dumped PID, or
+//! naming the damaged image file, nothing left running under the dumped
+//! PID and no file changed (images, the program's files), or
 //! the damage was harmless: the task runs and passes its own check (bytes
 //! flipped in memory contents or register values cannot be told from real
 //! ones, so after such a flip the task may fail its check or die instead).
@@ -167,6 +168,35 @@ fn apply(d: &Damage, dir: &Path, files: &[String]) -> (String, bool) {
     }
 }
 
+/// The one file `d` damages (`None` for a swap of two).
+fn damaged_file(d: &Damage, files: &[String]) -> Option<String> {
+    let name = |i: &usize| files[i % files.len()].clone();
+    match d {
+        Damage::Truncate { file, .. }
+        | Damage::Flip { file, .. }
+        | Damage::Delete { file }
+        | Damage::Append { file, .. }
+        | Damage::GrowLength { file, .. } => Some(name(file)),
+        Damage::Swap { .. } => None,
+    }
+}
+
+/// Every file in `dir` with its contents and mode, the logs excepted.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        if name.ends_with(".log") || !meta.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        out.insert(name, (bytes, meta.permissions().mode()));
+    }
+    out
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to).unwrap();
@@ -242,6 +272,9 @@ fn check_case(
 ) -> Result<(), TestCaseError> {
     copy_dir(pristine, scratch);
     let (what, contents_only) = apply(d, scratch, files);
+    let damaged = damaged_file(d, files);
+    let images_before = snapshot(scratch);
+    let work_before = snapshot(work);
     let (code, said) = restore(scratch);
     eprintln!("{what}: exit {code:?}");
     if code != Some(0) && said.contains(&format!("PID {pid} is in use")) {
@@ -273,6 +306,21 @@ fn check_case(
             prop_assert!(
                 err.contains(".img"),
                 "{what}: the error names no image file\n{said}"
+            );
+            if let Some(f) = &damaged {
+                prop_assert!(
+                    err.contains(f.as_str()),
+                    "{what}: the error does not name {f}\n{said}"
+                );
+            }
+            // Nothing changed: neither the images nor the program's files.
+            prop_assert!(
+                snapshot(scratch) == images_before,
+                "{what}: the failed restore changed the images"
+            );
+            prop_assert!(
+                snapshot(work) == work_before,
+                "{what}: the failed restore changed the program's files"
             );
         }
         Ok(())

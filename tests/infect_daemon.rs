@@ -17,11 +17,15 @@ use criu_core::infect::{InfectError, Parasite, Seized};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const RESULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// nanosleep and clock_nanosleep.
+#[cfg(target_arch = "x86_64")]
 const NANOSLEEP_NRS: [i64; 2] = [35, 230];
+#[cfg(not(target_arch = "x86_64"))]
+const NANOSLEEP_NRS: [i64; 2] = [101, 115];
 
 fn cannot_infect() -> Option<&'static str> {
-    if !cfg!(target_arch = "x86_64") {
-        return Some("the infect module is tested on x86_64 only for now");
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return Some("the infect module is tested on x86_64 and aarch64 only for now");
     }
     become_subreaper();
     None
@@ -140,7 +144,13 @@ fn daemon_interrupts_sleep_like_criu() {
     // the seize (-ERESTART_RESTARTBLOCK) returns EINTR with the time left,
     // exactly as after a CRIU dump with --leave-running. Anything else
     // (a crash, a wrong mask or memory) would show as another verdict.
+    // On arm64 the kernel has rewound the `svc` before the ptrace stop, so
+    // the frame re-enters nanosleep with its full time: it just completes.
     let verdict = victim.verdict();
+    if cfg!(target_arch = "aarch64") {
+        assert_eq!(verdict, "PASS\n");
+        return;
+    }
     assert!(
         verdict.starts_with("FAIL: nanosleep interrupted (EINTR)"),
         "{verdict}"

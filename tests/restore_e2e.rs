@@ -1,7 +1,6 @@
 //! `criu dump -t PID` then `criu restore -d`: a ZDTM-style program is dumped
 //! (and killed by the dump), restored with the same PID, told to go on, and
 //! must find its state intact (it checks itself and writes PASS/FAIL).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

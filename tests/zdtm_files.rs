@@ -1,7 +1,6 @@
 //! ZDTM-style dump/restore tests of pipes, FIFOs and unix sockets: each
 //! program sets up its objects with data queued, is dumped, killed and
 //! restored, and checks itself (see tests/programs/zdtm/{pipes,fifo,unix}.rs).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

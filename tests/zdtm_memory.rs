@@ -2,7 +2,6 @@
 //! memory, private and shared file mappings, shared anonymous memory,
 //! protections, the heap end (brk), the vDSO and the FPU/vector registers.
 //! Each program checks itself after restore (see tests/programs/zdtm/).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 
@@ -82,6 +81,34 @@ fn vdso_clocks_work_after_restore() {
     check("zdtm-vdso", "zdtm_vdso");
 }
 
+/// Whether the CPU has x86 feature `name` ("avx", "avx512f"); false
+/// elsewhere.
+fn x86_feature(name: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match name {
+            "avx" => std::arch::is_x86_feature_detected!("avx"),
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
+/// Whether the FPU program cannot run here (it is assembly for x86_64 and
+/// aarch64 only); says so.
+fn no_fpu_program(test: &str) -> bool {
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return false;
+    }
+    common::skip(test, "zdtm_fpu has no register program for this arch yet");
+    true
+}
+
 /// Start the FPU program using the `kind` registers, dump and restore it
 /// (or only dump it with `--leave-running`, when `leave_running`) and let
 /// it compare its registers.
@@ -91,6 +118,9 @@ fn fpu(test: &str, kind: &str, leave_running: bool) {
 
 /// [`fpu`] with `threads` threads spinning at once.
 fn fpu_threads(test: &str, kind: &str, threads: usize, leave_running: bool) {
+    if no_fpu_program(test) {
+        return;
+    }
     let threads = threads.to_string();
     let Some(mut z) = Zdtm::start(test, "zdtm_fpu", &[kind, &threads]) else {
         return;
@@ -117,21 +147,41 @@ fn fpu_threads(test: &str, kind: &str, threads: usize, leave_running: bool) {
 
 #[test]
 fn fpu_sse_registers_survive() {
+    if !cfg!(target_arch = "x86_64") {
+        return common::skip("fpu_sse_registers_survive", "SSE registers are x86 ones");
+    }
     fpu("zdtm-fpu-sse", "sse", false);
 }
 
 #[test]
+fn fpu_simd_registers_survive() {
+    if !cfg!(target_arch = "aarch64") {
+        return common::skip(
+            "fpu_simd_registers_survive",
+            "v0-v31/FPCR/FPSR are arm64 ones",
+        );
+    }
+    fpu("zdtm-fpu-simd", "simd", false);
+}
+
+#[test]
 fn fpu_avx_registers_survive() {
-    if !std::arch::is_x86_feature_detected!("avx") {
-        return common::skip("fpu_avx_registers_survive", "no AVX");
+    if !x86_feature("avx") {
+        return common::skip(
+            "fpu_avx_registers_survive",
+            "the CPU has no AVX (an x86 extension)",
+        );
     }
     fpu("zdtm-fpu-avx", "avx", false);
 }
 
 #[test]
 fn fpu_avx512_registers_survive() {
-    if !std::arch::is_x86_feature_detected!("avx512f") {
-        return common::skip("fpu_avx512_registers_survive", "no AVX-512");
+    if !x86_feature("avx512f") {
+        return common::skip(
+            "fpu_avx512_registers_survive",
+            "the CPU has no AVX-512 (an x86 extension)",
+        );
     }
     fpu("zdtm-fpu-avx512", "avx512", false);
 }
@@ -140,14 +190,8 @@ fn fpu_avx512_registers_survive() {
 fn fpu_registers_survive_a_leave_running_dump() {
     // The parasite runs in the task: its registers must be as they were
     // when it goes on.
-    let kind = if std::arch::is_x86_feature_detected!("avx512f") {
-        "avx512"
-    } else if std::arch::is_x86_feature_detected!("avx") {
-        "avx"
-    } else {
-        "sse"
-    };
-    fpu("zdtm-fpu-leave-running", kind, true);
+    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64.
+    fpu("zdtm-fpu-leave-running", "widest", true);
 }
 
 #[test]
@@ -174,6 +218,9 @@ fn fpu_registers_of_every_thread_survive_a_leave_running_dump() {
 fn multi_threaded_dump_kills_and_reaps_every_thread() {
     // A dump without --leave-running kills the task: it must finish (the
     // tracer reaps every killed thread) and leave nothing behind.
+    if no_fpu_program("multi_threaded_dump_kills_and_reaps_every_thread") {
+        return;
+    }
     let Some(mut z) = Zdtm::start("zdtm-fpu-threads-kill", "zdtm_fpu", &["widest", "4"]) else {
         return;
     };

@@ -2,7 +2,6 @@
 //! state: sigactions, pending signals, interval timers, POSIX timers and
 //! prctl-set task attributes. Each program checks itself after restore
 //! (see tests/programs/zdtm/).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! ZDTM-style dump/restore tests of a task's own state: counting, files,
-//! rlimits, cwd and umask, rseq, and repeated dumps with `--leave-running`.
+//! rlimits, cwd and umask, rseq, arm64 pointer-authentication keys, and
+//! repeated dumps with `--leave-running`.
 //! Each program checks itself after restore (see tests/programs/zdtm/).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 
@@ -102,5 +102,24 @@ fn seccomp_task_is_refused_and_left_alone() {
         .filter(|n| n != "dump.log")
         .collect();
     assert!(files.is_empty(), "{files:?}");
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn pointer_authentication_keys_come_back() {
+    const TEST: &str = "pointer_authentication_keys_come_back";
+    if !cfg!(target_arch = "aarch64") {
+        return common::skip(TEST, "pointer authentication keys are arm64 state");
+    }
+    // HWCAP_PACA | HWCAP_PACG.
+    let pac = (1 << 30) | (1 << 31);
+    if rustix::param::linux_hwcap().0 & pac != pac {
+        return common::skip(TEST, "the CPU has no pointer authentication");
+    }
+    let Some(mut z) = Zdtm::start("zdtm-pac", "zdtm_pac", &[]) else {
+        return;
+    };
+    z.dump(&[]);
+    z.restore(&[]);
     assert_eq!(z.go(), "PASS");
 }

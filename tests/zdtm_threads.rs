@@ -2,7 +2,6 @@
 //! thread comes back with its TID, registers, TLS, signal mask, pending
 //! signals and sigaltstack, and runs on (see
 //! tests/programs/zdtm/threads.rs).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

@@ -4,53 +4,13 @@
 //! zombies, a process group whose leader is gone, `--leave-running`, and
 //! faults that must leave every task as it was (dump) or none at all
 //! (restore).
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 
+use common::{descendants, kill_all, reap};
+
 use common::zdtm::Zdtm;
-use rustix::process::{Pid, WaitOptions};
-
-/// Every descendant of `pid`, from /proc (children of every thread).
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in dir.flatten() {
-            let path = t.path().join("children");
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            for c in text
-                .split_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok())
-            {
-                out.push(c);
-                todo.push(c);
-            }
-        }
-    }
-    out
-}
-
-/// Reap tasks of a dumped (killed) tree: orphans come to us, the
-/// subreaper, and their PIDs stay taken until we wait for them.
-fn reap(pids: &[i32]) {
-    for &p in pids {
-        let _ = rustix::process::waitpid(Pid::from_raw(p), WaitOptions::empty());
-    }
-}
-
-/// Kill what is left of a tree (by PID) and reap it.
-fn kill_all(pids: &[i32]) {
-    for &p in pids {
-        if let Some(p) = Pid::from_raw(p) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-        }
-    }
-    reap(pids);
-}
+use rustix::process::Pid;
 
 fn dump_restore_tree(test: &str, mode: &str, expect_tasks: usize) {
     dump_restore_tree_then(test, mode, expect_tasks, |_| {});
@@ -270,6 +230,14 @@ fn busy_child_pid_is_reported_and_nothing_is_left() {
 fn shell_tree_restores() {
     if !rustix::process::geteuid().is_root() {
         common::skip("zdtm-tree-shell", "needs root");
+        return;
+    }
+    if std::process::Command::new("bash")
+        .args(["-c", "true"])
+        .status()
+        .is_err()
+    {
+        common::skip("zdtm-tree-shell", "bash is not installed");
         return;
     }
     common::become_subreaper();

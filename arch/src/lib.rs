@@ -2,8 +2,9 @@
 //!
 //! Each supported architecture is one module (`x86_64`, `aarch64`, `powerpc64`,
 //! `s390x`) exporting the same items; exactly one is compiled in and re-exported
-//! at the crate root. Porting to a new architecture means adding one module here
-//! (plus a linker script for the blobs) and nothing else.
+//! at the crate root. Porting to a new architecture means adding one module here,
+//! a linker script for the blobs, and core's register conversion
+//! (`core/src/regs/<arch>.rs`); see "Adding an architecture" in the README.
 //!
 //! Items every arch module provides (the contract):
 //! - `syscall0` ..= `syscall6`: raw system call entry (inline asm), returning the
@@ -26,7 +27,9 @@
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
 //!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
-//!   stack; x86_64 only so far, `-ENOSYS` elsewhere).
+//!   stack; x86_64 and aarch64 so far, `-ENOSYS` elsewhere),
+//!   `set_thread_pointer` (the TLS register no frame carries: aarch64's
+//!   `tpidr_el0`; a no-op elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,
 //!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
 //! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,

@@ -18,6 +18,7 @@ pub mod log;
 pub mod mem;
 pub mod opts;
 pub mod proc;
+pub mod regs;
 pub mod restore;
 pub mod service;
 pub mod sys;

@@ -488,6 +488,15 @@ pub struct RestoreArgs {
     /// `[RawSyscall]` of [`STAGE_FD_STATE`] (`epoll_ctl`, `flock`,
     /// `fcntl(F_SETLK)`), their structs inside the bootstrap region.
     pub fd_calls: Array,
+    /// The thread pointer no signal frame carries (aarch64 `tpidr_el0`),
+    /// written with `criu_arch::set_thread_pointer` right before
+    /// `rt_sigreturn`; unused where that is a no-op.
+    pub thread_pointer: u64,
+    /// `[RawSyscall]`: the VMAs' `madvise` advice, given right after they
+    /// are mapped and before their pages are read (so that
+    /// MADV_NOHUGEPAGE keeps the reads from faulting in huge pages where
+    /// THP is `always`).
+    pub madvise: Array,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on
@@ -516,6 +525,8 @@ pub struct ThreadArg {
     /// Its own scheduling (before the credentials), parent-death signal
     /// and no_new_privs (after them); only those `ATTR_*` bits.
     pub attrs: TaskAttrsArg,
+    /// As [`RestoreArgs::thread_pointer`].
+    pub thread_pointer: u64,
 }
 
 // [`TaskAttrsArg::has`] bits: which attributes the images carry.

@@ -19,7 +19,8 @@
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use criu_arch::{
-    KSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, StackT, nr, sigreturn, syscall0, syscall1,
+    KSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, StackT, nr, set_thread_pointer, sigreturn,
+    syscall0, syscall1,
     syscall2, syscall3, syscall4,
 };
 
@@ -300,6 +301,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_RSEQ, unregister_rseq(&args.tool_rseq));
     stage!(args, abi::STAGE_UNMAP, unmap(args));
     stage!(args, abi::STAGE_MAP, map_vmas(args));
+    stage!(args, abi::STAGE_MAP, arch_syscalls(&args.madvise));
     stage!(args, abi::STAGE_PAGES, read_pages(args));
     stage!(args, abi::STAGE_PROTECT, protect(args));
     stage!(args, abi::STAGE_VDSO, remap_all(&args.unpark));
@@ -320,8 +322,12 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_ARCH, arch_syscalls(&args.arch_syscalls));
     stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
     let sp = args.sigreturn_sp as usize;
+    let tp = args.thread_pointer;
     publish(args, abi::STATE_DONE);
     wait_resume(args);
+    // SAFETY: the blob uses no TLS; the task's own code, reached by the
+    // sigreturn below, expects this value.
+    unsafe { set_thread_pointer(tp) };
     // SAFETY: core built a complete frame at sp - RT_SIGFRAME_OFFSET.
     unsafe { sigreturn(sp) }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Signal, WaitOptions};
 
 pub mod zdtm;
 
@@ -201,4 +201,47 @@ pub fn run_criu(images: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) 
         .success();
     let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
     (ok, log)
+}
+
+/// Every descendant of `pid` (children, theirs, ...), from /proc.
+#[allow(dead_code)]
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in dir.flatten() {
+            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Reap tasks of a dumped (killed) tree: orphans come to us, the
+/// subreaper, and must be reaped before their PIDs are free again.
+#[allow(dead_code)]
+pub fn reap(pids: &[i32]) {
+    for &p in pids {
+        let _ = rustix::process::waitpid(Pid::from_raw(p), WaitOptions::empty());
+    }
+}
+
+/// Kill what is left of a tree (by PID) and reap it.
+#[allow(dead_code)]
+pub fn kill_all(pids: &[i32]) {
+    for &p in pids {
+        if let Some(p) = Pid::from_raw(p) {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+    }
+    reap(pids);
 }

@@ -7,7 +7,7 @@
 //!
 //! - `loop`: spins in a loop that keeps known values live in the registers a
 //!   syscall or a function call clobbers (rax, rcx, rdx, rsi, rdi, r8–r11,
-//!   xmm0–xmm15 on x86_64) and checks them after each round, until the file
+//!   xmm0–xmm15 on x86_64; x0–x8, v0–v15 on aarch64) and checks them after each round, until the file
 //!   `DIR/go` appears. With `block-trap`, SIGTRAP is blocked too (so that a
 //!   test can leave one pending).
 //! - `sleep`: one `nanosleep` of the given length. An infection while it
@@ -301,14 +301,71 @@ fn spin_sse2(round: u64, iters: u64) -> u64 {
     bad
 }
 
-/// Elsewhere: a floating-point loop whose result is known.
-#[cfg(not(target_arch = "x86_64"))]
+/// aarch64: x0-x8 and v0-v15 hold known values while the loop spins.
+#[cfg(target_arch = "aarch64")]
 fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
+    use std::arch::aarch64::uint8x16_t;
+    use std::arch::asm;
+
+    let value = |i: u64| {
+        (round ^ 0x5eed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(i as u32)
+            ^ i
+    };
+    let gp_in: [u64; 9] = std::array::from_fn(|i| value(i as u64));
+    let v_in: [u128; 16] = std::array::from_fn(|i| {
+        (u128::from(value(100 + i as u64)) << 64) | u128::from(value(200 + i as u64))
+    });
+    let mut gp = gp_in;
+    // SAFETY: 16 u128 and 16 uint8x16_t are the same 256 bytes, and any
+    // bit pattern is valid for both.
+    let mut v: [uint8x16_t; 16] = unsafe { std::mem::transmute(v_in) };
+    // SAFETY: the asm only counts `n` down; every register it names is an
+    // operand, so the compiler knows about all of them.
+    unsafe {
+        asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            n = inout(reg) iters.max(1) => _,
+            inout("x0") gp[0], inout("x1") gp[1], inout("x2") gp[2],
+            inout("x3") gp[3], inout("x4") gp[4], inout("x5") gp[5],
+            inout("x6") gp[6], inout("x7") gp[7], inout("x8") gp[8],
+            inout("v0") v[0], inout("v1") v[1], inout("v2") v[2],
+            inout("v3") v[3], inout("v4") v[4], inout("v5") v[5],
+            inout("v6") v[6], inout("v7") v[7], inout("v8") v[8],
+            inout("v9") v[9], inout("v10") v[10], inout("v11") v[11],
+            inout("v12") v[12], inout("v13") v[13], inout("v14") v[14],
+            inout("v15") v[15],
+            options(nostack, nomem),
+        );
+    }
+    // SAFETY: as above.
+    let v_out: [u128; 16] = unsafe { std::mem::transmute(v) };
+    let mut bad = 0u64;
+    for i in 0..9 {
+        if gp[i] != gp_in[i] {
+            bad |= 1 << i;
+        }
+    }
+    for i in 0..16 {
+        if v_out[i] != v_in[i] {
+            bad |= 1 << (16 + i);
+        }
+    }
+    bad
+}
+
+/// Elsewhere: a floating-point loop whose result is known.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
+    let _ = round;
     let mut acc = 0f64;
     for i in 0..iters.min(1 << 20) {
         acc += std::hint::black_box((i % 7) as f64);
     }
     let n = iters.min(1 << 20);
     let expected: f64 = (0..n).map(|i| (i % 7) as f64).sum();
-    u64::from(acc != expected) | (round & 0)
+    u64::from(acc != expected)
 }

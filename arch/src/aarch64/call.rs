@@ -102,17 +102,50 @@ pub unsafe fn sigreturn(sp: usize) -> ! {
     }
 }
 
-/// `clone3` for a new thread that calls `entry(arg)` on its own stack (see
-/// the x86_64 version). Not written for this arch yet: returns `-ENOSYS`.
+/// `clone3(args, size)` for a new thread of this process: the child starts
+/// on the stack `args` names (its top must be 16-byte aligned) and calls
+/// `entry(arg)`, which must never return. The parent gets clone3's result
+/// (the new TID or `-errno`). Needed because a child on a fresh stack
+/// cannot return into the caller's frame.
 ///
 /// # Safety
-/// Same contract as on x86_64.
+/// `args` points to a valid `struct clone_args` of `size` bytes with
+/// `CLONE_VM` and a stack of its own; `entry` may use only that stack.
+#[unsafe(naked)]
 pub unsafe extern "C" fn clone_thread(
     args: usize,
     size: usize,
     entry: extern "C" fn(usize) -> !,
     arg: usize,
 ) -> isize {
-    let _ = (args, size, entry, arg);
-    -38
+    // x0, x1: clone3's arguments; entry and arg move to x9/x10, which the
+    // syscall keeps (arm64 syscalls change only x0) and the child inherits
+    // with the parent's other registers. The child's sp is the top of its
+    // new stack; zero fp and lr end back-traces there.
+    naked_asm!(
+        "mov x9, x2",
+        "mov x10, x3",
+        "mov x8, #435",
+        "svc #0",
+        "cbnz x0, 2f",
+        "mov x29, xzr",
+        "mov x30, xzr",
+        "mov x0, x10",
+        "blr x9",
+        "brk #0",
+        "2:",
+        "ret",
+    )
+}
+
+/// Write the thread pointer `tpidr_el0`, which neither the signal frame nor
+/// a system call restores on arm64 (CRIU writes it with `msr` in its
+/// restorer too). Made right before `rt_sigreturn`.
+///
+/// # Safety
+/// Code of this thread that uses TLS afterwards sees `tp` as its base.
+#[inline(always)]
+pub unsafe fn set_thread_pointer(tp: u64) {
+    // SAFETY: EL0 may write tpidr_el0; the caller vouches for the value.
+    unsafe { asm!("msr tpidr_el0, {}", in(reg) tp, options(nomem, nostack, preserves_flags)) };
 }

@@ -123,3 +123,13 @@ pub unsafe extern "C" fn clone_thread(
     let _ = (args, size, entry, arg);
     -38
 }
+
+/// The thread pointer register a signal frame does not carry (aarch64's
+/// `tpidr_el0`), written right before `rt_sigreturn`. On ppc64le: a no-op. The thread pointer is r13, carried by the signal frame.
+///
+/// # Safety
+/// Safe to call; `unsafe` to match the arches where it changes the TLS base.
+#[inline(always)]
+pub unsafe fn set_thread_pointer(tp: u64) {
+    let _ = tp;
+}

@@ -124,3 +124,14 @@ pub unsafe extern "C" fn clone_thread(
         "ret",
     )
 }
+
+/// The thread pointer register a signal frame does not carry (aarch64's
+/// `tpidr_el0`), written right before `rt_sigreturn`. On x86_64: a no-op. The thread pointer is the fs base, part of the general
+/// registers, set by core's `arch_prctl(ARCH_SET_FS)` raw system call.
+///
+/// # Safety
+/// Safe to call; `unsafe` to match the arches where it changes the TLS base.
+#[inline(always)]
+pub unsafe fn set_thread_pointer(tp: u64) {
+    let _ = tp;
+}

@@ -279,3 +279,17 @@ impl Default for XsaveArea {
         }
     }
 }
+
+/// The offset of XSAVE component `component` (an `xfeature` bit number,
+/// 2..=9) in the standard (non-compacted) format that `NT_X86_XSTATE` and
+/// signal frames use, from CPUID leaf 0xD sub-leaf `component` (EBX). The
+/// offsets differ between vendors (AMD has no MPX, so its AVX-512 state sits
+/// 256 bytes lower than Intel's); 0 if the CPU does not describe it.
+pub fn xstate_component_offset(component: u32) -> usize {
+    if !(2..64).contains(&component) {
+        return 0;
+    }
+    // CPUID is unprivileged and has no side effects; leaf 0xD exists on
+    // every CPU with XSAVE (an unknown sub-leaf reads as zeroes).
+    core::arch::x86_64::__cpuid_count(0xd, component).ebx as usize
+}

@@ -137,6 +137,11 @@ impl Daemon<'_, '_> {
             self.interrupt()?;
         }
         self.done = true;
+        // Followed with PTRACE_SYSCALL, the task may sit at the entry of one
+        // of the parasite's syscalls; the close below must not run it.
+        let tid = self.parasite.task().pid;
+        ptrace::skip_pending_syscall(tid)
+            .map_err(InfectError::ptrace(self.pid(), "SETREGSET(skip syscall)"))?;
         self.parasite.task_mut().restore_context(true)?;
         if let Some(fd) = self.remote_sock.take() {
             // After FINI the parasite may have closed it already (EBADF);

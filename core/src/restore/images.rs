@@ -243,7 +243,15 @@ fn read_task(
         .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
         .len();
     let pm_file = Kind::Pagemap.file_name(pid);
-    validate_pages(&pages, &mm.vmas, &pm_file, page_size, pages_len)?;
+    let pages_file = Kind::Pages.file_name(u64::from(pages_id));
+    validate_pages(
+        &pages,
+        &mm.vmas,
+        &pm_file,
+        &pages_file,
+        page_size,
+        pages_len,
+    )?;
 
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
@@ -285,8 +293,14 @@ fn read_task(
             return Err(invalid(
                 mm_file.clone(),
                 format!(
-                    "file VMA {:#x}-{:#x} names file id {id}, which no files image holds",
-                    v.start, v.end
+                    "file VMA {:#x}-{:#x} names file id {id}, which files.img {}",
+                    v.start,
+                    v.end,
+                    if dir.path(Kind::Files, 0).exists() {
+                        "does not hold"
+                    } else {
+                        "(missing) would hold"
+                    }
                 ),
             ));
         }
@@ -571,6 +585,7 @@ pub fn validate_pages(
     runs: &[PagesRun],
     vmas: &[pb::VmaEntry],
     file: &str,
+    pages_file: &str,
     page_size: u64,
     pages_len: u64,
 ) -> Result<(), RestoreError> {
@@ -626,7 +641,7 @@ pub fn validate_pages(
     if total != pages_len {
         return Err(invalid(
             file,
-            format!("lists {total} bytes of pages but the pages image holds {pages_len}"),
+            format!("lists {total} bytes of pages but {pages_file} holds {pages_len}"),
         ));
     }
     Ok(())
@@ -727,12 +742,13 @@ mod tests {
             vma(0x8000, 0x9000),
         ];
         // Spanning two adjacent VMAs is fine.
-        assert!(validate_pages(&[run(0x2000, 2)], &vmas, "pm", PAGE, 2 * PAGE).is_ok());
+        assert!(validate_pages(&[run(0x2000, 2)], &vmas, "pm", "pages", PAGE, 2 * PAGE).is_ok());
         assert!(
             what(validate_pages(
                 &[run(0x4000, 2)],
                 &vmas,
                 "pagemap-1.img",
+                "pages-1.img",
                 PAGE,
                 2 * PAGE
             ))
@@ -743,16 +759,18 @@ mod tests {
                 &[run(0x1000, 1)],
                 &vmas,
                 "pm",
+                "pages",
                 PAGE,
                 2 * PAGE
             ))
-            .contains("lists 4096 bytes of pages but the pages image holds 8192")
+            .contains("lists 4096 bytes of pages but pages holds 8192")
         );
         assert!(
             what(validate_pages(
                 &[run(0x1000, u64::MAX)],
                 &vmas,
                 "pm",
+                "pages",
                 PAGE,
                 0
             ))
@@ -764,6 +782,7 @@ mod tests {
                 &[run(0x2000, 2), run(0x1000, 1)],
                 &vmas,
                 "pm",
+                "pages",
                 PAGE,
                 3 * PAGE
             ))
@@ -772,8 +791,8 @@ mod tests {
         // vDSO pages may be listed (CRIU dumps them), vvar ones not.
         let mut vdso = vma(0x8000, 0x9000);
         vdso.status |= VMA_AREA_VDSO;
-        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_ok());
+        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", "pages", PAGE, PAGE).is_ok());
         vdso.status = VMA_AREA_REGULAR | VMA_AREA_VVAR;
-        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", PAGE, PAGE).is_err());
+        assert!(validate_pages(&[run(0x8000, 1)], &[vdso], "pm", "pages", PAGE, PAGE).is_err());
     }
 }

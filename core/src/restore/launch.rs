@@ -54,6 +54,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     for t in &alive {
         plan::check_layout(t, &maps)?;
     }
+    check_pid_max(&tasks)?;
     let roles = tree::roles(&tasks, opts.common.shell_job)?;
     let root = alive[0].pstree.pid;
     crate::pr_info!(
@@ -167,6 +168,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let raw_pid = Some(child.as_raw_nonzero().get());
     let mut held = finish::Held::default();
     let done = wait_all(&live, child, page_words.as_ref(), &tasks)
+        .and_then(|()| {
+            live.iter()
+                .try_for_each(|l| super::regsets::write(l.pid, l.t))
+        })
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
         .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .and_then(|()| {
@@ -324,6 +329,33 @@ fn wait_all(
     }
 }
 
+/// Every PID and TID of the tree must fit this system's `pid_max` (images
+/// from a machine with a larger one may not).
+fn check_pid_max(tasks: &[TreeTaskImages]) -> Result<(), RestoreError> {
+    let Some(max) = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return Ok(());
+    };
+    for t in tasks {
+        let e = t.pstree();
+        if let Some(&id) = std::iter::once(&e.pid)
+            .chain(e.threads.iter())
+            .find(|&&id| id > max)
+        {
+            return Err(RestoreError::Invalid {
+                file: "pstree.img".into(),
+                what: format!(
+                    "task {}: PID {id} is above this system's pid_max ({max}, /proc/sys/kernel/pid_max)",
+                    e.pid
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The error for a task's published failure.
 fn failure(l: &Live<'_>, st: &abi::RestoreStatus, tasks: &[TreeTaskImages]) -> RestoreError {
     let errno = Errno::from_raw_os_error(st.errno);
@@ -341,7 +373,14 @@ fn failure(l: &Live<'_>, st: &abi::RestoreStatus, tasks: &[TreeTaskImages]) -> R
         if errno == Errno::EXIST && pid > 0 {
             return RestoreError::PidBusy(pid as u32);
         }
-        return RestoreError::Sys("clone3 (a child of the tree)", errno);
+        let what = match pid {
+            0 => "a helper task for a process group or session (pgid/sid)".to_string(),
+            pid => format!("child {pid}"),
+        };
+        return RestoreError::Invalid {
+            file: "pstree.img".into(),
+            what: format!("task {} could not create {what}: clone3: {errno}", l.pid),
+        };
     }
     if st.stage == abi::STAGE_THREADS
         && errno == Errno::EXIST

@@ -29,6 +29,7 @@ mod launch;
 pub mod layout;
 mod plan;
 mod regs;
+mod regsets;
 mod shmem;
 mod task_attrs;
 mod tree;
@@ -64,7 +65,7 @@ pub enum RestoreError {
     Open(String, Errno),
     #[error("{0}: {1}")]
     Sys(&'static str, Errno),
-    #[error("PID {0} is in use; the restored task needs it")]
+    #[error("PID {0} is in use; the restored task needs it (pstree.img)")]
     PidBusy(u32),
     #[error("the restorer failed at stage {stage} (item {index} of {source_image}): {errno}")]
     Stage {

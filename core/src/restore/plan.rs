@@ -640,9 +640,9 @@ pub fn build<'a>(
     let a_auxv = arena.push(&auxv);
     // arch syscalls: the count is known without the frame address.
     let probe = regs::frame_for(&t.core, 0, sigmask, &host)?;
-    let advice = madvise_calls(t);
     let robust = robust_list_call(&t.core);
-    let a_arch = arena.push(&[probe.arch_syscalls, robust.clone(), advice.clone()].concat());
+    let a_arch = arena.push(&[probe.arch_syscalls, robust.clone()].concat());
+    let a_madvise = arena.push(&madvise_calls(t));
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
     let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
@@ -691,6 +691,7 @@ pub fn build<'a>(
             comm: comm_arg(core),
             creds: creds_arg(core, &format!("core-{tid}.img"))?,
             attrs: super::task_attrs::thread_arg(core),
+            thread_pointer: f.thread_pointer,
             ..ThreadArg::default()
         });
     }
@@ -698,10 +699,7 @@ pub fn build<'a>(
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
-        (
-            a_arch,
-            vec_bytes(&[frame.arch_syscalls, robust, advice].concat()),
-        ),
+        (a_arch, vec_bytes(&[frame.arch_syscalls, robust].concat())),
         (a_threads, vec_bytes(&thread_args)),
         (
             a_fd_calls,
@@ -783,6 +781,8 @@ pub fn build<'a>(
         attrs: super::task_attrs::arg(t),
         threads: at(a_threads),
         fd_calls: at(a_fd_calls),
+        thread_pointer: frame.thread_pointer,
+        madvise: at(a_madvise),
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
@@ -1003,8 +1003,10 @@ fn same_dir_as_our_root(d: &OwnedFd) -> bool {
 
 /// The `madvise` calls that give each VMA back its advice (MADV_NOHUGEPAGE,
 /// MADV_DONTFORK, ...: `VmaEntry.madv` has bit N set for advice N, as CRIU
-/// records it). The restorer makes them with the arch syscalls, once the
-/// memory is in place, as CRIU's restorer does after its last VMA pass.
+/// records it). The restorer makes them right after mapping the VMAs and
+/// before reading their pages: with THP `always`, reading pages into a
+/// VMA still without its MADV_NOHUGEPAGE would fault in huge pages and
+/// fill the holes around them.
 fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
     let mut calls = Vec::new();
     for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {

@@ -225,6 +225,25 @@ pub fn get_regset(pid: Pid, note: u32, buf: &mut [u8]) -> Result<usize, Errno> {
     Ok(iov.len)
 }
 
+/// Make a tracee stopped at a syscall-entry stop skip that syscall when
+/// resumed, whatever registers it is given. arm64 takes the number of the
+/// pending syscall from its own `syscallno` (`NT_ARM_SYSTEM_CALL`), not
+/// from x8, and runs it with the new x0..x5: set it to -1 (`NO_SYSCALL`).
+/// Harmless at any other stop (the number is already -1 there). Elsewhere
+/// a no-op: x86_64's number is `orig_ax` in the general registers, which
+/// every injection sets to -1.
+pub fn skip_pending_syscall(pid: Pid) -> Result<(), Errno> {
+    #[cfg(target_arch = "aarch64")]
+    {
+        set_regset(pid, criu_arch::NT_ARM_SYSTEM_CALL, &(-1i32).to_ne_bytes())
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = pid;
+        Ok(())
+    }
+}
+
 /// `PTRACE_SETREGSET`: write register set `note` from `buf`.
 pub fn set_regset(pid: Pid, note: u32, buf: &[u8]) -> Result<(), Errno> {
     // The kernel only reads through `base` for SETREGSET.

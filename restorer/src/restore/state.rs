@@ -445,7 +445,7 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
 
 pub(super) fn arch_syscalls(calls: &abi::Array) -> Result<(), Fail> {
     // SAFETY: the tool filled the list with syscalls that only set state of
-    // this thread (TLS bases and the like).
+    // this thread (TLS bases and the like) or advice on the task's own VMAs.
     for (i, s) in unsafe { items::<abi::RawSyscall>(calls) }
         .iter()
         .enumerate()

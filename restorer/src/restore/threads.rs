@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use criu_arch::{clone_thread, nr, sigreturn, syscall1, syscall4};
+use criu_arch::{clone_thread, nr, set_thread_pointer, sigreturn, syscall1, syscall4};
 
 use super::state::{arch_syscalls, attrs, creds, register_rseq, sched, set_name, signals};
 use super::{ARGS, CloneArgs, Fail, check, items, publish, wait_resume};
@@ -122,6 +122,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
     // SAFETY: only the `status.resume` word is touched by the wait (the
     // function reads it atomically); the main thread waits the same way.
     wait_resume(unsafe { &mut *p });
+    // SAFETY: the blob uses no TLS; the thread's own code, reached by the
+    // sigreturn below, expects this value.
+    unsafe { set_thread_pointer(t.thread_pointer) };
     // SAFETY: core built this thread's frame at sp - RT_SIGFRAME_OFFSET.
     unsafe { sigreturn(t.sigreturn_sp as usize) }
 }

@@ -1,80 +1,193 @@
 //! FPU/vector register state: the program loads known values into every
-//! vector register it has (xmm0-15; ymm0-15 with AVX; zmm0-31 and k0-7
-//! with AVX-512), a non-default MXCSR and x87 control word and two x87
-//! stack values, then spins in inline assembly on a memory flag, so the
+//! vector register it has (x86_64: xmm0-15; ymm0-15 with AVX; zmm0-31 and
+//! k0-7 with AVX-512, plus a non-default MXCSR and x87 control word and two
+//! x87 stack values; aarch64: v0-v31 and non-default FPCR and FPSR), then
+//! spins in inline assembly on a memory flag, so the
 //! dump and restore happen while the values live only in registers. A
 //! SIGALRM handler (a 10 ms ITIMER_REAL, and the harness sends SIGALRM
 //! too) sets the flag once `DIR/go` exists; the kernel saves and restores
 //! the registers around the handler. The loop then stores the registers
 //! and the check compares them with what was loaded.
 //!
-//! Usage: `zdtm_fpu DIR [sse|avx|avx512|widest [THREADS]]` (default: the
-//! widest registers there are, one thread). With THREADS, that many
+//! Usage: `zdtm_fpu DIR [sse|avx|avx512|simd|widest [THREADS]]` (default:
+//! the widest registers there are, one thread; `simd` is aarch64's). With THREADS, that many
 //! threads spin at once, each with values of its own in its registers.
+// Elsewhere only `main` saying so is compiled of the program.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports)
+)]
+
 #[path = "lib.rs"]
 mod zdtm;
 
-// The program is x86_64 assembly; elsewhere it only says so (the examples
-// are built for every target).
-#[cfg(not(target_arch = "x86_64"))]
+use std::ffi::CString;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+#[cfg(target_arch = "x86_64")]
+use x86 as imp;
+
+#[cfg(target_arch = "aarch64")]
+#[path = "fpu_aarch64.rs"]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+use aarch64 as imp;
+
+/// Set by the SIGALRM handler once `DIR/go` exists.
+static FLAG: AtomicU32 = AtomicU32::new(0);
+/// `DIR/go` as a C string, for the handler's access().
+static GO_PATH: AtomicPtr<std::ffi::c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+const SIGALRM: i32 = 14;
+const ITIMER_REAL: usize = 0;
+
+unsafe extern "C" {
+    /// glibc's signal(): installs a handler with BSD semantics (it stays
+    /// installed, SA_RESTART).
+    fn signal(sig: i32, handler: extern "C" fn(i32)) -> usize;
+}
+
+extern "C" fn on_alarm(_sig: i32) {
+    let path = GO_PATH.load(Ordering::Acquire);
+    if path.is_null() {
+        return;
+    }
+    // SAFETY: faccessat() only reads the NUL-terminated path, which is
+    // leaked and so lives forever.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::FACCESSAT,
+            AT_FDCWD as usize,
+            path as usize,
+            0,
+        )
+    };
+    if ret == 0 {
+        FLAG.store(1, Ordering::Release);
+    }
+}
+
+/// `AT_FDCWD`: paths relative to the working directory.
+const AT_FDCWD: isize = -100;
+
+// The register programs exist for x86_64 and aarch64; elsewhere the
+// program only says so (the examples are built for every target).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn main() {
-    eprintln!("zdtm_fpu runs on x86_64 only");
+    eprintln!("zdtm_fpu runs on x86_64 and aarch64 only");
     std::process::exit(2);
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+struct State {
+    kind: imp::Kind,
+    regs: Box<imp::Regs>,
+    done: bool,
+    /// The other threads, each spinning with registers of its own.
+    threads: Vec<std::thread::JoinHandle<Box<imp::Regs>>>,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn main() {
-    x86::main();
+    zdtm::run(
+        |args| {
+            let kind = imp::kind(args.rest.first().map(String::as_str))?;
+            let go = CString::new(args.dir.join("go").to_string_lossy().into_owned())
+                .map_err(|e| e.to_string())?;
+            GO_PATH.store(go.into_raw(), Ordering::Release);
+            // SAFETY: on_alarm is async-signal-safe (an atomic load, a raw
+            // syscall and an atomic store).
+            let old = unsafe { signal(SIGALRM, on_alarm) };
+            zdtm::ensure(old != usize::MAX, || "signal(SIGALRM) failed".into())?;
+            // it_interval and it_value: 10 ms each.
+            let timer: [i64; 4] = [0, 10_000, 0, 10_000];
+            // SAFETY: setitimer reads `timer`; no old value wanted.
+            let ret = unsafe {
+                criu_arch::syscall3(
+                    criu_arch::nr::SETITIMER,
+                    ITIMER_REAL,
+                    timer.as_ptr() as usize,
+                    0,
+                )
+            };
+            zdtm::errno(ret, "setitimer")?;
+            let nthreads: u64 = match args.rest.get(1) {
+                Some(n) => n.parse().map_err(|e| format!("thread count {n}: {e}"))?,
+                None => 1,
+            };
+            let mut threads = Vec::new();
+            for t in 1..nthreads {
+                let mut regs = imp::Regs::new(t);
+                let started = regs.loaded() as usize;
+                threads.push(std::thread::spawn(move || {
+                    imp::spin(kind, &mut regs);
+                    regs
+                }));
+                // Wait until its registers are loaded, so that the dump
+                // finds the values in them.
+                // SAFETY: the word is 4-aligned and lives until the thread
+                // returns the Box, which cannot happen before FLAG is set.
+                let flag = unsafe { AtomicU32::from_ptr(started as *mut u32) };
+                while flag.load(Ordering::Acquire) == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            Ok(State {
+                kind,
+                regs: imp::Regs::new(0),
+                done: false,
+                threads,
+            })
+        },
+        |s| {
+            if s.done {
+                return;
+            }
+            imp::spin(s.kind, &mut s.regs);
+            s.done = true;
+        },
+        |s| {
+            let off: [i64; 4] = [0; 4];
+            // SAFETY: setitimer reads `off`; it stops the timer.
+            let ret = unsafe {
+                criu_arch::syscall3(
+                    criu_arch::nr::SETITIMER,
+                    ITIMER_REAL,
+                    off.as_ptr() as usize,
+                    0,
+                )
+            };
+            zdtm::errno(ret, "setitimer off")?;
+            zdtm::ensure(s.done, || "the spin loop never ran".into())?;
+            imp::check(s.kind, &s.regs)?;
+            for (t, h) in s.threads.into_iter().enumerate() {
+                let regs = h.join().map_err(|_| format!("thread {} panicked", t + 1))?;
+                imp::check(s.kind, &regs).map_err(|e| format!("thread {}: {e}", t + 1))?;
+            }
+            Ok(())
+        },
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::zdtm;
+    use super::{FLAG, zdtm};
 
-    use std::ffi::CString;
-    use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-
-    /// Set by the SIGALRM handler once `DIR/go` exists.
-    static FLAG: AtomicU32 = AtomicU32::new(0);
-    /// `DIR/go` as a C string, for the handler's access().
-    static GO_PATH: AtomicPtr<std::ffi::c_char> = AtomicPtr::new(std::ptr::null_mut());
-
-    const SIGALRM: i32 = 14;
-    const ITIMER_REAL: usize = 0;
     const MXCSR: u32 = 0xffc0; // FTZ, DAZ, round toward zero, all masked.
     const FCW: u16 = 0x0e7f; // Round toward zero, double precision.
     const F64: f64 = -1234.5678e-90;
     /// A normal 80-bit value whose 64-bit mantissa no f64 can hold.
     const F80: [u8; 10] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xff, 0x3f];
 
-    unsafe extern "C" {
-        /// glibc's signal(): installs a handler with BSD semantics (it stays
-        /// installed, SA_RESTART).
-        fn signal(sig: i32, handler: extern "C" fn(i32)) -> usize;
-    }
-
-    extern "C" fn on_alarm(_sig: i32) {
-        let path = GO_PATH.load(Ordering::Acquire);
-        if path.is_null() {
-            return;
-        }
-        // SAFETY: access() only reads the NUL-terminated path, which is leaked
-        // and so lives forever.
-        let ret = unsafe { criu_arch::syscall2(criu_arch::nr::ACCESS, path as usize, 0) };
-        if ret == 0 {
-            FLAG.store(1, Ordering::Release);
-        }
-    }
-
     #[derive(Clone, Copy, PartialEq, Debug)]
-    enum Kind {
+    pub enum Kind {
         Sse,
         Avx,
         Avx512,
     }
 
     #[repr(C, align(64))]
-    struct Regs {
+    pub struct Regs {
         /// Register i's value at offset 64 * i (as much of it as it has).
         vec_in: [u8; 2048],
         vec_out: [u8; 2048],
@@ -89,16 +202,8 @@ mod x86 {
     // The "loaded" flag at ctl[72] is read as an AtomicU32.
     const _: () = assert!(std::mem::offset_of!(Regs, ctl) % 4 == 0);
 
-    struct State {
-        kind: Kind,
-        regs: Box<Regs>,
-        done: bool,
-        /// The other threads, each spinning with registers of its own.
-        threads: Vec<std::thread::JoinHandle<Box<Regs>>>,
-    }
-
     /// Spin with the `kind` registers holding `regs`' values.
-    fn spin(kind: Kind, regs: &mut Regs) {
+    pub fn spin(kind: Kind, regs: &mut Regs) {
         // SAFETY: each variant runs only where the CPU and kernel support its
         // registers (detected in setup).
         unsafe {
@@ -111,7 +216,7 @@ mod x86 {
     }
 
     impl Regs {
-        fn new(seed: u64) -> Box<Regs> {
+        pub fn new(seed: u64) -> Box<Regs> {
             let mut r = Box::new(Regs {
                 vec_in: [0; 2048],
                 vec_out: [0; 2048],
@@ -131,101 +236,30 @@ mod x86 {
             r.ctl[68..70].copy_from_slice(&0x037fu16.to_ne_bytes());
             r
         }
+
+        /// The word the spin loop sets to 1 once the registers are loaded.
+        pub fn loaded(&self) -> *mut u32 {
+            // ctl[72..76] is 4-aligned (Regs is 64-aligned and ctl sits at
+            // 4128).
+            self.ctl[72..].as_ptr() as *mut u32
+        }
     }
 
-    pub fn main() {
-        zdtm::run(
-            |args| {
-                let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-                let avx = std::arch::is_x86_feature_detected!("avx");
-                // The widest registers there are, or the ones asked for.
-                let kind = match args.rest.first().map(String::as_str) {
-                    None | Some("widest") if avx512 => Kind::Avx512,
-                    None | Some("widest") if avx => Kind::Avx,
-                    None | Some("widest") | Some("sse") => Kind::Sse,
-                    Some("avx") if avx => Kind::Avx,
-                    Some("avx512") if avx512 => Kind::Avx512,
-                    Some(other) => return Err(format!("no {other} registers here")),
-                };
-                let go = CString::new(args.dir.join("go").to_string_lossy().into_owned())
-                    .map_err(|e| e.to_string())?;
-                GO_PATH.store(go.into_raw(), Ordering::Release);
-                // SAFETY: on_alarm is async-signal-safe (an atomic load, a raw
-                // syscall and an atomic store).
-                let old = unsafe { signal(SIGALRM, on_alarm) };
-                zdtm::ensure(old != usize::MAX, || "signal(SIGALRM) failed".into())?;
-                // it_interval and it_value: 10 ms each.
-                let timer: [i64; 4] = [0, 10_000, 0, 10_000];
-                // SAFETY: setitimer reads `timer`; no old value wanted.
-                let ret = unsafe {
-                    criu_arch::syscall3(
-                        criu_arch::nr::SETITIMER,
-                        ITIMER_REAL,
-                        timer.as_ptr() as usize,
-                        0,
-                    )
-                };
-                zdtm::errno(ret, "setitimer")?;
-                let nthreads: u64 = match args.rest.get(1) {
-                    Some(n) => n.parse().map_err(|e| format!("thread count {n}: {e}"))?,
-                    None => 1,
-                };
-                let mut threads = Vec::new();
-                for t in 1..nthreads {
-                    let mut regs = Regs::new(t);
-                    let started = regs.ctl[72..].as_ptr() as usize;
-                    threads.push(std::thread::spawn(move || {
-                        spin(kind, &mut regs);
-                        regs
-                    }));
-                    // Wait until its registers are loaded, so that the dump
-                    // finds the values in them.
-                    // SAFETY: ctl[72..76] is 4-aligned (Regs is 64-aligned and
-                    // ctl sits at 4128) and lives until the thread returns the
-                    // Box, which cannot happen before FLAG is set.
-                    let flag = unsafe { AtomicU32::from_ptr(started as *mut u32) };
-                    while flag.load(Ordering::Acquire) == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-                Ok(State {
-                    kind,
-                    regs: Regs::new(0),
-                    done: false,
-                    threads,
-                })
-            },
-            |s| {
-                if s.done {
-                    return;
-                }
-                spin(s.kind, &mut s.regs);
-                s.done = true;
-            },
-            |s| {
-                let off: [i64; 4] = [0; 4];
-                // SAFETY: setitimer reads `off`; it stops the timer.
-                let ret = unsafe {
-                    criu_arch::syscall3(
-                        criu_arch::nr::SETITIMER,
-                        ITIMER_REAL,
-                        off.as_ptr() as usize,
-                        0,
-                    )
-                };
-                zdtm::errno(ret, "setitimer off")?;
-                zdtm::ensure(s.done, || "the spin loop never ran".into())?;
-                check(s.kind, &s.regs)?;
-                for (t, h) in s.threads.into_iter().enumerate() {
-                    let regs = h.join().map_err(|_| format!("thread {} panicked", t + 1))?;
-                    check(s.kind, &regs).map_err(|e| format!("thread {}: {e}", t + 1))?;
-                }
-                Ok(())
-            },
-        );
+    /// The registers `arg` asks for (the widest there are by default).
+    pub fn kind(arg: Option<&str>) -> Result<Kind, String> {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx = std::arch::is_x86_feature_detected!("avx");
+        Ok(match arg {
+            None | Some("widest") if avx512 => Kind::Avx512,
+            None | Some("widest") if avx => Kind::Avx,
+            None | Some("widest") | Some("sse") => Kind::Sse,
+            Some("avx") if avx => Kind::Avx,
+            Some("avx512") if avx512 => Kind::Avx512,
+            Some(other) => return Err(format!("no {other} registers here")),
+        })
     }
 
-    fn check(kind: Kind, r: &Regs) -> Result<(), String> {
+    pub fn check(kind: Kind, r: &Regs) -> Result<(), String> {
         let (name, count, width) = match kind {
             Kind::Sse => ("xmm", 16, 16),
             Kind::Avx => ("ymm", 16, 32),

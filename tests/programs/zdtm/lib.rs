@@ -41,6 +41,10 @@ pub fn run<T>(
     let verdict = (|| {
         let _ = rustix::process::setsid();
         close_inherited_fds()?;
+        let page = rustix::param::page_size();
+        ensure(page == PAGE, || {
+            format!("the page size is {page}, these programs assume {PAGE}")
+        })?;
         let pid = std::process::id();
         let mut state = setup(&args)?;
         write_atomic(&dir.join("ready"), &format!("{pid}\n"))?;
@@ -122,7 +126,7 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
         criu_arch::syscall3(
             criu_arch::nr::MINCORE,
             addr,
-            n * 4096,
+            n * PAGE,
             vec.as_mut_ptr() as usize,
         )
     };
@@ -132,7 +136,9 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
 
 // ---- Memory helpers (the zdtm memory programs: anon_*, file_*, ...) ----
 
-/// The page size these programs assume (x86_64).
+/// The page size these programs assume (x86_64, s390x, and the Debian
+/// arm64 kernel): `run` checks it against the kernel's and fails clearly
+/// where it differs.
 pub const PAGE: usize = 4096;
 pub const PROT_NONE: usize = 0;
 pub const PROT_READ: usize = 1;
@@ -502,9 +508,25 @@ pub fn thread_pointer() -> Result<usize, String> {
     Ok(fs)
 }
 
-/// This thread's thread pointer: only x86_64 runs these dump/restore
-/// programs so far.
-#[cfg(not(target_arch = "x86_64"))]
+/// This thread's thread pointer (`tpidr_el0`).
+#[cfg(target_arch = "aarch64")]
 pub fn thread_pointer() -> Result<usize, String> {
-    Err("thread pointer: only x86_64 is supported by this test".into())
+    let tp: usize;
+    // SAFETY: reading tpidr_el0 is allowed at EL0 and has no side effects.
+    unsafe { std::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack)) };
+    Ok(tp)
 }
+
+/// This thread's thread pointer: x86_64 and aarch64 run these dump/restore
+/// programs so far.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn thread_pointer() -> Result<usize, String> {
+    Err("thread pointer: only x86_64 and aarch64 are supported by this test".into())
+}
+
+/// The rseq signature glibc registers with (`RSEQ_SIG`): x86_64 `ud1`
+/// bytes, aarch64 `brk #0x45e0`.
+#[cfg(target_arch = "aarch64")]
+pub const RSEQ_SIG: usize = 0xd428_bc00;
+#[cfg(not(target_arch = "aarch64"))]
+pub const RSEQ_SIG: usize = 0x5305_3053;

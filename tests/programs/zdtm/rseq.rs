@@ -10,8 +10,6 @@ mod zdtm;
 use criu_arch::{nr, syscall4};
 use zdtm::ensure;
 
-/// The x86_64 signature glibc uses (`RSEQ_SIG`).
-const RSEQ_SIG: usize = 0x5305_3053;
 const EBUSY: isize = 16;
 
 unsafe extern "C" {
@@ -31,7 +29,7 @@ fn rseq_area() -> Result<usize, String> {
 fn register(area: usize, len: usize) -> isize {
     // SAFETY: registering glibc's own area of this thread again; if that
     // succeeds (the registration was lost) the area is valid thread memory.
-    unsafe { syscall4(nr::RSEQ, area, len, 0, RSEQ_SIG) }
+    unsafe { syscall4(nr::RSEQ, area, len, 0, zdtm::RSEQ_SIG) }
 }
 
 /// The area's cpu_id field (offset 4), which the kernel updates.

@@ -31,8 +31,6 @@ const ALT_LEN: usize = 64 * 1024;
 const NICE: i32 = 7;
 const PRIO_PROCESS: usize = 0;
 
-/// glibc's rseq signature on x86_64 (`RSEQ_SIG`).
-const RSEQ_SIG: usize = 0x5305_3053;
 const EBUSY: isize = 16;
 
 unsafe extern "C" {
@@ -54,7 +52,7 @@ fn rseq_registration() -> Result<Option<(usize, usize)>, String> {
     for len in [32usize, size as usize, 20] {
         // SAFETY: registering glibc's own area of this thread again; if
         // that succeeded the area is valid thread memory anyway.
-        let ret = unsafe { criu_arch::syscall4(nr::RSEQ, area, len, 0, RSEQ_SIG) };
+        let ret = unsafe { criu_arch::syscall4(nr::RSEQ, area, len, 0, zdtm::RSEQ_SIG) };
         if ret == -EBUSY {
             return Ok(Some((area, len)));
         }

@@ -8,26 +8,7 @@
 mod common;
 
 use common::zdtm::Zdtm;
-use rustix::process::{Pid, WaitOptions};
-
-/// Every descendant of `pid`, from /proc (children of every thread).
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in dir.flatten() {
-            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            for c in text.split_whitespace().filter_map(|c| c.parse().ok()) {
-                out.push(c);
-                todo.push(c);
-            }
-        }
-    }
-    out
-}
+use common::{descendants, reap};
 
 /// The restorer's region as /proc/PID/maps shows it: the only shared
 /// read+write+exec mapping of these programs.
@@ -50,9 +31,7 @@ fn tasks_forking_right_after_restore_never_inherit_the_restorer() {
         let kids = descendants(z.pid());
         assert_eq!(kids.len(), 1, "one child before dump: {kids:?}");
         z.dump(&[]);
-        for &k in &kids {
-            let _ = rustix::process::waitpid(Pid::from_raw(k), WaitOptions::empty());
-        }
+        reap(&kids);
         z.restore(&[]);
         let tree: Vec<i32> = std::iter::once(z.pid())
             .chain(descendants(z.pid()))

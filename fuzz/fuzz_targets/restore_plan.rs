@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 use criu_core::images::Kind;
 use libfuzzer_sys::fuzz_target;
 
-/// The images a single-task restore reads.
+/// The images a restore reads before its first fork (a tree's tasks and
+/// every kind of file it restores).
 const KINDS: &[Kind] = &[
     Kind::Inventory,
     Kind::Pstree,
@@ -32,6 +33,15 @@ const KINDS: &[Kind] = &[
     Kind::Fs,
     Kind::MemfdInode,
     Kind::ShmemPagemap,
+    Kind::Pipes,
+    Kind::PipesData,
+    Kind::Fifo,
+    Kind::FifoData,
+    Kind::Unixsk,
+    Kind::SkQueues,
+    Kind::GhostFile,
+    Kind::RemapFpath,
+    Kind::FileLocks,
 ];
 
 const PAGE: u64 = 4096;

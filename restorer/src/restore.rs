@@ -20,8 +20,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use criu_arch::{
     KSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, StackT, nr, set_thread_pointer, sigreturn,
-    syscall0, syscall1,
-    syscall2, syscall3, syscall4,
+    syscall0, syscall1, syscall2, syscall3, syscall4,
 };
 
 use crate::abi::{self, Array, RestoreArgs};

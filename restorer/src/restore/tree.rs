@@ -53,7 +53,15 @@ fn failed_word(tree: u64) -> Option<&'static AtomicI32> {
 fn count_down(w: &AtomicU32) {
     if w.fetch_sub(1, Ordering::AcqRel) == 1 {
         // SAFETY: wakes the waiters of a live shared futex word.
-        unsafe { syscall4(nr::FUTEX, w.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize, 0) };
+        unsafe {
+            syscall4(
+                nr::FUTEX,
+                w.as_ptr() as usize,
+                FUTEX_WAKE,
+                i32::MAX as usize,
+                0,
+            )
+        };
     }
 }
 
@@ -94,7 +102,10 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
             wait_zero(groups);
         }
         // SAFETY: integer arguments only.
-        check(unsafe { syscall2(nr::SETPGID, 0, args.join_pgid as usize) }, 2)?;
+        check(
+            unsafe { syscall2(nr::SETPGID, 0, args.join_pgid as usize) },
+            2,
+        )?;
         if let Some((_, joins)) = counters {
             count_down(joins);
         }

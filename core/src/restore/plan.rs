@@ -273,7 +273,11 @@ pub fn build<'a>(
         }
     }
     let reg_files = &reg_files;
-    let fd_state = super::fd_state::FdState::new(t, file_opts.file_locks)?;
+    let tty = super::fd_state::TtyCtx {
+        leader: role.setsid != 0,
+        shell_job: shared.shell_job,
+    };
+    let fd_state = super::fd_state::FdState::new(t, file_opts.file_locks, tty)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
     let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
@@ -310,7 +314,7 @@ pub fn build<'a>(
     let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
     let opener = shared.opener.get_or_insert_with(|| {
-        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
+        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk).with_shell_job(shell_job)
     });
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
@@ -634,6 +638,7 @@ pub fn build<'a>(
     let a_events = arena.push(&fd_state.events);
     let a_flocks = arena.push(&fd_state.flocks);
     let a_fd_calls = arena.push(&vec![RawSyscall::default(); fd_state.count()]);
+    let a_words = arena.push(&fd_state.words);
     let a_keep = arena.push(&keep);
     let a_children = arena.push(&vec![ChildArg::default(); role.nr_children]);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -705,7 +710,11 @@ pub fn build<'a>(
         (a_threads, vec_bytes(&thread_args)),
         (
             a_fd_calls,
-            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr)),
+            vec_bytes(&fd_state.calls(
+                at(a_events).addr,
+                at(a_flocks).addr,
+                at(a_words).addr,
+            )),
         ),
     ] {
         let off = a.addr as usize;

@@ -356,7 +356,11 @@ impl<'a> Opener<'a> {
         if let Some(t) = self.img.ttys.get(&id) {
             return tty_restore::open(self, id, t);
         }
-        Err(restore_err(id, "a file", "not a pipe, FIFO, unix socket or terminal"))
+        Err(restore_err(
+            id,
+            "a file",
+            "not a pipe, FIFO, unix socket or terminal",
+        ))
     }
 
     /// Everything that must stay open until the tasks exist.

@@ -38,6 +38,7 @@ const PTY_SLAVE_MAJOR: u32 = 136;
 const PTY_MAJOR_COUNT: u32 = 8;
 /// `TERMIOS_NCC`: the control characters the kernel's termios has.
 pub const TERMIOS_NCC: usize = 19;
+use linux_raw_sys::general::{EXTPROC, IXON};
 /// Queued bytes kept per terminal side (CRIU's limit).
 const DATA_LIMIT: usize = 16384;
 
@@ -195,10 +196,10 @@ fn info_of(
     // identity is kept, as CRIU does.
     let hung = match sys::tcgets(&own) {
         Ok(t) => {
-            let locked = sys::get_locked(&own)
-                .map_err(|e| ctx.err(KIND, format!("TIOCGLCKTRMIOS: {e}")))?;
-            let w = sys::get_winsize(&own)
-                .map_err(|e| ctx.err(KIND, format!("TIOCGWINSZ: {e}")))?;
+            let locked =
+                sys::get_locked(&own).map_err(|e| ctx.err(KIND, format!("TIOCGLCKTRMIOS: {e}")))?;
+            let w =
+                sys::get_winsize(&own).map_err(|e| ctx.err(KIND, format!("TIOCGWINSZ: {e}")))?;
             info.termios = Some(termios_entry(&t));
             info.termios_locked = Some(termios_entry(&locked));
             info.winsize = Some(pb::WinsizeEntry {
@@ -291,7 +292,11 @@ pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
     }
     // Queued data of each pair, read now that nothing else runs.
     let mut data = Vec::new();
-    for e in st.ends.iter().filter(|e| !e.hung && has_end(st, e.index, !e.master)) {
+    for e in st
+        .ends
+        .iter()
+        .filter(|e| !e.hung && has_end(st, e.index, !e.master))
+    {
         let bytes = read_queue(&e.own, e.packet);
         if !bytes.is_empty() {
             crate::pr_debug!("{}: {} queued bytes", pts_name(e), bytes.len());
@@ -306,7 +311,9 @@ pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
 }
 
 fn has_end(st: &TtyDump, index: u32, master: bool) -> bool {
-    st.ends.iter().any(|o| o.index == index && o.master == master)
+    st.ends
+        .iter()
+        .any(|o| o.index == index && o.master == master)
 }
 
 fn pts_name(e: &End) -> String {
@@ -329,8 +336,10 @@ fn read_queue(fd: &OwnedFd, packet: bool) -> Vec<u8> {
             break;
         }
         let mut pfd = [PollFd::new(fd, PollFlags::IN)];
-        if !matches!(poll(&mut pfd, Some(&rustix::time::Timespec::default())), Ok(1))
-            || !pfd[0].revents().contains(PollFlags::IN)
+        if !matches!(
+            poll(&mut pfd, Some(&rustix::time::Timespec::default())),
+            Ok(1)
+        ) || !pfd[0].revents().contains(PollFlags::IN)
         {
             break;
         }
@@ -355,6 +364,39 @@ impl Drop for TtyDump {
     /// other end): the tasks may go on, and for a killed tree it does no
     /// harm.
     fn drop(&mut self) {
+        // Raw while the bytes go back, so that the line discipline neither
+        // translates nor echoes them (the tasks are still frozen).
+        let mut saved = Vec::new();
+        for d in &self.data {
+            if let Some(e) = self.ends.iter().find(|e| e.info_id == d.tty_id)
+                && !saved.iter().any(|(i, _, _)| *i == e.index)
+                && let Ok(t) = sys::tcgets(&e.own)
+            {
+                // A packet-mode master reports changes of IXON and
+                // EXTPROC: those stay.
+                let keep = if self.ends.iter().any(|o| o.index == e.index && o.packet) {
+                    (IXON, EXTPROC)
+                } else {
+                    (0, 0)
+                };
+                let mut raw = t;
+                raw.c_iflag &= keep.0;
+                raw.c_oflag = 0;
+                raw.c_lflag &= keep.1;
+                if sys::tcsets(&e.own, &raw).is_ok() {
+                    saved.push((e.index, &e.own, t));
+                }
+            }
+        }
+        self.write_back();
+        for (_, fd, t) in saved {
+            let _ = sys::tcsets(fd, &t);
+        }
+    }
+}
+
+impl TtyDump {
+    fn write_back(&self) {
         for d in &self.data {
             let Some(from) = self.ends.iter().find(|e| e.info_id == d.tty_id) else {
                 continue;

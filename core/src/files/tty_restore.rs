@@ -34,13 +34,18 @@ const PTMX_TRIES: usize = 32;
 #[derive(Default)]
 pub struct PtyState {
     masters: HashMap<u32, Option<OwnedFd>>,
+    /// Slave file ids opened with their pty (before it is locked again).
+    slaves: HashMap<u32, OwnedFd>,
 }
 
 impl PtyState {
     /// Masters no file id took (kept open with the rest until the tasks
     /// exist).
     pub fn into_fds(self) -> impl Iterator<Item = OwnedFd> {
-        self.masters.into_values().flatten()
+        self.masters
+            .into_values()
+            .flatten()
+            .chain(self.slaves.into_values())
     }
 }
 
@@ -127,7 +132,8 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
     let role = img
         .tty_role(f)
         .ok_or_else(|| restore_err(id, KIND, "no tty-info entry"))?;
-    let flags = OFlags::from_bits_retain(f.flags) & !(OFlags::CREATE | OFlags::TRUNC | OFlags::EXCL);
+    let flags =
+        OFlags::from_bits_retain(f.flags) & !(OFlags::CREATE | OFlags::TRUNC | OFlags::EXCL);
     match role {
         TtyRole::Master(index) => {
             make_pty(o, id, index)?;
@@ -146,9 +152,10 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
         }
         TtyRole::Slave(index) => {
             make_pty(o, id, index)?;
-            let path = path_of(o, f, index, false);
-            let fd = open_noctty(&path, flags).map_err(|e| restore_err(id, KIND, e))?;
-            Ok(fd)
+            o.ptys
+                .slaves
+                .remove(&id)
+                .ok_or_else(|| restore_err(id, KIND, format!("pts {index} opened twice")))
         }
         TtyRole::External(index) => {
             if !o.shell_job {
@@ -257,6 +264,14 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
     }
     if let Some(i) = info {
         set_params(&slave, i).map_err(err)?;
+    }
+    // Every slave file of this pty, opened while it is still unlocked.
+    for (fid, f) in img.ttys.iter().filter(|(_, t)| t.tty_info_id == sid) {
+        let flags =
+            OFlags::from_bits_retain(f.flags) & !(OFlags::CREATE | OFlags::TRUNC | OFlags::EXCL);
+        let fd = open_noctty(&path_of(o, f, index, false), flags)
+            .map_err(|e| restore_err(*fid, KIND, e))?;
+        o.ptys.slaves.insert(*fid, fd);
     }
     if let Some(m) = minfo {
         if m.packet_mode {

@@ -314,7 +314,8 @@ pub fn build<'a>(
     let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
     let opener = shared.opener.get_or_insert_with(|| {
-        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk).with_shell_job(shell_job)
+        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
+            .with_shell_job(shell_job)
     });
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
@@ -710,11 +711,7 @@ pub fn build<'a>(
         (a_threads, vec_bytes(&thread_args)),
         (
             a_fd_calls,
-            vec_bytes(&fd_state.calls(
-                at(a_events).addr,
-                at(a_flocks).addr,
-                at(a_words).addr,
-            )),
+            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr, at(a_words).addr)),
         ),
     ] {
         let off = a.addr as usize;

@@ -209,7 +209,7 @@ fn read_master(m: &OwnedFd, wait: Duration) -> String {
             if let Ok(k) = rustix::io::read(m, &mut buf) {
                 text.extend_from_slice(&buf[..k]);
             }
-            if String::from_utf8_lossy(&text).contains("hello") {
+            if String::from_utf8_lossy(&text).contains("through /dev/tty") {
                 break;
             }
         }

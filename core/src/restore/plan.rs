@@ -144,8 +144,13 @@ fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, 
 fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
     crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)
         .map_err(|e| RestoreError::Open(path.to_string(), e))?;
-    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
+    // Never a controlling terminal of the tool (ttys reopened by path).
+    let fd = rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     high_fd(fd, min)
 }
 
@@ -341,7 +346,16 @@ pub fn build<'a>(
                         & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
                 );
                 let fd = open_reg(reg, flags, min_fd)?;
+                // Character devices (a terminal, the console) do not seek.
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
+                    .map(drop)
+                    .or_else(|e| {
+                        if e == rustix::io::Errno::SPIPE {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
                     .map_err(|e| RestoreError::Sys("lseek", e))?;
                 // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
                 opened.insert(fi.id, keep_raw(&fd));

@@ -35,6 +35,8 @@ struct State {
     to_master: Vec<u8>,
     to_slave: Vec<u8>,
     packet_bytes: Vec<u8>,
+    /// `/dev/console`, a character device that stays a regular file.
+    console: Option<OwnedFd>,
 }
 
 /// `ioctl(fd, req, arg)`.
@@ -158,6 +160,8 @@ fn setup(_: &zdtm::Args) -> Result<State, String> {
     let packet_bytes = b"pkt\r\n".to_vec();
     set_int(&b.master, io::TIOCSPTLCK, 1, "lock")?;
 
+    // Not every machine lets us open the console: then it is not tested.
+    let console = open("/dev/console", OFlags::WRONLY | OFlags::NOCTTY).ok();
     Ok(State {
         a,
         b,
@@ -166,6 +170,7 @@ fn setup(_: &zdtm::Args) -> Result<State, String> {
         to_master,
         to_slave,
         packet_bytes,
+        console,
     })
 }
 
@@ -286,6 +291,15 @@ fn check_state(s: &State) -> Result<(), String> {
     ensure(buf[0] == 0 && buf[1..k] == s.packet_bytes[..], || {
         format!("pty B's master read {:?}", &buf[..k])
     })?;
+    if let Some(c) = &s.console {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", c.as_raw_fd()))
+            .map_err(|e| e.to_string())?;
+        let st = rustix::fs::fstat(c).map_err(|e| e.to_string())?;
+        ensure(
+            link.to_str() == Some("/dev/console") && st.st_rdev == (5 << 8 | 1),
+            || format!("console fd is {} ({:#x})", link.display(), st.st_rdev),
+        )?;
+    }
     Ok(())
 }
 

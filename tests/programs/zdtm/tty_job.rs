@@ -122,12 +122,29 @@ fn main() {
         return;
     }
     zdtm::run(
-        |_| state(),
-        |_| {},
-        |()| {
+        |_| {
             state()?;
+            // Our controlling terminal by its generic name: a character
+            // device reopened by path (criu's own terminal after restore).
+            rustix::fs::open(
+                "/dev/tty",
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| format!("open /dev/tty: {e}"))
+        },
+        |_| {},
+        |tty| {
+            state()?;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", tty.as_raw_fd()))
+                .map_err(|e| e.to_string())?;
+            ensure(link.to_str() == Some("/dev/tty"), || {
+                format!("the /dev/tty fd is {}", link.display())
+            })?;
             let msg = b"hello from the job\n";
             rustix::io::write(std::io::stdout(), msg).map_err(|e| format!("write: {e}"))?;
+            rustix::io::write(&tty, b"hello through /dev/tty\n")
+                .map_err(|e| format!("write /dev/tty: {e}"))?;
             Ok(())
         },
     );

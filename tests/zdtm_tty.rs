@@ -125,13 +125,15 @@ fn ptys_restore_refuses_a_taken_index() {
 
 /// A test program started by hand with its stdout on `slave`.
 struct Spawned {
-    pid: i32,
+    child: std::process::Child,
     dir: TempDir,
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        kill_pid(self.pid);
+        // `Child::kill` sends SIGKILL to this child's PID only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -150,10 +152,7 @@ fn spawn_on(test: &str, program: &str, slave: &str) -> Spawned {
         .stderr(std::fs::File::create(dir.join("err")).unwrap())
         .spawn()
         .expect("spawn");
-    let s = Spawned {
-        pid: child.id() as i32,
-        dir,
-    };
+    let s = Spawned { child, dir };
     wait_for_file(&s.dir.join("work/ready"), TIMEOUT).expect("program not ready");
     s
 }
@@ -168,7 +167,7 @@ fn pts_of_a_master_outside_the_dump_is_refused_without_shell_job() {
     let _g = pty_lock();
     let (_master, slave) = open_pty();
     let s = spawn_on("zdtm-pty-outside", "zdtm_counter", &slave);
-    let pid = s.pid.to_string();
+    let pid = s.child.id().to_string();
     let (ok, log) = common::run_criu(&s.dir.join("images"), &["dump", "-t", &pid], &[]);
     assert!(!ok, "dump succeeded: {log}");
     assert!(
@@ -182,8 +181,9 @@ fn pts_of_a_master_outside_the_dump_is_refused_without_shell_job() {
 }
 
 /// A tiny shell (`zdtm_tty_job shell`) in its own session on `slave`,
-/// running `cmd`; its pid, and where it writes the command's exit code.
-fn shell_on(dir: &Path, name: &str, slave: &str, cmd: &[&str]) -> (i32, std::path::PathBuf) {
+/// running `cmd`; the shell (killed on drop), and where it writes the
+/// command's exit code.
+fn shell_on(dir: &Path, name: &str, slave: &str, cmd: &[&str]) -> (Shell, std::path::PathBuf) {
     let status = dir.join(format!("{name}.status"));
     let child = Command::new(program_path("zdtm_tty_job"))
         .arg("shell")
@@ -195,7 +195,16 @@ fn shell_on(dir: &Path, name: &str, slave: &str, cmd: &[&str]) -> (i32, std::pat
         .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap())
         .spawn()
         .expect("spawn shell");
-    (child.id() as i32, status)
+    (Shell(child), status)
+}
+
+struct Shell(std::process::Child);
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Reads what the terminal's master has, for up to `wait`.
@@ -236,13 +245,12 @@ fn shell_job_gets_the_terminal_of_the_restoring_shell() {
     // Shell 1 runs the job on terminal A.
     let (master_a, slave_a) = open_pty();
     let job = program_path("zdtm_tty_job");
-    let (shell1, _) = shell_on(
+    let (_shell1, _) = shell_on(
         dir.path(),
         "shell1",
         &slave_a,
         &[job.to_str().unwrap(), work.to_str().unwrap()],
     );
-    let _k1 = KillOnDrop(shell1);
     let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("job not ready");
     let pid: i32 = ready.trim().parse().unwrap();
     let _kj = KillOnDrop(pid);
@@ -265,7 +273,7 @@ fn shell_job_gets_the_terminal_of_the_restoring_shell() {
     // Shell 2, on terminal B, runs the restore in the foreground.
     let (master_b, slave_b) = open_pty();
     let criu = env!("CARGO_BIN_EXE_criu");
-    let (shell2, status) = shell_on(
+    let (_shell2, status) = shell_on(
         dir.path(),
         "shell2",
         &slave_b,
@@ -283,7 +291,6 @@ fn shell_job_gets_the_terminal_of_the_restoring_shell() {
             "restored.pid",
         ],
     );
-    let _k2 = KillOnDrop(shell2);
     let code = wait_for_file(&status, TIMEOUT).unwrap_or_default();
     let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
     assert_eq!(code.trim(), "0", "restore failed: {log}");

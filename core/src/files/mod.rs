@@ -171,7 +171,7 @@ impl FileImages {
             } else if let Some(u) = &e.usk {
                 f.unix.insert(e.id, u.clone());
             } else if let Some(t) = &e.tty {
-                f.ttys.insert(e.id, t.clone());
+                f.ttys.insert(e.id, *t);
             }
         }
         // Older CRIU wrote one image per kind instead of files.img.

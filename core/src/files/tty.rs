@@ -425,3 +425,29 @@ impl TtyDump {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_name_the_pty_ends() {
+        // /dev/ptmx 5:2, /dev/pts/3 136:3, /dev/pts/300 137:44, /dev/tty 5:0,
+        // /dev/console 5:1.
+        assert_eq!(pty_side(0x502), Some(PtySide::Master));
+        assert_eq!(pty_side(0x8803), Some(PtySide::Slave(3)));
+        assert_eq!(pty_side(0x892c), Some(PtySide::Slave(300)));
+        assert_eq!(pty_side(0x500), None);
+        assert_eq!(pty_side(0x501), None);
+        // A minor above 255 (new encoding): 136:1000.
+        let rdev = (1000 & 0xff) | (136 << 8) | ((1000 & !0xff) << 12);
+        assert_eq!(major_minor(rdev), (136, 1000));
+        assert_eq!(pty_side(rdev), Some(PtySide::Slave(1000)));
+    }
+
+    #[test]
+    fn info_ids_pair_slave_and_master() {
+        assert_eq!(info_id(3, false), 6);
+        assert_eq!(info_id(3, true), 7);
+    }
+}

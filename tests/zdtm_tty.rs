@@ -7,6 +7,7 @@
 #![cfg(target_arch = "x86_64")]
 
 mod common;
+mod service_common;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -218,7 +219,8 @@ fn read_master(m: &OwnedFd, wait: Duration) -> String {
             if let Ok(k) = rustix::io::read(m, &mut buf) {
                 text.extend_from_slice(&buf[..k]);
             }
-            if String::from_utf8_lossy(&text).contains("through /dev/tty") {
+            let t = String::from_utf8_lossy(&text);
+            if t.contains("through /dev/tty") || t.contains("through the new pty") {
                 break;
             }
         }
@@ -314,4 +316,83 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         kill_pid(self.0);
     }
+}
+
+/// RPC `orphan_pts_master`: a job whose stdout was a pts of a master
+/// outside the dump gets a new pty with the same index, and the client
+/// the master of it (notify `orphan-pts-master` with the fd), through
+/// which it reads what the job writes.
+#[test]
+fn orphan_pts_master_goes_to_the_rpc_client() {
+    use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType};
+    const TEST: &str = "zdtm-pty-orphan";
+    if !rustix::process::geteuid().is_root() {
+        skip(TEST, "needs root");
+        return;
+    }
+    common::become_subreaper();
+    let _g = pty_lock();
+    let (master, slave) = open_pty();
+    let mut s = spawn_on(TEST, "zdtm_counter", &slave);
+    let pid = s.child.id() as i32;
+    let images = s.dir.join("images");
+    let (ok, log) = common::run_criu(
+        &images,
+        &["dump", "-t", &pid.to_string(), "--shell-job"],
+        &[],
+    );
+    assert!(ok, "dump failed: {log}");
+    let _ = s.child.wait();
+    // Its pty goes away with our master: the index is free again.
+    drop(master);
+
+    let dir = std::fs::File::open(&images).unwrap();
+    let mut c = service_common::Client::swrk();
+    c.send(&CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: std::os::fd::AsRawFd::as_raw_fd(&dir),
+            orphan_pts_master: Some(true),
+            notify_scripts: Some(true),
+            log_level: Some(4),
+            log_file: Some("restore.log".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut got_master = None;
+    let resp = loop {
+        let (resp, fd) = c.recv_with_fd().expect("connection closed");
+        if resp.r#type != CriuReqType::Notify as i32 {
+            break resp;
+        }
+        let script = resp.notify.as_ref().and_then(|n| n.script.clone());
+        if script.as_deref() == Some("orphan-pts-master") {
+            got_master = Some(fd.expect("orphan-pts-master without an fd"));
+        }
+        c.send(&CriuReq {
+            r#type: CriuReqType::Notify as i32,
+            notify_success: Some(true),
+            ..Default::default()
+        });
+    };
+    let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    let restored = resp.restore.unwrap().pid;
+    let _k = KillOnDrop(restored);
+    let m = got_master.expect("no orphan-pts-master notify");
+    let n = sys::get_int(&m, sys::TIOCGPTN).unwrap();
+    assert_eq!(format!("/dev/pts/{n}"), slave, "the new pty's index");
+    let link = std::fs::read_link(format!("/proc/{restored}/fd/1")).unwrap();
+    assert_eq!(link.to_str(), Some(slave.as_str()));
+    // The job's stdout is the new pty: what is written there reaches us.
+    let w = rustix::fs::open(
+        slave.as_str(),
+        OFlags::WRONLY | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .unwrap();
+    rustix::io::write(&w, b"hello through the new pty\n").unwrap();
+    let said = read_master(&m, Duration::from_secs(5));
+    assert!(said.contains("hello through the new pty"), "{said:?}");
 }

@@ -309,6 +309,8 @@ pub struct Opener<'a> {
     pub(crate) ext_unix_sk: bool,
     /// `--shell-job`: a terminal from outside the dump becomes criu's.
     pub(crate) shell_job: bool,
+    /// RPC `orphan_pts_master`: such a terminal is a new pty instead.
+    pub(crate) orphan_pts_master: bool,
     /// Pseudo-terminals made so far.
     pub(crate) ptys: tty_restore::PtyState,
     /// Objects kept open until the restored tasks exist (a FIFO's keeper,
@@ -330,6 +332,7 @@ impl<'a> Opener<'a> {
             unix: None,
             ext_unix_sk,
             shell_job: false,
+            orphan_pts_master: false,
             ptys: tty_restore::PtyState::default(),
             keep: Vec::new(),
         }
@@ -361,6 +364,18 @@ impl<'a> Opener<'a> {
             "a file",
             "not a pipe, FIFO, unix socket or terminal",
         ))
+    }
+
+    /// RPC `orphan_pts_master`: see [`Opener::take_orphan_masters`].
+    pub fn with_orphan_pts_master(mut self, on: bool) -> Opener<'a> {
+        self.orphan_pts_master = on;
+        self
+    }
+
+    /// The masters of the new ptys made for slaves whose master was not
+    /// dumped (`orphan_pts_master`), for the RPC client.
+    pub fn take_orphan_masters(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.ptys.orphans)
     }
 
     /// Everything that must stay open until the tasks exist.

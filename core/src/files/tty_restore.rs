@@ -14,7 +14,9 @@
 //!
 //! A slave whose master was not dumped is the terminal of the shell the
 //! job ran from: with `--shell-job` it becomes criu's own (a duplicate of
-//! its stdin, which must be a terminal), as CRIU does.
+//! its stdin, which must be a terminal), as CRIU does; with the RPC option
+//! `orphan_pts_master` it is a new pty with the same index instead, whose
+//! master the RPC client gets (`orphan-pts-master`).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -36,6 +38,9 @@ pub struct PtyState {
     masters: HashMap<u32, Option<OwnedFd>>,
     /// Slave file ids opened with their pty (before it is locked again).
     slaves: HashMap<u32, OwnedFd>,
+    /// `orphan_pts_master`: masters of new ptys for slaves whose master
+    /// was not dumped, for the RPC client.
+    pub orphans: Vec<OwnedFd>,
 }
 
 impl PtyState {
@@ -152,6 +157,17 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
         }
         TtyRole::Slave(index) => {
             make_pty(o, id, index)?;
+            o.ptys
+                .slaves
+                .remove(&id)
+                .ok_or_else(|| restore_err(id, KIND, format!("pts {index} opened twice")))
+        }
+        TtyRole::External(index) if o.orphan_pts_master => {
+            make_pty(o, id, index)?;
+            if let Some(m) = o.ptys.masters.get_mut(&index).and_then(Option::take) {
+                crate::pr_info!("pts {index}: a new pty, its master for the RPC client");
+                o.ptys.orphans.push(m);
+            }
             o.ptys
                 .slaves
                 .remove(&id)

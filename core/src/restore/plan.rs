@@ -81,6 +81,9 @@ pub struct SharedFiles<'a> {
     shell_job: bool,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     ext_unix_sk: bool,
+    /// RPC `orphan_pts_master`, and the masters it made (for the client).
+    pub orphan_pts_master: bool,
+    pub orphan_masters: Vec<OwnedFd>,
 }
 
 impl<'a> SharedFiles<'a> {
@@ -97,7 +100,8 @@ impl<'a> SharedFiles<'a> {
     /// end, a FIFO's keeper) stays open with the rest until the root is
     /// forked (every task inherits it from there).
     pub fn all_planned(&mut self) {
-        if let Some(o) = self.opener.take() {
+        if let Some(mut o) = self.opener.take() {
+            self.orphan_masters = o.take_orphan_masters();
             self.fds.extend(o.into_keep());
         }
     }
@@ -318,9 +322,11 @@ pub fn build<'a>(
     // tree (files.img is the tree's), its file ids handed out one by one.
     let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
+    let orphan_pts_master = shared.orphan_pts_master;
     let opener = shared.opener.get_or_insert_with(|| {
         crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
             .with_shell_job(shell_job)
+            .with_orphan_pts_master(orphan_pts_master)
     });
     let opened = &mut shared.files;
     for fi in &t.fdinfo {

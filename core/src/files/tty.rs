@@ -136,6 +136,11 @@ pub fn dump(
         st.infos.push(info);
         st.ends.push(end);
     }
+    // The node of a hung-up pts is gone from devpts: its path is the one
+    // the pty gets again on restore.
+    if let Some(name) = reg.name.strip_suffix(" (deleted)") {
+        reg.name = name.to_string();
+    }
     let regf_id = id + 1;
     reg.id = regf_id;
     reg.pos = 0;

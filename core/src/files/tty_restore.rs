@@ -162,6 +162,16 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
                 .remove(&id)
                 .ok_or_else(|| restore_err(id, KIND, format!("pts {index} opened twice")))
         }
+        // A hung-up slave (its master was gone at dump time) comes back
+        // hung up: a new pty whose master is closed at once, as CRIU does.
+        TtyRole::External(index) if img.tty_info(f).is_some_and(|i| i.termios.is_none()) => {
+            make_pty(o, id, index)?;
+            drop(o.ptys.masters.get_mut(&index).and_then(Option::take));
+            o.ptys
+                .slaves
+                .remove(&id)
+                .ok_or_else(|| restore_err(id, KIND, format!("pts {index} opened twice")))
+        }
         TtyRole::External(index) if o.orphan_pts_master => {
             make_pty(o, id, index)?;
             if let Some(m) = o.ptys.masters.get_mut(&index).and_then(Option::take) {

@@ -27,6 +27,9 @@ pub enum Action {
     PostRestore,
     PreResume,
     PostResume,
+    /// RPC only: the master of a pts whose master was outside the dump,
+    /// handed to the client (`orphan_pts_master`).
+    OrphanPtsMaster,
 }
 
 impl Action {
@@ -43,6 +46,7 @@ impl Action {
             Action::PostRestore => "post-restore",
             Action::PreResume => "pre-resume",
             Action::PostResume => "post-resume",
+            Action::OrphanPtsMaster => "orphan-pts-master",
         }
     }
 }
@@ -75,11 +79,16 @@ pub enum HookError {
 /// task's pid once there is one) and returns its verdict.
 pub type NotifyFn<'a> = dyn FnMut(Action, Option<i32>) -> Result<(), String> + 'a;
 
+/// A callback that sends an fd to an RPC client with a notify (CRIU's
+/// `rpc_send_fd`) and returns its verdict.
+pub type NotifyFdFn<'a> = dyn FnMut(Action, std::os::fd::BorrowedFd<'_>) -> Result<(), String> + 'a;
+
 /// What runs at each action.
 pub struct Hooks<'a> {
     scripts: Vec<PathBuf>,
     images_dir: PathBuf,
     notify: Option<&'a mut NotifyFn<'a>>,
+    notify_fd: Option<&'a mut NotifyFdFn<'a>>,
 }
 
 impl<'a> Hooks<'a> {
@@ -89,6 +98,7 @@ impl<'a> Hooks<'a> {
             scripts: Vec::new(),
             images_dir: PathBuf::new(),
             notify: None,
+            notify_fd: None,
         }
     }
 
@@ -99,6 +109,7 @@ impl<'a> Hooks<'a> {
             scripts: scripts.to_vec(),
             images_dir: std::path::absolute(images_dir).unwrap_or_else(|_| images_dir.into()),
             notify: None,
+            notify_fd: None,
         }
     }
 
@@ -108,6 +119,29 @@ impl<'a> Hooks<'a> {
             notify: Some(f),
             ..Hooks::none()
         }
+    }
+
+    /// With a way to send fds to the RPC client too.
+    pub fn with_fd_notify(mut self, f: &'a mut NotifyFdFn<'a>) -> Hooks<'a> {
+        self.notify_fd = Some(f);
+        self
+    }
+
+    /// Sends `fd` to the RPC client with `action`; without a client (the
+    /// CLI) there is nobody to take it: an error.
+    pub fn send_fd(
+        &mut self,
+        action: Action,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), HookError> {
+        let Some(f) = self.notify_fd.as_mut() else {
+            return Err(HookError::Notify {
+                action,
+                reason: "no RPC client to send the fd to".into(),
+            });
+        };
+        crate::pr_info!("Sending the client an fd: {action}");
+        f(action, fd).map_err(|reason| HookError::Notify { action, reason })
     }
 
     /// Run `action`; `pid` is the root task's once it is known (it is

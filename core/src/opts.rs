@@ -566,6 +566,9 @@ pub struct RestoreOpts {
     pub empty_net_ns: bool,
     /// `--veth-pair IN=OUT`.
     pub veth_pairs: Vec<(String, String)>,
+    /// RPC `orphan_pts_master`: a pts whose master was not dumped gets a
+    /// new pty (same index), whose master goes to the client.
+    pub orphan_pts_master: bool,
 }
 
 /// Options of `check`.

@@ -134,6 +134,43 @@ impl Client {
         Some(CriuResp::decode(&buf[..]).expect("decode response"))
     }
 
+    /// The next response and the fd sent with it (SCM_RIGHTS), if any.
+    pub fn recv_with_fd(&mut self) -> Option<(CriuResp, Option<OwnedFd>)> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, recvmsg};
+        let sk = self.sk();
+        let mut pfd = [rustix::event::PollFd::new(
+            &sk,
+            rustix::event::PollFlags::IN,
+        )];
+        let limit = rustix::time::Timespec {
+            tv_sec: 60,
+            tv_nsec: 0,
+        };
+        let n = rustix::event::poll(&mut pfd, Some(&limit)).expect("poll");
+        assert!(n > 0, "no response within a minute");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let msg = recvmsg(
+            self.sk(),
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut anc,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .expect("recvmsg");
+        if msg.bytes == 0 {
+            return None;
+        }
+        let mut fd = None;
+        for m in anc.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+                fd = fds.next();
+            }
+        }
+        let resp = CriuResp::decode(&buf[..msg.bytes]).expect("decode response");
+        Some((resp, fd))
+    }
+
     pub fn call(&mut self, req: &CriuReq) -> CriuResp {
         self.send(req);
         self.recv().expect("connection closed without a response")

@@ -1,7 +1,7 @@
 //! Files of a task for `files.img` and `fdinfo-<id>.img`: regular files,
 //! directories and devices opened by path (CRIU's `REG` kind), plus the
-//! files its mappings, exe link, cwd and root refer to. Pipes, FIFOs and
-//! unix sockets are handed to their kinds in [`crate::files`]; other fd
+//! files its mappings, exe link, cwd and root refer to. Pipes, FIFOs,
+//! unix sockets and ptys are handed to their kinds in [`crate::files`]; other fd
 //! kinds (other sockets, anon inodes) are refused for now, naming the fd.
 
 use std::collections::HashMap;
@@ -82,6 +82,8 @@ pub struct FileTable {
 pub struct FdOpts {
     pub ghost_limit: u64,
     pub file_locks: bool,
+    /// `--shell-job`: a terminal from outside the dump is allowed.
+    pub shell_job: bool,
 }
 
 impl FileTable {
@@ -120,6 +122,9 @@ impl FileTable {
     /// (refusing ones outside the dump unless `ext_unix_sk`).
     pub fn finish(&mut self, ext_unix_sk: bool) -> Result<(), FilesError> {
         crate::files::unix::finish(&mut self.kinds, &mut self.entries, ext_unix_sk)?;
+        let mut pids: Vec<i32> = self.seen_fds.iter().map(|s| s.0).collect();
+        pids.dedup();
+        crate::files::tty::finish(&mut self.kinds.ttys, &pids)?;
         Ok(())
     }
 
@@ -339,6 +344,20 @@ fn path_fd(
         let target = FdTarget::Path(path.to_path_buf());
         let (id, kind) = files.add_kind(&ctx, &target, Some(path), meta.as_ref())?;
         return Ok((id, kind as i32));
+    }
+    if let Some(m) = meta.as_ref().filter(|m| crate::files::tty::is_pty(m)) {
+        let ctx = crate::files::FdCtx { pid, fd, flags };
+        let id = files.next_id();
+        let reg = pb::RegFileEntry {
+            flags,
+            name: String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned(),
+            mode: Some(m.mode()),
+            ..Default::default()
+        };
+        files.kinds.ttys.shell_job = opts.shell_job;
+        let entries = crate::files::tty::dump(&ctx, m, &mut files.kinds.ttys, id, reg)?;
+        files.entries.extend(entries);
+        return Ok((id, pb::FdTypes::Tty as i32));
     }
     if let Some(name) = crate::files::ghost::deleted_name(path)
         && meta.as_ref().is_some_and(|m| m.nlink() == 0)

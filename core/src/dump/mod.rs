@@ -273,6 +273,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     let fd_opts = files::FdOpts {
         ghost_limit: common.ghost_limit,
         file_locks: common.file_locks,
+        shell_job: common.shell_job,
     };
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
     for (i, t) in tree.tasks.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
 //! FIFOs ([`fifo`]), unix sockets ([`unix`]), eventfd, eventpoll,
-//! signalfd, timerfd, inotify, unlinked ("ghost") files and file locks,
+//! signalfd, timerfd, inotify, pseudo-terminals ([`tty`]), unlinked
+//! ("ghost") files and file locks,
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
 //! image) and its restore half (file id → an fd opened in the tool,
 //! independently of which task holds it).
@@ -21,6 +22,8 @@ pub mod locks;
 pub mod pipe;
 pub mod signalfd;
 pub mod timerfd;
+pub mod tty;
+pub mod tty_restore;
 pub mod unix;
 mod unix_restore;
 
@@ -101,6 +104,8 @@ pub struct Dumped {
     pub fifo_data: Vec<(pb::PipeDataEntry, Vec<u8>)>,
     /// `sk-queues.img`: one entry + bytes per queued message.
     pub sk_queues: Vec<(pb::SkPacketEntry, Vec<u8>)>,
+    /// Pseudo-terminals (`tty-info.img`, `tty-data.img`).
+    pub ttys: tty::TtyDump,
 }
 
 impl Dumped {
@@ -108,7 +113,14 @@ impl Dumped {
     pub fn write_images(&self, dir: &ImageDir) -> Result<(), ImageError> {
         write_payloads(dir, Kind::PipesData, &self.pipes_data)?;
         write_payloads(dir, Kind::FifoData, &self.fifo_data)?;
-        write_payloads(dir, Kind::SkQueues, &self.sk_queues)
+        write_payloads(dir, Kind::SkQueues, &self.sk_queues)?;
+        if !self.ttys.infos.is_empty() {
+            dir.write_all(Kind::TtyInfo, 0, &self.ttys.infos)?;
+        }
+        if !self.ttys.data.is_empty() {
+            dir.write_all(Kind::TtyData, 0, &self.ttys.data)?;
+        }
+        Ok(())
     }
 }
 
@@ -139,6 +151,11 @@ pub struct FileImages {
     pub fifo_data: HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>,
     /// Queued messages in image order (their order in the queue).
     pub sk_queues: Vec<(pb::SkPacketEntry, Vec<u8>)>,
+    /// Terminal files by id, their `tty-info.img` entries by id, and the
+    /// queued bytes of each (`tty-data.img`) by tty-info id.
+    pub ttys: HashMap<u32, pb::TtyFileEntry>,
+    pub tty_infos: HashMap<u32, pb::TtyInfoEntry>,
+    pub tty_data: HashMap<u32, Vec<u8>>,
 }
 
 impl FileImages {
@@ -153,6 +170,8 @@ impl FileImages {
                 f.fifos.insert(e.id, *x);
             } else if let Some(u) = &e.usk {
                 f.unix.insert(e.id, u.clone());
+            } else if let Some(t) = &e.tty {
+                f.ttys.insert(e.id, *t);
             }
         }
         // Older CRIU wrote one image per kind instead of files.img.
@@ -171,6 +190,21 @@ impl FileImages {
                 f.unix.insert(u.id, u);
             }
         }
+        if dir.path(Kind::TtyFiles, 0).exists() {
+            for t in dir.read_all::<pb::TtyFileEntry>(Kind::TtyFiles, 0)? {
+                f.ttys.insert(t.id, t);
+            }
+        }
+        if dir.path(Kind::TtyInfo, 0).exists() {
+            for i in dir.read_all::<pb::TtyInfoEntry>(Kind::TtyInfo, 0)? {
+                f.tty_infos.insert(i.id, i);
+            }
+        }
+        if dir.path(Kind::TtyData, 0).exists() {
+            for d in dir.read_all::<pb::TtyDataEntry>(Kind::TtyData, 0)? {
+                f.tty_data.entry(d.tty_id).or_default().extend(d.data);
+            }
+        }
         f.pipe_data = read_pipe_data(dir, Kind::PipesData)?;
         f.fifo_data = read_pipe_data(dir, Kind::FifoData)?;
         f.sk_queues = read_payloads(dir, Kind::SkQueues, |e: &pb::SkPacketEntry| {
@@ -181,7 +215,10 @@ impl FileImages {
 
     /// Is `id` one of the file objects opened by this module?
     pub fn holds(&self, id: u32) -> bool {
-        self.pipes.contains_key(&id) || self.fifos.contains_key(&id) || self.unix.contains_key(&id)
+        self.pipes.contains_key(&id)
+            || self.fifos.contains_key(&id)
+            || self.unix.contains_key(&id)
+            || self.ttys.contains_key(&id)
     }
 
     /// Is `id` a pipe end whose other end no file of the images holds
@@ -211,6 +248,7 @@ impl FileImages {
                 ));
             }
         }
+        tty_restore::check(self, reg_names)?;
         unix::check(self)
     }
 }
@@ -269,6 +307,12 @@ pub struct Opener<'a> {
     pub(crate) unix: Option<HashMap<u32, OwnedFd>>,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     pub(crate) ext_unix_sk: bool,
+    /// `--shell-job`: a terminal from outside the dump becomes criu's.
+    pub(crate) shell_job: bool,
+    /// RPC `orphan_pts_master`: such a terminal is a new pty instead.
+    pub(crate) orphan_pts_master: bool,
+    /// Pseudo-terminals made so far.
+    pub(crate) ptys: tty_restore::PtyState,
     /// Objects kept open until the restored tasks exist (a FIFO's keeper,
     /// a pipe end no task holds).
     pub(crate) keep: Vec<OwnedFd>,
@@ -287,8 +331,18 @@ impl<'a> Opener<'a> {
             fifos: HashMap::new(),
             unix: None,
             ext_unix_sk,
+            shell_job: false,
+            orphan_pts_master: false,
+            ptys: tty_restore::PtyState::default(),
             keep: Vec::new(),
         }
+    }
+
+    /// `--shell-job`: a terminal whose master is outside the images is
+    /// criu's own terminal (its stdin).
+    pub fn with_shell_job(mut self, on: bool) -> Opener<'a> {
+        self.shell_job = on;
+        self
     }
 
     /// The fd of file id `id` (its own open file; call once per id).
@@ -302,7 +356,26 @@ impl<'a> Opener<'a> {
         if self.img.unix.contains_key(&id) {
             return unix::open(self, id);
         }
-        Err(restore_err(id, "a file", "not a pipe, FIFO or unix socket"))
+        if let Some(t) = self.img.ttys.get(&id) {
+            return tty_restore::open(self, id, t);
+        }
+        Err(restore_err(
+            id,
+            "a file",
+            "not a pipe, FIFO, unix socket or terminal",
+        ))
+    }
+
+    /// RPC `orphan_pts_master`: see [`Opener::take_orphan_masters`].
+    pub fn with_orphan_pts_master(mut self, on: bool) -> Opener<'a> {
+        self.orphan_pts_master = on;
+        self
+    }
+
+    /// The masters of the new ptys made for slaves whose master was not
+    /// dumped (`orphan_pts_master`), for the RPC client.
+    pub fn take_orphan_masters(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.ptys.orphans)
     }
 
     /// Everything that must stay open until the tasks exist.
@@ -313,6 +386,7 @@ impl<'a> Opener<'a> {
         }
         keep.extend(self.fifos.into_values());
         keep.extend(self.unix.into_iter().flat_map(|m| m.into_values()));
+        keep.extend(self.ptys.into_fds());
         keep
     }
 }

@@ -1,7 +1,8 @@
 //! The task's anon-inode files and what it does on its fds once they
 //! are in place: the objects of [`crate::files`] created in the tool, and
 //! the restorer's `STAGE_FD_STATE` calls (epoll registrations under the
-//! final fd numbers, file locks taken by the task itself).
+//! final fd numbers, file locks taken by the task itself, the controlling
+//! terminal and its foreground group).
 
 use std::os::fd::OwnedFd;
 
@@ -133,16 +134,45 @@ pub struct FdState {
     epoll: Vec<(u32, u32)>,
     pub flocks: Vec<crate::files::locks::KernelFlock>,
     locks: Vec<crate::files::locks::LockCall>,
+    /// Terminal calls, and the process groups `TIOCSPGRP` points to.
+    ttys: Vec<crate::files::tty_restore::TtyCall>,
+    pub words: Vec<i32>,
+}
+
+/// What the terminal calls depend on beyond the images.
+#[derive(Clone, Copy, Debug)]
+pub struct TtyCtx {
+    /// The task makes its own session (`setsid`).
+    pub leader: bool,
+    /// `--shell-job`.
+    pub shell_job: bool,
 }
 
 impl FdState {
-    pub fn new(t: &TaskImages, opts: FileOpts<'_>) -> Result<FdState, RestoreError> {
+    pub fn new(t: &TaskImages, opts: FileOpts<'_>, tty: TtyCtx) -> Result<FdState, RestoreError> {
+        use crate::files::tty_restore::{TtyCall, task_calls};
         let file_locks = opts.file_locks;
+        let ttys = task_calls(
+            &t.other_files,
+            &t.fdinfo,
+            t.pstree.pid,
+            tty.leader,
+            tty.shell_job,
+        );
+        let words = ttys
+            .iter()
+            .filter_map(|c| match c {
+                TtyCall::SetPgrp { pgrp, .. } => Some(*pgrp),
+                TtyCall::SetCtty { .. } => None,
+            })
+            .collect();
         let mut st = FdState {
             events: Vec::new(),
             epoll: Vec::new(),
             flocks: Vec::new(),
             locks: Vec::new(),
+            ttys,
+            words,
         };
         let mut done = std::collections::HashSet::new();
         for fi in &t.fdinfo {
@@ -180,11 +210,11 @@ impl FdState {
     }
 
     pub fn count(&self) -> usize {
-        self.epoll.len() + self.locks.len()
+        self.epoll.len() + self.locks.len() + self.ttys.len()
     }
 
-    /// The calls, with `events`/`flocks` at the addresses given.
-    pub fn calls(&self, events: u64, flocks: u64) -> Vec<RawSyscall> {
+    /// The calls, with `events`/`flocks`/`words` at the addresses given.
+    pub fn calls(&self, events: u64, flocks: u64, words: u64) -> Vec<RawSyscall> {
         use crate::files::eventpoll::{EPOLL_CTL_ADD, EpollEvent};
         use crate::files::locks::{KernelFlock, LockCall};
         let mut out = Vec::with_capacity(self.count());
@@ -208,6 +238,28 @@ impl FdState {
                     RawSyscall {
                         nr: criu_arch::nr::FCNTL as u64,
                         args: [fd, cmd, at, 0, 0, 0],
+                    }
+                }
+            });
+        }
+        // The terminal last: a foreground group is set once the rest of
+        // the task's files are in place.
+        let mut w = 0;
+        for call in &self.ttys {
+            use crate::files::tty_restore::TtyCall;
+            use crate::sys::tty::{TIOCSCTTY, TIOCSPGRP};
+            let ioctl = criu_arch::nr::IOCTL as u64;
+            out.push(match *call {
+                TtyCall::SetCtty { fd } => RawSyscall {
+                    nr: ioctl,
+                    args: [u64::from(fd), u64::from(TIOCSCTTY), 0, 0, 0, 0],
+                },
+                TtyCall::SetPgrp { fd, .. } => {
+                    let at = words + (w * size_of::<i32>()) as u64;
+                    w += 1;
+                    RawSyscall {
+                        nr: ioctl,
+                        args: [u64::from(fd), u64::from(TIOCSPGRP), at, 0, 0, 0],
                     }
                 }
             });

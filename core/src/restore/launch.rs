@@ -100,6 +100,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         opts.common.shell_job,
         opts.common.ext_unix_sk,
     );
+    shared.orphan_pts_master = opts.restore.orphan_pts_master;
     let mut plans = Vec::with_capacity(alive.len());
     for t in &alive {
         let pid = t.pstree.pid as i32;
@@ -118,6 +119,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         plans.push(p);
     }
     shared.all_planned();
+    for m in std::mem::take(&mut shared.orphan_masters) {
+        hooks.send_fd(Action::OrphanPtsMaster, std::os::fd::AsFd::as_fd(&m))?;
+    }
     drop(ghosts);
     let at: HashMap<i32, tree::RegionAt> = alive
         .iter()

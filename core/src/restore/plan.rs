@@ -81,6 +81,9 @@ pub struct SharedFiles<'a> {
     shell_job: bool,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     ext_unix_sk: bool,
+    /// RPC `orphan_pts_master`, and the masters it made (for the client).
+    pub orphan_pts_master: bool,
+    pub orphan_masters: Vec<OwnedFd>,
 }
 
 impl<'a> SharedFiles<'a> {
@@ -97,7 +100,8 @@ impl<'a> SharedFiles<'a> {
     /// end, a FIFO's keeper) stays open with the rest until the root is
     /// forked (every task inherits it from there).
     pub fn all_planned(&mut self) {
-        if let Some(o) = self.opener.take() {
+        if let Some(mut o) = self.opener.take() {
+            self.orphan_masters = o.take_orphan_masters();
             self.fds.extend(o.into_keep());
         }
     }
@@ -144,8 +148,13 @@ fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, 
 fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
     crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)
         .map_err(|e| RestoreError::Open(path.to_string(), e))?;
-    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
+    // Never a controlling terminal of the tool (ttys reopened by path).
+    let fd = rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| RestoreError::Open(path.to_string(), e))?;
     high_fd(fd, min)
 }
 
@@ -273,7 +282,11 @@ pub fn build<'a>(
         }
     }
     let reg_files = &reg_files;
-    let fd_state = super::fd_state::FdState::new(t, file_opts)?;
+    let tty = super::fd_state::TtyCtx {
+        leader: role.setsid != 0,
+        shell_job: shared.shell_job,
+    };
+    let fd_state = super::fd_state::FdState::new(t, file_opts, tty)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
     let min_fd = shared.min_fd;
     let keep_raw = |fd: &OwnedFd| fd.as_raw_fd();
@@ -309,8 +322,11 @@ pub fn build<'a>(
     // tree (files.img is the tree's), its file ids handed out one by one.
     let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
+    let orphan_pts_master = shared.orphan_pts_master;
     let opener = shared.opener.get_or_insert_with(|| {
         crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
+            .with_shell_job(shell_job)
+            .with_orphan_pts_master(orphan_pts_master)
     });
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
@@ -336,7 +352,16 @@ pub fn build<'a>(
                         & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
                 );
                 let fd = open_reg(reg, flags, min_fd)?;
+                // Character devices (a terminal, the console) do not seek.
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
+                    .map(drop)
+                    .or_else(|e| {
+                        if e == rustix::io::Errno::SPIPE {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
                     .map_err(|e| RestoreError::Sys("lseek", e))?;
                 // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
                 opened.insert(fi.id, keep_raw(&fd));
@@ -634,6 +659,7 @@ pub fn build<'a>(
     let a_events = arena.push(&fd_state.events);
     let a_flocks = arena.push(&fd_state.flocks);
     let a_fd_calls = arena.push(&vec![RawSyscall::default(); fd_state.count()]);
+    let a_words = arena.push(&fd_state.words);
     let a_keep = arena.push(&keep);
     let a_children = arena.push(&vec![ChildArg::default(); role.nr_children]);
     let auxv: Vec<u64> = t.mm.mm_saved_auxv.clone();
@@ -703,7 +729,7 @@ pub fn build<'a>(
         (a_threads, vec_bytes(&thread_args)),
         (
             a_fd_calls,
-            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr)),
+            vec_bytes(&fd_state.calls(at(a_events).addr, at(a_flocks).addr, at(a_words).addr)),
         ),
     ] {
         let off = a.addr as usize;

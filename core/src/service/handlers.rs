@@ -119,6 +119,16 @@ fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceErro
 /// One NOTIFY round trip: tell the client `script` runs now, wait for its
 /// `notify_success`.
 fn notify(sk: BorrowedFd<'_>, script: &str, pid: Option<i32>) -> Result<(), ServiceError> {
+    notify_with(sk, script, pid, None)
+}
+
+/// [`notify`], with `fd` attached to the message (SCM_RIGHTS).
+fn notify_with(
+    sk: BorrowedFd<'_>,
+    script: &str,
+    pid: Option<i32>,
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<(), ServiceError> {
     pr_info!("Notifying the client: {script}");
     let msg = CriuResp {
         notify: Some(CriuNotify {
@@ -127,7 +137,10 @@ fn notify(sk: BorrowedFd<'_>, script: &str, pid: Option<i32>) -> Result<(), Serv
         }),
         ..ok(CriuReqType::Notify)
     };
-    wire::send_resp(sk, &msg)?;
+    match fd {
+        Some(fd) => wire::send_resp_fd(sk, &msg, fd)?,
+        None => wire::send_resp(sk, &msg)?,
+    }
     let answer = wire::recv_req(sk)?.ok_or_else(|| ServiceError::NotifyGone(script.to_owned()))?;
     if answer.r#type != CriuReqType::Notify as i32 {
         return Err(ServiceError::NotifyAnswer {
@@ -147,12 +160,17 @@ fn with_hooks<T>(sk: BorrowedFd<'_>, enabled: bool, f: impl FnOnce(&mut Hooks) -
     if !enabled {
         return f(&mut Hooks::none());
     }
+    // Fds (orphan-pts-master) go with a notify too, as CRIU's rpc_send_fd
+    // does: only to a client that asked for the notifies.
+    let mut send_fd = |action: Action, fd: BorrowedFd<'_>| {
+        notify_with(sk, action.name(), None, Some(fd)).map_err(|e| e.to_string())
+    };
     let mut send = |action: Action, pid: Option<i32>| {
         // CRIU tells the client the root pid with these two only.
         let pid = pid.filter(|_| matches!(action, Action::SetupNamespaces | Action::PostRestore));
         notify(sk, action.name(), pid).map_err(|e| e.to_string())
     };
-    f(&mut Hooks::notify(&mut send))
+    f(&mut Hooks::notify(&mut send).with_fd_notify(&mut send_fd))
 }
 
 /// DUMP of `opts.pid` (default: the client itself).

@@ -290,6 +290,7 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, Setu
     // Restores over RPC always detach: the client gets the pid back.
     r.detached = true;
     r.sibling = bool_of(req.rst_sibling);
+    r.orphan_pts_master = bool_of(req.orphan_pts_master);
     if !req.exec_cmd.is_empty() {
         r.exec_cmd = Some(req.exec_cmd.clone());
     }
@@ -337,7 +338,6 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, Setu
     for (set, what) in [
         (req.config_file.is_some(), "config_file"),
         (req.status_fd.is_some(), "status_fd (obsolete)"),
-        (bool_of(req.orphan_pts_master), "orphan_pts_master"),
         (req.pidfd_store_sk.is_some(), "pidfd_store_sk"),
     ] {
         if set {

@@ -102,6 +102,32 @@ pub fn send_resp(sk: BorrowedFd<'_>, resp: &CriuResp) -> Result<(), WireError> {
     }
 }
 
+/// Sends one response with `fd` attached (SCM_RIGHTS).
+pub fn send_resp_fd(
+    sk: BorrowedFd<'_>,
+    resp: &CriuResp,
+    fd: BorrowedFd<'_>,
+) -> Result<(), WireError> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, sendmsg};
+    let bytes = resp.encode_to_vec();
+    let fds = [fd];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    loop {
+        let mut anc = SendAncillaryBuffer::new(&mut space);
+        anc.push(SendAncillaryMessage::ScmRights(&fds));
+        match sendmsg(
+            sk,
+            &[std::io::IoSlice::new(&bytes)],
+            &mut anc,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(WireError::Send(e)),
+        }
+    }
+}
+
 /// The top-level field numbers present in `msg`, and the bytes of the last
 /// length-delimited field numbered `want` (if any).
 fn scan(mut msg: &[u8], want: u32) -> Result<(Vec<u32>, Option<&[u8]>), WireError> {

@@ -11,5 +11,6 @@ pub mod prefault;
 pub mod ptrace;
 pub mod shared_mapping;
 pub mod sockopt;
+pub mod tty;
 pub mod uffd;
 pub mod wait;

@@ -1,0 +1,458 @@
+//! Unix98 pseudo-terminals (CRIU's `TTY` kind, `criu/tty.c`), dump half:
+//! a `tty_file_entry` per open file in `files.img` whose `regf_id` names a
+//! `REG` entry with the path (`/dev/ptmx`, `/dev/pts/N`), one
+//! `tty_info_entry` per terminal side in `tty-info.img` (id `2 * index`
+//! for the slave, `2 * index + 1` for the master: termios, locked termios,
+//! window size, session, foreground group, lock, packet and exclusive
+//! modes) and the bytes queued in each direction in `tty-data.img`.
+//!
+//! Other terminals (`/dev/tty`, `/dev/console`, virtual consoles, serial
+//! lines) stay regular device files, reopened by path.
+//!
+//! Session and foreground group come from `/proc/PID/stat` of the task
+//! holding the fd (its `tty_nr` is the terminal's device if the terminal
+//! is its controlling one), or, for a master, from `TIOCGSID`/`TIOCGPGRP`,
+//! which the kernel answers for any holder of the master.
+//!
+//! Queued data can only be read by consuming it: it is read once every
+//! task is collected (both ends known) and written back through the other
+//! end when the dump ends ([`TtyDump`]'s drop), which matters when the
+//! tasks go on (`--leave-running`, or a failed dump).
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+
+use super::{FdCtx, FileError};
+use crate::images::pb;
+use crate::sys::tty as sys;
+
+const KIND: &str = "a pseudo-terminal";
+
+/// `TTYAUX_MAJOR`: `/dev/tty` (0), `/dev/console` (1), `/dev/ptmx` (2).
+const TTYAUX_MAJOR: u32 = 5;
+const PTMX_MINOR: u32 = 2;
+/// `UNIX98_PTY_MASTER_MAJOR`, `UNIX98_PTY_SLAVE_MAJOR`, and how many
+/// majors each may span (`UNIX98_PTY_MAJOR_COUNT`).
+const PTY_MASTER_MAJOR: u32 = 128;
+const PTY_SLAVE_MAJOR: u32 = 136;
+const PTY_MAJOR_COUNT: u32 = 8;
+/// `TERMIOS_NCC`: the control characters the kernel's termios has.
+pub const TERMIOS_NCC: usize = 19;
+use linux_raw_sys::general::{EXTPROC, IXON};
+/// Queued bytes kept per terminal side (CRIU's limit).
+const DATA_LIMIT: usize = 16384;
+
+/// Which end of a pty a device number is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtySide {
+    Master,
+    /// With the pts index.
+    Slave(u32),
+}
+
+/// `major`/`minor` of a device number as the kernel encodes it in stat.
+pub fn major_minor(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    (major as u32, minor as u32)
+}
+
+/// The pty end of character device `rdev`, if it is one.
+pub fn pty_side(rdev: u64) -> Option<PtySide> {
+    let (major, minor) = major_minor(rdev);
+    if (major == TTYAUX_MAJOR && minor == PTMX_MINOR)
+        || (PTY_MASTER_MAJOR..PTY_MASTER_MAJOR + PTY_MAJOR_COUNT).contains(&major)
+    {
+        return Some(PtySide::Master);
+    }
+    if (PTY_SLAVE_MAJOR..PTY_SLAVE_MAJOR + PTY_MAJOR_COUNT).contains(&major) {
+        return Some(PtySide::Slave((major - PTY_SLAVE_MAJOR) * 256 + minor));
+    }
+    None
+}
+
+/// Is `meta` (a stat of an fd) a pty end?
+pub fn is_pty(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_char_device() && pty_side(meta.rdev()).is_some()
+}
+
+/// The `tty_info_entry` id of side `master` of pty `index`.
+pub fn info_id(index: u32, master: bool) -> u32 {
+    (index << 1) + u32::from(master)
+}
+
+/// One terminal side met in the dump, with a descriptor of it for the
+/// queued data.
+#[derive(Debug)]
+struct End {
+    info_id: u32,
+    index: u32,
+    master: bool,
+    /// The task and fd it was first seen at (for messages).
+    pid: i32,
+    fd: i32,
+    packet: bool,
+    hung: bool,
+    own: OwnedFd,
+}
+
+/// Terminals of one dump.
+#[derive(Debug, Default)]
+pub struct TtyDump {
+    /// `tty-info.img`.
+    pub infos: Vec<pb::TtyInfoEntry>,
+    /// `tty-data.img`.
+    pub data: Vec<pb::TtyDataEntry>,
+    ends: Vec<End>,
+    /// `--shell-job`: a terminal whose other end or session is outside
+    /// the dump is allowed (restore gives the job criu's terminal).
+    pub shell_job: bool,
+}
+
+/// Dumps pty fd `ctx.fd` (whose stat is `meta`) as the two entries it
+/// needs: the TTY entry with id `id` and its path's `REG` entry with id
+/// `id + 1` (`reg` fills in the path, flags and mode).
+pub fn dump(
+    ctx: &FdCtx,
+    meta: &std::fs::Metadata,
+    st: &mut TtyDump,
+    id: u32,
+    mut reg: pb::RegFileEntry,
+) -> Result<[pb::FileEntry; 2], FileError> {
+    let own = ctx.steal(KIND)?;
+    let (index, master) = match pty_side(meta.rdev()) {
+        Some(PtySide::Master) => {
+            let n = sys::get_int(&own, sys::TIOCGPTN)
+                .map_err(|e| ctx.err(KIND, format!("TIOCGPTN: {e}")))?;
+            (n as u32, true)
+        }
+        Some(PtySide::Slave(n)) => (n, false),
+        None => return Err(ctx.err(KIND, "not a pty end")),
+    };
+    let info_id = info_id(index, master);
+    if !st.ends.iter().any(|e| e.info_id == info_id) {
+        let (info, end) = info_of(ctx, meta, own, index, master)?;
+        st.infos.push(info);
+        st.ends.push(end);
+    }
+    // The node of a hung-up pts is gone from devpts: its path is the one
+    // the pty gets again on restore.
+    if let Some(name) = reg.name.strip_suffix(" (deleted)") {
+        reg.name = name.to_string();
+    }
+    let regf_id = id + 1;
+    reg.id = regf_id;
+    reg.pos = 0;
+    reg.size = None;
+    Ok([
+        pb::FileEntry {
+            r#type: pb::FdTypes::Tty as i32,
+            id,
+            tty: Some(pb::TtyFileEntry {
+                id,
+                tty_info_id: info_id,
+                flags: ctx.flags,
+                fown: pb::FownEntry::default(),
+                regf_id: Some(regf_id),
+            }),
+            ..Default::default()
+        },
+        pb::FileEntry {
+            r#type: pb::FdTypes::Reg as i32,
+            id: regf_id,
+            reg: Some(reg),
+            ..Default::default()
+        },
+    ])
+}
+
+/// The `tty_info_entry` of one side, read through `own`.
+fn info_of(
+    ctx: &FdCtx,
+    meta: &std::fs::Metadata,
+    own: OwnedFd,
+    index: u32,
+    master: bool,
+) -> Result<(pb::TtyInfoEntry, End), FileError> {
+    let info_id = info_id(index, master);
+    let flag = |req| sys::get_int(&own, req).map(|v| v != 0).unwrap_or(false);
+    let (sid, pgrp) = if master {
+        // The slave's session and foreground group, if it has them.
+        let q = |req| sys::get_int(&own, req).unwrap_or(0).max(0) as u32;
+        (q(sys::TIOCGSID), q(sys::TIOCGPGRP))
+    } else {
+        ctty_of(ctx.pid, meta.rdev())
+    };
+    let mut info = pb::TtyInfoEntry {
+        id: info_id,
+        r#type: pb::TtyType::Pty as i32,
+        locked: master && flag(sys::TIOCGPTLCK),
+        exclusive: flag(sys::TIOCGEXCL),
+        packet_mode: master && flag(sys::TIOCGPKT),
+        sid,
+        pgrp,
+        rdev: meta.rdev() as u32,
+        dev: Some(meta.dev() as u32),
+        pty: Some(pb::TtyPtyEntry { index }),
+        ..Default::default()
+    };
+    // A hung-up terminal (its other end gone) answers EIO: only the
+    // identity is kept, as CRIU does.
+    let hung = match sys::tcgets(&own) {
+        Ok(t) => {
+            let locked =
+                sys::get_locked(&own).map_err(|e| ctx.err(KIND, format!("TIOCGLCKTRMIOS: {e}")))?;
+            let w =
+                sys::get_winsize(&own).map_err(|e| ctx.err(KIND, format!("TIOCGWINSZ: {e}")))?;
+            info.termios = Some(termios_entry(&t));
+            info.termios_locked = Some(termios_entry(&locked));
+            info.winsize = Some(pb::WinsizeEntry {
+                ws_row: w.ws_row.into(),
+                ws_col: w.ws_col.into(),
+                ws_xpixel: w.ws_xpixel.into(),
+                ws_ypixel: w.ws_ypixel.into(),
+            });
+            false
+        }
+        Err(rustix::io::Errno::IO) => true,
+        Err(e) => return Err(ctx.err(KIND, format!("TCGETS: {e}"))),
+    };
+    let end = End {
+        info_id,
+        index,
+        master,
+        pid: ctx.pid,
+        fd: ctx.fd,
+        packet: info.packet_mode,
+        hung,
+        own,
+    };
+    Ok((info, end))
+}
+
+/// Session and foreground group of the terminal `rdev` if it is the
+/// controlling terminal of task `pid` (else 0, 0: CRIU's parasite gets
+/// ENOTTY there).
+fn ctty_of(pid: i32, rdev: u64) -> (u32, u32) {
+    let Ok(st) = crate::proc::ProcDir::open(pid).and_then(|p| p.stat()) else {
+        return (0, 0);
+    };
+    if st.tty_nr == 0 || u64::from(st.tty_nr as u32) != rdev {
+        return (0, 0);
+    }
+    (st.session.max(0) as u32, st.tpgid.max(0) as u32)
+}
+
+pub fn termios_entry(t: &sys::Termios) -> pb::TermiosEntry {
+    pb::TermiosEntry {
+        c_iflag: t.c_iflag,
+        c_oflag: t.c_oflag,
+        c_cflag: t.c_cflag,
+        c_lflag: t.c_lflag,
+        c_line: t.c_line.into(),
+        c_ispeed: 0,
+        c_ospeed: 0,
+        c_cc: t.c_cc.iter().take(TERMIOS_NCC).map(|&c| c.into()).collect(),
+    }
+}
+
+/// Once every task's fds are known: refuses terminals whose other end or
+/// session is outside the dump (unless `--shell-job`), then reads the data
+/// queued in each pty whose two ends are both dumped. `pids` are the
+/// dumped tasks.
+pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
+    let mut unpaired = 0;
+    for e in &st.ends {
+        let name = pts_name(e);
+        let err = |what: String| FileError::Dump {
+            pid: e.pid,
+            fd: e.fd,
+            kind: KIND,
+            what,
+        };
+        let info = st.infos.iter().find(|i| i.id == e.info_id);
+        let sid = info.map_or(0, |i| i.sid);
+        if sid != 0 && !pids.contains(&(sid as i32)) && !st.shell_job {
+            return Err(err(format!(
+                "{name} is the controlling terminal of session {sid}, whose leader is \
+                 not dumped (a job of a shell: use --shell-job)"
+            )));
+        }
+        if e.master || e.hung || has_end(st, e.index, true) {
+            continue;
+        }
+        if !st.shell_job {
+            return Err(err(format!(
+                "{name}: its master is not in the dump (a terminal of the shell: use \
+                 --shell-job)"
+            )));
+        }
+        unpaired += 1;
+        if unpaired > 1 {
+            return Err(err(format!(
+                "{name}: only one terminal from outside the dump is allowed"
+            )));
+        }
+    }
+    // Queued data of each pair, read now that nothing else runs.
+    let mut data = Vec::new();
+    for e in st
+        .ends
+        .iter()
+        .filter(|e| !e.hung && has_end(st, e.index, !e.master))
+    {
+        let bytes = read_queue(&e.own, e.packet);
+        if !bytes.is_empty() {
+            crate::pr_debug!("{}: {} queued bytes", pts_name(e), bytes.len());
+            data.push(pb::TtyDataEntry {
+                tty_id: e.info_id,
+                data: bytes,
+            });
+        }
+    }
+    st.data = data;
+    Ok(())
+}
+
+fn has_end(st: &TtyDump, index: u32, master: bool) -> bool {
+    st.ends
+        .iter()
+        .any(|o| o.index == index && o.master == master)
+}
+
+fn pts_name(e: &End) -> String {
+    if e.master {
+        format!("the master of pts {}", e.index)
+    } else {
+        format!("pts {}", e.index)
+    }
+}
+
+/// Reads what is queued for reading on `fd` without blocking (the count
+/// from `FIONREAD`, readiness from `poll`), dropping packet mode's leading
+/// byte of each read.
+fn read_queue(fd: &OwnedFd, packet: bool) -> Vec<u8> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut out = Vec::new();
+    while out.len() < DATA_LIMIT {
+        let n = sys::get_int(fd, sys::FIONREAD).unwrap_or(0);
+        if n <= 0 {
+            break;
+        }
+        let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+        if !matches!(
+            poll(&mut pfd, Some(&rustix::time::Timespec::default())),
+            Ok(1)
+        ) || !pfd[0].revents().contains(PollFlags::IN)
+        {
+            break;
+        }
+        let want = (n as usize).min(DATA_LIMIT - out.len()) + usize::from(packet);
+        let mut buf = vec![0u8; want];
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) if packet => {
+                // A status packet (non-zero first byte) carries no data.
+                if buf[0] == 0 {
+                    out.extend_from_slice(&buf[1..k]);
+                }
+            }
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+        }
+    }
+    out
+}
+
+impl Drop for TtyDump {
+    /// The queued data goes back where it was read from (written into the
+    /// other end): the tasks may go on, and for a killed tree it does no
+    /// harm.
+    fn drop(&mut self) {
+        // Raw while the bytes go back, so that the line discipline neither
+        // translates nor echoes them (the tasks are still frozen).
+        let mut saved = Vec::new();
+        for d in &self.data {
+            if let Some(e) = self.ends.iter().find(|e| e.info_id == d.tty_id)
+                && !saved.iter().any(|(i, _, _)| *i == e.index)
+                && let Ok(t) = sys::tcgets(&e.own)
+            {
+                // A packet-mode master reports changes of IXON and
+                // EXTPROC: those stay.
+                let keep = if self.ends.iter().any(|o| o.index == e.index && o.packet) {
+                    (IXON, EXTPROC)
+                } else {
+                    (0, 0)
+                };
+                let mut raw = t;
+                raw.c_iflag &= keep.0;
+                raw.c_oflag = 0;
+                raw.c_lflag &= keep.1;
+                if sys::tcsets(&e.own, &raw).is_ok() {
+                    saved.push((e.index, &e.own, t));
+                }
+            }
+        }
+        self.write_back();
+        for (_, fd, t) in saved {
+            let _ = sys::tcsets(fd, &t);
+        }
+    }
+}
+
+impl TtyDump {
+    fn write_back(&self) {
+        for d in &self.data {
+            let Some(from) = self.ends.iter().find(|e| e.info_id == d.tty_id) else {
+                continue;
+            };
+            let Some(other) = self
+                .ends
+                .iter()
+                .find(|e| e.index == from.index && e.master != from.master)
+            else {
+                continue;
+            };
+            let mut off = 0;
+            while off < d.data.len() {
+                match rustix::io::write(&other.own, &d.data[off..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => off += n,
+                }
+            }
+            if off < d.data.len() {
+                crate::pr_warn!(
+                    "{}: {} queued bytes could not be put back",
+                    pts_name(from),
+                    d.data.len() - off
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_name_the_pty_ends() {
+        // /dev/ptmx 5:2, /dev/pts/3 136:3, /dev/pts/300 137:44, /dev/tty 5:0,
+        // /dev/console 5:1.
+        assert_eq!(pty_side(0x502), Some(PtySide::Master));
+        assert_eq!(pty_side(0x8803), Some(PtySide::Slave(3)));
+        assert_eq!(pty_side(0x892c), Some(PtySide::Slave(300)));
+        assert_eq!(pty_side(0x500), None);
+        assert_eq!(pty_side(0x501), None);
+        // A minor above 255 (new encoding): 136:1000.
+        let rdev = (1000 & 0xff) | (136 << 8) | ((1000 & !0xff) << 12);
+        assert_eq!(major_minor(rdev), (136, 1000));
+        assert_eq!(pty_side(rdev), Some(PtySide::Slave(1000)));
+    }
+
+    #[test]
+    fn info_ids_pair_slave_and_master() {
+        assert_eq!(info_id(3, false), 6);
+        assert_eq!(info_id(3, true), 7);
+    }
+}

@@ -28,7 +28,10 @@ fn tasks_forking_right_after_restore_never_inherit_the_restorer() {
         let Some(mut z) = Zdtm::start(&name, "zdtm_fork_restore", &[]) else {
             return;
         };
-        let kids = descendants(z.pid());
+        // Its child may still be on its way when the root says ready.
+        let pid = z.pid();
+        common::wait_until(common::zdtm::TIMEOUT, || descendants(pid).len() == 1);
+        let kids = descendants(pid);
         assert_eq!(kids.len(), 1, "one child before dump: {kids:?}");
         z.dump(&[]);
         reap(&kids);

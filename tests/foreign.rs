@@ -296,6 +296,34 @@ fn python_threads_count_on_after_restore() {
     kill(pid);
 }
 
+/// Dump and restore the tree `before` (its root is `child`), check it
+/// comes back with the same PIDs, its `count` file grows by `step` more
+/// and it wrote no `result` (its failure report); then kill it.
+fn tree_carries_on(
+    child: &mut std::process::Child,
+    before: &[i32],
+    dir: &Path,
+    images: &Path,
+    extra: &[&str],
+    step: u64,
+) {
+    let pid = child.id() as i32;
+    let count = dir.join("count");
+    let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
+    dump_and_restore_tree(child, &others, images, extra);
+    assert_eq!(tree_pids(pid), before, "the restored tree");
+    let at_restore = read_num(&count);
+    assert!(
+        wait_until(TIMEOUT, || read_num(&count) >= at_restore + step),
+        "stuck at {at_restore}"
+    );
+    let result = std::fs::read_to_string(dir.join("result"));
+    assert!(result.is_err(), "{}", result.unwrap_or_default());
+    for p in before.iter().rev() {
+        kill(*p);
+    }
+}
+
 /// `pid` and all its descendants, sorted.
 fn tree_pids(pid: i32) -> Vec<i32> {
     let mut out = common::descendants(pid);
@@ -325,22 +353,14 @@ fn bash_pipeline_restores_as_a_shell_job() {
     assert!(wait_until(TIMEOUT, || read_num(&count) >= 1000));
     let before = tree_pids(pid);
     assert!(before.len() >= 3, "bash, seq and the reader: {before:?}");
-    let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
-    dump_and_restore_tree(&mut child, &others, &images, &["--shell-job"]);
-    assert_eq!(tree_pids(pid), before, "the restored tree");
-    let at_restore = read_num(&count);
-    assert!(
-        wait_until(TIMEOUT, || read_num(&count) >= at_restore + 2000),
-        "pipeline stuck at {at_restore}"
+    tree_carries_on(
+        &mut child,
+        &before,
+        dir.path(),
+        &images,
+        &["--shell-job"],
+        2000,
     );
-    assert!(
-        !dir.join("result").exists(),
-        "{}",
-        std::fs::read_to_string(dir.join("result")).unwrap_or_default()
-    );
-    for p in before.iter().rev() {
-        kill(*p);
-    }
 }
 
 #[test]
@@ -386,20 +406,5 @@ fn python_with_a_thread_and_a_subprocess_carries_on() {
     assert!(wait_until(TIMEOUT, || read_num(&count) >= 200));
     let before = tree_pids(pid);
     assert_eq!(before.len(), 2, "python and cat: {before:?}");
-    let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
-    dump_and_restore_tree(&mut child, &others, &images, &[]);
-    assert_eq!(tree_pids(pid), before, "the restored tree");
-    let at_restore = read_num(&count);
-    assert!(
-        wait_until(TIMEOUT, || read_num(&count) >= at_restore + 200),
-        "stuck at {at_restore}"
-    );
-    assert!(
-        !dir.join("result").exists(),
-        "{}",
-        std::fs::read_to_string(dir.join("result")).unwrap_or_default()
-    );
-    for p in before.iter().rev() {
-        kill(*p);
-    }
+    tree_carries_on(&mut child, &before, dir.path(), &images, &[], 200);
 }

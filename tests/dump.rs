@@ -18,8 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const PAGE: u64 = 4096;
 
 fn cannot_dump() -> Option<&'static str> {
-    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        return Some("dump is implemented for x86_64 and aarch64 only so far");
+    if let Some(why) = common::cannot_checkpoint() {
+        return Some(why);
     }
     if rustix::param::page_size() as u64 != PAGE {
         return Some("these tests assume 4 KiB pages");

@@ -27,6 +27,9 @@ fn cannot_infect() -> Option<&'static str> {
     if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return Some("the infect module is tested on x86_64 and aarch64 only for now");
     }
+    if let Some(why) = common::cannot_checkpoint() {
+        return Some(why);
+    }
     become_subreaper();
     None
 }

@@ -78,8 +78,8 @@ fn dump_restore_verdict_stopped(
 
 #[test]
 fn pattern_program_survives_dump_and_restore() {
-    if !rustix::process::geteuid().is_root() {
-        return skip("pattern_program_survives_dump_and_restore", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("pattern_program_survives_dump_and_restore", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-pattern");
@@ -92,8 +92,8 @@ fn pattern_program_survives_dump_and_restore() {
 
 #[test]
 fn dump_victim_survives_dump_and_restore() {
-    if !rustix::process::geteuid().is_root() {
-        return skip("dump_victim_survives_dump_and_restore", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("dump_victim_survives_dump_and_restore", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-victim");
@@ -106,11 +106,8 @@ fn dump_victim_survives_dump_and_restore() {
 
 #[test]
 fn unprivileged_program_gets_its_credentials_back() {
-    if !rustix::process::geteuid().is_root() {
-        return skip(
-            "unprivileged_program_gets_its_credentials_back",
-            "needs root",
-        );
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("unprivileged_program_gets_its_credentials_back", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-nobody");
@@ -130,8 +127,8 @@ fn unprivileged_program_gets_its_credentials_back() {
 
 #[test]
 fn shared_memory_survives_dump_and_restore() {
-    if !rustix::process::geteuid().is_root() {
-        return skip("shared_memory_survives_dump_and_restore", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("shared_memory_survives_dump_and_restore", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-shared");
@@ -170,8 +167,8 @@ fn shared_memory_survives_dump_and_restore() {
 
 #[test]
 fn big_dump_victim_survives_dump_and_restore() {
-    if !rustix::process::geteuid().is_root() {
-        return skip("big_dump_victim_survives_dump_and_restore", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("big_dump_victim_survives_dump_and_restore", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-big");
@@ -184,8 +181,8 @@ fn big_dump_victim_survives_dump_and_restore() {
 
 #[test]
 fn stopped_program_comes_back_stopped() {
-    if !rustix::process::geteuid().is_root() {
-        return skip("stopped_program_comes_back_stopped", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("stopped_program_comes_back_stopped", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-stopped");
@@ -198,11 +195,8 @@ fn stopped_program_comes_back_stopped() {
 
 #[test]
 fn a_failure_at_any_restore_stage_leaves_no_task() {
-    if !rustix::process::geteuid().is_root() {
-        return skip(
-            "a_failure_at_any_restore_stage_leaves_no_task",
-            "needs root",
-        );
+    if let Some(why) = common::cannot_checkpoint() {
+        return skip("a_failure_at_any_restore_stage_leaves_no_task", why);
     }
     become_subreaper();
     let dir = TempDir::new("restore-e2e-faults");

@@ -228,8 +228,8 @@ fn busy_child_pid_is_reported_and_nothing_is_left() {
 /// A tree we did not write: a shell with two children in its session.
 #[test]
 fn shell_tree_restores() {
-    if !rustix::process::geteuid().is_root() {
-        common::skip("zdtm-tree-shell", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        common::skip("zdtm-tree-shell", why);
         return;
     }
     if std::process::Command::new("bash")

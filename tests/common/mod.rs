@@ -245,3 +245,25 @@ pub fn kill_all(pids: &[i32]) {
     }
     reap(pids);
 }
+
+/// Why dump and restore cannot be tested here, if they cannot: not root, an
+/// arch without them yet, or no ptrace at all (qemu-user answers every
+/// ptrace request with ENOSYS; a real kernel says ESRCH for a PID that
+/// cannot exist).
+#[allow(dead_code)]
+pub fn cannot_checkpoint() -> Option<&'static str> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root");
+    }
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return Some("dump and restore exist for x86_64 and aarch64 only so far");
+    }
+    const PTRACE_SEIZE: usize = 0x4206;
+    // SAFETY: integer arguments only; no memory is read or written.
+    let ret =
+        unsafe { criu_arch::syscall4(criu_arch::nr::PTRACE, PTRACE_SEIZE, 0x3fff_ffff, 0, 0) };
+    if ret == -(rustix::io::Errno::NOSYS.raw_os_error() as isize) {
+        return Some("ptrace is not available (qemu-user?)");
+    }
+    None
+}

@@ -27,8 +27,8 @@ impl Zdtm {
     /// wait until it is ready. `None` (after saying why) when this test
     /// cannot run here.
     pub fn start(test: &str, program: &str, args: &[&str]) -> Option<Zdtm> {
-        if !rustix::process::geteuid().is_root() {
-            skip(test, "needs root");
+        if let Some(why) = super::cannot_checkpoint() {
+            skip(test, why);
             return None;
         }
         become_subreaper();

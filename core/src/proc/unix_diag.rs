@@ -199,7 +199,8 @@ mod tests {
         m.extend_from_slice(&77u32.to_ne_bytes());
         m.extend_from_slice(&[0; 8]);
         m.extend(attr(UNIX_DIAG_NAME, b"/tmp/sock"));
-        m.extend(attr(UNIX_DIAG_ICONS, &[5, 0, 0, 0, 6, 0, 0, 0]));
+        let icons: Vec<u8> = [5u32, 6].iter().flat_map(|i| i.to_ne_bytes()).collect();
+        m.extend(attr(UNIX_DIAG_ICONS, &icons));
         let mut rq = 2u32.to_ne_bytes().to_vec();
         rq.extend_from_slice(&128u32.to_ne_bytes());
         m.extend(attr(UNIX_DIAG_RQLEN, &rq));

@@ -10,6 +10,11 @@ pub const AUDIT_ARCH: u32 = 0xc000_00b7;
 /// CRIU core image `march` (`CoreEntry.mtype`): AARCH64.
 pub const CORE_MTYPE: u32 = 3;
 
+/// The regset that holds the number of the syscall a stopped thread is
+/// about to run, where it is not in the general registers; writing -1
+/// there skips it. Here: the pending syscall number is its own regset (`syscallno`), not x8.
+pub const SYSCALL_NR_REGSET: Option<u32> = Some(NT_ARM_SYSTEM_CALL);
+
 /// `NT_ARM_TLS`: tpidr_el0 (and tpidr2_el0).
 pub const NT_ARM_TLS: u32 = 0x401;
 /// `NT_ARM_HW_BREAK`: hardware breakpoints.

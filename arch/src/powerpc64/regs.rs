@@ -12,6 +12,11 @@ pub const AUDIT_ARCH: u32 = 0xc000_0015;
 /// CRIU core image `march` (`CoreEntry.mtype`): PPC64.
 pub const CORE_MTYPE: u32 = 4;
 
+/// The regset that holds the number of the syscall a stopped thread is
+/// about to run, where it is not in the general registers; writing -1
+/// there skips it. Here: the general registers carry it.
+pub const SYSCALL_NR_REGSET: Option<u32> = None;
+
 /// `NT_PPC_VMX`: Altivec registers ([`VrRegs`]).
 pub const NT_PPC_VMX: u32 = 0x100;
 /// `NT_PPC_VSX`: low doublewords of VSR0..31 ([`VsxRegs`]).

@@ -12,6 +12,11 @@ pub const AUDIT_ARCH: u32 = 0x8000_0016;
 /// CRIU core image `march` (`CoreEntry.mtype`): S390.
 pub const CORE_MTYPE: u32 = 5;
 
+/// The regset that holds the number of the syscall a stopped thread is
+/// about to run, where it is not in the general registers; writing -1
+/// there skips it. Here: the general registers carry it.
+pub const SYSCALL_NR_REGSET: Option<u32> = None;
+
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
 /// `NT_S390_TODCMP`.

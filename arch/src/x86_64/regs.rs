@@ -12,6 +12,11 @@ pub const AUDIT_ARCH: u32 = 0xc000_003e;
 /// CRIU core image `march` (`CoreEntry.mtype`): X86_64.
 pub const CORE_MTYPE: u32 = 1;
 
+/// The regset that holds the number of the syscall a stopped thread is
+/// about to run, where it is not in the general registers; writing -1
+/// there skips it. Here: `orig_ax` in the general registers holds it, which every injection sets.
+pub const SYSCALL_NR_REGSET: Option<u32> = None;
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

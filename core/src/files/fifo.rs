@@ -32,7 +32,7 @@ pub fn dump(
     ino: u64,
     st: &mut Dumped,
     id: u32,
-    mut reg: pb::RegFileEntry,
+    reg: pb::RegFileEntry,
 ) -> Result<[pb::FileEntry; 2], FileError> {
     let pipe_id = u32::try_from(ino).map_err(|_| ctx.err(KIND, format!("inode {ino}")))?;
     if st.fifos.data_done.insert(pipe_id) {
@@ -47,10 +47,7 @@ pub fn dump(
             data,
         ));
     }
-    let regf_id = id + 1;
-    reg.id = regf_id;
-    reg.pos = 0;
-    reg.size = None;
+    let (regf_id, path) = super::path_entry(id, reg);
     Ok([
         pb::FileEntry {
             r#type: pb::FdTypes::Fifo as i32,
@@ -62,12 +59,7 @@ pub fn dump(
             }),
             ..Default::default()
         },
-        pb::FileEntry {
-            r#type: pb::FdTypes::Reg as i32,
-            id: regf_id,
-            reg: Some(reg),
-            ..Default::default()
-        },
+        path,
     ])
 }
 

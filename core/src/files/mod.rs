@@ -391,6 +391,23 @@ impl<'a> Opener<'a> {
     }
 }
 
+/// The REG entry a FIFO or tty entry points at (`regf_id`, the id after
+/// `id`): its path and open flags, without position or size (CRIU's
+/// layout). Returns that id and the entry.
+pub(crate) fn path_entry(id: u32, mut reg: pb::RegFileEntry) -> (u32, pb::FileEntry) {
+    let regf_id = id + 1;
+    reg.id = regf_id;
+    reg.pos = 0;
+    reg.size = None;
+    let entry = pb::FileEntry {
+        r#type: pb::FdTypes::Reg as i32,
+        id: regf_id,
+        reg: Some(reg),
+        ..Default::default()
+    };
+    (regf_id, entry)
+}
+
 /// A system call that failed while re-creating a file object.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {errno}")]

@@ -141,10 +141,7 @@ pub fn dump(
     if let Some(name) = reg.name.strip_suffix(" (deleted)") {
         reg.name = name.to_string();
     }
-    let regf_id = id + 1;
-    reg.id = regf_id;
-    reg.pos = 0;
-    reg.size = None;
+    let (regf_id, path) = super::path_entry(id, reg);
     Ok([
         pb::FileEntry {
             r#type: pb::FdTypes::Tty as i32,
@@ -158,12 +155,7 @@ pub fn dump(
             }),
             ..Default::default()
         },
-        pb::FileEntry {
-            r#type: pb::FdTypes::Reg as i32,
-            id: regf_id,
-            reg: Some(reg),
-            ..Default::default()
-        },
+        path,
     ])
 }
 

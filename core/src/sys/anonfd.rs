@@ -38,12 +38,9 @@ pub fn signalfd(mask: u64, flags: u32) -> Result<OwnedFd, Errno> {
     owned(ret)
 }
 
-/// `TFD_IOC_SET_TICKS` = `_IOW('T', 0, u64)`; the direction bits differ on
-/// powerpc (write is 4 in a 3-bit field at bit 29).
-#[cfg(target_arch = "powerpc64")]
-const TFD_IOC_SET_TICKS: usize = 0x8008_5400;
-#[cfg(not(target_arch = "powerpc64"))]
-const TFD_IOC_SET_TICKS: usize = 0x4008_5400;
+/// `TFD_IOC_SET_TICKS` (`_IOW('T', 0, u64)`, whose direction bits differ
+/// per arch: linux-raw-sys has each arch's value).
+const TFD_IOC_SET_TICKS: usize = linux_raw_sys::ioctl::TFD_IOC_SET_TICKS as usize;
 
 /// Sets the expirations a timerfd reports as not read yet (needs a kernel
 /// built with `CONFIG_CHECKPOINT_RESTORE`, else `ENOTTY`).

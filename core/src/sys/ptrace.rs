@@ -233,14 +233,9 @@ pub fn get_regset(pid: Pid, note: u32, buf: &mut [u8]) -> Result<usize, Errno> {
 /// a no-op: x86_64's number is `orig_ax` in the general registers, which
 /// every injection sets to -1.
 pub fn skip_pending_syscall(pid: Pid) -> Result<(), Errno> {
-    #[cfg(target_arch = "aarch64")]
-    {
-        set_regset(pid, criu_arch::NT_ARM_SYSTEM_CALL, &(-1i32).to_ne_bytes())
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        let _ = pid;
-        Ok(())
+    match criu_arch::SYSCALL_NR_REGSET {
+        Some(note) => set_regset(pid, note, &(-1i32).to_ne_bytes()),
+        None => Ok(()),
     }
 }
 

@@ -282,3 +282,93 @@ fn shell_tree_restores() {
     assert_eq!(restored, want, "children of the restored shell");
     kill_all(&all);
 }
+
+/// Processes sharing one fd table (CLONE_FILES: root, C1 and C1's child
+/// G) and one cwd (CLONE_FS: root and C1) beside a child sharing nothing
+/// (tests/programs/zdtm/clone_files.rs): after restore an fd opened or
+/// closed by one is seen by the others, a chdir by its fs partner only.
+#[test]
+fn shared_fd_table_and_fs_come_back_shared() {
+    let Some(mut z) = Zdtm::start("zdtm-tree-clone-files", "zdtm_clone_files", &["share"]) else {
+        return;
+    };
+    let kids = descendants(z.pid());
+    assert_eq!(kids.len(), 3, "C1, G and C2: {kids:?}");
+    z.dump(&[]);
+    reap(&kids);
+    let ids = std::fs::read_dir(z.images())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("fdinfo-"))
+        .count();
+    assert_eq!(ids, 2, "one fdinfo image per fd table (root's and C2's)");
+    // Failures in a task sharing the table (C1 lends it on to G) or in
+    // its owner, around the stages that hand the table's fds over, leave
+    // no task behind.
+    let all: Vec<i32> = std::iter::once(z.pid())
+        .chain(kids.iter().copied())
+        .collect();
+    let c1 = *kids.iter().min().unwrap();
+    for (stage, victim) in [
+        ("fds", c1),
+        ("close-fds", c1),
+        ("close-fds", z.pid()),
+        ("fd-state", c1),
+    ] {
+        let victim = victim.to_string();
+        let env = [
+            ("CRIU_RESTORE_FAULT", std::ffi::OsStr::new(stage)),
+            ("CRIU_RESTORE_FAULT_PID", std::ffi::OsStr::new(&victim)),
+        ];
+        let (ok, log) = common::run_criu(z.images(), &["restore", "-d"], &env);
+        assert!(
+            !ok,
+            "restore with a fault at {stage} in {victim} worked: {log}"
+        );
+        assert!(
+            common::wait_until(common::zdtm::TIMEOUT, || {
+                reap(&all);
+                all.iter().all(|&p| common::proc_state(p).is_none())
+            }),
+            "tasks left after a fault at {stage} in {victim}"
+        );
+    }
+    z.restore(&[]);
+    for k in &kids {
+        assert!(common::proc_state(*k).is_some(), "task {k} not restored");
+    }
+    assert_eq!(z.go(), "PASS");
+}
+
+/// A table shared by two siblings (CLONE_FILES | CLONE_PARENT) cannot be
+/// made again by forking: the dump refuses by name and the tree runs on.
+#[test]
+fn fd_table_shared_by_siblings_is_refused_by_name() {
+    let Some(z) = Zdtm::start("zdtm-tree-clone-sibling", "zdtm_clone_files", &["sibling"]) else {
+        return;
+    };
+    let c4: i32 = std::fs::read_to_string(z.work().join("c4"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut kids = descendants(z.pid());
+    kids.sort_unstable();
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    let c2 = kids.iter().copied().find(|&k| k != c4).unwrap();
+    let pid = z.pid().to_string();
+    let (ok, log) = z.criu_in(z.images(), &["dump", "-t", &pid]);
+    assert!(!ok, "the dump went through: {log}");
+    let (a, b) = (c2.min(c4), c2.max(c4));
+    assert!(
+        log.contains(&format!("tasks {a} and {b} share one fd table")),
+        "{log}"
+    );
+    for p in [z.pid(), c2, c4] {
+        assert!(
+            matches!(common::proc_state(p), Some('S' | 'R')),
+            "task {p} not left running"
+        );
+    }
+    assert_eq!(z.go(), "PASS");
+}

@@ -100,7 +100,24 @@ pub struct ChildArg {
     pub pgid: i32,
     pub leads_group: u32,
     pub join_pgid: i32,
+    /// `CHILD_TASK`: `CLONE_FILES` and/or `CLONE_FS` when the child shares
+    /// its parent's fd table or cwd/root/umask (as it did when dumped).
+    pub clone_flags: u64,
 }
+
+/// [`RestoreArgs::fd_table`]: the task has an fd table of its own.
+pub const FD_TABLE_OWN: u32 = 0;
+/// [`RestoreArgs::fd_table`]: the task was forked with `CLONE_FILES` and
+/// uses its parent's table: it moves and closes no fd (the table's owner
+/// does) and, once it no longer needs the tool's fds (its children forked,
+/// its files mapped, its pages read: at `STAGE_CLOSE_FDS`), writes a byte
+/// to [`RestoreArgs::fd_sync`]. (A pipe, not a shared counter: the tool's
+/// memory is gone by then, and the pipe is in the very table shared.)
+pub const FD_TABLE_SHARED: u32 = 1;
+/// [`RestoreArgs::fd_table`]: the task's table is shared by children; it
+/// closes the tool's fds only once it has read `fd_sync_count` bytes from
+/// [`RestoreArgs::fd_sync`], one from each task sharing the table.
+pub const FD_TABLE_LENT: u32 = 2;
 
 /// The counters the tasks of a tree share while they create sessions
 /// and groups (a page mapped shared in the tool before the first fork,
@@ -484,7 +501,8 @@ pub struct RestoreArgs {
     /// Non-zero: once its children are forked and every group exists,
     /// `setpgid(0, join_pgid)` (counted down in [`TreeWords::joins`]).
     pub join_pgid: i32,
-    pub _pad3: u32,
+    /// `FD_TABLE_*`: whose fd table the task uses.
+    pub fd_table: u32,
     /// `[RawSyscall]` of [`STAGE_FD_STATE`] (`epoll_ctl`, `flock`,
     /// `fcntl(F_SETLK)`), their structs inside the bootstrap region.
     pub fd_calls: Array,
@@ -497,6 +515,12 @@ pub struct RestoreArgs {
     /// MADV_NOHUGEPAGE keeps the reads from faulting in huge pages where
     /// THP is `always`).
     pub madvise: Array,
+    /// A shared fd table's pipe (a tool fd): its write end in a task that
+    /// shares the table ([`FD_TABLE_SHARED`]), its read end in the table's
+    /// owner ([`FD_TABLE_LENT`]); -1 otherwise.
+    pub fd_sync: i32,
+    /// [`FD_TABLE_LENT`]: how many tasks share the table.
+    pub fd_sync_count: u32,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

@@ -203,6 +203,10 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 }
 
 fn move_fds(args: &RestoreArgs) -> Result<(), Fail> {
+    // A table shared with the parent gets its fds from its owner.
+    if args.fd_table == abi::FD_TABLE_SHARED {
+        return Ok(());
+    }
     // SAFETY: the tool filled `fd_moves`.
     for (i, m) in unsafe { items::<abi::FdMove>(&args.fd_moves) }
         .iter()
@@ -314,7 +318,11 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_THREADS, threads::create(args));
     stage!(args, abi::STAGE_POSIX_TIMERS, posix_timers(args));
     stage!(args, abi::STAGE_ITIMERS, itimers(args));
-    stage!(args, abi::STAGE_CLOSE_FDS, close_fds(args));
+    stage!(
+        args,
+        abi::STAGE_CLOSE_FDS,
+        tree::close_shared_fds(args).and_then(|own| if own { close_fds(args) } else { Ok(()) })
+    );
     stage!(args, abi::STAGE_FD_STATE, arch_syscalls(&args.fd_calls));
     stage!(args, abi::STAGE_CREDS, creds(&args.creds));
     stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));

@@ -24,7 +24,10 @@
 //!   user 7, cgroup 8 — no namespace images: the task shares ours),
 //!   lsmtype NO_LSM, network_lock_method 0, dump_criu_run_id.
 //! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
-//! - `ids-PID.img`: the same kobj ids.
+//! - `ids-PID.img`: the same kobj ids, numbered per task (its index in
+//!   the tree + 1), except `files_id`/`fs_id` of a child sharing its
+//!   parent's fd table/fs struct (`CLONE_FILES`/`CLONE_FS`, found with
+//!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
 //!   fix-up, fpregs + xsave components present in XCR0, GDT TLS,
 //!   clear_tid_addr), tc (task_state 1 alive / 3 stopped, personality,
@@ -44,8 +47,8 @@
 //!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
 //!   a `memfd.img` inode entry.
-//! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-1.img` (fd, id,
-//!   FD_CLOEXEC), `files.img` (REG entries: exe, mapped files, fds, cwd,
+//! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-<files_id>.img` (fd,
+//!   id, FD_CLOEXEC; once per fd table), `files.img` (REG entries: exe, mapped files, fds, cwd,
 //!   root; path, flags without O_CLOEXEC, pos, size, mode; EVENTFD,
 //!   EVENTPOLL, SIGNALFD, TIMERFD and INOTIFY entries, see
 //!   [`crate::files`]).
@@ -139,7 +142,7 @@ pub enum DumpError {
     Session { pid: i32, sid: i32 },
     #[error(
         "tasks {pid1} and {pid2} share one {what} without being threads of one \
-         process; restoring them apart is not supported"
+         process, nor a child sharing it with its parent; a restore cannot make that again"
     )]
     SharedTable {
         what: &'static str,
@@ -262,7 +265,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
-    tree::check_shared_tables(&tree)?;
+    let sharing = tree::shared_tables(&tree)?;
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
@@ -281,8 +284,13 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
             collected.push(None);
             continue;
         };
-        let mut c = collect_outside(&t.proc, task, opts, &mut files, fd_opts)?;
+        // A task using its parent's fd table has the same fds: they are
+        // dumped once, with the table's owner (the topmost task sharing it).
+        let own_fds = sharing.files[i] == i;
+        let mut c = collect_outside(&t.proc, task, opts, &mut files, fd_opts, own_fds)?;
         c.obj_id = i as u32 + 1;
+        c.files_id = sharing.files[i] as u32 + 1;
+        c.fs_id = sharing.fs[i] as u32 + 1;
         c.pages_id = i as u64 + 1;
         for th in threads {
             c.threads.push(collect_thread(&t.proc, th)?);
@@ -543,6 +551,7 @@ fn collect_outside(
     opts: &DumpOpts,
     files: &mut files::FileTable,
     fd_opts: files::FdOpts,
+    own_fds: bool,
 ) -> Result<Collected, DumpError> {
     let pid = proc.pid();
     let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
@@ -625,7 +634,11 @@ fn collect_outside(
         };
         vma_file_ids.push(id);
     }
-    let fdinfo = files::collect_fds(proc, files, fd_opts)?;
+    let fdinfo = if own_fds {
+        files::collect_fds(proc, files, fd_opts)?
+    } else {
+        Vec::new()
+    };
     let cwd_id = files.add_path(&cwd, false)?;
     let root_id = files.add_path(&root, false)?;
     let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
@@ -648,6 +661,8 @@ fn collect_outside(
         oom_score_adj,
         personality,
         obj_id: 1,
+        files_id: 1,
+        fs_id: 1,
         pages_id: 1,
         fdinfo,
         exe_file_id,

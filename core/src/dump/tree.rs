@@ -216,50 +216,101 @@ pub fn check_sessions(tree: &Tree, shell_job: bool) -> Result<(), DumpError> {
     Ok(())
 }
 
-/// Processes of the tree that share their fd table, fs struct (cwd, root,
-/// umask), address space or signal handlers (made by `clone` with
-/// `CLONE_FILES`, `CLONE_FS`, `CLONE_VM` or `CLONE_SIGHAND` but without
-/// `CLONE_THREAD`) would come back with copies of their own, which they
-/// would not notice: such a tree is refused, naming the tasks. Found with
-/// kcmp like CRIU's `ids-PID.img`; without kcmp the check is skipped.
-pub fn check_shared_tables(tree: &Tree) -> Result<(), DumpError> {
+/// Whose fd table and fs struct (cwd, root, umask) each task of the tree
+/// uses, as indexes into [`Tree::tasks`] (its own index when it has its
+/// own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharing {
+    pub files: Vec<usize>,
+    pub fs: Vec<usize>,
+}
+
+impl Sharing {
+    fn own(n: usize) -> Sharing {
+        Sharing {
+            files: (0..n).collect(),
+            fs: (0..n).collect(),
+        }
+    }
+}
+
+/// Which processes of the tree share their fd table or fs struct (made by
+/// `clone` with `CLONE_FILES` or `CLONE_FS` but without `CLONE_THREAD`),
+/// found with kcmp like CRIU's `ids-PID.img`. A child sharing its
+/// parent's is restored by forking it so again; sharing a restore cannot
+/// make by forking (with a task that is not its parent along such a
+/// chain), and processes sharing an address space or signal handlers, are
+/// refused, naming the tasks. Without kcmp nothing is found shared.
+pub fn shared_tables(tree: &Tree) -> Result<Sharing, DumpError> {
     use crate::sys::kcmp::{KcmpOrder, KcmpType, kcmp};
-    let alive: Vec<&TreeTask> = tree.tasks.iter().filter(|t| !t.is_zombie()).collect();
-    let kinds = [
-        (KcmpType::Files, "fd table (CLONE_FILES)"),
-        (KcmpType::Fs, "cwd, root and umask (CLONE_FS)"),
-        (KcmpType::Vm, "address space (CLONE_VM)"),
-        (KcmpType::Sighand, "signal handlers (CLONE_SIGHAND)"),
-    ];
-    for (i, a) in alive.iter().enumerate() {
-        for b in &alive[i + 1..] {
-            let (Some(pa), Some(pb)) = (
-                rustix::process::Pid::from_raw(a.pid),
-                rustix::process::Pid::from_raw(b.pid),
-            ) else {
-                continue;
-            };
-            for (kind, what) in kinds {
-                match kcmp(pa, pb, kind, 0, 0) {
-                    Ok(KcmpOrder::Equal) => {
+    let n = tree.tasks.len();
+    let mut out = Sharing::own(n);
+    let pid_of = |i: usize| rustix::process::Pid::from_raw(tree.tasks[i].pid);
+    let same = |a: usize, b: usize, kind: KcmpType| -> Result<Option<bool>, DumpError> {
+        let (Some(pa), Some(pb)) = (pid_of(a), pid_of(b)) else {
+            return Ok(Some(false));
+        };
+        match kcmp(pa, pb, kind, 0, 0) {
+            Ok(order) => Ok(Some(order == KcmpOrder::Equal)),
+            Err(rustix::io::Errno::NOSYS) => Ok(None),
+            Err(e) => Err(DumpError::Collect {
+                pid: tree.tasks[b].pid,
+                what: "kcmp with another task of the tree",
+                reason: e.to_string(),
+            }),
+        }
+    };
+    let alive: Vec<usize> = (0..n).filter(|&i| !tree.tasks[i].is_zombie()).collect();
+    // Down the tree first (parents come before their children).
+    for &i in alive.iter().skip(1) {
+        let ppid = tree.tasks[i].ppid;
+        let Some(p) = (0..i).find(|&p| tree.tasks[p].pid == ppid) else {
+            continue;
+        };
+        if tree.tasks[p].is_zombie() {
+            continue;
+        }
+        for (kind, group) in [
+            (KcmpType::Files, &mut out.files),
+            (KcmpType::Fs, &mut out.fs),
+        ] {
+            match same(p, i, kind)? {
+                None => return Ok(Sharing::own(n)),
+                Some(true) => group[i] = group[p],
+                Some(false) => {}
+            }
+        }
+    }
+    // Then every pair: any other sharing is refused.
+    for (x, &a) in alive.iter().enumerate() {
+        for &b in &alive[x + 1..] {
+            let kinds = [
+                (KcmpType::Files, "fd table (CLONE_FILES)", Some(&out.files)),
+                (
+                    KcmpType::Fs,
+                    "cwd, root and umask (CLONE_FS)",
+                    Some(&out.fs),
+                ),
+                (KcmpType::Vm, "address space (CLONE_VM)", None),
+                (KcmpType::Sighand, "signal handlers (CLONE_SIGHAND)", None),
+            ];
+            for (kind, what, groups) in kinds {
+                if groups.is_some_and(|g| g[a] == g[b]) {
+                    continue;
+                }
+                match same(a, b, kind)? {
+                    None => return Ok(Sharing::own(n)),
+                    Some(false) => {}
+                    Some(true) => {
                         return Err(DumpError::SharedTable {
                             what,
-                            pid1: a.pid,
-                            pid2: b.pid,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::NOSYS) => return Ok(()),
-                    Err(e) => {
-                        return Err(DumpError::Collect {
-                            pid: b.pid,
-                            what: "kcmp with another task of the tree",
-                            reason: e.to_string(),
+                            pid1: tree.tasks[a].pid,
+                            pid2: tree.tasks[b].pid,
                         });
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(out)
 }

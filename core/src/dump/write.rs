@@ -54,9 +54,14 @@ pub struct Collected {
     pub loginuid: Option<u32>,
     pub oom_score_adj: Option<i32>,
     pub personality: u32,
-    /// The task's kernel object ids (vm, files, fs, sighand; one set per
-    /// task: threads share them, processes of the tree do not).
+    /// The task's kernel object ids (vm and sighand; one per task:
+    /// threads share them, processes of the tree do not).
     pub obj_id: u32,
+    /// Its fd table's id: its own `obj_id`, or that of the task whose
+    /// table it shares (`fdinfo-<files_id>.img` is written by that task).
+    pub files_id: u32,
+    /// Its fs struct's id, likewise.
+    pub fs_id: u32,
     /// `pages-<id>.img` of its private pages.
     pub pages_id: u64,
     pub fdinfo: Vec<pb::FdinfoEntry>,
@@ -156,11 +161,11 @@ pub fn create_raw(path: &Path) -> Result<File, ImageError> {
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
 /// them for a task in the dumping tool's namespaces.
-fn kobj_ids(obj_id: u32) -> pb::TaskKobjIdsEntry {
+fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
     pb::TaskKobjIdsEntry {
         vm_id: obj_id,
-        files_id: obj_id,
-        fs_id: obj_id,
+        files_id,
+        fs_id,
         sighand_id: obj_id,
         pid_ns_id: Some(1),
         net_ns_id: Some(2),
@@ -236,7 +241,7 @@ pub fn write_tree_images(
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(root_obj_id)),
+            root_ids: Some(kobj_ids(root_obj_id, root_obj_id, root_obj_id)),
             ns_per_id: Some(true),
             lsmtype: Some(pb::Lsmtype::NoLsm as i32),
             network_lock_method: Some(0),
@@ -304,7 +309,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
     let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
 
-    let ids = kobj_ids(c.obj_id);
+    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
     img.write_one(Kind::Ids, pidu, &ids)?;
 
     // The registers as they resume: an interrupted syscall re-armed or
@@ -443,6 +448,8 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             umask: Some(misc.umask),
         },
     )?;
-    img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
+    if c.files_id == c.obj_id {
+        img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
+    }
     Ok(())
 }

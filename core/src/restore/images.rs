@@ -55,8 +55,17 @@ pub struct TaskImages {
     pub anon_files: HashMap<u32, pb::FileEntry>,
     /// `remap-fpath.img`: regular files opened through a ghost copy.
     pub remaps: Vec<pb::RemapFilePathEntry>,
-    /// `filelocks.img` entries of this task.
+    /// `filelocks.img` entries of this task (a task sharing its parent's
+    /// fd table has none: POSIX locks belong to the table, and its
+    /// owner takes them).
     pub file_locks: Vec<pb::FileLockEntry>,
+    /// `ids-PID.img`: the ids of its fd table and fs struct.
+    pub ids: Option<pb::TaskKobjIdsEntry>,
+    /// Forked with `CLONE_FILES`: it uses its parent's fd table (same
+    /// `files_id`), and so has no fds of its own to open (`fdinfo` empty).
+    pub shares_files: bool,
+    /// Forked with `CLONE_FS`: same `fs_id` as its parent.
+    pub shares_fs: bool,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -194,7 +203,76 @@ pub fn read_tree(
         let t = read_task(dir, e.clone(), core, complete, page_size, task_size)?;
         out.push(TreeTaskImages::Alive(Box::new(t)));
     }
+    link_shared_tables(&mut out)?;
     Ok(out)
+}
+
+/// Tasks with their parent's `files_id` (`fs_id`) were made with
+/// `CLONE_FILES` (`CLONE_FS`) and are forked so again. The fds of a
+/// shared table are opened once, by the topmost task of the chain (the
+/// others' `fdinfo` is emptied), which also takes the chain's POSIX locks
+/// (their owner is the table). A table shared by tasks that are not
+/// parent and child along such a chain cannot be made by forking.
+fn link_shared_tables(tasks: &mut [TreeTaskImages]) -> Result<(), RestoreError> {
+    let ids = |t: &TreeTaskImages| match t {
+        TreeTaskImages::Alive(a) => a.ids.as_ref().map(|i| (i.files_id, i.fs_id)),
+        TreeTaskImages::Zombie(_) => None,
+    };
+    // Index of the task whose fd table each task uses.
+    let mut table: Vec<usize> = (0..tasks.len()).collect();
+    for i in 1..tasks.len() {
+        let ppid = tasks[i].pstree().ppid;
+        let Some(p) = tasks[..i].iter().position(|t| t.pstree().pid == ppid) else {
+            continue;
+        };
+        let (Some(mine), Some(parents)) = (ids(&tasks[i]), ids(&tasks[p])) else {
+            continue;
+        };
+        let files = mine.0 == parents.0;
+        if files {
+            table[i] = table[p];
+        }
+        if let TreeTaskImages::Alive(t) = &mut tasks[i] {
+            t.shares_files = files;
+            t.shares_fs = mine.1 == parents.1;
+        }
+    }
+    for i in 0..tasks.len() {
+        let Some((files_id, _)) = ids(&tasks[i]) else {
+            continue;
+        };
+        if let Some(j) = (0..i)
+            .find(|&j| table[j] != table[i] && ids(&tasks[j]).is_some_and(|(f, _)| f == files_id))
+        {
+            return Err(invalid(
+                Kind::Fdinfo.file_name(u64::from(files_id)),
+                format!(
+                    "the fd table of tasks {} and {} is one, but neither has it from \
+                     the other through its parents (only CLONE_FILES children share \
+                     a table a restore can make)",
+                    tasks[j].pstree().pid,
+                    tasks[i].pstree().pid
+                ),
+            ));
+        }
+    }
+    for i in 0..tasks.len() {
+        let owner = table[i];
+        if owner == i {
+            continue;
+        }
+        let locks = match &mut tasks[i] {
+            TreeTaskImages::Alive(t) => {
+                t.fdinfo.clear();
+                std::mem::take(&mut t.file_locks)
+            }
+            TreeTaskImages::Zombie(_) => continue,
+        };
+        if let TreeTaskImages::Alive(o) = &mut tasks[owner] {
+            o.file_locks.extend(locks);
+        }
+    }
+    Ok(())
 }
 
 /// Reads the images of one live task of the tree and validates them.
@@ -368,6 +446,9 @@ fn read_task(
         anon_files,
         remaps,
         file_locks,
+        ids,
+        shares_files: false,
+        shares_fs: false,
     })
 }
 

@@ -101,12 +101,18 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         opts.common.ext_unix_sk,
     );
     shared.orphan_pts_master = opts.restore.orphan_pts_master;
+    let sync_pipes = fd_sync_pipes(&roles, &mut shared)?;
     let mut plans = Vec::with_capacity(alive.len());
     for t in &alive {
         let pid = t.pstree.pid as i32;
         let mut role = roles.roles[&pid].clone();
         role.nr_children = tree::nr_children(pid, &tasks, &roles);
         role.tree = page_words.as_ref().map_or(0, TreePage::addr);
+        role.fd_sync = match role.fd_table {
+            abi::FD_TABLE_LENT => sync_pipes.get(&pid).map_or(-1, |p| p.0),
+            abi::FD_TABLE_SHARED => sync_pipes.get(&role.fd_owner).map_or(-1, |p| p.1),
+            _ => -1,
+        };
         role.fault_stage = if t.pstree.pid == fault_pid {
             fault_stage
         } else {
@@ -230,6 +236,37 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
 /// The tool holds every task's files at once until the root is forked:
 /// allow as many as the hard limit does (each task's own limits come back
 /// from its core in the restorer).
+/// One pipe per shared fd table, by its owner's PID: (read end, write
+/// end), tool fds every task inherits (kept in `shared` until the root is
+/// forked). Its sharers tell the owner through it that they no longer
+/// need the tool's fds (the restorer's `close_shared_fds`).
+fn fd_sync_pipes(
+    roles: &tree::Roles,
+    shared: &mut plan::SharedFiles<'_>,
+) -> Result<HashMap<i32, (i32, i32)>, RestoreError> {
+    let mut out = HashMap::new();
+    for (&pid, role) in &roles.roles {
+        if role.fd_table != abi::FD_TABLE_LENT {
+            continue;
+        }
+        let (r, w) = crate::fault::call(&"pipe (shared fd table)", Errno::MFILE)
+            .and_then(|()| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC))
+            .map_err(|e| RestoreError::Sys("pipe (shared fd table)", e))?;
+        let r = plan::high_fd(r, shared.min_fd)?;
+        let w = plan::high_fd(w, shared.min_fd)?;
+        out.insert(
+            pid,
+            (
+                std::os::fd::AsRawFd::as_raw_fd(&r),
+                std::os::fd::AsRawFd::as_raw_fd(&w),
+            ),
+        );
+        shared.fds.push(r);
+        shared.fds.push(w);
+    }
+    Ok(out)
+}
+
 fn raise_nofile() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut lim = getrlimit(Resource::Nofile);

@@ -59,6 +59,14 @@ pub struct TaskRole {
     /// Address of the tree's counters (0: alone).
     pub tree: u64,
     pub fault_stage: u32,
+    /// `FD_TABLE_*`: whose fd table the task uses.
+    pub fd_table: u32,
+    /// `FD_TABLE_SHARED`: the PID of the table's owner.
+    pub fd_owner: i32,
+    /// `FD_TABLE_LENT`: how many tasks share its table.
+    pub fd_sync_count: u32,
+    /// The end of the table's pipe the task uses (a tool fd), or -1.
+    pub fd_sync: i32,
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -130,7 +138,7 @@ impl Arena {
 
 /// An fd opened by the tool at or above `min` (so it cannot collide with
 /// any target fd of the task).
-fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
+pub(super) fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
     rustix::io::fcntl_dupfd_cloexec(&fd, min).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
 }
 
@@ -772,6 +780,9 @@ pub fn build<'a>(
         pgid: role.pgid,
         leads_group: role.leads_group,
         join_pgid: role.join_pgid,
+        fd_table: role.fd_table,
+        fd_sync: role.fd_sync,
+        fd_sync_count: role.fd_sync_count,
         tree: role.tree,
         children: at(a_children),
         umask,

@@ -17,6 +17,12 @@
 //! the root), which exits and is reaped once every member has joined.
 //! Zombies are forked by their parent and end at once with their wait
 //! status, unreaped.
+//!
+//! A child that shared its parent's fd table or cwd/root/umask when dumped
+//! (same `files_id`/`fs_id`) is forked with `CLONE_FILES`/`CLONE_FS`. The
+//! topmost task of a shared table moves its fds into place; the others
+//! move none and tell it through a pipe when they no longer need the
+//! tool's fds, which it then closes for all of them.
 
 use std::collections::HashMap;
 
@@ -61,7 +67,46 @@ pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, Restore
         .filter(|t| matches!(t, TreeTaskImages::Zombie(_)))
         .map(|t| t.pstree().pid)
         .collect();
-    roles_of(&entries, &zombies, shell_job)
+    let mut roles = roles_of(&entries, &zombies, shell_job)?;
+    // Fd tables shared down the tree: the sharer uses its parent's, whose
+    // owner (the topmost task of the chain) closes the tool's fds last.
+    // Parents come first in pstree order, so a parent's owner is known.
+    for t in tasks {
+        let TreeTaskImages::Alive(t) = t else {
+            continue;
+        };
+        if !t.shares_files {
+            continue;
+        }
+        let parent = t.pstree.ppid as i32;
+        let owner = match roles.roles.get(&parent) {
+            Some(r) if r.fd_table == abi::FD_TABLE_SHARED => r.fd_owner,
+            _ => parent,
+        };
+        if let Some(r) = roles.roles.get_mut(&owner) {
+            r.fd_table = abi::FD_TABLE_LENT;
+            r.fd_sync_count += 1;
+        }
+        if let Some(r) = roles.roles.get_mut(&(t.pstree.pid as i32)) {
+            r.fd_table = abi::FD_TABLE_SHARED;
+            r.fd_owner = owner;
+        }
+    }
+    Ok(roles)
+}
+
+/// `clone` flags of a task forked by its parent: what it shares with it.
+fn clone_flags(t: &super::images::TaskImages) -> u64 {
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    let mut flags = 0;
+    if t.shares_files {
+        flags |= CLONE_FILES;
+    }
+    if t.shares_fs {
+        flags |= CLONE_FS;
+    }
+    flags
 }
 
 /// [`roles`] of the pstree `entries` (the root first), `zombies` naming
@@ -211,9 +256,10 @@ pub fn children_of(
             ..ChildArg::default()
         };
         match t {
-            TreeTaskImages::Alive(_) => {
+            TreeTaskImages::Alive(t) => {
                 let (base, args_off) = regions[&pid];
                 c.kind = abi::CHILD_TASK;
+                c.clone_flags = clone_flags(t);
                 c.entry = base + entry_off as u64;
                 c.args = base + args_off as u64;
             }

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-use criu_arch::{KSigaction, nr, syscall0, syscall1, syscall2, syscall4};
+use criu_arch::{KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4};
 
 use super::{CloneArgs, Fail, check, items};
 use crate::abi::{self, ChildArg, RestoreArgs, TreeWords};
@@ -20,8 +20,49 @@ const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
 const PR_SET_PDEATHSIG: usize = 1;
 const SIGKILL: usize = 9;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
 /// Failure index of the fork of child `i`: `FORK_INDEX + i`.
 pub const FORK_INDEX: u32 = 0x100;
+
+/// `STAGE_CLOSE_FDS` of a task whose fd table is shared: a task using its
+/// parent's table closes nothing and says it no longer needs the tool's
+/// fds (its children are forked, its files mapped, its pages read); the
+/// table's owner waits for every such task before it closes them.
+/// `Ok(true)`: the task closes the tool's fds itself.
+pub(super) fn close_shared_fds(args: &RestoreArgs) -> Result<bool, Fail> {
+    let fd = args.fd_sync as usize;
+    match args.fd_table {
+        abi::FD_TABLE_SHARED => {
+            let byte = [1u8];
+            // SAFETY: writes one byte from a live local to a pipe fd.
+            check(
+                unsafe { syscall3(nr::WRITE, fd, byte.as_ptr() as usize, 1) },
+                0,
+            )?;
+            Ok(false)
+        }
+        abi::FD_TABLE_LENT => {
+            let mut buf = [0u8; 64];
+            let mut left = args.fd_sync_count as usize;
+            while left > 0 {
+                let want = left.min(buf.len());
+                // SAFETY: reads at most `want` bytes into a live local.
+                let n = unsafe { syscall3(nr::READ, fd, buf.as_mut_ptr() as usize, want) };
+                if n == -4 {
+                    continue; // EINTR
+                }
+                check(n, 1)?;
+                if n == 0 {
+                    return Err((-32, 1)); // EPIPE: cannot happen, we hold a write end
+                }
+                left -= n as usize;
+            }
+            Ok(true)
+        }
+        _ => Ok(true),
+    }
+}
 
 /// The tree's counters, if the task is part of a tree.
 fn words(tree: u64) -> Option<(&'static AtomicU32, &'static AtomicU32)> {
@@ -126,7 +167,8 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
     let tid = [c.pid];
     let ca = CloneArgs {
-        flags: 0,
+        // CLONE_FILES / CLONE_FS only: the child shares nothing else.
+        flags: c.clone_flags & (CLONE_FILES | CLONE_FS),
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,

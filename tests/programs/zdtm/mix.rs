@@ -12,11 +12,7 @@
 //! inherits them all (one epoll instance in two tasks). After restore C
 //! checks what it can without consuming anything (epoll, offsets, memfd)
 //! and ends; then the root checks everything, consuming the data.
-//!
-//! Mode `clone-files`: the root makes a child with
-//! `clone(CLONE_FILES | CLONE_FS)` (one fd table and cwd for two
-//! processes): a dump must refuse the tree, naming both, and leave it
-//! running.
+//! (Processes sharing an fd table: `clone_files.rs`.)
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -32,8 +28,6 @@ use zdtm::ensure;
 
 const SIGCHLD: usize = 17;
 const SIGUSR1: u64 = 10;
-const CLONE_FS: usize = 0x200;
-const CLONE_FILES: usize = 0x400;
 
 fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("{what}: {err}")
@@ -344,20 +338,12 @@ fn check_all(dir: &Path, f: &Fds) -> Result<(), String> {
 
 enum State {
     Mix { dir: PathBuf, fds: Fds, child: i32 },
-    CloneFiles { child: i32 },
 }
 
 fn main() {
     zdtm::run(
         |args| {
             let dir = args.dir.clone();
-            if args.rest.first().is_some_and(|m| m == "clone-files") {
-                let child = clone(CLONE_FILES | CLONE_FS)?;
-                if child == 0 {
-                    exit(wait_go(&dir).map_or(1, |()| 0));
-                }
-                return Ok(State::CloneFiles { child });
-            }
             let fds = setup_fds(&dir)?;
             let child = clone(0)?;
             if child == 0 {
@@ -371,10 +357,6 @@ fn main() {
         },
         |_| {},
         |s| match s {
-            State::CloneFiles { child } => {
-                let st = wait(child)?;
-                ensure(st == 0, || format!("child ended with {st:#x}"))
-            }
             State::Mix { dir, fds, child } => {
                 let st = wait(child)?;
                 if st != 0 {

@@ -17,6 +17,12 @@ fn pipes_keep_data_size_flags_and_ends() {
     dump_restore_pass("zdtm-pipes", "zdtm_pipes", &[]);
 }
 
+/// F_SETOWN_EX/F_SETSIG owners and a live O_ASYNC come back (fown).
+#[test]
+fn file_owners_signals_and_o_async_come_back() {
+    dump_restore_pass("zdtm-fown", "zdtm_fown", &[]);
+}
+
 #[test]
 fn fifo_keeps_its_data_and_path() {
     dump_restore_pass("zdtm-fifo", "zdtm_fifo", &[]);

@@ -75,6 +75,9 @@ pub struct FileTable {
     pub ghosts: crate::files::ghost::GhostTable,
     /// File locks held (`filelocks.img`).
     pub locks: crate::files::locks::LockTable,
+    /// Owners of files (F_SETOWN/F_SETSIG) by file id, put into their
+    /// entries by [`FileTable::finish`] (some entries are only made there).
+    fowns: Vec<(u32, pb::FownEntry)>,
 }
 
 /// What the options say about files (`--ghost-limit`, `--file-locks`).
@@ -125,6 +128,7 @@ impl FileTable {
         let mut pids: Vec<i32> = self.seen_fds.iter().map(|s| s.0).collect();
         pids.dedup();
         crate::files::tty::finish(&mut self.kinds.ttys, &pids)?;
+        crate::files::fown::apply(&mut self.entries, &self.fowns);
         Ok(())
     }
 
@@ -254,6 +258,7 @@ pub fn collect_fds(
             0
         };
         let file_flags = info.flags & !O_CLOEXEC;
+        let new_file = shared.is_none();
         let (id, kind) = match target {
             FdTarget::Path(path) => {
                 let (id, kind) = match shared {
@@ -288,6 +293,16 @@ pub fn collect_fds(
                 return Err(unsupported(pid, fd, &String::from_utf8_lossy(&l)));
             }
         };
+        if new_file {
+            let ctx = crate::files::FdCtx {
+                pid,
+                fd,
+                flags: file_flags,
+            };
+            if let Some(fown) = crate::files::fown::dump(&ctx)? {
+                files.fowns.push((id, fown));
+            }
+        }
         files.locks.note(
             pid,
             fd,

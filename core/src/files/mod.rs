@@ -16,6 +16,7 @@
 pub mod eventfd;
 pub mod eventpoll;
 pub mod fifo;
+pub mod fown;
 pub mod ghost;
 pub mod inotify;
 pub mod locks;

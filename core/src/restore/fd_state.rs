@@ -136,7 +136,47 @@ pub struct FdState {
     locks: Vec<crate::files::locks::LockCall>,
     /// Terminal calls, and the process groups `TIOCSPGRP` points to.
     ttys: Vec<crate::files::tty_restore::TtyCall>,
+    /// Owners of files: (fd, owner, file status flags); the owners'
+    /// `f_owner_ex` go into `words` after the terminals' groups.
+    owners: Vec<(u32, pb::FownEntry, u32)>,
     pub words: Vec<i32>,
+}
+
+/// The owner and status flags of file object `id` of task `t`, if it has
+/// an owner, a signal or `O_ASYNC` to set.
+fn fown_of(t: &TaskImages, id: u32) -> Option<(pb::FownEntry, u32)> {
+    let o = &t.other_files;
+    let (fown, flags) = if let Some(r) = t.reg_files.get(&id) {
+        (r.fown, r.flags)
+    } else if let Some(m) = t.memfd_files.get(&id) {
+        (m.fown, m.flags)
+    } else if let Some(p) = o.pipes.get(&id) {
+        (p.fown, p.flags)
+    } else if let Some(u) = o.unix.get(&id) {
+        (u.fown, u.flags)
+    } else if let Some(x) = o.ttys.get(&id) {
+        (x.fown, x.flags)
+    } else if let Some(f) = o.fifos.get(&id) {
+        let r = t.reg_files.get(&f.regf_id?)?;
+        (r.fown, r.flags)
+    } else {
+        let f = t.anon_files.get(&id)?;
+        if let Some(x) = &f.efd {
+            (x.fown, x.flags)
+        } else if let Some(x) = &f.sgfd {
+            (x.fown, x.flags)
+        } else if let Some(x) = &f.tfd {
+            (x.fown, x.flags)
+        } else if let Some(x) = &f.epfd {
+            (x.fown, x.flags)
+        } else if let Some(x) = &f.ify {
+            (x.fown, x.flags)
+        } else {
+            return None;
+        }
+    };
+    (fown.pid != 0 || fown.signum != 0 || flags & crate::files::fown::O_ASYNC != 0)
+        .then_some((fown, flags))
 }
 
 /// What the terminal calls depend on beyond the images.
@@ -172,8 +212,20 @@ impl FdState {
             flocks: Vec::new(),
             locks: Vec::new(),
             ttys,
+            owners: Vec::new(),
             words,
         };
+        let mut seen = std::collections::HashSet::new();
+        for fi in &t.fdinfo {
+            if let Some((fown, flags)) = fown_of(t, fi.id)
+                && seen.insert(fi.id)
+            {
+                if fown.pid != 0 {
+                    st.words.extend([fown.pid_type as i32, fown.pid as i32]);
+                }
+                st.owners.push((fi.fd, fown, flags));
+            }
+        }
         let mut done = std::collections::HashSet::new();
         for fi in &t.fdinfo {
             let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
@@ -209,15 +261,16 @@ impl FdState {
         Ok(st)
     }
 
+    /// How many calls [`FdState::calls`] makes (whatever the addresses).
     pub fn count(&self) -> usize {
-        self.epoll.len() + self.locks.len() + self.ttys.len()
+        self.calls(0, 0, 0).len()
     }
 
     /// The calls, with `events`/`flocks`/`words` at the addresses given.
     pub fn calls(&self, events: u64, flocks: u64, words: u64) -> Vec<RawSyscall> {
         use crate::files::eventpoll::{EPOLL_CTL_ADD, EpollEvent};
         use crate::files::locks::{KernelFlock, LockCall};
-        let mut out = Vec::with_capacity(self.count());
+        let mut out = Vec::new();
         for (i, &(epfd, tfd)) in self.epoll.iter().enumerate() {
             let ev = events + (i * size_of::<EpollEvent>()) as u64;
             out.push(RawSyscall {
@@ -241,6 +294,42 @@ impl FdState {
                     }
                 }
             });
+        }
+        // Owners: the signal, the owner (F_SETOWN_EX checks that the PID
+        // exists: every task of the tree does by now), and O_ASYNC, which
+        // F_SETFL only turns on when it was off.
+        use linux_raw_sys::general::{F_SETFL, F_SETOWN_EX, F_SETSIG};
+        let fcntl = criu_arch::nr::FCNTL as u64;
+        let mut w = self
+            .ttys
+            .iter()
+            .filter(|c| matches!(c, crate::files::tty_restore::TtyCall::SetPgrp { .. }))
+            .count();
+        for &(fd, fown, flags) in &self.owners {
+            let fd = u64::from(fd);
+            if fown.signum != 0 {
+                out.push(RawSyscall {
+                    nr: fcntl,
+                    args: [fd, u64::from(F_SETSIG), u64::from(fown.signum), 0, 0, 0],
+                });
+            }
+            if fown.pid != 0 {
+                let at = words + (w * size_of::<i32>()) as u64;
+                w += 2;
+                out.push(RawSyscall {
+                    nr: fcntl,
+                    args: [fd, u64::from(F_SETOWN_EX), at, 0, 0, 0],
+                });
+            }
+            let async_flag = crate::files::fown::O_ASYNC;
+            if flags & async_flag != 0 {
+                for f in [flags & !async_flag, flags] {
+                    out.push(RawSyscall {
+                        nr: fcntl,
+                        args: [fd, u64::from(F_SETFL), u64::from(f), 0, 0, 0],
+                    });
+                }
+            }
         }
         // The terminal last: a foreground group is set once the rest of
         // the task's files are in place.

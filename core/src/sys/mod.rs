@@ -5,6 +5,7 @@
 pub mod anonfd;
 pub mod clone3;
 pub mod fds;
+pub mod fown;
 pub mod kcmp;
 pub mod pagemap_scan;
 pub mod prefault;

@@ -1,0 +1,83 @@
+//! A file's owner for SIGIO/SIGURG (`fown_entry` of every kind of file:
+//! `F_SETOWN_EX` target, `F_SETSIG` signal, the uids recorded with them),
+//! and `O_ASYNC`, which only `F_SETFL` turns on (`open` ignores it).
+//!
+//! Dump reads them from a `pidfd_getfd` copy (the owner belongs to the
+//! open file description). Restore sets them from inside the task at
+//! `STAGE_FD_STATE`, once every task of the tree exists (`F_SETOWN_EX`
+//! refuses a PID that does not), as the tool's uid: the recorded uids
+//! are not restored.
+
+use crate::images::pb;
+
+use super::{FdCtx, FileError};
+
+/// `O_ASYNC`.
+pub const O_ASYNC: u32 = linux_raw_sys::general::FASYNC;
+
+/// The owner of `ctx`'s file, if it has one or a signal set.
+pub fn dump(ctx: &FdCtx) -> Result<Option<pb::FownEntry>, FileError> {
+    let fd = ctx.steal("file")?;
+    let o = crate::sys::fown::owner(&fd).map_err(|e| ctx.err("file", format!("fcntl: {e}")))?;
+    if o.owner.pid == 0 && o.signum == 0 {
+        return Ok(None);
+    }
+    Ok(Some(pb::FownEntry {
+        uid: o.uids[0],
+        euid: o.uids[1],
+        signum: o.signum,
+        pid_type: o.owner.kind as u32,
+        pid: o.owner.pid as u32,
+    }))
+}
+
+/// The `fown` of file object `e` (a FIFO's is its `regf` entry's).
+pub fn of_mut(e: &mut pb::FileEntry) -> Option<&mut pb::FownEntry> {
+    if let Some(x) = &mut e.reg {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.pipe {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.usk {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.tty {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.memfd {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.efd {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.epfd {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.sgfd {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.tfd {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.ify {
+        return Some(&mut x.fown);
+    }
+    None
+}
+
+/// Puts the owners found (file id, owner) into the file objects.
+pub fn apply(entries: &mut [pb::FileEntry], owners: &[(u32, pb::FownEntry)]) {
+    for &(id, fown) in owners {
+        // A FIFO's owner goes to its REG entry.
+        let id = entries
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.fifo.as_ref())
+            .and_then(|f| f.regf_id)
+            .unwrap_or(id);
+        if let Some(slot) = entries.iter_mut().find(|e| e.id == id).and_then(of_mut) {
+            *slot = fown;
+        }
+    }
+}

@@ -34,6 +34,8 @@
 //!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
 //! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,
 //!   `SA_*`, `SS_*`, `SIG_*`, `sig::*`, restart errnos, `BlobCall`.
+//! - `ioc(dir, type, nr, size)` for ioctl numbers, with the generic `IOC_*`
+//!   direction bits unless the arch module defines its own (powerpc).
 //!
 //! This crate is `no_std` and has no dependencies, because it is also compiled
 //! inside the nested, offline build of the parasite and restorer blobs.

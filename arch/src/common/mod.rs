@@ -7,8 +7,10 @@
 //! The per-arch modules re-export this module, so every name here is also
 //! reachable as `criu_arch::NAME`.
 
+mod ioc;
 mod signal;
 
+pub use ioc::*;
 pub use signal::*;
 
 /// `NT_PRSTATUS`: general-purpose registers regset (every arch).

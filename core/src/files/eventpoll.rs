@@ -99,7 +99,8 @@ pub fn open(e: &pb::EventpollFileEntry) -> Result<OwnedFd, SysFail> {
 }
 
 /// `struct epoll_event` as the kernel reads it: packed on x86_64 (data at
-/// offset 4, 12 bytes), naturally aligned elsewhere (data at 8, 16 bytes).
+/// offset 4, 12 bytes), naturally aligned elsewhere (data at 8, 16 bytes);
+/// linux-raw-sys has each arch's layout.
 #[repr(C, align(16))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EpollEvent(pub [u8; 16]);
@@ -108,7 +109,9 @@ impl EpollEvent {
     pub fn new(events: u32, data: u64) -> EpollEvent {
         let mut b = [0u8; 16];
         b[..4].copy_from_slice(&events.to_ne_bytes());
-        let at = if cfg!(target_arch = "x86_64") { 4 } else { 8 };
+        type Kernel = linux_raw_sys::general::epoll_event;
+        const _: () = assert!(size_of::<Kernel>() <= 16);
+        let at = std::mem::offset_of!(Kernel, data);
         b[at..at + 8].copy_from_slice(&data.to_ne_bytes());
         EpollEvent(b)
     }

@@ -29,37 +29,9 @@ pub mod category {
     pub const GUARD: u64 = raw::PAGE_IS_GUARD as u64;
 }
 
-/// ioctl request numbers, encoded as `<asm-generic/ioctl.h>` does (powerpc
-/// uses other direction bits and a 13-bit size).
-pub(crate) mod ioc {
-    #[cfg(not(target_arch = "powerpc64"))]
-    mod bits {
-        pub const NONE: u32 = 0;
-        pub const WRITE: u32 = 1;
-        pub const READ: u32 = 2;
-        pub const DIR_SHIFT: u32 = 30;
-        pub const SIZE_MASK: u32 = (1 << 14) - 1;
-    }
-    #[cfg(target_arch = "powerpc64")]
-    mod bits {
-        pub const NONE: u32 = 1;
-        pub const WRITE: u32 = 4;
-        pub const READ: u32 = 2;
-        pub const DIR_SHIFT: u32 = 29;
-        pub const SIZE_MASK: u32 = (1 << 13) - 1;
-    }
-    pub use bits::{NONE, READ, WRITE};
-
-    /// `_IOC(dir, ty, nr, size)`.
-    pub const fn ioc(dir: u32, ty: u32, nr: u32, size: usize) -> u32 {
-        (dir << bits::DIR_SHIFT) | (((size as u32) & bits::SIZE_MASK) << 16) | (ty << 8) | nr
-    }
-}
-pub(crate) use ioc::ioc;
-
 /// `PAGEMAP_SCAN`: `_IOWR('f', 16, struct pm_scan_arg)`.
-const PAGEMAP_SCAN: u32 = ioc(
-    ioc::READ | ioc::WRITE,
+const PAGEMAP_SCAN: u32 = criu_arch::ioc(
+    criu_arch::IOC_READ | criu_arch::IOC_WRITE,
     b'f' as u32,
     16,
     size_of::<raw::pm_scan_arg>(),
@@ -68,7 +40,7 @@ const PAGEMAP_SCAN: u32 = ioc(
 const _: () = assert!(size_of::<raw::pm_scan_arg>() == 96);
 const _: () = assert!(size_of::<raw::page_region>() == 24);
 const _: () = assert!(size_of::<PageRegion>() == size_of::<raw::page_region>());
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x"))]
+// Read-write requests come out the same with powerpc's bits too.
 const _: () = assert!(PAGEMAP_SCAN == 0xc060_6610);
 
 /// One run of pages with the same categories: `[start, end)`.

@@ -18,10 +18,16 @@ pub const EFD_SEMAPHORE: u32 = 1;
 /// file's `O_*` flags without `O_CLOEXEC`.
 pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
     let e = info.eventfd?;
-    let sem = if e.semaphore == Some(true) {
-        EFD_SEMAPHORE
-    } else {
-        0
+    let sem = match e.semaphore {
+        Some(true) => EFD_SEMAPHORE,
+        Some(false) => 0,
+        None => {
+            crate::pr_warn!(
+                "eventfd (file {id}): this kernel's fdinfo does not show eventfd-semaphore; \
+                 an EFD_SEMAPHORE flag is not kept"
+            );
+            0
+        }
     };
     Some(pb::FileEntry {
         r#type: pb::FdTypes::Eventfd as i32,

@@ -1,7 +1,8 @@
 //! eventfds: a non-blocking counter above 32 bits, a semaphore eventfd
 //! with a count of 3, and a dup of it. After restore the counters read
 //! back, the semaphore hands out its units one by one, the flags and the
-//! sharing of the dup are intact.
+//! sharing of the dup are intact. With `no-semaphore` (a kernel whose
+//! fdinfo does not show the flag) the second eventfd is a plain counter.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -24,16 +25,22 @@ fn fdinfo(fd: &OwnedFd) -> String {
 
 fn main() {
     zdtm::run(
-        |_| {
+        |args| {
             let e = |v, f| eventfd(v, f).map_err(|e| format!("eventfd: {e}"));
             let big = e(0, EventfdFlags::NONBLOCK)?;
             rustix::io::write(&big, &BIG.to_ne_bytes()).map_err(|e| e.to_string())?;
-            let sem = e(3, EventfdFlags::SEMAPHORE | EventfdFlags::NONBLOCK)?;
+            let semaphore = !args.rest.iter().any(|a| a == "no-semaphore");
+            let flags = if semaphore {
+                EventfdFlags::SEMAPHORE | EventfdFlags::NONBLOCK
+            } else {
+                EventfdFlags::NONBLOCK
+            };
+            let sem = e(3, flags)?;
             let dup = rustix::io::dup(&sem).map_err(|e| e.to_string())?;
-            Ok((big, sem, dup))
+            Ok((big, sem, dup, semaphore))
         },
         |_| {},
-        |(big, sem, dup)| {
+        |(big, sem, dup, semaphore)| {
             let fl = rustix::fs::fcntl_getfl(&big).map_err(|e| e.to_string())?;
             ensure(fl.contains(rustix::fs::OFlags::NONBLOCK), || {
                 format!("big: flags {fl:?} lost O_NONBLOCK")
@@ -47,6 +54,13 @@ fn main() {
                 ensure(fdinfo(&sem).contains("eventfd-semaphore: 1"), || {
                     format!("sem fdinfo: {}", fdinfo(&sem))
                 })?;
+            }
+            if !semaphore {
+                let v = read_u64(&dup).map_err(|e| format!("read counter: {e}"))?;
+                ensure(v == 3, || format!("counter read {v}, want 3"))?;
+                return ensure(read_u64(&sem).is_err(), || {
+                    "counter readable after reading through the dup (not shared?)".into()
+                });
             }
             for i in 0..3 {
                 let v = read_u64(if i == 1 { &dup } else { &sem })

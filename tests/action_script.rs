@@ -2,7 +2,8 @@
 //! at the right moments. pre-dump/post-dump around a dump (a failure of
 //! either fails the dump and leaves the task running unharmed);
 //! pre-restore, post-restore and pre-resume before the restored task runs
-//! any of its own code (a failure kills it and fails the restore), and
+//! any of its own code (pre-resume with it held stopped, the restorer
+//! gone; a failure kills it and fails the restore), and
 //! post-resume once it runs (a failure is only reported).
 #![cfg(target_arch = "x86_64")]
 
@@ -18,6 +19,10 @@ if [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ]; then
     # The task must not run yet: its counter must stand still.
     a=$(cat "$HOOK_PROGRESS"); sleep 0.3; b=$(cat "$HOOK_PROGRESS")
     echo "progress $a $b" >> "$HOOK_LOG"
+fi
+if [ "$CRTOOLS_SCRIPT_ACTION" = pre-resume ]; then
+    # As CRIU: the restore is over, the task held stopped by the tool.
+    echo "state $(cut -d' ' -f3 /proc/$CRTOOLS_INIT_PID/stat)" >> "$HOOK_LOG"
 fi
 [ "$CRTOOLS_SCRIPT_ACTION" != "$HOOK_FAIL_AT" ]
 "#;
@@ -89,7 +94,7 @@ fn actions_run_in_order_with_criu_environment() {
     let (ok, log) = s.criu(&["restore", "-d", "--pidfile", "pid"], "");
     assert!(ok, "restore: {log}");
     let seen = s.actions();
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen.len(), 6, "{seen:?}");
     assert_eq!(seen[0], format!("pre-restore none {dir}"));
     assert_eq!(seen[1], format!("post-restore {pid} {dir}"));
     // The counter stood still during post-restore.
@@ -97,7 +102,11 @@ fn actions_run_in_order_with_criu_environment() {
     assert_eq!(progress[0], "progress");
     assert_eq!(progress[1], progress[2], "the task ran before pre-resume");
     assert_eq!(seen[3], format!("pre-resume {pid} {dir}"));
-    assert_eq!(seen[4], format!("post-resume {pid} {dir}"));
+    assert_eq!(
+        seen[4], "state t",
+        "pre-resume: the task is not held stopped"
+    );
+    assert_eq!(seen[5], format!("post-resume {pid} {dir}"));
     let before: u64 = progress[2].parse().unwrap();
     assert!(common::wait_until(TIMEOUT, || {
         std::fs::read_to_string(s.z.work().join("progress"))

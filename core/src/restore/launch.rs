@@ -183,7 +183,6 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
                 .try_for_each(|l| super::regsets::write(l.pid, l.t))
         })
         .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
-        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .and_then(|()| {
             // Every thread is held before any is told to go, so none runs
             // its own code before its region is gone.
@@ -197,6 +196,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             held.run_to_sigreturn()?;
             held.unmap_regions()
         })
+        // As CRIU: with every task stopped at the end of its restore, the
+        // restorer gone, right before they are let go.
+        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
         .and_then(|()| match fault_after {
             true => Err(RestoreError::Unsupported(format!(
                 "fault injected at {FAULT_AFTER_DONE}"

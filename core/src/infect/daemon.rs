@@ -137,6 +137,7 @@ impl<'t> Parasite<'t> {
 
         let tid = self.task().pid;
         ptrace::set_gp_regs(tid, &regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
+        let restart = ptrace::set_syscall_restart(tid, 0);
         let mut daemon = Daemon {
             parasite: self,
             sock: None,
@@ -146,6 +147,7 @@ impl<'t> Parasite<'t> {
             done: false,
         };
         // From here on, dropping `daemon` puts the task's context back.
+        restart.map_err(InfectError::ptrace(pid, "SETREGSET(syscall restart)"))?;
         ptrace::set_sigmask(tid, TRAP_ONLY_MASK).map_err(InfectError::ptrace(pid, "SETSIGMASK"))?;
         ptrace::cont(tid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
         daemon.running = true;

@@ -239,6 +239,28 @@ pub fn skip_pending_syscall(pid: Pid) -> Result<(), Errno> {
     }
 }
 
+/// The kernel's syscall-restart state of stopped thread `pid` that lives
+/// outside the general registers (`criu_arch::SYSCALL_RESTART_REGSET`,
+/// s390x's `NT_S390_SYSTEM_CALL`); 0 where the arch has none.
+pub fn get_syscall_restart(pid: Pid) -> Result<u32, Errno> {
+    let Some(note) = criu_arch::SYSCALL_RESTART_REGSET else {
+        return Ok(0);
+    };
+    let mut word = [0u8; 4];
+    get_regset(pid, note, &mut word)?;
+    Ok(u32::from_ne_bytes(word))
+}
+
+/// Write the state [`get_syscall_restart`] read (0: the kernel does not
+/// restart anything when the thread resumes). A no-op where the arch has
+/// no such state.
+pub fn set_syscall_restart(pid: Pid, word: u32) -> Result<(), Errno> {
+    match criu_arch::SYSCALL_RESTART_REGSET {
+        Some(note) => set_regset(pid, note, &word.to_ne_bytes()),
+        None => Ok(()),
+    }
+}
+
 /// `PTRACE_SETREGSET`: write register set `note` from `buf`.
 pub fn set_regset(pid: Pid, note: u32, buf: &[u8]) -> Result<(), Errno> {
     // The kernel only reads through `base` for SETREGSET.

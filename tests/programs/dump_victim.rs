@@ -77,7 +77,7 @@ fn want_action() -> KSigaction {
     KSigaction {
         handler: on_usr1 as *const () as usize as u64,
         flags: SA_RESTART | SA_RESTORER,
-        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        restorer: criu_arch::sa_restorer(SA_RESTART),
         mask: 1 << (SIGUSR2 - 1),
     }
 }

@@ -22,6 +22,10 @@ pub const SYSCALL_NR_REGSET: Option<u32> = Some(NT_ARM_SYSTEM_CALL);
 /// back with the registers. Here: none (arm64 rewinds an interrupted syscall before the stop).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_ARM_TLS`: tpidr_el0 (and tpidr2_el0).
 pub const NT_ARM_TLS: u32 = 0x401;
 /// `NT_ARM_HW_BREAK`: hardware breakpoints.

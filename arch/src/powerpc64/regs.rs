@@ -24,6 +24,10 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: none (the general registers carry it).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_PPC_VMX`: Altivec registers ([`VrRegs`]).
 pub const NT_PPC_VMX: u32 = 0x100;
 /// `NT_PPC_VSX`: low doublewords of VSR0..31 ([`VsxRegs`]).

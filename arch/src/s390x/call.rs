@@ -64,6 +64,17 @@ pub unsafe extern "C" fn restore_rt() -> ! {
     naked_asm!("svc 173", ".2byte 0x0001")
 }
 
+/// `sa_restorer` trampoline for handlers without `SA_SIGINFO`, whose
+/// frame is s390's old non-RT `sigframe`: `svc 119` (sigreturn) with the
+/// frame at r15 (see `sa_restorer`).
+///
+/// # Safety
+/// Only to be reached as a signal handler's return address.
+#[unsafe(naked)]
+pub unsafe extern "C" fn restore_sigreturn() -> ! {
+    naked_asm!("svc 119", ".2byte 0x0001")
+}
+
 /// Switch to the signal frame whose `rt_sigreturn` stack pointer is `sp`
 /// (frame address + [`RT_SIGFRAME_OFFSET`](super::RT_SIGFRAME_OFFSET)) and
 /// execute `rt_sigreturn`.

@@ -24,6 +24,13 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: `NT_S390_SYSTEM_CALL` (instruction length << 16 | number).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = Some(NT_S390_SYSTEM_CALL);
 
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register, so that any write of
+/// the general registers there changes which syscall runs: a tracer
+/// must first leave the entry stop (skipping the syscall). s390x: yes,
+/// its ptrace ABI reports and sets the number through r2.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = true;
+
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
 /// `NT_S390_TODCMP`.

@@ -24,6 +24,10 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: none (`orig_ax` in the general registers carries it).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

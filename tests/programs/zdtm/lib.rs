@@ -353,7 +353,7 @@ pub fn action(handler: usize, flags: u64, mask: u64) -> criu_arch::KSigaction {
     criu_arch::KSigaction {
         handler: handler as u64,
         flags: flags | criu_arch::SA_RESTORER,
-        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        restorer: criu_arch::sa_restorer(flags),
         mask,
     }
 }
@@ -534,8 +534,10 @@ pub fn thread_pointer() -> Result<usize, String> {
 }
 
 /// The rseq signature glibc registers with (`RSEQ_SIG`): x86_64 `ud1`
-/// bytes, aarch64 `brk #0x45e0`.
+/// bytes, aarch64 `brk #0x45e0`, s390x `trap4 4095(%r0)`.
 #[cfg(target_arch = "aarch64")]
 pub const RSEQ_SIG: usize = 0xd428_bc00;
-#[cfg(not(target_arch = "aarch64"))]
+#[cfg(target_arch = "s390x")]
+pub const RSEQ_SIG: usize = 0xb2ff_0fff;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "s390x")))]
 pub const RSEQ_SIG: usize = 0x5305_3053;

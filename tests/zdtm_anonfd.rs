@@ -4,7 +4,7 @@
 //! the limit, locks without --file-locks. Each program checks itself after
 //! restore (see tests/programs/zdtm/). The images must decode with CRIU's
 //! own `crit` where it is installed.
-#![cfg(target_arch = "x86_64")]
+#![cfg(any(target_arch = "x86_64", target_arch = "s390x"))]
 
 mod common;
 

@@ -94,6 +94,18 @@ impl<'t> Parasite<'t> {
             fp.as_ref(),
             self.task().sigmask(),
         );
+        // State the kernel reloads from every frame beyond the general and
+        // FP registers (s390x's vector registers): taken as it is now.
+        let tid = self.task().pid;
+        for &note in criu_arch::FRAME_EXTRA_REGSETS {
+            let mut buf = [0u8; 1024];
+            match ptrace::get_regset(tid, note, &mut buf) {
+                Ok(n) => frame.set_extra_regset(note, &buf[..n]),
+                // This CPU or kernel has no such registers.
+                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NODEV) => {}
+                Err(e) => return Err(InfectError::ptrace(pid, "GETREGSET(frame)")(e)),
+            }
+        }
         let bytes = ptrace::sigframe_bytes(&frame);
         self.local_mut()[l.frame_off..l.frame_off + bytes.len()].copy_from_slice(bytes);
 

@@ -22,12 +22,18 @@
 //!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
 //!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`;
 //!   `SYSCALL_NR_REGSET` and `SYSCALL_RESTART_REGSET` (syscall state a
-//!   tracer must handle outside the general registers, if any).
+//!   tracer must handle outside the general registers, if any),
+//!   `SYSCALL_NR_IN_RETVAL_AT_ENTRY` (s390x: the pending syscall's number
+//!   is read back from r2 at a syscall-entry stop).
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
-//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
+//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`
+//!   (`sa_restorer(flags)` picks the right one: s390x handlers without
+//!   `SA_SIGINFO` return through `sigreturn`); `FRAME_EXTRA_REGSETS` and
+//!   `RtSigframe::set_extra_regset` (state beyond GP/FP registers a frame
+//!   built from a live task must carry: s390x's vector registers);
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
 //!   stack; x86_64, aarch64 and s390x so far, `-ENOSYS` elsewhere),
 //!   `set_thread_pointer` (the TLS register no frame carries: aarch64's

@@ -32,6 +32,8 @@ fn cannot_dump() -> Option<&'static str> {
 fn pc(core: &pb::CoreEntry) -> u64 {
     if cfg!(target_arch = "aarch64") {
         core.ti_aarch64.as_ref().unwrap().gpregs.pc
+    } else if cfg!(target_arch = "s390x") {
+        core.ti_s390.as_ref().unwrap().gpregs.psw_addr
     } else {
         core.thread_info.as_ref().unwrap().gpregs.ip
     }

@@ -4,7 +4,8 @@
 //! writes PASS or FAIL.
 //!
 //! These need ptrace, which qemu-user lacks (there each test says SKIPPED
-//! and passes); they run on x86_64 and aarch64 (in the VM, `tests/vm/run`).
+//! and passes); they run on x86_64, aarch64 and s390x (in the VM,
+//! `tests/vm/run`).
 
 mod common;
 
@@ -25,16 +26,19 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const RESULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Syscall numbers `nanosleep` may be issued as (nanosleep,
 /// clock_nanosleep).
-#[cfg(target_arch = "x86_64")]
-const NANOSLEEP_NRS: [i64; 2] = [35, 230];
-#[cfg(not(target_arch = "x86_64"))]
-const NANOSLEEP_NRS: [i64; 2] = [101, 115];
+const NANOSLEEP_NRS: [i64; 2] = [
+    criu_arch::nr::NANOSLEEP as i64,
+    criu_arch::nr::CLOCK_NANOSLEEP as i64,
+];
 /// Where the vector registers are in the extended register set: XMM0-15
 /// at byte 160 of x86_64's XSAVE area, V0-V31 at the start of arm64's
-/// `user_fpsimd_state`.
+/// `user_fpsimd_state`, F0-F15 after the FPC word in s390x's
+/// `s390_fp_regs`.
 #[cfg(target_arch = "x86_64")]
 const VECTOR_BYTES: std::ops::Range<usize> = 160..416;
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "s390x")]
+const VECTOR_BYTES: std::ops::Range<usize> = 8..136;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
 const VECTOR_BYTES: std::ops::Range<usize> = 0..512;
 /// `-ERESTART_RESTARTBLOCK`: what an interrupted nanosleep reports.
 const ERESTART_RESTARTBLOCK: i64 = -516;
@@ -44,8 +48,12 @@ const ERESTART_RESTARTBLOCK: i64 = -516;
 fn cannot_infect() -> Option<&'static str> {
     static WHY: OnceLock<Option<&'static str>> = OnceLock::new();
     *WHY.get_or_init(|| {
-        if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-            return Some("the infect module is tested on x86_64 and aarch64 only for now");
+        if !cfg!(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "s390x"
+        )) {
+            return Some("the infect module is tested on x86_64, aarch64 and s390x only for now");
         }
         if let Some(why) = common::cannot_checkpoint() {
             return Some(why);
@@ -204,9 +212,9 @@ fn sleeping_victim_keeps_its_sleep() {
     let mut task = Seized::seize(victim.pid()).expect("seize");
     // Interrupted inside nanosleep: the kernel must restart it on resume.
     assert!(NANOSLEEP_NRS.contains(&task.regs().syscall_nr()));
-    // x86_64 shows the restart code; arm64 has already rewound the `svc`
-    // (x0 = the first argument again) before the ptrace stop.
-    if cfg!(target_arch = "x86_64") {
+    // x86_64 and s390x show the restart code; arm64 has already rewound
+    // the `svc` (x0 = the first argument again) before the ptrace stop.
+    if cfg!(any(target_arch = "x86_64", target_arch = "s390x")) {
         assert_eq!(task.regs().syscall_result(), ERESTART_RESTARTBLOCK);
     }
     let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
@@ -290,7 +298,7 @@ fn faulting_parasite_leaves_victim_unharmed() {
     let dir = TempDir::new("infect-fault");
     let victim = Victim::start(&dir, &["loop"]);
     // All-zero code faults on every arch (x86: `add [rax], al` with rax = 0;
-    // aarch64: `udf`).
+    // aarch64: `udf`; s390x: the invalid opcode 0x00).
     static ZEROS: [u8; 64] = [0; 64];
     let blob = raw_blob(&ZEROS);
 
@@ -362,6 +370,14 @@ fn failed_area_mapping_leaves_nothing_behind() {
     let dir = TempDir::new("infect-nomap");
     let victim = Victim::start(&dir, &["loop"]);
 
+    if cfg!(target_arch = "s390x") {
+        // Its mmap hands out up to 16 EiB (the page tables grow to five
+        // levels on demand), more than a memfd can be sized to.
+        return skip(
+            "failed_area_mapping_leaves_nothing_behind",
+            "s390x maps areas of any size a memfd can have",
+        );
+    }
     let mut task = Seized::seize(victim.pid()).expect("seize");
     // 1 PiB of arguments: the memfd is created (and sized, sparse) but the
     // task cannot map it (more than the address space mmap hands out
@@ -392,9 +408,17 @@ static SPIN_THEN_42: [u8; 15] = [
     0xb8, 0x2a, 0x00, 0x00, 0x00, // mov eax, 42
     0xc3, //                         ret
 ];
+/// s390x code: count down from 2^26 (the VM emulates it), then return 42.
+#[cfg(target_arch = "s390x")]
+static SPIN_THEN_42: [u8; 14] = [
+    0xa5, 0x1e, 0x04, 0x00, // llilh %r1, 0x0400
+    0xa7, 0x17, 0x00, 0x00, // 1: brctg %r1, 1b
+    0xa7, 0x29, 0x00, 0x2a, // lghi %r2, 42
+    0x07, 0xfe, //             br %r14
+];
 /// aarch64 code: count down from 2^27 (fewer: the VM emulates it), then
 /// return 42.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
 static SPIN_THEN_42: [u8; 20] = [
     0x01, 0x00, 0xa1, 0x52, // movz w1, #0x0800, lsl #16
     0x21, 0x04, 0x00, 0x71, // 1: subs w1, w1, #1

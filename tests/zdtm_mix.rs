@@ -2,7 +2,6 @@
 //! files with offsets and dups, a directory, /dev/null, a memfd, a pipe
 //! and a FIFO with data, unix sockets, eventfd, signalfd, timerfd, one
 //! epoll instance shared by two tasks, inotify, a ghost file and a flock.
-#![cfg(target_arch = "x86_64")]
 
 mod common;
 

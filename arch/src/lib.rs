@@ -10,7 +10,7 @@
 //! - `syscall0` ..= `syscall6`: raw system call entry (inline asm), returning the
 //!   kernel's raw result (`-errno` on failure, also on ppc64 where the kernel
 //!   flags errors with CR0.SO), as `isize`; `sys_mmap` (s390x's `mmap` takes
-//!   an argument block).
+//!   an argument block, `MMAP_TAKES_ARG_BLOCK`).
 //! - `nr`: syscall numbers as `usize` constants named after the syscall in upper
 //!   case (`nr::WRITE`, `nr::RT_SIGRETURN`, ...); a syscall the arch lacks is
 //!   absent.
@@ -20,14 +20,22 @@
 //! - Register sets as the kernel's ptrace regsets lay them out (`GpRegs` for
 //!   NT_PRSTATUS, `FpRegs` for NT_PRFPREG, plus arch-specific vector sets),
 //!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
-//!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`.
+//!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`;
+//!   `SYSCALL_NR_REGSET` and `SYSCALL_RESTART_REGSET` (syscall state a
+//!   tracer must handle outside the general registers, if any),
+//!   `SYSCALL_NR_IN_RETVAL_AT_ENTRY` (s390x: the pending syscall's number
+//!   is read back from r2 at a syscall-entry stop).
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
-//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
+//!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`
+//!   (`sa_restorer(flags)` picks the right one: s390x handlers without
+//!   `SA_SIGINFO` return through `sigreturn`); `FRAME_EXTRA_REGSETS` and
+//!   `RtSigframe::set_extra_regset` (state beyond GP/FP registers a frame
+//!   built from a live task must carry: s390x's vector registers);
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
-//!   stack; x86_64 and aarch64 so far, `-ENOSYS` elsewhere),
+//!   stack; x86_64, aarch64 and s390x so far, `-ENOSYS` elsewhere),
 //!   `set_thread_pointer` (the TLS register no frame carries: aarch64's
 //!   `tpidr_el0`; a no-op elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,

@@ -255,8 +255,12 @@ pub fn cannot_checkpoint() -> Option<&'static str> {
     if !rustix::process::geteuid().is_root() {
         return Some("needs root");
     }
-    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        return Some("dump and restore exist for x86_64 and aarch64 only so far");
+    if !cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "s390x"
+    )) {
+        return Some("dump and restore exist for x86_64, aarch64 and s390x only so far");
     }
     const PTRACE_SEIZE: usize = 0x4206;
     // SAFETY: integer arguments only; no memory is read or written.

@@ -33,7 +33,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use criu_arch::{KSigaction, SA_RESTART, SA_RESTORER, nr, syscall2, syscall3, syscall4, syscall6};
+use criu_arch::{KSigaction, SA_RESTART, SA_RESTORER, nr, sys_mmap, syscall2, syscall3, syscall4};
 
 const PAGE: usize = 4096;
 const SPARSE_PAGES: usize = 64;
@@ -77,7 +77,7 @@ fn want_action() -> KSigaction {
     KSigaction {
         handler: on_usr1 as *const () as usize as u64,
         flags: SA_RESTART | SA_RESTORER,
-        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        restorer: criu_arch::sa_restorer(SA_RESTART),
         mask: 1 << (SIGUSR2 - 1),
     }
 }
@@ -153,8 +153,7 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     // SAFETY: fresh anonymous mappings, used only through the slices below.
     let sparse = check(
         unsafe {
-            syscall6(
-                nr::MMAP,
+            sys_mmap(
                 0,
                 SPARSE_PAGES * PAGE,
                 PROT_RW,
@@ -166,17 +165,7 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         "mmap sparse",
     )?;
     let noacc = check(
-        unsafe {
-            syscall6(
-                nr::MMAP,
-                0,
-                4 * PAGE,
-                PROT_RW,
-                MAP_PRIVATE_ANON,
-                usize::MAX,
-                0,
-            )
-        },
+        unsafe { sys_mmap(0, 4 * PAGE, PROT_RW, MAP_PRIVATE_ANON, usize::MAX, 0) },
         "mmap noaccess",
     )?;
     for &p in &TOUCHED {
@@ -421,10 +410,7 @@ fn open_byte(i: usize) -> u8 {
 
 fn mmap_shared(len: usize, flags: usize, fd: usize, what: &str) -> Result<usize, String> {
     // SAFETY: a fresh mapping where the kernel chooses.
-    check(
-        unsafe { syscall6(nr::MMAP, 0, len, PROT_RW, flags, fd, 0) },
-        what,
-    )
+    check(unsafe { sys_mmap(0, len, PROT_RW, flags, fd, 0) }, what)
 }
 
 fn fill_pages(base: usize, pages: &[usize], tag: usize) {
@@ -452,17 +438,7 @@ fn shmem_setup() -> Result<Shmem, String> {
     fill_pages(mfd, &MFD_TOUCHED, 300);
     // SAFETY: a fresh private mapping where the kernel chooses.
     let private = check(
-        unsafe {
-            syscall6(
-                nr::MMAP,
-                0,
-                PAGE,
-                PROT_RW,
-                0x02,
-                fd.as_raw_fd() as usize,
-                6 * PAGE,
-            )
-        },
+        unsafe { sys_mmap(0, PAGE, PROT_RW, 0x02, fd.as_raw_fd() as usize, 6 * PAGE) },
         "mmap memfd private",
     )?;
     for i in 0..PAGE / 2 {

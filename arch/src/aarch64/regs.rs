@@ -15,6 +15,17 @@ pub const CORE_MTYPE: u32 = 3;
 /// there skips it. Here: the pending syscall number is its own regset (`syscallno`), not x8.
 pub const SYSCALL_NR_REGSET: Option<u32> = Some(NT_ARM_SYSTEM_CALL);
 
+/// The regset holding the kernel's syscall-restart state of a stopped
+/// thread outside the general registers (a u32, 0 = not in a syscall):
+/// a tracer saves it at the seize, writes 0 while injected code runs
+/// (else the kernel may rewind the injected PSW on resume) and writes it
+/// back with the registers. Here: none (arm64 rewinds an interrupted syscall before the stop).
+pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
+
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_ARM_TLS`: tpidr_el0 (and tpidr2_el0).
 pub const NT_ARM_TLS: u32 = 0x401;
 /// `NT_ARM_HW_BREAK`: hardware breakpoints.

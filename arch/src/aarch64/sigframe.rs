@@ -236,7 +236,18 @@ pub fn fill_sigframe(
     frame.lr = gp.regs[30];
 }
 
+/// Register sets besides the general and FP ones that a frame built from a
+/// live task must carry (read by ptrace, put in with
+/// [`RtSigframe::set_extra_regset`]). Here: none.
+pub const FRAME_EXTRA_REGSETS: &[u32] = &[];
+
 impl RtSigframe {
+    /// Put register set `note` (as ptrace returned it) into the frame:
+    /// nothing here (see [`FRAME_EXTRA_REGSETS`]).
+    pub fn set_extra_regset(&mut self, note: u32, bytes: &[u8]) {
+        let _ = (note, bytes);
+    }
+
     /// Set the alternate signal stack `rt_sigreturn` installs.
     pub fn set_altstack(&mut self, stack: StackT) {
         self.uc.stack = stack;

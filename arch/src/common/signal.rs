@@ -164,3 +164,16 @@ pub struct Siginfo {
     pub rest: [u32; 29],
 }
 const _: () = assert!(core::mem::size_of::<Siginfo>() == SIGINFO_SIZE);
+
+/// The `sa_restorer` trampoline for a handler installed with `flags`, as
+/// an address for [`KSigaction::restorer`]: [`restore_rt`](crate::restore_rt)
+/// everywhere, except that s390x builds its old non-RT frame for handlers
+/// without [`SA_SIGINFO`], which only plain `sigreturn` unwinds.
+pub fn sa_restorer(flags: u64) -> u64 {
+    #[cfg(target_arch = "s390x")]
+    if flags & SA_SIGINFO == 0 {
+        return crate::restore_sigreturn as *const () as usize as u64;
+    }
+    let _ = flags;
+    crate::restore_rt as *const () as usize as u64
+}

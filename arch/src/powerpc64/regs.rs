@@ -17,6 +17,17 @@ pub const CORE_MTYPE: u32 = 4;
 /// there skips it. Here: the general registers carry it.
 pub const SYSCALL_NR_REGSET: Option<u32> = None;
 
+/// The regset holding the kernel's syscall-restart state of a stopped
+/// thread outside the general registers (a u32, 0 = not in a syscall):
+/// a tracer saves it at the seize, writes 0 while injected code runs
+/// (else the kernel may rewind the injected PSW on resume) and writes it
+/// back with the registers. Here: none (the general registers carry it).
+pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
+
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_PPC_VMX`: Altivec registers ([`VrRegs`]).
 pub const NT_PPC_VMX: u32 = 0x100;
 /// `NT_PPC_VSX`: low doublewords of VSR0..31 ([`VsxRegs`]).

@@ -237,7 +237,18 @@ pub fn fill_sigframe(
     sc.v_regs = frame_addr + VMX_OFF + 8 * vmx_index(frame_addr) as u64;
 }
 
+/// Register sets besides the general and FP ones that a frame built from a
+/// live task must carry (read by ptrace, put in with
+/// [`RtSigframe::set_extra_regset`]). Here: none.
+pub const FRAME_EXTRA_REGSETS: &[u32] = &[];
+
 impl RtSigframe {
+    /// Put register set `note` (as ptrace returned it) into the frame:
+    /// nothing here (see [`FRAME_EXTRA_REGSETS`]).
+    pub fn set_extra_regset(&mut self, note: u32, bytes: &[u8]) {
+        let _ = (note, bytes);
+    }
+
     /// Put Altivec state into the frame (after [`fill_sigframe`] with the
     /// same `frame_addr`) and flag it in the frame's MSR.
     pub fn set_vrregs(&mut self, frame_addr: u64, vr: &VrRegs) {

@@ -143,3 +143,8 @@ pub unsafe fn sys_mmap(
     // SAFETY: forwarded contract.
     unsafe { syscall6(super::nr::MMAP, addr, len, prot, flags, fd, off) }
 }
+
+/// Whether the `mmap` syscall takes a pointer to a block of its six
+/// arguments (s390x's old-style mmap) rather than the arguments: a
+/// tracer injecting mmap must then write the block into the task.
+pub const MMAP_TAKES_ARG_BLOCK: bool = false;

@@ -64,6 +64,17 @@ pub unsafe extern "C" fn restore_rt() -> ! {
     naked_asm!("svc 173", ".2byte 0x0001")
 }
 
+/// `sa_restorer` trampoline for handlers without `SA_SIGINFO`, whose
+/// frame is s390's old non-RT `sigframe`: `svc 119` (sigreturn) with the
+/// frame at r15 (see `sa_restorer`).
+///
+/// # Safety
+/// Only to be reached as a signal handler's return address.
+#[unsafe(naked)]
+pub unsafe extern "C" fn restore_sigreturn() -> ! {
+    naked_asm!("svc 119", ".2byte 0x0001")
+}
+
 /// Switch to the signal frame whose `rt_sigreturn` stack pointer is `sp`
 /// (frame address + [`RT_SIGFRAME_OFFSET`](super::RT_SIGFRAME_OFFSET)) and
 /// execute `rt_sigreturn`.
@@ -78,19 +89,42 @@ pub unsafe fn sigreturn(sp: usize) -> ! {
     }
 }
 
-/// `clone3` for a new thread that calls `entry(arg)` on its own stack (see
-/// the x86_64 version). Not written for this arch yet: returns `-ENOSYS`.
+/// `clone3(args, size)` for a new thread of this process: the child starts
+/// on the stack `args` names (its top must be 8-byte aligned) and calls
+/// `entry(arg)`, which must never return. The parent gets clone3's result
+/// (the new TID or `-errno`). Needed because a child on a fresh stack
+/// cannot return into the caller's frame. (clone3's arguments are a
+/// struct, so s390's swapped `clone(stack, flags, ...)` order does not
+/// matter here.)
 ///
 /// # Safety
-/// Same contract as on x86_64.
+/// `args` points to a valid `struct clone_args` of `size` bytes with
+/// `CLONE_VM` and a stack of its own; `entry` may use only that stack.
+#[unsafe(naked)]
 pub unsafe extern "C" fn clone_thread(
     args: usize,
     size: usize,
     entry: extern "C" fn(usize) -> !,
     arg: usize,
 ) -> isize {
-    let _ = (args, size, entry, arg);
-    -38
+    // r2, r3: clone3's arguments; entry (r4) and arg (r5) survive `svc`
+    // (it changes only r2), and the child inherits them. The kernel sets
+    // the child's r15 to the stack top; the callee may use the 160 bytes
+    // above its r15, so the child makes room and ends the back chain there.
+    naked_asm!(
+        "lghi %r1, 435",
+        "svc 0",
+        "ltgr %r2, %r2",
+        "jnz 2f",
+        "aghi %r15, -160",
+        "lghi %r0, 0",
+        "stg %r0, 0(%r15)",
+        "lgr %r2, %r5",
+        "basr %r14, %r4",
+        ".2byte 0x0001",
+        "2:",
+        "br %r14",
+    )
 }
 
 /// The thread pointer register a signal frame does not carry (aarch64's

@@ -17,6 +17,20 @@ pub const CORE_MTYPE: u32 = 5;
 /// there skips it. Here: the general registers carry it.
 pub const SYSCALL_NR_REGSET: Option<u32> = None;
 
+/// The regset holding the kernel's syscall-restart state of a stopped
+/// thread outside the general registers (a u32, 0 = not in a syscall):
+/// a tracer saves it at the seize, writes 0 while injected code runs
+/// (else the kernel may rewind the injected PSW on resume) and writes it
+/// back with the registers. Here: `NT_S390_SYSTEM_CALL` (instruction length << 16 | number).
+pub const SYSCALL_RESTART_REGSET: Option<u32> = Some(NT_S390_SYSTEM_CALL);
+
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register, so that any write of
+/// the general registers there changes which syscall runs: a tracer
+/// must first leave the entry stop (skipping the syscall). s390x: yes,
+/// its ptrace ABI reports and sets the number through r2.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = true;
+
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
 /// `NT_S390_TODCMP`.

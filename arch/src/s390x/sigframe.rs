@@ -7,7 +7,10 @@
 
 use core::mem::{offset_of, size_of};
 
-use super::regs::{FpRegs, GpRegs, PSW_MASK_BA, PSW_MASK_EA, Psw, VxrsHigh, VxrsLow};
+use super::regs::{
+    FpRegs, GpRegs, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW, PSW_MASK_BA, PSW_MASK_EA, Psw, VxrsHigh,
+    VxrsLow,
+};
 use crate::common::{Siginfo, StackT};
 
 /// `r15` at `rt_sigreturn` equals the frame address.
@@ -182,7 +185,38 @@ pub fn fill_sigframe(
     }
 }
 
+/// Register sets besides the general and FP ones that a frame built from a
+/// live task must carry (read by ptrace, put in with
+/// [`RtSigframe::set_extra_regset`]): the vector registers, which
+/// `rt_sigreturn` loads from every frame on a CPU that has them.
+pub const FRAME_EXTRA_REGSETS: &[u32] = &[NT_S390_VXRS_LOW, NT_S390_VXRS_HIGH];
+
 impl RtSigframe {
+    /// Put register set `note` (as ptrace returned it, native words)
+    /// into the frame; other notes and short sets are ignored.
+    pub fn set_extra_regset(&mut self, note: u32, bytes: &[u8]) {
+        let ext = &mut self.uc.mcontext_ext;
+        match note {
+            NT_S390_VXRS_LOW if bytes.len() >= 128 => {
+                for (w, b) in ext.vxrs_low.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *w = u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                }
+            }
+            NT_S390_VXRS_HIGH if bytes.len() >= 256 => {
+                for (v, b) in ext
+                    .vxrs_high
+                    .iter_mut()
+                    .flatten()
+                    .zip(bytes.chunks_exact(4))
+                {
+                    *v = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            _ => return,
+        }
+        self.uc.flags |= UC_VXRS;
+    }
+
     /// Put the vector registers into the frame (V0..V15 right halves and
     /// V16..V31; the left halves of V0..V15 are the FP registers).
     pub fn set_vxrs(&mut self, low: &VxrsLow, high: &VxrsHigh) {

@@ -134,3 +134,8 @@ pub unsafe fn sys_mmap(
     // SAFETY: `block` outlives the call; the rest is the caller's contract.
     unsafe { syscall1(super::nr::MMAP, block.as_ptr() as usize) }
 }
+
+/// Whether the `mmap` syscall takes a pointer to a block of its six
+/// arguments (s390x's old-style mmap) rather than the arguments: a
+/// tracer injecting mmap must then write the block into the task.
+pub const MMAP_TAKES_ARG_BLOCK: bool = true;

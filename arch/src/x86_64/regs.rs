@@ -17,6 +17,17 @@ pub const CORE_MTYPE: u32 = 1;
 /// there skips it. Here: `orig_ax` in the general registers holds it, which every injection sets.
 pub const SYSCALL_NR_REGSET: Option<u32> = None;
 
+/// The regset holding the kernel's syscall-restart state of a stopped
+/// thread outside the general registers (a u32, 0 = not in a syscall):
+/// a tracer saves it at the seize, writes 0 while injected code runs
+/// (else the kernel may rewind the injected PSW on resume) and writes it
+/// back with the registers. Here: none (`orig_ax` in the general registers carries it).
+pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
+
+/// Whether, at a syscall-entry stop, the kernel takes the number of the
+/// pending syscall from the return-value register (s390x). Here: no.
+pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

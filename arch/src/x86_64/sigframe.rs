@@ -240,7 +240,18 @@ pub fn fill_sigframe(
     }
 }
 
+/// Register sets besides the general and FP ones that a frame built from a
+/// live task must carry (read by ptrace, put in with
+/// [`RtSigframe::set_extra_regset`]). Here: none.
+pub const FRAME_EXTRA_REGSETS: &[u32] = &[];
+
 impl RtSigframe {
+    /// Put register set `note` (as ptrace returned it) into the frame:
+    /// nothing here (see [`FRAME_EXTRA_REGSETS`]).
+    pub fn set_extra_regset(&mut self, note: u32, bytes: &[u8]) {
+        let _ = (note, bytes);
+    }
+
     /// Put a full XSAVE image (standard format, `xstate_size` bytes, features
     /// `xfeatures` = the task's XCR0 user mask) into the frame, so that
     /// `rt_sigreturn` restores AVX and later components too. Returns false

@@ -94,6 +94,18 @@ impl<'t> Parasite<'t> {
             fp.as_ref(),
             self.task().sigmask(),
         );
+        // State the kernel reloads from every frame beyond the general and
+        // FP registers (s390x's vector registers): taken as it is now.
+        let tid = self.task().pid;
+        for &note in criu_arch::FRAME_EXTRA_REGSETS {
+            let mut buf = [0u8; 1024];
+            match ptrace::get_regset(tid, note, &mut buf) {
+                Ok(n) => frame.set_extra_regset(note, &buf[..n]),
+                // This CPU or kernel has no such registers.
+                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NODEV) => {}
+                Err(e) => return Err(InfectError::ptrace(pid, "GETREGSET(frame)")(e)),
+            }
+        }
         let bytes = ptrace::sigframe_bytes(&frame);
         self.local_mut()[l.frame_off..l.frame_off + bytes.len()].copy_from_slice(bytes);
 
@@ -137,6 +149,7 @@ impl<'t> Parasite<'t> {
 
         let tid = self.task().pid;
         ptrace::set_gp_regs(tid, &regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
+        let restart = ptrace::set_syscall_restart(tid, 0);
         let mut daemon = Daemon {
             parasite: self,
             sock: None,
@@ -146,6 +159,7 @@ impl<'t> Parasite<'t> {
             done: false,
         };
         // From here on, dropping `daemon` puts the task's context back.
+        restart.map_err(InfectError::ptrace(pid, "SETREGSET(syscall restart)"))?;
         ptrace::set_sigmask(tid, TRAP_ONLY_MASK).map_err(InfectError::ptrace(pid, "SETSIGMASK"))?;
         ptrace::cont(tid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
         daemon.running = true;

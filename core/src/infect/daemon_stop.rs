@@ -87,7 +87,15 @@ impl Daemon<'_, '_> {
                     if entered {
                         break regs;
                     }
-                    entered = regs.syscall_nr() == criu_arch::nr::RT_SIGRETURN as i64;
+                    // The kernel's word on the syscall: the number is not
+                    // in a general register on every arch (s390x's `svc
+                    // 173` encodes it in the instruction).
+                    entered = matches!(
+                        ptrace::get_syscall_info(tid)
+                            .map_err(InfectError::ptrace(pid, "GET_SYSCALL_INFO"))?,
+                        ptrace::SyscallInfo::Entry { nr, .. }
+                            if nr == criu_arch::nr::RT_SIGRETURN as u64
+                    );
                 }
                 WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
                     task.released = true;

@@ -42,6 +42,9 @@ pub struct Seized {
     pub(super) regs: GpRegs,
     pub(super) ext_regs: ExtRegs,
     pub(super) sigmask: SigSet,
+    /// The kernel's syscall-restart word kept outside the registers
+    /// (s390x's `NT_S390_SYSTEM_CALL`; 0 elsewhere), put back with them.
+    pub(super) syscall_restart: u32,
     pub(super) exec_start: u64,
     /// A stop signal arrived while our code ran; honour it on release.
     pub(super) stop_on_release: bool,
@@ -128,6 +131,8 @@ impl Seized {
         let regs = ptrace::get_gp_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET"))?;
         let ext_regs = read_ext_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET(FP)"))?;
         let sigmask = ptrace::get_sigmask(tid).map_err(InfectError::ptrace(pid, "GETSIGMASK"))?;
+        let syscall_restart = ptrace::get_syscall_restart(tid)
+            .map_err(InfectError::ptrace(pid, "GETREGSET(syscall restart)"))?;
         let exec_start = task_info::exec_start(pid)?;
 
         guard.0 = None;
@@ -137,6 +142,7 @@ impl Seized {
             regs,
             ext_regs,
             sigmask,
+            syscall_restart,
             exec_start,
             stop_on_release: false,
             deferred_signals: Vec::new(),
@@ -169,6 +175,13 @@ impl Seized {
     /// The blocked-signal mask as it was at the seize.
     pub fn sigmask(&self) -> SigSet {
         self.sigmask
+    }
+
+    /// The kernel's syscall-restart word as it was at the seize (s390x's
+    /// `NT_S390_SYSTEM_CALL`: instruction length << 16 | number; 0 when
+    /// not in a syscall, and always 0 on arches without it).
+    pub fn syscall_restart(&self) -> u32 {
+        self.syscall_restart
     }
 
     /// Where injected syscall stubs are placed.

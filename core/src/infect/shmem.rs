@@ -150,11 +150,20 @@ impl Seized {
             op: "ftruncate of the shared memfd",
             source,
         })?;
-        let remote = self.remote_syscall(
-            "mmap",
-            criu_arch::nr::MMAP,
-            [0, len as u64, PROT_RW, MAP_SHARED, fd, 0],
-        )?;
+        let args = [0, len as u64, PROT_RW, MAP_SHARED, fd, 0];
+        let remote = if criu_arch::MMAP_TAKES_ARG_BLOCK {
+            // The block goes right after the stub, where the data words of
+            // an injected syscall are placed.
+            let block = self.exec_start() + criu_arch::INJECT_CODE.len() as u64;
+            self.remote_syscall_with_data(
+                "mmap",
+                criu_arch::nr::MMAP,
+                [block, 0, 0, 0, 0, 0],
+                &args,
+            )?
+        } else {
+            self.remote_syscall("mmap", criu_arch::nr::MMAP, args)?
+        };
         match SharedMapping::map(&local_fd, len) {
             Ok(local) => Ok(SharedArea { remote, local }),
             Err(source) => {

@@ -38,6 +38,9 @@ impl Seized {
     ) -> Result<GpRegs, InfectError> {
         let pid = self.pid();
         ptrace::set_gp_regs(self.pid, regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
+        // No restart of the syscall the task sat in may touch our code.
+        ptrace::set_syscall_restart(self.pid, 0)
+            .map_err(InfectError::ptrace(pid, "SETREGSET(syscall restart)"))?;
         ptrace::set_sigmask(self.pid, TRAP_ONLY_MASK)
             .map_err(InfectError::ptrace(pid, "SETSIGMASK"))?;
         ptrace::cont(self.pid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
@@ -114,6 +117,7 @@ impl Seized {
         let _undo = crate::fault::Undo::enter();
         let pid = self.pid();
         let gp = ptrace::set_gp_regs(self.pid, &self.regs)
+            .and_then(|()| ptrace::set_syscall_restart(self.pid, self.syscall_restart))
             .map_err(InfectError::ptrace(pid, "SETREGSET(restore)"));
         let fp = if ext {
             write_ext_regs(self.pid, &self.ext_regs)

@@ -20,6 +20,8 @@ pub struct SeizedThread {
     regs: GpRegs,
     ext_regs: ExtRegs,
     sigmask: SigSet,
+    /// See [`Seized::syscall_restart`].
+    syscall_restart: u32,
     stop_on_release: bool,
     released: bool,
 }
@@ -37,6 +39,7 @@ impl SeizedThread {
                 bytes: Vec::new(),
             },
             sigmask: 0,
+            syscall_restart: 0,
             stop_on_release: false,
             // Nothing to restore until the registers are read.
             released: true,
@@ -72,6 +75,9 @@ impl SeizedThread {
         th.sigmask = ptrace::get_sigmask(t)
             .map_err(InfectError::ptrace(tid, "GETSIGMASK"))
             .map_err(detach_on_err)?;
+        th.syscall_restart = ptrace::get_syscall_restart(t)
+            .map_err(InfectError::ptrace(tid, "GETREGSET(syscall restart)"))
+            .map_err(detach_on_err)?;
         th.released = false;
         Ok(th)
     }
@@ -100,6 +106,7 @@ impl SeizedThread {
         let _undo = crate::fault::Undo::enter();
         let tid = self.tid();
         let gp = ptrace::set_gp_regs(self.tid, &self.regs)
+            .and_then(|()| ptrace::set_syscall_restart(self.tid, self.syscall_restart))
             .map_err(InfectError::ptrace(tid, "SETREGSET(restore)"));
         let fp = write_ext_regs(self.tid, &self.ext_regs)
             .map_err(InfectError::ptrace(tid, "SETREGSET(FP restore)"));
@@ -129,6 +136,8 @@ impl SeizedThread {
         }
         let ran = (|| {
             ptrace::set_gp_regs(self.tid, &regs).map_err(InfectError::ptrace(tid, "SETREGSET"))?;
+            ptrace::set_syscall_restart(self.tid, 0)
+                .map_err(InfectError::ptrace(tid, "SETREGSET(syscall restart)"))?;
             ptrace::set_sigmask(self.tid, TRAP_ONLY_MASK)
                 .map_err(InfectError::ptrace(tid, "SETSIGMASK"))?;
             ptrace::cont(self.tid, 0).map_err(InfectError::ptrace(tid, "CONT"))?;

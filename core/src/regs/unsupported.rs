@@ -1,4 +1,4 @@
-//! Architectures whose registers are not converted yet (ppc64le, s390x):
+//! Architectures whose registers are not converted yet (ppc64le):
 //! dump and restore say so.
 
 use rustix::process::Pid;

@@ -790,9 +790,14 @@ pub fn build<'a>(
         root_fd,
         fd_moves: at(a_moves),
         keep_fds: at(a_keep),
+        // The restorer's alternate stack ends 16 bytes below the frame: the
+        // kernel counts an sp equal to a stack's end as on that stack, and
+        // rt_sigreturn (sp = frame + RT_SIGFRAME_OFFSET, 0 on s390x and
+        // aarch64) would then silently keep this stack instead of the
+        // task's (EPERM, which restore_altstack ignores).
         stack: AbiRegion {
             start: base + stack_off as u64,
-            end: base + (stack_off + STACK_SIZE) as u64,
+            end: base + (stack_off + STACK_SIZE - 16) as u64,
         },
         switch_signal: SWITCH_SIGNAL,
         park: at(a_park),

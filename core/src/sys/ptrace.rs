@@ -231,10 +231,53 @@ pub fn get_regset(pid: Pid, note: u32, buf: &mut [u8]) -> Result<usize, Errno> {
 /// from x8, and runs it with the new x0..x5: set it to -1 (`NO_SYSCALL`).
 /// Harmless at any other stop (the number is already -1 there). Elsewhere
 /// a no-op: x86_64's number is `orig_ax` in the general registers, which
-/// every injection sets to -1.
+/// every injection sets to -1. s390x reads the number back from r2 at
+/// the entry stop, so any later register write would pick the syscall:
+/// there the tracee is given a number no syscall has and run to the exit
+/// stop (the syscall fails with ENOSYS and runs nothing).
 pub fn skip_pending_syscall(pid: Pid) -> Result<(), Errno> {
-    match criu_arch::SYSCALL_NR_REGSET {
-        Some(note) => set_regset(pid, note, &(-1i32).to_ne_bytes()),
+    if let Some(note) = criu_arch::SYSCALL_NR_REGSET {
+        return set_regset(pid, note, &(-1i32).to_ne_bytes());
+    }
+    if !criu_arch::SYSCALL_NR_IN_RETVAL_AT_ENTRY
+        || !matches!(get_syscall_info(pid)?, SyscallInfo::Entry { .. })
+    {
+        return Ok(());
+    }
+    let mut regs = get_gp_regs(pid)?;
+    regs.set_retval(u64::MAX);
+    set_gp_regs(pid, &regs)?;
+    // A few stops at most: the exit stop follows the entry at once unless
+    // a signal that cannot be blocked (SIGSTOP) comes first.
+    for _ in 0..8 {
+        cont_syscall(pid, 0)?;
+        match wait(pid)? {
+            WaitStatus::SyscallStop => return Ok(()),
+            WaitStatus::Exited(_) | WaitStatus::Killed(_) => return Err(Errno::SRCH),
+            WaitStatus::Stopped { .. } => {}
+        }
+    }
+    Err(Errno::BUSY)
+}
+
+/// The kernel's syscall-restart state of stopped thread `pid` that lives
+/// outside the general registers (`criu_arch::SYSCALL_RESTART_REGSET`,
+/// s390x's `NT_S390_SYSTEM_CALL`); 0 where the arch has none.
+pub fn get_syscall_restart(pid: Pid) -> Result<u32, Errno> {
+    let Some(note) = criu_arch::SYSCALL_RESTART_REGSET else {
+        return Ok(0);
+    };
+    let mut word = [0u8; 4];
+    get_regset(pid, note, &mut word)?;
+    Ok(u32::from_ne_bytes(word))
+}
+
+/// Write the state [`get_syscall_restart`] read (0: the kernel does not
+/// restart anything when the thread resumes). A no-op where the arch has
+/// no such state.
+pub fn set_syscall_restart(pid: Pid, word: u32) -> Result<(), Errno> {
+    match criu_arch::SYSCALL_RESTART_REGSET {
+        Some(note) => set_regset(pid, note, &word.to_ne_bytes()),
         None => Ok(()),
     }
 }

@@ -161,17 +161,7 @@ pub fn mmap(
 ) -> Result<usize, String> {
     // SAFETY: the callers map fresh memory (or MAP_FIXED over a
     // reservation of their own), never over memory Rust owns.
-    let ret = unsafe {
-        criu_arch::syscall6(
-            criu_arch::nr::MMAP,
-            addr,
-            len,
-            prot,
-            flags,
-            fd as usize,
-            off,
-        )
-    };
+    let ret = unsafe { criu_arch::sys_mmap(addr, len, prot, flags, fd as usize, off) };
     errno(ret, "mmap")
 }
 
@@ -363,7 +353,7 @@ pub fn action(handler: usize, flags: u64, mask: u64) -> criu_arch::KSigaction {
     criu_arch::KSigaction {
         handler: handler as u64,
         flags: flags | criu_arch::SA_RESTORER,
-        restorer: criu_arch::restore_rt as *const () as usize as u64,
+        restorer: criu_arch::sa_restorer(flags),
         mask,
     }
 }
@@ -517,16 +507,37 @@ pub fn thread_pointer() -> Result<usize, String> {
     Ok(tp)
 }
 
-/// This thread's thread pointer: x86_64 and aarch64 run these dump/restore
-/// programs so far.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+/// This thread's thread pointer (access registers a0:a1, a0 the high
+/// half).
+#[cfg(target_arch = "s390x")]
 pub fn thread_pointer() -> Result<usize, String> {
-    Err("thread pointer: only x86_64 and aarch64 are supported by this test".into())
+    let tp: usize;
+    // SAFETY: `ear` and `sllg` only read access registers and write `tp`
+    // (ear replaces its low 32 bits, after the shift they hold a1).
+    unsafe {
+        std::arch::asm!(
+            "ear {t}, %a0",
+            "sllg {t}, {t}, 32",
+            "ear {t}, %a1",
+            t = out(reg) tp,
+            options(nomem, nostack, preserves_flags),
+        )
+    };
+    Ok(tp)
+}
+
+/// This thread's thread pointer: x86_64, aarch64 and s390x run these
+/// dump/restore programs so far.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")))]
+pub fn thread_pointer() -> Result<usize, String> {
+    Err("thread pointer: only x86_64, aarch64 and s390x are supported by this test".into())
 }
 
 /// The rseq signature glibc registers with (`RSEQ_SIG`): x86_64 `ud1`
-/// bytes, aarch64 `brk #0x45e0`.
+/// bytes, aarch64 `brk #0x45e0`, s390x `trap4 4095(%r0)`.
 #[cfg(target_arch = "aarch64")]
 pub const RSEQ_SIG: usize = 0xd428_bc00;
-#[cfg(not(target_arch = "aarch64"))]
+#[cfg(target_arch = "s390x")]
+pub const RSEQ_SIG: usize = 0xb2ff_0fff;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "s390x")))]
 pub const RSEQ_SIG: usize = 0x5305_3053;

@@ -311,7 +311,11 @@ fn check_all(dir: &Path, f: &Fds) -> Result<(), String> {
     // SAFETY: integer arguments only; SIGUSR1 is blocked.
     unsafe { criu_arch::syscall2(criu_arch::nr::KILL, me as usize, SIGUSR1 as usize) };
     let info = read_some(&f.sfd, 128)?;
-    ensure(info.len() == 128 && info[0] == SIGUSR1 as u8, || {
+    // ssi_signo: the first u32 of the signalfd_siginfo, native-endian.
+    let signo = info
+        .get(..4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    ensure(info.len() == 128 && signo == Some(SIGUSR1 as u32), || {
         "signalfd".into()
     })?;
     let g = rustix::time::timerfd_gettime(&f.tfd).map_err(e("timerfd_gettime"))?;

@@ -11,14 +11,23 @@ use zdtm::{ensure, errno};
 const PR_SET_NO_NEW_PRIVS: usize = 38;
 const PR_GET_NO_NEW_PRIVS: usize = 39;
 const SECCOMP_SET_MODE_FILTER: usize = 1;
-/// `BPF_RET | BPF_K` with `SECCOMP_RET_ALLOW`.
-const RET_ALLOW: [u16; 4] = [0x06, 0, 0, 0];
+/// `BPF_RET | BPF_K`.
+const BPF_RET_K: u16 = 0x06;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+/// `struct sock_filter` (in native byte order).
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
 
 #[repr(C)]
 struct SockFprog {
     len: u16,
-    filter: *const u64,
+    filter: *const SockFilter,
 }
 
 fn status(field: &str) -> Result<String, String> {
@@ -38,7 +47,12 @@ fn main() {
                 "PR_SET_NO_NEW_PRIVS",
             )?;
             // One instruction: return SECCOMP_RET_ALLOW.
-            let insn: u64 = u64::from(RET_ALLOW[0]) | (u64::from(SECCOMP_RET_ALLOW) << 32);
+            let insn = SockFilter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: SECCOMP_RET_ALLOW,
+            };
             let prog = SockFprog {
                 len: 1,
                 filter: &insn,

@@ -18,16 +18,20 @@ use criu_core::infect::{InfectError, Parasite, Seized};
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const RESULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// nanosleep and clock_nanosleep.
-#[cfg(target_arch = "x86_64")]
-const NANOSLEEP_NRS: [i64; 2] = [35, 230];
-#[cfg(not(target_arch = "x86_64"))]
-const NANOSLEEP_NRS: [i64; 2] = [101, 115];
+const NANOSLEEP_NRS: [i64; 2] = [
+    criu_arch::nr::NANOSLEEP as i64,
+    criu_arch::nr::CLOCK_NANOSLEEP as i64,
+];
 
 fn cannot_infect() -> Option<&'static str> {
-    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        return Some("the infect module is tested on x86_64 and aarch64 only for now");
+    if !cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )) {
+        return Some("the infect module is tested on x86_64, aarch64 and ppc64le only for now");
     }
-    if let Some(why) = common::cannot_checkpoint() {
+    if let Some(why) = common::cannot_ptrace() {
         return Some(why);
     }
     become_subreaper();

@@ -20,14 +20,16 @@
 //! - Register sets as the kernel's ptrace regsets lay them out (`GpRegs` for
 //!   NT_PRSTATUS, `FpRegs` for NT_PRFPREG, plus arch-specific vector sets),
 //!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
-//!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`.
+//!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`;
+//!   `VECTOR_REGSETS` (regsets beyond the FP set that infection keeps:
+//!   ppc64's VMX and VSX, empty elsewhere).
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),
 //!   `SIGFRAME_SIZE`, `SIGFRAME_ALIGN`, `RtSigframe::set_altstack`,
 //!   `sigreturn(sp)` and the `restore_rt` trampoline for `SA_RESTORER`;
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
-//!   stack; x86_64 and aarch64 so far, `-ENOSYS` elsewhere),
+//!   stack; x86_64, aarch64 and ppc64le so far, `-ENOSYS` elsewhere),
 //!   `set_thread_pointer` (the TLS register no frame carries: aarch64's
 //!   `tpidr_el0`; a no-op elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,

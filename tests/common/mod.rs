@@ -252,11 +252,22 @@ pub fn kill_all(pids: &[i32]) {
 /// cannot exist).
 #[allow(dead_code)]
 pub fn cannot_checkpoint() -> Option<&'static str> {
+    if !cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )) {
+        return Some("dump and restore exist for x86_64, aarch64 and ppc64le only so far");
+    }
+    cannot_ptrace()
+}
+
+/// Why tasks cannot be traced here, if they cannot: not root, or no
+/// ptrace at all (see [`cannot_checkpoint`]).
+#[allow(dead_code)]
+pub fn cannot_ptrace() -> Option<&'static str> {
     if !rustix::process::geteuid().is_root() {
         return Some("needs root");
-    }
-    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        return Some("dump and restore exist for x86_64 and aarch64 only so far");
     }
     const PTRACE_SEIZE: usize = 0x4206;
     // SAFETY: integer arguments only; no memory is read or written.

@@ -15,6 +15,10 @@ pub const CORE_MTYPE: u32 = 3;
 /// there skips it. Here: the pending syscall number is its own regset (`syscallno`), not x8.
 pub const SYSCALL_NR_REGSET: Option<u32> = Some(NT_ARM_SYSTEM_CALL);
 
+/// Vector regsets beyond the FP/extended set that infection saves and
+/// puts back and the dump reads (ppc64's VMX and VSX); none here.
+pub const VECTOR_REGSETS: &[u32] = &[];
+
 /// `NT_ARM_TLS`: tpidr_el0 (and tpidr2_el0).
 pub const NT_ARM_TLS: u32 = 0x401;
 /// `NT_ARM_HW_BREAK`: hardware breakpoints.

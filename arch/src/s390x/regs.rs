@@ -17,6 +17,10 @@ pub const CORE_MTYPE: u32 = 5;
 /// there skips it. Here: the general registers carry it.
 pub const SYSCALL_NR_REGSET: Option<u32> = None;
 
+/// Vector regsets beyond the FP/extended set that infection saves and
+/// puts back and the dump reads (ppc64's VMX and VSX); none here.
+pub const VECTOR_REGSETS: &[u32] = &[];
+
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
 /// `NT_S390_TODCMP`.

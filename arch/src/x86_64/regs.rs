@@ -17,6 +17,10 @@ pub const CORE_MTYPE: u32 = 1;
 /// there skips it. Here: `orig_ax` in the general registers holds it, which every injection sets.
 pub const SYSCALL_NR_REGSET: Option<u32> = None;
 
+/// Vector regsets beyond the FP/extended set that infection saves and
+/// puts back and the dump reads (ppc64's VMX and VSX); none here.
+pub const VECTOR_REGSETS: &[u32] = &[];
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

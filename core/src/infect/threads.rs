@@ -35,6 +35,7 @@ impl SeizedThread {
             ext_regs: ExtRegs {
                 note: 0,
                 bytes: Vec::new(),
+                more: Vec::new(),
             },
             sigmask: 0,
             stop_on_release: false,

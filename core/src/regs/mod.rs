@@ -16,7 +16,7 @@
 //!   [`ptrace_regsets`] (state only ptrace can set, such as arm64's PAC
 //!   keys, written while the restored threads wait in the restorer).
 //!
-//! ppc64le and s390x have none yet: they report that they are unsupported.
+//! s390x has none yet: it reports that it is unsupported.
 
 use crate::blob::restorer_abi::RawSyscall;
 
@@ -53,7 +53,11 @@ pub struct Frame {
 /// `set_tid_address(addr)`: the futex word the kernel clears when the
 /// thread exits (every arch keeps it in its `thread_info`).
 #[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )),
     allow(dead_code)
 )]
 fn set_tid_address(addr: u64) -> RawSyscall {
@@ -73,9 +77,22 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 use aarch64 as imp;
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(target_arch = "powerpc64")]
+mod powerpc64;
+#[cfg(target_arch = "powerpc64")]
+use powerpc64 as imp;
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+)))]
 mod unsupported;
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+)))]
 use unsupported as imp;
 
 pub use imp::{HostFpu, fill_thread_info, frame_for, ptrace_regsets, validate};

@@ -1,4 +1,4 @@
-//! Architectures whose registers are not converted yet (ppc64le, s390x):
+//! Architectures whose registers are not converted yet (s390x):
 //! dump and restore say so.
 
 use rustix::process::Pid;

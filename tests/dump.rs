@@ -505,7 +505,7 @@ fn shared_memory_is_dumped_into_shmem_images() {
         .skip(1)
         .map(|e| (e.vaddr, e.nr_pages.unwrap()))
         .collect();
-    assert_eq!(runs, [(0, 1), (3 * 4096, 2), (11 * 4096, 1)]);
+    assert_eq!(runs, [(0, 1), (3 * page(), 2), (11 * page(), 1)]);
     let memfd = mm
         .vmas
         .iter()
@@ -522,7 +522,7 @@ fn shared_memory_is_dumped_into_shmem_images() {
     assert_eq!(inodes.len(), 2, "{inodes:?}");
     let ino = inodes.iter().find(|i| i.name == "pattern").unwrap();
     assert_eq!(u64::from(mf.inode_id), ino.inode_id);
-    assert_eq!((ino.size, ino.seals), (8 * 4096, 0x6));
+    assert_eq!((ino.size, ino.seals), (8 * page(), 0x6));
     let pm: Vec<pb::PagemapEntry> = read_all(
         &images.join(format!("pagemap-shmem-{}.img", ino.shmid)),
         Kind::ShmemPagemap,
@@ -532,7 +532,7 @@ fn shared_memory_is_dumped_into_shmem_images() {
     // The memfd only open as an fd: a MEMFD fdinfo with its position, and
     // its pages 0-1 and 3 (the last one partial).
     let open = inodes.iter().find(|i| i.name == "openfd").unwrap();
-    assert_eq!(open.size, 3 * 4096 + 10);
+    assert_eq!(open.size, 3 * page() + 10);
     let fdinfo: Vec<pb::FdinfoEntry> =
         read_all(&images.join("fdinfo-1.img"), Kind::Fdinfo).unwrap();
     let fi = fdinfo
@@ -552,7 +552,7 @@ fn shared_memory_is_dumped_into_shmem_images() {
         .skip(1)
         .map(|e| (e.vaddr, e.nr_pages.unwrap()))
         .collect();
-    assert_eq!(runs, [(0, 2), (3 * 4096, 1)]);
+    assert_eq!(runs, [(0, 2), (3 * page(), 1)]);
     // The task, left running, still finds its holes unfilled.
     assert_eq!(victim.verdict(), "PASS\n");
 }

@@ -7,7 +7,7 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
 const PAGES: usize = 16384;
 /// Pages written with a pattern (seeded by their index).
@@ -23,7 +23,7 @@ fn main() {
         |_| {
             let addr = zdtm::mmap(
                 0,
-                PAGES * PAGE,
+                PAGES * page(),
                 PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                 -1,
@@ -32,18 +32,23 @@ fn main() {
             // A write must fault in one small page, not a 2 MiB huge one.
             // SAFETY: madvise on our own fresh mapping.
             let ret = unsafe {
-                criu_arch::syscall3(criu_arch::nr::MADVISE, addr, PAGES * PAGE, MADV_NOHUGEPAGE)
+                criu_arch::syscall3(
+                    criu_arch::nr::MADVISE,
+                    addr,
+                    PAGES * page(),
+                    MADV_NOHUGEPAGE,
+                )
             };
             zdtm::errno(ret, "madvise(MADV_NOHUGEPAGE)")?;
             // SAFETY: a fresh read-write mapping only this program uses.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
             for p in DATA.iter().chain(&ZEROED) {
-                zdtm::fill_pattern(&mut mem[p * PAGE..][..PAGE], *p as u64);
+                zdtm::fill_pattern(&mut mem[p * page()..][..page()], *p as u64);
             }
             for p in ZEROED {
-                mem[p * PAGE..][..PAGE].fill(0);
+                mem[p * page()..][..page()].fill(0);
             }
-            let r = std::hint::black_box(mem[READ_ONLY * PAGE + 8]);
+            let r = std::hint::black_box(mem[READ_ONLY * page() + 8]);
             zdtm::ensure(r == 0, || "fresh page not zero".into())?;
             holes(addr, "before dump")?;
             no_huge_pages(addr, "before dump")?;
@@ -53,15 +58,15 @@ fn main() {
         |addr| {
             // First look at the holes: reading them would fault them in.
             holes(addr, "after restore")?;
-            zdtm::expect_vma("mapping", addr, PAGES * PAGE, "rw-p")?;
+            zdtm::expect_vma("mapping", addr, PAGES * page(), "rw-p")?;
             no_huge_pages(addr, "after restore")?;
             // SAFETY: still our read-write mapping (checked above).
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
             for p in DATA {
-                zdtm::check_pattern(&format!("page {p}"), &mem[p * PAGE..][..PAGE], p as u64)?;
+                zdtm::check_pattern(&format!("page {p}"), &mem[p * page()..][..page()], p as u64)?;
             }
             for p in ZEROED.into_iter().chain([READ_ONLY]) {
-                let page = &mem[p * PAGE..][..PAGE];
+                let page = &mem[p * page()..][..page()];
                 if let Some(i) = page.iter().position(|&b| b != 0) {
                     return Err(format!("page {p} byte {i} is {:#04x}, want 0", page[i]));
                 }

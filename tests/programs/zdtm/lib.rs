@@ -41,10 +41,6 @@ pub fn run<T>(
     let verdict = (|| {
         let _ = rustix::process::setsid();
         close_inherited_fds()?;
-        let page = rustix::param::page_size();
-        ensure(page == PAGE, || {
-            format!("the page size is {page}, these programs assume {PAGE}")
-        })?;
         let pid = std::process::id();
         let mut state = setup(&args)?;
         write_atomic(&dir.join("ready"), &format!("{pid}\n"))?;
@@ -126,7 +122,7 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
         criu_arch::syscall3(
             criu_arch::nr::MINCORE,
             addr,
-            n * PAGE,
+            n * page(),
             vec.as_mut_ptr() as usize,
         )
     };
@@ -136,10 +132,12 @@ pub fn resident_pages(addr: usize, n: usize) -> Result<Vec<bool>, String> {
 
 // ---- Memory helpers (the zdtm memory programs: anon_*, file_*, ...) ----
 
-/// The page size these programs assume (x86_64, s390x, and the Debian
-/// arm64 kernel): `run` checks it against the kernel's and fails clearly
-/// where it differs.
-pub const PAGE: usize = 4096;
+/// This system's page size (4 KiB on x86_64, s390x and the Debian arm64
+/// kernel, 64 KiB on Debian's ppc64le kernel): the programs lay out their
+/// memory in pages of this size.
+pub fn page() -> usize {
+    rustix::param::page_size()
+}
 pub const PROT_NONE: usize = 0;
 pub const PROT_READ: usize = 1;
 pub const PROT_WRITE: usize = 2;
@@ -196,14 +194,14 @@ pub fn munmap(addr: usize, len: usize) -> Result<(), String> {
 /// programs has (an unmapped guard would be filled by a later mmap). The
 /// regions' addresses.
 pub fn map_separate(lens: &[usize], flags: usize) -> Result<Vec<usize>, String> {
-    let total: usize = lens.iter().map(|l| l + PAGE).sum::<usize>() + PAGE;
+    let total: usize = lens.iter().map(|l| l + page()).sum::<usize>() + page();
     let base = mmap(0, total, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)?;
-    let mut at = base + PAGE;
+    let mut at = base + page();
     let mut addrs = Vec::new();
     for &len in lens {
         mmap(at, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0)?;
         addrs.push(at);
-        at += len + PAGE;
+        at += len + page();
     }
     Ok(addrs)
 }
@@ -251,8 +249,8 @@ pub fn check_pattern(what: &str, buf: &[u8], seed: u64) -> Result<(), String> {
         Some(i) => Err(format!(
             "{what}: {count} of {} bytes wrong, first at page {} byte {}: {:#04x}, want {:#04x}",
             buf.len(),
-            i / PAGE,
-            i % PAGE,
+            i / page(),
+            i % page(),
             buf[i],
             pattern_byte(seed, i)
         )),
@@ -265,7 +263,7 @@ pub fn pagemap_present(addr: usize, n: usize) -> Result<Vec<bool>, String> {
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
     let mut raw = vec![0u8; n * 8];
-    f.read_exact_at(&mut raw, (addr / PAGE * 8) as u64)
+    f.read_exact_at(&mut raw, (addr / page() * 8) as u64)
         .map_err(|e| format!("read pagemap: {e}"))?;
     Ok(raw
         .chunks_exact(8)

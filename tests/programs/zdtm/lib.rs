@@ -515,16 +515,32 @@ pub fn thread_pointer() -> Result<usize, String> {
     Ok(tp)
 }
 
-/// This thread's thread pointer: x86_64 and aarch64 run these dump/restore
-/// programs so far.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+/// This thread's thread pointer (r13).
+#[cfg(target_arch = "powerpc64")]
 pub fn thread_pointer() -> Result<usize, String> {
-    Err("thread pointer: only x86_64 and aarch64 are supported by this test".into())
+    let tp: usize;
+    // SAFETY: copies r13, which the ABI reserves for the thread pointer,
+    // without changing it.
+    unsafe { std::arch::asm!("mr {}, 13", out(reg) tp, options(nomem, nostack)) };
+    Ok(tp)
+}
+
+/// This thread's thread pointer: x86_64, aarch64 and ppc64le run these
+/// dump/restore programs so far.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+)))]
+pub fn thread_pointer() -> Result<usize, String> {
+    Err("thread pointer: only x86_64, aarch64 and ppc64le are supported by this test".into())
 }
 
 /// The rseq signature glibc registers with (`RSEQ_SIG`): x86_64 `ud1`
-/// bytes, aarch64 `brk #0x45e0`.
+/// bytes, aarch64 `brk #0x45e0`, ppc64 `twui r5, 0x000b`.
 #[cfg(target_arch = "aarch64")]
 pub const RSEQ_SIG: usize = 0xd428_bc00;
-#[cfg(not(target_arch = "aarch64"))]
+#[cfg(target_arch = "powerpc64")]
+pub const RSEQ_SIG: usize = 0x0fe5_000b;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "powerpc64")))]
 pub const RSEQ_SIG: usize = 0x5305_3053;

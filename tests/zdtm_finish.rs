@@ -3,7 +3,7 @@
 //! again (tests/programs/zdtm/fork_restore.rs: a root, a child and the
 //! child's second thread) never hand the region to a child, and after the
 //! restore no task of the tree shows it in /proc/PID/maps.
-#![cfg(target_arch = "x86_64")]
+#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 

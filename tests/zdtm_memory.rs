@@ -99,10 +99,14 @@ fn x86_feature(name: &str) -> bool {
     }
 }
 
-/// Whether the FPU program cannot run here (it is assembly for x86_64 and
-/// aarch64 only); says so.
+/// Whether the FPU program cannot run here (it is assembly for x86_64,
+/// aarch64 and ppc64le only); says so.
 fn no_fpu_program(test: &str) -> bool {
-    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+    if cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )) {
         return false;
     }
     common::skip(test, "zdtm_fpu has no register program for this arch yet");
@@ -165,6 +169,17 @@ fn fpu_simd_registers_survive() {
 }
 
 #[test]
+fn fpu_vsx_registers_survive() {
+    if !cfg!(target_arch = "powerpc64") {
+        return common::skip(
+            "fpu_vsx_registers_survive",
+            "VSR0-63/FPSCR/VSCR/VRSAVE are ppc64 ones",
+        );
+    }
+    fpu("zdtm-fpu-vsx", "vsx", false);
+}
+
+#[test]
 fn fpu_avx_registers_survive() {
     if !x86_feature("avx") {
         return common::skip(
@@ -190,7 +205,8 @@ fn fpu_avx512_registers_survive() {
 fn fpu_registers_survive_a_leave_running_dump() {
     // The parasite runs in the task: its registers must be as they were
     // when it goes on.
-    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64.
+    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64; VSR0-63
+    // on ppc64le.
     fpu("zdtm-fpu-leave-running", "widest", true);
 }
 

@@ -4,7 +4,7 @@
 //! without `--shell-job`), and a `--shell-job` job on a shell's terminal
 //! restored from another shell (the job gets that shell's terminal). The
 //! ptys here are made by the tests themselves: no real terminal is needed.
-#![cfg(target_arch = "x86_64")]
+#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 mod service_common;

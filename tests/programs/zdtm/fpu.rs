@@ -1,7 +1,8 @@
 //! FPU/vector register state: the program loads known values into every
 //! vector register it has (x86_64: xmm0-15; ymm0-15 with AVX; zmm0-31 and
 //! k0-7 with AVX-512, plus a non-default MXCSR and x87 control word and two
-//! x87 stack values; aarch64: v0-v31 and non-default FPCR and FPSR), then
+//! x87 stack values; aarch64: v0-v31 and non-default FPCR and FPSR;
+//! ppc64le: VSR0-63 and non-default FPSCR, VSCR and VRSAVE), then
 //! spins in inline assembly on a memory flag, so the
 //! dump and restore happen while the values live only in registers. A
 //! SIGALRM handler (a 10 ms ITIMER_REAL, and the harness sends SIGALRM
@@ -9,12 +10,17 @@
 //! the registers around the handler. The loop then stores the registers
 //! and the check compares them with what was loaded.
 //!
-//! Usage: `zdtm_fpu DIR [sse|avx|avx512|simd|widest [THREADS]]` (default:
-//! the widest registers there are, one thread; `simd` is aarch64's). With THREADS, that many
+//! Usage: `zdtm_fpu DIR [sse|avx|avx512|simd|vsx|widest [THREADS]]` (default:
+//! the widest registers there are, one thread; `simd` is aarch64's, `vsx`
+//! ppc64le's). With THREADS, that many
 //! threads spin at once, each with values of its own in its registers.
 // Elsewhere only `main` saying so is compiled of the program.
 #![cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64"
+    )),
     allow(dead_code, unused_imports)
 )]
 
@@ -32,6 +38,12 @@ use x86 as imp;
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
 use aarch64 as imp;
+
+#[cfg(target_arch = "powerpc64")]
+#[path = "fpu_powerpc64.rs"]
+mod powerpc64;
+#[cfg(target_arch = "powerpc64")]
+use powerpc64 as imp;
 
 /// Set by the SIGALRM handler once `DIR/go` exists.
 static FLAG: AtomicU32 = AtomicU32::new(0);
@@ -70,15 +82,23 @@ extern "C" fn on_alarm(_sig: i32) {
 /// `AT_FDCWD`: paths relative to the working directory.
 const AT_FDCWD: isize = -100;
 
-// The register programs exist for x86_64 and aarch64; elsewhere the
-// program only says so (the examples are built for every target).
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+// The register programs exist for x86_64, aarch64 and ppc64le; elsewhere
+// the program only says so (the examples are built for every target).
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+)))]
 fn main() {
-    eprintln!("zdtm_fpu runs on x86_64 and aarch64 only");
+    eprintln!("zdtm_fpu runs on x86_64, aarch64 and ppc64le only");
     std::process::exit(2);
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+))]
 struct State {
     kind: imp::Kind,
     regs: Box<imp::Regs>,
@@ -87,7 +107,11 @@ struct State {
     threads: Vec<std::thread::JoinHandle<Box<imp::Regs>>>,
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64"
+))]
 fn main() {
     zdtm::run(
         |args| {

@@ -4,7 +4,7 @@
 //! pre-restore, post-restore and pre-resume before the restored task runs
 //! any of its own code (a failure kills it and fails the restore), and
 //! post-resume once it runs (a failure is only reported).
-#![cfg(target_arch = "x86_64")]
+#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 

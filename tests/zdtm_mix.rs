@@ -4,7 +4,7 @@
 //! epoll instance shared by two tasks, inotify, a ghost file and a flock;
 //! and a tree whose processes share an fd table (CLONE_FILES), which a
 //! dump refuses, leaving it running.
-#![cfg(target_arch = "x86_64")]
+#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 

@@ -4,7 +4,8 @@
 //! writes PASS or FAIL.
 //!
 //! These need ptrace, which qemu-user lacks (there each test says SKIPPED
-//! and passes); they run on x86_64 and aarch64 (in the VM, `tests/vm/run`).
+//! and passes); they run on x86_64, aarch64 and ppc64le (in the VMs,
+//! `tests/vm/run`).
 
 mod common;
 

@@ -22,7 +22,7 @@
 //!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
 //!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`;
 //!   `VECTOR_REGSETS` (regsets beyond the FP set that infection keeps:
-//!   ppc64's VMX and VSX, empty elsewhere).
+//!   ppc64's VMX and VSX, empty elsewhere), `ENTRY_STOP_RUNS_INJECTED_SYSCALL`.
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),

@@ -23,6 +23,13 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// would zero.
 pub const VECTOR_REGSETS: &[u32] = &[NT_PPC_VMX, NT_PPC_VSX];
 
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name: yes, the kernel reads r0 after the
+/// stop, and then returns to the injected `sc`, which runs the syscall a
+/// second time with the first one's result as argument. A pending syscall
+/// is skipped first (r0 = -1, stepped to its exit stop).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = true;
+
 /// `NT_PPC_VMX`: Altivec registers ([`VrRegs`]).
 pub const NT_PPC_VMX: u32 = 0x100;
 /// `NT_PPC_VSX`: low doublewords of VSR0..31 ([`VsxRegs`]).

@@ -21,6 +21,11 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name (so a pending one must be skipped by
+/// stepping it first): no here (not examined yet).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = false;
+
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
 /// `NT_S390_TODCMP`.

@@ -21,6 +21,11 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name (so a pending one must be skipped by
+/// stepping it first): no here (every injection sets `orig_ax`, the number the kernel reads, to -1).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = false;
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

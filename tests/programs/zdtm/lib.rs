@@ -14,9 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a program waits for `go` before giving up (the harness is
-/// far quicker; this only bounds a program whose harness died).
-const GO_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a program waits for `go` before giving up (this only bounds
+/// a program whose harness died; call_faults' tree dump walks about 400
+/// failing dumps of one program, which takes about 2 minutes in the
+/// ppc64le VM under TCG).
+const GO_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The test directory (first argument) and the rest of the arguments.
 pub struct Args {

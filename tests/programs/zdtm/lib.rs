@@ -18,7 +18,7 @@ use std::time::Duration;
 /// a program whose harness died; call_faults' tree dump walks about 400
 /// failing dumps of one program, which takes about 2 minutes in the
 /// ppc64le VM under TCG).
-const GO_TIMEOUT: Duration = Duration::from_secs(300);
+pub const GO_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The test directory (first argument) and the rest of the arguments.
 pub struct Args {

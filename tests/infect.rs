@@ -4,7 +4,7 @@
 //! writes PASS or FAIL.
 //!
 //! These need ptrace, which qemu-user lacks (there each test says SKIPPED
-//! and passes); they run on x86_64, aarch64 and s390x (in the VM,
+//! and passes); they run on all four arches (the foreign ones in the VMs,
 //! `tests/vm/run`).
 
 mod common;
@@ -32,13 +32,19 @@ const NANOSLEEP_NRS: [i64; 2] = [
 ];
 /// Where the vector registers are in the extended register set: XMM0-15
 /// at byte 160 of x86_64's XSAVE area, V0-V31 at the start of arm64's
-/// `user_fpsimd_state`, F0-F15 after the FPC word in s390x's
-/// `s390_fp_regs`.
+/// `user_fpsimd_state`, FPR0-31 at the start of ppc64's FP set, F0-F15
+/// after the FPC word in s390x's `s390_fp_regs`.
 #[cfg(target_arch = "x86_64")]
 const VECTOR_BYTES: std::ops::Range<usize> = 160..416;
+#[cfg(target_arch = "powerpc64")]
+const VECTOR_BYTES: std::ops::Range<usize> = 0..256;
 #[cfg(target_arch = "s390x")]
 const VECTOR_BYTES: std::ops::Range<usize> = 8..136;
-#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 const VECTOR_BYTES: std::ops::Range<usize> = 0..512;
 /// `-ERESTART_RESTARTBLOCK`: what an interrupted nanosleep reports.
 const ERESTART_RESTARTBLOCK: i64 = -516;
@@ -48,14 +54,7 @@ const ERESTART_RESTARTBLOCK: i64 = -516;
 fn cannot_infect() -> Option<&'static str> {
     static WHY: OnceLock<Option<&'static str>> = OnceLock::new();
     *WHY.get_or_init(|| {
-        if !cfg!(any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "s390x"
-        )) {
-            return Some("the infect module is tested on x86_64, aarch64 and s390x only for now");
-        }
-        if let Some(why) = common::cannot_checkpoint() {
+        if let Some(why) = common::cannot_ptrace() {
             return Some(why);
         }
         become_subreaper();
@@ -212,9 +211,13 @@ fn sleeping_victim_keeps_its_sleep() {
     let mut task = Seized::seize(victim.pid()).expect("seize");
     // Interrupted inside nanosleep: the kernel must restart it on resume.
     assert!(NANOSLEEP_NRS.contains(&task.regs().syscall_nr()));
-    // x86_64 and s390x show the restart code; arm64 has already rewound
-    // the `svc` (x0 = the first argument again) before the ptrace stop.
-    if cfg!(any(target_arch = "x86_64", target_arch = "s390x")) {
+    // x86_64, ppc64 and s390x show the restart code; arm64 has already
+    // rewound the `svc` (x0 = the first argument again) before the stop.
+    if cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "powerpc64",
+        target_arch = "s390x"
+    )) {
         assert_eq!(task.regs().syscall_result(), ERESTART_RESTARTBLOCK);
     }
     let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
@@ -298,7 +301,8 @@ fn faulting_parasite_leaves_victim_unharmed() {
     let dir = TempDir::new("infect-fault");
     let victim = Victim::start(&dir, &["loop"]);
     // All-zero code faults on every arch (x86: `add [rax], al` with rax = 0;
-    // aarch64: `udf`; s390x: the invalid opcode 0x00).
+    // aarch64: `udf`; ppc64: an illegal instruction; s390x: the invalid
+    // opcode 0x00).
     static ZEROS: [u8; 64] = [0; 64];
     let blob = raw_blob(&ZEROS);
 
@@ -418,13 +422,29 @@ static SPIN_THEN_42: [u8; 14] = [
 ];
 /// aarch64 code: count down from 2^27 (fewer: the VM emulates it), then
 /// return 42.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 static SPIN_THEN_42: [u8; 20] = [
     0x01, 0x00, 0xa1, 0x52, // movz w1, #0x0800, lsl #16
     0x21, 0x04, 0x00, 0x71, // 1: subs w1, w1, #1
     0xe1, 0xff, 0xff, 0x54, // b.ne 1b
     0x40, 0x05, 0x80, 0x52, // mov w0, #42
     0xc0, 0x03, 0x5f, 0xd6, // ret
+];
+
+/// ppc64le code: count down from 2^27 (the VM emulates it), then return
+/// 42.
+#[cfg(target_arch = "powerpc64")]
+static SPIN_THEN_42: [u8; 24] = [
+    0x00, 0x08, 0x80, 0x3c, // lis r4, 0x0800
+    0xff, 0xff, 0x84, 0x38, // 1: addi r4, r4, -1
+    0x00, 0x00, 0x24, 0x2c, // cmpdi r4, 0
+    0xf8, 0xff, 0x82, 0x40, // bne 1b
+    0x2a, 0x00, 0x60, 0x38, // li r3, 42
+    0x20, 0x00, 0x80, 0x4e, // blr
 ];
 
 fn pending_signals(pid: i32) -> u64 {

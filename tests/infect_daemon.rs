@@ -24,14 +24,7 @@ const NANOSLEEP_NRS: [i64; 2] = [
 ];
 
 fn cannot_infect() -> Option<&'static str> {
-    if !cfg!(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "s390x"
-    )) {
-        return Some("the infect module is tested on x86_64, aarch64 and s390x only for now");
-    }
-    if let Some(why) = common::cannot_checkpoint() {
+    if let Some(why) = common::cannot_ptrace() {
         return Some(why);
     }
     become_subreaper();

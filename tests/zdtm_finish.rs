@@ -3,7 +3,6 @@
 //! again (tests/programs/zdtm/fork_restore.rs: a root, a child and the
 //! child's second thread) never hand the region to a child, and after the
 //! restore no task of the tree shows it in /proc/PID/maps.
-#![cfg(any(target_arch = "x86_64", target_arch = "s390x"))]
 
 mod common;
 

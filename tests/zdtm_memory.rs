@@ -100,11 +100,12 @@ fn x86_feature(name: &str) -> bool {
 }
 
 /// Whether the FPU program cannot run here (it is assembly for x86_64,
-/// aarch64 and s390x only); says so.
+/// aarch64, ppc64le and s390x only); says so.
 fn no_fpu_program(test: &str) -> bool {
     if cfg!(any(
         target_arch = "x86_64",
         target_arch = "aarch64",
+        target_arch = "powerpc64",
         target_arch = "s390x"
     )) {
         return false;
@@ -180,6 +181,17 @@ fn fpu_simd_registers_survive() {
 }
 
 #[test]
+fn fpu_vsx_registers_survive() {
+    if !cfg!(target_arch = "powerpc64") {
+        return common::skip(
+            "fpu_vsx_registers_survive",
+            "VSR0-63/FPSCR/VSCR/VRSAVE are ppc64 ones",
+        );
+    }
+    fpu("zdtm-fpu-vsx", "vsx", false);
+}
+
+#[test]
 fn fpu_avx_registers_survive() {
     if !x86_feature("avx") {
         return common::skip(
@@ -205,8 +217,8 @@ fn fpu_avx512_registers_survive() {
 fn fpu_registers_survive_a_leave_running_dump() {
     // The parasite runs in the task: its registers must be as they were
     // when it goes on.
-    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64; v0-v31
-    // (or f0-f15 without the vector facility) on s390x.
+    // "widest": AVX-512, AVX or SSE on x86_64; v0-v31 on aarch64; VSR0-63
+    // on ppc64le; v0-v31 (or f0-f15 without the vector facility) on s390x.
     fpu("zdtm-fpu-leave-running", "widest", true);
 }
 

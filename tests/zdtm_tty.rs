@@ -4,7 +4,6 @@
 //! without `--shell-job`), and a `--shell-job` job on a shell's terminal
 //! restored from another shell (the job gets that shell's terminal). The
 //! ptys here are made by the tests themselves: no real terminal is needed.
-#![cfg(any(target_arch = "x86_64", target_arch = "s390x"))]
 
 mod common;
 mod service_common;

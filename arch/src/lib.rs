@@ -24,7 +24,9 @@
 //!   `SYSCALL_NR_REGSET` and `SYSCALL_RESTART_REGSET` (syscall state a
 //!   tracer must handle outside the general registers, if any),
 //!   `SYSCALL_NR_IN_RETVAL_AT_ENTRY` (s390x: the pending syscall's number
-//!   is read back from r2 at a syscall-entry stop).
+//!   is read back from r2 at a syscall-entry stop);
+//!   `VECTOR_REGSETS` (regsets beyond the FP set that infection keeps:
+//!   ppc64's VMX and VSX, empty elsewhere), `ENTRY_STOP_RUNS_INJECTED_SYSCALL`.
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),
@@ -35,7 +37,7 @@
 //!   `RtSigframe::set_extra_regset` (state beyond GP/FP registers a frame
 //!   built from a live task must carry: s390x's vector registers);
 //!   `clone_thread` (clone3 of a thread that starts in a function on its own
-//!   stack; x86_64, aarch64 and s390x so far, `-ENOSYS` elsewhere),
+//!   stack; all four),
 //!   `set_thread_pointer` (the TLS register no frame carries: aarch64's
 //!   `tpidr_el0`; a no-op elsewhere).
 //! - The blob calling convention and code injection: `TRAP_INSN`,

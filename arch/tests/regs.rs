@@ -91,6 +91,15 @@ fn set_syscall_and_result() {
         assert_eq!(r.syscall_result(), -22);
         r.ccr = 0;
         assert_eq!(r.syscall_result(), 22);
+        // Stopped at the trap after an injected `sc`: the program-check
+        // vector replaced 0xc00, CR0.SO still tells.
+        r.trap = 0x700;
+        r.ccr = criu_arch::CR0_SO;
+        assert_eq!(r.syscall_result(), -22);
+        // `scv` returns -errno itself.
+        r.trap = criu_arch::TRAP_SCV;
+        r.gpr[3] = (-22i64) as u64;
+        assert_eq!(r.syscall_result(), -22);
     }
     #[cfg(target_arch = "s390x")]
     {
@@ -167,7 +176,8 @@ fn ppc64_restart_fixup() {
     let mut r = base;
     r.gpr[3] = 516;
     r.restart_syscall_fixup();
-    assert_eq!((r.gpr[3], r.nip, r.syscall_result()), (4, 0x1004, 4));
+    // EINTR as `sc` reports it: positive errno, CR0.SO still set.
+    assert_eq!((r.gpr[3], r.nip, r.syscall_result()), (4, 0x1004, -4));
     // Success (no SO): untouched.
     let mut r = base;
     r.ccr = 0;

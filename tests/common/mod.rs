@@ -246,21 +246,20 @@ pub fn kill_all(pids: &[i32]) {
     reap(pids);
 }
 
-/// Why dump and restore cannot be tested here, if they cannot: not root, an
-/// arch without them yet, or no ptrace at all (qemu-user answers every
-/// ptrace request with ENOSYS; a real kernel says ESRCH for a PID that
-/// cannot exist).
+/// Why dump and restore cannot be tested here, if they cannot: not root,
+/// or no ptrace at all (qemu-user answers every ptrace request with
+/// ENOSYS; a real kernel says ESRCH for a PID that cannot exist).
 #[allow(dead_code)]
 pub fn cannot_checkpoint() -> Option<&'static str> {
+    cannot_ptrace()
+}
+
+/// Why tasks cannot be traced here, if they cannot: not root, or no
+/// ptrace at all (see [`cannot_checkpoint`]).
+#[allow(dead_code)]
+pub fn cannot_ptrace() -> Option<&'static str> {
     if !rustix::process::geteuid().is_root() {
         return Some("needs root");
-    }
-    if !cfg!(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "s390x"
-    )) {
-        return Some("dump and restore exist for x86_64, aarch64 and s390x only so far");
     }
     const PTRACE_SEIZE: usize = 0x4206;
     // SAFETY: integer arguments only; no memory is read or written.

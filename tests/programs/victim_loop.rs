@@ -7,7 +7,8 @@
 //!
 //! - `loop`: spins in a loop that keeps known values live in the registers a
 //!   syscall or a function call clobbers (rax, rcx, rdx, rsi, rdi, r8–r11,
-//!   xmm0–xmm15 on x86_64; x0–x8, v0–v15 on aarch64) and checks them after each round, until the file
+//!   xmm0–xmm15 on x86_64; x0–x8, v0–v15 on aarch64; r0, r3–r12, VSR0–13,
+//!   VR0–19 on ppc64le; r0–r5, r7–r9, f0–f15 on s390x) and checks them after each round, until the file
 //!   `DIR/go` appears. With `block-trap`, SIGTRAP is blocked too (so that a
 //!   test can leave one pending).
 //! - `sleep`: one `nanosleep` of the given length. An infection while it
@@ -357,6 +358,201 @@ fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
     bad
 }
 
+/// ppc64le: r0 and r3-r12 hold known values while the loop spins, and so
+/// do VSR0-13 (FPR0-13 and their low halves) and VR0-19 (VSR32-51),
+/// loaded from and stored back to `vs` around the loop.
+#[cfg(target_arch = "powerpc64")]
+fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
+    use std::arch::asm;
+
+    let value = |i: u64| {
+        (round ^ 0x5eed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(i as u32)
+            ^ i
+    };
+    let gp_in: [u64; 11] = std::array::from_fn(|i| value(i as u64));
+    let vs_in: [[u64; 2]; 34] =
+        std::array::from_fn(|i| [value(100 + i as u64), value(200 + i as u64)]);
+    let mut gp = gp_in;
+    let mut vs = vs_in;
+    // SAFETY: the asm reads and writes the 34 quadwords of `vs` (through
+    // `a`) and counts `n` down; every register it names is an operand or
+    // declared clobbered.
+    unsafe {
+        asm!(
+            "li {o}, 0",
+            "lxvd2x 0, {a}, {o}",
+            "li {o}, 16",
+            "lxvd2x 1, {a}, {o}",
+            "li {o}, 32",
+            "lxvd2x 2, {a}, {o}",
+            "li {o}, 48",
+            "lxvd2x 3, {a}, {o}",
+            "li {o}, 64",
+            "lxvd2x 4, {a}, {o}",
+            "li {o}, 80",
+            "lxvd2x 5, {a}, {o}",
+            "li {o}, 96",
+            "lxvd2x 6, {a}, {o}",
+            "li {o}, 112",
+            "lxvd2x 7, {a}, {o}",
+            "li {o}, 128",
+            "lxvd2x 8, {a}, {o}",
+            "li {o}, 144",
+            "lxvd2x 9, {a}, {o}",
+            "li {o}, 160",
+            "lxvd2x 10, {a}, {o}",
+            "li {o}, 176",
+            "lxvd2x 11, {a}, {o}",
+            "li {o}, 192",
+            "lxvd2x 12, {a}, {o}",
+            "li {o}, 208",
+            "lxvd2x 13, {a}, {o}",
+            "li {o}, 224",
+            "lxvd2x 32, {a}, {o}",
+            "li {o}, 240",
+            "lxvd2x 33, {a}, {o}",
+            "li {o}, 256",
+            "lxvd2x 34, {a}, {o}",
+            "li {o}, 272",
+            "lxvd2x 35, {a}, {o}",
+            "li {o}, 288",
+            "lxvd2x 36, {a}, {o}",
+            "li {o}, 304",
+            "lxvd2x 37, {a}, {o}",
+            "li {o}, 320",
+            "lxvd2x 38, {a}, {o}",
+            "li {o}, 336",
+            "lxvd2x 39, {a}, {o}",
+            "li {o}, 352",
+            "lxvd2x 40, {a}, {o}",
+            "li {o}, 368",
+            "lxvd2x 41, {a}, {o}",
+            "li {o}, 384",
+            "lxvd2x 42, {a}, {o}",
+            "li {o}, 400",
+            "lxvd2x 43, {a}, {o}",
+            "li {o}, 416",
+            "lxvd2x 44, {a}, {o}",
+            "li {o}, 432",
+            "lxvd2x 45, {a}, {o}",
+            "li {o}, 448",
+            "lxvd2x 46, {a}, {o}",
+            "li {o}, 464",
+            "lxvd2x 47, {a}, {o}",
+            "li {o}, 480",
+            "lxvd2x 48, {a}, {o}",
+            "li {o}, 496",
+            "lxvd2x 49, {a}, {o}",
+            "li {o}, 512",
+            "lxvd2x 50, {a}, {o}",
+            "li {o}, 528",
+            "lxvd2x 51, {a}, {o}",
+            "2:",
+            "addi {n}, {n}, -1",
+            "cmpdi {n}, 0",
+            "bne 2b",
+            "li {o}, 0",
+            "stxvd2x 0, {a}, {o}",
+            "li {o}, 16",
+            "stxvd2x 1, {a}, {o}",
+            "li {o}, 32",
+            "stxvd2x 2, {a}, {o}",
+            "li {o}, 48",
+            "stxvd2x 3, {a}, {o}",
+            "li {o}, 64",
+            "stxvd2x 4, {a}, {o}",
+            "li {o}, 80",
+            "stxvd2x 5, {a}, {o}",
+            "li {o}, 96",
+            "stxvd2x 6, {a}, {o}",
+            "li {o}, 112",
+            "stxvd2x 7, {a}, {o}",
+            "li {o}, 128",
+            "stxvd2x 8, {a}, {o}",
+            "li {o}, 144",
+            "stxvd2x 9, {a}, {o}",
+            "li {o}, 160",
+            "stxvd2x 10, {a}, {o}",
+            "li {o}, 176",
+            "stxvd2x 11, {a}, {o}",
+            "li {o}, 192",
+            "stxvd2x 12, {a}, {o}",
+            "li {o}, 208",
+            "stxvd2x 13, {a}, {o}",
+            "li {o}, 224",
+            "stxvd2x 32, {a}, {o}",
+            "li {o}, 240",
+            "stxvd2x 33, {a}, {o}",
+            "li {o}, 256",
+            "stxvd2x 34, {a}, {o}",
+            "li {o}, 272",
+            "stxvd2x 35, {a}, {o}",
+            "li {o}, 288",
+            "stxvd2x 36, {a}, {o}",
+            "li {o}, 304",
+            "stxvd2x 37, {a}, {o}",
+            "li {o}, 320",
+            "stxvd2x 38, {a}, {o}",
+            "li {o}, 336",
+            "stxvd2x 39, {a}, {o}",
+            "li {o}, 352",
+            "stxvd2x 40, {a}, {o}",
+            "li {o}, 368",
+            "stxvd2x 41, {a}, {o}",
+            "li {o}, 384",
+            "stxvd2x 42, {a}, {o}",
+            "li {o}, 400",
+            "stxvd2x 43, {a}, {o}",
+            "li {o}, 416",
+            "stxvd2x 44, {a}, {o}",
+            "li {o}, 432",
+            "stxvd2x 45, {a}, {o}",
+            "li {o}, 448",
+            "stxvd2x 46, {a}, {o}",
+            "li {o}, 464",
+            "stxvd2x 47, {a}, {o}",
+            "li {o}, 480",
+            "stxvd2x 48, {a}, {o}",
+            "li {o}, 496",
+            "stxvd2x 49, {a}, {o}",
+            "li {o}, 512",
+            "stxvd2x 50, {a}, {o}",
+            "li {o}, 528",
+            "stxvd2x 51, {a}, {o}",
+            n = inout(reg) iters.max(1) => _,
+            a = in(reg_nonzero) vs.as_mut_ptr(),
+            o = out(reg_nonzero) _,
+            inout("r0") gp[0], inout("r3") gp[1], inout("r4") gp[2],
+            inout("r5") gp[3], inout("r6") gp[4], inout("r7") gp[5],
+            inout("r8") gp[6], inout("r9") gp[7], inout("r10") gp[8],
+            inout("r11") gp[9], inout("r12") gp[10],
+            out("f0") _, out("f1") _, out("f2") _, out("f3") _, out("f4") _,
+            out("f5") _, out("f6") _, out("f7") _, out("f8") _, out("f9") _,
+            out("f10") _, out("f11") _, out("f12") _, out("f13") _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _,
+            out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _,
+            out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _,
+            out("v15") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("cr0") _,
+            options(nostack),
+        );
+    }
+    let mut bad = 0u64;
+    for i in 0..11 {
+        if gp[i] != gp_in[i] {
+            bad |= 1 << i;
+        }
+    }
+    for i in 0..34 {
+        if vs[i] != vs_in[i] {
+            bad |= 1 << (16 + i);
+        }
+    }
+    bad
+}
+
 /// s390x: r0-r5, r7-r9 and f0-f15 (the left halves of v0-v15) hold
 /// known values while the loop spins.
 #[cfg(target_arch = "s390x")]
@@ -407,7 +603,12 @@ fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
 }
 
 /// Elsewhere: a floating-point loop whose result is known.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 fn spin_with_live_registers(round: u64, iters: u64) -> u64 {
     let _ = round;
     let mut acc = 0f64;

@@ -26,6 +26,15 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// pending syscall from the return-value register (s390x). Here: no.
 pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
 
+/// Vector regsets beyond the FP/extended set that infection saves and
+/// puts back and the dump reads (ppc64's VMX and VSX); none here.
+pub const VECTOR_REGSETS: &[u32] = &[];
+
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name (so a pending one must be skipped by
+/// stepping it first): no here (the number comes from `SYSCALL_NR_REGSET`).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = false;
+
 /// `NT_ARM_TLS`: tpidr_el0 (and tpidr2_el0).
 pub const NT_ARM_TLS: u32 = 0x401;
 /// `NT_ARM_HW_BREAK`: hardware breakpoints.

@@ -28,6 +28,19 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// pending syscall from the return-value register (s390x). Here: no.
 pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
 
+/// Vector regsets beyond the FP set (NT_PRFPREG) that infection saves and
+/// puts back and the dump reads: Altivec and the VSX low doublewords,
+/// which the parasite's code may change and a signal frame without them
+/// would zero.
+pub const VECTOR_REGSETS: &[u32] = &[NT_PPC_VMX, NT_PPC_VSX];
+
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name: yes, the kernel reads r0 after the
+/// stop, and then returns to the injected `sc`, which runs the syscall a
+/// second time with the first one's result as argument. A pending syscall
+/// is skipped first (r0 = -1, stepped to its exit stop).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = true;
+
 /// `NT_PPC_VMX`: Altivec registers ([`VrRegs`]).
 pub const NT_PPC_VMX: u32 = 0x100;
 /// `NT_PPC_VSX`: low doublewords of VSR0..31 ([`VsxRegs`]).
@@ -135,9 +148,13 @@ impl GpRegs {
         self.gpr[3] = v;
     }
     /// Result of a syscall that just completed, as `-errno` on failure:
-    /// `sc` reports errors as a positive r3 with CR0.SO set.
+    /// `sc` reports errors as a positive r3 with CR0.SO set (the kernel
+    /// clears SO on entry, so it is the syscall's own). `trap` is not
+    /// required to say `sc`: after an injected `sc; trap` the task stops
+    /// at the trap, whose vector (0x700) replaced it; only `scv`, which
+    /// returns `-errno` itself, is told apart.
     pub fn syscall_result(&self) -> i64 {
-        if self.trap & !0xf == TRAP_SC && self.ccr & CR0_SO != 0 {
+        if self.trap & !0xf != TRAP_SCV && self.ccr & CR0_SO != 0 {
             (self.gpr[3] as i64).wrapping_neg()
         } else {
             self.gpr[3] as i64

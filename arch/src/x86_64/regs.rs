@@ -28,6 +28,15 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// pending syscall from the return-value register (s390x). Here: no.
 pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
 
+/// Vector regsets beyond the FP/extended set that infection saves and
+/// puts back and the dump reads (ppc64's VMX and VSX); none here.
+pub const VECTOR_REGSETS: &[u32] = &[];
+
+/// Whether a task resumed from a syscall-entry stop runs the syscall the
+/// injected general registers name (so a pending one must be skipped by
+/// stepping it first): no here (every injection sets `orig_ax`, the number the kernel reads, to -1).
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = false;
+
 /// `NT_386_TLS`: GDT TLS entries (compat tasks).
 pub const NT_386_TLS: u32 = 0x200;
 /// `NT_X86_XSTATE`: the XSAVE area.

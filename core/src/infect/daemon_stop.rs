@@ -137,6 +137,44 @@ impl Daemon<'_, '_> {
         self.parasite.task_mut().restore_context(true)
     }
 
+    /// Where resuming from a syscall-entry stop runs the syscall the
+    /// injected registers name (ppc64), a pending syscall of the parasite
+    /// is made invalid and stepped to its exit stop, so that the injected
+    /// `close` below runs once, not twice (the second time on the result
+    /// of the first: fd 0 or 1 of the task).
+    fn step_over_pending_syscall(&mut self) -> Result<(), InfectError> {
+        let pid = self.pid();
+        let tid = self.parasite.task().pid;
+        if !criu_arch::ENTRY_STOP_RUNS_INJECTED_SYSCALL
+            || !ptrace::at_syscall_entry(tid)
+                .map_err(InfectError::ptrace(pid, "GET_SYSCALL_INFO"))?
+        {
+            return Ok(());
+        }
+        let mut regs = ptrace::get_gp_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET"))?;
+        regs.set_syscall(u64::MAX, [0; 6]);
+        ptrace::set_gp_regs(tid, &regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
+        loop {
+            ptrace::cont_syscall(tid, 0).map_err(InfectError::ptrace(pid, "SYSCALL"))?;
+            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+            let task = self.parasite.task_mut();
+            match status {
+                WaitStatus::SyscallStop => return Ok(()),
+                WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
+                    task.released = true;
+                    return Err(InfectError::Gone { pid, status });
+                }
+                WaitStatus::Stopped { sig, event } => {
+                    if is_stop_signal(sig) {
+                        task.stop_on_release = true;
+                    } else if event == 0 && sig != SIGTRAP {
+                        task.deferred_signals.push(sig);
+                    }
+                }
+            }
+        }
+    }
+
     /// The error path: get the task back into its saved context whatever
     /// state the parasite is in, and close the parasite's socket in it.
     fn abort(&mut self) -> Result<(), InfectError> {
@@ -150,6 +188,7 @@ impl Daemon<'_, '_> {
         let tid = self.parasite.task().pid;
         ptrace::skip_pending_syscall(tid)
             .map_err(InfectError::ptrace(self.pid(), "SETREGSET(skip syscall)"))?;
+        self.step_over_pending_syscall()?;
         self.parasite.task_mut().restore_context(true)?;
         if let Some(fd) = self.remote_sock.take() {
             // After FINI the parasite may have closed it already (EBADF);

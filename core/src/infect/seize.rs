@@ -29,6 +29,9 @@ pub struct ExtRegs {
     pub note: u32,
     /// Its bytes, exactly as long as the kernel filled them.
     pub bytes: Vec<u8>,
+    /// The arch's further vector regsets (`criu_arch::VECTOR_REGSETS`,
+    /// ppc64's VMX and VSX) as `(note, bytes)`, those the kernel offers.
+    pub more: Vec<(u32, Vec<u8>)>,
 }
 
 /// A seized, stopped task and the state to restore when it is released.
@@ -248,13 +251,17 @@ pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
 /// falls back: any other failure is an error, since the plain set would
 /// silently lose the vector state.
 pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
-    let mut buf = vec![0u8; EXT_REGS_MAX];
     let mut last = rustix::io::Errno::INVAL;
     for note in [note::X86_XSTATE, note::PRFPREG] {
+        let mut buf = vec![0u8; EXT_REGS_MAX];
         match ptrace::get_regset(tid, note, &mut buf) {
             Ok(len) => {
                 buf.truncate(len);
-                return Ok(ExtRegs { note, bytes: buf });
+                return Ok(ExtRegs {
+                    note,
+                    bytes: buf,
+                    more: read_vector_regsets(tid)?,
+                });
             }
             Err(e @ (rustix::io::Errno::INVAL | rustix::io::Errno::NODEV)) => last = e,
             Err(e) => return Err(e),
@@ -263,7 +270,31 @@ pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
     Err(last)
 }
 
-/// Put an [`ExtRegs`] back.
+/// The arch's further vector regsets; one the CPU lacks (ENODEV) or the
+/// kernel does not know (EINVAL) is left out.
+fn read_vector_regsets(tid: Pid) -> Result<Vec<(u32, Vec<u8>)>, rustix::io::Errno> {
+    let mut sets = Vec::new();
+    for &note in criu_arch::VECTOR_REGSETS {
+        let mut buf = vec![0u8; 4096];
+        match ptrace::get_regset(tid, note, &mut buf) {
+            Ok(len) => {
+                buf.truncate(len);
+                sets.push((note, buf));
+            }
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NODEV) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sets)
+}
+
+/// Put an [`ExtRegs`] back (every set is tried; the first failure is
+/// reported).
 pub(super) fn write_ext_regs(tid: Pid, ext: &ExtRegs) -> Result<(), rustix::io::Errno> {
-    ptrace::set_regset(tid, ext.note, &ext.bytes)
+    let mut result = ptrace::set_regset(tid, ext.note, &ext.bytes);
+    for (note, bytes) in &ext.more {
+        let r = ptrace::set_regset(tid, *note, bytes);
+        result = result.and(r);
+    }
+    result
 }

@@ -37,6 +37,7 @@ impl SeizedThread {
             ext_regs: ExtRegs {
                 note: 0,
                 bytes: Vec::new(),
+                more: Vec::new(),
             },
             sigmask: 0,
             syscall_restart: 0,

@@ -16,7 +16,8 @@
 //!   [`ptrace_regsets`] (state only ptrace can set, such as arm64's PAC
 //!   keys, written while the restored threads wait in the restorer).
 //!
-//! ppc64le has none yet: it reports that it is unsupported.
+//! Every arch has its conversion; `unsupported` stands in for a fifth
+//! until it has its own.
 
 use crate::blob::restorer_abi::RawSyscall;
 
@@ -52,7 +53,15 @@ pub struct Frame {
 
 /// `set_tid_address(addr)`: the futex word the kernel clears when the
 /// thread exits (every arch keeps it in its `thread_info`).
-#[cfg_attr(target_arch = "powerpc64", allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x"
+    )),
+    allow(dead_code)
+)]
 fn set_tid_address(addr: u64) -> RawSyscall {
     RawSyscall {
         nr: criu_arch::nr::SET_TID_ADDRESS as u64,
@@ -70,14 +79,29 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 use aarch64 as imp;
 
+#[cfg(target_arch = "powerpc64")]
+mod powerpc64;
+#[cfg(target_arch = "powerpc64")]
+use powerpc64 as imp;
+
 #[cfg(target_arch = "s390x")]
 mod s390x;
 #[cfg(target_arch = "s390x")]
 use s390x as imp;
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 mod unsupported;
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 use unsupported as imp;
 
 pub use imp::{HostFpu, fill_thread_info, frame_for, ptrace_regsets, validate};

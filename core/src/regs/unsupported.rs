@@ -1,4 +1,5 @@
-//! Architectures whose registers are not converted yet (ppc64le):
+//! An architecture whose registers are not converted yet (none of the
+//! four supported ones):
 //! dump and restore say so.
 
 use rustix::process::Pid;

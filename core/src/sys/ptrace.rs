@@ -282,6 +282,29 @@ pub fn set_syscall_restart(pid: Pid, word: u32) -> Result<(), Errno> {
     }
 }
 
+/// Whether the stopped task sits at a syscall-entry stop
+/// (`PTRACE_GET_SYSCALL_INFO`, Linux 5.3+; false where it is missing).
+pub fn at_syscall_entry(pid: Pid) -> Result<bool, Errno> {
+    // `struct ptrace_syscall_info` starts with the u8 `op`; 88 bytes cover
+    // the whole structure.
+    let mut info = [0u64; 11];
+    // SAFETY: the kernel writes at most `addr` (= the buffer's size) bytes
+    // to our local.
+    let r = unsafe {
+        ptrace(
+            raw::PTRACE_GET_SYSCALL_INFO,
+            pid,
+            size_of_val(&info),
+            info.as_mut_ptr() as usize,
+        )
+    };
+    match r {
+        Ok(_) => Ok(info[0].to_ne_bytes()[0] as u32 == raw::PTRACE_SYSCALL_INFO_ENTRY),
+        Err(Errno::IO | Errno::INVAL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// `PTRACE_SETREGSET`: write register set `note` from `buf`.
 pub fn set_regset(pid: Pid, note: u32, buf: &[u8]) -> Result<(), Errno> {
     // The kernel only reads through `base` for SETREGSET.

@@ -9,7 +9,9 @@ mod zdtm;
 
 use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE};
 
-const LENS: [usize; 3] = [4 << 20, 2 << 20, (1 << 20) + zdtm::PAGE];
+fn lens() -> [usize; 3] {
+    [4 << 20, 2 << 20, (1 << 20) + zdtm::page()]
+}
 const VEC_LEN: usize = 3 << 20;
 const VEC_SEED: u64 = 99;
 const HUGE: usize = 2 << 20;
@@ -61,8 +63,8 @@ fn thp_vma(addr: usize) -> Result<(), String> {
 fn main() {
     zdtm::run(
         |_| {
-            let maps = zdtm::map_separate(&LENS, MAP_PRIVATE | MAP_ANONYMOUS)?;
-            for (i, (&addr, &len)) in maps.iter().zip(&LENS).enumerate() {
+            let maps = zdtm::map_separate(&lens(), MAP_PRIVATE | MAP_ANONYMOUS)?;
+            for (i, (&addr, &len)) in maps.iter().zip(&lens()).enumerate() {
                 // SAFETY: a fresh read-write mapping of `len` bytes that
                 // only this program uses.
                 zdtm::fill_pattern(unsafe { zdtm::region(addr, len) }, i as u64 + 1);
@@ -77,7 +79,7 @@ fn main() {
         |_| {},
         |s| {
             vmas(&s.maps)?;
-            for (i, (&addr, &len)) in s.maps.iter().zip(&LENS).enumerate() {
+            for (i, (&addr, &len)) in s.maps.iter().zip(&lens()).enumerate() {
                 let what = format!("mapping {i} at {addr:#x}");
                 // SAFETY: still our read-write mapping (checked above).
                 zdtm::check_pattern(&what, unsafe { zdtm::region(addr, len) }, i as u64 + 1)?;
@@ -96,7 +98,7 @@ fn main() {
 
 /// Each mapping is one anonymous `rw-p` VMA of its own.
 fn vmas(maps: &[usize]) -> Result<(), String> {
-    for (i, (&addr, &len)) in maps.iter().zip(&LENS).enumerate() {
+    for (i, (&addr, &len)) in maps.iter().zip(&lens()).enumerate() {
         let what = format!("mapping {i} at {addr:#x}");
         let vma = zdtm::expect_vma(&what, addr, len, "rw-p")?;
         zdtm::ensure(vma.path.is_empty(), || {

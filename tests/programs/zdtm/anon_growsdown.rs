@@ -6,7 +6,7 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
 const PAGES: usize = 4;
 /// Free pages kept below the mapping for it to grow into (more than the
@@ -21,25 +21,25 @@ fn main() {
             // Reserve room + the mapping, then free the room below it.
             let base = zdtm::mmap(
                 0,
-                (ROOM + PAGES) * PAGE,
+                (ROOM + PAGES) * page(),
                 PROT_READ,
                 MAP_PRIVATE | MAP_ANONYMOUS,
                 -1,
                 0,
             )?;
-            let addr = base + ROOM * PAGE;
+            let addr = base + ROOM * page();
             zdtm::mmap(
                 addr,
-                PAGES * PAGE,
+                PAGES * page(),
                 PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED,
                 -1,
                 0,
             )?;
-            zdtm::munmap(base, ROOM * PAGE)?;
+            zdtm::munmap(base, ROOM * page())?;
             // SAFETY: our fresh read-write mapping.
-            zdtm::fill_pattern(unsafe { zdtm::region(addr, PAGES * PAGE) }, SEED);
-            vma(addr, addr + PAGES * PAGE, "before dump")?;
+            zdtm::fill_pattern(unsafe { zdtm::region(addr, PAGES * page()) }, SEED);
+            vma(addr, addr + PAGES * page(), "before dump")?;
             Ok(addr)
         },
         |_| {},
@@ -48,28 +48,28 @@ fn main() {
             // page kernels before 4.12 hid from /proc/PID/maps) and a restore
             // on a newer kernel maps that page too: CRIU's own behaviour, so
             // the VMA may come back starting one page lower.
-            let start = match zdtm::vma_at(addr - PAGE) {
-                Ok(v) if v.start == addr - PAGE => addr - PAGE,
+            let start = match zdtm::vma_at(addr - page()) {
+                Ok(v) if v.start == addr - page() => addr - page(),
                 _ => addr,
             };
-            vma(start, addr + PAGES * PAGE, "after restore")?;
+            vma(start, addr + PAGES * page(), "after restore")?;
             // SAFETY: checked above: our read-write mapping.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
             zdtm::check_pattern("growsdown mapping", mem, SEED)?;
             // Grow it: the kernel extends the VMA on a fault below it.
-            let below = start - PAGE;
+            let below = start - page();
             // SAFETY: a write just below a MAP_GROWSDOWN mapping, with
             // nothing else mapped there: the kernel grows the mapping.
             unsafe { std::ptr::write_volatile((below + 8) as *mut u64, 0x1234_5678) };
             let grown = zdtm::vma_at(below)?;
             zdtm::ensure(
-                grown.start == below && grown.end == addr + PAGES * PAGE,
+                grown.start == below && grown.end == addr + PAGES * page(),
                 || {
                     format!(
                         "after a write below it the VMA is {:#x}-{:#x}, want {below:#x}-{:#x}",
                         grown.start,
                         grown.end,
-                        addr + PAGES * PAGE
+                        addr + PAGES * page()
                     )
                 },
             )

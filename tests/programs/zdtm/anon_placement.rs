@@ -6,10 +6,12 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
 const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
-const LEN: usize = 4 * PAGE;
+fn len() -> usize {
+    4 * page()
+}
 
 /// Where to map: the lowest address, 4 GiB, and 1 GiB below the stack.
 fn addresses() -> Result<Vec<usize>, String> {
@@ -20,8 +22,12 @@ fn addresses() -> Result<Vec<usize>, String> {
         .map_err(|e| format!("mmap_min_addr: {e}"))?;
     let local = 0u8;
     let stack = std::hint::black_box(&local) as *const u8 as usize;
-    let high = (stack - (1 << 30)) & !(PAGE - 1);
-    Ok(vec![min.max(PAGE).next_multiple_of(PAGE), 1 << 32, high])
+    let high = (stack - (1 << 30)) & !(page() - 1);
+    Ok(vec![
+        min.max(page()).next_multiple_of(page()),
+        1 << 32,
+        high,
+    ])
 }
 
 fn main() {
@@ -31,7 +37,7 @@ fn main() {
             for (i, &a) in addrs.iter().enumerate() {
                 let got = zdtm::mmap(
                     a,
-                    LEN,
+                    len(),
                     PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
                     -1,
@@ -40,8 +46,8 @@ fn main() {
                 .map_err(|e| format!("map at {a:#x}: {e}"))?;
                 zdtm::ensure(got == a, || format!("mapped at {got:#x}, not {a:#x}"))?;
                 // SAFETY: our fresh read-write mapping.
-                zdtm::fill_pattern(unsafe { zdtm::region(a, LEN) }, 1000 + i as u64);
-                zdtm::expect_vma("before dump", a, LEN, "rw-p")?;
+                zdtm::fill_pattern(unsafe { zdtm::region(a, len()) }, 1000 + i as u64);
+                zdtm::expect_vma("before dump", a, len(), "rw-p")?;
             }
             Ok(addrs)
         },
@@ -49,9 +55,9 @@ fn main() {
         |addrs| {
             for (i, &a) in addrs.iter().enumerate() {
                 let what = format!("mapping at {a:#x}");
-                zdtm::expect_vma(&what, a, LEN, "rw-p")?;
+                zdtm::expect_vma(&what, a, len(), "rw-p")?;
                 // SAFETY: checked above: our read-write mapping.
-                zdtm::check_pattern(&what, unsafe { zdtm::region(a, LEN) }, 1000 + i as u64)?;
+                zdtm::check_pattern(&what, unsafe { zdtm::region(a, len()) }, 1000 + i as u64)?;
             }
             Ok(())
         },

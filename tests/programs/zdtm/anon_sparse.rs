@@ -7,15 +7,29 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
-const PAGES: usize = 16384;
+/// Pages in the 64 MiB mapping (16384 of 4 KiB, 1024 of 64 KiB).
+fn pages() -> usize {
+    (64 << 20) / page()
+}
+/// Page `p` of a 16384-page mapping scaled to this one.
+fn scaled(p: usize) -> usize {
+    p * pages() / 16384
+}
 /// Pages written with a pattern (seeded by their index).
-const DATA: [usize; 8] = [0, 1, 2, 100, 4095, 4096, 9999, PAGES - 1];
+fn data() -> [usize; 8] {
+    let q = pages() / 4;
+    [0, 1, 2, 100, q - 1, q, scaled(9999), pages() - 1]
+}
 /// Pages written with a pattern and then zeroed again.
-const ZEROED: [usize; 3] = [200, 201, 5000];
+fn zeroed() -> [usize; 3] {
+    [200, 201, scaled(5000)]
+}
 /// A page that was only read (it maps the shared zero page).
-const READ_ONLY: usize = 7000;
+fn read_only() -> usize {
+    scaled(7000)
+}
 const MADV_NOHUGEPAGE: usize = 15;
 
 fn main() {
@@ -23,7 +37,7 @@ fn main() {
         |_| {
             let addr = zdtm::mmap(
                 0,
-                PAGES * PAGE,
+                pages() * page(),
                 PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                 -1,
@@ -32,18 +46,23 @@ fn main() {
             // A write must fault in one small page, not a 2 MiB huge one.
             // SAFETY: madvise on our own fresh mapping.
             let ret = unsafe {
-                criu_arch::syscall3(criu_arch::nr::MADVISE, addr, PAGES * PAGE, MADV_NOHUGEPAGE)
+                criu_arch::syscall3(
+                    criu_arch::nr::MADVISE,
+                    addr,
+                    pages() * page(),
+                    MADV_NOHUGEPAGE,
+                )
             };
             zdtm::errno(ret, "madvise(MADV_NOHUGEPAGE)")?;
             // SAFETY: a fresh read-write mapping only this program uses.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
-            for p in DATA.iter().chain(&ZEROED) {
-                zdtm::fill_pattern(&mut mem[p * PAGE..][..PAGE], *p as u64);
+            let mem = unsafe { zdtm::region(addr, pages() * page()) };
+            for p in data().iter().chain(&zeroed()) {
+                zdtm::fill_pattern(&mut mem[p * page()..][..page()], *p as u64);
             }
-            for p in ZEROED {
-                mem[p * PAGE..][..PAGE].fill(0);
+            for p in zeroed() {
+                mem[p * page()..][..page()].fill(0);
             }
-            let r = std::hint::black_box(mem[READ_ONLY * PAGE + 8]);
+            let r = std::hint::black_box(mem[read_only() * page() + 8]);
             zdtm::ensure(r == 0, || "fresh page not zero".into())?;
             holes(addr, "before dump")?;
             no_huge_pages(addr, "before dump")?;
@@ -53,15 +72,15 @@ fn main() {
         |addr| {
             // First look at the holes: reading them would fault them in.
             holes(addr, "after restore")?;
-            zdtm::expect_vma("mapping", addr, PAGES * PAGE, "rw-p")?;
+            zdtm::expect_vma("mapping", addr, pages() * page(), "rw-p")?;
             no_huge_pages(addr, "after restore")?;
             // SAFETY: still our read-write mapping (checked above).
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
-            for p in DATA {
-                zdtm::check_pattern(&format!("page {p}"), &mem[p * PAGE..][..PAGE], p as u64)?;
+            let mem = unsafe { zdtm::region(addr, pages() * page()) };
+            for p in data() {
+                zdtm::check_pattern(&format!("page {p}"), &mem[p * page()..][..page()], p as u64)?;
             }
-            for p in ZEROED.into_iter().chain([READ_ONLY]) {
-                let page = &mem[p * PAGE..][..PAGE];
+            for p in zeroed().into_iter().chain([read_only()]) {
+                let page = &mem[p * page()..][..page()];
                 if let Some(i) = page.iter().position(|&b| b != 0) {
                     return Err(format!("page {p} byte {i} is {:#04x}, want 0", page[i]));
                 }
@@ -71,13 +90,13 @@ fn main() {
     );
 }
 
-/// Check that every page not in DATA, ZEROED or READ_ONLY is a hole and
-/// every DATA page is present.
+/// Check that every page not in data(), zeroed() or read_only() is a hole and
+/// every data() page is present.
 fn holes(addr: usize, when: &str) -> Result<(), String> {
-    let present = zdtm::pagemap_present(addr, PAGES)?;
-    let resident = zdtm::resident_pages(addr, PAGES)?;
-    let touched = |p: &usize| DATA.contains(p) || ZEROED.contains(p) || *p == READ_ONLY;
-    let filled: Vec<usize> = (0..PAGES)
+    let present = zdtm::pagemap_present(addr, pages())?;
+    let resident = zdtm::resident_pages(addr, pages())?;
+    let touched = |p: &usize| data().contains(p) || zeroed().contains(p) || *p == read_only();
+    let filled: Vec<usize> = (0..pages())
         .filter(|p| !touched(p) && (present[*p] || resident[*p]))
         .collect();
     zdtm::ensure(filled.is_empty(), || {
@@ -89,7 +108,7 @@ fn holes(addr: usize, when: &str) -> Result<(), String> {
             resident[filled[0]],
         )
     })?;
-    let missing: Vec<usize> = DATA.into_iter().filter(|&p| !present[p]).collect();
+    let missing: Vec<usize> = data().into_iter().filter(|&p| !present[p]).collect();
     zdtm::ensure(missing.is_empty(), || {
         format!("{when}: data pages {missing:?} are not present")
     })

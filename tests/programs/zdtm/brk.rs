@@ -6,7 +6,7 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::PAGE;
+use zdtm::page;
 
 const PAGES: usize = 8;
 const SEED: u64 = 77;
@@ -42,17 +42,17 @@ fn main() {
         |_| {
             // Round the break up to a page first so that our pages are whole.
             let cur = glibc_brk();
-            grow((cur.next_multiple_of(PAGE) - cur) as isize)?;
-            let start = grow((PAGES * PAGE) as isize)?;
-            zdtm::ensure(kernel_brk() == start + PAGES * PAGE, || {
+            grow((cur.next_multiple_of(page()) - cur) as isize)?;
+            let start = grow((PAGES * page()) as isize)?;
+            zdtm::ensure(kernel_brk() == start + PAGES * page(), || {
                 format!(
                     "brk {:#x} after sbrk, want {:#x}",
                     kernel_brk(),
-                    start + PAGES * PAGE
+                    start + PAGES * page()
                 )
             })?;
             // SAFETY: the pages we just got from sbrk, used only here.
-            zdtm::fill_pattern(unsafe { zdtm::region(start, PAGES * PAGE) }, SEED);
+            zdtm::fill_pattern(unsafe { zdtm::region(start, PAGES * page()) }, SEED);
             Ok((start, start_brk()?))
         },
         |_| {},
@@ -63,15 +63,17 @@ fn main() {
             })?;
             let (k, g) = (kernel_brk(), glibc_brk());
             zdtm::ensure(k == g, || format!("kernel brk {k:#x}, glibc's {g:#x}"))?;
-            zdtm::ensure(k >= start + PAGES * PAGE, || {
+            zdtm::ensure(k >= start + PAGES * page(), || {
                 format!(
                     "brk {k:#x} is below our pages' end {:#x}",
-                    start + PAGES * PAGE
+                    start + PAGES * page()
                 )
             })?;
             let vma = zdtm::vma_at(start)?;
             zdtm::ensure(
-                vma.path == "[heap]" && vma.perms == "rw-p" && vma.end == k.next_multiple_of(PAGE),
+                vma.path == "[heap]"
+                    && vma.perms == "rw-p"
+                    && vma.end == k.next_multiple_of(page()),
                 || {
                     format!(
                         "VMA of our pages: {:#x}-{:#x} {} {:?}, want [heap] rw-p up to brk {k:#x}",
@@ -82,29 +84,29 @@ fn main() {
             // SAFETY: our sbrk pages, still inside the heap (checked above).
             zdtm::check_pattern(
                 "heap pages",
-                unsafe { zdtm::region(start, PAGES * PAGE) },
+                unsafe { zdtm::region(start, PAGES * page()) },
                 SEED,
             )?;
             // Grow: new zeroed, writable pages.
-            let top = grow((4 * PAGE) as isize)?;
-            zdtm::ensure(kernel_brk() == top + 4 * PAGE, || {
+            let top = grow((4 * page()) as isize)?;
+            zdtm::ensure(kernel_brk() == top + 4 * page(), || {
                 format!("brk {:#x} after growing from {top:#x}", kernel_brk())
             })?;
             // SAFETY: the pages we just got from sbrk.
-            let new = unsafe { zdtm::region(top, 4 * PAGE) };
+            let new = unsafe { zdtm::region(top, 4 * page()) };
             zdtm::ensure(new.iter().all(|&b| b == 0), || "grown heap not zero".into())?;
             new.fill(0x5a);
             // Shrink back: the pages go away.
-            grow(-((4 * PAGE) as isize))?;
+            grow(-((4 * page()) as isize))?;
             zdtm::ensure(kernel_brk() == top, || {
                 format!("brk {:#x} after shrinking, want {top:#x}", kernel_brk())
             })?;
             let vma = zdtm::vma_at(start)?;
-            zdtm::ensure(vma.end == top.next_multiple_of(PAGE), || {
+            zdtm::ensure(vma.end == top.next_multiple_of(page()), || {
                 format!("heap ends at {:#x} after shrinking to {top:#x}", vma.end)
             })?;
             // SAFETY: our sbrk pages, below the break (checked above).
-            let mem = unsafe { zdtm::region(start, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(start, PAGES * page()) };
             zdtm::check_pattern("heap pages after grow/shrink", mem, SEED)
         },
     );

@@ -11,7 +11,7 @@ mod zdtm;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use zdtm::{MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
 const PAGES: usize = 16;
 const WRITTEN: [usize; 4] = [1, 3, 4, 15];
@@ -28,7 +28,7 @@ struct State {
 }
 
 fn file_contents(seed: u64, pages: usize) -> Vec<u8> {
-    let mut v = vec![0u8; pages * PAGE];
+    let mut v = vec![0u8; pages * page()];
     zdtm::fill_pattern(&mut v, seed);
     v
 }
@@ -36,11 +36,11 @@ fn file_contents(seed: u64, pages: usize) -> Vec<u8> {
 /// What page `p` of the read-write mapping must hold.
 fn rw_page(p: usize) -> Vec<u8> {
     if WRITTEN.contains(&p) {
-        let mut v = vec![0u8; PAGE];
+        let mut v = vec![0u8; page()];
         zdtm::fill_pattern(&mut v, 100 + p as u64);
         v
     } else {
-        file_contents(FILE_SEED, PAGES)[p * PAGE..][..PAGE].to_vec()
+        file_contents(FILE_SEED, PAGES)[p * page()..][..page()].to_vec()
     }
 }
 
@@ -62,22 +62,22 @@ fn main() {
             std::fs::write(&rw_path, file_contents(FILE_SEED, PAGES)).map_err(|e| e.to_string())?;
             std::fs::write(&ro_path, file_contents(RO_SEED, RO_PAGES))
                 .map_err(|e| e.to_string())?;
-            let rw = map_file(&rw_path, PAGES * PAGE, PROT_READ | PROT_WRITE, 0)?;
-            let ro_len = (RO_PAGES - RO_SKIP) * PAGE;
-            let ro = map_file(&ro_path, ro_len, PROT_READ, RO_SKIP * PAGE)?;
+            let rw = map_file(&rw_path, PAGES * page(), PROT_READ | PROT_WRITE, 0)?;
+            let ro_len = (RO_PAGES - RO_SKIP) * page();
+            let ro = map_file(&ro_path, ro_len, PROT_READ, RO_SKIP * page())?;
             // SAFETY: our fresh private read-write mapping.
-            let mem = unsafe { zdtm::region(rw, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(rw, PAGES * page()) };
             for p in WRITTEN {
-                mem[p * PAGE..][..PAGE].copy_from_slice(&rw_page(p));
+                mem[p * page()..][..page()].copy_from_slice(&rw_page(p));
             }
             // Read the untouched pages and the read-only mapping too, so
             // that they are in the page tables (as file pages) at the dump.
             let mut sum = 0u8;
             for p in 0..PAGES {
-                sum ^= mem[p * PAGE];
+                sum ^= mem[p * page()];
             }
             // SAFETY: our fresh read-only mapping.
-            for b in unsafe { zdtm::region(ro, ro_len) }.iter().step_by(PAGE) {
+            for b in unsafe { zdtm::region(ro, ro_len) }.iter().step_by(page()) {
                 sum ^= b;
             }
             std::hint::black_box(sum);
@@ -90,19 +90,19 @@ fn main() {
         },
         |_| {},
         |s| {
-            let vma = zdtm::expect_vma("rw mapping", s.rw, PAGES * PAGE, "rw-p")?;
+            let vma = zdtm::expect_vma("rw mapping", s.rw, PAGES * page(), "rw-p")?;
             zdtm::ensure(
                 vma.path == s.rw_path.to_string_lossy() && vma.offset == 0,
                 || format!("rw mapping: maps {} at offset {:#x}", vma.path, vma.offset),
             )?;
-            let ro_len = (RO_PAGES - RO_SKIP) * PAGE;
+            let ro_len = (RO_PAGES - RO_SKIP) * page();
             let vma = zdtm::expect_vma("ro mapping", s.ro, ro_len, "r--p")?;
             zdtm::ensure(
-                vma.path == s.ro_path.to_string_lossy() && vma.offset == (RO_SKIP * PAGE) as u64,
+                vma.path == s.ro_path.to_string_lossy() && vma.offset == (RO_SKIP * page()) as u64,
                 || format!("ro mapping: maps {} at offset {:#x}", vma.path, vma.offset),
             )?;
             // SAFETY: checked above: our private read-write mapping.
-            let mem = unsafe { zdtm::region(s.rw, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(s.rw, PAGES * page()) };
             for p in 0..PAGES {
                 let what = if WRITTEN.contains(&p) {
                     "written"
@@ -110,8 +110,8 @@ fn main() {
                     "untouched"
                 };
                 let want = rw_page(p);
-                let got = &mem[p * PAGE..][..PAGE];
-                if let Some(i) = (0..PAGE).find(|&i| got[i] != want[i]) {
+                let got = &mem[p * page()..][..page()];
+                if let Some(i) = (0..page()).find(|&i| got[i] != want[i]) {
                     return Err(format!(
                         "rw mapping {what} page {p} byte {i}: {:#04x}, want {:#04x}",
                         got[i], want[i]
@@ -121,7 +121,7 @@ fn main() {
             // SAFETY: checked above: our read-only mapping.
             let ro = unsafe { zdtm::region(s.ro, ro_len) };
             let want = file_contents(RO_SEED, RO_PAGES);
-            zdtm::ensure(ro == &want[RO_SKIP * PAGE..], || {
+            zdtm::ensure(ro == &want[RO_SKIP * page()..], || {
                 "ro mapping does not show the file from page 4 on".into()
             })?;
             let disk = std::fs::read(&s.rw_path).map_err(|e| e.to_string())?;
@@ -140,25 +140,25 @@ fn main() {
                     .open(&s.rw_path)
                     .map_err(|e| e.to_string())?;
                 for p in [6, 3] {
-                    f.write_all_at(b"NEW!", (p * PAGE + 100) as u64)
+                    f.write_all_at(b"NEW!", (p * page() + 100) as u64)
                         .map_err(|e| e.to_string())?;
                 }
-                let seen = std::hint::black_box(&mem[6 * PAGE + 100..][..4]);
+                let seen = std::hint::black_box(&mem[6 * page() + 100..][..4]);
                 zdtm::ensure(seen == b"NEW!", || {
                     format!("untouched page 6 does not follow the file: {seen:02x?}")
                 })?;
-                let seen = std::hint::black_box(&mem[3 * PAGE + 100..][..4]);
+                let seen = std::hint::black_box(&mem[3 * page() + 100..][..4]);
                 zdtm::ensure(seen == &rw_page(3)[100..104], || {
                     format!("written page 3 follows the file: {seen:02x?}")
                 })?;
                 let orig = file_contents(FILE_SEED, PAGES);
                 for p in [6, 3] {
-                    f.write_all_at(&orig[p * PAGE + 100..][..4], (p * PAGE + 100) as u64)
+                    f.write_all_at(&orig[p * page() + 100..][..4], (p * page() + 100) as u64)
                         .map_err(|e| e.to_string())?;
                 }
             }
             // The mapping is still private: a new write stays out of the file.
-            mem[2 * PAGE] ^= 0xff;
+            mem[2 * page()] ^= 0xff;
             let disk = std::fs::read(&s.rw_path).map_err(|e| e.to_string())?;
             zdtm::ensure(disk == file_contents(FILE_SEED, PAGES), || {
                 "a write to the mapping after restore reached private.dat".into()

@@ -11,7 +11,7 @@ mod zdtm;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use zdtm::{MAP_SHARED, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_SHARED, PROT_READ, PROT_WRITE, page};
 
 const PAGES: usize = 8;
 const THROUGH_MAP: usize = 5;
@@ -29,9 +29,9 @@ struct State {
 
 /// The whole file as it must be at the dump.
 fn expected() -> Vec<u8> {
-    let mut v = vec![0u8; PAGES * PAGE];
-    zdtm::fill_pattern(&mut v[..THROUGH_MAP * PAGE], MAP_SEED);
-    zdtm::fill_pattern(&mut v[THROUGH_MAP * PAGE..], FILE_SEED);
+    let mut v = vec![0u8; PAGES * page()];
+    zdtm::fill_pattern(&mut v[..THROUGH_MAP * page()], MAP_SEED);
+    zdtm::fill_pattern(&mut v[THROUGH_MAP * page()..], FILE_SEED);
     v
 }
 
@@ -39,8 +39,8 @@ fn main() {
     zdtm::run(
         |args| {
             let path = args.dir.join("shared.dat");
-            let mut init = vec![0u8; PAGES * PAGE];
-            init[THROUGH_MAP * PAGE..].copy_from_slice(&expected()[THROUGH_MAP * PAGE..]);
+            let mut init = vec![0u8; PAGES * page()];
+            init[THROUGH_MAP * page()..].copy_from_slice(&expected()[THROUGH_MAP * page()..]);
             std::fs::write(&path, &init).map_err(|e| e.to_string())?;
             let f = std::fs::File::options()
                 .read(true)
@@ -50,37 +50,37 @@ fn main() {
             use std::os::fd::AsRawFd;
             let addr = zdtm::mmap(
                 0,
-                PAGES * PAGE,
+                PAGES * page(),
                 PROT_READ | PROT_WRITE,
                 MAP_SHARED,
                 f.as_raw_fd(),
                 0,
             )?;
             // SAFETY: our fresh shared mapping of the file.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
-            mem[..THROUGH_MAP * PAGE].copy_from_slice(&expected()[..THROUGH_MAP * PAGE]);
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
+            mem[..THROUGH_MAP * page()].copy_from_slice(&expected()[..THROUGH_MAP * page()]);
             let ro_file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
             let ro = zdtm::mmap(
                 0,
-                (PAGES - RO_FROM) * PAGE,
+                (PAGES - RO_FROM) * page(),
                 PROT_READ,
                 MAP_SHARED,
                 ro_file.as_raw_fd(),
-                RO_FROM * PAGE,
+                RO_FROM * page(),
             )?;
             Ok(State { addr, ro, path })
         },
         |_| {},
         |s| {
-            let vma = zdtm::expect_vma("mapping", s.addr, PAGES * PAGE, "rw-s")?;
+            let vma = zdtm::expect_vma("mapping", s.addr, PAGES * page(), "rw-s")?;
             zdtm::ensure(
                 vma.path == s.path.to_string_lossy() && vma.offset == 0,
                 || format!("mapping: maps {} at offset {:#x}", vma.path, vma.offset),
             )?;
-            let ro_len = (PAGES - RO_FROM) * PAGE;
+            let ro_len = (PAGES - RO_FROM) * page();
             let vma = zdtm::expect_vma("read-only mapping", s.ro, ro_len, "r--s")?;
             zdtm::ensure(
-                vma.path == s.path.to_string_lossy() && vma.offset == (RO_FROM * PAGE) as u64,
+                vma.path == s.path.to_string_lossy() && vma.offset == (RO_FROM * page()) as u64,
                 || {
                     format!(
                         "read-only mapping: maps {} at offset {:#x}",
@@ -90,17 +90,17 @@ fn main() {
             )?;
             // SAFETY: checked above: our shared mappings of the file (the
             // read-only one only read).
-            let mem = unsafe { zdtm::region(s.addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(s.addr, PAGES * page()) };
             let ro = unsafe { zdtm::region(s.ro, ro_len) };
             let want = expected();
-            zdtm::ensure(ro[..] == want[RO_FROM * PAGE..], || {
+            zdtm::ensure(ro[..] == want[RO_FROM * page()..], || {
                 "the read-only mapping does not show the file from page 4 on".into()
             })?;
             if let Some(i) = (0..want.len()).find(|&i| mem[i] != want[i]) {
                 return Err(format!(
                     "mapping page {} byte {}: {:#04x}, want {:#04x}",
-                    i / PAGE,
-                    i % PAGE,
+                    i / page(),
+                    i % page(),
                     mem[i],
                     want[i]
                 ));
@@ -110,30 +110,30 @@ fn main() {
                 .write(true)
                 .open(&s.path)
                 .map_err(|e| e.to_string())?;
-            let mut disk = vec![0u8; PAGES * PAGE];
+            let mut disk = vec![0u8; PAGES * page()];
             f.read_exact_at(&mut disk, 0).map_err(|e| e.to_string())?;
             zdtm::ensure(disk == want, || {
                 "the file does not hold what was written through the mapping".into()
             })?;
             // Still shared both ways.
-            mem[6 * PAGE + 10..][..4].copy_from_slice(b"MAP!");
+            mem[6 * page() + 10..][..4].copy_from_slice(b"MAP!");
             let mut got = [0u8; 4];
-            f.read_exact_at(&mut got, (6 * PAGE + 10) as u64)
+            f.read_exact_at(&mut got, (6 * page() + 10) as u64)
                 .map_err(|e| e.to_string())?;
             zdtm::ensure(&got == b"MAP!", || {
                 format!("a write through the mapping did not reach the file: {got:?}")
             })?;
-            f.write_all_at(b"FILE", (7 * PAGE + 20) as u64)
+            f.write_all_at(b"FILE", (7 * page() + 20) as u64)
                 .map_err(|e| e.to_string())?;
-            let seen = std::hint::black_box(&mem[7 * PAGE + 20..][..4]);
+            let seen = std::hint::black_box(&mem[7 * page() + 20..][..4]);
             zdtm::ensure(seen == b"FILE", || {
                 format!("a write to the file does not show in the mapping: {seen:?}")
             })?;
-            let seen = std::hint::black_box(&ro[(6 - RO_FROM) * PAGE + 10..][..4]);
+            let seen = std::hint::black_box(&ro[(6 - RO_FROM) * page() + 10..][..4]);
             zdtm::ensure(seen == b"MAP!", || {
                 format!("the read-only mapping misses the write through the other: {seen:?}")
             })?;
-            let seen = std::hint::black_box(&ro[(7 - RO_FROM) * PAGE + 20..][..4]);
+            let seen = std::hint::black_box(&ro[(7 - RO_FROM) * page() + 20..][..4]);
             zdtm::ensure(seen == b"FILE", || {
                 format!("the read-only mapping misses the write to the file: {seen:?}")
             })

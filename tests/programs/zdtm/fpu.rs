@@ -2,7 +2,8 @@
 //! vector register it has (x86_64: xmm0-15; ymm0-15 with AVX; zmm0-31 and
 //! k0-7 with AVX-512, plus a non-default MXCSR and x87 control word and two
 //! x87 stack values; aarch64: v0-v31 and non-default FPCR and FPSR;
-//! s390x: f0-f15 and a non-default FPC, v0-v31 with the vector facility), then
+//! ppc64le: VSR0-63 and non-default FPSCR, VSCR and VRSAVE; s390x: f0-f15
+//! and a non-default FPC, v0-v31 with the vector facility), then
 //! spins in inline assembly on a memory flag, so the
 //! dump and restore happen while the values live only in registers. A
 //! SIGALRM handler (a 10 ms ITIMER_REAL, and the harness sends SIGALRM
@@ -10,13 +11,19 @@
 //! the registers around the handler. The loop then stores the registers
 //! and the check compares them with what was loaded.
 //!
-//! Usage: `zdtm_fpu DIR [sse|avx|avx512|simd|fp|vector|widest [THREADS]]`
+//! Usage: `zdtm_fpu DIR [sse|avx|avx512|simd|vsx|fp|vector|widest [THREADS]]`
 //! (default: the widest registers there are, one thread; `simd` is
-//! aarch64's, `fp` and `vector` s390x's). With THREADS, that many
-//! threads spin at once, each with values of its own in its registers.
+//! aarch64's, `vsx` ppc64le's, `fp` and `vector` s390x's). With THREADS,
+//! that many threads spin at once, each with values of its own in its
+//! registers.
 // Elsewhere only `main` saying so is compiled of the program.
 #![cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")),
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x"
+    )),
     allow(dead_code, unused_imports)
 )]
 
@@ -34,6 +41,12 @@ use x86 as imp;
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
 use aarch64 as imp;
+
+#[cfg(target_arch = "powerpc64")]
+#[path = "fpu_powerpc64.rs"]
+mod powerpc64;
+#[cfg(target_arch = "powerpc64")]
+use powerpc64 as imp;
 
 #[cfg(target_arch = "s390x")]
 #[path = "fpu_s390x.rs"]
@@ -78,15 +91,25 @@ extern "C" fn on_alarm(_sig: i32) {
 /// `AT_FDCWD`: paths relative to the working directory.
 const AT_FDCWD: isize = -100;
 
-// The register programs exist for x86_64, aarch64 and s390x; elsewhere
+// The register programs exist for the four supported arches; elsewhere
 // the program only says so (the examples are built for every target).
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+)))]
 fn main() {
-    eprintln!("zdtm_fpu runs on x86_64, aarch64 and s390x only");
+    eprintln!("zdtm_fpu runs on x86_64, aarch64, ppc64le and s390x only");
     std::process::exit(2);
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+))]
 struct State {
     kind: imp::Kind,
     regs: Box<imp::Regs>,
@@ -95,7 +118,12 @@ struct State {
     threads: Vec<std::thread::JoinHandle<Box<imp::Regs>>>,
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x"
+))]
 fn main() {
     zdtm::run(
         |args| {

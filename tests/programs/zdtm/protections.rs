@@ -7,7 +7,7 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, page};
 
 /// (pages, protection, maps permissions) of each separate region.
 const REGIONS: [(usize, usize, &str); 6] = [
@@ -32,9 +32,9 @@ type Areas = Vec<(usize, usize, usize, &'static str, u64)>;
 fn main() {
     zdtm::run(
         |_| {
-            let mut lens: Vec<usize> = REGIONS.iter().map(|r| r.0 * PAGE).collect();
+            let mut lens: Vec<usize> = REGIONS.iter().map(|r| r.0 * page()).collect();
             let split_pages: usize = PARTS.iter().map(|p| p.0).sum();
-            lens.push(split_pages * PAGE);
+            lens.push(split_pages * page());
             let addrs = zdtm::map_separate(&lens, MAP_PRIVATE | MAP_ANONYMOUS)?;
             let mut areas: Areas = Vec::new();
             for (i, &(pages, prot, perms)) in REGIONS.iter().enumerate() {
@@ -43,12 +43,12 @@ fn main() {
             let mut at = addrs[REGIONS.len()];
             for (i, &(pages, prot, perms)) in PARTS.iter().enumerate() {
                 areas.push((at, pages, prot, perms, 500 + i as u64));
-                at += pages * PAGE;
+                at += pages * page();
             }
             for &(addr, pages, prot, _, seed) in &areas {
                 // SAFETY: still read-write: our fresh mapping.
-                zdtm::fill_pattern(unsafe { zdtm::region(addr, pages * PAGE) }, seed);
-                zdtm::mprotect(addr, pages * PAGE, prot)?;
+                zdtm::fill_pattern(unsafe { zdtm::region(addr, pages * page()) }, seed);
+                zdtm::mprotect(addr, pages * page(), prot)?;
             }
             vmas(&areas).map_err(|e| format!("before dump: {e}"))?;
             Ok(areas)
@@ -58,10 +58,10 @@ fn main() {
             vmas(&areas)?;
             for &(addr, pages, prot, perms, seed) in &areas {
                 if prot & PROT_READ == 0 {
-                    zdtm::mprotect(addr, pages * PAGE, PROT_READ)?;
+                    zdtm::mprotect(addr, pages * page(), PROT_READ)?;
                 }
                 // SAFETY: readable now; only read here.
-                let mem = unsafe { zdtm::region(addr, pages * PAGE) };
+                let mem = unsafe { zdtm::region(addr, pages * page()) };
                 zdtm::check_pattern(&format!("{perms} area at {addr:#x}"), mem, seed)?;
             }
             Ok(())
@@ -73,7 +73,7 @@ fn main() {
 fn vmas(areas: &Areas) -> Result<(), String> {
     for &(addr, pages, _, perms, _) in areas {
         let what = format!("{perms} area at {addr:#x}");
-        zdtm::expect_vma(&what, addr, pages * PAGE, perms)?;
+        zdtm::expect_vma(&what, addr, pages * page(), perms)?;
     }
     Ok(())
 }

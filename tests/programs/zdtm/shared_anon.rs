@@ -5,7 +5,7 @@
 #[path = "lib.rs"]
 mod zdtm;
 
-use zdtm::{MAP_ANONYMOUS, MAP_SHARED, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, page};
 
 const PAGES: usize = 32;
 
@@ -14,16 +14,16 @@ fn main() {
         |_| {
             let addr = zdtm::mmap(
                 0,
-                PAGES * PAGE,
+                PAGES * page(),
                 PROT_READ | PROT_WRITE,
                 MAP_SHARED | MAP_ANONYMOUS,
                 -1,
                 0,
             )?;
             // SAFETY: our fresh shared mapping.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
             for p in (0..PAGES).step_by(3) {
-                zdtm::fill_pattern(&mut mem[p * PAGE..][..PAGE], 300 + p as u64);
+                zdtm::fill_pattern(&mut mem[p * page()..][..page()], 300 + p as u64);
             }
             holes(addr, "before dump")?;
             Ok(addr)
@@ -32,7 +32,7 @@ fn main() {
         |addr| {
             // First look at the holes: reading them would fault them in.
             holes(addr, "after restore")?;
-            let vma = zdtm::expect_vma("mapping", addr, PAGES * PAGE, "rw-s")?;
+            let vma = zdtm::expect_vma("mapping", addr, PAGES * page(), "rw-s")?;
             zdtm::ensure(vma.path.starts_with("/dev/zero"), || {
                 format!(
                     "mapping: maps path {:?}, want /dev/zero (deleted)",
@@ -40,9 +40,9 @@ fn main() {
                 )
             })?;
             // SAFETY: checked above: our shared mapping.
-            let mem = unsafe { zdtm::region(addr, PAGES * PAGE) };
+            let mem = unsafe { zdtm::region(addr, PAGES * page()) };
             for p in 0..PAGES {
-                let page = &mem[p * PAGE..][..PAGE];
+                let page = &mem[p * page()..][..page()];
                 if p % 3 == 0 {
                     zdtm::check_pattern(&format!("page {p}"), page, 300 + p as u64)?;
                 } else if let Some(i) = page.iter().position(|&b| b != 0) {

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criu_arch::nr;
-use zdtm::{MAP_ANONYMOUS, MAP_SHARED, PAGE, PROT_READ, PROT_WRITE};
+use zdtm::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, page};
 
 const SIGCHLD: usize = 17;
 const SIGUSR1: usize = 10;
@@ -154,7 +154,7 @@ fn wait_go(dir: &Path) -> Result<(), String> {
     let go = dir.join("go");
     let start = Instant::now();
     while !go.exists() {
-        if start.elapsed() > Duration::from_secs(120) {
+        if start.elapsed() > zdtm::GO_TIMEOUT {
             return Err("no go from the harness".into());
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -189,7 +189,7 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
     let mode = args.rest.first().cloned().unwrap_or_else(|| "tree".into());
     let addr = zdtm::mmap(
         0,
-        PAGE,
+        page(),
         PROT_READ | PROT_WRITE,
         MAP_SHARED | MAP_ANONYMOUS,
         -1,
@@ -229,11 +229,11 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
                 .open(dir.join("mapped-file"))
                 .map_err(|e| format!("open: {e}"))?;
             mapped
-                .set_len(PAGE as u64)
+                .set_len(page() as u64)
                 .map_err(|e| format!("ftruncate: {e}"))?;
             let fmap = Shared(zdtm::mmap(
                 0,
-                PAGE,
+                page(),
                 PROT_READ | PROT_WRITE,
                 MAP_SHARED,
                 mapped.as_raw_fd(),

@@ -19,10 +19,11 @@ use std::os::unix::process::CommandExt;
 
 use zdtm::ensure;
 
-/// `TIOCGSID` (the same number on every arch we build for).
-const TIOCGSID: usize = 0x5429;
-/// `TCGETS`.
-const TCGETS: usize = 0x5401;
+/// `TIOCGSID`.
+const TIOCGSID: usize = linux_raw_sys::ioctl::TIOCGSID as usize;
+/// `TCGETS` (0x5401 on x86_64, arm64 and s390x; ppc64 encodes it with
+/// the termios size).
+const TCGETS: usize = linux_raw_sys::ioctl::TCGETS as usize;
 
 fn shell(args: &[String]) -> Result<(), String> {
     let [slave, status, cmd, rest @ ..] = args else {

@@ -48,7 +48,7 @@ fn main() {
                 format!("VMAs changed: gone {gone:?}, new {new:?}")
             })?;
             zdtm::ensure(
-                stack_after == stack_before || stack_after == stack_before - zdtm::PAGE,
+                stack_after == stack_before || stack_after == stack_before - zdtm::page(),
                 || format!("[stack] starts at {stack_after:#x}, was {stack_before:#x}"),
             )
         },

@@ -22,11 +22,12 @@
 //!   with `pc`/`set_pc`/`sp`/`set_sp`/`syscall_nr`/`retval`/`set_retval`/
 //!   `syscall_result`/`set_syscall`/`restart_syscall_fixup`;
 //!   `SYSCALL_NR_REGSET` and `SYSCALL_RESTART_REGSET` (syscall state a
-//!   tracer must handle outside the general registers, if any),
-//!   `SYSCALL_NR_IN_RETVAL_AT_ENTRY` (s390x: the pending syscall's number
-//!   is read back from r2 at a syscall-entry stop);
-//!   `VECTOR_REGSETS` (regsets beyond the FP set that infection keeps:
-//!   ppc64's VMX and VSX, empty elsewhere), `ENTRY_STOP_RUNS_INJECTED_SYSCALL`.
+//!   tracer must handle outside the general registers, if any);
+//!   `ENTRY_STOP_RUNS_INJECTED_SYSCALL` with `cancel_pending_syscall`
+//!   (ppc64, s390x: resumed from a syscall-entry stop, the task runs the
+//!   syscall the written registers name, so a pending one is cancelled
+//!   and stepped to its exit first); `VECTOR_REGSETS` (regsets beyond the
+//!   FP set that infection keeps: ppc64's VMX and VSX, empty elsewhere).
 //! - Signal frames: `RtSigframe`, `Ucontext` (`gpregs`, `fpregs`, `sigmask`),
 //!   `fill_sigframe(frame, frame_addr, gp, fp, sigmask)`, `RT_SIGFRAME_OFFSET`
 //!   (stack pointer at `rt_sigreturn` = frame address + offset),

@@ -450,7 +450,16 @@ fn shmem_setup() -> Result<Shmem, String> {
     fill_pages(mfd, &MFD_TOUCHED, 300);
     // SAFETY: a fresh private mapping where the kernel chooses.
     let private = check(
-        unsafe { sys_mmap(0, page(), PROT_RW, 0x02, fd.as_raw_fd() as usize, 6 * page()) },
+        unsafe {
+            sys_mmap(
+                0,
+                page(),
+                PROT_RW,
+                0x02,
+                fd.as_raw_fd() as usize,
+                6 * page(),
+            )
+        },
         "mmap memfd private",
     )?;
     for i in 0..page() / 2 {

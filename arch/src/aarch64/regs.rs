@@ -22,10 +22,6 @@ pub const SYSCALL_NR_REGSET: Option<u32> = Some(NT_ARM_SYSTEM_CALL);
 /// back with the registers. Here: none (arm64 rewinds an interrupted syscall before the stop).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
-/// Whether, at a syscall-entry stop, the kernel takes the number of the
-/// pending syscall from the return-value register (s390x). Here: no.
-pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
-
 /// Vector regsets beyond the FP/extended set that infection saves and
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
@@ -106,6 +102,10 @@ impl GpRegs {
     pub fn syscall_result(&self) -> i64 {
         self.regs[0] as i64
     }
+    /// At a syscall-entry stop the pending syscall's number is not in the
+    /// general registers here but in `NT_ARM_SYSTEM_CALL`
+    /// ([`SYSCALL_NR_REGSET`]): nothing to change.
+    pub fn cancel_pending_syscall(&mut self) {}
     /// Load a syscall for injection: number in x8, arguments in x0..x5.
     pub fn set_syscall(&mut self, nr: u64, args: [u64; 6]) {
         self.regs[8] = nr;

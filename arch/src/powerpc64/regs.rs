@@ -24,10 +24,6 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: none (the general registers carry it).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
-/// Whether, at a syscall-entry stop, the kernel takes the number of the
-/// pending syscall from the return-value register (s390x). Here: no.
-pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
-
 /// Vector regsets beyond the FP set (NT_PRFPREG) that infection saves and
 /// puts back and the dump reads: Altivec and the VSX low doublewords,
 /// which the parasite's code may change and a signal frame without them
@@ -159,6 +155,11 @@ impl GpRegs {
         } else {
             self.gpr[3] as i64
         }
+    }
+    /// At a syscall-entry stop: make the pending syscall one no kernel has
+    /// (it then fails with ENOSYS): the kernel reads r0 after the stop.
+    pub fn cancel_pending_syscall(&mut self) {
+        self.set_syscall(u64::MAX, [0; 6]);
     }
     /// Load a syscall for injection: number in r0, arguments in r3..r8.
     /// `trap` is cleared so the kernel does not see a syscall to restart.

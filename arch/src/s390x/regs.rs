@@ -24,21 +24,15 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: `NT_S390_SYSTEM_CALL` (instruction length << 16 | number).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = Some(NT_S390_SYSTEM_CALL);
 
-/// Whether, at a syscall-entry stop, the kernel takes the number of the
-/// pending syscall from the return-value register, so that any write of
-/// the general registers there changes which syscall runs: a tracer
-/// must first leave the entry stop (skipping the syscall). s390x: yes,
-/// its ptrace ABI reports and sets the number through r2.
-pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = true;
-
 /// Vector regsets beyond the FP/extended set that infection saves and
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
 /// Whether a task resumed from a syscall-entry stop runs the syscall the
-/// injected general registers name (so a pending one must be skipped by
-/// stepping it first): no here (not examined yet).
-pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = false;
+/// written general registers name (so a pending one must be cancelled,
+/// [`GpRegs::cancel_pending_syscall`], and stepped to its exit first):
+/// yes, s390x's ptrace ABI reads the number back from r2 there.
+pub const ENTRY_STOP_RUNS_INJECTED_SYSCALL: bool = true;
 
 /// `NT_S390_TIMER`.
 pub const NT_S390_TIMER: u32 = 0x301;
@@ -141,6 +135,11 @@ impl GpRegs {
     pub fn set_syscall(&mut self, nr: u64, args: [u64; 6]) {
         self.gprs[1] = nr;
         self.gprs[2..8].copy_from_slice(&args);
+    }
+    /// At a syscall-entry stop: make the pending syscall one no kernel has
+    /// (it then fails with ENOSYS): the number is read back from r2.
+    pub fn cancel_pending_syscall(&mut self) {
+        self.gprs[2] = u64::MAX;
     }
     /// Restart fix-up without the NT_S390_SYSTEM_CALL word: if r2 holds a
     /// restart code, assume the task is in a syscall entered with the

@@ -24,10 +24,6 @@ pub const SYSCALL_NR_REGSET: Option<u32> = None;
 /// back with the registers. Here: none (`orig_ax` in the general registers carries it).
 pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 
-/// Whether, at a syscall-entry stop, the kernel takes the number of the
-/// pending syscall from the return-value register (s390x). Here: no.
-pub const SYSCALL_NR_IN_RETVAL_AT_ENTRY: bool = false;
-
 /// Vector regsets beyond the FP/extended set that infection saves and
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
@@ -129,6 +125,11 @@ impl GpRegs {
     /// Result of a syscall that just completed: `-errno` on failure.
     pub fn syscall_result(&self) -> i64 {
         self.ax as i64
+    }
+    /// At a syscall-entry stop: make the pending syscall one no kernel has
+    /// (`orig_ax`, which the kernel reads after the stop).
+    pub fn cancel_pending_syscall(&mut self) {
+        self.orig_ax = u64::MAX;
     }
     /// Load a syscall for injection: number in rax, arguments in rdi, rsi,
     /// rdx, r10, r8, r9. `orig_ax = -1` keeps the kernel from treating the

@@ -138,21 +138,25 @@ impl Daemon<'_, '_> {
     }
 
     /// Where resuming from a syscall-entry stop runs the syscall the
-    /// injected registers name (ppc64), a pending syscall of the parasite
-    /// is made invalid and stepped to its exit stop, so that the injected
-    /// `close` below runs once, not twice (the second time on the result
-    /// of the first: fd 0 or 1 of the task).
+    /// written registers name (ppc64, s390x), a pending syscall of the
+    /// parasite is cancelled and stepped to its exit stop, so that the
+    /// injected `close` below runs once, not twice (the second time on the
+    /// result of the first: fd 0 or 1 of the task), and no other syscall
+    /// runs in its place.
     fn step_over_pending_syscall(&mut self) -> Result<(), InfectError> {
         let pid = self.pid();
         let tid = self.parasite.task().pid;
-        if !criu_arch::ENTRY_STOP_RUNS_INJECTED_SYSCALL
-            || !ptrace::at_syscall_entry(tid)
-                .map_err(InfectError::ptrace(pid, "GET_SYSCALL_INFO"))?
-        {
+        if !criu_arch::ENTRY_STOP_RUNS_INJECTED_SYSCALL {
             return Ok(());
         }
+        match ptrace::get_syscall_info(tid) {
+            Ok(ptrace::SyscallInfo::Entry { .. }) => {}
+            // Elsewhere, or a kernel before 5.3: nothing pending to step.
+            Ok(_) | Err(rustix::io::Errno::IO | rustix::io::Errno::INVAL) => return Ok(()),
+            Err(e) => return Err(InfectError::ptrace(pid, "GET_SYSCALL_INFO")(e)),
+        }
         let mut regs = ptrace::get_gp_regs(tid).map_err(InfectError::ptrace(pid, "GETREGSET"))?;
-        regs.set_syscall(u64::MAX, [0; 6]);
+        regs.cancel_pending_syscall();
         ptrace::set_gp_regs(tid, &regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
         loop {
             ptrace::cont_syscall(tid, 0).map_err(InfectError::ptrace(pid, "SYSCALL"))?;

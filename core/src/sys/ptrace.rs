@@ -231,33 +231,14 @@ pub fn get_regset(pid: Pid, note: u32, buf: &mut [u8]) -> Result<usize, Errno> {
 /// from x8, and runs it with the new x0..x5: set it to -1 (`NO_SYSCALL`).
 /// Harmless at any other stop (the number is already -1 there). Elsewhere
 /// a no-op: x86_64's number is `orig_ax` in the general registers, which
-/// every injection sets to -1. s390x reads the number back from r2 at
-/// the entry stop, so any later register write would pick the syscall:
-/// there the tracee is given a number no syscall has and run to the exit
-/// stop (the syscall fails with ENOSYS and runs nothing).
+/// every injection sets to -1. (ppc64 and s390x read the number from the
+/// general registers once resumed: the daemon steps their pending syscall
+/// over, `ENTRY_STOP_RUNS_INJECTED_SYSCALL`.)
 pub fn skip_pending_syscall(pid: Pid) -> Result<(), Errno> {
-    if let Some(note) = criu_arch::SYSCALL_NR_REGSET {
-        return set_regset(pid, note, &(-1i32).to_ne_bytes());
+    match criu_arch::SYSCALL_NR_REGSET {
+        Some(note) => set_regset(pid, note, &(-1i32).to_ne_bytes()),
+        None => Ok(()),
     }
-    if !criu_arch::SYSCALL_NR_IN_RETVAL_AT_ENTRY
-        || !matches!(get_syscall_info(pid)?, SyscallInfo::Entry { .. })
-    {
-        return Ok(());
-    }
-    let mut regs = get_gp_regs(pid)?;
-    regs.set_retval(u64::MAX);
-    set_gp_regs(pid, &regs)?;
-    // A few stops at most: the exit stop follows the entry at once unless
-    // a signal that cannot be blocked (SIGSTOP) comes first.
-    for _ in 0..8 {
-        cont_syscall(pid, 0)?;
-        match wait(pid)? {
-            WaitStatus::SyscallStop => return Ok(()),
-            WaitStatus::Exited(_) | WaitStatus::Killed(_) => return Err(Errno::SRCH),
-            WaitStatus::Stopped { .. } => {}
-        }
-    }
-    Err(Errno::BUSY)
 }
 
 /// The kernel's syscall-restart state of stopped thread `pid` that lives
@@ -279,29 +260,6 @@ pub fn set_syscall_restart(pid: Pid, word: u32) -> Result<(), Errno> {
     match criu_arch::SYSCALL_RESTART_REGSET {
         Some(note) => set_regset(pid, note, &word.to_ne_bytes()),
         None => Ok(()),
-    }
-}
-
-/// Whether the stopped task sits at a syscall-entry stop
-/// (`PTRACE_GET_SYSCALL_INFO`, Linux 5.3+; false where it is missing).
-pub fn at_syscall_entry(pid: Pid) -> Result<bool, Errno> {
-    // `struct ptrace_syscall_info` starts with the u8 `op`; 88 bytes cover
-    // the whole structure.
-    let mut info = [0u64; 11];
-    // SAFETY: the kernel writes at most `addr` (= the buffer's size) bytes
-    // to our local.
-    let r = unsafe {
-        ptrace(
-            raw::PTRACE_GET_SYSCALL_INFO,
-            pid,
-            size_of_val(&info),
-            info.as_mut_ptr() as usize,
-        )
-    };
-    match r {
-        Ok(_) => Ok(info[0].to_ne_bytes()[0] as u32 == raw::PTRACE_SYSCALL_INFO_ENTRY),
-        Err(Errno::IO | Errno::INVAL) => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

@@ -196,8 +196,8 @@ impl Victim {
 }
 
 fn cannot_dump() -> Option<&'static str> {
-    if !cfg!(any(target_arch = "x86_64", target_arch = "powerpc64")) {
-        return Some("these dumps are tested on x86_64 and ppc64le only so far");
+    if let Some(why) = common::cannot_checkpoint() {
+        return Some(why);
     }
     if !is_root() {
         return Some("dump needs root here");

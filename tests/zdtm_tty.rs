@@ -159,8 +159,8 @@ fn spawn_on(test: &str, program: &str, slave: &str) -> Spawned {
 
 #[test]
 fn pts_of_a_master_outside_the_dump_is_refused_without_shell_job() {
-    if !rustix::process::geteuid().is_root() {
-        skip("zdtm-pty-outside", "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        skip("zdtm-pty-outside", why);
         return;
     }
     common::become_subreaper();
@@ -231,8 +231,8 @@ fn read_master(m: &OwnedFd, wait: Duration) -> String {
 #[test]
 fn shell_job_gets_the_terminal_of_the_restoring_shell() {
     const TEST: &str = "zdtm-tty-shell-job";
-    if !rustix::process::geteuid().is_root() {
-        skip(TEST, "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        skip(TEST, why);
         return;
     }
     common::become_subreaper();
@@ -325,8 +325,8 @@ impl Drop for KillOnDrop {
 fn orphan_pts_master_goes_to_the_rpc_client() {
     use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType};
     const TEST: &str = "zdtm-pty-orphan";
-    if !rustix::process::geteuid().is_root() {
-        skip(TEST, "needs root");
+    if let Some(why) = common::cannot_checkpoint() {
+        skip(TEST, why);
         return;
     }
     common::become_subreaper();

@@ -5,7 +5,6 @@
 //! any of its own code (pre-resume with it held stopped, the restorer
 //! gone; a failure kills it and fails the restore), and
 //! post-resume once it runs (a failure is only reported).
-#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 

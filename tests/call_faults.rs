@@ -8,7 +8,6 @@
 //! operation gets through, so every such call is covered; the restorer's
 //! own stages are walked by the `CRIU_RESTORE_FAULT` tests, a single
 //! task's dump in tests/dump.rs.
-#![cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
 
 mod common;
 

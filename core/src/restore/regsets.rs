@@ -27,11 +27,21 @@ pub fn write(pid: i32, task: &TaskImages) -> Result<(), RestoreError> {
 fn write_into(tid: i32, sets: &[(u32, Vec<u8>)]) -> Result<(), Errno> {
     let t = Pid::from_raw(tid).ok_or(Errno::SRCH)?;
     ptrace::seize(t, 0)?;
-    let result = stop(t).and_then(|()| {
+    let stopped = stop(t);
+    let result = stopped.and_then(|()| {
         sets.iter()
             .try_for_each(|(note, bytes)| ptrace::set_regset(t, *note, bytes))
     });
-    let detached = ptrace::detach(t, 0);
+    // Whatever failed, the thread must not stay ours: only a stopped
+    // tracee can be detached, and a thread still traced by the tool when a
+    // failed restore kills its task is a zombie only the tool may reap
+    // (the restore then hung waiting for the task). Undo steps are not
+    // failed on purpose.
+    let _undo = crate::fault::Undo::enter();
+    let detached = match stopped {
+        Ok(()) => ptrace::detach(t, 0),
+        Err(_) => stop(t).and_then(|()| ptrace::detach(t, 0)),
+    };
     result.and(detached)
 }
 

@@ -98,12 +98,11 @@ impl<'t> Parasite<'t> {
         // FP registers (s390x's vector registers): taken as it is now.
         let tid = self.task().pid;
         for &note in criu_arch::FRAME_EXTRA_REGSETS {
-            let mut buf = [0u8; 1024];
-            match ptrace::get_regset(tid, note, &mut buf) {
-                Ok(n) => frame.set_extra_regset(note, &buf[..n]),
-                // This CPU or kernel has no such registers.
-                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NODEV) => {}
-                Err(e) => return Err(InfectError::ptrace(pid, "GETREGSET(frame)")(e)),
+            // None: this CPU or kernel has no such registers.
+            if let Some(bytes) = ptrace::get_optional_regset(tid, note, 1024)
+                .map_err(InfectError::ptrace(pid, "GETREGSET(frame)"))?
+            {
+                frame.set_extra_regset(note, &bytes);
             }
         }
         let bytes = ptrace::sigframe_bytes(&frame);

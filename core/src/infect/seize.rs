@@ -275,14 +275,8 @@ pub(super) fn read_ext_regs(tid: Pid) -> Result<ExtRegs, rustix::io::Errno> {
 fn read_vector_regsets(tid: Pid) -> Result<Vec<(u32, Vec<u8>)>, rustix::io::Errno> {
     let mut sets = Vec::new();
     for &note in criu_arch::VECTOR_REGSETS {
-        let mut buf = vec![0u8; 4096];
-        match ptrace::get_regset(tid, note, &mut buf) {
-            Ok(len) => {
-                buf.truncate(len);
-                sets.push((note, buf));
-            }
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NODEV) => {}
-            Err(e) => return Err(e),
+        if let Some(bytes) = ptrace::get_optional_regset(tid, note, 4096)? {
+            sets.push((note, bytes));
         }
     }
     Ok(sets)

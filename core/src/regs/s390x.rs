@@ -201,14 +201,14 @@ pub struct HostFpu {
 
 impl HostFpu {
     pub fn probe(pid: Pid) -> Result<HostFpu, rustix::io::Errno> {
-        let mut low = [0u8; size_of::<VxrsLow>()];
-        let vxrs = match crate::sys::ptrace::get_regset(pid, criu_arch::NT_S390_VXRS_LOW, &mut low)
-        {
-            Ok(_) => true,
-            Err(Errno::INVAL | Errno::NODEV) => false,
-            Err(e) => return Err(e),
-        };
-        Ok(HostFpu { vxrs: Some(vxrs) })
+        let low = crate::sys::ptrace::get_optional_regset(
+            pid,
+            criu_arch::NT_S390_VXRS_LOW,
+            size_of::<VxrsLow>(),
+        )?;
+        Ok(HostFpu {
+            vxrs: Some(low.is_some()),
+        })
     }
 }
 

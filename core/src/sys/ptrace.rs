@@ -263,6 +263,20 @@ pub fn set_syscall_restart(pid: Pid, word: u32) -> Result<(), Errno> {
     }
 }
 
+/// `PTRACE_GETREGSET` of a register set the CPU or kernel may lack (up
+/// to `max` bytes): `None` then (EINVAL, ENODEV).
+pub fn get_optional_regset(pid: Pid, note: u32, max: usize) -> Result<Option<Vec<u8>>, Errno> {
+    let mut buf = vec![0u8; max];
+    match get_regset(pid, note, &mut buf) {
+        Ok(len) => {
+            buf.truncate(len);
+            Ok(Some(buf))
+        }
+        Err(Errno::INVAL | Errno::NODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `PTRACE_SETREGSET`: write register set `note` from `buf`.
 pub fn set_regset(pid: Pid, note: u32, buf: &[u8]) -> Result<(), Errno> {
     // The kernel only reads through `base` for SETREGSET.

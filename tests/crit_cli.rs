@@ -2,17 +2,15 @@
 //! errors (file, offset, non-zero exit, no panic) on bad input.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no fixtures at {}", dir.display());
-        None
-    }
+#[path = "common/fixtures.rs"]
+mod fixtures_dir;
+
+/// The CRIU 4.2 fixtures (in the repository: missing ones fail the test).
+fn fixtures() -> PathBuf {
+    fixtures_dir::criu_images()
 }
 
 fn crit(args: &[&str], stdin: &[u8]) -> Output {
@@ -64,7 +62,7 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn x_ps_prints_the_tree() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let out = ok(&crit(
         &["x", root.join("tree").to_str().unwrap(), "ps"],
         b"",
@@ -78,7 +76,7 @@ fn x_ps_prints_the_tree() {
 
 #[test]
 fn x_fds_mems_rss() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let fds = ok(&crit(
         &["x", root.join("fds").to_str().unwrap(), "fds"],
         b"",
@@ -116,7 +114,7 @@ fn x_fds_mems_rss() {
 
 #[test]
 fn show_info_decode_encode() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let mm = root.join("tree/mm-4816.img");
     let show = ok(&crit(&["show", mm.to_str().unwrap()], b""));
     assert!(
@@ -189,7 +187,7 @@ fn show_info_decode_encode() {
 
 #[test]
 fn bad_images_fail_with_file_and_offset() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let good = std::fs::read(root.join("fds/pstree.img")).unwrap();
 
     // Unknown type magic.
@@ -260,7 +258,7 @@ fn bad_images_fail_with_file_and_offset() {
 
 #[test]
 fn unknown_binary_fields_are_reported_not_fatal() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let mut img = std::fs::read(root.join("fds/fs-4671.img")).unwrap();
     // Append field 15 (varint 1) to the only entry.
     let len = u32::from_le_bytes(img[8..12].try_into().unwrap());

@@ -1,4 +1,4 @@
-//! The image layer against images written by CRIU 4.2 (`../shared/fixtures`):
+//! The image layer against images written by CRIU 4.2 (`tests/fixtures`):
 //! every image decodes, prints the JSON CRIU's crit printed (stored beside
 //! it as `.img.json`), and encodes back to the original bytes.
 
@@ -9,14 +9,12 @@ use criu_core::images::json::{self, DecodeOptions, pyjson};
 use criu_core::images::{ImageReader, KINDS, Kind, pb, read_all};
 use prost::Message;
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no fixtures at {}", dir.display());
-        None
-    }
+#[path = "common/fixtures.rs"]
+mod fixtures_dir;
+
+/// The CRIU 4.2 fixtures (in the repository: missing ones fail the test).
+fn fixtures() -> PathBuf {
+    fixtures_dir::criu_images()
 }
 
 /// Every image file of every fixture directory (not the JSON beside them).
@@ -50,7 +48,7 @@ fn decode(data: &[u8], name: &str, pretty: bool) -> serde_json::Value {
 
 #[test]
 fn every_fixture_matches_crit_json_and_reencodes_byte_for_byte() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let mut compared = 0;
     for path in images(&root) {
         let name = path.display().to_string();
@@ -123,7 +121,7 @@ fn typed_round_trip<T: Message + Default>(path: &Path, kind: Kind) {
 
 #[test]
 fn typed_helpers_read_and_write_criu_images_exactly() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let d = root.join("tree");
     typed_round_trip::<pb::InventoryEntry>(&d.join("inventory.img"), Kind::Inventory);
     typed_round_trip::<pb::PstreeEntry>(&d.join("pstree.img"), Kind::Pstree);
@@ -145,7 +143,7 @@ fn typed_helpers_read_and_write_criu_images_exactly() {
 
 #[test]
 fn pagemap_and_payload_images_read_with_the_streaming_reader() {
-    let Some(root) = fixtures() else { return };
+    let root = fixtures();
     let mut r = ImageReader::open(&root.join("fds/pagemap-4671.img"), Kind::Pagemap).unwrap();
     let head: pb::PagemapHead = r.next_message().unwrap().unwrap();
     assert_eq!(head.pages_id, 1);

@@ -2,6 +2,9 @@
 //! image → JSON (plain and pretty) → image byte for byte, and arbitrary
 //! bytes never make the reader or the JSON converter panic.
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use criu_core::images::json::{self, DecodeOptions};
 use criu_core::images::{Framing, ImageWriter, KINDS, Kind};
 use proptest::prelude::*;
@@ -180,8 +183,7 @@ proptest! {
 }
 
 fn fixture_images() -> Option<Vec<std::path::PathBuf>> {
-    let root =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2-images");
+    let root = fixtures::criu_images();
     let mut out = Vec::new();
     for d in std::fs::read_dir(root).ok()? {
         for f in std::fs::read_dir(d.ok()?.path()).ok()? {

@@ -3,6 +3,9 @@
 //! mappings, fds and task state, reports them in a file, and waits to be
 //! killed. Everything the child reports is checked exactly.
 
+#[path = "common/skipping.rs"]
+mod skipping;
+
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -332,11 +335,7 @@ fn under_qemu_user(test: &str) -> bool {
             .is_some_and(|n| n.to_string_lossy().starts_with("qemu-"))
     });
     if qemu {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: /proc shows the qemu-user emulator, not this program"
-        );
+        skipping::skip(test, "/proc shows the qemu-user emulator, not this program");
     }
     qemu
 }
@@ -676,8 +675,7 @@ fn posix_timers_of_timeout() {
         .stderr(Stdio::null())
         .spawn()
     else {
-        eprintln!("skipped: no `timeout` program");
-        return;
+        return skipping::skip("posix_timers_of_timeout", "no `timeout` program");
     };
     let pid = child.id() as i32;
     let guard = ChildGuard {
@@ -695,9 +693,11 @@ fn posix_timers_of_timeout() {
     };
     // `timeout` falls back to alarm() when timer_create fails.
     if timers.is_empty() {
-        eprintln!("skipped: this `timeout` made no POSIX timer");
         finish_timeout(guard, pid);
-        return;
+        return skipping::skip(
+            "posix_timers_of_timeout",
+            "this `timeout` made no POSIX timer (it fell back to alarm())",
+        );
     }
     assert_eq!(timers.len(), 1);
     let t = timers[0];

@@ -182,12 +182,7 @@ fn criu_crit_decodes_pipe_fifo_and_socket_images() {
 #[test]
 fn criu_fixture_pipes_and_sockets_are_read() {
     use criu_core::images::{Kind, pb, typed::ImageDir};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/criu-4.2-images/fds");
-    if !dir.exists() {
-        common::skip("criu_fixture_pipes_and_sockets_are_read", "no fixtures");
-        return;
-    }
+    let dir = common::fixtures::criu_image_dir("fds");
     let dir = ImageDir::new(&dir);
     let files: Vec<pb::FileEntry> = dir.read_all(Kind::Files, 0).unwrap();
     let img = criu_core::files::FileImages::read(&dir, &files).unwrap();

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitOptions};
 
 pub mod zdtm;
+pub mod fixtures;
+pub mod skipping;
+
+pub use skipping::skip;
 
 /// A temporary directory removed (with its contents) on drop.
 pub struct TempDir {
@@ -172,14 +176,6 @@ pub fn proc_state(pid: i32) -> Option<char> {
 pub fn proc_syscall(pid: i32) -> Option<i64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
     text.split_whitespace().next()?.parse().ok()
-}
-
-/// Print why a test is skipped, in a form easy to grep for in CI logs.
-/// Written to stderr directly: libtest captures only the print macros, and
-/// a skip must show even when the test passes.
-pub fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// Run our `criu ARGS -D images -v4 -o ACTION.log` (ACTION = `args[0]`)

@@ -193,8 +193,13 @@ pub(super) fn check_pagemap_scan(k: &KernelFeatures) -> CheckResult {
     Ok(())
 }
 
+/// As CRIU: the warning only where guard pages exist but the scan cannot
+/// see them; a kernel without either just lacks the feature.
 pub(super) fn check_pagemap_scan_guard_pages(k: &KernelFeatures) -> CheckResult {
     if !k.pagemap_scan_guard_pages {
+        if !k.madv_guard {
+            return Err(problem!(Info, "PAGEMAP_SCAN doesn't report guard pages"));
+        }
         return Err(problem!(
             Warn,
             "ioctl(PAGEMAP_SCAN) doesn't support PAGE_IS_GUARD flag. CRIU dump will fail if \

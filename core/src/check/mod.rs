@@ -12,10 +12,14 @@
 //!   not fatal; `--experimental` adds experimental ones; `--feature NAME`
 //!   runs one check by CRIU's feature name.
 
+mod files;
 mod kerndat;
 mod mem;
+mod mounts;
 mod net;
 mod procfs;
+mod required;
+mod rtnetlink;
 mod trace;
 
 use crate::log::Level;
@@ -76,120 +80,148 @@ pub const CHECK_MAYBE: &str = "Looks good but some kernel features are missing\n
                                which, depending on your process tree, may cause\n\
                                dump or restore failure.";
 
-/// Checks that must all pass for dump and restore to work at all (CRIU's
-/// category 1, plus what this implementation cannot do without: seizing
-/// with `PTRACE_INTERRUPT` and a clone3 that knows `set_tid`).
+/// Checks that must all pass for dump and restore to work at all: CRIU's
+/// category 1 in its order, then what this implementation cannot do
+/// without (seizing with `PTRACE_INTERRUPT`, a clone3 that knows
+/// `set_tid`).
 const REQUIRED: &[(&str, CheckFn)] = &[
     ("map_files", procfs::check_map_files),
     ("sock_diag", net::check_sock_diag),
     ("ns_last_pid", procfs::check_ns_last_pid),
+    ("sock_peek_off", required::check_sock_peek_off),
     ("kcmp", procfs::check_kcmp),
+    ("prctl", required::check_prctl_cat1),
+    ("fcntl", required::check_fcntl),
     ("proc_stat", procfs::check_proc_stat),
+    ("tcp", required::check_tcp),
     ("fdinfo_ext", procfs::check_fdinfo_ext),
+    ("unaligned_vmsplice", required::check_unaligned_vmsplice),
+    ("tty", required::check_tty),
+    ("so_gets", required::check_so_gets),
     ("ipc", procfs::check_ipc),
-    ("ptrace_seize", trace::check_ptrace_seize),
+    ("sigqueueinfo", required::check_sigqueueinfo),
     ("ptrace_peeksiginfo", trace::check_ptrace_peeksiginfo),
+    ("special_mapping_mremap", required::check_special_mapping_mremap),
+    ("ptrace_seize", trace::check_ptrace_seize),
     ("clone3", trace::check_clone3),
 ];
 
-/// Checks run by `--extra` (CRIU's category 2): failures are reported and
-/// change the verdict to [`CHECK_MAYBE`], but do not stop the run.
+/// Checks run by `--extra` (CRIU's category 2, in its order): failures are
+/// reported and change the verdict to [`CHECK_MAYBE`], but do not stop the
+/// run. `apparmor_stacking` runs only where AppArmor is the LSM.
 const EXTRA: &[(&str, CheckFn)] = &[
+    ("prctl_map", required::check_prctl_cat2),
     ("seccomp_suspend", trace::check_seccomp_suspend),
+    ("seccomp_filters", trace::check_seccomp_filters),
     ("mem_dirty_track", mem::check_mem_dirty_track),
     ("posix_timers", procfs::check_posix_timers),
+    ("tun", files::check_tun_cr),
+    ("timerfd", files::check_timerfd),
     ("mnt_id", procfs::check_mnt_id),
+    ("aio_remap", files::check_aio_remap),
     ("fdinfo_lock", procfs::check_fdinfo_lock),
+    ("clone_parent_vs_pid", required::check_clone_parent_vs_pid),
     ("cgroupns", procfs::check_cgroupns),
+    ("tcp_window", required::check_tcp_window),
+    ("tcp_half_closed", required::check_tcp_half_closed),
     ("userns", procfs::check_userns),
     ("loginuid", procfs::check_loginuid),
+    ("can_map_vdso", required::check_can_map_vdso),
     ("uffd", mem::check_uffd),
     ("uffd-noncoop", mem::check_uffd_noncoop),
+    ("sk_ns", files::check_sk_ns),
     ("kcmp_epoll", procfs::check_kcmp_epoll),
     ("net_diag_raw", net::check_net_diag_raw),
     ("clone3_set_tid", trace::check_clone3_set_tid),
     ("timens", procfs::check_timens),
+    ("newifindex", rtnetlink::check_newifindex),
     ("pidfd_store", procfs::check_pidfd_store),
     ("ns_pid", procfs::check_ns_pid),
+    ("network_lock_nftables", check_network_lock_nftables),
+    ("sockopt_buf_lock", files::check_sockopt_buf_lock),
     ("memfd_hugetlb", mem::check_memfd_hugetlb),
+    ("move_mount_set_group", mounts::check_move_mount_set_group),
     ("openat2", procfs::check_openat2),
     ("get_rseq_conf", trace::check_get_rseq_conf),
     ("ipv6_freebind", net::check_ipv6_freebind),
     ("pagemap_scan", mem::check_pagemap_scan),
+    ("overlayfs_maps", mounts::check_overlayfs_maps),
+    ("timer_cr_ids", check_timer_cr_ids),
+    ("pagemap_scan_guard_pages", mem::check_pagemap_scan_guard_pages),
 ];
 
 /// Checks run by `--experimental` (CRIU's category 3).
-const EXPERIMENTAL: &[(&str, CheckFn)] = &[("compat_cr", check_compat_cr)];
+const EXPERIMENTAL: &[(&str, CheckFn)] = &[
+    ("autofs", mounts::check_autofs),
+    ("compat_cr", check_compat_cr),
+];
 
 /// One `--feature` name.
 pub struct Feature {
     pub name: &'static str,
-    check: Option<CheckFn>,
+    check: CheckFn,
 }
 
 const fn f(name: &'static str, check: CheckFn) -> Feature {
-    Feature {
-        name,
-        check: Some(check),
-    }
-}
-
-/// A feature name CRIU accepts whose probe this implementation lacks.
-const fn todo(name: &'static str) -> Feature {
-    Feature { name, check: None }
+    Feature { name, check }
 }
 
 /// CRIU's feature names (`feature_list[]` in `criu/cr-check.c`), in its
-/// order.
+/// order: the 45 of CRIU 4.2 (`breakpoints` included) and
+/// `binfmt_misc_sandboxing`, which CRIU's development branch added after.
+/// Each runs a probe with the semantics of CRIU's; where CRIU's answer
+/// depends on something this tool does not use (nftables, compat tasks),
+/// the message says so.
 pub const FEATURES: &[Feature] = &[
     f("mnt_id", procfs::check_mnt_id),
     f("mem_dirty_track", mem::check_mem_dirty_track),
-    todo("aio_remap"),
-    todo("timerfd"),
-    todo("tun"),
-    todo("tun_ns"),
+    f("aio_remap", files::check_aio_remap),
+    f("timerfd", files::check_timerfd),
+    f("tun", files::check_tun),
+    f("tun_ns", files::check_tun_ns),
     f("userns", procfs::check_userns),
     f("fdinfo_lock", procfs::check_fdinfo_lock),
     f("seccomp_suspend", trace::check_seccomp_suspend),
-    todo("seccomp_filters"),
+    f("seccomp_filters", trace::check_seccomp_filters),
     f("loginuid", procfs::check_loginuid),
     f("cgroupns", procfs::check_cgroupns),
-    todo("autofs"),
-    todo("tcp_half_closed"),
+    f("autofs", mounts::check_autofs),
+    f("tcp_half_closed", required::check_tcp_half_closed),
     f("compat_cr", check_compat_cr),
     f("uffd", mem::check_uffd),
     f("uffd-noncoop", mem::check_uffd_noncoop),
-    todo("can_map_vdso"),
-    todo("sk_ns"),
-    todo("sk_unix_file"),
+    f("can_map_vdso", required::check_can_map_vdso),
+    f("sk_ns", files::check_sk_ns),
+    f("sk_unix_file", files::check_sk_unix_file),
     f("net_diag_raw", net::check_net_diag_raw),
     f("nsid", net::check_nsid),
-    todo("link_nsid"),
+    f("link_nsid", rtnetlink::check_link_nsid),
     f("kcmp_epoll", procfs::check_kcmp_epoll),
     f("timens", procfs::check_timens),
     f("external_net_ns", |_| Ok(())),
     f("clone3_set_tid", trace::check_clone3_set_tid),
-    todo("newifindex"),
+    f("newifindex", rtnetlink::check_newifindex),
     f("nftables", check_nftables),
     f("has_ipt_legacy", net::check_ipt_legacy),
     f("pidfd_store", procfs::check_pidfd_store),
     f("ns_pid", procfs::check_ns_pid),
     f("apparmor_stacking", procfs::check_apparmor_stacking),
     f("network_lock_nftables", check_network_lock_nftables),
-    todo("sockopt_buf_lock"),
+    f("sockopt_buf_lock", files::check_sockopt_buf_lock),
     f("memfd_hugetlb", mem::check_memfd_hugetlb),
-    todo("move_mount_set_group"),
+    f("move_mount_set_group", mounts::check_move_mount_set_group),
     f("openat2", procfs::check_openat2),
     f("get_rseq_conf", trace::check_get_rseq_conf),
     f("ipv6_freebind", net::check_ipv6_freebind),
     f("pagemap_scan", mem::check_pagemap_scan),
-    todo("timer_cr_ids"),
-    todo("overlayfs_maps"),
+    f("timer_cr_ids", check_timer_cr_ids),
+    f("overlayfs_maps", mounts::check_overlayfs_maps),
     f("breakpoints", trace::check_breakpoints),
     f(
         "pagemap_scan_guard_pages",
         mem::check_pagemap_scan_guard_pages,
     ),
+    f("binfmt_misc_sandboxing", mounts::check_binfmt_misc_sandboxing),
 ];
 
 /// Looks a `--feature` name up.
@@ -212,36 +244,56 @@ pub struct UnknownFeature {
 impl Feature {
     /// Runs this feature's check.
     pub fn check(&self, kdat: &KernelFeatures) -> CheckResult {
-        match self.check {
-            Some(check) => check(kdat),
-            None => Err(problem!(
-                Warn,
-                "{}: this check is not implemented yet, so the feature counts as missing",
-                self.name
-            )),
-        }
+        (self.check)(kdat)
     }
 }
 
+/// 32-bit (compat) tasks: CRIU built with `CONFIG_COMPAT` checks the
+/// kernel; this tool does not dump or restore them at all, so it answers
+/// as a CRIU built without.
 fn check_compat_cr(_: &KernelFeatures) -> CheckResult {
+    crate::pr_info!("criu-rs does not checkpoint 32-bit (compat) tasks");
     Err(problem!(
         Warn,
         "CRIU built without CONFIG_COMPAT - can't C/R compatible tasks"
     ))
 }
 
+/// nftables rules: CRIU built with libnftables saves them; this tool has
+/// no nftables support, so it answers as a CRIU built without.
 fn check_nftables(_: &KernelFeatures) -> CheckResult {
+    crate::pr_info!("criu-rs does not dump or restore nftables rules");
     Err(problem!(
         Warn,
         "CRIU was built without nftables support - nftables rules will not be preserved during C/R"
     ))
 }
 
+/// nftables network locking: this tool has none (`--network-lock
+/// nftables` is refused), so the feature is missing whatever the kernel.
 fn check_network_lock_nftables(_: &KernelFeatures) -> CheckResult {
+    crate::pr_info!("criu-rs has no nftables network locking");
     Err(problem!(
         Warn,
         "Nftables based locking requires libnftables and set concatenations support"
     ))
+}
+
+/// `PR_TIMER_CREATE_RESTORE_IDS` (6.15+): restore recreates POSIX timers
+/// with their old ids.
+fn check_timer_cr_ids(_: &KernelFeatures) -> CheckResult {
+    match crate::sys::probe::timer_create_restore_ids() {
+        Ok(_) => Ok(()),
+        Err(rustix::io::Errno::INVAL) => Err(problem!(
+            Info,
+            "PR_TIMER_CREATE_RESTORE_IDS isn't supported"
+        )),
+        Err(e) => Err(problem!(
+            Error,
+            "prctl returned unexpected error code: {}",
+            procfs::strerror(e)
+        )),
+    }
 }
 
 /// How a `criu check` run ended.
@@ -310,6 +362,9 @@ pub fn run(opts: &CheckOpts, unprivileged: bool) -> Result<Verdict, UnknownFeatu
     let mut optional = Vec::new();
     if opts.extra {
         optional.extend_from_slice(EXTRA);
+        if procfs::apparmor_is_lsm() {
+            optional.push(("apparmor_stacking", procfs::check_apparmor_stacking));
+        }
     }
     if opts.experimental {
         optional.extend_from_slice(EXPERIMENTAL);
@@ -341,7 +396,7 @@ mod tests {
     #[test]
     fn feature_names_are_criu_names() {
         let names = feature_names();
-        assert_eq!(names.len(), 45);
+        assert_eq!(names.len(), 46);
         for n in [
             "mem_dirty_track",
             "uffd",
@@ -356,7 +411,13 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), names.len());
         for (n, _) in EXTRA.iter().chain(EXPERIMENTAL) {
-            assert!(feature(n).is_some() || *n == "posix_timers", "{n}");
+            let criu_only = [
+                "posix_timers",
+                "prctl_map",
+                "clone_parent_vs_pid",
+                "tcp_window",
+            ];
+            assert!(feature(n).is_some() || criu_only.contains(n), "{n}");
         }
     }
 }

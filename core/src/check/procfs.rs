@@ -364,9 +364,14 @@ pub(super) fn check_ns_pid(k: &KernelFeatures) -> CheckResult {
     Ok(())
 }
 
-pub(super) fn check_apparmor_stacking(_: &KernelFeatures) -> CheckResult {
+/// Whether AppArmor is among the active LSMs.
+pub(super) fn apparmor_is_lsm() -> bool {
     let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
-    let active = lsm.split(',').any(|l| l.trim() == "apparmor");
+    lsm.split(',').any(|l| l.trim() == "apparmor")
+}
+
+pub(super) fn check_apparmor_stacking(_: &KernelFeatures) -> CheckResult {
+    let active = apparmor_is_lsm();
     if active && Path::new("/sys/kernel/security/apparmor/features/domain/stack").exists() {
         return Ok(());
     }

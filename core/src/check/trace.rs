@@ -38,7 +38,10 @@ impl Drop for Child {
 /// A child seized with `PTRACE_SEIZE` and stopped with `PTRACE_INTERRUPT`,
 /// as dump stops every task.
 fn seized_child() -> Result<Child, Problem> {
-    let child = Child::spawn()?;
+    seize_and_stop(Child::spawn()?)
+}
+
+fn seize_and_stop(child: Child) -> Result<Child, Problem> {
     clone3::seize_parked_child(child.pid)
         .map_err(|e| problem!(Error, "Unable to ptrace the child: {}", strerror(e)))?;
     ptrace::interrupt(child.pid)
@@ -171,10 +174,23 @@ pub(super) fn check_clone3_set_tid(k: &KernelFeatures) -> CheckResult {
     ))
 }
 
-/// `PTRACE_GET_RSEQ_CONFIGURATION` is not among the ptrace wrappers yet, so
-/// the probe cannot run and the feature counts as missing.
+/// CRIU's probe: `PTRACE_GET_RSEQ_CONFIGURATION` on a stopped child
+/// answers with the whole structure and no flags set.
 pub(super) fn probe_get_rseq_conf() -> bool {
-    false
+    let Ok(child) = seized_child() else {
+        return false;
+    };
+    match ptrace::get_rseq_config(child.pid) {
+        Ok(conf) if conf.flags == 0 => true,
+        Ok(_) => {
+            crate::pr_err!("ptrace(PTRACE_GET_RSEQ_CONFIGURATION): rseq.flags != 0");
+            false
+        }
+        Err(e) => {
+            crate::pr_info!("ptrace(PTRACE_GET_RSEQ_CONFIGURATION) is not supported: {e}");
+            false
+        }
+    }
 }
 
 pub(super) fn check_get_rseq_conf(k: &KernelFeatures) -> CheckResult {
@@ -188,11 +204,18 @@ pub(super) fn check_get_rseq_conf(k: &KernelFeatures) -> CheckResult {
     Ok(())
 }
 
-/// Setting a hardware breakpoint needs `PTRACE_POKEUSER` (x86 debug
-/// registers) or the arm64 `NT_ARM_HW_BREAK` regset, neither of which the
-/// ptrace wrappers offer yet: the probe reports "not working".
+/// A hardware breakpoint can be armed in a stopped child (x86 debug
+/// registers, arm64 `NT_ARM_HW_BREAK` slots; see
+/// [`ptrace::hw_breakpoint_works`]). The address is any user address: the
+/// breakpoint is disarmed before the child runs again.
 pub(super) fn probe_breakpoints() -> bool {
-    false
+    let Ok(child) = seized_child() else {
+        return false;
+    };
+    ptrace::hw_breakpoint_works(child.pid, 0x10000).unwrap_or_else(|e| {
+        crate::pr_info!("Hardware breakpoints can't be set: {e}");
+        false
+    })
 }
 
 pub(super) fn check_breakpoints(k: &KernelFeatures) -> CheckResult {
@@ -200,4 +223,19 @@ pub(super) fn check_breakpoints(k: &KernelFeatures) -> CheckResult {
         return Err(problem!(Warn, "Hardware breakpoints don't seem to work"));
     }
     Ok(())
+}
+
+/// CRIU's `seccomp_filters`: the seccomp filter of a traced child can be
+/// read back (`PTRACE_SECCOMP_GET_FILTER`), as dump reads every task's.
+pub(super) fn check_seccomp_filters(_: &KernelFeatures) -> CheckResult {
+    let pid = crate::sys::probe_child::spawn_parked_child_with_seccomp()
+        .map_err(|e| problem!(Error, "Can't fork a child for the check: {}", strerror(e)))?;
+    let child = seize_and_stop(Child { pid })?;
+    ptrace::seccomp_filter_len(child.pid, 0).map(drop).map_err(|e| {
+        problem!(
+            Error,
+            "Dumping seccomp filters not supported: {}",
+            strerror(e)
+        )
+    })
 }

@@ -17,7 +17,7 @@ use rustix::process::Pid;
 const _: () = assert!(size_of::<raw::clone_args>() == 88);
 
 /// What a process-creating [`clone3`] call returned.
-enum Forked {
+pub(super) enum Forked {
     Parent(Pid),
     Child,
 }
@@ -28,7 +28,7 @@ enum Forked {
 /// # Safety
 /// In the child only async-signal-safe code may run (see module docs), and
 /// it must end with `exit_group`.
-unsafe fn clone3(args: &raw::clone_args) -> Result<Forked, Errno> {
+pub(super) unsafe fn clone3(args: &raw::clone_args) -> Result<Forked, Errno> {
     // SAFETY: the kernel reads one `clone_args` of the given size; the
     // `set_tid` array it may point to is owned by the caller and outlives the
     // call. The caller upholds the rules for the child.
@@ -48,7 +48,7 @@ unsafe fn clone3(args: &raw::clone_args) -> Result<Forked, Errno> {
     }
 }
 
-fn fork_args() -> raw::clone_args {
+pub(super) fn fork_args() -> raw::clone_args {
     raw::clone_args {
         flags: 0,
         pidfd: 0,
@@ -65,7 +65,7 @@ fn fork_args() -> raw::clone_args {
 }
 
 /// The end of every child here: `exit_group(code)`, never returning.
-fn child_exit(code: usize) -> ! {
+pub(super) fn child_exit(code: usize) -> ! {
     loop {
         // SAFETY: exit_group ends the process; it takes an integer only.
         unsafe { criu_arch::syscall1(criu_arch::nr::EXIT_GROUP, code) };
@@ -86,14 +86,31 @@ pub fn spawn_parked_child() -> Result<Pid, Errno> {
     // returns.
     match unsafe { clone3(&args) }? {
         Forked::Parent(pid) => Ok(pid),
-        Forked::Child => loop {
-            // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
-            unsafe { criu_arch::syscall2(criu_arch::nr::PRCTL, PR_SET_DUMPABLE, 1) };
-            // SAFETY: ppoll on no fds with no timeout just waits for a
-            // signal; all pointers are NULL.
-            unsafe { criu_arch::syscall5(criu_arch::nr::PPOLL, 0, 0, 0, 0, 0) };
-        },
+        Forked::Child => park(),
     }
+}
+
+/// A parked child's life: dumpable, then waiting for signals forever.
+pub(super) fn park() -> ! {
+    loop {
+        // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
+        unsafe { criu_arch::syscall2(criu_arch::nr::PRCTL, PR_SET_DUMPABLE, 1) };
+        // SAFETY: ppoll on no fds with no timeout just waits for a
+        // signal; all pointers are NULL.
+        unsafe { criu_arch::syscall5(criu_arch::nr::PPOLL, 0, 0, 0, 0, 0) };
+    }
+}
+
+/// A fork (clone3 with only `SIGCHLD`): returns in parent and child.
+///
+/// # Safety
+/// As for `clone3`: the child may only run async-signal-safe code (raw
+/// syscalls on memory prepared before the call) and must end with
+/// [`child_exit`] or [`park`].
+pub(super) unsafe fn fork() -> Result<Forked, Errno> {
+    let args = fork_args();
+    // SAFETY: forwarded to the caller.
+    unsafe { clone3(&args) }
 }
 
 const PR_SET_DUMPABLE: usize = 4;

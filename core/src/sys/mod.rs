@@ -9,6 +9,8 @@ pub mod fown;
 pub mod kcmp;
 pub mod pagemap_scan;
 pub mod prefault;
+pub mod probe;
+pub mod probe_child;
 pub mod ptrace;
 pub mod shared_mapping;
 pub mod sockopt;

@@ -520,9 +520,9 @@ pub fn get_robust_list(pid: Pid) -> Result<(u64, u64), Errno> {
 
 /// `PTRACE_GET_THREAD_AREA` (x86): the `struct user_desc` of GDT TLS entry
 /// `index` as four words (entry_number, base_addr, limit, flag bits).
-/// Other arches answer `EIO`.
+#[cfg(target_arch = "x86_64")]
 pub fn get_thread_area(pid: Pid, index: u32) -> Result<[u32; 4], Errno> {
-    const PTRACE_GET_THREAD_AREA: u32 = 25;
+    use raw::PTRACE_GET_THREAD_AREA;
     let mut desc = [0u32; 4];
     // SAFETY: the kernel writes one 16-byte user_desc to our local.
     unsafe {
@@ -551,7 +551,7 @@ const _: () = assert!(size_of::<RseqConfig>() == 24);
 /// `PTRACE_GET_RSEQ_CONFIGURATION` (Linux 5.13+): the task's registered rseq
 /// area; `rseq_abi_pointer == 0` when none.
 pub fn get_rseq_config(pid: Pid) -> Result<RseqConfig, Errno> {
-    const PTRACE_GET_RSEQ_CONFIGURATION: u32 = 0x420f;
+    use raw::PTRACE_GET_RSEQ_CONFIGURATION;
     let mut conf = RseqConfig::default();
     // SAFETY: the kernel writes at most `addr` (= 24) bytes to our local.
     unsafe {
@@ -724,4 +724,61 @@ pub fn get_syscall_info(pid: Pid) -> Result<SyscallInfo, Errno> {
         },
         _ => SyscallInfo::Other,
     })
+}
+
+/// `PTRACE_SECCOMP_GET_FILTER` with no buffer: the number of instructions
+/// of the tracee's seccomp filter `index` (0 is the newest).
+pub fn seccomp_filter_len(pid: Pid, index: usize) -> Result<usize, Errno> {
+    // SAFETY: with a NULL buffer the kernel only returns the length.
+    unsafe { ptrace(raw::PTRACE_SECCOMP_GET_FILTER, pid, index, 0) }
+}
+
+/// x86: offset of `u_debugreg[0]` in the kernel's `struct user`
+/// (`arch/x86/include/asm/user_64.h`), the address `PTRACE_POKEUSER`
+/// takes for debug register N at `+ 8 * N`.
+#[cfg(target_arch = "x86_64")]
+const X86_DEBUGREG_OFFSET: usize = 848;
+
+/// Whether a hardware breakpoint can be armed in the tracee: x86 writes
+/// an execute breakpoint at `addr` into DR0/DR7 (`PTRACE_POKEUSER`) and
+/// reads DR7 back, then disarms it; arm64 asks how many breakpoint slots
+/// `NT_ARM_HW_BREAK` has. Other arches: `Ok(false)` (CRIU uses hardware
+/// breakpoints only on these two).
+pub fn hw_breakpoint_works(pid: Pid, addr: u64) -> Result<bool, Errno> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let dr = |n: usize| X86_DEBUGREG_OFFSET + 8 * n;
+        // DR7: L0 (local enable of DR0), RW0 = 00 (execute), LEN0 = 00.
+        const DR7_L0: usize = 1;
+        // SAFETY (all three): POKEUSER/PEEKUSER of a debug register slot
+        // of the tracee's `struct user`; no memory of ours is touched.
+        unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(0), addr as usize)? };
+        unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(7), DR7_L0)? };
+        let mut dr7 = 0usize;
+        // PEEKUSER through the raw syscall stores the word at `data`.
+        let peeked = unsafe {
+            ptrace(
+                raw::PTRACE_PEEKUSR,
+                pid,
+                dr(7),
+                &mut dr7 as *mut usize as usize,
+            )
+        };
+        let _ = unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(7), 0) };
+        peeked?;
+        Ok(dr7 & DR7_L0 == DR7_L0)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let _ = addr;
+        // struct user_hwdebug_state: dbg_info (u32; low byte: slots), pad,
+        // then 16 slots of {addr u64, ctrl u32, pad u32}.
+        let regs = get_optional_regset(pid, linux_raw_sys::elf_uapi::NT_ARM_HW_BREAK, 264)?;
+        Ok(regs.is_some_and(|r| r.len() >= 4 && r[0] > 0))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (pid, addr);
+        Ok(false)
+    }
 }

@@ -1,21 +1,36 @@
 //! Integer socket options that rustix has no typed call for
 //! (`SO_PEEK_OFF`, `SO_PRIORITY`, `SO_RCVLOWAT`, `SO_PASSSEC`, …): plain
-//! `getsockopt`/`setsockopt` of one `int`.
+//! `getsockopt`/`setsockopt` of one `int` or a byte buffer.
 
 use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 
+// Socket option numbers differ per architecture (ppc64's SO_RCVLOWAT is
+// 16, where 18 is SO_RCVTIMEO; others use the generic 18): all come from
+// linux-raw-sys, generated from each arch's uapi headers.
+use linux_raw_sys::net as raw;
+
 /// `SOL_SOCKET`.
-pub const SOL_SOCKET: u32 = 1;
+pub const SOL_SOCKET: u32 = raw::SOL_SOCKET;
 /// `SO_PEEK_OFF`: where the next `MSG_PEEK` starts (-1: peeking always
 /// starts at the head of the queue).
-pub const SO_PEEK_OFF: u32 = 42;
-pub const SO_PRIORITY: u32 = 12;
-pub const SO_RCVLOWAT: u32 = 18;
-pub const SO_PASSSEC: u32 = 34;
-pub const SO_DONTROUTE: u32 = 5;
-pub const SO_NO_CHECK: u32 = 11;
+pub const SO_PEEK_OFF: u32 = raw::SO_PEEK_OFF;
+pub const SO_PRIORITY: u32 = raw::SO_PRIORITY;
+pub const SO_RCVLOWAT: u32 = raw::SO_RCVLOWAT;
+pub const SO_PASSSEC: u32 = raw::SO_PASSSEC;
+pub const SO_DONTROUTE: u32 = raw::SO_DONTROUTE;
+pub const SO_NO_CHECK: u32 = raw::SO_NO_CHECK;
+/// `SO_BUF_LOCK` (5.14+): which buffer sizes were set by the user.
+pub const SO_BUF_LOCK: u32 = raw::SO_BUF_LOCK;
+/// `SO_GET_FILTER` (= `SO_ATTACH_FILTER`): the socket's BPF filter.
+pub const SO_GET_FILTER: u32 = raw::SO_GET_FILTER;
+pub const SO_BINDTODEVICE: u32 = raw::SO_BINDTODEVICE;
+/// `SOL_TCP` (= `IPPROTO_TCP`) and the TCP repair options.
+pub const SOL_TCP: u32 = raw::IPPROTO_TCP as u32;
+pub const TCP_REPAIR: u32 = raw::TCP_REPAIR;
+pub const TCP_TIMESTAMP: u32 = raw::TCP_TIMESTAMP;
+pub const TCP_REPAIR_WINDOW: u32 = raw::TCP_REPAIR_WINDOW;
 
 fn ret(r: isize) -> Result<isize, Errno> {
     if r < 0 {
@@ -59,4 +74,28 @@ pub fn set_int(fd: impl AsFd, level: u32, name: u32, val: i32) -> Result<(), Err
         )
     };
     ret(r).map(drop)
+}
+
+/// `getsockopt(fd, level, name)` into `buf` (`None`: a NULL buffer of
+/// length 0, which asks some options only for their size): the length
+/// the kernel reports.
+pub fn get_bytes(fd: impl AsFd, level: u32, name: u32, buf: Option<&mut [u8]>) -> Result<usize, Errno> {
+    let (ptr, mut len) = match buf {
+        Some(b) => (b.as_mut_ptr() as usize, b.len() as u32),
+        None => (0, 0u32),
+    };
+    // SAFETY: the kernel writes at most `len` bytes to `ptr` (our buffer,
+    // or nothing for NULL with length 0) and the length back to `len`.
+    let r = unsafe {
+        criu_arch::syscall5(
+            criu_arch::nr::GETSOCKOPT,
+            fd.as_fd().as_raw_fd() as usize,
+            level as usize,
+            name as usize,
+            ptr,
+            &mut len as *mut u32 as usize,
+        )
+    };
+    ret(r)?;
+    Ok(len as usize)
 }

@@ -180,9 +180,13 @@ fn feature_list() {
     };
     assert_eq!(o.status.code(), Some(0));
     let names: Vec<String> = stdout(&o).split_whitespace().map(str::to_owned).collect();
-    assert_eq!(names.len(), 45);
+    assert_eq!(names.len(), 46);
     assert_eq!(names[0], "mnt_id");
     assert!(names.iter().any(|n| n == "pagemap_scan_guard_pages"));
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("binfmt_misc_sandboxing")
+    );
 }
 
 #[test]
@@ -249,5 +253,138 @@ fn library_probes_on_this_kernel() {
     }
     if k.uffd_noncooperative() {
         assert!(k.uffd);
+    }
+}
+
+/// The checked-in verdict table (tests/check-verdicts.txt): feature name
+/// and whether it is supported on the machines of its kernel class.
+fn verdict_table() -> Vec<(String, bool)> {
+    let text = include_str!("check-verdicts.txt");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next().unwrap().to_string();
+            let verdict = match f.next() {
+                Some("yes") => true,
+                Some("no") => false,
+                other => panic!("check-verdicts.txt: bad verdict {other:?} in {l}"),
+            };
+            (name, verdict)
+        })
+        .collect()
+}
+
+/// Whether this machine is of the table's kernel class (Linux 6.18 on
+/// x86_64): the verdicts depend on the kernel's configuration.
+fn table_kernel_class() -> Result<(), String> {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy().into_owned();
+    if cfg!(target_arch = "x86_64") && release.starts_with("6.18.") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the verdict table is for Linux 6.18 on x86_64 (tests/check-verdicts.txt), this is {release} on {}",
+            std::env::consts::ARCH
+        ))
+    }
+}
+
+#[test]
+fn every_feature_gives_the_verdict_of_the_table() {
+    const TEST: &str = "every_feature_gives_the_verdict_of_the_table";
+    if !can_trace(TEST) {
+        return;
+    }
+    let table = verdict_table();
+    let names = criu_core::check::feature_names();
+    let listed: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        listed, names,
+        "the table must list every feature, in CRIU's order"
+    );
+    if let Err(why) = table_kernel_class() {
+        return common::skip(TEST, &why);
+    }
+    let dir = TempDir::new("check-table");
+    let mut wrong = Vec::new();
+    for (name, supported) in &table {
+        let Some(o) = criu_in(dir.path(), &["check", "--feature", name]) else {
+            return;
+        };
+        let said = o.status.code() == Some(0);
+        let out = stdout(&o);
+        if said != *supported {
+            wrong.push(format!(
+                "{name}: table says {}, criu exited {:?}: {}{}",
+                if *supported { "yes" } else { "no" },
+                o.status.code(),
+                out,
+                stderr(&o)
+            ));
+        } else if said {
+            assert_eq!(out, format!("{name} is supported\n"), "{name}");
+        } else {
+            assert_eq!(
+                out, "",
+                "{name}: a missing feature prints nothing on stdout"
+            );
+            assert_eq!(o.status.code(), Some(1), "{name}");
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "verdicts differ from tests/check-verdicts.txt:\n{}",
+        wrong.join("\n")
+    );
+    // No probe leaves a mount point behind.
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(".criu.") && n.contains(&format!(".{}.", std::process::id()))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn plain_check_runs_criu_category_one() {
+    // The whole required set runs (a debug log names each check), and
+    // passes here.
+    if !can_trace("plain_check_runs_criu_category_one") {
+        return;
+    }
+    let dir = TempDir::new("check-cat1");
+    let Some(o) = criu_in(dir.path(), &["check", "-v4", "-o", "check.log", "-D", "."]) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let log = std::fs::read_to_string(dir.join("check.log")).unwrap();
+    for name in [
+        "map_files",
+        "sock_diag",
+        "ns_last_pid",
+        "sock_peek_off",
+        "kcmp",
+        "prctl",
+        "fcntl",
+        "proc_stat",
+        "tcp",
+        "fdinfo_ext",
+        "unaligned_vmsplice",
+        "tty",
+        "so_gets",
+        "ipc",
+        "sigqueueinfo",
+        "ptrace_peeksiginfo",
+        "special_mapping_mremap",
+    ] {
+        assert!(
+            log.contains(&format!("Checking {name}\n")),
+            "{name} not run: {log}"
+        );
     }
 }

@@ -48,9 +48,16 @@
 //! - `ioc(dir, type, nr, size)` for ioctl numbers, with the generic `IOC_*`
 //!   direction bits unless the arch module defines its own (powerpc).
 //!
-//! This crate is `no_std` and has no dependencies, because it is also compiled
-//! inside the nested, offline build of the parasite and restorer blobs.
+//! - `kernel`: linux-raw-sys, the kernel constants the blobs use (generated
+//!   from each arch's uapi headers, so never copied by hand).
+//!
+//! This crate is `no_std` with one dependency (linux-raw-sys, no_std),
+//! because it is also compiled inside the nested, offline build of the
+//! parasite and restorer blobs.
 #![no_std]
+
+/// Kernel constants for code that depends only on this crate (the blobs).
+pub use linux_raw_sys as kernel;
 
 mod common;
 

@@ -12,24 +12,24 @@ use crate::abi::{
 use crate::daemon::Area;
 use crate::sock::{Sock, close};
 
-const EINVAL: isize = -22;
-const EIO: isize = -5;
-const EINTR: isize = -4;
+const EINVAL: isize = -(criu_arch::kernel::errno::EINVAL as isize);
+const EIO: isize = -(criu_arch::kernel::errno::EIO as isize);
+const EINTR: isize = -(criu_arch::kernel::errno::EINTR as isize);
 
-const PR_GET_PDEATHSIG: usize = 2;
-const PR_GET_DUMPABLE: usize = 3;
-const PR_GET_NAME: usize = 16;
-const PR_CAPBSET_READ: usize = 23;
-const PR_GET_SECUREBITS: usize = 27;
-const PR_GET_CHILD_SUBREAPER: usize = 37;
-const PR_GET_NO_NEW_PRIVS: usize = 39;
-const PR_GET_TID_ADDRESS: usize = 40;
-const PR_GET_THP_DISABLE: usize = 42;
-const PR_CAP_AMBIENT: usize = 47;
-const PR_CAP_AMBIENT_IS_SET: usize = 1;
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const F_GETFD: usize = 1;
-const SPLICE_F_GIFT: usize = 8;
+const PR_GET_PDEATHSIG: usize = criu_arch::kernel::prctl::PR_GET_PDEATHSIG as usize;
+const PR_GET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_GET_DUMPABLE as usize;
+const PR_GET_NAME: usize = criu_arch::kernel::prctl::PR_GET_NAME as usize;
+const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
+const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
+const PR_GET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_GET_CHILD_SUBREAPER as usize;
+const PR_GET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_GET_NO_NEW_PRIVS as usize;
+const PR_GET_TID_ADDRESS: usize = criu_arch::kernel::prctl::PR_GET_TID_ADDRESS as usize;
+const PR_GET_THP_DISABLE: usize = criu_arch::kernel::prctl::PR_GET_THP_DISABLE as usize;
+const PR_CAP_AMBIENT: usize = criu_arch::kernel::prctl::PR_CAP_AMBIENT as usize;
+const PR_CAP_AMBIENT_IS_SET: usize = criu_arch::kernel::prctl::PR_CAP_AMBIENT_IS_SET as usize;
+const LINUX_CAPABILITY_VERSION_3: u32 = criu_arch::kernel::general::_LINUX_CAPABILITY_VERSION_3;
+const F_GETFD: usize = criu_arch::kernel::general::F_GETFD as usize;
+const SPLICE_F_GIFT: usize = criu_arch::kernel::general::SPLICE_F_GIFT as usize;
 
 /// Run daemon command `cmd`.
 pub fn dispatch(cmd: u32, mut area: Area, sock: &Sock) -> isize {

@@ -6,11 +6,12 @@ use criu_arch::{nr, syscall1, syscall3};
 
 use crate::abi::{CtlMsg, SCM_MAX_FD, SUN_PATH_MAX};
 
-const AF_UNIX: usize = 1;
-const SOCK_SEQPACKET: usize = 5;
-const SOCK_CLOEXEC: usize = 0o2_000_000;
-const SOL_SOCKET: i32 = 1;
-const SCM_RIGHTS: i32 = 1;
+const AF_UNIX: usize = criu_arch::kernel::net::AF_UNIX as usize;
+const SOCK_SEQPACKET: usize = criu_arch::kernel::net::SOCK_SEQPACKET as usize;
+// `SOCK_CLOEXEC` is defined as `O_CLOEXEC` (linux/net.h).
+const SOCK_CLOEXEC: usize = criu_arch::kernel::general::O_CLOEXEC as usize;
+const SOL_SOCKET: i32 = criu_arch::kernel::net::SOL_SOCKET as i32;
+const SCM_RIGHTS: i32 = criu_arch::kernel::net::SCM_RIGHTS as i32;
 /// `sizeof(struct cmsghdr)` on 64-bit.
 const CMSG_HDR: usize = 16;
 /// Control buffer words: header + the most fds, rounded up.

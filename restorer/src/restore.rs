@@ -40,12 +40,12 @@ use state::{
 /// (in `.bss`).
 pub(crate) static ARGS: AtomicUsize = AtomicUsize::new(0);
 
-pub(crate) const MAP_FIXED: usize = 0x10;
-pub(crate) const MREMAP_MAYMOVE: usize = 1;
-pub(crate) const MREMAP_FIXED: usize = 2;
-pub(crate) const PR_SET_MM: usize = 35;
-pub(crate) const PR_SET_MM_MAP: usize = 14;
-pub(crate) const EINTR: isize = -4;
+pub(crate) const MAP_FIXED: usize = criu_arch::kernel::general::MAP_FIXED as usize;
+pub(crate) const MREMAP_MAYMOVE: usize = criu_arch::kernel::general::MREMAP_MAYMOVE as usize;
+pub(crate) const MREMAP_FIXED: usize = criu_arch::kernel::general::MREMAP_FIXED as usize;
+pub(crate) const PR_SET_MM: usize = criu_arch::kernel::prctl::PR_SET_MM as usize;
+pub(crate) const PR_SET_MM_MAP: usize = criu_arch::kernel::prctl::PR_SET_MM_MAP as usize;
+pub(crate) const EINTR: isize = -(criu_arch::kernel::errno::EINTR as isize);
 
 /// `struct clone_args` (the fields of clone3's first version).
 #[repr(C)]
@@ -148,7 +148,7 @@ pub(crate) fn publish(args: &mut RestoreArgs, state: u32) {
 /// region; signals stay blocked until the final sigreturn, so nothing
 /// interrupts this but the tool).
 pub(crate) fn wait_resume(args: &mut RestoreArgs) {
-    const FUTEX_WAIT: usize = 0;
+    const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
     // SAFETY: `resume` is a naturally aligned u32 inside the shared region.
     let word = unsafe { AtomicU32::from_ptr(&mut args.status.resume) };
     while word.load(Ordering::Acquire) == 0 {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-pub mod zdtm;
 pub mod fixtures;
 pub mod skipping;
+pub mod zdtm;
 
 pub use skipping::skip;
 
@@ -257,7 +257,7 @@ pub fn cannot_ptrace() -> Option<&'static str> {
     if !rustix::process::geteuid().is_root() {
         return Some("needs root");
     }
-    const PTRACE_SEIZE: usize = 0x4206;
+    const PTRACE_SEIZE: usize = linux_raw_sys::ptrace::PTRACE_SEIZE as usize;
     // SAFETY: integer arguments only; no memory is read or written.
     let ret =
         unsafe { criu_arch::syscall4(criu_arch::nr::PTRACE, PTRACE_SEIZE, 0x3fff_ffff, 0, 0) };

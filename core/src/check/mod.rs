@@ -101,7 +101,10 @@ const REQUIRED: &[(&str, CheckFn)] = &[
     ("ipc", procfs::check_ipc),
     ("sigqueueinfo", required::check_sigqueueinfo),
     ("ptrace_peeksiginfo", trace::check_ptrace_peeksiginfo),
-    ("special_mapping_mremap", required::check_special_mapping_mremap),
+    (
+        "special_mapping_mremap",
+        required::check_special_mapping_mremap,
+    ),
     ("ptrace_seize", trace::check_ptrace_seize),
     ("clone3", trace::check_clone3),
 ];
@@ -147,7 +150,10 @@ const EXTRA: &[(&str, CheckFn)] = &[
     ("pagemap_scan", mem::check_pagemap_scan),
     ("overlayfs_maps", mounts::check_overlayfs_maps),
     ("timer_cr_ids", check_timer_cr_ids),
-    ("pagemap_scan_guard_pages", mem::check_pagemap_scan_guard_pages),
+    (
+        "pagemap_scan_guard_pages",
+        mem::check_pagemap_scan_guard_pages,
+    ),
 ];
 
 /// Checks run by `--experimental` (CRIU's category 3).
@@ -221,7 +227,10 @@ pub const FEATURES: &[Feature] = &[
         "pagemap_scan_guard_pages",
         mem::check_pagemap_scan_guard_pages,
     ),
-    f("binfmt_misc_sandboxing", mounts::check_binfmt_misc_sandboxing),
+    f(
+        "binfmt_misc_sandboxing",
+        mounts::check_binfmt_misc_sandboxing,
+    ),
 ];
 
 /// Looks a `--feature` name up.

@@ -122,10 +122,9 @@ pub(super) fn check_move_mount_set_group(_: &KernelFeatures) -> CheckResult {
         MoveMountFlags::MOVE_MOUNT_SET_GROUP,
     ) {
         Ok(()) => Ok(()),
-        Err(Errno::INVAL | Errno::NOSYS) => Err(problem!(
-            Info,
-            "No MOVE_MOUNT_SET_GROUP kernel feature"
-        )),
+        Err(Errno::INVAL | Errno::NOSYS) => {
+            Err(problem!(Info, "No MOVE_MOUNT_SET_GROUP kernel feature"))
+        }
         Err(e) => Err(fail("Fail to MOVE_MOUNT_SET_GROUP".into(), e)),
     }
 }
@@ -169,8 +168,11 @@ fn overlay_maps_match(scratch: &Path) -> Result<bool, (String, Errno)> {
     use linux_raw_sys::general::{CLONE_FS, CLONE_NEWNS};
     crate::sys::probe::unshare_this_thread(CLONE_FS | CLONE_NEWNS)
         .map_err(|e| ("Unable to create a new mount namespace".into(), e))?;
-    rustix::mount::mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-        .map_err(|e| ("Unable to remount / with MS_SLAVE".into(), e))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .map_err(|e| ("Unable to remount / with MS_SLAVE".into(), e))?;
     let tmpfs = fs_mount("tmpfs", &[])?;
     rustix::mount::move_mount(
         &tmpfs,

@@ -8,25 +8,11 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
 
 use super::{CheckResult, KernelFeatures, problem};
 
-/// `SOCK_DIAG_BY_FAMILY` request type and netlink constants.
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
-
-const AF_UNIX: u8 = 1;
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-const AF_NETLINK: u8 = 16;
-const AF_PACKET: u8 = 17;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_UDPLITE: u8 = 136;
-const IPPROTO_RAW: u8 = 255;
-/// `NDIAG_PROTO_ALL`: every netlink protocol.
-const NDIAG_PROTO_ALL: u8 = 255;
+use crate::sys::kconst::{
+    AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_UNIX, IPPROTO_RAW, IPPROTO_TCP, IPPROTO_UDP,
+    IPPROTO_UDPLITE, NDIAG_PROTO_ALL, NETNSA_NSID, NETNSA_PID, NLM_F_DUMP, NLM_F_REQUEST,
+    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, RTM_GETNSID, RTM_NEWNSID, SOCK_DIAG_BY_FAMILY,
+};
 
 /// One sock_diag dump request: the family-specific request body.
 fn request(body: &[u8]) -> Vec<u8> {
@@ -199,10 +185,6 @@ pub(super) fn check_net_diag_raw(k: &KernelFeatures) -> CheckResult {
 /// itself (`RTM_GETNSID` with `NETNSA_PID`): a reply with `NETNSA_NSID`
 /// (even -1, "not assigned") means the kernel has namespace ids.
 pub(super) fn probe_nsid() -> bool {
-    const RTM_NEWNSID: u16 = 88;
-    const RTM_GETNSID: u16 = 90;
-    const NETNSA_NSID: u16 = 1;
-    const NETNSA_PID: u16 = 2;
     let Ok(sk) = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, None) else {
         return false;
     };

@@ -411,7 +411,7 @@ pub(super) fn check_openat2(k: &KernelFeatures) -> CheckResult {
 
 /// rseq support, from the auxiliary vector (`AT_RSEQ_FEATURE_SIZE`, 6.3+).
 pub(super) fn probe_rseq() -> bool {
-    const AT_RSEQ_FEATURE_SIZE: u64 = 27;
+    const AT_RSEQ_FEATURE_SIZE: u64 = linux_raw_sys::auxvec::AT_RSEQ_FEATURE_SIZE as u64;
     let Ok(auxv) = std::fs::read("/proc/self/auxv") else {
         return false;
     };

@@ -16,13 +16,8 @@ use crate::sys::probe_child::ChildEnd;
 use crate::sys::{probe, probe_child, sockopt};
 
 pub(super) fn check_sock_peek_off(_: &KernelFeatures) -> CheckResult {
-    let sk = rustix::net::socket(AddressFamily::UNIX, SocketType::DGRAM, None).map_err(|e| {
-        problem!(
-            Error,
-            "Can't create unix socket for check: {}",
-            strerror(e)
-        )
-    })?;
+    let sk = rustix::net::socket(AddressFamily::UNIX, SocketType::DGRAM, None)
+        .map_err(|e| problem!(Error, "Can't create unix socket for check: {}", strerror(e)))?;
     match sockopt::get_int(&sk, sockopt::SOL_SOCKET, sockopt::SO_PEEK_OFF) {
         Ok(-1) => Ok(()),
         _ => Err(problem!(Msg, "SO_PEEK_OFF sockoption doesn't work.")),
@@ -57,15 +52,15 @@ pub(super) fn check_prctl_cat2(_: &KernelFeatures) -> CheckResult {
 }
 
 pub(super) fn check_fcntl(_: &KernelFeatures) -> CheckResult {
-    let fd = rustix::fs::open("/proc/self/comm", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| problem!(Error, "Can't open /proc/self/comm: {}", strerror(e)))?;
-    probe::getowner_uids(&fd).map(drop).map_err(|e| {
-        problem!(
-            Error,
-            "Can't fetch file owner UIDs: {}",
-            strerror(e)
-        )
-    })
+    let fd = rustix::fs::open(
+        "/proc/self/comm",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| problem!(Error, "Can't open /proc/self/comm: {}", strerror(e)))?;
+    probe::getowner_uids(&fd)
+        .map(drop)
+        .map_err(|e| problem!(Error, "Can't fetch file owner UIDs: {}", strerror(e)))
 }
 
 fn tcp_repair_on(sk: impl AsFd) -> Result<(), Errno> {
@@ -75,13 +70,8 @@ fn tcp_repair_on(sk: impl AsFd) -> Result<(), Errno> {
 pub(super) fn check_tcp(_: &KernelFeatures) -> CheckResult {
     let sk = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)
         .map_err(|e| problem!(Error, "Can't create TCP socket :(: {}", strerror(e)))?;
-    tcp_repair_on(&sk).map_err(|e| {
-        problem!(
-            Error,
-            "Can't turn TCP repair mode ON: {}",
-            strerror(e)
-        )
-    })?;
+    tcp_repair_on(&sk)
+        .map_err(|e| problem!(Error, "Can't turn TCP repair mode ON: {}", strerror(e)))?;
     sockopt::get_int(&sk, sockopt::SOL_TCP, sockopt::TCP_TIMESTAMP)
         .map(drop)
         .map_err(|e| problem!(Error, "Can't get TCP_TIMESTAMP: {}", strerror(e)))
@@ -128,7 +118,7 @@ pub(super) fn check_tcp_window(_: &KernelFeatures) -> CheckResult {
 /// sending side is shut down (a half-closed connection, which dump must
 /// be able to put into repair too).
 pub(super) fn check_tcp_half_closed(_: &KernelFeatures) -> CheckResult {
-    use rustix::net::{Shutdown, SocketAddrV4, Ipv4Addr};
+    use rustix::net::{Ipv4Addr, Shutdown, SocketAddrV4};
     let failed = |what: &str, e: Errno| problem!(Error, "{what}: {}", strerror(e));
     let listener = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)
         .map_err(|e| failed("Unable to create a socket", e))?;
@@ -153,15 +143,10 @@ pub(super) fn check_tcp_half_closed(_: &KernelFeatures) -> CheckResult {
 }
 
 pub(super) fn check_unaligned_vmsplice(_: &KernelFeatures) -> CheckResult {
-    let (_rd, wr) = rustix::pipe::pipe()
-        .map_err(|e| problem!(Error, "Can't create pipe: {}", strerror(e)))?;
-    probe::vmsplice_one_byte(&wr).map_err(|e| {
-        problem!(
-            Error,
-            "Unaligned vmsplice doesn't work: {}",
-            strerror(e)
-        )
-    })?;
+    let (_rd, wr) =
+        rustix::pipe::pipe().map_err(|e| problem!(Error, "Can't create pipe: {}", strerror(e)))?;
+    probe::vmsplice_one_byte(&wr)
+        .map_err(|e| problem!(Error, "Unaligned vmsplice doesn't work: {}", strerror(e)))?;
     crate::pr_info!("Unaligned vmsplice works OK");
     Ok(())
 }

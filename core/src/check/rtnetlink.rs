@@ -15,8 +15,7 @@ const NLMSG_HDRLEN: usize = size_of::<nl::nlmsghdr>();
 const _: () = assert!(NLMSG_HDRLEN == 16);
 const IFINFOMSG_LEN: usize = size_of::<nl::ifinfomsg>();
 const _: () = assert!(IFINFOMSG_LEN == 16);
-/// `VETH_INFO_PEER` (`linux/veth.h`, not in linux-raw-sys; generic header).
-const VETH_INFO_PEER: u16 = 1;
+use crate::sys::kconst::VETH_INFO_PEER;
 
 fn align4(n: usize) -> usize {
     (n + 3) & !3
@@ -81,7 +80,12 @@ fn route_socket() -> Result<OwnedFd, Errno> {
 /// dump: the payloads of the data messages, or the error the kernel
 /// answered with.
 fn transact(sk: &OwnedFd, msg: Vec<u8>) -> Result<Vec<Vec<u8>>, Errno> {
-    rustix::net::sendto(sk, &msg, SendFlags::empty(), &netlink::SocketAddrNetlink::new(0, 0))?;
+    rustix::net::sendto(
+        sk,
+        &msg,
+        SendFlags::empty(),
+        &netlink::SocketAddrNetlink::new(0, 0),
+    )?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -97,8 +101,16 @@ fn transact(sk: &OwnedFd, msg: Vec<u8>) -> Result<Vec<Vec<u8>>, Errno> {
             match u32::from(kind) {
                 nl::NLMSG_DONE => return Ok(out),
                 nl::NLMSG_ERROR => {
-                    let err = i32::from_ne_bytes(body.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-                    return if err < 0 { Err(Errno::from_raw_os_error(-err)) } else { Ok(out) };
+                    let err = i32::from_ne_bytes(
+                        body.get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or([0; 4]),
+                    );
+                    return if err < 0 {
+                        Err(Errno::from_raw_os_error(-err))
+                    } else {
+                        Ok(out)
+                    };
                 }
                 _ => out.push(body.to_vec()),
             }
@@ -138,11 +150,9 @@ pub(super) fn check_newifindex(_: &KernelFeatures) -> CheckResult {
 /// Whether a link dump of this thread's network namespace shows a link
 /// with `IFLA_LINK_NETNSID` (a veth whose peer is in another namespace).
 fn links_show_netnsid(sk: &OwnedFd) -> Result<bool, Errno> {
-    let mut m = Msg::new(
-        nl::RTM_GETLINK as u32,
-        nl::NLM_F_REQUEST | nl::NLM_F_DUMP,
-    );
-    m.buf.extend_from_slice(&[linux_raw_sys::net::AF_PACKET as u8, 0, 0, 0]); // rtgenmsg
+    let mut m = Msg::new(nl::RTM_GETLINK as u32, nl::NLM_F_REQUEST | nl::NLM_F_DUMP);
+    m.buf
+        .extend_from_slice(&[linux_raw_sys::net::AF_PACKET as u8, 0, 0, 0]); // rtgenmsg
     for body in transact(sk, m.finish())? {
         let mut off = IFINFOMSG_LEN;
         while off + 4 <= body.len() {

@@ -231,11 +231,13 @@ pub(super) fn check_seccomp_filters(_: &KernelFeatures) -> CheckResult {
     let pid = crate::sys::probe_child::spawn_parked_child_with_seccomp()
         .map_err(|e| problem!(Error, "Can't fork a child for the check: {}", strerror(e)))?;
     let child = seize_and_stop(Child { pid })?;
-    ptrace::seccomp_filter_len(child.pid, 0).map(drop).map_err(|e| {
-        problem!(
-            Error,
-            "Dumping seccomp filters not supported: {}",
-            strerror(e)
-        )
-    })
+    ptrace::seccomp_filter_len(child.pid, 0)
+        .map(drop)
+        .map_err(|e| {
+            problem!(
+                Error,
+                "Dumping seccomp filters not supported: {}",
+                strerror(e)
+            )
+        })
 }

@@ -15,7 +15,7 @@ use crate::proc::fdinfo::FdInfo;
 use crate::sys::kcmp::{KcmpEpollSlot, KcmpOrder, kcmp_epoll_tfd};
 
 /// `EPOLL_CTL_ADD`.
-pub const EPOLL_CTL_ADD: u64 = 1;
+pub const EPOLL_CTL_ADD: u64 = linux_raw_sys::general::EPOLL_CTL_ADD as u64;
 
 /// The `files.img` entry of epoll fd `efd` (file id `id`) of task `pid`,
 /// whose open fds are `fds`. A target that is not an open fd of the task

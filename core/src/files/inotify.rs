@@ -23,11 +23,12 @@ use crate::proc::fdinfo::{FdInfo, InotifyWatch};
 /// Handles take at least this many 64-bit words in `fh_entry.handle`.
 const FH_MIN_WORDS: usize = 16;
 /// `IN_MASK_ADD` and `IN_MASK_CREATE`: requests, not watch state.
-const IN_MASK_REQUESTS: u32 = 0x2000_0000 | 0x1000_0000;
+const IN_MASK_REQUESTS: u32 =
+    linux_raw_sys::general::IN_MASK_ADD | linux_raw_sys::general::IN_MASK_CREATE;
 /// Most add/remove rounds spent to reach a watch's number.
 const MAX_WD_ROUNDS: i32 = 1 << 20;
-const O_PATH: u32 = 0o10_000_000;
-const O_CLOEXEC: u32 = 0o2_000_000;
+const O_PATH: u32 = linux_raw_sys::general::O_PATH as u32;
+const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC as u32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InotifyError {

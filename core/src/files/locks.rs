@@ -13,13 +13,13 @@ use crate::proc::flock::{FileLock, LockKind, LockType};
 pub const FL_POSIX: u32 = 1;
 pub const FL_FLOCK: u32 = 2;
 pub const FL_OFD: u32 = 4;
-const F_RDLCK: u32 = 0;
-const F_WRLCK: u32 = 1;
-const F_SETLK: u64 = 6;
-const F_OFD_SETLK: u64 = 37;
-const LOCK_SH: u64 = 1;
-const LOCK_EX: u64 = 2;
-const SEEK_SET: i16 = 0;
+const F_RDLCK: u32 = linux_raw_sys::general::F_RDLCK as u32;
+const F_WRLCK: u32 = linux_raw_sys::general::F_WRLCK as u32;
+const F_SETLK: u64 = linux_raw_sys::general::F_SETLK as u64;
+const F_OFD_SETLK: u64 = linux_raw_sys::general::F_OFD_SETLK as u64;
+const LOCK_SH: u64 = linux_raw_sys::general::LOCK_SH as u64;
+const LOCK_EX: u64 = linux_raw_sys::general::LOCK_EX as u64;
+const SEEK_SET: i16 = linux_raw_sys::general::SEEK_SET as i16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

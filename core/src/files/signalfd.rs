@@ -8,7 +8,8 @@ use crate::images::pb;
 use crate::proc::fdinfo::FdInfo;
 
 /// `SFD_CLOEXEC` (= `O_CLOEXEC`).
-const SFD_CLOEXEC: u32 = 0o2_000_000;
+// `SFD_CLOEXEC` is defined as `O_CLOEXEC` (linux/signalfd.h).
+const SFD_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC;
 
 /// The `files.img` entry of a signalfd with id `id`; `flags` are the
 /// file's `O_*` flags without `O_CLOEXEC`.

@@ -11,11 +11,13 @@ use crate::sys::shared_mapping::SharedMapping;
 
 /// `PROT_READ | PROT_WRITE`: the task's view starts read-write; whoever runs
 /// code from it makes that part read-execute ([`Seized::remote_mprotect`]).
-const PROT_RW: u64 = 0x3;
+const PROT_RW: u64 =
+    (linux_raw_sys::general::PROT_READ | linux_raw_sys::general::PROT_WRITE) as u64;
 /// `PROT_READ | PROT_EXEC`.
-pub const PROT_RX: u64 = 0x5;
+pub const PROT_RX: u64 =
+    (linux_raw_sys::general::PROT_READ | linux_raw_sys::general::PROT_EXEC) as u64;
 /// `MAP_SHARED`.
-const MAP_SHARED: u64 = 0x1;
+const MAP_SHARED: u64 = linux_raw_sys::general::MAP_SHARED as u64;
 
 /// The memfd's name, as CRIU names it ("CRIUMFD" + NUL is exactly one word).
 const MEMFD_NAME: [u8; 8] = *b"CRIUMFD\0";

@@ -5,7 +5,7 @@ use super::ProcDir;
 use super::error::{ParseError, ProcError, TextError};
 
 /// `AT_NULL`, the terminating type.
-pub const AT_NULL: u64 = 0;
+pub const AT_NULL: u64 = linux_raw_sys::auxvec::AT_NULL as u64;
 
 /// Cap on the auxv size: the kernel keeps at most `AT_VECTOR_SIZE` words
 /// (about 50-60 depending on the arch); this leaves ample room.

@@ -13,10 +13,10 @@ use super::text::{LineReader, dec_i32, hex_u64, key_value};
 use super::{MAX_ENTRIES, ProcDir};
 
 /// `sigev_notify` values (include/uapi/asm-generic/siginfo.h).
-pub const SIGEV_SIGNAL: i32 = 0;
-pub const SIGEV_NONE: i32 = 1;
-pub const SIGEV_THREAD: i32 = 2;
-pub const SIGEV_THREAD_ID: i32 = 4;
+pub const SIGEV_SIGNAL: i32 = linux_raw_sys::general::SIGEV_SIGNAL as i32;
+pub const SIGEV_NONE: i32 = linux_raw_sys::general::SIGEV_NONE as i32;
+pub const SIGEV_THREAD: i32 = linux_raw_sys::general::SIGEV_THREAD as i32;
+pub const SIGEV_THREAD_ID: i32 = linux_raw_sys::general::SIGEV_THREAD_ID as i32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PosixTimer {

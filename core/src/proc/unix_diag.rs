@@ -8,29 +8,12 @@ use std::collections::HashMap;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
-const NLA_HDRLEN: usize = 4;
-const AF_UNIX: u8 = 1;
-
-/// `udiag_show` bits.
-const UDIAG_SHOW_NAME: u32 = 0x01;
-const UDIAG_SHOW_VFS: u32 = 0x02;
-const UDIAG_SHOW_PEER: u32 = 0x04;
-const UDIAG_SHOW_ICONS: u32 = 0x08;
-const UDIAG_SHOW_RQLEN: u32 = 0x10;
-
-/// Attribute types of a `unix_diag_msg`.
-const UNIX_DIAG_NAME: u16 = 0;
-const UNIX_DIAG_VFS: u16 = 1;
-const UNIX_DIAG_PEER: u16 = 2;
-const UNIX_DIAG_ICONS: u16 = 3;
-const UNIX_DIAG_RQLEN: u16 = 4;
-const UNIX_DIAG_SHUTDOWN: u16 = 6;
+use crate::sys::kconst::{
+    AF_UNIX, NLA_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
+    SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_ICONS, UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN,
+    UDIAG_SHOW_VFS, UNIX_DIAG_ICONS, UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN,
+    UNIX_DIAG_SHUTDOWN, UNIX_DIAG_VFS,
+};
 
 /// Size of `struct unix_diag_msg` (family, type, state, pad, ino, cookie[2]).
 const UNIX_DIAG_MSG_LEN: usize = 16;
@@ -60,8 +43,7 @@ pub struct UnixSock {
     pub shutdown: u8,
 }
 
-pub const TCP_ESTABLISHED: u8 = 1;
-pub const TCP_LISTEN: u8 = 10;
+pub use crate::sys::kconst::{TCP_ESTABLISHED, TCP_LISTEN};
 
 fn request() -> Vec<u8> {
     let mut body = vec![AF_UNIX, 0, 0, 0];

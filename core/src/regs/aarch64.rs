@@ -25,8 +25,8 @@ use crate::sys::ptrace::note;
 const FPSIMD_LEN: usize = 32 * 16 + 8;
 
 /// `AT_HWCAP` bits: address and generic pointer authentication.
-const HWCAP_PACA: usize = 1 << 30;
-const HWCAP_PACG: usize = 1 << 31;
+const HWCAP_PACA: usize = linux_raw_sys::ptrace::HWCAP_PACA as usize;
+const HWCAP_PACG: usize = linux_raw_sys::ptrace::HWCAP_PACG as usize;
 
 fn hwcap() -> usize {
     rustix::param::linux_hwcap().0

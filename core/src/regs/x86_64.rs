@@ -240,8 +240,8 @@ fn xsave_image(fp: &FpRegs, x: &pb::UserX86XsaveEntry, size: usize, host: &HostF
     xs
 }
 
-const ARCH_SET_GS: u64 = 0x1001;
-const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_SET_GS: u64 = crate::sys::kconst::ARCH_SET_GS as u64;
+const ARCH_SET_FS: u64 = linux_raw_sys::general::ARCH_SET_FS as u64;
 
 fn gp(r: &pb::UserX86RegsEntry) -> GpRegs {
     GpRegs {

@@ -79,7 +79,7 @@ impl Region {
     /// code: set `status.resume` and wake its futex (every thread of it
     /// waits there).
     pub fn resume(&self, args_off: usize) {
-        const FUTEX_WAKE: usize = 1;
+        const FUTEX_WAKE: usize = linux_raw_sys::general::FUTEX_WAKE as usize;
         let p = (self.base as usize + args_off) as *mut RestoreArgs;
         // SAFETY: the args live in our shared mapping for as long as `self`;
         // `resume` is an aligned u32 that only the tool writes.

@@ -25,14 +25,14 @@ use super::{RestoreError, regs};
 const STACK_SIZE: usize = 64 * 1024;
 /// Stack of each other thread while it runs the restorer.
 const THREAD_STACK_SIZE: usize = 32 * 1024;
-const MAP_SHARED: u32 = 0x01;
-const MAP_ANONYMOUS: u32 = 0x20;
-const PROT_WRITE: u32 = 0x2;
-const SIGKILL: u64 = 9;
-const SIGSTOP: u64 = 19;
+const MAP_SHARED: u32 = linux_raw_sys::general::MAP_SHARED;
+const MAP_ANONYMOUS: u32 = linux_raw_sys::general::MAP_ANONYMOUS;
+const PROT_WRITE: u32 = linux_raw_sys::general::PROT_WRITE;
+const SIGKILL: u64 = linux_raw_sys::general::SIGKILL as u64;
+const SIGSTOP: u64 = linux_raw_sys::general::SIGSTOP as u64;
 const SIGNAL_COUNT: u64 = 64;
 /// Signal the child sends itself to get onto the restorer's stack.
-const SWITCH_SIGNAL: u64 = 12; // SIGUSR2
+const SWITCH_SIGNAL: u64 = linux_raw_sys::general::SIGUSR2 as u64;
 
 /// Everything needed to start the child.
 pub struct Plan {

@@ -97,8 +97,8 @@ pub fn roles(tasks: &[TreeTaskImages], shell_job: bool) -> Result<Roles, Restore
 
 /// `clone` flags of a task forked by its parent: what it shares with it.
 fn clone_flags(t: &super::images::TaskImages) -> u64 {
-    const CLONE_FS: u64 = 0x200;
-    const CLONE_FILES: u64 = 0x400;
+    const CLONE_FS: u64 = linux_raw_sys::general::CLONE_FS as u64;
+    const CLONE_FILES: u64 = linux_raw_sys::general::CLONE_FILES as u64;
     let mut flags = 0;
     if t.shares_files {
         flags |= CLONE_FILES;

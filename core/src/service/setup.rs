@@ -24,7 +24,7 @@ use crate::opts::{CgroupRoot, PreDumpMode};
 pub const DEFAULT_LOG_FILE: &str = "criu.log";
 
 /// `CLONE_NEWNET`: the only namespace `empty_ns` may name.
-const CLONE_NEWNET: u32 = 0x4000_0000;
+const CLONE_NEWNET: u32 = linux_raw_sys::general::CLONE_NEWNET;
 
 /// Who is on the other end of the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

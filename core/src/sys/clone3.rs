@@ -113,7 +113,7 @@ pub(super) unsafe fn fork() -> Result<Forked, Errno> {
     unsafe { clone3(&args) }
 }
 
-const PR_SET_DUMPABLE: usize = 4;
+const PR_SET_DUMPABLE: usize = linux_raw_sys::prctl::PR_SET_DUMPABLE as usize;
 
 /// `PTRACE_SEIZE` of a child from [`spawn_parked_child`], retrying while it
 /// is not dumpable yet (it makes itself so first thing, so this is brief).

@@ -7,6 +7,7 @@ pub mod clone3;
 pub mod fds;
 pub mod fown;
 pub mod kcmp;
+pub mod kconst;
 pub mod pagemap_scan;
 pub mod prefault;
 pub mod probe;

@@ -2,25 +2,15 @@
 //! feature (CRIU's `cr-check.c` and `kerndat.c` probes): each runs on
 //! throwaway objects of this process and leaves nothing behind.
 //!
-//! Constants come from linux-raw-sys; the few it does not export are in
-//! [`uapi`], from arch-independent uapi headers.
+//! Constants come from linux-raw-sys, or [`super::kconst`] for the few it
+//! does not export.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use linux_raw_sys::{general as raw, ioctl, prctl};
 use rustix::io::Errno;
 
-/// Kernel constants linux-raw-sys does not export. Each comes from a
-/// generic uapi header, so it has the same value on every architecture.
-pub mod uapi {
-    /// `SIOCGSKNS` (`linux/sockios.h`): the socket's network namespace.
-    pub const SIOCGSKNS: u32 = 0x894c;
-    /// `SIOCUNIXFILE` (`linux/un.h`: `SIOCPROTOPRIVATE + 0`): an `O_PATH`
-    /// fd of a unix socket's file.
-    pub const SIOCUNIXFILE: u32 = linux_raw_sys::ioctl::SIOCPROTOPRIVATE;
-    /// `ARCH_MAP_VDSO_32` (x86's `asm/prctl.h`; x86 only).
-    pub const ARCH_MAP_VDSO_32: u32 = 0x2002;
-}
+use super::kconst as uapi;
 
 fn result(ret: isize) -> Result<usize, Errno> {
     if ret < 0 {

@@ -72,7 +72,7 @@ pub fn can_map_vdso() -> Result<bool, Errno> {
             in_child(|| {
                 let ret = criu_arch::syscall2(
                     criu_arch::nr::ARCH_PRCTL,
-                    super::probe::uapi::ARCH_MAP_VDSO_32 as usize,
+                    super::kconst::ARCH_MAP_VDSO_32 as usize,
                     0,
                 );
                 child_exit(exit_code(ret))

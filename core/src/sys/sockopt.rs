@@ -79,7 +79,12 @@ pub fn set_int(fd: impl AsFd, level: u32, name: u32, val: i32) -> Result<(), Err
 /// `getsockopt(fd, level, name)` into `buf` (`None`: a NULL buffer of
 /// length 0, which asks some options only for their size): the length
 /// the kernel reports.
-pub fn get_bytes(fd: impl AsFd, level: u32, name: u32, buf: Option<&mut [u8]>) -> Result<usize, Errno> {
+pub fn get_bytes(
+    fd: impl AsFd,
+    level: u32,
+    name: u32,
+    buf: Option<&mut [u8]>,
+) -> Result<usize, Errno> {
     let (ptr, mut len) = match buf {
         Some(b) => (b.as_mut_ptr() as usize, b.len() as u32),
         None => (0, 0u32),

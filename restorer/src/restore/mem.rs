@@ -96,7 +96,7 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
 
 /// `MADV_POPULATE_WRITE` (Linux 5.14+): fault pages in writable, as a write
 /// would, without touching their contents.
-const MADV_POPULATE_WRITE: usize = 23;
+const MADV_POPULATE_WRITE: usize = criu_arch::kernel::general::MADV_POPULATE_WRITE as usize;
 /// Bytes populated and then read at a time: small enough that the freshly
 /// zeroed pages are still in the cache when `pread` overwrites them, large
 /// enough to keep the number of system calls low.
@@ -134,7 +134,7 @@ pub(super) fn read_pages(args: &RestoreArgs) -> Result<(), Fail> {
 /// know the advice; any other failure (say, out of memory) is left for the
 /// read to meet and report.
 fn populate_write(addr: u64, len: u64) -> bool {
-    const EINVAL: isize = -22;
+    const EINVAL: isize = -(criu_arch::kernel::errno::EINVAL as isize);
     loop {
         // SAFETY: only faults in pages of a VMA we mapped; contents stay.
         let r = unsafe {

@@ -23,7 +23,7 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
 /// memory is mapped (personality: READ_IMPLIES_EXEC would make the
 /// restorer's own mappings executable, so it comes after them).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
-    const PR_SET_CHILD_SUBREAPER: usize = 36;
+    const PR_SET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_SET_CHILD_SUBREAPER as usize;
     set_name(&args.comm)?;
     let a = &args.attrs;
     if a.has & abi::ATTR_PERSONALITY != 0 {
@@ -52,7 +52,7 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
 
 /// This thread's scheduling policy, priority and nice value.
 pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
-    const PRIO_PROCESS: usize = 0;
+    const PRIO_PROCESS: usize = criu_arch::kernel::general::PRIO_PROCESS as usize;
     if a.has & abi::ATTR_SCHED != 0 {
         let param: i32 = a.sched_prio as i32;
         // SAFETY: `param` is a live struct sched_param; then integers.
@@ -77,7 +77,7 @@ pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
 
 /// `PR_SET_NAME` (this thread's name) unless `comm` is empty.
 pub(super) fn set_name(comm: &[u8; 16]) -> Result<(), Fail> {
-    const PR_SET_NAME: usize = 15;
+    const PR_SET_NAME: usize = criu_arch::kernel::prctl::PR_SET_NAME as usize;
     if comm[0] != 0 {
         // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
         check(
@@ -92,9 +92,9 @@ pub(super) fn set_name(comm: &[u8; 16]) -> Result<(), Fail> {
 /// dumpable when they change ids): the parent-death signal, no_new_privs
 /// (one-way), and dumpable last, as CRIU does.
 pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
-    const PR_SET_PDEATHSIG: usize = 1;
-    const PR_SET_DUMPABLE: usize = 4;
-    const PR_SET_NO_NEW_PRIVS: usize = 38;
+    const PR_SET_PDEATHSIG: usize = criu_arch::kernel::prctl::PR_SET_PDEATHSIG as usize;
+    const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
+    const PR_SET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_SET_NO_NEW_PRIVS as usize;
     // SAFETY (all three): integer arguments only.
     if a.has & abi::ATTR_PDEATH_SIG != 0 {
         check(
@@ -225,7 +225,8 @@ struct Sigevent {
 }
 
 pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
-    const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
+    const PR_TIMER_CREATE_RESTORE_IDS: usize =
+        criu_arch::kernel::prctl::PR_TIMER_CREATE_RESTORE_IDS as usize;
     const ON: usize = 1;
     const OFF: usize = 0;
     // SAFETY: the tool filled the list.
@@ -302,13 +303,13 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
 /// to set what is already there, and `--unprivileged` restores (where the
 /// task has the tool's own credentials) have none of them.
 pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
-    const PR_CAPBSET_READ: usize = 23;
-    const PR_CAPBSET_DROP: usize = 24;
-    const PR_GET_SECUREBITS: usize = 27;
-    const PR_SET_SECUREBITS: usize = 28;
+    const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
+    const PR_CAPBSET_DROP: usize = criu_arch::kernel::prctl::PR_CAPBSET_DROP as usize;
+    const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
+    const PR_SET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_SET_SECUREBITS as usize;
     const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
-    const PR_SET_DUMPABLE: usize = 4;
-    const CAP_V3: u32 = 0x2008_0522;
+    const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
+    const CAP_V3: u32 = criu_arch::kernel::general::_LINUX_CAPABILITY_VERSION_3;
     if c.valid == 0 {
         return Ok(());
     }

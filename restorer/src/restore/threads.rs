@@ -17,14 +17,14 @@ use super::state::{arch_syscalls, attrs, creds, register_rseq, sched, set_name, 
 use super::{ARGS, CloneArgs, Fail, check, items, publish, wait_resume};
 use crate::abi::{self, RestoreArgs, ThreadArg};
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_THREAD: u64 = 0x1_0000;
-const CLONE_SYSVSEM: u64 = 0x4_0000;
-const FUTEX_WAIT: usize = 0;
-const FUTEX_WAKE: usize = 1;
+const CLONE_VM: u64 = criu_arch::kernel::general::CLONE_VM as u64;
+const CLONE_FS: u64 = criu_arch::kernel::general::CLONE_FS as u64;
+const CLONE_FILES: u64 = criu_arch::kernel::general::CLONE_FILES as u64;
+const CLONE_SIGHAND: u64 = criu_arch::kernel::general::CLONE_SIGHAND as u64;
+const CLONE_THREAD: u64 = criu_arch::kernel::general::CLONE_THREAD as u64;
+const CLONE_SYSVSEM: u64 = criu_arch::kernel::general::CLONE_SYSVSEM as u64;
+const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
+const FUTEX_WAKE: usize = criu_arch::kernel::general::FUTEX_WAKE as usize;
 
 /// Main thread: create every thread, then wait until all are ready (their
 /// credentials are set: the main thread's own credentials and dumpable

@@ -16,12 +16,12 @@ use criu_arch::{KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4
 use super::{CloneArgs, Fail, check, items};
 use crate::abi::{self, ChildArg, RestoreArgs, TreeWords};
 
-const FUTEX_WAIT: usize = 0;
-const FUTEX_WAKE: usize = 1;
-const PR_SET_PDEATHSIG: usize = 1;
-const SIGKILL: usize = 9;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
+const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
+const FUTEX_WAKE: usize = criu_arch::kernel::general::FUTEX_WAKE as usize;
+const PR_SET_PDEATHSIG: usize = criu_arch::kernel::prctl::PR_SET_PDEATHSIG as usize;
+const SIGKILL: usize = criu_arch::kernel::general::SIGKILL as usize;
+const CLONE_FS: u64 = criu_arch::kernel::general::CLONE_FS as u64;
+const CLONE_FILES: u64 = criu_arch::kernel::general::CLONE_FILES as u64;
 /// Failure index of the fork of child `i`: `FORK_INDEX + i`.
 pub const FORK_INDEX: u32 = 0x100;
 

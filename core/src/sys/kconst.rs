@@ -1,0 +1,70 @@
+//! Kernel constants at the types the code uses. Every value that
+//! linux-raw-sys has (generated from each architecture's uapi headers, so
+//! per-arch differences such as ppc64's socket options come out right)
+//! is taken from it; the few it does not export are defined here, each
+//! from a generic uapi header that has the same value on every
+//! architecture. `tests/kernel_constants.rs` keeps hand-written kernel
+//! constants out of the rest of the code.
+
+use linux_raw_sys::{net, netlink};
+
+// Netlink (linux/netlink.h, linux/rtnetlink.h).
+pub const NLM_F_REQUEST: u16 = netlink::NLM_F_REQUEST as u16;
+pub const NLM_F_DUMP: u16 = netlink::NLM_F_DUMP as u16;
+pub const NLMSG_ERROR: u16 = netlink::NLMSG_ERROR as u16;
+pub const NLMSG_DONE: u16 = netlink::NLMSG_DONE as u16;
+pub const NLMSG_HDRLEN: usize = size_of::<netlink::nlmsghdr>();
+const _: () = assert!(NLMSG_HDRLEN == 16);
+pub const NLA_HDRLEN: usize = size_of::<netlink::nlattr>();
+const _: () = assert!(NLA_HDRLEN == 4);
+pub const RTM_NEWNSID: u16 = netlink::RTM_NEWNSID as u16;
+pub const RTM_GETNSID: u16 = netlink::RTM_GETNSID as u16;
+
+// Address families and protocols (linux/socket.h, linux/in.h).
+pub const AF_UNIX: u8 = net::AF_UNIX as u8;
+pub const AF_INET: u8 = net::AF_INET as u8;
+pub const AF_INET6: u8 = net::AF_INET6 as u8;
+pub const AF_NETLINK: u8 = net::AF_NETLINK as u8;
+pub const AF_PACKET: u8 = net::AF_PACKET as u8;
+pub const IPPROTO_TCP: u8 = net::IPPROTO_TCP as u8;
+pub const IPPROTO_UDP: u8 = net::IPPROTO_UDP as u8;
+pub const IPPROTO_UDPLITE: u8 = net::IPPROTO_UDPLITE as u8;
+pub const IPPROTO_RAW: u8 = net::IPPROTO_RAW as u8;
+
+// Not in linux-raw-sys: generic headers, one value on every arch.
+
+/// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
+pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `NDIAG_PROTO_ALL` (linux/netlink_diag.h): every netlink protocol.
+pub const NDIAG_PROTO_ALL: u8 = 255;
+/// `UDIAG_SHOW_*` request bits (linux/unix_diag.h).
+pub const UDIAG_SHOW_NAME: u32 = 0x01;
+pub const UDIAG_SHOW_VFS: u32 = 0x02;
+pub const UDIAG_SHOW_PEER: u32 = 0x04;
+pub const UDIAG_SHOW_ICONS: u32 = 0x08;
+pub const UDIAG_SHOW_RQLEN: u32 = 0x10;
+/// `UNIX_DIAG_*` reply attributes (linux/unix_diag.h).
+pub const UNIX_DIAG_NAME: u16 = 0;
+pub const UNIX_DIAG_VFS: u16 = 1;
+pub const UNIX_DIAG_PEER: u16 = 2;
+pub const UNIX_DIAG_ICONS: u16 = 3;
+pub const UNIX_DIAG_RQLEN: u16 = 4;
+pub const UNIX_DIAG_SHUTDOWN: u16 = 6;
+/// `NETNSA_*` attributes (linux/net_namespace.h).
+pub const NETNSA_NSID: u16 = 1;
+pub const NETNSA_PID: u16 = 2;
+/// `VETH_INFO_PEER` (linux/veth.h).
+pub const VETH_INFO_PEER: u16 = 1;
+/// `SIOCGSKNS` (linux/sockios.h): a socket's network namespace.
+pub const SIOCGSKNS: u32 = 0x894c;
+/// `SIOCUNIXFILE` (linux/un.h: `SIOCPROTOPRIVATE + 0`).
+pub const SIOCUNIXFILE: u32 = linux_raw_sys::ioctl::SIOCPROTOPRIVATE;
+/// `ARCH_SET_GS` (x86's asm/prctl.h; x86 only; linux-raw-sys has only
+/// `ARCH_SET_FS`, 0x1002, of the pair).
+pub const ARCH_SET_GS: u32 = 0x1001;
+/// `ARCH_MAP_VDSO_32` (x86's asm/prctl.h; x86 only).
+pub const ARCH_MAP_VDSO_32: u32 = 0x2002;
+/// TCP states as sock_diag reports them (include/net/tcp_states.h, the
+/// same on every arch; not a uapi header).
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_LISTEN: u8 = 10;

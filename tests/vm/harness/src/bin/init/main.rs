@@ -239,6 +239,10 @@ struct Totals {
     passed: u32,
     failed: u32,
     skipped: u32,
+    /// Tests (not programs): passed (skips included), failed, ignored.
+    tests_passed: u32,
+    tests_failed: u32,
+    tests_ignored: u32,
 }
 
 fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
@@ -258,6 +262,13 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
     let log = fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned());
     let log = log.unwrap_or_default();
     let summary = libtest::summarize(&log);
+    totals.tests_passed += summary.passed;
+    totals.tests_failed += summary.failed_names.len() as u32;
+    totals.tests_ignored += summary.ignored;
+    // Every test that skipped itself, for the host's per-arch skip count.
+    for skip in &summary.skipped {
+        println!("SKIPPED {name}/{skip}");
+    }
     let reason = match ending {
         Err(err) => Some(format!("cannot run {path}: {err}")),
         Ok(Ending::TimedOut) => Some(format!("timed out after {}s", manifest.timeout.as_secs())),
@@ -328,6 +339,10 @@ fn main() {
             println!("FAIL vm-init: {err}");
         }
     }
+    println!(
+        "test result: vm. {} passed; {} failed; {} ignored",
+        totals.tests_passed, totals.tests_failed, totals.tests_ignored
+    );
     println!(
         "{} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.skipped

@@ -262,6 +262,10 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
     let log = fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned());
     let log = log.unwrap_or_default();
     let summary = libtest::summarize(&log);
+    // How far the PID counter got (it wraps at pid_max): restores need
+    // their tasks' old PIDs free, so a wrap matters to the fault walks.
+    let last_pid = fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap_or_default();
+    println!("vm-init: {name}: last pid {}", last_pid.trim());
     totals.tests_passed += summary.passed;
     totals.tests_failed += summary.failed_names.len() as u32;
     totals.tests_ignored += summary.ignored;

@@ -21,12 +21,11 @@ const NO_IMAGES: i32 = 1;
 fn runnable() -> bool {
     static RUNNABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *RUNNABLE.get_or_init(|| {
-        let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+        Command::new(env!("CARGO_BIN_EXE_criu"))
             .arg("--version")
             .output()
             .map(|o| o.status.success() && o.stdout.starts_with(b"Version: "))
-            .unwrap_or(false);
-        ok
+            .unwrap_or(false)
     })
 }
 

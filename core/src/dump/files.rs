@@ -17,8 +17,8 @@ use crate::proc::task::FdTarget;
 use crate::sys::kcmp::{KcmpOrder, KcmpType, kcmp};
 
 /// `O_CLOEXEC`: per-fd, stored in `fdinfo_entry.flags` as `FD_CLOEXEC`.
-const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC as u32;
-const FD_CLOEXEC: u32 = linux_raw_sys::general::FD_CLOEXEC as u32;
+const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC;
+const FD_CLOEXEC: u32 = linux_raw_sys::general::FD_CLOEXEC;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {

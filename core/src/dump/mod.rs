@@ -107,7 +107,7 @@ pub const FAULT_STEPS: &[&str] = &[
 ];
 
 /// `O_RDWR`: a memfd mapping's access mode when map_files gives none.
-const O_RDWR: u32 = linux_raw_sys::general::O_RDWR as u32;
+const O_RDWR: u32 = linux_raw_sys::general::O_RDWR;
 
 /// Size of the parasite's argument area: room for many iovecs per batch.
 const ARGS_LEN: usize = 64 * 1024;
@@ -757,7 +757,7 @@ fn peek_signals(
 /// Private VMAs whose pages are dumped but which the task cannot read:
 /// they get `PROT_READ` while the parasite splices them.
 fn unreadable(c: &Collected) -> Vec<parasite::ProtChange> {
-    const PROT_READ: u32 = linux_raw_sys::general::PROT_READ as u32;
+    const PROT_READ: u32 = linux_raw_sys::general::PROT_READ;
     c.vmas
         .iter()
         .filter(|v| v.entry.prot & PROT_READ == 0)

@@ -12,7 +12,7 @@ use crate::proc::fdinfo::FdInfo;
 /// `EFD_SEMAPHORE`. It is not an `f_flags` bit, but bit 0 (`O_WRONLY`) is
 /// never set on an eventfd (always `O_RDWR`), so the entry's `flags`
 /// carries it there, as `eventfd()` takes it.
-pub const EFD_SEMAPHORE: u32 = linux_raw_sys::general::EFD_SEMAPHORE as u32;
+pub const EFD_SEMAPHORE: u32 = linux_raw_sys::general::EFD_SEMAPHORE;
 
 /// The `files.img` entry of an eventfd with id `id`; `flags` are the
 /// file's `O_*` flags without `O_CLOEXEC`.

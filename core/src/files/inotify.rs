@@ -27,8 +27,8 @@ const IN_MASK_REQUESTS: u32 =
     linux_raw_sys::general::IN_MASK_ADD | linux_raw_sys::general::IN_MASK_CREATE;
 /// Most add/remove rounds spent to reach a watch's number.
 const MAX_WD_ROUNDS: i32 = 1 << 20;
-const O_PATH: u32 = linux_raw_sys::general::O_PATH as u32;
-const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC as u32;
+const O_PATH: u32 = linux_raw_sys::general::O_PATH;
+const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InotifyError {

@@ -22,7 +22,7 @@ const KIND: &str = "a pipe";
 /// The size a new pipe has (16 pages); only other sizes are worth noting
 /// when the pipe is empty.
 const DEFAULT_PIPE_SIZE: u32 = 65536;
-const O_ACCMODE: u32 = linux_raw_sys::general::O_ACCMODE as u32;
+const O_ACCMODE: u32 = linux_raw_sys::general::O_ACCMODE;
 
 /// Pipe ends and data already dumped.
 #[derive(Debug, Default)]

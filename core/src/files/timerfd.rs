@@ -14,7 +14,7 @@ use crate::images::pb;
 use crate::proc::fdinfo::FdInfo;
 
 /// `TFD_TIMER_ABSTIME`.
-const TFD_TIMER_ABSTIME: u32 = linux_raw_sys::general::TFD_TIMER_ABSTIME as u32;
+const TFD_TIMER_ABSTIME: u32 = linux_raw_sys::general::TFD_TIMER_ABSTIME;
 
 /// The `files.img` entry of a timerfd with id `id`; `flags` are the
 /// file's `O_*` flags without `O_CLOEXEC`.

@@ -35,9 +35,9 @@ use crate::sys::sockopt as so;
 const KIND: &str = "a unix socket";
 /// `uflags`: the socket is outside the dump (a peer of one inside).
 pub const USK_EXTERN: u32 = 1;
-const SOCK_STREAM: u32 = linux_raw_sys::net::SOCK_STREAM as u32;
-pub(super) const SOCK_DGRAM: u32 = linux_raw_sys::net::SOCK_DGRAM as u32;
-const SOCK_SEQPACKET: u32 = linux_raw_sys::net::SOCK_SEQPACKET as u32;
+const SOCK_STREAM: u32 = linux_raw_sys::net::SOCK_STREAM;
+pub(super) const SOCK_DGRAM: u32 = linux_raw_sys::net::SOCK_DGRAM;
+const SOCK_SEQPACKET: u32 = linux_raw_sys::net::SOCK_SEQPACKET;
 /// Largest datagram read while dumping a queue.
 const MAX_MSG: usize = 4 << 20;
 

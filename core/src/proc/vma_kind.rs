@@ -45,7 +45,7 @@ use status::*;
 
 /// The mapping-type field of mmap flags (`MAP_SHARED`/`MAP_PRIVATE`/
 /// `MAP_DROPPABLE`…); the same 0x0f on every arch.
-pub const MAP_TYPE: u32 = linux_raw_sys::general::MAP_TYPE as u32;
+pub const MAP_TYPE: u32 = linux_raw_sys::general::MAP_TYPE;
 
 /// `makedev(1, 5)`: `/dev/zero`, whose shared mappings are anonymous
 /// shared memory.

@@ -10,7 +10,7 @@ use super::RestoreError;
 
 /// Lowest address considered for the bootstrap region.
 const SEARCH_FROM: u64 = 0x1000_0000;
-const PROT_EXEC: u32 = linux_raw_sys::general::PROT_EXEC as u32;
+const PROT_EXEC: u32 = linux_raw_sys::general::PROT_EXEC;
 /// Mappings at or above this are kernel-provided (`[vsyscall]`).
 const KERNEL_HALF: u64 = 1 << 63;
 

@@ -27,7 +27,7 @@ use crate::images::typed::ImageDir;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD, VMA_AREA_SYSVIPC};
 
 /// `F_SEAL_SEAL`: no more seals may be added.
-const F_SEAL_SEAL: u32 = linux_raw_sys::general::F_SEAL_SEAL as u32;
+const F_SEAL_SEAL: u32 = linux_raw_sys::general::F_SEAL_SEAL;
 
 /// One shmem object to recreate.
 #[derive(Debug)]

@@ -277,7 +277,7 @@ pub fn binfmt_misc_sandboxed() -> Result<Option<bool>, Errno> {
         Ok(None)
     } else {
         let host_dev = dev_of(&host);
-        statx_dev_in_child(true).map(|d| d.map(|d| d != host_dev))
+        statx_dev_in_new_userns().map(|d| d.map(|d| d != host_dev))
     };
     close(mnt);
     close(fs);
@@ -287,7 +287,7 @@ pub fn binfmt_misc_sandboxed() -> Result<Option<bool>, Errno> {
 /// The binfmt_misc device seen by a child after
 /// `unshare(CLONE_NEWUSER | CLONE_NEWNS)` (`None`: it could not mount
 /// one), passed back through a pipe.
-fn statx_dev_in_child(new_ns: bool) -> Result<Option<(u32, u32)>, Errno> {
+fn statx_dev_in_new_userns() -> Result<Option<(u32, u32)>, Errno> {
     let (rd, wr) = rustix::pipe::pipe()?;
     let wr_fd = std::os::fd::AsRawFd::as_raw_fd(&wr) as usize;
     let mut st = [0u8; STATX_SIZE];
@@ -295,14 +295,12 @@ fn statx_dev_in_child(new_ns: bool) -> Result<Option<(u32, u32)>, Errno> {
     // 8 bytes of it to the pipe, then exits.
     let end = unsafe {
         in_child(move || {
-            if new_ns {
-                let ret = criu_arch::syscall1(
-                    criu_arch::nr::UNSHARE,
-                    (raw::CLONE_NEWUSER | raw::CLONE_NEWNS) as usize,
-                );
-                if ret < 0 {
-                    child_exit(exit_code(ret));
-                }
+            let ret = criu_arch::syscall1(
+                criu_arch::nr::UNSHARE,
+                (raw::CLONE_NEWUSER | raw::CLONE_NEWNS) as usize,
+            );
+            if ret < 0 {
+                child_exit(exit_code(ret));
             }
             let (ret, _, _) = detached_binfmt_misc(&mut st);
             if ret < 0 {

@@ -4,7 +4,7 @@
 
 use criu_core::{pr_err, pr_msg};
 
-const CAP_SYS_ADMIN: u32 = linux_raw_sys::general::CAP_SYS_ADMIN as u32;
+const CAP_SYS_ADMIN: u32 = linux_raw_sys::general::CAP_SYS_ADMIN;
 const CAP_CHECKPOINT_RESTORE: u32 = linux_raw_sys::general::CAP_CHECKPOINT_RESTORE;
 
 /// `Err(())` after saying what is missing and how to get it.

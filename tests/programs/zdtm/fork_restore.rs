@@ -219,7 +219,7 @@ fn child_main(dir: &Path) -> Result<(), String> {
     let go = dir.join("go");
     let start = Instant::now();
     while !go.exists() {
-        if start.elapsed() > Duration::from_secs(120) {
+        if zdtm::waited_too_long(start) {
             return Err("no go".into());
         }
         for _ in 0..10 {

@@ -14,11 +14,37 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a program waits for `go` before giving up (this only bounds
-/// a program whose harness died; call_faults' tree dump walks about 400
-/// failing dumps of one program, which takes about 2 minutes in the
-/// ppc64le VM under TCG).
-pub const GO_TIMEOUT: Duration = Duration::from_secs(300);
+/// The last bound on waiting for `go`, for a harness that lives on but
+/// forgot the program. A program normally gives up only when its harness
+/// is gone ([`waited_too_long`]): a fixed bound counted from the program's
+/// start failed call_faults' tree walks in a loaded aarch64 VM, where the
+/// walk outlasted it and the program ended in the middle of a dump or a
+/// restore ("the restore failed by itself", a zombie in the dump walk).
+pub const GO_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The harness's PID: the program's parent when it starts (the test
+/// process spawns every program itself). Inherited by forked children and
+/// kept across dump and restore, since it is plain memory.
+static HARNESS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Notes the harness (the parent) once, at the program's start.
+fn note_harness() {
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    HARNESS.store(ppid, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the program should stop waiting for `go`: its harness is gone
+/// (no process with its PID), or the last bound ran out. A slow machine
+/// only makes the wait longer, never makes the program end on its own
+/// while its harness still drives it.
+pub fn waited_too_long(start: std::time::Instant) -> bool {
+    let harness = HARNESS.load(std::sync::atomic::Ordering::Relaxed);
+    let gone = match rustix::process::Pid::from_raw(harness) {
+        Some(pid) => rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH),
+        None => false,
+    };
+    gone || start.elapsed() > GO_TIMEOUT
+}
 
 /// The test directory (first argument) and the rest of the arguments.
 pub struct Args {
@@ -40,6 +66,7 @@ pub fn run<T>(
         dir: dir.clone(),
         rest: argv.map(|a| a.to_string_lossy().into_owned()).collect(),
     };
+    note_harness();
     let verdict = (|| {
         let _ = rustix::process::setsid();
         close_inherited_fds()?;
@@ -49,7 +76,7 @@ pub fn run<T>(
         let go = dir.join("go");
         let start = std::time::Instant::now();
         while !go.exists() {
-            if start.elapsed() > GO_TIMEOUT {
+            if waited_too_long(start) {
                 return Err("no go from the harness".to_string());
             }
             tick(&mut state);

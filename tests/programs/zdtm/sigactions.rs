@@ -45,7 +45,7 @@ extern "C" fn on_wait(_sig: i32, _info: usize, _uc: usize) {
     let go = GO.get().expect("go path");
     let _ = zdtm::write_atomic(&go.with_file_name("inside"), "1\n");
     let start = std::time::Instant::now();
-    while !go.exists() && start.elapsed() < Duration::from_secs(120) {
+    while !go.exists() && !zdtm::waited_too_long(start) {
         std::thread::sleep(Duration::from_millis(1));
     }
     WAIT_MASK[1].store(zdtm::blocked().unwrap_or(0), Ordering::SeqCst);

@@ -154,7 +154,7 @@ fn wait_go(dir: &Path) -> Result<(), String> {
     let go = dir.join("go");
     let start = Instant::now();
     while !go.exists() {
-        if start.elapsed() > zdtm::GO_TIMEOUT {
+        if zdtm::waited_too_long(start) {
             return Err("no go from the harness".into());
         }
         std::thread::sleep(Duration::from_millis(1));

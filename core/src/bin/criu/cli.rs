@@ -10,7 +10,7 @@ use criu_core::opts::{
     parse_size,
 };
 
-use crate::table;
+use crate::{given, table};
 
 /// The commands CRIU knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +30,19 @@ pub enum Command {
     Show,
 }
 
+/// A command to run, with its options.
+#[derive(Debug)]
+pub struct Run {
+    pub command: Command,
+    pub opts: Opts,
+    /// Warnings about the options, for the log once it is open.
+    pub warnings: Vec<String>,
+}
+
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Command, Box<Opts>),
+    Run(Box<Run>),
     Help,
     Version,
     /// `--feature list`: print the feature names.
@@ -57,6 +66,11 @@ impl UsageError {
             usage: false,
             plain: false,
         }
+    }
+
+    /// An error (`Error (...): MESSAGE` on stderr), without the usage.
+    pub fn error(message: impl Into<String>) -> Self {
+        UsageError::new(message)
     }
 
     fn message(message: impl Into<String>) -> Self {
@@ -117,6 +131,8 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
     }
 
     let opts = build_opts(&m)?;
+    // CRIU closes them while it parses, before anything else happens.
+    given::close_fds(&m);
 
     let words: Vec<String> = m
         .get_many::<String>("COMMAND")
@@ -178,6 +194,9 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
             ));
         }
         opts.restore.exec_cmd = Some(rest.to_vec());
+        // As CRIU: criu does not wait for the tree, the command it becomes
+        // is the tree's parent.
+        opts.restore.detached = true;
     } else if !matches!(command, Command::CpuinfoDump | Command::CpuinfoCheck) && !rest.is_empty()
         || rest.len() > 1
     {
@@ -187,13 +206,21 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         )));
     }
 
-    if !opts.restore.inherit_fds.is_empty() && command != Command::Restore {
-        return Err(OptsError::InheritFdNotRestore.into());
-    }
+    // Every option either acts or is refused here, before anything is
+    // touched (CRIU's "--inherit-fd is restore-only option" among them).
+    given::check(&command, &m)?;
     if matches!(command, Command::Dump | Command::PreDump) && opts.dump.tree.is_none() {
         return Err(UsageError::message("Error: pid not specified"));
     }
-    Ok(Invocation::Run(command, Box::new(opts)))
+    let mut warnings = Vec::new();
+    if command == Command::Restore && value(&m, "network-lock").is_some() {
+        warnings.push("--network-lock will be ignored in restore command".to_owned());
+    }
+    Ok(Invocation::Run(Box::new(Run {
+        command,
+        opts,
+        warnings,
+    })))
 }
 
 /// Options from CRIU's configuration files, to go before the command line
@@ -507,7 +534,7 @@ mod tests {
 
     fn run(args: &[&str]) -> (Command, Opts) {
         match parse(args.iter().map(|s| s.to_string()).collect()) {
-            Ok(Invocation::Run(c, o)) => (c, *o),
+            Ok(Invocation::Run(r)) => (r.command, r.opts),
             other => panic!("{args:?}: {other:?}"),
         }
     }
@@ -608,16 +635,34 @@ mod tests {
         assert!(err(&["check", "--ms"]).contains("deprecated"));
     }
 
+    /// The options as parsed, before the support table has its say.
+    fn parsed(args: &[&str]) -> Opts {
+        let mut argv = vec!["criu".to_owned()];
+        argv.extend(table::normalize(args.iter().map(|s| s.to_string()).collect()));
+        build_opts(&table::command().try_get_matches_from(argv).unwrap()).unwrap()
+    }
+
     #[test]
     fn optional_arguments() {
-        let (_, o) = run(&["restore", "--manage-cgroups"]);
+        let o = parsed(&["restore", "--manage-cgroups"]);
         assert_eq!(o.common.manage_cgroups, CgroupMode::Soft);
-        let (_, o) = run(&["restore", "--manage-cgroups=full"]);
+        let o = parsed(&["restore", "--manage-cgroups=full"]);
         assert_eq!(o.common.manage_cgroups, CgroupMode::Full);
+        let (_, o) = run(&["restore", "--manage-cgroups=ignore"]);
+        assert_eq!(o.common.manage_cgroups, CgroupMode::Ignore);
         let (_, o) = run(&["dump", "-t", "1", "-x"]);
         assert!(o.common.ext_unix_sk);
-        let (_, o) = run(&["dump", "-t", "1", "-x123"]);
+        let o = parsed(&["dump", "-t", "1", "-x123"]);
         assert_eq!(o.common.ext_unix_sk_inodes, vec![123]);
+        // Parsed as CRIU does, then refused: not implemented yet.
+        assert_eq!(
+            err(&["restore", "--manage-cgroups"]),
+            "--manage-cgroups=soft is not supported yet"
+        );
+        assert_eq!(
+            err(&["dump", "-t", "1", "-x123"]),
+            "--ext-unix-sk=123 is not supported yet"
+        );
     }
 
     #[test]
@@ -649,7 +694,7 @@ mod tests {
 
     #[test]
     fn sizes_and_lists() {
-        let (_, o) = run(&[
+        let o = parsed(&[
             "dump",
             "-t",
             "1",
@@ -672,5 +717,6 @@ mod tests {
         assert_eq!(o.common.timeout, 30);
         assert_eq!(o.common.port, Some(1234));
         assert!(err(&["page-server", "--port", "0"]).contains("--port"));
+        assert_eq!(err(&["dump", "-t", "1", "--external", "x"]), "--external is not supported yet");
     }
 }

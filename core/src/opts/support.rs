@@ -132,9 +132,8 @@ impl Entry {
     }
 
     fn matches_any_value(&self) -> bool {
-        self.value().is_some_and(|v| {
-            !v.is_empty() && v.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-        })
+        self.value()
+            .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::images::pb::rpc::{
     CriuDumpResp, CriuFeatures, CriuNotify, CriuReq, CriuReqType, CriuResp, CriuRestoreResp,
     CriuVersion,
 };
+use crate::opts::support::On;
 use crate::opts::{CheckOpts, version};
 use crate::{log, pr_info};
 
@@ -90,9 +91,10 @@ fn setup_with_log(
     peer: &Peer,
     mode: Mode,
     what: &'static str,
+    on: On,
 ) -> Result<Setup, ServiceError> {
     let opts = req.opts.as_ref().ok_or(ServiceError::NoOpts(what))?;
-    let s = setup::setup(opts, peer, mode)?;
+    let s = setup::setup(opts, peer, mode, on)?;
     log::init(&s.opts.common.log_config())?;
     log::log_banner(version::STRING, version::GITID);
     Ok(s)
@@ -102,7 +104,7 @@ fn setup_with_log(
 fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceError> {
     let unprivileged = match req.opts {
         Some(_) => {
-            setup_with_log(req, peer, mode, "CHECK")?
+            setup_with_log(req, peer, mode, "CHECK", On::CHECK)?
                 .opts
                 .common
                 .unprivileged
@@ -180,7 +182,7 @@ fn dump(
     peer: &Peer,
     mode: Mode,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "DUMP")?;
+    let s = setup_with_log(req, peer, mode, "DUMP", On::DUMP)?;
     let pid = s.opts.dump.tree;
     with_hooks(sk, s.notify, |hooks| {
         crate::dump::dump(&s.opts.common, &s.opts.dump, hooks)
@@ -209,7 +211,7 @@ fn restore(
     peer: &Peer,
     mode: Mode,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "RESTORE")?;
+    let s = setup_with_log(req, peer, mode, "RESTORE", On::RESTORE)?;
     let pid = with_hooks(sk, s.notify, |hooks| {
         crate::restore::restore_task(&s.opts, hooks)
     })

@@ -26,6 +26,7 @@
 pub mod daemon;
 mod handlers;
 pub mod inherited;
+mod requested;
 pub mod setup;
 pub mod wire;
 

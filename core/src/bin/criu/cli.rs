@@ -638,7 +638,9 @@ mod tests {
     /// The options as parsed, before the support table has its say.
     fn parsed(args: &[&str]) -> Opts {
         let mut argv = vec!["criu".to_owned()];
-        argv.extend(table::normalize(args.iter().map(|s| s.to_string()).collect()));
+        argv.extend(table::normalize(
+            args.iter().map(|s| s.to_string()).collect(),
+        ));
         build_opts(&table::command().try_get_matches_from(argv).unwrap()).unwrap()
     }
 
@@ -717,6 +719,9 @@ mod tests {
         assert_eq!(o.common.timeout, 30);
         assert_eq!(o.common.port, Some(1234));
         assert!(err(&["page-server", "--port", "0"]).contains("--port"));
-        assert_eq!(err(&["dump", "-t", "1", "--external", "x"]), "--external is not supported yet");
+        assert_eq!(
+            err(&["dump", "-t", "1", "--external", "x"]),
+            "--external is not supported yet"
+        );
     }
 }

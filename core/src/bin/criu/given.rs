@@ -125,7 +125,10 @@ mod tests {
     fn given_options_and_values() {
         assert_eq!(
             given_of(&["dump", "--manage-cgroups", "--shell-job", "--no-file-locks"]),
-            [("shell-job", String::new()), ("manage-cgroups", "soft".into())]
+            [
+                ("shell-job", String::new()),
+                ("manage-cgroups", "soft".into())
+            ]
         );
         assert_eq!(
             given_of(&["dump", "--external", "a", "--external", "b"]),

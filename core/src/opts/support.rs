@@ -14,9 +14,9 @@
 //! An entry applies to the commands in its [`On`] set. An option given to a
 //! command outside every entry's set has no meaning there and is ignored, as
 //! CRIU ignores it (`criu restore --leave-running`). Keys may carry a value
-//! (`manage-cgroups=ignore`): such an entry applies to that value only, an
-//! all-uppercase value (`ext-unix-sk=INODE`) to any non-empty value, and the
-//! bare key to whatever no valued entry matches.
+//! (`manage-cgroups=ignore`): such an entry applies to that value only, a
+//! value in angle brackets (`ext-unix-sk=<inode>`) to any non-empty value,
+//! and the bare key to whatever no valued entry matches.
 //!
 //! Flipping an option from refused to implemented is a one-line change here
 //! (plus its test). `tests/options.rs` walks both tables: every refused
@@ -133,7 +133,7 @@ impl Entry {
 
     fn matches_any_value(&self) -> bool {
         self.value()
-            .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .is_some_and(|v| v.starts_with('<') && v.ends_with('>'))
     }
 }
 
@@ -275,19 +275,19 @@ pub const CLI: &[Entry] = &[
     works("leave-running", D, "tests/dump.rs::dump_twice_with_leave_running"),
     works("restore-detached", R, "tests/restore_e2e.rs::pattern_program_survives_dump_and_restore"),
     works("daemon", or(R, SV), "tests/service_daemon.rs::detached_daemon"),
-    works("restore-sibling", R, "tests/options.rs::restore_sibling_makes_the_caller_the_parent"),
+    works("restore-sibling", R, "tests/options_e2e.rs::restore_sibling_makes_the_caller_the_parent"),
     works("images-dir", ALL, "tests/cli.rs::options_after_and_before_the_command"),
     works("work-dir", ALL, "tests/cli.rs::log_file_is_relative_to_work_dir"),
     works("log-file", ALL, "tests/cli.rs::log_file_goes_to_images_dir_with_mode_0600"),
-    works("log-pid", ALL, "tests/options.rs::log_pid_keeps_the_whole_log_in_one_file"),
+    works("log-pid", ALL, "tests/options_e2e.rs::log_pid_keeps_the_whole_log_in_one_file"),
     works("verbosity", ALL, "tests/cli.rs::default_level_has_no_timestamps_and_no_info"),
     not_yet("join-ns", R, "--join-ns=net:/proc/self/ns/net"),
     not_yet("root", DR, "--root=/"),
     works("ext-unix-sk", DR, "tests/zdtm_files.rs::unix_socket_connected_outside_comes_back_with_ext_unix_sk"),
-    not_yet("ext-unix-sk=INODE", DR, "--ext-unix-sk=12345"),
+    not_yet("ext-unix-sk=<inode>", DR, "--ext-unix-sk=12345"),
     works("help", ALL, "tests/cli.rs::help_and_usage"),
     not_yet("tcp-established", DR, "--tcp-established"),
-    works("close", ALL, "tests/options.rs::close_closes_the_fd_in_criu"),
+    works("close", ALL, "tests/options_e2e.rs::close_closes_the_fd_in_criu"),
     works("version", ALL, "tests/cli.rs::version_prints_like_criu"),
     not_yet("evasive-devices", DR, "--evasive-devices"),
     works("pidfile", or(R, SV), "tests/service_daemon.rs::status_fd_pidfile_and_a_second_instance"),
@@ -304,12 +304,12 @@ pub const CLI: &[Entry] = &[
     not_yet("track-mem", DPD, "--track-mem"),
     not_yet("auto-dedup", TREE, "--auto-dedup"),
     not_yet("libdir", TREE, "--libdir=/usr/lib/criu"),
-    works("cpu-cap", or(DR, CI), "tests/options.rs::cpu_cap_writes_and_checks_cpuinfo"),
+    works("cpu-cap", or(DR, CI), "tests/options_e2e.rs::cpu_cap_writes_and_checks_cpuinfo"),
     not_yet("force-irmap", DPD, "--force-irmap"),
     not_yet("ext-mount-map", DR, "--ext-mount-map=/a:b"),
-    works("exec-cmd", R, "tests/options.rs::exec_cmd_runs_after_the_restore"),
+    works("exec-cmd", R, "tests/options_e2e.rs::exec_cmd_runs_after_the_restore"),
     refused("exec-cmd", NOT_R, "--exec-cmd", "--exec-cmd is available for the restore command only"),
-    works("manage-cgroups=ignore", DR, "tests/options.rs::manage_cgroups_ignore_is_accepted"),
+    works("manage-cgroups=ignore", DR, "tests/options_e2e.rs::manage_cgroups_ignore_is_accepted"),
     not_yet("manage-cgroups=none", DR, "--manage-cgroups=none"),
     not_yet("manage-cgroups=props", DR, "--manage-cgroups=props"),
     not_yet("manage-cgroups=soft", DR, "--manage-cgroups=soft"),
@@ -335,13 +335,13 @@ pub const CLI: &[Entry] = &[
     not_yet("lazy-pages", DR, "--lazy-pages"),
     refused("lazy-pages", PD, "--lazy-pages", "Cannot pre-dump with --lazy-pages"),
     works("extra", CK, "tests/check.rs::extra_and_all_report_but_do_not_abort"),
-    works("experimental", CK, "tests/options.rs::check_experimental_runs_the_experimental_probes"),
+    works("experimental", CK, "tests/options_e2e.rs::check_experimental_runs_the_experimental_probes"),
     works("all", CK, "tests/check.rs::extra_and_all_report_but_do_not_abort"),
     not_yet("cgroup-props", DR, "--cgroup-props=x"),
     not_yet("cgroup-props-file", DR, "--cgroup-props-file=/x"),
     not_yet("cgroup-dump-controller", DR, "--cgroup-dump-controller=cpu"),
     not_yet("skip-in-flight", DR, "--skip-in-flight"),
-    works("deprecated", ALL, "tests/options.rs::deprecated_is_logged"),
+    works("deprecated", ALL, "tests/options_e2e.rs::deprecated_is_logged"),
     works("display-stats", DR, "tests/demo.rs::demo_checkpoints_and_restores_the_counter"),
     not_yet("weak-sysctls", R, "--weak-sysctls"),
     works("status-fd", SV, "tests/service_daemon.rs::status_fd_pidfile_and_a_second_instance"),
@@ -350,7 +350,7 @@ pub const CLI: &[Entry] = &[
     not_yet("stream", TREE, "--stream"),
     refused("stream", or(or(CK, SV), or(PS, On::DEDUP)), "--stream", "--stream cannot be used with the {cmd} command"),
     works("config", ALL, "tests/cli.rs::config_file_options_apply_and_command_line_wins"),
-    works("no-default-config", ALL, "tests/options.rs::no_default_config_skips_the_default_files"),
+    works("no-default-config", ALL, "tests/options_e2e.rs::no_default_config_skips_the_default_files"),
     not_yet("tls-cacert", NET, "--tls-cacert=/ca.pem"),
     not_yet("tls-cacrl", NET, "--tls-cacrl=/ca.crl"),
     not_yet("tls-cert", NET, "--tls-cert=/c.pem"),
@@ -361,10 +361,10 @@ pub const CLI: &[Entry] = &[
     not_yet("pre-dump-mode", PD, "--pre-dump-mode=read"),
     not_yet("file-validation", R, "--file-validation=filesize"),
     not_yet("lsm-mount-context", R, "--lsm-mount-context=x"),
-    works("network-lock=iptables", or(D, R), "tests/options.rs::network_lock_values_are_accepted"),
-    works("network-lock=nftables", or(D, R), "tests/options.rs::network_lock_values_are_accepted"),
-    works("network-lock=skip", or(D, R), "tests/options.rs::network_lock_values_are_accepted"),
-    works("network-lock=none", or(D, R), "tests/options.rs::network_lock_values_are_accepted"),
+    works("network-lock=iptables", or(D, R), "tests/options_e2e.rs::network_lock_values_are_accepted"),
+    works("network-lock=nftables", or(D, R), "tests/options_e2e.rs::network_lock_values_are_accepted"),
+    works("network-lock=skip", or(D, R), "tests/options_e2e.rs::network_lock_values_are_accepted"),
+    works("network-lock=none", or(D, R), "tests/options_e2e.rs::network_lock_values_are_accepted"),
     not_yet("mntns-compat-mode", R, "--mntns-compat-mode"),
     refused("mntns-compat-mode", NOT_R, "--mntns-compat-mode", "Option --mntns-compat-mode is only valid on restore"),
     works("unprivileged", or(TREE, CK), "tests/unprivileged.rs::unprivileged_user_dumps_and_restores_its_own_process"),
@@ -402,11 +402,11 @@ pub const RPC: &[Entry] = &[
     not_yet("veths", R, ""),
     works("cpu_cap", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("force_irmap", DPD, ""),
-    works("exec_cmd", R, "tests/options.rs::rpc_exec_cmd_replaces_the_worker"),
+    works("exec_cmd", R, "tests/options_e2e.rs::rpc_exec_cmd_replaces_the_worker"),
     not_yet("ext_mnt", DR, ""),
     not_yet("manage_cgroups", DR, ""),
     not_yet("cg_root", DR, ""),
-    works("rst_sibling", R, "tests/options.rs::rpc_rst_sibling_makes_the_client_the_parent"),
+    works("rst_sibling", R, "tests/options_e2e.rs::rpc_rst_sibling_makes_the_client_the_parent"),
     not_yet("inherit_fd", R, ""),
     not_yet("auto_ext_mnt", DR, ""),
     not_yet("ext_sharing", DR, ""),
@@ -414,9 +414,9 @@ pub const RPC: &[Entry] = &[
     not_yet("skip_mnt", DR, ""),
     not_yet("enable_fs", DR, ""),
     not_yet("unix_sk_ino", DR, ""),
-    works("manage_cgroups_mode=IGNORE", DR, "tests/options.rs::manage_cgroups_ignore_is_accepted"),
+    works("manage_cgroups_mode=IGNORE", DR, "tests/options_e2e.rs::manage_cgroups_ignore_is_accepted"),
     // CRIU's default mode, the same as not setting the field at all.
-    works("manage_cgroups_mode=DEFAULT", DR, "tests/options.rs::manage_cgroups_ignore_is_accepted"),
+    works("manage_cgroups_mode=DEFAULT", DR, "tests/options_e2e.rs::manage_cgroups_ignore_is_accepted"),
     not_yet("manage_cgroups_mode", DR, ""),
     works("ghost_limit", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("irmap_scan_paths", DPD, ""),
@@ -433,7 +433,7 @@ pub const RPC: &[Entry] = &[
     not_yet("weak_sysctls", R, ""),
     not_yet("lazy_pages", DR, ""),
     // Obsolete in CRIU: ignored there too (a warning in the log).
-    works("status_fd", ALL, "tests/options.rs::rpc_obsolete_fields_are_ignored"),
+    works("status_fd", ALL, "tests/options_e2e.rs::rpc_obsolete_fields_are_ignored"),
     works("orphan_pts_master", R, "tests/zdtm_tty.rs::orphan_pts_master_goes_to_the_rpc_client"),
     not_yet("config_file", ALL, ""),
     not_yet("tcp_close", DR, ""),
@@ -448,13 +448,13 @@ pub const RPC: &[Entry] = &[
     not_yet("pre_dump_mode", PD, ""),
     not_yet("pidfd_store_sk", DPD, ""),
     not_yet("lsm_mount_context", R, ""),
-    works("network_lock", D, "tests/options.rs::network_lock_values_are_accepted"),
+    works("network_lock", D, "tests/options_e2e.rs::network_lock_values_are_accepted"),
     not_yet("mntns_compat_mode", R, ""),
     not_yet("skip_file_rwx_check", R, ""),
     works("unprivileged", or(TREE, CK), "core/src/service/setup.rs::fields_map_onto_the_options"),
     works("leave_stopped", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     works("display_stats", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
-    works("log_to_stderr", ALL, "tests/options.rs::rpc_log_to_stderr_writes_no_log_file"),
+    works("log_to_stderr", ALL, "tests/options_e2e.rs::rpc_log_to_stderr_writes_no_log_file"),
     works("allow_uprobes", D, "core/src/proc/vma_kind/tests.rs::special_areas"),
 ];
 
@@ -471,7 +471,11 @@ mod tests {
         let e = lookup(CLI, On::DUMP, "ext-unix-sk", "").unwrap();
         assert!(matches!(e.support, Support::Works { .. }));
         let e = lookup(CLI, On::DUMP, "ext-unix-sk", "123").unwrap();
-        assert_eq!(e.key, "ext-unix-sk=INODE");
+        assert_eq!(e.key, "ext-unix-sk=<inode>");
+        let e = lookup(RPC, On::DUMP, "manage_cgroups_mode", "SOFT").unwrap();
+        assert_eq!(e.key, "manage_cgroups_mode");
+        let e = lookup(RPC, On::DUMP, "manage_cgroups_mode", "IGNORE").unwrap();
+        assert!(matches!(e.support, Support::Works { .. }));
         // Not an option of check: ignored there, as CRIU does.
         assert!(lookup(CLI, On::CHECK, "tcp-established", "").is_none());
     }

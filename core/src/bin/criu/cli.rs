@@ -467,9 +467,6 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     c.address = value(m, "address");
     c.port = positive(m, "port")?;
     c.ps_socket = number(m, "ps-socket")?;
-    if !values(m, "close").is_empty() {
-        return Err(UsageError::new("--close is not supported"));
-    }
 
     let d = &mut o.dump;
     d.tree = positive(m, "tree")?;

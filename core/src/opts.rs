@@ -382,6 +382,10 @@ pub struct TlsOpts {
 }
 
 /// Options shared by every command that touches a process tree or images.
+///
+/// Every field is parsed as CRIU parses it (so a bad value gets CRIU's
+/// error), but an option that is not implemented yet is refused by
+/// [`support`] before any stage runs: its field is then never read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommonOpts {
     /// `-D`: where images are read and written (default: the current dir).
@@ -428,6 +432,9 @@ pub struct CommonOpts {
     pub timeout: u32,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
+    /// Accepted for every method CRIU takes: nothing a dump can capture
+    /// today needs locking (inet sockets and other network namespaces are
+    /// refused by the dump), and CRIU locks nothing without them either.
     pub network_lock: NetworkLock,
     pub deprecated: bool,
     pub stream: bool,

@@ -143,7 +143,11 @@ fn status_fd_pidfile_and_a_second_instance() {
         ..Default::default()
     });
     assert!(!resp.success);
-    assert!(resp.cr_errmsg.unwrap().contains("only allowed with swrk"));
+    assert!(
+        resp.cr_errmsg
+            .unwrap()
+            .contains("rst_sibling is not allowed in standalone service")
+    );
     assert!(version_ok(&sock));
     assert!(daemon.try_wait().unwrap().is_none());
     // Finished workers are reaped: no children left once they are done.

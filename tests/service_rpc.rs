@@ -115,7 +115,7 @@ fn unknown_type_and_unsupported_requests_fail_clearly() {
     for (ty, name) in [
         (CriuReqType::PreDump, "PRE_DUMP"),
         (CriuReqType::PageServer, "PAGE_SERVER"),
-        (CriuReqType::CpuinfoDump, "CPUINFO_DUMP"),
+        (CriuReqType::SinglePreDump, "SINGLE_PRE_DUMP"),
     ] {
         let resp = Client::swrk().call(&req(ty));
         assert!(!resp.success);
@@ -125,6 +125,33 @@ fn unknown_type_and_unsupported_requests_fail_clearly() {
             msg.contains(&format!("{name} is not supported yet")),
             "{msg}"
         );
+    }
+}
+
+/// CPUINFO_DUMP writes `cpuinfo.img` for the images dir, CPUINFO_CHECK
+/// finds this CPU matches it (`criu cpuinfo dump|check`; not on aarch64,
+/// as in CRIU).
+#[test]
+fn cpuinfo_dump_and_check() {
+    let dir = TempDir::new("svc-cpuinfo");
+    let fd = std::fs::File::open(dir.path()).unwrap();
+    let opts = CriuOpts {
+        images_dir_fd: fd.as_raw_fd(),
+        ..Default::default()
+    };
+    for ty in [CriuReqType::CpuinfoDump, CriuReqType::CpuinfoCheck] {
+        let resp = Client::swrk().call(&CriuReq {
+            opts: Some(opts.clone()),
+            ..req(ty)
+        });
+        assert_eq!(resp.r#type, ty as i32);
+        if !criu_core::regs::cpuinfo::COMMANDS {
+            assert!(!resp.success);
+            assert!(resp.cr_errmsg.unwrap().contains("is not supported yet"));
+            continue;
+        }
+        assert!(resp.success, "{resp:?}");
+        assert!(dir.join("cpuinfo.img").exists());
     }
 }
 

@@ -219,6 +219,18 @@ pub fn init_for_pid(pid: i32) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Points stdout and stderr at the log (RPC `exec_cmd`: the command's
+/// output goes where the request's log does).
+pub fn redirect_stdio() -> io::Result<()> {
+    let sink = lock(&SINK);
+    let Some(file) = &sink.file else {
+        return Ok(());
+    };
+    rustix::stdio::dup2_stdout(file)?;
+    rustix::stdio::dup2_stderr(file)?;
+    Ok(())
+}
+
 /// Logs the version banner at info level, as CRIU does right after opening
 /// its log: our version (given by the caller, so that this bottom layer does
 /// not depend on the options module) and the kernel we run on.

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use crate::log::LogConfig;
 
+pub mod support;
+
 /// What this build reports as its version: the CRIU release whose behaviour,
 /// images and RPC it implements (so version checks in runc, podman and
 /// scripts keep working), plus our own identification in the git-id slot.
@@ -45,7 +47,7 @@ pub enum OptsError {
     CpuCap(String),
     #[error("Unable to parse value of --pre-dump-mode: {0}")]
     PreDumpMode(String),
-    #[error("Unable to parse value of --network-lock: {0}")]
+    #[error("Invalid value for --network-lock: {0}")]
     NetworkLock(String),
     #[error("Unable to parse value of --file-validation: {0}")]
     FileValidation(String),
@@ -55,8 +57,6 @@ pub enum OptsError {
     EmptyNs(String),
     #[error("--restore-sibling only makes sense with --restore-detached")]
     SiblingWithoutDetach,
-    #[error("--inherit-fd is restore-only option")]
-    InheritFdNotRestore,
 }
 
 /// What happens to the dumped tree afterwards (`-R`, `-s`; default: killed).
@@ -110,7 +110,8 @@ impl FromStr for NetworkLock {
         match s {
             "iptables" => Ok(NetworkLock::Iptables),
             "nftables" => Ok(NetworkLock::Nftables),
-            "skip" => Ok(NetworkLock::Skip),
+            // CRIU takes "none" as another name for "skip".
+            "skip" | "none" => Ok(NetworkLock::Skip),
             _ => Err(OptsError::NetworkLock(s.to_owned())),
         }
     }
@@ -381,6 +382,10 @@ pub struct TlsOpts {
 }
 
 /// Options shared by every command that touches a process tree or images.
+///
+/// Every field is parsed as CRIU parses it (so a bad value gets CRIU's
+/// error), but an option that is not implemented yet is refused by
+/// [`support`] before any stage runs: its field is then never read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommonOpts {
     /// `-D`: where images are read and written (default: the current dir).
@@ -427,6 +432,9 @@ pub struct CommonOpts {
     pub timeout: u32,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
+    /// Accepted for every method CRIU takes: nothing a dump can capture
+    /// today needs locking (inet sockets and other network namespaces are
+    /// refused by the dump), and CRIU locks nothing without them either.
     pub network_lock: NetworkLock,
     pub deprecated: bool,
     pub stream: bool,

@@ -521,6 +521,9 @@ pub struct RestoreArgs {
     pub fd_sync: i32,
     /// [`FD_TABLE_LENT`]: how many tasks share the table.
     pub fd_sync_count: u32,
+    /// `clone3` flags of the tool's fork of this task (the root only):
+    /// `CLONE_PARENT` for `--restore-sibling`, 0 otherwise.
+    pub start_flags: u64,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

@@ -41,6 +41,8 @@ use state::{
 pub(crate) static ARGS: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) const MAP_FIXED: usize = criu_arch::kernel::general::MAP_FIXED as usize;
+/// `clone3` flag of `--restore-sibling` (the root's parent is ours).
+const CLONE_PARENT: u64 = criu_arch::kernel::general::CLONE_PARENT as u64;
 pub(crate) const MREMAP_MAYMOVE: usize = criu_arch::kernel::general::MREMAP_MAYMOVE as usize;
 pub(crate) const MREMAP_FIXED: usize = criu_arch::kernel::general::MREMAP_FIXED as usize;
 pub(crate) const PR_SET_MM: usize = criu_arch::kernel::prctl::PR_SET_MM as usize;
@@ -88,11 +90,17 @@ pub fn start(args: &mut RestoreArgs) -> isize {
     ARGS.store(args as *mut RestoreArgs as usize, Ordering::Release);
     let tid = [args.pid];
     let ca = CloneArgs {
-        flags: 0,
+        flags: args.start_flags,
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,
-        exit_signal: 17, // SIGCHLD
+        // clone3 refuses an exit signal with CLONE_PARENT: the child then
+        // gets the tool's own (SIGCHLD for its parent, the new parent).
+        exit_signal: if args.start_flags & CLONE_PARENT != 0 {
+            0
+        } else {
+            17 // SIGCHLD
+        },
         stack: 0,
         stack_size: 0,
         tls: 0,

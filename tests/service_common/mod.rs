@@ -171,6 +171,11 @@ impl Client {
         Some((resp, fd))
     }
 
+    /// The PID of `criu swrk`, if we started it.
+    pub fn worker_pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     pub fn call(&mut self, req: &CriuReq) -> CriuResp {
         self.send(req);
         self.recv().expect("connection closed without a response")

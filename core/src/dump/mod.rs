@@ -177,6 +177,8 @@ pub enum DumpError {
     Hook(#[from] crate::hooks::HookError),
     #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
     Fault(&'static str),
+    #[error(transparent)]
+    Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
 }
 
 /// Seccomp state is not dumped yet: a task under seccomp (any of its
@@ -242,6 +244,9 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
     // Before touching the task: a directory others can write to is refused.
     crate::images::writer::check_private_dir(&common.images_dir)?;
+    // --cpu-cap with its image bit: this CPU's capabilities, for restore
+    // to check (CRIU writes cpuinfo.img only then).
+    crate::regs::cpuinfo::dump_if_asked(&common.images_dir, common.cpu_cap)?;
     let proc = ProcDir::open(pid).map_err(collect_err(pid, "/proc"))?;
     check_owner(common, &proc)?;
     // A task in someone else's session can only come back in the session

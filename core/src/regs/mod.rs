@@ -21,6 +21,8 @@
 
 use crate::blob::restorer_abi::RawSyscall;
 
+pub mod cpuinfo;
+
 /// Why registers could not be converted.
 #[derive(Debug, thiserror::Error)]
 pub enum RegsError {

@@ -44,6 +44,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
     let task_size = top.next_power_of_two() - page;
     let tasks = check_images(&opts.common.images_dir, page, task_size)?;
+    // --cpu-cap with its image bit: refuse a tree this CPU cannot run (its
+    // saved FPU state, the instructions it may use) before creating any.
+    crate::regs::cpuinfo::validate_if_asked(&opts.common.images_dir, opts.common.cpu_cap)?;
     let alive: Vec<&TaskImages> = tasks
         .iter()
         .filter_map(|t| match t {
@@ -118,6 +121,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         } else {
             0
         };
+        if t.pstree.pid == root && opts.restore.sibling {
+            // --restore-sibling: the root becomes a child of our parent
+            // (for swrk, of the RPC client), as CRIU's CLONE_PARENT.
+            role.start_flags = u64::from(linux_raw_sys::general::CLONE_PARENT);
+        }
         let p = plan::build(t, &maps, page, &role, &mut shared, file_opts)?;
         maps.all
             .push((p.base - page, p.base + p.image.len() as u64 + page));
@@ -177,36 +185,42 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let child = Pid::from_raw(ret as i32).ok_or(RestoreError::Sys("clone3", Errno::INVAL))?;
     let raw_pid = Some(child.as_raw_nonzero().get());
     let mut held = finish::Held::default();
-    let done = wait_all(&live, child, page_words.as_ref(), &tasks)
-        .and_then(|()| {
-            live.iter()
-                .try_for_each(|l| super::regsets::write(l.pid, l.t))
-        })
-        .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
-        .and_then(|()| {
-            // Every thread is held before any is told to go, so none runs
-            // its own code before its region is gone.
-            for l in &live {
-                let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
-                held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t))?;
-            }
-            for l in &live {
-                l.region.resume(l.args_off);
-            }
-            held.run_to_sigreturn()?;
-            held.unmap_regions()
-        })
-        // As CRIU: with every task stopped at the end of its restore, the
-        // restorer gone, right before they are let go.
-        .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
-        .and_then(|()| match fault_after {
-            true => Err(RestoreError::Unsupported(format!(
-                "fault injected at {FAULT_AFTER_DONE}"
-            ))),
-            false => Ok(()),
-        })
-        .and_then(|()| held.detach_all())
-        .map(|()| None);
+    let done = wait_all(
+        &live,
+        child,
+        opts.restore.sibling,
+        page_words.as_ref(),
+        &tasks,
+    )
+    .and_then(|()| {
+        live.iter()
+            .try_for_each(|l| super::regsets::write(l.pid, l.t))
+    })
+    .and_then(|()| Ok(hooks.run(Action::PostRestore, raw_pid)?))
+    .and_then(|()| {
+        // Every thread is held before any is told to go, so none runs
+        // its own code before its region is gone.
+        for l in &live {
+            let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
+            held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t))?;
+        }
+        for l in &live {
+            l.region.resume(l.args_off);
+        }
+        held.run_to_sigreturn()?;
+        held.unmap_regions()
+    })
+    // As CRIU: with every task stopped at the end of its restore, the
+    // restorer gone, right before they are let go.
+    .and_then(|()| Ok(hooks.run(Action::PreResume, raw_pid)?))
+    .and_then(|()| match fault_after {
+        true => Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_AFTER_DONE}"
+        ))),
+        false => Ok(()),
+    })
+    .and_then(|()| held.detach_all())
+    .map(|()| None);
     match done {
         Ok(exit_code) => {
             drop(page_words);
@@ -324,6 +338,7 @@ fn ended(pid: i32) -> bool {
 fn wait_all(
     live: &[Live<'_>],
     root: Pid,
+    sibling: bool,
     page: Option<&TreePage>,
     tasks: &[TreeTaskImages],
 ) -> Result<(), RestoreError> {
@@ -337,7 +352,10 @@ fn wait_all(
                 abi::STATE_FAILED => return Err(failure(l, &st, tasks)),
                 _ => all_done = false,
             }
-            if l.pid != root.as_raw_nonzero().get() && st.created != 0 && ended(l.pid) {
+            // Our own child (the root, unless it is our sibling) is
+            // watched with waitpid below.
+            let ours = l.pid == root.as_raw_nonzero().get() && !sibling;
+            if !ours && st.created != 0 && ended(l.pid) {
                 // It may have published its failure just before ending.
                 let st = l.region.status(l.args_off);
                 if st.state == abi::STATE_FAILED {

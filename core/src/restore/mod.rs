@@ -91,6 +91,8 @@ pub enum RestoreError {
     Pidfile(String, std::io::Error),
     #[error("cannot write stats-restore: {0}")]
     Stats(String),
+    #[error(transparent)]
+    Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
 }
 
 /// Environment variable that makes a restore fail on purpose at the named

@@ -67,6 +67,9 @@ pub struct TaskRole {
     pub fd_sync_count: u32,
     /// The end of the table's pipe the task uses (a tool fd), or -1.
     pub fd_sync: i32,
+    /// `clone3` flags of the tool's fork of the task (the root only):
+    /// `CLONE_PARENT` for `--restore-sibling`.
+    pub start_flags: u64,
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -783,6 +786,7 @@ pub fn build<'a>(
         fd_table: role.fd_table,
         fd_sync: role.fd_sync,
         fd_sync_count: role.fd_sync_count,
+        start_flags: role.start_flags,
         tree: role.tree,
         children: at(a_children),
         umask,

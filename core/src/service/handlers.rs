@@ -13,15 +13,24 @@ use crate::images::pb::rpc::{
     CriuDumpResp, CriuFeatures, CriuNotify, CriuReq, CriuReqType, CriuResp, CriuRestoreResp,
     CriuVersion,
 };
+use crate::opts::support::On;
 use crate::opts::{CheckOpts, version};
 use crate::{log, pr_info};
 
-/// Answers `req`.
+/// What a request asks to do once its answer is sent.
+#[derive(Debug, Default)]
+pub struct Then {
+    /// RESTORE with `exec_cmd`: the worker becomes this command.
+    pub exec: Option<Vec<String>>,
+}
+
+/// Answers `req`; what to do after the answer is sent goes into `then`.
 pub fn handle(
     sk: BorrowedFd<'_>,
     peer: &Peer,
     mode: Mode,
     req: &CriuReq,
+    then: &mut Then,
 ) -> Result<CriuResp, ServiceError> {
     let ty =
         CriuReqType::try_from(req.r#type).map_err(|_| ServiceError::UnknownType(req.r#type))?;
@@ -31,14 +40,14 @@ pub fn handle(
         CriuReqType::FeatureCheck => Ok(feature_check(req.features.as_ref())),
         CriuReqType::Check => check(req, peer, mode),
         CriuReqType::Dump => dump(sk, req, peer, mode),
-        CriuReqType::Restore => restore(sk, req, peer, mode),
+        CriuReqType::Restore => restore(sk, req, peer, mode, then),
         CriuReqType::WaitPid => wait_pid(req),
         CriuReqType::PreDump => Err(ServiceError::Unsupported("PRE_DUMP")),
         CriuReqType::SinglePreDump => Err(ServiceError::Unsupported("SINGLE_PRE_DUMP")),
         CriuReqType::PageServer => Err(ServiceError::Unsupported("PAGE_SERVER")),
         CriuReqType::PageServerChld => Err(ServiceError::Unsupported("PAGE_SERVER_CHLD")),
-        CriuReqType::CpuinfoDump => Err(ServiceError::Unsupported("CPUINFO_DUMP")),
-        CriuReqType::CpuinfoCheck => Err(ServiceError::Unsupported("CPUINFO_CHECK")),
+        CriuReqType::CpuinfoDump => cpuinfo(req, peer, mode, true),
+        CriuReqType::CpuinfoCheck => cpuinfo(req, peer, mode, false),
         // NOTIFY is only an answer inside a notify round trip; EMPTY is no
         // request at all.
         CriuReqType::Notify | CriuReqType::Empty => Err(ServiceError::UnknownType(req.r#type)),
@@ -90,9 +99,10 @@ fn setup_with_log(
     peer: &Peer,
     mode: Mode,
     what: &'static str,
+    on: On,
 ) -> Result<Setup, ServiceError> {
     let opts = req.opts.as_ref().ok_or(ServiceError::NoOpts(what))?;
-    let s = setup::setup(opts, peer, mode)?;
+    let s = setup::setup(opts, peer, mode, on)?;
     log::init(&s.opts.common.log_config())?;
     log::log_banner(version::STRING, version::GITID);
     Ok(s)
@@ -102,7 +112,7 @@ fn setup_with_log(
 fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceError> {
     let unprivileged = match req.opts {
         Some(_) => {
-            setup_with_log(req, peer, mode, "CHECK")?
+            setup_with_log(req, peer, mode, "CHECK", On::CHECK)?
                 .opts
                 .common
                 .unprivileged
@@ -114,6 +124,27 @@ fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceErro
         Ok(v) => Err(ServiceError::Check(format!("verdict {v:?}"))),
         Err(e) => Err(ServiceError::Check(e.to_string())),
     }
+}
+
+/// CPUINFO_DUMP / CPUINFO_CHECK: `criu cpuinfo dump|check` on the
+/// request's images dir.
+fn cpuinfo(req: &CriuReq, peer: &Peer, mode: Mode, dump: bool) -> Result<CriuResp, ServiceError> {
+    use crate::regs::cpuinfo;
+    let (ty, what) = match dump {
+        true => (CriuReqType::CpuinfoDump, "CPUINFO_DUMP"),
+        false => (CriuReqType::CpuinfoCheck, "CPUINFO_CHECK"),
+    };
+    if !cpuinfo::COMMANDS {
+        return Err(ServiceError::Unsupported(what));
+    }
+    let s = setup_with_log(req, peer, mode, what, On::CPUINFO)?;
+    let c = &s.opts.common;
+    let done = match dump {
+        true => cpuinfo::dump(&c.images_dir),
+        false => cpuinfo::check_command(&c.images_dir, c.cpu_cap),
+    };
+    done.map_err(|e| ServiceError::Cpuinfo(e.to_string()))?;
+    Ok(ok(ty))
 }
 
 /// One NOTIFY round trip: tell the client `script` runs now, wait for its
@@ -180,7 +211,7 @@ fn dump(
     peer: &Peer,
     mode: Mode,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "DUMP")?;
+    let s = setup_with_log(req, peer, mode, "DUMP", On::DUMP)?;
     let pid = s.opts.dump.tree;
     with_hooks(sk, s.notify, |hooks| {
         crate::dump::dump(&s.opts.common, &s.opts.dump, hooks)
@@ -208,14 +239,16 @@ fn restore(
     req: &CriuReq,
     peer: &Peer,
     mode: Mode,
+    then: &mut Then,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "RESTORE")?;
+    let s = setup_with_log(req, peer, mode, "RESTORE", On::RESTORE)?;
     let pid = with_hooks(sk, s.notify, |hooks| {
         crate::restore::restore_task(&s.opts, hooks)
     })
     .map(|r| r.pid.as_raw_nonzero().get())
     .map_err(|e| ServiceError::Restore(e.to_string()))?;
     pr_info!("Restored task {pid}");
+    then.exec = s.opts.restore.exec_cmd.clone();
     Ok(CriuResp {
         restore: Some(CriuRestoreResp { pid }),
         ..ok(CriuReqType::Restore)

@@ -4,7 +4,7 @@
 //! A client sends `criu_req` messages, one per `SOCK_SEQPACKET` datagram
 //! ([`wire`]), and gets one `criu_resp` back for each. [`serve`] runs that
 //! loop on one connection: it answers VERSION, FEATURE_CHECK, CHECK, DUMP,
-//! RESTORE and WAIT_PID; every other type gets `success = false` with a
+//! RESTORE, WAIT_PID and CPUINFO_DUMP/CHECK; every other type gets `success = false` with a
 //! `cr_errmsg` saying it is not supported yet. With `keep_open` a successful
 //! request leaves the connection open for the next one; a failure or a
 //! request that cannot be decoded ends it (after a failure response when
@@ -26,6 +26,7 @@
 pub mod daemon;
 mod handlers;
 pub mod inherited;
+mod requested;
 pub mod setup;
 pub mod wire;
 
@@ -62,6 +63,8 @@ pub enum ServiceError {
     Restore(String),
     #[error("Check failed: {0}")]
     Check(String),
+    #[error("{0}")]
+    Cpuinfo(String),
     #[error("notify script {0} failed")]
     NotifyFailed(String),
     #[error("expected the answer to notify {script}, got a request of type {got}")]
@@ -72,6 +75,8 @@ pub enum ServiceError {
     Wait { pid: i32, errno: Errno },
     #[error("can't get the peer's credentials: {0}")]
     PeerCred(Errno),
+    #[error("Failed to exec cmd {0}: {1}")]
+    Exec(String, std::io::Error),
 }
 
 impl ServiceError {
@@ -114,6 +119,27 @@ fn failure(ty: i32, e: &ServiceError) -> CriuResp {
     }
 }
 
+/// RESTORE's `exec_cmd`, once the answer is sent (CRIU's
+/// `restore_using_req`): the worker becomes `cmd`, with stdout and stderr
+/// going to the request's log and the connection closed, so the command is
+/// the parent of the restored tree. Returns only on failure.
+fn exec_cmd(sk: BorrowedFd<'_>, cmd: &[String]) -> ServiceError {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, args)) = cmd.split_first() else {
+        return ServiceError::Exec(String::new(), std::io::ErrorKind::InvalidInput.into());
+    };
+    if let Err(e) = log::redirect_stdio() {
+        pr_err!("Failed to redirect stdout and stderr to the logfile: {e}");
+    }
+    // Our end of the connection must not live on in the command.
+    if let Err(e) = rustix::io::fcntl_setfd(sk, rustix::io::FdFlags::CLOEXEC) {
+        pr_err!("Can't close the RPC socket on exec: {e}");
+    }
+    pr_info!("Executing {}", cmd.join(" "));
+    let e = std::process::Command::new(prog).args(args).exec();
+    ServiceError::Exec(prog.clone(), e)
+}
+
 /// Serves requests on one connection until the client closes it, a request
 /// fails or cannot be read, or one comes without `keep_open`.
 pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
@@ -140,12 +166,16 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
             }
         };
         let keep_open = req.keep_open.unwrap_or(false);
-        let resp = match handlers::handle(sk, &peer, mode, &req) {
+        let mut then = handlers::Then::default();
+        let resp = match handlers::handle(sk, &peer, mode, &req, &mut then) {
             Ok(resp) => resp,
             Err(e) => failure(req.r#type, &e),
         };
         let ok = resp.success;
         wire::send_resp(sk, &resp)?;
+        if let Some(cmd) = then.exec.filter(|_| ok) {
+            return Err(exec_cmd(sk, &cmd));
+        }
         if !ok || !keep_open {
             return Ok(());
         }

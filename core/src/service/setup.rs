@@ -17,6 +17,7 @@ use rustix::io::Errno;
 
 use crate::images::pb::rpc;
 use crate::log::Target;
+use crate::opts::support::{self, On, Style};
 use crate::opts::{CgroupMode, ExtMount, FinalState, InheritFd, JoinNs, NetworkLock, Opts};
 use crate::opts::{CgroupRoot, PreDumpMode};
 
@@ -63,10 +64,11 @@ pub enum SetupError {
     },
     #[error("No subdirs are allowed in log_file name")]
     LogSubdir,
-    #[error("{0} is only allowed with swrk")]
+    #[error("{0} is not allowed in standalone service")]
     SwrkOnly(&'static str),
-    #[error("{0} is not supported yet")]
-    Unsupported(&'static str),
+    /// A field this implementation refuses (see `opts::support::RPC`).
+    #[error(transparent)]
+    Refused(#[from] crate::opts::support::Refusal),
     #[error("bad value {value} for {field}")]
     BadValue { field: &'static str, value: i64 },
 }
@@ -138,9 +140,17 @@ fn bool_of(v: Option<bool>) -> bool {
     v.unwrap_or(false)
 }
 
-/// Maps `req` onto options; `mode` decides whether swrk-only options are
-/// allowed.
-pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, SetupError> {
+/// Maps `req` onto options for a request of type `on`; `mode` decides
+/// whether swrk-only options are allowed. A field this implementation
+/// refuses fails the request first, before any directory is opened.
+pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Setup, SetupError> {
+    let given = super::requested::requested(req);
+    support::check(
+        support::RPC,
+        Style::Rpc,
+        on,
+        given.iter().map(|(n, v)| (*n, v.as_str())),
+    )?;
     let mut dirs = Vec::new();
     let mut o = Opts::default();
     let c = &mut o.common;
@@ -280,11 +290,6 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, Setu
     c.tls.cert = req.tls_cert.as_ref().map(PathBuf::from);
     c.tls.key = req.tls_key.as_ref().map(PathBuf::from);
     c.tls.no_cn_verify = bool_of(req.tls_no_cn_verify);
-    if req.ps.is_some() {
-        return Err(SetupError::Unsupported(
-            "sending pages to a page server (opts.ps)",
-        ));
-    }
 
     let r = &mut o.restore;
     // Restores over RPC always detach: the client gets the pid back.
@@ -335,14 +340,9 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode) -> Result<Setup, Setu
         }
     }
 
-    for (set, what) in [
-        (req.config_file.is_some(), "config_file"),
-        (req.status_fd.is_some(), "status_fd (obsolete)"),
-        (req.pidfd_store_sk.is_some(), "pidfd_store_sk"),
-    ] {
-        if set {
-            crate::pr_warn!("RPC option {what} is ignored by this version");
-        }
+    if req.status_fd.is_some() {
+        // Obsolete: CRIU ignores it too.
+        crate::pr_warn!("RPC option status_fd is obsolete and ignored");
     }
 
     Ok(Setup {
@@ -373,7 +373,7 @@ mod tests {
             leave_running: Some(true),
             ..Default::default()
         };
-        let s = setup(&req, &me(), Mode::Swrk).unwrap();
+        let s = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap();
         assert_eq!(s.opts.common.images_dir, tmp);
         assert_eq!(s.opts.dump.final_state, FinalState::Alive);
         assert_eq!(s.opts.dump.tree, Some(me().pid));
@@ -390,7 +390,7 @@ mod tests {
             log_file: Some("x.log".into()),
             ..Default::default()
         };
-        let s = setup(&req, &me(), Mode::Service).unwrap();
+        let s = setup(&req, &me(), Mode::Service, On::DUMP).unwrap();
         assert!(s.opts.common.images_dir.is_dir());
         assert_eq!(s.opts.dump.tree, Some(42));
     }
@@ -402,7 +402,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            setup(&none, &me(), Mode::Swrk),
+            setup(&none, &me(), Mode::Swrk, On::DUMP),
             Err(SetupError::NoImagesDir)
         ));
         let file = std::fs::File::open("/proc/self/status").unwrap();
@@ -410,7 +410,7 @@ mod tests {
             images_dir_fd: file.as_raw_fd(),
             ..Default::default()
         };
-        let e = setup(&not_dir, &me(), Mode::Swrk).unwrap_err();
+        let e = setup(&not_dir, &me(), Mode::Swrk, On::DUMP).unwrap_err();
         assert_eq!(e.errno(), Some(Errno::NOTDIR.raw_os_error()));
         let subdir = rpc::CriuOpts {
             images_dir_fd: -1,
@@ -419,7 +419,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            setup(&subdir, &me(), Mode::Swrk),
+            setup(&subdir, &me(), Mode::Swrk, On::DUMP),
             Err(SetupError::LogSubdir)
         ));
         let sibling = rpc::CriuOpts {
@@ -428,7 +428,67 @@ mod tests {
             rst_sibling: Some(true),
             ..Default::default()
         };
-        assert!(setup(&sibling, &me(), Mode::Service).is_err());
-        assert!(setup(&sibling, &me(), Mode::Swrk).is_ok());
+        let e = setup(&sibling, &me(), Mode::Service, On::RESTORE).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rst_sibling is not allowed in standalone service"
+        );
+        assert!(setup(&sibling, &me(), Mode::Swrk, On::RESTORE).is_ok());
+        let tcp = rpc::CriuOpts {
+            tcp_established: Some(true),
+            ..sibling.clone()
+        };
+        let e = setup(&tcp, &me(), Mode::Swrk, On::DUMP).unwrap_err();
+        assert_eq!(e.to_string(), "tcp_established is not supported yet");
+        // Refused before anything else is looked at.
+        let tcp_no_dir = rpc::CriuOpts {
+            images_dir: None,
+            ..tcp
+        };
+        let e = setup(&tcp_no_dir, &me(), Mode::Swrk, On::DUMP).unwrap_err();
+        assert!(matches!(e, SetupError::Refused(_)), "{e}");
+    }
+
+    /// The fields that work map onto the options the CLI's switches set
+    /// (the CLI tests show what each of those does).
+    #[test]
+    fn fields_map_onto_the_options() {
+        let tmp = std::env::temp_dir();
+        let work = std::fs::File::open(&tmp).unwrap();
+        let req = rpc::CriuOpts {
+            images_dir_fd: -1,
+            images_dir: Some(tmp.display().to_string()),
+            work_dir_fd: Some(work.as_raw_fd()),
+            ext_unix_sk: Some(true),
+            shell_job: Some(true),
+            file_locks: Some(true),
+            cpu_cap: Some(crate::opts::CpuCap::ALL | crate::opts::CpuCap::IMAGE),
+            ghost_limit: Some(4096),
+            manage_cgroups_mode: Some(rpc::CriuCgMode::Ignore as i32),
+            unprivileged: Some(true),
+            leave_stopped: Some(true),
+            display_stats: Some(true),
+            allow_uprobes: Some(true),
+            network_lock: Some(rpc::CriuNetworkLockMethod::Skip as i32),
+            exec_cmd: vec!["true".into()],
+            rst_sibling: Some(true),
+            ..Default::default()
+        };
+        let o = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap().opts;
+        let c = &o.common;
+        assert!(c.work_dir.as_ref().unwrap().starts_with("/proc/self/fd/"));
+        assert!(c.ext_unix_sk && c.shell_job && c.file_locks);
+        assert_eq!(
+            c.cpu_cap.0,
+            crate::opts::CpuCap::ALL | crate::opts::CpuCap::IMAGE
+        );
+        assert_eq!(c.ghost_limit, 4096);
+        assert_eq!(c.manage_cgroups, CgroupMode::Ignore);
+        assert!(c.unprivileged && c.display_stats);
+        assert_eq!(c.network_lock, NetworkLock::Skip);
+        assert_eq!(o.dump.final_state, FinalState::Stopped);
+        assert!(o.dump.allow_uprobes);
+        assert_eq!(o.restore.exec_cmd, Some(vec!["true".to_owned()]));
+        assert!(o.restore.sibling && o.restore.detached);
     }
 }

@@ -24,3 +24,20 @@ pub fn close_fds_from(first: u32) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Close descriptor `fd` by number (`criu --close FD`), whatever it is; a
+/// negative or unused number is not an error (CRIU ignores the result).
+pub fn close_number(fd: i32) -> Result<(), Errno> {
+    if fd < 0 {
+        return Ok(());
+    }
+    // SAFETY: close_range over one number only closes that descriptor. The
+    // caller does this first thing, before it opens or borrows any fd, so
+    // nothing in the process refers to it afterwards.
+    let ret =
+        unsafe { criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, fd as usize, fd as usize, 0) };
+    if ret < 0 {
+        return Err(Errno::from_raw_os_error(-ret as i32));
+    }
+    Ok(())
+}

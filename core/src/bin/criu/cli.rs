@@ -10,7 +10,7 @@ use criu_core::opts::{
     parse_size,
 };
 
-use crate::table;
+use crate::{given, table};
 
 /// The commands CRIU knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +30,19 @@ pub enum Command {
     Show,
 }
 
+/// A command to run, with its options.
+#[derive(Debug)]
+pub struct Run {
+    pub command: Command,
+    pub opts: Opts,
+    /// Warnings about the options, for the log once it is open.
+    pub warnings: Vec<String>,
+}
+
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Command, Box<Opts>),
+    Run(Box<Run>),
     Help,
     Version,
     /// `--feature list`: print the feature names.
@@ -57,6 +66,11 @@ impl UsageError {
             usage: false,
             plain: false,
         }
+    }
+
+    /// An error (`Error (...): MESSAGE` on stderr), without the usage.
+    pub fn error(message: impl Into<String>) -> Self {
+        UsageError::new(message)
     }
 
     fn message(message: impl Into<String>) -> Self {
@@ -117,6 +131,8 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
     }
 
     let opts = build_opts(&m)?;
+    // CRIU closes them while it parses, before anything else happens.
+    given::close_fds(&m);
 
     let words: Vec<String> = m
         .get_many::<String>("COMMAND")
@@ -178,6 +194,9 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
             ));
         }
         opts.restore.exec_cmd = Some(rest.to_vec());
+        // As CRIU: criu does not wait for the tree, the command it becomes
+        // is the tree's parent.
+        opts.restore.detached = true;
     } else if !matches!(command, Command::CpuinfoDump | Command::CpuinfoCheck) && !rest.is_empty()
         || rest.len() > 1
     {
@@ -187,13 +206,21 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         )));
     }
 
-    if !opts.restore.inherit_fds.is_empty() && command != Command::Restore {
-        return Err(OptsError::InheritFdNotRestore.into());
-    }
+    // Every option either acts or is refused here, before anything is
+    // touched (CRIU's "--inherit-fd is restore-only option" among them).
+    given::check(&command, &m)?;
     if matches!(command, Command::Dump | Command::PreDump) && opts.dump.tree.is_none() {
         return Err(UsageError::message("Error: pid not specified"));
     }
-    Ok(Invocation::Run(command, Box::new(opts)))
+    let mut warnings = Vec::new();
+    if command == Command::Restore && value(&m, "network-lock").is_some() {
+        warnings.push("--network-lock will be ignored in restore command".to_owned());
+    }
+    Ok(Invocation::Run(Box::new(Run {
+        command,
+        opts,
+        warnings,
+    })))
 }
 
 /// Options from CRIU's configuration files, to go before the command line
@@ -440,9 +467,6 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     c.address = value(m, "address");
     c.port = positive(m, "port")?;
     c.ps_socket = number(m, "ps-socket")?;
-    if !values(m, "close").is_empty() {
-        return Err(UsageError::new("--close is not supported"));
-    }
 
     let d = &mut o.dump;
     d.tree = positive(m, "tree")?;
@@ -502,175 +526,5 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str]) -> (Command, Opts) {
-        match parse(args.iter().map(|s| s.to_string()).collect()) {
-            Ok(Invocation::Run(c, o)) => (c, *o),
-            other => panic!("{args:?}: {other:?}"),
-        }
-    }
-
-    fn err(args: &[&str]) -> String {
-        match parse(args.iter().map(|s| s.to_string()).collect()) {
-            Err(e) => e.message,
-            Ok(other) => panic!("{args:?} parsed: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn verbosity_forms() {
-        assert_eq!(run(&["check"]).1.common.log.level, 2);
-        assert_eq!(run(&["check", "-v4"]).1.common.log.level, 4);
-        assert_eq!(run(&["check", "-v0"]).1.common.log.level, 0);
-        assert_eq!(run(&["check", "--verbosity=4"]).1.common.log.level, 4);
-        assert_eq!(run(&["check", "-v"]).1.common.log.level, 3);
-        assert_eq!(run(&["check", "-v", "-v"]).1.common.log.level, 4);
-        assert_eq!(run(&["check", "-vv"]).1.common.log.level, 4);
-        assert_eq!(run(&["check", "-vvv"]).1.common.log.level, 5);
-        assert_eq!(run(&["check", "--verbosity"]).1.common.log.level, 3);
-        assert_eq!(run(&["-v1", "check", "-v"]).1.common.log.level, 2);
-    }
-
-    #[test]
-    fn dump_options() {
-        let (c, o) = run(&[
-            "dump", "-t", "123", "-D", "/imgs", "-o", "dump.log", "-R", "-j",
-        ]);
-        assert_eq!(c, Command::Dump);
-        assert_eq!(o.dump.tree, Some(123));
-        assert_eq!(o.common.images_dir, PathBuf::from("/imgs"));
-        assert_eq!(o.common.log.target, Target::File("dump.log".into()));
-        assert_eq!(o.dump.final_state, FinalState::Alive);
-        assert!(o.common.shell_job);
-        let (_, o) = run(&["-D", "x", "--tree=7", "--leave-stopped", "dump"]);
-        assert_eq!(o.dump.tree, Some(7));
-        assert_eq!(o.dump.final_state, FinalState::Stopped);
-        let (_, o) = run(&["dump", "-t7", "-o", "-"]);
-        assert_eq!(o.common.log.target, Target::Stdout);
-    }
-
-    #[test]
-    fn bool_negation_last_wins() {
-        assert!(
-            !run(&["restore", "--shell-job", "--no-shell-job"])
-                .1
-                .common
-                .shell_job
-        );
-        assert!(
-            run(&["restore", "--no-shell-job", "--shell-job"])
-                .1
-                .common
-                .shell_job
-        );
-        assert!(run(&["restore", "-d"]).1.restore.detached);
-    }
-
-    #[test]
-    fn abbreviated_long_options() {
-        assert_eq!(run(&["dump", "--tre", "5"]).1.dump.tree, Some(5));
-        // Ambiguous, as with getopt: --tree or --track-mem.
-        assert!(err(&["dump", "--tr", "5"]).starts_with("Error: "));
-    }
-
-    #[test]
-    fn restore_exec_cmd() {
-        let (_, o) = run(&["restore", "--exec-cmd", "--", "sh", "-c", "true"]);
-        assert_eq!(
-            o.restore.exec_cmd,
-            Some(vec!["sh".into(), "-c".into(), "true".into()])
-        );
-        assert!(
-            err(&["dump", "-t", "1", "--exec-cmd", "--", "x"]).contains("restore command only")
-        );
-    }
-
-    #[test]
-    fn errors_like_criu() {
-        assert_eq!(err(&["dump"]), "Error: pid not specified");
-        assert_eq!(err(&["dump", "-t", "0"]), "invalid argument for -t: 0");
-        assert_eq!(err(&["dump", "-t", "abc"]), "invalid argument for -t: abc");
-        assert_eq!(err(&["-D", "x"]), "Error: command is required");
-        assert_eq!(err(&["frob"]), "Error: unknown command: frob");
-        assert_eq!(
-            err(&["check", "extra"]),
-            "Error: excessive parameter for command check"
-        );
-        assert_eq!(
-            err(&["cpuinfo"]),
-            "Error: cpuinfo requires an action: dump or check"
-        );
-        assert!(err(&["restore", "-S"]).contains("--restore-sibling only makes sense"));
-        assert!(err(&["check", "--bogus"]).starts_with("Error: "));
-        assert!(err(&["dump", "-t", "1", "--inherit-fd", "fd[3]:x"]).contains("restore-only"));
-        assert!(err(&["check", "--ms"]).contains("deprecated"));
-    }
-
-    #[test]
-    fn optional_arguments() {
-        let (_, o) = run(&["restore", "--manage-cgroups"]);
-        assert_eq!(o.common.manage_cgroups, CgroupMode::Soft);
-        let (_, o) = run(&["restore", "--manage-cgroups=full"]);
-        assert_eq!(o.common.manage_cgroups, CgroupMode::Full);
-        let (_, o) = run(&["dump", "-t", "1", "-x"]);
-        assert!(o.common.ext_unix_sk);
-        let (_, o) = run(&["dump", "-t", "1", "-x123"]);
-        assert_eq!(o.common.ext_unix_sk_inodes, vec![123]);
-    }
-
-    #[test]
-    fn check_options() {
-        let (c, o) = run(&["check", "--feature", "pagemap_scan"]);
-        assert_eq!(c, Command::Check);
-        assert_eq!(o.check.feature.as_deref(), Some("pagemap_scan"));
-        let (_, o) = run(&["check", "--all"]);
-        assert!(o.check.extra && o.check.experimental);
-        assert!(matches!(
-            parse(vec!["--feature".into(), "list".into()]),
-            Ok(Invocation::ListFeatures)
-        ));
-    }
-
-    #[test]
-    fn help_and_version() {
-        assert!(matches!(parse(vec!["-h".into()]), Ok(Invocation::Help)));
-        assert!(matches!(
-            parse(vec!["dump".into(), "--help".into()]),
-            Ok(Invocation::Help)
-        ));
-        assert!(matches!(parse(vec!["-V".into()]), Ok(Invocation::Version)));
-        assert!(matches!(
-            parse(vec!["--version".into()]),
-            Ok(Invocation::Version)
-        ));
-    }
-
-    #[test]
-    fn sizes_and_lists() {
-        let (_, o) = run(&[
-            "dump",
-            "-t",
-            "1",
-            "--ghost-limit",
-            "10M",
-            "--external",
-            "mnt[/a]:b",
-            "--external",
-            "tty[1:2]",
-            "--timeout",
-            "30",
-            "--port",
-            "1234",
-        ]);
-        assert_eq!(o.common.ghost_limit, 10 << 20);
-        assert_eq!(
-            o.common.external,
-            vec!["mnt[/a]:b".to_string(), "tty[1:2]".to_string()]
-        );
-        assert_eq!(o.common.timeout, 30);
-        assert_eq!(o.common.port, Some(1234));
-        assert!(err(&["page-server", "--port", "0"]).contains("--port"));
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

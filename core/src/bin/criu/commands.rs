@@ -4,7 +4,7 @@
 
 use criu_core::hooks::Hooks;
 use criu_core::opts::Opts;
-use criu_core::{check, pr_err, pr_msg, pr_warn, service};
+use criu_core::{check, pr_err, pr_info, pr_msg, pr_warn, service};
 
 use crate::cli::Command;
 
@@ -27,8 +27,8 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
         Command::Service => service(opts),
         Command::LazyPages => not_implemented("lazy-pages"),
         Command::Dedup => not_implemented("dedup"),
-        Command::CpuinfoDump => not_implemented("cpuinfo dump"),
-        Command::CpuinfoCheck => not_implemented("cpuinfo check"),
+        Command::CpuinfoDump => cpuinfo(opts, true),
+        Command::CpuinfoCheck => cpuinfo(opts, false),
         Command::Exec => {
             pr_msg!("The \"exec\" action is deprecated by the Compel library.");
             1
@@ -97,13 +97,55 @@ fn dump(opts: &Opts) -> i32 {
 }
 
 /// `criu restore`: exit 0 once a detached task runs, else the task's own
-/// exit code; 1 with an error message when the restore fails.
+/// exit code; 1 with an error message when the restore fails. With
+/// `--exec-cmd`, a successful restore ends by running the command in place
+/// of criu (same process, so it is the parent of the restored tree).
 fn restore(opts: &Opts) -> i32 {
     let mut hooks = Hooks::scripts(&opts.common.action_scripts, &opts.common.images_dir);
     match criu_core::restore::run(opts, &mut hooks) {
-        Ok(code) => code,
+        Ok(code) => match &opts.restore.exec_cmd {
+            Some(cmd) => exec_cmd(cmd),
+            None => code,
+        },
         Err(e) => {
             pr_err!("Restore failed: {e}");
+            1
+        }
+    }
+}
+
+/// Replaces criu with `cmd` (`execvp`); returns only on failure, as CRIU:
+/// the restored tree keeps running, the exit code is 1.
+fn exec_cmd(cmd: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, args)) = cmd.split_first() else {
+        return 1;
+    };
+    pr_info!("Executing {}", cmd.join(" "));
+    let e = std::process::Command::new(prog).args(args).exec();
+    pr_err!("Failed to exec command {prog}: {e}");
+    1
+}
+
+/// `criu cpuinfo dump|check`: write this CPU's `cpuinfo.img`, or check
+/// the one in the images dir against this CPU (everything, unless
+/// `--cpu-cap` narrows it).
+fn cpuinfo(opts: &Opts, dump: bool) -> i32 {
+    use criu_core::regs::cpuinfo;
+    if !cpuinfo::COMMANDS {
+        pr_err!("cpuinfo: not supported on this architecture (as in CRIU)");
+        return 1;
+    }
+    let dir = &opts.common.images_dir;
+    let done = if dump {
+        cpuinfo::dump(dir)
+    } else {
+        cpuinfo::check_command(dir, opts.common.cpu_cap)
+    };
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("{e}");
             1
         }
     }

@@ -7,12 +7,13 @@
 
 mod cli;
 mod commands;
+mod given;
 mod privilege;
 mod table;
 mod usage;
 
 use criu_core::opts::version;
-use criu_core::{check, log, pr_err, pr_msg};
+use criu_core::{check, log, pr_err, pr_info, pr_msg, pr_warn};
 
 use crate::cli::{Invocation, UsageError};
 
@@ -31,7 +32,7 @@ fn run(args: Vec<String>) -> i32 {
         Ok(inv) => inv,
         Err(e) => return usage_error(e),
     };
-    let (command, opts) = match invocation {
+    let run = match invocation {
         Invocation::Help => {
             print!("{}", usage::help(&check::feature_names()));
             return 0;
@@ -45,8 +46,13 @@ fn run(args: Vec<String>) -> i32 {
             pr_msg!("{}", check::feature_names().join(" "));
             return 0;
         }
-        Invocation::Run(command, opts) => (command, opts),
+        Invocation::Run(run) => run,
     };
+    let cli::Run {
+        command,
+        opts,
+        warnings,
+    } = *run;
 
     if let Some(name) = &opts.check.feature
         && check::feature(name).is_none()
@@ -78,6 +84,17 @@ fn run(args: Vec<String>) -> i32 {
         return 1;
     }
     log::log_banner(version::STRING, version::GITID);
+    for w in &warnings {
+        pr_warn!("{w}");
+    }
+    if opts.common.deprecated {
+        // CRIU's words; nothing deprecated is implemented here, so the
+        // switch permits nothing more.
+        match std::env::var_os("CRIU_DEPRECATED") {
+            Some(_) => pr_info!("Turn deprecated stuff ON via env"),
+            None => pr_info!("Turn deprecated stuff ON"),
+        }
+    }
     if matches!(
         command,
         cli::Command::Dump | cli::Command::PreDump | cli::Command::Restore

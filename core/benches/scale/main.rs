@@ -110,6 +110,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.root).map_err(|e| format!("{}: {e}", cfg.root.display()))?;
     let _rm = RemoveDir(cfg.root.clone());
     let mut all = Vec::new();
+    let mut failed = Vec::new();
     for (name, points) in &cfg.sweeps {
         let mut rows = Vec::new();
         println!("\n== sweep {name}: {points:?}");
@@ -123,11 +124,26 @@ fn bench(args: &[String]) -> Result<(), String> {
                 continue;
             }
             let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cfg.tools.len()];
+            let mut dead = vec![false; cfg.tools.len()];
             for r in 0..cfg.repeat {
                 for (ti, tool) in cfg.tools.iter().enumerate() {
+                    if dead[ti] {
+                        continue;
+                    }
                     let dir = cfg.root.join(format!("{name}-{n}-{}-{r}", tool.name));
-                    let s = one_run(tool, &shape, &dir)
-                        .map_err(|e| format!("{name}={n}, {}: {e}", tool.name))?;
+                    // A failed run is reported and leaves the point out for
+                    // that tool (never timed), and the bench fails at the end.
+                    let s = match one_run(tool, &shape, &dir) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let e = format!("{name}={n}, {}: {e}", tool.name);
+                            println!("   FAILED: {e}");
+                            failed.push(e);
+                            samples[ti].clear();
+                            dead[ti] = true;
+                            continue;
+                        }
+                    };
                     println!(
                         "   {name}={n} {:<5} run {r}: dump {:.3} s (frozen {:.3}), restore {:.3} s, rss {} / {} KiB: PASS",
                         tool.name, s.dump, s.frozen, s.restore, s.dump_rss, s.restore_rss
@@ -141,7 +157,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         all.push((name.clone(), rows));
     }
     report::summary(&cfg.tools, &all);
-    Ok(())
+    match failed.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} runs failed:\n{}", failed.join("\n"))),
+    }
 }
 
 fn config(args: &[String]) -> Result<Config, String> {

@@ -84,6 +84,10 @@ pub fn sweep_table(name: &str, tools: &[Tool], rows: &[Point]) {
     let mib = |k: u64| k as f64 / 1024.0;
     for r in rows {
         for (t, tool) in tools.iter().enumerate() {
+            if r.samples[t].is_empty() {
+                println!("{:>8} | {:<4} | FAILED (see above)", r.n, tool.name);
+                continue;
+            }
             let m = r.median(t);
             println!(
                 "{:>8} | {:<4} | {:>6.3} | {:>8.3} | {:>9.3} | {:>12.1} | {:>15.1}",
@@ -96,7 +100,7 @@ pub fn sweep_table(name: &str, tools: &[Tool], rows: &[Point]) {
                 mib(m.restore_rss)
             );
         }
-        if tools.len() > 1 {
+        if tools.len() > 1 && r.samples.iter().all(|s| !s.is_empty()) {
             let (a, b) = (r.median(0), r.median(1));
             println!(
                 "{:>8} | ours/criu: dump {:.2}, frozen {:.2}, restore {:.2}",
@@ -158,6 +162,10 @@ pub fn summary(tools: &[Tool], all: &[(String, Vec<Point>)]) {
         else {
             continue;
         };
+        if p.samples.iter().any(Vec::is_empty) {
+            println!("{sweep}={n}: a run failed");
+            continue;
+        }
         let (a, b) = (p.median(0), p.median(1));
         println!(
             "{sweep}={n}: dump {:.3} / {:.3} s = {:.2}, restore {:.3} / {:.3} s = {:.2}",

@@ -500,7 +500,12 @@ impl Threads {
             return Ok(());
         }
         GO.store(1, Ordering::Release);
-        let _ = rustix::thread::futex::wake(&GO, rustix::thread::futex::Flags::PRIVATE, u32::MAX);
+        // FUTEX_WAKE's count is an int: i32::MAX wakes all (u32::MAX, -1, one).
+        let _ = rustix::thread::futex::wake(
+            &GO,
+            rustix::thread::futex::Flags::PRIVATE,
+            i32::MAX as u32,
+        );
         let all = || (OK.load(Ordering::Acquire) + BAD.load(Ordering::Acquire)) as usize == self.n;
         wait_until(Duration::from_secs(60), all).ok_or_else(|| {
             format!(
@@ -523,8 +528,14 @@ fn thread_body(k: usize, t: usize, started: &AtomicU32) {
     let tid = rustix::thread::gettid();
     let word = std::hint::black_box(pattern(k, 1 << 20 | t));
     started.fetch_add(1, Ordering::Release);
+    // A bounded wait, so a missed wake-up only delays the answer.
+    let tick = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
     while GO.load(Ordering::Acquire) == 0 {
-        let _ = rustix::thread::futex::wait(&GO, rustix::thread::futex::Flags::PRIVATE, 0, None);
+        let _ =
+            rustix::thread::futex::wait(&GO, rustix::thread::futex::Flags::PRIVATE, 0, Some(&tick));
     }
     let ok =
         rustix::thread::gettid() == tid && std::hint::black_box(word) == pattern(k, 1 << 20 | t);

@@ -9,12 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use rustix::process::Pid;
-
+use super::file_ids::Lookup;
 use crate::images::pb;
 use crate::proc::ProcDir;
 use crate::proc::task::FdTarget;
-use crate::sys::kcmp::{KcmpOrder, KcmpType, kcmp};
 
 /// `O_CLOEXEC`: per-fd, stored in `fdinfo_entry.flags` as `FD_CLOEXEC`.
 const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC;
@@ -65,10 +63,10 @@ pub struct FileTable {
     /// Open memfd fds' objects (inode number, a descriptor to read them
     /// through, size), whose contents are dumped even when not mapped.
     pub memfd_objects: Vec<(u64, std::sync::Arc<std::os::fd::OwnedFd>, u64)>,
-    /// Fds already given a file id, over every task of the dump: (pid,
-    /// fd, id). An fd of another task sharing one of their open file
-    /// descriptions (inherited across fork) gets the same id (kcmp).
-    seen_fds: Vec<(i32, i32, u32)>,
+    /// Fds already given a file id, over every task of the dump: an fd
+    /// sharing one of their open file descriptions (dup, inherited across
+    /// fork) gets the same id (kcmp).
+    seen_fds: super::file_ids::FileIds,
     /// Pipes, FIFOs, unix sockets: their state and data images.
     pub kinds: crate::files::Dumped,
     /// Unlinked files carried in the images.
@@ -125,9 +123,7 @@ impl FileTable {
     /// (refusing ones outside the dump unless `ext_unix_sk`).
     pub fn finish(&mut self, ext_unix_sk: bool) -> Result<(), FilesError> {
         crate::files::unix::finish(&mut self.kinds, &mut self.entries, ext_unix_sk)?;
-        let mut pids: Vec<i32> = self.seen_fds.iter().map(|s| s.0).collect();
-        pids.dedup();
-        crate::files::tty::finish(&mut self.kinds.ttys, &pids)?;
+        crate::files::tty::finish(&mut self.kinds.ttys, self.seen_fds.pids())?;
         crate::files::fown::apply(&mut self.entries, &self.fowns);
         Ok(())
     }
@@ -246,12 +242,16 @@ pub fn collect_fds(
 ) -> Result<Vec<pb::FdinfoEntry>, FilesError> {
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    let task = Pid::from_raw(pid);
     let fds = proc.fds()?;
     for &fd in &fds {
         let target = proc.fd_target(fd)?;
         let info = proc.fdinfo(fd)?;
-        let shared = find_shared(task, &files.seen_fds, fd);
+        // The inode groups candidates; kcmp tells the open files apart.
+        let ino = info.ino.unwrap_or(0);
+        let (shared, slot) = match files.seen_fds.find(pid, fd, ino) {
+            Lookup::Shared(id) => (Some(id), None),
+            Lookup::New(slot) => (None, Some(slot)),
+        };
         let fd_flags = if info.flags & O_CLOEXEC != 0 {
             FD_CLOEXEC
         } else {
@@ -311,7 +311,7 @@ pub fn collect_fds(
             &info.locks,
             opts.file_locks,
         )?;
-        files.seen_fds.push((pid, fd, id));
+        files.seen_fds.insert(pid, fd, ino, id, slot);
         out.push(pb::FdinfoEntry {
             id,
             flags: fd_flags,
@@ -323,12 +323,15 @@ pub fn collect_fds(
     Ok(out)
 }
 
-/// The `fd_types` value of file object `id`.
+/// The `fd_types` value of file object `id`. Ids are given in order
+/// (entry `id - 1` has id `id`), so this is a look-up, not a search.
 fn file_kind(files: &FileTable, id: u32) -> i32 {
+    let at = (id as usize).wrapping_sub(1);
     files
         .entries
-        .iter()
-        .find(|e| e.id == id)
+        .get(at)
+        .filter(|e| e.id == id)
+        .or_else(|| files.entries.iter().find(|e| e.id == id))
         .map_or(pb::FdTypes::Reg as i32, |e| e.r#type)
 }
 
@@ -495,21 +498,6 @@ fn memfd_fd(files: &mut FileTable, pid: i32, fd: i32, path: &Path) -> Result<u32
             .push((ino, std::sync::Arc::new(own), st.st_size.max(0) as u64));
     }
     Ok(inode_id)
-}
-
-/// An earlier fd of the task with the same open file, if any: its id.
-fn find_shared(task: Option<Pid>, seen: &[(i32, i32, u32)], fd: i32) -> Option<u32> {
-    let t = task?;
-    seen.iter()
-        .find(|(opid, ofd, _)| {
-            Pid::from_raw(*opid).is_some_and(|o| {
-                matches!(
-                    kcmp(t, o, KcmpType::File, fd as u32, *ofd as u32),
-                    Ok(KcmpOrder::Equal)
-                )
-            })
-        })
-        .map(|&(_, _, id)| id)
 }
 
 fn kind_of(target: &FdTarget) -> pb::FdTypes {

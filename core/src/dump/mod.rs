@@ -61,6 +61,7 @@
 //!   `sk-queues.img` (see [`crate::files`]).
 
 pub mod core_img;
+mod file_ids;
 pub mod files;
 pub mod parasite;
 pub mod regs;

@@ -68,15 +68,19 @@ pub fn of_mut(e: &mut pb::FileEntry) -> Option<&mut pb::FownEntry> {
 
 /// Puts the owners found (file id, owner) into the file objects.
 pub fn apply(entries: &mut [pb::FileEntry], owners: &[(u32, pb::FownEntry)]) {
+    if owners.is_empty() {
+        return;
+    }
+    let at: std::collections::HashMap<u32, usize> =
+        entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     for &(id, fown) in owners {
         // A FIFO's owner goes to its REG entry.
-        let id = entries
-            .iter()
-            .find(|e| e.id == id)
-            .and_then(|e| e.fifo.as_ref())
+        let id = at
+            .get(&id)
+            .and_then(|&i| entries[i].fifo.as_ref())
             .and_then(|f| f.regf_id)
             .unwrap_or(id);
-        if let Some(slot) = entries.iter_mut().find(|e| e.id == id).and_then(of_mut) {
+        if let Some(slot) = at.get(&id).and_then(|&i| of_mut(&mut entries[i])) {
             *slot = fown;
         }
     }

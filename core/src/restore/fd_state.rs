@@ -64,13 +64,12 @@ pub fn epoll_owners<'t>(
     Ok(owners)
 }
 
-/// Timerfd clocks and file locks (which must name fds of the task):
-/// checked before anything exists.
-pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
-    let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+/// Timerfd clocks, in the tree's files image (every task shares it):
+/// checked once, before anything exists.
+pub fn check_tree(t: &TaskImages) -> Result<(), RestoreError> {
     // Epoll targets are checked for the whole tree (`epoll_owners`): a
     // task sharing an instance need not hold them.
-    for (id, f) in &t.anon_files {
+    for (id, f) in t.anon_files.iter() {
         if let Some(tf) = &f.tfd
             && crate::files::timerfd::clock(tf.clockid).is_none()
         {
@@ -80,6 +79,14 @@ pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
             });
         }
     }
+    Ok(())
+}
+
+/// File locks (which must name fds of the task): checked before anything
+/// exists.
+pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
+    let fds: std::collections::HashSet<u32> = t.fdinfo.iter().map(|f| f.fd).collect();
+    let has_fd = |fd: u32| fds.contains(&fd);
     for l in &t.file_locks {
         if l.fd < 0 || !has_fd(l.fd as u32) {
             return Err(RestoreError::Invalid {

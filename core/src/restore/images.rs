@@ -4,8 +4,9 @@
 //! [`TaskImages`] and checked here, so that a bad image is reported with the
 //! file it came from before a single process exists.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::images::kinds::Kind;
 use crate::images::pb;
@@ -39,22 +40,24 @@ pub struct TaskImages {
     /// Path of `pages-N.img`.
     pub pages_path: std::path::PathBuf,
     /// Regular files by id (`files.img`, or the older `reg-files.img`).
-    pub reg_files: HashMap<u32, pb::RegFileEntry>,
+    /// This and the other file images are the tree's, read once and
+    /// shared by every task.
+    pub reg_files: Arc<HashMap<u32, pb::RegFileEntry>>,
     pub fs: Option<pb::FsEntry>,
     pub fdinfo: Vec<pb::FdinfoEntry>,
     /// Name of the fdinfo image (for messages).
     pub fdinfo_file: String,
     /// memfd file objects by id (`files.img`).
-    pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
+    pub memfd_files: Arc<HashMap<u32, pb::MemfdFileEntry>>,
     /// Shared memory objects the VMAs map.
     pub shmem: Vec<super::shmem::ShmemImage>,
     /// Pipes, FIFOs and unix sockets (`files.img` and their data images).
-    pub other_files: crate::files::FileImages,
+    pub other_files: Arc<crate::files::FileImages>,
     /// Anon-inode file objects by id (`files.img` entries of the kinds in
     /// [`crate::files`]: eventfd, eventpoll, signalfd, timerfd, inotify).
-    pub anon_files: HashMap<u32, pb::FileEntry>,
+    pub anon_files: Arc<HashMap<u32, pb::FileEntry>>,
     /// `remap-fpath.img`: regular files opened through a ghost copy.
-    pub remaps: Vec<pb::RemapFilePathEntry>,
+    pub remaps: Arc<Vec<pb::RemapFilePathEntry>>,
     /// `filelocks.img` entries of this task (a task sharing its parent's
     /// fd table has none: POSIX locks belong to the table, and its
     /// owner takes them).
@@ -162,19 +165,22 @@ pub fn read_tree(
     if tree.is_empty() {
         return Err(invalid("pstree.img", "no task".into()));
     }
+    let mut files = read_tree_files(dir)?;
     let mut out: Vec<TreeTaskImages> = Vec::with_capacity(tree.len());
+    let all: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
+    let mut before: HashSet<u32> = HashSet::with_capacity(tree.len());
     for (i, e) in tree.iter().enumerate() {
         validate_pid(e.pid, "pstree.img")?;
-        if tree[..i].iter().any(|o| o.pid == e.pid) {
+        if !before.insert(e.pid) {
             return Err(invalid(
                 "pstree.img",
                 format!("task {} is listed twice", e.pid),
             ));
         }
         let parent_ok = if i == 0 {
-            e.ppid == 0 || !tree.iter().any(|o| o.pid == e.ppid)
+            e.ppid == 0 || !all.contains(&e.ppid)
         } else {
-            tree[..i].iter().any(|o| o.pid == e.ppid)
+            e.ppid != e.pid && before.contains(&e.ppid)
         };
         if !parent_ok {
             return Err(invalid(
@@ -200,7 +206,14 @@ pub fn read_tree(
             }));
             continue;
         }
-        let t = read_task(dir, e.clone(), core, complete, page_size, task_size)?;
+        let t = read_task(
+            dir,
+            e.clone(),
+            core,
+            complete,
+            &mut files,
+            (page_size, task_size),
+        )?;
         out.push(TreeTaskImages::Alive(Box::new(t)));
     }
     link_shared_tables(&mut out)?;
@@ -275,20 +288,105 @@ fn link_shared_tables(tasks: &mut [TreeTaskImages]) -> Result<(), RestoreError> 
     Ok(())
 }
 
+/// The images of the tree's files (`files.img` and what its kinds read,
+/// `remap-fpath.img`, `filelocks.img`): read and checked once, shared by
+/// every task (each task's own part of them is picked by id).
+struct TreeFiles {
+    has_files_img: bool,
+    reg_files: Arc<HashMap<u32, pb::RegFileEntry>>,
+    memfd_files: Arc<HashMap<u32, pb::MemfdFileEntry>>,
+    anon_files: Arc<HashMap<u32, pb::FileEntry>>,
+    other_files: Arc<crate::files::FileImages>,
+    remaps: Arc<Vec<pb::RemapFilePathEntry>>,
+    /// File locks by the PID that holds them.
+    locks: HashMap<i32, Vec<pb::FileLockEntry>>,
+}
+
+fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
+    let mut reg_files = HashMap::new();
+    let mut memfd_files = HashMap::new();
+    let mut all_files = Vec::new();
+    let mut anon_files = HashMap::new();
+    let has_files_img = dir.path(Kind::Files, 0).exists();
+    if has_files_img {
+        all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
+        for f in &all_files {
+            if let Some(reg) = &f.reg {
+                reg_files.insert(f.id, reg.clone());
+            } else if let Some(m) = &f.memfd {
+                memfd_files.insert(f.id, *m);
+            } else if f.efd.is_some()
+                || f.epfd.is_some()
+                || f.sgfd.is_some()
+                || f.tfd.is_some()
+                || f.ify.is_some()
+            {
+                anon_files.insert(f.id, f.clone());
+            }
+        }
+    }
+    let other_files = crate::files::FileImages::read(dir, &all_files)?;
+    drop(all_files);
+    if dir.path(Kind::RegFiles, 0).exists() {
+        for reg in dir
+            .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
+            .map_err(img)?
+        {
+            reg_files.insert(reg.id, reg);
+        }
+    }
+    for reg in reg_files.values() {
+        validate_path(&reg.name, "files.img", reg.id)?;
+    }
+    let remaps = if dir.path(Kind::RemapFpath, 0).exists() {
+        dir.read_all::<pb::RemapFilePathEntry>(Kind::RemapFpath, 0)
+            .map_err(img)?
+    } else {
+        Vec::new()
+    };
+    for r in &remaps {
+        if !reg_files.contains_key(&r.orig_id) {
+            return Err(invalid(
+                "remap-fpath.img",
+                format!("file id {} is not a regular file of files.img", r.orig_id),
+            ));
+        }
+    }
+    let mut locks: HashMap<i32, Vec<pb::FileLockEntry>> = HashMap::new();
+    if dir.path(Kind::FileLocks, 0).exists() {
+        for l in dir
+            .read_all::<pb::FileLockEntry>(Kind::FileLocks, 0)
+            .map_err(img)?
+        {
+            locks.entry(l.pid).or_default().push(l);
+        }
+    }
+    Ok(TreeFiles {
+        has_files_img,
+        reg_files: Arc::new(reg_files),
+        memfd_files: Arc::new(memfd_files),
+        anon_files: Arc::new(anon_files),
+        other_files: Arc::new(other_files),
+        remaps: Arc::new(remaps),
+        locks,
+    })
+}
+
 /// Reads the images of one live task of the tree and validates them.
 fn read_task(
     dir: &ImageDir,
     pstree: pb::PstreeEntry,
     core: pb::CoreEntry,
     complete: bool,
-    page_size: u64,
-    task_size: u64,
+    files: &mut TreeFiles,
+    (page_size, task_size): (u64, u64),
 ) -> Result<TaskImages, RestoreError> {
     let pid = u64::from(pstree.pid);
     validate_core(&core, &Kind::Core.file_name(pid), task_size)?;
     let mut threads = Vec::new();
+    let mut seen = HashSet::with_capacity(pstree.threads.len());
     for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
-        if pstree.threads.iter().filter(|&&t| t == tid).count() > 1 {
+        if !seen.insert(tid) {
             return Err(invalid(
                 "pstree.img",
                 format!("thread {tid} is listed twice"),
@@ -331,36 +429,7 @@ fn read_task(
         pages_len,
     )?;
 
-    let mut reg_files = HashMap::new();
-    let mut memfd_files = HashMap::new();
-    let mut all_files = Vec::new();
-    let mut anon_files = HashMap::new();
-    if dir.path(Kind::Files, 0).exists() {
-        all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
-        for f in &all_files {
-            if let Some(reg) = &f.reg {
-                reg_files.insert(f.id, reg.clone());
-            } else if let Some(m) = &f.memfd {
-                memfd_files.insert(f.id, *m);
-            } else if f.efd.is_some()
-                || f.epfd.is_some()
-                || f.sgfd.is_some()
-                || f.tfd.is_some()
-                || f.ify.is_some()
-            {
-                anon_files.insert(f.id, f.clone());
-            }
-        }
-    }
-    let other_files = crate::files::FileImages::read(dir, &all_files)?;
-    if dir.path(Kind::RegFiles, 0).exists() {
-        for reg in dir
-            .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
-            .map_err(img)?
-        {
-            reg_files.insert(reg.id, reg);
-        }
-    }
+    let reg_files = &files.reg_files;
     for v in mm
         .vmas
         .iter()
@@ -374,7 +443,7 @@ fn read_task(
                     "file VMA {:#x}-{:#x} names file id {id}, which files.img {}",
                     v.start,
                     v.end,
-                    if dir.path(Kind::Files, 0).exists() {
+                    if files.has_files_img {
                         "does not hold"
                     } else {
                         "(missing) would hold"
@@ -383,7 +452,7 @@ fn read_task(
             ));
         }
     }
-    let shmem = super::shmem::read(dir, &mm.vmas, &memfd_files, page_size, &mm_file)?;
+    let shmem = super::shmem::read(dir, &mm.vmas, &files.memfd_files, page_size, &mm_file)?;
     let fs = if complete || dir.path(Kind::Fs, pid).exists() {
         Some(read_single::<pb::FsEntry>(dir, Kind::Fs, pid)?)
     } else {
@@ -403,32 +472,10 @@ fn read_task(
         Vec::new()
     };
     validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
-    for reg in reg_files.values() {
-        validate_path(&reg.name, "files.img", reg.id)?;
-    }
-    let remaps = if dir.path(Kind::RemapFpath, 0).exists() {
-        dir.read_all::<pb::RemapFilePathEntry>(Kind::RemapFpath, 0)
-            .map_err(img)?
-    } else {
-        Vec::new()
-    };
-    for r in &remaps {
-        if !reg_files.contains_key(&r.orig_id) {
-            return Err(invalid(
-                "remap-fpath.img",
-                format!("file id {} is not a regular file of files.img", r.orig_id),
-            ));
-        }
-    }
-    let file_locks = if dir.path(Kind::FileLocks, 0).exists() {
-        dir.read_all::<pb::FileLockEntry>(Kind::FileLocks, 0)
-            .map_err(img)?
-            .into_iter()
-            .filter(|l| l.pid == pstree.pid as i32)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let file_locks = files
+        .locks
+        .remove(&(pstree.pid as i32))
+        .unwrap_or_default();
     Ok(TaskImages {
         pstree,
         core,
@@ -436,15 +483,15 @@ fn read_task(
         mm,
         pages,
         pages_path,
-        reg_files,
+        reg_files: files.reg_files.clone(),
         fs,
         fdinfo,
         fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
-        memfd_files,
+        memfd_files: files.memfd_files.clone(),
         shmem,
-        other_files,
-        anon_files,
-        remaps,
+        other_files: files.other_files.clone(),
+        anon_files: files.anon_files.clone(),
+        remaps: files.remaps.clone(),
         file_locks,
         ids,
         shares_files: false,
@@ -702,9 +749,12 @@ pub fn validate_pages(
         // every page must lie in a restorable one.
         let mut cur = r.vaddr;
         while cur < end {
+            // VMAs are sorted and disjoint (validate_vmas): the one that
+            // may hold `cur` is the first ending above it.
+            let at = vmas.partition_point(|v| v.end <= cur);
             let Some(v) = vmas
-                .iter()
-                .find(|v| holds_pages(v) && v.start <= cur && cur < v.end)
+                .get(at)
+                .filter(|v| holds_pages(v) && v.start <= cur && cur < v.end)
             else {
                 return Err(invalid(
                     file,

@@ -251,6 +251,9 @@ pub fn check_images(
     task_size: u64,
 ) -> Result<Vec<images::TreeTaskImages>, RestoreError> {
     let tasks = images::read_tree(&ImageDir::new(images_dir), page_size, task_size)?;
+    if let Some(images::TreeTaskImages::Alive(t)) = tasks.first() {
+        plan::check_tree(t)?;
+    }
     for t in &tasks {
         if let images::TreeTaskImages::Alive(t) = t {
             plan::check(t, page_size, task_size)?;

@@ -95,6 +95,8 @@ pub struct SharedFiles<'a> {
     /// RPC `orphan_pts_master`, and the masters it made (for the client).
     pub orphan_pts_master: bool,
     pub orphan_masters: Vec<OwnedFd>,
+    /// The tool thread's rseq registration and FPU format, probed once.
+    tool_state: Option<(RseqArg, regs::HostFpu)>,
 }
 
 impl<'a> SharedFiles<'a> {
@@ -169,6 +171,13 @@ fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreErro
     high_fd(fd, min)
 }
 
+/// What [`check`] checks once for the whole tree: the file images every
+/// task shares (`t` is any task of the tree).
+pub fn check_tree(t: &TaskImages) -> Result<(), RestoreError> {
+    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
+    super::fd_state::check_tree(t)
+}
+
 /// The part of [`build`] that only looks at the images: every conversion
 /// that can refuse them (fds of kinds not restored, registers, signals,
 /// credentials), without opening a file or starting a process. Run first
@@ -177,7 +186,6 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
     if t.reg_files.contains_key(&t.mm.exe_file_id) {
         check_mm_map(t, task_size)?;
     }
-    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
     for fi in &t.fdinfo {
         let known = t.reg_files.contains_key(&fi.id)
             || t.memfd_files.contains_key(&fi.id)
@@ -285,14 +293,18 @@ pub fn build<'a>(
     file_opts: super::fd_state::FileOpts<'_>,
 ) -> Result<Plan, RestoreError> {
     let pid = t.pstree.pid;
-    // Ghost files are opened by the path they were created at.
-    let mut reg_files = t.reg_files.clone();
-    for (id, reg) in reg_files.iter_mut() {
-        if let Some(p) = file_opts.ghosts.path_of(*id) {
-            reg.name = p.display().to_string();
-        }
-    }
-    let reg_files = &reg_files;
+    // Ghost files are opened by the path they were created at (looked up
+    // per file: the tree's table is shared, never copied per task).
+    let reg_of = |id: u32| -> Option<std::borrow::Cow<'_, pb::RegFileEntry>> {
+        let reg = t.reg_files.get(&id)?;
+        Some(match file_opts.ghosts.path_of(id) {
+            Some(p) => std::borrow::Cow::Owned(pb::RegFileEntry {
+                name: p.display().to_string(),
+                ..reg.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(reg),
+        })
+    };
     let tty = super::fd_state::TtyCtx {
         leader: role.setsid != 0,
         shell_job: shared.shell_job,
@@ -356,8 +368,9 @@ pub fn build<'a>(
             keep.push(target);
             continue;
         }
-        match reg_files.get(&fi.id) {
+        match reg_of(fi.id) {
             Some(reg) => {
+                let reg = &*reg;
                 let flags = OFlags::from_bits_retain(
                     reg.flags
                         & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
@@ -463,10 +476,11 @@ pub fn build<'a>(
     // VMAs and the files they map.
     let mut vmas = Vec::new();
     for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
-        let has_pages = t
+        // The first run ending above the VMA's start (runs are sorted).
+        let first = t
             .pages
-            .iter()
-            .any(|r| r.vaddr < v.end && r.vaddr + r.nr_pages * page_size > v.start);
+            .partition_point(|r| r.vaddr + r.nr_pages * page_size <= v.start);
+        let has_pages = t.pages.get(first).is_some_and(|r| r.vaddr < v.end);
         if let Some(i) = super::shmem::index_of(&t.shmem, v, &t.memfd_files) {
             // The object holds its contents already: map it as it was. A
             // private mapping of a memfd may have copied-on-write pages of
@@ -488,9 +502,10 @@ pub fn build<'a>(
         }
         let mut fd = -1;
         if is_file_vma(v) {
-            let reg = reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
+            let reg = reg_of(v.shmid as u32).ok_or_else(|| {
                 RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
             })?;
+            let reg = &*reg;
             let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
             let flags = if shared_w {
                 OFlags::RDWR
@@ -531,8 +546,8 @@ pub fn build<'a>(
     let mut umask = u32::MAX;
     if let Some(fs) = &t.fs {
         for (id, slot) in [(fs.cwd_id, &mut cwd_fd), (fs.root_id, &mut root_fd)] {
-            if let Some(reg) = reg_files.get(&id) {
-                let d = open_reg(reg, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
+            if let Some(reg) = reg_of(id) {
+                let d = open_reg(&reg, OFlags::RDONLY | OFlags::DIRECTORY, min_fd)?;
                 // The task's root is ours already in the common case: no
                 // chroot then (it needs CAP_SYS_CHROOT, which
                 // --unprivileged does without).
@@ -548,8 +563,8 @@ pub fn build<'a>(
 
     // mm boundaries and the executable.
     let mut exe_fd = None;
-    if let Some(reg) = reg_files.get(&t.mm.exe_file_id) {
-        exe_fd = Some(open_reg(reg, OFlags::RDONLY, min_fd)?);
+    if let Some(reg) = reg_of(t.mm.exe_file_id) {
+        exe_fd = Some(open_reg(&reg, OFlags::RDONLY, min_fd)?);
     }
 
     // Signals: every catchable signal gets its dumped action (or SIG_DFL).
@@ -621,10 +636,19 @@ pub fn build<'a>(
 
     // What this thread's kernel state looks like (rseq to undo in the
     // child; FPU state format for the frame).
-    let (tool_rseq, host) = super::bootstrap::with_traced_fork(|p| {
-        Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
-    })
-    .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
+    // The same for every task: probed once per restore (a traced fork of
+    // the tool, whose cost grows with the tool's memory).
+    let (tool_rseq, host) = match &shared.tool_state {
+        Some(s) => s.clone(),
+        None => {
+            let s = super::bootstrap::with_traced_fork(|p| {
+                Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
+            })
+            .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
+            shared.tool_state = Some(s.clone());
+            s
+        }
+    };
     crate::pr_debug!("tool rseq {tool_rseq:x?}, host FPU {host:x?}");
 
     // Sizes first: the region's address depends on its size.
@@ -862,17 +886,27 @@ fn vec_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
 /// restorer maps (the vDSO's dumped pages are skipped), with their offsets
 /// in the pages image.
 fn page_runs(t: &TaskImages, page_size: u64) -> Vec<PageRun> {
-    let mut out = Vec::new();
+    // Both lists are sorted and disjoint (checked when read): one merge.
+    let mapped: Vec<&pb::VmaEntry> = t.mm.vmas.iter().filter(|v| is_mapped_vma(v)).collect();
+    let mut out: Vec<PageRun> = Vec::new();
     for r in &t.pages {
         let end = r.vaddr + r.nr_pages * page_size;
-        for v in t.mm.vmas.iter().filter(|v| is_mapped_vma(v)) {
+        let first = mapped.partition_point(|v| v.end <= r.vaddr);
+        for v in mapped[first..].iter().take_while(|v| v.start < end) {
             let (s, e) = (r.vaddr.max(v.start), end.min(v.end));
-            if s < e {
-                out.push(PageRun {
+            if s >= e {
+                continue;
+            }
+            let offset = r.offset + (s - r.vaddr);
+            // Pieces of one run in adjacent VMAs are read in one go (every
+            // VMA with pages is mapped writable until the pages are in).
+            match out.last_mut() {
+                Some(p) if p.addr + p.len == s && p.offset + p.len == offset => p.len += e - s,
+                _ => out.push(PageRun {
                     addr: s,
                     len: e - s,
-                    offset: r.offset + (s - r.vaddr),
-                });
+                    offset,
+                }),
             }
         }
     }

@@ -472,10 +472,7 @@ fn read_task(
         Vec::new()
     };
     validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
-    let file_locks = files
-        .locks
-        .remove(&(pstree.pid as i32))
-        .unwrap_or_default();
+    let file_locks = files.locks.remove(&(pstree.pid as i32)).unwrap_or_default();
     Ok(TaskImages {
         pstree,
         core,

@@ -133,6 +133,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         plans.push(p);
     }
     shared.all_planned();
+    let shared_rseq_addr = shared.tool_rseq_addr();
     for m in std::mem::take(&mut shared.orphan_masters) {
         hooks.send_fd(Action::OrphanPtsMaster, std::os::fd::AsFd::as_fd(&m))?;
     }
@@ -169,7 +170,13 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         fds.push(p.fds);
     }
 
+    // The root (and so every task) gets none of the tool's private memory:
+    // only this thread's stack, which it starts on, and the shared regions.
+    let here = 0u8;
+    let private = SelfMaps::private_writable(&[std::ptr::addr_of!(here) as u64, shared_rseq_addr])?;
+    let dontfork = crate::sys::dontfork::DontFork::mark(&private);
     let ret = live[0].region.start(RESTORER_ENTRY, live[0].args_off);
+    drop(dontfork);
     let forking = t_start.elapsed();
     drop(fds);
     drop(shared);

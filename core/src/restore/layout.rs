@@ -57,6 +57,37 @@ impl SelfMaps {
         SelfMaps { all, vdso }
     }
 
+    /// The tool's private writable mappings (`rw-p`: heap, anonymous
+    /// memory, other threads' stacks, written data of its binaries), except
+    /// those holding an address of `keep` (the running thread's stack,
+    /// which a child forked by the restorer runs on until it switches
+    /// stacks, and the thread's rseq area, which the kernel writes until
+    /// the child unregisters it).
+    pub fn private_writable(keep: &[u64]) -> Result<Vec<(u64, u64)>, RestoreError> {
+        let text = std::fs::read_to_string("/proc/self/maps").map_err(|e| {
+            RestoreError::Open(
+                "/proc/self/maps".into(),
+                Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            )
+        })?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            let (Some((s, e)), Some("rw-p")) =
+                (it.next().and_then(|r| r.split_once('-')), it.next())
+            else {
+                continue;
+            };
+            let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+                continue;
+            };
+            if s < KERNEL_HALF && !keep.iter().any(|k| (s..e).contains(k)) {
+                out.push((s, e));
+            }
+        }
+        Ok(out)
+    }
+
     /// Bytes from the first vDSO/vvar mapping to the end of the last.
     pub fn vdso_span(&self) -> u64 {
         match (self.vdso.first(), self.vdso.last()) {

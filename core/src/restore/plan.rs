@@ -109,6 +109,11 @@ impl<'a> SharedFiles<'a> {
         }
     }
 
+    /// The tool thread's rseq area (0 if none or not probed).
+    pub fn tool_rseq_addr(&self) -> u64 {
+        self.tool_state.as_ref().map_or(0, |s| s.0.addr)
+    }
+
     /// Once every task is planned: what no task holds (a pipe's other
     /// end, a FIFO's keeper) stays open with the rest until the root is
     /// forked (every task inherits it from there).

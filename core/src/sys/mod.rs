@@ -4,6 +4,7 @@
 
 pub mod anonfd;
 pub mod clone3;
+pub mod dontfork;
 pub mod fds;
 pub mod fown;
 pub mod kcmp;

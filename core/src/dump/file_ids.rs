@@ -122,3 +122,38 @@ impl FileIds {
         &self.pids
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn dups_share_an_id_and_other_opens_do_not() {
+        let pid = std::process::id() as i32;
+        let path = std::env::temp_dir().join(format!("file-ids-{pid}"));
+        std::fs::write(&path, b"x").unwrap();
+        // Many open files of one inode, each dup'ed once.
+        let files: Vec<std::fs::File> = (0..40)
+            .map(|_| std::fs::File::open(&path).unwrap())
+            .collect();
+        let dups: Vec<std::os::fd::OwnedFd> =
+            files.iter().map(|f| rustix::io::dup(f).unwrap()).collect();
+        let ino = 7;
+        let mut ids = FileIds::default();
+        for (i, f) in files.iter().enumerate() {
+            let Lookup::New(slot) = ids.find(pid, f.as_raw_fd(), ino) else {
+                panic!("open {i} found shared");
+            };
+            ids.insert(pid, f.as_raw_fd(), ino, i as u32 + 1, Some(slot));
+        }
+        for (i, d) in dups.iter().enumerate().rev() {
+            assert_eq!(
+                ids.find(pid, d.as_raw_fd(), ino),
+                Lookup::Shared(i as u32 + 1)
+            );
+        }
+        assert_eq!(ids.pids(), &[pid]);
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -11,6 +11,8 @@
 //! Whatever fails, every task seized so far is released as it was: the
 //! [`Seized`] handles undo their changes when the [`Tree`] is dropped.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::infect::{InfectError, Seized, SeizedThread};
 use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
@@ -95,6 +97,7 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
             threads,
         },
     }];
+    let mut known: HashSet<i32> = HashSet::from([root]);
     let mut next = 0;
     while next < found.len() {
         let parent = found[next].pid;
@@ -107,7 +110,7 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
             .process_children()
             .map_err(collect_err(parent, "children"))?;
         for pid in children {
-            if found.iter().any(|t| t.pid == pid) {
+            if !known.insert(pid) {
                 continue;
             }
             if let Some(t) = seize_child(pid, parent)? {
@@ -177,23 +180,25 @@ fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
 }
 
 /// Order `found` (the root first, each task after its parent) depth first.
-fn depth_first(mut found: Vec<TreeTask>) -> Vec<TreeTask> {
-    let mut out = Vec::with_capacity(found.len());
-    let mut stack = vec![found.remove(0)];
+fn depth_first(found: Vec<TreeTask>) -> Vec<TreeTask> {
+    let mut kids: HashMap<i32, Vec<TreeTask>> = HashMap::new();
+    let mut it = found.into_iter();
+    let Some(root) = it.next() else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(it.len() + 1);
+    for t in it {
+        kids.entry(t.ppid).or_default().push(t);
+    }
+    let mut stack = vec![root];
     while let Some(t) = stack.pop() {
         let pid = t.pid;
         out.push(t);
-        let mut kids: Vec<TreeTask> = Vec::new();
-        let mut i = 0;
-        while i < found.len() {
-            if found[i].ppid == pid {
-                kids.push(found.remove(i));
-            } else {
-                i += 1;
-            }
+        if let Some(mut k) = kids.remove(&pid) {
+            // Popped in PID order.
+            k.sort_by_key(|k| std::cmp::Reverse(k.pid));
+            stack.extend(k);
         }
-        kids.sort_by_key(|k| std::cmp::Reverse(k.pid));
-        stack.extend(kids);
     }
     out
 }
@@ -203,8 +208,9 @@ fn depth_first(mut found: Vec<TreeTask>) -> Vec<TreeTask> {
 /// root's own session, which the restored tree joins the restorer's.
 pub fn check_sessions(tree: &Tree, shell_job: bool) -> Result<(), DumpError> {
     let root = &tree.tasks[0];
+    let pids: HashSet<i32> = tree.tasks.iter().map(|t| t.pid).collect();
     for t in &tree.tasks {
-        let inside = tree.tasks.iter().any(|o| o.pid == t.sid);
+        let inside = pids.contains(&t.sid);
         if inside || (shell_job && t.sid == root.sid) {
             continue;
         }
@@ -241,17 +247,23 @@ impl Sharing {
 /// make by forking (with a task that is not its parent along such a
 /// chain), and processes sharing an address space or signal handlers, are
 /// refused, naming the tasks. Without kcmp nothing is found shared.
+///
+/// Tasks are sorted by kcmp's order of each object (O(n log n) calls, as
+/// CRIU's kcmp trees), so sharing tasks end up next to each other.
 pub fn shared_tables(tree: &Tree) -> Result<Sharing, DumpError> {
     use crate::sys::kcmp::{KcmpOrder, KcmpType, kcmp};
+    use std::cmp::Ordering;
     let n = tree.tasks.len();
     let mut out = Sharing::own(n);
     let pid_of = |i: usize| rustix::process::Pid::from_raw(tree.tasks[i].pid);
-    let same = |a: usize, b: usize, kind: KcmpType| -> Result<Option<bool>, DumpError> {
+    let order = |a: usize, b: usize, kind: KcmpType| -> Result<Option<Ordering>, DumpError> {
         let (Some(pa), Some(pb)) = (pid_of(a), pid_of(b)) else {
-            return Ok(Some(false));
+            return Ok(Some(a.cmp(&b)));
         };
         match kcmp(pa, pb, kind, 0, 0) {
-            Ok(order) => Ok(Some(order == KcmpOrder::Equal)),
+            Ok(KcmpOrder::Equal) => Ok(Some(Ordering::Equal)),
+            Ok(KcmpOrder::Less) => Ok(Some(Ordering::Less)),
+            Ok(KcmpOrder::Greater | KcmpOrder::Unordered) => Ok(Some(Ordering::Greater)),
             Err(rustix::io::Errno::NOSYS) => Ok(None),
             Err(e) => Err(DumpError::Collect {
                 pid: tree.tasks[b].pid,
@@ -261,10 +273,10 @@ pub fn shared_tables(tree: &Tree) -> Result<Sharing, DumpError> {
         }
     };
     let alive: Vec<usize> = (0..n).filter(|&i| !tree.tasks[i].is_zombie()).collect();
+    let index: HashMap<i32, usize> = (0..n).map(|i| (tree.tasks[i].pid, i)).collect();
     // Down the tree first (parents come before their children).
     for &i in alive.iter().skip(1) {
-        let ppid = tree.tasks[i].ppid;
-        let Some(p) = (0..i).find(|&p| tree.tasks[p].pid == ppid) else {
+        let Some(&p) = index.get(&tree.tasks[i].ppid).filter(|&&p| p < i) else {
             continue;
         };
         if tree.tasks[p].is_zombie() {
@@ -274,43 +286,110 @@ pub fn shared_tables(tree: &Tree) -> Result<Sharing, DumpError> {
             (KcmpType::Files, &mut out.files),
             (KcmpType::Fs, &mut out.fs),
         ] {
-            match same(p, i, kind)? {
+            match order(p, i, kind)? {
                 None => return Ok(Sharing::own(n)),
-                Some(true) => group[i] = group[p],
-                Some(false) => {}
+                Some(Ordering::Equal) => group[i] = group[p],
+                Some(_) => {}
             }
         }
     }
-    // Then every pair: any other sharing is refused.
-    for (x, &a) in alive.iter().enumerate() {
-        for &b in &alive[x + 1..] {
-            let kinds = [
-                (KcmpType::Files, "fd table (CLONE_FILES)", Some(&out.files)),
-                (
-                    KcmpType::Fs,
-                    "cwd, root and umask (CLONE_FS)",
-                    Some(&out.fs),
-                ),
-                (KcmpType::Vm, "address space (CLONE_VM)", None),
-                (KcmpType::Sighand, "signal handlers (CLONE_SIGHAND)", None),
-            ];
-            for (kind, what, groups) in kinds {
-                if groups.is_some_and(|g| g[a] == g[b]) {
-                    continue;
-                }
-                match same(a, b, kind)? {
-                    None => return Ok(Sharing::own(n)),
-                    Some(false) => {}
-                    Some(true) => {
-                        return Err(DumpError::SharedTable {
-                            what,
-                            pid1: tree.tasks[a].pid,
-                            pid2: tree.tasks[b].pid,
-                        });
-                    }
-                }
+    // Then any other sharing, between neighbours in kcmp order: refused.
+    let kinds = [
+        (KcmpType::Files, "fd table (CLONE_FILES)", Some(&out.files)),
+        (
+            KcmpType::Fs,
+            "cwd, root and umask (CLONE_FS)",
+            Some(&out.fs),
+        ),
+        (KcmpType::Vm, "address space (CLONE_VM)", None),
+        (KcmpType::Sighand, "signal handlers (CLONE_SIGHAND)", None),
+    ];
+    for (kind, what, groups) in kinds {
+        let mut nosys = false;
+        let sorted = merge_sort(alive.clone(), &mut |a, b| match order(a, b, kind)? {
+            Some(o) => Ok::<_, DumpError>(o),
+            None => {
+                nosys = true;
+                Ok(a.cmp(&b))
+            }
+        })?;
+        if nosys {
+            return Ok(Sharing::own(n));
+        }
+        for w in sorted.windows(2) {
+            let (a, b) = (w[0].min(w[1]), w[0].max(w[1]));
+            if groups.is_some_and(|g| g[a] == g[b]) {
+                continue;
+            }
+            if order(a, b, kind)? == Some(Ordering::Equal) {
+                return Err(DumpError::SharedTable {
+                    what,
+                    pid1: tree.tasks[a].pid,
+                    pid2: tree.tasks[b].pid,
+                });
             }
         }
     }
     Ok(out)
+}
+
+/// A stable merge sort with a comparison that may fail (a system call):
+/// O(n log n) comparisons, and never a panic whatever the comparison says.
+fn merge_sort<T: Copy, E>(
+    mut v: Vec<T>,
+    cmp: &mut impl FnMut(T, T) -> Result<std::cmp::Ordering, E>,
+) -> Result<Vec<T>, E> {
+    let mut buf = Vec::with_capacity(v.len());
+    let mut width = 1;
+    while width < v.len() {
+        buf.clear();
+        for lo in (0..v.len()).step_by(2 * width) {
+            let mid = (lo + width).min(v.len());
+            let hi = (lo + 2 * width).min(v.len());
+            let (mut i, mut j) = (lo, mid);
+            while i < mid && j < hi {
+                if cmp(v[j], v[i])? == std::cmp::Ordering::Less {
+                    buf.push(v[j]);
+                    j += 1;
+                } else {
+                    buf.push(v[i]);
+                    i += 1;
+                }
+            }
+            buf.extend_from_slice(&v[i..mid]);
+            buf.extend_from_slice(&v[j..hi]);
+        }
+        std::mem::swap(&mut v, &mut buf);
+        width *= 2;
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sort;
+
+    #[test]
+    fn merge_sort_sorts_stably_and_stops_at_an_error() {
+        let v: Vec<(u32, u32)> = (0..37).map(|i| ((i * 7919) % 13, i)).collect();
+        let calls = std::cell::Cell::new(0);
+        let sorted = merge_sort(v.clone(), &mut |a: (u32, u32), b: (u32, u32)| {
+            calls.set(calls.get() + 1);
+            Ok::<_, ()>(a.0.cmp(&b.0))
+        })
+        .unwrap();
+        let mut want = v.clone();
+        want.sort_by_key(|x| x.0);
+        assert_eq!(sorted, want);
+        // n log n comparisons at most (37 * 6).
+        assert!(calls.get() <= 37 * 6, "{} comparisons", calls.get());
+        let failed = merge_sort(v, &mut |a: (u32, u32), _| {
+            if a.1 == 5 {
+                Err("kcmp")
+            } else {
+                Ok(std::cmp::Ordering::Less)
+            }
+        });
+        assert_eq!(failed, Err("kcmp"));
+    }
 }

@@ -524,6 +524,22 @@ pub struct RestoreArgs {
     /// `clone3` flags of the tool's fork of this task (the root only):
     /// `CLONE_PARENT` for `--restore-sibling`, 0 otherwise.
     pub start_flags: u64,
+    /// Non-zero: the task takes the tool's files it needs with
+    /// `pidfd_getfd` instead of keeping all it inherited (which would cost
+    /// every task of a tree the whole tree's files). First thing, it
+    /// closes every inherited tool fd (those at or above `tool_fds_from`)
+    /// but `tool_pidfd`, then recreates each fd of `pull_fds` at the same
+    /// number, so every other fd field of these args holds as the tool
+    /// wrote it. A task using its parent's table ([`FD_TABLE_SHARED`])
+    /// does neither: the table's owner took its fds with its own.
+    pub pull: u32,
+    /// A pidfd of the tool (a tool fd itself).
+    pub tool_pidfd: i32,
+    pub tool_fds_from: i32,
+    pub _pad_pull: u32,
+    /// `[i32]`: the tool fds to take, ascending (in a shared mapping of
+    /// the tool's, outside the bootstrap region, unmapped with the tool).
+    pub pull_fds: Array,
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

@@ -190,6 +190,7 @@ macro_rules! stage {
 fn child(args: &mut RestoreArgs) -> isize {
     // SAFETY: `created` is a naturally aligned u32 inside the shared region.
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
+    stage!(args, abi::STAGE_FDS, take_tool_fds(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_FDS, move_fds(args));
     stage!(args, abi::STAGE_FS, fs(args));
@@ -206,6 +207,49 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
     if args.pgid != 0 {
         // SAFETY: integer arguments only.
         check(unsafe { syscall2(nr::SETPGID, 0, args.pgid as usize) }, 1)?;
+    }
+    Ok(())
+}
+
+/// `pull` (see the args): keep of the tool's fds only those this task
+/// (and the tasks sharing its table) use, before it forks its children,
+/// who would otherwise copy them all. A kernel without `pidfd_getfd`, or
+/// one that does not let us take the tool's files, leaves the inherited
+/// fds as they are (what a task without `pull` does).
+fn take_tool_fds(args: &RestoreArgs) -> Result<(), Fail> {
+    const O_CLOEXEC: usize = 0o2_000_000;
+    if args.pull == 0 || args.fd_table == abi::FD_TABLE_SHARED {
+        return Ok(());
+    }
+    let pidfd = args.tool_pidfd as usize;
+    // SAFETY (every syscall below): integer arguments only.
+    let probe = unsafe { syscall3(nr::PIDFD_GETFD, pidfd, pidfd, 0) };
+    if probe < 0 {
+        return Ok(());
+    }
+    unsafe { syscall1(nr::CLOSE, probe as usize) };
+    let from = args.tool_fds_from as usize;
+    if pidfd > from {
+        check(
+            unsafe { syscall3(nr::CLOSE_RANGE, from, pidfd - 1, 0) },
+            u32::MAX,
+        )?;
+    }
+    check(
+        unsafe { syscall3(nr::CLOSE_RANGE, pidfd + 1, u32::MAX as usize, 0) },
+        u32::MAX,
+    )?;
+    // SAFETY: the tool filled the list.
+    for (i, &fd) in unsafe { items::<i32>(&args.pull_fds) }.iter().enumerate() {
+        let got = check(
+            unsafe { syscall3(nr::PIDFD_GETFD, pidfd, fd as usize, 0) },
+            i as u32,
+        )?;
+        if got != fd as isize {
+            let moved = unsafe { syscall3(nr::DUP3, got as usize, fd as usize, O_CLOEXEC) };
+            unsafe { syscall1(nr::CLOSE, got as usize) };
+            check(moved, i as u32)?;
+        }
     }
     Ok(())
 }

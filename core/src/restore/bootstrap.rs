@@ -125,6 +125,58 @@ impl Drop for Region {
     }
 }
 
+/// A read-only table of `i32`s every task inherits (the fds each takes
+/// from the tool, see `RestoreArgs::pull`): one shared mapping, unmapped
+/// on drop (and by each task with the rest of the tool).
+pub struct SharedTable {
+    addr: usize,
+    len: usize,
+}
+
+impl SharedTable {
+    pub fn map(words: &[i32]) -> Result<SharedTable, Errno> {
+        let len = (words.len() * 4)
+            .max(1)
+            .next_multiple_of(rustix::param::page_size());
+        // SAFETY: a new anonymous mapping at an address the kernel picks;
+        // nothing else refers to it.
+        let p = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+            )
+        }?;
+        let table = SharedTable {
+            addr: p as usize,
+            len,
+        };
+        // SAFETY: the mapping holds `len` >= 4 * words.len() writable
+        // bytes, is page-aligned, and is ours alone.
+        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), p.cast::<i32>(), words.len()) };
+        Ok(table)
+    }
+
+    /// The address of word `i`.
+    pub fn addr_of(&self, i: usize) -> u64 {
+        (self.addr + 4 * i) as u64
+    }
+}
+
+impl Drop for SharedTable {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` created; no reference
+        // into it exists on our side.
+        let _ = unsafe {
+            rustix::mm::munmap(
+                std::ptr::without_provenance_mut::<c_void>(self.addr),
+                self.len,
+            )
+        };
+    }
+}
+
 /// The tree's shared counters ([`TreeWords`] and the failed-PID word
 /// after them): one page mapped shared, inherited by every task forked
 /// after it; unmapped on drop.

@@ -104,6 +104,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         opts.common.ext_unix_sk,
     );
     shared.orphan_pts_master = opts.restore.orphan_pts_master;
+    shared.tool_pidfd = tool_pidfd(&mut shared);
     let sync_pipes = fd_sync_pipes(&roles, &mut shared)?;
     let mut plans = Vec::with_capacity(alive.len());
     for t in &alive {
@@ -143,6 +144,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         .zip(&plans)
         .map(|(t, p)| (t.pstree.pid as i32, (p.base, p.args_off)))
         .collect();
+    let pull_table = pull_lists(&alive, &roles, &mut plans)?;
     for (t, p) in alive.iter().zip(plans.iter_mut()) {
         let kids: Vec<ChildArg> =
             tree::children_of(t.pstree.pid as i32, &tasks, &roles, &at, RESTORER_ENTRY);
@@ -178,8 +180,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let ret = live[0].region.start(RESTORER_ENTRY, live[0].args_off);
     drop(dontfork);
     let forking = t_start.elapsed();
-    drop(fds);
-    drop(shared);
+    // The tool's copies of the tasks' files stay open until every task
+    // has taken its own (RestoreArgs::pull), i.e. until the restore ends.
+    let dumpable = pullable();
     if ret == -(Errno::EXIST.raw_os_error() as isize) {
         return Err(RestoreError::PidBusy(root));
     }
@@ -228,6 +231,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     })
     .and_then(|()| held.detach_all())
     .map(|()| None);
+    drop(dumpable);
+    drop(pull_table);
+    drop(fds);
+    drop(shared);
     match done {
         Ok(exit_code) => {
             drop(page_words);
@@ -288,6 +295,100 @@ fn fd_sync_pipes(
         shared.fds.push(w);
     }
     Ok(out)
+}
+
+/// A pidfd of the tool at or above `shared.min_fd` (kept in `shared`), or
+/// -1 when the kernel has none (the tasks then inherit every tool fd).
+fn tool_pidfd(shared: &mut plan::SharedFiles<'_>) -> i32 {
+    let me = rustix::process::getpid();
+    let fd = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty())
+        .map_err(|e| RestoreError::Sys("pidfd_open", e))
+        .and_then(|fd| plan::high_fd(fd, shared.min_fd));
+    match fd {
+        Ok(fd) => {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            shared.fds.push(fd);
+            raw
+        }
+        Err(e) => {
+            crate::pr_debug!("{e}: the tasks inherit every file of the tree");
+            -1
+        }
+    }
+}
+
+/// Each task's list of tool fds to take, written into one shared table
+/// and pointed to from its args: a table's owner takes the fds of every
+/// task sharing its table too (they use them in its table).
+fn pull_lists(
+    alive: &[&TaskImages],
+    roles: &tree::Roles,
+    plans: &mut [plan::Plan],
+) -> Result<Option<super::bootstrap::SharedTable>, RestoreError> {
+    let index: HashMap<i32, usize> = alive
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.pstree.pid as i32, i))
+        .collect();
+    for i in 0..plans.len() {
+        let role = &roles.roles[&(alive[i].pstree.pid as i32)];
+        if role.fd_table != abi::FD_TABLE_SHARED {
+            continue;
+        }
+        let Some(&owner) = index.get(&role.fd_owner) else {
+            continue;
+        };
+        let mine = std::mem::take(&mut plans[i].pull);
+        plans[owner].pull.extend(mine);
+        plans[owner].pull.sort_unstable();
+        plans[owner].pull.dedup();
+    }
+    let words: Vec<i32> = plans.iter().flat_map(|p| p.pull.iter().copied()).collect();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let table = super::bootstrap::SharedTable::map(&words)
+        .map_err(|e| RestoreError::Sys("mmap(fd lists)", e))?;
+    let mut at = 0;
+    for p in plans.iter_mut() {
+        let list = abi::Array {
+            addr: if p.pull.is_empty() {
+                0
+            } else {
+                table.addr_of(at)
+            },
+            len: p.pull.len() as u64,
+        };
+        at += p.pull.len();
+        p.image[p.pull_off..p.pull_off + size_of::<abi::Array>()].copy_from_slice(bytes_of(&list));
+    }
+    Ok(Some(table))
+}
+
+/// The tasks take their files from the tool with `pidfd_getfd`, which a
+/// tool that is not dumpable (run from a binary with file capabilities,
+/// `--unprivileged`) refuses to tasks without CAP_SYS_PTRACE. It is made
+/// dumpable for the restore (its tasks hold the same capabilities, others
+/// cannot trace it); the guard puts the old value back.
+struct Dumpable(Option<rustix::process::DumpableBehavior>);
+
+fn pullable() -> Dumpable {
+    use rustix::process::{DumpableBehavior, dumpable_behavior, set_dumpable_behavior};
+    match dumpable_behavior() {
+        Ok(DumpableBehavior::Dumpable) | Err(_) => Dumpable(None),
+        Ok(old) => match set_dumpable_behavior(DumpableBehavior::Dumpable) {
+            Ok(()) => Dumpable(Some(old)),
+            Err(_) => Dumpable(None),
+        },
+    }
+}
+
+impl Drop for Dumpable {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            let _ = rustix::process::set_dumpable_behavior(old);
+        }
+    }
 }
 
 fn raise_nofile() {

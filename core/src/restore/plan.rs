@@ -45,6 +45,11 @@ pub struct Plan {
     /// Offset in `image` of the `[ChildArg]` array (filled by the tree
     /// once every region's place is known).
     pub children_off: usize,
+    /// The tool fds the task uses, ascending (see `RestoreArgs::pull`),
+    /// and the offset in `image` of the args' `pull_fds` (filled once
+    /// the fds of the tasks sharing its table are known too).
+    pub pull: Vec<i32>,
+    pub pull_off: usize,
 }
 
 /// What the tree decides for one task: its session and group, its
@@ -97,6 +102,9 @@ pub struct SharedFiles<'a> {
     pub orphan_masters: Vec<OwnedFd>,
     /// The tool thread's rseq registration and FPU format, probed once.
     tool_state: Option<(RseqArg, regs::HostFpu)>,
+    /// A pidfd of the tool, through which the tasks take their files
+    /// (`RestoreArgs::pull`); -1: they inherit them all.
+    pub tool_pidfd: i32,
 }
 
 impl<'a> SharedFiles<'a> {
@@ -105,6 +113,7 @@ impl<'a> SharedFiles<'a> {
             min_fd,
             shell_job,
             ext_unix_sk,
+            tool_pidfd: -1,
             ..SharedFiles::default()
         }
     }
@@ -858,9 +867,23 @@ pub fn build<'a>(
         fd_calls: at(a_fd_calls),
         thread_pointer: frame.thread_pointer,
         madvise: at(a_madvise),
+        pull: u32::from(shared.tool_pidfd >= 0),
+        tool_pidfd: shared.tool_pidfd,
+        tool_fds_from: min_fd,
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
+    // Every tool fd the args name (all at or above min_fd).
+    let mut pull: Vec<i32> = moves
+        .iter()
+        .map(|m| m.from)
+        .chain(vmas.iter().map(|v| v.fd))
+        .chain([args.pages_fd, cwd_fd, root_fd, role.fd_sync])
+        .chain((set_mm != 0).then_some(args.mm_map.exe_fd as i32))
+        .filter(|&fd| fd >= min_fd)
+        .collect();
+    pull.sort_unstable();
+    pull.dedup();
 
     let mut image = vec![0u8; total];
     RESTORER
@@ -880,6 +903,8 @@ pub fn build<'a>(
         args_off,
         fds,
         children_off: arrays_off + a_children.addr as usize,
+        pull,
+        pull_off: args_off + std::mem::offset_of!(RestoreArgs, pull_fds),
     })
 }
 

@@ -208,16 +208,28 @@ impl Watch {
 /// Child C: a second thread watching too, both until `go`.
 fn child_main(dir: &Path) -> Result<(), String> {
     static STOP: AtomicU32 = AtomicU32::new(0);
+    static WATCHING: AtomicU32 = AtomicU32::new(0);
     let t = std::thread::spawn(|| {
         let mut w = Watch::new();
+        WATCHING.store(1, Ordering::Release);
         while STOP.load(Ordering::Acquire) == 0 {
             w.step();
         }
         w.verdict("thread of C")
     });
     let mut w = Watch::new();
-    let go = dir.join("go");
+    // Both watch now: the root may say ready (a dump before this would
+    // find a thread that has not set its timer slack yet, and after the
+    // restore would take the restored slack and start time for its own).
     let start = Instant::now();
+    while WATCHING.load(Ordering::Acquire) == 0 {
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err("the thread did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    zdtm::write_atomic(&dir.join("watching"), "")?;
+    let go = dir.join("go");
     while !go.exists() {
         if zdtm::waited_too_long(start) {
             return Err("no go".into());
@@ -252,6 +264,14 @@ fn main() {
                     }
                 };
                 exit(code);
+            }
+            let watching = dir.join("watching");
+            let start = Instant::now();
+            while !watching.exists() {
+                if start.elapsed() > Duration::from_secs(120) {
+                    return Err("the child did not start watching".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
             Ok(State {
                 dir,

@@ -76,6 +76,10 @@ pub struct FileTable {
     /// Owners of files (F_SETOWN/F_SETSIG) by file id, put into their
     /// entries by [`FileTable::finish`] (some entries are only made there).
     fowns: Vec<(u32, pb::FownEntry)>,
+    /// Mapped files' objects by the (dev, inode) `map_files/` showed.
+    mapped: HashMap<(u64, u64), u32>,
+    /// The device of shmem files (probed once per dump).
+    shmem_dev: Option<u64>,
 }
 
 /// What the options say about files (`--ghost-limit`, `--file-locks`).
@@ -85,6 +89,12 @@ pub struct FdOpts {
     pub file_locks: bool,
     /// `--shell-job`: a terminal from outside the dump is allowed.
     pub shell_job: bool,
+}
+
+impl Drop for FileTable {
+    fn drop(&mut self) {
+        crate::files::forget_stolen();
+    }
 }
 
 impl FileTable {
@@ -168,6 +178,26 @@ impl FileTable {
             self.entries.push(e);
         }
         Ok((id, ty))
+    }
+
+    /// The object of a mapped file `map_files/` showed as (dev, ino), if
+    /// [`FileTable::note_mapped_file`] recorded one.
+    pub fn mapped_file(&self, dev: u64, ino: u64) -> Option<u32> {
+        self.mapped.get(&(dev, ino)).copied()
+    }
+
+    pub fn note_mapped_file(&mut self, dev: u64, ino: u64, id: u32) {
+        self.mapped.insert((dev, ino), id);
+    }
+
+    /// The device shmem (and memfd) files live on, probed once.
+    pub fn shmem_dev(&mut self) -> Result<u64, rustix::io::Errno> {
+        if let Some(d) = self.shmem_dev {
+            return Ok(d);
+        }
+        let d = crate::proc::vma_kind::probe_shmem_dev()?;
+        self.shmem_dev = Some(d);
+        Ok(d)
     }
 
     /// The file object of memfd mappings of shmem inode `ino`, if any yet.

@@ -64,6 +64,7 @@ pub mod core_img;
 mod file_ids;
 pub mod files;
 pub mod parasite;
+mod proc_part;
 pub mod regs;
 pub mod shmem;
 pub mod tree;
@@ -74,10 +75,9 @@ use std::path::PathBuf;
 use crate::blob::PARASITE;
 use crate::hooks::{Action, Hooks};
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
-use crate::mem::{self, PagePolicy, PageRange};
+use crate::mem::{self, PagePolicy};
 use crate::opts::{CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
-use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
 use crate::sys::ptrace::{self, SigInfo};
 use crate::{pr_debug, pr_info};
@@ -285,15 +285,25 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         shell_job: common.shell_job,
     };
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
-    for (i, t) in tree.tasks.iter().enumerate() {
-        let tree::TaskKind::Alive { task, threads } = &t.kind else {
+    // What /proc alone tells, for every task at once (several threads).
+    let procs: Vec<Option<&ProcDir>> = tree
+        .tasks
+        .iter()
+        .map(|t| (!t.is_zombie()).then_some(&t.proc))
+        .collect();
+    let shmem_dev = files
+        .shmem_dev()
+        .map_err(collect_err(pid, "shmem device"))?;
+    let parts = proc_part::read_all(&procs, opts, shmem_dev)?;
+    for (i, (t, part)) in tree.tasks.iter().zip(parts).enumerate() {
+        let (tree::TaskKind::Alive { task, threads }, Some(part)) = (&t.kind, part) else {
             collected.push(None);
             continue;
         };
         // A task using its parent's fd table has the same fds: they are
         // dumped once, with the table's owner (the topmost task sharing it).
         let own_fds = sharing.files[i] == i;
-        let mut c = collect_outside(&t.proc, task, opts, &mut files, fd_opts, own_fds)?;
+        let mut c = collect_outside(&t.proc, task, part, &mut files, fd_opts, own_fds)?;
         c.obj_id = i as u32 + 1;
         c.files_id = sharing.files[i] as u32 + 1;
         c.fs_id = sharing.fs[i] as u32 + 1;
@@ -554,49 +564,33 @@ fn gather_inside(
 fn collect_outside(
     proc: &ProcDir,
     task: &Seized,
-    opts: &DumpOpts,
+    part: proc_part::ProcPart,
     files: &mut files::FileTable,
     fd_opts: files::FdOpts,
     own_fds: bool,
 ) -> Result<Collected, DumpError> {
     let pid = proc.pid();
     let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
-    let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
-    let shmem_dev =
-        crate::proc::vma_kind::probe_shmem_dev().map_err(collect_err(pid, "shmem device"))?;
-    let cfg = ClassifyConfig {
-        shmem_dev,
-        allow_uprobes: opts.allow_uprobes,
-    };
-    let vmas = proc
-        .collect_vmas(&cfg)
-        .map_err(collect_err(pid, "mappings"))?;
-    refuse_unsupported_vmas(pid, &vmas)?;
+    let proc_part::ProcPart {
+        stat,
+        vmas,
+        ranges,
+        auxv,
+        rlimits,
+        proc_timers,
+        loginuid,
+        oom_score_adj,
+        personality,
+        exe,
+        cwd,
+        root,
+        ns,
+    } = part;
     let page_size = crate::proc::page_size() as u64;
-    // vsyscall lies above user space and is not REGULAR; nothing else needs
-    // a tighter bound here.
-    let ranges: Vec<PageRange> =
-        mem::pages_to_dump(pid, &vmas, u64::MAX).map_err(|e| DumpError::Memory {
-            pid,
-            reason: e.to_string(),
-        })?;
-    let auxv = proc.auxv().map_err(collect_err(pid, "auxv"))?;
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
-        .map_err(collect_err(pid, "limits"))?;
-    let rlimits = core_img::parse_limits(&limits).map_err(collect_err(pid, "limits"))?;
-    let proc_timers = proc.timers().map_err(collect_err(pid, "posix timers"))?;
     let signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
     let signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
     let robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
     let rseq = ptrace::rseq_config_for_dump(tid).map_err(collect_err(pid, "rseq"))?;
-    let loginuid = proc.loginuid().ok();
-    let oom_score_adj = proc.oom_score_adj().ok();
-    let personality = proc
-        .personality()
-        .map_err(collect_err(pid, "personality"))?;
-    let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
-    let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
-    let root = proc.root().map_err(collect_err(pid, "root"))?;
 
     let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
     let exe_file_id = files::add_mapped(files, &exe_link, &exe, fd_opts)?;
@@ -627,14 +621,23 @@ fn collect_outside(
                     }
                 })
             }
-            crate::proc::map_files::MapFile::File { .. } => {
-                let path = PathBuf::from(format!(
-                    "/proc/{pid}/map_files/{:x}-{:x}",
-                    v.vma.start, v.vma.end
-                ));
-                let target =
-                    std::fs::read_link(&path).map_err(collect_err(pid, "map_files link"))?;
-                Some(files::add_mapped(files, &path, &target, fd_opts)?)
+            crate::proc::map_files::MapFile::File { id, .. } => {
+                // Mapped files are one object per inode: one already known
+                // (a library every task maps) needs no link read nor stat.
+                match files.mapped_file(id.dev, id.ino) {
+                    Some(fid) => Some(fid),
+                    None => {
+                        let path = PathBuf::from(format!(
+                            "/proc/{pid}/map_files/{:x}-{:x}",
+                            v.vma.start, v.vma.end
+                        ));
+                        let target = std::fs::read_link(&path)
+                            .map_err(collect_err(pid, "map_files link"))?;
+                        let fid = files::add_mapped(files, &path, &target, fd_opts)?;
+                        files.note_mapped_file(id.dev, id.ino, fid);
+                        Some(fid)
+                    }
+                }
             }
             _ => None,
         };
@@ -647,7 +650,6 @@ fn collect_outside(
     };
     let cwd_id = files.add_path(&cwd, false)?;
     let root_id = files.add_path(&root, false)?;
-    let ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
 
     Ok(Collected {
         pid,
@@ -656,7 +658,7 @@ fn collect_outside(
         vma_file_ids,
         ranges,
         page_size,
-        auxv: auxv.words,
+        auxv,
         rlimits,
         proc_timers,
         signals_s,

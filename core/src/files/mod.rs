@@ -83,14 +83,40 @@ impl FdCtx {
     /// A copy of the task's fd in the tool (`pidfd_getfd`): the same open
     /// file, usable while the task is frozen.
     pub fn steal(&self, kind: &'static str) -> Result<OwnedFd, FileError> {
+        use rustix::process::{PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
         let e = |what: &str, errno: Errno| self.err(kind, format!("{what}: {errno}"));
         let pid =
             rustix::process::Pid::from_raw(self.pid).ok_or_else(|| self.err(kind, "bad pid"))?;
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .map_err(|x| e("pidfd_open", x))?;
-        rustix::process::pidfd_getfd(&pidfd, self.fd, rustix::process::PidfdGetfdFlags::empty())
-            .map_err(|x| e("pidfd_getfd", x))
+        // The fds of a task come one after the other: its pidfd is kept
+        // for the next (a stale one, of an earlier process with the same
+        // PID, fails with ESRCH and is opened again).
+        STOLEN_FROM.with_borrow_mut(|cached| {
+            if let Some((p, pidfd)) = cached.as_ref()
+                && *p == self.pid
+            {
+                match pidfd_getfd(pidfd, self.fd, PidfdGetfdFlags::empty()) {
+                    Err(Errno::SRCH) => {}
+                    r => return r.map_err(|x| e("pidfd_getfd", x)),
+                }
+            }
+            let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|x| e("pidfd_open", x))?;
+            let got = pidfd_getfd(&pidfd, self.fd, PidfdGetfdFlags::empty())
+                .map_err(|x| e("pidfd_getfd", x));
+            *cached = Some((self.pid, pidfd));
+            got
+        })
     }
+}
+
+thread_local! {
+    /// The pidfd [`FdCtx::steal`] used last, and its PID.
+    static STOLEN_FROM: std::cell::RefCell<Option<(i32, OwnedFd)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Close the pidfd [`FdCtx::steal`] keeps (at the end of a dump).
+pub fn forget_stolen() {
+    STOLEN_FROM.with_borrow_mut(|c| *c = None);
 }
 
 /// Per-dump state of every kind, and the data images they fill.

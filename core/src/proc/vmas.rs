@@ -34,6 +34,18 @@ impl ProcDir {
         let map_files = self.map_files()?;
         let mut out: Vec<CollectedVma> = Vec::with_capacity(vmas.len());
         for vma in vmas {
+            // No file behind it (`00:00 0`: private anonymous memory, heap,
+            // stack, special mappings): no map_files entry to look at.
+            if (vma.dev_major, vma.dev_minor, vma.inode) == (0, 0, 0) {
+                let file = MapFile::NoFile;
+                let entry =
+                    classify(&vma, &file, None, cfg).map_err(|error| CollectError::Vma {
+                        path: self.path_of("smaps"),
+                        error,
+                    })?;
+                out.push(CollectedVma { vma, file, entry });
+                continue;
+            }
             let same_file_as_prev = out.last().filter(|p| {
                 vma.inode != 0
                     && (p.vma.dev_major, p.vma.dev_minor, p.vma.inode)

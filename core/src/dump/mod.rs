@@ -68,6 +68,7 @@ mod proc_part;
 pub mod regs;
 pub mod shmem;
 pub mod tree;
+mod workers;
 mod write;
 
 use std::path::PathBuf;
@@ -296,7 +297,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         .map_err(collect_err(pid, "shmem device"))?;
     let parts = proc_part::read_all(&procs, opts, shmem_dev)?;
     for (i, (t, part)) in tree.tasks.iter().zip(parts).enumerate() {
-        let (tree::TaskKind::Alive { task, threads }, Some(part)) = (&t.kind, part) else {
+        let (tree::TaskKind::Alive { task, .. }, Some(part)) = (&t.kind, part) else {
             collected.push(None);
             continue;
         };
@@ -308,9 +309,6 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         c.files_id = sharing.files[i] as u32 + 1;
         c.fs_id = sharing.fs[i] as u32 + 1;
         c.pages_id = i as u64 + 1;
-        for th in threads {
-            c.threads.push(collect_thread(&t.proc, th)?);
-        }
         pr_debug!(
             "Collected {} VMAs, {} page runs, {} fds of task {}",
             c.vmas.len(),
@@ -347,13 +345,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     fault("shmem")?;
 
-    for (i, (t, c)) in tree.tasks.iter_mut().zip(collected.iter_mut()).enumerate() {
-        let (tree::TaskKind::Alive { task, threads }, Some(c)) = (&mut t.kind, c) else {
-            continue;
-        };
-        gather_inside(common, task, threads, c, i)?;
-        pr_debug!("Task {} cured", t.pid);
-    }
+    gather_all(&mut tree, &mut collected, common)?;
     fault("cured")?;
 
     let entries: Vec<write::TreeEntry> = tree
@@ -371,16 +363,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         dir: common.images_dir.clone(),
         source,
     };
-    for (t, c) in tree.tasks.iter().zip(&collected) {
-        match (&t.kind, c) {
-            (tree::TaskKind::Zombie { exit_code }, _) => {
-                write::write_zombie_core(&common.images_dir, t.pid, *exit_code, &t.stat)
-                    .map_err(img_err)?;
-            }
-            (_, Some(c)) => write::write_images(&common.images_dir, c).map_err(img_err)?,
-            (_, None) => {}
+    for t in &tree.tasks {
+        if let tree::TaskKind::Zombie { exit_code } = &t.kind {
+            write::write_zombie_core(&common.images_dir, t.pid, *exit_code, &t.stat)
+                .map_err(img_err)?;
         }
     }
+    // Each live task's images on its tracer thread (its thread registers
+    // are read there), all at once.
+    collected = write_all(&tree, collected, &common.images_dir).map_err(img_err)?;
     write::write_tree_images(&common.images_dir, &entries, 1, &files).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
@@ -430,38 +421,19 @@ fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
 }
 
 /// The end of a dump: kill every task, or let them all go on (running or
-/// stopped). Zombies are left to their parents.
-fn finish(tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+/// stopped), each on its tracer thread. Zombies are left to their parents.
+fn finish(mut tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+    let pending: Vec<_> = std::mem::take(&mut tree.tasks)
+        .into_iter()
+        .map(|t| {
+            tree.workers
+                .submit(t.owner, move || finish_task(t, final_state))
+        })
+        .collect();
+    // Every task gets its turn, whatever happened to the others.
     let mut result = Ok(());
-    for t in tree.tasks {
-        let tree::TaskKind::Alive { task, threads } = t.kind else {
-            continue;
-        };
-        let done = match final_state {
-            FinalState::Dead => {
-                threads
-                    .into_iter()
-                    .for_each(crate::infect::SeizedThread::forget);
-                (*task)
-                    .kill()
-                    .map_err(infect_err("killing the dumped task"))
-            }
-            FinalState::Alive => threads
-                .into_iter()
-                .try_for_each(crate::infect::SeizedThread::release)
-                .map_err(infect_err("releasing a thread"))
-                .and((*task).release().map_err(infect_err("releasing the task"))),
-            FinalState::Stopped => threads
-                .into_iter()
-                .try_for_each(crate::infect::SeizedThread::release)
-                .map_err(infect_err("releasing a thread"))
-                .and(
-                    (*task)
-                        .release_stopped()
-                        .map_err(infect_err("releasing the task stopped")),
-                ),
-        };
-        // Every task gets its turn, whatever happened to the others.
+    for p in pending {
+        let done = p.wait();
         if result.is_ok() {
             result = done;
         }
@@ -472,6 +444,135 @@ fn finish(tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
         FinalState::Alive => pr_info!("Dumping finished successfully (task left running)"),
         FinalState::Stopped => pr_info!("Dumping finished successfully (task left stopped)"),
     }
+    Ok(())
+}
+
+fn finish_task(t: tree::TreeTask, final_state: FinalState) -> Result<(), DumpError> {
+    let tree::TaskKind::Alive { task, threads } = t.kind else {
+        return Ok(());
+    };
+    match final_state {
+        FinalState::Dead => {
+            threads
+                .into_iter()
+                .for_each(crate::infect::SeizedThread::forget);
+            // Not waited for: the task frees its memory on its own time, and
+            // its tracer thread ends with the dump, handing it back to its
+            // parent (CRIU does not wait either).
+            (*task)
+                .kill_no_wait()
+                .map_err(infect_err("killing the dumped task"))
+        }
+        FinalState::Alive => threads
+            .into_iter()
+            .try_for_each(crate::infect::SeizedThread::release)
+            .map_err(infect_err("releasing a thread"))
+            .and((*task).release().map_err(infect_err("releasing the task"))),
+        FinalState::Stopped => threads
+            .into_iter()
+            .try_for_each(crate::infect::SeizedThread::release)
+            .map_err(infect_err("releasing a thread"))
+            .and(
+                (*task)
+                    .release_stopped()
+                    .map_err(infect_err("releasing the task stopped")),
+            ),
+    }
+}
+
+/// Infect, gather inside and cure every live task, each on its tracer
+/// thread, all at once. Every task comes back to the tree (to be released
+/// with it) before the first error, in tree order, is returned.
+fn gather_all(
+    tree: &mut tree::Tree,
+    collected: &mut Vec<Option<Collected>>,
+    common: &CommonOpts,
+) -> Result<(), DumpError> {
+    let common = std::sync::Arc::new(common.clone());
+    let pending: Vec<_> = std::mem::take(&mut tree.tasks)
+        .into_iter()
+        .zip(std::mem::take(collected))
+        .enumerate()
+        .map(|(i, (mut t, mut c))| {
+            let common = common.clone();
+            tree.workers.submit(t.owner, move || {
+                let r = match (&mut t.kind, c.as_mut()) {
+                    (tree::TaskKind::Alive { task, threads }, Some(c)) => {
+                        collect_traced(&t.proc, task, threads, c)
+                            .and_then(|()| gather_inside(&common, task, threads, c, i))
+                    }
+                    _ => Ok(()),
+                };
+                if r.is_ok() && !t.is_zombie() {
+                    pr_debug!("Task {} cured", t.pid);
+                }
+                (t, c, r)
+            })
+        })
+        .collect();
+    let mut first_err = None;
+    for p in pending {
+        let (t, c, r) = p.wait();
+        tree.tasks.push(t);
+        collected.push(c);
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Every live task's own images, each written on its tracer thread (the
+/// arch part of its core reads registers through ptrace). The collected
+/// state comes back in order; the first error, in tree order, is returned.
+fn write_all(
+    tree: &tree::Tree,
+    collected: Vec<Option<Collected>>,
+    dir: &std::path::Path,
+) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
+    let pending: Vec<_> = tree
+        .tasks
+        .iter()
+        .zip(collected)
+        .map(|(t, c)| {
+            let dir = dir.to_path_buf();
+            tree.workers.submit(t.owner, move || {
+                let r = c.as_ref().map_or(Ok(()), |c| write::write_images(&dir, c));
+                (c, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(pending.len());
+    let mut first_err = None;
+    for p in pending {
+        let (c, r) = p.wait();
+        out.push(c);
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(out), Err)
+}
+
+/// What only the tracer can read of a seized task (pending signals, its
+/// robust list and rseq area, the same of its other threads), on its
+/// tracer thread.
+fn collect_traced(
+    proc: &ProcDir,
+    task: &Seized,
+    threads: &[crate::infect::SeizedThread],
+    c: &mut Collected,
+) -> Result<(), DumpError> {
+    let pid = proc.pid();
+    let tid = rustix::process::Pid::from_raw(task.pid()).ok_or(DumpError::NoTree)?;
+    c.signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
+    c.signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
+    c.robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
+    c.rseq = ptrace::rseq_config_for_dump(tid).map_err(collect_err(pid, "rseq"))?;
+    c.threads = threads
+        .iter()
+        .map(|th| collect_thread(proc, th))
+        .collect::<Result<_, _>>()?;
     Ok(())
 }
 
@@ -570,7 +671,6 @@ fn collect_outside(
     own_fds: bool,
 ) -> Result<Collected, DumpError> {
     let pid = proc.pid();
-    let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
     let proc_part::ProcPart {
         stat,
         vmas,
@@ -587,11 +687,6 @@ fn collect_outside(
         ns,
     } = part;
     let page_size = crate::proc::page_size() as u64;
-    let signals_s = peek_signals(tid, true).map_err(collect_err(pid, "shared pending signals"))?;
-    let signals_p = peek_signals(tid, false).map_err(collect_err(pid, "pending signals"))?;
-    let robust = ptrace::get_robust_list(tid).map_err(collect_err(pid, "robust futex list"))?;
-    let rseq = ptrace::rseq_config_for_dump(tid).map_err(collect_err(pid, "rseq"))?;
-
     let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
     let exe_file_id = files::add_mapped(files, &exe_link, &exe, fd_opts)?;
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
@@ -661,10 +756,11 @@ fn collect_outside(
         auxv,
         rlimits,
         proc_timers,
-        signals_s,
-        signals_p,
-        robust,
-        rseq,
+        // Read through ptrace, on the task's tracer thread (collect_traced).
+        signals_s: Vec::new(),
+        signals_p: Vec::new(),
+        robust: (0, 0),
+        rseq: None,
         loginuid,
         oom_score_adj,
         personality,

@@ -8,8 +8,13 @@
 //! their wait status. A child that exits and is reaped meanwhile is simply
 //! not part of the dump.
 //!
+//! Each task is seized by one of the dump's tracer threads
+//! ([`super::workers`]), the tasks of one level of the tree by all of them
+//! at once, and stays that thread's ([`TreeTask::owner`]).
+//!
 //! Whatever fails, every task seized so far is released as it was: the
-//! [`Seized`] handles undo their changes when the [`Tree`] is dropped.
+//! [`Seized`] handles undo their changes when the [`Tree`] is dropped
+//! (each on the thread that seized it).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +22,7 @@ use crate::infect::{InfectError, Seized, SeizedThread};
 use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
 
+use super::workers::Workers;
 use super::{DumpError, collect_err};
 
 /// What a task of the tree is.
@@ -42,6 +48,9 @@ pub struct TreeTask {
     pub stat: Stat,
     pub proc: ProcDir,
     pub kind: TaskKind,
+    /// The tracer thread that seized it (an index into the workers): the
+    /// only one that may touch it through ptrace.
+    pub owner: usize,
 }
 
 impl TreeTask {
@@ -61,10 +70,39 @@ impl TreeTask {
 }
 
 /// The seized tree, in CRIU's order: depth first, the root first, each
-/// task followed by its subtree, children in PID order.
+/// task followed by its subtree, children in PID order; and the tracer
+/// threads that hold them.
 #[derive(Debug)]
 pub struct Tree {
     pub tasks: Vec<TreeTask>,
+    pub workers: Workers,
+}
+
+impl Tree {
+    /// Hands every task to its owner to drop (so released there as it
+    /// was), waiting until all are. The tree is empty afterwards.
+    pub fn release_all(&mut self) {
+        let pending: Vec<_> = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .map(|t| self.workers.submit(t.owner, move || drop(t)))
+            .collect();
+        for p in pending {
+            p.wait();
+        }
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+/// How many tracer threads a tree gets: enough to keep every CPU busy
+/// while others wait for their tasks, no more than there are tasks.
+fn workers_for(estimate: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cpus).clamp(2, 8).min(estimate.max(1))
 }
 
 const STATE_ZOMBIE: u8 = b'Z';
@@ -80,57 +118,106 @@ fn seize_err(pid: i32) -> impl FnOnce(InfectError) -> DumpError {
     }
 }
 
-/// Seize `root` and all its descendants.
+/// A task seized (or found a zombie) by a worker, with its children as
+/// listed once it stopped.
+type Seen = (Option<TreeTask>, Vec<i32>);
+
+/// Seize `root` and all its descendants, level by level, each level's
+/// tasks by all the tracer threads at once.
 pub fn seize(root: i32) -> Result<Tree, DumpError> {
     let proc = ProcDir::open(root).map_err(collect_err(root, "/proc"))?;
+    // The root's children tell how wide the tree starts; the thread count
+    // is fixed here (tasks never change threads).
+    let estimate = 1 + proc.process_children().map_or(0, |c| c.len()) * 4;
+    let workers = Workers::spawn(workers_for(estimate)).map_err(|e| DumpError::Collect {
+        pid: root,
+        what: "tracer threads",
+        reason: e.to_string(),
+    })?;
+    let mut tree = Tree {
+        tasks: Vec::new(),
+        workers,
+    };
+    let (t, kids) = tree.workers.run(0, move || seize_root(root, proc))?;
+    tree.tasks.push(t);
+    let mut known: HashSet<i32> = HashSet::from([root]);
+    let mut next_owner = 1;
+    let mut level: Vec<(i32, Vec<i32>)> = vec![(root, kids)];
+    while !level.is_empty() {
+        // (pid, parent) of this level, each seized on its own worker.
+        let todo: Vec<(i32, i32)> = level
+            .iter()
+            .flat_map(|(parent, kids)| kids.iter().map(move |&k| (k, *parent)))
+            .filter(|(pid, _)| known.insert(*pid))
+            .collect();
+        let pending: Vec<_> = todo
+            .iter()
+            .map(|&(pid, parent)| {
+                let w = next_owner % tree.workers.len();
+                next_owner += 1;
+                tree.workers.submit(w, move || seize_child(pid, parent, w))
+            })
+            .collect();
+        // Every answer is taken (and its task kept in the tree, to be
+        // released with it) before an error is returned.
+        let mut first_err = None;
+        level = Vec::new();
+        for p in pending {
+            match p.wait() {
+                Ok((Some(t), kids)) => {
+                    level.push((t.pid, kids));
+                    tree.tasks.push(t);
+                }
+                Ok((None, _)) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+    }
+    tree.tasks = depth_first(std::mem::take(&mut tree.tasks));
+    Ok(tree)
+}
+
+/// The root, seized on worker 0, and its children.
+fn seize_root(root: i32, proc: ProcDir) -> Result<(TreeTask, Vec<i32>), DumpError> {
     let (task, threads) = crate::infect::seize_process(root).map_err(seize_err(0))?;
+    // Dropped on error: released right here, on the thread that seized it.
+    let kind = TaskKind::Alive {
+        task: Box::new(task),
+        threads,
+    };
     let stat = proc.stat().map_err(collect_err(root, "stat"))?;
-    let mut found = vec![TreeTask {
+    let t = TreeTask {
         pid: root,
         ppid: 0,
         pgid: stat.pgrp,
         sid: stat.session,
         stat,
         proc,
-        kind: TaskKind::Alive {
-            task: Box::new(task),
-            threads,
-        },
-    }];
-    let mut known: HashSet<i32> = HashSet::from([root]);
-    let mut next = 0;
-    while next < found.len() {
-        let parent = found[next].pid;
-        next += 1;
-        if found[next - 1].is_zombie() {
-            continue;
-        }
-        let children = found[next - 1]
-            .proc
-            .process_children()
-            .map_err(collect_err(parent, "children"))?;
-        for pid in children {
-            if !known.insert(pid) {
-                continue;
-            }
-            if let Some(t) = seize_child(pid, parent)? {
-                found.push(t);
-            }
-        }
-    }
-    Ok(Tree {
-        tasks: depth_first(found),
-    })
+        kind,
+        owner: 0,
+    };
+    // Read once the whole task is stopped: its list can no longer grow.
+    let kids = t
+        .proc
+        .process_children()
+        .map_err(collect_err(root, "children"))?;
+    Ok((t, kids))
 }
 
-/// Seize child `pid` of `parent`, or record it as a zombie. `None`: it is
-/// gone already (reaped).
-fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
+/// Seize child `pid` of `parent` (on worker `owner`, the calling thread),
+/// or record it as a zombie; and its children once it is stopped. `None`:
+/// it is gone already (reaped).
+fn seize_child(pid: i32, parent: i32, owner: usize) -> Result<Seen, DumpError> {
     let Ok(proc) = ProcDir::open(pid) else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let Ok(stat) = proc.stat() else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let zombie = |stat: Stat, proc: ProcDir| TreeTask {
         pid,
@@ -142,39 +229,50 @@ fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
         },
         stat,
         proc,
+        owner,
     };
     if stat.state == STATE_ZOMBIE {
-        return Ok(Some(zombie(stat, proc)));
+        return Ok((Some(zombie(stat, proc)), Vec::new()));
     }
     match crate::infect::seize_process(pid) {
         Ok((task, threads)) => {
+            // Dropped on error: released right here, on its own thread.
+            let kind = TaskKind::Alive {
+                task: Box::new(task),
+                threads,
+            };
             // Read again now that it is stopped: group and session are final.
             let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
-            Ok(Some(TreeTask {
+            let t = TreeTask {
                 pid,
                 ppid: parent,
                 pgid: stat.pgrp,
                 sid: stat.session,
                 stat,
                 proc,
-                kind: TaskKind::Alive {
-                    task: Box::new(task),
-                    threads,
-                },
-            }))
+                kind,
+                owner,
+            };
+            let kids = t
+                .proc
+                .process_children()
+                .map_err(collect_err(pid, "children"))?;
+            Ok((Some(t), kids))
         }
         // It exited while we seized it: a zombie now (its parent is
         // stopped and cannot reap it), or gone if it was auto-reaped.
         Err(InfectError::Dead { .. } | InfectError::Gone { .. }) => match proc.stat() {
-            Ok(stat) if stat.state == STATE_ZOMBIE => Ok(Some(zombie(stat, proc))),
+            Ok(stat) if stat.state == STATE_ZOMBIE => Ok((Some(zombie(stat, proc)), Vec::new())),
             Ok(_) => Err(DumpError::Collect {
                 pid,
                 what: "task state",
                 reason: "it could not be seized but is not a zombie".into(),
             }),
-            Err(_) => Ok(None),
+            Err(_) => Ok((None, Vec::new())),
         },
-        Err(InfectError::Seize { source, .. }) if source == rustix::io::Errno::SRCH => Ok(None),
+        Err(InfectError::Seize { source, .. }) if source == rustix::io::Errno::SRCH => {
+            Ok((None, Vec::new()))
+        }
         Err(e) => Err(seize_err(pid)(e)),
     }
 }

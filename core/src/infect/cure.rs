@@ -79,7 +79,23 @@ impl Seized {
 
     /// Kill the task with SIGKILL while we still hold it (the end of a
     /// dump without `--leave-running`), and reap the tracing link.
-    pub fn kill(mut self) -> Result<(), InfectError> {
+    pub fn kill(self) -> Result<(), InfectError> {
+        self.kill_inner(true)
+    }
+
+    /// Like [`Seized::kill`], but the leader is not waited for: the
+    /// process frees its memory on its own time. Its other threads are
+    /// reaped (each our tracee, its TID in use until we do; left to this
+    /// thread's end, the TIDs would be freed only after the leader could
+    /// already be reaped, and a restore right after could find them
+    /// taken). The leader stays our tracee until this thread detaches or
+    /// ends, when its parent reaps it: for a tracer thread that ends right
+    /// after (the dump's workers).
+    pub fn kill_no_wait(self) -> Result<(), InfectError> {
+        self.kill_inner(false)
+    }
+
+    fn kill_inner(mut self, wait_leader: bool) -> Result<(), InfectError> {
         self.released = true;
         rustix::process::kill_process(self.pid, Signal::KILL).map_err(|source| {
             InfectError::Local {
@@ -102,7 +118,9 @@ impl Seized {
         for tid in tids.into_iter().filter_map(rustix::process::Pid::from_raw) {
             reap(tid);
         }
-        reap(self.pid);
+        if wait_leader {
+            reap(self.pid);
+        }
         Ok(())
     }
 }

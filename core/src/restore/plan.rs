@@ -653,13 +653,13 @@ pub fn build<'a>(
     // The same for every task: probed once per restore (a traced fork of
     // the tool, whose cost grows with the tool's memory).
     let (tool_rseq, host) = match &shared.tool_state {
-        Some(s) => s.clone(),
+        Some(s) => *s,
         None => {
             let s = super::bootstrap::with_traced_fork(|p| {
                 Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
             })
             .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
-            shared.tool_state = Some(s.clone());
+            shared.tool_state = Some(s);
             s
         }
     };

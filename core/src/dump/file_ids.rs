@@ -2,12 +2,15 @@
 //! inherited across fork, passed over a socket), so that they get one
 //! file id (CRIU's `kcmp-ids.c`).
 //!
-//! Fds are grouped by the inode they point at (a hash map), and within one
-//! inode kept sorted in the order kcmp gives the kernel's file pointers:
-//! finding an fd's description is a binary search of kcmp calls, so the
-//! whole tree costs O(n log n) comparisons instead of one kcmp against
-//! every fd seen before. Where kcmp gives no order (it has none, or it
-//! fails), the inode's group is searched linearly, as before.
+//! Fds are grouped by what one open file description holds for all its
+//! fds (the inode, position and status flags, from fdinfo: a hash map),
+//! and within a group kept sorted in the order kcmp gives the kernel's file
+//! pointers: finding an fd's description is a binary search of kcmp calls,
+//! so the whole tree costs O(n log n) comparisons (and, as fds of
+//! different descriptions mostly differ in position or flags, about one
+//! each) instead of one kcmp against every fd seen before. Where kcmp
+//! gives no order (it has none, or it fails), the group is searched
+//! linearly.
 
 use std::collections::{HashMap, HashSet};
 
@@ -46,10 +49,20 @@ pub struct Slot {
     at: Option<usize>,
 }
 
+/// What every fd of one open file description shows alike in its fdinfo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdKey {
+    /// The inode (0 when fdinfo does not say).
+    pub ino: u64,
+    pub pos: i64,
+    /// Status flags, without the per-fd `O_CLOEXEC`.
+    pub flags: u32,
+}
+
 /// Every fd of the dump given a file id so far.
 #[derive(Debug, Default)]
 pub struct FileIds {
-    by_ino: HashMap<u64, Group>,
+    by_ino: HashMap<FdKey, Group>,
     /// Tasks whose fds were seen, in the order first seen.
     pids: Vec<i32>,
     pid_set: HashSet<i32>,
@@ -62,9 +75,9 @@ fn compare(pid: i32, fd: i32, s: &Seen) -> Option<KcmpOrder> {
 }
 
 impl FileIds {
-    /// Is fd `fd` of task `pid`, pointing at inode `ino` (0 when not known:
-    /// every such fd is one group), an open file seen before?
-    pub fn find(&mut self, pid: i32, fd: i32, ino: u64) -> Lookup {
+    /// Is fd `fd` of task `pid`, whose description shows `key`, an open
+    /// file seen before?
+    pub fn find(&mut self, pid: i32, fd: i32, ino: FdKey) -> Lookup {
         let g = self.by_ino.entry(ino).or_insert_with(|| Group {
             fds: Vec::new(),
             sorted: true,
@@ -98,9 +111,9 @@ impl FileIds {
         }
     }
 
-    /// Records fd `fd` of `pid` (inode `ino`) as file `id`; `slot` from
+    /// Records fd `fd` of `pid` (showing `key`) as file `id`; `slot` from
     /// [`FileIds::find`] for a new open file, `None` for one found shared.
-    pub fn insert(&mut self, pid: i32, fd: i32, ino: u64, id: u32, slot: Option<Slot>) {
+    pub fn insert(&mut self, pid: i32, fd: i32, ino: FdKey, id: u32, slot: Option<Slot>) {
         if self.pid_set.insert(pid) {
             self.pids.push(pid);
         }
@@ -139,7 +152,10 @@ mod tests {
             .collect();
         let dups: Vec<std::os::fd::OwnedFd> =
             files.iter().map(|f| rustix::io::dup(f).unwrap()).collect();
-        let ino = 7;
+        let ino = FdKey {
+            ino: 7,
+            ..FdKey::default()
+        };
         let mut ids = FileIds::default();
         for (i, f) in files.iter().enumerate() {
             let Lookup::New(slot) = ids.find(pid, f.as_raw_fd(), ino) else {

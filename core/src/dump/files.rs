@@ -273,11 +273,21 @@ pub fn collect_fds(
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
     let fds = proc.fds()?;
-    for &fd in &fds {
-        let target = proc.fd_target(fd)?;
-        let info = proc.fdinfo(fd)?;
-        // The inode groups candidates; kcmp tells the open files apart.
-        let ino = info.ino.unwrap_or(0);
+    for r in read_fds(proc, &fds)? {
+        let FdRead {
+            fd,
+            target,
+            info,
+            meta,
+            fown,
+        } = r;
+        // What a description shows alike in all its fds groups candidates;
+        // kcmp tells the open files apart.
+        let ino = super::file_ids::FdKey {
+            ino: info.ino.unwrap_or(0),
+            pos: info.pos,
+            flags: info.flags & !O_CLOEXEC,
+        };
         let (shared, slot) = match files.seen_fds.find(pid, fd, ino) {
             Lookup::Shared(id) => (Some(id), None),
             Lookup::New(slot) => (None, Some(slot)),
@@ -293,7 +303,7 @@ pub fn collect_fds(
             FdTarget::Path(path) => {
                 let (id, kind) = match shared {
                     Some(id) => (id, file_kind(files, id)),
-                    None => path_fd(files, pid, fd, &path, &info, opts)?,
+                    None => path_fd(files, (pid, fd), &path, &info, meta, opts)?,
                 };
                 (id, kind)
             }
@@ -323,15 +333,8 @@ pub fn collect_fds(
                 return Err(unsupported(pid, fd, &String::from_utf8_lossy(&l)));
             }
         };
-        if new_file {
-            let ctx = crate::files::FdCtx {
-                pid,
-                fd,
-                flags: file_flags,
-            };
-            if let Some(fown) = crate::files::fown::dump(&ctx)? {
-                files.fowns.push((id, fown));
-            }
+        if new_file && let Some(fown) = fown? {
+            files.fowns.push((id, fown));
         }
         files.locks.note(
             pid,
@@ -353,6 +356,81 @@ pub fn collect_fds(
     Ok(out)
 }
 
+/// What is read about one fd before it goes into the file table.
+struct FdRead {
+    fd: i32,
+    target: FdTarget,
+    info: crate::proc::fdinfo::FdInfo,
+    /// Its file's metadata (through `/proc/PID/fd/N`), for one opened by
+    /// path.
+    meta: Option<std::fs::Metadata>,
+    /// Its owner (`F_SETOWN`/`F_SETSIG`), if any: used when it is a new
+    /// open file (its error too, only then).
+    fown: Result<Option<pb::FownEntry>, FilesError>,
+}
+
+fn read_fd(proc: &ProcDir, fd: i32) -> Result<FdRead, FilesError> {
+    let pid = proc.pid();
+    let target = proc.fd_target(fd)?;
+    let info = proc.fdinfo(fd)?;
+    let ctx = crate::files::FdCtx {
+        pid,
+        fd,
+        flags: info.flags & !O_CLOEXEC,
+    };
+    // One copy of the file serves its owner and its metadata (an fstat of
+    // it costs less than a stat through /proc/PID/fd/N).
+    let (meta, fown) = match ctx.steal("file") {
+        Ok(copy) => {
+            let fown = crate::files::fown::dump_from(&ctx, &copy).map_err(FilesError::from);
+            let meta = match &target {
+                FdTarget::Path(_) => std::fs::File::from(copy).metadata().ok(),
+                _ => None,
+            };
+            (meta, fown)
+        }
+        Err(e) => (None, Err(e.into())),
+    };
+    Ok(FdRead {
+        fd,
+        target,
+        info,
+        meta,
+        fown,
+    })
+}
+
+/// Fds per thread below which one thread reads them all.
+const FDS_PER_THREAD: usize = 256;
+
+/// [`read_fd`] of every fd of `fds`, in order: a task with many fds is
+/// read by several threads at once (the reads only look at /proc and at
+/// copies of the fds; the file table is filled in order afterwards).
+fn read_fds(proc: &ProcDir, fds: &[i32]) -> Result<Vec<FdRead>, FilesError> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Two per CPU: each waits for the kernel as much as it computes.
+    let threads = fds.len().div_ceil(FDS_PER_THREAD).min(2 * cpus).max(1);
+    if threads == 1 {
+        return fds.iter().map(|&fd| read_fd(proc, fd)).collect();
+    }
+    let chunk = fds.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<FdRead>, FilesError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = fds
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(|&fd| read_fd(proc, fd)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(fds.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
 /// The `fd_types` value of file object `id`. Ids are given in order
 /// (entry `id - 1` has id `id`), so this is a look-up, not a search.
 fn file_kind(files: &FileTable, id: u32) -> i32 {
@@ -369,10 +447,10 @@ fn file_kind(files: &FileTable, id: u32) -> i32 {
 /// file, directory or device, or an unlinked file (a ghost).
 fn path_fd(
     files: &mut FileTable,
-    pid: i32,
-    fd: i32,
+    (pid, fd): (i32, i32),
     path: &Path,
     info: &crate::proc::fdinfo::FdInfo,
+    meta: Option<std::fs::Metadata>,
     opts: FdOpts,
 ) -> Result<(u32, i32), FilesError> {
     let flags = info.flags & !O_CLOEXEC;
@@ -383,7 +461,6 @@ fn path_fd(
         return Ok((id, pb::FdTypes::Memfd as i32));
     }
     let proc_path = format!("/proc/{pid}/fd/{fd}");
-    let meta = std::fs::metadata(&proc_path).ok();
     if meta.as_ref().is_some_and(|m| {
         use std::os::unix::fs::FileTypeExt;
         m.file_type().is_fifo()

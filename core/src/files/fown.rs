@@ -17,8 +17,15 @@ pub const O_ASYNC: u32 = linux_raw_sys::general::FASYNC;
 
 /// The owner of `ctx`'s file, if it has one or a signal set.
 pub fn dump(ctx: &FdCtx) -> Result<Option<pb::FownEntry>, FileError> {
-    let fd = ctx.steal("file")?;
-    let o = crate::sys::fown::owner(&fd).map_err(|e| ctx.err("file", format!("fcntl: {e}")))?;
+    dump_from(ctx, &ctx.steal("file")?)
+}
+
+/// [`dump`] from `fd`, a copy of `ctx`'s file the caller stole already.
+pub fn dump_from(
+    ctx: &FdCtx,
+    fd: &std::os::fd::OwnedFd,
+) -> Result<Option<pb::FownEntry>, FileError> {
+    let o = crate::sys::fown::owner(fd).map_err(|e| ctx.err("file", format!("fcntl: {e}")))?;
     if o.owner.pid == 0 && o.signum == 0 {
         return Ok(None);
     }

@@ -50,6 +50,9 @@ pub struct UnixDump {
     ids: HashMap<u32, u32>,
     /// (inode, task, fd) of each, for [`finish`]'s messages.
     seen: Vec<(u32, i32, i32)>,
+    /// The buffer queues are peeked into, kept for the next socket (a
+    /// fresh one each time would be zeroed memory for every socket).
+    peek_buf: Vec<u8>,
 }
 
 fn sk_opts(fd: &OwnedFd) -> pb::SkOptsEntry {
@@ -85,21 +88,25 @@ fn sk_opts(fd: &OwnedFd) -> pb::SkOptsEntry {
 
 /// The messages queued for `sock`, oldest first, read without consuming
 /// them. The socket's peek offset is put back as it was.
-fn peek_queue(sock: &OwnedFd, datagrams: bool) -> Result<Vec<Vec<u8>>, String> {
+fn peek_queue(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
     let old = so::get_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF)
         .map_err(|e| format!("SO_PEEK_OFF: {e}"))?;
     so::set_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF, 0)
         .map_err(|e| format!("SO_PEEK_OFF: {e}"))?;
-    let out = peek_all(sock, datagrams);
+    let out = peek_all(sock, datagrams, buf);
     let reset = so::set_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF, old);
     let out = out?;
     reset.map_err(|e| format!("resetting SO_PEEK_OFF: {e}"))?;
     Ok(out)
 }
 
-fn peek_all(sock: &OwnedFd, datagrams: bool) -> Result<Vec<Vec<u8>>, String> {
+fn peek_all(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
-    let mut buf = vec![0u8; if datagrams { MAX_MSG } else { 256 * 1024 }];
+    let want = if datagrams { MAX_MSG } else { 256 * 1024 };
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let buf = &mut buf[..want];
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 512];
     loop {
         let mut cmsg = RecvAncillaryBuffer::new(&mut space);
@@ -109,12 +116,7 @@ fn peek_all(sock: &OwnedFd, datagrams: bool) -> Result<Vec<Vec<u8>>, String> {
         } else {
             flags
         };
-        let r = rustix::net::recvmsg(
-            sock,
-            &mut [std::io::IoSliceMut::new(&mut buf)],
-            &mut cmsg,
-            flags,
-        );
+        let r = rustix::net::recvmsg(sock, &mut [std::io::IoSliceMut::new(buf)], &mut cmsg, flags);
         let msg = match r {
             Ok(m) => m,
             Err(Errno::AGAIN) => return Ok(out),
@@ -182,7 +184,8 @@ pub fn dump(
         return Err(ctx.err(KIND, format!("of type {kind}")));
     }
     if sk.state != TCP_LISTEN && sk.rqueue > 0 {
-        let msgs = peek_queue(&copy, kind != SOCK_STREAM).map_err(|e| ctx.err(KIND, e))?;
+        let msgs = peek_queue(&copy, kind != SOCK_STREAM, &mut st.unix.peek_buf)
+            .map_err(|e| ctx.err(KIND, e))?;
         for m in msgs {
             st.sk_queues.push((
                 pb::SkPacketEntry {

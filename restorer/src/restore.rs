@@ -217,7 +217,7 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 /// one that does not let us take the tool's files, leaves the inherited
 /// fds as they are (what a task without `pull` does).
 fn take_tool_fds(args: &RestoreArgs) -> Result<(), Fail> {
-    const O_CLOEXEC: usize = 0o2_000_000;
+    const O_CLOEXEC: usize = criu_arch::kernel::general::O_CLOEXEC as usize;
     if args.pull == 0 || args.fd_table == abi::FD_TABLE_SHARED {
         return Ok(());
     }

@@ -314,7 +314,9 @@ fn req_type(cmd: On) -> Option<CriuReqType> {
         "dump" => CriuReqType::Dump,
         "restore" => CriuReqType::Restore,
         "check" => CriuReqType::Check,
-        "cpuinfo" => CriuReqType::CpuinfoDump,
+        // Where the request itself is refused (CPUINFO_DUMP off x86_64,
+        // as in CRIU) its fields are never looked at.
+        "cpuinfo" if criu_core::regs::cpuinfo::COMMANDS => CriuReqType::CpuinfoDump,
         // Request types that are refused as a whole (PRE_DUMP, ...).
         _ => return None,
     })

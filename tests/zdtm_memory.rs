@@ -11,8 +11,13 @@ use common::zdtm::{TIMEOUT, Zdtm, dump_restore};
 
 /// Dump and restore `program`, then assert that it found its state intact.
 fn check(test: &str, program: &str) {
-    if let Some(verdict) = dump_restore(test, program, &[]) {
-        assert_eq!(verdict, "PASS", "{program}");
+    check_args(test, program, &[]);
+}
+
+/// [`check`] with arguments for the program.
+fn check_args(test: &str, program: &str, args: &[&str]) {
+    if let Some(verdict) = dump_restore(test, program, args) {
+        assert_eq!(verdict, "PASS", "{program} {args:?}");
     }
 }
 
@@ -258,4 +263,46 @@ fn multi_threaded_dump_kills_and_reaps_every_thread() {
         "dumped task {} still exists",
         z.pid()
     );
+}
+
+/// Whether this kernel has `MAP_DROPPABLE` (Linux 6.11+, 64-bit only).
+fn droppable_supported() -> bool {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let len = rustix::param::page_size();
+    // SAFETY: a fresh anonymous mapping, unmapped right away, never touched.
+    match unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::DROPPABLE,
+        )
+    } {
+        // SAFETY: the mapping made just above, nothing refers to it.
+        Ok(p) => unsafe { rustix::mm::munmap(p, len) }.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Advice (wipe-on-fork, don't-fork, don't-dump, huge pages or not, KSM,
+/// access patterns), an mlocked region and a droppable mapping come back
+/// in a task and its child, and act on a fork after restore (CRIU's
+/// maps11 and maps05 extended).
+#[test]
+fn vma_advice_and_droppable_mappings_come_back() {
+    let test = "vma_advice_and_droppable_mappings_come_back";
+    let droppable = droppable_supported();
+    if !droppable {
+        common::skip(test, "no MAP_DROPPABLE in this kernel (Linux 6.11+)");
+    }
+    let args: &[&str] = if droppable { &["droppable"] } else { &[] };
+    let Some(mut z) = Zdtm::start("zdtm-vma-advice", "zdtm_vma_advice", args) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    assert_eq!(kids.len(), 1, "child 1 before dump: {kids:?}");
+    z.dump(&[]);
+    common::reap(&kids);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
 }

@@ -56,6 +56,14 @@ fn file_shared_mapping_stays_shared() {
     check("zdtm-file-shared", "zdtm_file_shared");
 }
 
+/// A shared mapping of a file opened read-write can be made writable again
+/// after restore (the file is reopened with the mode the mapping held it
+/// with, `vma_entry.fdflags`), one of a read-only file cannot.
+#[test]
+fn file_mappings_keep_the_mode_their_file_was_opened_with() {
+    check("zdtm-file-map-mode", "zdtm_file_map_mode");
+}
+
 #[test]
 fn memfd_mapping_and_fd_stay_one_object() {
     check("zdtm-memfd-shared", "zdtm_memfd_shared");

@@ -491,13 +491,7 @@ pub fn build<'a>(
             let reg = reg_files.get(&(v.shmid as u32)).ok_or_else(|| {
                 RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
             })?;
-            let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
-            let flags = if shared_w {
-                OFlags::RDWR
-            } else {
-                OFlags::RDONLY
-            };
-            let f = open_reg(reg, flags, min_fd)?;
+            let f = open_reg(reg, vma_open_mode(v), min_fd)?;
             fd = f.as_raw_fd();
             fds.push(f);
         }
@@ -1044,6 +1038,21 @@ fn same_dir_as_our_root(d: &OwnedFd) -> bool {
     match (rustix::fs::fstat(d), rustix::fs::stat("/")) {
         (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
         _ => false,
+    }
+}
+
+/// The access mode to open a mapped file with: the one the mapping held
+/// it with at dump (`vma_entry.fdflags`, as CRIU reopens it), so that a
+/// shared mapping of a file opened read-write can be made writable again
+/// and one of a read-only file cannot. Images without it (CRIU before
+/// 3.x) get read-write for a writable shared mapping, read-only otherwise.
+fn vma_open_mode(v: &pb::VmaEntry) -> OFlags {
+    match v.fdflags.map(|f| f & OFlags::ACCMODE.bits()) {
+        Some(m) if m == OFlags::RDWR.bits() => OFlags::RDWR,
+        Some(m) if m == OFlags::WRONLY.bits() => OFlags::WRONLY,
+        Some(_) => OFlags::RDONLY,
+        None if v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0 => OFlags::RDWR,
+        None => OFlags::RDONLY,
     }
 }
 

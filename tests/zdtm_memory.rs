@@ -69,6 +69,14 @@ fn memfd_mapping_and_fd_stay_one_object() {
     check("zdtm-memfd-shared", "zdtm_memfd_shared");
 }
 
+/// A memfd can still be `execveat`ed after restore (no descriptor reopened
+/// read-write holds it), keeps its flags and positions, and its mappings
+/// keep the mode they held it with (CRIU's memfd04/memfd05).
+#[test]
+fn memfd_can_still_be_executed_and_keeps_modes() {
+    check("zdtm-memfd-exec", "zdtm_memfd_exec");
+}
+
 #[test]
 fn shared_anon_memory_comes_back() {
     check("zdtm-shared-anon", "zdtm_shared_anon");

@@ -84,6 +84,9 @@ pub struct SharedFiles<'a> {
     files: std::collections::HashMap<u32, i32>,
     /// shmem object id -> the tool's fd.
     shm: std::collections::HashMap<u64, i32>,
+    /// memfds (shmids) whose `memfd_create`d file description an fd of
+    /// the tree already uses (see [`memfd_fd`]).
+    memfd_claimed: std::collections::HashSet<u64>,
     /// The descriptors themselves, closed once the root is forked.
     pub fds: Vec<OwnedFd>,
     /// Pipes, FIFOs and unix sockets of the tree, made once each.
@@ -399,15 +402,13 @@ pub fn build<'a>(
                             t.fdinfo_file, m.inode_id
                         ))
                     })?;
-                // A file description of its own, with the dumped flags
-                // and position (as CRIU reopens it through /proc).
-                let path = format!("/proc/self/fd/{}", shm_fds[i]);
-                let flags = OFlags::from_bits_retain(
-                    m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
-                );
-                let fd = open_path(&path, flags, min_fd)?;
-                rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
-                    .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+                let created = shared
+                    .fds
+                    .iter()
+                    .find(|f| f.as_raw_fd() == shm_fds[i])
+                    .ok_or(RestoreError::Sys("memfd", rustix::io::Errno::BADF))?;
+                let claimed = &mut shared.memfd_claimed;
+                let fd = super::shmem::memfd_fd(m, t.shmem[i].shmid, created, claimed, min_fd)?;
                 opened.insert(fi.id, keep_raw(&fd));
                 moves.push(FdMove {
                     from: keep_raw(&fd),
@@ -471,6 +472,16 @@ pub fn build<'a>(
             // The object holds its contents already: map it as it was. A
             // private mapping of a memfd may have copied-on-write pages of
             // its own in the task's pagemap, read in like a file's.
+            let fd = match super::shmem::memfd_mapping_mode(v, &t.memfd_files) {
+                // The memfd_create'd description: it counts as no writer.
+                Some(m) if m != OFlags::RDWR => {
+                    let f = super::shmem::reopen_memfd(shm_fds[i], m, min_fd)?;
+                    let raw = f.as_raw_fd();
+                    fds.push(f);
+                    raw
+                }
+                _ => shm_fds[i],
+            };
             vmas.push(VmaArg {
                 start: v.start,
                 end: v.end,
@@ -481,7 +492,7 @@ pub fn build<'a>(
                     v.prot
                 },
                 flags: v.flags & !MAP_ANONYMOUS,
-                fd: shm_fds[i],
+                fd,
                 final_prot: v.prot,
             });
             continue;

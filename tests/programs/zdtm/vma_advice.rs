@@ -154,9 +154,11 @@ fn check(s: State) -> Result<(), String> {
     reap_ok(&s.dir, c2, "child 2")?;
     // The fork did not touch the parent's data.
     // SAFETY: our read-write mapping, checked above.
-    zdtm::check_pattern("wipe-on-fork region after a fork", unsafe {
-        zdtm::region(wipe, len())
-    }, seed(WIPE))
+    zdtm::check_pattern(
+        "wipe-on-fork region after a fork",
+        unsafe { zdtm::region(wipe, len()) },
+        seed(WIPE),
+    )
 }
 
 fn has_flag(what: &str, addr: usize, flag: &str) -> Result<(), String> {

@@ -80,10 +80,11 @@ pub struct FileTable {
     fowns: Vec<(u32, pb::FownEntry)>,
 }
 
-/// What the options say about files (`--ghost-limit`, `--file-locks`).
+/// What the options say about files (`--ghost-limit`, `--ghost-fiemap`,
+/// `--file-locks`).
 #[derive(Clone, Copy, Debug)]
 pub struct FdOpts {
-    pub ghost_limit: u64,
+    pub ghost: crate::files::ghost::GhostOpts,
     pub file_locks: bool,
     /// `--shell-job`: a terminal from outside the dump is allowed.
     pub shell_job: bool,
@@ -381,7 +382,7 @@ fn path_fd(
         let id = files.push_reg(&name, flags, pos, meta.as_ref());
         files
             .ghosts
-            .add(id, &name, own, opts.ghost_limit)
+            .add(id, &name, own, opts.ghost)
             .map_err(|source| FilesError::Ghost { pid, fd, source })?;
         return Ok((id, pb::FdTypes::Reg as i32));
     }
@@ -463,7 +464,7 @@ pub fn add_mapped(
     files.by_inode.insert((meta.dev(), meta.ino()), id);
     files
         .ghosts
-        .add(id, &name, own, opts.ghost_limit)
+        .add(id, &name, own, opts.ghost)
         .map_err(FilesError::GhostMapping)?;
     Ok(id)
 }

@@ -279,7 +279,10 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     // Collect from outside, every task, with one file table.
     let mut files = files::FileTable::default();
     let fd_opts = files::FdOpts {
-        ghost_limit: common.ghost_limit,
+        ghost: crate::files::ghost::GhostOpts {
+            limit: common.ghost_limit,
+            fiemap: common.ghost_fiemap,
+        },
         file_locks: common.file_locks,
         shell_job: common.shell_job,
     };

@@ -5,6 +5,7 @@
 pub mod anonfd;
 pub mod clone3;
 pub mod fds;
+pub mod fiemap;
 pub mod fown;
 pub mod kcmp;
 pub mod kconst;

@@ -53,6 +53,15 @@ fn unix_abstract_listener_keeps_accepted_and_pending_connections() {
     dump_restore_pass("zdtm-unix-abstract", "zdtm_unix", &["abstract"]);
 }
 
+/// A socket file keeps its mode and owner (`file_perms`); a listener whose
+/// file and directory were removed comes back with its connections and
+/// leaves no file behind; a datagram socket whose path someone else's
+/// file took again leaves that file alone (`deleted`).
+#[test]
+fn unix_socket_files_keep_modes_and_deleted_ones_stay_deleted() {
+    dump_restore_pass("zdtm-unix-files", "zdtm_unix_files", &[]);
+}
+
 #[test]
 fn unix_fd_in_flight_is_refused_cleanly() {
     let Some(z) = Zdtm::start("zdtm-unix-scm", "zdtm_unix", &["scm"]) else {

@@ -203,16 +203,26 @@ pub fn dump(
             ),
         ));
     }
-    // A path name whose file is gone or replaced was unlinked.
-    let deleted = match (sk.name.first(), sk.vfs) {
+    // A path name whose file is gone or replaced was unlinked; a file
+    // still there is the socket's, with a mode and owner to restore.
+    let (deleted, file_perms) = match (sk.name.first(), sk.vfs) {
         (Some(b'/'), Some((vfs_ino, _))) => {
             use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::fs::MetadataExt;
             let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path_bytes(&sk.name)));
-            std::fs::symlink_metadata(p)
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != u64::from(vfs_ino))
-                .unwrap_or(true)
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.ino() == u64::from(vfs_ino) => (
+                    false,
+                    Some(pb::FilePermsEntry {
+                        mode: m.mode(),
+                        uid: m.uid(),
+                        gid: m.gid(),
+                    }),
+                ),
+                _ => (true, None),
+            }
         }
-        _ => false,
+        _ => (false, None),
     };
     st.unix.ids.insert(ino, id);
     st.unix.seen.push((ino, ctx.pid, ctx.fd));
@@ -230,6 +240,7 @@ pub fn dump(
         name: sk.name.clone(),
         shutdown: (sk.shutdown != 0).then_some(i32::from(sk.shutdown & 3)),
         deleted: deleted.then_some(true),
+        file_perms,
         ..Default::default()
     };
     Ok((

@@ -62,6 +62,27 @@ fn unix_socket_files_keep_modes_and_deleted_ones_stay_deleted() {
     dump_restore_pass("zdtm-unix-files", "zdtm_unix_files", &[]);
 }
 
+/// A socket bound by a relative name whose directory is no longer the
+/// task's cwd (or root) cannot be placed: refused by name, as CRIU does,
+/// and the program runs on.
+#[test]
+fn unix_socket_with_an_unresolvable_relative_name_is_refused() {
+    let Some(z) = Zdtm::start("zdtm-unix-rel-moved", "zdtm_unix_files", &["cwd-moved"]) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    let (ok, log) = z.criu_in(z.images(), &["dump", "-t", &pid]);
+    assert!(
+        !ok,
+        "dump of an unresolvable relative name succeeded: {log}"
+    );
+    assert!(
+        log.contains("is a unix socket: bound to the relative name \"rel.sock\", whose file is in neither its cwd nor its root"),
+        "{log}"
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
 #[test]
 fn unix_fd_in_flight_is_refused_cleanly() {
     let Some(z) = Zdtm::start("zdtm-unix-scm", "zdtm_unix", &["scm"]) else {

@@ -1,5 +1,5 @@
 //! The names of unix sockets at restore: binding a socket to its dumped
-//! name, giving its socket file the dumped mode and owner
+//! name (a relative one from its directory, `name_dir`), giving its socket file the dumped mode and owner
 //! (`unix_sk_entry.file_perms`), and sockets whose file had been removed
 //! (`deleted`), as CRIU's `bind_on_deleted` does them: the name is bound
 //! again (its missing directories made, anything now at that path moved
@@ -40,11 +40,27 @@ impl Names {
             return Ok(());
         }
         let a = addr(&u.name).map_err(|e| format!("its name: {e}"))?;
+        if u.name[0] != b'/'
+            && u.name[0] != 0
+            && let Some(dir) = &u.name_dir
+        {
+            // A relative name is bound as it was, from its directory.
+            return in_dir(Path::new(dir), || self.bind_path(fd, u, &a));
+        }
+        self.bind_path(fd, u, &a)
+    }
+
+    fn bind_path(
+        &mut self,
+        fd: &OwnedFd,
+        u: &pb::UnixSkEntry,
+        a: &SocketAddrUnix,
+    ) -> Result<(), String> {
         let Some(path) = path_of(u) else {
-            return rustix::net::bind(fd, &a).map_err(|e| format!("bind: {e}"));
+            return rustix::net::bind(fd, a).map_err(|e| format!("bind: {e}"));
         };
         if u.deleted == Some(true) {
-            let kept = bind_removed(fd, &a, &path, u.file_perms.as_ref())?;
+            let kept = bind_removed(fd, a, &path, u.file_perms.as_ref())?;
             self.removed.insert(u.ino, kept);
             return Ok(());
         }
@@ -56,24 +72,45 @@ impl Names {
             std::fs::remove_file(&path)
                 .map_err(|e| format!("removing stale {}: {e}", path.display()))?;
         }
-        rustix::net::bind(fd, &a).map_err(|e| format!("bind: {e}"))?;
+        rustix::net::bind(fd, a).map_err(|e| format!("bind: {e}"))?;
         set_perms(&path, u.file_perms.as_ref())
     }
 
     /// The address to reach socket `u` at: its name, or for one whose
     /// file was removed the descriptor kept of it.
     pub(super) fn addr_of(&self, u: &pb::UnixSkEntry) -> Result<SocketAddrUnix, Errno> {
-        match self.removed.get(&u.ino) {
-            Some(kept) => SocketAddrUnix::new(format!("/proc/self/fd/{}", kept.as_raw_fd())),
-            None => addr(&u.name),
+        match (self.removed.get(&u.ino), &u.name_dir) {
+            (Some(kept), _) => SocketAddrUnix::new(format!("/proc/self/fd/{}", kept.as_raw_fd())),
+            (None, Some(dir)) if u.name.first().is_some_and(|&c| c != b'/' && c != 0) => {
+                SocketAddrUnix::new(
+                    Path::new(dir).join(std::ffi::OsStr::from_bytes(path_bytes(&u.name))),
+                )
+            }
+            _ => addr(&u.name),
         }
     }
 }
 
-/// The path of a socket bound to a path name.
+/// The path of a socket bound to a path name (relative to the current
+/// directory for a relative name).
 fn path_of(u: &pb::UnixSkEntry) -> Option<PathBuf> {
-    (u.name.first() == Some(&b'/'))
+    (u.name.first().is_some_and(|&c| c != 0))
         .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(path_bytes(&u.name))))
+}
+
+/// Runs `f` with `dir` as the tool's current directory (as CRIU binds a
+/// relative name), then returns to the one before, whatever happened.
+fn in_dir<T>(dir: &Path, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let back = rustix::fs::open(
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("the current directory: {e}"))?;
+    rustix::process::chdir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
+    let r = f();
+    rustix::process::fchdir(&back).map_err(|e| format!("back to the current directory: {e}"))?;
+    r
 }
 
 /// Gives the socket file at `path` the dumped owner and mode.

@@ -12,7 +12,13 @@
 //! - `DIR/reused.sock`, a datagram socket with a sender connected to it,
 //!   whose file was removed and whose path now holds someone else's
 //!   regular file: after restore that file is untouched and the sender
-//!   still reaches the receiver.
+//!   still reaches the receiver;
+//! - `rel.sock`, a datagram socket bound by a relative name in `DIR/rel`,
+//!   the program's cwd: after restore it is still bound to `rel.sock`,
+//!   its file in `DIR/rel` has its mode 0600, and its sender reaches it.
+//!   With the argument `cwd-moved` the program leaves `DIR/rel` after the
+//!   bind: where the name points is then unknown, and the dump must refuse
+//!   the socket by name (as CRIU does); the program runs on.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -34,6 +40,8 @@ struct State {
     pending: OwnedFd,
     receiver: OwnedFd,
     sender: OwnedFd,
+    rel: OwnedFd,
+    rel_sender: OwnedFd,
 }
 
 fn main() {
@@ -113,6 +121,23 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
     send(&sender, b"queued")?;
     std::fs::remove_file(&reused).map_err(|e| e.to_string())?;
     std::fs::write(&reused, OTHERS).map_err(|e| e.to_string())?;
+
+    let rel_dir = dir.join("rel");
+    std::fs::create_dir(&rel_dir).map_err(|e| e.to_string())?;
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    std::env::set_current_dir(&rel_dir).map_err(|e| e.to_string())?;
+    let rel = socket(SocketType::DGRAM)?;
+    rustix::net::bind(&rel, &addr(Path::new("rel.sock"))?)
+        .map_err(|e| format!("bind rel.sock: {e}"))?;
+    if args.rest.iter().any(|a| a == "cwd-moved") {
+        std::env::set_current_dir(&cwd).map_err(|e| e.to_string())?;
+    }
+    std::fs::set_permissions(
+        rel_dir.join("rel.sock"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| e.to_string())?;
+    let rel_sender = connect(&rel_dir.join("rel.sock"), SocketType::DGRAM)?;
     Ok(State {
         dir,
         perm,
@@ -122,6 +147,8 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         pending,
         receiver,
         sender,
+        rel,
+        rel_sender,
     })
 }
 
@@ -170,5 +197,19 @@ fn check(s: State) -> Result<(), String> {
     ensure(text == OTHERS, || format!("reused.sock now holds {text:?}"))?;
     recv(&s.receiver, b"queued", "receiver")?;
     send(&s.sender, b"after")?;
-    recv(&s.receiver, b"after", "receiver")
+    recv(&s.receiver, b"after", "receiver")?;
+
+    // The relative name.
+    let name = bound_name(&s.rel)?;
+    ensure(name == Path::new("rel.sock"), || {
+        format!("the relative socket is bound to {}", name.display())
+    })?;
+    let m = std::fs::symlink_metadata(s.dir.join("rel/rel.sock"))
+        .map_err(|e| format!("rel/rel.sock: {e}"))?;
+    ensure(
+        m.file_type().is_socket() && m.mode() & 0o7777 == 0o600,
+        || format!("rel/rel.sock: mode {:o}", m.mode()),
+    )?;
+    send(&s.rel_sender, b"rel")?;
+    recv(&s.rel, b"rel", "relative socket")
 }

@@ -322,3 +322,87 @@ fn vma_advice_and_droppable_mappings_come_back() {
     z.restore(&[]);
     assert_eq!(z.go(), "PASS");
 }
+
+/// Whether `madvise(MADV_GUARD_INSTALL)` takes a page of a shared
+/// anonymous mapping (Linux 6.15+: guards in file-backed mappings).
+fn shared_guard_supported() -> bool {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let len = rustix::param::page_size();
+    // SAFETY: a fresh shared anonymous mapping, unmapped right away.
+    let Ok(p) = (unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+        )
+    }) else {
+        return false;
+    };
+    // SAFETY: advice on the page mapped just above.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::MADVISE,
+            p as usize,
+            len,
+            linux_raw_sys::general::MADV_GUARD_INSTALL as usize,
+        )
+    };
+    // SAFETY: the mapping made just above, nothing refers to it.
+    let _ = unsafe { rustix::mm::munmap(p, len) };
+    ret == 0
+}
+
+/// Guard regions (`MADV_GUARD_INSTALL`) are dumped as CRIU 4.2 writes
+/// them, `vma_entry`s with only `status = VMA_AREA_GUARD`, `start` and
+/// `end`, after the VMAs, one of them crossing two VMAs; after restore
+/// the guard pages fault again and the pages around them kept their data,
+/// in private and shared anonymous mappings.
+#[test]
+fn guard_regions_come_back() {
+    use criu_core::images::{Kind, pb};
+    use criu_core::proc::vma_kind::status::VMA_AREA_GUARD;
+    let test = "guard_regions_come_back";
+    // Dump finds guards through PAGEMAP_SCAN's PAGE_IS_GUARD (6.14+).
+    if !criu_core::sys::pagemap_scan::madv_guard_supported().unwrap_or(false)
+        || !criu_core::sys::pagemap_scan::guard_category_supported()
+    {
+        common::skip(test, "no guard regions in PAGEMAP_SCAN here (Linux 6.14+)");
+        return;
+    }
+    let mut args = vec!["guard"];
+    if shared_guard_supported() {
+        args.push("guard-shared");
+    } else {
+        common::skip(test, "no guards in shared mappings here (Linux 6.15+)");
+    }
+    let Some(mut z) = Zdtm::start("zdtm-guard-regions", "zdtm_vma_advice", &args) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    z.dump(&[]);
+    common::reap(&kids);
+    let mm: pb::MmEntry = criu_core::images::ImageDir::new(z.images())
+        .read_one(Kind::Mm, z.pid() as u64)
+        .expect("mm image");
+    let page = rustix::param::page_size() as u64;
+    let first_guard = mm
+        .vmas
+        .iter()
+        .position(|v| v.status & VMA_AREA_GUARD != 0)
+        .expect("no guard entry in the mm image");
+    let guards: Vec<u64> = mm.vmas[first_guard..]
+        .iter()
+        .map(|v| {
+            assert_eq!(v.status, VMA_AREA_GUARD, "a VMA after the guards: {v:?}");
+            assert_eq!((v.prot, v.flags, v.pgoff, v.shmid), (0, 0, 0, 0), "{v:?}");
+            (v.end - v.start) / page
+        })
+        .collect();
+    // Page 1 of the private region, pages 1-2 across two VMAs, page 2 of
+    // the shared one.
+    let want: &[u64] = if args.len() == 2 { &[1, 2, 1] } else { &[1, 2] };
+    assert_eq!(guards, want, "guard runs (pages) in {:?}", mm.vmas);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}

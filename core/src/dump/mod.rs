@@ -574,6 +574,10 @@ fn collect_outside(
         .collect_vmas(&cfg)
         .map_err(collect_err(pid, "mappings"))?;
     refuse_unsupported_vmas(pid, &vmas)?;
+    let guards = mem::guards::guard_regions(pid, &vmas).map_err(|e| DumpError::Memory {
+        pid,
+        reason: e.to_string(),
+    })?;
     let page_size = crate::proc::page_size() as u64;
     // vsyscall lies above user space and is not REGULAR; nothing else needs
     // a tighter bound here.
@@ -656,6 +660,7 @@ fn collect_outside(
         stat,
         vmas,
         vma_file_ids,
+        guards,
         ranges,
         page_size,
         auxv: auxv.words,

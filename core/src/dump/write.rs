@@ -42,6 +42,8 @@ pub struct Collected {
     pub stat: Stat,
     pub vmas: Vec<CollectedVma>,
     pub vma_file_ids: Vec<Option<u32>>,
+    /// `MADV_GUARD_INSTALL` guard regions inside the VMAs.
+    pub guards: Vec<(u64, u64)>,
     pub ranges: Vec<PageRange>,
     pub page_size: u64,
     pub auxv: Vec<u64>,
@@ -404,6 +406,11 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         .iter()
         .zip(&c.vma_file_ids)
         .map(|(v, id)| crate::mem::vma_entry(v, *id))
+        .chain(
+            c.guards
+                .iter()
+                .map(|&(s, e)| crate::mem::guards::guard_entry(s, e)),
+        )
         .collect();
     let s = &c.stat;
     img.write_one(

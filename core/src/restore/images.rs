@@ -501,19 +501,32 @@ pub fn refuse_unsupported(vmas: &[pb::VmaEntry], file: &str) -> Result<(), Resto
             v.start, v.end
         )));
     }
+    // Guard regions need MADV_GUARD_INSTALL here: said before anything is
+    // created, not as a failed madvise in the restorer.
+    if let Some(g) = vmas.iter().find(|v| crate::mem::guards::is_guard(v))
+        && !matches!(crate::sys::pagemap_scan::madv_guard_supported(), Ok(true))
+    {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: guard region at {:#x}-{:#x} needs madvise(MADV_GUARD_INSTALL), \
+             which this kernel lacks (Linux 6.13+)",
+            g.start, g.end
+        )));
+    }
     Ok(())
 }
 
 /// VMAs must be page-aligned, non-empty, sorted, non-overlapping and inside
-/// the task size.
+/// the task size; guard regions (CRIU writes them after the VMAs, see
+/// [`crate::mem::guards`]) must be whole pages of mapped VMAs.
 pub fn validate_vmas(
     vmas: &[pb::VmaEntry],
     file: &str,
     page_size: u64,
     task_size: u64,
 ) -> Result<(), RestoreError> {
+    let is_guard = crate::mem::guards::is_guard;
     let mut prev_end = 0u64;
-    for v in vmas {
+    for v in vmas.iter().filter(|v| !is_guard(v)) {
         let range = format!("VMA {:#x}-{:#x}", v.start, v.end);
         if v.start % page_size != 0 || v.end % page_size != 0 {
             return Err(invalid(file, format!("{range} is not page-aligned")));
@@ -542,7 +555,13 @@ pub fn validate_vmas(
         }
         prev_end = v.end;
     }
-    Ok(())
+    validate_guards(vmas, file, page_size)
+}
+
+/// Guard regions lie on whole pages of mapped VMAs (see
+/// [`crate::mem::guards::check_guards`]).
+fn validate_guards(vmas: &[pb::VmaEntry], file: &str, page_size: u64) -> Result<(), RestoreError> {
+    crate::mem::guards::check_guards(vmas, page_size, is_mapped_vma).map_err(|e| invalid(file, e))
 }
 
 /// The kernel's `PID_MAX_LIMIT` on 64-bit: no PID (or TID) is above it.
@@ -778,6 +797,17 @@ mod tests {
         );
         assert!(
             what(validate_vmas(&[vma(TOP, TOP + PAGE)], "mm", PAGE, TOP)).contains("task size")
+        );
+    }
+
+    /// A guard region not on mapped VMAs is a damaged image, named.
+    #[test]
+    fn guard_regions_off_the_vmas_are_refused() {
+        let mut v = vec![vma(0x1000, 0x3000)];
+        v.push(crate::mem::guards::guard_entry(0x2000, 0x4000));
+        assert!(
+            what(validate_vmas(&v, "mm-7.img", PAGE, TOP))
+                .contains("mm-7.img: guard region 0x2000-0x4000 is not mapped at 0x3000")
         );
     }
 

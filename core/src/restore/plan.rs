@@ -1084,5 +1084,20 @@ fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
             });
         }
     }
+    // Guard regions over them, as CRIU's restore_madv_guard_regions: no
+    // pages are read there, and those of a file mapping are dropped.
+    for g in t.mm.vmas.iter().filter(|v| crate::mem::guards::is_guard(v)) {
+        calls.push(RawSyscall {
+            nr: criu_arch::nr::MADVISE as u64,
+            args: [
+                g.start,
+                g.end - g.start,
+                u64::from(linux_raw_sys::general::MADV_GUARD_INSTALL),
+                0,
+                0,
+                0,
+            ],
+        });
+    }
     calls
 }

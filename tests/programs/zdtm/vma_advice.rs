@@ -10,7 +10,14 @@
 //! - a `MAP_DROPPABLE` region (`dp`, Linux 6.11+; given as the first
 //!   argument `droppable`): a droppable mapping again, and empty, as CRIU
 //!   4.2 restores it (its pages are never dumped: the kernel may drop them
-//!   at any time anyway).
+//!   at any time anyway);
+//! - guard regions (`MADV_GUARD_INSTALL`, Linux 6.13+; argument `guard`),
+//!   each in a 4-page region with pattern data: page 1 of a private
+//!   anonymous one; pages 1-2 of one whose last two pages are don't-dump
+//!   (two VMAs: the guard run crosses from one into the next);
+//!   page 2 of a shared anonymous one (6.15+; argument `guard-shared`).
+//!   After restore the guard pages still fault (a `write` from them fails
+//!   with EFAULT), the others keep their data and the VMAs are unchanged.
 //!
 //! Child 1 is forked before the dump: its wipe-on-fork region was wiped
 //! by that fork, then it wrote a pattern of its own there, which must come
@@ -20,11 +27,14 @@
 #[path = "lib.rs"]
 mod zdtm;
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criu_arch::nr;
-use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, page};
+use linux_raw_sys::general::MADV_DONTDUMP;
+use linux_raw_sys::general::MADV_GUARD_INSTALL;
+use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, page};
 
 const PAGES: usize = 4;
 const MAP_DROPPABLE: usize = 0x08;
@@ -48,11 +58,26 @@ const WIPE: usize = 0;
 const DONTFORK: usize = 1;
 /// Child 1's pattern in its wipe-on-fork region.
 const CHILD_SEED: u64 = 990;
+/// The guarded regions' patterns are this plus their index.
+const GUARD_SEED: u64 = 991;
+
+const DONTDUMP: usize = MADV_DONTDUMP as usize;
+
+/// A 4-page region with guard pages.
+struct Guarded {
+    what: &'static str,
+    addr: usize,
+    /// The guard pages (indices).
+    guards: std::ops::Range<usize>,
+    /// The VMAs the region is made of: (first page, pages, perms).
+    vmas: &'static [(usize, usize, &'static str)],
+}
 
 struct State {
     dir: std::path::PathBuf,
     regions: Vec<usize>,
     droppable: Option<usize>,
+    guarded: Vec<Guarded>,
     child: i32,
 }
 
@@ -82,14 +107,14 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         };
         zdtm::errno(ret, name)?;
     }
-    let droppable = match args.rest.first().map(String::as_str) {
-        Some("droppable") => {
-            let addr = zdtm::map_separate(&[len()], MAP_DROPPABLE | MAP_ANONYMOUS)?[0];
-            // SAFETY: our fresh read-write mapping.
-            zdtm::fill_pattern(unsafe { zdtm::region(addr, len()) }, 999);
-            Some(addr)
-        }
-        _ => None,
+    let guarded = guarded_regions(args)?;
+    let droppable = if args.rest.iter().any(|a| a == "droppable") {
+        let addr = zdtm::map_separate(&[len()], MAP_DROPPABLE | MAP_ANONYMOUS)?[0];
+        // SAFETY: our fresh read-write mapping.
+        zdtm::fill_pattern(unsafe { zdtm::region(addr, len()) }, 999);
+        Some(addr)
+    } else {
+        None
     };
     let dir = args.dir.clone();
     let (wipe, dontfork) = (regions[WIPE], regions[DONTFORK]);
@@ -113,7 +138,100 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         dir: args.dir.clone(),
         regions,
         droppable,
+        guarded,
         child,
+    })
+}
+
+/// The guarded regions the arguments ask for, set up and checked once.
+fn guarded_regions(args: &zdtm::Args) -> Result<Vec<Guarded>, String> {
+    let has = |a: &str| args.rest.iter().any(|x| x == a);
+    let mut out = Vec::new();
+    if has("guard") {
+        let private = zdtm::map_separate(&[len()], MAP_PRIVATE | MAP_ANONYMOUS)?[0];
+        out.push(Guarded {
+            what: "private guarded region",
+            addr: private,
+            guards: 1..2,
+            vmas: &[(0, PAGES, "rw-p")],
+        });
+        let split = zdtm::map_separate(&[len()], MAP_PRIVATE | MAP_ANONYMOUS)?[0];
+        out.push(Guarded {
+            what: "guarded region across two VMAs",
+            addr: split,
+            guards: 1..3,
+            vmas: &[(0, 2, "rw-p"), (2, 2, "rw-p")],
+        });
+    }
+    if has("guard-shared") {
+        let shared = zdtm::map_separate(&[len()], MAP_SHARED | MAP_ANONYMOUS)?[0];
+        out.push(Guarded {
+            what: "shared guarded region",
+            addr: shared,
+            guards: 2..3,
+            vmas: &[(0, PAGES, "rw-s")],
+        });
+    }
+    for (i, g) in out.iter().enumerate() {
+        // SAFETY: our fresh read-write mapping.
+        zdtm::fill_pattern(
+            unsafe { zdtm::region(g.addr, len()) },
+            GUARD_SEED + i as u64,
+        );
+        // Later VMAs are split off the first by an advice.
+        for &(first, pages, _) in g.vmas.iter().skip(1) {
+            // SAFETY: advice on pages of our own mapping; it discards nothing.
+            let ret = unsafe {
+                criu_arch::syscall3(
+                    nr::MADVISE,
+                    g.addr + first * page(),
+                    pages * page(),
+                    DONTDUMP,
+                )
+            };
+            zdtm::errno(ret, &format!("{}: MADV_DONTDUMP", g.what))?;
+        }
+        let at = g.addr + g.guards.start * page();
+        let guard_len = g.guards.len() * page();
+        // SAFETY: turns pages of our own mapping into guard pages.
+        let ret =
+            unsafe { criu_arch::syscall3(nr::MADVISE, at, guard_len, MADV_GUARD_INSTALL as usize) };
+        zdtm::errno(ret, &format!("{}: MADV_GUARD_INSTALL", g.what))?;
+        check_guarded(g, GUARD_SEED + i as u64)?;
+    }
+    Ok(out)
+}
+
+/// The guard pages of `g` fault, the others hold pattern `seed`, and the
+/// VMAs are as they were made.
+fn check_guarded(g: &Guarded, seed: u64) -> Result<(), String> {
+    for &(first, pages, perms) in g.vmas {
+        zdtm::expect_vma(g.what, g.addr + first * page(), pages * page(), perms)?;
+    }
+    let mut want = vec![0u8; len()];
+    zdtm::fill_pattern(&mut want, seed);
+    for p in 0..PAGES {
+        let at = g.addr + p * page();
+        if g.guards.contains(&p) {
+            guard_faults(at).map_err(|e| format!("{}: page {p}: {e}", g.what))?;
+            continue;
+        }
+        // SAFETY: a page of our mapping that is not a guard.
+        let mem = unsafe { zdtm::region(at, page()) };
+        zdtm::ensure(mem == &want[p * page()..][..page()], || {
+            format!("{}: page {p} lost its data", g.what)
+        })?;
+    }
+    Ok(())
+}
+
+/// A `write` from the guard page at `addr` fails with EFAULT.
+fn guard_faults(addr: usize) -> Result<(), String> {
+    let (_r, w) = rustix::pipe::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the kernel reads one byte at `addr` (it faults: a guard).
+    let ret = unsafe { criu_arch::syscall3(nr::WRITE, w.as_raw_fd() as usize, addr, 1) };
+    zdtm::ensure(ret == -14, || {
+        format!("a write from the guard page returned {ret}, want -EFAULT")
     })
 }
 
@@ -134,6 +252,9 @@ fn check(s: State) -> Result<(), String> {
         // Usable again: what is written now stays (no memory pressure).
         // SAFETY: as above.
         zdtm::fill_pattern(unsafe { zdtm::region(d, len()) }, 998);
+    }
+    for (i, g) in s.guarded.iter().enumerate() {
+        check_guarded(g, GUARD_SEED + i as u64)?;
     }
     reap_ok(&s.dir, s.child, "child 1")?;
     // A fork now: the advice must act.

@@ -367,14 +367,20 @@ fn guard_regions_come_back() {
     if !criu_core::sys::pagemap_scan::madv_guard_supported().unwrap_or(false)
         || !criu_core::sys::pagemap_scan::guard_category_supported()
     {
-        common::skip(test, "no guard regions in PAGEMAP_SCAN here (Linux 6.14+)");
+        common::skip(
+            test,
+            "no guard regions here: PAGEMAP_SCAN lacks PAGE_IS_GUARD (Linux 6.14+)",
+        );
         return;
     }
     let mut args = vec!["guard"];
     if shared_guard_supported() {
         args.push("guard-shared");
     } else {
-        common::skip(test, "no guards in shared mappings here (Linux 6.15+)");
+        common::skip(
+            test,
+            "no guard regions here in shared mappings (Linux 6.15+)",
+        );
     }
     let Some(mut z) = Zdtm::start("zdtm-guard-regions", "zdtm_vma_advice", &args) else {
         return;

@@ -368,7 +368,7 @@ pub const CLI: &[Entry] = &[
     not_yet("mntns-compat-mode", R, "--mntns-compat-mode"),
     refused("mntns-compat-mode", NOT_R, "--mntns-compat-mode", "Option --mntns-compat-mode is only valid on restore"),
     works("unprivileged", or(TREE, CK), "tests/unprivileged.rs::unprivileged_user_dumps_and_restores_its_own_process"),
-    not_yet("ghost-fiemap", D, "--ghost-fiemap"),
+    works("ghost-fiemap", D, "tests/zdtm_anonfd.rs::sparse_ghost_file_dumped_with_fiemap"),
     not_yet("skip-file-rwx-check", R, "--skip-file-rwx-check"),
     works("allow-uprobes", D, "core/src/proc/vma_kind/tests.rs::special_areas"),
 ];

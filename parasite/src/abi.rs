@@ -156,7 +156,10 @@ pub struct MiscArgs {
     pub dumpable: i32,
     pub thp_disabled: i32,
     pub child_subreaper: i32,
-    pub _pad: u32,
+    /// The process's membarrier registrations as
+    /// `MEMBARRIER_CMD_REGISTER_*` bits (CRIU's
+    /// `membarrier_registration_mask`).
+    pub membarrier: u32,
 }
 
 /// Credentials as the task sees them (CRIU's `creds_entry` inputs).

@@ -84,7 +84,53 @@ fn dump_misc(a: &mut MiscArgs) -> isize {
         return r;
     }
     a.child_subreaper = reaper;
+    match membarrier_registrations() {
+        Ok(mask) => a.membarrier = mask,
+        Err(e) => return e,
+    }
     0
+}
+
+/// The process's membarrier registrations: `MEMBARRIER_CMD_GET_REGISTRATIONS`
+/// (Linux 6.3+), else CRIU's probe of each private expedited kind (the
+/// barrier fails with EPERM where the process is not registered for it,
+/// with EINVAL where the kernel lacks it; a global expedited
+/// registration cannot be seen that way).
+fn membarrier_registrations() -> Result<u32, isize> {
+    const EPERM: isize = -1;
+    const ENOSYS: isize = -38;
+    const CMD_PRIVATE_EXPEDITED: usize = 1 << 3;
+    const CMD_PRIVATE_EXPEDITED_SYNC_CORE: usize = 1 << 5;
+    const CMD_PRIVATE_EXPEDITED_RSEQ: usize = 1 << 7;
+    const CMD_GET_REGISTRATIONS: usize = 1 << 9;
+    let call = |cmd: usize| {
+        // SAFETY: integer arguments only.
+        unsafe { syscall3(nr::MEMBARRIER, cmd, 0, 0) }
+    };
+    let r = call(CMD_GET_REGISTRATIONS);
+    if r >= 0 {
+        return Ok(r as u32);
+    }
+    if r == ENOSYS {
+        return Ok(0); // no membarrier at all
+    }
+    if r != EINVAL {
+        return Err(r);
+    }
+    let mut mask = 0;
+    for cmd in [
+        CMD_PRIVATE_EXPEDITED,
+        CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+        CMD_PRIVATE_EXPEDITED_RSEQ,
+    ] {
+        match call(cmd) {
+            // Registering for a barrier is the barrier's command << 1.
+            0 => mask |= (cmd << 1) as u32,
+            EPERM | EINVAL => {}
+            e => return Err(e),
+        }
+    }
+    Ok(mask)
 }
 
 pub fn dump_thread(a: &mut ThreadArgs) -> isize {

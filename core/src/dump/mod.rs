@@ -79,6 +79,7 @@ use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
 use crate::sys::ptrace::{self, SigInfo};
+use crate::sys::sched::SchedInfo;
 use crate::{pr_debug, pr_info};
 
 pub use write::Collected;
@@ -160,6 +161,8 @@ pub enum DumpError {
         what: &'static str,
         reason: String,
     },
+    #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
+    Refused { pid: i32, what: String },
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
     #[error(transparent)]
@@ -485,7 +488,9 @@ fn gather_inside(
     pr_debug!("Parasite daemon running in task {pid}");
     fault("daemon")?;
     let step = infect_err("parasite DUMP_MISC");
-    c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
+    let misc = parasite::misc(&mut daemon).map_err(step)?;
+    refuse_thp_except_advised(pid, &misc)?;
+    c.misc = Some(misc);
     fault("misc")?;
     c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
     for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
@@ -593,6 +598,7 @@ fn collect_outside(
     let personality = proc
         .personality()
         .map_err(collect_err(pid, "personality"))?;
+    let sched = sched_of(pid, tid)?;
     let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
@@ -665,6 +671,7 @@ fn collect_outside(
         loginuid,
         oom_score_adj,
         personality,
+        sched,
         obj_id: 1,
         files_id: 1,
         fs_id: 1,
@@ -674,7 +681,10 @@ fn collect_outside(
         cwd_id,
         root_id,
         ns,
-        stopped: task.state() == TaskState::Stopped,
+        stop_signo: match task.state() {
+            TaskState::Stopped(sig) => Some(sig as u32),
+            TaskState::Running => None,
+        },
         gp: *task.regs(),
         ext: task.ext_regs().clone(),
         sigmask: task.sigmask(),
@@ -698,10 +708,6 @@ fn collect_thread(
     let pid = proc.pid();
     let tid = th.tid();
     let t = rustix::process::Pid::from_raw(tid).ok_or(DumpError::NoTree)?;
-    let stat = proc
-        .task(tid)
-        .and_then(|d| d.stat())
-        .map_err(collect_err(pid, "thread stat"))?;
     Ok(write::ThreadData {
         tid,
         gp: *th.regs(),
@@ -710,11 +716,47 @@ fn collect_thread(
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
         rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
-        nice: stat.nice,
-        policy: stat.policy,
-        rt_priority: stat.rt_priority,
+        sched: sched_of(pid, t)?,
         args: None,
     })
+}
+
+/// `PR_GET_THP_DISABLE` answers 3 for Linux 6.18's
+/// `PR_THP_DISABLE_EXCEPT_ADVISED` mode, which `mm_entry.thp_disabled`
+/// (a bool) cannot tell from plain disabling.
+fn refuse_thp_except_advised(
+    pid: i32,
+    misc: &crate::blob::parasite_abi::MiscArgs,
+) -> Result<(), DumpError> {
+    const EXCEPT_ADVISED: i32 = 1 << 1;
+    if misc.thp_disabled > 0 && misc.thp_disabled & EXCEPT_ADVISED != 0 {
+        return Err(DumpError::Refused {
+            pid,
+            what: "THP is disabled with PR_THP_DISABLE_EXCEPT_ADVISED, which CRIU's \
+                   mm image (thp_disabled, a bool) cannot tell from disabled"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The scheduling of thread `tid` of task `pid`; SCHED_DEADLINE is
+/// refused (its parameters have no place in CRIU's images, and
+/// `sched_setscheduler` cannot set it).
+fn sched_of(pid: i32, tid: rustix::process::Pid) -> Result<SchedInfo, DumpError> {
+    use crate::sys::sched::{self, SCHED_DEADLINE};
+    let s = sched::sched_info(tid).map_err(collect_err(pid, "scheduling"))?;
+    if s.base_policy() == SCHED_DEADLINE {
+        return Err(DumpError::Refused {
+            pid,
+            what: format!(
+                "thread {} runs under SCHED_DEADLINE, whose runtime, deadline and period \
+                 CRIU's images cannot hold",
+                tid.as_raw_nonzero()
+            ),
+        });
+    }
+    Ok(s)
 }
 
 /// Memory whose contents live outside the task's pages and is not dumped

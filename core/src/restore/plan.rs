@@ -947,6 +947,7 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
         cap_prm: two(&c.cap_prm),
         cap_inh: two(&c.cap_inh),
         cap_bnd: two(&c.cap_bnd),
+        cap_amb: two(&c.cap_amb),
         cap_last,
     })
 }

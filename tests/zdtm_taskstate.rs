@@ -155,6 +155,11 @@ fn closed_stdin_and_stdout_stay_closed() {
     dump_restore_pass("zdtm-closed-stdio", "zdtm_closed_stdio", &[]);
 }
 
+#[test]
+fn a_task_without_any_fd_gets_none() {
+    dump_restore_pass("zdtm-closed-stdio-all", "zdtm_closed_stdio", &["all"]);
+}
+
 /// Pty indices are global: the pty tests here run one at a time.
 static PTYS: Mutex<()> = Mutex::new(());
 

@@ -314,6 +314,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     files.finish(common.ext_unix_sk)?;
+    refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
     // Shared memory objects, read while every task is frozen: one per
@@ -719,6 +720,31 @@ fn collect_thread(
         sched: sched_of(pid, t)?,
         args: None,
     })
+}
+
+/// A session leader's controlling terminal comes back only if it is a pty
+/// the dump holds (an end of it in some task's fds): any other one (a
+/// console, a serial line, a pty whose master is outside the dump and no
+/// fd of the tree on it) would be lost.
+fn refuse_lost_ctty(tree: &tree::Tree, files: &files::FileTable) -> Result<(), DumpError> {
+    for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
+        let tty = t.stat.tty_nr as u32;
+        if t.stat.session != t.pid || tty == 0 {
+            continue;
+        }
+        if crate::files::tty::dumps_terminal(&files.kinds.ttys, tty) {
+            continue;
+        }
+        let (major, minor) = crate::files::tty::major_minor(u64::from(tty));
+        return Err(DumpError::Refused {
+            pid: t.pid,
+            what: format!(
+                "it leads its session, whose controlling terminal (device {major}:{minor}) \
+                 is not a pty of the dump (no dumped fd holds an end of it)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `PR_GET_THP_DISABLE` answers 3 for Linux 6.18's

@@ -1,6 +1,9 @@
 //! A task that closed its stdin and stdout (daemons do): after restore
 //! fds 0 and 1 must still be closed, not reopened on `/dev/null` or
 //! anything else. (stderr stays: the harness reads it.)
+//!
+//! Usage: `zdtm_closed_stdio DIR [all]`: with `all`, stderr is closed
+//! too, and the task has no fd at all.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -19,9 +22,9 @@ fn what(fd: usize) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-fn closed(when: &str) -> Result<(), String> {
+fn closed(when: &str, fds: &[usize]) -> Result<(), String> {
     const EBADF: isize = 9;
-    for fd in [0, 1] {
+    for &fd in fds {
         match getfd(fd) {
             Err(EBADF) => {}
             other => {
@@ -35,18 +38,24 @@ fn closed(when: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn setup(_: &zdtm::Args) -> Result<(), String> {
-    for fd in [0, 1] {
-        // SAFETY: closes stdin/stdout, which no Rust object owns here
-        // (nothing of this program prints to stdout).
+fn setup(args: &zdtm::Args) -> Result<Vec<usize>, String> {
+    let fds = if args.rest.iter().any(|a| a == "all") {
+        vec![0, 1, 2]
+    } else {
+        vec![0, 1]
+    };
+    for &fd in &fds {
+        // SAFETY: closes stdio fds, which no Rust object owns here
+        // (nothing of this program prints to them once set up).
         let ret = unsafe { criu_arch::syscall1(criu_arch::nr::CLOSE, fd) };
         zdtm::errno(ret, "close")?;
     }
-    closed("setup")
+    closed("setup", &fds)?;
+    Ok(fds)
 }
 
-fn check(_: ()) -> Result<(), String> {
-    closed("after restore")
+fn check(fds: Vec<usize>) -> Result<(), String> {
+    closed("after restore", &fds)
 }
 
 fn main() {

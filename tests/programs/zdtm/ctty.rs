@@ -146,6 +146,9 @@ fn check(s: State) -> Result<(), String> {
         // SAFETY: integer arguments only.
         unsafe { criu_arch::syscall2(criu_arch::nr::KILL, pid as usize, 9) };
     }
+    // Closing the master hangs the terminal up, and SIGHUP would end us
+    // (the session's controlling process) before the verdict is written.
+    std::mem::forget(s.master);
     r
 }
 

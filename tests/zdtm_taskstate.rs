@@ -75,6 +75,16 @@ fn sched_deadline_is_refused_by_name() {
 }
 
 #[test]
+fn a_timer_slack_of_its_own_is_refused_by_name() {
+    dump_refused(
+        "zdtm-sched-slack",
+        "zdtm_sched",
+        &["slack"],
+        "has a timer slack of 123456 ns",
+    );
+}
+
+#[test]
 fn oom_score_adj_survives() {
     dump_restore_pass("zdtm-oom-score-adj", "zdtm_oom_score_adj", &[]);
 }

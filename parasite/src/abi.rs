@@ -204,6 +204,8 @@ pub struct ThreadArgs {
     /// `gettid` inside (the namespace tid).
     pub tid: i32,
     pub _pad: u32,
+    /// `PR_GET_TIMERSLACK`: the thread's timer slack in ns.
+    pub timer_slack: u64,
     pub creds: Creds,
 }
 

@@ -21,6 +21,7 @@ const PR_GET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_GET_DUMPABLE as usiz
 const PR_GET_NAME: usize = criu_arch::kernel::prctl::PR_GET_NAME as usize;
 const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
 const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
+const PR_GET_TIMERSLACK: usize = criu_arch::kernel::prctl::PR_GET_TIMERSLACK as usize;
 const PR_GET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_GET_CHILD_SUBREAPER as usize;
 const PR_GET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_GET_NO_NEW_PRIVS as usize;
 const PR_GET_TID_ADDRESS: usize = criu_arch::kernel::prctl::PR_GET_TID_ADDRESS as usize;
@@ -161,6 +162,11 @@ pub fn dump_thread(a: &mut ThreadArgs) -> isize {
         return r;
     }
     a.comm = comm;
+    let slack = prctl(PR_GET_TIMERSLACK, 0);
+    if slack < 0 {
+        return slack;
+    }
+    a.timer_slack = slack as u64;
     // SAFETY: gettid takes no arguments.
     a.tid = unsafe { syscall0(nr::GETTID) } as i32;
     dump_creds(&mut a.creds)

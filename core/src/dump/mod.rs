@@ -30,12 +30,16 @@
 //!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
 //!   fix-up, fpregs + xsave components present in XCR0, GDT TLS,
-//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped, personality,
-//!   flags, blk_sigset, comm, itimers + POSIX timers, 16 rlimits,
-//!   signals_s, 62 sigactions (signals 1..=64 without KILL and STOP),
-//!   loginuid, oom_score_adj, child_subreaper), thread_core (futex_rla,
-//!   sched nice/policy/prio, sas, pdeath_sig, signals_p, creds, comm,
-//!   rseq_entry).
+//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped with stop_signo,
+//!   personality, flags, blk_sigset, comm, itimers + POSIX timers, 16
+//!   rlimits, signals_s, 62 sigactions (signals 1..=64 without KILL and
+//!   STOP), loginuid, oom_score_adj, child_subreaper,
+//!   membarrier_registration_mask), thread_core (futex_rla, sched
+//!   nice/policy (with SCHED_RESET_ON_FORK)/prio, sas, pdeath_sig,
+//!   signals_p, creds (ambient set included), comm, rseq_entry).
+//!   Refused (see [`task_state`]): SCHED_DEADLINE, a timer slack other
+//!   than ours, PR_THP_DISABLE_EXCEPT_ADVISED, a session leader's
+//!   controlling terminal that is not a dumped pty, a traced task.
 //! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
 //!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
 //!   dumpable, thp_disabled.
@@ -65,6 +69,7 @@ pub mod files;
 pub mod parasite;
 pub mod regs;
 pub mod shmem;
+mod task_state;
 pub mod tree;
 mod write;
 
@@ -79,7 +84,6 @@ use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
 use crate::sys::ptrace::{self, SigInfo};
-use crate::sys::sched::SchedInfo;
 use crate::{pr_debug, pr_info};
 
 pub use write::Collected;
@@ -314,7 +318,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     files.finish(common.ext_unix_sk)?;
-    refuse_lost_ctty(&tree, &files)?;
+    task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
     // Shared memory objects, read while every task is frozen: one per
@@ -490,7 +494,7 @@ fn gather_inside(
     fault("daemon")?;
     let step = infect_err("parasite DUMP_MISC");
     let misc = parasite::misc(&mut daemon).map_err(step)?;
-    refuse_thp_except_advised(pid, &misc)?;
+    task_state::refuse_thp_except_advised(pid, &misc)?;
     c.misc = Some(misc);
     fault("misc")?;
     c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
@@ -500,6 +504,7 @@ fn gather_inside(
                 .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
         );
     }
+    task_state::refuse_timer_slack(c)?;
     fault("thread")?;
     c.sigacts = Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
     fault("sigacts")?;
@@ -599,7 +604,7 @@ fn collect_outside(
     let personality = proc
         .personality()
         .map_err(collect_err(pid, "personality"))?;
-    let sched = sched_of(pid, tid)?;
+    let sched = task_state::sched_of(pid, tid)?;
     let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
@@ -717,72 +722,9 @@ fn collect_thread(
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
         rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
-        sched: sched_of(pid, t)?,
+        sched: task_state::sched_of(pid, t)?,
         args: None,
     })
-}
-
-/// A session leader's controlling terminal comes back only if it is a pty
-/// the dump holds (an end of it in some task's fds): any other one (a
-/// console, a serial line, a pty whose master is outside the dump and no
-/// fd of the tree on it) would be lost.
-fn refuse_lost_ctty(tree: &tree::Tree, files: &files::FileTable) -> Result<(), DumpError> {
-    for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
-        let tty = t.stat.tty_nr as u32;
-        if t.stat.session != t.pid || tty == 0 {
-            continue;
-        }
-        if crate::files::tty::dumps_terminal(&files.kinds.ttys, tty) {
-            continue;
-        }
-        let (major, minor) = crate::files::tty::major_minor(u64::from(tty));
-        return Err(DumpError::Refused {
-            pid: t.pid,
-            what: format!(
-                "it leads its session, whose controlling terminal (device {major}:{minor}) \
-                 is not a pty of the dump (no dumped fd holds an end of it)"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// `PR_GET_THP_DISABLE` answers 3 for Linux 6.18's
-/// `PR_THP_DISABLE_EXCEPT_ADVISED` mode, which `mm_entry.thp_disabled`
-/// (a bool) cannot tell from plain disabling.
-fn refuse_thp_except_advised(
-    pid: i32,
-    misc: &crate::blob::parasite_abi::MiscArgs,
-) -> Result<(), DumpError> {
-    const EXCEPT_ADVISED: i32 = 1 << 1;
-    if misc.thp_disabled > 0 && misc.thp_disabled & EXCEPT_ADVISED != 0 {
-        return Err(DumpError::Refused {
-            pid,
-            what: "THP is disabled with PR_THP_DISABLE_EXCEPT_ADVISED, which CRIU's \
-                   mm image (thp_disabled, a bool) cannot tell from disabled"
-                .into(),
-        });
-    }
-    Ok(())
-}
-
-/// The scheduling of thread `tid` of task `pid`; SCHED_DEADLINE is
-/// refused (its parameters have no place in CRIU's images, and
-/// `sched_setscheduler` cannot set it).
-fn sched_of(pid: i32, tid: rustix::process::Pid) -> Result<SchedInfo, DumpError> {
-    use crate::sys::sched::{self, SCHED_DEADLINE};
-    let s = sched::sched_info(tid).map_err(collect_err(pid, "scheduling"))?;
-    if s.base_policy() == SCHED_DEADLINE {
-        return Err(DumpError::Refused {
-            pid,
-            what: format!(
-                "thread {} runs under SCHED_DEADLINE, whose runtime, deadline and period \
-                 CRIU's images cannot hold",
-                tid.as_raw_nonzero()
-            ),
-        });
-    }
-    Ok(s)
 }
 
 /// Memory whose contents live outside the task's pages and is not dumped

@@ -30,9 +30,12 @@ pub fn arg(t: &TaskImages) -> TaskAttrsArg {
             a.has |= ATTR_MEMBARRIER;
             a.membarrier = mask;
         }
-        // Written even when it is the tool's value already: that costs no
-        // privilege (only going below the inherited minimum does).
-        if let Some(adj) = tc.oom_score_adj {
+        // Written only when it differs from the tool's (which the task
+        // inherits: its children are forked before it writes its own): an
+        // --unprivileged restore's task cannot open its /proc files yet.
+        if let Some(adj) = tc.oom_score_adj
+            && own_oom_score_adj() != Some(adj)
+        {
             a.has |= ATTR_OOM_SCORE_ADJ;
             a.oom_score_adj = decimal(i64::from(adj));
         }
@@ -60,7 +63,15 @@ pub fn arg(t: &TaskImages) -> TaskAttrsArg {
             a.has |= ATTR_DUMPABLE;
             a.dumpable = d as u32;
         }
-        Some(d) => crate::pr_warn!("dumpable {d} cannot be set again; the kernel's default stays"),
+        // SUID_DUMP_ROOT (a setuid program under fs.suid_dumpable=2) is
+        // the kernel's to set: as CRIU does, the task falls back to "not
+        // dumpable", which keeps its /proc files and memory from its user
+        // as 2 does (the credentials' step leaves it dumpable otherwise).
+        Some(d) => {
+            crate::pr_warn!("dumpable {d} cannot be set again; the task is made not dumpable");
+            a.has |= ATTR_DUMPABLE;
+            a.dumpable = 0;
+        }
         None => {}
     }
     a
@@ -71,6 +82,13 @@ pub fn arg(t: &TaskImages) -> TaskAttrsArg {
 /// `(uid_t)-1`, as the image stores it.
 fn own_loginuid() -> Option<u32> {
     std::fs::read_to_string("/proc/self/loginuid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// The tool's own oom_score_adj (which a restored task inherits).
+fn own_oom_score_adj() -> Option<i32> {
+    std::fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }

@@ -6,9 +6,10 @@
 //! thread 4 SCHED_OTHER with nice 6. After restore each thread must read
 //! back its own policy (with the reset-on-fork flag), priority and nice.
 //!
-//! Usage: `zdtm_sched DIR [deadline]`: with `deadline`, thread 1 runs
-//! SCHED_DEADLINE instead, which CRIU's images cannot describe: the dump
-//! must refuse it by name.
+//! Usage: `zdtm_sched DIR [deadline|slack]`: with `deadline`, thread 1
+//! runs SCHED_DEADLINE instead; with `slack`, thread 4 has a timer slack
+//! of 123456 ns (`PR_SET_TIMERSLACK`). CRIU's images can describe
+//! neither: the dump must refuse them by name.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -147,9 +148,33 @@ struct State {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Thread 4 (with `slack`) found its timer slack unchanged at the end.
+static SLACK_KEPT: AtomicBool = AtomicBool::new(true);
+
+/// Thread 4's timer slack with `slack`.
+const SLACK: usize = 123_456;
+
+fn timer_slack() -> Result<usize, String> {
+    const PR_GET_TIMERSLACK: usize = 30;
+    // SAFETY: integer arguments only.
+    zdtm::errno(
+        unsafe { criu_arch::syscall5(nr::PRCTL, PR_GET_TIMERSLACK, 0, 0, 0, 0) },
+        "PR_GET_TIMERSLACK",
+    )
+}
+
+fn set_timer_slack() -> Result<(), String> {
+    const PR_SET_TIMERSLACK: usize = 29;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { criu_arch::syscall5(nr::PRCTL, PR_SET_TIMERSLACK, SLACK, 0, 0, 0) };
+    zdtm::errno(ret, "PR_SET_TIMERSLACK")?;
+    let got = timer_slack()?;
+    zdtm::ensure(got == SLACK, || format!("timer slack {got}, want {SLACK}"))
+}
 
 fn setup(args: &zdtm::Args) -> Result<State, String> {
     let deadline = args.rest.iter().any(|a| a == "deadline");
+    let slack = args.rest.iter().any(|a| a == "slack");
     let mut want = WANT.to_vec();
     if deadline {
         want[1] = Sched {
@@ -165,12 +190,17 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         threads.push(std::thread::spawn(move || {
             let r = if deadline && i == 1 {
                 set_deadline()
+            } else if slack && i == 4 {
+                set(s).and_then(|()| set_timer_slack())
             } else {
                 set(s)
             };
             let _ = tx.send((i, r.map(|()| gettid())));
             while !STOP.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(2));
+            }
+            if slack && i == 4 {
+                SLACK_KEPT.store(timer_slack() == Ok(SLACK), Ordering::Relaxed);
             }
         }));
     }
@@ -206,6 +236,9 @@ fn check(s: State) -> Result<(), String> {
     STOP.store(true, Ordering::Relaxed);
     for t in s.threads {
         t.join().map_err(|_| "a thread panicked".to_string())?;
+    }
+    if !SLACK_KEPT.load(Ordering::Relaxed) {
+        errors.push(format!("thread 4: timer slack not {SLACK} at the end"));
     }
     zdtm::ensure(errors.is_empty(), || errors.join("; "))
 }

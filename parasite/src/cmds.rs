@@ -98,12 +98,14 @@ fn dump_misc(a: &mut MiscArgs) -> isize {
 /// with EINVAL where the kernel lacks it; a global expedited
 /// registration cannot be seen that way).
 fn membarrier_registrations() -> Result<u32, isize> {
-    const EPERM: isize = -1;
-    const ENOSYS: isize = -38;
-    const CMD_PRIVATE_EXPEDITED: usize = 1 << 3;
-    const CMD_PRIVATE_EXPEDITED_SYNC_CORE: usize = 1 << 5;
-    const CMD_PRIVATE_EXPEDITED_RSEQ: usize = 1 << 7;
-    const CMD_GET_REGISTRATIONS: usize = 1 << 9;
+    use criu_arch::kernel::general::membarrier_cmd as cmd;
+    const EPERM: isize = -(criu_arch::kernel::errno::EPERM as isize);
+    const ENOSYS: isize = -(criu_arch::kernel::errno::ENOSYS as isize);
+    const CMD_PRIVATE_EXPEDITED: usize = cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED as usize;
+    const CMD_PRIVATE_EXPEDITED_SYNC_CORE: usize =
+        cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE as usize;
+    const CMD_PRIVATE_EXPEDITED_RSEQ: usize = cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ as usize;
+    const CMD_GET_REGISTRATIONS: usize = cmd::MEMBARRIER_CMD_GET_REGISTRATIONS as usize;
     let call = |cmd: usize| {
         // SAFETY: integer arguments only.
         unsafe { syscall3(nr::MEMBARRIER, cmd, 0, 0) }

@@ -34,8 +34,8 @@ mod tree;
 use creds::creds;
 use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
 use state::{
-    arch_syscalls, attrs, close_fds, itimers, posix_timers, proc_attrs, register_rseq,
-    rlimits, sigactions, signals, task,
+    arch_syscalls, attrs, close_fds, itimers, posix_timers, proc_attrs, register_rseq, rlimits,
+    sigactions, signals, task,
 };
 
 /// The args of the running restore, for the signal handler and the threads

@@ -73,8 +73,8 @@ pub(super) fn refuse_thp_except_advised(
     pid: i32,
     misc: &crate::blob::parasite_abi::MiscArgs,
 ) -> Result<(), DumpError> {
-    const EXCEPT_ADVISED: i32 = 1 << 1;
-    if misc.thp_disabled > 0 && misc.thp_disabled & EXCEPT_ADVISED != 0 {
+    use crate::sys::kconst::PR_THP_DISABLE_EXCEPT_ADVISED;
+    if misc.thp_disabled > 0 && misc.thp_disabled & PR_THP_DISABLE_EXCEPT_ADVISED != 0 {
         return Err(DumpError::Refused {
             pid,
             what: "THP is disabled with PR_THP_DISABLE_EXCEPT_ADVISED, which CRIU's \

@@ -28,7 +28,7 @@ use crate::abi;
 /// tool's own credentials) have none of them.
 pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
     const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
-    const PR_SET_DUMPABLE: usize = 4;
+    const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
     if c.valid == 0 {
         return Ok(());
     }
@@ -50,7 +50,10 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
     ids(c)?;
     let now = capget();
     if now[2] != c.cap_inh[0] || now[5] != c.cap_inh[1] {
-        capset([now[0], now[1], c.cap_inh[0], now[3], now[4], c.cap_inh[1]], 8)?;
+        capset(
+            [now[0], now[1], c.cap_inh[0], now[3], now[4], c.cap_inh[1]],
+            8,
+        )?;
     }
     ambient(c)?;
     bounding(c)?;
@@ -125,10 +128,13 @@ fn has(set: &[u32; 2], cap: u32) -> bool {
 /// Make the ambient set the dumped one, capability by capability (error
 /// index 9).
 fn ambient(c: &abi::CredsArg) -> Result<(), Fail> {
-    const PR_CAP_AMBIENT: usize = 47;
-    const IS_SET: usize = 1;
-    const RAISE: usize = 2;
-    const LOWER: usize = 3;
+    use criu_arch::kernel::prctl::{
+        PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_LOWER, PR_CAP_AMBIENT_RAISE,
+    };
+    const PR_CAP_AMBIENT: usize = criu_arch::kernel::prctl::PR_CAP_AMBIENT as usize;
+    const IS_SET: usize = PR_CAP_AMBIENT_IS_SET as usize;
+    const RAISE: usize = PR_CAP_AMBIENT_RAISE as usize;
+    const LOWER: usize = PR_CAP_AMBIENT_LOWER as usize;
     for cap in 0..=c.cap_last.min(63) {
         let want = has(&c.cap_amb, cap);
         // SAFETY: integer arguments only.
@@ -147,8 +153,8 @@ fn ambient(c: &abi::CredsArg) -> Result<(), Fail> {
 
 /// Drop from the bounding set what the dumped one lacks (error index 4).
 fn bounding(c: &abi::CredsArg) -> Result<(), Fail> {
-    const PR_CAPBSET_READ: usize = 23;
-    const PR_CAPBSET_DROP: usize = 24;
+    const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
+    const PR_CAPBSET_DROP: usize = criu_arch::kernel::prctl::PR_CAPBSET_DROP as usize;
     for cap in 0..=c.cap_last.min(63) {
         // SAFETY: integer arguments only.
         let have = unsafe { syscall2(nr::PRCTL, PR_CAPBSET_READ, cap as usize) } == 1;
@@ -163,7 +169,7 @@ fn bounding(c: &abi::CredsArg) -> Result<(), Fail> {
     Ok(())
 }
 
-const CAP_V3: u32 = 0x2008_0522;
+const CAP_V3: u32 = criu_arch::kernel::general::_LINUX_CAPABILITY_VERSION_3;
 
 /// This thread's capability sets as two `cap_user_data` structs:
 /// effective, permitted, inheritable of word 0, then of word 1.
@@ -196,8 +202,8 @@ fn capset(data: [u32; 6], index: u32) -> Result<(), Fail> {
 
 /// `PR_SET_SECUREBITS` unless they are `bits` already.
 fn set_securebits(bits: usize, index: u32) -> Result<(), Fail> {
-    const PR_GET_SECUREBITS: usize = 27;
-    const PR_SET_SECUREBITS: usize = 28;
+    const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
+    const PR_SET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_SET_SECUREBITS as usize;
     // SAFETY: integer arguments only.
     if unsafe { syscall2(nr::PRCTL, PR_GET_SECUREBITS, 0) } == bits as isize {
         return Ok(());

@@ -25,7 +25,7 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
 /// then the THP-disable flag (so that no huge page is formed while the
 /// pages are read back). Errors: index 0, 1, 2 in that order.
 pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
-    const PR_SET_THP_DISABLE: usize = 41;
+    const PR_SET_THP_DISABLE: usize = criu_arch::kernel::prctl::PR_SET_THP_DISABLE as usize;
     static OOM_SCORE_ADJ: [u8; 25] = *b"/proc/self/oom_score_adj\0";
     static LOGINUID: [u8; 20] = *b"/proc/self/loginuid\0";
     if a.has & abi::ATTR_OOM_SCORE_ADJ != 0 {
@@ -37,7 +37,16 @@ pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
     if a.has & abi::ATTR_THP_DISABLE != 0 {
         // SAFETY: integer arguments only.
         check(
-            unsafe { syscall5(nr::PRCTL, PR_SET_THP_DISABLE, a.thp_disabled as usize, 0, 0, 0) },
+            unsafe {
+                syscall5(
+                    nr::PRCTL,
+                    PR_SET_THP_DISABLE,
+                    a.thp_disabled as usize,
+                    0,
+                    0,
+                    0,
+                )
+            },
             2,
         )?;
     }
@@ -47,8 +56,8 @@ pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
 /// Write the NUL-padded `text` to the NUL-terminated `path` (one
 /// `write`, as /proc's one-number files want it).
 fn write_proc(path: &[u8], text: &[u8; 12], index: u32) -> Result<(), Fail> {
-    const AT_FDCWD: isize = -100;
-    const O_WRONLY: usize = 1;
+    const AT_FDCWD: isize = criu_arch::kernel::general::AT_FDCWD as isize;
+    const O_WRONLY: usize = criu_arch::kernel::general::O_WRONLY as usize;
     let len = text.iter().position(|&b| b == 0).unwrap_or(text.len());
     // SAFETY: `path` is NUL-terminated static data.
     let fd = check(

@@ -3,7 +3,10 @@
 //! oom_score_adj, loginuid, capability sets and securebits (per thread,
 //! ambient ones included), the THP-disable prctl, membarrier
 //! registrations, job-control stops, closed stdio fds, a controlling
-//! terminal no fd of the leader holds and a pty's owner. Each program
+//! terminal no fd of the leader holds and a pty's owner; refused: an
+//! exit signal other than SIGCHLD, a CPU affinity, I/O priority or
+//! coredump_filter of its own (CRIU's images have no field for them and
+//! a restored task would get the tool's). Each program
 //! checks itself after restore (see tests/programs/zdtm/); what CRIU's
 //! images cannot describe is refused at dump, by name, and the program
 //! runs on unchanged.
@@ -183,4 +186,59 @@ fn a_controlling_terminal_only_the_master_holds_comes_back() {
 fn a_controlling_terminal_a_child_holds_comes_back() {
     let _g = PTYS.lock().unwrap_or_else(|e| e.into_inner());
     dump_restore_pass("zdtm-ctty-child", "zdtm_ctty", &["child"]);
+}
+
+/// A thread with a nice of its own and the I/O priority class NONE set
+/// (the default: its I/O follows its nice) is not refused: dumped and
+/// restored, and finds its affinity, I/O priority and nice as they were.
+#[test]
+fn an_io_priority_of_class_none_is_not_refused() {
+    dump_restore_pass("zdtm-unheld-plain", "zdtm_unheld_attrs", &["plain"]);
+}
+
+#[test]
+fn a_cpu_affinity_of_its_own_is_refused_by_name() {
+    let cpus = rustix::thread::sched_getaffinity(None).unwrap().count();
+    if cpus < 2 {
+        return common::skip(
+            "zdtm-unheld-affinity",
+            "needs two CPUs (an affinity of its own leaves one out)",
+        );
+    }
+    dump_refused(
+        "zdtm-unheld-affinity",
+        "zdtm_unheld_attrs",
+        &["affinity"],
+        "(sched_setaffinity), which CRIU's images cannot hold",
+    );
+}
+
+#[test]
+fn an_io_priority_of_its_own_is_refused_by_name() {
+    dump_refused(
+        "zdtm-unheld-ioprio",
+        "zdtm_unheld_attrs",
+        &["ioprio"],
+        "has I/O priority class 3 level 0 (ioprio_set)",
+    );
+}
+
+#[test]
+fn a_coredump_filter_of_its_own_is_refused_by_name() {
+    dump_refused(
+        "zdtm-unheld-coredump-filter",
+        "zdtm_unheld_attrs",
+        &["coredump-filter"],
+        "its coredump_filter is 00000023",
+    );
+}
+
+#[test]
+fn an_exit_signal_other_than_sigchld_is_refused_by_name() {
+    dump_refused(
+        "zdtm-unheld-exit-signal",
+        "zdtm_unheld_attrs",
+        &["exit-signal"],
+        "created with exit signal 10 instead of SIGCHLD",
+    );
 }

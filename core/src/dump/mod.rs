@@ -39,7 +39,9 @@
 //!   signals_p, creds (ambient set included), comm, rseq_entry).
 //!   Refused (see [`task_state`]): SCHED_DEADLINE, a timer slack other
 //!   than ours, PR_THP_DISABLE_EXCEPT_ADVISED, a session leader's
-//!   controlling terminal that is not a dumped pty, a traced task.
+//!   controlling terminal that is not a dumped pty, a traced task, an
+//!   exit signal other than SIGCHLD, a CPU affinity, I/O priority or
+//!   coredump_filter of its own.
 //! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
 //!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
 //!   dumpable, thp_disabled.
@@ -277,6 +279,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
+    task_state::refuse_exit_signals(&tree)?;
     let sharing = tree::shared_tables(&tree)?;
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
         check_owner(common, &t.proc)?;
@@ -605,6 +608,8 @@ fn collect_outside(
         .personality()
         .map_err(collect_err(pid, "personality"))?;
     let sched = task_state::sched_of(pid, tid)?;
+    task_state::refuse_thread_attrs(pid, tid)?;
+    task_state::refuse_coredump_filter(proc)?;
     let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
@@ -714,6 +719,8 @@ fn collect_thread(
     let pid = proc.pid();
     let tid = th.tid();
     let t = rustix::process::Pid::from_raw(tid).ok_or(DumpError::NoTree)?;
+    let sched = task_state::sched_of(pid, t)?;
+    task_state::refuse_thread_attrs(pid, t)?;
     Ok(write::ThreadData {
         tid,
         gp: *th.regs(),
@@ -722,7 +729,7 @@ fn collect_thread(
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
         rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
-        sched: task_state::sched_of(pid, t)?,
+        sched,
         args: None,
     })
 }

@@ -1,7 +1,11 @@
 //! Task state a dump reads beside the parasite's (scheduling), and the
 //! refusals of task state CRIU's images cannot hold or a restore cannot
 //! bring back: SCHED_DEADLINE, a timer slack of its own, THP disabled
-//! "except advised", a controlling terminal that is not a dumped pty.
+//! "except advised", a controlling terminal that is not a dumped pty, an
+//! exit signal other than SIGCHLD, a CPU affinity or an I/O priority of
+//! its own, a coredump_filter other than the tool's. A restored task
+//! inherits those from the restoring tool, as a child would: they are
+//! refused only where they differ from what it would get.
 
 use super::{Collected, DumpError, collect_err, files, tree};
 use crate::sys::sched::SchedInfo;
@@ -102,4 +106,137 @@ pub(super) fn sched_of(pid: i32, tid: rustix::process::Pid) -> Result<SchedInfo,
         });
     }
     Ok(s)
+}
+
+/// A task created by `clone` with an exit signal other than SIGCHLD (0
+/// included: its parent waits for it with `__WCLONE`) comes back with
+/// SIGCHLD, which `pstree.img` cannot change. Zombies included: a wait
+/// for them would change too.
+pub(super) fn refuse_exit_signals(tree: &tree::Tree) -> Result<(), DumpError> {
+    let sigchld = linux_raw_sys::general::SIGCHLD as i32;
+    match tree.tasks.iter().find(|t| t.stat.exit_signal != sigchld) {
+        None => Ok(()),
+        Some(t) => Err(DumpError::Refused {
+            pid: t.pid,
+            what: format!(
+                "it was created with exit signal {} instead of SIGCHLD ({sigchld}), which \
+                 CRIU's images cannot hold",
+                t.stat.exit_signal
+            ),
+        }),
+    }
+}
+
+/// A thread's CPU affinity and I/O priority have no place in CRIU's
+/// images (a restored thread gets the restoring tool's): refused where
+/// they differ from the tool's. `ioprio_get` answers the priority set,
+/// not the one in effect: a thread that never set one reads the default
+/// (class NONE; best effort 4 before Linux 6.0), which the tool's
+/// default stands for.
+pub(super) fn refuse_thread_attrs(pid: i32, tid: rustix::process::Pid) -> Result<(), DumpError> {
+    use crate::sys::sched::{affinity, ioprio};
+    let t = tid.as_raw_nonzero();
+    let ours = affinity(None).map_err(collect_err(pid, "the tool's CPU affinity"))?;
+    let cpus = affinity(Some(tid)).map_err(collect_err(pid, "CPU affinity"))?;
+    if cpus != ours {
+        return Err(DumpError::Refused {
+            pid,
+            what: format!(
+                "thread {t} may run on CPUs {} only (sched_setaffinity), which CRIU's images \
+                 cannot hold (a restored thread gets CPUs {})",
+                cpu_list(&cpus),
+                cpu_list(&ours)
+            ),
+        });
+    }
+    let ours = ioprio(None).map_err(collect_err(pid, "the tool's I/O priority"))?;
+    let prio = ioprio(Some(tid)).map_err(collect_err(pid, "I/O priority"))?;
+    if !same_ioprio(prio, ours) {
+        let (class, level) = ioprio_parts(prio);
+        return Err(DumpError::Refused {
+            pid,
+            what: format!(
+                "thread {t} has I/O priority class {class} level {level} (ioprio_set), which \
+                 CRIU's images cannot hold"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a thread with I/O priority `prio` keeps it when it gets the
+/// tool's, `ours`: the same, or both a default (never set).
+fn same_ioprio(prio: u32, ours: u32) -> bool {
+    use crate::sys::kconst::{IOPRIO_CLASS_BE, IOPRIO_CLASS_NONE, IOPRIO_NORM};
+    let default =
+        |p| [(IOPRIO_CLASS_NONE, 0), (IOPRIO_CLASS_BE, IOPRIO_NORM)].contains(&ioprio_parts(p));
+    prio == ours || (default(prio) && default(ours))
+}
+
+/// The class and level of an I/O priority.
+fn ioprio_parts(prio: u32) -> (u32, u32) {
+    let shift = crate::sys::kconst::IOPRIO_CLASS_SHIFT;
+    (prio >> shift, prio & ((1 << shift) - 1))
+}
+
+/// `0-3,6` for CPUs 0, 1, 2, 3 and 6.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &c in cpus {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == c => *end = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    let run = |&(a, b): &(usize, usize)| match a == b {
+        true => a.to_string(),
+        false => format!("{a}-{b}"),
+    };
+    runs.iter().map(run).collect::<Vec<_>>().join(",")
+}
+
+/// The process's `coredump_filter` (the mm's dump flags) has no place in
+/// CRIU's images: a restored task gets the restoring tool's.
+pub(super) fn refuse_coredump_filter(proc: &crate::proc::ProcDir) -> Result<(), DumpError> {
+    let pid = proc.pid();
+    let read = |path: String| std::fs::read_to_string(path).map(|s| s.trim().to_string());
+    let Ok(ours) = read("/proc/self/coredump_filter".into()) else {
+        return Ok(()); // no ELF core dumps in this kernel: nothing to lose
+    };
+    let theirs = read(format!("/proc/{pid}/coredump_filter"))
+        .map_err(collect_err(pid, "coredump_filter"))?;
+    if theirs != ours {
+        return Err(DumpError::Refused {
+            pid,
+            what: format!(
+                "its coredump_filter is {theirs} (the tool's is {ours}), which CRIU's images \
+                 cannot hold"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_as_ranges() {
+        assert_eq!(cpu_list(&[0, 1, 2, 3, 6]), "0-3,6");
+        assert_eq!(cpu_list(&[1]), "1");
+        assert_eq!(cpu_list(&[0, 2, 3]), "0,2-3");
+    }
+
+    #[test]
+    fn ioprio_own_or_the_tools() {
+        let v = |class: u32, level: u32| class << 13 | level;
+        assert!(same_ioprio(0, 0));
+        assert!(same_ioprio(v(2, 4), 0));
+        assert!(same_ioprio(0, v(2, 4)));
+        assert!(same_ioprio(v(3, 0), v(3, 0)));
+        assert!(!same_ioprio(v(3, 0), 0));
+        assert!(!same_ioprio(v(2, 5), 0));
+        assert!(!same_ioprio(0, v(3, 0)));
+    }
 }

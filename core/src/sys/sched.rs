@@ -1,6 +1,8 @@
 //! A thread's scheduling, read from outside it as CRIU reads it:
 //! `sched_getscheduler` (which, unlike `/proc/PID/stat`, reports
-//! SCHED_RESET_ON_FORK), `sched_getparam` and `getpriority`.
+//! SCHED_RESET_ON_FORK), `sched_getparam` and `getpriority`; and what
+//! CRIU's images have no field for, for a dump to compare with the
+//! tool's own: the CPU affinity and the I/O priority.
 
 use rustix::io::Errno;
 use rustix::process::Pid;
@@ -54,6 +56,26 @@ pub fn sched_info(tid: Pid) -> Result<SchedInfo, Errno> {
     })
 }
 
+/// The CPUs thread `tid` may run on (`sched_getaffinity`; `None`: the
+/// calling thread), in increasing order.
+pub fn affinity(tid: Option<Pid>) -> Result<Vec<usize>, Errno> {
+    let set = rustix::thread::sched_getaffinity(tid)?;
+    Ok((0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&c| set.is_set(c))
+        .collect())
+}
+
+/// Thread `tid`'s I/O priority as `ioprio_get(IOPRIO_WHO_PROCESS)`
+/// returns it (class << 13 | level; `None`: the calling thread).
+pub fn ioprio(tid: Option<Pid>) -> Result<u32, Errno> {
+    let t = tid.map_or(0, |t| t.as_raw_nonzero().get() as usize);
+    let who = crate::sys::kconst::IOPRIO_WHO_PROCESS as usize;
+    // SAFETY: integer arguments only.
+    let ret =
+        unsafe { criu_arch::syscall2(linux_raw_sys::general::__NR_ioprio_get as usize, who, t) };
+    Ok(check(ret)? as u32)
+}
+
 fn check(ret: isize) -> Result<isize, Errno> {
     if ret < 0 {
         Err(Errno::from_raw_os_error(-ret as i32))
@@ -73,5 +95,14 @@ mod tests {
         assert_eq!(s.prio, 0, "{s:?}");
         assert_eq!(s.nice, rustix::process::getpriority_process(None).unwrap());
         assert_ne!(s.base_policy(), SCHED_DEADLINE);
+    }
+
+    #[test]
+    fn our_own_affinity_and_ioprio_read_the_same_by_pid() {
+        let me = rustix::process::getpid();
+        let cpus = affinity(None).unwrap();
+        assert!(!cpus.is_empty());
+        assert_eq!(affinity(Some(me)).unwrap(), cpus);
+        assert_eq!(ioprio(Some(me)).unwrap(), ioprio(None).unwrap());
     }
 }

@@ -242,3 +242,26 @@ fn an_exit_signal_other_than_sigchld_is_refused_by_name() {
         "created with exit signal 10 instead of SIGCHLD",
     );
 }
+
+#[test]
+fn a_machine_check_kill_policy_of_its_own_is_refused_by_name() {
+    dump_refused(
+        "zdtm-unheld-mce-kill",
+        "zdtm_unheld_attrs",
+        &["mce-kill"],
+        "has machine-check kill policy 1 (PR_MCE_KILL; the tool's is 2)",
+    );
+}
+
+#[test]
+fn a_tsc_setting_of_its_own_is_refused_by_name() {
+    if !cfg!(target_arch = "x86_64") {
+        return common::skip("zdtm-unheld-tsc", "PR_SET_TSC is x86 only");
+    }
+    dump_refused(
+        "zdtm-unheld-tsc",
+        "zdtm_unheld_attrs",
+        &["tsc"],
+        "has TSC readability 2 (PR_SET_TSC; the tool's is 1)",
+    );
+}

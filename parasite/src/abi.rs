@@ -203,9 +203,13 @@ pub struct ThreadArgs {
     pub comm: [u8; 16],
     /// `gettid` inside (the namespace tid).
     pub tid: i32,
-    pub _pad: u32,
+    /// `PR_MCE_KILL_GET`: the thread's machine-check kill policy.
+    pub mce_kill: i32,
     /// `PR_GET_TIMERSLACK`: the thread's timer slack in ns.
     pub timer_slack: u64,
+    /// `PR_GET_TSC` (x86 only; 0 where the kernel has no such prctl).
+    pub tsc: i32,
+    pub _pad: u32,
     pub creds: Creds,
 }
 

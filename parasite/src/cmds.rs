@@ -22,6 +22,8 @@ const PR_GET_NAME: usize = criu_arch::kernel::prctl::PR_GET_NAME as usize;
 const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
 const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
 const PR_GET_TIMERSLACK: usize = criu_arch::kernel::prctl::PR_GET_TIMERSLACK as usize;
+const PR_MCE_KILL_GET: usize = criu_arch::kernel::prctl::PR_MCE_KILL_GET as usize;
+const PR_GET_TSC: usize = criu_arch::kernel::prctl::PR_GET_TSC as usize;
 const PR_GET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_GET_CHILD_SUBREAPER as usize;
 const PR_GET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_GET_NO_NEW_PRIVS as usize;
 const PR_GET_TID_ADDRESS: usize = criu_arch::kernel::prctl::PR_GET_TID_ADDRESS as usize;
@@ -169,6 +171,17 @@ pub fn dump_thread(a: &mut ThreadArgs) -> isize {
         return slack;
     }
     a.timer_slack = slack as u64;
+    let mce = prctl(PR_MCE_KILL_GET, 0);
+    if mce < 0 {
+        return mce;
+    }
+    a.mce_kill = mce as i32;
+    // x86 only: elsewhere EINVAL, and no TSC setting to lose.
+    let mut tsc: i32 = 0;
+    match prctl(PR_GET_TSC, &mut tsc as *mut i32 as usize) {
+        r if r < 0 && r != EINVAL => return r,
+        _ => a.tsc = tsc,
+    }
     // SAFETY: gettid takes no arguments.
     a.tid = unsafe { syscall0(nr::GETTID) } as i32;
     dump_creds(&mut a.creds)

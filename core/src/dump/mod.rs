@@ -40,8 +40,9 @@
 //!   Refused (see [`task_state`]): SCHED_DEADLINE, a timer slack other
 //!   than ours, PR_THP_DISABLE_EXCEPT_ADVISED, a session leader's
 //!   controlling terminal that is not a dumped pty, a traced task, an
-//!   exit signal other than SIGCHLD, a CPU affinity, I/O priority or
-//!   coredump_filter of its own.
+//!   exit signal other than SIGCHLD, a CPU affinity, I/O priority,
+//!   coredump_filter, machine-check kill policy or TSC setting (x86) of
+//!   its own.
 //! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
 //!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
 //!   dumpable, thp_disabled.
@@ -508,6 +509,7 @@ fn gather_inside(
         );
     }
     task_state::refuse_timer_slack(c)?;
+    task_state::refuse_thread_prctls(c)?;
     fault("thread")?;
     c.sigacts = Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
     fault("sigacts")?;

@@ -2,8 +2,9 @@
 //! refusals of task state CRIU's images cannot hold or a restore cannot
 //! bring back: SCHED_DEADLINE, a timer slack of its own, THP disabled
 //! "except advised", a controlling terminal that is not a dumped pty, an
-//! exit signal other than SIGCHLD, a CPU affinity or an I/O priority of
-//! its own, a coredump_filter other than the tool's. A restored task
+//! exit signal other than SIGCHLD, a CPU affinity, an I/O priority, a
+//! machine-check kill policy or a TSC setting of its own, a
+//! coredump_filter other than the tool's. A restored task
 //! inherits those from the restoring tool, as a child would: they are
 //! refused only where they differ from what it would get.
 
@@ -66,6 +67,45 @@ pub(super) fn refuse_timer_slack(c: &Collected) -> Result<(), DumpError> {
                 ),
             });
         }
+    }
+    Ok(())
+}
+
+/// A thread's machine-check kill policy (`PR_MCE_KILL`) and, on x86,
+/// its TSC readability (`PR_SET_TSC`) have no place in CRIU's images: a
+/// restored thread gets the restoring tool's. Refused where they differ
+/// (the parasite's DUMP_THREAD read them).
+pub(super) fn refuse_thread_prctls(c: &Collected) -> Result<(), DumpError> {
+    use rustix::process::{
+        machine_check_memory_corruption_kill_policy as mce_kill,
+        time_stamp_counter_readability as tsc,
+    };
+    let our_mce = mce_kill().map_err(collect_err(c.pid, "the tool's PR_MCE_KILL_GET"))? as i32;
+    // EINVAL off x86, where the parasite reads 0 as well.
+    let our_tsc = tsc().map_or(0, |t| t as i32);
+    let leader = c.thread.as_ref().map(|a| (c.pid, a));
+    let others = c
+        .threads
+        .iter()
+        .filter_map(|t| t.args.as_ref().map(|a| (t.tid, a)));
+    for (tid, a) in leader.into_iter().chain(others) {
+        let what = if a.mce_kill != our_mce {
+            format!(
+                "thread {tid} has machine-check kill policy {} (PR_MCE_KILL; the tool's is {our_mce})",
+                a.mce_kill
+            )
+        } else if a.tsc != our_tsc {
+            format!(
+                "thread {tid} has TSC readability {} (PR_SET_TSC; the tool's is {our_tsc})",
+                a.tsc
+            )
+        } else {
+            continue;
+        };
+        return Err(DumpError::Refused {
+            pid: c.pid,
+            what: format!("{what}, which CRIU's images cannot hold"),
+        });
     }
     Ok(())
 }

@@ -8,6 +8,10 @@
 //!   its nice); must be dumped and restored as it was;
 //! - `affinity`: the second thread may run on one CPU only;
 //! - `ioprio`: the second thread has I/O priority class IDLE;
+//! - `mce-kill`: the second thread's machine-check kill policy is early
+//!   (`PR_MCE_KILL`);
+//! - `tsc`: the second thread gets SIGSEGV for `rdtsc` (`PR_SET_TSC`,
+//!   x86 only);
 //! - `coredump-filter`: the process's coredump_filter is 0x23;
 //! - `exit-signal`: a child created by `clone` with exit signal SIGUSR1.
 //!
@@ -37,6 +41,9 @@ struct ThreadView {
     cpus: Vec<usize>,
     ioprio: usize,
     nice: i32,
+    mce_kill: i32,
+    /// 0 where `PR_GET_TSC` does not exist (not x86).
+    tsc: i32,
 }
 
 struct State {
@@ -62,6 +69,9 @@ fn view() -> Result<ThreadView, String> {
         cpus: cpus()?,
         ioprio: zdtm::errno(ioprio, "ioprio_get")?,
         nice: rustix::process::getpriority_process(None).map_err(|e| format!("nice: {e}"))?,
+        mce_kill: rustix::process::machine_check_memory_corruption_kill_policy()
+            .map_err(|e| format!("PR_MCE_KILL_GET: {e}"))? as i32,
+        tsc: rustix::process::time_stamp_counter_readability().map_or(0, |t| t as i32),
     })
 }
 
@@ -90,6 +100,18 @@ fn thread_setup(mode: &str) -> Result<(), String> {
             // SAFETY: integer arguments only.
             let ret = unsafe { syscall3(nr::IOPRIO_SET, IOPRIO_WHO_PROCESS, 0, prio) };
             zdtm::errno(ret, "ioprio_set")?;
+        }
+        "mce-kill" => {
+            use rustix::process::MachineCheckMemoryCorruptionKillPolicy as Policy;
+            rustix::process::set_machine_check_memory_corruption_kill_policy(Some(Policy::Early))
+                .map_err(|e| format!("PR_MCE_KILL: {e}"))?;
+        }
+        // From here on this thread must not read the TSC (no clock reads:
+        // the vDSO may use rdtsc); it only waits on a channel.
+        "tsc" => {
+            use rustix::process::TimeStampCounterReadability as Tsc;
+            rustix::process::set_time_stamp_counter_readability(Tsc::RaiseSIGSEGV)
+                .map_err(|e| format!("PR_SET_TSC: {e}"))?;
         }
         _ => {}
     }

@@ -30,12 +30,19 @@
 //!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
 //!   fix-up, fpregs + xsave components present in XCR0, GDT TLS,
-//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped, personality,
-//!   flags, blk_sigset, comm, itimers + POSIX timers, 16 rlimits,
-//!   signals_s, 62 sigactions (signals 1..=64 without KILL and STOP),
-//!   loginuid, oom_score_adj, child_subreaper), thread_core (futex_rla,
-//!   sched nice/policy/prio, sas, pdeath_sig, signals_p, creds, comm,
-//!   rseq_entry).
+//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped with stop_signo,
+//!   personality, flags, blk_sigset, comm, itimers + POSIX timers, 16
+//!   rlimits, signals_s, 62 sigactions (signals 1..=64 without KILL and
+//!   STOP), loginuid, oom_score_adj, child_subreaper,
+//!   membarrier_registration_mask), thread_core (futex_rla, sched
+//!   nice/policy (with SCHED_RESET_ON_FORK)/prio, sas, pdeath_sig,
+//!   signals_p, creds (ambient set included), comm, rseq_entry).
+//!   Refused (see [`task_state`]): SCHED_DEADLINE, a timer slack other
+//!   than ours, PR_THP_DISABLE_EXCEPT_ADVISED, a session leader's
+//!   controlling terminal that is not a dumped pty, a traced task, an
+//!   exit signal other than SIGCHLD, a CPU affinity, I/O priority,
+//!   coredump_filter, machine-check kill policy or TSC setting (x86) of
+//!   its own.
 //! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
 //!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
 //!   dumpable, thp_disabled.
@@ -65,6 +72,7 @@ pub mod files;
 pub mod parasite;
 pub mod regs;
 pub mod shmem;
+mod task_state;
 pub mod tree;
 mod write;
 
@@ -160,6 +168,8 @@ pub enum DumpError {
         what: &'static str,
         reason: String,
     },
+    #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
+    Refused { pid: i32, what: String },
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
     #[error(transparent)]
@@ -270,6 +280,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
+    task_state::refuse_exit_signals(&tree)?;
     let sharing = tree::shared_tables(&tree)?;
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
         check_owner(common, &t.proc)?;
@@ -314,6 +325,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     files.finish(common.ext_unix_sk)?;
+    task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
     // Shared memory objects, read while every task is frozen: one per
@@ -488,7 +500,9 @@ fn gather_inside(
     pr_debug!("Parasite daemon running in task {pid}");
     fault("daemon")?;
     let step = infect_err("parasite DUMP_MISC");
-    c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
+    let misc = parasite::misc(&mut daemon).map_err(step)?;
+    task_state::refuse_thp_except_advised(pid, &misc)?;
+    c.misc = Some(misc);
     fault("misc")?;
     c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
     for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
@@ -497,6 +511,8 @@ fn gather_inside(
                 .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
         );
     }
+    task_state::refuse_timer_slack(c)?;
+    task_state::refuse_thread_prctls(c)?;
     fault("thread")?;
     c.sigacts = Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
     fault("sigacts")?;
@@ -600,6 +616,9 @@ fn collect_outside(
     let personality = proc
         .personality()
         .map_err(collect_err(pid, "personality"))?;
+    let sched = task_state::sched_of(pid, tid)?;
+    task_state::refuse_thread_attrs(pid, tid)?;
+    task_state::refuse_coredump_filter(proc)?;
     let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;
@@ -673,6 +692,7 @@ fn collect_outside(
         loginuid,
         oom_score_adj,
         personality,
+        sched,
         obj_id: 1,
         files_id: 1,
         fs_id: 1,
@@ -682,7 +702,10 @@ fn collect_outside(
         cwd_id,
         root_id,
         ns,
-        stopped: task.state() == TaskState::Stopped,
+        stop_signo: match task.state() {
+            TaskState::Stopped(sig) => Some(sig as u32),
+            TaskState::Running => None,
+        },
         gp: *task.regs(),
         ext: task.ext_regs().clone(),
         sigmask: task.sigmask(),
@@ -706,10 +729,8 @@ fn collect_thread(
     let pid = proc.pid();
     let tid = th.tid();
     let t = rustix::process::Pid::from_raw(tid).ok_or(DumpError::NoTree)?;
-    let stat = proc
-        .task(tid)
-        .and_then(|d| d.stat())
-        .map_err(collect_err(pid, "thread stat"))?;
+    let sched = task_state::sched_of(pid, t)?;
+    task_state::refuse_thread_attrs(pid, t)?;
     Ok(write::ThreadData {
         tid,
         gp: *th.regs(),
@@ -718,9 +739,7 @@ fn collect_thread(
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
         rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
-        nice: stat.nice,
-        policy: stat.policy,
-        rt_priority: stat.rt_priority,
+        sched,
         args: None,
     })
 }

@@ -12,6 +12,14 @@ pub enum InfectError {
     #[error("cannot seize task {pid}: {source}")]
     Seize { pid: i32, source: Errno },
 
+    /// Traced by someone else (a debugger, or a task of the tree): only
+    /// one tracer at a time, and a tracer's hold cannot be restored.
+    #[error(
+        "task {pid} is traced by {tracer} (ptrace): a traced task cannot be dumped \
+         (detach the tracer first)"
+    )]
+    Traced { pid: i32, tracer: i32 },
+
     /// The task is a zombie or exited before we could stop it.
     #[error("task {pid} is dead or a zombie")]
     Dead { pid: i32 },

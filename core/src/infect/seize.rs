@@ -16,9 +16,15 @@ use crate::sys::ptrace::{self, EVENT_STOP, SigSet, WaitStatus, note, options};
 pub enum TaskState {
     /// Running (or sleeping): it is resumed when released.
     Running,
-    /// In a group stop (SIGSTOP and friends): it is stopped again when
-    /// released.
-    Stopped,
+    /// In a group stop by this signal (SIGSTOP, SIGTSTP, SIGTTIN or
+    /// SIGTTOU, CRIU's `stop_signo`): it is stopped again when released.
+    Stopped(i32),
+}
+
+impl TaskState {
+    pub fn is_stopped(self) -> bool {
+        matches!(self, TaskState::Stopped(_))
+    }
 }
 
 /// The extended register set: the XSAVE area on x86_64, the FP/vector set
@@ -113,8 +119,7 @@ impl Seized {
         let status = TaskStatus::read(pid)?;
         check_status(pid, &status)?;
 
-        ptrace::seize(tid, options::TRACESYSGOOD)
-            .map_err(|source| InfectError::Seize { pid, source })?;
+        ptrace::seize(tid, options::TRACESYSGOOD).map_err(|source| seize_error(pid, source))?;
         let mut guard = DetachGuard(Some(tid));
         ptrace::interrupt(tid).map_err(InfectError::ptrace(pid, "INTERRUPT"))?;
         let state = wait_interrupt_stop(tid)?;
@@ -193,6 +198,21 @@ impl Seized {
     }
 }
 
+/// Why `PTRACE_SEIZE` of `pid` failed: EPERM of a task someone else
+/// traces is said so, by name.
+pub(super) fn seize_error(pid: i32, source: rustix::io::Errno) -> InfectError {
+    if source == rustix::io::Errno::PERM
+        && let Ok(st) = TaskStatus::read(pid)
+        && st.tracer != 0
+    {
+        return InfectError::Traced {
+            pid,
+            tracer: st.tracer as i32,
+        };
+    }
+    InfectError::Seize { pid, source }
+}
+
 fn check_alive(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
     if matches!(status.state, 'Z' | 'X' | 'x') {
         return Err(InfectError::Dead { pid });
@@ -225,7 +245,7 @@ pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
             }
             WaitStatus::Stopped { sig, event } if event == EVENT_STOP => {
                 return Ok(if is_stop_signal(sig) {
-                    TaskState::Stopped
+                    TaskState::Stopped(sig)
                 } else {
                     TaskState::Running
                 });

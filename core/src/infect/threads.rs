@@ -10,7 +10,7 @@ use rustix::process::Pid;
 use super::error::InfectError;
 use super::seize::{ExtRegs, Seized, read_ext_regs, wait_interrupt_stop, write_ext_regs};
 use super::syscall::TRAP_ONLY_MASK;
-use super::{SIGTRAP, TaskState, is_fault_signal, is_stop_signal};
+use super::{SIGTRAP, is_fault_signal, is_stop_signal};
 use crate::sys::ptrace::{self, SigSet, WaitStatus, options};
 
 /// A seized non-leader thread and what to put back when it is let go.
@@ -30,7 +30,7 @@ impl SeizedThread {
     fn seize(tid: i32) -> Result<SeizedThread, InfectError> {
         let t = Pid::from_raw(tid).ok_or(InfectError::Dead { pid: tid })?;
         ptrace::seize(t, options::TRACESYSGOOD)
-            .map_err(|source| InfectError::Seize { pid: tid, source })?;
+            .map_err(|source| super::seize::seize_error(tid, source))?;
         let mut th = SeizedThread {
             tid: t,
             regs: GpRegs::default(),
@@ -53,7 +53,7 @@ impl SeizedThread {
             .map_err(InfectError::ptrace(tid, "INTERRUPT"))
             .map_err(detach_on_err)?;
         let state = wait_interrupt_stop(t).map_err(detach_on_err)?;
-        th.stop_on_release = state == TaskState::Stopped;
+        th.stop_on_release = state.is_stopped();
         // Trap-mode parasite calls in this thread must not be filtered.
         let seccomp = std::fs::read_to_string(format!("/proc/{tid}/status"))
             .ok()

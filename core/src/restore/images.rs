@@ -44,6 +44,10 @@ pub struct TaskImages {
     pub fdinfo: Vec<pb::FdinfoEntry>,
     /// Name of the fdinfo image (for messages).
     pub fdinfo_file: String,
+    /// There is no fdinfo image at all (a hand-made image set, not a
+    /// dump): the task keeps the tool's stdio. A dump of a task without
+    /// fds has an empty one, and the task gets no fd.
+    pub no_fdinfo_image: bool,
     /// memfd file objects by id (`files.img`).
     pub memfd_files: HashMap<u32, pb::MemfdFileEntry>,
     /// Shared memory objects the VMAs map.
@@ -396,11 +400,12 @@ fn read_task(
         core.ids
     };
     let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
-    let fdinfo = if complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+    let no_fdinfo_image = !(complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists());
+    let fdinfo = if no_fdinfo_image {
+        Vec::new()
+    } else {
         dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
             .map_err(img)?
-    } else {
-        Vec::new()
     };
     validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
     for reg in reg_files.values() {
@@ -440,6 +445,7 @@ fn read_task(
         fs,
         fdinfo,
         fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
+        no_fdinfo_image,
         memfd_files,
         shmem,
         other_files,

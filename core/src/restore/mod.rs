@@ -108,6 +108,7 @@ pub const FAULT_OPEN_FILES: &str = "open-files";
 pub const FAULT_STAGES: &[&str] = &[
     FAULT_OPEN_FILES,
     "session",
+    "proc-attrs",
     "fds",
     "fs",
     "switch-stack",
@@ -182,6 +183,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_ATTRS => "task-attrs",
         abi::STAGE_THREADS => "threads",
         abi::STAGE_FD_STATE => "fd-state",
+        abi::STAGE_PROC_ATTRS => "proc-attrs",
         _ => "unknown",
     }
 }
@@ -201,6 +203,9 @@ fn stage_source(stage: u32, pid: i32) -> String {
         | abi::STAGE_VDSO
         | abi::STAGE_MM => format!("mm-{pid}.img"),
         abi::STAGE_PAGES => format!("pagemap-{pid}.img"),
+        abi::STAGE_PROC_ATTRS => {
+            format!("core-{pid}.img (oom_score_adj, loginuid) / mm-{pid}.img (thp_disabled)")
+        }
         abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
         _ => format!("core-{pid}.img"),
     }

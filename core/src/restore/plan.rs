@@ -268,7 +268,8 @@ pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError>
 }
 
 /// The lowest fd the tool may open for the tasks `tasks`: above every
-/// target fd of each.
+/// target fd of each, and above the one after them (a session leader may
+/// need that one for a while, see [`free_fd`]).
 pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
     tasks
         .into_iter()
@@ -276,7 +277,15 @@ pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
         .max()
         .unwrap_or(2)
         .max(2)
-        + 1
+        + 2
+}
+
+/// The lowest fd number task `t` does not use: where it holds a
+/// descriptor for a moment during its restore (below [`min_fd`]).
+fn free_fd(t: &TaskImages) -> u32 {
+    (0..)
+        .find(|n| !t.fdinfo.iter().any(|f| f.fd == *n))
+        .unwrap_or(0)
 }
 
 pub fn build<'a>(
@@ -296,9 +305,16 @@ pub fn build<'a>(
         }
     }
     let reg_files = &reg_files;
+    // A session leader whose controlling terminal none of its own fds
+    // holds gets it through a slave opened for it, at a free fd.
+    let ctty = (role.setsid != 0)
+        .then(|| crate::files::tty_restore::unheld_ctty(&t.other_files, &t.fdinfo, pid))
+        .flatten()
+        .map(|c| (c, free_fd(t)));
     let tty = super::fd_state::TtyCtx {
         leader: role.setsid != 0,
         shell_job: shared.shell_job,
+        ctty: ctty.map(|(c, fd)| (fd, c.pgrp)),
     };
     let fd_state = super::fd_state::FdState::new(t, file_opts, tty)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -455,7 +471,17 @@ pub fn build<'a>(
         }
         keep.push(target);
     }
-    if t.fdinfo.is_empty() {
+    if let Some((c, target)) = ctty {
+        let fd = high_fd(opener.ctty_slave(c.index)?, min_fd)?;
+        moves.push(FdMove {
+            from: keep_raw(&fd),
+            to: target as i32,
+            flags: OFlags::CLOEXEC.bits(),
+        });
+        keep.push(target as i32);
+        shared.fds.push(fd);
+    }
+    if t.no_fdinfo_image {
         keep.extend([0, 1, 2]);
     }
     keep.sort_unstable();
@@ -952,6 +978,7 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
         cap_prm: two(&c.cap_prm),
         cap_inh: two(&c.cap_inh),
         cap_bnd: two(&c.cap_bnd),
+        cap_amb: two(&c.cap_amb),
         cap_last,
     })
 }

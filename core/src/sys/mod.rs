@@ -14,6 +14,7 @@ pub mod prefault;
 pub mod probe;
 pub mod probe_child;
 pub mod ptrace;
+pub mod sched;
 pub mod shared_mapping;
 pub mod sockopt;
 pub mod tty;

@@ -49,6 +49,11 @@ pub enum FreezerError {
     },
     #[error("{path}: unknown freezer state {state:?}")]
     UnknownState { path: String, state: String },
+    #[error(
+        "{dir} is frozen by an ancestor ({how}), which only that ancestor can thaw: give \
+         --freeze-cgroup the frozen cgroup"
+    )]
+    FrozenAbove { dir: String, how: &'static str },
     #[error("Unable to freeze cgroup {dir}: not frozen within {secs} s (--timeout)")]
     NotFrozen { dir: String, secs: u64 },
     #[error("cannot seize thread {tid} of the frozen cgroup {dir}: {source}")]
@@ -124,6 +129,18 @@ impl Freezer {
         };
         let state = f.state()?;
         f.was_frozen = state != State::Thawed;
+        // Frozen from above: writing THAWED here would change nothing, and
+        // no thread would ever stop (v1) or run the parasite (v2).
+        if f.frozen_by_events()? || (f.was_frozen && !f.self_frozen()?) {
+            f.done = true;
+            return Err(FreezerError::FrozenAbove {
+                dir: dir.display().to_string(),
+                how: match version {
+                    Version::V1 => "freezer.parent_freezing: 1",
+                    Version::V2 => "cgroup.freeze: 0, cgroup.events: frozen 1",
+                },
+            });
+        }
         pr_info!(
             "Freezer cgroup {} is {:?} before the dump",
             dir.display(),
@@ -333,6 +350,28 @@ impl Freezer {
             }
             (_, other) => Err(unknown(other)),
         }
+    }
+
+    /// A v2 cgroup whose own `cgroup.freeze` is 0 but which `cgroup.events`
+    /// says is frozen: frozen by an ancestor.
+    fn frozen_by_events(&self) -> Result<bool, FreezerError> {
+        if self.version == Version::V1 || self.self_frozen()? {
+            return Ok(false);
+        }
+        let ev = self.dir.join("cgroup.events");
+        let events = std::fs::read_to_string(&ev).map_err(Self::io_err(&ev))?;
+        Ok(events.lines().any(|l| l.trim() == "frozen 1"))
+    }
+
+    /// Frozen by its own control file (v1 `freezer.self_freezing`, v2
+    /// `cgroup.freeze`), not only by an ancestor.
+    fn self_frozen(&self) -> Result<bool, FreezerError> {
+        let path = self.dir.join(match self.version {
+            Version::V1 => "freezer.self_freezing",
+            Version::V2 => "cgroup.freeze",
+        });
+        let text = std::fs::read_to_string(&path).map_err(Self::io_err(&path))?;
+        Ok(text.trim() == "1")
     }
 
     fn write(&self, state: State) -> Result<(), FreezerError> {

@@ -33,6 +33,11 @@ pub enum NsError {
         ours: u64,
     },
     #[error(
+        "task {pid} starts its children in another pid namespace (a new one, whose init \
+         is not born yet: pid_for_children has no link), which cannot be dumped yet"
+    )]
+    NewPid { pid: i32 },
+    #[error(
         "task {pid} starts its children in another {kind} namespace \
          ({link} is {kind}:[{ino}], criu is in {kind}:[{ours}]), which cannot \
          be dumped yet"
@@ -72,6 +77,11 @@ pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
                 ours,
             });
         }
+    }
+    // After unshare(CLONE_NEWPID), the link is missing until the new
+    // namespace's init (the task's next child) exists.
+    if task.pid.is_some() && task.pid_for_children.is_none() && ours.pid_for_children.is_some() {
+        return Err(NsError::NewPid { pid });
     }
     let for_children = [
         ("pid", "pid_for_children", task.pid_for_children, ours.pid),
@@ -166,6 +176,9 @@ mod tests {
             e.to_string().contains("pid_for_children is pid:[555]"),
             "{e}"
         );
+        let mut t = ours;
+        t.pid_for_children = None;
+        assert_eq!(check(3, &t, &ours), Err(NsError::NewPid { pid: 3 }));
         let mut t = ours;
         t.time_for_children = Some(556);
         assert!(matches!(

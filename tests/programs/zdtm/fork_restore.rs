@@ -208,14 +208,23 @@ impl Watch {
 /// Child C: a second thread watching too, both until `go`.
 fn child_main(dir: &Path) -> Result<(), String> {
     static STOP: AtomicU32 = AtomicU32::new(0);
+    static WATCHING: AtomicU32 = AtomicU32::new(0);
     let t = std::thread::spawn(|| {
         let mut w = Watch::new();
+        WATCHING.store(1, Ordering::Release);
         while STOP.load(Ordering::Acquire) == 0 {
             w.step();
         }
         w.verdict("thread of C")
     });
     let mut w = Watch::new();
+    // Both watch from here on: the root says ready only then (a dump
+    // before would restore a C that takes its restored state for its
+    // first one).
+    while WATCHING.load(Ordering::Acquire) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    zdtm::write_atomic(&dir.join(CHILD_READY), "")?;
     let go = dir.join("go");
     let start = Instant::now();
     while !go.exists() {
@@ -230,6 +239,9 @@ fn child_main(dir: &Path) -> Result<(), String> {
     let thread = t.join().map_err(|_| "thread panicked".to_string())?;
     w.verdict("C").and(thread)
 }
+
+/// What C writes once it and its thread watch.
+const CHILD_READY: &str = "child-ready";
 
 struct State {
     dir: PathBuf,
@@ -252,6 +264,14 @@ fn main() {
                     }
                 };
                 exit(code);
+            }
+            let ready = dir.join(CHILD_READY);
+            let start = Instant::now();
+            while !ready.exists() {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err("C never said it watches".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
             Ok(State {
                 dir,

@@ -53,7 +53,7 @@ pub enum FilesError {
     #[error(
         "fd {fd} of task {pid} is the {kind} device {path} ({major}:{minor}), which cannot \
          be dumped yet (of devices, only /dev/null, /dev/zero, /dev/full, /dev/random, \
-         /dev/urandom and pseudo-terminals are)"
+         /dev/urandom, /dev/tty, /dev/console and pseudo-terminals are)"
     )]
     Device {
         pid: i32,
@@ -81,13 +81,16 @@ pub enum FilesError {
 
 /// Character devices a restore reopens by path with nothing lost (their
 /// state is the device's, not the file's): `(major, minor)` of
-/// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`.
-const PLAIN_DEVICES: [(u32, u32); 5] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9)];
+/// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`,
+/// and the two terminals the tty code leaves to a reopen by path
+/// (`/dev/tty`, the task's controlling terminal, which the restore gives
+/// back; `/dev/console`), both tested by the zdtm_tty programs.
+const PLAIN_DEVICES: [(u32, u32); 7] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1)];
 
 /// A device held by fd `fd` of `pid` (`meta` is its stat) that restore
 /// cannot bring back. Ptys are handled before (by [`crate::files::tty`]);
-/// other terminals (`/dev/tty`, consoles, serial lines), block devices
-/// and every other character device are refused, naming the device.
+/// other terminals (virtual consoles, serial lines), block devices and
+/// every other character device are refused, naming the device.
 fn refuse_device(
     pid: i32,
     fd: i32,

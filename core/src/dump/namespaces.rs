@@ -79,8 +79,14 @@ pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
         }
     }
     // After unshare(CLONE_NEWPID), the link is missing until the new
-    // namespace's init (the task's next child) exists.
-    if task.pid.is_some() && task.pid_for_children.is_none() && ours.pid_for_children.is_some() {
+    // namespace's init (the task's next child) exists. (A zombie has lost
+    // every namespace but its pid one: its uts link is gone too.)
+    let alive = task.uts.is_some();
+    if alive
+        && task.pid.is_some()
+        && task.pid_for_children.is_none()
+        && ours.pid_for_children.is_some()
+    {
         return Err(NsError::NewPid { pid });
     }
     let for_children = [
@@ -179,6 +185,12 @@ mod tests {
         let mut t = ours;
         t.pid_for_children = None;
         assert_eq!(check(3, &t, &ours), Err(NsError::NewPid { pid: 3 }));
+        // A zombie keeps only its pid namespace.
+        let zombie = NsIds {
+            pid: ours.pid,
+            ..NsIds::default()
+        };
+        assert_eq!(check(3, &zombie, &ours), Ok(()));
         let mut t = ours;
         t.time_for_children = Some(556);
         assert!(matches!(

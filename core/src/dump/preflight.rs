@@ -92,6 +92,12 @@ pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result
         Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }
+    // A zombie runs no more and is restored as a zombie: its cgroups (the
+    // kernel shows the root ones once it has exited) and its label do not
+    // matter.
+    if proc.stat().is_ok_and(|st| st.state == b'Z') {
+        return Ok(());
+    }
     let lines = match proc.cgroup() {
         Ok(l) => l,
         Err(e) if gone(&e) => return Ok(()),

@@ -13,8 +13,6 @@
 //!   device with the same access mode and behaves as that device.
 //! - `device PATH`: fd 10 open on the device `PATH` (read-only for a block
 //!   device, else read-write, `O_NOCTTY`).
-//! - `ctty`: fd 10 open on `/dev/tty`, the program's controlling
-//!   terminal being a pty whose ends it holds on fds 11 and 12.
 //! - `linked`: fd 10 open on a file whose name was removed while another
 //!   hard link keeps it (`NAME (deleted)` in `/proc`).
 //! - `hugetlb`: an anonymous `MAP_HUGETLB` mapping of one huge page,
@@ -162,39 +160,6 @@ fn check_devices(devs: &[(OwnedFd, u64, u32, &'static str)]) -> Result<(), Strin
         }
     }
     Ok(())
-}
-
-/// `ioctl(fd, req, &int)` for the pty requests.
-fn ioctl_int(fd: &OwnedFd, req: u32, v: &mut i32, what: &str) -> Result<(), String> {
-    // SAFETY: the pty ioctls used here read or write one int at `v`.
-    let ret = unsafe {
-        criu_arch::syscall3(
-            nr::IOCTL,
-            fd.as_raw_fd() as usize,
-            req as usize,
-            std::ptr::from_mut(v) as usize,
-        )
-    };
-    errno(ret, what).map(drop)
-}
-
-/// A pty that becomes the controlling terminal of this session leader,
-/// then `/dev/tty` on fd 10.
-fn setup_ctty() -> Result<Held, String> {
-    use linux_raw_sys::ioctl as io;
-    let master = dup_to(open("/dev/ptmx", OFlags::RDWR)?, 11)?;
-    ioctl_int(&master, io::TIOCSPTLCK, &mut 0, "unlock")?;
-    let mut index = 0;
-    ioctl_int(&master, io::TIOCGPTN, &mut index, "TIOCGPTN")?;
-    let path = format!("/dev/pts/{index}");
-    // Without O_NOCTTY: a session leader without a terminal gets this one.
-    let slave = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("open {path}: {e}"))?;
-    let slave = dup_to(slave, 12)?;
-    let tty = dup_to(open("/dev/tty", OFlags::RDWR)?, 10)?;
-    let dev = rdev(&tty)?;
-    std::mem::forget((master, slave));
-    Ok(Held::Device(tty, dev))
 }
 
 fn setup_linked(dir: &std::path::Path) -> Result<Held, String> {
@@ -419,7 +384,6 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
             let dev = rdev(&fd)?;
             Held::Device(fd, dev)
         }
-        "ctty" => setup_ctty()?,
         "linked" => setup_linked(&args.dir)?,
         "hugetlb" => setup_hugetlb(false)?,
         "hugetlb-memfd" => setup_hugetlb(true)?,

@@ -196,6 +196,19 @@ fn an_unlinked_file_kept_by_another_link_is_refused() {
     );
     z.dump_refused(&[], &message);
     assert_eq!(z.go(), "PASS");
+
+    // Mapped, it is refused as the mapping's file.
+    let Some(z) = Zdtm::start("linked_map", PROGRAM, &["linked-map"]) else {
+        return;
+    };
+    let message = format!(
+        "is {}/linked-a (deleted), an unlinked file that still has 1 other hard link(s)",
+        z.work().display()
+    );
+    let log = z.dump_refused(&[], &message);
+    let behind = format!("the file behind /proc/{}/map_files/", z.pid());
+    assert!(log.contains(&behind), "{log}");
+    assert_eq!(z.go(), "PASS");
 }
 
 /// Huge pages reserved for a test, given back when dropped.
@@ -232,7 +245,7 @@ impl Drop for HugePages {
 #[test]
 fn hugetlb_memory_is_refused_naming_the_range() {
     const TEST: &str = "hugetlb";
-    let _pages = match HugePages::reserve(2) {
+    let _pages = match HugePages::reserve(3) {
         Ok(p) => p,
         Err(why) => return common::skip(TEST, &format!("no huge pages: {why}")),
     };
@@ -247,6 +260,26 @@ fn hugetlb_memory_is_refused_naming_the_range() {
         assert!(log.contains(&format!("task {}", z.pid())), "{log}");
         assert_eq!(z.go(), "PASS", "{mode}");
     }
+    // A file of a hugetlbfs mount, mapped shared.
+    let mnt = common::TempDir::new("hugetlbfs");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "hugetlbfs", "none"])
+        .arg(mnt.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return common::skip(TEST, "cannot mount hugetlbfs here");
+    }
+    let file = mnt.join("huge");
+    let file = file.to_str().unwrap();
+    if let Some(z) = Zdtm::start("hugetlbfs", PROGRAM, &["hugetlbfs", file]) {
+        let log = z.dump_refused(&[], &format!("a hugetlb mapping ({file}) at 0x"));
+        assert!(log.contains(&format!("task {}", z.pid())), "{log}");
+        assert_eq!(z.go(), "PASS");
+    }
+    let _ = std::process::Command::new("umount")
+        .arg(mnt.path())
+        .status();
 }
 
 #[test]

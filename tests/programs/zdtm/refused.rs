@@ -15,6 +15,9 @@
 //!   device, else read-write, `O_NOCTTY`).
 //! - `linked`: fd 10 open on a file whose name was removed while another
 //!   hard link keeps it (`NAME (deleted)` in `/proc`).
+//! - `linked-map`: the same file, also mapped (read-only, private).
+//! - `hugetlbfs FILE`: FILE (on a hugetlbfs mount) of one huge page,
+//!   mapped shared and filled with a pattern.
 //! - `hugetlb`: an anonymous `MAP_HUGETLB` mapping of one huge page,
 //!   filled with a pattern.
 //! - `hugetlb-memfd`: fd 10 a `MFD_HUGETLB` memfd of one huge page, filled
@@ -49,6 +52,8 @@ enum Held {
     Linked {
         fd: OwnedFd,
         other: PathBuf,
+        /// Where it is mapped too (`linked-map`).
+        map: Option<usize>,
     },
     Hugetlb {
         addr: usize,
@@ -172,10 +177,71 @@ fn setup_linked(dir: &std::path::Path) -> Result<Held, String> {
     Ok(Held::Linked {
         fd: dup_to(fd, 10)?,
         other,
+        map: None,
     })
 }
 
-fn check_linked(fd: &OwnedFd, other: &std::path::Path) -> Result<(), String> {
+fn setup_linked_map(dir: &std::path::Path) -> Result<Held, String> {
+    let Held::Linked { fd, other, .. } = setup_linked(dir)? else {
+        unreachable!()
+    };
+    // SAFETY: a new private read-only mapping of our own file, at an
+    // address the kernel picks.
+    let p = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            zdtm::page(),
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &fd,
+            0,
+        )
+    }
+    .map_err(|e| format!("mmap: {e}"))?;
+    Ok(Held::Linked {
+        fd,
+        other,
+        map: Some(p as usize),
+    })
+}
+
+fn setup_hugetlbfs(path: &str) -> Result<Held, String> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| format!("open {path}: {e}"))?;
+    // SAFETY: a new shared mapping of our own hugetlbfs file.
+    let p = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            HUGE,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            &fd,
+            0,
+        )
+    }
+    .map_err(|e| format!("mmap of {path}: {e}"))?;
+    // SAFETY: the mapping is ours, HUGE bytes, readable and writable.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), HUGE) };
+    zdtm::fill_pattern(buf, 77);
+    Ok(Held::Hugetlb {
+        addr: p as usize,
+        len: HUGE,
+    })
+}
+
+fn check_linked(fd: &OwnedFd, other: &std::path::Path, map: Option<usize>) -> Result<(), String> {
+    if let Some(addr) = map {
+        // SAFETY: the mapping set up above, one page, still ours.
+        let page = unsafe { std::slice::from_raw_parts(addr as *const u8, 20) };
+        ensure(page == b"kept by another link", || {
+            "the mapping changed".into()
+        })?;
+    }
     let st = rustix::fs::fstat(fd).map_err(|e| e.to_string())?;
     let m = std::fs::metadata(other).map_err(|e| e.to_string())?;
     #[allow(clippy::useless_conversion)]
@@ -385,6 +451,8 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
             Held::Device(fd, dev)
         }
         "linked" => setup_linked(&args.dir)?,
+        "linked-map" => setup_linked_map(&args.dir)?,
+        "hugetlbfs" => setup_hugetlbfs(&arg)?,
         "hugetlb" => setup_hugetlb(false)?,
         "hugetlb-memfd" => setup_hugetlb(true)?,
         "child-ns" => setup_child(&arg)?,
@@ -407,7 +475,7 @@ fn check(s: State) -> Result<(), String> {
         Held::Nothing => Ok(()),
         Held::Devices(d) => check_devices(d),
         Held::Device(fd, dev) => ensure(rdev(fd)? == *dev, || "another device now".into()),
-        Held::Linked { fd, other } => check_linked(fd, other),
+        Held::Linked { fd, other, map } => check_linked(fd, other, *map),
         Held::Hugetlb { addr, len, .. } => {
             let flags = zdtm::vm_flags(*addr)?;
             ensure(flags.iter().any(|f| f == "ht"), || {

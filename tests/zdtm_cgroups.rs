@@ -33,14 +33,29 @@ fn mount_of(controller: Option<&str>) -> Option<PathBuf> {
     })
 }
 
-/// The hierarchy's mount, or a skip naming it.
+/// The hierarchy's mount: where the machine has it, else mounted by us
+/// (once per test binary, left mounted: the VMs' initramfs mounts no
+/// cgroups), or a skip naming it.
 fn hierarchy(test: &str, controller: Option<&str>) -> Option<PathBuf> {
-    let m = mount_of(controller);
-    if m.is_none() {
-        let name = controller.map_or("cgroup v2".to_string(), |c| format!("the v1 {c} hierarchy"));
-        common::skip(test, &format!("{name} is not mounted here"));
+    static MOUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MOUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = mount_of(controller) {
+        return Some(m);
     }
-    m
+    let name = controller.map_or("cgroup2".to_string(), |c| format!("cgroup-{c}"));
+    let at = std::env::temp_dir().join(format!("criu-test-{name}"));
+    let _ = std::fs::create_dir_all(&at);
+    let data = controller.map(|c| std::ffi::CString::new(c).unwrap());
+    let fstype = if controller.is_some() { "cgroup" } else { "cgroup2" };
+    let flags = rustix::mount::MountFlags::empty();
+    match rustix::mount::mount(fstype, &at, fstype, flags, data.as_deref()) {
+        Ok(()) => Some(at),
+        Err(e) => {
+            let what = controller.map_or("cgroup v2".to_string(), |c| format!("the v1 {c} hierarchy"));
+            common::skip(test, &format!("cannot mount {what}: {e}"));
+            None
+        }
+    }
 }
 
 /// A cgroup made for one test: thawed and removed (once its tasks are

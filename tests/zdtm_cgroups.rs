@@ -8,11 +8,16 @@
 //! test).
 
 mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::zdtm::Zdtm;
+use criu_core::images::pb::rpc::{CriuCgMode, CriuOpts, CriuReq, CriuReqType, CriuResp};
+use service_common::Client;
 
 const PROGRAM: &str = "zdtm_refused";
 
@@ -46,12 +51,17 @@ fn hierarchy(test: &str, controller: Option<&str>) -> Option<PathBuf> {
     let at = std::env::temp_dir().join(format!("criu-test-{name}"));
     let _ = std::fs::create_dir_all(&at);
     let data = controller.map(|c| std::ffi::CString::new(c).unwrap());
-    let fstype = if controller.is_some() { "cgroup" } else { "cgroup2" };
+    let fstype = if controller.is_some() {
+        "cgroup"
+    } else {
+        "cgroup2"
+    };
     let flags = rustix::mount::MountFlags::empty();
     match rustix::mount::mount(fstype, &at, fstype, flags, data.as_deref()) {
         Ok(()) => Some(at),
         Err(e) => {
-            let what = controller.map_or("cgroup v2".to_string(), |c| format!("the v1 {c} hierarchy"));
+            let what =
+                controller.map_or("cgroup v2".to_string(), |c| format!("the v1 {c} hierarchy"));
             common::skip(test, &format!("cannot mount {what}: {e}"));
             None
         }
@@ -368,5 +378,82 @@ fn freeze_cgroup_naming_a_cgroup_frozen_from_above_is_refused() {
     assert!(child.frozen());
     parent.freeze(false);
     assert!(common::wait_until(Duration::from_secs(5), || !child.frozen()));
+    assert_eq!(z.go(), "PASS");
+}
+
+/// An RPC dump of `pid` into a new directory of `z` with `extra` (and
+/// `leave_running`).
+fn rpc_dump(z: &Zdtm, name: &str, extra: CriuOpts) -> CriuResp {
+    let images = z.new_dir(name);
+    let dir = std::fs::File::open(&images).unwrap();
+    Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(z.pid()),
+            leave_running: Some(true),
+            log_level: Some(4),
+            ..extra
+        }),
+        ..Default::default()
+    })
+}
+
+/// The RPC's `manage_cgroups_mode` and `freeze_cgroup` act as their
+/// options do: a task in a frozen cgroup of its own is refused for its
+/// cgroup (DEFAULT), then with IGNORE for being frozen, and dumped with
+/// `freeze_cgroup` too, the cgroup left frozen.
+#[test]
+fn rpc_manage_cgroups_mode_and_freeze_cgroup() {
+    const TEST: &str = "rpc_frozen_v2";
+    let Some((z, cg)) = frozen_counter(TEST, None) else {
+        return;
+    };
+    let errmsg = |r: &CriuResp| r.cr_errmsg.clone().unwrap_or_default();
+    let ignore = Some(CriuCgMode::Ignore as i32);
+    let r = rpc_dump(
+        &z,
+        "default",
+        CriuOpts {
+            manage_cgroups_mode: Some(CriuCgMode::Default as i32),
+            ..Default::default()
+        },
+    );
+    let want = format!(
+        "task {} is in cgroup {} of cgroup v2",
+        z.pid(),
+        cg.path(&hierarchy(TEST, None).unwrap())
+    );
+    assert!(
+        !r.success && errmsg(&r).contains(&want),
+        "{r:?}, want {want:?}"
+    );
+    let r = rpc_dump(
+        &z,
+        "ignore",
+        CriuOpts {
+            manage_cgroups_mode: ignore,
+            ..Default::default()
+        },
+    );
+    let want = format!("dump it with --freeze-cgroup {}", cg.dir.display());
+    assert!(
+        !r.success && errmsg(&r).contains(&want),
+        "{r:?}, want {want:?}"
+    );
+    assert!(cg.frozen());
+    let r = rpc_dump(
+        &z,
+        "frozen",
+        CriuOpts {
+            manage_cgroups_mode: ignore,
+            freeze_cgroup: Some(cg.dir.display().to_string()),
+            ..Default::default()
+        },
+    );
+    assert!(r.success, "{r:?}");
+    assert!(cg.frozen(), "the dump thawed the cgroup");
+    assert_eq!(common::tracer_pid(z.pid()), Some(0));
+    cg.freeze(false);
     assert_eq!(z.go(), "PASS");
 }

@@ -7,8 +7,14 @@
 //! does know come back (`zdtm_refused devices`).
 
 mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
+
+use std::os::fd::AsRawFd;
 
 use common::zdtm::Zdtm;
+use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType};
+use service_common::Client;
 
 const PROGRAM: &str = "zdtm_refused";
 
@@ -303,6 +309,46 @@ fn a_task_that_never_stops_fails_the_dump_within_timeout() {
     let log = z.dump_refused(&["--timeout", "1"], &message);
     let took = start.elapsed();
     assert!(took < std::time::Duration::from_secs(10), "{took:?}: {log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// The RPC's `timeout` field bounds the seize as `--timeout` does: the
+/// request fails naming the task and the bound, the tree runs on.
+#[test]
+fn rpc_timeout_bounds_the_seize() {
+    let Some(z) = Zdtm::start("never_stops_rpc", PROGRAM, &["vfork"]) else {
+        return;
+    };
+    assert!(
+        common::wait_until(common::zdtm::TIMEOUT, || common::descendants(z.pid()).len()
+            == 1),
+        "no vfork child"
+    );
+    let images = z.new_dir("rpc-images");
+    let dir = std::fs::File::open(&images).unwrap();
+    let start = std::time::Instant::now();
+    let resp = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(z.pid()),
+            timeout: Some(1),
+            log_level: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let took = start.elapsed();
+    assert!(!resp.success, "{resp:?}");
+    let want = format!(
+        "task {} did not stop for our PTRACE_INTERRUPT (is it frozen, or stuck in the \
+         kernel?) within 1 s",
+        z.pid()
+    );
+    let msg = resp.cr_errmsg.clone().unwrap_or_default();
+    assert!(msg.contains(&want), "{msg:?}, want {want:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert_eq!(common::tracer_pid(z.pid()), Some(0));
     assert_eq!(z.go(), "PASS");
 }
 

@@ -18,7 +18,7 @@ mod zdtm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criu_arch::nr;
 
@@ -268,7 +268,7 @@ fn main() {
             let ready = dir.join(CHILD_READY);
             let start = Instant::now();
             while !ready.exists() {
-                if start.elapsed() > Duration::from_secs(30) {
+                if zdtm::waited_too_long(start) {
                     return Err("C never said it watches".into());
                 }
                 std::thread::sleep(Duration::from_millis(1));

@@ -21,8 +21,10 @@
 //! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
 //!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
-//!   user 7, cgroup 8 — no namespace images: the task shares ours),
-//!   lsmtype NO_LSM, network_lock_method 0, dump_criu_run_id.
+//!   user 7, cgroup 8 — no namespace images: the task shares ours, or is
+//!   refused, see [`namespaces`]), lsmtype (the active LSM; a task's label
+//!   is criu's or refused, and goes to `creds.lsm_profile`),
+//!   network_lock_method 0, dump_criu_run_id.
 //! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
 //! - `ids-PID.img`: the same kobj ids, numbered per task (its index in
 //!   the tree + 1), except `files_id`/`fs_id` of a child sharing its
@@ -67,9 +69,13 @@
 //!   and their unread data in `pipes-data.img`, `fifo-data.img` and
 //!   `sk-queues.img` (see [`crate::files`]).
 
+pub mod cgroups;
 pub mod core_img;
 pub mod files;
+pub mod freezer;
+pub mod namespaces;
 pub mod parasite;
+pub mod preflight;
 pub mod regs;
 pub mod shmem;
 mod task_state;
@@ -82,7 +88,7 @@ use crate::blob::PARASITE;
 use crate::hooks::{Action, Hooks};
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
 use crate::mem::{self, PagePolicy, PageRange};
-use crate::opts::{CommonOpts, DumpOpts, FinalState};
+use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
@@ -189,6 +195,22 @@ pub enum DumpError {
     Fault(&'static str),
     #[error(transparent)]
     Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    Freezer(#[from] freezer::FreezerError),
+    #[error(
+        "task {pid} runs under the {lsm} label {label:?}, criu under {ours:?}: \
+         restoring another LSM label is not supported yet"
+    )]
+    Lsm {
+        pid: i32,
+        lsm: &'static str,
+        label: String,
+        ours: String,
+    },
 }
 
 /// Seccomp state is not dumped yet: a task under seccomp (any of its
@@ -269,22 +291,55 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         }
     }
 
-    refuse_seccomp(&proc, pid)?;
+    let ours = preflight::Ours::read()?;
+    let rules = preflight::Rules {
+        ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
+        refuse_frozen: opts.freeze_cgroup.is_none(),
+        report: false,
+    };
+    // Before any task is touched: what a restore could not bring back.
+    for p in preflight::walk(pid) {
+        let Ok(task) = ProcDir::open(p) else {
+            continue;
+        };
+        preflight::check_task(p, &task, &ours, rules)?;
+        refuse_seccomp(&task, p)?;
+    }
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
+    let (seize_opts, freezer) = start_freezing(common, opts)?;
+    let attached = freezer.as_ref().map(|f| f.attached().to_vec());
+    let seize_opts = crate::infect::SeizeOpts {
+        attached: attached.as_deref().unwrap_or(&[]),
+        ..seize_opts
+    };
     // Every task of the tree stopped before anything is collected; if
     // anything fails from here on, dropping `tree` lets them all go.
-    let mut tree = tree::seize(pid)?;
+    let mut tree = tree::seize(pid, &seize_opts, freezer)?;
+    if let Some(f) = &mut tree.freezer {
+        let tids: Vec<i32> = tree.tasks.iter().flat_map(|t| t.thread_ids()).collect();
+        f.hold_bystanders(
+            |t| tids.contains(&t),
+            seize_opts.timeout,
+            seize_opts.deadline,
+        )?;
+    }
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
     task_state::refuse_exit_signals(&tree)?;
     let sharing = tree::shared_tables(&tree)?;
-    for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
+    let seized_rules = preflight::Rules {
+        refuse_frozen: false,
+        report: true,
+        ..rules
+    };
+    for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
+        preflight::check_seized(&t.proc, &ours, seized_rules)?;
     }
 
     // Collect from outside, every task, with one file table.
@@ -311,6 +366,10 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         c.files_id = sharing.files[i] as u32 + 1;
         c.fs_id = sharing.fs[i] as u32 + 1;
         c.pages_id = i as u64 + 1;
+        c.lsm_profile = ours
+            .label
+            .as_deref()
+            .and_then(|l| crate::proc::lsm::profile_for_image(ours.lsm, l));
         for th in threads {
             c.threads.push(collect_thread(&t.proc, th)?);
         }
@@ -385,7 +444,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
             (_, None) => {}
         }
     }
-    write::write_tree_images(&common.images_dir, &entries, 1, &files).map_err(img_err)?;
+    write::write_tree_images(&common.images_dir, &entries, 1, &files, ours.lsm).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
@@ -418,6 +477,30 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     Ok(())
 }
 
+/// The bound of the seize (`--timeout` from now; 0, which CRIU takes as
+/// "no alarm", is taken as the default, since every wait has a bound) and,
+/// with `--freeze-cgroup`, the cgroup frozen and its threads attached.
+fn start_freezing(
+    common: &CommonOpts,
+    opts: &DumpOpts,
+) -> Result<(crate::infect::SeizeOpts<'static>, Option<freezer::Freezer>), DumpError> {
+    let secs = match common.timeout {
+        0 => crate::opts::DEFAULT_TIMEOUT,
+        t => t,
+    };
+    let seize = crate::infect::SeizeOpts::within(std::time::Duration::from_secs(u64::from(secs)));
+    pr_debug!("Freezing the tree: every task must stop within {secs} s (--timeout)");
+    let freezer = match &opts.freeze_cgroup {
+        Some(dir) => Some(freezer::Freezer::freeze_and_attach(
+            dir,
+            seize.timeout,
+            seize.deadline,
+        )?),
+        None => None,
+    };
+    Ok((seize, freezer))
+}
+
 /// Without root, only our own user's processes (the kernel would refuse
 /// to seize others anyway; say so plainly, before trying).
 fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
@@ -435,9 +518,10 @@ fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
 
 /// The end of a dump: kill every task, or let them all go on (running or
 /// stopped). Zombies are left to their parents.
-fn finish(tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+fn finish(mut tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
     let mut result = Ok(());
-    for t in tree.tasks {
+    tree.before_release(final_state == FinalState::Dead);
+    for t in std::mem::take(&mut tree.tasks) {
         let tree::TaskKind::Alive { task, threads } = t.kind else {
             continue;
         };
@@ -718,6 +802,7 @@ fn collect_outside(
         nr_pages: 0,
         stats: write::Stats::default(),
         threads: Vec::new(),
+        lsm_profile: None,
     })
 }
 
@@ -745,8 +830,9 @@ fn collect_thread(
 }
 
 /// Memory whose contents live outside the task's pages and is not dumped
-/// yet (SysV shm, AIO rings) would come back empty: refuse it rather than
-/// lose data.
+/// yet (SysV shm, AIO rings) would come back empty, and hugetlb mappings
+/// would come back as ordinary pages or not at all: refuse them rather
+/// than lose data.
 fn refuse_unsupported_vmas(
     pid: i32,
     vmas: &[crate::proc::vmas::CollectedVma],
@@ -755,9 +841,17 @@ fn refuse_unsupported_vmas(
     for v in vmas {
         let e = &v.entry;
         let what = if e.is(VMA_AREA_SYSVIPC) {
-            "SysV shared memory"
+            "SysV shared memory".to_string()
         } else if e.is(VMA_AREA_AIORING) {
-            "an AIO ring"
+            "an AIO ring".to_string()
+        } else if e.flags & linux_raw_sys::general::MAP_HUGETLB != 0 {
+            // Anonymous (`/anon_hugepage`) or a hugetlbfs file: restore
+            // would map ordinary pages, or fail to map the file.
+            let name = v.vma.path().map(|p| p.display().to_string());
+            format!(
+                "a hugetlb mapping ({})",
+                name.as_deref().unwrap_or("anonymous")
+            )
         } else {
             continue;
         };

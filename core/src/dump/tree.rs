@@ -10,8 +10,15 @@
 //!
 //! Whatever fails, every task seized so far is released as it was: the
 //! [`Seized`] handles undo their changes when the [`Tree`] is dropped.
+//! With `--freeze-cgroup` the tree holds the [`Freezer`] too, which
+//! freezes the cgroup again (if it was frozen) before any task is let go.
+//!
+//! Every task must stop within `--timeout` of the start of the seize
+//! ([`SeizeOpts`]): a task that never stops (frozen by a cgroup, stuck in
+//! the kernel) fails the dump, naming it, instead of hanging it.
 
-use crate::infect::{InfectError, Seized, SeizedThread};
+use super::freezer::Freezer;
+use crate::infect::{InfectError, SeizeOpts, Seized, SeizedThread};
 use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
 
@@ -63,6 +70,26 @@ impl TreeTask {
 #[derive(Debug)]
 pub struct Tree {
     pub tasks: Vec<TreeTask>,
+    /// `--freeze-cgroup`'s cgroup (dropped after the tasks: it lets the
+    /// cgroup's other threads go).
+    pub freezer: Option<Freezer>,
+}
+
+impl Tree {
+    /// Right before the tasks are let go (`killing`: by SIGKILL): the
+    /// freezer cgroup is frozen again if it was frozen before the dump.
+    pub fn before_release(&mut self, killing: bool) {
+        if let Some(f) = &mut self.freezer {
+            f.before_release(killing);
+        }
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        // A failed dump: frozen again first, then the tasks (fields) go.
+        self.before_release(false);
+    }
 }
 
 const STATE_ZOMBIE: u8 = b'Z';
@@ -78,12 +105,18 @@ fn seize_err(pid: i32) -> impl FnOnce(InfectError) -> DumpError {
     }
 }
 
-/// Seize `root` and all its descendants.
-pub fn seize(root: i32) -> Result<Tree, DumpError> {
+/// Seize `root` and all its descendants, each within `opts`' deadline
+/// (threads `freezer` attached are only waited for).
+pub fn seize(root: i32, opts: &SeizeOpts<'_>, freezer: Option<Freezer>) -> Result<Tree, DumpError> {
+    let mut tree = Tree {
+        tasks: Vec::new(),
+        freezer,
+    };
     let proc = ProcDir::open(root).map_err(collect_err(root, "/proc"))?;
-    let (task, threads) = crate::infect::seize_process(root).map_err(seize_err(0))?;
+    let (task, threads) = crate::infect::seize_process_with(root, opts).map_err(seize_err(0))?;
     let stat = proc.stat().map_err(collect_err(root, "stat"))?;
-    let mut found = vec![TreeTask {
+    let found = &mut tree.tasks;
+    found.push(TreeTask {
         pid: root,
         ppid: 0,
         pgid: stat.pgrp,
@@ -94,7 +127,7 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
             task: Box::new(task),
             threads,
         },
-    }];
+    });
     let mut next = 0;
     while next < found.len() {
         let parent = found[next].pid;
@@ -110,19 +143,18 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
             if found.iter().any(|t| t.pid == pid) {
                 continue;
             }
-            if let Some(t) = seize_child(pid, parent)? {
+            if let Some(t) = seize_child(pid, parent, opts)? {
                 found.push(t);
             }
         }
     }
-    Ok(Tree {
-        tasks: depth_first(found),
-    })
+    tree.tasks = depth_first(std::mem::take(&mut tree.tasks));
+    Ok(tree)
 }
 
 /// Seize child `pid` of `parent`, or record it as a zombie. `None`: it is
 /// gone already (reaped).
-fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
+fn seize_child(pid: i32, parent: i32, opts: &SeizeOpts<'_>) -> Result<Option<TreeTask>, DumpError> {
     let Ok(proc) = ProcDir::open(pid) else {
         return Ok(None);
     };
@@ -143,7 +175,7 @@ fn seize_child(pid: i32, parent: i32) -> Result<Option<TreeTask>, DumpError> {
     if stat.state == STATE_ZOMBIE {
         return Ok(Some(zombie(stat, proc)));
     }
-    match crate::infect::seize_process(pid) {
+    match crate::infect::seize_process_with(pid, opts) {
         Ok((task, threads)) => {
             // Read again now that it is stopped: group and session are final.
             let stat = proc.stat().map_err(collect_err(pid, "stat"))?;

@@ -87,6 +87,9 @@ pub struct Collected {
     pub stats: Stats,
     /// The other threads, in tid order.
     pub threads: Vec<ThreadData>,
+    /// `creds.lsm_profile` of the task and its threads (their label is
+    /// criu's own, or the dump refused them).
+    pub lsm_profile: Option<String>,
 }
 
 /// What `stats-dump` reports.
@@ -236,7 +239,9 @@ pub fn write_tree_images(
     tree: &[TreeEntry],
     root_obj_id: u32,
     files: &FileTable,
+    lsm: crate::proc::lsm::Lsm,
 ) -> Result<(), ImageError> {
+    use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
     let root = tree.first().map_or(0, |t| t.pid);
     img.write_one(
@@ -247,7 +252,11 @@ pub fn write_tree_images(
             fdinfo_per_id: Some(true),
             root_ids: Some(kobj_ids(root_obj_id, root_obj_id, root_obj_id)),
             ns_per_id: Some(true),
-            lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+            lsmtype: Some(match lsm {
+                Lsm::None => pb::Lsmtype::NoLsm,
+                Lsm::AppArmor => pb::Lsmtype::Apparmor,
+                Lsm::SeLinux => pb::Lsmtype::Selinux,
+            } as i32),
             network_lock_method: Some(0),
             dump_criu_run_id: Some(run_id(root)),
             ..Default::default()
@@ -357,7 +366,10 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         sas: Some(core_img::sas_entry(thread)),
         pdeath_sig: (thread.pdeath_sig != 0).then_some(thread.pdeath_sig as u32),
         signals_p: Some(signal_queue(&c.signals_p)),
-        creds: Some(core_img::creds_entry(&thread.creds)),
+        creds: Some(pb::CredsEntry {
+            lsm_profile: c.lsm_profile.clone(),
+            ..core_img::creds_entry(&thread.creds)
+        }),
         comm: Some(comm),
         rseq_entry: c
             .rseq
@@ -392,7 +404,10 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             sas: Some(core_img::sas_entry(args)),
             pdeath_sig: (args.pdeath_sig != 0).then_some(args.pdeath_sig as u32),
             signals_p: Some(signal_queue(&t.signals_p)),
-            creds: Some(core_img::creds_entry(&args.creds)),
+            creds: Some(pb::CredsEntry {
+                lsm_profile: c.lsm_profile.clone(),
+                ..core_img::creds_entry(&args.creds)
+            }),
             comm: Some(core_img::comm_string(&args.comm)),
             rseq_entry: t
                 .rseq

@@ -6,8 +6,9 @@
 //! window size, session, foreground group, lock, packet and exclusive
 //! modes) and the bytes queued in each direction in `tty-data.img`.
 //!
-//! Other terminals (`/dev/tty`, `/dev/console`, virtual consoles, serial
-//! lines) stay regular device files, reopened by path.
+//! `/dev/tty` and `/dev/console` stay regular device files, reopened by
+//! path; other terminals (virtual consoles, serial lines) are refused by
+//! the dump (`crate::dump::files`).
 //!
 //! Session and foreground group come from `/proc/PID/stat` of the task
 //! holding the fd (its `tty_nr` is the terminal's device if the terminal

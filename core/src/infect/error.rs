@@ -46,6 +46,15 @@ pub enum InfectError {
         source: Errno,
     },
 
+    /// The task neither stopped nor ended within the bound of a wait
+    /// (a frozen cgroup, a task stuck in the kernel).
+    #[error("task {pid} did not {what} within {secs} s")]
+    Timeout {
+        pid: i32,
+        what: &'static str,
+        secs: u64,
+    },
+
     /// The task stopped in a way the current step did not expect.
     #[error("task {pid} stopped unexpectedly while {doing}: {status:?}")]
     UnexpectedStop {
@@ -117,5 +126,27 @@ impl InfectError {
     /// Shorthand for a failed ptrace request.
     pub(crate) fn ptrace(pid: i32, op: &'static str) -> impl FnOnce(Errno) -> InfectError {
         move |source| InfectError::Ptrace { pid, op, source }
+    }
+
+    /// Shorthand for a failed wait for the task, which waited `bound` for
+    /// it to `what` (`"stop for our PTRACE_INTERRUPT"`): a wait that ran
+    /// out says so and what it waited for.
+    pub(crate) fn wait(
+        pid: i32,
+        what: &'static str,
+        bound: std::time::Duration,
+    ) -> impl FnOnce(Errno) -> InfectError {
+        move |source| match source {
+            Errno::TIMEDOUT => InfectError::Timeout {
+                pid,
+                what,
+                secs: bound.as_secs().max(1),
+            },
+            source => InfectError::Ptrace {
+                pid,
+                op: "wait4",
+                source,
+            },
+        }
     }
 }

@@ -59,6 +59,17 @@ fn sys(what: &'static str) -> impl Fn(Errno) -> RestoreError {
     move |e| RestoreError::Sys(what, e)
 }
 
+/// A failed bounded wait ([`ptrace::wait`]) for `what`.
+fn waited(what: &'static str) -> impl Fn(Errno) -> RestoreError {
+    move |e| match e {
+        Errno::TIMEDOUT => RestoreError::WaitTimeout {
+            what,
+            secs: ptrace::WAIT_BOUND.as_secs(),
+        },
+        e => RestoreError::Sys(what, e),
+    }
+}
+
 fn died(tid: Pid, status: WaitStatus, doing: &str) -> RestoreError {
     RestoreError::Died(format!(
         "thread {} {status:?} while {doing}",
@@ -236,7 +247,9 @@ fn reap(tid: Pid) {
 /// Wait for the stop our `PTRACE_INTERRUPT` asked for.
 fn wait_interrupt(th: &mut Thread) -> Result<(), RestoreError> {
     loop {
-        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+        match ptrace::wait(th.tid)
+            .map_err(waited("a restored thread to stop for our PTRACE_INTERRUPT"))?
+        {
             s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
                 return Err(died(th.tid, s, "being seized"));
             }
@@ -267,7 +280,9 @@ fn run_to_exit_of(th: &mut Thread, nr: u64) -> Result<(u64, i64), RestoreError> 
     let mut entered = None;
     for _ in 0..MAX_STOPS {
         ptrace::cont_syscall(th.tid, 0).map_err(sys("PTRACE_SYSCALL"))?;
-        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+        match ptrace::wait(th.tid).map_err(waited(
+            "a restored thread's next syscall stop on its way out of the restorer",
+        ))? {
             s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
                 return Err(died(th.tid, s, "leaving the restorer"));
             }

@@ -65,6 +65,8 @@ pub enum RestoreError {
     Open(String, Errno),
     #[error("{0}: {1}")]
     Sys(&'static str, Errno),
+    #[error("gave up after {secs} s waiting for {what}")]
+    WaitTimeout { what: &'static str, secs: u64 },
     #[error("PID {0} is in use; the restored task needs it (pstree.img)")]
     PidBusy(u32),
     #[error("the restorer failed at stage {stage} (item {index} of {source_image}): {errno}")]
@@ -309,6 +311,9 @@ pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
     if let Some(code) = r.exit_code {
         return Ok(code);
     }
+    // Not bounded on purpose: without -d, criu restore stays the restored
+    // tree's parent until the tree ends (CRIU's behaviour); no step of the
+    // restore waits here.
     loop {
         match rustix::process::waitpid(Some(r.pid), WaitOptions::empty()) {
             Ok(Some((_, st))) => {

@@ -943,6 +943,7 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
     let Some(c) = core.thread_core.as_ref().and_then(|tc| tc.creds.as_ref()) else {
         return Ok(CredsArg::default());
     };
+    check_lsm_label(c, file)?;
     if c.groups.len() > MAX_GROUPS {
         return Err(RestoreError::Unsupported(format!(
             "{file}: {} supplementary groups (at most {MAX_GROUPS} are restored)",
@@ -981,6 +982,36 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
         cap_amb: two(&c.cap_amb),
         cap_last,
     })
+}
+
+/// The restorer does not set LSM labels: a restored task keeps criu's.
+/// A label in the images (`creds.lsm_profile`, `lsm_sockcreate`) that is
+/// not criu's own would be lost, so it is refused.
+fn check_lsm_label(c: &pb::CredsEntry, file: &str) -> Result<(), RestoreError> {
+    use crate::proc::lsm::{Lsm, profile_for_image};
+    let lsm = Lsm::active();
+    let ours = crate::proc::ProcDir::open_self()
+        .and_then(|me| me.lsm_label(lsm))
+        .ok()
+        .flatten()
+        .and_then(|l| profile_for_image(lsm, &l));
+    if let Some(p) = &c.lsm_profile
+        && Some(p) != ours.as_ref()
+    {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: the task ran under the LSM label {p:?} ({}), which a restore cannot \
+             set yet (criu runs under {:?})",
+            lsm.name(),
+            ours.unwrap_or_default()
+        )));
+    }
+    if let Some(p) = c.lsm_sockcreate.as_ref().filter(|p| !p.is_empty()) {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: the task creates its sockets under the LSM label {p:?}, which a \
+             restore cannot set yet"
+        )));
+    }
+    Ok(())
 }
 
 /// The dumped rlimits, indexed by resource number.

@@ -20,7 +20,7 @@ mod zdtm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criu_arch::nr;
 
@@ -294,10 +294,10 @@ fn main() {
             // one still pumps its switch count would go unseen by it.
             let start = Instant::now();
             while !(dir.join("watching-c").exists() && dir.join("watching-t").exists()) {
-                zdtm::ensure(start.elapsed().as_secs() < 30, || {
-                    "C and its thread not watching after 30 s".into()
-                })?;
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                if zdtm::waited_too_long(start) {
+                    return Err("C and its thread never said they watch".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
             Ok(State { dir, child, watch })
         },

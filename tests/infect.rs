@@ -241,7 +241,7 @@ fn stopped_victim_stays_stopped() {
     }));
 
     let mut task = Seized::seize(victim.pid()).expect("seize");
-    assert_eq!(task.state(), TaskState::Stopped);
+    assert_eq!(task.state(), TaskState::Stopped(Signal::STOP.as_raw()));
     let mut parasite = Parasite::infect(&mut task, &PARASITE, 64).expect("infect");
     ping(&mut parasite, 0, 1);
     parasite.cure().expect("cure");

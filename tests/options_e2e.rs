@@ -3,7 +3,9 @@
 //! `--network-lock`, `--manage-cgroups=ignore`, `--cpu-cap`, `--log-pid`,
 //! `--deprecated`, `--experimental`, `--no-default-config` and the RPC's
 //! obsolete `status_fd` and `log_to_stderr`. Each test is the one the
-//! support table (`core/src/opts/support.rs`) names for its option.
+//! support table (`core/src/opts/support.rs`) names for its option, but
+//! for `--manage-cgroups=ignore`, whose effect (a task in other cgroups
+//! dumped) `tests/zdtm_cgroups.rs` shows.
 
 mod common;
 #[path = "service_common/mod.rs"]

@@ -156,6 +156,70 @@ fn ghost_file_over_the_limit_is_refused_then_dumped_with_a_higher_limit() {
     );
 }
 
+/// A sparse ghost file of 7 MiB with 48 KiB of data: `--ghost-limit`
+/// counts the data (under the default 1 MiB), the image carries only the
+/// data (`ghost_file_entry` with `chunks` and `size`, chunk entries for
+/// the runs), and after restore the file has its size, data, holes and
+/// offset; `--ghost-fiemap` finds the data with FIEMAP instead of
+/// SEEK_DATA/SEEK_HOLE, with the same result (CRIU's ghost_holes00..02).
+fn ghost_holes(test: &str, dump: &[&str]) {
+    use criu_core::images::pb;
+    use criu_core::images::typed::ImageDir;
+    let Some(mut z) = Zdtm::start(test, "zdtm_ghost_holes", &[]) else {
+        return;
+    };
+    z.dump(dump);
+    crit_decodes(z.images(), test);
+    let dir = ImageDir::new(z.images());
+    let remaps: Vec<pb::RemapFilePathEntry> = dir
+        .read_all(criu_core::images::Kind::RemapFpath, 0)
+        .unwrap();
+    let mut chunked = 0;
+    for r in &remaps {
+        let img = dir.path(criu_core::images::Kind::GhostFile, u64::from(r.remap_id));
+        let len = std::fs::metadata(&img).unwrap().len();
+        let mut rd =
+            criu_core::images::reader::ImageReader::open(&img, criu_core::images::Kind::GhostFile)
+                .unwrap();
+        let e: pb::GhostFileEntry = rd.next_message().unwrap().unwrap();
+        if e.size == Some(7 << 20) {
+            assert_eq!(e.chunks, Some(true), "{test}: {e:?}");
+            assert!(
+                len < 64 << 10,
+                "{test}: {} holds {len} bytes",
+                img.display()
+            );
+            let mut data = 0;
+            while let Some(c) = rd.next_message::<pb::GhostChunkEntry>().unwrap() {
+                data += c.len;
+                rd.payload(c.len).unwrap();
+            }
+            assert_eq!(data, 48 << 10, "{test}: bytes of data in the chunks");
+            chunked += 1;
+        }
+    }
+    assert_eq!(chunked, 1, "{test}: the sparse ghost among {remaps:?}");
+    let log = std::fs::read_to_string(z.images().join("dump.log")).unwrap();
+    let how = if dump.contains(&"--ghost-fiemap") {
+        "runs of data found with FIEMAP"
+    } else {
+        "runs of data found with SEEK_DATA"
+    };
+    assert!(log.contains(how), "{test}: no {how:?} in the dump log");
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS", "{test}");
+}
+
+#[test]
+fn sparse_ghost_file_keeps_its_holes_and_size() {
+    ghost_holes("zdtm-ghost-holes", &[]);
+}
+
+#[test]
+fn sparse_ghost_file_dumped_with_fiemap() {
+    ghost_holes("zdtm-ghost-holes-fiemap", &["--ghost-fiemap"]);
+}
+
 #[test]
 fn file_locks_are_refused_without_file_locks() {
     refused(

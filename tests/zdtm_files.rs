@@ -53,6 +53,36 @@ fn unix_abstract_listener_keeps_accepted_and_pending_connections() {
     dump_restore_pass("zdtm-unix-abstract", "zdtm_unix", &["abstract"]);
 }
 
+/// A socket file keeps its mode and owner (`file_perms`); a listener whose
+/// file and directory were removed comes back with its connections and
+/// leaves no file behind; a datagram socket whose path someone else's
+/// file took again leaves that file alone (`deleted`).
+#[test]
+fn unix_socket_files_keep_modes_and_deleted_ones_stay_deleted() {
+    dump_restore_pass("zdtm-unix-files", "zdtm_unix_files", &[]);
+}
+
+/// A socket bound by a relative name whose directory is no longer the
+/// task's cwd (or root) cannot be placed: refused by name, as CRIU does,
+/// and the program runs on.
+#[test]
+fn unix_socket_with_an_unresolvable_relative_name_is_refused() {
+    let Some(z) = Zdtm::start("zdtm-unix-rel-moved", "zdtm_unix_files", &["cwd-moved"]) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    let (ok, log) = z.criu_in(z.images(), &["dump", "-t", &pid]);
+    assert!(
+        !ok,
+        "dump of an unresolvable relative name succeeded: {log}"
+    );
+    assert!(
+        log.contains("is a unix socket: bound to the relative name \"rel.sock\", whose file is in neither its cwd nor its root"),
+        "{log}"
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
 #[test]
 fn unix_fd_in_flight_is_refused_cleanly() {
     let Some(z) = Zdtm::start("zdtm-unix-scm", "zdtm_unix", &["scm"]) else {

@@ -11,8 +11,13 @@ use common::zdtm::{TIMEOUT, Zdtm, dump_restore};
 
 /// Dump and restore `program`, then assert that it found its state intact.
 fn check(test: &str, program: &str) {
-    if let Some(verdict) = dump_restore(test, program, &[]) {
-        assert_eq!(verdict, "PASS", "{program}");
+    check_args(test, program, &[]);
+}
+
+/// [`check`] with arguments for the program.
+fn check_args(test: &str, program: &str, args: &[&str]) {
+    if let Some(verdict) = dump_restore(test, program, args) {
+        assert_eq!(verdict, "PASS", "{program} {args:?}");
     }
 }
 
@@ -51,9 +56,25 @@ fn file_shared_mapping_stays_shared() {
     check("zdtm-file-shared", "zdtm_file_shared");
 }
 
+/// A shared mapping of a file opened read-write can be made writable again
+/// after restore (the file is reopened with the mode the mapping held it
+/// with, `vma_entry.fdflags`), one of a read-only file cannot.
+#[test]
+fn file_mappings_keep_the_mode_their_file_was_opened_with() {
+    check("zdtm-file-map-mode", "zdtm_file_map_mode");
+}
+
 #[test]
 fn memfd_mapping_and_fd_stay_one_object() {
     check("zdtm-memfd-shared", "zdtm_memfd_shared");
+}
+
+/// A memfd can still be `execveat`ed after restore (no descriptor reopened
+/// read-write holds it), keeps its flags and positions, and its mappings
+/// keep the mode they held it with (CRIU's memfd04/memfd05).
+#[test]
+fn memfd_can_still_be_executed_and_keeps_modes() {
+    check("zdtm-memfd-exec", "zdtm_memfd_exec");
 }
 
 #[test]
@@ -258,4 +279,136 @@ fn multi_threaded_dump_kills_and_reaps_every_thread() {
         "dumped task {} still exists",
         z.pid()
     );
+}
+
+/// Whether this kernel has `MAP_DROPPABLE` (Linux 6.11+, 64-bit only).
+fn droppable_supported() -> bool {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let len = rustix::param::page_size();
+    // SAFETY: a fresh anonymous mapping, unmapped right away, never touched.
+    match unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::DROPPABLE,
+        )
+    } {
+        // SAFETY: the mapping made just above, nothing refers to it.
+        Ok(p) => unsafe { rustix::mm::munmap(p, len) }.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Advice (wipe-on-fork, don't-fork, don't-dump, huge pages or not, KSM,
+/// access patterns), an mlocked region and a droppable mapping come back
+/// in a task and its child, and act on a fork after restore (CRIU's
+/// maps11 and maps05 extended).
+#[test]
+fn vma_advice_and_droppable_mappings_come_back() {
+    let test = "vma_advice_and_droppable_mappings_come_back";
+    let droppable = droppable_supported();
+    if !droppable {
+        common::skip(test, "no MAP_DROPPABLE in this kernel (Linux 6.11+)");
+    }
+    let args: &[&str] = if droppable { &["droppable"] } else { &[] };
+    let Some(mut z) = Zdtm::start("zdtm-vma-advice", "zdtm_vma_advice", args) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    assert_eq!(kids.len(), 1, "child 1 before dump: {kids:?}");
+    z.dump(&[]);
+    common::reap(&kids);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// Whether `madvise(MADV_GUARD_INSTALL)` takes a page of a shared
+/// anonymous mapping (Linux 6.15+: guards in file-backed mappings).
+fn shared_guard_supported() -> bool {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let len = rustix::param::page_size();
+    // SAFETY: a fresh shared anonymous mapping, unmapped right away.
+    let Ok(p) = (unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+        )
+    }) else {
+        return false;
+    };
+    // SAFETY: advice on the page mapped just above.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::MADVISE,
+            p as usize,
+            len,
+            linux_raw_sys::general::MADV_GUARD_INSTALL as usize,
+        )
+    };
+    // SAFETY: the mapping made just above, nothing refers to it.
+    let _ = unsafe { rustix::mm::munmap(p, len) };
+    ret == 0
+}
+
+/// Guard regions (`MADV_GUARD_INSTALL`) are dumped as CRIU 4.2 writes
+/// them, `vma_entry`s with only `status = VMA_AREA_GUARD`, `start` and
+/// `end`, after the VMAs, one of them crossing two VMAs; after restore
+/// the guard pages fault again and the pages around them kept their data,
+/// in private and shared anonymous mappings.
+#[test]
+fn guard_regions_come_back() {
+    use criu_core::images::{Kind, pb};
+    use criu_core::proc::vma_kind::status::VMA_AREA_GUARD;
+    let test = "guard_regions_come_back";
+    // Dump finds guards through PAGEMAP_SCAN's PAGE_IS_GUARD (6.14+).
+    if !criu_core::sys::pagemap_scan::madv_guard_supported().unwrap_or(false)
+        || !criu_core::sys::pagemap_scan::guard_category_supported()
+    {
+        common::skip(
+            test,
+            "no guard regions here: PAGEMAP_SCAN lacks PAGE_IS_GUARD (Linux 6.14+)",
+        );
+        return;
+    }
+    let mut args = vec!["guard"];
+    if shared_guard_supported() {
+        args.push("guard-shared");
+    } else {
+        common::skip(
+            test,
+            "no guard regions here in shared mappings (Linux 6.15+)",
+        );
+    }
+    let Some(mut z) = Zdtm::start("zdtm-guard-regions", "zdtm_vma_advice", &args) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    z.dump(&[]);
+    common::reap(&kids);
+    let mm: pb::MmEntry = criu_core::images::ImageDir::new(z.images())
+        .read_one(Kind::Mm, z.pid() as u64)
+        .expect("mm image");
+    let page = rustix::param::page_size() as u64;
+    let first_guard = mm
+        .vmas
+        .iter()
+        .position(|v| v.status & VMA_AREA_GUARD != 0)
+        .expect("no guard entry in the mm image");
+    let guards: Vec<u64> = mm.vmas[first_guard..]
+        .iter()
+        .map(|v| {
+            assert_eq!(v.status, VMA_AREA_GUARD, "a VMA after the guards: {v:?}");
+            assert_eq!((v.prot, v.flags, v.pgoff, v.shmid), (0, 0, 0, 0), "{v:?}");
+            (v.end - v.start) / page
+        })
+        .collect();
+    // Page 1 of the private region, pages 1-2 across two VMAs, page 2 of
+    // the shared one.
+    let want: &[u64] = if args.len() == 2 { &[1, 2, 1] } else { &[1, 2] };
+    assert_eq!(guards, want, "guard runs (pages) in {:?}", mm.vmas);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
 }

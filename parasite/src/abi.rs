@@ -156,7 +156,10 @@ pub struct MiscArgs {
     pub dumpable: i32,
     pub thp_disabled: i32,
     pub child_subreaper: i32,
-    pub _pad: u32,
+    /// The process's membarrier registrations as
+    /// `MEMBARRIER_CMD_REGISTER_*` bits (CRIU's
+    /// `membarrier_registration_mask`).
+    pub membarrier: u32,
 }
 
 /// Credentials as the task sees them (CRIU's `creds_entry` inputs).
@@ -200,6 +203,12 @@ pub struct ThreadArgs {
     pub comm: [u8; 16],
     /// `gettid` inside (the namespace tid).
     pub tid: i32,
+    /// `PR_MCE_KILL_GET`: the thread's machine-check kill policy.
+    pub mce_kill: i32,
+    /// `PR_GET_TIMERSLACK`: the thread's timer slack in ns.
+    pub timer_slack: u64,
+    /// `PR_GET_TSC` (x86 only; 0 where the kernel has no such prctl).
+    pub tsc: i32,
     pub _pad: u32,
     pub creds: Creds,
 }

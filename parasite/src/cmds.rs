@@ -21,6 +21,9 @@ const PR_GET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_GET_DUMPABLE as usiz
 const PR_GET_NAME: usize = criu_arch::kernel::prctl::PR_GET_NAME as usize;
 const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
 const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
+const PR_GET_TIMERSLACK: usize = criu_arch::kernel::prctl::PR_GET_TIMERSLACK as usize;
+const PR_MCE_KILL_GET: usize = criu_arch::kernel::prctl::PR_MCE_KILL_GET as usize;
+const PR_GET_TSC: usize = criu_arch::kernel::prctl::PR_GET_TSC as usize;
 const PR_GET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_GET_CHILD_SUBREAPER as usize;
 const PR_GET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_GET_NO_NEW_PRIVS as usize;
 const PR_GET_TID_ADDRESS: usize = criu_arch::kernel::prctl::PR_GET_TID_ADDRESS as usize;
@@ -84,7 +87,55 @@ fn dump_misc(a: &mut MiscArgs) -> isize {
         return r;
     }
     a.child_subreaper = reaper;
+    match membarrier_registrations() {
+        Ok(mask) => a.membarrier = mask,
+        Err(e) => return e,
+    }
     0
+}
+
+/// The process's membarrier registrations: `MEMBARRIER_CMD_GET_REGISTRATIONS`
+/// (Linux 6.3+), else CRIU's probe of each private expedited kind (the
+/// barrier fails with EPERM where the process is not registered for it,
+/// with EINVAL where the kernel lacks it; a global expedited
+/// registration cannot be seen that way).
+fn membarrier_registrations() -> Result<u32, isize> {
+    use criu_arch::kernel::general::membarrier_cmd as cmd;
+    const EPERM: isize = -(criu_arch::kernel::errno::EPERM as isize);
+    const ENOSYS: isize = -(criu_arch::kernel::errno::ENOSYS as isize);
+    const CMD_PRIVATE_EXPEDITED: usize = cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED as usize;
+    const CMD_PRIVATE_EXPEDITED_SYNC_CORE: usize =
+        cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE as usize;
+    const CMD_PRIVATE_EXPEDITED_RSEQ: usize = cmd::MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ as usize;
+    const CMD_GET_REGISTRATIONS: usize = cmd::MEMBARRIER_CMD_GET_REGISTRATIONS as usize;
+    let call = |cmd: usize| {
+        // SAFETY: integer arguments only.
+        unsafe { syscall3(nr::MEMBARRIER, cmd, 0, 0) }
+    };
+    let r = call(CMD_GET_REGISTRATIONS);
+    if r >= 0 {
+        return Ok(r as u32);
+    }
+    if r == ENOSYS {
+        return Ok(0); // no membarrier at all
+    }
+    if r != EINVAL {
+        return Err(r);
+    }
+    let mut mask = 0;
+    for cmd in [
+        CMD_PRIVATE_EXPEDITED,
+        CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+        CMD_PRIVATE_EXPEDITED_RSEQ,
+    ] {
+        match call(cmd) {
+            // Registering for a barrier is the barrier's command << 1.
+            0 => mask |= (cmd << 1) as u32,
+            EPERM | EINVAL => {}
+            e => return Err(e),
+        }
+    }
+    Ok(mask)
 }
 
 pub fn dump_thread(a: &mut ThreadArgs) -> isize {
@@ -115,6 +166,22 @@ pub fn dump_thread(a: &mut ThreadArgs) -> isize {
         return r;
     }
     a.comm = comm;
+    let slack = prctl(PR_GET_TIMERSLACK, 0);
+    if slack < 0 {
+        return slack;
+    }
+    a.timer_slack = slack as u64;
+    let mce = prctl(PR_MCE_KILL_GET, 0);
+    if mce < 0 {
+        return mce;
+    }
+    a.mce_kill = mce as i32;
+    // x86 only: elsewhere EINVAL, and no TSC setting to lose.
+    let mut tsc: i32 = 0;
+    match prctl(PR_GET_TSC, &mut tsc as *mut i32 as usize) {
+        r if r < 0 && r != EINVAL => return r,
+        _ => a.tsc = tsc,
+    }
     // SAFETY: gettid takes no arguments.
     a.tid = unsafe { syscall0(nr::GETTID) } as i32;
     dump_creds(&mut a.creds)

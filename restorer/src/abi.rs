@@ -173,6 +173,10 @@ pub const STAGE_THREADS: u32 = 23;
 /// number) and file locks (a POSIX lock goes with any close of its file
 /// by the process, so it must come after [`STAGE_CLOSE_FDS`]).
 pub const STAGE_FD_STATE: u32 = 24;
+/// oom_score_adj, loginuid (written to `/proc/self`, which the task must
+/// do itself) and the THP-disable flag, right after the task's children
+/// are forked (they inherit the tool's values and set their own).
+pub const STAGE_PROC_ATTRS: u32 = 25;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
@@ -347,6 +351,8 @@ pub struct CredsArg {
     pub cap_prm: [u32; 2],
     pub cap_inh: [u32; 2],
     pub cap_bnd: [u32; 2],
+    /// Ambient set, a bit per capability.
+    pub cap_amb: [u32; 2],
     /// Highest capability number of this kernel (`/proc/sys/kernel/cap_last_cap`).
     pub cap_last: u32,
 }
@@ -370,6 +376,7 @@ impl Default for CredsArg {
             cap_prm: [0; 2],
             cap_inh: [0; 2],
             cap_bnd: [0; 2],
+            cap_amb: [0; 2],
             cap_last: 0,
         }
     }
@@ -579,9 +586,16 @@ pub const ATTR_SUBREAPER: u32 = 1 << 2;
 pub const ATTR_PDEATH_SIG: u32 = 1 << 3;
 pub const ATTR_NO_NEW_PRIVS: u32 = 1 << 4;
 pub const ATTR_DUMPABLE: u32 = 1 << 5;
+pub const ATTR_THP_DISABLE: u32 = 1 << 6;
+pub const ATTR_MEMBARRIER: u32 = 1 << 7;
+pub const ATTR_OOM_SCORE_ADJ: u32 = 1 << 8;
+pub const ATTR_LOGINUID: u32 = 1 << 9;
 
-/// Task attributes, applied in two steps: personality, scheduling and the
-/// subreaper flag with the task's name ([`STAGE_TASK`]); the parent-death
+/// Task attributes, applied in three steps: oom_score_adj, loginuid and
+/// the THP-disable flag first ([`STAGE_PROC_ATTRS`], while the task still
+/// has the tool's privileges and its memory is not mapped yet);
+/// personality, scheduling, the subreaper flag and the membarrier
+/// registrations with the task's name ([`STAGE_TASK`]); the parent-death
 /// signal, no_new_privs and dumpable after the credentials
 /// ([`STAGE_ATTRS`]), since a credential change resets the first and the
 /// last, and no_new_privs is one-way.
@@ -603,6 +617,15 @@ pub struct TaskAttrsArg {
     pub pdeath_sig: u32,
     /// `PR_SET_DUMPABLE` value (0 or 1).
     pub dumpable: u32,
+    /// `PR_SET_THP_DISABLE` value (0 or 1).
+    pub thp_disabled: u32,
+    /// membarrier registration commands (`MEMBARRIER_CMD_REGISTER_*`
+    /// bits), each issued on its own.
+    pub membarrier: u32,
+    /// Decimal text for `/proc/self/oom_score_adj`, NUL-padded.
+    pub oom_score_adj: [u8; 12],
+    /// Decimal text for `/proc/self/loginuid`, NUL-padded.
+    pub loginuid: [u8; 12],
 }
 
 /// An rseq registration: `rseq(addr, len, flags, sig)`; `addr == 0`: none.

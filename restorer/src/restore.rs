@@ -25,14 +25,16 @@ use criu_arch::{
 
 use crate::abi::{self, Array, RestoreArgs};
 
+mod creds;
 mod mem;
 mod state;
 mod threads;
 mod tree;
 
+use creds::creds;
 use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
 use state::{
-    arch_syscalls, attrs, close_fds, creds, itimers, posix_timers, register_rseq, rlimits,
+    arch_syscalls, attrs, close_fds, itimers, posix_timers, proc_attrs, register_rseq, rlimits,
     sigactions, signals, task,
 };
 
@@ -192,6 +194,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
     stage!(args, abi::STAGE_FDS, take_tool_fds(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
+    stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));
     stage!(args, abi::STAGE_FDS, move_fds(args));
     stage!(args, abi::STAGE_FS, fs(args));
     stage!(args, abi::STAGE_SWITCH_STACK, switch_stack(args));

@@ -84,10 +84,24 @@ impl Program {
     /// call `setsid()` themselves; fds of ours are not inherited (Rust opens
     /// everything close-on-exec, and `Command` passes only stdio).
     pub fn spawn(name: &str, args: &[&str], dir: &Path) -> Program {
+        Program::spawn_wrapped(&[], name, args, dir)
+    }
+
+    /// [`Program::spawn`] through `wrapper` (a command and its arguments,
+    /// like `unshare --uts`, which runs the program's path and `args`).
+    pub fn spawn_wrapped(wrapper: &[&str], name: &str, args: &[&str], dir: &Path) -> Program {
         let out = std::fs::File::create(dir.join(format!("{name}.out"))).expect("stdout file");
         let err = std::fs::File::create(dir.join(format!("{name}.err"))).expect("stderr file");
         let path = program_path(name);
-        let child = Command::new(&path)
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&path);
+                c
+            }
+            None => Command::new(&path),
+        };
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -161,6 +175,14 @@ pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// `TracerPid:` of `/proc/PID/status` (0: not traced).
+pub fn tracer_pid(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// The state letter of `/proc/PID/status` (`R`, `S`, `T`, `t`, `Z`, ...).

@@ -27,6 +27,18 @@ impl Zdtm {
     /// wait until it is ready. `None` (after saying why) when this test
     /// cannot run here.
     pub fn start(test: &str, program: &str, args: &[&str]) -> Option<Zdtm> {
+        Zdtm::start_wrapped(test, &[], program, args)
+    }
+
+    /// [`Zdtm::start`] through `wrapper` (`unshare --uts`, ...): the tree's
+    /// root is the process started, the wrapper if it forks the program
+    /// (whose ready file then shows its PID in its own pid namespace).
+    pub fn start_wrapped(
+        test: &str,
+        wrapper: &[&str],
+        program: &str,
+        args: &[&str],
+    ) -> Option<Zdtm> {
         if let Some(why) = super::cannot_checkpoint() {
             skip(test, why);
             return None;
@@ -39,7 +51,7 @@ impl Zdtm {
         std::fs::create_dir_all(&images).unwrap();
         let mut argv = vec![work.to_str().unwrap()];
         argv.extend_from_slice(args);
-        let program = Program::spawn(program, &argv, dir.path());
+        let program = Program::spawn_wrapped(wrapper, program, &argv, dir.path());
         let pid = program.pid();
         let mut z = Zdtm {
             dir,
@@ -53,7 +65,9 @@ impl Zdtm {
             let why = z.result().unwrap_or_else(|| "no ready file".into());
             panic!("{test}: program not ready: {why}\n{}", z.stderr());
         };
-        assert_eq!(ready.trim(), pid.to_string(), "ready file");
+        if wrapper.is_empty() {
+            assert_eq!(ready.trim(), pid.to_string(), "ready file");
+        }
         z.pid = pid;
         Some(z)
     }
@@ -103,6 +117,37 @@ impl Zdtm {
     pub fn dump(&mut self, extra: &[&str]) {
         let images = self.images.clone();
         self.dump_to(&images, extra);
+    }
+
+    /// `criu dump -t PID EXTRA` that must be refused: asserts that it
+    /// failed, that its log says `message`, that it wrote nothing but its
+    /// log, and that it left every task of the tree running as it was (not
+    /// traced any more). The log.
+    pub fn dump_refused(&self, extra: &[&str], message: &str) -> String {
+        let images = self.new_dir("refused-images");
+        let tree: Vec<i32> = std::iter::once(self.pid)
+            .chain(super::descendants(self.pid))
+            .collect();
+        let pid = self.pid.to_string();
+        let mut args = vec!["dump", "-t", &pid];
+        args.extend_from_slice(extra);
+        let (ok, log) = self.criu_in(&images, &args);
+        assert!(!ok, "the dump was not refused: {log}");
+        assert!(log.contains(message), "no {message:?} in the log: {log}");
+        let files: Vec<_> = std::fs::read_dir(&images)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "dump.log")
+            .collect();
+        assert!(files.is_empty(), "a refused dump wrote {files:?}");
+        for t in tree {
+            assert_eq!(
+                super::tracer_pid(t),
+                Some(0),
+                "task {t} left traced or gone: {log}"
+            );
+        }
+        log
     }
 
     /// Wait until the program's PID is free (the process is reaped).

@@ -48,6 +48,87 @@ pub enum FilesError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "fd {fd} of task {pid} is the {kind} device {path} ({major}:{minor}), which cannot \
+         be dumped yet (of devices, only /dev/null, /dev/zero, /dev/full, /dev/random, \
+         /dev/urandom, /dev/tty, /dev/console and pseudo-terminals are)"
+    )]
+    Device {
+        pid: i32,
+        fd: i32,
+        kind: &'static str,
+        path: String,
+        major: u32,
+        minor: u32,
+    },
+    #[error(
+        "{what} is {path}, an unlinked file that still has {links} other hard link(s): it \
+         cannot be dumped yet (CRIU's --link-remap would link it back into place)"
+    )]
+    UnlinkedWithLinks {
+        what: String,
+        path: String,
+        links: u64,
+    },
+    #[error(
+        "fd {fd} of task {pid} is {path}, a memfd of huge pages (MFD_HUGETLB), which \
+         cannot be dumped yet"
+    )]
+    HugetlbMemfd { pid: i32, fd: i32, path: String },
+}
+
+/// Character devices a restore reopens by path with nothing lost (their
+/// state is the device's, not the file's): `(major, minor)` of
+/// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`,
+/// and the two terminals the tty code leaves to a reopen by path
+/// (`/dev/tty`, the task's controlling terminal, which the restore gives
+/// back; `/dev/console`), both tested by the zdtm_tty programs.
+const PLAIN_DEVICES: [(u32, u32); 7] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1)];
+
+/// A device held by fd `fd` of `pid` (`meta` is its stat) that restore
+/// cannot bring back. Ptys are handled before (by [`crate::files::tty`]);
+/// other terminals (virtual consoles, serial lines), block devices and
+/// every other character device are refused, naming the device.
+fn refuse_device(
+    pid: i32,
+    fd: i32,
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<(), FilesError> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    let kind = if ft.is_char_device() {
+        "character"
+    } else if ft.is_block_device() {
+        "block"
+    } else {
+        return Ok(());
+    };
+    let (major, minor) = crate::files::tty::major_minor(meta.rdev());
+    if kind == "character" && PLAIN_DEVICES.contains(&(major, minor)) {
+        return Ok(());
+    }
+    Err(FilesError::Device {
+        pid,
+        fd,
+        kind,
+        path: path.display().to_string(),
+        major,
+        minor,
+    })
+}
+
+/// An unlinked file (`NAME (deleted)`) that other hard links keep alive:
+/// the number of those links. A file whose name really ends in
+/// ` (deleted)` is itself at that path and is no such thing.
+fn other_links(path: &Path, meta: &std::fs::Metadata) -> Option<u64> {
+    crate::files::ghost::deleted_name(path)?;
+    if meta.nlink() == 0 {
+        return None;
+    }
+    let same = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
+    (!same).then_some(meta.nlink())
 }
 
 /// The file objects of one dump (`files.img`), with ids from 1.
@@ -82,10 +163,11 @@ pub struct FileTable {
     shmem_dev: Option<u64>,
 }
 
-/// What the options say about files (`--ghost-limit`, `--file-locks`).
+/// What the options say about files (`--ghost-limit`, `--ghost-fiemap`,
+/// `--file-locks`).
 #[derive(Clone, Copy, Debug)]
 pub struct FdOpts {
-    pub ghost_limit: u64,
+    pub ghost: crate::files::ghost::GhostOpts,
     pub file_locks: bool,
     /// `--shell-job`: a terminal from outside the dump is allowed.
     pub shell_job: bool,
@@ -456,6 +538,7 @@ fn path_fd(
     let flags = info.flags & !O_CLOEXEC;
     let pos = info.pos.max(0) as u64;
     if path.as_os_str().as_bytes().starts_with(b"/memfd:") {
+        refuse_hugetlb_memfd(pid, fd, path)?;
         let inode_id = memfd_fd(files, pid, fd, path)?;
         let id = files.push_memfd(flags, pos, inode_id);
         return Ok((id, pb::FdTypes::Memfd as i32));
@@ -484,6 +567,16 @@ fn path_fd(
         files.entries.extend(entries);
         return Ok((id, pb::FdTypes::Tty as i32));
     }
+    if let Some(m) = &meta {
+        refuse_device(pid, fd, path, m)?;
+        if let Some(links) = other_links(path, m) {
+            return Err(FilesError::UnlinkedWithLinks {
+                what: format!("fd {fd} of task {pid}"),
+                path: path.display().to_string(),
+                links,
+            });
+        }
+    }
     if let Some(name) = crate::files::ghost::deleted_name(path)
         && meta.as_ref().is_some_and(|m| m.nlink() == 0)
     {
@@ -491,7 +584,7 @@ fn path_fd(
         let id = files.push_reg(&name, flags, pos, meta.as_ref());
         files
             .ghosts
-            .add(id, &name, own, opts.ghost_limit)
+            .add(id, &name, own, opts.ghost)
             .map_err(|source| FilesError::Ghost { pid, fd, source })?;
         return Ok((id, pb::FdTypes::Reg as i32));
     }
@@ -559,6 +652,13 @@ pub fn add_mapped(
     opts: FdOpts,
 ) -> Result<u32, FilesError> {
     let meta = std::fs::metadata(link).ok();
+    if let Some(links) = meta.as_ref().and_then(|m| other_links(target, m)) {
+        return Err(FilesError::UnlinkedWithLinks {
+            what: format!("the file behind {}", link.display()),
+            path: target.display().to_string(),
+            links,
+        });
+    }
     let Some(name) = crate::files::ghost::deleted_name(target)
         .filter(|_| meta.as_ref().is_some_and(|m| m.nlink() == 0))
     else {
@@ -573,9 +673,29 @@ pub fn add_mapped(
     files.by_inode.insert((meta.dev(), meta.ino()), id);
     files
         .ghosts
-        .add(id, &name, own, opts.ghost_limit)
+        .add(id, &name, own, opts.ghost)
         .map_err(FilesError::GhostMapping)?;
     Ok(id)
+}
+
+/// A memfd of huge pages: restore would make an ordinary one (losing its
+/// page size and its seals' meaning), so it is refused.
+fn refuse_hugetlb_memfd(pid: i32, fd: i32, path: &Path) -> Result<(), FilesError> {
+    let proc_path = format!("/proc/{pid}/fd/{fd}");
+    let st = rustix::fs::statfs(proc_path.as_str()).map_err(|e| FilesError::Stat {
+        path: proc_path.clone(),
+        source: e.into(),
+    })?;
+    #[allow(clippy::useless_conversion)] // f_type's type differs between arches
+    let hugetlb = i64::from(st.f_type) == i64::from(linux_raw_sys::general::HUGETLBFS_MAGIC);
+    if hugetlb {
+        return Err(FilesError::HugetlbMemfd {
+            pid,
+            fd,
+            path: path.display().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The memfd behind fd `fd` of task `pid` (link `path`): its inode entry

@@ -21,8 +21,10 @@
 //! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
 //!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
-//!   user 7, cgroup 8 — no namespace images: the task shares ours),
-//!   lsmtype NO_LSM, network_lock_method 0, dump_criu_run_id.
+//!   user 7, cgroup 8 — no namespace images: the task shares ours, or is
+//!   refused, see [`namespaces`]), lsmtype (the active LSM; a task's label
+//!   is criu's or refused, and goes to `creds.lsm_profile`),
+//!   network_lock_method 0, dump_criu_run_id.
 //! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
 //! - `ids-PID.img`: the same kobj ids, numbered per task (its index in
 //!   the tree + 1), except `files_id`/`fs_id` of a child sharing its
@@ -30,12 +32,19 @@
 //!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
 //!   fix-up, fpregs + xsave components present in XCR0, GDT TLS,
-//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped, personality,
-//!   flags, blk_sigset, comm, itimers + POSIX timers, 16 rlimits,
-//!   signals_s, 62 sigactions (signals 1..=64 without KILL and STOP),
-//!   loginuid, oom_score_adj, child_subreaper), thread_core (futex_rla,
-//!   sched nice/policy/prio, sas, pdeath_sig, signals_p, creds, comm,
-//!   rseq_entry).
+//!   clear_tid_addr), tc (task_state 1 alive / 3 stopped with stop_signo,
+//!   personality, flags, blk_sigset, comm, itimers + POSIX timers, 16
+//!   rlimits, signals_s, 62 sigactions (signals 1..=64 without KILL and
+//!   STOP), loginuid, oom_score_adj, child_subreaper,
+//!   membarrier_registration_mask), thread_core (futex_rla, sched
+//!   nice/policy (with SCHED_RESET_ON_FORK)/prio, sas, pdeath_sig,
+//!   signals_p, creds (ambient set included), comm, rseq_entry).
+//!   Refused (see [`task_state`]): SCHED_DEADLINE, a timer slack other
+//!   than ours, PR_THP_DISABLE_EXCEPT_ADVISED, a session leader's
+//!   controlling terminal that is not a dumped pty, a traced task, an
+//!   exit signal other than SIGCHLD, a CPU affinity, I/O priority,
+//!   coredump_filter, machine-check kill policy or TSC setting (x86) of
+//!   its own.
 //! - `mm-PID.img`: mm boundaries from stat, brk from inside, auxv,
 //!   exe_file_id, every VMA (file mappings: `shmid` = files.img id),
 //!   dumpable, thp_disabled.
@@ -60,13 +69,18 @@
 //!   and their unread data in `pipes-data.img`, `fifo-data.img` and
 //!   `sk-queues.img` (see [`crate::files`]).
 
+pub mod cgroups;
 pub mod core_img;
 mod file_ids;
 pub mod files;
+pub mod freezer;
+pub mod namespaces;
 pub mod parasite;
+pub mod preflight;
 mod proc_part;
 pub mod regs;
 pub mod shmem;
+mod task_state;
 pub mod tree;
 mod workers;
 mod write;
@@ -77,7 +91,7 @@ use crate::blob::PARASITE;
 use crate::hooks::{Action, Hooks};
 use crate::infect::{InfectError, Parasite, Seized, TaskState};
 use crate::mem::{self, PagePolicy};
-use crate::opts::{CommonOpts, DumpOpts, FinalState};
+use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD};
 use crate::sys::ptrace::{self, SigInfo};
@@ -162,6 +176,8 @@ pub enum DumpError {
         what: &'static str,
         reason: String,
     },
+    #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
+    Refused { pid: i32, what: String },
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
     #[error(transparent)]
@@ -181,6 +197,22 @@ pub enum DumpError {
     Fault(&'static str),
     #[error(transparent)]
     Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    Freezer(#[from] freezer::FreezerError),
+    #[error(
+        "task {pid} runs under the {lsm} label {label:?}, criu under {ours:?}: \
+         restoring another LSM label is not supported yet"
+    )]
+    Lsm {
+        pid: i32,
+        lsm: &'static str,
+        label: String,
+        ours: String,
+    },
 }
 
 /// Seccomp state is not dumped yet: a task under seccomp (any of its
@@ -261,27 +293,53 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         }
     }
 
-    refuse_seccomp(&proc, pid)?;
+    let ours = preflight::Ours::read()?;
+    let rules = preflight::Rules {
+        ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
+        refuse_frozen: opts.freeze_cgroup.is_none(),
+        report: false,
+    };
+    // Before any task is touched: what a restore could not bring back.
+    for p in preflight::walk(pid) {
+        let Ok(task) = ProcDir::open(p) else {
+            continue;
+        };
+        preflight::check_task(p, &task, &ours, rules)?;
+        refuse_seccomp(&task, p)?;
+    }
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
-    // Every task of the tree stopped before anything is collected; if
-    // anything fails from here on, dropping `tree` lets them all go.
-    let mut tree = tree::seize(pid)?;
+    let seize_opts = seize_bound(common);
+    // Every task of the tree stopped before anything is collected (with
+    // `--freeze-cgroup`, the cgroup frozen and its threads attached first,
+    // and those outside the tree held); if anything fails from here on,
+    // dropping `tree` lets them all go.
+    let mut tree = tree::seize(pid, seize_opts, opts.freeze_cgroup.as_deref())?;
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     tree::check_sessions(&tree, common.shell_job)?;
+    task_state::refuse_exit_signals(&tree)?;
     let sharing = tree::shared_tables(&tree)?;
-    for t in tree.tasks.iter().filter(|t| !t.is_zombie()).skip(1) {
+    let seized_rules = preflight::Rules {
+        refuse_frozen: false,
+        report: true,
+        ..rules
+    };
+    for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
+        preflight::check_seized(&t.proc, &ours, seized_rules)?;
     }
 
     // Collect from outside, every task, with one file table.
     let mut files = files::FileTable::default();
     let fd_opts = files::FdOpts {
-        ghost_limit: common.ghost_limit,
+        ghost: crate::files::ghost::GhostOpts {
+            limit: common.ghost_limit,
+            fiemap: common.ghost_fiemap,
+        },
         file_locks: common.file_locks,
         shell_job: common.shell_job,
     };
@@ -309,6 +367,10 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         c.files_id = sharing.files[i] as u32 + 1;
         c.fs_id = sharing.fs[i] as u32 + 1;
         c.pages_id = i as u64 + 1;
+        c.lsm_profile = ours
+            .label
+            .as_deref()
+            .and_then(|l| crate::proc::lsm::profile_for_image(ours.lsm, l));
         pr_debug!(
             "Collected {} VMAs, {} page runs, {} fds of task {}",
             c.vmas.len(),
@@ -320,6 +382,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     files.finish(common.ext_unix_sk)?;
+    task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
     // Shared memory objects, read while every task is frozen: one per
@@ -372,7 +435,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
     collected = write_all(&tree, collected, &common.images_dir).map_err(img_err)?;
-    write::write_tree_images(&common.images_dir, &entries, 1, &files).map_err(img_err)?;
+    write::write_tree_images(&common.images_dir, &entries, 1, &files, ours.lsm).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
@@ -405,6 +468,19 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     Ok(())
 }
 
+/// The bound of the seize (`--timeout` from now; 0, which CRIU takes as
+/// "no alarm", is taken as the default, since every wait has a bound).
+/// With `--freeze-cgroup` the cgroup is frozen and its threads attached
+/// within the same bound, by the tree's tracer thread ([`tree::seize`]).
+fn seize_bound(common: &CommonOpts) -> crate::infect::SeizeOpts<'static> {
+    let secs = match common.timeout {
+        0 => crate::opts::DEFAULT_TIMEOUT,
+        t => t,
+    };
+    pr_debug!("Freezing the tree: every task must stop within {secs} s (--timeout)");
+    crate::infect::SeizeOpts::within(std::time::Duration::from_secs(u64::from(secs)))
+}
+
 /// Without root, only our own user's processes (the kernel would refuse
 /// to seize others anyway; say so plainly, before trying).
 fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
@@ -422,7 +498,10 @@ fn check_owner(common: &CommonOpts, proc: &ProcDir) -> Result<(), DumpError> {
 
 /// The end of a dump: kill every task, or let them all go on (running or
 /// stopped), each on its tracer thread. Zombies are left to their parents.
+/// A frozen `--freeze-cgroup` cgroup is frozen again first (unless the
+/// tasks are killed), so they go back to frozen the moment they are let go.
 fn finish(mut tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+    tree.before_release(final_state == FinalState::Dead);
     let pending: Vec<_> = std::mem::take(&mut tree.tasks)
         .into_iter()
         .map(|t| {
@@ -597,7 +676,9 @@ fn gather_inside(
     pr_debug!("Parasite daemon running in task {pid}");
     fault("daemon")?;
     let step = infect_err("parasite DUMP_MISC");
-    c.misc = Some(parasite::misc(&mut daemon).map_err(step)?);
+    let misc = parasite::misc(&mut daemon).map_err(step)?;
+    task_state::refuse_thp_except_advised(pid, &misc)?;
+    c.misc = Some(misc);
     fault("misc")?;
     c.thread = Some(parasite::thread(&mut daemon).map_err(infect_err("parasite DUMP_THREAD"))?);
     for (th, data) in threads.iter_mut().zip(c.threads.iter_mut()) {
@@ -606,6 +687,8 @@ fn gather_inside(
                 .map_err(infect_err("parasite DUMP_THREAD in a thread"))?,
         );
     }
+    task_state::refuse_timer_slack(c)?;
+    task_state::refuse_thread_prctls(c)?;
     fault("thread")?;
     c.sigacts = Some(parasite::sigacts(&mut daemon).map_err(infect_err("parasite DUMP_SIGACTS"))?);
     fault("sigacts")?;
@@ -674,6 +757,7 @@ fn collect_outside(
     let proc_part::ProcPart {
         stat,
         vmas,
+        guards,
         ranges,
         auxv,
         rlimits,
@@ -681,6 +765,7 @@ fn collect_outside(
         loginuid,
         oom_score_adj,
         personality,
+        sched,
         exe,
         cwd,
         root,
@@ -751,6 +836,7 @@ fn collect_outside(
         stat,
         vmas,
         vma_file_ids,
+        guards,
         ranges,
         page_size,
         auxv,
@@ -764,6 +850,7 @@ fn collect_outside(
         loginuid,
         oom_score_adj,
         personality,
+        sched,
         obj_id: 1,
         files_id: 1,
         fs_id: 1,
@@ -773,7 +860,10 @@ fn collect_outside(
         cwd_id,
         root_id,
         ns,
-        stopped: task.state() == TaskState::Stopped,
+        stop_signo: match task.state() {
+            TaskState::Stopped(sig) => Some(sig as u32),
+            TaskState::Running => None,
+        },
         gp: *task.regs(),
         ext: task.ext_regs().clone(),
         sigmask: task.sigmask(),
@@ -786,6 +876,7 @@ fn collect_outside(
         nr_pages: 0,
         stats: write::Stats::default(),
         threads: Vec::new(),
+        lsm_profile: None,
     })
 }
 
@@ -797,10 +888,8 @@ fn collect_thread(
     let pid = proc.pid();
     let tid = th.tid();
     let t = rustix::process::Pid::from_raw(tid).ok_or(DumpError::NoTree)?;
-    let stat = proc
-        .task(tid)
-        .and_then(|d| d.stat())
-        .map_err(collect_err(pid, "thread stat"))?;
+    let sched = task_state::sched_of(pid, t)?;
+    task_state::refuse_thread_attrs(pid, t)?;
     Ok(write::ThreadData {
         tid,
         gp: *th.regs(),
@@ -809,16 +898,15 @@ fn collect_thread(
         signals_p: peek_signals(t, false).map_err(collect_err(pid, "thread signals"))?,
         robust: ptrace::get_robust_list(t).map_err(collect_err(pid, "thread robust list"))?,
         rseq: ptrace::rseq_config_for_dump(t).map_err(collect_err(pid, "thread rseq"))?,
-        nice: stat.nice,
-        policy: stat.policy,
-        rt_priority: stat.rt_priority,
+        sched,
         args: None,
     })
 }
 
 /// Memory whose contents live outside the task's pages and is not dumped
-/// yet (SysV shm, AIO rings) would come back empty: refuse it rather than
-/// lose data.
+/// yet (SysV shm, AIO rings) would come back empty, and hugetlb mappings
+/// would come back as ordinary pages or not at all: refuse them rather
+/// than lose data.
 fn refuse_unsupported_vmas(
     pid: i32,
     vmas: &[crate::proc::vmas::CollectedVma],
@@ -827,9 +915,17 @@ fn refuse_unsupported_vmas(
     for v in vmas {
         let e = &v.entry;
         let what = if e.is(VMA_AREA_SYSVIPC) {
-            "SysV shared memory"
+            "SysV shared memory".to_string()
         } else if e.is(VMA_AREA_AIORING) {
-            "an AIO ring"
+            "an AIO ring".to_string()
+        } else if e.flags & linux_raw_sys::general::MAP_HUGETLB != 0 {
+            // Anonymous (`/anon_hugepage`) or a hugetlbfs file: restore
+            // would map ordinary pages, or fail to map the file.
+            let name = v.vma.path().map(|p| p.display().to_string());
+            format!(
+                "a hugetlb mapping ({})",
+                name.as_deref().unwrap_or("anonymous")
+            )
         } else {
             continue;
         };

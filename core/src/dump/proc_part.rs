@@ -14,14 +14,17 @@ use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
 use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vmas::CollectedVma;
+use crate::sys::sched::SchedInfo;
 
-use super::{DumpError, collect_err, core_img, refuse_unsupported_vmas};
+use super::{DumpError, collect_err, core_img, refuse_unsupported_vmas, task_state};
 
 /// One task's `/proc` part.
 #[derive(Debug)]
 pub struct ProcPart {
     pub stat: Stat,
     pub vmas: Vec<CollectedVma>,
+    /// Guard regions (`MADV_GUARD_INSTALL`), start and end.
+    pub guards: Vec<(u64, u64)>,
     pub ranges: Vec<PageRange>,
     pub auxv: Vec<u64>,
     pub rlimits: Vec<crate::images::pb::RlimitEntry>,
@@ -29,6 +32,8 @@ pub struct ProcPart {
     pub loginuid: Option<u32>,
     pub oom_score_adj: Option<i32>,
     pub personality: u32,
+    /// The leader's scheduling (SCHED_DEADLINE refused).
+    pub sched: SchedInfo,
     pub exe: PathBuf,
     pub cwd: PathBuf,
     pub root: PathBuf,
@@ -42,6 +47,10 @@ fn read(proc: &ProcDir, cfg: &ClassifyConfig) -> Result<ProcPart, DumpError> {
         .collect_vmas(cfg)
         .map_err(collect_err(pid, "mappings"))?;
     refuse_unsupported_vmas(pid, &vmas)?;
+    let guards = mem::guards::guard_regions(pid, &vmas).map_err(|e| DumpError::Memory {
+        pid,
+        reason: e.to_string(),
+    })?;
     // vsyscall lies above user space and is not REGULAR; nothing else needs
     // a tighter bound here.
     let ranges = mem::pages_to_dump(pid, &vmas, u64::MAX).map_err(|e| DumpError::Memory {
@@ -52,18 +61,29 @@ fn read(proc: &ProcDir, cfg: &ClassifyConfig) -> Result<ProcPart, DumpError> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
         .map_err(collect_err(pid, "limits"))?;
     let rlimits = core_img::parse_limits(&limits).map_err(collect_err(pid, "limits"))?;
+    let proc_timers = proc.timers().map_err(collect_err(pid, "posix timers"))?;
+    let personality = proc
+        .personality()
+        .map_err(collect_err(pid, "personality"))?;
+    // Scheduling and the refusals of the leader's own attributes (no
+    // ptrace needed: the other threads' are read with them, on the
+    // task's tracer thread).
+    let tid = rustix::process::Pid::from_raw(pid).ok_or(DumpError::NoTree)?;
+    let sched = task_state::sched_of(pid, tid)?;
+    task_state::refuse_thread_attrs(pid, tid)?;
+    task_state::refuse_coredump_filter(proc)?;
     Ok(ProcPart {
         stat,
         vmas,
+        guards,
         ranges,
         auxv: auxv.words,
         rlimits,
-        proc_timers: proc.timers().map_err(collect_err(pid, "posix timers"))?,
+        proc_timers,
         loginuid: proc.loginuid().ok(),
         oom_score_adj: proc.oom_score_adj().ok(),
-        personality: proc
-            .personality()
-            .map_err(collect_err(pid, "personality"))?,
+        personality,
+        sched,
         exe: proc.exe().map_err(collect_err(pid, "exe link"))?,
         cwd: proc.cwd().map_err(collect_err(pid, "cwd"))?,
         root: proc.root().map_err(collect_err(pid, "root"))?,

@@ -15,10 +15,22 @@
 //! Whatever fails, every task seized so far is released as it was: the
 //! [`Seized`] handles undo their changes when the [`Tree`] is dropped
 //! (each on the thread that seized it).
+//! With `--freeze-cgroup` the tree holds the [`Freezer`] too, which
+//! freezes the cgroup again (if it was frozen) before any task is let go.
+//! Its threads are attached by the freezer, so the tree then has one
+//! tracer thread, which attaches the cgroup and seizes every task.
+//!
+//! Every task must stop within `--timeout` of the start of the seize
+//! ([`SeizeOpts`]): a task that never stops (frozen by a cgroup, stuck in
+//! the kernel) fails the dump, naming it, instead of hanging it.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::infect::{InfectError, Seized, SeizedThread};
+use super::freezer::Freezer;
+use crate::infect::{InfectError, SeizeOpts, Seized, SeizedThread};
 use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
 
@@ -76,9 +88,20 @@ impl TreeTask {
 pub struct Tree {
     pub tasks: Vec<TreeTask>,
     pub workers: Workers,
+    /// `--freeze-cgroup`'s cgroup (dropped after the tasks, on worker 0,
+    /// which attached its threads: it lets the cgroup's other threads go).
+    pub freezer: Option<Freezer>,
 }
 
 impl Tree {
+    /// Right before the tasks are let go (`killing`: by SIGKILL): the
+    /// freezer cgroup is frozen again if it was frozen before the dump.
+    pub fn before_release(&mut self, killing: bool) {
+        if let Some(f) = &mut self.freezer {
+            f.before_release(killing);
+        }
+    }
+
     /// Hands every task to its owner to drop (so released there as it
     /// was), waiting until all are. The tree is empty afterwards.
     pub fn release_all(&mut self) {
@@ -94,7 +117,13 @@ impl Tree {
 
 impl Drop for Tree {
     fn drop(&mut self) {
+        // A failed dump: frozen again first, then the tasks go, then the
+        // freezer's other threads (on the thread that attached them).
+        self.before_release(false);
         self.release_all();
+        if let Some(f) = self.freezer.take() {
+            self.workers.run(0, move || drop(f));
+        }
     }
 }
 
@@ -122,14 +151,44 @@ fn seize_err(pid: i32) -> impl FnOnce(InfectError) -> DumpError {
 /// listed once it stopped.
 type Seen = (Option<TreeTask>, Vec<i32>);
 
+/// The bound of the seize, and the threads the freezer attached, for
+/// every tracer thread's [`SeizeOpts`].
+#[derive(Clone)]
+struct Bound {
+    timeout: Duration,
+    deadline: Instant,
+    attached: Arc<[i32]>,
+}
+
+impl Bound {
+    fn opts(&self) -> SeizeOpts<'_> {
+        SeizeOpts {
+            timeout: self.timeout,
+            deadline: self.deadline,
+            attached: &self.attached,
+        }
+    }
+}
+
 /// Seize `root` and all its descendants, level by level, each level's
-/// tasks by all the tracer threads at once.
-pub fn seize(root: i32) -> Result<Tree, DumpError> {
+/// tasks by all the tracer threads at once, each within `opts`' deadline.
+/// With `freeze` (`--freeze-cgroup`), that cgroup is frozen and its
+/// threads attached first ([`Freezer::freeze_and_attach`], bounded by the
+/// same deadline), by the one tracer thread the tree then has; threads it
+/// attached are only waited for, and those outside the tree are kept
+/// stopped ([`Freezer::hold_bystanders`]).
+pub fn seize(root: i32, opts: SeizeOpts<'_>, freeze: Option<&Path>) -> Result<Tree, DumpError> {
     let proc = ProcDir::open(root).map_err(collect_err(root, "/proc"))?;
     // The root's children tell how wide the tree starts; the thread count
-    // is fixed here (tasks never change threads).
+    // is fixed here (tasks never change threads). The freezer's threads
+    // are traced by the thread that attached them: one worker then.
     let estimate = 1 + proc.process_children().map_or(0, |c| c.len()) * 4;
-    let workers = Workers::spawn(workers_for(estimate)).map_err(|e| DumpError::Collect {
+    let count = if freeze.is_some() {
+        1
+    } else {
+        workers_for(estimate)
+    };
+    let workers = Workers::spawn(count).map_err(|e| DumpError::Collect {
         pid: root,
         what: "tracer threads",
         reason: e.to_string(),
@@ -137,8 +196,26 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
     let mut tree = Tree {
         tasks: Vec::new(),
         workers,
+        freezer: None,
     };
-    let (t, kids) = tree.workers.run(0, move || seize_root(root, proc))?;
+    let (timeout, deadline) = (opts.timeout, opts.deadline);
+    let mut bound = Bound {
+        timeout,
+        deadline,
+        attached: Arc::from(opts.attached),
+    };
+    if let Some(dir) = freeze {
+        let dir = dir.to_path_buf();
+        let f = tree.workers.run(0, move || {
+            Freezer::freeze_and_attach(&dir, timeout, deadline)
+        })?;
+        bound.attached = f.attached().iter().chain(opts.attached).copied().collect();
+        tree.freezer = Some(f);
+    }
+    let b = bound.clone();
+    let (t, kids) = tree
+        .workers
+        .run(0, move || seize_root(root, proc, &b.opts()))?;
     tree.tasks.push(t);
     let mut known: HashSet<i32> = HashSet::from([root]);
     let mut next_owner = 1;
@@ -155,7 +232,9 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
             .map(|&(pid, parent)| {
                 let w = next_owner % tree.workers.len();
                 next_owner += 1;
-                tree.workers.submit(w, move || seize_child(pid, parent, w))
+                let b = bound.clone();
+                tree.workers
+                    .submit(w, move || seize_child(pid, parent, w, &b.opts()))
             })
             .collect();
         // Every answer is taken (and its task kept in the tree, to be
@@ -179,12 +258,32 @@ pub fn seize(root: i32) -> Result<Tree, DumpError> {
         }
     }
     tree.tasks = depth_first(std::mem::take(&mut tree.tasks));
+    hold_bystanders(&mut tree, timeout, deadline)?;
     Ok(tree)
 }
 
+/// The freezer's attached threads outside the tree, kept stopped until
+/// the end, by the thread that attached them (worker 0).
+fn hold_bystanders(tree: &mut Tree, timeout: Duration, deadline: Instant) -> Result<(), DumpError> {
+    let Some(mut f) = tree.freezer.take() else {
+        return Ok(());
+    };
+    let tids: HashSet<i32> = tree.tasks.iter().flat_map(|t| t.thread_ids()).collect();
+    let (f, r) = tree.workers.run(0, move || {
+        let r = f.hold_bystanders(|t| tids.contains(&t), timeout, deadline);
+        (f, r)
+    });
+    tree.freezer = Some(f);
+    Ok(r?)
+}
+
 /// The root, seized on worker 0, and its children.
-fn seize_root(root: i32, proc: ProcDir) -> Result<(TreeTask, Vec<i32>), DumpError> {
-    let (task, threads) = crate::infect::seize_process(root).map_err(seize_err(0))?;
+fn seize_root(
+    root: i32,
+    proc: ProcDir,
+    opts: &SeizeOpts<'_>,
+) -> Result<(TreeTask, Vec<i32>), DumpError> {
+    let (task, threads) = crate::infect::seize_process_with(root, opts).map_err(seize_err(0))?;
     // Dropped on error: released right here, on the thread that seized it.
     let kind = TaskKind::Alive {
         task: Box::new(task),
@@ -209,10 +308,15 @@ fn seize_root(root: i32, proc: ProcDir) -> Result<(TreeTask, Vec<i32>), DumpErro
     Ok((t, kids))
 }
 
-/// Seize child `pid` of `parent` (on worker `owner`, the calling thread),
-/// or record it as a zombie; and its children once it is stopped. `None`:
-/// it is gone already (reaped).
-fn seize_child(pid: i32, parent: i32, owner: usize) -> Result<Seen, DumpError> {
+/// Seize child `pid` of `parent` (on worker `owner`, the calling thread,
+/// within `opts`' deadline), or record it as a zombie; and its children
+/// once it is stopped. `None`: it is gone already (reaped).
+fn seize_child(
+    pid: i32,
+    parent: i32,
+    owner: usize,
+    opts: &SeizeOpts<'_>,
+) -> Result<Seen, DumpError> {
     let Ok(proc) = ProcDir::open(pid) else {
         return Ok((None, Vec::new()));
     };
@@ -234,7 +338,7 @@ fn seize_child(pid: i32, parent: i32, owner: usize) -> Result<Seen, DumpError> {
     if stat.state == STATE_ZOMBIE {
         return Ok((Some(zombie(stat, proc)), Vec::new()));
     }
-    match crate::infect::seize_process(pid) {
+    match crate::infect::seize_process_with(pid, opts) {
         Ok((task, threads)) => {
             // Dropped on error: released right here, on its own thread.
             let kind = TaskKind::Alive {

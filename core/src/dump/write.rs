@@ -11,6 +11,7 @@ use crate::proc::task::NsIds;
 use crate::proc::timers::PosixTimer as ProcTimer;
 use crate::proc::vmas::CollectedVma;
 use crate::sys::ptrace::{RseqConfig, SigInfo};
+use crate::sys::sched::SchedInfo;
 
 use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
 use super::files::FileTable;
@@ -29,9 +30,7 @@ pub struct ThreadData {
     pub signals_p: Vec<SigInfo>,
     pub robust: (u64, u64),
     pub rseq: Option<RseqConfig>,
-    pub nice: i64,
-    pub policy: u32,
-    pub rt_priority: u32,
+    pub sched: SchedInfo,
     pub args: Option<ThreadArgs>,
 }
 
@@ -42,6 +41,8 @@ pub struct Collected {
     pub stat: Stat,
     pub vmas: Vec<CollectedVma>,
     pub vma_file_ids: Vec<Option<u32>>,
+    /// `MADV_GUARD_INSTALL` guard regions inside the VMAs.
+    pub guards: Vec<(u64, u64)>,
     pub ranges: Vec<PageRange>,
     pub page_size: u64,
     pub auxv: Vec<u64>,
@@ -54,6 +55,8 @@ pub struct Collected {
     pub loginuid: Option<u32>,
     pub oom_score_adj: Option<i32>,
     pub personality: u32,
+    /// The leader's scheduling (the other threads have their own).
+    pub sched: SchedInfo,
     /// The task's kernel object ids (vm and sighand; one per task:
     /// threads share them, processes of the tree do not).
     pub obj_id: u32,
@@ -69,7 +72,8 @@ pub struct Collected {
     pub cwd_id: u32,
     pub root_id: u32,
     pub ns: NsIds,
-    pub stopped: bool,
+    /// The signal of the group stop it was in, if it was stopped.
+    pub stop_signo: Option<u32>,
     pub gp: criu_arch::GpRegs,
     pub ext: ExtRegs,
     pub sigmask: u64,
@@ -83,6 +87,9 @@ pub struct Collected {
     pub stats: Stats,
     /// The other threads, in tid order.
     pub threads: Vec<ThreadData>,
+    /// `creds.lsm_profile` of the task and its threads (their label is
+    /// criu's own, or the dump refused them).
+    pub lsm_profile: Option<String>,
 }
 
 /// What `stats-dump` reports.
@@ -232,7 +239,9 @@ pub fn write_tree_images(
     tree: &[TreeEntry],
     root_obj_id: u32,
     files: &FileTable,
+    lsm: crate::proc::lsm::Lsm,
 ) -> Result<(), ImageError> {
+    use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
     let root = tree.first().map_or(0, |t| t.pid);
     img.write_one(
@@ -243,7 +252,11 @@ pub fn write_tree_images(
             fdinfo_per_id: Some(true),
             root_ids: Some(kobj_ids(root_obj_id, root_obj_id, root_obj_id)),
             ns_per_id: Some(true),
-            lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+            lsmtype: Some(match lsm {
+                Lsm::None => pb::Lsmtype::NoLsm,
+                Lsm::AppArmor => pb::Lsmtype::Apparmor,
+                Lsm::SeLinux => pb::Lsmtype::Selinux,
+            } as i32),
             network_lock_method: Some(0),
             dump_criu_run_id: Some(run_id(root)),
             ..Default::default()
@@ -321,7 +334,11 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         .map_err(|e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())))?;
     let comm = core_img::comm_string(&thread.comm);
     core.tc = Some(pb::TaskCoreEntry {
-        task_state: if c.stopped { TASK_STOPPED } else { TASK_ALIVE },
+        task_state: if c.stop_signo.is_some() {
+            TASK_STOPPED
+        } else {
+            TASK_ALIVE
+        },
         exit_code: 0,
         personality: c.personality,
         flags: c.stat.flags,
@@ -336,19 +353,23 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         oom_score_adj: c.oom_score_adj,
         sigactions: core_img::sa_entries(sigacts),
         child_subreaper: Some(misc.child_subreaper != 0),
-        stop_signo: None,
+        membarrier_registration_mask: (misc.membarrier != 0).then_some(misc.membarrier),
+        stop_signo: c.stop_signo,
         ..Default::default()
     });
     core.thread_core = Some(pb::ThreadCoreEntry {
         futex_rla: c.robust.0,
         futex_rla_len: c.robust.1 as u32,
-        sched_nice: Some(c.stat.nice as i32),
-        sched_policy: Some(c.stat.policy),
-        sched_prio: (c.stat.rt_priority != 0).then_some(c.stat.rt_priority),
+        sched_nice: Some(c.sched.nice),
+        sched_policy: Some(c.sched.policy),
+        sched_prio: (c.sched.prio != 0).then_some(c.sched.prio),
         sas: Some(core_img::sas_entry(thread)),
         pdeath_sig: (thread.pdeath_sig != 0).then_some(thread.pdeath_sig as u32),
         signals_p: Some(signal_queue(&c.signals_p)),
-        creds: Some(core_img::creds_entry(&thread.creds)),
+        creds: Some(pb::CredsEntry {
+            lsm_profile: c.lsm_profile.clone(),
+            ..core_img::creds_entry(&thread.creds)
+        }),
         comm: Some(comm),
         rseq_entry: c
             .rseq
@@ -376,14 +397,17 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         tcore.thread_core = Some(pb::ThreadCoreEntry {
             futex_rla: t.robust.0,
             futex_rla_len: t.robust.1 as u32,
-            sched_nice: Some(t.nice as i32),
-            sched_policy: Some(t.policy),
-            sched_prio: (t.rt_priority != 0).then_some(t.rt_priority),
+            sched_nice: Some(t.sched.nice),
+            sched_policy: Some(t.sched.policy),
+            sched_prio: (t.sched.prio != 0).then_some(t.sched.prio),
             blk_sigset: Some(t.sigmask),
             sas: Some(core_img::sas_entry(args)),
             pdeath_sig: (args.pdeath_sig != 0).then_some(args.pdeath_sig as u32),
             signals_p: Some(signal_queue(&t.signals_p)),
-            creds: Some(core_img::creds_entry(&args.creds)),
+            creds: Some(pb::CredsEntry {
+                lsm_profile: c.lsm_profile.clone(),
+                ..core_img::creds_entry(&args.creds)
+            }),
             comm: Some(core_img::comm_string(&args.comm)),
             rseq_entry: t
                 .rseq
@@ -404,6 +428,11 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         .iter()
         .zip(&c.vma_file_ids)
         .map(|(v, id)| crate::mem::vma_entry(v, *id))
+        .chain(
+            c.guards
+                .iter()
+                .map(|&(s, e)| crate::mem::guards::guard_entry(s, e)),
+        )
         .collect();
     let s = &c.stat;
     img.write_one(

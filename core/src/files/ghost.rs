@@ -7,6 +7,7 @@
 //! every user opens it by that path, and it is unlinked once all have.
 
 use std::collections::HashMap;
+use std::io::{Seek, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,20 @@ fn kdev(dev: u64) -> u32 {
     ((major << 20) | (minor & 0xf_ffff)) as u32
 }
 
+/// Files at least this big are dumped as chunks of data, their holes
+/// left out (CRIU's `GHOST_CHUNKS_THRESH`); smaller ones whole.
+const CHUNKS_FROM: u64 = 3 * 4096;
+
+/// How ghosts are dumped: `--ghost-limit` (bytes of data, holes not
+/// counted, as CRIU counts `st_blocks`) and `--ghost-fiemap` (find the
+/// data with `FS_IOC_FIEMAP`, falling back to `SEEK_DATA`/`SEEK_HOLE`
+/// where the filesystem has no FIEMAP).
+#[derive(Clone, Copy, Debug)]
+pub struct GhostOpts {
+    pub limit: u64,
+    pub fiemap: bool,
+}
+
 /// One ghost to write: its entry and a descriptor to read it through.
 #[derive(Debug)]
 struct Dumped {
@@ -62,6 +77,7 @@ struct Dumped {
     entry: pb::GhostFileEntry,
     file: std::fs::File,
     size: u64,
+    fiemap: bool,
 }
 
 /// The ghosts of a dump and the remap entries naming them.
@@ -90,7 +106,7 @@ impl GhostTable {
         reg_id: u32,
         name: &Path,
         fd: OwnedFd,
-        limit: u64,
+        opts: GhostOpts,
     ) -> Result<(), GhostError> {
         let file = std::fs::File::from(fd);
         let m = file.metadata().map_err(io(name))?;
@@ -108,7 +124,7 @@ impl GhostTable {
             });
         }
         let used = m.blocks() * 512;
-        if used > limit {
+        if used > opts.limit {
             return Err(GhostError::TooBig { path, size: used });
         }
         let id = match self
@@ -135,10 +151,13 @@ impl GhostTable {
                         ino: Some(m.ino()),
                         atim: Some(tv(m.atime(), m.atime_nsec())),
                         mtim: Some(tv(m.mtime(), m.mtime_nsec())),
+                        chunks: (m.size() >= CHUNKS_FROM).then_some(true),
+                        size: (m.size() >= CHUNKS_FROM).then_some(m.size()),
                         ..Default::default()
                     },
                     file,
                     size: m.size(),
+                    fiemap: opts.fiemap,
                 });
                 id
             }
@@ -152,33 +171,133 @@ impl GhostTable {
     }
 
     /// Writes `remap-fpath.img` and each `ghost-file-ID.img` (the entry,
-    /// then the whole contents), if there are any.
+    /// then the contents: whole, or as `ghost_chunk_entry` headers each
+    /// followed by its run of data, holes left out), if there are any.
     pub fn write(&self, dir: &ImageDir) -> Result<(), GhostError> {
         if self.remaps.is_empty() {
             return Ok(());
         }
         dir.write_all(Kind::RemapFpath, 0, &self.remaps)?;
+        let mut buf = vec![0u8; 1 << 16];
         for g in &self.ghosts {
             let mut w = dir.writer(Kind::GhostFile, u64::from(g.id))?;
             w.write_message(&g.entry)?;
-            let mut buf = vec![0u8; 1 << 16];
-            let mut off = 0u64;
-            while off < g.size {
-                let want = buf.len().min((g.size - off) as usize);
-                let n = g
-                    .file
-                    .read_at(&mut buf[..want], off)
-                    .map_err(io(Path::new("ghost file")))?;
-                if n == 0 {
-                    break;
+            if g.entry.chunks == Some(true) {
+                for (off, len) in data_runs(&g.file, g.size, g.fiemap)? {
+                    w.write_message(&pb::GhostChunkEntry { len, off })?;
+                    copy_run(&g.file, off, len, &mut buf, &mut w)?;
                 }
-                w.write_payload(&buf[..n])?;
-                off += n as u64;
+            } else {
+                copy_run(&g.file, 0, g.size, &mut buf, &mut w)?;
             }
             w.finish()?;
         }
         Ok(())
     }
+}
+
+/// Copies `len` bytes at `off` of `file` into the image. The file cannot
+/// be shorter than its runs while the tasks are frozen; if it is anyway
+/// (someone outside truncated it), the image would lie: an error.
+fn copy_run(
+    file: &std::fs::File,
+    mut off: u64,
+    len: u64,
+    buf: &mut [u8],
+    w: &mut crate::images::writer::ImageWriter<impl std::io::Write>,
+) -> Result<(), GhostError> {
+    let end = off + len;
+    while off < end {
+        let want = buf.len().min((end - off) as usize);
+        let n = file
+            .read_at(&mut buf[..want], off)
+            .map_err(io(Path::new("ghost file")))?;
+        if n == 0 {
+            return Err(io(Path::new("ghost file"))(std::io::Error::other(format!(
+                "ended at {off} while dumped, {end} expected (truncated meanwhile?)"
+            ))));
+        }
+        w.write_payload(&buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// The runs of data (offset, length) in the first `size` bytes of `file`,
+/// in order: from FIEMAP when `fiemap` and the filesystem has it, else
+/// from `SEEK_DATA`/`SEEK_HOLE`, else (neither) the whole file as one run.
+fn data_runs(file: &std::fs::File, size: u64, fiemap: bool) -> Result<Vec<(u64, u64)>, GhostError> {
+    if fiemap && let Some(runs) = fiemap_runs(file, size)? {
+        crate::pr_debug!("ghost file: {} runs of data found with FIEMAP", runs.len());
+        return Ok(runs);
+    }
+    use rustix::fs::SeekFrom;
+    let err = |e: rustix::io::Errno| io(Path::new("ghost file"))(e.into());
+    let mut runs = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let data = match rustix::fs::seek(file, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            // No data after `pos`.
+            Err(rustix::io::Errno::NXIO) => break,
+            // No SEEK_DATA here: all of it is data.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) if pos == 0 => {
+                runs.push((0, size));
+                break;
+            }
+            Err(e) => return Err(err(e)),
+        };
+        if data >= size {
+            break;
+        }
+        let hole = rustix::fs::seek(file, SeekFrom::Hole(data))
+            .map_err(err)?
+            .min(size);
+        runs.push((data, hole - data));
+        pos = hole;
+    }
+    crate::pr_debug!(
+        "ghost file: {} runs of data found with SEEK_DATA",
+        runs.len()
+    );
+    Ok(runs)
+}
+
+/// [`data_runs`] from FIEMAP; `None` when the filesystem has no FIEMAP.
+fn fiemap_runs(file: &std::fs::File, size: u64) -> Result<Option<Vec<(u64, u64)>>, GhostError> {
+    use crate::sys::fiemap::{EXTENT_LAST, Extent, extents};
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut batch = [Extent::default(); 64];
+    let mut start = 0u64;
+    while start < size {
+        let n = match extents(file, start, size - start, &mut batch) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOTTY) if start == 0 => {
+                return Ok(None);
+            }
+            Err(e) => return Err(io(Path::new("ghost file (FIEMAP)"))(e.into())),
+        };
+        if n == 0 {
+            break;
+        }
+        for e in &batch[..n] {
+            // Extents may begin before `start` or run past the end.
+            let (s, end) = (e.logical.max(start), (e.logical + e.length).min(size));
+            if end <= s {
+                continue;
+            }
+            match runs.last_mut() {
+                Some(last) if last.0 + last.1 == s => last.1 += end - s,
+                _ => runs.push((s, end - s)),
+            }
+        }
+        let last = batch[n - 1];
+        if last.flags & EXTENT_LAST != 0 {
+            break;
+        }
+        start = start.max(last.logical + last.length);
+    }
+    Ok(Some(runs))
 }
 
 /// Ghost files created for a restore, unlinked when this is dropped
@@ -284,17 +403,21 @@ fn create_one(dir: &ImageDir, id: u32, name: &Path) -> Result<PathBuf, GhostErro
     let (path, file) = create_free(name, id)?;
     let filled = (|| -> Result<(), GhostError> {
         let err = io(&path);
-        if e.chunks == Some(true) {
-            while let Some(c) = r.next_message::<pb::GhostChunkEntry>()? {
-                let data = r.payload(c.len)?;
-                file.write_all_at(&data, c.off).map_err(io(&path))?;
-            }
-        } else {
-            let data = r.rest()?;
-            file.write_all_at(&data, 0).map_err(io(&path))?;
-        }
+        // Sized first, then only the runs of data written: holes stay holes.
         if let Some(size) = e.size {
             file.set_len(size).map_err(io(&path))?;
+        }
+        let mut out = &file;
+        if e.chunks == Some(true) {
+            while let Some(c) = r.next_message::<pb::GhostChunkEntry>()? {
+                out.seek(std::io::SeekFrom::Start(c.off))
+                    .map_err(io(&path))?;
+                r.copy_payload(c.len, &mut out)?;
+            }
+        } else if let Some(left) = r.remaining() {
+            r.copy_payload(left, &mut out)?;
+        } else {
+            out.write_all(&r.rest()?).map_err(io(&path))?;
         }
         let fd = std::os::fd::AsFd::as_fd(&file);
         rustix::fs::fchown(

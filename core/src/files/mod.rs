@@ -26,6 +26,7 @@ pub mod timerfd;
 pub mod tty;
 pub mod tty_restore;
 pub mod unix;
+mod unix_names;
 mod unix_restore;
 
 use std::collections::HashMap;

@@ -6,8 +6,9 @@
 //! window size, session, foreground group, lock, packet and exclusive
 //! modes) and the bytes queued in each direction in `tty-data.img`.
 //!
-//! Other terminals (`/dev/tty`, `/dev/console`, virtual consoles, serial
-//! lines) stay regular device files, reopened by path.
+//! `/dev/tty` and `/dev/console` stay regular device files, reopened by
+//! path; other terminals (virtual consoles, serial lines) are refused by
+//! the dump (`crate::dump::files`).
 //!
 //! Session and foreground group come from `/proc/PID/stat` of the task
 //! holding the fd (its `tty_nr` is the terminal's device if the terminal
@@ -95,6 +96,8 @@ struct End {
     packet: bool,
     hung: bool,
     own: OwnedFd,
+    /// Its path in the dumped task (for a master: where its slaves are).
+    path: String,
 }
 
 /// Terminals of one dump.
@@ -132,7 +135,7 @@ pub fn dump(
     };
     let info_id = info_id(index, master);
     if !st.ends.iter().any(|e| e.info_id == info_id) {
-        let (info, end) = info_of(ctx, meta, own, index, master)?;
+        let (info, end) = info_of(ctx, meta, own, index, master, &reg.name)?;
         st.infos.push(info);
         st.ends.push(end);
     }
@@ -166,6 +169,7 @@ fn info_of(
     own: OwnedFd,
     index: u32,
     master: bool,
+    path: &str,
 ) -> Result<(pb::TtyInfoEntry, End), FileError> {
     let info_id = info_id(index, master);
     let flag = |req| sys::get_int(&own, req).map(|v| v != 0).unwrap_or(false);
@@ -187,6 +191,10 @@ fn info_of(
         rdev: meta.rdev() as u32,
         dev: Some(meta.dev() as u32),
         pty: Some(pb::TtyPtyEntry { index }),
+        // The owner of the node (a slave's is whoever grantpt or a chown
+        // made it; a new pty's is the restoring tool's).
+        uid: Some(meta.uid()),
+        gid: Some(meta.gid()),
         ..Default::default()
     };
     // A hung-up terminal (its other end gone) answers EIO: only the
@@ -219,6 +227,7 @@ fn info_of(
         packet: info.packet_mode,
         hung,
         own,
+        path: path.to_string(),
     };
     Ok((info, end))
 }
@@ -287,6 +296,7 @@ pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
             )));
         }
     }
+    add_unopened_slaves(st);
     // Queued data of each pair, read now that nothing else runs.
     let mut data = Vec::new();
     for e in st
@@ -305,6 +315,50 @@ pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
     }
     st.data = data;
     Ok(())
+}
+
+/// A pty whose master is dumped but none of whose slave fds is still has
+/// a slave: its `tty_info_entry` (no file refers to it) carries what only
+/// the slave has, its owner, and the master's session, group and
+/// settings, which a restore would give it anyway. (A session whose
+/// controlling terminal it is finds it there.) The slave's node is found
+/// beside the master's `ptmx`; without it only the owner is missing.
+fn add_unopened_slaves(st: &mut TtyDump) {
+    for e in st.ends.iter().filter(|e| e.master) {
+        let sid = info_id(e.index, false);
+        if st.infos.iter().any(|i| i.id == sid) {
+            continue;
+        }
+        let Some(mut info) = st.infos.iter().find(|i| i.id == e.info_id).cloned() else {
+            continue;
+        };
+        let dir = std::path::Path::new(&e.path)
+            .parent()
+            .unwrap_or(std::path::Path::new("/dev"));
+        let pts = if dir.ends_with("pts") {
+            dir.to_path_buf()
+        } else {
+            dir.join("pts")
+        };
+        let node = std::fs::metadata(pts.join(e.index.to_string()))
+            .ok()
+            .filter(|m| pty_side(m.rdev()) == Some(PtySide::Slave(e.index)));
+        info.id = sid;
+        info.locked = false;
+        info.packet_mode = false;
+        info.exclusive = false;
+        info.rdev = node.as_ref().map_or(0, |m| m.rdev() as u32);
+        info.dev = node.as_ref().map(|m| m.dev() as u32);
+        info.uid = node.as_ref().map(|m| m.uid());
+        info.gid = node.as_ref().map(|m| m.gid());
+        st.infos.push(info);
+    }
+}
+
+/// Whether a dumped terminal has device number `rdev` (as `tty_nr` of
+/// `/proc/PID/stat` gives it).
+pub fn dumps_terminal(st: &TtyDump, rdev: u32) -> bool {
+    st.infos.iter().any(|i| i.rdev == rdev)
 }
 
 fn has_end(st: &TtyDump, index: u32, master: bool) -> bool {

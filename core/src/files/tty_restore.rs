@@ -38,6 +38,9 @@ pub struct PtyState {
     masters: HashMap<u32, Option<OwnedFd>>,
     /// Slave file ids opened with their pty (before it is locked again).
     slaves: HashMap<u32, OwnedFd>,
+    /// By index: a slave of a pty that is some session's controlling
+    /// terminal, for its leader (see [`unheld_ctty`]).
+    ctty: HashMap<u32, OwnedFd>,
     /// `orphan_pts_master`: masters of new ptys for slaves whose master
     /// was not dumped, for the RPC client.
     pub orphans: Vec<OwnedFd>,
@@ -51,6 +54,7 @@ impl PtyState {
             .into_values()
             .flatten()
             .chain(self.slaves.into_values())
+            .chain(self.ctty.into_values())
     }
 }
 
@@ -272,6 +276,18 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
         .map(|f| path_of(o, f, index, false))
         .unwrap_or_else(|| format!("/dev/pts/{index}"));
     let slave = open_noctty(&spath, OFlags::RDWR | OFlags::NONBLOCK).map_err(err)?;
+    // The owner the program gave the slave (chown, grantpt).
+    if let Some(s) = sinfo
+        && let (Some(uid), Some(gid)) = (s.uid, s.gid)
+        && rustix::fs::fstat(&slave).is_ok_and(|st| (st.st_uid, st.st_gid) != (uid, gid))
+    {
+        rustix::fs::fchown(
+            &slave,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| err(format!("fchown to {uid}:{gid}: {e}")))?;
+    }
     let info = sinfo.or(minfo);
     if let Some(t) = info.and_then(|i| i.termios.as_ref()) {
         // Raw while the queued bytes go back, so they arrive unchanged.
@@ -290,6 +306,12 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
     }
     if let Some(i) = info {
         set_params(&slave, i).map_err(err)?;
+    }
+    // A session's controlling terminal: a slave for its leader, opened
+    // while the pty is still unlocked.
+    if sinfo.or(minfo).is_some_and(|i| i.sid != 0) {
+        let fd = open_noctty(&spath, OFlags::RDWR).map_err(err)?;
+        o.ptys.ctty.insert(index, fd);
     }
     // Every slave file of this pty, opened while it is still unlocked.
     for (fid, f) in img.ttys.iter().filter(|(_, t)| t.tty_info_id == sid) {
@@ -402,6 +424,68 @@ pub enum TtyCall {
     SetCtty { fd: u32 },
     /// `TIOCSPGRP` on `fd`: the terminal's foreground group.
     SetPgrp { fd: u32, pgrp: i32 },
+    /// `close(fd)`: a slave opened only to take the terminal back.
+    Close { fd: u32 },
+}
+
+/// A session's controlling terminal that none of its leader's fds holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnheldCtty {
+    /// The pty's index.
+    pub index: u32,
+    /// Its foreground process group.
+    pub pgrp: u32,
+}
+
+/// The controlling terminal of session `pid` (its leader holding
+/// `fdinfo`) if it is a pty of the images none of those fds is a slave
+/// of: the leader held only the master, or a child of its session holds
+/// the slave (CRIU opens it for the leader the same way).
+pub fn unheld_ctty(img: &FileImages, fdinfo: &[pb::FdinfoEntry], pid: u32) -> Option<UnheldCtty> {
+    let holds_slave = fdinfo.iter().any(|fi| {
+        img.ttys.get(&fi.id).is_some_and(|f| {
+            matches!(img.tty_role(f), Some(TtyRole::Slave(_)))
+                && img.tty_info(f).is_some_and(|i| i.sid == pid)
+        })
+    });
+    if holds_slave {
+        return None;
+    }
+    let info = img
+        .tty_infos
+        .values()
+        .filter(|i| i.r#type == pb::TtyType::Pty as i32 && i.sid == pid)
+        .min_by_key(|i| i.id)?;
+    let index = info.pty.as_ref()?.index;
+    // Only a pty this restore makes (its master is in the images).
+    let master = info_id(index, true);
+    img.ttys
+        .values()
+        .any(|f| f.tty_info_id == master)
+        .then_some(UnheldCtty {
+            index,
+            pgrp: info.pgrp,
+        })
+}
+
+impl Opener<'_> {
+    /// A slave of pty `index` (made now if it is not yet) for its
+    /// session leader to take as its controlling terminal.
+    pub fn ctty_slave(&mut self, index: u32) -> Result<OwnedFd, FileError> {
+        let master = info_id(index, true);
+        let id = self
+            .img
+            .ttys
+            .iter()
+            .find(|(_, f)| f.tty_info_id == master)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| restore_err(0, KIND, format!("pts {index}: no master in the images")))?;
+        make_pty(self, id, index)?;
+        self.ptys
+            .ctty
+            .remove(&index)
+            .ok_or_else(|| restore_err(id, KIND, format!("pts {index}: its slave was not opened")))
+    }
 }
 
 /// The terminal calls of task `pid` (session `sid`) holding `fdinfo`;

@@ -197,26 +197,7 @@ pub fn dump(
             ));
         }
     }
-    if sk.name.first().is_some_and(|&c| c != b'/' && c != 0) {
-        return Err(ctx.err(
-            KIND,
-            format!(
-                "bound to the relative name {:?}, which cannot be dumped yet",
-                printable(&sk.name)
-            ),
-        ));
-    }
-    // A path name whose file is gone or replaced was unlinked.
-    let deleted = match (sk.name.first(), sk.vfs) {
-        (Some(b'/'), Some((vfs_ino, _))) => {
-            use std::os::unix::ffi::OsStrExt;
-            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path_bytes(&sk.name)));
-            std::fs::symlink_metadata(p)
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != u64::from(vfs_ino))
-                .unwrap_or(true)
-        }
-        _ => false,
-    };
+    let (deleted, file_perms, name_dir) = socket_file(ctx, &sk)?;
     st.unix.ids.insert(ino, id);
     st.unix.seen.push((ino, ctx.pid, ctx.fd));
     let entry = pb::UnixSkEntry {
@@ -233,6 +214,8 @@ pub fn dump(
         name: sk.name.clone(),
         shutdown: (sk.shutdown != 0).then_some(i32::from(sk.shutdown & 3)),
         deleted: deleted.then_some(true),
+        file_perms,
+        name_dir,
         ..Default::default()
     };
     Ok((
@@ -243,6 +226,57 @@ pub fn dump(
             usk: Some(entry),
             ..Default::default()
         }),
+    ))
+}
+
+/// The socket file of a socket bound to a path: whether it was removed
+/// (gone, or another file at its path: `deleted`), else its mode and owner
+/// (`file_perms`); for a name relative to the directory it was bound in,
+/// that directory, found as CRIU does (the task's cwd, then its root,
+/// holding the socket's file): `name_dir`.
+#[allow(clippy::type_complexity)]
+fn socket_file(
+    ctx: &FdCtx,
+    sk: &UnixSock,
+) -> Result<(bool, Option<pb::FilePermsEntry>, Option<String>), FileError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let (Some(&first), Some((vfs_ino, _))) = (sk.name.first(), sk.vfs) else {
+        return Ok((false, None, None));
+    };
+    if first == 0 {
+        return Ok((false, None, None));
+    }
+    let name = std::path::Path::new(std::ffi::OsStr::from_bytes(path_bytes(&sk.name)));
+    let perms = |m: &std::fs::Metadata| pb::FilePermsEntry {
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+    };
+    if first == b'/' {
+        return Ok(match std::fs::symlink_metadata(name) {
+            Ok(m) if m.ino() == u64::from(vfs_ino) => (false, Some(perms(&m)), None),
+            _ => (true, None, None),
+        });
+    }
+    for link in ["cwd", "root"] {
+        let Ok(dir) = std::fs::read_link(format!("/proc/{}/{link}", ctx.pid)) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::symlink_metadata(dir.join(name))
+            && m.ino() == u64::from(vfs_ino)
+        {
+            let dir = String::from_utf8_lossy(dir.as_os_str().as_bytes()).into_owned();
+            return Ok((false, Some(perms(&m)), Some(dir)));
+        }
+    }
+    Err(ctx.err(
+        KIND,
+        format!(
+            "bound to the relative name {:?}, whose file is in neither its cwd nor its root \
+             (removed, or bound in another directory)",
+            printable(&sk.name)
+        ),
     ))
 }
 
@@ -389,9 +423,9 @@ pub fn check(img: &FileImages) -> Result<(), FileError> {
         if u.state == u32::from(TCP_LISTEN) && u.name.is_empty() {
             return Err(err("a listener without a name".into()));
         }
-        if u.name.first().is_some_and(|&c| c != b'/' && c != 0) {
+        if u.name.first().is_some_and(|&c| c != b'/' && c != 0) && u.name_dir.is_none() {
             return Err(err(format!(
-                "relative name {:?} cannot be bound again yet",
+                "relative name {:?} without the directory it was bound in (name_dir)",
                 printable(&u.name)
             )));
         }

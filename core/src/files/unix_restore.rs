@@ -8,9 +8,10 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 
 use super::unix::{
-    SOCK_DGRAM, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, addr, path_bytes, printable,
-    send_flags, shutdown_how, socket,
+    SOCK_DGRAM, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, printable, send_flags, shutdown_how,
+    socket,
 };
+use super::unix_names::Names;
 use super::{FileError, FileImages, restore_err};
 use crate::images::pb;
 
@@ -131,36 +132,8 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
     Ok(roles)
 }
 
-/// Binds `fd` to the dumped name: a stale socket file in the way is
-/// removed first (anything else there is an error); a name that was
-/// unlinked is unlinked again.
-fn bind(fd: &OwnedFd, u: &pb::UnixSkEntry) -> Result<(), String> {
-    if u.name.is_empty() {
-        return Ok(());
-    }
-    let a = addr(&u.name).map_err(|e| format!("its name: {e}"))?;
-    let path = (u.name[0] == b'/').then(|| {
-        use std::os::unix::ffi::OsStrExt;
-        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path_bytes(&u.name)))
-    });
-    if let Some(p) = &path
-        && let Ok(m) = std::fs::symlink_metadata(p)
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if !m.file_type().is_socket() {
-            return Err(format!("{} exists and is not a socket", p.display()));
-        }
-        std::fs::remove_file(p).map_err(|e| format!("removing stale {}: {e}", p.display()))?;
-    }
-    rustix::net::bind(fd, &a).map_err(|e| format!("bind: {e}"))?;
-    if let (Some(p), Some(true)) = (&path, u.deleted) {
-        std::fs::remove_file(p).map_err(|e| format!("unlinking {}: {e}", p.display()))?;
-    }
-    Ok(())
-}
-
-fn connect(fd: &OwnedFd, to: &pb::UnixSkEntry) -> Result<(), String> {
-    let a = addr(&to.name).map_err(|e| format!("peer name: {e}"))?;
+fn connect(fd: &OwnedFd, to: &pb::UnixSkEntry, names: &Names) -> Result<(), String> {
+    let a = names.addr_of(to).map_err(|e| format!("peer name: {e}"))?;
     rustix::net::connect(fd, &a).map_err(|e| format!("connect to {}: {e}", printable(&to.name)))
 }
 
@@ -172,11 +145,12 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     let mut ids: Vec<u32> = roles.keys().copied().collect();
     ids.sort_unstable();
     let entry = |id: u32| &img.unix[&id];
-    let new_bound = |id: u32| -> Result<OwnedFd, FileError> {
+    let mut names = Names::default();
+    let new_bound = |id: u32, names: &mut Names| -> Result<OwnedFd, FileError> {
         let u = entry(id);
         let e = |w: String| restore_err(id, KIND, w);
         let fd = socket(u.r#type).map_err(|x| e(format!("socket: {x}")))?;
-        bind(&fd, u).map_err(e)?;
+        names.bind(&fd, u).map_err(e)?;
         Ok(fd)
     };
 
@@ -184,14 +158,14 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     for &id in &ids {
         match roles[&id] {
             Role::Listener => {
-                let fd = new_bound(id)?;
+                let fd = new_bound(id, &mut names)?;
                 let backlog = i32::try_from(entry(id).backlog).unwrap_or(i32::MAX);
                 rustix::net::listen(&fd, backlog)
                     .map_err(|x| restore_err(id, KIND, format!("listen: {x}")))?;
                 fds.insert(id, fd);
             }
             Role::Alone | Role::ConnectTo { .. } => {
-                fds.insert(id, new_bound(id)?);
+                fds.insert(id, new_bound(id, &mut names)?);
             }
             _ => {}
         }
@@ -202,9 +176,9 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         let Role::Client { listener, peer_id } = roles[&id] else {
             continue;
         };
-        let fd = new_bound(id)?;
+        let fd = new_bound(id, &mut names)?;
         let l = by_ino[&listener];
-        connect(&fd, l).map_err(|w| restore_err(id, KIND, w))?;
+        connect(&fd, l, &names).map_err(|w| restore_err(id, KIND, w))?;
         let lfd = fds
             .get(&l.id)
             .ok_or_else(|| restore_err(id, KIND, format!("listener {listener} was not created")))?;
@@ -230,7 +204,9 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
             // Only datagram pairs bind names of their own (a stream
             // side's name is its listener's, and that one is gone).
             if entry(side).r#type == SOCK_DGRAM {
-                bind(fd, entry(side)).map_err(|w| restore_err(side, KIND, w))?;
+                names
+                    .bind(fd, entry(side))
+                    .map_err(|w| restore_err(side, KIND, w))?;
             } else if !entry(side).name.is_empty() {
                 crate::pr_warn!(
                     "unix socket {} (file id {side}): its name is not restored \
@@ -262,13 +238,13 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     for &id in &ids {
         match roles[&id] {
             Role::Pending { listener } => {
-                let fd = new_bound(id)?;
-                connect(&fd, by_ino[&listener]).map_err(|w| restore_err(id, KIND, w))?;
+                let fd = new_bound(id, &mut names)?;
+                connect(&fd, by_ino[&listener], &names).map_err(|w| restore_err(id, KIND, w))?;
                 fds.insert(id, fd);
             }
             Role::ConnectTo { peer } => {
                 let fd = &fds[&id];
-                connect(fd, by_ino[&peer]).map_err(|w| restore_err(id, KIND, w))?;
+                connect(fd, by_ino[&peer], &names).map_err(|w| restore_err(id, KIND, w))?;
             }
             _ => {}
         }
@@ -279,7 +255,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         opts(fd, &entry(id).opts)
             .map_err(|x| restore_err(id, KIND, format!("socket options: {x}")))?;
     }
-    queues(img, &by_ino, &fds, &orphan_peers)?;
+    queues(img, &by_ino, &fds, &orphan_peers, &names)?;
     drop(orphan_peers);
     for (&id, fd) in &fds {
         let u = entry(id);
@@ -303,6 +279,7 @@ fn queues(
     by_ino: &HashMap<u32, &pb::UnixSkEntry>,
     fds: &HashMap<u32, OwnedFd>,
     orphan_peers: &HashMap<u32, OwnedFd>,
+    names: &Names,
 ) -> Result<(), FileError> {
     let mut temp: Option<OwnedFd> = None;
     for (pe, data) in &img.sk_queues {
@@ -320,7 +297,7 @@ fn queues(
                 if temp.is_none() {
                     temp = Some(socket(SOCK_DGRAM).map_err(|x| e(format!("socket: {x}")))?);
                 }
-                let a = addr(&recv.name).map_err(|x| e(format!("name: {x}")))?;
+                let a = names.addr_of(recv).map_err(|x| e(format!("name: {x}")))?;
                 let t = temp.as_ref().ok_or_else(|| e("no socket".into()))?;
                 rustix::net::sendto(t, data, send_flags(), &a)
             }

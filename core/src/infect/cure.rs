@@ -5,7 +5,7 @@
 use rustix::process::Signal;
 
 use super::error::InfectError;
-use super::seize::{Seized, TaskState};
+use super::seize::Seized;
 use crate::sys::ptrace;
 
 impl Seized {
@@ -33,7 +33,7 @@ impl Seized {
         // held, so it stops again as soon as we detach. (The kernel also
         // re-enters a group stop still in force on detach; the extra SIGSTOP
         // is then discarded by the next SIGCONT.)
-        if self.state == TaskState::Stopped || self.stop_on_release {
+        if self.state.is_stopped() || self.stop_on_release {
             let sent = rustix::process::kill_process(self.pid, Signal::STOP).map_err(|source| {
                 InfectError::Local {
                     op: "kill(SIGSTOP) to re-stop the task",

@@ -15,7 +15,11 @@ impl Daemon<'_, '_> {
         let tid = self.parasite.task().pid;
         ptrace::interrupt(tid).map_err(InfectError::ptrace(pid, "INTERRUPT"))?;
         loop {
-            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+            let status = ptrace::wait(tid).map_err(InfectError::wait(
+                pid,
+                "stop for our PTRACE_INTERRUPT of the parasite",
+                ptrace::WAIT_BOUND,
+            ))?;
             let task = self.parasite.task_mut();
             match status {
                 WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
@@ -77,7 +81,11 @@ impl Daemon<'_, '_> {
         let at = loop {
             ptrace::cont_syscall(tid, 0).map_err(InfectError::ptrace(pid, "SYSCALL"))?;
             self.running = true;
-            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+            let status = ptrace::wait(tid).map_err(InfectError::wait(
+                pid,
+                "reach its next syscall stop on the way out of the parasite",
+                ptrace::WAIT_BOUND,
+            ))?;
             self.running = false;
             let task = self.parasite.task_mut();
             match status {
@@ -160,7 +168,11 @@ impl Daemon<'_, '_> {
         ptrace::set_gp_regs(tid, &regs).map_err(InfectError::ptrace(pid, "SETREGSET"))?;
         loop {
             ptrace::cont_syscall(tid, 0).map_err(InfectError::ptrace(pid, "SYSCALL"))?;
-            let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+            let status = ptrace::wait(tid).map_err(InfectError::wait(
+                pid,
+                "stop at the exit of its pending syscall",
+                ptrace::WAIT_BOUND,
+            ))?;
             let task = self.parasite.task_mut();
             match status {
                 WaitStatus::SyscallStop => return Ok(()),

@@ -12,6 +12,14 @@ pub enum InfectError {
     #[error("cannot seize task {pid}: {source}")]
     Seize { pid: i32, source: Errno },
 
+    /// Traced by someone else (a debugger, or a task of the tree): only
+    /// one tracer at a time, and a tracer's hold cannot be restored.
+    #[error(
+        "task {pid} is traced by {tracer} (ptrace): a traced task cannot be dumped \
+         (detach the tracer first)"
+    )]
+    Traced { pid: i32, tracer: i32 },
+
     /// The task is a zombie or exited before we could stop it.
     #[error("task {pid} is dead or a zombie")]
     Dead { pid: i32 },
@@ -36,6 +44,15 @@ pub enum InfectError {
         pid: i32,
         op: &'static str,
         source: Errno,
+    },
+
+    /// The task neither stopped nor ended within the bound of a wait
+    /// (a frozen cgroup, a task stuck in the kernel).
+    #[error("task {pid} did not {what} within {secs} s")]
+    Timeout {
+        pid: i32,
+        what: &'static str,
+        secs: u64,
     },
 
     /// The task stopped in a way the current step did not expect.
@@ -109,5 +126,27 @@ impl InfectError {
     /// Shorthand for a failed ptrace request.
     pub(crate) fn ptrace(pid: i32, op: &'static str) -> impl FnOnce(Errno) -> InfectError {
         move |source| InfectError::Ptrace { pid, op, source }
+    }
+
+    /// Shorthand for a failed wait for the task, which waited `bound` for
+    /// it to `what` (`"stop for our PTRACE_INTERRUPT"`): a wait that ran
+    /// out says so and what it waited for.
+    pub(crate) fn wait(
+        pid: i32,
+        what: &'static str,
+        bound: std::time::Duration,
+    ) -> impl FnOnce(Errno) -> InfectError {
+        move |source| match source {
+            Errno::TIMEDOUT => InfectError::Timeout {
+                pid,
+                what,
+                secs: bound.as_secs().max(1),
+            },
+            source => InfectError::Ptrace {
+                pid,
+                op: "wait4",
+                source,
+            },
+        }
     }
 }

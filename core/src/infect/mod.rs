@@ -32,9 +32,9 @@ pub mod threads;
 pub use daemon::Daemon;
 pub use error::InfectError;
 pub use parasite::Parasite;
-pub use seize::{ExtRegs, Seized, TaskState};
+pub use seize::{ExtRegs, SeizeOpts, Seized, TaskState};
 pub use shmem::SharedArea;
-pub use threads::{SeizedThread, seize_process};
+pub use threads::{SeizedThread, seize_process, seize_process_with};
 
 use linux_raw_sys::general as sig;
 

@@ -3,6 +3,8 @@
 //! (registers, FP/vector state, signal mask) so that it can be put back
 //! exactly.
 
+use std::time::{Duration, Instant};
+
 use criu_arch::GpRegs;
 use rustix::process::Pid;
 
@@ -16,9 +18,15 @@ use crate::sys::ptrace::{self, EVENT_STOP, SigSet, WaitStatus, note, options};
 pub enum TaskState {
     /// Running (or sleeping): it is resumed when released.
     Running,
-    /// In a group stop (SIGSTOP and friends): it is stopped again when
-    /// released.
-    Stopped,
+    /// In a group stop by this signal (SIGSTOP, SIGTSTP, SIGTTIN or
+    /// SIGTTOU, CRIU's `stop_signo`): it is stopped again when released.
+    Stopped(i32),
+}
+
+impl TaskState {
+    pub fn is_stopped(self) -> bool {
+        matches!(self, TaskState::Stopped(_))
+    }
 }
 
 /// The extended register set: the XSAVE area on x86_64, the FP/vector set
@@ -57,6 +65,56 @@ pub struct Seized {
     pub(super) released: bool,
 }
 
+/// How a process is taken hold of.
+#[derive(Clone, Copy, Debug)]
+pub struct SeizeOpts<'a> {
+    /// How long every thread may take to stop (`--timeout`), for messages.
+    pub timeout: Duration,
+    /// When every thread must have stopped: `timeout` after freezing the
+    /// tree began.
+    pub deadline: Instant,
+    /// Threads the caller has already `PTRACE_SEIZE`d and interrupted (the
+    /// tasks of a freezer cgroup, seized while frozen): only waited for.
+    pub attached: &'a [i32],
+}
+
+impl SeizeOpts<'static> {
+    /// Every thread stops within `timeout` from now; none is attached yet.
+    pub fn within(timeout: Duration) -> SeizeOpts<'static> {
+        SeizeOpts {
+            timeout,
+            deadline: Instant::now() + timeout,
+            attached: &[],
+        }
+    }
+}
+
+impl SeizeOpts<'_> {
+    /// Was `tid` attached by the caller?
+    pub(super) fn is_attached(&self, tid: i32) -> bool {
+        self.attached.contains(&tid)
+    }
+
+    /// `PTRACE_SEIZE` and `PTRACE_INTERRUPT` `tid` (unless the caller did),
+    /// then wait for the stop. `EPERM`/`ESRCH` of the seize come back as
+    /// [`InfectError::Seize`].
+    pub(super) fn stop(&self, tid: Pid) -> Result<TaskState, InfectError> {
+        let pid = tid.as_raw_nonzero().get();
+        if !self.is_attached(pid) {
+            ptrace::seize(tid, options::TRACESYSGOOD).map_err(|source| seize_error(pid, source))?;
+            if let Err(e) = ptrace::interrupt(tid) {
+                detach_seized(tid);
+                return Err(InfectError::ptrace(pid, "INTERRUPT")(e));
+            }
+        }
+        wait_interrupt_stop(tid, self.deadline, self.timeout).inspect_err(|_| detach_seized(tid))
+    }
+}
+
+/// How long the clean-up of a failed seize waits for the task to stop:
+/// one that did not stop for the first interrupt will not for the second.
+const DETACH_WAIT: Duration = Duration::from_secs(1);
+
 /// Largest extended register set we read; x86 XSAVE with AMX is ~11 KiB.
 const EXT_REGS_MAX: usize = 64 * 1024;
 
@@ -74,7 +132,9 @@ pub(super) fn detach_seized(pid: Pid) {
     if ptrace::detach(pid, 0).is_ok() {
         return;
     }
-    if ptrace::interrupt(pid).is_ok() && wait_interrupt_stop(pid).is_ok() {
+    if ptrace::interrupt(pid).is_ok()
+        && wait_interrupt_stop(pid, Instant::now() + DETACH_WAIT, DETACH_WAIT).is_ok()
+    {
         let _ = ptrace::detach(pid, 0);
     }
 }
@@ -89,19 +149,24 @@ impl Drop for DetachGuard {
 }
 
 impl Seized {
-    /// Seize task `pid` and stop it. The task must be single-threaded, alive,
-    /// not traced by anyone else, and without a pending SIGTRAP.
+    /// Seize task `pid` and stop it (waiting up to [`ptrace::WAIT_BOUND`]).
+    /// The task must be single-threaded, alive, not traced by anyone else,
+    /// and without a pending SIGTRAP.
     pub fn seize(pid: i32) -> Result<Seized, InfectError> {
-        Seized::seize_inner(pid, false)
+        Seized::seize_inner(pid, false, &SeizeOpts::within(ptrace::WAIT_BOUND))
     }
 
     /// Seize the leader `pid` of a process whose other threads the caller
     /// has already seized ([`super::threads::seize_process`]).
-    pub(super) fn seize_multi(pid: i32) -> Result<Seized, InfectError> {
-        Seized::seize_inner(pid, true)
+    pub(super) fn seize_multi(pid: i32, opts: &SeizeOpts<'_>) -> Result<Seized, InfectError> {
+        Seized::seize_inner(pid, true, opts)
     }
 
-    fn seize_inner(pid: i32, threads_ok: bool) -> Result<Seized, InfectError> {
+    fn seize_inner(
+        pid: i32,
+        threads_ok: bool,
+        opts: &SeizeOpts<'_>,
+    ) -> Result<Seized, InfectError> {
         let check_status = |pid: i32, status: &TaskStatus| {
             if threads_ok {
                 check_alive(pid, status)
@@ -110,14 +175,12 @@ impl Seized {
             }
         };
         let tid = Pid::from_raw(pid).ok_or(InfectError::Dead { pid })?;
-        let status = TaskStatus::read(pid)?;
-        check_status(pid, &status)?;
-
-        ptrace::seize(tid, options::TRACESYSGOOD)
-            .map_err(|source| InfectError::Seize { pid, source })?;
+        if !opts.is_attached(pid) {
+            let status = TaskStatus::read(pid)?;
+            check_status(pid, &status)?;
+        }
+        let state = opts.stop(tid)?;
         let mut guard = DetachGuard(Some(tid));
-        ptrace::interrupt(tid).map_err(InfectError::ptrace(pid, "INTERRUPT"))?;
-        let state = wait_interrupt_stop(tid)?;
 
         // Read again now that it cannot change under us.
         let status = TaskStatus::read(pid)?;
@@ -193,6 +256,21 @@ impl Seized {
     }
 }
 
+/// Why `PTRACE_SEIZE` of `pid` failed: EPERM of a task someone else
+/// traces is said so, by name.
+pub(super) fn seize_error(pid: i32, source: rustix::io::Errno) -> InfectError {
+    if source == rustix::io::Errno::PERM
+        && let Ok(st) = TaskStatus::read(pid)
+        && st.tracer != 0
+    {
+        return InfectError::Traced {
+            pid,
+            tracer: st.tracer as i32,
+        };
+    }
+    InfectError::Seize { pid, source }
+}
+
 fn check_alive(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
     if matches!(status.state, 'Z' | 'X' | 'x') {
         return Err(InfectError::Dead { pid });
@@ -214,18 +292,27 @@ fn check_status(pid: i32, status: &TaskStatus) -> Result<(), InfectError> {
 /// Wait for the stop our `PTRACE_INTERRUPT` asked for. A signal that arrives
 /// first is delivered (the interrupt stays pending and follows), as CRIU's
 /// `compel_wait_task` does. The stop's signal tells a running task
-/// (`SIGTRAP`) from one in a group stop (its stop signal).
-pub(super) fn wait_interrupt_stop(tid: Pid) -> Result<TaskState, InfectError> {
+/// (`SIGTRAP`) from one in a group stop (its stop signal). Gives up at
+/// `deadline` (`bound` after the wait began, for the message).
+pub(super) fn wait_interrupt_stop(
+    tid: Pid,
+    deadline: Instant,
+    bound: Duration,
+) -> Result<TaskState, InfectError> {
     let pid = tid.as_raw_nonzero().get();
     loop {
-        let status = ptrace::wait(tid).map_err(InfectError::ptrace(pid, "wait4"))?;
+        let status = ptrace::wait_until(tid, deadline).map_err(InfectError::wait(
+            pid,
+            "stop for our PTRACE_INTERRUPT (is it frozen, or stuck in the kernel?)",
+            bound,
+        ))?;
         match status {
             WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
                 return Err(InfectError::Gone { pid, status });
             }
             WaitStatus::Stopped { sig, event } if event == EVENT_STOP => {
                 return Ok(if is_stop_signal(sig) {
-                    TaskState::Stopped
+                    TaskState::Stopped(sig)
                 } else {
                     TaskState::Running
                 });

@@ -45,7 +45,11 @@ impl Seized {
             .map_err(InfectError::ptrace(pid, "SETSIGMASK"))?;
         ptrace::cont(self.pid, 0).map_err(InfectError::ptrace(pid, "CONT"))?;
         loop {
-            let status = ptrace::wait(self.pid).map_err(InfectError::ptrace(pid, "wait4"))?;
+            let status = ptrace::wait(self.pid).map_err(InfectError::wait(
+                pid,
+                "trap at the end of injected code",
+                ptrace::WAIT_BOUND,
+            ))?;
             match status {
                 WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
                     // Nothing left to restore or detach from.

@@ -19,6 +19,8 @@ pub struct TaskStatus {
     pub seccomp: u32,
     /// Number of threads.
     pub threads: u32,
+    /// The task's tracer (0: none).
+    pub tracer: u32,
 }
 
 impl TaskStatus {
@@ -48,6 +50,7 @@ impl TaskStatus {
                 "SigBlk" => st.blocked = hex(value)?,
                 "Seccomp" => st.seccomp = dec(value)?,
                 "Threads" => st.threads = dec(value)?,
+                "TracerPid" => st.tracer = dec(value)?,
                 _ => {}
             }
         }

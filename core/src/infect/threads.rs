@@ -8,9 +8,9 @@ use criu_arch::GpRegs;
 use rustix::process::Pid;
 
 use super::error::InfectError;
-use super::seize::{ExtRegs, Seized, read_ext_regs, wait_interrupt_stop, write_ext_regs};
+use super::seize::{ExtRegs, SeizeOpts, Seized, read_ext_regs, write_ext_regs};
 use super::syscall::TRAP_ONLY_MASK;
-use super::{SIGTRAP, TaskState, is_fault_signal, is_stop_signal};
+use super::{SIGTRAP, is_fault_signal, is_stop_signal};
 use crate::sys::ptrace::{self, SigSet, WaitStatus, options};
 
 /// A seized non-leader thread and what to put back when it is let go.
@@ -27,10 +27,9 @@ pub struct SeizedThread {
 }
 
 impl SeizedThread {
-    fn seize(tid: i32) -> Result<SeizedThread, InfectError> {
+    fn seize(tid: i32, opts: &SeizeOpts<'_>) -> Result<SeizedThread, InfectError> {
         let t = Pid::from_raw(tid).ok_or(InfectError::Dead { pid: tid })?;
-        ptrace::seize(t, options::TRACESYSGOOD)
-            .map_err(|source| InfectError::Seize { pid: tid, source })?;
+        let state = opts.stop(t)?;
         let mut th = SeizedThread {
             tid: t,
             regs: GpRegs::default(),
@@ -49,11 +48,7 @@ impl SeizedThread {
             super::seize::detach_seized(t);
             e
         };
-        ptrace::interrupt(t)
-            .map_err(InfectError::ptrace(tid, "INTERRUPT"))
-            .map_err(detach_on_err)?;
-        let state = wait_interrupt_stop(t).map_err(detach_on_err)?;
-        th.stop_on_release = state == TaskState::Stopped;
+        th.stop_on_release = state.is_stopped();
         // Trap-mode parasite calls in this thread must not be filtered.
         let seccomp = std::fs::read_to_string(format!("/proc/{tid}/status"))
             .ok()
@@ -143,7 +138,11 @@ impl SeizedThread {
                 .map_err(InfectError::ptrace(tid, "SETSIGMASK"))?;
             ptrace::cont(self.tid, 0).map_err(InfectError::ptrace(tid, "CONT"))?;
             loop {
-                let status = ptrace::wait(self.tid).map_err(InfectError::ptrace(tid, "wait4"))?;
+                let status = ptrace::wait(self.tid).map_err(InfectError::wait(
+                    tid,
+                    "trap at the end of the parasite in a thread",
+                    ptrace::WAIT_BOUND,
+                ))?;
                 match status {
                     WaitStatus::Exited(_) | WaitStatus::Killed(_) => {
                         self.released = true;
@@ -230,8 +229,17 @@ impl Drop for SeizedThread {
 /// Every thread of process `pid` seized and stopped: the leader as a
 /// [`Seized`], the others as [`SeizedThread`]s (in tid order). Threads
 /// created while we seize are caught by listing again until nothing new
-/// appears.
+/// appears. Each thread must stop within [`ptrace::WAIT_BOUND`].
 pub fn seize_process(pid: i32) -> Result<(Seized, Vec<SeizedThread>), InfectError> {
+    seize_process_with(pid, &SeizeOpts::within(ptrace::WAIT_BOUND))
+}
+
+/// [`seize_process`] with the bound and the already attached threads of
+/// `opts`.
+pub fn seize_process_with(
+    pid: i32,
+    opts: &SeizeOpts<'_>,
+) -> Result<(Seized, Vec<SeizedThread>), InfectError> {
     let mut others: Vec<SeizedThread> = Vec::new();
     let list = |pid: i32| -> Result<Vec<i32>, InfectError> {
         let dir = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| {
@@ -259,7 +267,7 @@ pub fn seize_process(pid: i32) -> Result<(Seized, Vec<SeizedThread>), InfectErro
             if others.iter().any(|t| t.tid() == tid) {
                 continue;
             }
-            match SeizedThread::seize(tid) {
+            match SeizedThread::seize(tid, opts) {
                 Ok(t) => {
                     others.push(t);
                     new = true;
@@ -270,7 +278,7 @@ pub fn seize_process(pid: i32) -> Result<(Seized, Vec<SeizedThread>), InfectErro
             }
         }
         if !new {
-            let leader = Seized::seize_multi(pid)?;
+            let leader = Seized::seize_multi(pid, opts)?;
             // Threads that exited while we waited are gone from the list.
             let alive = list(pid)?;
             others.retain(|t| alive.contains(&t.tid()));

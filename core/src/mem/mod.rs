@@ -6,8 +6,11 @@
 //! Which pages are saved (CRIU's `should_dump_page`): present or swapped
 //! pages of private VMAs, except the shared zero page and file pages never
 //! written (not yet copied-on-write, so the file still has them). The vDSO
-//! is saved whole; `[vvar]`/`[vvar_vclock]` never.
+//! is saved whole; `[vvar]`/`[vvar_vclock]` never, nor `MAP_DROPPABLE`
+//! memory (as in CRIU 4.2: the kernel may drop its pages at any time, so
+//! its owner must cope with finding them zeroed, and it comes back empty).
 
+pub mod guards;
 pub mod pages;
 pub mod pipe;
 
@@ -15,6 +18,7 @@ use crate::images::pb;
 use crate::proc::vma_kind::status::{
     VMA_ANON_PRIVATE, VMA_AREA_AIORING, VMA_AREA_VDSO, VMA_AREA_VVAR,
 };
+use crate::proc::vma_kind::{MAP_TYPE, VmaEntryBits};
 use crate::proc::vmas::CollectedVma;
 
 pub use pages::{PageRange, ScanError, pages_to_dump};
@@ -60,7 +64,7 @@ pub enum PagePolicy {
 /// `task_size`.
 pub fn page_policy(c: &CollectedVma, task_size: u64) -> PagePolicy {
     let e = &c.entry;
-    if e.is(VMA_AREA_VVAR) {
+    if e.is(VMA_AREA_VVAR) || is_droppable(e) {
         PagePolicy::Skip
     } else if e.is(VMA_AREA_VDSO) || e.is(VMA_AREA_AIORING) {
         PagePolicy::Whole
@@ -69,6 +73,11 @@ pub fn page_policy(c: &CollectedVma, task_size: u64) -> PagePolicy {
     } else {
         PagePolicy::Skip
     }
+}
+
+/// A `MAP_DROPPABLE` mapping (its own mapping type, `dp` in smaps).
+pub fn is_droppable(e: &VmaEntryBits) -> bool {
+    e.flags & MAP_TYPE == linux_raw_sys::general::MAP_DROPPABLE
 }
 
 /// The `pagemap_entry.flags` for pages of `c`: anonymous private memory may

@@ -44,6 +44,8 @@ const PME_BATCH: usize = 4096;
 const PM_PRESENT: u64 = 1 << 63;
 const PM_SWAP: u64 = 1 << 62;
 const PM_FILE: u64 = 1 << 61;
+/// A `MADV_GUARD_INSTALL` guard page (Linux 6.14+).
+const PM_GUARD: u64 = 1 << 58;
 const PM_PFN_MASK: u64 = (1 << 55) - 1;
 
 /// The pages of `vmas` to dump, in address order, adjacent runs with equal
@@ -62,6 +64,7 @@ pub fn pages_to_dump(
         page,
         use_ioctl: std::env::var_os("CRIU_NO_PAGEMAP_SCAN").is_none(),
         zero_pfn: None,
+        guard_category: crate::sys::pagemap_scan::guard_category_supported(),
         regions: vec![PageRegion::default(); REGIONS],
     };
     let mut out: Vec<PageRange> = Vec::new();
@@ -92,6 +95,8 @@ struct Scanner {
     use_ioctl: bool,
     /// PFN of the shared zero page, learnt on first raw use.
     zero_pfn: Option<u64>,
+    /// The ioctl knows `PAGE_IS_GUARD` (Linux 6.14+).
+    guard_category: bool,
     regions: Vec<PageRegion>,
 }
 
@@ -126,13 +131,20 @@ impl Scanner {
         end: u64,
         push: &mut impl FnMut(u64, u64),
     ) -> Result<(), ScanError> {
+        // Guard pages (MADV_GUARD_INSTALL) have no contents: they are
+        // restored as guards (see super::guards), never read.
+        let guard = if self.guard_category {
+            category::GUARD
+        } else {
+            0
+        };
         let mut at = start;
         while at < end {
             let args = ScanArgs {
                 start: at,
                 end,
-                category_inverted: category::PFNZERO | category::FILE,
-                category_mask: category::PFNZERO | category::FILE,
+                category_inverted: category::PFNZERO | category::FILE | guard,
+                category_mask: category::PFNZERO | category::FILE | guard,
                 category_anyof_mask: category::PRESENT | category::SWAPPED,
                 return_mask: category::PRESENT | category::SWAPPED,
                 ..ScanArgs::default()
@@ -180,7 +192,7 @@ impl Scanner {
                 let pme = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
                 let present = pme & PM_PRESENT != 0;
                 let wanted = (present || pme & PM_SWAP != 0)
-                    && pme & PM_FILE == 0
+                    && pme & (PM_FILE | PM_GUARD) == 0
                     && !(present && Some(pme & PM_PFN_MASK) == zero);
                 if wanted {
                     let a = at + i as u64 * self.page;

@@ -193,24 +193,37 @@ pub struct TtyCtx {
     pub leader: bool,
     /// `--shell-job`.
     pub shell_job: bool,
+    /// A controlling terminal no fd of the leader holds: the fd it gets a
+    /// slave of it at for the restore, and the foreground group.
+    pub ctty: Option<(u32, u32)>,
 }
 
 impl FdState {
     pub fn new(t: &TaskImages, opts: FileOpts<'_>, tty: TtyCtx) -> Result<FdState, RestoreError> {
         use crate::files::tty_restore::{TtyCall, task_calls};
         let file_locks = opts.file_locks;
-        let ttys = task_calls(
+        let mut ttys = task_calls(
             &t.other_files,
             &t.fdinfo,
             t.pstree.pid,
             tty.leader,
             tty.shell_job,
         );
+        if let Some((fd, pgrp)) = tty.ctty {
+            ttys.push(TtyCall::SetCtty { fd });
+            if pgrp != 0 && pgrp != t.pstree.pid {
+                ttys.push(TtyCall::SetPgrp {
+                    fd,
+                    pgrp: pgrp as i32,
+                });
+            }
+            ttys.push(TtyCall::Close { fd });
+        }
         let words = ttys
             .iter()
             .filter_map(|c| match c {
                 TtyCall::SetPgrp { pgrp, .. } => Some(*pgrp),
-                TtyCall::SetCtty { .. } => None,
+                TtyCall::SetCtty { .. } | TtyCall::Close { .. } => None,
             })
             .collect();
         let mut st = FdState {
@@ -349,6 +362,10 @@ impl FdState {
                 TtyCall::SetCtty { fd } => RawSyscall {
                     nr: ioctl,
                     args: [u64::from(fd), u64::from(TIOCSCTTY), 0, 0, 0, 0],
+                },
+                TtyCall::Close { fd } => RawSyscall {
+                    nr: criu_arch::nr::CLOSE as u64,
+                    args: [u64::from(fd), 0, 0, 0, 0, 0],
                 },
                 TtyCall::SetPgrp { fd, .. } => {
                     let at = words + (w * size_of::<i32>()) as u64;

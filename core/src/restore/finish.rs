@@ -59,6 +59,17 @@ fn sys(what: &'static str) -> impl Fn(Errno) -> RestoreError {
     move |e| RestoreError::Sys(what, e)
 }
 
+/// A failed bounded wait ([`ptrace::wait`]) for `what`.
+fn waited(what: &'static str) -> impl Fn(Errno) -> RestoreError {
+    move |e| match e {
+        Errno::TIMEDOUT => RestoreError::WaitTimeout {
+            what,
+            secs: ptrace::WAIT_BOUND.as_secs(),
+        },
+        e => RestoreError::Sys(what, e),
+    }
+}
+
 fn died(tid: Pid, status: WaitStatus, doing: &str) -> RestoreError {
     RestoreError::Died(format!(
         "thread {} {status:?} while {doing}",
@@ -135,8 +146,14 @@ impl Held {
     /// running anything.
     /// Threads let go are forgotten; those whose detach failed stay held
     /// for [`Held::reap_killed`] (the caller kills the tree).
+    ///
+    /// A task told to stop is stopped (every thread of it) when this
+    /// returns: the signal is taken on its way back to user space, before
+    /// it runs an instruction of its own, but that takes a moment, and
+    /// whoever restored it may look at once.
     pub fn detach_all(&mut self) -> Result<(), RestoreError> {
         let mut result = Ok(());
+        let mut stopping = Vec::new();
         for task in &mut self.tasks {
             let sig = task
                 .restop
@@ -145,6 +162,7 @@ impl Held {
                 let sent = rustix::process::kill_process(task.pid, sig)
                     .map_err(sys("kill(stop signal) of a task dumped stopped"));
                 result = result.and(sent);
+                stopping.push(task.pid);
             }
             task.threads.retain(|th| match ptrace::detach(th.tid, 0) {
                 Ok(()) => false,
@@ -155,7 +173,8 @@ impl Held {
                 }
             });
         }
-        result
+        result?;
+        stopping.into_iter().try_for_each(wait_stopped)
     }
 
     /// After the caller killed the tree: wait for every thread we trace
@@ -176,6 +195,42 @@ impl Held {
     }
 }
 
+/// How long a task given its stop signal may take to stop.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wait until every thread of `pid` is in its group stop (state `T`).
+fn wait_stopped(pid: Pid) -> Result<(), RestoreError> {
+    let p = pid.as_raw_nonzero().get();
+    let end = std::time::Instant::now() + STOP_TIMEOUT;
+    loop {
+        let states = thread_states(p)
+            .map_err(|e| RestoreError::Died(format!("task {p} while it stops: {e}")))?;
+        if states.iter().all(|&s| s == 'T') {
+            return Ok(());
+        }
+        if std::time::Instant::now() > end {
+            return Err(RestoreError::Died(format!(
+                "task {p} was dumped stopped but did not stop within {STOP_TIMEOUT:?} \
+                 of its stop signal (thread states {states:?})"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The state letter of every thread of `pid`.
+fn thread_states(pid: i32) -> Result<Vec<char>, crate::proc::ProcError> {
+    let dir = crate::proc::ProcDir::open(pid)?;
+    dir.threads()?
+        .into_iter()
+        .map(|tid| {
+            dir.task(tid)
+                .and_then(|t| t.stat())
+                .map(|st| st.state as char)
+        })
+        .collect()
+}
+
 /// Wait until traced `tid`, killed, has ended (an error means it is not
 /// ours any more, which is as good).
 fn reap(tid: Pid) {
@@ -192,7 +247,9 @@ fn reap(tid: Pid) {
 /// Wait for the stop our `PTRACE_INTERRUPT` asked for.
 fn wait_interrupt(th: &mut Thread) -> Result<(), RestoreError> {
     loop {
-        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+        match ptrace::wait(th.tid)
+            .map_err(waited("a restored thread to stop for our PTRACE_INTERRUPT"))?
+        {
             s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
                 return Err(died(th.tid, s, "being seized"));
             }
@@ -223,7 +280,9 @@ fn run_to_exit_of(th: &mut Thread, nr: u64) -> Result<(u64, i64), RestoreError> 
     let mut entered = None;
     for _ in 0..MAX_STOPS {
         ptrace::cont_syscall(th.tid, 0).map_err(sys("PTRACE_SYSCALL"))?;
-        match ptrace::wait(th.tid).map_err(sys("wait4 for a restored thread"))? {
+        match ptrace::wait(th.tid).map_err(waited(
+            "a restored thread's next syscall stop on its way out of the restorer",
+        ))? {
             s @ (WaitStatus::Exited(_) | WaitStatus::Killed(_)) => {
                 return Err(died(th.tid, s, "leaving the restorer"));
             }

@@ -47,6 +47,10 @@ pub struct TaskImages {
     pub fdinfo: Vec<pb::FdinfoEntry>,
     /// Name of the fdinfo image (for messages).
     pub fdinfo_file: String,
+    /// There is no fdinfo image at all (a hand-made image set, not a
+    /// dump): the task keeps the tool's stdio. A dump of a task without
+    /// fds has an empty one, and the task gets no fd.
+    pub no_fdinfo_image: bool,
     /// memfd file objects by id (`files.img`).
     pub memfd_files: Arc<HashMap<u32, pb::MemfdFileEntry>>,
     /// Shared memory objects the VMAs map.
@@ -465,11 +469,12 @@ fn read_task(
         core.ids
     };
     let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
-    let fdinfo = if complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+    let no_fdinfo_image = !(complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists());
+    let fdinfo = if no_fdinfo_image {
+        Vec::new()
+    } else {
         dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
             .map_err(img)?
-    } else {
-        Vec::new()
     };
     validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
     let file_locks = files.locks.remove(&(pstree.pid as i32)).unwrap_or_default();
@@ -484,6 +489,7 @@ fn read_task(
         fs,
         fdinfo,
         fdinfo_file: Kind::Fdinfo.file_name(u64::from(files_id)),
+        no_fdinfo_image,
         memfd_files: files.memfd_files.clone(),
         shmem,
         other_files: files.other_files.clone(),
@@ -545,19 +551,32 @@ pub fn refuse_unsupported(vmas: &[pb::VmaEntry], file: &str) -> Result<(), Resto
             v.start, v.end
         )));
     }
+    // Guard regions need MADV_GUARD_INSTALL here: said before anything is
+    // created, not as a failed madvise in the restorer.
+    if let Some(g) = vmas.iter().find(|v| crate::mem::guards::is_guard(v))
+        && !matches!(crate::sys::pagemap_scan::madv_guard_supported(), Ok(true))
+    {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: guard region at {:#x}-{:#x} needs madvise(MADV_GUARD_INSTALL), \
+             which this kernel lacks (Linux 6.13+)",
+            g.start, g.end
+        )));
+    }
     Ok(())
 }
 
 /// VMAs must be page-aligned, non-empty, sorted, non-overlapping and inside
-/// the task size.
+/// the task size; guard regions (CRIU writes them after the VMAs, see
+/// [`crate::mem::guards`]) must be whole pages of mapped VMAs.
 pub fn validate_vmas(
     vmas: &[pb::VmaEntry],
     file: &str,
     page_size: u64,
     task_size: u64,
 ) -> Result<(), RestoreError> {
+    let is_guard = crate::mem::guards::is_guard;
     let mut prev_end = 0u64;
-    for v in vmas {
+    for v in vmas.iter().filter(|v| !is_guard(v)) {
         let range = format!("VMA {:#x}-{:#x}", v.start, v.end);
         if v.start % page_size != 0 || v.end % page_size != 0 {
             return Err(invalid(file, format!("{range} is not page-aligned")));
@@ -586,7 +605,13 @@ pub fn validate_vmas(
         }
         prev_end = v.end;
     }
-    Ok(())
+    validate_guards(vmas, file, page_size)
+}
+
+/// Guard regions lie on whole pages of mapped VMAs (see
+/// [`crate::mem::guards::check_guards`]).
+fn validate_guards(vmas: &[pb::VmaEntry], file: &str, page_size: u64) -> Result<(), RestoreError> {
+    crate::mem::guards::check_guards(vmas, page_size, is_mapped_vma).map_err(|e| invalid(file, e))
 }
 
 /// The kernel's `PID_MAX_LIMIT` on 64-bit: no PID (or TID) is above it.
@@ -825,6 +850,17 @@ mod tests {
         );
         assert!(
             what(validate_vmas(&[vma(TOP, TOP + PAGE)], "mm", PAGE, TOP)).contains("task size")
+        );
+    }
+
+    /// A guard region not on mapped VMAs is a damaged image, named.
+    #[test]
+    fn guard_regions_off_the_vmas_are_refused() {
+        let mut v = vec![vma(0x1000, 0x3000)];
+        v.push(crate::mem::guards::guard_entry(0x2000, 0x4000));
+        assert!(
+            what(validate_vmas(&v, "mm-7.img", PAGE, TOP))
+                .contains("mm-7.img: guard region 0x2000-0x4000 is not mapped at 0x3000")
         );
     }
 

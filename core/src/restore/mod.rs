@@ -65,6 +65,8 @@ pub enum RestoreError {
     Open(String, Errno),
     #[error("{0}: {1}")]
     Sys(&'static str, Errno),
+    #[error("gave up after {secs} s waiting for {what}")]
+    WaitTimeout { what: &'static str, secs: u64 },
     #[error("PID {0} is in use; the restored task needs it (pstree.img)")]
     PidBusy(u32),
     #[error("the restorer failed at stage {stage} (item {index} of {source_image}): {errno}")]
@@ -108,6 +110,7 @@ pub const FAULT_OPEN_FILES: &str = "open-files";
 pub const FAULT_STAGES: &[&str] = &[
     FAULT_OPEN_FILES,
     "session",
+    "proc-attrs",
     "fds",
     "fs",
     "switch-stack",
@@ -182,6 +185,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_ATTRS => "task-attrs",
         abi::STAGE_THREADS => "threads",
         abi::STAGE_FD_STATE => "fd-state",
+        abi::STAGE_PROC_ATTRS => "proc-attrs",
         _ => "unknown",
     }
 }
@@ -201,6 +205,9 @@ fn stage_source(stage: u32, pid: i32) -> String {
         | abi::STAGE_VDSO
         | abi::STAGE_MM => format!("mm-{pid}.img"),
         abi::STAGE_PAGES => format!("pagemap-{pid}.img"),
+        abi::STAGE_PROC_ATTRS => {
+            format!("core-{pid}.img (oom_score_adj, loginuid) / mm-{pid}.img (thp_disabled)")
+        }
         abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
         _ => format!("core-{pid}.img"),
     }
@@ -307,6 +314,9 @@ pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
     if let Some(code) = r.exit_code {
         return Ok(code);
     }
+    // Not bounded on purpose: without -d, criu restore stays the restored
+    // tree's parent until the tree ends (CRIU's behaviour); no step of the
+    // restore waits here.
     loop {
         match rustix::process::waitpid(Some(r.pid), WaitOptions::empty()) {
             Ok(Some((_, st))) => {

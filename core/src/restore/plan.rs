@@ -89,6 +89,9 @@ pub struct SharedFiles<'a> {
     files: std::collections::HashMap<u32, i32>,
     /// shmem object id -> the tool's fd.
     shm: std::collections::HashMap<u64, i32>,
+    /// memfds (shmids) whose `memfd_create`d file description an fd of
+    /// the tree already uses (see [`memfd_fd`]).
+    memfd_claimed: std::collections::HashSet<u64>,
     /// The descriptors themselves, closed once the root is forked.
     pub fds: Vec<OwnedFd>,
     /// Pipes, FIFOs and unix sockets of the tree, made once each.
@@ -287,7 +290,8 @@ pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError>
 }
 
 /// The lowest fd the tool may open for the tasks `tasks`: above every
-/// target fd of each.
+/// target fd of each, and above the one after them (a session leader may
+/// need that one for a while, see [`free_fd`]).
 pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
     tasks
         .into_iter()
@@ -295,7 +299,15 @@ pub fn min_fd<'a>(tasks: impl IntoIterator<Item = &'a TaskImages>) -> i32 {
         .max()
         .unwrap_or(2)
         .max(2)
-        + 1
+        + 2
+}
+
+/// The lowest fd number task `t` does not use: where it holds a
+/// descriptor for a moment during its restore (below [`min_fd`]).
+fn free_fd(t: &TaskImages) -> u32 {
+    (0..)
+        .find(|n| !t.fdinfo.iter().any(|f| f.fd == *n))
+        .unwrap_or(0)
 }
 
 pub fn build<'a>(
@@ -319,9 +331,16 @@ pub fn build<'a>(
             None => std::borrow::Cow::Borrowed(reg),
         })
     };
+    // A session leader whose controlling terminal none of its own fds
+    // holds gets it through a slave opened for it, at a free fd.
+    let ctty = (role.setsid != 0)
+        .then(|| crate::files::tty_restore::unheld_ctty(&t.other_files, &t.fdinfo, pid))
+        .flatten()
+        .map(|c| (c, free_fd(t)));
     let tty = super::fd_state::TtyCtx {
         leader: role.setsid != 0,
         shell_job: shared.shell_job,
+        ctty: ctty.map(|(c, fd)| (fd, c.pgrp)),
     };
     let fd_state = super::fd_state::FdState::new(t, file_opts, tty)?;
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -426,15 +445,13 @@ pub fn build<'a>(
                             t.fdinfo_file, m.inode_id
                         ))
                     })?;
-                // A file description of its own, with the dumped flags
-                // and position (as CRIU reopens it through /proc).
-                let path = format!("/proc/self/fd/{}", shm_fds[i]);
-                let flags = OFlags::from_bits_retain(
-                    m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
-                );
-                let fd = open_path(&path, flags, min_fd)?;
-                rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
-                    .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+                let created = shared
+                    .fds
+                    .iter()
+                    .find(|f| f.as_raw_fd() == shm_fds[i])
+                    .ok_or(RestoreError::Sys("memfd", rustix::io::Errno::BADF))?;
+                let claimed = &mut shared.memfd_claimed;
+                let fd = super::shmem::memfd_fd(m, t.shmem[i].shmid, created, claimed, min_fd)?;
                 opened.insert(fi.id, keep_raw(&fd));
                 moves.push(FdMove {
                     from: keep_raw(&fd),
@@ -481,7 +498,17 @@ pub fn build<'a>(
         }
         keep.push(target);
     }
-    if t.fdinfo.is_empty() {
+    if let Some((c, target)) = ctty {
+        let fd = high_fd(opener.ctty_slave(c.index)?, min_fd)?;
+        moves.push(FdMove {
+            from: keep_raw(&fd),
+            to: target as i32,
+            flags: OFlags::CLOEXEC.bits(),
+        });
+        keep.push(target as i32);
+        shared.fds.push(fd);
+    }
+    if t.no_fdinfo_image {
         keep.extend([0, 1, 2]);
     }
     keep.sort_unstable();
@@ -499,6 +526,16 @@ pub fn build<'a>(
             // The object holds its contents already: map it as it was. A
             // private mapping of a memfd may have copied-on-write pages of
             // its own in the task's pagemap, read in like a file's.
+            let fd = match super::shmem::memfd_mapping_mode(v, &t.memfd_files) {
+                // The memfd_create'd description: it counts as no writer.
+                Some(m) if m != OFlags::RDWR => {
+                    let f = super::shmem::reopen_memfd(shm_fds[i], m, min_fd)?;
+                    let raw = f.as_raw_fd();
+                    fds.push(f);
+                    raw
+                }
+                _ => shm_fds[i],
+            };
             vmas.push(VmaArg {
                 start: v.start,
                 end: v.end,
@@ -509,7 +546,7 @@ pub fn build<'a>(
                     v.prot
                 },
                 flags: v.flags & !MAP_ANONYMOUS,
-                fd: shm_fds[i],
+                fd,
                 final_prot: v.prot,
             });
             continue;
@@ -519,14 +556,7 @@ pub fn build<'a>(
             let reg = reg_of(v.shmid as u32).ok_or_else(|| {
                 RestoreError::Unsupported(format!("no file for VMA {:#x}", v.start))
             })?;
-            let reg = &*reg;
-            let shared_w = v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0;
-            let flags = if shared_w {
-                OFlags::RDWR
-            } else {
-                OFlags::RDONLY
-            };
-            let f = open_reg(reg, flags, min_fd)?;
+            let f = open_reg(&reg, vma_open_mode(v), min_fd)?;
             fd = f.as_raw_fd();
             fds.push(f);
         }
@@ -976,6 +1006,7 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
     let Some(c) = core.thread_core.as_ref().and_then(|tc| tc.creds.as_ref()) else {
         return Ok(CredsArg::default());
     };
+    check_lsm_label(c, file)?;
     if c.groups.len() > MAX_GROUPS {
         return Err(RestoreError::Unsupported(format!(
             "{file}: {} supplementary groups (at most {MAX_GROUPS} are restored)",
@@ -1011,8 +1042,39 @@ fn creds_arg(core: &pb::CoreEntry, file: &str) -> Result<CredsArg, RestoreError>
         cap_prm: two(&c.cap_prm),
         cap_inh: two(&c.cap_inh),
         cap_bnd: two(&c.cap_bnd),
+        cap_amb: two(&c.cap_amb),
         cap_last,
     })
+}
+
+/// The restorer does not set LSM labels: a restored task keeps criu's.
+/// A label in the images (`creds.lsm_profile`, `lsm_sockcreate`) that is
+/// not criu's own would be lost, so it is refused.
+fn check_lsm_label(c: &pb::CredsEntry, file: &str) -> Result<(), RestoreError> {
+    use crate::proc::lsm::{Lsm, profile_for_image};
+    let lsm = Lsm::active();
+    let ours = crate::proc::ProcDir::open_self()
+        .and_then(|me| me.lsm_label(lsm))
+        .ok()
+        .flatten()
+        .and_then(|l| profile_for_image(lsm, &l));
+    if let Some(p) = &c.lsm_profile
+        && Some(p) != ours.as_ref()
+    {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: the task ran under the LSM label {p:?} ({}), which a restore cannot \
+             set yet (criu runs under {:?})",
+            lsm.name(),
+            ours.unwrap_or_default()
+        )));
+    }
+    if let Some(p) = c.lsm_sockcreate.as_ref().filter(|p| !p.is_empty()) {
+        return Err(RestoreError::Unsupported(format!(
+            "{file}: the task creates its sockets under the LSM label {p:?}, which a \
+             restore cannot set yet"
+        )));
+    }
+    Ok(())
 }
 
 /// The dumped rlimits, indexed by resource number.
@@ -1111,6 +1173,21 @@ fn same_dir_as_our_root(d: &OwnedFd) -> bool {
     }
 }
 
+/// The access mode to open a mapped file with: the one the mapping held
+/// it with at dump (`vma_entry.fdflags`, as CRIU reopens it), so that a
+/// shared mapping of a file opened read-write can be made writable again
+/// and one of a read-only file cannot. Images without it (CRIU before
+/// 3.x) get read-write for a writable shared mapping, read-only otherwise.
+fn vma_open_mode(v: &pb::VmaEntry) -> OFlags {
+    match v.fdflags.map(|f| f & OFlags::ACCMODE.bits()) {
+        Some(m) if m == OFlags::RDWR.bits() => OFlags::RDWR,
+        Some(m) if m == OFlags::WRONLY.bits() => OFlags::WRONLY,
+        Some(_) => OFlags::RDONLY,
+        None if v.flags & MAP_SHARED != 0 && v.prot & PROT_WRITE != 0 => OFlags::RDWR,
+        None => OFlags::RDONLY,
+    }
+}
+
 /// The `madvise` calls that give each VMA back its advice (MADV_NOHUGEPAGE,
 /// MADV_DONTFORK, ...: `VmaEntry.madv` has bit N set for advice N, as CRIU
 /// records it). The restorer makes them right after mapping the VMAs and
@@ -1127,6 +1204,21 @@ fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
                 args: [v.start, v.end - v.start, advice, 0, 0, 0],
             });
         }
+    }
+    // Guard regions over them, as CRIU's restore_madv_guard_regions: no
+    // pages are read there, and those of a file mapping are dropped.
+    for g in t.mm.vmas.iter().filter(|v| crate::mem::guards::is_guard(v)) {
+        calls.push(RawSyscall {
+            nr: criu_arch::nr::MADVISE as u64,
+            args: [
+                g.start,
+                g.end - g.start,
+                u64::from(linux_raw_sys::general::MADV_GUARD_INSTALL),
+                0,
+                0,
+                0,
+            ],
+        });
     }
     calls
 }

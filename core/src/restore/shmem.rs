@@ -10,11 +10,14 @@
 //!   so the task sees `/dev/zero (deleted)` again.
 //! - A memfd is `memfd_create`d with its dumped name, sized, filled, then
 //!   sealed (`F_ADD_SEALS` after filling, since seals may forbid writes).
+//!   Its fds and mappings get descriptions with the modes they had: the
+//!   created one for read-write use (it counts as no writer, so the memfd
+//!   can still be executed), reopened ones otherwise.
 //!
 //! Only the pages listed are written: holes stay holes.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
@@ -209,6 +212,64 @@ fn load(
         runs,
         pages_path,
     })
+}
+
+/// The descriptor for memfd file `m` of object `shmid`, whose
+/// `memfd_create`d descriptor the tool holds as `created`: a description
+/// with the dumped flags and position. The first read-write one of each
+/// memfd in the tree is that created description itself, which counts as
+/// no writer of the inode (one reopened read-write through /proc does,
+/// and `execveat` of the memfd then fails with ETXTBSY, as it would have
+/// for the original only if it had such a second description); others
+/// are reopened through /proc, as CRIU does.
+pub fn memfd_fd(
+    m: &pb::MemfdFileEntry,
+    shmid: u64,
+    created: &OwnedFd,
+    claimed: &mut std::collections::HashSet<u64>,
+    min_fd: i32,
+) -> Result<OwnedFd, RestoreError> {
+    let flags = OFlags::from_bits_retain(
+        m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
+    );
+    let fd = if flags & OFlags::ACCMODE == OFlags::RDWR && claimed.insert(shmid) {
+        // Another descriptor of the same description.
+        let fd = rustix::io::fcntl_dupfd_cloexec(created, min_fd)
+            .map_err(|e| RestoreError::Sys("fcntl(F_DUPFD) (memfd)", e))?;
+        // The status flags F_SETFL sets (O_ASYNC is the owner's, see
+        // files::fown); the access mode and O_LARGEFILE are the created
+        // description's already.
+        let settable = OFlags::APPEND | OFlags::NONBLOCK | OFlags::DIRECT | OFlags::NOATIME;
+        rustix::fs::fcntl_setfl(&fd, flags & settable)
+            .map_err(|e| RestoreError::Sys("fcntl(F_SETFL) (memfd)", e))?;
+        fd
+    } else {
+        reopen_memfd(created.as_raw_fd(), flags, min_fd)?
+    };
+    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
+        .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
+    Ok(fd)
+}
+
+/// A new description of the memfd the tool holds as `created`, opened
+/// through /proc with `flags` (as CRIU reopens memfds).
+pub fn reopen_memfd(created: i32, flags: OFlags, min_fd: i32) -> Result<OwnedFd, RestoreError> {
+    let path = format!("/proc/self/fd/{created}");
+    let fd = rustix::fs::open(path.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| RestoreError::Open(path, e))?;
+    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
+}
+
+/// The access mode a memfd mapping held its file with (`vma_entry.fdflags`,
+/// else its memfd file entry's flags); `None` when the image says neither.
+pub fn memfd_mapping_mode(
+    v: &pb::VmaEntry,
+    memfd_files: &std::collections::HashMap<u32, pb::MemfdFileEntry>,
+) -> Option<OFlags> {
+    let flags = v
+        .fdflags
+        .or_else(|| memfd_files.get(&(v.shmid as u32)).map(|m| m.flags))?;
+    Some(OFlags::from_bits_retain(flags) & OFlags::ACCMODE)
 }
 
 /// Creates the object `o`, fills it with its pages and returns a

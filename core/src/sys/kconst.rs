@@ -59,6 +59,17 @@ pub const VETH_INFO_PEER: u16 = 1;
 pub const SIOCGSKNS: u32 = 0x894c;
 /// `SIOCUNIXFILE` (linux/un.h: `SIOCPROTOPRIVATE + 0`).
 pub const SIOCUNIXFILE: u32 = linux_raw_sys::ioctl::SIOCPROTOPRIVATE;
+/// `PR_THP_DISABLE_EXCEPT_ADVISED` (linux/prctl.h, Linux 6.18): the flag
+/// `PR_SET_THP_DISABLE` takes and `PR_GET_THP_DISABLE` reports as bit 1.
+pub const PR_THP_DISABLE_EXCEPT_ADVISED: i32 = 1 << 1;
+// I/O priorities (linux/ioprio.h): `ioprio_get` of one thread, and the
+// class and level an I/O priority is made of.
+pub const IOPRIO_WHO_PROCESS: u32 = 1;
+pub const IOPRIO_CLASS_SHIFT: u32 = 13;
+pub const IOPRIO_CLASS_NONE: u32 = 0;
+pub const IOPRIO_CLASS_BE: u32 = 2;
+/// The level of the kernel's normal best-effort priority.
+pub const IOPRIO_NORM: u32 = 4;
 /// `ARCH_SET_GS` (x86's asm/prctl.h; x86 only; linux-raw-sys has only
 /// `ARCH_SET_FS`, 0x1002, of the pair).
 pub const ARCH_SET_GS: u32 = 0x1001;

@@ -152,6 +152,39 @@ pub fn madv_guard_supported() -> Result<bool, Errno> {
     }
 }
 
+/// Whether this kernel's `PAGEMAP_SCAN` knows `PAGE_IS_GUARD` (6.14+):
+/// asked once, of a page of our own mapped for it (`EINVAL` for an unknown
+/// category, `ENOTTY` without the ioctl, as under qemu-user). Any other
+/// failure counts as yes, so that the scan itself fails by name.
+pub fn guard_category_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let page = rustix::param::page_size();
+        let prot = (raw::PROT_READ | raw::PROT_WRITE) as usize;
+        let flags = (raw::MAP_PRIVATE | raw::MAP_ANONYMOUS) as usize;
+        // SAFETY: a fresh private anonymous mapping at an address the
+        // kernel picks: it cannot overlap anything we use.
+        let addr = unsafe { criu_arch::sys_mmap(0, page, prot, flags, usize::MAX, 0) };
+        if addr < 0 {
+            return true;
+        }
+        let scanned = File::open("/proc/self/pagemap").map(|pagemap| {
+            let args = ScanArgs {
+                start: addr as u64,
+                end: addr as u64 + page as u64,
+                category_mask: category::GUARD,
+                return_mask: category::GUARD,
+                ..ScanArgs::default()
+            };
+            scan(&pagemap, &args, &mut [PageRegion::default(); 1])
+        });
+        // SAFETY: unmaps the page mapped above; nothing points into it.
+        unsafe { criu_arch::syscall2(criu_arch::nr::MUNMAP, addr as usize, page) };
+        // Any other failure: say yes, and let the real scan report it.
+        !matches!(scanned, Ok(Err(Errno::INVAL | Errno::NOTTY)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

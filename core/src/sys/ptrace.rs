@@ -453,18 +453,36 @@ impl WaitStatus {
     }
 }
 
-/// `wait4(pid, __WALL)`, retried on `EINTR`: waits for any state change of
-/// one tracee (or child), whether it is a thread or a process.
+/// How long [`wait`] waits for a tracee before giving up: far beyond any
+/// stop our own requests cause (microseconds), short enough that a tracee
+/// that will never stop (frozen by a cgroup, stuck in the kernel) is
+/// reported instead of hanging the tool.
+pub const WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `wait4(pid, __WALL)` for at most [`WAIT_BOUND`]: any state change of
+/// one tracee (or child), whether it is a thread or a process. `ETIMEDOUT`
+/// when nothing happened in time (the tracee is left as it is).
 pub fn wait(pid: Pid) -> Result<WaitStatus, Errno> {
-    let opts = WaitOptions::from_bits_retain(linux_raw_sys::general::__WALL);
+    wait_until(pid, std::time::Instant::now() + WAIT_BOUND)
+}
+
+/// [`wait`] until `deadline`, then `ETIMEDOUT`. The kernel has no wait4
+/// with a timeout (and a pidfd polls readable only on exit, not on a
+/// stop), so this polls with `WNOHANG`, napping a little longer each time
+/// up to 2 ms: a stop our own request causes arrives within microseconds.
+pub fn wait_until(pid: Pid, deadline: std::time::Instant) -> Result<WaitStatus, Errno> {
+    use std::time::{Duration, Instant};
+    let mut nap = Duration::from_micros(10);
     loop {
-        match rustix::process::waitpid(Some(pid), opts) {
-            Ok(Some((_, status))) => return Ok(WaitStatus::from_raw(status.as_raw() as u32)),
-            // Without WNOHANG the kernel always reports something.
-            Ok(None) => return Err(Errno::AGAIN),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
+        if let Some(status) = try_wait(pid)? {
+            return Ok(status);
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Errno::TIMEDOUT);
+        }
+        std::thread::sleep(nap.min(deadline - now));
+        nap = (nap * 2).min(Duration::from_millis(2));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Task state after the memory: name, rlimits, pending signals, POSIX
-//! timers, sigactions, itimers, fds, credentials, per-arch registers and the
-//! task's rseq.
+//! timers, sigactions, itimers, fds, per-arch registers and the task's
+//! rseq (and, first of all, the attributes of `proc_attrs`).
 
 use criu_arch::{
     KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, syscall6,
@@ -18,10 +18,72 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
     check(ret, 1).map(drop)
 }
 
+/// Early attributes, while the task still is the tool's copy, with the
+/// tool's privileges, and before its memory is mapped: oom_score_adj
+/// (lowering it needs CAP_SYS_RESOURCE), loginuid (only the task itself
+/// may write its own, and changing a set one needs CAP_AUDIT_CONTROL),
+/// then the THP-disable flag (so that no huge page is formed while the
+/// pages are read back). Errors: index 0, 1, 2 in that order.
+pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
+    const PR_SET_THP_DISABLE: usize = criu_arch::kernel::prctl::PR_SET_THP_DISABLE as usize;
+    static OOM_SCORE_ADJ: [u8; 25] = *b"/proc/self/oom_score_adj\0";
+    static LOGINUID: [u8; 20] = *b"/proc/self/loginuid\0";
+    if a.has & abi::ATTR_OOM_SCORE_ADJ != 0 {
+        write_proc(&OOM_SCORE_ADJ, &a.oom_score_adj, 0)?;
+    }
+    if a.has & abi::ATTR_LOGINUID != 0 {
+        write_proc(&LOGINUID, &a.loginuid, 1)?;
+    }
+    if a.has & abi::ATTR_THP_DISABLE != 0 {
+        // SAFETY: integer arguments only.
+        check(
+            unsafe {
+                syscall5(
+                    nr::PRCTL,
+                    PR_SET_THP_DISABLE,
+                    a.thp_disabled as usize,
+                    0,
+                    0,
+                    0,
+                )
+            },
+            2,
+        )?;
+    }
+    Ok(())
+}
+
+/// Write the NUL-padded `text` to the NUL-terminated `path` (one
+/// `write`, as /proc's one-number files want it).
+fn write_proc(path: &[u8], text: &[u8; 12], index: u32) -> Result<(), Fail> {
+    const AT_FDCWD: isize = criu_arch::kernel::general::AT_FDCWD as isize;
+    const O_WRONLY: usize = criu_arch::kernel::general::O_WRONLY as usize;
+    let len = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    // SAFETY: `path` is NUL-terminated static data.
+    let fd = check(
+        unsafe {
+            syscall4(
+                nr::OPENAT,
+                AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                O_WRONLY,
+                0,
+            )
+        },
+        index,
+    )? as usize;
+    // SAFETY: writes `len` bytes of a live buffer to our own fd.
+    let ret = unsafe { syscall3(nr::WRITE, fd, text.as_ptr() as usize, len) };
+    // SAFETY: closes the fd just opened.
+    unsafe { syscall1(nr::CLOSE, fd) };
+    check(ret, index).map(drop)
+}
+
 /// The name, then the attributes that need privileges the credentials may
 /// take away (a negative nice, a real-time policy) or that change how
 /// memory is mapped (personality: READ_IMPLIES_EXEC would make the
-/// restorer's own mappings executable, so it comes after them).
+/// restorer's own mappings executable, so it comes after them), and the
+/// process's membarrier registrations (per mm: the new mm has none).
 pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     const PR_SET_CHILD_SUBREAPER: usize = criu_arch::kernel::prctl::PR_SET_CHILD_SUBREAPER as usize;
     set_name(&args.comm)?;
@@ -46,6 +108,21 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
             },
             4,
         )?;
+    }
+    if a.has & abi::ATTR_MEMBARRIER != 0 {
+        membarrier(a.membarrier)?;
+    }
+    Ok(())
+}
+
+/// Issue every `MEMBARRIER_CMD_REGISTER_*` bit of `mask` (error index 5).
+fn membarrier(mask: u32) -> Result<(), Fail> {
+    for bit in 0..32 {
+        let cmd = mask & (1 << bit);
+        if cmd != 0 {
+            // SAFETY: integer arguments only.
+            check(unsafe { syscall3(nr::MEMBARRIER, cmd as usize, 0, 0) }, 5)?;
+        }
     }
     Ok(())
 }
@@ -292,134 +369,6 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         )?;
     }
     Ok(())
-}
-
-/// CRIU's order: keep all capabilities, effective ones included, across the
-/// uid change (SECBIT_NO_SETUID_FIXUP: CAP_SETPCAP is still needed below),
-/// groups, gids, uids, drop bounding-set capabilities, set the three
-/// final securebits, then the capability sets.
-/// Restores the credentials. A step that would change nothing is skipped:
-/// setting securebits, groups or the bounding set needs privileges even
-/// to set what is already there, and `--unprivileged` restores (where the
-/// task has the tool's own credentials) have none of them.
-pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
-    const PR_CAPBSET_READ: usize = criu_arch::kernel::prctl::PR_CAPBSET_READ as usize;
-    const PR_CAPBSET_DROP: usize = criu_arch::kernel::prctl::PR_CAPBSET_DROP as usize;
-    const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
-    const PR_SET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_SET_SECUREBITS as usize;
-    const SECBIT_NO_SETUID_FIXUP: usize = 1 << 2;
-    const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
-    const CAP_V3: u32 = criu_arch::kernel::general::_LINUX_CAPABILITY_VERSION_3;
-    if c.valid == 0 {
-        return Ok(());
-    }
-    // Keep the capabilities across setresuid when it changes the uids
-    // (from root to the task's); with the same uids nothing is lost.
-    let mut uids = [0u32; 3];
-    // SAFETY: getresuid writes three u32s into `uids`.
-    unsafe {
-        syscall3(
-            nr::GETRESUID,
-            uids.as_mut_ptr() as usize,
-            uids.as_mut_ptr().wrapping_add(1) as usize,
-            uids.as_mut_ptr().wrapping_add(2) as usize,
-        )
-    };
-    if uids != [c.uid, c.euid, c.suid] {
-        set_securebits(c.secbits as usize | SECBIT_NO_SETUID_FIXUP, 0)?;
-    }
-    let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
-    if !same_groups(&c.groups[..n]) {
-        // SAFETY: `groups` holds `n` live gids.
-        check(
-            unsafe { syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize) },
-            1,
-        )?;
-    }
-    // SAFETY: integer arguments only.
-    unsafe {
-        check(
-            syscall3(
-                nr::SETRESGID,
-                c.gid as usize,
-                c.egid as usize,
-                c.sgid as usize,
-            ),
-            2,
-        )?;
-        // setfsgid/setfsuid return the previous value, never an error.
-        syscall1(nr::SETFSGID, c.fsgid as usize);
-        check(
-            syscall3(
-                nr::SETRESUID,
-                c.uid as usize,
-                c.euid as usize,
-                c.suid as usize,
-            ),
-            3,
-        )?;
-        syscall1(nr::SETFSUID, c.fsuid as usize);
-    }
-    for cap in 0..=c.cap_last.min(63) {
-        let word = c.cap_bnd[(cap / 32) as usize];
-        // SAFETY: integer arguments only.
-        let have = unsafe { syscall2(nr::PRCTL, PR_CAPBSET_READ, cap as usize) } == 1;
-        if have && word & (1 << (cap % 32)) == 0 {
-            // SAFETY: integer arguments only.
-            check(
-                unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
-                4,
-            )?;
-        }
-    }
-    // The final securebits while CAP_SETPCAP is still ours, then the
-    // capability sets, which may drop it.
-    set_securebits(c.secbits as usize, 5)?;
-    let header: [u32; 2] = [CAP_V3, 0];
-    let data: [u32; 6] = [
-        c.cap_eff[0],
-        c.cap_prm[0],
-        c.cap_inh[0],
-        c.cap_eff[1],
-        c.cap_prm[1],
-        c.cap_inh[1],
-    ];
-    // SAFETY: `header` and `data` are a live cap_user_header and two
-    // cap_user_data structs.
-    check(
-        unsafe { syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize) },
-        6,
-    )?;
-    // A child of a tool run from a file-capability binary (--unprivileged)
-    // starts not dumpable, so not even its own user could trace it (nor
-    // the tool cure it). With the task's own credentials in place and the
-    // tool's capabilities gone, it is an ordinary task of its user again.
-    // (A dumped "not dumpable" state is applied later, with the other
-    // task attributes.)
-    // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
-    check(unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, 1) }, 7)?;
-    return Ok(());
-
-    fn set_securebits(bits: usize, index: u32) -> Result<(), Fail> {
-        // SAFETY: integer arguments only.
-        if unsafe { syscall2(nr::PRCTL, PR_GET_SECUREBITS, 0) } == bits as isize {
-            return Ok(());
-        }
-        // SAFETY: integer arguments only.
-        check(
-            unsafe { syscall5(nr::PRCTL, PR_SET_SECUREBITS, bits, 0, 0, 0) },
-            index,
-        )
-        .map(drop)
-    }
-}
-
-/// Whether the task's supplementary groups are `want` already.
-fn same_groups(want: &[u32]) -> bool {
-    let mut now = [0u32; abi::MAX_GROUPS];
-    // SAFETY: getgroups writes at most MAX_GROUPS gids into `now`.
-    let n = unsafe { syscall2(nr::GETGROUPS, abi::MAX_GROUPS, now.as_mut_ptr() as usize) };
-    n >= 0 && now.get(..n as usize) == Some(want)
 }
 
 pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {

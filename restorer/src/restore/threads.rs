@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use criu_arch::{clone_thread, nr, set_thread_pointer, sigreturn, syscall1, syscall4};
 
-use super::state::{arch_syscalls, attrs, creds, register_rseq, sched, set_name, signals};
+use super::creds::creds;
+use super::state::{arch_syscalls, attrs, register_rseq, sched, set_name, signals};
 use super::{ARGS, CloneArgs, Fail, check, items, publish, wait_resume};
 use crate::abi::{self, RestoreArgs, ThreadArg};
 

@@ -6,9 +6,11 @@
 //! The root forks child C, which starts a second thread T. The root, C and
 //! T each sleep in 1 ms steps to an absolute deadline (after a restore the
 //! restarted sleep returns at once) and after each step look whether they
-//! are a restored process: their timer slack (set to an odd value at the
-//! start; the restore does not bring it back, a restored thread has its
-//! creator's) or their process start time differs. If so they fork a
+//! are a restored process: their count of voluntary context switches
+//! (`getrusage(RUSAGE_THREAD)`, pumped to a few hundred at the start and
+//! growing by one a step) went down (a restored thread is a new thread,
+//! its count starts again), or their process start time differs. (A
+//! timer slack of their own no longer tells: the dump refuses it.) If so they fork a
 //! checker right away. The checker scans its own maps with raw syscalls only (it may be
 //! the fork of a threaded process) and exits 1 if it finds an `rwxs`
 //! mapping. C reports to the root through its exit status (its reason in
@@ -113,19 +115,43 @@ fn start_time() -> String {
         .to_string()
 }
 
-const PR_SET_TIMERSLACK: usize = 29;
-const PR_GET_TIMERSLACK: usize = 30;
-/// The odd timer slack (ns) every watching thread sets.
-const SLACK: usize = 12_345;
+const RUSAGE_THREAD: usize = 1;
 
-fn timer_slack() -> isize {
-    // SAFETY: integer arguments only.
-    unsafe { criu_arch::syscall2(nr::PRCTL, PR_GET_TIMERSLACK, 0) }
+/// This thread's voluntary context switches (`ru_nvcsw`, the 17th long of
+/// `struct rusage` after its two timevals' four).
+fn switches() -> i64 {
+    let mut ru = [0i64; 18];
+    // SAFETY: getrusage writes one struct rusage (18 longs) into `ru`.
+    unsafe {
+        criu_arch::syscall2(
+            linux_raw_sys::general::__NR_getrusage as usize,
+            RUSAGE_THREAD,
+            ru.as_mut_ptr() as usize,
+        )
+    };
+    ru[16]
+}
+
+/// Sleep `ns` nanoseconds (relative: one voluntary switch).
+fn nap(ns: i64) {
+    let ts = [0i64, ns];
+    // SAFETY: reads the timespec `ts`, no remainder is written.
+    unsafe {
+        criu_arch::syscall4(
+            nr::CLOCK_NANOSLEEP,
+            CLOCK_MONOTONIC,
+            0,
+            ts.as_ptr() as usize,
+            0,
+        )
+    };
 }
 
 /// One watching thread's state.
 struct Watch {
     start: String,
+    /// The voluntary switches seen at the last step.
+    seen: i64,
     /// Checkers forked and their failures.
     checked: u32,
     fails: Vec<String>,
@@ -135,10 +161,14 @@ struct Watch {
 
 impl Watch {
     fn new() -> Watch {
-        // SAFETY: integer arguments only.
-        unsafe { criu_arch::syscall2(nr::PRCTL, PR_SET_TIMERSLACK, SLACK) };
+        // A count far above what a restored thread's reaches before it
+        // runs this code again.
+        for _ in 0..500 {
+            nap(1_000);
+        }
         Watch {
             start: start_time(),
+            seen: switches(),
             checked: 0,
             fails: Vec::new(),
             late_check: false,
@@ -168,11 +198,14 @@ impl Watch {
                 0,
             )
         };
-        // Only the timer slack is looked at here: reading /proc/self/stat
+        // Only the switch count is looked at here: reading /proc/self/stat
         // holds an fd on a /proc path, which no restore could reopen were
         // the dump to come at that moment. (The start time is compared in
         // `verdict`, after `go`, when no dump comes any more.)
-        if self.checked == 0 && (timer_slack() != SLACK as isize || self.late_check) {
+        let now = switches();
+        let restored = now < self.seen;
+        self.seen = now;
+        if self.checked == 0 && (restored || self.late_check) {
             self.checked += 1;
             match fork() {
                 Ok(0) => checker(),
@@ -208,28 +241,19 @@ impl Watch {
 /// Child C: a second thread watching too, both until `go`.
 fn child_main(dir: &Path) -> Result<(), String> {
     static STOP: AtomicU32 = AtomicU32::new(0);
-    static WATCHING: AtomicU32 = AtomicU32::new(0);
-    let t = std::thread::spawn(|| {
+    let t_dir = dir.to_path_buf();
+    let t = std::thread::spawn(move || {
         let mut w = Watch::new();
-        WATCHING.store(1, Ordering::Release);
+        zdtm::write_atomic(&t_dir.join("watching-t"), "")?;
         while STOP.load(Ordering::Acquire) == 0 {
             w.step();
         }
         w.verdict("thread of C")
     });
     let mut w = Watch::new();
-    // Both watch now: the root may say ready (a dump before this would
-    // find a thread that has not set its timer slack yet, and after the
-    // restore would take the restored slack and start time for its own).
-    let start = Instant::now();
-    while WATCHING.load(Ordering::Acquire) == 0 {
-        if start.elapsed() > Duration::from_secs(120) {
-            return Err("the thread did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    zdtm::write_atomic(&dir.join("watching"), "")?;
+    zdtm::write_atomic(&dir.join("watching-c"), "")?;
     let go = dir.join("go");
+    let start = Instant::now();
     while !go.exists() {
         if zdtm::waited_too_long(start) {
             return Err("no go".into());
@@ -265,19 +289,17 @@ fn main() {
                 };
                 exit(code);
             }
-            let watching = dir.join("watching");
+            let watch = Watch::new();
+            // Ready only once C and its thread watch too: a dump while
+            // one still pumps its switch count would go unseen by it.
             let start = Instant::now();
-            while !watching.exists() {
-                if start.elapsed() > Duration::from_secs(120) {
-                    return Err("the child did not start watching".into());
+            while !(dir.join("watching-c").exists() && dir.join("watching-t").exists()) {
+                if zdtm::waited_too_long(start) {
+                    return Err("C and its thread never said they watch".into());
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Ok(State {
-                dir,
-                child,
-                watch: Watch::new(),
-            })
+            Ok(State { dir, child, watch })
         },
         |s| {
             for _ in 0..10 {

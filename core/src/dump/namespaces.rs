@@ -1,0 +1,201 @@
+//! Namespaces of the dumped tasks. No namespace is dumped yet (no
+//! `utsns-*.img`, `ipcns-*`, `netns-*`, `mountpoints-*`, `userns-*`, no pid
+//! namespace init): a restored task joins the restoring criu's
+//! namespaces. So every namespace of every task must be criu's own, as
+//! `/proc/PID/ns/*` shows, or the task is refused by name before anything
+//! is lost: its hostname, its mounts, its in-namespace PIDs, its network.
+//!
+//! CRIU's own rules are looser (it dumps a root task's own namespaces, and
+//! nested pid, net and mount namespaces), but it too refuses a task whose
+//! `pid_for_children` differs from its `pid` namespace; here both
+//! `*_for_children` links must be criu's as well, since a task that
+//! unshared them starts its future children elsewhere.
+//!
+//! The check runs twice: on the tree as found before any task is seized
+//! (a container is refused before its tasks are stopped, their memory
+//! read, or the parasite fails to connect from their network namespace),
+//! and on every seized task, which is the authoritative answer (the tree
+//! cannot change any more).
+
+use crate::proc::task::NsIds;
+
+/// A task in a namespace that is not criu's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NsError {
+    #[error(
+        "task {pid} is in its own {kind} namespace ({kind}:[{ino}], criu is in \
+         {kind}:[{ours}]), which cannot be dumped yet"
+    )]
+    Own {
+        pid: i32,
+        kind: &'static str,
+        ino: u64,
+        ours: u64,
+    },
+    #[error(
+        "task {pid} starts its children in another pid namespace (a new one, whose init \
+         is not born yet: pid_for_children has no link), which cannot be dumped yet"
+    )]
+    NewPid { pid: i32 },
+    #[error(
+        "task {pid} starts its children in another {kind} namespace \
+         ({link} is {kind}:[{ino}], criu is in {kind}:[{ours}]), which cannot \
+         be dumped yet"
+    )]
+    ForChildren {
+        pid: i32,
+        kind: &'static str,
+        link: &'static str,
+        ino: u64,
+        ours: u64,
+    },
+}
+
+/// Compare the namespaces of task `pid` with criu's (`ours`). A namespace
+/// either side lacks (an older kernel, a zombie whose links are gone)
+/// cannot differ. The order puts the namespaces that contain others
+/// first, so a container is named by its user namespace.
+pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
+    let own = [
+        ("user", task.user, ours.user),
+        ("mnt", task.mnt, ours.mnt),
+        ("pid", task.pid, ours.pid),
+        ("net", task.net, ours.net),
+        ("ipc", task.ipc, ours.ipc),
+        ("uts", task.uts, ours.uts),
+        ("cgroup", task.cgroup, ours.cgroup),
+        ("time", task.time, ours.time),
+    ];
+    for (kind, t, o) in own {
+        if let (Some(ino), Some(ours)) = (t, o)
+            && ino != ours
+        {
+            return Err(NsError::Own {
+                pid,
+                kind,
+                ino,
+                ours,
+            });
+        }
+    }
+    // After unshare(CLONE_NEWPID), the link is missing until the new
+    // namespace's init (the task's next child) exists. (A zombie has lost
+    // every namespace but its pid one: its uts link is gone too.)
+    let alive = task.uts.is_some();
+    if alive
+        && task.pid.is_some()
+        && task.pid_for_children.is_none()
+        && ours.pid_for_children.is_some()
+    {
+        return Err(NsError::NewPid { pid });
+    }
+    let for_children = [
+        ("pid", "pid_for_children", task.pid_for_children, ours.pid),
+        (
+            "time",
+            "time_for_children",
+            task.time_for_children,
+            ours.time,
+        ),
+    ];
+    for (kind, link, t, o) in for_children {
+        if let (Some(ino), Some(ours)) = (t, o)
+            && ino != ours
+        {
+            return Err(NsError::ForChildren {
+                pid,
+                kind,
+                link,
+                ino,
+                ours,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(base: u64) -> NsIds {
+        NsIds {
+            cgroup: Some(base),
+            ipc: Some(base + 1),
+            mnt: Some(base + 2),
+            net: Some(base + 3),
+            pid: Some(base + 4),
+            pid_for_children: Some(base + 4),
+            time: Some(base + 5),
+            time_for_children: Some(base + 5),
+            user: Some(base + 6),
+            uts: Some(base + 7),
+        }
+    }
+
+    #[test]
+    fn same_namespaces_pass() {
+        assert_eq!(check(7, &ids(100), &ids(100)), Ok(()));
+        // A link the kernel does not have cannot differ.
+        let mut t = ids(100);
+        t.time = None;
+        t.time_for_children = None;
+        assert_eq!(check(7, &t, &ids(100)), Ok(()));
+    }
+
+    #[test]
+    fn each_namespace_is_named() {
+        let ours = ids(100);
+        let mut t = ours;
+        t.uts = Some(999);
+        let e = check(42, &t, &ours).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "task 42 is in its own uts namespace (uts:[999], criu is in uts:[107]), \
+             which cannot be dumped yet"
+        );
+        // The containing namespace is reported first.
+        t.user = Some(998);
+        assert!(matches!(
+            check(42, &t, &ours),
+            Err(NsError::Own { kind: "user", .. })
+        ));
+    }
+
+    #[test]
+    fn children_namespaces_are_checked() {
+        let ours = ids(100);
+        let mut t = ours;
+        t.pid_for_children = Some(555);
+        let e = check(3, &t, &ours).unwrap_err();
+        assert_eq!(
+            e,
+            NsError::ForChildren {
+                pid: 3,
+                kind: "pid",
+                link: "pid_for_children",
+                ino: 555,
+                ours: 104
+            }
+        );
+        assert!(
+            e.to_string().contains("pid_for_children is pid:[555]"),
+            "{e}"
+        );
+        let mut t = ours;
+        t.pid_for_children = None;
+        assert_eq!(check(3, &t, &ours), Err(NsError::NewPid { pid: 3 }));
+        // A zombie keeps only its pid namespace.
+        let zombie = NsIds {
+            pid: ours.pid,
+            ..NsIds::default()
+        };
+        assert_eq!(check(3, &zombie, &ours), Ok(()));
+        let mut t = ours;
+        t.time_for_children = Some(556);
+        assert!(matches!(
+            check(3, &t, &ours),
+            Err(NsError::ForChildren { kind: "time", .. })
+        ));
+    }
+}

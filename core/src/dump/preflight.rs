@@ -1,0 +1,159 @@
+//! What restore cannot bring back, refused by name, for every task of the
+//! tree: its namespaces ([`super::namespaces`]), its cgroups
+//! ([`super::cgroups`]) and its LSM label, compared with criu's own.
+//!
+//! The checks run on the tree as found before anything is seized (the
+//! root, then `/proc/PID/task/*/children` recursively), so that a task
+//! that would be refused is never stopped or infected; a frozen cgroup is
+//! refused only here (a seized task is stopped, not frozen). They run
+//! again on every seized task and thread, where the tree can no longer
+//! change: that answer is the authoritative one.
+
+use crate::dump::cgroups::{self, CgroupError, FreezerMounts};
+use crate::dump::namespaces;
+use crate::pr_info;
+use crate::proc::ProcDir;
+use crate::proc::cgroup::CgroupLine;
+use crate::proc::lsm::Lsm;
+use crate::proc::task::NsIds;
+
+use super::{DumpError, collect_err};
+
+/// Most tasks the walk before the seize follows (far beyond real trees;
+/// it only bounds a tree that forks faster than it can be read).
+const WALK_MAX: usize = 1 << 16;
+
+/// What criu itself is: the yardstick for every task.
+#[derive(Debug)]
+pub struct Ours {
+    pub ns: NsIds,
+    pub cgroups: Vec<CgroupLine>,
+    pub lsm: Lsm,
+    pub label: Option<String>,
+    pub mounts: FreezerMounts,
+}
+
+impl Ours {
+    pub fn read() -> Result<Ours, DumpError> {
+        let me = ProcDir::open_self().map_err(collect_err(0, "/proc/self"))?;
+        let pid = me.pid();
+        let lsm = Lsm::active();
+        Ok(Ours {
+            ns: me.ns_ids().map_err(collect_err(pid, "criu's namespaces"))?,
+            cgroups: me.cgroup().map_err(collect_err(pid, "criu's cgroups"))?,
+            label: me
+                .lsm_label(lsm)
+                .map_err(collect_err(pid, "criu's LSM label"))?,
+            lsm,
+            mounts: FreezerMounts::from_mounts(
+                &me.mountinfo().map_err(collect_err(pid, "criu's mounts"))?,
+            ),
+        })
+    }
+}
+
+/// What the options allow.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// `--manage-cgroups=ignore`: other cgroups are not dumped, and said so.
+    pub ignore_cgroups: bool,
+    /// Before the seize without `--freeze-cgroup`: refuse a frozen cgroup.
+    pub refuse_frozen: bool,
+    /// After the seize: say in the log what is not dumped.
+    pub report: bool,
+}
+
+/// The tasks of the tree rooted at `root` as they are now, the root first.
+/// Tasks that vanish while it is read are left out: the seize decides.
+pub fn walk(root: i32) -> Vec<i32> {
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() && found.len() < WALK_MAX {
+        let pid = found[next];
+        next += 1;
+        let Ok(children) = ProcDir::open(pid).and_then(|p| p.process_children()) else {
+            continue;
+        };
+        for c in children {
+            if !found.contains(&c) {
+                found.push(c);
+            }
+        }
+    }
+    found
+}
+
+/// Check task (or thread) `pid` whose `/proc` directory is `proc`.
+/// A task gone meanwhile passes: the seize finds it gone too.
+pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+    let gone = |e: &crate::proc::ProcError| e.is_gone();
+    match proc.ns_ids() {
+        Ok(ns) => namespaces::check(pid, &ns, &ours.ns)?,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(collect_err(pid, "namespaces")(e)),
+    }
+    // A zombie runs no more and is restored as a zombie: its cgroups (the
+    // kernel shows the root ones once it has exited) and its label do not
+    // matter.
+    if proc.stat().is_ok_and(|st| st.state == b'Z') {
+        return Ok(());
+    }
+    let lines = match proc.cgroup() {
+        Ok(l) => l,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(source) => return Err(CgroupError::Proc { pid, source }.into()),
+    };
+    if let Some((hierarchy, theirs, criu)) = cgroups::difference(&lines, &ours.cgroups) {
+        if !rules.ignore_cgroups {
+            return Err(CgroupError::Differs {
+                pid,
+                hierarchy,
+                theirs,
+                ours: criu,
+            }
+            .into());
+        }
+        if rules.report {
+            pr_info!(
+                "Cgroups of task {pid} are not dumped (--manage-cgroups=ignore): it is in \
+                 {theirs} of {hierarchy}, criu in {criu}; the restore puts it into the \
+                 restoring criu's cgroups"
+            );
+        }
+    }
+    if rules.refuse_frozen {
+        cgroups::check_frozen(pid, &lines, &ours.mounts)?;
+    }
+    match proc.lsm_label(ours.lsm) {
+        Ok(label) if label != ours.label => Err(DumpError::Lsm {
+            pid,
+            lsm: ours.lsm.name(),
+            label: label.unwrap_or_default(),
+            ours: ours.label.clone().unwrap_or_default(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if gone(&e) => Ok(()),
+        Err(e) => Err(collect_err(pid, "LSM label")(e)),
+    }
+}
+
+/// [`check_task`] for a seized process and each of its threads.
+pub fn check_seized(proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+    let pid = proc.pid();
+    check_task(pid, proc, ours, rules)?;
+    let quiet = Rules {
+        report: false,
+        ..rules
+    };
+    for tid in proc.threads().map_err(collect_err(pid, "threads"))? {
+        if tid == pid {
+            continue;
+        }
+        match proc.task(tid) {
+            Ok(t) => check_task(tid, &t, ours, quiet)?,
+            Err(e) if e.is_gone() => {}
+            Err(e) => return Err(collect_err(pid, "thread directory")(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! What a restore cannot bring back is refused at dump, by name, with the
+//! tree left running as it was: namespaces other than criu's (of the root,
+//! of a whole container, of one child), devices restore does not know,
+//! unlinked files kept by other links, hugetlb memory, a task that never
+//! stops. Each refused
+//! program then checks its own state and must pass. The devices restore
+//! does know come back (`zdtm_refused devices`).
+
+mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
+
+use std::os::fd::AsRawFd;
+
+use common::zdtm::Zdtm;
+use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType};
+use service_common::Client;
+
+const PROGRAM: &str = "zdtm_refused";
+
+/// Whether `unshare(1)` can run here (it is util-linux's).
+fn no_unshare(test: &str) -> bool {
+    let ok = std::process::Command::new("unshare")
+        .args(["--uts", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        common::skip(test, "unshare(1) cannot make a uts namespace here");
+    }
+    !ok
+}
+
+/// Start `zdtm_refused count` under `unshare ARGS`, and check that its
+/// dump is refused with `message` before any task is seized.
+fn refused_in_namespace(test: &str, unshare: &[&str], message: &str) {
+    if no_unshare(test) {
+        return;
+    }
+    let mut wrapper = vec!["unshare"];
+    wrapper.extend_from_slice(unshare);
+    let Some(z) = Zdtm::start_wrapped(test, &wrapper, PROGRAM, &["count"]) else {
+        return;
+    };
+    let root = z.pid();
+    let log = z.dump_refused(&["--shell-job"], message);
+    assert!(log.contains(&format!("task {root} ")), "{log}");
+    // Refused before anything was seized.
+    assert!(!log.contains("Seized "), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn task_in_its_own_uts_namespace_is_refused() {
+    refused_in_namespace("uts_ns", &["--uts"], "is in its own uts namespace (uts:[");
+}
+
+#[test]
+fn task_in_its_own_ipc_namespace_is_refused() {
+    refused_in_namespace("ipc_ns", &["--ipc"], "is in its own ipc namespace (ipc:[");
+}
+
+#[test]
+fn task_in_its_own_mount_namespace_is_refused() {
+    refused_in_namespace("mnt_ns", &["--mount"], "is in its own mnt namespace (mnt:[");
+}
+
+#[test]
+fn task_in_its_own_net_namespace_is_refused() {
+    refused_in_namespace("net_ns", &["--net"], "is in its own net namespace (net:[");
+}
+
+#[test]
+fn task_in_its_own_cgroup_namespace_is_refused() {
+    refused_in_namespace(
+        "cgroup_ns",
+        &["--cgroup"],
+        "is in its own cgroup namespace (cgroup:[",
+    );
+}
+
+#[test]
+fn task_in_its_own_user_namespace_is_refused() {
+    refused_in_namespace(
+        "user_ns",
+        &["--user", "--map-root-user"],
+        "is in its own user namespace (user:[",
+    );
+}
+
+#[test]
+fn task_in_its_own_time_namespace_is_refused() {
+    // unshare(1) execs the program in the new time namespace (exec moves
+    // a task into its time_for_children).
+    refused_in_namespace(
+        "time_ns",
+        &["--time"],
+        "is in its own time namespace (time:[",
+    );
+}
+
+#[test]
+fn task_whose_children_live_in_another_pid_namespace_is_refused() {
+    // unshare --fork: the root stays in ours, its child is pid 1 of the new one.
+    refused_in_namespace(
+        "pid_ns",
+        &["--pid", "--fork"],
+        "starts its children in another pid namespace (pid_for_children is pid:[",
+    );
+}
+
+#[test]
+fn a_container_is_refused_before_any_task_is_seized() {
+    // Every namespace a runtime makes; the parasite could not even
+    // connect back from its network namespace.
+    refused_in_namespace(
+        "container",
+        &[
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--uts",
+            "--ipc",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--cgroup",
+        ],
+        "is in its own user namespace (user:[",
+    );
+}
+
+#[test]
+fn a_child_in_its_own_namespace_is_refused_by_name() {
+    for (kind, message) in [
+        ("uts", "is in its own uts namespace"),
+        ("ipc", "is in its own ipc namespace"),
+        ("mnt", "is in its own mnt namespace"),
+        ("net", "is in its own net namespace"),
+        ("cgroup", "is in its own cgroup namespace"),
+        ("user", "is in its own user namespace"),
+        ("pid", "starts its children in another pid namespace"),
+        ("time", "starts its children in another time namespace"),
+    ] {
+        let test = format!("child_ns_{kind}");
+        let Some(z) = Zdtm::start(&test, PROGRAM, &["child-ns", kind]) else {
+            return;
+        };
+        let child = common::descendants(z.pid());
+        assert_eq!(child.len(), 1, "{kind}: {child:?}");
+        let log = z.dump_refused(&[], &format!("task {} {message}", child[0]));
+        assert!(!log.contains("Seized "), "{kind}: {log}");
+        assert_eq!(z.go(), "PASS", "{kind}");
+    }
+}
+
+#[test]
+fn devices_that_restore_reopens_come_back() {
+    let Some(mut z) = Zdtm::start("devices", PROGRAM, &["devices"]) else {
+        return;
+    };
+    z.dump(&[]);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn other_devices_are_refused_by_name() {
+    for (path, message) in [
+        (
+            "/dev/net/tun",
+            "is the character device /dev/net/tun (10:200), which cannot be dumped yet",
+        ),
+        ("/dev/tty1", "is the character device /dev/tty1 (4:1)"),
+        ("/dev/kmsg", "is the character device /dev/kmsg (1:11)"),
+        ("/dev/loop0", "is the block device /dev/loop0 (7:0)"),
+    ] {
+        let test = format!("device_{}", path.rsplit('/').next().unwrap_or(path));
+        if !std::path::Path::new(path).exists() {
+            common::skip(&test, &format!("{path} does not exist here"));
+            continue;
+        }
+        let Some(z) = Zdtm::start(&test, PROGRAM, &["device", path]) else {
+            return;
+        };
+        let message = format!("fd 10 of task {} {message}", z.pid());
+        z.dump_refused(&[], &message);
+        assert_eq!(z.go(), "PASS", "{path}");
+    }
+}
+
+#[test]
+fn an_unlinked_file_kept_by_another_link_is_refused() {
+    let Some(z) = Zdtm::start("linked", PROGRAM, &["linked"]) else {
+        return;
+    };
+    let message = format!(
+        "fd 10 of task {} is {}/linked-a (deleted), an unlinked file that still has 1 \
+         other hard link(s): it cannot be dumped yet (CRIU's --link-remap would link it \
+         back into place)",
+        z.pid(),
+        z.work().display()
+    );
+    z.dump_refused(&[], &message);
+    assert_eq!(z.go(), "PASS");
+
+    // Mapped, it is refused as the mapping's file.
+    let Some(z) = Zdtm::start("linked_map", PROGRAM, &["linked-map"]) else {
+        return;
+    };
+    let message = format!(
+        "is {}/linked-a (deleted), an unlinked file that still has 1 other hard link(s)",
+        z.work().display()
+    );
+    let log = z.dump_refused(&[], &message);
+    let behind = format!("the file behind /proc/{}/map_files/", z.pid());
+    assert!(log.contains(&behind), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// Huge pages reserved for a test, given back when dropped.
+struct HugePages {
+    before: String,
+}
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+impl HugePages {
+    /// `n` more huge pages, or why not.
+    fn reserve(n: u64) -> Result<HugePages, String> {
+        let before = std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| e.to_string())?;
+        let want = before.trim().parse::<u64>().map_err(|e| e.to_string())? + n;
+        std::fs::write(NR_HUGEPAGES, want.to_string()).map_err(|e| e.to_string())?;
+        let got = std::fs::read_to_string(NR_HUGEPAGES).unwrap_or_default();
+        let guard = HugePages { before };
+        if got.trim() != want.to_string() {
+            return Err(format!(
+                "the kernel gave {} of {want} huge pages",
+                got.trim()
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for HugePages {
+    fn drop(&mut self) {
+        let _ = std::fs::write(NR_HUGEPAGES, self.before.trim());
+    }
+}
+
+#[test]
+fn hugetlb_memory_is_refused_naming_the_range() {
+    const TEST: &str = "hugetlb";
+    let _pages = match HugePages::reserve(3) {
+        Ok(p) => p,
+        Err(why) => return common::skip(TEST, &format!("no huge pages: {why}")),
+    };
+    for (mode, what) in [
+        ("hugetlb", "a hugetlb mapping (/anon_hugepage) at 0x"),
+        ("hugetlb-memfd", "a memfd of huge pages (MFD_HUGETLB)"),
+    ] {
+        let Some(z) = Zdtm::start(mode, PROGRAM, &[mode]) else {
+            return;
+        };
+        let log = z.dump_refused(&[], what);
+        assert!(log.contains(&format!("task {}", z.pid())), "{log}");
+        assert_eq!(z.go(), "PASS", "{mode}");
+    }
+    // A file of a hugetlbfs mount, mapped shared.
+    let mnt = common::TempDir::new("hugetlbfs");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "hugetlbfs", "none"])
+        .arg(mnt.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return common::skip(TEST, "cannot mount hugetlbfs here");
+    }
+    let file = mnt.join("huge");
+    let file = file.to_str().unwrap();
+    if let Some(z) = Zdtm::start("hugetlbfs", PROGRAM, &["hugetlbfs", file]) {
+        let log = z.dump_refused(&[], &format!("a hugetlb mapping ({file}) at 0x"));
+        assert!(log.contains(&format!("task {}", z.pid())), "{log}");
+        assert_eq!(z.go(), "PASS");
+    }
+    let _ = std::process::Command::new("umount")
+        .arg(mnt.path())
+        .status();
+}
+
+#[test]
+fn a_task_that_never_stops_fails_the_dump_within_timeout() {
+    // A vfork parent sleeps in the kernel where PTRACE_INTERRUPT does not
+    // stop it, until its child exits (at go).
+    let Some(z) = Zdtm::start("never_stops", PROGRAM, &["vfork"]) else {
+        return;
+    };
+    assert!(
+        common::wait_until(common::zdtm::TIMEOUT, || common::descendants(z.pid()).len()
+            == 1),
+        "no vfork child"
+    );
+    let start = std::time::Instant::now();
+    let message = format!(
+        "seizing the task: task {} did not stop for our PTRACE_INTERRUPT (is it frozen, or \
+         stuck in the kernel?) within 1 s",
+        z.pid()
+    );
+    let log = z.dump_refused(&["--timeout", "1"], &message);
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}: {log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// The RPC's `timeout` field bounds the seize as `--timeout` does: the
+/// request fails naming the task and the bound, the tree runs on.
+#[test]
+fn rpc_timeout_bounds_the_seize() {
+    let Some(z) = Zdtm::start("never_stops_rpc", PROGRAM, &["vfork"]) else {
+        return;
+    };
+    assert!(
+        common::wait_until(common::zdtm::TIMEOUT, || common::descendants(z.pid()).len()
+            == 1),
+        "no vfork child"
+    );
+    let images = z.new_dir("rpc-images");
+    let dir = std::fs::File::open(&images).unwrap();
+    let start = std::time::Instant::now();
+    let resp = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(z.pid()),
+            timeout: Some(1),
+            log_level: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let took = start.elapsed();
+    assert!(!resp.success, "{resp:?}");
+    let want = format!(
+        "task {} did not stop for our PTRACE_INTERRUPT (is it frozen, or stuck in the \
+         kernel?) within 1 s",
+        z.pid()
+    );
+    let msg = resp.cr_errmsg.clone().unwrap_or_default();
+    assert!(msg.contains(&want), "{msg:?}, want {want:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert_eq!(common::tracer_pid(z.pid()), Some(0));
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn lsm_labels_are_recorded_and_one_a_restore_cannot_set_is_refused() {
+    use criu_core::images::{ImageDir, Kind, pb, read_one};
+    use criu_core::proc::lsm::{Lsm, profile_for_image};
+    let Some(mut z) = Zdtm::start("lsm", PROGRAM, &["count"]) else {
+        return;
+    };
+    z.dump(&[]);
+    let images = z.images().to_path_buf();
+    let lsm = Lsm::active();
+    let inv: pb::InventoryEntry = read_one(&images.join("inventory.img"), Kind::Inventory).unwrap();
+    let want = match lsm {
+        Lsm::None => pb::Lsmtype::NoLsm,
+        Lsm::AppArmor => pb::Lsmtype::Apparmor,
+        Lsm::SeLinux => pb::Lsmtype::Selinux,
+    };
+    assert_eq!(inv.lsmtype, Some(want as i32));
+    let core_path = images.join(format!("core-{}.img", z.pid()));
+    let core: pb::CoreEntry = read_one(&core_path, Kind::Core).unwrap();
+    let creds = |c: &pb::CoreEntry| c.thread_core.as_ref().unwrap().creds.clone().unwrap();
+    let ours = criu_core::proc::ProcDir::open_self()
+        .unwrap()
+        .lsm_label(lsm)
+        .unwrap();
+    let profile = ours.and_then(|l| profile_for_image(lsm, &l));
+    assert_eq!(creds(&core).lsm_profile, profile);
+
+    // A label the restore would not set is refused, and nothing is left.
+    let mut foreign = core.clone();
+    let tc = foreign.thread_core.as_mut().unwrap();
+    tc.creds.as_mut().unwrap().lsm_profile = Some("criu-test-profile".into());
+    let dir = ImageDir::new(&images);
+    dir.write_one(Kind::Core, z.pid() as u64, &foreign).unwrap();
+    let (ok, log) = z.criu_in(&images, &["restore", "-d"]);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains(&format!(
+            "core-{}.img: the task ran under the LSM label \"criu-test-profile\"",
+            z.pid()
+        )),
+        "{log}"
+    );
+    assert_eq!(common::proc_state(z.pid()), None, "{log}");
+    dir.write_one(Kind::Core, z.pid() as u64, &core).unwrap();
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}

@@ -536,7 +536,7 @@ fn shared_memory_is_dumped_into_shmem_images() {
     let open = inodes.iter().find(|i| i.name == "openfd").unwrap();
     assert_eq!(open.size, 3 * page() + 10);
     let fdinfo: Vec<pb::FdinfoEntry> =
-        read_all(&images.join("fdinfo-1.img"), Kind::Fdinfo).unwrap();
+        read_all(&images.join("fdinfo-2.img"), Kind::Fdinfo).unwrap();
     let fi = fdinfo
         .iter()
         .find(|f| f.r#type == pb::FdTypes::Memfd as i32)

@@ -20,12 +20,13 @@
 //!
 //! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
-//!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
+//!   (the dumping tool's own ids, as CRIU writes them: vm/files/fs/sighand
+//!   = 1, never a dumped task's; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
 //!   user 7, cgroup 8 — no namespace images: the task shares ours),
 //!   lsmtype NO_LSM, network_lock_method 0, dump_criu_run_id.
 //! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
-//! - `ids-PID.img`: the same kobj ids, numbered per task (its index in
-//!   the tree + 1), except `files_id`/`fs_id` of a child sharing its
+//! - `ids-PID.img`: the task's kobj ids, numbered per task (its index in
+//!   the tree + 2: 1 is the tool's), except `files_id`/`fs_id` of a child sharing its
 //!   parent's fd table/fs struct (`CLONE_FILES`/`CLONE_FS`, found with
 //!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
@@ -82,6 +83,7 @@ use crate::sys::ptrace::{self, SigInfo};
 use crate::{pr_debug, pr_info};
 
 pub use write::Collected;
+use write::FIRST_TASK_OBJ_ID;
 
 /// Steps `CRIU_DUMP_FAULT` can make fail.
 /// One after each stage of a dump, in order: seize, collect from /proc,
@@ -293,9 +295,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         // dumped once, with the table's owner (the topmost task sharing it).
         let own_fds = sharing.files[i] == i;
         let mut c = collect_outside(&t.proc, task, opts, &mut files, fd_opts, own_fds)?;
-        c.obj_id = i as u32 + 1;
-        c.files_id = sharing.files[i] as u32 + 1;
-        c.fs_id = sharing.fs[i] as u32 + 1;
+        // Id 1 of each kind is the dumping tool's own task (`root_ids`):
+        // the tree's objects are numbered from 2, as CRIU numbers them.
+        c.obj_id = i as u32 + FIRST_TASK_OBJ_ID;
+        c.files_id = sharing.files[i] as u32 + FIRST_TASK_OBJ_ID;
+        c.fs_id = sharing.fs[i] as u32 + FIRST_TASK_OBJ_ID;
         c.pages_id = i as u64 + 1;
         for th in threads {
             c.threads.push(collect_thread(&t.proc, th)?);
@@ -370,7 +374,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
             (_, None) => {}
         }
     }
-    write::write_tree_images(&common.images_dir, &entries, 1, &files).map_err(img_err)?;
+    write::write_tree_images(&common.images_dir, &entries, &files).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 

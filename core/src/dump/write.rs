@@ -159,6 +159,37 @@ pub fn create_raw(path: &Path) -> Result<File, ImageError> {
         .map_err(|e| ImageError::io(&path.display().to_string(), e))
 }
 
+/// `mm.mm_saved_auxv` as CRIU writes it: the first
+/// [`MM_SAVED_AUXV_MAX`](crate::images::MM_SAVED_AUXV_MAX) words of the
+/// auxv (with its `AT_NULL` pair only when that fits), since CRIU refuses
+/// more. The saved auxv is only what `/proc/PID/auxv` shows after restore
+/// (the task's own copy on its stack is restored with its memory), so
+/// entries past the cap are dropped with a warning rather than refused.
+fn saved_auxv(pid: i32, words: &[u64]) -> Vec<u64> {
+    let max = crate::images::MM_SAVED_AUXV_MAX;
+    let dropped = words
+        .chunks_exact(2)
+        .skip(max / 2)
+        .take_while(|p| p[0] != crate::proc::auxv::AT_NULL)
+        .count();
+    if dropped > 0 {
+        crate::pr_warn!(
+            "task {pid}: auxv has {dropped} entries past the {} CRIU's images hold;              /proc/{pid}/auxv will not show them after restore",
+            max / 2
+        );
+    }
+    words[..words.len().min(max)].to_vec()
+}
+
+/// The kernel object ids of the dumping tool's own task, which CRIU writes
+/// as `inventory.img`'s `root_ids`: on restore it compares each task's ids
+/// with these, and a task whose `files_id` equals the tool's is taken to
+/// share the tool's fd table ("Image corruption on kIDs data"). The tool
+/// shares no vm, files, fs or sighand with the tree it dumps.
+pub const TOOL_OBJ_ID: u32 = 1;
+/// The first id of a dumped task's own objects (after [`TOOL_OBJ_ID`]).
+pub const FIRST_TASK_OBJ_ID: u32 = 2;
+
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
 /// them for a task in the dumping tool's namespaces.
 fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
@@ -230,7 +261,6 @@ pub struct TreeEntry {
 pub fn write_tree_images(
     dir: &Path,
     tree: &[TreeEntry],
-    root_obj_id: u32,
     files: &FileTable,
 ) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
@@ -241,7 +271,7 @@ pub fn write_tree_images(
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(root_obj_id, root_obj_id, root_obj_id)),
+            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
             ns_per_id: Some(true),
             lsmtype: Some(pb::Lsmtype::NoLsm as i32),
             network_lock_method: Some(0),
@@ -422,7 +452,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             mm_env_start: s.env_start,
             mm_env_end: s.env_end,
             exe_file_id: c.exe_file_id,
-            mm_saved_auxv: c.auxv.clone(),
+            mm_saved_auxv: saved_auxv(c.pid, &c.auxv),
             vmas,
             dumpable: Some(misc.dumpable),
             aios: Vec::new(),

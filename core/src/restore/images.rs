@@ -472,7 +472,7 @@ pub(super) fn read_pagemap(
                 path.display()
             )));
         }
-        let nr = e.nr_pages.unwrap_or(u64::from(e.compat_nr_pages));
+        let nr = crate::images::pagemap::nr_pages(&e);
         runs.push(PagesRun {
             vaddr: e.vaddr,
             nr_pages: nr,

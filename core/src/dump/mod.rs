@@ -571,9 +571,10 @@ fn collect_outside(
         shmem_dev,
         allow_uprobes: opts.allow_uprobes,
     };
-    let vmas = proc
+    let mut vmas = proc
         .collect_vmas(&cfg)
         .map_err(collect_err(pid, "mappings"))?;
+    crate::vdso::marked::fixup(pid, &mut vmas).map_err(collect_err(pid, "the vDSO's mark"))?;
     refuse_unsupported_vmas(pid, &vmas)?;
     let page_size = crate::proc::page_size() as u64;
     // vsyscall lies above user space and is not REGULAR; nothing else needs

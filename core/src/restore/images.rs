@@ -66,6 +66,9 @@ pub struct TaskImages {
     pub shares_files: bool,
     /// Forked with `CLONE_FS`: same `fs_id` as its parent.
     pub shares_fs: bool,
+    /// How its vDSO comes back (decided once every image is read, see
+    /// [`super::vdso::plan`]).
+    pub vdso: super::vdso::VdsoPlan,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -449,6 +452,7 @@ fn read_task(
         ids,
         shares_files: false,
         shares_fs: false,
+        vdso: super::vdso::VdsoPlan::Nothing,
     })
 }
 

@@ -33,6 +33,7 @@ mod regsets;
 mod shmem;
 mod task_attrs;
 mod tree;
+pub mod vdso;
 
 use std::path::Path;
 use std::time::Duration;

@@ -18,6 +18,7 @@
 
 pub mod elf;
 pub mod mark;
+pub mod marked;
 
 use criu_arch::{VDSO_JUMP_LEN, vdso_jump};
 pub use elf::{ElfError, Symtab};

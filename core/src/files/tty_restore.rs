@@ -362,8 +362,10 @@ fn termios_of(e: &pb::TermiosEntry) -> sys::Termios {
     t.c_cflag = e.c_cflag;
     t.c_lflag = e.c_lflag;
     t.c_line = e.c_line as u8;
-    for (d, s) in t.c_cc.iter_mut().zip(&e.c_cc) {
-        *d = *s as u8;
+    // Packed as CRIU packs them (see images::termios).
+    let cc = crate::images::termios::unpack_cc(&e.c_cc);
+    for (d, s) in t.c_cc.iter_mut().zip(cc) {
+        *d = s;
     }
     t
 }

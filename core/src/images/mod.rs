@@ -14,6 +14,8 @@ pub mod json;
 pub mod kinds;
 pub mod magic;
 pub mod pagemap;
+pub mod personality;
+pub mod termios;
 pub mod pb;
 pub mod reader;
 pub mod typed;

@@ -58,14 +58,55 @@ impl Peer {
             .status()
             .expect("run the peer's criu")
             .success();
-        let log = std::fs::read_to_string(images.join(format!("peer-{action}.log")))
-            .unwrap_or_default();
+        let log =
+            std::fs::read_to_string(images.join(format!("peer-{action}.log"))).unwrap_or_default();
         (ok, log)
     }
 
     /// The peer's crit with `args`: its output (or why it failed).
     pub fn crit(&self, args: &[&str]) -> Result<String, String> {
         run_crit(&self.dir.join("crit"), args)
+    }
+
+    /// What the peer's `crit decode -i IMG` prints for each image, as JSON
+    /// (or why it failed), decoded in one python process (pycriu's
+    /// `images.load`, which crit's decode prints): a python start and the
+    /// pure-python protobuf per image would take a second each.
+    pub fn decode_all(&self, images: &[PathBuf]) -> Vec<Result<serde_json::Value, String>> {
+        const SCRIPT: &str = "import json, sys\n\
+            from pycriu import images\n\
+            for p in sys.argv[1:]:\n\
+            \x20   try:\n\
+            \x20       with open(p, 'rb') as f:\n\
+            \x20           print(json.dumps({'ok': images.load(f)}))\n\
+            \x20   except Exception as e:\n\
+            \x20       print(json.dumps({'err': repr(e)}))\n";
+        let out = Command::new(self.dir.join("python"))
+            .arg("-c")
+            .arg(SCRIPT)
+            .args(images)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the peer's python");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        images
+            .iter()
+            .map(|_| {
+                let Some(line) = lines.next() else {
+                    return Err(format!(
+                        "CRIU's crit printed nothing: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                };
+                let mut v: serde_json::Value =
+                    serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+                match v.get_mut("ok") {
+                    Some(ok) => Ok(ok.take()),
+                    None => Err(v["err"].to_string()),
+                }
+            })
+            .collect()
     }
 }
 
@@ -129,19 +170,21 @@ fn normalize(v: &mut serde_json::Value) {
 /// (after [`normalize`]). Failures, one line each.
 pub fn compare_crits(peer: &Peer, dir: &Path) -> Vec<String> {
     let mut bad = Vec::new();
-    for img in protobuf_images(dir) {
+    let imgs = protobuf_images(dir);
+    let all_theirs = peer.decode_all(&imgs);
+    for (img, theirs) in imgs.iter().zip(all_theirs) {
         let p = img.to_str().unwrap();
         let name = img.file_name().unwrap().to_string_lossy().into_owned();
-        let theirs = peer.crit(&["decode", "-i", p]);
         let ours = our_crit(&["decode", "-i", p]);
         match (theirs, ours) {
-            (Ok(t), Ok(o)) => {
-                let mut t: serde_json::Value = serde_json::from_str(&t).unwrap();
+            (Ok(mut t), Ok(o)) => {
                 let mut o: serde_json::Value = serde_json::from_str(&o).unwrap();
                 normalize(&mut t);
                 normalize(&mut o);
                 if t != o {
-                    bad.push(format!("{name}: the crits differ:\n  CRIU's: {t}\n  ours:   {o}"));
+                    bad.push(format!(
+                        "{name}: the crits differ:\n  CRIU's: {t}\n  ours:   {o}"
+                    ));
                 }
             }
             (Err(e), _) => bad.push(format!("{name}: CRIU's crit: {e}")),

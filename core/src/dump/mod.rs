@@ -599,14 +599,15 @@ fn collect_outside(
         .personality()
         .map_err(collect_err(pid, "personality"))?;
     // Stored as CRIU stores it (see images::personality).
-    let personality = crate::images::personality::to_image(personality).ok_or(DumpError::Collect {
-        pid,
-        what: "personality",
-        reason: format!(
-            "{personality:#x} has hex digits CRIU's images cannot hold (they keep the \
+    let personality =
+        crate::images::personality::to_image(personality).ok_or(DumpError::Collect {
+            pid,
+            what: "personality",
+            reason: format!(
+                "{personality:#x} has hex digits CRIU's images cannot hold (they keep the \
              hex digits read as a decimal number)"
-        ),
-    })?;
+            ),
+        })?;
     let exe = proc.exe().map_err(collect_err(pid, "exe link"))?;
     let cwd = proc.cwd().map_err(collect_err(pid, "cwd"))?;
     let root = proc.root().map_err(collect_err(pid, "root"))?;

@@ -199,7 +199,7 @@ fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
         fs_id,
         sighand_id: obj_id,
         pid_ns_id: Some(1),
-        net_ns_id: Some(2),
+        net_ns_id: Some(crate::files::unix::NET_NS_ID),
         ipc_ns_id: Some(3),
         uts_ns_id: Some(4),
         time_ns_id: Some(5),

@@ -203,14 +203,25 @@ pub fn dump(
             ),
         ));
     }
-    // A path name whose file is gone or replaced was unlinked.
+    // A path name whose file is gone or replaced was unlinked; one still
+    // there has its mode and owner recorded (CRIU's `file_perms`).
+    let mut file_perms = None;
     let deleted = match (sk.name.first(), sk.vfs) {
         (Some(b'/'), Some((vfs_ino, _))) => {
             use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::fs::MetadataExt;
             let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path_bytes(&sk.name)));
-            std::fs::symlink_metadata(p)
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != u64::from(vfs_ino))
-                .unwrap_or(true)
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.ino() == u64::from(vfs_ino) => {
+                    file_perms = Some(pb::FilePermsEntry {
+                        mode: m.mode(),
+                        uid: m.uid(),
+                        gid: m.gid(),
+                    });
+                    false
+                }
+                _ => true,
+            }
         }
         _ => false,
     };
@@ -230,6 +241,8 @@ pub fn dump(
         name: sk.name.clone(),
         shutdown: (sk.shutdown != 0).then_some(i32::from(sk.shutdown & 3)),
         deleted: deleted.then_some(true),
+        file_perms,
+        ns_id: Some(NET_NS_ID),
         ..Default::default()
     };
     Ok((
@@ -355,6 +368,11 @@ pub fn finish(
     }
     Ok(())
 }
+
+/// The id of the dumping tool's network namespace (which the tasks share)
+/// as CRIU numbers namespaces in a dump (`ids-PID.img`'s `net_ns_id`):
+/// CRIU records it in every unix socket entry (`ns_id`).
+pub const NET_NS_ID: u32 = 2;
 
 /// A socket name for messages (abstract names start with `@`).
 pub fn printable(name: &[u8]) -> String {

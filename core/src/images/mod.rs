@@ -14,10 +14,10 @@ pub mod json;
 pub mod kinds;
 pub mod magic;
 pub mod pagemap;
-pub mod personality;
-pub mod termios;
 pub mod pb;
+pub mod personality;
 pub mod reader;
+pub mod termios;
 pub mod typed;
 pub mod writer;
 

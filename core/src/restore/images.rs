@@ -197,8 +197,13 @@ pub fn read_tree(
                     "pstree.img: the root task is a zombie".into(),
                 ));
             }
+            // A zombie has no threads to restore; CRIU's dump leaves its
+            // `threads` uninitialised (whatever its buffer held) and its
+            // restore never reads them: neither do we.
+            let mut pstree = e.clone();
+            pstree.threads = vec![e.pid];
             out.push(TreeTaskImages::Zombie(ZombieImages {
-                pstree: e.clone(),
+                pstree,
                 exit_status: core.tc.as_ref().map_or(0, |tc| tc.exit_code),
             }));
             continue;

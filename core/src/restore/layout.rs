@@ -231,7 +231,6 @@ impl SelfMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
 
     const MAPS: &str = "\
 55d0c0000000-55d0c0002000 r-xp 00000000 00:10 12 /bin/tool

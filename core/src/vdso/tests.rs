@@ -52,16 +52,16 @@ fn the_same_vdso_is_remapped_in_place_whatever_its_vvar_parts() {
     let syms = [("__vdso_clock_gettime", 0xb10), ("__vdso_time", 0xae0)];
     let s = symbols_of("s", &synthetic::image(0x2000, &syms)).unwrap();
     // CRIU records vvar as one area, we once recorded two: one span.
-    let dumped = Layout::from_areas(&[(0x7f06_000, 0x7f08_000)], &[(0x7f00_000, 0x7f06_000)])
+    let dumped = Layout::from_areas(&[(0x7f0_6000, 0x7f0_8000)], &[(0x7f0_0000, 0x7f0_6000)])
         .unwrap()
         .unwrap();
     let rt = Layout::from_areas(
-        &[(0x5006_000, 0x5008_000)],
-        &[(0x5000_000, 0x5004_000), (0x5004_000, 0x5006_000)],
+        &[(0x500_6000, 0x500_8000)],
+        &[(0x500_0000, 0x500_4000), (0x500_4000, 0x500_6000)],
     )
     .unwrap()
     .unwrap();
-    assert_eq!(rt.vvar, Some((0x5000_000, 0x5006_000)));
+    assert_eq!(rt.vvar, Some((0x500_0000, 0x500_6000)));
     assert_eq!(choose(&dumped, &s, &rt, &s, false), Mode::InPlace);
     assert!(matches!(
         choose(&dumped, &s, &rt, &s, true),

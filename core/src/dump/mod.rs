@@ -327,10 +327,13 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     let all_vmas = collected.iter().flatten().flat_map(|c| c.vmas.iter());
     let objects = shmem::objects(all_vmas, &files.memfd_objects).map_err(shm_err)?;
     let first_shmem_pages = tree.tasks.len() as u64 + 1;
+    let (mut shpages_scanned, mut shpages_written) = (0, 0);
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = first_shmem_pages + i as u64;
         let d =
             shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
+        shpages_scanned += obj.size.div_ceil(page_size);
+        shpages_written += d.pages;
         pr_debug!(
             "Dumped {} pages of shmem object {} ({} bytes)",
             d.pages,
@@ -380,13 +383,19 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
 
     let mut stats = write::Stats {
         freezing: t_frozen - t_start,
+        shpages_scanned,
+        shpages_written,
         ..write::Stats::default()
     };
     for c in collected.iter().flatten() {
         stats.memdump += c.stats.memdump;
         stats.memwrite += c.stats.memwrite;
         stats.pages_written += c.stats.pages_written;
-        stats.pages_lazy += c.stats.pages_lazy;
+        // CRIU counts pages as lazy only in a --lazy-pages dump (its
+        // pagemap marks them PE_LAZY all the same).
+        if common.lazy_pages {
+            stats.pages_lazy += c.stats.pages_lazy;
+        }
         stats.page_pipes += c.stats.page_pipes;
         stats.page_pipe_bufs += c.stats.page_pipe_bufs;
         stats.pages_scanned += c

@@ -101,6 +101,9 @@ pub struct Stats {
     pub pages_lazy: u64,
     pub page_pipes: u64,
     pub page_pipe_bufs: u64,
+    /// Pages of shared memory objects looked at and written.
+    pub shpages_scanned: u64,
+    pub shpages_written: u64,
 }
 
 /// `--display-stats`: print the figures as CRIU does.
@@ -146,6 +149,11 @@ pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
                 pages_lazy: s.pages_lazy,
                 page_pipes: Some(s.page_pipes),
                 page_pipe_bufs: Some(s.page_pipe_bufs),
+                // Written by CRIU 4.x even when zero.
+                irmap_resolve: Some(0),
+                shpages_scanned: Some(s.shpages_scanned),
+                shpages_skipped_parent: Some(0),
+                shpages_written: Some(s.shpages_written),
                 ..Default::default()
             }),
             restore: None,
@@ -187,6 +195,9 @@ fn saved_auxv(pid: i32, words: &[u64]) -> Vec<u64> {
 /// share the tool's fd table ("Image corruption on kIDs data"). The tool
 /// shares no vm, files, fs or sighand with the tree it dumps.
 pub const TOOL_OBJ_ID: u32 = 1;
+/// The cgroup set every dumped task has: the tool's (CRIU's `root_cg_set`).
+const ROOT_CG_SET: u32 = 1;
+
 /// The first id of a dumped task's own objects (after [`TOOL_OBJ_ID`]).
 pub const FIRST_TASK_OBJ_ID: u32 = 2;
 
@@ -245,6 +256,21 @@ fn run_id(pid: i32) -> String {
     )
 }
 
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME now (`timens-0.img`).
+fn timens_entry() -> pb::TimensEntry {
+    let ts = |id| {
+        let t = rustix::time::clock_gettime(id);
+        pb::Timespec {
+            tv_sec: t.tv_sec as u64,
+            tv_nsec: t.tv_nsec as u64,
+        }
+    };
+    pb::TimensEntry {
+        monotonic: ts(rustix::time::ClockId::Monotonic),
+        boottime: ts(rustix::time::ClockId::Boottime),
+    }
+}
+
 /// One `pstree.img` entry.
 #[derive(Clone, Debug)]
 pub struct TreeEntry {
@@ -272,6 +298,8 @@ pub fn write_tree_images(
             img_version: 2,
             fdinfo_per_id: Some(true),
             root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_cg_set: Some(ROOT_CG_SET),
+            plugins_entry: Some(pb::PluginsEntry::default()),
             ns_per_id: Some(true),
             lsmtype: Some(pb::Lsmtype::NoLsm as i32),
             network_lock_method: Some(0),
@@ -290,6 +318,12 @@ pub fn write_tree_images(
         })
         .collect();
     img.write_all(Kind::Pstree, 0, &entries)?;
+    // What CRIU writes for tasks in the tool's namespaces without seccomp
+    // (a dump refuses seccomp): an empty seccomp image, and the time
+    // namespace's clocks (a restore into a new time namespace would set
+    // its offsets from them).
+    img.write_one(Kind::Seccomp, 0, &pb::SeccompEntry::default())?;
+    img.write_one(Kind::Timens, 0, &timens_entry())?;
     img.write_all(Kind::Files, 0, &files.entries)?;
     if !files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
@@ -389,6 +423,9 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
                 signature: r.signature,
                 rseq_cs_pointer: None,
             }),
+        // The tasks stay in the cgroups of the tool: CRIU records that as
+        // the root's cgroup set (1, `root_cg_set`), with no cgroup.img.
+        cg_set: Some(ROOT_CG_SET),
         ..Default::default()
     });
     img.write_one(Kind::Core, pidu, &core)?;

@@ -166,7 +166,12 @@ impl SelfMaps {
             .rev()
             .find(|g| g.0 + len <= below)
             .map(|g| (g.1.min(below) - len) / page * page)
-            .or_else(|| gaps.iter().find(|g| g.0 >= below).map(|g| g.0))
+            .or_else(|| {
+                gaps.iter().find_map(|g| {
+                    let at = g.0.max(below).next_multiple_of(page);
+                    (at + len <= g.1).then_some(at)
+                })
+            })
     }
 
     /// What the child unmaps: everything outside `[lo, hi)` up to the end of
@@ -299,9 +304,17 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
         ];
         let at = SelfMaps::free_gap(&busy, 0x8000, 0x7f00_0000_0000, page).unwrap();
         assert_eq!(at, 0x7f00_0000_0000 - page - 0x8000);
-        // Nothing below: the lowest gap above.
+        // Below the first mapping of the task: the highest place there.
         let at = SelfMaps::free_gap(&busy, 0x8000, 0x2000_0000, page).unwrap();
-        assert_eq!(at, 0x5001_0000 + page);
+        assert_eq!(at, 0x2000_0000 - 0x8000);
+        // No room below: the lowest place above.
+        let at = SelfMaps::free_gap(&busy, 0x8000, 0x1000_4000, page).unwrap();
+        assert_eq!(at, 0x1000_4000);
+        // Nothing free at all.
+        assert_eq!(
+            SelfMaps::free_gap(&[(0, u64::MAX >> 1)], 0x8000, 0x1000_4000, page),
+            None
+        );
     }
 
     #[test]

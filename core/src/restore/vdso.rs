@@ -54,16 +54,11 @@ impl Runtime {
 }
 
 fn read_self((start, end): (u64, u64)) -> Result<Vec<u8>, RestoreError> {
-    let sys = |e: std::io::Error| {
-        RestoreError::Open(
-            "/proc/self/mem ([vdso])".into(),
-            rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
-        )
-    };
-    let mem = std::fs::File::open("/proc/self/mem").map_err(sys)?;
-    let mut data = vec![0u8; (end - start) as usize];
-    mem.read_exact_at(&mut data, start).map_err(sys)?;
-    Ok(data)
+    crate::sys::own_vdso::read(start, end).ok_or_else(|| {
+        RestoreError::Unsupported(format!(
+            "cannot read this kernel's vDSO at {start:#x}-{end:#x} in the tool"
+        ))
+    })
 }
 
 /// Decide task `t`'s vDSO against this kernel's `rt`. A proxy turns the
@@ -92,12 +87,27 @@ pub fn plan(t: &mut TaskImages, rt: &Runtime, force_proxy: bool) -> Result<VdsoP
             "{mm_file}: the task has a vDSO, this kernel maps none"
         )));
     };
-    let data = dumped_pages(t, dumped.vdso)?.ok_or_else(|| {
-        bad(format!(
-            "the pages of the dumped vDSO {:#x}-{:#x} are not in the images",
+    let Some(data) = dumped_pages(t, dumped.vdso)? else {
+        // Images that left the vDSO's pages out (CRIU always saves them):
+        // nothing to proxy with, but a layout of the same shape can take
+        // this kernel's vDSO in place.
+        let same_shape = dumped.vdso_len() == rt_layout.vdso_len()
+            && dumped.vvar_len() == rt_layout.vvar_len()
+            && (dumped.vvar.is_none_or(|v| v.0 > dumped.vdso.0)
+                == rt_layout.vvar.is_none_or(|v| v.0 > rt_layout.vdso.0));
+        if same_shape && !force_proxy {
+            crate::pr_warn!(
+                "{mm_file}: the dumped vDSO's pages are not in the images; its layout \
+                 matches this kernel's, which is mapped in place"
+            );
+            return Ok(VdsoPlan::InPlace(dumped));
+        }
+        return Err(bad(format!(
+            "the pages of the dumped vDSO {:#x}-{:#x} are not in the images, and its \
+             layout differs from this kernel's: it cannot be proxied",
             dumped.vdso.0, dumped.vdso.1
-        ))
-    })?;
+        )));
+    };
     let syms = vdso::symbols_of("the dumped vDSO", &data).map_err(|e| bad(e.to_string()))?;
     match vdso::choose(&dumped, &syms, &rt_layout, &rt.syms, force_proxy) {
         Mode::InPlace => {

@@ -8,6 +8,7 @@ pub mod fds;
 pub mod fown;
 pub mod kcmp;
 pub mod kconst;
+pub mod own_vdso;
 pub mod pagemap_scan;
 pub mod prefault;
 pub mod probe;

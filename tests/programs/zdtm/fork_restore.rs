@@ -205,19 +205,33 @@ impl Watch {
     }
 }
 
+/// Written by C once it and its thread watch: the root says ready only
+/// then (a dump before would find C not yet watching, and C would take
+/// its first look after the restore for the state before it).
+const CHILD_WATCHING: &str = "child-watching";
+
 /// Child C: a second thread watching too, both until `go`.
 fn child_main(dir: &Path) -> Result<(), String> {
     static STOP: AtomicU32 = AtomicU32::new(0);
+    static THREAD_WATCHING: AtomicU32 = AtomicU32::new(0);
     let t = std::thread::spawn(|| {
         let mut w = Watch::new();
+        THREAD_WATCHING.store(1, Ordering::Release);
         while STOP.load(Ordering::Acquire) == 0 {
             w.step();
         }
         w.verdict("thread of C")
     });
     let mut w = Watch::new();
-    let go = dir.join("go");
     let start = Instant::now();
+    while THREAD_WATCHING.load(Ordering::Acquire) == 0 {
+        zdtm::ensure(start.elapsed() < Duration::from_secs(30), || {
+            "C's thread never started watching".into()
+        })?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    zdtm::write_atomic(&dir.join(CHILD_WATCHING), "")?;
+    let go = dir.join("go");
     while !go.exists() {
         if zdtm::waited_too_long(start) {
             return Err("no go".into());
@@ -252,6 +266,13 @@ fn main() {
                     }
                 };
                 exit(code);
+            }
+            let start = Instant::now();
+            while !dir.join(CHILD_WATCHING).exists() {
+                zdtm::ensure(start.elapsed() < Duration::from_secs(30), || {
+                    "C never started watching".into()
+                })?;
+                std::thread::sleep(Duration::from_millis(1));
             }
             Ok(State {
                 dir,

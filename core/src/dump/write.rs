@@ -154,7 +154,6 @@ pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
                 shpages_scanned: Some(s.shpages_scanned),
                 shpages_skipped_parent: Some(0),
                 shpages_written: Some(s.shpages_written),
-                ..Default::default()
             }),
             restore: None,
         },

@@ -294,6 +294,7 @@ fn read_task(
 ) -> Result<TaskImages, RestoreError> {
     let pid = u64::from(pstree.pid);
     validate_core(&core, &Kind::Core.file_name(pid), task_size)?;
+    super::seccomp::refuse(&core, pstree.pid, &Kind::Core.file_name(pid))?;
     let mut threads = Vec::new();
     for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
         if pstree.threads.iter().filter(|&&t| t == tid).count() > 1 {
@@ -305,6 +306,7 @@ fn read_task(
         validate_pid(tid, "pstree.img")?;
         let c: pb::CoreEntry = read_single(dir, Kind::Core, u64::from(tid))?;
         validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size)?;
+        super::seccomp::refuse(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
         threads.push((tid, c));
     }
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need

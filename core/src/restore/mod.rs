@@ -30,6 +30,7 @@ pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
+mod seccomp;
 mod shmem;
 mod task_attrs;
 mod tree;

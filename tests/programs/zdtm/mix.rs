@@ -71,9 +71,7 @@ fn wait_go(dir: &Path) -> Result<(), String> {
     let go = dir.join("go");
     let start = Instant::now();
     while !go.exists() {
-        ensure(!zdtm::waited_too_long(start), || {
-            "no go".into()
-        })?;
+        ensure(!zdtm::waited_too_long(start), || "no go".into())?;
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(())

@@ -179,6 +179,7 @@ fn peer_restore(peer: &Peer, images: &Path, extra: &[&str]) -> (bool, String) {
 /// go to both dump and restore.
 fn cross(test: &str, way: Way, program: &str, args: &[&str], opts: &[&str]) {
     let Some(peer) = peer(test) else { return };
+    let _ptys = (program == "zdtm_pty").then(pty_lock);
     let Some(mut z) = Zdtm::start(test, program, args) else {
         return;
     };
@@ -355,6 +356,15 @@ fn go_with_alarms(z: Zdtm) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     z.go()
+}
+
+/// Pty indices are global: the tests here that make ptys run one at a
+/// time, so that a restore never finds its pty's index taken by another
+/// test's new pty.
+static PTYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn pty_lock() -> std::sync::MutexGuard<'static, ()> {
+    PTYS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Two tests per program: `NAME::ours_to_criu` and `NAME::criu_to_ours`.
@@ -727,4 +737,165 @@ fn podman_archive_images_decode_with_both_crits() {
     }
     assert_eq!(z.go(), "PASS", "the tree, left running");
     common::kill_all(&kids);
+}
+
+/// `zdtm_tty_job`: a job of a tiny shell (`zdtm_tty_job shell`) on a
+/// terminal A, dumped with `--shell-job` by one tool, restored by the other
+/// run in the foreground of a second shell on terminal B: the job gets B
+/// as its controlling terminal and stdio, in that shell's session, and
+/// writes a line to it (as `tests/zdtm_tty.rs` tests it with us alone).
+mod tty_job {
+    use std::os::fd::OwnedFd;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use criu_core::sys::tty as sys;
+    use rustix::fs::{Mode, OFlags};
+
+    use super::{TIMEOUT, Way, peer, pty_lock};
+    use crate::common::{self, TempDir, program_path, wait_for_file};
+
+    /// A new pty: the master and the slave's path.
+    fn open_pty() -> (OwnedFd, String) {
+        let m = rustix::fs::open(
+            "/dev/ptmx",
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open /dev/ptmx");
+        sys::set_int(&m, sys::TIOCSPTLCK, 0).expect("unlock the pty");
+        let n = sys::get_int(&m, sys::TIOCGPTN).expect("TIOCGPTN");
+        (m, format!("/dev/pts/{n}"))
+    }
+
+    /// Killed and reaped on drop.
+    struct Kill(Child);
+
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The tiny shell in its own session on `slave`, running `cmd`; and
+    /// the file it writes the command's exit code to.
+    fn shell_on(dir: &Path, name: &str, slave: &str, cmd: &[&str]) -> (Kill, PathBuf) {
+        let status = dir.join(format!("{name}.status"));
+        let child = Command::new(program_path("zdtm_tty_job"))
+            .arg("shell")
+            .arg(slave)
+            .arg(&status)
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap())
+            .spawn()
+            .expect("spawn the shell");
+        (Kill(child), status)
+    }
+
+    /// What the master has to read, until the job's line or `wait`.
+    fn read_master(m: &OwnedFd, wait: Duration) -> String {
+        let mut text = Vec::new();
+        let end = Instant::now() + wait;
+        while Instant::now() < end && !String::from_utf8_lossy(&text).contains("hello from") {
+            let n = sys::get_int(m, sys::FIONREAD).unwrap_or(0);
+            if n > 0 {
+                let mut buf = vec![0u8; n as usize];
+                if let Ok(k) = rustix::io::read(m, &mut buf) {
+                    text.extend_from_slice(&buf[..k]);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    fn cross(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let _g = pty_lock();
+        let dir = TempDir::new(test);
+        let work = dir.join("work");
+        let images = dir.join("images");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&images).unwrap();
+
+        let (master_a, slave_a) = open_pty();
+        let job = program_path("zdtm_tty_job");
+        let (_shell1, _) = shell_on(
+            dir.path(),
+            "shell1",
+            &slave_a,
+            &[job.to_str().unwrap(), work.to_str().unwrap()],
+        );
+        let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("job not ready");
+        let pid: i32 = ready.trim().parse().unwrap();
+        let pid_s = pid.to_string();
+        let dump = ["dump", "-t", &pid_s, "--shell-job"];
+        let (ok, log) = match way {
+            Way::OursToCriu => common::run_criu(&images, &dump, &[]),
+            Way::CriuToOurs => peer.criu(&images, &dump),
+        };
+        assert!(ok, "dump ({way:?}): {log}");
+        assert!(
+            common::wait_until(TIMEOUT, || common::proc_state(pid).is_none()),
+            "the dumped job is still there"
+        );
+        drop(master_a);
+
+        // The second shell runs the other tool's restore in its foreground.
+        let (master_b, slave_b) = open_pty();
+        let restorer = match way {
+            Way::OursToCriu => peer.dir.join("criu"),
+            Way::CriuToOurs => PathBuf::from(env!("CARGO_BIN_EXE_criu")),
+        };
+        let (_shell2, status) = shell_on(
+            dir.path(),
+            "shell2",
+            &slave_b,
+            &[
+                restorer.to_str().unwrap(),
+                "restore",
+                "-d",
+                "--shell-job",
+                "-D",
+                images.to_str().unwrap(),
+                "-v4",
+                "-o",
+                "restore.log",
+                "--pidfile",
+                "restored.pid",
+            ],
+        );
+        let code = wait_for_file(&status, TIMEOUT).unwrap_or_default();
+        let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
+        assert_eq!(code.trim(), "0", "restore ({way:?}) failed: {log}");
+        let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+        assert_eq!(restored.trim(), pid_s);
+        std::fs::write(work.join("go"), "").unwrap();
+        let verdict =
+            wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into());
+        let said = read_master(&master_b, Duration::from_secs(5));
+        common::kill_all(&[pid]);
+        assert_eq!(verdict.trim(), "PASS", "{way:?}: {log}");
+        assert!(
+            said.contains("hello from the job"),
+            "terminal B got {said:?}"
+        );
+        let bad = super::compare_crits(&peer, &images);
+        assert!(bad.is_empty(), "{way:?}: {}", bad.join("\n"));
+    }
+
+    #[test]
+    fn ours_to_criu() {
+        cross("cross-tty_job-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn criu_to_ours() {
+        cross("cross-tty_job-c2o", Way::CriuToOurs);
+    }
 }

@@ -8,11 +8,11 @@
 //! dumps what the other restored.
 
 /// "CRIUvDSO", the current signature (version 3, with `rt_vvar`).
-pub const SIGNATURE_V3: u64 = 0x4f53_4476_5549_5243;
+pub const MARK_MAGIC_V3: u64 = 0x4f53_4476_5549_5243;
 /// "criuvDSO": version 2 (no `rt_vvar`).
-pub const SIGNATURE_V2: u64 = 0x4f53_4476_7569_7263;
+pub const MARK_MAGIC_V2: u64 = 0x4f53_4476_7569_7263;
 /// "criuvdso": version 1 (no vvar at all).
-pub const SIGNATURE_V1: u64 = 0x6f73_6476_7569_7263;
+pub const MARK_MAGIC_V1: u64 = 0x6f73_6476_7569_7263;
 const VERSION: u64 = 3;
 /// CRIU's "no such address" (`VVAR_BAD_ADDR`).
 pub const BAD_ADDR: u64 = u64::MAX;
@@ -39,7 +39,7 @@ impl Mark {
     /// orig_vvar, rt_vvar.
     pub fn words(&self) -> [u64; 5] {
         [
-            SIGNATURE_V3,
+            MARK_MAGIC_V3,
             self.orig_vdso,
             VERSION,
             self.orig_vvar.unwrap_or(BAD_ADDR),
@@ -66,17 +66,17 @@ impl Mark {
             Some(u64::from_ne_bytes(a))
         };
         match w(0)? {
-            SIGNATURE_V3 => Some(Mark {
+            MARK_MAGIC_V3 => Some(Mark {
                 orig_vdso: w(1)?,
                 orig_vvar: addr(w(3)?),
                 rt_vvar: addr(w(4)?),
             }),
-            SIGNATURE_V2 => Some(Mark {
+            MARK_MAGIC_V2 => Some(Mark {
                 orig_vdso: w(1)?,
                 orig_vvar: addr(w(3)?),
                 rt_vvar: None,
             }),
-            SIGNATURE_V1 => Some(Mark {
+            MARK_MAGIC_V1 => Some(Mark {
                 orig_vdso: w(1)?,
                 orig_vvar: None,
                 rt_vvar: None,
@@ -99,10 +99,10 @@ mod tests {
         };
         assert_eq!(Mark::parse(&m.to_bytes()), Some(m));
         let mut v2 = m.to_bytes();
-        v2[..8].copy_from_slice(&SIGNATURE_V2.to_ne_bytes());
+        v2[..8].copy_from_slice(&MARK_MAGIC_V2.to_ne_bytes());
         assert_eq!(Mark::parse(&v2).unwrap().rt_vvar, None);
         let mut v1 = m.to_bytes();
-        v1[..8].copy_from_slice(&SIGNATURE_V1.to_ne_bytes());
+        v1[..8].copy_from_slice(&MARK_MAGIC_V1.to_ne_bytes());
         assert_eq!(Mark::parse(&v1).unwrap().orig_vvar, None);
         // An ELF header is no mark; nor is a short read.
         assert_eq!(Mark::parse(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0"), None);

@@ -250,16 +250,16 @@ pub(super) fn flush_patches(list: &Array) {
 /// Write CRIU's mark over this kernel's vDSO at its final place (see
 /// [`abi::VdsoMarkArg`]).
 pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
-    const PROT_READ: usize = 1;
-    const PROT_WRITE: usize = 2;
-    const PROT_EXEC: usize = 4;
+    use criu_arch::kernel::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    const RW: usize = (PROT_READ | PROT_WRITE) as usize;
+    const RX: usize = (PROT_READ | PROT_EXEC) as usize;
     if m.addr == 0 {
         return Ok(());
     }
     let (addr, len) = (m.addr as usize, m.len as usize);
     // SAFETY: changes the protection of this kernel's vDSO, just moved here.
     check(
-        unsafe { syscall3(nr::MPROTECT, addr, len, PROT_READ | PROT_WRITE) },
+        unsafe { syscall3(nr::MPROTECT, addr, len, RW) },
         0,
     )?;
     for (i, w) in m.words.iter().enumerate() {
@@ -268,7 +268,7 @@ pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
     }
     // SAFETY: as above, back to the vDSO's protection.
     check(
-        unsafe { syscall3(nr::MPROTECT, addr, len, PROT_READ | PROT_EXEC) },
+        unsafe { syscall3(nr::MPROTECT, addr, len, RX) },
         1,
     )?;
     Ok(())

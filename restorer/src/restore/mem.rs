@@ -258,18 +258,12 @@ pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
     }
     let (addr, len) = (m.addr as usize, m.len as usize);
     // SAFETY: changes the protection of this kernel's vDSO, just moved here.
-    check(
-        unsafe { syscall3(nr::MPROTECT, addr, len, RW) },
-        0,
-    )?;
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RW) }, 0)?;
     for (i, w) in m.words.iter().enumerate() {
         // SAFETY: the vDSO is writable now and longer than the mark.
         unsafe { core::ptr::write_volatile((addr + 8 * i) as *mut u64, *w) };
     }
     // SAFETY: as above, back to the vDSO's protection.
-    check(
-        unsafe { syscall3(nr::MPROTECT, addr, len, RX) },
-        1,
-    )?;
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RX) }, 1)?;
     Ok(())
 }

@@ -18,7 +18,7 @@ mod zdtm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criu_arch::nr;
 

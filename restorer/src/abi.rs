@@ -531,6 +531,39 @@ pub struct RestoreArgs {
     /// `clone3` flags of the tool's fork of this task (the root only):
     /// `CLONE_PARENT` for `--restore-sibling`, 0 otherwise.
     pub start_flags: u64,
+    /// `[CodePatch]`: the jumps that make the dumped vDSO a proxy of this
+    /// kernel's, written once its pages are read, before the final
+    /// protections ([`STAGE_VDSO`]); empty unless proxying.
+    pub vdso_patches: Array,
+    /// The mark written over this kernel's vDSO at its final place when
+    /// proxying (after `unpark`); `addr == 0`: none.
+    pub vdso_mark: VdsoMarkArg,
+}
+
+/// Most bytes of one [`CodePatch`].
+pub const CODE_PATCH_MAX: usize = 32;
+
+/// `len` bytes of `code` written at `addr`, inside a restored VMA that is
+/// still writable; the instruction cache is flushed for it once the final
+/// protections are set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodePatch {
+    pub addr: u64,
+    pub len: u64,
+    pub code: [u8; CODE_PATCH_MAX],
+}
+
+/// CRIU's vDSO mark (core's `vdso::mark`): `words` written at `addr`, the
+/// start of this kernel's vDSO at its final place, between
+/// `mprotect(addr, len, PROT_READ | PROT_WRITE)` and
+/// `mprotect(addr, len, PROT_READ | PROT_EXEC)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VdsoMarkArg {
+    pub addr: u64,
+    pub len: u64,
+    pub words: [u64; 5],
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

@@ -30,9 +30,11 @@ pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
+mod seccomp;
 mod shmem;
 mod task_attrs;
 mod tree;
+pub mod vdso;
 
 use std::path::Path;
 use std::time::Duration;

@@ -10,12 +10,11 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, ChildArg, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
-    RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
-    ThreadArg, VmaArg,
+    Array, CODE_PATCH_MAX, ChildArg, CodePatch, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun,
+    PosixTimerArg, PrctlMmMap, RawSyscall, Region as AbiRegion, Remap, RestoreArgs, RlimitArg,
+    RseqArg, SigactionArg, SiginfoArg, ThreadArg, VdsoMarkArg, VmaArg,
 };
 use crate::images::pb;
-use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
 
 use super::bootstrap::bytes_of;
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
@@ -255,18 +254,6 @@ fn check_mm_map(t: &TaskImages, task_size: u64) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// The dumped vDSO/vvar must match this kernel's (no proxying yet): checked
-/// against the tool's own maps before anything is created.
-pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError> {
-    match maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR) {
-        Err(RestoreError::Unsupported(what)) => Err(RestoreError::Unsupported(format!(
-            "mm-{}.img: {what}",
-            t.pstree.pid
-        ))),
-        other => other.map(drop),
-    }
-}
-
 /// The lowest fd the tool may open for the tasks `tasks`: above every
 /// target fd of each, and above the one after them (a session leader may
 /// need that one for a while, see [`free_fd`]).
@@ -291,6 +278,7 @@ fn free_fd(t: &TaskImages) -> u32 {
 pub fn build<'a>(
     t: &'a TaskImages,
     maps: &SelfMaps,
+    rt_vdso: &super::vdso::Runtime,
     page_size: u64,
     role: &TaskRole,
     shared: &mut SharedFiles<'a>,
@@ -677,8 +665,11 @@ pub fn build<'a>(
     let a_vmas = arena.push(&vmas);
     let runs = page_runs(t, page_size);
     let a_runs = arena.push(&runs);
-    let unpark = maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR)?;
-    let a_unpark = arena.push(&unpark);
+    // The vDSO's remaps (one per area of this kernel's, wherever they go),
+    // the proxy's jumps (their number is known before their addresses).
+    let a_unpark = arena.push(&maps.park_list(0));
+    let nr_patches = vdso_patches(t, rt_vdso, 0)?.len();
+    let a_patches = arena.push(&vec![CodePatch::default(); nr_patches]);
     let a_sigs = arena.push(&sigs);
     let a_itimers = arena.push(&itimers);
     let a_posix = arena.push(&posix);
@@ -726,10 +717,14 @@ pub fn build<'a>(
     // Now that the base is known: rewrite the address-dependent arrays.
     let park = maps.park_list(base + blob_len as u64);
     let unmap = maps.unmap_list(base, base + total as u64, page_size);
-    let unpark = maps.unpark_list(
-        base + blob_len as u64,
-        &t.mm.vmas,
-        VMA_AREA_VDSO | VMA_AREA_VVAR,
+    let park_at = base + blob_len as u64;
+    let (unpark, patches, vdso_mark) = vdso_moves(
+        t,
+        maps,
+        rt_vdso,
+        park_at,
+        (base, base + total as u64),
+        page_size,
     )?;
     let mut frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
     // The task's alternate signal stack comes back with rt_sigreturn.
@@ -767,6 +762,7 @@ pub fn build<'a>(
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
+        (a_patches, vec_bytes(&patches)),
         (a_arch, vec_bytes(&[frame.arch_syscalls, robust].concat())),
         (a_threads, vec_bytes(&thread_args)),
         (
@@ -860,6 +856,8 @@ pub fn build<'a>(
         fd_calls: at(a_fd_calls),
         thread_pointer: frame.thread_pointer,
         madvise: at(a_madvise),
+        vdso_patches: at(a_patches),
+        vdso_mark,
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
@@ -1158,4 +1156,105 @@ fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
         });
     }
     calls
+}
+
+/// The proxy vDSO's jumps into this kernel's vDSO mapped at `rt_vdso`
+/// (none unless the task's vDSO is a proxy).
+fn vdso_patches(
+    t: &TaskImages,
+    rt: &super::vdso::Runtime,
+    rt_vdso: u64,
+) -> Result<Vec<CodePatch>, RestoreError> {
+    let super::vdso::VdsoPlan::Proxy { dumped, syms } = &t.vdso else {
+        return Ok(Vec::new());
+    };
+    let mm_file = format!("mm-{}.img", t.pstree.pid);
+    let (patches, missing) = crate::vdso::trampolines(syms, dumped, &rt.syms, rt_vdso)
+        .map_err(|e| RestoreError::Unsupported(format!("{mm_file}: {e}")))?;
+    if !missing.is_empty() {
+        crate::pr_warn!(
+            "{mm_file}: this kernel's vDSO lacks {}: the dumped code stays there",
+            missing.join(", ")
+        );
+    }
+    Ok(patches
+        .iter()
+        .map(|p| {
+            let mut code = [0u8; CODE_PATCH_MAX];
+            code[..p.code.len()].copy_from_slice(&p.code);
+            CodePatch {
+                addr: p.addr,
+                len: p.code.len() as u64,
+                code,
+            }
+        })
+        .collect())
+}
+
+/// Where this kernel's vDSO goes from the parking area at `park` (see
+/// [`super::vdso::VdsoPlan`]), the proxy's jumps and the mark: in place,
+/// over the dumped areas; for a proxy, to a gap of the task's layout
+/// below the dumped vDSO (free of its VMAs and of the bootstrap region),
+/// marked as CRIU marks it.
+fn vdso_moves(
+    t: &TaskImages,
+    maps: &SelfMaps,
+    rt: &super::vdso::Runtime,
+    park: u64,
+    region: (u64, u64),
+    page: u64,
+) -> Result<(Vec<Remap>, Vec<CodePatch>, VdsoMarkArg), RestoreError> {
+    use super::vdso::VdsoPlan;
+    match &t.vdso {
+        VdsoPlan::Nothing => Ok((
+            maps.unpark_to(park, None)?,
+            Vec::new(),
+            VdsoMarkArg::default(),
+        )),
+        VdsoPlan::InPlace(dumped) => Ok((
+            maps.unpark_to(park, Some(dumped))?,
+            Vec::new(),
+            VdsoMarkArg::default(),
+        )),
+        VdsoPlan::Proxy { dumped, .. } => {
+            let rt_layout = rt
+                .layout
+                .ok_or_else(|| RestoreError::Unsupported("this kernel maps no vDSO".into()))?;
+            let span = rt_layout.vdso.1.max(rt_layout.vvar.map_or(0, |v| v.1)) - rt_layout.start();
+            let mut busy: Vec<(u64, u64)> = t.mm.vmas.iter().map(|v| (v.start, v.end)).collect();
+            busy.push(region);
+            let at = SelfMaps::free_gap(&busy, span, dumped.start(), page).ok_or_else(|| {
+                RestoreError::Unsupported(format!(
+                    "mm-{}.img: no free place for this kernel's vDSO",
+                    t.pstree.pid
+                ))
+            })?;
+            let shift =
+                |(s, e): (u64, u64)| (s - rt_layout.start() + at, e - rt_layout.start() + at);
+            let dest = crate::vdso::Layout {
+                vdso: shift(rt_layout.vdso),
+                vvar: rt_layout.vvar.map(shift),
+            };
+            crate::pr_info!(
+                "mm-{}.img: this kernel's vDSO at {:#x}, the dumped one at {:#x} proxies it",
+                t.pstree.pid,
+                dest.vdso.0,
+                dumped.vdso.0
+            );
+            let mark = crate::vdso::mark::Mark {
+                orig_vdso: dumped.vdso.0,
+                orig_vvar: dumped.vvar.map(|v| v.0),
+                rt_vvar: dest.vvar.map(|v| v.0),
+            };
+            Ok((
+                maps.unpark_to(park, Some(&dest))?,
+                vdso_patches(t, rt, dest.vdso.0)?,
+                VdsoMarkArg {
+                    addr: dest.vdso.0,
+                    len: dest.vdso.1 - dest.vdso.0,
+                    words: mark.words(),
+                },
+            ))
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Memory: parking the vDSO, unmapping the tool, mapping the task's VMAs,
 //! reading its pages, final protections, and the mm boundaries.
 
-use criu_arch::{nr, sys_mmap, syscall2, syscall3, syscall4, syscall5};
+use criu_arch::{flush_icache, nr, sys_mmap, syscall2, syscall3, syscall4, syscall5};
 
 use super::{
     EINTR, Fail, MAP_FIXED, MREMAP_FIXED, MREMAP_MAYMOVE, PR_SET_MM, PR_SET_MM_MAP, check, items,
@@ -219,5 +219,51 @@ pub(super) fn set_mm(args: &RestoreArgs) -> Result<(), Fail> {
         },
         0,
     )?;
+    Ok(())
+}
+
+/// Write the proxy vDSO's jumps (see [`abi::CodePatch`]).
+pub(super) fn patch_code(list: &Array) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, p) in unsafe { items::<abi::CodePatch>(list) }.iter().enumerate() {
+        if p.len as usize > abi::CODE_PATCH_MAX {
+            return Err((-22, i as u32));
+        }
+        for (k, b) in p.code[..p.len as usize].iter().enumerate() {
+            // SAFETY: inside a VMA just mapped writable with its pages
+            // read; the tool checked the range lies in the dumped vDSO.
+            unsafe { core::ptr::write_volatile((p.addr as usize + k) as *mut u8, *b) };
+        }
+    }
+    Ok(())
+}
+
+/// Make the patched code visible to instruction fetch (the final
+/// protections are set; a no-op where caches are coherent).
+pub(super) fn flush_patches(list: &Array) {
+    // SAFETY: the tool filled the list.
+    for p in unsafe { items::<abi::CodePatch>(list) } {
+        flush_icache(p.addr as usize, p.len as usize);
+    }
+}
+
+/// Write CRIU's mark over this kernel's vDSO at its final place (see
+/// [`abi::VdsoMarkArg`]).
+pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
+    use criu_arch::kernel::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    const RW: usize = (PROT_READ | PROT_WRITE) as usize;
+    const RX: usize = (PROT_READ | PROT_EXEC) as usize;
+    if m.addr == 0 {
+        return Ok(());
+    }
+    let (addr, len) = (m.addr as usize, m.len as usize);
+    // SAFETY: changes the protection of this kernel's vDSO, just moved here.
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RW) }, 0)?;
+    for (i, w) in m.words.iter().enumerate() {
+        // SAFETY: the vDSO is writable now and longer than the mark.
+        unsafe { core::ptr::write_volatile((addr + 8 * i) as *mut u64, *w) };
+    }
+    // SAFETY: as above, back to the vDSO's protection.
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RX) }, 1)?;
     Ok(())
 }

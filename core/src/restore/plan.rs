@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, ChildArg, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
+    Array, ChildArg, CowArgs, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
     RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
     ThreadArg, VmaArg,
 };
@@ -28,6 +28,7 @@ const THREAD_STACK_SIZE: usize = 32 * 1024;
 const MAP_SHARED: u32 = linux_raw_sys::general::MAP_SHARED;
 const MAP_ANONYMOUS: u32 = linux_raw_sys::general::MAP_ANONYMOUS;
 const PROT_WRITE: u32 = linux_raw_sys::general::PROT_WRITE;
+const PROT_READ: u32 = linux_raw_sys::general::PROT_READ;
 const SIGKILL: u64 = linux_raw_sys::general::SIGKILL as u64;
 const SIGSTOP: u64 = linux_raw_sys::general::SIGSTOP as u64;
 const SIGNAL_COUNT: u64 = 64;
@@ -70,6 +71,10 @@ pub struct TaskRole {
     /// `clone3` flags of the tool's fork of the task (the root only):
     /// `CLONE_PARENT` for `--restore-sibling`.
     pub start_flags: u64,
+    /// Its VMAs built in the tree's premap area, which is
+    /// `[cow_area.0, cow_area.0 + cow_area.1)` (see [`super::cow`]).
+    pub cow: Vec<super::cow::CowVma>,
+    pub cow_area: (u64, u64),
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -483,6 +488,7 @@ pub fn build<'a>(
                 flags: v.flags & !MAP_ANONYMOUS,
                 fd: shm_fds[i],
                 final_prot: v.prot,
+                ..VmaArg::default()
             });
             continue;
         }
@@ -501,7 +507,11 @@ pub fn build<'a>(
             fd = f.as_raw_fd();
             fds.push(f);
         }
-        let map_prot = if has_pages {
+        // A premapped VMA comes read-write from its slot.
+        let premapped = role.cow.iter().any(|c| c.start == v.start);
+        let map_prot = if premapped {
+            PROT_READ | PROT_WRITE
+        } else if has_pages {
             v.prot | PROT_WRITE
         } else {
             v.prot
@@ -514,6 +524,8 @@ pub fn build<'a>(
             flags: v.flags,
             fd,
             final_prot: v.prot,
+            premapped: u32::from(premapped),
+            _pad: 0,
         });
     }
 
@@ -642,10 +654,20 @@ pub fn build<'a>(
     let mut arena = Arena { buf: Vec::new() };
     let park_placeholder = maps.park_list(0);
     let a_park = arena.push(&park_placeholder);
-    let a_unmap = arena.push(&[AbiRegion::default(); 2]);
+    let a_unmap = arena.push(&[AbiRegion::default(); 4]);
     let a_vmas = arena.push(&vmas);
-    let runs = page_runs(t, page_size);
+    let mut runs = page_runs(t, page_size);
+    let (area, area_len) = role.cow_area;
+    let cow = super::cow::task_arrays(&role.cow, area, area_len, &mut runs);
     let a_runs = arena.push(&runs);
+    let cow_arrays = [
+        arena.push(&cow.unmap),
+        arena.push(&cow.maps),
+        arena.push(&cow.fill),
+        arena.push(&cow.compare),
+        arena.push(&cow.discard),
+        arena.push(&cow.moves),
+    ];
     let unpark = maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR)?;
     let a_unpark = arena.push(&unpark);
     let a_sigs = arena.push(&sigs);
@@ -694,7 +716,11 @@ pub fn build<'a>(
 
     // Now that the base is known: rewrite the address-dependent arrays.
     let park = maps.park_list(base + blob_len as u64);
-    let unmap = maps.unmap_list(base, base + total as u64, page_size);
+    // The premap area stays: its slots become the task's VMAs.
+    let unmap = super::cow::except(
+        &maps.unmap_list(base, base + total as u64, page_size),
+        (area, area + area_len),
+    );
     let unpark = maps.unpark_list(
         base + blob_len as u64,
         &t.mm.vmas,
@@ -829,6 +855,15 @@ pub fn build<'a>(
         fd_calls: at(a_fd_calls),
         thread_pointer: frame.thread_pointer,
         madvise: at(a_madvise),
+        cow: CowArgs {
+            unmap: at(cow_arrays[0]),
+            maps: at(cow_arrays[1]),
+            fill: at(cow_arrays[2]),
+            compare: at(cow_arrays[3]),
+            discard: at(cow_arrays[4]),
+            moves: at(cow_arrays[5]),
+            skipped: 0,
+        },
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

@@ -24,7 +24,9 @@ use crate::proc::vma_kind::status::{VMA_ANON_PRIVATE, VMA_AREA_SHSTK};
 
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
 
-const MAP_GROWSDOWN: u32 = linux_raw_sys::general::MAP_GROWSDOWN;
+/// The only `mmap` flags a slot is made with: a VMA with others
+/// (`MAP_NORESERVE`, `MAP_LOCKED`, `MAP_GROWSDOWN`...) is mapped on its own.
+const PLAIN: u32 = linux_raw_sys::general::MAP_PRIVATE | linux_raw_sys::general::MAP_ANONYMOUS;
 /// Advice (bit N of `VmaEntry.madv`: advice N) under which a fork does
 /// not give the child the parent's pages.
 const NOT_INHERITED: u64 = (1 << linux_raw_sys::general::MADV_DONTFORK)
@@ -36,7 +38,7 @@ fn eligible(t: &TaskImages, v: &pb::VmaEntry) -> bool {
         && v.status & VMA_ANON_PRIVATE != 0
         && v.status & VMA_AREA_SHSTK == 0
         && !is_file_vma(v)
-        && v.flags & MAP_GROWSDOWN == 0
+        && v.flags & !PLAIN == 0
         && v.madv.unwrap_or(0) & NOT_INHERITED == 0
         && super::shmem::index_of(&t.shmem, v, &t.memfd_files).is_none()
 }

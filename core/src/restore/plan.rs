@@ -10,9 +10,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, ChildArg, CowArgs, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
-    RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
-    ThreadArg, VmaArg,
+    Array, ChildArg, CowArgs, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg,
+    PrctlMmMap, RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg,
+    SiginfoArg, ThreadArg, VmaArg,
 };
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};

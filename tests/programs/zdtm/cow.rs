@@ -268,7 +268,14 @@ struct State {
 fn main() {
     zdtm::run(
         |args| {
-            let area = zdtm::mmap(0, AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)?;
+            let area = zdtm::mmap(
+                0,
+                AREA,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                -1,
+                0,
+            )?;
             for i in 0..pages() {
                 fill_page(area, i, Some(ROOT_SEED));
             }

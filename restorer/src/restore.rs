@@ -195,6 +195,7 @@ macro_rules! stage {
 fn child(args: &mut RestoreArgs) -> isize {
     // SAFETY: `created` is a naturally aligned u32 inside the shared region.
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
+    stage!(args, abi::STAGE_PREMAP, mem::premap(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));
     stage!(args, abi::STAGE_FDS, move_fds(args));
@@ -317,6 +318,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_PARK_VDSO, remap_all(&args.park));
     stage!(args, abi::STAGE_RSEQ, unregister_rseq(&args.tool_rseq));
     stage!(args, abi::STAGE_UNMAP, unmap(args));
+    stage!(args, abi::STAGE_MAP, remap_all(&args.cow.moves));
     stage!(args, abi::STAGE_MAP, map_vmas(args));
     stage!(args, abi::STAGE_MAP, arch_syscalls(&args.madvise));
     stage!(args, abi::STAGE_PAGES, read_pages(args));

@@ -87,6 +87,12 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     } else {
         None
     };
+    // Private memory shared copy-on-write along the tree: its premap area
+    // is reserved before the regions are placed, which then avoid it.
+    let mut premap = super::cow::plan(&alive);
+    let reserved = super::bootstrap::Reservation::map(premap.len)
+        .map_err(|e| RestoreError::Sys("mmap(premap area)", e))?;
+    premap.place(reserved.base);
     let mut maps = SelfMaps::read()?;
     // Every task unmaps up to the top of the address space, whatever
     // region lies above the tool's own mappings.
@@ -115,6 +121,8 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         let pid = t.pstree.pid as i32;
         let mut role = roles.roles[&pid].clone();
         role.nr_children = tree::nr_children(pid, &tasks, &roles);
+        role.cow = premap.tasks.remove(&pid).unwrap_or_default();
+        role.cow_area = (reserved.base, premap.len);
         role.tree = page_words.as_ref().map_or(0, TreePage::addr);
         role.fd_sync = match role.fd_table {
             abi::FD_TABLE_LENT => sync_pipes.get(&pid).map_or(-1, |p| p.0),
@@ -177,6 +185,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let ret = live[0].region.start(RESTORER_ENTRY, live[0].args_off);
     let forking = t_start.elapsed();
     drop(fds);
+    drop(reserved);
     drop(shared);
     if ret == -(Errno::EXIST.raw_os_error() as isize) {
         return Err(RestoreError::PidBusy(root));
@@ -242,6 +251,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
                         .iter()
                         .flat_map(|t| t.pages.iter())
                         .map(|r| r.nr_pages)
+                        .sum(),
+                    pages_skipped_cow: live
+                        .iter()
+                        .map(|l| l.region.cow_skipped(l.args_off) / page)
                         .sum(),
                 },
                 exit_code,

@@ -10,9 +10,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, CODE_PATCH_MAX, ChildArg, CodePatch, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun,
-    PosixTimerArg, PrctlMmMap, RawSyscall, Region as AbiRegion, Remap, RestoreArgs, RlimitArg,
-    RseqArg, SigactionArg, SiginfoArg, ThreadArg, VdsoMarkArg, VmaArg,
+    Array, CODE_PATCH_MAX, ChildArg, CodePatch, CowArgs, CredsArg, FdMove, ItimerArg, MAX_GROUPS,
+    PageRun, PosixTimerArg, PrctlMmMap, RawSyscall, Region as AbiRegion, Remap, RestoreArgs,
+    RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg, VdsoMarkArg, VmaArg,
 };
 use crate::images::pb;
 
@@ -27,6 +27,7 @@ const THREAD_STACK_SIZE: usize = 32 * 1024;
 const MAP_SHARED: u32 = linux_raw_sys::general::MAP_SHARED;
 const MAP_ANONYMOUS: u32 = linux_raw_sys::general::MAP_ANONYMOUS;
 const PROT_WRITE: u32 = linux_raw_sys::general::PROT_WRITE;
+const PROT_READ: u32 = linux_raw_sys::general::PROT_READ;
 const SIGKILL: u64 = linux_raw_sys::general::SIGKILL as u64;
 const SIGSTOP: u64 = linux_raw_sys::general::SIGSTOP as u64;
 const SIGNAL_COUNT: u64 = 64;
@@ -69,6 +70,10 @@ pub struct TaskRole {
     /// `clone3` flags of the tool's fork of the task (the root only):
     /// `CLONE_PARENT` for `--restore-sibling`.
     pub start_flags: u64,
+    /// Its VMAs built in the tree's premap area, which is
+    /// `[cow_area.0, cow_area.0 + cow_area.1)` (see [`super::cow`]).
+    pub cow: Vec<super::cow::CowVma>,
+    pub cow_area: (u64, u64),
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -508,6 +513,7 @@ pub fn build<'a>(
                 flags: v.flags & !MAP_ANONYMOUS,
                 fd,
                 final_prot: v.prot,
+                ..VmaArg::default()
             });
             continue;
         }
@@ -520,7 +526,11 @@ pub fn build<'a>(
             fd = f.as_raw_fd();
             fds.push(f);
         }
-        let map_prot = if has_pages {
+        // A premapped VMA comes read-write from its slot.
+        let premapped = role.cow.iter().any(|c| c.start == v.start);
+        let map_prot = if premapped {
+            PROT_READ | PROT_WRITE
+        } else if has_pages {
             v.prot | PROT_WRITE
         } else {
             v.prot
@@ -533,6 +543,8 @@ pub fn build<'a>(
             flags: v.flags,
             fd,
             final_prot: v.prot,
+            premapped: u32::from(premapped),
+            _pad: 0,
         });
     }
 
@@ -661,10 +673,20 @@ pub fn build<'a>(
     let mut arena = Arena { buf: Vec::new() };
     let park_placeholder = maps.park_list(0);
     let a_park = arena.push(&park_placeholder);
-    let a_unmap = arena.push(&[AbiRegion::default(); 2]);
+    let a_unmap = arena.push(&[AbiRegion::default(); 4]);
     let a_vmas = arena.push(&vmas);
-    let runs = page_runs(t, page_size);
+    let mut runs = page_runs(t, page_size);
+    let (area, area_len) = role.cow_area;
+    let cow = super::cow::task_arrays(&role.cow, area, area_len, &mut runs);
     let a_runs = arena.push(&runs);
+    let cow_arrays = [
+        arena.push(&cow.unmap),
+        arena.push(&cow.maps),
+        arena.push(&cow.fill),
+        arena.push(&cow.compare),
+        arena.push(&cow.discard),
+        arena.push(&cow.moves),
+    ];
     // The vDSO's remaps (one per area of this kernel's, wherever they go),
     // the proxy's jumps (their number is known before their addresses).
     let a_unpark = arena.push(&maps.park_list(0));
@@ -716,7 +738,11 @@ pub fn build<'a>(
 
     // Now that the base is known: rewrite the address-dependent arrays.
     let park = maps.park_list(base + blob_len as u64);
-    let unmap = maps.unmap_list(base, base + total as u64, page_size);
+    // The premap area stays: its slots become the task's VMAs.
+    let unmap = super::cow::except(
+        &maps.unmap_list(base, base + total as u64, page_size),
+        (area, area + area_len),
+    );
     let park_at = base + blob_len as u64;
     let (unpark, patches, vdso_mark) = vdso_moves(
         t,
@@ -858,6 +884,15 @@ pub fn build<'a>(
         madvise: at(a_madvise),
         vdso_patches: at(a_patches),
         vdso_mark,
+        cow: CowArgs {
+            unmap: at(cow_arrays[0]),
+            maps: at(cow_arrays[1]),
+            fill: at(cow_arrays[2]),
+            compare: at(cow_arrays[3]),
+            discard: at(cow_arrays[4]),
+            moves: at(cow_arrays[5]),
+            skipped: 0,
+        },
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);

@@ -74,6 +74,7 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
     for (i, v) in unsafe { items::<abi::VmaArg>(&args.vmas) }
         .iter()
         .enumerate()
+        .filter(|(_, v)| v.premapped == 0)
     {
         // SAFETY: MAP_FIXED over ranges that hold nothing of ours any more.
         let ret = unsafe {
@@ -266,4 +267,89 @@ pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
     // SAFETY: as above, back to the vDSO's protection.
     check(unsafe { syscall3(nr::MPROTECT, addr, len, RX) }, 1)?;
     Ok(())
+}
+
+/// Bytes compared at a time in an inherited slot: a page on most arches,
+/// a part of one where pages are larger (a differing part is written,
+/// which copies the whole page: as the task had it).
+const COMPARE_CHUNK: usize = 4096;
+
+/// `STAGE_PREMAP`, before the task forks its children: its premap slots
+/// get its dumped contents (see [`crate::abi::CowArgs`]).
+pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
+    const PROT_RW: usize = (criu_arch::kernel::general::PROT_READ
+        | criu_arch::kernel::general::PROT_WRITE) as usize;
+    const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
+        | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
+    const MADV_DONTNEED: usize = criu_arch::kernel::general::MADV_DONTNEED as usize;
+    let cow = args.cow;
+    // SAFETY (the lists): the tool filled them inside the bootstrap region.
+    for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }.iter().enumerate() {
+        // SAFETY: parts of the premap area, which holds nothing else.
+        check(
+            unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
+            i as u32,
+        )?;
+    }
+    for (i, r) in unsafe { items::<abi::Region>(&cow.maps) }.iter().enumerate() {
+        // SAFETY: MAP_FIXED over a slot of the premap area.
+        let ret = unsafe {
+            sys_mmap(
+                r.start as usize,
+                (r.end - r.start) as usize,
+                PROT_RW,
+                MAP_PRIVATE_ANON | MAP_FIXED,
+                usize::MAX,
+                0,
+            )
+        };
+        check(ret, i as u32)?;
+    }
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.fill) }.iter().enumerate() {
+        read_exact(args.pages_fd, r.addr, r.len, r.offset, i as u32)?;
+    }
+    let mut skipped = 0;
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.compare) }.iter().enumerate() {
+        skipped += compare_run(args.pages_fd, r, i as u32)?;
+    }
+    for (i, r) in unsafe { items::<abi::Region>(&cow.discard) }.iter().enumerate() {
+        // SAFETY: drops pages of an inherited slot (they read as zero).
+        check(
+            unsafe {
+                syscall3(
+                    nr::MADVISE,
+                    r.start as usize,
+                    (r.end - r.start) as usize,
+                    MADV_DONTNEED,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    args.cow.skipped = skipped;
+    Ok(())
+}
+
+/// Read run `r` chunk by chunk and write only the chunks that differ from
+/// what the slot holds (the parent's page, shared until written). Returns
+/// the bytes left shared.
+fn compare_run(fd: i32, r: &abi::PageRun, i: u32) -> Result<u64, Fail> {
+    let mut buf = [0u8; COMPARE_CHUNK];
+    let mut skipped = 0;
+    let mut done = 0;
+    while done < r.len {
+        let len = (r.len - done).min(COMPARE_CHUNK as u64);
+        let at = r.addr + done;
+        read_exact(fd, buf.as_mut_ptr() as u64, len, r.offset + done, i)?;
+        // SAFETY: `at..at + len` lies in a mapped, readable slot.
+        let here = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, len as usize) };
+        let dumped = &buf[..len as usize];
+        if here == dumped {
+            skipped += len;
+        } else {
+            here.copy_from_slice(dumped);
+        }
+        done += len;
+    }
+    Ok(skipped)
 }

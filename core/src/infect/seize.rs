@@ -101,8 +101,7 @@ impl SeizeOpts<'_> {
     pub(super) fn stop(&self, tid: Pid) -> Result<TaskState, InfectError> {
         let pid = tid.as_raw_nonzero().get();
         if !self.is_attached(pid) {
-            ptrace::seize(tid, options::TRACESYSGOOD)
-                .map_err(|source| seize_error(pid, source))?;
+            ptrace::seize(tid, options::TRACESYSGOOD).map_err(|source| seize_error(pid, source))?;
             if let Err(e) = ptrace::interrupt(tid) {
                 detach_seized(tid);
                 return Err(InfectError::ptrace(pid, "INTERRUPT")(e));

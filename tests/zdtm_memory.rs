@@ -102,6 +102,37 @@ fn vdso_clocks_work_after_restore() {
     check("zdtm-vdso", "zdtm_vdso");
 }
 
+/// A restore that keeps the dumped vDSO as a proxy (forced here, as
+/// under another kernel): glibc's pointers into it reach this kernel's
+/// vDSO through the jumps; the next dump finds the mark and records the
+/// proxy as the vDSO again, and that restores (as a proxy again) too.
+#[test]
+fn vdso_proxy_forwards_the_clocks_and_is_dumped_again() {
+    let Some(mut z) = Zdtm::start("zdtm-vdso-proxy", "zdtm_vdso", &["proxy"]) else {
+        return;
+    };
+    let force = [("CRIU_VDSO_TRAMPOLINES", std::ffi::OsStr::new("1"))];
+    let mut images = z.images().to_path_buf();
+    for round in ["first", "second"] {
+        if round == "second" {
+            images = z.new_dir(round);
+        }
+        let pid = z.pid().to_string();
+        let (ok, log) = common::run_criu(&images, &["dump", "-t", &pid], &[]);
+        assert!(ok, "{round} dump: {log}");
+        if round == "second" {
+            assert!(log.contains("proxies the runtime one"), "{log}");
+        }
+        z.wait_gone();
+        let args = ["restore", "-d", "--pidfile", "restored.pid"];
+        let (ok, log) = common::run_criu(&images, &args, &force);
+        assert!(ok, "{round} restore: {log}");
+        assert!(log.contains("becomes a proxy of this kernel's"), "{log}");
+        z.restored_elsewhere();
+    }
+    assert_eq!(z.go(), "PASS");
+}
+
 /// Whether the CPU has x86 feature `name` ("avx", "avx512f"); false
 /// elsewhere.
 fn x86_feature(name: &str) -> bool {

@@ -22,3 +22,4 @@ pub mod regs;
 pub mod restore;
 pub mod service;
 pub mod sys;
+pub mod vdso;

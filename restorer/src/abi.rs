@@ -177,6 +177,10 @@ pub const STAGE_FD_STATE: u32 = 24;
 /// do itself) and the THP-disable flag, right after the task's children
 /// are forked (they inherit the tool's values and set their own).
 pub const STAGE_PROC_ATTRS: u32 = 25;
+/// Private anonymous VMAs shared copy-on-write with the parent or a
+/// child, mapped and filled in the premap area before the task forks its
+/// children (see [`CowArgs`]).
+pub const STAGE_PREMAP: u32 = 26;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
@@ -226,6 +230,41 @@ pub struct VmaArg {
     pub fd: i32,
     /// Protection once the pages are in.
     pub final_prot: u32,
+    /// Non-zero: already in place (moved from the premap area, see
+    /// [`CowArgs::moves`]); `STAGE_MAP` does not map it again.
+    pub premapped: u32,
+    pub _pad: u32,
+}
+
+/// Copy-on-write sharing along the tree (CRIU's premapped private VMAs
+/// inherited by the forked children). The tool reserves one premap area
+/// for the tree, one slot per distinct VMA range that a parent and its
+/// child both have private and anonymous. Before forking its children a
+/// task frees the slots it does not use ([`CowArgs::unmap`]), maps its
+/// own slots ([`CowArgs::maps`]; an inherited slot is already there,
+/// with the parent's contents), writes its dumped pages into them (for an
+/// inherited slot only where they differ: equal pages stay shared with
+/// the parent) and discards the inherited pages it did not have
+/// ([`CowArgs::discard`]). After unmapping the tool it moves the slots to
+/// their VMAs' addresses, in an order in which no move lands on a slot
+/// not yet moved.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CowArgs {
+    /// `[Region]`: parts of the premap area this task does not use.
+    pub unmap: Array,
+    /// `[Region]`: slots to map fresh (private anonymous, read-write).
+    pub maps: Array,
+    /// `[PageRun]` into slots mapped fresh: read in.
+    pub fill: Array,
+    /// `[PageRun]` into inherited slots: read, and written where different.
+    pub compare: Array,
+    /// `[Region]` of inherited slots: pages the task did not have.
+    pub discard: Array,
+    /// `[Remap]`: slot to final address, in order.
+    pub moves: Array,
+    /// Out: bytes of `compare` found equal and left shared.
+    pub skipped: u64,
 }
 
 /// `pread` `len` bytes at file offset `offset` of the pages image to `addr`.
@@ -547,6 +586,42 @@ pub struct RestoreArgs {
     /// `[i32]`: the tool fds to take, ascending (in a shared mapping of
     /// the tool's, outside the bootstrap region, unmapped with the tool).
     pub pull_fds: Array,
+    /// `[CodePatch]`: the jumps that make the dumped vDSO a proxy of this
+    /// kernel's, written once its pages are read, before the final
+    /// protections ([`STAGE_VDSO`]); empty unless proxying.
+    pub vdso_patches: Array,
+    /// The mark written over this kernel's vDSO at its final place when
+    /// proxying (after `unpark`); `addr == 0`: none.
+    pub vdso_mark: VdsoMarkArg,
+    /// The premap slots this task maps, fills and inherits
+    /// ([`STAGE_PREMAP`]).
+    pub cow: CowArgs,
+}
+
+/// Most bytes of one [`CodePatch`].
+pub const CODE_PATCH_MAX: usize = 32;
+
+/// `len` bytes of `code` written at `addr`, inside a restored VMA that is
+/// still writable; the instruction cache is flushed for it once the final
+/// protections are set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodePatch {
+    pub addr: u64,
+    pub len: u64,
+    pub code: [u8; CODE_PATCH_MAX],
+}
+
+/// CRIU's vDSO mark (core's `vdso::mark`): `words` written at `addr`, the
+/// start of this kernel's vDSO at its final place, between
+/// `mprotect(addr, len, PROT_READ | PROT_WRITE)` and
+/// `mprotect(addr, len, PROT_READ | PROT_EXEC)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VdsoMarkArg {
+    pub addr: u64,
+    pub len: u64,
+    pub words: [u64; 5],
 }
 
 /// One non-leader thread: created with `clone3` (`set_tid` = `tid`) on

@@ -32,7 +32,10 @@ mod threads;
 mod tree;
 
 use creds::creds;
-use mem::{map_vmas, protect, read_pages, remap_all, set_mm, unmap, unregister_rseq};
+use mem::{
+    flush_patches, map_vmas, mark_vdso, patch_code, protect, read_pages, remap_all, set_mm, unmap,
+    unregister_rseq,
+};
 use state::{
     arch_syscalls, attrs, close_fds, itimers, posix_timers, proc_attrs, register_rseq, rlimits,
     sigactions, signals, task,
@@ -193,6 +196,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     // SAFETY: `created` is a naturally aligned u32 inside the shared region.
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
     stage!(args, abi::STAGE_FDS, take_tool_fds(args));
+    stage!(args, abi::STAGE_PREMAP, mem::premap(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));
     stage!(args, abi::STAGE_FDS, move_fds(args));
@@ -358,11 +362,15 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_PARK_VDSO, remap_all(&args.park));
     stage!(args, abi::STAGE_RSEQ, unregister_rseq(&args.tool_rseq));
     stage!(args, abi::STAGE_UNMAP, unmap(args));
+    stage!(args, abi::STAGE_MAP, remap_all(&args.cow.moves));
     stage!(args, abi::STAGE_MAP, map_vmas(args));
     stage!(args, abi::STAGE_MAP, arch_syscalls(&args.madvise));
     stage!(args, abi::STAGE_PAGES, read_pages(args));
+    stage!(args, abi::STAGE_VDSO, patch_code(&args.vdso_patches));
     stage!(args, abi::STAGE_PROTECT, protect(args));
     stage!(args, abi::STAGE_VDSO, remap_all(&args.unpark));
+    stage!(args, abi::STAGE_VDSO, mark_vdso(&args.vdso_mark));
+    flush_patches(&args.vdso_patches);
     if args.set_mm != 0 {
         stage!(args, abi::STAGE_MM, set_mm(args));
     }

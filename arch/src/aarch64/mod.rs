@@ -6,9 +6,11 @@ pub mod nr;
 mod regs;
 mod sigframe;
 mod syscall;
+mod vdso;
 
 pub use crate::common::*;
 pub use call::*;
 pub use regs::*;
 pub use sigframe::*;
 pub use syscall::*;
+pub use vdso::*;

@@ -6,12 +6,14 @@ pub mod nr;
 mod regs;
 mod sigframe;
 mod syscall;
+mod vdso;
 
 pub use crate::common::*;
 pub use call::*;
 pub use regs::*;
 pub use sigframe::*;
 pub use syscall::*;
+pub use vdso::*;
 
 /// powerpc's ioctl direction bits (`<asm/ioctl.h>`): three bits from 29,
 /// and a 13-bit size; [`crate::ioc`] uses these instead of the generic ones

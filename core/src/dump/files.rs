@@ -553,7 +553,7 @@ fn path_fd(
         let (id, kind) = files.add_kind(&ctx, &target, Some(path), meta.as_ref())?;
         return Ok((id, kind as i32));
     }
-    if let Some(m) = meta.as_ref().filter(|m| crate::files::tty::is_pty(m)) {
+    if let Some(m) = meta.as_ref().filter(|m| crate::files::tty::is_tty(m)) {
         let ctx = crate::files::FdCtx { pid, fd, flags };
         let id = files.next_id();
         let reg = pb::RegFileEntry {

@@ -20,14 +20,15 @@
 //!
 //! Images written (all with CRIU's framing; per live task unless said):
 //! - `inventory.img`: img_version 2, fdinfo_per_id, ns_per_id, root_ids
-//!   (vm/files/fs/sighand = 1; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
+//!   (the dumping tool's own ids, as CRIU writes them: vm/files/fs/sighand
+//!   = 1, never a dumped task's; pid 1, net 2, ipc 3, uts 4, time 5, mnt 6,
 //!   user 7, cgroup 8 — no namespace images: the task shares ours, or is
 //!   refused, see [`namespaces`]), lsmtype (the active LSM; a task's label
 //!   is criu's or refused, and goes to `creds.lsm_profile`),
 //!   network_lock_method 0, dump_criu_run_id.
 //! - `pstree.img`: pid, ppid 0, pgid, sid (from inside), threads [pid].
-//! - `ids-PID.img`: the same kobj ids, numbered per task (its index in
-//!   the tree + 1), except `files_id`/`fs_id` of a child sharing its
+//! - `ids-PID.img`: the task's kobj ids, numbered per task (its index in
+//!   the tree + 2: 1 is the tool's), except `files_id`/`fs_id` of a child sharing its
 //!   parent's fd table/fs struct (`CLONE_FILES`/`CLONE_FS`, found with
 //!   kcmp): those of the topmost task sharing it.
 //! - `core-PID.img`: mtype, thread_info (gpregs after the syscall-restart
@@ -98,6 +99,7 @@ use crate::sys::ptrace::{self, SigInfo};
 use crate::{pr_debug, pr_info};
 
 pub use write::Collected;
+use write::FIRST_TASK_OBJ_ID;
 
 /// Steps `CRIU_DUMP_FAULT` can make fail.
 /// One after each stage of a dump, in order: seize, collect from /proc,
@@ -363,9 +365,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         // dumped once, with the table's owner (the topmost task sharing it).
         let own_fds = sharing.files[i] == i;
         let mut c = collect_outside(&t.proc, task, part, &mut files, fd_opts, own_fds)?;
-        c.obj_id = i as u32 + 1;
-        c.files_id = sharing.files[i] as u32 + 1;
-        c.fs_id = sharing.fs[i] as u32 + 1;
+        // Id 1 of each kind is the dumping tool's own task (`root_ids`):
+        // the tree's objects are numbered from 2, as CRIU numbers them.
+        c.obj_id = i as u32 + FIRST_TASK_OBJ_ID;
+        c.files_id = sharing.files[i] as u32 + FIRST_TASK_OBJ_ID;
+        c.fs_id = sharing.fs[i] as u32 + FIRST_TASK_OBJ_ID;
         c.pages_id = i as u64 + 1;
         c.lsm_profile = ours
             .label
@@ -395,10 +399,13 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     let all_vmas = collected.iter().flatten().flat_map(|c| c.vmas.iter());
     let objects = shmem::objects(all_vmas, &files.memfd_objects).map_err(shm_err)?;
     let first_shmem_pages = tree.tasks.len() as u64 + 1;
+    let (mut shpages_scanned, mut shpages_written) = (0, 0);
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = first_shmem_pages + i as u64;
         let d =
             shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
+        shpages_scanned += obj.size.div_ceil(page_size);
+        shpages_written += d.pages;
         pr_debug!(
             "Dumped {} pages of shmem object {} ({} bytes)",
             d.pages,
@@ -435,19 +442,25 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
     collected = write_all(&tree, collected, &common.images_dir).map_err(img_err)?;
-    write::write_tree_images(&common.images_dir, &entries, 1, &files, ours.lsm).map_err(img_err)?;
+    write::write_tree_images(&common.images_dir, &entries, &files, ours.lsm).map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
     let mut stats = write::Stats {
         freezing: t_frozen - t_start,
+        shpages_scanned,
+        shpages_written,
         ..write::Stats::default()
     };
     for c in collected.iter().flatten() {
         stats.memdump += c.stats.memdump;
         stats.memwrite += c.stats.memwrite;
         stats.pages_written += c.stats.pages_written;
-        stats.pages_lazy += c.stats.pages_lazy;
+        // CRIU counts pages as lazy only in a --lazy-pages dump (its
+        // pagemap marks them PE_LAZY all the same).
+        if common.lazy_pages {
+            stats.pages_lazy += c.stats.pages_lazy;
+        }
         stats.page_pipes += c.stats.page_pipes;
         stats.page_pipe_bufs += c.stats.page_pipe_bufs;
         stats.pages_scanned += c

@@ -43,9 +43,10 @@ pub struct ProcPart {
 fn read(proc: &ProcDir, cfg: &ClassifyConfig) -> Result<ProcPart, DumpError> {
     let pid = proc.pid();
     let stat = proc.stat().map_err(collect_err(pid, "stat"))?;
-    let vmas = proc
+    let mut vmas = proc
         .collect_vmas(cfg)
         .map_err(collect_err(pid, "mappings"))?;
+    crate::vdso::marked::fixup(pid, &mut vmas).map_err(collect_err(pid, "the vDSO's mark"))?;
     refuse_unsupported_vmas(pid, &vmas)?;
     let guards = mem::guards::guard_regions(pid, &vmas).map_err(|e| DumpError::Memory {
         pid,
@@ -65,6 +66,16 @@ fn read(proc: &ProcDir, cfg: &ClassifyConfig) -> Result<ProcPart, DumpError> {
     let personality = proc
         .personality()
         .map_err(collect_err(pid, "personality"))?;
+    // Stored as CRIU stores it (see images::personality).
+    let personality =
+        crate::images::personality::to_image(personality).ok_or(DumpError::Collect {
+            pid,
+            what: "personality",
+            reason: format!(
+                "{personality:#x} has hex digits CRIU's images cannot hold (they keep the \
+                 hex digits read as a decimal number)"
+            ),
+        })?;
     // Scheduling and the refusals of the leader's own attributes (no
     // ptrace needed: the other threads' are read with them, on the
     // task's tracer thread).

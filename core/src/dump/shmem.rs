@@ -145,13 +145,12 @@ pub fn dump_object(
         copy_range(&obj.fd, &mut pages, &mut buf, start, end, &pages_path)
             .map_err(|e| err("pread", e))?;
         let nr = (end - start) / page_size;
-        entries.push(pb::PagemapEntry {
-            vaddr: start,
-            compat_nr_pages: 0,
-            in_parent: None,
-            flags: Some(pe::PRESENT),
-            nr_pages: Some(nr),
-        });
+        entries.extend(crate::images::pagemap::entries(
+            start,
+            nr,
+            pe::PRESENT,
+            page_size,
+        ));
         total += nr;
         off = end;
     }

@@ -108,6 +108,9 @@ pub struct Stats {
     pub pages_lazy: u64,
     pub page_pipes: u64,
     pub page_pipe_bufs: u64,
+    /// Pages of shared memory objects looked at and written.
+    pub shpages_scanned: u64,
+    pub shpages_written: u64,
 }
 
 /// `--display-stats`: print the figures as CRIU does.
@@ -153,7 +156,11 @@ pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
                 pages_lazy: s.pages_lazy,
                 page_pipes: Some(s.page_pipes),
                 page_pipe_bufs: Some(s.page_pipe_bufs),
-                ..Default::default()
+                // Written by CRIU 4.x even when zero.
+                irmap_resolve: Some(0),
+                shpages_scanned: Some(s.shpages_scanned),
+                shpages_skipped_parent: Some(0),
+                shpages_written: Some(s.shpages_written),
             }),
             restore: None,
         },
@@ -166,6 +173,40 @@ pub fn create_raw(path: &Path) -> Result<File, ImageError> {
         .map_err(|e| ImageError::io(&path.display().to_string(), e))
 }
 
+/// `mm.mm_saved_auxv` as CRIU writes it: the first
+/// [`MM_SAVED_AUXV_MAX`](crate::images::MM_SAVED_AUXV_MAX) words of the
+/// auxv (with its `AT_NULL` pair only when that fits), since CRIU refuses
+/// more. The saved auxv is only what `/proc/PID/auxv` shows after restore
+/// (the task's own copy on its stack is restored with its memory), so
+/// entries past the cap are dropped with a warning rather than refused.
+fn saved_auxv(pid: i32, words: &[u64]) -> Vec<u64> {
+    let max = crate::images::MM_SAVED_AUXV_MAX;
+    let dropped = words
+        .chunks_exact(2)
+        .skip(max / 2)
+        .take_while(|p| p[0] != crate::proc::auxv::AT_NULL)
+        .count();
+    if dropped > 0 {
+        crate::pr_warn!(
+            "task {pid}: auxv has {dropped} entries past the {} CRIU's images hold;              /proc/{pid}/auxv will not show them after restore",
+            max / 2
+        );
+    }
+    words[..words.len().min(max)].to_vec()
+}
+
+/// The kernel object ids of the dumping tool's own task, which CRIU writes
+/// as `inventory.img`'s `root_ids`: on restore it compares each task's ids
+/// with these, and a task whose `files_id` equals the tool's is taken to
+/// share the tool's fd table ("Image corruption on kIDs data"). The tool
+/// shares no vm, files, fs or sighand with the tree it dumps.
+pub const TOOL_OBJ_ID: u32 = 1;
+/// The cgroup set every dumped task has: the tool's (CRIU's `root_cg_set`).
+const ROOT_CG_SET: u32 = 1;
+
+/// The first id of a dumped task's own objects (after [`TOOL_OBJ_ID`]).
+pub const FIRST_TASK_OBJ_ID: u32 = 2;
+
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
 /// them for a task in the dumping tool's namespaces.
 fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
@@ -175,7 +216,7 @@ fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
         fs_id,
         sighand_id: obj_id,
         pid_ns_id: Some(1),
-        net_ns_id: Some(2),
+        net_ns_id: Some(crate::files::unix::NET_NS_ID),
         ipc_ns_id: Some(3),
         uts_ns_id: Some(4),
         time_ns_id: Some(5),
@@ -221,6 +262,21 @@ fn run_id(pid: i32) -> String {
     )
 }
 
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME now (`timens-0.img`).
+fn timens_entry() -> pb::TimensEntry {
+    let ts = |id| {
+        let t = rustix::time::clock_gettime(id);
+        pb::Timespec {
+            tv_sec: t.tv_sec as u64,
+            tv_nsec: t.tv_nsec as u64,
+        }
+    };
+    pb::TimensEntry {
+        monotonic: ts(rustix::time::ClockId::Monotonic),
+        boottime: ts(rustix::time::ClockId::Boottime),
+    }
+}
+
 /// One `pstree.img` entry.
 #[derive(Clone, Debug)]
 pub struct TreeEntry {
@@ -237,7 +293,6 @@ pub struct TreeEntry {
 pub fn write_tree_images(
     dir: &Path,
     tree: &[TreeEntry],
-    root_obj_id: u32,
     files: &FileTable,
     lsm: crate::proc::lsm::Lsm,
 ) -> Result<(), ImageError> {
@@ -250,7 +305,9 @@ pub fn write_tree_images(
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(root_obj_id, root_obj_id, root_obj_id)),
+            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_cg_set: Some(ROOT_CG_SET),
+            plugins_entry: Some(pb::PluginsEntry::default()),
             ns_per_id: Some(true),
             lsmtype: Some(match lsm {
                 Lsm::None => pb::Lsmtype::NoLsm,
@@ -273,6 +330,12 @@ pub fn write_tree_images(
         })
         .collect();
     img.write_all(Kind::Pstree, 0, &entries)?;
+    // What CRIU writes for tasks in the tool's namespaces without seccomp
+    // (a dump refuses seccomp): an empty seccomp image, and the time
+    // namespace's clocks (a restore into a new time namespace would set
+    // its offsets from them).
+    img.write_one(Kind::Seccomp, 0, &pb::SeccompEntry::default())?;
+    img.write_one(Kind::Timens, 0, &timens_entry())?;
     img.write_all(Kind::Files, 0, &files.entries)?;
     if !files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
@@ -380,6 +443,9 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
                 signature: r.signature,
                 rseq_cs_pointer: None,
             }),
+        // The tasks stay in the cgroups of the tool: CRIU records that as
+        // the root's cgroup set (1, `root_cg_set`), with no cgroup.img.
+        cg_set: Some(ROOT_CG_SET),
         ..Default::default()
     });
     img.write_one(Kind::Core, pidu, &core)?;
@@ -451,7 +517,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             mm_env_start: s.env_start,
             mm_env_end: s.env_end,
             exe_file_id: c.exe_file_id,
-            mm_saved_auxv: c.auxv.clone(),
+            mm_saved_auxv: saved_auxv(c.pid, &c.auxv),
             vmas,
             dumpable: Some(misc.dumpable),
             aios: Vec::new(),

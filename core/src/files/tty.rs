@@ -6,9 +6,13 @@
 //! window size, session, foreground group, lock, packet and exclusive
 //! modes) and the bytes queued in each direction in `tty-data.img`.
 //!
-//! `/dev/tty` and `/dev/console` stay regular device files, reopened by
-//! path; other terminals (virtual consoles, serial lines) are refused by
-//! the dump (`crate::dump::files`).
+//! `/dev/console` and `/dev/tty` are `TTY` entries too, as CRIU writes
+//! them (types `CONSOLE`, `CTTY`, tty-info ids of CRIU's driver indices,
+//! no pty part): reopened by path on restore, with their termios and
+//! window size. (As plain `REG` files CRIU's restore refuses them: it
+//! seeks to the dumped position, and a terminal cannot seek.) Virtual
+//! consoles and serial lines are refused by the dump
+//! (`crate::dump::files`).
 //!
 //! Session and foreground group come from `/proc/PID/stat` of the task
 //! holding the fd (its `tty_nr` is the terminal's device if the terminal
@@ -37,6 +41,13 @@ const PTMX_MINOR: u32 = 2;
 const PTY_MASTER_MAJOR: u32 = 128;
 const PTY_SLAVE_MAJOR: u32 = 136;
 const PTY_MAJOR_COUNT: u32 = 8;
+/// `TTY_MAJOR`: virtual consoles are its minors 1-63.
+const TTY_MAJOR: u32 = 4;
+/// CRIU's driver indices of the other terminals (its tty-info id is the
+/// index times two).
+const CONSOLE_INDEX: u32 = 1002;
+const VT_INDEX: u32 = 1004;
+const CTTY_INDEX: u32 = 1006;
 /// `TERMIOS_NCC`: the control characters the kernel's termios has.
 pub const TERMIOS_NCC: usize = 19;
 use linux_raw_sys::general::{EXTPROC, IXON};
@@ -76,6 +87,29 @@ pub fn pty_side(rdev: u64) -> Option<PtySide> {
 pub fn is_pty(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
     meta.file_type().is_char_device() && pty_side(meta.rdev()).is_some()
+}
+
+/// The type and CRIU's driver index of a terminal that is no pty end but
+/// that CRIU dumps as a `TTY`: `/dev/console`, `/dev/tty`, a virtual
+/// console.
+pub fn other_terminal(rdev: u64) -> Option<(pb::TtyType, u32)> {
+    match major_minor(rdev) {
+        (TTYAUX_MAJOR, 1) => Some((pb::TtyType::Console, CONSOLE_INDEX)),
+        (TTYAUX_MAJOR, 0) => Some((pb::TtyType::Ctty, CTTY_INDEX)),
+        (TTY_MAJOR, 1..=63) => Some((pb::TtyType::Vt, VT_INDEX)),
+        _ => None,
+    }
+}
+
+/// Is `meta` (a stat of an fd) a terminal dumped as a `TTY` entry? Not
+/// a virtual console: CRIU's images of one are read, but our dump
+/// refuses it (`crate::dump::files`), as nothing here tests that its
+/// state comes back.
+pub fn is_tty(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_char_device()
+        && (pty_side(meta.rdev()).is_some()
+            || other_terminal(meta.rdev()).is_some_and(|(ty, _)| ty != pb::TtyType::Vt))
 }
 
 /// The `tty_info_entry` id of side `master` of pty `index`.
@@ -124,6 +158,14 @@ pub fn dump(
     mut reg: pb::RegFileEntry,
 ) -> Result<[pb::FileEntry; 2], FileError> {
     let own = ctx.steal(KIND)?;
+    if let Some((kind, index)) = other_terminal(meta.rdev()) {
+        let info_id = info_id(index, false);
+        if !st.infos.iter().any(|i| i.id == info_id) {
+            st.infos.push(other_info(ctx, meta, &own, kind, info_id)?);
+        }
+        let (regf_id, path) = super::path_entry(id, reg);
+        return Ok([tty_file(ctx, id, info_id, regf_id), path]);
+    }
     let (index, master) = match pty_side(meta.rdev()) {
         Some(PtySide::Master) => {
             let n = sys::get_int(&own, sys::TIOCGPTN)
@@ -145,21 +187,59 @@ pub fn dump(
         reg.name = name.to_string();
     }
     let (regf_id, path) = super::path_entry(id, reg);
-    Ok([
-        pb::FileEntry {
-            r#type: pb::FdTypes::Tty as i32,
+    Ok([tty_file(ctx, id, info_id, regf_id), path])
+}
+
+fn tty_file(ctx: &FdCtx, id: u32, info_id: u32, regf_id: u32) -> pb::FileEntry {
+    pb::FileEntry {
+        r#type: pb::FdTypes::Tty as i32,
+        id,
+        tty: Some(pb::TtyFileEntry {
             id,
-            tty: Some(pb::TtyFileEntry {
-                id,
-                tty_info_id: info_id,
-                flags: ctx.flags,
-                fown: pb::FownEntry::default(),
-                regf_id: Some(regf_id),
-            }),
-            ..Default::default()
-        },
-        path,
-    ])
+            tty_info_id: info_id,
+            flags: ctx.flags,
+            fown: pb::FownEntry::default(),
+            regf_id: Some(regf_id),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The `tty_info_entry` of a terminal that is no pty (see
+/// [`other_terminal`]): its termios, locked termios and window size, and
+/// session and group if it is the task's controlling terminal.
+fn other_info(
+    ctx: &FdCtx,
+    meta: &std::fs::Metadata,
+    own: &OwnedFd,
+    kind: pb::TtyType,
+    info_id: u32,
+) -> Result<pb::TtyInfoEntry, FileError> {
+    let (sid, pgrp) = ctty_of(ctx.pid, meta.rdev());
+    let mut info = pb::TtyInfoEntry {
+        id: info_id,
+        r#type: kind as i32,
+        sid,
+        pgrp,
+        rdev: meta.rdev() as u32,
+        dev: Some(meta.dev() as u32),
+        ..Default::default()
+    };
+    const WHAT: &str = "a terminal";
+    if let Ok(t) = sys::tcgets(own) {
+        let locked =
+            sys::get_locked(own).map_err(|e| ctx.err(WHAT, format!("TIOCGLCKTRMIOS: {e}")))?;
+        let w = sys::get_winsize(own).map_err(|e| ctx.err(WHAT, format!("TIOCGWINSZ: {e}")))?;
+        info.termios = Some(termios_entry(&t));
+        info.termios_locked = Some(termios_entry(&locked));
+        info.winsize = Some(pb::WinsizeEntry {
+            ws_row: w.ws_row.into(),
+            ws_col: w.ws_col.into(),
+            ws_xpixel: w.ws_xpixel.into(),
+            ws_ypixel: w.ws_ypixel.into(),
+        });
+    }
+    Ok(info)
 }
 
 /// The `tty_info_entry` of one side, read through `own`.
@@ -254,7 +334,8 @@ pub fn termios_entry(t: &sys::Termios) -> pb::TermiosEntry {
         c_line: t.c_line.into(),
         c_ispeed: 0,
         c_ospeed: 0,
-        c_cc: t.c_cc.iter().take(TERMIOS_NCC).map(|&c| c.into()).collect(),
+        // Packed as CRIU packs them (see images::termios).
+        c_cc: crate::images::termios::pack_cc(&t.c_cc),
     }
 }
 

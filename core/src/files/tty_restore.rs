@@ -384,15 +384,22 @@ fn termios_of(e: &pb::TermiosEntry) -> sys::Termios {
     t.c_cflag = e.c_cflag;
     t.c_lflag = e.c_lflag;
     t.c_line = e.c_line as u8;
-    for (d, s) in t.c_cc.iter_mut().zip(&e.c_cc) {
-        *d = *s as u8;
+    // Packed as CRIU packs them (see images::termios).
+    let cc = crate::images::termios::unpack_cc(&e.c_cc);
+    for (d, s) in t.c_cc.iter_mut().zip(cc) {
+        *d = s;
     }
     t
 }
 
 /// Termios, locked termios (only if any is set: it needs CAP_SYS_ADMIN)
-/// and window size of `info` on `fd`.
+/// and window size of `info` on `fd`, with SIGTTOU blocked (`fd` may be
+/// our controlling terminal, see [`sys::with_sigttou_blocked`]).
 fn set_params(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), String> {
+    sys::with_sigttou_blocked(|| set_params_now(fd, info))
+}
+
+fn set_params_now(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), String> {
     if let Some(l) = &info.termios_locked {
         let t = termios_of(l);
         let any = t.c_iflag | t.c_oflag | t.c_cflag | t.c_lflag != 0

@@ -216,6 +216,7 @@ pub fn dump(
         deleted: deleted.then_some(true),
         file_perms,
         name_dir,
+        ns_id: Some(NET_NS_ID),
         ..Default::default()
     };
     Ok((
@@ -392,6 +393,11 @@ pub fn finish(
     }
     Ok(())
 }
+
+/// The id of the dumping tool's network namespace (which the tasks share)
+/// as CRIU numbers namespaces in a dump (`ids-PID.img`'s `net_ns_id`):
+/// CRIU records it in every unix socket entry (`ns_id`).
+pub const NET_NS_ID: u32 = 2;
 
 /// A socket name for messages (abstract names start with `@`).
 pub fn printable(name: &[u8]) -> String {

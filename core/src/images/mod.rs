@@ -13,10 +13,19 @@ pub mod error;
 pub mod json;
 pub mod kinds;
 pub mod magic;
+pub mod pagemap;
 pub mod pb;
+pub mod personality;
 pub mod reader;
+pub mod termios;
 pub mod typed;
 pub mod writer;
+
+/// The most words of `mm.mm_saved_auxv` CRIU accepts (its `AT_VECTOR_SIZE`,
+/// 44 on every arch it supports): it dumps the first 44 words of
+/// `/proc/PID/auxv` and refuses a longer saved auxv on restore ("Image
+/// corrupted on pid").
+pub const MM_SAVED_AUXV_MAX: usize = 44;
 
 pub use error::{ImageError, Result};
 pub use kinds::{Framing, Header, ImageKind, KINDS, Kind, Payload};

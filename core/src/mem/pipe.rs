@@ -132,22 +132,17 @@ pub fn dump_pages(
         stop.store(true, Ordering::Relaxed);
         res
     })?;
+    let mut runs = Vec::new();
     for r in ranges.iter().filter(|r| r.end > r.start) {
         let nr = (r.end - r.start) / page_size;
         out.pages += nr;
         if r.flags & super::pe::LAZY != 0 {
             out.lazy_pages += nr;
         }
-        out.entries.push(pb::PagemapEntry {
-            vaddr: r.start,
-            compat_nr_pages: 0,
-            in_parent: None,
-            flags: Some(r.flags),
-            nr_pages: Some(nr),
-        });
+        runs.push((r.start, nr, r.flags));
     }
     // Touching runs with equal flags as one entry, whatever split them.
-    out.entries = merge(out.entries, page_size);
+    out.entries = crate::images::pagemap::merged(runs, page_size);
     Ok(out)
 }
 
@@ -392,19 +387,4 @@ fn splice_all(
         written.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(())
-}
-
-fn merge(entries: Vec<pb::PagemapEntry>, page_size: u64) -> Vec<pb::PagemapEntry> {
-    let mut out: Vec<pb::PagemapEntry> = Vec::with_capacity(entries.len());
-    for e in entries {
-        if let Some(last) = out.last_mut() {
-            let last_nr = last.nr_pages.unwrap_or(0);
-            if last.flags == e.flags && last.vaddr + last_nr * page_size == e.vaddr {
-                last.nr_pages = Some(last_nr + e.nr_pages.unwrap_or(0));
-                continue;
-            }
-        }
-        out.push(e);
-    }
-    out
 }

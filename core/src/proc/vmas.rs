@@ -63,6 +63,7 @@ impl ProcDir {
             })?;
             out.push(CollectedVma { vma, file, entry });
         }
+        merge_vvar(&mut out);
         let mut entries: Vec<VmaEntryBits> = out.iter().map(|c| c.entry).collect();
         add_stack_guard_pages(&mut entries, super::page_size() as u64);
         for (c, e) in out.iter_mut().zip(entries) {
@@ -70,4 +71,30 @@ impl ProcDir {
         }
         Ok(out)
     }
+}
+
+/// Adjacent vvar areas as one VMA, as CRIU 4.x records them: Linux 6.13+
+/// shows the vvar pages as `[vvar]` and `[vvar_vclock]`, which the vDSO
+/// reaches at fixed offsets, so they only ever move together. CRIU's
+/// restore compares the one dumped vvar area with its own (both parts);
+/// two areas in the image make it take the dumped vDSO for a different
+/// one.
+fn merge_vvar(vmas: &mut Vec<CollectedVma>) {
+    use super::vma_kind::status::VMA_AREA_VVAR;
+    let mut out: Vec<CollectedVma> = Vec::with_capacity(vmas.len());
+    for c in vmas.drain(..) {
+        if let Some(prev) = out.last_mut()
+            && prev.entry.is(VMA_AREA_VVAR)
+            && c.entry.is(VMA_AREA_VVAR)
+            && prev.entry.end == c.entry.start
+            && (prev.entry.prot, prev.entry.flags, prev.entry.status)
+                == (c.entry.prot, c.entry.flags, c.entry.status)
+        {
+            prev.entry.end = c.entry.end;
+            prev.vma.end = c.vma.end;
+            continue;
+        }
+        out.push(c);
+    }
+    *vmas = out;
 }

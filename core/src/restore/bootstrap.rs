@@ -111,6 +111,15 @@ impl Region {
             st
         }
     }
+
+    /// Bytes the child left shared with its parent (`cow.skipped`), read
+    /// once its status said done (written before that, in its first stage).
+    pub fn cow_skipped(&self, args_off: usize) -> u64 {
+        let p = (self.base as usize + args_off) as *const RestoreArgs;
+        // SAFETY: the args live in our shared mapping for as long as `self`;
+        // the field is an aligned u64 the child no longer writes.
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).cow.skipped)) }
+    }
 }
 
 impl Drop for Region {
@@ -171,6 +180,53 @@ impl Drop for SharedTable {
         let _ = unsafe {
             rustix::mm::munmap(
                 std::ptr::without_provenance_mut::<c_void>(self.addr),
+                self.len,
+            )
+        };
+    }
+}
+
+/// Address space held for the tree's premap area (see [`super::cow`]):
+/// mapped `PROT_NONE` so nothing of the tool lands there before the root
+/// is forked (the tasks inherit it and use or free it); unmapped on drop.
+pub struct Reservation {
+    pub base: u64,
+    len: usize,
+}
+
+impl Reservation {
+    /// `len` bytes anywhere the kernel finds room; nothing for 0.
+    pub fn map(len: u64) -> Result<Reservation, Errno> {
+        if len == 0 {
+            return Ok(Reservation { base: 0, len: 0 });
+        }
+        let len = usize::try_from(len).map_err(|_| Errno::NOMEM)?;
+        // SAFETY: a new mapping where the kernel chooses: nothing in use
+        // is affected; it belongs to the returned Reservation.
+        let got = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }?;
+        Ok(Reservation {
+            base: got as u64,
+            len,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: unmaps exactly the mapping `map` created; nothing uses it.
+        let _ = unsafe {
+            rustix::mm::munmap(
+                std::ptr::without_provenance_mut::<c_void>(self.base as usize),
                 self.len,
             )
         };

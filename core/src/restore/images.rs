@@ -73,6 +73,9 @@ pub struct TaskImages {
     pub shares_files: bool,
     /// Forked with `CLONE_FS`: same `fs_id` as its parent.
     pub shares_fs: bool,
+    /// How its vDSO comes back (decided once every image is read, see
+    /// [`super::vdso::plan`]).
+    pub vdso: super::vdso::VdsoPlan,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -204,8 +207,13 @@ pub fn read_tree(
                     "pstree.img: the root task is a zombie".into(),
                 ));
             }
+            // A zombie has no threads to restore; CRIU's dump leaves its
+            // `threads` uninitialised (whatever its buffer held) and its
+            // restore never reads them: neither do we.
+            let mut pstree = e.clone();
+            pstree.threads = vec![e.pid];
             out.push(TreeTaskImages::Zombie(ZombieImages {
-                pstree: e.clone(),
+                pstree,
                 exit_status: core.tc.as_ref().map_or(0, |tc| tc.exit_code),
             }));
             continue;
@@ -387,6 +395,7 @@ fn read_task(
 ) -> Result<TaskImages, RestoreError> {
     let pid = u64::from(pstree.pid);
     validate_core(&core, &Kind::Core.file_name(pid), task_size)?;
+    super::seccomp::refuse(&core, pstree.pid, &Kind::Core.file_name(pid))?;
     let mut threads = Vec::new();
     let mut seen = HashSet::with_capacity(pstree.threads.len());
     for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
@@ -399,6 +408,7 @@ fn read_task(
         validate_pid(tid, "pstree.img")?;
         let c: pb::CoreEntry = read_single(dir, Kind::Core, u64::from(tid))?;
         validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size)?;
+        super::seccomp::refuse(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
         threads.push((tid, c));
     }
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
@@ -499,6 +509,7 @@ fn read_task(
         ids,
         shares_files: false,
         shares_fs: false,
+        vdso: super::vdso::VdsoPlan::Nothing,
     })
 }
 
@@ -522,7 +533,7 @@ pub(super) fn read_pagemap(
                 path.display()
             )));
         }
-        let nr = e.nr_pages.unwrap_or(u64::from(e.compat_nr_pages));
+        let nr = crate::images::pagemap::nr_pages(&e);
         runs.push(PagesRun {
             vaddr: e.vaddr,
             nr_pages: nr,

@@ -43,10 +43,18 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let maps = SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
     let task_size = top.next_power_of_two() - page;
-    let tasks = check_images(&opts.common.images_dir, page, task_size)?;
+    let mut tasks = check_images(&opts.common.images_dir, page, task_size)?;
     // --cpu-cap with its image bit: refuse a tree this CPU cannot run (its
     // saved FPU state, the instructions it may use) before creating any.
     crate::regs::cpuinfo::validate_if_asked(&opts.common.images_dir, opts.common.cpu_cap)?;
+    // Each task's vDSO against this kernel's, before anything is created.
+    let rt_vdso = super::vdso::Runtime::read(&maps)?;
+    let force_proxy = std::env::var_os(super::vdso::FORCE_PROXY_ENV).is_some_and(|v| v == "1");
+    for t in &mut tasks {
+        if let TreeTaskImages::Alive(t) = t {
+            t.vdso = super::vdso::plan(t, &rt_vdso, force_proxy)?;
+        }
+    }
     let alive: Vec<&TaskImages> = tasks
         .iter()
         .filter_map(|t| match t {
@@ -54,9 +62,6 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             TreeTaskImages::Zombie(_) => None,
         })
         .collect();
-    for t in &alive {
-        plan::check_layout(t, &maps)?;
-    }
     check_pid_max(&tasks)?;
     let roles = tree::roles(&tasks, opts.common.shell_job)?;
     let root = alive[0].pstree.pid;
@@ -82,6 +87,12 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     } else {
         None
     };
+    // Private memory shared copy-on-write along the tree: its premap area
+    // is reserved before the regions are placed, which then avoid it.
+    let mut premap = super::cow::plan(&alive);
+    let reserved = super::bootstrap::Reservation::map(premap.len)
+        .map_err(|e| RestoreError::Sys("mmap(premap area)", e))?;
+    premap.place(reserved.base);
     let mut maps = SelfMaps::read()?;
     // Every task unmaps up to the top of the address space, whatever
     // region lies above the tool's own mappings.
@@ -111,6 +122,8 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         let pid = t.pstree.pid as i32;
         let mut role = roles.roles[&pid].clone();
         role.nr_children = tree::nr_children(pid, &tasks, &roles);
+        role.cow = premap.tasks.remove(&pid).unwrap_or_default();
+        role.cow_area = (reserved.base, premap.len);
         role.tree = page_words.as_ref().map_or(0, TreePage::addr);
         role.fd_sync = match role.fd_table {
             abi::FD_TABLE_LENT => sync_pipes.get(&pid).map_or(-1, |p| p.0),
@@ -127,7 +140,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             // (for swrk, of the RPC client), as CRIU's CLONE_PARENT.
             role.start_flags = u64::from(linux_raw_sys::general::CLONE_PARENT);
         }
-        let p = plan::build(t, &maps, page, &role, &mut shared, file_opts)?;
+        let p = plan::build(t, &maps, &rt_vdso, page, &role, &mut shared, file_opts)?;
         maps.all
             .push((p.base - page, p.base + p.image.len() as u64 + page));
         maps.all.sort_unstable();
@@ -183,6 +196,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // The tool's copies of the tasks' files stay open until every task
     // has taken its own (RestoreArgs::pull), i.e. until the restore ends.
     let dumpable = pullable();
+    drop(reserved);
     if ret == -(Errno::EXIST.raw_os_error() as isize) {
         return Err(RestoreError::PidBusy(root));
     }
@@ -251,6 +265,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
                         .iter()
                         .flat_map(|t| t.pages.iter())
                         .map(|r| r.nr_pages)
+                        .sum(),
+                    pages_skipped_cow: live
+                        .iter()
+                        .map(|l| l.region.cow_skipped(l.args_off) / page)
                         .sum(),
                 },
                 exit_code,

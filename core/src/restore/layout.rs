@@ -4,6 +4,7 @@
 
 use crate::blob::restorer_abi::{Region, Remap};
 use crate::images::pb;
+use crate::vdso::Layout;
 use rustix::io::Errno;
 
 use super::RestoreError;
@@ -20,6 +21,8 @@ pub struct SelfMaps {
     pub all: Vec<(u64, u64)>,
     /// `[vvar]`, `[vvar_vclock]`, `[vdso]` in address order.
     pub vdso: Vec<(u64, u64)>,
+    /// The `[vdso]` one of those.
+    pub vdso_code: Option<(u64, u64)>,
 }
 
 impl SelfMaps {
@@ -36,6 +39,7 @@ impl SelfMaps {
     pub fn parse(text: &str) -> SelfMaps {
         let mut all = Vec::new();
         let mut vdso = Vec::new();
+        let mut vdso_code = None;
         for line in text.lines() {
             let mut it = line.split_whitespace();
             let Some((s, e)) = it.next().and_then(|r| r.split_once('-')) else {
@@ -48,13 +52,22 @@ impl SelfMaps {
                 continue;
             }
             all.push((s, e));
-            if matches!(it.nth(4), Some("[vvar]" | "[vvar_vclock]" | "[vdso]")) {
-                vdso.push((s, e));
+            match it.nth(4) {
+                Some("[vvar]" | "[vvar_vclock]") => vdso.push((s, e)),
+                Some("[vdso]") => {
+                    vdso.push((s, e));
+                    vdso_code = Some((s, e));
+                }
+                _ => {}
             }
         }
         all.sort_unstable();
         vdso.sort_unstable();
-        SelfMaps { all, vdso }
+        SelfMaps {
+            all,
+            vdso,
+            vdso_code,
+        }
     }
 
     /// The tool's private writable mappings (`rw-p`: heap, anonymous
@@ -110,23 +123,25 @@ impl SelfMaps {
             .collect()
     }
 
-    /// Moves from the parking area to the dumped vDSO/vvar VMAs (those whose
-    /// status has a bit of `mask`). The layouts must match: same sizes at the
-    /// same relative offsets (vDSO proxying is not implemented). Without a
-    /// dumped vDSO, the parked one is unmapped.
-    pub fn unpark_list(
-        &self,
-        park: u64,
-        vmas: &[pb::VmaEntry],
-        mask: u32,
-    ) -> Result<Vec<Remap>, RestoreError> {
-        let dumped: Vec<(u64, u64)> = vmas
+    /// This kernel's vDSO and vvar as the tool has them.
+    pub fn rt_layout(&self) -> Result<Option<Layout>, RestoreError> {
+        let code: Vec<(u64, u64)> = self.vdso_code.into_iter().collect();
+        let vvar: Vec<(u64, u64)> = self
+            .vdso
             .iter()
-            .filter(|v| v.status & mask != 0)
-            .map(|v| (v.start, v.end))
+            .copied()
+            .filter(|a| Some(*a) != self.vdso_code)
             .collect();
+        Layout::from_areas(&code, &vvar)
+            .map_err(|e| RestoreError::Unsupported(format!("this kernel's vDSO: {e}")))
+    }
+
+    /// Moves from the parking area at `park` to `dest` (this kernel's vDSO
+    /// at `dest.vdso`, its vvar parts side by side from `dest.vvar`'s
+    /// start); without `dest`, the parked areas are unmapped.
+    pub fn unpark_to(&self, park: u64, dest: Option<&Layout>) -> Result<Vec<Remap>, RestoreError> {
         let parked = self.park_list(park);
-        if dumped.is_empty() {
+        let Some(dest) = dest else {
             return Ok(parked
                 .iter()
                 .map(|r| Remap {
@@ -135,29 +150,59 @@ impl SelfMaps {
                     len: r.len,
                 })
                 .collect());
-        }
-        let rel = |v: &[(u64, u64)]| -> Vec<(u64, u64)> {
-            let f = v.first().map_or(0, |f| f.0);
-            v.iter().map(|&(s, e)| (s - f, e - s)).collect()
         };
-        if rel(&dumped) != rel(&self.vdso) {
-            return Err(RestoreError::Unsupported(format!(
-                "the dumped vDSO/vvar layout {dumped:x?} differs from this kernel's {:x?} \
-                 (vDSO proxying is not implemented)",
-                self.vdso
-            )));
-        }
-        let first = dumped[0].0;
-        let rt_first = self.vdso[0].0;
-        Ok(parked
-            .iter()
-            .zip(&self.vdso)
-            .map(|(p, &(s, _))| Remap {
+        let rt = self
+            .rt_layout()?
+            .ok_or_else(|| RestoreError::Unsupported("this kernel maps no vDSO".into()))?;
+        let mut out = Vec::with_capacity(parked.len());
+        for (p, &(s, _)) in parked.iter().zip(&self.vdso) {
+            let to = if Some(s) == self.vdso_code.map(|c| c.0) {
+                dest.vdso.0
+            } else {
+                match (rt.vvar, dest.vvar) {
+                    (Some(v), Some(d)) => d.0 + (s - v.0),
+                    _ => {
+                        return Err(RestoreError::Unsupported(
+                            "no place for this kernel's vvar".into(),
+                        ));
+                    }
+                }
+            };
+            out.push(Remap {
                 from: p.to,
-                to: first + (s - rt_first),
+                to,
                 len: p.len,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A page-aligned place for `len` bytes in the restored task, free of
+    /// `busy` (with a guard page each side): the highest below `below`
+    /// (where mappings are made top-down, away from the heap), else the
+    /// lowest above it.
+    pub fn free_gap(busy: &[(u64, u64)], len: u64, below: u64, page: u64) -> Option<u64> {
+        let mut busy = busy.to_vec();
+        busy.sort_unstable();
+        let mut gaps = Vec::new();
+        let mut prev = SEARCH_FROM;
+        for &(s, e) in busy.iter().chain(&[(KERNEL_HALF >> 16, KERNEL_HALF >> 16)]) {
+            let (lo, hi) = (prev + page, s.saturating_sub(page));
+            if hi > lo && hi - lo >= len {
+                gaps.push((lo, hi));
+            }
+            prev = prev.max(e.next_multiple_of(page));
+        }
+        gaps.iter()
+            .rev()
+            .find(|g| g.0 + len <= below)
+            .map(|g| (g.1.min(below) - len) / page * page)
+            .or_else(|| {
+                gaps.iter().find_map(|g| {
+                    let at = g.0.max(below).next_multiple_of(page);
+                    (at + len <= g.1).then_some(at)
+                })
             })
-            .collect())
     }
 
     /// What the child unmaps: everything outside `[lo, hi)` up to the end of
@@ -222,7 +267,6 @@ impl SelfMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
 
     const MAPS: &str = "\
 55d0c0000000-55d0c0002000 r-xp 00000000 00:10 12 /bin/tool
@@ -256,28 +300,51 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
                 len: 0x2000
             }
         );
-        let dumped = [
-            vma(0x7e00_0000_0000, 0x7e00_0000_4000, VMA_AREA_VVAR, 1),
-            vma(0x7e00_0000_4000, 0x7e00_0000_6000, VMA_AREA_VVAR, 1),
-            vma(0x7e00_0000_6000, 0x7e00_0000_8000, VMA_AREA_VDSO, 5),
-        ];
-        let mask = VMA_AREA_VDSO | VMA_AREA_VVAR;
-        let un = m.unpark_list(0x1000_0000, &dumped, mask).unwrap();
+        let rt = m.rt_layout().unwrap().unwrap();
+        assert_eq!(rt.vvar, Some((0x7f00_0000_0000, 0x7f00_0000_6000)));
+        // In place: this kernel's vvar parts go side by side from the
+        // dumped vvar (one area in CRIU's images), the vDSO to the vDSO.
+        let dumped = Layout {
+            vdso: (0x7e00_0000_6000, 0x7e00_0000_8000),
+            vvar: Some((0x7e00_0000_0000, 0x7e00_0000_6000)),
+        };
+        let un = m.unpark_to(0x1000_0000, Some(&dumped)).unwrap();
         assert_eq!(
-            un[2],
-            Remap {
-                from: 0x1000_6000,
-                to: 0x7e00_0000_6000,
-                len: 0x2000
-            }
+            un.iter().map(|r| (r.from, r.to, r.len)).collect::<Vec<_>>(),
+            [
+                (0x1000_0000, 0x7e00_0000_0000, 0x4000),
+                (0x1000_4000, 0x7e00_0000_4000, 0x2000),
+                (0x1000_6000, 0x7e00_0000_6000, 0x2000)
+            ]
         );
-        // A different layout is refused; no dumped vDSO unmaps the parked one.
-        assert!(m.unpark_list(0x1000_0000, &dumped[2..], mask).is_err());
+        // No dumped vDSO: the parked one is unmapped.
         assert!(
-            m.unpark_list(0x1000_0000, &[], mask)
+            m.unpark_to(0x1000_0000, None)
                 .unwrap()
                 .iter()
                 .all(|r| r.to == 0)
+        );
+    }
+
+    #[test]
+    fn a_proxied_vdso_goes_to_the_highest_gap_below_the_dumped_one() {
+        let page = 0x1000;
+        let busy = [
+            (0x5000_0000, 0x5001_0000),
+            (0x7f00_0000_0000, 0x7f00_0001_0000),
+        ];
+        let at = SelfMaps::free_gap(&busy, 0x8000, 0x7f00_0000_0000, page).unwrap();
+        assert_eq!(at, 0x7f00_0000_0000 - page - 0x8000);
+        // Below the first mapping of the task: the highest place there.
+        let at = SelfMaps::free_gap(&busy, 0x8000, 0x2000_0000, page).unwrap();
+        assert_eq!(at, 0x2000_0000 - 0x8000);
+        // No room below: the lowest place above.
+        let at = SelfMaps::free_gap(&busy, 0x8000, 0x1000_4000, page).unwrap();
+        assert_eq!(at, 0x1000_4000);
+        // Nothing free at all.
+        assert_eq!(
+            SelfMaps::free_gap(&[(0, u64::MAX >> 1)], 0x8000, 0x1000_4000, page),
+            None
         );
     }
 

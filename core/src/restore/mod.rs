@@ -22,6 +22,7 @@
 //! task created so far.
 
 mod bootstrap;
+mod cow;
 mod fd_state;
 mod finish;
 pub mod images;
@@ -30,9 +31,11 @@ pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
+mod seccomp;
 mod shmem;
 mod task_attrs;
 mod tree;
+pub mod vdso;
 
 use std::path::Path;
 use std::time::Duration;
@@ -186,6 +189,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_THREADS => "threads",
         abi::STAGE_FD_STATE => "fd-state",
         abi::STAGE_PROC_ATTRS => "proc-attrs",
+        abi::STAGE_PREMAP => "premap",
         _ => "unknown",
     }
 }
@@ -204,7 +208,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
         | abi::STAGE_PROTECT
         | abi::STAGE_VDSO
         | abi::STAGE_MM => format!("mm-{pid}.img"),
-        abi::STAGE_PAGES => format!("pagemap-{pid}.img"),
+        abi::STAGE_PAGES | abi::STAGE_PREMAP => format!("pagemap-{pid}.img"),
         abi::STAGE_PROC_ATTRS => {
             format!("core-{pid}.img (oom_score_adj, loginuid) / mm-{pid}.img (thp_disabled)")
         }
@@ -234,6 +238,8 @@ pub struct RestoreStats {
     pub restore: Duration,
     /// Pages read from the images into the task.
     pub pages_restored: u64,
+    /// Pages of children found equal to their parent's and left shared.
+    pub pages_skipped_cow: u64,
 }
 
 /// Restores the tree in `opts.common.images_dir` and returns its root's
@@ -338,7 +344,11 @@ pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
 fn display_stats(s: &RestoreStats) {
     crate::pr_msg!("Displaying restore stats:");
     crate::pr_msg!("Pages compared: 0 (0x0)");
-    crate::pr_msg!("Pages skipped COW: 0 (0x0)");
+    crate::pr_msg!(
+        "Pages skipped COW: {} ({:#x})",
+        s.pages_skipped_cow,
+        s.pages_skipped_cow
+    );
     crate::pr_msg!(
         "Pages restored: {} ({:#x})",
         s.pages_restored,
@@ -356,7 +366,7 @@ fn write_stats(dir: &Path, s: &RestoreStats) -> Result<(), RestoreError> {
         dump: None,
         restore: Some(pb::RestoreStatsEntry {
             pages_compared: 0,
-            pages_skipped_cow: 0,
+            pages_skipped_cow: s.pages_skipped_cow,
             forking_time: us(s.forking),
             restore_time: us(s.restore),
             pages_restored: Some(s.pages_restored),

@@ -10,12 +10,11 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    Array, ChildArg, CredsArg, FdMove, ItimerArg, MAX_GROUPS, PageRun, PosixTimerArg, PrctlMmMap,
-    RawSyscall, Region as AbiRegion, RestoreArgs, RlimitArg, RseqArg, SigactionArg, SiginfoArg,
-    ThreadArg, VmaArg,
+    Array, CODE_PATCH_MAX, ChildArg, CodePatch, CowArgs, CredsArg, FdMove, ItimerArg, MAX_GROUPS,
+    PageRun, PosixTimerArg, PrctlMmMap, RawSyscall, Region as AbiRegion, Remap, RestoreArgs,
+    RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg, VdsoMarkArg, VmaArg,
 };
 use crate::images::pb;
-use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
 
 use super::bootstrap::bytes_of;
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
@@ -28,6 +27,7 @@ const THREAD_STACK_SIZE: usize = 32 * 1024;
 const MAP_SHARED: u32 = linux_raw_sys::general::MAP_SHARED;
 const MAP_ANONYMOUS: u32 = linux_raw_sys::general::MAP_ANONYMOUS;
 const PROT_WRITE: u32 = linux_raw_sys::general::PROT_WRITE;
+const PROT_READ: u32 = linux_raw_sys::general::PROT_READ;
 const SIGKILL: u64 = linux_raw_sys::general::SIGKILL as u64;
 const SIGSTOP: u64 = linux_raw_sys::general::SIGSTOP as u64;
 const SIGNAL_COUNT: u64 = 64;
@@ -75,6 +75,10 @@ pub struct TaskRole {
     /// `clone3` flags of the tool's fork of the task (the root only):
     /// `CLONE_PARENT` for `--restore-sibling`.
     pub start_flags: u64,
+    /// Its VMAs built in the tree's premap area, which is
+    /// `[cow_area.0, cow_area.0 + cow_area.1)` (see [`super::cow`]).
+    pub cow: Vec<super::cow::CowVma>,
+    pub cow_area: (u64, u64),
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -277,18 +281,6 @@ fn check_mm_map(t: &TaskImages, task_size: u64) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// The dumped vDSO/vvar must match this kernel's (no proxying yet): checked
-/// against the tool's own maps before anything is created.
-pub fn check_layout(t: &TaskImages, maps: &SelfMaps) -> Result<(), RestoreError> {
-    match maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR) {
-        Err(RestoreError::Unsupported(what)) => Err(RestoreError::Unsupported(format!(
-            "mm-{}.img: {what}",
-            t.pstree.pid
-        ))),
-        other => other.map(drop),
-    }
-}
-
 /// The lowest fd the tool may open for the tasks `tasks`: above every
 /// target fd of each, and above the one after them (a session leader may
 /// need that one for a while, see [`free_fd`]).
@@ -313,6 +305,7 @@ fn free_fd(t: &TaskImages) -> u32 {
 pub fn build<'a>(
     t: &'a TaskImages,
     maps: &SelfMaps,
+    rt_vdso: &super::vdso::Runtime,
     page_size: u64,
     role: &TaskRole,
     shared: &mut SharedFiles<'a>,
@@ -548,6 +541,7 @@ pub fn build<'a>(
                 flags: v.flags & !MAP_ANONYMOUS,
                 fd,
                 final_prot: v.prot,
+                ..VmaArg::default()
             });
             continue;
         }
@@ -560,7 +554,11 @@ pub fn build<'a>(
             fd = f.as_raw_fd();
             fds.push(f);
         }
-        let map_prot = if has_pages {
+        // A premapped VMA comes read-write from its slot.
+        let premapped = role.cow.iter().any(|c| c.start == v.start);
+        let map_prot = if premapped {
+            PROT_READ | PROT_WRITE
+        } else if has_pages {
             v.prot | PROT_WRITE
         } else {
             v.prot
@@ -573,6 +571,8 @@ pub fn build<'a>(
             flags: v.flags,
             fd,
             final_prot: v.prot,
+            premapped: u32::from(premapped),
+            _pad: 0,
         });
     }
 
@@ -710,12 +710,25 @@ pub fn build<'a>(
     let mut arena = Arena { buf: Vec::new() };
     let park_placeholder = maps.park_list(0);
     let a_park = arena.push(&park_placeholder);
-    let a_unmap = arena.push(&[AbiRegion::default(); 2]);
+    let a_unmap = arena.push(&[AbiRegion::default(); 4]);
     let a_vmas = arena.push(&vmas);
-    let runs = page_runs(t, page_size);
+    let mut runs = page_runs(t, page_size);
+    let (area, area_len) = role.cow_area;
+    let cow = super::cow::task_arrays(&role.cow, area, area_len, &mut runs);
     let a_runs = arena.push(&runs);
-    let unpark = maps.unpark_list(0, &t.mm.vmas, VMA_AREA_VDSO | VMA_AREA_VVAR)?;
-    let a_unpark = arena.push(&unpark);
+    let cow_arrays = [
+        arena.push(&cow.unmap),
+        arena.push(&cow.maps),
+        arena.push(&cow.fill),
+        arena.push(&cow.compare),
+        arena.push(&cow.discard),
+        arena.push(&cow.moves),
+    ];
+    // The vDSO's remaps (one per area of this kernel's, wherever they go),
+    // the proxy's jumps (their number is known before their addresses).
+    let a_unpark = arena.push(&maps.park_list(0));
+    let nr_patches = vdso_patches(t, rt_vdso, 0)?.len();
+    let a_patches = arena.push(&vec![CodePatch::default(); nr_patches]);
     let a_sigs = arena.push(&sigs);
     let a_itimers = arena.push(&itimers);
     let a_posix = arena.push(&posix);
@@ -762,11 +775,19 @@ pub fn build<'a>(
 
     // Now that the base is known: rewrite the address-dependent arrays.
     let park = maps.park_list(base + blob_len as u64);
-    let unmap = maps.unmap_list(base, base + total as u64, page_size);
-    let unpark = maps.unpark_list(
-        base + blob_len as u64,
-        &t.mm.vmas,
-        VMA_AREA_VDSO | VMA_AREA_VVAR,
+    // The premap area stays: its slots become the task's VMAs.
+    let unmap = super::cow::except(
+        &maps.unmap_list(base, base + total as u64, page_size),
+        (area, area + area_len),
+    );
+    let park_at = base + blob_len as u64;
+    let (unpark, patches, vdso_mark) = vdso_moves(
+        t,
+        maps,
+        rt_vdso,
+        park_at,
+        (base, base + total as u64),
+        page_size,
     )?;
     let mut frame = regs::frame_for(&t.core, base + frame_off as u64, sigmask, &host)?;
     // The task's alternate signal stack comes back with rt_sigreturn.
@@ -804,6 +825,7 @@ pub fn build<'a>(
         (a_park, vec_bytes(&park)),
         (a_unmap, vec_bytes(&unmap)),
         (a_unpark, vec_bytes(&unpark)),
+        (a_patches, vec_bytes(&patches)),
         (a_arch, vec_bytes(&[frame.arch_syscalls, robust].concat())),
         (a_threads, vec_bytes(&thread_args)),
         (
@@ -900,6 +922,17 @@ pub fn build<'a>(
         pull: u32::from(shared.tool_pidfd >= 0),
         tool_pidfd: shared.tool_pidfd,
         tool_fds_from: min_fd,
+        vdso_patches: at(a_patches),
+        vdso_mark,
+        cow: CowArgs {
+            unmap: at(cow_arrays[0]),
+            maps: at(cow_arrays[1]),
+            fill: at(cow_arrays[2]),
+            compare: at(cow_arrays[3]),
+            discard: at(cow_arrays[4]),
+            moves: at(cow_arrays[5]),
+            skipped: 0,
+        },
         ..RestoreArgs::default()
     };
     fds.push(pages_fd);
@@ -1221,4 +1254,105 @@ fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
         });
     }
     calls
+}
+
+/// The proxy vDSO's jumps into this kernel's vDSO mapped at `rt_vdso`
+/// (none unless the task's vDSO is a proxy).
+fn vdso_patches(
+    t: &TaskImages,
+    rt: &super::vdso::Runtime,
+    rt_vdso: u64,
+) -> Result<Vec<CodePatch>, RestoreError> {
+    let super::vdso::VdsoPlan::Proxy { dumped, syms } = &t.vdso else {
+        return Ok(Vec::new());
+    };
+    let mm_file = format!("mm-{}.img", t.pstree.pid);
+    let (patches, missing) = crate::vdso::trampolines(syms, dumped, &rt.syms, rt_vdso)
+        .map_err(|e| RestoreError::Unsupported(format!("{mm_file}: {e}")))?;
+    if !missing.is_empty() {
+        crate::pr_warn!(
+            "{mm_file}: this kernel's vDSO lacks {}: the dumped code stays there",
+            missing.join(", ")
+        );
+    }
+    Ok(patches
+        .iter()
+        .map(|p| {
+            let mut code = [0u8; CODE_PATCH_MAX];
+            code[..p.code.len()].copy_from_slice(&p.code);
+            CodePatch {
+                addr: p.addr,
+                len: p.code.len() as u64,
+                code,
+            }
+        })
+        .collect())
+}
+
+/// Where this kernel's vDSO goes from the parking area at `park` (see
+/// [`super::vdso::VdsoPlan`]), the proxy's jumps and the mark: in place,
+/// over the dumped areas; for a proxy, to a gap of the task's layout
+/// below the dumped vDSO (free of its VMAs and of the bootstrap region),
+/// marked as CRIU marks it.
+fn vdso_moves(
+    t: &TaskImages,
+    maps: &SelfMaps,
+    rt: &super::vdso::Runtime,
+    park: u64,
+    region: (u64, u64),
+    page: u64,
+) -> Result<(Vec<Remap>, Vec<CodePatch>, VdsoMarkArg), RestoreError> {
+    use super::vdso::VdsoPlan;
+    match &t.vdso {
+        VdsoPlan::Nothing => Ok((
+            maps.unpark_to(park, None)?,
+            Vec::new(),
+            VdsoMarkArg::default(),
+        )),
+        VdsoPlan::InPlace(dumped) => Ok((
+            maps.unpark_to(park, Some(dumped))?,
+            Vec::new(),
+            VdsoMarkArg::default(),
+        )),
+        VdsoPlan::Proxy { dumped, .. } => {
+            let rt_layout = rt
+                .layout
+                .ok_or_else(|| RestoreError::Unsupported("this kernel maps no vDSO".into()))?;
+            let span = rt_layout.vdso.1.max(rt_layout.vvar.map_or(0, |v| v.1)) - rt_layout.start();
+            let mut busy: Vec<(u64, u64)> = t.mm.vmas.iter().map(|v| (v.start, v.end)).collect();
+            busy.push(region);
+            let at = SelfMaps::free_gap(&busy, span, dumped.start(), page).ok_or_else(|| {
+                RestoreError::Unsupported(format!(
+                    "mm-{}.img: no free place for this kernel's vDSO",
+                    t.pstree.pid
+                ))
+            })?;
+            let shift =
+                |(s, e): (u64, u64)| (s - rt_layout.start() + at, e - rt_layout.start() + at);
+            let dest = crate::vdso::Layout {
+                vdso: shift(rt_layout.vdso),
+                vvar: rt_layout.vvar.map(shift),
+            };
+            crate::pr_info!(
+                "mm-{}.img: this kernel's vDSO at {:#x}, the dumped one at {:#x} proxies it",
+                t.pstree.pid,
+                dest.vdso.0,
+                dumped.vdso.0
+            );
+            let mark = crate::vdso::mark::Mark {
+                orig_vdso: dumped.vdso.0,
+                orig_vvar: dumped.vvar.map(|v| v.0),
+                rt_vvar: dest.vvar.map(|v| v.0),
+            };
+            Ok((
+                maps.unpark_to(park, Some(&dest))?,
+                vdso_patches(t, rt, dest.vdso.0)?,
+                VdsoMarkArg {
+                    addr: dest.vdso.0,
+                    len: dest.vdso.1 - dest.vdso.0,
+                    words: mark.words(),
+                },
+            ))
+        }
+    }
 }

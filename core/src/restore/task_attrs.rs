@@ -21,7 +21,7 @@ pub fn arg(t: &TaskImages) -> TaskAttrsArg {
     let mut a = TaskAttrsArg::default();
     if let Some(tc) = t.core.tc.as_ref() {
         a.has |= ATTR_PERSONALITY;
-        a.personality = tc.personality;
+        a.personality = crate::images::personality::from_image(tc.personality);
         if tc.child_subreaper == Some(true) {
             a.has |= ATTR_SUBREAPER;
             a.child_subreaper = 1;

@@ -10,6 +10,7 @@ pub mod fiemap;
 pub mod fown;
 pub mod kcmp;
 pub mod kconst;
+pub mod own_vdso;
 pub mod pagemap_scan;
 pub mod prefault;
 pub mod probe;

@@ -103,6 +103,42 @@ pub fn tcsets(fd: impl AsFd, t: &Termios) -> Result<(), Errno> {
     set(fd, TCSETS, t)
 }
 
+/// Runs `f` with SIGTTOU blocked in this thread (the mask as before
+/// afterwards). A terminal that is the tool's controlling terminal (the
+/// inherited one of a `--shell-job` restore, reopened as `/dev/tty`)
+/// takes termios changes from a background process group only then:
+/// otherwise the kernel stops the tool with SIGTTOU (CRIU sets them with
+/// every signal blocked, in the restored task).
+pub fn with_sigttou_blocked<R>(f: impl FnOnce() -> R) -> R {
+    use linux_raw_sys::general::{SIG_BLOCK, SIG_SETMASK, SIGTTOU};
+    let bit = 1u64 << (SIGTTOU - 1);
+    let mut old = 0u64;
+    // SAFETY: rt_sigprocmask reads 8 bytes from `bit` and writes 8 to `old`.
+    let blocked = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::RT_SIGPROCMASK,
+            SIG_BLOCK as usize,
+            &bit as *const u64 as usize,
+            &mut old as *mut u64 as usize,
+            8,
+        )
+    } == 0;
+    let r = f();
+    if blocked {
+        // SAFETY: rt_sigprocmask reads 8 bytes from `old`, writes nothing.
+        unsafe {
+            criu_arch::syscall4(
+                criu_arch::nr::RT_SIGPROCMASK,
+                SIG_SETMASK as usize,
+                &old as *const u64 as usize,
+                0,
+                8,
+            )
+        };
+    }
+    r
+}
+
 pub fn get_locked(fd: impl AsFd) -> Result<Termios, Errno> {
     get(fd, TIOCGLCKTRMIOS, zero_termios())
 }

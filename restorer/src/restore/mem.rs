@@ -1,7 +1,7 @@
 //! Memory: parking the vDSO, unmapping the tool, mapping the task's VMAs,
 //! reading its pages, final protections, and the mm boundaries.
 
-use criu_arch::{nr, sys_mmap, syscall2, syscall3, syscall4, syscall5};
+use criu_arch::{flush_icache, nr, sys_mmap, syscall2, syscall3, syscall4, syscall5};
 
 use super::{
     EINTR, Fail, MAP_FIXED, MREMAP_FIXED, MREMAP_MAYMOVE, PR_SET_MM, PR_SET_MM_MAP, check, items,
@@ -74,6 +74,7 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
     for (i, v) in unsafe { items::<abi::VmaArg>(&args.vmas) }
         .iter()
         .enumerate()
+        .filter(|(_, v)| v.premapped == 0)
     {
         // SAFETY: MAP_FIXED over ranges that hold nothing of ours any more.
         let ret = unsafe {
@@ -220,4 +221,135 @@ pub(super) fn set_mm(args: &RestoreArgs) -> Result<(), Fail> {
         0,
     )?;
     Ok(())
+}
+
+/// Write the proxy vDSO's jumps (see [`abi::CodePatch`]).
+pub(super) fn patch_code(list: &Array) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list.
+    for (i, p) in unsafe { items::<abi::CodePatch>(list) }.iter().enumerate() {
+        if p.len as usize > abi::CODE_PATCH_MAX {
+            return Err((-22, i as u32));
+        }
+        for (k, b) in p.code[..p.len as usize].iter().enumerate() {
+            // SAFETY: inside a VMA just mapped writable with its pages
+            // read; the tool checked the range lies in the dumped vDSO.
+            unsafe { core::ptr::write_volatile((p.addr as usize + k) as *mut u8, *b) };
+        }
+    }
+    Ok(())
+}
+
+/// Make the patched code visible to instruction fetch (the final
+/// protections are set; a no-op where caches are coherent).
+pub(super) fn flush_patches(list: &Array) {
+    // SAFETY: the tool filled the list.
+    for p in unsafe { items::<abi::CodePatch>(list) } {
+        flush_icache(p.addr as usize, p.len as usize);
+    }
+}
+
+/// Write CRIU's mark over this kernel's vDSO at its final place (see
+/// [`abi::VdsoMarkArg`]).
+pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
+    use criu_arch::kernel::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    const RW: usize = (PROT_READ | PROT_WRITE) as usize;
+    const RX: usize = (PROT_READ | PROT_EXEC) as usize;
+    if m.addr == 0 {
+        return Ok(());
+    }
+    let (addr, len) = (m.addr as usize, m.len as usize);
+    // SAFETY: changes the protection of this kernel's vDSO, just moved here.
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RW) }, 0)?;
+    for (i, w) in m.words.iter().enumerate() {
+        // SAFETY: the vDSO is writable now and longer than the mark.
+        unsafe { core::ptr::write_volatile((addr + 8 * i) as *mut u64, *w) };
+    }
+    // SAFETY: as above, back to the vDSO's protection.
+    check(unsafe { syscall3(nr::MPROTECT, addr, len, RX) }, 1)?;
+    Ok(())
+}
+
+/// Bytes compared at a time in an inherited slot: a page on most arches,
+/// a part of one where pages are larger (a differing part is written,
+/// which copies the whole page: as the task had it).
+const COMPARE_CHUNK: usize = 4096;
+
+/// `STAGE_PREMAP`, before the task forks its children: its premap slots
+/// get its dumped contents (see [`crate::abi::CowArgs`]).
+pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
+    const PROT_RW: usize = (criu_arch::kernel::general::PROT_READ
+        | criu_arch::kernel::general::PROT_WRITE) as usize;
+    const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
+        | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
+    const MADV_DONTNEED: usize = criu_arch::kernel::general::MADV_DONTNEED as usize;
+    let cow = args.cow;
+    // SAFETY (the lists): the tool filled them inside the bootstrap region.
+    for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }.iter().enumerate() {
+        // SAFETY: parts of the premap area, which holds nothing else.
+        check(
+            unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
+            i as u32,
+        )?;
+    }
+    for (i, r) in unsafe { items::<abi::Region>(&cow.maps) }.iter().enumerate() {
+        // SAFETY: MAP_FIXED over a slot of the premap area.
+        let ret = unsafe {
+            sys_mmap(
+                r.start as usize,
+                (r.end - r.start) as usize,
+                PROT_RW,
+                MAP_PRIVATE_ANON | MAP_FIXED,
+                usize::MAX,
+                0,
+            )
+        };
+        check(ret, i as u32)?;
+    }
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.fill) }.iter().enumerate() {
+        read_exact(args.pages_fd, r.addr, r.len, r.offset, i as u32)?;
+    }
+    let mut skipped = 0;
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.compare) }.iter().enumerate() {
+        skipped += compare_run(args.pages_fd, r, i as u32)?;
+    }
+    for (i, r) in unsafe { items::<abi::Region>(&cow.discard) }.iter().enumerate() {
+        // SAFETY: drops pages of an inherited slot (they read as zero).
+        check(
+            unsafe {
+                syscall3(
+                    nr::MADVISE,
+                    r.start as usize,
+                    (r.end - r.start) as usize,
+                    MADV_DONTNEED,
+                )
+            },
+            i as u32,
+        )?;
+    }
+    args.cow.skipped = skipped;
+    Ok(())
+}
+
+/// Read run `r` chunk by chunk and write only the chunks that differ from
+/// what the slot holds (the parent's page, shared until written). Returns
+/// the bytes left shared.
+fn compare_run(fd: i32, r: &abi::PageRun, i: u32) -> Result<u64, Fail> {
+    let mut buf = [0u8; COMPARE_CHUNK];
+    let mut skipped = 0;
+    let mut done = 0;
+    while done < r.len {
+        let len = (r.len - done).min(COMPARE_CHUNK as u64);
+        let at = r.addr + done;
+        read_exact(fd, buf.as_mut_ptr() as u64, len, r.offset + done, i)?;
+        // SAFETY: `at..at + len` lies in a mapped, readable slot.
+        let here = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, len as usize) };
+        let dumped = &buf[..len as usize];
+        if here == dumped {
+            skipped += len;
+        } else {
+            here.copy_from_slice(dumped);
+        }
+        done += len;
+    }
+    Ok(skipped)
 }

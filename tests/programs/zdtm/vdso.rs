@@ -3,6 +3,13 @@
 //! and has not gone back, agrees with the raw syscall, time() and
 //! gettimeofday() agree with the raw syscall's CLOCK_REALTIME, the
 //! `[vdso]` VMA exists and getauxval(AT_SYSINFO_EHDR) points at it.
+//!
+//! `proxy`: the restore is to keep the dumped vDSO as a proxy (the tests
+//! force it): then AT_SYSINFO_EHDR must point at that proxy instead, an
+//! anonymous `r-xp` mapping starting with the dumped ELF header, the one
+//! `[vdso]` (this kernel's, elsewhere) must start with CRIU's mark
+//! ("CRIUvDSO"), and the clocks, read through glibc's pointers into the
+//! proxy, must still work.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -66,19 +73,20 @@ fn syscall_clock(clock: i32) -> Result<i128, String> {
 
 fn main() {
     zdtm::run(
-        |_| {
+        |args| {
             let vdso = zdtm::vma_at(auxv_vdso()?)?;
             zdtm::ensure(vdso.path == "[vdso]", || {
                 format!("AT_SYSINFO_EHDR is in {:?}, not [vdso]", vdso.path)
             })?;
-            vdso_clock(CLOCK_MONOTONIC)
+            let proxy = args.rest.iter().any(|a| a == "proxy");
+            Ok((vdso_clock(CLOCK_MONOTONIC)?, proxy))
         },
-        |last| {
+        |(last, _)| {
             if let Ok(now) = vdso_clock(CLOCK_MONOTONIC) {
                 *last = (*last).max(now);
             }
         },
-        |last| {
+        |(last, proxy)| {
             let now = vdso_clock(CLOCK_MONOTONIC)?;
             zdtm::ensure(now >= last, || {
                 format!("CLOCK_MONOTONIC went back from {last} ns to {now} ns")
@@ -119,6 +127,9 @@ fn main() {
             )?;
             let at = auxv_vdso()?;
             let vma = zdtm::vma_at(at)?;
+            if proxy {
+                return check_proxy(at, &vma);
+            }
             zdtm::ensure(vma.path == "[vdso]" && vma.start == at, || {
                 format!(
                     "AT_SYSINFO_EHDR {at:#x} is in {:#x}-{:#x} {:?}, not at the start of [vdso]",
@@ -131,6 +142,42 @@ fn main() {
             })
         },
     );
+}
+
+/// The vDSO at `at` (in `vma`) is the dumped one kept as a proxy, and
+/// this kernel's `[vdso]` carries CRIU's mark.
+fn check_proxy(at: usize, vma: &zdtm::Vma) -> Result<(), String> {
+    zdtm::ensure(
+        vma.start == at && vma.path.is_empty() && vma.perms == "r-xp",
+        || {
+            format!(
+                "AT_SYSINFO_EHDR {at:#x} is in {:#x}-{:#x} {} {:?}, not at the start of \
+                 an anonymous r-xp proxy",
+                vma.start, vma.end, vma.perms, vma.path
+            )
+        },
+    )?;
+    let mem = std::fs::File::open("/proc/self/mem").map_err(|e| e.to_string())?;
+    let read = |addr: usize| -> Result<[u8; 8], String> {
+        let mut b = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut b, addr as u64)
+            .map_err(|e| format!("reading {addr:#x}: {e}"))?;
+        Ok(b)
+    };
+    let head = read(at)?;
+    zdtm::ensure(head[..4] == *b"\x7fELF", || {
+        format!("the proxy starts with {head:02x?}, not an ELF header")
+    })?;
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+    let rt: Vec<&str> = maps.lines().filter(|l| l.ends_with("[vdso]")).collect();
+    zdtm::ensure(rt.len() == 1, || format!("[vdso] VMAs: {rt:?}"))?;
+    let start = rt[0].split('-').next().unwrap_or("");
+    let start = usize::from_str_radix(start, 16).map_err(|e| e.to_string())?;
+    let mark = read(start)?;
+    // CRIU's signature word ("CRIUvDSO" in little-endian memory).
+    zdtm::ensure(mark == 0x4f53_4476_5549_5243u64.to_ne_bytes(), || {
+        format!("[vdso] at {start:#x} starts with {mark:02x?}, not CRIU's mark")
+    })
 }
 
 /// getauxval(AT_SYSINFO_EHDR): glibc's copy of the vDSO address.

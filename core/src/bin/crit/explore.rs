@@ -324,7 +324,12 @@ impl Explorer {
             let mut vmi = 0usize;
             let mut pvmi: Option<usize> = None;
             for pm in pms.iter().skip(1) {
-                let (vaddr, nr) = (u(pm, "vaddr"), u(pm, "nr_pages"));
+                // CRIU before 4.2 counts in field 2 (`compat_nr_pages`).
+                let nr = match pm.get("nr_pages") {
+                    Some(n) => n.as_u64().unwrap_or(0),
+                    None => u(pm, "compat_nr_pages"),
+                };
+                let vaddr = u(pm, "vaddr");
                 let pstr = format!("\t{vaddr:x} / {nr:<8}");
                 while vmi < vmas.len() && u(&vmas[vmi], "end") <= vaddr {
                     vmi += 1;

@@ -1,0 +1,21 @@
+//! The jump a proxy vDSO symbol gets on restore (see core's `vdso`): the
+//! dumped vDSO stays mapped where the task knows it, and each function in it
+//! starts with a jump to the same function of this kernel's vDSO.
+
+/// Bytes of [`vdso_jump`].
+pub const VDSO_JUMP_LEN: usize = 14;
+
+/// `iihf %r1, to@hi; iilf %r1, to@lo; br %r1`. `%r1` is a scratch register
+/// of the ABI (what PLT stubs use), free at a function's entry.
+pub fn vdso_jump(to: u64) -> [u8; VDSO_JUMP_LEN] {
+    let mut j = [0u8; VDSO_JUMP_LEN];
+    j[0] = 0xc0;
+    j[1] = 0x18; // iihf %r1
+    j[2..6].copy_from_slice(&((to >> 32) as u32).to_be_bytes());
+    j[6] = 0xc0;
+    j[7] = 0x19; // iilf %r1
+    j[8..12].copy_from_slice(&(to as u32).to_be_bytes());
+    j[12] = 0x07;
+    j[13] = 0xf1; // br %r1
+    j
+}

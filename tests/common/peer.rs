@@ -1,0 +1,217 @@
+//! The CRIU peer of the crossover tests: Debian 13's criu 4.1.1 and its
+//! crit, set up by `tests/peer/criu-4.1.1` (which `tests/run` calls) in
+//! `~/.cache/criu-rs-peer/criu-4.1.1-<arch>`, or where `CRIU_PEER_DIR`
+//! says.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Peer {
+    pub dir: PathBuf,
+}
+
+fn deb_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64el",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
+
+impl Peer {
+    /// The set-up peer, or why there is none.
+    pub fn find() -> Result<Peer, String> {
+        let dir = match std::env::var_os("CRIU_PEER_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+                let cache = std::env::var_os("CRIU_PEER_CACHE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| Path::new(&home).join(".cache/criu-rs-peer"));
+                cache.join(format!("criu-4.1.1-{}", deb_arch()))
+            }
+        };
+        if !dir.join("ready").exists() {
+            return Err(format!(
+                "the CRIU 4.1.1 peer is not set up in {} (tests/peer/criu-4.1.1 does it; \
+                 tests/run calls it)",
+                dir.display()
+            ));
+        }
+        Ok(Peer { dir })
+    }
+
+    /// Run the peer's `criu ARGS -D images -v4 -o ACTION.log`: success and
+    /// the log.
+    pub fn criu(&self, images: &Path, args: &[&str]) -> (bool, String) {
+        let action = args[0];
+        let ok = Command::new(self.dir.join("criu"))
+            .args(args)
+            .arg("-D")
+            .arg(images)
+            .args(["-v4", "-o", &format!("peer-{action}.log")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run the peer's criu")
+            .success();
+        let log =
+            std::fs::read_to_string(images.join(format!("peer-{action}.log"))).unwrap_or_default();
+        (ok, log)
+    }
+
+    /// The peer's crit with `args`: its output (or why it failed).
+    pub fn crit(&self, args: &[&str]) -> Result<String, String> {
+        run_crit(&self.dir.join("crit"), args)
+    }
+
+    /// Why the peer's crit cannot run here, if it cannot: it needs a
+    /// python3 (the VMs have none).
+    pub fn cannot_run_crit(&self) -> Option<&'static str> {
+        let ok = Command::new(self.dir.join("python"))
+            .args(["-c", "import pycriu"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!ok).then_some("no python3 here for CRIU's crit (pycriu)")
+    }
+
+    /// What the peer's `crit decode -i IMG` prints for each image, as JSON
+    /// (or why it failed), decoded in one python process (pycriu's
+    /// `images.load`, which crit's decode prints): a python start and the
+    /// pure-python protobuf per image would take a second each.
+    pub fn decode_all(&self, images: &[PathBuf]) -> Vec<Result<serde_json::Value, String>> {
+        const SCRIPT: &str = "import json, sys\n\
+            from pycriu import images\n\
+            for p in sys.argv[1:]:\n\
+            \x20   try:\n\
+            \x20       with open(p, 'rb') as f:\n\
+            \x20           print(json.dumps({'ok': images.load(f)}))\n\
+            \x20   except Exception as e:\n\
+            \x20       print(json.dumps({'err': repr(e)}))\n";
+        let out = Command::new(self.dir.join("python"))
+            .arg("-c")
+            .arg(SCRIPT)
+            .args(images)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the peer's python");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        images
+            .iter()
+            .map(|_| {
+                let Some(line) = lines.next() else {
+                    return Err(format!(
+                        "CRIU's crit printed nothing: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                };
+                let mut v: serde_json::Value =
+                    serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+                match v.get_mut("ok") {
+                    Some(ok) => Ok(ok.take()),
+                    None => Err(v["err"].to_string()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Our crit with `args`: its output (or why it failed).
+pub fn our_crit(args: &[&str]) -> Result<String, String> {
+    run_crit(Path::new(env!("CARGO_BIN_EXE_crit")), args)
+}
+
+fn run_crit(crit: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(crit)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", crit.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {args:?}: {}{}",
+            crit.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Images of `dir` that crit decodes (raw page data and archives are not
+/// protobuf images).
+pub fn protobuf_images(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.ends_with(".img") && !n.starts_with("pages-") && !n.contains(".tar")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The names CRIU 4.1's crit gives fields that 4.2 renamed (its .proto
+/// files are older than ours): `pagemap_entry` field 2 is `nr_pages` there,
+/// `compat_nr_pages` here.
+fn normalize(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(n) = m.remove("compat_nr_pages") {
+                m.insert("nr_pages".into(), n);
+            }
+            for x in m.values_mut() {
+                normalize(x);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+/// Both crits decode every protobuf image of `dir`, to the same JSON
+/// (after [`normalize`]). Failures, one line each.
+pub fn compare_crits(peer: &Peer, dir: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    let imgs = protobuf_images(dir);
+    if let Some(why) = peer.cannot_run_crit() {
+        super::skip("CRIU's crit on the images", why);
+        for img in &imgs {
+            if let Err(e) = our_crit(&["decode", "-i", img.to_str().unwrap()]) {
+                bad.push(format!("our crit: {e}"));
+            }
+        }
+        return bad;
+    }
+    let all_theirs = peer.decode_all(&imgs);
+    for (img, theirs) in imgs.iter().zip(all_theirs) {
+        let p = img.to_str().unwrap();
+        let name = img.file_name().unwrap().to_string_lossy().into_owned();
+        let ours = our_crit(&["decode", "-i", p]);
+        match (theirs, ours) {
+            (Ok(mut t), Ok(o)) => {
+                let mut o: serde_json::Value = serde_json::from_str(&o).unwrap();
+                normalize(&mut t);
+                normalize(&mut o);
+                if t != o {
+                    bad.push(format!(
+                        "{name}: the crits differ:\n  CRIU's: {t}\n  ours:   {o}"
+                    ));
+                }
+            }
+            (Err(e), _) => bad.push(format!("{name}: CRIU's crit: {e}")),
+            (_, Err(e)) => bad.push(format!("{name}: our crit: {e}")),
+        }
+    }
+    bad
+}

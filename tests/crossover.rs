@@ -1,0 +1,901 @@
+//! Images interchange with CRIU both ways, against a real CRIU 4.1.1 (the
+//! peer, see `common::peer`): every self-checking test program of
+//! `tests/programs/zdtm` is dumped by us and restored by CRIU, and dumped
+//! by CRIU and restored by us, and then checks its own state; both tools'
+//! crit decode both tools' images to the same JSON. A program one tool
+//! cannot handle here is listed in [`EXPECTED`] with that tool's own
+//! error, which the test checks is still the error it gives.
+//!
+//! The ordinary programs of `tests/foreign.rs` (coreutils `sleep`, a
+//! python3 loop, a bash job with `--shell-job`) cross over too, at the
+//! end of this file.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::peer::{Peer, compare_crits};
+use common::skip;
+use common::zdtm::{TIMEOUT, Zdtm};
+
+/// Which tool dumps; the other restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// Dumped by us, restored by CRIU.
+    OursToCriu,
+    /// Dumped by CRIU, restored by us.
+    CriuToOurs,
+}
+
+/// What goes wrong, for a program one tool cannot handle here.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// CRIU refuses: the words of its error (in its log).
+    Refused(&'static str),
+    /// CRIU's side runs but loses state: the words of the program's own
+    /// FAIL verdict, and of what CRIU gives dumping and restoring the
+    /// program itself (its own loss, or its refusal to dump it): the test
+    /// checks both, so that a loss is CRIU's, never ours.
+    Lost(&'static str, &'static str),
+    /// We refuse what CRIU carries but we do not yet (dumping it, or
+    /// restoring CRIU's images of it): the words of our refusal. A refused
+    /// dump must leave the program running unchanged (it passes), a
+    /// refused restore no process behind.
+    OursRefuses(&'static str),
+}
+
+/// Programs CRIU 4.1.1 cannot handle on this machine, by program (with
+/// its arguments) and direction, each with why.
+const EXPECTED: &[(&str, Way, Expect)] = &[
+    // Seccomp is not dumped or restored by us yet: our dump refuses the
+    // task, and our restore CRIU's images of it (else the task would run
+    // without its sandbox).
+    (
+        "zdtm_seccomp",
+        Way::OursToCriu,
+        Expect::OursRefuses("runs under seccomp (filter mode), which cannot be dumped yet"),
+    ),
+    (
+        "zdtm_seccomp",
+        Way::CriuToOurs,
+        Expect::OursRefuses("ran under seccomp (filter mode), which cannot be restored yet"),
+    ),
+    // CRIU restores no personality (and dumps it as its hex digits read
+    // as decimal, which both tools' images now hold).
+    (
+        "zdtm_task_attrs",
+        Way::OursToCriu,
+        Expect::Lost("personality: 0,", "personality: 0,"),
+    ),
+    // eventfd(2) takes a 32-bit initial value: CRIU's restore drops the
+    // counter's high half.
+    (
+        "zdtm_eventfd",
+        Way::OursToCriu,
+        Expect::Lost(BIG_EVENTFD, BIG_EVENTFD),
+    ),
+    // CRIU's dump does not record EFD_SEMAPHORE (not in the file's flags).
+    (
+        "zdtm_eventfd",
+        Way::CriuToOurs,
+        Expect::Lost("eventfd-semaphore: 0", BIG_EVENTFD),
+    ),
+    // CRIU restores shared anonymous memory as a memfd ...
+    (
+        "zdtm_shared_anon",
+        Way::OursToCriu,
+        Expect::Lost("maps path \"/memfd: (deleted)\"", "maps path \"/memfd:"),
+    ),
+    // ... and dumps it as a memfd named /dev/zero, which is what we
+    // restore from its images.
+    (
+        "zdtm_shared_anon",
+        Way::CriuToOurs,
+        Expect::Lost(
+            "\"/memfd:/dev/zero (deleted)\"",
+            "\"/memfd:/dev/zero (deleted)\"",
+        ),
+    ),
+    // CRIU's dump reads no data from a pipe whose read end is closed.
+    (
+        "zdtm_pipes",
+        Way::CriuToOurs,
+        Expect::Lost(NO_READER, NO_READER),
+    ),
+    // CRIU cannot dump tasks sharing an fs struct (CLONE_FS) ...
+    (
+        "zdtm_clone_files share",
+        Way::CriuToOurs,
+        Expect::Refused(CANNOT_FS),
+    ),
+    // ... and restores the tasks sharing their parent's fd table and fs
+    // struct without it (which shared thing C1 finds lost first varies).
+    (
+        "zdtm_clone_files share",
+        Way::OursToCriu,
+        Expect::Lost("FAIL: C1 (", CANNOT_FS),
+    ),
+    // A pty master in packet mode: CRIU's dump keeps the packet header
+    // byte as queued data, its restore writes the data back through the
+    // line discipline (output processing adds a \r).
+    (
+        "zdtm_pty",
+        Way::CriuToOurs,
+        Expect::Lost(PTY_PACKET, PTY_PACKET),
+    ),
+    (
+        "zdtm_pty",
+        Way::OursToCriu,
+        Expect::Lost(PTY_PACKET, PTY_PACKET),
+    ),
+    // CRIU restores an accepted connection without the listener's name.
+    (
+        "zdtm_unix listen",
+        Way::OursToCriu,
+        Expect::Lost(ACCEPTED, ACCEPTED),
+    ),
+    (
+        "zdtm_unix abstract",
+        Way::OursToCriu,
+        Expect::Lost(ACCEPTED, ACCEPTED),
+    ),
+];
+const ACCEPTED: &str = "accepted socket's name differs";
+const BIG_EVENTFD: &str = "big counter 0x5, want 0x100000005";
+const NO_READER: &str = "reader-gone: 0 bytes queued, were 17";
+const CANNOT_FS: &str = "Can't make FS id";
+const PTY_PACKET: &str = "pty B's master read";
+
+/// The peer, or `None` after saying why the test is skipped. On x86_64
+/// (as root, where this tool dumps and restores) a missing peer fails the
+/// test: `tests/run` sets it up there, and a crossover that passes by not
+/// running proves nothing. Elsewhere (the VMs, which get the peer only
+/// with `CRIU_VM_PEER=1`) it skips, naming why.
+fn peer(test: &str) -> Option<Peer> {
+    if let Some(why) = common::cannot_checkpoint() {
+        skip(test, why);
+        return None;
+    }
+    match Peer::find() {
+        Ok(p) => Some(p),
+        Err(why) if cfg!(target_arch = "x86_64") => panic!("{test}: {why}"),
+        Err(why) => {
+            skip(test, &why);
+            None
+        }
+    }
+}
+
+/// `restore -d --pidfile restored.pid EXTRA` by the peer; success and log.
+fn peer_restore(peer: &Peer, images: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["restore", "-d", "--pidfile", "restored.pid"];
+    args.extend_from_slice(extra);
+    peer.criu(images, &args)
+}
+
+/// One program, one way: start it, dump with one tool, restore with the
+/// other, let it check itself; then both crits on the images. `opts`
+/// go to both dump and restore.
+fn cross(test: &str, way: Way, program: &str, args: &[&str], opts: &[&str]) {
+    let Some(peer) = peer(test) else { return };
+    let _ptys = (program == "zdtm_pty").then(pty_lock);
+    let Some(mut z) = Zdtm::start(test, program, args) else {
+        return;
+    };
+    let key = if args.is_empty() {
+        program.to_string()
+    } else {
+        format!("{program} {}", args.join(" "))
+    };
+    let expected = EXPECTED
+        .iter()
+        .find(|(p, w, _)| (*p == key || *p == program) && *w == way)
+        .map(|e| e.2);
+    let images = z.images().to_path_buf();
+    // Tasks of a tree are reaped before the restore needs their PIDs.
+    let kids = common::descendants(z.pid());
+    let (dumper, restorer) = match way {
+        Way::OursToCriu => (Tool::Ours, Tool::Criu),
+        Way::CriuToOurs => (Tool::Criu, Tool::Ours),
+    };
+    // A failure must be the refusal EXPECTED names, by the tool it names
+    // (else the test fails).
+    let refused = |tool: Tool, log: &str, what: &str| match (tool, expected) {
+        (Tool::Criu, Some(Expect::Refused(words))) => {
+            assert!(log.contains(words), "{key}: CRIU's error changed:\n{log}");
+        }
+        (Tool::Ours, Some(Expect::OursRefuses(words))) => {
+            assert!(log.contains(words), "{key}: our refusal changed:\n{log}");
+        }
+        _ => panic!("{key} ({way:?}): {what}:\n{log}"),
+    };
+    if let Err(log) = dump_with(dumper, &peer, &mut z, opts) {
+        refused(dumper, &log, "the dump failed");
+        if let Tool::Ours = dumper {
+            assert_eq!(z.go(), "PASS", "{key}: the tree after our refused dump");
+        }
+        common::kill_all(&kids);
+        return;
+    }
+    common::reap(&kids);
+    if let Err(log) = restore_with(restorer, &peer, &mut z, opts) {
+        refused(restorer, &log, "the restore failed");
+        let pid = z.pid();
+        assert!(
+            common::wait_until(TIMEOUT, || common::proc_state(pid).is_none()),
+            "{key}: a refused restore left {pid} behind"
+        );
+        return;
+    }
+    // The verdict first (some programs check timers that keep running),
+    // the images kept for the crits.
+    let kept = common::TempDir::new(&format!("{test}-images"));
+    std::fs::rename(&images, kept.join("images")).unwrap();
+    let verdict = verdict_of(z, program);
+    common::kill_all(&kids);
+    let bad = compare_crits(&peer, &kept.join("images"));
+    match expected {
+        Some(Expect::Lost(words, alone_words)) => {
+            assert!(
+                verdict.contains(words),
+                "{key} ({way:?}): expected CRIU to lose state ({words}), got: {verdict}"
+            );
+            // CRIU loses it on its own too: this is CRIU's limit, not ours.
+            let alone = criu_alone(&peer, &format!("{test}-criu"), program, args, opts);
+            assert!(
+                alone.contains(alone_words),
+                "{key}: CRIU alone gives {alone}, not {alone_words:?}"
+            );
+        }
+        Some(Expect::Refused(words)) => {
+            panic!("{key} ({way:?}): expected CRIU to refuse ({words}), but it worked")
+        }
+        Some(Expect::OursRefuses(words)) => {
+            panic!("{key} ({way:?}): expected us to refuse ({words}), but it worked")
+        }
+        None => assert_eq!(verdict, "PASS", "{key} ({way:?})"),
+    }
+    assert!(bad.is_empty(), "{key} ({way:?}): {}", bad.join("\n"));
+}
+
+#[derive(Clone, Copy)]
+enum Tool {
+    Ours,
+    Criu,
+}
+
+/// Dump `z` with `tool` (the program is gone after it); CRIU's log if it
+/// failed.
+fn dump_with(tool: Tool, peer: &Peer, z: &mut Zdtm, opts: &[&str]) -> Result<(), String> {
+    let pid = z.pid().to_string();
+    let mut dump = vec!["dump", "-t", &pid];
+    dump.extend_from_slice(opts);
+    let (ok, log) = match tool {
+        Tool::Ours => z.criu_in(z.images(), &dump),
+        Tool::Criu => peer.criu(z.images(), &dump),
+    };
+    if !ok {
+        return Err(log);
+    }
+    z.wait_gone();
+    Ok(())
+}
+
+/// Restore `z` with `tool` (it gets its PID back); the log if it failed.
+fn restore_with(tool: Tool, peer: &Peer, z: &mut Zdtm, opts: &[&str]) -> Result<(), String> {
+    let images = z.images().to_path_buf();
+    let (ok, log) = match tool {
+        Tool::Ours => {
+            let mut args = vec!["restore", "-d", "--pidfile", "restored.pid"];
+            args.extend_from_slice(opts);
+            z.criu_in(&images, &args)
+        }
+        Tool::Criu => peer_restore(peer, &images, opts),
+    };
+    if !ok {
+        return Err(log);
+    }
+    let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+    assert_eq!(restored.trim(), z.pid().to_string(), "{log}");
+    z.restored_elsewhere();
+    Ok(())
+}
+
+fn verdict_of(z: Zdtm, program: &str) -> String {
+    if program == "zdtm_fpu" {
+        go_with_alarms(z)
+    } else {
+        z.go()
+    }
+}
+
+/// The verdict of `program` dumped and restored by CRIU alone.
+fn criu_alone(peer: &Peer, test: &str, program: &str, args: &[&str], opts: &[&str]) -> String {
+    let mut z = Zdtm::start(test, program, args).expect("could run before");
+    let kids = common::descendants(z.pid());
+    if let Err(log) = dump_with(Tool::Criu, peer, &mut z, opts) {
+        return format!("CRIU alone cannot dump it: {log}");
+    }
+    common::reap(&kids);
+    if let Err(log) = restore_with(Tool::Criu, peer, &mut z, opts) {
+        return format!("CRIU alone cannot restore it: {log}");
+    }
+    let verdict = verdict_of(z, program);
+    common::kill_all(&kids);
+    verdict
+}
+
+/// `zdtm_eventfd`'s arguments: where the kernel's fdinfo does not show
+/// `eventfd-semaphore` (before 6.5) no tool can see the flag, and the
+/// program leaves that part out (as in `tests/zdtm_anonfd.rs`).
+fn eventfd_args() -> &'static [&'static str] {
+    let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::SEMAPHORE).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&efd);
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    if info.contains("eventfd-semaphore") {
+        &[]
+    } else {
+        skip(
+            "cross-eventfd (EFD_SEMAPHORE only)",
+            "this kernel's fdinfo does not show eventfd-semaphore",
+        );
+        &["no-semaphore"]
+    }
+}
+
+/// `zdtm_fpu` leaves its register loop from a SIGALRM handler: send some
+/// while it checks (its own timer may have been stopped by the dump).
+fn go_with_alarms(z: Zdtm) -> String {
+    std::fs::write(z.work().join("go"), "").unwrap();
+    let pid = rustix::process::Pid::from_raw(z.pid()).unwrap();
+    let result = z.work().join("result");
+    let start = std::time::Instant::now();
+    while !result.exists() && start.elapsed() < TIMEOUT {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::ALARM);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    z.go()
+}
+
+/// Pty indices are global: the tests here that make ptys run one at a
+/// time, so that a restore never finds its pty's index taken by another
+/// test's new pty.
+static PTYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn pty_lock() -> std::sync::MutexGuard<'static, ()> {
+    PTYS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Two tests per program: `NAME::ours_to_criu` and `NAME::criu_to_ours`.
+macro_rules! crossover {
+    ($name:ident, $program:expr, $args:expr, $opts:expr) => {
+        mod $name {
+            #[test]
+            fn ours_to_criu() {
+                let test = concat!("cross-", stringify!($name), "-o2c");
+                super::cross(test, super::Way::OursToCriu, $program, $args, $opts);
+            }
+            #[test]
+            fn criu_to_ours() {
+                let test = concat!("cross-", stringify!($name), "-c2o");
+                super::cross(test, super::Way::CriuToOurs, $program, $args, $opts);
+            }
+        }
+    };
+    ($name:ident, $program:expr) => {
+        crossover!($name, $program, &[], &[]);
+    };
+}
+
+crossover!(anon_dense, "zdtm_anon_dense");
+crossover!(anon_growsdown, "zdtm_anon_growsdown");
+crossover!(anon_placement, "zdtm_anon_placement");
+crossover!(anon_sparse, "zdtm_anon_sparse");
+crossover!(brk, "zdtm_brk");
+crossover!(clone_files, "zdtm_clone_files", &["share"], &[]);
+crossover!(counter, "zdtm_counter");
+crossover!(cwd_umask, "zdtm_cwd_umask");
+crossover!(epoll, "zdtm_epoll");
+crossover!(eventfd, "zdtm_eventfd", super::eventfd_args(), &[]);
+crossover!(fifo, "zdtm_fifo");
+crossover!(file_deleted, "zdtm_file_deleted");
+crossover!(file_locks, "zdtm_file_locks", &[], &["--file-locks"]);
+crossover!(file_private, "zdtm_file_private");
+crossover!(file_shared, "zdtm_file_shared");
+crossover!(files, "zdtm_files");
+crossover!(fork_restore, "zdtm_fork_restore");
+crossover!(fown, "zdtm_fown");
+crossover!(fpu, "zdtm_fpu", &["widest", "2"], &[]);
+crossover!(ghost, "zdtm_ghost");
+crossover!(ghost_occupied, "zdtm_ghost", &["occupied"], &[]);
+crossover!(inotify, "zdtm_inotify");
+crossover!(itimers, "zdtm_itimers");
+crossover!(itimers_blocked, "zdtm_itimers", &["blocked"], &[]);
+crossover!(memfd_shared, "zdtm_memfd_shared");
+crossover!(mix, "zdtm_mix", &[], &["--file-locks"]);
+crossover!(pending_signals, "zdtm_pending_signals");
+crossover!(pending_signals_many, "zdtm_pending_signals", &["many"], &[]);
+crossover!(pipes, "zdtm_pipes");
+crossover!(posix_timers, "zdtm_posix_timers");
+crossover!(
+    posix_timers_gap,
+    "zdtm_posix_timers",
+    &["gap", "blocked"],
+    &[]
+);
+crossover!(protections, "zdtm_protections");
+crossover!(pty, "zdtm_pty");
+crossover!(rlimits, "zdtm_rlimits");
+crossover!(rseq, "zdtm_rseq");
+crossover!(seccomp, "zdtm_seccomp");
+crossover!(shared_anon, "zdtm_shared_anon");
+crossover!(sigactions, "zdtm_sigactions");
+crossover!(sigaltstack, "zdtm_sigaltstack");
+crossover!(signalfd, "zdtm_signalfd");
+crossover!(task_attrs, "zdtm_task_attrs");
+crossover!(threads, "zdtm_threads");
+crossover!(timerfd, "zdtm_timerfd");
+crossover!(tree, "zdtm_tree", &["tree"], &[]);
+crossover!(tree_sessions, "zdtm_tree", &["sessions"], &[]);
+crossover!(tree_zombie, "zdtm_tree", &["zombie"], &[]);
+crossover!(tree_orphan_pgid, "zdtm_tree", &["orphan-pgid"], &[]);
+crossover!(unix_stream, "zdtm_unix", &["stream"], &[]);
+crossover!(unix_dgram, "zdtm_unix", &["dgram"], &[]);
+crossover!(unix_seqpacket, "zdtm_unix", &["seqpacket"], &[]);
+crossover!(unix_listen, "zdtm_unix", &["listen"], &[]);
+crossover!(unix_abstract, "zdtm_unix", &["abstract"], &[]);
+crossover!(vdso, "zdtm_vdso");
+crossover!(vma_layout, "zdtm_vma_layout");
+
+/// Programs we did not write (those of `tests/foreign.rs`), crossing over
+/// (x86_64, like those tests: the VMs have no python3 or bash).
+#[cfg(target_arch = "x86_64")]
+mod foreign {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{Peer, Way, peer};
+    use crate::common::{self, TempDir, wait_until};
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// Start `argv` with stdio on files in `dir`; in a new session unless
+    /// `job` (then only in a process group of its own, as a shell job).
+    fn start(dir: &Path, argv: &[&str], job: bool) -> Child {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(dir.join("out")).unwrap();
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        // SAFETY: only async-signal-safe syscalls between fork and exec:
+        // close the test runner's fds above stdio, and start a session
+        // unless the program is to be a job of ours.
+        unsafe {
+            cmd.pre_exec(move || {
+                criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0);
+                if !job {
+                    rustix::process::setsid()?;
+                }
+                Ok(())
+            })
+        };
+        if job {
+            cmd.process_group(0);
+        }
+        cmd.spawn().expect("spawn")
+    }
+
+    fn read_num(path: &Path) -> u64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Dump `child` with one tool and restore it with the other (`extra`
+    /// to both), checking it gets its PID back.
+    fn cross(peer: &Peer, way: Way, child: &mut Child, images: &Path, extra: &[&str]) {
+        let pid = child.id().to_string();
+        let mut dump = vec!["dump", "-t", &pid];
+        dump.extend_from_slice(extra);
+        let mut restore = vec!["restore", "-d", "--pidfile", "restored.pid"];
+        restore.extend_from_slice(extra);
+        let (ok, log) = match way {
+            Way::OursToCriu => common::run_criu(images, &dump, &[]),
+            Way::CriuToOurs => peer.criu(images, &dump),
+        };
+        assert!(ok, "dump ({way:?}): {log}");
+        child.wait().expect("reap the dumped program");
+        let (ok, log) = match way {
+            Way::OursToCriu => peer.criu(images, &restore),
+            Way::CriuToOurs => common::run_criu(images, &restore, &[]),
+        };
+        assert!(ok, "restore ({way:?}): {log}");
+        let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+        assert_eq!(restored.trim(), pid, "{log}");
+    }
+
+    fn reap(pid: i32) -> Option<i32> {
+        let p = rustix::process::Pid::from_raw(pid).unwrap();
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if let Ok(Some((_, st))) =
+                rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG)
+            {
+                return st.exit_status();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn kill(pid: i32) {
+        let p = rustix::process::Pid::from_raw(pid).unwrap();
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+    }
+
+    /// coreutils `sleep 3`, dumped while sleeping: it finishes its sleep
+    /// (neither at once nor never) and exits 0.
+    fn sleep(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let dir = TempDir::new(test);
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let started = Instant::now();
+        let mut child = start(dir.path(), &["sleep", "3"], false);
+        let pid = child.id() as i32;
+        assert!(wait_until(WAIT, || common::proc_state(pid) == Some('S')));
+        std::thread::sleep(Duration::from_millis(300));
+        cross(&peer, way, &mut child, &images, &[]);
+        assert_eq!(reap(pid), Some(0), "restored sleep did not exit 0");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(2900), "slept only {took:?}");
+    }
+
+    /// A python3 loop that checks its own heap and counts in a file.
+    fn python(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let dir = TempDir::new(test);
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let count = dir.join("count");
+        let script = "import os, time\n\
+            data = [i * i for i in range(100000)]\n\
+            want = sum(data)\n\
+            i = 0\n\
+            while True:\n\
+            \x20   i += 1\n\
+            \x20   assert sum(data) == want\n\
+            \x20   with open('count.tmp', 'w') as f: f.write(str(i))\n\
+            \x20   os.rename('count.tmp', 'count')\n\
+            \x20   time.sleep(0.005)\n";
+        let mut child = start(dir.path(), &["python3", "-c", script], false);
+        let pid = child.id() as i32;
+        assert!(wait_until(WAIT, || read_num(&count) > 5));
+        cross(&peer, way, &mut child, &images, &[]);
+        let at_restore = read_num(&count);
+        assert!(
+            wait_until(WAIT, || read_num(&count) > at_restore + 5),
+            "python loop stuck at {at_restore}: {}",
+            std::fs::read_to_string(dir.join("out")).unwrap_or_default()
+        );
+        kill(pid);
+    }
+
+    /// A bash loop run as a shell job (not a session leader): dumped and
+    /// restored with `--shell-job`, it counts on in the restorer's session.
+    fn bash_job(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let dir = TempDir::new(test);
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let count = dir.join("count");
+        let script = "i=0; while :; do i=$((i+1)); \
+            if [ $((i % 200)) -eq 0 ]; then echo $i > count; fi; done";
+        let mut child = start(dir.path(), &["bash", "-c", script], true);
+        let pid = child.id() as i32;
+        assert!(wait_until(WAIT, || read_num(&count) >= 400));
+        cross(&peer, way, &mut child, &images, &["--shell-job"]);
+        let at_restore = read_num(&count);
+        assert!(
+            wait_until(WAIT, || read_num(&count) > at_restore),
+            "bash loop stuck at {at_restore}"
+        );
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        assert_eq!(fields[2], pid.to_string(), "leads its own process group");
+        kill(pid);
+    }
+
+    #[test]
+    fn sleep_ours_to_criu() {
+        sleep("cross-sleep-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn sleep_criu_to_ours() {
+        sleep("cross-sleep-c2o", Way::CriuToOurs);
+    }
+
+    #[test]
+    fn python_ours_to_criu() {
+        python("cross-python-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn python_criu_to_ours() {
+        python("cross-python-c2o", Way::CriuToOurs);
+    }
+
+    #[test]
+    fn bash_job_ours_to_criu() {
+        bash_job("cross-bash-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn bash_job_criu_to_ours() {
+        bash_job("cross-bash-c2o", Way::CriuToOurs);
+    }
+}
+
+/// A Podman checkpoint archive (`podman container checkpoint --export`):
+/// a tar of CRIU's images under `checkpoint/` beside the metadata Podman
+/// adds (`config.dump`, `spec.dump`, `network.status`, `stats-dump`,
+/// `dump.log`, `rootfs-diff.tar`, `deleted.files`; the names of
+/// checkpoint-restore's go library, which Podman and CRI-O share). Podman
+/// cannot run here, so the archive is built the same way from a CRIU
+/// 4.1.1 dump of a small tree, uncompressed and gzipped (`--compress none`
+/// and `gzip`). Extracted with tar (README: "Checkpoint archives"), every
+/// image of it decodes with our crit to what CRIU's crit prints, and our
+/// `crit x` explores it. (x86_64: the VMs have neither tar nor python3.)
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn podman_archive_images_decode_with_both_crits() {
+    use std::process::Command;
+    let test = "cross-podman-archive";
+    let Some(peer) = peer(test) else { return };
+    let Some(z) = Zdtm::start(test, "zdtm_tree", &["tree"]) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    let root = z.new_dir("container");
+    let checkpoint = root.join("checkpoint");
+    std::fs::create_dir_all(&checkpoint).unwrap();
+    let pid = z.pid().to_string();
+    let (ok, log) = peer.criu(&checkpoint, &["dump", "-t", &pid, "--leave-running"]);
+    assert!(ok, "CRIU's dump: {log}");
+    // Podman keeps CRIU's log and stats beside the images' directory.
+    std::fs::rename(checkpoint.join("peer-dump.log"), root.join("dump.log")).unwrap();
+    std::fs::rename(checkpoint.join("stats-dump"), root.join("stats-dump")).unwrap();
+    let meta = [
+        (
+            "config.dump",
+            r#"{"id":"3f1c0de5a5b2","name":"crossover","rootfsImageName":"localhost/test:latest","createdTime":"2025-01-01T00:00:00Z","checkpointedTime":"2025-01-01T00:01:00Z","restoredTime":"0001-01-01T00:00:00Z","restored":false}"#,
+        ),
+        (
+            "spec.dump",
+            r#"{"ociVersion":"1.0.2","process":{"args":["zdtm_tree"],"cwd":"/"},"root":{"path":"rootfs"},"annotations":{"io.podman.annotations.checkpoint.name":"crossover"}}"#,
+        ),
+        ("network.status", "[]"),
+        ("deleted.files", "[]"),
+    ];
+    for (name, text) in meta {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let tar = |args: &[&str], cwd: &std::path::Path| {
+        let out = Command::new("tar")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar {args:?}: {out:?}");
+    };
+    tar(&["-cf", "../rootfs-diff.tar", "."], &empty);
+    std::fs::remove_dir(&empty).unwrap();
+    let members = [
+        "checkpoint",
+        "config.dump",
+        "spec.dump",
+        "network.status",
+        "stats-dump",
+        "dump.log",
+        "rootfs-diff.tar",
+        "deleted.files",
+    ];
+    let archives = z.new_dir("archives");
+    for (name, flag) in [("checkpoint.tar", "-cf"), ("checkpoint.tar.gz", "-czf")] {
+        let archive = archives.join(name);
+        let mut args = vec![flag, archive.to_str().unwrap()];
+        args.extend(members);
+        tar(&args, &root);
+        let out = z.new_dir(&format!("x-{name}"));
+        tar(&["-xf", archive.to_str().unwrap()], &out);
+        let images = out.join("checkpoint");
+        let n = common::peer::protobuf_images(&images).len();
+        assert!(n >= 10, "{name}: only {n} images in checkpoint/");
+        let bad = compare_crits(&peer, &images);
+        assert!(bad.is_empty(), "{name}: {}", bad.join("\n"));
+        // The tree as CRIU's crit shows it, with our crit.
+        let ps = common::peer::our_crit(&["x", images.to_str().unwrap(), "ps"]).unwrap();
+        let theirs = peer.crit(&["x", images.to_str().unwrap(), "ps"]).unwrap();
+        assert_eq!(ps, theirs, "{name}: crit x ps");
+        assert!(ps.contains(&pid), "{ps}");
+        // And the rest of the archive is left alone by both.
+        let stats = common::peer::our_crit(&["show", out.join("stats-dump").to_str().unwrap()]);
+        assert!(stats.unwrap().contains("\"dump\""), "{name}: stats-dump");
+    }
+    assert_eq!(z.go(), "PASS", "the tree, left running");
+    common::kill_all(&kids);
+}
+
+/// `zdtm_tty_job`: a job of a tiny shell (`zdtm_tty_job shell`) on a
+/// terminal A, dumped with `--shell-job` by one tool, restored by the other
+/// run in the foreground of a second shell on terminal B: the job gets B
+/// as its controlling terminal and stdio, in that shell's session, and
+/// writes a line to it (as `tests/zdtm_tty.rs` tests it with us alone).
+mod tty_job {
+    use std::os::fd::OwnedFd;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use criu_core::sys::tty as sys;
+    use rustix::fs::{Mode, OFlags};
+
+    use super::{TIMEOUT, Way, peer, pty_lock};
+    use crate::common::{self, TempDir, program_path, wait_for_file};
+
+    /// A new pty: the master and the slave's path.
+    fn open_pty() -> (OwnedFd, String) {
+        let m = rustix::fs::open(
+            "/dev/ptmx",
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open /dev/ptmx");
+        sys::set_int(&m, sys::TIOCSPTLCK, 0).expect("unlock the pty");
+        let n = sys::get_int(&m, sys::TIOCGPTN).expect("TIOCGPTN");
+        (m, format!("/dev/pts/{n}"))
+    }
+
+    /// Killed and reaped on drop.
+    struct Kill(Child);
+
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The tiny shell in its own session on `slave`, running `cmd`; and
+    /// the file it writes the command's exit code to.
+    fn shell_on(dir: &Path, name: &str, slave: &str, cmd: &[&str]) -> (Kill, PathBuf) {
+        let status = dir.join(format!("{name}.status"));
+        let child = Command::new(program_path("zdtm_tty_job"))
+            .arg("shell")
+            .arg(slave)
+            .arg(&status)
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap())
+            .spawn()
+            .expect("spawn the shell");
+        (Kill(child), status)
+    }
+
+    /// What the master has to read, until the job's line or `wait`.
+    fn read_master(m: &OwnedFd, wait: Duration) -> String {
+        let mut text = Vec::new();
+        let end = Instant::now() + wait;
+        while Instant::now() < end && !String::from_utf8_lossy(&text).contains("hello from") {
+            let n = sys::get_int(m, sys::FIONREAD).unwrap_or(0);
+            if n > 0 {
+                let mut buf = vec![0u8; n as usize];
+                if let Ok(k) = rustix::io::read(m, &mut buf) {
+                    text.extend_from_slice(&buf[..k]);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    fn cross(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let _g = pty_lock();
+        let dir = TempDir::new(test);
+        let work = dir.join("work");
+        let images = dir.join("images");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&images).unwrap();
+
+        let (master_a, slave_a) = open_pty();
+        let job = program_path("zdtm_tty_job");
+        let (_shell1, _) = shell_on(
+            dir.path(),
+            "shell1",
+            &slave_a,
+            &[job.to_str().unwrap(), work.to_str().unwrap()],
+        );
+        let ready = wait_for_file(&work.join("ready"), TIMEOUT).expect("job not ready");
+        let pid: i32 = ready.trim().parse().unwrap();
+        let pid_s = pid.to_string();
+        let dump = ["dump", "-t", &pid_s, "--shell-job"];
+        let (ok, log) = match way {
+            Way::OursToCriu => common::run_criu(&images, &dump, &[]),
+            Way::CriuToOurs => peer.criu(&images, &dump),
+        };
+        assert!(ok, "dump ({way:?}): {log}");
+        assert!(
+            common::wait_until(TIMEOUT, || common::proc_state(pid).is_none()),
+            "the dumped job is still there"
+        );
+        drop(master_a);
+
+        // The second shell runs the other tool's restore in its foreground.
+        let (master_b, slave_b) = open_pty();
+        let restorer = match way {
+            Way::OursToCriu => peer.dir.join("criu"),
+            Way::CriuToOurs => PathBuf::from(env!("CARGO_BIN_EXE_criu")),
+        };
+        let (_shell2, status) = shell_on(
+            dir.path(),
+            "shell2",
+            &slave_b,
+            &[
+                restorer.to_str().unwrap(),
+                "restore",
+                "-d",
+                "--shell-job",
+                "-D",
+                images.to_str().unwrap(),
+                "-v4",
+                "-o",
+                "restore.log",
+                "--pidfile",
+                "restored.pid",
+            ],
+        );
+        let code = wait_for_file(&status, TIMEOUT).unwrap_or_default();
+        let log = std::fs::read_to_string(images.join("restore.log")).unwrap_or_default();
+        assert_eq!(code.trim(), "0", "restore ({way:?}) failed: {log}");
+        let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+        assert_eq!(restored.trim(), pid_s);
+        std::fs::write(work.join("go"), "").unwrap();
+        let verdict =
+            wait_for_file(&work.join("result"), TIMEOUT).unwrap_or_else(|| "no result".into());
+        let said = read_master(&master_b, Duration::from_secs(5));
+        common::kill_all(&[pid]);
+        assert_eq!(verdict.trim(), "PASS", "{way:?}: {log}");
+        assert!(
+            said.contains("hello from the job"),
+            "terminal B got {said:?}"
+        );
+        let bad = super::compare_crits(&peer, &images);
+        assert!(bad.is_empty(), "{way:?}: {}", bad.join("\n"));
+    }
+
+    #[test]
+    fn ours_to_criu() {
+        cross("cross-tty_job-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn criu_to_ours() {
+        cross("cross-tty_job-c2o", Way::CriuToOurs);
+    }
+}

@@ -277,21 +277,27 @@ const COMPARE_CHUNK: usize = 4096;
 /// `STAGE_PREMAP`, before the task forks its children: its premap slots
 /// get its dumped contents (see [`crate::abi::CowArgs`]).
 pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
-    const PROT_RW: usize = (criu_arch::kernel::general::PROT_READ
-        | criu_arch::kernel::general::PROT_WRITE) as usize;
+    const PROT_RW: usize =
+        (criu_arch::kernel::general::PROT_READ | criu_arch::kernel::general::PROT_WRITE) as usize;
     const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
         | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
     const MADV_DONTNEED: usize = criu_arch::kernel::general::MADV_DONTNEED as usize;
     let cow = args.cow;
     // SAFETY (the lists): the tool filled them inside the bootstrap region.
-    for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }.iter().enumerate() {
+    for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }
+        .iter()
+        .enumerate()
+    {
         // SAFETY: parts of the premap area, which holds nothing else.
         check(
             unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
             i as u32,
         )?;
     }
-    for (i, r) in unsafe { items::<abi::Region>(&cow.maps) }.iter().enumerate() {
+    for (i, r) in unsafe { items::<abi::Region>(&cow.maps) }
+        .iter()
+        .enumerate()
+    {
         // SAFETY: MAP_FIXED over a slot of the premap area.
         let ret = unsafe {
             sys_mmap(
@@ -305,14 +311,23 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
         };
         check(ret, i as u32)?;
     }
-    for (i, r) in unsafe { items::<abi::PageRun>(&cow.fill) }.iter().enumerate() {
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.fill) }
+        .iter()
+        .enumerate()
+    {
         read_exact(args.pages_fd, r.addr, r.len, r.offset, i as u32)?;
     }
     let mut skipped = 0;
-    for (i, r) in unsafe { items::<abi::PageRun>(&cow.compare) }.iter().enumerate() {
+    for (i, r) in unsafe { items::<abi::PageRun>(&cow.compare) }
+        .iter()
+        .enumerate()
+    {
         skipped += compare_run(args.pages_fd, r, i as u32)?;
     }
-    for (i, r) in unsafe { items::<abi::Region>(&cow.discard) }.iter().enumerate() {
+    for (i, r) in unsafe { items::<abi::Region>(&cow.discard) }
+        .iter()
+        .enumerate()
+    {
         // SAFETY: drops pages of an inherited slot (they read as zero).
         check(
             unsafe {

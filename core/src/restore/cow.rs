@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::blob::restorer_abi::{PageRun, Region, Remap};
 use crate::images::pb;
-use crate::proc::vma_kind::status::{VMA_ANON_PRIVATE, VMA_AREA_HEAP, VMA_AREA_SHSTK};
+use crate::proc::vma_kind::status::{VMA_ANON_PRIVATE, VMA_AREA_SHSTK};
 
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
 
@@ -36,9 +36,7 @@ const NOT_INHERITED: u64 =
 fn eligible(t: &TaskImages, v: &pb::VmaEntry) -> bool {
     is_mapped_vma(v)
         && v.status & VMA_ANON_PRIVATE != 0
-        // Not the heap: with it shared, zdtm_finish's forking child missed
-        // its own restore (not understood yet; the heap is mapped alone).
-        && v.status & (VMA_AREA_SHSTK | VMA_AREA_HEAP) == 0
+        && v.status & VMA_AREA_SHSTK == 0
         && !is_file_vma(v)
         && v.flags & !PLAIN == 0
         && v.madv.unwrap_or(0) & NOT_INHERITED == 0

@@ -13,7 +13,9 @@
 //!   each page it changed is a page of its own: the memory is shared
 //!   copy-on-write as before the dump, not copied once per task;
 //! - a write after restore is still private: each child writes pages it
-//!   shares, and the root then finds its own pattern everywhere.
+//!   shares, and the root then finds its own pattern everywhere;
+//! - the heap (`[heap]`, grown by malloc in the root before the forks)
+//!   is shared too: most of its pages are the parent's frames.
 #[path = "lib.rs"]
 mod zdtm;
 
@@ -108,10 +110,15 @@ fn check_content(area: usize, line: &[Role], who: &str) -> Result<(), String> {
 
 /// Page frame numbers of the area in task `pid` (0: not present).
 fn pfns(pid: u32, area: usize) -> Result<Vec<u64>, String> {
+    pfns_of(pid, area, pages())
+}
+
+/// Page frame numbers of `n` pages from `start` in task `pid`.
+fn pfns_of(pid: u32, start: usize, n: usize) -> Result<Vec<u64>, String> {
     let path = format!("/proc/{pid}/pagemap");
     let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-    let mut raw = vec![0u8; pages() * 8];
-    f.read_exact_at(&mut raw, (area / page() * 8) as u64)
+    let mut raw = vec![0u8; n * 8];
+    f.read_exact_at(&mut raw, (start / page() * 8) as u64)
         .map_err(|e| format!("read {path}: {e}"))?;
     Ok(raw
         .chunks_exact(8)
@@ -148,6 +155,66 @@ fn check_shared(area: usize, me: &Role, parent: u32) -> Result<(), String> {
             copied.len(),
             pages(),
             &copied[..copied.len().min(8)]
+        )
+    })
+}
+
+/// Bytes the root puts on the heap before its forks. Through libc's
+/// `sbrk`, so that malloc knows the break moved (a raw `brk` leaves its
+/// cached break behind, and its next growth would cut the heap back).
+const HEAP_BYTES: usize = 4 << 20;
+
+unsafe extern "C" {
+    fn sbrk(increment: isize) -> *mut std::ffi::c_void;
+}
+
+/// Grow the heap and fill what was added.
+fn fill_heap() -> Result<(), String> {
+    // SAFETY: sbrk(0) only reports the break.
+    let cur = unsafe { sbrk(0) } as usize;
+    let pad = cur.next_multiple_of(page()) - cur;
+    // SAFETY: grows this process's heap by what we use; malloc keeps out
+    // of it (it takes the break as moved by someone else).
+    let got = unsafe { sbrk((pad + HEAP_BYTES) as isize) } as usize;
+    zdtm::ensure(got == cur, || {
+        format!("sbrk gave {got:#x}, break was {cur:#x}")
+    })?;
+    // SAFETY: the range just added to our heap, ours alone.
+    zdtm::fill_pattern(unsafe { zdtm::region(cur + pad, HEAP_BYTES) }, 7_000_000);
+    Ok(())
+}
+
+/// The `[heap]` range of this process.
+fn heap_range() -> Result<(usize, usize), String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+    let line = maps
+        .lines()
+        .find(|l| l.ends_with("[heap]"))
+        .ok_or("no [heap] in /proc/self/maps")?;
+    let range = line.split(' ').next().unwrap_or("");
+    let (a, b) = range.split_once('-').ok_or("bad maps line")?;
+    let hex = |x: &str| usize::from_str_radix(x, 16).map_err(|e| e.to_string());
+    Ok((hex(a)?, hex(b)?))
+}
+
+/// Most of the heap's pages are the parent's frames: at least three
+/// quarters of what the root put there (the rest may have been written
+/// by either since the fork).
+fn check_heap_shared(me: &Role, parent: u32) -> Result<(), String> {
+    let (start, end) = heap_range()?;
+    let n = (end - start) / page();
+    let mine = pfns_of(std::process::id(), start, n)?;
+    let theirs = pfns_of(parent, start, n)?;
+    let shared = mine
+        .iter()
+        .zip(&theirs)
+        .filter(|(m, t)| **m != 0 && m == t)
+        .count();
+    let want = HEAP_BYTES / page() * 3 / 4;
+    zdtm::ensure(shared >= want, || {
+        format!(
+            "{}: {shared} of {n} heap pages shared with parent {parent}, want at least {want}",
+            me.name
         )
     })
 }
@@ -234,11 +301,13 @@ fn spawn(dir: &Path, area: usize, line: &[Role], kids: &[Role]) -> Result<i32, S
             pids.push((spawn(dir, area, &[line, &[*k]].concat(), &[])?, k.name));
         }
         check_shared(area, &me, parent).map_err(|e| format!("before dump: {e}"))?;
+        check_heap_shared(&me, parent).map_err(|e| format!("before dump: {e}"))?;
         // Set up (nothing of the check left open): the root may say ready.
         zdtm::write_atomic(&dir.join(format!("set-{}", me.seed)), "")?;
         wait_go(dir)?;
         check_content(area, line, me.name)?;
         check_shared(area, &me, parent)?;
+        check_heap_shared(&me, parent)?;
         // Its children check against it first; then it writes.
         for (pid, name) in pids {
             reap_ok(dir, pid, name)?;
@@ -279,6 +348,7 @@ fn main() {
             for i in 0..pages() {
                 fill_page(area, i, Some(ROOT_SEED));
             }
+            fill_heap()?;
             let a = spawn(&args.dir, area, &[A], &[G])?;
             let b = spawn(&args.dir, area, &[B], &[])?;
             let start = Instant::now();

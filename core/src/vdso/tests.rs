@@ -18,9 +18,22 @@ fn symbols_of_a_synthetic_vdso_and_of_this_kernels() {
     let s = symbols_of("synthetic", &img).unwrap();
     assert_eq!(s.offset_of("__vdso_clock_gettime"), Some(0xb10));
     assert_eq!(s.symbols[0].name, "__vdso_time");
-    // This kernel's own vDSO parses too and has a clock_gettime.
+    // Damaged images are errors, not panics.
+    assert!(symbols_of("x", &img[..0x30]).is_err());
+    let mut bad = img.clone();
+    bad[0x184..0x188].copy_from_slice(&u32::MAX.to_ne_bytes()); // nchain
+    assert!(symbols_of("x", &bad).is_err());
+    assert!(symbols_of("x", b"not an elf at all, really").is_err());
+    // This kernel's own vDSO parses too and has a clock_gettime. Natively
+    // there is one; qemu-user (Debian 12's) maps none for a foreign guest.
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let line = maps.lines().find(|l| l.ends_with("[vdso]")).unwrap();
+    let Some(line) = maps.lines().find(|l| l.ends_with("[vdso]")) else {
+        assert!(
+            !cfg!(target_arch = "x86_64"),
+            "no [vdso] in /proc/self/maps"
+        );
+        return;
+    };
     let (s, e) = line
         .split_whitespace()
         .next()
@@ -39,12 +52,6 @@ fn symbols_of_a_synthetic_vdso_and_of_this_kernels() {
         rt.symbols.iter().any(|s| s.name.ends_with("clock_gettime")),
         "{rt:?}"
     );
-    // Damaged images are errors, not panics.
-    assert!(symbols_of("x", &img[..0x30]).is_err());
-    let mut bad = img.clone();
-    bad[0x184..0x188].copy_from_slice(&u32::MAX.to_ne_bytes()); // nchain
-    assert!(symbols_of("x", &bad).is_err());
-    assert!(symbols_of("x", b"not an elf at all, really").is_err());
 }
 
 #[test]

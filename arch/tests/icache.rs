@@ -82,7 +82,7 @@ fn vdso_jump_reaches_its_target_with_the_arguments() {
     let code: [(usize, &[u8]); 3] = [
         (p, &vdso_jump(near as u64)),
         (near, RET42),
-        (far_jump, &vdso_jump(add as usize as u64)),
+        (far_jump, &vdso_jump(add as *const () as usize as u64)),
     ];
     for (at, bytes) in code {
         assert!(bytes.len() <= 256);

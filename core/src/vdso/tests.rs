@@ -28,10 +28,9 @@ fn symbols_of_a_synthetic_vdso_and_of_this_kernels() {
     // there is one; qemu-user (Debian 12's) maps none for a foreign guest.
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let Some(line) = maps.lines().find(|l| l.ends_with("[vdso]")) else {
-        assert!(
-            !cfg!(target_arch = "x86_64"),
-            "no [vdso] in /proc/self/maps"
-        );
+        if cfg!(target_arch = "x86_64") {
+            panic!("no [vdso] in /proc/self/maps");
+        }
         return;
     };
     let (s, e) = line

@@ -72,8 +72,22 @@ fn static_walk(table: &[Entry], which: &str) -> Vec<String> {
     bad
 }
 
+/// The VMs carry the test binaries, not the sources these walks read
+/// (test files, rpc.proto); they run natively and under qemu-user.
+fn sources_missing(test: &str) -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if root.join("core/proto/rpc.proto").is_file() {
+        return false;
+    }
+    common::skip(test, "the sources are not here (a VM): the walk runs natively");
+    true
+}
+
 #[test]
 fn working_entries_name_existing_tests() {
+    if sources_missing("working_entries_name_existing_tests") {
+        return;
+    }
     let mut bad = static_walk(CLI, "CLI");
     bad.extend(static_walk(RPC, "RPC"));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -325,6 +339,9 @@ fn req_type(cmd: On) -> Option<CriuReqType> {
 
 #[test]
 fn refused_rpc_fields_fail_the_request_and_touch_nothing() {
+    if sources_missing("refused_rpc_fields_fail_the_request_and_touch_nothing") {
+        return;
+    }
     let tmp = TempDir::new("options-rpc-walk");
     let bystander = Bystander::start();
     let fields = proto_fields();

@@ -79,7 +79,10 @@ fn sources_missing(test: &str) -> bool {
     if root.join("core/proto/rpc.proto").is_file() {
         return false;
     }
-    common::skip(test, "the sources are not here (a VM): the walk runs natively");
+    common::skip(
+        test,
+        "the sources are not here (a VM): the walk runs natively",
+    );
     true
 }
 

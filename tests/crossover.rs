@@ -497,10 +497,12 @@ mod foreign {
             .unwrap_or(0)
     }
 
-    /// Dump `child` with one tool and restore it with the other (`extra`
-    /// to both), checking it gets its PID back.
-    fn cross(peer: &Peer, way: Way, child: &mut Child, images: &Path, extra: &[&str]) {
-        let pid = child.id().to_string();
+    /// Dump the tree of `pid` with one tool and restore it with the other
+    /// (`extra` to both), checking it gets its PID back. `child` is the
+    /// program started: `pid` itself or its parent, whose end means the
+    /// dumped tree is gone and its PIDs are free again.
+    fn cross(peer: &Peer, way: Way, pid: i32, child: &mut Child, images: &Path, extra: &[&str]) {
+        let pid = pid.to_string();
         let mut dump = vec!["dump", "-t", &pid];
         dump.extend_from_slice(extra);
         let mut restore = vec!["restore", "-d", "--pidfile", "restored.pid"];
@@ -553,7 +555,7 @@ mod foreign {
         let pid = child.id() as i32;
         assert!(wait_until(WAIT, || common::proc_state(pid) == Some('S')));
         std::thread::sleep(Duration::from_millis(300));
-        cross(&peer, way, &mut child, &images, &[]);
+        cross(&peer, way, pid, &mut child, &images, &[]);
         assert_eq!(reap(pid), Some(0), "restored sleep did not exit 0");
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(2900), "slept only {took:?}");
@@ -580,7 +582,7 @@ mod foreign {
         let mut child = start(dir.path(), &["python3", "-c", script], false);
         let pid = child.id() as i32;
         assert!(wait_until(WAIT, || read_num(&count) > 5));
-        cross(&peer, way, &mut child, &images, &[]);
+        cross(&peer, way, pid, &mut child, &images, &[]);
         let at_restore = read_num(&count);
         assert!(
             wait_until(WAIT, || read_num(&count) > at_restore + 5),
@@ -590,8 +592,12 @@ mod foreign {
         kill(pid);
     }
 
-    /// A bash loop run as a shell job (not a session leader): dumped and
-    /// restored with `--shell-job`, it counts on in the restorer's session.
+    /// A bash loop run as a shell job (its own process group, not a
+    /// session leader): dumped and restored with `--shell-job`, it counts
+    /// on in the restorer's session. Its session is led by a job-control
+    /// bash started here, not by whatever leads the test runner's session:
+    /// that leader may sit outside this PID namespace (CI runs the suite so),
+    /// which CRIU refuses to dump.
     fn bash_job(test: &str, way: Way) {
         let Some(peer) = peer(test) else { return };
         common::become_subreaper();
@@ -599,20 +605,36 @@ mod foreign {
         let images = dir.join("images");
         std::fs::create_dir_all(&images).unwrap();
         let count = dir.join("count");
+        let job_pid = dir.join("job.pid");
         let script = "i=0; while :; do i=$((i+1)); \
             if [ $((i % 200)) -eq 0 ]; then echo $i > count; fi; done";
-        let mut child = start(dir.path(), &["bash", "-c", script], true);
-        let pid = child.id() as i32;
+        // The job writes its own file: the shell reports its end in `out`.
+        let shell = "set -m; bash -c \"$1\" >job.out 2>&1 & echo $! > job.pid; wait";
+        let mut child = start(dir.path(), &["bash", "-c", shell, "shell", script], false);
+        assert!(wait_until(WAIT, || read_num(&job_pid) > 0), "no job.pid");
+        let pid = read_num(&job_pid) as i32;
         assert!(wait_until(WAIT, || read_num(&count) >= 400));
-        cross(&peer, way, &mut child, &images, &["--shell-job"]);
+        let stat = |pid: i32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let fields: Vec<String> = stat
+                .rsplit_once(") ")
+                .unwrap()
+                .1
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            fields
+        };
+        let before = stat(pid);
+        assert_eq!(before[2], pid.to_string(), "the job leads its process group");
+        assert_ne!(before[3], pid.to_string(), "the job is no session leader");
+        cross(&peer, way, pid, &mut child, &images, &["--shell-job"]);
         let at_restore = read_num(&count);
         assert!(
             wait_until(WAIT, || read_num(&count) > at_restore),
             "bash loop stuck at {at_restore}"
         );
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-        assert_eq!(fields[2], pid.to_string(), "leads its own process group");
+        assert_eq!(stat(pid)[2], pid.to_string(), "leads its own process group");
         kill(pid);
     }
 

@@ -626,7 +626,11 @@ mod foreign {
             fields
         };
         let before = stat(pid);
-        assert_eq!(before[2], pid.to_string(), "the job leads its process group");
+        assert_eq!(
+            before[2],
+            pid.to_string(),
+            "the job leads its process group"
+        );
         assert_ne!(before[3], pid.to_string(), "the job is no session leader");
         cross(&peer, way, pid, &mut child, &images, &["--shell-job"]);
         let at_restore = read_num(&count);

@@ -18,26 +18,15 @@ use service_common::Client;
 
 const PROGRAM: &str = "zdtm_refused";
 
-/// Whether `unshare(1)` can run here (it is util-linux's).
-fn no_unshare(test: &str) -> bool {
-    let ok = std::process::Command::new("unshare")
-        .args(["--uts", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        common::skip(test, "unshare(1) cannot make a uts namespace here");
-    }
-    !ok
-}
-
-/// Start `zdtm_refused count` under `unshare ARGS`, and check that its
-/// dump is refused with `message` before any task is seized.
-fn refused_in_namespace(test: &str, unshare: &[&str], message: &str) {
-    if no_unshare(test) {
-        return;
-    }
-    let mut wrapper = vec!["unshare"];
-    wrapper.extend_from_slice(unshare);
+/// Start `zdtm_refused count` in new namespaces of `kinds` (through
+/// the `ns_exec` test program, which unshares with the system call), and
+/// check that its dump is refused with `message` before any task is
+/// seized.
+fn refused_in_namespace(test: &str, kinds: &[&str], message: &str) {
+    let ns_exec = common::program_path("ns_exec");
+    let mut wrapper = vec![ns_exec.to_str().unwrap()];
+    wrapper.extend_from_slice(kinds);
+    wrapper.push("--");
     let Some(z) = Zdtm::start_wrapped(test, &wrapper, PROGRAM, &["count"]) else {
         return;
     };
@@ -51,59 +40,51 @@ fn refused_in_namespace(test: &str, unshare: &[&str], message: &str) {
 
 #[test]
 fn task_in_its_own_uts_namespace_is_refused() {
-    refused_in_namespace("uts_ns", &["--uts"], "is in its own uts namespace (uts:[");
+    refused_in_namespace("uts_ns", &["uts"], "is in its own uts namespace (uts:[");
 }
 
 #[test]
 fn task_in_its_own_ipc_namespace_is_refused() {
-    refused_in_namespace("ipc_ns", &["--ipc"], "is in its own ipc namespace (ipc:[");
+    refused_in_namespace("ipc_ns", &["ipc"], "is in its own ipc namespace (ipc:[");
 }
 
 #[test]
 fn task_in_its_own_mount_namespace_is_refused() {
-    refused_in_namespace("mnt_ns", &["--mount"], "is in its own mnt namespace (mnt:[");
+    refused_in_namespace("mnt_ns", &["mnt"], "is in its own mnt namespace (mnt:[");
 }
 
 #[test]
 fn task_in_its_own_net_namespace_is_refused() {
-    refused_in_namespace("net_ns", &["--net"], "is in its own net namespace (net:[");
+    refused_in_namespace("net_ns", &["net"], "is in its own net namespace (net:[");
 }
 
 #[test]
 fn task_in_its_own_cgroup_namespace_is_refused() {
     refused_in_namespace(
         "cgroup_ns",
-        &["--cgroup"],
+        &["cgroup"],
         "is in its own cgroup namespace (cgroup:[",
     );
 }
 
 #[test]
 fn task_in_its_own_user_namespace_is_refused() {
-    refused_in_namespace(
-        "user_ns",
-        &["--user", "--map-root-user"],
-        "is in its own user namespace (user:[",
-    );
+    refused_in_namespace("user_ns", &["user"], "is in its own user namespace (user:[");
 }
 
 #[test]
 fn task_in_its_own_time_namespace_is_refused() {
-    // unshare(1) execs the program in the new time namespace (exec moves
-    // a task into its time_for_children).
-    refused_in_namespace(
-        "time_ns",
-        &["--time"],
-        "is in its own time namespace (time:[",
-    );
+    // ns_exec execs the program in the new time namespace (exec moves a
+    // task into its time_for_children).
+    refused_in_namespace("time_ns", &["time"], "is in its own time namespace (time:[");
 }
 
 #[test]
 fn task_whose_children_live_in_another_pid_namespace_is_refused() {
-    // unshare --fork: the root stays in ours, its child is pid 1 of the new one.
+    // The root (ns_exec) stays in ours, its child is pid 1 of the new one.
     refused_in_namespace(
         "pid_ns",
-        &["--pid", "--fork"],
+        &["pid"],
         "starts its children in another pid namespace (pid_for_children is pid:[",
     );
 }
@@ -114,17 +95,7 @@ fn a_container_is_refused_before_any_task_is_seized() {
     // connect back from its network namespace.
     refused_in_namespace(
         "container",
-        &[
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--uts",
-            "--ipc",
-            "--mount",
-            "--pid",
-            "--fork",
-            "--cgroup",
-        ],
+        &["user", "net", "uts", "ipc", "mnt", "pid", "cgroup"],
         "is in its own user namespace (user:[",
     );
 }

@@ -109,6 +109,13 @@ fn thp_disable_survives() {
 
 #[test]
 fn thp_disable_except_advised_is_refused_by_name() {
+    if !common::kernel_at_least(6, 18) {
+        common::skip(
+            "zdtm-thp-except-advised",
+            "PR_THP_DISABLE_EXCEPT_ADVISED is new in Linux 6.18",
+        );
+        return;
+    }
     dump_refused(
         "zdtm-thp-except-advised",
         "zdtm_thp_disable",

@@ -148,6 +148,16 @@ impl Drop for Program {
     }
 }
 
+/// Whether the running kernel is at least `major.minor` (from uname's
+/// release, e.g. `6.1.0-57-arm64`), for a feature that version added.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let num = |p: Option<&str>| p.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
+    (num(parts.next()), num(parts.next())) >= (major, minor)
+}
+
 /// Wait until `path` exists and is non-empty; its contents.
 pub fn wait_for_file(path: &Path, timeout: Duration) -> Option<String> {
     let end = Instant::now() + timeout;

@@ -227,9 +227,14 @@ fn copy_run(
 /// in order: from FIEMAP when `fiemap` and the filesystem has it, else
 /// from `SEEK_DATA`/`SEEK_HOLE`, else (neither) the whole file as one run.
 fn data_runs(file: &std::fs::File, size: u64, fiemap: bool) -> Result<Vec<(u64, u64)>, GhostError> {
-    if fiemap && let Some(runs) = fiemap_runs(file, size)? {
-        crate::pr_debug!("ghost file: {} runs of data found with FIEMAP", runs.len());
-        return Ok(runs);
+    if fiemap {
+        match fiemap_runs(file, size)? {
+            Some(runs) => {
+                crate::pr_debug!("ghost file: {} runs of data found with FIEMAP", runs.len());
+                return Ok(runs);
+            }
+            None => crate::pr_debug!("ghost file: the filesystem has no FIEMAP, SEEK_DATA instead"),
+        }
     }
     use rustix::fs::SeekFrom;
     let err = |e: rustix::io::Errno| io(Path::new("ghost file"))(e.into());

@@ -1,0 +1,78 @@
+//! `ns_exec KIND... -- PROGRAM ARGS...`: run PROGRAM in new namespaces,
+//! as util-linux's `unshare(1)` would, for the tests that need a task in
+//! its own namespaces. The VMs' busybox `unshare` cannot make most of
+//! them, so the tests carry their own.
+//!
+//! KIND is one of `uts ipc mnt net cgroup time user pid`. `user` maps
+//! root inside to our uid and gid (`unshare --map-root-user`). `pid`
+//! (like `unshare --pid --fork`) keeps this process in our PID namespace,
+//! runs PROGRAM as pid 1 of the new one, waits for it and exits as it did.
+//! Without `pid`, PROGRAM replaces this process (exec also moves it into
+//! a new time namespace, which only takes effect for children and exec).
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitCode};
+
+use rustix::thread::UnshareFlags;
+
+fn flag(kind: &str) -> Option<UnshareFlags> {
+    Some(match kind {
+        "uts" => UnshareFlags::NEWUTS,
+        "ipc" => UnshareFlags::NEWIPC,
+        "mnt" => UnshareFlags::NEWNS,
+        "net" => UnshareFlags::NEWNET,
+        "cgroup" => UnshareFlags::NEWCGROUP,
+        "time" => UnshareFlags::NEWTIME,
+        "user" => UnshareFlags::NEWUSER,
+        "pid" => UnshareFlags::NEWPID,
+        _ => return None,
+    })
+}
+
+/// Map root of the new user namespace to the uid and gid we had.
+fn map_root(uid: u32, gid: u32) -> std::io::Result<()> {
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    // An unprivileged writer of gid_map must give up setgroups first.
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let split = args
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("usage: ns_exec KIND... -- PROGRAM ARGS...")?;
+    let (kinds, program) = (&args[..split], &args[split + 1..]);
+    let (first, rest) = program.split_first().ok_or("no PROGRAM")?;
+    let mut flags = UnshareFlags::empty();
+    for kind in kinds {
+        flags |= flag(kind).ok_or_else(|| format!("unknown namespace kind {kind:?}"))?;
+    }
+    let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+    // SAFETY: this program has one thread and no file descriptor shared
+    // with another (no CLONE_FILES), so nothing observes the change.
+    unsafe { rustix::thread::unshare_unsafe(flags) }
+        .map_err(|e| format!("unshare {kinds:?}: {e}"))?;
+    if flags.contains(UnshareFlags::NEWUSER) {
+        map_root(uid.as_raw(), gid.as_raw()).map_err(|e| format!("map root: {e}"))?;
+    }
+    let mut cmd = Command::new(first);
+    cmd.args(rest);
+    if !flags.contains(UnshareFlags::NEWPID) {
+        return Err(format!("exec {first}: {}", cmd.exec()));
+    }
+    let status = cmd.status().map_err(|e| format!("start {first}: {e}"))?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code as u8),
+        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(&args).unwrap_or_else(|e| {
+        eprintln!("ns_exec: {e}");
+        ExitCode::from(125)
+    })
+}

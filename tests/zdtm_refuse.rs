@@ -74,8 +74,7 @@ fn task_in_its_own_user_namespace_is_refused() {
 
 #[test]
 fn task_in_its_own_time_namespace_is_refused() {
-    // ns_exec execs the program in the new time namespace (exec moves a
-    // task into its time_for_children).
+    // ns_exec enters the new time namespace itself (setns), then execs.
     refused_in_namespace("time_ns", &["time"], "is in its own time namespace (time:[");
 }
 

@@ -7,8 +7,8 @@
 //! root inside to our uid and gid (`unshare --map-root-user`). `pid`
 //! (like `unshare --pid --fork`) keeps this process in our PID namespace,
 //! runs PROGRAM as pid 1 of the new one, waits for it and exits as it did.
-//! Without `pid`, PROGRAM replaces this process (exec also moves it into
-//! a new time namespace, which only takes effect for children and exec).
+//! Without `pid`, PROGRAM replaces this process. `time` moves this
+//! process itself into the new time namespace (setns) before that.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode};
@@ -37,6 +37,18 @@ fn map_root(uid: u32, gid: u32) -> std::io::Result<()> {
     std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
 }
 
+/// Move this process itself into the time namespace unshare made for
+/// its children: exec does that only from Linux 6.x (the VMs' 6.1 does
+/// not), setns always (this program has one thread).
+fn enter_time_for_children() -> std::io::Result<()> {
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children")?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&ns),
+        Some(rustix::thread::LinkNameSpaceType::Time),
+    )?;
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<ExitCode, String> {
     let split = args
         .iter()
@@ -55,6 +67,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         .map_err(|e| format!("unshare {kinds:?}: {e}"))?;
     if flags.contains(UnshareFlags::NEWUSER) {
         map_root(uid.as_raw(), gid.as_raw()).map_err(|e| format!("map root: {e}"))?;
+    }
+    if flags.contains(UnshareFlags::NEWTIME) {
+        enter_time_for_children().map_err(|e| format!("enter the new time namespace: {e}"))?;
     }
     let mut cmd = Command::new(first);
     cmd.args(rest);

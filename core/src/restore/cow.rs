@@ -160,15 +160,13 @@ pub fn task_arrays(vmas: &[CowVma], area: u64, area_len: u64, runs: &mut Vec<Pag
     }
     for c in vmas {
         let slot = |addr: u64| c.slot + (addr - c.start);
-        let mine: Vec<PageRun> = runs
-            .iter()
-            .filter(|r| r.addr >= c.start && r.addr < c.end)
+        let mine: Vec<PageRun> = take_within(runs, c.start, c.end)
+            .into_iter()
             .map(|r| PageRun {
                 addr: slot(r.addr),
-                ..*r
+                ..r
             })
             .collect();
-        runs.retain(|r| !(r.addr >= c.start && r.addr < c.end));
         if c.inherited {
             // The holes between the task's runs: pages it did not have.
             let mut hole = c.slot;
@@ -196,6 +194,36 @@ pub fn task_arrays(vmas: &[CowVma], area: u64, area_len: u64, runs: &mut Vec<Pag
     }
     out.moves = moves(vmas);
     out
+}
+
+/// Take out of `runs` the parts that lie in `[start, end)`. A run may
+/// span adjacent VMAs (a dump merges contiguous pages into one pagemap
+/// entry): it is cut at the bounds, the parts outside stay in `runs`
+/// (their slots, if any, need not be adjacent to this one).
+fn take_within(runs: &mut Vec<PageRun>, start: u64, end: u64) -> Vec<PageRun> {
+    let mut mine = Vec::new();
+    let mut rest = Vec::with_capacity(runs.len());
+    let part = |r: &PageRun, lo: u64, hi: u64| PageRun {
+        addr: lo,
+        len: hi - lo,
+        offset: r.offset + (lo - r.addr),
+    };
+    for r in runs.drain(..) {
+        let r_end = r.addr + r.len;
+        if r_end <= start || r.addr >= end {
+            rest.push(r);
+            continue;
+        }
+        if r.addr < start {
+            rest.push(part(&r, r.addr, start));
+        }
+        mine.push(part(&r, r.addr.max(start), r_end.min(end)));
+        if r_end > end {
+            rest.push(part(&r, end, r_end));
+        }
+    }
+    *runs = rest;
+    mine
 }
 
 /// `regions` (at most two) less `[lo, hi)`: the unmap list of a task
@@ -313,5 +341,60 @@ mod tests {
             }]
         );
         assert!(t.maps.is_empty() && t.fill.is_empty());
+    }
+
+    #[test]
+    fn a_run_spanning_two_vmas_is_cut_at_their_bound() {
+        // Two adjacent VMAs whose slots are not adjacent (another range
+        // lies between them in the area), one dumped run over both.
+        let vmas = [
+            cow(0x10000, 0x14000, 0x100000, true),
+            cow(0x14000, 0x15000, 0x108000, false),
+        ];
+        let mut runs = vec![
+            PageRun {
+                addr: 0xf000,
+                len: 0x6000,
+                offset: 0x1000,
+            },
+            PageRun {
+                addr: 0x20000,
+                len: 0x1000,
+                offset: 0x8000,
+            },
+        ];
+        let t = task_arrays(&vmas, 0x100000, 0x10000, &mut runs);
+        assert_eq!(
+            t.compare,
+            [PageRun {
+                addr: 0x100000,
+                len: 0x4000,
+                offset: 0x2000
+            }]
+        );
+        assert_eq!(
+            t.fill,
+            [PageRun {
+                addr: 0x108000,
+                len: 0x1000,
+                offset: 0x6000
+            }]
+        );
+        // The page before the first VMA and the run elsewhere stay.
+        assert_eq!(
+            runs,
+            [
+                PageRun {
+                    addr: 0xf000,
+                    len: 0x1000,
+                    offset: 0x1000
+                },
+                PageRun {
+                    addr: 0x20000,
+                    len: 0x1000,
+                    offset: 0x8000
+                }
+            ]
+        );
     }
 }

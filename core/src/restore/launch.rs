@@ -446,17 +446,23 @@ fn kill_created(live: &[Live<'_>], root: Pid, held: &mut finish::Held) {
 }
 
 /// Is task `pid` (not our child) gone or a zombie?
-fn ended(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => matches!(
-            s.rsplit(')')
-                .next()
-                .map(str::trim_start)
-                .and_then(|r| r.chars().next()),
-            Some('Z' | 'X')
-        ),
-        Err(_) => true,
+/// How task `pid` (not our child) ended, if it did: a zombie's
+/// `/proc/PID/stat` still shows its exit code (the last field).
+fn ended(pid: i32) -> Option<String> {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some("gone".into());
+    };
+    let fields: Vec<&str> = s.rsplit_once(") ")?.1.split_whitespace().collect();
+    if !matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
     }
+    // Field 52 of proc_pid_stat(5), the 50th after the name.
+    let code = fields.get(49).and_then(|c| c.parse::<u32>().ok());
+    Some(match code {
+        Some(c) if c & 0x7f != 0 => format!("killed by signal {}", c & 0x7f),
+        Some(c) => format!("exited with {}", c >> 8),
+        None => "ended".into(),
+    })
 }
 
 /// Wait until every task is restored (`STATE_DONE`), or report the first
@@ -489,14 +495,17 @@ fn wait_all(
             // Our own child (the root, unless it is our sibling) is
             // watched with waitpid below.
             let ours = l.pid == root.as_raw_nonzero().get() && !sibling;
-            if check_ended && !ours && st.created != 0 && ended(l.pid) {
+            let how = (check_ended && !ours && st.created != 0)
+                .then(|| ended(l.pid))
+                .flatten();
+            if let Some(how) = how {
                 // It may have published its failure just before ending.
                 let st = l.region.status(l.args_off);
                 if st.state == abi::STATE_FAILED {
                     return Err(failure(l, &st, tasks));
                 }
                 return Err(RestoreError::Died(format!(
-                    "task {} at stage {}",
+                    "task {} {how} at stage {}",
                     l.pid,
                     stage_name(st.stage)
                 )));

@@ -642,16 +642,28 @@ fn self_process() {
             .iter()
             .any(|m| m.mount_point == Path::new("/proc") && m.fstype == "proc")
     );
-    let vmas = me.smaps().unwrap();
-    assert!(
-        vmas.windows(2).all(|w| w[0].end <= w[1].start),
-        "sorted, disjoint"
-    );
     let cfg = ClassifyConfig {
         shmem_dev: probe_shmem_dev().unwrap(),
         allow_uprobes: false,
     };
-    let all = me.collect_vmas(&cfg).unwrap();
+    // The other tests of this binary run in threads of this process and
+    // map and unmap memory meanwhile: compare the two views only when
+    // the map did not change around the collection.
+    let ranges = |v: &[criu_core::proc::maps::Vma]| -> Vec<(u64, u64)> {
+        v.iter().map(|v| (v.start, v.end)).collect()
+    };
+    let (vmas, all) = (0..100)
+        .find_map(|_| {
+            let before = me.smaps().unwrap();
+            let all = me.collect_vmas(&cfg).unwrap();
+            let after = me.smaps().unwrap();
+            (ranges(&before) == ranges(&after)).then_some((before, all))
+        })
+        .expect("this process's map never held still for a moment");
+    assert!(
+        vmas.windows(2).all(|w| w[0].end <= w[1].start),
+        "sorted, disjoint"
+    );
     // One VMA each, but `[vvar]` and `[vvar_vclock]` are one vvar area.
     let vclock = vmas
         .iter()

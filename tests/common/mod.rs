@@ -216,7 +216,7 @@ pub fn proc_syscall(pid: i32) -> Option<i64> {
 /// log.
 pub fn run_criu(images: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
     let action = args[0];
-    let ok = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let out = Command::new(env!("CARGO_BIN_EXE_criu"))
         .args(args)
         .arg("-D")
         .arg(images)
@@ -224,12 +224,20 @@ pub fn run_criu(images: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) 
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run criu")
-        .success();
-    let log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
-    (ok, log)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run criu");
+    let mut log = std::fs::read_to_string(images.join(format!("{action}.log"))).unwrap_or_default();
+    // A failure the log does not explain (a crash, a message only on
+    // stderr): say how it ended, for whoever reads the failed test.
+    if !out.status.success() && !log.contains("Error") {
+        log.push_str(&format!(
+            "\n[criu {action} ended with {:?}, stderr: {}]",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    (out.status.success(), log)
 }
 
 /// Every descendant of `pid` (children, theirs, ...), from /proc.

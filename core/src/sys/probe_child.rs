@@ -119,8 +119,9 @@ pub fn special_mappings_move(vmas: &[(usize, usize)]) -> Result<ChildEnd, Errno>
             if ok < 0 {
                 child_exit(2);
             }
-            let lot = criu_arch::syscall6(
-                criu_arch::nr::MMAP,
+            // `sys_mmap`, not a raw `MMAP`: s390x's mmap takes a pointer to
+            // an argument block.
+            let lot = criu_arch::sys_mmap(
                 0,
                 total,
                 raw::PROT_NONE as usize,

@@ -61,6 +61,11 @@ const STB_WEAK: u8 = 2;
 const SHN_UNDEF: u16 = 0;
 const SHN_ABS: u16 = 0xfff1;
 const SYM_SIZE: u64 = 24;
+/// Machines whose 64-bit `DT_HASH` entries are 8 bytes, not the ELF
+/// specification's 4 (binutils' hash-entry size for s390x and alpha; the
+/// kernel's vDSO selftest parser reads them so too).
+const EM_S390: u16 = 22;
+const EM_ALPHA: u16 = 0x9026;
 /// More symbols than any vDSO has: a bound on what a damaged hash table
 /// can make us read.
 const MAX_SYMBOLS: u64 = 4096;
@@ -112,6 +117,10 @@ pub fn symbols(data: &[u8]) -> Result<Symtab, ElfError> {
     if magic[4] != 2 || magic[5] != native {
         return Err(ElfError::Class);
     }
+    let hash_entry = match img.u16("e_machine", 0x12)? {
+        EM_S390 | EM_ALPHA => 8,
+        _ => 4,
+    };
     let phoff = img.u64("e_phoff", 0x20)?;
     let phentsize = u64::from(img.u16("e_phentsize", 0x36)?);
     let phnum = u64::from(img.u16("e_phnum", 0x38)?);
@@ -157,7 +166,8 @@ pub fn symbols(data: &[u8]) -> Result<Symtab, ElfError> {
     let strsz = strsz.ok_or(ElfError::Missing("DT_STRSZ"))?;
     let strings = img.bytes("string table", strtab, strsz)?;
     let count = match (hash, gnu_hash) {
-        // nchain: one chain entry per symbol.
+        // nchain (after nbucket): one chain entry per symbol.
+        (Some(h), _) if hash_entry == 8 => img.u64("DT_HASH nchain", h + 8)?,
         (Some(h), _) => u64::from(img.u32("DT_HASH nchain", h + 4)?),
         (None, Some(g)) => gnu_hash_count(&img, g)?,
         (None, None) => return Err(ElfError::Missing("DT_HASH or DT_GNU_HASH")),

@@ -47,10 +47,62 @@ fn symbols_of_a_synthetic_vdso_and_of_this_kernels() {
     let mem = std::fs::File::open("/proc/self/mem").unwrap();
     std::os::unix::fs::FileExt::read_exact_at(&mem, &mut data, s).unwrap();
     let rt = symbols_of("[vdso]", &data).unwrap();
+    // The symbols CRIU looks up on each arch (its ARCH_VDSO_SYMBOLS),
+    // which every kernel it supports exports; elsewhere a clock_gettime.
+    // s390x's (vdso64.lds.S: also restart_syscall and the sigreturns)
+    // sit behind a hash table of 8-byte entries: read as 4-byte ones,
+    // only the first few symbols were seen.
+    let wanted: &[&str] = if cfg!(target_arch = "x86_64") {
+        &[
+            "__vdso_clock_gettime",
+            "__vdso_getcpu",
+            "__vdso_gettimeofday",
+            "__vdso_time",
+        ]
+    } else if cfg!(target_arch = "s390x") {
+        &[
+            "__kernel_gettimeofday",
+            "__kernel_clock_gettime",
+            "__kernel_clock_getres",
+            "__kernel_getcpu",
+        ]
+    } else {
+        &[]
+    };
+    for name in wanted {
+        assert!(rt.offset_of(name).is_some(), "no {name} in {rt:?}");
+    }
     assert!(
         rt.symbols.iter().any(|s| s.name.ends_with("clock_gettime")),
         "{rt:?}"
     );
+}
+
+/// s390x (and alpha) `DT_HASH` tables have 8-byte entries: nchain, the
+/// symbol count, is the second 8-byte word, not the second 4-byte one.
+#[test]
+fn an_s390x_vdso_hash_table_has_eight_byte_entries() {
+    let syms = [
+        ("__kernel_clock_getres", 0x410),
+        ("__kernel_clock_gettime", 0x440),
+        ("__kernel_gettimeofday", 0x480),
+        ("__kernel_getcpu", 0x4c0),
+    ];
+    let mut img = synthetic::image(0x2000, &syms);
+    img[0x12..0x14].copy_from_slice(&22u16.to_ne_bytes()); // EM_S390
+    // Rewrite the hash table (at 0x180) as nbucket, nchain in 8 bytes
+    // each: read as 4-byte words, nchain would be nbucket's other half.
+    let (nbucket, nchain) = (3u64, syms.len() as u64 + 1);
+    img[0x180..0x188].copy_from_slice(&nbucket.to_ne_bytes());
+    img[0x188..0x190].copy_from_slice(&nchain.to_ne_bytes());
+    let s = symbols_of("s390x", &img).unwrap();
+    assert_eq!(s.symbols.len(), syms.len(), "{s:?}");
+    assert_eq!(s.offset_of("__kernel_getcpu"), Some(0x4c0));
+    // The same bytes as another machine's: 4-byte entries, so nchain is
+    // read from the middle of nbucket (0 or 3) and fewer symbols are seen.
+    img[0x12..0x14].copy_from_slice(&62u16.to_ne_bytes()); // EM_X86_64
+    let other = symbols_of("x86_64", &img).unwrap();
+    assert!(other.symbols.len() < syms.len(), "{other:?}");
 }
 
 #[test]

@@ -45,6 +45,9 @@
 //!   `SYSCALL_INSN`, `INJECT_CODE`, `setup_blob_call`, `flush_icache`.
 //! - Shared kernel ABI (same on all four): `KSigaction`, `StackT`, `Siginfo`,
 //!   `SA_*`, `SS_*`, `SIG_*`, `sig::*`, restart errnos, `BlobCall`.
+//! - The proxy vDSO: `VDSO_JUMP_LEN` and `vdso_jump(to)`, the jump written
+//!   over a dumped vDSO function; `vdso_is_syscall_stub(code)`, a function
+//!   too short for it that is a lone system call (kept as dumped; s390x).
 //! - `ioc(dir, type, nr, size)` for ioctl numbers, with the generic `IOC_*`
 //!   direction bits unless the arch module defines its own (powerpc).
 //!

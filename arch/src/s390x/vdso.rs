@@ -19,3 +19,20 @@ pub fn vdso_jump(to: u64) -> [u8; VDSO_JUMP_LEN] {
     j[13] = 0xf1; // br %r1
     j
 }
+
+/// `svc`: the supervisor call, `0a NN` (NN the syscall number).
+const SVC: u8 = 0x0a;
+
+/// Whether `code`, a vDSO function's bytes up to the next symbol, is a
+/// lone system call: `svc NN` followed only by zeros and `0707` padding.
+/// Linux's `vdso_user_wrapper.S` makes `__kernel_restart_syscall`,
+/// `__kernel_sigreturn` and `__kernel_rt_sigreturn` so (`svc`, then an
+/// illegal `.word 0` to catch a return), 8 bytes apart in 6.1: too few for
+/// [`vdso_jump`]. Such code does the same under any kernel wherever it is
+/// mapped (the syscall numbers are ABI), so a proxy keeps it as dumped.
+pub fn vdso_is_syscall_stub(code: &[u8]) -> bool {
+    match code {
+        [SVC, _, rest @ ..] => rest.iter().all(|&b| b == 0 || b == 0x07),
+        _ => false,
+    }
+}

@@ -1263,19 +1263,27 @@ fn vdso_patches(
     rt: &super::vdso::Runtime,
     rt_vdso: u64,
 ) -> Result<Vec<CodePatch>, RestoreError> {
-    let super::vdso::VdsoPlan::Proxy { dumped, syms } = &t.vdso else {
+    let super::vdso::VdsoPlan::Proxy { dumped, syms, code } = &t.vdso else {
         return Ok(Vec::new());
     };
     let mm_file = format!("mm-{}.img", t.pstree.pid);
-    let (patches, missing) = crate::vdso::trampolines(syms, dumped, &rt.syms, rt_vdso)
+    let tr = crate::vdso::trampolines(syms, code, dumped, &rt.syms, rt_vdso)
         .map_err(|e| RestoreError::Unsupported(format!("{mm_file}: {e}")))?;
-    if !missing.is_empty() {
+    if !tr.missing.is_empty() {
         crate::pr_warn!(
             "{mm_file}: this kernel's vDSO lacks {}: the dumped code stays there",
-            missing.join(", ")
+            tr.missing.join(", ")
         );
     }
-    Ok(patches
+    if !tr.stubs.is_empty() {
+        crate::pr_info!(
+            "{mm_file}: {} of the dumped vDSO are lone system calls, too short for a \
+             jump: kept as dumped",
+            tr.stubs.join(", ")
+        );
+    }
+    Ok(tr
+        .patches
         .iter()
         .map(|p| {
             let mut code = [0u8; CODE_PATCH_MAX];

@@ -25,10 +25,14 @@ pub enum VdsoPlan {
     Nothing,
     /// This kernel's vDSO and vvar go where the dumped ones were.
     InPlace(Layout),
-    /// The dumped vDSO (`dumped`, with its function symbols `syms`) is
-    /// restored from its pages and patched into a proxy; its VMAs are now
-    /// ordinary memory in the task's images.
-    Proxy { dumped: Layout, syms: Symtab },
+    /// The dumped vDSO (`dumped`, with its function symbols `syms` and
+    /// its bytes `code`) is restored from its pages and patched into a
+    /// proxy; its VMAs are now ordinary memory in the task's images.
+    Proxy {
+        dumped: Layout,
+        syms: Symtab,
+        code: Vec<u8>,
+    },
 }
 
 /// This kernel's vDSO: where the tool has it and its symbols.
@@ -123,7 +127,11 @@ pub fn plan(t: &mut TaskImages, rt: &Runtime, force_proxy: bool) -> Result<VdsoP
                     v.status &= !(VMA_AREA_VDSO | VMA_AREA_VVAR);
                 }
             }
-            Ok(VdsoPlan::Proxy { dumped, syms })
+            Ok(VdsoPlan::Proxy {
+                dumped,
+                syms,
+                code: data,
+            })
         }
     }
 }

@@ -166,28 +166,43 @@ pub struct Patch {
     pub code: [u8; VDSO_JUMP_LEN],
 }
 
-/// The jumps that make the dumped vDSO (`dumped_syms`, mapped at
-/// `dumped.vdso`) a proxy of this kernel's (`rt_syms`, mapped at `rt_vdso`):
-/// every dumped function this kernel's vDSO also has jumps there, by name.
-/// Also returns the dumped functions this kernel lacks (left as they were,
-/// as CRIU leaves them). A function too short to hold the jump (the next
-/// symbol starts within it) is an error.
+/// What [`trampolines`] makes of a dumped vDSO.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trampolines {
+    /// The jumps to write.
+    pub patches: Vec<Patch>,
+    /// Dumped functions this kernel's vDSO lacks (left as they were, as
+    /// CRIU leaves them).
+    pub missing: Vec<String>,
+    /// Functions too short for a jump that are lone system calls
+    /// (`criu_arch::vdso_is_syscall_stub`): they do the same as this
+    /// kernel's and stay as dumped.
+    pub stubs: Vec<String>,
+}
+
+/// The jumps that make the dumped vDSO (`dumped_syms`, its bytes
+/// `dumped_code`, mapped at `dumped.vdso`) a proxy of this kernel's
+/// (`rt_syms`, mapped at `rt_vdso`): every dumped function this kernel's
+/// vDSO also has jumps there, by name. A function too short to hold the
+/// jump (the next symbol starts within it) stays as dumped if it is a lone
+/// system call, and is an error otherwise.
 pub fn trampolines(
     dumped_syms: &Symtab,
+    dumped_code: &[u8],
     dumped: &Layout,
     rt_syms: &Symtab,
     rt_vdso: u64,
-) -> Result<(Vec<Patch>, Vec<String>), VdsoError> {
+) -> Result<Trampolines, VdsoError> {
     let len = dumped.vdso_len();
-    let mut patches = Vec::new();
-    let mut missing = Vec::new();
+    let mut out = Trampolines::default();
     for (i, s) in dumped_syms.symbols.iter().enumerate() {
         let Some(to) = rt_syms.offset_of(&s.name) else {
-            missing.push(s.name.clone());
+            out.missing.push(s.name.clone());
             continue;
         };
         // Aliases share an offset: one jump covers them all.
-        if patches
+        if out
+            .patches
             .last()
             .is_some_and(|p: &Patch| p.addr == dumped.vdso.0 + s.offset)
         {
@@ -200,18 +215,25 @@ pub fn trampolines(
             .unwrap_or(len);
         let room = next.min(len).saturating_sub(s.offset);
         if room < VDSO_JUMP_LEN as u64 {
+            let code = usize::try_from(s.offset)
+                .ok()
+                .and_then(|at| dumped_code.get(at..at.checked_add(room as usize)?));
+            if code.is_some_and(criu_arch::vdso_is_syscall_stub) {
+                out.stubs.push(s.name.clone());
+                continue;
+            }
             return Err(VdsoError::TooSmall {
                 name: s.name.clone(),
                 offset: s.offset,
                 room,
             });
         }
-        patches.push(Patch {
+        out.patches.push(Patch {
             addr: dumped.vdso.0 + s.offset,
             code: vdso_jump(rt_vdso + to),
         });
     }
-    Ok((patches, missing))
+    Ok(out)
 }
 
 /// Symbols of the vDSO image `data`, errors naming `what` it is.

@@ -136,20 +136,17 @@ fn the_same_vdso_is_remapped_in_place_whatever_its_vvar_parts() {
 /// function this kernel has jumps to it, by name.
 #[test]
 fn another_layout_gets_a_proxy_with_a_jump_per_symbol() {
-    let old = symbols_of(
-        "old",
-        &synthetic::image(
-            0x2000,
-            &[
-                ("__vdso_gettimeofday", 0x700),
-                ("gettimeofday", 0x700),
-                ("__vdso_clock_gettime", 0xc70),
-                ("__vdso_getcpu", 0x18d0),
-                ("__vdso_gone", 0x1900),
-            ],
-        ),
-    )
-    .unwrap();
+    let old_img = synthetic::image(
+        0x2000,
+        &[
+            ("__vdso_gettimeofday", 0x700),
+            ("gettimeofday", 0x700),
+            ("__vdso_clock_gettime", 0xc70),
+            ("__vdso_getcpu", 0x18d0),
+            ("__vdso_gone", 0x1900),
+        ],
+    );
+    let old = symbols_of("old", &old_img).unwrap();
     let new = symbols_of(
         "new",
         &synthetic::image(
@@ -170,29 +167,43 @@ fn another_layout_gets_a_proxy_with_a_jump_per_symbol() {
     };
     assert!(why.contains("size"), "{why}");
     let rt_at = 0x6000_6000;
-    let (patches, missing) = trampolines(&old, &dumped, &new, rt_at).unwrap();
+    let tr = trampolines(&old, &old_img, &dumped, &new, rt_at).unwrap();
+    let (patches, missing) = (tr.patches, tr.missing);
     assert_eq!(missing, ["__vdso_gone"]);
+    assert!(tr.stubs.is_empty());
     let at = |a| patches.iter().find(|p| p.addr == a).unwrap().code;
     assert_eq!(patches.len(), 3, "aliases share one jump: {patches:x?}");
     assert_eq!(at(0x7f00_4700), vdso_jump(rt_at + 0x830));
     assert_eq!(at(0x7f00_4c70), vdso_jump(rt_at + 0xb10));
     assert_eq!(at(0x7f00_58d0), vdso_jump(rt_at + 0xf20));
     // A function too short for the jump is refused, by name.
-    let tight = symbols_of(
-        "tight",
-        &synthetic::image(0x2000, &[("__vdso_time", 0x800), ("__vdso_getcpu", 0x804)]),
-    )
-    .unwrap();
+    let mut tight_img =
+        synthetic::image(0x2000, &[("__vdso_time", 0x800), ("__vdso_getcpu", 0x804)]);
+    let tight = symbols_of("tight", &tight_img).unwrap();
     // (Only a patched function needs the room: getcpu, the last, has it.)
-    assert!(trampolines(&tight, &dumped, &new, rt_at).is_ok());
+    assert!(trampolines(&tight, &tight_img, &dumped, &new, rt_at).is_ok());
     let new_time = symbols_of(
         "t",
         &synthetic::image(PAGE as usize * 2, &[("__vdso_time", 0x100)]),
     )
     .unwrap();
-    let err = trampolines(&tight, &dumped, &new_time, rt_at).unwrap_err();
+    let err = trampolines(&tight, &tight_img, &dumped, &new_time, rt_at).unwrap_err();
     assert!(
         err.to_string().contains("__vdso_time at 0x800 has 4 bytes"),
         "{err}"
     );
+    // Unless it is a lone system call (s390x's `svc 173; .word 0`, as its
+    // sigreturns and restart_syscall are): then it stays as dumped.
+    tight_img[0x800..0x804].copy_from_slice(&[0x0a, 0xad, 0x00, 0x00]);
+    let got = trampolines(&tight, &tight_img, &dumped, &new_time, rt_at);
+    if cfg!(target_arch = "s390x") {
+        let tr = got.unwrap();
+        assert_eq!(tr.stubs, ["__vdso_time"]);
+        assert!(tr.patches.is_empty(), "{tr:x?}");
+    } else {
+        assert!(got.is_err(), "{got:x?}");
+    }
+    // Code after the call is not a stub's.
+    tight_img[0x802..0x804].copy_from_slice(&[0x07, 0xfe]); // br %r14
+    assert!(trampolines(&tight, &tight_img, &dumped, &new_time, rt_at).is_err());
 }

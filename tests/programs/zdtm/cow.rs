@@ -28,7 +28,6 @@ use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, page};
 
 const AREA: usize = 64 << 20;
 const ROOT_SEED: u64 = 1;
-const SIGCHLD: usize = 17;
 const MADV_DONTNEED: usize = 4;
 const PFN_MASK: u64 = (1 << 55) - 1;
 const PRESENT: u64 = 1 << 63;
@@ -226,18 +225,6 @@ fn write_after_restore(area: usize, me: &Role) {
     }
 }
 
-fn fork() -> Result<i32, String> {
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
-    // SAFETY: clone without CLONE_VM, no new stack: a plain fork of this
-    // single-threaded process.
-    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
-    zdtm::errno(ret, "fork").map(|p| p as i32)
-}
-
 fn wait(pid: i32) -> Result<i32, String> {
     let mut status: i32 = 0;
     // SAFETY: wait4 writes one int to `status`, which outlives the call.
@@ -279,7 +266,8 @@ fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
 /// Fork a task of ancestry `line` (its own role last): it makes its
 /// changes, forks `kids`, then after restore checks, writes, reaps.
 fn spawn(dir: &Path, area: usize, line: &[Role], kids: &[Role]) -> Result<i32, String> {
-    let pid = fork()?;
+    // SAFETY: this program is single-threaded: the child may do anything.
+    let pid = unsafe { zdtm::fork(0) }?;
     if pid != 0 {
         return Ok(pid);
     }

@@ -88,7 +88,7 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
     let rdev = std::fs::metadata(&path).map_err(|e| e.to_string())?.rdev();
     let child = if in_child {
         // SAFETY: the child only sleeps with the slave open.
-        match unsafe { criu_arch::syscall5(criu_arch::nr::CLONE, 17, 0, 0, 0, 0) } {
+        match unsafe { zdtm::raw_fork(0) } {
             0 => loop {
                 let _keep = &slave;
                 std::thread::sleep(Duration::from_secs(1));

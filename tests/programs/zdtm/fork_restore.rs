@@ -24,21 +24,8 @@ use std::time::{Duration, Instant};
 
 use criu_arch::nr;
 
-const SIGCHLD: usize = 17;
 const CLOCK_MONOTONIC: usize = 1;
 const TIMER_ABSTIME: usize = 1;
-
-/// fork(2) through clone (no CLONE_VM: the child runs on a copy).
-fn fork() -> Result<i32, String> {
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
-    // SAFETY: a plain fork; the child only makes raw syscalls and exits.
-    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
-    zdtm::errno(ret, "fork").map(|p| p as i32)
-}
 
 /// Raw wait status of child `pid`.
 fn wait(pid: i32) -> Result<i32, String> {
@@ -207,7 +194,9 @@ impl Watch {
         self.seen = now;
         if self.checked == 0 && (restored || self.late_check) {
             self.checked += 1;
-            match fork() {
+            // SAFETY: the checker (forked from a task with two threads)
+            // only makes raw syscalls and exits.
+            match unsafe { zdtm::fork(0) } {
                 Ok(0) => checker(),
                 Ok(pid) => match wait(pid) {
                     Ok(0) => {}
@@ -277,7 +266,8 @@ fn main() {
     zdtm::run(
         |args| {
             let dir = args.dir.clone();
-            let child = fork()?;
+            // SAFETY: single-threaded yet: the child may do anything.
+            let child = unsafe { zdtm::fork(0) }?;
             if child == 0 {
                 let code = match child_main(&dir) {
                     Ok(()) => 0,

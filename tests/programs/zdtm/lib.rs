@@ -123,6 +123,43 @@ pub fn errno(ret: isize, what: &str) -> Result<usize, String> {
     }
 }
 
+/// The first two arguments of a raw `clone` with `flags` (exit signal and
+/// `CLONE_*` bits) and no new stack: s390x takes the stack first and the
+/// flags second, every other arch the flags first.
+pub fn clone_args(flags: usize) -> (usize, usize) {
+    if cfg!(target_arch = "s390x") {
+        (0, flags)
+    } else {
+        (flags, 0)
+    }
+}
+
+/// fork(2) as a raw `clone` with SIGCHLD and `flags` (`CLONE_FILES`, ...)
+/// added: no `CLONE_VM` and no new stack, so the child continues on a copy
+/// of this process. The raw result: 0 in the child, the child's PID, or
+/// -errno. (A vfork must inline the syscall with [`clone_args`] instead:
+/// its child would return through this function's frame, which the
+/// suspended parent returns through too.)
+///
+/// # Safety
+/// The usual fork rules: the child of a multi-threaded program may only
+/// make raw syscalls (other threads' locks are copied as they were).
+pub unsafe fn raw_fork(flags: usize) -> isize {
+    let (a, b) = clone_args(linux_raw_sys::general::SIGCHLD as usize | flags);
+    // SAFETY: no CLONE_VM, no pointers: the caller's fork contract.
+    unsafe { criu_arch::syscall5(criu_arch::nr::CLONE, a, b, 0, 0, 0) }
+}
+
+/// [`raw_fork`] with its result as the child's PID (0 in the child) or
+/// the error.
+///
+/// # Safety
+/// See [`raw_fork`].
+pub unsafe fn fork(flags: usize) -> Result<i32, String> {
+    // SAFETY: the caller's contract.
+    errno(unsafe { raw_fork(flags) }, "fork").map(|p| p as i32)
+}
+
 /// `Err(msg)` unless `cond`.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }

@@ -19,7 +19,6 @@ use std::os::unix::fs::MetadataExt;
 use criu_arch::nr;
 use zdtm::{MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, page};
 
-const SIGCHLD: usize = 17;
 const AT_EMPTY_PATH: usize = 0x1000;
 const F_GETFD: usize = 1;
 const F_GETFL: usize = 3;
@@ -64,17 +63,9 @@ fn exec_fd(fd: &OwnedFd) -> Result<i32, String> {
     let argv = [arg0.as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null::<std::ffi::c_char>()];
     let empty = CString::new("").unwrap();
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
     // SAFETY: a plain fork of this single-threaded program; the child only
     // makes raw syscalls with pointers prepared before the fork.
-    let pid = zdtm::errno(
-        unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) },
-        "fork",
-    )?;
+    let pid = unsafe { zdtm::fork(0) }?;
     if pid == 0 {
         // SAFETY: NUL-terminated argv/envp arrays and path, live here.
         let ret = unsafe {
@@ -96,7 +87,7 @@ fn exec_fd(fd: &OwnedFd) -> Result<i32, String> {
     let ret = unsafe {
         criu_arch::syscall4(
             nr::WAIT4,
-            pid,
+            pid as usize,
             std::ptr::from_mut(&mut status) as usize,
             0,
             0,

@@ -323,16 +323,8 @@ fn setup_child(kind: &str) -> Result<Held, String> {
         _ => return Err(format!("unknown namespace {kind}")),
     };
     let (rd, wr) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
-    // s390x takes the stack first, the flags second.
-    const SIGCHLD: usize = 17;
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
     // SAFETY: a plain fork of this single-threaded program.
-    let pid = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
-    let pid = errno(pid, "fork")? as i32;
+    let pid = unsafe { zdtm::fork(0) }?;
     if pid == 0 {
         // The child: unshare, say so, wait for the end of its parent.
         drop(rd);
@@ -390,16 +382,11 @@ static TEN_MS: [i64; 2] = [0, 10_000_000];
 /// is in registers and statics, on the parent's stack, and never returns.
 #[inline(never)]
 fn vfork_until(go: *const u8) -> isize {
-    const CLONE_VM: usize = 0x100;
-    const CLONE_VFORK: usize = 0x4000;
-    const SIGCHLD: usize = 17;
+    use linux_raw_sys::general::{CLONE_VFORK, CLONE_VM, SIGCHLD};
     const AT_FDCWD: isize = -100;
-    let flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, flags)
-    } else {
-        (flags, 0)
-    };
+    // Not `zdtm::fork`: the child must not return through a frame the
+    // parent returns through later.
+    let (a, b) = zdtm::clone_args((CLONE_VM | CLONE_VFORK | SIGCHLD) as usize);
     // SAFETY: vfork through clone: the child runs on our stack while we
     // are suspended, touches no memory but `go` and TEN_MS (both live
     // and read-only) and ends with exit(2), never returning from here.

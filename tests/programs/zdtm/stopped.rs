@@ -60,7 +60,7 @@ fn fork_child(threads: usize) -> Result<(i32, OwnedFd, OwnedFd), String> {
     // SAFETY: the child only runs `child_body`, which spawns threads and
     // loops in read/write: nothing that depends on locks held by other
     // threads of the parent (which has none at this point).
-    match unsafe { libc_fork() } {
+    match unsafe { zdtm::raw_fork(0) } {
         0 => {
             // SAFETY: integer arguments only (the parent does the same).
             unsafe { syscall2(nr::SETPGID, 0, 0) };
@@ -80,16 +80,6 @@ fn fork_child(threads: usize) -> Result<(i32, OwnedFd, OwnedFd), String> {
         }
         e => Err(format!("fork: errno {}", -e)),
     }
-}
-
-/// fork(2) as a raw clone: SIGCHLD, no flags.
-///
-/// # Safety
-/// The usual fork rules: the child must not rely on other threads' state.
-unsafe fn libc_fork() -> isize {
-    const SIGCHLD: usize = 17;
-    // SAFETY: a plain fork; see the caller's contract.
-    unsafe { criu_arch::syscall5(nr::CLONE, SIGCHLD, 0, 0, 0, 0) }
 }
 
 fn kill(pid: i32, sig: usize) -> Result<(), String> {

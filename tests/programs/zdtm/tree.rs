@@ -32,27 +32,12 @@ use std::time::{Duration, Instant};
 use criu_arch::nr;
 use zdtm::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, page};
 
-const SIGCHLD: usize = 17;
 const SIGUSR1: usize = 10;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn sys(n: usize, a: usize, b: usize) -> isize {
     // SAFETY: integer-only process syscalls (getpgid, getsid, setpgid, ...).
     unsafe { criu_arch::syscall2(n, a, b) }
-}
-
-/// fork(2) through clone: this program is single-threaded.
-fn fork() -> Result<i32, String> {
-    // s390x takes the stack first, the flags second.
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
-    // SAFETY: clone without CLONE_VM, no new stack: a plain fork; the
-    // child continues with a copy of this single-threaded process.
-    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
-    zdtm::errno(ret, "fork").map(|p| p as i32)
 }
 
 /// Wait for child `pid`: its raw wait status.
@@ -132,7 +117,8 @@ impl Shared {
 
 /// Run `body` as a child task that ends with its verdict (0 = pass).
 fn child(dir: &Path, body: impl FnOnce() -> Result<(), String>) -> Result<i32, String> {
-    let pid = fork()?;
+    // SAFETY: this program is single-threaded: the child may do anything.
+    let pid = unsafe { zdtm::fork(0) }?;
     if pid != 0 {
         return Ok(pid);
     }
@@ -301,12 +287,14 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
         "zombie" => {
             let z1 = child(&dir, || Err("exit 7".into()))?;
             // A child that exits 7: code 1 is child()'s failure; use raw exit.
-            let z7 = fork()?;
+            // SAFETY: single-threaded; the child only exits.
+            let z7 = unsafe { zdtm::fork(0) }?;
             if z7 == 0 {
                 // SAFETY: ends this forked process.
                 unsafe { criu_arch::syscall1(nr::EXIT_GROUP, 7) };
             }
-            let zs = fork()?;
+            // SAFETY: single-threaded; the child only signals itself and exits.
+            let zs = unsafe { zdtm::fork(0) }?;
             if zs == 0 {
                 // SAFETY: SIGUSR1 to ourselves, default action: terminate.
                 unsafe { criu_arch::syscall2(nr::KILL, std::process::id() as usize, SIGUSR1) };

@@ -38,7 +38,6 @@ use zdtm::{MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, page};
 
 const PAGES: usize = 4;
 const MAP_DROPPABLE: usize = 0x08;
-const SIGCHLD: usize = 17;
 
 /// (name, madvise advice or `MLOCK`, VmFlag).
 const ADVICE: &[(&str, usize, &str)] = &[
@@ -306,22 +305,11 @@ fn not_mapped(who: &str, addr: usize) -> Result<(), String> {
     }
 }
 
-/// fork(2) through clone: this program is single-threaded.
-fn fork() -> Result<i32, String> {
-    let (a, b) = if cfg!(target_arch = "s390x") {
-        (0, SIGCHLD)
-    } else {
-        (SIGCHLD, 0)
-    };
-    // SAFETY: a plain fork of this single-threaded process.
-    let ret = unsafe { criu_arch::syscall5(nr::CLONE, a, b, 0, 0, 0) };
-    zdtm::errno(ret, "fork").map(|p| p as i32)
-}
-
 /// Run `body` in a child that ends with its verdict (its reason, if it
 /// fails, in `DIR/fail-PID`).
 fn child(dir: &Path, body: impl FnOnce() -> Result<(), String>) -> Result<i32, String> {
-    let pid = fork()?;
+    // SAFETY: this program is single-threaded: the child may do anything.
+    let pid = unsafe { zdtm::fork(0) }?;
     if pid != 0 {
         return Ok(pid);
     }

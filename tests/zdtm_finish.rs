@@ -45,3 +45,43 @@ fn tasks_forking_right_after_restore_never_inherit_the_restorer() {
         assert_eq!(z.go(), "PASS", "round {round}");
     }
 }
+
+/// A `--pidfile` that cannot be written fails the restore, and the tree
+/// (a root and its child) is killed with it rather than left running
+/// where nobody was told (CRIU writes it before letting the tree go).
+/// The images still restore afterwards.
+#[test]
+fn an_unwritable_pidfile_fails_the_restore_and_leaves_no_task() {
+    let Some(mut z) = Zdtm::start("zdtm-pidfile-unwritable", "zdtm_tree", &["tree"]) else {
+        return;
+    };
+    let kids = descendants(z.pid());
+    assert!(!kids.is_empty(), "the tree has children");
+    z.dump(&[]);
+    reap(&kids);
+    let images = z.images().to_path_buf();
+    let (ok, log) = z.criu_in(
+        &images,
+        &["restore", "-d", "--pidfile", "no-such-dir/restored.pid"],
+    );
+    assert!(!ok, "the restore succeeded without its pidfile: {log}");
+    assert!(
+        log.contains("cannot write the pidfile"),
+        "no pidfile error in: {log}"
+    );
+    // Killed children of the killed root come to us (the subreaper) as
+    // zombies: reaped, they are gone.
+    for p in std::iter::once(z.pid()).chain(kids.iter().copied()) {
+        let gone = common::wait_until(std::time::Duration::from_secs(10), || {
+            let pid = rustix::process::Pid::from_raw(p);
+            let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::NOHANG);
+            common::proc_state(p).is_none()
+        });
+        assert!(gone, "task {p} left after the failed restore: {log}");
+    }
+    z.restore(&[]);
+    let kids = descendants(z.pid());
+    let verdict = z.go();
+    common::kill_all(&kids);
+    assert_eq!(verdict, "PASS");
+}

@@ -243,6 +243,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         ))),
         false => Ok(()),
     })
+    .and_then(|()| super::write_pidfile(opts, child))
     .and_then(|()| held.detach_all())
     .map(|()| None);
     drop(dumpable);

@@ -295,8 +295,20 @@ fn stop_signal(task: &images::TaskImages) -> Option<Signal> {
     )
 }
 
-/// `criu restore`: restore, write `--pidfile`, then either detach (`-d`) or
-/// wait for the task and return its exit code as ours.
+/// `--pidfile`: the root's PID, written while the restored tree is still
+/// held (as CRIU: a restore that cannot say where the tree is fails, and
+/// the tree is killed with it, rather than running on unknown).
+pub(super) fn write_pidfile(opts: &Opts, root: Pid) -> Result<(), RestoreError> {
+    let Some(pf) = &opts.common.pidfile else {
+        return Ok(());
+    };
+    let path = opts.common.work_dir().join(pf);
+    std::fs::write(&path, format!("{}", root.as_raw_nonzero()))
+        .map_err(|e| RestoreError::Pidfile(path.display().to_string(), e))
+}
+
+/// `criu restore`: restore (which writes `--pidfile`), then either detach
+/// (`-d`) or wait for the task and return its exit code as ours.
 pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
     let r = restore_task(opts, hooks)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
@@ -308,11 +320,6 @@ pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
     }
     if opts.common.display_stats {
         display_stats(&r.stats);
-    }
-    if let Some(pf) = &opts.common.pidfile {
-        let path = opts.common.work_dir().join(pf);
-        std::fs::write(&path, format!("{}", r.pid.as_raw_nonzero()))
-            .map_err(|e| RestoreError::Pidfile(path.display().to_string(), e))?;
     }
     if opts.restore.detached {
         return Ok(0);

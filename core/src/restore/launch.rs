@@ -244,7 +244,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         false => Ok(()),
     })
     .and_then(|()| super::write_pidfile(opts, child))
-    .and_then(|()| held.detach_all())
+    // A restore that fails after all takes its pidfile back.
+    .and_then(|()| {
+        held.detach_all()
+            .inspect_err(|_| super::remove_pidfile(opts))
+    })
     .map(|()| None);
     drop(dumpable);
     drop(pull_table);

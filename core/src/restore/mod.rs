@@ -307,6 +307,16 @@ pub(super) fn write_pidfile(opts: &Opts, root: Pid) -> Result<(), RestoreError> 
         .map_err(|e| RestoreError::Pidfile(path.display().to_string(), e))
 }
 
+/// Undo [`write_pidfile`] (the restore failed after it).
+pub(super) fn remove_pidfile(opts: &Opts) {
+    if let Some(pf) = &opts.common.pidfile {
+        let path = opts.common.work_dir().join(pf);
+        if let Err(e) = std::fs::remove_file(&path) {
+            crate::pr_warn!("cannot remove the pidfile {}: {e}", path.display());
+        }
+    }
+}
+
 /// `criu restore`: restore (which writes `--pidfile`), then either detach
 /// (`-d`) or wait for the task and return its exit code as ours.
 pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {

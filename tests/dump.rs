@@ -107,9 +107,15 @@ fn criu_dump_env(
         Some(f) => cmd.env("CRIU_DUMP_FAULT", f),
         None => cmd.env_remove("CRIU_DUMP_FAULT"),
     };
-    let status = cmd.status().expect("run criu");
-    let log = std::fs::read_to_string(images.join("dump.log")).unwrap_or_default();
-    (status.code().unwrap_or(-1), log)
+    let out = cmd
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run criu");
+    let mut log = std::fs::read_to_string(images.join("dump.log")).unwrap_or_default();
+    if !out.status.success() {
+        log.push_str(&common::how_criu_ended(&out.status, &out.stderr));
+    }
+    (out.status.code().unwrap_or(-1), log)
 }
 
 #[test]

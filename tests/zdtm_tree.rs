@@ -32,7 +32,7 @@ fn dump_restore_tree_then(test: &str, mode: &str, expect_tasks: usize, after: im
     assert_eq!(z.go(), "PASS");
 }
 
-/// 64 MiB of private memory filled by the root and changed in a few
+/// 16 MiB of private memory filled by the root and changed in a few
 /// pages by two children and a grandchild: after restore each child's
 /// unchanged pages are its parent's page frames (copy-on-write, not one
 /// copy per task), the changed ones its own, and writes stay private.
@@ -50,9 +50,9 @@ fn forked_children_share_unchanged_private_pages_with_their_parent() {
     let stats: pb::StatsEntry = read_one(&z.images().join("stats-restore"), Kind::Stats).unwrap();
     let skipped = stats.restore.unwrap().pages_skipped_cow;
     let page = rustix::param::page_size() as u64;
-    // Three children, each sharing all but a few of the 64 MiB's pages.
+    // Three children, each sharing all but a few of the 16 MiB's pages.
     assert!(
-        skipped >= 3 * ((64 << 20) / page - 8),
+        skipped >= 3 * ((16 << 20) / page - 8),
         "pages_skipped_cow {skipped}"
     );
     assert_eq!(z.go(), "PASS");

@@ -336,15 +336,84 @@ pub fn print(level: Level, site: Option<(&str, u32)>, args: fmt::Arguments) {
     line.push_str(&body);
     let mut sink = lock(&SINK);
     // Logging must never fail the operation being logged: write errors (a
-    // full disk, a closed pipe) are dropped.
-    match sink.file.as_mut() {
-        Some(file) => {
-            let _ = file.write_all(line.as_bytes());
-        }
-        None => {
-            let _ = io::stderr().write_all(line.as_bytes());
-        }
+    // full disk, a closed pipe) are dropped, but an error that cannot be
+    // logged goes to stderr, so that a failure is never silent (a full
+    // file system is itself a common cause of failure).
+    let written = match sink.file.as_mut() {
+        Some(file) => file.write_all(line.as_bytes()).is_ok(),
+        None => false,
+    };
+    if !written && (level == Level::Error || sink.file.is_none()) {
+        let _ = io::stderr().write_all(line.as_bytes());
     }
+}
+
+/// Sends every panic to the log as an error, as well as to stderr (where
+/// Rust's default hook puts it): a tool run with `-o FILE` and its stderr
+/// thrown away (as container runtimes and our tests run it) would
+/// otherwise end with a log that just stops. A panic while the sink is
+/// held (inside [`print`]) reaches stderr only.
+pub fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = panic_record(
+            std::thread::current().name(),
+            info.location().map(|l| (l.file(), l.line())),
+            info.payload(),
+        );
+        write_unlocked(Level::Error, &msg);
+        // The tool's stderr may be read by someone (a shell): tell it too.
+        default(info);
+    }));
+}
+
+/// The log record of a panic: what a user reports and a developer needs.
+fn panic_record(
+    thread: Option<&str>,
+    site: Option<(&str, u32)>,
+    payload: &(dyn std::any::Any + Send),
+) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let at = site.map_or_else(String::new, |(f, l)| format!(" at {f}:{l}"));
+    format!(
+        "BUG: thread '{}' panicked{at}: {what} (this is a bug of criu-rs: the operation failed)",
+        thread.unwrap_or("<unnamed>")
+    )
+}
+
+/// Writes an error record without waiting for the sink (a panic hook
+/// must not block on a lock its own thread may hold). Nothing is written
+/// when the sink is stderr: the default panic hook writes there.
+fn write_unlocked(level: Level, body: &str) {
+    if let Ok(mut first) = FIRST_ERROR.try_lock() {
+        first.get_or_insert_with(|| body.to_owned());
+    }
+    let mut sink = match SINK.try_lock() {
+        Ok(s) => s,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    if sink.config.target == Target::Stderr {
+        return;
+    }
+    let Some(file) = sink.file.as_mut() else {
+        return;
+    };
+    let mut line = String::new();
+    if self::level() >= TIMESTAMP_LEVEL {
+        let start = START_NS.load(Ordering::Relaxed);
+        line.push_str(&format_timestamp(now_ns().saturating_sub(start)));
+    }
+    let pid = PID_PREFIX.load(Ordering::Relaxed);
+    if pid != 0 {
+        line.push_str(&format!("{pid:6}: "));
+    }
+    line.push_str(&format_record(level, None, format_args!("{body}")));
+    let _ = file.write_all(line.as_bytes());
 }
 
 /// Logs a message for the user: stdout, no prefix, at any verbosity.
@@ -406,6 +475,21 @@ mod tests {
         assert_eq!(format_timestamp(123_000), "(00.000123) ");
         assert_eq!(format_timestamp(12_345_678_000), "(12.345678) ");
         assert_eq!(format_timestamp(123_000_000_000), "(123.000000) ");
+    }
+
+    #[test]
+    fn a_panic_record_names_thread_site_and_message() {
+        let p: Box<dyn std::any::Any + Send> = Box::new(String::from("index out of bounds"));
+        let r = panic_record(Some("dump-0"), Some(("core/src/x.rs", 9)), p.as_ref());
+        assert!(
+            r.starts_with("BUG: thread 'dump-0' panicked at core/src/x.rs:9: index out of bounds"),
+            "{r}"
+        );
+        let p: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert!(
+            panic_record(None, None, p.as_ref())
+                .starts_with("BUG: thread '<unnamed>' panicked: boom")
+        );
     }
 
     #[test]

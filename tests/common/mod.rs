@@ -231,13 +231,29 @@ pub fn run_criu(images: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) 
     // A failure the log does not explain (a crash, a message only on
     // stderr): say how it ended, for whoever reads the failed test.
     if !out.status.success() && !log.contains("Error") {
-        log.push_str(&format!(
-            "\n[criu {action} ended with {:?}, stderr: {}]",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        log.push_str(&how_criu_ended(&out.status, &out.stderr));
     }
     (out.status.success(), log)
+}
+
+/// How a failed criu run ended, for a test's failure message: its exit
+/// status (or the signal that killed it) and whatever it wrote to stderr
+/// (a panic's message goes there too), so that no failure reads as a log
+/// that simply stops.
+pub fn how_criu_ended(status: &std::process::ExitStatus, stderr: &[u8]) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => format!("{status}"),
+    };
+    let err = String::from_utf8_lossy(stderr);
+    let err = err.trim_end();
+    if err.is_empty() {
+        format!("\n[criu: {how}, nothing on stderr]\n")
+    } else {
+        format!("\n[criu: {how}; stderr:]\n{err}\n")
+    }
 }
 
 /// Every descendant of `pid` (children, theirs, ...), from /proc.

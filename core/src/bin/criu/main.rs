@@ -19,7 +19,11 @@ use crate::cli::{Invocation, UsageError};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(run(args));
+    // A panic is a bug, but never a silent one: it goes to the log (and
+    // stderr) and the tool fails with CRIU's exit status for a failure.
+    log::log_panics();
+    let code = std::panic::catch_unwind(|| run(args)).unwrap_or(1);
+    std::process::exit(code);
 }
 
 fn run(args: Vec<String>) -> i32 {

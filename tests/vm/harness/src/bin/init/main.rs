@@ -104,6 +104,22 @@ fn parse_manifest(text: &str) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
+/// The share of memory the root file system (and so /tmp, where the
+/// tests write their images) may fill. The kernel gives the initramfs
+/// root a tmpfs of half the memory, and the binaries take 285 MiB of it:
+/// with 1 GiB, 39 MiB were left on ppc64le, dumps of 48 MiB failed with
+/// ENOSPC and, the log being on the same file system, said nothing. The
+/// tests' own memory stays well within the rest.
+const ROOT_SIZE: &std::ffi::CStr = c"size=85%";
+
+/// Lets the root tmpfs grow to [`ROOT_SIZE`]; a failure is reported (the
+/// tests then run with less room, and `room_left` shows how much).
+fn grow_root() {
+    if let Err(err) = rustix::mount::mount_remount("/", MountFlags::empty(), ROOT_SIZE) {
+        println!("vm-init: remount / with {ROOT_SIZE:?}: {err}");
+    }
+}
+
 /// Mounts what test programs expect; a failure is reported, not fatal
 /// (the programs that need the mount will then fail and say why).
 fn mount_pseudo_filesystems() {
@@ -140,7 +156,7 @@ fn mount_pseudo_filesystems() {
         ("tmpfs", "/dev/shm", "tmpfs", nosuid_nodev, None),
         // No tmpfs on /tmp: the initramfs root is already writable memory,
         // and a checkout under /tmp (the test binaries sit at their host
-        // paths) would be hidden by it.
+        // paths) would be hidden by it. See `grow_root` for its size.
     ];
     for (source, target, fstype, flags, data) in mounts {
         if let Err(err) = fs::create_dir_all(target) {
@@ -265,7 +281,11 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
     // How far the PID counter got (it wraps at pid_max): restores need
     // their tasks' old PIDs free, so a wrap matters to the fault walks.
     let last_pid = fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap_or_default();
-    println!("vm-init: {name}: last pid {}", last_pid.trim());
+    println!(
+        "vm-init: {name}: last pid {}, {}",
+        last_pid.trim(),
+        room_left()
+    );
     totals.tests_passed += summary.passed;
     totals.tests_failed += summary.failed_names.len() as u32;
     totals.tests_ignored += summary.ignored;
@@ -323,6 +343,7 @@ fn main() {
     // Firmware or the kernel may have left the console mid-line; the host
     // reads verdicts only at the start of a line.
     println!();
+    grow_root();
     mount_pseudo_filesystems();
     let _ = fs::create_dir_all(LOG_DIR);
     let mut totals = Totals::default();
@@ -333,7 +354,11 @@ fn main() {
         Ok(manifest) => {
             let _ = fs::create_dir_all(&manifest.cwd);
             load_modules(&manifest.modules);
-            println!("vm-init: {} test programs", manifest.jobs.len());
+            println!(
+                "vm-init: {} test programs; {}",
+                manifest.jobs.len(),
+                room_left()
+            );
             for job in &manifest.jobs {
                 run_job(&manifest, job, &mut totals);
             }
@@ -359,4 +384,26 @@ fn main() {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// What the guest has left after a program: free space in /tmp (the
+/// initramfs root, a tmpfs of half the memory, which the binaries fill
+/// in part) and available memory. A dump that dies for want of either
+/// shows here.
+fn room_left() -> String {
+    let tmp = rustix::fs::statvfs("/tmp")
+        .map(|s| format!("{} MiB free in /tmp", (s.f_bavail * s.f_frsize) >> 20))
+        .unwrap_or_else(|e| format!("statvfs /tmp: {e}"));
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?".to_owned(), |v| v.trim().to_owned())
+    };
+    format!(
+        "{tmp}, {} of {} memory available",
+        field("MemAvailable:"),
+        field("MemTotal:")
+    )
 }

@@ -123,6 +123,20 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         let mut role = roles.roles[&pid].clone();
         role.nr_children = tree::nr_children(pid, &tasks, &roles);
         role.cow = premap.tasks.remove(&pid).unwrap_or_default();
+        // mremap cannot move a slot onto a range overlapping it: the
+        // restorer moves such a slot through a free place first.
+        let overlapping = role
+            .cow
+            .iter()
+            .filter(|c| c.slot < c.end && c.start < c.slot + (c.end - c.start));
+        for c in overlapping {
+            crate::pr_debug!(
+                "task {pid}: premap slot {:#x} overlaps its VMA {:#x}-{:#x}",
+                c.slot,
+                c.start,
+                c.end
+            );
+        }
         role.cow_area = (reserved.base, premap.len);
         role.tree = page_words.as_ref().map_or(0, TreePage::addr);
         role.fd_sync = match role.fd_table {

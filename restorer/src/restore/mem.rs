@@ -15,13 +15,35 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
             // SAFETY: unmapping a range the tool chose, outside the region.
             unsafe { syscall2(nr::MUNMAP, r.from as usize, r.len as usize) }
         } else {
-            // SAFETY: moves a vDSO/vvar mapping; the target range is either
-            // inside the bootstrap region's parking area or a dumped vDSO
-            // address that no restored VMA uses.
+            // mremap refuses (EINVAL) a move onto a range that overlaps
+            // the source: a premap slot placed by the kernel near the
+            // VMA it is for (ASLR) may. Such a move goes first to where
+            // the kernel finds room (free, so no slot nor VMA of the
+            // task), as CRIU's vma_remap does.
+            let mut from = r.from as usize;
+            if r.from < r.to + r.len && r.to < r.from + r.len {
+                // SAFETY: moves the whole slot to a free place of the
+                // kernel's choosing; nothing else is touched.
+                let tmp = unsafe {
+                    syscall4(
+                        nr::MREMAP,
+                        from,
+                        r.len as usize,
+                        r.len as usize,
+                        MREMAP_MAYMOVE,
+                    )
+                };
+                check(tmp, i as u32)?;
+                from = tmp as usize;
+            }
+            // SAFETY: moves a vDSO/vvar mapping or a premap slot; the
+            // target range is inside the bootstrap region's parking area,
+            // a dumped vDSO address that no restored VMA uses, or the
+            // slot's own VMA.
             unsafe {
                 syscall5(
                     nr::MREMAP,
-                    r.from as usize,
+                    from,
                     r.len as usize,
                     r.len as usize,
                     MREMAP_MAYMOVE | MREMAP_FIXED,

@@ -17,23 +17,35 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
         } else {
             // mremap refuses (EINVAL) a move onto a range that overlaps
             // the source: a premap slot placed by the kernel near the
-            // VMA it is for (ASLR) may. Such a move goes first to where
-            // the kernel finds room (free, so no slot nor VMA of the
-            // task), as CRIU's vma_remap does.
+            // VMA it is for (ASLR) may. Such a move goes through a free
+            // place first, as CRIU's vma_remap does: one the kernel picks
+            // for a fresh reservation (so no slot nor VMA of the task),
+            // which the move then replaces. (A plain MAYMOVE mremap of
+            // the same size would leave the slot where it is.)
             let mut from = r.from as usize;
             if r.from < r.to + r.len && r.to < r.from + r.len {
-                // SAFETY: moves the whole slot to a free place of the
-                // kernel's choosing; nothing else is touched.
+                const PROT_NONE: usize = criu_arch::kernel::general::PROT_NONE as usize;
+                const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
+                    | criu_arch::kernel::general::MAP_ANONYMOUS)
+                    as usize;
+                // SAFETY: a new reservation wherever the kernel has room.
                 let tmp = unsafe {
-                    syscall4(
+                    sys_mmap(0, r.len as usize, PROT_NONE, MAP_PRIVATE_ANON, usize::MAX, 0)
+                };
+                check(tmp, i as u32)?;
+                // SAFETY: moves the whole slot onto the reservation just
+                // made, which nothing else uses.
+                let moved = unsafe {
+                    syscall5(
                         nr::MREMAP,
                         from,
                         r.len as usize,
                         r.len as usize,
-                        MREMAP_MAYMOVE,
+                        MREMAP_MAYMOVE | MREMAP_FIXED,
+                        tmp as usize,
                     )
                 };
-                check(tmp, i as u32)?;
+                check(moved, i as u32)?;
                 from = tmp as usize;
             }
             // SAFETY: moves a vDSO/vvar mapping or a premap slot; the

@@ -30,7 +30,14 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
                     as usize;
                 // SAFETY: a new reservation wherever the kernel has room.
                 let tmp = unsafe {
-                    sys_mmap(0, r.len as usize, PROT_NONE, MAP_PRIVATE_ANON, usize::MAX, 0)
+                    sys_mmap(
+                        0,
+                        r.len as usize,
+                        PROT_NONE,
+                        MAP_PRIVATE_ANON,
+                        usize::MAX,
+                        0,
+                    )
                 };
                 check(tmp, i as u32)?;
                 // SAFETY: moves the whole slot onto the reservation just

@@ -40,22 +40,6 @@ fn clone(flags: usize) -> Result<i32, String> {
     unsafe { zdtm::fork(flags) }
 }
 
-fn wait(pid: i32) -> Result<i32, String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int into `status`, live for the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0,
-            0,
-        )
-    };
-    zdtm::errno(ret, &format!("wait4({pid})"))?;
-    Ok(status)
-}
-
 /// `fcntl(fd, F_GETFD)`: whether `fd` is open in this process's table.
 fn is_open(fd: i32) -> Result<bool, String> {
     // SAFETY: F_GETFD reads a flag of an fd number; nothing is changed.
@@ -129,7 +113,7 @@ fn child_body(dir: &Path, who: &str, body: impl FnOnce() -> Result<(), String>) 
 
 /// Reap child `pid` named `who`, turning its failure into its reason.
 fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
-    let st = wait(pid)?;
+    let st = zdtm::wait_status(pid, 0)?;
     if st == 0 {
         return Ok(());
     }

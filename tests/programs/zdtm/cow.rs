@@ -244,44 +244,6 @@ fn write_after_restore(area: usize, me: &Role) {
     }
 }
 
-fn wait(pid: i32) -> Result<i32, String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int to `status`, which outlives the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0,
-            0,
-        )
-    };
-    zdtm::errno(ret, &format!("wait4({pid})"))?;
-    Ok(status)
-}
-
-fn wait_go(dir: &Path) -> Result<(), String> {
-    let go = dir.join("go");
-    let start = Instant::now();
-    while !go.exists() {
-        if zdtm::waited_too_long(start) {
-            return Err("no go from the harness".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
-}
-
-fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
-    let status = wait(pid)?;
-    if status == 0 {
-        return Ok(());
-    }
-    let why = std::fs::read_to_string(dir.join(format!("fail-{pid}")))
-        .unwrap_or_else(|_| format!("wait status {status:#x}"));
-    Err(format!("{who} ({pid}): {why}"))
-}
-
 /// Fork a task of ancestry `line` (its own role last): it makes its
 /// changes, forks `kids`, then after restore checks, writes, reaps.
 fn spawn(dir: &Path, area: usize, line: &[Role], kids: &[Role]) -> Result<i32, String> {
@@ -311,13 +273,13 @@ fn spawn(dir: &Path, area: usize, line: &[Role], kids: &[Role]) -> Result<i32, S
         check_heap_shared(&me, parent).map_err(|e| format!("before dump: {e}"))?;
         // Set up (nothing of the check left open): the root may say ready.
         zdtm::write_atomic(&dir.join(format!("set-{}", me.seed)), "")?;
-        wait_go(dir)?;
+        zdtm::wait_go(dir)?;
         check_content(area, line, me.name)?;
         check_shared(area, &me, parent)?;
         check_heap_shared(&me, parent)?;
         // Its children check against it first; then it writes.
         for (pid, name) in pids {
-            reap_ok(dir, pid, name)?;
+            zdtm::reap_ok(dir, pid, name)?;
         }
         write_after_restore(area, &me);
         Ok(())
@@ -378,7 +340,7 @@ fn main() {
         |s| {
             check_content(s.area, &[], "root")?;
             for (pid, name) in &s.kids {
-                reap_ok(&s.dir, *pid, name)?;
+                zdtm::reap_ok(&s.dir, *pid, name)?;
             }
             // The children wrote shared pages after restore: not here.
             check_content(s.area, &[], "root after the children wrote")

@@ -27,23 +27,6 @@ use criu_arch::nr;
 const CLOCK_MONOTONIC: usize = 1;
 const TIMER_ABSTIME: usize = 1;
 
-/// Raw wait status of child `pid`.
-fn wait(pid: i32) -> Result<i32, String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int into `status`, live for the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0x4000_0000, // __WALL
-            0,
-        )
-    };
-    zdtm::errno(ret, &format!("wait4({pid})"))?;
-    Ok(status)
-}
-
 fn exit(code: usize) -> ! {
     // SAFETY: ends this process.
     unsafe { criu_arch::syscall1(nr::EXIT_GROUP, code) };
@@ -198,7 +181,7 @@ impl Watch {
             // only makes raw syscalls and exits.
             match unsafe { zdtm::fork(0) } {
                 Ok(0) => checker(),
-                Ok(pid) => match wait(pid) {
+                Ok(pid) => match zdtm::wait_status(pid, linux_raw_sys::general::__WALL as usize) {
                     Ok(0) => {}
                     Ok(st) => self.fails.push(format!(
                         "checker {pid} of {} ended with {st:#x} (1 = the restorer's region was inherited)",
@@ -297,7 +280,7 @@ fn main() {
             }
         },
         |mut s| {
-            let st = wait(s.child)?;
+            let st = zdtm::wait_status(s.child, linux_raw_sys::general::__WALL as usize)?;
             if st != 0 {
                 let why = std::fs::read_to_string(s.dir.join(format!("fail-{}", s.child)))
                     .unwrap_or_else(|_| format!("wait status {st:#x}"));

@@ -160,6 +160,70 @@ pub unsafe fn fork(flags: usize) -> Result<i32, String> {
     errno(unsafe { raw_fork(flags) }, "fork").map(|p| p as i32)
 }
 
+/// `wait4(pid, options)`: the child's wait status.
+pub fn wait_status(pid: i32, options: usize) -> Result<i32, String> {
+    let mut status: i32 = 0;
+    // SAFETY: wait4 writes one int into `status`, live for the call.
+    let ret = unsafe {
+        criu_arch::syscall4(
+            criu_arch::nr::WAIT4,
+            pid as usize,
+            std::ptr::from_mut(&mut status) as usize,
+            options,
+            0,
+        )
+    };
+    errno(ret, &format!("wait4({pid})"))?;
+    Ok(status)
+}
+
+/// Wait (in a forked task of a tree program) until the harness says go.
+pub fn wait_go(dir: &Path) -> Result<(), String> {
+    let go = dir.join("go");
+    let start = std::time::Instant::now();
+    while !go.exists() {
+        if waited_too_long(start) {
+            return Err("no go from the harness".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Run `body` as a forked child task that ends with its verdict: exit 0,
+/// or exit 1 with its reason in `DIR/fail-PID` (see [`reap_ok`]). For the
+/// tree programs, which are single-threaded.
+pub fn child(dir: &Path, body: impl FnOnce() -> Result<(), String>) -> Result<i32, String> {
+    // SAFETY: the programs that fork their trees this way have one thread,
+    // so the child may do anything.
+    let pid = unsafe { fork(0) }?;
+    if pid != 0 {
+        return Ok(pid);
+    }
+    let code = match body() {
+        Ok(()) => 0,
+        Err(e) => {
+            let me = std::process::id();
+            let _ = write_atomic(&dir.join(format!("fail-{me}")), &e);
+            1
+        }
+    };
+    // SAFETY: ends this (forked) process only.
+    unsafe { criu_arch::syscall1(criu_arch::nr::EXIT_GROUP, code) };
+    unreachable!("exit_group returned")
+}
+
+/// Reap [`child`] `pid` (named `who`) and turn its failure into its reason.
+pub fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
+    let status = wait_status(pid, 0)?;
+    if status == 0 {
+        return Ok(());
+    }
+    let why = std::fs::read_to_string(dir.join(format!("fail-{pid}")))
+        .unwrap_or_else(|_| format!("wait status {status:#x}"));
+    Err(format!("{who} ({pid}): {why}"))
+}
+
 /// `Err(msg)` unless `cond`.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }

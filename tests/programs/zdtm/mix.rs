@@ -19,7 +19,6 @@ mod zdtm;
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fs::{Mode, OFlags, SeekFrom};
@@ -32,36 +31,10 @@ fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("{what}: {err}")
 }
 
-fn wait(pid: i32) -> Result<i32, String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int into `status`, live for the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            criu_arch::nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0,
-            0,
-        )
-    };
-    zdtm::errno(ret, "wait4")?;
-    Ok(status)
-}
-
 fn exit(code: usize) -> ! {
     // SAFETY: ends this process.
     unsafe { criu_arch::syscall1(criu_arch::nr::EXIT_GROUP, code) };
     unreachable!("exit_group returned")
-}
-
-fn wait_go(dir: &Path) -> Result<(), String> {
-    let go = dir.join("go");
-    let start = Instant::now();
-    while !go.exists() {
-        ensure(!zdtm::waited_too_long(start), || "no go".into())?;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
 }
 
 struct Fds {
@@ -338,7 +311,7 @@ fn main() {
             // all fds and plain memory): the child may do anything.
             let child = unsafe { zdtm::fork(0) }?;
             if child == 0 {
-                let r = wait_go(&dir).and_then(|()| check_shared(&fds, "child"));
+                let r = zdtm::wait_go(&dir).and_then(|()| check_shared(&fds, "child"));
                 if let Err(why) = &r {
                     let _ = zdtm::write_atomic(&dir.join("fail-child"), why);
                 }
@@ -349,7 +322,7 @@ fn main() {
         |_| {},
         |s| match s {
             State::Mix { dir, fds, child } => {
-                let st = wait(child)?;
+                let st = zdtm::wait_status(child, 0)?;
                 if st != 0 {
                     let why = std::fs::read_to_string(dir.join("fail-child"))
                         .unwrap_or_else(|_| format!("status {st:#x}"));

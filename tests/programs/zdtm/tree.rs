@@ -40,23 +40,6 @@ fn sys(n: usize, a: usize, b: usize) -> isize {
     unsafe { criu_arch::syscall2(n, a, b) }
 }
 
-/// Wait for child `pid`: its raw wait status.
-fn wait(pid: i32) -> Result<i32, String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int to `status`, which outlives the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0,
-            0,
-        )
-    };
-    zdtm::errno(ret, &format!("wait4({pid})"))?;
-    Ok(status)
-}
-
 /// What a task expects of itself after restore.
 #[derive(Clone, Copy)]
 struct Ids {
@@ -113,50 +96,6 @@ impl Shared {
         }
         Ok(())
     }
-}
-
-/// Run `body` as a child task that ends with its verdict (0 = pass).
-fn child(dir: &Path, body: impl FnOnce() -> Result<(), String>) -> Result<i32, String> {
-    // SAFETY: this program is single-threaded: the child may do anything.
-    let pid = unsafe { zdtm::fork(0) }?;
-    if pid != 0 {
-        return Ok(pid);
-    }
-    let code = match body() {
-        Ok(()) => 0,
-        Err(e) => {
-            let me = std::process::id();
-            let _ = zdtm::write_atomic(&dir.join(format!("fail-{me}")), &e);
-            1
-        }
-    };
-    // SAFETY: ends this (forked) process only.
-    unsafe { criu_arch::syscall1(nr::EXIT_GROUP, code) };
-    unreachable!("exit_group returned")
-}
-
-/// Wait in a child until the harness says go.
-fn wait_go(dir: &Path) -> Result<(), String> {
-    let go = dir.join("go");
-    let start = Instant::now();
-    while !go.exists() {
-        if zdtm::waited_too_long(start) {
-            return Err("no go from the harness".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
-}
-
-/// Reap child `pid` and turn a failure into its reason.
-fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
-    let status = wait(pid)?;
-    if status == 0 {
-        return Ok(());
-    }
-    let why = std::fs::read_to_string(dir.join(format!("fail-{pid}")))
-        .unwrap_or_else(|_| format!("wait status {status:#x}"));
-    Err(format!("{who} ({pid}): {why}"))
 }
 
 struct Tree {
@@ -228,21 +167,21 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
             drop(mapped);
             t.fmap = Some(fmap);
             let d = dir.clone();
-            let a = child(&dir, move || {
+            let a = zdtm::child(&dir, move || {
                 let me = Ids::now();
                 // G: a group of its own, below A.
-                let g = child(&d, || {
+                let g = zdtm::child(&d, || {
                     sys(nr::SETPGID, 0, 0);
                     let me = Ids::now();
                     sh.word(1).store(1, Ordering::Release);
-                    wait_go(&d)?;
+                    zdtm::wait_go(&d)?;
                     me.check("grandchild G")?;
                     sh.wait_for(11, 0x2222, "A's word")?;
                     sh.word(12).store(0x3333, Ordering::Release);
                     Ok(())
                 })?;
                 sh.word(0).store(1, Ordering::Release);
-                wait_go(&d)?;
+                zdtm::wait_go(&d)?;
                 me.check("child A")?;
                 sh.wait_for(10, 0x1111, "the root's word")?;
                 // Through the inherited descriptor: moves the shared offset.
@@ -252,10 +191,10 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
                 };
                 zdtm::ensure(n == 5, || format!("write through the shared fd: {n}"))?;
                 sh.word(11).store(0x2222, Ordering::Release);
-                reap_ok(&d, g, "grandchild G")
+                zdtm::reap_ok(&d, g, "grandchild G")
             })?;
             let d = dir.clone();
-            let b = child(&dir, move || {
+            let b = zdtm::child(&dir, move || {
                 sys(nr::SETPGID, 0, 0);
                 let me = Ids::now();
                 // A second thread: B is a multi-threaded task of the tree.
@@ -268,7 +207,7 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
                 });
                 let tid = rx.recv().map_err(|e| format!("thread: {e}"))?;
                 sh.word(2).store(1, Ordering::Release);
-                wait_go(&d)?;
+                zdtm::wait_go(&d)?;
                 me.check("child B")?;
                 let path = format!("/proc/self/task/{tid}");
                 zdtm::ensure(Path::new(&path).exists(), || {
@@ -285,8 +224,8 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
             t.file = Some(f);
         }
         "zombie" => {
-            let z1 = child(&dir, || Err("exit 7".into()))?;
-            // A child that exits 7: code 1 is child()'s failure; use raw exit.
+            let z1 = zdtm::child(&dir, || Err("exit 7".into()))?;
+            // A child that exits 7: code 1 is zdtm::child()'s failure; use raw exit.
             // SAFETY: single-threaded; the child only exits.
             let z7 = unsafe { zdtm::fork(0) }?;
             if z7 == 0 {
@@ -322,38 +261,38 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
         }
         "sessions" => {
             let d = dir.clone();
-            let a = child(&dir, move || {
+            let a = zdtm::child(&dir, move || {
                 let d2 = d.clone();
-                let g = child(&d, move || {
+                let g = zdtm::child(&d, move || {
                     sys(nr::SETPGID, 0, 0);
                     let me = Ids::now();
                     sh.word(1).store(1, Ordering::Release);
-                    wait_go(&d2)?;
+                    zdtm::wait_go(&d2)?;
                     me.check("grandchild G (root's session)")
                 })?;
                 sh.wait_for(1, 1, "G's group")?;
                 zdtm::errno(sys(nr::SETSID, 0, 0), "setsid in A")?;
                 let me = Ids::now();
                 sh.word(0).store(1, Ordering::Release);
-                wait_go(&d)?;
+                zdtm::wait_go(&d)?;
                 me.check("child A (after setsid)")?;
-                reap_ok(&d, g, "grandchild G")
+                zdtm::reap_ok(&d, g, "grandchild G")
             })?;
             let d = dir.clone();
-            let b = child(&dir, move || {
+            let b = zdtm::child(&dir, move || {
                 zdtm::errno(sys(nr::SETSID, 0, 0), "setsid in B")?;
                 let d2 = d.clone();
-                let c = child(&d, move || {
+                let c = zdtm::child(&d, move || {
                     let me = Ids::now();
                     sh.word(3).store(1, Ordering::Release);
-                    wait_go(&d2)?;
+                    zdtm::wait_go(&d2)?;
                     me.check("grandchild C (B's session)")
                 })?;
                 let me = Ids::now();
                 sh.word(2).store(1, Ordering::Release);
-                wait_go(&d)?;
+                zdtm::wait_go(&d)?;
                 me.check("child B")?;
-                reap_ok(&d, c, "grandchild C")
+                zdtm::reap_ok(&d, c, "grandchild C")
             })?;
             for i in 0..4 {
                 t.shared.wait_for(i, 1, "the children to set up")?;
@@ -362,22 +301,22 @@ fn setup(args: &zdtm::Args) -> Result<Tree, String> {
         }
         "orphan-pgid" => {
             let d = dir.clone();
-            let l = child(&dir, move || {
+            let l = zdtm::child(&dir, move || {
                 sys(nr::SETPGID, 0, 0);
                 sh.word(0).store(1, Ordering::Release);
                 sh.wait_for(1, 1, "M to join")?;
                 Ok(())
             })?;
             t.shared.wait_for(0, 1, "L's group")?;
-            let m = child(&dir, move || {
+            let m = zdtm::child(&dir, move || {
                 let r = sys(nr::SETPGID, 0, l as usize);
                 zdtm::errno(r, "setpgid(0, L)")?;
                 let me = Ids::now();
                 sh.word(1).store(1, Ordering::Release);
-                wait_go(&d)?;
+                zdtm::wait_go(&d)?;
                 me.check("child M")
             })?;
-            reap_ok(&dir, l, "child L")?;
+            zdtm::reap_ok(&dir, l, "child L")?;
             zdtm::write_atomic(&dir.join("leader"), &l.to_string())?;
             t.kids = vec![(m, "child M")];
         }
@@ -399,7 +338,7 @@ fn check(t: Tree) -> Result<(), String> {
         }
         "zombie" => {
             for (z, want) in &t.zombies {
-                let got = wait(*z)?;
+                let got = zdtm::wait_status(*z, 0)?;
                 zdtm::ensure(got == *want, || {
                     format!("zombie {z}: wait status {got:#x}, want {want:#x}")
                 })?;
@@ -408,7 +347,7 @@ fn check(t: Tree) -> Result<(), String> {
         _ => {}
     }
     for (pid, who) in &t.kids {
-        reap_ok(&t.dir, *pid, who)?;
+        zdtm::reap_ok(&t.dir, *pid, who)?;
     }
     if let Some(f) = &t.file {
         // SAFETY: lseek on our own fd.

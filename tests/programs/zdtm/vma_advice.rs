@@ -28,8 +28,6 @@
 mod zdtm;
 
 use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use criu_arch::nr;
 use linux_raw_sys::general::MADV_DONTDUMP;
@@ -117,12 +115,12 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
     };
     let dir = args.dir.clone();
     let (wipe, dontfork) = (regions[WIPE], regions[DONTFORK]);
-    let child = child(&args.dir, move || {
+    let child = zdtm::child(&args.dir, move || {
         // SAFETY: the wipe-on-fork region, inherited (wiped) by this fork.
         let mem = unsafe { zdtm::region(wipe, len()) };
         zero("child 1's wipe-on-fork region after its fork", mem)?;
         zdtm::fill_pattern(mem, CHILD_SEED);
-        wait_go(&dir)?;
+        zdtm::wait_go(&dir)?;
         zdtm::check_pattern("child 1's own wipe-on-fork data", mem, CHILD_SEED)?;
         has_flag("child 1's wipe-on-fork region", wipe, "wf")?;
         not_mapped("child 1", dontfork)
@@ -255,10 +253,10 @@ fn check(s: State) -> Result<(), String> {
     for (i, g) in s.guarded.iter().enumerate() {
         check_guarded(g, GUARD_SEED + i as u64)?;
     }
-    reap_ok(&s.dir, s.child, "child 1")?;
+    zdtm::reap_ok(&s.dir, s.child, "child 1")?;
     // A fork now: the advice must act.
     let (wipe, dontfork, droppable) = (s.regions[WIPE], s.regions[DONTFORK], s.droppable);
-    let c2 = child(&s.dir, move || {
+    let c2 = zdtm::child(&s.dir, move || {
         // SAFETY: the inherited wipe-on-fork region.
         zero("child 2's wipe-on-fork region", unsafe {
             zdtm::region(wipe, len())
@@ -271,7 +269,7 @@ fn check(s: State) -> Result<(), String> {
         }
         not_mapped("child 2", dontfork)
     })?;
-    reap_ok(&s.dir, c2, "child 2")?;
+    zdtm::reap_ok(&s.dir, c2, "child 2")?;
     // The fork did not touch the parent's data.
     // SAFETY: our read-write mapping, checked above.
     zdtm::check_pattern(
@@ -303,58 +301,4 @@ fn not_mapped(who: &str, addr: usize) -> Result<(), String> {
             v.start, v.end, v.perms
         )),
     }
-}
-
-/// Run `body` in a child that ends with its verdict (its reason, if it
-/// fails, in `DIR/fail-PID`).
-fn child(dir: &Path, body: impl FnOnce() -> Result<(), String>) -> Result<i32, String> {
-    // SAFETY: this program is single-threaded: the child may do anything.
-    let pid = unsafe { zdtm::fork(0) }?;
-    if pid != 0 {
-        return Ok(pid);
-    }
-    let code = match body() {
-        Ok(()) => 0,
-        Err(e) => {
-            let me = std::process::id();
-            let _ = zdtm::write_atomic(&dir.join(format!("fail-{me}")), &e);
-            1
-        }
-    };
-    // SAFETY: ends this forked process only.
-    unsafe { criu_arch::syscall1(nr::EXIT_GROUP, code) };
-    unreachable!("exit_group returned")
-}
-
-fn wait_go(dir: &Path) -> Result<(), String> {
-    let start = Instant::now();
-    while !dir.join("go").exists() {
-        if start.elapsed() > zdtm::GO_TIMEOUT {
-            return Err("no go from the harness".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
-}
-
-/// Reap child `pid`; its failure as an error with its reason.
-fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
-    let mut status: i32 = 0;
-    // SAFETY: wait4 writes one int into `status`, live for the call.
-    let ret = unsafe {
-        criu_arch::syscall4(
-            nr::WAIT4,
-            pid as usize,
-            std::ptr::from_mut(&mut status) as usize,
-            0,
-            0,
-        )
-    };
-    zdtm::errno(ret, &format!("wait4({pid})"))?;
-    if status == 0 {
-        return Ok(());
-    }
-    let why = std::fs::read_to_string(dir.join(format!("fail-{pid}")))
-        .unwrap_or_else(|_| format!("wait status {status:#x}"));
-    Err(format!("{who} ({pid}): {why}"))
 }

@@ -224,6 +224,31 @@ pub fn reap_ok(dir: &Path, pid: i32, who: &str) -> Result<(), String> {
     Err(format!("{who} ({pid}): {why}"))
 }
 
+/// A program whose whole state is one value written to a `/proc/self`
+/// file (`loginuid`, `oom_score_adj`): after restore the file must read
+/// `value` again, not the restoring tool's value.
+pub fn run_proc_value(path: &'static str, value: &'static str) {
+    let read = move || {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("read {path}: {e}"))
+    };
+    run(
+        move |_| {
+            std::fs::write(path, value).map_err(|e| format!("write {path}: {e}"))?;
+            let v = read()?;
+            ensure(v == value, || format!("setup: {path} {v}, want {value}"))
+        },
+        |_| {},
+        move |()| {
+            let v = read()?;
+            ensure(v == value, || {
+                format!("{path} {v} after restore, want {value}")
+            })
+        },
+    );
+}
+
 /// `Err(msg)` unless `cond`.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }

@@ -453,49 +453,13 @@ crossover!(vma_layout, "zdtm_vma_layout");
 #[cfg(target_arch = "x86_64")]
 mod foreign {
     use std::path::Path;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Child;
     use std::time::{Duration, Instant};
 
     use super::{Peer, Way, peer};
     use crate::common::{self, TempDir, wait_until};
 
     const WAIT: Duration = Duration::from_secs(20);
-
-    /// Start `argv` with stdio on files in `dir`; in a new session unless
-    /// `job` (then only in a process group of its own, as a shell job).
-    fn start(dir: &Path, argv: &[&str], job: bool) -> Child {
-        use std::os::unix::process::CommandExt;
-        let out = std::fs::File::create(dir.join("out")).unwrap();
-        let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        // SAFETY: only async-signal-safe syscalls between fork and exec:
-        // close the test runner's fds above stdio, and start a session
-        // unless the program is to be a job of ours.
-        unsafe {
-            cmd.pre_exec(move || {
-                criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0);
-                if !job {
-                    rustix::process::setsid()?;
-                }
-                Ok(())
-            })
-        };
-        if job {
-            cmd.process_group(0);
-        }
-        cmd.spawn().expect("spawn")
-    }
-
-    fn read_num(path: &Path) -> u64 {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
-    }
 
     /// Dump the tree of `pid` with one tool and restore it with the other
     /// (`extra` to both), checking it gets its PID back. `child` is the
@@ -551,7 +515,7 @@ mod foreign {
         let images = dir.join("images");
         std::fs::create_dir_all(&images).unwrap();
         let started = Instant::now();
-        let mut child = start(dir.path(), &["sleep", "3"], false);
+        let mut child = common::spawn_in(dir.path(), &["sleep", "3"], false);
         let pid = child.id() as i32;
         assert!(wait_until(WAIT, || common::proc_state(pid) == Some('S')));
         std::thread::sleep(Duration::from_millis(300));
@@ -579,13 +543,13 @@ mod foreign {
             \x20   with open('count.tmp', 'w') as f: f.write(str(i))\n\
             \x20   os.rename('count.tmp', 'count')\n\
             \x20   time.sleep(0.005)\n";
-        let mut child = start(dir.path(), &["python3", "-c", script], false);
+        let mut child = common::spawn_in(dir.path(), &["python3", "-c", script], false);
         let pid = child.id() as i32;
-        assert!(wait_until(WAIT, || read_num(&count) > 5));
+        assert!(wait_until(WAIT, || common::read_num(&count) > 5));
         cross(&peer, way, pid, &mut child, &images, &[]);
-        let at_restore = read_num(&count);
+        let at_restore = common::read_num(&count);
         assert!(
-            wait_until(WAIT, || read_num(&count) > at_restore + 5),
+            wait_until(WAIT, || common::read_num(&count) > at_restore + 5),
             "python loop stuck at {at_restore}: {}",
             std::fs::read_to_string(dir.join("out")).unwrap_or_default()
         );
@@ -610,10 +574,14 @@ mod foreign {
             if [ $((i % 200)) -eq 0 ]; then echo $i > count; fi; done";
         // The job writes its own file: the shell reports its end in `out`.
         let shell = "set -m; bash -c \"$1\" >job.out 2>&1 & echo $! > job.pid; wait";
-        let mut child = start(dir.path(), &["bash", "-c", shell, "shell", script], false);
-        assert!(wait_until(WAIT, || read_num(&job_pid) > 0), "no job.pid");
-        let pid = read_num(&job_pid) as i32;
-        assert!(wait_until(WAIT, || read_num(&count) >= 400));
+        let mut child =
+            common::spawn_in(dir.path(), &["bash", "-c", shell, "shell", script], false);
+        assert!(
+            wait_until(WAIT, || common::read_num(&job_pid) > 0),
+            "no job.pid"
+        );
+        let pid = common::read_num(&job_pid) as i32;
+        assert!(wait_until(WAIT, || common::read_num(&count) >= 400));
         let stat = |pid: i32| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
             let fields: Vec<String> = stat
@@ -633,9 +601,9 @@ mod foreign {
         );
         assert_ne!(before[3], pid.to_string(), "the job is no session leader");
         cross(&peer, way, pid, &mut child, &images, &["--shell-job"]);
-        let at_restore = read_num(&count);
+        let at_restore = common::read_num(&count);
         assert!(
-            wait_until(WAIT, || read_num(&count) > at_restore),
+            wait_until(WAIT, || common::read_num(&count) > at_restore),
             "bash loop stuck at {at_restore}"
         );
         assert_eq!(stat(pid)[2], pid.to_string(), "leads its own process group");

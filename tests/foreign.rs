@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TempDir, become_subreaper, skip, wait_until};
@@ -19,43 +19,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn criu(images: &Path, args: &[&str]) -> (bool, String) {
     common::run_criu(images, args, &[])
-}
-
-/// Start `argv` with stdio on files in `dir`; in a new session unless
-/// `job`, where it only gets its own process group (as a shell job does).
-fn start(dir: &Path, argv: &[&str], job: bool) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let out = std::fs::File::create(dir.join("out")).unwrap();
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out);
-    // SAFETY: only async-signal-safe syscalls run between fork and exec:
-    // close every fd above stdio (the test runner's, e.g. cargo's jobserver
-    // pipe, must not become part of the program) and, unless it is to be
-    // a job of ours, start a new session.
-    unsafe {
-        cmd.pre_exec(move || {
-            criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0);
-            if !job {
-                rustix::process::setsid()?;
-            }
-            Ok(())
-        })
-    };
-    if job {
-        cmd.process_group(0);
-    }
-    cmd.spawn().expect("spawn")
-}
-
-fn read_num(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn reap(pid: i32) -> Option<i32> {
@@ -124,7 +87,7 @@ fn coreutils_sleep_finishes_its_sleep_after_restore() {
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let started = Instant::now();
-    let mut child = start(dir.path(), &["sleep", "3"], false);
+    let mut child = common::spawn_in(dir.path(), &["sleep", "3"], false);
     let pid = child.id() as i32;
     assert!(wait_until(TIMEOUT, || common::proc_state(pid) == Some('S')));
     std::thread::sleep(Duration::from_millis(300));
@@ -163,13 +126,13 @@ fn python_loop_counts_on_after_restore() {
         \x20   with open('count.tmp', 'w') as f: f.write(str(i))\n\
         \x20   __import__('os').rename('count.tmp', 'count')\n\
         \x20   time.sleep(0.005)\n";
-    let mut child = start(dir.path(), &["python3", "-c", script], false);
+    let mut child = common::spawn_in(dir.path(), &["python3", "-c", script], false);
     let pid = child.id() as i32;
-    assert!(wait_until(TIMEOUT, || read_num(&count) > 5));
+    assert!(wait_until(TIMEOUT, || common::read_num(&count) > 5));
     dump_and_restore(&mut child, &images, &[]);
-    let at_restore = read_num(&count);
+    let at_restore = common::read_num(&count);
     assert!(
-        wait_until(TIMEOUT, || read_num(&count) > at_restore + 5),
+        wait_until(TIMEOUT, || common::read_num(&count) > at_restore + 5),
         "python loop stuck at {at_restore}: {}",
         std::fs::read_to_string(dir.join("out")).unwrap_or_default()
     );
@@ -190,9 +153,9 @@ fn bash_loop_restores_as_a_shell_job() {
     // Builtins only (no children): the loop counts and writes every 200th.
     let script = "i=0; while :; do i=$((i+1)); \
         if [ $((i % 200)) -eq 0 ]; then echo $i > count; fi; done";
-    let mut child = start(dir.path(), &["bash", "-c", script], true);
+    let mut child = common::spawn_in(dir.path(), &["bash", "-c", script], true);
     let pid = child.id() as i32;
-    assert!(wait_until(TIMEOUT, || read_num(&count) >= 400));
+    assert!(wait_until(TIMEOUT, || common::read_num(&count) >= 400));
     // Not a session leader: a plain dump must refuse it, saying why.
     let (ok, log) = criu(&images, &["dump", "-t", &pid.to_string()]);
     assert!(
@@ -206,9 +169,9 @@ fn bash_loop_restores_as_a_shell_job() {
     );
     let _ = std::fs::remove_file(images.join("dump.log"));
     dump_and_restore(&mut child, &images, &["--shell-job"]);
-    let at_restore = read_num(&count);
+    let at_restore = common::read_num(&count);
     assert!(
-        wait_until(TIMEOUT, || read_num(&count) > at_restore),
+        wait_until(TIMEOUT, || common::read_num(&count) > at_restore),
         "bash loop stuck at {at_restore}"
     );
     // In our session now, leading its own process group as before.
@@ -265,7 +228,7 @@ fn python_threads_count_on_after_restore() {
             .filter_map(|w| w.parse().ok())
             .collect()
     };
-    let mut child = start(dir.path(), &["python3", "-c", script], false);
+    let mut child = common::spawn_in(dir.path(), &["python3", "-c", script], false);
     let pid = child.id() as i32;
     assert!(wait_until(TIMEOUT, || read()
         .iter()
@@ -312,9 +275,9 @@ fn tree_carries_on(
     let others: Vec<i32> = before.iter().copied().filter(|&p| p != pid).collect();
     dump_and_restore_tree(child, &others, images, extra);
     assert_eq!(tree_pids(pid), before, "the restored tree");
-    let at_restore = read_num(&count);
+    let at_restore = common::read_num(&count);
     assert!(
-        wait_until(TIMEOUT, || read_num(&count) >= at_restore + step),
+        wait_until(TIMEOUT, || common::read_num(&count) >= at_restore + step),
         "stuck at {at_restore}"
     );
     let result = std::fs::read_to_string(dir.join("result"));
@@ -348,9 +311,9 @@ fn bash_pipeline_restores_as_a_shell_job() {
     let script = "seq 1 1000000000 | { prev=0; while read n; do \
         if [ \"$n\" -ne $((prev+1)) ]; then echo \"FAIL $prev $n\" > result; exit 1; fi; \
         prev=$n; if [ $((n % 500)) -eq 0 ]; then echo $n > count; fi; done; }";
-    let mut child = start(dir.path(), &["bash", "-c", script], true);
+    let mut child = common::spawn_in(dir.path(), &["bash", "-c", script], true);
     let pid = child.id() as i32;
-    assert!(wait_until(TIMEOUT, || read_num(&count) >= 1000));
+    assert!(wait_until(TIMEOUT, || common::read_num(&count) >= 1000));
     let before = tree_pids(pid);
     assert!(before.len() >= 3, "bash, seq and the reader: {before:?}");
     tree_carries_on(
@@ -401,9 +364,9 @@ fn python_with_a_thread_and_a_subprocess_carries_on() {
         \x20   if n % 50 == 0:\n\
         \x20       open('count.tmp', 'w').write(str(n)); os.rename('count.tmp', 'count')\n";
     let count = dir.join("count");
-    let mut child = start(dir.path(), &["python3", "-c", script], false);
+    let mut child = common::spawn_in(dir.path(), &["python3", "-c", script], false);
     let pid = child.id() as i32;
-    assert!(wait_until(TIMEOUT, || read_num(&count) >= 200));
+    assert!(wait_until(TIMEOUT, || common::read_num(&count) >= 200));
     let before = tree_pids(pid);
     assert_eq!(before.len(), 2, "python and cat: {before:?}");
     tree_carries_on(&mut child, &before, dir.path(), &images, &[], 200);

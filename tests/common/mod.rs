@@ -148,6 +148,45 @@ impl Drop for Program {
     }
 }
 
+/// Start a real program `argv` in `dir`, stdio on the file `dir/out`: in
+/// a new session, unless `job`, where it only gets its own process group
+/// (as a shell's job does).
+pub fn spawn_in(dir: &Path, argv: &[&str], job: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(dir.join("out")).unwrap();
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    // SAFETY: only async-signal-safe syscalls run between fork and exec:
+    // close every fd above stdio (the test runner's, e.g. cargo's jobserver
+    // pipe, must not become part of the program) and, unless it is to be
+    // a job of ours, start a new session.
+    unsafe {
+        cmd.pre_exec(move || {
+            criu_arch::syscall3(criu_arch::nr::CLOSE_RANGE, 3, u32::MAX as usize, 0);
+            if !job {
+                rustix::process::setsid()?;
+            }
+            Ok(())
+        })
+    };
+    if job {
+        cmd.process_group(0);
+    }
+    cmd.spawn().expect("spawn")
+}
+
+/// The number a program keeps writing to `path` (0 while there is none).
+pub fn read_num(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether the running kernel is at least `major.minor` (from uname's
 /// release, e.g. `6.1.0-57-arm64`), for a feature that version added.
 pub fn kernel_at_least(major: u32, minor: u32) -> bool {

@@ -58,25 +58,44 @@ fn count_before(text: &str, what: &str) -> u32 {
 }
 
 /// The lines of a failed program's log worth showing: each panic with its
-/// message (a few lines), else the end of the log; at most `max` lines.
-pub fn excerpt(log: &str, max: usize) -> Vec<&str> {
+/// message, else the end of the log; at most `max` lines. A long message
+/// (a test quoting a whole criu log) keeps its first lines and its end,
+/// where the log says how the run ended.
+pub fn excerpt(log: &str, max: usize) -> Vec<String> {
+    const HEAD: usize = 4;
+    const TAIL: usize = 24;
     let lines: Vec<&str> = log.lines().collect();
-    let mut picked = Vec::new();
+    let mut picked: Vec<String> = Vec::new();
     for (at, line) in lines.iter().enumerate() {
         if !line.contains("panicked at") {
             continue;
         }
-        picked.push(*line);
-        let message = lines[at + 1..].iter().take(5).take_while(|next| {
-            !next.contains("panicked at")
-                && !next.starts_with("note: ")
-                && !next.starts_with("stack backtrace:")
-                && !next.starts_with("test ")
-        });
-        picked.extend(message);
+        picked.push(line.to_string());
+        let message: Vec<&str> = lines[at + 1..]
+            .iter()
+            .take_while(|next| {
+                !next.contains("panicked at")
+                    && !next.starts_with("note: ")
+                    && !next.starts_with("stack backtrace:")
+                    && !next.starts_with("test ")
+            })
+            .copied()
+            .collect();
+        if message.len() > HEAD + TAIL + 1 {
+            picked.extend(message[..HEAD].iter().map(|l| l.to_string()));
+            picked.push(format!("[... {} lines ...]", message.len() - HEAD - TAIL));
+            picked.extend(
+                message[message.len() - TAIL..]
+                    .iter()
+                    .map(|l| l.to_string()),
+            );
+        } else {
+            picked.extend(message.iter().map(|l| l.to_string()));
+        }
     }
     if picked.is_empty() {
-        picked = lines[lines.len().saturating_sub(max)..].to_vec();
+        let from = lines.len().saturating_sub(max);
+        picked = lines[from..].iter().map(|l| l.to_string()).collect();
     }
     picked.truncate(max);
     picked
@@ -112,5 +131,16 @@ test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out
             ["thread 'b' panicked at tests/b.rs:3:5:", "boom"]
         );
         assert_eq!(excerpt("a\nb\nc", 2), ["b", "c"]);
+        let long: String = std::iter::once("thread 't' panicked at x.rs:1:1:".to_string())
+            .chain((1..=100).map(|i| format!("log line {i}")))
+            .chain(std::iter::once("note: run with".to_string()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let e = excerpt(&long, 40);
+        assert_eq!(e.len(), 1 + 4 + 1 + 24);
+        assert_eq!(e[4], "log line 4");
+        assert_eq!(e[5], "[... 72 lines ...]");
+        assert_eq!(e[6], "log line 77");
+        assert_eq!(e.last().unwrap(), "log line 100");
     }
 }

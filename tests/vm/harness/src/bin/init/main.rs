@@ -241,8 +241,8 @@ fn reap_orphans() {
 /// Prints the part of a failed program's log that explains it (all of it
 /// when verbose).
 fn print_log_excerpt(log: &str, verbose: bool) {
-    let lines = match verbose {
-        true => log.lines().collect(),
+    let lines: Vec<String> = match verbose {
+        true => log.lines().map(str::to_string).collect(),
         false => libtest::excerpt(log, 40),
     };
     for line in lines {

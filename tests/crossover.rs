@@ -326,6 +326,17 @@ fn criu_alone(peer: &Peer, test: &str, program: &str, args: &[&str], opts: &[&st
     verdict
 }
 
+/// The peer restores what it dumped itself: the baseline of every
+/// "ours to CRIU" failure (a CRIU that cannot restore its own dump of
+/// this program here fails there through no fault of our images).
+#[test]
+fn peer_restores_its_own_dump() {
+    let test = "cross-peer-alone";
+    let Some(peer) = peer(test) else { return };
+    let verdict = criu_alone(&peer, test, "zdtm_anon_dense", &[], &[]);
+    assert_eq!(verdict, "PASS", "CRIU 4.1.1 with its own images");
+}
+
 /// `zdtm_eventfd`'s arguments: where the kernel's fdinfo does not show
 /// `eventfd-semaphore` (before 6.5) no tool can see the flag, and the
 /// program leaves that part out (as in `tests/zdtm_anonfd.rs`).

@@ -6,6 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// How long one run of the peer's criu may take (TCG-emulated VMs
+/// included) before it counts as hung.
+pub const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub struct Peer {
     pub dir: PathBuf,
 }
@@ -44,10 +48,12 @@ impl Peer {
     }
 
     /// Run the peer's `criu ARGS -D images -v4 -o ACTION.log`: success and
-    /// the log.
+    /// the log. A run that outlasts [`PEER_TIMEOUT`] is killed and fails,
+    /// its log ending with that fact (a hung peer would otherwise hang the
+    /// test with nothing to show).
     pub fn criu(&self, images: &Path, args: &[&str]) -> (bool, String) {
         let action = args[0];
-        let ok = Command::new(self.dir.join("criu"))
+        let mut child = Command::new(self.dir.join("criu"))
             .args(args)
             .arg("-D")
             .arg(images)
@@ -55,12 +61,23 @@ impl Peer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .expect("run the peer's criu")
-            .success();
-        let log =
+            .spawn()
+            .expect("run the peer's criu");
+        let mut status = None;
+        let done = super::wait_until(PEER_TIMEOUT, || {
+            status = child.try_wait().expect("wait for the peer's criu");
+            status.is_some()
+        });
+        let mut log =
             std::fs::read_to_string(images.join(format!("peer-{action}.log"))).unwrap_or_default();
-        (ok, log)
+        if !done {
+            let _ = child.kill();
+            let _ = child.wait();
+            log.push_str(&format!(
+                "\n[the peer's criu {action} was killed after {PEER_TIMEOUT:?}]\n"
+            ));
+        }
+        (status.is_some_and(|s| s.success()), log)
     }
 
     /// The peer's crit with `args`: its output (or why it failed).

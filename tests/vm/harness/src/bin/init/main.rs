@@ -168,6 +168,43 @@ fn mount_pseudo_filesystems() {
     }
 }
 
+/// Brings `lo` up, as any booted system has it: the guest has no network
+/// set-up, and programs connect to 127.0.0.1 (CRIU's kerndat does, at
+/// every start). A failure is reported, not fatal.
+fn loopback_up() {
+    if let Err(err) = set_loopback_up() {
+        println!("vm-init: bringing lo up: {err}");
+    }
+}
+
+fn set_loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data: all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `ifr`,
+    // which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut ifr) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `ifr`, which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &ifr) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Loads the listed modules in order; one already there (built in or
 /// loaded) is fine, other failures are reported and the tests run anyway.
 fn load_modules(modules: &[PathBuf]) {
@@ -354,6 +391,7 @@ fn main() {
         Ok(manifest) => {
             let _ = fs::create_dir_all(&manifest.cwd);
             load_modules(&manifest.modules);
+            loopback_up();
             println!(
                 "vm-init: {} test programs; {}",
                 manifest.jobs.len(),

@@ -1,10 +1,27 @@
 //! The checkpoint/restore library behind the `criu` and `crit` binaries.
 //!
-//! Layers, bottom to top (a module uses only what is below it):
-//! `sys` (the small unsafe syscall layer) → `blob` (embedded parasite/restorer
-//! blobs and their loader) → `images` (CRIU's on-disk format) → `check`
-//! (kernel feature probes) → `infect` (ptrace injection, the compel part) →
-//! object kinds → `dump` / `restore` → `service` → binaries.
+//! Layers, bottom to top. A module uses only modules of lower layers (and
+//! its own submodules): never one of its own layer or above.
+//! `tests/layers.rs` reads this list and fails on any `crate::` path
+//! against it.
+//!
+//! 1. `log` (records and the `pr_*!` macros)
+//! 2. `fault` (fault injection for the tests)
+//! 3. `opts`, `hooks` (configuration values; action scripts)
+//! 4. `sys` (the small unsafe syscall layer)
+//! 5. `blob` (the embedded parasite/restorer blobs, their ABIs and loader)
+//! 6. `images` (CRIU's on-disk format)
+//! 7. `proc` (reading /proc)
+//! 8. `vdso` (the vDSO's layout and symbols)
+//! 9. `check` (kernel feature probes)
+//! 10. `infect` (ptrace injection, the compel part)
+//! 11. `regs` (register sets to and from images)
+//! 12. `mem` (memory: VMAs, pagemaps, page pipes)
+//! 13. `files` (the object kinds)
+//! 14. `dump`, `restore` (the two pipelines)
+//! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
+//!
+//! The binaries (`bin/`) sit on top of all of them.
 
 pub mod blob;
 pub mod check;

@@ -44,6 +44,19 @@ pub mod parasite_abi;
 #[path = "../../../restorer/src/abi.rs"]
 pub mod restorer_abi;
 
+// SAFETY (all impls): `#[repr(C)]` structs of integer fields and integer
+// arrays only (parasite/src/abi.rs), so any bit pattern is a valid value.
+mod plain_impls {
+    use super::parasite_abi as abi;
+    use crate::sys::ptrace::Plain;
+    unsafe impl Plain for abi::MiscArgs {}
+    unsafe impl Plain for abi::ThreadArgs {}
+    unsafe impl Plain for abi::SigactsArgs {}
+    unsafe impl Plain for abi::ItimersArgs {}
+    unsafe impl Plain for abi::PosixTimer {}
+    unsafe impl Plain for abi::PingArgs {}
+}
+
 /// One blob, as emitted by the build.
 #[derive(Debug)]
 pub struct Blob {

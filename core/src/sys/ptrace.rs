@@ -612,19 +612,6 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 /// Implementors must be valid for every bit pattern of their size.
 pub unsafe trait Plain: Copy {}
 
-// SAFETY (all impls): `#[repr(C)]` structs of integer fields and integer
-// arrays only (parasite/src/abi.rs), so any bit pattern is a valid value.
-mod plain_impls {
-    use super::Plain;
-    use crate::blob::parasite_abi as abi;
-    unsafe impl Plain for abi::MiscArgs {}
-    unsafe impl Plain for abi::ThreadArgs {}
-    unsafe impl Plain for abi::SigactsArgs {}
-    unsafe impl Plain for abi::ItimersArgs {}
-    unsafe impl Plain for abi::PosixTimer {}
-    unsafe impl Plain for abi::PingArgs {}
-}
-
 /// Read a [`Plain`] value from the start of `bytes` (any alignment).
 pub fn read_plain<T: Plain>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {

@@ -68,16 +68,15 @@ mod podman {
         "timens",
     ];
 
-    /// What Podman adds beside `checkpoint/` (the names of the go library
-    /// `checkpoint-restore/checkpointctl` that Podman and CRI-O share).
+    /// What Podman always adds beside `checkpoint/` (CRI-O's archives use
+    /// the same names).
     const METADATA: &[&str] = &["config.dump", "spec.dump", "network.status", "stats-dump"];
 
     /// Why the tools this test needs are missing, if they are.
     fn missing_tools() -> Option<String> {
         let on_path = |name: &str| {
-            std::env::var_os("PATH").is_some_and(|p| {
-                std::env::split_paths(&p).any(|d| d.join(name).is_file())
-            })
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
         };
         let missing: Vec<&str> = ["podman", "runc", "conmon", "tar", "gzip"]
             .into_iter()
@@ -330,7 +329,9 @@ mod podman {
         if theirs == ours {
             Ok(())
         } else {
-            Err(format!("{p}: crit show differs:\n  CRIU's: {theirs}\n  ours:   {ours}"))
+            Err(format!(
+                "{p}: crit show differs:\n  CRIU's: {theirs}\n  ours:   {ours}"
+            ))
         }
     }
 
@@ -367,7 +368,10 @@ mod podman {
             let file = images.join(format!("pages-{id}.img"));
             let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             if len != *bytes {
-                bad.push(format!("{}: {len} bytes, the pagemaps say {bytes}", file.display()));
+                bad.push(format!(
+                    "{}: {len} bytes, the pagemaps say {bytes}",
+                    file.display()
+                ));
             }
         }
         if want.is_empty() {
@@ -422,7 +426,13 @@ mod podman {
 
         let archive = podman.dir.join("checkpoint.tar.gz");
         let archive_arg = format!("--export={}", archive.display());
-        podman.run(&["container", "checkpoint", "--compress=gzip", &archive_arg, &podman.name]);
+        podman.run(&[
+            "container",
+            "checkpoint",
+            "--compress=gzip",
+            &archive_arg,
+            &podman.name,
+        ]);
         let state = podman.run(&["inspect", "--format", "{{.State.Status}}", &podman.name]);
         assert_eq!(state.trim(), "exited", "the container after its checkpoint");
 
@@ -440,7 +450,10 @@ mod podman {
             eprintln!("  {:>8}  {}", len, f.display());
         }
         for m in METADATA {
-            assert!(out.join(m).is_file(), "{m} is not in the archive: {files:?}");
+            assert!(
+                out.join(m).is_file(),
+                "{m} is not in the archive: {files:?}"
+            );
         }
         let images = out.join("checkpoint");
         let protobuf = protobuf_images(&images);
@@ -449,7 +462,10 @@ mod podman {
             .map(|p| kind_of(p.file_name().unwrap().to_str().unwrap()))
             .collect();
         let missing: Vec<&&str> = KINDS.iter().filter(|k| !kinds.contains(*k)).collect();
-        assert!(missing.is_empty(), "images CRIU did not write: {missing:?} (have {kinds:?})");
+        assert!(
+            missing.is_empty(),
+            "images CRIU did not write: {missing:?} (have {kinds:?})"
+        );
 
         // Every CRIU image, and CRIU's statistics beside them: both crits
         // decode it to the same JSON, and print the same `show`.
@@ -484,7 +500,10 @@ mod podman {
         // its FIFO, pipe, unix socket and terminal.
         let ps = our_crit(&["x", images.to_str().unwrap(), "ps"]).unwrap();
         for comm in ["sh", "syslogd", "sleep"] {
-            assert!(ps.split_whitespace().any(|w| w == comm), "no {comm} in\n{ps}");
+            assert!(
+                ps.split_whitespace().any(|w| w == comm),
+                "no {comm} in\n{ps}"
+            );
         }
         let fds = our_crit(&["x", images.to_str().unwrap(), "fds"]).unwrap();
         for kind in ["FIFO", "pipe[", "TTY", "unix["] {

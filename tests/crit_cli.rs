@@ -383,7 +383,12 @@ fn sysv_shm_contents_inline_or_in_pagemaps() {
     assert_eq!(v["entries"][0]["in_pagemaps"], true, "{json}");
     assert_eq!(v["entries"][0]["extra"], "", "{json}");
     let back = crit(&["encode"], json.as_bytes());
-    assert_eq!(back.stdout, criu, "{}", String::from_utf8_lossy(&back.stderr));
+    assert_eq!(
+        back.stdout,
+        criu,
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
 
     // Two segments in the pagemaps, then one inline (6 bytes, padded to
     // 8): each entry's payload is where the next one expects it.

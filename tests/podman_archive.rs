@@ -1,6 +1,8 @@
 //! A real Podman checkpoint archive (issue 16, "checkpoint archives from
 //! the ecosystem"): Podman (Debian 12's, with runc as its runtime)
-//! checkpoints a small running container with the real CRIU 4.1.1 (the
+//! checkpoints a small running container (busybox's shell and applets,
+//! and the host's python3 holding SysV IPC, shared memory, a memfd, event,
+//! inotify, signal and timer fds) with the real CRIU 4.1.1 (the
 //! peer of `common::peer`, put first on PATH as `criu`, where runc finds
 //! it) and exports it with `podman container checkpoint --export`. Every
 //! CRIU image in the archive decodes with our crit to what CRIU's crit
@@ -15,7 +17,8 @@
 //! a cgroup parent of the test's own; the container, its mounts and its
 //! cgroups are removed at the end, so the machine's podman state is
 //! untouched. `tests/run` installs podman, runc and busybox-static (the
-//! container's only program). x86_64 only: the VMs have no podman.
+//! container's shell); python3 is the host's. x86_64 only: the VMs have
+//! no podman.
 
 mod common;
 
@@ -36,14 +39,62 @@ mod podman {
     /// `/tmp/count` (the test reads it in the root filesystem to know the
     /// container runs), a FIFO and a pipe with data queued in them, a unix
     /// datagram socket (syslogd's `/dev/log`), on the terminal Podman's
-    /// `-t` gives it.
+    /// `-t` gives it; and the host's python3 (its `/usr` is bind-mounted)
+    /// running [`PYTHON`].
     const SCRIPT: &str = "mkfifo /tmp/fifo; exec 3<>/tmp/fifo; echo queued-in-fifo >&3; \
         syslogd -n -O /tmp/syslog & \
         (echo queued-in-pipe; exec sleep 1000) | sleep 1000 & \
+        /usr/bin/python3 /state.py & \
         i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.1; done";
 
     /// The busybox applets the script runs.
     const APPLETS: &[&str] = &["sh", "sleep", "mkfifo", "syslogd"];
+
+    /// More kinds of state, which CRIU writes to images of their own: SysV
+    /// shared memory, a message queue and semaphores (`ipcns-*`), a memfd,
+    /// shared anonymous memory (`pagemap-shmem-*`), a unix socket pair with
+    /// a queued message (`sk-queues`), an eventfd in an epoll, an inotify,
+    /// a signalfd, a timerfd, an interval timer and a second thread. It
+    /// writes `/tmp/py-ready` when all is set up.
+    const PYTHON: &str = r#"
+import ctypes, mmap, os, select, signal, socket, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_CREAT = 0o1000
+libc.shmat.restype = ctypes.c_void_p
+shm = libc.shmget(0, 8192, IPC_CREAT | 0o600)
+ctypes.memset(libc.shmat(shm, None, 0), 0x5A, 100)
+class Msg(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 16)]
+msq = libc.msgget(0, IPC_CREAT | 0o600)
+libc.msgsnd(msq, ctypes.byref(Msg(7, b"queued-in-msgq")), 16, 0)
+sem = libc.semget(0, 3, IPC_CREAT | 0o600)
+memfd = os.memfd_create("criu-rs-memfd")
+os.write(memfd, b"in-the-memfd")
+shared = mmap.mmap(-1, 65536, flags=mmap.MAP_SHARED)
+shared[:6] = b"shared"
+a, b = socket.socketpair()
+a.send(b"queued-in-socket")
+efd = os.eventfd(5)
+ep = select.epoll()
+ep.register(efd, select.EPOLLIN)
+ino = libc.inotify_init1(0)
+libc.inotify_add_watch(ino, b"/tmp", 0x100)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+mask = (ctypes.c_ulong * 16)(1 << (signal.SIGUSR1 - 1))
+sfd = libc.signalfd(-1, ctypes.byref(mask), 0)
+class Ts(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+tfd = libc.timerfd_create(1, 0)
+libc.timerfd_settime(tfd, 0, ctypes.byref((Ts * 2)(Ts(100, 0), Ts(100, 0))), None)
+signal.signal(signal.SIGALRM, lambda *_: None)
+signal.setitimer(signal.ITIMER_REAL, 1000, 1000)
+threading.Thread(target=lambda: time.sleep(1000), daemon=True).start()
+if min(shm, msq, sem, ino, sfd, tfd) < 0:
+    raise SystemExit("set-up failed: errno %d" % ctypes.get_errno())
+open("/tmp/py-ready", "w").write("ready")
+while True:
+    time.sleep(1)
+"#;
 
     /// Image kinds CRIU writes for this container (the name before `-ID`):
     /// each must be in the archive, so that the test decodes them all.
@@ -65,6 +116,12 @@ mod podman {
         "seccomp",
         "utsns",
         "ipcns-var",
+        "ipcns-shm",
+        "ipcns-msg",
+        "ipcns-sem",
+        "memfd",
+        "pagemap-shmem",
+        "sk-queues",
         "timens",
     ];
 
@@ -81,7 +138,11 @@ mod podman {
         let missing: Vec<&str> = ["podman", "runc", "conmon", "tar", "gzip"]
             .into_iter()
             .filter(|t| !on_path(t))
-            .chain((!Path::new("/bin/busybox").is_file()).then_some("/bin/busybox"))
+            .chain(
+                ["/bin/busybox", "/usr/bin/python3"]
+                    .into_iter()
+                    .filter(|f| !Path::new(f).is_file()),
+            )
             .collect();
         (!missing.is_empty()).then(|| {
             format!(
@@ -197,15 +258,22 @@ mod podman {
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
 
-        /// A root filesystem of busybox and the applets the script runs.
+        /// A root filesystem of busybox and the applets the script runs,
+        /// [`PYTHON`], and where the host's `/usr` is mounted (`/lib` and
+        /// `/lib64` lead there, as on the host).
         fn make_rootfs(&self) -> PathBuf {
             let rootfs = self.dir.join("rootfs");
-            std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-            std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+            for d in ["bin", "tmp", "usr"] {
+                std::fs::create_dir_all(rootfs.join(d)).unwrap();
+            }
             std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
             for applet in APPLETS {
                 std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
             }
+            for lib in ["lib", "lib64"] {
+                std::os::unix::fs::symlink(format!("usr/{lib}"), rootfs.join(lib)).unwrap();
+            }
+            std::fs::write(rootfs.join("state.py"), PYTHON).unwrap();
             rootfs
         }
 
@@ -340,16 +408,16 @@ mod podman {
         entry.get(field).and_then(|v| v.as_u64()).unwrap_or(0)
     }
 
-    /// Each `pages-N.img` holds exactly the pages the pagemaps naming
-    /// `pages_id: N` say are present (PE_PRESENT), as our crit decodes
-    /// them.
+    /// Each `pages-N.img` holds exactly the pages the pagemaps (of tasks
+    /// and of shared memory) naming `pages_id: N` say are present
+    /// (PE_PRESENT), as our crit decodes them.
     fn check_pages(images: &Path) -> Vec<String> {
         const PE_PRESENT: u64 = 1 << 2;
         let page = rustix::param::page_size() as u64;
         let mut want = std::collections::BTreeMap::<u64, u64>::new();
         for img in protobuf_images(images) {
             let name = img.file_name().unwrap().to_string_lossy().into_owned();
-            if kind_of(&name) != "pagemap" {
+            if !["pagemap", "pagemap-shmem"].contains(&kind_of(&name)) {
                 continue;
             }
             let text = our_crit(&["decode", "-i", img.to_str().unwrap()]).unwrap();
@@ -376,6 +444,18 @@ mod podman {
         }
         if want.is_empty() {
             bad.push("no pagemap image".into());
+        }
+        // And no page data is left that no pagemap names.
+        for e in std::fs::read_dir(images).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name
+                .strip_prefix("pages-")
+                .and_then(|n| n.strip_suffix(".img"));
+            if let Some(id) = id.and_then(|i| i.parse::<u64>().ok())
+                && !want.contains_key(&id)
+            {
+                bad.push(format!("{name}: no pagemap names it"));
+            }
         }
         bad
     }
@@ -409,6 +489,8 @@ mod podman {
             &cgroup_parent,
             "--ulimit=nofile=1024:1024",
             "--ulimit=nproc=1024:1024",
+            "--env=PATH=/bin",
+            "--volume=/usr:/usr:ro",
             "--rootfs",
             rootfs.to_str().unwrap(),
             "/bin/sh",
@@ -421,8 +503,12 @@ mod podman {
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .is_some_and(|n| n >= 5)
+                && rootfs.join("tmp/py-ready").exists()
         });
-        assert!(running, "the container's counter did not reach 5 in 20 s");
+        if !running {
+            let logs = podman.run(&["logs", &podman.name]);
+            panic!("the container did not get ready (counter to 5, python3) in 20 s: {logs}");
+        }
 
         let archive = podman.dir.join("checkpoint.tar.gz");
         let archive_arg = format!("--export={}", archive.display());
@@ -499,7 +585,7 @@ mod podman {
         // What the crits show is this container: its shell and children,
         // its FIFO, pipe, unix socket and terminal.
         let ps = our_crit(&["x", images.to_str().unwrap(), "ps"]).unwrap();
-        for comm in ["sh", "syslogd", "sleep"] {
+        for comm in ["sh", "syslogd", "sleep", "python3"] {
             assert!(
                 ps.split_whitespace().any(|w| w == comm),
                 "no {comm} in\n{ps}"

@@ -656,10 +656,11 @@ mod foreign {
 /// a tar of CRIU's images under `checkpoint/` beside the metadata Podman
 /// adds (`config.dump`, `spec.dump`, `network.status`, `stats-dump`,
 /// `dump.log`, `rootfs-diff.tar`, `deleted.files`; the names of
-/// checkpoint-restore's go library, which Podman and CRI-O share). Podman
-/// cannot run here, so the archive is built the same way from a CRIU
-/// 4.1.1 dump of a small tree, uncompressed and gzipped (`--compress none`
-/// and `gzip`). Extracted with tar (README: "Checkpoint archives"), every
+/// checkpoint-restore's go library, which Podman and CRI-O share), built
+/// here in that layout from a CRIU 4.1.1 dump of a zdtm test program,
+/// uncompressed and gzipped (`--compress none` and `gzip`); the archive
+/// Podman itself makes of a container is `tests/podman_archive.rs`'s.
+/// Extracted with tar (README: "Checkpoint archives"), every
 /// image of it decodes with our crit to what CRIU's crit prints, and our
 /// `crit x` explores it. (x86_64: the VMs have neither tar nor python3.)
 #[cfg(target_arch = "x86_64")]

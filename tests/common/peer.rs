@@ -181,7 +181,7 @@ pub fn protobuf_images(dir: &Path) -> Vec<PathBuf> {
 /// The names CRIU 4.1's crit gives fields that 4.2 renamed (its .proto
 /// files are older than ours): `pagemap_entry` field 2 is `nr_pages` there,
 /// `compat_nr_pages` here.
-fn normalize(v: &mut serde_json::Value) {
+pub fn normalize(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             if let Some(n) = m.remove("compat_nr_pages") {
@@ -199,18 +199,24 @@ fn normalize(v: &mut serde_json::Value) {
 /// Both crits decode every protobuf image of `dir`, to the same JSON
 /// (after [`normalize`]). Failures, one line each.
 pub fn compare_crits(peer: &Peer, dir: &Path) -> Vec<String> {
+    compare_crits_of(peer, &protobuf_images(dir))
+}
+
+/// Both crits decode each of `imgs` (protobuf images, wherever they are:
+/// a checkpoint archive keeps `stats-dump` beside the images' directory)
+/// to the same JSON (after [`normalize`]). Failures, one line each.
+pub fn compare_crits_of(peer: &Peer, imgs: &[PathBuf]) -> Vec<String> {
     let mut bad = Vec::new();
-    let imgs = protobuf_images(dir);
     if let Some(why) = peer.cannot_run_crit() {
         super::skip("CRIU's crit on the images", why);
-        for img in &imgs {
+        for img in imgs {
             if let Err(e) = our_crit(&["decode", "-i", img.to_str().unwrap()]) {
                 bad.push(format!("our crit: {e}"));
             }
         }
         return bad;
     }
-    let all_theirs = peer.decode_all(&imgs);
+    let all_theirs = peer.decode_all(imgs);
     for (img, theirs) in imgs.iter().zip(all_theirs) {
         let p = img.to_str().unwrap();
         let name = img.file_name().unwrap().to_string_lossy().into_owned();

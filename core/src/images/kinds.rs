@@ -44,7 +44,7 @@ pub enum Payload {
     TcpQueues,
     /// `bpfmap_data_entry`: `keys_bytes + values_bytes`.
     BpfMap,
-    /// `ipc_shm_entry`: `size` bytes, padded to 4.
+    /// `ipc_shm_entry`: `size` bytes, padded to 4 (none when `in_pagemaps`).
     IpcShm,
     /// `ipc_sem_entry`: `nsems` u16 values, padded to 8 bytes.
     IpcSem,

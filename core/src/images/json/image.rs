@@ -105,6 +105,18 @@ fn field_bool(m: &DynamicMessage, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The bytes of a SysV shared memory segment that follow its
+/// `ipc_shm_entry`: `size` of them, unless `in_pagemaps` says the contents
+/// are in the shmem pagemap and pages images instead (what CRIU 3.x and
+/// later always write), when nothing follows.
+fn shm_inline_size(m: &DynamicMessage) -> u64 {
+    if field_bool(m, "in_pagemaps") {
+        0
+    } else {
+        field_u64(m, "size")
+    }
+}
+
 /// Rounds `x` up to a multiple of the power of two `to`.
 fn round_up(x: u64, to: u64) -> u64 {
     x.div_ceil(to) * to
@@ -179,7 +191,7 @@ impl Dec<'_> {
                 Ok(json!({"inq": inq, "outq": outq}))
             }
             Payload::IpcShm => {
-                let size = field_u64(m, "size");
+                let size = shm_inline_size(m);
                 let extra = self.bytes(size)?;
                 self.r.payload(round_up(size, 4) - size)?;
                 Ok(extra)
@@ -412,7 +424,7 @@ impl Enc<'_> {
                 self.sized(q("outq"), field_u64(m, "outq_len"), &format!("{at}.outq"))
             }
             Payload::IpcShm => {
-                let size = field_u64(m, "size");
+                let size = shm_inline_size(m);
                 self.sized(extra, size, &at)?;
                 self.w
                     .write_payload(&vec![0; (round_up(size, 4) - size) as usize])

@@ -7,7 +7,8 @@
 //!   signal mask ([`Seized`]).
 //! - [`syscall`]: inject one syscall through a `syscall; int3` stub swapped
 //!   into the first executable mapping ([`Seized::remote_syscall`]).
-//! - [`shmem`]: a memfd mapped in the task and in us ([`SharedArea`]).
+//! - [`area`]: the exchange area, a memfd mapped in the task and in us
+//!   ([`SharedArea`]).
 //! - [`parasite`]: the parasite blob relocated into that area (code
 //!   read+execute, data and stack read+write in the task) and called like a
 //!   function that returns to a trap ([`Parasite`]).
@@ -18,22 +19,22 @@
 //! handles ([`Seized`], [`Parasite`]) undo theirs when dropped, so early
 //! returns with `?` are safe.
 
+pub mod area;
 pub mod cure;
 pub mod daemon;
 mod daemon_stop;
 pub mod error;
 pub mod parasite;
 pub mod seize;
-pub mod shmem;
 pub mod syscall;
 pub mod task_info;
 pub mod threads;
 
+pub use area::SharedArea;
 pub use daemon::Daemon;
 pub use error::InfectError;
 pub use parasite::Parasite;
 pub use seize::{ExtRegs, SeizeOpts, Seized, TaskState};
-pub use shmem::SharedArea;
 pub use threads::{SeizedThread, seize_process, seize_process_with};
 
 use linux_raw_sys::general as sig;

@@ -13,9 +13,9 @@
 
 use criu_arch::{SIGFRAME_ALIGN, SIGFRAME_SIZE, TRAP_INSN, setup_blob_call};
 
+use super::area::{PROT_RX, SharedArea};
 use super::error::InfectError;
 use super::seize::Seized;
-use super::shmem::{PROT_RX, SharedArea};
 use crate::blob::Blob;
 
 /// Stack the blob runs on.

@@ -11,8 +11,8 @@
 //! its owner must cope with finding them zeroed, and it comes back empty).
 
 pub mod guards;
+pub mod page_pipe;
 pub mod pages;
-pub mod pipe;
 
 use crate::images::pb;
 use crate::proc::vma_kind::status::{
@@ -21,8 +21,8 @@ use crate::proc::vma_kind::status::{
 use crate::proc::vma_kind::{MAP_TYPE, VmaEntryBits};
 use crate::proc::vmas::CollectedVma;
 
+pub use page_pipe::{DumpedPages, PageXferError, dump_pages};
 pub use pages::{PageRange, ScanError, pages_to_dump};
-pub use pipe::{DumpedPages, PageXferError, dump_pages};
 
 /// `pagemap_entry.flags`: `PE_PARENT`, `PE_LAZY`, `PE_PRESENT`.
 pub mod pe {

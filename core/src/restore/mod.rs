@@ -248,7 +248,7 @@ pub struct RestoreStats {
 /// restored but none has run its own code yet (a failure of any of these
 /// kills them all and fails the restore); `post-resume` once they run (a
 /// failure is only reported).
-pub fn restore_task(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
+pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
     launch::restore_tree(opts, hooks)
 }
 
@@ -320,7 +320,7 @@ pub(super) fn remove_pidfile(opts: &Opts) {
 /// `criu restore`: restore (which writes `--pidfile`), then either detach
 /// (`-d`) or wait for the task and return its exit code as ours.
 pub fn run(opts: &Opts, hooks: &mut Hooks) -> Result<i32, RestoreError> {
-    let r = restore_task(opts, hooks)?;
+    let r = restore_tree(opts, hooks)?;
     crate::pr_info!("Restored task {}", r.pid.as_raw_nonzero());
     // Like CRIU, stats-restore is written on every restore, into the work
     // dir. The task already runs: failing here would leave it behind while

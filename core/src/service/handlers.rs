@@ -243,7 +243,7 @@ fn restore(
 ) -> Result<CriuResp, ServiceError> {
     let s = setup_with_log(req, peer, mode, "RESTORE", On::RESTORE)?;
     let pid = with_hooks(sk, s.notify, |hooks| {
-        crate::restore::restore_task(&s.opts, hooks)
+        crate::restore::restore_tree(&s.opts, hooks)
     })
     .map(|r| r.pid.as_raw_nonzero().get())
     .map_err(|e| ServiceError::Restore(e.to_string()))?;

@@ -1,7 +1,10 @@
 //! The layers of `core/src/lib.rs` hold: every `crate::NAME` path in a
 //! module of the library names a module of a lower layer (or the module
 //! itself). The list is read from lib.rs's own documentation, so the two
-//! cannot drift apart, and every `pub mod` of lib.rs must be in it.
+//! cannot drift apart, and every `pub mod` of lib.rs must be in it. And no
+//! files import each other in a circle, in the library, the blobs or arch.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,8 +102,21 @@ fn uses(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// Whether the source tree is here to be read; else (the VMs get the test
+/// binaries only) the test skips, naming why.
+fn sources_here(test: &str) -> bool {
+    let here = Path::new(LIB).exists();
+    if !here {
+        common::skip(test, "the source tree is not here (test binaries only)");
+    }
+    here
+}
+
 #[test]
 fn every_module_uses_only_lower_layers() {
+    if !sources_here("every_module_uses_only_lower_layers") {
+        return;
+    }
     let lib = std::fs::read_to_string(LIB).unwrap();
     let layers = layers(&lib);
     let mods = declared(&lib);
@@ -155,4 +171,172 @@ fn the_reader_sees_paths_and_skips_comments() {
     assert_eq!(l["log"], 1);
     assert_eq!(l["hooks"], 2);
     assert_eq!(declared(lib), ["log"]);
+}
+
+/// A crate's Rust files by module path (`dump/files.rs` is `["dump",
+/// "files"]`, `dump/mod.rs` is `["dump"]`, the root file `[]`).
+fn modules_of(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let rel = path.strip_prefix(src).unwrap();
+            let mut parts: Vec<String> = rel
+                .iter()
+                .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+                .collect();
+            if matches!(
+                parts.last().map(String::as_str),
+                Some("mod" | "lib" | "main")
+            ) {
+                parts.pop();
+            }
+            out.insert(parts, path);
+        }
+    }
+    out
+}
+
+/// The module paths `text` names (`crate::a::b`, `super::c`, `self::d`,
+/// and the items of `super::{e, f::g}`), resolved against the module `at`
+/// of the file (`m/a.rs` and `m/a/mod.rs` are both module `m::a`).
+fn named_paths(text: &str, at: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = code_of(line);
+        for (prefix, base) in [
+            ("crate::", Vec::new()),
+            ("super::", at[..at.len().saturating_sub(1)].to_vec()),
+            ("self::", at.to_vec()),
+        ] {
+            let mut rest = code;
+            while let Some(i) = rest.find(prefix) {
+                let before = rest[..i].chars().last();
+                let after = &rest[i + prefix.len()..];
+                rest = after;
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+                    continue;
+                }
+                let tails: Vec<&str> = match after.strip_prefix('{') {
+                    Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                    None => vec![after],
+                };
+                for tail in tails {
+                    let mut path = base.clone();
+                    for seg in tail.trim().split("::") {
+                        let seg: String = seg
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if seg.is_empty() {
+                            break;
+                        }
+                        path.push(seg);
+                    }
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Cycles among the files of the crate at `src`: file A uses a path into
+/// file B and B (directly or through others) into A. A file's uses of its
+/// own ancestors (`super::Item` in the parent's `mod.rs`) are left out:
+/// the parent declares its children, so those edges always close a loop.
+fn file_cycles(src: &Path) -> Vec<String> {
+    let mods = modules_of(src);
+    let mut edges: BTreeMap<&Vec<String>, std::collections::BTreeSet<&Vec<String>>> =
+        BTreeMap::new();
+    for (at, file) in &mods {
+        let text = std::fs::read_to_string(file).unwrap();
+        for path in named_paths(&text, at) {
+            // The longest prefix of the path that is a file of the crate.
+            let target = (0..=path.len())
+                .rev()
+                .find_map(|n| mods.get_key_value(&path[..n]).map(|(k, _)| k));
+            let Some(target) = target else { continue };
+            let ancestor = target.len() <= at.len() && at[..target.len()] == target[..];
+            let descendant = at.len() <= target.len() && target[..at.len()] == at[..];
+            if !ancestor && !descendant {
+                edges.entry(at).or_default().insert(target);
+            }
+        }
+    }
+    // Depth-first search for back edges.
+    let mut found = Vec::new();
+    let mut state: BTreeMap<&Vec<String>, u8> = BTreeMap::new();
+    fn visit<'a>(
+        n: &'a Vec<String>,
+        edges: &BTreeMap<&'a Vec<String>, std::collections::BTreeSet<&'a Vec<String>>>,
+        state: &mut BTreeMap<&'a Vec<String>, u8>,
+        stack: &mut Vec<&'a Vec<String>>,
+        found: &mut Vec<String>,
+    ) {
+        state.insert(n, 1);
+        stack.push(n);
+        for &m in edges.get(n).into_iter().flatten() {
+            match state.get(m) {
+                Some(1) => {
+                    let from = stack.iter().position(|s| *s == m).unwrap();
+                    let names: Vec<String> = stack[from..].iter().map(|p| p.join("/")).collect();
+                    found.push(format!("{} -> {}", names.join(" -> "), m.join("/")));
+                }
+                Some(_) => {}
+                None => visit(m, edges, state, stack, found),
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+    }
+    for n in mods.keys() {
+        if !state.contains_key(n) {
+            visit(n, &edges, &mut state, &mut Vec::new(), &mut found);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_file_imports_in_a_circle() {
+    if !sources_here("no_file_imports_in_a_circle") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    for krate in ["core/src", "parasite/src", "restorer/src", "arch/src"] {
+        for c in file_cycles(&root.join(krate)) {
+            all.push(format!("{krate}: {c}"));
+        }
+    }
+    assert!(
+        all.is_empty(),
+        "import circles between files:\n{}",
+        all.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_finder_finds_circles() {
+    let dir = std::env::temp_dir().join(format!("layers-circle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("m")).unwrap();
+    std::fs::write(dir.join("lib.rs"), "pub mod m;\n").unwrap();
+    std::fs::write(dir.join("m/mod.rs"), "mod a;\nmod b;\npub struct T;\n").unwrap();
+    std::fs::write(dir.join("m/a.rs"), "use super::b::B;\nuse super::T;\n").unwrap();
+    std::fs::write(dir.join("m/b.rs"), "use super::{a::A, T};\n").unwrap();
+    let found = file_cycles(&dir);
+    assert_eq!(found, ["m/a -> m/b -> m/a"]);
+    std::fs::write(dir.join("m/b.rs"), "use crate::m::T; // super::a\n").unwrap();
+    assert!(file_cycles(&dir).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

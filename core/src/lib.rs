@@ -3,7 +3,8 @@
 //! Layers, bottom to top. A module uses only modules of lower layers (and
 //! its own submodules): never one of its own layer or above.
 //! `tests/layers.rs` reads this list and fails on any `crate::` path
-//! against it.
+//! against it, and on files that import each other in a circle (here, in
+//! the blobs and in `arch`).
 //!
 //! 1. `log` (records and the `pr_*!` macros)
 //! 2. `fault` (fault injection for the tests)

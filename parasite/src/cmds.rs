@@ -9,7 +9,7 @@ use crate::abi::{
     self, Creds, DrainFdsArgs, DumpPagesArgs, IoVec, ItimersArgs, MiscArgs, MprotectArgs,
     MprotectRegion, PosixTimer, PosixTimersArgs, SigactsArgs, ThreadArgs,
 };
-use crate::daemon::Area;
+use crate::area::Area;
 use crate::sock::{Sock, close};
 
 const EINVAL: isize = -(criu_arch::kernel::errno::EINVAL as isize);

@@ -25,6 +25,7 @@
 // Shared with core, which uses all of it; the blob needs only some.
 #[allow(dead_code)]
 mod abi;
+mod area;
 mod cmds;
 mod daemon;
 mod rt;
@@ -70,7 +71,7 @@ pub unsafe extern "C" fn __export_parasite_entry(cmd: usize, args: *mut u8) -> i
         }
         abi::CMD_INIT_DAEMON => daemon::run(args),
         abi::CMD_TRAP_DUMP_THREAD => {
-            let mut area = daemon::Area {
+            let mut area = area::Area {
                 ptr: args,
                 len: core::mem::size_of::<abi::ThreadArgs>(),
             };

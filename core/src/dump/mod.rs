@@ -719,10 +719,11 @@ fn gather_inside(
     let pages_path = common
         .images_dir
         .join(crate::images::Kind::Pages.file_name(c.pages_id));
-    let pages_file = write::create_raw(&pages_path).map_err(|source| DumpError::Images {
-        dir: common.images_dir.clone(),
-        source,
-    })?;
+    let pages_file =
+        crate::images::writer::create_raw(&pages_path).map_err(|source| DumpError::Images {
+            dir: common.images_dir.clone(),
+            source,
+        })?;
     let t_mem = std::time::Instant::now();
     let dumped = mem::dump_pages(
         &mut daemon,

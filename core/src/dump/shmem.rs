@@ -123,7 +123,7 @@ pub fn dump_object(
     };
     let img = ImageDir::new(dir);
     let pages_path = dir.join(Kind::Pages.file_name(pages_id));
-    let mut pages = super::write::create_raw(&pages_path)?;
+    let mut pages = crate::images::writer::create_raw(&pages_path)?;
     let mut entries = Vec::new();
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;

@@ -1,6 +1,5 @@
 //! Writing the images of one dumped task.
 
-use std::fs::File;
 use std::path::Path;
 
 use crate::blob::parasite_abi::{ItimersArgs, MiscArgs, PosixTimer, SigactsArgs, ThreadArgs};
@@ -165,12 +164,6 @@ pub fn write_stats(dir: &Path, s: &Stats) -> Result<(), ImageError> {
             restore: None,
         },
     )
-}
-
-/// Create a raw image (no header), private like the others.
-pub fn create_raw(path: &Path) -> Result<File, ImageError> {
-    crate::images::writer::create_private(path)
-        .map_err(|e| ImageError::io(&path.display().to_string(), e))
 }
 
 /// `mm.mm_saved_auxv` as CRIU writes it: the first

@@ -382,7 +382,7 @@ impl<'a> Opener<'a> {
             return fifo::open(self, id, f);
         }
         if self.img.unix.contains_key(&id) {
-            return unix::open(self, id);
+            return unix_restore::open(self, id);
         }
         if let Some(t) = self.img.ttys.get(&id) {
             return tty_restore::open(self, id, t);

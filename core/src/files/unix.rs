@@ -27,7 +27,7 @@ use rustix::net::{
     Shutdown, SocketAddrUnix, SocketFlags, SocketType, sockopt,
 };
 
-use super::{Dumped, FdCtx, FileError, FileImages, Opener, restore_err};
+use super::{Dumped, FdCtx, FileError, FileImages, restore_err};
 use crate::images::pb;
 use crate::proc::unix_diag::{self, TCP_ESTABLISHED, TCP_LISTEN, UnixSock};
 use crate::sys::sockopt as so;
@@ -451,16 +451,6 @@ pub fn check(img: &FileImages) -> Result<(), FileError> {
         }
     }
     Ok(())
-}
-
-pub(super) fn open(o: &mut Opener<'_>, id: u32) -> Result<OwnedFd, FileError> {
-    if o.unix.is_none() {
-        o.unix = Some(super::unix_restore::build(o.img, o.ext_unix_sk)?);
-    }
-    o.unix
-        .as_mut()
-        .and_then(|m| m.remove(&id))
-        .ok_or_else(|| restore_err(id, KIND, "opened twice, or an outside socket"))
 }
 
 /// The address of a dumped name (path, or `\0` + abstract name).

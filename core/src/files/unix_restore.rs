@@ -17,6 +17,18 @@ use crate::images::pb;
 
 const KIND: &str = "a unix socket";
 
+/// The socket of file `id`: every unix socket of the images is made on the
+/// first call (pairs and listeners need each other), then handed out.
+pub(super) fn open(o: &mut super::Opener<'_>, id: u32) -> Result<std::os::fd::OwnedFd, FileError> {
+    if o.unix.is_none() {
+        o.unix = Some(build(o.img, o.ext_unix_sk)?);
+    }
+    o.unix
+        .as_mut()
+        .and_then(|m| m.remove(&id))
+        .ok_or_else(|| restore_err(id, KIND, "opened twice, or an outside socket"))
+}
+
 /// How one socket comes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {

@@ -5,7 +5,62 @@
 //! such an entry. So entries are written with field 2, split where a run
 //! is longer than it can count, and read with field 5 first.
 
-use super::pb::PagemapEntry;
+use std::path::Path;
+
+use super::error::{ImageError, Result};
+use super::kinds::Kind;
+use super::pb::{PagemapEntry, PagemapHead};
+use super::reader::ImageReader;
+
+/// One run of pages present in `pages-N.img`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagesRun {
+    pub vaddr: u64,
+    pub nr_pages: u64,
+    /// Byte offset of the run in the pages image.
+    pub offset: u64,
+}
+
+/// A pagemap image as read: the id of its pages image and its runs, each
+/// with its offset there.
+#[derive(Debug)]
+pub struct Pagemap {
+    pub pages_id: u32,
+    pub runs: Vec<PagesRun>,
+    /// Some run's pages are in a parent image (pre-dump), not in this
+    /// pages image: such runs are left out of `runs`.
+    pub in_parent: bool,
+}
+
+/// Reads the pagemap image at `path` (a task's `pagemap-PID.img` or a
+/// shared memory object's `pagemap-shmem-ID.img`).
+pub fn read(path: &Path, page_size: u64) -> Result<Pagemap> {
+    let mut r = ImageReader::open(path, Kind::Pagemap)?;
+    let head: PagemapHead = r.next_message()?.ok_or_else(|| ImageError::Empty {
+        file: path.display().to_string(),
+        message: "pagemap head".into(),
+    })?;
+    let mut pm = Pagemap {
+        pages_id: head.pages_id,
+        runs: Vec::new(),
+        in_parent: false,
+    };
+    let mut offset = 0u64;
+    while let Some(e) = r.next_message::<PagemapEntry>()? {
+        if e.in_parent.unwrap_or(false) {
+            pm.in_parent = true;
+            continue;
+        }
+        let nr = nr_pages(&e);
+        pm.runs.push(PagesRun {
+            vaddr: e.vaddr,
+            nr_pages: nr,
+            offset,
+        });
+        offset = offset.saturating_add(nr.saturating_mul(page_size));
+    }
+    Ok(pm)
+}
 
 /// The pages an entry covers, from whichever field the writer used.
 pub fn nr_pages(e: &PagemapEntry) -> u64 {

@@ -47,6 +47,12 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Create a raw image (no header: the pages images), private like the
+/// others.
+pub fn create_raw(path: &Path) -> Result<File> {
+    create_private(path).map_err(|e| ImageError::io(&path.display().to_string(), e))
+}
+
 /// Why an images directory may not receive images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImagesDirError {

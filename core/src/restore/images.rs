@@ -5,12 +5,10 @@
 //! file it came from before a single process exists.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::images::kinds::Kind;
 use crate::images::pb;
-use crate::images::reader::ImageReader;
 use crate::images::typed::ImageDir;
 use crate::proc::vma_kind::status::{
     VMA_AREA_AIORING, VMA_AREA_MEMFD, VMA_AREA_REGULAR, VMA_AREA_SYSVIPC, VMA_AREA_VDSO,
@@ -19,14 +17,7 @@ use crate::proc::vma_kind::status::{
 
 use super::RestoreError;
 
-/// One run of pages present in `pages-N.img`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PagesRun {
-    pub vaddr: u64,
-    pub nr_pages: u64,
-    /// Byte offset of the run in the pages image.
-    pub offset: u64,
-}
+pub use crate::images::pagemap::PagesRun;
 
 /// The images of one task, as read and validated.
 #[derive(Debug)]
@@ -75,7 +66,7 @@ pub struct TaskImages {
     pub shares_fs: bool,
     /// How its vDSO comes back (decided once every image is read, see
     /// [`super::vdso::plan`]).
-    pub vdso: super::vdso::VdsoPlan,
+    pub vdso: crate::vdso::VdsoPlan,
 }
 
 fn img(e: crate::images::error::ImageError) -> RestoreError {
@@ -427,7 +418,7 @@ fn read_task(
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
     refuse_unsupported(&mm.vmas, &mm_file)?;
 
-    let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
+    let (pages_id, pages) = super::read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
     let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
     let pages_len = std::fs::metadata(&pages_path)
         .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
@@ -509,39 +500,8 @@ fn read_task(
         ids,
         shares_files: false,
         shares_fs: false,
-        vdso: super::vdso::VdsoPlan::Nothing,
+        vdso: crate::vdso::VdsoPlan::Nothing,
     })
-}
-
-/// Reads `pagemap-PID.img`: the pages id and the runs, with their offsets in
-/// the pages image (runs marked `in_parent` have no data here).
-pub(super) fn read_pagemap(
-    path: &Path,
-    page_size: u64,
-) -> Result<(u32, Vec<PagesRun>), RestoreError> {
-    let mut r = ImageReader::open(path, Kind::Pagemap).map_err(img)?;
-    let head: pb::PagemapHead = r
-        .next_message()
-        .map_err(img)?
-        .ok_or_else(|| invalid(path.display().to_string(), "no pagemap head".into()))?;
-    let mut runs = Vec::new();
-    let mut offset = 0u64;
-    while let Some(e) = r.next_message::<pb::PagemapEntry>().map_err(img)? {
-        if e.in_parent.unwrap_or(false) {
-            return Err(RestoreError::Unsupported(format!(
-                "{}: pages in a parent image (pre-dump) are not restored yet",
-                path.display()
-            )));
-        }
-        let nr = crate::images::pagemap::nr_pages(&e);
-        runs.push(PagesRun {
-            vaddr: e.vaddr,
-            nr_pages: nr,
-            offset,
-        });
-        offset = offset.saturating_add(nr.saturating_mul(page_size));
-    }
-    Ok((head.pages_id, runs))
 }
 
 /// Memory whose contents live outside the task's pages and is not restored

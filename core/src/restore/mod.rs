@@ -275,6 +275,20 @@ pub fn check_images(
     Ok(tasks)
 }
 
+/// Reads a pagemap image (a task's or a shared memory object's): the pages
+/// image's id and the runs. Pages kept in a parent image (pre-dump) are
+/// refused: they are not restored yet.
+fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<images::PagesRun>), RestoreError> {
+    let pm = crate::images::pagemap::read(path, page_size)?;
+    if pm.in_parent {
+        return Err(RestoreError::Unsupported(format!(
+            "{}: pages in a parent image (pre-dump) are not restored yet",
+            path.display()
+        )));
+    }
+    Ok((pm.pages_id, pm.runs))
+}
+
 const RESTORER_ENTRY: usize = 0;
 
 /// `task_core_entry.task_state` of a task dumped while stopped.

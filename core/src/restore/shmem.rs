@@ -23,8 +23,8 @@ use std::path::PathBuf;
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 
 use super::RestoreError;
-use super::images::PagesRun;
 use crate::images::kinds::Kind;
+use crate::images::pagemap::PagesRun;
 use crate::images::pb;
 use crate::images::typed::ImageDir;
 use crate::proc::vma_kind::status::{VMA_ANON_SHARED, VMA_AREA_MEMFD, VMA_AREA_SYSVIPC};
@@ -166,7 +166,7 @@ fn load(
     let size = inode.as_ref().map_or(extent, |i| i.size);
     let pm = dir.path(Kind::ShmemPagemap, shmid);
     let (runs, pages_path) = if pm.exists() {
-        let (pages_id, runs) = super::images::read_pagemap(&pm, page_size)?;
+        let (pages_id, runs) = super::read_pagemap(&pm, page_size)?;
         (runs, Some(dir.path(Kind::Pages, u64::from(pages_id))))
     } else {
         (Vec::new(), None)

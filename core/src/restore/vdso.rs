@@ -6,6 +6,7 @@
 use std::os::unix::fs::FileExt;
 
 use crate::proc::vma_kind::status::{VMA_AREA_VDSO, VMA_AREA_VVAR};
+pub use crate::vdso::VdsoPlan;
 use crate::vdso::{self, Layout, Mode, Symtab};
 
 use super::RestoreError;
@@ -16,24 +17,6 @@ use super::layout::SelfMaps;
 /// path even when this kernel's would fit (for tests, like CRIU's fault
 /// point 127, `FI_VDSO_TRAMPOLINES`).
 pub const FORCE_PROXY_ENV: &str = "CRIU_VDSO_TRAMPOLINES";
-
-/// How a task's vDSO is restored.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum VdsoPlan {
-    /// No vDSO in the images: this kernel's is unmapped.
-    #[default]
-    Nothing,
-    /// This kernel's vDSO and vvar go where the dumped ones were.
-    InPlace(Layout),
-    /// The dumped vDSO (`dumped`, with its function symbols `syms` and
-    /// its bytes `code`) is restored from its pages and patched into a
-    /// proxy; its VMAs are now ordinary memory in the task's images.
-    Proxy {
-        dumped: Layout,
-        syms: Symtab,
-        code: Vec<u8>,
-    },
-}
 
 /// This kernel's vDSO: where the tool has it and its symbols.
 #[derive(Clone, Debug)]

@@ -247,5 +247,24 @@ pub fn symbols_of(what: &str, data: &[u8]) -> Result<Symtab, VdsoError> {
 #[cfg(test)]
 pub(crate) mod synthetic;
 
+/// How a task's vDSO is restored (decided by the restore, per task, before
+/// anything is created).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum VdsoPlan {
+    /// No vDSO in the images: this kernel's is unmapped.
+    #[default]
+    Nothing,
+    /// This kernel's vDSO and vvar go where the dumped ones were.
+    InPlace(Layout),
+    /// The dumped vDSO (`dumped`, with its function symbols `syms` and
+    /// its bytes `code`) is restored from its pages and patched into a
+    /// proxy; its VMAs are now ordinary memory in the task's images.
+    Proxy {
+        dumped: Layout,
+        syms: Symtab,
+        code: Vec<u8>,
+    },
+}
+
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,22 @@ fn invalid(file: impl Into<String>, what: String) -> RestoreError {
 /// Reads the one entry of a single-entry image (inventory, core, mm, fs,
 /// ids). CRIU writes exactly one, so anything after it, even a well-formed
 /// second entry, is damage rather than something to ignore.
+/// The `core-ID.img` of a task or thread that pstree.img lists: a missing
+/// one is pstree.img's fault (a damaged or foreign ID), and says so.
+fn read_core(dir: &ImageDir, what: &str, id: u32) -> Result<pb::CoreEntry, RestoreError> {
+    let id = u64::from(id);
+    if !dir.path(Kind::Core, id).exists() {
+        return Err(invalid(
+            "pstree.img",
+            format!(
+                "{what} {id} is listed, but there is no {}",
+                Kind::Core.file_name(id)
+            ),
+        ));
+    }
+    read_single(dir, Kind::Core, id)
+}
+
 fn read_single<T: prost_reflect::prost::Message + Default>(
     dir: &ImageDir,
     kind: Kind,
@@ -189,8 +205,7 @@ pub fn read_tree(
                 ),
             ));
         }
-        let pid = u64::from(e.pid);
-        let core: pb::CoreEntry = read_single(dir, Kind::Core, pid)?;
+        let core = read_core(dir, "task", e.pid)?;
         let state = core.tc.as_ref().map(|tc| tc.task_state);
         if state == Some(TASK_ZOMBIE) {
             if i == 0 {
@@ -397,7 +412,7 @@ fn read_task(
             ));
         }
         validate_pid(tid, "pstree.img")?;
-        let c: pb::CoreEntry = read_single(dir, Kind::Core, u64::from(tid))?;
+        let c = read_core(dir, "thread", tid)?;
         validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size)?;
         super::seccomp::refuse(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
         threads.push((tid, c));

@@ -268,8 +268,14 @@ fn check_case(
     files: &[String],
     pid: i32,
     work: &Path,
+    progress: &[u8],
 ) -> Result<(), TestCaseError> {
     copy_dir(pristine, scratch);
+    // The count the program had written when it was dumped: a task an
+    // earlier case restored may have counted on and written a higher one,
+    // which this case's task (back at the dumped count) would read as its
+    // count going back.
+    std::fs::write(work.join("progress"), progress).unwrap();
     let (what, contents_only) = apply(d, scratch, files);
     let damaged = damaged_file(d, files);
     let images_before = snapshot(scratch);
@@ -339,6 +345,7 @@ fn damaged_images_are_refused_cleanly() {
         .join("progress")
         .exists()));
     z.dump(&[]);
+    let progress = std::fs::read(z.work().join("progress")).unwrap();
     let pristine = z.images().to_path_buf();
     let mut files: Vec<String> = std::fs::read_dir(&pristine)
         .unwrap()
@@ -369,7 +376,7 @@ fn damaged_images_are_refused_cleanly() {
         ..Config::default()
     });
     let outcome = runner.run(&damage(), |d| {
-        check_case(&d, &pristine, &scratch, &files, pid, &work)
+        check_case(&d, &pristine, &scratch, &files, pid, &work, &progress)
     });
     if let Err(e) = outcome {
         panic!("{e}");

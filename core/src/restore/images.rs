@@ -488,6 +488,21 @@ fn read_task(
     let no_fdinfo_image = !(complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists());
     let fdinfo = if no_fdinfo_image {
         Vec::new()
+    } else if !dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+        // Complete images have one fdinfo image per fd table: a missing one
+        // is the fault of the id that names it (a damaged or foreign one).
+        let named_by = match &ids {
+            Some(_) if dir.path(Kind::Ids, pid).exists() => Kind::Ids.file_name(pid),
+            _ => Kind::Core.file_name(pid),
+        };
+        return Err(invalid(
+            named_by,
+            format!(
+                "task {}'s fd table is files id {files_id}, but there is no {}",
+                pstree.pid,
+                Kind::Fdinfo.file_name(u64::from(files_id))
+            ),
+        ));
     } else {
         dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))
             .map_err(img)?

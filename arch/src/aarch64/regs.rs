@@ -26,6 +26,10 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
+/// Whether the user address space ends one page below a power of two:
+/// the top of the user address space is a power of two (TASK_SIZE has no guard page).
+pub const TASK_SIZE_GUARD_PAGE: bool = false;
+
 /// Whether a task resumed from a syscall-entry stop runs the syscall the
 /// injected general registers name (so a pending one must be skipped by
 /// stepping it first): no here (the number comes from `SYSCALL_NR_REGSET`).

@@ -30,6 +30,10 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// would zero.
 pub const VECTOR_REGSETS: &[u32] = &[NT_PPC_VMX, NT_PPC_VSX];
 
+/// Whether the user address space ends one page below a power of two:
+/// the top of the user address space is a power of two (TASK_SIZE has no guard page).
+pub const TASK_SIZE_GUARD_PAGE: bool = false;
+
 /// Whether a task resumed from a syscall-entry stop runs the syscall the
 /// injected general registers name: yes, the kernel reads r0 after the
 /// stop, and then returns to the injected `sc`, which runs the syscall a

@@ -28,6 +28,10 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = Some(NT_S390_SYSTEM_CALL);
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
+/// Whether the user address space ends one page below a power of two:
+/// the top of the user address space is a power of two (TASK_SIZE has no guard page).
+pub const TASK_SIZE_GUARD_PAGE: bool = false;
+
 /// Whether a task resumed from a syscall-entry stop runs the syscall the
 /// written general registers name (so a pending one must be cancelled,
 /// [`GpRegs::cancel_pending_syscall`], and stepped to its exit first):

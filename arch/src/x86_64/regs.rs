@@ -28,6 +28,10 @@ pub const SYSCALL_RESTART_REGSET: Option<u32> = None;
 /// puts back and the dump reads (ppc64's VMX and VSX); none here.
 pub const VECTOR_REGSETS: &[u32] = &[];
 
+/// Whether the user address space ends one page below a power of two:
+/// x86_64's TASK_SIZE is 2^47 minus one page (the kernel keeps the top page unmapped).
+pub const TASK_SIZE_GUARD_PAGE: bool = true;
+
 /// Whether a task resumed from a syscall-entry stop runs the syscall the
 /// injected general registers name (so a pending one must be skipped by
 /// stepping it first): no here (every injection sets `orig_ax`, the number the kernel reads, to -1).

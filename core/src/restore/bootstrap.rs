@@ -30,26 +30,34 @@ pub struct Region {
 }
 
 impl Region {
-    /// Maps `image.len()` bytes shared, read+write+exec, exactly at `base`
-    /// (never over an existing mapping) and copies `image` there.
-    pub fn map(base: u64, image: &[u8]) -> Result<Region, Errno> {
+    /// Maps `image.len()` bytes shared, read+write+exec, over `hold` (the
+    /// address space held for it since its place was chosen, at least as
+    /// long) and copies `image` there.
+    pub fn map(hold: Reservation, image: &[u8]) -> Result<Region, Errno> {
         let len = image.len();
+        if len > hold.len {
+            return Err(Errno::INVAL);
+        }
         crate::fault::call(&"mmap of the bootstrap region", Errno::NOMEM)?;
+        let base = hold.base;
         let want = std::ptr::without_provenance_mut::<c_void>(base as usize);
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so no memory
-        // in use is affected; the new area belongs to the returned Region.
+        // SAFETY: MAP_FIXED replaces only `hold`'s own PROT_NONE pages,
+        // which nothing uses; the new area belongs to the returned Region.
         let got = unsafe {
             rustix::mm::mmap_anonymous(
                 want,
                 len,
                 ProtFlags::READ | ProtFlags::WRITE | ProtFlags::EXEC,
-                MapFlags::SHARED | MapFlags::FIXED_NOREPLACE,
+                MapFlags::SHARED | MapFlags::FIXED,
             )
         }?;
+        // The region now owns the whole held range (its tail stays PROT_NONE
+        // until the region is unmapped).
         let region = Region {
             base: got as u64,
-            len,
+            len: hold.len,
         };
+        std::mem::forget(hold);
         if got != want {
             return Err(Errno::EXIST);
         }
@@ -195,6 +203,32 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// `len` bytes exactly at `base`, never over an existing mapping
+    /// (`EEXIST` when something is there).
+    pub fn at(base: u64, len: u64) -> Result<Reservation, Errno> {
+        let len = usize::try_from(len).map_err(|_| Errno::NOMEM)?;
+        let want = std::ptr::without_provenance_mut::<c_void>(base as usize);
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so no memory
+        // in use is affected; the new area belongs to the returned Reservation.
+        let got = unsafe {
+            rustix::mm::mmap_anonymous(
+                want,
+                len,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED_NOREPLACE,
+            )
+        }?;
+        let held = Reservation {
+            base: got as u64,
+            len,
+        };
+        if got != want {
+            // An old kernel without FIXED_NOREPLACE placed it elsewhere.
+            return Err(Errno::EXIST);
+        }
+        Ok(held)
+    }
+
     /// `len` bytes anywhere the kernel finds room; nothing for 0.
     pub fn map(len: u64) -> Result<Reservation, Errno> {
         if len == 0 {

@@ -42,7 +42,12 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let page = rustix::param::page_size() as u64;
     let maps = SelfMaps::read()?;
     let top = maps.all.iter().map(|m| m.1).max().unwrap_or(1 << 47);
-    let task_size = top.next_power_of_two() - page;
+    let task_size = top.next_power_of_two()
+        - if criu_arch::TASK_SIZE_GUARD_PAGE {
+            page
+        } else {
+            0
+        };
     let mut tasks = check_images(&opts.common.images_dir, page, task_size)?;
     // --cpu-cap with its image bit: refuse a tree this CPU cannot run (its
     // saved FPU state, the instructions it may use) before creating any.
@@ -186,7 +191,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let mut live = Vec::with_capacity(plans.len());
     let mut fds = Vec::new();
     for (t, p) in alive.iter().zip(plans) {
-        let region = Region::map(p.base, &p.image)
+        let region = Region::map(p.hold, &p.image)
             .map_err(|e| RestoreError::Sys("mmap(bootstrap region)", e))?;
         live.push(Live {
             t,

@@ -15,6 +15,7 @@ use crate::blob::restorer_abi::{
     RlimitArg, RseqArg, SigactionArg, SiginfoArg, ThreadArg, VdsoMarkArg, VmaArg,
 };
 use crate::images::pb;
+use rustix::io::Errno;
 
 use super::bootstrap::bytes_of;
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
@@ -37,6 +38,9 @@ const SWITCH_SIGNAL: u64 = linux_raw_sys::general::SIGUSR2 as u64;
 /// Everything needed to start the child.
 pub struct Plan {
     pub base: u64,
+    /// The address space of the region, held from the moment its place
+    /// was chosen (else an allocation of the tool could land there).
+    pub hold: super::bootstrap::Reservation,
     pub image: Vec<u8>,
     pub args_off: usize,
     /// Fds the child inherits and moves or uses; closed in the tool once
@@ -763,7 +767,7 @@ pub fn build<'a>(
     let a_madvise = arena.push(&madvise_calls(t));
 
     let total = (arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
-    let base = maps.free_region(total as u64, &t.mm.vmas, page_size)?;
+    let (base, hold) = hold_region(maps, total as u64, &t.mm.vmas, page_size)?;
     let at = |a: Array| Array {
         addr: if a.len == 0 {
             0
@@ -962,6 +966,7 @@ pub fn build<'a>(
     image[arrays_off..arrays_off + arena.buf.len()].copy_from_slice(&arena.buf);
     Ok(Plan {
         base,
+        hold,
         image,
         args_off,
         fds,
@@ -969,6 +974,33 @@ pub fn build<'a>(
         pull,
         pull_off: args_off + std::mem::offset_of!(RestoreArgs, pull_fds),
     })
+}
+
+/// Chooses the region's place (free in the tool and in the task) and holds
+/// it at once. `maps` was read before this task's plan (and the earlier
+/// ones') allocated memory, which may sit where it shows a gap: a place
+/// found taken is chosen again with the tool's mappings as they are now.
+fn hold_region(
+    maps: &SelfMaps,
+    total: u64,
+    vmas: &[pb::VmaEntry],
+    page_size: u64,
+) -> Result<(u64, super::bootstrap::Reservation), RestoreError> {
+    const TRIES: usize = 8;
+    let mut now = maps.clone();
+    for _ in 0..TRIES {
+        let base = now.free_region(total, vmas, page_size)?;
+        match super::bootstrap::Reservation::at(base, total) {
+            Ok(hold) => return Ok((base, hold)),
+            Err(Errno::EXIST) => {
+                let fresh = SelfMaps::read()?;
+                now.all.extend(fresh.all);
+                now.all.sort_unstable();
+            }
+            Err(e) => return Err(RestoreError::Sys("mmap(bootstrap region)", e)),
+        }
+    }
+    Err(RestoreError::Sys("mmap(bootstrap region)", Errno::EXIST))
 }
 
 fn vec_bytes<T: Copy>(v: &[T]) -> Vec<u8> {

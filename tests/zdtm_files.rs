@@ -218,7 +218,8 @@ fn criu_fixture_pipes_and_sockets_are_read() {
     let img = criu_core::files::FileImages::read(&dir, &files).unwrap();
     img.check(&|id| files.iter().any(|f| f.id == id && f.reg.is_some()))
         .unwrap();
-    assert!(img.holds(9) && img.holds(10) && img.holds(12) && img.holds(15));
+    assert!([9, 10, 12, 15].iter().all(|&id| img.restorable(id)));
+    assert!(img.pipes.contains_key(&9) && img.unix.contains_key(&12));
     assert!(!img.half_pipe(9) && !img.half_pipe(10));
     let (d, data) = &img.pipe_data[&76205];
     assert_eq!((d.bytes, d.size, data.len()), (5000, Some(65536), 5000));

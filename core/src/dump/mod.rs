@@ -72,7 +72,6 @@
 
 pub mod cgroups;
 pub mod core_img;
-mod file_ids;
 pub mod files;
 pub mod freezer;
 pub mod namespaces;
@@ -183,7 +182,7 @@ pub enum DumpError {
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
     #[error(transparent)]
-    Files(#[from] files::FilesError),
+    Files(#[from] crate::files::table::FilesError),
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
     #[error("writing images to {dir}: {source}")]
@@ -336,7 +335,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
 
     // Collect from outside, every task, with one file table.
-    let mut files = files::FileTable::default();
+    let mut files = crate::files::table::FileTable::default();
     let fd_opts = files::FdOpts {
         ghost: crate::files::ghost::GhostOpts {
             limit: common.ghost_limit,
@@ -344,6 +343,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         },
         file_locks: common.file_locks,
         shell_job: common.shell_job,
+        ext_unix_sk: common.ext_unix_sk,
     };
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
     // What /proc alone tells, for every task at once (several threads).
@@ -385,7 +385,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         collected.push(Some(c));
     }
     // Unix socket peers, once every fd of every task is known.
-    files.finish(common.ext_unix_sk)?;
+    crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
@@ -763,7 +763,7 @@ fn collect_outside(
     proc: &ProcDir,
     task: &Seized,
     part: proc_part::ProcPart,
-    files: &mut files::FileTable,
+    files: &mut crate::files::table::FileTable,
     fd_opts: files::FdOpts,
     own_fds: bool,
 ) -> Result<Collected, DumpError> {
@@ -787,7 +787,7 @@ fn collect_outside(
     } = part;
     let page_size = crate::proc::page_size() as u64;
     let exe_link = PathBuf::from(format!("/proc/{pid}/exe"));
-    let exe_file_id = files::add_mapped(files, &exe_link, &exe, fd_opts)?;
+    let exe_file_id = crate::files::reg::add_mapped(files, &exe_link, &exe, fd_opts)?;
     let mut vma_file_ids = Vec::with_capacity(vmas.len());
     for v in &vmas {
         let id = match &v.file {
@@ -803,12 +803,12 @@ fn collect_outside(
                 Some(match files.memfd_mapping(id.ino) {
                     Some(fid) => fid,
                     None => {
-                        let inode = shmem::memfd_inode(fd, id.ino, &target).map_err(|e| {
-                            DumpError::Memory {
+                        let inode = crate::files::memfd::memfd_inode(fd, id.ino, &target).map_err(
+                            |(call, e)| DumpError::Memory {
                                 pid,
-                                reason: e.to_string(),
-                            }
-                        })?;
+                                reason: format!("memfd {} ({call}): {e}", id.ino),
+                            },
+                        )?;
                         // The mapping's access mode, as CRIU records it.
                         let flags = v.entry.fdflags.unwrap_or(O_RDWR);
                         files.add_memfd_mapping(id.ino, flags, inode)
@@ -827,7 +827,7 @@ fn collect_outside(
                         ));
                         let target = std::fs::read_link(&path)
                             .map_err(collect_err(pid, "map_files link"))?;
-                        let fid = files::add_mapped(files, &path, &target, fd_opts)?;
+                        let fid = crate::files::reg::add_mapped(files, &path, &target, fd_opts)?;
                         files.note_mapped_file(id.dev, id.ino, fid);
                         Some(fid)
                     }
@@ -842,8 +842,8 @@ fn collect_outside(
     } else {
         Vec::new()
     };
-    let cwd_id = files.add_path(&cwd, false)?;
-    let root_id = files.add_path(&root, false)?;
+    let cwd_id = crate::files::reg::add_path(files, &cwd, false)?;
+    let root_id = crate::files::reg::add_path(files, &root, false)?;
 
     Ok(Collected {
         pid,

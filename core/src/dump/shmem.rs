@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -201,52 +200,4 @@ fn copy_range(
         at += want as u64;
     }
     Ok(())
-}
-
-/// The `memfd_inode_entry` of the memfd open as `fd` (inode `shmid`),
-/// mapped from `link` (the `map_files/` link text, `/memfd:NAME
-/// (deleted)`); its `inode_id` is left for the file table to assign.
-pub fn memfd_inode(
-    fd: &OwnedFd,
-    shmid: u64,
-    link: &Path,
-) -> Result<pb::MemfdInodeEntry, ShmemError> {
-    let err = |what, source| ShmemError::Read {
-        shmid,
-        what,
-        source,
-    };
-    let st = rustix::fs::fstat(fd).map_err(|e| err("fstat", e))?;
-    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| err("F_GET_SEALS", e))?;
-    Ok(pb::MemfdInodeEntry {
-        name: memfd_name(link.as_os_str().as_bytes()),
-        uid: st.st_uid,
-        gid: st.st_gid,
-        size: st.st_size.max(0) as u64,
-        shmid: shmid as u32,
-        seals: seals.bits(),
-        inode_id: 0,
-        hugetlb_flag: None,
-        mode: Some(st.st_mode),
-    })
-}
-
-/// The name given to `memfd_create`, from a link `/memfd:NAME (deleted)`
-/// (CRIU strips the prefix and the suffix; other links are kept whole).
-pub fn memfd_name(link: &[u8]) -> String {
-    let s = link.strip_suffix(b" (deleted)").unwrap_or(link);
-    let s = s.strip_prefix(b"/memfd:").unwrap_or(s);
-    String::from_utf8_lossy(s).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::memfd_name;
-
-    #[test]
-    fn memfd_names_lose_prefix_and_deleted() {
-        assert_eq!(memfd_name(b"/memfd:pattern (deleted)"), "pattern");
-        assert_eq!(memfd_name(b"/memfd:a b"), "a b");
-        assert_eq!(memfd_name(b"/dev/zero (deleted)"), "/dev/zero");
-    }
 }

@@ -8,7 +8,7 @@
 //! inherits those from the restoring tool, as a child would: they are
 //! refused only where they differ from what it would get.
 
-use super::{Collected, DumpError, collect_err, files, tree};
+use super::{Collected, DumpError, collect_err, tree};
 use crate::sys::sched::SchedInfo;
 
 /// A session leader's controlling terminal comes back only if it is a pty
@@ -17,7 +17,7 @@ use crate::sys::sched::SchedInfo;
 /// fd of the tree on it) would be lost.
 pub(super) fn refuse_lost_ctty(
     tree: &tree::Tree,
-    files: &files::FileTable,
+    files: &crate::files::table::FileTable,
 ) -> Result<(), DumpError> {
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         let tty = t.stat.tty_nr as u32;

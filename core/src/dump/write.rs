@@ -13,7 +13,7 @@ use crate::sys::ptrace::{RseqConfig, SigInfo};
 use crate::sys::sched::SchedInfo;
 
 use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
-use super::files::FileTable;
+use crate::files::table::FileTable;
 use crate::mem::PageRange;
 
 /// `task_core_entry.task_state` of a zombie.

@@ -57,3 +57,43 @@ pub fn open(e: &pb::EventfdFileEntry) -> Result<OwnedFd, SysFail> {
     set_status_flags(&fd, e.flags)?;
     Ok(fd)
 }
+
+/// The `EVENTFD` kind: `anon_inode:[eventfd]` fds.
+pub struct Eventfd;
+
+impl super::kind::FileKind for Eventfd {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Eventfd
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.anon_name() == Some("[eventfd]")
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let id = files.next_id();
+        let e = dump(id, v.ctx.flags, v.info).ok_or_else(|| v.fdinfo_lacks("an eventfd"))?;
+        files.entries.push(e);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.efd.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(
+        &self,
+        _: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<OwnedFd, super::FileError> {
+        let x = e
+            .efd
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "an eventfd"))?;
+        open(x).map_err(|f| super::restore_err(e.id, "an eventfd", f.to_string()))
+    }
+}

@@ -126,3 +126,46 @@ pub fn ctl_add_args(e: &pb::EventpollFileEntry) -> Vec<(u32, EpollEvent)> {
         .map(|t| (t.tfd, EpollEvent::new(t.events, t.data)))
         .collect()
 }
+
+/// The `EVENTPOLL` kind: `anon_inode:[eventpoll]` fds. Their targets are
+/// registered by the restored task itself, under the final fd numbers
+/// (see the restore's fd-state stage).
+pub struct Eventpoll;
+
+impl super::kind::FileKind for Eventpoll {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Eventpoll
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.anon_name() == Some("[eventpoll]")
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let id = files.next_id();
+        let e = dump(v.ctx.pid, v.ctx.fd, id, v.ctx.flags, v.info, v.task_fds)
+            .map_err(|why| v.refused("an epoll instance", why))?;
+        files.entries.push(e);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.epfd.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(
+        &self,
+        _: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<OwnedFd, super::FileError> {
+        let x = e
+            .epfd
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "an epoll instance"))?;
+        open(x).map_err(|f| super::restore_err(e.id, "an epoll instance", f.to_string()))
+    }
+}

@@ -100,3 +100,53 @@ pub(super) fn open(o: &mut Opener<'_>, id: u32, f: &pb::FifoEntry) -> Result<Own
     set_status_flags(&fd, reg.flags).map_err(|e| err(format!("F_SETFL: {e}")))?;
     Ok(fd)
 }
+
+/// The `FIFO` kind: fds opened by path on a FIFO. Its entry points at a
+/// `REG` entry holding the path (and the owner and flags).
+pub struct Fifo;
+
+impl super::kind::FileKind for Fifo {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Fifo
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        fd.path().is_some() && fd.meta.is_some_and(|m| m.file_type().is_fifo())
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(m) = v.meta else {
+            return Err(v.unsupported());
+        };
+        let reg = pb::RegFileEntry {
+            flags: v.ctx.flags,
+            name: v.path_string(),
+            mode: Some(m.mode()),
+            ..Default::default()
+        };
+        let id = files.next_id();
+        let entries = dump(&v.ctx, m.ino(), &mut files.kinds, id, reg)?;
+        files.entries.extend(entries);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, img: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        let regf = e.fifo.as_ref()?.regf_id?;
+        let r = img.entries.get(&regf)?.reg.as_ref()?;
+        Some((r.fown, r.flags))
+    }
+
+    fn open(&self, o: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError> {
+        let f = e
+            .fifo
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, KIND))?;
+        open(o, e.id, f)
+    }
+}

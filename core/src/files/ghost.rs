@@ -316,6 +316,11 @@ pub struct Ghosts {
 
 impl Ghosts {
     /// The path to open file id `id` by, if it is a ghost.
+    /// The path of every regular file id opened through its ghost copy.
+    pub fn paths(&self) -> &HashMap<u32, PathBuf> {
+        &self.paths
+    }
+
     pub fn path_of(&self, id: u32) -> Option<&Path> {
         self.paths.get(&id).map(PathBuf::as_path)
     }

@@ -235,3 +235,44 @@ fn drain(fd: impl AsFd) {
     let mut buf = [0u8; 4096];
     while matches!(rustix::io::read(&fd, &mut buf), Ok(n) if n > 0) {}
 }
+
+/// The `INOTIFY` kind: `anon_inode:inotify` fds.
+pub struct Inotify;
+
+impl super::kind::FileKind for Inotify {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Inotify
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.anon_name() == Some("inotify")
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let id = files.next_id();
+        let e =
+            dump(id, v.ctx.flags, v.info).map_err(|why| v.refused("an inotify instance", why))?;
+        files.entries.push(e);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.ify.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(
+        &self,
+        _: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<OwnedFd, super::FileError> {
+        let x = e
+            .ify
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "an inotify instance"))?;
+        open(x).map_err(|f| super::restore_err(e.id, "an inotify instance", f.to_string()))
+    }
+}

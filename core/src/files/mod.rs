@@ -16,18 +16,20 @@
 pub mod eventfd;
 pub mod eventpoll;
 pub mod fifo;
+pub mod file_ids;
 pub mod fown;
 pub mod ghost;
 pub mod inotify;
+pub mod kind;
 pub mod locks;
+pub mod memfd;
 pub mod pipe;
+pub mod reg;
 pub mod signalfd;
+pub mod table;
 pub mod timerfd;
 pub mod tty;
-pub mod tty_restore;
 pub mod unix;
-mod unix_names;
-mod unix_restore;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -37,6 +39,47 @@ use rustix::io::Errno;
 use crate::images::pb;
 use crate::images::typed::ImageDir;
 use crate::images::{ImageError, Kind};
+use kind::FileKind;
+use table::FdView;
+
+/// Every kind, in the order dump asks them to claim an fd.
+pub static KINDS: [&dyn FileKind; 11] = [
+    &memfd::Memfd,
+    &fifo::Fifo,
+    &tty::Tty,
+    &reg::Reg,
+    &pipe::Pipe,
+    &unix::Unix,
+    &eventfd::Eventfd,
+    &signalfd::Signalfd,
+    &timerfd::Timerfd,
+    &eventpoll::Eventpoll,
+    &inotify::Inotify,
+];
+
+/// The kind that dumps fd `fd`, if any does.
+pub fn claiming(fd: &FdView<'_>) -> Option<&'static dyn FileKind> {
+    KINDS.iter().copied().find(|k| k.claims(fd))
+}
+
+/// The kind of `fd_types` value `ty` (`file_entry.type`), if one restores
+/// it.
+pub fn of_type(ty: i32) -> Option<&'static dyn FileKind> {
+    KINDS.iter().copied().find(|k| k.fd_type() as i32 == ty)
+}
+
+/// Dump: once every task's fds are in `files`, each kind's work over
+/// the whole tree ([`kind::FileKind::finish`]), then the owners of files.
+pub fn finish_dump(
+    files: &mut table::FileTable,
+    opts: &table::FdOpts,
+) -> Result<(), table::FilesError> {
+    for k in KINDS {
+        k.finish(files, opts)?;
+    }
+    fown::apply(&mut files.entries, &files.fowns);
+    Ok(())
+}
 
 /// A file kind's failure, naming what it was working on.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +103,12 @@ pub enum FileError {
     Image { file: String, what: String },
     #[error(transparent)]
     Read(#[from] ImageError),
+    /// Restore: a file that could not be opened by its path.
+    #[error("cannot open {path}: {errno}")]
+    Open { path: String, errno: Errno },
+    /// Restore: a call on a new object that failed.
+    #[error("{call}: {errno}")]
+    Sys { call: &'static str, errno: Errno },
 }
 
 /// What dump learns about one fd before it is handed to a kind.
@@ -171,6 +220,10 @@ fn write_payloads<T: prost::Message>(
 /// The images of the kinds here, read for restore.
 #[derive(Debug, Default)]
 pub struct FileImages {
+    /// Every file object of the tree by id (`files.img`, and the entries
+    /// of the older per-kind images made into `file_entry`s): what the
+    /// kinds of [`KINDS`] open.
+    pub entries: HashMap<u32, pb::FileEntry>,
     pub pipes: HashMap<u32, pb::PipeEntry>,
     pub fifos: HashMap<u32, pb::FifoEntry>,
     pub unix: HashMap<u32, pb::UnixSkEntry>,
@@ -192,6 +245,7 @@ impl FileImages {
     pub fn read(dir: &ImageDir, files: &[pb::FileEntry]) -> Result<FileImages, FileError> {
         let mut f = FileImages::default();
         for e in files {
+            f.entries.insert(e.id, e.clone());
             if let Some(p) = &e.pipe {
                 f.pipes.insert(e.id, *p);
             } else if let Some(x) = &e.fifo {
@@ -205,21 +259,57 @@ impl FileImages {
         // Older CRIU wrote one image per kind instead of files.img.
         if dir.path(Kind::Pipes, 0).exists() {
             for p in dir.read_all::<pb::PipeEntry>(Kind::Pipes, 0)? {
+                f.entries.insert(
+                    p.id,
+                    pb::FileEntry {
+                        r#type: pb::FdTypes::Pipe as i32,
+                        id: p.id,
+                        pipe: Some(p),
+                        ..Default::default()
+                    },
+                );
                 f.pipes.insert(p.id, p);
             }
         }
         if dir.path(Kind::Fifo, 0).exists() {
             for x in dir.read_all::<pb::FifoEntry>(Kind::Fifo, 0)? {
+                f.entries.insert(
+                    x.id,
+                    pb::FileEntry {
+                        r#type: pb::FdTypes::Fifo as i32,
+                        id: x.id,
+                        fifo: Some(x),
+                        ..Default::default()
+                    },
+                );
                 f.fifos.insert(x.id, x);
             }
         }
         if dir.path(Kind::Unixsk, 0).exists() {
             for u in dir.read_all::<pb::UnixSkEntry>(Kind::Unixsk, 0)? {
+                f.entries.insert(
+                    u.id,
+                    pb::FileEntry {
+                        r#type: pb::FdTypes::Unixsk as i32,
+                        id: u.id,
+                        usk: Some(u.clone()),
+                        ..Default::default()
+                    },
+                );
                 f.unix.insert(u.id, u);
             }
         }
         if dir.path(Kind::TtyFiles, 0).exists() {
             for t in dir.read_all::<pb::TtyFileEntry>(Kind::TtyFiles, 0)? {
+                f.entries.insert(
+                    t.id,
+                    pb::FileEntry {
+                        r#type: pb::FdTypes::Tty as i32,
+                        id: t.id,
+                        tty: Some(t),
+                        ..Default::default()
+                    },
+                );
                 f.ttys.insert(t.id, t);
             }
         }
@@ -241,12 +331,19 @@ impl FileImages {
         Ok(f)
     }
 
-    /// Is `id` one of the file objects opened by this module?
-    pub fn holds(&self, id: u32) -> bool {
-        self.pipes.contains_key(&id)
-            || self.fifos.contains_key(&id)
-            || self.unix.contains_key(&id)
-            || self.ttys.contains_key(&id)
+    /// Is `id` a file object of a kind that restores it?
+    pub fn restorable(&self, id: u32) -> bool {
+        self.entries
+            .get(&id)
+            .is_some_and(|e| of_type(e.r#type).is_some())
+    }
+
+    /// The owner (`F_SETOWN`/`F_SETSIG`) and status flags of file object
+    /// `id`, if it has an owner, a signal or `O_ASYNC` to set.
+    pub fn owner(&self, id: u32) -> Option<(pb::FownEntry, u32)> {
+        let e = self.entries.get(&id)?;
+        let (fown, flags) = of_type(e.r#type)?.owner(e, self)?;
+        (fown.pid != 0 || fown.signum != 0 || flags & fown::O_ASYNC != 0).then_some((fown, flags))
     }
 
     /// Is `id` a pipe end whose other end no file of the images holds
@@ -276,7 +373,7 @@ impl FileImages {
                 ));
             }
         }
-        tty_restore::check(self, reg_names)?;
+        tty::restore::check(self, reg_names)?;
         unix::check(self)
     }
 }
@@ -340,10 +437,18 @@ pub struct Opener<'a> {
     /// RPC `orphan_pts_master`: such a terminal is a new pty instead.
     pub(crate) orphan_pts_master: bool,
     /// Pseudo-terminals made so far.
-    pub(crate) ptys: tty_restore::PtyState,
+    pub(crate) ptys: tty::restore::PtyState,
     /// Objects kept open until the restored tasks exist (a FIFO's keeper,
     /// a pipe end no task holds).
     pub(crate) keep: Vec<OwnedFd>,
+    /// Regular files opened through their ghost copy: the path of each.
+    pub(crate) ghost_paths: HashMap<u32, std::path::PathBuf>,
+    /// The memfds the memory code created, by `inode_id`: (shmid, fd).
+    pub(crate) memfds: HashMap<u64, (u64, OwnedFd)>,
+    /// memfds (shmids) whose created description an fd already uses.
+    pub(crate) memfd_claimed: std::collections::HashSet<u64>,
+    /// Every fd handed out is at or above this (clear of the task's fds).
+    pub(crate) min_fd: i32,
 }
 
 impl<'a> Opener<'a> {
@@ -361,9 +466,46 @@ impl<'a> Opener<'a> {
             ext_unix_sk,
             shell_job: false,
             orphan_pts_master: false,
-            ptys: tty_restore::PtyState::default(),
+            ptys: tty::restore::PtyState::default(),
             keep: Vec::new(),
+            ghost_paths: HashMap::new(),
+            memfds: HashMap::new(),
+            memfd_claimed: std::collections::HashSet::new(),
+            min_fd: 0,
         }
+    }
+
+    /// Fds handed out are at or above `min_fd`; regular files with a
+    /// ghost copy are opened at `ghost_paths`.
+    pub fn with_fds(mut self, min_fd: i32, ghost_paths: HashMap<u32, std::path::PathBuf>) -> Self {
+        self.min_fd = min_fd;
+        self.ghost_paths = ghost_paths;
+        self
+    }
+
+    /// memfd inode `inode_id` (shared memory object `shmid`) was created
+    /// as `fd` (the opener keeps a descriptor of it).
+    pub fn note_memfd(&mut self, inode_id: u64, shmid: u64, fd: &OwnedFd) -> Result<(), FileError> {
+        if self.memfds.contains_key(&inode_id) {
+            return Ok(());
+        }
+        let dup =
+            rustix::io::fcntl_dupfd_cloexec(fd, self.min_fd).map_err(|errno| FileError::Sys {
+                call: "fcntl(F_DUPFD) (memfd)",
+                errno,
+            })?;
+        self.memfds.insert(inode_id, (shmid, dup));
+        Ok(())
+    }
+
+    /// Is file id `id` in the images, of a kind that restores it?
+    pub fn restorable(&self, id: u32) -> bool {
+        self.img.restorable(id)
+    }
+
+    /// Is `id` a pipe end to the outside (see [`FileImages::half_pipe`])?
+    pub fn outside_pipe(&self, id: u32) -> bool {
+        self.img.half_pipe(id)
     }
 
     /// `--shell-job`: a terminal whose master is outside the images is
@@ -373,25 +515,28 @@ impl<'a> Opener<'a> {
         self
     }
 
-    /// The fd of file id `id` (its own open file; call once per id).
+    /// The fd of file id `id` (its own open file; call once per id), at or
+    /// above the opener's `min_fd`, made by the kind its entry names.
     pub fn open(&mut self, id: u32) -> Result<OwnedFd, FileError> {
-        if let Some(p) = self.img.pipes.get(&id) {
-            return pipe::open(self, id, p);
+        let img = self.img;
+        let Some(e) = img.entries.get(&id) else {
+            return Err(restore_err(id, "a file", "not in files.img"));
+        };
+        let Some(kind) = of_type(e.r#type) else {
+            return Err(restore_err(
+                id,
+                "a file",
+                format!("of type {}, a kind that is not restored yet", e.r#type),
+            ));
+        };
+        let fd = kind.open(self, e)?;
+        if std::os::fd::AsRawFd::as_raw_fd(&fd) >= self.min_fd {
+            return Ok(fd);
         }
-        if let Some(f) = self.img.fifos.get(&id) {
-            return fifo::open(self, id, f);
-        }
-        if self.img.unix.contains_key(&id) {
-            return unix_restore::open(self, id);
-        }
-        if let Some(t) = self.img.ttys.get(&id) {
-            return tty_restore::open(self, id, t);
-        }
-        Err(restore_err(
-            id,
-            "a file",
-            "not a pipe, FIFO, unix socket or terminal",
-        ))
+        rustix::io::fcntl_dupfd_cloexec(&fd, self.min_fd).map_err(|errno| FileError::Sys {
+            call: "fcntl(F_DUPFD)",
+            errno,
+        })
     }
 
     /// RPC `orphan_pts_master`: see [`Opener::take_orphan_masters`].
@@ -415,6 +560,7 @@ impl<'a> Opener<'a> {
         keep.extend(self.fifos.into_values());
         keep.extend(self.unix.into_iter().flat_map(|m| m.into_values()));
         keep.extend(self.ptys.into_fds());
+        keep.extend(self.memfds.into_values().map(|(_, fd)| fd));
         keep
     }
 }

@@ -225,3 +225,42 @@ pub(super) fn open(o: &mut Opener<'_>, id: u32, e: &pb::PipeEntry) -> Result<Own
     set_status_flags(&fd, e.flags).map_err(|x| err(format!("F_SETFL: {x}")))?;
     Ok(fd)
 }
+
+/// The `PIPE` kind: `pipe:[INO]` fds.
+pub struct Pipe;
+
+impl super::kind::FileKind for Pipe {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Pipe
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        matches!(fd.target, crate::proc::task::FdTarget::Pipe(_))
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let crate::proc::task::FdTarget::Pipe(ino) = v.target else {
+            return Err(v.unsupported());
+        };
+        let next = files.next_id();
+        let (id, entry) = dump(&v.ctx, *ino, &mut files.kinds, next)?;
+        files.entries.extend(entry);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.pipe.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(&self, o: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError> {
+        let p = e
+            .pipe
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, KIND))?;
+        open(o, e.id, p)
+    }
+}

@@ -34,3 +34,43 @@ pub fn open(e: &pb::SignalfdEntry) -> Result<OwnedFd, SysFail> {
     set_status_flags(&fd, e.flags)?;
     Ok(fd)
 }
+
+/// The `SIGNALFD` kind: `anon_inode:[signalfd]` fds.
+pub struct Signalfd;
+
+impl super::kind::FileKind for Signalfd {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Signalfd
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.anon_name() == Some("[signalfd]")
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let id = files.next_id();
+        let e = dump(id, v.ctx.flags, v.info).ok_or_else(|| v.fdinfo_lacks("a signalfd"))?;
+        files.entries.push(e);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.sgfd.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(
+        &self,
+        _: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<OwnedFd, super::FileError> {
+        let x = e
+            .sgfd
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "a signalfd"))?;
+        open(x).map_err(|f| super::restore_err(e.id, "a signalfd", f.to_string()))
+    }
+}

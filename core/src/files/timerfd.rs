@@ -121,3 +121,43 @@ fn now(id: u32) -> Timespec {
     };
     rustix::time::clock_gettime(c)
 }
+
+/// The `TIMERFD` kind: `anon_inode:[timerfd]` fds.
+pub struct Timerfd;
+
+impl super::kind::FileKind for Timerfd {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Timerfd
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.anon_name() == Some("[timerfd]")
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let id = files.next_id();
+        let e = dump(id, v.ctx.flags, v.info).ok_or_else(|| v.fdinfo_lacks("a timerfd"))?;
+        files.entries.push(e);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.tfd.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn open(
+        &self,
+        _: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<OwnedFd, super::FileError> {
+        let x = e
+            .tfd
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "a timerfd"))?;
+        open(x).map_err(|f| super::restore_err(e.id, "a timerfd", f.to_string()))
+    }
+}

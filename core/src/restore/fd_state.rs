@@ -4,8 +4,6 @@
 //! final fd numbers, file locks taken by the task itself, the controlling
 //! terminal and its foreground group).
 
-use std::os::fd::OwnedFd;
-
 use crate::blob::restorer_abi::RawSyscall;
 use crate::images::pb;
 
@@ -37,7 +35,12 @@ pub fn epoll_owners<'t>(
     for t in tasks {
         let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
         for fi in &t.fdinfo {
-            let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
+            let Some(ep) = t
+                .other_files
+                .entries
+                .get(&fi.id)
+                .and_then(|f| f.epfd.as_ref())
+            else {
                 continue;
             };
             if owners.contains_key(&fi.id) {
@@ -69,7 +72,7 @@ pub fn epoll_owners<'t>(
 pub fn check_tree(t: &TaskImages) -> Result<(), RestoreError> {
     // Epoll targets are checked for the whole tree (`epoll_owners`): a
     // task sharing an instance need not hold them.
-    for (id, f) in t.anon_files.iter() {
+    for (id, f) in t.other_files.entries.iter() {
         if let Some(tf) = &f.tfd
             && crate::files::timerfd::clock(tf.clockid).is_none()
         {
@@ -102,36 +105,6 @@ pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Creates anon-inode file object `f` in the tool (for whichever task
-/// holds it).
-pub fn open_anon(f: &pb::FileEntry) -> Result<OwnedFd, RestoreError> {
-    use crate::files::{eventfd, eventpoll, inotify, signalfd, timerfd};
-    let sys = |kind: &'static str, id: u32| {
-        move |e: crate::files::SysFail| {
-            RestoreError::Unsupported(format!("files.img: {kind} {id}: {e}"))
-        }
-    };
-    let fd = if let Some(e) = &f.efd {
-        eventfd::open(e).map_err(sys("eventfd", f.id))?
-    } else if let Some(e) = &f.sgfd {
-        signalfd::open(e).map_err(sys("signalfd", f.id))?
-    } else if let Some(e) = &f.tfd {
-        timerfd::open(e).map_err(sys("timerfd", f.id))?
-    } else if let Some(e) = &f.epfd {
-        eventpoll::open(e).map_err(sys("epoll instance", f.id))?
-    } else if let Some(e) = &f.ify {
-        inotify::open(e).map_err(|e| {
-            RestoreError::Unsupported(format!("files.img: inotify instance {}: {e}", f.id))
-        })?
-    } else {
-        return Err(RestoreError::Unsupported(format!(
-            "files.img: file id {} of a kind not restored",
-            f.id
-        )));
-    };
-    Ok(fd)
-}
-
 /// The structs the fd-state calls point to, and the calls once their
 /// address (`base`) is known: epoll registrations under the final fd
 /// numbers, then the locks (with `--file-locks`).
@@ -142,7 +115,7 @@ pub struct FdState {
     pub flocks: Vec<crate::files::locks::KernelFlock>,
     locks: Vec<crate::files::locks::LockCall>,
     /// Terminal calls, and the process groups `TIOCSPGRP` points to.
-    ttys: Vec<crate::files::tty_restore::TtyCall>,
+    ttys: Vec<crate::files::tty::restore::TtyCall>,
     /// Owners of files: (fd, owner, file status flags); the owners'
     /// `f_owner_ex` go into `words` after the terminals' groups.
     owners: Vec<(u32, pb::FownEntry, u32)>,
@@ -152,38 +125,7 @@ pub struct FdState {
 /// The owner and status flags of file object `id` of task `t`, if it has
 /// an owner, a signal or `O_ASYNC` to set.
 fn fown_of(t: &TaskImages, id: u32) -> Option<(pb::FownEntry, u32)> {
-    let o = &t.other_files;
-    let (fown, flags) = if let Some(r) = t.reg_files.get(&id) {
-        (r.fown, r.flags)
-    } else if let Some(m) = t.memfd_files.get(&id) {
-        (m.fown, m.flags)
-    } else if let Some(p) = o.pipes.get(&id) {
-        (p.fown, p.flags)
-    } else if let Some(u) = o.unix.get(&id) {
-        (u.fown, u.flags)
-    } else if let Some(x) = o.ttys.get(&id) {
-        (x.fown, x.flags)
-    } else if let Some(f) = o.fifos.get(&id) {
-        let r = t.reg_files.get(&f.regf_id?)?;
-        (r.fown, r.flags)
-    } else {
-        let f = t.anon_files.get(&id)?;
-        if let Some(x) = &f.efd {
-            (x.fown, x.flags)
-        } else if let Some(x) = &f.sgfd {
-            (x.fown, x.flags)
-        } else if let Some(x) = &f.tfd {
-            (x.fown, x.flags)
-        } else if let Some(x) = &f.epfd {
-            (x.fown, x.flags)
-        } else if let Some(x) = &f.ify {
-            (x.fown, x.flags)
-        } else {
-            return None;
-        }
-    };
-    (fown.pid != 0 || fown.signum != 0 || flags & crate::files::fown::O_ASYNC != 0)
-        .then_some((fown, flags))
+    t.other_files.owner(id)
 }
 
 /// What the terminal calls depend on beyond the images.
@@ -200,7 +142,7 @@ pub struct TtyCtx {
 
 impl FdState {
     pub fn new(t: &TaskImages, opts: FileOpts<'_>, tty: TtyCtx) -> Result<FdState, RestoreError> {
-        use crate::files::tty_restore::{TtyCall, task_calls};
+        use crate::files::tty::restore::{TtyCall, task_calls};
         let file_locks = opts.file_locks;
         let mut ttys = task_calls(
             &t.other_files,
@@ -248,7 +190,12 @@ impl FdState {
         }
         let mut done = std::collections::HashSet::new();
         for fi in &t.fdinfo {
-            let Some(ep) = t.anon_files.get(&fi.id).and_then(|f| f.epfd.as_ref()) else {
+            let Some(ep) = t
+                .other_files
+                .entries
+                .get(&fi.id)
+                .and_then(|f| f.epfd.as_ref())
+            else {
                 continue;
             };
             // One file, one set of registrations (under its first fd), in
@@ -323,7 +270,7 @@ impl FdState {
         let mut w = self
             .ttys
             .iter()
-            .filter(|c| matches!(c, crate::files::tty_restore::TtyCall::SetPgrp { .. }))
+            .filter(|c| matches!(c, crate::files::tty::restore::TtyCall::SetPgrp { .. }))
             .count();
         for &(fd, fown, flags) in &self.owners {
             let fd = u64::from(fd);
@@ -355,7 +302,7 @@ impl FdState {
         // the task's files are in place.
         let mut w = 0;
         for call in &self.ttys {
-            use crate::files::tty_restore::TtyCall;
+            use crate::files::tty::restore::TtyCall;
             use crate::sys::tty::{TIOCSCTTY, TIOCSPGRP};
             let ioctl = criu_arch::nr::IOCTL as u64;
             out.push(match *call {

@@ -48,9 +48,6 @@ pub struct TaskImages {
     pub shmem: Vec<super::shmem::ShmemImage>,
     /// Pipes, FIFOs and unix sockets (`files.img` and their data images).
     pub other_files: Arc<crate::files::FileImages>,
-    /// Anon-inode file objects by id (`files.img` entries of the kinds in
-    /// [`crate::files`]: eventfd, eventpoll, signalfd, timerfd, inotify).
-    pub anon_files: Arc<HashMap<u32, pb::FileEntry>>,
     /// `remap-fpath.img`: regular files opened through a ghost copy.
     pub remaps: Arc<Vec<pb::RemapFilePathEntry>>,
     /// `filelocks.img` entries of this task (a task sharing its parent's
@@ -313,7 +310,6 @@ struct TreeFiles {
     has_files_img: bool,
     reg_files: Arc<HashMap<u32, pb::RegFileEntry>>,
     memfd_files: Arc<HashMap<u32, pb::MemfdFileEntry>>,
-    anon_files: Arc<HashMap<u32, pb::FileEntry>>,
     other_files: Arc<crate::files::FileImages>,
     remaps: Arc<Vec<pb::RemapFilePathEntry>>,
     /// File locks by the PID that holds them.
@@ -324,7 +320,6 @@ fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
     let mut all_files = Vec::new();
-    let mut anon_files = HashMap::new();
     let has_files_img = dir.path(Kind::Files, 0).exists();
     if has_files_img {
         all_files = dir.read_all::<pb::FileEntry>(Kind::Files, 0).map_err(img)?;
@@ -333,23 +328,25 @@ fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
                 reg_files.insert(f.id, reg.clone());
             } else if let Some(m) = &f.memfd {
                 memfd_files.insert(f.id, *m);
-            } else if f.efd.is_some()
-                || f.epfd.is_some()
-                || f.sgfd.is_some()
-                || f.tfd.is_some()
-                || f.ify.is_some()
-            {
-                anon_files.insert(f.id, f.clone());
             }
         }
     }
-    let other_files = crate::files::FileImages::read(dir, &all_files)?;
+    let mut other_files = crate::files::FileImages::read(dir, &all_files)?;
     drop(all_files);
     if dir.path(Kind::RegFiles, 0).exists() {
         for reg in dir
             .read_all::<pb::RegFileEntry>(Kind::RegFiles, 0)
             .map_err(img)?
         {
+            other_files.entries.insert(
+                reg.id,
+                pb::FileEntry {
+                    r#type: pb::FdTypes::Reg as i32,
+                    id: reg.id,
+                    reg: Some(reg.clone()),
+                    ..Default::default()
+                },
+            );
             reg_files.insert(reg.id, reg);
         }
     }
@@ -383,7 +380,6 @@ fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
         has_files_img,
         reg_files: Arc::new(reg_files),
         memfd_files: Arc::new(memfd_files),
-        anon_files: Arc::new(anon_files),
         other_files: Arc::new(other_files),
         remaps: Arc::new(remaps),
         locks,
@@ -524,7 +520,6 @@ fn read_task(
         memfd_files: files.memfd_files.clone(),
         shmem,
         other_files: files.other_files.clone(),
-        anon_files: files.anon_files.clone(),
         remaps: files.remaps.clone(),
         file_locks,
         ids,

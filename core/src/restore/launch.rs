@@ -114,12 +114,17 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         file_locks: opts.common.file_locks,
         epoll_owners: &epoll_owners,
     };
-    let mut shared = plan::SharedFiles::new(
-        plan::min_fd(alive.iter().copied()),
-        opts.common.shell_job,
+    // The tree's files (files.img is the tree's: any task's copy of it).
+    let min_fd = plan::min_fd(alive.iter().copied());
+    let opener = crate::files::Opener::new(
+        &alive[0].other_files,
+        &alive[0].reg_files,
         opts.common.ext_unix_sk,
-    );
-    shared.orphan_pts_master = opts.restore.orphan_pts_master;
+    )
+    .with_shell_job(opts.common.shell_job)
+    .with_orphan_pts_master(opts.restore.orphan_pts_master)
+    .with_fds(min_fd, ghosts.paths().clone());
+    let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
     shared.tool_pidfd = tool_pidfd(&mut shared);
     let sync_pipes = fd_sync_pipes(&roles, &mut shared)?;
     let mut plans = Vec::with_capacity(alive.len());

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
@@ -97,19 +97,14 @@ pub struct SharedFiles<'a> {
     files: std::collections::HashMap<u32, i32>,
     /// shmem object id -> the tool's fd.
     shm: std::collections::HashMap<u64, i32>,
-    /// memfds (shmids) whose `memfd_create`d file description an fd of
-    /// the tree already uses (see [`memfd_fd`]).
-    memfd_claimed: std::collections::HashSet<u64>,
     /// The descriptors themselves, closed once the root is forked.
     pub fds: Vec<OwnedFd>,
-    /// Pipes, FIFOs and unix sockets of the tree, made once each.
+    /// The tree's file objects, each made once (built where the tree is
+    /// launched; taken back once every task is planned).
     opener: Option<crate::files::Opener<'a>>,
     /// `--shell-job`: a stdio pipe to the outside is inherited from us.
     shell_job: bool,
-    /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
-    ext_unix_sk: bool,
-    /// RPC `orphan_pts_master`, and the masters it made (for the client).
-    pub orphan_pts_master: bool,
+    /// The masters RPC `orphan_pts_master` made (for the client).
     pub orphan_masters: Vec<OwnedFd>,
     /// The tool thread's rseq registration and FPU format, probed once.
     tool_state: Option<(RseqArg, regs::HostFpu)>,
@@ -119,11 +114,12 @@ pub struct SharedFiles<'a> {
 }
 
 impl<'a> SharedFiles<'a> {
-    pub fn new(min_fd: i32, shell_job: bool, ext_unix_sk: bool) -> SharedFiles<'a> {
+    /// `opener` opens the tree's files at or above `min_fd`.
+    pub fn new(min_fd: i32, shell_job: bool, opener: crate::files::Opener<'a>) -> SharedFiles<'a> {
         SharedFiles {
             min_fd,
             shell_job,
-            ext_unix_sk,
+            opener: Some(opener),
             tool_pidfd: -1,
             ..SharedFiles::default()
         }
@@ -172,27 +168,13 @@ pub(super) fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
     rustix::io::fcntl_dupfd_cloexec(&fd, min).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
 }
 
-/// Opens the regular file `reg` of the files image; an error names the
-/// image entry too (a damaged image is the likelier cause than a lost file).
+/// Opens the regular file `reg` of the files image (a mapped file, the
+/// exe, cwd or root); an error names the image entry too (a damaged image
+/// is the likelier cause than a lost file).
 fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
-    open_path(&reg.name, flags, min).map_err(|e| match e {
-        RestoreError::Open(path, errno) => {
-            RestoreError::Open(format!("{path} (file id {} of files.img)", reg.id), errno)
-        }
-        other => other,
-    })
-}
-
-fn open_path(path: &str, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
-    crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)
-        .map_err(|e| RestoreError::Open(path.to_string(), e))?;
-    // Never a controlling terminal of the tool (ttys reopened by path).
-    let fd = rustix::fs::open(
-        path,
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| RestoreError::Open(path.to_string(), e))?;
+    let fd = crate::files::reg::open_path(&reg.name, flags).map_err(|e| {
+        RestoreError::Open(format!("{} (file id {} of files.img)", reg.name, reg.id), e)
+    })?;
     high_fd(fd, min)
 }
 
@@ -212,11 +194,7 @@ pub fn check(t: &TaskImages, page_size: u64, task_size: u64) -> Result<(), Resto
         check_mm_map(t, task_size)?;
     }
     for fi in &t.fdinfo {
-        let known = t.reg_files.contains_key(&fi.id)
-            || t.memfd_files.contains_key(&fi.id)
-            || t.other_files.holds(fi.id)
-            || t.anon_files.contains_key(&fi.id);
-        if !known && fi.fd > 2 {
+        if !t.other_files.restorable(fi.id) && fi.fd > 2 {
             return Err(RestoreError::Unsupported(format!(
                 "{}: fd {} (file id {}): a kind of file that is not restored yet",
                 t.fdinfo_file, fi.fd, fi.id
@@ -331,7 +309,7 @@ pub fn build<'a>(
     // A session leader whose controlling terminal none of its own fds
     // holds gets it through a slave opened for it, at a free fd.
     let ctty = (role.setsid != 0)
-        .then(|| crate::files::tty_restore::unheld_ctty(&t.other_files, &t.fdinfo, pid))
+        .then(|| crate::files::tty::restore::unheld_ctty(&t.other_files, &t.fdinfo, pid))
         .flatten()
         .map(|c| (c, free_fd(t)));
     let tty = super::fd_state::TtyCtx {
@@ -360,27 +338,26 @@ pub fn build<'a>(
             o.runs.len(),
             fd.as_raw_fd()
         );
+        // A memfd's fds are opened from the object made here.
+        if let (Some(m), Some(op)) = (&o.memfd, shared.opener.as_mut()) {
+            op.note_memfd(m.inode_id, o.shmid, &fd)?;
+        }
         shared.shm.insert(o.shmid, fd.as_raw_fd());
         shm_fds.push(fd.as_raw_fd());
         shared.fds.push(fd);
     }
 
-    // Task fds: regular files opened here, std fds of other kinds inherited
-    // from the tool (its terminal or pipes) like CRIU's --shell-job.
+    // Task fds: every file id opened once by the kind its entry names
+    // (each kernel object made once for the tree: files.img is the
+    // tree's) and dup'ed to each fd holding it; std fds the images do not
+    // know, and a shell job's stdio pipe to the outside (a new pipe would
+    // lead nowhere), are inherited from the tool, like CRIU's --shell-job.
     let mut moves = Vec::new();
     let mut keep: Vec<i32> = Vec::new();
-    // Fds with one file id share one open file description (dup'ed or
-    // inherited): it is opened once and dup'ed to each of them.
-    // Pipes, FIFOs and unix sockets: each kernel object made once for the
-    // tree (files.img is the tree's), its file ids handed out one by one.
-    let ext_unix_sk = shared.ext_unix_sk;
     let shell_job = shared.shell_job;
-    let orphan_pts_master = shared.orphan_pts_master;
-    let opener = shared.opener.get_or_insert_with(|| {
-        crate::files::Opener::new(&t.other_files, &t.reg_files, ext_unix_sk)
-            .with_shell_job(shell_job)
-            .with_orphan_pts_master(orphan_pts_master)
-    });
+    let opener = shared.opener.as_mut().ok_or(RestoreError::Unsupported(
+        "internal: the tree's file opener was not made before planning".into(),
+    ))?;
     let opened = &mut shared.files;
     for fi in &t.fdinfo {
         let target = fi.fd as i32;
@@ -389,111 +366,35 @@ pub fn build<'a>(
         } else {
             0
         };
-        if let Some(&from) = opened.get(&fi.id) {
-            moves.push(FdMove {
-                from,
-                to: target,
-                flags: cloexec,
-            });
-            keep.push(target);
-            continue;
-        }
-        match reg_of(fi.id) {
-            Some(reg) => {
-                let reg = &*reg;
-                let flags = OFlags::from_bits_retain(
-                    reg.flags
-                        & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
-                );
-                let fd = open_reg(reg, flags, min_fd)?;
-                // Character devices (a terminal, the console) do not seek.
-                rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos))
-                    .map(drop)
-                    .or_else(|e| {
-                        if e == rustix::io::Errno::SPIPE {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .map_err(|e| RestoreError::Sys("lseek", e))?;
-                // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
-                opened.insert(fi.id, keep_raw(&fd));
-                moves.push(FdMove {
-                    from: keep_raw(&fd),
-                    to: target,
-                    flags: cloexec,
-                });
-                shared.fds.push(fd);
-            }
-            None if t.memfd_files.contains_key(&fi.id) => {
-                let m = &t.memfd_files[&fi.id];
-                let i = t
-                    .shmem
-                    .iter()
-                    .position(|o| {
-                        o.memfd
-                            .as_ref()
-                            .is_some_and(|x| x.inode_id == u64::from(m.inode_id))
-                    })
-                    .ok_or_else(|| {
-                        RestoreError::Unsupported(format!(
-                            "{}: fd {target}: memfd inode {} is not in memfd.img",
-                            t.fdinfo_file, m.inode_id
-                        ))
-                    })?;
-                let created = shared
-                    .fds
-                    .iter()
-                    .find(|f| f.as_raw_fd() == shm_fds[i])
-                    .ok_or(RestoreError::Sys("memfd", rustix::io::Errno::BADF))?;
-                let claimed = &mut shared.memfd_claimed;
-                let fd = super::shmem::memfd_fd(m, t.shmem[i].shmid, created, claimed, min_fd)?;
-                opened.insert(fi.id, keep_raw(&fd));
-                moves.push(FdMove {
-                    from: keep_raw(&fd),
-                    to: target,
-                    flags: cloexec,
-                });
-                shared.fds.push(fd);
-            }
-            // A shell job's stdio pipe to the outside is inherited
-            // from us, as before (a new pipe would lead nowhere).
-            None if t.other_files.holds(fi.id)
-                && !(shell_job && target <= 2 && t.other_files.half_pipe(fi.id)) =>
+        keep.push(target);
+        let from = match opened.get(&fi.id) {
+            Some(&from) => from,
+            None if !opener.restorable(fi.id)
+                || (shell_job && target <= 2 && opener.outside_pipe(fi.id)) =>
             {
-                let fd = high_fd(opener.open(fi.id)?, min_fd)?;
-                opened.insert(fi.id, keep_raw(&fd));
-                moves.push(FdMove {
-                    from: keep_raw(&fd),
-                    to: target,
-                    flags: cloexec,
-                });
-                shared.fds.push(fd);
-            }
-            None if t.anon_files.contains_key(&fi.id) => {
-                let fd = high_fd(super::fd_state::open_anon(&t.anon_files[&fi.id])?, min_fd)?;
-                opened.insert(fi.id, keep_raw(&fd));
-                moves.push(FdMove {
-                    from: keep_raw(&fd),
-                    to: target,
-                    flags: cloexec,
-                });
-                fds.push(fd);
-            }
-            None if target <= 2 => {
-                crate::pr_warn!(
-                    "fd {target}: not a regular file; inheriting the tool's fd {target}"
-                );
+                if target > 2 {
+                    return Err(RestoreError::Unsupported(format!(
+                        "{}: fd {target} (file id {}): a kind of file that is not restored yet",
+                        t.fdinfo_file, fi.id
+                    )));
+                }
+                crate::pr_warn!("fd {target}: inheriting the tool's fd {target}");
+                continue;
             }
             None => {
-                return Err(RestoreError::Unsupported(format!(
-                    "{}: fd {target} (file id {}): only regular files, pipes, FIFOs and unix sockets are restored so far",
-                    t.fdinfo_file, fi.id
-                )));
+                let fd = opener.open(fi.id)?;
+                let raw = keep_raw(&fd);
+                opened.insert(fi.id, raw);
+                shared.fds.push(fd);
+                raw
             }
-        }
-        keep.push(target);
+        };
+        // FD_CLOEXEC is per descriptor: it comes from the fdinfo.
+        moves.push(FdMove {
+            from,
+            to: target,
+            flags: cloexec,
+        });
     }
     if let Some((c, target)) = ctty {
         let fd = high_fd(opener.ctty_slave(c.index)?, min_fd)?;
@@ -526,7 +427,7 @@ pub fn build<'a>(
             let fd = match super::shmem::memfd_mapping_mode(v, &t.memfd_files) {
                 // The memfd_create'd description: it counts as no writer.
                 Some(m) if m != OFlags::RDWR => {
-                    let f = super::shmem::reopen_memfd(shm_fds[i], m, min_fd)?;
+                    let f = high_fd(crate::files::memfd::reopen(shm_fds[i], m)?, min_fd)?;
                     let raw = f.as_raw_fd();
                     fds.push(f);
                     raw

@@ -17,7 +17,7 @@
 //! Only the pages listed are written: holes stay holes.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
@@ -212,52 +212,6 @@ fn load(
         runs,
         pages_path,
     })
-}
-
-/// The descriptor for memfd file `m` of object `shmid`, whose
-/// `memfd_create`d descriptor the tool holds as `created`: a description
-/// with the dumped flags and position. The first read-write one of each
-/// memfd in the tree is that created description itself, which counts as
-/// no writer of the inode (one reopened read-write through /proc does,
-/// and `execveat` of the memfd then fails with ETXTBSY, as it would have
-/// for the original only if it had such a second description); others
-/// are reopened through /proc, as CRIU does.
-pub fn memfd_fd(
-    m: &pb::MemfdFileEntry,
-    shmid: u64,
-    created: &OwnedFd,
-    claimed: &mut std::collections::HashSet<u64>,
-    min_fd: i32,
-) -> Result<OwnedFd, RestoreError> {
-    let flags = OFlags::from_bits_retain(
-        m.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
-    );
-    let fd = if flags & OFlags::ACCMODE == OFlags::RDWR && claimed.insert(shmid) {
-        // Another descriptor of the same description.
-        let fd = rustix::io::fcntl_dupfd_cloexec(created, min_fd)
-            .map_err(|e| RestoreError::Sys("fcntl(F_DUPFD) (memfd)", e))?;
-        // The status flags F_SETFL sets (O_ASYNC is the owner's, see
-        // files::fown); the access mode and O_LARGEFILE are the created
-        // description's already.
-        let settable = OFlags::APPEND | OFlags::NONBLOCK | OFlags::DIRECT | OFlags::NOATIME;
-        rustix::fs::fcntl_setfl(&fd, flags & settable)
-            .map_err(|e| RestoreError::Sys("fcntl(F_SETFL) (memfd)", e))?;
-        fd
-    } else {
-        reopen_memfd(created.as_raw_fd(), flags, min_fd)?
-    };
-    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(m.pos))
-        .map_err(|e| RestoreError::Sys("lseek (memfd)", e))?;
-    Ok(fd)
-}
-
-/// A new description of the memfd the tool holds as `created`, opened
-/// through /proc with `flags` (as CRIU reopens memfds).
-pub fn reopen_memfd(created: i32, flags: OFlags, min_fd: i32) -> Result<OwnedFd, RestoreError> {
-    let path = format!("/proc/self/fd/{created}");
-    let fd = rustix::fs::open(path.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RestoreError::Open(path, e))?;
-    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd).map_err(|e| RestoreError::Sys("fcntl(F_DUPFD)", e))
 }
 
 /// The access mode a memfd mapping held its file with (`vma_entry.fdflags`,

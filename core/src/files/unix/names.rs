@@ -17,7 +17,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::net::SocketAddrUnix;
 
-use super::unix::{addr, path_bytes};
+use super::{addr, path_bytes};
 use crate::images::pb;
 
 /// What a file in the way of a removed socket's name is parked as while

@@ -17,6 +17,9 @@
 //! connected datagram sockets; then the queues are sent from each
 //! receiver's peer, then shutdowns and flags are applied.
 
+mod names;
+mod restore;
+
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -485,3 +488,54 @@ pub(super) fn send_flags() -> SendFlags {
 
 pub(super) const STATE_ESTABLISHED: u32 = TCP_ESTABLISHED as u32;
 pub(super) const STATE_LISTEN: u32 = TCP_LISTEN as u32;
+
+/// The `UNIXSK` kind: `socket:[INO]` fds of address family `AF_UNIX`.
+pub struct Unix;
+
+impl super::kind::FileKind for Unix {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Unixsk
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        matches!(fd.target, crate::proc::task::FdTarget::Socket(_))
+            && fd.family == Some(AddressFamily::UNIX.as_raw())
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let crate::proc::task::FdTarget::Socket(ino) = v.target else {
+            return Err(v.unsupported());
+        };
+        let next = files.next_id();
+        let (id, entry) = dump(&v.ctx, *ino, &mut files.kinds, next)?;
+        files.entries.extend(entry);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.usk.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn finish(
+        &self,
+        files: &mut super::table::FileTable,
+        opts: &super::table::FdOpts,
+    ) -> Result<(), super::table::FilesError> {
+        Ok(finish(
+            &mut files.kinds,
+            &mut files.entries,
+            opts.ext_unix_sk,
+        )?)
+    }
+
+    fn open(&self, o: &mut super::Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError> {
+        if e.usk.is_none() {
+            return Err(super::kind::no_body(e, KIND));
+        }
+        restore::open(o, e.id)
+    }
+}

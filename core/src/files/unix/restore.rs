@@ -1,4 +1,4 @@
-//! The restore half of [`super::unix`]: every socket of the images is
+//! The restore half of [`super`]: every socket of the images is
 //! created at once, in an order that lets connections be made as they
 //! were (see [`build`]).
 
@@ -7,19 +7,22 @@ use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
 
-use super::unix::{
+use super::names::Names;
+use super::{
     SOCK_DGRAM, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, printable, send_flags, shutdown_how,
     socket,
 };
-use super::unix_names::Names;
-use super::{FileError, FileImages, restore_err};
+use crate::files::{FileError, FileImages, restore_err};
 use crate::images::pb;
 
 const KIND: &str = "a unix socket";
 
 /// The socket of file `id`: every unix socket of the images is made on the
 /// first call (pairs and listeners need each other), then handed out.
-pub(super) fn open(o: &mut super::Opener<'_>, id: u32) -> Result<std::os::fd::OwnedFd, FileError> {
+pub(super) fn open(
+    o: &mut crate::files::Opener<'_>,
+    id: u32,
+) -> Result<std::os::fd::OwnedFd, FileError> {
     if o.unix.is_none() {
         o.unix = Some(build(o.img, o.ext_unix_sk)?);
     }
@@ -278,7 +281,8 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
                 Err(x) => return Err(e(format!("shutdown: {x}"))),
             }
         }
-        super::pipe::set_status_flags(fd, u.flags).map_err(|x| e(format!("F_SETFL: {x}")))?;
+        crate::files::pipe::set_status_flags(fd, u.flags)
+            .map_err(|x| e(format!("F_SETFL: {x}")))?;
     }
     Ok(fds)
 }

@@ -24,6 +24,8 @@
 //! end when the dump ends ([`TtyDump`]'s drop), which matters when the
 //! tasks go on (`--leave-running`, or a failed dump).
 
+pub mod restore;
+
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 
@@ -555,6 +557,66 @@ impl TtyDump {
                 );
             }
         }
+    }
+}
+
+/// The `TTY` kind: fds opened by path on a terminal. Its entry points at
+/// a `REG` entry holding the path; the terminal itself is in
+/// `tty-info.img` (restored by [`restore`]).
+pub struct Tty;
+
+impl super::kind::FileKind for Tty {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Tty
+    }
+
+    fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
+        fd.path().is_some() && fd.meta.is_some_and(is_tty)
+    }
+
+    fn dump(
+        &self,
+        files: &mut super::table::FileTable,
+        v: &super::table::FdView<'_>,
+    ) -> Result<u32, super::table::FilesError> {
+        let Some(m) = v.meta else {
+            return Err(v.unsupported());
+        };
+        let id = files.next_id();
+        let reg = pb::RegFileEntry {
+            flags: v.ctx.flags,
+            name: v.path_string(),
+            mode: Some(m.mode()),
+            ..Default::default()
+        };
+        files.kinds.ttys.shell_job = v.opts.shell_job;
+        let entries = dump(&v.ctx, m, &mut files.kinds.ttys, id, reg)?;
+        files.entries.extend(entries);
+        Ok(id)
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &super::FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.tty.as_ref().map(|x| (x.fown, x.flags))
+    }
+
+    fn finish(
+        &self,
+        files: &mut super::table::FileTable,
+        _: &super::table::FdOpts,
+    ) -> Result<(), super::table::FilesError> {
+        Ok(finish(&mut files.kinds.ttys, files.seen_fds.pids())?)
+    }
+
+    fn open(
+        &self,
+        o: &mut super::Opener<'_>,
+        e: &pb::FileEntry,
+    ) -> Result<std::os::fd::OwnedFd, FileError> {
+        let t = e
+            .tty
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, KIND))?;
+        restore::open(o, e.id, t)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pseudo-terminals, restore half (see [`super::tty`] for the images).
+//! Pseudo-terminals, restore half (see [`super`] for the images).
 //!
 //! Each pty is made once, when the first of its file ids is asked for:
 //! `/dev/ptmx` (the master's dumped path, so the devpts instance of that
@@ -23,8 +23,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
 
-use super::tty::{TERMIOS_NCC, info_id};
-use super::{FileError, FileImages, Opener, restore_err};
+use super::{TERMIOS_NCC, info_id};
+use crate::files::{FileError, FileImages, Opener, restore_err};
 use crate::images::pb;
 use crate::sys::tty as sys;
 
@@ -148,7 +148,7 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
             make_pty(o, id, index)?;
             match o.ptys.masters.get_mut(&index).and_then(Option::take) {
                 Some(m) => {
-                    super::set_status_flags(&m, f.flags)
+                    crate::files::set_status_flags(&m, f.flags)
                         .map_err(|e| restore_err(id, KIND, e.to_string()))?;
                     Ok(m)
                 }

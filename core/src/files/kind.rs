@@ -1,0 +1,71 @@
+//! What a kind of file is (CRIU's `fdtype_ops`): every kind of open file
+//! is one module under `files/` holding its dump half and its restore
+//! half, registered by one line in [`super::KINDS`]. The dump and restore
+//! pipelines iterate that table and never name a kind: a new kind is a
+//! new module implementing [`FileKind`] plus its line in the table.
+
+use std::os::fd::OwnedFd;
+
+use super::table::{FdOpts, FdView, FileTable, FilesError};
+use super::{FileError, FileImages, Opener};
+use crate::images::pb;
+
+/// One kind of file object.
+pub trait FileKind: Sync {
+    /// Its `fd_types` value, in `fdinfo_entry.type` and `file_entry.type`.
+    fn fd_type(&self) -> pb::FdTypes;
+
+    /// Dump: is fd `fd` of this kind? The first kind of [`KINDS`] that
+    /// says yes dumps it, so a kind listed earlier may take fds a later,
+    /// more general one would also take (a memfd before a regular file).
+    fn claims(&self, fd: &FdView<'_>) -> bool;
+
+    /// Dump: fd `fd` is a file not seen before in this dump; adds its
+    /// object (and whatever the object needs, data images included) to
+    /// `files` and returns its file id. A kind may return the id of an
+    /// object it already holds (one pipe end seen from two tasks).
+    fn dump(&self, files: &mut FileTable, fd: &FdView<'_>) -> Result<u32, FilesError>;
+
+    /// Restore: the owner (`F_SETOWN`/`F_SETSIG`) and status flags of
+    /// entry `e` (`img` for entries whose path lives in another entry).
+    fn owner(&self, e: &pb::FileEntry, img: &FileImages) -> Option<(pb::FownEntry, u32)>;
+
+    /// Restore: creates the object of entry `e` in the tool and returns
+    /// its fd (one call per file id; objects shared by several ids, like
+    /// a pipe's two ends, are made once through `opener`).
+    fn open(&self, opener: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError>;
+
+    /// Dump: once every task's fds are in `files`, what the kind can only
+    /// do over the whole tree (match sockets with their peers, terminals
+    /// with their sessions).
+    fn finish(&self, files: &mut FileTable, opts: &FdOpts) -> Result<(), FilesError> {
+        let _ = (files, opts);
+        Ok(())
+    }
+}
+
+/// The error for an entry whose type says one kind but whose body is
+/// missing (a damaged or hand-made `files.img`).
+pub fn no_body(e: &pb::FileEntry, kind: &'static str) -> FileError {
+    super::restore_err(
+        e.id,
+        kind,
+        format!("its entry has type {} but no {kind} body", e.r#type),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{KINDS, of_type};
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_fd_type() {
+        let mut seen = std::collections::HashSet::new();
+        for k in KINDS.iter().filter(|k| k.fd_type() != pb::FdTypes::Unixsk) {
+            assert!(seen.insert(k.fd_type() as i32), "{:?} twice", k.fd_type());
+        }
+        assert!(of_type(pb::FdTypes::Pipe as i32).is_some());
+        assert!(of_type(pb::FdTypes::Packetsk as i32).is_none());
+    }
+}

@@ -1,0 +1,248 @@
+//! Regular files, directories and devices opened by path (CRIU's `REG`
+//! kind, `criu/files-reg.c`): a `reg_file_entry` with path, flags,
+//! position, size and mode. Also the files a task's mappings, exe link,
+//! cwd and root refer to, and unlinked files carried in the images
+//! ([`super::ghost`]). Character devices whose state is the device's
+//! (`/dev/null`, ...) reopen by path; other devices are refused.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+
+use super::kind::FileKind;
+use super::table::{FdOpts, FdView, FileTable, FilesError};
+use super::{FileError, FileImages, Opener};
+use crate::images::pb;
+
+/// state is the device's, not the file's): `(major, minor)` of
+/// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`,
+/// and the two terminals the tty code leaves to a reopen by path
+/// (`/dev/tty`, the task's controlling terminal, which the restore gives
+/// back; `/dev/console`), both tested by the zdtm_tty programs.
+const PLAIN_DEVICES: [(u32, u32); 7] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1)];
+
+/// A device held by fd `fd` of `pid` (`meta` is its stat) that restore
+/// cannot bring back. Ptys are handled before (by [`crate::files::tty`]);
+/// other terminals (virtual consoles, serial lines), block devices and
+/// every other character device are refused, naming the device.
+fn refuse_device(
+    pid: i32,
+    fd: i32,
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<(), FilesError> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    let kind = if ft.is_char_device() {
+        "character"
+    } else if ft.is_block_device() {
+        "block"
+    } else {
+        return Ok(());
+    };
+    let (major, minor) = super::tty::major_minor(meta.rdev());
+    if kind == "character" && PLAIN_DEVICES.contains(&(major, minor)) {
+        return Ok(());
+    }
+    Err(FilesError::Device {
+        pid,
+        fd,
+        kind,
+        path: path.display().to_string(),
+        major,
+        minor,
+    })
+}
+
+/// An unlinked file (`NAME (deleted)`) that other hard links keep alive:
+/// the number of those links. A file whose name really ends in
+/// ` (deleted)` is itself at that path and is no such thing.
+fn other_links(path: &Path, meta: &std::fs::Metadata) -> Option<u64> {
+    super::ghost::deleted_name(path)?;
+    if meta.nlink() == 0 {
+        return None;
+    }
+    let same = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
+    (!same).then_some(meta.nlink())
+}
+
+/// Adds a `REG` object for `name` and returns its id.
+pub fn push(
+    files: &mut FileTable,
+    name: &Path,
+    flags: u32,
+    pos: u64,
+    meta: Option<&std::fs::Metadata>,
+) -> u32 {
+    let id = files.next_id();
+    let is_reg = meta.is_some_and(|m| m.file_type().is_file());
+    files.entries.push(pb::FileEntry {
+        r#type: pb::FdTypes::Reg as i32,
+        id,
+        reg: Some(pb::RegFileEntry {
+            id,
+            flags,
+            pos,
+            fown: pb::FownEntry::default(),
+            name: String::from_utf8_lossy(name.as_os_str().as_bytes()).into_owned(),
+            size: if is_reg { meta.map(|m| m.size()) } else { None },
+            mode: meta.map(|m| m.mode()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    id
+}
+
+/// A file opened read-only for its path alone (exe, mappings, cwd,
+/// root); mappings of one inode share one object.
+pub fn add_path(files: &mut FileTable, path: &Path, dedup: bool) -> Result<u32, FilesError> {
+    let meta = std::fs::metadata(path).map_err(|source| FilesError::Stat {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if dedup && let Some(id) = files.by_inode.get(&(meta.dev(), meta.ino())) {
+        return Ok(*id);
+    }
+    let id = push(files, path, 0, 0, Some(&meta));
+    if dedup {
+        files.by_inode.insert((meta.dev(), meta.ino()), id);
+    }
+    Ok(id)
+}
+
+/// A mapped file (or the exe) whose link is `target`, read through the
+/// magic link `link` (`/proc/PID/map_files/...`, `/proc/PID/exe`): an
+/// unlinked one becomes a ghost, anything else a path (one object per
+/// inode).
+pub fn add_mapped(
+    files: &mut FileTable,
+    link: &Path,
+    target: &Path,
+    opts: FdOpts,
+) -> Result<u32, FilesError> {
+    let meta = std::fs::metadata(link).ok();
+    if let Some(links) = meta.as_ref().and_then(|m| other_links(target, m)) {
+        return Err(FilesError::UnlinkedWithLinks {
+            what: format!("the file behind {}", link.display()),
+            path: target.display().to_string(),
+            links,
+        });
+    }
+    let Some(name) = super::ghost::deleted_name(target)
+        .filter(|_| meta.as_ref().is_some_and(|m| m.nlink() == 0))
+    else {
+        return add_path(files, target, true);
+    };
+    let meta = meta.expect("checked above");
+    if let Some(id) = files.by_inode.get(&(meta.dev(), meta.ino())) {
+        return Ok(*id);
+    }
+    let own = open_proc(&link.display().to_string())?;
+    let id = push(files, &name, 0, 0, Some(&meta));
+    files.by_inode.insert((meta.dev(), meta.ino()), id);
+    files
+        .ghosts
+        .add(id, &name, own, opts.ghost)
+        .map_err(FilesError::GhostMapping)?;
+    Ok(id)
+}
+
+fn open_proc(path: &str) -> Result<OwnedFd, FilesError> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+        FilesError::Stat {
+            path: path.to_string(),
+            source: e.into(),
+        }
+    })
+}
+
+/// The `REG` kind: every fd opened by path that an earlier kind of the
+/// table (memfd, FIFO, terminal) did not take.
+pub struct Reg;
+
+impl FileKind for Reg {
+    fn fd_type(&self) -> pb::FdTypes {
+        pb::FdTypes::Reg
+    }
+
+    fn claims(&self, fd: &FdView<'_>) -> bool {
+        fd.path().is_some()
+    }
+
+    fn dump(&self, files: &mut FileTable, v: &FdView<'_>) -> Result<u32, FilesError> {
+        let (pid, fd) = (v.ctx.pid, v.ctx.fd);
+        let path = v.path().unwrap_or(Path::new(""));
+        let (flags, pos) = (v.ctx.flags, v.info.pos.max(0) as u64);
+        if let Some(m) = v.meta {
+            refuse_device(pid, fd, path, m)?;
+            if let Some(links) = other_links(path, m) {
+                return Err(FilesError::UnlinkedWithLinks {
+                    what: format!("fd {fd} of task {pid}"),
+                    path: path.display().to_string(),
+                    links,
+                });
+            }
+        }
+        if let Some(name) = super::ghost::deleted_name(path)
+            && v.meta.is_some_and(|m| m.nlink() == 0)
+        {
+            let own = open_proc(&format!("/proc/{pid}/fd/{fd}"))?;
+            let id = push(files, &name, flags, pos, v.meta);
+            files
+                .ghosts
+                .add(id, &name, own, v.opts.ghost)
+                .map_err(|source| FilesError::Ghost { pid, fd, source })?;
+            return Ok(id);
+        }
+        Ok(push(files, path, flags, pos, v.meta))
+    }
+
+    fn owner(&self, e: &pb::FileEntry, _: &FileImages) -> Option<(pb::FownEntry, u32)> {
+        e.reg.as_ref().map(|r| (r.fown, r.flags))
+    }
+
+    fn open(&self, o: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError> {
+        let reg = e
+            .reg
+            .as_ref()
+            .ok_or_else(|| super::kind::no_body(e, "a regular file"))?;
+        // Ghost files are opened by the path they were created at.
+        let name = match o.ghost_paths.get(&e.id) {
+            Some(p) => std::borrow::Cow::Owned(p.display().to_string()),
+            None => std::borrow::Cow::Borrowed(reg.name.as_str()),
+        };
+        let flags = OFlags::from_bits_retain(
+            reg.flags & !(OFlags::CREATE.bits() | OFlags::TRUNC.bits() | OFlags::EXCL.bits()),
+        );
+        // An error names the image entry too (a damaged image is the
+        // likelier cause than a lost file).
+        let fd = open_path(&name, flags).map_err(|errno| FileError::Open {
+            path: format!("{name} (file id {} of files.img)", reg.id),
+            errno,
+        })?;
+        // Character devices (a terminal, the console) do not seek.
+        match rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos)) {
+            Ok(_) | Err(rustix::io::Errno::SPIPE) => Ok(fd),
+            Err(errno) => Err(FileError::Sys {
+                call: "lseek",
+                errno,
+            }),
+        }
+    }
+}
+
+/// Opens `path` for a task (never as a controlling terminal of the tool:
+/// ttys are reopened by path).
+pub fn open_path(path: &str, flags: OFlags) -> Result<OwnedFd, rustix::io::Errno> {
+    crate::fault::call(&format_args!("opening {path}"), rustix::io::Errno::ACCESS)?;
+    rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+}

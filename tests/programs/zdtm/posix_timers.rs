@@ -285,17 +285,22 @@ fn check(s: State) -> Result<(), String> {
         })?;
     }
     let before: Vec<u64> = FIRED.iter().map(|f| f.load(Ordering::SeqCst)).collect();
+    let slept = std::time::Instant::now();
     zdtm::sleep_through_signals(Duration::from_millis(300));
+    // A loaded machine (or an emulated one) wakes the sleeper late: the
+    // bound is on the time that really passed, counted until after the
+    // signals are read.
     for (i, (sig, period_ms, spec)) in
         [(SIG_PERIODIC, 10, specs()[0]), (SIG_THREAD, 30, specs()[3])]
             .into_iter()
             .enumerate()
     {
         let n = FIRED[i].load(Ordering::SeqCst) - before[i];
+        let ms = slept.elapsed().as_millis() as u64;
         // Overruns fold several expiries into one signal: only require
         // that it keeps firing, and not faster than its period.
-        zdtm::ensure(n >= 2 && n <= 300 / period_ms + 2, || {
-            format!("signal {sig}: {n} timer signals in 300 ms at a {period_ms} ms period")
+        zdtm::ensure(n >= 2 && n <= ms / period_ms + 2, || {
+            format!("signal {sig}: {n} timer signals in {ms} ms at a {period_ms} ms period")
         })?;
         let (v, c, t) = (
             VALUE[i].load(Ordering::SeqCst),

@@ -23,7 +23,12 @@
 //! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
 //!
 //! The binaries (`bin/`) sit on top of all of them.
+//!
+//! `unsafe` is confined to `sys` and `blob` (and the `arch` crate and the
+//! blobs themselves): the lint below refuses it anywhere else.
+#![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
 pub mod blob;
 pub mod check;
 pub mod dump;
@@ -39,5 +44,6 @@ pub mod proc;
 pub mod regs;
 pub mod restore;
 pub mod service;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod vdso;

@@ -229,31 +229,37 @@ fn take_tool_fds(args: &RestoreArgs) -> Result<(), Fail> {
         return Ok(());
     }
     let pidfd = args.tool_pidfd as usize;
-    // SAFETY (every syscall below): integer arguments only.
+        // SAFETY: integer arguments only.
     let probe = unsafe { syscall3(nr::PIDFD_GETFD, pidfd, pidfd, 0) };
     if probe < 0 {
         return Ok(());
     }
+    // SAFETY: integer arguments only.
     unsafe { syscall1(nr::CLOSE, probe as usize) };
     let from = args.tool_fds_from as usize;
     if pidfd > from {
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall3(nr::CLOSE_RANGE, from, pidfd - 1, 0) },
             u32::MAX,
         )?;
     }
     check(
+        // SAFETY: integer arguments only.
         unsafe { syscall3(nr::CLOSE_RANGE, pidfd + 1, u32::MAX as usize, 0) },
         u32::MAX,
     )?;
-    // SAFETY: the tool filled the list.
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, &fd) in unsafe { items::<i32>(&args.pull_fds) }.iter().enumerate() {
         let got = check(
+            // SAFETY: the tool filled the list.
             unsafe { syscall3(nr::PIDFD_GETFD, pidfd, fd as usize, 0) },
             i as u32,
         )?;
         if got != fd as isize {
+            // SAFETY: integer arguments only.
             let moved = unsafe { syscall3(nr::DUP3, got as usize, fd as usize, O_CLOEXEC) };
+            // SAFETY: integer arguments only.
             unsafe { syscall1(nr::CLOSE, got as usize) };
             check(moved, i as u32)?;
         }
@@ -272,8 +278,8 @@ fn move_fds(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
     {
         if m.from != m.to {
-            // SAFETY: integer arguments only.
             check(
+                // SAFETY: integer arguments only.
                 unsafe { syscall3(nr::DUP3, m.from as usize, m.to as usize, m.flags as usize) },
                 i as u32,
             )?;
@@ -285,8 +291,9 @@ fn move_fds(args: &RestoreArgs) -> Result<(), Fail> {
 fn fs(args: &RestoreArgs) -> Result<(), Fail> {
     static DOT: [u8; 2] = *b".\0";
     if args.root_fd >= 0 {
-        // SAFETY: integer argument; then a NUL-terminated static path.
+        // SAFETY: integer argument only.
         check(unsafe { syscall1(nr::FCHDIR, args.root_fd as usize) }, 0)?;
+        // SAFETY: integer argument; then a NUL-terminated static path.
         check(unsafe { syscall1(nr::CHROOT, DOT.as_ptr() as usize) }, 0)?;
     }
     if args.cwd_fd >= 0 {
@@ -308,8 +315,8 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
         _pad: 0,
         size: args.stack.end - args.stack.start,
     };
-    // SAFETY: `ss` is a live stack_t; the old one is not wanted.
     check(
+        // SAFETY: `ss` is a live stack_t; the old one is not wanted.
         unsafe { syscall2(nr::SIGALTSTACK, &ss as *const StackT as usize, 0) },
         0,
     )?;
@@ -320,8 +327,8 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
         mask: u64::MAX,
     };
     let sig = args.switch_signal as usize;
-    // SAFETY: `act` is a live kernel sigaction of the size given.
     check(
+        // SAFETY: `act` is a live kernel sigaction of the size given.
         unsafe {
             syscall4(
                 nr::RT_SIGACTION,
@@ -334,8 +341,8 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
         1,
     )?;
     let set: u64 = 1 << (sig - 1);
-    // SAFETY: `set` is a live 8-byte signal set.
     check(
+        // SAFETY: `set` is a live 8-byte signal set.
         unsafe {
             syscall4(
                 nr::RT_SIGPROCMASK,
@@ -347,8 +354,9 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
         },
         2,
     )?;
-    // SAFETY: integer arguments; the handler runs when this syscall returns.
+    // SAFETY: no arguments.
     let pid = unsafe { syscall0(nr::GETPID) };
+    // SAFETY: integer arguments; the handler runs when this syscall returns.
     check(unsafe { syscall2(nr::KILL, pid as usize, sig) }, 3)?;
     Ok(())
 }

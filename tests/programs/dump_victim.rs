@@ -95,8 +95,8 @@ fn big_byte(i: usize) -> u8 {
 fn run(dir: &Path, mode: &str) -> Result<(), String> {
     let big = mode == "big";
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-    // SAFETY: closes only fds inherited from the test runner (none opened yet).
     check(
+        // SAFETY: closes only fds inherited from the test runner (none opened yet).
         unsafe { syscall3(nr::CLOSE_RANGE, 3, u32::MAX as usize, 0) },
         "close_range",
     )?;
@@ -113,20 +113,20 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     data.seek(SeekFrom::Start(37)).map_err(|e| e.to_string())?;
 
     let act = want_action();
-    // SAFETY: installs a handler that does nothing; reads our local `act`.
     check(
+        // SAFETY: installs a handler that does nothing; reads our local `act`.
         unsafe { syscall4(nr::RT_SIGACTION, SIGUSR1, &act as *const _ as usize, 0, 8) },
         "rt_sigaction",
     )?;
     let set: u64 = 1 << (BLOCKED_SIG - 1);
-    // SAFETY: reads 8 bytes from our local `set`.
     check(
+        // SAFETY: reads 8 bytes from our local `set`.
         unsafe { syscall4(nr::RT_SIGPROCMASK, 0, &set as *const u64 as usize, 0, 8) },
         "rt_sigprocmask",
     )?;
     let timer: [i64; 4] = [1000, 0, 1000, 0];
-    // SAFETY: reads one itimerval from our local.
     check(
+        // SAFETY: reads one itimerval from our local.
         unsafe { syscall3(nr::SETITIMER, 0, timer.as_ptr() as usize, 0) },
         "setitimer",
     )?;
@@ -134,14 +134,14 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     // A POSIX timer (CLOCK_MONOTONIC, default SIGALRM notification) armed
     // for 2000 s every 2000 s.
     let mut timer_id: i32 = -1;
-    // SAFETY: a null sigevent; the kernel writes the id to our local.
     check(
+        // SAFETY: a null sigevent; the kernel writes the id to our local.
         unsafe { syscall3(nr::TIMER_CREATE, 1, 0, &mut timer_id as *mut i32 as usize) },
         "timer_create",
     )?;
     let spec: [i64; 4] = [2000, 0, 2000, 0];
-    // SAFETY: reads one itimerspec from our local.
     check(
+        // SAFETY: reads one itimerspec from our local.
         unsafe {
             syscall4(
                 nr::TIMER_SETTIME,
@@ -168,15 +168,16 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         },
         "mmap sparse",
     )?;
-    // No transparent huge pages: with 64 KiB pages the region is 4 MiB and
-    // may hold a whole 2 MiB huge page, which a write would fill in (the
-    // dump would rightly see 32 present pages instead of one).
-    // SAFETY: advice on our own fresh mapping.
     check(
+        // No transparent huge pages: with 64 KiB pages the region is 4 MiB and
+        // may hold a whole 2 MiB huge page, which a write would fill in (the
+        // dump would rightly see 32 present pages instead of one).
+        // SAFETY: advice on our own fresh mapping.
         unsafe { syscall3(nr::MADVISE, sparse, SPARSE_PAGES * page(), MADV_NOHUGEPAGE) },
         "madvise sparse",
     )?;
     let noacc = check(
+        // SAFETY: a fresh anonymous mapping; no memory of ours changes.
         unsafe { sys_mmap(0, 4 * page(), PROT_RW, MAP_PRIVATE_ANON, usize::MAX, 0) },
         "mmap noaccess",
     )?;
@@ -190,8 +191,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         // SAFETY: page 1 of the noaccess mapping, still writable here.
         unsafe { *((noacc + page() + i) as *mut u8) = pattern(99, i) };
     }
-    // SAFETY: changes only our own mapping.
     check(
+        // SAFETY: changes only our own mapping.
         unsafe { syscall3(nr::MPROTECT, noacc, 4 * page(), PROT_NONE) },
         "mprotect",
     )?;
@@ -209,8 +210,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         size: altstack.len() as u64,
     };
     if mode == "altstack" {
-        // SAFETY: reads one stack_t from our local; the stack outlives run().
         check(
+            // SAFETY: reads one stack_t from our local; the stack outlives run().
             unsafe { syscall2(nr::SIGALTSTACK, &want_ss as *const _ as usize, 0) },
             "sigaltstack",
         )?;
@@ -246,8 +247,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
             let stop = stop.clone();
             workers.push(std::thread::spawn(move || -> Result<u64, String> {
                 let extra: u64 = if i == 1 { 1 << (SIGUSR2 - 1) } else { 0 };
-                // SAFETY: reads 8 bytes from our local.
                 check(
+                    // SAFETY: reads 8 bytes from our local.
                     unsafe { syscall4(nr::RT_SIGPROCMASK, 0, &extra as *const u64 as usize, 0, 8) },
                     "thread rt_sigprocmask",
                 )?;
@@ -257,8 +258,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 let mut mask = 0u64;
-                // SAFETY: writes 8 bytes to our local.
                 check(
+                    // SAFETY: writes 8 bytes to our local.
                     unsafe {
                         syscall4(nr::RT_SIGPROCMASK, 0, 0, &mut mask as *mut u64 as usize, 8)
                     },
@@ -290,8 +291,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     }
     if mode == "altstack" {
         let mut ss = criu_arch::StackT::default();
-        // SAFETY: writes one stack_t to our local.
         check(
+            // SAFETY: writes one stack_t to our local.
             unsafe { syscall2(nr::SIGALTSTACK, 0, &mut ss as *mut _ as usize) },
             "sigaltstack",
         )?;
@@ -327,8 +328,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         return Err("file content".into());
     }
     let mut got = KSigaction::default();
-    // SAFETY: writes one kernel sigaction to our local.
     check(
+        // SAFETY: writes one kernel sigaction to our local.
         unsafe { syscall4(nr::RT_SIGACTION, SIGUSR1, 0, &mut got as *mut _ as usize, 8) },
         "rt_sigaction",
     )?;
@@ -336,8 +337,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         return Err(format!("sigaction {got:?}"));
     }
     let mut mask = 0u64;
-    // SAFETY: writes 8 bytes to our local.
     check(
+        // SAFETY: writes 8 bytes to our local.
         unsafe { syscall4(nr::RT_SIGPROCMASK, 0, 0, &mut mask as *mut u64 as usize, 8) },
         "rt_sigprocmask",
     )?;
@@ -345,8 +346,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         return Err(format!("sigmask {mask:#x}"));
     }
     let mut t = [0i64; 4];
-    // SAFETY: writes one itimerval to our local.
     check(
+        // SAFETY: writes one itimerval to our local.
         unsafe { syscall2(nr::GETITIMER, 0, t.as_mut_ptr() as usize) },
         "getitimer",
     )?;
@@ -354,8 +355,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
         return Err(format!("itimer {t:?}"));
     }
     let mut cur = [0i64; 4];
-    // SAFETY: writes one itimerspec to our local.
     check(
+        // SAFETY: writes one itimerspec to our local.
         unsafe {
             syscall2(
                 nr::TIMER_GETTIME,
@@ -382,8 +383,8 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
             }
         }
     }
-    // SAFETY: our own mapping.
     check(
+        // SAFETY: our own mapping.
         unsafe { syscall3(nr::MPROTECT, noacc, 4 * page(), 1) },
         "mprotect read",
     )?;
@@ -532,8 +533,8 @@ fn verify_region(
         return Err(format!("{what} Rss {rss} kB: holes were filled"));
     }
     let mut vec = vec![0u8; pages];
-    // SAFETY: writes `pages` bytes into our vector.
     check(
+        // SAFETY: writes `pages` bytes into our vector.
         unsafe { syscall3(nr::MINCORE, base, pages * page(), vec.as_mut_ptr() as usize) },
         "mincore",
     )?;

@@ -215,8 +215,8 @@ impl State {
     fn check(&self) -> Result<(), String> {
         if let Some((addr, len)) = self.mem {
             let bad = (0..len / PAGE)
-                // SAFETY: the mapping set up in `set_up`, still ours.
                 .filter(
+                    // SAFETY: the mapping set up in `set_up`, still ours.
                     |&p| unsafe { ((addr + p * PAGE) as *const u64).read() } != pattern(self.k, p),
                 )
                 .count();

@@ -32,6 +32,7 @@
 //! - in this process (self-tests): [`LoadedBlob::load`] then
 //!   [`LoadedBlob::run`].
 
+pub mod bootstrap;
 mod loader;
 
 pub use loader::{InProcessCommand, LoadError, LoadedBlob};
@@ -44,17 +45,26 @@ pub mod parasite_abi;
 #[path = "../../../restorer/src/abi.rs"]
 pub mod restorer_abi;
 
-// SAFETY (all impls): `#[repr(C)]` structs of integer fields and integer
-// arrays only (parasite/src/abi.rs), so any bit pattern is a valid value.
+/// `Plain` for the parasite's argument blocks: `#[repr(C)]` structs of
+/// integer fields and integer arrays only (parasite/src/abi.rs), so any
+/// bit pattern is a valid value.
 mod plain_impls {
     use super::parasite_abi as abi;
     use crate::sys::ptrace::Plain;
-    unsafe impl Plain for abi::MiscArgs {}
-    unsafe impl Plain for abi::ThreadArgs {}
-    unsafe impl Plain for abi::SigactsArgs {}
-    unsafe impl Plain for abi::ItimersArgs {}
-    unsafe impl Plain for abi::PosixTimer {}
-    unsafe impl Plain for abi::PingArgs {}
+    macro_rules! plain {
+        ($($t:ty),*) => {$(
+            // SAFETY: see the module: integers only, any bits are valid.
+            unsafe impl Plain for $t {}
+        )*};
+    }
+    plain!(
+        abi::MiscArgs,
+        abi::ThreadArgs,
+        abi::SigactsArgs,
+        abi::ItimersArgs,
+        abi::PosixTimer,
+        abi::PingArgs
+    );
 }
 
 /// One blob, as emitted by the build.

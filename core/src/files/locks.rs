@@ -129,12 +129,20 @@ impl LockTable {
 pub struct KernelFlock {
     pub l_type: i16,
     pub l_whence: i16,
+    /// The padding the C layout has before `l_start`, named so that every
+    /// byte of the struct is initialised (it is copied into the restorer's
+    /// arguments as bytes).
+    pub _pad0: i32,
     pub l_start: i64,
     pub l_len: i64,
     pub l_pid: i32,
+    /// The C layout's tail padding, likewise.
+    pub _pad1: i32,
 }
 
 const _: () = assert!(size_of::<KernelFlock>() == 32);
+const _: () = assert!(std::mem::offset_of!(KernelFlock, l_start) == 8);
+const _: () = assert!(std::mem::offset_of!(KernelFlock, l_pid) == 24);
 const _: () = assert!(core::mem::offset_of!(KernelFlock, l_start) == 8);
 const _: () = assert!(core::mem::offset_of!(KernelFlock, l_pid) == 24);
 
@@ -165,6 +173,8 @@ pub fn restore_call(e: &pb::FileLockEntry) -> Result<LockCall, String> {
         l_start: e.start,
         l_len: e.len,
         l_pid: 0,
+        _pad0: 0,
+        _pad1: 0,
     };
     Ok(match e.flag {
         FL_FLOCK => LockCall::Flock {

@@ -13,7 +13,6 @@ use crate::blob::restorer_abi::{self as abi, ChildArg};
 use crate::hooks::{Action, Hooks};
 use crate::opts::Opts;
 
-use super::bootstrap::{Region, TreePage, bytes_of};
 use super::images::{TaskImages, TreeTaskImages};
 use super::layout::SelfMaps;
 use super::{
@@ -21,6 +20,7 @@ use super::{
     RestoreStats, Restored, check_images, fault_from_env, finish, plan, stage_name, stage_source,
     stop_signal, tree,
 };
+use crate::blob::bootstrap::{Region, TreePage, bytes_of};
 
 /// Environment variable naming the PID of the task a `CRIU_RESTORE_FAULT`
 /// restorer stage applies to (default: the root).
@@ -95,7 +95,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // Private memory shared copy-on-write along the tree: its premap area
     // is reserved before the regions are placed, which then avoid it.
     let mut premap = super::cow::plan(&alive);
-    let reserved = super::bootstrap::Reservation::map(premap.len)
+    let reserved = crate::blob::bootstrap::Reservation::map(premap.len)
         .map_err(|e| RestoreError::Sys("mmap(premap area)", e))?;
     premap.place(reserved.base);
     let mut maps = SelfMaps::read()?;
@@ -371,7 +371,7 @@ fn pull_lists(
     alive: &[&TaskImages],
     roles: &tree::Roles,
     plans: &mut [plan::Plan],
-) -> Result<Option<super::bootstrap::SharedTable>, RestoreError> {
+) -> Result<Option<crate::blob::bootstrap::SharedTable>, RestoreError> {
     let index: HashMap<i32, usize> = alive
         .iter()
         .enumerate()
@@ -394,7 +394,7 @@ fn pull_lists(
     if words.is_empty() {
         return Ok(None);
     }
-    let table = super::bootstrap::SharedTable::map(&words)
+    let table = crate::blob::bootstrap::SharedTable::map(&words)
         .map_err(|e| RestoreError::Sys("mmap(fd lists)", e))?;
     let mut at = 0;
     for p in plans.iter_mut() {

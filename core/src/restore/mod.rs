@@ -7,7 +7,7 @@
 //! 2. [`plan::build`] opens the task's files in the tool and lays out the
 //!    bootstrap region: restorer blob, vDSO parking area, stack, signal
 //!    frame, arguments;
-//! 3. [`bootstrap::Region`] maps the region (shared) and calls the
+//! 3. [`crate::blob::bootstrap::Region`] maps the region (shared) and calls the
 //!    restorer, which forks the task with its PID and rebuilds it (and
 //!    creates its other threads with their TIDs, see the restorer's
 //!    `restore/threads.rs`);
@@ -21,7 +21,6 @@
 //! task, then lets them all go together. A failed restore kills every
 //! task created so far.
 
-mod bootstrap;
 mod cow;
 mod fd_state;
 mod finish;

@@ -17,10 +17,10 @@ use crate::blob::restorer_abi::{
 use crate::images::pb;
 use rustix::io::Errno;
 
-use super::bootstrap::bytes_of;
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
 use super::layout::SelfMaps;
 use super::{RestoreError, regs};
+use crate::blob::bootstrap::bytes_of;
 
 const STACK_SIZE: usize = 64 * 1024;
 /// Stack of each other thread while it runs the restorer.
@@ -40,7 +40,7 @@ pub struct Plan {
     pub base: u64,
     /// The address space of the region, held from the moment its place
     /// was chosen (else an allocation of the tool could land there).
-    pub hold: super::bootstrap::Reservation,
+    pub hold: crate::blob::bootstrap::Reservation,
     pub image: Vec<u8>,
     pub args_off: usize,
     /// Fds the child inherits and moves or uses; closed in the tool once
@@ -590,8 +590,11 @@ pub fn build<'a>(
     let (tool_rseq, host) = match &shared.tool_state {
         Some(s) => *s,
         None => {
-            let s = super::bootstrap::with_traced_fork(|p| {
-                Ok((super::bootstrap::rseq_of(p)?, regs::HostFpu::probe(p)?))
+            let s = crate::blob::bootstrap::with_traced_fork(|p| {
+                Ok((
+                    crate::blob::bootstrap::rseq_of(p)?,
+                    regs::HostFpu::probe(p)?,
+                ))
             })
             .map_err(|e| RestoreError::Sys("probing the tool's rseq/FPU state", e))?;
             shared.tool_state = Some(s);
@@ -886,12 +889,12 @@ fn hold_region(
     total: u64,
     vmas: &[pb::VmaEntry],
     page_size: u64,
-) -> Result<(u64, super::bootstrap::Reservation), RestoreError> {
+) -> Result<(u64, crate::blob::bootstrap::Reservation), RestoreError> {
     const TRIES: usize = 8;
     let mut now = maps.clone();
     for _ in 0..TRIES {
         let base = now.free_region(total, vmas, page_size)?;
-        match super::bootstrap::Reservation::at(base, total) {
+        match crate::blob::bootstrap::Reservation::at(base, total) {
             Ok(hold) => return Ok((base, hold)),
             Err(Errno::EXIST) => {
                 let fresh = SelfMaps::read()?;

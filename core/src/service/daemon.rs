@@ -212,7 +212,7 @@ pub fn run(cfg: &Config) -> Result<(), DaemonError> {
     // is created.
     let status = match cfg.status_fd {
         Some(raw) => Some((
-            super::inherited::adopt(raw)
+            crate::sys::fds::adopt(raw)
                 .map_err(|errno| DaemonError::StatusFd { fd: raw, errno })?,
             raw,
         )),
@@ -280,7 +280,7 @@ fn run_detached_child(raw: &str) -> Result<(), DaemonError> {
         what: "bad CRIU_SERVICE_LISTEN_FD",
         errno: Errno::BADF,
     })?;
-    let sk = super::inherited::adopt(raw).map_err(sys("adopting the service socket"))?;
+    let sk = crate::sys::fds::adopt(raw).map_err(sys("adopting the service socket"))?;
     rustix::io::fcntl_setfd(&sk, FdFlags::CLOEXEC).map_err(sys("fcntl(service socket)"))?;
     rustix::process::setsid().map_err(sys("setsid"))?;
     accept_loop(sk)

@@ -25,7 +25,6 @@
 
 pub mod daemon;
 mod handlers;
-pub mod inherited;
 mod requested;
 pub mod setup;
 pub mod wire;

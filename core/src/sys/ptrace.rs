@@ -755,12 +755,14 @@ pub fn hw_breakpoint_works(pid: Pid, addr: u64) -> Result<bool, Errno> {
         let dr = |n: usize| X86_DEBUGREG_OFFSET + 8 * n;
         // DR7: L0 (local enable of DR0), RW0 = 00 (execute), LEN0 = 00.
         const DR7_L0: usize = 1;
-        // SAFETY (all three): POKEUSER/PEEKUSER of a debug register slot
-        // of the tracee's `struct user`; no memory of ours is touched.
+        // SAFETY: POKEUSER of a debug register slot of the tracee's
+        // `struct user`; no memory of ours is touched.
         unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(0), addr as usize)? };
+        // SAFETY: as above, DR7.
         unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(7), DR7_L0)? };
         let mut dr7 = 0usize;
-        // PEEKUSER through the raw syscall stores the word at `data`.
+        // SAFETY: PEEKUSER through the raw syscall stores one word at
+        // `data`, which points to `dr7`, a live usize of ours.
         let peeked = unsafe {
             ptrace(
                 raw::PTRACE_PEEKUSR,
@@ -769,6 +771,7 @@ pub fn hw_breakpoint_works(pid: Pid, addr: u64) -> Result<bool, Errno> {
                 &mut dr7 as *mut usize as usize,
             )
         };
+        // SAFETY: POKEUSER of DR7 in the tracee only (disarms it).
         let _ = unsafe { ptrace(raw::PTRACE_POKEUSR, pid, dr(7), 0) };
         peeked?;
         Ok(dr7 & DR7_L0 == DR7_L0)

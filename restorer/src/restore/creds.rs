@@ -86,8 +86,8 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
 fn ids(c: &abi::CredsArg) -> Result<(), Fail> {
     let n = (c.ngroups as usize).min(abi::MAX_GROUPS);
     if !same_groups(&c.groups[..n]) {
-        // SAFETY: `groups` holds `n` live gids.
         check(
+            // SAFETY: `groups` holds `n` live gids.
             unsafe { syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize) },
             1,
         )?;
@@ -141,8 +141,8 @@ fn ambient(c: &abi::CredsArg) -> Result<(), Fail> {
         let now = unsafe { syscall5(nr::PRCTL, PR_CAP_AMBIENT, IS_SET, cap as usize, 0, 0) } == 1;
         if want != now {
             let op = if want { RAISE } else { LOWER };
-            // SAFETY: integer arguments only.
             check(
+                // SAFETY: integer arguments only.
                 unsafe { syscall5(nr::PRCTL, PR_CAP_AMBIENT, op, cap as usize, 0, 0) },
                 9,
             )?;
@@ -159,8 +159,8 @@ fn bounding(c: &abi::CredsArg) -> Result<(), Fail> {
         // SAFETY: integer arguments only.
         let have = unsafe { syscall2(nr::PRCTL, PR_CAPBSET_READ, cap as usize) } == 1;
         if have && !has(&c.cap_bnd, cap) {
-            // SAFETY: integer arguments only.
             check(
+                // SAFETY: integer arguments only.
                 unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
                 4,
             )?;

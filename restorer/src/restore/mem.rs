@@ -100,8 +100,8 @@ pub(super) fn unmap(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
     {
         if r.end > r.start {
-            // SAFETY: the ranges exclude the bootstrap region we run from.
             check(
+                // SAFETY: the ranges exclude the bootstrap region we run from.
                 unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
                 i as u32,
             )?;
@@ -228,8 +228,8 @@ pub(super) fn protect(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
     {
         if v.final_prot != v.map_prot {
-            // SAFETY: changes protections of a VMA we just mapped.
             check(
+                // SAFETY: changes protections of a VMA we just mapped.
                 unsafe {
                     syscall3(
                         nr::MPROTECT,
@@ -247,8 +247,8 @@ pub(super) fn protect(args: &RestoreArgs) -> Result<(), Fail> {
 
 pub(super) fn set_mm(args: &RestoreArgs) -> Result<(), Fail> {
     let m = &args.mm_map;
-    // SAFETY: `m` is a live prctl_mm_map of the size given.
     check(
+        // SAFETY: `m` is a live prctl_mm_map of the size given.
         unsafe {
             syscall5(
                 nr::PRCTL,
@@ -324,17 +324,18 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
         | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
     const MADV_DONTNEED: usize = criu_arch::kernel::general::MADV_DONTNEED as usize;
     let cow = args.cow;
-    // SAFETY (the lists): the tool filled them inside the bootstrap region.
+        // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }
         .iter()
         .enumerate()
     {
-        // SAFETY: parts of the premap area, which holds nothing else.
         check(
+            // SAFETY: parts of the premap area, which holds nothing else.
             unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
             i as u32,
         )?;
     }
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::Region>(&cow.maps) }
         .iter()
         .enumerate()
@@ -352,6 +353,7 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
         };
         check(ret, i as u32)?;
     }
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::PageRun>(&cow.fill) }
         .iter()
         .enumerate()
@@ -359,18 +361,20 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
         read_exact(args.pages_fd, r.addr, r.len, r.offset, i as u32)?;
     }
     let mut skipped = 0;
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::PageRun>(&cow.compare) }
         .iter()
         .enumerate()
     {
         skipped += compare_run(args.pages_fd, r, i as u32)?;
     }
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::Region>(&cow.discard) }
         .iter()
         .enumerate()
     {
-        // SAFETY: drops pages of an inherited slot (they read as zero).
         check(
+            // SAFETY: drops pages of an inherited slot (they read as zero).
             unsafe {
                 syscall3(
                     nr::MADVISE,

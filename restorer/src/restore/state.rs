@@ -35,8 +35,8 @@ pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
         write_proc(&LOGINUID, &a.loginuid, 1)?;
     }
     if a.has & abi::ATTR_THP_DISABLE != 0 {
-        // SAFETY: integer arguments only.
         check(
+            // SAFETY: integer arguments only.
             unsafe {
                 syscall5(
                     nr::PRCTL,
@@ -89,16 +89,16 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     set_name(&args.comm)?;
     let a = &args.attrs;
     if a.has & abi::ATTR_PERSONALITY != 0 {
-        // SAFETY: integer argument only.
         check(
+            // SAFETY: integer argument only.
             unsafe { syscall1(nr::PERSONALITY, a.personality as usize) },
             1,
         )?;
     }
     sched(a)?;
     if a.has & abi::ATTR_SUBREAPER != 0 {
-        // SAFETY: integer arguments only.
         check(
+            // SAFETY: integer arguments only.
             unsafe {
                 syscall2(
                     nr::PRCTL,
@@ -156,8 +156,8 @@ pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
 pub(super) fn set_name(comm: &[u8; 16]) -> Result<(), Fail> {
     const PR_SET_NAME: usize = criu_arch::kernel::prctl::PR_SET_NAME as usize;
     if comm[0] != 0 {
-        // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
         check(
+            // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
             unsafe { syscall2(nr::PRCTL, PR_SET_NAME, comm.as_ptr() as usize) },
             0,
         )?;
@@ -172,21 +172,23 @@ pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
     const PR_SET_PDEATHSIG: usize = criu_arch::kernel::prctl::PR_SET_PDEATHSIG as usize;
     const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
     const PR_SET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_SET_NO_NEW_PRIVS as usize;
-    // SAFETY (all three): integer arguments only.
     if a.has & abi::ATTR_PDEATH_SIG != 0 {
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize) },
             0,
         )?;
     }
     if a.has & abi::ATTR_NO_NEW_PRIVS != 0 {
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
             1,
         )?;
     }
     if a.has & abi::ATTR_DUMPABLE != 0 {
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, a.dumpable as usize) },
             2,
         )?;
@@ -201,8 +203,8 @@ pub(super) fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
     {
         let lim: [u64; 2] = [r.cur, r.max];
-        // SAFETY: `lim` is a live struct rlimit64.
         check(
+            // SAFETY: `lim` is a live struct rlimit64.
             unsafe {
                 syscall4(
                     nr::PRLIMIT64,
@@ -258,8 +260,8 @@ pub(super) fn sigactions(args: &RestoreArgs) -> Result<(), Fail> {
             restorer: s.restorer,
             mask: s.mask,
         };
-        // SAFETY: `act` is a live kernel sigaction.
         check(
+            // SAFETY: `act` is a live kernel sigaction.
             unsafe {
                 syscall4(
                     nr::RT_SIGACTION,
@@ -282,8 +284,8 @@ pub(super) fn itimers(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
     {
         let val: [u64; 4] = [t.interval_sec, t.interval_usec, t.value_sec, t.value_usec];
-        // SAFETY: `val` is a live struct itimerval.
         check(
+            // SAFETY: `val` is a live struct itimerval.
             unsafe { syscall3(nr::SETITIMER, t.which as usize, val.as_ptr() as usize, 0) },
             i as u32,
         )?;
@@ -327,8 +329,8 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         };
         let create = || -> Result<i32, Fail> {
             let mut id: i32 = t.id;
-            // SAFETY: `sev` and `id` are live for the call.
             check(
+                // SAFETY: `sev` and `id` are live for the call.
                 unsafe {
                     syscall3(
                         nr::TIMER_CREATE,
@@ -355,15 +357,15 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
             return Err((-17, i as u32)); // EEXIST: the id could not be had
         }
         let spec: [u64; 4] = [t.interval_sec, t.interval_nsec, t.value_sec, t.value_nsec];
-        // SAFETY: `spec` is a live struct itimerspec.
         check(
+            // SAFETY: `spec` is a live struct itimerspec.
             unsafe { syscall4(nr::TIMER_SETTIME, id as usize, 0, spec.as_ptr() as usize, 0) },
             i as u32,
         )?;
     }
     if by_id {
-        // SAFETY: integer arguments only.
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
             0,
         )?;
@@ -377,16 +379,16 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
     for &fd in unsafe { items::<i32>(&args.keep_fds) } {
         let fd = fd as u64;
         if fd > next {
-            // SAFETY: integer arguments.
             check(
+                // SAFETY: integer arguments.
                 unsafe { syscall3(nr::CLOSE_RANGE, next as usize, (fd - 1) as usize, 0) },
                 fd as u32,
             )?;
         }
         next = fd + 1;
     }
-    // SAFETY: integer arguments.
     check(
+        // SAFETY: integer arguments.
         unsafe { syscall3(nr::CLOSE_RANGE, next as usize, u32::MAX as usize, 0) },
         u32::MAX,
     )?;
@@ -401,8 +403,8 @@ pub(super) fn arch_syscalls(calls: &abi::Array) -> Result<(), Fail> {
         .enumerate()
     {
         let a = s.args;
-        // SAFETY: see above.
         check(
+            // SAFETY: see above.
             unsafe {
                 syscall6(
                     s.nr as usize,

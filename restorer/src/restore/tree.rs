@@ -35,8 +35,8 @@ pub(super) fn close_shared_fds(args: &RestoreArgs) -> Result<bool, Fail> {
     match args.fd_table {
         abi::FD_TABLE_SHARED => {
             let byte = [1u8];
-            // SAFETY: writes one byte from a live local to a pipe fd.
             check(
+                // SAFETY: writes one byte from a live local to a pipe fd.
                 unsafe { syscall3(nr::WRITE, fd, byte.as_ptr() as usize, 1) },
                 0,
             )?;
@@ -142,8 +142,8 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
         if let Some((groups, _)) = counters {
             wait_zero(groups);
         }
-        // SAFETY: integer arguments only.
         check(
+            // SAFETY: integer arguments only.
             unsafe { syscall2(nr::SETPGID, 0, args.join_pgid as usize) },
             2,
         )?;
@@ -153,8 +153,8 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
     }
     for (i, c) in children.iter().enumerate() {
         if c.kind == abi::CHILD_HELPER {
-            // SAFETY: no status wanted; integer arguments.
             check(
+                // SAFETY: no status wanted; integer arguments.
                 unsafe { syscall4(nr::WAIT4, c.pid as usize, 0, 0, 0) },
                 FORK_INDEX + i as u32,
             )?;
@@ -227,10 +227,11 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
     // restore fails: nothing is left behind.)
     unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, SIGKILL) };
     let counters = words(tree);
-    // SAFETY (all syscalls below): integer arguments, or live locals.
+    // SAFETY: no arguments.
     if c.setsid != 0 && unsafe { syscall0(nr::SETSID) } < 0 {
         fail();
     }
+        // SAFETY: integer arguments only.
     if c.pgid != 0 && unsafe { syscall2(nr::SETPGID, 0, c.pgid as usize) } < 0 {
         fail();
     }
@@ -243,6 +244,7 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
         if let Some((groups, _)) = counters {
             wait_zero(groups);
         }
+        // SAFETY: integer arguments only.
         if unsafe { syscall2(nr::SETPGID, 0, c.join_pgid as usize) } < 0 {
             fail();
         }
@@ -266,6 +268,7 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
             mask: 0,
         };
         let set: u64 = 1 << (sig - 1);
+        // SAFETY: `act` and `set` are live locals the kernel only reads.
         unsafe {
             syscall4(
                 nr::RT_SIGACTION,

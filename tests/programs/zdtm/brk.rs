@@ -81,9 +81,9 @@ fn main() {
                     )
                 },
             )?;
-            // SAFETY: our sbrk pages, still inside the heap (checked above).
             zdtm::check_pattern(
                 "heap pages",
+                // SAFETY: our sbrk pages, still inside the heap (checked above).
                 unsafe { zdtm::region(start, PAGES * page()) },
                 SEED,
             )?;

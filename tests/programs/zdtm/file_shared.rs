@@ -91,6 +91,7 @@ fn main() {
             // SAFETY: checked above: our shared mappings of the file (the
             // read-only one only read).
             let mem = unsafe { zdtm::region(s.addr, PAGES * page()) };
+            // SAFETY: as above, the read-only mapping, only read.
             let ro = unsafe { zdtm::region(s.ro, ro_len) };
             let want = expected();
             zdtm::ensure(ro[..] == want[RO_FROM * page()..], || {

@@ -47,8 +47,8 @@ fn lseek(fd: RawFd, off: usize, whence: usize) -> Result<usize, String> {
 }
 
 fn dup2(from: RawFd, to: RawFd) -> Result<(), String> {
-    // SAFETY: dup3 puts a copy of our fd `from` at `to`, which we do not use otherwise.
     errno(
+        // SAFETY: dup3 puts a copy of our fd `from` at `to`, which we do not use otherwise.
         unsafe { syscall3(nr::DUP3, from as usize, to as usize, 0) },
         "dup3",
     )?;
@@ -175,8 +175,8 @@ fn check((fds, before): (Vec<Fd>, Vec<RawFd>)) -> Result<(), String> {
     // Append-only still appends, whatever the position says.
     lseek(6, 0, SEEK_SET)?;
     let msg = b"second\n";
-    // SAFETY: writes our local buffer to our fd 6.
     errno(
+        // SAFETY: writes our local buffer to our fd 6.
         unsafe { syscall3(nr::WRITE, 6, msg.as_ptr() as usize, msg.len()) },
         "write",
     )?;

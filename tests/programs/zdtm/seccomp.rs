@@ -41,8 +41,8 @@ fn status(field: &str) -> Result<String, String> {
 fn main() {
     zdtm::run(
         |_| {
-            // SAFETY: integer arguments only.
             errno(
+                // SAFETY: integer arguments only.
                 unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
                 "PR_SET_NO_NEW_PRIVS",
             )?;
@@ -57,8 +57,8 @@ fn main() {
                 len: 1,
                 filter: &insn,
             };
-            // SAFETY: `prog` points at one live sock_filter for the call.
             errno(
+                // SAFETY: `prog` points at one live sock_filter for the call.
                 unsafe {
                     syscall3(
                         nr::SECCOMP,

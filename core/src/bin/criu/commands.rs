@@ -56,7 +56,7 @@ pub fn swrk(args: &[String]) -> i32 {
         Some(a) if a == service::daemon::WORKER_ARG => service::Mode::Service,
         _ => service::Mode::Swrk,
     };
-    let sk = match service::inherited::adopt(raw) {
+    let sk = match criu_core::sys::fds::adopt(raw) {
         Ok(fd) => fd,
         Err(e) => {
             pr_err!("Can't use fd {raw} as the RPC socket: {e}");

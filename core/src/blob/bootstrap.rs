@@ -3,8 +3,8 @@
 //! call the restorer's `RESTORE` command (which forks the child), and read
 //! the status word the child writes.
 //!
-//! This is the restore half of the blob loader, and the only `unsafe` code
-//! of `restore` (each block justified); it belongs beside `blob::loader`.
+//! This is the restore half of the blob loader (each `unsafe` block
+//! justified): the restore pipeline itself has no `unsafe`.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -147,7 +147,15 @@ const EXPECTED: &[(&str, Way, Expect)] = &[
         Way::OursToCriu,
         Expect::Lost(ACCEPTED, ACCEPTED),
     ),
+    // CRIU binds a UDP socket again to the IPv6 address its connect gave
+    // it, which turns IPV6_V6ONLY on (for good) on a dual-stack socket.
+    (
+        "zdtm_sockets_inet udp6",
+        Way::OursToCriu,
+        Expect::Lost(V6ONLY_LOST, V6ONLY_LOST),
+    ),
 ];
+const V6ONLY_LOST: &str = "connected UDP6: IPV6_V6ONLY is [1, 0, 0, 0], was [0, 0, 0, 0]";
 const ACCEPTED: &str = "accepted socket's name differs";
 const BIG_EVENTFD: &str = "big counter 0x5, want 0x100000005";
 const NO_READER: &str = "reader-gone: 0 bytes queued, were 17";
@@ -217,7 +225,7 @@ fn cross(test: &str, way: Way, program: &str, args: &[&str], opts: &[&str]) {
         }
         _ => panic!("{key} ({way:?}): {what}:\n{log}"),
     };
-    if let Err(log) = dump_with(dumper, &peer, &mut z, opts) {
+    if let Err(log) = dump_with(dumper, &peer, &mut z, program, opts) {
         refused(dumper, &log, "the dump failed");
         if let Tool::Ours = dumper {
             assert_eq!(z.go(), "PASS", "{key}: the tree after our refused dump");
@@ -274,13 +282,26 @@ enum Tool {
 
 /// Dump `z` with `tool` (the program is gone after it); CRIU's log if it
 /// failed.
-fn dump_with(tool: Tool, peer: &Peer, z: &mut Zdtm, opts: &[&str]) -> Result<(), String> {
+fn dump_with(
+    tool: Tool,
+    peer: &Peer,
+    z: &mut Zdtm,
+    program: &str,
+    opts: &[&str],
+) -> Result<(), String> {
     let pid = z.pid().to_string();
     let mut dump = vec!["dump", "-t", &pid];
     dump.extend_from_slice(opts);
     let (ok, log) = match tool {
         Tool::Ours => z.criu_in(z.images(), &dump),
-        Tool::Criu => peer.criu(z.images(), &dump),
+        Tool::Criu => {
+            let shim = (program == "zdtm_sockets_inet")
+                .then(passcred_shim)
+                .flatten();
+            let env: Vec<(&str, &std::ffi::OsStr)> =
+                shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
+            peer.criu_env(z.images(), &dump, &env)
+        }
     };
     if !ok {
         return Err(log);
@@ -321,7 +342,7 @@ fn verdict_of(z: Zdtm, program: &str) -> String {
 fn criu_alone(peer: &Peer, test: &str, program: &str, args: &[&str], opts: &[&str]) -> String {
     let mut z = Zdtm::start(test, program, args).expect("could run before");
     let kids = common::descendants(z.pid());
-    if let Err(log) = dump_with(Tool::Criu, peer, &mut z, opts) {
+    if let Err(log) = dump_with(Tool::Criu, peer, &mut z, program, opts) {
         return format!("CRIU alone cannot dump it: {log}");
     }
     common::reap(&kids);
@@ -333,6 +354,47 @@ fn criu_alone(peer: &Peer, test: &str, program: &str, args: &[&str], opts: &[&st
     verdict
 }
 
+/// Where the kernel refuses `SO_PASSCRED` of an inet socket (Linux 6.16
+/// and later: `EOPNOTSUPP`), CRIU 4.1.1 cannot dump any inet socket (it
+/// reads that option and `SO_PASSSEC` of every socket; CRIU 4.2 reads them
+/// for unix and netlink sockets only). Its dumps of the inet programs then
+/// run with `tests/peer/passcred-shim.c` preloaded, which answers those
+/// two reads as older kernels did (off): the shared object, built once
+/// with the system's C compiler. `None` where no shim is needed.
+fn passcred_shim() -> Option<std::path::PathBuf> {
+    static SHIM: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let sk = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let refused =
+            rustix::net::sockopt::socket_passcred(&sk) == Err(rustix::io::Errno::OPNOTSUPP);
+        if !refused {
+            return None;
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/passcred-shim.c");
+        let out =
+            std::env::temp_dir().join(format!("criu-rs-passcred-shim-{}.so", std::process::id()));
+        let cc = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-ldl")
+            .output()
+            .expect("run cc for the SO_PASSCRED shim of the CRIU peer");
+        assert!(
+            cc.status.success(),
+            "building the SO_PASSCRED shim: {}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        Some(out)
+    })
+    .clone()
+}
+
 /// The peer restores what it dumped itself: the baseline of every
 /// "ours to CRIU" failure (a CRIU that cannot restore its own dump of
 /// this program here fails there through no fault of our images).
@@ -342,6 +404,75 @@ fn peer_restores_its_own_dump() {
     let Some(peer) = peer(test) else { return };
     let verdict = criu_alone(&peer, test, "zdtm_anon_dense", &[], &[]);
     assert_eq!(verdict, "PASS", "CRIU 4.1.1 with its own images");
+}
+
+/// The `isk` of every inet socket in `images`' files.img, by inode, as
+/// the peer's crit decodes it, without the file id (which each tool
+/// numbers its own way).
+fn inet_entries(peer: &Peer, images: &Path) -> std::collections::BTreeMap<u64, serde_json::Value> {
+    let files = peer
+        .decode_all(&[images.join("files.img")])
+        .remove(0)
+        .unwrap_or_else(|e| panic!("{}: {e}", images.display()));
+    let mut out = std::collections::BTreeMap::new();
+    for e in files["entries"].as_array().unwrap() {
+        if let Some(isk) = e.get("isk") {
+            let mut isk = isk.clone();
+            isk.as_object_mut().unwrap().remove("id");
+            out.insert(isk["ino"].as_u64().unwrap(), isk);
+        }
+    }
+    out
+}
+
+/// Both tools dump the same sockets (`--leave-running`, one after the
+/// other) to the same `inet_sk_entry`, field for field, as CRIU's crit
+/// shows them: our images are CRIU's, not merely readable by it. Where the
+/// peer runs with its SO_PASSCRED shim (see [`passcred_shim`]) its entries
+/// hold `so_passcred`/`so_passsec` (off), which CRIU 4.2 and we leave out
+/// for inet sockets: those two are not compared there.
+#[test]
+fn inet_sockets_dump_to_criu_s_entries_field_for_field() {
+    let test = "cross-inet-fields";
+    let Some(peer) = peer(test) else { return };
+    if let Some(why) = peer.cannot_run_crit() {
+        return skip(test, why);
+    }
+    let shim = passcred_shim();
+    let env: Vec<(&str, &std::ffi::OsStr)> =
+        shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
+    for mode in ["tcp4", "tcp6", "udp4", "udp6", "opts"] {
+        let Some(z) = Zdtm::start(&format!("{test}-{mode}"), "zdtm_sockets_inet", &[mode]) else {
+            return;
+        };
+        let pid = z.pid().to_string();
+        let dump = ["dump", "-t", &pid, "--leave-running"];
+        let theirs_dir = z.new_dir("criu-images");
+        let (ok, log) = peer.criu_env(&theirs_dir, &dump, &env);
+        assert!(ok, "{mode}: CRIU's dump: {log}");
+        let ours_dir = z.new_dir("our-images");
+        let (ok, log) = z.criu_in(&ours_dir, &dump);
+        assert!(ok, "{mode}: our dump: {log}");
+        let mut theirs = inet_entries(&peer, &theirs_dir);
+        let ours = inet_entries(&peer, &ours_dir);
+        if shim.is_some() {
+            for e in theirs.values_mut() {
+                let opts = e["opts"].as_object_mut().unwrap();
+                opts.remove("so_passcred");
+                opts.remove("so_passsec");
+            }
+        }
+        assert!(!ours.is_empty(), "{mode}: no inet socket in our images");
+        // Compared as values: the order of fields in the JSON is the
+        // decoder's, not the image's.
+        assert!(
+            ours == theirs,
+            "{mode}: our entries:\n{}\nCRIU's:\n{}",
+            serde_json::to_string_pretty(&ours).unwrap(),
+            serde_json::to_string_pretty(&theirs).unwrap()
+        );
+        assert_eq!(z.go(), "PASS", "{mode}: left running");
+    }
 }
 
 /// `zdtm_eventfd`'s arguments: where the kernel's fdinfo does not show
@@ -451,6 +582,11 @@ crossover!(shared_anon, "zdtm_shared_anon");
 crossover!(sigactions, "zdtm_sigactions");
 crossover!(sigaltstack, "zdtm_sigaltstack");
 crossover!(signalfd, "zdtm_signalfd");
+crossover!(sockets_inet_tcp4, "zdtm_sockets_inet", &["tcp4"], &[]);
+crossover!(sockets_inet_tcp6, "zdtm_sockets_inet", &["tcp6"], &[]);
+crossover!(sockets_inet_udp4, "zdtm_sockets_inet", &["udp4"], &[]);
+crossover!(sockets_inet_udp6, "zdtm_sockets_inet", &["udp6"], &[]);
+crossover!(sockets_inet_opts, "zdtm_sockets_inet", &["opts"], &[]);
 crossover!(task_attrs, "zdtm_task_attrs");
 crossover!(threads, "zdtm_threads");
 crossover!(timerfd, "zdtm_timerfd");
@@ -484,6 +620,19 @@ mod foreign {
     /// program started: `pid` itself or its parent, whose end means the
     /// dumped tree is gone and its PIDs are free again.
     fn cross(peer: &Peer, way: Way, pid: i32, child: &mut Child, images: &Path, extra: &[&str]) {
+        cross_env(peer, way, pid, child, images, extra, &[]);
+    }
+
+    /// [`cross`], the peer's dump run with `peer_env` added.
+    fn cross_env(
+        peer: &Peer,
+        way: Way,
+        pid: i32,
+        child: &mut Child,
+        images: &Path,
+        extra: &[&str],
+        peer_env: &[(&str, &std::ffi::OsStr)],
+    ) {
         let pid = pid.to_string();
         let mut dump = vec!["dump", "-t", &pid];
         dump.extend_from_slice(extra);
@@ -491,7 +640,7 @@ mod foreign {
         restore.extend_from_slice(extra);
         let (ok, log) = match way {
             Way::OursToCriu => common::run_criu(images, &dump, &[]),
-            Way::CriuToOurs => peer.criu(images, &dump),
+            Way::CriuToOurs => peer.criu_env(images, &dump, peer_env),
         };
         assert!(ok, "dump ({way:?}): {log}");
         child.wait().expect("reap the dumped program");
@@ -541,6 +690,63 @@ mod foreign {
         assert_eq!(reap(pid), Some(0), "restored sleep did not exit 0");
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(2900), "slept only {took:?}");
+    }
+
+    /// GET `path` from 127.0.0.1:`port`: the response, or why not.
+    fn fetch(port: u16, path: &str) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// python3's `http.server` listening on 127.0.0.1, having served one
+    /// request: after the other tool's restore it serves the file again.
+    fn http_server(test: &str, way: Way) {
+        let Some(peer) = peer(test) else { return };
+        common::become_subreaper();
+        let dir = TempDir::new(test);
+        let www = dir.join("www");
+        let images = dir.join("images");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::create_dir_all(&images).unwrap();
+        let body = "crossing over with python3's http.server\n".repeat(40);
+        std::fs::write(www.join("page.txt"), &body).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let port_s = port.to_string();
+        let argv = [
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port_s,
+        ];
+        let mut child = common::spawn_in(&www, &argv, false);
+        let pid = child.id() as i32;
+        assert!(
+            wait_until(WAIT, || fetch(port, "/page.txt").is_ok()),
+            "http.server never answered"
+        );
+        // Let it finish with that connection.
+        std::thread::sleep(Duration::from_millis(200));
+        let shim = super::passcred_shim();
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
+        cross_env(&peer, way, pid, &mut child, &images, &[], &env);
+        let got = fetch(port, "/page.txt");
+        kill(pid);
+        let got = got.unwrap_or_else(|e| panic!("{way:?}: no answer after restore: {e}"));
+        assert!(
+            got.starts_with("HTTP/1.0 200") && got.ends_with(&body),
+            "{way:?}: {got}"
+        );
     }
 
     /// A python3 loop that checks its own heap and counts in a file.
@@ -636,6 +842,16 @@ mod foreign {
     #[test]
     fn sleep_criu_to_ours() {
         sleep("cross-sleep-c2o", Way::CriuToOurs);
+    }
+
+    #[test]
+    fn http_server_ours_to_criu() {
+        http_server("cross-http-o2c", Way::OursToCriu);
+    }
+
+    #[test]
+    fn http_server_criu_to_ours() {
+        http_server("cross-http-c2o", Way::CriuToOurs);
     }
 
     #[test]

@@ -674,7 +674,10 @@ fn unsupported_fd_is_refused_and_task_unharmed() {
     let (rc, log) = criu_dump(victim.pid, &dir.join("images"), &[], None);
     assert_eq!(rc, 1, "{log}");
     assert!(
-        log.contains("is a socket: of address family 16, which cannot be dumped yet"),
+        log.contains(&format!(
+            "of task {} is a netlink socket (NETLINK_USERSOCK), which cannot be dumped yet",
+            victim.pid
+        )) && log.contains("Dumping FAILED: fd "),
         "{log}"
     );
     assert_eq!(victim.verdict(), "PASS\n");

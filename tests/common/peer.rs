@@ -52,8 +52,19 @@ impl Peer {
     /// its log ending with that fact (a hung peer would otherwise hang the
     /// test with nothing to show).
     pub fn criu(&self, images: &Path, args: &[&str]) -> (bool, String) {
+        self.criu_env(images, args, &[])
+    }
+
+    /// [`Peer::criu`] with `env` added to its environment.
+    pub fn criu_env(
+        &self,
+        images: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (bool, String) {
         let action = args[0];
         let mut child = Command::new(self.dir.join("criu"))
+            .envs(env.iter().copied())
             .args(args)
             .arg("-D")
             .arg(images)

@@ -344,6 +344,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         file_locks: common.file_locks,
         shell_job: common.shell_job,
         ext_unix_sk: common.ext_unix_sk,
+        skip_in_flight: common.tcp_skip_in_flight,
     };
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
     // What /proc alone tells, for every task at once (several threads).

@@ -49,6 +49,9 @@ pub fn of_mut(e: &mut pb::FileEntry) -> Option<&mut pb::FownEntry> {
     if let Some(x) = &mut e.usk {
         return Some(&mut x.fown);
     }
+    if let Some(x) = &mut e.isk {
+        return Some(&mut x.fown);
+    }
     if let Some(x) = &mut e.tty {
         return Some(&mut x.fown);
     }

@@ -1,5 +1,7 @@
 //! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
-//! FIFOs ([`fifo`]), unix sockets ([`unix`]), eventfd, eventpoll,
+//! FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
+//! IPv4 and IPv6 ([`inet`]; the options all sockets share: [`sockopts`];
+//! other families' names for their refusals: [`sockets`]), eventfd, eventpoll,
 //! signalfd, timerfd, inotify, pseudo-terminals ([`tty`]), unlinked
 //! ("ghost") files and file locks,
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
@@ -19,6 +21,7 @@ pub mod fifo;
 pub mod file_ids;
 pub mod fown;
 pub mod ghost;
+pub mod inet;
 pub mod inotify;
 pub mod kind;
 pub mod locks;
@@ -26,6 +29,8 @@ pub mod memfd;
 pub mod pipe;
 pub mod reg;
 pub mod signalfd;
+pub mod sockets;
+pub mod sockopts;
 pub mod table;
 pub mod timerfd;
 pub mod tty;
@@ -43,13 +48,14 @@ use kind::FileKind;
 use table::FdView;
 
 /// Every kind, in the order dump asks them to claim an fd.
-pub static KINDS: [&dyn FileKind; 11] = [
+pub static KINDS: [&dyn FileKind; 12] = [
     &memfd::Memfd,
     &fifo::Fifo,
     &tty::Tty,
     &reg::Reg,
     &pipe::Pipe,
     &unix::Unix,
+    &inet::Inet,
     &eventfd::Eventfd,
     &signalfd::Signalfd,
     &timerfd::Timerfd,
@@ -175,6 +181,7 @@ pub struct Dumped {
     pub pipes: pipe::PipeDump,
     pub fifos: fifo::FifoDump,
     pub unix: unix::UnixDump,
+    pub inet: inet::InetDump,
     /// `pipes-data.img`: one entry + bytes per pipe with data.
     pub pipes_data: Vec<(pb::PipeDataEntry, Vec<u8>)>,
     /// `fifo-data.img`, the same for FIFOs.
@@ -299,6 +306,7 @@ impl FileImages {
                 f.unix.insert(u.id, u);
             }
         }
+        inet::restore::read_old_image(dir, &mut f.entries)?;
         if dir.path(Kind::TtyFiles, 0).exists() {
             for t in dir.read_all::<pb::TtyFileEntry>(Kind::TtyFiles, 0)? {
                 f.entries.insert(
@@ -374,6 +382,7 @@ impl FileImages {
             }
         }
         tty::restore::check(self, reg_names)?;
+        inet::restore::check(self)?;
         unix::check(self)
     }
 }
@@ -430,6 +439,7 @@ pub struct Opener<'a> {
     pub(crate) pipes: HashMap<u32, pipe::PipeObj>,
     pub(crate) fifos: HashMap<u32, OwnedFd>,
     pub(crate) unix: Option<HashMap<u32, OwnedFd>>,
+    pub(crate) inet: Option<HashMap<u32, OwnedFd>>,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     pub(crate) ext_unix_sk: bool,
     /// `--shell-job`: a terminal from outside the dump becomes criu's.
@@ -463,6 +473,7 @@ impl<'a> Opener<'a> {
             pipes: HashMap::new(),
             fifos: HashMap::new(),
             unix: None,
+            inet: None,
             ext_unix_sk,
             shell_job: false,
             orphan_pts_master: false,
@@ -559,6 +570,7 @@ impl<'a> Opener<'a> {
         }
         keep.extend(self.fifos.into_values());
         keep.extend(self.unix.into_iter().flat_map(|m| m.into_values()));
+        keep.extend(self.inet.into_iter().flat_map(|m| m.into_values()));
         keep.extend(self.ptys.into_fds());
         keep.extend(self.memfds.into_values().map(|(_, fd)| fd));
         keep

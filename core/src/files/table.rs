@@ -112,6 +112,9 @@ pub struct FdOpts {
     pub shell_job: bool,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     pub ext_unix_sk: bool,
+    /// `--skip-in-flight`: connections a listener has not accepted yet
+    /// are left out (with a warning) instead of refused.
+    pub skip_in_flight: bool,
 }
 
 impl Drop for FileTable {
@@ -195,13 +198,11 @@ impl FdView<'_> {
     pub fn unsupported(&self) -> FilesError {
         let (pid, fd) = (self.ctx.pid, self.ctx.fd);
         match self.target {
-            FdTarget::Socket(_) => FilesError::Kind(self.ctx.err(
-                "a socket",
-                match self.family {
-                    Some(f) => format!("of address family {f}, which cannot be dumped yet"),
-                    None => "of an unknown address family, which cannot be dumped yet".into(),
-                },
-            )),
+            FdTarget::Socket(_) => FilesError::Unsupported {
+                pid,
+                fd,
+                what: super::sockets::describe(&self.ctx, self.family),
+            },
             FdTarget::AnonInode(name) => FilesError::Unsupported {
                 pid,
                 fd,

@@ -341,7 +341,7 @@ pub const CLI: &[Entry] = &[
     not_yet("cgroup-props", DR, "--cgroup-props=x"),
     not_yet("cgroup-props-file", DR, "--cgroup-props-file=/x"),
     not_yet("cgroup-dump-controller", DR, "--cgroup-dump-controller=cpu"),
-    not_yet("skip-in-flight", DR, "--skip-in-flight"),
+    works("skip-in-flight", DR, "tests/zdtm_net.rs::skip_in_flight_leaves_waiting_connections_out"),
     works("deprecated", ALL, "tests/options_e2e.rs::deprecated_is_logged"),
     works("display-stats", DR, "tests/demo.rs::demo_checkpoints_and_restores_the_counter"),
     not_yet("weak-sysctls", R, "--weak-sysctls"),
@@ -429,7 +429,7 @@ pub const RPC: &[Entry] = &[
     not_yet("cgroup_dump_controller", DR, ""),
     works("freeze_cgroup", DPD, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_mode_and_freeze_cgroup"),
     works("timeout", DPD, "tests/zdtm_refuse.rs::rpc_timeout_bounds_the_seize"),
-    not_yet("tcp_skip_in_flight", DR, ""),
+    works("tcp_skip_in_flight", DR, "tests/zdtm_net.rs::skip_in_flight_leaves_waiting_connections_out"),
     not_yet("weak_sysctls", R, ""),
     not_yet("lazy_pages", DR, ""),
     // Obsolete in CRIU: ignored there too (a warning in the log).

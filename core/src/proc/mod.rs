@@ -16,6 +16,7 @@ pub mod cgroup;
 pub mod error;
 pub mod fdinfo;
 pub mod flock;
+pub mod inet_diag;
 pub mod lsm;
 pub mod map_files;
 pub mod maps;

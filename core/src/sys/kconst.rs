@@ -78,4 +78,17 @@ pub const ARCH_MAP_VDSO_32: u32 = 0x2002;
 /// TCP states as sock_diag reports them (include/net/tcp_states.h, the
 /// same on every arch; not a uapi header).
 pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_SYN_SENT: u8 = 2;
+pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_FIN_WAIT1: u8 = 4;
+pub const TCP_FIN_WAIT2: u8 = 5;
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_CLOSE: u8 = 7;
+pub const TCP_CLOSE_WAIT: u8 = 8;
+pub const TCP_LAST_ACK: u8 = 9;
 pub const TCP_LISTEN: u8 = 10;
+pub const TCP_CLOSING: u8 = 11;
+pub const TCP_NEW_SYN_RECV: u8 = 12;
+/// `INET_DIAG_SHUTDOWN` (linux/inet_diag.h): the reply attribute holding
+/// `sk_shutdown` (a `u8`), which the kernel always adds.
+pub const INET_DIAG_SHUTDOWN: u16 = 8;

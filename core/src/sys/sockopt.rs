@@ -104,3 +104,82 @@ pub fn get_bytes(
     ret(r)?;
     Ok(len as usize)
 }
+
+/// `setsockopt(fd, level, name, buf, len(buf))`: an option given as bytes
+/// (an interface name for `SO_BINDTODEVICE`).
+pub fn set_bytes(fd: impl AsFd, level: u32, name: u32, buf: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `buf.len()` bytes from `buf`, which
+    // outlives the call.
+    let r = unsafe {
+        criu_arch::syscall5(
+            criu_arch::nr::SETSOCKOPT,
+            fd.as_fd().as_raw_fd() as usize,
+            level as usize,
+            name as usize,
+            buf.as_ptr() as usize,
+            buf.len(),
+        )
+    };
+    ret(r).map(drop)
+}
+
+/// One classic BPF instruction (`struct sock_filter`).
+pub type SockFilter = linux_raw_sys::ptrace::sock_filter;
+const _: () = assert!(size_of::<SockFilter>() == 8);
+
+/// The classic BPF program attached to `fd` (`SO_GET_FILTER`), empty if
+/// none.
+pub fn get_filter(fd: impl AsFd) -> Result<Vec<SockFilter>, Errno> {
+    let fd = fd.as_fd();
+    // With a NULL buffer the kernel reports the number of instructions
+    // (not bytes) in the length.
+    let n = get_bytes(fd, SOL_SOCKET, SO_GET_FILTER, None)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let zero = SockFilter {
+        code: 0,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    };
+    let mut prog = vec![zero; n];
+    let mut len = n as u32;
+    // SAFETY: the kernel writes at most `len` instructions (8 bytes each,
+    // its unit for this option) to `prog`, which holds `n` of them.
+    let r = unsafe {
+        criu_arch::syscall5(
+            criu_arch::nr::GETSOCKOPT,
+            fd.as_raw_fd() as usize,
+            SOL_SOCKET as usize,
+            SO_GET_FILTER as usize,
+            prog.as_mut_ptr() as usize,
+            &mut len as *mut u32 as usize,
+        )
+    };
+    ret(r)?;
+    prog.truncate(len as usize);
+    Ok(prog)
+}
+
+/// Attaches the classic BPF program `prog` to `fd` (`SO_ATTACH_FILTER`).
+pub fn attach_filter(fd: impl AsFd, prog: &[SockFilter]) -> Result<(), Errno> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::INVAL)?;
+    let fprog = linux_raw_sys::ptrace::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: the kernel reads the `sock_fprog` and the `len` instructions
+    // it points at, both alive for the call.
+    let r = unsafe {
+        criu_arch::syscall5(
+            criu_arch::nr::SETSOCKOPT,
+            fd.as_fd().as_raw_fd() as usize,
+            SOL_SOCKET as usize,
+            raw::SO_ATTACH_FILTER as usize,
+            &fprog as *const linux_raw_sys::ptrace::sock_fprog as usize,
+            size_of::<linux_raw_sys::ptrace::sock_fprog>(),
+        )
+    };
+    ret(r).map(drop)
+}

@@ -22,7 +22,6 @@ mod restore;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -56,37 +55,6 @@ pub struct UnixDump {
     /// The buffer queues are peeked into, kept for the next socket (a
     /// fresh one each time would be zeroed memory for every socket).
     peek_buf: Vec<u8>,
-}
-
-fn sk_opts(fd: &OwnedFd) -> pb::SkOptsEntry {
-    let tmo = |t| {
-        sockopt::socket_timeout(fd, t)
-            .ok()
-            .flatten()
-            .unwrap_or(Duration::ZERO)
-    };
-    let (snd, rcv) = (tmo(sockopt::Timeout::Send), tmo(sockopt::Timeout::Recv));
-    let int = |name| so::get_int(fd, so::SOL_SOCKET, name).unwrap_or(0);
-    pb::SkOptsEntry {
-        so_sndbuf: sockopt::socket_send_buffer_size(fd).unwrap_or(0) as u32,
-        so_rcvbuf: sockopt::socket_recv_buffer_size(fd).unwrap_or(0) as u32,
-        so_snd_tmo_sec: snd.as_secs(),
-        so_snd_tmo_usec: u64::from(snd.subsec_micros()),
-        so_rcv_tmo_sec: rcv.as_secs(),
-        so_rcv_tmo_usec: u64::from(rcv.subsec_micros()),
-        reuseaddr: Some(sockopt::socket_reuseaddr(fd).unwrap_or(false)),
-        so_priority: Some(int(so::SO_PRIORITY) as u32),
-        so_rcvlowat: Some(int(so::SO_RCVLOWAT) as u32),
-        so_passcred: Some(sockopt::socket_passcred(fd).unwrap_or(false)),
-        so_passsec: Some(int(so::SO_PASSSEC) != 0),
-        so_dontroute: Some(int(so::SO_DONTROUTE) != 0),
-        so_no_check: Some(int(so::SO_NO_CHECK) != 0),
-        so_reuseport: Some(sockopt::socket_reuseport(fd).unwrap_or(false)),
-        so_broadcast: Some(sockopt::socket_broadcast(fd).unwrap_or(false)),
-        so_keepalive: Some(sockopt::socket_keepalive(fd).unwrap_or(false)),
-        so_oobinline: Some(u32::from(sockopt::socket_oobinline(fd).unwrap_or(false))),
-        ..Default::default()
-    }
 }
 
 /// The messages queued for `sock`, oldest first, read without consuming
@@ -213,7 +181,7 @@ pub fn dump(
         backlog: sk.wqueue,
         peer: sk.peer,
         fown: pb::FownEntry::default(),
-        opts: sk_opts(&copy),
+        opts: super::sockopts::dump(&copy, AddressFamily::UNIX).map_err(|e| ctx.err(KIND, e))?,
         name: sk.name.clone(),
         shutdown: (sk.shutdown != 0).then_some(i32::from(sk.shutdown & 3)),
         deleted: deleted.then_some(true),

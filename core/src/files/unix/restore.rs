@@ -267,7 +267,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     // 5. Buffer sizes before the queues go back in, then shutdowns and
     // status flags.
     for (&id, fd) in &fds {
-        opts(fd, &entry(id).opts)
+        super::super::sockopts::restore(fd, rustix::net::AddressFamily::UNIX, &entry(id).opts)
             .map_err(|x| restore_err(id, KIND, format!("socket options: {x}")))?;
     }
     queues(img, &by_ino, &fds, &orphan_peers, &names)?;
@@ -331,33 +331,6 @@ fn queues(
                 return Err(e(format!("sending {} queued bytes back: {x}", data.len())));
             }
         }
-    }
-    Ok(())
-}
-
-/// The socket options worth putting back: buffer sizes (the kernel
-/// doubles what it is given, and reports the doubled size) and
-/// credential passing.
-fn opts(fd: &OwnedFd, o: &pb::SkOptsEntry) -> Result<(), Errno> {
-    use rustix::net::sockopt;
-    // Beyond the system's maximum only with CAP_NET_ADMIN (FORCE); without
-    // it, as close as the plain option allows.
-    if o.so_sndbuf != 0 && sockopt::socket_send_buffer_size(fd)? != o.so_sndbuf as usize {
-        let want = o.so_sndbuf as usize / 2;
-        match sockopt::set_socket_send_buffer_size_force(fd, want) {
-            Err(Errno::PERM) => sockopt::set_socket_send_buffer_size(fd, want)?,
-            other => other?,
-        }
-    }
-    if o.so_rcvbuf != 0 && sockopt::socket_recv_buffer_size(fd)? != o.so_rcvbuf as usize {
-        let want = o.so_rcvbuf as usize / 2;
-        match sockopt::set_socket_recv_buffer_size_force(fd, want) {
-            Err(Errno::PERM) => sockopt::set_socket_recv_buffer_size(fd, want)?,
-            other => other?,
-        }
-    }
-    if o.so_passcred == Some(true) {
-        sockopt::set_socket_passcred(fd, true)?;
     }
     Ok(())
 }

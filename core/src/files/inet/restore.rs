@@ -1,0 +1,431 @@
+//! The restore half of [`super`]: every inet socket of the images is
+//! made at once in the tool (see [`build`]), the way CRIU's
+//! `open_inet_sk` makes each: the socket, `IPV6_V6ONLY`, the bound device,
+//! `SO_REUSEPORT` if the image has it, `bind` (with `SO_REUSEADDR` on for
+//! a TCP socket, whose port a `TIME_WAIT` of the killed tree may still
+//! hold, and for UDP sockets of the images sharing a port), `listen` with
+//! the backlog, `connect` for a connected UDP socket; once all are bound,
+//! the options of the images (`SO_REUSEADDR` going back to theirs), a UDP
+//! socket's shutdown and the status flags. Owners (`fown`) are set later,
+//! inside the task. Unlike CRIU, `SO_REUSEPORT` is never turned on for the
+//! bind alone: a socket outside the images listening on the port with it
+//! would otherwise share the port with the restored one, silently.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+use super::{
+    SOL_IP, SOL_IPV6, SOL_TCP, addr_bytes, ip_of, ip_opts, kind_name, show, state_name, tcp_opts,
+};
+use crate::files::{FileError, FileImages, restore_err, sockopts};
+use crate::images::Kind;
+use crate::images::pb;
+use crate::images::typed::ImageDir;
+use crate::sys::kconst::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+use crate::sys::sockopt::{self as so, SOL_SOCKET};
+
+use linux_raw_sys::net as raw;
+
+const KIND: &str = "an inet socket";
+
+/// Older CRIU wrote `inetsk.img` instead of entries in `files.img`: they
+/// become `file_entry`s in `into`.
+pub(crate) fn read_old_image(
+    dir: &ImageDir,
+    into: &mut HashMap<u32, pb::FileEntry>,
+) -> Result<(), FileError> {
+    if dir.path(Kind::Inetsk, 0).exists() {
+        for i in dir.read_all::<pb::InetSkEntry>(Kind::Inetsk, 0)? {
+            let e = pb::FileEntry {
+                r#type: pb::FdTypes::Inetsk as i32,
+                id: i.id,
+                isk: Some(i),
+                ..Default::default()
+            };
+            into.insert(e.id, e);
+        }
+    }
+    Ok(())
+}
+
+/// The inet socket entries of the images, by file id.
+fn entries(img: &FileImages) -> HashMap<u32, &pb::InetSkEntry> {
+    img.entries
+        .values()
+        .filter_map(|e| e.isk.as_ref().map(|i| (e.id, i)))
+        .collect()
+}
+
+/// An entry's addresses and ports, checked.
+struct Addrs {
+    family: u8,
+    src: SocketAddr,
+    dst: SocketAddr,
+}
+
+fn addrs(i: &pb::InetSkEntry) -> Result<Addrs, String> {
+    let family = match i.family {
+        f if f == u32::from(AF_INET) => AF_INET,
+        f if f == u32::from(AF_INET6) => AF_INET6,
+        f => return Err(format!("address family {f}, not IPv4 or IPv6")),
+    };
+    let words = |w: &[u32], what: &str| {
+        addr_bytes(i.family, w).ok_or_else(|| {
+            format!(
+                "{what} has {} words, wrong for {}",
+                w.len(),
+                if family == AF_INET6 { "IPv6" } else { "IPv4" }
+            )
+        })
+    };
+    let port = |p: u32, what: &str| u16::try_from(p).map_err(|_| format!("{what} port {p}"));
+    let src = SocketAddr::new(
+        ip_of(family, &words(&i.src_addr, "src_addr")?),
+        port(i.src_port, "source")?,
+    );
+    let dst = SocketAddr::new(
+        ip_of(family, &words(&i.dst_addr, "dst_addr")?),
+        port(i.dst_port, "destination")?,
+    );
+    Ok(Addrs { family, src, dst })
+}
+
+/// What can be checked before anything is created: families, types,
+/// protocols, states, address lengths; a TCP connection is refused.
+pub(crate) fn check(img: &FileImages) -> Result<(), FileError> {
+    for (id, i) in entries(img) {
+        let err = |what: String| restore_err(id, KIND, what);
+        let a = addrs(i).map_err(err)?;
+        if kind_name(i.r#type, i.proto).is_none() {
+            return Err(err(format!(
+                "socket type {} of protocol {}: only TCP and UDP sockets are restored",
+                i.r#type, i.proto
+            )));
+        }
+        let tcp = i.proto == u32::from(IPPROTO_TCP);
+        let show_src = || show(a.family, &octets(a.src), a.src.port());
+        if tcp && (i.dst_port != 0 || i.state == u32::from(TCP_ESTABLISHED)) {
+            return Err(err(format!(
+                "the TCP connection {} -> {} ({}), which cannot be restored yet: \
+                 --tcp-established is not supported yet",
+                show_src(),
+                show(a.family, &octets(a.dst), a.dst.port()),
+                state_name(i.state as u8)
+            )));
+        }
+        if tcp && i.state != u32::from(TCP_LISTEN) && i.state != u32::from(TCP_CLOSE) {
+            return Err(err(format!(
+                "a TCP socket {} in {}",
+                show_src(),
+                state_name(i.state as u8)
+            )));
+        }
+        if !tcp && i.state == u32::from(TCP_LISTEN) {
+            return Err(err("a listening UDP socket".into()));
+        }
+        if i.ifname.as_ref().is_some_and(|n| n.len() >= 16) {
+            return Err(err("an interface name longer than IFNAMSIZ".into()));
+        }
+    }
+    Ok(())
+}
+
+fn octets(a: SocketAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match a {
+        SocketAddr::V4(v) => b[..4].copy_from_slice(&v.ip().octets()),
+        SocketAddr::V6(v) => b.copy_from_slice(&v.ip().octets()),
+    }
+    b
+}
+
+/// The socket of file `id`: every inet socket of the images is made on
+/// the first call (sockets sharing a port bind together), then handed out.
+pub(super) fn open(o: &mut crate::files::Opener<'_>, id: u32) -> Result<OwnedFd, FileError> {
+    if o.inet.is_none() {
+        o.inet = Some(build(o.img)?);
+    }
+    o.inet
+        .as_mut()
+        .and_then(|m| m.remove(&id))
+        .ok_or_else(|| restore_err(id, KIND, "opened twice"))
+}
+
+fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), String> {
+    so::set_int(fd, level, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))
+}
+
+/// Creates every inet socket of `img`, by file id.
+pub fn build(img: &FileImages) -> Result<HashMap<u32, OwnedFd>, FileError> {
+    let all = entries(img);
+    let mut ids: Vec<u32> = all.keys().copied().collect();
+    ids.sort_unstable();
+    let mut fds = HashMap::new();
+    for &id in &ids {
+        let i = all[&id];
+        let shared = all.values().any(|o| {
+            o.id != i.id && o.src_port == i.src_port && o.proto == i.proto && i.src_port != 0
+        });
+        let fd = create(i, shared).map_err(|w| restore_err(id, KIND, w))?;
+        fds.insert(id, fd);
+    }
+    for &id in &ids {
+        finish(&fds[&id], all[&id]).map_err(|w| restore_err(id, KIND, w))?;
+    }
+    Ok(fds)
+}
+
+fn family_of(a: &Addrs) -> AddressFamily {
+    if a.family == AF_INET6 {
+        AddressFamily::INET6
+    } else {
+        AddressFamily::INET
+    }
+}
+
+/// The socket of `i`, bound, listening or connected, `SO_REUSEADDR` still
+/// on where it was turned on for the bind (`shared`: another socket of the
+/// images has its port).
+fn create(i: &pb::InetSkEntry, shared: bool) -> Result<OwnedFd, String> {
+    let a = addrs(i)?;
+    let family = family_of(&a);
+    let ty = SocketType::from_raw(i.r#type);
+    let proto =
+        rustix::net::Protocol::from_raw(std::num::NonZeroU32::new(i.proto).ok_or("protocol 0")?);
+    let fd = rustix::net::socket_with(family, ty, SocketFlags::CLOEXEC, Some(proto))
+        .map_err(|e| format!("socket: {e}"))?;
+    let v6 = a.family == AF_INET6;
+    if v6 {
+        let want = i.v6only.unwrap_or(false);
+        if (so::get_int(&fd, SOL_IPV6, raw::IPV6_V6ONLY)
+            .map_err(|e| format!("IPV6_V6ONLY: {e}"))?
+            != 0)
+            != want
+        {
+            set(
+                &fd,
+                SOL_IPV6,
+                raw::IPV6_V6ONLY,
+                "IPV6_V6ONLY",
+                i32::from(want),
+            )?;
+        }
+    }
+    if i.proto == u32::from(IPPROTO_TCP) || shared || i.opts.reuseaddr == Some(true) {
+        set(&fd, SOL_SOCKET, raw::SO_REUSEADDR, "SO_REUSEADDR", 1)?;
+    }
+    if i.opts.so_reuseport == Some(true) {
+        set(&fd, SOL_SOCKET, raw::SO_REUSEPORT, "SO_REUSEPORT", 1)?;
+    }
+    if let Some(dev) = &i.opts.so_bound_dev {
+        sockopts::bind_to_device(&fd, dev)?;
+    }
+    if i.src_port != 0 {
+        bind(&fd, i, &a)?;
+    }
+    if i.state == u32::from(TCP_LISTEN) {
+        let backlog = i32::try_from(i.backlog).unwrap_or(i32::MAX);
+        rustix::net::listen(&fd, backlog).map_err(|e| format!("listen({backlog}): {e}"))?;
+    }
+    if i.dst_port != 0 {
+        rustix::net::connect(&fd, &a.dst).map_err(|e| format!("connect to {}: {e}", a.dst))?;
+    }
+    Ok(fd)
+}
+
+/// `bind` to the entry's source, on its interface if it names one. An
+/// IPv6 address may still be tentative (just added, in duplicate address
+/// detection): bound with `IP_FREEBIND` on, as CRIU does.
+fn bind(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
+    let mut src = a.src;
+    if let SocketAddr::V6(v) = &mut src
+        && i.v6only != Some(true)
+        && !v.ip().is_unspecified()
+        && v.ip().to_ipv4_mapped().is_none()
+    {
+        // A bind to an IPv6 address turns IPV6_V6ONLY on, for good: a
+        // dual-stack socket with an address got it from `connect` (UDP),
+        // which gives it again. Bound to the port alone.
+        v.set_ip(std::net::Ipv6Addr::UNSPECIFIED);
+    }
+    if let (SocketAddr::V6(v), Some(name)) = (&mut src, &i.ifname) {
+        let index = rustix::net::netdevice::name_to_index(fd, name)
+            .map_err(|e| format!("interface {name:?}: {e}"))?;
+        v.set_scope_id(index);
+    }
+    let v6 = a.family == AF_INET6;
+    if v6 {
+        set(fd, SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND", 1)?;
+    }
+    rustix::net::bind(fd, &src).map_err(|e| format!("bind to {src}: {e}"))?;
+    if v6 && i.ip_opts.as_ref().and_then(|o| o.freebind) != Some(true) {
+        set(fd, SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND", 0)?;
+    }
+    Ok(())
+}
+
+/// Once every socket is bound: the options of the images, a UDP socket's
+/// shutdown, the status flags.
+fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
+    let a = addrs(i)?;
+    let tcp = i.proto == u32::from(IPPROTO_TCP);
+    if let Some(want) = &i.ip_opts {
+        let now = ip_opts(fd, a.family)?;
+        let flag = |o: Option<bool>| i32::from(o == Some(true));
+        if flag(want.freebind) != flag(now.freebind) {
+            set(
+                fd,
+                SOL_IP,
+                raw::IP_FREEBIND,
+                "IP_FREEBIND",
+                flag(want.freebind),
+            )?;
+        }
+        if flag(want.pktinfo) != flag(now.pktinfo) {
+            let (level, name, what) = if a.family == AF_INET6 {
+                (SOL_IPV6, raw::IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO")
+            } else {
+                (SOL_IP, raw::IP_PKTINFO, "IP_PKTINFO")
+            };
+            set(fd, level, name, what, flag(want.pktinfo))?;
+        }
+        if a.family == AF_INET {
+            if want.tos.unwrap_or(0) != now.tos.unwrap_or(0) {
+                set(
+                    fd,
+                    SOL_IP,
+                    raw::IP_TOS,
+                    "IP_TOS",
+                    want.tos.unwrap_or(0) as i32,
+                )?;
+            }
+            if let Some(ttl) = want.ttl
+                && Some(ttl) != now.ttl
+            {
+                set(fd, SOL_IP, raw::IP_TTL, "IP_TTL", ttl as i32)?;
+            }
+        }
+    }
+    if tcp {
+        let t = i.tcp_opts.unwrap_or_default();
+        let now = tcp_opts(fd, true)?;
+        let flag = |o: Option<bool>| i32::from(o == Some(true));
+        for (w, n, name, what) in [
+            (t.nodelay, now.nodelay, raw::TCP_NODELAY, "TCP_NODELAY"),
+            (t.cork, now.cork, raw::TCP_CORK, "TCP_CORK"),
+        ] {
+            if flag(w) != flag(n) {
+                set(fd, SOL_TCP, name, what, flag(w))?;
+            }
+        }
+        // Older images kept the keepalive knobs in sk_opts.
+        let o = &i.opts;
+        for (w, n, name, what) in [
+            (
+                t.keepcnt.or(o.tcp_keepcnt),
+                now.keepcnt,
+                raw::TCP_KEEPCNT,
+                "TCP_KEEPCNT",
+            ),
+            (
+                t.keepidle.or(o.tcp_keepidle),
+                now.keepidle,
+                raw::TCP_KEEPIDLE,
+                "TCP_KEEPIDLE",
+            ),
+            (
+                t.keepintvl.or(o.tcp_keepintvl),
+                now.keepintvl,
+                raw::TCP_KEEPINTVL,
+                "TCP_KEEPINTVL",
+            ),
+        ] {
+            if let Some(v) = w
+                && Some(v) != n
+            {
+                set(fd, SOL_TCP, name, what, v as i32)?;
+            }
+        }
+    }
+    // SO_REUSEADDR goes back to the image's here.
+    sockopts::restore(fd, family_of(&a), &i.opts)?;
+    if !tcp && let Some(how) = i.shutdown.and_then(crate::files::unix::shutdown_how) {
+        rustix::net::shutdown(fd, how).map_err(|e| format!("shutdown: {e}"))?;
+    }
+    crate::files::set_status_flags(fd, i.flags).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(family: u8, proto: u8, state: u8, src: Vec<u32>) -> pb::InetSkEntry {
+        let stream = proto == IPPROTO_TCP;
+        pb::InetSkEntry {
+            id: 1,
+            family: u32::from(family),
+            r#type: if stream {
+                linux_raw_sys::net::SOCK_STREAM
+            } else {
+                linux_raw_sys::net::SOCK_DGRAM
+            },
+            proto: u32::from(proto),
+            state: u32::from(state),
+            src_port: 8000,
+            dst_addr: vec![0; src.len()],
+            src_addr: src,
+            ..Default::default()
+        }
+    }
+
+    fn checked(e: pb::InetSkEntry) -> Result<(), String> {
+        let mut img = FileImages::default();
+        img.entries.insert(
+            e.id,
+            pb::FileEntry {
+                r#type: pb::FdTypes::Inetsk as i32,
+                id: e.id,
+                isk: Some(e),
+                ..Default::default()
+            },
+        );
+        check(&img).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn damaged_or_unsupported_entries_are_refused_before_anything_is_made() {
+        use crate::sys::kconst::IPPROTO_UDP;
+        let lo = u32::from_ne_bytes([127, 0, 0, 1]);
+        assert_eq!(
+            checked(entry(AF_INET, IPPROTO_TCP, TCP_LISTEN, vec![lo])),
+            Ok(())
+        );
+        // An IPv6 entry with an IPv4-sized address.
+        let e = checked(entry(AF_INET6, IPPROTO_TCP, TCP_LISTEN, vec![lo])).unwrap_err();
+        assert!(e.contains("src_addr has 1 words, wrong for IPv6"), "{e}");
+        // A family that is not IP.
+        let e = checked(entry(1, IPPROTO_TCP, TCP_LISTEN, vec![lo])).unwrap_err();
+        assert!(e.contains("address family 1"), "{e}");
+        // A port beyond 16 bits.
+        let mut big = entry(AF_INET, IPPROTO_UDP, TCP_CLOSE, vec![lo]);
+        big.src_port = 70000;
+        assert!(checked(big).unwrap_err().contains("source port 70000"));
+        // A TCP connection: --tcp-established is not there yet.
+        let mut conn = entry(AF_INET, IPPROTO_TCP, TCP_ESTABLISHED, vec![lo]);
+        conn.dst_port = 80;
+        conn.dst_addr = vec![lo];
+        let e = checked(conn).unwrap_err();
+        assert!(
+            e.contains("the TCP connection 127.0.0.1:8000 -> 127.0.0.1:80 (ESTABLISHED)")
+                && e.contains("--tcp-established is not supported yet"),
+            "{e}"
+        );
+        // A listening UDP socket cannot exist.
+        let e = checked(entry(AF_INET, IPPROTO_UDP, TCP_LISTEN, vec![lo])).unwrap_err();
+        assert!(e.contains("a listening UDP socket"), "{e}");
+    }
+}

@@ -229,7 +229,7 @@ fn take_tool_fds(args: &RestoreArgs) -> Result<(), Fail> {
         return Ok(());
     }
     let pidfd = args.tool_pidfd as usize;
-        // SAFETY: integer arguments only.
+    // SAFETY: integer arguments only.
     let probe = unsafe { syscall3(nr::PIDFD_GETFD, pidfd, pidfd, 0) };
     if probe < 0 {
         return Ok(());

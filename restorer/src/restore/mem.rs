@@ -324,7 +324,7 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
         | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
     const MADV_DONTNEED: usize = criu_arch::kernel::general::MADV_DONTNEED as usize;
     let cow = args.cow;
-        // SAFETY: the tool filled the list inside the bootstrap region.
+    // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, r) in unsafe { items::<abi::Region>(&cow.unmap) }
         .iter()
         .enumerate()

@@ -231,7 +231,7 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
     if c.setsid != 0 && unsafe { syscall0(nr::SETSID) } < 0 {
         fail();
     }
-        // SAFETY: integer arguments only.
+    // SAFETY: integer arguments only.
     if c.pgid != 0 && unsafe { syscall2(nr::SETPGID, 0, c.pgid as usize) } < 0 {
         fail();
     }

@@ -59,18 +59,40 @@ pub fn decode_filter(v: u64) -> so::SockFilter {
     }
 }
 
-fn timeout(fd: &OwnedFd, t: sockopt::Timeout, what: &str) -> Result<Duration, String> {
-    sockopt::socket_timeout(fd, t)
-        .map(|d| d.unwrap_or(Duration::ZERO))
-        .map_err(|e| format!("{what}: {e}"))
+/// `SO_SNDTIMEO_OLD`/`SO_RCVTIMEO_OLD`: a `struct timeval` of two longs
+/// (on the 64-bit arches we build for it has no y2038 variant, and the
+/// `_NEW` names are the same option). Asked for by the old names: qemu-user,
+/// which runs the foreign arches' tests, answers the new ones as ints.
+const TIMEVAL_LEN: usize = 16;
+
+fn timeout(fd: &OwnedFd, name: u32, what: &str) -> Result<Duration, String> {
+    let mut b = [0u8; TIMEVAL_LEN];
+    let n =
+        so::get_bytes(fd, SOL_SOCKET, name, Some(&mut b)).map_err(|e| format!("{what}: {e}"))?;
+    if n != TIMEVAL_LEN {
+        return Err(format!("{what}: {n} bytes, not a struct timeval"));
+    }
+    let word = |at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
+    let (sec, usec) = (word(0), word(8));
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(format!("{what}: {sec} s {usec} us"));
+    }
+    Ok(Duration::new(sec as u64, usec as u32 * 1000))
+}
+
+fn set_timeout(fd: &OwnedFd, name: u32, d: Duration) -> Result<(), Errno> {
+    let mut b = [0u8; TIMEVAL_LEN];
+    b[..8].copy_from_slice(&(d.as_secs() as i64).to_ne_bytes());
+    b[8..].copy_from_slice(&i64::from(d.subsec_micros()).to_ne_bytes());
+    so::set_bytes(fd, SOL_SOCKET, name, &b)
 }
 
 /// The options of socket `fd` of address family `family`.
 pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, String> {
     let sol = |name, what| int(fd, SOL_SOCKET, name, what);
     let flag = |name, what| sol(name, what).map(|v| v != 0);
-    let snd = timeout(fd, sockopt::Timeout::Send, "SO_SNDTIMEO")?;
-    let rcv = timeout(fd, sockopt::Timeout::Recv, "SO_RCVTIMEO")?;
+    let snd = timeout(fd, raw::SO_SNDTIMEO_OLD, "SO_SNDTIMEO")?;
+    let rcv = timeout(fd, raw::SO_RCVTIMEO_OLD, "SO_RCVTIMEO")?;
     let creds = family == AddressFamily::UNIX || family == AddressFamily::NETLINK;
     let mut dev = [0u8; IFNAME_LEN];
     let n = so::get_bytes(fd, SOL_SOCKET, raw::SO_BINDTODEVICE, Some(&mut dev))
@@ -152,22 +174,20 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
     let tmo = |s: u64, us: u64| Duration::from_secs(s) + Duration::from_micros(us);
     for (t, want, had, what) in [
         (
-            sockopt::Timeout::Send,
+            raw::SO_SNDTIMEO_OLD,
             tmo(o.so_snd_tmo_sec, o.so_snd_tmo_usec),
             tmo(now.so_snd_tmo_sec, now.so_snd_tmo_usec),
             "SO_SNDTIMEO",
         ),
         (
-            sockopt::Timeout::Recv,
+            raw::SO_RCVTIMEO_OLD,
             tmo(o.so_rcv_tmo_sec, o.so_rcv_tmo_usec),
             tmo(now.so_rcv_tmo_sec, now.so_rcv_tmo_usec),
             "SO_RCVTIMEO",
         ),
     ] {
         if want != had {
-            let v = (!want.is_zero()).then_some(want);
-            sockopt::set_socket_timeout(fd, t, v)
-                .map_err(|e| format!("setting {what} to {want:?}: {e}"))?;
+            set_timeout(fd, t, want).map_err(|e| format!("setting {what} to {want:?}: {e}"))?;
         }
     }
     let ints = [
@@ -309,15 +329,23 @@ mod tests {
         use rustix::net::SocketType;
         let new = || rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None).unwrap();
         let a = new();
+        if let Err(e) = so::get_filter(&a) {
+            // qemu-user, which runs this test for the foreign arches, fails
+            // it with EFAULT; the VMs and native runs have a real kernel.
+            // Straight to stderr (libtest captures the print macros): a
+            // skip shows even when the test passes.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED options_set_on_a_socket_read_back_and_restore_onto_a_new_one: \
+                 getsockopt(SO_GET_FILTER) is not emulated here (qemu-user?): {e}"
+            );
+            return;
+        }
         so::set_int(&a, SOL_SOCKET, raw::SO_PRIORITY, 4).unwrap();
         so::set_int(&a, SOL_SOCKET, raw::SO_RCVLOWAT, 3).unwrap();
         so::set_int(&a, SOL_SOCKET, raw::SO_BROADCAST, 1).unwrap();
-        sockopt::set_socket_timeout(
-            &a,
-            sockopt::Timeout::Recv,
-            Some(Duration::from_millis(2500)),
-        )
-        .unwrap();
+        set_timeout(&a, raw::SO_RCVTIMEO_OLD, Duration::from_millis(2500)).unwrap();
         sockopt::set_socket_linger(&a, Some(Duration::from_secs(9))).unwrap();
         let o = dump(&a, AddressFamily::INET).unwrap();
         assert_eq!(o.so_passcred, None, "inet sockets record no SO_PASSCRED");

@@ -172,13 +172,18 @@ pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
     const PR_SET_PDEATHSIG: usize = criu_arch::kernel::prctl::PR_SET_PDEATHSIG as usize;
     const PR_SET_DUMPABLE: usize = criu_arch::kernel::prctl::PR_SET_DUMPABLE as usize;
     const PR_SET_NO_NEW_PRIVS: usize = criu_arch::kernel::prctl::PR_SET_NO_NEW_PRIVS as usize;
-    if a.has & abi::ATTR_PDEATH_SIG != 0 {
-        check(
-            // SAFETY: integer arguments only.
-            unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize) },
-            0,
-        )?;
-    }
+    // Always: a child of the tree dies with its parent until here (see
+    // tree::fork_child); the images' signal, or none, from here on.
+    let pdeath_sig = if a.has & abi::ATTR_PDEATH_SIG != 0 {
+        a.pdeath_sig as usize
+    } else {
+        0
+    };
+    check(
+        // SAFETY: integer arguments only.
+        unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, pdeath_sig) },
+        0,
+    )?;
     if a.has & abi::ATTR_NO_NEW_PRIVS != 0 {
         check(
             // SAFETY: integer arguments only.

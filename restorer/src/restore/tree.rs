@@ -165,6 +165,8 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 
 /// Fork child `c` with its PID; the child goes on as what it is.
 fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
+    // SAFETY: no arguments.
+    let parent = unsafe { syscall0(nr::GETPID) };
     let tid = [c.pid];
     let ca = CloneArgs {
         // CLONE_FILES / CLONE_FS only: the child shares nothing else.
@@ -192,6 +194,17 @@ fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
     check(ret, FORK_INDEX + i as u32)?;
     if ret > 0 {
         return Ok(());
+    }
+    // Until its own attributes are set (STAGE_TASK_ATTRS puts the dumped
+    // parent-death signal back), a child dies with its parent: a restore
+    // that fails in a parent, which the tool then kills, leaves none of
+    // its children behind, even one not yet known to the tool. A parent
+    // that died before this child could ask is seen in getppid().
+    // SAFETY: integer arguments only.
+    unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, SIGKILL) };
+    // SAFETY: no arguments.
+    if unsafe { syscall0(nr::GETPPID) } != parent {
+        exit(1)
     }
     if c.kind == abi::CHILD_TASK {
         type Entry = unsafe extern "C" fn(usize, *mut u8) -> isize;
@@ -223,9 +236,8 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
         }
         exit(127)
     };
-    // SAFETY: integer arguments only. (Dies with the parent if the
-    // restore fails: nothing is left behind.)
-    unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, SIGKILL) };
+    // It dies with its parent (see fork_child): a zombie's parent reaps it,
+    // a helper's parent waits for it.
     let counters = words(tree);
     // SAFETY: no arguments.
     if c.setsid != 0 && unsafe { syscall0(nr::SETSID) } < 0 {

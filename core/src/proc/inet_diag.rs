@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
+
+use super::sock_diag::{u16_at, u32_at};
 
 use crate::sys::kconst::{
-    INET_DIAG_SHUTDOWN, NLA_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY,
+    INET_DIAG_SHUTDOWN, NLA_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY,
 };
 
 /// Size of `struct inet_diag_req_v2` (family, protocol, ext, pad, states,
@@ -61,14 +61,6 @@ fn request(family: u8, protocol: u8, states: u32) -> Vec<u8> {
     msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.extend_from_slice(&body);
     msg
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 fn be16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -136,52 +128,15 @@ pub fn tcp_states() -> u32 {
 /// without an inode (TIME_WAIT and request minisockets) are left out: no
 /// fd can hold them.
 pub fn collect(family: u8, protocol: u8, states: u32) -> Result<HashMap<u32, InetSock>, Errno> {
-    let sk = rustix::net::socket(
-        AddressFamily::NETLINK,
-        SocketType::RAW,
-        Some(netlink::SOCK_DIAG),
-    )?;
-    rustix::net::sendto(
-        &sk,
-        &request(family, protocol, states),
-        SendFlags::empty(),
-        &netlink::SocketAddrNetlink::new(0, 0),
-    )?;
     let mut out = HashMap::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let (n, _) = rustix::net::recv(&sk, &mut buf[..], RecvFlags::empty())?;
-        if n == 0 {
-            return Err(Errno::PROTO);
+    super::sock_diag::dump(&request(family, protocol, states), |m| {
+        let s = parse_msg(m).ok_or(Errno::PROTO)?;
+        if s.ino != 0 {
+            out.insert(s.ino, s);
         }
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let len = u32_at(&buf, off).ok_or(Errno::PROTO)? as usize;
-            let kind = u16_at(&buf, off + 4).ok_or(Errno::PROTO)?;
-            if len < NLMSG_HDRLEN || off + len > n {
-                return Err(Errno::PROTO);
-            }
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let err = u32_at(&buf, off + NLMSG_HDRLEN).unwrap_or(0) as i32;
-                    return Err(if err < 0 {
-                        Errno::from_raw_os_error(-err)
-                    } else {
-                        Errno::PROTO
-                    });
-                }
-                SOCK_DIAG_BY_FAMILY => {
-                    let s = parse_msg(&buf[off + NLMSG_HDRLEN..off + len]).ok_or(Errno::PROTO)?;
-                    if s.ino != 0 {
-                        out.insert(s.ino, s);
-                    }
-                }
-                _ => {}
-            }
-            off += (len + 3) & !3;
-        }
-    }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod lsm;
 pub mod map_files;
 pub mod maps;
 pub mod mountinfo;
+pub mod sock_diag;
 pub mod stat;
 pub mod status;
 pub mod task;

@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
+
+use super::sock_diag::{u16_at, u32_at};
 
 use crate::sys::kconst::{
-    AF_UNIX, NLA_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
-    SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_ICONS, UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN,
-    UDIAG_SHOW_VFS, UNIX_DIAG_ICONS, UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN,
-    UNIX_DIAG_SHUTDOWN, UNIX_DIAG_VFS,
+    AF_UNIX, NLA_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY,
+    UDIAG_SHOW_ICONS, UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN, UDIAG_SHOW_VFS,
+    UNIX_DIAG_ICONS, UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN, UNIX_DIAG_SHUTDOWN,
+    UNIX_DIAG_VFS,
 };
 
 /// Size of `struct unix_diag_msg` (family, type, state, pad, ino, cookie[2]).
@@ -64,14 +65,6 @@ fn request() -> Vec<u8> {
     msg
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
 /// Parses the body of one `unix_diag_msg` (after the netlink header).
 pub fn parse_msg(b: &[u8]) -> Option<UnixSock> {
     if b.len() < UNIX_DIAG_MSG_LEN || b[0] != AF_UNIX {
@@ -115,50 +108,13 @@ pub fn parse_msg(b: &[u8]) -> Option<UnixSock> {
 
 /// Lists every unix socket of our network namespace, by inode.
 pub fn collect() -> Result<HashMap<u32, UnixSock>, Errno> {
-    let sk = rustix::net::socket(
-        AddressFamily::NETLINK,
-        SocketType::RAW,
-        Some(netlink::SOCK_DIAG),
-    )?;
-    rustix::net::sendto(
-        &sk,
-        &request(),
-        SendFlags::empty(),
-        &netlink::SocketAddrNetlink::new(0, 0),
-    )?;
     let mut out = HashMap::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let (n, _) = rustix::net::recv(&sk, &mut buf[..], RecvFlags::empty())?;
-        if n == 0 {
-            return Err(Errno::PROTO);
-        }
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let len = u32_at(&buf, off).ok_or(Errno::PROTO)? as usize;
-            let kind = u16_at(&buf, off + 4).ok_or(Errno::PROTO)?;
-            if len < NLMSG_HDRLEN || off + len > n {
-                return Err(Errno::PROTO);
-            }
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let err = u32_at(&buf, off + NLMSG_HDRLEN).unwrap_or(0) as i32;
-                    return Err(if err < 0 {
-                        Errno::from_raw_os_error(-err)
-                    } else {
-                        Errno::PROTO
-                    });
-                }
-                SOCK_DIAG_BY_FAMILY => {
-                    let s = parse_msg(&buf[off + NLMSG_HDRLEN..off + len]).ok_or(Errno::PROTO)?;
-                    out.insert(s.ino, s);
-                }
-                _ => {}
-            }
-            off += (len + 3) & !3;
-        }
-    }
+    super::sock_diag::dump(&request(), |m| {
+        let s = parse_msg(m).ok_or(Errno::PROTO)?;
+        out.insert(s.ino, s);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]

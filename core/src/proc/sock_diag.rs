@@ -1,0 +1,62 @@
+//! One `NETLINK_SOCK_DIAG` dump, shared by the per-family listings
+//! ([`super::unix_diag`], [`super::inet_diag`]): send a request, read the
+//! multipart answer, hand each `SOCK_DIAG_BY_FAMILY` message's payload on.
+
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
+
+use crate::sys::kconst::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY};
+
+pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// Sends `request` (a whole netlink message) and calls `each` with the
+/// payload of every answer message until `NLMSG_DONE`. A malformed answer
+/// is `EPROTO`; a netlink error is its errno.
+pub fn dump(request: &[u8], mut each: impl FnMut(&[u8]) -> Result<(), Errno>) -> Result<(), Errno> {
+    let sk = rustix::net::socket(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        Some(netlink::SOCK_DIAG),
+    )?;
+    rustix::net::sendto(
+        &sk,
+        request,
+        SendFlags::empty(),
+        &netlink::SocketAddrNetlink::new(0, 0),
+    )?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, _) = rustix::net::recv(&sk, &mut buf[..], RecvFlags::empty())?;
+        if n == 0 {
+            return Err(Errno::PROTO);
+        }
+        let mut off = 0;
+        while off + NLMSG_HDRLEN <= n {
+            let len = u32_at(&buf, off).ok_or(Errno::PROTO)? as usize;
+            let kind = u16_at(&buf, off + 4).ok_or(Errno::PROTO)?;
+            if len < NLMSG_HDRLEN || off + len > n {
+                return Err(Errno::PROTO);
+            }
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let err = u32_at(&buf, off + NLMSG_HDRLEN).unwrap_or(0) as i32;
+                    return Err(if err < 0 {
+                        Errno::from_raw_os_error(-err)
+                    } else {
+                        Errno::PROTO
+                    });
+                }
+                SOCK_DIAG_BY_FAMILY => each(&buf[off + NLMSG_HDRLEN..off + len])?,
+                _ => {}
+            }
+            off += (len + 3) & !3;
+        }
+    }
+}

@@ -73,7 +73,10 @@ fn strict() -> bool {
 /// and in strict mode fail unless the reason is on the reviewed list.
 pub fn skip(test: &str, why: &str) {
     let arch = std::env::consts::ARCH;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    // One write: `writeln!` on the unbuffered stderr writes each piece
+    // separately, and the harness's `test NAME ... ok` lines (stdout, the
+    // same console in the VMs) landed between them.
+    let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {why}\n").as_bytes());
     if let Some(path) = std::env::var_os("CRIU_SKIP_LOG") {
         let line = format!("{arch}\t{test}\t{}\n", why.replace(['\t', '\n'], " "));
         // One write of one short line to an O_APPEND file: lines of tests

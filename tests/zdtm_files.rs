@@ -23,6 +23,13 @@ fn file_owners_signals_and_o_async_come_back() {
     dump_restore_pass("zdtm-fown", "zdtm_fown", &[]);
 }
 
+/// O_PATH fds of a file, a directory, a symlink, a device and an
+/// unlinked file come back O_PATH, naming the same files.
+#[test]
+fn o_path_fds_come_back() {
+    dump_restore_pass("zdtm-opath", "zdtm_opath", &[]);
+}
+
 #[test]
 fn fifo_keeps_its_data_and_path() {
     dump_restore_pass("zdtm-fifo", "zdtm_fifo", &[]);

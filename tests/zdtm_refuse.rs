@@ -187,6 +187,48 @@ fn an_unlinked_file_kept_by_another_link_is_refused() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// Whether this kernel makes `memfd_secret` areas, or why not.
+fn memfd_secret_here() -> Result<(), String> {
+    #[cfg(target_arch = "powerpc64")]
+    return Err("memfd_secret is not a system call on powerpc64".into());
+    #[cfg(not(target_arch = "powerpc64"))]
+    {
+        // SAFETY: memfd_secret(0) takes no pointer; a new fd is closed.
+        let ret = unsafe { criu_arch::syscall1(criu_arch::nr::MEMFD_SECRET, 0) };
+        if ret < 0 {
+            let errno = std::io::Error::from_raw_os_error(-(ret as i32));
+            return Err(format!("no memfd_secret here: {errno}"));
+        }
+        // SAFETY: `ret` is the fd just made, owned by nothing else.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as i32) });
+        Ok(())
+    }
+}
+
+/// memfd_secret memory cannot be read by the tool: its fd and its
+/// mapping are refused by name, and the task runs on with its secret.
+#[test]
+fn memfd_secret_is_refused_by_name() {
+    if let Err(why) = memfd_secret_here() {
+        return common::skip("secretmem", &why);
+    }
+    let Some(z) = Zdtm::start("secretmem", PROGRAM, &["secretmem"]) else {
+        return;
+    };
+    let message = format!(
+        "fd 10 of task {} is a memfd_secret area, which cannot be dumped",
+        z.pid()
+    );
+    z.dump_refused(&[], &message);
+    assert_eq!(z.go(), "PASS");
+    let Some(z) = Zdtm::start("secretmem_map", PROGRAM, &["secretmem-map"]) else {
+        return;
+    };
+    let log = z.dump_refused(&[], "a memfd_secret mapping 0x");
+    assert!(log.contains(&format!("task {}", z.pid())), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
 /// Huge pages reserved for a test, given back when dropped.
 struct HugePages {
     before: String,

@@ -13,6 +13,7 @@ use crate::proc::task::FdTarget;
 
 /// `O_CLOEXEC`: per-fd, stored in `fdinfo_entry.flags` as `FD_CLOEXEC`.
 const O_CLOEXEC: u32 = linux_raw_sys::general::O_CLOEXEC;
+const O_PATH: u32 = linux_raw_sys::general::O_PATH;
 const FD_CLOEXEC: u32 = linux_raw_sys::general::FD_CLOEXEC;
 
 /// The task's fds as `fdinfo` entries, their file objects added to `files`.
@@ -127,7 +128,13 @@ fn read_fd(proc: &ProcDir, fd: i32) -> Result<FdRead, FilesError> {
     // it costs less than a stat through /proc/PID/fd/N).
     let (meta, family, fown) = match ctx.steal("file") {
         Ok(copy) => {
-            let fown = crate::files::fown::dump_from(&ctx, &copy).map_err(FilesError::from);
+            // An O_PATH file has no owner: fcntl(F_GETOWN_EX) on it fails
+            // with EBADF.
+            let fown = if ctx.flags & O_PATH != 0 {
+                Ok(None)
+            } else {
+                crate::files::fown::dump_from(&ctx, &copy).map_err(FilesError::from)
+            };
             let family = match &target {
                 FdTarget::Socket(_) => rustix::net::sockopt::socket_domain(&copy)
                     .ok()

@@ -17,6 +17,10 @@ use super::table::{FdOpts, FdView, FileTable, FilesError};
 use super::{FileError, FileImages, Opener};
 use crate::images::pb;
 
+/// `O_PATH`: a descriptor that only names a file (no I/O, no owner, no
+/// position).
+const O_PATH: u32 = linux_raw_sys::general::O_PATH;
+
 /// state is the device's, not the file's): `(major, minor)` of
 /// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`,
 /// and the two terminals the tty code leaves to a reopen by path
@@ -68,6 +72,26 @@ fn other_links(path: &Path, meta: &std::fs::Metadata) -> Option<u64> {
     let same = std::fs::symlink_metadata(path)
         .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
     (!same).then_some(meta.nlink())
+}
+
+/// A `memfd_secret` area (`/secretmem (deleted)`, on the secretmem
+/// filesystem), seen through `link`: its pages are unmapped from the
+/// kernel's own address space and readable by no process but the task,
+/// so neither the parasite's pipes nor `/proc/PID/mem` can copy them.
+/// (Its mappings are refused as VMAs: `proc::vma_kind`.)
+fn refuse_secretmem(
+    what: impl FnOnce() -> String,
+    link: &Path,
+    path: &Path,
+) -> Result<(), FilesError> {
+    if path != Path::new("/secretmem (deleted)") {
+        return Ok(());
+    }
+    let magic = u64::from(linux_raw_sys::general::SECRETMEM_MAGIC);
+    match rustix::fs::statfs(link) {
+        Ok(st) if st.f_type as u64 == magic => Err(FilesError::Secretmem { what: what() }),
+        _ => Ok(()),
+    }
 }
 
 /// Adds a `REG` object for `name` and returns its id.
@@ -178,8 +202,18 @@ impl FileKind for Reg {
         let (pid, fd) = (v.ctx.pid, v.ctx.fd);
         let path = v.path().unwrap_or(Path::new(""));
         let (flags, pos) = (v.ctx.flags, v.info.pos.max(0) as u64);
+        // An O_PATH fd of a device holds no state of the device: it is
+        // only reopened by path, like any other O_PATH fd.
+        let o_path = flags & O_PATH != 0;
+        refuse_secretmem(
+            || format!("fd {fd} of task {pid}"),
+            Path::new(&format!("/proc/{pid}/fd/{fd}")),
+            path,
+        )?;
         if let Some(m) = v.meta {
-            refuse_device(pid, fd, path, m)?;
+            if !o_path {
+                refuse_device(pid, fd, path, m)?;
+            }
             if let Some(links) = other_links(path, m) {
                 return Err(FilesError::UnlinkedWithLinks {
                     what: format!("fd {fd} of task {pid}"),
@@ -225,6 +259,10 @@ impl FileKind for Reg {
             path: format!("{name} (file id {} of files.img)", reg.id),
             errno,
         })?;
+        // An O_PATH fd has no position (lseek fails with EBADF).
+        if reg.flags & O_PATH != 0 {
+            return Ok(fd);
+        }
         // Character devices (a terminal, the console) do not seek.
         match rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(reg.pos)) {
             Ok(_) | Err(rustix::io::Errno::SPIPE) => Ok(fd),

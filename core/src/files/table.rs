@@ -68,6 +68,11 @@ pub enum FilesError {
          cannot be dumped yet"
     )]
     HugetlbMemfd { pid: i32, fd: i32, path: String },
+    #[error(
+        "{what} is a memfd_secret area, which cannot be dumped: its memory is readable by \
+         the task alone (not by the kernel on anyone else's behalf)"
+    )]
+    Secretmem { what: String },
 }
 
 /// The file objects of one dump (`files.img`), with ids from 1.

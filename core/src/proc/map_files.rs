@@ -58,6 +58,8 @@ pub enum MapFile {
     Socket { ino: u64 },
     /// An AIO ring (`/[aio]`).
     AioRing,
+    /// A `memfd_secret` area: no process but the task can read it.
+    Secretmem,
 }
 
 /// The open `map_files/` directory of a task.
@@ -118,6 +120,14 @@ impl MapFilesDir {
                     if path.as_os_str().as_encoded_bytes().starts_with(b"/[aio]"));
                 if st.st_mode & S_IFMT == 0 && aio {
                     return Ok(MapFile::AioRing);
+                }
+                // statfs does not open the file, so it works where open
+                // did not.
+                let secretmem = u64::from(linux_raw_sys::general::SECRETMEM_MAGIC);
+                if rustix::fs::statfs(self.entry_path(vma).as_str())
+                    .is_ok_and(|fs| fs.f_type as u64 == secretmem)
+                {
+                    return Ok(MapFile::Secretmem);
                 }
                 Err(ProcError::io(self.entry_path(vma), Errno::NXIO))
             }

@@ -110,6 +110,11 @@ pub enum VmaError {
     Bogus { start: u64, end: u64 },
     #[error("[uprobes] vma at {start:#x} found; use --allow-uprobes to dump it anyway")]
     Uprobes { start: u64 },
+    #[error(
+        "a memfd_secret mapping {start:#x}-{end:#x}, which cannot be dumped: its memory is \
+         readable by the task alone"
+    )]
+    Secretmem { start: u64, end: u64 },
 }
 
 /// Classify one VMA from smaps, given what `map_files/` said about it and
@@ -136,6 +141,7 @@ pub fn classify(
             e.shmid = *ino;
         }
         MapFile::AioRing => e.status = VMA_AREA_AIORING,
+        MapFile::Secretmem => return Err(VmaError::Secretmem { start, end }),
         MapFile::NoFile | MapFile::File { .. } => {
             classify_by_name(vma, &mut e, cfg)?;
             classify_backing(vma, file, &mut e, cfg)?;

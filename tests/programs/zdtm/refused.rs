@@ -66,6 +66,12 @@ enum Held {
         kind: String,
         ns: String,
     },
+    /// A `memfd_secret` area at fd 10, or only mapped (its fd closed),
+    /// filled with a pattern.
+    Secret {
+        fd: Option<OwnedFd>,
+        addr: usize,
+    },
     /// `DIR/go` as a C string; whether the vfork child came and went.
     Vfork {
         go: std::ffi::CString,
@@ -423,6 +429,42 @@ fn vfork_tick(go: &std::ffi::CString) -> Result<bool, String> {
     Ok(true)
 }
 
+/// A page of `memfd_secret` memory, mapped and filled; its fd at 10, or
+/// closed (`mapped_only`).
+#[cfg(not(target_arch = "powerpc64"))]
+fn setup_secret(mapped_only: bool) -> Result<Held, String> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    // SAFETY: memfd_secret(0) takes no pointer; the result is a new fd.
+    let ret = unsafe { criu_arch::syscall1(nr::MEMFD_SECRET, 0) };
+    let raw = errno(ret, "memfd_secret")?;
+    // SAFETY: `raw` is a new fd nothing else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
+    rustix::fs::ftruncate(&fd, 4096).map_err(|e| format!("ftruncate: {e}"))?;
+    let prot = ProtFlags::READ | ProtFlags::WRITE;
+    // SAFETY: a new shared mapping of our own secret memfd.
+    let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), 4096, prot, MapFlags::SHARED, &fd, 0) }
+        .map_err(|e| format!("mmap of the secret memfd: {e}"))?;
+    // SAFETY: the mapping is ours, one page, readable and writable.
+    zdtm::fill_pattern(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), 4096) }, 91);
+    if mapped_only {
+        return Ok(Held::Secret {
+            fd: None,
+            addr: p as usize,
+        });
+    }
+    // Only the fd holds it (mapped, the mapping would be refused first).
+    zdtm::munmap(p as usize, 4096)?;
+    Ok(Held::Secret {
+        fd: Some(dup_to(fd, 10)?),
+        addr: 0,
+    })
+}
+
+#[cfg(target_arch = "powerpc64")]
+fn setup_secret(_: bool) -> Result<Held, String> {
+    Err("memfd_secret is not a system call on powerpc64".into())
+}
+
 fn setup(args: &zdtm::Args) -> Result<State, String> {
     let mode = args.rest.first().map(String::as_str).unwrap_or("count");
     let arg = args.rest.get(1).cloned().unwrap_or_default();
@@ -443,6 +485,8 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
         "hugetlb" => setup_hugetlb(false)?,
         "hugetlb-memfd" => setup_hugetlb(true)?,
         "child-ns" => setup_child(&arg)?,
+        "secretmem" => setup_secret(false)?,
+        "secretmem-map" => setup_secret(true)?,
         "vfork" => Held::Vfork {
             go: std::ffi::CString::new(args.dir.join("go").into_os_string().into_encoded_bytes())
                 .map_err(|e| e.to_string())?,
@@ -479,6 +523,21 @@ fn check(s: State) -> Result<(), String> {
             zdtm::check_pattern("hugetlb memfd", &buf, 77)
         }
         Held::Child { pid, kind, ns } => check_child(*pid, kind, ns),
+        Held::Secret { fd, addr } => {
+            let addr = match fd {
+                // SAFETY: a new shared mapping of our own secret memfd.
+                Some(fd) => unsafe {
+                    use rustix::mm::{MapFlags, ProtFlags};
+                    rustix::mm::mmap(std::ptr::null_mut(), 4096, ProtFlags::READ, MapFlags::SHARED, fd, 0)
+                }
+                .map_err(|e| format!("mmap of the secret memfd: {e}"))?
+                    as usize,
+                None => *addr,
+            };
+            // SAFETY: a mapping of ours, one page, readable.
+            let buf = unsafe { std::slice::from_raw_parts(addr as *const u8, 4096) };
+            zdtm::check_pattern("secret memory", buf, 91)
+        }
         Held::Vfork { done, .. } => match done {
             Ok(true) => Ok(()),
             Ok(false) => Err("the vfork child never ran".into()),

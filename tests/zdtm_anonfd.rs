@@ -123,6 +123,62 @@ fn epoll_with_a_closed_target_is_refused() {
     );
 }
 
+/// pidfds of the process itself and of a child (with a dup and an epoll
+/// watching it) name the same processes after restore.
+#[test]
+fn pidfds_name_their_processes_again() {
+    let Some(mut z) = Zdtm::start("zdtm-pidfd", "zdtm_pidfd", &[]) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    assert_eq!(kids.len(), 1, "the program forks one child");
+    z.dump(&[]);
+    // The killed child comes to us (the subreaper): its PID is free once
+    // it is reaped.
+    common::reap(&kids);
+    crit_decodes(z.images(), "zdtm-pidfd");
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// Whether this kernel makes thread pidfds (`PIDFD_THREAD`, Linux 6.9+).
+fn pidfd_thread_here() -> bool {
+    let tid = rustix::thread::gettid();
+    let flags = linux_raw_sys::general::O_EXCL as usize;
+    // SAFETY: integer arguments; a new fd is closed at once.
+    let ret = unsafe {
+        criu_arch::syscall2(
+            criu_arch::nr::PIDFD_OPEN,
+            tid.as_raw_nonzero().get() as usize,
+            flags,
+        )
+    };
+    if ret < 0 {
+        return false;
+    }
+    // SAFETY: the fd just made, owned by nothing else.
+    drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as i32) });
+    true
+}
+
+/// A pidfd whose process the restore could not bring back is refused by
+/// name, and the task runs on.
+#[test]
+fn pidfds_of_processes_outside_the_tree_or_dead_or_of_threads_are_refused() {
+    for (mode, why) in [
+        ("outside", "is a pidfd: its process "),
+        ("dead", "is a pidfd: its process has ended and been reaped"),
+        ("thread", "is a pidfd: it names a thread (PIDFD_THREAD)"),
+    ] {
+        let test = format!("zdtm-pidfd-{mode}");
+        if mode == "thread" && !pidfd_thread_here() {
+            common::skip(&test, "no PIDFD_THREAD in this kernel (Linux 6.9+)");
+            continue;
+        }
+        refused(&test, "zdtm_pidfd", &[mode], &[], why);
+    }
+}
+
 #[test]
 fn inotify_watches_keep_their_wds() {
     run("zdtm-inotify", "zdtm_inotify");

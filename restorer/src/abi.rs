@@ -427,9 +427,18 @@ impl Default for CredsArg {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawSyscall {
+    /// The syscall number, with [`RAW_SAVE`] and [`RAW_ARG0_SAVED`]
+    /// possibly set.
     pub nr: u64,
     pub args: [u64; 6],
 }
+
+/// In [`RawSyscall::nr`]: keep the call's result (an fd it made, say) for
+/// the calls after it that have [`RAW_ARG0_SAVED`]: `pidfd_open` saved,
+/// then `dup3` of that fd onto its place and `close` of it.
+pub const RAW_SAVE: u64 = 1 << 63;
+/// In [`RawSyscall::nr`]: the first argument is the last saved result.
+pub const RAW_ARG0_SAVED: u64 = 1 << 62;
 
 /// The kernel's `struct prctl_mm_map` (`PR_SET_MM_MAP`).
 #[repr(C)]

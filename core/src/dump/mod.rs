@@ -336,6 +336,8 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
 
     // Collect from outside, every task, with one file table.
     let mut files = crate::files::table::FileTable::default();
+    files.tree_pids = tree.tasks.iter().map(|t| t.pid).collect();
+    files.tree_pids.sort_unstable();
     let fd_opts = files::FdOpts {
         ghost: crate::files::ghost::GhostOpts {
             limit: common.ghost_limit,

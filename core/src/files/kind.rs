@@ -35,6 +35,15 @@ pub trait FileKind: Sync {
     /// a pipe's two ends, are made once through `opener`).
     fn open(&self, opener: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError>;
 
+    /// Restore: for an object that can only be made once every task of
+    /// the tree exists (a pidfd needs its process), the call that makes
+    /// it, which the task itself runs at `STAGE_FD_STATE` and puts at the
+    /// place of the fd [`FileKind::open`] gave as a placeholder.
+    fn late_fd(&self, e: &pb::FileEntry) -> Result<Option<LateFd>, FileError> {
+        let _ = e;
+        Ok(None)
+    }
+
     /// Dump: once every task's fds are in `files`, what the kind can only
     /// do over the whole tree (match sockets with their peers, terminals
     /// with their sessions).
@@ -42,6 +51,13 @@ pub trait FileKind: Sync {
         let _ = (files, opts);
         Ok(())
     }
+}
+
+/// A syscall that returns a new fd (see [`FileKind::late_fd`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LateFd {
+    pub nr: u64,
+    pub args: [u64; 6],
 }
 
 /// The error for an entry whose type says one kind but whose body is

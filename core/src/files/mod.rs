@@ -2,7 +2,7 @@
 //! FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
 //! IPv4 and IPv6 ([`inet`]; the options all sockets share: [`sockopts`];
 //! other families' names for their refusals: [`sockets`]), eventfd, eventpoll,
-//! signalfd, timerfd, inotify, pseudo-terminals ([`tty`]), unlinked
+//! signalfd, timerfd, inotify, pidfds ([`pidfd`]), pseudo-terminals ([`tty`]), unlinked
 //! ("ghost") files and file locks,
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
 //! image) and its restore half (file id → an fd opened in the tool,
@@ -26,6 +26,7 @@ pub mod inotify;
 pub mod kind;
 pub mod locks;
 pub mod memfd;
+pub mod pidfd;
 pub mod pipe;
 pub mod reg;
 pub mod signalfd;
@@ -48,7 +49,7 @@ use kind::FileKind;
 use table::FdView;
 
 /// Every kind, in the order dump asks them to claim an fd.
-pub static KINDS: [&dyn FileKind; 12] = [
+pub static KINDS: [&dyn FileKind; 13] = [
     &memfd::Memfd,
     &fifo::Fifo,
     &tty::Tty,
@@ -61,6 +62,7 @@ pub static KINDS: [&dyn FileKind; 12] = [
     &timerfd::Timerfd,
     &eventpoll::Eventpoll,
     &inotify::Inotify,
+    &pidfd::Pidfd,
 ];
 
 /// The kind that dumps fd `fd`, if any does.

@@ -105,6 +105,9 @@ pub struct FileTable {
     pub(super) mapped: HashMap<(u64, u64), u32>,
     /// The device of shmem files (probed once per dump).
     pub(super) shmem_dev: Option<u64>,
+    /// Every PID of the dumped tree, sorted: an fd that refers to a
+    /// process (a pidfd) must name one of them.
+    pub tree_pids: Vec<i32>,
 }
 
 /// What the options say about files (`--ghost-limit`, `--ghost-fiemap`,

@@ -32,6 +32,18 @@ pub struct FdInfo {
     pub fanotify_marks: Vec<FanotifyMark>,
     /// `lock:` lines (POSIX, flock, OFD locks and leases on this file).
     pub locks: Vec<FileLock>,
+    /// `Pid:`/`NSpid:` of a pidfd.
+    pub pidfd: Option<PidfdInfo>,
+}
+
+/// What a pidfd's fdinfo says of its process (`pidfd_show_fdinfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidfdInfo {
+    /// Its PID in the reader's PID namespace: -1 once the process has
+    /// been reaped, 0 when it is outside the reader's namespace.
+    pub pid: i32,
+    /// Its PID in its own (innermost) namespace, the last `NSpid:` field.
+    pub nspid: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -252,6 +264,12 @@ impl FdInfoParser {
                 });
             }
             b"sigmask" => self.info.signalfd_sigmask = Some(hex_u64("sigmask", v)?),
+            b"Pid" => self.info.pidfd.get_or_insert_with(Default::default).pid = dec_i32("Pid", v)?,
+            b"NSpid" => {
+                let last = fields(v).last().ok_or(ParseError::Missing("NSpid"))?;
+                self.info.pidfd.get_or_insert_with(Default::default).nspid =
+                    Some(dec_i32("NSpid", last)?);
+            }
             b"clockid" => {
                 self.info.timerfd = Some(TimerfdInfo {
                     clockid: dec_i32("clockid", v)?,

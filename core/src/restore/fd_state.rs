@@ -120,6 +120,10 @@ pub struct FdState {
     /// `f_owner_ex` go into `words` after the terminals' groups.
     owners: Vec<(u32, pb::FownEntry, u32)>,
     pub words: Vec<i32>,
+    /// Fds the task makes itself, first (an epoll may watch them): (fd,
+    /// close-on-exec, the call that makes it, or the fd made before for
+    /// the same file, which this one is a dup of).
+    late: Vec<(u32, bool, Result<crate::files::kind::LateFd, u32>)>,
 }
 
 /// The owner and status flags of file object `id` of task `t`, if it has
@@ -176,7 +180,31 @@ impl FdState {
             ttys,
             owners: Vec::new(),
             words,
+            late: Vec::new(),
         };
+        let mut made = std::collections::HashMap::new();
+        for fi in &t.fdinfo {
+            let Some(e) = t.other_files.entries.get(&fi.id) else {
+                continue;
+            };
+            let cloexec = fi.flags & linux_raw_sys::general::FD_CLOEXEC != 0;
+            if let Some(&first) = made.get(&fi.id) {
+                st.late.push((fi.fd, cloexec, Err(first)));
+                continue;
+            }
+            let late = crate::files::of_type(e.r#type)
+                .map(|k| k.late_fd(e))
+                .transpose()
+                .map_err(|e| RestoreError::Invalid {
+                    file: "files.img".into(),
+                    what: e.to_string(),
+                })?
+                .flatten();
+            if let Some(l) = late {
+                made.insert(fi.id, fi.fd);
+                st.late.push((fi.fd, cloexec, Ok(l)));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for fi in &t.fdinfo {
             if let Some((fown, flags)) = fown_of(t, fi.id)
@@ -238,6 +266,40 @@ impl FdState {
         use crate::files::eventpoll::{EPOLL_CTL_ADD, EpollEvent};
         use crate::files::locks::{KernelFlock, LockCall};
         let mut out = Vec::new();
+        // A fd made by the task: saved, put in its placeholder's place
+        // (dup3 replaces it), and closed where it was made.
+        for &(fd, cloexec, l) in &self.late {
+            use crate::blob::restorer_abi::{RAW_ARG0_SAVED, RAW_SAVE};
+            let flags = if cloexec {
+                u64::from(linux_raw_sys::general::O_CLOEXEC)
+            } else {
+                0
+            };
+            let dup3 = criu_arch::nr::DUP3 as u64;
+            let l = match l {
+                Ok(l) => l,
+                // Another fd of the same open file, made just before.
+                Err(first) => {
+                    out.push(RawSyscall {
+                        nr: dup3,
+                        args: [u64::from(first), u64::from(fd), flags, 0, 0, 0],
+                    });
+                    continue;
+                }
+            };
+            out.push(RawSyscall {
+                nr: l.nr | RAW_SAVE,
+                args: l.args,
+            });
+            out.push(RawSyscall {
+                nr: dup3 | RAW_ARG0_SAVED,
+                args: [0, u64::from(fd), flags, 0, 0, 0],
+            });
+            out.push(RawSyscall {
+                nr: criu_arch::nr::CLOSE as u64 | RAW_ARG0_SAVED,
+                args: [0; 6],
+            });
+        }
         for (i, &(epfd, tfd)) in self.epoll.iter().enumerate() {
             let ev = events + (i * size_of::<EpollEvent>()) as u64;
             out.push(RawSyscall {

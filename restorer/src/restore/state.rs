@@ -401,18 +401,23 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
 }
 
 pub(super) fn arch_syscalls(calls: &abi::Array) -> Result<(), Fail> {
+    let mut saved: isize = 0;
     // SAFETY: the tool filled the list with syscalls that only set state of
-    // this thread (TLS bases and the like) or advice on the task's own VMAs.
+    // this thread (TLS bases and the like), advice on the task's own VMAs,
+    // or state of the task's own fds.
     for (i, s) in unsafe { items::<abi::RawSyscall>(calls) }
         .iter()
         .enumerate()
     {
-        let a = s.args;
-        check(
+        let mut a = s.args;
+        if s.nr & abi::RAW_ARG0_SAVED != 0 {
+            a[0] = saved as u64;
+        }
+        let ret = check(
             // SAFETY: see above.
             unsafe {
                 syscall6(
-                    s.nr as usize,
+                    (s.nr & !(abi::RAW_SAVE | abi::RAW_ARG0_SAVED)) as usize,
                     a[0] as usize,
                     a[1] as usize,
                     a[2] as usize,
@@ -423,6 +428,9 @@ pub(super) fn arch_syscalls(calls: &abi::Array) -> Result<(), Fail> {
             },
             i as u32,
         )?;
+        if s.nr & abi::RAW_SAVE != 0 {
+            saved = ret;
+        }
     }
     Ok(())
 }

@@ -445,7 +445,10 @@ fn setup_secret(mapped_only: bool) -> Result<Held, String> {
     let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), 4096, prot, MapFlags::SHARED, &fd, 0) }
         .map_err(|e| format!("mmap of the secret memfd: {e}"))?;
     // SAFETY: the mapping is ours, one page, readable and writable.
-    zdtm::fill_pattern(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), 4096) }, 91);
+    zdtm::fill_pattern(
+        unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), 4096) },
+        91,
+    );
     if mapped_only {
         return Ok(Held::Secret {
             fd: None,
@@ -528,7 +531,14 @@ fn check(s: State) -> Result<(), String> {
                 // SAFETY: a new shared mapping of our own secret memfd.
                 Some(fd) => unsafe {
                     use rustix::mm::{MapFlags, ProtFlags};
-                    rustix::mm::mmap(std::ptr::null_mut(), 4096, ProtFlags::READ, MapFlags::SHARED, fd, 0)
+                    rustix::mm::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        ProtFlags::READ,
+                        MapFlags::SHARED,
+                        fd,
+                        0,
+                    )
                 }
                 .map_err(|e| format!("mmap of the secret memfd: {e}"))?
                     as usize,

@@ -110,3 +110,27 @@ fn bad_and_truncated() {
         let _ = parse(&full[..n]);
     }
 }
+
+#[test]
+fn pidfd() {
+    // A process in a nested PID namespace: the last NSpid is its own.
+    let i =
+        parse(b"pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t2158\nPid:\t4242\nNSpid:\t4242\t7\n")
+            .unwrap();
+    assert_eq!(
+        i.pidfd,
+        Some(PidfdInfo {
+            pid: 4242,
+            nspid: Some(7)
+        })
+    );
+    // Reaped: Pid -1 and no NSpid line.
+    let i = parse(b"pos:\t0\nflags:\t02\nmnt_id:\t16\nino:\t2158\nPid:\t-1\n").unwrap();
+    assert_eq!(
+        i.pidfd,
+        Some(PidfdInfo {
+            pid: -1,
+            nspid: None
+        })
+    );
+}

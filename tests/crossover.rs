@@ -563,8 +563,10 @@ crossover!(itimers, "zdtm_itimers");
 crossover!(itimers_blocked, "zdtm_itimers", &["blocked"], &[]);
 crossover!(memfd_shared, "zdtm_memfd_shared");
 crossover!(mix, "zdtm_mix", &[], &["--file-locks"]);
+crossover!(opath, "zdtm_opath");
 crossover!(pending_signals, "zdtm_pending_signals");
 crossover!(pending_signals_many, "zdtm_pending_signals", &["many"], &[]);
+crossover!(pidfd, "zdtm_pidfd");
 crossover!(pipes, "zdtm_pipes");
 crossover!(posix_timers, "zdtm_posix_timers");
 crossover!(

@@ -68,6 +68,7 @@ enum Held {
     },
     /// A `memfd_secret` area at fd 10, or only mapped (its fd closed),
     /// filled with a pattern.
+    #[cfg_attr(target_arch = "powerpc64", allow(dead_code))] // no memfd_secret there
     Secret {
         fd: Option<OwnedFd>,
         addr: usize,

@@ -272,3 +272,26 @@ fn a_tsc_setting_of_its_own_is_refused_by_name() {
         "has TSC readability 2 (PR_SET_TSC; the tool's is 1)",
     );
 }
+
+/// Memory-deny-write-execute (`PR_SET_MDWE`) forbids the parasite's
+/// executable mapping (and CRIU's images have no place for it): refused
+/// by name, the process runs on with it.
+#[test]
+fn memory_deny_write_execute_is_refused_by_name() {
+    let get = linux_raw_sys::prctl::PR_GET_MDWE as usize;
+    // SAFETY: integer arguments only.
+    let r = unsafe { criu_arch::syscall5(criu_arch::nr::PRCTL, get, 0, 0, 0, 0) };
+    if r < 0 {
+        return common::skip(
+            "zdtm-unheld-mdwe",
+            "no PR_SET_MDWE in this kernel (Linux 6.3+)",
+        );
+    }
+    dump_refused(
+        "zdtm-unheld-mdwe",
+        "zdtm_unheld_attrs",
+        &["mdwe"],
+        "refuses to make memory executable (mprotect(PROT_EXEC): permission denied): it has \
+         memory-deny-write-execute set (PR_SET_MDWE)",
+    );
+}

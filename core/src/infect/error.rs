@@ -93,6 +93,15 @@ pub enum InfectError {
     #[error("task {pid} has no executable mapping to inject code into")]
     NoExecArea { pid: i32 },
 
+    /// The task may not make memory executable (`mprotect` adding
+    /// `PROT_EXEC` said `EACCES`): the parasite cannot run in it.
+    #[error(
+        "task {pid} refuses to make memory executable (mprotect(PROT_EXEC): permission \
+         denied): it has memory-deny-write-execute set (PR_SET_MDWE), or a security module \
+         forbids it; the parasite cannot run in it, so it cannot be dumped"
+    )]
+    ExecDenied { pid: i32 },
+
     /// A syscall injected into the task returned an error.
     #[error("injected {name} in task {pid} failed: {errno}")]
     RemoteSyscall {

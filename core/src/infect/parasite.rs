@@ -153,7 +153,15 @@ impl<'t> Parasite<'t> {
         mem[l.trap_off..l.trap_off + TRAP_INSN.len()].copy_from_slice(TRAP_INSN);
         let Parasite { task, area, .. } = &mut parasite;
         if let Some(area) = area {
-            task.remote_mprotect(area, 0, l.exec_len, PROT_RX)?;
+            task.remote_mprotect(area, 0, l.exec_len, PROT_RX)
+                .map_err(|e| match e {
+                    InfectError::RemoteSyscall {
+                        pid,
+                        errno: rustix::io::Errno::ACCESS,
+                        ..
+                    } => InfectError::ExecDenied { pid },
+                    e => e,
+                })?;
         }
         Ok(parasite)
     }

@@ -12,6 +12,8 @@
 //!   (`PR_MCE_KILL`);
 //! - `tsc`: the second thread gets SIGSEGV for `rdtsc` (`PR_SET_TSC`,
 //!   x86 only);
+//! - `mdwe`: the second thread sets memory-deny-write-execute for the
+//!   process (`PR_SET_MDWE`, Linux 6.3+);
 //! - `coredump-filter`: the process's coredump_filter is 0x23;
 //! - `exit-signal`: a child created by `clone` with exit signal SIGUSR1.
 //!
@@ -44,6 +46,15 @@ struct ThreadView {
     mce_kill: i32,
     /// 0 where `PR_GET_TSC` does not exist (not x86).
     tsc: i32,
+    /// `PR_GET_MDWE` (0 before Linux 6.3).
+    mdwe: usize,
+}
+
+fn mdwe() -> usize {
+    let get = linux_raw_sys::prctl::PR_GET_MDWE as usize;
+    // SAFETY: integer arguments only; the flags come back as the result.
+    let r = unsafe { criu_arch::syscall5(nr::PRCTL, get, 0, 0, 0, 0) };
+    r.max(0) as usize
 }
 
 struct State {
@@ -72,6 +83,7 @@ fn view() -> Result<ThreadView, String> {
         mce_kill: rustix::process::machine_check_memory_corruption_kill_policy()
             .map_err(|e| format!("PR_MCE_KILL_GET: {e}"))? as i32,
         tsc: rustix::process::time_stamp_counter_readability().map_or(0, |t| t as i32),
+        mdwe: mdwe(),
     })
 }
 
@@ -112,6 +124,13 @@ fn thread_setup(mode: &str) -> Result<(), String> {
             use rustix::process::TimeStampCounterReadability as Tsc;
             rustix::process::set_time_stamp_counter_readability(Tsc::RaiseSIGSEGV)
                 .map_err(|e| format!("PR_SET_TSC: {e}"))?;
+        }
+        "mdwe" => {
+            let set = linux_raw_sys::prctl::PR_SET_MDWE as usize;
+            let refuse_exec_gain = linux_raw_sys::prctl::PR_MDWE_REFUSE_EXEC_GAIN as usize;
+            // SAFETY: integer arguments only.
+            let r = unsafe { criu_arch::syscall5(nr::PRCTL, set, refuse_exec_gain, 0, 0, 0) };
+            zdtm::errno(r, "PR_SET_MDWE")?;
         }
         _ => {}
     }

@@ -739,7 +739,11 @@ mod tests {
             "Invalid value for --network-lock: iptable"
         );
         assert_eq!(NetworkLock::default(), NetworkLock::Nftables);
-        for m in [NetworkLock::Iptables, NetworkLock::Nftables, NetworkLock::Skip] {
+        for m in [
+            NetworkLock::Iptables,
+            NetworkLock::Nftables,
+            NetworkLock::Skip,
+        ] {
             assert_eq!(m.name().parse::<NetworkLock>(), Ok(m));
             assert_eq!(NetworkLock::from_inventory(m.inventory_value()), Some(m));
         }

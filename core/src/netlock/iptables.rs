@@ -103,8 +103,10 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
     let args = args(t, chain, lock);
     let cmd = format!("{binary} {}", args.join(" "));
     crate::pr_debug!("\tRunning iptables [{cmd}]");
-    crate::fault::call(&cmd, Errno::AGAIN)
-        .map_err(|errno| NetLockError::Kernel { what: cmd.clone(), errno })?;
+    crate::fault::call(&cmd, Errno::AGAIN).map_err(|errno| NetLockError::Kernel {
+        what: cmd.clone(),
+        errno,
+    })?;
     let out = Command::new(binary)
         .args(&args)
         .stdin(Stdio::null())

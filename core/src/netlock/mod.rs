@@ -27,6 +27,9 @@
 //! does after killing the tree, for the restore to remove with
 //! [`release_named`]. Every failure path leaves nothing behind: a table
 //! whose elements could not be added is deleted before the error returns.
+//! Each netlink batch and each iptables command is one fallible call for
+//! fault injection (`CRIU_FAULT_SYSCALL`); unlocking is an undo step and
+//! is not counted.
 
 mod iptables;
 mod nfnl;
@@ -51,7 +54,9 @@ pub enum NetLockError {
     Socket(#[source] Errno),
     #[error("Locking network failed using nftables: {what}: {}{}", os(*errno), hint(*errno))]
     Kernel { what: String, errno: Errno },
-    #[error("Locking network failed using nftables: {what}: the kernel did not answer within {waited:?}")]
+    #[error(
+        "Locking network failed using nftables: {what}: the kernel did not answer within {waited:?}"
+    )]
     Timeout { what: String, waited: Duration },
     #[error("Locking network failed using nftables: malformed netlink answer: {0}")]
     Protocol(String),
@@ -212,8 +217,12 @@ impl Lock {
     }
 
     /// Unlocks: deletes the table (nftables) or the rules (iptables).
+    /// Unlocking undoes what a dump did, so fault injection leaves it
+    /// alone (see [`crate::fault`]): a tree must not stay cut off because a
+    /// test failed a call.
     pub fn release(mut self) -> Result<(), NetLockError> {
         self.done = true;
+        let _undo = crate::fault::Undo::enter();
         self.unlock()
     }
 
@@ -232,7 +241,10 @@ impl Lock {
     }
 
     fn add_all(&mut self, conns: &[Conn]) -> Result<(), NetLockError> {
-        let tuples = conns.iter().map(Conn::tuple).collect::<Result<Vec<_>, _>>()?;
+        let tuples = conns
+            .iter()
+            .map(Conn::tuple)
+            .collect::<Result<Vec<_>, _>>()?;
         match self.method {
             Method::Skip => Ok(()),
             Method::Iptables => {
@@ -351,6 +363,7 @@ fn delete_table(table: &str) -> Result<(), NetLockError> {
 /// `conns` (the method keeps no name; rules that are not there are
 /// logged and skipped, as CRIU ignores them).
 pub fn release_named(method: Method, id: impl Display, conns: &[Conn]) -> Result<(), NetLockError> {
+    let _undo = crate::fault::Undo::enter();
     match method {
         Method::Skip => Ok(()),
         Method::Nftables => delete_table(&table_name(id)),

@@ -56,15 +56,22 @@ impl Socket {
         let (bytes, begin, mut pending) = batch.finish();
         let whats = pending.clone();
         let first = pending.first().map_or_else(String::new, |p| p.1.clone());
-        crate::fault::call(&format_args!("nf_tables batch: {first}"), Errno::NOBUFS)
-            .map_err(|errno| NetLockError::Kernel { what: first.clone(), errno })?;
+        crate::fault::call(&format_args!("nf_tables batch: {first}"), Errno::NOBUFS).map_err(
+            |errno| NetLockError::Kernel {
+                what: first.clone(),
+                errno,
+            },
+        )?;
         rustix::net::sendto(
             &self.fd,
             &bytes,
             SendFlags::empty(),
             &netlink::SocketAddrNetlink::new(0, 0),
         )
-        .map_err(|errno| NetLockError::Kernel { what: first.clone(), errno })?;
+        .map_err(|errno| NetLockError::Kernel {
+            what: first.clone(),
+            errno,
+        })?;
         // (seq, errno) of every failed message.
         let mut failed: Vec<(u32, Errno)> = Vec::new();
         let mut buf = vec![0u8; RECV_BUF];
@@ -91,7 +98,7 @@ impl Socket {
         let what = whats
             .into_iter()
             .find(|w| w.0 == seq)
-            .map_or_else(|| format!("{first} (the batch)"), |w| w.1);
+            .map_or_else(|| format!("{first} (the whole batch)"), |w| w.1);
         Err(NetLockError::Kernel { what, errno })
     }
 
@@ -106,7 +113,10 @@ impl Socket {
             SendFlags::empty(),
             &netlink::SocketAddrNetlink::new(0, 0),
         )
-        .map_err(|errno| NetLockError::Kernel { what: what.clone(), errno })?;
+        .map_err(|errno| NetLockError::Kernel {
+            what: what.clone(),
+            errno,
+        })?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; RECV_BUF];
         loop {
@@ -142,12 +152,18 @@ impl Socket {
                 Ok(_) => break,
                 Err(Errno::INTR) => continue,
                 Err(errno) => {
-                    return Err(NetLockError::Kernel { what: what.to_owned(), errno });
+                    return Err(NetLockError::Kernel {
+                        what: what.to_owned(),
+                        errno,
+                    });
                 }
             }
         }
         let (n, _) = rustix::net::recv(&self.fd, buf, RecvFlags::empty()).map_err(|errno| {
-            NetLockError::Kernel { what: what.to_owned(), errno }
+            NetLockError::Kernel {
+                what: what.to_owned(),
+                errno,
+            }
         })?;
         Ok(n)
     }

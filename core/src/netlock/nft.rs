@@ -26,11 +26,11 @@ use std::net::{SocketAddrV4, SocketAddrV6};
 
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::nftables::{
-    ChainAttribute, ChainMessage, Cmp, DataAttribute, Expressions, Hook,
-    HookNumber, Immediate, ListAttribute, Lookup, Meta, MetaKey, NfTablesMessage, Operator,
-    Payload, Register, RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute,
-    SetElementList, SetElementMessage, SetFlags, SetMessage, TableAttribute, TableFlags,
-    TableMessage, Verdict, VerdictAttribute,
+    ChainAttribute, ChainMessage, Cmp, DataAttribute, Expressions, Hook, HookNumber, Immediate,
+    ListAttribute, Lookup, Meta, MetaKey, NfTablesMessage, Operator, Payload, Register,
+    RuleAttribute, RuleMessage, SetAttribute, SetElementAttribute, SetElementList,
+    SetElementMessage, SetFlags, SetMessage, TableAttribute, TableFlags, TableMessage, Verdict,
+    VerdictAttribute,
 };
 use netlink_packet_netfilter::none::ControlMessage;
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
@@ -123,8 +123,14 @@ impl Family {
 /// One direction of a connection as the set stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuple {
-    V4 { src: SocketAddrV4, dst: SocketAddrV4 },
-    V6 { src: SocketAddrV6, dst: SocketAddrV6 },
+    V4 {
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+    },
+    V6 {
+        src: SocketAddrV6,
+        dst: SocketAddrV6,
+    },
 }
 
 impl Tuple {

@@ -116,7 +116,10 @@ fn keys_are_network_order_with_ports_padded() {
     assert_eq!(k.len(), 40);
     assert_eq!(&k[..2], &[0xfe, 0x80]);
     assert_eq!(&k[15..20], &[1, 0, 1, 0, 0]);
-    assert_eq!(&k[20..36], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    assert_eq!(
+        &k[20..36],
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+    );
     assert_eq!(&k[36..], &[1, 2, 0, 0]);
     assert_eq!(t.reversed().key()[..16], k[20..36]);
 }

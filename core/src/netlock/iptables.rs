@@ -67,32 +67,32 @@ fn args(t: &Tuple, chain: Chain, lock: bool) -> Vec<String> {
         Chain::Input => (peer, local, "INPUT"),
         Chain::Output => (local, peer, "OUTPUT"),
     };
-    let mut a: Vec<String> = ["-w", "-t", "filter", if lock { "-I" } else { "-D" }, name]
-        .map(str::to_owned)
-        .to_vec();
-    a.extend(
-        [
-            "--protocol".to_owned(),
-            "tcp".to_owned(),
-            "-m".to_owned(),
-            "mark".to_owned(),
-            "!".to_owned(),
-            "--mark".to_owned(),
-            format!("{SOCCR_MARK:#x}"),
-            "--source".to_owned(),
-            from.0,
-            "--sport".to_owned(),
-            from.1.to_string(),
-            "--destination".to_owned(),
-            to.0,
-            "--dport".to_owned(),
-            to.1.to_string(),
-            "-j".to_owned(),
-            "DROP".to_owned(),
-        ]
-        .into_iter(),
-    );
-    a
+    let mark = format!("{SOCCR_MARK:#x}");
+    let head = ["-w", "-t", "filter", if lock { "-I" } else { "-D" }, name];
+    let (from_port, to_port) = (from.1.to_string(), to.1.to_string());
+    let rule = [
+        "--protocol",
+        "tcp",
+        "-m",
+        "mark",
+        "!",
+        "--mark",
+        &mark,
+        "--source",
+        &from.0,
+        "--sport",
+        &from_port,
+        "--destination",
+        &to.0,
+        "--dport",
+        &to_port,
+        "-j",
+        "DROP",
+    ];
+    head.iter()
+        .chain(rule.iter())
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {

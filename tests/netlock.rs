@@ -336,6 +336,7 @@ fn a_second_lock_of_the_same_name_is_refused() {
     let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
     let first = Lock::take(Method::Nftables, &id, &[Conn::new(a, b)]).unwrap();
     let err = Lock::take(Method::Nftables, &id, &[Conn::new(b, a)]).unwrap_err();
+    assert!(err.already_locked(), "{err:?}");
     assert!(
         err.to_string()
             .contains(&format!("creating table inet CRIU-{id}: File exists")),

@@ -79,6 +79,20 @@ pub enum NetLockError {
     },
 }
 
+impl NetLockError {
+    /// Whether the table of the lock exists already: on a restore on the
+    /// machine of the dump, the dump's lock is still in place.
+    pub fn already_locked(&self) -> bool {
+        matches!(
+            self,
+            NetLockError::Kernel {
+                errno: Errno::EXIST,
+                ..
+            }
+        )
+    }
+}
+
 fn os(e: Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.raw_os_error())
 }

@@ -12,7 +12,7 @@
 //! 4. `sys` (the small unsafe syscall layer)
 //! 5. `blob` (the embedded parasite/restorer blobs, their ABIs and loader)
 //! 6. `images` (CRIU's on-disk format)
-//! 7. `proc` (reading /proc)
+//! 7. `proc`, `netlock` (reading /proc; locking the network with nftables or iptables)
 //! 8. `vdso` (the vDSO's layout and symbols)
 //! 9. `check` (kernel feature probes)
 //! 10. `infect` (ptrace injection, the compel part)
@@ -39,6 +39,7 @@ pub mod images;
 pub mod infect;
 pub mod log;
 pub mod mem;
+pub mod netlock;
 pub mod opts;
 pub mod proc;
 pub mod regs;

@@ -95,13 +95,50 @@ impl FromStr for CgroupMode {
     }
 }
 
-/// `--network-lock` methods.
+/// `--network-lock` methods: how established TCP connections are cut off
+/// from their peers while the tree is frozen, dumped and restored
+/// (`crate::netlock`). CRIU's default is iptables unless it is built with
+/// `NETWORK_LOCK_DEFAULT=NETWORK_LOCK_NFTABLES` (as Fedora and CentOS
+/// build it); ours is nftables, which needs no command: the rules go to
+/// the kernel over netlink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum NetworkLock {
-    #[default]
     Iptables,
+    #[default]
     Nftables,
     Skip,
+}
+
+impl NetworkLock {
+    /// The value CRIU stores in the inventory's `network_lock_method`
+    /// (its `enum NETWORK_LOCK_METHOD`), which a restore reads back.
+    pub fn inventory_value(self) -> u32 {
+        match self {
+            NetworkLock::Iptables => 0,
+            NetworkLock::Nftables => 1,
+            NetworkLock::Skip => 2,
+        }
+    }
+
+    /// The method an inventory's `network_lock_method` names (`None` for a
+    /// value CRIU does not define).
+    pub fn from_inventory(value: u32) -> Option<NetworkLock> {
+        match value {
+            0 => Some(NetworkLock::Iptables),
+            1 => Some(NetworkLock::Nftables),
+            2 => Some(NetworkLock::Skip),
+            _ => None,
+        }
+    }
+
+    /// CRIU's name of the method, as `--network-lock` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkLock::Iptables => "iptables",
+            NetworkLock::Nftables => "nftables",
+            NetworkLock::Skip => "skip",
+        }
+    }
 }
 
 impl FromStr for NetworkLock {
@@ -696,6 +733,21 @@ mod tests {
         assert!("x".parse::<CgroupMode>().is_err());
         assert_eq!("read".parse::<PreDumpMode>(), Ok(PreDumpMode::Read));
         assert_eq!("nftables".parse::<NetworkLock>(), Ok(NetworkLock::Nftables));
+        assert_eq!("none".parse::<NetworkLock>(), Ok(NetworkLock::Skip));
+        assert_eq!(
+            "iptable".parse::<NetworkLock>().unwrap_err().to_string(),
+            "Invalid value for --network-lock: iptable"
+        );
+        assert_eq!(NetworkLock::default(), NetworkLock::Nftables);
+        for m in [
+            NetworkLock::Iptables,
+            NetworkLock::Nftables,
+            NetworkLock::Skip,
+        ] {
+            assert_eq!(m.name().parse::<NetworkLock>(), Ok(m));
+            assert_eq!(NetworkLock::from_inventory(m.inventory_value()), Some(m));
+        }
+        assert_eq!(NetworkLock::from_inventory(3), None);
         assert_eq!(
             "filesize".parse::<FileValidation>(),
             Ok(FileValidation::FileSize)

@@ -278,14 +278,16 @@ fn check_nftables(_: &KernelFeatures) -> CheckResult {
     ))
 }
 
-/// nftables network locking: this tool has none (`--network-lock
-/// nftables` is refused), so the feature is missing whatever the kernel.
+/// nftables network locking (`--network-lock nftables`), checked by doing
+/// it, as CRIU does: a probe table with the lock's concatenated sets,
+/// chains, rules and elements is made over netlink and deleted again.
 fn check_network_lock_nftables(_: &KernelFeatures) -> CheckResult {
-    crate::pr_info!("criu-rs has no nftables network locking");
-    Err(problem!(
-        Warn,
-        "Nftables based locking requires libnftables and set concatenations support"
-    ))
+    crate::netlock::probe_nftables().map_err(|e| {
+        problem!(
+            Warn,
+            "Nftables based locking requires nf_tables and set concatenations support: {e}"
+        )
+    })
 }
 
 /// `PR_TIMER_CREATE_RESTORE_IDS` (6.15+): restore recreates POSIX timers

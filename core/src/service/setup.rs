@@ -273,8 +273,11 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Set
             }
         };
     }
+    // CRIU leaves its build-time default when the field is absent; ours
+    // is nftables (see `NetworkLock`).
     c.network_lock = match req.network_lock {
-        None | Some(1) => NetworkLock::Iptables,
+        None => NetworkLock::default(),
+        Some(1) => NetworkLock::Iptables,
         Some(2) => NetworkLock::Nftables,
         Some(3) => NetworkLock::Skip,
         Some(v) => {

@@ -19,6 +19,26 @@ pub const NLA_HDRLEN: usize = size_of::<netlink::nlattr>();
 const _: () = assert!(NLA_HDRLEN == 4);
 pub const RTM_NEWNSID: u16 = netlink::RTM_NEWNSID as u16;
 pub const RTM_GETNSID: u16 = netlink::RTM_GETNSID as u16;
+pub const NLM_F_ACK: u16 = netlink::NLM_F_ACK as u16;
+pub const NLM_F_CREATE: u16 = netlink::NLM_F_CREATE as u16;
+pub const NLM_F_EXCL: u16 = netlink::NLM_F_EXCL as u16;
+pub const NLM_F_APPEND: u16 = netlink::NLM_F_APPEND as u16;
+
+// Netfilter (linux/netfilter.h; the nf_tables ones below are not in
+// linux-raw-sys).
+pub const NF_DROP: u32 = net::NF_DROP;
+pub const NF_ACCEPT: u32 = net::NF_ACCEPT;
+pub const NFPROTO_IPV4: u8 = net::NFPROTO_IPV4 as u8;
+pub const NFPROTO_IPV6: u8 = net::NFPROTO_IPV6 as u8;
+pub const NF_INET_LOCAL_IN: u32 = net::nf_inet_hooks::NF_INET_LOCAL_IN as u32;
+pub const NF_INET_LOCAL_OUT: u32 = net::nf_inet_hooks::NF_INET_LOCAL_OUT as u32;
+/// `NFNL_SUBSYS_NFTABLES` (linux/netfilter/nfnetlink.h): the `res_id` of
+/// an nf_tables batch.
+pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// `NFT_PAYLOAD_NETWORK_HEADER`, `NFT_PAYLOAD_TRANSPORT_HEADER`
+/// (linux/netfilter/nf_tables.h): where a payload expression loads from.
+pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 
 // Address families and protocols (linux/socket.h, linux/in.h).
 pub const AF_UNIX: u8 = net::AF_UNIX as u8;

@@ -58,7 +58,7 @@ Dump/Restore options:
   --mntns-compat-mode   use the older mount restore engine instead of the
                         one based on MOVE_MOUNT_SET_GROUP
   --network-lock METHOD how to cut the network during dump and restore:
-                        iptables (default), nftables or skip
+                        nftables (default), iptables or skip
   --unprivileged        run without root, with CAP_CHECKPOINT_RESTORE, and
                         accept what that cannot do
 

@@ -1,0 +1,146 @@
+//! `--network-lock iptables`, for CRIU compatibility: CRIU's two rules per
+//! connection (one on INPUT for the peer's packets, one on OUTPUT for
+//! ours), made with the `iptables` or `ip6tables` command, which must be
+//! in `PATH`. Run directly, not through `sh -c` as CRIU does.
+
+use std::process::{Command, Stdio};
+
+use rustix::io::Errno;
+
+use super::NetLockError;
+use super::nft::{SOCCR_MARK, Tuple};
+
+/// Inserts (`lock`) or deletes the two rules of `t` (`t.src` is the local
+/// end). If the second insertion fails the first is taken back.
+pub fn switch(t: &Tuple, lock: bool) -> Result<(), NetLockError> {
+    if lock {
+        run(t, Chain::Input, true)?;
+        if let Err(e) = run(t, Chain::Output, true) {
+            let _undo = crate::fault::Undo::enter();
+            if let Err(u) = run(t, Chain::Input, false) {
+                crate::pr_err!("cannot take back the iptables INPUT rule: {u}");
+            }
+            return Err(e);
+        }
+        crate::pr_info!("Locked {} connection", describe(t));
+        Ok(())
+    } else {
+        let input = run(t, Chain::Input, false);
+        let output = run(t, Chain::Output, false);
+        input.and(output)?;
+        crate::pr_info!("Unlocked {} connection", describe(t));
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Chain {
+    Input,
+    Output,
+}
+
+fn describe(t: &Tuple) -> String {
+    let ((sa, sp), (da, dp)) = endpoints(t);
+    format!("{sa}:{sp} - {da}:{dp}")
+}
+
+/// Source and destination as `(addr, port)` strings of the local end and
+/// the peer.
+fn endpoints(t: &Tuple) -> ((String, u16), (String, u16)) {
+    match t {
+        Tuple::V4 { src, dst } => (
+            (src.ip().to_string(), src.port()),
+            (dst.ip().to_string(), dst.port()),
+        ),
+        Tuple::V6 { src, dst } => (
+            (src.ip().to_string(), src.port()),
+            (dst.ip().to_string(), dst.port()),
+        ),
+    }
+}
+
+/// The arguments of one rule: on INPUT the packets from the peer, on
+/// OUTPUT ours, unless they carry libsoccr's mark.
+fn args(t: &Tuple, chain: Chain, lock: bool) -> Vec<String> {
+    let (local, peer) = endpoints(t);
+    let (from, to, name) = match chain {
+        Chain::Input => (peer, local, "INPUT"),
+        Chain::Output => (local, peer, "OUTPUT"),
+    };
+    let mark = format!("{SOCCR_MARK:#x}");
+    let head = ["-w", "-t", "filter", if lock { "-I" } else { "-D" }, name];
+    let (from_port, to_port) = (from.1.to_string(), to.1.to_string());
+    let rule = [
+        "--protocol",
+        "tcp",
+        "-m",
+        "mark",
+        "!",
+        "--mark",
+        &mark,
+        "--source",
+        &from.0,
+        "--sport",
+        &from_port,
+        "--destination",
+        &to.0,
+        "--dport",
+        &to_port,
+        "-j",
+        "DROP",
+    ];
+    head.iter()
+        .chain(rule.iter())
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
+    let binary = match t {
+        Tuple::V4 { .. } => "iptables",
+        Tuple::V6 { .. } => "ip6tables",
+    };
+    let args = args(t, chain, lock);
+    let cmd = format!("{binary} {}", args.join(" "));
+    crate::pr_debug!("\tRunning iptables [{cmd}]");
+    crate::fault::call(&cmd, Errno::AGAIN).map_err(|errno| NetLockError::Kernel {
+        what: cmd.clone(),
+        errno,
+    })?;
+    let out = Command::new(binary)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| NetLockError::NoCommand { binary, source })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(NetLockError::Command {
+        cmd,
+        status: out.status,
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_criu_s() {
+        let t = Tuple::V4 {
+            src: "10.0.0.1:80".parse().unwrap(),
+            dst: "10.0.0.2:5000".parse().unwrap(),
+        };
+        assert_eq!(
+            args(&t, Chain::Input, true).join(" "),
+            "-w -t filter -I INPUT --protocol tcp -m mark ! --mark 0xc114 \
+             --source 10.0.0.2 --sport 5000 --destination 10.0.0.1 --dport 80 -j DROP"
+        );
+        assert_eq!(
+            args(&t, Chain::Output, false).join(" "),
+            "-w -t filter -D OUTPUT --protocol tcp -m mark ! --mark 0xc114 \
+             --source 10.0.0.1 --sport 80 --destination 10.0.0.2 --dport 5000 -j DROP"
+        );
+    }
+}

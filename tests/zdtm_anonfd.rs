@@ -172,7 +172,7 @@ fn pidfds_of_processes_outside_the_tree_or_dead_or_of_threads_are_refused() {
     ] {
         let test = format!("zdtm-pidfd-{mode}");
         if mode == "thread" && !pidfd_thread_here() {
-            common::skip(&test, "no PIDFD_THREAD in this kernel (Linux 6.9+)");
+            common::skip(&test, "this kernel predates PIDFD_THREAD (Linux 6.9)");
             continue;
         }
         refused(&test, "zdtm_pidfd", &[mode], &[], why);

@@ -340,7 +340,7 @@ fn vma_advice_and_droppable_mappings_come_back() {
     let test = "vma_advice_and_droppable_mappings_come_back";
     let droppable = droppable_supported();
     if !droppable {
-        common::skip(test, "no MAP_DROPPABLE in this kernel (Linux 6.11+)");
+        common::skip(test, "this kernel predates MAP_DROPPABLE (Linux 6.11)");
     }
     let args: &[&str] = if droppable { &["droppable"] } else { &[] };
     let Some(mut z) = Zdtm::start("zdtm-vma-advice", "zdtm_vma_advice", args) else {

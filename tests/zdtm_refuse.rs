@@ -190,7 +190,7 @@ fn an_unlinked_file_kept_by_another_link_is_refused() {
 /// Whether this kernel makes `memfd_secret` areas, or why not.
 fn memfd_secret_here() -> Result<(), String> {
     #[cfg(target_arch = "powerpc64")]
-    return Err("memfd_secret is not a system call on powerpc64".into());
+    return Err("no memfd_secret here: not a system call on powerpc64".into());
     #[cfg(not(target_arch = "powerpc64"))]
     {
         // SAFETY: memfd_secret(0) takes no pointer; a new fd is closed.

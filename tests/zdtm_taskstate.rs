@@ -112,7 +112,7 @@ fn thp_disable_except_advised_is_refused_by_name() {
     if !common::kernel_at_least(6, 18) {
         common::skip(
             "zdtm-thp-except-advised",
-            "PR_THP_DISABLE_EXCEPT_ADVISED is new in Linux 6.18",
+            "this kernel predates PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18)",
         );
         return;
     }
@@ -284,7 +284,7 @@ fn memory_deny_write_execute_is_refused_by_name() {
     if r < 0 {
         return common::skip(
             "zdtm-unheld-mdwe",
-            "no PR_SET_MDWE in this kernel (Linux 6.3+)",
+            "this kernel predates PR_SET_MDWE (Linux 6.3)",
         );
     }
     dump_refused(

@@ -466,7 +466,7 @@ fn setup_secret(mapped_only: bool) -> Result<Held, String> {
 
 #[cfg(target_arch = "powerpc64")]
 fn setup_secret(_: bool) -> Result<Held, String> {
-    Err("memfd_secret is not a system call on powerpc64".into())
+    Err("no memfd_secret here: not a system call on powerpc64".into())
 }
 
 fn setup(args: &zdtm::Args) -> Result<State, String> {

@@ -91,7 +91,7 @@ fn an_established_connection_is_refused_by_name() {
     let f: Vec<&str> = conn.split_whitespace().collect();
     let msg = format!(
         "fd {} of task {} is a TCP socket: the connection 127.0.0.1:{} -> 127.0.0.1:{} \
-         (ESTABLISHED), which cannot be dumped yet: --tcp-established is not supported yet",
+         (ESTABLISHED): Connected TCP socket, consider using --tcp-established option.",
         f[0],
         z.pid(),
         f[1],

@@ -347,7 +347,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         shell_job: common.shell_job,
         ext_unix_sk: common.ext_unix_sk,
         skip_in_flight: common.tcp_skip_in_flight,
+        tcp_established: common.tcp_established,
+        tcp_close: common.tcp_close,
     };
+    // Written into the inventory even with no connection (CRIU's).
+    files.kinds.inet.tcp_close = common.tcp_close;
     let mut collected: Vec<Option<Collected>> = Vec::with_capacity(tree.tasks.len());
     // What /proc alone tells, for every task at once (several threads).
     let procs: Vec<Option<&ProcDir>> = tree
@@ -389,6 +393,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
+    // NETWORK LOCK SEAM (dump): every TCP connection the dump saves is in
+    // `files.kinds.inet.repair.connections()` from here, each in repair
+    // mode; they stay locked until the tree is killed below (or, if the
+    // dump fails or the tree runs on, until `files` takes them out of
+    // repair mode: unlock after that).
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
@@ -473,7 +482,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
             .map(|v| (v.vma.end - v.vma.start) / c.page_size)
             .sum::<u64>();
     }
+    // The connections leave repair mode before the tasks run on (their
+    // reads and writes would fail in it); a killed tree's stay in it, so
+    // that closing them sends nothing.
+    if opts.final_state != FinalState::Dead {
+        files.kinds.inet.repair.resume_all();
+    }
     finish(tree, opts.final_state)?;
+    files.kinds.inet.repair.dismiss();
     stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();

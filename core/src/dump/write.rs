@@ -308,6 +308,8 @@ pub fn write_tree_images(
                 Lsm::SeLinux => pb::Lsmtype::Selinux,
             } as i32),
             network_lock_method: Some(0),
+            // --tcp-close: a restore must be asked for it too (CRIU).
+            tcp_close: files.kinds.inet.tcp_close.then_some(true),
             dump_criu_run_id: Some(run_id(root)),
             ..Default::default()
         },

@@ -200,6 +200,12 @@ impl Dumped {
         write_payloads(dir, Kind::PipesData, &self.pipes_data)?;
         write_payloads(dir, Kind::FifoData, &self.fifo_data)?;
         write_payloads(dir, Kind::SkQueues, &self.sk_queues)?;
+        for (ino, entry, queues) in &self.inet.streams {
+            let mut w = dir.writer(Kind::TcpStream, u64::from(*ino))?;
+            w.write_message(entry)?;
+            w.write_payload(queues)?;
+            w.finish()?;
+        }
         if !self.ttys.infos.is_empty() {
             dir.write_all(Kind::TtyInfo, 0, &self.ttys.infos)?;
         }
@@ -246,6 +252,12 @@ pub struct FileImages {
     pub ttys: HashMap<u32, pb::TtyFileEntry>,
     pub tty_infos: HashMap<u32, pb::TtyInfoEntry>,
     pub tty_data: HashMap<u32, Vec<u8>>,
+    /// TCP connections' `tcp-stream-<ino>.img` by socket inode: the entry
+    /// and the queues' bytes (receive queue, then send queue).
+    pub tcp_streams: HashMap<u32, (pb::TcpStreamEntry, Vec<u8>)>,
+    /// The dump was made with `--tcp-close` (the inventory says so): the
+    /// restore must be asked for it too.
+    pub dumped_tcp_close: bool,
 }
 
 impl FileImages {
@@ -309,6 +321,7 @@ impl FileImages {
             }
         }
         inet::restore::read_old_image(dir, &mut f.entries)?;
+        f.tcp_streams = inet::restore::read_streams(dir, &f.entries)?;
         if dir.path(Kind::TtyFiles, 0).exists() {
             for t in dir.read_all::<pb::TtyFileEntry>(Kind::TtyFiles, 0)? {
                 f.entries.insert(
@@ -442,6 +455,11 @@ pub struct Opener<'a> {
     pub(crate) fifos: HashMap<u32, OwnedFd>,
     pub(crate) unix: Option<HashMap<u32, OwnedFd>>,
     pub(crate) inet: Option<HashMap<u32, OwnedFd>>,
+    /// `--tcp-established`, `--tcp-close`: how TCP connections come back.
+    pub(crate) tcp: inet::ConnOpts,
+    /// Connections restored in repair mode, to leave it once the tree is
+    /// complete.
+    pub(crate) tcp_repaired: inet::tcp_repair::Repaired,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     pub(crate) ext_unix_sk: bool,
     /// `--shell-job`: a terminal from outside the dump becomes criu's.
@@ -476,6 +494,8 @@ impl<'a> Opener<'a> {
             fifos: HashMap::new(),
             unix: None,
             inet: None,
+            tcp: inet::ConnOpts::default(),
+            tcp_repaired: inet::tcp_repair::Repaired::default(),
             ext_unix_sk,
             shell_job: false,
             orphan_pts_master: false,
@@ -519,6 +539,19 @@ impl<'a> Opener<'a> {
     /// Is `id` a pipe end to the outside (see [`FileImages::half_pipe`])?
     pub fn outside_pipe(&self, id: u32) -> bool {
         self.img.half_pipe(id)
+    }
+
+    /// `--tcp-established`, `--tcp-close`: how TCP connections of the
+    /// images come back.
+    pub fn with_tcp(mut self, tcp: inet::ConnOpts) -> Opener<'a> {
+        self.tcp = tcp;
+        self
+    }
+
+    /// The connections restored in repair mode (see
+    /// [`inet::tcp_repair::Repaired`]), taken out of the opener.
+    pub fn take_tcp_repaired(&mut self) -> inet::tcp_repair::Repaired {
+        std::mem::take(&mut self.tcp_repaired)
     }
 
     /// `--shell-job`: a terminal whose master is outside the images is

@@ -123,6 +123,10 @@ pub struct FdOpts {
     /// `--skip-in-flight`: connections a listener has not accepted yet
     /// are left out (with a warning) instead of refused.
     pub skip_in_flight: bool,
+    /// `--tcp-established`: TCP connections are dumped.
+    pub tcp_established: bool,
+    /// `--tcp-close`: TCP connections are recorded to come back closed.
+    pub tcp_close: bool,
 }
 
 impl Drop for FileTable {

@@ -289,7 +289,7 @@ pub const CLI: &[Entry] = &[
     works("ext-unix-sk", DR, "tests/zdtm_files.rs::unix_socket_connected_outside_comes_back_with_ext_unix_sk"),
     not_yet("ext-unix-sk=<inode>", DR, "--ext-unix-sk=12345"),
     works("help", ALL, "tests/cli.rs::help_and_usage"),
-    not_yet("tcp-established", DR, "--tcp-established"),
+    works("tcp-established", DR, "tests/zdtm_tcp.rs::tcp4_connection_with_bytes_in_flight_both_ways_comes_back"),
     works("close", ALL, "tests/options_e2e.rs::close_closes_the_fd_in_criu"),
     works("version", ALL, "tests/cli.rs::version_prints_like_criu"),
     not_yet("evasive-devices", DR, "--evasive-devices"),
@@ -346,7 +346,7 @@ pub const CLI: &[Entry] = &[
     works("display-stats", DR, "tests/demo.rs::demo_checkpoints_and_restores_the_counter"),
     not_yet("weak-sysctls", R, "--weak-sysctls"),
     works("status-fd", SV, "tests/service_daemon.rs::status_fd_pidfile_and_a_second_instance"),
-    not_yet("tcp-close", DR, "--tcp-close"),
+    works("tcp-close", DR, "tests/zdtm_tcp.rs::tcp_close_restores_the_connections_closed"),
     not_yet("ps-socket", or(DPD, or(PS, LP)), "--ps-socket=3"),
     not_yet("stream", TREE, "--stream"),
     refused("stream", or(or(CK, SV), or(PS, On::DEDUP)), "--stream", "--stream cannot be used with the {cmd} command"),
@@ -386,7 +386,7 @@ pub const RPC: &[Entry] = &[
     works("pid", D, "tests/service_rpc.rs::dump_then_restore_over_rpc"),
     works("leave_running", D, "tests/service_rpc.rs::dump_leave_running_with_notify"),
     works("ext_unix_sk", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
-    not_yet("tcp_established", DR, ""),
+    works("tcp_established", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("evasive_devices", DR, ""),
     works("shell_job", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     works("file_locks", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
@@ -436,7 +436,7 @@ pub const RPC: &[Entry] = &[
     works("status_fd", ALL, "tests/options_e2e.rs::rpc_obsolete_fields_are_ignored"),
     works("orphan_pts_master", R, "tests/zdtm_tty.rs::orphan_pts_master_goes_to_the_rpc_client"),
     not_yet("config_file", ALL, ""),
-    not_yet("tcp_close", DR, ""),
+    works("tcp_close", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("lsm_profile", R, ""),
     not_yet("tls_cacert", TREE, ""),
     not_yet("tls_cacrl", TREE, ""),
@@ -496,10 +496,10 @@ mod tests {
                 "--stream cannot be used with the check command".into()
             ))
         );
-        let r = check(RPC, Style::Rpc, On::DUMP, [("tcp_established", "")]);
+        let r = check(RPC, Style::Rpc, On::DUMP, [("evasive_devices", "")]);
         assert_eq!(
             r,
-            Err(Refusal("tcp_established is not supported yet".into()))
+            Err(Refusal("evasive_devices is not supported yet".into()))
         );
         assert!(check(CLI, Style::Cli, On::DUMP, [("shell-job", "")]).is_ok());
     }

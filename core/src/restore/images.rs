@@ -176,7 +176,7 @@ pub fn read_tree(
     if tree.is_empty() {
         return Err(invalid("pstree.img", "no task".into()));
     }
-    let mut files = read_tree_files(dir)?;
+    let mut files = read_tree_files(dir, inventory.tcp_close == Some(true))?;
     let mut out: Vec<TreeTaskImages> = Vec::with_capacity(tree.len());
     let all: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
     let mut before: HashSet<u32> = HashSet::with_capacity(tree.len());
@@ -316,7 +316,7 @@ struct TreeFiles {
     locks: HashMap<i32, Vec<pb::FileLockEntry>>,
 }
 
-fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
+fn read_tree_files(dir: &ImageDir, tcp_close: bool) -> Result<TreeFiles, RestoreError> {
     let mut reg_files = HashMap::new();
     let mut memfd_files = HashMap::new();
     let mut all_files = Vec::new();
@@ -332,6 +332,7 @@ fn read_tree_files(dir: &ImageDir) -> Result<TreeFiles, RestoreError> {
         }
     }
     let mut other_files = crate::files::FileImages::read(dir, &all_files)?;
+    other_files.dumped_tcp_close = tcp_close;
     drop(all_files);
     if dir.path(Kind::RegFiles, 0).exists() {
         for reg in dir

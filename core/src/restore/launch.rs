@@ -49,6 +49,15 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             0
         };
     let mut tasks = check_images(&opts.common.images_dir, page, task_size)?;
+    // CRIU's rule: a --tcp-close dump is restored with --tcp-close.
+    if let Some(TreeTaskImages::Alive(t)) = tasks.first()
+        && t.other_files.dumped_tcp_close
+        && !opts.common.tcp_close
+    {
+        return Err(RestoreError::Unsupported(
+            "Need to set the --tcp-close options.".into(),
+        ));
+    }
     // --cpu-cap with its image bit: refuse a tree this CPU cannot run (its
     // saved FPU state, the instructions it may use) before creating any.
     crate::regs::cpuinfo::validate_if_asked(&opts.common.images_dir, opts.common.cpu_cap)?;
@@ -123,6 +132,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     )
     .with_shell_job(opts.common.shell_job)
     .with_orphan_pts_master(opts.restore.orphan_pts_master)
+    .with_tcp(crate::files::inet::ConnOpts {
+        skip_in_flight: opts.common.tcp_skip_in_flight,
+        tcp_established: opts.common.tcp_established,
+        tcp_close: opts.common.tcp_close,
+    })
     .with_fds(min_fd, ghosts.paths().clone());
     let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
     shared.tool_pidfd = tool_pidfd(&mut shared);
@@ -266,6 +280,22 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             "fault injected at {FAULT_AFTER_DONE}"
         ))),
         false => Ok(()),
+    })
+    // The TCP connections leave repair mode here: every socket of the tree
+    // exists (both ends of a connection inside it), no task has run its
+    // own code yet, and none could use its socket in repair mode. CRIU's
+    // restorer does the same at the end of each task's restore.
+    .and_then(|()| {
+        let conns = shared.tcp_repaired.connections();
+        shared
+            .tcp_repaired
+            .release()
+            .map_err(|e| RestoreError::Unsupported(format!("leaving TCP repair mode: {e}")))?;
+        // NETWORK LOCK SEAM (restore): `conns` (the connections of the
+        // images) are unlocked here, after repair mode is off and before
+        // the tasks run.
+        let _ = conns;
+        Ok(())
     })
     .and_then(|()| super::write_pidfile(opts, child))
     // A restore that fails after all takes its pidfile back.

@@ -106,6 +106,8 @@ pub struct SharedFiles<'a> {
     shell_job: bool,
     /// The masters RPC `orphan_pts_master` made (for the client).
     pub orphan_masters: Vec<OwnedFd>,
+    /// TCP connections restored in repair mode (`--tcp-established`).
+    pub tcp_repaired: crate::files::inet::tcp_repair::Repaired,
     /// The tool thread's rseq registration and FPU format, probed once.
     tool_state: Option<(RseqArg, regs::HostFpu)>,
     /// A pidfd of the tool, through which the tasks take their files
@@ -136,6 +138,7 @@ impl<'a> SharedFiles<'a> {
     pub fn all_planned(&mut self) {
         if let Some(mut o) = self.opener.take() {
             self.orphan_masters = o.take_orphan_masters();
+            self.tcp_repaired = o.take_tcp_repaired();
             self.fds.extend(o.into_keep());
         }
     }

@@ -438,11 +438,11 @@ mod tests {
         );
         assert!(setup(&sibling, &me(), Mode::Swrk, On::RESTORE).is_ok());
         let tcp = rpc::CriuOpts {
-            tcp_established: Some(true),
+            evasive_devices: Some(true),
             ..sibling.clone()
         };
         let e = setup(&tcp, &me(), Mode::Swrk, On::DUMP).unwrap_err();
-        assert_eq!(e.to_string(), "tcp_established is not supported yet");
+        assert_eq!(e.to_string(), "evasive_devices is not supported yet");
         // Refused before anything else is looked at.
         let tcp_no_dir = rpc::CriuOpts {
             images_dir: None,
@@ -475,6 +475,8 @@ mod tests {
             network_lock: Some(rpc::CriuNetworkLockMethod::Skip as i32),
             exec_cmd: vec!["true".into()],
             rst_sibling: Some(true),
+            tcp_established: Some(true),
+            tcp_close: Some(true),
             ..Default::default()
         };
         let o = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap().opts;
@@ -488,6 +490,7 @@ mod tests {
         assert_eq!(c.ghost_limit, 4096);
         assert_eq!(c.manage_cgroups, CgroupMode::Ignore);
         assert!(c.unprivileged && c.display_stats);
+        assert!(c.tcp_established && c.tcp_close);
         assert_eq!(c.network_lock, NetworkLock::Skip);
         assert_eq!(o.dump.final_state, FinalState::Stopped);
         assert!(o.dump.allow_uprobes);

@@ -112,3 +112,13 @@ pub const TCP_NEW_SYN_RECV: u8 = 12;
 /// `INET_DIAG_SHUTDOWN` (linux/inet_diag.h): the reply attribute holding
 /// `sk_shutdown` (a `u8`), which the kernel always adds.
 pub const INET_DIAG_SHUTDOWN: u16 = 8;
+/// `SIOCOUTQNSD` (linux/sockios.h, generic: only `SIOCINQ`/`SIOCOUTQ`,
+/// which are `FIONREAD`/`TIOCOUTQ`, differ per arch): the bytes of a TCP
+/// send queue not sent yet.
+pub const SIOCOUTQNSD: u32 = 0x894b;
+/// TCP option kinds (RFC 9293, 7323, 2018: wire values, the same
+/// everywhere), as `TCP_REPAIR_OPTIONS` takes them (net/tcp.h, not uapi).
+pub const TCPOPT_MAXSEG: u32 = 2;
+pub const TCPOPT_WINDOW: u32 = 3;
+pub const TCPOPT_SACK_PERM: u32 = 4;
+pub const TCPOPT_TIMESTAMP: u32 = 8;

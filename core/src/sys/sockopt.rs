@@ -31,6 +31,14 @@ pub const SOL_TCP: u32 = raw::IPPROTO_TCP as u32;
 pub const TCP_REPAIR: u32 = raw::TCP_REPAIR;
 pub const TCP_TIMESTAMP: u32 = raw::TCP_TIMESTAMP;
 pub const TCP_REPAIR_WINDOW: u32 = raw::TCP_REPAIR_WINDOW;
+pub const TCP_REPAIR_QUEUE: u32 = raw::TCP_REPAIR_QUEUE;
+pub const TCP_QUEUE_SEQ: u32 = raw::TCP_QUEUE_SEQ;
+pub const TCP_REPAIR_OPTIONS: u32 = raw::TCP_REPAIR_OPTIONS;
+pub const TCP_MAXSEG: u32 = raw::TCP_MAXSEG;
+/// `SIOCINQ` and `SIOCOUTQ` of a socket are `FIONREAD` and `TIOCOUTQ`
+/// (per arch: ppc64's differ).
+pub const SIOCINQ: u32 = linux_raw_sys::ioctl::FIONREAD;
+pub const SIOCOUTQ: u32 = linux_raw_sys::ioctl::TIOCOUTQ;
 
 fn ret(r: isize) -> Result<isize, Errno> {
     if r < 0 {
@@ -121,6 +129,24 @@ pub fn set_bytes(fd: impl AsFd, level: u32, name: u32, buf: &[u8]) -> Result<(),
         )
     };
     ret(r).map(drop)
+}
+
+/// `ioctl(fd, request, &int)` of a request that answers one `int`
+/// (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`).
+pub fn ioctl_int(fd: impl AsFd, request: u32) -> Result<i32, Errno> {
+    let mut val: i32 = 0;
+    // SAFETY: the requests this is used for write one int to the pointer,
+    // which points at `val` on this stack frame for the call.
+    let r = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::IOCTL,
+            fd.as_fd().as_raw_fd() as usize,
+            request as usize,
+            &mut val as *mut i32 as usize,
+        )
+    };
+    ret(r)?;
+    Ok(val)
 }
 
 /// One classic BPF instruction (`struct sock_filter`).

@@ -9,9 +9,13 @@
 //! Dump takes state, ports and addresses from `NETLINK_SOCK_DIAG`
 //! ([`crate::proc::inet_diag`]); a socket the kernel lists nowhere
 //! (unbound, or a TCP socket only bound) is read from a `pidfd_getfd`
-//! copy with `getsockname`. Refused, by name, with the tree left as it
-//! was: TCP connections in any state (`--tcp-established` is not
-//! supported yet), a listener with connections waiting to be accepted
+//! copy with `getsockname`. A connection (established or half-closed)
+//! is dumped with `--tcp-established` through [`tcp_repair`] (its
+//! `tcp-stream-<ino>.img`), recorded without its state with `--tcp-close`
+//! (it comes back closed), refused without either (CRIU's message).
+//! Refused, by name, with the tree left as it was: a connection not
+//! established yet (`SYN_SENT`, `SYN_RECV`), one with urgent data not
+//! read, a listener with connections waiting to be accepted
 //! (unless `--skip-in-flight`, which leaves them out with a warning, as
 //! CRIU does), a UDP socket with datagrams queued either way (CRIU drops
 //! received ones; we lose nothing silently), a TCP socket closed after a
@@ -21,6 +25,8 @@
 //! Restore: [`restore`].
 
 pub mod restore;
+pub mod tcp_fin;
+pub mod tcp_repair;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -58,6 +64,24 @@ pub struct InetDump {
     /// `--skip-in-flight`: a listener's connections not accepted yet are
     /// left out, with a warning naming them, instead of refused.
     pub skip_in_flight: bool,
+    /// `--tcp-established`: connections are dumped (through TCP_REPAIR).
+    pub tcp_established: bool,
+    /// `--tcp-close`: connections are recorded without their state, to
+    /// come back closed.
+    pub tcp_close: bool,
+    /// The connections put in repair mode (out of it again if the dump
+    /// fails or the tree runs on).
+    pub repair: tcp_repair::Paused,
+    /// `tcp-stream-<ino>.img` of each connection: inode, entry, queues.
+    pub streams: Vec<(u32, pb::TcpStreamEntry, Vec<u8>)>,
+}
+
+/// How connections are taken (the options that say it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnOpts {
+    pub skip_in_flight: bool,
+    pub tcp_established: bool,
+    pub tcp_close: bool,
 }
 
 /// What a socket of (type, protocol) is called in messages, if it is one
@@ -229,7 +253,7 @@ fn tcp_info(copy: &OwnedFd) -> Result<(u8, u64), String> {
 }
 
 /// Why socket `sk` (of `kind`) cannot be dumped, if it cannot.
-fn refusal(sk: &InetSock, tcp: bool, skip_in_flight: bool) -> Option<String> {
+fn refusal(sk: &InetSock, tcp: bool, o: ConnOpts) -> Option<String> {
     let me = show(sk.family, &sk.src, sk.src_port);
     if !tcp {
         if sk.rqueue > 0 {
@@ -250,19 +274,31 @@ fn refusal(sk: &InetSock, tcp: bool, skip_in_flight: bool) -> Option<String> {
     }
     match sk.state {
         TCP_CLOSE => None,
-        TCP_LISTEN if sk.rqueue > 0 && !skip_in_flight => Some(format!(
+        TCP_LISTEN if sk.rqueue > 0 && !o.skip_in_flight => Some(format!(
             "listening on {me} with {} connection(s) not accepted yet (in flight), which \
              cannot be dumped yet (--skip-in-flight leaves them out)",
             sk.rqueue
         )),
         TCP_LISTEN => None,
-        TCP_ESTABLISHED | TCP_SYN_SENT | TCP_SYN_RECV | TCP_FIN_WAIT1 | TCP_FIN_WAIT2
-        | TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING => Some(format!(
-            "the connection {me} -> {} ({}), which cannot be dumped yet: \
-             --tcp-established is not supported yet",
+        TCP_SYN_SENT | TCP_SYN_RECV => Some(format!(
+            "the connection {me} -> {} ({}), not established yet (a connect in progress, \
+             or TCP Fast Open), which cannot be dumped yet",
             show(sk.family, &sk.dst, sk.dst_port),
             state_name(sk.state)
         )),
+        TCP_ESTABLISHED | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSE_WAIT | TCP_LAST_ACK
+        | TCP_CLOSING
+            if !o.tcp_established && !o.tcp_close =>
+        {
+            Some(format!(
+                "the connection {me} -> {} ({}): Connected TCP socket, consider using \
+                 --tcp-established option.",
+                show(sk.family, &sk.dst, sk.dst_port),
+                state_name(sk.state)
+            ))
+        }
+        TCP_ESTABLISHED | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSE_WAIT | TCP_LAST_ACK
+        | TCP_CLOSING => None,
         other => Some(format!("{me} in {}", state_name(other))),
     }
 }
@@ -367,7 +403,12 @@ pub fn dump(
         Some(sk) => sk,
         None => unlisted(copy, fam, ino, tcp).map_err(|e| ctx.err(kind, e))?,
     };
-    if let Some(why) = refusal(&sk, tcp, st.inet.skip_in_flight) {
+    let conn_opts = ConnOpts {
+        skip_in_flight: st.inet.skip_in_flight,
+        tcp_established: st.inet.tcp_established,
+        tcp_close: st.inet.tcp_close,
+    };
+    if let Some(why) = refusal(&sk, tcp, conn_opts) {
         return Err(ctx.err(kind, why).into());
     }
     if tcp && sk.state == TCP_LISTEN && sk.rqueue > 0 {
@@ -399,13 +440,18 @@ pub fn dump(
     } else {
         None
     };
+    let tcp_opts = tcp_opts(copy, tcp).map_err(e)?;
+    let mut state = sk.state;
+    if tcp && tcp_repair::repairable(state) && !conn_opts.tcp_close {
+        state = connection(copy, &sk, opts.reuseaddr == Some(true), ino, st).map_err(e)?;
+    }
     let entry = pb::InetSkEntry {
         id,
         ino,
         family: u32::from(fam),
         r#type: ty,
         proto,
-        state: u32::from(sk.state),
+        state: u32::from(state),
         src_port: u32::from(sk.src_port),
         dst_port: u32::from(sk.dst_port),
         flags: ctx.flags,
@@ -419,7 +465,7 @@ pub fn dump(
         ifname,
         ns_id: in_diag.then_some(super::unix::NET_NS_ID),
         shutdown: (!tcp && sk.shutdown & 3 != 0).then_some(i32::from(sk.shutdown & 3)),
-        tcp_opts: Some(tcp_opts(copy, tcp).map_err(e)?),
+        tcp_opts: Some(tcp_opts),
     };
     Ok((
         id,
@@ -430,6 +476,37 @@ pub fn dump(
             ..Default::default()
         },
     ))
+}
+
+/// A connection (`--tcp-established`): put in repair mode (out of it
+/// again if anything fails later, see [`tcp_repair::Paused`]) and its
+/// state read into its `tcp-stream` image; the state it is in.
+fn connection(
+    copy: &OwnedFd,
+    sk: &InetSock,
+    reuseaddr: bool,
+    ino: u32,
+    st: &mut Dumped,
+) -> Result<u8, String> {
+    let conn = tcp_repair::Connection {
+        family: sk.family,
+        src: std::net::SocketAddr::new(ip_of(sk.family, &sk.src), sk.src_port),
+        dst: std::net::SocketAddr::new(ip_of(sk.family, &sk.dst), sk.dst_port),
+    };
+    // NETWORK LOCK SEAM (dump): the connection is locked before it is put
+    // in repair mode (CRIU's nf_lock_connection in tcp_repair_establised);
+    // every connection the dump saves is in `st.inet.repair.connections()`.
+    tcp_repair::pause(&mut st.inet.repair, copy, reuseaddr, conn)?;
+    let saved = tcp_repair::save(copy)?;
+    crate::pr_info!(
+        "Dumped the TCP connection {conn} ({}): {} bytes to read, {} to send ({} unsent)",
+        state_name(saved.state),
+        saved.entry.inq_len,
+        saved.entry.outq_len,
+        saved.entry.unsq_len.unwrap_or(0)
+    );
+    st.inet.streams.push((ino, saved.entry, saved.queues));
+    Ok(saved.state)
 }
 
 const KIND: &str = "an inet socket";
@@ -455,6 +532,8 @@ impl super::kind::FileKind for Inet {
         };
         let copy = v.ctx.steal("a socket")?;
         files.kinds.inet.skip_in_flight = v.opts.skip_in_flight;
+        files.kinds.inet.tcp_established = v.opts.tcp_established;
+        files.kinds.inet.tcp_close = v.opts.tcp_close;
         let next = files.next_id();
         let family = AddressFamily::from_raw(family);
         let (id, entry) = dump(&v.ctx, &copy, family, *ino, &mut files.kinds, next)?;
@@ -507,26 +586,38 @@ mod tests {
         };
         sk.src[..4].copy_from_slice(&[127, 0, 0, 1]);
         sk.dst[..4].copy_from_slice(&[127, 0, 0, 2]);
-        let why = refusal(&sk, true, false).unwrap();
+        let none = ConnOpts::default();
+        let why = refusal(&sk, true, none).unwrap();
         assert!(
             why.contains("127.0.0.1:40000 -> 127.0.0.2:8000 (ESTABLISHED)")
-                && why.contains("--tcp-established"),
+                && why.contains("Connected TCP socket, consider using --tcp-established option."),
             "{why}"
         );
+        let est = ConnOpts {
+            tcp_established: true,
+            ..none
+        };
+        assert_eq!(refusal(&sk, true, est), None);
+        sk.state = TCP_SYN_SENT;
+        assert!(refusal(&sk, true, est).unwrap().contains("not established yet"));
         sk.state = TCP_LISTEN;
         sk.rqueue = 2;
         assert!(
-            refusal(&sk, true, false)
+            refusal(&sk, true, none)
                 .unwrap()
                 .contains("2 connection(s) not accepted")
         );
-        assert_eq!(refusal(&sk, true, true), None, "--skip-in-flight");
+        let skip = ConnOpts {
+            skip_in_flight: true,
+            ..none
+        };
+        assert_eq!(refusal(&sk, true, skip), None, "--skip-in-flight");
         sk.rqueue = 0;
-        assert_eq!(refusal(&sk, true, false), None);
+        assert_eq!(refusal(&sk, true, none), None);
         sk.state = TCP_CLOSE;
         sk.rqueue = 300;
         assert!(
-            refusal(&sk, false, false)
+            refusal(&sk, false, none)
                 .unwrap()
                 .contains("has datagrams queued for reading (300 bytes")
         );

@@ -17,14 +17,16 @@ use std::os::fd::OwnedFd;
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
+use super::tcp_repair::{self, Connection, Repaired, Stream};
 use super::{
-    SOL_IP, SOL_IPV6, SOL_TCP, addr_bytes, ip_of, ip_opts, kind_name, show, state_name, tcp_opts,
+    ConnOpts, SOL_IP, SOL_IPV6, SOL_TCP, addr_bytes, ip_of, ip_opts, kind_name, show, state_name,
+    tcp_opts,
 };
 use crate::files::{FileError, FileImages, restore_err, sockopts};
 use crate::images::Kind;
 use crate::images::pb;
 use crate::images::typed::ImageDir;
-use crate::sys::kconst::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+use crate::sys::kconst::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN};
 use crate::sys::sockopt::{self as so, SOL_SOCKET};
 
 use linux_raw_sys::net as raw;
@@ -49,6 +51,36 @@ pub(crate) fn read_old_image(
         }
     }
     Ok(())
+}
+
+/// Is entry `i` a TCP connection (CRIU's `tcp_connection`: a TCP socket
+/// with a peer)?
+fn is_connection(i: &pb::InetSkEntry) -> bool {
+    i.proto == u32::from(IPPROTO_TCP) && i.dst_port != 0
+}
+
+/// The `tcp-stream-<ino>.img` of every TCP connection of `entries` that
+/// has one (a `--tcp-close` dump writes none), by inode. A queue length
+/// beyond the end of the file is refused here.
+pub(crate) fn read_streams(
+    dir: &ImageDir,
+    entries: &HashMap<u32, pb::FileEntry>,
+) -> Result<HashMap<u32, (pb::TcpStreamEntry, Vec<u8>)>, FileError> {
+    let mut out = HashMap::new();
+    for i in entries.values().filter_map(|e| e.isk.as_ref()) {
+        if !is_connection(i) || !dir.path(Kind::TcpStream, u64::from(i.ino)).exists() {
+            continue;
+        }
+        let mut r = dir.reader(Kind::TcpStream, u64::from(i.ino))?;
+        let file = Kind::TcpStream.file_name(u64::from(i.ino));
+        let e: pb::TcpStreamEntry = r.next_message()?.ok_or_else(|| FileError::Image {
+            file: file.clone(),
+            what: "no tcp_stream_entry".into(),
+        })?;
+        let queues = r.payload(u64::from(e.inq_len) + u64::from(e.outq_len))?;
+        out.insert(i.ino, (e, queues));
+    }
+    Ok(out)
 }
 
 /// The inet socket entries of the images, by file id.
@@ -107,14 +139,24 @@ pub(crate) fn check(img: &FileImages) -> Result<(), FileError> {
         }
         let tcp = i.proto == u32::from(IPPROTO_TCP);
         let show_src = || show(a.family, &octets(a.src), a.src.port());
-        if tcp && (i.dst_port != 0 || i.state == u32::from(TCP_ESTABLISHED)) {
-            return Err(err(format!(
-                "the TCP connection {} -> {} ({}), which cannot be restored yet: \
-                 --tcp-established is not supported yet",
-                show_src(),
-                show(a.family, &octets(a.dst), a.dst.port()),
-                state_name(i.state as u8)
-            )));
+        if is_connection(i) {
+            let state = u8::try_from(i.state).unwrap_or(u8::MAX);
+            let what = || format!("the TCP connection {} -> {}", a.src, a.dst);
+            match img.tcp_streams.get(&i.ino) {
+                Some((e, _)) => {
+                    tcp_repair::check(e, state).map_err(|w| err(format!("{}: {w}", what())))?
+                }
+                // Only the state of a --tcp-close dump: it comes back closed.
+                None if tcp_repair::repairable(state) => {}
+                None => {
+                    return Err(err(format!(
+                        "{} in {}, which cannot be restored yet",
+                        what(),
+                        state_name(state)
+                    )));
+                }
+            }
+            continue;
         }
         if tcp && i.state != u32::from(TCP_LISTEN) && i.state != u32::from(TCP_CLOSE) {
             return Err(err(format!(
@@ -146,7 +188,9 @@ fn octets(a: SocketAddr) -> [u8; 16] {
 /// the first call (sockets sharing a port bind together), then handed out.
 pub(super) fn open(o: &mut crate::files::Opener<'_>, id: u32) -> Result<OwnedFd, FileError> {
     if o.inet.is_none() {
-        o.inet = Some(build(o.img)?);
+        let (fds, repaired) = build(o.img, o.tcp)?;
+        o.inet = Some(fds);
+        o.tcp_repaired = repaired;
     }
     o.inet
         .as_mut()
@@ -158,24 +202,80 @@ fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), St
     so::set_int(fd, level, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))
 }
 
-/// Creates every inet socket of `img`, by file id.
-pub fn build(img: &FileImages) -> Result<HashMap<u32, OwnedFd>, FileError> {
+/// Creates every inet socket of `img`, by file id, TCP connections as
+/// `tcp` says (with `--tcp-established`, in repair mode: the second value,
+/// to leave it once the tree is complete).
+pub fn build(
+    img: &FileImages,
+    tcp: ConnOpts,
+) -> Result<(HashMap<u32, OwnedFd>, Repaired), FileError> {
     let all = entries(img);
     let mut ids: Vec<u32> = all.keys().copied().collect();
     ids.sort_unstable();
     let mut fds = HashMap::new();
+    let mut streams = Vec::new();
     for &id in &ids {
         let i = all[&id];
+        let e = |w: String| restore_err(id, KIND, w);
+        if is_connection(i) && !tcp.tcp_close {
+            let s = stream(img, i, tcp).map_err(e)?;
+            let fd = new_socket(i, &addrs(i).map_err(e)?).map_err(e)?;
+            tcp_repair::restore(&fd, &s, i.ifname.as_deref()).map_err(e)?;
+            streams.push((id, s));
+            fds.insert(id, fd);
+            continue;
+        }
         let shared = all.values().any(|o| {
             o.id != i.id && o.src_port == i.src_port && o.proto == i.proto && i.src_port != 0
         });
-        let fd = create(i, shared).map_err(|w| restore_err(id, KIND, w))?;
+        let fd = create(i, shared, tcp.tcp_close).map_err(e)?;
         fds.insert(id, fd);
+    }
+    // Every socket exists: what may send a packet to a peer that is one
+    // of them.
+    let mut repaired = Repaired::default();
+    for (id, s) in &streams {
+        let e = |w: String| restore_err(*id, KIND, w);
+        tcp_repair::finish(&fds[id], s).map_err(e)?;
+        let conn = Connection {
+            family: tcp_repair::family_of(&s.src),
+            src: s.src,
+            dst: s.dst,
+        };
+        repaired
+            .add(&fds[id], all[id].opts.reuseaddr == Some(true), conn)
+            .map_err(e)?;
     }
     for &id in &ids {
         finish(&fds[&id], all[&id]).map_err(|w| restore_err(id, KIND, w))?;
     }
-    Ok(fds)
+    Ok((fds, repaired))
+}
+
+/// The stream of connection `i` (`--tcp-established`), or why it cannot
+/// be restored.
+fn stream<'a>(img: &'a FileImages, i: &'a pb::InetSkEntry, tcp: ConnOpts) -> Result<Stream<'a>, String> {
+    let a = addrs(i)?;
+    let what = format!("the TCP connection {} -> {}", a.src, a.dst);
+    if !tcp.tcp_established {
+        return Err(format!(
+            "{what}: Connected TCP socket in image (restore it with --tcp-established, or \
+             closed with --tcp-close)"
+        ));
+    }
+    let Some((entry, queues)) = img.tcp_streams.get(&i.ino) else {
+        return Err(format!(
+            "{what}: no {} (dumped with --tcp-close?)",
+            Kind::TcpStream.file_name(u64::from(i.ino))
+        ));
+    };
+    Ok(Stream {
+        entry,
+        state: u8::try_from(i.state).map_err(|_| format!("state {}", i.state))?,
+        src: a.src,
+        dst: a.dst,
+        queues,
+    })
 }
 
 fn family_of(a: &Addrs) -> AddressFamily {
@@ -186,12 +286,10 @@ fn family_of(a: &Addrs) -> AddressFamily {
     }
 }
 
-/// The socket of `i`, bound, listening or connected, `SO_REUSEADDR` still
-/// on where it was turned on for the bind (`shared`: another socket of the
-/// images has its port).
-fn create(i: &pb::InetSkEntry, shared: bool) -> Result<OwnedFd, String> {
-    let a = addrs(i)?;
-    let family = family_of(&a);
+/// A new socket of `i`'s family, type and protocol, `IPV6_V6ONLY` as the
+/// image has it.
+fn new_socket(i: &pb::InetSkEntry, a: &Addrs) -> Result<OwnedFd, String> {
+    let family = family_of(a);
     let ty = SocketType::from_raw(i.r#type);
     let proto =
         rustix::net::Protocol::from_raw(std::num::NonZeroU32::new(i.proto).ok_or("protocol 0")?);
@@ -213,6 +311,25 @@ fn create(i: &pb::InetSkEntry, shared: bool) -> Result<OwnedFd, String> {
                 i32::from(want),
             )?;
         }
+    }
+    if is_connection(i) {
+        set(&fd, SOL_SOCKET, raw::SO_REUSEADDR, "SO_REUSEADDR", 1)?;
+        if let Some(dev) = &i.opts.so_bound_dev {
+            sockopts::bind_to_device(&fd, dev)?;
+        }
+    }
+    Ok(fd)
+}
+
+/// The socket of `i`, bound, listening or connected, `SO_REUSEADDR` still
+/// on where it was turned on for the bind (`shared`: another socket of the
+/// images has its port). A TCP connection with `--tcp-close` is a new
+/// socket, neither bound nor connected (CRIU's: its connection is gone).
+fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd, String> {
+    let a = addrs(i)?;
+    let fd = new_socket(i, &a)?;
+    if is_connection(i) && tcp_close {
+        return Ok(fd);
     }
     if i.proto == u32::from(IPPROTO_TCP) || shared || i.opts.reuseaddr == Some(true) {
         set(&fd, SOL_SOCKET, raw::SO_REUSEADDR, "SO_REUSEADDR", 1)?;
@@ -362,6 +479,7 @@ fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::kconst::TCP_ESTABLISHED;
 
     fn entry(family: u8, proto: u8, state: u8, src: Vec<u32>) -> pb::InetSkEntry {
         let stream = proto == IPPROTO_TCP;

@@ -1,0 +1,108 @@
+//! ZDTM-style tests of established and half-closed TCP connections
+//! (`--tcp-established`, `--tcp-close`), both ends in the dumped program
+//! (tests/programs/zdtm/sockets_tcp.rs), which checks after restore that
+//! every byte in flight at the dump arrives exactly once and the
+//! connection goes on both ways.
+
+mod common;
+
+use common::zdtm::Zdtm;
+
+/// Dump with `--tcp-established`, restore with it, the program's verdict.
+fn established(test: &str, mode: &str) {
+    let Some(mut z) = Zdtm::start(test, "zdtm_sockets_tcp", &[mode]) else {
+        return;
+    };
+    z.dump(&["--tcp-established"]);
+    let stream = std::fs::read_dir(z.images())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tcp-stream-"))
+        .count();
+    assert_eq!(stream, 2, "one tcp-stream image per end of the connection");
+    z.restore(&["--tcp-established"]);
+    assert_eq!(z.go(), "PASS", "zdtm_sockets_tcp {mode}");
+}
+
+#[test]
+fn tcp4_connection_with_bytes_in_flight_both_ways_comes_back() {
+    established("zdtm-tcp4", "tcp4");
+}
+
+#[test]
+fn tcp6_connection_with_bytes_in_flight_both_ways_comes_back() {
+    established("zdtm-tcp6", "tcp6");
+}
+
+#[test]
+fn half_closed_connection_comes_back_half_closed() {
+    established("zdtm-tcp-half4", "half4");
+}
+
+#[test]
+fn half_closed_ipv6_connection_comes_back_half_closed() {
+    established("zdtm-tcp-half6", "half6");
+}
+
+/// Without `--tcp-established`: refused with CRIU's message, naming the
+/// fd, the task and the connection; the program's bytes are all there.
+#[test]
+fn a_connection_is_refused_without_tcp_established() {
+    let Some(z) = Zdtm::start("zdtm-tcp-refused", "zdtm_sockets_tcp", &["tcp4"]) else {
+        return;
+    };
+    let log = z.dump_refused(
+        &[],
+        "(ESTABLISHED): Connected TCP socket, consider using --tcp-established option.",
+    );
+    assert!(
+        log.contains(&format!("of task {} is a TCP socket: the connection 127.0.0.1:", z.pid())),
+        "{log}"
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
+/// `--leave-running`: the connections leave repair mode and the program
+/// goes on with every byte (its check says no end is in repair mode).
+#[test]
+fn leave_running_leaves_the_connection_working() {
+    let Some(mut z) = Zdtm::start("zdtm-tcp-leave", "zdtm_sockets_tcp", &["tcp4"]) else {
+        return;
+    };
+    z.dump(&["--tcp-established", "--leave-running"]);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// Images of connections restored without `--tcp-established` are refused
+/// before any task is made (CRIU's "Connected TCP socket in image"); with
+/// it, they come back.
+#[test]
+fn a_restore_without_tcp_established_is_refused_before_any_task() {
+    let Some(mut z) = Zdtm::start("zdtm-tcp-restore-refused", "zdtm_sockets_tcp", &["tcp6"])
+    else {
+        return;
+    };
+    z.dump(&["--tcp-established"]);
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d"]);
+    assert!(!ok, "restored without --tcp-established: {log}");
+    assert!(log.contains("Connected TCP socket in image"), "{log}");
+    assert!(common::proc_state(z.pid()).is_none(), "a task was made: {log}");
+    z.restore(&["--tcp-established"]);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// `--tcp-close`: dumped without their state, the connections come back
+/// as sockets with no peer; the restore needs `--tcp-close` too (CRIU's
+/// "Need to set the --tcp-close options.").
+#[test]
+fn tcp_close_restores_the_connections_closed() {
+    let Some(mut z) = Zdtm::start("zdtm-tcp-close", "zdtm_sockets_tcp", &["tcp4"]) else {
+        return;
+    };
+    z.dump(&["--tcp-close"]);
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d"]);
+    assert!(!ok && log.contains("Need to set the --tcp-close options."), "{log}");
+    z.restore(&["--tcp-close"]);
+    std::fs::write(z.work().join("expect"), "closed").unwrap();
+    assert_eq!(z.go(), "PASS");
+}

@@ -500,8 +500,11 @@ mod tests {
         }
     }
 
-    fn checked(e: pb::InetSkEntry) -> Result<(), String> {
+    fn checked(e: pb::InetSkEntry, stream: Option<pb::TcpStreamEntry>) -> Result<(), String> {
         let mut img = FileImages::default();
+        if let Some(s) = stream {
+            img.tcp_streams.insert(e.ino, (s, Vec::new()));
+        }
         img.entries.insert(
             e.id,
             pb::FileEntry {
@@ -519,31 +522,49 @@ mod tests {
         use crate::sys::kconst::IPPROTO_UDP;
         let lo = u32::from_ne_bytes([127, 0, 0, 1]);
         assert_eq!(
-            checked(entry(AF_INET, IPPROTO_TCP, TCP_LISTEN, vec![lo])),
+            checked(entry(AF_INET, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None),
             Ok(())
         );
         // An IPv6 entry with an IPv4-sized address.
-        let e = checked(entry(AF_INET6, IPPROTO_TCP, TCP_LISTEN, vec![lo])).unwrap_err();
+        let e = checked(entry(AF_INET6, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None).unwrap_err();
         assert!(e.contains("src_addr has 1 words, wrong for IPv6"), "{e}");
         // A family that is not IP.
-        let e = checked(entry(1, IPPROTO_TCP, TCP_LISTEN, vec![lo])).unwrap_err();
+        let e = checked(entry(1, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None).unwrap_err();
         assert!(e.contains("address family 1"), "{e}");
         // A port beyond 16 bits.
         let mut big = entry(AF_INET, IPPROTO_UDP, TCP_CLOSE, vec![lo]);
         big.src_port = 70000;
-        assert!(checked(big).unwrap_err().contains("source port 70000"));
-        // A TCP connection: --tcp-established is not there yet.
+        assert!(checked(big, None).unwrap_err().contains("source port 70000"));
+        // A TCP connection without its stream (a --tcp-close dump) is
+        // fine; one in a state not restored, or whose stream is damaged,
+        // or with an address of the wrong family, is not.
         let mut conn = entry(AF_INET, IPPROTO_TCP, TCP_ESTABLISHED, vec![lo]);
         conn.dst_port = 80;
         conn.dst_addr = vec![lo];
-        let e = checked(conn).unwrap_err();
+        conn.ino = 77;
+        assert_eq!(checked(conn.clone(), None), Ok(()));
+        let mut syn = conn.clone();
+        syn.state = u32::from(crate::sys::kconst::TCP_SYN_SENT);
+        let e = checked(syn, None).unwrap_err();
         assert!(
-            e.contains("the TCP connection 127.0.0.1:8000 -> 127.0.0.1:80 (ESTABLISHED)")
-                && e.contains("--tcp-established is not supported yet"),
+            e.contains("the TCP connection 127.0.0.1:8000 -> 127.0.0.1:80 in SYN_SENT"),
             "{e}"
         );
+        let bad = pb::TcpStreamEntry {
+            inq_len: 0,
+            outq_len: 4,
+            unsq_len: Some(9),
+            ..Default::default()
+        };
+        let e = checked(conn.clone(), Some(bad)).unwrap_err();
+        assert!(e.contains("9 unsent bytes in a send queue of 4"), "{e}");
+        let mut v6 = conn;
+        v6.family = u32::from(AF_INET6);
+        v6.src_addr = vec![0, 0, 0, lo];
+        let e = checked(v6, None).unwrap_err();
+        assert!(e.contains("dst_addr has 1 words, wrong for IPv6"), "{e}");
         // A listening UDP socket cannot exist.
-        let e = checked(entry(AF_INET, IPPROTO_UDP, TCP_LISTEN, vec![lo])).unwrap_err();
+        let e = checked(entry(AF_INET, IPPROTO_UDP, TCP_LISTEN, vec![lo]), None).unwrap_err();
         assert!(e.contains("a listening UDP socket"), "{e}");
     }
 }

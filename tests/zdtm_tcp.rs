@@ -106,3 +106,27 @@ fn tcp_close_restores_the_connections_closed() {
     std::fs::write(z.work().join("expect"), "closed").unwrap();
     assert_eq!(z.go(), "PASS");
 }
+
+/// A dump that fails after the connections were put in repair mode (at
+/// each step from there on) takes them out of it: the program goes on
+/// with every byte, both ways, after each failed dump.
+#[test]
+fn a_failed_dump_takes_the_connections_out_of_repair_mode() {
+    let Some(z) = Zdtm::start("zdtm-tcp-failed-dump", "zdtm_sockets_tcp", &["tcp4"]) else {
+        return;
+    };
+    let pid = z.pid().to_string();
+    for step in ["collected", "shmem", "cured", "images"] {
+        let images = z.new_dir(step);
+        let fault = std::ffi::OsStr::new(step);
+        let (ok, log) = common::run_criu(
+            &images,
+            &["dump", "-t", &pid, "--tcp-established"],
+            &[("CRIU_DUMP_FAULT", fault)],
+        );
+        assert!(!ok, "the dump did not fail at {step}: {log}");
+        assert!(log.contains("Dumped the TCP connection"), "{step}: {log}");
+        assert_eq!(common::tracer_pid(z.pid()), Some(0), "{step}: {log}");
+    }
+    assert_eq!(z.go(), "PASS");
+}

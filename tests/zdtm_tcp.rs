@@ -56,7 +56,10 @@ fn a_connection_is_refused_without_tcp_established() {
         "(ESTABLISHED): Connected TCP socket, consider using --tcp-established option.",
     );
     assert!(
-        log.contains(&format!("of task {} is a TCP socket: the connection 127.0.0.1:", z.pid())),
+        log.contains(&format!(
+            "of task {} is a TCP socket: the connection 127.0.0.1:",
+            z.pid()
+        )),
         "{log}"
     );
     assert_eq!(z.go(), "PASS");
@@ -78,15 +81,17 @@ fn leave_running_leaves_the_connection_working() {
 /// it, they come back.
 #[test]
 fn a_restore_without_tcp_established_is_refused_before_any_task() {
-    let Some(mut z) = Zdtm::start("zdtm-tcp-restore-refused", "zdtm_sockets_tcp", &["tcp6"])
-    else {
+    let Some(mut z) = Zdtm::start("zdtm-tcp-restore-refused", "zdtm_sockets_tcp", &["tcp6"]) else {
         return;
     };
     z.dump(&["--tcp-established"]);
     let (ok, log) = z.criu_in(z.images(), &["restore", "-d"]);
     assert!(!ok, "restored without --tcp-established: {log}");
     assert!(log.contains("Connected TCP socket in image"), "{log}");
-    assert!(common::proc_state(z.pid()).is_none(), "a task was made: {log}");
+    assert!(
+        common::proc_state(z.pid()).is_none(),
+        "a task was made: {log}"
+    );
     z.restore(&["--tcp-established"]);
     assert_eq!(z.go(), "PASS");
 }
@@ -101,7 +106,10 @@ fn tcp_close_restores_the_connections_closed() {
     };
     z.dump(&["--tcp-close"]);
     let (ok, log) = z.criu_in(z.images(), &["restore", "-d"]);
-    assert!(!ok && log.contains("Need to set the --tcp-close options."), "{log}");
+    assert!(
+        !ok && log.contains("Need to set the --tcp-close options."),
+        "{log}"
+    );
     z.restore(&["--tcp-close"]);
     std::fs::write(z.work().join("expect"), "closed").unwrap();
     assert_eq!(z.go(), "PASS");

@@ -137,7 +137,7 @@ pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, Stri
 /// what `setsockopt` is given). Beyond the system's maximum only with
 /// CAP_NET_ADMIN (the FORCE option); without it, as close as the plain
 /// option allows.
-fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), String> {
+pub fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), String> {
     let half = (want / 2) as i32;
     let (force, plain, what) = if send {
         (raw::SO_SNDBUFFORCE, raw::SO_SNDBUF, "SO_SNDBUF")

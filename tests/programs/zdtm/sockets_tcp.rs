@@ -121,12 +121,16 @@ fn setup(args: &zdtm::Args) -> Result<Conn, String> {
                 Err(rustix::io::Errno::AGAIN) => break,
                 Err(x) => return Err(format!("server send: {x}")),
             }
-            ensure(Instant::now() < end, || "the send buffer never filled".into())?;
+            ensure(Instant::now() < end, || {
+                "the send buffer never filled".into()
+            })?;
         }
         // Let the stack settle: the unsent tail stays unsent.
         std::thread::sleep(Duration::from_millis(50));
         let unsent = ioctl_int(&s, SIOCOUTQNSD)?;
-        ensure(unsent > 0, || "no unsent bytes in the server's send queue".into())?;
+        ensure(unsent > 0, || {
+            "no unsent bytes in the server's send queue".into()
+        })?;
     }
     Ok(Conn {
         c,
@@ -194,7 +198,9 @@ fn check(k: Conn) -> Result<(), String> {
     if expect.trim() == "closed" {
         for (fd, who) in [(&k.c, "client"), (&k.s, "server")] {
             let ty = get_int(fd, SOL_SOCKET, raw::SO_TYPE)?;
-            ensure(ty == raw::SOCK_STREAM as i32, || format!("{who}: type {ty}"))?;
+            ensure(ty == raw::SOCK_STREAM as i32, || {
+                format!("{who}: type {ty}")
+            })?;
             let p = rustix::net::getpeername(fd);
             ensure(p == Err(rustix::io::Errno::NOTCONN), || {
                 format!("{who}: a peer after --tcp-close: {p:?}")
@@ -204,7 +210,9 @@ fn check(k: Conn) -> Result<(), String> {
     }
     for (fd, who) in [(&k.c, "client"), (&k.s, "server")] {
         let repair = get_int(fd, SOL_TCP, raw::TCP_REPAIR)?;
-        ensure(repair == 0, || format!("{who} left in repair mode ({repair})"))?;
+        ensure(repair == 0, || {
+            format!("{who} left in repair mode ({repair})")
+        })?;
     }
     if k.half {
         let (sc, ss) = (state(&k.c)?, state(&k.s)?);
@@ -232,9 +240,13 @@ fn check(k: Conn) -> Result<(), String> {
     nothing_more(&k.c, "client")?;
     // And on, both ways.
     send(&k.c, b"ping", "client")?;
-    ensure(read_exactly(&k.s, 4, "server")? == b"ping", || "no ping".into())?;
+    ensure(read_exactly(&k.s, 4, "server")? == b"ping", || {
+        "no ping".into()
+    })?;
     send(&k.s, b"pong", "server")?;
-    ensure(read_exactly(&k.c, 4, "client")? == b"pong", || "no pong".into())
+    ensure(read_exactly(&k.c, 4, "client")? == b"pong", || {
+        "no pong".into()
+    })
 }
 
 fn main() {

@@ -599,7 +599,11 @@ mod tests {
         };
         assert_eq!(refusal(&sk, true, est), None);
         sk.state = TCP_SYN_SENT;
-        assert!(refusal(&sk, true, est).unwrap().contains("not established yet"));
+        assert!(
+            refusal(&sk, true, est)
+                .unwrap()
+                .contains("not established yet")
+        );
         sk.state = TCP_LISTEN;
         sk.rqueue = 2;
         assert!(

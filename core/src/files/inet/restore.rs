@@ -254,7 +254,11 @@ pub fn build(
 
 /// The stream of connection `i` (`--tcp-established`), or why it cannot
 /// be restored.
-fn stream<'a>(img: &'a FileImages, i: &'a pb::InetSkEntry, tcp: ConnOpts) -> Result<Stream<'a>, String> {
+fn stream<'a>(
+    img: &'a FileImages,
+    i: &'a pb::InetSkEntry,
+    tcp: ConnOpts,
+) -> Result<Stream<'a>, String> {
     let a = addrs(i)?;
     let what = format!("the TCP connection {} -> {}", a.src, a.dst);
     if !tcp.tcp_established {
@@ -275,6 +279,8 @@ fn stream<'a>(img: &'a FileImages, i: &'a pb::InetSkEntry, tcp: ConnOpts) -> Res
         src: a.src,
         dst: a.dst,
         queues,
+        sndbuf: i.opts.so_sndbuf,
+        rcvbuf: i.opts.so_rcvbuf,
     })
 }
 
@@ -534,7 +540,11 @@ mod tests {
         // A port beyond 16 bits.
         let mut big = entry(AF_INET, IPPROTO_UDP, TCP_CLOSE, vec![lo]);
         big.src_port = 70000;
-        assert!(checked(big, None).unwrap_err().contains("source port 70000"));
+        assert!(
+            checked(big, None)
+                .unwrap_err()
+                .contains("source port 70000")
+        );
         // A TCP connection without its stream (a --tcp-close dump) is
         // fine; one in a state not restored, or whose stream is damaged,
         // or with an address of the wrong family, is not.

@@ -33,12 +33,11 @@ use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 
 use crate::images::pb;
+use crate::sys::kconst::SIOCOUTQNSD;
 use crate::sys::kconst::{
     AF_INET6, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1,
-    TCP_FIN_WAIT2, TCP_LAST_ACK, TCPOPT_MAXSEG, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP,
-    TCPOPT_WINDOW,
+    TCP_FIN_WAIT2, TCP_LAST_ACK, TCPOPT_MAXSEG, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP, TCPOPT_WINDOW,
 };
-use crate::sys::kconst::SIOCOUTQNSD;
 use crate::sys::sockopt::{self as so, SOL_SOCKET, SOL_TCP};
 
 use linux_raw_sys::net as raw;
@@ -113,7 +112,12 @@ pub fn repair_on(fd: &OwnedFd) -> Result<(), String> {
 }
 
 pub fn repair_off(fd: &OwnedFd) -> Result<(), String> {
-    set(fd, raw::TCP_REPAIR, "TCP_REPAIR", raw::TCP_REPAIR_OFF as i32)
+    set(
+        fd,
+        raw::TCP_REPAIR,
+        "TCP_REPAIR",
+        raw::TCP_REPAIR_OFF as i32,
+    )
 }
 
 /// Leaving repair mode resets `SO_REUSEADDR` (the kernel's repair mode
@@ -229,9 +233,7 @@ fn get_queue(fd: &OwnedFd, queue: u32, len: u32) -> Result<(u32, Vec<u8>), Strin
             .map_err(|e| format!("reading queue {queue} ({len} bytes): {e}"))?
     };
     if got != len as usize {
-        return Err(format!(
-            "queue {queue}: {got} bytes read, {len} expected"
-        ));
+        return Err(format!("queue {queue}: {got} bytes read, {len} expected"));
     }
     buf.truncate(len as usize);
     Ok((seq, buf))
@@ -272,7 +274,9 @@ pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
         )
     };
     if !matches!(urgent, Err(Errno::INVAL)) {
-        return Err("has urgent (out-of-band) data not read yet, which cannot be dumped yet".into());
+        return Err(
+            "has urgent (out-of-band) data not read yet, which cannot be dumped yet".into(),
+        );
     }
     let mss = int(fd, raw::TCP_MAXSEG, "TCP_MAXSEG")? as u32;
     let opts = u32::from(ti.options);
@@ -294,7 +298,12 @@ pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
     };
     let (inq_seq, mut queues) = get_queue(fd, raw::TCP_RECV_QUEUE as u32, inq)?;
     let (outq_seq, out) = get_queue(fd, raw::TCP_SEND_QUEUE as u32, outq)?;
-    set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_NO_QUEUE as i32)?;
+    set(
+        fd,
+        raw::TCP_REPAIR_QUEUE,
+        "TCP_REPAIR_QUEUE",
+        raw::TCP_NO_QUEUE as i32,
+    )?;
     queues.extend_from_slice(&out);
     let on = |v: i32| (v != 0).then_some(true);
     let entry = pb::TcpStreamEntry {
@@ -340,7 +349,9 @@ pub fn check(e: &pb::TcpStreamEntry, state: u8) -> Result<(), String> {
         ));
     }
     if e.opt_mask & raw::TCPI_OPT_WSCALE != 0 {
-        let rcv = e.rcv_wscale.ok_or("no rcv_wscale in its tcp-stream image")?;
+        let rcv = e
+            .rcv_wscale
+            .ok_or("no rcv_wscale in its tcp-stream image")?;
         // TCP_MAX_WSCALE (RFC 7323).
         if e.snd_wscale > 14 || rcv > 14 {
             return Err(format!("window scales {} and {rcv}", e.snd_wscale));
@@ -374,6 +385,9 @@ pub struct Stream<'a> {
     pub dst: SocketAddr,
     /// The receive queue's bytes, then the send queue's.
     pub queues: &'a [u8],
+    /// The buffer sizes of the image (0: not recorded).
+    pub sndbuf: u32,
+    pub rcvbuf: u32,
 }
 
 impl Stream<'_> {
@@ -412,12 +426,34 @@ fn send_all(fd: &OwnedFd, mut data: &[u8], what: &str) -> Result<(), String> {
     let mut chunk = data.len();
     while !data.is_empty() {
         let n = chunk.min(data.len());
-        match rustix::net::send(fd, &data[..n], SendFlags::empty()) {
+        // Never blocking: a queue that does not fit is an error, not a
+        // wait (the send buffer was made large enough, see
+        // [`set_buffers`]).
+        match rustix::net::send(fd, &data[..n], SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
             Ok(0) | Err(Errno::NOMEM | Errno::AGAIN) if chunk > 1024 => chunk /= 2,
             Ok(0) => return Err(format!("{what}: no byte taken")),
             Ok(k) => data = &data[k..],
             Err(e) => return Err(format!("{what} ({} bytes left): {e}", data.len())),
         }
+    }
+    Ok(())
+}
+
+/// The buffer sizes of the image (`so_sndbuf`, `so_rcvbuf` as the dump
+/// read them, 0: not recorded), set before the connect: the kernel
+/// derives the window it offers from the receive buffer there, as it did
+/// for the dumped socket, whose program sized its buffers before it
+/// connected. The send buffer is made big enough for the send queue
+/// about to be written into it (a new socket's is small, the dumped one's
+/// had grown): twice the queue, the kernel's own overhead counted.
+fn set_buffers(fd: &OwnedFd, outq: u32, sndbuf: u32, rcvbuf: u32) -> Result<(), String> {
+    if rcvbuf != 0 {
+        super::super::sockopts::set_buf(fd, false, rcvbuf)?;
+    }
+    let need = u32::try_from(u64::from(outq) * 2 + (1 << 16)).unwrap_or(u32::MAX / 2);
+    let want = sndbuf.max(if outq == 0 { 0 } else { need });
+    if want != 0 {
+        super::super::sockopts::set_buf(fd, true, want)?;
     }
     Ok(())
 }
@@ -464,38 +500,75 @@ fn bind_source(fd: &OwnedFd, src: SocketAddr, ifname: Option<&str>) -> Result<()
 pub fn restore(fd: &OwnedFd, s: &Stream<'_>, ifname: Option<&str>) -> Result<(), String> {
     let e = s.entry;
     repair_on(fd)?;
+    set_buffers(fd, e.outq_len, s.sndbuf, s.rcvbuf)?;
     bind_source(fd, s.src, ifname)?;
     let (inq_seq, outq_seq) = s.seqs();
-    set_queue_seq(fd, raw::TCP_RECV_QUEUE as u32, inq_seq.wrapping_sub(e.inq_len))?;
-    set_queue_seq(fd, raw::TCP_SEND_QUEUE as u32, outq_seq.wrapping_sub(e.outq_len))?;
+    set_queue_seq(
+        fd,
+        raw::TCP_RECV_QUEUE as u32,
+        inq_seq.wrapping_sub(e.inq_len),
+    )?;
+    set_queue_seq(
+        fd,
+        raw::TCP_SEND_QUEUE as u32,
+        outq_seq.wrapping_sub(e.outq_len),
+    )?;
     rustix::net::connect(fd, &s.dst).map_err(|x| format!("connect to {}: {x}", s.dst))?;
     so::set_bytes(fd, SOL_TCP, raw::TCP_REPAIR_OPTIONS, &repair_options(e))
         .map_err(|x| format!("TCP_REPAIR_OPTIONS: {x}"))?;
-    if let Some(ts) = e.timestamp.filter(|_| e.opt_mask & raw::TCPI_OPT_TIMESTAMPS != 0) {
+    if let Some(ts) = e
+        .timestamp
+        .filter(|_| e.opt_mask & raw::TCPI_OPT_TIMESTAMPS != 0)
+    {
         set(fd, raw::TCP_TIMESTAMP, "TCP_TIMESTAMP", ts as i32)?;
     }
     if !s.inq().is_empty() {
-        set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_RECV_QUEUE as i32)?;
+        set(
+            fd,
+            raw::TCP_REPAIR_QUEUE,
+            "TCP_REPAIR_QUEUE",
+            raw::TCP_RECV_QUEUE as i32,
+        )?;
         send_all(fd, s.inq(), "the receive queue")?;
     }
     let sent = &s.outq()[..s.outq().len() - s.unsent()];
     if !sent.is_empty() {
-        set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_SEND_QUEUE as i32)?;
+        set(
+            fd,
+            raw::TCP_REPAIR_QUEUE,
+            "TCP_REPAIR_QUEUE",
+            raw::TCP_SEND_QUEUE as i32,
+        )?;
         send_all(fd, sent, "the send queue")?;
     }
-    set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_NO_QUEUE as i32)
+    set(
+        fd,
+        raw::TCP_REPAIR_QUEUE,
+        "TCP_REPAIR_QUEUE",
+        raw::TCP_NO_QUEUE as i32,
+    )
 }
 
 /// `shutdown(SHUT_WR)` in repair mode: our FIN, as sent (`acked`: into
 /// the send queue as sent data, whose ack comes after) or to be sent.
 fn fin_into_send_queue(fd: &OwnedFd, acked: bool) -> Result<(), String> {
     if acked {
-        set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_SEND_QUEUE as i32)?;
+        set(
+            fd,
+            raw::TCP_REPAIR_QUEUE,
+            "TCP_REPAIR_QUEUE",
+            raw::TCP_SEND_QUEUE as i32,
+        )?;
     }
     rustix::net::shutdown(fd, rustix::net::Shutdown::Write)
         .map_err(|e| format!("shutdown(SHUT_WR): {e}"))?;
     if acked {
-        set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", raw::TCP_NO_QUEUE as i32)?;
+        set(
+            fd,
+            raw::TCP_REPAIR_QUEUE,
+            "TCP_REPAIR_QUEUE",
+            raw::TCP_NO_QUEUE as i32,
+        )?;
     }
     Ok(())
 }
@@ -552,7 +625,11 @@ pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), String> {
     }
     if our_fin_acked(state) {
         outq_seq = outq_seq.wrapping_add(1);
-        let p = packet(super::tcp_fin::ACK, inq_seq, outq_seq.wrapping_sub(e.outq_len));
+        let p = packet(
+            super::tcp_fin::ACK,
+            inq_seq,
+            outq_seq.wrapping_sub(e.outq_len),
+        );
         super::tcp_fin::send(&p).map_err(|x| format!("the ack of our FIN: {x}"))?;
     }
     Ok(())
@@ -652,13 +729,25 @@ mod tests {
         assert_eq!(check(&entry(), TCP_ESTABLISHED), Ok(()));
         let mut e = entry();
         e.unsq_len = Some(6);
-        assert!(check(&e, TCP_ESTABLISHED).unwrap_err().contains("6 unsent bytes"));
+        assert!(
+            check(&e, TCP_ESTABLISHED)
+                .unwrap_err()
+                .contains("6 unsent bytes")
+        );
         let mut e = entry();
         e.rcv_wscale = None;
-        assert!(check(&e, TCP_ESTABLISHED).unwrap_err().contains("rcv_wscale"));
+        assert!(
+            check(&e, TCP_ESTABLISHED)
+                .unwrap_err()
+                .contains("rcv_wscale")
+        );
         let mut e = entry();
         e.rcv_wup = Some(1500);
-        assert!(check(&e, TCP_ESTABLISHED).unwrap_err().contains("window the kernel refuses"));
+        assert!(
+            check(&e, TCP_ESTABLISHED)
+                .unwrap_err()
+                .contains("window the kernel refuses")
+        );
         assert!(check(&entry(), TCP_CLOSE).unwrap_err().contains("CLOSE"));
     }
 

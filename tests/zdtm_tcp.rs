@@ -138,3 +138,33 @@ fn a_failed_dump_takes_the_connections_out_of_repair_mode() {
     }
     assert_eq!(z.go(), "PASS");
 }
+
+/// A `tcp-stream` image whose queues end before the lengths its entry
+/// gives is refused before any task is made.
+#[test]
+fn a_truncated_tcp_stream_image_is_refused_before_any_task() {
+    let Some(mut z) = Zdtm::start("zdtm-tcp-truncated", "zdtm_sockets_tcp", &["tcp4"]) else {
+        return;
+    };
+    z.dump(&["--tcp-established"]);
+    let biggest = std::fs::read_dir(z.images())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tcp-stream-"))
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap();
+    let len = biggest.metadata().unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(biggest.path())
+        .unwrap();
+    f.set_len(len - 100).unwrap();
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d", "--tcp-established"]);
+    assert!(!ok, "restored a truncated tcp-stream image: {log}");
+    let name = biggest.file_name().to_string_lossy().into_owned();
+    assert!(log.contains(&name), "{log}");
+    assert!(
+        common::proc_state(z.pid()).is_none(),
+        "a task was made: {log}"
+    );
+}

@@ -16,10 +16,6 @@ use crate::sys::sockopt::{self as so, SOL_SOCKET};
 pub const FIN: u8 = 0x01;
 pub const ACK: u8 = 0x10;
 
-/// The `SO_MARK` soccr gives the packets it makes (`SOCCR_MARK`): the
-/// network lock's rules let packets with it through.
-pub const SOCCR_MARK: i32 = 0xC114;
-
 /// A TCP segment without data, from `from` to `to`.
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
@@ -119,7 +115,9 @@ pub fn send(p: &Packet) -> Result<(), String> {
     );
     let sk = rustix::net::socket_with(family, SocketType::RAW, SocketFlags::CLOEXEC, Some(proto))
         .map_err(|e| format!("a raw socket: {e}"))?;
-    so::set_int(&sk, SOL_SOCKET, linux_raw_sys::net::SO_MARK, SOCCR_MARK)
+    // The network lock's rules let packets with libsoccr's mark through.
+    let mark = crate::netlock::nft::SOCCR_MARK as i32;
+    so::set_int(&sk, SOL_SOCKET, linux_raw_sys::net::SO_MARK, mark)
         .map_err(|e| format!("SO_MARK: {e}"))?;
     let n = rustix::net::sendto(&sk, &bytes, SendFlags::empty(), &to)
         .map_err(|e| format!("sending {} bytes to {}: {e}", bytes.len(), to.ip()))?;

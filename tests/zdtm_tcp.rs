@@ -7,13 +7,45 @@
 mod common;
 
 use common::zdtm::Zdtm;
+use criu_core::netlock;
+
+/// The dump's run id in `images` (the network lock's table is named
+/// after it).
+fn run_id(images: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crit"))
+        .arg("show")
+        .arg(images.join("inventory.img"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["entries"][0]["dump_criu_run_id"]
+        .as_str()
+        .expect("a run id in inventory.img")
+        .to_string()
+}
+
+/// Whether the network lock table the dump into `images` took is in
+/// place (`None`: nf_tables cannot be listed here).
+fn locked(images: &std::path::Path) -> Option<bool> {
+    let tables = netlock::tables().ok()?;
+    let name = netlock::table_name(run_id(images));
+    Some(tables.iter().any(|(_, t)| *t == name))
+}
 
 /// Dump with `--tcp-established`, restore with it, the program's verdict.
+/// Between the two the network lock (nftables, the default) is in place;
+/// the restore takes it away.
 fn established(test: &str, mode: &str) {
     let Some(mut z) = Zdtm::start(test, "zdtm_sockets_tcp", &[mode]) else {
         return;
     };
     z.dump(&["--tcp-established"]);
+    assert_ne!(
+        locked(z.images()),
+        Some(false),
+        "{test}: no network lock after the dump"
+    );
     let stream = std::fs::read_dir(z.images())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -21,6 +53,11 @@ fn established(test: &str, mode: &str) {
         .count();
     assert_eq!(stream, 2, "one tcp-stream image per end of the connection");
     z.restore(&["--tcp-established"]);
+    assert_ne!(
+        locked(z.images()),
+        Some(true),
+        "{test}: the restore left the network lock"
+    );
     assert_eq!(z.go(), "PASS", "zdtm_sockets_tcp {mode}");
 }
 
@@ -167,4 +204,12 @@ fn a_truncated_tcp_stream_image_is_refused_before_any_task() {
         common::proc_state(z.pid()).is_none(),
         "a task was made: {log}"
     );
+    // The dump's lock stays for a restore that works (as CRIU's does);
+    // this one never comes: take it away.
+    assert_ne!(
+        locked(z.images()),
+        Some(false),
+        "the failed restore took the lock away"
+    );
+    netlock::release_named(netlock::Method::Nftables, run_id(z.images()), &[]).unwrap();
 }

@@ -469,9 +469,10 @@ pub struct CommonOpts {
     pub timeout: u32,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
-    /// Accepted for every method CRIU takes: nothing a dump can capture
-    /// today needs locking (inet sockets and other network namespaces are
-    /// refused by the dump), and CRIU locks nothing without them either.
+    /// How the dump locks the network of the TCP connections it saves
+    /// (`--tcp-established`): nftables over netlink (the default here),
+    /// CRIU's iptables rules, or not at all. The restore takes the lock
+    /// away with the method the inventory names.
     pub network_lock: NetworkLock,
     pub deprecated: bool,
     pub stream: bool,

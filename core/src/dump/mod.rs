@@ -204,6 +204,8 @@ pub enum DumpError {
     Cgroup(#[from] cgroups::CgroupError),
     #[error(transparent)]
     Freezer(#[from] freezer::FreezerError),
+    #[error("locking the network of the TCP connections: {0}")]
+    NetLock(#[from] crate::netlock::NetLockError),
     #[error(
         "task {pid} runs under the {lsm} label {label:?}, criu under {ours:?}: \
          restoring another LSM label is not supported yet"
@@ -335,6 +337,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
 
     // Collect from outside, every task, with one file table.
+    // The network lock of the TCP connections (declared before `files`,
+    // so that on an early return it goes after `files` has taken the
+    // connections out of repair mode).
+    let mut netlock: Option<crate::netlock::Lock> = None;
+    let run_id = write::run_id(pid);
     let mut files = crate::files::table::FileTable::default();
     files.tree_pids = tree.tasks.iter().map(|t| t.pid).collect();
     files.tree_pids.sort_unstable();
@@ -393,11 +400,26 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
-    // NETWORK LOCK SEAM (dump): every TCP connection the dump saves is in
-    // `files.kinds.inet.repair.connections()` from here, each in repair
-    // mode; they stay locked until the tree is killed below (or, if the
-    // dump fails or the tree runs on, until `files` takes them out of
-    // repair mode: unlock after that).
+    // Every TCP connection the dump saves is in repair mode from here: the
+    // network is locked for them (`--network-lock`), so that their peers'
+    // packets get no reset while the tree is gone. A killed tree leaves the
+    // lock for the restore to take away; a failed dump or a tree that runs
+    // on takes it away once the connections are out of repair mode.
+    let conns: Vec<crate::netlock::Conn> = files
+        .kinds
+        .inet
+        .repair
+        .connections()
+        .iter()
+        .map(|c| crate::netlock::Conn::new(c.src, c.dst))
+        .collect();
+    if !conns.is_empty() {
+        netlock = Some(crate::netlock::Lock::take(
+            common.network_lock,
+            &run_id,
+            &conns,
+        )?);
+    }
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
@@ -454,7 +476,15 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
     collected = write_all(&tree, collected, &common.images_dir).map_err(img_err)?;
-    write::write_tree_images(&common.images_dir, &entries, &files, ours.lsm).map_err(img_err)?;
+    write::write_tree_images(
+        &common.images_dir,
+        &entries,
+        &files,
+        ours.lsm,
+        common.network_lock,
+        &run_id,
+    )
+    .map_err(img_err)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
@@ -490,6 +520,11 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     finish(tree, opts.final_state)?;
     files.kinds.inet.repair.dismiss();
+    match netlock.take() {
+        Some(l) if opts.final_state == FinalState::Dead => l.keep(),
+        Some(l) => l.release()?,
+        None => {}
+    }
     stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();

@@ -237,8 +237,9 @@ fn missing(what: &str) -> ImageError {
     )
 }
 
-/// A random-looking run id in UUID form (CRIU's `dump_criu_run_id`).
-fn run_id(pid: i32) -> String {
+/// A random-looking run id in UUID form (CRIU's `dump_criu_run_id`; the
+/// network lock's table is named after it, as CRIU names its own).
+pub fn run_id(pid: i32) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -288,10 +289,11 @@ pub fn write_tree_images(
     tree: &[TreeEntry],
     files: &FileTable,
     lsm: crate::proc::lsm::Lsm,
+    network_lock: crate::opts::NetworkLock,
+    run_id: &str,
 ) -> Result<(), ImageError> {
     use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
-    let root = tree.first().map_or(0, |t| t.pid);
     img.write_one(
         Kind::Inventory,
         0,
@@ -307,10 +309,12 @@ pub fn write_tree_images(
                 Lsm::AppArmor => pb::Lsmtype::Apparmor,
                 Lsm::SeLinux => pb::Lsmtype::Selinux,
             } as i32),
-            network_lock_method: Some(0),
+            // The method a kept lock was taken with: the restore removes
+            // it with the same one (CRIU's 0 iptables, 1 nftables, 2 skip).
+            network_lock_method: Some(network_lock.inventory_value()),
             // --tcp-close: a restore must be asked for it too (CRIU).
             tcp_close: files.kinds.inet.tcp_close.then_some(true),
-            dump_criu_run_id: Some(run_id(root)),
+            dump_criu_run_id: Some(run_id.to_string()),
             ..Default::default()
         },
     )?;

@@ -162,6 +162,26 @@ impl TreeTaskImages {
 /// `task_core_entry.task_state` of a zombie.
 const TASK_ZOMBIE: u32 = 2;
 
+/// The network lock `inventory.img` records, to take the dump's lock away
+/// with: its method (CRIU's default, iptables, for a value CRIU does not
+/// define) and the id its table is named after (the dump's run id, else
+/// the root's PID, as CRIU names it).
+pub fn network_lock(
+    dir: &ImageDir,
+    root: u32,
+) -> Result<(crate::opts::NetworkLock, String), RestoreError> {
+    let inventory: pb::InventoryEntry = read_single(dir, Kind::Inventory, 0)?;
+    let method = inventory
+        .network_lock_method
+        .and_then(crate::opts::NetworkLock::from_inventory)
+        .unwrap_or(crate::opts::NetworkLock::Iptables);
+    let id = inventory
+        .dump_criu_run_id
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| root.to_string());
+    Ok((method, id))
+}
+
 /// Reads every image of every task of `pstree.img` in `dir` and validates
 /// them, in pstree order (the root first, each parent before its
 /// children).

@@ -291,10 +291,18 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             .tcp_repaired
             .release()
             .map_err(|e| RestoreError::Unsupported(format!("leaving TCP repair mode: {e}")))?;
-        // NETWORK LOCK SEAM (restore): `conns` (the connections of the
-        // images) are unlocked here, after repair mode is off and before
-        // the tasks run.
-        let _ = conns;
+        // The dump's network lock goes once repair mode is off, before
+        // the tasks run (taken with the method the inventory names, as
+        // CRIU does: an iptables lock of CRIU's dump goes too).
+        if !conns.is_empty() {
+            let (method, id) = super::images::network_lock(&dir, root)?;
+            let conns: Vec<crate::netlock::Conn> = conns
+                .iter()
+                .map(|c| crate::netlock::Conn::new(c.src, c.dst))
+                .collect();
+            crate::netlock::release_named(method, &id, &conns)
+                .map_err(|e| RestoreError::Unsupported(format!("unlocking the network: {e}")))?;
+        }
         Ok(())
     })
     .and_then(|()| super::write_pidfile(opts, child))

@@ -107,6 +107,14 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
         what: cmd.clone(),
         errno,
     })?;
+    // Looked up first: where exec itself reports a missing command is not
+    // the same everywhere (under qemu-user the child exits 127 instead).
+    if !in_path(binary) {
+        return Err(NetLockError::NoCommand {
+            binary,
+            source: std::io::Error::from_raw_os_error(linux_raw_sys::errno::ENOENT as i32),
+        });
+    }
     let out = Command::new(binary)
         .args(&args)
         .stdin(Stdio::null())
@@ -119,6 +127,16 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
         cmd,
         status: out.status,
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
+}
+
+/// Whether `PATH` has an executable file named `binary`.
+fn in_path(binary: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join(binary))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
 }
 

@@ -1,10 +1,21 @@
 //! Images interchange with CRIU both ways, against a real CRIU 4.1.1 (the
-//! peer, see `common::peer`): every self-checking test program of
-//! `tests/programs/zdtm` is dumped by us and restored by CRIU, and dumped
+//! peer, see `common::peer`): the self-checking test programs of
+//! `tests/programs/zdtm` are dumped by us and restored by CRIU, and dumped
 //! by CRIU and restored by us, and then checks its own state; both tools'
 //! crit decode both tools' images to the same JSON. A program one tool
 //! cannot handle here is listed in [`EXPECTED`] with that tool's own
 //! error, which the test checks is still the error it gives.
+//!
+//! Not crossed yet (issue 16 stays open for them): `zdtm_caps` (CRIU
+//! 4.1.1's dump fails here with "Can't get rlimit 0: Operation not
+//! permitted", and CRIU's restore of our dump did not end within 60 s:
+//! not looked into), `zdtm_ctty master` (CRIU's restore of our dump gives
+//! the pty back owned by 0:0, not its owner: whether CRIU alone loses it
+//! too is not checked), `zdtm_file_map_mode`, `zdtm_memfd_exec`,
+//! `zdtm_stopped` and `zdtm_vma_advice` (not tried). The refusal programs
+//! (`zdtm_refused`, `zdtm_unheld_attrs`, `zdtm_sockets_inet_refused`) and
+//! the per-arch register ones (`zdtm_fpu_*`, `zdtm_pac`) have nothing to
+//! cross on x86_64.
 //!
 //! The ordinary programs of `tests/foreign.rs` (coreutils `sleep`, a
 //! python3 loop, a bash job with `--shell-job`) cross over too, at the
@@ -618,6 +629,15 @@ crossover!(unix_listen, "zdtm_unix", &["listen"], &[]);
 crossover!(unix_abstract, "zdtm_unix", &["abstract"], &[]);
 crossover!(vdso, "zdtm_vdso");
 crossover!(vma_layout, "zdtm_vma_layout");
+crossover!(closed_stdio, "zdtm_closed_stdio");
+crossover!(cow, "zdtm_cow");
+crossover!(ghost_holes, "zdtm_ghost_holes");
+crossover!(loginuid, "zdtm_loginuid");
+crossover!(membarrier, "zdtm_membarrier");
+crossover!(oom_score_adj, "zdtm_oom_score_adj");
+crossover!(sched, "zdtm_sched");
+crossover!(thp_disable, "zdtm_thp_disable");
+crossover!(unix_files, "zdtm_unix_files");
 
 /// Programs we did not write (those of `tests/foreign.rs`), crossing over
 /// (x86_64, like those tests: the VMs have no python3 or bash).

@@ -74,19 +74,36 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .expect("run the peer's criu");
+        let log_path = images.join(format!("peer-{action}.log"));
         let mut status = None;
+        // A restorer that hits one of CRIU's BUG()s never ends (it waits
+        // for the task that faulted): once the log shows one and CRIU has
+        // not ended a second later, it is killed then, not after the
+        // whole PEER_TIMEOUT.
+        let mut bug_seen: Option<std::time::Instant> = None;
+        let mut polls = 0u32;
         let done = super::wait_until(PEER_TIMEOUT, || {
             status = child.try_wait().expect("wait for the peer's criu");
+            polls += 1;
+            if status.is_none() && bug_seen.is_none() && polls % 40 == 0 {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if log.contains("BUG at ") {
+                    bug_seen = Some(std::time::Instant::now());
+                }
+            }
             status.is_some()
+                || bug_seen.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(1))
         });
-        let mut log =
-            std::fs::read_to_string(images.join(format!("peer-{action}.log"))).unwrap_or_default();
-        if !done {
+        let mut log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if status.is_none() {
             let _ = child.kill();
             let _ = child.wait();
-            log.push_str(&format!(
-                "\n[the peer's criu {action} was killed after {PEER_TIMEOUT:?}]\n"
-            ));
+            let why = if done {
+                "hit a BUG and was killed".to_string()
+            } else {
+                format!("was killed after {PEER_TIMEOUT:?}")
+            };
+            log.push_str(&format!("\n[the peer's criu {action} {why}]\n"));
         }
         (status.is_some_and(|s| s.success()), log)
     }

@@ -85,7 +85,7 @@ impl Peer {
         let done = super::wait_until(PEER_TIMEOUT, || {
             status = child.try_wait().expect("wait for the peer's criu");
             polls += 1;
-            if status.is_none() && bug_seen.is_none() && polls % 40 == 0 {
+            if status.is_none() && bug_seen.is_none() && polls.is_multiple_of(40) {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 if log.contains("BUG at ") {
                     bug_seen = Some(std::time::Instant::now());

@@ -22,7 +22,10 @@ use crate::blob::restorer_abi::{PageRun, Region, Remap};
 use crate::images::pb;
 use crate::proc::vma_kind::status::{VMA_ANON_PRIVATE, VMA_AREA_SHSTK};
 
+use super::RestoreError;
 use super::images::{TaskImages, is_file_vma, is_mapped_vma};
+use super::layout::SelfMaps;
+use crate::blob::bootstrap::Reservation;
 
 /// The only `mmap` flags a slot is made with: a VMA with others
 /// (`MAP_NORESERVE`, `MAP_LOCKED`, `MAP_GROWSDOWN`...) is mapped on its own.
@@ -110,6 +113,34 @@ pub fn plan(alive: &[&TaskImages]) -> Premap {
         list.sort_unstable_by_key(|c| c.start);
     }
     Premap { len, tasks }
+}
+
+/// Reserves the tree's premap area of `len` bytes in the tool where no
+/// VMA of any task of the tree lies: where the kernel puts it, unless
+/// that overlaps one, else in the highest free gap below. A slot inside
+/// a VMA's range would be in the way of the moves that put the slots in
+/// place (mremap refuses to move a slot onto a range overlapping it, and
+/// moving one slot onto its VMA would replace another slot lying there).
+pub fn reserve(len: u64, alive: &[&TaskImages], page: u64) -> Result<Reservation, RestoreError> {
+    let sys = |e| RestoreError::Sys("mmap(premap area)", e);
+    let first = Reservation::map(len).map_err(sys)?;
+    let vmas = || alive.iter().flat_map(|t| t.mm.vmas.iter());
+    if len == 0 || !vmas().any(|v| v.start < first.base + len && first.base < v.end) {
+        return Ok(first);
+    }
+    let mut busy = SelfMaps::read()?.all;
+    busy.extend(vmas().map(|v| (v.start, v.end)));
+    let at = SelfMaps::free_gap(&busy, len, first.base, page).ok_or_else(|| {
+        RestoreError::Unsupported(format!(
+            "no free place of {len} bytes for the premap area apart from the tree's memory"
+        ))
+    })?;
+    crate::pr_debug!(
+        "premap area {:#x}+{len:#x} overlapped the tree's memory: moved to {at:#x}",
+        first.base
+    );
+    drop(first);
+    Reservation::at(at, len).map_err(sys)
 }
 
 impl Premap {

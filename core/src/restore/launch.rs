@@ -104,8 +104,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // Private memory shared copy-on-write along the tree: its premap area
     // is reserved before the regions are placed, which then avoid it.
     let mut premap = super::cow::plan(&alive);
-    let reserved = crate::blob::bootstrap::Reservation::map(premap.len)
-        .map_err(|e| RestoreError::Sys("mmap(premap area)", e))?;
+    let reserved = super::cow::reserve(premap.len, &alive, page)?;
     premap.place(reserved.base);
     let mut maps = SelfMaps::read()?;
     // Every task unmaps up to the top of the address space, whatever

@@ -18,28 +18,10 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
             // mremap refuses (EINVAL) a move onto a range that overlaps
             // the source: a premap slot placed by the kernel near the
             // VMA it is for (ASLR) may. Such a move goes through a free
-            // place first, as CRIU's vma_remap does: one the kernel picks
-            // for a fresh reservation (so no slot nor VMA of the task),
-            // which the move then replaces. (A plain MAYMOVE mremap of
-            // the same size would leave the slot where it is.)
+            // place first, as CRIU's vma_remap does.
             let mut from = r.from as usize;
             if r.from < r.to + r.len && r.to < r.from + r.len {
-                const PROT_NONE: usize = criu_arch::kernel::general::PROT_NONE as usize;
-                const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
-                    | criu_arch::kernel::general::MAP_ANONYMOUS)
-                    as usize;
-                // SAFETY: a new reservation wherever the kernel has room.
-                let tmp = unsafe {
-                    sys_mmap(
-                        0,
-                        r.len as usize,
-                        PROT_NONE,
-                        MAP_PRIVATE_ANON,
-                        usize::MAX,
-                        0,
-                    )
-                };
-                check(tmp, i as u32)?;
+                let tmp = free_place_apart_from(r.to as usize, r.len as usize, i as u32)?;
                 // SAFETY: moves the whole slot onto the reservation just
                 // made, which nothing else uses.
                 let moved = unsafe {
@@ -49,11 +31,11 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
                         r.len as usize,
                         r.len as usize,
                         MREMAP_MAYMOVE | MREMAP_FIXED,
-                        tmp as usize,
+                        tmp,
                     )
                 };
                 check(moved, i as u32)?;
-                from = tmp as usize;
+                from = tmp;
             }
             // SAFETY: moves a vDSO/vvar mapping or a premap slot; the
             // target range is inside the bootstrap region's parking area,
@@ -73,6 +55,35 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
         check(ret, i as u32)?;
     }
     Ok(())
+}
+
+/// A reserved free place of `len` bytes that does not overlap
+/// `[to, to + len)`. The kernel picks a fresh reservation's place, and a
+/// top-down search may well pick one overlapping the move's target (the
+/// part of the target the slot does not cover may be free, and the gap
+/// below it too: seen on ppc64le, where the second move then failed with
+/// EINVAL). So three times `len` is reserved: its first or its last
+/// `len` bytes are clear of the target (a range of `len` bytes cannot
+/// reach both), and the rest is unmapped again.
+fn free_place_apart_from(to: usize, len: usize, item: u32) -> Result<usize, Fail> {
+    const PROT_NONE: usize = criu_arch::kernel::general::PROT_NONE as usize;
+    const MAP_PRIVATE_ANON: usize = (criu_arch::kernel::general::MAP_PRIVATE
+        | criu_arch::kernel::general::MAP_ANONYMOUS) as usize;
+    // SAFETY: a new reservation wherever the kernel has room.
+    let big = unsafe { sys_mmap(0, 3 * len, PROT_NONE, MAP_PRIVATE_ANON, usize::MAX, 0) };
+    check(big, item)?;
+    let big = big as usize;
+    let place = if big < to + len && to < big + len {
+        big + 2 * len
+    } else {
+        big
+    };
+    // The other 2 * len bytes: after the place, or before it.
+    let unused = if place == big { big + len } else { big };
+    // SAFETY: unmaps the part of the reservation just made that is not
+    // the chosen place (nothing else is there).
+    check(unsafe { syscall2(nr::MUNMAP, unused, 2 * len) }, item)?;
+    Ok(place)
 }
 
 pub(super) fn unregister_rseq(r: &abi::RseqArg) -> Result<(), Fail> {

@@ -139,6 +139,23 @@ fn x86_restart_fixup() {
     };
     r.restart_syscall_fixup();
     assert_eq!((r.ax as i64, r.ip), (-4, 0x1002));
+    // poll (7) without a timeout: its restart block is the call again.
+    let mut r = GpRegs {
+        ax: (-516i64) as u64,
+        dx: (-1i64) as u64,
+        ..base
+    };
+    r.restart_syscall_fixup();
+    assert_eq!((r.ax, r.ip), (7, 0x1000), "poll(fds, n, -1) is made again");
+    // Another call with a restart block (nanosleep, 35): EINTR.
+    let mut r = GpRegs {
+        ax: (-516i64) as u64,
+        orig_ax: 35,
+        dx: (-1i64) as u64,
+        ..base
+    };
+    r.restart_syscall_fixup();
+    assert_eq!((r.ax as i64, r.ip), (-4, 0x1002));
     // Not in a syscall: untouched.
     let mut r = GpRegs {
         ax: (-512i64) as u64,
@@ -195,6 +212,20 @@ fn ppc64_restart_fixup() {
     r.gpr[3] = (-516i64) as u64;
     r.restart_syscall_fixup();
     assert_eq!(r.gpr[3] as i64, -4);
+    // poll (167) without a timeout (r5): made again.
+    let mut r = base;
+    r.gpr[0] = 167;
+    r.gpr[5] = (-1i64) as u64;
+    r.gpr[3] = (-516i64) as u64;
+    r.restart_syscall_fixup();
+    assert_eq!((r.gpr[3], r.nip), (7, 0x1000));
+    // With a timeout: EINTR.
+    let mut r = base;
+    r.gpr[0] = 167;
+    r.gpr[5] = 1000;
+    r.gpr[3] = (-516i64) as u64;
+    r.restart_syscall_fixup();
+    assert_eq!((r.gpr[3] as i64, r.nip), (-4, 0x1004));
 }
 
 #[cfg(target_arch = "s390x")]
@@ -222,6 +253,15 @@ fn s390x_restart_fixup() {
     base.gprs[2] = (-516i64) as u64;
     let mut r = base;
     r.restart_syscall_fixup_with(2 << 16 | 162);
+    assert_eq!((r.gprs[2] as i64, r.psw.addr), (-4, 0x1002));
+    // poll (168) without a timeout (r4): made again; with one: EINTR.
+    let mut r = base;
+    r.gprs[4] = (-1i64) as u64;
+    r.restart_syscall_fixup_with(2 << 16 | 168);
+    assert_eq!((r.gprs[2], r.psw.addr), (7, 0x1000));
+    let mut r = base;
+    r.gprs[4] = 1000;
+    r.restart_syscall_fixup_with(2 << 16 | 168);
     assert_eq!((r.gprs[2] as i64, r.psw.addr), (-4, 0x1002));
     // Not in a syscall.
     let mut r = base;

@@ -89,6 +89,21 @@ impl core::fmt::Display for BlobCallError {
 /// of an interrupted syscall, tell whether the syscall must be re-executed
 /// (`Some(true)`), must fail with `-EINTR` (`Some(false)`, restart block), or
 /// nothing is to be done (`None`).
+/// Whether a syscall interrupted with `-ERESTART_RESTARTBLOCK` (whose
+/// restart block stays in the kernel and cannot be carried over) is the
+/// same as its call made again, and is re-executed instead of failing
+/// with `-EINTR`: `poll` (`nr`, the arch's number `poll_nr`) without a
+/// timeout (`timeout`, its third argument, negative), which the kernel's
+/// own `do_restart_poll` calls again exactly so. A program that takes
+/// `EINTR` from `poll` as fatal (OpenBSD's `nc`: "polling error:
+/// Interrupted system call") then runs on after a restore. A call with
+/// time left still reports `EINTR`, as CRIU does for them all: the time
+/// left is in the lost block.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
+pub(crate) fn reruns_after_restart_block(nr: u64, poll_nr: usize, timeout: u64) -> bool {
+    nr == poll_nr as u64 && (timeout as i32) < 0
+}
+
 #[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub(crate) fn restart_kind(ret: i64) -> Option<bool> {
     match -ret {

@@ -3,7 +3,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::common::{EINTR, restart_kind};
+use crate::common::{EINTR, reruns_after_restart_block, restart_kind};
 
 /// `EM_PPC64`.
 pub const ELF_MACHINE: u16 = 21;
@@ -176,8 +176,10 @@ impl GpRegs {
     /// syscall without running a handler (`check_syscall_restart`): for
     /// `ERESTARTSYS`/`ERESTARTNOINTR`/`ERESTARTNOHAND` restore r3 and step
     /// nip back over the 4-byte `sc`; for `ERESTART_RESTARTBLOCK` report
-    /// `EINTR`. Handles both `sc` (positive errno + CR0.SO) and `scv`
-    /// (negative errno). `trap` is cleared afterwards.
+    /// `EINTR`, unless the call made again is the same (`poll` without a
+    /// timeout, see [`reruns_after_restart_block`]: r0 still holds its
+    /// number, r5 its timeout). Handles both `sc` (positive errno + CR0.SO)
+    /// and `scv` (negative errno). `trap` is cleared afterwards.
     pub fn restart_syscall_fixup(&mut self) {
         let ret = match self.trap & !0xf {
             TRAP_SC if self.ccr & CR0_SO != 0 => (self.gpr[3] as i64).wrapping_neg(),
@@ -185,14 +187,15 @@ impl GpRegs {
             _ => return,
         };
         let scv = self.trap & !0xf == TRAP_SCV;
+        let again = reruns_after_restart_block(self.gpr[0], super::nr::POLL, self.gpr[5]);
         match restart_kind(ret) {
-            Some(true) => {
+            Some(b) if b || again => {
                 self.gpr[3] = self.orig_gpr3;
                 self.nip = self.nip.wrapping_sub(4);
                 // The re-executed `sc` reports its own status.
                 self.ccr &= !CR0_SO;
             }
-            Some(false) => self.gpr[3] = if scv { (-EINTR) as u64 } else { EINTR as u64 },
+            Some(_) => self.gpr[3] = if scv { (-EINTR) as u64 } else { EINTR as u64 },
             None => {}
         }
         self.trap = 0;

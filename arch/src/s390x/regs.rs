@@ -3,7 +3,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::common::{EINTR, restart_kind};
+use crate::common::{EINTR, reruns_after_restart_block, restart_kind};
 
 /// `EM_S390`.
 pub const ELF_MACHINE: u16 = 22;
@@ -158,18 +158,22 @@ impl GpRegs {
     /// word (instruction length << 16 | number; 0 = not in a syscall):
     /// for `-ERESTARTSYS`/`-ERESTARTNOINTR`/`-ERESTARTNOHAND` restore r2 and
     /// rewind the PSW over the `svc`; for `-ERESTART_RESTARTBLOCK` report
-    /// `-EINTR`.
+    /// `-EINTR`, unless the call made again is the same (`poll` without a
+    /// timeout, see [`reruns_after_restart_block`]: the word's low half is
+    /// its number, r4 its timeout).
     pub fn restart_syscall_fixup_with(&mut self, system_call: u32) {
         if system_call == 0 {
             return;
         }
+        let nr = u64::from(system_call & 0xffff);
+        let again = reruns_after_restart_block(nr, super::nr::POLL, self.gprs[4]);
         match restart_kind(self.gprs[2] as i64) {
-            Some(true) => {
+            Some(b) if b || again => {
                 self.gprs[2] = self.orig_gpr2;
                 let ilen = u64::from(system_call >> 16);
                 self.psw.addr = self.psw.addr.wrapping_sub(ilen) & self.address_mask();
             }
-            Some(false) => self.gprs[2] = (-EINTR) as u64,
+            Some(_) => self.gprs[2] = (-EINTR) as u64,
             None => {}
         }
     }

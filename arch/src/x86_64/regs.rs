@@ -3,7 +3,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::common::{EINTR, restart_kind};
+use crate::common::{EINTR, reruns_after_restart_block, restart_kind};
 
 /// `EM_X86_64`.
 pub const ELF_MACHINE: u16 = 62;
@@ -155,19 +155,22 @@ impl GpRegs {
     /// `-ERESTARTSYS`/`-ERESTARTNOINTR`/`-ERESTARTNOHAND` re-arm the syscall
     /// (rax = orig_ax, rip back over the 2-byte `syscall`); for
     /// `-ERESTART_RESTARTBLOCK` report `-EINTR` (the kernel's restart block
-    /// cannot be carried over). The frame built from the result is resumed
-    /// by `rt_sigreturn`, which disables restarts itself.
+    /// cannot be carried over), unless the call made again is the same
+    /// (`poll` without a timeout, see [`reruns_after_restart_block`]). The
+    /// frame built from the result is resumed by `rt_sigreturn`, which
+    /// disables restarts itself.
     pub fn restart_syscall_fixup(&mut self) {
         if (self.orig_ax as i64) < 0 {
             return;
         }
+        let again = reruns_after_restart_block(self.orig_ax, super::nr::POLL, self.dx);
         // The kernel compares the low 32 bits sign-extended.
         match restart_kind(self.ax as i32 as i64) {
-            Some(true) => {
+            Some(b) if b || again => {
                 self.ax = self.orig_ax;
                 self.ip = self.ip.wrapping_sub(2);
             }
-            Some(false) => self.ax = (-EINTR) as u64,
+            Some(_) => self.ax = (-EINTR) as u64,
             None => {}
         }
     }

@@ -13,7 +13,11 @@
 //! `procs` 1, 10, 100, 500 (a 4-ary tree); `threads` 1, 100, 1000;
 //! `fds` 10, 1000, 2000, 10000 per process; `maps` 10, 1000, 30000 per
 //! process; `mem` 64, 1024, 4096 MiB (a point is skipped, saying so, when
-//! `MemAvailable` cannot hold it three times over).
+//! `MemAvailable` cannot hold it three times over); `conns` 1, 100, 1000
+//! established TCP connections of the root to a peer outside the tree
+//! (a thread of this benchmark, see [`conns`]), dumped and restored with
+//! `--tcp-established` by both tools (each with its own default network
+//! lock: ours nftables over netlink, CRIU's iptables).
 //!
 //! Every run starts a fresh workload (this binary in `workload` mode, see
 //! [`workload`]), dumps it with `criu dump` (which kills it), waits until
@@ -31,6 +35,7 @@
 //! without one only this tool is measured. The tool measured as "ours":
 //! `$CRIU_BIN` or `target/release/criu`. Needs root.
 
+mod conns;
 mod report;
 mod workload;
 
@@ -50,6 +55,7 @@ const BASE: Shape = Shape {
     fds: 10,
     maps: 10,
     mem_mib: 1,
+    conns: 0,
 };
 
 /// The sweeps and their default points.
@@ -59,6 +65,7 @@ const SWEEPS: &[(&str, &[usize])] = &[
     ("fds", &[10, 1000, 2000, 10000]),
     ("maps", &[10, 1000, 30000]),
     ("mem", &[64, 1024, 4096]),
+    ("conns", &[1, 100, 1000]),
 ];
 
 /// Bound on the workload's set-up and on its processes' answers.
@@ -232,6 +239,7 @@ fn shape_of(sweep: &str, n: usize) -> Shape {
         "threads" => s.threads = n,
         "fds" => s.fds = n,
         "maps" => s.maps = n,
+        "conns" => s.conns = n,
         _ => s.mem_mib = n,
     }
     s
@@ -318,11 +326,28 @@ fn one_run(tool: &Tool, shape: &Shape, dir: &Path) -> Result<Sample, String> {
         pids: Vec::new(),
         dir: dir.to_path_buf(),
     };
+    // The peer of the connections, outside the tree.
+    let (peer, port) = match shape.conns {
+        0 => (None, 0),
+        n => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("peer: {e}"))?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            let d = dir.to_path_buf();
+            let t = std::thread::spawn(move || conns::peer(l, n, &d, WAIT));
+            (Some(t), port)
+        }
+    };
+    // Connections are dumped and restored by both tools with this.
+    let tcp: &[&str] = if shape.conns > 0 {
+        &["--tcp-established"]
+    } else {
+        &[]
+    };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(&exe)
         .arg("workload")
         .arg(dir)
-        .args(shape.args())
+        .args(shape.args(port))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -334,38 +359,35 @@ fn one_run(tool: &Tool, shape: &Shape, dir: &Path) -> Result<Sample, String> {
     // The root stays first: its process group is the workload's.
     guard.pids = pids.iter().map(|s| s.trim().parse().unwrap_or(0)).collect();
     guard.pids.retain(|&p| p > 0);
-    let dump = run_tool(
-        tool,
-        &[
-            "dump",
-            "-t",
-            &root.to_string(),
-            "-D",
-            path(&images)?,
-            "-o",
-            "dump.log",
-        ],
-        &images,
-    )?;
+    let root_s = root.to_string();
+    let mut args = vec![
+        "dump",
+        "-t",
+        &root_s,
+        "-D",
+        path(&images)?,
+        "-o",
+        "dump.log",
+    ];
+    args.extend_from_slice(tcp);
+    let dump = run_tool(tool, &args, &images)?;
     wait_gone(&guard.pids, Duration::from_secs(60))?;
     let stats: pb::StatsEntry = read_one(&images.join("stats-dump"), Kind::Stats)
         .map_err(|e| format!("stats-dump: {e}"))?;
     let frozen = stats.dump.map_or(0.0, |d| f64::from(d.frozen_time) / 1e6);
     let pidfile = images.join("restore.pid");
-    let restore = run_tool(
-        tool,
-        &[
-            "restore",
-            "-d",
-            "-D",
-            path(&images)?,
-            "-o",
-            "restore.log",
-            "--pidfile",
-            path(&pidfile)?,
-        ],
-        &images,
-    )?;
+    let mut args = vec![
+        "restore",
+        "-d",
+        "-D",
+        path(&images)?,
+        "-o",
+        "restore.log",
+        "--pidfile",
+        path(&pidfile)?,
+    ];
+    args.extend_from_slice(tcp);
+    let restore = run_tool(tool, &args, &images)?;
     std::fs::write(dir.join("go"), "").map_err(|e| e.to_string())?;
     let verdicts = wait_answers(dir, "res", shape.procs)?;
     if let Some(bad) = verdicts.iter().find(|v| !v.starts_with("PASS")) {
@@ -373,6 +395,9 @@ fn one_run(tool: &Tool, shape: &Shape, dir: &Path) -> Result<Sample, String> {
         return Err(format!(
             "{n} restored processes failed their check, e.g.: {bad}"
         ));
+    }
+    if let Some(t) = peer {
+        t.join().map_err(|_| "the peer thread panicked")??;
     }
     wait_gone(&guard.pids, Duration::from_secs(60))?;
     guard.pids.clear();

@@ -1,9 +1,10 @@
 //! The program the benchmark dumps and restores (this binary run as
-//! `scale workload DIR PROCS THREADS FDS MAPS MEM_MIB`): a tree of PROCS
-//! processes (process k's parent is (k - 1) / 4, so a 4-ary tree), each
-//! with THREADS threads, FDS open fds of several kinds, MAPS private
-//! anonymous mappings of one page each, and MEM_MIB MiB of touched
-//! anonymous memory.
+//! `scale workload DIR PROCS THREADS FDS MAPS MEM_MIB CONNS PORT`): a tree
+//! of PROCS processes (process k's parent is (k - 1) / 4, so a 4-ary
+//! tree), each with THREADS threads, FDS open fds of several kinds, MAPS
+//! private anonymous mappings of one page each, and MEM_MIB MiB of
+//! touched anonymous memory; the root also holds CONNS TCP connections to
+//! the benchmark's peer on 127.0.0.1:PORT ([`super::conns`]).
 //!
 //! Protocol (all files in DIR): each process writes `ready/K` (its PID)
 //! once its state is set up, polls for `go`, then checks every piece of
@@ -36,43 +37,51 @@ pub struct Shape {
     pub fds: usize,
     pub maps: usize,
     pub mem_mib: usize,
+    /// TCP connections the root holds to a peer outside the tree.
+    pub conns: usize,
 }
 
 impl Shape {
-    pub fn args(&self) -> [String; 5] {
+    /// The workload's arguments after DIR (`port`: the peer's, for
+    /// CONNS).
+    pub fn args(&self, port: u16) -> [String; 7] {
         [
             self.procs.to_string(),
             self.threads.to_string(),
             self.fds.to_string(),
             self.maps.to_string(),
             self.mem_mib.to_string(),
+            self.conns.to_string(),
+            port.to_string(),
         ]
     }
 
-    fn parse(a: &[String]) -> Option<Shape> {
+    fn parse(a: &[String]) -> Option<(Shape, u16)> {
         let n = |i: usize| a.get(i)?.parse::<usize>().ok();
-        Some(Shape {
+        let shape = Shape {
             procs: n(0)?.max(1),
             threads: n(1)?.max(1),
             fds: n(2)?,
             maps: n(3)?,
             mem_mib: n(4)?,
-        })
+            conns: n(5)?,
+        };
+        Some((shape, a.get(6)?.parse().ok()?))
     }
 }
 
 /// The pattern word of item `i` of process `k`: never zero.
-fn pattern(k: usize, i: usize) -> u64 {
+pub fn pattern(k: usize, i: usize) -> u64 {
     ((k as u64) << 40 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let (Some(dir), Some(shape)) = (args.first(), Shape::parse(&args[1..])) else {
-        eprintln!("usage: workload DIR PROCS THREADS FDS MAPS MEM_MIB");
+    let (Some(dir), Some((shape, port))) = (args.first(), Shape::parse(&args[1..])) else {
+        eprintln!("usage: workload DIR PROCS THREADS FDS MAPS MEM_MIB CONNS PORT");
         return ExitCode::FAILURE;
     };
     let dir = PathBuf::from(dir);
-    match run(&dir, shape) {
+    match run(&dir, shape, port) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = write_atomic(&dir.join("res").join("setup"), &format!("FAIL: {e}"));
@@ -81,7 +90,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
 }
 
-fn run(dir: &Path, shape: Shape) -> Result<(), String> {
+fn run(dir: &Path, shape: Shape, port: u16) -> Result<(), String> {
     // Only what the workload opens belongs in its images; a session of its
     // own, so neither tool needs --shell-job.
     criu_core::sys::fds::close_fds_from(3).map_err(|e| format!("close_range: {e}"))?;
@@ -97,6 +106,10 @@ fn run(dir: &Path, shape: Shape) -> Result<(), String> {
     };
     let (k, children) = grow(0, shape.procs)?;
     let state = State::set_up(dir, k, shape)?;
+    let conns = match (k, shape.conns) {
+        (0, n) if n > 0 => super::conns::Conns::open(port, n, WAIT)?,
+        _ => super::conns::Conns::default(),
+    };
     write_atomic(
         &dir.join("ready").join(k.to_string()),
         &std::process::id().to_string(),
@@ -105,6 +118,7 @@ fn run(dir: &Path, shape: Shape) -> Result<(), String> {
     let verdict = state
         .check()
         .and_then(|()| inherited.check(false))
+        .and_then(|()| conns.check())
         .map_or_else(|e| format!("FAIL: {e}"), |()| "PASS".into());
     write_atomic(&dir.join("res").join(k.to_string()), &verdict)?;
     for c in children {

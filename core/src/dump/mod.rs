@@ -337,12 +337,19 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
 
     // Collect from outside, every task, with one file table.
-    // The network lock of the TCP connections (declared before `files`,
-    // so that on an early return it goes after `files` has taken the
-    // connections out of repair mode).
-    let mut netlock: Option<crate::netlock::Lock> = None;
     let run_id = write::run_id(pid);
     let mut files = crate::files::table::FileTable::default();
+    // The network lock of the TCP connections: each is added to it before
+    // it goes into repair mode (see `files::inet`). A killed tree leaves
+    // the lock for the restore to take away; a failed dump or a tree that
+    // runs on takes it away once the connections are out of repair mode.
+    if common.tcp_established {
+        files.kinds.inet.lock = Some(crate::netlock::Lock::take(
+            common.network_lock,
+            &run_id,
+            &[],
+        )?);
+    }
     files.tree_pids = tree.tasks.iter().map(|t| t.pid).collect();
     files.tree_pids.sort_unstable();
     let fd_opts = files::FdOpts {
@@ -400,26 +407,6 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
-    // Every TCP connection the dump saves is in repair mode from here: the
-    // network is locked for them (`--network-lock`), so that their peers'
-    // packets get no reset while the tree is gone. A killed tree leaves the
-    // lock for the restore to take away; a failed dump or a tree that runs
-    // on takes it away once the connections are out of repair mode.
-    let conns: Vec<crate::netlock::Conn> = files
-        .kinds
-        .inet
-        .repair
-        .connections()
-        .iter()
-        .map(|c| crate::netlock::Conn::new(c.src, c.dst))
-        .collect();
-    if !conns.is_empty() {
-        netlock = Some(crate::netlock::Lock::take(
-            common.network_lock,
-            &run_id,
-            &conns,
-        )?);
-    }
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
 
@@ -520,7 +507,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     }
     finish(tree, opts.final_state)?;
     files.kinds.inet.repair.dismiss();
-    match netlock.take() {
+    match files.kinds.inet.lock.take() {
         Some(l) if opts.final_state == FinalState::Dead => l.keep(),
         Some(l) => l.release()?,
         None => {}

@@ -72,6 +72,11 @@ pub struct InetDump {
     /// The connections put in repair mode (out of it again if the dump
     /// fails or the tree runs on).
     pub repair: tcp_repair::Paused,
+    /// The network lock of the connections (`--tcp-established`), which
+    /// each joins before it goes into repair mode. Declared after
+    /// `repair`: dropped (released, on a failed dump) only once the
+    /// connections are out of repair mode.
+    pub lock: Option<crate::netlock::Lock>,
     /// `tcp-stream-<ino>.img` of each connection: inode, entry, queues.
     pub streams: Vec<(u32, pb::TcpStreamEntry, Vec<u8>)>,
 }
@@ -493,9 +498,15 @@ fn connection(
         src: std::net::SocketAddr::new(ip_of(sk.family, &sk.src), sk.src_port),
         dst: std::net::SocketAddr::new(ip_of(sk.family, &sk.dst), sk.dst_port),
     };
-    // NETWORK LOCK SEAM (dump): the connection is locked before it is put
-    // in repair mode (CRIU's nf_lock_connection in tcp_repair_establised);
-    // every connection the dump saves is in `st.inet.repair.connections()`.
+    // Locked before it goes into repair mode, as CRIU's
+    // tcp_repair_establised does: from here on no packet of its peer
+    // reaches it. In repair mode the kernel still takes in (and acks)
+    // what arrives, so a peer that keeps sending would otherwise have
+    // bytes acked after the queues were read, lost with the tree.
+    if let Some(lock) = st.inet.lock.as_mut() {
+        lock.add(&crate::netlock::Conn::new(conn.src, conn.dst))
+            .map_err(|e| e.to_string())?;
+    }
     tcp_repair::pause(&mut st.inet.repair, copy, reuseaddr, conn)?;
     let saved = tcp_repair::save(copy)?;
     crate::pr_info!(

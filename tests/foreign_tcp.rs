@@ -25,15 +25,15 @@ mod common;
 
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::net::{free_port, iptables_rules, lo, lock_table_exists, tcp_listening, tcp_rx_queue};
 use common::{TempDir, become_subreaper, skip, wait_until};
-use criu_core::netlock;
 use rustix::process::{Pid, WaitOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,11 +41,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// criu's `PATH`: a directory that does not exist, so no `iptables`,
 /// `ip6tables` or `nft` can be found.
 const NO_PATH: &str = "/nonexistent-foreign-tcp-path";
-
-/// The loopback address of the family.
-fn lo(v6: bool) -> &'static str {
-    if v6 { "::1" } else { "127.0.0.1" }
-}
 
 /// Why this test cannot run here, if it cannot (after saying so).
 fn cannot_run(test: &str, programs: &[(&str, &[&str], &str)]) -> bool {
@@ -68,12 +63,6 @@ fn cannot_run(test: &str, programs: &[(&str, &[&str], &str)]) -> bool {
         }
     }
     false
-}
-
-/// A port of `lo` nothing listens on now.
-fn free_port(lo: &str) -> u16 {
-    let l = TcpListener::bind((lo, 0)).expect("bind a loopback port");
-    l.local_addr().unwrap().port()
 }
 
 /// The root of the tree and every descendant, sorted.
@@ -109,49 +98,6 @@ fn criu(images: &Path, args: &[&str]) -> (bool, String) {
     common::run_criu(images, args, &[("PATH", OsStr::new(NO_PATH))])
 }
 
-/// The dump's run id in `images` (the lock's table is named after it).
-fn run_id(images: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_crit"))
-        .arg("show")
-        .arg(images.join("inventory.img"))
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["entries"][0]["dump_criu_run_id"]
-        .as_str()
-        .expect("a run id in inventory.img")
-        .to_string()
-}
-
-/// Whether the lock table of the dump into `images` exists.
-fn locked(images: &Path) -> bool {
-    let name = netlock::table_name(run_id(images));
-    netlock::tables()
-        .expect("list the nf_tables tables")
-        .iter()
-        .any(|(_, t)| *t == name)
-}
-
-/// The lines of `iptables -S` and `ip6tables -S` naming `port` (none
-/// where the commands are missing: no rule can exist then).
-fn iptables_rules(port: u16) -> Vec<String> {
-    let mut out = Vec::new();
-    for cmd in ["iptables", "ip6tables"] {
-        let Ok(o) = Command::new(cmd).args(["-w", "-S"]).output() else {
-            continue;
-        };
-        out.extend(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| {
-                    l.contains(&format!("port {port} ")) || l.ends_with(&format!("port {port}"))
-                })
-                .map(str::to_string),
-        );
-    }
-    out
-}
-
 /// Waits until none of `pids` exists, reaping them (the root is our
 /// child, the rest come to us, the subreaper).
 fn reap_gone(pids: &[i32]) {
@@ -164,35 +110,37 @@ fn reap_gone(pids: &[i32]) {
     }
 }
 
-/// Dumps the tree of `root` with `--tcp-established` (and `extra`), which
-/// kills it; checks the network lock is in place, runs `gap` (the peers
+/// Dumps the tree of `root` with `--tcp-established`, which kills it; checks the network lock is in place, runs `gap` (the peers
 /// acting while the tree is gone), restores the tree and checks that it
 /// is back with the same PIDs and that no lock is left for the connections
 /// (`ports`: the tree's ports).
-fn checkpoint(root: i32, dir: &Path, extra: &[&str], ports: &[u16], gap: impl FnOnce()) {
+fn checkpoint(root: i32, dir: &Path, ports: &[u16], gap: impl FnOnce()) {
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let before = tree_pids(root);
     let pid = root.to_string();
-    let mut args = vec!["dump", "-t", &pid, "--tcp-established"];
-    args.extend_from_slice(extra);
-    let (ok, log) = criu(&images, &args);
+    let (ok, log) = criu(&images, &["dump", "-t", &pid, "--tcp-established"]);
     assert!(ok, "dump: {log}");
     assert!(
         log.contains("Dumped the TCP connection"),
         "no connection dumped: {log}"
     );
     reap_gone(&before);
-    assert!(locked(&images), "no network lock after the dump: {log}");
+    assert!(
+        lock_table_exists(&images),
+        "no network lock after the dump: {log}"
+    );
     gap();
-    let mut args = vec!["restore", "-d", "--tcp-established", "--pidfile", "pid"];
-    args.extend_from_slice(extra);
+    let args = ["restore", "-d", "--tcp-established", "--pidfile", "pid"];
     let (ok, log) = criu(&images, &args);
     assert!(ok, "restore: {log}");
     let restored = std::fs::read_to_string(images.join("pid")).unwrap();
     assert_eq!(restored.trim(), pid, "{log}");
     assert_eq!(tree_pids(root), before, "the restored tree");
-    assert!(!locked(&images), "the restore left the network lock: {log}");
+    assert!(
+        !lock_table_exists(&images),
+        "the restore left the network lock: {log}"
+    );
     for &port in ports {
         let left = iptables_rules(port);
         assert!(left.is_empty(), "iptables rules left: {left:?}");
@@ -204,25 +152,6 @@ fn served_port(out: &Path) -> Option<u16> {
     let text = std::fs::read_to_string(out).ok()?;
     let rest = text.split_once(" port ")?.1;
     rest.split_whitespace().next()?.parse().ok()
-}
-
-/// `/proc/net/tcp{,6}`: bytes in the receive queue of the socket from
-/// `local` to `remote` (ports).
-fn rx_queue(v6: bool, local: u16, remote: u16) -> Option<u32> {
-    let file = if v6 {
-        "/proc/net/tcp6"
-    } else {
-        "/proc/net/tcp"
-    };
-    let text = std::fs::read_to_string(file).ok()?;
-    let port = |f: &str| u16::from_str_radix(f.rsplit(':').next()?, 16).ok();
-    text.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 5 || port(f[1])? != local || port(f[2])? != remote {
-            return None;
-        }
-        u32::from_str_radix(f[4].split(':').nth(1)?, 16).ok()
-    })
 }
 
 /// An HTTP/1.0 answer read to its end: status line, headers, body.
@@ -279,12 +208,12 @@ fn http_server(test: &str, v6: bool) {
     let me = client.local_addr().unwrap().port();
     let threads = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
     assert!(
-        wait_until(TIMEOUT, || rx_queue(v6, port, me) == Some(0)
+        wait_until(TIMEOUT, || tcp_rx_queue(v6, port, me) == Some(0)
             && threads() == 2),
         "the server did not read the request's start"
     );
     std::thread::sleep(Duration::from_millis(100));
-    checkpoint(pid, dir.path(), &[], &[port, me], || {
+    checkpoint(pid, dir.path(), &[port, me], || {
         // A header while the server is gone: the lock holds it back (no
         // reset), TCP sends it again after the restore.
         client.write_all(b"User-Agent: foreign_tcp\r\n").unwrap();
@@ -465,13 +394,22 @@ fn netcat(test: &str, v6: bool) {
         seen.load(Ordering::Acquire),
         lines()
     );
-    checkpoint(root, dir.path(), &[], &[port], || {
+    checkpoint(root, dir.path(), &[port], || {
         std::thread::sleep(Duration::from_millis(300));
     });
     let (read_at, sent_at) = (seen.load(Ordering::Acquire), sent.load(Ordering::Acquire));
+    let went_on = wait_until(TIMEOUT, || {
+        reader.is_finished()
+            || writer.is_finished()
+            || seen.load(Ordering::Acquire) > read_at + 20_000 && lines() > sent_at + 2_000
+    });
+    // A peer thread that stopped says why (a number out of order, a reset).
+    if reader.is_finished() || writer.is_finished() {
+        let (r, w) = (reader.join().unwrap(), writer.join().unwrap());
+        panic!("the peer stopped after the restore: reading {r:?}, writing {w:?}");
+    }
     assert!(
-        wait_until(TIMEOUT, || seen.load(Ordering::Acquire) > read_at + 20_000
-            && lines() > sent_at + 2_000),
+        went_on,
         "the stream did not go on: {} read ({read_at} at the restore), nc wrote {} \
          ({sent_at} sent at the restore)",
         seen.load(Ordering::Acquire),
@@ -580,7 +518,7 @@ fn socat_pair(test: &str, v6: bool) {
     let root = child.id() as i32;
     let mut kill = KillOnDrop(vec![root]);
     assert!(
-        wait_until(TIMEOUT, || rx_listening(v6, port)),
+        wait_until(TIMEOUT, || tcp_listening(v6, port)),
         "socat does not listen on {port}"
     );
     // The local side (outside the tree): a pty of ours whose other end
@@ -613,34 +551,13 @@ fn socat_pair(test: &str, v6: bool) {
     kill.0 = tree_pids(root);
     // bash back at its prompt, waiting for a line.
     std::thread::sleep(Duration::from_millis(300));
-    checkpoint(root, dir.path(), &[], &[port], || {
+    checkpoint(root, dir.path(), &[port], || {
         t.type_line("echo gap $((1+1))");
         std::thread::sleep(Duration::from_millis(300));
     });
     t.expect("gap 2");
     t.type_line("echo after $x $((40+2))");
     t.expect("after typed-before 42");
-}
-
-/// Whether something listens on `port` of the loopback of the family.
-fn rx_listening(v6: bool, port: u16) -> bool {
-    let file = if v6 {
-        "/proc/net/tcp6"
-    } else {
-        "/proc/net/tcp"
-    };
-    std::fs::read_to_string(file).is_ok_and(|text| {
-        text.lines().skip(1).any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3
-                && f[3] == "0A"
-                && f[1]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                    == Some(port)
-        })
-    })
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitOptions};
 
 pub mod fixtures;
+pub mod net;
 pub mod peer;
 pub mod skipping;
 pub mod zdtm;

@@ -153,8 +153,9 @@ fn tcp_close_restores_the_connections_closed() {
 }
 
 /// A dump that fails after the connections were put in repair mode (at
-/// each step from there on) takes them out of it: the program goes on
-/// with every byte, both ways, after each failed dump.
+/// each step from there on) takes them out of it and removes its network
+/// lock: the program goes on with every byte, both ways, after each
+/// failed dump.
 #[test]
 fn a_failed_dump_takes_the_connections_out_of_repair_mode() {
     let Some(z) = Zdtm::start("zdtm-tcp-failed-dump", "zdtm_sockets_tcp", &["tcp4"]) else {
@@ -172,6 +173,19 @@ fn a_failed_dump_takes_the_connections_out_of_repair_mode() {
         assert!(!ok, "the dump did not fail at {step}: {log}");
         assert!(log.contains("Dumped the TCP connection"), "{step}: {log}");
         assert_eq!(common::tracer_pid(z.pid()), Some(0), "{step}: {log}");
+        // The lock the dump took (each connection joins it before repair
+        // mode) is gone with it.
+        let table = log
+            .split("Made table inet ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{step}: no lock table made: {log}"));
+        if let Ok(tables) = netlock::tables() {
+            assert!(
+                !tables.iter().any(|(_, t)| t == table),
+                "{step}: the failed dump left {table}: {log}"
+            );
+        }
     }
     assert_eq!(z.go(), "PASS");
 }

@@ -110,11 +110,13 @@ fn reap_gone(pids: &[i32]) {
     }
 }
 
-/// Dumps the tree of `root` with `--tcp-established`, which kills it; checks the network lock is in place, runs `gap` (the peers
+/// Dumps the tree of `child` (our child, the root) with
+/// `--tcp-established`, which kills it; checks the network lock is in place, runs `gap` (the peers
 /// acting while the tree is gone), restores the tree and checks that it
 /// is back with the same PIDs and that no lock is left for the connections
 /// (`ports`: the tree's ports).
-fn checkpoint(root: i32, dir: &Path, ports: &[u16], gap: impl FnOnce()) {
+fn checkpoint(child: &mut Child, dir: &Path, ports: &[u16], gap: impl FnOnce()) {
+    let root = child.id() as i32;
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let before = tree_pids(root);
@@ -125,6 +127,7 @@ fn checkpoint(root: i32, dir: &Path, ports: &[u16], gap: impl FnOnce()) {
         log.contains("Dumped the TCP connection"),
         "no connection dumped: {log}"
     );
+    child.wait().expect("reap the dumped root");
     reap_gone(&before);
     assert!(
         lock_table_exists(&images),
@@ -188,7 +191,7 @@ fn http_server(test: &str, v6: bool) {
         .collect();
     std::fs::write(dir.join("served.bin"), &want).unwrap();
     let argv = ["python3", "-u", "-m", "http.server", "0", "--bind", lo(v6)];
-    let child = common::spawn_in(dir.path(), &argv, false);
+    let mut child = common::spawn_in(dir.path(), &argv, false);
     let pid = child.id() as i32;
     let _kill = KillOnDrop(vec![pid]);
     let out = dir.join("out");
@@ -213,7 +216,7 @@ fn http_server(test: &str, v6: bool) {
         "the server did not read the request's start"
     );
     std::thread::sleep(Duration::from_millis(100));
-    checkpoint(pid, dir.path(), &[port, me], || {
+    checkpoint(&mut child, dir.path(), &[port, me], || {
         // A header while the server is gone: the lock holds it back (no
         // reset), TCP sends it again after the restore.
         client.write_all(b"User-Agent: foreign_tcp\r\n").unwrap();
@@ -351,7 +354,7 @@ fn netcat(test: &str, v6: bool) {
     let port = free_port(lo(v6));
     let family = if v6 { "-6" } else { "-4" };
     let script = format!("seq 1 1000000000 | nc {family} -l {} {port} > got", lo(v6));
-    let child = common::spawn_in(dir.path(), &["bash", "-c", &script], false);
+    let mut child = common::spawn_in(dir.path(), &["bash", "-c", &script], false);
     let root = child.id() as i32;
     let mut kill = KillOnDrop(vec![root]);
     let mut peer = None;
@@ -394,7 +397,7 @@ fn netcat(test: &str, v6: bool) {
         seen.load(Ordering::Acquire),
         lines()
     );
-    checkpoint(root, dir.path(), &[port], || {
+    checkpoint(&mut child, dir.path(), &[port], || {
         std::thread::sleep(Duration::from_millis(300));
     });
     let (read_at, sent_at) = (seen.load(Ordering::Acquire), sent.load(Ordering::Acquire));
@@ -514,7 +517,7 @@ fn socat_pair(test: &str, v6: bool) {
         format!("TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr")
     };
     let shell = "EXEC:bash --norc --noprofile -i,pty,setsid,ctty,stderr,sane";
-    let child = common::spawn_in(dir.path(), &["socat", &listen, shell], false);
+    let mut child = common::spawn_in(dir.path(), &["socat", &listen, shell], false);
     let root = child.id() as i32;
     let mut kill = KillOnDrop(vec![root]);
     assert!(
@@ -551,7 +554,7 @@ fn socat_pair(test: &str, v6: bool) {
     kill.0 = tree_pids(root);
     // bash back at its prompt, waiting for a line.
     std::thread::sleep(Duration::from_millis(300));
-    checkpoint(root, dir.path(), &[port], || {
+    checkpoint(&mut child, dir.path(), &[port], || {
         t.type_line("echo gap $((1+1))");
         std::thread::sleep(Duration::from_millis(300));
     });

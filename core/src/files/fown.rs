@@ -52,6 +52,12 @@ pub fn of_mut(e: &mut pb::FileEntry) -> Option<&mut pb::FownEntry> {
     if let Some(x) = &mut e.isk {
         return Some(&mut x.fown);
     }
+    if let Some(x) = &mut e.nlsk {
+        return Some(&mut x.fown);
+    }
+    if let Some(x) = &mut e.psk {
+        return Some(&mut x.fown);
+    }
     if let Some(x) = &mut e.tty {
         return Some(&mut x.fown);
     }

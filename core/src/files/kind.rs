@@ -82,6 +82,7 @@ mod tests {
             assert!(seen.insert(k.fd_type() as i32), "{:?} twice", k.fd_type());
         }
         assert!(of_type(pb::FdTypes::Pipe as i32).is_some());
-        assert!(of_type(pb::FdTypes::Packetsk as i32).is_none());
+        assert!(of_type(pb::FdTypes::Packetsk as i32).is_some());
+        assert!(of_type(pb::FdTypes::Tunf as i32).is_none());
     }
 }

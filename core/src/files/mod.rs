@@ -1,7 +1,9 @@
 //! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
 //! FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
-//! IPv4 and IPv6 ([`inet`]; the options all sockets share: [`sockopts`];
-//! other families' names for their refusals: [`sockets`]), eventfd, eventpoll,
+//! IPv4 and IPv6 and raw ones ([`inet`]), netlink sockets ([`netlink`]),
+//! packet sockets ([`packet`]) (the options all sockets share:
+//! [`sockopts`]; other families' names for their refusals: [`sockets`]),
+//! eventfd, eventpoll,
 //! signalfd, timerfd, inotify, pidfds ([`pidfd`]), pseudo-terminals ([`tty`]), unlinked
 //! ("ghost") files and file locks,
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
@@ -26,6 +28,8 @@ pub mod inotify;
 pub mod kind;
 pub mod locks;
 pub mod memfd;
+pub mod netlink;
+pub mod packet;
 pub mod pidfd;
 pub mod pipe;
 pub mod reg;
@@ -49,7 +53,7 @@ use kind::FileKind;
 use table::FdView;
 
 /// Every kind, in the order dump asks them to claim an fd.
-pub static KINDS: [&dyn FileKind; 13] = [
+pub static KINDS: [&dyn FileKind; 15] = [
     &memfd::Memfd,
     &fifo::Fifo,
     &tty::Tty,
@@ -57,6 +61,8 @@ pub static KINDS: [&dyn FileKind; 13] = [
     &pipe::Pipe,
     &unix::Unix,
     &inet::Inet,
+    &netlink::Netlink,
+    &packet::Packet,
     &eventfd::Eventfd,
     &signalfd::Signalfd,
     &timerfd::Timerfd,
@@ -184,6 +190,8 @@ pub struct Dumped {
     pub fifos: fifo::FifoDump,
     pub unix: unix::UnixDump,
     pub inet: inet::InetDump,
+    pub netlink: netlink::NetlinkDump,
+    pub packet: packet::PacketDump,
     /// `pipes-data.img`: one entry + bytes per pipe with data.
     pub pipes_data: Vec<(pb::PipeDataEntry, Vec<u8>)>,
     /// `fifo-data.img`, the same for FIFOs.
@@ -398,6 +406,8 @@ impl FileImages {
         }
         tty::restore::check(self, reg_names)?;
         inet::restore::check(self)?;
+        netlink::check(self)?;
+        packet::check(self)?;
         unix::check(self)
     }
 }

@@ -1,8 +1,10 @@
 //! Sockets of the families no kind dumps yet (CRIU's `dump_socket` in
 //! `criu/sockets.c` knows them by family): their refusal names what each
-//! is (a netlink socket and its protocol, a packet socket, a vsock, ...)
-//! rather than a family number. Unix sockets are [`super::unix`]'s, TCP
-//! and UDP over IPv4 and IPv6 [`super::inet`]'s.
+//! is (a vsock, a Bluetooth socket, ...) rather than a family number.
+//! Unix sockets are [`super::unix`]'s, TCP, UDP and raw sockets over IPv4
+//! and IPv6 [`super::inet`]'s, netlink sockets [`super::netlink`]'s and
+//! packet sockets [`super::packet`]'s; the few checks those share are
+//! here too.
 
 use std::os::fd::OwnedFd;
 
@@ -25,7 +27,33 @@ pub(super) fn type_name(ty: u32) -> String {
     }
 }
 
-fn netlink_name(proto: u32) -> String {
+/// Whether socket `fd` has something to read (CRIU's `fd_has_data`: a
+/// `poll` that does not wait).
+pub(super) fn has_data(fd: &OwnedFd) -> Result<bool, String> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let n = rustix::event::poll(&mut fds, Some(&now)).map_err(|e| format!("poll: {e}"))?;
+    Ok(n > 0 && fds[0].revents().contains(PollFlags::IN))
+}
+
+/// Whether socket `fd` is in the network namespace of the dump (the
+/// tool's: sock_diag lists that one only), `SIOCGSKNS`.
+pub(super) fn in_our_netns(fd: &OwnedFd) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = crate::sys::probe::socket_netns(fd).map_err(|e| format!("SIOCGSKNS: {e}"))?;
+    let theirs = rustix::fs::fstat(&ns).map_err(|e| format!("fstat of its netns: {e}"))?;
+    let ours =
+        std::fs::metadata("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    #[allow(clippy::useless_conversion)] // st_dev is not a u64 on every target
+    Ok(u64::from(theirs.st_ino) == ours.ino() && u64::from(theirs.st_dev) == ours.dev())
+}
+
+/// The name of netlink protocol `proto` (`NETLINK_ROUTE`, ...).
+pub(super) fn netlink_name(proto: u32) -> String {
     let name = match proto {
         nl::NETLINK_ROUTE => "NETLINK_ROUTE",
         nl::NETLINK_USERSOCK => "NETLINK_USERSOCK",

@@ -5,7 +5,9 @@
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
 
-use crate::sys::kconst::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY};
+use crate::sys::kconst::{
+    NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY,
+};
 
 pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -13,6 +15,37 @@ pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// A whole `SOCK_DIAG_BY_FAMILY` dump request around `body` (the
+/// family's `*_diag_req`).
+pub fn request(body: &[u8]) -> Vec<u8> {
+    let len = (NLMSG_HDRLEN + body.len()) as u32;
+    let mut msg = Vec::with_capacity(len as usize);
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(body);
+    msg
+}
+
+/// The netlink attributes of `b` from `off` on, as (type, payload); `None`
+/// if one runs past the end.
+pub fn attrs(b: &[u8], mut off: usize) -> Option<Vec<(u16, &[u8])>> {
+    use crate::sys::kconst::NLA_HDRLEN;
+    let mut out = Vec::new();
+    while off + NLA_HDRLEN <= b.len() {
+        let len = usize::from(u16_at(b, off)?);
+        let kind = u16_at(b, off + 2)? & 0x3fff;
+        if len < NLA_HDRLEN || off + len > b.len() {
+            return None;
+        }
+        out.push((kind, &b[off + NLA_HDRLEN..off + len]));
+        off += (len + 3) & !3;
+    }
+    Some(out)
 }
 
 /// Sends `request` (a whole netlink message) and calls `each` with the

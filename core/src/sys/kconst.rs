@@ -70,6 +70,37 @@ pub const UNIX_DIAG_PEER: u16 = 2;
 pub const UNIX_DIAG_ICONS: u16 = 3;
 pub const UNIX_DIAG_RQLEN: u16 = 4;
 pub const UNIX_DIAG_SHUTDOWN: u16 = 6;
+/// `NDIAG_SHOW_*` request bits and `NETLINK_DIAG_*` reply attributes
+/// (linux/netlink_diag.h).
+pub const NDIAG_SHOW_GROUPS: u32 = 0x02;
+pub const NDIAG_SHOW_FLAGS: u32 = 0x08;
+pub const NETLINK_DIAG_GROUPS: u16 = 1;
+pub const NETLINK_DIAG_FLAGS: u16 = 4;
+/// `NDIAG_FLAG_CB_RUNNING`: a dump the socket asked for is still running.
+pub const NDIAG_FLAG_CB_RUNNING: u32 = 0x01;
+/// `PACKET_SHOW_*` request bits, `PACKET_DIAG_*` reply attributes and
+/// `PDI_*` flags of `packet_diag_info` (linux/packet_diag.h).
+pub const PACKET_SHOW_INFO: u32 = 0x01;
+pub const PACKET_SHOW_MCLIST: u32 = 0x02;
+pub const PACKET_SHOW_RING_CFG: u32 = 0x04;
+pub const PACKET_SHOW_FANOUT: u32 = 0x08;
+pub const PACKET_DIAG_INFO: u16 = 0;
+pub const PACKET_DIAG_MCLIST: u16 = 1;
+pub const PACKET_DIAG_RX_RING: u16 = 2;
+pub const PACKET_DIAG_TX_RING: u16 = 3;
+pub const PACKET_DIAG_FANOUT: u16 = 4;
+pub const PDI_AUXDATA: u32 = 0x02;
+pub const PDI_ORIGDEV: u32 = 0x04;
+pub const PDI_VNETHDR: u32 = 0x08;
+pub const PDI_LOSS: u32 = 0x10;
+/// `SOCK_PACKET` (linux/net.h; MIPS alone numbers socket types its own
+/// way): the obsolete packet socket type.
+pub const SOCK_PACKET: u32 = 10;
+/// `ICMP_FILTER` (linux/icmp.h, level `SOL_RAW`) and `ICMPV6_FILTER`
+/// (linux/icmpv6.h, level `SOL_ICMPV6`): which ICMP types a raw socket of
+/// that protocol drops.
+pub const ICMP_FILTER: u32 = 1;
+pub const ICMPV6_FILTER: u32 = 1;
 /// `NETNSA_*` attributes (linux/net_namespace.h).
 pub const NETNSA_NSID: u16 = 1;
 pub const NETNSA_PID: u16 = 2;

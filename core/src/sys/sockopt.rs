@@ -209,3 +209,47 @@ pub fn attach_filter(fd: impl AsFd, prog: &[SockFilter]) -> Result<(), Errno> {
     };
     ret(r).map(drop)
 }
+
+/// `bind` of packet socket `fd` to interface `ifindex` (0: every one) and
+/// protocol `protocol` (an `ETH_P_*` value in network order, as
+/// `socket(2)` takes it; 0 keeps the socket's own).
+pub fn bind_packet(fd: impl AsFd, protocol: u16, ifindex: i32) -> Result<(), Errno> {
+    use linux_raw_sys::if_packet::sockaddr_ll;
+    let addr = sockaddr_ll {
+        sll_family: raw::AF_PACKET as u16,
+        sll_protocol: protocol,
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // SAFETY: the kernel reads `size_of::<sockaddr_ll>()` bytes of `addr`,
+    // which lives on this stack frame for the call.
+    let r = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::BIND,
+            fd.as_fd().as_raw_fd() as usize,
+            &addr as *const sockaddr_ll as usize,
+            size_of::<sockaddr_ll>(),
+        )
+    };
+    ret(r).map(drop)
+}
+
+/// A `struct packet_mreq` of `PACKET_ADD_MEMBERSHIP` as bytes, with room
+/// for an address longer than its 8 bytes (the kernel takes up to
+/// `MAX_ADDR_LEN`, 32).
+pub fn packet_mreq(ifindex: i32, kind: u16, addr: &[u8]) -> Vec<u8> {
+    use linux_raw_sys::if_packet::packet_mreq;
+    const _: () = assert!(std::mem::offset_of!(packet_mreq, mr_type) == 4);
+    const _: () = assert!(std::mem::offset_of!(packet_mreq, mr_alen) == 6);
+    const _: () = assert!(std::mem::offset_of!(packet_mreq, mr_address) == 8);
+    let mut b = Vec::with_capacity(size_of::<packet_mreq>().max(8 + addr.len()));
+    b.extend_from_slice(&ifindex.to_ne_bytes());
+    b.extend_from_slice(&kind.to_ne_bytes());
+    b.extend_from_slice(&(addr.len() as u16).to_ne_bytes());
+    b.extend_from_slice(addr);
+    b.resize(size_of::<packet_mreq>().max(b.len()), 0);
+    b
+}

@@ -1,5 +1,6 @@
 //! TCP and UDP (and UDP-Lite) sockets over IPv4 and IPv6 that are not
-//! connections (CRIU's `INETSK` kind, `criu/sk-inet.c`): an
+//! connections, and raw sockets ([`raw_ip`]) (CRIU's `INETSK` kind,
+//! `criu/sk-inet.c`): an
 //! `inet_sk_entry` per socket in `files.img` with family, type, protocol,
 //! state, ports, addresses, backlog, `v6only`, the generic options
 //! ([`super::sockopts`]), the IP level's (`ip_opts`: freebind, pktinfo,
@@ -19,11 +20,12 @@
 //! (unless `--skip-in-flight`, which leaves them out with a warning, as
 //! CRIU does), a UDP socket with datagrams queued either way (CRIU drops
 //! received ones; we lose nothing silently), a TCP socket closed after a
-//! connection (its reads would not give its end again), raw sockets and
-//! other protocols.
+//! connection (its reads would not give its end again), and other
+//! protocols (SCTP, DCCP, MPTCP, ping sockets).
 //!
 //! Restore: [`restore`].
 
+pub mod raw_ip;
 pub mod restore;
 pub mod tcp_fin;
 pub mod tcp_repair;
@@ -79,6 +81,9 @@ pub struct InetDump {
     pub lock: Option<crate::netlock::Lock>,
     /// `tcp-stream-<ino>.img` of each connection: inode, entry, queues.
     pub streams: Vec<(u32, pb::TcpStreamEntry, Vec<u8>)>,
+    /// The families whose raw sockets sock_diag does not list (no
+    /// raw_diag): those are read from the sockets themselves.
+    raw_diag_missing: std::collections::HashSet<u8>,
 }
 
 /// How connections are taken (the options that say it).
@@ -96,6 +101,7 @@ pub(super) fn kind_name(ty: u32, proto: u32) -> Option<&'static str> {
         (SOCK_STREAM, IPPROTO_TCP) => Some("a TCP socket"),
         (SOCK_DGRAM, IPPROTO_UDP) => Some("a UDP socket"),
         (SOCK_DGRAM, IPPROTO_UDPLITE) => Some("a UDP-Lite socket"),
+        (raw::SOCK_RAW, _) => Some("a raw socket"),
         _ => None,
     }
 }
@@ -389,6 +395,11 @@ pub fn dump(
     };
     let tcp = proto == u32::from(IPPROTO_TCP);
     let ino = u32::try_from(ino).map_err(|_| ctx.err(kind, format!("inode {ino}")))?;
+    if ty == raw::SOCK_RAW {
+        let (sk, in_diag) =
+            raw_ip::sock(copy, fam, ino, &mut st.inet).map_err(|e| ctx.err(kind, e))?;
+        return entry(ctx, copy, family, &sk, (ty, proto), in_diag, st, id);
+    }
     let diag = match st.inet.diag.entry((fam, proto as u8)) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
@@ -426,6 +437,32 @@ pub fn dump(
             show(fam, &sk.src, sk.src_port)
         );
     }
+    entry(ctx, copy, family, &sk, (ty, proto), in_diag, st, id)
+}
+
+/// The `files.img` entry of socket `sk` (`copy` of `ctx.fd`, of `family`,
+/// type and protocol `kind`, listed by sock_diag or not), file `id`; a
+/// connection's state is saved on the way (see [`connection`]).
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    ctx: &FdCtx,
+    copy: &OwnedFd,
+    family: AddressFamily,
+    sk: &InetSock,
+    (ty, proto): (u32, u32),
+    in_diag: bool,
+    st: &mut Dumped,
+    id: u32,
+) -> Result<(u32, pb::FileEntry), FilesError> {
+    let fam = family.as_raw() as u8;
+    let kind = kind_name(ty, proto).unwrap_or("an inet socket");
+    let tcp = proto == u32::from(IPPROTO_TCP);
+    let ino = sk.ino;
+    let conn_opts = ConnOpts {
+        skip_in_flight: st.inet.skip_in_flight,
+        tcp_established: st.inet.tcp_established,
+        tcp_close: st.inet.tcp_close,
+    };
     let e = |w: String| ctx.err(kind, w);
     let v6 = fam == AF_INET6;
     let v6only = if v6 {
@@ -448,7 +485,11 @@ pub fn dump(
     let tcp_opts = tcp_opts(copy, tcp).map_err(e)?;
     let mut state = sk.state;
     if tcp && tcp_repair::repairable(state) && !conn_opts.tcp_close {
-        state = connection(copy, &sk, opts.reuseaddr == Some(true), ino, st).map_err(e)?;
+        state = connection(copy, sk, opts.reuseaddr == Some(true), ino, st).map_err(e)?;
+    }
+    let mut ip_opts = ip_opts(copy, fam).map_err(e)?;
+    if ty == raw::SOCK_RAW {
+        ip_opts.raw = Some(raw_ip::opts(copy, fam, proto).map_err(e)?);
     }
     let entry = pb::InetSkEntry {
         id,
@@ -466,10 +507,11 @@ pub fn dump(
         fown: pb::FownEntry::default(),
         opts,
         v6only,
-        ip_opts: Some(ip_opts(copy, fam).map_err(e)?),
+        ip_opts: Some(ip_opts),
         ifname,
         ns_id: in_diag.then_some(super::unix::NET_NS_ID),
-        shutdown: (!tcp && sk.shutdown & 3 != 0).then_some(i32::from(sk.shutdown & 3)),
+        shutdown: (!tcp && ty != raw::SOCK_RAW && sk.shutdown & 3 != 0)
+            .then_some(i32::from(sk.shutdown & 3)),
         tcp_opts: Some(tcp_opts),
     };
     Ok((

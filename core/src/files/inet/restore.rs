@@ -346,6 +346,10 @@ fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd,
     if let Some(dev) = &i.opts.so_bound_dev {
         sockopts::bind_to_device(&fd, dev)?;
     }
+    if i.r#type == raw::SOCK_RAW {
+        raw_addrs(&fd, i, &a)?;
+        return Ok(fd);
+    }
     if i.src_port != 0 {
         bind(&fd, i, &a)?;
     }
@@ -357,6 +361,29 @@ fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd,
         rustix::net::connect(&fd, &a.dst).map_err(|e| format!("connect to {}: {e}", a.dst))?;
     }
     Ok(fd)
+}
+
+/// A raw socket's `bind` and `connect`: to the addresses alone (its
+/// "port" is its protocol, which the kernel ignores here), each if the
+/// image has one (CRIU's images of a connected raw socket have its peer
+/// but not always the state).
+fn raw_addrs(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
+    let mut src = a.src;
+    src.set_port(0);
+    if !src.ip().is_unspecified() {
+        if let (SocketAddr::V6(v), Some(name)) = (&mut src, &i.ifname) {
+            let index = rustix::net::netdevice::name_to_index(fd, name)
+                .map_err(|e| format!("interface {name:?}: {e}"))?;
+            v.set_scope_id(index);
+        }
+        rustix::net::bind(fd, &src).map_err(|e| format!("bind to {}: {e}", src.ip()))?;
+    }
+    if !a.dst.ip().is_unspecified() {
+        let mut dst = a.dst;
+        dst.set_port(0);
+        rustix::net::connect(fd, &dst).map_err(|e| format!("connect to {}: {e}", dst.ip()))?;
+    }
+    Ok(())
 }
 
 /// `bind` to the entry's source, on its interface if it names one. An
@@ -430,6 +457,11 @@ fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
             {
                 set(fd, SOL_IP, raw::IP_TTL, "IP_TTL", ttl as i32)?;
             }
+        }
+        if let Some(r) = &want.raw
+            && i.r#type == raw::SOCK_RAW
+        {
+            super::raw_ip::restore_opts(fd, a.family, i.proto, r)?;
         }
     }
     if tcp {

@@ -2,7 +2,7 @@
 //! connections (tests/programs/zdtm/sockets_inet{,_refused}.rs): each mode is dumped,
 //! killed, restored and checks its own sockets. The refusals (a TCP
 //! connection, a listener with a connection waiting, a UDP socket with
-//! datagrams queued, raw and packet sockets) are checked word for word,
+//! datagrams queued) are checked word for word,
 //! with the program running on unchanged. And a real program: python3's
 //! `http.server`, fetched from after its restore.
 
@@ -198,25 +198,6 @@ fn a_tcp_socket_closed_by_a_reset_is_refused() {
         "{log}"
     );
     assert_eq!(z.go(), "PASS");
-}
-
-#[test]
-fn raw_and_packet_sockets_are_refused_by_name() {
-    for (mode, what) in [
-        ("raw", "a raw IPv4 socket (protocol 1)"),
-        ("packet", "a packet socket (SOCK_DGRAM)"),
-    ] {
-        let test = format!("zdtm-inet-{mode}");
-        let Some(z) = Zdtm::start(&test, "zdtm_sockets_inet_refused", &[mode]) else {
-            return;
-        };
-        let msg = format!(
-            "fd 3 of task {} is {what}, which cannot be dumped yet",
-            z.pid()
-        );
-        z.dump_refused(&[], &msg);
-        assert_eq!(z.go(), "PASS", "{mode}");
-    }
 }
 
 /// A free TCP port on 127.0.0.1 (bound and let go).

@@ -298,7 +298,9 @@ fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, String> {
             set(&fd, name, what, 1)?;
         }
     }
-    for m in &p.mclist {
+    // The kernel lists the newest membership first: added oldest first,
+    // they come back in the order they were.
+    for m in p.mclist.iter().rev() {
         let kind = u16::try_from(m.r#type).map_err(|_| format!("membership type {}", m.r#type))?;
         let mreq = so::packet_mreq(m.index as i32, kind, &m.addr);
         so::set_bytes(&fd, SOL_PACKET, pk::PACKET_ADD_MEMBERSHIP, &mreq).map_err(|e| {

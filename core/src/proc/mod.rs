@@ -21,6 +21,7 @@ pub mod lsm;
 pub mod map_files;
 pub mod maps;
 pub mod mountinfo;
+pub mod net_raw;
 pub mod netlink_diag;
 pub mod packet_diag;
 pub mod sock_diag;

@@ -50,7 +50,8 @@ pub fn attrs(b: &[u8], mut off: usize) -> Option<Vec<(u16, &[u8])>> {
 
 /// Sends `request` (a whole netlink message) and calls `each` with the
 /// payload of every answer message until `NLMSG_DONE`. A malformed answer
-/// is `EPROTO`; a netlink error is its errno.
+/// is `EPROTO`; a netlink error (or a dump's, in `NLMSG_DONE`) is its
+/// errno.
 pub fn dump(request: &[u8], mut each: impl FnMut(&[u8]) -> Result<(), Errno>) -> Result<(), Errno> {
     let sk = rustix::net::socket(
         AddressFamily::NETLINK,
@@ -77,7 +78,17 @@ pub fn dump(request: &[u8], mut each: impl FnMut(&[u8]) -> Result<(), Errno>) ->
                 return Err(Errno::PROTO);
             }
             match kind {
-                NLMSG_DONE => return Ok(()),
+                // A dump that failed from the start (no handler for the
+                // family or protocol: ENOENT) ends with its error in the
+                // DONE message instead of an NLMSG_ERROR.
+                NLMSG_DONE => {
+                    return match u32_at(&buf, off + NLMSG_HDRLEN).map(|e| e as i32) {
+                        Some(err) if err < 0 && len >= NLMSG_HDRLEN + 4 => {
+                            Err(Errno::from_raw_os_error(-err))
+                        }
+                        _ => Ok(()),
+                    };
+                }
                 NLMSG_ERROR => {
                     let err = u32_at(&buf, off + NLMSG_HDRLEN).unwrap_or(0) as i32;
                     return Err(if err < 0 {

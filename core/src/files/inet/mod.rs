@@ -326,6 +326,16 @@ fn int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<i32, String> {
     so::get_int(fd, level, name).map_err(|e| format!("{what}: {e}"))
 }
 
+/// Where socket `fd`'s `IP_FREEBIND` is: at `SOL_IP` (IPv6 TCP and UDP
+/// sockets take it there too), except for a raw IPv6 socket, which has
+/// only `IPV6_FREEBIND` (the same flag).
+pub(super) fn freebind_opt(fd: &OwnedFd, family: u8) -> Result<(u32, u32, &'static str), String> {
+    if family == AF_INET6 && int(fd, SOL_SOCKET, raw::SO_TYPE, "SO_TYPE")? as u32 == raw::SOCK_RAW {
+        return Ok((SOL_IPV6, raw::IPV6_FREEBIND, "IPV6_FREEBIND"));
+    }
+    Ok((SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND"))
+}
+
 /// The IP level's options (as CRIU records them: freebind and pktinfo
 /// when on; an IPv4 socket's TOS when set and its TTL).
 pub(super) fn ip_opts(fd: &OwnedFd, family: u8) -> Result<pb::IpOptsEntry, String> {
@@ -344,7 +354,10 @@ pub(super) fn ip_opts(fd: &OwnedFd, family: u8) -> Result<pb::IpOptsEntry, Strin
         ((tos != 0).then_some(tos), Some(ttl))
     };
     Ok(pb::IpOptsEntry {
-        freebind: on(SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND")?,
+        freebind: {
+            let (level, name, what) = freebind_opt(fd, family)?;
+            on(level, name, what)?
+        },
         pktinfo,
         tos,
         ttl,

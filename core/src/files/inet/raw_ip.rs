@@ -8,8 +8,9 @@
 //! one word; `ICMPV6_FILTER`, eight), as CRIU records them.
 //!
 //! Dump takes the socket from sock_diag where the kernel has raw_diag
-//! (`CONFIG_INET_RAW_DIAG`), else from the socket itself (`getsockname`,
-//! `getpeername`, `SIOCGSKNS`), as CRIU does. Refused by name: packets
+//! (`CONFIG_INET_RAW_DIAG`), else from `/proc/net/raw` (CRIU reads it
+//! from the socket then, where `getpeername` of a connected raw socket
+//! fails: its images lose the connection). Refused by name: packets
 //! queued for reading (CRIU drops them) or not sent yet, a socket shut
 //! down for reading (seen without raw_diag too, through `poll`), and an
 //! `IPV6_CHECKSUM` offset other than the protocol's default (CRIU's image
@@ -24,13 +25,12 @@ use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
 
-use super::{InetDump, SOL_IP, SOL_IPV6, sockaddr_parts};
+use super::{InetDump, SOL_IP, SOL_IPV6};
 use crate::files::sockets;
 use crate::images::pb;
 use crate::proc::inet_diag::{self, InetSock};
-use crate::sys::kconst::{
-    AF_INET6, ICMP_FILTER, ICMPV6_FILTER, IPPROTO_RAW, TCP_CLOSE, TCP_ESTABLISHED,
-};
+use crate::proc::net_raw;
+use crate::sys::kconst::{AF_INET6, ICMP_FILTER, ICMPV6_FILTER, IPPROTO_RAW};
 use crate::sys::sockopt::{self as so, SIOCOUTQ};
 
 use linux_raw_sys::net as raw;
@@ -41,42 +41,47 @@ const ICMP: u32 = raw::IPPROTO_ICMP as u32;
 const ICMPV6: u32 = raw::IPPROTO_ICMPV6;
 const MH: u32 = raw::IPPROTO_MH;
 
-/// The socket as sock_diag lists it where the kernel has raw_diag (asked
-/// once per family), `None` where it has not.
-fn listed(st: &mut InetDump, family: u8, ino: u32) -> Result<Option<InetSock>, String> {
+/// Every raw socket of `family` by inode: sock_diag's list where the
+/// kernel has raw_diag, else `/proc/self/net/raw{,6}`'s (asked once per
+/// family); whether it is sock_diag's.
+fn listed(st: &mut InetDump, family: u8, ino: u32) -> Result<(Option<InetSock>, bool), String> {
     let key = (family, IPPROTO_RAW);
     if !st.diag.contains_key(&key) {
-        match inet_diag::collect(family, IPPROTO_RAW, u32::MAX) {
-            Ok(all) => {
-                st.diag.insert(key, all);
-            }
-            // No raw_diag: every raw socket is read from itself.
+        let all = match inet_diag::collect(family, IPPROTO_RAW, u32::MAX) {
+            Ok(all) => all,
             Err(Errno::NOENT) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
                 st.raw_diag_missing.insert(family);
+                net_raw::collect(family)?
             }
             Err(e) => return Err(format!("sock_diag: {e}")),
-        }
+        };
+        st.diag.insert(key, all);
     }
-    Ok(st.diag.get(&key).and_then(|d| d.get(&ino)).cloned())
+    let sk = st.diag.get(&key).and_then(|d| d.get(&ino)).cloned();
+    Ok((sk, !st.raw_diag_missing.contains(&family)))
 }
 
-/// The raw socket `copy` (of `family`, inode `ino`): from sock_diag where
-/// it lists raw sockets, else from the socket; whether it came from
-/// sock_diag. Refused: what CRIU's image cannot carry (see the module).
+/// The raw socket `copy` (of `family`, inode `ino`) as sock_diag or
+/// `/proc/net/raw` lists it; whether sock_diag did. Refused: what CRIU's
+/// image cannot carry (see the module).
 pub(super) fn sock(
     copy: &OwnedFd,
     family: u8,
     ino: u32,
     st: &mut InetDump,
 ) -> Result<(InetSock, bool), String> {
-    let from_diag = listed(st, family, ino)?;
-    let in_diag = from_diag.is_some();
-    let sk = match from_diag {
-        Some(sk) => sk,
-        None if st.raw_diag_missing.contains(&family) => own(copy, family, ino)?,
-        None => {
-            return Err("not in sock_diag's list (in another network namespace?)".into());
-        }
+    let (sk, in_diag) = listed(st, family, ino)?;
+    let Some(sk) = sk else {
+        let list = if in_diag {
+            "sock_diag's list"
+        } else if family == AF_INET6 {
+            "/proc/net/raw6"
+        } else {
+            "/proc/net/raw"
+        };
+        return Err(format!(
+            "a raw socket not in {list} (in another network namespace?)"
+        ));
     };
     let me = super::ip_of(sk.family, &sk.src);
     if sk.shutdown & 1 != 0 || shut_for_reading(copy)? {
@@ -84,7 +89,7 @@ pub(super) fn sock(
             "a raw socket on {me} shut down for reading, which cannot be dumped yet"
         ));
     }
-    if sockets::has_data(copy)? {
+    if sk.rqueue > 0 || sockets::has_data(copy)? {
         return Err(format!(
             "a raw socket on {me} with packets queued for reading, which cannot be dumped yet \
              (CRIU would drop them)"
@@ -110,35 +115,6 @@ fn shut_for_reading(fd: &OwnedFd) -> Result<bool, String> {
     };
     rustix::event::poll(&mut fds, Some(&now)).map_err(|e| format!("poll: {e}"))?;
     Ok(fds[0].revents().contains(PollFlags::RDHUP))
-}
-
-/// A raw socket read from itself: its address and "port" (the protocol
-/// number), and its peer's address if it is connected.
-fn own(copy: &OwnedFd, family: u8, ino: u32) -> Result<InetSock, String> {
-    if !sockets::in_our_netns(copy)? {
-        return Err("a raw socket of another network namespace".into());
-    }
-    let mut sk = InetSock {
-        ino,
-        family,
-        state: TCP_CLOSE,
-        ..InetSock::default()
-    };
-    let name = rustix::net::getsockname(copy).map_err(|e| format!("getsockname: {e}"))?;
-    if let Ok(a) = std::net::SocketAddr::try_from(name) {
-        (sk.src, sk.src_port) = sockaddr_parts(a);
-    }
-    match rustix::net::getpeername(copy) {
-        Ok(Some(peer)) => {
-            if let Ok(a) = std::net::SocketAddr::try_from(peer) {
-                (sk.dst, sk.dst_port) = sockaddr_parts(a);
-                sk.state = TCP_ESTABLISHED;
-            }
-        }
-        Ok(None) | Err(Errno::NOTCONN) => {}
-        Err(e) => return Err(format!("getpeername: {e}")),
-    }
-    Ok(sk)
 }
 
 /// The `IPV6_CHECKSUM` a new raw socket of `proto` has: the checksum

@@ -426,13 +426,8 @@ fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
         let now = ip_opts(fd, a.family)?;
         let flag = |o: Option<bool>| i32::from(o == Some(true));
         if flag(want.freebind) != flag(now.freebind) {
-            set(
-                fd,
-                SOL_IP,
-                raw::IP_FREEBIND,
-                "IP_FREEBIND",
-                flag(want.freebind),
-            )?;
+            let (level, name, what) = super::freebind_opt(fd, a.family)?;
+            set(fd, level, name, what, flag(want.freebind))?;
         }
         if flag(want.pktinfo) != flag(now.pktinfo) {
             let (level, name, what) = if a.family == AF_INET6 {

@@ -7,8 +7,9 @@
 //! error, which the test checks is still the error it gives.
 //!
 //! Not crossed: the refusal programs (`zdtm_refused`,
-//! `zdtm_unheld_attrs`, `zdtm_sockets_inet_refused`: both tools refuse
-//! them, nothing is dumped) and the per-arch register ones (`zdtm_fpu_*`,
+//! `zdtm_unheld_attrs`, `zdtm_sockets_inet_refused`, and the refusal
+//! modes of `zdtm_sockets_{netlink,packet,raw}`: both tools refuse them,
+//! nothing is dumped) and the per-arch register ones (`zdtm_fpu_*`,
 //! `zdtm_pac`, which have nothing to cross on x86_64).
 //!
 //! The ordinary programs of `tests/foreign.rs` (coreutils `sleep`, a
@@ -194,7 +195,56 @@ const EXPECTED: &[(&str, Way, Expect)] = &[
         Way::CriuToOurs,
         Expect::Lost(NO_WIPEONFORK, NO_WIPEONFORK),
     ),
+    // CRIU connects a netlink socket back to its peer's group as
+    // `1 << (dst_group - 1)`: with no group (0) that is group 32 (its
+    // own images have the same dst_group 0).
+    (
+        "zdtm_sockets_netlink all",
+        Way::OursToCriu,
+        Expect::Lost(NL_GROUP_32, NL_GROUP_32),
+    ),
+    // CRIU dumps and restores no netlink socket in a group above 32 ...
+    (
+        "zdtm_sockets_netlink above32",
+        Way::CriuToOurs,
+        Expect::Refused("has more than 32 groups"),
+    ),
+    (
+        "zdtm_sockets_netlink above32",
+        Way::OursToCriu,
+        Expect::Refused("Groups above 32 are not supported yet"),
+    ),
+    // ... and no packet socket with a membership added twice (its
+    // restore of ours adds it twice).
+    (
+        "zdtm_sockets_packet all",
+        Way::CriuToOurs,
+        Expect::Refused("Multiple MC membership not supported (but can be)"),
+    ),
+    // Without raw_diag (this kernel's) CRIU reads a raw socket's peer
+    // with getpeername, which fails for a connected raw socket: its
+    // images have none; and it connects back only sockets with a peer
+    // port, which a raw socket has not.
+    (
+        "zdtm_sockets_raw connected",
+        Way::CriuToOurs,
+        Expect::Lost(RAW_UNCONNECTED, RAW_UNCONNECTED),
+    ),
+    // With raw_diag (the VMs' kernels) CRIU sees the state, and takes the
+    // raw socket for a TCP connection.
+    (
+        "zdtm_sockets_raw connected",
+        Way::CriuToOurs,
+        Expect::Refused("Connected TCP socket, consider using --tcp-established option."),
+    ),
+    (
+        "zdtm_sockets_raw connected",
+        Way::OursToCriu,
+        Expect::Lost(RAW_UNCONNECTED, RAW_UNCONNECTED),
+    ),
 ];
+const NL_GROUP_32: &str = ", 2147483648), was (";
+const RAW_UNCONNECTED: &str = "send on the connected socket: Destination address required";
 /// Whether `iptables` and `ip6tables` run here (the VMs hold busybox).
 fn iptables_works() -> bool {
     ["iptables", "ip6tables"].iter().all(|cmd| {
@@ -207,8 +257,15 @@ fn iptables_works() -> bool {
 
 /// Whether an [`EXPECTED`] entry holds on this machine: CRIU's prlimit
 /// refusal only where root lacks CAP_SYS_RESOURCE (as on the x86_64 host;
-/// the VMs' root has it, and CRIU dumps `zdtm_caps` there).
-fn applies_here(key: &str, way: Way) -> bool {
+/// the VMs' root has it, and CRIU dumps `zdtm_caps` there); CRIU's loss of
+/// a connected raw socket's peer where the kernel has no raw_diag, its
+/// refusal of the socket (a "connected TCP socket") where it has.
+fn applies_here(key: &str, way: Way, expect: Expect) -> bool {
+    if (key, way) == ("zdtm_sockets_raw connected", Way::CriuToOurs) {
+        use criu_core::sys::kconst::{AF_INET, IPPROTO_RAW};
+        let raw_diag = criu_core::proc::inet_diag::collect(AF_INET, IPPROTO_RAW, u32::MAX).is_ok();
+        return matches!(expect, Expect::Refused(_)) == raw_diag;
+    }
     if (key, way) != ("zdtm_caps", Way::CriuToOurs) {
         return true;
     }
@@ -277,7 +334,7 @@ fn cross(test: &str, way: Way, program: &str, args: &[&str], opts: &[&str]) {
     };
     let expected = EXPECTED
         .iter()
-        .find(|(p, w, _)| *p == key && *w == way && applies_here(p, *w))
+        .find(|(p, w, e)| *p == key && *w == way && applies_here(p, *w, *e))
         .map(|e| e.2);
     let images = z.images().to_path_buf();
     // Tasks of a tree are reaped before the restore needs their PIDs.
@@ -383,9 +440,15 @@ fn dump_with(
     let (ok, log) = match tool {
         Tool::Ours => z.criu_in(z.images(), &dump),
         Tool::Criu => {
-            let shim = (program == "zdtm_sockets_inet" || program == "zdtm_sockets_tcp")
-                .then(passcred_shim)
-                .flatten();
+            let shim = [
+                "zdtm_sockets_inet",
+                "zdtm_sockets_tcp",
+                "zdtm_sockets_packet",
+                "zdtm_sockets_raw",
+            ]
+            .contains(&program)
+            .then(passcred_shim)
+            .flatten();
             let env: Vec<(&str, &std::ffi::OsStr)> =
                 shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
             peer.criu_env(z.images(), &dump, &env)
@@ -498,16 +561,33 @@ fn peer_restores_its_own_dump() {
 /// the peer's crit decodes it, without the file id (which each tool
 /// numbers its own way).
 fn inet_entries(peer: &Peer, images: &Path) -> std::collections::BTreeMap<u64, serde_json::Value> {
+    sk_entries(peer, images, "isk")
+        .into_iter()
+        .map(|(k, v)| (k.parse().unwrap(), v))
+        .collect()
+}
+
+/// The socket entries `key` (`isk`, `nlsk`, `psk`) of `images`' files.img
+/// as the peer's crit decodes them, without the file id, by inode (by
+/// their JSON text for packet sockets, whose entries have no inode).
+fn sk_entries(
+    peer: &Peer,
+    images: &Path,
+    key: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
     let files = peer
         .decode_all(&[images.join("files.img")])
         .remove(0)
         .unwrap_or_else(|e| panic!("{}: {e}", images.display()));
     let mut out = std::collections::BTreeMap::new();
     for e in files["entries"].as_array().unwrap() {
-        if let Some(isk) = e.get("isk") {
-            let mut isk = isk.clone();
-            isk.as_object_mut().unwrap().remove("id");
-            out.insert(isk["ino"].as_u64().unwrap(), isk);
+        if let Some(sk) = e.get(key) {
+            let mut sk = sk.clone();
+            sk.as_object_mut().unwrap().remove("id");
+            let k = sk
+                .get("ino")
+                .map_or_else(|| sk.to_string(), |i| i.to_string());
+            out.insert(k, sk);
         }
     }
     out
@@ -560,6 +640,84 @@ fn inet_sockets_dump_to_criu_s_entries_field_for_field() {
             serde_json::to_string_pretty(&theirs).unwrap()
         );
         assert_eq!(z.go(), "PASS", "{mode}: left running");
+    }
+}
+
+/// `v` as JSON text with every object's keys sorted (the decoder keeps
+/// the order of the fields it read).
+fn canon(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k:?}:{}", canon(&m[*k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!("[{}]", a.iter().map(canon).collect::<Vec<_>>().join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Netlink, packet and raw sockets: both tools dump the same sockets
+/// (`--leave-running`, one after the other) to the same entries, field
+/// for field, as CRIU's crit shows them. Left out of the comparison: the
+/// options CRIU reads only through its SO_PASSCRED shim (as for inet
+/// sockets). (A packet socket's fanout flags, which we record from
+/// `PACKET_FANOUT` and CRIU's sock_diag does not show, are only in
+/// `zdtm_sockets_packet all`, not compared here.)
+#[test]
+fn netlink_packet_and_raw_sockets_dump_to_criu_s_entries_field_for_field() {
+    let test = "cross-sk-kinds-fields";
+    let Some(peer) = peer(test) else { return };
+    if let Some(why) = peer.cannot_run_crit() {
+        return skip(test, why);
+    }
+    for (program, mode, key) in [
+        ("zdtm_sockets_netlink", "all", "nlsk"),
+        ("zdtm_sockets_packet", "single", "psk"),
+        ("zdtm_sockets_raw", "all", "isk"),
+    ] {
+        let shim = (key != "nlsk").then(passcred_shim).flatten();
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
+        let Some(z) = Zdtm::start(&format!("{test}-{key}"), program, &[mode]) else {
+            return;
+        };
+        let pid = z.pid().to_string();
+        let dump = ["dump", "-t", &pid, "--leave-running"];
+        let theirs_dir = z.new_dir("criu-images");
+        let (ok, log) = peer.criu_env(&theirs_dir, &dump, &env);
+        assert!(ok, "{program}: CRIU's dump: {log}");
+        let ours_dir = z.new_dir("our-images");
+        let (ok, log) = z.criu_in(&ours_dir, &dump);
+        assert!(ok, "{program}: our dump: {log}");
+        let mut theirs = sk_entries(&peer, &theirs_dir, key);
+        let mut ours = sk_entries(&peer, &ours_dir, key);
+        for e in theirs.values_mut().chain(ours.values_mut()) {
+            let e = e.as_object_mut().unwrap();
+            if shim.is_some() {
+                let opts = e["opts"].as_object_mut().unwrap();
+                opts.remove("so_passcred");
+                opts.remove("so_passsec");
+            }
+        }
+        // Compared as sets of texts: packet sockets have no inode to key
+        // them by.
+        let theirs: std::collections::BTreeSet<String> = theirs.values().map(canon).collect();
+        let ours: std::collections::BTreeSet<String> = ours.values().map(canon).collect();
+        assert!(!ours.is_empty(), "{program}: no {key} in our images");
+        assert!(
+            ours == theirs,
+            "{program}: only ours:\n{:#?}\nonly CRIU's:\n{:#?}",
+            ours.difference(&theirs).collect::<Vec<_>>(),
+            theirs.difference(&ours).collect::<Vec<_>>()
+        );
+        assert_eq!(z.go(), "PASS", "{program}: left running");
     }
 }
 
@@ -666,7 +824,6 @@ crossover!(
 crossover!(protections, "zdtm_protections");
 crossover!(pty, "zdtm_pty");
 crossover!(rlimits, "zdtm_rlimits");
-crossover!(rseq, "zdtm_rseq");
 crossover!(seccomp, "zdtm_seccomp");
 crossover!(shared_anon, "zdtm_shared_anon");
 crossover!(sigactions, "zdtm_sigactions");
@@ -677,6 +834,28 @@ crossover!(sockets_inet_tcp6, "zdtm_sockets_inet", &["tcp6"], &[]);
 crossover!(sockets_inet_udp4, "zdtm_sockets_inet", &["udp4"], &[]);
 crossover!(sockets_inet_udp6, "zdtm_sockets_inet", &["udp6"], &[]);
 crossover!(sockets_inet_opts, "zdtm_sockets_inet", &["opts"], &[]);
+crossover!(sockets_netlink, "zdtm_sockets_netlink", &["all"], &[]);
+crossover!(
+    sockets_netlink_above32,
+    "zdtm_sockets_netlink",
+    &["above32"],
+    &[]
+);
+crossover!(sockets_packet, "zdtm_sockets_packet", &["all"], &[]);
+crossover!(
+    sockets_packet_single,
+    "zdtm_sockets_packet",
+    &["single"],
+    &[]
+);
+crossover!(sockets_raw, "zdtm_sockets_raw", &["all"], &[]);
+crossover!(
+    sockets_raw_connected,
+    "zdtm_sockets_raw",
+    &["connected"],
+    &[]
+);
+crossover!(rseq, "zdtm_rseq");
 /// The TCP connections cross with CRIU's own network lock, iptables
 /// rules per connection, which both tools take at dump and take away at
 /// restore: each removes the other's. (CRIU 4.1.1's restore does not take

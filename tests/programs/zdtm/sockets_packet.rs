@@ -9,6 +9,9 @@
 //!   and 0x88b6 with origdev; two `SOCK_RAW` sockets on 0x88b7 in one
 //!   fanout group (hash, with rollover), one with a vnet header; a
 //!   `SOCK_DGRAM` socket never bound.
+//! - `single`: the same with the multicast membership added once (CRIU
+//!   refuses a membership added twice) and no rollover (CRIU's images
+//!   keep no fanout flags).
 //!
 //! After restore each socket checks its name, its options
 //! (`getsockopt`), and what sock_diag says of it (its settings, its
@@ -224,7 +227,8 @@ fn drain(fd: impl AsFd) {
     while rustix::net::recv(&fd, &mut b[..], RecvFlags::DONTWAIT).is_ok() {}
 }
 
-fn setup_all() -> Result<Vec<Pk>, String> {
+/// `full`: the membership added twice, the fanout group with rollover.
+fn setup_all(full: bool) -> Result<Vec<Pk>, String> {
     let lo = lo()?;
     let mut out = Vec::new();
     // Filter first, then bind: nothing but our frames is ever queued.
@@ -242,7 +246,7 @@ fn setup_all() -> Result<Vec<Pk>, String> {
     set_int(&a, SOL_PACKET, pk::PACKET_LOSS, 1)?;
     set_int(&a, SOL_PACKET, pk::PACKET_TIMESTAMP, 64)?;
     set_int(&a, SOL_PACKET, pk::PACKET_COPY_THRESH, 128)?;
-    for _ in 0..2 {
+    for _ in 0..if full { 2 } else { 1 } {
         setopt(
             &a,
             SOL_PACKET,
@@ -266,7 +270,12 @@ fn setup_all() -> Result<Vec<Pk>, String> {
     rustix::fs::fcntl_setfl(&b, rustix::fs::OFlags::NONBLOCK).map_err(e("F_SETFL"))?;
     drain(&b);
     out.push(record("dgram on lo", b)?);
-    let group = (pid() & 0xffff) | (pk::PACKET_FANOUT_HASH | pk::PACKET_FANOUT_FLAG_ROLLOVER) << 16;
+    let flags = if full {
+        pk::PACKET_FANOUT_FLAG_ROLLOVER
+    } else {
+        0
+    };
+    let group = (pid() & 0xffff) | (pk::PACKET_FANOUT_HASH | flags) << 16;
     for (i, what) in ["fanout 1", "fanout 2"].into_iter().enumerate() {
         let f = packet(SocketType::RAW)?;
         attach_filter(&f, &[ret(0)])?;
@@ -352,8 +361,8 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
     let mode = args.rest.first().cloned().unwrap_or_else(|| "all".into());
     let mut ring = None;
     let socks = match mode.as_str() {
-        "all" => {
-            let s = setup_all()?;
+        "all" | "single" => {
+            let s = setup_all(mode == "all")?;
             ensure(mcast_on_lo()?, || {
                 "no membership in /proc/net/dev_mcast".into()
             })?;
@@ -414,7 +423,7 @@ fn check(st: State) -> Result<(), String> {
         })?;
     }
     match st.mode.as_str() {
-        "all" => {
+        "all" | "single" => {
             ensure(mcast_on_lo()?, || {
                 "the membership is not in /proc/net/dev_mcast".into()
             })?;

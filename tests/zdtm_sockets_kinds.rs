@@ -79,6 +79,31 @@ fn packet_sockets_with_a_ring_are_refused_by_name() {
     );
 }
 
+/// A ring whose socket the task closed is only a mapping of it: refused
+/// there, by its addresses.
+#[test]
+fn a_packet_ring_mapped_without_its_socket_is_refused() {
+    let Some(z) = Zdtm::start(
+        "zdtm-packet-ringclosed",
+        "zdtm_sockets_packet",
+        &["ringclosed"],
+    ) else {
+        return;
+    };
+    let log = z.dump_refused(
+        &[],
+        &format!(
+            "dumping memory of task {}: the ring of a packet socket (socket:[",
+            z.pid()
+        ),
+    );
+    assert!(
+        log.contains(") mapped at 0x") && log.contains(" cannot be dumped yet"),
+        "{log}"
+    );
+    assert_eq!(z.go(), "PASS", "after the refused dump");
+}
+
 #[test]
 fn a_packet_socket_with_a_frame_queued_is_refused_and_keeps_it() {
     refused(

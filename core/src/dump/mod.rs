@@ -883,6 +883,20 @@ fn collect_outside(
     } else {
         Vec::new()
     };
+    // A packet socket's ring: refused with its socket above when the task
+    // holds it (by name), here when it only maps it.
+    use crate::proc::vma_kind::status::VMA_AREA_SOCKET;
+    if let Some(v) = vmas.iter().find(|v| v.entry.is(VMA_AREA_SOCKET)) {
+        let e = &v.entry;
+        return Err(DumpError::Memory {
+            pid,
+            reason: format!(
+                "the ring of a packet socket (socket:[{}]) mapped at {:#x}-{:#x} cannot be \
+                 dumped yet",
+                e.shmid, e.start, e.end
+            ),
+        });
+    }
     let cwd_id = crate::files::reg::add_path(files, &cwd, false)?;
     let root_id = crate::files::reg::add_path(files, &root, false)?;
 

@@ -20,7 +20,8 @@
 //! is in `/proc/net/dev_mcast` again.
 //!
 //! Modes a dump must refuse (checked unchanged after the refused dump):
-//! `rxring`, `txring` (a ring set up and mapped), `queued` (a frame
+//! `rxring`, `txring` (a ring set up and mapped), `ringclosed` (an RX
+//! ring still mapped after its socket was closed), `queued` (a frame
 //! waiting).
 #[path = "inet_common.rs"]
 mod inet;
@@ -378,6 +379,12 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
             ring = Some((name, at));
             vec![record("ringed", s)?]
         }
+        "ringclosed" => {
+            let (s, at) = ringed(pk::PACKET_RX_RING)?;
+            drop(s);
+            ring = Some((0, at));
+            Vec::new()
+        }
         "queued" => {
             let q = packet(SocketType::RAW)?;
             attach_filter(&q, &only_word(ETH_HLEN as u32, pid()))?;
@@ -444,6 +451,14 @@ fn check(st: State) -> Result<(), String> {
                 got.get(ETH_HLEN + 4..ETH_HLEN + 10) == Some(b"queued"),
                 || format!("queued frame {got:?}"),
             )
+        }
+        "ringclosed" => {
+            let (_, at) = st.ring.ok_or("no ring")?;
+            // SAFETY: the ring's mapping, alive since setup.
+            let status = unsafe { std::ptr::read_volatile(at as *const u64) };
+            ensure(status == 0, || {
+                format!("the ring's first frame has status {status:#x}")
+            })
         }
         _ => {
             let (name, at) = st.ring.ok_or("no ring")?;

@@ -308,6 +308,57 @@ mod tests {
         assert!(image_groups(Vec::new()).is_empty());
     }
 
+    fn checked(n: pb::NetlinkSkEntry) -> Result<(), String> {
+        let mut img = FileImages::default();
+        img.entries.insert(
+            n.id,
+            pb::FileEntry {
+                r#type: pb::FdTypes::Netlinksk as i32,
+                id: n.id,
+                nlsk: Some(n),
+                ..Default::default()
+            },
+        );
+        check(&img).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn damaged_entries_are_refused_before_anything_is_made() {
+        let good = pb::NetlinkSkEntry {
+            id: 3,
+            state: CONNECTED,
+            portid: 77,
+            dst_group: 32,
+            groups: vec![0x11],
+            ..Default::default()
+        };
+        assert_eq!(checked(good.clone()), Ok(()));
+        let e = checked(pb::NetlinkSkEntry {
+            dst_group: 33,
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(e.contains("sends to group 33, above 32"), "{e}");
+        let e = checked(pb::NetlinkSkEntry {
+            protocol: 40,
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(e.contains("protocol 40"), "{e}");
+        let e = checked(pb::NetlinkSkEntry {
+            state: 5,
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(e.contains("state 5"), "{e}");
+        let e = checked(pb::NetlinkSkEntry {
+            groups: vec![0; 5000],
+            ..good
+        })
+        .unwrap_err();
+        assert!(e.contains("5000 words of groups"), "{e}");
+    }
+
     #[test]
     fn group_numbers_come_from_their_bits() {
         let g: Vec<u32> = groups_from(&[0x11, 0x2], 0).collect();

@@ -360,6 +360,68 @@ mod tests {
     use super::*;
     use crate::proc::packet_diag::Membership;
 
+    fn checked(p: pb::PacketSockEntry) -> Result<(), String> {
+        let mut img = FileImages::default();
+        img.entries.insert(
+            p.id,
+            pb::FileEntry {
+                r#type: pb::FdTypes::Packetsk as i32,
+                id: p.id,
+                psk: Some(p),
+                ..Default::default()
+            },
+        );
+        check(&img).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rings_and_damaged_entries_are_refused_before_anything_is_made() {
+        let good = pb::PacketSockEntry {
+            id: 4,
+            r#type: raw::SOCK_RAW,
+            protocol: 0x0008,
+            ifindex: 1,
+            ..Default::default()
+        };
+        assert_eq!(checked(good.clone()), Ok(()));
+        let ring = pb::PacketRing::default();
+        let e = checked(pb::PacketSockEntry {
+            rx_ring: Some(ring),
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("with an RX ring, which cannot be restored yet"),
+            "{e}"
+        );
+        let e = checked(pb::PacketSockEntry {
+            r#type: SOCK_PACKET,
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("of type 10, which cannot be restored yet"),
+            "{e}"
+        );
+        let e = checked(pb::PacketSockEntry {
+            protocol: 0x10000,
+            ..good.clone()
+        })
+        .unwrap_err();
+        assert!(e.contains("protocol 0x10000"), "{e}");
+        let big = pb::PacketMclist {
+            index: 1,
+            r#type: 0,
+            addr: vec![0; 33],
+        };
+        let e = checked(pb::PacketSockEntry {
+            mclist: vec![big],
+            ..good
+        })
+        .unwrap_err();
+        assert!(e.contains("a membership address of 33 bytes"), "{e}");
+    }
+
     #[test]
     fn memberships_repeat_by_count_and_keep_addresses_criu_s_way() {
         let sk = PacketSock {

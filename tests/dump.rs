@@ -675,7 +675,8 @@ fn unsupported_fd_is_refused_and_task_unharmed() {
     assert_eq!(rc, 1, "{log}");
     assert!(
         log.contains(&format!(
-            "of task {} is a netlink socket (NETLINK_USERSOCK), which cannot be dumped yet",
+            "of task {} is a netlink socket: NETLINK_USERSOCK of type SOCK_DGRAM, which cannot \
+             be dumped yet",
             victim.pid
         )) && log.contains("Dumping FAILED: fd "),
         "{log}"

@@ -224,12 +224,13 @@ fn run(dir: &Path, mode: &str) -> Result<(), String> {
     } else {
         None
     };
-    // A kind of fd that cannot be dumped yet.
+    // A kind of fd that cannot be dumped yet: a SOCK_DGRAM netlink socket
+    // (CRIU's image has no place for the type).
     let _netlink = if mode == "netlink" {
         Some(
             rustix::net::socket(
                 rustix::net::AddressFamily::NETLINK,
-                rustix::net::SocketType::RAW,
+                rustix::net::SocketType::DGRAM,
                 Some(rustix::net::netlink::USERSOCK),
             )
             .map_err(|e| format!("netlink socket: {e}"))?,

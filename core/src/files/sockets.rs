@@ -96,14 +96,8 @@ pub fn describe(ctx: &FdCtx, family: Option<u16>) -> String {
 fn describe_copy(copy: &OwnedFd, family: AddressFamily) -> String {
     let f = u32::from(family.as_raw());
     let ty = so::get_int(copy, SOL_SOCKET, raw::SO_TYPE).map(|t| t as u32);
-    let proto = so::get_int(copy, SOL_SOCKET, raw::SO_PROTOCOL).map(|p| p as u32);
     let ty_text = ty.map_or_else(|e| format!("type unknown: {e}"), type_name);
     match f {
-        raw::AF_NETLINK => match proto {
-            Ok(p) => format!("a netlink socket ({})", netlink_name(p)),
-            Err(e) => format!("a netlink socket (SO_PROTOCOL: {e})"),
-        },
-        raw::AF_PACKET => format!("a packet socket ({ty_text})"),
         raw::AF_VSOCK => format!("a vsock socket ({ty_text})"),
         raw::AF_ALG => "an AF_ALG (kernel crypto) socket".into(),
         raw::AF_BLUETOOTH => format!("a Bluetooth socket ({ty_text})"),

@@ -496,7 +496,13 @@ impl Term {
     }
 }
 
+/// Pty indices are global and a restored pty needs its own index back:
+/// the two socat tests (each makes ptys) run one at a time, or one's new
+/// pty may take the index the other's restore needs ("index 3 is in use").
+static PTYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn socat_pair(test: &str, v6: bool) {
+    let _ptys = PTYS.lock().unwrap_or_else(|e| e.into_inner());
     if cannot_run(
         test,
         &[

@@ -328,20 +328,27 @@ fn mcast_on_lo() -> Result<bool, String> {
     }))
 }
 
+/// A `tpacket_req` of one block of a page (a block must be a whole
+/// number of pages: 64 KiB ones on ppc64le) in 2 KiB frames.
+fn ring_req() -> Vec<u8> {
+    let page = zdtm::page() as u32;
+    [page, 1, 2048, page / 2048]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect()
+}
+
 /// A ring of `name` (`PACKET_RX_RING`, `PACKET_TX_RING`), mapped.
 fn ringed(name: u32) -> Result<(OwnedFd, usize), String> {
     let s = packet(SocketType::RAW)?;
-    let req: Vec<u8> = [4096u32, 1, 2048, 2]
-        .iter()
-        .flat_map(|w| w.to_ne_bytes())
-        .collect();
+    let req = ring_req();
     setopt(&s, SOL_PACKET, name, &req)?;
     // SAFETY: a new shared mapping of the socket's ring, which nothing
     // else uses; it stays mapped for the life of the program.
     let p = unsafe {
         rustix::mm::mmap(
             std::ptr::null_mut(),
-            4096,
+            zdtm::page(),
             rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
             rustix::mm::MapFlags::SHARED,
             &s,
@@ -462,10 +469,7 @@ fn check(st: State) -> Result<(), String> {
         }
         _ => {
             let (name, at) = st.ring.ok_or("no ring")?;
-            let req: Vec<u8> = [4096u32, 1, 2048, 2]
-                .iter()
-                .flat_map(|w| w.to_ne_bytes())
-                .collect();
+            let req = ring_req();
             let again = setopt(&st.socks[0].fd, SOL_PACKET, name, &req);
             ensure(
                 again.as_ref().is_err_and(|x| x.contains("errno 16")),

@@ -20,6 +20,18 @@ const TFD_TIMER_ABSTIME: u32 = linux_raw_sys::general::TFD_TIMER_ABSTIME;
 /// file's `O_*` flags without `O_CLOEXEC`.
 pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
     let t = info.timerfd?;
+    // A periodic timer that expired while the task was frozen shows 0
+    // left (the kernel moves it on only when it is read; the expiry is in
+    // `ticks` already). Written as 0 it reads as disarmed: CRIU's restore
+    // arms nothing then (seen in the VMs, where a dump takes longer than
+    // the test's 50 ms period). The image says a whole interval is left,
+    // which is what our restore makes of 0 too (see `open`).
+    let periodic = t.it_interval != (0, 0);
+    let it_value = if t.it_value == (0, 0) && periodic {
+        t.it_interval
+    } else {
+        t.it_value
+    };
     Some(pb::FileEntry {
         r#type: pb::FdTypes::Timerfd as i32,
         id,
@@ -30,8 +42,8 @@ pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Option<pb::FileEntry> {
             clockid: t.clockid as u32,
             ticks: t.ticks,
             settime_flags: t.settime_flags,
-            vsec: t.it_value.0,
-            vnsec: t.it_value.1,
+            vsec: it_value.0,
+            vnsec: it_value.1,
             isec: t.it_interval.0,
             insec: t.it_interval.1,
         }),
@@ -159,5 +171,47 @@ impl super::kind::FileKind for Timerfd {
             .as_ref()
             .ok_or_else(|| super::kind::no_body(e, "a timerfd"))?;
         open(x).map_err(|f| super::restore_err(e.id, "a timerfd", f.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::fdinfo::TimerfdInfo;
+
+    fn image_of(t: TimerfdInfo) -> pb::TimerfdEntry {
+        let info = FdInfo {
+            timerfd: Some(t),
+            ..Default::default()
+        };
+        dump(3, 0, &info).unwrap().tfd.unwrap()
+    }
+
+    #[test]
+    fn a_periodic_timer_due_while_frozen_keeps_a_whole_interval() {
+        let e = image_of(TimerfdInfo {
+            clockid: 1,
+            ticks: 4,
+            it_value: (0, 0),
+            it_interval: (0, 50_000_000),
+            ..Default::default()
+        });
+        assert_eq!((e.vsec, e.vnsec), (0, 50_000_000));
+        assert_eq!((e.isec, e.insec, e.ticks), (0, 50_000_000, 4));
+    }
+
+    #[test]
+    fn other_timers_keep_the_time_left_as_the_kernel_shows_it() {
+        // Running periodic, and an expired one-shot (disarmed: 0 stays 0).
+        for (value, interval) in [((1, 5), (2, 0)), ((0, 0), (0, 0)), ((7, 0), (0, 0))] {
+            let e = image_of(TimerfdInfo {
+                clockid: 1,
+                it_value: value,
+                it_interval: interval,
+                ..Default::default()
+            });
+            assert_eq!((e.vsec, e.vnsec), value);
+            assert_eq!((e.isec, e.insec), interval);
+        }
     }
 }

@@ -64,9 +64,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // Each task's vDSO against this kernel's, before anything is created.
     let rt_vdso = super::vdso::Runtime::read(&maps)?;
     let force_proxy = std::env::var_os(super::vdso::FORCE_PROXY_ENV).is_some_and(|v| v == "1");
+    // One plan per live task, in the order of `alive`.
+    let mut vdso_plans = Vec::with_capacity(tasks.len());
     for t in &mut tasks {
         if let TreeTaskImages::Alive(t) = t {
-            t.vdso = super::vdso::plan(t, &rt_vdso, force_proxy)?;
+            vdso_plans.push(super::vdso::plan(t, &rt_vdso, force_proxy)?);
         }
     }
     let alive: Vec<&TaskImages> = tasks
@@ -141,7 +143,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     shared.tool_pidfd = tool_pidfd(&mut shared);
     let sync_pipes = fd_sync_pipes(&roles, &mut shared)?;
     let mut plans = Vec::with_capacity(alive.len());
-    for t in &alive {
+    for (t, vdso_plan) in alive.iter().zip(&vdso_plans) {
         let pid = t.pstree.pid as i32;
         let mut role = roles.roles[&pid].clone();
         role.nr_children = tree::nr_children(pid, &tasks, &roles);
@@ -177,7 +179,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             // (for swrk, of the RPC client), as CRIU's CLONE_PARENT.
             role.start_flags = u64::from(linux_raw_sys::general::CLONE_PARENT);
         }
-        let p = plan::build(t, &maps, &rt_vdso, page, &role, &mut shared, file_opts)?;
+        let vdso = super::vdso::TaskVdso {
+            rt: &rt_vdso,
+            plan: vdso_plan,
+        };
+        let p = plan::build(t, &maps, vdso, page, &role, &mut shared, file_opts)?;
         maps.all
             .push((p.base - page, p.base + p.image.len() as u64 + page));
         maps.all.sort_unstable();

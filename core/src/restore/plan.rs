@@ -290,7 +290,7 @@ fn free_fd(t: &TaskImages) -> u32 {
 pub fn build<'a>(
     t: &'a TaskImages,
     maps: &SelfMaps,
-    rt_vdso: &super::vdso::Runtime,
+    vdso: super::vdso::TaskVdso<'_>,
     page_size: u64,
     role: &TaskRole,
     shared: &mut SharedFiles<'a>,
@@ -638,7 +638,7 @@ pub fn build<'a>(
     // The vDSO's remaps (one per area of this kernel's, wherever they go),
     // the proxy's jumps (their number is known before their addresses).
     let a_unpark = arena.push(&maps.park_list(0));
-    let nr_patches = vdso_patches(t, rt_vdso, 0)?.len();
+    let nr_patches = vdso_patches(t, vdso, 0)?.len();
     let a_patches = arena.push(&vec![CodePatch::default(); nr_patches]);
     let a_sigs = arena.push(&sigs);
     let a_itimers = arena.push(&itimers);
@@ -695,7 +695,7 @@ pub fn build<'a>(
     let (unpark, patches, vdso_mark) = vdso_moves(
         t,
         maps,
-        rt_vdso,
+        vdso,
         park_at,
         (base, base + total as u64),
         page_size,
@@ -1199,14 +1199,14 @@ fn madvise_calls(t: &TaskImages) -> Vec<RawSyscall> {
 /// (none unless the task's vDSO is a proxy).
 fn vdso_patches(
     t: &TaskImages,
-    rt: &super::vdso::Runtime,
+    vdso: super::vdso::TaskVdso<'_>,
     rt_vdso: u64,
 ) -> Result<Vec<CodePatch>, RestoreError> {
-    let super::vdso::VdsoPlan::Proxy { dumped, syms, code } = &t.vdso else {
+    let super::vdso::VdsoPlan::Proxy { dumped, syms, code } = vdso.plan else {
         return Ok(Vec::new());
     };
     let mm_file = format!("mm-{}.img", t.pstree.pid);
-    let tr = crate::vdso::trampolines(syms, code, dumped, &rt.syms, rt_vdso)
+    let tr = crate::vdso::trampolines(syms, code, dumped, &vdso.rt.syms, rt_vdso)
         .map_err(|e| RestoreError::Unsupported(format!("{mm_file}: {e}")))?;
     if !tr.missing.is_empty() {
         crate::pr_warn!(
@@ -1244,13 +1244,13 @@ fn vdso_patches(
 fn vdso_moves(
     t: &TaskImages,
     maps: &SelfMaps,
-    rt: &super::vdso::Runtime,
+    vdso: super::vdso::TaskVdso<'_>,
     park: u64,
     region: (u64, u64),
     page: u64,
 ) -> Result<(Vec<Remap>, Vec<CodePatch>, VdsoMarkArg), RestoreError> {
     use super::vdso::VdsoPlan;
-    match &t.vdso {
+    match vdso.plan {
         VdsoPlan::Nothing => Ok((
             maps.unpark_to(park, None)?,
             Vec::new(),
@@ -1262,7 +1262,8 @@ fn vdso_moves(
             VdsoMarkArg::default(),
         )),
         VdsoPlan::Proxy { dumped, .. } => {
-            let rt_layout = rt
+            let rt_layout = vdso
+                .rt
                 .layout
                 .ok_or_else(|| RestoreError::Unsupported("this kernel maps no vDSO".into()))?;
             let span = rt_layout.vdso.1.max(rt_layout.vvar.map_or(0, |v| v.1)) - rt_layout.start();
@@ -1293,7 +1294,7 @@ fn vdso_moves(
             };
             Ok((
                 maps.unpark_to(park, Some(&dest))?,
-                vdso_patches(t, rt, dest.vdso.0)?,
+                vdso_patches(t, vdso, dest.vdso.0)?,
                 VdsoMarkArg {
                     addr: dest.vdso.0,
                     len: dest.vdso.1 - dest.vdso.0,

@@ -75,4 +75,3 @@ pub fn guard_regions(pid: i32, vmas: &[CollectedVma]) -> Result<Vec<(u64, u64)>,
 }
 
 pub use crate::images::vma::{check_guards, guard_entry, is_guard};
-

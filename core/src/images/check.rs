@@ -18,15 +18,42 @@ pub enum CheckError {
     /// An image holds something wrong: damage or a foreign writer.
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
+    /// A core image's registers are unusable (the arch's check, see
+    /// [`RegsCheck`]).
+    #[error("{file}: {source}")]
+    Regs {
+        file: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Guard regions that are not whole pages of mapped VMAs.
+    #[error("{file}: {source}")]
+    Guards {
+        file: String,
+        #[source]
+        source: GuardError,
+    },
     /// An image holds something a restore cannot bring back (yet).
     #[error("{0}")]
     Unsupported(String),
 }
 
+/// What is wrong with a guard region (see [`super::vma::check_guards`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("guard region {start:#x}-{end:#x} has other status bits too ({status:#x})")]
+    OtherBits { start: u64, end: u64, status: u32 },
+    #[error("guard region {start:#x}-{end:#x} is not whole pages")]
+    NotWholePages { start: u64, end: u64 },
+    #[error("guard region {start:#x}-{end:#x} is not mapped at {at:#x}")]
+    NotMapped { start: u64, end: u64, at: u64 },
+}
+
 /// The arch's check of a core image's registers against the task size
 /// (`crate::regs::validate`, passed down by the caller: registers are a
 /// layer above the format).
-pub type RegsCheck = fn(&pb::CoreEntry, u64) -> Result<(), String>;
+pub type RegsCheck =
+    fn(&pb::CoreEntry, u64) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 pub(crate) fn invalid(file: impl Into<String>, what: String) -> CheckError {
     CheckError::Invalid {
@@ -121,7 +148,10 @@ pub fn validate_core(
     task_size: u64,
     regs: RegsCheck,
 ) -> Result<(), CheckError> {
-    regs(core, task_size).map_err(|what| invalid(file, what))?;
+    regs(core, task_size).map_err(|source| CheckError::Regs {
+        file: file.into(),
+        source,
+    })?;
     let tc = core.tc.as_ref();
     let th = core.thread_core.as_ref();
     let queues = [

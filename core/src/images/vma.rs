@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::check::CheckError;
+use super::check::{CheckError, GuardError};
 pub use super::pagemap::PagesRun;
 use super::pb;
 
@@ -63,21 +63,31 @@ pub fn check_guards(
     vmas: &[pb::VmaEntry],
     page_size: u64,
     mapped: impl Fn(&pb::VmaEntry) -> bool,
-) -> Result<(), String> {
+) -> Result<(), GuardError> {
     let under: Vec<&pb::VmaEntry> = vmas.iter().filter(|v| !is_guard(v) && mapped(v)).collect();
     for g in vmas.iter().filter(|v| is_guard(v)) {
-        let bad = |why: &str| format!("guard region {:#x}-{:#x} {why}", g.start, g.end);
+        let (start, end) = (g.start, g.end);
         if g.status != VMA_AREA_GUARD {
-            return Err(bad(&format!("has other status bits too ({:#x})", g.status)));
+            return Err(GuardError::OtherBits {
+                start,
+                end,
+                status: g.status,
+            });
         }
-        if g.start % page_size != 0 || g.end % page_size != 0 || g.start >= g.end {
-            return Err(bad("is not whole pages"));
+        if start % page_size != 0 || end % page_size != 0 || start >= end {
+            return Err(GuardError::NotWholePages { start, end });
         }
-        let mut cur = g.start;
-        while cur < g.end {
+        let mut cur = start;
+        while cur < end {
             match under.get(under.partition_point(|v| v.end <= cur)) {
                 Some(v) if v.start <= cur => cur = v.end,
-                _ => return Err(bad(&format!("is not mapped at {cur:#x}"))),
+                _ => {
+                    return Err(GuardError::NotMapped {
+                        start,
+                        end,
+                        at: cur,
+                    });
+                }
             }
         }
     }
@@ -194,7 +204,10 @@ pub fn validate_vmas(
 /// Guard regions lie on whole pages of mapped VMAs (see
 /// [`check_guards`]).
 fn validate_guards(vmas: &[pb::VmaEntry], file: &str, page_size: u64) -> Result<(), CheckError> {
-    check_guards(vmas, page_size, is_mapped_vma).map_err(|e| invalid(file, e))
+    check_guards(vmas, page_size, is_mapped_vma).map_err(|source| CheckError::Guards {
+        file: file.into(),
+        source,
+    })
 }
 
 /// Page runs must lie inside restorable VMAs, and the pages image must hold
@@ -429,7 +442,7 @@ mod tests {
             v.push(g);
             check_guards(&v, PAGE, |v| v.status & VMA_AREA_REGULAR != 0)
         };
-        let what = |r: Result<(), String>| r.unwrap_err();
+        let what = |r: Result<(), GuardError>| r.unwrap_err().to_string();
         assert!(with(guard_entry(0x2000, 0x3000)).is_ok());
         assert!(with(guard_entry(0x2000, 0x4000)).is_ok());
         assert_eq!(

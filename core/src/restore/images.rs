@@ -16,7 +16,9 @@ pub fn read_tree(
     page_size: u64,
     task_size: u64,
 ) -> Result<Vec<TreeTaskImages>, CheckError> {
-    crate::images::set::read_tree(dir, page_size, task_size, crate::regs::validate)
+    crate::images::set::read_tree(dir, page_size, task_size, |core, task_size| {
+        crate::regs::validate(core, task_size).map_err(Into::into)
+    })
 }
 
 /// The network lock `inventory.img` records (see

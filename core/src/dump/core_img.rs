@@ -96,14 +96,32 @@ pub fn sas_entry(t: &ThreadArgs) -> pb::ThreadSasEntry {
     }
 }
 
+/// Why `/proc/PID/limits` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    #[error("bad limit {value:?}: {source}")]
+    Value {
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("bad limits line {0:?}")]
+    Line(String),
+    #[error("{0} limits instead of 16")]
+    Count(usize),
+}
+
 /// `/proc/PID/limits` into 16 `rlimit_entry`s (RLIMIT_CPU..RLIMIT_RTTIME,
 /// the order the kernel prints them in).
-pub fn parse_limits(text: &str) -> Result<Vec<pb::RlimitEntry>, String> {
-    let value = |v: &str| -> Result<u64, String> {
+pub fn parse_limits(text: &str) -> Result<Vec<pb::RlimitEntry>, LimitsError> {
+    let value = |v: &str| -> Result<u64, LimitsError> {
         if v == "unlimited" {
             Ok(u64::MAX)
         } else {
-            v.parse().map_err(|e| format!("bad limit {v:?}: {e}"))
+            v.parse().map_err(|source| LimitsError::Value {
+                value: v.to_string(),
+                source,
+            })
         }
     };
     let mut out = Vec::new();
@@ -117,7 +135,7 @@ pub fn parse_limits(text: &str) -> Result<Vec<pb::RlimitEntry>, String> {
             .filter(|w| *w == "unlimited" || w.bytes().all(|b| b.is_ascii_digit()))
             .collect();
         if vals.len() < 2 {
-            return Err(format!("bad limits line {line:?}"));
+            return Err(LimitsError::Line(line.to_string()));
         }
         out.push(pb::RlimitEntry {
             cur: value(vals[0])?,
@@ -125,7 +143,7 @@ pub fn parse_limits(text: &str) -> Result<Vec<pb::RlimitEntry>, String> {
         });
     }
     if out.len() != 16 {
-        return Err(format!("{} limits instead of 16", out.len()));
+        return Err(LimitsError::Count(out.len()));
     }
     Ok(out)
 }

@@ -47,6 +47,7 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 
 use crate::images::pb;
+pub use crate::images::set::files::FileImages;
 use crate::images::typed::ImageDir;
 use crate::images::{ImageError, Kind};
 use kind::FileKind;
@@ -240,128 +241,7 @@ fn write_payloads<T: prost::Message>(
     w.finish().map(drop)
 }
 
-/// The images of the kinds here, read for restore.
-#[derive(Debug, Default)]
-pub struct FileImages {
-    /// Every file object of the tree by id (`files.img`, and the entries
-    /// of the older per-kind images made into `file_entry`s): what the
-    /// kinds of [`KINDS`] open.
-    pub entries: HashMap<u32, pb::FileEntry>,
-    pub pipes: HashMap<u32, pb::PipeEntry>,
-    pub fifos: HashMap<u32, pb::FifoEntry>,
-    pub unix: HashMap<u32, pb::UnixSkEntry>,
-    /// Pipe data by `pipe_id`.
-    pub pipe_data: HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>,
-    pub fifo_data: HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>,
-    /// Queued messages in image order (their order in the queue).
-    pub sk_queues: Vec<(pb::SkPacketEntry, Vec<u8>)>,
-    /// Terminal files by id, their `tty-info.img` entries by id, and the
-    /// queued bytes of each (`tty-data.img`) by tty-info id.
-    pub ttys: HashMap<u32, pb::TtyFileEntry>,
-    pub tty_infos: HashMap<u32, pb::TtyInfoEntry>,
-    pub tty_data: HashMap<u32, Vec<u8>>,
-    /// TCP connections' `tcp-stream-<ino>.img` by socket inode: the entry
-    /// and the queues' bytes (receive queue, then send queue).
-    pub tcp_streams: HashMap<u32, (pb::TcpStreamEntry, Vec<u8>)>,
-    /// The dump was made with `--tcp-close` (the inventory says so): the
-    /// restore must be asked for it too.
-    pub dumped_tcp_close: bool,
-}
-
 impl FileImages {
-    /// Picks this module's entries out of `files.img` (and the older
-    /// per-kind images) and reads the data images.
-    pub fn read(dir: &ImageDir, files: &[pb::FileEntry]) -> Result<FileImages, FileError> {
-        let mut f = FileImages::default();
-        for e in files {
-            f.entries.insert(e.id, e.clone());
-            if let Some(p) = &e.pipe {
-                f.pipes.insert(e.id, *p);
-            } else if let Some(x) = &e.fifo {
-                f.fifos.insert(e.id, *x);
-            } else if let Some(u) = &e.usk {
-                f.unix.insert(e.id, u.clone());
-            } else if let Some(t) = &e.tty {
-                f.ttys.insert(e.id, *t);
-            }
-        }
-        // Older CRIU wrote one image per kind instead of files.img.
-        if dir.path(Kind::Pipes, 0).exists() {
-            for p in dir.read_all::<pb::PipeEntry>(Kind::Pipes, 0)? {
-                f.entries.insert(
-                    p.id,
-                    pb::FileEntry {
-                        r#type: pb::FdTypes::Pipe as i32,
-                        id: p.id,
-                        pipe: Some(p),
-                        ..Default::default()
-                    },
-                );
-                f.pipes.insert(p.id, p);
-            }
-        }
-        if dir.path(Kind::Fifo, 0).exists() {
-            for x in dir.read_all::<pb::FifoEntry>(Kind::Fifo, 0)? {
-                f.entries.insert(
-                    x.id,
-                    pb::FileEntry {
-                        r#type: pb::FdTypes::Fifo as i32,
-                        id: x.id,
-                        fifo: Some(x),
-                        ..Default::default()
-                    },
-                );
-                f.fifos.insert(x.id, x);
-            }
-        }
-        if dir.path(Kind::Unixsk, 0).exists() {
-            for u in dir.read_all::<pb::UnixSkEntry>(Kind::Unixsk, 0)? {
-                f.entries.insert(
-                    u.id,
-                    pb::FileEntry {
-                        r#type: pb::FdTypes::Unixsk as i32,
-                        id: u.id,
-                        usk: Some(u.clone()),
-                        ..Default::default()
-                    },
-                );
-                f.unix.insert(u.id, u);
-            }
-        }
-        inet::restore::read_old_image(dir, &mut f.entries)?;
-        f.tcp_streams = inet::restore::read_streams(dir, &f.entries)?;
-        if dir.path(Kind::TtyFiles, 0).exists() {
-            for t in dir.read_all::<pb::TtyFileEntry>(Kind::TtyFiles, 0)? {
-                f.entries.insert(
-                    t.id,
-                    pb::FileEntry {
-                        r#type: pb::FdTypes::Tty as i32,
-                        id: t.id,
-                        tty: Some(t),
-                        ..Default::default()
-                    },
-                );
-                f.ttys.insert(t.id, t);
-            }
-        }
-        if dir.path(Kind::TtyInfo, 0).exists() {
-            for i in dir.read_all::<pb::TtyInfoEntry>(Kind::TtyInfo, 0)? {
-                f.tty_infos.insert(i.id, i);
-            }
-        }
-        if dir.path(Kind::TtyData, 0).exists() {
-            for d in dir.read_all::<pb::TtyDataEntry>(Kind::TtyData, 0)? {
-                f.tty_data.entry(d.tty_id).or_default().extend(d.data);
-            }
-        }
-        f.pipe_data = read_pipe_data(dir, Kind::PipesData)?;
-        f.fifo_data = read_pipe_data(dir, Kind::FifoData)?;
-        f.sk_queues = read_payloads(dir, Kind::SkQueues, |e: &pb::SkPacketEntry| {
-            u64::from(e.length)
-        })?;
-        Ok(f)
-    }
-
     /// Is `id` a file object of a kind that restores it?
     pub fn restorable(&self, id: u32) -> bool {
         self.entries
@@ -410,41 +290,6 @@ impl FileImages {
         packet::check(self)?;
         unix::check(self)
     }
-}
-
-fn read_payloads<T: prost::Message + Default>(
-    dir: &ImageDir,
-    kind: Kind,
-    len: impl Fn(&T) -> u64,
-) -> Result<Vec<(T, Vec<u8>)>, FileError> {
-    let mut out = Vec::new();
-    if !dir.path(kind, 0).exists() {
-        return Ok(out);
-    }
-    let mut r = dir.reader(kind, 0)?;
-    while let Some(e) = r.next_message::<T>()? {
-        let n = len(&e);
-        // The reader refuses a payload longer than what is left.
-        let data = r.payload(n)?;
-        out.push((e, data));
-    }
-    Ok(out)
-}
-
-fn read_pipe_data(
-    dir: &ImageDir,
-    kind: Kind,
-) -> Result<HashMap<u32, (pb::PipeDataEntry, Vec<u8>)>, FileError> {
-    let mut map = HashMap::new();
-    for (e, data) in read_payloads(dir, kind, |e: &pb::PipeDataEntry| u64::from(e.bytes))? {
-        if map.insert(e.pipe_id, (e, data)).is_some() {
-            return Err(FileError::Image {
-                file: kind.file_name(0),
-                what: "two data entries for one pipe".into(),
-            });
-        }
-    }
-    Ok(map)
 }
 
 pub(crate) fn restore_err(id: u32, kind: &'static str, what: impl Into<String>) -> FileError {

@@ -7,8 +7,14 @@
 //! - [`typed`]: whole images as prost messages, for dump and restore;
 //! - [`json`]: crit's JSON form, generic over every message through the
 //!   compiled descriptors;
-//! - [`pb`]: the generated message types.
+//! - [`pb`]: the generated message types;
+//! - [`vma`]: VMAs and page runs (status bits, guard regions, checks);
+//! - [`check`]: the checks of single images made before a restore
+//!   creates anything;
+//! - [`set`]: a tree's whole image set, read, validated and cross-checked,
+//!   as restore takes it.
 
+pub mod check;
 pub mod error;
 pub mod json;
 pub mod kinds;
@@ -17,8 +23,10 @@ pub mod pagemap;
 pub mod pb;
 pub mod personality;
 pub mod reader;
+pub mod set;
 pub mod termios;
 pub mod typed;
+pub mod vma;
 pub mod writer;
 
 /// The most words of `mm.mm_saved_auxv` CRIU accepts (its `AT_VECTOR_SIZE`,

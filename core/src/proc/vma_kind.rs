@@ -13,34 +13,8 @@ use super::map_files::MapFile;
 use super::maps::{SpecialVma, Vma, VmaName};
 use super::vm_flags::VmFlags;
 
-/// `vma_entry.status` bits (criu/include/image.h); part of the image ABI.
-pub mod status {
-    pub const VMA_AREA_NONE: u32 = 0;
-    pub const VMA_AREA_REGULAR: u32 = 1 << 0;
-    pub const VMA_AREA_STACK: u32 = 1 << 1;
-    pub const VMA_AREA_VSYSCALL: u32 = 1 << 2;
-    pub const VMA_AREA_VDSO: u32 = 1 << 3;
-    pub const VMA_AREA_HEAP: u32 = 1 << 5;
-    pub const VMA_FILE_PRIVATE: u32 = 1 << 6;
-    pub const VMA_FILE_SHARED: u32 = 1 << 7;
-    pub const VMA_ANON_SHARED: u32 = 1 << 8;
-    pub const VMA_ANON_PRIVATE: u32 = 1 << 9;
-    pub const VMA_AREA_SYSVIPC: u32 = 1 << 10;
-    pub const VMA_AREA_SOCKET: u32 = 1 << 11;
-    pub const VMA_AREA_VVAR: u32 = 1 << 12;
-    pub const VMA_AREA_AIORING: u32 = 1 << 13;
-    pub const VMA_AREA_MEMFD: u32 = 1 << 14;
-    pub const VMA_AREA_SHSTK: u32 = 1 << 15;
-    pub const VMA_AREA_GUARD: u32 = 1 << 16;
-    pub const VMA_AREA_UPROBES: u32 = 1 << 17;
-    pub const VMA_AREA_NOT_ACCOUNTABLE: u32 = 1 << 18;
-    pub const VMA_EXT_PLUGIN: u32 = 1 << 27;
-    pub const VMA_CLOSE: u32 = 1 << 28;
-    pub const VMA_NO_PROT_WRITE: u32 = 1 << 29;
-    pub const VMA_PREMMAPED: u32 = 1 << 30;
-    /// Never written to an image: marks a VMA dump cannot handle.
-    pub const VMA_UNSUPP: u32 = 1 << 31;
-}
+/// `vma_entry.status` bits: the image format's (see [`crate::images::vma`]).
+pub use crate::images::vma::status;
 use status::*;
 
 /// The mapping-type field of mmap flags (`MAP_SHARED`/`MAP_PRIVATE`/

@@ -203,56 +203,56 @@ impl HostFpu {
 /// = 0, `PSR_MODE32_BIT` clear).
 const PSR_MODE_MASK: u64 = 0x1f;
 
-fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoAarch64, String> {
+fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoAarch64, RegsError> {
     let ti = core
         .ti_aarch64
         .as_ref()
-        .ok_or("no ti_aarch64 (aarch64 registers)")?;
+        .ok_or_else(|| RegsError::Invalid("no ti_aarch64 (aarch64 registers)".into()))?;
     if ti.gpregs.regs.len() != 31 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "ti_aarch64 has {} general registers (want 31)",
             ti.gpregs.regs.len()
-        ));
+        )));
     }
     if !ti.fpsimd.vregs.is_empty() && ti.fpsimd.vregs.len() != 64 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "ti_aarch64 has {} FP/SIMD words (want 64)",
             ti.fpsimd.vregs.len()
-        ));
+        )));
     }
     Ok(ti)
 }
 
 /// What rt_sigreturn would refuse (a pstate that is not AArch64 EL0) or
 /// what would fault on the first instruction (pc outside user space).
-pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
+pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), RegsError> {
     let ti = thread_info(core)?;
     let r = &ti.gpregs;
     if r.pstate & PSR_MODE_MASK != 0 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "pstate {:#x} is not AArch64 EL0 (mode bits {:#x})",
             r.pstate,
             r.pstate & PSR_MODE_MASK
-        ));
+        )));
     }
     if let Some(k) = &ti.pac_keys {
         let caps = hwcap();
         if k.pac_address_keys.is_some() && caps & HWCAP_PACA == 0 {
-            return Err(
+            return Err(RegsError::Invalid(
                 "the image has PAC address keys; this CPU has no address authentication".into(),
-            );
+            ));
         }
         if k.pac_generic_keys.is_some() && caps & HWCAP_PACG == 0 {
-            return Err(
+            return Err(RegsError::Invalid(
                 "the image has a PAC generic key; this CPU has no generic authentication".into(),
-            );
+            ));
         }
     }
     if r.pc >= task_size {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "pc {:#x} is outside the user address space (below {task_size:#x})",
             r.pc
-        ));
+        )));
     }
     Ok(())
 }
@@ -265,7 +265,7 @@ pub fn frame_for(
     sigmask: u64,
     _host: &HostFpu,
 ) -> Result<Frame, RegsError> {
-    let ti = thread_info(core).map_err(RegsError::Invalid)?;
+    let ti = thread_info(core)?;
     let mut g = GpRegs {
         sp: ti.gpregs.sp,
         pc: ti.gpregs.pc,

@@ -151,50 +151,56 @@ impl HostFpu {
     }
 }
 
-fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoPpc64, String> {
+fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoPpc64, RegsError> {
     let ti = core
         .ti_ppc64
         .as_ref()
-        .ok_or("no ti_ppc64 (ppc64 registers)")?;
+        .ok_or_else(|| RegsError::Invalid("no ti_ppc64 (ppc64 registers)".into()))?;
     let g = &ti.gpregs;
     if g.gpr.len() != 32 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "ti_ppc64 has {} general registers (want 32)",
             g.gpr.len()
-        ));
+        )));
     }
     if let Some(f) = &ti.fpstate
         && f.fpregs.len() != FP_WORDS
     {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "ti_ppc64 has {} FP words (want {FP_WORDS})",
             f.fpregs.len()
-        ));
+        )));
     }
     match &ti.vrstate {
         Some(v) if v.vrregs.len() != VR_WORDS => {
-            return Err(format!(
+            return Err(RegsError::Invalid(format!(
                 "ti_ppc64 has {} Altivec words (want {VR_WORDS})",
                 v.vrregs.len()
-            ));
+            )));
         }
         None if g.msr & MSR_VEC != 0 => {
-            return Err("ti_ppc64: msr has MSR_VEC but there is no vrstate".into());
+            return Err(RegsError::Invalid(
+                "ti_ppc64: msr has MSR_VEC but there is no vrstate".into(),
+            ));
         }
         _ => {}
     }
     match &ti.vsxstate {
         Some(v) if v.vsxregs.len() != VSX_WORDS => {
-            return Err(format!(
+            return Err(RegsError::Invalid(format!(
                 "ti_ppc64 has {} VSX words (want {VSX_WORDS})",
                 v.vsxregs.len()
-            ));
+            )));
         }
         Some(_) if ti.vrstate.is_none() => {
-            return Err("ti_ppc64 has vsxstate without vrstate".into());
+            return Err(RegsError::Invalid(
+                "ti_ppc64 has vsxstate without vrstate".into(),
+            ));
         }
         None if g.msr & MSR_VSX != 0 => {
-            return Err("ti_ppc64: msr has MSR_VSX but there is no vsxstate".into());
+            return Err(RegsError::Invalid(
+                "ti_ppc64: msr has MSR_VSX but there is no vsxstate".into(),
+            ));
         }
         _ => {}
     }
@@ -204,27 +210,27 @@ fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoPpc64, String> {
 /// What this restore cannot bring back (transactional state, a
 /// big-endian task) or what would fault on the first instruction (nip
 /// outside user space).
-pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
+pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), RegsError> {
     let ti = thread_info(core)?;
     let g = &ti.gpregs;
     if ti.tmstate.is_some() || g.msr & MSR_TS_MASK != 0 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "the thread was inside a hardware transaction (msr {:#x}): \
              transactional memory state is not restored",
             g.msr
-        ));
+        )));
     }
     if g.msr & MSR_LE == 0 {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "msr {:#x} is big-endian: only little-endian tasks are restored",
             g.msr
-        ));
+        )));
     }
     if g.nip >= task_size {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "nip {:#x} is outside the user address space (below {task_size:#x})",
             g.nip
-        ));
+        )));
     }
     Ok(())
 }
@@ -238,7 +244,7 @@ pub fn frame_for(
     sigmask: u64,
     _host: &HostFpu,
 ) -> Result<Frame, RegsError> {
-    let ti = thread_info(core).map_err(RegsError::Invalid)?;
+    let ti = thread_info(core)?;
     let r = &ti.gpregs;
     let mut g = GpRegs {
         nip: r.nip,

@@ -212,17 +212,19 @@ impl HostFpu {
     }
 }
 
-fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoS390, String> {
+fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoS390, RegsError> {
     let ti = core
         .ti_s390
         .as_ref()
-        .ok_or("no ti_s390 (s390x registers)")?;
+        .ok_or_else(|| RegsError::Invalid("no ti_s390 (s390x registers)".into()))?;
     let g = &ti.gpregs;
-    let want = |what: &str, len: usize, n: usize| -> Result<(), String> {
+    let want = |what: &str, len: usize, n: usize| -> Result<(), RegsError> {
         if len == n {
             Ok(())
         } else {
-            Err(format!("ti_s390 has {len} {what} (want {n})"))
+            Err(RegsError::Invalid(format!(
+                "ti_s390 has {len} {what} (want {n})"
+            )))
         }
     };
     want("general registers", g.gprs.len(), 16)?;
@@ -235,7 +237,9 @@ fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoS390, String> {
         want("vxrs_high words", v.regs.len(), 32)?;
     }
     if ti.vxrs_low.is_some() != ti.vxrs_high.is_some() {
-        return Err("ti_s390 has only one half of the vector registers".into());
+        return Err(RegsError::Invalid(
+            "ti_s390 has only one half of the vector registers".into(),
+        ));
     }
     for (what, b) in [("gs_cb", &ti.gs_cb), ("gs_bc", &ti.gs_bc)] {
         if let Some(b) = b {
@@ -252,21 +256,21 @@ fn thread_info(core: &pb::CoreEntry) -> Result<&pb::ThreadInfoS390, String> {
 /// is not 64-bit user mode, an address outside user space. (Vector
 /// registers this CPU lacks are refused by [`frame_for`] once the host is
 /// probed.)
-pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
+pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), RegsError> {
     let ti = thread_info(core)?;
     let g = &ti.gpregs;
     let ea_ba = criu_arch::PSW_MASK_EA | criu_arch::PSW_MASK_BA;
     if g.psw_mask & ea_ba != ea_ba {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "PSW mask {:#x} is not 64-bit addressing (only 64-bit tasks are restored)",
             g.psw_mask
-        ));
+        )));
     }
     if g.psw_addr >= task_size {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "PSW address {:#x} is outside the user address space (below {task_size:#x})",
             g.psw_addr
-        ));
+        )));
     }
     Ok(())
 }
@@ -280,7 +284,7 @@ pub fn frame_for(
     sigmask: u64,
     host: &HostFpu,
 ) -> Result<Frame, RegsError> {
-    let ti = thread_info(core).map_err(RegsError::Invalid)?;
+    let ti = thread_info(core)?;
     if ti.vxrs_low.is_some() && host.vxrs == Some(false) {
         return Err(RegsError::Unsupported(
             "the image has vector registers; this CPU or kernel has none".into(),

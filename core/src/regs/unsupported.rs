@@ -41,7 +41,7 @@ impl HostFpu {
 
 /// Nothing to check until registers are restored here ([`frame_for`]
 /// refuses).
-pub fn validate(_core: &pb::CoreEntry, _task_size: u64) -> Result<(), String> {
+pub fn validate(_core: &pb::CoreEntry, _task_size: u64) -> Result<(), RegsError> {
     Ok(())
 }
 

@@ -307,26 +307,28 @@ const USER32_CS: u64 = 0x23;
 /// make the task fault on its first instruction: another code or stack
 /// selector (a bad `cs` kills the task in the kernel's iret), an
 /// instruction pointer or fs/gs base outside the user address space.
-pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), String> {
+pub fn validate(core: &pb::CoreEntry, task_size: u64) -> Result<(), RegsError> {
     let Some(ti) = core.thread_info.as_ref() else {
-        return Err("no thread_info (x86 registers)".into());
+        return Err(RegsError::Invalid("no thread_info (x86 registers)".into()));
     };
     let r = &ti.gpregs;
     let (user_cs, user_ds) = (criu_arch::USER_CS, criu_arch::USER_DS);
     if r.cs == USER32_CS {
-        return Err("a 32-bit (compat) task: not restored".into());
+        return Err(RegsError::Invalid(
+            "a 32-bit (compat) task: not restored".into(),
+        ));
     }
     if r.cs != user_cs || r.ss != user_ds {
-        return Err(format!(
+        return Err(RegsError::Invalid(format!(
             "code/stack selectors cs={:#x} ss={:#x} are not the user ones ({user_cs:#x}/{user_ds:#x})",
             r.cs, r.ss
-        ));
+        )));
     }
     for (what, v) in [("ip", r.ip), ("fs_base", r.fs_base), ("gs_base", r.gs_base)] {
         if v >= task_size {
-            return Err(format!(
+            return Err(RegsError::Invalid(format!(
                 "{what} {v:#x} is outside the user address space (below {task_size:#x})"
-            ));
+            )));
         }
     }
     Ok(())

@@ -30,7 +30,6 @@ pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
-mod seccomp;
 mod shmem;
 mod task_attrs;
 mod tree;
@@ -55,6 +54,8 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum RestoreError {
     #[error(transparent)]
     Image(#[from] crate::images::error::ImageError),
+    #[error(transparent)]
+    Check(#[from] crate::images::check::CheckError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
@@ -272,20 +273,6 @@ pub fn check_images(
         }
     }
     Ok(tasks)
-}
-
-/// Reads a pagemap image (a task's or a shared memory object's): the pages
-/// image's id and the runs. Pages kept in a parent image (pre-dump) are
-/// refused: they are not restored yet.
-fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<images::PagesRun>), RestoreError> {
-    let pm = crate::images::pagemap::read(path, page_size)?;
-    if pm.in_parent {
-        return Err(RestoreError::Unsupported(format!(
-            "{}: pages in a parent image (pre-dump) are not restored yet",
-            path.display()
-        )));
-    }
-    Ok((pm.pages_id, pm.runs))
 }
 
 const RESTORER_ENTRY: usize = 0;

@@ -8,7 +8,7 @@ use crate::regs::RegsError;
 
 use super::RestoreError;
 
-pub use crate::regs::{Frame, HostFpu, validate};
+pub use crate::regs::{Frame, HostFpu};
 
 /// The frame at `frame_addr` that resumes the thread of `core` with
 /// `sigmask` (see `crate::regs::frame_for`).

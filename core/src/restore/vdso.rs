@@ -18,6 +18,13 @@ use super::layout::SelfMaps;
 /// point 127, `FI_VDSO_TRAMPOLINES`).
 pub const FORCE_PROXY_ENV: &str = "CRIU_VDSO_TRAMPOLINES";
 
+/// This kernel's vDSO and how one task's comes back (its [`plan`]).
+#[derive(Clone, Copy)]
+pub struct TaskVdso<'a> {
+    pub rt: &'a Runtime,
+    pub plan: &'a VdsoPlan,
+}
+
 /// This kernel's vDSO: where the tool has it and its symbols.
 #[derive(Clone, Debug)]
 pub struct Runtime {

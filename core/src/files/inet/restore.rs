@@ -25,63 +25,13 @@ use super::{
 use crate::files::{FileError, FileImages, restore_err, sockopts};
 use crate::images::Kind;
 use crate::images::pb;
-use crate::images::typed::ImageDir;
+use crate::images::set::files::is_connection;
 use crate::sys::kconst::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN};
 use crate::sys::sockopt::{self as so, SOL_SOCKET};
 
 use linux_raw_sys::net as raw;
 
 const KIND: &str = "an inet socket";
-
-/// Older CRIU wrote `inetsk.img` instead of entries in `files.img`: they
-/// become `file_entry`s in `into`.
-pub(crate) fn read_old_image(
-    dir: &ImageDir,
-    into: &mut HashMap<u32, pb::FileEntry>,
-) -> Result<(), FileError> {
-    if dir.path(Kind::Inetsk, 0).exists() {
-        for i in dir.read_all::<pb::InetSkEntry>(Kind::Inetsk, 0)? {
-            let e = pb::FileEntry {
-                r#type: pb::FdTypes::Inetsk as i32,
-                id: i.id,
-                isk: Some(i),
-                ..Default::default()
-            };
-            into.insert(e.id, e);
-        }
-    }
-    Ok(())
-}
-
-/// Is entry `i` a TCP connection (CRIU's `tcp_connection`: a TCP socket
-/// with a peer)?
-fn is_connection(i: &pb::InetSkEntry) -> bool {
-    i.proto == u32::from(IPPROTO_TCP) && i.dst_port != 0
-}
-
-/// The `tcp-stream-<ino>.img` of every TCP connection of `entries` that
-/// has one (a `--tcp-close` dump writes none), by inode. A queue length
-/// beyond the end of the file is refused here.
-pub(crate) fn read_streams(
-    dir: &ImageDir,
-    entries: &HashMap<u32, pb::FileEntry>,
-) -> Result<HashMap<u32, (pb::TcpStreamEntry, Vec<u8>)>, FileError> {
-    let mut out = HashMap::new();
-    for i in entries.values().filter_map(|e| e.isk.as_ref()) {
-        if !is_connection(i) || !dir.path(Kind::TcpStream, u64::from(i.ino)).exists() {
-            continue;
-        }
-        let mut r = dir.reader(Kind::TcpStream, u64::from(i.ino))?;
-        let file = Kind::TcpStream.file_name(u64::from(i.ino));
-        let e: pb::TcpStreamEntry = r.next_message()?.ok_or_else(|| FileError::Image {
-            file: file.clone(),
-            what: "no tcp_stream_entry".into(),
-        })?;
-        let queues = r.payload(u64::from(e.inq_len) + u64::from(e.outq_len))?;
-        out.insert(i.ino, (e, queues));
-    }
-    Ok(out)
-}
 
 /// The inet socket entries of the images, by file id.
 fn entries(img: &FileImages) -> HashMap<u32, &pb::InetSkEntry> {

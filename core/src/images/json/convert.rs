@@ -95,9 +95,30 @@ pub fn map_flags(value: u64, map: &[(&str, u64)]) -> String {
     parts.join(" | ")
 }
 
+/// Why a field's text could not be turned back into its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("invalid integer literal {0:?}")]
+    Int(String),
+    #[error("flag sum overflows")]
+    FlagOverflow,
+    #[error("device {0:?} is not MAJOR:MINOR")]
+    Dev(String),
+    #[error("bad device number part {0:?}")]
+    DevPart(String),
+    #[error("{0:?} is not an IP address")]
+    Ip(String),
+    #[error("incorrect base64 padding")]
+    Base64Padding,
+    #[error("invalid base64: one data character too many")]
+    Base64Length,
+    #[error("invalid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+}
+
 /// The inverse of [`map_flags`]: each `|`-separated part is a flag name or
 /// a Python integer literal; the parts are added up.
-pub fn unmap_flags(text: &str, map: &[(&str, u64)]) -> Result<i128, String> {
+pub fn unmap_flags(text: &str, map: &[(&str, u64)]) -> Result<i128, ConvertError> {
     if text.is_empty() {
         return Ok(0);
     }
@@ -107,7 +128,7 @@ pub fn unmap_flags(text: &str, map: &[(&str, u64)]) -> Result<i128, String> {
             Some((_, bit)) => i128::from(*bit),
             None => parse_py_int(part)?,
         };
-        sum = sum.checked_add(v).ok_or("flag sum overflows")?;
+        sum = sum.checked_add(v).ok_or(ConvertError::FlagOverflow)?;
     }
     Ok(sum)
 }
@@ -167,16 +188,16 @@ pub fn decode_dev(value: u64, old: bool) -> String {
 }
 
 /// The inverse of [`decode_dev`].
-pub fn encode_dev(text: &str, old: bool) -> Result<i128, String> {
+pub fn encode_dev(text: &str, old: bool) -> Result<i128, ConvertError> {
     let mut it = text.split(':');
     let (Some(maj), Some(min), None) = (it.next(), it.next(), it.next()) else {
-        return Err(format!("device {text:?} is not MAJOR:MINOR"));
+        return Err(ConvertError::Dev(text.to_string()));
     };
-    let num = |s: &str| -> Result<i128, String> {
+    let num = |s: &str| -> Result<i128, ConvertError> {
         s.trim()
             .parse::<u32>()
             .map(i128::from)
-            .map_err(|_| format!("bad device number part {s:?}"))
+            .map_err(|_| ConvertError::DevPart(s.to_string()))
     };
     let (maj, min) = (num(maj)?, num(min)?);
     Ok(if old {
@@ -200,8 +221,8 @@ pub fn hex(value: i128) -> String {
 
 /// Python's `int(text, 0)`: optional sign, `0x`/`0o`/`0b` prefixes, `_`
 /// between digits, no leading zeros on decimals.
-pub fn parse_py_int(text: &str) -> Result<i128, String> {
-    let bad = || format!("invalid integer literal {text:?}");
+pub fn parse_py_int(text: &str) -> Result<i128, ConvertError> {
+    let bad = || ConvertError::Int(text.to_string());
     let t = text.trim();
     let (neg, t) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -294,11 +315,11 @@ fn ipv6_compressed(g: &[u16; 8]) -> String {
 }
 
 /// The words of an `(criu).ipadd` field from its text.
-pub fn ip_from_string(text: &str) -> Result<Vec<u32>, String> {
+pub fn ip_from_string(text: &str) -> Result<Vec<u32>, ConvertError> {
     let addr: IpAddr = text
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not an IP address"))?;
+        .map_err(|_| ConvertError::Ip(text.to_string()))?;
     Ok(match addr {
         IpAddr::V4(a) => vec![u32::from(a).to_be()],
         IpAddr::V6(a) => {
@@ -324,7 +345,7 @@ pub fn base64_lines(data: &[u8]) -> String {
 
 /// Python's `base64.decodebytes`: characters outside the alphabet are
 /// skipped, data stops at completed padding, padding must be right.
-pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+pub fn base64_decode(text: &str) -> Result<Vec<u8>, ConvertError> {
     let mut data = String::with_capacity(text.len());
     let mut pads = 0;
     for c in text.chars() {
@@ -338,15 +359,15 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
         } else if c.is_ascii_alphanumeric() || c == '+' || c == '/' {
             if pads > 0 {
                 // Padding started but was cut short: the quad is broken.
-                return Err("incorrect base64 padding".into());
+                return Err(ConvertError::Base64Padding);
             }
             data.push(c);
         }
     }
     match data.len() % 4 {
         0 => {}
-        1 => return Err("invalid base64: one data character too many".into()),
-        r if r + pads < 4 => return Err("incorrect base64 padding".into()),
+        1 => return Err(ConvertError::Base64Length),
+        r if r + pads < 4 => return Err(ConvertError::Base64Padding),
         _ => {}
     }
     base64::engine::general_purpose::STANDARD_NO_PAD
@@ -360,7 +381,7 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
             )
             .decode(data.as_bytes())
         })
-        .map_err(|e| format!("invalid base64: {e}"))
+        .map_err(ConvertError::Base64)
 }
 
 const QP_LINE: usize = 76;

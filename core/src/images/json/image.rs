@@ -384,7 +384,9 @@ impl Enc<'_> {
     fn base64(&mut self, extra: Option<&Json>, at: &str) -> Result<Vec<u8>> {
         let data = match extra {
             None => Vec::new(),
-            Some(Json::String(s)) => convert::base64_decode(s).map_err(|r| self.err(at, r))?,
+            Some(Json::String(s)) => {
+                convert::base64_decode(s).map_err(|r| self.err(at, r.to_string()))?
+            }
             Some(_) => return Err(self.err(at, "expected a base64 string".into())),
         };
         self.w.write_payload(&data)?;
@@ -473,7 +475,9 @@ impl Enc<'_> {
                     let msg = self.message(&desc, &pair[0], &here)?;
                     let size = field_u64(&msg, "msize");
                     let data = match pair.get(1).and_then(Json::as_str) {
-                        Some(s) => convert::base64_decode(s).map_err(|r| self.err(&here, r))?,
+                        Some(s) => {
+                            convert::base64_decode(s).map_err(|r| self.err(&here, r.to_string()))?
+                        }
                         None => return Err(self.err(&here, "message data missing".into())),
                     };
                     if data.len() as u64 != size {

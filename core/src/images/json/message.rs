@@ -126,7 +126,8 @@ pub fn from_json(
             };
             match items.first() {
                 Some(Json::String(s)) if opts.ipadd => {
-                    let words = convert::ip_from_string(s).map_err(|e| (here.clone(), e))?;
+                    let words =
+                        convert::ip_from_string(s).map_err(|e| (here.clone(), e.to_string()))?;
                     Value::List(words.into_iter().map(Value::U32).collect())
                 }
                 _ => Value::List(
@@ -159,7 +160,7 @@ fn scalar_from_json(
             let s = v.as_str().ok_or_else(|| want("a string"))?;
             let bytes = match opts.conv.as_deref() {
                 Some("unix_name") => convert::qp_decode(s),
-                _ => convert::base64_decode(s).map_err(err)?,
+                _ => convert::base64_decode(s).map_err(|e| err(e.to_string()))?,
             };
             Ok(Value::Bytes(bytes.into()))
         }
@@ -195,7 +196,7 @@ fn scalar_from_json(
                     .map(i128::from)
                     .or_else(|| n.as_i64().map(i128::from))
                     .ok_or_else(|| err(format!("{n} is not an integer")))?,
-                Json::String(s) => int_from_text(field, opts, s).map_err(err)?,
+                Json::String(s) => int_from_text(field, opts, s).map_err(|e| err(e.to_string()))?,
                 _ => return Err(want("an integer")),
             };
             int_value(&kind, n).ok_or_else(|| err(format!("{n} does not fit {kind:?}")))
@@ -205,7 +206,11 @@ fn scalar_from_json(
 
 /// An integer field given as text: device, flags, dictionary name, or a
 /// Python integer literal (hex strings of pretty output).
-fn int_from_text(field: &FieldDescriptor, opts: &CriuOpts, s: &str) -> Result<i128, String> {
+fn int_from_text(
+    field: &FieldDescriptor,
+    opts: &CriuOpts,
+    s: &str,
+) -> Result<i128, convert::ConvertError> {
     if (opts.dev || opts.odev) && s.contains(':') {
         return convert::encode_dev(s, opts.odev);
     }

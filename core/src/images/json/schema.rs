@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor, Value};
+use prost_reflect::{DescriptorError, DescriptorPool, FieldDescriptor, MessageDescriptor, Value};
 
 use super::super::error::{ImageError, Result};
 use super::super::pb::FILE_DESCRIPTOR_SET;
@@ -27,7 +27,7 @@ struct Schema {
     opts: HashMap<String, CriuOpts>,
 }
 
-static SCHEMA: OnceLock<std::result::Result<Schema, String>> = OnceLock::new();
+static SCHEMA: OnceLock<std::result::Result<Schema, DescriptorError>> = OnceLock::new();
 static NO_OPTS: CriuOpts = CriuOpts {
     hex: false,
     ipadd: false,
@@ -42,11 +42,11 @@ fn schema() -> Result<&'static Schema> {
     SCHEMA
         .get_or_init(load)
         .as_ref()
-        .map_err(|e| ImageError::Schema(e.clone()))
+        .map_err(|e| ImageError::Schema(e.to_string()))
 }
 
-fn load() -> std::result::Result<Schema, String> {
-    let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
+fn load() -> std::result::Result<Schema, DescriptorError> {
+    let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET)?;
     let mut opts = HashMap::new();
     if let Some(ext) = pool.get_extension_by_name("criu") {
         for msg in pool.all_messages() {

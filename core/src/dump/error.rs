@@ -1,0 +1,134 @@
+//! The errors of a dump, and the fault injection its steps answer to.
+
+use std::path::PathBuf;
+
+use super::{FAULT_STEPS, cgroups, freezer, namespaces, regs};
+use crate::infect::InfectError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("no task to dump: use -t PID")]
+    NoTree,
+    #[error(
+        "the root process {pid} is not a session leader (its session is {sid}); \
+         consider using --shell-job"
+    )]
+    NotSessionLeader { pid: i32, sid: i32 },
+    #[error(
+        "task {pid} belongs to uid {owner}: --unprivileged dumps only processes \
+         of its own user (uid {ours})"
+    )]
+    NotOurs { pid: i32, owner: u32, ours: u32 },
+    #[error(
+        "thread {tid} of task {pid} runs under seccomp ({mode}), which cannot be \
+         dumped yet (restoring it without its filters would lift its sandbox)"
+    )]
+    Seccomp {
+        pid: i32,
+        tid: i32,
+        mode: &'static str,
+    },
+    #[error(
+        "task {pid} is in session {sid}, whose leader is not in the dumped tree \
+         (only the root's session may be outside it, with --shell-job)"
+    )]
+    Session { pid: i32, sid: i32 },
+    #[error(
+        "tasks {pid1} and {pid2} share one {what} without being threads of one \
+         process, nor a child sharing it with its parent; a restore cannot make that again"
+    )]
+    SharedTable {
+        what: &'static str,
+        pid1: i32,
+        pid2: i32,
+    },
+    #[error("{step}: {source}")]
+    Infect {
+        step: &'static str,
+        source: InfectError,
+    },
+    #[error("collecting {what} of task {pid}: {reason}")]
+    Collect {
+        pid: i32,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
+    Refused { pid: i32, what: String },
+    #[error("dumping memory of task {pid}: {reason}")]
+    Memory { pid: i32, reason: String },
+    #[error(transparent)]
+    Files(#[from] crate::files::table::FilesError),
+    #[error(transparent)]
+    Regs(#[from] regs::RegsError),
+    #[error("writing images to {dir}: {source}")]
+    Images {
+        dir: PathBuf,
+        source: crate::images::ImageError,
+    },
+    #[error(transparent)]
+    ImagesDir(#[from] crate::images::writer::ImagesDirError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error("fault injected at step {0:?} (CRIU_DUMP_FAULT)")]
+    Fault(&'static str),
+    #[error(transparent)]
+    Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    Freezer(#[from] freezer::FreezerError),
+    #[error("locking the network of the TCP connections: {0}")]
+    NetLock(#[from] crate::netlock::NetLockError),
+    #[error(
+        "task {pid} runs under the {lsm} label {label:?}, criu under {ours:?}: \
+         restoring another LSM label is not supported yet"
+    )]
+    Lsm {
+        pid: i32,
+        lsm: &'static str,
+        label: String,
+        ours: String,
+    },
+}
+
+/// Fails at `step` when `CRIU_FAULT` holds its number
+/// ([`crate::fault::DUMP_BASE`] + its index in [`FAULT_STEPS`]) or
+/// `CRIU_DUMP_FAULT` its name.
+pub(super) fn fault(step: &'static str) -> Result<(), DumpError> {
+    let index = FAULT_STEPS
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or(usize::MAX);
+    match crate::fault::at(crate::fault::DUMP_BASE, index, step, "CRIU_DUMP_FAULT") {
+        true => Err(DumpError::Fault(step)),
+        false => Ok(()),
+    }
+}
+
+/// A per-task step's fault: with `CRIU_DUMP_FAULT_TASK=<n>` set, only
+/// in the tree's n-th task (0 = the root), to fail in the middle of a
+/// tree.
+pub(super) fn task_fault(step: &'static str, index: usize) -> Result<(), DumpError> {
+    match std::env::var("CRIU_DUMP_FAULT_TASK") {
+        Ok(n) if n.parse::<usize>().ok() != Some(index) => Ok(()),
+        _ => fault(step),
+    }
+}
+
+pub(super) fn infect_err(step: &'static str) -> impl FnOnce(InfectError) -> DumpError {
+    move |source| DumpError::Infect { step, source }
+}
+
+pub(super) fn collect_err<E: std::fmt::Display>(
+    pid: i32,
+    what: &'static str,
+) -> impl FnOnce(E) -> DumpError {
+    move |e| DumpError::Collect {
+        pid,
+        what,
+        reason: e.to_string(),
+    }
+}

@@ -301,6 +301,7 @@ pub fn may_name_path(client: &Client, field: &str, path: &str) -> Result<(), Den
 mod tests {
     use super::*;
     use crate::service::setup::Peer;
+    use std::os::fd::AsFd;
 
     fn user() -> Client {
         Client {
@@ -361,7 +362,7 @@ mod tests {
 
     #[test]
     fn directory_modes() {
-        let c = user();
+        let mut c = user();
         let dir = std::env::temp_dir().join(format!("rights-dir-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fd = std::fs::File::open(&dir).unwrap();
@@ -369,18 +370,23 @@ mod tests {
             std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
                 .unwrap()
         };
-        let owner = rustix::fs::fstat(&fd).unwrap().st_uid;
+        let st = rustix::fs::fstat(&fd).unwrap();
+        let owner = st.st_uid;
+        // Another user, in none of the directory's groups.
+        c.uid = [owner.wrapping_add(1); 4];
+        c.groups.retain(|&g| g != st.st_gid);
+        c.gid = [st.st_gid.wrapping_add(1); 4];
         let mut mine = user();
         mine.uid = [owner; 4];
         set(0o700);
-        assert!(may_use_dir(&mine, (&fd).into(), "d", 3, true).is_ok());
+        assert!(may_use_dir(&mine, fd.as_fd(), "d", 3, true).is_ok());
         set(0o755);
-        let e = may_use_dir(&c, (&fd).into(), "d", 3, true).unwrap_err();
+        let e = may_use_dir(&c, fd.as_fd(), "d", 3, true).unwrap_err();
         assert!(e.to_string().contains("can't write into"), "{e}");
         assert!(e.to_string().contains("mode 0755"), "{e}");
-        assert!(may_use_dir(&c, (&fd).into(), "d", 3, false).is_ok());
+        assert!(may_use_dir(&c, fd.as_fd(), "d", 3, false).is_ok());
         set(0o777);
-        assert!(may_use_dir(&c, (&fd).into(), "d", 3, true).is_ok());
+        assert!(may_use_dir(&c, fd.as_fd(), "d", 3, true).is_ok());
         let _ = std::fs::remove_dir(&dir);
     }
 }

@@ -7,10 +7,15 @@
 //! capability sets and the user namespace) comes from the client's
 //! `/proc/PID`, opened once as a directory fd: files read through that fd
 //! belong to that process or fail with ESRCH, never to a later process
-//! that reuses the pid. Its effective uid and gid must still be the ones
-//! `SO_PEERCRED` reported; otherwise the connection is refused (a client
-//! that changed credentials, or a pid reused before the directory was
-//! opened, is not guessed at).
+//! that reuses the pid. That the directory is the client's is proven by
+//! the client's pidfd (`SO_PEERPIDFD`, the very process that connected):
+//! once everything is read, the pidfd must still name a live process with
+//! that pid, so the pid was the client's all along. A kernel without
+//! `SO_PEERPIDFD` (before 6.5) gets `pidfd_open` of the pid instead,
+//! which leaves the window between connect and open. Its effective uid and
+//! gid must still be the ones `SO_PEERCRED` reported; otherwise the
+//! connection is refused (a client that changed credentials is not
+//! guessed at).
 //!
 //! A client is *full* when it is effectively root, in the service's user
 //! namespace, with every capability the service itself has: it may do
@@ -22,12 +27,11 @@
 //! every file, ptrace and credential change against the client's rights;
 //! the checks of [`super::rights`] only refuse earlier and say why.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::thread::CapabilitySet;
 
-use super::setup::Peer;
 use crate::proc::ProcDir;
 use crate::proc::status::Status;
 use crate::{pr_info, pr_warn};
@@ -36,6 +40,14 @@ use crate::{pr_info, pr_warn};
 /// doc).
 const CAP_CHECKPOINT_RESTORE: u64 = 1 << linux_raw_sys::general::CAP_CHECKPOINT_RESTORE;
 pub const CAP_SYS_PTRACE: u64 = 1 << linux_raw_sys::general::CAP_SYS_PTRACE;
+
+/// Who is on the other end of the socket (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
 
 /// The credentials of the process on the other end of the connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,13 +123,40 @@ fn ourselves() -> Result<(Status, Option<u64>), String> {
     Ok((st, userns_of(&me).ok()))
 }
 
+/// The client's pidfd: `SO_PEERPIDFD`, else `pidfd_open` of its pid.
+fn pidfd_of(sk: BorrowedFd<'_>, pid: i32) -> Result<OwnedFd, String> {
+    const SOL_SOCKET: u32 = linux_raw_sys::net::SOL_SOCKET;
+    const SO_PEERPIDFD: u32 = linux_raw_sys::net::SO_PEERPIDFD;
+    match crate::sys::sockopt::get_int(sk, SOL_SOCKET, SO_PEERPIDFD) {
+        Ok(raw) => crate::sys::fds::adopt(raw).map_err(|e| format!("SO_PEERPIDFD: {e}")),
+        Err(e) => {
+            pr_info!("No SO_PEERPIDFD ({e}): pidfd_open of the client's pid instead");
+            let pid = rustix::process::Pid::from_raw(pid).ok_or("no pid")?;
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                .map_err(|e| format!("pidfd_open: {e}"))
+        }
+    }
+}
+
+/// The pid the pidfd `fd` names now (`Pid:` of its fdinfo; `None` once
+/// the process is gone).
+fn pidfd_pid(fd: &OwnedFd) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|&p: &i32| p > 0)
+}
+
 impl Client {
-    /// Reads the credentials of `peer` (see the module doc).
-    pub fn read(peer: Peer) -> Result<Client, ClientError> {
+    /// Reads the credentials of `peer`, the other end of `sk` (see the
+    /// module doc).
+    pub fn read(sk: BorrowedFd<'_>, peer: Peer) -> Result<Client, ClientError> {
         let err = |reason: String| ClientError::Read {
             pid: peer.pid,
             reason,
         };
+        let pidfd = pidfd_of(sk.as_fd(), peer.pid).map_err(err)?;
         let proc = ProcDir::open(peer.pid).map_err(|e| err(e.to_string()))?;
         let st = proc.status().map_err(|e| err(e.to_string()))?;
         if st.uid[1] != peer.uid || st.gid[1] != peer.gid {
@@ -130,6 +169,10 @@ impl Client {
             });
         }
         let userns = userns_of(&proc).ok();
+        // Still alive with that pid: what was read is the client's.
+        if pidfd_pid(&pidfd) != Some(peer.pid) {
+            return Err(err("it exited while its credentials were read".into()));
+        }
         let (ours, our_ns) = ourselves().map_err(err)?;
         let full = peer.uid == 0
             && st.uid[1] == 0
@@ -313,10 +356,4 @@ impl Client {
         }
         Ok(())
     }
-}
-
-/// The credentials of the peer of `sk`.
-pub fn of_socket(sk: BorrowedFd<'_>) -> Result<Client, super::ServiceError> {
-    let peer = super::peer_of(sk.as_fd())?;
-    Ok(Client::read(peer)?)
 }

@@ -47,9 +47,10 @@ use rustix::io::Errno;
 use crate::images::pb::rpc::{CriuReqType, CriuResp};
 use crate::{log, pr_err, pr_info};
 
+pub use client::Peer;
 pub use client::{Client, ClientError};
 pub use rights::Denied;
-pub use setup::{Mode, Peer, SetupError};
+pub use setup::{Mode, SetupError};
 pub use wire::WireError;
 
 /// Why a request failed (its text becomes `cr_errmsg` when nothing was
@@ -175,7 +176,7 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         peer.uid
     );
     // Before any request: whose rights, and become them.
-    let client = match Client::read(peer).and_then(|c| c.confine().map(|()| c)) {
+    let client = match Client::read(sk, peer).and_then(|c| c.confine().map(|()| c)) {
         Ok(c) => c,
         Err(e) => return Err(refuse_connection(sk, e.into())),
     };

@@ -300,7 +300,7 @@ pub fn may_name_path(client: &Client, field: &str, path: &str) -> Result<(), Den
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::setup::Peer;
+    use crate::service::client::Peer;
     use std::os::fd::AsFd;
 
     fn user() -> Client {

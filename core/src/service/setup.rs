@@ -28,6 +28,7 @@ use crate::opts::{CgroupMode, ExtMount, FinalState, InheritFd, JoinNs, NetworkLo
 use crate::opts::{CgroupRoot, PreDumpMode};
 
 use super::client::Client;
+pub use super::client::Peer;
 use super::rights::{self, Denied};
 
 /// The log file of a request that names none (CRIU's `DEFAULT_LOG_FILENAME`).
@@ -35,14 +36,6 @@ pub const DEFAULT_LOG_FILE: &str = "criu.log";
 
 /// `CLONE_NEWNET`: the only namespace `empty_ns` may name.
 const CLONE_NEWNET: u32 = linux_raw_sys::general::CLONE_NEWNET;
-
-/// Who is on the other end of the socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
 
 /// How the worker was started: `criu swrk` (a private socketpair with the
 /// client, which may ask for swrk-only options) or a `criu service`

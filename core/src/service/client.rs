@@ -38,8 +38,8 @@ use crate::{pr_info, pr_warn};
 
 /// `CAP_CHECKPOINT_RESTORE`: granted to confined workers (see the module
 /// doc).
-const CAP_CHECKPOINT_RESTORE: u64 = 1 << linux_raw_sys::general::CAP_CHECKPOINT_RESTORE;
-pub const CAP_SYS_PTRACE: u64 = 1 << linux_raw_sys::general::CAP_SYS_PTRACE;
+const CAP_CHECKPOINT_RESTORE: u64 = CapabilitySet::CHECKPOINT_RESTORE.bits();
+pub const CAP_SYS_PTRACE: u64 = CapabilitySet::SYS_PTRACE.bits();
 
 /// Who is on the other end of the socket (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use rustix::io::Errno;
+use rustix::thread::CapabilitySet;
 
 use super::client::{CAP_SYS_PTRACE, Client, userns_of};
 use crate::images::Kind;
@@ -248,8 +249,8 @@ pub fn may_use_dir(
     if client.full {
         return Ok(());
     }
-    const DAC_OVERRIDE: u64 = 1 << linux_raw_sys::general::CAP_DAC_OVERRIDE;
-    const DAC_READ_SEARCH: u64 = 1 << linux_raw_sys::general::CAP_DAC_READ_SEARCH;
+    const DAC_OVERRIDE: u64 = CapabilitySet::DAC_OVERRIDE.bits();
+    const DAC_READ_SEARCH: u64 = CapabilitySet::DAC_READ_SEARCH.bits();
     let task = format!("use {what} (its fd {fd})");
     let st = rustix::fs::fstat(dir)
         .map_err(|e| Denied::new(client, task.clone(), format!("fstat: {e}")))?;

@@ -57,6 +57,11 @@ pub struct Client {
 impl Client {
     /// Starts `criu swrk FD` on a fresh socketpair.
     pub fn swrk() -> Client {
+        Client::swrk_at(Path::new(env!("CARGO_BIN_EXE_criu")))
+    }
+
+    /// Starts `criu swrk FD` from the criu binary at `criu`.
+    pub fn swrk_at(criu: &Path) -> Client {
         let (ours, theirs) = rustix::net::socketpair(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,
@@ -64,7 +69,7 @@ impl Client {
             None,
         )
         .expect("socketpair");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
+        let mut cmd = Command::new(criu);
         cmd.arg("swrk")
             .arg(theirs.as_raw_fd().to_string())
             .stdin(Stdio::null())

@@ -7,7 +7,9 @@
 //!   a second daemon pointed at the same pidfile fails with a clear error and
 //!   leaves the first one and its socket alone;
 //! - an existing socket file is replaced only when it is a socket nobody
-//!   listens on (a stale one); the socket is made mode 0600 before `listen`;
+//!   listens on (a stale one); the socket is made mode 0600 before `listen`
+//!   (a group may be given it afterwards: each connection is served with
+//!   its client's rights, see [`super::client`] and the README);
 //! - `--status-fd` gets exactly one zero byte once the socket accepts
 //!   connections, and is then closed;
 //! - every connection is served by its own worker process (`criu swrk FD`

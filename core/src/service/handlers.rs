@@ -5,7 +5,8 @@ use std::os::fd::BorrowedFd;
 
 use rustix::process::{Pid, WaitOptions};
 
-use super::setup::{self, Mode, Peer, Setup};
+use super::client::Client;
+use super::setup::{self, Mode, Setup};
 use super::{ServiceError, wire};
 use crate::check::KernelFeatures;
 use crate::hooks::{Action, Hooks};
@@ -27,7 +28,7 @@ pub struct Then {
 /// Answers `req`; what to do after the answer is sent goes into `then`.
 pub fn handle(
     sk: BorrowedFd<'_>,
-    peer: &Peer,
+    client: &Client,
     mode: Mode,
     req: &CriuReq,
     then: &mut Then,
@@ -38,16 +39,16 @@ pub fn handle(
     match ty {
         CriuReqType::Version => Ok(version_resp()),
         CriuReqType::FeatureCheck => Ok(feature_check(req.features.as_ref())),
-        CriuReqType::Check => check(req, peer, mode),
-        CriuReqType::Dump => dump(sk, req, peer, mode),
-        CriuReqType::Restore => restore(sk, req, peer, mode, then),
+        CriuReqType::Check => check(req, client, mode),
+        CriuReqType::Dump => dump(sk, req, client, mode),
+        CriuReqType::Restore => restore(sk, req, client, mode, then),
         CriuReqType::WaitPid => wait_pid(req),
         CriuReqType::PreDump => Err(ServiceError::Unsupported("PRE_DUMP")),
         CriuReqType::SinglePreDump => Err(ServiceError::Unsupported("SINGLE_PRE_DUMP")),
         CriuReqType::PageServer => Err(ServiceError::Unsupported("PAGE_SERVER")),
         CriuReqType::PageServerChld => Err(ServiceError::Unsupported("PAGE_SERVER_CHLD")),
-        CriuReqType::CpuinfoDump => cpuinfo(req, peer, mode, true),
-        CriuReqType::CpuinfoCheck => cpuinfo(req, peer, mode, false),
+        CriuReqType::CpuinfoDump => cpuinfo(req, client, mode, true),
+        CriuReqType::CpuinfoCheck => cpuinfo(req, client, mode, false),
         // NOTIFY is only an answer inside a notify round trip; EMPTY is no
         // request at all.
         CriuReqType::Notify | CriuReqType::Empty => Err(ServiceError::UnknownType(req.r#type)),
@@ -96,28 +97,29 @@ fn feature_check(asked: Option<&CriuFeatures>) -> CriuResp {
 /// Maps the request's options and points the log at the work dir.
 fn setup_with_log(
     req: &CriuReq,
-    peer: &Peer,
+    client: &Client,
     mode: Mode,
     what: &'static str,
     on: On,
 ) -> Result<Setup, ServiceError> {
     let opts = req.opts.as_ref().ok_or(ServiceError::NoOpts(what))?;
-    let s = setup::setup(opts, peer, mode, on)?;
+    let s = setup::setup(opts, client, mode, on)?;
     log::init(&s.opts.common.log_config())?;
     log::log_banner(version::STRING, version::GITID);
     Ok(s)
 }
 
 /// CHECK: `criu check` with default options.
-fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceError> {
+fn check(req: &CriuReq, client: &Client, mode: Mode) -> Result<CriuResp, ServiceError> {
     let unprivileged = match req.opts {
         Some(_) => {
-            setup_with_log(req, peer, mode, "CHECK", On::CHECK)?
+            setup_with_log(req, client, mode, "CHECK", On::CHECK)?
                 .opts
                 .common
                 .unprivileged
         }
-        None => false,
+        // Whoever is not full root gets `criu check --unprivileged`.
+        None => !client.full,
     };
     match crate::check::run(&CheckOpts::default(), unprivileged) {
         Ok(crate::check::Verdict::Good) => Ok(ok(CriuReqType::Check)),
@@ -128,7 +130,12 @@ fn check(req: &CriuReq, peer: &Peer, mode: Mode) -> Result<CriuResp, ServiceErro
 
 /// CPUINFO_DUMP / CPUINFO_CHECK: `criu cpuinfo dump|check` on the
 /// request's images dir.
-fn cpuinfo(req: &CriuReq, peer: &Peer, mode: Mode, dump: bool) -> Result<CriuResp, ServiceError> {
+fn cpuinfo(
+    req: &CriuReq,
+    client: &Client,
+    mode: Mode,
+    dump: bool,
+) -> Result<CriuResp, ServiceError> {
     use crate::regs::cpuinfo;
     let (ty, what) = match dump {
         true => (CriuReqType::CpuinfoDump, "CPUINFO_DUMP"),
@@ -137,7 +144,7 @@ fn cpuinfo(req: &CriuReq, peer: &Peer, mode: Mode, dump: bool) -> Result<CriuRes
     if !cpuinfo::COMMANDS {
         return Err(ServiceError::Unsupported(what));
     }
-    let s = setup_with_log(req, peer, mode, what, On::CPUINFO)?;
+    let s = setup_with_log(req, client, mode, what, On::CPUINFO)?;
     let c = &s.opts.common;
     let done = match dump {
         true => cpuinfo::dump(&c.images_dir),
@@ -208,11 +215,16 @@ fn with_hooks<T>(sk: BorrowedFd<'_>, enabled: bool, f: impl FnOnce(&mut Hooks) -
 fn dump(
     sk: BorrowedFd<'_>,
     req: &CriuReq,
-    peer: &Peer,
+    client: &Client,
     mode: Mode,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "DUMP", On::DUMP)?;
+    let s = setup_with_log(req, client, mode, "DUMP", On::DUMP)?;
     let pid = s.opts.dump.tree;
+    // Every task the client could not trace itself is refused before the
+    // first one is seized.
+    if let Some(root) = pid {
+        super::rights::may_dump(client, root, "dump")?;
+    }
     with_hooks(sk, s.notify, |hooks| {
         crate::dump::dump(&s.opts.common, &s.opts.dump, hooks)
     })
@@ -237,11 +249,13 @@ fn dump(
 fn restore(
     sk: BorrowedFd<'_>,
     req: &CriuReq,
-    peer: &Peer,
+    client: &Client,
     mode: Mode,
     then: &mut Then,
 ) -> Result<CriuResp, ServiceError> {
-    let s = setup_with_log(req, peer, mode, "RESTORE", On::RESTORE)?;
+    let s = setup_with_log(req, client, mode, "RESTORE", On::RESTORE)?;
+    // Credentials beyond the client's are refused before any fork.
+    super::rights::may_restore(client, &s.opts.common.images_dir)?;
     let pid = with_hooks(sk, s.notify, |hooks| {
         crate::restore::restore_tree(&s.opts, hooks)
     })

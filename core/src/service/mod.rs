@@ -21,11 +21,22 @@
 //! and `post-dump` around a dump; `pre-restore` before a restore and
 //! `post-restore`, `pre-resume`, `post-resume` (with the restored pid) after
 //! it, when the task already runs. A client answering `notify_success =
-//! false` fails the request (a restored task is then killed).
+//! false` fails the request (a restored task is then killed). The service
+//! runs no script of its own: a notify is only a message to the client.
+//!
+//! Every connection is served with its client's rights ([`client`]): a
+//! client that is not full root is served by a worker that has become
+//! that client, and whatever it asks for is checked first ([`rights`]):
+//! the tasks it may dump, the credentials in the images it restores, the
+//! directories it passes. `exec_cmd` runs with the client's uids and gids
+//! and no capability (refused for a client that is uid 0 without all of
+//! root's capabilities, as exec would give them back).
 
+pub mod client;
 pub mod daemon;
 mod handlers;
 mod requested;
+pub mod rights;
 pub mod setup;
 pub mod wire;
 
@@ -36,7 +47,10 @@ use rustix::io::Errno;
 use crate::images::pb::rpc::{CriuReqType, CriuResp};
 use crate::{log, pr_err, pr_info};
 
-pub use setup::{Mode, Peer, SetupError};
+pub use client::Peer;
+pub use client::{Client, ClientError};
+pub use rights::Denied;
+pub use setup::{Mode, SetupError};
 pub use wire::WireError;
 
 /// Why a request failed (its text becomes `cr_errmsg` when nothing was
@@ -76,6 +90,10 @@ pub enum ServiceError {
     PeerCred(Errno),
     #[error("Failed to exec cmd {0}: {1}")]
     Exec(String, std::io::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Denied(#[from] Denied),
 }
 
 impl ServiceError {
@@ -89,6 +107,8 @@ impl ServiceError {
             }
             ServiceError::Wire(WireError::Recv(e) | WireError::Send(e)) => Some(e.raw_os_error()),
             ServiceError::Dump { errno, .. } => *errno,
+            ServiceError::Client(e) => e.errno(),
+            ServiceError::Denied(d) => Some(d.errno()),
             _ => None,
         }
     }
@@ -122,11 +142,17 @@ fn failure(ty: i32, e: &ServiceError) -> CriuResp {
 /// `restore_using_req`): the worker becomes `cmd`, with stdout and stderr
 /// going to the request's log and the connection closed, so the command is
 /// the parent of the restored tree. Returns only on failure.
-fn exec_cmd(sk: BorrowedFd<'_>, cmd: &[String]) -> ServiceError {
+fn exec_cmd(sk: BorrowedFd<'_>, client: &Client, cmd: &[String]) -> ServiceError {
     use std::os::unix::process::CommandExt;
     let Some((prog, args)) = cmd.split_first() else {
         return ServiceError::Exec(String::new(), std::io::ErrorKind::InvalidInput.into());
     };
+    // With the client's uids and gids (the worker's own by now), without
+    // the capabilities the worker kept.
+    if let Err(why) = client.before_exec() {
+        pr_err!("{why}");
+        return ServiceError::Exec(prog.clone(), std::io::Error::other(why));
+    }
     if let Err(e) = log::redirect_stdio() {
         pr_err!("Failed to redirect stdout and stderr to the logfile: {e}");
     }
@@ -144,7 +170,16 @@ fn exec_cmd(sk: BorrowedFd<'_>, cmd: &[String]) -> ServiceError {
 pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
     let sk = sk.as_fd();
     let peer = peer_of(sk)?;
-    pr_info!("Serving RPC requests of process {} ({mode:?})", peer.pid);
+    pr_info!(
+        "Serving RPC requests of process {} (uid {}, {mode:?})",
+        peer.pid,
+        peer.uid
+    );
+    // Before any request: whose rights, and become them.
+    let client = match Client::read(sk, peer).and_then(|c| c.confine().map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => return Err(refuse_connection(sk, e.into())),
+    };
     loop {
         let bytes = match wire::recv_datagram(sk) {
             Ok(Some(bytes)) => bytes,
@@ -166,17 +201,29 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         };
         let keep_open = req.keep_open.unwrap_or(false);
         let mut then = handlers::Then::default();
-        let resp = match handlers::handle(sk, &peer, mode, &req, &mut then) {
+        let resp = match handlers::handle(sk, &client, mode, &req, &mut then) {
             Ok(resp) => resp,
             Err(e) => failure(req.r#type, &e),
         };
         let ok = resp.success;
         wire::send_resp(sk, &resp)?;
         if let Some(cmd) = then.exec.filter(|_| ok) {
-            return Err(exec_cmd(sk, &cmd));
+            return Err(exec_cmd(sk, &client, &cmd));
         }
         if !ok || !keep_open {
             return Ok(());
         }
     }
+}
+
+/// A connection that can't be served with its client's rights: its first
+/// request gets the failure, then the connection ends.
+fn refuse_connection(sk: BorrowedFd<'_>, e: ServiceError) -> ServiceError {
+    pr_err!("{e}");
+    let ty = match wire::recv_req(sk) {
+        Ok(Some(req)) => req.r#type,
+        _ => CriuReqType::Empty as i32,
+    };
+    let _ = wire::send_resp(sk, &failure(ty, &e));
+    e
 }

@@ -8,8 +8,14 @@
 //! even by `criu swrk`. The reopened directory stays open for the whole
 //! request and the options name it as `/proc/self/fd/M`, so the pipelines
 //! keep working with paths while the client may close or reuse its fd.
+//!
+//! A client that is not full root ([`Client::full`]) gets
+//! `--unprivileged` semantics, may pass directories only as fds (never
+//! paths, which the service would resolve in its own mount namespace), and
+//! each directory must be one it could use itself: readable and searchable,
+//! and writable when the request writes into it (a dump's images, any log).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use rustix::fs::OFlags;
@@ -21,19 +27,15 @@ use crate::opts::support::{self, On, Style};
 use crate::opts::{CgroupMode, ExtMount, FinalState, InheritFd, JoinNs, NetworkLock, Opts};
 use crate::opts::{CgroupRoot, PreDumpMode};
 
+use super::client::Client;
+pub use super::client::Peer;
+use super::rights::{self, Denied};
+
 /// The log file of a request that names none (CRIU's `DEFAULT_LOG_FILENAME`).
 pub const DEFAULT_LOG_FILE: &str = "criu.log";
 
 /// `CLONE_NEWNET`: the only namespace `empty_ns` may name.
 const CLONE_NEWNET: u32 = linux_raw_sys::general::CLONE_NEWNET;
-
-/// Who is on the other end of the socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
 
 /// How the worker was started: `criu swrk` (a private socketpair with the
 /// client, which may ask for swrk-only options) or a `criu service`
@@ -71,6 +73,9 @@ pub enum SetupError {
     Refused(#[from] crate::opts::support::Refusal),
     #[error("bad value {value} for {field}")]
     BadValue { field: &'static str, value: i64 },
+    /// Something the client has no right to ask for.
+    #[error(transparent)]
+    Denied(#[from] Denied),
 }
 
 impl SetupError {
@@ -80,6 +85,7 @@ impl SetupError {
             SetupError::OpenFd { errno, .. } | SetupError::OpenPath { errno, .. } => {
                 Some(errno.raw_os_error())
             }
+            SetupError::Denied(d) => Some(d.errno()),
             _ => None,
         }
     }
@@ -109,13 +115,17 @@ fn open_dir(path: &str, what: &'static str) -> Result<OwnedFd, SetupError> {
     })
 }
 
-/// Reopens the client's fd `fd` as a directory; the path naming it for us.
+/// Reopens the client's fd `fd` as a directory (which the client must be
+/// able to use itself, and to write into when `write`); the path naming it
+/// for us.
 fn client_dir(
-    peer: &Peer,
+    client: &Client,
     fd: i32,
     what: &'static str,
+    write: bool,
     dirs: &mut Vec<OwnedFd>,
 ) -> Result<PathBuf, SetupError> {
+    let peer = &client.peer;
     if fd < 0 {
         return Err(SetupError::BadValue {
             field: what,
@@ -131,6 +141,7 @@ fn client_dir(
         },
         e => e,
     })?;
+    rights::may_use_dir(client, dir.as_fd(), what, fd, write)?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     dirs.push(dir);
     Ok(path)
@@ -140,10 +151,42 @@ fn bool_of(v: Option<bool>) -> bool {
     v.unwrap_or(false)
 }
 
-/// Maps `req` onto options for a request of type `on`; `mode` decides
-/// whether swrk-only options are allowed. A field this implementation
-/// refuses fails the request first, before any directory is opened.
-pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Setup, SetupError> {
+/// The path-valued options, which only a full client may give.
+fn paths(req: &rpc::CriuOpts) -> Vec<(&'static str, &str)> {
+    let mut out: Vec<(&'static str, &str)> = [
+        ("root", &req.root),
+        ("parent_img", &req.parent_img),
+        ("freeze_cgroup", &req.freeze_cgroup),
+        ("cgroup_props_file", &req.cgroup_props_file),
+        ("cgroup_yard", &req.cgroup_yard),
+        ("config_file", &req.config_file),
+        ("tls_cacert", &req.tls_cacert),
+        ("tls_cacrl", &req.tls_cacrl),
+        ("tls_cert", &req.tls_cert),
+        ("tls_key", &req.tls_key),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.as_deref().filter(|p| !p.is_empty()).map(|p| (n, p)))
+    .collect();
+    out.extend(
+        req.irmap_scan_paths
+            .iter()
+            .map(|p| ("irmap_scan_paths", p.as_str())),
+    );
+    out
+}
+
+/// Maps `req` onto options for a request of type `on`, made by `client`;
+/// `mode` decides whether swrk-only options are allowed. A field this
+/// implementation refuses fails the request first, before any directory is
+/// opened; then what the client has no right to.
+pub fn setup(
+    req: &rpc::CriuOpts,
+    client: &Client,
+    mode: Mode,
+    on: On,
+) -> Result<Setup, SetupError> {
+    let peer = &client.peer;
     let given = super::requested::requested(req);
     support::check(
         support::RPC,
@@ -151,22 +194,35 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Set
         on,
         given.iter().map(|(n, v)| (*n, v.as_str())),
     )?;
+    for (field, path) in paths(req) {
+        rights::may_name_path(client, field, path)?;
+    }
     let mut dirs = Vec::new();
     let mut o = Opts::default();
     let c = &mut o.common;
 
+    // Logs (and a dump's images) are written: only a restore with a work
+    // dir of its own just reads the images dir.
+    let images_written = on != On::RESTORE || req.work_dir_fd.is_none();
     c.images_dir = if req.images_dir_fd == -1 {
         let path = req.images_dir.as_deref().ok_or(SetupError::NoImagesDir)?;
+        rights::may_name_path(client, "images_dir", path)?;
         // Checked now so that a bad path fails the request before anything
         // else happens.
         let dir = open_dir(path, "images directory")?;
         dirs.push(dir);
         PathBuf::from(path)
     } else {
-        client_dir(peer, req.images_dir_fd, "images_dir_fd", &mut dirs)?
+        client_dir(
+            client,
+            req.images_dir_fd,
+            "images_dir_fd",
+            images_written,
+            &mut dirs,
+        )?
     };
     if let Some(fd) = req.work_dir_fd {
-        c.work_dir = Some(client_dir(peer, fd, "work_dir_fd", &mut dirs)?);
+        c.work_dir = Some(client_dir(client, fd, "work_dir_fd", true, &mut dirs)?);
     }
 
     // Logs go to the work dir; a bare file name only.
@@ -213,7 +269,8 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Set
     c.auto_dedup = bool_of(req.auto_dedup);
     c.lazy_pages = bool_of(req.lazy_pages);
     c.weak_sysctls = bool_of(req.weak_sysctls);
-    c.unprivileged = bool_of(req.unprivileged);
+    // Whoever is not full root gets what a non-root criu gets.
+    c.unprivileged = bool_of(req.unprivileged) || !client.full;
     c.display_stats = bool_of(req.display_stats);
     c.mntns_compat_mode = bool_of(req.mntns_compat_mode);
     c.skip_file_rwx_check = bool_of(req.skip_file_rwx_check);
@@ -359,12 +416,8 @@ pub fn setup(req: &rpc::CriuOpts, peer: &Peer, mode: Mode, on: On) -> Result<Set
 mod tests {
     use super::*;
 
-    fn me() -> Peer {
-        Peer {
-            pid: std::process::id() as i32,
-            uid: 0,
-            gid: 0,
-        }
+    fn me() -> Client {
+        Client::root(std::process::id() as i32)
     }
 
     #[test]
@@ -379,7 +432,7 @@ mod tests {
         let s = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap();
         assert_eq!(s.opts.common.images_dir, tmp);
         assert_eq!(s.opts.dump.final_state, FinalState::Alive);
-        assert_eq!(s.opts.dump.tree, Some(me().pid));
+        assert_eq!(s.opts.dump.tree, Some(me().peer.pid));
         assert!(s.opts.restore.detached);
         assert_eq!(
             s.opts.common.log_config().target,

@@ -155,29 +155,13 @@ pub fn parse_msg(b: &[u8]) -> Option<PacketSock> {
 /// `ENOENT`: the kernel has no packet_diag (`CONFIG_PACKET_DIAG`, module
 /// `af_packet_diag`).
 pub fn collect() -> Result<HashMap<u32, PacketSock>, Errno> {
-    let mut out = HashMap::new();
-    super::sock_diag::dump(&request(), |m| {
-        let s = parse_msg(m).ok_or(Errno::PROTO)?;
-        out.insert(s.ino, s);
-        Ok(())
-    })?;
-    Ok(out)
+    super::sock_diag::collect(&request(), parse_msg, |s| s.ino)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::kconst::NLA_HDRLEN;
-
-    fn attr(kind: u16, data: &[u8]) -> Vec<u8> {
-        let mut a = ((NLA_HDRLEN + data.len()) as u16).to_ne_bytes().to_vec();
-        a.extend_from_slice(&kind.to_ne_bytes());
-        a.extend_from_slice(data);
-        while !a.len().is_multiple_of(4) {
-            a.push(0);
-        }
-        a
-    }
+    use crate::proc::sock_diag::test_attr as attr;
 
     fn words(w: &[u32]) -> Vec<u8> {
         w.iter().flat_map(|x| x.to_ne_bytes()).collect()

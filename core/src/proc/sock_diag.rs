@@ -2,6 +2,8 @@
 //! ([`super::unix_diag`], [`super::inet_diag`]): send a request, read the
 //! multipart answer, hand each `SOCK_DIAG_BY_FAMILY` message's payload on.
 
+use std::collections::HashMap;
+
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
 
@@ -46,6 +48,36 @@ pub fn attrs(b: &[u8], mut off: usize) -> Option<Vec<(u16, &[u8])>> {
         off += (len + 3) & !3;
     }
     Some(out)
+}
+
+/// Every socket a `request` dump lists, parsed by `parse` (a message it
+/// cannot parse is `EPROTO`), by its inode (`ino`).
+pub fn collect<T>(
+    request: &[u8],
+    parse: impl Fn(&[u8]) -> Option<T>,
+    ino: impl Fn(&T) -> u32,
+) -> Result<HashMap<u32, T>, Errno> {
+    let mut out = HashMap::new();
+    dump(request, |m| {
+        let s = parse(m).ok_or(Errno::PROTO)?;
+        out.insert(ino(&s), s);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// One netlink attribute as the kernel lays it out (header, payload,
+/// padding to 4 bytes), for the parsers' tests.
+#[cfg(test)]
+pub fn test_attr(kind: u16, data: &[u8]) -> Vec<u8> {
+    use crate::sys::kconst::NLA_HDRLEN;
+    let mut a = ((NLA_HDRLEN + data.len()) as u16).to_ne_bytes().to_vec();
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(data);
+    while !a.len().is_multiple_of(4) {
+        a.push(0);
+    }
+    a
 }
 
 /// Sends `request` (a whole netlink message) and calls `each` with the

@@ -16,12 +16,12 @@ fn image(kind: Kind, entries: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn headers() {
     let core = image(Kind::Core, &[]);
-    assert_eq!(&core[..4], &magic::IMG_COMMON.to_le_bytes());
-    assert_eq!(&core[4..], &magic::CORE.to_le_bytes());
-    assert_eq!(image(Kind::Inventory, &[]), magic::INVENTORY.to_le_bytes());
+    assert_eq!(&core[..4], &magic::IMG_COMMON.to_ne_bytes());
+    assert_eq!(&core[4..], &magic::CORE.to_ne_bytes());
+    assert_eq!(image(Kind::Inventory, &[]), magic::INVENTORY.to_ne_bytes());
     assert_eq!(
         &image(Kind::Stats, &[])[..4],
-        &magic::IMG_SERVICE.to_le_bytes()
+        &magic::IMG_SERVICE.to_ne_bytes()
     );
     assert!(image(Kind::Pages, &[]).is_empty());
 }
@@ -56,7 +56,7 @@ fn wrong_magic_names_file_expected_and_found() {
 fn lying_length_on_a_stream_is_truncation_not_allocation() {
     // Size unknown (a pipe): the 4 GiB prefix must not be allocated.
     let mut img = image(Kind::Pstree, &[]);
-    img.extend_from_slice(&u32::MAX.to_le_bytes());
+    img.extend_from_slice(&u32::MAX.to_ne_bytes());
     img.extend_from_slice(b"abc");
     let mut r = ImageReader::new(Cursor::new(&img), "pstree.img", None, Kind::Pstree).unwrap();
     let err = r.next_entry().unwrap_err();

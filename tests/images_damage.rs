@@ -83,7 +83,7 @@ fn length_prefixes(bytes: &[u8]) -> Vec<usize> {
     let word = |at: usize| {
         bytes
             .get(at..at + 4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
     };
     let mut at = match word(0) {
         Some(magic::IMG_COMMON | magic::IMG_SERVICE) => 8,
@@ -148,8 +148,8 @@ fn apply(d: &Damage, dir: &Path, files: &[String]) -> (String, bool) {
             let Some(&at) = prefixes.get(entry % prefixes.len().max(1)) else {
                 return (format!("no length prefix in {}", name(*file)), true);
             };
-            let old = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-            b[at..at + 4].copy_from_slice(&old.wrapping_add(*by).to_le_bytes());
+            let old = u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            b[at..at + 4].copy_from_slice(&old.wrapping_add(*by).to_ne_bytes());
             std::fs::write(&p, &b).unwrap();
             (
                 format!("grow length at {at} of {} by {by:#x}", name(*file)),

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use criu_core::images::json::{self, DecodeOptions, pyjson};
-use criu_core::images::{ImageReader, KINDS, Kind, pb, read_all};
+use criu_core::images::{ByteOrder, ImageReader, KINDS, Kind, pb, read_all};
 use prost::Message;
 
 #[path = "common/fixtures.rs"]
@@ -54,15 +54,42 @@ fn every_fixture_matches_crit_json_and_reencodes_byte_for_byte() {
         let name = path.display().to_string();
         let data = fs::read(&path).unwrap();
         let plain = decode(&data, &name, false);
-        let again =
-            json::encode_image(&plain, &name).unwrap_or_else(|e| panic!("encode {name}: {e}"));
+        // The fixtures are little-endian (made on x86_64): re-encode in
+        // their order to compare bytes on any host.
+        let again = json::encode_image_in(&plain, &name, ByteOrder::Little)
+            .unwrap_or_else(|e| panic!("encode {name}: {e}"));
         assert!(again == data, "{name}: re-encoded bytes differ");
 
         // The pretty form (hex, flags, devices) must encode back too.
         let pretty = decode(&data, &name, true);
-        let again = json::encode_image(&pretty, &name)
+        let again = json::encode_image_in(&pretty, &name, ByteOrder::Little)
             .unwrap_or_else(|e| panic!("encode pretty {name}: {e}"));
         assert!(again == data, "{name}: pretty JSON re-encoded bytes differ");
+
+        // The same image as a big-endian machine (s390x) writes it: both
+        // header words and every length prefix swapped, the same JSON.
+        let big = json::encode_image_in(&plain, &name, ByteOrder::Big)
+            .unwrap_or_else(|e| panic!("encode big-endian {name}: {e}"));
+        assert_eq!(big.len(), data.len(), "{name}");
+        assert_eq!(
+            big[..4],
+            data[..4].iter().rev().copied().collect::<Vec<_>>()[..],
+            "{name}"
+        );
+        assert!(
+            big != data || data.is_empty(),
+            "{name}: big-endian bytes equal little"
+        );
+        assert_eq!(
+            decode(&big, &name, false),
+            plain,
+            "{name}: big-endian decode differs"
+        );
+        assert_eq!(
+            decode(&big, &name, true),
+            pretty,
+            "{name}: big-endian pretty decode differs"
+        );
 
         let stored = PathBuf::from(format!("{name}.json"));
         if !stored.exists() {
@@ -77,7 +104,7 @@ fn every_fixture_matches_crit_json_and_reencodes_byte_for_byte() {
             text,
             "{name}: JSON text differs"
         );
-        let from_crit = json::encode_image(&want, &name).unwrap();
+        let from_crit = json::encode_image_in(&want, &name, ByteOrder::Little).unwrap();
         assert!(
             from_crit == data,
             "{name}: crit's JSON does not encode to the image"
@@ -114,7 +141,8 @@ fn typed_round_trip<T: Message + Default>(path: &Path, kind: Kind) {
         kind.file_name(1)
     ));
     criu_core::images::write_all(&out, kind, &entries).unwrap();
-    let (a, b) = (fs::read(path).unwrap(), fs::read(&out).unwrap());
+    let a = fixtures_dir::in_native_order(&fs::read(path).unwrap());
+    let b = fs::read(&out).unwrap();
     fs::remove_file(&out).unwrap();
     assert!(a == b, "{}: typed round trip differs", path.display());
 }
@@ -167,4 +195,29 @@ fn pagemap_and_payload_images_read_with_the_streaming_reader() {
         packets += 1;
     }
     assert!(packets > 0);
+}
+
+/// SysV semaphore values are the one raw number in a payload: they follow
+/// the file's byte order, both ways.
+#[test]
+fn sem_values_follow_the_file_byte_order() {
+    let text = r#"{"magic": "IPCNS_SEM", "entries": [{"desc": {"key": 1, "uid": 0,
+        "gid": 0, "cuid": 0, "cgid": 0, "mode": 384, "id": 7}, "nsems": 3,
+        "extra": [1, 258, 65535]}]}"#;
+    let j: serde_json::Value = serde_json::from_str(text).unwrap();
+    for (order, want) in [
+        (ByteOrder::Little, [1u8, 0, 2, 1, 255, 255]),
+        (ByteOrder::Big, [0u8, 1, 1, 2, 255, 255]),
+    ] {
+        let img = json::encode_image_in(&j, "sem", order).unwrap();
+        // 6 bytes of values, padded to 8, end the file.
+        let tail = &img[img.len() - 8..];
+        assert_eq!(&tail[..6], &want, "{order:?}");
+        assert_eq!(&tail[6..], &[0, 0], "{order:?}");
+        let back = decode(&img, "sem", false);
+        assert_eq!(
+            back["entries"][0]["extra"], j["entries"][0]["extra"],
+            "{order:?}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //!   framing);
 //! - [`reader`] / [`writer`]: headers, u32-length-prefixed entries, raw
 //!   payloads, with errors naming file and offset;
+//! - [`order`]: the byte order of an image (the dumping machine's);
 //! - [`typed`]: whole images as prost messages, for dump and restore;
 //! - [`json`]: crit's JSON form, generic over every message through the
 //!   compiled descriptors;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod json;
 pub mod kinds;
 pub mod magic;
+pub mod order;
 pub mod pagemap;
 pub mod pb;
 pub mod personality;
@@ -37,6 +39,7 @@ pub const MM_SAVED_AUXV_MAX: usize = 44;
 
 pub use error::{ImageError, Result};
 pub use kinds::{Framing, Header, ImageKind, KINDS, Kind, Payload};
+pub use order::ByteOrder;
 pub use reader::{Entry, ImageReader};
 pub use typed::{ImageDir, read_all, read_one, write_all, write_one};
 pub use writer::ImageWriter;

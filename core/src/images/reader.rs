@@ -14,6 +14,7 @@ use prost_reflect::prost::Message;
 use super::error::{ImageError, Result};
 use super::kinds::{Header, ImageKind, Kind};
 use super::magic;
+use super::order::ByteOrder;
 
 /// One length-prefixed entry: where it starts (its length prefix) and the
 /// message bytes.
@@ -30,6 +31,7 @@ pub struct ImageReader<R> {
     offset: u64,
     size: Option<u64>,
     kind: &'static ImageKind,
+    order: ByteOrder,
 }
 
 impl ImageReader<BufReader<File>> {
@@ -55,7 +57,8 @@ fn open_file(path: &Path) -> Result<(File, u64, String)> {
 
 impl<R: Read> ImageReader<R> {
     /// Reads and checks the header of an image of `kind`. `file` names the
-    /// image in errors; `size` is its total length when known.
+    /// image in errors; `size` is its total length when known. The first
+    /// magic tells the file's byte order (see [`ByteOrder`]).
     pub fn new(inner: R, file: impl Into<String>, size: Option<u64>, kind: Kind) -> Result<Self> {
         let desc = kind.desc();
         let mut r = ImageReader {
@@ -64,23 +67,23 @@ impl<R: Read> ImageReader<R> {
             offset: 0,
             size,
             kind: desc,
+            order: ByteOrder::NATIVE,
         };
         let first = match desc.header {
             Header::Raw => return Ok(r),
-            Header::Inventory => None,
-            Header::Common => Some(magic::IMG_COMMON),
-            Header::Service => Some(magic::IMG_SERVICE),
+            Header::Inventory => desc.magic,
+            Header::Common => magic::IMG_COMMON,
+            Header::Service => magic::IMG_SERVICE,
         };
-        if let Some(expected) = first {
-            let found = r.header_word()?;
-            if found != expected {
-                return Err(r.wrong_magic(0, expected, found));
+        let word = r.header_word()?;
+        r.order = ByteOrder::detect(word, |w| w == first)
+            .ok_or_else(|| r.wrong_magic(0, first, ByteOrder::NATIVE.read_u32(word)))?;
+        if desc.header != Header::Inventory {
+            let at = r.offset;
+            let found = r.order.read_u32(r.header_word()?);
+            if found != desc.magic {
+                return Err(r.wrong_magic(at, desc.magic, found));
             }
-        }
-        let at = r.offset;
-        let found = r.header_word()?;
-        if found != desc.magic {
-            return Err(r.wrong_magic(at, desc.magic, found));
         }
         Ok(r)
     }
@@ -94,12 +97,18 @@ impl<R: Read> ImageReader<R> {
             offset: 0,
             size,
             kind: Kind::Inventory.desc(),
+            order: ByteOrder::NATIVE,
         };
+        let word = r.header_word()?;
+        let known = |w| {
+            w == magic::IMG_COMMON || w == magic::IMG_SERVICE || ImageKind::by_magic(w).is_some()
+        };
+        r.order = ByteOrder::detect(word, known).unwrap_or(ByteOrder::NATIVE);
         let mut at = 0;
-        let mut found = r.header_word()?;
+        let mut found = r.order.read_u32(word);
         if found == magic::IMG_COMMON || found == magic::IMG_SERVICE {
             at = r.offset;
-            found = r.header_word()?;
+            found = r.order.read_u32(r.header_word()?);
         }
         r.kind = ImageKind::by_magic(found).ok_or_else(|| ImageError::UnknownMagic {
             file: r.file.clone(),
@@ -109,7 +118,7 @@ impl<R: Read> ImageReader<R> {
         Ok(r)
     }
 
-    fn header_word(&mut self) -> Result<u32> {
+    fn header_word(&mut self) -> Result<[u8; 4]> {
         let mut buf = [0u8; 4];
         let got = self.fill(&mut buf)?;
         if got < buf.len() {
@@ -118,7 +127,7 @@ impl<R: Read> ImageReader<R> {
                 offset: self.offset,
             });
         }
-        Ok(u32::from_le_bytes(buf))
+        Ok(buf)
     }
 
     fn wrong_magic(&self, offset: u64, expected: u32, found: u32) -> ImageError {
@@ -148,6 +157,12 @@ impl<R: Read> ImageReader<R> {
     /// The image kind (from the expected kind or the detected magic).
     pub fn kind(&self) -> &'static ImageKind {
         self.kind
+    }
+
+    /// The byte order of the file's magics, length prefixes and raw
+    /// numbers (the native order for raw images, which have no magic).
+    pub fn order(&self) -> ByteOrder {
+        self.order
     }
 
     /// The file name used in errors.
@@ -180,7 +195,7 @@ impl<R: Read> ImageReader<R> {
                 got: got as u64,
             });
         }
-        let len = u64::from(u32::from_le_bytes(len));
+        let len = u64::from(self.order.read_u32(len));
         if let Some(remaining) = self.remaining()
             && len > remaining
         {

@@ -11,12 +11,14 @@ use rustix::io::Errno;
 use super::error::{ImageError, Result};
 use super::kinds::{Header, Kind};
 use super::magic;
+use super::order::ByteOrder;
 
 /// A writer positioned after the header of a new image.
 pub struct ImageWriter<W: Write> {
     inner: W,
     file: String,
     offset: u64,
+    order: ByteOrder,
 }
 
 /// Creates `path` as a new file that only its owner can read or write.
@@ -105,24 +107,37 @@ impl ImageWriter<BufWriter<File>> {
 
 impl<W: Write> ImageWriter<W> {
     /// Writes the header of `kind` to `inner`; `file` names it in errors.
+    /// Numbers are in this machine's byte order, as CRIU writes them.
     pub fn new(inner: W, file: impl Into<String>, kind: Kind) -> Result<Self> {
+        ImageWriter::with_order(inner, file, kind, ByteOrder::NATIVE)
+    }
+
+    /// Like [`ImageWriter::new`] in a given byte order (to reproduce an
+    /// image made on a machine of the other order).
+    pub fn with_order(
+        inner: W,
+        file: impl Into<String>,
+        kind: Kind,
+        order: ByteOrder,
+    ) -> Result<Self> {
         let desc = kind.desc();
         let mut w = ImageWriter {
             inner,
             file: file.into(),
             offset: 0,
+            order,
         };
         match desc.header {
             Header::Raw => {}
-            Header::Inventory => w.put(&desc.magic.to_le_bytes())?,
+            Header::Inventory => w.put(&order.u32_bytes(desc.magic))?,
             Header::Common | Header::Service => {
                 let first = if desc.header == Header::Common {
                     magic::IMG_COMMON
                 } else {
                     magic::IMG_SERVICE
                 };
-                w.put(&first.to_le_bytes())?;
-                w.put(&desc.magic.to_le_bytes())?;
+                w.put(&order.u32_bytes(first))?;
+                w.put(&order.u32_bytes(desc.magic))?;
             }
         }
         Ok(w)
@@ -136,7 +151,7 @@ impl<W: Write> ImageWriter<W> {
         Ok(())
     }
 
-    /// Writes one entry: its u32 LE length, then `data`.
+    /// Writes one entry: its u32 length, then `data`.
     pub fn write_entry(&mut self, data: &[u8]) -> Result<()> {
         crate::fault::call(&format_args!("writing {}", self.file), Errno::NOSPC)
             .map_err(|e| ImageError::io(&self.file, e.into()))?;
@@ -144,7 +159,7 @@ impl<W: Write> ImageWriter<W> {
             file: self.file.clone(),
             len: data.len() as u64,
         })?;
-        self.put(&len.to_le_bytes())?;
+        self.put(&self.order.u32_bytes(len))?;
         self.put(data)
     }
 
@@ -156,6 +171,11 @@ impl<W: Write> ImageWriter<W> {
     /// Writes raw bytes (the payload after an entry, or a raw image).
     pub fn write_payload(&mut self, data: &[u8]) -> Result<()> {
         self.put(data)
+    }
+
+    /// The byte order this image is written in.
+    pub fn order(&self) -> ByteOrder {
+        self.order
     }
 
     /// Bytes written so far, header included.

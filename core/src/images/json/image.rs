@@ -7,6 +7,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::super::error::{ImageError, Result};
 use super::super::kinds::{Framing, ImageKind, Payload};
+use super::super::order::ByteOrder;
 use super::super::reader::{Entry, ImageReader};
 use super::super::writer::ImageWriter;
 use super::{convert, message, schema};
@@ -205,7 +206,7 @@ impl Dec<'_> {
                 }
                 Ok(Json::Array(
                     data.chunks_exact(2)
-                        .map(|c| Json::from(u16::from_le_bytes([c[0], c[1]])))
+                        .map(|c| Json::from(self.r.order().read_u16([c[0], c[1]])))
                         .collect(),
                 ))
             }
@@ -276,8 +277,16 @@ fn unknown_fields(m: &DynamicMessage) -> Option<String> {
     })
 }
 
-/// Encodes crit's JSON back into image bytes; `file` names it in errors.
+/// Encodes crit's JSON back into image bytes in this machine's byte order
+/// (as CRIU's crit does); `file` names it in errors.
 pub fn encode_image(json: &Json, file: &str) -> Result<Vec<u8>> {
+    encode_image_in(json, file, ByteOrder::NATIVE)
+}
+
+/// Like [`encode_image`] in the byte order `order`: the JSON form has no
+/// order of its own, so reproducing an image of another machine's order
+/// byte for byte needs it said.
+pub fn encode_image_in(json: &Json, file: &str, order: ByteOrder) -> Result<Vec<u8>> {
     let jerr = |at: &str, reason: String| ImageError::Json {
         file: file.to_string(),
         at: at.to_string(),
@@ -298,7 +307,7 @@ pub fn encode_image(json: &Json, file: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| jerr("magic", format!("{name} has no entries")))?;
     let desc = schema::message(msg_name)?;
     let mut e = Enc {
-        w: ImageWriter::new(Vec::new(), file, kind.kind)?,
+        w: ImageWriter::with_order(Vec::new(), file, kind.kind, order)?,
         file,
     };
     for (i, entry) in entries.iter().enumerate() {
@@ -449,7 +458,7 @@ impl Enc<'_> {
                         .as_u64()
                         .and_then(|x| u16::try_from(x).ok())
                         .ok_or_else(|| self.err(&format!("{at}[{i}]"), "expected a u16".into()))?;
-                    data.extend_from_slice(&s.to_le_bytes());
+                    data.extend_from_slice(&self.w.order().u16_bytes(s));
                 }
                 data.resize(round_up(data.len() as u64, 8) as usize, 0);
                 self.w.write_payload(&data)

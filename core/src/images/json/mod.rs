@@ -7,7 +7,7 @@ pub mod pyjson;
 mod schema;
 mod wire;
 
-pub use image::{DecodeOptions, Decoded, decode_image, encode_image};
+pub use image::{DecodeOptions, Decoded, decode_image, encode_image, encode_image_in};
 pub use schema::{CriuOpts, message as message_descriptor, opts as field_opts};
 
 /// Decodes one protobuf message by its proto name (`criu_req`, …) to

@@ -169,3 +169,25 @@ impl super::kind::FileKind for Eventpoll {
         open(x).map_err(|f| super::restore_err(e.id, "an epoll instance", f.to_string()))
     }
 }
+
+/// The restorer's `epoll_ctl(EPOLL_CTL_ADD)` of each (epoll fd, target
+/// fd) of `regs`, their events laid out one after the other from `events`
+/// (an address in the task).
+pub fn ctl_add_calls(
+    regs: &[(u32, u32)],
+    events: u64,
+) -> impl Iterator<Item = crate::blob::restorer_abi::RawSyscall> + '_ {
+    regs.iter().enumerate().map(
+        move |(i, &(epfd, tfd))| crate::blob::restorer_abi::RawSyscall {
+            nr: criu_arch::nr::EPOLL_CTL as u64,
+            args: [
+                u64::from(epfd),
+                EPOLL_CTL_ADD,
+                u64::from(tfd),
+                events + (i * size_of::<EpollEvent>()) as u64,
+                0,
+                0,
+            ],
+        },
+    )
+}

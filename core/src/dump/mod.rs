@@ -54,7 +54,7 @@
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
 //!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
 //! - shared anonymous memory and memfd mappings: per shmem object
-//!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`shmem`]); memfd
+//!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
 //!   a `memfd.img` inode entry.
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-<files_id>.img` (fd,
@@ -83,12 +83,12 @@ pub mod preflight;
 mod proc_part;
 pub mod regs;
 mod release;
-pub mod shmem;
 mod task_state;
 pub mod tree;
 mod workers;
 mod write;
 
+use crate::files::shmem;
 use crate::hooks::{Action, Hooks};
 use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};

@@ -33,6 +33,7 @@ pub mod packet;
 pub mod pidfd;
 pub mod pipe;
 pub mod reg;
+pub mod shmem;
 pub mod signalfd;
 pub mod sockets;
 pub mod sockopts;

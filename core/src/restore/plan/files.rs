@@ -48,7 +48,7 @@ pub(super) fn open_shmem(
             shm_fds.push(fd);
             continue;
         }
-        let fd = high_fd(crate::restore::shmem::create(o)?, shared.min_fd)?;
+        let fd = high_fd(crate::files::shmem::create(o)?, shared.min_fd)?;
         crate::pr_debug!(
             "shmem object {} ({} bytes, {} runs) is fd {}",
             o.shmid,

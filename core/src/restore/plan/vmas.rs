@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::fs::OFlags;
 
-use super::files::RegFiles;
 use super::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, TaskRole, high_fd, open_reg};
 use crate::blob::restorer_abi::{PageRun, RawSyscall, VmaArg};
+use crate::files::reg::RegFiles;
 use crate::images::pb;
 use crate::restore::RestoreError;
 use crate::restore::images::{TaskImages, is_file_vma, is_mapped_vma};

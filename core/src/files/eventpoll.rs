@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::process::Pid;
 
-use super::{SysFail, fail, set_status_flags};
+use super::{FileError, SysFail, fail, set_status_flags};
 use crate::images::pb;
 use crate::proc::fdinfo::FdInfo;
 use crate::sys::kcmp::{KcmpEpollSlot, KcmpOrder, kcmp_epoll_tfd};
@@ -190,4 +190,52 @@ pub fn ctl_add_calls(
             ],
         },
     )
+}
+
+/// An epoll instance shared by several tasks (inherited across fork) is
+/// one file: its targets are registered once, by the first task (in
+/// pstree order) that holds it and an fd under every target number, like
+/// CRIU, whose dump reads the targets in one task holding it. A shared
+/// instance no such task holds cannot be restored.
+pub fn owners<'t>(
+    tasks: impl IntoIterator<Item = &'t crate::images::set::TaskImages>,
+) -> Result<std::collections::HashMap<u32, u32>, FileError> {
+    let mut owners = std::collections::HashMap::new();
+    let mut missing = std::collections::BTreeMap::new();
+    for t in tasks {
+        let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+        for fi in &t.fdinfo {
+            let Some(ep) = t
+                .other_files
+                .entries
+                .get(&fi.id)
+                .and_then(|f| f.epfd.as_ref())
+            else {
+                continue;
+            };
+            if owners.contains_key(&fi.id) {
+                continue;
+            }
+            match ep.tfd.iter().find(|x| !has_fd(x.tfd)) {
+                None => {
+                    owners.insert(fi.id, t.pstree.pid);
+                    missing.remove(&fi.id);
+                }
+                Some(x) => {
+                    missing.entry(fi.id).or_insert((t.pstree.pid, x.tfd));
+                }
+            }
+        }
+    }
+    if let Some((id, (pid, tfd))) = missing.into_iter().next() {
+        return Err(FileError::Image {
+            file: "files.img".into(),
+            what: format!(
+                "epoll instance {id} watches fd {tfd}, which task {pid} holding it \
+             does not hold, nor does any other task holding it (a closed target still \
+             registered)"
+            ),
+        });
+    }
+    Ok(owners)
 }

@@ -31,6 +31,13 @@ pub trait FileKind: Sync {
     /// entry `e` (`img` for entries whose path lives in another entry).
     fn owner(&self, e: &pb::FileEntry, img: &FileImages) -> Option<(pb::FownEntry, u32)>;
 
+    /// Restore: checks what can be checked of entry `e` before anything
+    /// is created (a damaged or hand-made entry).
+    fn check(&self, e: &pb::FileEntry) -> Result<(), FileError> {
+        let _ = e;
+        Ok(())
+    }
+
     /// Restore: creates the object of entry `e` in the tool and returns
     /// its fd (one call per file id; objects shared by several ids, like
     /// a pipe's two ends, are made once through `opener`).

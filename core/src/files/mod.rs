@@ -289,7 +289,13 @@ impl FileImages {
         inet::restore::check(self)?;
         netlink::check(self)?;
         packet::check(self)?;
-        unix::check(self)
+        unix::check(self)?;
+        for e in self.entries.values() {
+            if let Some(k) = of_type(e.r#type) {
+                k.check(e)?;
+            }
+        }
+        Ok(())
     }
 }
 

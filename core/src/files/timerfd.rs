@@ -142,6 +142,16 @@ impl super::kind::FileKind for Timerfd {
         pb::FdTypes::Timerfd
     }
 
+    fn check(&self, e: &pb::FileEntry) -> Result<(), super::FileError> {
+        match &e.tfd {
+            Some(tf) if clock(tf.clockid).is_none() => Err(super::FileError::Image {
+                file: "files.img".into(),
+                what: format!("timerfd {} has clock {}", e.id, tf.clockid),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
         fd.anon_name() == Some("[timerfd]")
     }

@@ -18,71 +18,8 @@ pub struct FileOpts<'a> {
     /// `--file-locks`: take the dumped locks again.
     pub file_locks: bool,
     /// Epoll file id -> the task that registers its targets
-    /// ([`epoll_owners`]).
+    /// ([`crate::files::eventpoll::owners`]).
     pub epoll_owners: &'a std::collections::HashMap<u32, u32>,
-}
-
-/// An epoll instance shared by several tasks (inherited across fork) is
-/// one file: its targets are registered once, by the first task (in
-/// pstree order) that holds it and an fd under every target number, like
-/// CRIU, whose dump reads the targets in one task holding it. A shared
-/// instance no such task holds cannot be restored.
-pub fn epoll_owners<'t>(
-    tasks: impl IntoIterator<Item = &'t TaskImages>,
-) -> Result<std::collections::HashMap<u32, u32>, RestoreError> {
-    let mut owners = std::collections::HashMap::new();
-    let mut missing = std::collections::BTreeMap::new();
-    for t in tasks {
-        let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
-        for fi in &t.fdinfo {
-            let Some(ep) = t
-                .other_files
-                .entries
-                .get(&fi.id)
-                .and_then(|f| f.epfd.as_ref())
-            else {
-                continue;
-            };
-            if owners.contains_key(&fi.id) {
-                continue;
-            }
-            match ep.tfd.iter().find(|x| !has_fd(x.tfd)) {
-                None => {
-                    owners.insert(fi.id, t.pstree.pid);
-                    missing.remove(&fi.id);
-                }
-                Some(x) => {
-                    missing.entry(fi.id).or_insert((t.pstree.pid, x.tfd));
-                }
-            }
-        }
-    }
-    if let Some((id, (pid, tfd))) = missing.into_iter().next() {
-        return Err(RestoreError::Unsupported(format!(
-            "files.img: epoll instance {id} watches fd {tfd}, which task {pid} holding it \
-             does not hold, nor does any other task holding it (a closed target still \
-             registered)"
-        )));
-    }
-    Ok(owners)
-}
-
-/// Timerfd clocks, in the tree's files image (every task shares it):
-/// checked once, before anything exists.
-pub fn check_tree(t: &TaskImages) -> Result<(), RestoreError> {
-    // Epoll targets are checked for the whole tree (`epoll_owners`): a
-    // task sharing an instance need not hold them.
-    for (id, f) in t.other_files.entries.iter() {
-        if let Some(tf) = &f.tfd
-            && crate::files::timerfd::clock(tf.clockid).is_none()
-        {
-            return Err(RestoreError::Invalid {
-                file: "files.img".into(),
-                what: format!("timerfd {id} has clock {}", tf.clockid),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// File locks (which must name fds of the task): checked before anything

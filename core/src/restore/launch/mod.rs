@@ -78,7 +78,8 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let dir = ImageDir::new(&opts.common.images_dir);
     let ghosts = crate::files::ghost::Ghosts::create(&dir, &alive[0].remaps, &alive[0].reg_files)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
-    let epoll_owners = super::fd_state::epoll_owners(alive.iter().copied())?;
+    let epoll_owners = crate::files::eventpoll::owners(alive.iter().copied())
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
     let file_opts = super::fd_state::FileOpts {
         ghosts: &ghosts,
         file_locks: opts.common.file_locks,

@@ -171,19 +171,10 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         ..write::Stats::default()
     };
     add_stats(&mut stats, &collected, common.lazy_pages);
-    // The connections leave repair mode before the tasks run on (their
-    // reads and writes would fail in it); a killed tree's stay in it, so
-    // that closing them sends nothing.
-    if opts.final_state != FinalState::Dead {
-        files.kinds.inet.repair.resume_all();
-    }
+    let dead = opts.final_state == FinalState::Dead;
+    files.kinds.before_release(dead);
     release::finish(tree, opts.final_state)?;
-    files.kinds.inet.repair.dismiss();
-    match files.kinds.inet.lock.take() {
-        Some(l) if opts.final_state == FinalState::Dead => l.keep(),
-        Some(l) => l.release()?,
-        None => {}
-    }
+    files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();

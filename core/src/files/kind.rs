@@ -31,10 +31,11 @@ pub trait FileKind: Sync {
     /// entry `e` (`img` for entries whose path lives in another entry).
     fn owner(&self, e: &pb::FileEntry, img: &FileImages) -> Option<(pb::FownEntry, u32)>;
 
-    /// Restore: checks what can be checked of entry `e` before anything
-    /// is created (a damaged or hand-made entry).
-    fn check(&self, e: &pb::FileEntry) -> Result<(), FileError> {
-        let _ = e;
+    /// Restore: checks what can be checked of the kind's entries in
+    /// `img` before anything is created (a damaged or hand-made image);
+    /// `reg_names` tells whether a file id is a regular file's entry.
+    fn check(&self, img: &FileImages, reg_names: &dyn Fn(u32) -> bool) -> Result<(), FileError> {
+        let _ = (img, reg_names);
         Ok(())
     }
 

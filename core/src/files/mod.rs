@@ -38,6 +38,7 @@ pub mod signalfd;
 pub mod sockets;
 pub mod sockopts;
 pub mod table;
+pub mod task_fds;
 pub mod timerfd;
 pub mod tty;
 pub mod unix;
@@ -205,6 +206,30 @@ pub struct Dumped {
 }
 
 impl Dumped {
+    /// Before the dumped tasks are let go (`dead`: killed): what the dump
+    /// held in a state the tasks cannot use goes back to normal. TCP
+    /// connections leave repair mode before the tasks run on (their reads
+    /// and writes would fail in it); a killed tree's stay in it, so that
+    /// closing them sends nothing.
+    pub fn before_release(&mut self, dead: bool) {
+        if !dead {
+            self.inet.repair.resume_all();
+        }
+    }
+
+    /// Once the tasks are let go: the dump lets go of the connections, and
+    /// of the network lock unless the tree was killed (its lock stays, so
+    /// that nothing reaches the peers).
+    pub fn after_release(&mut self, dead: bool) -> Result<(), crate::netlock::NetLockError> {
+        self.inet.repair.dismiss();
+        match self.inet.lock.take() {
+            Some(l) if dead => l.keep(),
+            Some(l) => l.release()?,
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Writes the data images that have something to hold.
     pub fn write_images(&self, dir: &ImageDir) -> Result<(), ImageError> {
         write_payloads(dir, Kind::PipesData, &self.pipes_data)?;
@@ -273,6 +298,9 @@ impl FileImages {
 
     /// Checks what can be checked before anything is created.
     pub fn check(&self, reg_names: &dyn Fn(u32) -> bool) -> Result<(), FileError> {
+        for k in KINDS {
+            k.check(self, reg_names)?;
+        }
         for (id, f) in &self.fifos {
             let Some(regf) = f.regf_id else {
                 return Err(restore_err(*id, "a FIFO", "no regf_id (path) in its entry"));
@@ -289,13 +317,7 @@ impl FileImages {
         inet::restore::check(self)?;
         netlink::check(self)?;
         packet::check(self)?;
-        unix::check(self)?;
-        for e in self.entries.values() {
-            if let Some(k) = of_type(e.r#type) {
-                k.check(e)?;
-            }
-        }
-        Ok(())
+        unix::check(self)
     }
 }
 

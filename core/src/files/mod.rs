@@ -301,18 +301,6 @@ impl FileImages {
         for k in KINDS {
             k.check(self, reg_names)?;
         }
-        for (id, f) in &self.fifos {
-            let Some(regf) = f.regf_id else {
-                return Err(restore_err(*id, "a FIFO", "no regf_id (path) in its entry"));
-            };
-            if !reg_names(regf) {
-                return Err(restore_err(
-                    *id,
-                    "a FIFO",
-                    format!("its path (file id {regf}) is not in files.img"),
-                ));
-            }
-        }
         tty::restore::check(self, reg_names)?;
         inet::restore::check(self)?;
         netlink::check(self)?;

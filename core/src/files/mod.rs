@@ -56,7 +56,7 @@ use kind::FileKind;
 use table::FdView;
 
 /// Every kind, in the order dump asks them to claim an fd.
-pub static KINDS: [&dyn FileKind; 15] = [
+pub static KINDS: &[&dyn FileKind] = &[
     &memfd::Memfd,
     &fifo::Fifo,
     &tty::Tty,

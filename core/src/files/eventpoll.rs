@@ -239,3 +239,33 @@ pub fn owners<'t>(
     }
     Ok(owners)
 }
+
+/// The epoll registrations task `t` makes: their events, and (epoll fd,
+/// target fd) of each, in order. One file, one set of registrations
+/// (under its first fd), in one task of the tree.
+/// `owners`: see [`owners`].
+pub fn registrations(
+    t: &crate::images::set::TaskImages,
+    owners: &std::collections::HashMap<u32, u32>,
+) -> (Vec<EpollEvent>, Vec<(u32, u32)>) {
+    let (mut events, mut epoll) = (Vec::new(), Vec::new());
+    let mut done = std::collections::HashSet::new();
+    for fi in &t.fdinfo {
+        let Some(ep) = t
+            .other_files
+            .entries
+            .get(&fi.id)
+            .and_then(|f| f.epfd.as_ref())
+        else {
+            continue;
+        };
+        if owners.get(&fi.id) != Some(&t.pstree.pid) || !done.insert(fi.id) {
+            continue;
+        }
+        for (tfd, ev) in ctl_add_args(ep) {
+            epoll.push((fi.fd, tfd));
+            events.push(ev);
+        }
+    }
+    (events, epoll)
+}

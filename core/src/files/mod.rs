@@ -1,16 +1,19 @@
-//! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
-//! FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
+//! The object kinds, one module per kind, each registered by one line in
+//! [`KINDS`] (the table the dump and restore pipelines go through; see
+//! [`kind::FileKind`]): regular files ([`reg`]), memfds ([`memfd`]), pipes
+//! ([`pipe`]), FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
 //! IPv4 and IPv6 and raw ones ([`inet`]), netlink sockets ([`netlink`]),
 //! packet sockets ([`packet`]) (the options all sockets share:
 //! [`sockopts`]; other families' names for their refusals: [`sockets`]),
 //! eventfd, eventpoll,
 //! signalfd, timerfd, inotify, pidfds ([`pidfd`]), pseudo-terminals ([`tty`]), unlinked
-//! ("ghost") files and file locks,
+//! ("ghost") files and file locks, and shared memory objects ([`shmem`]),
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
 //! image) and its restore half (file id → an fd opened in the tool,
 //! independently of which task holds it).
 //!
-//! Dump keeps its per-dump state in [`Dumped`] (one per dump, shared by
+//! Dump reads each fd of a task ([`task_fds`]) and hands it to the first
+//! kind that claims it. It keeps its per-dump state in [`Dumped`] (one per dump, shared by
 //! every task of it, so that one pipe or socket seen from several tasks
 //! gets one `pipe_id`/inode and each open file one id). Restore opens
 //! objects through an [`Opener`], which creates each kernel object once

@@ -96,7 +96,7 @@ impl FdState {
         }
         let words = pgrp_words(&ttys);
         let late = late_fds(t)?;
-        let (events, epoll) = epoll_registrations(t, opts);
+        let (events, epoll) = crate::files::eventpoll::registrations(t, opts.epoll_owners);
         let locks = lock_calls(t, opts.file_locks)?;
         let mut st = FdState {
             events,
@@ -190,35 +190,6 @@ fn late_fds(
         }
     }
     Ok(out)
-}
-
-/// The epoll registrations task `t` makes: their events, and (epoll fd,
-/// target fd) of each, in order. One file, one set of registrations
-/// (under its first fd), in one task of the tree.
-fn epoll_registrations(
-    t: &TaskImages,
-    opts: FileOpts<'_>,
-) -> (Vec<crate::files::eventpoll::EpollEvent>, Vec<(u32, u32)>) {
-    let (mut events, mut epoll) = (Vec::new(), Vec::new());
-    let mut done = std::collections::HashSet::new();
-    for fi in &t.fdinfo {
-        let Some(ep) = t
-            .other_files
-            .entries
-            .get(&fi.id)
-            .and_then(|f| f.epfd.as_ref())
-        else {
-            continue;
-        };
-        if opts.epoll_owners.get(&fi.id) != Some(&t.pstree.pid) || !done.insert(fi.id) {
-            continue;
-        }
-        for (tfd, ev) in crate::files::eventpoll::ctl_add_args(ep) {
-            epoll.push((fi.fd, tfd));
-            events.push(ev);
-        }
-    }
-    (events, epoll)
 }
 
 /// The file locks task `t` takes again (with `--file-locks`; without, a

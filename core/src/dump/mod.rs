@@ -54,7 +54,7 @@
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
 //!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
 //! - shared anonymous memory and memfd mappings: per shmem object
-//!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`shmem`]); memfd
+//!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
 //!   a `memfd.img` inode entry.
 //! - `fs-PID.img` (cwd_id, root_id, umask), `fdinfo-<files_id>.img` (fd,
@@ -83,12 +83,12 @@ pub mod preflight;
 mod proc_part;
 pub mod regs;
 mod release;
-pub mod shmem;
 mod task_state;
 pub mod tree;
 mod workers;
 mod write;
 
+use crate::files::shmem;
 use crate::hooks::{Action, Hooks};
 use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
@@ -171,19 +171,10 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         ..write::Stats::default()
     };
     add_stats(&mut stats, &collected, common.lazy_pages);
-    // The connections leave repair mode before the tasks run on (their
-    // reads and writes would fail in it); a killed tree's stay in it, so
-    // that closing them sends nothing.
-    if opts.final_state != FinalState::Dead {
-        files.kinds.inet.repair.resume_all();
-    }
+    let dead = opts.final_state == FinalState::Dead;
+    files.kinds.before_release(dead);
     release::finish(tree, opts.final_state)?;
-    files.kinds.inet.repair.dismiss();
-    match files.kinds.inet.lock.take() {
-        Some(l) if opts.final_state == FinalState::Dead => l.keep(),
-        Some(l) => l.release()?,
-        None => {}
-    }
+    files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();

@@ -377,23 +377,76 @@ pub fn write_zombie_core(
 /// Write the images of one live task into `dir`.
 pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
-    let pid = c.pid;
-    let pidu = pid as u64;
+    let pidu = c.pid as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
-    let thread = c.thread.as_ref().ok_or_else(|| missing("DUMP_THREAD"))?;
-    let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
-    let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
 
     let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
     img.write_one(Kind::Ids, pidu, &ids)?;
+    img.write_one(Kind::Core, pidu, &leader_core(c, misc)?)?;
+    for t in &c.threads {
+        img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t)?)?;
+    }
+    img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
 
-    // The registers as they resume: an interrupted syscall re-armed or
-    // turned into EINTR, as the kernel would on the way to user space.
-    let mut gp = c.gp;
+    let mut w = img.writer(Kind::Pagemap, pidu)?;
+    w.write_message(&pb::PagemapHead {
+        pages_id: c.pages_id as u32,
+    })?;
+    for e in &c.pagemap {
+        w.write_message(e)?;
+    }
+    w.finish()?;
+
+    img.write_one(
+        Kind::Fs,
+        pidu,
+        &pb::FsEntry {
+            cwd_id: c.cwd_id,
+            root_id: c.root_id,
+            umask: Some(misc.umask),
+        },
+    )?;
+    if c.files_id == c.obj_id {
+        img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
+    }
+    Ok(())
+}
+
+/// A thread's registers as they resume (an interrupted syscall re-armed
+/// or turned into EINTR, as the kernel would on the way to user space) in
+/// a new `core` entry.
+fn core_with_regs(
+    tid: i32,
+    gp: &criu_arch::GpRegs,
+    ext: &ExtRegs,
+    tid_addr: u64,
+) -> Result<pb::CoreEntry, ImageError> {
+    let mut gp = *gp;
     gp.restart_syscall_fixup();
     let mut core = pb::CoreEntry::default();
-    super::regs::fill_thread_info(pid, &mut core, &gp, &c.ext, thread.tid_addr)
+    super::regs::fill_thread_info(tid, &mut core, &gp, ext, tid_addr)
         .map_err(|e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())))?;
+    Ok(core)
+}
+
+/// A registered rseq area (none when its pointer is 0).
+fn rseq_entry(rseq: Option<RseqConfig>) -> Option<pb::RseqEntry> {
+    rseq.filter(|r| r.rseq_abi_pointer != 0)
+        .map(|r| pb::RseqEntry {
+            rseq_abi_pointer: r.rseq_abi_pointer,
+            rseq_abi_size: r.rseq_abi_size,
+            signature: r.signature,
+            rseq_cs_pointer: None,
+        })
+}
+
+/// `core-PID.img` of the task's leader: its registers, the task-wide
+/// state and the leader thread's own.
+fn leader_core(c: &Collected, misc: &MiscArgs) -> Result<pb::CoreEntry, ImageError> {
+    let thread = c.thread.as_ref().ok_or_else(|| missing("DUMP_THREAD"))?;
+    let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
+    let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
+    let mut core = core_with_regs(c.pid, &c.gp, &c.ext, thread.tid_addr)?;
     let comm = core_img::comm_string(&thread.comm);
     core.tc = Some(pb::TaskCoreEntry {
         task_state: if c.stop_signo.is_some() {
@@ -433,61 +486,46 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
             ..core_img::creds_entry(&thread.creds)
         }),
         comm: Some(comm),
-        rseq_entry: c
-            .rseq
-            .filter(|r| r.rseq_abi_pointer != 0)
-            .map(|r| pb::RseqEntry {
-                rseq_abi_pointer: r.rseq_abi_pointer,
-                rseq_abi_size: r.rseq_abi_size,
-                signature: r.signature,
-                rseq_cs_pointer: None,
-            }),
+        rseq_entry: rseq_entry(c.rseq),
         // The tasks stay in the cgroups of the tool: CRIU records that as
         // the root's cgroup set (1, `root_cg_set`), with no cgroup.img.
         cg_set: Some(ROOT_CG_SET),
         ..Default::default()
     });
-    img.write_one(Kind::Core, pidu, &core)?;
-    for t in &c.threads {
-        let args = t
-            .args
-            .as_ref()
-            .ok_or_else(|| missing("DUMP_THREAD of a thread"))?;
-        let mut gp = t.gp;
-        gp.restart_syscall_fixup();
-        let mut tcore = pb::CoreEntry::default();
-        super::regs::fill_thread_info(t.tid, &mut tcore, &gp, &t.ext, args.tid_addr).map_err(
-            |e| ImageError::io("core thread_info", std::io::Error::other(e.to_string())),
-        )?;
-        tcore.thread_core = Some(pb::ThreadCoreEntry {
-            futex_rla: t.robust.0,
-            futex_rla_len: t.robust.1 as u32,
-            sched_nice: Some(t.sched.nice),
-            sched_policy: Some(t.sched.policy),
-            sched_prio: (t.sched.prio != 0).then_some(t.sched.prio),
-            blk_sigset: Some(t.sigmask),
-            sas: Some(core_img::sas_entry(args)),
-            pdeath_sig: (args.pdeath_sig != 0).then_some(args.pdeath_sig as u32),
-            signals_p: Some(signal_queue(&t.signals_p)),
-            creds: Some(pb::CredsEntry {
-                lsm_profile: c.lsm_profile.clone(),
-                ..core_img::creds_entry(&args.creds)
-            }),
-            comm: Some(core_img::comm_string(&args.comm)),
-            rseq_entry: t
-                .rseq
-                .filter(|r| r.rseq_abi_pointer != 0)
-                .map(|r| pb::RseqEntry {
-                    rseq_abi_pointer: r.rseq_abi_pointer,
-                    rseq_abi_size: r.rseq_abi_size,
-                    signature: r.signature,
-                    rseq_cs_pointer: None,
-                }),
-            ..Default::default()
-        });
-        img.write_one(Kind::Core, t.tid as u64, &tcore)?;
-    }
+    Ok(core)
+}
 
+/// `core-TID.img` of one of the task's other threads.
+fn thread_core(c: &Collected, t: &ThreadData) -> Result<pb::CoreEntry, ImageError> {
+    let args = t
+        .args
+        .as_ref()
+        .ok_or_else(|| missing("DUMP_THREAD of a thread"))?;
+    let mut tcore = core_with_regs(t.tid, &t.gp, &t.ext, args.tid_addr)?;
+    tcore.thread_core = Some(pb::ThreadCoreEntry {
+        futex_rla: t.robust.0,
+        futex_rla_len: t.robust.1 as u32,
+        sched_nice: Some(t.sched.nice),
+        sched_policy: Some(t.sched.policy),
+        sched_prio: (t.sched.prio != 0).then_some(t.sched.prio),
+        blk_sigset: Some(t.sigmask),
+        sas: Some(core_img::sas_entry(args)),
+        pdeath_sig: (args.pdeath_sig != 0).then_some(args.pdeath_sig as u32),
+        signals_p: Some(signal_queue(&t.signals_p)),
+        creds: Some(pb::CredsEntry {
+            lsm_profile: c.lsm_profile.clone(),
+            ..core_img::creds_entry(&args.creds)
+        }),
+        comm: Some(core_img::comm_string(&args.comm)),
+        rseq_entry: rseq_entry(t.rseq),
+        ..Default::default()
+    });
+    Ok(tcore)
+}
+
+/// `mm-PID.img`: the task's memory layout and VMAs (guard regions
+/// included).
+fn mm_entry(c: &Collected, misc: &MiscArgs) -> pb::MmEntry {
     let vmas = c
         .vmas
         .iter()
@@ -500,50 +538,23 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         )
         .collect();
     let s = &c.stat;
-    img.write_one(
-        Kind::Mm,
-        pidu,
-        &pb::MmEntry {
-            mm_start_code: s.start_code,
-            mm_end_code: s.end_code,
-            mm_start_data: s.start_data,
-            mm_end_data: s.end_data,
-            mm_start_stack: s.start_stack,
-            mm_start_brk: s.start_brk,
-            mm_brk: misc.brk,
-            mm_arg_start: s.arg_start,
-            mm_arg_end: s.arg_end,
-            mm_env_start: s.env_start,
-            mm_env_end: s.env_end,
-            exe_file_id: c.exe_file_id,
-            mm_saved_auxv: saved_auxv(c.pid, &c.auxv),
-            vmas,
-            dumpable: Some(misc.dumpable),
-            aios: Vec::new(),
-            thp_disabled: Some(misc.thp_disabled != 0),
-        },
-    )?;
-
-    let mut w = img.writer(Kind::Pagemap, pidu)?;
-    w.write_message(&pb::PagemapHead {
-        pages_id: c.pages_id as u32,
-    })?;
-    for e in &c.pagemap {
-        w.write_message(e)?;
+    pb::MmEntry {
+        mm_start_code: s.start_code,
+        mm_end_code: s.end_code,
+        mm_start_data: s.start_data,
+        mm_end_data: s.end_data,
+        mm_start_stack: s.start_stack,
+        mm_start_brk: s.start_brk,
+        mm_brk: misc.brk,
+        mm_arg_start: s.arg_start,
+        mm_arg_end: s.arg_end,
+        mm_env_start: s.env_start,
+        mm_env_end: s.env_end,
+        exe_file_id: c.exe_file_id,
+        mm_saved_auxv: saved_auxv(c.pid, &c.auxv),
+        vmas,
+        dumpable: Some(misc.dumpable),
+        aios: Vec::new(),
+        thp_disabled: Some(misc.thp_disabled != 0),
     }
-    w.finish()?;
-
-    img.write_one(
-        Kind::Fs,
-        pidu,
-        &pb::FsEntry {
-            cwd_id: c.cwd_id,
-            root_id: c.root_id,
-            umask: Some(misc.umask),
-        },
-    )?;
-    if c.files_id == c.obj_id {
-        img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
-    }
-    Ok(())
 }

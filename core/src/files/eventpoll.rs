@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::process::Pid;
 
-use super::{SysFail, fail, set_status_flags};
+use super::{FileError, SysFail, fail, set_status_flags};
 use crate::images::pb;
 use crate::proc::fdinfo::FdInfo;
 use crate::sys::kcmp::{KcmpEpollSlot, KcmpOrder, kcmp_epoll_tfd};
@@ -168,4 +168,104 @@ impl super::kind::FileKind for Eventpoll {
             .ok_or_else(|| super::kind::no_body(e, "an epoll instance"))?;
         open(x).map_err(|f| super::restore_err(e.id, "an epoll instance", f.to_string()))
     }
+}
+
+/// The restorer's `epoll_ctl(EPOLL_CTL_ADD)` of each (epoll fd, target
+/// fd) of `regs`, their events laid out one after the other from `events`
+/// (an address in the task).
+pub fn ctl_add_calls(
+    regs: &[(u32, u32)],
+    events: u64,
+) -> impl Iterator<Item = crate::blob::restorer_abi::RawSyscall> + '_ {
+    regs.iter().enumerate().map(
+        move |(i, &(epfd, tfd))| crate::blob::restorer_abi::RawSyscall {
+            nr: criu_arch::nr::EPOLL_CTL as u64,
+            args: [
+                u64::from(epfd),
+                EPOLL_CTL_ADD,
+                u64::from(tfd),
+                events + (i * size_of::<EpollEvent>()) as u64,
+                0,
+                0,
+            ],
+        },
+    )
+}
+
+/// An epoll instance shared by several tasks (inherited across fork) is
+/// one file: its targets are registered once, by the first task (in
+/// pstree order) that holds it and an fd under every target number, like
+/// CRIU, whose dump reads the targets in one task holding it. A shared
+/// instance no such task holds cannot be restored.
+pub fn owners<'t>(
+    tasks: impl IntoIterator<Item = &'t crate::images::set::TaskImages>,
+) -> Result<std::collections::HashMap<u32, u32>, FileError> {
+    let mut owners = std::collections::HashMap::new();
+    let mut missing = std::collections::BTreeMap::new();
+    for t in tasks {
+        let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
+        for fi in &t.fdinfo {
+            let Some(ep) = t
+                .other_files
+                .entries
+                .get(&fi.id)
+                .and_then(|f| f.epfd.as_ref())
+            else {
+                continue;
+            };
+            if owners.contains_key(&fi.id) {
+                continue;
+            }
+            match ep.tfd.iter().find(|x| !has_fd(x.tfd)) {
+                None => {
+                    owners.insert(fi.id, t.pstree.pid);
+                    missing.remove(&fi.id);
+                }
+                Some(x) => {
+                    missing.entry(fi.id).or_insert((t.pstree.pid, x.tfd));
+                }
+            }
+        }
+    }
+    if let Some((id, (pid, tfd))) = missing.into_iter().next() {
+        return Err(FileError::Image {
+            file: "files.img".into(),
+            what: format!(
+                "epoll instance {id} watches fd {tfd}, which task {pid} holding it \
+             does not hold, nor does any other task holding it (a closed target still \
+             registered)"
+            ),
+        });
+    }
+    Ok(owners)
+}
+
+/// The epoll registrations task `t` makes: their events, and (epoll fd,
+/// target fd) of each, in order. One file, one set of registrations
+/// (under its first fd), in one task of the tree.
+/// `owners`: see [`owners`].
+pub fn registrations(
+    t: &crate::images::set::TaskImages,
+    owners: &std::collections::HashMap<u32, u32>,
+) -> (Vec<EpollEvent>, Vec<(u32, u32)>) {
+    let (mut events, mut epoll) = (Vec::new(), Vec::new());
+    let mut done = std::collections::HashSet::new();
+    for fi in &t.fdinfo {
+        let Some(ep) = t
+            .other_files
+            .entries
+            .get(&fi.id)
+            .and_then(|f| f.epfd.as_ref())
+        else {
+            continue;
+        };
+        if owners.get(&fi.id) != Some(&t.pstree.pid) || !done.insert(fi.id) {
+            continue;
+        }
+        for (tfd, ev) in ctl_add_args(ep) {
+            epoll.push((fi.fd, tfd));
+            events.push(ev);
+        }
+    }
+    (events, epoll)
 }

@@ -142,6 +142,26 @@ impl super::kind::FileKind for Fifo {
         Some((r.fown, r.flags))
     }
 
+    fn check(
+        &self,
+        img: &super::FileImages,
+        reg_names: &dyn Fn(u32) -> bool,
+    ) -> Result<(), FileError> {
+        for (id, f) in &img.fifos {
+            let Some(regf) = f.regf_id else {
+                return Err(restore_err(*id, "a FIFO", "no regf_id (path) in its entry"));
+            };
+            if !reg_names(regf) {
+                return Err(restore_err(
+                    *id,
+                    "a FIFO",
+                    format!("its path (file id {regf}) is not in files.img"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn open(&self, o: &mut Opener<'_>, e: &pb::FileEntry) -> Result<OwnedFd, FileError> {
         let f = e
             .fifo

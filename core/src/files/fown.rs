@@ -101,3 +101,41 @@ pub fn apply(entries: &mut [pb::FileEntry], owners: &[(u32, pb::FownEntry)]) {
         }
     }
 }
+
+/// The restorer's calls giving fd `fd` its owner back: the signal, the
+/// owner (its `f_owner_ex` at `owner_ex`, an address in the task;
+/// `F_SETOWN_EX` checks that the PID exists: every task of the tree does
+/// by then), and `O_ASYNC`, which `F_SETFL` only turns on when it was off.
+pub fn restore_calls(
+    fd: u32,
+    fown: &pb::FownEntry,
+    flags: u32,
+    owner_ex: u64,
+) -> Vec<crate::blob::restorer_abi::RawSyscall> {
+    use crate::blob::restorer_abi::RawSyscall;
+    use linux_raw_sys::general::{F_SETFL, F_SETOWN_EX, F_SETSIG};
+    let fcntl = criu_arch::nr::FCNTL as u64;
+    let fd = u64::from(fd);
+    let mut out = Vec::new();
+    if fown.signum != 0 {
+        out.push(RawSyscall {
+            nr: fcntl,
+            args: [fd, u64::from(F_SETSIG), u64::from(fown.signum), 0, 0, 0],
+        });
+    }
+    if fown.pid != 0 {
+        out.push(RawSyscall {
+            nr: fcntl,
+            args: [fd, u64::from(F_SETOWN_EX), owner_ex, 0, 0, 0],
+        });
+    }
+    if flags & O_ASYNC != 0 {
+        for f in [flags & !O_ASYNC, flags] {
+            out.push(RawSyscall {
+                nr: fcntl,
+                args: [fd, u64::from(F_SETFL), u64::from(f), 0, 0, 0],
+            });
+        }
+    }
+    out
+}

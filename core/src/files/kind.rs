@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 
 use super::table::{FdOpts, FdView, FileTable, FilesError};
 use super::{FileError, FileImages, Opener};
+use crate::blob::restorer_abi::RawSyscall;
 use crate::images::pb;
 
 /// One kind of file object.
@@ -29,6 +30,14 @@ pub trait FileKind: Sync {
     /// Restore: the owner (`F_SETOWN`/`F_SETSIG`) and status flags of
     /// entry `e` (`img` for entries whose path lives in another entry).
     fn owner(&self, e: &pb::FileEntry, img: &FileImages) -> Option<(pb::FownEntry, u32)>;
+
+    /// Restore: checks what can be checked of the kind's entries in
+    /// `img` before anything is created (a damaged or hand-made image);
+    /// `reg_names` tells whether a file id is a regular file's entry.
+    fn check(&self, img: &FileImages, reg_names: &dyn Fn(u32) -> bool) -> Result<(), FileError> {
+        let _ = (img, reg_names);
+        Ok(())
+    }
 
     /// Restore: creates the object of entry `e` in the tool and returns
     /// its fd (one call per file id; objects shared by several ids, like
@@ -58,6 +67,53 @@ pub trait FileKind: Sync {
 pub struct LateFd {
     pub nr: u64,
     pub args: [u64; 6],
+}
+
+impl LateFd {
+    /// The restorer's calls making fd `fd` with this call: the new fd is
+    /// saved, put in its placeholder's place (`dup3` replaces it) and
+    /// closed where it was made.
+    pub fn calls(self, fd: u32, cloexec: bool) -> [RawSyscall; 3] {
+        use crate::blob::restorer_abi::{RAW_ARG0_SAVED, RAW_SAVE};
+        [
+            RawSyscall {
+                nr: self.nr | RAW_SAVE,
+                args: self.args,
+            },
+            RawSyscall {
+                nr: criu_arch::nr::DUP3 as u64 | RAW_ARG0_SAVED,
+                args: [0, u64::from(fd), dup3_flags(cloexec), 0, 0, 0],
+            },
+            RawSyscall {
+                nr: criu_arch::nr::CLOSE as u64 | RAW_ARG0_SAVED,
+                args: [0; 6],
+            },
+        ]
+    }
+}
+
+/// The restorer's call making fd `fd` another fd of the open file made
+/// just before at `first`.
+pub fn late_dup(first: u32, fd: u32, cloexec: bool) -> RawSyscall {
+    RawSyscall {
+        nr: criu_arch::nr::DUP3 as u64,
+        args: [
+            u64::from(first),
+            u64::from(fd),
+            dup3_flags(cloexec),
+            0,
+            0,
+            0,
+        ],
+    }
+}
+
+fn dup3_flags(cloexec: bool) -> u64 {
+    if cloexec {
+        u64::from(linux_raw_sys::general::O_CLOEXEC)
+    } else {
+        0
+    }
 }
 
 /// The error for an entry whose type says one kind but whose body is

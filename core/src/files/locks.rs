@@ -194,3 +194,38 @@ pub fn restore_call(e: &pb::FileLockEntry) -> Result<LockCall, String> {
         f => return Err(format!("lock flag {f} on fd {}", e.fd)),
     })
 }
+
+impl LockCall {
+    /// The `flock` struct the call points to, if it takes one.
+    pub fn flock(&self) -> Option<KernelFlock> {
+        match *self {
+            LockCall::Fcntl { flock, .. } => Some(flock),
+            LockCall::Flock { .. } => None,
+        }
+    }
+}
+
+/// The restorer's calls taking `calls` again, the `flock` structs of
+/// those that take one laid out one after the other from `flocks` (an
+/// address in the task).
+pub fn syscalls(calls: &[LockCall], flocks: u64) -> Vec<crate::blob::restorer_abi::RawSyscall> {
+    use crate::blob::restorer_abi::RawSyscall;
+    let mut k = 0;
+    calls
+        .iter()
+        .map(|call| match *call {
+            LockCall::Flock { fd, op } => RawSyscall {
+                nr: criu_arch::nr::FLOCK as u64,
+                args: [fd, op, 0, 0, 0, 0],
+            },
+            LockCall::Fcntl { fd, cmd, .. } => {
+                let at = flocks + (k * size_of::<KernelFlock>()) as u64;
+                k += 1;
+                RawSyscall {
+                    nr: criu_arch::nr::FCNTL as u64,
+                    args: [fd, cmd, at, 0, 0, 0],
+                }
+            }
+        })
+        .collect()
+}

@@ -1,16 +1,19 @@
-//! File kinds beyond regular files, one module per kind: pipes ([`pipe`]),
-//! FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
+//! The object kinds, one module per kind, each registered by one line in
+//! [`KINDS`] (the table the dump and restore pipelines go through; see
+//! [`kind::FileKind`]): regular files ([`reg`]), memfds ([`memfd`]), pipes
+//! ([`pipe`]), FIFOs ([`fifo`]), unix sockets ([`unix`]), TCP and UDP sockets over
 //! IPv4 and IPv6 and raw ones ([`inet`]), netlink sockets ([`netlink`]),
 //! packet sockets ([`packet`]) (the options all sockets share:
 //! [`sockopts`]; other families' names for their refusals: [`sockets`]),
 //! eventfd, eventpoll,
 //! signalfd, timerfd, inotify, pidfds ([`pidfd`]), pseudo-terminals ([`tty`]), unlinked
-//! ("ghost") files and file locks,
+//! ("ghost") files and file locks, and shared memory objects ([`shmem`]),
 //! each with its dump half (fd of a frozen task → `files.img` entry + data
 //! image) and its restore half (file id → an fd opened in the tool,
 //! independently of which task holds it).
 //!
-//! Dump keeps its per-dump state in [`Dumped`] (one per dump, shared by
+//! Dump reads each fd of a task ([`task_fds`]) and hands it to the first
+//! kind that claims it. It keeps its per-dump state in [`Dumped`] (one per dump, shared by
 //! every task of it, so that one pipe or socket seen from several tasks
 //! gets one `pipe_id`/inode and each open file one id). Restore opens
 //! objects through an [`Opener`], which creates each kernel object once
@@ -33,10 +36,12 @@ pub mod packet;
 pub mod pidfd;
 pub mod pipe;
 pub mod reg;
+pub mod shmem;
 pub mod signalfd;
 pub mod sockets;
 pub mod sockopts;
 pub mod table;
+pub mod task_fds;
 pub mod timerfd;
 pub mod tty;
 pub mod unix;
@@ -54,7 +59,7 @@ use kind::FileKind;
 use table::FdView;
 
 /// Every kind, in the order dump asks them to claim an fd.
-pub static KINDS: [&dyn FileKind; 15] = [
+pub static KINDS: &[&dyn FileKind] = &[
     &memfd::Memfd,
     &fifo::Fifo,
     &tty::Tty,
@@ -204,6 +209,30 @@ pub struct Dumped {
 }
 
 impl Dumped {
+    /// Before the dumped tasks are let go (`dead`: killed): what the dump
+    /// held in a state the tasks cannot use goes back to normal. TCP
+    /// connections leave repair mode before the tasks run on (their reads
+    /// and writes would fail in it); a killed tree's stay in it, so that
+    /// closing them sends nothing.
+    pub fn before_release(&mut self, dead: bool) {
+        if !dead {
+            self.inet.repair.resume_all();
+        }
+    }
+
+    /// Once the tasks are let go: the dump lets go of the connections, and
+    /// of the network lock unless the tree was killed (its lock stays, so
+    /// that nothing reaches the peers).
+    pub fn after_release(&mut self, dead: bool) -> Result<(), crate::netlock::NetLockError> {
+        self.inet.repair.dismiss();
+        match self.inet.lock.take() {
+            Some(l) if dead => l.keep(),
+            Some(l) => l.release()?,
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Writes the data images that have something to hold.
     pub fn write_images(&self, dir: &ImageDir) -> Result<(), ImageError> {
         write_payloads(dir, Kind::PipesData, &self.pipes_data)?;
@@ -272,17 +301,8 @@ impl FileImages {
 
     /// Checks what can be checked before anything is created.
     pub fn check(&self, reg_names: &dyn Fn(u32) -> bool) -> Result<(), FileError> {
-        for (id, f) in &self.fifos {
-            let Some(regf) = f.regf_id else {
-                return Err(restore_err(*id, "a FIFO", "no regf_id (path) in its entry"));
-            };
-            if !reg_names(regf) {
-                return Err(restore_err(
-                    *id,
-                    "a FIFO",
-                    format!("its path (file id {regf}) is not in files.img"),
-                ));
-            }
+        for k in KINDS {
+            k.check(self, reg_names)?;
         }
         tty::restore::check(self, reg_names)?;
         inet::restore::check(self)?;

@@ -5,6 +5,8 @@
 //! ([`super::ghost`]). Character devices whose state is the device's
 //! (`/dev/null`, ...) reopen by path; other devices are refused.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -283,4 +285,36 @@ pub fn open_path(path: &str, flags: OFlags) -> Result<OwnedFd, rustix::io::Errno
         flags | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )
+}
+
+/// The regular files of the tree by id (for restore), a ghost file by the
+/// path it was created at (looked up per file: the tree's table is
+/// shared, never copied per task).
+#[derive(Clone, Copy)]
+pub struct RegFiles<'a> {
+    pub reg: &'a HashMap<u32, pb::RegFileEntry>,
+    pub ghosts: &'a super::ghost::Ghosts,
+}
+
+impl<'a> RegFiles<'a> {
+    pub fn get(&self, id: u32) -> Option<Cow<'a, pb::RegFileEntry>> {
+        let reg = self.reg.get(&id)?;
+        Some(match self.ghosts.path_of(id) {
+            Some(p) => Cow::Owned(pb::RegFileEntry {
+                name: p.display().to_string(),
+                ..reg.clone()
+            }),
+            None => Cow::Borrowed(reg),
+        })
+    }
+}
+
+/// Opens the regular file of entry `reg` for a task; an error names the
+/// image entry too (a damaged image is the likelier cause than a lost
+/// file).
+pub fn open_entry(reg: &pb::RegFileEntry, flags: OFlags) -> Result<OwnedFd, FileError> {
+    open_path(&reg.name, flags).map_err(|errno| FileError::Open {
+        path: format!("{} (file id {} of files.img)", reg.name, reg.id),
+        errno,
+    })
 }

@@ -142,6 +142,24 @@ impl super::kind::FileKind for Timerfd {
         pb::FdTypes::Timerfd
     }
 
+    fn check(
+        &self,
+        img: &super::FileImages,
+        _: &dyn Fn(u32) -> bool,
+    ) -> Result<(), super::FileError> {
+        for (id, e) in &img.entries {
+            if let Some(tf) = &e.tfd
+                && clock(tf.clockid).is_none()
+            {
+                return Err(super::FileError::Image {
+                    file: "files.img".into(),
+                    what: format!("timerfd {id} has clock {}", tf.clockid),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn claims(&self, fd: &super::table::FdView<'_>) -> bool {
         fd.anon_name() == Some("[timerfd]")
     }

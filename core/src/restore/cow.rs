@@ -43,7 +43,7 @@ fn eligible(t: &TaskImages, v: &pb::VmaEntry) -> bool {
         && !is_file_vma(v)
         && v.flags & !PLAIN == 0
         && v.madv.unwrap_or(0) & NOT_INHERITED == 0
-        && super::shmem::index_of(&t.shmem, v, &t.memfd_files).is_none()
+        && crate::files::shmem::index_of(&t.shmem, v, &t.memfd_files).is_none()
 }
 
 /// One VMA of a task that lives in a premap slot first.

@@ -30,7 +30,6 @@ pub mod layout;
 mod plan;
 mod regs;
 mod regsets;
-mod shmem;
 mod task_attrs;
 mod tree;
 pub mod vdso;

@@ -552,3 +552,59 @@ fn our_foreground_group() -> Option<i32> {
     let ours = rustix::process::getsid(None).ok()?;
     (sid == ours.as_raw_nonzero().get()).then(|| rustix::process::getpgrp().as_raw_nonzero().get())
 }
+
+/// `calls` for a controlling terminal no fd of the session leader holds:
+/// a slave of it opened at `fd` is taken as the controlling terminal, its
+/// foreground group set to `pgrp` (unless that is the leader's own,
+/// `pid`), and closed.
+pub fn unheld_ctty_calls(calls: &mut Vec<TtyCall>, fd: u32, pgrp: u32, pid: u32) {
+    calls.push(TtyCall::SetCtty { fd });
+    if pgrp != 0 && pgrp != pid {
+        calls.push(TtyCall::SetPgrp {
+            fd,
+            pgrp: pgrp as i32,
+        });
+    }
+    calls.push(TtyCall::Close { fd });
+}
+
+/// The process groups `calls` set, in order: the words their `TIOCSPGRP`
+/// point to.
+pub fn pgrp_words(calls: &[TtyCall]) -> Vec<i32> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            TtyCall::SetPgrp { pgrp, .. } => Some(*pgrp),
+            TtyCall::SetCtty { .. } | TtyCall::Close { .. } => None,
+        })
+        .collect()
+}
+
+/// The restorer's calls of `calls`, the words of [`pgrp_words`] laid out
+/// one after the other from `words` (an address in the task).
+pub fn syscalls(calls: &[TtyCall], words: u64) -> Vec<crate::blob::restorer_abi::RawSyscall> {
+    use crate::blob::restorer_abi::RawSyscall;
+    let ioctl = criu_arch::nr::IOCTL as u64;
+    let mut w = 0;
+    calls
+        .iter()
+        .map(|call| match *call {
+            TtyCall::SetCtty { fd } => RawSyscall {
+                nr: ioctl,
+                args: [u64::from(fd), u64::from(sys::TIOCSCTTY), 0, 0, 0, 0],
+            },
+            TtyCall::Close { fd } => RawSyscall {
+                nr: criu_arch::nr::CLOSE as u64,
+                args: [u64::from(fd), 0, 0, 0, 0, 0],
+            },
+            TtyCall::SetPgrp { fd, .. } => {
+                let at = words + (w * size_of::<i32>()) as u64;
+                w += 1;
+                RawSyscall {
+                    nr: ioctl,
+                    args: [u64::from(fd), u64::from(sys::TIOCSPGRP), at, 0, 0, 0],
+                }
+            }
+        })
+        .collect()
+}

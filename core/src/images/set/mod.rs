@@ -254,21 +254,7 @@ fn read_task(
     let pid = u64::from(pstree.pid);
     validate_core(&core, &Kind::Core.file_name(pid), task_size, regs)?;
     refuse_seccomp(&core, pstree.pid, &Kind::Core.file_name(pid))?;
-    let mut threads = Vec::new();
-    let mut seen = HashSet::with_capacity(pstree.threads.len());
-    for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
-        if !seen.insert(tid) {
-            return Err(invalid(
-                "pstree.img",
-                format!("thread {tid} is listed twice"),
-            ));
-        }
-        validate_pid(tid, "pstree.img")?;
-        let c = read_core(dir, "thread", tid)?;
-        validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size, regs)?;
-        refuse_seccomp(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
-        threads.push((tid, c));
-    }
+    let threads = read_threads(dir, &pstree, task_size, regs)?;
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
     // helpers that are not written yet.
     if let Some(state) = core.tc.as_ref().map(|tc| tc.task_state)
@@ -284,46 +270,8 @@ fn read_task(
     let mm_file = Kind::Mm.file_name(pid);
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
     refuse_unsupported(&mm.vmas, &mm_file)?;
-
-    let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
-    let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
-    let pages_len = std::fs::metadata(&pages_path)
-        .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
-        .len();
-    let pm_file = Kind::Pagemap.file_name(pid);
-    let pages_file = Kind::Pages.file_name(u64::from(pages_id));
-    validate_pages(
-        &pages,
-        &mm.vmas,
-        &pm_file,
-        &pages_file,
-        page_size,
-        pages_len,
-    )?;
-
-    let reg_files = &files.reg_files;
-    for v in mm
-        .vmas
-        .iter()
-        .filter(|v| is_mapped_vma(v) && is_file_vma(v))
-    {
-        let id = v.shmid as u32;
-        if !reg_files.contains_key(&id) {
-            return Err(invalid(
-                mm_file.clone(),
-                format!(
-                    "file VMA {:#x}-{:#x} names file id {id}, which files.img {}",
-                    v.start,
-                    v.end,
-                    if files.has_files_img {
-                        "does not hold"
-                    } else {
-                        "(missing) would hold"
-                    }
-                ),
-            ));
-        }
-    }
+    let (pages, pages_path) = read_pages(dir, pid, &mm, page_size)?;
+    check_file_vmas(&mm, &mm_file, files)?;
     let shmem = shmem::read(dir, &mm.vmas, &files.memfd_files, page_size, &mm_file)?;
     let fs = if complete || dir.path(Kind::Fs, pid).exists() {
         Some(read_single::<pb::FsEntry>(dir, Kind::Fs, pid)?)
@@ -337,28 +285,7 @@ fn read_task(
         core.ids
     };
     let files_id = ids.as_ref().map(|i| i.files_id).unwrap_or(pstree.pid);
-    let no_fdinfo_image = !(complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists());
-    let fdinfo = if no_fdinfo_image {
-        Vec::new()
-    } else if !dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
-        // Complete images have one fdinfo image per fd table: a missing one
-        // is the fault of the id that names it (a damaged or foreign one).
-        let named_by = match &ids {
-            Some(_) if dir.path(Kind::Ids, pid).exists() => Kind::Ids.file_name(pid),
-            _ => Kind::Core.file_name(pid),
-        };
-        return Err(invalid(
-            named_by,
-            format!(
-                "task {}'s fd table is files id {files_id}, but there is no {}",
-                pstree.pid,
-                Kind::Fdinfo.file_name(u64::from(files_id))
-            ),
-        ));
-    } else {
-        dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))?
-    };
-    validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
+    let (fdinfo, no_fdinfo_image) = read_fdinfo(dir, &pstree, ids.is_some(), files_id, complete)?;
     let file_locks = files.locks.remove(&(pstree.pid as i32)).unwrap_or_default();
     Ok(TaskImages {
         pstree,
@@ -381,4 +308,120 @@ fn read_task(
         shares_files: false,
         shares_fs: false,
     })
+}
+
+/// The cores of the task's other threads, each listed once, validated.
+fn read_threads(
+    dir: &ImageDir,
+    pstree: &pb::PstreeEntry,
+    task_size: u64,
+    regs: RegsCheck,
+) -> Result<Vec<(u32, pb::CoreEntry)>, CheckError> {
+    let mut threads = Vec::new();
+    let mut seen = HashSet::with_capacity(pstree.threads.len());
+    for &tid in pstree.threads.iter().filter(|&&t| t != pstree.pid) {
+        if !seen.insert(tid) {
+            return Err(invalid(
+                "pstree.img",
+                format!("thread {tid} is listed twice"),
+            ));
+        }
+        validate_pid(tid, "pstree.img")?;
+        let c = read_core(dir, "thread", tid)?;
+        validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size, regs)?;
+        refuse_seccomp(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
+        threads.push((tid, c));
+    }
+    Ok(threads)
+}
+
+/// The task's pagemap runs, checked against its VMAs and the size of its
+/// `pages-N.img`, and that file's path.
+fn read_pages(
+    dir: &ImageDir,
+    pid: u64,
+    mm: &pb::MmEntry,
+    page_size: u64,
+) -> Result<(Vec<PagesRun>, std::path::PathBuf), CheckError> {
+    let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
+    let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
+    let pages_len = std::fs::metadata(&pages_path)
+        .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
+        .len();
+    let pm_file = Kind::Pagemap.file_name(pid);
+    let pages_file = Kind::Pages.file_name(u64::from(pages_id));
+    validate_pages(
+        &pages,
+        &mm.vmas,
+        &pm_file,
+        &pages_file,
+        page_size,
+        pages_len,
+    )?;
+    Ok((pages, pages_path))
+}
+
+/// Every file-backed VMA names a regular file of `files.img`.
+fn check_file_vmas(mm: &pb::MmEntry, mm_file: &str, files: &TreeFiles) -> Result<(), CheckError> {
+    let reg_files = &files.reg_files;
+    for v in mm
+        .vmas
+        .iter()
+        .filter(|v| is_mapped_vma(v) && is_file_vma(v))
+    {
+        let id = v.shmid as u32;
+        if !reg_files.contains_key(&id) {
+            return Err(invalid(
+                mm_file.to_string(),
+                format!(
+                    "file VMA {:#x}-{:#x} names file id {id}, which files.img {}",
+                    v.start,
+                    v.end,
+                    if files.has_files_img {
+                        "does not hold"
+                    } else {
+                        "(missing) would hold"
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The fds of fd table `files_id` (none when the images have no fdinfo
+/// image and need not: then also `true`), validated. `has_ids`: the
+/// task's kernel-object ids were read (from ids-PID.img or its core).
+fn read_fdinfo(
+    dir: &ImageDir,
+    pstree: &pb::PstreeEntry,
+    has_ids: bool,
+    files_id: u32,
+    complete: bool,
+) -> Result<(Vec<pb::FdinfoEntry>, bool), CheckError> {
+    let pid = u64::from(pstree.pid);
+    let no_fdinfo_image = !(complete || dir.path(Kind::Fdinfo, u64::from(files_id)).exists());
+    let fdinfo = if no_fdinfo_image {
+        Vec::new()
+    } else if !dir.path(Kind::Fdinfo, u64::from(files_id)).exists() {
+        // Complete images have one fdinfo image per fd table: a missing one
+        // is the fault of the id that names it (a damaged or foreign one).
+        let named_by = if has_ids && dir.path(Kind::Ids, pid).exists() {
+            Kind::Ids.file_name(pid)
+        } else {
+            Kind::Core.file_name(pid)
+        };
+        return Err(invalid(
+            named_by,
+            format!(
+                "task {}'s fd table is files id {files_id}, but there is no {}",
+                pstree.pid,
+                Kind::Fdinfo.file_name(u64::from(files_id))
+            ),
+        ));
+    } else {
+        dir.read_all::<pb::FdinfoEntry>(Kind::Fdinfo, u64::from(files_id))?
+    };
+    validate_fdinfo(&fdinfo, &Kind::Fdinfo.file_name(u64::from(files_id)))?;
+    Ok((fdinfo, no_fdinfo_image))
 }

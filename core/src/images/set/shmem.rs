@@ -1,7 +1,7 @@
 //! Shared memory objects of one task (shared anonymous memory and memfd
 //! mappings): read from `pagemap-shmem-<shmid>.img` and its pages image,
 //! and checked against the object's size. Restore recreates them (see
-//! `crate::restore::shmem`).
+//! `crate::files::shmem`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

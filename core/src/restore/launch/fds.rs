@@ -33,6 +33,24 @@ pub(super) fn tree_opener<'a>(
         .with_fds(min_fd, ghosts.paths().clone())
 }
 
+/// The tree's files, opened once by one opener for every task (see
+/// [`tree_opener`]), with the tool's pidfd and the pipes of shared fd
+/// tables (see [`fd_sync_pipes`]).
+#[allow(clippy::type_complexity)]
+pub(super) fn tree_files<'a>(
+    opts: &Opts,
+    alive: &[&'a TaskImages],
+    roles: &tree::Roles,
+    ghosts: &crate::files::ghost::Ghosts,
+) -> Result<(plan::SharedFiles<'a>, HashMap<i32, (i32, i32)>), RestoreError> {
+    let min_fd = plan::min_fd(alive.iter().copied());
+    let opener = tree_opener(opts, alive[0], min_fd, ghosts);
+    let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
+    shared.tool_pidfd = tool_pidfd(&mut shared);
+    let sync_pipes = fd_sync_pipes(roles, &mut shared)?;
+    Ok((shared, sync_pipes))
+}
+
 /// The TCP connections leave repair mode here: every socket of the tree
 /// exists (both ends of a connection inside it), no task has run its own
 /// code yet, and none could use its socket in repair mode. CRIU's

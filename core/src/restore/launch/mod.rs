@@ -53,18 +53,15 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let t_start = Instant::now();
     hooks.run(Action::PreRestore, None)?;
     let page = rustix::param::page_size() as u64;
-    let maps = SelfMaps::read()?;
-    let task_size = task_size(&maps, page);
-    let (tasks, rt_vdso, vdso_plans) = read_checked(opts, &maps, page, task_size)?;
+    let TreeRead {
+        task_size,
+        tasks,
+        rt_vdso,
+        vdso_plans,
+        roles,
+    } = read_tree(opts, page)?;
     let alive = alive_tasks(&tasks);
-    check_pid_max(&tasks)?;
-    let roles = tree::roles(&tasks, opts.common.shell_job)?;
     let root = alive[0].pstree.pid;
-    crate::pr_info!(
-        "Restoring {} tasks (root {root}) from {}",
-        tasks.len(),
-        opts.common.images_dir.display()
-    );
     // The tree's counters, then every region planned where it is free in
     // the tool (and so in every task until it unmaps the tool) and in its
     // own task, none overlapping another.
@@ -81,18 +78,14 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let dir = ImageDir::new(&opts.common.images_dir);
     let ghosts = crate::files::ghost::Ghosts::create(&dir, &alive[0].remaps, &alive[0].reg_files)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
-    let epoll_owners = super::fd_state::epoll_owners(alive.iter().copied())?;
+    let epoll_owners = crate::files::eventpoll::owners(alive.iter().copied())
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
     let file_opts = super::fd_state::FileOpts {
         ghosts: &ghosts,
         file_locks: opts.common.file_locks,
         epoll_owners: &epoll_owners,
     };
-    // The tree's files, opened once by one opener for every task.
-    let min_fd = plan::min_fd(alive.iter().copied());
-    let opener = fds::tree_opener(opts, alive[0], min_fd, &ghosts);
-    let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
-    shared.tool_pidfd = fds::tool_pidfd(&mut shared);
-    let sync_pipes = fds::fd_sync_pipes(&roles, &mut shared)?;
+    let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
     let (fault_stage, fault_after) = fault_from_env();
     let mut inputs = RoleInputs {
         roles: &roles,
@@ -158,10 +151,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     match done {
         Ok(exit_code) => {
             drop(page_words);
-            // It runs: a failing post-resume can only be reported.
-            hooks
-                .run(Action::PostResume, raw_pid)
-                .unwrap_or_else(|e| crate::pr_err!("{e}"));
+            resumed(hooks, raw_pid);
             Ok(Restored {
                 pid: child,
                 stats: stats(forking, t_start, &alive, &live, page),
@@ -173,6 +163,46 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             Err(e)
         }
     }
+}
+
+/// The tree's images, read and checked, and what follows from them alone.
+struct TreeRead {
+    /// The top of the address space (see [`task_size`]).
+    task_size: u64,
+    tasks: Vec<TreeTaskImages>,
+    rt_vdso: Runtime,
+    vdso_plans: Vec<VdsoPlan>,
+    /// Each task's role in the tree.
+    roles: tree::Roles,
+}
+
+fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
+    let maps = SelfMaps::read()?;
+    let task_size = task_size(&maps, page);
+    let (tasks, rt_vdso, vdso_plans) = read_checked(opts, &maps, page, task_size)?;
+    check_pid_max(&tasks)?;
+    let roles = tree::roles(&tasks, opts.common.shell_job)?;
+    crate::pr_info!(
+        "Restoring {} tasks (root {}) from {}",
+        tasks.len(),
+        alive_tasks(&tasks)[0].pstree.pid,
+        opts.common.images_dir.display()
+    );
+    Ok(TreeRead {
+        task_size,
+        tasks,
+        rt_vdso,
+        vdso_plans,
+        roles,
+    })
+}
+
+/// The tree runs: its post-resume action (whose failure can only be
+/// reported).
+fn resumed(hooks: &mut Hooks, pid: Option<i32>) {
+    hooks
+        .run(Action::PostResume, pid)
+        .unwrap_or_else(|e| crate::pr_err!("{e}"));
 }
 
 /// The live tasks of the tree, in pstree order.

@@ -1,8 +1,6 @@
-//! The plan's file steps: regular files by id (ghosts by the path they
-//! were created at), shared memory objects and the task's fds, each
+//! The plan's file steps: shared memory objects and the task's fds, each
 //! kernel object opened once for the tree through its [`SharedFiles`].
 
-use std::borrow::Cow;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::fs::OFlags;
@@ -10,31 +8,8 @@ use rustix::fs::OFlags;
 use super::{SharedFiles, high_fd};
 use crate::blob::restorer_abi::FdMove;
 use crate::files::tty::restore::UnheldCtty;
-use crate::images::pb;
 use crate::restore::RestoreError;
 use crate::restore::images::TaskImages;
-
-/// The regular files of the tree by id, a ghost file by the path it was
-/// created at (looked up per file: the tree's table is shared, never
-/// copied per task).
-#[derive(Clone, Copy)]
-pub(super) struct RegFiles<'a> {
-    pub t: &'a TaskImages,
-    pub ghosts: &'a crate::files::ghost::Ghosts,
-}
-
-impl<'a> RegFiles<'a> {
-    pub fn get(&self, id: u32) -> Option<Cow<'a, pb::RegFileEntry>> {
-        let reg = self.t.reg_files.get(&id)?;
-        Some(match self.ghosts.path_of(id) {
-            Some(p) => Cow::Owned(pb::RegFileEntry {
-                name: p.display().to_string(),
-                ..reg.clone()
-            }),
-            None => Cow::Borrowed(reg),
-        })
-    }
-}
 
 /// Shared memory objects, created and filled here (once per tree); the
 /// restorer maps their descriptors. The tool's fd of each of `t.shmem`.
@@ -48,7 +23,7 @@ pub(super) fn open_shmem(
             shm_fds.push(fd);
             continue;
         }
-        let fd = high_fd(crate::restore::shmem::create(o)?, shared.min_fd)?;
+        let fd = high_fd(crate::files::shmem::create(o)?, shared.min_fd)?;
         crate::pr_debug!(
             "shmem object {} ({} bytes, {} runs) is fd {}",
             o.shmid,

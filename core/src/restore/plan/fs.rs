@@ -5,8 +5,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::fs::OFlags;
 
-use super::files::RegFiles;
 use super::open_reg;
+use crate::files::reg::RegFiles;
 use crate::restore::RestoreError;
 use crate::restore::images::TaskImages;
 

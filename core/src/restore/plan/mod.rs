@@ -188,20 +188,19 @@ pub(super) fn high_fd(fd: OwnedFd, min: i32) -> Result<OwnedFd, RestoreError> {
 }
 
 /// Opens the regular file `reg` of the files image (a mapped file, the
-/// exe, cwd or root); an error names the image entry too (a damaged image
-/// is the likelier cause than a lost file).
+/// exe, cwd or root) at or above `min`.
 fn open_reg(reg: &pb::RegFileEntry, flags: OFlags, min: i32) -> Result<OwnedFd, RestoreError> {
-    let fd = crate::files::reg::open_path(&reg.name, flags).map_err(|e| {
-        RestoreError::Open(format!("{} (file id {} of files.img)", reg.name, reg.id), e)
-    })?;
-    high_fd(fd, min)
+    high_fd(crate::files::reg::open_entry(reg, flags)?, min)
 }
 
 /// What [`check`] checks once for the whole tree: the file images every
 /// task shares (`t` is any task of the tree).
 pub fn check_tree(t: &TaskImages) -> Result<(), RestoreError> {
-    t.other_files.check(&|id| t.reg_files.contains_key(&id))?;
-    super::fd_state::check_tree(t)
+    // Epoll targets are checked for the whole tree (`epoll_owners`): a
+    // task sharing an instance need not hold them.
+    t.other_files
+        .check(&|id| t.reg_files.contains_key(&id))
+        .map_err(Into::into)
 }
 
 /// The part of [`build`] that only looks at the images: every conversion
@@ -333,8 +332,8 @@ pub fn build<'a>(
     shared: &mut SharedFiles<'a>,
     file_opts: super::fd_state::FileOpts<'_>,
 ) -> Result<Plan, RestoreError> {
-    let regs_of = files::RegFiles {
-        t,
+    let regs_of = crate::files::reg::RegFiles {
+        reg: &t.reg_files,
         ghosts: file_opts.ghosts,
     };
     // A session leader whose controlling terminal none of its own fds

@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::fs::OFlags;
 
-use super::files::RegFiles;
 use super::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, TaskRole, high_fd, open_reg};
 use crate::blob::restorer_abi::{PageRun, RawSyscall, VmaArg};
+use crate::files::reg::RegFiles;
 use crate::images::pb;
 use crate::restore::RestoreError;
 use crate::restore::images::{TaskImages, is_file_vma, is_mapped_vma};
@@ -39,7 +39,7 @@ pub(super) fn vma_args(
             .pages
             .partition_point(|r| r.vaddr + r.nr_pages * page_size <= v.start);
         let has_pages = t.pages.get(first).is_some_and(|r| r.vaddr < v.end);
-        if let Some(i) = crate::restore::shmem::index_of(&t.shmem, v, &t.memfd_files) {
+        if let Some(i) = crate::files::shmem::index_of(&t.shmem, v, &t.memfd_files) {
             vmas.push(shmem_vma(t, v, src.shm_fds[i], has_pages, min_fd, fds)?);
             continue;
         }
@@ -88,7 +88,7 @@ fn shmem_vma(
     min_fd: i32,
     fds: &mut Vec<OwnedFd>,
 ) -> Result<VmaArg, RestoreError> {
-    let fd = match crate::restore::shmem::memfd_mapping_mode(v, &t.memfd_files) {
+    let fd = match crate::files::shmem::memfd_mapping_mode(v, &t.memfd_files) {
         // The memfd_create'd description: it counts as no writer.
         Some(m) if m != OFlags::RDWR => {
             let f = high_fd(crate::files::memfd::reopen(shm_fd, m)?, min_fd)?;

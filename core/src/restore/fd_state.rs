@@ -97,9 +97,9 @@ pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
                 what: format!("a lock on fd {}, which the task does not hold", l.fd),
             });
         }
-        crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
+        crate::files::locks::restore_call(l).map_err(|e| RestoreError::Invalid {
             file: "filelocks.img".into(),
-            what,
+            what: e.to_string(),
         })?;
     }
     Ok(())
@@ -243,11 +243,10 @@ impl FdState {
             );
         }
         for l in t.file_locks.iter().filter(|_| file_locks) {
-            let call =
-                crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
-                    file: "filelocks.img".into(),
-                    what,
-                })?;
+            let call = crate::files::locks::restore_call(l).map_err(|e| RestoreError::Invalid {
+                file: "filelocks.img".into(),
+                what: e.to_string(),
+            })?;
             if let crate::files::locks::LockCall::Fcntl { flock, .. } = call {
                 st.flocks.push(flock);
             }

@@ -39,6 +39,7 @@ use rustix::net::AddressFamily;
 
 use super::table::{FdView, FileTable, FilesError};
 use super::{Dumped, FdCtx, FileError, FileImages, sockopts};
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::proc::inet_diag::{self, InetSock};
 use crate::proc::task::FdTarget;
@@ -199,14 +200,14 @@ fn sockaddr_parts(a: std::net::SocketAddr) -> ([u8; 16], u16) {
 /// only bound), read from the socket itself: it must be closed (a
 /// listener or connection missing from the list is in another network
 /// namespace, which this dump does not see).
-fn unlisted(copy: &OwnedFd, family: u8, ino: u32, tcp: bool) -> Result<InetSock, String> {
+fn unlisted(copy: &OwnedFd, family: u8, ino: u32, tcp: bool) -> Result<InetSock, SockError> {
     let mut sk = InetSock {
         ino,
         family,
         state: TCP_CLOSE,
         ..InetSock::default()
     };
-    let name = rustix::net::getsockname(copy).map_err(|e| format!("getsockname: {e}"))?;
+    let name = rustix::net::getsockname(copy).map_err(SockError::call("getsockname"))?;
     if let Ok(a) = std::net::SocketAddr::try_from(name) {
         (sk.src, sk.src_port) = sockaddr_parts(a);
     }
@@ -217,27 +218,31 @@ fn unlisted(copy: &OwnedFd, family: u8, ino: u32, tcp: bool) -> Result<InetSock,
             }
         }
         Ok(None) | Err(Errno::NOTCONN) => {}
-        Err(e) => return Err(format!("getpeername: {e}")),
+        Err(e) => return Err(SockError::sys("getpeername", e)),
     }
     let other_ns = || {
-        format!(
+        SockError::Refused(format!(
             "{} is not in sock_diag's list (in another network namespace?)",
             show(family, &sk.src, sk.src_port)
-        )
+        ))
     };
     if tcp {
         let (state, segs) = tcp_info(copy)?;
         if state != TCP_CLOSE {
-            return Err(format!("{} ({})", other_ns(), state_name(state)));
+            return Err(SockError::Refused(format!(
+                "{} ({})",
+                other_ns(),
+                state_name(state)
+            )));
         }
         if segs != 0 {
             // Reset, or closed after a connection: reads give its end (an
             // error, then end of file), which a new socket would not.
-            return Err(format!(
+            return Err(SockError::Refused(format!(
                 "{}, closed after a connection ({segs} segments went), which cannot be \
                  dumped yet",
                 show(family, &sk.src, sk.src_port)
-            ));
+            )));
         }
     } else if sk.src_port != 0 {
         // A bound UDP socket is always listed.
@@ -248,11 +253,11 @@ fn unlisted(copy: &OwnedFd, family: u8, ino: u32, tcp: bool) -> Result<InetSock,
 
 /// A TCP socket's state and the segments it sent and received
 /// (`TCP_INFO`).
-fn tcp_info(copy: &OwnedFd) -> Result<(u8, u64), String> {
+fn tcp_info(copy: &OwnedFd) -> Result<(u8, u64), SockError> {
     use linux_raw_sys::net::tcp_info;
     let mut info = [0u8; size_of::<tcp_info>()];
     let n = so::get_bytes(copy, SOL_TCP, raw::TCP_INFO, Some(&mut info))
-        .map_err(|e| format!("TCP_INFO: {e}"))?;
+        .map_err(SockError::call("TCP_INFO"))?;
     let word = |at: usize| {
         info.get(at..at + 4)
             .filter(|_| at + 4 <= n)
@@ -322,14 +327,17 @@ fn needs_scope(addr: &[u8; 16]) -> bool {
     link_local || small_multicast
 }
 
-fn int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<i32, String> {
-    so::get_int(fd, level, name).map_err(|e| format!("{what}: {e}"))
+fn int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<i32, SockError> {
+    so::get_int(fd, level, name).map_err(|e| SockError::sys(what, e))
 }
 
 /// Where socket `fd`'s `IP_FREEBIND` is: at `SOL_IP` (IPv6 TCP and UDP
 /// sockets take it there too), except for a raw IPv6 socket, which has
 /// only `IPV6_FREEBIND` (the same flag).
-pub(super) fn freebind_opt(fd: &OwnedFd, family: u8) -> Result<(u32, u32, &'static str), String> {
+pub(super) fn freebind_opt(
+    fd: &OwnedFd,
+    family: u8,
+) -> Result<(u32, u32, &'static str), SockError> {
     if family == AF_INET6 && int(fd, SOL_SOCKET, raw::SO_TYPE, "SO_TYPE")? as u32 == raw::SOCK_RAW {
         return Ok((SOL_IPV6, raw::IPV6_FREEBIND, "IPV6_FREEBIND"));
     }
@@ -338,7 +346,7 @@ pub(super) fn freebind_opt(fd: &OwnedFd, family: u8) -> Result<(u32, u32, &'stat
 
 /// The IP level's options (as CRIU records them: freebind and pktinfo
 /// when on; an IPv4 socket's TOS when set and its TTL).
-pub(super) fn ip_opts(fd: &OwnedFd, family: u8) -> Result<pb::IpOptsEntry, String> {
+pub(super) fn ip_opts(fd: &OwnedFd, family: u8) -> Result<pb::IpOptsEntry, SockError> {
     let on = |level, name, what| int(fd, level, name, what).map(|v| (v != 0).then_some(true));
     let v6 = family == AF_INET6;
     let pktinfo = if v6 {
@@ -367,7 +375,7 @@ pub(super) fn ip_opts(fd: &OwnedFd, family: u8) -> Result<pb::IpOptsEntry, Strin
 
 /// The TCP level's options (nodelay and cork when on, the keepalive
 /// knobs always); an empty entry for UDP, as CRIU writes it.
-pub(super) fn tcp_opts(fd: &OwnedFd, tcp: bool) -> Result<pb::TcpOptsEntry, String> {
+pub(super) fn tcp_opts(fd: &OwnedFd, tcp: bool) -> Result<pb::TcpOptsEntry, SockError> {
     if !tcp {
         return Ok(pb::TcpOptsEntry::default());
     }
@@ -410,7 +418,7 @@ pub fn dump(
     let ino = u32::try_from(ino).map_err(|_| ctx.err(kind, format!("inode {ino}")))?;
     if ty == raw::SOCK_RAW {
         let (sk, in_diag) =
-            raw_ip::sock(copy, fam, ino, &mut st.inet).map_err(|e| ctx.err(kind, e))?;
+            raw_ip::sock(copy, fam, ino, &mut st.inet).map_err(|e| ctx.fail(kind, e))?;
         return entry(ctx, copy, family, &sk, (ty, proto), in_diag, st, id);
     }
     let diag = match st.inet.diag.entry((fam, proto as u8)) {
@@ -430,7 +438,7 @@ pub fn dump(
     let in_diag = listed.is_some();
     let sk = match listed {
         Some(sk) => sk,
-        None => unlisted(copy, fam, ino, tcp).map_err(|e| ctx.err(kind, e))?,
+        None => unlisted(copy, fam, ino, tcp).map_err(|e| ctx.fail(kind, e))?,
     };
     let conn_opts = ConnOpts {
         skip_in_flight: st.inet.skip_in_flight,
@@ -476,7 +484,7 @@ fn entry(
         tcp_established: st.inet.tcp_established,
         tcp_close: st.inet.tcp_close,
     };
-    let e = |w: String| ctx.err(kind, w);
+    let e = |w: SockError| ctx.fail(kind, w);
     let v6 = fam == AF_INET6;
     let v6only = if v6 {
         Some(int(copy, SOL_IPV6, raw::IPV6_V6ONLY, "IPV6_V6ONLY").map_err(e)? != 0)
@@ -487,10 +495,10 @@ fn entry(
     let ifname = if v6 && sk.src_port != 0 && needs_scope(&sk.src) {
         // A link-local bind is bound to its interface.
         Some(opts.so_bound_dev.clone().ok_or_else(|| {
-            e(format!(
+            e(SockError::Refused(format!(
                 "bound to the link-local {} without an interface",
                 show(fam, &sk.src, sk.src_port)
-            ))
+            )))
         })?)
     } else {
         None
@@ -547,7 +555,7 @@ fn connection(
     reuseaddr: bool,
     ino: u32,
     st: &mut Dumped,
-) -> Result<u8, String> {
+) -> Result<u8, SockError> {
     let conn = tcp_repair::Connection {
         family: sk.family,
         src: std::net::SocketAddr::new(ip_of(sk.family, &sk.src), sk.src_port),
@@ -559,8 +567,7 @@ fn connection(
     // what arrives, so a peer that keeps sending would otherwise have
     // bytes acked after the queues were read, lost with the tree.
     if let Some(lock) = st.inet.lock.as_mut() {
-        lock.add(&crate::netlock::Conn::new(conn.src, conn.dst))
-            .map_err(|e| e.to_string())?;
+        lock.add(&crate::netlock::Conn::new(conn.src, conn.dst))?;
     }
     tcp_repair::pause(&mut st.inet.repair, copy, reuseaddr, conn)?;
     let saved = tcp_repair::save(copy)?;

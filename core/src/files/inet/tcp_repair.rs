@@ -32,6 +32,7 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::sys::kconst::SIOCOUTQNSD;
 use crate::sys::kconst::{
@@ -96,22 +97,23 @@ pub fn repairable(state: u8) -> bool {
     )
 }
 
-fn int(fd: &OwnedFd, name: u32, what: &str) -> Result<i32, String> {
-    so::get_int(fd, SOL_TCP, name).map_err(|e| format!("{what}: {e}"))
+fn int(fd: &OwnedFd, name: u32, what: &str) -> Result<i32, SockError> {
+    so::get_int(fd, SOL_TCP, name).map_err(|e| SockError::sys(what, e))
 }
 
-fn set(fd: &OwnedFd, name: u32, what: &str, v: i32) -> Result<(), String> {
-    so::set_int(fd, SOL_TCP, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))
+fn set(fd: &OwnedFd, name: u32, what: &str, v: i32) -> Result<(), SockError> {
+    so::set_int(fd, SOL_TCP, name, v)
+        .map_err(|e| SockError::sys(format!("setting {what} to {v}"), e))
 }
 
-pub fn repair_on(fd: &OwnedFd) -> Result<(), String> {
+pub fn repair_on(fd: &OwnedFd) -> Result<(), SockError> {
     so::set_int(fd, SOL_TCP, raw::TCP_REPAIR, raw::TCP_REPAIR_ON as i32).map_err(|e| match e {
-        Errno::PERM => "TCP_REPAIR: not permitted (CAP_NET_ADMIN is needed)".to_string(),
-        e => format!("turning TCP_REPAIR on: {e}"),
+        Errno::PERM => SockError::RepairNotPermitted(e),
+        e => SockError::sys("turning TCP_REPAIR on", e),
     })
 }
 
-pub fn repair_off(fd: &OwnedFd) -> Result<(), String> {
+pub fn repair_off(fd: &OwnedFd) -> Result<(), SockError> {
     set(
         fd,
         raw::TCP_REPAIR,
@@ -122,10 +124,10 @@ pub fn repair_off(fd: &OwnedFd) -> Result<(), String> {
 
 /// Leaving repair mode resets `SO_REUSEADDR` (the kernel's repair mode
 /// forces reuse and turns it off after): it goes back to `reuseaddr`.
-fn leave_repair(fd: &OwnedFd, reuseaddr: bool) -> Result<(), String> {
+fn leave_repair(fd: &OwnedFd, reuseaddr: bool) -> Result<(), SockError> {
     repair_off(fd)?;
     so::set_int(fd, SOL_SOCKET, raw::SO_REUSEADDR, i32::from(reuseaddr))
-        .map_err(|e| format!("setting SO_REUSEADDR back: {e}"))
+        .map_err(SockError::call("setting SO_REUSEADDR back"))
 }
 
 /// Sockets a dump put in repair mode. Dropped, it takes each out of it
@@ -173,8 +175,11 @@ pub fn pause(
     fd: &OwnedFd,
     reuseaddr: bool,
     conn: Connection,
-) -> Result<(), String> {
-    let copy = fd.try_clone().map_err(|e| format!("dup: {e}"))?;
+) -> Result<(), SockError> {
+    let copy = fd.try_clone().map_err(|source| SockError::Io {
+        what: "dup".into(),
+        source,
+    })?;
     repair_on(&copy)?;
     paused.socks.push((copy, reuseaddr, conn));
     Ok(())
@@ -189,12 +194,12 @@ struct Info {
     rcv_wscale: u8,
 }
 
-fn tcp_info(fd: &OwnedFd) -> Result<Info, String> {
+fn tcp_info(fd: &OwnedFd) -> Result<Info, SockError> {
     let mut b = [0u8; size_of::<raw::tcp_info>()];
     let n = so::get_bytes(fd, SOL_TCP, raw::TCP_INFO, Some(&mut b))
-        .map_err(|e| format!("TCP_INFO: {e}"))?;
+        .map_err(SockError::call("TCP_INFO"))?;
     if n < 7 {
-        return Err(format!("TCP_INFO: {n} bytes"));
+        return Err(SockError::Unexpected(format!("TCP_INFO: {n} bytes")));
     }
     // `tcpi_snd_wscale : 4, tcpi_rcv_wscale : 4`: C bit fields, the first
     // in the low bits on little-endian targets and in the high ones on
@@ -212,16 +217,16 @@ fn tcp_info(fd: &OwnedFd) -> Result<Info, String> {
     })
 }
 
-fn ioctl(fd: &OwnedFd, req: u32, what: &str) -> Result<u32, String> {
+fn ioctl(fd: &OwnedFd, req: u32, what: &str) -> Result<u32, SockError> {
     so::ioctl_int(fd, req)
         .map(|v| v.max(0) as u32)
-        .map_err(|e| format!("{what}: {e}"))
+        .map_err(|e| SockError::sys(what, e))
 }
 
 /// One queue's sequence number (`TCP_QUEUE_SEQ`) and its `len` bytes,
 /// peeked in repair mode (one byte more is asked for, to see there are
 /// exactly `len`).
-fn get_queue(fd: &OwnedFd, queue: u32, len: u32) -> Result<(u32, Vec<u8>), String> {
+fn get_queue(fd: &OwnedFd, queue: u32, len: u32) -> Result<(u32, Vec<u8>), SockError> {
     set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", queue as i32)?;
     let seq = int(fd, raw::TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ")? as u32;
     let mut buf = vec![0u8; len as usize + 1];
@@ -230,10 +235,12 @@ fn get_queue(fd: &OwnedFd, queue: u32, len: u32) -> Result<(u32, Vec<u8>), Strin
     } else {
         rustix::net::recv(fd, &mut buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)
             .map(|(n, _)| n)
-            .map_err(|e| format!("reading queue {queue} ({len} bytes): {e}"))?
+            .map_err(|e| SockError::sys(format!("reading queue {queue} ({len} bytes)"), e))?
     };
     if got != len as usize {
-        return Err(format!("queue {queue}: {got} bytes read, {len} expected"));
+        return Err(SockError::Unexpected(format!(
+            "queue {queue}: {got} bytes read, {len} expected"
+        )));
     }
     buf.truncate(len as usize);
     Ok((seq, buf))
@@ -249,13 +256,13 @@ pub struct Saved {
 }
 
 /// Reads the state of `fd`, in repair mode ([`pause`]).
-pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
+pub fn save(fd: &OwnedFd) -> Result<Saved, SockError> {
     let ti = tcp_info(fd)?;
     if !repairable(ti.state) {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "in {}, which cannot be dumped yet",
             super::state_name(ti.state)
-        ));
+        )));
     }
     let mut outq = ioctl(fd, so::SIOCOUTQ, "SIOCOUTQ")?;
     let mut unsq = ioctl(fd, SIOCOUTQNSD, "SIOCOUTQNSD")?;
@@ -274,9 +281,9 @@ pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
         )
     };
     if !matches!(urgent, Err(Errno::INVAL)) {
-        return Err(
+        return Err(SockError::Refused(
             "has urgent (out-of-band) data not read yet, which cannot be dumped yet".into(),
-        );
+        ));
     }
     let mss = int(fd, raw::TCP_MAXSEG, "TCP_MAXSEG")? as u32;
     let opts = u32::from(ti.options);
@@ -292,9 +299,13 @@ pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
             let w = |i: usize| u32::from_ne_bytes([win[i], win[i + 1], win[i + 2], win[i + 3]]);
             Some([w(0), w(4), w(8), w(12), w(16)])
         }
-        Ok(n) => return Err(format!("TCP_REPAIR_WINDOW: {n} bytes")),
+        Ok(n) => {
+            return Err(SockError::Unexpected(format!(
+                "TCP_REPAIR_WINDOW: {n} bytes"
+            )));
+        }
         Err(Errno::NOPROTOOPT) => None,
-        Err(e) => return Err(format!("TCP_REPAIR_WINDOW: {e}")),
+        Err(e) => return Err(SockError::sys("TCP_REPAIR_WINDOW", e)),
     };
     let (inq_seq, mut queues) = get_queue(fd, raw::TCP_RECV_QUEUE as u32, inq)?;
     let (outq_seq, out) = get_queue(fd, raw::TCP_SEND_QUEUE as u32, outq)?;
@@ -334,31 +345,38 @@ pub fn save(fd: &OwnedFd) -> Result<Saved, String> {
 
 /// What can be checked of a `tcp_stream_entry` (for a connection in
 /// `state`, with `payload` bytes after it) before anything is made.
-pub fn check(e: &pb::TcpStreamEntry, state: u8) -> Result<(), String> {
+pub fn check(e: &pb::TcpStreamEntry, state: u8) -> Result<(), SockError> {
     if !repairable(state) {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "a TCP connection in {}, which cannot be restored yet",
             super::state_name(state)
-        ));
+        )));
     }
-    let unsq = e.unsq_len.ok_or("no unsq_len in its tcp-stream image")?;
+    let unsq = e
+        .unsq_len
+        .ok_or_else(|| SockError::BadEntry("no unsq_len in its tcp-stream image".into()))?;
     if unsq > e.outq_len {
-        return Err(format!(
+        return Err(SockError::BadEntry(format!(
             "{unsq} unsent bytes in a send queue of {}",
             e.outq_len
-        ));
+        )));
     }
     if e.opt_mask & raw::TCPI_OPT_WSCALE != 0 {
         let rcv = e
             .rcv_wscale
-            .ok_or("no rcv_wscale in its tcp-stream image")?;
+            .ok_or_else(|| SockError::BadEntry("no rcv_wscale in its tcp-stream image".into()))?;
         // TCP_MAX_WSCALE (RFC 7323).
         if e.snd_wscale > 14 || rcv > 14 {
-            return Err(format!("window scales {} and {rcv}", e.snd_wscale));
+            return Err(SockError::BadEntry(format!(
+                "window scales {} and {rcv}",
+                e.snd_wscale
+            )));
         }
     }
     if e.opt_mask & raw::TCPI_OPT_TIMESTAMPS != 0 && e.timestamp.is_none() {
-        return Err("no timestamp in its tcp-stream image".into());
+        return Err(SockError::BadEntry(
+            "no timestamp in its tcp-stream image".into(),
+        ));
     }
     if let (Some(wup), Some(wnd), Some(wl1)) = (e.rcv_wup, e.rcv_wnd, e.snd_wl1) {
         // What the kernel's TCP_REPAIR_WINDOW refuses: rcv_wup after
@@ -368,10 +386,10 @@ pub fn check(e: &pb::TcpStreamEntry, state: u8) -> Result<(), String> {
         let rcv_nxt = e.inq_seq;
         let after = |a: u32, b: u32| (b.wrapping_sub(a) as i32) < 0;
         if after(wup, rcv_nxt) || after(wl1, rcv_nxt.wrapping_add(wnd)) {
-            return Err(format!(
+            return Err(SockError::BadEntry(format!(
                 "a window the kernel refuses (rcv_wup {wup}, snd_wl1 {wl1}, rcv_wnd {wnd}, \
                  receive sequence {rcv_nxt})"
-            ));
+            )));
         }
     }
     Ok(())
@@ -413,7 +431,7 @@ impl Stream<'_> {
     }
 }
 
-fn set_queue_seq(fd: &OwnedFd, queue: u32, seq: u32) -> Result<(), String> {
+fn set_queue_seq(fd: &OwnedFd, queue: u32, seq: u32) -> Result<(), SockError> {
     set(fd, raw::TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", queue as i32)?;
     set(fd, raw::TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ", seq as i32)
 }
@@ -422,7 +440,7 @@ fn set_queue_seq(fd: &OwnedFd, queue: u32, seq: u32) -> Result<(), String> {
 /// pieces when the kernel cannot take it at once (in repair mode it
 /// makes one linear buffer of what it is given, which can fail for a
 /// large one).
-fn send_all(fd: &OwnedFd, mut data: &[u8], what: &str) -> Result<(), String> {
+fn send_all(fd: &OwnedFd, mut data: &[u8], what: &str) -> Result<(), SockError> {
     let mut chunk = data.len();
     while !data.is_empty() {
         let n = chunk.min(data.len());
@@ -431,9 +449,14 @@ fn send_all(fd: &OwnedFd, mut data: &[u8], what: &str) -> Result<(), String> {
         // [`set_buffers`]).
         match rustix::net::send(fd, &data[..n], SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
             Ok(0) | Err(Errno::NOMEM | Errno::AGAIN) if chunk > 1024 => chunk /= 2,
-            Ok(0) => return Err(format!("{what}: no byte taken")),
+            Ok(0) => return Err(SockError::Unexpected(format!("{what}: no byte taken"))),
             Ok(k) => data = &data[k..],
-            Err(e) => return Err(format!("{what} ({} bytes left): {e}", data.len())),
+            Err(e) => {
+                return Err(SockError::sys(
+                    format!("{what} ({} bytes left)", data.len()),
+                    e,
+                ));
+            }
         }
     }
     Ok(())
@@ -446,7 +469,7 @@ fn send_all(fd: &OwnedFd, mut data: &[u8], what: &str) -> Result<(), String> {
 /// connected. The send buffer is made big enough for the send queue
 /// about to be written into it (a new socket's is small, the dumped one's
 /// had grown): twice the queue, the kernel's own overhead counted.
-fn set_buffers(fd: &OwnedFd, outq: u32, sndbuf: u32, rcvbuf: u32) -> Result<(), String> {
+fn set_buffers(fd: &OwnedFd, outq: u32, sndbuf: u32, rcvbuf: u32) -> Result<(), SockError> {
     if rcvbuf != 0 {
         super::super::sockopts::set_buf(fd, false, rcvbuf)?;
     }
@@ -482,14 +505,14 @@ fn repair_options(e: &pb::TcpStreamEntry) -> Vec<u8> {
 
 /// `bind` for a connection: the exact source address (and its
 /// interface's scope for a link-local IPv6 one).
-fn bind_source(fd: &OwnedFd, src: SocketAddr, ifname: Option<&str>) -> Result<(), String> {
+fn bind_source(fd: &OwnedFd, src: SocketAddr, ifname: Option<&str>) -> Result<(), SockError> {
     let mut src = src;
     if let (SocketAddr::V6(v), Some(name)) = (&mut src, ifname) {
         let index = rustix::net::netdevice::name_to_index(fd, name)
-            .map_err(|e| format!("interface {name:?}: {e}"))?;
+            .map_err(|e| SockError::sys(format!("interface {name:?}"), e))?;
         v.set_scope_id(index);
     }
-    rustix::net::bind(fd, &src).map_err(|e| format!("bind to {src}: {e}"))
+    rustix::net::bind(fd, &src).map_err(|e| SockError::sys(format!("bind to {src}"), e))
 }
 
 /// Rebuilds connection `s` on `fd` (a new TCP socket of its family, with
@@ -497,7 +520,7 @@ fn bind_source(fd: &OwnedFd, src: SocketAddr, ifname: Option<&str>) -> Result<()
 /// options, the receive queue and the sent part of the send queue. The
 /// rest is [`finish`]'s, once every socket of the images exists (it may
 /// send packets to the peer, which may be one of them).
-pub fn restore(fd: &OwnedFd, s: &Stream<'_>, ifname: Option<&str>) -> Result<(), String> {
+pub fn restore(fd: &OwnedFd, s: &Stream<'_>, ifname: Option<&str>) -> Result<(), SockError> {
     let e = s.entry;
     repair_on(fd)?;
     set_buffers(fd, e.outq_len, s.sndbuf, s.rcvbuf)?;
@@ -513,9 +536,10 @@ pub fn restore(fd: &OwnedFd, s: &Stream<'_>, ifname: Option<&str>) -> Result<(),
         raw::TCP_SEND_QUEUE as u32,
         outq_seq.wrapping_sub(e.outq_len),
     )?;
-    rustix::net::connect(fd, &s.dst).map_err(|x| format!("connect to {}: {x}", s.dst))?;
+    rustix::net::connect(fd, &s.dst)
+        .map_err(|x| SockError::sys(format!("connect to {}", s.dst), x))?;
     so::set_bytes(fd, SOL_TCP, raw::TCP_REPAIR_OPTIONS, &repair_options(e))
-        .map_err(|x| format!("TCP_REPAIR_OPTIONS: {x}"))?;
+        .map_err(SockError::call("TCP_REPAIR_OPTIONS"))?;
     if let Some(ts) = e
         .timestamp
         .filter(|_| e.opt_mask & raw::TCPI_OPT_TIMESTAMPS != 0)
@@ -551,7 +575,7 @@ pub fn restore(fd: &OwnedFd, s: &Stream<'_>, ifname: Option<&str>) -> Result<(),
 
 /// `shutdown(SHUT_WR)` in repair mode: our FIN, as sent (`acked`: into
 /// the send queue as sent data, whose ack comes after) or to be sent.
-fn fin_into_send_queue(fd: &OwnedFd, acked: bool) -> Result<(), String> {
+fn fin_into_send_queue(fd: &OwnedFd, acked: bool) -> Result<(), SockError> {
     if acked {
         set(
             fd,
@@ -561,7 +585,7 @@ fn fin_into_send_queue(fd: &OwnedFd, acked: bool) -> Result<(), String> {
         )?;
     }
     rustix::net::shutdown(fd, rustix::net::Shutdown::Write)
-        .map_err(|e| format!("shutdown(SHUT_WR): {e}"))?;
+        .map_err(SockError::call("shutdown(SHUT_WR)"))?;
     if acked {
         set(
             fd,
@@ -577,7 +601,7 @@ fn fin_into_send_queue(fd: &OwnedFd, acked: bool) -> Result<(), String> {
 /// unsent bytes (written with repair off: they were never sent, the stack
 /// sends them when it may), the window, and the FINs of a half-closed
 /// connection (soccr's order).
-pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), String> {
+pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), SockError> {
     let e = s.entry;
     let unsent = &s.outq()[s.outq().len() - s.unsent()..];
     if !unsent.is_empty() {
@@ -594,7 +618,7 @@ pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), String> {
         let w = [wl1, wnd, max, rwnd.wrapping_add(fin), wup.wrapping_sub(fin)];
         let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
         so::set_bytes(fd, SOL_TCP, raw::TCP_REPAIR_WINDOW, &bytes)
-            .map_err(|x| format!("TCP_REPAIR_WINDOW: {x}"))?;
+            .map_err(SockError::call("TCP_REPAIR_WINDOW"))?;
     }
     let (mut inq_seq, mut outq_seq) = s.seqs();
     let state = s.state;
@@ -615,7 +639,7 @@ pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), String> {
             inq_seq,
             outq_seq.wrapping_sub(e.outq_len),
         );
-        super::tcp_fin::send(&p).map_err(|x| format!("the peer's FIN: {x}"))?;
+        super::tcp_fin::send(&p).map_err(|x| x.within("the peer's FIN"))?;
     }
     if our_fin(state) && !our_fin_first(state) {
         fin_into_send_queue(fd, our_fin_acked(state))?;
@@ -630,7 +654,7 @@ pub fn finish(fd: &OwnedFd, s: &Stream<'_>) -> Result<(), String> {
             inq_seq,
             outq_seq.wrapping_sub(e.outq_len),
         );
-        super::tcp_fin::send(&p).map_err(|x| format!("the ack of our FIN: {x}"))?;
+        super::tcp_fin::send(&p).map_err(|x| x.within("the ack of our FIN"))?;
     }
     Ok(())
 }
@@ -645,8 +669,16 @@ pub struct Repaired {
 }
 
 impl Repaired {
-    pub fn add(&mut self, fd: &OwnedFd, reuseaddr: bool, conn: Connection) -> Result<(), String> {
-        let copy = fd.try_clone().map_err(|e| format!("dup: {e}"))?;
+    pub fn add(
+        &mut self,
+        fd: &OwnedFd,
+        reuseaddr: bool,
+        conn: Connection,
+    ) -> Result<(), SockError> {
+        let copy = fd.try_clone().map_err(|source| SockError::Io {
+            what: "dup".into(),
+            source,
+        })?;
         self.socks.push((copy, reuseaddr, conn));
         Ok(())
     }
@@ -662,13 +694,13 @@ impl Repaired {
 
     /// Every connection out of repair mode, `SO_REUSEADDR` back to the
     /// image's: the first failure is the error.
-    pub fn release(&mut self) -> Result<(), String> {
+    pub fn release(&mut self) -> Result<(), SockError> {
         let mut first = Ok(());
         for (fd, reuse, c) in self.socks.drain(..) {
             if let Err(e) = leave_repair(&fd, reuse)
                 && first.is_ok()
             {
-                first = Err(format!("the TCP connection {c}: {e}"));
+                first = Err(e.within(format!("the TCP connection {c}")));
             }
         }
         first
@@ -726,12 +758,13 @@ mod tests {
 
     #[test]
     fn damaged_stream_entries_are_refused() {
-        assert_eq!(check(&entry(), TCP_ESTABLISHED), Ok(()));
+        assert!(check(&entry(), TCP_ESTABLISHED).is_ok());
         let mut e = entry();
         e.unsq_len = Some(6);
         assert!(
             check(&e, TCP_ESTABLISHED)
                 .unwrap_err()
+                .to_string()
                 .contains("6 unsent bytes")
         );
         let mut e = entry();
@@ -739,6 +772,7 @@ mod tests {
         assert!(
             check(&e, TCP_ESTABLISHED)
                 .unwrap_err()
+                .to_string()
                 .contains("rcv_wscale")
         );
         let mut e = entry();
@@ -746,9 +780,15 @@ mod tests {
         assert!(
             check(&e, TCP_ESTABLISHED)
                 .unwrap_err()
+                .to_string()
                 .contains("window the kernel refuses")
         );
-        assert!(check(&entry(), TCP_CLOSE).unwrap_err().contains("CLOSE"));
+        assert!(
+            check(&entry(), TCP_CLOSE)
+                .unwrap_err()
+                .to_string()
+                .contains("CLOSE")
+        );
     }
 
     #[test]

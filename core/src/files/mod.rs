@@ -152,7 +152,7 @@ pub enum KindError {
     #[error(transparent)]
     Pipe(#[from] pipe::PipeError),
     #[error(transparent)]
-    Tty(#[from] tty::restore::TtyError),
+    Tty(#[from] tty::TtyError),
     #[error(transparent)]
     Inotify(#[from] inotify::InotifyError),
     #[error(transparent)]

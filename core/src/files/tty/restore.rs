@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 
+use super::TtyError;
 use super::{TERMIOS_NCC, info_id};
 use crate::files::{FileError, FileImages, Opener, restore_err, restore_fail};
 use crate::images::pb;
@@ -31,37 +31,6 @@ use crate::sys::tty as sys;
 
 const KIND: &str = "a pseudo-terminal";
 
-/// What went wrong making a terminal again.
-#[derive(Debug, thiserror::Error)]
-pub enum TtyError {
-    /// A call on the terminal (or its open) that failed.
-    #[error("{what}: {source}")]
-    Sys { what: String, source: Errno },
-    #[error("index {index} is in use ({ptmx} gave {got}): free /dev/pts/{index} first")]
-    IndexInUse { ptmx: String, index: u32, got: i32 },
-    #[error("{ptmx} did not give index {index} in {tries} tries")]
-    IndexNotGiven {
-        ptmx: String,
-        index: u32,
-        tries: usize,
-    },
-    /// A step of making pty `index` that failed.
-    #[error("pts {index}: {source}")]
-    Pty { index: u32, source: Box<TtyError> },
-}
-
-impl TtyError {
-    fn sys(what: impl Into<String>, source: Errno) -> Self {
-        Self::Sys {
-            what: what.into(),
-            source,
-        }
-    }
-
-    fn call(what: &str) -> impl FnOnce(Errno) -> Self + '_ {
-        move |source| Self::sys(what, source)
-    }
-}
 /// How many ptmx opens are tried to reach an index (CRIU's limit).
 const PTMX_TRIES: usize = 32;
 

@@ -14,6 +14,25 @@ use crate::images::pb;
 use crate::proc::fdinfo::FdInfo;
 use crate::sys::kcmp::{KcmpEpollSlot, KcmpOrder, kcmp_epoll_tfd};
 
+/// Why an epoll instance cannot be dumped: a target that cannot be
+/// registered again as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum EpollError {
+    #[error("bad pid {0}")]
+    BadPid(i32),
+    #[error("it watches fd {0}, which the task has closed (a closed target still registered)")]
+    TargetClosed(i32),
+    #[error(
+        "it watches a file registered as fd {0}, which is now another file (the target was \
+         closed and its number reused)"
+    )]
+    TargetReused(i32),
+    /// As [`EpollError::TargetReused`], found by the inode (no
+    /// `KCMP_EPOLL_TFD` in this kernel).
+    #[error("it watches fd {0}, which is now another file")]
+    TargetReplaced(i32),
+}
+
 /// `EPOLL_CTL_ADD`.
 pub const EPOLL_CTL_ADD: u64 = linux_raw_sys::general::EPOLL_CTL_ADD as u64;
 
@@ -28,16 +47,12 @@ pub fn dump(
     flags: u32,
     info: &FdInfo,
     fds: &[i32],
-) -> Result<pb::FileEntry, String> {
-    let task = Pid::from_raw(pid).ok_or_else(|| format!("bad pid {pid}"))?;
+) -> Result<pb::FileEntry, EpollError> {
+    let task = Pid::from_raw(pid).ok_or(EpollError::BadPid(pid))?;
     let mut tfds = Vec::with_capacity(info.epoll_targets.len());
     for t in &info.epoll_targets {
         if !fds.contains(&t.tfd) {
-            return Err(format!(
-                "it watches fd {}, which the task has closed \
-                 (a closed target still registered)",
-                t.tfd
-            ));
+            return Err(EpollError::TargetClosed(t.tfd));
         }
         let slot = KcmpEpollSlot {
             efd: efd as u32,
@@ -47,11 +62,7 @@ pub fn dump(
         match kcmp_epoll_tfd(task, t.tfd as u32, task, &slot) {
             Ok(KcmpOrder::Equal) => {}
             Ok(_) => {
-                return Err(format!(
-                    "it watches a file registered as fd {}, which is now \
-                     another file (the target was closed and its number reused)",
-                    t.tfd
-                ));
+                return Err(EpollError::TargetReused(t.tfd));
             }
             // No KCMP_EPOLL_TFD here: the inode fdinfo prints must match.
             Err(_) => {
@@ -60,10 +71,7 @@ pub fn dump(
                 if t.ino
                     .is_some_and(|ino| st.map(|m| m.ino()).ok() != Some(ino))
                 {
-                    return Err(format!(
-                        "it watches fd {}, which is now another file",
-                        t.tfd
-                    ));
+                    return Err(EpollError::TargetReplaced(t.tfd));
                 }
             }
         }
@@ -148,7 +156,7 @@ impl super::kind::FileKind for Eventpoll {
     ) -> Result<u32, super::table::FilesError> {
         let id = files.next_id();
         let e = dump(v.ctx.pid, v.ctx.fd, id, v.ctx.flags, v.info, v.task_fds)
-            .map_err(|why| v.refused("an epoll instance", why))?;
+            .map_err(|why| v.ctx.fail("an epoll instance", why))?;
         files.entries.push(e);
         Ok(id)
     }

@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 
 use super::pipe::{fill, peek_data, readable, set_status_flags};
-use super::{Dumped, FdCtx, FileError, Opener, restore_err};
+use super::{Dumped, FdCtx, FileError, Opener, restore_err, restore_fail};
 use crate::images::pb;
 
 const KIND: &str = "a FIFO";
@@ -37,7 +37,7 @@ pub fn dump(
     let pipe_id = u32::try_from(ino).map_err(|_| ctx.err(KIND, format!("inode {ino}")))?;
     if st.fifos.data_done.insert(pipe_id) {
         let copy = readable(ctx, KIND)?;
-        let (size, data) = peek_data(&copy).map_err(|e| ctx.err(KIND, e))?;
+        let (size, data) = peek_data(&copy).map_err(|e| ctx.fail(KIND, e))?;
         st.fifo_data.push((
             pb::PipeDataEntry {
                 pipe_id,
@@ -82,7 +82,7 @@ pub(super) fn open(o: &mut Opener<'_>, id: u32, f: &pb::FifoEntry) -> Result<Own
         )
         .map_err(|e| err(format!("opening {path}: {e}")))?;
         if let Some((d, data)) = o.img.fifo_data.get(&f.pipe_id) {
-            fill(&keeper, d.size, data).map_err(|e| err(format!("{path}: {e}")))?;
+            fill(&keeper, d.size, data).map_err(|e| restore_fail(id, KIND, e.of(path)))?;
         }
         o.fifos.insert(f.pipe_id, keeper);
     }

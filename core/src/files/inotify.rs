@@ -40,6 +40,9 @@ pub enum InotifyError {
     Inode { wd: u32, ino: u64, reason: String },
     #[error("watch {wd}: the kernel gave watch descriptor {got}, past it; cannot restore it")]
     WdPassed { wd: u32, got: i32 },
+    /// Dump: a watch whose inode cannot be found again at restore.
+    #[error("its watch {wd} (inode {ino}) has no file handle (the filesystem cannot export one)")]
+    NoHandle { wd: i32, ino: u64 },
 }
 
 /// The kernel's `s_dev` encoding: (major, minor).
@@ -129,16 +132,13 @@ fn fh_entry(w: &InotifyWatch, mounts: &mut MountFds) -> Option<pb::FhEntry> {
 /// The `files.img` entry of an inotify instance with id `id`; `flags` are
 /// the file's `O_*` flags without `O_CLOEXEC`. A watch without a file
 /// handle (a filesystem that cannot export one) is refused.
-pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Result<pb::FileEntry, String> {
+pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Result<pb::FileEntry, InotifyError> {
     let mut mounts = MountFds::default();
     let mut wds = Vec::with_capacity(info.inotify_watches.len());
     for w in &info.inotify_watches {
-        let f_handle = fh_entry(w, &mut mounts).ok_or_else(|| {
-            format!(
-                "its watch {} (inode {}) has no file handle (the filesystem \
-                 cannot export one)",
-                w.wd, w.ino
-            )
+        let f_handle = fh_entry(w, &mut mounts).ok_or(InotifyError::NoHandle {
+            wd: w.wd,
+            ino: w.ino,
         })?;
         wds.push(pb::InotifyWdEntry {
             id,
@@ -255,7 +255,7 @@ impl super::kind::FileKind for Inotify {
     ) -> Result<u32, super::table::FilesError> {
         let id = files.next_id();
         let e =
-            dump(id, v.ctx.flags, v.info).map_err(|why| v.refused("an inotify instance", why))?;
+            dump(id, v.ctx.flags, v.info).map_err(|why| v.ctx.fail("an inotify instance", why))?;
         files.entries.push(e);
         Ok(id)
     }

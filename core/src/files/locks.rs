@@ -36,6 +36,14 @@ pub enum LockError {
     },
     #[error("fd {fd} of task {pid} holds a {what}, which cannot be dumped yet")]
     Unsupported { pid: i32, fd: i32, what: String },
+    /// Restore: a lock of a type (`F_RDLCK`, `F_WRLCK`) the images should
+    /// not hold.
+    #[error("lock type {ty} on fd {fd}")]
+    BadType { ty: u32, fd: i32 },
+    /// Restore: a lock of a kind (`FL_FLOCK`, `FL_POSIX`, `FL_OFD`) the
+    /// images should not hold.
+    #[error("lock flag {flag} on fd {fd}")]
+    BadFlag { flag: u32, fd: i32 },
 }
 
 /// The locks of one dump.
@@ -160,11 +168,11 @@ pub enum LockCall {
 }
 
 /// The call that takes lock `e` again, or why it cannot.
-pub fn restore_call(e: &pb::FileLockEntry) -> Result<LockCall, String> {
+pub fn restore_call(e: &pb::FileLockEntry) -> Result<LockCall, LockError> {
     let kind = match e.r#type {
         F_RDLCK => 0,
         F_WRLCK => 1,
-        t => return Err(format!("lock type {t} on fd {}", e.fd)),
+        ty => return Err(LockError::BadType { ty, fd: e.fd }),
     };
     let fd = u64::from(e.fd as u32);
     let flock = KernelFlock {
@@ -191,7 +199,7 @@ pub fn restore_call(e: &pb::FileLockEntry) -> Result<LockCall, String> {
             cmd: F_OFD_SETLK,
             flock,
         },
-        f => return Err(format!("lock flag {f} on fd {}", e.fd)),
+        flag => return Err(LockError::BadFlag { flag, fd: e.fd }),
     })
 }
 

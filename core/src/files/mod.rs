@@ -129,6 +129,39 @@ pub enum FileError {
     /// Restore: a call on a new object that failed.
     #[error("{call}: {errno}")]
     Sys { call: &'static str, errno: Errno },
+    /// Dump: an fd a kind failed on, with the kind's own error as cause.
+    #[error("fd {fd} of task {pid} is {kind}: {source}")]
+    DumpKind {
+        pid: i32,
+        fd: i32,
+        kind: &'static str,
+        source: KindError,
+    },
+    /// Restore: a file id whose object a kind failed to create, with the
+    /// kind's own error as cause.
+    #[error("{kind} (file id {id} of files.img): {source}")]
+    RestoreKind {
+        id: u32,
+        kind: &'static str,
+        source: KindError,
+    },
+}
+
+/// The errors of the kinds that have their own, as the cause of a
+/// [`FileError`] (the message is theirs; [`FileError`] adds the fd or file
+/// id).
+#[derive(Debug, thiserror::Error)]
+pub enum KindError {
+    #[error(transparent)]
+    Sock(#[from] sockets::SockError),
+    #[error(transparent)]
+    Pipe(#[from] pipe::PipeError),
+    #[error(transparent)]
+    Tty(#[from] tty::TtyError),
+    #[error(transparent)]
+    Inotify(#[from] inotify::InotifyError),
+    #[error(transparent)]
+    Epoll(#[from] eventpoll::EpollError),
 }
 
 /// What dump learns about one fd before it is handed to a kind.
@@ -141,6 +174,16 @@ pub struct FdCtx {
 }
 
 impl FdCtx {
+    /// Dump: `source`, a kind's own error, on this fd.
+    pub fn fail(&self, kind: &'static str, source: impl Into<KindError>) -> FileError {
+        FileError::DumpKind {
+            pid: self.pid,
+            fd: self.fd,
+            kind,
+            source: source.into(),
+        }
+    }
+
     pub fn err(&self, kind: &'static str, what: impl Into<String>) -> FileError {
         FileError::Dump {
             pid: self.pid,
@@ -309,6 +352,15 @@ impl FileImages {
         netlink::check(self)?;
         packet::check(self)?;
         unix::check(self)
+    }
+}
+
+/// Restore: `source`, a kind's own error, on file `id`.
+pub(crate) fn restore_fail(id: u32, kind: &'static str, source: impl Into<KindError>) -> FileError {
+    FileError::RestoreKind {
+        id,
+        kind,
+        source: source.into(),
     }
 }
 

@@ -34,7 +34,8 @@ use std::os::fd::OwnedFd;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, netlink::SocketAddrNetlink};
 
 use super::table::{FdView, FileTable, FilesError};
-use super::{FdCtx, FileError, FileImages, Opener, restore_err, sockets, sockopts};
+use super::{FdCtx, FileError, FileImages, Opener, restore_fail, sockets, sockopts};
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::proc::netlink_diag::{self, NetlinkSock};
 use crate::proc::task::FdTarget;
@@ -81,37 +82,37 @@ fn image_groups(mut words: Vec<u32>) -> Vec<u32> {
 }
 
 /// Why socket `copy` (of `name`) cannot be dumped, if it cannot.
-fn refusal(copy: &OwnedFd, name: &str, listed: Option<&NetlinkSock>) -> Result<(), String> {
-    let ty = so::get_int(copy, SOL_SOCKET, raw::SO_TYPE).map_err(|e| format!("SO_TYPE: {e}"))?;
+fn refusal(copy: &OwnedFd, name: &str, listed: Option<&NetlinkSock>) -> Result<(), SockError> {
+    let ty = so::get_int(copy, SOL_SOCKET, raw::SO_TYPE).map_err(SockError::call("SO_TYPE"))?;
     if ty as u32 != raw::SOCK_RAW {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "{name} of type {}, which cannot be dumped yet (CRIU's image has no place for the \
              type: CRIU restores every netlink socket as SOCK_RAW)",
             sockets::type_name(ty as u32)
-        ));
+        )));
     }
     if sockets::has_data(copy)? {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "{name} has messages queued for reading, which cannot be dumped yet (CRIU refuses \
              it too: The socket has data to read)"
-        ));
+        )));
     }
     if listed.is_some_and(|s| s.flags & NDIAG_FLAG_CB_RUNNING != 0) {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "{name} is in the middle of a dump it asked the kernel for (the rest of the answer \
              is not queued yet), which cannot be dumped yet"
-        ));
+        )));
     }
     for (opt, what) in FLAGS {
         match so::get_int(copy, raw::SOL_NETLINK, opt) {
             Ok(0) | Err(rustix::io::Errno::NOPROTOOPT) => {}
             Ok(_) => {
-                return Err(format!(
+                return Err(SockError::Refused(format!(
                     "{name} has {what} on, which cannot be dumped yet (CRIU's image has no \
                      place for it)"
-                ));
+                )));
             }
-            Err(e) => return Err(format!("{what}: {e}")),
+            Err(e) => return Err(SockError::sys(what, e)),
         }
     }
     Ok(())
@@ -125,18 +126,18 @@ fn dump(
     st: &mut super::Dumped,
     id: u32,
 ) -> Result<pb::FileEntry, FileError> {
-    let e = |w: String| ctx.err(KIND, w);
-    let ino = u32::try_from(ino).map_err(|_| e(format!("inode {ino}")))?;
+    let e = |w: SockError| ctx.fail(KIND, w);
+    let ino = u32::try_from(ino).map_err(|_| e(SockError::Unexpected(format!("inode {ino}"))))?;
     let proto = so::get_int(copy, SOL_SOCKET, raw::SO_PROTOCOL)
-        .map_err(|x| e(format!("SO_PROTOCOL: {x}")))? as u32;
+        .map_err(|x| e(SockError::sys("SO_PROTOCOL", x)))? as u32;
     let name = sockets::netlink_name(proto);
     if st.netlink.diag.is_none() {
         let all = netlink_diag::collect().map_err(|x| {
             e(match x {
-                rustix::io::Errno::NOENT => {
-                    "sock_diag does not list netlink sockets here (no netlink_diag module)".into()
-                }
-                x => format!("sock_diag: {x}"),
+                rustix::io::Errno::NOENT => SockError::Refused(
+                    "sock_diag does not list netlink sockets here (no netlink_diag module)".into(),
+                ),
+                x => SockError::sys("sock_diag", x),
             })
         })?;
         st.netlink.diag = Some(all);
@@ -144,9 +145,9 @@ fn dump(
     let listed = st.netlink.diag.as_ref().and_then(|d| d.get(&ino)).cloned();
     refusal(copy, &name, listed.as_ref()).map_err(e)?;
     if listed.is_none() && !sockets::in_our_netns(copy).map_err(e)? {
-        return Err(e(format!(
+        return Err(e(SockError::Refused(format!(
             "{name} of another network namespace, which cannot be dumped yet"
-        )));
+        ))));
     }
     let opts = sockopts::dump(copy, AddressFamily::NETLINK).map_err(e)?;
     let sk = listed.clone().unwrap_or_default();
@@ -183,18 +184,24 @@ fn entries(img: &FileImages) -> impl Iterator<Item = (u32, &pb::NetlinkSkEntry)>
 /// group it sends to, the number of groups.
 pub(super) fn check(img: &FileImages) -> Result<(), FileError> {
     for (id, n) in entries(img) {
-        let err = |what: String| restore_err(id, KIND, what);
+        let err = |what: SockError| restore_fail(id, KIND, what);
         if n.protocol >= 32 {
-            return Err(err(format!("protocol {}", n.protocol)));
+            return Err(err(SockError::BadEntry(format!("protocol {}", n.protocol))));
         }
         if ![0, CONNECTED, u32::from(crate::sys::kconst::TCP_CLOSE)].contains(&n.state) {
-            return Err(err(format!("state {}", n.state)));
+            return Err(err(SockError::BadEntry(format!("state {}", n.state))));
         }
         if n.dst_group > 32 {
-            return Err(err(format!("sends to group {}, above 32", n.dst_group)));
+            return Err(err(SockError::Refused(format!(
+                "sends to group {}, above 32",
+                n.dst_group
+            ))));
         }
         if n.groups.len() > 1024 {
-            return Err(err(format!("{} words of groups", n.groups.len())));
+            return Err(err(SockError::Refused(format!(
+                "{} words of groups",
+                n.groups.len()
+            ))));
         }
     }
     Ok(())
@@ -211,7 +218,7 @@ fn groups_from(words: &[u32], from: usize) -> impl Iterator<Item = u32> + '_ {
 }
 
 /// A new socket as entry `n` describes it.
-fn open(n: &pb::NetlinkSkEntry) -> Result<OwnedFd, String> {
+fn open(n: &pb::NetlinkSkEntry) -> Result<OwnedFd, SockError> {
     let name = sockets::netlink_name(n.protocol);
     let proto = std::num::NonZeroU32::new(n.protocol).map(rustix::net::Protocol::from_raw);
     let fd = rustix::net::socket_with(
@@ -220,24 +227,27 @@ fn open(n: &pb::NetlinkSkEntry) -> Result<OwnedFd, String> {
         SocketFlags::CLOEXEC,
         proto,
     )
-    .map_err(|e| format!("socket({name}): {e}"))?;
+    .map_err(|e| SockError::sys(format!("socket({name})"), e))?;
     let first = n.groups.first().copied().unwrap_or(0);
     let mut joined_from = 0;
     if n.portid != 0 {
         let at = SocketAddrNetlink::new(n.portid, first);
         rustix::net::bind(&fd, &at).map_err(|e| match e {
-            rustix::io::Errno::ADDRINUSE => format!(
+            rustix::io::Errno::ADDRINUSE => SockError::Refused(format!(
                 "port id {} of {name} is taken by another socket since the dump (CRIU would \
                  bind another one)",
                 n.portid
+            )),
+            e => SockError::sys(
+                format!("bind to port id {} and groups {first:#x}", n.portid),
+                e,
             ),
-            e => format!("bind to port id {} and groups {first:#x}: {e}", n.portid),
         })?;
         joined_from = 1;
     }
     for g in groups_from(&n.groups, joined_from) {
         so::set_int(&fd, raw::SOL_NETLINK, nl::NETLINK_ADD_MEMBERSHIP, g as i32)
-            .map_err(|e| format!("NETLINK_ADD_MEMBERSHIP {g}: {e}"))?;
+            .map_err(|e| SockError::sys(format!("NETLINK_ADD_MEMBERSHIP {g}"), e))?;
     }
     if n.state == CONNECTED {
         let mask = match n.dst_group {
@@ -246,14 +256,17 @@ fn open(n: &pb::NetlinkSkEntry) -> Result<OwnedFd, String> {
         };
         let to = SocketAddrNetlink::new(n.dst_portid, mask);
         rustix::net::connect(&fd, &to).map_err(|e| {
-            format!(
-                "connect to port id {} and group {}: {e}",
-                n.dst_portid, n.dst_group
+            SockError::sys(
+                format!(
+                    "connect to port id {} and group {}",
+                    n.dst_portid, n.dst_group
+                ),
+                e,
             )
         })?;
     }
     sockopts::restore(&fd, AddressFamily::NETLINK, &n.opts)?;
-    super::set_status_flags(&fd, n.flags).map_err(|e| e.to_string())?;
+    super::set_status_flags(&fd, n.flags)?;
     Ok(fd)
 }
 
@@ -291,7 +304,7 @@ impl super::kind::FileKind for Netlink {
             .nlsk
             .as_ref()
             .ok_or_else(|| super::kind::no_body(e, KIND))?;
-        open(n).map_err(|w| restore_err(e.id, KIND, w))
+        open(n).map_err(|w| restore_fail(e.id, KIND, w))
     }
 }
 
@@ -308,7 +321,7 @@ mod tests {
         assert!(image_groups(Vec::new()).is_empty());
     }
 
-    fn checked(n: pb::NetlinkSkEntry) -> Result<(), String> {
+    fn checked(n: pb::NetlinkSkEntry) -> Result<(), FileError> {
         let mut img = FileImages::default();
         img.entries.insert(
             n.id,
@@ -319,7 +332,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        check(&img).map_err(|e| e.to_string())
+        check(&img)
     }
 
     #[test]
@@ -332,30 +345,34 @@ mod tests {
             groups: vec![0x11],
             ..Default::default()
         };
-        assert_eq!(checked(good.clone()), Ok(()));
+        checked(good.clone()).unwrap();
         let e = checked(pb::NetlinkSkEntry {
             dst_group: 33,
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("sends to group 33, above 32"), "{e}");
         let e = checked(pb::NetlinkSkEntry {
             protocol: 40,
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("protocol 40"), "{e}");
         let e = checked(pb::NetlinkSkEntry {
             state: 5,
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("state 5"), "{e}");
         let e = checked(pb::NetlinkSkEntry {
             groups: vec![0; 5000],
             ..good
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("5000 words of groups"), "{e}");
     }
 

@@ -33,7 +33,8 @@ use std::os::fd::OwnedFd;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use super::table::{FdView, FileTable, FilesError};
-use super::{FdCtx, FileError, FileImages, Opener, restore_err, sockets, sockopts};
+use super::{FdCtx, FileError, FileImages, Opener, restore_fail, sockets, sockopts};
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::proc::packet_diag::{self, PacketSock};
 use crate::proc::task::FdTarget;
@@ -58,41 +59,43 @@ pub struct PacketDump {
 
 /// The fanout group of `copy` (`PACKET_FANOUT`: id, type in bits 16-23,
 /// flags in 24-31), `None` if it is in none.
-fn fanout(copy: &OwnedFd) -> Result<Option<u32>, String> {
+fn fanout(copy: &OwnedFd) -> Result<Option<u32>, SockError> {
     let v = so::get_int(copy, SOL_PACKET, pk::PACKET_FANOUT)
-        .map_err(|e| format!("PACKET_FANOUT: {e}"))? as u32;
+        .map_err(SockError::call("PACKET_FANOUT"))? as u32;
     if v == 0 {
         return Ok(None);
     }
     let kind = (v >> 16) & 0xff;
     if kind == pk::PACKET_FANOUT_CBPF || kind == pk::PACKET_FANOUT_EBPF {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "in fanout group {} of a BPF program (PACKET_FANOUT_DATA cannot be read back), \
              which cannot be dumped yet",
             v & 0xffff
-        ));
+        )));
     }
     Ok(Some(v))
 }
 
 /// Why `copy` (listed as `sk`) cannot be dumped, if it cannot: the parts
 /// CRIU's image does not hold, queued packets.
-fn refusal(copy: &OwnedFd, sk: &PacketSock) -> Result<(), String> {
+fn refusal(copy: &OwnedFd, sk: &PacketSock) -> Result<(), SockError> {
     if u32::from(sk.kind) == SOCK_PACKET {
-        return Err("of the obsolete type SOCK_PACKET, which cannot be dumped yet".into());
+        return Err(SockError::Refused(
+            "of the obsolete type SOCK_PACKET, which cannot be dumped yet".into(),
+        ));
     }
     if sockets::has_data(copy)? {
-        return Err(
+        return Err(SockError::Refused(
             "it has packets queued for reading, which cannot be dumped yet (CRIU would drop \
              them)"
                 .into(),
-        );
-    }
-    let unsent = so::ioctl_int(copy, SIOCOUTQ).map_err(|e| format!("SIOCOUTQ: {e}"))?;
-    if unsent > 0 {
-        return Err(format!(
-            "it has {unsent} bytes not sent yet, which cannot be dumped yet"
         ));
+    }
+    let unsent = so::ioctl_int(copy, SIOCOUTQ).map_err(SockError::call("SIOCOUTQ"))?;
+    if unsent > 0 {
+        return Err(SockError::Refused(format!(
+            "it has {unsent} bytes not sent yet, which cannot be dumped yet"
+        )));
     }
     for (opt, what) in [
         (pk::PACKET_QDISC_BYPASS, "PACKET_QDISC_BYPASS"),
@@ -102,24 +105,24 @@ fn refusal(copy: &OwnedFd, sk: &PacketSock) -> Result<(), String> {
         match so::get_int(copy, SOL_PACKET, opt) {
             Ok(0) | Err(rustix::io::Errno::NOPROTOOPT) => {}
             Ok(_) => {
-                return Err(format!(
+                return Err(SockError::Refused(format!(
                     "it has {what} on, which cannot be dumped yet (CRIU's image has no place \
                      for it)"
-                ));
+                )));
             }
-            Err(e) => return Err(format!("{what}: {e}")),
+            Err(e) => return Err(SockError::sys(what, e)),
         }
     }
     if sk.flags & PDI_VNETHDR != 0 {
         match so::get_int(copy, SOL_PACKET, pk::PACKET_VNET_HDR_SZ) {
             Ok(VNET_HDR_LEN) | Err(rustix::io::Errno::NOPROTOOPT) => {}
             Ok(n) => {
-                return Err(format!(
+                return Err(SockError::Refused(format!(
                     "its vnet header is {n} bytes (PACKET_VNET_HDR_SZ), which cannot be dumped \
                      yet (CRIU's image holds only PACKET_VNET_HDR)"
-                ));
+                )));
             }
-            Err(e) => return Err(format!("PACKET_VNET_HDR_SZ: {e}")),
+            Err(e) => return Err(SockError::sys("PACKET_VNET_HDR_SZ", e)),
         }
     }
     Ok(())
@@ -127,13 +130,17 @@ fn refusal(copy: &OwnedFd, sk: &PacketSock) -> Result<(), String> {
 
 /// The image's memberships: one entry per time one was added, the
 /// address only for those that have one (as CRIU writes them).
-fn mclist(sk: &PacketSock) -> Result<Vec<pb::PacketMclist>, String> {
+fn mclist(sk: &PacketSock) -> Result<Vec<pb::PacketMclist>, SockError> {
     let mut out = Vec::new();
     for m in &sk.mclist {
         let addr = match u32::from(m.kind) {
             pk::PACKET_MR_MULTICAST | pk::PACKET_MR_UNICAST => m.addr.clone(),
             pk::PACKET_MR_PROMISC | pk::PACKET_MR_ALLMULTI => Vec::new(),
-            other => return Err(format!("a membership of unknown type {other}")),
+            other => {
+                return Err(SockError::Refused(format!(
+                    "a membership of unknown type {other}"
+                )));
+            }
         };
         for _ in 0..m.count {
             out.push(pb::PacketMclist {
@@ -154,21 +161,24 @@ fn dump(
     st: &mut super::Dumped,
     id: u32,
 ) -> Result<pb::FileEntry, FilesError> {
-    let e = |w: String| ctx.err(KIND, w);
-    let ino = u32::try_from(ino).map_err(|_| e(format!("inode {ino}")))?;
+    let e = |w: SockError| ctx.fail(KIND, w);
+    let ino = u32::try_from(ino).map_err(|_| e(SockError::Unexpected(format!("inode {ino}"))))?;
     if st.packet.diag.is_none() {
         let all = packet_diag::collect().map_err(|x| {
             e(match x {
-                rustix::io::Errno::NOENT => {
-                    "sock_diag does not list packet sockets here (no af_packet_diag module)".into()
-                }
-                x => format!("sock_diag: {x}"),
+                rustix::io::Errno::NOENT => SockError::Refused(
+                    "sock_diag does not list packet sockets here (no af_packet_diag module)".into(),
+                ),
+                x => SockError::sys("sock_diag", x),
             })
         })?;
         st.packet.diag = Some(all);
     }
     let Some(sk) = st.packet.diag.as_ref().and_then(|d| d.get(&ino)).cloned() else {
-        return Err(e("not in sock_diag's list (in another network namespace?)".into()).into());
+        return Err(e(SockError::Refused(
+            "not in sock_diag's list (in another network namespace?)".into(),
+        ))
+        .into());
     };
     for (ring, name) in [(sk.rx_ring, "an RX ring"), (sk.tx_ring, "a TX ring")] {
         if ring.is_some() {
@@ -224,43 +234,55 @@ fn entries(img: &FileImages) -> impl Iterator<Item = (u32, &pb::PacketSockEntry)
 /// interface, memberships; rings are refused.
 pub(super) fn check(img: &FileImages) -> Result<(), FileError> {
     for (id, p) in entries(img) {
-        let err = |what: String| restore_err(id, KIND, what);
+        let err = |what: SockError| restore_fail(id, KIND, what);
         if p.r#type != raw::SOCK_RAW && p.r#type != raw::SOCK_DGRAM {
-            return Err(err(format!(
+            return Err(err(SockError::Refused(format!(
                 "of {}, which cannot be restored yet",
                 sockets::type_name(p.r#type)
-            )));
+            ))));
         }
         if p.protocol > 0xffff {
-            return Err(err(format!("protocol {:#x}", p.protocol)));
+            return Err(err(SockError::Refused(format!(
+                "protocol {:#x}",
+                p.protocol
+            ))));
         }
         if i32::try_from(p.ifindex).is_err() {
-            return Err(err(format!("interface index {}", p.ifindex)));
+            return Err(err(SockError::Refused(format!(
+                "interface index {}",
+                p.ifindex
+            ))));
         }
         for (ring, name) in [(&p.rx_ring, "an RX ring"), (&p.tx_ring, "a TX ring")] {
             if ring.is_some() {
-                return Err(err(format!("with {name}, which cannot be restored yet")));
+                return Err(err(SockError::Refused(format!(
+                    "with {name}, which cannot be restored yet"
+                ))));
             }
         }
         if let Some(m) = p.mclist.iter().find(|m| m.addr.len() > MAX_ADDR_LEN) {
-            return Err(err(format!(
+            return Err(err(SockError::Refused(format!(
                 "a membership address of {} bytes",
                 m.addr.len()
-            )));
+            ))));
         }
         if p.mclist.len() > 4096 {
-            return Err(err(format!("{} memberships", p.mclist.len())));
+            return Err(err(SockError::Refused(format!(
+                "{} memberships",
+                p.mclist.len()
+            ))));
         }
     }
     Ok(())
 }
 
-fn set(fd: &OwnedFd, name: u32, what: &str, v: u32) -> Result<(), String> {
-    so::set_int(fd, SOL_PACKET, name, v as i32).map_err(|e| format!("setting {what} to {v}: {e}"))
+fn set(fd: &OwnedFd, name: u32, what: &str, v: u32) -> Result<(), SockError> {
+    so::set_int(fd, SOL_PACKET, name, v as i32)
+        .map_err(|e| SockError::sys(format!("setting {what} to {v}"), e))
 }
 
 /// A new socket as entry `p` describes it.
-fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, String> {
+fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, SockError> {
     let proto = std::num::NonZeroU32::new(p.protocol).map(rustix::net::Protocol::from_raw);
     let fd = rustix::net::socket_with(
         AddressFamily::PACKET,
@@ -268,9 +290,9 @@ fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, String> {
         SocketFlags::CLOEXEC,
         proto,
     )
-    .map_err(|e| format!("socket: {e}"))?;
+    .map_err(SockError::call("socket"))?;
     so::bind_packet(&fd, 0, p.ifindex as i32)
-        .map_err(|e| format!("bind to interface {}: {e}", p.ifindex))?;
+        .map_err(|e| SockError::sys(format!("bind to interface {}", p.ifindex), e))?;
     if p.version != 0 {
         set(&fd, pk::PACKET_VERSION, "PACKET_VERSION", p.version)?;
     }
@@ -301,12 +323,16 @@ fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, String> {
     // The kernel lists the newest membership first: added oldest first,
     // they come back in the order they were.
     for m in p.mclist.iter().rev() {
-        let kind = u16::try_from(m.r#type).map_err(|_| format!("membership type {}", m.r#type))?;
+        let kind = u16::try_from(m.r#type)
+            .map_err(|_| SockError::BadEntry(format!("membership type {}", m.r#type)))?;
         let mreq = so::packet_mreq(m.index as i32, kind, &m.addr);
         so::set_bytes(&fd, SOL_PACKET, pk::PACKET_ADD_MEMBERSHIP, &mreq).map_err(|e| {
-            format!(
-                "PACKET_ADD_MEMBERSHIP of type {} on interface {}: {e}",
-                m.r#type, m.index
+            SockError::sys(
+                format!(
+                    "PACKET_ADD_MEMBERSHIP of type {} on interface {}",
+                    m.r#type, m.index
+                ),
+                e,
             )
         })?;
     }
@@ -314,7 +340,7 @@ fn open(p: &pb::PacketSockEntry) -> Result<OwnedFd, String> {
         set(&fd, pk::PACKET_FANOUT, "PACKET_FANOUT", f)?;
     }
     sockopts::restore(&fd, AddressFamily::PACKET, &p.opts)?;
-    super::set_status_flags(&fd, p.flags).map_err(|e| e.to_string())?;
+    super::set_status_flags(&fd, p.flags)?;
     Ok(fd)
 }
 
@@ -351,7 +377,7 @@ impl super::kind::FileKind for Packet {
             .psk
             .as_ref()
             .ok_or_else(|| super::kind::no_body(e, KIND))?;
-        open(p).map_err(|w| restore_err(e.id, KIND, w))
+        open(p).map_err(|w| restore_fail(e.id, KIND, w))
     }
 }
 
@@ -360,7 +386,7 @@ mod tests {
     use super::*;
     use crate::proc::packet_diag::Membership;
 
-    fn checked(p: pb::PacketSockEntry) -> Result<(), String> {
+    fn checked(p: pb::PacketSockEntry) -> Result<(), FileError> {
         let mut img = FileImages::default();
         img.entries.insert(
             p.id,
@@ -371,7 +397,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        check(&img).map_err(|e| e.to_string())
+        check(&img)
     }
 
     #[test]
@@ -383,13 +409,14 @@ mod tests {
             ifindex: 1,
             ..Default::default()
         };
-        assert_eq!(checked(good.clone()), Ok(()));
+        checked(good.clone()).unwrap();
         let ring = pb::PacketRing::default();
         let e = checked(pb::PacketSockEntry {
             rx_ring: Some(ring),
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("with an RX ring, which cannot be restored yet"),
             "{e}"
@@ -398,7 +425,8 @@ mod tests {
             r#type: SOCK_PACKET,
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("of type 10, which cannot be restored yet"),
             "{e}"
@@ -407,7 +435,8 @@ mod tests {
             protocol: 0x10000,
             ..good.clone()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("protocol 0x10000"), "{e}");
         let big = pb::PacketMclist {
             index: 1,
@@ -418,7 +447,8 @@ mod tests {
             mclist: vec![big],
             ..good
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("a membership address of 33 bytes"), "{e}");
     }
 
@@ -456,6 +486,11 @@ mod tests {
             }],
             ..PacketSock::default()
         };
-        assert!(mclist(&bad).unwrap_err().contains("unknown type 9"));
+        assert!(
+            mclist(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown type 9")
+        );
     }
 }

@@ -15,7 +15,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
-use super::{Dumped, FdCtx, FileError, Opener, restore_err};
+use super::{Dumped, FdCtx, FileError, Opener, restore_err, restore_fail};
 use crate::images::pb;
 
 const KIND: &str = "a pipe";
@@ -37,25 +37,68 @@ pub struct PipeDump {
     data_done: HashSet<u32>,
 }
 
+/// What went wrong reading a pipe's (or FIFO's) queued bytes, or putting
+/// them back.
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    /// A call on the pipe that failed.
+    #[error("{what}: {source}")]
+    Sys { what: String, source: Errno },
+    /// `tee` took fewer bytes than were queued (one call must copy them
+    /// all, a second would start over).
+    #[error("tee copied {teed} of {queued} queued bytes")]
+    ShortTee { teed: usize, queued: u64 },
+    /// The restored pipe is too small for the dumped bytes.
+    #[error("its {len} bytes of data do not fit (stuck at {at})")]
+    DoesNotFit { len: usize, at: usize },
+    /// Which pipe or FIFO an error is about.
+    #[error("{what}: {source}")]
+    Of {
+        what: String,
+        source: Box<PipeError>,
+    },
+}
+
+impl PipeError {
+    fn sys(what: impl Into<String>, source: Errno) -> Self {
+        Self::Sys {
+            what: what.into(),
+            source,
+        }
+    }
+
+    fn call(what: &str) -> impl FnOnce(Errno) -> Self + '_ {
+        move |source| Self::sys(what, source)
+    }
+
+    /// This error, about pipe or FIFO `what`.
+    pub fn of(self, what: impl Into<String>) -> Self {
+        Self::Of {
+            what: what.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
 /// Bytes queued in a pipe and its size, read without consuming them from
 /// `readable` (a read end, or the pipe opened for reading).
-pub fn peek_data(readable: &OwnedFd) -> Result<(u32, Vec<u8>), String> {
+pub fn peek_data(readable: &OwnedFd) -> Result<(u32, Vec<u8>), PipeError> {
     let size =
-        rustix::pipe::fcntl_getpipe_size(readable).map_err(|e| format!("F_GETPIPE_SZ: {e}"))?;
-    let queued = rustix::io::ioctl_fionread(readable).map_err(|e| format!("FIONREAD: {e}"))?;
+        rustix::pipe::fcntl_getpipe_size(readable).map_err(PipeError::call("F_GETPIPE_SZ"))?;
+    let queued = rustix::io::ioctl_fionread(readable).map_err(PipeError::call("FIONREAD"))?;
     if queued == 0 {
         return Ok((size as u32, Vec::new()));
     }
     let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
-        .map_err(|e| format!("pipe: {e}"))?;
+        .map_err(PipeError::call("pipe"))?;
     // Room for every buffer of the source: tee copies buffers, not bytes,
     // and one call must take them all (a second would start over).
     rustix::pipe::fcntl_setpipe_size(&w, size)
-        .map_err(|e| format!("F_SETPIPE_SZ({size}) of the copy: {e}"))?;
+        .map_err(|e| PipeError::sys(format!("F_SETPIPE_SZ({size}) of the copy"), e))?;
     let teed = rustix::pipe::tee(readable, &w, queued as usize, SpliceFlags::NONBLOCK)
-        .map_err(|e| format!("tee: {e}"))?;
+        .map_err(PipeError::call("tee"))?;
     if teed as u64 != queued {
-        return Err(format!("tee copied {teed} of {queued} queued bytes"));
+        return Err(PipeError::ShortTee { teed, queued });
     }
     let mut data = vec![0u8; teed];
     let mut got = 0;
@@ -64,7 +107,7 @@ pub fn peek_data(readable: &OwnedFd) -> Result<(u32, Vec<u8>), String> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::INTR) => {}
-            Err(e) => return Err(format!("reading the copy: {e}")),
+            Err(e) => return Err(PipeError::sys("reading the copy", e)),
         }
     }
     data.truncate(got);
@@ -104,7 +147,7 @@ pub fn dump(
     }
     if st.pipes.data_done.insert(pipe_id) {
         let copy = readable(ctx, KIND)?;
-        let (size, data) = peek_data(&copy).map_err(|e| ctx.err(KIND, e))?;
+        let (size, data) = peek_data(&copy).map_err(|e| ctx.fail(KIND, e))?;
         if !data.is_empty() || size != DEFAULT_PIPE_SIZE {
             st.pipes_data.push((
                 pb::PipeDataEntry {
@@ -148,10 +191,10 @@ impl PipeObj {
 }
 
 /// Puts `data` into the pipe through `w` and sizes it for `size`.
-pub fn fill(w: &OwnedFd, size: Option<u32>, data: &[u8]) -> Result<(), String> {
+pub fn fill(w: &OwnedFd, size: Option<u32>, data: &[u8]) -> Result<(), PipeError> {
     if let Some(size) = size.filter(|&s| s != 0) {
         rustix::pipe::fcntl_setpipe_size(w, size as usize)
-            .map_err(|e| format!("F_SETPIPE_SZ({size}): {e}"))?;
+            .map_err(|e| PipeError::sys(format!("F_SETPIPE_SZ({size})"), e))?;
     }
     let mut off = 0;
     while off < data.len() {
@@ -159,12 +202,12 @@ pub fn fill(w: &OwnedFd, size: Option<u32>, data: &[u8]) -> Result<(), String> {
             Ok(n) => off += n,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {
-                return Err(format!(
-                    "its {} bytes of data do not fit (stuck at {off})",
-                    data.len()
-                ));
+                return Err(PipeError::DoesNotFit {
+                    len: data.len(),
+                    at: off,
+                });
             }
-            Err(e) => return Err(format!("writing its data: {e}")),
+            Err(e) => return Err(PipeError::sys("writing its data", e)),
         }
     }
     Ok(())
@@ -188,7 +231,8 @@ pub(super) fn open(o: &mut Opener<'_>, id: u32, e: &pb::PipeEntry) -> Result<Own
         let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
             .map_err(|x| err(format!("pipe: {x}")))?;
         if let Some((d, data)) = o.img.pipe_data.get(&e.pipe_id) {
-            fill(&w, d.size, data).map_err(|x| err(format!("pipe {}: {x}", e.pipe_id)))?;
+            fill(&w, d.size, data)
+                .map_err(|x| restore_fail(id, KIND, x.of(format!("pipe {}", e.pipe_id))))?;
         }
         // Blocking unless an end's entry says otherwise (set per id).
         for end in [&r, &w] {

@@ -8,12 +8,91 @@
 
 use std::os::fd::OwnedFd;
 
+use rustix::io::Errno;
 use rustix::net::AddressFamily;
 
 use super::FdCtx;
 use crate::sys::sockopt::{self as so, SOL_SOCKET};
 
 use linux_raw_sys::{net as raw, netlink as nl};
+
+/// What went wrong with a socket (of any family: unix, inet, netlink,
+/// packet, and the options they share), for [`super::FileError`] to name
+/// the fd or file id it happened to.
+#[derive(Debug, thiserror::Error)]
+pub enum SockError {
+    /// A call on the socket, or an option read or set, that failed: what
+    /// it was (the call and its arguments), and the kernel's answer.
+    #[error("{what}: {source}")]
+    Sys { what: String, source: Errno },
+    /// A file of the tool (its network namespace, a socket's directory)
+    /// that could not be read or made.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    /// A socket in a state, or with options, that cannot be dumped or
+    /// restored (yet); the message says which and why.
+    #[error("{0}")]
+    Refused(String),
+    /// An image entry that does not describe a socket that can exist.
+    #[error("{0}")]
+    BadEntry(String),
+    /// The kernel answered something this tool does not understand.
+    #[error("{0}")]
+    Unexpected(String),
+    /// `TCP_REPAIR` refused: the tool lacks `CAP_NET_ADMIN`.
+    #[error("TCP_REPAIR: not permitted (CAP_NET_ADMIN is needed)")]
+    RepairNotPermitted(#[source] Errno),
+    /// The tool's own list of sockets (`/proc/self/net/*`) that could not
+    /// be read.
+    #[error("{0}")]
+    Listing(String),
+    /// Locking the network of a connection about to be paused.
+    #[error(transparent)]
+    NetLock(#[from] crate::netlock::NetLockError),
+    /// Setting the status flags of a restored socket.
+    #[error(transparent)]
+    Status(#[from] super::SysFail),
+    /// A step of a larger one that failed (`what` names the larger one).
+    #[error("{what}: {source}")]
+    In {
+        what: String,
+        source: Box<SockError>,
+    },
+}
+
+impl SockError {
+    /// A failed call or option (`what`: which, with its arguments).
+    pub fn sys(what: impl Into<String>, source: Errno) -> Self {
+        Self::Sys {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// For `map_err`: a failed call or option named `what`.
+    pub fn call(what: &str) -> impl FnOnce(Errno) -> Self + '_ {
+        move |source| Self::sys(what, source)
+    }
+
+    /// A failed file operation (`what`: which, on what path).
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// This error as the cause of a failed `what`.
+    pub fn within(self, what: impl Into<String>) -> Self {
+        Self::In {
+            what: what.into(),
+            source: Box::new(self),
+        }
+    }
+}
 
 /// A socket type's name (`SOCK_STREAM`, ...), for messages.
 pub(super) fn type_name(ty: u32) -> String {
@@ -29,25 +108,27 @@ pub(super) fn type_name(ty: u32) -> String {
 
 /// Whether socket `fd` has something to read (CRIU's `fd_has_data`: a
 /// `poll` that does not wait).
-pub(super) fn has_data(fd: &OwnedFd) -> Result<bool, String> {
+pub(super) fn has_data(fd: &OwnedFd) -> Result<bool, SockError> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = [PollFd::new(fd, PollFlags::IN)];
     let now = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    let n = rustix::event::poll(&mut fds, Some(&now)).map_err(|e| format!("poll: {e}"))?;
+    let n = rustix::event::poll(&mut fds, Some(&now)).map_err(SockError::call("poll"))?;
     Ok(n > 0 && fds[0].revents().contains(PollFlags::IN))
 }
 
 /// Whether socket `fd` is in the network namespace of the dump (the
 /// tool's: sock_diag lists that one only), `SIOCGSKNS`.
-pub(super) fn in_our_netns(fd: &OwnedFd) -> Result<bool, String> {
+pub(super) fn in_our_netns(fd: &OwnedFd) -> Result<bool, SockError> {
     use std::os::unix::fs::MetadataExt;
-    let ns = crate::sys::probe::socket_netns(fd).map_err(|e| format!("SIOCGSKNS: {e}"))?;
-    let theirs = rustix::fs::fstat(&ns).map_err(|e| format!("fstat of its netns: {e}"))?;
-    let ours =
-        std::fs::metadata("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    let ns = crate::sys::probe::socket_netns(fd).map_err(SockError::call("SIOCGSKNS"))?;
+    let theirs = rustix::fs::fstat(&ns).map_err(SockError::call("fstat of its netns"))?;
+    let ours = std::fs::metadata("/proc/self/ns/net").map_err(|source| SockError::Io {
+        what: "/proc/self/ns/net".into(),
+        source,
+    })?;
     #[allow(clippy::useless_conversion)] // st_dev is not a u64 on every target
     Ok(u64::from(theirs.st_ino) == ours.ino() && u64::from(theirs.st_dev) == ours.dev())
 }

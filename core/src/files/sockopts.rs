@@ -19,6 +19,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, sockopt};
 
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::sys::sockopt::{self as so, SOL_SOCKET};
 
@@ -27,21 +28,21 @@ use linux_raw_sys::net as raw;
 /// `IFNAMSIZ`: the longest interface name, with its NUL.
 const IFNAME_LEN: usize = 16;
 
-fn int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<i32, String> {
-    so::get_int(fd, level, name).map_err(|e| format!("{what}: {e}"))
+fn int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<i32, SockError> {
+    so::get_int(fd, level, name).map_err(|e| SockError::sys(what, e))
 }
 
 /// An option this kernel may not know: `None` there.
-fn maybe_int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<Option<i32>, String> {
+fn maybe_int(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<Option<i32>, SockError> {
     match so::get_int(fd, level, name) {
         Ok(v) => Ok(Some(v)),
         Err(Errno::NOPROTOOPT) => Ok(None),
-        Err(e) => Err(format!("{what}: {e}")),
+        Err(e) => Err(SockError::sys(what, e)),
     }
 }
 
-fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), String> {
-    so::set_int(fd, level, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))
+fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), SockError> {
+    so::set_int(fd, level, name, v).map_err(|e| SockError::sys(format!("setting {what} to {v}"), e))
 }
 
 /// A classic BPF instruction as CRIU's images hold it: code, jt, jf and k
@@ -65,17 +66,19 @@ pub fn decode_filter(v: u64) -> so::SockFilter {
 /// which runs the foreign arches' tests, answers the new ones as ints.
 const TIMEVAL_LEN: usize = 16;
 
-fn timeout(fd: &OwnedFd, name: u32, what: &str) -> Result<Duration, String> {
+fn timeout(fd: &OwnedFd, name: u32, what: &str) -> Result<Duration, SockError> {
     let mut b = [0u8; TIMEVAL_LEN];
     let n =
-        so::get_bytes(fd, SOL_SOCKET, name, Some(&mut b)).map_err(|e| format!("{what}: {e}"))?;
+        so::get_bytes(fd, SOL_SOCKET, name, Some(&mut b)).map_err(|e| SockError::sys(what, e))?;
     if n != TIMEVAL_LEN {
-        return Err(format!("{what}: {n} bytes, not a struct timeval"));
+        return Err(SockError::Unexpected(format!(
+            "{what}: {n} bytes, not a struct timeval"
+        )));
     }
     let word = |at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
     let (sec, usec) = (word(0), word(8));
     if sec < 0 || !(0..1_000_000).contains(&usec) {
-        return Err(format!("{what}: {sec} s {usec} us"));
+        return Err(SockError::Unexpected(format!("{what}: {sec} s {usec} us")));
     }
     Ok(Duration::new(sec as u64, usec as u32 * 1000))
 }
@@ -88,7 +91,7 @@ fn set_timeout(fd: &OwnedFd, name: u32, d: Duration) -> Result<(), Errno> {
 }
 
 /// The options of socket `fd` of address family `family`.
-pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, String> {
+pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, SockError> {
     let sol = |name, what| int(fd, SOL_SOCKET, name, what);
     let flag = |name, what| sol(name, what).map(|v| v != 0);
     let snd = timeout(fd, raw::SO_SNDTIMEO_OLD, "SO_SNDTIMEO")?;
@@ -96,11 +99,11 @@ pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, Stri
     let creds = family == AddressFamily::UNIX || family == AddressFamily::NETLINK;
     let mut dev = [0u8; IFNAME_LEN];
     let n = so::get_bytes(fd, SOL_SOCKET, raw::SO_BINDTODEVICE, Some(&mut dev))
-        .map_err(|e| format!("SO_BINDTODEVICE: {e}"))?;
+        .map_err(SockError::call("SO_BINDTODEVICE"))?;
     let dev = &dev[..n.min(IFNAME_LEN)];
     let dev = &dev[..dev.iter().position(|&c| c == 0).unwrap_or(dev.len())];
-    let filter = so::get_filter(fd).map_err(|e| format!("SO_GET_FILTER: {e}"))?;
-    let linger = sockopt::socket_linger(fd).map_err(|e| format!("SO_LINGER: {e}"))?;
+    let filter = so::get_filter(fd).map_err(SockError::call("SO_GET_FILTER"))?;
+    let linger = sockopt::socket_linger(fd).map_err(SockError::call("SO_LINGER"))?;
     let mark = sol(raw::SO_MARK, "SO_MARK")? as u32;
     Ok(pb::SkOptsEntry {
         so_sndbuf: sol(raw::SO_SNDBUF, "SO_SNDBUF")? as u32,
@@ -137,7 +140,7 @@ pub fn dump(fd: &OwnedFd, family: AddressFamily) -> Result<pb::SkOptsEntry, Stri
 /// what `setsockopt` is given). Beyond the system's maximum only with
 /// CAP_NET_ADMIN (the FORCE option); without it, as close as the plain
 /// option allows.
-pub fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), String> {
+pub fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), SockError> {
     let half = (want / 2) as i32;
     let (force, plain, what) = if send {
         (raw::SO_SNDBUFFORCE, raw::SO_SNDBUF, "SO_SNDBUF")
@@ -146,14 +149,14 @@ pub fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), String> {
     };
     match so::set_int(fd, SOL_SOCKET, force, half) {
         Err(Errno::PERM) => set(fd, SOL_SOCKET, plain, what, half),
-        r => r.map_err(|e| format!("setting {what} to {want}: {e}")),
+        r => r.map_err(|e| SockError::sys(format!("setting {what} to {want}"), e)),
     }
 }
 
 /// Sets the options of `o` on `fd` (a socket of `family`) where they
 /// differ from what it has. Buffer sizes come first (before queued data
 /// goes back in), their locks after them (setting a size locks it).
-pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Result<(), String> {
+pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Result<(), SockError> {
     let now = dump(fd, family)?;
     if o.so_sndbuf != 0 && o.so_sndbuf != now.so_sndbuf {
         set_buf(fd, true, o.so_sndbuf)?;
@@ -167,7 +170,11 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
             Some(c) if c as u32 != lock => {
                 set(fd, SOL_SOCKET, raw::SO_BUF_LOCK, "SO_BUF_LOCK", lock as i32)?
             }
-            None if lock != 0 => return Err("SO_BUF_LOCK: this kernel has not got it".into()),
+            None if lock != 0 => {
+                return Err(SockError::Refused(
+                    "SO_BUF_LOCK: this kernel has not got it".into(),
+                ));
+            }
             _ => {}
         }
     }
@@ -187,7 +194,8 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
         ),
     ] {
         if want != had {
-            set_timeout(fd, t, want).map_err(|e| format!("setting {what} to {want:?}: {e}"))?;
+            set_timeout(fd, t, want)
+                .map_err(|e| SockError::sys(format!("setting {what} to {want:?}"), e))?;
         }
     }
     let ints = [
@@ -280,7 +288,7 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
     }
     if o.so_linger != now.so_linger {
         let l = o.so_linger.map(|s| Duration::from_secs(u64::from(s)));
-        sockopt::set_socket_linger(fd, l).map_err(|e| format!("setting SO_LINGER: {e}"))?;
+        sockopt::set_socket_linger(fd, l).map_err(SockError::call("setting SO_LINGER"))?;
     }
     if let Some(dev) = &o.so_bound_dev
         && now.so_bound_dev.as_ref() != Some(dev)
@@ -290,9 +298,9 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
     if !o.so_filter.is_empty() && o.so_filter != now.so_filter {
         let prog: Vec<so::SockFilter> = o.so_filter.iter().map(|&v| decode_filter(v)).collect();
         so::attach_filter(fd, &prog).map_err(|e| {
-            format!(
-                "SO_ATTACH_FILTER of {} instructions: {e}",
-                o.so_filter.len()
+            SockError::sys(
+                format!("SO_ATTACH_FILTER of {} instructions", o.so_filter.len()),
+                e,
             )
         })?;
     }
@@ -300,9 +308,9 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
 }
 
 /// `SO_BINDTODEVICE` to interface `dev`.
-pub fn bind_to_device(fd: &OwnedFd, dev: &str) -> Result<(), String> {
+pub fn bind_to_device(fd: &OwnedFd, dev: &str) -> Result<(), SockError> {
     so::set_bytes(fd, SOL_SOCKET, raw::SO_BINDTODEVICE, dev.as_bytes())
-        .map_err(|e| format!("SO_BINDTODEVICE {dev:?}: {e}"))
+        .map_err(|e| SockError::sys(format!("SO_BINDTODEVICE {dev:?}"), e))
 }
 
 #[cfg(test)]

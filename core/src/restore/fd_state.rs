@@ -34,9 +34,9 @@ pub fn check(t: &TaskImages) -> Result<(), RestoreError> {
                 what: format!("a lock on fd {}, which the task does not hold", l.fd),
             });
         }
-        crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
+        crate::files::locks::restore_call(l).map_err(|e| RestoreError::Invalid {
             file: "filelocks.img".into(),
-            what,
+            what: e.to_string(),
         })?;
     }
     Ok(())
@@ -208,9 +208,9 @@ fn lock_calls(
         .iter()
         .filter(|_| file_locks)
         .map(|l| {
-            crate::files::locks::restore_call(l).map_err(|what| RestoreError::Invalid {
+            crate::files::locks::restore_call(l).map_err(|e| RestoreError::Invalid {
                 file: "filelocks.img".into(),
-                what,
+                what: e.to_string(),
             })
         })
         .collect()

@@ -27,6 +27,7 @@ use rustix::io::Errno;
 
 use super::{InetDump, SOL_IP, SOL_IPV6};
 use crate::files::sockets;
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::proc::inet_diag::{self, InetSock};
 use crate::proc::net_raw;
@@ -44,16 +45,16 @@ const MH: u32 = raw::IPPROTO_MH;
 /// Every raw socket of `family` by inode: sock_diag's list where the
 /// kernel has raw_diag, else `/proc/self/net/raw{,6}`'s (asked once per
 /// family); whether it is sock_diag's.
-fn listed(st: &mut InetDump, family: u8, ino: u32) -> Result<(Option<InetSock>, bool), String> {
+fn listed(st: &mut InetDump, family: u8, ino: u32) -> Result<(Option<InetSock>, bool), SockError> {
     let key = (family, IPPROTO_RAW);
     if !st.diag.contains_key(&key) {
         let all = match inet_diag::collect(family, IPPROTO_RAW, u32::MAX) {
             Ok(all) => all,
             Err(Errno::NOENT) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
                 st.raw_diag_missing.insert(family);
-                net_raw::collect(family)?
+                net_raw::collect(family).map_err(SockError::Listing)?
             }
-            Err(e) => return Err(format!("sock_diag: {e}")),
+            Err(e) => return Err(SockError::sys("sock_diag", e)),
         };
         st.diag.insert(key, all);
     }
@@ -69,7 +70,7 @@ pub(super) fn sock(
     family: u8,
     ino: u32,
     st: &mut InetDump,
-) -> Result<(InetSock, bool), String> {
+) -> Result<(InetSock, bool), SockError> {
     let (sk, in_diag) = listed(st, family, ino)?;
     let Some(sk) = sk else {
         let list = if in_diag {
@@ -79,41 +80,41 @@ pub(super) fn sock(
         } else {
             "/proc/net/raw"
         };
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "a raw socket not in {list} (in another network namespace?)"
-        ));
+        )));
     };
     let me = super::ip_of(sk.family, &sk.src);
     if sk.shutdown & 1 != 0 || shut_for_reading(copy)? {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "a raw socket on {me} shut down for reading, which cannot be dumped yet"
-        ));
+        )));
     }
     if sk.rqueue > 0 || sockets::has_data(copy)? {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "a raw socket on {me} with packets queued for reading, which cannot be dumped yet \
              (CRIU would drop them)"
-        ));
+        )));
     }
-    let unsent = so::ioctl_int(copy, SIOCOUTQ).map_err(|e| format!("SIOCOUTQ: {e}"))?;
+    let unsent = so::ioctl_int(copy, SIOCOUTQ).map_err(SockError::call("SIOCOUTQ"))?;
     if unsent > 0 {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "a raw socket on {me} with {unsent} bytes not sent yet, which cannot be dumped yet"
-        ));
+        )));
     }
     Ok((sk, in_diag))
 }
 
 /// `poll`: `POLLRDHUP` is up once a datagram socket is shut down for
 /// reading.
-fn shut_for_reading(fd: &OwnedFd) -> Result<bool, String> {
+fn shut_for_reading(fd: &OwnedFd) -> Result<bool, SockError> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = [PollFd::new(fd, PollFlags::RDHUP)];
     let now = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    rustix::event::poll(&mut fds, Some(&now)).map_err(|e| format!("poll: {e}"))?;
+    rustix::event::poll(&mut fds, Some(&now)).map_err(SockError::call("poll"))?;
     Ok(fds[0].revents().contains(PollFlags::RDHUP))
 }
 
@@ -127,22 +128,22 @@ fn default_checksum(proto: u32) -> i32 {
     }
 }
 
-fn flag(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<Option<bool>, String> {
-    let v = so::get_int(fd, level, name).map_err(|e| format!("{what}: {e}"))?;
+fn flag(fd: &OwnedFd, level: u32, name: u32, what: &str) -> Result<Option<bool>, SockError> {
+    let v = so::get_int(fd, level, name).map_err(|e| SockError::sys(what, e))?;
     Ok((v != 0).then_some(true))
 }
 
 /// The ICMP type filter of an ICMP (`words` 1) or ICMPv6 (8) socket.
-fn icmp_filter(fd: &OwnedFd, v6: bool) -> Result<Vec<u32>, String> {
+fn icmp_filter(fd: &OwnedFd, v6: bool) -> Result<Vec<u32>, SockError> {
     let (level, name, words, what) = if v6 {
         (raw::SOL_ICMPV6, ICMPV6_FILTER, 8, "ICMPV6_FILTER")
     } else {
         (raw::SOL_RAW, ICMP_FILTER, 1, "ICMP_FILTER")
     };
     let mut buf = vec![0u8; words * 4];
-    let n = so::get_bytes(fd, level, name, Some(&mut buf)).map_err(|e| format!("{what}: {e}"))?;
+    let n = so::get_bytes(fd, level, name, Some(&mut buf)).map_err(|e| SockError::sys(what, e))?;
     if n != buf.len() {
-        return Err(format!("{what}: {n} bytes"));
+        return Err(SockError::Unexpected(format!("{what}: {n} bytes")));
     }
     Ok(buf
         .chunks_exact(4)
@@ -151,17 +152,17 @@ fn icmp_filter(fd: &OwnedFd, v6: bool) -> Result<Vec<u32>, String> {
 }
 
 /// The raw level's options as CRIU records them (each flag only when on).
-pub(super) fn opts(fd: &OwnedFd, family: u8, proto: u32) -> Result<pb::IpOptsRawEntry, String> {
+pub(super) fn opts(fd: &OwnedFd, family: u8, proto: u32) -> Result<pb::IpOptsRawEntry, SockError> {
     let mut r = pb::IpOptsRawEntry::default();
     if family == AF_INET6 {
         r.hdrincl = flag(fd, SOL_IPV6, raw::IPV6_HDRINCL, "IPV6_HDRINCL")?;
         let sum = so::get_int(fd, SOL_IPV6, raw::IPV6_CHECKSUM)
-            .map_err(|e| format!("IPV6_CHECKSUM: {e}"))?;
+            .map_err(SockError::call("IPV6_CHECKSUM"))?;
         if sum != default_checksum(proto) {
-            return Err(format!(
+            return Err(SockError::Refused(format!(
                 "a raw IPv6 socket with IPV6_CHECKSUM at offset {sum}, which cannot be dumped \
                  yet (CRIU's image has no place for the offset)"
-            ));
+            )));
         }
         if proto == ICMPV6 {
             r.icmpv_filter = icmp_filter(fd, true)?;
@@ -183,15 +184,16 @@ pub(super) fn restore_opts(
     family: u8,
     proto: u32,
     want: &pb::IpOptsRawEntry,
-) -> Result<(), String> {
+) -> Result<(), SockError> {
     let v6 = family == AF_INET6;
     let set = |level, name, what: &str, on: Option<bool>| {
         let v = i32::from(on == Some(true));
-        let now = so::get_int(fd, level, name).map_err(|e| format!("{what}: {e}"))?;
+        let now = so::get_int(fd, level, name).map_err(|e| SockError::sys(what, e))?;
         if (now != 0) != (v != 0) {
-            so::set_int(fd, level, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))?;
+            so::set_int(fd, level, name, v)
+                .map_err(|e| SockError::sys(format!("setting {what} to {v}"), e))?;
         }
-        Ok::<(), String>(())
+        Ok::<(), SockError>(())
     };
     if v6 {
         set(SOL_IPV6, raw::IPV6_HDRINCL, "IPV6_HDRINCL", want.hdrincl)?;
@@ -203,10 +205,10 @@ pub(super) fn restore_opts(
     if icmp && !want.icmpv_filter.is_empty() {
         let words = if v6 { 8 } else { 1 };
         if want.icmpv_filter.len() != words {
-            return Err(format!(
+            return Err(SockError::BadEntry(format!(
                 "an ICMP filter of {} words, not {words}",
                 want.icmpv_filter.len()
-            ));
+            )));
         }
         let bytes: Vec<u8> = want
             .icmpv_filter
@@ -218,7 +220,8 @@ pub(super) fn restore_opts(
         } else {
             (raw::SOL_RAW, ICMP_FILTER, "ICMP_FILTER")
         };
-        so::set_bytes(fd, level, name, &bytes).map_err(|e| format!("setting {what}: {e}"))?;
+        so::set_bytes(fd, level, name, &bytes)
+            .map_err(|e| SockError::sys(format!("setting {what}"), e))?;
     }
     Ok(())
 }

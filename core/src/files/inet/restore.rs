@@ -22,7 +22,8 @@ use super::{
     ConnOpts, SOL_IP, SOL_IPV6, SOL_TCP, addr_bytes, ip_of, ip_opts, kind_name, show, state_name,
     tcp_opts,
 };
-use crate::files::{FileError, FileImages, restore_err, sockopts};
+use crate::files::sockets::SockError;
+use crate::files::{FileError, FileImages, restore_err, restore_fail, sockopts};
 use crate::images::Kind;
 use crate::images::pb;
 use crate::images::set::files::is_connection;
@@ -48,22 +49,28 @@ struct Addrs {
     dst: SocketAddr,
 }
 
-fn addrs(i: &pb::InetSkEntry) -> Result<Addrs, String> {
+fn addrs(i: &pb::InetSkEntry) -> Result<Addrs, SockError> {
     let family = match i.family {
         f if f == u32::from(AF_INET) => AF_INET,
         f if f == u32::from(AF_INET6) => AF_INET6,
-        f => return Err(format!("address family {f}, not IPv4 or IPv6")),
+        f => {
+            return Err(SockError::BadEntry(format!(
+                "address family {f}, not IPv4 or IPv6"
+            )));
+        }
     };
     let words = |w: &[u32], what: &str| {
         addr_bytes(i.family, w).ok_or_else(|| {
-            format!(
+            SockError::BadEntry(format!(
                 "{what} has {} words, wrong for {}",
                 w.len(),
                 if family == AF_INET6 { "IPv6" } else { "IPv4" }
-            )
+            ))
         })
     };
-    let port = |p: u32, what: &str| u16::try_from(p).map_err(|_| format!("{what} port {p}"));
+    let port = |p: u32, what: &str| {
+        u16::try_from(p).map_err(|_| SockError::BadEntry(format!("{what} port {p}")))
+    };
     let src = SocketAddr::new(
         ip_of(family, &words(&i.src_addr, "src_addr")?),
         port(i.src_port, "source")?,
@@ -79,13 +86,13 @@ fn addrs(i: &pb::InetSkEntry) -> Result<Addrs, String> {
 /// protocols, states, address lengths; a TCP connection is refused.
 pub(crate) fn check(img: &FileImages) -> Result<(), FileError> {
     for (id, i) in entries(img) {
-        let err = |what: String| restore_err(id, KIND, what);
+        let err = |what: SockError| restore_fail(id, KIND, what);
         let a = addrs(i).map_err(err)?;
         if kind_name(i.r#type, i.proto).is_none() {
-            return Err(err(format!(
+            return Err(err(SockError::Refused(format!(
                 "socket type {} of protocol {}: only TCP and UDP sockets are restored",
                 i.r#type, i.proto
-            )));
+            ))));
         }
         let tcp = i.proto == u32::from(IPPROTO_TCP);
         let show_src = || show(a.family, &octets(a.src), a.src.port());
@@ -93,33 +100,33 @@ pub(crate) fn check(img: &FileImages) -> Result<(), FileError> {
             let state = u8::try_from(i.state).unwrap_or(u8::MAX);
             let what = || format!("the TCP connection {} -> {}", a.src, a.dst);
             match img.tcp_streams.get(&i.ino) {
-                Some((e, _)) => {
-                    tcp_repair::check(e, state).map_err(|w| err(format!("{}: {w}", what())))?
-                }
+                Some((e, _)) => tcp_repair::check(e, state).map_err(|w| err(w.within(what())))?,
                 // Only the state of a --tcp-close dump: it comes back closed.
                 None if tcp_repair::repairable(state) => {}
                 None => {
-                    return Err(err(format!(
+                    return Err(err(SockError::Refused(format!(
                         "{} in {}, which cannot be restored yet",
                         what(),
                         state_name(state)
-                    )));
+                    ))));
                 }
             }
             continue;
         }
         if tcp && i.state != u32::from(TCP_LISTEN) && i.state != u32::from(TCP_CLOSE) {
-            return Err(err(format!(
+            return Err(err(SockError::Refused(format!(
                 "a TCP socket {} in {}",
                 show_src(),
                 state_name(i.state as u8)
-            )));
+            ))));
         }
         if !tcp && i.state == u32::from(TCP_LISTEN) {
-            return Err(err("a listening UDP socket".into()));
+            return Err(err(SockError::Refused("a listening UDP socket".into())));
         }
         if i.ifname.as_ref().is_some_and(|n| n.len() >= 16) {
-            return Err(err("an interface name longer than IFNAMSIZ".into()));
+            return Err(err(SockError::Refused(
+                "an interface name longer than IFNAMSIZ".into(),
+            )));
         }
     }
     Ok(())
@@ -148,8 +155,8 @@ pub(super) fn open(o: &mut crate::files::Opener<'_>, id: u32) -> Result<OwnedFd,
         .ok_or_else(|| restore_err(id, KIND, "opened twice"))
 }
 
-fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), String> {
-    so::set_int(fd, level, name, v).map_err(|e| format!("setting {what} to {v}: {e}"))
+fn set(fd: &OwnedFd, level: u32, name: u32, what: &str, v: i32) -> Result<(), SockError> {
+    so::set_int(fd, level, name, v).map_err(|e| SockError::sys(format!("setting {what} to {v}"), e))
 }
 
 /// Creates every inet socket of `img`, by file id, TCP connections as
@@ -166,7 +173,7 @@ pub fn build(
     let mut streams = Vec::new();
     for &id in &ids {
         let i = all[&id];
-        let e = |w: String| restore_err(id, KIND, w);
+        let e = |w: SockError| restore_fail(id, KIND, w);
         if is_connection(i) && !tcp.tcp_close {
             let s = stream(img, i, tcp).map_err(e)?;
             let fd = new_socket(i, &addrs(i).map_err(e)?).map_err(e)?;
@@ -185,7 +192,7 @@ pub fn build(
     // of them.
     let mut repaired = Repaired::default();
     for (id, s) in &streams {
-        let e = |w: String| restore_err(*id, KIND, w);
+        let e = |w: SockError| restore_fail(*id, KIND, w);
         tcp_repair::finish(&fds[id], s).map_err(e)?;
         let conn = Connection {
             family: tcp_repair::family_of(&s.src),
@@ -197,7 +204,7 @@ pub fn build(
             .map_err(e)?;
     }
     for &id in &ids {
-        finish(&fds[&id], all[&id]).map_err(|w| restore_err(id, KIND, w))?;
+        finish(&fds[&id], all[&id]).map_err(|w| restore_fail(id, KIND, w))?;
     }
     Ok((fds, repaired))
 }
@@ -208,24 +215,25 @@ fn stream<'a>(
     img: &'a FileImages,
     i: &'a pb::InetSkEntry,
     tcp: ConnOpts,
-) -> Result<Stream<'a>, String> {
+) -> Result<Stream<'a>, SockError> {
     let a = addrs(i)?;
     let what = format!("the TCP connection {} -> {}", a.src, a.dst);
     if !tcp.tcp_established {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "{what}: Connected TCP socket in image (restore it with --tcp-established, or \
              closed with --tcp-close)"
-        ));
+        )));
     }
     let Some((entry, queues)) = img.tcp_streams.get(&i.ino) else {
-        return Err(format!(
+        return Err(SockError::Refused(format!(
             "{what}: no {} (dumped with --tcp-close?)",
             Kind::TcpStream.file_name(u64::from(i.ino))
-        ));
+        )));
     };
     Ok(Stream {
         entry,
-        state: u8::try_from(i.state).map_err(|_| format!("state {}", i.state))?,
+        state: u8::try_from(i.state)
+            .map_err(|_| SockError::BadEntry(format!("state {}", i.state)))?,
         src: a.src,
         dst: a.dst,
         queues,
@@ -244,18 +252,19 @@ fn family_of(a: &Addrs) -> AddressFamily {
 
 /// A new socket of `i`'s family, type and protocol, `IPV6_V6ONLY` as the
 /// image has it.
-fn new_socket(i: &pb::InetSkEntry, a: &Addrs) -> Result<OwnedFd, String> {
+fn new_socket(i: &pb::InetSkEntry, a: &Addrs) -> Result<OwnedFd, SockError> {
     let family = family_of(a);
     let ty = SocketType::from_raw(i.r#type);
-    let proto =
-        rustix::net::Protocol::from_raw(std::num::NonZeroU32::new(i.proto).ok_or("protocol 0")?);
+    let proto = rustix::net::Protocol::from_raw(
+        std::num::NonZeroU32::new(i.proto)
+            .ok_or_else(|| SockError::BadEntry("protocol 0".into()))?,
+    );
     let fd = rustix::net::socket_with(family, ty, SocketFlags::CLOEXEC, Some(proto))
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(SockError::call("socket"))?;
     let v6 = a.family == AF_INET6;
     if v6 {
         let want = i.v6only.unwrap_or(false);
-        if (so::get_int(&fd, SOL_IPV6, raw::IPV6_V6ONLY)
-            .map_err(|e| format!("IPV6_V6ONLY: {e}"))?
+        if (so::get_int(&fd, SOL_IPV6, raw::IPV6_V6ONLY).map_err(SockError::call("IPV6_V6ONLY"))?
             != 0)
             != want
         {
@@ -281,7 +290,7 @@ fn new_socket(i: &pb::InetSkEntry, a: &Addrs) -> Result<OwnedFd, String> {
 /// on where it was turned on for the bind (`shared`: another socket of the
 /// images has its port). A TCP connection with `--tcp-close` is a new
 /// socket, neither bound nor connected (CRIU's: its connection is gone).
-fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd, String> {
+fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd, SockError> {
     let a = addrs(i)?;
     let fd = new_socket(i, &a)?;
     if is_connection(i) && tcp_close {
@@ -305,10 +314,12 @@ fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd,
     }
     if i.state == u32::from(TCP_LISTEN) {
         let backlog = i32::try_from(i.backlog).unwrap_or(i32::MAX);
-        rustix::net::listen(&fd, backlog).map_err(|e| format!("listen({backlog}): {e}"))?;
+        rustix::net::listen(&fd, backlog)
+            .map_err(|e| SockError::sys(format!("listen({backlog})"), e))?;
     }
     if i.dst_port != 0 {
-        rustix::net::connect(&fd, &a.dst).map_err(|e| format!("connect to {}: {e}", a.dst))?;
+        rustix::net::connect(&fd, &a.dst)
+            .map_err(|e| SockError::sys(format!("connect to {}", a.dst), e))?;
     }
     Ok(fd)
 }
@@ -317,21 +328,23 @@ fn create(i: &pb::InetSkEntry, shared: bool, tcp_close: bool) -> Result<OwnedFd,
 /// "port" is its protocol, which the kernel ignores here), each if the
 /// image has one (CRIU's images of a connected raw socket have its peer
 /// but not always the state).
-fn raw_addrs(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
+fn raw_addrs(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), SockError> {
     let mut src = a.src;
     src.set_port(0);
     if !src.ip().is_unspecified() {
         if let (SocketAddr::V6(v), Some(name)) = (&mut src, &i.ifname) {
             let index = rustix::net::netdevice::name_to_index(fd, name)
-                .map_err(|e| format!("interface {name:?}: {e}"))?;
+                .map_err(|e| SockError::sys(format!("interface {name:?}"), e))?;
             v.set_scope_id(index);
         }
-        rustix::net::bind(fd, &src).map_err(|e| format!("bind to {}: {e}", src.ip()))?;
+        rustix::net::bind(fd, &src)
+            .map_err(|e| SockError::sys(format!("bind to {}", src.ip()), e))?;
     }
     if !a.dst.ip().is_unspecified() {
         let mut dst = a.dst;
         dst.set_port(0);
-        rustix::net::connect(fd, &dst).map_err(|e| format!("connect to {}: {e}", dst.ip()))?;
+        rustix::net::connect(fd, &dst)
+            .map_err(|e| SockError::sys(format!("connect to {}", dst.ip()), e))?;
     }
     Ok(())
 }
@@ -339,7 +352,7 @@ fn raw_addrs(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String>
 /// `bind` to the entry's source, on its interface if it names one. An
 /// IPv6 address may still be tentative (just added, in duplicate address
 /// detection): bound with `IP_FREEBIND` on, as CRIU does.
-fn bind(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
+fn bind(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), SockError> {
     let mut src = a.src;
     if let SocketAddr::V6(v) = &mut src
         && i.v6only != Some(true)
@@ -353,14 +366,14 @@ fn bind(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
     }
     if let (SocketAddr::V6(v), Some(name)) = (&mut src, &i.ifname) {
         let index = rustix::net::netdevice::name_to_index(fd, name)
-            .map_err(|e| format!("interface {name:?}: {e}"))?;
+            .map_err(|e| SockError::sys(format!("interface {name:?}"), e))?;
         v.set_scope_id(index);
     }
     let v6 = a.family == AF_INET6;
     if v6 {
         set(fd, SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND", 1)?;
     }
-    rustix::net::bind(fd, &src).map_err(|e| format!("bind to {src}: {e}"))?;
+    rustix::net::bind(fd, &src).map_err(|e| SockError::sys(format!("bind to {src}"), e))?;
     if v6 && i.ip_opts.as_ref().and_then(|o| o.freebind) != Some(true) {
         set(fd, SOL_IP, raw::IP_FREEBIND, "IP_FREEBIND", 0)?;
     }
@@ -369,7 +382,7 @@ fn bind(fd: &OwnedFd, i: &pb::InetSkEntry, a: &Addrs) -> Result<(), String> {
 
 /// Once every socket is bound: the options of the images, a UDP socket's
 /// shutdown, the status flags.
-fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
+fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), SockError> {
     let a = addrs(i)?;
     let tcp = i.proto == u32::from(IPPROTO_TCP);
     if let Some(want) = &i.ip_opts {
@@ -453,9 +466,9 @@ fn finish(fd: &OwnedFd, i: &pb::InetSkEntry) -> Result<(), String> {
     // SO_REUSEADDR goes back to the image's here.
     sockopts::restore(fd, family_of(&a), &i.opts)?;
     if !tcp && let Some(how) = i.shutdown.and_then(crate::files::unix::shutdown_how) {
-        rustix::net::shutdown(fd, how).map_err(|e| format!("shutdown: {e}"))?;
+        rustix::net::shutdown(fd, how).map_err(SockError::call("shutdown"))?;
     }
-    crate::files::set_status_flags(fd, i.flags).map_err(|e| e.to_string())?;
+    crate::files::set_status_flags(fd, i.flags)?;
     Ok(())
 }
 
@@ -483,7 +496,7 @@ mod tests {
         }
     }
 
-    fn checked(e: pb::InetSkEntry, stream: Option<pb::TcpStreamEntry>) -> Result<(), String> {
+    fn checked(e: pb::InetSkEntry, stream: Option<pb::TcpStreamEntry>) -> Result<(), FileError> {
         let mut img = FileImages::default();
         if let Some(s) = stream {
             img.tcp_streams.insert(e.ino, (s, Vec::new()));
@@ -497,22 +510,23 @@ mod tests {
                 ..Default::default()
             },
         );
-        check(&img).map_err(|e| e.to_string())
+        check(&img)
     }
 
     #[test]
     fn damaged_or_unsupported_entries_are_refused_before_anything_is_made() {
         use crate::sys::kconst::IPPROTO_UDP;
         let lo = u32::from_ne_bytes([127, 0, 0, 1]);
-        assert_eq!(
-            checked(entry(AF_INET, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None),
-            Ok(())
-        );
+        checked(entry(AF_INET, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None).unwrap();
         // An IPv6 entry with an IPv4-sized address.
-        let e = checked(entry(AF_INET6, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None).unwrap_err();
+        let e = checked(entry(AF_INET6, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("src_addr has 1 words, wrong for IPv6"), "{e}");
         // A family that is not IP.
-        let e = checked(entry(1, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None).unwrap_err();
+        let e = checked(entry(1, IPPROTO_TCP, TCP_LISTEN, vec![lo]), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("address family 1"), "{e}");
         // A port beyond 16 bits.
         let mut big = entry(AF_INET, IPPROTO_UDP, TCP_CLOSE, vec![lo]);
@@ -520,6 +534,7 @@ mod tests {
         assert!(
             checked(big, None)
                 .unwrap_err()
+                .to_string()
                 .contains("source port 70000")
         );
         // A TCP connection without its stream (a --tcp-close dump) is
@@ -529,10 +544,10 @@ mod tests {
         conn.dst_port = 80;
         conn.dst_addr = vec![lo];
         conn.ino = 77;
-        assert_eq!(checked(conn.clone(), None), Ok(()));
+        checked(conn.clone(), None).unwrap();
         let mut syn = conn.clone();
         syn.state = u32::from(crate::sys::kconst::TCP_SYN_SENT);
-        let e = checked(syn, None).unwrap_err();
+        let e = checked(syn, None).unwrap_err().to_string();
         assert!(
             e.contains("the TCP connection 127.0.0.1:8000 -> 127.0.0.1:80 in SYN_SENT"),
             "{e}"
@@ -543,15 +558,17 @@ mod tests {
             unsq_len: Some(9),
             ..Default::default()
         };
-        let e = checked(conn.clone(), Some(bad)).unwrap_err();
+        let e = checked(conn.clone(), Some(bad)).unwrap_err().to_string();
         assert!(e.contains("9 unsent bytes in a send queue of 4"), "{e}");
         let mut v6 = conn;
         v6.family = u32::from(AF_INET6);
         v6.src_addr = vec![0, 0, 0, lo];
-        let e = checked(v6, None).unwrap_err();
+        let e = checked(v6, None).unwrap_err().to_string();
         assert!(e.contains("dst_addr has 1 words, wrong for IPv6"), "{e}");
         // A listening UDP socket cannot exist.
-        let e = checked(entry(AF_INET, IPPROTO_UDP, TCP_LISTEN, vec![lo]), None).unwrap_err();
+        let e = checked(entry(AF_INET, IPPROTO_UDP, TCP_LISTEN, vec![lo]), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a listening UDP socket"), "{e}");
     }
 }

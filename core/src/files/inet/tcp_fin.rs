@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
+use crate::files::sockets::SockError;
 use crate::sys::kconst::IPPROTO_TCP;
 use crate::sys::sockopt::{self as so, SOL_SOCKET};
 
@@ -107,22 +108,25 @@ fn build(p: &Packet) -> (Vec<u8>, SocketAddr, AddressFamily) {
 }
 
 /// Sends `p` on a raw socket of its own.
-pub fn send(p: &Packet) -> Result<(), String> {
+pub fn send(p: &Packet) -> Result<(), SockError> {
     let (bytes, to, family) = build(p);
     let proto = rustix::net::Protocol::from_raw(
         std::num::NonZeroU32::new(u32::from(crate::sys::kconst::IPPROTO_RAW))
-            .ok_or("IPPROTO_RAW")?,
+            .ok_or_else(|| SockError::Unexpected("IPPROTO_RAW is 0".into()))?,
     );
     let sk = rustix::net::socket_with(family, SocketType::RAW, SocketFlags::CLOEXEC, Some(proto))
-        .map_err(|e| format!("a raw socket: {e}"))?;
+        .map_err(SockError::call("a raw socket"))?;
     // The network lock's rules let packets with libsoccr's mark through.
     let mark = crate::netlock::nft::SOCCR_MARK as i32;
     so::set_int(&sk, SOL_SOCKET, linux_raw_sys::net::SO_MARK, mark)
-        .map_err(|e| format!("SO_MARK: {e}"))?;
+        .map_err(SockError::call("SO_MARK"))?;
     let n = rustix::net::sendto(&sk, &bytes, SendFlags::empty(), &to)
-        .map_err(|e| format!("sending {} bytes to {}: {e}", bytes.len(), to.ip()))?;
+        .map_err(|e| SockError::sys(format!("sending {} bytes to {}", bytes.len(), to.ip()), e))?;
     if n != bytes.len() {
-        return Err(format!("{n} of {} bytes sent", bytes.len()));
+        return Err(SockError::Unexpected(format!(
+            "{n} of {} bytes sent",
+            bytes.len()
+        )));
     }
     Ok(())
 }

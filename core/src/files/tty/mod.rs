@@ -23,8 +23,18 @@
 //! task is collected (both ends known) and written back through the other
 //! end when the dump ends ([`TtyDump`]'s drop), which matters when the
 //! tasks go on (`--leave-running`, or a failed dump).
+//!
+//! The parts: `device` (what a device number says), `queued` (the queued
+//! bytes, read and written back) and [`restore`] (the restore half).
 
+mod device;
+mod error;
+mod queued;
 pub mod restore;
+
+pub use device::{PtySide, info_id, is_pty, is_tty, major_minor, other_terminal, pty_side};
+pub use error::TtyError;
+use queued::read_queue;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -35,89 +45,8 @@ use crate::sys::tty as sys;
 
 const KIND: &str = "a pseudo-terminal";
 
-/// `TTYAUX_MAJOR`: `/dev/tty` (0), `/dev/console` (1), `/dev/ptmx` (2).
-const TTYAUX_MAJOR: u32 = 5;
-const PTMX_MINOR: u32 = 2;
-/// `UNIX98_PTY_MASTER_MAJOR`, `UNIX98_PTY_SLAVE_MAJOR`, and how many
-/// majors each may span (`UNIX98_PTY_MAJOR_COUNT`).
-const PTY_MASTER_MAJOR: u32 = 128;
-const PTY_SLAVE_MAJOR: u32 = 136;
-const PTY_MAJOR_COUNT: u32 = 8;
-/// `TTY_MAJOR`: virtual consoles are its minors 1-63.
-const TTY_MAJOR: u32 = 4;
-/// CRIU's driver indices of the other terminals (its tty-info id is the
-/// index times two).
-const CONSOLE_INDEX: u32 = 1002;
-const VT_INDEX: u32 = 1004;
-const CTTY_INDEX: u32 = 1006;
 /// `TERMIOS_NCC`: the control characters the kernel's termios has.
 pub const TERMIOS_NCC: usize = 19;
-use linux_raw_sys::general::{EXTPROC, IXON};
-/// Queued bytes kept per terminal side (CRIU's limit).
-const DATA_LIMIT: usize = 16384;
-
-/// Which end of a pty a device number is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PtySide {
-    Master,
-    /// With the pts index.
-    Slave(u32),
-}
-
-/// `major`/`minor` of a device number as the kernel encodes it in stat.
-pub fn major_minor(rdev: u64) -> (u32, u32) {
-    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
-    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
-    (major as u32, minor as u32)
-}
-
-/// The pty end of character device `rdev`, if it is one.
-pub fn pty_side(rdev: u64) -> Option<PtySide> {
-    let (major, minor) = major_minor(rdev);
-    if (major == TTYAUX_MAJOR && minor == PTMX_MINOR)
-        || (PTY_MASTER_MAJOR..PTY_MASTER_MAJOR + PTY_MAJOR_COUNT).contains(&major)
-    {
-        return Some(PtySide::Master);
-    }
-    if (PTY_SLAVE_MAJOR..PTY_SLAVE_MAJOR + PTY_MAJOR_COUNT).contains(&major) {
-        return Some(PtySide::Slave((major - PTY_SLAVE_MAJOR) * 256 + minor));
-    }
-    None
-}
-
-/// Is `meta` (a stat of an fd) a pty end?
-pub fn is_pty(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    meta.file_type().is_char_device() && pty_side(meta.rdev()).is_some()
-}
-
-/// The type and CRIU's driver index of a terminal that is no pty end but
-/// that CRIU dumps as a `TTY`: `/dev/console`, `/dev/tty`, a virtual
-/// console.
-pub fn other_terminal(rdev: u64) -> Option<(pb::TtyType, u32)> {
-    match major_minor(rdev) {
-        (TTYAUX_MAJOR, 1) => Some((pb::TtyType::Console, CONSOLE_INDEX)),
-        (TTYAUX_MAJOR, 0) => Some((pb::TtyType::Ctty, CTTY_INDEX)),
-        (TTY_MAJOR, 1..=63) => Some((pb::TtyType::Vt, VT_INDEX)),
-        _ => None,
-    }
-}
-
-/// Is `meta` (a stat of an fd) a terminal dumped as a `TTY` entry? Not
-/// a virtual console: CRIU's images of one are read, but our dump
-/// refuses it (`crate::dump::files`), as nothing here tests that its
-/// state comes back.
-pub fn is_tty(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    meta.file_type().is_char_device()
-        && (pty_side(meta.rdev()).is_some()
-            || other_terminal(meta.rdev()).is_some_and(|(ty, _)| ty != pb::TtyType::Vt))
-}
-
-/// The `tty_info_entry` id of side `master` of pty `index`.
-pub fn info_id(index: u32, master: bool) -> u32 {
-    (index << 1) + u32::from(master)
-}
 
 /// One terminal side met in the dump, with a descriptor of it for the
 /// queued data.
@@ -458,108 +387,6 @@ fn pts_name(e: &End) -> String {
     }
 }
 
-/// Reads what is queued for reading on `fd` without blocking (the count
-/// from `FIONREAD`, readiness from `poll`), dropping packet mode's leading
-/// byte of each read.
-fn read_queue(fd: &OwnedFd, packet: bool) -> Vec<u8> {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let mut out = Vec::new();
-    while out.len() < DATA_LIMIT {
-        let n = sys::get_int(fd, sys::FIONREAD).unwrap_or(0);
-        if n <= 0 {
-            break;
-        }
-        let mut pfd = [PollFd::new(fd, PollFlags::IN)];
-        if !matches!(
-            poll(&mut pfd, Some(&rustix::time::Timespec::default())),
-            Ok(1)
-        ) || !pfd[0].revents().contains(PollFlags::IN)
-        {
-            break;
-        }
-        let want = (n as usize).min(DATA_LIMIT - out.len()) + usize::from(packet);
-        let mut buf = vec![0u8; want];
-        match rustix::io::read(fd, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(k) if packet => {
-                // A status packet (non-zero first byte) carries no data.
-                if buf[0] == 0 {
-                    out.extend_from_slice(&buf[1..k]);
-                }
-            }
-            Ok(k) => out.extend_from_slice(&buf[..k]),
-        }
-    }
-    out
-}
-
-impl Drop for TtyDump {
-    /// The queued data goes back where it was read from (written into the
-    /// other end): the tasks may go on, and for a killed tree it does no
-    /// harm.
-    fn drop(&mut self) {
-        // Raw while the bytes go back, so that the line discipline neither
-        // translates nor echoes them (the tasks are still frozen).
-        let mut saved = Vec::new();
-        for d in &self.data {
-            if let Some(e) = self.ends.iter().find(|e| e.info_id == d.tty_id)
-                && !saved.iter().any(|(i, _, _)| *i == e.index)
-                && let Ok(t) = sys::tcgets(&e.own)
-            {
-                // A packet-mode master reports changes of IXON and
-                // EXTPROC: those stay.
-                let keep = if self.ends.iter().any(|o| o.index == e.index && o.packet) {
-                    (IXON, EXTPROC)
-                } else {
-                    (0, 0)
-                };
-                let mut raw = t;
-                raw.c_iflag &= keep.0;
-                raw.c_oflag = 0;
-                raw.c_lflag &= keep.1;
-                if sys::tcsets(&e.own, &raw).is_ok() {
-                    saved.push((e.index, &e.own, t));
-                }
-            }
-        }
-        self.write_back();
-        for (_, fd, t) in saved {
-            let _ = sys::tcsets(fd, &t);
-        }
-    }
-}
-
-impl TtyDump {
-    fn write_back(&self) {
-        for d in &self.data {
-            let Some(from) = self.ends.iter().find(|e| e.info_id == d.tty_id) else {
-                continue;
-            };
-            let Some(other) = self
-                .ends
-                .iter()
-                .find(|e| e.index == from.index && e.master != from.master)
-            else {
-                continue;
-            };
-            let mut off = 0;
-            while off < d.data.len() {
-                match rustix::io::write(&other.own, &d.data[off..]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => off += n,
-                }
-            }
-            if off < d.data.len() {
-                crate::pr_warn!(
-                    "{}: {} queued bytes could not be put back",
-                    pts_name(from),
-                    d.data.len() - off
-                );
-            }
-        }
-    }
-}
-
 /// The `TTY` kind: fds opened by path on a terminal. Its entry points at
 /// a `REG` entry holding the path; the terminal itself is in
 /// `tty-info.img` (restored by [`restore`]).
@@ -617,31 +444,5 @@ impl super::kind::FileKind for Tty {
             .as_ref()
             .ok_or_else(|| super::kind::no_body(e, KIND))?;
         restore::open(o, e.id, t)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_numbers_name_the_pty_ends() {
-        // /dev/ptmx 5:2, /dev/pts/3 136:3, /dev/pts/300 137:44, /dev/tty 5:0,
-        // /dev/console 5:1.
-        assert_eq!(pty_side(0x502), Some(PtySide::Master));
-        assert_eq!(pty_side(0x8803), Some(PtySide::Slave(3)));
-        assert_eq!(pty_side(0x892c), Some(PtySide::Slave(300)));
-        assert_eq!(pty_side(0x500), None);
-        assert_eq!(pty_side(0x501), None);
-        // A minor above 255 (new encoding): 136:1000.
-        let rdev = (1000 & 0xff) | (136 << 8) | ((1000 & !0xff) << 12);
-        assert_eq!(major_minor(rdev), (136, 1000));
-        assert_eq!(pty_side(rdev), Some(PtySide::Slave(1000)));
-    }
-
-    #[test]
-    fn info_ids_pair_slave_and_master() {
-        assert_eq!(info_id(3, false), 6);
-        assert_eq!(info_id(3, true), 7);
     }
 }

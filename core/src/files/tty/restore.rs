@@ -23,12 +23,14 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
 
+use super::TtyError;
 use super::{TERMIOS_NCC, info_id};
-use crate::files::{FileError, FileImages, Opener, restore_err};
+use crate::files::{FileError, FileImages, Opener, restore_err, restore_fail};
 use crate::images::pb;
 use crate::sys::tty as sys;
 
 const KIND: &str = "a pseudo-terminal";
+
 /// How many ptmx opens are tried to reach an index (CRIU's limit).
 const PTMX_TRIES: usize = 32;
 
@@ -206,8 +208,8 @@ pub fn open(o: &mut Opener<'_>, id: u32, f: &pb::TtyFileEntry) -> Result<OwnedFd
                 .and_then(|r| o.reg.get(&r))
                 .map(|r| r.name.clone())
                 .ok_or_else(|| restore_err(id, "a terminal", "no path in files.img"))?;
-            let fd = open_noctty(&path, flags).map_err(|e| restore_err(id, "a terminal", e))?;
-            set_params(&fd, info).map_err(|e| restore_err(id, "a terminal", e))?;
+            let fd = open_noctty(&path, flags).map_err(|e| restore_fail(id, "a terminal", e))?;
+            set_params(&fd, info).map_err(|e| restore_fail(id, "a terminal", e))?;
             Ok(fd)
         }
     }
@@ -241,13 +243,13 @@ fn path_of(o: &Opener<'_>, f: &pb::TtyFileEntry, index: u32, master: bool) -> St
     }
 }
 
-fn open_noctty(path: &str, flags: OFlags) -> Result<OwnedFd, String> {
+fn open_noctty(path: &str, flags: OFlags) -> Result<OwnedFd, TtyError> {
     rustix::fs::open(
         path,
         flags | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("open {path}: {e}"))
+    .map_err(|e| TtyError::sys(format!("open {path}"), e))
 }
 
 /// Makes pty `index` (once): its master is kept for its file id.
@@ -265,9 +267,18 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
         Some(f) => path_of(o, f, index, true),
         None => "/dev/ptmx".into(),
     };
-    let err = |what: String| restore_err(id, KIND, format!("pts {index}: {what}"));
+    let err = |e: TtyError| {
+        restore_fail(
+            id,
+            KIND,
+            TtyError::Pty {
+                index,
+                source: Box::new(e),
+            },
+        )
+    };
     let master = open_ptmx_index(&ptmx, index).map_err(err)?;
-    sys::set_int(&master, sys::TIOCSPTLCK, 0).map_err(|e| err(format!("unlock: {e}")))?;
+    sys::set_int(&master, sys::TIOCSPTLCK, 0).map_err(|e| err(TtyError::sys("unlock", e)))?;
     // The slave's path: a dumped slave's, else the usual place beside ptmx.
     let spath = img
         .ttys
@@ -286,7 +297,7 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
             Some(rustix::fs::Uid::from_raw(uid)),
             Some(rustix::fs::Gid::from_raw(gid)),
         )
-        .map_err(|e| err(format!("fchown to {uid}:{gid}: {e}")))?;
+        .map_err(|e| err(TtyError::sys(format!("fchown to {uid}:{gid}"), e)))?;
     }
     let info = sinfo.or(minfo);
     if let Some(t) = info.and_then(|i| i.termios.as_ref()) {
@@ -295,7 +306,7 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
         raw.c_iflag = 0;
         raw.c_oflag = 0;
         raw.c_lflag = 0;
-        sys::tcsets(&slave, &raw).map_err(|e| err(format!("TCSETS: {e}")))?;
+        sys::tcsets(&slave, &raw).map_err(|e| err(TtyError::sys("TCSETS", e)))?;
     }
     // Bytes read from the master were written by the slave: back through
     // the slave; and the other way round.
@@ -318,22 +329,22 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
         let flags =
             OFlags::from_bits_retain(f.flags) & !(OFlags::CREATE | OFlags::TRUNC | OFlags::EXCL);
         let fd = open_noctty(&path_of(o, f, index, false), flags)
-            .map_err(|e| restore_err(*fid, KIND, e))?;
+            .map_err(|e| restore_fail(*fid, KIND, e))?;
         o.ptys.slaves.insert(*fid, fd);
     }
     if let Some(m) = minfo {
         if m.packet_mode {
-            sys::set_int(&master, sys::TIOCPKT, 1).map_err(|e| err(format!("TIOCPKT: {e}")))?;
+            sys::set_int(&master, sys::TIOCPKT, 1).map_err(|e| err(TtyError::sys("TIOCPKT", e)))?;
         }
         if m.exclusive {
-            sys::set_exclusive(&master).map_err(|e| err(format!("TIOCEXCL: {e}")))?;
+            sys::set_exclusive(&master).map_err(|e| err(TtyError::sys("TIOCEXCL", e)))?;
         }
         if m.locked {
-            sys::set_int(&master, sys::TIOCSPTLCK, 1).map_err(|e| err(format!("lock: {e}")))?;
+            sys::set_int(&master, sys::TIOCSPTLCK, 1).map_err(|e| err(TtyError::sys("lock", e)))?;
         }
     }
     if sinfo.is_some_and(|s| s.exclusive) {
-        sys::set_exclusive(&slave).map_err(|e| err(format!("TIOCEXCL: {e}")))?;
+        sys::set_exclusive(&slave).map_err(|e| err(TtyError::sys("TIOCEXCL", e)))?;
     }
     // The slave stays open until the tasks exist (a pty whose slave was
     // never reopened would hang up the master's reader otherwise).
@@ -344,34 +355,43 @@ fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), FileError> {
 
 /// Opens `ptmx` until it gives pty `index`, holding the lower indices
 /// it hands out meanwhile.
-fn open_ptmx_index(ptmx: &str, index: u32) -> Result<OwnedFd, String> {
+fn open_ptmx_index(ptmx: &str, index: u32) -> Result<OwnedFd, TtyError> {
     let mut held = Vec::new();
     for _ in 0..PTMX_TRIES {
         let fd = open_noctty(ptmx, OFlags::RDWR)?;
-        let got = sys::get_int(&fd, sys::TIOCGPTN).map_err(|e| format!("TIOCGPTN: {e}"))?;
+        let got = sys::get_int(&fd, sys::TIOCGPTN).map_err(TtyError::call("TIOCGPTN"))?;
         if got as u32 == index {
             crate::pr_debug!("{ptmx} gave pts {index}");
             return Ok(fd);
         }
         if (got as u32) > index {
-            return Err(format!(
-                "index {index} is in use ({ptmx} gave {got}): free /dev/pts/{index} first"
-            ));
+            return Err(TtyError::IndexInUse {
+                ptmx: ptmx.into(),
+                index,
+                got,
+            });
         }
         held.push(fd);
     }
-    Err(format!(
-        "{ptmx} did not give index {index} in {PTMX_TRIES} tries"
-    ))
+    Err(TtyError::IndexNotGiven {
+        ptmx: ptmx.into(),
+        index,
+        tries: PTMX_TRIES,
+    })
 }
 
-fn put_data(fd: &OwnedFd, data: &[u8]) -> Result<(), String> {
+fn put_data(fd: &OwnedFd, data: &[u8]) -> Result<(), TtyError> {
     let mut off = 0;
     while off < data.len() {
         match rustix::io::write(fd, &data[off..]) {
             Ok(0) => break,
             Ok(n) => off += n,
-            Err(e) => return Err(format!("writing {} queued bytes: {e}", data.len())),
+            Err(e) => {
+                return Err(TtyError::sys(
+                    format!("writing {} queued bytes", data.len()),
+                    e,
+                ));
+            }
         }
     }
     Ok(())
@@ -395,22 +415,22 @@ fn termios_of(e: &pb::TermiosEntry) -> sys::Termios {
 /// Termios, locked termios (only if any is set: it needs CAP_SYS_ADMIN)
 /// and window size of `info` on `fd`, with SIGTTOU blocked (`fd` may be
 /// our controlling terminal, see [`sys::with_sigttou_blocked`]).
-fn set_params(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), String> {
+fn set_params(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), TtyError> {
     sys::with_sigttou_blocked(|| set_params_now(fd, info))
 }
 
-fn set_params_now(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), String> {
+fn set_params_now(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), TtyError> {
     if let Some(l) = &info.termios_locked {
         let t = termios_of(l);
         let any = t.c_iflag | t.c_oflag | t.c_cflag | t.c_lflag != 0
             || t.c_line != 0
             || t.c_cc.iter().any(|&c| c != 0);
         if any {
-            sys::set_locked(fd, &t).map_err(|e| format!("TIOCSLCKTRMIOS: {e}"))?;
+            sys::set_locked(fd, &t).map_err(TtyError::call("TIOCSLCKTRMIOS"))?;
         }
     }
     if let Some(t) = &info.termios {
-        sys::tcsets(fd, &termios_of(t)).map_err(|e| format!("TCSETS: {e}"))?;
+        sys::tcsets(fd, &termios_of(t)).map_err(TtyError::call("TCSETS"))?;
     }
     if let Some(w) = &info.winsize {
         let ws = sys::Winsize {
@@ -419,7 +439,7 @@ fn set_params_now(fd: &OwnedFd, info: &pb::TtyInfoEntry) -> Result<(), String> {
             ws_xpixel: w.ws_xpixel as u16,
             ws_ypixel: w.ws_ypixel as u16,
         };
-        sys::set_winsize(fd, &ws).map_err(|e| format!("TIOCSWINSZ: {e}"))?;
+        sys::set_winsize(fd, &ws).map_err(TtyError::call("TIOCSWINSZ"))?;
     }
     Ok(())
 }

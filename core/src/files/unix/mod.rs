@@ -29,7 +29,8 @@ use rustix::net::{
     Shutdown, SocketAddrUnix, SocketFlags, SocketType, sockopt,
 };
 
-use super::{Dumped, FdCtx, FileError, FileImages, restore_err};
+use super::{Dumped, FdCtx, FileError, FileImages, restore_fail};
+use crate::files::sockets::SockError;
 use crate::images::pb;
 use crate::proc::unix_diag::{self, TCP_ESTABLISHED, TCP_LISTEN, UnixSock};
 use crate::sys::sockopt as so;
@@ -59,19 +60,23 @@ pub struct UnixDump {
 
 /// The messages queued for `sock`, oldest first, read without consuming
 /// them. The socket's peek offset is put back as it was.
-fn peek_queue(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
+fn peek_queue(
+    sock: &OwnedFd,
+    datagrams: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<Vec<u8>>, SockError> {
     let old = so::get_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF)
-        .map_err(|e| format!("SO_PEEK_OFF: {e}"))?;
+        .map_err(SockError::call("SO_PEEK_OFF"))?;
     so::set_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF, 0)
-        .map_err(|e| format!("SO_PEEK_OFF: {e}"))?;
+        .map_err(SockError::call("SO_PEEK_OFF"))?;
     let out = peek_all(sock, datagrams, buf);
     let reset = so::set_int(sock, so::SOL_SOCKET, so::SO_PEEK_OFF, old);
     let out = out?;
-    reset.map_err(|e| format!("resetting SO_PEEK_OFF: {e}"))?;
+    reset.map_err(SockError::call("resetting SO_PEEK_OFF"))?;
     Ok(out)
 }
 
-fn peek_all(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
+fn peek_all(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, SockError> {
     let mut out = Vec::new();
     let want = if datagrams { MAX_MSG } else { 256 * 1024 };
     if buf.len() < want {
@@ -92,20 +97,22 @@ fn peek_all(sock: &OwnedFd, datagrams: bool, buf: &mut Vec<u8>) -> Result<Vec<Ve
             Ok(m) => m,
             Err(Errno::AGAIN) => return Ok(out),
             Err(Errno::INTR) => continue,
-            Err(e) => return Err(format!("peeking its queue: {e}")),
+            Err(e) => return Err(SockError::sys("peeking its queue", e)),
         };
         for c in cmsg.drain() {
             if let RecvAncillaryMessage::ScmRights(_) = c {
-                return Err("a queued message passes file descriptors (SCM_RIGHTS), \
-                            which cannot be dumped yet"
-                    .into());
+                return Err(SockError::Refused(
+                    "a queued message passes file descriptors (SCM_RIGHTS), which cannot be \
+                     dumped yet"
+                        .into(),
+                ));
             }
         }
         if msg.bytes > buf.len() || msg.flags.contains(ReturnFlags::TRUNC) {
-            return Err(format!(
+            return Err(SockError::Refused(format!(
                 "a queued message of {} bytes is too long",
                 msg.bytes
-            ));
+            )));
         }
         if msg.bytes == 0 {
             // End of a stream shut down for reading (an empty datagram
@@ -156,7 +163,7 @@ pub fn dump(
     }
     if sk.state != TCP_LISTEN && sk.rqueue > 0 {
         let msgs = peek_queue(&copy, kind != SOCK_STREAM, &mut st.unix.peek_buf)
-            .map_err(|e| ctx.err(KIND, e))?;
+            .map_err(|e| ctx.fail(KIND, e))?;
         for m in msgs {
             st.sk_queues.push((
                 pb::SkPacketEntry {
@@ -181,7 +188,7 @@ pub fn dump(
         backlog: sk.wqueue,
         peer: sk.peer,
         fown: pb::FownEntry::default(),
-        opts: super::sockopts::dump(&copy, AddressFamily::UNIX).map_err(|e| ctx.err(KIND, e))?,
+        opts: super::sockopts::dump(&copy, AddressFamily::UNIX).map_err(|e| ctx.fail(KIND, e))?,
         name: sk.name.clone(),
         shutdown: (sk.shutdown != 0).then_some(i32::from(sk.shutdown & 3)),
         deleted: deleted.then_some(true),
@@ -390,24 +397,27 @@ pub fn path_bytes(name: &[u8]) -> &[u8] {
 /// Checks the unix entries before anything is created.
 pub fn check(img: &FileImages) -> Result<(), FileError> {
     for (id, u) in &img.unix {
-        let err = |what: String| restore_err(*id, KIND, what);
+        let err = |what: SockError| restore_fail(*id, KIND, what);
         if ![SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET].contains(&u.r#type) {
-            return Err(err(format!("socket type {}", u.r#type)));
+            return Err(err(SockError::BadEntry(format!(
+                "socket type {}",
+                u.r#type
+            ))));
         }
         if u.uflags & USK_EXTERN != 0 {
             continue;
         }
         if u.state == u32::from(TCP_LISTEN) && u.name.is_empty() {
-            return Err(err("a listener without a name".into()));
+            return Err(err(SockError::Refused("a listener without a name".into())));
         }
         if u.name.first().is_some_and(|&c| c != b'/' && c != 0) && u.name_dir.is_none() {
-            return Err(err(format!(
+            return Err(err(SockError::Refused(format!(
                 "relative name {:?} without the directory it was bound in (name_dir)",
                 printable(&u.name)
-            )));
+            ))));
         }
         if path_bytes(&u.name).len() > 107 {
-            return Err(err("name longer than sun_path".into()));
+            return Err(err(SockError::Refused("name longer than sun_path".into())));
         }
     }
     for (pe, _) in &img.sk_queues {

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use rustix::net::SocketAddrUnix;
 
 use super::{addr, path_bytes};
+use crate::files::sockets::SockError;
 use crate::images::pb;
 
 /// What a file in the way of a removed socket's name is parked as while
@@ -35,11 +36,11 @@ impl Names {
     /// Binds `fd` to the name of `u`, if it has one. A stale socket file in
     /// the way of a live name is removed first (anything else there is an
     /// error); the socket file gets the dumped mode and owner.
-    pub(super) fn bind(&mut self, fd: &OwnedFd, u: &pb::UnixSkEntry) -> Result<(), String> {
+    pub(super) fn bind(&mut self, fd: &OwnedFd, u: &pb::UnixSkEntry) -> Result<(), SockError> {
         if u.name.is_empty() {
             return Ok(());
         }
-        let a = addr(&u.name).map_err(|e| format!("its name: {e}"))?;
+        let a = addr(&u.name).map_err(SockError::call("its name"))?;
         if u.name[0] != b'/'
             && u.name[0] != 0
             && let Some(dir) = &u.name_dir
@@ -55,9 +56,9 @@ impl Names {
         fd: &OwnedFd,
         u: &pb::UnixSkEntry,
         a: &SocketAddrUnix,
-    ) -> Result<(), String> {
+    ) -> Result<(), SockError> {
         let Some(path) = path_of(u) else {
-            return rustix::net::bind(fd, a).map_err(|e| format!("bind: {e}"));
+            return rustix::net::bind(fd, a).map_err(SockError::call("bind"));
         };
         if u.deleted == Some(true) {
             let kept = bind_removed(fd, a, &path, u.file_perms.as_ref())?;
@@ -67,12 +68,15 @@ impl Names {
         if let Ok(m) = std::fs::symlink_metadata(&path) {
             use std::os::unix::fs::FileTypeExt;
             if !m.file_type().is_socket() {
-                return Err(format!("{} exists and is not a socket", path.display()));
+                return Err(SockError::Refused(format!(
+                    "{} exists and is not a socket",
+                    path.display()
+                )));
             }
             std::fs::remove_file(&path)
-                .map_err(|e| format!("removing stale {}: {e}", path.display()))?;
+                .map_err(|e| SockError::io(format!("removing stale {}", path.display()), e))?;
         }
-        rustix::net::bind(fd, a).map_err(|e| format!("bind: {e}"))?;
+        rustix::net::bind(fd, a).map_err(SockError::call("bind"))?;
         set_perms(&path, u.file_perms.as_ref())
     }
 
@@ -100,21 +104,22 @@ fn path_of(u: &pb::UnixSkEntry) -> Option<PathBuf> {
 
 /// Runs `f` with `dir` as the tool's current directory (as CRIU binds a
 /// relative name), then returns to the one before, whatever happened.
-fn in_dir<T>(dir: &Path, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn in_dir<T>(dir: &Path, f: impl FnOnce() -> Result<T, SockError>) -> Result<T, SockError> {
     let back = rustix::fs::open(
         ".",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("the current directory: {e}"))?;
-    rustix::process::chdir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
+    .map_err(SockError::call("the current directory"))?;
+    rustix::process::chdir(dir)
+        .map_err(|e| SockError::sys(format!("chdir {}", dir.display()), e))?;
     let r = f();
-    rustix::process::fchdir(&back).map_err(|e| format!("back to the current directory: {e}"))?;
+    rustix::process::fchdir(&back).map_err(SockError::call("back to the current directory"))?;
     r
 }
 
 /// Gives the socket file at `path` the dumped owner and mode.
-fn set_perms(path: &Path, perms: Option<&pb::FilePermsEntry>) -> Result<(), String> {
+fn set_perms(path: &Path, perms: Option<&pb::FilePermsEntry>) -> Result<(), SockError> {
     let Some(p) = perms else {
         return Ok(());
     };
@@ -126,14 +131,14 @@ fn set_perms(path: &Path, perms: Option<&pb::FilePermsEntry>) -> Result<(), Stri
         Some(rustix::fs::Gid::from_raw(p.gid)),
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    .map_err(|e| SockError::sys(format!("chown {}", path.display()), e))?;
     rustix::fs::chmodat(
         at,
         path,
         Mode::from_raw_mode(p.mode & 0o7777),
         rustix::fs::AtFlags::empty(),
     )
-    .map_err(|e| format!("chmod {}: {e}", path.display()))
+    .map_err(|e| SockError::sys(format!("chmod {}", path.display()), e))
 }
 
 /// Binds `fd` to `path`, which had been removed: see the module doc. The
@@ -143,39 +148,37 @@ fn bind_removed(
     a: &SocketAddrUnix,
     path: &Path,
     perms: Option<&pb::FilePermsEntry>,
-) -> Result<OwnedFd, String> {
+) -> Result<OwnedFd, SockError> {
     let made = make_dirs(path.parent().unwrap_or(Path::new("/")))?;
     let parked = PathBuf::from(format!("{}{PARKED_SUFFIX}", path.display()));
     let moved = std::fs::symlink_metadata(path).is_ok();
     let result = (|| {
         if moved {
             std::fs::rename(path, &parked).map_err(|e| {
-                format!(
-                    "moving {} aside to {}: {e}",
-                    path.display(),
-                    parked.display()
+                SockError::io(
+                    format!("moving {} aside to {}", path.display(), parked.display()),
+                    e,
                 )
             })?;
         }
         let bound = (|| {
-            rustix::net::bind(fd, a).map_err(|e| format!("bind: {e}"))?;
+            rustix::net::bind(fd, a).map_err(SockError::call("bind"))?;
             let kept = (|| {
                 set_perms(path, perms)?;
                 rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| format!("open {}: {e}", path.display()))
+                    .map_err(|e| SockError::sys(format!("open {}", path.display()), e))
             })();
             // Removed again whatever happened.
             let gone = std::fs::remove_file(path)
-                .map_err(|e| format!("removing {} again: {e}", path.display()));
+                .map_err(|e| SockError::io(format!("removing {} again", path.display()), e));
             let kept = kept?;
             gone.map(|()| kept)
         })();
         if moved {
             std::fs::rename(&parked, path).map_err(|e| {
-                format!(
-                    "moving {} back from {}: {e}",
-                    path.display(),
-                    parked.display()
+                SockError::io(
+                    format!("moving {} back from {}", path.display(), parked.display()),
+                    e,
                 )
             })?;
         }
@@ -191,14 +194,14 @@ fn bind_removed(
 
 /// Creates the missing directories of `dir` (mode 0755, as CRIU), the
 /// outermost first; those it created.
-fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>, SockError> {
     let mut missing = Vec::new();
     let mut d = Some(dir);
     while let Some(p) = d {
         match std::fs::symlink_metadata(p) {
             Ok(_) => break,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(p.to_path_buf()),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
+            Err(e) => return Err(SockError::io(p.display().to_string(), e)),
         }
         d = p.parent();
     }
@@ -208,7 +211,7 @@ fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
             for m in made.iter().rev() {
                 let _ = std::fs::remove_dir(m);
             }
-            return Err(format!("creating {}: {e}", p.display()));
+            return Err(SockError::io(format!("creating {}", p.display()), e));
         }
         let _ = rustix::fs::chmod(&p, Mode::from_raw_mode(0o755));
         made.push(p);

@@ -12,7 +12,8 @@ use super::{
     SOCK_DGRAM, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN, printable, send_flags, shutdown_how,
     socket,
 };
-use crate::files::{FileError, FileImages, restore_err};
+use crate::files::sockets::SockError;
+use crate::files::{FileError, FileImages, restore_err, restore_fail};
 use crate::images::pb;
 
 const KIND: &str = "a unix socket";
@@ -90,7 +91,7 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
         if u.uflags & USK_EXTERN != 0 {
             continue;
         }
-        let err = |what: String| restore_err(id, KIND, what);
+        let err = |what: SockError| restore_fail(id, KIND, what);
         let peer = by_ino.get(&u.peer).copied();
         let role = if u.state == STATE_LISTEN {
             Role::Listener
@@ -102,19 +103,19 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
             }
         } else {
             let Some(p) = peer else {
-                return Err(err(format!(
+                return Err(err(SockError::Refused(format!(
                     "its peer (socket {}) is in no image; dumped with --ext-unix-sk?",
                     u.peer
-                )));
+                ))));
             };
             if p.uflags & USK_EXTERN != 0 {
                 if !ext {
-                    return Err(err(format!(
+                    return Err(err(SockError::Refused(format!(
                         "connected to socket {} ({}) outside the dump: restore with \
                          --ext-unix-sk",
                         p.ino,
                         printable(&p.name)
-                    )));
+                    ))));
                 }
                 Role::ConnectTo { peer: p.ino }
             } else if p.state == STATE_LISTEN {
@@ -136,10 +137,10 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
             } else if !p.name.is_empty() {
                 Role::ConnectTo { peer: p.ino }
             } else {
-                return Err(err(format!(
+                return Err(err(SockError::Refused(format!(
                     "connected to the unnamed socket {}, which cannot be connected to again",
                     p.ino
-                )));
+                ))));
             }
         };
         roles.insert(id, role);
@@ -147,9 +148,10 @@ fn roles(img: &FileImages, ext: bool) -> Result<HashMap<u32, Role>, FileError> {
     Ok(roles)
 }
 
-fn connect(fd: &OwnedFd, to: &pb::UnixSkEntry, names: &Names) -> Result<(), String> {
-    let a = names.addr_of(to).map_err(|e| format!("peer name: {e}"))?;
-    rustix::net::connect(fd, &a).map_err(|e| format!("connect to {}: {e}", printable(&to.name)))
+fn connect(fd: &OwnedFd, to: &pb::UnixSkEntry, names: &Names) -> Result<(), SockError> {
+    let a = names.addr_of(to).map_err(SockError::call("peer name"))?;
+    rustix::net::connect(fd, &a)
+        .map_err(|e| SockError::sys(format!("connect to {}", printable(&to.name)), e))
 }
 
 /// Creates every socket of `img` and returns them by file id.
@@ -163,8 +165,8 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     let mut names = Names::default();
     let new_bound = |id: u32, names: &mut Names| -> Result<OwnedFd, FileError> {
         let u = entry(id);
-        let e = |w: String| restore_err(id, KIND, w);
-        let fd = socket(u.r#type).map_err(|x| e(format!("socket: {x}")))?;
+        let e = |w: SockError| restore_fail(id, KIND, w);
+        let fd = socket(u.r#type).map_err(|x| e(SockError::Refused(format!("socket: {x}"))))?;
         names.bind(&fd, u).map_err(e)?;
         Ok(fd)
     };
@@ -193,7 +195,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         };
         let fd = new_bound(id, &mut names)?;
         let l = by_ino[&listener];
-        connect(&fd, l, &names).map_err(|w| restore_err(id, KIND, w))?;
+        connect(&fd, l, &names).map_err(|w| restore_fail(id, KIND, w))?;
         let lfd = fds
             .get(&l.id)
             .ok_or_else(|| restore_err(id, KIND, format!("listener {listener} was not created")))?;
@@ -221,7 +223,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
             if entry(side).r#type == SOCK_DGRAM {
                 names
                     .bind(fd, entry(side))
-                    .map_err(|w| restore_err(side, KIND, w))?;
+                    .map_err(|w| restore_fail(side, KIND, w))?;
             } else if !entry(side).name.is_empty() {
                 crate::pr_warn!(
                     "unix socket {} (file id {side}): its name is not restored \
@@ -254,12 +256,12 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         match roles[&id] {
             Role::Pending { listener } => {
                 let fd = new_bound(id, &mut names)?;
-                connect(&fd, by_ino[&listener], &names).map_err(|w| restore_err(id, KIND, w))?;
+                connect(&fd, by_ino[&listener], &names).map_err(|w| restore_fail(id, KIND, w))?;
                 fds.insert(id, fd);
             }
             Role::ConnectTo { peer } => {
                 let fd = &fds[&id];
-                connect(fd, by_ino[&peer], &names).map_err(|w| restore_err(id, KIND, w))?;
+                connect(fd, by_ino[&peer], &names).map_err(|w| restore_fail(id, KIND, w))?;
             }
             _ => {}
         }
@@ -274,15 +276,15 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     drop(orphan_peers);
     for (&id, fd) in &fds {
         let u = entry(id);
-        let e = |w: String| restore_err(id, KIND, w);
+        let e = |w: SockError| restore_fail(id, KIND, w);
         if let Some(how) = u.shutdown.and_then(shutdown_how) {
             match rustix::net::shutdown(fd, how) {
                 Ok(()) | Err(Errno::NOTCONN) => {}
-                Err(x) => return Err(e(format!("shutdown: {x}"))),
+                Err(x) => return Err(e(SockError::Refused(format!("shutdown: {x}")))),
             }
         }
         crate::files::pipe::set_status_flags(fd, u.flags)
-            .map_err(|x| e(format!("F_SETFL: {x}")))?;
+            .map_err(|x| e(SockError::Refused(format!("F_SETFL: {x}"))))?;
     }
     Ok(fds)
 }
@@ -300,7 +302,7 @@ fn queues(
     let mut temp: Option<OwnedFd> = None;
     for (pe, data) in &img.sk_queues {
         let rid = pe.id_for;
-        let e = |w: String| restore_err(rid, KIND, w);
+        let e = |w: SockError| restore_fail(rid, KIND, w);
         let recv = &img.unix[&rid];
         let sender = by_ino
             .values()
@@ -311,24 +313,39 @@ fn queues(
             Some(s) => rustix::net::send(s, data, send_flags()),
             None if recv.r#type == SOCK_DGRAM && !recv.name.is_empty() => {
                 if temp.is_none() {
-                    temp = Some(socket(SOCK_DGRAM).map_err(|x| e(format!("socket: {x}")))?);
+                    temp = Some(
+                        socket(SOCK_DGRAM)
+                            .map_err(|x| e(SockError::Refused(format!("socket: {x}"))))?,
+                    );
                 }
-                let a = names.addr_of(recv).map_err(|x| e(format!("name: {x}")))?;
-                let t = temp.as_ref().ok_or_else(|| e("no socket".into()))?;
+                let a = names
+                    .addr_of(recv)
+                    .map_err(|x| e(SockError::Refused(format!("name: {x}"))))?;
+                let t = temp
+                    .as_ref()
+                    .ok_or_else(|| e(SockError::Refused("no socket".into())))?;
                 rustix::net::sendto(t, data, send_flags(), &a)
             }
             None => {
-                return Err(e(format!(
+                return Err(e(SockError::Refused(format!(
                     "{} queued bytes with no socket in the dump to send them",
                     data.len()
-                )));
+                ))));
             }
         };
         match sent {
             Ok(n) if n == data.len() => {}
-            Ok(n) => return Err(e(format!("sent {n} of {} queued bytes", data.len()))),
+            Ok(n) => {
+                return Err(e(SockError::Refused(format!(
+                    "sent {n} of {} queued bytes",
+                    data.len()
+                ))));
+            }
             Err(x) => {
-                return Err(e(format!("sending {} queued bytes back: {x}", data.len())));
+                return Err(e(SockError::Refused(format!(
+                    "sending {} queued bytes back: {x}",
+                    data.len()
+                ))));
             }
         }
     }

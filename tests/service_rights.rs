@@ -34,7 +34,7 @@ use criu_core::images::pb::CoreEntry;
 use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType, CriuResp};
 use criu_core::images::typed::ImageDir;
 use prost::Message;
-use service_common::{Client, kill_and_reap, spawn_locked};
+use service_common::{Client, kill_and_reap, spawn_locked, spawn_with_fd};
 
 const UID: u32 = 1000;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,18 +110,32 @@ impl World {
     /// `criu service` as root; its socket (mode 0600) is then given to
     /// uid 1000, as an administrator would.
     fn start_service(&mut self) {
+        // The socket appears at bind() and gets its mode just before
+        // listen(): wait for `--status-fd`'s byte, written once it listens,
+        // not for the file, or the mode is checked in between.
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_criu"));
         cmd.arg("service")
             .arg("--address")
             .arg(&self.sock)
+            .arg("--status-fd")
+            .arg(wr.as_raw_fd().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        self.service = Some(spawn_locked(|| cmd.spawn().expect("criu service")));
-        let end = Instant::now() + TIMEOUT;
-        while !self.sock.exists() {
-            assert!(Instant::now() < end, "the service socket never appeared");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.service = Some(spawn_with_fd(&mut cmd, wr));
+        let mut fds = [rustix::event::PollFd::new(
+            &rd,
+            rustix::event::PollFlags::IN,
+        )];
+        let limit = rustix::time::Timespec {
+            tv_sec: TIMEOUT.as_secs() as i64,
+            tv_nsec: 0,
+        };
+        let ready = rustix::event::poll(&mut fds, Some(&limit)).expect("poll");
+        assert!(ready > 0, "the service never said it was ready");
+        let mut byte = [1u8];
+        let n = rustix::io::read(&rd, &mut byte).expect("read --status-fd");
+        assert_eq!((n, byte), (1, [0]), "the service failed to start");
         let mode = std::fs::metadata(&self.sock).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the service socket is not 0600");
         chown(&self.sock, UID);

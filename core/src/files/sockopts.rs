@@ -158,6 +158,19 @@ pub fn set_buf(fd: &OwnedFd, send: bool, want: u32) -> Result<(), SockError> {
 /// goes back in), their locks after them (setting a size locks it).
 pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Result<(), SockError> {
     let now = dump(fd, family)?;
+    restore_buffers(fd, o, &now)?;
+    restore_timeouts(fd, o, &now)?;
+    restore_ints(fd, o, &now)?;
+    restore_flags(fd, o, &now)?;
+    restore_linger_device_filter(fd, o, &now)
+}
+
+/// Send and receive buffer sizes, then `SO_BUF_LOCK`.
+fn restore_buffers(
+    fd: &OwnedFd,
+    o: &pb::SkOptsEntry,
+    now: &pb::SkOptsEntry,
+) -> Result<(), SockError> {
     if o.so_sndbuf != 0 && o.so_sndbuf != now.so_sndbuf {
         set_buf(fd, true, o.so_sndbuf)?;
     }
@@ -178,6 +191,15 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// `SO_SNDTIMEO` and `SO_RCVTIMEO`.
+fn restore_timeouts(
+    fd: &OwnedFd,
+    o: &pb::SkOptsEntry,
+    now: &pb::SkOptsEntry,
+) -> Result<(), SockError> {
     let tmo = |s: u64, us: u64| Duration::from_secs(s) + Duration::from_micros(us);
     for (t, want, had, what) in [
         (
@@ -198,6 +220,11 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
                 .map_err(|e| SockError::sys(format!("setting {what} to {want:?}"), e))?;
         }
     }
+    Ok(())
+}
+
+/// The integer options: priority, low-water mark, mark, out-of-band inline.
+fn restore_ints(fd: &OwnedFd, o: &pb::SkOptsEntry, now: &pb::SkOptsEntry) -> Result<(), SockError> {
     let ints = [
         (
             o.so_priority,
@@ -231,6 +258,15 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
             set(fd, SOL_SOCKET, name, what, w as i32)?;
         }
     }
+    Ok(())
+}
+
+/// The boolean options.
+fn restore_flags(
+    fd: &OwnedFd,
+    o: &pb::SkOptsEntry,
+    now: &pb::SkOptsEntry,
+) -> Result<(), SockError> {
     let flags = [
         (
             o.reuseaddr,
@@ -286,6 +322,15 @@ pub fn restore(fd: &OwnedFd, family: AddressFamily, o: &pb::SkOptsEntry) -> Resu
             set(fd, SOL_SOCKET, name, what, i32::from(w))?;
         }
     }
+    Ok(())
+}
+
+/// `SO_LINGER`, `SO_BINDTODEVICE` and a socket filter.
+fn restore_linger_device_filter(
+    fd: &OwnedFd,
+    o: &pb::SkOptsEntry,
+    now: &pb::SkOptsEntry,
+) -> Result<(), SockError> {
     if o.so_linger != now.so_linger {
         let l = o.so_linger.map(|s| Duration::from_secs(u64::from(s)));
         sockopt::set_socket_linger(fd, l).map_err(SockError::call("setting SO_LINGER"))?;

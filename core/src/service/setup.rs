@@ -25,7 +25,7 @@ use crate::images::pb::rpc;
 use crate::log::Target;
 use crate::opts::support::{self, On, Style};
 use crate::opts::{CgroupMode, ExtMount, FinalState, InheritFd, JoinNs, NetworkLock, Opts};
-use crate::opts::{CgroupRoot, PreDumpMode};
+use crate::opts::{CgroupRoot, CommonOpts, DumpOpts, PreDumpMode, RestoreOpts};
 
 use super::client::Client;
 pub use super::client::Peer;
@@ -199,8 +199,33 @@ pub fn setup(
     }
     let mut dirs = Vec::new();
     let mut o = Opts::default();
-    let c = &mut o.common;
+    dirs_and_log(req, client, on, &mut o.common, &mut dirs)?;
+    dump_opts(req, peer.pid, &mut o.dump);
+    common_opts(req, client, &mut o.common);
+    limits_cgroups_lock_tls(req, &mut o.common)?;
+    restore_opts(req, mode, &mut o.restore)?;
 
+    if req.status_fd.is_some() {
+        // Obsolete: CRIU ignores it too.
+        crate::pr_warn!("RPC option status_fd is obsolete and ignored");
+    }
+
+    Ok(Setup {
+        opts: o,
+        notify: bool_of(req.notify_scripts),
+        _dirs: dirs,
+    })
+}
+
+/// The images and work directories (the client's fds reopened, or a
+/// path), and where the log goes.
+fn dirs_and_log(
+    req: &rpc::CriuOpts,
+    client: &Client,
+    on: On,
+    c: &mut CommonOpts,
+    dirs: &mut Vec<OwnedFd>,
+) -> Result<(), SetupError> {
     // Logs (and a dump's images) are written: only a restore with a work
     // dir of its own just reads the images dir.
     let images_written = on != On::RESTORE || req.work_dir_fd.is_none();
@@ -218,11 +243,11 @@ pub fn setup(
             req.images_dir_fd,
             "images_dir_fd",
             images_written,
-            &mut dirs,
+            dirs,
         )?
     };
     if let Some(fd) = req.work_dir_fd {
-        c.work_dir = Some(client_dir(client, fd, "work_dir_fd", true, &mut dirs)?);
+        c.work_dir = Some(client_dir(client, fd, "work_dir_fd", true, dirs)?);
     }
 
     // Logs go to the work dir; a bare file name only.
@@ -236,24 +261,31 @@ pub fn setup(
         None => Target::File(PathBuf::from(DEFAULT_LOG_FILE)),
     };
 
-    o.dump.tree = Some(req.pid.unwrap_or(peer.pid));
-    o.dump.final_state = if bool_of(req.leave_running) {
+    Ok(())
+}
+
+/// What a dump does with the tree, and its memory options.
+fn dump_opts(req: &rpc::CriuOpts, peer_pid: i32, d: &mut DumpOpts) {
+    d.tree = Some(req.pid.unwrap_or(peer_pid));
+    d.final_state = if bool_of(req.leave_running) {
         FinalState::Alive
     } else if bool_of(req.leave_stopped) {
         FinalState::Stopped
     } else {
         FinalState::Dead
     };
-    o.dump.track_mem = bool_of(req.track_mem);
-    o.dump.prev_images_dir = req.parent_img.as_ref().map(PathBuf::from);
-    o.dump.freeze_cgroup = req.freeze_cgroup.as_ref().map(PathBuf::from);
-    o.dump.allow_uprobes = bool_of(req.allow_uprobes);
-    o.dump.pre_dump_mode = match req.pre_dump_mode {
+    d.track_mem = bool_of(req.track_mem);
+    d.prev_images_dir = req.parent_img.as_ref().map(PathBuf::from);
+    d.freeze_cgroup = req.freeze_cgroup.as_ref().map(PathBuf::from);
+    d.allow_uprobes = bool_of(req.allow_uprobes);
+    d.pre_dump_mode = match req.pre_dump_mode {
         Some(2) => PreDumpMode::Read,
         _ => PreDumpMode::Splice,
     };
+}
 
-    let c = &mut o.common;
+/// The flags and lists every action shares.
+fn common_opts(req: &rpc::CriuOpts, client: &Client, c: &mut CommonOpts) {
     c.shell_job = bool_of(req.shell_job);
     c.ext_unix_sk = bool_of(req.ext_unix_sk);
     c.ext_unix_sk_inodes = req.unix_sk_ino.iter().map(|u| u.inode.into()).collect();
@@ -302,6 +334,10 @@ pub fn setup(
             new_root: PathBuf::from(&r.path),
         })
         .collect();
+}
+
+/// Timeouts and limits, cgroup handling, the network lock and TLS.
+fn limits_cgroups_lock_tls(req: &rpc::CriuOpts, c: &mut CommonOpts) -> Result<(), SetupError> {
     if let Some(t) = req.timeout {
         c.timeout = t;
     }
@@ -351,7 +387,11 @@ pub fn setup(
     c.tls.key = req.tls_key.as_ref().map(PathBuf::from);
     c.tls.no_cn_verify = bool_of(req.tls_no_cn_verify);
 
-    let r = &mut o.restore;
+    Ok(())
+}
+
+/// A restore's options; the swrk-only ones refused elsewhere.
+fn restore_opts(req: &rpc::CriuOpts, mode: Mode, r: &mut RestoreOpts) -> Result<(), SetupError> {
     // Restores over RPC always detach: the client gets the pid back.
     r.detached = true;
     r.sibling = bool_of(req.rst_sibling);
@@ -400,16 +440,7 @@ pub fn setup(
         }
     }
 
-    if req.status_fd.is_some() {
-        // Obsolete: CRIU ignores it too.
-        crate::pr_warn!("RPC option status_fd is obsolete and ignored");
-    }
-
-    Ok(Setup {
-        opts: o,
-        notify: bool_of(req.notify_scripts),
-        _dirs: dirs,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

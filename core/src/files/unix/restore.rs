@@ -204,12 +204,51 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         fds.insert(id, fd);
         fds.insert(peer_id, acc);
     }
-    // 3. Socketpairs.
+    // 3. Socketpairs, and orphans' throwaway peers.
+    let orphan_peers = pairs(img, &roles, &ids, &mut names, &mut fds)?;
+    // 4. Connections not accepted yet, and connected datagram sockets.
     for &id in &ids {
+        match roles[&id] {
+            Role::Pending { listener } => {
+                let fd = new_bound(id, &mut names)?;
+                connect(&fd, by_ino[&listener], &names).map_err(|w| restore_fail(id, KIND, w))?;
+                fds.insert(id, fd);
+            }
+            Role::ConnectTo { peer } => {
+                let fd = &fds[&id];
+                connect(fd, by_ino[&peer], &names).map_err(|w| restore_fail(id, KIND, w))?;
+            }
+            _ => {}
+        }
+    }
+    // 5. Buffer sizes before the queues go back in, then shutdowns and
+    // status flags.
+    for (&id, fd) in &fds {
+        super::super::sockopts::restore(fd, rustix::net::AddressFamily::UNIX, &entry(id).opts)
+            .map_err(|x| restore_err(id, KIND, format!("socket options: {x}")))?;
+    }
+    queues(img, &by_ino, &fds, &orphan_peers, &names)?;
+    drop(orphan_peers);
+    shutdowns_and_flags(img, &fds)?;
+    Ok(fds)
+}
+
+/// Socketpairs (both sides at once), and for each orphan (a socket whose
+/// peer is not in the dump) a pair whose other side only sends the
+/// orphan's queue: those other sides are returned by file id.
+fn pairs(
+    img: &FileImages,
+    roles: &HashMap<u32, Role>,
+    ids: &[u32],
+    names: &mut Names,
+    fds: &mut HashMap<u32, OwnedFd>,
+) -> Result<HashMap<u32, OwnedFd>, FileError> {
+    let entry = |id: u32| &img.unix[&id];
+    for &id in ids {
         let Role::PairA { peer_id } = roles[&id] else {
             continue;
         };
-        let u = entry(id);
+        let u = &img.unix[&id];
         let (a, b) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::from_raw(u.r#type),
@@ -237,7 +276,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
     }
     // Orphans: the other side only sends the queue, then goes.
     let mut orphan_peers: HashMap<u32, OwnedFd> = HashMap::new();
-    for &id in &ids {
+    for &id in ids {
         if roles[&id] != Role::Orphan {
             continue;
         }
@@ -251,31 +290,13 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         fds.insert(id, a);
         orphan_peers.insert(id, b);
     }
-    // 4. Connections not accepted yet, and connected datagram sockets.
-    for &id in &ids {
-        match roles[&id] {
-            Role::Pending { listener } => {
-                let fd = new_bound(id, &mut names)?;
-                connect(&fd, by_ino[&listener], &names).map_err(|w| restore_fail(id, KIND, w))?;
-                fds.insert(id, fd);
-            }
-            Role::ConnectTo { peer } => {
-                let fd = &fds[&id];
-                connect(fd, by_ino[&peer], &names).map_err(|w| restore_fail(id, KIND, w))?;
-            }
-            _ => {}
-        }
-    }
-    // 5. Buffer sizes before the queues go back in, then shutdowns and
-    // status flags.
-    for (&id, fd) in &fds {
-        super::super::sockopts::restore(fd, rustix::net::AddressFamily::UNIX, &entry(id).opts)
-            .map_err(|x| restore_err(id, KIND, format!("socket options: {x}")))?;
-    }
-    queues(img, &by_ino, &fds, &orphan_peers, &names)?;
-    drop(orphan_peers);
-    for (&id, fd) in &fds {
-        let u = entry(id);
+    Ok(orphan_peers)
+}
+
+/// Shutdowns and status flags, once the queues are back.
+fn shutdowns_and_flags(img: &FileImages, fds: &HashMap<u32, OwnedFd>) -> Result<(), FileError> {
+    for (&id, fd) in fds {
+        let u = &img.unix[&id];
         let e = |w: SockError| restore_fail(id, KIND, w);
         if let Some(how) = u.shutdown.and_then(shutdown_how) {
             match rustix::net::shutdown(fd, how) {
@@ -286,7 +307,7 @@ pub fn build(img: &FileImages, ext: bool) -> Result<HashMap<u32, OwnedFd>, FileE
         crate::files::pipe::set_status_flags(fd, u.flags)
             .map_err(|x| e(SockError::Refused(format!("F_SETFL: {x}"))))?;
     }
-    Ok(fds)
+    Ok(())
 }
 
 /// Puts the queued messages back: each is sent to its receiver by a

@@ -23,7 +23,8 @@
 //!
 //! Calling a blob: `entry_offset` is `extern "C" fn(cmd: usize, args: *mut u8)
 //! -> isize`; the commands and their argument blocks are defined in
-//! [`parasite_abi`] and [`restorer_abi`] (the very files the blobs compile).
+//! [`parasite_abi`] and [`restorer_abi`] (the `criu-blob-abi` crate, which the
+//! blobs compile too).
 //! Use:
 //! - in another process (the infect module): map `mem_size` bytes shared,
 //!   [`Blob::relocate_into`] the local view with the *remote* base, and start
@@ -37,16 +38,16 @@ mod loader;
 
 pub use loader::{InProcessCommand, LoadError, LoadedBlob};
 
-/// The parasite's commands and argument blocks (shared with the blob).
-#[path = "../../../parasite/src/abi.rs"]
-pub mod parasite_abi;
+/// The parasite's commands and argument blocks (the `criu-blob-abi` crate,
+/// which the blob compiles too).
+pub use criu_blob_abi::parasite as parasite_abi;
 
-/// The restorer's commands and argument blocks (shared with the blob).
-#[path = "../../../restorer/src/abi.rs"]
-pub mod restorer_abi;
+/// The restorer's commands and argument blocks (the `criu-blob-abi` crate,
+/// which the blob compiles too).
+pub use criu_blob_abi::restorer as restorer_abi;
 
 /// `Plain` for the parasite's argument blocks: `#[repr(C)]` structs of
-/// integer fields and integer arrays only (parasite/src/abi.rs), so any
+/// integer fields and integer arrays only (blob-abi/src/parasite.rs), so any
 /// bit pattern is a valid value.
 mod plain_impls {
     use super::parasite_abi as abi;

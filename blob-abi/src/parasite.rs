@@ -1,24 +1,16 @@
 //! The parasite's calling interface: command numbers, argument blocks and
 //! result codes.
 //!
-//! This one file is compiled twice: into the parasite blob and into core
-//! (`#[path = "../../parasite/src/abi.rs"]`), so both sides agree on every
-//! number and layout by construction. It holds plain data only (constants and
-//! `#[repr(C)]` structs of fixed-size integers), no code and no imports.
-//!
-//! Calling convention: the blob's entry (offset 0, exported as
-//! [`ENTRY_SYMBOL`]) is `extern "C" fn(cmd: usize, args: *mut u8) -> isize`.
-//! `args` points to the argument block of `cmd`, aligned for it; the blob may
-//! write results into it. A negative return value is `-errno`.
+//! Compiled into the parasite blob and into core (both depend on this crate),
+//! so both sides agree on every number and layout by construction. It holds
+//! plain data only (constants and `#[repr(C)]` structs of fixed-size
+//! integers), no code. The calling convention and the result codes are the
+//! crate's (see its root).
+
+pub use crate::{ERR_BAD_ARGS, ERR_NO_COMMAND};
 
 /// Name of the exported entry symbol; the build checks that it is at offset 0.
 pub const ENTRY_SYMBOL: &str = "__export_parasite_entry";
-
-/// Returned for a command number the parasite does not know (`-ENOSYS`).
-pub const ERR_NO_COMMAND: isize = -38;
-/// Returned when the argument block is null or misaligned, or a field is out
-/// of range (`-EINVAL`).
-pub const ERR_BAD_ARGS: isize = -22;
 
 /// `PING`: write [`PING_MESSAGE`] to `PingArgs::fd` with a raw `write`, and
 /// return entry `PingArgs::index` of the blob's table of pointers to

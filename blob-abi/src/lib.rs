@@ -18,6 +18,20 @@
 //! command runs in by the argument block's type.
 #![no_std]
 
+/// Asserts at compile time that each struct's size is the sum of its
+/// fields' sizes (listed in order): no implicit padding, so every byte of a
+/// value is initialised and the tool may copy a block out as bytes. A field
+/// added without being listed here fails the assertion.
+macro_rules! no_padding {
+    ($($t:ident { $($f:ty),* $(,)? }),* $(,)?) => {$(
+        const _: () = assert!(
+            core::mem::size_of::<$t>() == 0 $(+ core::mem::size_of::<$f>())*,
+            concat!(stringify!($t), " has padding between or after its fields")
+        );
+    )*};
+}
+pub(crate) use no_padding;
+
 pub mod parasite;
 pub mod restorer;
 

@@ -306,3 +306,25 @@ pub struct IoVec {
 pub struct DrainFdsArgs {
     pub nr: u64,
 }
+
+// Every argument block is its fields and nothing else (no implicit padding:
+// every byte of a value is initialised, so core may copy it out as bytes).
+crate::no_padding! {
+    PingArgs { i32, u32, i64, u64 },
+    CtlMsg { u32, u32, i32 },
+    InitDaemonArgs { [u8; SUN_PATH_MAX], u32, u64, u64, u64, i32, u32 },
+    MiscArgs { u64, i32, i32, i32, u32, i32, i32, i32, u32 },
+    Creds { [u32; 2], [u32; 2], [u32; 2], [u32; 2], [u32; 2], u32, u32, u32, [u32; 4], [u32; 4], u32, [u32; CREDS_MAX_GROUPS] },
+    ThreadArgs { u64, u64, i32, i32, u64, [u8; 16], i32, i32, u64, i32, u32, Creds },
+    Sigaction { u64, u64, u64, u64 },
+    SigactsArgs { [Sigaction; 64] },
+    Itimerval { i64, i64, i64, i64 },
+    ItimersArgs { [Itimerval; 3] },
+    PosixTimersArgs { u64 },
+    PosixTimer { i32, i32, i64, i64, i64, i64 },
+    MprotectArgs { u32, u32 },
+    MprotectRegion { u64, u64, u64, u64 },
+    DumpPagesArgs { u64, u64 },
+    IoVec { u64, u64 },
+    DrainFdsArgs { u64 },
+}

@@ -46,25 +46,63 @@ pub use criu_blob_abi::parasite as parasite_abi;
 /// which the blob compiles too).
 pub use criu_blob_abi::restorer as restorer_abi;
 
-/// `Plain` for the parasite's argument blocks: `#[repr(C)]` structs of
-/// integer fields and integer arrays only (blob-abi/src/parasite.rs), so any
-/// bit pattern is a valid value.
+/// `Plain` for the blobs' argument blocks: `#[repr(C)]` structs of integer
+/// fields, integer arrays and other such blocks only, so any bit pattern is
+/// a valid value, and without implicit padding (`criu-blob-abi` asserts
+/// each block's size is the sum of its fields').
 mod plain_impls {
-    use super::parasite_abi as abi;
-    use crate::sys::ptrace::Plain;
+    use super::{parasite_abi as p, restorer_abi as r};
+    use crate::sys::plain::Plain;
     macro_rules! plain {
-        ($($t:ty),*) => {$(
-            // SAFETY: see the module: integers only, any bits are valid.
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: see the module: integers only, any bits are valid,
+            // no padding.
             unsafe impl Plain for $t {}
         )*};
     }
     plain!(
-        abi::MiscArgs,
-        abi::ThreadArgs,
-        abi::SigactsArgs,
-        abi::ItimersArgs,
-        abi::PosixTimer,
-        abi::PingArgs
+        p::PingArgs,
+        p::CtlMsg,
+        p::InitDaemonArgs,
+        p::MiscArgs,
+        p::Creds,
+        p::ThreadArgs,
+        p::Sigaction,
+        p::SigactsArgs,
+        p::Itimerval,
+        p::ItimersArgs,
+        p::PosixTimersArgs,
+        p::PosixTimer,
+        p::MprotectArgs,
+        p::MprotectRegion,
+        p::DumpPagesArgs,
+        p::IoVec,
+        p::DrainFdsArgs,
+        r::PingArgs,
+        r::ChildArg,
+        r::TreeWords,
+        r::RestoreStatus,
+        r::Region,
+        r::VmaArg,
+        r::CowArgs,
+        r::PageRun,
+        r::Remap,
+        r::FdMove,
+        r::SigactionArg,
+        r::ItimerArg,
+        r::PosixTimerArg,
+        r::RlimitArg,
+        r::SiginfoArg,
+        r::CredsArg,
+        r::RawSyscall,
+        r::PrctlMmMap,
+        r::Array,
+        r::RestoreArgs,
+        r::CodePatch,
+        r::VdsoMarkArg,
+        r::ThreadArg,
+        r::TaskAttrsArg,
+        r::RseqArg,
     );
 }
 

@@ -605,47 +605,6 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (a, b) >= (major, minor)
 }
 
-/// Plain data exchanged with the parasite through the shared argument area:
-/// `#[repr(C)]` structs made only of integers and integer arrays.
-///
-/// # Safety
-/// Implementors must be valid for every bit pattern of their size.
-pub unsafe trait Plain: Copy {}
-
-/// Read a [`Plain`] value from the start of `bytes` (any alignment).
-pub fn read_plain<T: Plain>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < size_of::<T>() {
-        return None;
-    }
-    // SAFETY: `T: Plain` is valid for any bytes, `bytes` holds enough of
-    // them, and read_unaligned copes with the alignment.
-    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
-}
-
-/// An all-zero signal frame on the heap (frames are several KiB), ready for
-/// `criu_arch::fill_sigframe`. Starting from zeroed memory also zeroes the
-/// padding bytes that [`sigframe_bytes`] later reads.
-pub fn zeroed_sigframe() -> Box<criu_arch::RtSigframe> {
-    let frame = Box::<criu_arch::RtSigframe>::new_zeroed();
-    // SAFETY: `RtSigframe` consists of integers and arrays of integers on
-    // every arch, for which all-zero bytes are a valid value.
-    unsafe { frame.assume_init() }
-}
-
-/// A signal frame as the bytes to store in the task's memory.
-pub fn sigframe_bytes(frame: &criu_arch::RtSigframe) -> &[u8] {
-    // SAFETY: `RtSigframe` is a `#[repr(C)]` struct of integers with no
-    // padding the compiler may leave uninitialised other than explicit pad
-    // fields (all are named fields, zeroed by its constructors); the slice
-    // borrows `frame` for its size.
-    unsafe {
-        std::slice::from_raw_parts(
-            (frame as *const criu_arch::RtSigframe).cast::<u8>(),
-            size_of::<criu_arch::RtSigframe>(),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,13 +81,24 @@ pub enum InfectError {
         doing: &'static str,
     },
 
-    /// Reading a /proc file of the task failed or it was malformed.
-    #[error("/proc/{pid}/{file}: {reason}")]
+    /// Reading a /proc file of the task failed.
+    #[error("/proc/{pid}/{file}: {source}")]
     Proc {
         pid: i32,
         file: &'static str,
-        reason: String,
+        source: std::io::Error,
     },
+
+    /// The task's /proc status is malformed.
+    #[error("/proc/{pid}/status: {source}")]
+    Status {
+        pid: i32,
+        source: super::task_info::StatusError,
+    },
+
+    /// New threads kept appearing while the task's threads were seized.
+    #[error("/proc/{pid}/task: threads keep appearing while seizing")]
+    ThreadsKeepAppearing { pid: i32 },
 
     /// No executable mapping to place the syscall stub in.
     #[error("task {pid} has no executable mapping to inject code into")]

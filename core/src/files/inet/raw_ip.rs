@@ -51,7 +51,7 @@ fn listed(st: &mut InetDump, family: u8, ino: u32) -> Result<(Option<InetSock>, 
             Ok(all) => all,
             Err(Errno::NOENT) | Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) => {
                 st.raw_diag_missing.insert(family);
-                net_raw::collect(family)?
+                net_raw::collect(family).map_err(|e| e.to_string())?
             }
             Err(e) => return Err(format!("sock_diag: {e}")),
         };

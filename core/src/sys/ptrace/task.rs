@@ -195,7 +195,7 @@ pub fn hw_breakpoint_works(pid: Pid, addr: u64) -> Result<bool, Errno> {
         let _ = addr;
         // struct user_hwdebug_state: dbg_info (u32; low byte: slots), pad,
         // then 16 slots of {addr u64, ctrl u32, pad u32}.
-        let regs = get_optional_regset(pid, linux_raw_sys::elf_uapi::NT_ARM_HW_BREAK, 264)?;
+        let regs = super::get_optional_regset(pid, linux_raw_sys::elf_uapi::NT_ARM_HW_BREAK, 264)?;
         Ok(regs.is_some_and(|r| r.len() >= 4 && r[0] > 0))
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -91,10 +91,7 @@ pub enum InfectError {
 
     /// The task's /proc status is malformed.
     #[error("/proc/{pid}/status: {source}")]
-    Status {
-        pid: i32,
-        source: super::task_info::StatusError,
-    },
+    Status { pid: i32, source: StatusError },
 
     /// New threads kept appearing while the task's threads were seized.
     #[error("/proc/{pid}/task: threads keep appearing while seizing")]
@@ -169,4 +166,19 @@ impl InfectError {
             },
         }
     }
+}
+
+/// Why the text of `/proc/PID/status` does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("bad {key} value {value:?}: {source}")]
+    Value {
+        key: String,
+        value: String,
+        source: std::num::ParseIntError,
+    },
+    #[error("empty State")]
+    EmptyState,
+    #[error("no State line")]
+    NoState,
 }

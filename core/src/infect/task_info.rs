@@ -1,7 +1,7 @@
 //! The little that infection needs from /proc: the task's state and pending
 //! signals (`status`) and where its first executable mapping starts (`maps`).
 
-use super::error::InfectError;
+use super::error::{InfectError, StatusError};
 use crate::sys::ptrace::SigSet;
 
 /// Fields of `/proc/PID/status` that decide whether and how to infect.
@@ -21,21 +21,6 @@ pub struct TaskStatus {
     pub threads: u32,
     /// The task's tracer (0: none).
     pub tracer: u32,
-}
-
-/// Why the text of `/proc/PID/status` does not parse.
-#[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    #[error("bad {key} value {value:?}: {source}")]
-    Value {
-        key: String,
-        value: String,
-        source: std::num::ParseIntError,
-    },
-    #[error("empty State")]
-    EmptyState,
-    #[error("no State line")]
-    NoState,
 }
 
 impl TaskStatus {

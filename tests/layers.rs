@@ -306,6 +306,57 @@ fn file_cycles(src: &Path) -> Vec<String> {
     found
 }
 
+/// The crates of this repository (`criu-*`) that the `[dependencies]` of
+/// the manifest at `manifest` (relative to the repository) names.
+fn own_dependencies(manifest: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+        } else if in_deps && line.starts_with("criu-") {
+            out.push(line.split([' ', '=']).next().unwrap().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The crate graph follows the layers of DESIGN.md: `arch` at the bottom,
+/// the blob ABI plain data with no dependency, the blob runtime over `arch`
+/// only, the blobs over those three, and the tool over `arch` and the ABI
+/// (never over the runtime, which only the blob build may link).
+#[test]
+fn crates_depend_only_downwards() {
+    if !sources_here("crates_depend_only_downwards") {
+        return;
+    }
+    let expect: [(&str, &[&str]); 6] = [
+        ("arch/Cargo.toml", &[]),
+        ("blob-abi/Cargo.toml", &[]),
+        ("blob-rt/Cargo.toml", &["criu-arch"]),
+        (
+            "parasite/Cargo.toml",
+            &["criu-arch", "criu-blob-abi", "criu-blob-rt"],
+        ),
+        (
+            "restorer/Cargo.toml",
+            &["criu-arch", "criu-blob-abi", "criu-blob-rt"],
+        ),
+        ("Cargo.toml", &["criu-arch", "criu-blob-abi"]),
+    ];
+    for (manifest, want) in expect {
+        assert_eq!(
+            own_dependencies(manifest),
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{manifest}: its dependencies among this repository's crates"
+        );
+    }
+}
+
 #[test]
 fn no_file_imports_in_a_circle() {
     if !sources_here("no_file_imports_in_a_circle") {
@@ -313,7 +364,14 @@ fn no_file_imports_in_a_circle() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut all = Vec::new();
-    for krate in ["core/src", "parasite/src", "restorer/src", "arch/src"] {
+    for krate in [
+        "core/src",
+        "parasite/src",
+        "restorer/src",
+        "arch/src",
+        "blob-abi/src",
+        "blob-rt/src",
+    ] {
         for c in file_cycles(&root.join(krate)) {
             all.push(format!("{krate}: {c}"));
         }

@@ -108,6 +108,10 @@ fn try_build() -> Result<(), String> {
         "restorer/Cargo.lock",
         "arch/src",
         "arch/Cargo.toml",
+        "blob-abi/src",
+        "blob-abi/Cargo.toml",
+        "blob-rt/src",
+        "blob-rt/Cargo.toml",
         "linker-scripts",
         "core/build/blobs.rs",
     ] {

@@ -71,17 +71,24 @@ pub enum HookError {
         script: String,
         source: std::io::Error,
     },
-    #[error("the client refused {action}: {reason}")]
-    Notify { action: Action, reason: String },
+    #[error("the client refused {action}: {source}")]
+    Notify { action: Action, source: NotifyError },
+    #[error("the client refused {action}: no RPC client to send the fd to")]
+    NoClient { action: Action },
 }
+
+/// Why an RPC client did not take a notify: the client layer's own error
+/// (the hooks sit below it and only pass it on).
+pub type NotifyError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A callback that tells an RPC client about an action (with the root
 /// task's pid once there is one) and returns its verdict.
-pub type NotifyFn<'a> = dyn FnMut(Action, Option<i32>) -> Result<(), String> + 'a;
+pub type NotifyFn<'a> = dyn FnMut(Action, Option<i32>) -> Result<(), NotifyError> + 'a;
 
 /// A callback that sends an fd to an RPC client with a notify (CRIU's
 /// `rpc_send_fd`) and returns its verdict.
-pub type NotifyFdFn<'a> = dyn FnMut(Action, std::os::fd::BorrowedFd<'_>) -> Result<(), String> + 'a;
+pub type NotifyFdFn<'a> =
+    dyn FnMut(Action, std::os::fd::BorrowedFd<'_>) -> Result<(), NotifyError> + 'a;
 
 /// What runs at each action.
 pub struct Hooks<'a> {
@@ -135,13 +142,10 @@ impl<'a> Hooks<'a> {
         fd: std::os::fd::BorrowedFd<'_>,
     ) -> Result<(), HookError> {
         let Some(f) = self.notify_fd.as_mut() else {
-            return Err(HookError::Notify {
-                action,
-                reason: "no RPC client to send the fd to".into(),
-            });
+            return Err(HookError::NoClient { action });
         };
         crate::pr_info!("Sending the client an fd: {action}");
-        f(action, fd).map_err(|reason| HookError::Notify { action, reason })
+        f(action, fd).map_err(|source| HookError::Notify { action, source })
     }
 
     /// Run `action`; `pid` is the root task's once it is known (it is
@@ -150,7 +154,7 @@ impl<'a> Hooks<'a> {
     pub fn run(&mut self, action: Action, pid: Option<i32>) -> Result<(), HookError> {
         if let Some(f) = self.notify.as_mut() {
             crate::pr_info!("Notifying the client: {action}");
-            return f(action, pid).map_err(|reason| HookError::Notify { action, reason });
+            return f(action, pid).map_err(|source| HookError::Notify { action, source });
         }
         let mut result = Ok(());
         for script in &self.scripts {

@@ -10,7 +10,7 @@
 //! 2. `fault` (fault injection for the tests)
 //! 3. `opts`, `hooks` (configuration values; action scripts)
 //! 4. `sys` (the small unsafe syscall layer)
-//! 5. `blob` (the embedded parasite/restorer blobs, their ABIs and loader)
+//! 5. `blob` (the embedded parasite/restorer blobs, their ABIs from `criu-blob-abi`, and loader)
 //! 6. `images` (CRIU's on-disk format)
 //! 7. `proc`, `netlock` (reading /proc; locking the network with nftables or iptables)
 //! 8. `vdso` (the vDSO's layout and symbols)
@@ -24,8 +24,14 @@
 //!
 //! The binaries (`bin/`) sit on top of all of them.
 //!
-//! `unsafe` is confined to `sys` and `blob` (and the `arch` crate and the
-//! blobs themselves): the lint below refuses it anywhere else.
+//! Below the library, crates with one job each: `criu-arch` (per-arch
+//! syscalls, registers, frames), `criu-blob-abi` (the blobs' commands and
+//! argument blocks, shared with the blobs), and, for the blobs only,
+//! `criu-blob-rt` (their runtime and typed system calls); `tests/layers.rs`
+//! checks that graph too.
+//!
+//! `unsafe` is confined to `sys` and `blob` (and the `arch` crate, the blobs
+//! and their runtime): the lint below refuses it anywhere else.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]

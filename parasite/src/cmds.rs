@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use criu_arch::{nr, syscall0, syscall1, syscall2, syscall3, syscall4, syscall5};
+use criu_blob_rt::sys;
 
 use crate::abi::{
     self, Creds, DrainFdsArgs, DumpPagesArgs, IoVec, ItimersArgs, MiscArgs, MprotectArgs,
@@ -64,19 +64,19 @@ pub fn cleanup() {
 fn prctl(op: usize, arg: usize) -> isize {
     // SAFETY: the prctl ops used here either take no pointer or write to
     // the pointer `arg` the caller passes (sized as the op expects).
-    unsafe { syscall5(nr::PRCTL, op, arg, 0, 0, 0) }
+    unsafe { sys::prctl(op, arg, 0, 0, 0) }
 }
 
 fn dump_misc(a: &mut MiscArgs) -> isize {
     // SAFETY: none of these syscalls takes a pointer.
     unsafe {
-        a.brk = syscall1(nr::BRK, 0) as u64;
-        a.pid = syscall0(nr::GETPID) as i32;
-        a.sid = syscall1(nr::GETSID, 0) as i32;
-        a.pgid = syscall1(nr::GETPGID, 0) as i32;
+        a.brk = sys::brk(0) as u64;
+        a.pid = sys::getpid() as i32;
+        a.sid = sys::getsid(0) as i32;
+        a.pgid = sys::getpgid(0) as i32;
         // umask() can only be read by setting it: set it back at once.
-        let old = syscall1(nr::UMASK, 0);
-        syscall1(nr::UMASK, old as usize);
+        let old = sys::umask(0);
+        sys::umask(old as usize);
         a.umask = old as u32;
     }
     a.dumpable = prctl(PR_GET_DUMPABLE, 0) as i32;
@@ -110,7 +110,7 @@ fn membarrier_registrations() -> Result<u32, isize> {
     const CMD_GET_REGISTRATIONS: usize = cmd::MEMBARRIER_CMD_GET_REGISTRATIONS as usize;
     let call = |cmd: usize| {
         // SAFETY: integer arguments only.
-        unsafe { syscall3(nr::MEMBARRIER, cmd, 0, 0) }
+        unsafe { sys::membarrier(cmd, 0, 0) }
     };
     let r = call(CMD_GET_REGISTRATIONS);
     if r >= 0 {
@@ -147,7 +147,7 @@ pub fn dump_thread(a: &mut ThreadArgs) -> isize {
     a.tid_addr = tid_addr;
     let mut sas = criu_arch::StackT::default();
     // SAFETY: sigaltstack writes one stack_t to our local.
-    let r = unsafe { syscall2(nr::SIGALTSTACK, 0, &mut sas as *mut _ as usize) };
+    let r = unsafe { sys::sigaltstack(0, &mut sas as *mut _ as usize) };
     if r < 0 {
         return r;
     }
@@ -183,7 +183,7 @@ pub fn dump_thread(a: &mut ThreadArgs) -> isize {
         _ => a.tsc = tsc,
     }
     // SAFETY: gettid takes no arguments.
-    a.tid = unsafe { syscall0(nr::GETTID) } as i32;
+    a.tid = unsafe { sys::gettid() } as i32;
     dump_creds(&mut a.creds)
 }
 
@@ -192,13 +192,7 @@ fn dump_creds(c: &mut Creds) -> isize {
     // Two `__user_cap_data_struct`s: {effective, permitted, inheritable}.
     let mut data = [0u32; 6];
     // SAFETY: capget reads the header and writes two data structs.
-    let r = unsafe {
-        syscall2(
-            nr::CAPGET,
-            hdr.as_ptr() as usize,
-            data.as_mut_ptr() as usize,
-        )
-    };
+    let r = unsafe { sys::capget(hdr.as_ptr() as usize, data.as_mut_ptr() as usize) };
     if r < 0 {
         return r;
     }
@@ -222,7 +216,7 @@ fn dump_creds(c: &mut Creds) -> isize {
             *w |= 1 << (cap % 32);
         }
         // SAFETY: PR_CAP_AMBIENT takes integers only.
-        let amb = unsafe { syscall5(nr::PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) };
+        let amb = unsafe { sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) };
         if let Some(w) = c.cap_amb.get_mut(word)
             && amb > 0
         {
@@ -234,8 +228,7 @@ fn dump_creds(c: &mut Creds) -> isize {
     let mut ids = [0u32; 3];
     // SAFETY: getresuid/getresgid write one u32 to each of three pointers.
     let r = unsafe {
-        syscall3(
-            nr::GETRESUID,
+        sys::getresuid(
             ids.as_mut_ptr() as usize,
             ids.as_mut_ptr().wrapping_add(1) as usize,
             ids.as_mut_ptr().wrapping_add(2) as usize,
@@ -246,12 +239,11 @@ fn dump_creds(c: &mut Creds) -> isize {
     }
     // setfsuid(-1) fails but returns the current fsuid.
     // SAFETY: integer-only syscall.
-    let fsuid = unsafe { syscall1(nr::SETFSUID, usize::MAX) } as u32;
+    let fsuid = unsafe { sys::setfsuid(usize::MAX) } as u32;
     c.uids = [ids[0], ids[1], ids[2], fsuid];
     // SAFETY: as for getresuid.
     let r = unsafe {
-        syscall3(
-            nr::GETRESGID,
+        sys::getresgid(
             ids.as_mut_ptr() as usize,
             ids.as_mut_ptr().wrapping_add(1) as usize,
             ids.as_mut_ptr().wrapping_add(2) as usize,
@@ -261,16 +253,10 @@ fn dump_creds(c: &mut Creds) -> isize {
         return r;
     }
     // SAFETY: integer-only syscall.
-    let fsgid = unsafe { syscall1(nr::SETFSGID, usize::MAX) } as u32;
+    let fsgid = unsafe { sys::setfsgid(usize::MAX) } as u32;
     c.gids = [ids[0], ids[1], ids[2], fsgid];
     // SAFETY: getgroups writes at most `size` gids into `groups`.
-    let r = unsafe {
-        syscall2(
-            nr::GETGROUPS,
-            abi::CREDS_MAX_GROUPS,
-            c.groups.as_mut_ptr() as usize,
-        )
-    };
+    let r = unsafe { sys::getgroups(abi::CREDS_MAX_GROUPS, c.groups.as_mut_ptr() as usize) };
     if r < 0 {
         return r;
     }
@@ -287,8 +273,7 @@ fn dump_sigacts(a: &mut SigactsArgs) -> isize {
         }
         // SAFETY: rt_sigaction writes one kernel sigaction to `act`.
         let r = unsafe {
-            syscall4(
-                nr::RT_SIGACTION,
+            sys::rt_sigaction(
                 sig,
                 0,
                 act as *mut abi::Sigaction as usize,
@@ -305,7 +290,7 @@ fn dump_sigacts(a: &mut SigactsArgs) -> isize {
 fn dump_itimers(a: &mut ItimersArgs) -> isize {
     for (which, t) in a.timers.iter_mut().enumerate() {
         // SAFETY: getitimer writes one itimerval (four longs) to `t`.
-        let r = unsafe { syscall2(nr::GETITIMER, which, t as *mut abi::Itimerval as usize) };
+        let r = unsafe { sys::getitimer(which, t as *mut abi::Itimerval as usize) };
         if r < 0 {
             return r;
         }
@@ -325,7 +310,7 @@ fn dump_posix_timers(mut area: Area) -> isize {
     for t in timers.iter_mut() {
         let mut spec = [0i64; 4];
         // SAFETY: timer_gettime writes one itimerspec (four longs).
-        let r = unsafe { syscall2(nr::TIMER_GETTIME, t.id as usize, spec.as_mut_ptr() as usize) };
+        let r = unsafe { sys::timer_gettime(t.id as usize, spec.as_mut_ptr() as usize) };
         if r < 0 {
             return r;
         }
@@ -335,7 +320,7 @@ fn dump_posix_timers(mut area: Area) -> isize {
         t.value_sec = vsec;
         t.value_nsec = vnsec;
         // SAFETY: integer-only syscall.
-        let r = unsafe { syscall1(nr::TIMER_GETOVERRUN, t.id as usize) };
+        let r = unsafe { sys::timer_getoverrun(t.id as usize) };
         if r < 0 {
             return r;
         }
@@ -351,7 +336,7 @@ static NR_SAVED: AtomicUsize = AtomicUsize::new(0);
 
 fn mprotect(start: u64, len: u64, prot: u64) -> isize {
     // SAFETY: mprotect changes only the task's own mappings, as the tool asked.
-    unsafe { syscall3(nr::MPROTECT, start as usize, len as usize, prot as usize) }
+    unsafe { sys::mprotect(start as usize, len as usize, prot as usize) }
 }
 
 fn undo_mprotects() -> isize {
@@ -435,15 +420,8 @@ fn splice_iovs(mut area: Area, pipe: i32) -> isize {
         let chunk = rest.len().min(abi::UIO_MAXIOV);
         // SAFETY: the iovecs describe the task's own memory; vmsplice only
         // reads them and the pages they name.
-        let r = unsafe {
-            syscall4(
-                nr::VMSPLICE,
-                pipe as usize,
-                rest.as_ptr() as usize,
-                chunk,
-                SPLICE_F_GIFT,
-            )
-        };
+        let r =
+            unsafe { sys::vmsplice(pipe as usize, rest.as_ptr() as usize, chunk, SPLICE_F_GIFT) };
         if r == EINTR {
             continue;
         }
@@ -490,7 +468,7 @@ fn drain_fds(mut area: Area, sock: &Sock) -> isize {
         }
         for fd in chunk.iter_mut() {
             // SAFETY: integer-only syscall.
-            let flags = unsafe { syscall2(nr::FCNTL, *fd as usize, F_GETFD) };
+            let flags = unsafe { sys::fcntl(*fd as usize, F_GETFD) };
             if flags < 0 {
                 return flags;
             }

@@ -9,6 +9,7 @@ use crate::abi::{self, CtlMsg, InitDaemonArgs};
 use crate::area::Area;
 use crate::cmds;
 use crate::sock::Sock;
+use criu_blob_rt::sys;
 
 /// Run the daemon. Returns only if it could not connect (with `-errno`);
 /// otherwise it ends in `rt_sigreturn`.
@@ -48,7 +49,7 @@ pub fn run(args: *mut u8) -> isize {
     if init.altstack_addr != 0 {
         // SAFETY: the tool points this at the `stack_t` inside the frame it
         // prepared in the shared area; sigaltstack writes one stack_t there.
-        unsafe { criu_arch::syscall2(criu_arch::nr::SIGALTSTACK, 0, init.altstack_addr as usize) };
+        unsafe { sys::sigaltstack(0, init.altstack_addr as usize) };
     }
     // SAFETY: the tool built a frame of the task's original state at this
     // address; rt_sigreturn abandons the parasite's context.

@@ -8,34 +8,35 @@
 //! here):
 //!
 //! - No calls out of the blob: no libc, no allocator, no `std`. System calls
-//!   go through `criu_arch::syscall*` (inline `syscall`/`svc`/`sc`).
+//!   go through `criu_blob_rt::sys` (one function per system call, over
+//!   `criu_arch::syscall*`: inline `syscall`/`svc`/`sc`).
 //! - Pointers stored in statics are fine (the loader relocates them), but
 //!   nothing may need a relocation other than the arch's RELATIVE one; the
 //!   build fails otherwise, naming the relocation and the symbol.
 //! - No reachable panics: index with `get`, no `unwrap`, no overflow traps.
 //!   The build fails if the panic handler is still linked in.
-//! - The memory functions the compiler calls come from `rt` as plain loops
-//!   (`#![no_builtins]` keeps LLVM from turning them back into calls).
+//! - The memory functions the compiler calls come from `criu_blob_rt` as
+//!   plain loops (`#![no_builtins]` keeps LLVM from turning them back into
+//!   calls).
+//! - Commands and argument blocks are `criu_blob_abi::parasite`, which core
+//!   compiles too.
 //! - The blob runs on a stack the tool provides; it keeps no state between
 //!   commands except its own `.bss`.
 #![no_std]
 #![no_main]
 #![no_builtins]
 
-// Shared with core, which uses all of it; the blob needs only some.
-#[allow(dead_code)]
-mod abi;
 mod area;
 mod cmds;
 mod daemon;
-mod rt;
 mod sock;
 
 use core::hint::black_box;
 use core::ptr::{addr_of, read_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use criu_arch::{nr, syscall3};
+use criu_blob_abi::parasite as abi;
+use criu_blob_rt::sys;
 
 /// The message `PING` writes, behind a pointer stored in data (so reaching it
 /// needs the relocation of that pointer).
@@ -94,14 +95,7 @@ pub(crate) fn ping(args: &mut abi::PingArgs) -> isize {
     let message: &[u8] = unsafe { read_volatile(addr_of!(PING_MESSAGE)) };
     // SAFETY: write(2) reads `message.len()` bytes of a live slice; a bad fd
     // only makes the kernel return -EBADF.
-    let written = unsafe {
-        syscall3(
-            nr::WRITE,
-            args.fd as usize,
-            message.as_ptr() as usize,
-            message.len(),
-        )
-    };
+    let written = unsafe { sys::write(args.fd as usize, message.as_ptr() as usize, message.len()) };
     args.written = written as i64;
     args.count = PING_COUNT.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
 

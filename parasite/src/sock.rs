@@ -2,7 +2,7 @@
 //! control messages, and pass fds with `SCM_RIGHTS`. Plain `#[repr(C)]`
 //! copies of the kernel structs (the same on every 64-bit arch we build for).
 
-use criu_arch::{nr, syscall1, syscall3};
+use criu_blob_rt::sys;
 
 use crate::abi::{CtlMsg, SCM_MAX_FD, SUN_PATH_MAX};
 
@@ -49,7 +49,7 @@ impl Sock {
     /// `socket` + `connect` to `path[..len]`. Returns `-errno` on failure.
     pub fn connect(path: &[u8; SUN_PATH_MAX], len: usize) -> Result<Sock, isize> {
         // SAFETY: socket(2) takes no pointers.
-        let fd = unsafe { syscall3(nr::SOCKET, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) };
+        let fd = unsafe { sys::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(fd);
         }
@@ -63,14 +63,8 @@ impl Sock {
             len
         };
         // SAFETY: `addr` is a live sockaddr_un and the length covers at most it.
-        let ret = unsafe {
-            syscall3(
-                nr::CONNECT,
-                fd as usize,
-                &addr as *const SockaddrUn as usize,
-                2 + len,
-            )
-        };
+        let ret =
+            unsafe { sys::connect(fd as usize, &addr as *const SockaddrUn as usize, 2 + len) };
         if ret < 0 {
             close(fd as i32);
             return Err(ret);
@@ -168,19 +162,12 @@ impl Sock {
 
     fn sendmsg(&self, hdr: &MsgHdr) -> isize {
         // SAFETY: `hdr` and what it points to are live for the call.
-        unsafe {
-            syscall3(
-                nr::SENDMSG,
-                self.0 as usize,
-                hdr as *const MsgHdr as usize,
-                0,
-            )
-        }
+        unsafe { sys::sendmsg(self.0 as usize, hdr as *const MsgHdr as usize, 0) }
     }
 
     fn recvmsg(&self, hdr: &mut MsgHdr) -> isize {
         // SAFETY: `hdr`, its iovec and control buffer are live and writable.
-        unsafe { syscall3(nr::RECVMSG, self.0 as usize, hdr as *mut MsgHdr as usize, 0) }
+        unsafe { sys::recvmsg(self.0 as usize, hdr as *mut MsgHdr as usize, 0) }
     }
 }
 
@@ -207,7 +194,7 @@ fn msghdr(iov: &mut IoVec, control: usize, controllen: usize) -> MsgHdr {
 /// `close(fd)`, ignoring errors (nothing to do about them in here).
 pub fn close(fd: i32) {
     // SAFETY: close(2) takes no pointers.
-    unsafe { syscall1(nr::CLOSE, fd as usize) };
+    unsafe { sys::close(fd as usize) };
 }
 
 fn as_bytes_mut(words: &mut [u64; CMSG_WORDS]) -> &mut [u8] {

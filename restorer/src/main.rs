@@ -9,24 +9,21 @@
 //!
 //! The rules are the parasite's (see `parasite/src/main.rs`): no calls out of
 //! the blob, only RELATIVE relocations, no reachable panics, memory functions
-//! from the shared `rt` module as plain loops, and a stack provided by the
-//! caller.
+//! from `criu_blob_rt` as plain loops, system calls through
+//! `criu_blob_rt::sys`, and a stack provided by the caller. Commands and
+//! argument blocks are `criu_blob_abi::restorer`, which core compiles too.
 #![no_std]
 #![no_main]
 #![no_builtins]
 
-// Shared with core, which uses all of it; the blob needs only some.
-#[allow(dead_code)]
-mod abi;
 mod restore;
-#[path = "../../parasite/src/rt.rs"]
-mod rt;
 
 use core::hint::black_box;
 use core::ptr::{addr_of, read_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use criu_arch::{nr, syscall3};
+use criu_blob_abi::restorer as abi;
+use criu_blob_rt::sys;
 
 /// The message `PING` writes, behind a pointer stored in data (so reaching it
 /// needs the relocation of that pointer).
@@ -89,14 +86,7 @@ fn ping(args: &mut abi::PingArgs) -> isize {
     let message: &[u8] = unsafe { read_volatile(addr_of!(PING_MESSAGE)) };
     // SAFETY: write(2) reads `message.len()` bytes of a live slice; a bad fd
     // only makes the kernel return -EBADF.
-    let written = unsafe {
-        syscall3(
-            nr::WRITE,
-            args.fd as usize,
-            message.as_ptr() as usize,
-            message.len(),
-        )
-    };
+    let written = unsafe { sys::write(args.fd as usize, message.as_ptr() as usize, message.len()) };
     args.written = written as i64;
     args.count = PING_COUNT.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
 

@@ -19,9 +19,9 @@
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use criu_arch::{
-    KSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, StackT, nr, set_thread_pointer, sigreturn,
-    syscall0, syscall1, syscall2, syscall3, syscall4,
+    KSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, StackT, set_thread_pointer, sigreturn,
 };
+use criu_blob_rt::sys;
 
 use crate::abi::{self, Array, RestoreArgs};
 
@@ -120,8 +120,7 @@ pub fn start(args: &mut RestoreArgs) -> isize {
     // SAFETY: clone3 reads `ca` and `tid`, both live; without CLONE_VM the
     // child gets a copy of this address space and runs only blob code.
     let ret = unsafe {
-        syscall2(
-            nr::CLONE3,
+        sys::clone3(
             &ca as *const CloneArgs as usize,
             core::mem::size_of::<CloneArgs>(),
         )
@@ -147,7 +146,7 @@ pub(crate) fn fail(args: &mut RestoreArgs, stage: u32, (err, index): Fail) -> ! 
     publish(args, abi::STATE_FAILED);
     loop {
         // SAFETY: exit_group takes an integer and ends the process.
-        unsafe { syscall1(nr::EXIT_GROUP, 1) };
+        unsafe { sys::exit_group(1) };
     }
 }
 
@@ -167,7 +166,7 @@ pub(crate) fn wait_resume(args: &mut RestoreArgs) {
     while word.load(Ordering::Acquire) == 0 {
         // SAFETY: waits while the word is 0; the address is valid and
         // shared with the tool (not FUTEX_PRIVATE: two processes use it).
-        unsafe { syscall4(nr::FUTEX, word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
+        unsafe { sys::futex(word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
     }
 }
 
@@ -209,11 +208,11 @@ fn child(args: &mut RestoreArgs) -> isize {
 pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
     if args.setsid != 0 {
         // SAFETY: setsid takes no arguments.
-        check(unsafe { syscall0(nr::SETSID) }, 0)?;
+        check(unsafe { sys::setsid() }, 0)?;
     }
     if args.pgid != 0 {
         // SAFETY: integer arguments only.
-        check(unsafe { syscall2(nr::SETPGID, 0, args.pgid as usize) }, 1)?;
+        check(unsafe { sys::setpgid(0, args.pgid as usize) }, 1)?;
     }
     Ok(())
 }
@@ -230,37 +229,37 @@ fn take_tool_fds(args: &RestoreArgs) -> Result<(), Fail> {
     }
     let pidfd = args.tool_pidfd as usize;
     // SAFETY: integer arguments only.
-    let probe = unsafe { syscall3(nr::PIDFD_GETFD, pidfd, pidfd, 0) };
+    let probe = unsafe { sys::pidfd_getfd(pidfd, pidfd, 0) };
     if probe < 0 {
         return Ok(());
     }
     // SAFETY: integer arguments only.
-    unsafe { syscall1(nr::CLOSE, probe as usize) };
+    unsafe { sys::close(probe as usize) };
     let from = args.tool_fds_from as usize;
     if pidfd > from {
         check(
             // SAFETY: integer arguments only.
-            unsafe { syscall3(nr::CLOSE_RANGE, from, pidfd - 1, 0) },
+            unsafe { sys::close_range(from, pidfd - 1, 0) },
             u32::MAX,
         )?;
     }
     check(
         // SAFETY: integer arguments only.
-        unsafe { syscall3(nr::CLOSE_RANGE, pidfd + 1, u32::MAX as usize, 0) },
+        unsafe { sys::close_range(pidfd + 1, u32::MAX as usize, 0) },
         u32::MAX,
     )?;
     // SAFETY: the tool filled the list inside the bootstrap region.
     for (i, &fd) in unsafe { items::<i32>(&args.pull_fds) }.iter().enumerate() {
         let got = check(
             // SAFETY: the tool filled the list.
-            unsafe { syscall3(nr::PIDFD_GETFD, pidfd, fd as usize, 0) },
+            unsafe { sys::pidfd_getfd(pidfd, fd as usize, 0) },
             i as u32,
         )?;
         if got != fd as isize {
             // SAFETY: integer arguments only.
-            let moved = unsafe { syscall3(nr::DUP3, got as usize, fd as usize, O_CLOEXEC) };
+            let moved = unsafe { sys::dup3(got as usize, fd as usize, O_CLOEXEC) };
             // SAFETY: integer arguments only.
-            unsafe { syscall1(nr::CLOSE, got as usize) };
+            unsafe { sys::close(got as usize) };
             check(moved, i as u32)?;
         }
     }
@@ -280,7 +279,7 @@ fn move_fds(args: &RestoreArgs) -> Result<(), Fail> {
         if m.from != m.to {
             check(
                 // SAFETY: integer arguments only.
-                unsafe { syscall3(nr::DUP3, m.from as usize, m.to as usize, m.flags as usize) },
+                unsafe { sys::dup3(m.from as usize, m.to as usize, m.flags as usize) },
                 i as u32,
             )?;
         }
@@ -292,17 +291,17 @@ fn fs(args: &RestoreArgs) -> Result<(), Fail> {
     static DOT: [u8; 2] = *b".\0";
     if args.root_fd >= 0 {
         // SAFETY: integer argument only.
-        check(unsafe { syscall1(nr::FCHDIR, args.root_fd as usize) }, 0)?;
+        check(unsafe { sys::fchdir(args.root_fd as usize) }, 0)?;
         // SAFETY: integer argument; then a NUL-terminated static path.
-        check(unsafe { syscall1(nr::CHROOT, DOT.as_ptr() as usize) }, 0)?;
+        check(unsafe { sys::chroot(DOT.as_ptr() as usize) }, 0)?;
     }
     if args.cwd_fd >= 0 {
         // SAFETY: integer argument.
-        check(unsafe { syscall1(nr::FCHDIR, args.cwd_fd as usize) }, 1)?;
+        check(unsafe { sys::fchdir(args.cwd_fd as usize) }, 1)?;
     }
     if args.umask != u32::MAX {
         // SAFETY: integer argument; umask cannot fail.
-        unsafe { syscall1(nr::UMASK, args.umask as usize) };
+        unsafe { sys::umask(args.umask as usize) };
     }
     Ok(())
 }
@@ -317,7 +316,7 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
     };
     check(
         // SAFETY: `ss` is a live stack_t; the old one is not wanted.
-        unsafe { syscall2(nr::SIGALTSTACK, &ss as *const StackT as usize, 0) },
+        unsafe { sys::sigaltstack(&ss as *const StackT as usize, 0) },
         0,
     )?;
     let act = KSigaction {
@@ -329,35 +328,19 @@ fn switch_stack(args: &RestoreArgs) -> Result<(), Fail> {
     let sig = args.switch_signal as usize;
     check(
         // SAFETY: `act` is a live kernel sigaction of the size given.
-        unsafe {
-            syscall4(
-                nr::RT_SIGACTION,
-                sig,
-                &act as *const KSigaction as usize,
-                0,
-                8,
-            )
-        },
+        unsafe { sys::rt_sigaction(sig, &act as *const KSigaction as usize, 0, 8) },
         1,
     )?;
     let set: u64 = 1 << (sig - 1);
     check(
         // SAFETY: `set` is a live 8-byte signal set.
-        unsafe {
-            syscall4(
-                nr::RT_SIGPROCMASK,
-                criu_arch::SIG_UNBLOCK,
-                &set as *const u64 as usize,
-                0,
-                8,
-            )
-        },
+        unsafe { sys::rt_sigprocmask(criu_arch::SIG_UNBLOCK, &set as *const u64 as usize, 0, 8) },
         2,
     )?;
     // SAFETY: no arguments.
-    let pid = unsafe { syscall0(nr::GETPID) };
+    let pid = unsafe { sys::getpid() };
     // SAFETY: integer arguments; the handler runs when this syscall returns.
-    check(unsafe { syscall2(nr::KILL, pid as usize, sig) }, 3)?;
+    check(unsafe { sys::kill(pid as usize, sig) }, 3)?;
     Ok(())
 }
 

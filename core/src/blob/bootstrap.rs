@@ -15,14 +15,6 @@ use rustix::process::Pid;
 
 use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords};
 
-/// The bytes of a plain `#[repr(C)]` value made of integers.
-pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: callers pass only the restorer ABI structs and the arch signal
-    // frame: integer fields and explicit padding fields, so every byte is
-    // initialised; the slice borrows `v`.
-    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
-}
-
 /// The region, mapped at its address in this process; unmapped on drop.
 pub struct Region {
     base: u64,

@@ -23,7 +23,8 @@
 //!
 //! Calling a blob: `entry_offset` is `extern "C" fn(cmd: usize, args: *mut u8)
 //! -> isize`; the commands and their argument blocks are defined in
-//! [`parasite_abi`] and [`restorer_abi`] (the very files the blobs compile).
+//! [`parasite_abi`] and [`restorer_abi`] (the `criu-blob-abi` crate, which the
+//! blobs compile too).
 //! Use:
 //! - in another process (the infect module): map `mem_size` bytes shared,
 //!   [`Blob::relocate_into`] the local view with the *remote* base, and start
@@ -37,33 +38,71 @@ mod loader;
 
 pub use loader::{InProcessCommand, LoadError, LoadedBlob};
 
-/// The parasite's commands and argument blocks (shared with the blob).
-#[path = "../../../parasite/src/abi.rs"]
-pub mod parasite_abi;
+/// The parasite's commands and argument blocks (the `criu-blob-abi` crate,
+/// which the blob compiles too).
+pub use criu_blob_abi::parasite as parasite_abi;
 
-/// The restorer's commands and argument blocks (shared with the blob).
-#[path = "../../../restorer/src/abi.rs"]
-pub mod restorer_abi;
+/// The restorer's commands and argument blocks (the `criu-blob-abi` crate,
+/// which the blob compiles too).
+pub use criu_blob_abi::restorer as restorer_abi;
 
-/// `Plain` for the parasite's argument blocks: `#[repr(C)]` structs of
-/// integer fields and integer arrays only (parasite/src/abi.rs), so any
-/// bit pattern is a valid value.
+/// `Plain` for the blobs' argument blocks: `#[repr(C)]` structs of integer
+/// fields, integer arrays and other such blocks only, so any bit pattern is
+/// a valid value, and without implicit padding (`criu-blob-abi` asserts
+/// each block's size is the sum of its fields').
 mod plain_impls {
-    use super::parasite_abi as abi;
-    use crate::sys::ptrace::Plain;
+    use super::{parasite_abi as p, restorer_abi as r};
+    use crate::sys::plain::Plain;
     macro_rules! plain {
-        ($($t:ty),*) => {$(
-            // SAFETY: see the module: integers only, any bits are valid.
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: see the module: integers only, any bits are valid,
+            // no padding.
             unsafe impl Plain for $t {}
         )*};
     }
     plain!(
-        abi::MiscArgs,
-        abi::ThreadArgs,
-        abi::SigactsArgs,
-        abi::ItimersArgs,
-        abi::PosixTimer,
-        abi::PingArgs
+        p::PingArgs,
+        p::CtlMsg,
+        p::InitDaemonArgs,
+        p::MiscArgs,
+        p::Creds,
+        p::ThreadArgs,
+        p::Sigaction,
+        p::SigactsArgs,
+        p::Itimerval,
+        p::ItimersArgs,
+        p::PosixTimersArgs,
+        p::PosixTimer,
+        p::MprotectArgs,
+        p::MprotectRegion,
+        p::DumpPagesArgs,
+        p::IoVec,
+        p::DrainFdsArgs,
+        r::PingArgs,
+        r::ChildArg,
+        r::TreeWords,
+        r::RestoreStatus,
+        r::Region,
+        r::VmaArg,
+        r::CowArgs,
+        r::PageRun,
+        r::Remap,
+        r::FdMove,
+        r::SigactionArg,
+        r::ItimerArg,
+        r::PosixTimerArg,
+        r::RlimitArg,
+        r::SiginfoArg,
+        r::CredsArg,
+        r::RawSyscall,
+        r::PrctlMmMap,
+        r::Array,
+        r::RestoreArgs,
+        r::CodePatch,
+        r::VdsoMarkArg,
+        r::ThreadArg,
+        r::TaskAttrsArg,
+        r::RseqArg,
     );
 }
 

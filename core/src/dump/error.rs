@@ -47,11 +47,11 @@ pub enum DumpError {
         step: &'static str,
         source: InfectError,
     },
-    #[error("collecting {what} of task {pid}: {reason}")]
+    #[error("collecting {what} of task {pid}: {source}")]
     Collect {
         pid: i32,
         what: &'static str,
-        reason: String,
+        source: CollectError,
     },
     #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
     Refused { pid: i32, what: String },
@@ -122,13 +122,35 @@ pub(super) fn infect_err(step: &'static str) -> impl FnOnce(InfectError) -> Dump
     move |source| DumpError::Infect { step, source }
 }
 
-pub(super) fn collect_err<E: std::fmt::Display>(
+/// Why collecting one piece of a task's state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Proc(#[from] crate::proc::ProcError),
+    #[error(transparent)]
+    Sys(#[from] rustix::io::Errno),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Mappings(#[from] crate::proc::vmas::CollectError),
+    #[error(transparent)]
+    Limits(#[from] super::core_img::LimitsError),
+    #[error(
+        "{0:#x} has hex digits CRIU's images cannot hold (they keep the hex digits read as \
+         a decimal number)"
+    )]
+    Personality(u32),
+    #[error("it could not be seized but is not a zombie")]
+    NotSeizedNotZombie,
+}
+
+pub(super) fn collect_err<E: Into<CollectError>>(
     pid: i32,
     what: &'static str,
 ) -> impl FnOnce(E) -> DumpError {
     move |e| DumpError::Collect {
         pid,
         what,
-        reason: e.to_string(),
+        source: e.into(),
     }
 }

@@ -97,7 +97,7 @@ use crate::{pr_debug, pr_info};
 
 use collect::refuse_seccomp;
 use collect::refuse_unsupported_vmas;
-pub use error::DumpError;
+pub use error::{CollectError, DumpError};
 use error::{collect_err, fault, infect_err, task_fault};
 
 pub use write::Collected;

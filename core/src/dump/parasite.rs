@@ -6,7 +6,7 @@ use crate::blob::parasite_abi::{
     self as abi, ItimersArgs, MiscArgs, PosixTimer, SigactsArgs, ThreadArgs,
 };
 use crate::infect::{Daemon, InfectError};
-use crate::sys::ptrace::{Plain, read_plain};
+use crate::sys::plain::{Plain, read_plain};
 
 fn result<T: Plain>(d: &Daemon<'_, '_>, at: usize, what: &str) -> Result<T, InfectError> {
     d.args()

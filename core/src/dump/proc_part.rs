@@ -16,7 +16,7 @@ use crate::proc::vma_kind::ClassifyConfig;
 use crate::proc::vmas::CollectedVma;
 use crate::sys::sched::SchedInfo;
 
-use super::{DumpError, collect_err, core_img, refuse_unsupported_vmas, task_state};
+use super::{CollectError, DumpError, collect_err, core_img, refuse_unsupported_vmas, task_state};
 
 /// One task's `/proc` part.
 #[derive(Debug)]
@@ -71,10 +71,7 @@ fn read(proc: &ProcDir, cfg: &ClassifyConfig) -> Result<ProcPart, DumpError> {
         crate::images::personality::to_image(personality).ok_or(DumpError::Collect {
             pid,
             what: "personality",
-            reason: format!(
-                "{personality:#x} has hex digits CRIU's images cannot hold (they keep the \
-                 hex digits read as a decimal number)"
-            ),
+            source: CollectError::Personality(personality),
         })?;
     // Scheduling and the refusals of the leader's own attributes (no
     // ptrace needed: the other threads' are read with them, on the

@@ -35,7 +35,7 @@ use crate::proc::ProcDir;
 use crate::proc::stat::Stat;
 
 use super::workers::Workers;
-use super::{DumpError, collect_err};
+use super::{CollectError, DumpError, collect_err};
 
 /// What a task of the tree is.
 #[derive(Debug)]
@@ -188,11 +188,7 @@ pub fn seize(root: i32, opts: SeizeOpts<'_>, freeze: Option<&Path>) -> Result<Tr
     } else {
         workers_for(estimate)
     };
-    let workers = Workers::spawn(count).map_err(|e| DumpError::Collect {
-        pid: root,
-        what: "tracer threads",
-        reason: e.to_string(),
-    })?;
+    let workers = Workers::spawn(count).map_err(collect_err(root, "tracer threads"))?;
     let mut tree = Tree {
         tasks: Vec::new(),
         workers,
@@ -370,7 +366,7 @@ fn seize_child(
             Ok(_) => Err(DumpError::Collect {
                 pid,
                 what: "task state",
-                reason: "it could not be seized but is not a zombie".into(),
+                source: CollectError::NotSeizedNotZombie,
             }),
             Err(_) => Ok((None, Vec::new())),
         },
@@ -470,7 +466,7 @@ pub fn shared_tables(tree: &Tree) -> Result<Sharing, DumpError> {
             Err(e) => Err(DumpError::Collect {
                 pid: tree.tasks[b].pid,
                 what: "kcmp with another task of the tree",
-                reason: e.to_string(),
+                source: e.into(),
             }),
         }
     };

@@ -47,8 +47,8 @@ pub enum SockError {
     RepairNotPermitted(#[source] Errno),
     /// The tool's own list of sockets (`/proc/self/net/*`) that could not
     /// be read.
-    #[error("{0}")]
-    Listing(String),
+    #[error(transparent)]
+    Listing(#[from] crate::proc::net_raw::NetRawError),
     /// Locking the network of a connection about to be paused.
     #[error(transparent)]
     NetLock(#[from] crate::netlock::NetLockError),

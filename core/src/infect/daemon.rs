@@ -86,7 +86,7 @@ impl<'t> Parasite<'t> {
         let mut frame_regs = *self.task().regs();
         frame_regs.restart_syscall_fixup();
         let fp = ptrace::fp_regs_from_bytes(&self.task().ext_regs().bytes);
-        let mut frame = ptrace::zeroed_sigframe();
+        let mut frame = crate::sys::plain::zeroed_sigframe();
         criu_arch::fill_sigframe(
             &mut frame,
             frame_addr,
@@ -105,7 +105,7 @@ impl<'t> Parasite<'t> {
                 frame.set_extra_regset(note, &bytes);
             }
         }
-        let bytes = ptrace::sigframe_bytes(&frame);
+        let bytes = crate::sys::plain::sigframe_bytes(&frame);
         self.local_mut()[l.frame_off..l.frame_off + bytes.len()].copy_from_slice(bytes);
 
         // Listen before the parasite runs, so its connect cannot miss us.

@@ -81,13 +81,21 @@ pub enum InfectError {
         doing: &'static str,
     },
 
-    /// Reading a /proc file of the task failed or it was malformed.
-    #[error("/proc/{pid}/{file}: {reason}")]
+    /// Reading a /proc file of the task failed.
+    #[error("/proc/{pid}/{file}: {source}")]
     Proc {
         pid: i32,
         file: &'static str,
-        reason: String,
+        source: std::io::Error,
     },
+
+    /// The task's /proc status is malformed.
+    #[error("/proc/{pid}/status: {source}")]
+    Status { pid: i32, source: StatusError },
+
+    /// New threads kept appearing while the task's threads were seized.
+    #[error("/proc/{pid}/task: threads keep appearing while seizing")]
+    ThreadsKeepAppearing { pid: i32 },
 
     /// No executable mapping to place the syscall stub in.
     #[error("task {pid} has no executable mapping to inject code into")]
@@ -158,4 +166,19 @@ impl InfectError {
             },
         }
     }
+}
+
+/// Why the text of `/proc/PID/status` does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("bad {key} value {value:?}: {source}")]
+    Value {
+        key: String,
+        value: String,
+        source: std::num::ParseIntError,
+    },
+    #[error("empty State")]
+    EmptyState,
+    #[error("no State line")]
+    NoState,
 }

@@ -1,7 +1,7 @@
 //! The little that infection needs from /proc: the task's state and pending
 //! signals (`status`) and where its first executable mapping starts (`maps`).
 
-use super::error::InfectError;
+use super::error::{InfectError, StatusError};
 use crate::sys::ptrace::SigSet;
 
 /// Fields of `/proc/PID/status` that decide whether and how to infect.
@@ -25,7 +25,7 @@ pub struct TaskStatus {
 
 impl TaskStatus {
     /// Parse the text of `/proc/PID/status`.
-    pub fn parse(text: &str) -> Result<TaskStatus, String> {
+    pub fn parse(text: &str) -> Result<TaskStatus, StatusError> {
         let mut st = TaskStatus::default();
         let mut seen_state = false;
         for line in text.lines() {
@@ -33,16 +33,16 @@ impl TaskStatus {
                 continue;
             };
             let value = value.trim();
-            let hex = |v: &str| {
-                u64::from_str_radix(v, 16).map_err(|e| format!("bad {key} value {v:?}: {e}"))
+            let bad = |source| StatusError::Value {
+                key: key.to_string(),
+                value: value.to_string(),
+                source,
             };
-            let dec = |v: &str| {
-                v.parse::<u32>()
-                    .map_err(|e| format!("bad {key} value {v:?}: {e}"))
-            };
+            let hex = |v: &str| u64::from_str_radix(v, 16).map_err(bad);
+            let dec = |v: &str| v.parse::<u32>().map_err(bad);
             match key {
                 "State" => {
-                    st.state = value.chars().next().ok_or("empty State")?;
+                    st.state = value.chars().next().ok_or(StatusError::EmptyState)?;
                     seen_state = true;
                 }
                 "SigPnd" => st.sig_pending = hex(value)?,
@@ -55,7 +55,7 @@ impl TaskStatus {
             }
         }
         if !seen_state {
-            return Err("no State line".into());
+            return Err(StatusError::NoState);
         }
         Ok(st)
     }
@@ -63,11 +63,7 @@ impl TaskStatus {
     /// Read and parse `/proc/PID/status`.
     pub fn read(pid: i32) -> Result<TaskStatus, InfectError> {
         let text = read_proc(pid, "status")?;
-        TaskStatus::parse(&text).map_err(|reason| InfectError::Proc {
-            pid,
-            file: "status",
-            reason,
-        })
+        TaskStatus::parse(&text).map_err(|source| InfectError::Status { pid, source })
     }
 
     /// Whether `sig` is pending for the thread or the process.
@@ -85,7 +81,7 @@ fn read_proc(pid: i32, file: &'static str) -> Result<String, InfectError> {
             InfectError::Proc {
                 pid,
                 file,
-                reason: e.to_string(),
+                source: e,
             }
         }
     })

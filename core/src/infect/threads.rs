@@ -249,7 +249,7 @@ pub fn seize_process_with(
                 InfectError::Proc {
                     pid,
                     file: "task",
-                    reason: e.to_string(),
+                    source: e,
                 }
             }
         })?;
@@ -286,9 +286,5 @@ pub fn seize_process_with(
             return Ok((leader, others));
         }
     }
-    Err(InfectError::Proc {
-        pid,
-        file: "task",
-        reason: "threads keep appearing while seizing".into(),
-    })
+    Err(InfectError::ThreadsKeepAppearing { pid })
 }

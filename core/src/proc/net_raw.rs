@@ -51,9 +51,21 @@ pub fn parse_line(line: &str, family: u8) -> Option<InetSock> {
     })
 }
 
+/// Why the raw sockets of a family cannot be listed from /proc.
+#[derive(Debug, thiserror::Error)]
+pub enum NetRawError {
+    #[error("{path}: {source}")]
+    Read {
+        path: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{path}: {line:?}")]
+    Line { path: &'static str, line: String },
+}
+
 /// Every raw socket of `family` (`AF_INET`, `AF_INET6`) of our network
 /// namespace, by inode.
-pub fn collect(family: u8) -> Result<HashMap<u32, InetSock>, String> {
+pub fn collect(family: u8) -> Result<HashMap<u32, InetSock>, NetRawError> {
     use std::io::Read;
     let path = if family == AF_INET {
         "/proc/self/net/raw"
@@ -63,10 +75,13 @@ pub fn collect(family: u8) -> Result<HashMap<u32, InetSock>, String> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("{path}: {e}"))?;
+        .map_err(|source| NetRawError::Read { path, source })?;
     let mut out = HashMap::new();
     for line in text.lines().skip(1) {
-        let s = parse_line(line, family).ok_or_else(|| format!("{path}: {line:?}"))?;
+        let s = parse_line(line, family).ok_or_else(|| NetRawError::Line {
+            path,
+            line: line.to_string(),
+        })?;
         out.insert(s.ino, s);
     }
     Ok(out)

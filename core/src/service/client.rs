@@ -32,8 +32,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::thread::CapabilitySet;
 
-use crate::proc::ProcDir;
 use crate::proc::status::Status;
+use crate::proc::{ProcDir, ProcError};
 use crate::{pr_info, pr_warn};
 
 /// `CAP_CHECKPOINT_RESTORE`: granted to confined workers (see the module
@@ -72,8 +72,8 @@ pub struct Client {
 /// Why a connection cannot be served with the client's rights.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("can't read the credentials of client {pid}: {reason}")]
-    Read { pid: i32, reason: String },
+    #[error("can't read the credentials of client {pid}: {source}")]
+    Read { pid: i32, source: ReadError },
     #[error(
         "client {pid} connected as uid {uid} gid {gid} but now runs as uid {now_uid} \
          gid {now_gid}: refusing to guess whose rights to use"
@@ -117,25 +117,52 @@ pub fn userns_of(proc: &ProcDir) -> Result<u64, Errno> {
 }
 
 /// Our own status and user namespace.
-fn ourselves() -> Result<(Status, Option<u64>), String> {
-    let me = ProcDir::open_self().map_err(|e| e.to_string())?;
-    let st = me.status().map_err(|e| e.to_string())?;
+fn ourselves() -> Result<(Status, Option<u64>), ReadError> {
+    let me = ProcDir::open_self()?;
+    let st = me.status()?;
     Ok((st, userns_of(&me).ok()))
 }
 
 /// The client's pidfd: `SO_PEERPIDFD`, else `pidfd_open` of its pid.
-fn pidfd_of(sk: BorrowedFd<'_>, pid: i32) -> Result<OwnedFd, String> {
+fn pidfd_of(sk: BorrowedFd<'_>, pid: i32) -> Result<OwnedFd, ReadError> {
     const SOL_SOCKET: u32 = linux_raw_sys::net::SOL_SOCKET;
     const SO_PEERPIDFD: u32 = linux_raw_sys::net::SO_PEERPIDFD;
     match crate::sys::sockopt::get_int(sk, SOL_SOCKET, SO_PEERPIDFD) {
-        Ok(raw) => crate::sys::fds::adopt(raw).map_err(|e| format!("SO_PEERPIDFD: {e}")),
+        Ok(raw) => crate::sys::fds::adopt(raw).map_err(ReadError::PeerPidfd),
         Err(e) => {
             pr_info!("No SO_PEERPIDFD ({e}): pidfd_open of the client's pid instead");
-            let pid = rustix::process::Pid::from_raw(pid).ok_or("no pid")?;
+            let pid = rustix::process::Pid::from_raw(pid).ok_or(ReadError::NoPid)?;
             rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-                .map_err(|e| format!("pidfd_open: {e}"))
+                .map_err(ReadError::PidfdOpen)
         }
     }
+}
+
+/// Why the credentials of a client (or the service's own) cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("SO_PEERPIDFD: {0}")]
+    PeerPidfd(#[source] Errno),
+    #[error("no pid")]
+    NoPid,
+    #[error("pidfd_open: {0}")]
+    PidfdOpen(#[source] Errno),
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+    #[error("it exited while its credentials were read")]
+    Exited,
+}
+
+/// Why a confined worker does not exec a program for its client.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecRefused {
+    #[error(
+        "{who} is not a full root (its capabilities are {cap_eff:#x}): a program exec'ed \
+         as uid 0 would get back what it lacks, so exec_cmd is refused"
+    )]
+    PartialRoot { who: String, cap_eff: u64 },
+    #[error("can't drop the capabilities before exec_cmd: {0}")]
+    DropCaps(#[source] Errno),
 }
 
 /// The pid the pidfd `fd` names now (`Pid:` of its fdinfo; `None` once
@@ -152,13 +179,13 @@ impl Client {
     /// Reads the credentials of `peer`, the other end of `sk` (see the
     /// module doc).
     pub fn read(sk: BorrowedFd<'_>, peer: Peer) -> Result<Client, ClientError> {
-        let err = |reason: String| ClientError::Read {
+        let err = |source: ReadError| ClientError::Read {
             pid: peer.pid,
-            reason,
+            source,
         };
         let pidfd = pidfd_of(sk.as_fd(), peer.pid).map_err(err)?;
-        let proc = ProcDir::open(peer.pid).map_err(|e| err(e.to_string()))?;
-        let st = proc.status().map_err(|e| err(e.to_string()))?;
+        let proc = ProcDir::open(peer.pid).map_err(|e| err(e.into()))?;
+        let st = proc.status().map_err(|e| err(e.into()))?;
         if st.uid[1] != peer.uid || st.gid[1] != peer.gid {
             return Err(ClientError::Changed {
                 pid: peer.pid,
@@ -171,7 +198,7 @@ impl Client {
         let userns = userns_of(&proc).ok();
         // Still alive with that pid: what was read is the client's.
         if pidfd_pid(&pidfd) != Some(peer.pid) {
-            return Err(err("it exited while its credentials were read".into()));
+            return Err(err(ReadError::Exited));
         }
         let (ours, our_ns) = ourselves().map_err(err)?;
         let full = peer.uid == 0
@@ -254,9 +281,9 @@ impl Client {
                 errno,
             }
         };
-        let (ours, our_ns) = ourselves().map_err(|reason| ClientError::Read {
+        let (ours, our_ns) = ourselves().map_err(|source| ClientError::Read {
             pid: self.peer.pid,
-            reason,
+            source,
         })?;
         if ours.threads != 1 {
             return Err(ClientError::Threads {
@@ -330,17 +357,15 @@ impl Client {
     /// Before a confined worker execs a program for the client (`exec_cmd`):
     /// no capability goes with it. A client whose uids include 0 would get
     /// root's capabilities back at exec, so it is refused instead.
-    pub fn before_exec(&self) -> Result<(), String> {
+    pub fn before_exec(&self) -> Result<(), ExecRefused> {
         if self.full {
             return Ok(());
         }
         if self.uid.contains(&0) {
-            return Err(format!(
-                "{} is not a full root (its capabilities are {:#x}): a program exec'ed \
-                 as uid 0 would get back what it lacks, so exec_cmd is refused",
-                self.who(),
-                self.cap_eff
-            ));
+            return Err(ExecRefused::PartialRoot {
+                who: self.who(),
+                cap_eff: self.cap_eff,
+            });
         }
         rustix::thread::set_capabilities(
             None,
@@ -350,7 +375,7 @@ impl Client {
                 inheritable: CapabilitySet::empty(),
             },
         )
-        .map_err(|e| format!("can't drop the capabilities before exec_cmd: {e}"))?;
+        .map_err(ExecRefused::DropCaps)?;
         if let Err(e) = rustix::thread::clear_ambient_capability_set() {
             pr_warn!("can't clear the ambient capabilities: {e}");
         }

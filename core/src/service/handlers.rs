@@ -9,7 +9,7 @@ use super::client::Client;
 use super::setup::{self, Mode, Setup};
 use super::{ServiceError, wire};
 use crate::check::KernelFeatures;
-use crate::hooks::{Action, Hooks};
+use crate::hooks::{Action, Hooks, NotifyError};
 use crate::images::pb::rpc::{
     CriuDumpResp, CriuFeatures, CriuNotify, CriuReq, CriuReqType, CriuResp, CriuRestoreResp,
     CriuVersion,
@@ -201,12 +201,12 @@ fn with_hooks<T>(sk: BorrowedFd<'_>, enabled: bool, f: impl FnOnce(&mut Hooks) -
     // Fds (orphan-pts-master) go with a notify too, as CRIU's rpc_send_fd
     // does: only to a client that asked for the notifies.
     let mut send_fd = |action: Action, fd: BorrowedFd<'_>| {
-        notify_with(sk, action.name(), None, Some(fd)).map_err(|e| e.to_string())
+        notify_with(sk, action.name(), None, Some(fd)).map_err(NotifyError::from)
     };
     let mut send = |action: Action, pid: Option<i32>| {
         // CRIU tells the client the root pid with these two only.
         let pid = pid.filter(|_| matches!(action, Action::SetupNamespaces | Action::PostRestore));
-        notify(sk, action.name(), pid).map_err(|e| e.to_string())
+        notify(sk, action.name(), pid).map_err(NotifyError::from)
     };
     f(&mut Hooks::notify(&mut send).with_fd_notify(&mut send_fd))
 }

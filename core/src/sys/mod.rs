@@ -12,6 +12,7 @@ pub mod kcmp;
 pub mod kconst;
 pub mod own_vdso;
 pub mod pagemap_scan;
+pub mod plain;
 pub mod prefault;
 pub mod probe;
 pub mod probe_child;

@@ -1,7 +1,7 @@
 //! The credentials of a thread: ids, groups, capability sets (ambient
 //! and bounding included) and securebits.
 
-use criu_arch::{nr, syscall1, syscall2, syscall3, syscall5};
+use criu_blob_rt::sys;
 
 use super::{Fail, check};
 use crate::abi;
@@ -37,8 +37,7 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
     let mut uids = [0u32; 3];
     // SAFETY: getresuid writes three u32s into `uids`.
     unsafe {
-        syscall3(
-            nr::GETRESUID,
+        sys::getresuid(
             uids.as_mut_ptr() as usize,
             uids.as_mut_ptr().wrapping_add(1) as usize,
             uids.as_mut_ptr().wrapping_add(2) as usize,
@@ -78,7 +77,7 @@ pub(super) fn creds(c: &abi::CredsArg) -> Result<(), Fail> {
     // (A dumped "not dumpable" state is applied later, with the other
     // task attributes.)
     // SAFETY: integer arguments only (PR_SET_DUMPABLE, 1).
-    check(unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, 1) }, 7)?;
+    check(unsafe { sys::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) }, 7)?;
     Ok(())
 }
 
@@ -88,33 +87,23 @@ fn ids(c: &abi::CredsArg) -> Result<(), Fail> {
     if !same_groups(&c.groups[..n]) {
         check(
             // SAFETY: `groups` holds `n` live gids.
-            unsafe { syscall2(nr::SETGROUPS, n, c.groups.as_ptr() as usize) },
+            unsafe { sys::setgroups(n, c.groups.as_ptr() as usize) },
             1,
         )?;
     }
     // SAFETY: integer arguments only.
     unsafe {
         check(
-            syscall3(
-                nr::SETRESGID,
-                c.gid as usize,
-                c.egid as usize,
-                c.sgid as usize,
-            ),
+            sys::setresgid(c.gid as usize, c.egid as usize, c.sgid as usize),
             2,
         )?;
         // setfsgid/setfsuid return the previous value, never an error.
-        syscall1(nr::SETFSGID, c.fsgid as usize);
+        sys::setfsgid(c.fsgid as usize);
         check(
-            syscall3(
-                nr::SETRESUID,
-                c.uid as usize,
-                c.euid as usize,
-                c.suid as usize,
-            ),
+            sys::setresuid(c.uid as usize, c.euid as usize, c.suid as usize),
             3,
         )?;
-        syscall1(nr::SETFSUID, c.fsuid as usize);
+        sys::setfsuid(c.fsuid as usize);
     }
     Ok(())
 }
@@ -138,12 +127,12 @@ fn ambient(c: &abi::CredsArg) -> Result<(), Fail> {
     for cap in 0..=c.cap_last.min(63) {
         let want = has(&c.cap_amb, cap);
         // SAFETY: integer arguments only.
-        let now = unsafe { syscall5(nr::PRCTL, PR_CAP_AMBIENT, IS_SET, cap as usize, 0, 0) } == 1;
+        let now = unsafe { sys::prctl(PR_CAP_AMBIENT, IS_SET, cap as usize, 0, 0) } == 1;
         if want != now {
             let op = if want { RAISE } else { LOWER };
             check(
                 // SAFETY: integer arguments only.
-                unsafe { syscall5(nr::PRCTL, PR_CAP_AMBIENT, op, cap as usize, 0, 0) },
+                unsafe { sys::prctl(PR_CAP_AMBIENT, op, cap as usize, 0, 0) },
                 9,
             )?;
         }
@@ -157,11 +146,11 @@ fn bounding(c: &abi::CredsArg) -> Result<(), Fail> {
     const PR_CAPBSET_DROP: usize = criu_arch::kernel::prctl::PR_CAPBSET_DROP as usize;
     for cap in 0..=c.cap_last.min(63) {
         // SAFETY: integer arguments only.
-        let have = unsafe { syscall2(nr::PRCTL, PR_CAPBSET_READ, cap as usize) } == 1;
+        let have = unsafe { sys::prctl(PR_CAPBSET_READ, cap as usize, 0, 0, 0) } == 1;
         if have && !has(&c.cap_bnd, cap) {
             check(
                 // SAFETY: integer arguments only.
-                unsafe { syscall2(nr::PRCTL, PR_CAPBSET_DROP, cap as usize) },
+                unsafe { sys::prctl(PR_CAPBSET_DROP, cap as usize, 0, 0, 0) },
                 4,
             )?;
         }
@@ -178,13 +167,7 @@ fn capget() -> [u32; 6] {
     let mut data = [0u32; 6];
     // SAFETY: `header` and `data` are a live cap_user_header and two
     // cap_user_data structs; capget of ourselves cannot fail.
-    unsafe {
-        syscall2(
-            nr::CAPGET,
-            header.as_ptr() as usize,
-            data.as_mut_ptr() as usize,
-        )
-    };
+    unsafe { sys::capget(header.as_ptr() as usize, data.as_mut_ptr() as usize) };
     data
 }
 
@@ -194,7 +177,7 @@ fn capset(data: [u32; 6], index: u32) -> Result<(), Fail> {
     // SAFETY: `header` and `data` are a live cap_user_header and two
     // cap_user_data structs.
     check(
-        unsafe { syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize) },
+        unsafe { sys::capset(header.as_ptr() as usize, data.as_ptr() as usize) },
         index,
     )
     .map(drop)
@@ -205,12 +188,12 @@ fn set_securebits(bits: usize, index: u32) -> Result<(), Fail> {
     const PR_GET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_GET_SECUREBITS as usize;
     const PR_SET_SECUREBITS: usize = criu_arch::kernel::prctl::PR_SET_SECUREBITS as usize;
     // SAFETY: integer arguments only.
-    if unsafe { syscall2(nr::PRCTL, PR_GET_SECUREBITS, 0) } == bits as isize {
+    if unsafe { sys::prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) } == bits as isize {
         return Ok(());
     }
     // SAFETY: integer arguments only.
     check(
-        unsafe { syscall5(nr::PRCTL, PR_SET_SECUREBITS, bits, 0, 0, 0) },
+        unsafe { sys::prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) },
         index,
     )
     .map(drop)
@@ -220,6 +203,6 @@ fn set_securebits(bits: usize, index: u32) -> Result<(), Fail> {
 fn same_groups(want: &[u32]) -> bool {
     let mut now = [0u32; abi::MAX_GROUPS];
     // SAFETY: getgroups writes at most MAX_GROUPS gids into `now`.
-    let n = unsafe { syscall2(nr::GETGROUPS, abi::MAX_GROUPS, now.as_mut_ptr() as usize) };
+    let n = unsafe { sys::getgroups(abi::MAX_GROUPS, now.as_mut_ptr() as usize) };
     n >= 0 && now.get(..n as usize) == Some(want)
 }

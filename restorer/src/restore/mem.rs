@@ -1,7 +1,8 @@
 //! Memory: parking the vDSO, unmapping the tool, mapping the task's VMAs,
 //! reading its pages, final protections, and the mm boundaries.
 
-use criu_arch::{flush_icache, nr, sys_mmap, syscall2, syscall3, syscall4, syscall5};
+use criu_arch::{flush_icache, sys_mmap};
+use criu_blob_rt::sys;
 
 use super::{
     EINTR, Fail, MAP_FIXED, MREMAP_FIXED, MREMAP_MAYMOVE, PR_SET_MM, PR_SET_MM_MAP, check, items,
@@ -13,7 +14,7 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
     for (i, r) in unsafe { items::<abi::Remap>(list) }.iter().enumerate() {
         let ret = if r.to == 0 {
             // SAFETY: unmapping a range the tool chose, outside the region.
-            unsafe { syscall2(nr::MUNMAP, r.from as usize, r.len as usize) }
+            unsafe { sys::munmap(r.from as usize, r.len as usize) }
         } else {
             // mremap refuses (EINVAL) a move onto a range that overlaps
             // the source: a premap slot placed by the kernel near the
@@ -25,8 +26,7 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
                 // SAFETY: moves the whole slot onto the reservation just
                 // made, which nothing else uses.
                 let moved = unsafe {
-                    syscall5(
-                        nr::MREMAP,
+                    sys::mremap(
                         from,
                         r.len as usize,
                         r.len as usize,
@@ -42,8 +42,7 @@ pub(super) fn remap_all(list: &Array) -> Result<(), Fail> {
             // a dumped vDSO address that no restored VMA uses, or the
             // slot's own VMA.
             unsafe {
-                syscall5(
-                    nr::MREMAP,
+                sys::mremap(
                     from,
                     r.len as usize,
                     r.len as usize,
@@ -82,7 +81,7 @@ fn free_place_apart_from(to: usize, len: usize, item: u32) -> Result<usize, Fail
     let unused = if place == big { big + len } else { big };
     // SAFETY: unmaps the part of the reservation just made that is not
     // the chosen place (nothing else is there).
-    check(unsafe { syscall2(nr::MUNMAP, unused, 2 * len) }, item)?;
+    check(unsafe { sys::munmap(unused, 2 * len) }, item)?;
     Ok(place)
 }
 
@@ -93,8 +92,7 @@ pub(super) fn unregister_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
     }
     // SAFETY: unregistering only stops the kernel writing to `addr`.
     let ret = unsafe {
-        syscall4(
-            nr::RSEQ,
+        sys::rseq(
             r.addr as usize,
             r.len as usize,
             RSEQ_FLAG_UNREGISTER,
@@ -113,7 +111,7 @@ pub(super) fn unmap(args: &RestoreArgs) -> Result<(), Fail> {
         if r.end > r.start {
             check(
                 // SAFETY: the ranges exclude the bootstrap region we run from.
-                unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
+                unsafe { sys::munmap(r.start as usize, (r.end - r.start) as usize) },
                 i as u32,
             )?;
         }
@@ -190,14 +188,7 @@ fn populate_write(addr: u64, len: u64) -> bool {
     const EINVAL: isize = -(criu_arch::kernel::errno::EINVAL as isize);
     loop {
         // SAFETY: only faults in pages of a VMA we mapped; contents stay.
-        let r = unsafe {
-            syscall3(
-                nr::MADVISE,
-                addr as usize,
-                len as usize,
-                MADV_POPULATE_WRITE,
-            )
-        };
+        let r = unsafe { sys::madvise(addr as usize, len as usize, MADV_POPULATE_WRITE) };
         if r != EINTR {
             return r != EINVAL;
         }
@@ -208,15 +199,7 @@ fn populate_write(addr: u64, len: u64) -> bool {
 fn read_exact(fd: i32, mut addr: u64, mut left: u64, mut off: u64, i: u32) -> Result<(), Fail> {
     while left > 0 {
         // SAFETY: writes into a mapped, writable restored VMA.
-        let n = unsafe {
-            syscall4(
-                nr::PREAD64,
-                fd as usize,
-                addr as usize,
-                left as usize,
-                off as usize,
-            )
-        };
+        let n = unsafe { sys::pread64(fd as usize, addr as usize, left as usize, off as usize) };
         if n == EINTR {
             continue;
         }
@@ -242,8 +225,7 @@ pub(super) fn protect(args: &RestoreArgs) -> Result<(), Fail> {
             check(
                 // SAFETY: changes protections of a VMA we just mapped.
                 unsafe {
-                    syscall3(
-                        nr::MPROTECT,
+                    sys::mprotect(
                         v.start as usize,
                         (v.end - v.start) as usize,
                         v.final_prot as usize,
@@ -261,8 +243,7 @@ pub(super) fn set_mm(args: &RestoreArgs) -> Result<(), Fail> {
     check(
         // SAFETY: `m` is a live prctl_mm_map of the size given.
         unsafe {
-            syscall5(
-                nr::PRCTL,
+            sys::prctl(
                 PR_SET_MM,
                 PR_SET_MM_MAP,
                 m as *const abi::PrctlMmMap as usize,
@@ -311,13 +292,13 @@ pub(super) fn mark_vdso(m: &abi::VdsoMarkArg) -> Result<(), Fail> {
     }
     let (addr, len) = (m.addr as usize, m.len as usize);
     // SAFETY: changes the protection of this kernel's vDSO, just moved here.
-    check(unsafe { syscall3(nr::MPROTECT, addr, len, RW) }, 0)?;
+    check(unsafe { sys::mprotect(addr, len, RW) }, 0)?;
     for (i, w) in m.words.iter().enumerate() {
         // SAFETY: the vDSO is writable now and longer than the mark.
         unsafe { core::ptr::write_volatile((addr + 8 * i) as *mut u64, *w) };
     }
     // SAFETY: as above, back to the vDSO's protection.
-    check(unsafe { syscall3(nr::MPROTECT, addr, len, RX) }, 1)?;
+    check(unsafe { sys::mprotect(addr, len, RX) }, 1)?;
     Ok(())
 }
 
@@ -342,7 +323,7 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
     {
         check(
             // SAFETY: parts of the premap area, which holds nothing else.
-            unsafe { syscall2(nr::MUNMAP, r.start as usize, (r.end - r.start) as usize) },
+            unsafe { sys::munmap(r.start as usize, (r.end - r.start) as usize) },
             i as u32,
         )?;
     }
@@ -386,14 +367,7 @@ pub(super) fn premap(args: &mut RestoreArgs) -> Result<(), Fail> {
     {
         check(
             // SAFETY: drops pages of an inherited slot (they read as zero).
-            unsafe {
-                syscall3(
-                    nr::MADVISE,
-                    r.start as usize,
-                    (r.end - r.start) as usize,
-                    MADV_DONTNEED,
-                )
-            },
+            unsafe { sys::madvise(r.start as usize, (r.end - r.start) as usize, MADV_DONTNEED) },
             i as u32,
         )?;
     }

@@ -2,9 +2,8 @@
 //! timers, sigactions, itimers, fds, per-arch registers and the task's
 //! rseq (and, first of all, the attributes of `proc_attrs`).
 
-use criu_arch::{
-    KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, syscall6,
-};
+use criu_arch::{KSigaction, syscall6};
+use criu_blob_rt::sys;
 
 use super::{Fail, check, items};
 use crate::abi::{self, RestoreArgs};
@@ -14,7 +13,7 @@ pub(super) fn register_rseq(r: &abi::RseqArg) -> Result<(), Fail> {
         return Ok(());
     }
     // SAFETY: the area lies in the restored memory, where the task had it.
-    let ret = unsafe { syscall4(nr::RSEQ, r.addr as usize, r.len as usize, 0, r.sig as usize) };
+    let ret = unsafe { sys::rseq(r.addr as usize, r.len as usize, 0, r.sig as usize) };
     check(ret, 1).map(drop)
 }
 
@@ -37,16 +36,7 @@ pub(super) fn proc_attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
     if a.has & abi::ATTR_THP_DISABLE != 0 {
         check(
             // SAFETY: integer arguments only.
-            unsafe {
-                syscall5(
-                    nr::PRCTL,
-                    PR_SET_THP_DISABLE,
-                    a.thp_disabled as usize,
-                    0,
-                    0,
-                    0,
-                )
-            },
+            unsafe { sys::prctl(PR_SET_THP_DISABLE, a.thp_disabled as usize, 0, 0, 0) },
             2,
         )?;
     }
@@ -61,21 +51,13 @@ fn write_proc(path: &[u8], text: &[u8; 12], index: u32) -> Result<(), Fail> {
     let len = text.iter().position(|&b| b == 0).unwrap_or(text.len());
     // SAFETY: `path` is NUL-terminated static data.
     let fd = check(
-        unsafe {
-            syscall4(
-                nr::OPENAT,
-                AT_FDCWD as usize,
-                path.as_ptr() as usize,
-                O_WRONLY,
-                0,
-            )
-        },
+        unsafe { sys::openat(AT_FDCWD as usize, path.as_ptr() as usize, O_WRONLY, 0) },
         index,
     )? as usize;
     // SAFETY: writes `len` bytes of a live buffer to our own fd.
-    let ret = unsafe { syscall3(nr::WRITE, fd, text.as_ptr() as usize, len) };
+    let ret = unsafe { sys::write(fd, text.as_ptr() as usize, len) };
     // SAFETY: closes the fd just opened.
-    unsafe { syscall1(nr::CLOSE, fd) };
+    unsafe { sys::close(fd) };
     check(ret, index).map(drop)
 }
 
@@ -91,7 +73,7 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     if a.has & abi::ATTR_PERSONALITY != 0 {
         check(
             // SAFETY: integer argument only.
-            unsafe { syscall1(nr::PERSONALITY, a.personality as usize) },
+            unsafe { sys::personality(a.personality as usize) },
             1,
         )?;
     }
@@ -99,13 +81,7 @@ pub(super) fn task(args: &RestoreArgs) -> Result<(), Fail> {
     if a.has & abi::ATTR_SUBREAPER != 0 {
         check(
             // SAFETY: integer arguments only.
-            unsafe {
-                syscall2(
-                    nr::PRCTL,
-                    PR_SET_CHILD_SUBREAPER,
-                    a.child_subreaper as usize,
-                )
-            },
+            unsafe { sys::prctl(PR_SET_CHILD_SUBREAPER, a.child_subreaper as usize, 0, 0, 0) },
             4,
         )?;
     }
@@ -121,7 +97,7 @@ fn membarrier(mask: u32) -> Result<(), Fail> {
         let cmd = mask & (1 << bit);
         if cmd != 0 {
             // SAFETY: integer arguments only.
-            check(unsafe { syscall3(nr::MEMBARRIER, cmd as usize, 0, 0) }, 5)?;
+            check(unsafe { sys::membarrier(cmd as usize, 0, 0) }, 5)?;
         }
     }
     Ok(())
@@ -135,18 +111,10 @@ pub(super) fn sched(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
         // SAFETY: `param` is a live struct sched_param; then integers.
         unsafe {
             check(
-                syscall3(
-                    nr::SCHED_SETSCHEDULER,
-                    0,
-                    a.sched_policy as usize,
-                    &param as *const i32 as usize,
-                ),
+                sys::sched_setscheduler(0, a.sched_policy as usize, &param as *const i32 as usize),
                 2,
             )?;
-            check(
-                syscall3(nr::SETPRIORITY, PRIO_PROCESS, 0, a.sched_nice as usize),
-                3,
-            )?;
+            check(sys::setpriority(PRIO_PROCESS, 0, a.sched_nice as usize), 3)?;
         }
     }
     Ok(())
@@ -158,7 +126,7 @@ pub(super) fn set_name(comm: &[u8; 16]) -> Result<(), Fail> {
     if comm[0] != 0 {
         check(
             // SAFETY: `comm` is 16 live bytes, NUL-terminated by the tool.
-            unsafe { syscall2(nr::PRCTL, PR_SET_NAME, comm.as_ptr() as usize) },
+            unsafe { sys::prctl(PR_SET_NAME, comm.as_ptr() as usize, 0, 0, 0) },
             0,
         )?;
     }
@@ -181,20 +149,20 @@ pub(super) fn attrs(a: &abi::TaskAttrsArg) -> Result<(), Fail> {
     };
     check(
         // SAFETY: integer arguments only.
-        unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, pdeath_sig) },
+        unsafe { sys::prctl(PR_SET_PDEATHSIG, pdeath_sig, 0, 0, 0) },
         0,
     )?;
     if a.has & abi::ATTR_NO_NEW_PRIVS != 0 {
         check(
             // SAFETY: integer arguments only.
-            unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            unsafe { sys::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
             1,
         )?;
     }
     if a.has & abi::ATTR_DUMPABLE != 0 {
         check(
             // SAFETY: integer arguments only.
-            unsafe { syscall2(nr::PRCTL, PR_SET_DUMPABLE, a.dumpable as usize) },
+            unsafe { sys::prctl(PR_SET_DUMPABLE, a.dumpable as usize, 0, 0, 0) },
             2,
         )?;
     }
@@ -210,15 +178,7 @@ pub(super) fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
         let lim: [u64; 2] = [r.cur, r.max];
         check(
             // SAFETY: `lim` is a live struct rlimit64.
-            unsafe {
-                syscall4(
-                    nr::PRLIMIT64,
-                    0,
-                    r.resource as usize,
-                    lim.as_ptr() as usize,
-                    0,
-                )
-            },
+            unsafe { sys::prlimit64(0, r.resource as usize, lim.as_ptr() as usize, 0) },
             i as u32,
         )?;
     }
@@ -229,7 +189,7 @@ pub(super) fn rlimits(args: &RestoreArgs) -> Result<(), Fail> {
 /// thread's own.
 pub(super) fn signals(list: &abi::Array) -> Result<(), Fail> {
     // SAFETY: getpid/gettid take no arguments.
-    let (pid, tid) = unsafe { (syscall0(nr::GETPID), syscall0(nr::GETTID)) };
+    let (pid, tid) = unsafe { (sys::getpid(), sys::gettid()) };
     // SAFETY: the tool filled the list.
     for (i, s) in unsafe { items::<abi::SiginfoArg>(list) }.iter().enumerate() {
         let info = s.info.as_ptr() as usize;
@@ -237,15 +197,9 @@ pub(super) fn signals(list: &abi::Array) -> Result<(), Fail> {
         // blocked here, so they stay pending until rt_sigreturn.
         let ret = unsafe {
             if s.shared != 0 {
-                syscall3(nr::RT_SIGQUEUEINFO, pid as usize, s.signo as usize, info)
+                sys::rt_sigqueueinfo(pid as usize, s.signo as usize, info)
             } else {
-                syscall4(
-                    nr::RT_TGSIGQUEUEINFO,
-                    pid as usize,
-                    tid as usize,
-                    s.signo as usize,
-                    info,
-                )
+                sys::rt_tgsigqueueinfo(pid as usize, tid as usize, s.signo as usize, info)
             }
         };
         check(ret, i as u32)?;
@@ -267,15 +221,7 @@ pub(super) fn sigactions(args: &RestoreArgs) -> Result<(), Fail> {
         };
         check(
             // SAFETY: `act` is a live kernel sigaction.
-            unsafe {
-                syscall4(
-                    nr::RT_SIGACTION,
-                    s.sig as usize,
-                    &act as *const KSigaction as usize,
-                    0,
-                    8,
-                )
-            },
+            unsafe { sys::rt_sigaction(s.sig as usize, &act as *const KSigaction as usize, 0, 8) },
             i as u32,
         )?;
     }
@@ -291,7 +237,7 @@ pub(super) fn itimers(args: &RestoreArgs) -> Result<(), Fail> {
         let val: [u64; 4] = [t.interval_sec, t.interval_usec, t.value_sec, t.value_usec];
         check(
             // SAFETY: `val` is a live struct itimerval.
-            unsafe { syscall3(nr::SETITIMER, t.which as usize, val.as_ptr() as usize, 0) },
+            unsafe { sys::setitimer(t.which as usize, val.as_ptr() as usize, 0) },
             i as u32,
         )?;
     }
@@ -323,7 +269,7 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
     // a lower id than wanted is deleted and made again until it gets the
     // id (CRIU's way, for ids freed by timer_delete before the dump).
     // SAFETY: integer arguments only.
-    let by_id = unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
+    let by_id = unsafe { sys::prctl(PR_TIMER_CREATE_RESTORE_IDS, ON, 0, 0, 0) } == 0;
     for (i, t) in timers.iter().enumerate() {
         let sev = Sigevent {
             value: t.sival,
@@ -337,8 +283,7 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
             check(
                 // SAFETY: `sev` and `id` are live for the call.
                 unsafe {
-                    syscall3(
-                        nr::TIMER_CREATE,
+                    sys::timer_create(
                         t.clock as usize,
                         &sev as *const Sigevent as usize,
                         &mut id as *mut i32 as usize,
@@ -351,7 +296,7 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         let mut id = create()?;
         while !by_id && id < t.id {
             // SAFETY: integer argument; the timer was just made here.
-            check(unsafe { syscall1(nr::TIMER_DELETE, id as usize) }, i as u32)?;
+            check(unsafe { sys::timer_delete(id as usize) }, i as u32)?;
             let next = create()?;
             if next <= id {
                 break; // not handed out in order: reported just below
@@ -364,14 +309,14 @@ pub(super) fn posix_timers(args: &RestoreArgs) -> Result<(), Fail> {
         let spec: [u64; 4] = [t.interval_sec, t.interval_nsec, t.value_sec, t.value_nsec];
         check(
             // SAFETY: `spec` is a live struct itimerspec.
-            unsafe { syscall4(nr::TIMER_SETTIME, id as usize, 0, spec.as_ptr() as usize, 0) },
+            unsafe { sys::timer_settime(id as usize, 0, spec.as_ptr() as usize, 0) },
             i as u32,
         )?;
     }
     if by_id {
         check(
             // SAFETY: integer arguments only.
-            unsafe { syscall5(nr::PRCTL, PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
+            unsafe { sys::prctl(PR_TIMER_CREATE_RESTORE_IDS, OFF, 0, 0, 0) },
             0,
         )?;
     }
@@ -386,7 +331,7 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
         if fd > next {
             check(
                 // SAFETY: integer arguments.
-                unsafe { syscall3(nr::CLOSE_RANGE, next as usize, (fd - 1) as usize, 0) },
+                unsafe { sys::close_range(next as usize, (fd - 1) as usize, 0) },
                 fd as u32,
             )?;
         }
@@ -394,7 +339,7 @@ pub(super) fn close_fds(args: &RestoreArgs) -> Result<(), Fail> {
     }
     check(
         // SAFETY: integer arguments.
-        unsafe { syscall3(nr::CLOSE_RANGE, next as usize, u32::MAX as usize, 0) },
+        unsafe { sys::close_range(next as usize, u32::MAX as usize, 0) },
         u32::MAX,
     )?;
     Ok(())

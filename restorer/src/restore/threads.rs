@@ -11,7 +11,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use criu_arch::{clone_thread, nr, set_thread_pointer, sigreturn, syscall1, syscall4};
+use criu_arch::{clone_thread, set_thread_pointer, sigreturn};
+use criu_blob_rt::sys;
 
 use super::creds::creds;
 use super::state::{arch_syscalls, attrs, register_rseq, sched, set_name, signals};
@@ -69,15 +70,7 @@ pub(super) fn create(args: &mut RestoreArgs) -> Result<(), Fail> {
             return Ok(());
         }
         // SAFETY: waits while the word is still `n`; the address is valid.
-        unsafe {
-            syscall4(
-                nr::FUTEX,
-                ready.as_ptr() as usize,
-                FUTEX_WAIT,
-                n as usize,
-                0,
-            )
-        };
+        unsafe { sys::futex(ready.as_ptr() as usize, FUTEX_WAIT, n as usize, 0) };
     }
 }
 
@@ -119,7 +112,7 @@ extern "C" fn thread_main(arg: usize) -> ! {
     let ready = unsafe { AtomicU32::from_ptr(&raw mut (*p).threads_ready) };
     ready.fetch_add(1, Ordering::AcqRel);
     // SAFETY: wakes the main thread waiting on the word; no memory access.
-    unsafe { syscall4(nr::FUTEX, ready.as_ptr() as usize, FUTEX_WAKE, 1, 0) };
+    unsafe { sys::futex(ready.as_ptr() as usize, FUTEX_WAKE, 1, 0) };
     // SAFETY: only the `status.resume` word is touched by the wait (the
     // function reads it atomically); the main thread waits the same way.
     wait_resume(unsafe { &mut *p });
@@ -145,6 +138,6 @@ fn thread_fail(p: *mut RestoreArgs, stage: u32, err: isize, place: u32) -> ! {
     }
     loop {
         // SAFETY: exit_group takes an integer and ends the process.
-        unsafe { syscall1(nr::EXIT_GROUP, 1) };
+        unsafe { sys::exit_group(1) };
     }
 }

@@ -11,7 +11,8 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-use criu_arch::{KSigaction, nr, syscall0, syscall1, syscall2, syscall3, syscall4};
+use criu_arch::KSigaction;
+use criu_blob_rt::sys;
 
 use super::{CloneArgs, Fail, check, items};
 use crate::abi::{self, ChildArg, RestoreArgs, TreeWords};
@@ -37,7 +38,7 @@ pub(super) fn close_shared_fds(args: &RestoreArgs) -> Result<bool, Fail> {
             let byte = [1u8];
             check(
                 // SAFETY: writes one byte from a live local to a pipe fd.
-                unsafe { syscall3(nr::WRITE, fd, byte.as_ptr() as usize, 1) },
+                unsafe { sys::write(fd, byte.as_ptr() as usize, 1) },
                 0,
             )?;
             Ok(false)
@@ -48,7 +49,7 @@ pub(super) fn close_shared_fds(args: &RestoreArgs) -> Result<bool, Fail> {
             while left > 0 {
                 let want = left.min(buf.len());
                 // SAFETY: reads at most `want` bytes into a live local.
-                let n = unsafe { syscall3(nr::READ, fd, buf.as_mut_ptr() as usize, want) };
+                let n = unsafe { sys::read(fd, buf.as_mut_ptr() as usize, want) };
                 if n == -4 {
                     continue; // EINTR
                 }
@@ -94,15 +95,7 @@ fn failed_word(tree: u64) -> Option<&'static AtomicI32> {
 fn count_down(w: &AtomicU32) {
     if w.fetch_sub(1, Ordering::AcqRel) == 1 {
         // SAFETY: wakes the waiters of a live shared futex word.
-        unsafe {
-            syscall4(
-                nr::FUTEX,
-                w.as_ptr() as usize,
-                FUTEX_WAKE,
-                i32::MAX as usize,
-                0,
-            )
-        };
+        unsafe { sys::futex(w.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize, 0) };
     }
 }
 
@@ -113,7 +106,7 @@ fn wait_zero(w: &AtomicU32) {
             return;
         }
         // SAFETY: waits while the shared word still holds `v`.
-        unsafe { syscall4(nr::FUTEX, w.as_ptr() as usize, FUTEX_WAIT, v as usize, 0) };
+        unsafe { sys::futex(w.as_ptr() as usize, FUTEX_WAIT, v as usize, 0) };
     }
 }
 
@@ -144,7 +137,7 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
         }
         check(
             // SAFETY: integer arguments only.
-            unsafe { syscall2(nr::SETPGID, 0, args.join_pgid as usize) },
+            unsafe { sys::setpgid(0, args.join_pgid as usize) },
             2,
         )?;
         if let Some((_, joins)) = counters {
@@ -155,7 +148,7 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
         if c.kind == abi::CHILD_HELPER {
             check(
                 // SAFETY: no status wanted; integer arguments.
-                unsafe { syscall4(nr::WAIT4, c.pid as usize, 0, 0, 0) },
+                unsafe { sys::wait4(c.pid as usize, 0, 0, 0) },
                 FORK_INDEX + i as u32,
             )?;
         }
@@ -166,7 +159,7 @@ pub(super) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 /// Fork child `c` with its PID; the child goes on as what it is.
 fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
     // SAFETY: no arguments.
-    let parent = unsafe { syscall0(nr::GETPID) };
+    let parent = unsafe { sys::getpid() };
     let tid = [c.pid];
     let ca = CloneArgs {
         // CLONE_FILES / CLONE_FS only: the child shares nothing else.
@@ -185,8 +178,7 @@ fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
     // SAFETY: clone3 reads `ca` and `tid`, both live; without CLONE_VM the
     // child gets a copy of this address space.
     let ret = unsafe {
-        syscall2(
-            nr::CLONE3,
+        sys::clone3(
             &ca as *const CloneArgs as usize,
             core::mem::size_of::<CloneArgs>(),
         )
@@ -201,9 +193,9 @@ fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
     // its children behind, even one not yet known to the tool. A parent
     // that died before this child could ask is seen in getppid().
     // SAFETY: integer arguments only.
-    unsafe { syscall2(nr::PRCTL, PR_SET_PDEATHSIG, SIGKILL) };
+    unsafe { sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) };
     // SAFETY: no arguments.
-    if unsafe { syscall0(nr::GETPPID) } != parent {
+    if unsafe { sys::getppid() } != parent {
         exit(1)
     }
     if c.kind == abi::CHILD_TASK {
@@ -223,7 +215,7 @@ fn fork_child(args: &RestoreArgs, c: &ChildArg, i: usize) -> Result<(), Fail> {
 fn exit(code: usize) -> ! {
     loop {
         // SAFETY: exit_group takes an integer and ends the process.
-        unsafe { syscall1(nr::EXIT_GROUP, code) };
+        unsafe { sys::exit_group(code) };
     }
 }
 
@@ -240,11 +232,11 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
     // a helper's parent waits for it.
     let counters = words(tree);
     // SAFETY: no arguments.
-    if c.setsid != 0 && unsafe { syscall0(nr::SETSID) } < 0 {
+    if c.setsid != 0 && unsafe { sys::setsid() } < 0 {
         fail();
     }
     // SAFETY: integer arguments only.
-    if c.pgid != 0 && unsafe { syscall2(nr::SETPGID, 0, c.pgid as usize) } < 0 {
+    if c.pgid != 0 && unsafe { sys::setpgid(0, c.pgid as usize) } < 0 {
         fail();
     }
     if c.leads_group != 0
@@ -257,7 +249,7 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
             wait_zero(groups);
         }
         // SAFETY: integer arguments only.
-        if unsafe { syscall2(nr::SETPGID, 0, c.join_pgid as usize) } < 0 {
+        if unsafe { sys::setpgid(0, c.join_pgid as usize) } < 0 {
             fail();
         }
         if let Some((_, joins)) = counters {
@@ -282,22 +274,10 @@ fn extra_child(tree: u64, c: &ChildArg) -> ! {
         let set: u64 = 1 << (sig - 1);
         // SAFETY: `act` and `set` are live locals the kernel only reads.
         unsafe {
-            syscall4(
-                nr::RT_SIGACTION,
-                sig,
-                &act as *const KSigaction as usize,
-                0,
-                8,
-            );
-            syscall4(
-                nr::RT_SIGPROCMASK,
-                criu_arch::SIG_UNBLOCK,
-                &set as *const u64 as usize,
-                0,
-                8,
-            );
-            let pid = syscall0(nr::GETPID);
-            syscall2(nr::KILL, pid as usize, sig);
+            sys::rt_sigaction(sig, &act as *const KSigaction as usize, 0, 8);
+            sys::rt_sigprocmask(criu_arch::SIG_UNBLOCK, &set as *const u64 as usize, 0, 8);
+            let pid = sys::getpid();
+            sys::kill(pid as usize, sig);
         }
     }
     exit(((c.exit_status >> 8) & 0xff) as usize)

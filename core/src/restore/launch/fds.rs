@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use rustix::io::Errno;
 
-use crate::blob::bootstrap::bytes_of;
 use crate::blob::restorer_abi as abi;
 use crate::images::typed::ImageDir;
 use crate::opts::Opts;
 use crate::restore::images::TaskImages;
 use crate::restore::{RestoreError, plan, tree};
+use crate::sys::plain::bytes_of;
 
 /// The tree's file opener (files.img is the tree's: any task's copy of
 /// it, `t`'s), opening at or above `min_fd`, ghosts at their paths.

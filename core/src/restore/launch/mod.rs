@@ -33,7 +33,8 @@ use super::{
     FAULT_AFTER_DONE, FAULT_ENV, FAULT_OPEN_FILES, RESTORER_ENTRY, RestoreError, RestoreStats,
     Restored, check_images, fault_from_env, plan, tree,
 };
-use crate::blob::bootstrap::{Region, TreePage, bytes_of};
+use crate::blob::bootstrap::{Region, TreePage};
+use crate::sys::plain::bytes_of;
 
 /// Environment variable naming the PID of the task a `CRIU_RESTORE_FAULT`
 /// restorer stage applies to (default: the root).

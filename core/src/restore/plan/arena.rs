@@ -8,11 +8,12 @@ use super::signals::{siginfos, signals_arg};
 use super::vdso::{vdso_moves, vdso_patches};
 use super::vmas::{madvise_calls, page_runs};
 use super::{Parts, THREAD_STACK_SIZE, regs};
-use crate::blob::bootstrap::bytes_of;
 use crate::blob::restorer_abi::{
     Array, ChildArg, CodePatch, RawSyscall, Region as AbiRegion, ThreadArg, VdsoMarkArg,
 };
+use crate::files::locks::KernelFlock;
 use crate::restore::RestoreError;
+use crate::sys::plain::{Plain, bytes_of};
 
 /// Arrays laid out after the args; addresses are offsets until `rebase`.
 #[derive(Default)]
@@ -21,7 +22,7 @@ pub(super) struct Arena {
 }
 
 impl Arena {
-    fn push<T: Copy>(&mut self, items: &[T]) -> Array {
+    fn push<T: Plain>(&mut self, items: &[T]) -> Array {
         while !self.buf.len().is_multiple_of(16) {
             self.buf.push(0);
         }
@@ -36,7 +37,23 @@ impl Arena {
     }
 }
 
-fn vec_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
+/// A `struct flock` as the bytes the kernel reads: each field at its offset
+/// in the C layout, whose padding `KernelFlock` names as fields.
+fn flock_bytes(f: &KernelFlock) -> [u8; size_of::<KernelFlock>()] {
+    use std::mem::offset_of;
+    let mut b = [0u8; size_of::<KernelFlock>()];
+    let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
+    put(offset_of!(KernelFlock, l_type), &f.l_type.to_ne_bytes());
+    put(offset_of!(KernelFlock, l_whence), &f.l_whence.to_ne_bytes());
+    put(offset_of!(KernelFlock, _pad0), &f._pad0.to_ne_bytes());
+    put(offset_of!(KernelFlock, l_start), &f.l_start.to_ne_bytes());
+    put(offset_of!(KernelFlock, l_len), &f.l_len.to_ne_bytes());
+    put(offset_of!(KernelFlock, l_pid), &f.l_pid.to_ne_bytes());
+    put(offset_of!(KernelFlock, _pad1), &f._pad1.to_ne_bytes());
+    b
+}
+
+fn vec_bytes<T: Plain>(v: &[T]) -> Vec<u8> {
     v.iter().flat_map(|x| bytes_of(x).to_vec()).collect()
 }
 
@@ -115,8 +132,14 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
     }
     let threads = arena.push(&vec![ThreadArg::default(); t.threads.len()]);
     let moves = arena.push(&p.fds.moves);
-    let events = arena.push(&p.fd_state.events);
-    let flocks = arena.push(&p.fd_state.flocks);
+    let events = arena.push(&p.fd_state.events.iter().map(|e| e.0).collect::<Vec<_>>());
+    let flocks = arena.push(
+        &p.fd_state
+            .flocks
+            .iter()
+            .map(flock_bytes)
+            .collect::<Vec<_>>(),
+    );
     let fd_calls = arena.push(&vec![RawSyscall::default(); p.fd_state.count()]);
     let words = arena.push(&p.fd_state.words);
     let keep = arena.push(&p.fds.keep);

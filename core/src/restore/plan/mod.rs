@@ -25,11 +25,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use rustix::fs::OFlags;
 
 use crate::blob::RESTORER;
-use crate::blob::bootstrap::bytes_of;
 use crate::blob::restorer_abi::{
     CowArgs, PrctlMmMap, Region as AbiRegion, RestoreArgs, RseqArg, VmaArg,
 };
 use crate::images::pb;
+use crate::sys::plain::{bytes_of, sigframe_bytes};
 
 use super::fd_state::FdState;
 use super::images::TaskImages;
@@ -548,10 +548,10 @@ fn region_bytes(
         .relocate_into(&mut image[..lay.blob_len], base)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
     image[frame_off..frame_off + size_of::<criu_arch::RtSigframe>()]
-        .copy_from_slice(bytes_of(&*placed.frame.frame));
+        .copy_from_slice(sigframe_bytes(&placed.frame.frame));
     for (off, f) in &placed.thread_frames {
         let off = *off as usize;
-        image[off..off + size_of::<criu_arch::RtSigframe>()].copy_from_slice(bytes_of(&**f));
+        image[off..off + size_of::<criu_arch::RtSigframe>()].copy_from_slice(sigframe_bytes(f));
     }
     image[args_off..args_off + size_of::<RestoreArgs>()].copy_from_slice(bytes_of(args));
     image[arrays_off..arrays_off + arena.buf.len()].copy_from_slice(&arena.buf);

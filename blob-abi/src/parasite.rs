@@ -1,24 +1,16 @@
 //! The parasite's calling interface: command numbers, argument blocks and
 //! result codes.
 //!
-//! This one file is compiled twice: into the parasite blob and into core
-//! (`#[path = "../../parasite/src/abi.rs"]`), so both sides agree on every
-//! number and layout by construction. It holds plain data only (constants and
-//! `#[repr(C)]` structs of fixed-size integers), no code and no imports.
-//!
-//! Calling convention: the blob's entry (offset 0, exported as
-//! [`ENTRY_SYMBOL`]) is `extern "C" fn(cmd: usize, args: *mut u8) -> isize`.
-//! `args` points to the argument block of `cmd`, aligned for it; the blob may
-//! write results into it. A negative return value is `-errno`.
+//! Compiled into the parasite blob and into core (both depend on this crate),
+//! so both sides agree on every number and layout by construction. It holds
+//! plain data only (constants and `#[repr(C)]` structs of fixed-size
+//! integers), no code. The calling convention and the result codes are the
+//! crate's (see its root).
+
+pub use crate::{ERR_BAD_ARGS, ERR_NO_COMMAND};
 
 /// Name of the exported entry symbol; the build checks that it is at offset 0.
 pub const ENTRY_SYMBOL: &str = "__export_parasite_entry";
-
-/// Returned for a command number the parasite does not know (`-ENOSYS`).
-pub const ERR_NO_COMMAND: isize = -38;
-/// Returned when the argument block is null or misaligned, or a field is out
-/// of range (`-EINVAL`).
-pub const ERR_BAD_ARGS: isize = -22;
 
 /// `PING`: write [`PING_MESSAGE`] to `PingArgs::fd` with a raw `write`, and
 /// return entry `PingArgs::index` of the blob's table of pointers to
@@ -313,4 +305,26 @@ pub struct IoVec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DrainFdsArgs {
     pub nr: u64,
+}
+
+// Every argument block is its fields and nothing else (no implicit padding:
+// every byte of a value is initialised, so core may copy it out as bytes).
+crate::no_padding! {
+    PingArgs { i32, u32, i64, u64 },
+    CtlMsg { u32, u32, i32 },
+    InitDaemonArgs { [u8; SUN_PATH_MAX], u32, u64, u64, u64, i32, u32 },
+    MiscArgs { u64, i32, i32, i32, u32, i32, i32, i32, u32 },
+    Creds { [u32; 2], [u32; 2], [u32; 2], [u32; 2], [u32; 2], u32, u32, u32, [u32; 4], [u32; 4], u32, [u32; CREDS_MAX_GROUPS] },
+    ThreadArgs { u64, u64, i32, i32, u64, [u8; 16], i32, i32, u64, i32, u32, Creds },
+    Sigaction { u64, u64, u64, u64 },
+    SigactsArgs { [Sigaction; 64] },
+    Itimerval { i64, i64, i64, i64 },
+    ItimersArgs { [Itimerval; 3] },
+    PosixTimersArgs { u64 },
+    PosixTimer { i32, i32, i64, i64, i64, i64 },
+    MprotectArgs { u32, u32 },
+    MprotectRegion { u64, u64, u64, u64 },
+    DumpPagesArgs { u64, u64 },
+    IoVec { u64, u64 },
+    DrainFdsArgs { u64 },
 }

@@ -1,24 +1,16 @@
 //! The restorer's calling interface: command numbers, argument blocks and
 //! result codes.
 //!
-//! This one file is compiled twice: into the restorer blob and into core
-//! (`#[path = "../../restorer/src/abi.rs"]`), so both sides agree on every
-//! number and layout by construction. It holds plain data only (constants and
-//! `#[repr(C)]` structs of fixed-size integers), no code and no imports.
-//!
-//! Calling convention: the blob's entry (offset 0, exported as
-//! [`ENTRY_SYMBOL`]) is `extern "C" fn(cmd: usize, args: *mut u8) -> isize`.
-//! `args` points to the argument block of `cmd`, aligned for it; the blob may
-//! write results into it. A negative return value is `-errno`.
+//! Compiled into the restorer blob and into core (both depend on this crate),
+//! so both sides agree on every number and layout by construction. It holds
+//! plain data only (constants and `#[repr(C)]` structs of fixed-size
+//! integers), no code. The calling convention and the result codes are the
+//! crate's (see its root).
+
+pub use crate::{ERR_BAD_ARGS, ERR_NO_COMMAND};
 
 /// Name of the exported entry symbol; the build checks that it is at offset 0.
 pub const ENTRY_SYMBOL: &str = "__export_restorer_entry";
-
-/// Returned for a command number the restorer does not know (`-ENOSYS`).
-pub const ERR_NO_COMMAND: isize = -38;
-/// Returned when the argument block is null or misaligned, or a field is out
-/// of range (`-EINVAL`).
-pub const ERR_BAD_ARGS: isize = -22;
 
 /// `PING`: write [`PING_MESSAGE`] to `PingArgs::fd` with a raw `write`, and
 /// return entry `PingArgs::index` of the blob's table of pointers to
@@ -530,6 +522,9 @@ pub struct RestoreArgs {
     pub task_rseq: RseqArg,
     /// Testing: fail on purpose when reaching this stage (0: never).
     pub fault_stage: u32,
+    /// Explicit padding (zero), so that no byte of the block is implicit
+    /// padding the tool would copy uninitialised.
+    pub _pad_fault: u32,
     /// `[RawSyscall]`, made in order right before `rt_sigreturn`.
     pub arch_syscalls: Array,
     /// Stack pointer for `rt_sigreturn`: frame address + `RT_SIGFRAME_OFFSET`.
@@ -719,4 +714,34 @@ pub struct RseqArg {
     pub addr: u64,
     pub len: u32,
     pub sig: u32,
+}
+
+// Every argument block is its fields and nothing else (no implicit padding:
+// every byte of a value is initialised, so core may copy it out as bytes).
+crate::no_padding! {
+    PingArgs { i32, u32, i64, u64 },
+    ChildArg { i32, u32, u64, u64, i32, u32, u32, i32, u32, i32, u64 },
+    TreeWords { u32, u32 },
+    RestoreStatus { u32, u32, i32, u32, u32, u32 },
+    Region { u64, u64 },
+    VmaArg { u64, u64, u64, u32, u32, i32, u32, u32, u32 },
+    CowArgs { Array, Array, Array, Array, Array, Array, u64 },
+    PageRun { u64, u64, u64 },
+    Remap { u64, u64, u64 },
+    FdMove { i32, i32, u32 },
+    SigactionArg { u64, u64, u64, u64, u64 },
+    ItimerArg { u64, u64, u64, u64, u64 },
+    PosixTimerArg { i32, i32, i32, i32, u64, i32, u32, u64, u64, u64, u64 },
+    RlimitArg { u64, u64, u64 },
+    SiginfoArg { u32, u32, [u8; 128] },
+    CredsArg { u32, u32, u32, u32, u32, u32, u32, u32, u32, u32, u32, [u32; MAX_GROUPS], [u32; 2], [u32; 2], [u32; 2], [u32; 2], [u32; 2], u32 },
+    RawSyscall { u64, [u64; 6] },
+    PrctlMmMap { u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u32, u32 },
+    Array { u64, u64 },
+    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs },
+    CodePatch { u64, u64, [u8; CODE_PATCH_MAX] },
+    VdsoMarkArg { u64, u64, [u64; 5] },
+    ThreadArg { i32, u32, Region, u64, Array, Array, RseqArg, [u8; 16], CredsArg, TaskAttrsArg, u64 },
+    TaskAttrsArg { u32, u32, u32, u32, i32, u32, u32, u32, u32, u32, [u8; 12], [u8; 12] },
+    RseqArg { u64, u32, u32 },
 }

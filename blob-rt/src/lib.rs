@@ -1,14 +1,16 @@
-//! The freestanding runtime every blob needs: the memory functions the
-//! compiler may call, and the panic handler.
+//! The freestanding runtime of the blobs (parasite and restorer): the
+//! memory functions the compiler may call, the panic handler, and [`sys`],
+//! the typed system calls the blobs make.
 //!
-//! Shared by the parasite and the restorer (the restorer includes this file
-//! with `#[path]`), so both blobs follow the same rules:
+//! Built only inside the nested blob build (`core/build/blobs.rs`), never for
+//! the host tool: its panic handler and unmangled memory functions would
+//! clash with std's. Both blobs depend on it, so they follow the same rules:
 //!
-//! - The crate using this module must be `#![no_builtins]`: otherwise LLVM
-//!   may recognise the loops below as `memcpy`/`memset` idioms and turn them
-//!   into calls to themselves. For the same reason they are written as plain
-//!   byte loops, never with `copy_nonoverlapping`/`write_bytes` (which lower
-//!   to those very calls).
+//! - This crate is `#![no_builtins]`: otherwise LLVM may recognise the loops
+//!   below as `memcpy`/`memset` idioms and turn them into calls to
+//!   themselves. For the same reason they are written as plain byte loops,
+//!   never with `copy_nonoverlapping`/`write_bytes` (which lower to those
+//!   very calls).
 //! - `compiler_builtins` provides no memory functions on `-linux-gnu`
 //!   targets, and a blob links no libc, so these are the only ones.
 //! - A blob must have no reachable panic. The build (`core/build/blobs.rs`)
@@ -16,6 +18,10 @@
 //!   handler below only exists to satisfy the language; should it ever run,
 //!   it stops the thread with the architecture's trap instruction, which the
 //!   tool sees as a `SIGTRAP` instead of the victim running on in a bad state.
+#![no_std]
+#![no_builtins]
+
+pub mod sys;
 
 /// `memcpy`, as the compiler expects it. Regions must not overlap.
 ///

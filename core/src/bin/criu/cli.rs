@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::ArgMatches;
 use criu_core::log::Target;
 use criu_core::opts::{
-    CgroupMode, CgroupRoot, CpuCap, ExtMount, FinalState, InheritFd, JoinNs, Opts, OptsError,
-    parse_size,
+    CgroupMode, CgroupRoot, CommonOpts, CpuCap, DumpOpts, ExtMount, FinalState, InheritFd, JoinNs,
+    Opts, OptsError, RestoreOpts, parse_size,
 };
 
 use crate::{given, table};
@@ -144,37 +144,7 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         return Err(UsageError::with_usage("Error: command is required"));
     };
     let exec_cmd = m.get_flag("exec-cmd");
-    let command = match name.as_str() {
-        "dump" => Command::Dump,
-        "pre-dump" => Command::PreDump,
-        "restore" => Command::Restore,
-        "check" => Command::Check,
-        "page-server" => Command::PageServer,
-        "service" => Command::Service,
-        "lazy-pages" => Command::LazyPages,
-        "dedup" => Command::Dedup,
-        "exec" => Command::Exec,
-        "show" => Command::Show,
-        "cpuinfo" => match rest.first().map(String::as_str) {
-            Some("dump") => Command::CpuinfoDump,
-            Some("check") => Command::CpuinfoCheck,
-            None => {
-                return Err(UsageError::with_usage(
-                    "Error: cpuinfo requires an action: dump or check",
-                ));
-            }
-            Some(other) => {
-                return Err(UsageError::with_usage(format!(
-                    "Error: unknown command: {other}"
-                )));
-            }
-        },
-        other => {
-            return Err(UsageError::with_usage(format!(
-                "Error: unknown command: {other}"
-            )));
-        }
-    };
+    let command = command_of(name, rest)?;
 
     let mut opts = opts;
     if exec_cmd {
@@ -221,6 +191,41 @@ pub fn parse(args: Vec<String>) -> Result<Invocation, UsageError> {
         opts,
         warnings,
     })))
+}
+
+/// The command a word names (`cpuinfo` takes its action from `rest`).
+fn command_of(name: &str, rest: &[String]) -> Result<Command, UsageError> {
+    Ok(match name {
+        "dump" => Command::Dump,
+        "pre-dump" => Command::PreDump,
+        "restore" => Command::Restore,
+        "check" => Command::Check,
+        "page-server" => Command::PageServer,
+        "service" => Command::Service,
+        "lazy-pages" => Command::LazyPages,
+        "dedup" => Command::Dedup,
+        "exec" => Command::Exec,
+        "show" => Command::Show,
+        "cpuinfo" => match rest.first().map(String::as_str) {
+            Some("dump") => Command::CpuinfoDump,
+            Some("check") => Command::CpuinfoCheck,
+            None => {
+                return Err(UsageError::with_usage(
+                    "Error: cpuinfo requires an action: dump or check",
+                ));
+            }
+            Some(other) => {
+                return Err(UsageError::with_usage(format!(
+                    "Error: unknown command: {other}"
+                )));
+            }
+        },
+        other => {
+            return Err(UsageError::with_usage(format!(
+                "Error: unknown command: {other}"
+            )));
+        }
+    })
 }
 
 /// Options from CRIU's configuration files, to go before the command line
@@ -351,8 +356,21 @@ pub fn verbosity(args: &[String], start: u32) -> u32 {
 
 fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     let mut o = Opts::default();
-    let c = &mut o.common;
+    dirs_and_log(m, &mut o.common)?;
+    objects(m, &mut o.common)?;
+    cgroups_and_mounts(m, &mut o.common)?;
+    limits_lock_tls_pages(m, &mut o.common)?;
+    dump_opts(m, &mut o.dump)?;
+    restore_opts(m, &mut o.restore)?;
+    let k = &mut o.check;
+    k.extra = bool_opt(m, "extra") || m.get_flag("all");
+    k.experimental = bool_opt(m, "experimental") || m.get_flag("all");
+    k.feature = value(m, "feature");
+    Ok(o)
+}
 
+/// Where images, work files, logs and the pidfile go; who runs, and how.
+fn dirs_and_log(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
     if let Some(d) = path(m, "images-dir") {
         c.images_dir = d;
     }
@@ -374,6 +392,12 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
                 .map_err(|_| UsageError::new("Unable to parse a value of --status-fd"))?,
         );
     }
+    Ok(())
+}
+
+/// The options about kinds of objects: external ones, shell jobs, locks,
+/// sockets and files.
+fn objects(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
     c.external = values(m, "external");
     c.shell_job = bool_opt(m, "shell-job");
     c.file_locks = bool_opt(m, "file-locks");
@@ -396,6 +420,11 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     c.evasive_devices = bool_opt(m, "evasive-devices");
     c.force_irmap = bool_opt(m, "force-irmap");
     c.irmap_scan_paths = paths(m, "irmap-scan-path");
+    Ok(())
+}
+
+/// Cgroups and mounts.
+fn cgroups_and_mounts(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
     if let Some(mode) = values(m, "manage-cgroups").last() {
         // A bare --manage-cgroups means "soft".
         c.manage_cgroups = if mode.is_empty() {
@@ -431,6 +460,12 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
         c.enable_fs
             .extend(fs.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
     }
+    Ok(())
+}
+
+/// Timeouts and limits, the network lock, TLS, file checks and the page
+/// server.
+fn limits_lock_tls_pages(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
     c.libdir = path(m, "libdir");
     if let Some(t) = number(m, "timeout")? {
         c.timeout = t;
@@ -468,7 +503,11 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     c.port = positive(m, "port")?;
     c.ps_socket = number(m, "ps-socket")?;
 
-    let d = &mut o.dump;
+    Ok(())
+}
+
+/// What a dump does with the tree, and its memory options.
+fn dump_opts(m: &ArgMatches, d: &mut DumpOpts) -> Result<(), UsageError> {
     d.tree = positive(m, "tree")?;
     if m.get_flag("leave-stopped") {
         d.final_state = FinalState::Stopped;
@@ -494,7 +533,11 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     d.freeze_cgroup = path(m, "freeze-cgroup");
     d.allow_uprobes = bool_opt(m, "allow-uprobes");
 
-    let r = &mut o.restore;
+    Ok(())
+}
+
+/// A restore's options.
+fn restore_opts(m: &ArgMatches, r: &mut RestoreOpts) -> Result<(), UsageError> {
     r.detached = bool_opt(m, "restore-detached") || bool_opt(m, "daemon");
     r.sibling = bool_opt(m, "restore-sibling");
     for i in values(m, "inherit-fd") {
@@ -518,11 +561,7 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
         return Err(OptsError::SiblingWithoutDetach.into());
     }
 
-    let k = &mut o.check;
-    k.extra = bool_opt(m, "extra") || m.get_flag("all");
-    k.experimental = bool_opt(m, "experimental") || m.get_flag("all");
-    k.feature = value(m, "feature");
-    Ok(o)
+    Ok(())
 }
 
 #[cfg(test)]

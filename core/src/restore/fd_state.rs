@@ -52,7 +52,7 @@ pub struct FdState {
     pub flocks: Vec<crate::files::locks::KernelFlock>,
     locks: Vec<crate::files::locks::LockCall>,
     /// Terminal calls, and the process groups `TIOCSPGRP` points to.
-    ttys: Vec<crate::files::tty::restore::TtyCall>,
+    ttys: Vec<crate::files::tty::ctty::TtyCall>,
     /// Owners of files: (fd, owner, file status flags); the owners'
     /// `f_owner_ex` go into `words` after the terminals' groups.
     owners: Vec<(u32, pb::FownEntry, u32)>,
@@ -83,7 +83,7 @@ pub struct TtyCtx {
 
 impl FdState {
     pub fn new(t: &TaskImages, opts: FileOpts<'_>, tty: TtyCtx) -> Result<FdState, RestoreError> {
-        use crate::files::tty::restore::{pgrp_words, task_calls, unheld_ctty_calls};
+        use crate::files::tty::ctty::{pgrp_words, task_calls, unheld_ctty_calls};
         let mut ttys = task_calls(
             &t.other_files,
             &t.fdinfo,
@@ -145,7 +145,7 @@ impl FdState {
         out.extend(crate::files::eventpoll::ctl_add_calls(&self.epoll, events));
         out.extend(crate::files::locks::syscalls(&self.locks, flocks));
         // The owners' `f_owner_ex` follow the terminals' groups in `words`.
-        let mut w = crate::files::tty::restore::pgrp_words(&self.ttys).len();
+        let mut w = crate::files::tty::ctty::pgrp_words(&self.ttys).len();
         for (fd, fown, flags) in &self.owners {
             let at = words + (w * size_of::<i32>()) as u64;
             if fown.pid != 0 {
@@ -153,7 +153,7 @@ impl FdState {
             }
             out.extend(crate::files::fown::restore_calls(*fd, fown, *flags, at));
         }
-        out.extend(crate::files::tty::restore::syscalls(&self.ttys, words));
+        out.extend(crate::files::tty::ctty::syscalls(&self.ttys, words));
         out
     }
 }

@@ -27,7 +27,7 @@
 //! The parts: `device` (what a device number says), `queued` (the queued
 //! bytes, read and written back) and [`restore`] (the restore half).
 
-mod ctty;
+pub mod ctty;
 mod device;
 mod error;
 mod queued;

@@ -10,7 +10,7 @@
 //! termios, window size, locked termios, packet mode and lock. Every slave
 //! file id opens the dumped `/dev/pts/N` path; nothing is opened as a
 //! controlling terminal here (`O_NOCTTY`): the session leader takes it in
-//! its own `STAGE_FD_STATE` ([`task_calls`]).
+//! its own `STAGE_FD_STATE` ([`super::ctty::task_calls`]).
 //!
 //! A slave whose master was not dumped is the terminal of the shell the
 //! job ran from: with `--shell-job` it becomes criu's own (a duplicate of
@@ -29,10 +29,6 @@ use crate::files::{FileError, FileImages, Opener, restore_err, restore_fail};
 use crate::images::pb;
 use crate::sys::tty as sys;
 
-pub use super::ctty::{
-    TtyCall, UnheldCtty, pgrp_words, syscalls, task_calls, unheld_ctty, unheld_ctty_calls,
-};
-
 pub(super) const KIND: &str = "a pseudo-terminal";
 
 /// How many ptmx opens are tried to reach an index (CRIU's limit).
@@ -45,7 +41,7 @@ pub struct PtyState {
     /// Slave file ids opened with their pty (before it is locked again).
     slaves: HashMap<u32, OwnedFd>,
     /// By index: a slave of a pty that is some session's controlling
-    /// terminal, for its leader (see [`unheld_ctty`]).
+    /// terminal, for its leader (see [`super::ctty::unheld_ctty`]).
     pub(super) ctty: HashMap<u32, OwnedFd>,
     /// `orphan_pts_master`: masters of new ptys for slaves whose master
     /// was not dumped, for the RPC client.

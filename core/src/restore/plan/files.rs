@@ -7,7 +7,7 @@ use rustix::fs::OFlags;
 
 use super::{SharedFiles, high_fd};
 use crate::blob::restorer_abi::FdMove;
-use crate::files::tty::restore::UnheldCtty;
+use crate::files::tty::ctty::UnheldCtty;
 use crate::restore::RestoreError;
 use crate::restore::images::TaskImages;
 

@@ -339,7 +339,7 @@ pub fn build<'a>(
     // A session leader whose controlling terminal none of its own fds
     // holds gets it through a slave opened for it, at a free fd.
     let ctty = (role.setsid != 0)
-        .then(|| crate::files::tty::restore::unheld_ctty(&t.other_files, &t.fdinfo, t.pstree.pid))
+        .then(|| crate::files::tty::ctty::unheld_ctty(&t.other_files, &t.fdinfo, t.pstree.pid))
         .flatten()
         .map(|c| (c, free_fd(t)));
     let tty = super::fd_state::TtyCtx {

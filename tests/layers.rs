@@ -336,8 +336,8 @@ fn crates_depend_only_downwards() {
     }
     let expect: [(&str, &[&str]); 6] = [
         ("arch/Cargo.toml", &[]),
-        ("blob-abi/Cargo.toml", &[]),
-        ("blob-rt/Cargo.toml", &["criu-arch"]),
+        ("arch/blob-abi/Cargo.toml", &[]),
+        ("arch/blob-rt/Cargo.toml", &["criu-arch"]),
         (
             "parasite/Cargo.toml",
             &["criu-arch", "criu-blob-abi", "criu-blob-rt"],
@@ -369,8 +369,8 @@ fn no_file_imports_in_a_circle() {
         "parasite/src",
         "restorer/src",
         "arch/src",
-        "blob-abi/src",
-        "blob-rt/src",
+        "arch/blob-abi/src",
+        "arch/blob-rt/src",
     ] {
         for c in file_cycles(&root.join(krate)) {
             all.push(format!("{krate}: {c}"));

@@ -304,6 +304,10 @@ fn write_numbers(
     sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
+    // A bounded wait per write, so that a stop is seen even while nc does
+    // not read (a full socket buffer would block a plain write for ever).
+    s.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut i = 0u64;
     while !stop.load(Ordering::Acquire) {
         let mut text = String::new();
@@ -311,8 +315,19 @@ fn write_numbers(
             i += 1;
             text.push_str(&format!("{i}\n"));
         }
-        s.write_all(text.as_bytes())
-            .map_err(|e| format!("write after {}: {e}", i - 20))?;
+        let mut left = text.as_bytes();
+        while !left.is_empty() {
+            match s.write(left) {
+                Ok(n) => left = &left[n..],
+                // Stopping between batches only: `sent` counts whole ones.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if stop.load(Ordering::Acquire) && left.len() == text.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(format!("write after {}: {e}", i - 20)),
+            }
+        }
         sent.store(i, Ordering::Release);
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -408,6 +423,10 @@ fn netcat(test: &str, v6: bool) {
     });
     // A peer thread that stopped says why (a number out of order, a reset).
     if reader.is_finished() || writer.is_finished() {
+        // The other one may still be running: stop it, or the join waits
+        // for ever and the failure is never reported.
+        stop_reading.store(true, Ordering::Release);
+        stop_writing.store(true, Ordering::Release);
         let (r, w) = (reader.join().unwrap(), writer.join().unwrap());
         panic!("the peer stopped after the restore: reading {r:?}, writing {w:?}");
     }

@@ -213,12 +213,7 @@ pub fn owners<'t>(
     for t in tasks {
         let has_fd = |fd: u32| t.fdinfo.iter().any(|f| f.fd == fd);
         for fi in &t.fdinfo {
-            let Some(ep) = t
-                .other_files
-                .entries
-                .get(&fi.id)
-                .and_then(|f| f.epfd.as_ref())
-            else {
+            let Some(ep) = epoll_of(t, fi.id) else {
                 continue;
             };
             if owners.contains_key(&fi.id) {
@@ -248,6 +243,11 @@ pub fn owners<'t>(
     Ok(owners)
 }
 
+/// The epoll instance file `id` of task `t` is, if it is one.
+fn epoll_of(t: &crate::images::set::TaskImages, id: u32) -> Option<&pb::EventpollFileEntry> {
+    t.other_files.entries.get(&id).and_then(|f| f.epfd.as_ref())
+}
+
 /// The epoll registrations task `t` makes: their events, and (epoll fd,
 /// target fd) of each, in order. One file, one set of registrations
 /// (under its first fd), in one task of the tree.
@@ -259,12 +259,7 @@ pub fn registrations(
     let (mut events, mut epoll) = (Vec::new(), Vec::new());
     let mut done = std::collections::HashSet::new();
     for fi in &t.fdinfo {
-        let Some(ep) = t
-            .other_files
-            .entries
-            .get(&fi.id)
-            .and_then(|f| f.epfd.as_ref())
-        else {
+        let Some(ep) = epoll_of(t, fi.id) else {
             continue;
         };
         if owners.get(&fi.id) != Some(&t.pstree.pid) || !done.insert(fi.id) {

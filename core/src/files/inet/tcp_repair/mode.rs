@@ -72,6 +72,14 @@ impl Drop for Paused {
     }
 }
 
+/// Our own copy of a socket, kept to take it out of repair mode later.
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, SockError> {
+    fd.try_clone().map_err(|source| SockError::Io {
+        what: "dup".into(),
+        source,
+    })
+}
+
 /// Puts `fd` (a copy of a task's socket, `reuseaddr` its `SO_REUSEADDR`)
 /// in repair mode and adds it to `paused`; if anything after this fails,
 /// `paused` takes it out again.
@@ -81,10 +89,7 @@ pub fn pause(
     reuseaddr: bool,
     conn: Connection,
 ) -> Result<(), SockError> {
-    let copy = fd.try_clone().map_err(|source| SockError::Io {
-        what: "dup".into(),
-        source,
-    })?;
+    let copy = dup(fd)?;
     repair_on(&copy)?;
     paused.socks.push((copy, reuseaddr, conn));
     Ok(())
@@ -106,11 +111,7 @@ impl Repaired {
         reuseaddr: bool,
         conn: Connection,
     ) -> Result<(), SockError> {
-        let copy = fd.try_clone().map_err(|source| SockError::Io {
-            what: "dup".into(),
-            source,
-        })?;
-        self.socks.push((copy, reuseaddr, conn));
+        self.socks.push((dup(fd)?, reuseaddr, conn));
         Ok(())
     }
 

@@ -26,6 +26,72 @@ fn anon_dense_memory_comes_back() {
     check("zdtm-anon-dense", "zdtm_anon_dense");
 }
 
+/// Restores zdtm_anon_dense (10 MiB in private anonymous VMAs of 1 MiB or
+/// more: the tool copies them in through the task's userfaultfd) with
+/// `CRIU_FILL_FAULT` set to `fault`; returns the restore's success, its log
+/// and the program's verdict (`None` if the restore failed, after checking
+/// that no task was left and that a plain restore then works).
+fn dense_restore_with_fill_fault(test: &str, fault: Option<&str>) -> Option<(String, String)> {
+    let mut z = Zdtm::start(test, "zdtm_anon_dense", &[])?;
+    z.dump(&[]);
+    let env: Vec<(&str, &std::ffi::OsStr)> = fault
+        .map(|f| ("CRIU_FILL_FAULT", std::ffi::OsStr::new(f)))
+        .into_iter()
+        .collect();
+    let images = z.images().to_path_buf();
+    let (ok, log) = common::run_criu(
+        &images,
+        &["restore", "-d", "--pidfile", "restored.pid"],
+        &env,
+    );
+    if !ok {
+        assert_eq!(common::proc_state(z.pid()), None, "task left behind: {log}");
+        z.restore(&[]);
+        assert_eq!(z.go(), "PASS");
+        return Some((log, String::new()));
+    }
+    z.restored_elsewhere();
+    Some((log, z.go()))
+}
+
+#[test]
+fn anon_dense_memory_is_copied_in_by_the_tool() {
+    let Some((log, verdict)) = dense_restore_with_fill_fault("zdtm-anon-dense-fill", None) else {
+        return;
+    };
+    assert_eq!(verdict, "PASS", "{log}");
+    assert!(log.contains("copied in by the tool (UFFDIO_COPY)"), "{log}");
+}
+
+#[test]
+fn anon_dense_memory_is_read_by_the_task_when_the_tool_cannot_copy() {
+    let Some((log, verdict)) =
+        dense_restore_with_fill_fault("zdtm-anon-dense-fill-take", Some("take"))
+    else {
+        return;
+    };
+    assert_eq!(verdict, "PASS", "{log}");
+    assert!(log.contains("its pages are read by itself"), "{log}");
+    assert!(!log.contains("copied in by the tool"), "{log}");
+}
+
+#[test]
+fn a_failed_copy_of_memory_fails_the_restore_and_leaves_no_task() {
+    let Some((log, verdict)) =
+        dense_restore_with_fill_fault("zdtm-anon-dense-fill-copy", Some("copy"))
+    else {
+        return;
+    };
+    assert!(
+        verdict.is_empty(),
+        "the restore went on after a failed copy: {log}"
+    );
+    assert!(
+        log.contains("copying its pages in (UFFDIO_COPY) failed: Operation canceled"),
+        "{log}"
+    );
+}
+
 #[test]
 fn anon_growsdown_mapping_still_grows() {
     check("zdtm-anon-growsdown", "zdtm_anon_growsdown");

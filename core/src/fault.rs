@@ -49,6 +49,18 @@ pub fn at(base: u32, index: usize, name: &str, by_name_env: &str) -> bool {
     std::env::var(by_name_env).is_ok_and(|v| v == name)
 }
 
+/// `CRIU_FILL_FAULT=take|copy` (tests): the tool's filling of a task's
+/// memory (`restore/launch/fill.rs`) fails at that step: `take` as if the
+/// task's userfaultfd could not be taken (the task then reads its pages
+/// itself, and the restore goes on), `copy` as if a copy failed (the
+/// restore fails).
+pub fn fill(step: &str) -> bool {
+    static STEP: OnceLock<Option<String>> = OnceLock::new();
+    STEP.get_or_init(|| std::env::var("CRIU_FILL_FAULT").ok())
+        .as_deref()
+        == Some(step)
+}
+
 fn syscall_target() -> Option<u64> {
     static TARGET: OnceLock<Option<u64>> = OnceLock::new();
     *TARGET.get_or_init(|| {

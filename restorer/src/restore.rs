@@ -33,8 +33,8 @@ mod tree;
 
 use creds::creds;
 use mem::{
-    flush_patches, map_vmas, mark_vdso, patch_code, protect, read_pages, remap_all, set_mm, unmap,
-    unregister_rseq,
+    await_copy, flush_patches, map_vmas, mark_vdso, offer_copy, patch_code, protect, read_pages,
+    remap_all, set_mm, unmap, unregister_rseq,
 };
 use state::{
     arch_syscalls, attrs, close_fds, itimers, posix_timers, proc_attrs, register_rseq, rlimits,
@@ -356,7 +356,11 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     stage!(args, abi::STAGE_MAP, remap_all(&args.cow.moves));
     stage!(args, abi::STAGE_MAP, map_vmas(args));
     stage!(args, abi::STAGE_MAP, arch_syscalls(&args.madvise));
+    // The tool copies the runs it can into the private anonymous VMAs
+    // while this task reads the others.
+    let uffd = offer_copy(args);
     stage!(args, abi::STAGE_PAGES, read_pages(args));
+    stage!(args, abi::STAGE_PAGES, await_copy(args, uffd));
     stage!(args, abi::STAGE_VDSO, patch_code(&args.vdso_patches));
     stage!(args, abi::STAGE_PROTECT, protect(args));
     stage!(args, abi::STAGE_VDSO, remap_all(&args.unpark));

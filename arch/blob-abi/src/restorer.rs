@@ -131,6 +131,23 @@ pub const STATE_DONE: u32 = 1;
 /// [`RestoreStatus::state`]: a stage failed; see `stage`, `errno`, `index`.
 /// The child then calls `exit_group(1)`.
 pub const STATE_FAILED: u32 = 2;
+/// [`RestoreStatus::state`]: the child has mapped its VMAs and waits (on the
+/// futex [`RestoreStatus::filled`]) for the tool to copy its
+/// [`RestoreArgs::copy_runs`] in through the userfaultfd `status.uffd`
+/// (see [`RestoreArgs::copy_vmas`]); it then works on as
+/// [`STATE_RUNNING`].
+pub const STATE_PAGES: u32 = 3;
+
+/// [`RestoreStatus::filled`]: the tool has not finished yet.
+pub const FILL_PENDING: u32 = 0;
+/// [`RestoreStatus::filled`]: every copy run is in.
+pub const FILL_DONE: u32 = 1;
+/// [`RestoreStatus::filled`]: the tool copied nothing (it could not take
+/// the userfaultfd); the child reads the copy runs itself.
+pub const FILL_SELF: u32 = 2;
+/// [`RestoreStatus::filled`]: a copy failed with `fill_errno`; the child
+/// fails its `STAGE_PAGES` with it.
+pub const FILL_FAILED: u32 = 3;
 
 // Stages of the child, in order ([`RestoreStatus::stage`]).
 pub const STAGE_SESSION: u32 = 1;
@@ -195,6 +212,17 @@ pub struct RestoreStatus {
     /// Written by the task first thing after its fork: it exists (the
     /// tool kills only tasks that say so when a restore fails).
     pub created: u32,
+    /// Written by the child before [`STATE_PAGES`]: its userfaultfd, with
+    /// every range of [`RestoreArgs::copy_vmas`] registered for missing
+    /// pages.
+    pub uffd: i32,
+    /// Written by the tool: `FILL_*` (a futex word the child waits on in
+    /// [`STATE_PAGES`]).
+    pub filled: u32,
+    /// Written by the tool with [`FILL_FAILED`]: the positive errno.
+    pub fill_errno: i32,
+    /// Explicit padding (zero).
+    pub _pad: u32,
 }
 
 /// An address range `[start, end)`.
@@ -600,6 +628,17 @@ pub struct RestoreArgs {
     /// The premap slots this task maps, fills and inherits
     /// ([`STAGE_PREMAP`]).
     pub cow: CowArgs,
+    /// `[PageRun]` of the pages image the tool copies in with
+    /// `UFFDIO_COPY` (from two threads, into pages it allocates without
+    /// zeroing them first) while the child reads `page_runs`: runs in
+    /// private anonymous VMAs, when a task has enough of them to pay for
+    /// the hand-over. Read by the child itself if the tool answers
+    /// [`FILL_SELF`] or the child cannot make a userfaultfd.
+    pub copy_runs: Array,
+    /// `[Region]`: the VMAs holding `copy_runs`, each registered whole
+    /// with the child's userfaultfd (missing pages), unregistered when the
+    /// child closes it.
+    pub copy_vmas: Array,
 }
 
 /// Most bytes of one [`CodePatch`].
@@ -722,7 +761,7 @@ crate::no_padding! {
     PingArgs { i32, u32, i64, u64 },
     ChildArg { i32, u32, u64, u64, i32, u32, u32, i32, u32, i32, u64 },
     TreeWords { u32, u32 },
-    RestoreStatus { u32, u32, i32, u32, u32, u32 },
+    RestoreStatus { u32, u32, i32, u32, u32, u32, i32, u32, i32, u32 },
     Region { u64, u64 },
     VmaArg { u64, u64, u64, u32, u32, i32, u32, u32, u32 },
     CowArgs { Array, Array, Array, Array, Array, Array, u64 },
@@ -738,7 +777,7 @@ crate::no_padding! {
     RawSyscall { u64, [u64; 6] },
     PrctlMmMap { u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u32, u32 },
     Array { u64, u64 },
-    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs },
+    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array },
     CodePatch { u64, u64, [u8; CODE_PATCH_MAX] },
     VdsoMarkArg { u64, u64, [u64; 5] },
     ThreadArg { i32, u32, Region, u64, Array, Array, RseqArg, [u8; 16], CredsArg, TaskAttrsArg, u64 },

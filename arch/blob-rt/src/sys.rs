@@ -56,6 +56,10 @@ syscalls! {
     dup3 = syscall3(DUP3, old, new, flags);
     /// `fcntl(2)`.
     fcntl = syscall2(FCNTL, fd, cmd);
+    /// `ioctl(2)`.
+    ioctl = syscall3(IOCTL, fd, request, arg);
+    /// `userfaultfd(2)`.
+    userfaultfd = syscall1(USERFAULTFD, flags);
     /// `pidfd_getfd(2)`.
     pidfd_getfd = syscall3(PIDFD_GETFD, pidfd, target_fd, flags);
     /// `fchdir(2)`.

@@ -7,7 +7,7 @@
 //! justified): the restore pipeline itself has no `unsafe`.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
@@ -53,8 +53,25 @@ impl Region {
         if got != want {
             return Err(Errno::EXIST);
         }
-        // SAFETY: the mapping is `len` bytes, writable and ours alone.
-        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), got.cast::<u8>(), len) };
+        // The fresh mapping reads as zero: pages of the image that are all
+        // zero (the stacks, most of them) are not written, so they take no
+        // memory in the tool (a tree's regions would otherwise cost it
+        // every task's stacks).
+        const PAGE: usize = 4096;
+        for (i, chunk) in image.chunks(PAGE).enumerate() {
+            if chunk.iter().all(|&b| b == 0) {
+                continue;
+            }
+            // SAFETY: the mapping is `len` bytes, writable and ours alone;
+            // the chunk lies within `image`, whose length is `len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    chunk.as_ptr(),
+                    got.cast::<u8>().add(i * PAGE),
+                    chunk.len(),
+                )
+            };
+        }
         criu_arch::flush_icache(base as usize, len);
         Ok(region)
     }
@@ -97,6 +114,21 @@ impl Region {
         };
     }
 
+    /// The words a child waiting in `STATE_PAGES` takes its answer from.
+    pub fn fill_words(&self, args_off: usize) -> FillWords<'_> {
+        let p = (self.base as usize + args_off) as *mut RestoreArgs;
+        // SAFETY: the args live in our shared mapping for as long as `self`
+        // (the borrow); `filled` and `fill_errno` are aligned 4-byte words
+        // the child only reads, and the references only make atomic
+        // accesses to them.
+        unsafe {
+            FillWords {
+                filled: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*p).status.filled)),
+                errno: AtomicI32::from_ptr(std::ptr::addr_of_mut!((*p).status.fill_errno)),
+            }
+        }
+    }
+
     /// The child's status as published so far.
     pub fn status(&self, args_off: usize) -> RestoreStatus {
         let p = (self.base as usize + args_off) as *mut RestoreArgs;
@@ -119,6 +151,35 @@ impl Region {
         // SAFETY: the args live in our shared mapping for as long as `self`;
         // the field is an aligned u64 the child no longer writes.
         unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*p).cow.skipped)) }
+    }
+}
+
+/// The answer words of a child in `STATE_PAGES` (see
+/// [`RestoreStatus::filled`]), usable from any thread while its region is
+/// mapped.
+#[derive(Clone, Copy)]
+pub struct FillWords<'a> {
+    filled: &'a AtomicU32,
+    errno: &'a AtomicI32,
+}
+
+impl FillWords<'_> {
+    /// Answer `filled` (`FILL_*`), with `errno` for `FILL_FAILED`, and wake
+    /// the child.
+    pub fn answer(&self, filled: u32, errno: i32) {
+        const FUTEX_WAKE: usize = linux_raw_sys::general::FUTEX_WAKE as usize;
+        self.errno.store(errno, Ordering::Relaxed);
+        self.filled.store(filled, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on an address of our live mapping; it only
+        // wakes waiters, it reads or writes no memory.
+        unsafe {
+            criu_arch::syscall3(
+                criu_arch::nr::FUTEX,
+                self.filled.as_ptr() as usize,
+                FUTEX_WAKE,
+                i32::MAX as usize,
+            )
+        };
     }
 }
 

@@ -7,7 +7,7 @@
 //! the basic API and memory tracking wants `UFFD_FEATURE_WP_ASYNC`.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use linux_raw_sys::general as raw;
 use rustix::io::Errno;
@@ -139,6 +139,77 @@ pub fn api(uffd: &OwnedFd, features: u64) -> Result<UffdApi, Errno> {
         features: arg.features,
         ioctls: arg.ioctls,
     })
+}
+
+/// `UFFDIO_COPY`: `_IOWR(0xAA, 0x03, struct uffdio_copy)`.
+const UFFDIO_COPY: u32 = linux_raw_sys::ioctl::UFFDIO_COPY;
+
+const _: () = assert!(size_of::<raw::uffdio_copy>() == 40);
+
+/// `UFFDIO_COPY` of `len` bytes at `offset` of the file `src` to `dst` in
+/// the address space `uffd` belongs to (registered there for missing
+/// pages, not yet populated). The file's pages are mapped read-only into
+/// ours for the copy, so the kernel copies them once, into pages it
+/// allocates without zeroing them first; the mapping is gone on return.
+pub fn copy_from_file(
+    uffd: BorrowedFd<'_>,
+    src: BorrowedFd<'_>,
+    offset: u64,
+    dst: u64,
+    len: usize,
+) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: a fresh read-only mapping at an address the kernel picks: it
+    // overlaps nothing of ours, and we only hand its address to the kernel.
+    let map = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::SHARED,
+            src,
+            offset,
+        )?
+    };
+    let result = copy_from(uffd, map as u64, dst, len as u64);
+    // SAFETY: unmaps exactly the mapping made above, which nothing else uses.
+    let _ = unsafe { rustix::mm::munmap(map, len) };
+    result
+}
+
+/// `UFFDIO_COPY` from `src` in our address space, again after a partial copy
+/// (the kernel copies what it can and says how much) or `EAGAIN` (the
+/// target's layout changed meanwhile).
+fn copy_from(uffd: BorrowedFd<'_>, src: u64, dst: u64, len: u64) -> Result<(), Errno> {
+    let mut done = 0u64;
+    while done < len {
+        let mut arg = raw::uffdio_copy {
+            dst: dst + done,
+            src: src + done,
+            len: len - done,
+            mode: 0,
+            copy: 0,
+        };
+        // SAFETY: the kernel reads `arg` and writes its `copy`; it reads
+        // `len - done` bytes at `src + done`, inside the caller's mapping.
+        let ret = unsafe {
+            criu_arch::syscall3(
+                criu_arch::nr::IOCTL,
+                uffd.as_raw_fd() as usize,
+                UFFDIO_COPY as usize,
+                &mut arg as *mut raw::uffdio_copy as usize,
+            )
+        };
+        if arg.copy > 0 {
+            done += arg.copy as u64;
+        }
+        if ret < 0 && ret != -(Errno::AGAIN.raw_os_error() as isize) {
+            return Err(Errno::from_raw_os_error(-ret as i32));
+        }
+    }
+    Ok(())
 }
 
 /// The features the kernel supports, found through a throwaway userfault fd

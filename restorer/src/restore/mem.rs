@@ -158,27 +158,129 @@ const READ_CHUNK: u64 = 256 << 10;
 /// `pread`'s copy takes a page fault (exception, fault, retry) on every 4K
 /// page of the fresh mapping.
 pub(super) fn read_pages(args: &RestoreArgs) -> Result<(), Fail> {
+    // SAFETY: the tool filled the list; every run lies in a writable VMA.
+    read_runs(args.pages_fd, unsafe {
+        items::<abi::PageRun>(&args.page_runs)
+    })
+}
+
+/// Read `runs` of the pages image into their VMAs (see [`read_pages`]).
+fn read_runs(fd: i32, runs: &[abi::PageRun]) -> Result<(), Fail> {
     // Cleared when the kernel does not know the advice (before 5.14): the
     // read then faults the pages in by itself, as it always could.
     let mut populate = true;
-    // SAFETY: the tool filled the list; every run lies in a writable VMA.
-    for (i, r) in unsafe { items::<abi::PageRun>(&args.page_runs) }
-        .iter()
-        .enumerate()
-    {
+    for (i, r) in runs.iter().enumerate() {
         let (mut addr, mut left, mut off) = (r.addr, r.len, r.offset);
         while left > 0 {
             let len = left.min(READ_CHUNK);
             if populate {
                 populate = populate_write(addr, len);
             }
-            read_exact(args.pages_fd, addr, len, off, i as u32)?;
+            read_exact(fd, addr, len, off, i as u32)?;
             addr += len;
             off += len;
             left -= len;
         }
     }
     Ok(())
+}
+
+/// Hand `copy_runs` to the tool (see [`abi::STATE_PAGES`]): a userfaultfd
+/// with every `copy_vmas` range registered for missing pages, published in
+/// the status. `None` when there is nothing to hand over or the kernel
+/// gives no userfaultfd (no `UFFD_USER_MODE_ONLY` before 5.11, none at all
+/// without CONFIG_USERFAULTFD, a seccomp filter of ours...): the runs are
+/// then read here like the others.
+pub(super) fn offer_copy(args: &mut RestoreArgs) -> Option<i32> {
+    // SAFETY: the tool filled the list.
+    let vmas = unsafe { items::<abi::Region>(&args.copy_vmas) };
+    if vmas.is_empty() {
+        return None;
+    }
+    let uffd = make_uffd(vmas)?;
+    args.status.uffd = uffd;
+    super::publish(args, abi::STATE_PAGES);
+    Some(uffd)
+}
+
+/// A userfaultfd (user-mode faults only, which any user may make) with
+/// `vmas` registered for missing pages, or `None` (closed again) if any
+/// step fails.
+fn make_uffd(vmas: &[abi::Region]) -> Option<i32> {
+    use criu_arch::kernel::general::{
+        O_CLOEXEC, UFFD_API, UFFD_USER_MODE_ONLY, UFFDIO_REGISTER_MODE_MISSING, uffdio_api,
+        uffdio_range, uffdio_register,
+    };
+    const RW: u32 = criu_arch::IOC_READ | criu_arch::IOC_WRITE;
+    const UFFDIO_API: u32 = criu_arch::ioc(RW, 0xAA, 0x3F, size_of::<uffdio_api>());
+    const UFFDIO_REGISTER: u32 = criu_arch::ioc(RW, 0xAA, 0x00, size_of::<uffdio_register>());
+    // SAFETY: integer arguments only.
+    let fd = unsafe { sys::userfaultfd((O_CLOEXEC | UFFD_USER_MODE_ONLY) as usize) };
+    if fd < 0 {
+        return None;
+    }
+    let mut api = uffdio_api {
+        api: UFFD_API as u64,
+        features: 0,
+        ioctls: 0,
+    };
+    // SAFETY: the kernel reads and writes back `api`, a live local.
+    let mut ok =
+        unsafe { sys::ioctl(fd as usize, UFFDIO_API as usize, &raw mut api as usize) } == 0;
+    for v in vmas {
+        if !ok {
+            break;
+        }
+        let mut reg = uffdio_register {
+            range: uffdio_range {
+                start: v.start,
+                len: v.end - v.start,
+            },
+            mode: UFFDIO_REGISTER_MODE_MISSING as u64,
+            ioctls: 0,
+        };
+        // SAFETY: the kernel reads `reg` and writes its `ioctls`; the range
+        // is a private anonymous VMA we just mapped.
+        ok = unsafe { sys::ioctl(fd as usize, UFFDIO_REGISTER as usize, &raw mut reg as usize) }
+            == 0;
+    }
+    if !ok {
+        // SAFETY: our own fd; closing it unregisters whatever was.
+        unsafe { sys::close(fd as usize) };
+        return None;
+    }
+    Some(fd as i32)
+}
+
+/// Wait until the tool has copied the runs in through `uffd` (or tells us
+/// to read them ourselves), close the userfaultfd (which unregisters the
+/// VMAs) and work on.
+pub(super) fn await_copy(args: &mut RestoreArgs, uffd: Option<i32>) -> Result<(), Fail> {
+    const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
+    // SAFETY: the tool filled the list.
+    let runs = unsafe { items::<abi::PageRun>(&args.copy_runs) };
+    let Some(uffd) = uffd else {
+        return read_runs(args.pages_fd, runs);
+    };
+    // SAFETY: `filled` is a naturally aligned u32 inside the shared region.
+    let word = unsafe { core::sync::atomic::AtomicU32::from_ptr(&mut args.status.filled) };
+    let filled = loop {
+        match word.load(core::sync::atomic::Ordering::Acquire) {
+            abi::FILL_PENDING => {}
+            f => break f,
+        }
+        // SAFETY: waits while the word is FILL_PENDING; the address is
+        // valid and shared with the tool (not private: two processes).
+        unsafe { sys::futex(word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
+    };
+    // SAFETY: our own fd (the tool closed its copy before answering).
+    unsafe { sys::close(uffd as usize) };
+    super::publish(args, abi::STATE_RUNNING);
+    match filled {
+        abi::FILL_DONE => Ok(()),
+        abi::FILL_SELF => read_runs(args.pages_fd, runs),
+        _ => Err((-(args.status.fill_errno as isize), 0)),
+    }
 }
 
 /// Fault `[addr, addr + len)` in for writing. False if the kernel does not

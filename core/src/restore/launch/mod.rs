@@ -12,6 +12,7 @@
 //!   failure.
 
 mod fds;
+mod fill;
 mod watch;
 
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ struct Live<'a> {
     base: u64,
     len: u64,
     args_off: usize,
+    /// The page runs the tool copies in (see `fill`).
+    copy_runs: Vec<crate::blob::restorer_abi::PageRun>,
 }
 
 pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreError> {
@@ -463,6 +466,7 @@ fn map_regions<'a>(
             base: p.base,
             len: p.image.len() as u64,
             args_off: p.args_off,
+            copy_runs: p.copy_runs,
         });
         fds.push(p.fds);
     }

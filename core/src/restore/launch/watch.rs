@@ -9,6 +9,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use super::Live;
+use super::fill::Filler;
 use crate::blob::bootstrap::TreePage;
 use crate::blob::restorer_abi as abi;
 use crate::hooks::{Action, Hooks};
@@ -105,7 +106,26 @@ fn wait_all(
     page: Option<&TreePage>,
     tasks: &[TreeTaskImages],
 ) -> Result<(), RestoreError> {
+    std::thread::scope(|scope| {
+        let filler = Filler::start(scope);
+        let r = watch(live, root, sibling, page, tasks, &filler);
+        filler.stop();
+        r
+    })
+}
+
+/// [`wait_all`]'s loop, handing each task that waits for its pages to
+/// `filler`.
+fn watch<'a>(
+    live: &'a [Live<'_>],
+    root: Pid,
+    sibling: bool,
+    page: Option<&TreePage>,
+    tasks: &[TreeTaskImages],
+    filler: &Filler<'a>,
+) -> Result<(), RestoreError> {
     let start = Instant::now();
+    let mut offered = vec![false; live.len()];
     // Reading every task's /proc stat each round would cost O(tasks) file
     // reads per millisecond: a task that died is looked for less often
     // (its status word says at once when it failed on its own).
@@ -116,11 +136,16 @@ fn wait_all(
             next_check = Instant::now() + Duration::from_millis(20);
         }
         let mut all_done = true;
-        for l in live {
+        for (l, offered) in live.iter().zip(offered.iter_mut()) {
             let st = l.region.status(l.args_off);
             match st.state {
                 abi::STATE_DONE => continue,
                 abi::STATE_FAILED => return Err(failure(l, &st, tasks)),
+                abi::STATE_PAGES if !*offered => {
+                    *offered = true;
+                    filler.offer(l, st.uffd);
+                    all_done = false;
+                }
                 _ => all_done = false,
             }
             // Our own child (the root, unless it is our sibling) is

@@ -63,6 +63,11 @@ pub(super) struct Arrays {
     pub unmap: Array,
     pub vmas: Array,
     pub runs: Array,
+    /// The runs the tool copies in (`copy_list`, see `plan::copy`) and
+    /// the VMAs they lie in.
+    pub copy_runs: Array,
+    pub copy_vmas: Array,
+    pub copy_list: Vec<crate::blob::restorer_abi::PageRun>,
     /// unmap, maps, fill, compare, discard, moves (see `CowArgs`).
     pub cow: [Array; 6],
     pub unpark: Array,
@@ -99,7 +104,10 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
     let mut runs = page_runs(t, page_size);
     let (area, area_len) = role.cow_area;
     let cow = crate::restore::cow::task_arrays(&role.cow, area, area_len, &mut runs);
+    let (copy_list, copy_vmas) = super::copy::split(t, &mut runs);
     let runs = arena.push(&runs);
+    let copy_runs = arena.push(&copy_list);
+    let copy_vmas = arena.push(&copy_vmas);
     let cow = [
         arena.push(&cow.unmap),
         arena.push(&cow.maps),
@@ -155,6 +163,9 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
         unmap,
         vmas,
         runs,
+        copy_runs,
+        copy_vmas,
+        copy_list,
         cow,
         unpark,
         patches,

@@ -13,6 +13,7 @@
 
 mod arena;
 mod attrs;
+mod copy;
 mod files;
 mod fs;
 mod layout;
@@ -26,7 +27,7 @@ use rustix::fs::OFlags;
 
 use crate::blob::RESTORER;
 use crate::blob::restorer_abi::{
-    CowArgs, PrctlMmMap, Region as AbiRegion, RestoreArgs, RseqArg, VmaArg,
+    CowArgs, PrctlMmMap, Region as AbiRegion, RestoreArgs, RestoreStatus, RseqArg, VmaArg,
 };
 use crate::images::pb;
 use crate::sys::plain::{bytes_of, sigframe_bytes};
@@ -72,6 +73,8 @@ pub struct Plan {
     /// the fds of the tasks sharing its table are known too).
     pub pull: Vec<i32>,
     pub pull_off: usize,
+    /// The page runs the tool copies into the task (`RestoreArgs::copy_runs`).
+    pub copy_runs: Vec<crate::blob::restorer_abi::PageRun>,
 }
 
 /// What the tree decides for one task: its session and group, its
@@ -387,7 +390,7 @@ pub fn build<'a>(
     };
     let lay = Layout::new(t.threads.len(), maps, page_size);
     let mut arena = Arena::default();
-    let arrays = arena::push_arrays(&mut arena, &parts)?;
+    let mut arrays = arena::push_arrays(&mut arena, &parts)?;
     let total = (lay.arrays_off + arena.buf.len()).next_multiple_of(page_size as usize);
     let (base, hold) = hold_region(maps, total as u64, &t.mm.vmas, page_size)?;
     let placed = arena::place(&mut arena, &parts, &arrays, &lay, (base, total as u64))?;
@@ -408,6 +411,7 @@ pub fn build<'a>(
         children_off: lay.arrays_off + arrays.children.addr as usize,
         pull,
         pull_off: lay.args_off + std::mem::offset_of!(RestoreArgs, pull_fds),
+        copy_runs: std::mem::take(&mut arrays.copy_list),
     })
 }
 
@@ -510,6 +514,12 @@ fn restore_args(
             discard: at(a.cow[4]),
             moves: at(a.cow[5]),
             skipped: 0,
+        },
+        copy_runs: at(a.copy_runs),
+        copy_vmas: at(a.copy_vmas),
+        status: RestoreStatus {
+            uffd: -1,
+            ..RestoreStatus::default()
         },
         ..RestoreArgs::default()
     })

@@ -123,6 +123,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let (live, fds) = map_regions(&alive, plans)?;
     let ret = fork_root(&live, shared.tool_rseq_addr())?;
     let forking = t_start.elapsed();
+    crate::pr_debug!("every task planned, the root forked");
     // The tool's copies of the tasks' files stay open until every task
     // has taken its own (RestoreArgs::pull), i.e. until the restore ends.
     let dumpable = fds::pullable();

@@ -32,6 +32,7 @@ pub(super) fn wait_and_hold(
 ) -> Result<(), RestoreError> {
     let raw_pid = Some(child.as_raw_nonzero().get());
     wait_all(live, child, opts.restore.sibling, page_words, tasks)?;
+    crate::pr_debug!("every task restored; holding them at the end of their restore");
     live.iter()
         .try_for_each(|l| crate::restore::regsets::write(l.pid, l.t))?;
     hooks.run(Action::PostRestore, raw_pid)?;
@@ -44,8 +45,10 @@ pub(super) fn wait_and_hold(
     for l in live {
         l.region.resume(l.args_off);
     }
+    crate::pr_debug!("every thread held; running them to their rt_sigreturn");
     held.run_to_sigreturn()?;
     held.unmap_regions()?;
+    crate::pr_debug!("every restorer region unmapped");
     // As CRIU: with every task stopped at the end of its restore, the
     // restorer gone, right before they are let go.
     hooks.run(Action::PreResume, raw_pid)?;

@@ -15,6 +15,62 @@ use rustix::process::Pid;
 
 use crate::blob::restorer_abi::{CMD_RESTORE, RestoreArgs, RestoreStatus, RseqArg, TreeWords};
 
+/// What a region holds before it is mapped: its length and the parts that
+/// are not zero (the relocated blob, the frames, the args and their
+/// arrays), each at its offset. The stacks, most of a region, are not
+/// held: a tree's plans would otherwise keep every task's stacks in the
+/// tool's memory until they are mapped.
+#[derive(Debug, Default)]
+pub struct RegionImage {
+    len: usize,
+    parts: Vec<(usize, Vec<u8>)>,
+}
+
+impl RegionImage {
+    /// `len` bytes of zeros.
+    pub fn new(len: usize) -> RegionImage {
+        RegionImage {
+            len,
+            parts: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Write `bytes` at `off`: into the part holding that range, or as a
+    /// new part (which must not overlap another). Panics on a range
+    /// outside the region or across parts: the plan's layout is wrong.
+    pub fn put(&mut self, off: usize, bytes: &[u8]) {
+        let end = off + bytes.len();
+        assert!(
+            end <= self.len,
+            "region part {off:#x}..{end:#x} beyond {:#x}",
+            self.len
+        );
+        if let Some((at, part)) = self
+            .parts
+            .iter_mut()
+            .find(|(at, p)| *at <= off && end <= *at + p.len())
+        {
+            part[off - *at..end - *at].copy_from_slice(bytes);
+            return;
+        }
+        assert!(
+            self.parts
+                .iter()
+                .all(|(at, p)| end <= *at || *at + p.len() <= off),
+            "region part {off:#x}..{end:#x} overlaps another"
+        );
+        self.parts.push((off, bytes.to_vec()));
+    }
+}
+
 /// The region, mapped at its address in this process; unmapped on drop.
 pub struct Region {
     base: u64,
@@ -24,9 +80,9 @@ pub struct Region {
 impl Region {
     /// Maps `image.len()` bytes shared, read+write+exec, over `hold` (the
     /// address space held for it since its place was chosen, at least as
-    /// long) and copies `image` there.
-    pub fn map(hold: Reservation, image: &[u8]) -> Result<Region, Errno> {
-        let len = image.len();
+    /// long) and writes `image`'s parts there (the rest reads as zero).
+    pub fn map(hold: Reservation, image: &RegionImage) -> Result<Region, Errno> {
+        let len = image.len;
         if len > hold.len {
             return Err(Errno::INVAL);
         }
@@ -53,22 +109,14 @@ impl Region {
         if got != want {
             return Err(Errno::EXIST);
         }
-        // The fresh mapping reads as zero: pages of the image that are all
-        // zero (the stacks, most of them) are not written, so they take no
-        // memory in the tool (a tree's regions would otherwise cost it
-        // every task's stacks).
-        const PAGE: usize = 4096;
-        for (i, chunk) in image.chunks(PAGE).enumerate() {
-            if chunk.iter().all(|&b| b == 0) {
-                continue;
-            }
+        for (off, bytes) in &image.parts {
             // SAFETY: the mapping is `len` bytes, writable and ours alone;
-            // the chunk lies within `image`, whose length is `len`.
+            // every part lies within `len` (RegionImage::put checks).
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    chunk.as_ptr(),
-                    got.cast::<u8>().add(i * PAGE),
-                    chunk.len(),
+                    bytes.as_ptr(),
+                    got.cast::<u8>().add(*off),
+                    bytes.len(),
                 )
             };
         }
@@ -402,4 +450,39 @@ pub fn rseq_of(pid: Pid) -> Result<RseqArg, Errno> {
         len: conf.rseq_abi_size,
         sig: conf.signature,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegionImage;
+
+    #[test]
+    fn a_region_image_holds_only_its_parts_and_patches_them_in_place() {
+        let mut img = RegionImage::new(0x10000);
+        img.put(0, &[1; 16]);
+        img.put(0x8000, &[2; 64]);
+        // A patch inside a part changes that part, adds none.
+        img.put(0x8010, &[3; 8]);
+        assert_eq!(img.parts.len(), 2);
+        let (at, part) = &img.parts[1];
+        assert_eq!(*at, 0x8000);
+        assert_eq!(&part[0x10..0x18], &[3; 8]);
+        assert_eq!(part[0x18], 2);
+        assert_eq!(img.len(), 0x10000);
+    }
+
+    #[test]
+    #[should_panic(expected = "overlaps another")]
+    fn a_part_across_another_is_a_layout_bug() {
+        let mut img = RegionImage::new(0x1000);
+        img.put(0x100, &[1; 16]);
+        img.put(0x108, &[2; 16]);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond")]
+    fn a_part_beyond_the_region_is_a_layout_bug() {
+        let mut img = RegionImage::new(0x1000);
+        img.put(0xff0, &[1; 32]);
+    }
 }

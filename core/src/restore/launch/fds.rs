@@ -188,7 +188,7 @@ pub(super) fn pull_lists(
             len: p.pull.len() as u64,
         };
         at += p.pull.len();
-        p.image[p.pull_off..p.pull_off + size_of::<abi::Array>()].copy_from_slice(bytes_of(&list));
+        p.image.put(p.pull_off, bytes_of(&list));
     }
     Ok(Some(table))
 }

@@ -23,8 +23,8 @@ use super::Live;
 use crate::blob::bootstrap::FillWords;
 use crate::blob::restorer_abi::{self as abi, PageRun};
 
-/// Threads copying (this many cores are worth it; more contend for the
-/// same memory bandwidth).
+/// Most threads copying (more contend for the same memory bandwidth); no
+/// more than the CPUs we may run on.
 const THREADS: usize = 2;
 /// Most bytes copied (and mapped from the image) in one go: small enough
 /// that both threads share a task's runs, and that the image's pages
@@ -128,7 +128,8 @@ impl<'a> Filler<'a> {
         'a: 's,
     {
         let shared: Arc<(Mutex<Queue<'a>>, Condvar)> = Arc::default();
-        for _ in 0..THREADS {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for _ in 0..THREADS.min(cpus) {
             let shared = Arc::clone(&shared);
             scope.spawn(move || work(&shared));
         }

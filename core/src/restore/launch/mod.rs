@@ -444,7 +444,7 @@ fn fill_children(
         let kids: Vec<ChildArg> =
             tree::children_of(t.pstree.pid as i32, tasks, roles, &at, RESTORER_ENTRY);
         let bytes: Vec<u8> = kids.iter().flat_map(|c| bytes_of(c).to_vec()).collect();
-        p.image[p.children_off..p.children_off + bytes.len()].copy_from_slice(&bytes);
+        p.image.put(p.children_off, &bytes);
     }
 }
 

@@ -26,6 +26,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use rustix::fs::OFlags;
 
 use crate::blob::RESTORER;
+use crate::blob::bootstrap::RegionImage;
 use crate::blob::restorer_abi::{
     CowArgs, PrctlMmMap, Region as AbiRegion, RestoreArgs, RestoreStatus, RseqArg, VmaArg,
 };
@@ -60,7 +61,7 @@ pub struct Plan {
     /// The address space of the region, held from the moment its place
     /// was chosen (else an allocation of the tool could land there).
     pub hold: crate::blob::bootstrap::Reservation,
-    pub image: Vec<u8>,
+    pub image: crate::blob::bootstrap::RegionImage,
     pub args_off: usize,
     /// Fds the child inherits and moves or uses; closed in the tool once
     /// the child exists.
@@ -542,8 +543,8 @@ fn pull_fds(p: &Parts<'_, '_>, args: &RestoreArgs) -> Vec<i32> {
     pull
 }
 
-/// The region's bytes: the relocated restorer, the frames, the args and
-/// the arena.
+/// The region's contents: the relocated restorer, the frames, the args and
+/// the arena (the stacks stay zero).
 fn region_bytes(
     total: usize,
     lay: &Layout,
@@ -551,19 +552,22 @@ fn region_bytes(
     arena: &Arena,
     placed: &Placed,
     args: &RestoreArgs,
-) -> Result<Vec<u8>, RestoreError> {
-    let (frame_off, args_off, arrays_off) = (lay.frame_off, lay.args_off, lay.arrays_off);
-    let mut image = vec![0u8; total];
+) -> Result<RegionImage, RestoreError> {
+    let mut image = RegionImage::new(total);
+    let mut blob = vec![0u8; lay.blob_len];
     RESTORER
-        .relocate_into(&mut image[..lay.blob_len], base)
+        .relocate_into(&mut blob, base)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
-    image[frame_off..frame_off + size_of::<criu_arch::RtSigframe>()]
-        .copy_from_slice(sigframe_bytes(&placed.frame.frame));
+    image.put(0, &blob);
+    image.put(lay.frame_off, sigframe_bytes(&placed.frame.frame));
     for (off, f) in &placed.thread_frames {
-        let off = *off as usize;
-        image[off..off + size_of::<criu_arch::RtSigframe>()].copy_from_slice(sigframe_bytes(f));
+        image.put(*off as usize, sigframe_bytes(f));
     }
-    image[args_off..args_off + size_of::<RestoreArgs>()].copy_from_slice(bytes_of(args));
-    image[arrays_off..arrays_off + arena.buf.len()].copy_from_slice(&arena.buf);
+    // The args and the arena that follows them as one part (the arena's
+    // arrays are patched in place later: children, pull lists).
+    let mut tail = vec![0u8; lay.arrays_off - lay.args_off + arena.buf.len()];
+    tail[..size_of::<RestoreArgs>()].copy_from_slice(bytes_of(args));
+    tail[lay.arrays_off - lay.args_off..].copy_from_slice(&arena.buf);
+    image.put(lay.args_off, &tail);
     Ok(image)
 }

@@ -77,6 +77,7 @@ mod error;
 pub mod files;
 pub mod freezer;
 mod gather;
+pub mod iterative;
 pub mod namespaces;
 pub mod parasite;
 pub mod preflight;
@@ -130,9 +131,30 @@ pub const FAULT_STEPS: &[&str] = &[
 /// (with the images written, before the tasks are killed or let go: if it
 /// fails, the dump fails and the tasks run on).
 pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
+    run(common, opts, hooks, false)
+}
+
+/// `criu pre-dump`: one round of an iterative dump (see [`iterative`]).
+/// The tree is seized, collected and infected as for a dump, but only
+/// its memory is saved (`pagemap-PID.img` and `pages-N.img` of each task,
+/// with `inventory.img`: what a later round names as its parent), each
+/// task gets a fresh dirty tracker, and the tree runs on. The `pre-dump`
+/// hook runs before it.
+pub fn pre_dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
+    run(common, opts, hooks, true)
+}
+
+fn run(
+    common: &CommonOpts,
+    opts: &DumpOpts,
+    hooks: &mut Hooks,
+    pre: bool,
+) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
-    pr_info!("Dumping task {pid} into {}", common.images_dir.display());
+    let what = if pre { "Pre-dumping" } else { "Dumping" };
+    pr_info!("{what} task {pid} into {}", common.images_dir.display());
     let (ours, rules) = before_seize(common, opts, pid)?;
+    let iter = iterative::prepare(common, opts, pre)?;
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
@@ -155,14 +177,25 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
-    let (shpages_scanned, shpages_written) = dump_shmem(common, &tree, &collected, &files)?;
+    // Shared memory is saved whole by the final dump (not tracked).
+    let (shpages_scanned, shpages_written) = if pre {
+        (0, 0)
+    } else {
+        dump_shmem(common, &tree, &collected, &files)?
+    };
     fault("shmem")?;
 
-    gather::gather_all(&mut tree, &mut collected, common)?;
+    gather::gather_all(&mut tree, &mut collected, common, &iter)?;
     fault("cured")?;
-    let collected = write_images(common, &tree, collected, &files, &ours, &run_id)?;
+    let collected = if pre {
+        write_pre_images(common, collected, &run_id, opts.pre_dump_mode)?
+    } else {
+        write_images(common, &tree, collected, &files, &ours, &run_id)?
+    };
     fault("images")?;
-    hooks.run(Action::PostDump, Some(pid))?;
+    if !pre {
+        hooks.run(Action::PostDump, Some(pid))?;
+    }
 
     let mut stats = write::Stats {
         freezing: t_frozen - t_start,
@@ -171,9 +204,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         ..write::Stats::default()
     };
     add_stats(&mut stats, &collected, common.lazy_pages);
-    let dead = opts.final_state == FinalState::Dead;
+    let final_state = if pre {
+        FinalState::Alive
+    } else {
+        opts.final_state
+    };
+    let dead = final_state == FinalState::Dead;
     files.kinds.before_release(dead);
-    release::finish(tree, opts.final_state)?;
+    release::finish(tree, final_state)?;
     files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
     // Stats go to the work dir (-W), like the log.
@@ -331,6 +369,27 @@ fn write_images(
         run_id,
     )
     .map_err(img_err)?;
+    Ok(collected)
+}
+
+/// The images of a pre-dump: each live task's pagemap, and the
+/// inventory.
+fn write_pre_images(
+    common: &CommonOpts,
+    collected: Vec<Option<Collected>>,
+    run_id: &str,
+    mode: crate::opts::PreDumpMode,
+) -> Result<Vec<Option<Collected>>, DumpError> {
+    let img_err = |source| DumpError::Images {
+        dir: common.images_dir.clone(),
+        source,
+    };
+    let img = crate::images::ImageDir::new(&common.images_dir);
+    for c in collected.iter().flatten() {
+        write::write_pagemap(&img, c).map_err(img_err)?;
+    }
+    write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
+        .map_err(img_err)?;
     Ok(collected)
 }
 

@@ -112,6 +112,7 @@ pub fn dump_pages(
                         start,
                         end,
                         flags: r.flags,
+                        dirty: r.dirty,
                     });
                     start = end;
                 }

@@ -16,7 +16,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
     match command {
         Command::Check => run_check(opts),
         Command::Dump => dump(opts),
-        Command::PreDump => not_implemented("pre-dump"),
+        Command::PreDump => pre_dump(opts),
         Command::Restore => {
             if opts.dump.tree.is_some() {
                 pr_warn!("Using -t with criu restore is obsoleted");
@@ -91,6 +91,18 @@ fn dump(opts: &Opts) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("Dumping FAILED: {e}");
+            1
+        }
+    }
+}
+
+/// `criu pre-dump`: one round of an iterative dump; the tree runs on.
+fn pre_dump(opts: &Opts) -> i32 {
+    let mut hooks = Hooks::scripts(&opts.common.action_scripts, &opts.common.images_dir);
+    match criu_core::dump::pre_dump(&opts.common, &opts.dump, &mut hooks) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("Pre-dumping FAILED: {e}");
             1
         }
     }

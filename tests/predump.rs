@@ -46,8 +46,18 @@ fn uffds(pid: i32) -> Vec<i32> {
 /// asserts that it worked and left the task running, untraced, with one
 /// tracker.
 fn pre_dump(z: &Zdtm, dir: &Path, prev: Option<&str>) {
+    pre_dump_mode(z, dir, prev, None);
+}
+
+/// [`pre_dump`] with `--pre-dump-mode MODE`; the tree must be running
+/// again before the pages are written (the log says so in that order),
+/// and the inventory says the mode as CRIU's (1 splice, 2 read).
+fn pre_dump_mode(z: &Zdtm, dir: &Path, prev: Option<&str>, mode: Option<&str>) {
     let pid = z.pid().to_string();
     let mut args = vec!["pre-dump", "-t", &pid];
+    if let Some(m) = mode {
+        args.extend(["--pre-dump-mode", m]);
+    }
     let parent;
     if let Some(p) = prev {
         parent = format!("../{p}");
@@ -60,6 +70,13 @@ fn pre_dump(z: &Zdtm, dir: &Path, prev: Option<&str>) {
     assert!(dir.join("inventory.img").exists());
     assert!(dir.join(format!("pagemap-{pid}.img")).exists());
     assert!(log.contains("userfaultfd async write-protect"), "{log}");
+    let released = log.find("(task left running)").expect("released");
+    let written = log.find(" (it runs on)").expect("pages written");
+    assert!(released < written, "pages written while frozen: {log}");
+    let inv = our_crit(&["decode", "-i", dir.join("inventory.img").to_str().unwrap()]).unwrap();
+    let inv: serde_json::Value = serde_json::from_str(&inv).unwrap();
+    let want = if mode == Some("read") { 2 } else { 1 };
+    assert_eq!(inv["entries"][0]["pre_dump_mode"], want, "{inv}");
 }
 
 /// `(vaddr, pages, flags)` of each entry of `dir`'s pagemap of `pid`.
@@ -76,28 +93,40 @@ fn pagemap(dir: &Path, pid: i32) -> Vec<(u64, u64, u64)> {
     entries[1..]
         .iter()
         .map(|e| {
-            let nr = e.get("nr_pages").map_or(0, num).max(num(&e["compat_nr_pages"]));
+            let nr = e
+                .get("nr_pages")
+                .map_or(0, num)
+                .max(num(&e["compat_nr_pages"]));
             (num(&e["vaddr"]), nr, num(&e["flags"]))
         })
         .collect()
 }
 
 fn pages_with(entries: &[(u64, u64, u64)], flag: u64) -> u64 {
-    entries.iter().filter(|e| e.2 & flag != 0).map(|e| e.1).sum()
+    entries
+        .iter()
+        .filter(|e| e.2 & flag != 0)
+        .map(|e| e.1)
+        .sum()
 }
 
 /// Two pre-dumps and a final dump with the program changing its memory
 /// after each pre-dump; the final images (in `DIR/final`) and the
 /// program, dumped (killed).
 fn rounds(test: &str) -> Option<(Zdtm, PathBuf)> {
+    rounds_modes(test, [None, None])
+}
+
+/// [`rounds`] with the pre-dumps' `--pre-dump-mode`s.
+fn rounds_modes(test: &str, modes: [Option<&str>; 2]) -> Option<(Zdtm, PathBuf)> {
     let mut z = Zdtm::start(test, PROGRAM, &[])?;
     let pid = z.pid();
     let (pre1, pre2, fin) = (z.new_dir("pre1"), z.new_dir("pre2"), z.new_dir("final"));
-    pre_dump(&z, &pre1, None);
+    pre_dump_mode(&z, &pre1, None, modes[0]);
     let first = pagemap(&pre1, pid);
     assert_eq!(pages_with(&first, PE_PARENT), 0, "no parent, nothing in it");
     phase(&z, 1);
-    pre_dump(&z, &pre2, Some("pre1"));
+    pre_dump_mode(&z, &pre2, Some("pre1"), modes[1]);
     assert_eq!(
         std::fs::read_link(pre2.join("parent")).unwrap(),
         Path::new("../pre1")
@@ -120,7 +149,10 @@ fn rounds(test: &str) -> Option<(Zdtm, PathBuf)> {
         pages_with(&first, PE_PRESENT)
     );
     // In-parent entries are CRIU 4.x's: PE_PARENT alone.
-    assert!(last.iter().all(|e| e.2 & PE_PARENT == 0 || e.2 == PE_PARENT));
+    assert!(
+        last.iter()
+            .all(|e| e.2 & PE_PARENT == 0 || e.2 == PE_PARENT)
+    );
     Some((z, fin))
 }
 
@@ -132,6 +164,25 @@ fn memory_written_between_rounds_comes_back() {
     z.restore_from(&fin, &[]);
     assert!(uffds(z.pid()).is_empty(), "the tracker came back");
     assert_eq!(z.go(), "PASS");
+}
+
+/// `read` then `splice`, and `splice` then `read`: either way every page
+/// comes back.
+#[test]
+fn both_pre_dump_modes_leave_the_tree_running_while_pages_are_written() {
+    for (i, modes) in [
+        [Some("read"), Some("splice")],
+        [Some("splice"), Some("read")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some((mut z, fin)) = rounds_modes(&format!("predump-modes-{i}"), modes) else {
+            return;
+        };
+        z.restore_from(&fin, &[]);
+        assert_eq!(z.go(), "PASS", "{modes:?}");
+    }
 }
 
 #[test]
@@ -171,7 +222,15 @@ fn leave_running_without_track_mem_closes_the_tracker() {
     let pre = z.new_dir("pre");
     pre_dump(&z, &pre, None);
     let snap = z.new_dir("snap");
-    z.dump_to(&snap, &["--leave-running", "--track-mem", "--prev-images-dir", "../pre"]);
+    z.dump_to(
+        &snap,
+        &[
+            "--leave-running",
+            "--track-mem",
+            "--prev-images-dir",
+            "../pre",
+        ],
+    );
     assert_eq!(uffds(z.pid()).len(), 1, "--track-mem keeps tracking");
     assert!(pages_with(&pagemap(&snap, z.pid()), PE_PARENT) > 0);
     let plain = z.new_dir("plain");

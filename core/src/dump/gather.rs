@@ -106,7 +106,9 @@ fn gather_inside(
     c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
     fault("posix-timers")?;
 
-    let changes = unreadable(c);
+    let read_mode = iter.pre == Some(crate::opts::PreDumpMode::Read);
+    // Read mode reads readable pages only, without changing protections.
+    let changes = if read_mode { Vec::new() } else { unreadable(c) };
     parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
     fault("mprotect")?;
     let pages_path = common
@@ -117,6 +119,7 @@ fn gather_inside(
             dir: common.images_dir.clone(),
             source,
         })?;
+    let name = pages_path.display().to_string();
     let t_mem = std::time::Instant::now();
     // Pages not written since the previous round stay in the parent.
     let parent = iter.parent_pages(pid, c.page_size)?;
@@ -128,22 +131,44 @@ fn gather_inside(
             nr(&split.in_parent)
         );
     }
-    let dumped = mem::dump_pages(
-        &mut daemon,
-        &split.dump,
-        &pages_file,
-        &pages_path.display().to_string(),
-        c.page_size,
-    )
-    .map_err(|e| DumpError::Memory {
+    let mem_err = |e: mem::PageXferError| DumpError::Memory {
         pid,
         reason: e.to_string(),
-    })?;
+    };
+    // A pre-dump's pages wait in pipes (or in the task, to be read) until
+    // the tree runs again.
+    let held = match iter.pre {
+        Some(crate::opts::PreDumpMode::Read) => Some(mem::deferred::How::Read),
+        Some(crate::opts::PreDumpMode::Splice) => {
+            mem::deferred::hold_in_pipes(&mut daemon, &split.dump, c.page_size)
+                .map_err(mem_err)?
+                .map(mem::deferred::How::Pipes)
+        }
+        None => None,
+    };
+    let dumped = match held {
+        Some(how) => {
+            c.deferred = Some(mem::deferred::DeferredPages {
+                pid,
+                how,
+                ranges: split.dump.clone(),
+                file: pages_file,
+                name,
+            });
+            mem::DumpedPages::default()
+        }
+        None => mem::dump_pages(&mut daemon, &split.dump, &pages_file, &name, c.page_size)
+            .map_err(mem_err)?,
+    };
     fault("pages")?;
     after_round(&mut daemon, iter.after, c)?;
     parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
     fault("mprotect-undo")?;
-    pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+    if c.deferred.is_some() {
+        pr_info!("Pages of task {pid} to be written once it runs again");
+    } else {
+        pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+    }
     c.stats = write::Stats {
         memdump: t_mem.elapsed(),
         memwrite: dumped.write_time,
@@ -153,8 +178,7 @@ fn gather_inside(
         page_pipe_bufs: dumped.iovs,
         ..write::Stats::default()
     };
-    c.pagemap =
-        mem::parent::with_parent_entries(dumped.entries, &split.in_parent, c.page_size);
+    c.pagemap = mem::parent::with_parent_entries(dumped.entries, &split.in_parent, c.page_size);
     c.nr_pages = dumped.pages;
 
     daemon.fini().map_err(infect_err("stopping the parasite"))?;

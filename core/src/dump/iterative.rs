@@ -33,6 +33,9 @@ pub struct Iterative {
     /// The parent images directory, if there is a usable one.
     pub parent: Option<PathBuf>,
     pub after: TrackerAfter,
+    /// A pre-dump: its pages are written after the tree runs again, as
+    /// this mode says (see [`crate::mem::deferred`]).
+    pub pre: Option<PreDumpMode>,
 }
 
 impl Iterative {
@@ -84,7 +87,11 @@ pub fn prepare(common: &CommonOpts, opts: &DumpOpts, pre: bool) -> Result<Iterat
         }
         (None, _) => None,
     };
-    Ok(Iterative { parent, after })
+    Ok(Iterative {
+        parent,
+        after,
+        pre: pre.then_some(opts.pre_dump_mode),
+    })
 }
 
 /// Link `prev` as `parent` in `dir` (as given: relative paths are taken

@@ -187,8 +187,9 @@ fn run(
 
     gather::gather_all(&mut tree, &mut collected, common, &iter)?;
     fault("cured")?;
-    let collected = if pre {
-        write_pre_images(common, collected, &run_id, opts.pre_dump_mode)?
+    // A pre-dump writes its images once the tree runs again.
+    let mut collected = if pre {
+        collected
     } else {
         write_images(common, &tree, collected, &files, &ours, &run_id)?
     };
@@ -214,6 +215,10 @@ fn run(
     release::finish(tree, final_state)?;
     files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
+    if pre {
+        stats.pages_written += write_deferred(&mut collected)?;
+        write_pre_images(common, &collected, &run_id, opts.pre_dump_mode)?;
+    }
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();
     write::write_stats(&work, &stats).map_err(|source| DumpError::Images { dir: work, source })?;
@@ -372,14 +377,36 @@ fn write_images(
     Ok(collected)
 }
 
+/// A pre-dump's pages, held while the tree was frozen, into the images
+/// (the tree runs again); each task's pagemap completed. The pages
+/// written.
+fn write_deferred(collected: &mut [Option<Collected>]) -> Result<u64, DumpError> {
+    let mut total = 0;
+    for c in collected.iter_mut().flatten() {
+        let Some(d) = c.deferred.take() else {
+            continue;
+        };
+        let w = d.write(c.page_size).map_err(|e| DumpError::Memory {
+            pid: c.pid,
+            reason: e.to_string(),
+        })?;
+        pr_info!("Wrote {} pages of task {} (it runs on)", w.pages, c.pid);
+        c.pagemap.extend(w.entries);
+        c.pagemap.sort_by_key(|e| e.vaddr);
+        c.nr_pages += w.pages;
+        total += w.pages;
+    }
+    Ok(total)
+}
+
 /// The images of a pre-dump: each live task's pagemap, and the
 /// inventory.
 fn write_pre_images(
     common: &CommonOpts,
-    collected: Vec<Option<Collected>>,
+    collected: &[Option<Collected>],
     run_id: &str,
     mode: crate::opts::PreDumpMode,
-) -> Result<Vec<Option<Collected>>, DumpError> {
+) -> Result<(), DumpError> {
     let img_err = |source| DumpError::Images {
         dir: common.images_dir.clone(),
         source,
@@ -389,8 +416,7 @@ fn write_pre_images(
         write::write_pagemap(&img, c).map_err(img_err)?;
     }
     write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
-        .map_err(img_err)?;
-    Ok(collected)
+        .map_err(img_err)
 }
 
 /// Each task's numbers added to the dump's.

@@ -89,6 +89,10 @@ pub struct Collected {
     /// `creds.lsm_profile` of the task and its threads (their label is
     /// criu's own, or the dump refused them).
     pub lsm_profile: Option<String>,
+    /// A pre-dump's pages still to be written once the tree runs (see
+    /// [`crate::mem::deferred`]); `pagemap` then holds only the
+    /// `in_parent` entries.
+    pub deferred: Option<crate::mem::deferred::DeferredPages>,
 }
 
 /// What `stats-dump` reports.

@@ -139,7 +139,12 @@ pub fn with_parent_entries(
 ) -> Vec<PagemapEntry> {
     let mut all = entries;
     for &(s, e) in in_parent {
-        all.extend(pagemap::entries(s, (e - s) / page_size, pe::PARENT, page_size));
+        all.extend(pagemap::entries(
+            s,
+            (e - s) / page_size,
+            pe::PARENT,
+            page_size,
+        ));
     }
     all.sort_by_key(|e| e.vaddr);
     all
@@ -164,10 +169,16 @@ mod tests {
     fn clean_pages_the_parent_holds_stay_there() {
         let parent = ParentPages::from_runs(&mut [(2 * P, 6 * P), (8 * P, 9 * P), (5 * P, 7 * P)]);
         assert_eq!(parent.runs, [(2 * P, 7 * P), (8 * P, 9 * P)]);
-        let s = split(&[r(0, 4, false), r(4, 5, true), r(5, 10, false)], Some(&parent));
+        let s = split(
+            &[r(0, 4, false), r(4, 5, true), r(5, 10, false)],
+            Some(&parent),
+        );
         // Clean and in the parent: 2-4, 5-7, 8-9. Dirty 4-5 dumped, clean
         // but missing from the parent 0-2, 7-8, 9-10 dumped.
-        assert_eq!(s.in_parent, [(2 * P, 4 * P), (5 * P, 7 * P), (8 * P, 9 * P)]);
+        assert_eq!(
+            s.in_parent,
+            [(2 * P, 4 * P), (5 * P, 7 * P), (8 * P, 9 * P)]
+        );
         let dumped: Vec<(u64, u64)> = s.dump.iter().map(|x| (x.start / P, x.end / P)).collect();
         assert_eq!(dumped, [(0, 2), (4, 5), (7, 8), (9, 10)]);
         assert!(split(&[r(0, 4, false)], None).in_parent.is_empty());

@@ -359,7 +359,7 @@ pub const CLI: &[Entry] = &[
     refused("tls", ALL, "--tls", "CRIU was built without TLS support"),
     not_yet("tls-no-cn-verify", NET, "--tls-no-cn-verify"),
     not_yet("cgroup-yard", DR, "--cgroup-yard=/x"),
-    not_yet("pre-dump-mode", PD, "--pre-dump-mode=read"),
+    works("pre-dump-mode", PD, "tests/predump.rs::both_pre_dump_modes_leave_the_tree_running_while_pages_are_written"),
     not_yet("file-validation", R, "--file-validation=filesize"),
     not_yet("lsm-mount-context", R, "--lsm-mount-context=x"),
     works("network-lock=iptables", or(D, R), "tests/options_e2e.rs::network_lock_values_are_accepted"),

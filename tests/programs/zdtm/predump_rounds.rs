@@ -72,7 +72,10 @@ fn setup(dir: std::path::PathBuf) -> Result<State, String> {
     let pg = page();
     // Guards (execute-only) keep the regions from merging; D and F's
     // target are reserved execute-only for now.
-    let r = zdtm::map_separate(&[A * pg, B * pg, C * pg, D * pg, E * pg, F * pg, F * pg], MAP_PRIVATE | MAP_ANONYMOUS)?;
+    let r = zdtm::map_separate(
+        &[A * pg, B * pg, C * pg, D * pg, E * pg, F * pg, F * pg],
+        MAP_PRIVATE | MAP_ANONYMOUS,
+    )?;
     let s = State {
         a: r[0],
         b: r[1],
@@ -84,9 +87,29 @@ fn setup(dir: std::path::PathBuf) -> Result<State, String> {
         phase: 0,
         dir,
     };
-    zdtm::mmap(s.d, D * pg, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
-    zdtm::mmap(s.f_to, F * pg, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
-    for (addr, n, region) in [(s.a, A, 0), (s.b, B, 1), (s.c, C, 2), (s.e, E, 4), (s.f, F, 5)] {
+    zdtm::mmap(
+        s.d,
+        D * pg,
+        PROT_EXEC,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
+    zdtm::mmap(
+        s.f_to,
+        F * pg,
+        PROT_EXEC,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
+    for (addr, n, region) in [
+        (s.a, A, 0),
+        (s.b, B, 1),
+        (s.c, C, 2),
+        (s.e, E, 4),
+        (s.f, F, 5),
+    ] {
         madvise(addr, n * pg, MADV_NOHUGEPAGE)?;
         for p in 0..n {
             fill(addr, region, p, 0);
@@ -102,9 +125,23 @@ fn phase1(s: &mut State) -> Result<(), String> {
     }
     zdtm::munmap(s.b, B * pg)?;
     // Unmapped but reserved, so nothing else lands there.
-    zdtm::mmap(s.b, B * pg, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
+    zdtm::mmap(
+        s.b,
+        B * pg,
+        PROT_EXEC,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
     zdtm::mprotect(s.c, C * pg, PROT_READ)?;
-    zdtm::mmap(s.d, D * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
+    zdtm::mmap(
+        s.d,
+        D * pg,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
     madvise(s.d, D * pg, MADV_NOHUGEPAGE)?;
     for p in 0..D {
         fill(s.d, 3, p, 1);
@@ -121,7 +158,14 @@ fn phase1(s: &mut State) -> Result<(), String> {
         )
     };
     zdtm::errno(ret, "mremap")?;
-    zdtm::mmap(s.f, F * pg, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
+    zdtm::mmap(
+        s.f,
+        F * pg,
+        PROT_EXEC,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
     Ok(())
 }
 
@@ -135,7 +179,14 @@ fn phase2(s: &mut State) -> Result<(), String> {
     fill(s.c, 2, 3, 2);
     fill(s.d, 3, 2, 2);
     zdtm::munmap(s.e, E * pg)?;
-    zdtm::mmap(s.e, E * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)?;
+    zdtm::mmap(
+        s.e,
+        E * pg,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0,
+    )?;
     madvise(s.e, E * pg, MADV_NOHUGEPAGE)?;
     for p in 0..E {
         fill(s.e, 4, p, 3);
@@ -163,8 +214,12 @@ fn check_region(what: &str, addr: usize, n: usize, r: u64, phases: u32) -> Resul
     for p in 0..n {
         let buf = &mem[p * page()..][..page()];
         match expected(r, p, phases) {
-            Some(g) => zdtm::check_pattern(&format!("{what} page {p} (gen {g})"), buf, seed(r, p, g))?,
-            None => zdtm::ensure(buf.iter().all(|&b| b == 0), || format!("{what} page {p} not zero"))?,
+            Some(g) => {
+                zdtm::check_pattern(&format!("{what} page {p} (gen {g})"), buf, seed(r, p, g))?
+            }
+            None => zdtm::ensure(buf.iter().all(|&b| b == 0), || {
+                format!("{what} page {p} not zero")
+            })?,
         }
     }
     Ok(())
@@ -176,7 +231,9 @@ fn check(s: State) -> Result<(), String> {
         .trim()
         .parse()
         .map_err(|e| format!("phases: {e}"))?;
-    zdtm::ensure(phases == s.phase, || format!("harness ran {phases} phases, program {}", s.phase))?;
+    zdtm::ensure(phases == s.phase, || {
+        format!("harness ran {phases} phases, program {}", s.phase)
+    })?;
     let pg = page();
     zdtm::expect_vma("A", s.a, A * pg, "rw-p")?;
     check_region("A", s.a, A, 0, phases)?;
@@ -184,7 +241,10 @@ fn check(s: State) -> Result<(), String> {
         // Its reservation merges with the guards around it.
         let b = zdtm::vma_at(s.b)?;
         zdtm::ensure(b.perms == "--xp" && b.end >= s.b + B * pg, || {
-            format!("B: {:#x}-{:#x} {}, want unmapped (--xp)", b.start, b.end, b.perms)
+            format!(
+                "B: {:#x}-{:#x} {}, want unmapped (--xp)",
+                b.start, b.end, b.perms
+            )
         })?;
         zdtm::expect_vma("F (moved)", s.f_to, F * pg, "rw-p")?;
         check_region("F", s.f_to, F, 5, phases)?;

@@ -159,7 +159,10 @@ fn layer(
         }
     }
     pieces.sort_by_key(|p| p.vaddr);
-    if let Some(w) = pieces.windows(2).find(|w| w[0].vaddr + w[0].len > w[1].vaddr) {
+    if let Some(w) = pieces
+        .windows(2)
+        .find(|w| w[0].vaddr + w[0].len > w[1].vaddr)
+    {
         return Err(invalid(
             pm_name,
             format!("page {:#x} is listed twice", w[1].vaddr),
@@ -169,11 +172,7 @@ fn layer(
 }
 
 /// Copy the pieces into one memfd, in address order, and describe it.
-fn gather(
-    pieces: &[Piece],
-    files: &[(PathBuf, File)],
-    page: u64,
-) -> Result<TaskPages, CheckError> {
+fn gather(pieces: &[Piece], files: &[(PathBuf, File)], page: u64) -> Result<TaskPages, CheckError> {
     let memfd = rustix::fs::memfd_create("criu-pages-chain", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| invalid("memfd for the parent chain's pages", e.to_string()))?;
     let out = File::from(memfd);

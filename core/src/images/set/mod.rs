@@ -21,8 +21,7 @@ use super::kinds::Kind;
 use super::pb;
 use super::typed::ImageDir;
 use super::vma::{
-    PagesRun, is_file_vma, is_mapped_vma, refuse_unsupported, validate_pages,
-    validate_vmas,
+    PagesRun, is_file_vma, is_mapped_vma, refuse_unsupported, validate_pages, validate_vmas,
 };
 use files::{FileImages, TreeFiles, read_tree_files};
 use shmem::ShmemImage;

@@ -53,6 +53,9 @@
 //!   `{vaddr, nr_pages, flags}` in address order, flags PE_PRESENT, plus
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
 //!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
+//!   With `--track-mem --prev-images-dir`, pages not written since the
+//!   parent images were made and held there are `PE_PARENT` entries with
+//!   no pages here, and `parent` links to the parent (see [`iterative`]).
 //! - shared anonymous memory and memfd mappings: per shmem object
 //!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and

@@ -242,6 +242,56 @@ fn leave_running_without_track_mem_closes_the_tracker() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// Bytes of `path` on disk.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// `criu dedup` on the second pre-dump and `--auto-dedup` on the final
+/// dump give back the room of the parents' copies of pages the child
+/// holds (holes: the files keep their size), and the chain restores.
+#[test]
+fn dedup_gives_back_parent_pages_and_the_chain_still_restores() {
+    let Some(mut z) = Zdtm::start("predump-dedup", PROGRAM, &[]) else {
+        return;
+    };
+    let (pre1, pre2, fin) = (z.new_dir("pre1"), z.new_dir("pre2"), z.new_dir("final"));
+    let pages = |d: &Path| d.join("pages-1.img");
+    pre_dump(&z, &pre1, None);
+    phase(&z, 1);
+    pre_dump(&z, &pre2, Some("pre1"));
+    let (size, before) = (
+        std::fs::metadata(pages(&pre1)).unwrap().len(),
+        allocated(&pages(&pre1)),
+    );
+    let (ok, log) = z.criu_in(&pre2, &["dedup"]);
+    assert!(ok, "dedup failed: {log}");
+    assert_eq!(std::fs::metadata(pages(&pre1)).unwrap().len(), size);
+    assert!(
+        allocated(&pages(&pre1)) < before,
+        "pre1 still holds {} of {before} bytes",
+        allocated(&pages(&pre1))
+    );
+    phase(&z, 2);
+    let before = allocated(&pages(&pre2));
+    z.dump_to(
+        &fin,
+        &[
+            "--track-mem",
+            "--prev-images-dir",
+            "../pre2",
+            "--auto-dedup",
+        ],
+    );
+    assert!(
+        allocated(&pages(&pre2)) < before,
+        "--auto-dedup freed nothing in pre2"
+    );
+    z.restore_from(&fin, &[]);
+    assert_eq!(z.go(), "PASS");
+}
+
 /// Damaged chains: each refused by the restore before any task exists
 /// (the PID stays free), naming what is wrong.
 #[test]

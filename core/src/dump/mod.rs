@@ -228,6 +228,16 @@ fn run(
     if common.display_stats {
         write::display_stats(&stats);
     }
+    if common.auto_dedup && iter.parent.is_some() {
+        let page = crate::proc::page_size() as u64;
+        let freed = crate::images::dedup::dedup_dir(&common.images_dir, page).map_err(|e| {
+            DumpError::Parent {
+                dir: common.images_dir.join(crate::mem::parent::PARENT_LINK),
+                reason: e.to_string(),
+            }
+        })?;
+        pr_info!("--auto-dedup: {freed} bytes of the parent images given back");
+    }
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
         Command::PageServer => not_implemented("page-server"),
         Command::Service => service(opts),
         Command::LazyPages => not_implemented("lazy-pages"),
-        Command::Dedup => not_implemented("dedup"),
+        Command::Dedup => dedup(opts),
         Command::CpuinfoDump => cpuinfo(opts, true),
         Command::CpuinfoCheck => cpuinfo(opts, false),
         Command::Exec => {
@@ -103,6 +103,22 @@ fn pre_dump(opts: &Opts) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("Pre-dumping FAILED: {e}");
+            1
+        }
+    }
+}
+
+/// `criu dedup`: punch the pages this images directory holds out of its
+/// parent images.
+fn dedup(opts: &Opts) -> i32 {
+    let page = rustix::param::page_size() as u64;
+    match criu_core::images::dedup::dedup_dir(&opts.common.images_dir, page) {
+        Ok(freed) => {
+            pr_info!("Deduplicated {freed} bytes of parent images");
+            0
+        }
+        Err(e) => {
+            pr_err!("Deduplication FAILED: {e}");
             1
         }
     }

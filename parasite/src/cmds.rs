@@ -52,6 +52,7 @@ pub fn dispatch(cmd: u32, mut area: Area, sock: &Sock) -> isize {
         abi::CMD_MPROTECT_VMAS => mprotect_vmas(area),
         abi::CMD_DUMPPAGES => dump_pages(area, sock),
         abi::CMD_DRAIN_FDS => drain_fds(area, sock),
+        abi::CMD_UFFD_WP => crate::uffd::uffd_wp(area),
         _ => abi::ERR_NO_COMMAND,
     }
 }

@@ -30,6 +30,7 @@ mod area;
 mod cmds;
 mod daemon;
 mod sock;
+mod uffd;
 
 use core::hint::black_box;
 use core::ptr::{addr_of, read_volatile};

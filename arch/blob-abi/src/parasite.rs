@@ -90,6 +90,20 @@ pub const CMD_DUMPPAGES: u32 = 70;
 /// back with `SCM_RIGHTS`, at most [`SCM_MAX_FD`] per message, before its
 /// ack.
 pub const CMD_DRAIN_FDS: u32 = 71;
+/// [`UffdWpArgs`] followed by `nr` [`IoVec`] ranges: memory dirty tracking
+/// (see the tool's `mem::dirty`). With `op == UFFD_WP_TRACK` the parasite
+/// makes a new userfaultfd (async write-protect), puts it at fd `fd`
+/// (replacing whatever was there: the previous round's tracker), registers
+/// each range for write-protection and write-protects it; `registered`
+/// says how many ranges were. With `op == UFFD_WP_CLOSE` it closes `fd`.
+pub const CMD_UFFD_WP: u32 = 72;
+/// [`UffdWpArgs::op`]: start tracking afresh.
+pub const UFFD_WP_TRACK: u32 = 0;
+/// [`UffdWpArgs::op`]: stop tracking (close the tracker).
+pub const UFFD_WP_CLOSE: u32 = 1;
+/// [`UffdWpArgs::op`]: register and write-protect more ranges with the
+/// tracker at `fd` (more than one argument block holds).
+pub const UFFD_WP_ADD: u32 = 2;
 
 /// Most fds one `SCM_RIGHTS` message carries (the kernel's `SCM_MAX_FD` is
 /// 253; CRIU uses 252).
@@ -300,6 +314,22 @@ pub struct IoVec {
     pub len: u64,
 }
 
+/// Header of [`CMD_UFFD_WP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UffdWpArgs {
+    /// Where the tracker lives in the task.
+    pub fd: i32,
+    pub op: u32,
+    /// `UFFD_FEATURE_*` asked for.
+    pub features: u64,
+    /// Ranges following the header.
+    pub nr: u64,
+    /// Out: ranges registered and write-protected (the first that failed
+    /// stops the command with its error).
+    pub registered: u64,
+}
+
 /// Header of [`CMD_DRAIN_FDS`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -327,4 +357,5 @@ crate::no_padding! {
     DumpPagesArgs { u64, u64 },
     IoVec { u64, u64 },
     DrainFdsArgs { u64 },
+    UffdWpArgs { i32, u32, u64, u64, u64 },
 }

@@ -106,9 +106,11 @@ impl KernelFeatures {
         self.uffd && self.uffd_features & NON_COOPERATIVE == NON_COOPERATIVE
     }
 
-    /// Memory tracking for iterative (pre-)dumps: soft-dirty bits.
+    /// Memory tracking for iterative (pre-)dumps, as this tool does it:
+    /// an async write-protect userfaultfd and `PAGEMAP_SCAN` (see
+    /// `mem::dirty`; soft-dirty bits, `dirty_track`, are not used).
     pub fn mem_track(&self) -> bool {
-        self.dirty_track
+        self.uffd_wp_async() && self.pagemap_scan
     }
 
     /// Asynchronous userfaultfd write-protection (6.7+), the soft-dirty

@@ -155,13 +155,21 @@ pub(super) fn probe_madv_guard() -> bool {
 }
 
 pub(super) fn check_mem_dirty_track(k: &KernelFeatures) -> CheckResult {
-    if !k.dirty_track {
-        return Err(problem!(
-            Warn,
-            "Dirty tracking is OFF. Memory snapshot will not work."
-        ));
+    if k.mem_track() {
+        crate::pr_info!(
+            "Dirty tracking: userfaultfd async write-protect + PAGEMAP_SCAN{}",
+            if k.dirty_track {
+                " (soft-dirty is there too, unused)"
+            } else {
+                " (no soft-dirty needed)"
+            }
+        );
+        return Ok(());
     }
-    Ok(())
+    Err(problem!(
+        Warn,
+        "Dirty tracking is OFF. Memory snapshot will not work."
+    ))
 }
 
 pub(super) fn check_uffd(k: &KernelFeatures) -> CheckResult {

@@ -160,6 +160,7 @@ pub(super) fn collect_outside(
         stats: write::Stats::default(),
         threads: Vec::new(),
         lsm_profile: None,
+        deferred: None,
     })
 }
 

@@ -57,6 +57,10 @@ pub enum DumpError {
     Refused { pid: i32, what: String },
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
+    #[error("Tracking memory is not available: {0}")]
+    NoMemTrack(String),
+    #[error("parent images {dir}: {reason}")]
+    Parent { dir: PathBuf, reason: String },
     #[error(transparent)]
     Files(#[from] crate::files::table::FilesError),
     #[error(transparent)]

@@ -24,7 +24,16 @@ pub fn collect_fds(
 ) -> Result<Vec<pb::FdinfoEntry>, FilesError> {
     let pid = proc.pid();
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    let fds = proc.fds()?;
+    let mut fds = proc.fds()?;
+    // The dirty tracker of an iterative dump is ours, not the task's: it
+    // is not saved (a restored task has none).
+    fds.retain(|&fd| {
+        let ours = crate::mem::dirty::is_tracker(pid, fd);
+        if ours {
+            crate::pr_debug!("Skipping fd {fd} of task {pid}: its memory dirty tracker");
+        }
+        !ours
+    });
     for r in read_fds(proc, &fds)? {
         let FdRead {
             fd,

@@ -4,6 +4,7 @@
 //! tracer thread.
 
 use super::collect::collect_traced;
+use super::iterative::{Iterative, TrackerAfter};
 use super::{Collected, DumpError, infect_err, parasite, task_fault, task_state, tree, write};
 use crate::blob::PARASITE;
 use crate::infect::{Parasite, Seized};
@@ -21,19 +22,22 @@ pub(super) fn gather_all(
     tree: &mut tree::Tree,
     collected: &mut Vec<Option<Collected>>,
     common: &CommonOpts,
+    iter: &Iterative,
 ) -> Result<(), DumpError> {
     let common = std::sync::Arc::new(common.clone());
+    let iter = std::sync::Arc::new(iter.clone());
     let pending: Vec<_> = std::mem::take(&mut tree.tasks)
         .into_iter()
         .zip(std::mem::take(collected))
         .enumerate()
         .map(|(i, (mut t, mut c))| {
             let common = common.clone();
+            let iter = iter.clone();
             tree.workers.submit(t.owner, move || {
                 let r = match (&mut t.kind, c.as_mut()) {
                     (tree::TaskKind::Alive { task, threads }, Some(c)) => {
                         collect_traced(&t.proc, task, threads, c)
-                            .and_then(|()| gather_inside(&common, task, threads, c, i))
+                            .and_then(|()| gather_inside(&common, &iter, task, threads, c, i))
                     }
                     _ => Ok(()),
                 };
@@ -61,6 +65,7 @@ pub(super) fn gather_all(
 /// place in the tree, for `CRIU_DUMP_FAULT_TASK`.
 fn gather_inside(
     common: &CommonOpts,
+    iter: &Iterative,
     task: &mut Seized,
     threads: &mut [crate::infect::SeizedThread],
     c: &mut Collected,
@@ -101,7 +106,9 @@ fn gather_inside(
     c.posix = c.proc_timers.iter().cloned().zip(posix).collect();
     fault("posix-timers")?;
 
-    let changes = unreadable(c);
+    let read_mode = iter.pre == Some(crate::opts::PreDumpMode::Read);
+    // Read mode reads readable pages only, without changing protections.
+    let changes = if read_mode { Vec::new() } else { unreadable(c) };
     parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
     fault("mprotect")?;
     let pages_path = common
@@ -112,22 +119,56 @@ fn gather_inside(
             dir: common.images_dir.clone(),
             source,
         })?;
+    let name = pages_path.display().to_string();
     let t_mem = std::time::Instant::now();
-    let dumped = mem::dump_pages(
-        &mut daemon,
-        &c.ranges,
-        &pages_file,
-        &pages_path.display().to_string(),
-        c.page_size,
-    )
-    .map_err(|e| DumpError::Memory {
+    // Pages not written since the previous round stay in the parent.
+    let parent = iter.parent_pages(pid, c.page_size)?;
+    let split = mem::parent::split(&c.ranges, parent.as_ref());
+    if parent.is_some() {
+        let nr = |r: &[(u64, u64)]| r.iter().map(|(s, e)| (e - s) / c.page_size).sum::<u64>();
+        pr_info!(
+            "Task {pid}: {} pages in the parent images",
+            nr(&split.in_parent)
+        );
+    }
+    let mem_err = |e: mem::PageXferError| DumpError::Memory {
         pid,
         reason: e.to_string(),
-    })?;
+    };
+    // A pre-dump's pages wait in pipes (or in the task, to be read) until
+    // the tree runs again.
+    let held = match iter.pre {
+        Some(crate::opts::PreDumpMode::Read) => Some(mem::deferred::How::Read),
+        Some(crate::opts::PreDumpMode::Splice) => {
+            mem::deferred::hold_in_pipes(&mut daemon, &split.dump, c.page_size)
+                .map_err(mem_err)?
+                .map(mem::deferred::How::Pipes)
+        }
+        None => None,
+    };
+    let dumped = match held {
+        Some(how) => {
+            c.deferred = Some(mem::deferred::DeferredPages {
+                pid,
+                how,
+                ranges: split.dump.clone(),
+                file: pages_file,
+                name,
+            });
+            mem::DumpedPages::default()
+        }
+        None => mem::dump_pages(&mut daemon, &split.dump, &pages_file, &name, c.page_size)
+            .map_err(mem_err)?,
+    };
     fault("pages")?;
+    after_round(&mut daemon, iter.after, c)?;
     parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
     fault("mprotect-undo")?;
-    pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+    if c.deferred.is_some() {
+        pr_info!("Pages of task {pid} to be written once it runs again");
+    } else {
+        pr_info!("Dumped {} pages of task {pid}", dumped.pages);
+    }
     c.stats = write::Stats {
         memdump: t_mem.elapsed(),
         memwrite: dumped.write_time,
@@ -137,12 +178,46 @@ fn gather_inside(
         page_pipe_bufs: dumped.iovs,
         ..write::Stats::default()
     };
-    c.pagemap = dumped.entries;
+    c.pagemap = mem::parent::with_parent_entries(dumped.entries, &split.in_parent, c.page_size);
     c.nr_pages = dumped.pages;
 
     daemon.fini().map_err(infect_err("stopping the parasite"))?;
     fault("parasite-fini")?;
     parasite.cure().map_err(infect_err("curing the task"))?;
+    Ok(())
+}
+
+/// The task's dirty tracker after this round's pages are out (see
+/// [`crate::mem::dirty`]).
+fn after_round(
+    daemon: &mut crate::infect::Daemon<'_, '_>,
+    after: TrackerAfter,
+    c: &Collected,
+) -> Result<(), DumpError> {
+    let pid = c.pid;
+    match after {
+        TrackerAfter::Track => {
+            let fd = mem::dirty::slot(pid).ok_or_else(|| DumpError::Memory {
+                pid,
+                reason: "no free fd for the memory dirty tracker".into(),
+            })?;
+            let ranges = mem::dirty::tracked_ranges(&c.vmas, u64::MAX);
+            mem::dirty::track(daemon, fd, &ranges)
+                .map_err(infect_err("parasite UFFD_WP (memory dirty tracking)"))?;
+            pr_debug!(
+                "Task {pid}: {} ranges write-protected for dirty tracking (tracker fd {fd})",
+                ranges.len()
+            );
+        }
+        TrackerAfter::Stop => {
+            if let Some(fd) = mem::dirty::find_tracker(pid) {
+                mem::dirty::stop(daemon, fd)
+                    .map_err(infect_err("parasite UFFD_WP close (memory dirty tracking)"))?;
+                pr_debug!("Task {pid}: dirty tracker (fd {fd}) closed");
+            }
+        }
+        TrackerAfter::Keep => {}
+    }
     Ok(())
 }
 

@@ -53,6 +53,9 @@
 //!   `{vaddr, nr_pages, flags}` in address order, flags PE_PRESENT, plus
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
 //!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
+//!   With `--track-mem --prev-images-dir`, pages not written since the
+//!   parent images were made and held there are `PE_PARENT` entries with
+//!   no pages here, and `parent` links to the parent (see [`iterative`]).
 //! - shared anonymous memory and memfd mappings: per shmem object
 //!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
@@ -77,6 +80,7 @@ mod error;
 pub mod files;
 pub mod freezer;
 mod gather;
+pub mod iterative;
 pub mod namespaces;
 pub mod parasite;
 pub mod preflight;
@@ -130,9 +134,30 @@ pub const FAULT_STEPS: &[&str] = &[
 /// (with the images written, before the tasks are killed or let go: if it
 /// fails, the dump fails and the tasks run on).
 pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
+    run(common, opts, hooks, false)
+}
+
+/// `criu pre-dump`: one round of an iterative dump (see [`iterative`]).
+/// The tree is seized, collected and infected as for a dump, but only
+/// its memory is saved (`pagemap-PID.img` and `pages-N.img` of each task,
+/// with `inventory.img`: what a later round names as its parent), each
+/// task gets a fresh dirty tracker, and the tree runs on. The `pre-dump`
+/// hook runs before it.
+pub fn pre_dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
+    run(common, opts, hooks, true)
+}
+
+fn run(
+    common: &CommonOpts,
+    opts: &DumpOpts,
+    hooks: &mut Hooks,
+    pre: bool,
+) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
-    pr_info!("Dumping task {pid} into {}", common.images_dir.display());
+    let what = if pre { "Pre-dumping" } else { "Dumping" };
+    pr_info!("{what} task {pid} into {}", common.images_dir.display());
     let (ours, rules) = before_seize(common, opts, pid)?;
+    let iter = iterative::prepare(common, opts, pre)?;
     hooks.run(Action::PreDump, None)?;
 
     let t_start = std::time::Instant::now();
@@ -155,14 +180,26 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
-    let (shpages_scanned, shpages_written) = dump_shmem(common, &tree, &collected, &files)?;
+    // Shared memory is saved whole by the final dump (not tracked).
+    let (shpages_scanned, shpages_written) = if pre {
+        (0, 0)
+    } else {
+        dump_shmem(common, &tree, &collected, &files)?
+    };
     fault("shmem")?;
 
-    gather::gather_all(&mut tree, &mut collected, common)?;
+    gather::gather_all(&mut tree, &mut collected, common, &iter)?;
     fault("cured")?;
-    let collected = write_images(common, &tree, collected, &files, &ours, &run_id)?;
+    // A pre-dump writes its images once the tree runs again.
+    let mut collected = if pre {
+        collected
+    } else {
+        write_images(common, &tree, collected, &files, &ours, &run_id)?
+    };
     fault("images")?;
-    hooks.run(Action::PostDump, Some(pid))?;
+    if !pre {
+        hooks.run(Action::PostDump, Some(pid))?;
+    }
 
     let mut stats = write::Stats {
         freezing: t_frozen - t_start,
@@ -171,16 +208,35 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
         ..write::Stats::default()
     };
     add_stats(&mut stats, &collected, common.lazy_pages);
-    let dead = opts.final_state == FinalState::Dead;
+    let final_state = if pre {
+        FinalState::Alive
+    } else {
+        opts.final_state
+    };
+    let dead = final_state == FinalState::Dead;
     files.kinds.before_release(dead);
-    release::finish(tree, opts.final_state)?;
+    release::finish(tree, final_state)?;
     files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
+    if pre {
+        stats.pages_written += write_deferred(&mut collected)?;
+        write_pre_images(common, &collected, &run_id, opts.pre_dump_mode)?;
+    }
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();
     write::write_stats(&work, &stats).map_err(|source| DumpError::Images { dir: work, source })?;
     if common.display_stats {
         write::display_stats(&stats);
+    }
+    if common.auto_dedup && iter.parent.is_some() {
+        let page = crate::proc::page_size() as u64;
+        let freed = crate::images::dedup::dedup_dir(&common.images_dir, page).map_err(|e| {
+            DumpError::Parent {
+                dir: common.images_dir.join(crate::mem::parent::PARENT_LINK),
+                reason: e.to_string(),
+            }
+        })?;
+        pr_info!("--auto-dedup: {freed} bytes of the parent images given back");
     }
     Ok(())
 }
@@ -332,6 +388,48 @@ fn write_images(
     )
     .map_err(img_err)?;
     Ok(collected)
+}
+
+/// A pre-dump's pages, held while the tree was frozen, into the images
+/// (the tree runs again); each task's pagemap completed. The pages
+/// written.
+fn write_deferred(collected: &mut [Option<Collected>]) -> Result<u64, DumpError> {
+    let mut total = 0;
+    for c in collected.iter_mut().flatten() {
+        let Some(d) = c.deferred.take() else {
+            continue;
+        };
+        let w = d.write(c.page_size).map_err(|e| DumpError::Memory {
+            pid: c.pid,
+            reason: e.to_string(),
+        })?;
+        pr_info!("Wrote {} pages of task {} (it runs on)", w.pages, c.pid);
+        c.pagemap.extend(w.entries);
+        c.pagemap.sort_by_key(|e| e.vaddr);
+        c.nr_pages += w.pages;
+        total += w.pages;
+    }
+    Ok(total)
+}
+
+/// The images of a pre-dump: each live task's pagemap, and the
+/// inventory.
+fn write_pre_images(
+    common: &CommonOpts,
+    collected: &[Option<Collected>],
+    run_id: &str,
+    mode: crate::opts::PreDumpMode,
+) -> Result<(), DumpError> {
+    let img_err = |source| DumpError::Images {
+        dir: common.images_dir.clone(),
+        source,
+    };
+    let img = crate::images::ImageDir::new(&common.images_dir);
+    for c in collected.iter().flatten() {
+        write::write_pagemap(&img, c).map_err(img_err)?;
+    }
+    write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
+        .map_err(img_err)
 }
 
 /// Each task's numbers added to the dump's.

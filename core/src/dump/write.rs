@@ -89,6 +89,10 @@ pub struct Collected {
     /// `creds.lsm_profile` of the task and its threads (their label is
     /// criu's own, or the dump refused them).
     pub lsm_profile: Option<String>,
+    /// A pre-dump's pages still to be written once the tree runs (see
+    /// [`crate::mem::deferred`]); `pagemap` then holds only the
+    /// `in_parent` entries.
+    pub deferred: Option<crate::mem::deferred::DeferredPages>,
 }
 
 /// What `stats-dump` reports.
@@ -350,6 +354,25 @@ pub fn write_tree_images(
     Ok(())
 }
 
+/// The `inventory.img` of a pre-dump (the images a later dump names as
+/// its parent): the image version, the tool's ids and the pre-dump mode
+/// (CRIU's 1 splice, 2 read), as CRIU writes it for a pre-dump.
+pub fn write_pre_inventory(dir: &Path, run_id: &str, pre_dump_mode: u32) -> Result<(), ImageError> {
+    ImageDir::new(dir).write_one(
+        Kind::Inventory,
+        0,
+        &pb::InventoryEntry {
+            img_version: 2,
+            fdinfo_per_id: Some(true),
+            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            ns_per_id: Some(true),
+            dump_criu_run_id: Some(run_id.to_string()),
+            pre_dump_mode: Some(pre_dump_mode),
+            ..Default::default()
+        },
+    )
+}
+
 /// `core-PID.img` of a zombie: its state and wait status, nothing else
 /// (CRIU writes no other image for it).
 pub fn write_zombie_core(
@@ -387,15 +410,7 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t)?)?;
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
-
-    let mut w = img.writer(Kind::Pagemap, pidu)?;
-    w.write_message(&pb::PagemapHead {
-        pages_id: c.pages_id as u32,
-    })?;
-    for e in &c.pagemap {
-        w.write_message(e)?;
-    }
-    w.finish()?;
+    write_pagemap(&img, c)?;
 
     img.write_one(
         Kind::Fs,
@@ -409,6 +424,19 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     if c.files_id == c.obj_id {
         img.write_all(Kind::Fdinfo, u64::from(c.obj_id), &c.fdinfo)?;
     }
+    Ok(())
+}
+
+/// `pagemap-PID.img`: the head and the task's entries.
+pub fn write_pagemap(img: &ImageDir, c: &Collected) -> Result<(), ImageError> {
+    let mut w = img.writer(Kind::Pagemap, c.pid as u64)?;
+    w.write_message(&pb::PagemapHead {
+        pages_id: c.pages_id as u32,
+    })?;
+    for e in &c.pagemap {
+        w.write_message(e)?;
+    }
+    w.finish()?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@
 //!   as restore takes it.
 
 pub mod check;
+pub mod dedup;
 pub mod error;
 pub mod json;
 pub mod kinds;

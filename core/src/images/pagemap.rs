@@ -30,6 +30,21 @@ pub struct Pagemap {
     /// Some run's pages are in a parent image (pre-dump), not in this
     /// pages image: such runs are left out of `runs`.
     pub in_parent: bool,
+    /// Those runs (their `offset` is 0: they have none here).
+    pub parent_runs: Vec<PagesRun>,
+}
+
+/// `PE_PARENT`: the entry's pages are in the parent images.
+const PE_PARENT: u32 = 1;
+
+/// Are the entry's pages in the parent images? As CRIU reads it: the
+/// `PE_PARENT` flag when the entry has flags (CRIU 3.x and later), else
+/// the older `in_parent` field.
+pub fn entry_in_parent(e: &PagemapEntry) -> bool {
+    match e.flags {
+        Some(f) => f & PE_PARENT != 0,
+        None => e.in_parent.unwrap_or(false),
+    }
 }
 
 /// Reads the pagemap image at `path` (a task's `pagemap-PID.img` or a
@@ -44,14 +59,20 @@ pub fn read(path: &Path, page_size: u64) -> Result<Pagemap> {
         pages_id: head.pages_id,
         runs: Vec::new(),
         in_parent: false,
+        parent_runs: Vec::new(),
     };
     let mut offset = 0u64;
     while let Some(e) = r.next_message::<PagemapEntry>()? {
-        if e.in_parent.unwrap_or(false) {
+        let nr = nr_pages(&e);
+        if entry_in_parent(&e) {
             pm.in_parent = true;
+            pm.parent_runs.push(PagesRun {
+                vaddr: e.vaddr,
+                nr_pages: nr,
+                offset: 0,
+            });
             continue;
         }
-        let nr = nr_pages(&e);
         pm.runs.push(PagesRun {
             vaddr: e.vaddr,
             nr_pages: nr,

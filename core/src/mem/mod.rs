@@ -10,9 +10,12 @@
 //! memory (as in CRIU 4.2: the kernel may drop its pages at any time, so
 //! its owner must cope with finding them zeroed, and it comes back empty).
 
+pub mod deferred;
+pub mod dirty;
 pub mod guards;
 pub mod page_pipe;
 pub mod pages;
+pub mod parent;
 
 use crate::images::pb;
 use crate::proc::vma_kind::status::{

@@ -112,6 +112,7 @@ pub fn dump_pages(
                         start,
                         end,
                         flags: r.flags,
+                        dirty: r.dirty,
                     });
                     start = end;
                 }
@@ -187,7 +188,7 @@ fn prefault(f: &File, total: u64, written: &AtomicU64, stop: &AtomicBool) {
 }
 
 /// The pipe size to ask for: our wish if allowed, else `pipe-max-size`.
-fn pipe_size() -> Result<usize, PageXferError> {
+pub(super) fn pipe_size() -> Result<usize, PageXferError> {
     let (_rd, wr) = new_pipe()?;
     let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
         .ok()
@@ -323,7 +324,7 @@ fn wait_readable(rd: &OwnedFd, cancel: &OwnedFd) -> bool {
     }
 }
 
-fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
+pub(super) fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
     rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(PageXferError::Pipe)
 }
 
@@ -331,7 +332,7 @@ fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
 /// is empty, adding each step to `written`; the end of the pipe before that
 /// is [`PageXferError::Short`], `cancel` becoming readable
 /// [`PageXferError::Cancelled`].
-fn splice_all(
+pub(super) fn splice_all(
     rd: &OwnedFd,
     cancel: &OwnedFd,
     out: &File,

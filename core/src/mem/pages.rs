@@ -15,6 +15,9 @@ pub struct PageRange {
     pub start: u64,
     pub end: u64,
     pub flags: u32,
+    /// Written since the task's memory was last write-protected for dirty
+    /// tracking (see [`super::dirty`]); always so where nothing tracks it.
+    pub dirty: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,8 @@ const PM_SWAP: u64 = 1 << 62;
 const PM_FILE: u64 = 1 << 61;
 /// A `MADV_GUARD_INSTALL` guard page (Linux 6.14+).
 const PM_GUARD: u64 = 1 << 58;
+/// The page is write-protected by a userfaultfd (not written since).
+const PM_UFFD_WP: u64 = 1 << 57;
 const PM_PFN_MASK: u64 = (1 << 55) - 1;
 
 /// The pages of `vmas` to dump, in address order, adjacent runs with equal
@@ -71,17 +76,20 @@ pub fn pages_to_dump(
     for c in vmas {
         let flags = pagemap_flags(c);
         let (start, end) = (c.vma.start, c.vma.end);
-        let mut push = |s: u64, e: u64| match out.last_mut() {
-            Some(last) if last.end == s && last.flags == flags => last.end = e,
+        let mut push = |s: u64, e: u64, dirty: bool| match out.last_mut() {
+            Some(last) if last.end == s && last.flags == flags && last.dirty == dirty => {
+                last.end = e
+            }
             _ => out.push(PageRange {
                 start: s,
                 end: e,
                 flags,
+                dirty,
             }),
         };
         match page_policy(c, task_size) {
             PagePolicy::Skip => {}
-            PagePolicy::Whole => push(start, end),
+            PagePolicy::Whole => push(start, end, true),
             PagePolicy::Scan => scanner.scan(start, end, &mut push)?,
         }
     }
@@ -103,12 +111,14 @@ struct Scanner {
 impl Scanner {
     /// Report the runs of `[start, end)` worth dumping: present or swapped,
     /// and neither the zero page nor a page-cache page of the file (never
-    /// written: the file has it).
+    /// written: the file has it); each says whether it was written since
+    /// its last write-protection (`PAGE_IS_WRITTEN`: with no tracker, every
+    /// page is).
     fn scan(
         &mut self,
         start: u64,
         end: u64,
-        push: &mut impl FnMut(u64, u64),
+        push: &mut impl FnMut(u64, u64, bool),
     ) -> Result<(), ScanError> {
         if self.use_ioctl {
             match self.scan_ioctl(start, end, push) {
@@ -129,7 +139,7 @@ impl Scanner {
         &mut self,
         start: u64,
         end: u64,
-        push: &mut impl FnMut(u64, u64),
+        push: &mut impl FnMut(u64, u64, bool),
     ) -> Result<(), ScanError> {
         // Guard pages (MADV_GUARD_INSTALL) have no contents: they are
         // restored as guards (see super::guards), never read.
@@ -146,7 +156,7 @@ impl Scanner {
                 category_inverted: category::PFNZERO | category::FILE | guard,
                 category_mask: category::PFNZERO | category::FILE | guard,
                 category_anyof_mask: category::PRESENT | category::SWAPPED,
-                return_mask: category::PRESENT | category::SWAPPED,
+                return_mask: category::PRESENT | category::SWAPPED | category::WRITTEN,
                 ..ScanArgs::default()
             };
             let res =
@@ -159,7 +169,7 @@ impl Scanner {
                     }
                 })?;
             for r in &self.regions[..res.regions] {
-                push(r.start, r.end);
+                push(r.start, r.end, r.categories & category::WRITTEN != 0);
             }
             if res.walk_end <= at {
                 break;
@@ -173,7 +183,7 @@ impl Scanner {
         &mut self,
         start: u64,
         end: u64,
-        push: &mut impl FnMut(u64, u64),
+        push: &mut impl FnMut(u64, u64, bool),
     ) -> Result<(), ScanError> {
         let zero = self.zero_pfn()?;
         let mut buf = vec![0u8; PME_BATCH * 8];
@@ -196,7 +206,7 @@ impl Scanner {
                     && !(present && Some(pme & PM_PFN_MASK) == zero);
                 if wanted {
                     let a = at + i as u64 * self.page;
-                    push(a, a + self.page);
+                    push(a, a + self.page, pme & PM_UFFD_WP == 0);
                 }
             }
             at += n as u64 * self.page;

@@ -22,4 +22,5 @@ pub mod shared_mapping;
 pub mod sockopt;
 pub mod tty;
 pub mod uffd;
+pub mod vm_rw;
 pub mod wait;

@@ -16,7 +16,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
     match command {
         Command::Check => run_check(opts),
         Command::Dump => dump(opts),
-        Command::PreDump => not_implemented("pre-dump"),
+        Command::PreDump => pre_dump(opts),
         Command::Restore => {
             if opts.dump.tree.is_some() {
                 pr_warn!("Using -t with criu restore is obsoleted");
@@ -26,7 +26,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
         Command::PageServer => not_implemented("page-server"),
         Command::Service => service(opts),
         Command::LazyPages => not_implemented("lazy-pages"),
-        Command::Dedup => not_implemented("dedup"),
+        Command::Dedup => dedup(opts),
         Command::CpuinfoDump => cpuinfo(opts, true),
         Command::CpuinfoCheck => cpuinfo(opts, false),
         Command::Exec => {
@@ -91,6 +91,34 @@ fn dump(opts: &Opts) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("Dumping FAILED: {e}");
+            1
+        }
+    }
+}
+
+/// `criu pre-dump`: one round of an iterative dump; the tree runs on.
+fn pre_dump(opts: &Opts) -> i32 {
+    let mut hooks = Hooks::scripts(&opts.common.action_scripts, &opts.common.images_dir);
+    match criu_core::dump::pre_dump(&opts.common, &opts.dump, &mut hooks) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("Pre-dumping FAILED: {e}");
+            1
+        }
+    }
+}
+
+/// `criu dedup`: punch the pages this images directory holds out of its
+/// parent images.
+fn dedup(opts: &Opts) -> i32 {
+    let page = rustix::param::page_size() as u64;
+    match criu_core::images::dedup::dedup_dir(&opts.common.images_dir, page) {
+        Ok(freed) => {
+            pr_info!("Deduplicated {freed} bytes of parent images");
+            0
+        }
+        Err(e) => {
+            pr_err!("Deduplication FAILED: {e}");
             1
         }
     }

@@ -6,6 +6,7 @@
 //! came from before a single process exists. Restore takes the set as
 //! read here.
 
+pub mod chain;
 pub mod files;
 pub mod shmem;
 
@@ -20,8 +21,7 @@ use super::kinds::Kind;
 use super::pb;
 use super::typed::ImageDir;
 use super::vma::{
-    PagesRun, is_file_vma, is_mapped_vma, read_pagemap, refuse_unsupported, validate_pages,
-    validate_vmas,
+    PagesRun, is_file_vma, is_mapped_vma, refuse_unsupported, validate_pages, validate_vmas,
 };
 use files::{FileImages, TreeFiles, read_tree_files};
 use shmem::ShmemImage;
@@ -35,8 +35,11 @@ pub struct TaskImages {
     pub threads: Vec<(u32, pb::CoreEntry)>,
     pub mm: pb::MmEntry,
     pub pages: Vec<PagesRun>,
-    /// Path of `pages-N.img`.
+    /// Path of `pages-N.img` (or of the pages gathered from the parent
+    /// chain, see [`chain`]).
     pub pages_path: std::path::PathBuf,
+    /// Keeps the gathered pages of a parent chain open.
+    pub pages_keep: Option<Arc<std::os::fd::OwnedFd>>,
     /// Regular files by id (`files.img`, or the older `reg-files.img`).
     /// This and the other file images are the tree's, read once and
     /// shared by every task.
@@ -270,7 +273,7 @@ fn read_task(
     let mm_file = Kind::Mm.file_name(pid);
     validate_vmas(&mm.vmas, &mm_file, page_size, task_size)?;
     refuse_unsupported(&mm.vmas, &mm_file)?;
-    let (pages, pages_path) = read_pages(dir, pid, &mm, page_size)?;
+    let (pages, pages_path, pages_keep) = read_pages(dir, pid, &mm, page_size)?;
     check_file_vmas(&mm, &mm_file, files)?;
     let shmem = shmem::read(dir, &mm.vmas, &files.memfd_files, page_size, &mm_file)?;
     let fs = if complete || dir.path(Kind::Fs, pid).exists() {
@@ -294,6 +297,7 @@ fn read_task(
         mm,
         pages,
         pages_path,
+        pages_keep,
         reg_files: files.reg_files.clone(),
         fs,
         fdinfo,
@@ -335,21 +339,27 @@ fn read_threads(
     Ok(threads)
 }
 
-/// The task's pagemap runs, checked against its VMAs and the size of its
-/// `pages-N.img`, and that file's path.
+/// The task's pagemap runs (through the parent chain of an iterative
+/// dump), checked against its VMAs and the size of its pages file, and
+/// that file's path.
 fn read_pages(
     dir: &ImageDir,
     pid: u64,
     mm: &pb::MmEntry,
     page_size: u64,
-) -> Result<(Vec<PagesRun>, std::path::PathBuf), CheckError> {
-    let (pages_id, pages) = read_pagemap(&dir.path(Kind::Pagemap, pid), page_size)?;
-    let pages_path = dir.path(Kind::Pages, u64::from(pages_id));
+) -> Result<PagesRead, CheckError> {
+    let chain::TaskPages {
+        runs: pages,
+        path: pages_path,
+        keep,
+    } = chain::task_pages(dir.root(), pid, page_size)?;
     let pages_len = std::fs::metadata(&pages_path)
         .map_err(|e| invalid(pages_path.display().to_string(), e.to_string()))?
         .len();
     let pm_file = Kind::Pagemap.file_name(pid);
-    let pages_file = Kind::Pages.file_name(u64::from(pages_id));
+    let pages_file = pages_path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     validate_pages(
         &pages,
         &mm.vmas,
@@ -358,8 +368,15 @@ fn read_pages(
         page_size,
         pages_len,
     )?;
-    Ok((pages, pages_path))
+    Ok((pages, pages_path, keep))
 }
+
+/// What [`read_pages`] returns.
+type PagesRead = (
+    Vec<PagesRun>,
+    std::path::PathBuf,
+    Option<Arc<std::os::fd::OwnedFd>>,
+);
 
 /// Every file-backed VMA names a regular file of `files.img`.
 fn check_file_vmas(mm: &pb::MmEntry, mm_file: &str, files: &TreeFiles) -> Result<(), CheckError> {

@@ -68,10 +68,6 @@ syscalls! {
     chroot = syscall1(CHROOT, path);
     /// `umask(2)`.
     umask = syscall1(UMASK, mask);
-    /// `ioctl(2)`.
-    ioctl = syscall3(IOCTL, fd, request, arg);
-    /// `userfaultfd(2)`.
-    userfaultfd = syscall1(USERFAULTFD, flags);
     /// `vmsplice(2)`.
     vmsplice = syscall4(VMSPLICE, fd, iov, nr_segs, flags);
 

@@ -21,6 +21,7 @@ pub(super) fn gather_all(
     tree: &mut tree::Tree,
     collected: &mut Vec<Option<Collected>>,
     common: &CommonOpts,
+    ps: Option<super::to_server::Shared>,
 ) -> Result<(), DumpError> {
     let common = std::sync::Arc::new(common.clone());
     let pending: Vec<_> = std::mem::take(&mut tree.tasks)
@@ -29,11 +30,12 @@ pub(super) fn gather_all(
         .enumerate()
         .map(|(i, (mut t, mut c))| {
             let common = common.clone();
+            let ps = ps.clone();
             tree.workers.submit(t.owner, move || {
                 let r = match (&mut t.kind, c.as_mut()) {
                     (tree::TaskKind::Alive { task, threads }, Some(c)) => {
                         collect_traced(&t.proc, task, threads, c)
-                            .and_then(|()| gather_inside(&common, task, threads, c, i))
+                            .and_then(|()| gather_inside(&common, ps.as_ref(), task, threads, c, i))
                     }
                     _ => Ok(()),
                 };
@@ -61,6 +63,7 @@ pub(super) fn gather_all(
 /// place in the tree, for `CRIU_DUMP_FAULT_TASK`.
 fn gather_inside(
     common: &CommonOpts,
+    ps: Option<&super::to_server::Shared>,
     task: &mut Seized,
     threads: &mut [crate::infect::SeizedThread],
     c: &mut Collected,
@@ -104,26 +107,37 @@ fn gather_inside(
     let changes = unreadable(c);
     parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
     fault("mprotect")?;
-    let pages_path = common
-        .images_dir
-        .join(crate::images::Kind::Pages.file_name(c.pages_id));
-    let pages_file =
-        crate::images::writer::create_raw(&pages_path).map_err(|source| DumpError::Images {
-            dir: common.images_dir.clone(),
-            source,
-        })?;
     let t_mem = std::time::Instant::now();
-    let dumped = mem::dump_pages(
-        &mut daemon,
-        &c.ranges,
-        &pages_file,
-        &pages_path.display().to_string(),
-        c.page_size,
-    )
-    .map_err(|e| DumpError::Memory {
+    let mem_err = |e: mem::PageXferError| DumpError::Memory {
         pid,
         reason: e.to_string(),
-    })?;
+    };
+    let dumped = match ps {
+        Some(s) => {
+            let conn = super::to_server::lock(s);
+            let target = crate::page_server::Target::Task(pid as u64);
+            let dest = mem::PageDest::Server {
+                conn: &conn,
+                target,
+            };
+            c.pages_sent = true;
+            mem::dump_pages(&mut daemon, &c.ranges, dest, c.page_size).map_err(mem_err)?
+        }
+        None => {
+            let pages_path = common
+                .images_dir
+                .join(crate::images::Kind::Pages.file_name(c.pages_id));
+            let file = crate::images::writer::create_raw(&pages_path).map_err(|source| {
+                DumpError::Images {
+                    dir: common.images_dir.clone(),
+                    source,
+                }
+            })?;
+            let name = pages_path.display().to_string();
+            let dest = mem::PageDest::Image { file: &file, name: &name };
+            mem::dump_pages(&mut daemon, &c.ranges, dest, c.page_size).map_err(mem_err)?
+        }
+    };
     fault("pages")?;
     parasite::mprotect_undo(&mut daemon).map_err(infect_err("parasite MPROTECT_VMAS undo"))?;
     fault("mprotect-undo")?;

@@ -84,6 +84,7 @@ mod proc_part;
 pub mod regs;
 mod release;
 mod task_state;
+mod to_server;
 pub mod tree;
 mod workers;
 mod write;
@@ -134,6 +135,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     pr_info!("Dumping task {pid} into {}", common.images_dir.display());
     let (ours, rules) = before_seize(common, opts, pid)?;
     hooks.run(Action::PreDump, None)?;
+    let ps = to_server::connect(common)?;
 
     let t_start = std::time::Instant::now();
     let seize_opts = seize_bound(common);
@@ -155,12 +157,14 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
-    let (shpages_scanned, shpages_written) = dump_shmem(common, &tree, &collected, &files)?;
+    let (shpages_scanned, shpages_written) =
+        dump_shmem(common, &tree, &collected, &files, ps.as_ref())?;
     fault("shmem")?;
 
-    gather::gather_all(&mut tree, &mut collected, common)?;
+    gather::gather_all(&mut tree, &mut collected, common, ps.clone())?;
     fault("cured")?;
     let collected = write_images(common, &tree, collected, &files, &ours, &run_id)?;
+    to_server::finish(ps)?;
     fault("images")?;
     hooks.run(Action::PostDump, Some(pid))?;
 
@@ -261,6 +265,7 @@ fn dump_shmem(
     tree: &tree::Tree,
     collected: &[Option<Collected>],
     files: &crate::files::table::FileTable,
+    ps: Option<&to_server::Shared>,
 ) -> Result<(u64, u64), DumpError> {
     let pid = tree.tasks[0].pid;
     let shm_err = |e: shmem::ShmemError| DumpError::Memory {
@@ -274,8 +279,14 @@ fn dump_shmem(
     let (mut shpages_scanned, mut shpages_written) = (0, 0);
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = first_shmem_pages + i as u64;
-        let d =
-            shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
+        let dest = match ps {
+            Some(s) => shmem::ShmemDest::Server(to_server::lock(s)),
+            None => shmem::ShmemDest::Dir {
+                dir: &common.images_dir,
+                pages_id,
+            },
+        };
+        let d = shmem::dump_object(dest, obj, page_size).map_err(shm_err)?;
         shpages_scanned += obj.size.div_ceil(page_size);
         shpages_written += d.pages;
         pr_debug!(

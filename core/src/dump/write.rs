@@ -82,6 +82,8 @@ pub struct Collected {
     pub itimers: Option<ItimersArgs>,
     pub posix: Vec<(ProcTimer, PosixTimer)>,
     pub pagemap: Vec<pb::PagemapEntry>,
+    /// The pages and pagemap went to a page server (`--page-server`).
+    pub pages_sent: bool,
     pub nr_pages: u64,
     pub stats: Stats,
     /// The other threads, in tid order.
@@ -388,14 +390,16 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
 
-    let mut w = img.writer(Kind::Pagemap, pidu)?;
-    w.write_message(&pb::PagemapHead {
-        pages_id: c.pages_id as u32,
-    })?;
-    for e in &c.pagemap {
-        w.write_message(e)?;
+    if !c.pages_sent {
+        let mut w = img.writer(Kind::Pagemap, pidu)?;
+        w.write_message(&pb::PagemapHead {
+            pages_id: c.pages_id as u32,
+        })?;
+        for e in &c.pagemap {
+            w.write_message(e)?;
+        }
+        w.finish()?;
     }
-    w.finish()?;
 
     img.write_one(
         Kind::Fs,

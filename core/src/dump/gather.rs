@@ -134,7 +134,10 @@ fn gather_inside(
                 }
             })?;
             let name = pages_path.display().to_string();
-            let dest = mem::PageDest::Image { file: &file, name: &name };
+            let dest = mem::PageDest::Image {
+                file: &file,
+                name: &name,
+            };
             mem::dump_pages(&mut daemon, &c.ranges, dest, c.page_size).map_err(mem_err)?
         }
     };

@@ -209,7 +209,10 @@ pub fn dump_object<C: std::ops::Deref<Target = Connection>>(
         let nr = (end - start) / page_size;
         if let PagesOut::Server(conn) = &pages {
             let nr32 = u32::try_from(nr).map_err(|_| err("run too long", Errno::FBIG))?;
-            conn.send(Iov::add(pe::PRESENT, nr32, start, target.dst_id()), "shmem pages")?;
+            conn.send(
+                Iov::add(pe::PRESENT, nr32, start, target.dst_id()),
+                "shmem pages",
+            )?;
         }
         copy_range(&obj.fd, &mut pages, &mut buf, start, end, &pages_path)
             .map_err(|e| err("pread", e))?;

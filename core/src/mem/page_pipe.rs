@@ -131,14 +131,7 @@ pub fn dump_pages(
                 let mut start = r.start;
                 while start < r.end {
                     if batch.len() == max_iovs {
-                        send_batch(
-                            daemon,
-                            &batch,
-                            dest,
-                            pipe_size,
-                            &written,
-                            &mut out,
-                        )?;
+                        send_batch(daemon, &batch, dest, pipe_size, &written, &mut out)?;
                         batch.clear();
                     }
                     let end = r.end.min(start + MAX_IOV_LEN);
@@ -151,14 +144,7 @@ pub fn dump_pages(
                 }
             }
             if !batch.is_empty() {
-                send_batch(
-                    daemon,
-                    &batch,
-                    dest,
-                    pipe_size,
-                    &written,
-                    &mut out,
-                )?;
+                send_batch(daemon, &batch, dest, pipe_size, &written, &mut out)?;
             }
             Ok(())
         };

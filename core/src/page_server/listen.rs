@@ -147,10 +147,12 @@ fn listen(cfg: &Config) -> Result<TcpListener, PageServerError> {
 fn detach(sock: &Socket) -> Result<u32, PageServerError> {
     let raw = sock.as_fd().as_raw_fd();
     // Only this socket loses close-on-exec: the child inherits exactly it.
-    rustix::io::fcntl_setfd(sock.as_fd(), FdFlags::empty()).map_err(|errno| PageServerError::Fd {
-        fd: raw,
-        what: "the page server socket",
-        errno,
+    rustix::io::fcntl_setfd(sock.as_fd(), FdFlags::empty()).map_err(|errno| {
+        PageServerError::Fd {
+            fd: raw,
+            what: "the page server socket",
+            errno,
+        }
     })?;
     let child = Command::new("/proc/self/exe")
         .args(std::env::args_os().skip(1))
@@ -199,10 +201,6 @@ fn serve_socket(cfg: &Config, sock: Socket) -> Result<(), PageServerError> {
         Socket::Conn(c) => (c, true),
     };
     let got = serve(&conn, &cfg.images_dir, inherited)?;
-    pr_info!(
-        "Received {} pages in {} pagemaps",
-        got.pages,
-        got.pagemaps
-    );
+    pr_info!("Received {} pages in {} pagemaps", got.pages, got.pagemaps);
     Ok(())
 }

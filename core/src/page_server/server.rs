@@ -53,7 +53,9 @@ pub enum ServeError {
     UnknownTarget { dst_id: u64 },
     #[error("bad pagemap flags {flags:#x} for {vaddr:#x}")]
     BadFlags { flags: u32, vaddr: u64 },
-    #[error("bad run of {nr_pages} pages at {vaddr:#x} (not page-aligned or past the address space)")]
+    #[error(
+        "bad run of {nr_pages} pages at {vaddr:#x} (not page-aligned or past the address space)"
+    )]
     BadRun { vaddr: u64, nr_pages: u32 },
     #[error("reading from the sender: {0}")]
     Read(std::io::Error),
@@ -89,10 +91,7 @@ pub fn serve(sk: &TcpStream, dir: &Path, inherited: bool) -> Result<Received, Se
     let _ = sk.set_nodelay(true);
     let mut s = Session::new(dir)?;
     let mut flushed = false;
-    loop {
-        let Some(iov) = read_iov(sk)? else {
-            break;
-        };
+    while let Some(iov) = read_iov(sk)? {
         flushed = false;
         match iov.command() {
             cmd::OPEN => s.open(iov.dst_id).map(drop)?,
@@ -193,10 +192,11 @@ struct Session {
 
 impl Session {
     fn new(dir: &Path) -> Result<Session, ServeError> {
-        let pipe = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|errno| ServeError::Sys {
-            what: "pipe",
-            errno,
-        })?;
+        let pipe =
+            rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|errno| ServeError::Sys {
+                what: "pipe",
+                errno,
+            })?;
         let pipe_size = rustix::pipe::fcntl_getpipe_size(&pipe.0).unwrap_or(1 << 16);
         Ok(Session {
             dir: ImageDir::new(dir),
@@ -266,9 +266,7 @@ impl Session {
         }
         pr_debug!("Adding {vaddr:#x}/{nr_pages} flags {flags:#x}");
         let Some(o) = self.open.as_mut() else {
-            return Err(ServeError::UnknownTarget {
-                dst_id: iov.dst_id,
-            });
+            return Err(ServeError::UnknownTarget { dst_id: iov.dst_id });
         };
         for e in crate::images::pagemap::entries(vaddr, u64::from(nr_pages), flags, self.page_size)
         {
@@ -302,8 +300,14 @@ impl Session {
             };
             let mut left = n;
             while left > 0 {
-                match rustix::pipe::splice(&self.pipe.0, None, &o.pages, None, left, SpliceFlags::MOVE)
-                {
+                match rustix::pipe::splice(
+                    &self.pipe.0,
+                    None,
+                    &o.pages,
+                    None,
+                    left,
+                    SpliceFlags::MOVE,
+                ) {
                     Ok(0) => {
                         return Err(ServeError::Write {
                             file: o.pages_name.clone(),

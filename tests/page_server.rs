@@ -439,10 +439,30 @@ fn page_server_fails_cleanly_when_the_sender_goes_away() {
     let open = iov(OPEN2, 0, 0, TASK_1);
     let huge = iov(ADD_PRESENT, u32::MAX, 0x10000, TASK_1);
     let data = vec![0x5au8; 1 << 20];
-    let log = serve_bad(
-        "ps_oversized_then_gone",
-        &[open.clone(), huge, data].concat(),
-    );
+    let dir = common::TempDir::new("ps_oversized_then_gone");
+    let ps = Server::ours(dir.path(), &[]);
+    let mut sk = TcpStream::connect(("127.0.0.1", ps.port)).unwrap();
+    sk.write_all(&[open.clone(), huge, data].concat()).unwrap();
+    // Everything sent has been written out before the peak is read.
+    let pages = dir.join("pages-65537.img");
+    let written = common::wait_until(TIMEOUT, || {
+        std::fs::metadata(&pages).is_ok_and(|m| m.len() == 1 << 20)
+    });
+    assert!(written, "the pages that came were not written");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ps.child.id())).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(hwm_kib < 64 << 10, "the page server grew to {hwm_kib} KiB");
+    // Take OPEN2's answer, so that closing is an orderly end (not a reset).
+    let mut has_parent = [9u8; 1];
+    sk.read_exact(&mut has_parent).unwrap();
+    assert_eq!(has_parent, [0]);
+    drop(sk);
+    let (ok, log) = ps.wait();
+    assert!(!ok, "{log}");
     assert!(
         log.contains("went away in the middle of the pages of 0x10000"),
         "{log}"

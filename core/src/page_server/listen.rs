@@ -112,6 +112,14 @@ pub fn run(cfg: &Config) -> Result<(), PageServerError> {
         None => Socket::Listen(listen(cfg)?),
     };
     if cfg.daemon {
+        if let Some((fd, raw)) = &status {
+            // The detached server must not hold the status fd open.
+            rustix::io::fcntl_setfd(fd, FdFlags::CLOEXEC).map_err(|errno| PageServerError::Fd {
+                fd: *raw,
+                what: "--status-fd",
+                errno,
+            })?;
+        }
         let pid = detach(&sock)?;
         if let Some(path) = &cfg.pidfile {
             std::fs::write(path, pid.to_string()).map_err(|source| PageServerError::Pidfile {

@@ -53,6 +53,8 @@
 //!   `{vaddr, nr_pages, flags}` in address order, flags PE_PRESENT, plus
 //!   PE_LAZY for anonymous private memory; their pages follow each other in
 //!   `pages-1.img`. Holes are absent. The vDSO is dumped whole, vvar never.
+//!   With `--page-server` these (and the shmem objects' pagemaps) go to
+//!   the page server instead (see `to_server`), which writes them.
 //! - shared anonymous memory and memfd mappings: per shmem object
 //!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and

@@ -531,3 +531,26 @@ fn dump_refused_when_no_page_server_listens() {
     z.dump_refused(&args, "can't connect to the page server at 127.0.0.1");
     assert_eq!(z.go(), "PASS");
 }
+
+/// `-d` with a pidfile that cannot be written fails, and leaves no server
+/// behind (as CRIU, which kills the one it started).
+#[test]
+fn detached_page_server_with_an_unwritable_pidfile_fails_and_leaves_none() {
+    let dir = common::TempDir::new("ps_unwritable_pidfile");
+    let port = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(["page-server", "-d", "--pidfile", "no/such/dir/ps.pid", "-D"])
+        .arg(dir.path())
+        .args(["--address", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-v4", "-o", "ps.log"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let log = std::fs::read_to_string(dir.join("ps.log")).unwrap();
+    assert!(log.contains("Can't write pidfile"), "{log}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a page server still listens: {log}"
+    );
+}

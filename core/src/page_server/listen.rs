@@ -8,7 +8,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use rustix::io::{Errno, FdFlags};
 
@@ -120,12 +120,17 @@ pub fn run(cfg: &Config) -> Result<(), PageServerError> {
                 errno,
             })?;
         }
-        let pid = detach(&sock)?;
-        if let Some(path) = &cfg.pidfile {
-            std::fs::write(path, pid.to_string()).map_err(|source| PageServerError::Pidfile {
+        let mut child = detach(&sock)?;
+        if let Some(path) = &cfg.pidfile
+            && let Err(source) = std::fs::write(path, child.id().to_string())
+        {
+            // As CRIU: no server runs that its pidfile does not name.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(PageServerError::Pidfile {
                 path: path.clone(),
                 source,
-            })?;
+            });
         }
         status_ready(status)?;
         return Ok(());
@@ -151,8 +156,8 @@ fn listen(cfg: &Config) -> Result<TcpListener, PageServerError> {
     Ok(l)
 }
 
-/// Start the detached page server with the socket; its pid.
-fn detach(sock: &Socket) -> Result<u32, PageServerError> {
+/// Start the detached page server with the socket.
+fn detach(sock: &Socket) -> Result<Child, PageServerError> {
     let raw = sock.as_fd().as_raw_fd();
     // Only this socket loses close-on-exec: the child inherits exactly it.
     rustix::io::fcntl_setfd(sock.as_fd(), FdFlags::empty()).map_err(|errno| {
@@ -171,7 +176,7 @@ fn detach(sock: &Socket) -> Result<u32, PageServerError> {
         .spawn()
         .map_err(PageServerError::Spawn)?;
     pr_info!("The page server runs detached as {}", child.id());
-    Ok(child.id())
+    Ok(child)
 }
 
 fn from_env(v: &str) -> Result<Socket, PageServerError> {

@@ -146,7 +146,7 @@ fn usage_errors_exit_1_with_criu_messages() {
 #[test]
 fn unimplemented_commands_say_so() {
     let dir = TempDir::new("cli-todo");
-    let cases: &[&[&str]] = &[&["page-server"], &["lazy-pages"]];
+    let cases: &[&[&str]] = &[&["lazy-pages"]];
     for args in cases {
         let Some(o) = criu_in(dir.path(), args) else {
             return;

@@ -13,7 +13,7 @@
 //! 5. `blob` (the embedded parasite/restorer blobs, their ABIs from `criu-blob-abi`, and loader)
 //! 6. `images` (CRIU's on-disk format)
 //! 7. `proc`, `netlock` (reading /proc; locking the network with nftables or iptables)
-//! 8. `vdso` (the vDSO's layout and symbols)
+//! 8. `vdso`, `page_server` (the vDSO's layout and symbols; CRIU's page server protocol, its sender and receiver)
 //! 9. `check` (kernel feature probes)
 //! 10. `infect` (ptrace injection, the compel part)
 //! 11. `regs` (register sets to and from images)
@@ -47,6 +47,7 @@ pub mod log;
 pub mod mem;
 pub mod netlock;
 pub mod opts;
+pub mod page_server;
 pub mod proc;
 pub mod regs;
 pub mod restore;

@@ -156,6 +156,7 @@ pub(super) fn collect_outside(
         itimers: None,
         posix: Vec::new(),
         pagemap: Vec::new(),
+        pages_sent: false,
         nr_pages: 0,
         stats: write::Stats::default(),
         threads: Vec::new(),

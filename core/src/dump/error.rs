@@ -55,6 +55,8 @@ pub enum DumpError {
     },
     #[error("task {pid}: {what}; refusing to dump what a restore cannot bring back")]
     Refused { pid: i32, what: String },
+    #[error("page server: {0}")]
+    PageServer(#[from] crate::page_server::ClientError),
     #[error("dumping memory of task {pid}: {reason}")]
     Memory { pid: i32, reason: String },
     #[error("Tracking memory is not available: {0}")]

@@ -23,6 +23,7 @@ pub(super) fn gather_all(
     collected: &mut Vec<Option<Collected>>,
     common: &CommonOpts,
     iter: &Iterative,
+    ps: Option<super::to_server::Shared>,
 ) -> Result<(), DumpError> {
     let common = std::sync::Arc::new(common.clone());
     let iter = std::sync::Arc::new(iter.clone());
@@ -33,11 +34,13 @@ pub(super) fn gather_all(
         .map(|(i, (mut t, mut c))| {
             let common = common.clone();
             let iter = iter.clone();
+            let ps = ps.clone();
             tree.workers.submit(t.owner, move || {
                 let r = match (&mut t.kind, c.as_mut()) {
                     (tree::TaskKind::Alive { task, threads }, Some(c)) => {
-                        collect_traced(&t.proc, task, threads, c)
-                            .and_then(|()| gather_inside(&common, &iter, task, threads, c, i))
+                        collect_traced(&t.proc, task, threads, c).and_then(|()| {
+                            gather_inside(&common, &iter, ps.as_ref(), task, threads, c, i)
+                        })
                     }
                     _ => Ok(()),
                 };
@@ -66,6 +69,7 @@ pub(super) fn gather_all(
 fn gather_inside(
     common: &CommonOpts,
     iter: &Iterative,
+    ps: Option<&super::to_server::Shared>,
     task: &mut Seized,
     threads: &mut [crate::infect::SeizedThread],
     c: &mut Collected,
@@ -111,15 +115,6 @@ fn gather_inside(
     let changes = if read_mode { Vec::new() } else { unreadable(c) };
     parasite::mprotect(&mut daemon, &changes).map_err(infect_err("parasite MPROTECT_VMAS"))?;
     fault("mprotect")?;
-    let pages_path = common
-        .images_dir
-        .join(crate::images::Kind::Pages.file_name(c.pages_id));
-    let pages_file =
-        crate::images::writer::create_raw(&pages_path).map_err(|source| DumpError::Images {
-            dir: common.images_dir.clone(),
-            source,
-        })?;
-    let name = pages_path.display().to_string();
     let t_mem = std::time::Instant::now();
     // Pages not written since the previous round stay in the parent.
     let parent = iter.parent_pages(pid, c.page_size)?;
@@ -146,19 +141,36 @@ fn gather_inside(
         }
         None => None,
     };
-    let dumped = match held {
-        Some(how) => {
+    let dumped = match (held, ps) {
+        (Some(how), _) => {
+            let (file, name) = create_pages_file(common, c)?;
             c.deferred = Some(mem::deferred::DeferredPages {
                 pid,
                 how,
                 ranges: split.dump.clone(),
-                file: pages_file,
+                file,
                 name,
             });
             mem::DumpedPages::default()
         }
-        None => mem::dump_pages(&mut daemon, &split.dump, &pages_file, &name, c.page_size)
-            .map_err(mem_err)?,
+        (None, Some(s)) => {
+            let conn = super::to_server::lock(s);
+            let target = crate::page_server::Target::Task(pid as u64);
+            let dest = mem::PageDest::Server {
+                conn: &conn,
+                target,
+            };
+            c.pages_sent = true;
+            mem::dump_pages(&mut daemon, &split.dump, dest, c.page_size).map_err(mem_err)?
+        }
+        (None, None) => {
+            let (file, name) = create_pages_file(common, c)?;
+            let dest = mem::PageDest::Image {
+                file: &file,
+                name: &name,
+            };
+            mem::dump_pages(&mut daemon, &split.dump, dest, c.page_size).map_err(mem_err)?
+        }
     };
     fault("pages")?;
     after_round(&mut daemon, iter.after, c)?;
@@ -241,4 +253,20 @@ fn unreadable(c: &Collected) -> Vec<parasite::ProtChange> {
             orig: u64::from(v.entry.prot),
         })
         .collect()
+}
+
+/// Creates the task's `pages-N.img`; returns it and its name for messages.
+fn create_pages_file(
+    common: &CommonOpts,
+    c: &Collected,
+) -> Result<(std::fs::File, String), DumpError> {
+    let pages_path = common
+        .images_dir
+        .join(crate::images::Kind::Pages.file_name(c.pages_id));
+    let file =
+        crate::images::writer::create_raw(&pages_path).map_err(|source| DumpError::Images {
+            dir: common.images_dir.clone(),
+            source,
+        })?;
+    Ok((file, pages_path.display().to_string()))
 }

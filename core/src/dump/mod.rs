@@ -56,6 +56,8 @@
 //!   With `--track-mem --prev-images-dir`, pages not written since the
 //!   parent images were made and held there are `PE_PARENT` entries with
 //!   no pages here, and `parent` links to the parent (see [`iterative`]).
+//!   With `--page-server` these (and the shmem objects' pagemaps) go to
+//!   the page server instead (see `to_server`), which writes them.
 //! - shared anonymous memory and memfd mappings: per shmem object
 //!   `pagemap-shmem-<inode>.img` + `pages-<2..>.img` (see [`crate::files::shmem`]); memfd
 //!   mappings also a MEMFD entry in `files.img` (`vma.shmid` = its id) and
@@ -88,6 +90,7 @@ mod proc_part;
 pub mod regs;
 mod release;
 mod task_state;
+mod to_server;
 pub mod tree;
 mod workers;
 mod write;
@@ -159,6 +162,14 @@ fn run(
     let (ours, rules) = before_seize(common, opts, pid)?;
     let iter = iterative::prepare(common, opts, pre)?;
     hooks.run(Action::PreDump, None)?;
+    let ps = to_server::connect(common)?;
+    if ps.is_some() && iter.parent.is_some() {
+        // The server would need the PE_PARENT runs too: not sent yet.
+        return Err(DumpError::Parent {
+            dir: common.images_dir.join(crate::mem::parent::PARENT_LINK),
+            reason: "--page-server with --prev-images-dir is not supported yet".into(),
+        });
+    }
 
     let t_start = std::time::Instant::now();
     let seize_opts = seize_bound(common);
@@ -184,11 +195,11 @@ fn run(
     let (shpages_scanned, shpages_written) = if pre {
         (0, 0)
     } else {
-        dump_shmem(common, &tree, &collected, &files)?
+        dump_shmem(common, &tree, &collected, &files, ps.as_ref())?
     };
     fault("shmem")?;
 
-    gather::gather_all(&mut tree, &mut collected, common, &iter)?;
+    gather::gather_all(&mut tree, &mut collected, common, &iter, ps.clone())?;
     fault("cured")?;
     // A pre-dump writes its images once the tree runs again.
     let mut collected = if pre {
@@ -196,6 +207,7 @@ fn run(
     } else {
         write_images(common, &tree, collected, &files, &ours, &run_id)?
     };
+    to_server::finish(ps)?;
     fault("images")?;
     if !pre {
         hooks.run(Action::PostDump, Some(pid))?;
@@ -317,6 +329,7 @@ fn dump_shmem(
     tree: &tree::Tree,
     collected: &[Option<Collected>],
     files: &crate::files::table::FileTable,
+    ps: Option<&to_server::Shared>,
 ) -> Result<(u64, u64), DumpError> {
     let pid = tree.tasks[0].pid;
     let shm_err = |e: shmem::ShmemError| DumpError::Memory {
@@ -330,8 +343,14 @@ fn dump_shmem(
     let (mut shpages_scanned, mut shpages_written) = (0, 0);
     for (i, obj) in objects.iter().enumerate() {
         let pages_id = first_shmem_pages + i as u64;
-        let d =
-            shmem::dump_object(&common.images_dir, obj, pages_id, page_size).map_err(shm_err)?;
+        let dest = match ps {
+            Some(s) => shmem::ShmemDest::Server(to_server::lock(s)),
+            None => shmem::ShmemDest::Dir {
+                dir: &common.images_dir,
+                pages_id,
+            },
+        };
+        let d = shmem::dump_object(dest, obj, page_size).map_err(shm_err)?;
         shpages_scanned += obj.size.div_ceil(page_size);
         shpages_written += d.pages;
         pr_debug!(

@@ -82,6 +82,8 @@ pub struct Collected {
     pub itimers: Option<ItimersArgs>,
     pub posix: Vec<(ProcTimer, PosixTimer)>,
     pub pagemap: Vec<pb::PagemapEntry>,
+    /// The pages and pagemap went to a page server (`--page-server`).
+    pub pages_sent: bool,
     pub nr_pages: u64,
     pub stats: Stats,
     /// The other threads, in tid order.
@@ -410,7 +412,9 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
         img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t)?)?;
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
-    write_pagemap(&img, c)?;
+    if !c.pages_sent {
+        write_pagemap(&img, c)?;
+    }
 
     img.write_one(
         Kind::Fs,

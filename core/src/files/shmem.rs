@@ -38,6 +38,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags, SeekFrom};
+
+use crate::page_server::wire::Iov;
+use crate::page_server::{Connection, Target};
 use rustix::io::Errno;
 
 use super::FileError;
@@ -63,6 +66,30 @@ pub enum ShmemError {
     },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    PageServer(#[from] crate::page_server::ClientError),
+}
+
+/// The pages of one object: its image, or the page server's socket.
+enum PagesOut<'a> {
+    File(File),
+    Server(&'a Connection),
+}
+
+impl Write for PagesOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            PagesOut::File(f) => f.write(buf),
+            PagesOut::Server(c) => c.stream().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            PagesOut::File(f) => f.flush(),
+            PagesOut::Server(c) => c.stream().flush(),
+        }
+    }
 }
 
 /// One shmem object as the dump sees it.
@@ -130,11 +157,18 @@ pub struct DumpedObject {
     pub pages: u64,
 }
 
-/// Write `pagemap-shmem-<shmid>.img` and `pages-<pages_id>.img` of `obj`.
-pub fn dump_object(
-    dir: &Path,
+/// Where an object's pages go.
+pub enum ShmemDest<'a, C: std::ops::Deref<Target = Connection>> {
+    /// `pagemap-shmem-<shmid>.img` and `pages-<pages_id>.img` in `dir`.
+    Dir { dir: &'a Path, pages_id: u64 },
+    /// A page server (`--page-server`).
+    Server(C),
+}
+
+/// Write `obj`'s pagemap and pages to `dest`.
+pub fn dump_object<C: std::ops::Deref<Target = Connection>>(
+    dest: ShmemDest<'_, C>,
     obj: &ShmemObject,
-    pages_id: u64,
     page_size: u64,
 ) -> Result<DumpedObject, ShmemError> {
     let err = |what, source| ShmemError::Read {
@@ -142,9 +176,18 @@ pub fn dump_object(
         what,
         source,
     };
-    let img = ImageDir::new(dir);
-    let pages_path = dir.join(Kind::Pages.file_name(pages_id));
-    let mut pages = crate::images::writer::create_raw(&pages_path)?;
+    let target = Target::Shmem(obj.shmid);
+    let (dir, pages_id, pages_path, mut pages) = match &dest {
+        ShmemDest::Dir { dir, pages_id } => {
+            let pages_path = dir.join(Kind::Pages.file_name(*pages_id));
+            let file = crate::images::writer::create_raw(&pages_path)?;
+            (Some(*dir), *pages_id, pages_path, PagesOut::File(file))
+        }
+        ShmemDest::Server(conn) => {
+            conn.open(target)?;
+            (None, 0, "the page server".into(), PagesOut::Server(conn))
+        }
+    };
     let mut entries = Vec::new();
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;
@@ -163,9 +206,16 @@ pub fn dump_object(
             rustix::fs::seek(&*obj.fd, SeekFrom::Hole(data)).map_err(|e| err("SEEK_HOLE", e))?;
         let start = data / page_size * page_size;
         let end = hole.min(obj.size).next_multiple_of(page_size);
+        let nr = (end - start) / page_size;
+        if let PagesOut::Server(conn) = &pages {
+            let nr32 = u32::try_from(nr).map_err(|_| err("run too long", Errno::FBIG))?;
+            conn.send(
+                Iov::add(pe::PRESENT, nr32, start, target.dst_id()),
+                "shmem pages",
+            )?;
+        }
         copy_range(&obj.fd, &mut pages, &mut buf, start, end, &pages_path)
             .map_err(|e| err("pread", e))?;
-        let nr = (end - start) / page_size;
         entries.extend(crate::images::pagemap::entries(
             start,
             nr,
@@ -175,6 +225,13 @@ pub fn dump_object(
         total += nr;
         off = end;
     }
+    let Some(dir) = dir else {
+        return Ok(DumpedObject {
+            shmid: obj.shmid,
+            pages: total,
+        });
+    };
+    let img = ImageDir::new(dir);
     let mut w = img.writer(Kind::ShmemPagemap, obj.shmid)?;
     w.write_message(&pb::PagemapHead {
         pages_id: pages_id as u32,
@@ -193,7 +250,7 @@ pub fn dump_object(
 /// object's end (its last partial page) read as zeros.
 fn copy_range(
     fd: &OwnedFd,
-    out: &mut File,
+    out: &mut impl Write,
     buf: &mut [u8],
     start: u64,
     end: u64,

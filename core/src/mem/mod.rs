@@ -24,7 +24,7 @@ use crate::proc::vma_kind::status::{
 use crate::proc::vma_kind::{MAP_TYPE, VmaEntryBits};
 use crate::proc::vmas::CollectedVma;
 
-pub use page_pipe::{DumpedPages, PageXferError, dump_pages};
+pub use page_pipe::{DumpedPages, PageDest, PageXferError, dump_pages};
 pub use pages::{PageRange, ScanError, pages_to_dump};
 
 /// `pagemap_entry.flags`: `PE_PARENT`, `PE_LAZY`, `PE_PRESENT`.

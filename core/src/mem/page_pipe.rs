@@ -9,6 +9,10 @@
 //! pipeful, and the two copies' halves (the parasite pinning pages, our
 //! write into the image) overlap. The pipe never holds more than its
 //! capacity, so the tool's memory stays bounded whatever the task's size.
+//!
+//! Where the pages go is a [`PageDest`]: the pages image, or a page server
+//! connection (each run then goes out as a `PS_IOV_ADD_F` header followed
+//! by its pages, spliced from the pipe into the socket).
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,6 +25,8 @@ use super::pages::PageRange;
 use crate::blob::parasite_abi::{CMD_DUMPPAGES, DumpPagesArgs, IoVec};
 use crate::images::pb;
 use crate::infect::{Daemon, InfectError};
+use crate::page_server::wire::Iov;
+use crate::page_server::{ClientError, Connection, Target};
 
 /// Pipe size we ask for (the kernel caps it at `pipe-max-size` without
 /// `CAP_SYS_RESOURCE`).
@@ -53,6 +59,29 @@ pub enum PageXferError {
     Cancelled { file: String, done: u64, want: u64 },
     #[error("the thread writing {file} panicked")]
     Writer { file: String },
+    #[error(transparent)]
+    PageServer(#[from] ClientError),
+}
+
+/// Where dumped pages go.
+#[derive(Clone, Copy, Debug)]
+pub enum PageDest<'a> {
+    /// `pages-<id>.img`, named `name` in errors.
+    Image { file: &'a File, name: &'a str },
+    /// A page server, into the pagemap `target`.
+    Server {
+        conn: &'a Connection,
+        target: Target,
+    },
+}
+
+impl PageDest<'_> {
+    fn name(&self) -> &str {
+        match self {
+            PageDest::Image { name, .. } => name,
+            PageDest::Server { .. } => "the page server",
+        }
+    }
 }
 
 /// What was dumped: the pagemap entries (without the head) and the count.
@@ -70,13 +99,12 @@ pub struct DumpedPages {
     pub write_time: Duration,
 }
 
-/// Move the pages of `ranges` into `pages_file` (named `file` in errors)
-/// through the parasite, and return their pagemap entries.
+/// Move the pages of `ranges` to `dest` through the parasite, and return
+/// their pagemap entries.
 pub fn dump_pages(
     daemon: &mut Daemon<'_, '_>,
     ranges: &[PageRange],
-    pages_file: &File,
-    file: &str,
+    dest: PageDest<'_>,
     page_size: u64,
 ) -> Result<DumpedPages, PageXferError> {
     let hdr = size_of::<DumpPagesArgs>();
@@ -84,7 +112,13 @@ pub fn dump_pages(
     let pipe_size = pipe_size()?;
     let mut out = DumpedPages::default();
     let total: u64 = ranges.iter().map(|r| r.end.saturating_sub(r.start)).sum();
-    let ahead = prefault_file(pages_file, total);
+    let ahead = match dest {
+        PageDest::Image { file, .. } => prefault_file(file, total),
+        PageDest::Server { conn, target } => {
+            conn.open(target)?;
+            None
+        }
+    };
     let stop = AtomicBool::new(false);
     let written = AtomicU64::new(0);
     std::thread::scope(|s| {
@@ -97,14 +131,7 @@ pub fn dump_pages(
                 let mut start = r.start;
                 while start < r.end {
                     if batch.len() == max_iovs {
-                        send_batch(
-                            daemon,
-                            &batch,
-                            (pages_file, file),
-                            pipe_size,
-                            &written,
-                            &mut out,
-                        )?;
+                        send_batch(daemon, &batch, dest, pipe_size, &written, &mut out)?;
                         batch.clear();
                     }
                     let end = r.end.min(start + MAX_IOV_LEN);
@@ -118,14 +145,7 @@ pub fn dump_pages(
                 }
             }
             if !batch.is_empty() {
-                send_batch(
-                    daemon,
-                    &batch,
-                    (pages_file, file),
-                    pipe_size,
-                    &written,
-                    &mut out,
-                )?;
+                send_batch(daemon, &batch, dest, pipe_size, &written, &mut out)?;
             }
             Ok(())
         };
@@ -205,7 +225,7 @@ pub(super) fn pipe_size() -> Result<usize, PageXferError> {
 fn send_batch(
     daemon: &mut Daemon<'_, '_>,
     batch: &[PageRange],
-    (pages_file, file): (&File, &str),
+    dest: PageDest<'_>,
     pipe_size: usize,
     written: &AtomicU64,
     out: &mut DumpedPages,
@@ -228,7 +248,12 @@ fn send_batch(
     let _ = rustix::pipe::fcntl_setpipe_size(&wr, pipe_size);
     let (cancel_rd, cancel_wr) = new_pipe()?;
     let (called, written) = std::thread::scope(|s| {
-        let writer = s.spawn(|| drain(rd, &cancel_rd, pages_file, total, file, written));
+        let writer = s.spawn(|| match dest {
+            PageDest::Image { file, name } => drain(rd, &cancel_rd, file, total, name, written),
+            PageDest::Server { conn, target } => {
+                drain_to_server(rd, &cancel_rd, conn, target, batch, written)
+            }
+        });
         // Our copy of the write end goes as soon as the parasite has its
         // own: when the parasite closes it (done or failed), the writer
         // sees the end of the pipe.
@@ -242,7 +267,7 @@ fn send_batch(
         }
         let written = writer.join().unwrap_or_else(|_| {
             Err(PageXferError::Writer {
-                file: file.to_string(),
+                file: dest.name().to_string(),
             })
         });
         (called, written)
@@ -271,6 +296,41 @@ fn drain(
     let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     let t0 = cpu();
     let res = splice_all(&rd, cancel, out, want, file, written);
+    let t1 = cpu();
+    if res.is_err() {
+        discard(&rd, cancel);
+    }
+    res.map(|()| {
+        let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+        Duration::from_nanos(u64::try_from(ns(t1) - ns(t0)).unwrap_or(0))
+    })
+}
+
+/// Send the runs of `batch` to a page server as they come out of `rd`: a
+/// `PS_IOV_ADD_F` header each, then its pages spliced into the socket.
+/// Fails as [`drain`] does, reading the pipe to its end.
+fn drain_to_server(
+    rd: OwnedFd,
+    cancel: &OwnedFd,
+    conn: &Connection,
+    target: Target,
+    batch: &[PageRange],
+    written: &AtomicU64,
+) -> Result<Duration, PageXferError> {
+    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let t0 = cpu();
+    let page_size = crate::proc::page_size() as u64;
+    let send = || -> Result<(), PageXferError> {
+        for r in batch {
+            let len = r.end - r.start;
+            // Runs are at most MAX_IOV_LEN long: their page count fits.
+            let nr = u32::try_from(len / page_size).unwrap_or(u32::MAX);
+            conn.send(Iov::add(r.flags, nr, r.start, target.dst_id()), "pages")?;
+            splice_all(&rd, cancel, conn.socket(), len, "the page server", written)?;
+        }
+        Ok(())
+    };
+    let res = send();
     let t1 = cpu();
     if res.is_err() {
         discard(&rd, cancel);
@@ -335,7 +395,7 @@ pub(super) fn new_pipe() -> Result<(OwnedFd, OwnedFd), PageXferError> {
 pub(super) fn splice_all(
     rd: &OwnedFd,
     cancel: &OwnedFd,
-    out: &File,
+    out: impl AsFd,
     want: u64,
     file: &str,
     written: &AtomicU64,
@@ -353,7 +413,7 @@ pub(super) fn splice_all(
         let n = match rustix::pipe::splice(
             rd,
             None,
-            out,
+            &out,
             None,
             (want - done).min(MAX_IOV_LEN) as usize,
             SpliceFlags::MOVE | SpliceFlags::NONBLOCK,

@@ -23,7 +23,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
             }
             restore(opts)
         }
-        Command::PageServer => not_implemented("page-server"),
+        Command::PageServer => page_server(opts),
         Command::Service => service(opts),
         Command::LazyPages => not_implemented("lazy-pages"),
         Command::Dedup => dedup(opts),
@@ -75,6 +75,28 @@ pub fn swrk(args: &[String]) -> i32 {
 /// `criu service`: serve RPC connections on a unix socket.
 fn service(opts: &Opts) -> i32 {
     match service::daemon::run(&service::daemon::Config::from_opts(opts)) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("{e}");
+            1
+        }
+    }
+}
+
+/// `criu page-server`: receive one dump's pages and write them as images.
+fn page_server(opts: &Opts) -> i32 {
+    use criu_core::page_server::listen;
+    let c = &opts.common;
+    let cfg = listen::Config {
+        images_dir: c.images_dir.clone(),
+        address: c.address.clone(),
+        port: c.port,
+        ps_socket: c.ps_socket,
+        daemon: opts.restore.detached,
+        pidfile: c.pidfile.as_deref().map(|p| c.in_work_dir(p)),
+        status_fd: c.status_fd,
+    };
+    match listen::run(&cfg) {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("{e}");

@@ -173,6 +173,12 @@ pub fn copy_from_file(
             offset,
         )?
     };
+    // Read once, in order: the kernel then does not mark the pages
+    // accessed when they are unmapped (a freshly written image's pages
+    // would each be moved to the active list, under the LRU lock the
+    // other copying thread takes for every page it adds).
+    // SAFETY: advice on the mapping made above; it changes no contents.
+    let _ = unsafe { rustix::mm::madvise(map, len, rustix::mm::Advice::Sequential) };
     let result = copy_from(uffd, map as u64, dst, len as u64);
     // SAFETY: unmaps exactly the mapping made above, which nothing else uses.
     let _ = unsafe { rustix::mm::munmap(map, len) };

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
@@ -29,14 +29,15 @@ const THREADS: usize = 2;
 /// Most bytes copied (and mapped from the image) in one go: small enough
 /// that both threads share a task's runs, and that the image's pages
 /// mapped into the tool at once stay few.
-const CHUNK: u64 = 4 << 20;
+const CHUNK: u64 = 2 << 20;
 
 /// One task being filled.
 struct Task<'a> {
     pid: i32,
     /// The tool's copy of the task's userfaultfd, closed with the last
-    /// chunk (before the answer: the task's close then unregisters).
-    uffd: Mutex<Option<OwnedFd>>,
+    /// chunk (before the answer: the task's close then unregisters). Read
+    /// by both threads at once while they copy.
+    uffd: RwLock<Option<OwnedFd>>,
     pages: File,
     chunks: Vec<PageRun>,
     /// The next chunk to take, and how many are not done yet.
@@ -56,7 +57,7 @@ impl Task<'_> {
             self.fail(Errno::CANCELED);
         }
         if self.errno.load(Ordering::Relaxed) == 0 {
-            let uffd = self.uffd.lock().unwrap_or_else(|e| e.into_inner());
+            let uffd = self.uffd.read().unwrap_or_else(|e| e.into_inner());
             let r = match uffd.as_ref() {
                 Some(fd) => crate::sys::uffd::copy_from_file(
                     fd.as_fd(),
@@ -85,7 +86,7 @@ impl Task<'_> {
     }
 
     fn finish(&self) {
-        drop(self.uffd.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.uffd.write().unwrap_or_else(|e| e.into_inner()).take());
         match self.errno.load(Ordering::Relaxed) {
             0 => {
                 let bytes: u64 = self.chunks.iter().map(|c| c.len).sum();
@@ -156,9 +157,14 @@ impl<'a> Filler<'a> {
             }
         };
         let chunks = chunks(&l.copy_runs);
+        crate::pr_debug!(
+            "task {}: {} chunks of its pages to copy in",
+            l.pid,
+            chunks.len()
+        );
         let task = Arc::new(Task {
             pid: l.pid,
-            uffd: Mutex::new(Some(fd)),
+            uffd: RwLock::new(Some(fd)),
             pages,
             next: AtomicUsize::new(0),
             left: AtomicUsize::new(chunks.len()),

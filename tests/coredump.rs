@@ -59,7 +59,7 @@ fn gdb_shows_the_threads_the_call_chain_and_a_variable() {
     }
     assert!(ok, "criu coredump failed: {log}");
     let core = out.join(format!("core.{}", z.pid()));
-    assert_eq!(files, [core.clone()], "{log}");
+    assert_eq!(files, std::slice::from_ref(&core), "{log}");
     if !gdb_available() {
         skip("coredump-gdb", "gdb is not installed");
         return;

@@ -19,7 +19,7 @@
 //! 11. `regs` (register sets to and from images)
 //! 12. `mem` (memory: VMAs, pagemaps, page pipes)
 //! 13. `files` (the object kinds)
-//! 14. `dump`, `restore` (the two pipelines), `coredump` (core files from images)
+//! 14. `dump`, `restore`, `coredump` (the two pipelines; core files from images)
 //! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
 //!
 //! The binaries (`bin/`) sit on top of all of them.

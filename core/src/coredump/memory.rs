@@ -101,6 +101,14 @@ fn open_regular(name: &str) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// The first address at or after `addr` that `runs` (sorted, disjoint)
+/// hold.
+fn next_in_runs(runs: &[PagesRun], addr: u64, page_size: u64) -> Option<u64> {
+    let end_of = |r: &PagesRun| r.vaddr.saturating_add(r.nr_pages.saturating_mul(page_size));
+    let i = runs.partition_point(|r| end_of(r) <= addr);
+    runs.get(i).map(|r| r.vaddr.max(addr))
+}
+
 impl<'a> Memory<'a> {
     pub fn new(task: &'a TaskImages, page_size: u64) -> Result<Self, CoredumpError> {
         let pages = if task.pages.is_empty() {
@@ -159,23 +167,61 @@ impl<'a> Memory<'a> {
         Ok(false)
     }
 
+    /// The first page at or after `addr` (below `end`, in VMA `v`) that
+    /// may hold data: what the images know to be zeros is skipped without
+    /// a look, so a huge VMA with few pages costs only those pages.
+    pub fn next_data(&mut self, v: &pb::VmaEntry, addr: u64, end: u64) -> Option<u64> {
+        let ps = self.page_size;
+        if v.status & (VMA_AREA_VVAR | VMA_AREA_VSYSCALL) != 0 || addr >= end {
+            return None;
+        }
+        let mut best = next_in_runs(&self.task.pages, addr, ps);
+        if let Some(i) = index_of(&self.task.shmem, v, &self.task.memfd_files) {
+            // The object's runs count from its start; the VMA shows it
+            // from `pgoff` on.
+            let in_object = v.pgoff + (addr - v.start);
+            let next = next_in_runs(&self.task.shmem[i].runs, in_object, ps)
+                .map(|o| (o - v.pgoff).saturating_add(v.start));
+            best = match (best, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        } else if is_file_vma(v) {
+            let len = self
+                .file(v)
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len());
+            if v.pgoff + (addr - v.start) < len {
+                best = Some(addr);
+            }
+        }
+        best.filter(|&a| a < end)
+    }
+
+    /// The file VMA `v` maps, opened when first needed.
+    fn file(&mut self, v: &pb::VmaEntry) -> Option<&File> {
+        let task = self.task;
+        self.files
+            .entry(v.shmid)
+            .or_insert_with(|| {
+                let name = &task.reg_files.get(&(v.shmid as u32))?.name;
+                match open_regular(name) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        crate::pr_warn!(
+                            "{name}: {e}: its pages that were not dumped are zeros in the core file"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
     /// A page never dumped of a file mapping: the file's contents at
     /// `off`, zeros past its end or if the file is not there.
     fn file_page(&mut self, v: &pb::VmaEntry, off: u64, buf: &mut [u8]) -> bool {
-        let task = self.task;
-        let file = self.files.entry(v.shmid).or_insert_with(|| {
-            let name = &task.reg_files.get(&(v.shmid as u32))?.name;
-            match open_regular(name) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    crate::pr_warn!(
-                        "{name}: {e}: its pages that were not dumped are zeros in the core file"
-                    );
-                    None
-                }
-            }
-        });
-        let Some(f) = file else { return false };
+        let Some(f) = self.file(v) else { return false };
         let mut got = 0;
         while got < buf.len() {
             match f.read_at(&mut buf[got..], off + got as u64) {
@@ -269,5 +315,9 @@ mod tests {
         assert_eq!(find(&runs, 0x3000, 0x1000), None);
         assert_eq!(find(&runs, 0x8000, 0x1000), Some(0x2000));
         assert_eq!(find(&runs, 0x0, 0x1000), None);
+        assert_eq!(next_in_runs(&runs, 0x0, 0x1000), Some(0x1000));
+        assert_eq!(next_in_runs(&runs, 0x2000, 0x1000), Some(0x2000));
+        assert_eq!(next_in_runs(&runs, 0x3000, 0x1000), Some(0x8000));
+        assert_eq!(next_in_runs(&runs, 0x9000, 0x1000), None);
     }
 }

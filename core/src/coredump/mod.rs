@@ -250,14 +250,15 @@ fn write_task(task: &TaskImages, page_size: u64, path: &Path) -> Result<(), Core
     file.write_all_at(&head, 0).map_err(io)?;
     let mut page = vec![0u8; page_size as usize];
     for (v, (off, size)) in vmas.iter().zip(&segments) {
-        let mut done = 0;
-        while done < *size {
-            if mem.page(v, v.start + done, &mut page)? {
-                let n = (*size - done).min(page_size) as usize;
-                file.write_all_at(&page[..n], *off as u64 + done)
-                    .map_err(io)?;
+        let end = v.start + *size;
+        let mut at = v.start;
+        while let Some(addr) = mem.next_data(v, at, end) {
+            if mem.page(v, addr, &mut page)? {
+                let n = (end - addr).min(page_size) as usize;
+                let to = *off as u64 + (addr - v.start);
+                file.write_all_at(&page[..n], to).map_err(io)?;
             }
-            done += page_size;
+            at = addr + page_size;
         }
     }
     // Pages the images have nothing for stay holes.

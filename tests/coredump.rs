@@ -124,6 +124,43 @@ fn gdb_shows_the_threads_the_call_chain_and_a_variable() {
     assert!(text.contains(&format!("$1 = {MAGIC}")), "print: {text}");
 }
 
+#[test]
+fn a_stopped_task_names_its_signal() {
+    let Some(mut z) = Zdtm::start("coredump-stopped", "zdtm_coredump", &[]) else {
+        return;
+    };
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let pid = rustix::process::Pid::from_raw(z.pid()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(
+        common::wait_until(common::zdtm::TIMEOUT, || common::proc_state(z.pid())
+            == Some('T')),
+        "the program did not stop"
+    );
+    z.dump(&[]);
+    let out = z.new_dir("cores");
+    let (ok, log, files) = coredump(z.images(), &out);
+    assert!(ok && files.len() == 1, "{log}");
+    if !gdb_available() {
+        skip("coredump-stopped", "gdb is not installed");
+        return;
+    }
+    let gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "set debuginfod enabled off"])
+        .args(["-ex", "print $_siginfo.si_signo"])
+        .arg(common::program_path("zdtm_coredump"))
+        .arg(&files[0])
+        .output()
+        .expect("run gdb");
+    let text =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
+    // pr_cursig and NT_SIGINFO both say SIGSTOP (19).
+    assert!(text.contains("signal SIGSTOP"), "{text}");
+    assert!(text.contains("$1 = 19"), "{text}");
+}
+
 /// Whether a failed criu run crashed instead of failing with an error.
 fn crashed(log: &str) -> bool {
     log.contains("panicked") || log.contains("killed by signal") || !log.contains("Error")

@@ -16,12 +16,8 @@ use crate::images::set::shmem::index_of;
 use crate::images::vma::status::*;
 use crate::images::vma::{PagesRun, is_file_vma};
 
-const PROT_READ: u32 = 1;
-const PROT_WRITE: u32 = 2;
-const PROT_EXEC: u32 = 4;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
+use linux_raw_sys::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use object::elf::{PF_R, PF_W, PF_X};
 
 /// How many bytes of VMA `v` the core file holds (CRIU's rule): all of
 /// the vDSO, vvar and vsyscall areas, none of an inaccessible one, the

@@ -123,7 +123,7 @@ fn task_notes(
     let tc = task.core.tc.as_ref();
     let shared_pending = notes::pending_mask(tc.and_then(|t| t.signals_s.as_ref()));
     let stop_signo = tc
-        .filter(|t| t.task_state == 3)
+        .filter(|t| t.task_state == notes::TASK_STOPPED)
         .and_then(|t| t.stop_signo)
         .filter(|&s| s != 0);
     let threads = std::iter::once((p.pid, &task.core)).chain(
@@ -145,14 +145,12 @@ fn task_notes(
                 .and_then(|t| t.blk_sigset)
                 .or(tc.map(|t| t.blk_sigset))
                 .unwrap_or(0),
+            cursig: stop_signo.unwrap_or(0),
         };
-        let mut regs = crate::regs::core_thread_notes(core, &status).map_err(regs_err(tid))?;
-        if let (Some(signo), Some(prstatus)) = (stop_signo, regs.first_mut()) {
-            // pr_cursig (offset 12) names the signal that stopped it.
-            prstatus.desc[12..14].copy_from_slice(&(signo as i16).to_ne_bytes());
-            regs.push(notes::siginfo(signo));
+        out.extend(crate::regs::core_thread_notes(core, &status).map_err(regs_err(tid))?);
+        if let Some(signo) = stop_signo {
+            out.push(notes::siginfo(signo));
         }
-        out.extend(regs);
     }
     out.push(notes::auxv(&task.mm));
     let maps = notes::mapped_files(

@@ -12,10 +12,10 @@ use crate::sys::plain::bytes_of;
 /// `task_core_entry.task_state` values (CRIU's `TASK_*`).
 const TASK_ALIVE: u32 = 1;
 const TASK_DEAD: u32 = 2;
-const TASK_STOPPED: u32 = 3;
+pub const TASK_STOPPED: u32 = 3;
 
 /// `AT_NULL`, the auxiliary vector's end.
-const AT_NULL: u64 = 0;
+const AT_NULL: u64 = linux_raw_sys::auxvec::AT_NULL as u64;
 
 /// The bytes of a note section: each note's header, its name (with its
 /// NUL) and descriptor, both padded to 4 bytes as ELF64 core files have

@@ -129,6 +129,8 @@ pub struct ThreadStatus {
     pub sigpend: u64,
     /// Signals it blocks.
     pub sighold: u64,
+    /// The signal that stopped it (`pr_cursig`; 0: none).
+    pub cursig: u32,
 }
 
 /// The refusal of an arch whose core file notes are not written yet:

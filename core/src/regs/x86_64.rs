@@ -414,6 +414,7 @@ pub fn core_thread_notes(
         sid: status.sid,
         sigpend: status.sigpend,
         sighold: status.sighold,
+        cursig: status.cursig as i16,
         reg: gp(&ti.gpregs),
         fpvalid: 1,
         ..Default::default()

@@ -19,7 +19,7 @@
 //! 11. `regs` (register sets to and from images)
 //! 12. `mem` (memory: VMAs, pagemaps, page pipes)
 //! 13. `files` (the object kinds)
-//! 14. `dump`, `restore` (the two pipelines)
+//! 14. `dump`, `restore`, `coredump` (the two pipelines; core files from images)
 //! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
 //!
 //! The binaries (`bin/`) sit on top of all of them.
@@ -37,6 +37,7 @@
 #[allow(unsafe_code)]
 pub mod blob;
 pub mod check;
+pub mod coredump;
 pub mod dump;
 pub mod fault;
 pub mod files;

@@ -271,6 +271,8 @@ pub struct Opts {
     pub dump: DumpOpts,
     pub restore: RestoreOpts,
     pub check: CheckOpts,
+    /// `criu coredump --out DIR`: where the core files go.
+    pub coredump_out: Option<PathBuf>,
 }
 
 #[cfg(test)]

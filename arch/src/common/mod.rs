@@ -7,9 +7,11 @@
 //! The per-arch modules re-export this module, so every name here is also
 //! reachable as `criu_arch::NAME`.
 
+mod elfcore;
 mod ioc;
 mod signal;
 
+pub use elfcore::*;
 pub use ioc::*;
 pub use signal::*;
 

@@ -41,8 +41,10 @@ impl On {
     pub const LAZY_PAGES: On = On(1 << 6);
     pub const DEDUP: On = On(1 << 7);
     pub const CPUINFO: On = On(1 << 8);
+    /// `criu coredump` (CRIU's separate `criu-coredump` tool).
+    pub const COREDUMP: On = On(1 << 9);
     pub const NONE: On = On(0);
-    pub const ALL: On = On((1 << 9) - 1);
+    pub const ALL: On = On((1 << 10) - 1);
     /// Commands that take a process tree or its images.
     const TREE: On = On(Self::DUMP.0 | Self::PRE_DUMP.0 | Self::RESTORE.0);
 
@@ -88,6 +90,7 @@ const COMMAND_NAMES: &[(On, &str)] = &[
     (On::LAZY_PAGES, "lazy-pages"),
     (On::DEDUP, "dedup"),
     (On::CPUINFO, "cpuinfo"),
+    (On::COREDUMP, "coredump"),
 ];
 
 /// What happens to an option.
@@ -262,6 +265,7 @@ const SV: On = On::SERVICE;
 const PS: On = On::PAGE_SERVER;
 const LP: On = On::LAZY_PAGES;
 const CI: On = On::CPUINFO;
+const CD: On = On::COREDUMP;
 const ALL: On = On::ALL;
 const TREE: On = On::TREE;
 const DR: On = or(D, R);
@@ -314,6 +318,8 @@ pub const CLI: &[Entry] = &[
     not_yet("auto-dedup", R, "--auto-dedup"),
     not_yet("libdir", TREE, "--libdir=/usr/lib/criu"),
     works("cpu-cap", or(DR, CI), "tests/options_e2e.rs::cpu_cap_writes_and_checks_cpuinfo"),
+    works("out", CD, "tests/coredump.rs::gdb_shows_the_threads_the_call_chain_and_a_variable"),
+    refused("out", ALL.without(CD), "--out=cores", "--out is an option of the coredump command only"),
     not_yet("force-irmap", DPD, "--force-irmap"),
     not_yet("ext-mount-map", DR, "--ext-mount-map=/a:b"),
     works("exec-cmd", R, "tests/options_e2e.rs::exec_cmd_runs_after_the_restore"),

@@ -106,4 +106,38 @@ mod unsupported;
 )))]
 use unsupported as imp;
 
-pub use imp::{HostFpu, fill_thread_info, frame_for, ptrace_regsets, validate};
+pub use imp::{HostFpu, core_thread_notes, fill_thread_info, frame_for, ptrace_regsets, validate};
+
+/// One note of an ELF core file (`criu coredump`): owner, type and
+/// descriptor bytes, in the image's (this machine's) byte order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreNote {
+    /// `CORE` or `LINUX`.
+    pub name: &'static str,
+    pub n_type: u32,
+    pub desc: Vec<u8>,
+}
+
+/// What a thread's `elf_prstatus` says besides its registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStatus {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub sid: i32,
+    /// Signals pending for the thread (bit N-1 for signal N).
+    pub sigpend: u64,
+    /// Signals it blocks.
+    pub sighold: u64,
+    /// The signal that stopped it (`pr_cursig`; 0: none).
+    pub cursig: u32,
+}
+
+/// The refusal of an arch whose core file notes are not written yet:
+/// better no core file than one whose registers are wrong.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn core_notes_not_done(arch: &str) -> RegsError {
+    RegsError::Unsupported(format!(
+        "criu coredump: writing the registers of {arch} tasks into a core file is not supported yet"
+    ))
+}

@@ -350,3 +350,12 @@ pub fn ptrace_regsets(core: &pb::CoreEntry) -> Vec<(u32, Vec<u8>)> {
     }
     sets
 }
+
+/// The notes of one thread in a core file: not written for s390x yet
+/// (`criu coredump` refuses rather than write wrong registers).
+pub fn core_thread_notes(
+    _core: &pb::CoreEntry,
+    _status: &super::ThreadStatus,
+) -> Result<Vec<super::CoreNote>, RegsError> {
+    Err(super::core_notes_not_done("s390x"))
+}

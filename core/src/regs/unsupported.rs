@@ -59,3 +59,12 @@ pub fn frame_for(
 pub fn ptrace_regsets(_core: &pb::CoreEntry) -> Vec<(u32, Vec<u8>)> {
     Vec::new()
 }
+
+/// The notes of one thread in a core file: not written for this architecture yet
+/// (`criu coredump` refuses rather than write wrong registers).
+pub fn core_thread_notes(
+    _core: &pb::CoreEntry,
+    _status: &super::ThreadStatus,
+) -> Result<Vec<super::CoreNote>, RegsError> {
+    Err(super::core_notes_not_done("this architecture"))
+}

@@ -382,3 +382,83 @@ pub fn frame_for(
 pub fn ptrace_regsets(_core: &pb::CoreEntry) -> Vec<(u32, Vec<u8>)> {
     Vec::new()
 }
+
+// ---- core files (`criu coredump`) ----
+
+/// The notes of one thread in a core file, as the kernel writes them for
+/// a 64-bit task: NT_PRSTATUS (status and general registers), NT_PRFPREG
+/// (the FXSAVE image) and NT_X86_XSTATE. The XSAVE note carries what
+/// CRIU's `criu-coredump` puts there: x87/SSE, the XSAVE header and the
+/// AVX upper halves, 832 bytes in the standard format, with XCR0 in the
+/// software-reserved bytes so that gdb knows the layout.
+pub fn core_thread_notes(
+    core: &pb::CoreEntry,
+    status: &super::ThreadStatus,
+) -> Result<Vec<super::CoreNote>, RegsError> {
+    use crate::sys::plain::bytes_of;
+    use criu_arch::xfeature;
+
+    let ti = core
+        .thread_info
+        .as_ref()
+        .ok_or_else(|| RegsError::Invalid("no thread_info (x86 registers)".into()))?;
+    if ti.gpregs.mode.is_some_and(|m| m != MODE_NATIVE) || ti.gpregs.cs == USER32_CS {
+        return Err(RegsError::Unsupported(
+            "a 32-bit (compat) task: its core file is not written".into(),
+        ));
+    }
+    let prstatus = criu_arch::ElfPrstatus {
+        pid: status.pid,
+        ppid: status.ppid,
+        pgrp: status.pgrp,
+        sid: status.sid,
+        sigpend: status.sigpend,
+        sighold: status.sighold,
+        cursig: status.cursig as i16,
+        reg: gp(&ti.gpregs),
+        fpvalid: 1,
+        ..Default::default()
+    };
+    let f = fp(&ti.fpregs);
+    let mut xstate = bytes_of(&f).to_vec();
+    let x = ti.fpregs.xsave.as_ref();
+    let ymm = x.map(|x| le32(&x.ymmh_space)).unwrap_or_default();
+    let mut xcr0 = xfeature::FP | xfeature::SSE;
+    let mut xstate_bv = x.map_or(xcr0, |x| x.xstate_bv) & (xcr0 | xfeature::YMM);
+    if ymm.len() == criu_arch::XSAVE_YMM_SIZE {
+        xcr0 |= xfeature::YMM;
+    } else {
+        xstate_bv &= !xfeature::YMM;
+    }
+    xstate[XCR0_OFF..XCR0_OFF + 8].copy_from_slice(&xcr0.to_ne_bytes());
+    let mut header = [0u8; criu_arch::XSAVE_HDR_SIZE];
+    header[..8].copy_from_slice(&xstate_bv.to_ne_bytes());
+    xstate.extend_from_slice(&header);
+    let mut ymm_area = vec![0u8; criu_arch::XSAVE_YMM_SIZE];
+    if xcr0 & xfeature::YMM != 0 {
+        ymm_area.copy_from_slice(&ymm);
+    }
+    xstate.extend_from_slice(&ymm_area);
+    debug_assert_eq!(xstate.len(), XSTATE_NOTE_SIZE);
+    Ok(vec![
+        super::CoreNote {
+            name: "CORE",
+            n_type: criu_arch::NT_PRSTATUS,
+            desc: bytes_of(&prstatus).to_vec(),
+        },
+        super::CoreNote {
+            name: "CORE",
+            n_type: criu_arch::NT_PRFPREG,
+            desc: bytes_of(&f).to_vec(),
+        },
+        super::CoreNote {
+            name: "LINUX",
+            n_type: criu_arch::NT_X86_XSTATE,
+            desc: xstate,
+        },
+    ])
+}
+
+/// FXSAVE image, XSAVE header, AVX upper halves.
+const XSTATE_NOTE_SIZE: usize = criu_arch::XSAVE_YMM_OFFSET + criu_arch::XSAVE_YMM_SIZE;
+const _: () = assert!(XSTATE_NOTE_SIZE == 832);

@@ -66,3 +66,27 @@ pub fn sigframe_bytes(frame: &criu_arch::RtSigframe) -> &[u8] {
         )
     }
 }
+
+// SAFETY: `elf_prpsinfo` is integers and byte arrays with its one hole
+// named (`pad0`); its layout is pinned in `criu_arch`.
+unsafe impl Plain for criu_arch::ElfPrpsinfo {}
+
+// SAFETY: x86_64's `user_regs_struct` is 27 `u64`s.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Plain for criu_arch::GpRegs {}
+
+// SAFETY: x86_64's FXSAVE image is integers and arrays of them filling
+// its 512 bytes exactly (pinned in `criu_arch`).
+#[cfg(target_arch = "x86_64")]
+unsafe impl Plain for criu_arch::FpRegs {}
+
+// SAFETY: `elf_prstatus` names its holes (`pad0`, `pad1`); with a
+// register set of `u64`s (x86_64) nothing else is padding, which the
+// size check below confirms.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Plain for criu_arch::ElfPrstatus<criu_arch::GpRegs> {}
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    size_of::<criu_arch::ElfPrstatus<criu_arch::GpRegs>>()
+        == 112 + size_of::<criu_arch::GpRegs>() + 8
+);

@@ -25,6 +25,8 @@ pub enum Command {
     Dedup,
     CpuinfoDump,
     CpuinfoCheck,
+    /// `criu coredump`: core files from images (CRIU's `criu-coredump`).
+    Coredump,
     /// Deprecated commands CRIU still names in its messages.
     Exec,
     Show,
@@ -204,6 +206,7 @@ fn command_of(name: &str, rest: &[String]) -> Result<Command, UsageError> {
         "service" => Command::Service,
         "lazy-pages" => Command::LazyPages,
         "dedup" => Command::Dedup,
+        "coredump" => Command::Coredump,
         "exec" => Command::Exec,
         "show" => Command::Show,
         "cpuinfo" => match rest.first().map(String::as_str) {
@@ -366,6 +369,7 @@ fn build_opts(m: &ArgMatches) -> Result<Opts, UsageError> {
     k.extra = bool_opt(m, "extra") || m.get_flag("all");
     k.experimental = bool_opt(m, "experimental") || m.get_flag("all");
     k.feature = value(m, "feature");
+    o.coredump_out = path(m, "out");
     Ok(o)
 }
 

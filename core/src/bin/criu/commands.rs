@@ -29,6 +29,7 @@ pub fn dispatch(command: &Command, opts: &Opts) -> i32 {
         Command::Dedup => dedup(opts),
         Command::CpuinfoDump => cpuinfo(opts, true),
         Command::CpuinfoCheck => cpuinfo(opts, false),
+        Command::Coredump => coredump(opts),
         Command::Exec => {
             pr_msg!("The \"exec\" action is deprecated by the Compel library.");
             1
@@ -196,6 +197,23 @@ fn cpuinfo(opts: &Opts, dump: bool) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             pr_err!("{e}");
+            1
+        }
+    }
+}
+
+/// `criu coredump -D DIR [--out OUT]`: `core.PID` for every task of the
+/// images in DIR, written into OUT (default: the current directory, as
+/// `criu-coredump`).
+fn coredump(opts: &Opts) -> i32 {
+    let out = opts
+        .coredump_out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    match criu_core::coredump::run(&opts.common.images_dir, &out) {
+        Ok(_) => 0,
+        Err(e) => {
+            pr_err!("coredump: {e}");
             1
         }
     }

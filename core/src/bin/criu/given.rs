@@ -20,6 +20,7 @@ pub fn on(command: &Command) -> On {
         Command::LazyPages => On::LAZY_PAGES,
         Command::Dedup => On::DEDUP,
         Command::CpuinfoDump | Command::CpuinfoCheck => On::CPUINFO,
+        Command::Coredump => On::COREDUMP,
         // Deprecated commands only print why they are gone.
         Command::Exec | Command::Show => On::NONE,
     }

@@ -49,7 +49,8 @@ const fn l(long: &'static str, kind: Kind) -> Spec {
 
 use Kind::{Bool, Flag, List, Optional, Value};
 
-/// Every option CRIU 4.2 accepts (`criu/config.c`), and `--help`/`--version`.
+/// Every option CRIU 4.2 accepts (`criu/config.c`), `--help`/`--version`, and
+/// `--out` of `criu coredump`.
 pub const OPTIONS: &[Spec] = &[
     s("tree", 't', Value),
     s("leave-stopped", 's', Flag),
@@ -136,6 +137,9 @@ pub const OPTIONS: &[Spec] = &[
     l("ghost-fiemap", Bool),
     l("skip-file-rwx-check", Bool),
     l("allow-uprobes", Bool),
+    // `criu coredump`'s output directory (`criu-coredump -o`; `-o` is
+    // criu's log file).
+    l("out", Value),
 ];
 
 /// Looks an option up by long name.

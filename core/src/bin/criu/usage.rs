@@ -11,6 +11,7 @@ Usage:
   criu service [<options>]
   criu dedup
   criu lazy-pages -D DIR [<options>]
+  criu coredump -D DIR [--out DIR]
 
 Commands:
   dump           save a process tree to image files
@@ -22,6 +23,9 @@ Commands:
   dedup          remove pages duplicated across parent images
   cpuinfo dump   save this CPU's capabilities to an image
   cpuinfo check  test whether this CPU matches the saved capabilities
+  coredump       write an ELF core file core.PID per task of the images, for
+                 gdb (CRIU's criu-coredump tool); --out DIR says where
+                 (default: the current directory)
 ";
 
 /// Printed after a usage error.

@@ -216,11 +216,14 @@ mod tests {
                 desc: vec![9; 8],
             },
         ]);
+        // The header words are in the host's order, as a core file of
+        // this machine's holds them.
+        let words = |w: [u32; 3]| -> Vec<u8> { w.iter().flat_map(|x| x.to_ne_bytes()).collect() };
         // 12 header + "CORE\0" padded to 8 + 3 desc padded to 4.
-        assert_eq!(&b[..12], [5, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&b[..12], words([5, 3, 1]));
         assert_eq!(&b[12..20], b"CORE\0\0\0\0");
         assert_eq!(&b[20..24], [1, 2, 3, 0]);
-        assert_eq!(&b[24..36], [6, 0, 0, 0, 8, 0, 0, 0, 2, 2, 0, 0]);
+        assert_eq!(&b[24..36], words([6, 8, 0x202]));
         assert_eq!(&b[36..44], b"LINUX\0\0\0");
         assert_eq!(b.len(), 52);
     }

@@ -126,11 +126,8 @@ fn start(test: &str) -> Option<Zdtm> {
     if !out.status.success() {
         skip(
             test,
-            &format!(
-                "this kernel predates the async write-protect userfaultfd and PAGEMAP_SCAN \
-                 (Linux 6.7): {}",
-                String::from_utf8_lossy(&out.stdout).trim()
-            ),
+            "this kernel predates the async write-protect userfaultfd and PAGEMAP_SCAN \
+             (Linux 6.7): criu check --feature mem_dirty_track says no",
         );
         return None;
     }

@@ -20,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::AtomicU64;
 
 use super::PageRange;
-use super::page_pipe::{PageXferError, new_pipe, pipe_size, splice_all};
+use super::page_pipe::{PageXferError, new_pipe, pipe_size, put_batch_args, splice_all};
 use crate::blob::parasite_abi::{CMD_DUMPPAGES, DumpPagesArgs, IoVec};
 use crate::images::pb::PagemapEntry;
 use crate::infect::Daemon;
@@ -105,18 +105,7 @@ fn fill_pipe(
     if (got as u64) < total {
         return Err(PageXferError::Pipe(rustix::io::Errno::NOMEM));
     }
-    let args = daemon.args_mut();
-    let mut off = 0;
-    let mut put = |v: u64| {
-        args[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        off += 8;
-    };
-    put(batch.len() as u64);
-    put(total);
-    for &(a, n) in batch {
-        put(a);
-        put(n);
-    }
+    put_batch_args(daemon, batch.iter().copied());
     daemon.call_with_fd(CMD_DUMPPAGES, wr.as_fd())?;
     drop(wr);
     Ok((rd, total))

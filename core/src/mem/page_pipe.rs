@@ -230,19 +230,7 @@ fn send_batch(
     written: &AtomicU64,
     out: &mut DumpedPages,
 ) -> Result<(), PageXferError> {
-    let total: u64 = batch.iter().map(|r| r.end - r.start).sum();
-    let args = daemon.args_mut();
-    let mut off = 0;
-    let mut put = |v: u64| {
-        args[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        off += 8;
-    };
-    put(batch.len() as u64);
-    put(total);
-    for r in batch {
-        put(r.start);
-        put(r.end - r.start);
-    }
+    let total = put_batch_args(daemon, batch.iter().map(|r| (r.start, r.end - r.start)));
     let (rd, wr) = new_pipe()?;
     // Best effort: a smaller pipe only means more wake-ups.
     let _ = rustix::pipe::fcntl_setpipe_size(&wr, pipe_size);
@@ -280,6 +268,49 @@ fn send_batch(
     Ok(())
 }
 
+/// Writes `CMD_DUMPPAGES`' arguments for `runs` (`(addr, len)`) into the
+/// daemon's argument area: their count, their total length, then each
+/// run. Returns the total.
+pub(super) fn put_batch_args(
+    daemon: &mut Daemon<'_, '_>,
+    runs: impl ExactSizeIterator<Item = (u64, u64)> + Clone,
+) -> u64 {
+    let total: u64 = runs.clone().map(|(_, n)| n).sum();
+    let args = daemon.args_mut();
+    let mut off = 0;
+    let mut put = |v: u64| {
+        args[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        off += 8;
+    };
+    put(runs.len() as u64);
+    put(total);
+    for (a, n) in runs {
+        put(a);
+        put(n);
+    }
+    total
+}
+
+/// Runs `f`, reading the pipe to its end should it fail (see [`drain`]);
+/// returns the CPU time it took.
+fn timed_drain(
+    rd: &OwnedFd,
+    cancel: &OwnedFd,
+    f: impl FnOnce() -> Result<(), PageXferError>,
+) -> Result<Duration, PageXferError> {
+    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let t0 = cpu();
+    let res = f();
+    let t1 = cpu();
+    if res.is_err() {
+        discard(rd, cancel);
+    }
+    res.map(|()| {
+        let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+        Duration::from_nanos(u64::try_from(ns(t1) - ns(t0)).unwrap_or(0))
+    })
+}
+
 /// Splice `want` bytes from `rd` into `out`; returns the CPU time it took.
 /// On a failure the pipe is still read to its end (and the pages dropped),
 /// so the parasite never writes into a pipe without a reader, which would
@@ -293,16 +324,8 @@ fn drain(
     file: &str,
     written: &AtomicU64,
 ) -> Result<Duration, PageXferError> {
-    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    let t0 = cpu();
-    let res = splice_all(&rd, cancel, out, want, file, written);
-    let t1 = cpu();
-    if res.is_err() {
-        discard(&rd, cancel);
-    }
-    res.map(|()| {
-        let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
-        Duration::from_nanos(u64::try_from(ns(t1) - ns(t0)).unwrap_or(0))
+    timed_drain(&rd, cancel, || {
+        splice_all(&rd, cancel, out, want, file, written)
     })
 }
 
@@ -317,8 +340,6 @@ fn drain_to_server(
     batch: &[PageRange],
     written: &AtomicU64,
 ) -> Result<Duration, PageXferError> {
-    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    let t0 = cpu();
     let page_size = crate::proc::page_size() as u64;
     let send = || -> Result<(), PageXferError> {
         for r in batch {
@@ -330,15 +351,7 @@ fn drain_to_server(
         }
         Ok(())
     };
-    let res = send();
-    let t1 = cpu();
-    if res.is_err() {
-        discard(&rd, cancel);
-    }
-    res.map(|()| {
-        let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
-        Duration::from_nanos(u64::try_from(ns(t1) - ns(t0)).unwrap_or(0))
-    })
+    timed_drain(&rd, cancel, send)
 }
 
 /// Read `rd` to its end (or until `cancel`) into `/dev/null`.

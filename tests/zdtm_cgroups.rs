@@ -1,6 +1,8 @@
-//! Cgroups at dump: a task in other cgroups than criu's is refused unless
-//! `--manage-cgroups=ignore`, which dumps it without them (the restore
-//! puts it into the restoring criu's cgroups); a frozen cgroup (v2
+//! Cgroups: a task in other cgroups than criu's is dumped with them
+//! (`cgroup.img`) and restored into them as `--manage-cgroups` and
+//! `--cgroup-root` say, by criu and by CRIU 4.1.1 both ways; with
+//! `--manage-cgroups=ignore` it is dumped without them (the restore puts
+//! it into the restoring criu's cgroups). A frozen cgroup (v2
 //! `cgroup.freeze`, the v1 freezer) is refused at once without
 //! `--freeze-cgroup`, and with it dumped as CRIU does: seized while
 //! frozen and left frozen (or thawed, as it was). A task that never stops
@@ -16,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::zdtm::Zdtm;
-use criu_core::images::pb::rpc::{CriuCgMode, CriuOpts, CriuReq, CriuReqType, CriuResp};
+use criu_core::images::pb::rpc::{
+    CgroupRoot, CriuCgMode, CriuOpts, CriuReq, CriuReqType, CriuResp,
+};
 use service_common::Client;
 
 const PROGRAM: &str = "zdtm_refused";
@@ -138,64 +142,255 @@ impl Drop for Cgroup {
     }
 }
 
-/// Criu's (our) path in the hierarchy with `controller` (v2: `None`).
-fn our_path(controller: Option<&str>) -> String {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    text.lines()
-        .find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
-            let ok = match controller {
-                None => c.is_empty(),
-                Some(name) => c.split(',').any(|x| x == name),
-            };
-            ok.then(|| p.to_string())
-        })
-        .unwrap()
+/// The path of task `pid` in the hierarchy with `controller` (v2: `None`).
+fn path_of(pid: i32, controller: Option<&str>) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+        let ok = match controller {
+            None => c.is_empty(),
+            Some(name) => c.split(',').any(|x| x == name),
+        };
+        ok.then(|| p.to_string())
+    })
 }
 
+/// The children of `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn read_prop(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+/// Remove the cgroup directories of a dumped (gone) tree, deepest first,
+/// for the restore to make them again.
+fn remove(dirs: &[&Path]) {
+    for d in dirs {
+        assert!(
+            common::wait_until(Duration::from_secs(5), || std::fs::remove_dir(d).is_ok()),
+            "cannot remove {}",
+            d.display()
+        );
+    }
+}
+
+impl Cgroup {
+    /// A cgroup the restore made, removed when dropped.
+    fn adopt(dir: PathBuf) -> Cgroup {
+        Cgroup { dir }
+    }
+}
+
+/// A tree in cgroups of its own (v2 and the v1 pids hierarchy, a child in
+/// a sub-cgroup) is dumped with them by default, and the restore (the
+/// default `--manage-cgroups=soft`) makes the removed cgroups again, with
+/// their properties, and puts every task back into its own.
 #[test]
-fn a_task_in_another_v2_cgroup_is_refused() {
-    const TEST: &str = "cg_v2";
-    let Some(mount) = hierarchy(TEST, None) else {
+fn a_tree_in_its_own_cgroups_comes_back_into_them() {
+    const TEST: &str = "cg_tree";
+    let (Some(v2), Some(pids)) = (hierarchy(TEST, None), hierarchy(TEST, Some("pids"))) else {
         return;
     };
-    let Some(z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+    let Some(mut z) = Zdtm::start(TEST, "zdtm_tree", &["tree"]) else {
         return;
     };
-    let cg = Cgroup::new(&mount, TEST);
-    cg.add(z.pid());
-    let message = format!(
-        "task {} is in cgroup {} of cgroup v2, criu in {}: cgroups cannot be dumped yet \
-         (--manage-cgroups=ignore dumps the task without them, and the restore puts it \
-         into the restoring criu's cgroups)",
-        z.pid(),
-        cg.path(&mount),
-        our_path(None)
-    );
-    let log = z.dump_refused(&[], &message);
-    assert!(!log.contains("Seized "), "{log}");
+    let a = Cgroup::new(&v2, TEST);
+    let sub = Cgroup::new(&a.dir, "sub");
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "57").unwrap();
+    a.add(z.pid());
+    p.add(z.pid());
+    let kids = children(z.pid());
+    assert!(!kids.is_empty());
+    let child = kids[0];
+    let tree = common::descendants(z.pid());
+    sub.add(child);
+    let (a_path, sub_path, p_path) = (a.path(&v2), sub.path(&v2), p.path(&pids));
+    z.dump(&[]);
+    assert!(z.images().join("cgroup.img").exists());
+    common::reap(&tree);
+    remove(&[&sub.dir, &a.dir, &p.dir]);
+    z.restore(&[]);
+    assert_eq!(path_of(z.pid(), None), Some(a_path));
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path));
+    assert_eq!(path_of(child, None), Some(sub_path));
+    // Made again by the restore, with its limit.
+    assert_eq!(read_prop(&p.dir, "pids.max"), "57");
     assert_eq!(z.go(), "PASS");
 }
 
+/// `--cgroup-root CONTROLLER:/PATH` puts the root task's cgroup of that
+/// hierarchy (made, with its properties) at PATH; the other hierarchies
+/// keep their paths. A restore that fails (a fault injected in the
+/// restorer's cgroup stage) removes the cgroups it made.
 #[test]
-fn a_task_in_another_v1_cgroup_is_refused() {
-    const TEST: &str = "cg_v1";
-    let Some(mount) = hierarchy(TEST, Some("cpu")) else {
+fn cgroup_root_moves_the_tree() {
+    const TEST: &str = "cg_root";
+    let (Some(v2), Some(pids)) = (hierarchy(TEST, None), hierarchy(TEST, Some("pids"))) else {
         return;
     };
-    let Some(z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
         return;
     };
-    let cg = Cgroup::new(&mount, TEST);
-    cg.add(z.pid());
-    let message = format!(
-        "task {} is in cgroup {} of the cpu hierarchy, criu in {}",
-        z.pid(),
-        cg.path(&mount),
-        our_path(Some("cpu"))
+    let a = Cgroup::new(&v2, TEST);
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "41").unwrap();
+    a.add(z.pid());
+    p.add(z.pid());
+    let a_path = a.path(&v2);
+    z.dump(&[]);
+    z.wait_gone();
+    let moved = Cgroup::adopt(pids.join(format!("criu-test-{TEST}-moved-{}", std::process::id())));
+    let root = format!("pids:{}", moved.path(&pids));
+    remove(&[&a.dir]);
+    let env = [("CRIU_RESTORE_FAULT", std::ffi::OsStr::new("cgroups"))];
+    let (ok, log) = common::run_criu(z.images(), &["restore", "-d", "--cgroup-root", &root], &env);
+    assert!(!ok, "{log}");
+    assert!(log.contains("at stage cgroups"), "{log}");
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        common::proc_state(z.pid()).is_none()
+    }));
+    assert!(!moved.dir.exists(), "{log}");
+    assert!(!a.dir.exists(), "{log}");
+    z.restore(&["--cgroup-root", &root]);
+    assert_eq!(path_of(z.pid(), None), Some(a_path));
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(moved.path(&pids)));
+    assert_eq!(read_prop(&moved.dir, "pids.max"), "41");
+    assert_eq!(z.go(), "PASS");
+    drop(p);
+}
+
+/// `none` and `props` create no cgroup: a missing one fails the restore,
+/// naming it, with nothing left behind; an existing one is joined, and
+/// only `props` writes its properties.
+#[test]
+fn manage_cgroups_none_and_props_need_the_cgroups() {
+    const TEST: &str = "cg_none";
+    let Some(pids) = hierarchy(TEST, Some("pids")) else {
+        return;
+    };
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+        return;
+    };
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "23").unwrap();
+    p.add(z.pid());
+    let p_path = p.path(&pids);
+    z.dump(&[]);
+    z.wait_gone();
+    remove(&[&p.dir]);
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d", "--manage-cgroups=none"]);
+    assert!(!ok, "{log}");
+    let want = format!(
+        "cgroup {} does not exist (--manage-cgroups=none creates none)",
+        p.dir.display()
     );
-    z.dump_refused(&[], &message);
+    assert!(log.contains(&want), "{log}");
+    assert!(common::proc_state(z.pid()).is_none());
+    assert!(!p.dir.exists());
+    // Made by hand (pids.max "max"): joined, its limit left alone.
+    std::fs::create_dir(&p.dir).unwrap();
+    z.restore(&["--manage-cgroups=none"]);
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path.clone()));
+    assert_eq!(read_prop(&p.dir, "pids.max"), "max");
+    z.kill();
+    z.restore(&["--manage-cgroups=props"]);
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path));
+    assert_eq!(read_prop(&p.dir, "pids.max"), "23");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// An existing cgroup keeps its properties under `soft`, gets the dumped
+/// ones under `full`, and fails `strict`, which wants to make it.
+#[test]
+fn manage_cgroups_full_and_strict() {
+    const TEST: &str = "cg_full";
+    let Some(pids) = hierarchy(TEST, Some("pids")) else {
+        return;
+    };
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+        return;
+    };
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "29").unwrap();
+    p.add(z.pid());
+    z.dump(&[]);
+    z.wait_gone();
+    std::fs::write(p.dir.join("pids.max"), "max").unwrap();
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d", "--manage-cgroups=strict"]);
+    assert!(!ok, "{log}");
+    let want = format!(
+        "cgroup {} exists already (--manage-cgroups=strict wants to create it)",
+        p.dir.display()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(common::proc_state(z.pid()).is_none());
+    z.restore(&["--manage-cgroups=soft"]);
+    assert_eq!(read_prop(&p.dir, "pids.max"), "max");
+    z.kill();
+    z.restore(&["--manage-cgroups=full"]);
+    assert_eq!(read_prop(&p.dir, "pids.max"), "29");
+    z.kill();
+    remove(&[&p.dir]);
+    z.restore(&["--manage-cgroups=strict"]);
+    assert_eq!(read_prop(&p.dir, "pids.max"), "29");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// What CRIU 4.1.1 dumps of a task in cgroups of its own, we restore into
+/// them, and the other way round.
+#[test]
+fn cgroups_cross_with_criu() {
+    const TEST: &str = "cg_cross";
+    let Some(pids) = hierarchy(TEST, Some("pids")) else {
+        return;
+    };
+    let peer = match common::peer::Peer::find() {
+        Ok(p) => p,
+        Err(why) if cfg!(target_arch = "x86_64") && common::cannot_checkpoint().is_none() => {
+            panic!("{TEST}: {why}")
+        }
+        Err(why) => {
+            common::skip(TEST, &why);
+            return;
+        }
+    };
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+        return;
+    };
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "31").unwrap();
+    p.add(z.pid());
+    let p_path = p.path(&pids);
+    let pid = z.pid().to_string();
+    // CRIU dumps, we restore into the (made again) cgroup.
+    let (ok, log) = peer.criu(z.images(), &["dump", "-t", &pid]);
+    assert!(ok, "{log}");
+    z.wait_gone();
+    remove(&[&p.dir]);
+    z.restore(&[]);
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path.clone()));
+    assert_eq!(read_prop(&p.dir, "pids.max"), "31");
+    // We dump, CRIU restores.
+    let ours = z.new_dir("ours");
+    z.dump_to(&ours, &[]);
+    z.wait_gone();
+    remove(&[&p.dir]);
+    let (ok, log) = peer.criu(&ours, &["restore", "-d", "--pidfile", "restored.pid"]);
+    assert!(ok, "{log}");
+    z.restored_elsewhere();
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path));
+    assert_eq!(read_prop(&p.dir, "pids.max"), "31");
     assert_eq!(z.go(), "PASS");
 }
 
@@ -400,9 +595,9 @@ fn rpc_dump(z: &Zdtm, name: &str, extra: CriuOpts) -> CriuResp {
 }
 
 /// The RPC's `manage_cgroups_mode` and `freeze_cgroup` act as their
-/// options do: a task in a frozen cgroup of its own is refused for its
-/// cgroup (DEFAULT), then with IGNORE for being frozen, and dumped with
-/// `freeze_cgroup` too, the cgroup left frozen.
+/// options do: a task in a frozen cgroup is refused for being frozen
+/// (DEFAULT and IGNORE alike), and dumped with `freeze_cgroup`, the
+/// cgroup left frozen.
 #[test]
 fn rpc_manage_cgroups_mode_and_freeze_cgroup() {
     const TEST: &str = "rpc_frozen_v2";
@@ -419,11 +614,7 @@ fn rpc_manage_cgroups_mode_and_freeze_cgroup() {
             ..Default::default()
         },
     );
-    let want = format!(
-        "task {} is in cgroup {} of cgroup v2",
-        z.pid(),
-        cg.path(&hierarchy(TEST, None).unwrap())
-    );
+    let want = format!("dump it with --freeze-cgroup {}", cg.dir.display());
     assert!(
         !r.success && errmsg(&r).contains(&want),
         "{r:?}, want {want:?}"
@@ -456,4 +647,59 @@ fn rpc_manage_cgroups_mode_and_freeze_cgroup() {
     assert_eq!(common::tracer_pid(z.pid()), Some(0));
     cg.freeze(false);
     assert_eq!(z.go(), "PASS");
+}
+
+/// Over RPC, `manage_cgroups` dumps the cgroups, and a restore with
+/// `manage_cgroups_mode` FULL and a `cg_root` for the pids hierarchy puts
+/// the task into the new cgroup, made with the dumped limit.
+#[test]
+fn rpc_manage_cgroups_and_cg_root() {
+    const TEST: &str = "rpc_cg_root";
+    let Some(pids) = hierarchy(TEST, Some("pids")) else {
+        return;
+    };
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+        return;
+    };
+    let p = Cgroup::new(&pids, TEST);
+    std::fs::write(p.dir.join("pids.max"), "37").unwrap();
+    p.add(z.pid());
+    let images = z.new_dir("rpc");
+    let dir = std::fs::File::open(&images).unwrap();
+    let r = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(z.pid()),
+            manage_cgroups: Some(true),
+            log_level: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert!(r.success, "{r:?}");
+    z.wait_gone();
+    assert!(images.join("cgroup.img").exists());
+    let moved = Cgroup::adopt(pids.join(format!("criu-test-{TEST}-moved-{}", std::process::id())));
+    let r = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            manage_cgroups_mode: Some(CriuCgMode::Full as i32),
+            cg_root: vec![CgroupRoot {
+                ctrl: Some("pids".into()),
+                path: moved.path(&pids),
+            }],
+            log_level: Some(4),
+            log_file: Some("restore.log".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert!(r.success, "{r:?}");
+    z.restored_elsewhere();
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(moved.path(&pids)));
+    assert_eq!(read_prop(&moved.dir, "pids.max"), "37");
+    assert_eq!(z.go(), "PASS");
+    drop(p);
 }

@@ -36,6 +36,7 @@
 
 #[allow(unsafe_code)]
 pub mod blob;
+pub mod cgroups;
 pub mod check;
 pub mod coredump;
 pub mod dump;

@@ -195,6 +195,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     // SAFETY: `created` is a naturally aligned u32 inside the shared region.
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
     stage!(args, abi::STAGE_FDS, take_tool_fds(args));
+    stage!(args, abi::STAGE_CGROUPS, join_cgroups(args));
     stage!(args, abi::STAGE_PREMAP, mem::premap(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));
@@ -213,6 +214,22 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
     if args.pgid != 0 {
         // SAFETY: integer arguments only.
         check(unsafe { sys::setpgid(0, args.pgid as usize) }, 1)?;
+    }
+    Ok(())
+}
+
+/// Into the task's cgroups, before it maps and fills any memory and
+/// forks its children: writing `0` into `cgroup.procs` moves the writer's
+/// whole thread group (v1 and v2 alike).
+fn join_cgroups(args: &RestoreArgs) -> Result<(), Fail> {
+    const SELF: &[u8] = b"0";
+    // SAFETY: the tool filled the list inside the bootstrap region.
+    for (i, &fd) in unsafe { items::<i32>(&args.cgroup_fds) }.iter().enumerate() {
+        check(
+            // SAFETY: SELF is a live one-byte buffer in the blob.
+            unsafe { sys::write(fd as usize, SELF.as_ptr() as usize, SELF.len()) },
+            i as u32,
+        )?;
     }
     Ok(())
 }

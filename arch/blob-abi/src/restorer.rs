@@ -190,6 +190,10 @@ pub const STAGE_PROC_ATTRS: u32 = 25;
 /// child, mapped and filled in the premap area before the task forks its
 /// children (see [`CowArgs`]).
 pub const STAGE_PREMAP: u32 = 26;
+/// The task writes itself into the `cgroup.procs` of each of its cgroups
+/// ([`RestoreArgs::cgroup_fds`]), first thing after taking its fds: its
+/// pages are then charged there and its children are born there.
+pub const STAGE_CGROUPS: u32 = 30;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
@@ -639,6 +643,10 @@ pub struct RestoreArgs {
     /// with the child's userfaultfd (missing pages), unregistered when the
     /// child closes it.
     pub copy_vmas: Array,
+    /// `[i32]`: tool fds of `cgroup.procs` files the task writes `0`
+    /// (itself) into, in [`STAGE_CGROUPS`]; empty when it stays in the
+    /// cgroups it is born in.
+    pub cgroup_fds: Array,
 }
 
 /// Most bytes of one [`CodePatch`].
@@ -777,7 +785,7 @@ crate::no_padding! {
     RawSyscall { u64, [u64; 6] },
     PrctlMmMap { u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u32, u32 },
     Array { u64, u64 },
-    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array },
+    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array, Array },
     CodePatch { u64, u64, [u8; CODE_PATCH_MAX] },
     VdsoMarkArg { u64, u64, [u64; 5] },
     ThreadArg { i32, u32, Region, u64, Array, Array, RseqArg, [u8; 16], CredsArg, TaskAttrsArg, u64 },

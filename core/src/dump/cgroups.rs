@@ -1,10 +1,7 @@
-//! Cgroups of the dumped tasks. Cgroups are not dumped yet (no
-//! `cgroup.img`, no `cg_set`): a restored task lands in the cgroups of the
-//! criu that restores it. So a task whose membership differs from criu's
-//! own (`/proc/PID/cgroup`, v1 hierarchies and v2 alike) is refused,
-//! unless `--manage-cgroups=ignore` (CRIU's mode for "do not dump or
-//! restore cgroups") says that is what the user wants; the dump then says
-//! so in the log.
+//! Cgroups of the dumped tasks, as the checks before the seize see them
+//! (what is recorded is [`crate::cgroups::collect`]'s): under
+//! `--manage-cgroups=ignore` (CRIU's mode for "do not dump or restore
+//! cgroups") the log says which tasks' cgroups are left out.
 //!
 //! A task whose cgroup is frozen (cgroup v2 `cgroup.freeze`, the v1
 //! freezer) can be seized but cannot run the parasite: without
@@ -19,17 +16,6 @@ use crate::proc::mountinfo::MountInfo;
 /// A cgroup refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error(
-        "task {pid} is in cgroup {theirs} of {hierarchy}, criu in {ours}: cgroups \
-         cannot be dumped yet (--manage-cgroups=ignore dumps the task without them, \
-         and the restore puts it into the restoring criu's cgroups)"
-    )]
-    Differs {
-        pid: i32,
-        hierarchy: String,
-        theirs: String,
-        ours: String,
-    },
     #[error(
         "task {pid} is in cgroup {path} of {hierarchy}, which is frozen ({how}): a frozen \
          task cannot be dumped without thawing it; dump it with --freeze-cgroup {dir}, \

@@ -85,6 +85,8 @@ pub enum DumpError {
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
     #[error(transparent)]
+    Cgroups(#[from] crate::cgroups::collect::CollectError),
+    #[error(transparent)]
     Freezer(#[from] freezer::FreezerError),
     #[error("locking the network of the TCP connections: {0}")]
     NetLock(#[from] crate::netlock::NetLockError),

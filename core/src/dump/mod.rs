@@ -130,6 +130,9 @@ pub const FAULT_STEPS: &[&str] = &[
     "parasite-fini",
     "cured",
     "images",
+    // After the tree's cgroups are read (numbered last: the others keep
+    // their numbers).
+    "cgroups",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -181,7 +184,14 @@ fn run(
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
-    let sharing = check_seized(common, &tree, &ours, rules)?;
+    let (sharing, membership) = check_seized(common, &tree, &ours, rules)?;
+    // Cgroups are recorded by the final dump (a pre-dump saves memory).
+    let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
+        crate::cgroups::collect::Sets::default()
+    } else {
+        crate::cgroups::collect::build(&ours.cgroups, &membership, &ours.hierarchies)?
+    };
+    fault("cgroups")?;
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);
@@ -205,7 +215,7 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        write_images(common, &tree, collected, &files, &ours, &run_id)?
+        write_images(common, &tree, collected, &files, &ours, &run_id, &cg_sets)?
     };
     to_server::finish(ps)?;
     fault("images")?;
@@ -296,15 +306,18 @@ fn before_seize(
     Ok((ours, rules))
 }
 
+/// Each live task's cgroups, the root first.
+type Membership = Vec<(i32, Vec<crate::proc::cgroup::CgroupLine>)>;
+
 /// The seized tree's checks (sessions, exit signals, owners, seccomp,
-/// the preflight's again now that nothing moves), and whose fd table and
-/// fs struct each task uses.
+/// the preflight's again now that nothing moves), whose fd table and
+/// fs struct each task uses, and each task's cgroups.
 fn check_seized(
     common: &CommonOpts,
     tree: &tree::Tree,
     ours: &preflight::Ours,
     rules: preflight::Rules,
-) -> Result<tree::Sharing, DumpError> {
+) -> Result<(tree::Sharing, Membership), DumpError> {
     tree::check_sessions(tree, common.shell_job)?;
     task_state::refuse_exit_signals(tree)?;
     let sharing = tree::shared_tables(tree)?;
@@ -313,12 +326,15 @@ fn check_seized(
         report: true,
         ..rules
     };
+    let mut membership = Vec::with_capacity(tree.tasks.len());
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
-        preflight::check_seized(&t.proc, ours, seized_rules)?;
+        if let Some(lines) = preflight::check_seized(&t.proc, ours, seized_rules)? {
+            membership.push((t.pid, lines));
+        }
     }
-    Ok(sharing)
+    Ok((sharing, membership))
 }
 
 /// Shared memory objects, read while every task is frozen: one per
@@ -372,6 +388,7 @@ fn write_images(
     files: &crate::files::table::FileTable,
     ours: &preflight::Ours,
     run_id: &str,
+    cg_sets: &crate::cgroups::collect::Sets,
 ) -> Result<Vec<Option<Collected>>, DumpError> {
     let entries: Vec<write::TreeEntry> = tree
         .tasks
@@ -396,7 +413,7 @@ fn write_images(
     }
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
-    let collected = write_all(tree, collected, &common.images_dir).map_err(img_err)?;
+    let collected = write_all(tree, collected, &common.images_dir, cg_sets).map_err(img_err)?;
     write::write_tree_images(
         &common.images_dir,
         &entries,
@@ -406,6 +423,11 @@ fn write_images(
         run_id,
     )
     .map_err(img_err)?;
+    if let Some(cg) = &cg_sets.image {
+        crate::images::typed::ImageDir::new(&common.images_dir)
+            .write_one(crate::images::kinds::Kind::Cgroup, 0, cg)
+            .map_err(img_err)?;
+    }
     Ok(collected)
 }
 
@@ -508,6 +530,7 @@ fn write_all(
     tree: &tree::Tree,
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
+    cg_sets: &crate::cgroups::collect::Sets,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -515,8 +538,11 @@ fn write_all(
         .zip(collected)
         .map(|(t, c)| {
             let dir = dir.to_path_buf();
+            let cg_set = cg_sets.of(t.pid);
             tree.workers.submit(t.owner, move || {
-                let r = c.as_ref().map_or(Ok(()), |c| write::write_images(&dir, c));
+                let r = c
+                    .as_ref()
+                    .map_or(Ok(()), |c| write::write_images(&dir, c, cg_set));
                 (c, r)
             })
         })

@@ -1,6 +1,8 @@
 //! What restore cannot bring back, refused by name, for every task of the
-//! tree: its namespaces ([`super::namespaces`]), its cgroups
-//! ([`super::cgroups`]) and its LSM label, compared with criu's own.
+//! tree: its namespaces ([`super::namespaces`]), a frozen cgroup
+//! ([`super::cgroups`]) and its LSM label, compared with criu's own; and
+//! each seized task's cgroups, which the dump records
+//! ([`crate::cgroups::collect`]).
 //!
 //! The checks run on the tree as found before anything is seized (the
 //! root, then `/proc/PID/task/*/children` recursively), so that a task
@@ -31,6 +33,8 @@ pub struct Ours {
     pub lsm: Lsm,
     pub label: Option<String>,
     pub mounts: FreezerMounts,
+    /// The cgroup hierarchies criu sees mounted.
+    pub hierarchies: Vec<crate::cgroups::Hierarchy>,
 }
 
 impl Ours {
@@ -38,6 +42,7 @@ impl Ours {
         let me = ProcDir::open_self().map_err(collect_err(0, "/proc/self"))?;
         let pid = me.pid();
         let lsm = Lsm::active();
+        let mounts = me.mountinfo().map_err(collect_err(pid, "criu's mounts"))?;
         Ok(Ours {
             ns: me.ns_ids().map_err(collect_err(pid, "criu's namespaces"))?,
             cgroups: me.cgroup().map_err(collect_err(pid, "criu's cgroups"))?,
@@ -45,9 +50,8 @@ impl Ours {
                 .lsm_label(lsm)
                 .map_err(collect_err(pid, "criu's LSM label"))?,
             lsm,
-            mounts: FreezerMounts::from_mounts(
-                &me.mountinfo().map_err(collect_err(pid, "criu's mounts"))?,
-            ),
+            mounts: FreezerMounts::from_mounts(&mounts),
+            hierarchies: crate::cgroups::hierarchies(&mounts),
         })
     }
 }
@@ -55,7 +59,7 @@ impl Ours {
 /// What the options allow.
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
-    /// `--manage-cgroups=ignore`: other cgroups are not dumped, and said so.
+    /// `--manage-cgroups=ignore`: cgroups are not dumped, and said so.
     pub ignore_cgroups: bool,
     /// Before the seize without `--freeze-cgroup`: refuse a frozen cgroup.
     pub refuse_frozen: bool,
@@ -83,43 +87,41 @@ pub fn walk(root: i32) -> Vec<i32> {
     found
 }
 
-/// Check task (or thread) `pid` whose `/proc` directory is `proc`.
-/// A task gone meanwhile passes: the seize finds it gone too.
-pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+/// Check task (or thread) `pid` whose `/proc` directory is `proc`; its
+/// cgroups (`None` for a zombie, or a task gone meanwhile: the seize
+/// finds it gone too).
+pub fn check_task(
+    pid: i32,
+    proc: &ProcDir,
+    ours: &Ours,
+    rules: Rules,
+) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
         Ok(ns) => namespaces::check(pid, &ns, &ours.ns)?,
-        Err(e) if gone(&e) => return Ok(()),
+        Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }
     // A zombie runs no more and is restored as a zombie: its cgroups (the
     // kernel shows the root ones once it has exited) and its label do not
     // matter.
     if proc.stat().is_ok_and(|st| st.state == b'Z') {
-        return Ok(());
+        return Ok(None);
     }
     let lines = match proc.cgroup() {
         Ok(l) => l,
-        Err(e) if gone(&e) => return Ok(()),
+        Err(e) if gone(&e) => return Ok(None),
         Err(source) => return Err(CgroupError::Proc { pid, source }.into()),
     };
-    if let Some((hierarchy, theirs, criu)) = cgroups::difference(&lines, &ours.cgroups) {
-        if !rules.ignore_cgroups {
-            return Err(CgroupError::Differs {
-                pid,
-                hierarchy,
-                theirs,
-                ours: criu,
-            }
-            .into());
-        }
-        if rules.report {
-            pr_info!(
-                "Cgroups of task {pid} are not dumped (--manage-cgroups=ignore): it is in \
-                 {theirs} of {hierarchy}, criu in {criu}; the restore puts it into the \
-                 restoring criu's cgroups"
-            );
-        }
+    if rules.ignore_cgroups
+        && rules.report
+        && let Some((hierarchy, theirs, criu)) = cgroups::difference(&lines, &ours.cgroups)
+    {
+        pr_info!(
+            "Cgroups of task {pid} are not dumped (--manage-cgroups=ignore): it is in \
+             {theirs} of {hierarchy}, criu in {criu}; the restore puts it into the \
+             restoring criu's cgroups"
+        );
     }
     if rules.refuse_frozen {
         cgroups::check_frozen(pid, &lines, &ours.mounts)?;
@@ -131,16 +133,22 @@ pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result
             label: label.unwrap_or_default(),
             ours: ours.label.clone().unwrap_or_default(),
         }),
-        Ok(_) => Ok(()),
-        Err(e) if gone(&e) => Ok(()),
+        Ok(_) => Ok(Some(lines)),
+        Err(e) if gone(&e) => Ok(None),
         Err(e) => Err(collect_err(pid, "LSM label")(e)),
     }
 }
 
-/// [`check_task`] for a seized process and each of its threads.
-pub fn check_seized(proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+/// [`check_task`] for a seized process and each of its threads; the
+/// process's cgroups (a thread elsewhere is refused, unless cgroups are
+/// ignored).
+pub fn check_seized(
+    proc: &ProcDir,
+    ours: &Ours,
+    rules: Rules,
+) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let pid = proc.pid();
-    check_task(pid, proc, ours, rules)?;
+    let lines = check_task(pid, proc, ours, rules)?;
     let quiet = Rules {
         report: false,
         ..rules
@@ -149,11 +157,14 @@ pub fn check_seized(proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), Dum
         if tid == pid {
             continue;
         }
-        match proc.task(tid) {
+        let thread = match proc.task(tid) {
             Ok(t) => check_task(tid, &t, ours, quiet)?,
-            Err(e) if e.is_gone() => {}
+            Err(e) if e.is_gone() => None,
             Err(e) => return Err(collect_err(pid, "thread directory")(e)),
+        };
+        if let (Some(task), Some(thread), false) = (&lines, &thread, rules.ignore_cgroups) {
+            crate::cgroups::collect::check_thread(pid, tid, task, thread)?;
         }
     }
-    Ok(())
+    Ok(lines)
 }

@@ -200,8 +200,8 @@ fn saved_auxv(pid: i32, words: &[u64]) -> Vec<u64> {
 /// share the tool's fd table ("Image corruption on kIDs data"). The tool
 /// shares no vm, files, fs or sighand with the tree it dumps.
 pub const TOOL_OBJ_ID: u32 = 1;
-/// The cgroup set every dumped task has: the tool's (CRIU's `root_cg_set`).
-const ROOT_CG_SET: u32 = 1;
+/// The dumping tool's cgroup set (CRIU's `root_cg_set`).
+const ROOT_CG_SET: u32 = crate::cgroups::TOOL_SET;
 
 /// The first id of a dumped task's own objects (after [`TOOL_OBJ_ID`]).
 pub const FIRST_TASK_OBJ_ID: u32 = 2;
@@ -399,17 +399,18 @@ pub fn write_zombie_core(
     ImageDir::new(dir).write_one(Kind::Core, pid as u64, &core)
 }
 
-/// Write the images of one live task into `dir`.
-pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
+/// Write the images of one live task into `dir`; `cg_set` is its cgroup
+/// set (see [`crate::cgroups::collect`]).
+pub fn write_images(dir: &Path, c: &Collected, cg_set: u32) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
     let pidu = c.pid as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
 
     let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
     img.write_one(Kind::Ids, pidu, &ids)?;
-    img.write_one(Kind::Core, pidu, &leader_core(c, misc)?)?;
+    img.write_one(Kind::Core, pidu, &leader_core(c, misc, cg_set)?)?;
     for t in &c.threads {
-        img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t)?)?;
+        img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t, cg_set)?)?;
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
     if !c.pages_sent {
@@ -474,7 +475,7 @@ fn rseq_entry(rseq: Option<RseqConfig>) -> Option<pb::RseqEntry> {
 
 /// `core-PID.img` of the task's leader: its registers, the task-wide
 /// state and the leader thread's own.
-fn leader_core(c: &Collected, misc: &MiscArgs) -> Result<pb::CoreEntry, ImageError> {
+fn leader_core(c: &Collected, misc: &MiscArgs, cg_set: u32) -> Result<pb::CoreEntry, ImageError> {
     let thread = c.thread.as_ref().ok_or_else(|| missing("DUMP_THREAD"))?;
     let sigacts = c.sigacts.as_ref().ok_or_else(|| missing("DUMP_SIGACTS"))?;
     let itimers = c.itimers.as_ref().ok_or_else(|| missing("DUMP_ITIMERS"))?;
@@ -519,16 +520,14 @@ fn leader_core(c: &Collected, misc: &MiscArgs) -> Result<pb::CoreEntry, ImageErr
         }),
         comm: Some(comm),
         rseq_entry: rseq_entry(c.rseq),
-        // The tasks stay in the cgroups of the tool: CRIU records that as
-        // the root's cgroup set (1, `root_cg_set`), with no cgroup.img.
-        cg_set: Some(ROOT_CG_SET),
+        cg_set: Some(cg_set),
         ..Default::default()
     });
     Ok(core)
 }
 
 /// `core-TID.img` of one of the task's other threads.
-fn thread_core(c: &Collected, t: &ThreadData) -> Result<pb::CoreEntry, ImageError> {
+fn thread_core(c: &Collected, t: &ThreadData, cg_set: u32) -> Result<pb::CoreEntry, ImageError> {
     let args = t
         .args
         .as_ref()
@@ -550,6 +549,8 @@ fn thread_core(c: &Collected, t: &ThreadData) -> Result<pb::CoreEntry, ImageErro
         }),
         comm: Some(core_img::comm_string(&args.comm)),
         rseq_entry: rseq_entry(t.rseq),
+        // Threads in cgroups of their own are refused at dump.
+        cg_set: Some(cg_set),
         ..Default::default()
     });
     Ok(tcore)

@@ -325,12 +325,12 @@ pub const CLI: &[Entry] = &[
     works("exec-cmd", R, "tests/options_e2e.rs::exec_cmd_runs_after_the_restore"),
     refused("exec-cmd", NOT_R, "--exec-cmd", "--exec-cmd is available for the restore command only"),
     works("manage-cgroups=ignore", DR, "tests/zdtm_cgroups.rs::manage_cgroups_ignore_dumps_without_them_and_restores_into_ours"),
-    not_yet("manage-cgroups=none", DR, "--manage-cgroups=none"),
-    not_yet("manage-cgroups=props", DR, "--manage-cgroups=props"),
-    not_yet("manage-cgroups=soft", DR, "--manage-cgroups=soft"),
-    not_yet("manage-cgroups=full", DR, "--manage-cgroups=full"),
-    not_yet("manage-cgroups=strict", DR, "--manage-cgroups=strict"),
-    not_yet("cgroup-root", DR, "--cgroup-root=/x"),
+    works("manage-cgroups=none", DR, "tests/zdtm_cgroups.rs::manage_cgroups_none_and_props_need_the_cgroups"),
+    works("manage-cgroups=props", DR, "tests/zdtm_cgroups.rs::manage_cgroups_none_and_props_need_the_cgroups"),
+    works("manage-cgroups=soft", DR, "tests/zdtm_cgroups.rs::a_tree_in_its_own_cgroups_comes_back_into_them"),
+    works("manage-cgroups=full", DR, "tests/zdtm_cgroups.rs::manage_cgroups_full_and_strict"),
+    works("manage-cgroups=strict", DR, "tests/zdtm_cgroups.rs::manage_cgroups_full_and_strict"),
+    works("cgroup-root", DR, "tests/zdtm_cgroups.rs::cgroup_root_moves_the_tree"),
     not_yet("inherit-fd", R, "--inherit-fd=fd[3]:pipe:[1]"),
     refused("inherit-fd", NOT_R, "--inherit-fd=fd[3]:pipe:[1]", "--inherit-fd is restore-only option"),
     works("feature", CK, "tests/check.rs::feature_pagemap_scan"),
@@ -419,8 +419,8 @@ pub const RPC: &[Entry] = &[
     not_yet("force_irmap", DPD, ""),
     works("exec_cmd", R, "tests/options_e2e.rs::rpc_exec_cmd_replaces_the_worker"),
     not_yet("ext_mnt", DR, ""),
-    not_yet("manage_cgroups", DR, ""),
-    not_yet("cg_root", DR, ""),
+    works("manage_cgroups", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
+    works("cg_root", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("rst_sibling", R, "tests/options_e2e.rs::rpc_rst_sibling_makes_the_client_the_parent"),
     not_yet("inherit_fd", R, ""),
     not_yet("auto_ext_mnt", DR, ""),
@@ -432,7 +432,7 @@ pub const RPC: &[Entry] = &[
     works("manage_cgroups_mode=IGNORE", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_mode_and_freeze_cgroup"),
     // CRIU's default mode, the same as not setting the field at all.
     works("manage_cgroups_mode=DEFAULT", DR, "tests/options_e2e.rs::manage_cgroups_ignore_is_accepted"),
-    not_yet("manage_cgroups_mode", DR, ""),
+    works("manage_cgroups_mode", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("ghost_limit", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("irmap_scan_paths", DPD, ""),
     not_yet("external", DR, ""),
@@ -481,7 +481,7 @@ mod tests {
         let e = lookup(CLI, On::DUMP, "manage-cgroups", "ignore").unwrap();
         assert!(matches!(e.support, Support::Works { .. }));
         let e = lookup(CLI, On::DUMP, "manage-cgroups", "full").unwrap();
-        assert!(matches!(e.support, Support::NotYet { .. }));
+        assert_eq!(e.key, "manage-cgroups=full");
         let e = lookup(CLI, On::DUMP, "ext-unix-sk", "").unwrap();
         assert!(matches!(e.support, Support::Works { .. }));
         let e = lookup(CLI, On::DUMP, "ext-unix-sk", "123").unwrap();
@@ -498,11 +498,8 @@ mod tests {
     fn refusals_name_the_option_or_quote_criu() {
         let r = check(CLI, Style::Cli, On::DUMP, [("root", "/")]);
         assert_eq!(r, Err(Refusal("--root is not supported yet".into())));
-        let r = check(CLI, Style::Cli, On::RESTORE, [("manage-cgroups", "full")]);
-        assert_eq!(
-            r,
-            Err(Refusal("--manage-cgroups=full is not supported yet".into()))
-        );
+        let r = check(CLI, Style::Cli, On::RESTORE, [("cgroup-yard", "/x")]);
+        assert_eq!(r, Err(Refusal("--cgroup-yard is not supported yet".into())));
         let r = check(CLI, Style::Cli, On::CHECK, [("stream", "")]);
         assert_eq!(
             r,

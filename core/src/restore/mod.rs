@@ -61,6 +61,8 @@ pub enum RestoreError {
     Files(#[from] crate::files::FileError),
     #[error("{file}: {what}")]
     Invalid { file: String, what: String },
+    #[error(transparent)]
+    Cgroups(#[from] crate::cgroups::place::PlaceError),
     #[error("{0}")]
     Unsupported(String),
     #[error("cannot open {0}: {1}")]
@@ -137,6 +139,8 @@ pub const FAULT_STAGES: &[&str] = &[
     "threads",
     "fd-state",
     FAULT_AFTER_DONE,
+    // Numbered last (the others keep their numbers), run first thing.
+    "cgroups",
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
@@ -189,6 +193,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_FD_STATE => "fd-state",
         abi::STAGE_PROC_ATTRS => "proc-attrs",
         abi::STAGE_PREMAP => "premap",
+        abi::STAGE_CGROUPS => "cgroups",
         _ => "unknown",
     }
 }
@@ -212,6 +217,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
             format!("core-{pid}.img (oom_score_adj, loginuid) / mm-{pid}.img (thp_disabled)")
         }
         abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
+        abi::STAGE_CGROUPS => "cgroup.img (the task's cgroup set)".into(),
         _ => format!("core-{pid}.img"),
     }
 }

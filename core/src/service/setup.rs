@@ -347,8 +347,13 @@ fn limits_cgroups_lock_tls(req: &rpc::CriuOpts, c: &mut CommonOpts) -> Result<()
     if let Some(cap) = req.cpu_cap {
         c.cpu_cap = crate::opts::CpuCap(cap);
     }
-    if bool_of(req.manage_cgroups) {
-        c.manage_cgroups = CgroupMode::Soft;
+    // As CRIU: the old boolean field means soft, or ignore when false.
+    if let Some(m) = req.manage_cgroups {
+        c.manage_cgroups = if m {
+            CgroupMode::Soft
+        } else {
+            CgroupMode::Ignore
+        };
     }
     if let Some(m) = req.manage_cgroups_mode {
         c.manage_cgroups = match m {

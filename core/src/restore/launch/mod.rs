@@ -90,6 +90,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         epoll_owners: &epoll_owners,
     };
     let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
+    // Declared before the tasks exist, so that on failure its directories
+    // go only once they are killed.
+    let mut cgroups = place_cgroups(opts, &dir, &alive, &mut shared)?;
     let (fault_stage, fault_after) = fault_from_env();
     let mut inputs = RoleInputs {
         roles: &roles,
@@ -101,6 +104,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         fault: (fault_pid(root), fault_stage),
         root,
         sibling: opts.restore.sibling,
+        cgroups: &cgroups.fds,
     };
     let vdso = (&rt_vdso, &vdso_plans[..]);
     let mut plans = plan_all(
@@ -142,6 +146,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     )
     .and_then(|()| fault_after_done(fault_after))
     .and_then(|()| fds::release_tcp(&mut shared, &dir, root))
+    .and_then(|()| cgroups.finish().map_err(RestoreError::from))
     .and_then(|()| super::write_pidfile(opts, child))
     // A restore that fails after all takes its pidfile back.
     .and_then(|()| {
@@ -168,6 +173,52 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             Err(e)
         }
     }
+}
+
+/// The tree's cgroups made, and the `cgroup.procs` files of those its
+/// tasks move into opened as tool fds (see [`crate::cgroups::place`]).
+fn place_cgroups(
+    opts: &Opts,
+    dir: &ImageDir,
+    alive: &[&TaskImages],
+    shared: &mut plan::SharedFiles<'_>,
+) -> Result<crate::cgroups::place::Placed, RestoreError> {
+    use crate::cgroups::place::{self, Inputs, TaskSet};
+    let inventory: crate::images::pb::InventoryEntry =
+        crate::images::check::read_single(dir, crate::images::kinds::Kind::Inventory, 0)?;
+    let tasks: Vec<TaskSet> = alive
+        .iter()
+        .map(|t| TaskSet {
+            pid: t.pstree.pid as i32,
+            ppid: t.pstree.ppid as i32,
+            set: cg_set(&t.core),
+        })
+        .collect();
+    let inp = Inputs {
+        dir,
+        mode: opts.common.manage_cgroups,
+        roots: &opts.common.cgroup_roots,
+        root_set: inventory.root_cg_set.unwrap_or(crate::cgroups::TOOL_SET),
+        tasks: &tasks,
+    };
+    let min = shared.min_fd;
+    place::prepare(&inp, |fd| {
+        let fd = plan::high_fd(fd, min).map_err(|e| e.to_string())?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        shared.fds.push(fd);
+        Ok(raw)
+    })
+    .map_err(RestoreError::from)
+}
+
+/// A task's cgroup set: its main thread's (CRIU 3.x and later), else the
+/// task core's (older images), else criu's.
+fn cg_set(core: &crate::images::pb::CoreEntry) -> u32 {
+    core.thread_core
+        .as_ref()
+        .and_then(|t| t.cg_set)
+        .or_else(|| core.tc.as_ref().and_then(|tc| tc.cg_set))
+        .unwrap_or(crate::cgroups::TOOL_SET)
 }
 
 /// The tree's images, read and checked, and what follows from them alone.
@@ -385,6 +436,8 @@ struct RoleInputs<'r> {
     root: u32,
     /// `--restore-sibling`.
     sibling: bool,
+    /// Each task's `cgroup.procs` fds (see [`crate::cgroups::place`]).
+    cgroups: &'r HashMap<i32, Vec<i32>>,
 }
 
 impl RoleInputs<'_> {
@@ -409,6 +462,7 @@ impl RoleInputs<'_> {
         }
         role.cow_area = self.cow_area;
         role.tree = self.tree;
+        role.cgroup_fds = self.cgroups.get(&pid).cloned().unwrap_or_default();
         role.fd_sync = match role.fd_table {
             abi::FD_TABLE_LENT => self.sync_pipes.get(&pid).map_or(-1, |p| p.0),
             abi::FD_TABLE_SHARED => self.sync_pipes.get(&role.fd_owner).map_or(-1, |p| p.1),

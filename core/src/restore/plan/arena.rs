@@ -90,6 +90,7 @@ pub(super) struct Arrays {
     pub auxv: Array,
     pub arch: Array,
     pub madvise: Array,
+    pub cgroup_fds: Array,
     /// The main thread's `set_robust_list` call (after its arch calls).
     pub robust: Vec<RawSyscall>,
 }
@@ -158,6 +159,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
     let robust = robust_list_call(&t.core);
     let arch = arena.push(&[probe.arch_syscalls, robust.clone()].concat());
     let madvise = arena.push(&madvise_calls(t));
+    let cgroup_fds = arena.push(&role.cgroup_fds);
     Ok(Arrays {
         park,
         unmap,
@@ -186,6 +188,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
         auxv,
         arch,
         madvise,
+        cgroup_fds,
         robust,
     })
 }

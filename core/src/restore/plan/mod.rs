@@ -105,6 +105,9 @@ pub struct TaskRole {
     /// `[cow_area.0, cow_area.0 + cow_area.1)` (see [`super::cow`]).
     pub cow: Vec<super::cow::CowVma>,
     pub cow_area: (u64, u64),
+    /// Tool fds of the `cgroup.procs` files the task writes itself into
+    /// (see [`crate::cgroups::place`]).
+    pub cgroup_fds: Vec<i32>,
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -518,6 +521,7 @@ fn restore_args(
         },
         copy_runs: at(a.copy_runs),
         copy_vmas: at(a.copy_vmas),
+        cgroup_fds: at(a.cgroup_fds),
         status: RestoreStatus {
             uffd: -1,
             ..RestoreStatus::default()
@@ -536,6 +540,7 @@ fn pull_fds(p: &Parts<'_, '_>, args: &RestoreArgs) -> Vec<i32> {
         .chain(p.vmas.iter().map(|v| v.fd))
         .chain([args.pages_fd, p.fs.cwd_fd, p.fs.root_fd, p.role.fd_sync])
         .chain((args.set_mm != 0).then_some(args.mm_map.exe_fd as i32))
+        .chain(p.role.cgroup_fds.iter().copied())
         .filter(|&fd| fd >= p.min_fd)
         .collect();
     pull.sort_unstable();

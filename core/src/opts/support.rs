@@ -6,7 +6,8 @@
 //! - it **works** ([`Support::Works`]): it acts as CRIU's does, and the
 //!   entry names the test that shows its effect (`FILE::TEST_FN`);
 //! - it is **refused** before anything is touched (no process seized, no
-//!   image, log or other file written): with CRIU's own wording where CRIU
+//!   image or other file written but, over RPC, the request's log, which
+//!   says why: what runtimes show their users): with CRIU's own wording where CRIU
 //!   refuses it in the same case ([`Support::Refused`]), otherwise with
 //!   "OPTION is not supported yet" ([`Support::NotYet`]), exit code 1 (an
 //!   error response over RPC).

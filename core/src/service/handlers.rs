@@ -103,7 +103,19 @@ fn setup_with_log(
     on: On,
 ) -> Result<Setup, ServiceError> {
     let opts = req.opts.as_ref().ok_or(ServiceError::NoOpts(what))?;
-    let s = setup::setup(opts, client, mode, on)?;
+    let s = match setup::setup(opts, client, mode, on) {
+        Ok(s) => s,
+        Err(e) => {
+            // The refusal goes into the request's log too: the failure
+            // response logs it, once the log is open.
+            if let Some((config, _dirs)) = setup::refusal_log(opts, client, on)
+                && log::init(&config).is_ok()
+            {
+                log::log_banner(version::STRING, version::GITID);
+            }
+            return Err(e.into());
+        }
+    };
     log::init(&s.opts.common.log_config())?;
     log::log_banner(version::STRING, version::GITID);
     Ok(s)

@@ -217,6 +217,22 @@ pub fn setup(
     })
 }
 
+/// Where a refused request's log goes: the log of `req` (its work dir,
+/// else its images dir, with its `log_file` and level) when the client may
+/// write there; `None` otherwise. A runtime (runc, Podman) shows its
+/// user only "criu failed" and the errors of that log, so the refusal
+/// must be in it. The directories stay open as long as the options.
+pub fn refusal_log(
+    req: &rpc::CriuOpts,
+    client: &Client,
+    on: On,
+) -> Option<(crate::log::LogConfig, Vec<OwnedFd>)> {
+    let mut c = CommonOpts::default();
+    let mut dirs = Vec::new();
+    dirs_and_log(req, client, on, &mut c, &mut dirs).ok()?;
+    Some((c.log_config(), dirs))
+}
+
 /// The images and work directories (the client's fds reopened, or a
 /// path), and where the log goes.
 fn dirs_and_log(

@@ -73,12 +73,6 @@ fn task_in_its_own_user_namespace_is_refused() {
 }
 
 #[test]
-fn task_in_its_own_time_namespace_is_refused() {
-    // ns_exec enters the new time namespace itself (setns), then execs.
-    refused_in_namespace("time_ns", &["time"], "is in its own time namespace (time:[");
-}
-
-#[test]
 fn task_whose_children_live_in_another_pid_namespace_is_refused() {
     // The root (ns_exec) stays in ours, its child is pid 1 of the new one.
     refused_in_namespace(

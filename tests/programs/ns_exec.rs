@@ -8,7 +8,9 @@
 //! (like `unshare --pid --fork`) keeps this process in our PID namespace,
 //! runs PROGRAM as pid 1 of the new one, waits for it and exits as it did.
 //! Without `pid`, PROGRAM replaces this process. `time` moves this
-//! process itself into the new time namespace (setns) before that.
+//! process itself into the new time namespace (setns) before that;
+//! `time=MONO,BOOT` first gives its clocks those offsets in seconds
+//! (`unshare --monotonic MONO --boottime BOOT`).
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode};
@@ -57,7 +59,15 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let (kinds, program) = (&args[..split], &args[split + 1..]);
     let (first, rest) = program.split_first().ok_or("no PROGRAM")?;
     let mut flags = UnshareFlags::empty();
+    let mut offsets = None;
     for kind in kinds {
+        let kind = match kind.split_once('=') {
+            Some(("time", o)) => {
+                offsets = Some(o.split_once(',').ok_or("time=MONO,BOOT")?);
+                "time"
+            }
+            _ => kind.as_str(),
+        };
         flags |= flag(kind).ok_or_else(|| format!("unknown namespace kind {kind:?}"))?;
     }
     let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
@@ -67,6 +77,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         .map_err(|e| format!("unshare {kinds:?}: {e}"))?;
     if flags.contains(UnshareFlags::NEWUSER) {
         map_root(uid.as_raw(), gid.as_raw()).map_err(|e| format!("map root: {e}"))?;
+    }
+    if let Some((mono, boot)) = offsets {
+        let text = format!("monotonic {mono} 0\nboottime {boot} 0\n");
+        std::fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| format!("time offsets: {e}"))?;
     }
     if flags.contains(UnshareFlags::NEWTIME) {
         enter_time_for_children().map_err(|e| format!("enter the new time namespace: {e}"))?;

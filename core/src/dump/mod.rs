@@ -290,10 +290,13 @@ fn before_seize(
     }
 
     let ours = preflight::Ours::read()?;
+    // The root's own time namespace is the tree's (dumped).
+    let root_time = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?.time;
     let rules = preflight::Rules {
         ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
         refuse_frozen: opts.freeze_cgroup.is_none(),
         report: false,
+        tree_time: root_time.filter(|&t| Some(t) != ours.ns.time),
     };
     // Before any task is touched: what a restore could not bring back.
     for p in preflight::walk(pid) {
@@ -413,7 +416,15 @@ fn write_images(
     }
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
-    let collected = write_all(tree, collected, &common.images_dir, cg_sets).map_err(img_err)?;
+    let time_ns = tree_time_ns(tree, ours)?;
+    let collected = write_all(
+        tree,
+        collected,
+        &common.images_dir,
+        cg_sets,
+        time_ns.ns_id(),
+    )
+    .map_err(img_err)?;
     write::write_tree_images(
         &common.images_dir,
         &entries,
@@ -421,6 +432,7 @@ fn write_images(
         ours.lsm,
         common.network_lock,
         run_id,
+        time_ns,
     )
     .map_err(img_err)?;
     if let Some(cg) = &cg_sets.image {
@@ -429,6 +441,38 @@ fn write_images(
             .map_err(img_err)?;
     }
     Ok(collected)
+}
+
+/// The tree's time namespace: the root's own (its offsets read now, the
+/// tree frozen) where it is not criu's, else the tool's.
+fn tree_time_ns(tree: &tree::Tree, ours: &preflight::Ours) -> Result<write::TimeNs, DumpError> {
+    let Some(root) = tree.tasks.first() else {
+        return Ok(write::TimeNs::tool());
+    };
+    let ns = root
+        .proc
+        .ns_ids()
+        .map_err(collect_err(root.pid, "namespaces"))?;
+    if ns.time.is_none() || ns.time == ours.ns.time {
+        return Ok(write::TimeNs::tool());
+    }
+    let raw = root
+        .proc
+        .read_small("timens_offsets")
+        .map_err(collect_err(root.pid, "timens_offsets"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let t = write::TimeNs::of_root(&text).ok_or_else(|| {
+        collect_err(root.pid, "timens_offsets")(std::io::Error::other(format!(
+            "unexpected contents {text:?}"
+        )))
+    })?;
+    pr_info!(
+        "task {} is in a time namespace of its own (offsets monotonic {:?}, boottime {:?}): dumped",
+        root.pid,
+        t.monotonic,
+        t.boottime
+    );
+    Ok(t)
 }
 
 /// A pre-dump's pages, held while the tree was frozen, into the images
@@ -531,6 +575,7 @@ fn write_all(
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
     cg_sets: &crate::cgroups::collect::Sets,
+    time_ns_id: u32,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -538,11 +583,14 @@ fn write_all(
         .zip(collected)
         .map(|(t, c)| {
             let dir = dir.to_path_buf();
-            let cg_set = cg_sets.of(t.pid);
+            let belongs = write::Belongs {
+                cg_set: cg_sets.of(t.pid),
+                time_ns_id,
+            };
             tree.workers.submit(t.owner, move || {
                 let r = c
                     .as_ref()
-                    .map_or(Ok(()), |c| write::write_images(&dir, c, cg_set));
+                    .map_or(Ok(()), |c| write::write_images(&dir, c, belongs));
                 (c, r)
             })
         })

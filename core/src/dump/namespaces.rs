@@ -1,9 +1,12 @@
-//! Namespaces of the dumped tasks. No namespace is dumped yet (no
+//! Namespaces of the dumped tasks. Of the namespaces that are not criu's
+//! own, only the root's time namespace is dumped (shared by the whole
+//! tree: `timens-ID.img`, see [`crate::restore::namespaces`]); no
 //! `utsns-*.img`, `ipcns-*`, `netns-*`, `mountpoints-*`, `userns-*`, no pid
-//! namespace init): a restored task joins the restoring criu's
-//! namespaces. So every namespace of every task must be criu's own, as
-//! `/proc/PID/ns/*` shows, or the task is refused by name before anything
-//! is lost: its hostname, its mounts, its in-namespace PIDs, its network.
+//! namespace init yet: a restored task joins the restoring criu's
+//! namespaces. So every other namespace of every task must be criu's own,
+//! as `/proc/PID/ns/*` shows, or the task is refused by name before
+//! anything is lost: its hostname, its mounts, its in-namespace PIDs, its
+//! network.
 //!
 //! CRIU's own rules are looser (it dumps a root task's own namespaces, and
 //! nested pid, net and mount namespaces), but it too refuses a task whose
@@ -56,6 +59,21 @@ pub enum NsError {
 /// cannot differ. The order puts the namespaces that contain others
 /// first, so a container is named by its user namespace.
 pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
+    check_in_tree(pid, task, ours, None)
+}
+
+/// [`check`], with the tree's own time namespace (the root's, when it is
+/// not criu's) allowed: it is dumped and made again for the root.
+pub fn check_in_tree(
+    pid: i32,
+    task: &NsIds,
+    ours: &NsIds,
+    tree_time: Option<u64>,
+) -> Result<(), NsError> {
+    let ours = &NsIds {
+        time: tree_time.or(ours.time),
+        ..*ours
+    };
     let own = [
         ("user", task.user, ours.user),
         ("mnt", task.mnt, ours.mnt),
@@ -95,7 +113,7 @@ pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
             "time",
             "time_for_children",
             task.time_for_children,
-            ours.time,
+            task.time.or(ours.time),
         ),
     ];
     for (kind, link, t, o) in for_children {

@@ -65,6 +65,9 @@ pub struct Rules {
     pub refuse_frozen: bool,
     /// After the seize: say in the log what is not dumped.
     pub report: bool,
+    /// The root's time namespace where it is not criu's: the tree's own,
+    /// dumped (every task must be in it).
+    pub tree_time: Option<u64>,
 }
 
 /// The tasks of the tree rooted at `root` as they are now, the root first.
@@ -98,7 +101,7 @@ pub fn check_task(
 ) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
-        Ok(ns) => namespaces::check(pid, &ns, &ours.ns)?,
+        Ok(ns) => namespaces::check_in_tree(pid, &ns, &ours.ns, rules.tree_time)?,
         Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }

@@ -208,7 +208,7 @@ pub const FIRST_TASK_OBJ_ID: u32 = 2;
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
 /// them for a task in the dumping tool's namespaces.
-fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
+fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32, time_ns_id: u32) -> pb::TaskKobjIdsEntry {
     pb::TaskKobjIdsEntry {
         vm_id: obj_id,
         files_id,
@@ -218,7 +218,7 @@ fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
         net_ns_id: Some(crate::files::unix::NET_NS_ID),
         ipc_ns_id: Some(3),
         uts_ns_id: Some(4),
-        time_ns_id: Some(5),
+        time_ns_id: Some(time_ns_id),
         mnt_ns_id: Some(6),
         user_ns_id: Some(7),
         cgroup_ns_id: Some(8),
@@ -262,18 +262,72 @@ pub fn run_id(pid: i32) -> String {
     )
 }
 
-/// CLOCK_MONOTONIC and CLOCK_BOOTTIME now (`timens-0.img`).
-fn timens_entry() -> pb::TimensEntry {
-    let ts = |id| {
-        let t = rustix::time::clock_gettime(id);
-        pb::Timespec {
-            tv_sec: t.tv_sec as u64,
-            tv_nsec: t.tv_nsec as u64,
+/// The time namespace id of the dumping tool (CRIU's numbering).
+pub const TOOL_TIME_NS_ID: u32 = 5;
+/// The id CRIU gives a root's own time namespace (the first after the
+/// tool's eight namespaces).
+pub const OWN_TIME_NS_ID: u32 = 9;
+
+/// The tree's time namespace: its id and its `CLOCK_MONOTONIC` and
+/// `CLOCK_BOOTTIME` now, as its tasks read them (`timens-ID.img`; CRIU
+/// writes `timens-0.img` with the tool's clocks for a tree in its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeNs {
+    pub id: u32,
+    /// The namespace's offsets (seconds, nanoseconds) from the tool's.
+    pub monotonic: (i64, i64),
+    pub boottime: (i64, i64),
+}
+
+impl TimeNs {
+    /// The tool's own: no offsets, image id 0.
+    pub fn tool() -> TimeNs {
+        TimeNs::default()
+    }
+
+    /// The root's own time namespace, from its `timens_offsets`.
+    pub fn of_root(text: &str) -> Option<TimeNs> {
+        let mut ns = TimeNs {
+            id: OWN_TIME_NS_ID,
+            ..TimeNs::default()
+        };
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [name, s, n] = f[..] else { return None };
+            let off = (s.parse().ok()?, n.parse().ok()?);
+            match name {
+                "monotonic" => ns.monotonic = off,
+                "boottime" => ns.boottime = off,
+                _ => {}
+            }
         }
-    };
-    pb::TimensEntry {
-        monotonic: ts(rustix::time::ClockId::Monotonic),
-        boottime: ts(rustix::time::ClockId::Boottime),
+        Some(ns)
+    }
+
+    /// The id tasks in it carry in `ids-PID.img`.
+    pub fn ns_id(&self) -> u32 {
+        if self.id == 0 {
+            TOOL_TIME_NS_ID
+        } else {
+            self.id
+        }
+    }
+
+    fn entry(&self) -> pb::TimensEntry {
+        let ts = |id, (s, n): (i64, i64)| {
+            let t = rustix::time::clock_gettime(id);
+            let total = (i128::from(t.tv_sec) + i128::from(s)) * 1_000_000_000
+                + i128::from(t.tv_nsec)
+                + i128::from(n);
+            pb::Timespec {
+                tv_sec: total.div_euclid(1_000_000_000) as u64,
+                tv_nsec: total.rem_euclid(1_000_000_000) as u64,
+            }
+        };
+        pb::TimensEntry {
+            monotonic: ts(rustix::time::ClockId::Monotonic, self.monotonic),
+            boottime: ts(rustix::time::ClockId::Boottime, self.boottime),
+        }
     }
 }
 
@@ -297,6 +351,7 @@ pub fn write_tree_images(
     lsm: crate::proc::lsm::Lsm,
     network_lock: crate::opts::NetworkLock,
     run_id: &str,
+    time_ns: TimeNs,
 ) -> Result<(), ImageError> {
     use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
@@ -306,7 +361,12 @@ pub fn write_tree_images(
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_ids: Some(kobj_ids(
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_TIME_NS_ID,
+            )),
             root_cg_set: Some(ROOT_CG_SET),
             plugins_entry: Some(pb::PluginsEntry::default()),
             ns_per_id: Some(true),
@@ -335,12 +395,11 @@ pub fn write_tree_images(
         })
         .collect();
     img.write_all(Kind::Pstree, 0, &entries)?;
-    // What CRIU writes for tasks in the tool's namespaces without seccomp
-    // (a dump refuses seccomp): an empty seccomp image, and the time
-    // namespace's clocks (a restore into a new time namespace would set
-    // its offsets from them).
+    // What CRIU writes for tasks without seccomp (a dump refuses
+    // seccomp): an empty seccomp image; and the time namespace's clocks
+    // (a restore into a new time namespace sets its offsets from them).
     img.write_one(Kind::Seccomp, 0, &pb::SeccompEntry::default())?;
-    img.write_one(Kind::Timens, 0, &timens_entry())?;
+    img.write_one(Kind::Timens, u64::from(time_ns.id), &time_ns.entry())?;
     img.write_all(Kind::Files, 0, &files.entries)?;
     if !files.memfd_inodes.is_empty() {
         img.write_all(Kind::MemfdInode, 0, &files.memfd_inodes)?;
@@ -366,7 +425,12 @@ pub fn write_pre_inventory(dir: &Path, run_id: &str, pre_dump_mode: u32) -> Resu
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_ids: Some(kobj_ids(
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_TIME_NS_ID,
+            )),
             ns_per_id: Some(true),
             dump_criu_run_id: Some(run_id.to_string()),
             pre_dump_mode: Some(pre_dump_mode),
@@ -399,14 +463,23 @@ pub fn write_zombie_core(
     ImageDir::new(dir).write_one(Kind::Core, pid as u64, &core)
 }
 
-/// Write the images of one live task into `dir`; `cg_set` is its cgroup
-/// set (see [`crate::cgroups::collect`]).
-pub fn write_images(dir: &Path, c: &Collected, cg_set: u32) -> Result<(), ImageError> {
+/// What a task belongs to beside its own objects.
+#[derive(Clone, Copy, Debug)]
+pub struct Belongs {
+    /// Its cgroup set (see [`crate::cgroups::collect`]).
+    pub cg_set: u32,
+    /// Its time namespace's id.
+    pub time_ns_id: u32,
+}
+
+/// Write the images of one live task into `dir`.
+pub fn write_images(dir: &Path, c: &Collected, belongs: Belongs) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
     let pidu = c.pid as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
+    let cg_set = belongs.cg_set;
 
-    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
+    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id, belongs.time_ns_id);
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc, cg_set)?)?;
     for t in &c.threads {

@@ -27,6 +27,7 @@ mod finish;
 pub mod images;
 mod launch;
 pub mod layout;
+pub mod namespaces;
 mod plan;
 mod regs;
 mod regsets;

@@ -89,10 +89,13 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         file_locks: opts.common.file_locks,
         epoll_owners: &epoll_owners,
     };
+    let inventory: crate::images::pb::InventoryEntry =
+        crate::images::check::read_single(&dir, crate::images::kinds::Kind::Inventory, 0)?;
+    let tree_ns = super::namespaces::plan(&dir, inventory.root_ids.as_ref(), &alive)?;
     let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
     // Declared before the tasks exist, so that on failure its directories
     // go only once they are killed.
-    let mut cgroups = place_cgroups(opts, &dir, &alive, &mut shared)?;
+    let mut cgroups = place_cgroups(opts, &inventory, &dir, &alive, &mut shared)?;
     let (fault_stage, fault_after) = fault_from_env();
     let mut inputs = RoleInputs {
         roles: &roles,
@@ -125,7 +128,11 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     fill_children(&alive, &mut plans, &tasks, &roles);
     fault_open_files()?;
     let (live, fds) = map_regions(&alive, plans)?;
-    let ret = fork_root(&live, shared.tool_rseq_addr())?;
+    let ret = match &tree_ns.time {
+        Some(at) => super::namespaces::TimeNs { at }
+            .fork_in(|| fork_root(&live, shared.tool_rseq_addr()))?,
+        None => fork_root(&live, shared.tool_rseq_addr())?,
+    };
     let forking = t_start.elapsed();
     crate::pr_debug!("every task planned, the root forked");
     // The tool's copies of the tasks' files stay open until every task
@@ -179,13 +186,12 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
 /// tasks move into opened as tool fds (see [`crate::cgroups::place`]).
 fn place_cgroups(
     opts: &Opts,
+    inventory: &crate::images::pb::InventoryEntry,
     dir: &ImageDir,
     alive: &[&TaskImages],
     shared: &mut plan::SharedFiles<'_>,
 ) -> Result<crate::cgroups::place::Placed, RestoreError> {
     use crate::cgroups::place::{self, Inputs, TaskSet};
-    let inventory: crate::images::pb::InventoryEntry =
-        crate::images::check::read_single(dir, crate::images::kinds::Kind::Inventory, 0)?;
     let tasks: Vec<TaskSet> = alive
         .iter()
         .map(|t| TaskSet {

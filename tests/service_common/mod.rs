@@ -62,6 +62,12 @@ impl Client {
 
     /// Starts `criu swrk FD` from the criu binary at `criu`.
     pub fn swrk_at(criu: &Path) -> Client {
+        Client::swrk_with_stdin(criu, Stdio::null())
+    }
+
+    /// [`Client::swrk_at`] with the worker's stdin given (an fd the
+    /// worker is to use, as `inherit_fd` names it).
+    pub fn swrk_with_stdin(criu: &Path, stdin: Stdio) -> Client {
         let (ours, theirs) = rustix::net::socketpair(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,
@@ -72,7 +78,7 @@ impl Client {
         let mut cmd = Command::new(criu);
         cmd.arg("swrk")
             .arg(theirs.as_raw_fd().to_string())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null());
         let child = spawn_with_fd(&mut cmd, theirs);
         Client {

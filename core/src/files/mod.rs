@@ -463,6 +463,12 @@ impl<'a> Opener<'a> {
         self.img.restorable(id)
     }
 
+    /// How `--inherit-fd` names file id `id` (see
+    /// [`FileImages::inherit_key`]).
+    pub fn inherit_key(&self, id: u32) -> Option<String> {
+        self.img.inherit_key(id, self.reg)
+    }
+
     /// Is `id` a pipe end to the outside (see [`FileImages::half_pipe`])?
     pub fn outside_pipe(&self, id: u32) -> bool {
         self.img.half_pipe(id)

@@ -61,3 +61,17 @@ pub fn adopt(raw: i32) -> Result<std::os::fd::OwnedFd, Errno> {
     // them), and the caller adopts each inherited number once, from argv.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
 }
+
+/// A copy (close-on-exec, at or above `min`) of fd number `raw` of this
+/// process, which someone else gave us by number (`--inherit-fd`); an fd
+/// that is not open fails with EBADF.
+pub fn dup_given(raw: i32, min: i32) -> Result<std::os::fd::OwnedFd, Errno> {
+    if raw < 0 {
+        return Err(Errno::BADF);
+    }
+    // SAFETY: the borrow lives only for the F_DUPFD below, which the
+    // kernel checks (EBADF for a number that is not open); nothing is
+    // closed through it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    rustix::io::fcntl_dupfd_cloexec(fd, min)
+}

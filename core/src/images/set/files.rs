@@ -121,6 +121,22 @@ pub struct FileImages {
 impl FileImages {
     /// Picks this module's entries out of `files.img` (and the older
     /// per-kind images) and reads the data images.
+    /// How `--inherit-fd` names file object `id` (CRIU's keys): a pipe
+    /// `pipe:[INODE]`, a unix socket `socket:[INODE]`, a regular file or
+    /// FIFO its path (`reg` holds the regular files' entries).
+    pub fn inherit_key(&self, id: u32, reg: &HashMap<u32, pb::RegFileEntry>) -> Option<String> {
+        if let Some(p) = self.pipes.get(&id) {
+            return Some(format!("pipe:[{}]", p.pipe_id));
+        }
+        if let Some(u) = self.unix.get(&id) {
+            return Some(format!("socket:[{}]", u.ino));
+        }
+        if let Some(f) = self.fifos.get(&id) {
+            return Some(format!("pipe:[{}]", f.pipe_id));
+        }
+        reg.get(&id).map(|r| r.name.clone())
+    }
+
     pub fn read(dir: &ImageDir, files: &[pb::FileEntry]) -> Result<FileImages, CheckError> {
         let mut f = FileImages::default();
         for e in files {

@@ -46,6 +46,7 @@ pub(super) fn tree_files<'a>(
     let min_fd = plan::min_fd(alive.iter().copied());
     let opener = tree_opener(opts, alive[0], min_fd, ghosts);
     let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
+    shared.inherit = opts.restore.inherit_fds.clone();
     shared.tool_pidfd = tool_pidfd(&mut shared);
     let sync_pipes = fd_sync_pipes(roles, &mut shared)?;
     Ok((shared, sync_pipes))

@@ -53,6 +53,7 @@ pub(super) struct TaskFds {
 /// tree's) and dup'ed to each fd holding it; std fds the images do not
 /// know, and a shell job's stdio pipe to the outside (a new pipe would
 /// lead nowhere), are inherited from the tool, like CRIU's --shell-job.
+/// A file `--inherit-fd` names is the tool's fd it gives instead.
 /// `ctty`: a controlling terminal none of its fds holds, and the fd its
 /// slave goes to.
 pub(super) fn open_fds(
@@ -78,6 +79,19 @@ pub(super) fn open_fds(
         keep.push(target);
         let from = match opened.get(&fi.id) {
             Some(&from) => from,
+            None if let Some(i) = inherited(&shared.inherit, opener, fi.id) => {
+                let fd = inherit_fd(i, min_fd)?;
+                crate::pr_info!(
+                    "fd {target} (file id {}, {}): the tool's fd {} (--inherit-fd)",
+                    fi.id,
+                    i.key,
+                    i.fd
+                );
+                let raw = fd.as_raw_fd();
+                opened.insert(fi.id, raw);
+                shared.fds.push(fd);
+                raw
+            }
             None if !opener.restorable(fi.id)
                 || (shell_job && target <= 2 && opener.outside_pipe(fi.id)) =>
             {
@@ -121,4 +135,31 @@ pub(super) fn open_fds(
     keep.sort_unstable();
     keep.dedup();
     Ok(TaskFds { moves, keep })
+}
+
+/// The `--inherit-fd` naming file id `id`, if any (a regular file's path
+/// may be given with or without its leading `/`, as CRIU's are relative).
+fn inherited<'i>(
+    inherit: &'i [crate::opts::InheritFd],
+    opener: &crate::files::Opener<'_>,
+    id: u32,
+) -> Option<&'i crate::opts::InheritFd> {
+    if inherit.is_empty() {
+        return None;
+    }
+    let key = opener.inherit_key(id)?;
+    let bare = key.strip_prefix('/').unwrap_or(&key);
+    inherit
+        .iter()
+        .find(|i| i.key == key || i.key.strip_prefix('/').unwrap_or(&i.key) == bare)
+}
+
+/// A copy of the tool's fd `i.fd`, at or above `min_fd`.
+fn inherit_fd(i: &crate::opts::InheritFd, min_fd: i32) -> Result<OwnedFd, RestoreError> {
+    crate::sys::fds::dup_given(i.fd, min_fd).map_err(|errno| {
+        RestoreError::Unsupported(format!(
+            "--inherit-fd fd[{}]:{}: fd {} of criu: {errno}",
+            i.fd, i.key, i.fd
+        ))
+    })
 }

@@ -138,6 +138,9 @@ pub struct SharedFiles<'a> {
     /// A pidfd of the tool, through which the tasks take their files
     /// (`RestoreArgs::pull`); -1: they inherit them all.
     pub tool_pidfd: i32,
+    /// `--inherit-fd fd[N]:KEY`: files of the images named KEY are the
+    /// tool's fd N instead (CRIU's keys, see [`crate::files::Opener::inherit_key`]).
+    pub inherit: Vec<crate::opts::InheritFd>,
 }
 
 impl<'a> SharedFiles<'a> {

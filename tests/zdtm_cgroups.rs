@@ -703,3 +703,30 @@ fn rpc_manage_cgroups_and_cg_root() {
     assert_eq!(z.go(), "PASS");
     drop(p);
 }
+
+/// `--cgroup-dump-controller pids`: only the pids hierarchy is recorded;
+/// the task's own v2 cgroup is not (it comes back in criu's), its pids
+/// cgroup is.
+#[test]
+fn cgroup_dump_controller_dumps_only_those() {
+    const TEST: &str = "cg_only";
+    let (Some(v2), Some(pids)) = (hierarchy(TEST, None), hierarchy(TEST, Some("pids"))) else {
+        return;
+    };
+    let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
+        return;
+    };
+    let a = Cgroup::new(&v2, TEST);
+    let p = Cgroup::new(&pids, TEST);
+    a.add(z.pid());
+    p.add(z.pid());
+    let p_path = p.path(&pids);
+    z.dump(&["--cgroup-dump-controller", "pids"]);
+    z.restore(&[]);
+    assert_eq!(path_of(z.pid(), Some("pids")), Some(p_path));
+    assert_eq!(
+        path_of(z.pid(), None),
+        path_of(std::process::id() as i32, None)
+    );
+    assert_eq!(z.go(), "PASS");
+}

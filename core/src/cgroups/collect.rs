@@ -125,13 +125,29 @@ impl Sets {
     }
 }
 
+/// Is the hierarchy of `l` one of `only` (`--cgroup-dump-controller`:
+/// a controller's name, `unified` for v2; none given: every one)?
+fn dumped(l: &CgroupLine, only: &[String]) -> bool {
+    only.is_empty()
+        || only.iter().any(|o| {
+            l.controllers.iter().any(|c| c == o) || (l.controllers.is_empty() && o == "unified")
+        })
+}
+
 /// Number the sets of `tasks` (the root first) and record the tree's
-/// cgroup directories.
+/// cgroup directories, of the hierarchies in `only` (every one if empty).
 pub fn build(
     tool: &[CgroupLine],
     tasks: &[(i32, Vec<CgroupLine>)],
     hs: &[Hierarchy],
+    only: &[String],
 ) -> Result<Sets, CollectError> {
+    let keep = |lines: &[CgroupLine]| -> Vec<CgroupLine> {
+        lines.iter().filter(|l| dumped(l, only)).cloned().collect()
+    };
+    let tool = &keep(tool)[..];
+    let tasks: &[(i32, Vec<CgroupLine>)] =
+        &tasks.iter().map(|(p, l)| (*p, keep(l))).collect::<Vec<_>>();
     let tool_key = key(tool);
     let mut ids: Vec<(Key, u32)> = Vec::new();
     let mut by_pid = HashMap::with_capacity(tasks.len());
@@ -373,11 +389,16 @@ mod tests {
         let t2 = parse(b"2:pids:/\n0::/a\n").unwrap();
         // No hierarchies: the directories cannot be read, which only the
         // image part needs; the numbering is checked without it.
-        let s = build(&tool, &[(7, tool.clone()), (8, t2.clone())], &[]).unwrap();
+        let s = build(&tool, &[(7, tool.clone()), (8, t2.clone())], &[], &[]).unwrap();
         assert!(s.image.is_none());
         assert_eq!((s.of(7), s.of(8), s.of(99)), (TOOL_SET, TOOL_SET, TOOL_SET));
-        let e = build(&tool, &[(7, t1.clone()), (8, t2)], &[]).unwrap_err();
+        let e = build(&tool, &[(7, t1.clone()), (8, t2.clone())], &[], &[]).unwrap_err();
         assert!(matches!(e, CollectError::NotMounted { pid: 7, .. }), "{e}");
+        // Only v2 dumped: the pids difference is not recorded.
+        let t3 = parse(b"2:pids:/x\n0::/a\n").unwrap();
+        let only = ["unified".to_string()];
+        let s = build(&tool, &[(7, t3), (8, t2)], &[], &only).unwrap();
+        assert!(s.image.is_none());
     }
 
     #[test]

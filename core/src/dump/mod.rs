@@ -189,7 +189,12 @@ fn run(
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
         crate::cgroups::collect::Sets::default()
     } else {
-        crate::cgroups::collect::build(&ours.cgroups, &membership, &ours.hierarchies)?
+        crate::cgroups::collect::build(
+            &ours.cgroups,
+            &membership,
+            &ours.hierarchies,
+            &common.cgroup_dump_controllers,
+        )?
     };
     fault("cgroups")?;
 

@@ -573,6 +573,7 @@ mod tests {
             cpu_cap: Some(crate::opts::CpuCap::ALL | crate::opts::CpuCap::IMAGE),
             ghost_limit: Some(4096),
             manage_cgroups_mode: Some(rpc::CriuCgMode::Ignore as i32),
+            cgroup_dump_controller: vec!["pids".into()],
             unprivileged: Some(true),
             leave_stopped: Some(true),
             display_stats: Some(true),
@@ -594,6 +595,7 @@ mod tests {
         );
         assert_eq!(c.ghost_limit, 4096);
         assert_eq!(c.manage_cgroups, CgroupMode::Ignore);
+        assert_eq!(c.cgroup_dump_controllers, ["pids"]);
         assert!(c.unprivileged && c.display_stats);
         assert!(c.tcp_established && c.tcp_close);
         assert_eq!(c.network_lock, NetworkLock::Skip);

@@ -130,6 +130,9 @@ pub const FAULT_STEPS: &[&str] = &[
     "parasite-fini",
     "cured",
     "images",
+    // Last so that the numbers of the others stay: it comes after
+    // "shmem" in a dump.
+    "namespaces",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -181,7 +184,7 @@ fn run(
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
-    let sharing = check_seized(common, &tree, &ours, rules)?;
+    let (sharing, own_ns) = check_seized(common, &tree, &ours, rules)?;
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);
@@ -192,12 +195,23 @@ fn run(
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
-    let (shpages_scanned, shpages_written) = if pre {
-        (0, 0)
+    let (shpages_scanned, shpages_written, next_pages_id) = if pre {
+        (0, 0, 0)
     } else {
         dump_shmem(common, &tree, &collected, &files, ps.as_ref())?
     };
     fault("shmem")?;
+    // The root's own UTS and IPC namespaces, read from inside while the
+    // tree is frozen (a pre-dump saves memory only).
+    if !pre {
+        crate::ns::dump(&common.images_dir, pid, own_ns, next_pages_id).map_err(|e| {
+            DumpError::Namespace(namespaces::NsError::Dump {
+                pid,
+                reason: e.to_string(),
+            })
+        })?;
+    }
+    fault("namespaces")?;
 
     gather::gather_all(&mut tree, &mut collected, common, &iter, ps.clone())?;
     fault("cured")?;
@@ -205,7 +219,7 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        write_images(common, &tree, collected, &files, &ours, &run_id)?
+        write_images(common, &tree, collected, &files, &ours, &run_id, own_ns)?
     };
     to_server::finish(ps)?;
     fault("images")?;
@@ -286,25 +300,27 @@ fn before_seize(
         report: false,
     };
     // Before any task is touched: what a restore could not bring back.
+    let root_ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
     for p in preflight::walk(pid) {
         let Ok(task) = ProcDir::open(p) else {
             continue;
         };
-        preflight::check_task(p, &task, &ours, rules)?;
+        preflight::check_task(p, &task, &ours, &root_ns, rules)?;
         refuse_seccomp(&task, p)?;
     }
     Ok((ours, rules))
 }
 
 /// The seized tree's checks (sessions, exit signals, owners, seccomp,
-/// the preflight's again now that nothing moves), and whose fd table and
-/// fs struct each task uses.
+/// the preflight's again now that nothing moves), whose fd table and
+/// fs struct each task uses, and which namespaces of the root's are
+/// its own and dumped.
 fn check_seized(
     common: &CommonOpts,
     tree: &tree::Tree,
     ours: &preflight::Ours,
     rules: preflight::Rules,
-) -> Result<tree::Sharing, DumpError> {
+) -> Result<(tree::Sharing, crate::ns::RootNs), DumpError> {
     tree::check_sessions(tree, common.shell_job)?;
     task_state::refuse_exit_signals(tree)?;
     let sharing = tree::shared_tables(tree)?;
@@ -313,24 +329,30 @@ fn check_seized(
         report: true,
         ..rules
     };
+    let root = &tree.tasks[0];
+    let root_ns = root
+        .proc
+        .ns_ids()
+        .map_err(collect_err(root.pid, "namespaces"))?;
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
-        preflight::check_seized(&t.proc, ours, seized_rules)?;
+        preflight::check_seized(&t.proc, ours, &root_ns, seized_rules)?;
     }
-    Ok(sharing)
+    let own = namespaces::root_own(&root_ns, &ours.ns);
+    Ok((sharing, own))
 }
 
 /// Shared memory objects, read while every task is frozen: one per
 /// inode over the whole tree (mappings inherited across fork share it).
-/// The pages scanned and written.
+/// The pages scanned and written, and the first `pages-N.img` id left.
 fn dump_shmem(
     common: &CommonOpts,
     tree: &tree::Tree,
     collected: &[Option<Collected>],
     files: &crate::files::table::FileTable,
     ps: Option<&to_server::Shared>,
-) -> Result<(u64, u64), DumpError> {
+) -> Result<(u64, u64, u64), DumpError> {
     let pid = tree.tasks[0].pid;
     let shm_err = |e: shmem::ShmemError| DumpError::Memory {
         pid,
@@ -360,7 +382,11 @@ fn dump_shmem(
             obj.size
         );
     }
-    Ok((shpages_scanned, shpages_written))
+    Ok((
+        shpages_scanned,
+        shpages_written,
+        first_shmem_pages + objects.len() as u64,
+    ))
 }
 
 /// Every image of the tree: zombies' cores, each live task's own images,
@@ -372,6 +398,7 @@ fn write_images(
     files: &crate::files::table::FileTable,
     ours: &preflight::Ours,
     run_id: &str,
+    own_ns: crate::ns::RootNs,
 ) -> Result<Vec<Option<Collected>>, DumpError> {
     let entries: Vec<write::TreeEntry> = tree
         .tasks
@@ -396,7 +423,8 @@ fn write_images(
     }
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
-    let collected = write_all(tree, collected, &common.images_dir).map_err(img_err)?;
+    let collected =
+        write_all(tree, collected, &common.images_dir, own_ns.numbers()).map_err(img_err)?;
     write::write_tree_images(
         &common.images_dir,
         &entries,
@@ -508,6 +536,7 @@ fn write_all(
     tree: &tree::Tree,
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
+    ns: crate::ns::NsNumbers,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -516,7 +545,9 @@ fn write_all(
         .map(|(t, c)| {
             let dir = dir.to_path_buf();
             tree.workers.submit(t.owner, move || {
-                let r = c.as_ref().map_or(Ok(()), |c| write::write_images(&dir, c));
+                let r = c
+                    .as_ref()
+                    .map_or(Ok(()), |c| write::write_images(&dir, c, ns));
                 (c, r)
             })
         })

@@ -83,12 +83,19 @@ pub fn walk(root: i32) -> Vec<i32> {
     found
 }
 
-/// Check task (or thread) `pid` whose `/proc` directory is `proc`.
+/// Check task (or thread) `pid` whose `/proc` directory is `proc`, of a
+/// tree whose root task is in namespaces `root_ns`.
 /// A task gone meanwhile passes: the seize finds it gone too.
-pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+pub fn check_task(
+    pid: i32,
+    proc: &ProcDir,
+    ours: &Ours,
+    root_ns: &NsIds,
+    rules: Rules,
+) -> Result<(), DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
-        Ok(ns) => namespaces::check(pid, &ns, &ours.ns)?,
+        Ok(ns) => namespaces::check_in_tree(pid, &ns, &ours.ns, root_ns)?,
         Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }
@@ -138,9 +145,14 @@ pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result
 }
 
 /// [`check_task`] for a seized process and each of its threads.
-pub fn check_seized(proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
+pub fn check_seized(
+    proc: &ProcDir,
+    ours: &Ours,
+    root_ns: &NsIds,
+    rules: Rules,
+) -> Result<(), DumpError> {
     let pid = proc.pid();
-    check_task(pid, proc, ours, rules)?;
+    check_task(pid, proc, ours, root_ns, rules)?;
     let quiet = Rules {
         report: false,
         ..rules
@@ -150,7 +162,7 @@ pub fn check_seized(proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), Dum
             continue;
         }
         match proc.task(tid) {
-            Ok(t) => check_task(tid, &t, ours, quiet)?,
+            Ok(t) => check_task(tid, &t, ours, root_ns, quiet)?,
             Err(e) if e.is_gone() => {}
             Err(e) => return Err(collect_err(pid, "thread directory")(e)),
         }

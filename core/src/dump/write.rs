@@ -207,8 +207,14 @@ const ROOT_CG_SET: u32 = 1;
 pub const FIRST_TASK_OBJ_ID: u32 = 2;
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
-/// them for a task in the dumping tool's namespaces.
-fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
+/// them: the dumping tool's namespaces, but for the ipc and uts ones of
+/// `ns` (the root task's own, which every task is in).
+fn kobj_ids(
+    obj_id: u32,
+    files_id: u32,
+    fs_id: u32,
+    ns: crate::ns::NsNumbers,
+) -> pb::TaskKobjIdsEntry {
     pb::TaskKobjIdsEntry {
         vm_id: obj_id,
         files_id,
@@ -216,8 +222,8 @@ fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32) -> pb::TaskKobjIdsEntry {
         sighand_id: obj_id,
         pid_ns_id: Some(1),
         net_ns_id: Some(crate::files::unix::NET_NS_ID),
-        ipc_ns_id: Some(3),
-        uts_ns_id: Some(4),
+        ipc_ns_id: Some(ns.ipc),
+        uts_ns_id: Some(ns.uts),
         time_ns_id: Some(5),
         mnt_ns_id: Some(6),
         user_ns_id: Some(7),
@@ -306,7 +312,12 @@ pub fn write_tree_images(
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_ids: Some(kobj_ids(
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                crate::ns::NsNumbers::default(),
+            )),
             root_cg_set: Some(ROOT_CG_SET),
             plugins_entry: Some(pb::PluginsEntry::default()),
             ns_per_id: Some(true),
@@ -366,7 +377,12 @@ pub fn write_pre_inventory(dir: &Path, run_id: &str, pre_dump_mode: u32) -> Resu
         &pb::InventoryEntry {
             img_version: 2,
             fdinfo_per_id: Some(true),
-            root_ids: Some(kobj_ids(TOOL_OBJ_ID, TOOL_OBJ_ID, TOOL_OBJ_ID)),
+            root_ids: Some(kobj_ids(
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                TOOL_OBJ_ID,
+                crate::ns::NsNumbers::default(),
+            )),
             ns_per_id: Some(true),
             dump_criu_run_id: Some(run_id.to_string()),
             pre_dump_mode: Some(pre_dump_mode),
@@ -400,12 +416,12 @@ pub fn write_zombie_core(
 }
 
 /// Write the images of one live task into `dir`.
-pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
+pub fn write_images(dir: &Path, c: &Collected, ns: crate::ns::NsNumbers) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
     let pidu = c.pid as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
 
-    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
+    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id, ns);
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc)?)?;
     for t in &c.threads {

@@ -10,6 +10,11 @@
 //! - `ipcns-msg-ID.img`: each message queue, then each of its messages in
 //!   queue order: an `ipc_msg` header and the text, padded to 8 bytes.
 //!
+//! Semaphore undo lists (`SEM_UNDO`) are neither dumped nor refused, as
+//! in CRIU: no kernel interface shows them. kcmp(`KCMP_SYSVSEM`) only
+//! tells whether two tasks share one, and every process that ever made a
+//! thread has one (`CLONE_SYSVSEM` allocates it), empty or not.
+//!
 //! Everything here runs on a thread inside the namespace (see
 //! [`super::run_in`]): `/proc/sysvipc/*` and `/proc/sys/*` show the
 //! calling thread's IPC namespace, and the objects' ids are its own.

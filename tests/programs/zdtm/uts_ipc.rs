@@ -6,7 +6,8 @@
 //! `child-first` (fork the worker before unsharing: it stays in the
 //! namespaces of the harness, a tree CRIU cannot dump), `default-qbytes`
 //! (leave the queue's `msg_qbytes` as msgget made it: CRIU 4.1.1 does
-//! not restore it).
+//! not restore it) and `shm-attached` (keep the keyed segment attached,
+//! which a dump refuses).
 //!
 //! UTS: a host and a domain name. IPC: two shared memory segments (one
 //! with a key, a pattern over three pages and a bit; one private, zero
@@ -367,6 +368,11 @@ fn main() {
             } else {
                 None
             };
+            if let Some(ids) = &ids
+                && has("shm-attached")
+            {
+                shmat(ids.shm)?;
+            }
             let qbytes = if raise {
                 QBYTES
             } else {

@@ -287,3 +287,49 @@ fn we_restore_criu_images_of_own_uts_and_ipc_namespaces() {
     assert_own_namespaces(&z, &["uts", "ipc"]);
     assert_eq!(z.go(), "PASS");
 }
+
+/// Images whose ids give a task namespaces that cannot be restored are
+/// refused before any task is created; put back, they restore.
+#[test]
+fn restore_refuses_images_of_other_own_or_nested_namespaces() {
+    use criu_core::images::{Kind, pb, read_one, write_one};
+    let Some(mut z) = start("uts_ipc_bad_ids", &["uts"], &["child"]) else {
+        return;
+    };
+    let worker = common::descendants(z.pid());
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    dump(&mut z);
+    let ids_path = |pid: i32| z.images().join(Kind::Ids.file_name(pid as u64));
+    let edit = |pid: i32, f: &dyn Fn(&mut pb::TaskKobjIdsEntry)| {
+        let path = ids_path(pid);
+        let orig: pb::TaskKobjIdsEntry = read_one(&path, Kind::Ids).unwrap();
+        let mut ids = orig.clone();
+        f(&mut ids);
+        write_one(&path, Kind::Ids, &ids).unwrap();
+        orig
+    };
+    let refused = |message: &str| {
+        let (ok, log) = common::run_criu(z.images(), &["restore", "-d"], &[]);
+        assert!(!ok, "restored: {log}");
+        assert!(log.contains(message), "no {message:?}: {log}");
+        assert!(!log.contains("the root forked"), "{log}");
+        assert_eq!(common::proc_state(z.pid()), None);
+    };
+    // The root in a net namespace of its own: not restored yet.
+    let orig = edit(z.pid(), &|ids| ids.net_ns_id = Some(99));
+    refused(&format!(
+        "the root task {} is in its own net namespace (net_ns_id 99",
+        z.pid()
+    ));
+    write_one(&ids_path(z.pid()), Kind::Ids, &orig).unwrap();
+    // The worker in another uts namespace than the root's.
+    let orig = edit(worker[0], &|ids| ids.uts_ns_id = Some(77));
+    refused(&format!(
+        "task {} is in another uts namespace (uts_ns_id 77) than the root task",
+        worker[0]
+    ));
+    write_one(&ids_path(worker[0]), Kind::Ids, &orig).unwrap();
+    z.restore(&[]);
+    assert_own_namespaces(&z, &["uts"]);
+    assert_eq!(z.go(), "PASS");
+}

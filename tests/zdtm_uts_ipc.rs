@@ -303,7 +303,7 @@ fn restore_refuses_images_of_other_own_or_nested_namespaces() {
     let edit = |pid: i32, f: &dyn Fn(&mut pb::TaskKobjIdsEntry)| {
         let path = ids_path(pid);
         let orig: pb::TaskKobjIdsEntry = read_one(&path, Kind::Ids).unwrap();
-        let mut ids = orig.clone();
+        let mut ids = orig;
         f(&mut ids);
         write_one(&path, Kind::Ids, &ids).unwrap();
         orig

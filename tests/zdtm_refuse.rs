@@ -1,6 +1,7 @@
 //! What a restore cannot bring back is refused at dump, by name, with the
 //! tree left running as it was: namespaces other than criu's (of the root,
-//! of a whole container, of one child), devices restore does not know,
+//! of a whole container, of one child; the root's own UTS and IPC
+//! namespaces are dumped, see `tests/zdtm_uts_ipc.rs`), devices restore does not know,
 //! unlinked files kept by other links, hugetlb memory, a task that never
 //! stops. Each refused
 //! program then checks its own state and must pass. The devices restore
@@ -36,16 +37,6 @@ fn refused_in_namespace(test: &str, kinds: &[&str], message: &str) {
     // Refused before anything was seized.
     assert!(!log.contains("Seized "), "{log}");
     assert_eq!(z.go(), "PASS");
-}
-
-#[test]
-fn task_in_its_own_uts_namespace_is_refused() {
-    refused_in_namespace("uts_ns", &["uts"], "is in its own uts namespace (uts:[");
-}
-
-#[test]
-fn task_in_its_own_ipc_namespace_is_refused() {
-    refused_in_namespace("ipc_ns", &["ipc"], "is in its own ipc namespace (ipc:[");
 }
 
 #[test]

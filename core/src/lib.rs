@@ -18,7 +18,7 @@
 //! 10. `infect` (ptrace injection, the compel part)
 //! 11. `regs` (register sets to and from images)
 //! 12. `mem` (memory: VMAs, pagemaps, page pipes)
-//! 13. `files` (the object kinds)
+//! 13. `files`, `ns` (the object kinds; the namespaces a dump takes)
 //! 14. `dump`, `restore`, `coredump` (the two pipelines; core files from images)
 //! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
 //!
@@ -48,6 +48,7 @@ pub mod infect;
 pub mod log;
 pub mod mem;
 pub mod netlock;
+pub mod ns;
 pub mod opts;
 pub mod page_server;
 pub mod proc;

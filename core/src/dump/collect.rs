@@ -261,7 +261,14 @@ pub(super) fn refuse_unsupported_vmas(
     for v in vmas {
         let e = &v.entry;
         let what = if e.is(VMA_AREA_SYSVIPC) {
-            "SysV shared memory".to_string()
+            // The file's inode number is the segment's id, its name
+            // carries the key (`/SYSV0000abcd`).
+            let name = v.vma.path().map(|p| p.display().to_string());
+            format!(
+                "SysV shared memory segment {} ({}) attached",
+                v.vma.inode,
+                name.as_deref().unwrap_or("?")
+            )
         } else if e.is(VMA_AREA_AIORING) {
             "an AIO ring".to_string()
         } else if e.flags & linux_raw_sys::general::MAP_HUGETLB != 0 {

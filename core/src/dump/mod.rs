@@ -133,6 +133,9 @@ pub const FAULT_STEPS: &[&str] = &[
     // After the tree's cgroups are read (numbered last: the others keep
     // their numbers).
     "cgroups",
+    // Last so that the numbers of the others stay: it comes after
+    // "shmem" in a dump.
+    "namespaces",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -184,7 +187,7 @@ fn run(
     let t_frozen = std::time::Instant::now();
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
-    let (sharing, membership) = check_seized(common, &tree, &ours, rules)?;
+    let (sharing, own_ns, membership) = check_seized(common, &tree, &ours, rules)?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
         crate::cgroups::collect::Sets::default()
@@ -207,12 +210,23 @@ fn run(
     task_state::refuse_lost_ctty(&tree, &files)?;
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
-    let (shpages_scanned, shpages_written) = if pre {
-        (0, 0)
+    let (shpages_scanned, shpages_written, next_pages_id) = if pre {
+        (0, 0, 0)
     } else {
         dump_shmem(common, &tree, &collected, &files, ps.as_ref())?
     };
     fault("shmem")?;
+    // The root's own UTS and IPC namespaces, read from inside while the
+    // tree is frozen (a pre-dump saves memory only).
+    if !pre {
+        crate::ns::dump(&common.images_dir, pid, own_ns, next_pages_id).map_err(|e| {
+            DumpError::Namespace(namespaces::NsError::Dump {
+                pid,
+                reason: e.to_string(),
+            })
+        })?;
+    }
+    fault("namespaces")?;
 
     gather::gather_all(&mut tree, &mut collected, common, &iter, ps.clone())?;
     fault("cured")?;
@@ -220,7 +234,9 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        write_images(common, &tree, collected, &files, &ours, &run_id, &cg_sets)?
+        write_images(
+            common, &tree, collected, &files, &ours, &run_id, &cg_sets, own_ns,
+        )?
     };
     to_server::finish(ps)?;
     fault("images")?;
@@ -295,20 +311,18 @@ fn before_seize(
     }
 
     let ours = preflight::Ours::read()?;
-    // The root's own time namespace is the tree's (dumped).
-    let root_time = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?.time;
     let rules = preflight::Rules {
         ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
         refuse_frozen: opts.freeze_cgroup.is_none(),
         report: false,
-        tree_time: root_time.filter(|&t| Some(t) != ours.ns.time),
     };
     // Before any task is touched: what a restore could not bring back.
+    let root_ns = proc.ns_ids().map_err(collect_err(pid, "namespaces"))?;
     for p in preflight::walk(pid) {
         let Ok(task) = ProcDir::open(p) else {
             continue;
         };
-        preflight::check_task(p, &task, &ours, rules)?;
+        preflight::check_task(p, &task, &ours, &root_ns, rules)?;
         refuse_seccomp(&task, p)?;
     }
     Ok((ours, rules))
@@ -319,13 +333,14 @@ type Membership = Vec<(i32, Vec<crate::proc::cgroup::CgroupLine>)>;
 
 /// The seized tree's checks (sessions, exit signals, owners, seccomp,
 /// the preflight's again now that nothing moves), whose fd table and
-/// fs struct each task uses, and each task's cgroups.
+/// fs struct each task uses, which namespaces of the root's are its own
+/// and dumped, and each task's cgroups.
 fn check_seized(
     common: &CommonOpts,
     tree: &tree::Tree,
     ours: &preflight::Ours,
     rules: preflight::Rules,
-) -> Result<(tree::Sharing, Membership), DumpError> {
+) -> Result<(tree::Sharing, crate::ns::RootNs, Membership), DumpError> {
     tree::check_sessions(tree, common.shell_job)?;
     task_state::refuse_exit_signals(tree)?;
     let sharing = tree::shared_tables(tree)?;
@@ -334,27 +349,33 @@ fn check_seized(
         report: true,
         ..rules
     };
+    let root = &tree.tasks[0];
+    let root_ns = root
+        .proc
+        .ns_ids()
+        .map_err(collect_err(root.pid, "namespaces"))?;
     let mut membership = Vec::with_capacity(tree.tasks.len());
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
         refuse_seccomp(&t.proc, t.pid)?;
-        if let Some(lines) = preflight::check_seized(&t.proc, ours, seized_rules)? {
+        if let Some(lines) = preflight::check_seized(&t.proc, ours, &root_ns, seized_rules)? {
             membership.push((t.pid, lines));
         }
     }
-    Ok((sharing, membership))
+    let own = namespaces::root_own(&root_ns, &ours.ns);
+    Ok((sharing, own, membership))
 }
 
 /// Shared memory objects, read while every task is frozen: one per
 /// inode over the whole tree (mappings inherited across fork share it).
-/// The pages scanned and written.
+/// The pages scanned and written, and the first `pages-N.img` id left.
 fn dump_shmem(
     common: &CommonOpts,
     tree: &tree::Tree,
     collected: &[Option<Collected>],
     files: &crate::files::table::FileTable,
     ps: Option<&to_server::Shared>,
-) -> Result<(u64, u64), DumpError> {
+) -> Result<(u64, u64, u64), DumpError> {
     let pid = tree.tasks[0].pid;
     let shm_err = |e: shmem::ShmemError| DumpError::Memory {
         pid,
@@ -384,7 +405,11 @@ fn dump_shmem(
             obj.size
         );
     }
-    Ok((shpages_scanned, shpages_written))
+    Ok((
+        shpages_scanned,
+        shpages_written,
+        first_shmem_pages + objects.len() as u64,
+    ))
 }
 
 /// Every image of the tree: zombies' cores, each live task's own images,
@@ -397,6 +422,7 @@ fn write_images(
     ours: &preflight::Ours,
     run_id: &str,
     cg_sets: &crate::cgroups::collect::Sets,
+    own_ns: crate::ns::RootNs,
 ) -> Result<Vec<Option<Collected>>, DumpError> {
     let entries: Vec<write::TreeEntry> = tree
         .tasks
@@ -421,15 +447,10 @@ fn write_images(
     }
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
-    let time_ns = tree_time_ns(tree, ours)?;
-    let collected = write_all(
-        tree,
-        collected,
-        &common.images_dir,
-        cg_sets,
-        time_ns.ns_id(),
-    )
-    .map_err(img_err)?;
+    let numbers = own_ns.numbers();
+    let time_ns = tree_time_ns(tree, own_ns, numbers)?;
+    let collected =
+        write_all(tree, collected, &common.images_dir, cg_sets, numbers).map_err(img_err)?;
     write::write_tree_images(
         &common.images_dir,
         &entries,
@@ -450,23 +471,20 @@ fn write_images(
 
 /// The tree's time namespace: the root's own (its offsets read now, the
 /// tree frozen) where it is not criu's, else the tool's.
-fn tree_time_ns(tree: &tree::Tree, ours: &preflight::Ours) -> Result<write::TimeNs, DumpError> {
-    let Some(root) = tree.tasks.first() else {
+fn tree_time_ns(
+    tree: &tree::Tree,
+    own: crate::ns::RootNs,
+    numbers: crate::ns::NsNumbers,
+) -> Result<write::TimeNs, DumpError> {
+    let Some(root) = tree.tasks.first().filter(|_| own.time) else {
         return Ok(write::TimeNs::tool());
     };
-    let ns = root
-        .proc
-        .ns_ids()
-        .map_err(collect_err(root.pid, "namespaces"))?;
-    if ns.time.is_none() || ns.time == ours.ns.time {
-        return Ok(write::TimeNs::tool());
-    }
     let raw = root
         .proc
         .read_small("timens_offsets")
         .map_err(collect_err(root.pid, "timens_offsets"))?;
     let text = String::from_utf8_lossy(&raw);
-    let t = write::TimeNs::of_root(&text).ok_or_else(|| {
+    let t = write::TimeNs::of_root(&text, numbers.time).ok_or_else(|| {
         collect_err(root.pid, "timens_offsets")(std::io::Error::other(format!(
             "unexpected contents {text:?}"
         )))
@@ -580,7 +598,7 @@ fn write_all(
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
     cg_sets: &crate::cgroups::collect::Sets,
-    time_ns_id: u32,
+    ns: crate::ns::NsNumbers,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -590,7 +608,7 @@ fn write_all(
             let dir = dir.to_path_buf();
             let belongs = write::Belongs {
                 cg_set: cg_sets.of(t.pid),
-                time_ns_id,
+                ns,
             };
             tree.workers.submit(t.owner, move || {
                 let r = c

@@ -1,12 +1,14 @@
-//! Namespaces of the dumped tasks. Of the namespaces that are not criu's
-//! own, only the root's time namespace is dumped (shared by the whole
-//! tree: `timens-ID.img`, see [`crate::restore::namespaces`]); no
-//! `utsns-*.img`, `ipcns-*`, `netns-*`, `mountpoints-*`, `userns-*`, no pid
-//! namespace init yet: a restored task joins the restoring criu's
-//! namespaces. So every other namespace of every task must be criu's own,
-//! as `/proc/PID/ns/*` shows, or the task is refused by name before
-//! anything is lost: its hostname, its mounts, its in-namespace PIDs, its
-//! network.
+//! Namespaces of the dumped tasks. The root task's own UTS, IPC and time
+//! namespaces are dumped (`utsns-ID.img`, `ipcns-*-ID.img`, see
+//! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`])
+//! and every task of the tree must then be in them, as
+//! CRIU requires (it cannot restore a task nested in another UTS or IPC
+//! namespace). No other namespace is dumped yet (no `netns-*`,
+//! `mountpoints-*`, `userns-*`, no pid namespace init): a restored task
+//! joins the restoring criu's namespaces. So every other namespace of
+//! every task must be criu's own, as `/proc/PID/ns/*` shows, or the task
+//! is refused by name before anything is lost: its mounts, its
+//! in-namespace PIDs, its network.
 //!
 //! CRIU's own rules are looser (it dumps a root task's own namespaces, and
 //! nested pid, net and mount namespaces), but it too refuses a task whose
@@ -20,6 +22,7 @@
 //! and on every seized task, which is the authoritative answer (the tree
 //! cannot change any more).
 
+use crate::ns::RootNs;
 use crate::proc::task::NsIds;
 
 /// A task in a namespace that is not criu's.
@@ -52,6 +55,60 @@ pub enum NsError {
         ino: u64,
         ours: u64,
     },
+    #[error(
+        "task {pid} is in {kind}:[{ino}], not in the root task's own {kind} namespace \
+         ({kind}:[{root}]): only the root task's {kind} namespace is dumped, and every \
+         task of the tree must share it (a nested {kind} namespace cannot be restored)"
+    )]
+    NotRoots {
+        pid: i32,
+        kind: &'static str,
+        ino: u64,
+        root: u64,
+    },
+    #[error("cannot dump the own namespaces of task {pid}: {reason}")]
+    Dump { pid: i32, reason: String },
+}
+
+/// The namespaces of the root task (`root`) that are its own and that a
+/// dump takes into the images (UTS, IPC and time).
+pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
+    let differs = |t: Option<u64>, o: Option<u64>| matches!((t, o), (Some(t), Some(o)) if t != o);
+    RootNs {
+        ipc: differs(root.ipc, ours.ipc),
+        uts: differs(root.uts, ours.uts),
+        time: differs(root.time, ours.time),
+    }
+}
+
+/// [`check`] for task `pid` of a tree whose root task is in namespaces
+/// `root`: where the root has its own UTS, IPC or time namespace, every
+/// task must be in it (and it stands in for criu's in the other checks,
+/// `time_for_children` included).
+pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Result<(), NsError> {
+    let own = root_own(root, ours);
+    let mut yardstick = *ours;
+    for (kind, is_own, t, r, slot) in [
+        ("ipc", own.ipc, task.ipc, root.ipc, &mut yardstick.ipc),
+        ("uts", own.uts, task.uts, root.uts, &mut yardstick.uts),
+        ("time", own.time, task.time, root.time, &mut yardstick.time),
+    ] {
+        if !is_own {
+            continue;
+        }
+        if let (Some(ino), Some(root)) = (t, r)
+            && ino != root
+        {
+            return Err(NsError::NotRoots {
+                pid,
+                kind,
+                ino,
+                root,
+            });
+        }
+        *slot = r;
+    }
+    check(pid, task, &yardstick)
 }
 
 /// Compare the namespaces of task `pid` with criu's (`ours`). A namespace
@@ -59,21 +116,6 @@ pub enum NsError {
 /// cannot differ. The order puts the namespaces that contain others
 /// first, so a container is named by its user namespace.
 pub fn check(pid: i32, task: &NsIds, ours: &NsIds) -> Result<(), NsError> {
-    check_in_tree(pid, task, ours, None)
-}
-
-/// [`check`], with the tree's own time namespace (the root's, when it is
-/// not criu's) allowed: it is dumped and made again for the root.
-pub fn check_in_tree(
-    pid: i32,
-    task: &NsIds,
-    ours: &NsIds,
-    tree_time: Option<u64>,
-) -> Result<(), NsError> {
-    let ours = &NsIds {
-        time: tree_time.or(ours.time),
-        ..*ours
-    };
     let own = [
         ("user", task.user, ours.user),
         ("mnt", task.mnt, ours.mnt),
@@ -113,7 +155,7 @@ pub fn check_in_tree(
             "time",
             "time_for_children",
             task.time_for_children,
-            task.time.or(ours.time),
+            ours.time,
         ),
     ];
     for (kind, link, t, o) in for_children {
@@ -177,6 +219,54 @@ mod tests {
         assert!(matches!(
             check(42, &t, &ours),
             Err(NsError::Own { kind: "user", .. })
+        ));
+    }
+
+    #[test]
+    fn the_roots_own_uts_and_ipc_namespaces_pass() {
+        let ours = ids(100);
+        let mut root = ours;
+        root.uts = Some(900);
+        root.ipc = Some(901);
+        assert_eq!(
+            root_own(&root, &ours),
+            RootNs {
+                ipc: true,
+                uts: true,
+                time: false,
+            }
+        );
+        // The root itself, and a child in its namespaces.
+        assert_eq!(check_in_tree(7, &root, &ours, &root), Ok(()));
+        assert_eq!(check_in_tree(8, &root, &ours, &root), Ok(()));
+        // A child left in criu's uts namespace.
+        let mut child = root;
+        child.uts = ours.uts;
+        let e = check_in_tree(8, &child, &ours, &root).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NsError::NotRoots {
+                    kind: "uts",
+                    root: 900,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // A child in a uts namespace of its own under a root in criu's.
+        let mut child = ours;
+        child.uts = Some(555);
+        assert!(matches!(
+            check_in_tree(8, &child, &ours, &ours),
+            Err(NsError::Own { kind: "uts", .. })
+        ));
+        // Other kinds stay refused for the root too.
+        let mut root = ours;
+        root.net = Some(902);
+        assert!(matches!(
+            check_in_tree(7, &root, &ours, &root),
+            Err(NsError::Own { kind: "net", .. })
         ));
     }
 

@@ -65,9 +65,6 @@ pub struct Rules {
     pub refuse_frozen: bool,
     /// After the seize: say in the log what is not dumped.
     pub report: bool,
-    /// The root's time namespace where it is not criu's: the tree's own,
-    /// dumped (every task must be in it).
-    pub tree_time: Option<u64>,
 }
 
 /// The tasks of the tree rooted at `root` as they are now, the root first.
@@ -90,18 +87,19 @@ pub fn walk(root: i32) -> Vec<i32> {
     found
 }
 
-/// Check task (or thread) `pid` whose `/proc` directory is `proc`; its
-/// cgroups (`None` for a zombie, or a task gone meanwhile: the seize
-/// finds it gone too).
+/// Check task (or thread) `pid` whose `/proc` directory is `proc`, of a
+/// tree whose root task is in namespaces `root_ns`; its cgroups (`None`
+/// for a zombie, or a task gone meanwhile: the seize finds it gone too).
 pub fn check_task(
     pid: i32,
     proc: &ProcDir,
     ours: &Ours,
+    root_ns: &NsIds,
     rules: Rules,
 ) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
-        Ok(ns) => namespaces::check_in_tree(pid, &ns, &ours.ns, rules.tree_time)?,
+        Ok(ns) => namespaces::check_in_tree(pid, &ns, &ours.ns, root_ns)?,
         Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }
@@ -148,10 +146,11 @@ pub fn check_task(
 pub fn check_seized(
     proc: &ProcDir,
     ours: &Ours,
+    root_ns: &NsIds,
     rules: Rules,
 ) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let pid = proc.pid();
-    let lines = check_task(pid, proc, ours, rules)?;
+    let lines = check_task(pid, proc, ours, root_ns, rules)?;
     let quiet = Rules {
         report: false,
         ..rules
@@ -161,7 +160,7 @@ pub fn check_seized(
             continue;
         }
         let thread = match proc.task(tid) {
-            Ok(t) => check_task(tid, &t, ours, quiet)?,
+            Ok(t) => check_task(tid, &t, ours, root_ns, quiet)?,
             Err(e) if e.is_gone() => None,
             Err(e) => return Err(collect_err(pid, "thread directory")(e)),
         };

@@ -207,8 +207,14 @@ const ROOT_CG_SET: u32 = crate::cgroups::TOOL_SET;
 pub const FIRST_TASK_OBJ_ID: u32 = 2;
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
-/// them for a task in the dumping tool's namespaces.
-fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32, time_ns_id: u32) -> pb::TaskKobjIdsEntry {
+/// them: the dumping tool's namespaces, but for the ipc, uts and time
+/// ones of `ns` (the root task's own, which every task is in).
+fn kobj_ids(
+    obj_id: u32,
+    files_id: u32,
+    fs_id: u32,
+    ns: crate::ns::NsNumbers,
+) -> pb::TaskKobjIdsEntry {
     pb::TaskKobjIdsEntry {
         vm_id: obj_id,
         files_id,
@@ -216,9 +222,9 @@ fn kobj_ids(obj_id: u32, files_id: u32, fs_id: u32, time_ns_id: u32) -> pb::Task
         sighand_id: obj_id,
         pid_ns_id: Some(1),
         net_ns_id: Some(crate::files::unix::NET_NS_ID),
-        ipc_ns_id: Some(3),
-        uts_ns_id: Some(4),
-        time_ns_id: Some(time_ns_id),
+        ipc_ns_id: Some(ns.ipc),
+        uts_ns_id: Some(ns.uts),
+        time_ns_id: Some(ns.time),
         mnt_ns_id: Some(6),
         user_ns_id: Some(7),
         cgroup_ns_id: Some(8),
@@ -262,12 +268,6 @@ pub fn run_id(pid: i32) -> String {
     )
 }
 
-/// The time namespace id of the dumping tool (CRIU's numbering).
-pub const TOOL_TIME_NS_ID: u32 = 5;
-/// The id CRIU gives a root's own time namespace (the first after the
-/// tool's eight namespaces).
-pub const OWN_TIME_NS_ID: u32 = 9;
-
 /// The tree's time namespace: its id and its `CLOCK_MONOTONIC` and
 /// `CLOCK_BOOTTIME` now, as its tasks read them (`timens-ID.img`; CRIU
 /// writes `timens-0.img` with the tool's clocks for a tree in its own).
@@ -285,10 +285,11 @@ impl TimeNs {
         TimeNs::default()
     }
 
-    /// The root's own time namespace, from its `timens_offsets`.
-    pub fn of_root(text: &str) -> Option<TimeNs> {
+    /// The root's own time namespace, numbered `id`, from its
+    /// `timens_offsets`.
+    pub fn of_root(text: &str, id: u32) -> Option<TimeNs> {
         let mut ns = TimeNs {
-            id: OWN_TIME_NS_ID,
+            id,
             ..TimeNs::default()
         };
         for line in text.lines() {
@@ -302,15 +303,6 @@ impl TimeNs {
             }
         }
         Some(ns)
-    }
-
-    /// The id tasks in it carry in `ids-PID.img`.
-    pub fn ns_id(&self) -> u32 {
-        if self.id == 0 {
-            TOOL_TIME_NS_ID
-        } else {
-            self.id
-        }
     }
 
     fn entry(&self) -> pb::TimensEntry {
@@ -365,7 +357,7 @@ pub fn write_tree_images(
                 TOOL_OBJ_ID,
                 TOOL_OBJ_ID,
                 TOOL_OBJ_ID,
-                TOOL_TIME_NS_ID,
+                crate::ns::NsNumbers::default(),
             )),
             root_cg_set: Some(ROOT_CG_SET),
             plugins_entry: Some(pb::PluginsEntry::default()),
@@ -429,7 +421,7 @@ pub fn write_pre_inventory(dir: &Path, run_id: &str, pre_dump_mode: u32) -> Resu
                 TOOL_OBJ_ID,
                 TOOL_OBJ_ID,
                 TOOL_OBJ_ID,
-                TOOL_TIME_NS_ID,
+                crate::ns::NsNumbers::default(),
             )),
             ns_per_id: Some(true),
             dump_criu_run_id: Some(run_id.to_string()),
@@ -468,8 +460,8 @@ pub fn write_zombie_core(
 pub struct Belongs {
     /// Its cgroup set (see [`crate::cgroups::collect`]).
     pub cg_set: u32,
-    /// Its time namespace's id.
-    pub time_ns_id: u32,
+    /// Its namespaces' ids.
+    pub ns: crate::ns::NsNumbers,
 }
 
 /// Write the images of one live task into `dir`.
@@ -479,7 +471,7 @@ pub fn write_images(dir: &Path, c: &Collected, belongs: Belongs) -> Result<(), I
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
     let cg_set = belongs.cg_set;
 
-    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id, belongs.time_ns_id);
+    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id, belongs.ns);
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc, cg_set)?)?;
     for t in &c.threads {

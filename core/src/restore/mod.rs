@@ -31,6 +31,7 @@ pub mod namespaces;
 mod plan;
 mod regs;
 mod regsets;
+mod root_ns;
 mod task_attrs;
 mod tree;
 pub mod vdso;
@@ -142,6 +143,9 @@ pub const FAULT_STAGES: &[&str] = &[
     FAULT_AFTER_DONE,
     // Numbered last (the others keep their numbers), run first thing.
     "cgroups",
+    // Tool-side, numbered last so that the others keep their numbers: it
+    // comes right after the root is forked (its namespaces filled).
+    root_ns::FAULT_NAMESPACES,
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
@@ -405,7 +409,11 @@ mod tests {
 
     #[test]
     fn every_fault_stage_names_a_restorer_stage() {
-        let tool_side = [FAULT_AFTER_DONE, FAULT_OPEN_FILES];
+        let tool_side = [
+            FAULT_AFTER_DONE,
+            FAULT_OPEN_FILES,
+            root_ns::FAULT_NAMESPACES,
+        ];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");
         }

@@ -1,96 +1,16 @@
-//! The namespaces of the restored tree, from each task's `ids-PID.img`
-//! against the inventory's `root_ids` (the dumping criu's own namespaces).
-//!
-//! A task in the dumping criu's namespace of a kind is restored in the
-//! restoring criu's. Of the others, what is restored is made here; what
-//! is not is refused by name before any task exists (a CRIU image of a
-//! container would otherwise come back in criu's namespaces, its
-//! hostname or clocks silently lost).
-//!
-//! - **time**: the root's own time namespace (every task of the tree in
-//!   it), made with offsets that let its `CLOCK_MONOTONIC` and
-//!   `CLOCK_BOOTTIME` go on from the values `timens-ID.img` holds (CRIU's
-//!   `prepare_timens`). The tool unshares one for its children, sets the
-//!   offsets, forks the root into it and goes back to its own: see
-//!   [`TimeNs::fork_in`].
+//! The root's own time namespace (every task of the tree in it; which
+//! namespaces the images give the root is [`super::root_ns`]'s), made
+//! with offsets that let its `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME` go on
+//! from the values `timens-ID.img` holds (CRIU's `prepare_timens`). The
+//! tool unshares one for its children, sets the offsets, forks the root
+//! into it and goes back to its own: see [`TimeNs::fork_in`].
 
 use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
 
 use super::RestoreError;
-use super::images::TaskImages;
-use crate::images::kinds::Kind;
 use crate::images::pb;
-use crate::images::typed::ImageDir;
-
-/// The namespace kinds of `task_kobj_ids_entry`, with their ids.
-fn ns_ids(i: &pb::TaskKobjIdsEntry) -> [(&'static str, Option<u32>); 8] {
-    [
-        ("user", i.user_ns_id),
-        ("mnt", i.mnt_ns_id),
-        ("pid", i.pid_ns_id),
-        ("net", i.net_ns_id),
-        ("ipc", i.ipc_ns_id),
-        ("uts", i.uts_ns_id),
-        ("cgroup", i.cgroup_ns_id),
-        ("time", i.time_ns_id),
-    ]
-}
-
-/// What the tree's namespaces need.
-#[derive(Debug, Default)]
-pub struct TreeNs {
-    /// The root's own time namespace: its clocks at dump.
-    pub time: Option<pb::TimensEntry>,
-}
-
-fn refused(pid: u32, kind: &str, id: u32, ours: u32) -> RestoreError {
-    RestoreError::Unsupported(format!(
-        "ids-{pid}.img: task {pid} is in a {kind} namespace of its own ({kind}_ns_id {id}, \
-         the dumping criu's is {ours}), which cannot be restored yet"
-    ))
-}
-
-/// Check every task's namespaces and say what must be made.
-pub fn plan(
-    dir: &ImageDir,
-    root_ids: Option<&pb::TaskKobjIdsEntry>,
-    alive: &[&TaskImages],
-) -> Result<TreeNs, RestoreError> {
-    let (Some(ours), Some(root)) = (root_ids, alive.first()) else {
-        return Ok(TreeNs::default());
-    };
-    let ours = ns_ids(ours);
-    let root_time = root.ids.as_ref().and_then(|i| i.time_ns_id);
-    for t in alive {
-        let Some(ids) = &t.ids else { continue };
-        let pid = t.pstree.pid;
-        for ((kind, id), (_, our)) in ns_ids(ids).into_iter().zip(ours) {
-            let (Some(id), Some(our)) = (id, our) else {
-                continue;
-            };
-            if id == our {
-                continue;
-            }
-            // The root's own time namespace, shared by the whole tree.
-            if kind == "time" && Some(id) == root_time {
-                continue;
-            }
-            return Err(refused(pid, kind, id, our));
-        }
-    }
-    let our_time = ours[7].1;
-    let time = match (root_time, our_time) {
-        (Some(id), Some(our)) if id != our => Some(crate::images::check::read_single(
-            dir,
-            Kind::Timens,
-            u64::from(id),
-        )?),
-        _ => None,
-    };
-    Ok(TreeNs { time })
-}
 
 /// `CLONE_NEWTIME` (the uapi value; linux-raw-sys has it as a u32).
 const CLONE_NEWTIME: u32 = linux_raw_sys::general::CLONE_NEWTIME;

@@ -153,3 +153,16 @@ pub const TCPOPT_MAXSEG: u32 = 2;
 pub const TCPOPT_WINDOW: u32 = 3;
 pub const TCPOPT_SACK_PERM: u32 = 4;
 pub const TCPOPT_TIMESTAMP: u32 = 8;
+/// SysV IPC (linux/ipc.h, linux/shm.h, linux/sem.h, linux/msg.h: generic
+/// headers, the same on every architecture; linux-raw-sys has none).
+pub const IPC_CREAT: u32 = 0o1000;
+pub const IPC_EXCL: u32 = 0o2000;
+pub const IPC_NOWAIT: u32 = 0o4000;
+pub const IPC_RMID: u32 = 0;
+pub const IPC_SET: u32 = 1;
+pub const IPC_STAT: u32 = 2;
+pub const GETALL: u32 = 13;
+pub const SETALL: u32 = 17;
+pub const SHM_RDONLY: u32 = 0o10000;
+/// `msgrcv` copies message number `msgtyp` without taking it off.
+pub const MSG_COPY: u32 = 0o40000;

@@ -20,6 +20,7 @@ pub mod ptrace;
 pub mod sched;
 pub mod shared_mapping;
 pub mod sockopt;
+pub mod sysvipc;
 pub mod tty;
 pub mod uffd;
 pub mod vm_rw;

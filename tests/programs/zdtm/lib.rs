@@ -33,6 +33,11 @@ fn note_harness() {
     HARNESS.store(ppid, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The harness's PID (in the namespaces the tests and criu run in).
+pub fn harness_pid() -> i32 {
+    HARNESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether the program should stop waiting for `go`: its harness is gone
 /// (no process with its PID), or the last bound ran out. A slow machine
 /// only makes the wait longer, never makes the program end on its own

@@ -66,6 +66,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     } = read_tree(opts, page)?;
     let alive = alive_tasks(&tasks);
     let root = alive[0].pstree.pid;
+    // The root's own namespaces and what fills them, read before
+    // anything is created.
+    let root_ns = super::root_ns::plan(&ImageDir::new(&opts.common.images_dir), &tasks)?;
     // The tree's counters, then every region planned where it is free in
     // the tool (and so in every task until it unmaps the tool) and in its
     // own task, none overlapping another.
@@ -91,7 +94,6 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     };
     let inventory: crate::images::pb::InventoryEntry =
         crate::images::check::read_single(&dir, crate::images::kinds::Kind::Inventory, 0)?;
-    let tree_ns = super::namespaces::plan(&dir, inventory.root_ids.as_ref(), &alive)?;
     let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
     // Declared before the tasks exist, so that on failure its directories
     // go only once they are killed.
@@ -108,6 +110,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         root,
         sibling: opts.restore.sibling,
         cgroups: &cgroups.fds,
+        ns_flags: root_ns.own.clone_flags(),
     };
     let vdso = (&rt_vdso, &vdso_plans[..]);
     let mut plans = plan_all(
@@ -128,7 +131,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     fill_children(&alive, &mut plans, &tasks, &roles);
     fault_open_files()?;
     let (live, fds) = map_regions(&alive, plans)?;
-    let ret = match &tree_ns.time {
+    let ret = match &root_ns.time {
         Some(at) => super::namespaces::TimeNs { at }
             .fork_in(|| fork_root(&live, shared.tool_rseq_addr()))?,
         None => fork_root(&live, shared.tool_rseq_addr())?,
@@ -142,25 +145,30 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let child = forked(ret, root)?;
     let raw_pid = Some(child.as_raw_nonzero().get());
     let mut held = super::finish::Held::default();
-    let done = watch::wait_and_hold(
-        &live,
-        child,
-        opts,
-        page_words.as_ref(),
-        &tasks,
-        hooks,
-        &mut held,
-    )
-    .and_then(|()| fault_after_done(fault_after))
-    .and_then(|()| fds::release_tcp(&mut shared, &dir, root))
-    .and_then(|()| cgroups.finish().map_err(RestoreError::from))
-    .and_then(|()| super::write_pidfile(opts, child))
-    // A restore that fails after all takes its pidfile back.
-    .and_then(|()| {
-        held.detach_all()
-            .inspect_err(|_| super::remove_pidfile(opts))
-    })
-    .map(|()| None);
+    // The root's new namespaces are filled before any task runs restored
+    // code (every task waits to be let go below).
+    let done = super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns())
+        .and_then(|()| {
+            watch::wait_and_hold(
+                &live,
+                child,
+                opts,
+                page_words.as_ref(),
+                &tasks,
+                hooks,
+                &mut held,
+            )
+        })
+        .and_then(|()| fault_after_done(fault_after))
+        .and_then(|()| fds::release_tcp(&mut shared, &dir, root))
+        .and_then(|()| cgroups.finish().map_err(RestoreError::from))
+        .and_then(|()| super::write_pidfile(opts, child))
+        // A restore that fails after all takes its pidfile back.
+        .and_then(|()| {
+            held.detach_all()
+                .inspect_err(|_| super::remove_pidfile(opts))
+        })
+        .map(|()| None);
     drop(dumpable);
     drop(pull_table);
     drop(fds);
@@ -285,6 +293,17 @@ fn tool_maps(task_size: u64, page: u64) -> Result<SelfMaps, RestoreError> {
     let mut maps = SelfMaps::read()?;
     maps.all.push((task_size - page, task_size - page));
     Ok(maps)
+}
+
+/// `CRIU_RESTORE_FAULT=namespaces`: the root is forked, its namespaces
+/// not filled.
+fn fault_ns() -> bool {
+    let stage = super::root_ns::FAULT_NAMESPACES;
+    let index = super::FAULT_STAGES
+        .iter()
+        .position(|s| *s == stage)
+        .unwrap_or(usize::MAX);
+    crate::fault::at(crate::fault::RESTORE_BASE, index, stage, FAULT_ENV)
 }
 
 /// `CRIU_RESTORE_FAULT=open-files`: every file is open, no task forked.
@@ -444,6 +463,8 @@ struct RoleInputs<'r> {
     sibling: bool,
     /// Each task's `cgroup.procs` fds (see [`crate::cgroups::place`]).
     cgroups: &'r HashMap<i32, Vec<i32>>,
+    /// The root's own namespaces (`clone3` flags).
+    ns_flags: u64,
 }
 
 impl RoleInputs<'_> {
@@ -483,6 +504,9 @@ impl RoleInputs<'_> {
             // --restore-sibling: the root becomes a child of our parent
             // (for swrk, of the RPC client), as CRIU's CLONE_PARENT.
             role.start_flags = u64::from(linux_raw_sys::general::CLONE_PARENT);
+        }
+        if pid as u32 == self.root {
+            role.start_flags |= self.ns_flags;
         }
         role
     }

@@ -234,9 +234,8 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        write_images(
-            common, &tree, collected, &files, &ours, &run_id, &cg_sets, own_ns,
-        )?
+        let belongs = (&cg_sets, own_ns);
+        write_images(common, &tree, collected, &files, &ours, &run_id, belongs)?
     };
     to_server::finish(ps)?;
     fault("images")?;
@@ -413,7 +412,8 @@ fn dump_shmem(
 }
 
 /// Every image of the tree: zombies' cores, each live task's own images,
-/// then the tree's (pstree, files, inventory, ...).
+/// then the tree's (pstree, files, inventory, ...); with the tasks'
+/// cgroup sets and the root's own namespaces.
 fn write_images(
     common: &CommonOpts,
     tree: &tree::Tree,
@@ -421,8 +421,7 @@ fn write_images(
     files: &crate::files::table::FileTable,
     ours: &preflight::Ours,
     run_id: &str,
-    cg_sets: &crate::cgroups::collect::Sets,
-    own_ns: crate::ns::RootNs,
+    (cg_sets, own_ns): (&crate::cgroups::collect::Sets, crate::ns::RootNs),
 ) -> Result<Vec<Option<Collected>>, DumpError> {
     let entries: Vec<write::TreeEntry> = tree
         .tasks

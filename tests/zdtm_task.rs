@@ -84,24 +84,53 @@ fn glibc_rseq_registration_is_restored() {
     dump_restore_pass("zdtm-rseq", "zdtm_rseq");
 }
 
+/// Filters inherited by two threads, one of which adds its own: every
+/// thread still has its chain after restore (the filtered syscalls fail
+/// with their errnos, the others work, the filter counts are the same).
 #[test]
-fn seccomp_task_is_refused_and_left_alone() {
-    let Some(z) = Zdtm::start("zdtm-seccomp", "zdtm_seccomp", &[]) else {
+fn seccomp_filters_come_back_in_every_thread() {
+    dump_restore_pass("zdtm-seccomp", "zdtm_seccomp");
+}
+
+/// One filter given to every thread with TSYNC: kept once, on the
+/// leader, and synced to the others again by the restore.
+#[test]
+fn seccomp_tsync_filter_comes_back_in_every_thread() {
+    if let Some(verdict) =
+        common::zdtm::dump_restore("zdtm-seccomp-tsync", "zdtm_seccomp", &["tsync"])
+    {
+        assert_eq!(verdict, "PASS");
+    }
+}
+
+/// A thread in strict mode (read and write only) beside filtered ones.
+#[test]
+fn seccomp_strict_thread_comes_back() {
+    if let Some(verdict) =
+        common::zdtm::dump_restore("zdtm-seccomp-strict", "zdtm_seccomp", &["strict"])
+    {
+        assert_eq!(verdict, "PASS");
+    }
+}
+
+/// A fault right after the filters are read leaves the task running
+/// with its filters in force (its own check runs them).
+#[test]
+fn seccomp_dump_fault_leaves_the_task_filtered() {
+    let Some(z) = Zdtm::start("zdtm-seccomp-fault", "zdtm_seccomp", &[]) else {
         return;
     };
     let pid = z.pid().to_string();
-    let images = z.images().to_path_buf();
-    let (ok, log) = z.criu_in(&images, &["dump", "-t", &pid]);
-    assert!(!ok, "a task under seccomp was dumped");
-    assert!(log.contains("runs under seccomp (filter mode)"), "{log}");
-    assert!(common::proc_state(z.pid()).is_some());
-    // Nothing was touched: no images beyond the log.
-    let files: Vec<_> = std::fs::read_dir(&images)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "dump.log")
-        .collect();
-    assert!(files.is_empty(), "{files:?}");
+    let images = z.new_dir("images-fault");
+    let env = [("CRIU_DUMP_FAULT", std::ffi::OsStr::new("seccomp"))];
+    let (ok, log) = common::run_criu(&images, &["dump", "-t", &pid], &env);
+    assert!(!ok, "dump with a fault at seccomp worked: {log}");
+    assert!(log.contains("fault injected"), "{log}");
+    let st = common::proc_state(z.pid());
+    assert!(
+        matches!(st, Some('S' | 'R')),
+        "task is {st:?} after the fault"
+    );
     assert_eq!(z.go(), "PASS");
 }
 

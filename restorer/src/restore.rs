@@ -27,6 +27,7 @@ use crate::abi::{self, Array, RestoreArgs};
 
 mod creds;
 mod mem;
+mod seccomp;
 mod state;
 mod threads;
 mod tree;
@@ -390,6 +391,7 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
     let tp = args.thread_pointer;
     publish(args, abi::STATE_DONE);
     wait_resume(args);
+    stage!(args, abi::STAGE_SECCOMP, seccomp::seccomp(&args.seccomp));
     // SAFETY: the blob uses no TLS; the task's own code, reached by the
     // sigreturn below, expects this value.
     unsafe { set_thread_pointer(tp) };

@@ -89,6 +89,7 @@ pub mod preflight;
 mod proc_part;
 pub mod regs;
 mod release;
+mod seccomp;
 mod task_state;
 mod to_server;
 pub mod tree;
@@ -102,7 +103,6 @@ use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::{pr_debug, pr_info};
 
-use collect::refuse_seccomp;
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
 use error::{collect_err, fault, infect_err, task_fault};
@@ -130,6 +130,7 @@ pub const FAULT_STEPS: &[&str] = &[
     "parasite-fini",
     "cured",
     "images",
+    "seccomp",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -291,12 +292,11 @@ fn before_seize(
             continue;
         };
         preflight::check_task(p, &task, &ours, rules)?;
-        refuse_seccomp(&task, p)?;
     }
     Ok((ours, rules))
 }
 
-/// The seized tree's checks (sessions, exit signals, owners, seccomp,
+/// The seized tree's checks (sessions, exit signals, owners,
 /// the preflight's again now that nothing moves), and whose fd table and
 /// fs struct each task uses.
 fn check_seized(
@@ -315,7 +315,6 @@ fn check_seized(
     };
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
-        refuse_seccomp(&t.proc, t.pid)?;
         preflight::check_seized(&t.proc, ours, seized_rules)?;
     }
     Ok(sharing)
@@ -394,6 +393,14 @@ fn write_images(
                 .map_err(img_err)?;
         }
     }
+    // Where each thread's filters go in seccomp.img, which its core names.
+    let mut collected = collected;
+    let seccomp = seccomp::image(
+        collected
+            .iter_mut()
+            .flatten()
+            .flat_map(|c| c.seccomp.iter_mut()),
+    );
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
     let collected = write_all(tree, collected, &common.images_dir).map_err(img_err)?;
@@ -404,6 +411,7 @@ fn write_images(
         ours.lsm,
         common.network_lock,
         run_id,
+        &seccomp,
     )
     .map_err(img_err)?;
     Ok(collected)

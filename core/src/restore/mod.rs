@@ -189,6 +189,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_FD_STATE => "fd-state",
         abi::STAGE_PROC_ATTRS => "proc-attrs",
         abi::STAGE_PREMAP => "premap",
+        abi::STAGE_SECCOMP => "seccomp",
         _ => "unknown",
     }
 }
@@ -212,6 +213,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
             format!("core-{pid}.img (oom_score_adj, loginuid) / mm-{pid}.img (thp_disabled)")
         }
         abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
+        abi::STAGE_SECCOMP => format!("core-{pid}.img / seccomp.img"),
         _ => format!("core-{pid}.img"),
     }
 }

@@ -116,6 +116,7 @@ extern "C" fn thread_main(arg: usize) -> ! {
     // SAFETY: only the `status.resume` word is touched by the wait (the
     // function reads it atomically); the main thread waits the same way.
     wait_resume(unsafe { &mut *p });
+    step!(abi::STAGE_SECCOMP, super::seccomp::seccomp(&t.seccomp));
     // SAFETY: the blob uses no TLS; the thread's own code, reached by the
     // sigreturn below, expects this value.
     unsafe { set_thread_pointer(t.thread_pointer) };

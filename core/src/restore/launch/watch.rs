@@ -40,7 +40,8 @@ pub(super) fn wait_and_hold(
     // code before its region is gone.
     for l in live {
         let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
-        held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t))?;
+        let seccomp = l.t.seccomp.iter().any(|s| s.mode != 0);
+        held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t), seccomp)?;
     }
     for l in live {
         l.region.resume(l.args_off);

@@ -518,6 +518,11 @@ fn restore_args(
         },
         copy_runs: at(a.copy_runs),
         copy_vmas: at(a.copy_vmas),
+        seccomp: a
+            .seccomp
+            .first()
+            .map(|&s| arena::seccomp_arg(lay, base, s))
+            .unwrap_or_default(),
         status: RestoreStatus {
             uffd: -1,
             ..RestoreStatus::default()

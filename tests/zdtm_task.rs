@@ -103,6 +103,18 @@ fn seccomp_tsync_filter_comes_back_in_every_thread() {
     }
 }
 
+/// A filter installed with CAP_SYS_ADMIN and no no_new_privs, the
+/// capability dropped since: the restore installs it before the
+/// credentials take the capability away again.
+#[test]
+fn seccomp_filter_without_no_new_privs_comes_back() {
+    if let Some(verdict) =
+        common::zdtm::dump_restore("zdtm-seccomp-no-nnp", "zdtm_seccomp", &["no-nnp"])
+    {
+        assert_eq!(verdict, "PASS");
+    }
+}
+
 /// A thread in strict mode (read and write only) beside filtered ones.
 #[test]
 fn seccomp_strict_thread_comes_back() {

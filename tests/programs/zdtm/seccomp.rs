@@ -10,6 +10,10 @@
 //! two pipes (read and write are all it may do); the main thread then
 //! installs A and starts a thread that shares it.
 //!
+//! `no-nnp`: no no_new_privs; A is installed with CAP_SYS_ADMIN, which
+//! the main thread then drops (the restore must install the filter
+//! before it takes the capability away again).
+//!
 //! After restore every thread checks, in itself, that its filtered
 //! syscalls fail with their errno and an allowed one works, and that its
 //! own `Seccomp:` and `Seccomp_filters:` lines are as before; the strict
@@ -19,7 +23,7 @@ mod zdtm;
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use criu_arch::{nr, syscall0, syscall1, syscall3, syscall5};
+use criu_arch::{nr, syscall0, syscall1, syscall2, syscall3, syscall5};
 use zdtm::{ensure, errno};
 
 const PR_SET_NO_NEW_PRIVS: usize = 38;
@@ -118,7 +122,7 @@ fn status(field: &str) -> Result<String, String> {
 
 /// What one thread checks in itself: its filter count, and whether
 /// `getsid` is filtered too (B).
-fn check_self(who: &str, filters: &str, with_b: bool) -> Result<(), String> {
+fn check_self(who: &str, filters: &str, with_b: bool, nnp_wanted: isize) -> Result<(), String> {
     let tid = gettid();
     let ctx = |what: String| format!("{who} (tid {tid}): {what}");
     ensure(status("Seccomp:")? == "2", || {
@@ -142,7 +146,7 @@ fn check_self(who: &str, filters: &str, with_b: bool) -> Result<(), String> {
     }
     // SAFETY: integer arguments only.
     let nnp = unsafe { syscall5(nr::PRCTL, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
-    ensure(nnp == 1, || ctx(format!("no_new_privs is {nnp}")))
+    ensure(nnp == nnp_wanted, || ctx(format!("no_new_privs is {nnp}")))
 }
 
 /// A thread that checks itself when asked.
@@ -261,55 +265,100 @@ fn check_strict(s: &Strict) -> Result<(), String> {
     })
 }
 
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Drops CAP_SYS_ADMIN from the main thread's effective and permitted
+/// sets: it can install no filter any more without no_new_privs.
+fn drop_sys_admin() -> Result<(), String> {
+    let header: [u32; 2] = [CAP_V3, 0];
+    let mut data = [0u32; 6];
+    errno(
+        // SAFETY: a live header and room for two cap_user_data structs.
+        unsafe {
+            syscall2(
+                nr::CAPGET,
+                header.as_ptr() as usize,
+                data.as_mut_ptr() as usize,
+            )
+        },
+        "capget",
+    )?;
+    // eff, prm of the low word (CAP_SYS_ADMIN is 21).
+    data[0] &= !(1 << CAP_SYS_ADMIN);
+    data[1] &= !(1 << CAP_SYS_ADMIN);
+    errno(
+        // SAFETY: a live header and two cap_user_data structs.
+        unsafe { syscall2(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize) },
+        "capset",
+    )
+    .map(drop)
+}
+
 struct State {
     workers: Vec<Worker>,
     strict: Option<Strict>,
-    /// The main thread's filter count.
-    filters: &'static str,
+    /// The main thread's no_new_privs.
+    nnp: isize,
 }
 
 fn main() {
     zdtm::run(
         |args| {
             let mode = args.rest.first().map(String::as_str).unwrap_or("");
-            errno(
-                // SAFETY: integer arguments only.
-                unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-                "PR_SET_NO_NEW_PRIVS",
-            )?;
+            if mode != "no-nnp" {
+                errno(
+                    // SAFETY: integer arguments only.
+                    unsafe { syscall5(nr::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+                    "PR_SET_NO_NEW_PRIVS",
+                )?;
+            }
             let mut workers = Vec::new();
             let mut strict = None;
             match mode {
                 "tsync" => {
-                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false))?);
-                    workers.push(worker(|| Ok(()), || check_self("thread 2", "1", false))?);
+                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 1))?);
+                    workers.push(worker(|| Ok(()), || check_self("thread 2", "1", false, 1))?);
                     install(nr::GETPPID, ERRNO_A, SECCOMP_FILTER_FLAG_TSYNC)?;
                 }
                 "strict" => {
                     // Strict mode cannot follow a filter: started first.
                     strict = Some(strict_thread()?);
                     install(nr::GETPPID, ERRNO_A, 0)?;
-                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false))?);
+                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 1))?);
                 }
                 "" => {
                     install(nr::GETPPID, ERRNO_A, 0)?;
-                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false))?);
+                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 1))?);
                     workers.push(worker(
                         || install(nr::GETSID, ERRNO_B, 0),
-                        || check_self("thread 2", "2", true),
+                        || check_self("thread 2", "2", true, 1),
                     )?);
+                }
+                "no-nnp" => {
+                    install(nr::GETPPID, ERRNO_A, 0)?;
+                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 0))?);
+                    drop_sys_admin()?;
                 }
                 m => return Err(format!("unknown mode {m:?}")),
             }
             Ok(State {
                 workers,
                 strict,
-                filters: "1",
+                nnp: if mode == "no-nnp" { 0 } else { 1 },
             })
         },
         |_| {},
         |s| {
-            check_self("main thread", s.filters, false)?;
+            check_self("main thread", "1", false, s.nnp)?;
+            if s.nnp == 0 {
+                let eff = status("CapEff:")?;
+                let eff =
+                    u64::from_str_radix(&eff, 16).map_err(|e| format!("CapEff {eff}: {e}"))?;
+                ensure(eff & 1 << CAP_SYS_ADMIN == 0, || {
+                    format!("the main thread has CAP_SYS_ADMIN again (CapEff {eff:#x})")
+                })?;
+            }
             for w in &s.workers {
                 w.check()?;
             }

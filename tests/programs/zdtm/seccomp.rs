@@ -195,8 +195,8 @@ struct Strict {
 
 fn pipe() -> Result<[i32; 2], String> {
     let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two ints into `fds`.
     errno(
+        // SAFETY: pipe2 writes two ints into `fds`.
         unsafe { syscall3(nr::PIPE2, fds.as_mut_ptr() as usize, 0, 0) },
         "pipe2",
     )?;
@@ -252,8 +252,8 @@ fn check_strict(s: &Strict) -> Result<(), String> {
         "the strict thread lost strict mode".into()
     })?;
     let b = [41u8];
-    // SAFETY: one byte from `b`.
     errno(
+        // SAFETY: one byte from `b`.
         unsafe { syscall3(nr::WRITE, s.to[1] as usize, b.as_ptr() as usize, 1) },
         "write to the strict thread",
     )?;

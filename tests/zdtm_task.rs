@@ -125,6 +125,44 @@ fn seccomp_strict_thread_comes_back() {
     }
 }
 
+/// A filter the kernel refuses (an instruction it does not know, in
+/// images that pass every check of ours) fails the restore at its
+/// seccomp stage, after the go, at once and by name, leaving no task.
+#[test]
+fn seccomp_filter_the_kernel_refuses_fails_the_restore_by_name() {
+    let Some(mut z) = Zdtm::start("zdtm-seccomp-bad", "zdtm_seccomp", &[]) else {
+        return;
+    };
+    z.dump(&[]);
+    // The filters' first instruction, `ld [0]` followed by a `jeq`: its
+    // opcode made one the kernel refuses.
+    let path = z.images().join("seccomp.img");
+    let mut img = std::fs::read(&path).unwrap();
+    let ld: &[u8] = &[0x20, 0, 0, 0, 0, 0, 0, 0, 0x15, 0];
+    let at: Vec<usize> = (0..img.len().saturating_sub(ld.len()))
+        .filter(|&i| img[i..].starts_with(ld))
+        .collect();
+    assert!(!at.is_empty(), "no filter found in seccomp.img");
+    for i in at {
+        img[i..i + 2].copy_from_slice(&[0xff, 0xff]);
+    }
+    std::fs::write(&path, img).unwrap();
+    let start = std::time::Instant::now();
+    let (ok, log) = z.criu_in(&z.images().to_path_buf(), &["restore", "-d"]);
+    assert!(!ok, "a filter the kernel refuses was restored: {log}");
+    assert!(log.contains("seccomp"), "{log}");
+    assert!(log.contains("Invalid argument"), "{log}");
+    assert!(
+        start.elapsed() < TIMEOUT / 2,
+        "the failure took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        common::proc_state(z.pid()).is_none(),
+        "a task was left behind"
+    );
+}
+
 /// A fault right after the filters are read leaves the task running
 /// with its filters in force (its own check runs them).
 #[test]

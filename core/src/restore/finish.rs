@@ -295,6 +295,14 @@ fn run_to_exit_of(th: &mut Thread, nr: u64) -> Result<(u64, i64), RestoreError> 
             }
             WaitStatus::SyscallStop => {
                 match ptrace::get_syscall_info(th.tid).map_err(sys("PTRACE_GET_SYSCALL_INFO"))? {
+                    // A restorer step failed after the go: the thread
+                    // published why and ends its task.
+                    SyscallInfo::Entry { nr: n, .. } if n == criu_arch::nr::EXIT_GROUP as u64 => {
+                        return Err(RestoreError::Died(format!(
+                            "thread {} ended its task in the restorer (exit_group)",
+                            th.tid.as_raw_nonzero()
+                        )));
+                    }
                     SyscallInfo::Entry { nr: n, ip } => entered = (n == nr).then_some(ip),
                     SyscallInfo::Exit { rval } => {
                         if let Some(ip) = entered {

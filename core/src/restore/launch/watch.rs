@@ -47,7 +47,18 @@ pub(super) fn wait_and_hold(
         l.region.resume(l.args_off);
     }
     crate::pr_debug!("every thread held; running them to their rt_sigreturn");
-    held.run_to_sigreturn()?;
+    if let Err(e) = held.run_to_sigreturn() {
+        // A thread failing after the go (its seccomp state, or what comes
+        // after it) published why before its exit_group.
+        if let Some((l, st)) = live
+            .iter()
+            .map(|l| (l, l.region.status(l.args_off)))
+            .find(|(_, st)| st.state == abi::STATE_FAILED)
+        {
+            return Err(failure(l, &st, tasks));
+        }
+        return Err(e);
+    }
     held.unmap_regions()?;
     crate::pr_debug!("every restorer region unmapped");
     // As CRIU: with every task stopped at the end of its restore, the

@@ -163,6 +163,49 @@ fn seccomp_filter_the_kernel_refuses_fails_the_restore_by_name() {
     );
 }
 
+/// Without CAP_SYS_ADMIN (the filters could not be kept suspended until
+/// the restore lets the task go) a tree under seccomp is refused before
+/// any task is created; with it, the same images restore.
+#[test]
+fn seccomp_restore_without_cap_sys_admin_is_refused_by_name() {
+    use std::os::unix::process::CommandExt;
+    let Some(mut z) = Zdtm::start("zdtm-seccomp-nocap", "zdtm_seccomp", &[]) else {
+        return;
+    };
+    z.dump(&[]);
+    let images = z.images().to_path_buf();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_criu"));
+    cmd.args(["restore", "-d", "-v4", "-o", "nocap.log", "-D"])
+        .arg(&images)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: the closure only makes one prctl call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Root's exec takes its permitted set from the bounding set.
+            rustix::thread::remove_capability_from_bounding_set(
+                rustix::thread::Capability::SystemAdmin,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    let out = cmd.output().expect("run criu");
+    let log = std::fs::read_to_string(images.join("nocap.log")).unwrap_or_default();
+    assert!(
+        !out.status.success(),
+        "restored without CAP_SYS_ADMIN: {log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "task {} ran under seccomp: restoring it needs CAP_SYS_ADMIN",
+            z.pid()
+        )),
+        "{log}"
+    );
+    assert!(common::proc_state(z.pid()).is_none(), "a task was created");
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
 /// A fault right after the filters are read leaves the task running
 /// with its filters in force (its own check runs them).
 #[test]

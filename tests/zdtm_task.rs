@@ -148,7 +148,7 @@ fn seccomp_filter_the_kernel_refuses_fails_the_restore_by_name() {
     }
     std::fs::write(&path, img).unwrap();
     let start = std::time::Instant::now();
-    let (ok, log) = z.criu_in(&z.images().to_path_buf(), &["restore", "-d"]);
+    let (ok, log) = z.criu_in(z.images(), &["restore", "-d"]);
     assert!(!ok, "a filter the kernel refuses was restored: {log}");
     assert!(log.contains("seccomp"), "{log}");
     assert!(log.contains("Invalid argument"), "{log}");
@@ -183,7 +183,7 @@ fn seccomp_restore_without_cap_sys_admin_is_refused_by_name() {
         cmd.pre_exec(|| {
             // Root's exec takes its permitted set from the bounding set.
             rustix::thread::remove_capability_from_bounding_set(
-                rustix::thread::Capability::SystemAdmin,
+                rustix::thread::CapabilitySet::SYS_ADMIN,
             )
             .map_err(std::io::Error::from)
         });

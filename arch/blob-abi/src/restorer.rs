@@ -190,11 +190,13 @@ pub const STAGE_PROC_ATTRS: u32 = 25;
 /// child, mapped and filled in the premap area before the task forks its
 /// children (see [`CowArgs`]).
 pub const STAGE_PREMAP: u32 = 26;
-/// The thread's seccomp filters (or strict mode), installed last: after
-/// the tool's go, while the tool traces the thread with
-/// `PTRACE_O_SUSPEND_SECCOMP`, so that only `rt_sigreturn` (and the
-/// tool's injected `munmap` of the region) follow, unfiltered until the
-/// tool detaches.
+/// The thread's seccomp filters (or strict mode): after the tool's go,
+/// while the tool traces the thread with `PTRACE_O_SUSPEND_SECCOMP`, so
+/// that nothing after them (the restorer's last calls, `rt_sigreturn`,
+/// the tool's injected `munmap` of the region) is filtered before the
+/// tool detaches. A thread with seccomp state runs its credentials,
+/// attributes, arch state and rseq after them, not before the go (as
+/// CRIU: the credentials may take away the right to install filters).
 pub const STAGE_SECCOMP: u32 = 27;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
@@ -709,7 +711,9 @@ pub struct VdsoMarkArg {
 /// `stack`; it queues its own pending signals, sets its name, credentials,
 /// arch state and rseq, reports ready, waits for `status.resume` like the
 /// main thread and `rt_sigreturn`s on its own frame (which carries its
-/// registers, signal mask and sigaltstack).
+/// registers, signal mask and sigaltstack). Under seccomp its filters,
+/// credentials, arch state and rseq come after `status.resume` (see
+/// [`STAGE_SECCOMP`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadArg {

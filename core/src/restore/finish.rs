@@ -28,8 +28,10 @@ fn is_stop_signal(sig: i32) -> bool {
 }
 
 /// Enough syscall stops for a thread between its futex and the exit of
-/// its `rt_sigreturn` (futex restart, futex, its seccomp filters, one
-/// `seccomp` call each, sigreturn: two stops a call).
+/// its `rt_sigreturn`, two a call: futex restart, futex, sigreturn, and
+/// under seccomp one `seccomp` call per filter (at most 4096 of the
+/// shortest) and the few dozen calls of its credentials, attributes and
+/// arch state, which then follow the filters.
 const MAX_STOPS: usize = 64 + 2 * 4096;
 
 /// One seized thread.

@@ -864,6 +864,7 @@ crossover!(seccomp, "zdtm_seccomp");
 crossover!(seccomp_tsync, "zdtm_seccomp", &["tsync"], &[]);
 crossover!(seccomp_strict, "zdtm_seccomp", &["strict"], &[]);
 crossover!(seccomp_no_nnp, "zdtm_seccomp", &["no-nnp"], &[]);
+crossover!(seccomp_fork, "zdtm_seccomp", &["fork"], &[]);
 crossover!(shared_anon, "zdtm_shared_anon");
 crossover!(sigactions, "zdtm_sigactions");
 crossover!(sigaltstack, "zdtm_sigaltstack");

@@ -115,6 +115,24 @@ fn seccomp_filter_without_no_new_privs_comes_back() {
     }
 }
 
+/// A child process sharing its parent's filter and adding its own.
+#[test]
+fn seccomp_filters_of_a_forked_child_come_back() {
+    let Some(mut z) = Zdtm::start("zdtm-seccomp-fork", "zdtm_seccomp", &["fork"]) else {
+        return;
+    };
+    let kids = common::descendants(z.pid());
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    z.dump(&[]);
+    common::reap(&kids);
+    z.restore(&[]);
+    assert!(
+        common::proc_state(kids[0]).is_some(),
+        "the child was not restored"
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
 /// A thread in strict mode (read and write only) beside filtered ones.
 #[test]
 fn seccomp_strict_thread_comes_back() {

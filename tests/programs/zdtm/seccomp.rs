@@ -10,6 +10,9 @@
 //! two pipes (read and write are all it may do); the main thread then
 //! installs A and starts a thread that shares it.
 //!
+//! `fork`: the main thread installs A and forks a child, which adds B of
+//! its own (filters of one task inherited by another).
+//!
 //! `no-nnp`: no no_new_privs; A is installed with CAP_SYS_ADMIN, which
 //! the main thread then drops (the restore must install the filter
 //! before it takes the capability away again).
@@ -298,6 +301,8 @@ fn drop_sys_admin() -> Result<(), String> {
 struct State {
     workers: Vec<Worker>,
     strict: Option<Strict>,
+    /// The forked child (mode `fork`).
+    child: Option<(i32, std::path::PathBuf)>,
     /// The main thread's no_new_privs.
     nnp: isize,
 }
@@ -315,6 +320,7 @@ fn main() {
             }
             let mut workers = Vec::new();
             let mut strict = None;
+            let mut child = None;
             match mode {
                 "tsync" => {
                     workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 1))?);
@@ -335,6 +341,19 @@ fn main() {
                         || check_self("thread 2", "2", true, 1),
                     )?);
                 }
+                "fork" => {
+                    install(nr::GETPPID, ERRNO_A, 0)?;
+                    // Forked while single-threaded: the child shares A
+                    // and adds B of its own.
+                    let dir = args.dir.clone();
+                    let pid = zdtm::child(&args.dir, move || {
+                        install(nr::GETSID, ERRNO_B, 0)?;
+                        zdtm::wait_go(&dir)?;
+                        check_self("child", "2", true, 1)
+                    })?;
+                    child = Some((pid, args.dir.clone()));
+                    workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 1))?);
+                }
                 "no-nnp" => {
                     install(nr::GETPPID, ERRNO_A, 0)?;
                     workers.push(worker(|| Ok(()), || check_self("thread 1", "1", false, 0))?);
@@ -345,6 +364,7 @@ fn main() {
             Ok(State {
                 workers,
                 strict,
+                child,
                 nnp: if mode == "no-nnp" { 0 } else { 1 },
             })
         },
@@ -362,7 +382,9 @@ fn main() {
             for w in &s.workers {
                 w.check()?;
             }
-            s.strict.as_ref().map_or(Ok(()), check_strict)
+            s.strict.as_ref().map_or(Ok(()), check_strict)?;
+            s.child
+                .map_or(Ok(()), |(pid, dir)| zdtm::reap_ok(&dir, pid, "child"))
         },
     );
 }

@@ -145,7 +145,7 @@ fn a_criu_image_in_a_namespace_not_restored_yet_is_refused() {
     z.wait_gone();
     let (ok, log) = z.criu_in(z.images(), &["restore", "-d", "--shell-job"]);
     assert!(!ok, "{log}");
-    let want = format!("task {pid} is in a cgroup namespace of its own (cgroup_ns_id ");
+    let want = format!("the root task {pid} is in its own cgroup namespace (cgroup_ns_id ");
     assert!(log.contains(&want), "{log}");
     assert!(common::proc_state(z.pid()).is_none(), "{log}");
     // CRIU itself brings it back.

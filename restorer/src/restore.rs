@@ -27,6 +27,7 @@ use crate::abi::{self, Array, RestoreArgs};
 
 mod creds;
 mod mem;
+mod seccomp;
 mod state;
 mod threads;
 mod tree;
@@ -399,17 +400,33 @@ extern "C" fn on_own_stack(_sig: i32, _info: usize, _uc: usize) {
         tree::close_shared_fds(args).and_then(|own| if own { close_fds(args) } else { Ok(()) })
     );
     stage!(args, abi::STAGE_FD_STATE, arch_syscalls(&args.fd_calls));
-    stage!(args, abi::STAGE_CREDS, creds(&args.creds));
-    stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));
-    stage!(args, abi::STAGE_ARCH, arch_syscalls(&args.arch_syscalls));
-    stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
+    // Under seccomp, the filters go in after the tool's go (see
+    // `seccomp`), and before the credentials, which may take away the
+    // right to install them (CAP_SYS_ADMIN without no_new_privs).
+    let late = args.seccomp.mode != abi::SECCOMP_MODE_DISABLED;
+    if !late {
+        last_steps(args);
+    }
     let sp = args.sigreturn_sp as usize;
     let tp = args.thread_pointer;
     publish(args, abi::STATE_DONE);
     wait_resume(args);
+    if late {
+        stage!(args, abi::STAGE_SECCOMP, seccomp::seccomp(&args.seccomp));
+        last_steps(args);
+    }
     // SAFETY: the blob uses no TLS; the task's own code, reached by the
     // sigreturn below, expects this value.
     unsafe { set_thread_pointer(tp) };
     // SAFETY: core built a complete frame at sp - RT_SIGFRAME_OFFSET.
     unsafe { sigreturn(sp) }
+}
+
+/// The main thread's last steps: credentials, then what they would reset
+/// or forbid, then the arch state and rseq right before `rt_sigreturn`.
+fn last_steps(args: &mut RestoreArgs) {
+    stage!(args, abi::STAGE_CREDS, creds(&args.creds));
+    stage!(args, abi::STAGE_ATTRS, attrs(&args.attrs));
+    stage!(args, abi::STAGE_ARCH, arch_syscalls(&args.arch_syscalls));
+    stage!(args, abi::STAGE_RSEQ, register_rseq(&args.task_rseq));
 }

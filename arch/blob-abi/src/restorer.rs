@@ -194,6 +194,14 @@ pub const STAGE_PREMAP: u32 = 26;
 /// ([`RestoreArgs::cgroup_fds`]), first thing after taking its fds: its
 /// pages are then charged there and its children are born there.
 pub const STAGE_CGROUPS: u32 = 30;
+/// The thread's seccomp filters (or strict mode): after the tool's go,
+/// while the tool traces the thread with `PTRACE_O_SUSPEND_SECCOMP`, so
+/// that nothing after them (the restorer's last calls, `rt_sigreturn`,
+/// the tool's injected `munmap` of the region) is filtered before the
+/// tool detaches. A thread with seccomp state runs its credentials,
+/// attributes, arch state and rseq after them, not before the go (as
+/// CRIU: the credentials may take away the right to install filters).
+pub const STAGE_SECCOMP: u32 = 27;
 /// Added to the thread's place in `index` for failures inside a thread.
 pub const THREAD_INDEX_BASE: u32 = 0x1000_0000;
 
@@ -647,6 +655,38 @@ pub struct RestoreArgs {
     /// (itself) into, in [`STAGE_CGROUPS`]; empty when it stays in the
     /// cgroups it is born in.
     pub cgroup_fds: Array,
+    /// The main thread's seccomp state ([`STAGE_SECCOMP`]).
+    pub seccomp: SeccompArg,
+}
+
+/// `SECCOMP_MODE_*` of [`SeccompArg::mode`].
+pub const SECCOMP_MODE_DISABLED: u32 = 0;
+pub const SECCOMP_MODE_STRICT: u32 = 1;
+pub const SECCOMP_MODE_FILTER: u32 = 2;
+
+/// One thread's seccomp state: for [`SECCOMP_MODE_FILTER`], `filters`
+/// (`[SeccompFilterArg]`, oldest first) installed in order with
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, ...)`, their instructions
+/// one after the other in `insns` (`[u64]`, each a native-order
+/// `struct sock_filter`); for [`SECCOMP_MODE_STRICT`],
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeccompArg {
+    pub mode: u32,
+    pub _pad: u32,
+    pub filters: Array,
+    pub insns: Array,
+}
+
+/// One classic-BPF filter of a [`SeccompArg`]: `len` instructions taken
+/// from the arg's `insns` after the previous filters' ones.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeccompFilterArg {
+    /// `SECCOMP_FILTER_FLAG_*` (TSYNC, LOG, ...).
+    pub flags: u32,
+    pub len: u32,
 }
 
 /// Most bytes of one [`CodePatch`].
@@ -679,7 +719,9 @@ pub struct VdsoMarkArg {
 /// `stack`; it queues its own pending signals, sets its name, credentials,
 /// arch state and rseq, reports ready, waits for `status.resume` like the
 /// main thread and `rt_sigreturn`s on its own frame (which carries its
-/// registers, signal mask and sigaltstack).
+/// registers, signal mask and sigaltstack). Under seccomp its filters,
+/// credentials, arch state and rseq come after `status.resume` (see
+/// [`STAGE_SECCOMP`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadArg {
@@ -703,6 +745,8 @@ pub struct ThreadArg {
     pub attrs: TaskAttrsArg,
     /// As [`RestoreArgs::thread_pointer`].
     pub thread_pointer: u64,
+    /// Its seccomp state ([`STAGE_SECCOMP`]).
+    pub seccomp: SeccompArg,
 }
 
 // [`TaskAttrsArg::has`] bits: which attributes the images carry.
@@ -785,10 +829,12 @@ crate::no_padding! {
     RawSyscall { u64, [u64; 6] },
     PrctlMmMap { u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u32, u32 },
     Array { u64, u64 },
-    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array, Array },
+    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array, Array, SeccompArg },
+    SeccompArg { u32, u32, Array, Array },
+    SeccompFilterArg { u32, u32 },
     CodePatch { u64, u64, [u8; CODE_PATCH_MAX] },
     VdsoMarkArg { u64, u64, [u64; 5] },
-    ThreadArg { i32, u32, Region, u64, Array, Array, RseqArg, [u8; 16], CredsArg, TaskAttrsArg, u64 },
+    ThreadArg { i32, u32, Region, u64, Array, Array, RseqArg, [u8; 16], CredsArg, TaskAttrsArg, u64, SeccompArg },
     TaskAttrsArg { u32, u32, u32, u32, i32, u32, u32, u32, u32, u32, [u8; 12], [u8; 12] },
     RseqArg { u64, u32, u32 },
 }

@@ -122,6 +122,8 @@ syscalls! {
     futex = syscall4(FUTEX, uaddr, op, val, timeout);
     /// `prctl(2)`; unused arguments are 0 (some options require it).
     prctl = syscall5(PRCTL, option, arg2, arg3, arg4, arg5);
+    /// `seccomp(2)`.
+    seccomp = syscall3(SECCOMP, op, flags, args);
     /// `personality(2)`.
     personality = syscall1(PERSONALITY, persona);
     /// `setpriority(2)`.

@@ -103,6 +103,8 @@ mod plain_impls {
         r::ThreadArg,
         r::TaskAttrsArg,
         r::RseqArg,
+        r::SeccompArg,
+        r::SeccompFilterArg,
     );
 }
 

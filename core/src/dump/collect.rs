@@ -21,24 +21,6 @@ use crate::sys::ptrace::{self, SigInfo};
 /// `O_RDWR`: a memfd mapping's access mode when map_files gives none.
 const O_RDWR: u32 = linux_raw_sys::general::O_RDWR;
 
-/// Seccomp state is not dumped yet: a task under seccomp (any of its
-/// threads) is refused before it is touched, rather than brought back
-/// without its sandbox.
-pub(super) fn refuse_seccomp(proc: &ProcDir, pid: i32) -> Result<(), DumpError> {
-    for tid in proc.threads().map_err(collect_err(pid, "threads"))? {
-        let st = ProcDir::open(tid)
-            .and_then(|p| p.status())
-            .map_err(collect_err(pid, "thread status"))?;
-        let mode = match st.seccomp {
-            None | Some(0) => continue,
-            Some(1) => "strict mode",
-            Some(_) => "filter mode",
-        };
-        return Err(DumpError::Seccomp { pid, tid, mode });
-    }
-    Ok(())
-}
-
 /// What only the tracer can read of a seized task (pending signals, its
 /// robust list and rseq area, the same of its other threads), on its
 /// tracer thread.
@@ -58,6 +40,11 @@ pub(super) fn collect_traced(
         .iter()
         .map(|th| collect_thread(proc, th))
         .collect::<Result<_, _>>()?;
+    let tids: Vec<i32> = std::iter::once(pid)
+        .chain(threads.iter().map(|th| th.tid()))
+        .collect();
+    c.seccomp = super::seccomp::collect(pid, &tids)?;
+    super::error::fault("seccomp")?;
     Ok(())
 }
 
@@ -161,6 +148,7 @@ pub(super) fn collect_outside(
         stats: write::Stats::default(),
         threads: Vec::new(),
         lsm_profile: None,
+        seccomp: Vec::new(),
         deferred: None,
     })
 }

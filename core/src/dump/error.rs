@@ -20,15 +20,6 @@ pub enum DumpError {
     )]
     NotOurs { pid: i32, owner: u32, ours: u32 },
     #[error(
-        "thread {tid} of task {pid} runs under seccomp ({mode}), which cannot be \
-         dumped yet (restoring it without its filters would lift its sandbox)"
-    )]
-    Seccomp {
-        pid: i32,
-        tid: i32,
-        mode: &'static str,
-    },
-    #[error(
         "task {pid} is in session {sid}, whose leader is not in the dumped tree \
          (only the root's session may be outside it, with --shell-job)"
     )]

@@ -89,6 +89,7 @@ pub mod preflight;
 mod proc_part;
 pub mod regs;
 mod release;
+mod seccomp;
 mod task_state;
 mod to_server;
 pub mod tree;
@@ -102,7 +103,6 @@ use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::{pr_debug, pr_info};
 
-use collect::refuse_seccomp;
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
 use error::{collect_err, fault, infect_err, task_fault};
@@ -136,6 +136,7 @@ pub const FAULT_STEPS: &[&str] = &[
     // Last so that the numbers of the others stay: it comes after
     // "shmem" in a dump.
     "namespaces",
+    "seccomp",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -322,7 +323,6 @@ fn before_seize(
             continue;
         };
         preflight::check_task(p, &task, &ours, &root_ns, rules)?;
-        refuse_seccomp(&task, p)?;
     }
     Ok((ours, rules))
 }
@@ -330,7 +330,7 @@ fn before_seize(
 /// Each live task's cgroups, the root first.
 type Membership = Vec<(i32, Vec<crate::proc::cgroup::CgroupLine>)>;
 
-/// The seized tree's checks (sessions, exit signals, owners, seccomp,
+/// The seized tree's checks (sessions, exit signals, owners,
 /// the preflight's again now that nothing moves), whose fd table and
 /// fs struct each task uses, which namespaces of the root's are its own
 /// and dumped, and each task's cgroups.
@@ -356,7 +356,6 @@ fn check_seized(
     let mut membership = Vec::with_capacity(tree.tasks.len());
     for t in tree.tasks.iter().filter(|t| !t.is_zombie()) {
         check_owner(common, &t.proc)?;
-        refuse_seccomp(&t.proc, t.pid)?;
         if let Some(lines) = preflight::check_seized(&t.proc, ours, &root_ns, seized_rules)? {
             membership.push((t.pid, lines));
         }
@@ -444,6 +443,14 @@ fn write_images(
                 .map_err(img_err)?;
         }
     }
+    // Where each thread's filters go in seccomp.img, which its core names.
+    let mut collected = collected;
+    let seccomp = seccomp::image(
+        collected
+            .iter_mut()
+            .flatten()
+            .flat_map(|c| c.seccomp.iter_mut()),
+    );
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
     let numbers = own_ns.numbers();
@@ -458,6 +465,7 @@ fn write_images(
         common.network_lock,
         run_id,
         time_ns,
+        &seccomp,
     )
     .map_err(img_err)?;
     if let Some(cg) = &cg_sets.image {

@@ -94,7 +94,7 @@ pub(super) fn refuse_thread_prctls(c: &Collected) -> Result<(), DumpError> {
                 "thread {tid} has machine-check kill policy {} (PR_MCE_KILL; the tool's is {our_mce})",
                 a.mce_kill
             )
-        } else if a.tsc != our_tsc {
+        } else if a.tsc != our_tsc && !strict_tsc(c, tid, a.tsc) {
             format!(
                 "thread {tid} has TSC readability {} (PR_SET_TSC; the tool's is {our_tsc})",
                 a.tsc
@@ -108,6 +108,16 @@ pub(super) fn refuse_thread_prctls(c: &Collected) -> Result<(), DumpError> {
         });
     }
     Ok(())
+}
+
+/// x86 strict seccomp mode makes the TSC unreadable (`PR_TSC_SIGSEGV`)
+/// itself, and restoring the mode does it again.
+fn strict_tsc(c: &Collected, tid: i32, tsc: i32) -> bool {
+    const PR_TSC_SIGSEGV: i32 = linux_raw_sys::prctl::PR_TSC_SIGSEGV as i32;
+    tsc == PR_TSC_SIGSEGV
+        && c.seccomp
+            .iter()
+            .any(|s| s.tid == tid && s.mode == crate::images::set::seccomp::MODE_STRICT)
 }
 
 /// `PR_GET_THP_DISABLE` answers 3 for Linux 6.18's

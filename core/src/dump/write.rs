@@ -91,6 +91,9 @@ pub struct Collected {
     /// `creds.lsm_profile` of the task and its threads (their label is
     /// criu's own, or the dump refused them).
     pub lsm_profile: Option<String>,
+    /// Every thread's seccomp state, the leader first (read on the tracer
+    /// thread; the image indices set once the whole tree is known).
+    pub seccomp: Vec<super::seccomp::ThreadSeccomp>,
     /// A pre-dump's pages still to be written once the tree runs (see
     /// [`crate::mem::deferred`]); `pagemap` then holds only the
     /// `in_parent` entries.
@@ -344,6 +347,7 @@ pub fn write_tree_images(
     network_lock: crate::opts::NetworkLock,
     run_id: &str,
     time_ns: TimeNs,
+    seccomp: &pb::SeccompEntry,
 ) -> Result<(), ImageError> {
     use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
@@ -387,10 +391,10 @@ pub fn write_tree_images(
         })
         .collect();
     img.write_all(Kind::Pstree, 0, &entries)?;
-    // What CRIU writes for tasks without seccomp (a dump refuses
-    // seccomp): an empty seccomp image; and the time namespace's clocks
-    // (a restore into a new time namespace sets its offsets from them).
-    img.write_one(Kind::Seccomp, 0, &pb::SeccompEntry::default())?;
+    // Every thread's filters (an empty entry without any, as CRIU), and
+    // the time namespace's clocks (a restore into a new time namespace
+    // sets its offsets from them).
+    img.write_one(Kind::Seccomp, 0, seccomp)?;
     img.write_one(Kind::Timens, u64::from(time_ns.id), &time_ns.entry())?;
     img.write_all(Kind::Files, 0, &files.entries)?;
     if !files.memfd_inodes.is_empty() {
@@ -585,6 +589,8 @@ fn leader_core(c: &Collected, misc: &MiscArgs, cg_set: u32) -> Result<pb::CoreEn
         }),
         comm: Some(comm),
         rseq_entry: rseq_entry(c.rseq),
+        seccomp_mode: seccomp_fields(c, c.pid).0,
+        seccomp_filter: seccomp_fields(c, c.pid).1,
         cg_set: Some(cg_set),
         ..Default::default()
     });
@@ -614,11 +620,18 @@ fn thread_core(c: &Collected, t: &ThreadData, cg_set: u32) -> Result<pb::CoreEnt
         }),
         comm: Some(core_img::comm_string(&args.comm)),
         rseq_entry: rseq_entry(t.rseq),
+        seccomp_mode: seccomp_fields(c, t.tid).0,
+        seccomp_filter: seccomp_fields(c, t.tid).1,
         // Threads in cgroups of their own are refused at dump.
         cg_set: Some(cg_set),
         ..Default::default()
     });
     Ok(tcore)
+}
+
+/// Thread `tid`'s `seccomp_mode` and `seccomp_filter` fields.
+fn seccomp_fields(c: &Collected, tid: i32) -> (Option<i32>, Option<u32>) {
+    super::seccomp::core_fields(c.seccomp.iter().find(|s| s.tid == tid))
 }
 
 /// `mm-PID.img`: the task's memory layout and VMAs (guard regions

@@ -2,7 +2,7 @@
 //! entry images hold exactly one entry, PIDs, fds and paths are ones a
 //! restore can ask for, and a core image holds nothing the restorer would
 //! fail at late (registers, pending signals, groups, rlimits) or that is
-//! not restored yet (seccomp, dead tasks). A bad image is reported with
+//! not restored yet (dead tasks). A bad image is reported with
 //! the file it came from.
 
 use super::error::ImageError;
@@ -243,34 +243,6 @@ pub fn validate_path(name: &str, file: &str, id: u32) -> Result<(), CheckError> 
     Ok(())
 }
 
-/// Seccomp is not restored yet: a task whose images say it ran under a
-/// seccomp mode is refused by name before anything is created. Our own
-/// dump refuses such a task, but CRIU dumps it (the mode in each thread's
-/// core image, the filters in `seccomp.img`); restoring it without its
-/// filters would lift its sandbox and exit 0 with state lost.
-///
-/// The seccomp mode `core` records (the per-thread field, or the older
-/// per-task one), if it is one other than `disabled`.
-fn mode(core: &pb::CoreEntry) -> Option<i32> {
-    let thread = core.thread_core.as_ref().and_then(|t| t.seccomp_mode);
-    let task = core.tc.as_ref().and_then(|t| t.old_seccomp_mode);
-    [thread, task]
-        .into_iter()
-        .flatten()
-        .find(|&m| m != pb::SeccompMode::Disabled as i32)
-}
-
-/// Refuses `core` (of thread `tid`, from image `file`) if it ran under
-/// seccomp.
-pub fn refuse_seccomp(core: &pb::CoreEntry, tid: u32, file: &str) -> Result<(), CheckError> {
-    let Some(m) = mode(core) else { return Ok(()) };
-    let name = pb::SeccompMode::try_from(m).map_or("unknown", |m| m.as_str_name());
-    Err(CheckError::Unsupported(format!(
-        "{file}: thread {tid} ran under seccomp ({name} mode), which cannot be restored yet \
-         (restoring it without its filters would lift its sandbox)"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,33 +269,5 @@ mod tests {
         assert!(validate_pid(1, "pstree.img").is_ok());
         assert!(what(validate_pid(0, "pstree.img")).contains("PID 0"));
         assert!(validate_pid(u32::MAX, "pstree.img").is_err());
-    }
-
-    fn core(thread: Option<i32>, task: Option<i32>) -> pb::CoreEntry {
-        pb::CoreEntry {
-            thread_core: Some(pb::ThreadCoreEntry {
-                seccomp_mode: thread,
-                ..Default::default()
-            }),
-            tc: Some(pb::TaskCoreEntry {
-                old_seccomp_mode: task,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn only_a_seccomp_mode_is_refused() {
-        assert!(refuse_seccomp(&core(None, None), 7, "core-7.img").is_ok());
-        assert!(refuse_seccomp(&core(Some(0), Some(0)), 7, "core-7.img").is_ok());
-        let e = refuse_seccomp(&core(Some(2), None), 7, "core-7.img").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "core-7.img: thread 7 ran under seccomp (filter mode), which cannot be restored \
-             yet (restoring it without its filters would lift its sandbox)"
-        );
-        let e = refuse_seccomp(&core(None, Some(1)), 9, "core-9.img").unwrap_err();
-        assert!(e.to_string().contains("(strict mode)"), "{e}");
     }
 }

@@ -28,8 +28,11 @@ fn is_stop_signal(sig: i32) -> bool {
 }
 
 /// Enough syscall stops for a thread between its futex and the exit of
-/// its `rt_sigreturn` (futex restart, futex, sigreturn: six stops).
-const MAX_STOPS: usize = 64;
+/// its `rt_sigreturn`, two a call: futex restart, futex, sigreturn, and
+/// under seccomp one `seccomp` call per filter (at most 4096 of the
+/// shortest) and the few dozen calls of its credentials, attributes and
+/// arch state, which then follow the filters.
+const MAX_STOPS: usize = 64 + 2 * 4096;
 
 /// One seized thread.
 struct Thread {
@@ -79,7 +82,11 @@ fn died(tid: Pid, status: WaitStatus, doing: &str) -> RestoreError {
 
 impl Held {
     /// Seize and stop every thread of task `pid` (`tids`: the others),
-    /// all of them waiting in the restorer for the go.
+    /// all of them waiting in the restorer for the go. `seccomp`: the task
+    /// installs seccomp state after the go; its filters are suspended
+    /// (`PTRACE_O_SUSPEND_SECCOMP`, as CRIU's `attach_to_tasks`) until we
+    /// detach, so that they cannot refuse or kill the restorer's last
+    /// calls or our injected `munmap`.
     pub fn seize_task(
         &mut self,
         pid: i32,
@@ -87,6 +94,7 @@ impl Held {
         base: u64,
         len: u64,
         restop: Option<Signal>,
+        seccomp: bool,
     ) -> Result<(), RestoreError> {
         let pid = Pid::from_raw(pid).ok_or(RestoreError::Sys("pid", Errno::INVAL))?;
         self.tasks.push(Task {
@@ -105,7 +113,8 @@ impl Held {
             let tid = tid?;
             // EXITKILL: should the tool die while holding the tree, the
             // tree dies too rather than stay stopped with its regions.
-            ptrace::seize(tid, options::TRACESYSGOOD | options::EXITKILL)
+            let suspend = if seccomp { options::SUSPEND_SECCOMP } else { 0 };
+            ptrace::seize(tid, options::TRACESYSGOOD | options::EXITKILL | suspend)
                 .map_err(sys("PTRACE_SEIZE of a restored thread"))?;
             task.threads.push(Thread { tid, stop: false });
             let th = task.threads.last_mut().expect("just pushed");
@@ -288,6 +297,14 @@ fn run_to_exit_of(th: &mut Thread, nr: u64) -> Result<(u64, i64), RestoreError> 
             }
             WaitStatus::SyscallStop => {
                 match ptrace::get_syscall_info(th.tid).map_err(sys("PTRACE_GET_SYSCALL_INFO"))? {
+                    // A restorer step failed after the go: the thread
+                    // published why and ends its task.
+                    SyscallInfo::Entry { nr: n, .. } if n == criu_arch::nr::EXIT_GROUP as u64 => {
+                        return Err(RestoreError::Died(format!(
+                            "thread {} ended its task in the restorer (exit_group)",
+                            th.tid.as_raw_nonzero()
+                        )));
+                    }
                     SyscallInfo::Entry { nr: n, ip } => entered = (n == nr).then_some(ip),
                     SyscallInfo::Exit { rval } => {
                         if let Some(ip) = entered {

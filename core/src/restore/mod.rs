@@ -199,6 +199,7 @@ pub fn stage_name(stage: u32) -> &'static str {
         abi::STAGE_PROC_ATTRS => "proc-attrs",
         abi::STAGE_PREMAP => "premap",
         abi::STAGE_CGROUPS => "cgroups",
+        abi::STAGE_SECCOMP => "seccomp",
         _ => "unknown",
     }
 }
@@ -223,6 +224,7 @@ fn stage_source(stage: u32, pid: i32) -> String {
         }
         abi::STAGE_SWITCH_STACK => "the restorer's own set-up".into(),
         abi::STAGE_CGROUPS => "cgroup.img (the task's cgroup set)".into(),
+        abi::STAGE_SECCOMP => format!("core-{pid}.img / seccomp.img"),
         _ => format!("core-{pid}.img"),
     }
 }

@@ -104,10 +104,18 @@ extern "C" fn thread_main(arg: usize) -> ! {
         abi::STAGE_TASK,
         set_name(&t.comm).and_then(|()| sched(&t.attrs))
     );
-    step!(abi::STAGE_CREDS, creds(&t.creds));
-    step!(abi::STAGE_ATTRS, attrs(&t.attrs));
-    step!(abi::STAGE_ARCH, arch_syscalls(&t.arch_syscalls));
-    step!(abi::STAGE_RSEQ, register_rseq(&t.rseq));
+    // As the main thread's: under seccomp, the filters and then the
+    // credentials and the rest after the tool's go.
+    let late = t.seccomp.mode != abi::SECCOMP_MODE_DISABLED;
+    let last_steps = move || {
+        step!(abi::STAGE_CREDS, creds(&t.creds));
+        step!(abi::STAGE_ATTRS, attrs(&t.attrs));
+        step!(abi::STAGE_ARCH, arch_syscalls(&t.arch_syscalls));
+        step!(abi::STAGE_RSEQ, register_rseq(&t.rseq));
+    };
+    if !late {
+        last_steps();
+    }
     // SAFETY: `threads_ready` is a naturally aligned u32 in the region.
     let ready = unsafe { AtomicU32::from_ptr(&raw mut (*p).threads_ready) };
     ready.fetch_add(1, Ordering::AcqRel);
@@ -116,6 +124,10 @@ extern "C" fn thread_main(arg: usize) -> ! {
     // SAFETY: only the `status.resume` word is touched by the wait (the
     // function reads it atomically); the main thread waits the same way.
     wait_resume(unsafe { &mut *p });
+    if late {
+        step!(abi::STAGE_SECCOMP, super::seccomp::seccomp(&t.seccomp));
+        last_steps();
+    }
     // SAFETY: the blob uses no TLS; the thread's own code, reached by the
     // sigreturn below, expects this value.
     unsafe { set_thread_pointer(t.thread_pointer) };

@@ -24,6 +24,9 @@ pub(super) struct TreeFiles {
     pub(super) remaps: Arc<Vec<pb::RemapFilePathEntry>>,
     /// File locks by the PID that holds them.
     pub(super) locks: HashMap<i32, Vec<pb::FileLockEntry>>,
+    /// The filters of `seccomp.img` (tree-wide, like the file images;
+    /// each thread's core picks its chain by index).
+    pub(super) seccomp: Vec<pb::SeccompFilter>,
 }
 
 pub(super) fn read_tree_files(dir: &ImageDir, tcp_close: bool) -> Result<TreeFiles, CheckError> {
@@ -87,6 +90,7 @@ pub(super) fn read_tree_files(dir: &ImageDir, tcp_close: bool) -> Result<TreeFil
         other_files: Arc::new(other_files),
         remaps: Arc::new(remaps),
         locks,
+        seccomp: super::seccomp::read_filters(dir)?,
     })
 }
 

@@ -8,14 +8,15 @@
 
 pub mod chain;
 pub mod files;
+pub mod seccomp;
 pub mod shmem;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::check::{
-    CheckError, RegsCheck, invalid, read_core, read_single, refuse_seccomp, validate_core,
-    validate_fdinfo, validate_pid,
+    CheckError, RegsCheck, invalid, read_core, read_single, validate_core, validate_fdinfo,
+    validate_pid,
 };
 use super::kinds::Kind;
 use super::pb;
@@ -33,6 +34,9 @@ pub struct TaskImages {
     pub core: pb::CoreEntry,
     /// The other threads' `core-TID.img`, in `pstree.threads` order.
     pub threads: Vec<(u32, pb::CoreEntry)>,
+    /// Each thread's seccomp state: the leader's, then the other
+    /// threads' in `threads` order.
+    pub seccomp: Vec<seccomp::ThreadSeccomp>,
     pub mm: pb::MmEntry,
     pub pages: Vec<PagesRun>,
     /// Path of `pages-N.img` (or of the pages gathered from the parent
@@ -256,8 +260,14 @@ fn read_task(
 ) -> Result<TaskImages, CheckError> {
     let pid = u64::from(pstree.pid);
     validate_core(&core, &Kind::Core.file_name(pid), task_size, regs)?;
-    refuse_seccomp(&core, pstree.pid, &Kind::Core.file_name(pid))?;
     let threads = read_threads(dir, &pstree, task_size, regs)?;
+    let seccomp = std::iter::once((pstree.pid, &core))
+        .chain(threads.iter().map(|(t, c)| (*t, c)))
+        .map(|(tid, c)| {
+            let file = Kind::Core.file_name(u64::from(tid));
+            seccomp::thread_state(c, &files.seccomp, tid, &file)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // Alive (1) or stopped (3) tasks only: dead ones and zombies would need
     // helpers that are not written yet.
     if let Some(state) = core.tc.as_ref().map(|tc| tc.task_state)
@@ -294,6 +304,7 @@ fn read_task(
         pstree,
         core,
         threads,
+        seccomp,
         mm,
         pages,
         pages_path,
@@ -333,7 +344,6 @@ fn read_threads(
         validate_pid(tid, "pstree.img")?;
         let c = read_core(dir, "thread", tid)?;
         validate_core(&c, &Kind::Core.file_name(u64::from(tid)), task_size, regs)?;
-        refuse_seccomp(&c, tid, &Kind::Core.file_name(u64::from(tid)))?;
         threads.push((tid, c));
     }
     Ok(threads)

@@ -401,6 +401,31 @@ fn stats(
     }
 }
 
+/// A task under seccomp is finished with its filters suspended
+/// (`PTRACE_O_SUSPEND_SECCOMP`), which takes CAP_SYS_ADMIN: without it
+/// (`--unprivileged`) such a tree is refused before anything is created.
+fn refuse_seccomp_unprivileged(tasks: &[TreeTaskImages]) -> Result<(), RestoreError> {
+    const CAP_SYS_ADMIN: u32 = linux_raw_sys::general::CAP_SYS_ADMIN;
+    let Some(t) = tasks.iter().find_map(|t| match t {
+        TreeTaskImages::Alive(t) if t.seccomp.iter().any(|s| s.mode != 0) => Some(t),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    let eff = crate::proc::ProcDir::open_self()
+        .and_then(|p| p.status())
+        .map_err(|e| RestoreError::Unsupported(format!("reading our capabilities: {e}")))?
+        .cap_eff;
+    if eff & (1 << CAP_SYS_ADMIN) != 0 {
+        return Ok(());
+    }
+    Err(RestoreError::Unsupported(format!(
+        "task {} ran under seccomp: restoring it needs CAP_SYS_ADMIN, to keep its filters \
+         suspended (PTRACE_O_SUSPEND_SECCOMP) until the restore lets it go",
+        t.pstree.pid
+    )))
+}
+
 /// Reads and checks every image of the tree (see [`check_images`]), and
 /// what depends on this system: `--tcp-close`, `--cpu-cap`, and each
 /// live task's vDSO against this kernel's (one plan per live task, in
@@ -421,6 +446,7 @@ fn read_checked(
             "Need to set the --tcp-close options.".into(),
         ));
     }
+    refuse_seccomp_unprivileged(&tasks)?;
     // --cpu-cap with its image bit: refuse a tree this CPU cannot run (its
     // saved FPU state, the instructions it may use) before creating any.
     crate::regs::cpuinfo::validate_if_asked(&opts.common.images_dir, opts.common.cpu_cap)?;

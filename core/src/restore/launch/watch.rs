@@ -40,13 +40,25 @@ pub(super) fn wait_and_hold(
     // code before its region is gone.
     for l in live {
         let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
-        held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t))?;
+        let seccomp = l.t.seccomp.iter().any(|s| s.mode != 0);
+        held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t), seccomp)?;
     }
     for l in live {
         l.region.resume(l.args_off);
     }
     crate::pr_debug!("every thread held; running them to their rt_sigreturn");
-    held.run_to_sigreturn()?;
+    if let Err(e) = held.run_to_sigreturn() {
+        // A thread failing after the go (its seccomp state, or what comes
+        // after it) published why before its exit_group.
+        if let Some((l, st)) = live
+            .iter()
+            .map(|l| (l, l.region.status(l.args_off)))
+            .find(|(_, st)| st.state == abi::STATE_FAILED)
+        {
+            return Err(failure(l, &st, tasks));
+        }
+        return Err(e);
+    }
     held.unmap_regions()?;
     crate::pr_debug!("every restorer region unmapped");
     // As CRIU: with every task stopped at the end of its restore, the

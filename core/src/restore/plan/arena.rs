@@ -9,9 +9,11 @@ use super::vdso::{vdso_moves, vdso_patches};
 use super::vmas::{madvise_calls, page_runs};
 use super::{Parts, THREAD_STACK_SIZE, regs};
 use crate::blob::restorer_abi::{
-    Array, ChildArg, CodePatch, RawSyscall, Region as AbiRegion, ThreadArg, VdsoMarkArg,
+    Array, ChildArg, CodePatch, RawSyscall, Region as AbiRegion, SeccompArg, SeccompFilterArg,
+    ThreadArg, VdsoMarkArg,
 };
 use crate::files::locks::KernelFlock;
+use crate::images::set::seccomp::{INSN_SIZE, ThreadSeccomp};
 use crate::restore::RestoreError;
 use crate::sys::plain::{Plain, bytes_of};
 
@@ -93,6 +95,43 @@ pub(super) struct Arrays {
     pub cgroup_fds: Array,
     /// The main thread's `set_robust_list` call (after its arch calls).
     pub robust: Vec<RawSyscall>,
+    /// Each thread's seccomp filters and their instructions (the leader's
+    /// first, then the other threads' in order) and its mode.
+    pub seccomp: Vec<(Array, Array, u32)>,
+}
+
+/// A thread's seccomp arg from its arrays (see [`Arrays::seccomp`]).
+pub(super) fn seccomp_arg(
+    lay: &Layout,
+    base: u64,
+    (filters, insns, mode): (Array, Array, u32),
+) -> SeccompArg {
+    SeccompArg {
+        mode,
+        _pad: 0,
+        filters: lay.at(base, filters),
+        insns: lay.at(base, insns),
+    }
+}
+
+/// Pushes one thread's seccomp filters: their list and their
+/// instructions, each `struct sock_filter` as one native-order word.
+fn push_seccomp(arena: &mut Arena, s: &ThreadSeccomp) -> (Array, Array, u32) {
+    let list: Vec<SeccompFilterArg> = s
+        .filters
+        .iter()
+        .map(|f| SeccompFilterArg {
+            flags: f.flags,
+            len: (f.insns.len() / INSN_SIZE) as u32,
+        })
+        .collect();
+    let insns: Vec<u64> = s
+        .filters
+        .iter()
+        .flat_map(|f| f.insns.chunks_exact(INSN_SIZE))
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8-byte chunk")))
+        .collect();
+    (arena.push(&list), arena.push(&insns), s.mode)
 }
 
 /// Pushes every array of the task, those holding addresses as
@@ -160,6 +199,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
     let arch = arena.push(&[probe.arch_syscalls, robust.clone()].concat());
     let madvise = arena.push(&madvise_calls(t));
     let cgroup_fds = arena.push(&role.cgroup_fds);
+    let seccomp = t.seccomp.iter().map(|s| push_seccomp(arena, s)).collect();
     Ok(Arrays {
         park,
         unmap,
@@ -190,6 +230,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
         madvise,
         cgroup_fds,
         robust,
+        seccomp,
     })
 }
 
@@ -291,6 +332,11 @@ fn thread_frames(
             creds: creds_arg(core, &format!("core-{tid}.img"))?,
             attrs: crate::restore::task_attrs::thread_arg(core),
             thread_pointer: f.thread_pointer,
+            seccomp: a
+                .seccomp
+                .get(i + 1)
+                .map(|&s| seccomp_arg(lay, base, s))
+                .unwrap_or_default(),
             ..ThreadArg::default()
         });
     }

@@ -525,6 +525,11 @@ fn restore_args(
         copy_runs: at(a.copy_runs),
         copy_vmas: at(a.copy_vmas),
         cgroup_fds: at(a.cgroup_fds),
+        seccomp: a
+            .seccomp
+            .first()
+            .map(|&s| arena::seccomp_arg(lay, base, s))
+            .unwrap_or_default(),
         status: RestoreStatus {
             uffd: -1,
             ..RestoreStatus::default()

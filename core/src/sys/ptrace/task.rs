@@ -146,10 +146,54 @@ pub fn get_syscall_info(pid: Pid) -> Result<SyscallInfo, Errno> {
 }
 
 /// `PTRACE_SECCOMP_GET_FILTER` with no buffer: the number of instructions
-/// of the tracee's seccomp filter `index` (0 is the newest).
+/// of the tracee's seccomp filter `index` (0 is the oldest, the first
+/// installed; `ENOENT` past the newest).
 pub fn seccomp_filter_len(pid: Pid, index: usize) -> Result<usize, Errno> {
     // SAFETY: with a NULL buffer the kernel only returns the length.
     unsafe { ptrace(raw::PTRACE_SECCOMP_GET_FILTER, pid, index, 0) }
+}
+
+/// Most instructions of one classic-BPF program (`BPF_MAXINSNS`).
+const BPF_MAXINSNS: usize = 4096;
+
+/// `PTRACE_SECCOMP_GET_FILTER`: the instructions of the tracee's seccomp
+/// filter `index` (numbered as [`seccomp_filter_len`]), each
+/// `struct sock_filter` as its 8 native-order bytes.
+pub fn seccomp_filter(pid: Pid, index: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u64; BPF_MAXINSNS];
+    // SAFETY: the kernel writes at most BPF_MAXINSNS 8-byte instructions
+    // (a filter is never longer) into our buffer of that many words.
+    let n = unsafe {
+        ptrace(
+            raw::PTRACE_SECCOMP_GET_FILTER,
+            pid,
+            index,
+            buf.as_mut_ptr() as usize,
+        )?
+    };
+    buf.truncate(n.min(BPF_MAXINSNS));
+    Ok(buf.iter().flat_map(|w| w.to_ne_bytes()).collect())
+}
+
+/// `PTRACE_SECCOMP_GET_METADATA`: the `SECCOMP_FILTER_FLAG_*` flags the
+/// tracee's filter `index` was installed with (those the kernel keeps:
+/// LOG).
+pub fn seccomp_filter_flags(pid: Pid, index: usize) -> Result<u64, Errno> {
+    let mut meta = raw::seccomp_metadata {
+        filter_off: index as u64,
+        flags: 0,
+    };
+    // SAFETY: the kernel reads filter_off from and writes flags into our
+    // local, whose size it is given.
+    unsafe {
+        ptrace(
+            raw::PTRACE_SECCOMP_GET_METADATA,
+            pid,
+            size_of::<raw::seccomp_metadata>(),
+            &mut meta as *mut raw::seccomp_metadata as usize,
+        )?
+    };
+    Ok(meta.flags)
 }
 
 /// x86: offset of `u_debugreg[0]` in the kernel's `struct user`

@@ -457,17 +457,14 @@ fn write_images(
     let time_ns = tree_time_ns(tree, own_ns, numbers)?;
     let collected =
         write_all(tree, collected, &common.images_dir, cg_sets, numbers).map_err(img_err)?;
-    write::write_tree_images(
-        &common.images_dir,
-        &entries,
-        files,
-        ours.lsm,
-        common.network_lock,
+    let wide = write::TreeWide {
+        lsm: ours.lsm,
+        network_lock: common.network_lock,
         run_id,
         time_ns,
-        &seccomp,
-    )
-    .map_err(img_err)?;
+        seccomp: &seccomp,
+    };
+    write::write_tree_images(&common.images_dir, &entries, files, wide).map_err(img_err)?;
     if let Some(cg) = &cg_sets.image {
         crate::images::typed::ImageDir::new(&common.images_dir)
             .write_one(crate::images::kinds::Kind::Cgroup, 0, cg)

@@ -336,6 +336,17 @@ pub struct TreeEntry {
     pub threads: Vec<i32>,
 }
 
+/// What the tree's images record of the tree as a whole beside its
+/// tasks and files.
+pub struct TreeWide<'a> {
+    pub lsm: crate::proc::lsm::Lsm,
+    pub network_lock: crate::opts::NetworkLock,
+    pub run_id: &'a str,
+    pub time_ns: TimeNs,
+    /// Every thread's seccomp filters (`seccomp.img`).
+    pub seccomp: &'a pb::SeccompEntry,
+}
+
 /// The images of the whole dump: `inventory.img` (the root's ids),
 /// `pstree.img` (tasks in tree order, the root first), `files.img` and
 /// `memfd.img` (one file table for every task).
@@ -343,12 +354,15 @@ pub fn write_tree_images(
     dir: &Path,
     tree: &[TreeEntry],
     files: &FileTable,
-    lsm: crate::proc::lsm::Lsm,
-    network_lock: crate::opts::NetworkLock,
-    run_id: &str,
-    time_ns: TimeNs,
-    seccomp: &pb::SeccompEntry,
+    wide: TreeWide<'_>,
 ) -> Result<(), ImageError> {
+    let TreeWide {
+        lsm,
+        network_lock,
+        run_id,
+        time_ns,
+        seccomp,
+    } = wide;
     use crate::proc::lsm::Lsm;
     let img = ImageDir::new(dir);
     img.write_one(

@@ -85,6 +85,7 @@ mod gather;
 pub mod iterative;
 pub mod namespaces;
 pub mod parasite;
+pub mod pidns;
 pub mod preflight;
 mod proc_part;
 pub mod regs;
@@ -171,6 +172,23 @@ fn run(
         });
     }
 
+    if ours.tree_pid.is_some() {
+        // Their images are named by the tasks' PIDs, which these paths
+        // do not translate yet.
+        let what = if pre {
+            Some("criu pre-dump")
+        } else if ps.is_some() {
+            Some("--page-server")
+        } else if iter.parent.is_some() {
+            Some("--prev-images-dir")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(DumpError::PidNsUnsupported(what));
+        }
+    }
+
     let t_start = std::time::Instant::now();
     let seize_opts = seize_bound(common);
     // Every task of the tree stopped before anything is collected (with
@@ -182,6 +200,8 @@ fn run(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     let sharing = check_seized(common, &tree, &ours, rules)?;
+    // The PIDs the images hold: those the tasks have in their namespace.
+    let vpids = pidns::VPids::collect(&tree, ours.tree_pid)?;
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);
@@ -190,6 +210,7 @@ fn run(
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
+    pidns::translate_files(&mut files, &vpids)?;
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
     let (shpages_scanned, shpages_written) = if pre {
@@ -205,7 +226,7 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        write_images(common, &tree, collected, &files, &ours, &run_id)?
+        write_images(common, &tree, collected, &files, &ours, &run_id, &vpids)?
     };
     to_server::finish(ps)?;
     fault("images")?;
@@ -279,7 +300,8 @@ fn before_seize(
         }
     }
 
-    let ours = preflight::Ours::read()?;
+    let mut ours = preflight::Ours::read()?;
+    ours.tree_pid = pidns::detect(pid, &proc, &ours.ns, pidns::our_levels()?)?;
     let rules = preflight::Rules {
         ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
         refuse_frozen: opts.freeze_cgroup.is_none(),
@@ -368,35 +390,27 @@ fn dump_shmem(
 fn write_images(
     common: &CommonOpts,
     tree: &tree::Tree,
-    collected: Vec<Option<Collected>>,
+    mut collected: Vec<Option<Collected>>,
     files: &crate::files::table::FileTable,
     ours: &preflight::Ours,
     run_id: &str,
+    vpids: &pidns::VPids,
 ) -> Result<Vec<Option<Collected>>, DumpError> {
-    let entries: Vec<write::TreeEntry> = tree
-        .tasks
-        .iter()
-        .map(|t| write::TreeEntry {
-            pid: t.pid,
-            ppid: t.ppid,
-            pgid: t.pgid,
-            sid: t.sid,
-            threads: t.thread_ids(),
-        })
-        .collect();
+    let entries = pidns::tree_entries(tree, vpids)?;
+    pidns::translate_collected(&mut collected, vpids);
     let img_err = |source| DumpError::Images {
         dir: common.images_dir.clone(),
         source,
     };
     for t in &tree.tasks {
         if let tree::TaskKind::Zombie { exit_code } = &t.kind {
-            write::write_zombie_core(&common.images_dir, t.pid, *exit_code, &t.stat)
+            write::write_zombie_core(&common.images_dir, vpids.of(t.pid), *exit_code, &t.stat)
                 .map_err(img_err)?;
         }
     }
     // Each live task's images on its tracer thread (its thread registers
     // are read there), all at once.
-    let collected = write_all(tree, collected, &common.images_dir).map_err(img_err)?;
+    let collected = write_all(tree, collected, &common.images_dir, vpids).map_err(img_err)?;
     write::write_tree_images(
         &common.images_dir,
         &entries,
@@ -445,7 +459,7 @@ fn write_pre_images(
     };
     let img = crate::images::ImageDir::new(&common.images_dir);
     for c in collected.iter().flatten() {
-        write::write_pagemap(&img, c).map_err(img_err)?;
+        write::write_pagemap(&img, c, c.pid as u64).map_err(img_err)?;
     }
     write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
         .map_err(img_err)
@@ -508,6 +522,7 @@ fn write_all(
     tree: &tree::Tree,
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
+    vpids: &pidns::VPids,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -515,8 +530,11 @@ fn write_all(
         .zip(collected)
         .map(|(t, c)| {
             let dir = dir.to_path_buf();
+            let vpids = vpids.clone();
             tree.workers.submit(t.owner, move || {
-                let r = c.as_ref().map_or(Ok(()), |c| write::write_images(&dir, c));
+                let r = c
+                    .as_ref()
+                    .map_or(Ok(()), |c| write::write_images(&dir, c, &vpids));
                 (c, r)
             })
         })

@@ -31,6 +31,9 @@ pub struct Ours {
     pub lsm: Lsm,
     pub label: Option<String>,
     pub mounts: FreezerMounts,
+    /// The root's own pid namespace, if it is the init of one (see
+    /// [`super::pidns`]): the tree's tasks are in it.
+    pub tree_pid: Option<super::pidns::TreePidNs>,
 }
 
 impl Ours {
@@ -48,6 +51,7 @@ impl Ours {
             mounts: FreezerMounts::from_mounts(
                 &me.mountinfo().map_err(collect_err(pid, "criu's mounts"))?,
             ),
+            tree_pid: None,
         })
     }
 }
@@ -88,7 +92,10 @@ pub fn walk(root: i32) -> Vec<i32> {
 pub fn check_task(pid: i32, proc: &ProcDir, ours: &Ours, rules: Rules) -> Result<(), DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
-        Ok(ns) => namespaces::check(pid, &ns, &ours.ns)?,
+        Ok(ns) => {
+            super::pidns::check(pid, proc, &ns, ours.tree_pid)?;
+            namespaces::check(pid, &ns, &super::pidns::allowed(&ours.ns, ours.tree_pid))?
+        }
         Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }

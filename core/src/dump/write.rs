@@ -13,6 +13,7 @@ use crate::sys::ptrace::{RseqConfig, SigInfo};
 use crate::sys::sched::SchedInfo;
 
 use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
+use super::pidns::VPids;
 use crate::files::table::FileTable;
 use crate::mem::PageRange;
 
@@ -399,21 +400,25 @@ pub fn write_zombie_core(
     ImageDir::new(dir).write_one(Kind::Core, pid as u64, &core)
 }
 
-/// Write the images of one live task into `dir`.
-pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
+/// Write the images of one live task into `dir`, named by the PIDs `v`
+/// gives its task and threads in the tree's pid namespace.
+pub fn write_images(dir: &Path, c: &Collected, v: &VPids) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
-    let pidu = c.pid as u64;
+    let pidu = v.of(c.pid) as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
 
-    let ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
+    let mut ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
+    if !v.is_identity() {
+        ids.pid_ns_id = Some(super::pidns::TREE_PID_NS_ID);
+    }
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc)?)?;
     for t in &c.threads {
-        img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t)?)?;
+        img.write_one(Kind::Core, v.of(t.tid) as u64, &thread_core(c, t)?)?;
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
     if !c.pages_sent {
-        write_pagemap(&img, c)?;
+        write_pagemap(&img, c, pidu)?;
     }
 
     img.write_one(
@@ -431,9 +436,10 @@ pub fn write_images(dir: &Path, c: &Collected) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// `pagemap-PID.img`: the head and the task's entries.
-pub fn write_pagemap(img: &ImageDir, c: &Collected) -> Result<(), ImageError> {
-    let mut w = img.writer(Kind::Pagemap, c.pid as u64)?;
+/// `pagemap-PID.img` (`pid`: the task's in the images): the head and the
+/// task's entries.
+pub fn write_pagemap(img: &ImageDir, c: &Collected, pid: u64) -> Result<(), ImageError> {
+    let mut w = img.writer(Kind::Pagemap, pid)?;
     w.write_message(&pb::PagemapHead {
         pages_id: c.pages_id as u32,
     })?;

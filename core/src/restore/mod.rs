@@ -27,6 +27,7 @@ mod finish;
 pub mod images;
 mod launch;
 pub mod layout;
+mod pidns;
 mod plan;
 mod regs;
 mod regsets;

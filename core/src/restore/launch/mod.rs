@@ -29,6 +29,7 @@ use crate::opts::Opts;
 
 use super::images::{TaskImages, TreeTaskImages};
 use super::layout::SelfMaps;
+use super::pidns::PidMap;
 use super::vdso::{Runtime, TaskVdso, VdsoPlan};
 use super::{
     FAULT_AFTER_DONE, FAULT_ENV, FAULT_OPEN_FILES, RESTORER_ENTRY, RestoreError, RestoreStats,
@@ -63,6 +64,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         rt_vdso,
         vdso_plans,
         roles,
+        new_pid_ns,
     } = read_tree(opts, page)?;
     let alive = alive_tasks(&tasks);
     let root = alive[0].pstree.pid;
@@ -101,6 +103,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         fault: (fault_pid(root), fault_stage),
         root,
         sibling: opts.restore.sibling,
+        new_pid_ns,
     };
     let vdso = (&rt_vdso, &vdso_plans[..]);
     let mut plans = plan_all(
@@ -130,10 +133,17 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     drop(reserved);
     let child = forked(ret, root)?;
     let raw_pid = Some(child.as_raw_nonzero().get());
+    // From here on, the tool reaches the tasks by their PIDs outside the
+    // tree's pid namespace, if it has its own.
+    let mut pids = match new_pid_ns {
+        true => PidMap::new_ns(child.as_raw_nonzero().get()),
+        false => PidMap::identity(),
+    };
     let mut held = super::finish::Held::default();
     let done = watch::wait_and_hold(
         &live,
         child,
+        &mut pids,
         opts,
         page_words.as_ref(),
         &tasks,
@@ -164,7 +174,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             })
         }
         Err(e) => {
-            watch::kill_created(&live, child, &mut held);
+            watch::kill_created(&live, child, &pids, &mut held);
             Err(e)
         }
     }
@@ -179,6 +189,8 @@ struct TreeRead {
     vdso_plans: Vec<VdsoPlan>,
     /// Each task's role in the tree.
     roles: tree::Roles,
+    /// The root is the init of a pid namespace of its own.
+    new_pid_ns: bool,
 }
 
 fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
@@ -187,18 +199,24 @@ fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
     let (tasks, rt_vdso, vdso_plans) = read_checked(opts, &maps, page, task_size)?;
     check_pid_max(&tasks)?;
     let roles = tree::roles(&tasks, opts.common.shell_job)?;
+    let new_pid_ns =
+        super::pidns::new_pid_ns(&ImageDir::new(&opts.common.images_dir), &tasks)?;
     crate::pr_info!(
         "Restoring {} tasks (root {}) from {}",
         tasks.len(),
         alive_tasks(&tasks)[0].pstree.pid,
         opts.common.images_dir.display()
     );
+    if new_pid_ns {
+        crate::pr_info!("The root is the init of a new pid namespace (CLONE_NEWPID)");
+    }
     Ok(TreeRead {
         task_size,
         tasks,
         rt_vdso,
         vdso_plans,
         roles,
+        new_pid_ns,
     })
 }
 
@@ -385,6 +403,8 @@ struct RoleInputs<'r> {
     root: u32,
     /// `--restore-sibling`.
     sibling: bool,
+    /// The root starts a pid namespace of its own (`CLONE_NEWPID`).
+    new_pid_ns: bool,
 }
 
 impl RoleInputs<'_> {
@@ -423,6 +443,10 @@ impl RoleInputs<'_> {
             // --restore-sibling: the root becomes a child of our parent
             // (for swrk, of the RPC client), as CRIU's CLONE_PARENT.
             role.start_flags = u64::from(linux_raw_sys::general::CLONE_PARENT);
+        }
+        if pid as u32 == self.root && self.new_pid_ns {
+            // Its pid 1 there is its set_tid's one level.
+            role.start_flags |= u64::from(linux_raw_sys::general::CLONE_NEWPID);
         }
         role
     }

@@ -109,6 +109,10 @@ pub const FAULT_AFTER_DONE: &str = "after-done";
 /// Tool-side fault: after the task's files are opened and shared memory
 /// is created, before the task is forked.
 pub const FAULT_OPEN_FILES: &str = "open-files";
+/// Tool-side fault: every task restored and found by the PID the tool
+/// reaches it by (outside the tree's pid namespace, if it has one),
+/// before any is seized.
+pub const FAULT_PID_MAP: &str = "pid-map";
 /// Every stage a fault can be injected at, in order.
 pub const FAULT_STAGES: &[&str] = &[
     FAULT_OPEN_FILES,
@@ -137,6 +141,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "arch-state",
     "threads",
     "fd-state",
+    FAULT_PID_MAP,
     FAULT_AFTER_DONE,
 ];
 
@@ -154,6 +159,10 @@ fn fault_from_env() -> (u32, bool) {
     };
     if name == FAULT_AFTER_DONE {
         return (0, true);
+    }
+    if name == FAULT_PID_MAP {
+        // Checked where the map is made (see `launch::watch`).
+        return (0, false);
     }
     (
         (1..=64).find(|&n| stage_name(n) == name).unwrap_or(0),
@@ -399,7 +408,7 @@ mod tests {
 
     #[test]
     fn every_fault_stage_names_a_restorer_stage() {
-        let tool_side = [FAULT_AFTER_DONE, FAULT_OPEN_FILES];
+        let tool_side = [FAULT_AFTER_DONE, FAULT_OPEN_FILES, FAULT_PID_MAP];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");
         }

@@ -40,6 +40,7 @@ pub(super) fn wait_and_hold(
         .iter()
         .map(|l| outer_ids(l, pids))
         .collect::<Result<Vec<_>, _>>()?;
+    fault_pid_map()?;
     for (l, (pid, tids)) in live.iter().zip(&outer) {
         crate::restore::regsets::write(*pid, tids, l.t)?;
     }
@@ -59,6 +60,21 @@ pub(super) fn wait_and_hold(
     // As CRIU: with every task stopped at the end of its restore, the
     // restorer gone, right before they are let go.
     hooks.run(Action::PreResume, raw_pid)?;
+    Ok(())
+}
+
+/// `CRIU_RESTORE_FAULT=pid-map`: every task is found, none is held yet.
+fn fault_pid_map() -> Result<(), RestoreError> {
+    use crate::restore::{FAULT_ENV, FAULT_PID_MAP, FAULT_STAGES};
+    let index = FAULT_STAGES
+        .iter()
+        .position(|s| *s == FAULT_PID_MAP)
+        .unwrap_or(FAULT_STAGES.len());
+    if crate::fault::at(crate::fault::RESTORE_BASE, index, FAULT_PID_MAP, FAULT_ENV) {
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_PID_MAP}"
+        )));
+    }
     Ok(())
 }
 

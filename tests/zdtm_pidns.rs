@@ -85,8 +85,13 @@ fn inside_view(root: i32) -> BTreeMap<i32, (i32, Vec<i32>)> {
 /// that init (`ns_exec` stays outside, its parent, until it ends).
 fn start(test: &str) -> Option<(Zdtm, BTreeMap<i32, (i32, Vec<i32>)>)> {
     let ns_exec = common::program_path("ns_exec");
-    let wrapper = [ns_exec.to_str().unwrap(), "pid", "--"];
-    let mut z = Zdtm::start_wrapped(test, &wrapper, PROGRAM, &[])?;
+    start_by(test, &[ns_exec.to_str().unwrap(), "pid", "--"])
+}
+
+/// [`start`] through `wrapper`, which must fork the program as pid 1 of
+/// a new pid namespace and stay its parent.
+fn start_by(test: &str, wrapper: &[&str]) -> Option<(Zdtm, BTreeMap<i32, (i32, Vec<i32>)>)> {
+    let mut z = Zdtm::start_wrapped(test, wrapper, PROGRAM, &[])?;
     let kids = common::descendants(z.pid());
     let init = kids[0];
     assert_eq!(nspid_at(&init.to_string()).last(), Some(&1));
@@ -123,6 +128,38 @@ fn init_of_a_pid_namespace_restores_with_its_pids() {
     eprintln!("pid_ns: root {dumped} restored as {root}");
     check_restored(root, &before);
     assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn a_tree_util_linux_unshare_started_restores_with_its_pids() {
+    const TEST: &str = "pid_ns_unshare";
+    let Some(unshare) = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .find(|p| util_linux(p))
+    else {
+        return skip(TEST, "util-linux unshare is not installed");
+    };
+    // Not `--kill-child`: its parent-death signal is part of the init's
+    // state, restored with it, and the restored init's parent (criu
+    // restore -d) ends at once.
+    let Some((mut z, before)) = start_by(TEST, &[unshare, "--pid", "--fork"])
+    else {
+        return;
+    };
+    z.dump(&[]);
+    let images = z.images().to_path_buf();
+    let root = z.restore_in_new_pid_ns(&images, &[]);
+    check_restored(root, &before);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// Whether `path` is util-linux's unshare (busybox's cannot make most
+/// namespaces in the VMs' kernels).
+fn util_linux(path: &str) -> bool {
+    std::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"))
 }
 
 /// The peer, or `None` after saying why (on x86_64 it must be there, as

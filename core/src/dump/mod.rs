@@ -301,7 +301,7 @@ fn before_seize(
     }
 
     let mut ours = preflight::Ours::read()?;
-    ours.tree_pid = pidns::detect(pid, &proc, &ours.ns, pidns::our_levels()?)?;
+    ours.tree_pid = pidns::detect(pid, &proc, &ours.ns, pidns::our_levels)?;
     let rules = preflight::Rules {
         ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
         refuse_frozen: opts.freeze_cgroup.is_none(),

@@ -51,12 +51,13 @@ pub fn our_levels() -> Result<usize, DumpError> {
 }
 
 /// The root's own pid namespace, if it is in one: it must be the init of
-/// a namespace one level below criu's.
+/// a namespace one level below criu's (whose number of levels
+/// `our_levels` gives; asked only then).
 pub fn detect(
     root: i32,
     proc: &ProcDir,
     ours: &NsIds,
-    our_levels: usize,
+    our_levels: impl FnOnce() -> Result<usize, DumpError>,
 ) -> Result<Option<TreePidNs>, DumpError> {
     let ns = proc.ns_ids().map_err(collect_err(root, "namespaces"))?;
     let (Some(ino), Some(o)) = (ns.pid, ours.pid) else {
@@ -66,6 +67,7 @@ pub fn detect(
         return Ok(None);
     }
     let nspid = proc.status().map_err(collect_err(root, "status"))?.ns_pid;
+    let our_levels = our_levels()?;
     if nspid.len() != our_levels + 1 {
         return Err(NsError::NestedPid {
             pid: root,
@@ -260,5 +262,54 @@ pub fn translate_collected(collected: &mut [Option<Collected>], v: &VPids) {
                 t.notify_pid = v.of(t.notify_pid);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(pid: u64) -> NsIds {
+        NsIds {
+            pid: Some(pid),
+            pid_for_children: Some(pid),
+            net: Some(7),
+            ..NsIds::default()
+        }
+    }
+
+    #[test]
+    fn outside_a_namespace_every_pid_is_its_own() {
+        let v = VPids::default();
+        assert!(v.is_identity());
+        assert_eq!(v.get(4242), Some(4242));
+        assert_eq!(v.of(4242), 4242);
+        assert_eq!(allowed(&ns(5), None), ns(5));
+    }
+
+    #[test]
+    fn inside_one_pids_are_mapped_and_others_refused() {
+        let v = VPids(Some(Arc::new(HashMap::from([(900, 1), (901, 2)]))));
+        assert!(!v.is_identity());
+        assert_eq!((v.of(900), v.of(901)), (1, 2));
+        assert_eq!(v.get(77), None);
+        let e = v.inside(77, || "the session of task 901".into()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the session of task 901 is PID 77, which is outside"),
+            "{e}"
+        );
+        // The tree's namespace replaces criu's pid ones, nothing else.
+        let tree = TreePidNs { ino: 9, levels: 2 };
+        let a = allowed(&ns(5), Some(tree));
+        assert_eq!((a.pid, a.pid_for_children, a.net), (Some(9), Some(9), Some(7)));
+    }
+
+    #[test]
+    fn a_tree_in_our_namespace_is_not_asked_for_levels() {
+        let me = ProcDir::open_self().unwrap();
+        let ours = me.ns_ids().unwrap();
+        let found = detect(me.pid(), &me, &ours, || panic!("asked for levels")).unwrap();
+        assert_eq!(found, None);
     }
 }

@@ -248,7 +248,7 @@ fn run(
     };
     let dead = final_state == FinalState::Dead;
     files.kinds.before_release(dead);
-    release::finish(tree, final_state)?;
+    release::finish(tree, final_state, ours.tree_pid.is_some())?;
     files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
     if pre {

@@ -100,7 +100,10 @@ fn start_by(test: &str, wrapper: &[&str]) -> Option<(Zdtm, BTreeMap<i32, (i32, V
     // The init, A, B with G, and the orphan O; the init has 2 threads more.
     assert_eq!(view.len(), 5, "{view:?}");
     assert_eq!(view[&1].1.len(), 3, "{view:?}");
-    assert!(view.values().filter(|(p, _)| *p == 1).count() == 3, "{view:?}");
+    assert!(
+        view.values().filter(|(p, _)| *p == 1).count() == 3,
+        "{view:?}"
+    );
     Some((z, view))
 }
 
@@ -142,8 +145,7 @@ fn a_tree_util_linux_unshare_started_restores_with_its_pids() {
     // Not `--kill-child`: its parent-death signal is part of the init's
     // state, restored with it, and the restored init's parent (criu
     // restore -d) ends at once.
-    let Some((mut z, before)) = start_by(TEST, &[unshare, "--pid", "--fork"])
-    else {
+    let Some((mut z, before)) = start_by(TEST, &[unshare, "--pid", "--fork"]) else {
         return;
     };
     z.dump(&[]);
@@ -265,11 +267,7 @@ fn a_task_of_the_namespace_that_is_not_its_init_is_refused() {
         .find(|&p| nspid_at(&p.to_string()).last() == Some(&2))
         .unwrap();
     let images = z.new_dir("refused-images");
-    let (ok, log) = common::run_criu(
-        &images,
-        &["dump", "-t", &a.to_string(), "--shell-job"],
-        &[],
-    );
+    let (ok, log) = common::run_criu(&images, &["dump", "-t", &a.to_string(), "--shell-job"], &[]);
     assert!(!ok, "{log}");
     assert!(
         log.contains(&format!("task {a} is in its own pid namespace"))

@@ -293,7 +293,9 @@ mod tests {
         assert!(!v.is_identity());
         assert_eq!((v.of(900), v.of(901)), (1, 2));
         assert_eq!(v.get(77), None);
-        let e = v.inside(77, || "the session of task 901".into()).unwrap_err();
+        let e = v
+            .inside(77, || "the session of task 901".into())
+            .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("the session of task 901 is PID 77, which is outside"),
@@ -302,7 +304,10 @@ mod tests {
         // The tree's namespace replaces criu's pid ones, nothing else.
         let tree = TreePidNs { ino: 9, levels: 2 };
         let a = allowed(&ns(5), Some(tree));
-        assert_eq!((a.pid, a.pid_for_children, a.net), (Some(9), Some(9), Some(7)));
+        assert_eq!(
+            (a.pid, a.pid_for_children, a.net),
+            (Some(9), Some(9), Some(7))
+        );
     }
 
     #[test]

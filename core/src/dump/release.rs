@@ -77,11 +77,14 @@ fn finish_task(
             // Not waited for: the task frees its memory on its own time, and
             // its tracer thread ends with the dump, handing it back to its
             // parent (CRIU does not wait either).
-            match wait_leader {
+            let pid = t.pid;
+            let r = match wait_leader {
                 true => (*task).kill(),
                 false => (*task).kill_no_wait(),
             }
-            .map_err(infect_err("killing the dumped task"))
+            .map_err(infect_err("killing the dumped task"));
+            crate::pr_debug!("Task {pid} killed (its leader reaped: {wait_leader})");
+            r
         }
         FinalState::Alive => threads
             .into_iter()

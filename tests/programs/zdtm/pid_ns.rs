@@ -82,7 +82,9 @@ fn orphaning(dir: &Path) -> Result<(), String> {
     zdtm::child(dir, move || {
         let start = Instant::now();
         while sys0(nr::GETPPID) != 1 {
-            zdtm::ensure(start.elapsed() < WAIT, || "O: never adopted by the init".into())?;
+            zdtm::ensure(start.elapsed() < WAIT, || {
+                "O: never adopted by the init".into()
+            })?;
             std::thread::sleep(Duration::from_millis(1));
         }
         let ids = Ids::now();
@@ -117,7 +119,9 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
     zdtm::ensure(ids.pid == 1, || {
         format!("not the init of a pid namespace: pid {}", ids.pid)
     })?;
-    zdtm::ensure(ids.ppid == 0, || format!("the init's parent is {}", ids.ppid))?;
+    zdtm::ensure(ids.ppid == 0, || {
+        format!("the init's parent is {}", ids.ppid)
+    })?;
     ids.note(&dir)?;
     let d = dir.clone();
     let a = zdtm::child(&dir, move || task(&d, "A"))?;
@@ -178,8 +182,7 @@ fn setup(args: &zdtm::Args) -> Result<State, String> {
 fn check(s: State) -> Result<(), String> {
     s.ids.check("the init")?;
     for (tid, h) in s.threads {
-        h.join()
-            .map_err(|_| format!("thread {tid} panicked"))??;
+        h.join().map_err(|_| format!("thread {tid} panicked"))??;
     }
     for (pid, who) in s.children {
         zdtm::reap_ok(&s.dir, pid, who)?;

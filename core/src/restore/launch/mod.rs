@@ -199,8 +199,7 @@ fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
     let (tasks, rt_vdso, vdso_plans) = read_checked(opts, &maps, page, task_size)?;
     check_pid_max(&tasks)?;
     let roles = tree::roles(&tasks, opts.common.shell_job)?;
-    let new_pid_ns =
-        super::pidns::new_pid_ns(&ImageDir::new(&opts.common.images_dir), &tasks)?;
+    let new_pid_ns = super::pidns::new_pid_ns(&ImageDir::new(&opts.common.images_dir), &tasks)?;
     crate::pr_info!(
         "Restoring {} tasks (root {}) from {}",
         tasks.len(),

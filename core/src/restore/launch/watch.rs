@@ -90,12 +90,11 @@ fn outer_ids(l: &Live<'_>, pids: &mut PidMap) -> Result<(i32, Vec<u32>), Restore
         })
     };
     let pid = outer(l.pid as u32)?;
-    let tids = l
-        .t
-        .threads
-        .iter()
-        .map(|t| outer(t.0).map(|o| o as u32))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tids =
+        l.t.threads
+            .iter()
+            .map(|t| outer(t.0).map(|o| o as u32))
+            .collect::<Result<Vec<_>, _>>()?;
     Ok((pid, tids))
 }
 

@@ -50,11 +50,14 @@ fn ppid(pid: i32) -> i32 {
         .unwrap()
 }
 
-/// The tree under `root` as its namespace sees it: by PID there, the
-/// parent's PID there (0 for the root) and every thread's TID there.
+/// A tree as its namespace sees it: by PID there, the parent's PID there
+/// (0 for the root) and every thread's TID there.
+type View = BTreeMap<i32, (i32, Vec<i32>)>;
+
+/// The [`View`] of the tree under `root`.
 /// Asserts on the way that every task is one level below us and that
 /// the first `NSpid:` field is the PID the kernel gave it here.
-fn inside_view(root: i32) -> BTreeMap<i32, (i32, Vec<i32>)> {
+fn inside_view(root: i32) -> View {
     let levels = our_levels() + 1;
     let mut out = BTreeMap::new();
     for pid in std::iter::once(root).chain(common::descendants(root)) {
@@ -83,14 +86,14 @@ fn inside_view(root: i32) -> BTreeMap<i32, (i32, Vec<i32>)> {
 
 /// Start the program as pid 1 of a new pid namespace; the tree's root is
 /// that init (`ns_exec` stays outside, its parent, until it ends).
-fn start(test: &str) -> Option<(Zdtm, BTreeMap<i32, (i32, Vec<i32>)>)> {
+fn start(test: &str) -> Option<(Zdtm, View)> {
     let ns_exec = common::program_path("ns_exec");
     start_by(test, &[ns_exec.to_str().unwrap(), "pid", "--"])
 }
 
 /// [`start`] through `wrapper`, which must fork the program as pid 1 of
 /// a new pid namespace and stay its parent.
-fn start_by(test: &str, wrapper: &[&str]) -> Option<(Zdtm, BTreeMap<i32, (i32, Vec<i32>)>)> {
+fn start_by(test: &str, wrapper: &[&str]) -> Option<(Zdtm, View)> {
     let mut z = Zdtm::start_wrapped(test, wrapper, PROGRAM, &[])?;
     let kids = common::descendants(z.pid());
     let init = kids[0];
@@ -109,7 +112,7 @@ fn start_by(test: &str, wrapper: &[&str]) -> Option<(Zdtm, BTreeMap<i32, (i32, V
 
 /// The restored tree (root `root`) is the dumped one inside its
 /// namespace, and the root is its init.
-fn check_restored(root: i32, before: &BTreeMap<i32, (i32, Vec<i32>)>) {
+fn check_restored(root: i32, before: &View) {
     let ns = nspid_at(&root.to_string());
     assert_eq!((ns[0], *ns.last().unwrap()), (root, 1), "{ns:?}");
     assert_eq!(&inside_view(root), before);

@@ -140,10 +140,13 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         false => PidMap::identity(),
     };
     let mut held = super::finish::Held::default();
+    let forked = watch::Forked {
+        root: child,
+        pids: &mut pids,
+    };
     let done = watch::wait_and_hold(
         &live,
-        child,
-        &mut pids,
+        forked,
         opts,
         page_words.as_ref(),
         &tasks,

@@ -22,16 +22,23 @@ use crate::restore::{
 
 /// Waits until every task is restored, then holds every thread at the end
 /// of its restore with the restorer gone (the hooks of both moments run).
+/// The forked tree's root (our child) and the PIDs the tool reaches the
+/// tasks by.
+pub(super) struct Forked<'p> {
+    pub root: Pid,
+    pub pids: &'p mut PidMap,
+}
+
 pub(super) fn wait_and_hold(
     live: &[Live<'_>],
-    child: Pid,
-    pids: &mut PidMap,
+    forked: Forked<'_>,
     opts: &Opts,
     page_words: Option<&TreePage>,
     tasks: &[TreeTaskImages],
     hooks: &mut Hooks,
     held: &mut finish::Held,
 ) -> Result<(), RestoreError> {
+    let Forked { root: child, pids } = forked;
     let raw_pid = Some(child.as_raw_nonzero().get());
     wait_all(live, child, pids, opts.restore.sibling, page_words, tasks)?;
     crate::pr_debug!("every task restored; holding them at the end of their restore");

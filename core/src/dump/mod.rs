@@ -93,6 +93,7 @@ mod release;
 mod task_state;
 mod to_server;
 pub mod tree;
+pub mod vpids;
 mod workers;
 mod write;
 
@@ -201,7 +202,7 @@ fn run(
     pr_debug!("Seized {} tasks", tree.tasks.len());
     let sharing = check_seized(common, &tree, &ours, rules)?;
     // The PIDs the images hold: those the tasks have in their namespace.
-    let vpids = pidns::VPids::collect(&tree, ours.tree_pid)?;
+    let vpids = pidns::collect(&tree, ours.tree_pid)?;
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);

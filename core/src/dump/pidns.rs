@@ -20,18 +20,15 @@
 //! writes no image for it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::namespaces::NsError;
 use super::tree::{TaskKind, Tree};
+pub use super::vpids::VPids;
 use super::write::{Collected, TreeEntry};
 use super::{DumpError, collect_err};
 use crate::files::table::FileTable;
 use crate::proc::ProcDir;
 use crate::proc::task::NsIds;
-
-/// `pid_ns_id` of the tasks of a tree in its own pid namespace.
-pub const TREE_PID_NS_ID: u32 = 9;
 
 /// The tree's own pid namespace: its inode, and how many PIDs each of its
 /// tasks has (`NSpid:` fields: criu's levels and one).
@@ -127,74 +124,40 @@ pub fn check(
     .into())
 }
 
-/// Outer PID → PID in the tree's namespace, for every task and thread of
-/// the tree (`None`: the identity).
-#[derive(Clone, Debug, Default)]
-pub struct VPids(Option<Arc<HashMap<i32, i32>>>);
-
-impl VPids {
-    /// Read the `NSpid:` of every task and thread of the seized tree.
-    pub fn collect(tree: &Tree, ns: Option<TreePidNs>) -> Result<VPids, DumpError> {
-        let Some(ns) = ns else {
-            return Ok(VPids(None));
-        };
-        let mut map = HashMap::new();
-        let mut add = |outer: i32, proc: &ProcDir| -> Result<(), DumpError> {
-            let st = proc
-                .status()
-                .map_err(collect_err(outer, "status (NSpid)"))?;
-            match st.ns_pid.last() {
-                Some(&inner) if st.ns_pid.len() == ns.levels => {
-                    map.insert(outer, inner);
-                    Ok(())
-                }
-                _ => Err(NsError::NestedPid {
-                    pid: outer,
-                    ino: ns.ino,
-                    levels: st.ns_pid.len().saturating_sub(ns.levels - 1),
-                }
-                .into()),
+/// Read the `NSpid:` of every task and thread of the seized tree.
+pub fn collect(tree: &Tree, ns: Option<TreePidNs>) -> Result<VPids, DumpError> {
+    let Some(ns) = ns else {
+        return Ok(VPids::default());
+    };
+    let mut map = HashMap::new();
+    let mut add = |outer: i32, proc: &ProcDir| -> Result<(), DumpError> {
+        let st = proc
+            .status()
+            .map_err(collect_err(outer, "status (NSpid)"))?;
+        match st.ns_pid.last() {
+            Some(&inner) if st.ns_pid.len() == ns.levels => {
+                map.insert(outer, inner);
+                Ok(())
             }
-        };
-        for t in &tree.tasks {
-            add(t.pid, &t.proc)?;
-            if let TaskKind::Alive { threads, .. } = &t.kind {
-                for th in threads {
-                    let tid = th.tid();
-                    let proc = t.proc.task(tid).map_err(collect_err(tid, "thread"))?;
-                    add(tid, &proc)?;
-                }
+            _ => Err(NsError::NestedPid {
+                pid: outer,
+                ino: ns.ino,
+                levels: st.ns_pid.len().saturating_sub(ns.levels - 1),
+            }
+            .into()),
+        }
+    };
+    for t in &tree.tasks {
+        add(t.pid, &t.proc)?;
+        if let TaskKind::Alive { threads, .. } = &t.kind {
+            for th in threads {
+                let tid = th.tid();
+                let proc = t.proc.task(tid).map_err(collect_err(tid, "thread"))?;
+                add(tid, &proc)?;
             }
         }
-        Ok(VPids(Some(Arc::new(map))))
     }
-
-    /// Whether the tree is in criu's own pid namespace.
-    pub fn is_identity(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The PID `outer` has in the tree's namespace, if it has one there.
-    pub fn get(&self, outer: i32) -> Option<i32> {
-        match &self.0 {
-            None => Some(outer),
-            Some(m) => m.get(&outer).copied(),
-        }
-    }
-
-    /// [`VPids::get`] of a task or thread of the tree (which always has
-    /// one; an unknown PID stays as it is).
-    pub fn of(&self, outer: i32) -> i32 {
-        self.get(outer).unwrap_or(outer)
-    }
-
-    /// `outer`, named by `what`, in the tree's namespace, or refused.
-    fn inside(&self, outer: i32, what: impl FnOnce() -> String) -> Result<i32, DumpError> {
-        self.get(outer).ok_or_else(|| DumpError::OutsidePidNs {
-            what: what(),
-            pid: outer,
-        })
-    }
+    Ok(VPids::from_map(map))
 }
 
 /// The `pstree.img` entries of the tree, in its namespace's PIDs.
@@ -289,7 +252,7 @@ mod tests {
 
     #[test]
     fn inside_one_pids_are_mapped_and_others_refused() {
-        let v = VPids(Some(Arc::new(HashMap::from([(900, 1), (901, 2)]))));
+        let v = VPids::from_map(HashMap::from([(900, 1), (901, 2)]));
         assert!(!v.is_identity());
         assert_eq!((v.of(900), v.of(901)), (1, 2));
         assert_eq!(v.get(77), None);

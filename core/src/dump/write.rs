@@ -13,7 +13,7 @@ use crate::sys::ptrace::{RseqConfig, SigInfo};
 use crate::sys::sched::SchedInfo;
 
 use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
-use super::pidns::VPids;
+use super::vpids::{self, VPids};
 use crate::files::table::FileTable;
 use crate::mem::PageRange;
 
@@ -409,7 +409,7 @@ pub fn write_images(dir: &Path, c: &Collected, v: &VPids) -> Result<(), ImageErr
 
     let mut ids = kobj_ids(c.obj_id, c.files_id, c.fs_id);
     if !v.is_identity() {
-        ids.pid_ns_id = Some(super::pidns::TREE_PID_NS_ID);
+        ids.pid_ns_id = Some(vpids::TREE_PID_NS_ID);
     }
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc)?)?;

@@ -66,6 +66,8 @@ fn task_in_its_own_user_namespace_is_refused() {
 #[test]
 fn task_whose_children_live_in_another_pid_namespace_is_refused() {
     // The root (ns_exec) stays in ours, its child is pid 1 of the new one.
+    // (Dumped from that child, the init, the same tree restores: see
+    // zdtm_pidns.rs. CRIU refuses this root too.)
     refused_in_namespace(
         "pid_ns",
         &["pid"],

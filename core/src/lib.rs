@@ -18,7 +18,7 @@
 //! 10. `infect` (ptrace injection, the compel part)
 //! 11. `regs` (register sets to and from images)
 //! 12. `mem` (memory: VMAs, pagemaps, page pipes)
-//! 13. `files`, `ns` (the object kinds; the namespaces a dump takes)
+//! 13. `files`, `ns`, `cgroups` (the object kinds; the namespaces and cgroups a dump takes)
 //! 14. `dump`, `restore`, `coredump` (the two pipelines; core files from images)
 //! 15. `service` (CRIU's RPC: `swrk` and the service daemon)
 //!

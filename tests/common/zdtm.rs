@@ -181,6 +181,38 @@ impl Zdtm {
         self.program = None;
     }
 
+    /// Make `pid` the tree's root from now on (a wrapper's child, e.g. the
+    /// init of the pid namespace `ns_exec pid` made): dumps name it, and
+    /// the wrapper is still what [`Zdtm::wait_gone`] waits for.
+    #[allow(dead_code)]
+    pub fn retarget(&mut self, pid: i32) {
+        self.pid = pid;
+    }
+
+    /// `criu restore -d --pidfile restored.pid EXTRA` from `images` of a
+    /// tree in its own pid namespace, whose root gets whatever PID the
+    /// kernel gives it out here: asserts it worked; the root's PID (from
+    /// the pidfile), which is the tree's root from now on.
+    #[allow(dead_code)]
+    pub fn restore_in_new_pid_ns(&mut self, images: &Path, extra: &[&str]) -> i32 {
+        let mut args = vec!["restore", "-d", "--pidfile", "restored.pid"];
+        args.extend_from_slice(extra);
+        let (ok, log) = self.criu_in(images, &args);
+        assert!(ok, "restore failed: {log}");
+        self.adopt_restored(images)
+    }
+
+    /// The root of a tree restored into `images` with `--pidfile
+    /// restored.pid` (by any tool): it is the tree's root from now on,
+    /// our child through the subreaper.
+    #[allow(dead_code)]
+    pub fn adopt_restored(&mut self, images: &Path) -> i32 {
+        let restored = std::fs::read_to_string(images.join("restored.pid")).unwrap();
+        self.pid = restored.trim().parse().expect("a PID in the pidfile");
+        self.program = None;
+        self.pid
+    }
+
     /// Note that the task was restored by other means than
     /// [`Zdtm::restore_from`] (it is our child through the subreaper now).
     #[allow(dead_code)]

@@ -73,6 +73,13 @@ pub enum DumpError {
     Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
     #[error(transparent)]
     Namespace(#[from] namespaces::NsError),
+    #[error(
+        "{what} is PID {pid}, which is outside the tree's pid namespace: it has no PID \
+         there, so it cannot be dumped (CRIU refuses it too)"
+    )]
+    OutsidePidNs { what: String, pid: i32 },
+    #[error("{0} is not supported yet for a tree in its own pid namespace")]
+    PidNsUnsupported(&'static str),
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
     #[error(transparent)]

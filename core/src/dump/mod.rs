@@ -85,6 +85,7 @@ mod gather;
 pub mod iterative;
 pub mod namespaces;
 pub mod parasite;
+pub mod pidns;
 pub mod preflight;
 mod proc_part;
 pub mod regs;
@@ -93,6 +94,7 @@ mod seccomp;
 mod task_state;
 mod to_server;
 pub mod tree;
+pub mod vpids;
 mod workers;
 mod write;
 
@@ -178,6 +180,23 @@ fn run(
         });
     }
 
+    if ours.tree_pid.is_some() {
+        // Their images are named by the tasks' PIDs, which these paths
+        // do not translate yet.
+        let what = if pre {
+            Some("criu pre-dump")
+        } else if ps.is_some() {
+            Some("--page-server")
+        } else if iter.parent.is_some() {
+            Some("--prev-images-dir")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(DumpError::PidNsUnsupported(what));
+        }
+    }
+
     let t_start = std::time::Instant::now();
     let seize_opts = seize_bound(common);
     // Every task of the tree stopped before anything is collected (with
@@ -201,6 +220,8 @@ fn run(
         )?
     };
     fault("cgroups")?;
+    // The PIDs the images hold: those the tasks have in their namespace.
+    let vpids = pidns::collect(&tree, ours.tree_pid)?;
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);
@@ -209,6 +230,7 @@ fn run(
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
+    pidns::translate_files(&mut files, &vpids)?;
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
     let (shpages_scanned, shpages_written, next_pages_id) = if pre {
@@ -235,7 +257,11 @@ fn run(
     let mut collected = if pre {
         collected
     } else {
-        let belongs = (&cg_sets, own_ns);
+        let belongs = Belonging {
+            cg_sets: &cg_sets,
+            own_ns,
+            vpids: &vpids,
+        };
         write_images(common, &tree, collected, &files, &ours, &run_id, belongs)?
     };
     to_server::finish(ps)?;
@@ -258,7 +284,7 @@ fn run(
     };
     let dead = final_state == FinalState::Dead;
     files.kinds.before_release(dead);
-    release::finish(tree, final_state)?;
+    release::finish(tree, final_state, ours.tree_pid.is_some())?;
     files.kinds.after_release(dead)?;
     stats.frozen = t_frozen.elapsed();
     if pre {
@@ -310,7 +336,8 @@ fn before_seize(
         }
     }
 
-    let ours = preflight::Ours::read()?;
+    let mut ours = preflight::Ours::read()?;
+    ours.tree_pid = pidns::detect(pid, &proc, &ours.ns, pidns::our_levels)?;
     let rules = preflight::Rules {
         ignore_cgroups: common.manage_cgroups == CgroupMode::Ignore,
         refuse_frozen: opts.freeze_cgroup.is_none(),
@@ -410,36 +437,40 @@ fn dump_shmem(
     ))
 }
 
+/// What the tasks of a tree belong to beside themselves.
+struct Belonging<'a> {
+    cg_sets: &'a crate::cgroups::collect::Sets,
+    /// The root's own namespaces.
+    own_ns: crate::ns::RootNs,
+    /// The PIDs in the tree's pid namespace.
+    vpids: &'a pidns::VPids,
+}
+
 /// Every image of the tree: zombies' cores, each live task's own images,
-/// then the tree's (pstree, files, inventory, ...); with the tasks'
-/// cgroup sets and the root's own namespaces.
+/// then the tree's (pstree, files, inventory, ...).
 fn write_images(
     common: &CommonOpts,
     tree: &tree::Tree,
-    collected: Vec<Option<Collected>>,
+    mut collected: Vec<Option<Collected>>,
     files: &crate::files::table::FileTable,
     ours: &preflight::Ours,
     run_id: &str,
-    (cg_sets, own_ns): (&crate::cgroups::collect::Sets, crate::ns::RootNs),
+    belongs: Belonging<'_>,
 ) -> Result<Vec<Option<Collected>>, DumpError> {
-    let entries: Vec<write::TreeEntry> = tree
-        .tasks
-        .iter()
-        .map(|t| write::TreeEntry {
-            pid: t.pid,
-            ppid: t.ppid,
-            pgid: t.pgid,
-            sid: t.sid,
-            threads: t.thread_ids(),
-        })
-        .collect();
+    let Belonging {
+        cg_sets,
+        own_ns,
+        vpids,
+    } = belongs;
+    let entries = pidns::tree_entries(tree, vpids)?;
+    pidns::translate_collected(&mut collected, vpids);
     let img_err = |source| DumpError::Images {
         dir: common.images_dir.clone(),
         source,
     };
     for t in &tree.tasks {
         if let tree::TaskKind::Zombie { exit_code } = &t.kind {
-            write::write_zombie_core(&common.images_dir, t.pid, *exit_code, &t.stat)
+            write::write_zombie_core(&common.images_dir, vpids.of(t.pid), *exit_code, &t.stat)
                 .map_err(img_err)?;
         }
     }
@@ -455,8 +486,14 @@ fn write_images(
     // are read there), all at once.
     let numbers = own_ns.numbers();
     let time_ns = tree_time_ns(tree, own_ns, numbers)?;
-    let collected =
-        write_all(tree, collected, &common.images_dir, cg_sets, numbers).map_err(img_err)?;
+    let collected = write_all(
+        tree,
+        collected,
+        &common.images_dir,
+        (cg_sets, numbers),
+        vpids,
+    )
+    .map_err(img_err)?;
     let wide = write::TreeWide {
         lsm: ours.lsm,
         network_lock: common.network_lock,
@@ -538,7 +575,7 @@ fn write_pre_images(
     };
     let img = crate::images::ImageDir::new(&common.images_dir);
     for c in collected.iter().flatten() {
-        write::write_pagemap(&img, c).map_err(img_err)?;
+        write::write_pagemap(&img, c, c.pid as u64).map_err(img_err)?;
     }
     write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
         .map_err(img_err)
@@ -601,8 +638,8 @@ fn write_all(
     tree: &tree::Tree,
     collected: Vec<Option<Collected>>,
     dir: &std::path::Path,
-    cg_sets: &crate::cgroups::collect::Sets,
-    ns: crate::ns::NsNumbers,
+    (cg_sets, ns): (&crate::cgroups::collect::Sets, crate::ns::NsNumbers),
+    vpids: &pidns::VPids,
 ) -> Result<Vec<Option<Collected>>, crate::images::ImageError> {
     let pending: Vec<_> = tree
         .tasks
@@ -614,10 +651,11 @@ fn write_all(
                 cg_set: cg_sets.of(t.pid),
                 ns,
             };
+            let vpids = vpids.clone();
             tree.workers.submit(t.owner, move || {
                 let r = c
                     .as_ref()
-                    .map_or(Ok(()), |c| write::write_images(&dir, c, belongs));
+                    .map_or(Ok(()), |c| write::write_images(&dir, c, belongs, &vpids));
                 (c, r)
             })
         })

@@ -16,6 +16,11 @@
 //! `*_for_children` links must be criu's as well, since a task that
 //! unshared them starts its future children elsewhere.
 //!
+//! One exception (see [`super::pidns`]): a root task that is the init
+//! (pid 1) of its own pid namespace, one level below criu's, takes the
+//! whole tree into that namespace; every other task must then be in it
+//! (a nested pid namespace is refused by name).
+//!
 //! The check runs twice: on the tree as found before any task is seized
 //! (a container is refused before its tasks are stopped, their memory
 //! read, or the parasite fails to connect from their network namespace),
@@ -38,6 +43,17 @@ pub enum NsError {
         ino: u64,
         ours: u64,
     },
+    #[error(
+        "task {pid} is in its own pid namespace (pid:[{ino}]) but is not its init \
+         (it is pid {vpid} there); only a tree whose root is the namespace's init \
+         can be dumped"
+    )]
+    PidNotInit { pid: i32, ino: u64, vpid: i32 },
+    #[error(
+        "task {pid} is in a pid namespace (pid:[{ino}]) nested {levels} level(s) below \
+         criu's; only the root's own pid namespace, one level below, can be dumped yet"
+    )]
+    NestedPid { pid: i32, ino: u64, levels: usize },
     #[error(
         "task {pid} starts its children in another pid namespace (a new one, whose init \
          is not born yet: pid_for_children has no link), which cannot be dumped yet"
@@ -75,6 +91,7 @@ pub enum NsError {
 pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
     let differs = |t: Option<u64>, o: Option<u64>| matches!((t, o), (Some(t), Some(o)) if t != o);
     RootNs {
+        pid: differs(root.pid, ours.pid),
         ipc: differs(root.ipc, ours.ipc),
         uts: differs(root.uts, ours.uts),
         time: differs(root.time, ours.time),
@@ -233,7 +250,7 @@ mod tests {
             RootNs {
                 ipc: true,
                 uts: true,
-                time: false,
+                ..RootNs::default()
             }
         );
         // The root itself, and a child in its namespaces.

@@ -35,6 +35,9 @@ pub struct Ours {
     pub mounts: FreezerMounts,
     /// The cgroup hierarchies criu sees mounted.
     pub hierarchies: Vec<crate::cgroups::Hierarchy>,
+    /// The root's own pid namespace, if it is the init of one (see
+    /// [`super::pidns`]): the tree's tasks are in it.
+    pub tree_pid: Option<super::pidns::TreePidNs>,
 }
 
 impl Ours {
@@ -52,6 +55,7 @@ impl Ours {
             lsm,
             mounts: FreezerMounts::from_mounts(&mounts),
             hierarchies: crate::cgroups::hierarchies(&mounts),
+            tree_pid: None,
         })
     }
 }
@@ -99,7 +103,11 @@ pub fn check_task(
 ) -> Result<Option<Vec<CgroupLine>>, DumpError> {
     let gone = |e: &crate::proc::ProcError| e.is_gone();
     match proc.ns_ids() {
-        Ok(ns) => namespaces::check_in_tree(pid, &ns, &ours.ns, root_ns)?,
+        Ok(ns) => {
+            super::pidns::check(pid, proc, &ns, ours.tree_pid)?;
+            let allowed = super::pidns::allowed(&ours.ns, ours.tree_pid);
+            namespaces::check_in_tree(pid, &ns, &allowed, root_ns)?
+        }
         Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(collect_err(pid, "namespaces")(e)),
     }

@@ -8,18 +8,43 @@ use crate::pr_info;
 /// stopped), each on its tracer thread. Zombies are left to their parents.
 /// A frozen `--freeze-cgroup` cgroup is frozen again first (unless the
 /// tasks are killed), so they go back to frozen the moment they are let go.
-pub(super) fn finish(mut tree: tree::Tree, final_state: FinalState) -> Result<(), DumpError> {
+///
+/// A killed tree in its own pid namespace (`own_pid_ns`) ends its init
+/// last: an init's last thread waits in the kernel until every other task
+/// of the namespace is reaped, and those are our tracees until we let
+/// them go. So the others are killed first and each fully handed back to
+/// its parent (leader reaped too), then the init, which reaps them all.
+pub(super) fn finish(
+    mut tree: tree::Tree,
+    final_state: FinalState,
+    own_pid_ns: bool,
+) -> Result<(), DumpError> {
     tree.before_release(final_state == FinalState::Dead);
-    let pending: Vec<_> = std::mem::take(&mut tree.tasks)
-        .into_iter()
-        .map(|t| {
-            tree.workers
-                .submit(t.owner, move || finish_task(t, final_state))
-        })
-        .collect();
+    let mut tasks = std::mem::take(&mut tree.tasks);
+    let init_last = own_pid_ns && final_state == FinalState::Dead && !tasks.is_empty();
+    let init = init_last.then(|| tasks.remove(0));
+    let submit = |tasks: Vec<tree::TreeTask>, wait_leader: bool| -> Vec<_> {
+        tasks
+            .into_iter()
+            .map(|t| {
+                tree.workers
+                    .submit(t.owner, move || finish_task(t, final_state, wait_leader))
+            })
+            .collect()
+    };
     // Every task gets its turn, whatever happened to the others.
     let mut result = Ok(());
-    for p in pending {
+    let mut rounds = vec![submit(tasks, init_last)];
+    if let Some(init) = init {
+        for p in rounds.pop().into_iter().flatten() {
+            let done = p.wait();
+            if result.is_ok() {
+                result = done;
+            }
+        }
+        rounds.push(submit(vec![init], false));
+    }
+    for p in rounds.into_iter().flatten() {
         let done = p.wait();
         if result.is_ok() {
             result = done;
@@ -34,7 +59,13 @@ pub(super) fn finish(mut tree: tree::Tree, final_state: FinalState) -> Result<()
     Ok(())
 }
 
-fn finish_task(t: tree::TreeTask, final_state: FinalState) -> Result<(), DumpError> {
+/// `wait_leader`: a killed task's leader is reaped as well (see
+/// [`finish`]).
+fn finish_task(
+    t: tree::TreeTask,
+    final_state: FinalState,
+    wait_leader: bool,
+) -> Result<(), DumpError> {
     let tree::TaskKind::Alive { task, threads } = t.kind else {
         return Ok(());
     };
@@ -46,9 +77,14 @@ fn finish_task(t: tree::TreeTask, final_state: FinalState) -> Result<(), DumpErr
             // Not waited for: the task frees its memory on its own time, and
             // its tracer thread ends with the dump, handing it back to its
             // parent (CRIU does not wait either).
-            (*task)
-                .kill_no_wait()
-                .map_err(infect_err("killing the dumped task"))
+            let pid = t.pid;
+            let r = match wait_leader {
+                true => (*task).kill(),
+                false => (*task).kill_no_wait(),
+            }
+            .map_err(infect_err("killing the dumped task"));
+            crate::pr_debug!("Task {pid} killed (its leader reaped: {wait_leader})");
+            r
         }
         FinalState::Alive => threads
             .into_iter()

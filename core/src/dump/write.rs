@@ -13,6 +13,7 @@ use crate::sys::ptrace::{RseqConfig, SigInfo};
 use crate::sys::sched::SchedInfo;
 
 use super::core_img::{self, TASK_ALIVE, TASK_STOPPED};
+use super::vpids::VPids;
 use crate::files::table::FileTable;
 use crate::mem::PageRange;
 
@@ -223,7 +224,7 @@ fn kobj_ids(
         files_id,
         fs_id,
         sighand_id: obj_id,
-        pid_ns_id: Some(1),
+        pid_ns_id: Some(ns.pid),
         net_ns_id: Some(crate::files::unix::NET_NS_ID),
         ipc_ns_id: Some(ns.ipc),
         uts_ns_id: Some(ns.uts),
@@ -482,10 +483,16 @@ pub struct Belongs {
     pub ns: crate::ns::NsNumbers,
 }
 
-/// Write the images of one live task into `dir`.
-pub fn write_images(dir: &Path, c: &Collected, belongs: Belongs) -> Result<(), ImageError> {
+/// Write the images of one live task into `dir`, named by the PIDs `v`
+/// gives its task and threads in the tree's pid namespace.
+pub fn write_images(
+    dir: &Path,
+    c: &Collected,
+    belongs: Belongs,
+    v: &VPids,
+) -> Result<(), ImageError> {
     let img = ImageDir::new(dir);
-    let pidu = c.pid as u64;
+    let pidu = v.of(c.pid) as u64;
     let misc = c.misc.as_ref().ok_or_else(|| missing("DUMP_MISC"))?;
     let cg_set = belongs.cg_set;
 
@@ -493,11 +500,11 @@ pub fn write_images(dir: &Path, c: &Collected, belongs: Belongs) -> Result<(), I
     img.write_one(Kind::Ids, pidu, &ids)?;
     img.write_one(Kind::Core, pidu, &leader_core(c, misc, cg_set)?)?;
     for t in &c.threads {
-        img.write_one(Kind::Core, t.tid as u64, &thread_core(c, t, cg_set)?)?;
+        img.write_one(Kind::Core, v.of(t.tid) as u64, &thread_core(c, t, cg_set)?)?;
     }
     img.write_one(Kind::Mm, pidu, &mm_entry(c, misc))?;
     if !c.pages_sent {
-        write_pagemap(&img, c)?;
+        write_pagemap(&img, c, pidu)?;
     }
 
     img.write_one(
@@ -515,9 +522,10 @@ pub fn write_images(dir: &Path, c: &Collected, belongs: Belongs) -> Result<(), I
     Ok(())
 }
 
-/// `pagemap-PID.img`: the head and the task's entries.
-pub fn write_pagemap(img: &ImageDir, c: &Collected) -> Result<(), ImageError> {
-    let mut w = img.writer(Kind::Pagemap, c.pid as u64)?;
+/// `pagemap-PID.img` (`pid`: the task's in the images): the head and the
+/// task's entries.
+pub fn write_pagemap(img: &ImageDir, c: &Collected, pid: u64) -> Result<(), ImageError> {
+    let mut w = img.writer(Kind::Pagemap, pid)?;
     w.write_message(&pb::PagemapHead {
         pages_id: c.pages_id as u32,
     })?;

@@ -115,13 +115,37 @@ impl Seized {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .filter(|&tid| tid != leader)
             .collect();
-        for tid in tids.into_iter().filter_map(rustix::process::Pid::from_raw) {
-            reap(tid);
-        }
+        reap_all(
+            tids.into_iter()
+                .filter_map(rustix::process::Pid::from_raw)
+                .collect(),
+        );
         if wait_leader {
             reap(self.pid);
         }
         Ok(())
+    }
+}
+
+/// [`reap`] every thread of `tids` (killed), polling them all together:
+/// the last thread of a pid namespace's init to exit waits in the kernel
+/// until the others are reaped, whatever their order.
+fn reap_all(mut tids: Vec<rustix::process::Pid>) {
+    let deadline = std::time::Instant::now() + ptrace::WAIT_BOUND;
+    while !tids.is_empty() && std::time::Instant::now() < deadline {
+        tids.retain(|&tid| match ptrace::try_wait(tid) {
+            Ok(Some(ptrace::WaitStatus::Exited(_) | ptrace::WaitStatus::Killed(_))) | Err(_) => {
+                false
+            }
+            Ok(Some(_)) => {
+                let _ = ptrace::cont(tid, 0);
+                true
+            }
+            Ok(None) => true,
+        });
+        if !tids.is_empty() {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 }
 

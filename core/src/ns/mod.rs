@@ -27,6 +27,9 @@ use crate::images::{ImageError, pb};
 /// kind a dump takes into the images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RootNs {
+    /// Its own pid namespace, whose init it is (see
+    /// [`crate::dump::pidns`]): made with `CLONE_NEWPID`, nothing to fill.
+    pub pid: bool,
     pub ipc: bool,
     pub uts: bool,
     /// Its own time namespace (see [`crate::restore::namespaces`]): made
@@ -67,26 +70,34 @@ impl RootNs {
             }
         };
         // CRIU's order: pid, net, ipc, uts, time (then mnt, user, cgroup).
+        let pid = own(self.pid, CRIU_PID_ID);
         let ipc = own(self.ipc, CRIU_IPC_ID);
         let uts = own(self.uts, CRIU_UTS_ID);
         let time = own(self.time, CRIU_TIME_ID);
-        NsNumbers { ipc, uts, time }
+        NsNumbers {
+            pid,
+            ipc,
+            uts,
+            time,
+        }
     }
 }
 
 /// The ids of criu's own ipc and uts namespaces in the images (CRIU's
 /// numbering of the dumping tool's namespaces: pid 1, net 2, ipc 3,
 /// uts 4, time 5, mnt 6, user 7, cgroup 8).
+pub const CRIU_PID_ID: u32 = 1;
 pub const CRIU_IPC_ID: u32 = 3;
 pub const CRIU_UTS_ID: u32 = 4;
 pub const CRIU_TIME_ID: u32 = 5;
 /// The first id of a namespace of the tree's own.
 pub const FIRST_OWN_ID: u32 = 9;
 
-/// The ipc, uts and time namespace ids every task of the tree gets in
-/// `ids-PID.img`.
+/// The pid, ipc, uts and time namespace ids every task of the tree gets
+/// in `ids-PID.img`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NsNumbers {
+    pub pid: u32,
     pub ipc: u32,
     pub uts: u32,
     pub time: u32,
@@ -308,32 +319,39 @@ mod tests {
 
     #[test]
     fn ids_follow_criu() {
-        let n = |ipc, uts, time| NsNumbers { ipc, uts, time };
-        assert_eq!(RootNs::default().numbers(), n(3, 4, 5));
+        let n = |pid, ipc, uts, time| NsNumbers {
+            pid,
+            ipc,
+            uts,
+            time,
+        };
+        assert_eq!(RootNs::default().numbers(), n(1, 3, 4, 5));
         let both = RootNs {
             ipc: true,
             uts: true,
-            time: false,
+            ..RootNs::default()
         };
         // What CRIU 4.1.1 wrote for `unshare --uts --ipc`: ipcns-*-9.img
         // and utsns-10.img.
-        assert_eq!(both.numbers(), n(9, 10, 5));
+        assert_eq!(both.numbers(), n(1, 9, 10, 5));
         let uts = RootNs {
             uts: true,
             ..RootNs::default()
         };
-        assert_eq!(uts.numbers(), n(3, 9, 5));
+        assert_eq!(uts.numbers(), n(1, 3, 9, 5));
         // And for `unshare --time`: timens-9.img.
         let time = RootNs {
             time: true,
             ..RootNs::default()
         };
-        assert_eq!(time.numbers(), n(3, 4, 9));
+        assert_eq!(time.numbers(), n(1, 3, 4, 9));
+        // `unshare --pid --fork`: pid_ns_id 9; the others after it.
         let all = RootNs {
+            pid: true,
             ipc: true,
             uts: true,
             time: true,
         };
-        assert_eq!(all.numbers(), n(9, 10, 11));
+        assert_eq!(all.numbers(), n(9, 10, 11, 12));
     }
 }

@@ -189,16 +189,29 @@ impl Held {
     /// After the caller killed the tree: wait for every thread we trace
     /// (the others of a task first: its leader is reported only after
     /// them), so none stays a zombie of ours and the root can be reaped.
+    ///
+    /// They are polled all together, not one after the other: in a pid
+    /// namespace of its own, the init's last thread waits in the kernel
+    /// until every other task of the namespace is reaped, and those are
+    /// ours to reap too.
     pub fn reap_killed(&mut self) {
         let tasks = std::mem::take(&mut self.tasks);
-        for task in &tasks {
-            for th in task.threads.iter().filter(|th| th.tid != task.pid) {
-                reap(th.tid);
-            }
-        }
-        for task in &tasks {
-            if task.threads.iter().any(|th| th.tid == task.pid) {
-                reap(task.pid);
+        let mut left: Vec<Pid> = tasks
+            .iter()
+            .flat_map(|task| task.threads.iter().map(|th| th.tid))
+            .collect();
+        let deadline = std::time::Instant::now() + ptrace::WAIT_BOUND;
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            left.retain(|&tid| match ptrace::try_wait(tid) {
+                Ok(Some(WaitStatus::Exited(_) | WaitStatus::Killed(_))) | Err(_) => false,
+                Ok(Some(_)) => {
+                    let _ = ptrace::cont(tid, 0);
+                    true
+                }
+                Ok(None) => true,
+            });
+            if !left.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }
@@ -238,19 +251,6 @@ fn thread_states(pid: i32) -> Result<Vec<char>, crate::proc::ProcError> {
                 .map(|st| st.state as char)
         })
         .collect()
-}
-
-/// Wait until traced `tid`, killed, has ended (an error means it is not
-/// ours any more, which is as good).
-fn reap(tid: Pid) {
-    for _ in 0..1000 {
-        match ptrace::wait(tid) {
-            Ok(WaitStatus::Exited(_) | WaitStatus::Killed(_)) | Err(_) => return,
-            Ok(_) => {
-                let _ = ptrace::cont(tid, 0);
-            }
-        }
-    }
 }
 
 /// Wait for the stop our `PTRACE_INTERRUPT` asked for.

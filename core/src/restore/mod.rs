@@ -28,6 +28,7 @@ pub mod images;
 mod launch;
 pub mod layout;
 pub mod namespaces;
+mod pidns;
 mod plan;
 mod regs;
 mod regsets;
@@ -112,6 +113,10 @@ pub const FAULT_AFTER_DONE: &str = "after-done";
 /// Tool-side fault: after the task's files are opened and shared memory
 /// is created, before the task is forked.
 pub const FAULT_OPEN_FILES: &str = "open-files";
+/// Tool-side fault: every task restored and found by the PID the tool
+/// reaches it by (outside the tree's pid namespace, if it has one),
+/// before any is seized.
+pub const FAULT_PID_MAP: &str = "pid-map";
 /// Every stage a fault can be injected at, in order.
 pub const FAULT_STAGES: &[&str] = &[
     FAULT_OPEN_FILES,
@@ -146,6 +151,9 @@ pub const FAULT_STAGES: &[&str] = &[
     // Tool-side, numbered last so that the others keep their numbers: it
     // comes right after the root is forked (its namespaces filled).
     root_ns::FAULT_NAMESPACES,
+    // Tool-side, numbered last likewise: once every task is restored,
+    // when the tool maps the tree's PIDs to its own.
+    FAULT_PID_MAP,
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
@@ -162,6 +170,10 @@ fn fault_from_env() -> (u32, bool) {
     };
     if name == FAULT_AFTER_DONE {
         return (0, true);
+    }
+    if name == FAULT_PID_MAP {
+        // Checked where the map is made (see `launch::watch`).
+        return (0, false);
     }
     (
         (1..=64).find(|&n| stage_name(n) == name).unwrap_or(0),
@@ -414,6 +426,7 @@ mod tests {
         let tool_side = [
             FAULT_AFTER_DONE,
             FAULT_OPEN_FILES,
+            FAULT_PID_MAP,
             root_ns::FAULT_NAMESPACES,
         ];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {

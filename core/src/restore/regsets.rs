@@ -11,9 +11,13 @@ use super::images::TaskImages;
 use crate::sys::ptrace::{self, EVENT_STOP, WaitStatus};
 
 /// Write the register sets of the leader (`pid`) and of every other
-/// thread of `task`.
-pub fn write(pid: i32, task: &TaskImages) -> Result<(), RestoreError> {
-    let threads = task.threads.iter().map(|(tid, core)| (*tid as i32, core));
+/// thread of `task` (`tids`: theirs, in its order; PIDs as the tool
+/// reaches them).
+pub fn write(pid: i32, tids: &[u32], task: &TaskImages) -> Result<(), RestoreError> {
+    let threads = tids
+        .iter()
+        .zip(&task.threads)
+        .map(|(tid, (_, core))| (*tid as i32, core));
     for (tid, core) in std::iter::once((pid, &task.core)).chain(threads) {
         let sets = crate::regs::ptrace_regsets(core);
         if !sets.is_empty() {

@@ -66,6 +66,8 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "ipc" => (own.ipc, numbers.ipc) = (true, r),
             "uts" => (own.uts, numbers.uts) = (true, r),
             "time" => (own.time, numbers.time) = (true, r),
+            // Checked and made by `super::pidns` (CLONE_NEWPID).
+            "pid" => (own.pid, numbers.pid) = (true, r),
             _ => {
                 return Err(RestoreError::Unsupported(format!(
                     "{}: the root task {root_pid} is in its own {kind} namespace \

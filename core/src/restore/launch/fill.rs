@@ -141,9 +141,10 @@ impl<'a> Filler<'a> {
     /// take the fd and queue its runs, or answer at once that it reads
     /// them itself (`FILL_SELF`) if the fd or its pages image cannot be
     /// had here.
-    pub(super) fn offer(&self, l: &'a Live<'_>, uffd: i32) {
+    /// `pid`: the task's PID as the tool reaches it.
+    pub(super) fn offer(&self, l: &'a Live<'_>, pid: i32, uffd: i32) {
         let words = l.region.fill_words(l.args_off);
-        let taken = take_fd(l.pid, uffd).and_then(|fd| {
+        let taken = take_fd(pid, uffd).and_then(|fd| {
             let pages = File::open(&l.t.pages_path)
                 .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
             Ok((fd, pages))

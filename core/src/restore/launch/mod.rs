@@ -29,6 +29,7 @@ use crate::opts::Opts;
 
 use super::images::{TaskImages, TreeTaskImages};
 use super::layout::SelfMaps;
+use super::pidns::PidMap;
 use super::vdso::{Runtime, TaskVdso, VdsoPlan};
 use super::{
     FAULT_AFTER_DONE, FAULT_ENV, FAULT_OPEN_FILES, RESTORER_ENTRY, RestoreError, RestoreStats,
@@ -63,6 +64,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         rt_vdso,
         vdso_plans,
         roles,
+        new_pid_ns,
     } = read_tree(opts, page)?;
     let alive = alive_tasks(&tasks);
     let root = alive[0].pstree.pid;
@@ -111,6 +113,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         sibling: opts.restore.sibling,
         cgroups: &cgroups.fds,
         ns_flags: root_ns.own.clone_flags(),
+        new_pid_ns,
     };
     let vdso = (&rt_vdso, &vdso_plans[..]);
     let mut plans = plan_all(
@@ -144,14 +147,24 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     drop(reserved);
     let child = forked(ret, root)?;
     let raw_pid = Some(child.as_raw_nonzero().get());
+    // From here on, the tool reaches the tasks by their PIDs outside the
+    // tree's pid namespace, if it has its own.
+    let mut pids = match new_pid_ns {
+        true => PidMap::new_ns(child.as_raw_nonzero().get()),
+        false => PidMap::identity(),
+    };
     let mut held = super::finish::Held::default();
     // The root's new namespaces are filled before any task runs restored
     // code (every task waits to be let go below).
     let done = super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns())
         .and_then(|()| {
+            let forked = watch::Forked {
+                root: child,
+                pids: &mut pids,
+            };
             watch::wait_and_hold(
                 &live,
-                child,
+                forked,
                 opts,
                 page_words.as_ref(),
                 &tasks,
@@ -184,7 +197,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             })
         }
         Err(e) => {
-            watch::kill_created(&live, child, &mut held);
+            watch::kill_created(&live, child, &pids, &mut held);
             Err(e)
         }
     }
@@ -244,6 +257,8 @@ struct TreeRead {
     vdso_plans: Vec<VdsoPlan>,
     /// Each task's role in the tree.
     roles: tree::Roles,
+    /// The root is the init of a pid namespace of its own.
+    new_pid_ns: bool,
 }
 
 fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
@@ -252,18 +267,23 @@ fn read_tree(opts: &Opts, page: u64) -> Result<TreeRead, RestoreError> {
     let (tasks, rt_vdso, vdso_plans) = read_checked(opts, &maps, page, task_size)?;
     check_pid_max(&tasks)?;
     let roles = tree::roles(&tasks, opts.common.shell_job)?;
+    let new_pid_ns = super::pidns::new_pid_ns(&ImageDir::new(&opts.common.images_dir), &tasks)?;
     crate::pr_info!(
         "Restoring {} tasks (root {}) from {}",
         tasks.len(),
         alive_tasks(&tasks)[0].pstree.pid,
         opts.common.images_dir.display()
     );
+    if new_pid_ns {
+        crate::pr_info!("The root is the init of a new pid namespace (CLONE_NEWPID)");
+    }
     Ok(TreeRead {
         task_size,
         tasks,
         rt_vdso,
         vdso_plans,
         roles,
+        new_pid_ns,
     })
 }
 
@@ -489,8 +509,10 @@ struct RoleInputs<'r> {
     sibling: bool,
     /// Each task's `cgroup.procs` fds (see [`crate::cgroups::place`]).
     cgroups: &'r HashMap<i32, Vec<i32>>,
-    /// The root's own namespaces (`clone3` flags).
+    /// The root's own UTS and IPC namespaces (`clone3` flags).
     ns_flags: u64,
+    /// The root starts a pid namespace of its own (`CLONE_NEWPID`).
+    new_pid_ns: bool,
 }
 
 impl RoleInputs<'_> {
@@ -533,6 +555,10 @@ impl RoleInputs<'_> {
         }
         if pid as u32 == self.root {
             role.start_flags |= self.ns_flags;
+        }
+        if pid as u32 == self.root && self.new_pid_ns {
+            // Its pid 1 there is its set_tid's one level.
+            role.start_flags |= u64::from(linux_raw_sys::general::CLONE_NEWPID);
         }
         role
     }

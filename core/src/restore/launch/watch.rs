@@ -9,6 +9,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use super::Live;
+use super::PidMap;
 use super::fill::Filler;
 use crate::blob::bootstrap::TreePage;
 use crate::blob::restorer_abi as abi;
@@ -21,27 +22,41 @@ use crate::restore::{
 
 /// Waits until every task is restored, then holds every thread at the end
 /// of its restore with the restorer gone (the hooks of both moments run).
+/// The forked tree's root (our child) and the PIDs the tool reaches the
+/// tasks by.
+pub(super) struct Forked<'p> {
+    pub root: Pid,
+    pub pids: &'p mut PidMap,
+}
+
 pub(super) fn wait_and_hold(
     live: &[Live<'_>],
-    child: Pid,
+    forked: Forked<'_>,
     opts: &Opts,
     page_words: Option<&TreePage>,
     tasks: &[TreeTaskImages],
     hooks: &mut Hooks,
     held: &mut finish::Held,
 ) -> Result<(), RestoreError> {
+    let Forked { root: child, pids } = forked;
     let raw_pid = Some(child.as_raw_nonzero().get());
-    wait_all(live, child, opts.restore.sibling, page_words, tasks)?;
+    wait_all(live, child, pids, opts.restore.sibling, page_words, tasks)?;
     crate::pr_debug!("every task restored; holding them at the end of their restore");
-    live.iter()
-        .try_for_each(|l| crate::restore::regsets::write(l.pid, l.t))?;
+    // Every task and thread by the PID the tool reaches it by.
+    let outer = live
+        .iter()
+        .map(|l| outer_ids(l, pids))
+        .collect::<Result<Vec<_>, _>>()?;
+    fault_pid_map()?;
+    for (l, (pid, tids)) in live.iter().zip(&outer) {
+        crate::restore::regsets::write(*pid, tids, l.t)?;
+    }
     hooks.run(Action::PostRestore, raw_pid)?;
     // Every thread is held before any is told to go, so none runs its own
     // code before its region is gone.
-    for l in live {
-        let tids: Vec<u32> = l.t.threads.iter().map(|t| t.0).collect();
+    for (l, (pid, tids)) in live.iter().zip(&outer) {
         let seccomp = l.t.seccomp.iter().any(|s| s.mode != 0);
-        held.seize_task(l.pid, &tids, l.base, l.len, stop_signal(l.t), seccomp)?;
+        held.seize_task(*pid, tids, l.base, l.len, stop_signal(l.t), seccomp)?;
     }
     for l in live {
         l.region.resume(l.args_off);
@@ -67,17 +82,55 @@ pub(super) fn wait_and_hold(
     Ok(())
 }
 
+/// `CRIU_RESTORE_FAULT=pid-map`: every task is found, none is held yet.
+fn fault_pid_map() -> Result<(), RestoreError> {
+    use crate::restore::{FAULT_ENV, FAULT_PID_MAP, FAULT_STAGES};
+    let index = FAULT_STAGES
+        .iter()
+        .position(|s| *s == FAULT_PID_MAP)
+        .unwrap_or(FAULT_STAGES.len());
+    if crate::fault::at(crate::fault::RESTORE_BASE, index, FAULT_PID_MAP, FAULT_ENV) {
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {FAULT_PID_MAP}"
+        )));
+    }
+    Ok(())
+}
+
+/// Task `l`'s PID and its other threads' TIDs as the tool reaches them
+/// (outside the tree's pid namespace, if it has one).
+fn outer_ids(l: &Live<'_>, pids: &mut PidMap) -> Result<(i32, Vec<u32>), RestoreError> {
+    let mut outer = |id: u32| {
+        pids.outer(id as i32).ok_or_else(|| {
+            RestoreError::Died(format!(
+                "task {}: thread {id} is not in the tree's pid namespace any more",
+                l.pid
+            ))
+        })
+    };
+    let pid = outer(l.pid as u32)?;
+    let tids =
+        l.t.threads
+            .iter()
+            .map(|t| outer(t.0).map(|o| o as u32))
+            .collect::<Result<Vec<_>, _>>()?;
+    Ok((pid, tids))
+}
+
 /// Leave nothing behind: kill every task that says it exists, in rounds
 /// (a task forked by a parent killed in the same round announces itself
 /// a moment later), then reap the root. Zombies and helpers die with their
-/// parents (helpers have a parent-death signal).
-pub(super) fn kill_created(live: &[Live<'_>], root: Pid, held: &mut finish::Held) {
+/// parents (helpers have a parent-death signal). A tree in its own pid
+/// namespace dies with its init, the root: only the tasks whose outer
+/// PIDs are known are killed one by one (never an image's PID, which is
+/// some other process out here).
+pub(super) fn kill_created(live: &[Live<'_>], root: Pid, pids: &PidMap, held: &mut finish::Held) {
     let mut killed = vec![false; live.len()];
     for _round in 0..4 {
         for (l, k) in live.iter().zip(killed.iter_mut()) {
             if !*k
                 && l.region.status(l.args_off).created != 0
-                && let Some(p) = Pid::from_raw(l.pid)
+                && let Some(p) = pids.known(l.pid).and_then(Pid::from_raw)
             {
                 let _ = rustix::process::kill_process(p, Signal::KILL);
                 *k = true;
@@ -117,13 +170,14 @@ fn ended(pid: i32) -> Option<String> {
 fn wait_all(
     live: &[Live<'_>],
     root: Pid,
+    pids: &mut PidMap,
     sibling: bool,
     page: Option<&TreePage>,
     tasks: &[TreeTaskImages],
 ) -> Result<(), RestoreError> {
     std::thread::scope(|scope| {
         let filler = Filler::start(scope);
-        let r = watch(live, root, sibling, page, tasks, &filler);
+        let r = watch(live, root, pids, sibling, page, tasks, &filler);
         filler.stop();
         r
     })
@@ -134,6 +188,7 @@ fn wait_all(
 fn watch<'a>(
     live: &'a [Live<'_>],
     root: Pid,
+    pids: &mut PidMap,
     sibling: bool,
     page: Option<&TreePage>,
     tasks: &[TreeTaskImages],
@@ -158,17 +213,21 @@ fn watch<'a>(
                 abi::STATE_FAILED => return Err(failure(l, &st, tasks)),
                 abi::STATE_PAGES if !*offered => {
                     *offered = true;
-                    filler.offer(l, st.uffd);
+                    // Not found: the filler's answer is that the task
+                    // reads its pages itself.
+                    filler.offer(l, pids.outer(l.pid).unwrap_or(0), st.uffd);
                     all_done = false;
                 }
                 _ => all_done = false,
             }
             // Our own child (the root, unless it is our sibling) is
             // watched with waitpid below.
-            let ours = l.pid == root.as_raw_nonzero().get() && !sibling;
-            let how = (check_ended && !ours && st.created != 0)
-                .then(|| ended(l.pid))
-                .flatten();
+            let outer = match check_ended && st.created != 0 {
+                true => pids.outer(l.pid),
+                false => None,
+            };
+            let ours = outer == Some(root.as_raw_nonzero().get()) && !sibling;
+            let how = outer.filter(|_| !ours).and_then(ended);
             if let Some(how) = how {
                 // It may have published its failure just before ending.
                 let st = l.region.status(l.args_off);

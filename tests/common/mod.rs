@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
+#[allow(dead_code)]
+pub mod cgroups;
 pub mod fixtures;
 pub mod net;
 pub mod peer;

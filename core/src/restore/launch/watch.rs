@@ -229,10 +229,20 @@ fn watch<'a>(
             let ours = outer == Some(root.as_raw_nonzero().get()) && !sibling;
             let how = outer.filter(|_| !ours).and_then(ended);
             if let Some(how) = how {
-                // It may have published its failure just before ending.
+                // It may have published its failure just before ending;
+                // or another task did, whose end took this one along (a
+                // pid namespace's init takes every task of it): the
+                // published failure is the cause.
                 let st = l.region.status(l.args_off);
                 if st.state == abi::STATE_FAILED {
                     return Err(failure(l, &st, tasks));
+                }
+                if let Some((o, st)) = live
+                    .iter()
+                    .map(|o| (o, o.region.status(o.args_off)))
+                    .find(|(_, st)| st.state == abi::STATE_FAILED)
+                {
+                    return Err(failure(o, &st, tasks));
                 }
                 return Err(RestoreError::Died(format!(
                     "task {} {how} at stage {}",

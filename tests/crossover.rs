@@ -323,26 +323,6 @@ const NO_READER: &str = "reader-gone: 0 bytes queued, were 17";
 const CANNOT_FS: &str = "Can't make FS id";
 const PTY_PACKET: &str = "pty B's master read";
 
-/// The peer, or `None` after saying why the test is skipped. On x86_64
-/// (as root, where this tool dumps and restores) a missing peer fails the
-/// test: `tests/run` sets it up there, and a crossover that passes by not
-/// running proves nothing. Elsewhere (the VMs, which get the peer only
-/// with `CRIU_VM_PEER=1`) it skips, naming why.
-fn peer(test: &str) -> Option<Peer> {
-    if let Some(why) = common::cannot_checkpoint() {
-        skip(test, why);
-        return None;
-    }
-    match Peer::find() {
-        Ok(p) => Some(p),
-        Err(why) if cfg!(target_arch = "x86_64") => panic!("{test}: {why}"),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
-}
-
 /// `restore -d --pidfile restored.pid EXTRA` by the peer; success and log.
 fn peer_restore(peer: &Peer, images: &Path, extra: &[&str]) -> (bool, String) {
     let mut args = vec!["restore", "-d", "--pidfile", "restored.pid"];
@@ -354,7 +334,9 @@ fn peer_restore(peer: &Peer, images: &Path, extra: &[&str]) -> (bool, String) {
 /// other, let it check itself; then both crits on the images. `opts`
 /// go to both dump and restore.
 fn cross(test: &str, way: Way, program: &str, args: &[&str], opts: &[&str]) {
-    let Some(peer) = peer(test) else { return };
+    let Some(peer) = Peer::for_test(test) else {
+        return;
+    };
     if opts == LOCKED && !iptables_works() {
         // The TCP connections cross with CRIU's iptables lock (see LOCKED).
         return skip(test, "no working iptables and ip6tables commands here");
@@ -588,7 +570,9 @@ fn passcred_shim() -> Option<std::path::PathBuf> {
 #[test]
 fn peer_restores_its_own_dump() {
     let test = "cross-peer-alone";
-    let Some(peer) = peer(test) else { return };
+    let Some(peer) = Peer::for_test(test) else {
+        return;
+    };
     let verdict = criu_alone(&peer, test, "zdtm_anon_dense", &[], &[]);
     assert_eq!(verdict, "PASS", "CRIU 4.1.1 with its own images");
 }
@@ -638,7 +622,9 @@ fn sk_entries(
 #[test]
 fn inet_sockets_dump_to_criu_s_entries_field_for_field() {
     let test = "cross-inet-fields";
-    let Some(peer) = peer(test) else { return };
+    let Some(peer) = Peer::for_test(test) else {
+        return;
+    };
     if let Some(why) = peer.cannot_run_crit() {
         return skip(test, why);
     }
@@ -709,7 +695,9 @@ fn canon(v: &serde_json::Value) -> String {
 #[test]
 fn netlink_packet_and_raw_sockets_dump_to_criu_s_entries_field_for_field() {
     let test = "cross-sk-kinds-fields";
-    let Some(peer) = peer(test) else { return };
+    let Some(peer) = Peer::for_test(test) else {
+        return;
+    };
     if let Some(why) = peer.cannot_run_crit() {
         return skip(test, why);
     }
@@ -950,7 +938,7 @@ mod foreign {
     use std::process::Child;
     use std::time::{Duration, Instant};
 
-    use super::{Peer, Way, peer};
+    use super::{Peer, Way};
     use crate::common::{self, TempDir, wait_until};
 
     const WAIT: Duration = Duration::from_secs(20);
@@ -1016,7 +1004,9 @@ mod foreign {
     /// coreutils `sleep 3`, dumped while sleeping: it finishes its sleep
     /// (neither at once nor never) and exits 0.
     fn sleep(test: &str, way: Way) {
-        let Some(peer) = peer(test) else { return };
+        let Some(peer) = Peer::for_test(test) else {
+            return;
+        };
         common::become_subreaper();
         let dir = TempDir::new(test);
         let images = dir.join("images");
@@ -1046,7 +1036,9 @@ mod foreign {
     /// python3's `http.server` listening on 127.0.0.1, having served one
     /// request: after the other tool's restore it serves the file again.
     fn http_server(test: &str, way: Way) {
-        let Some(peer) = peer(test) else { return };
+        let Some(peer) = Peer::for_test(test) else {
+            return;
+        };
         common::become_subreaper();
         let dir = TempDir::new(test);
         let www = dir.join("www");
@@ -1091,7 +1083,9 @@ mod foreign {
 
     /// A python3 loop that checks its own heap and counts in a file.
     fn python(test: &str, way: Way) {
-        let Some(peer) = peer(test) else { return };
+        let Some(peer) = Peer::for_test(test) else {
+            return;
+        };
         common::become_subreaper();
         let dir = TempDir::new(test);
         let images = dir.join("images");
@@ -1127,7 +1121,9 @@ mod foreign {
     /// that leader may sit outside this PID namespace (CI runs the suite so),
     /// which CRIU refuses to dump.
     fn bash_job(test: &str, way: Way) {
-        let Some(peer) = peer(test) else { return };
+        let Some(peer) = Peer::for_test(test) else {
+            return;
+        };
         common::become_subreaper();
         let dir = TempDir::new(test);
         let images = dir.join("images");
@@ -1231,7 +1227,9 @@ mod foreign {
 fn podman_archive_images_decode_with_both_crits() {
     use std::process::Command;
     let test = "cross-podman-archive";
-    let Some(peer) = peer(test) else { return };
+    let Some(peer) = Peer::for_test(test) else {
+        return;
+    };
     let Some(z) = Zdtm::start(test, "zdtm_tree", &["tree"]) else {
         return;
     };
@@ -1322,7 +1320,7 @@ mod tty_job {
     use criu_core::sys::tty as sys;
     use rustix::fs::{Mode, OFlags};
 
-    use super::{TIMEOUT, Way, peer, pty_lock};
+    use super::{Peer, TIMEOUT, Way, pty_lock};
     use crate::common::{self, TempDir, program_path, wait_for_file};
 
     /// A new pty: the master and the slave's path.
@@ -1383,7 +1381,9 @@ mod tty_job {
     }
 
     fn cross(test: &str, way: Way) {
-        let Some(peer) = peer(test) else { return };
+        let Some(peer) = Peer::for_test(test) else {
+            return;
+        };
         common::become_subreaper();
         let _g = pty_lock();
         let dir = TempDir::new(test);

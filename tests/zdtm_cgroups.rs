@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::cgroups::hierarchy;
+use common::cgroups::{hierarchy, path_of};
 use common::zdtm::Zdtm;
 use criu_core::images::pb::rpc::{
     CgroupRoot, CriuCgMode, CriuOpts, CriuReq, CriuReqType, CriuResp,
@@ -94,20 +94,6 @@ impl Drop for Cgroup {
             std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
         });
     }
-}
-
-/// The path of task `pid` in the hierarchy with `controller` (v2: `None`).
-fn path_of(pid: i32, controller: Option<&str>) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
-        let ok = match controller {
-            None => c.is_empty(),
-            Some(name) => c.split(',').any(|x| x == name),
-        };
-        ok.then(|| p.to_string())
-    })
 }
 
 /// The children of `pid`.
@@ -309,15 +295,8 @@ fn cgroups_cross_with_criu() {
     let Some(pids) = hierarchy(TEST, Some("pids")) else {
         return;
     };
-    let peer = match common::peer::Peer::find() {
-        Ok(p) => p,
-        Err(why) if cfg!(target_arch = "x86_64") && common::cannot_checkpoint().is_none() => {
-            panic!("{TEST}: {why}")
-        }
-        Err(why) => {
-            common::skip(TEST, &why);
-            return;
-        }
+    let Some(peer) = common::peer::Peer::for_test(TEST) else {
+        return;
     };
     let Some(mut z) = Zdtm::start(TEST, PROGRAM, &["count"]) else {
         return;

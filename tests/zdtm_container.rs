@@ -23,19 +23,6 @@ fn ns_link(pid: &str, kind: &str) -> String {
         .unwrap_or_else(|e| format!("no link: {e}"))
 }
 
-fn cgroup_path(pid: i32, controller: Option<&str>) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
-        let ok = match controller {
-            None => c.is_empty(),
-            Some(name) => c.split(',').any(|x| x == name),
-        };
-        ok.then(|| p.to_string())
-    })
-}
-
 /// A cgroup directory of the test, removed (once empty) when dropped.
 struct Dir(std::path::PathBuf);
 
@@ -130,8 +117,16 @@ fn a_tree_in_pid_uts_ipc_and_time_namespaces_and_cgroups_comes_back_whole() {
     );
     let path = format!("/{name}");
     for t in std::iter::once(root).chain(common::descendants(root)) {
-        assert_eq!(cgroup_path(t, None), Some(path.clone()), "task {t}");
-        assert_eq!(cgroup_path(t, Some("pids")), Some(path.clone()), "task {t}");
+        assert_eq!(
+            common::cgroups::path_of(t, None),
+            Some(path.clone()),
+            "task {t}"
+        );
+        assert_eq!(
+            common::cgroups::path_of(t, Some("pids")),
+            Some(path.clone()),
+            "task {t}"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(p.0.join("pids.max"))

@@ -167,26 +167,9 @@ fn util_linux(path: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"))
 }
 
-/// The peer, or `None` after saying why (on x86_64 it must be there, as
-/// for the crossover tests).
-fn peer(test: &str) -> Option<Peer> {
-    if let Some(why) = common::cannot_checkpoint() {
-        skip(test, why);
-        return None;
-    }
-    match Peer::find() {
-        Ok(p) => Some(p),
-        Err(why) if cfg!(target_arch = "x86_64") => panic!("{test}: {why}"),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
-}
-
 #[test]
 fn criu_restores_our_pid_namespace_dump() {
-    let Some(peer) = peer("pid_ns_ours_to_criu") else {
+    let Some(peer) = Peer::for_test("pid_ns_ours_to_criu") else {
         return;
     };
     let Some((mut z, before)) = start("pid_ns_ours_to_criu") else {
@@ -203,7 +186,7 @@ fn criu_restores_our_pid_namespace_dump() {
 
 #[test]
 fn we_restore_criu_s_pid_namespace_dump() {
-    let Some(peer) = peer("pid_ns_criu_to_ours") else {
+    let Some(peer) = Peer::for_test("pid_ns_criu_to_ours") else {
         return;
     };
     let Some((mut z, before)) = start("pid_ns_criu_to_ours") else {

@@ -83,15 +83,8 @@ fn a_root_in_its_own_time_namespace_comes_back_with_its_clocks() {
 #[test]
 fn time_namespaces_cross_with_criu() {
     const TEST: &str = "timens_cross";
-    let peer = match common::peer::Peer::find() {
-        Ok(p) => p,
-        Err(why) if cfg!(target_arch = "x86_64") && common::cannot_checkpoint().is_none() => {
-            panic!("{TEST}: {why}")
-        }
-        Err(why) => {
-            common::skip(TEST, &why);
-            return;
-        }
+    let Some(peer) = common::peer::Peer::for_test(TEST) else {
+        return;
     };
     let Some(mut z) = start(TEST) else {
         return;
@@ -124,15 +117,8 @@ fn time_namespaces_cross_with_criu() {
 #[test]
 fn a_criu_image_in_a_namespace_not_restored_yet_is_refused() {
     const TEST: &str = "cgroupns_refused";
-    let peer = match common::peer::Peer::find() {
-        Ok(p) => p,
-        Err(why) if cfg!(target_arch = "x86_64") && common::cannot_checkpoint().is_none() => {
-            panic!("{TEST}: {why}")
-        }
-        Err(why) => {
-            common::skip(TEST, &why);
-            return;
-        }
+    let Some(peer) = common::peer::Peer::for_test(TEST) else {
+        return;
     };
     let ns_exec = common::program_path("ns_exec");
     let wrapper = [ns_exec.to_str().unwrap(), "cgroup", "--"];

@@ -12,7 +12,6 @@ mod common;
 use std::path::Path;
 
 use common::peer::Peer;
-use common::skip;
 use common::zdtm::Zdtm;
 
 const PROGRAM: &str = "zdtm_uts_ipc";
@@ -198,23 +197,6 @@ fn a_fault_at_the_namespace_restore_step_leaves_nothing_behind() {
     assert_eq!(z.go(), "PASS");
 }
 
-/// The peer, or `None` after saying why (a missing peer fails on x86_64,
-/// where `tests/run` sets it up, as in `tests/crossover.rs`).
-fn peer(test: &str) -> Option<Peer> {
-    if let Some(why) = common::cannot_checkpoint() {
-        skip(test, why);
-        return None;
-    }
-    match Peer::find() {
-        Ok(p) => Some(p),
-        Err(why) if cfg!(target_arch = "x86_64") => panic!("{test}: {why}"),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
-}
-
 /// Dumped and restored by CRIU alone: the program's verdict.
 fn criu_alone(peer: &Peer, test: &str, extra: &[&str]) -> Option<String> {
     let mut z = start(test, &["uts", "ipc"], extra)?;
@@ -234,7 +216,7 @@ fn criu_alone(peer: &Peer, test: &str, extra: &[&str]) -> Option<String> {
 fn criu_alone_loses_a_raised_msg_qbytes() {
     // Why the crossing to CRIU leaves msg_qbytes as it was made: CRIU
     // 4.1.1 restores a queue with the namespace's msgmnb, whatever it had.
-    let Some(peer) = peer("uts_ipc_criu_alone") else {
+    let Some(peer) = Peer::for_test("uts_ipc_criu_alone") else {
         return;
     };
     let Some(verdict) = criu_alone(&peer, "uts_ipc_criu_alone", &["child"]) else {
@@ -248,7 +230,7 @@ fn criu_alone_loses_a_raised_msg_qbytes() {
 
 #[test]
 fn criu_restores_our_images_of_own_uts_and_ipc_namespaces() {
-    let Some(peer) = peer("uts_ipc_to_criu") else {
+    let Some(peer) = Peer::for_test("uts_ipc_to_criu") else {
         return;
     };
     // CRIU would lose a raised msg_qbytes (see above).
@@ -270,7 +252,7 @@ fn criu_restores_our_images_of_own_uts_and_ipc_namespaces() {
 
 #[test]
 fn we_restore_criu_images_of_own_uts_and_ipc_namespaces() {
-    let Some(peer) = peer("uts_ipc_from_criu") else {
+    let Some(peer) = Peer::for_test("uts_ipc_from_criu") else {
         return;
     };
     let Some(mut z) = start("uts_ipc_from_criu", &["uts", "ipc"], &["child"]) else {

@@ -49,3 +49,17 @@ pub fn hierarchy(test: &str, controller: Option<&str>) -> Option<PathBuf> {
         }
     }
 }
+
+/// The path of task `pid` in the hierarchy with `controller` (v2: `None`).
+pub fn path_of(pid: i32, controller: Option<&str>) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+        let ok = match controller {
+            None => c.is_empty(),
+            Some(name) => c.split(',').any(|x| x == name),
+        };
+        ok.then(|| p.to_string())
+    })
+}

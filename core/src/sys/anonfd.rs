@@ -6,13 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
 
-fn result(ret: isize) -> Result<usize, Errno> {
-    if ret < 0 {
-        Err(Errno::from_raw_os_error(-ret as i32))
-    } else {
-        Ok(ret as usize)
-    }
-}
+use super::ret as result;
 
 /// Takes ownership of a descriptor a system call just returned.
 fn owned(ret: isize) -> Result<OwnedFd, Errno> {

@@ -5,6 +5,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 
+use super::ret;
+
 use linux_raw_sys::general::{F_GETOWN_EX, F_GETOWNER_UIDS, F_GETSIG};
 
 /// `struct f_owner_ex`.
@@ -25,14 +27,6 @@ pub struct Owner {
     pub signum: u32,
     /// uid and euid recorded when the owner was set.
     pub uids: [u32; 2],
-}
-
-fn ret(r: isize) -> Result<usize, Errno> {
-    if r < 0 {
-        Err(Errno::from_raw_os_error(-r as i32))
-    } else {
-        Ok(r as usize)
-    }
 }
 
 /// The owner of the file `fd` refers to.

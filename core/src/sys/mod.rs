@@ -25,3 +25,12 @@ pub mod tty;
 pub mod uffd;
 pub mod vm_rw;
 pub mod wait;
+
+/// A raw system call's return: `-errno` on failure, the value otherwise.
+pub(crate) fn ret(r: isize) -> Result<usize, rustix::io::Errno> {
+    if r < 0 {
+        Err(rustix::io::Errno::from_raw_os_error(-r as i32))
+    } else {
+        Ok(r as usize)
+    }
+}

@@ -10,15 +10,9 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use linux_raw_sys::{general as raw, ioctl, prctl};
 use rustix::io::Errno;
 
-use super::kconst as uapi;
+use super::ret as result;
 
-fn result(ret: isize) -> Result<usize, Errno> {
-    if ret < 0 {
-        Err(Errno::from_raw_os_error(-ret as i32))
-    } else {
-        Ok(ret as usize)
-    }
-}
+use super::kconst as uapi;
 
 /// An ioctl whose argument is an integer, not a pointer.
 fn ioctl_val(fd: impl AsFd, req: u32, arg: usize) -> Result<usize, Errno> {

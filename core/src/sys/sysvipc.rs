@@ -10,6 +10,8 @@
 
 use rustix::io::Errno;
 
+use super::ret;
+
 use super::kconst::{GETALL, IPC_NOWAIT, IPC_SET, IPC_STAT, MSG_COPY, SETALL, SHM_RDONLY};
 
 /// Byte offsets in `struct ipc64_perm` (linux/ipcbuf.h, 64-bit).
@@ -20,14 +22,6 @@ pub const PERM_GID: usize = 8;
 pub const MSG_QBYTES: usize = 88;
 /// Room for any `*id64_ds` (the largest, `shmid64_ds`, is 112 bytes).
 pub const DS_LEN: usize = 256;
-
-fn ret(r: isize) -> Result<usize, Errno> {
-    if r < 0 {
-        Err(Errno::from_raw_os_error(-r as i32))
-    } else {
-        Ok(r as usize)
-    }
-}
 
 /// `shmget(key, size, flags)`: the segment's id.
 pub fn shmget(key: u32, size: u64, flags: u32) -> Result<i32, Errno> {

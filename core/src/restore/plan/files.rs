@@ -80,6 +80,7 @@ pub(super) fn open_fds(
         let from = match opened.get(&fi.id) {
             Some(&from) => from,
             None if let Some(i) = inherited(&shared.inherit, opener, fi.id) => {
+                shared.inherit_used.insert(i.fd);
                 let fd = inherit_fd(i, min_fd)?;
                 crate::pr_info!(
                     "fd {target} (file id {}, {}): the tool's fd {} (--inherit-fd)",

@@ -141,6 +141,8 @@ pub struct SharedFiles<'a> {
     /// `--inherit-fd fd[N]:KEY`: files of the images named KEY are the
     /// tool's fd N instead (CRIU's keys, see [`crate::files::Opener::inherit_key`]).
     pub inherit: Vec<crate::opts::InheritFd>,
+    /// The fds of `inherit` some file of the images took.
+    pub inherit_used: std::collections::HashSet<i32>,
 }
 
 impl<'a> SharedFiles<'a> {
@@ -183,6 +185,18 @@ impl<'a> SharedFiles<'a> {
     /// end, a FIFO's keeper) stays open with the rest until the root is
     /// forked (every task inherits it from there).
     pub fn all_planned(&mut self) {
+        for i in self
+            .inherit
+            .iter()
+            .filter(|i| !self.inherit_used.contains(&i.fd))
+        {
+            crate::pr_warn!(
+                "--inherit-fd fd[{}]:{}: no file of the images is {}: the fd is not used",
+                i.fd,
+                i.key,
+                i.key
+            );
+        }
         if let Some(mut o) = self.opener.take() {
             self.orphan_masters = o.take_orphan_masters();
             self.tcp_repaired = o.take_tcp_repaired();

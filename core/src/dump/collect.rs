@@ -98,8 +98,10 @@ pub(super) fn collect_outside(
             ),
         });
     }
-    let cwd_id = crate::files::reg::add_path(files, &cwd, false)?;
-    let root_id = crate::files::reg::add_path(files, &root, false)?;
+    let cwd_link = PathBuf::from(format!("/proc/{pid}/cwd"));
+    let root_link = PathBuf::from(format!("/proc/{pid}/root"));
+    let cwd_id = crate::files::reg::add_path(files, &cwd, &cwd_link, false)?;
+    let root_id = crate::files::reg::add_path(files, &root, &root_link, false)?;
 
     Ok(Collected {
         pid,

@@ -73,6 +73,8 @@ pub enum DumpError {
     Cpuinfo(#[from] crate::regs::cpuinfo::CpuinfoError),
     #[error(transparent)]
     Namespace(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Mounts(#[from] crate::ns::mnt::MntError),
     #[error(
         "{what} is PID {pid}, which is outside the tree's pid namespace: it has no PID \
          there, so it cannot be dumped (CRIU refuses it too)"

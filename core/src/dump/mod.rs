@@ -220,6 +220,14 @@ fn run(
         )?
     };
     fault("cgroups")?;
+    // The root's own mount namespace: its mounts, checked against what a
+    // restore can make again, before anything else is read.
+    let mounts = if own_ns.mnt && !pre {
+        let ext = crate::ns::mnt::collect::externals(&common.external);
+        Some(crate::ns::mnt::collect::collect(pid, &ext)?)
+    } else {
+        None
+    };
     // The PIDs the images hold: those the tasks have in their namespace.
     let vpids = pidns::collect(&tree, ours.tree_pid)?;
 
@@ -231,6 +239,9 @@ fn run(
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;
     pidns::translate_files(&mut files, &vpids)?;
+    if let Some(m) = &mounts {
+        refuse_outside_mounts(&files, m)?;
+    }
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
     let (shpages_scanned, shpages_written, next_pages_id) = if pre {
@@ -241,6 +252,12 @@ fn run(
     fault("shmem")?;
     // The root's own UTS and IPC namespaces, read from inside while the
     // tree is frozen (a pre-dump saves memory only).
+    if let Some(m) = &mounts {
+        m.write(
+            &crate::images::ImageDir::new(&common.images_dir),
+            own_ns.numbers().mnt,
+        )?;
+    }
     if !pre {
         crate::ns::dump(&common.images_dir, pid, own_ns, next_pages_id).map_err(|e| {
             DumpError::Namespace(namespaces::NsError::Dump {
@@ -670,4 +687,27 @@ fn write_all(
         }
     }
     first_err.map_or(Ok(out), Err)
+}
+
+/// A file of the tree on a mount outside the root's own mount namespace
+/// (an fd inherited from outside the container) could not be opened by
+/// its path in the restored one: refused by name, as CRIU does.
+fn refuse_outside_mounts(
+    files: &crate::files::table::FileTable,
+    mounts: &crate::ns::mnt::collect::Mounts,
+) -> Result<(), DumpError> {
+    for e in &files.entries {
+        if let Some(r) = &e.reg
+            && let Some(id) = r.mnt_id
+            && id >= 0
+            && !mounts.has(id)
+        {
+            return Err(DumpError::Mounts(crate::ns::mnt::MntError::Restore(format!(
+                "file {} (file id {}) of the tree is on mount {id}, which is not in the \
+                 mount namespace of task {}: it could not be opened again there",
+                r.name, r.id, mounts.pid
+            ))));
+        }
+    }
+    Ok(())
 }

@@ -95,6 +95,7 @@ pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
         ipc: differs(root.ipc, ours.ipc),
         uts: differs(root.uts, ours.uts),
         time: differs(root.time, ours.time),
+        mnt: differs(root.mnt, ours.mnt),
     }
 }
 
@@ -109,6 +110,7 @@ pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Resu
         ("ipc", own.ipc, task.ipc, root.ipc, &mut yardstick.ipc),
         ("uts", own.uts, task.uts, root.uts, &mut yardstick.uts),
         ("time", own.time, task.time, root.time, &mut yardstick.time),
+        ("mnt", own.mnt, task.mnt, root.mnt, &mut yardstick.mnt),
     ] {
         if !is_own {
             continue;

@@ -229,7 +229,7 @@ fn kobj_ids(
         ipc_ns_id: Some(ns.ipc),
         uts_ns_id: Some(ns.uts),
         time_ns_id: Some(ns.time),
-        mnt_ns_id: Some(6),
+        mnt_ns_id: Some(ns.mnt),
         user_ns_id: Some(7),
         cgroup_ns_id: Some(8),
     }

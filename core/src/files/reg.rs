@@ -126,9 +126,16 @@ pub fn push(
 
 /// A file opened read-only for its path alone (exe, mappings, cwd,
 /// root); mappings of one inode share one object.
-pub fn add_path(files: &mut FileTable, path: &Path, dedup: bool) -> Result<u32, FilesError> {
-    let meta = std::fs::metadata(path).map_err(|source| FilesError::Stat {
-        path: path.display().to_string(),
+/// `link` is the magic link it is read through (`/proc/PID/cwd`, ...):
+/// `path` is the task's, which may be another file from criu's root.
+pub fn add_path(
+    files: &mut FileTable,
+    path: &Path,
+    link: &Path,
+    dedup: bool,
+) -> Result<u32, FilesError> {
+    let meta = std::fs::metadata(link).map_err(|source| FilesError::Stat {
+        path: format!("{} ({})", path.display(), link.display()),
         source,
     })?;
     if dedup && let Some(id) = files.by_inode.get(&(meta.dev(), meta.ino())) {
@@ -162,7 +169,7 @@ pub fn add_mapped(
     let Some(name) = super::ghost::deleted_name(target)
         .filter(|_| meta.as_ref().is_some_and(|m| m.nlink() == 0))
     else {
-        return add_path(files, target, true);
+        return add_path(files, target, link, true);
     };
     let meta = meta.expect("checked above");
     if let Some(id) = files.by_inode.get(&(meta.dev(), meta.ino())) {
@@ -235,7 +242,13 @@ impl FileKind for Reg {
                 .map_err(|source| FilesError::Ghost { pid, fd, source })?;
             return Ok(id);
         }
-        Ok(push(files, path, flags, pos, v.meta))
+        let id = push(files, path, flags, pos, v.meta);
+        // The mount it is on, as CRIU records it (a restore into a mount
+        // namespace of the tree's own finds its mount by it).
+        if let Some(r) = files.entries.last_mut().and_then(|e| e.reg.as_mut()) {
+            r.mnt_id = v.info.mnt_id;
+        }
+        Ok(id)
     }
 
     fn owner(&self, e: &pb::FileEntry, _: &FileImages) -> Option<(pb::FownEntry, u32)> {

@@ -336,9 +336,16 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
             what: format!("sem_ctls has {} values, not 4", var.sem_ctls.len()),
         });
     }
+    // CRIU writes no ipcns-shm/sem/msg image for a namespace without
+    // such objects: a missing one is an empty list.
+    let present = |kind: Kind| dir.path(kind, id64).exists();
     let mut shm = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsShm, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcShmEntry>()? {
+    let mut r = match present(Kind::IpcnsShm) {
+        true => Some(dir.reader(Kind::IpcnsShm, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcShmEntry>()? {
         let data = if entry.in_pagemaps == Some(true) {
             read_segment_pages(dir, &entry)?
         } else {
@@ -349,8 +356,12 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         shm.push(Segment { entry, data });
     }
     let mut sem = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsSem, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcSemEntry>()? {
+    let mut r = match present(Kind::IpcnsSem) {
+        true => Some(dir.reader(Kind::IpcnsSem, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcSemEntry>()? {
         let len = (u64::from(entry.nsems) * 2).next_multiple_of(8);
         let bytes = r.payload(len)?;
         let values = bytes
@@ -361,8 +372,12 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         sem.push(SemSet { entry, values });
     }
     let mut msg = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsMsg, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcMsgEntry>()? {
+    let mut r = match present(Kind::IpcnsMsg) {
+        true => Some(dir.reader(Kind::IpcnsMsg, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcMsgEntry>()? {
         let mut messages = Vec::with_capacity(entry.qnum as usize);
         for n in 0..entry.qnum {
             let m = r

@@ -14,6 +14,7 @@
 //! tree.
 
 pub mod ipc;
+pub mod mnt;
 pub mod uts;
 
 use std::os::fd::AsFd;
@@ -35,6 +36,9 @@ pub struct RootNs {
     /// Its own time namespace (see [`crate::restore::namespaces`]): made
     /// by the tool before the root is forked, not by `clone3` flags.
     pub time: bool,
+    /// Its own mount namespace (see [`mnt`]): made by the tool before the
+    /// root is forked.
+    pub mnt: bool,
 }
 
 impl RootNs {
@@ -74,11 +78,13 @@ impl RootNs {
         let ipc = own(self.ipc, CRIU_IPC_ID);
         let uts = own(self.uts, CRIU_UTS_ID);
         let time = own(self.time, CRIU_TIME_ID);
+        let mnt = own(self.mnt, CRIU_MNT_ID);
         NsNumbers {
             pid,
             ipc,
             uts,
             time,
+            mnt,
         }
     }
 }
@@ -90,6 +96,7 @@ pub const CRIU_PID_ID: u32 = 1;
 pub const CRIU_IPC_ID: u32 = 3;
 pub const CRIU_UTS_ID: u32 = 4;
 pub const CRIU_TIME_ID: u32 = 5;
+pub const CRIU_MNT_ID: u32 = 6;
 /// The first id of a namespace of the tree's own.
 pub const FIRST_OWN_ID: u32 = 9;
 
@@ -101,6 +108,7 @@ pub struct NsNumbers {
     pub ipc: u32,
     pub uts: u32,
     pub time: u32,
+    pub mnt: u32,
 }
 
 impl Default for NsNumbers {
@@ -265,6 +273,9 @@ pub struct RootNsImages {
     pub ipc: Option<ipc::IpcNs>,
     /// The clocks of the root's own time namespace at dump.
     pub time: Option<pb::TimensEntry>,
+    /// The id of the root's own mount namespace (its mounts are read by
+    /// the restore, which needs its options: see [`mnt::build`]).
+    pub mnt_id: u32,
 }
 
 impl RootNsImages {
@@ -292,6 +303,7 @@ impl RootNsImages {
                     })
                 })
                 .transpose()?,
+            mnt_id: ids.mnt,
         })
     }
 
@@ -324,6 +336,7 @@ mod tests {
             ipc,
             uts,
             time,
+            mnt: 6,
         };
         assert_eq!(RootNs::default().numbers(), n(1, 3, 4, 5));
         let both = RootNs {
@@ -351,7 +364,18 @@ mod tests {
             ipc: true,
             uts: true,
             time: true,
+            mnt: false,
         };
         assert_eq!(all.numbers(), n(9, 10, 11, 12));
+        // A container as CRIU 4.1.1 numbered it (pid, ipc, uts and mount
+        // namespaces of its own): mountpoints-12.img.
+        let ct = RootNs {
+            pid: true,
+            ipc: true,
+            uts: true,
+            time: false,
+            mnt: true,
+        };
+        assert_eq!(ct.numbers().mnt, 12);
     }
 }

@@ -27,6 +27,7 @@ mod finish;
 pub mod images;
 mod launch;
 pub mod layout;
+mod mntns;
 pub mod namespaces;
 mod pidns;
 mod plan;
@@ -66,6 +67,8 @@ pub enum RestoreError {
     Invalid { file: String, what: String },
     #[error(transparent)]
     Cgroups(#[from] crate::cgroups::place::PlaceError),
+    #[error(transparent)]
+    Mounts(#[from] crate::ns::mnt::MntError),
     #[error("{0}")]
     Unsupported(String),
     #[error("cannot open {0}: {1}")]
@@ -154,6 +157,9 @@ pub const FAULT_STAGES: &[&str] = &[
     // Tool-side, numbered last likewise: once every task is restored,
     // when the tool maps the tree's PIDs to its own.
     FAULT_PID_MAP,
+    // Tool-side: the tree's mount namespace built, before the root is
+    // forked into it.
+    mntns::FAULT_MOUNTS,
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).
@@ -428,6 +434,7 @@ mod tests {
             FAULT_OPEN_FILES,
             FAULT_PID_MAP,
             root_ns::FAULT_NAMESPACES,
+            mntns::FAULT_MOUNTS,
         ];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");

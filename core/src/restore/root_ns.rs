@@ -68,6 +68,8 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "time" => (own.time, numbers.time) = (true, r),
             // Checked and made by `super::pidns` (CLONE_NEWPID).
             "pid" => (own.pid, numbers.pid) = (true, r),
+            // Built by `ns::mnt::build` (its options are the restore's).
+            "mnt" => (own.mnt, numbers.mnt) = (true, r),
             _ => {
                 return Err(RestoreError::Unsupported(format!(
                     "{}: the root task {root_pid} is in its own {kind} namespace \
@@ -96,13 +98,14 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             }
         }
     }
-    if own.any() || own.time {
+    if own.any() || own.time || own.mnt {
         let yes = |b: bool| if b { "yes" } else { "no" };
         crate::pr_info!(
-            "The root task {root_pid} has its own namespaces: uts {}, ipc {}, time {}",
+            "The root task {root_pid} has its own namespaces: uts {}, ipc {}, time {}, mnt {}",
             yes(own.uts),
             yes(own.ipc),
-            yes(own.time)
+            yes(own.time),
+            yes(own.mnt)
         );
     }
     RootNsImages::read(dir, own, numbers).map_err(|e| RestoreError::Unsupported(e.to_string()))

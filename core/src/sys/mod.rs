@@ -10,6 +10,7 @@ pub mod fiemap;
 pub mod fown;
 pub mod kcmp;
 pub mod kconst;
+pub mod mount_child;
 pub mod own_vdso;
 pub mod pagemap_scan;
 pub mod plain;

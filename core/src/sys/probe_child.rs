@@ -18,7 +18,7 @@ pub enum ChildEnd {
     Killed(u32),
 }
 
-fn wait_child(pid: Pid) -> Result<ChildEnd, Errno> {
+pub(super) fn wait_child(pid: Pid) -> Result<ChildEnd, Errno> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
             Ok(Some((_, st))) => {
@@ -42,7 +42,7 @@ fn wait_child(pid: Pid) -> Result<ChildEnd, Errno> {
 /// # Safety
 /// `body` may only make raw syscalls on memory prepared before the call,
 /// and should end with [`child_exit`] (returning exits with status 127).
-unsafe fn in_child(body: impl FnOnce()) -> Result<ChildEnd, Errno> {
+pub(super) unsafe fn in_child(body: impl FnOnce()) -> Result<ChildEnd, Errno> {
     // SAFETY: the child runs only `body`, which the caller vouches for.
     match unsafe { fork() }? {
         Forked::Child => {
@@ -55,7 +55,7 @@ unsafe fn in_child(body: impl FnOnce()) -> Result<ChildEnd, Errno> {
 
 /// The raw result of a syscall as an exit code: 0 for success, the errno
 /// (always below 256) for a failure.
-fn exit_code(ret: isize) -> usize {
+pub(super) fn exit_code(ret: isize) -> usize {
     if ret < 0 { (-ret) as usize & 0xff } else { 0 }
 }
 

@@ -95,7 +95,7 @@ pub(super) fn read_tree_files(dir: &ImageDir, tcp_close: bool) -> Result<TreeFil
 }
 
 /// The images of the kinds here, read for restore.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FileImages {
     /// Every file object of the tree by id (`files.img`, and the entries
     /// of the older per-kind images made into `file_entry`s): what the

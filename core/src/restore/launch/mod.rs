@@ -60,17 +60,34 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let page = rustix::param::page_size() as u64;
     let TreeRead {
         task_size,
-        tasks,
+        mut tasks,
         rt_vdso,
         vdso_plans,
         roles,
         new_pid_ns,
     } = read_tree(opts, page)?;
-    let alive = alive_tasks(&tasks);
-    let root = alive[0].pstree.pid;
     // The root's own namespaces and what fills them, read before
     // anything is created.
     let root_ns = super::root_ns::plan(&ImageDir::new(&opts.common.images_dir), &tasks)?;
+    let mounts = super::mntns::plan(
+        opts,
+        &ImageDir::new(&opts.common.images_dir),
+        &root_ns,
+        new_pid_ns,
+    )?;
+    // Its own mount namespace is made first: the tasks' files are opened
+    // in it (below its root, until the root task is forked into it).
+    let yard = match &mounts {
+        Some(m) => {
+            let yard = m.enter()?;
+            super::mntns::files_below(&mut tasks, &yard.root())?;
+            fault_tool(super::mntns::FAULT_MOUNTS)?;
+            Some(yard)
+        }
+        None => None,
+    };
+    let alive = alive_tasks(&tasks);
+    let root = alive[0].pstree.pid;
     // The tree's counters, then every region planned where it is free in
     // the tool (and so in every task until it unmaps the tool) and in its
     // own task, none overlapping another.
@@ -147,6 +164,14 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     drop(reserved);
     let child = forked(ret, root)?;
     let raw_pid = Some(child.as_raw_nonzero().get());
+    // The tool's thread leaves the new mount namespace here, whatever
+    // happens next; its late mounts are made and its root pivoted.
+    let mounted = match (mounts.as_ref(), yard) {
+        (Some(m), Some(y)) => m
+            .finish(y, child.as_raw_nonzero().get())
+            .map_err(RestoreError::from),
+        _ => Ok(()),
+    };
     // From here on, the tool reaches the tasks by their PIDs outside the
     // tree's pid namespace, if it has its own.
     let mut pids = match new_pid_ns {
@@ -156,7 +181,8 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let mut held = super::finish::Held::default();
     // The root's new namespaces are filled before any task runs restored
     // code (every task waits to be let go below).
-    let done = super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns())
+    let done = mounted
+        .and_then(|()| super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns()))
         .and_then(|()| {
             let forked = watch::Forked {
                 root: child,
@@ -317,6 +343,19 @@ fn tool_maps(task_size: u64, page: u64) -> Result<SelfMaps, RestoreError> {
 
 /// `CRIU_RESTORE_FAULT=namespaces`: the root is forked, its namespaces
 /// not filled.
+/// A tool-side fault named `stage` (one of [`super::FAULT_STAGES`]), if
+/// injected.
+fn fault_tool(stage: &'static str) -> Result<(), RestoreError> {
+    let i = super::FAULT_STAGES
+        .iter()
+        .position(|s| *s == stage)
+        .unwrap_or(usize::MAX);
+    if crate::fault::at(crate::fault::RESTORE_BASE, i, stage, super::FAULT_ENV) {
+        return Err(RestoreError::Unsupported(format!("fault injected at {stage}")));
+    }
+    Ok(())
+}
+
 fn fault_ns() -> bool {
     let stage = super::root_ns::FAULT_NAMESPACES;
     let index = super::FAULT_STAGES

@@ -1,0 +1,498 @@
+//! Restore: the root task's mount namespace built again from
+//! `mountpoints-ID.img` (CRIU's `prepare_mnt_ns`, done the way its newer
+//! engine does: every mount made in a private yard, then the yard's root
+//! made the namespace's root).
+//!
+//! The tool itself makes the namespace: it unshares a mount namespace
+//! (only for its restoring thread; everything in it private, so nothing
+//! reaches the host's), mounts a tmpfs yard on a fresh directory under
+//! `/tmp`, binds `--root` at `YARD/root`, and makes every mount of the
+//! tree below it in mount order: each one a bind of where its contents
+//! come from ([`super::tree::Source`]): `--root`, an external mount's
+//! directory, or a filesystem mounted fresh once in `YARD/fs-N` (a
+//! tmpfs's archive unpacked into it). The tasks' files are then opened
+//! below `YARD/root`, and the root task is forked into the namespace.
+//!
+//! Mounts of a filesystem that shows the namespaces of whoever mounts it
+//! (proc, mqueue, sysfs: see [`super::Bound`]), when the tree has its own
+//! such namespace, and everything below or bound from them, are made only
+//! once the root task exists ([`Yard::finish`]), from a child born in its
+//! pid namespace or joined to its IPC or network one. Then the tool goes
+//! back to its own mount namespace, and a child joined to the new one
+//! pivots it onto `YARD/root` (which moves the tasks' roots with it) and
+//! detaches the rest: the yard, the scratch mounts, the host's tree.
+//!
+//! On failure before that, the namespace simply dies with the tool's
+//! thread leaving it and the tasks being killed; the yard's directory is
+//! removed either way.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags};
+use rustix::thread::LinkNameSpaceType;
+
+use crate::images::{ImageDir, Kind, pb};
+
+use super::tree::{Base, Tree, dev_str};
+use super::{Bound, MntError, bound_to, fstype_name};
+
+/// Per-mount flags a bind remount sets (the others are the superblock's
+/// or are not flags of a mount).
+const MNT_FLAGS: u32 = linux_raw_sys::general::MS_RDONLY
+    | linux_raw_sys::general::MS_NOSUID
+    | linux_raw_sys::general::MS_NODEV
+    | linux_raw_sys::general::MS_NOEXEC
+    | linux_raw_sys::general::MS_NOATIME
+    | linux_raw_sys::general::MS_NODIRATIME
+    | linux_raw_sys::general::MS_RELATIME
+    | linux_raw_sys::general::MS_STRICTATIME;
+
+/// The namespaces the restored tree has its own of, which decide which
+/// mounts wait for the root task ([`Bound`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnNs {
+    pub pid: bool,
+    pub ipc: bool,
+    pub net: bool,
+}
+
+impl OwnNs {
+    fn late(self, fstype: u32) -> bool {
+        match bound_to(fstype) {
+            Some(Bound::Pid) => self.pid,
+            Some(Bound::Ipc) => self.ipc,
+            Some(Bound::Net) => self.net,
+            None => false,
+        }
+    }
+}
+
+/// The mount namespace to build, read and checked before anything is
+/// created.
+#[derive(Debug)]
+pub struct Plan {
+    tree: Tree,
+    /// `--root`: what the namespace's root mount is a bind of.
+    root: PathBuf,
+    /// External mounts' keys -> the directory given for each.
+    external: HashMap<String, PathBuf>,
+    images: PathBuf,
+    own: OwnNs,
+    late: Vec<bool>,
+}
+
+/// Reads `mountpoints-ID.img` of `dir` and checks that every mount can
+/// be made: `root` (`--root`) is needed unless the namespace's root was
+/// the whole of its filesystem; every external mount's key must be in
+/// `external` (`--external mnt[KEY]:DIR`, `--ext-mount-map KEY:DIR`);
+/// every tmpfs's archive must be there.
+pub fn plan(
+    dir: &ImageDir,
+    id: u32,
+    root: Option<&Path>,
+    external: &[(String, PathBuf)],
+    own: OwnNs,
+) -> Result<Plan, MntError> {
+    let file = Kind::Mnts.file_name(u64::from(id));
+    let entries: Vec<pb::MntEntry> = dir.read_all(Kind::Mnts, u64::from(id))?;
+    let tree = Tree::new(entries, &file)?;
+    let top = &tree.mounts[0];
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None if top.root == "/" => PathBuf::from("/"),
+        None => {
+            return Err(MntError::Restore(format!(
+                "{file}: the namespace's root mount {} was {} of device {}: give the \
+                 directory that holds it now with --root",
+                top.mnt_id,
+                top.root,
+                dev_str(top.root_dev)
+            )));
+        }
+    };
+    let external: HashMap<String, PathBuf> = external.iter().cloned().collect();
+    for (i, s) in tree.source.iter().enumerate() {
+        let m = &tree.mounts[i];
+        match &s.base {
+            Base::External(key) if !external.contains_key(key) => {
+                return Err(MntError::Restore(format!(
+                    "{file}: mount {} at {} is external (key {key:?}): give its directory \
+                     with --external mnt[{key}]:DIR",
+                    m.mnt_id, m.mountpoint
+                )));
+            }
+            Base::Fresh(f) if *f == i => {
+                if fstype_name(m.fstype).is_none() {
+                    return Err(MntError::Restore(format!(
+                        "{file}: mount {} at {} has filesystem type {}, which criu does not \
+                         mount",
+                        m.mnt_id, m.mountpoint, m.fstype
+                    )));
+                }
+                if m.fstype == 5 {
+                    let name = super::tmpfs::image_name(u64::from(m.root_dev));
+                    if !dir.root().join(&name).exists() {
+                        return Err(MntError::Restore(format!(
+                            "{file}: the contents of the tmpfs at {} (mount {}) should be in \
+                             {name}, which is missing",
+                            m.mountpoint, m.mnt_id
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let late = tree.late(|f| own.late(f));
+    Ok(Plan {
+        tree,
+        root,
+        external,
+        images: dir.root().to_path_buf(),
+        own,
+        late,
+    })
+}
+
+fn cpath(p: &Path) -> Result<CString, MntError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+        MntError::Restore(format!("{} holds a NUL byte", p.display()))
+    })
+}
+
+/// The namespace being built: the tool's thread is in it until
+/// [`Yard::finish`] (or drop) takes it back to its own.
+pub struct Yard {
+    own_ns: OwnedFd,
+    /// The thread's cwd before (setns resets it to the namespace's root).
+    cwd: OwnedFd,
+    ns: Option<OwnedFd>,
+    /// The yard's directory (on the host's filesystem; a tmpfs in the
+    /// new namespace).
+    dir: PathBuf,
+    inside: bool,
+    /// Mounts made so far.
+    made: Vec<bool>,
+}
+
+impl Yard {
+    /// Where the restored tree's `/` is while the namespace is built:
+    /// task files are opened below it.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    fn leave(&mut self) -> Result<(), MntError> {
+        if self.inside {
+            rustix::thread::move_into_link_name_space(
+                self.own_ns.as_fd(),
+                Some(LinkNameSpaceType::Mount),
+            )
+            .map_err(MntError::sys("setns back into criu's mount namespace"))?;
+            self.inside = false;
+            rustix::process::fchdir(&self.cwd)
+                .map_err(MntError::sys("go back to criu's working directory"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Yard {
+    fn drop(&mut self) {
+        if let Err(e) = self.leave() {
+            crate::pr_err!("{e}");
+        }
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            crate::pr_warn!("cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+impl Plan {
+    /// Is there anything for [`Yard::finish`] to do once the root exists?
+    pub fn has_late(&self) -> bool {
+        self.late.iter().any(|&l| l)
+    }
+
+    /// Unshares a mount namespace for the calling thread and makes every
+    /// mount that does not wait for the root task.
+    pub fn enter(&self) -> Result<Yard, MntError> {
+        let own_ns = rustix::fs::open(
+            "/proc/thread-self/ns/mnt",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(MntError::sys("open /proc/thread-self/ns/mnt"))?;
+        let cwd = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(MntError::sys("open criu's working directory"))?;
+        let dir = yard_dir()?;
+        let mut yard = Yard {
+            own_ns,
+            cwd,
+            ns: None,
+            dir,
+            inside: false,
+            made: vec![false; self.tree.mounts.len()],
+        };
+        crate::sys::probe::unshare_this_thread(
+            linux_raw_sys::general::CLONE_NEWNS | linux_raw_sys::general::CLONE_FS,
+        )
+        .map_err(MntError::sys("unshare(CLONE_NEWNS)"))?;
+        yard.inside = true;
+        rustix::mount::mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )
+        .map_err(MntError::sys("make / private in the new mount namespace"))?;
+        rustix::mount::mount(
+            "criu-yard",
+            &yard.dir,
+            "tmpfs",
+            MountFlags::empty(),
+            c"mode=0700",
+        )
+        .map_err(MntError::sys(format!("mount the yard on {}", yard.dir.display())))?;
+        yard.ns = Some(
+            rustix::fs::open(
+                "/proc/thread-self/ns/mnt",
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(MntError::sys("open the new /proc/thread-self/ns/mnt"))?,
+        );
+        let root = yard.root();
+        std::fs::create_dir(&root).map_err(MntError::io(format!("mkdir {}", root.display())))?;
+        self.bind(&self.root, &root, self.tree.mounts[0].flags)
+            .map_err(|e| self.failed(0, e))?;
+        yard.made[0] = true;
+        crate::pr_info!(
+            "mount namespace: root {} at {}",
+            self.root.display(),
+            root.display()
+        );
+        for i in 1..self.tree.mounts.len() {
+            if !self.late[i] {
+                self.place(&mut yard, i, None)
+                    .map_err(|e| self.failed(i, e))?;
+            }
+        }
+        Ok(yard)
+    }
+
+    /// Once the root task `root_pid` exists (forked into the namespace
+    /// by the caller's thread): makes the mounts that waited for its
+    /// namespaces, goes back to criu's own mount namespace and pivots the
+    /// new one onto its root.
+    pub fn finish(&self, mut yard: Yard, root_pid: i32) -> Result<(), MntError> {
+        if self.has_late() {
+            let ns = NsFds::open(root_pid, self.own)?;
+            for i in 1..self.tree.mounts.len() {
+                if self.late[i] {
+                    self.place(&mut yard, i, Some(&ns))
+                        .map_err(|e| self.failed(i, e))?;
+                }
+            }
+        }
+        let ns = yard
+            .ns
+            .take()
+            .ok_or_else(|| MntError::Restore("the mount namespace was not made".into()))?;
+        yard.leave()?;
+        let root = cpath(&yard.root())?;
+        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root)
+            .map_err(MntError::sys(format!("pivot_root into {}", yard.root().display())))?;
+        crate::pr_info!(
+            "mount namespace of task {root_pid}: {} mounts restored",
+            self.tree.mounts.len()
+        );
+        Ok(())
+    }
+
+    fn failed(&self, i: usize, e: MntError) -> MntError {
+        let m = &self.tree.mounts[i];
+        MntError::Restore(format!(
+            "cannot restore mount {} at {} ({}): {e}",
+            m.mnt_id,
+            m.mountpoint,
+            fstype_name(m.fstype).unwrap_or("a bind")
+        ))
+    }
+
+    /// Makes mount `i` at its place below the yard's root.
+    fn place(&self, yard: &mut Yard, i: usize, ns: Option<&NsFds>) -> Result<(), MntError> {
+        let m = &self.tree.mounts[i];
+        let src = &self.tree.source[i];
+        let base = match &src.base {
+            Base::Root => self.root.clone(),
+            Base::External(key) => self.external[key].clone(),
+            Base::Fresh(f) => {
+                let scratch = yard.dir.join(format!("fs-{f}"));
+                if !yard.made[*f] || *f == i {
+                    if !scratch.exists() {
+                        self.fresh(&scratch, &self.tree.mounts[*f], ns)?;
+                    }
+                }
+                scratch
+            }
+        };
+        let from = base.join(&src.sub);
+        let to = yard.root().join(m.mountpoint.trim_start_matches('/'));
+        make_mountpoint(&from, &to)?;
+        self.bind(&from, &to, m.flags)?;
+        yard.made[i] = true;
+        crate::pr_debug!("mount {} at {}: bind of {}", m.mnt_id, m.mountpoint, from.display());
+        Ok(())
+    }
+
+    /// The filesystem of `m`, mounted whole at `at` (with its archive,
+    /// for a tmpfs); from a child in the tree's namespaces where the
+    /// filesystem shows them (`ns`).
+    fn fresh(&self, at: &Path, m: &pb::MntEntry, ns: Option<&NsFds>) -> Result<(), MntError> {
+        let fstype = fstype_name(m.fstype).unwrap_or("none");
+        std::fs::create_dir(at).map_err(MntError::io(format!("mkdir {}", at.display())))?;
+        let source = CString::new(m.source.as_bytes())
+            .map_err(|_| MntError::Restore("a mount source holds a NUL byte".into()))?;
+        let data = CString::new(m.options.as_bytes())
+            .map_err(|_| MntError::Restore("mount options hold a NUL byte".into()))?;
+        let target = cpath(at)?;
+        let ftype = CString::new(fstype).unwrap_or_default();
+        let flags = u64::from(m.sb_flags.unwrap_or(0));
+        match (ns, bound_to(m.fstype)) {
+            (Some(ns), Some(kind)) if self.own.late(m.fstype) => {
+                let (join, pid) = ns.for_kind(kind);
+                crate::sys::mount_child::mount_in_child(
+                    &join, pid, &source, &target, &ftype, flags, &data,
+                )
+                .map_err(MntError::sys(format!(
+                    "mount {fstype} ({}) on {} inside the tree's namespaces",
+                    m.options,
+                    at.display()
+                )))?;
+            }
+            _ => {
+                rustix::mount::mount(
+                    source.as_c_str(),
+                    at,
+                    ftype.as_c_str(),
+                    MountFlags::from_bits_retain(flags as _),
+                    data.as_c_str(),
+                )
+                .map_err(MntError::sys(format!(
+                    "mount {fstype} ({}) on {}",
+                    m.options,
+                    at.display()
+                )))?;
+            }
+        }
+        if m.fstype == 5 {
+            let name = super::tmpfs::image_name(u64::from(m.root_dev));
+            let path = self.images.join(&name);
+            let file = std::fs::File::open(&path)
+                .map_err(MntError::io(format!("open {}", path.display())))?;
+            let dirfd = rustix::fs::open(
+                at,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+            )
+            .map_err(MntError::sys(format!("open {}", at.display())))?;
+            let stats = super::tmpfs::restore(dirfd.as_fd(), std::io::BufReader::new(file))?;
+            crate::pr_info!("tmpfs at {} filled from {name}: {stats:?}", m.mountpoint);
+        }
+        Ok(())
+    }
+
+    /// Binds `from` on `to` (not recursively) and sets its per-mount
+    /// flags.
+    fn bind(&self, from: &Path, to: &Path, flags: u32) -> Result<(), MntError> {
+        rustix::mount::mount_bind(from, to).map_err(MntError::sys(format!(
+            "bind {} on {}",
+            from.display(),
+            to.display()
+        )))?;
+        let set = MountFlags::from_bits_retain((flags & MNT_FLAGS) as _);
+        rustix::mount::mount_remount(to, MountFlags::BIND | set, c"")
+            .map_err(MntError::sys(format!("set the flags {flags:#x} of {}", to.display())))
+    }
+}
+
+/// Creates the mount point `to` if it is missing: a directory, or an
+/// empty file for a file bind mount (as CRIU does).
+fn make_mountpoint(from: &Path, to: &Path) -> Result<(), MntError> {
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Ok(());
+    }
+    let is_dir = std::fs::metadata(from)
+        .map_err(MntError::io(format!("stat {}", from.display())))?
+        .is_dir();
+    if is_dir {
+        std::fs::create_dir_all(to)
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(MntError::io(format!("mkdir {}", parent.display())))?;
+        }
+        std::fs::File::create(to).map(drop)
+    }
+    .map_err(MntError::io(format!("create the mount point {}", to.display())))
+}
+
+/// A fresh directory for the yard, `/tmp/.criu.mntns.PID.N`.
+fn yard_dir() -> Result<PathBuf, MntError> {
+    let pid = std::process::id();
+    for n in 0..1000u32 {
+        let p = PathBuf::from(format!("/tmp/.criu.mntns.{pid}.{n}"));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(MntError::io(format!("mkdir {}", p.display()))(e)),
+        }
+    }
+    Err(MntError::Restore("no free name for the mount yard in /tmp".into()))
+}
+
+/// The root task's namespaces a late mount is made in.
+struct NsFds {
+    pid: Option<OwnedFd>,
+    ipc: Option<OwnedFd>,
+    net: Option<OwnedFd>,
+}
+
+impl NsFds {
+    fn open(pid: i32, own: OwnNs) -> Result<NsFds, MntError> {
+        let open = |yes: bool, kind: &str| -> Result<Option<OwnedFd>, MntError> {
+            if !yes {
+                return Ok(None);
+            }
+            let path = format!("/proc/{pid}/ns/{kind}");
+            rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map(Some)
+                .map_err(MntError::sys(format!("open {path}")))
+        };
+        Ok(NsFds {
+            pid: open(own.pid, "pid")?,
+            ipc: open(own.ipc, "ipc")?,
+            net: open(own.net, "net")?,
+        })
+    }
+
+    /// What a child mounting a filesystem bound to `kind` joins, and the
+    /// pid namespace it is born in.
+    fn for_kind(
+        &self,
+        kind: Bound,
+    ) -> (
+        Vec<std::os::fd::BorrowedFd<'_>>,
+        Option<std::os::fd::BorrowedFd<'_>>,
+    ) {
+        match kind {
+            Bound::Pid => (Vec::new(), self.pid.as_ref().map(|f| f.as_fd())),
+            Bound::Ipc => (self.ipc.iter().map(|f| f.as_fd()).collect(), None),
+            Bound::Net => (self.net.iter().map(|f| f.as_fd()).collect(), None),
+        }
+    }
+}

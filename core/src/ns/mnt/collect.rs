@@ -1,0 +1,256 @@
+//! Dump: the mounts of the root task's own mount namespace from its
+//! `/proc/PID/mountinfo`, checked against what a restore can build
+//! ([`super::tree`]), written as `mountpoints-ID.img`, and each tmpfs's
+//! contents archived (read through the task's root while the tree is
+//! frozen).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
+
+use crate::images::{ImageDir, Kind, pb};
+use crate::proc::mountinfo::MountInfo;
+
+use super::tree::{Base, Tree};
+use super::{MntError, fstype_code, kdev};
+
+/// `--external mnt[MOUNTPOINT]:KEY` (and RPC `ext_mnt`) at dump: the
+/// mount at that point of the namespace is the user's to give back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    pub mountpoint: String,
+    pub key: String,
+}
+
+/// The `--external` values of kind `mnt` (`mnt[PATH]:KEY`); others are
+/// left to their own kinds.
+pub fn externals(values: &[String]) -> Vec<External> {
+    values
+        .iter()
+        .filter_map(|v| {
+            let rest = v.strip_prefix("mnt[")?;
+            let (path, key) = rest.split_once("]:")?;
+            Some(External {
+                mountpoint: path.to_string(),
+                key: key.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The namespace's mounts, as `mountpoints-ID.img` will hold them.
+pub struct Mounts {
+    pub pid: i32,
+    pub tree: Tree,
+    /// Kernel type name of each mount of `tree` (for messages).
+    pub fstypes: Vec<String>,
+}
+
+fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
+    let (sb_flags, options) = m.super_flags();
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    pb::MntEntry {
+        fstype: fstype_code(&m.fstype),
+        mnt_id: m.mnt_id as u32,
+        root_dev: kdev(m.major, m.minor),
+        parent_mnt_id: m.parent_id as u32,
+        flags: m.mount_flags(),
+        root: text(&m.root),
+        mountpoint: text(&m.mount_point),
+        source: String::from_utf8_lossy(&m.source).into_owned(),
+        options,
+        shared_id: Some(m.shared_id().unwrap_or(0)),
+        master_id: Some(m.master_id().unwrap_or(0)),
+        ext_mount: ext.map(|_| true),
+        ext_key: ext.map(|e| e.key.clone()),
+        sb_flags: Some(sb_flags),
+        ..Default::default()
+    }
+}
+
+/// Reads and checks the mounts of task `pid`'s namespace: every mount
+/// must be one a restore can make again, or be declared external.
+pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
+    let proc = crate::proc::ProcDir::open(pid).map_err(|source| MntError::Proc { pid, source })?;
+    let infos = proc
+        .mountinfo()
+        .map_err(|source| MntError::Proc { pid, source })?;
+    let refused = |m: &MountInfo, why: String| MntError::Refused {
+        pid,
+        id: m.mnt_id as u32,
+        mountpoint: m.mount_point.display().to_string(),
+        fstype: m.fstype.clone(),
+        from: String::from_utf8_lossy(&m.source).into_owned(),
+        why,
+    };
+    let mut used = HashSet::new();
+    let mut entries = Vec::with_capacity(infos.len());
+    for m in &infos {
+        let mp = m.mount_point.to_string_lossy();
+        let ext = externals.iter().find(|e| e.mountpoint == mp);
+        if let Some(e) = ext {
+            used.insert(e.mountpoint.clone());
+        }
+        if m.root_deleted {
+            return Err(refused(m, "its root was deleted".into()));
+        }
+        if let Some(p) = m
+            .propagation
+            .iter()
+            .find(|p| !matches!(p, crate::proc::mountinfo::Propagation::Unbindable))
+        {
+            return Err(refused(
+                m,
+                format!(
+                    "it propagates mount events ({p:?}); shared and slave mounts cannot be \
+                     restored yet (make the namespace's mounts private)"
+                ),
+            ));
+        }
+        if ext.is_none() && m.fstype == "binfmt_misc" {
+            return Err(refused(
+                m,
+                "the formats registered in a binfmt_misc cannot be dumped yet".into(),
+            ));
+        }
+        entries.push(entry(m, ext));
+    }
+    if let Some(e) = externals.iter().find(|e| !used.contains(&e.mountpoint)) {
+        return Err(MntError::Restore(format!(
+            "--external mnt[{}]:{}: task {pid}'s mount namespace has no mount at {}",
+            e.mountpoint, e.key, e.mountpoint
+        )));
+    }
+    let fstypes_by_id: std::collections::HashMap<u32, String> = infos
+        .iter()
+        .map(|m| (m.mnt_id as u32, m.fstype.clone()))
+        .collect();
+    let tree = Tree::new(entries, &format!("/proc/{pid}/mountinfo")).map_err(|e| match e {
+        MntError::Invalid { what, .. } => MntError::Restore(format!(
+            "the mounts of task {pid}'s mount namespace cannot be dumped: {what}"
+        )),
+        other => other,
+    })?;
+    let fstypes = tree
+        .mounts
+        .iter()
+        .map(|e| fstypes_by_id.get(&e.mnt_id).cloned().unwrap_or_default())
+        .collect();
+    let mounts = Mounts { pid, tree, fstypes };
+    // A tmpfs must be seen whole through one of its mounts to be saved.
+    for (i, s) in mounts.tree.source.iter().enumerate() {
+        if let Base::Fresh(f) = s.base
+            && f == i
+            && mounts.tree.mounts[i].fstype == 5
+            && mounts.tree.mounts[i].root != "/"
+        {
+            let m = &mounts.tree.mounts[i];
+            return Err(MntError::Refused {
+                pid,
+                id: m.mnt_id,
+                mountpoint: m.mountpoint.clone(),
+                fstype: "tmpfs".into(),
+                from: m.source.clone(),
+                why: format!(
+                    "only {} of the tmpfs is mounted in the namespace, so its contents \
+                     cannot be saved whole",
+                    m.root
+                ),
+            });
+        }
+    }
+    Ok(mounts)
+}
+
+impl Mounts {
+    /// Is `mnt_id` one of the namespace's mounts?
+    pub fn has(&self, mnt_id: i32) -> bool {
+        self.tree.mounts.iter().any(|e| e.mnt_id as i32 == mnt_id)
+    }
+
+    /// Writes `mountpoints-ID.img` (children first, as CRIU writes it)
+    /// and the archive of every tmpfs. The tree must be frozen.
+    pub fn write(&self, dir: &ImageDir, id: u32) -> Result<(), MntError> {
+        for (i, s) in self.tree.source.iter().enumerate() {
+            if s.base == Base::Fresh(i) && self.tree.mounts[i].fstype == 5 {
+                self.archive(dir, i)?;
+            }
+        }
+        let mut entries = self.tree.mounts.clone();
+        entries.reverse();
+        dir.write_all(Kind::Mnts, u64::from(id), &entries)?;
+        crate::pr_info!(
+            "Dumped {} mounts of task {}'s mount namespace into {}",
+            entries.len(),
+            self.pid,
+            Kind::Mnts.file_name(u64::from(id))
+        );
+        Ok(())
+    }
+
+    /// The contents of tmpfs mount `i`, read through the task's root.
+    fn archive(&self, dir: &ImageDir, i: usize) -> Result<(), MntError> {
+        let m = &self.tree.mounts[i];
+        let path = format!("/proc/{}/root{}", self.pid, m.mountpoint);
+        let fd = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(MntError::sys(format!("open {path}")))?;
+        // The path shows the mount on top: another one over this tmpfs
+        // would be archived in its place.
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+            .map_err(MntError::sys(format!("statx {path}")))?;
+        if st.stx_mnt_id != u64::from(m.mnt_id) {
+            return Err(MntError::Refused {
+                pid: self.pid,
+                id: m.mnt_id,
+                mountpoint: m.mountpoint.clone(),
+                fstype: "tmpfs".into(),
+                from: m.source.clone(),
+                why: format!(
+                    "another mount ({}) covers it, so its contents cannot be read",
+                    st.stx_mnt_id
+                ),
+            });
+        }
+        let name = super::tmpfs::image_name(u64::from(m.root_dev));
+        let out = dir.root().join(&name);
+        let file = std::fs::File::create(&out).map_err(MntError::io(format!(
+            "create {}",
+            out.display()
+        )))?;
+        let mut w = std::io::BufWriter::new(file);
+        let stats = super::tmpfs::dump(std::os::fd::AsFd::as_fd(&fd), &mut w)?;
+        std::io::Write::flush(&mut w).map_err(MntError::io(format!("write {name}")))?;
+        crate::pr_info!(
+            "tmpfs at {} (mount {}) archived into {name}: {stats:?}",
+            m.mountpoint,
+            m.mnt_id
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_values_of_kind_mnt() {
+        let v = vec![
+            "mnt[/etc/hosts]:hosts".to_string(),
+            "veth[eth0]:x".to_string(),
+            "mnt[/a]b".to_string(),
+        ];
+        assert_eq!(
+            externals(&v),
+            [External {
+                mountpoint: "/etc/hosts".into(),
+                key: "hosts".into()
+            }]
+        );
+    }
+}

@@ -223,7 +223,18 @@ fn run(
     // The root's own mount namespace: its mounts, checked against what a
     // restore can make again, before anything else is read.
     let mounts = if own_ns.mnt && !pre {
-        let ext = crate::ns::mnt::collect::externals(&common.external);
+        // `--external mnt[PATH]:KEY`, and `--ext-mount-map PATH:KEY` (RPC
+        // `ext_mnt`) as CRIU reads it at dump.
+        let mut ext = crate::ns::mnt::collect::externals(&common.external);
+        ext.extend(
+            common
+                .ext_mounts
+                .iter()
+                .map(|m| crate::ns::mnt::collect::External {
+                    mountpoint: m.key.clone(),
+                    key: m.val.clone(),
+                }),
+        );
         Some(crate::ns::mnt::collect::collect(pid, &ext)?)
     } else {
         None

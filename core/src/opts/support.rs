@@ -17,7 +17,8 @@
 //! CRIU ignores it (`criu restore --leave-running`). Keys may carry a value
 //! (`manage-cgroups=ignore`): such an entry applies to that value only, a
 //! value in angle brackets (`ext-unix-sk=<inode>`) to any non-empty value,
-//! and the bare key to whatever no valued entry matches.
+//! a value ending in `*` (`external=mnt[*`) to the values it starts, and
+//! the bare key to whatever no valued entry matches.
 //!
 //! Flipping an option from refused to implemented is a one-line change here
 //! (plus its test). `tests/options.rs` walks both tables: every refused
@@ -139,6 +140,13 @@ impl Entry {
         self.value()
             .is_some_and(|v| v.starts_with('<') && v.ends_with('>'))
     }
+
+    /// A value ending in `*` (`external=mnt[*`): the values it starts.
+    fn matches_prefix(&self, value: &str) -> bool {
+        self.value()
+            .and_then(|v| v.strip_suffix('*'))
+            .is_some_and(|p| value.starts_with(p))
+    }
 }
 
 /// A refused option: the message to print (CLI) or to answer (RPC).
@@ -170,6 +178,7 @@ pub fn lookup(table: &'static [Entry], cmd: On, name: &str, value: &str) -> Opti
         .iter()
         .filter(here)
         .find(|e| e.value() == Some(value) && !value.is_empty())
+        .or_else(|| table.iter().filter(here).find(|e| e.matches_prefix(value)))
         .or_else(|| {
             table
                 .iter()
@@ -323,7 +332,8 @@ pub const CLI: &[Entry] = &[
     works("out", CD, "tests/coredump.rs::gdb_shows_the_threads_the_call_chain_and_a_variable"),
     refused("out", ALL.without(CD), "--out=cores", "--out is an option of the coredump command only"),
     not_yet("force-irmap", DPD, "--force-irmap"),
-    not_yet("ext-mount-map", DR, "--ext-mount-map=/a:b"),
+    not_yet("ext-mount-map=auto", DR, "--ext-mount-map=auto"),
+    works("ext-mount-map", DR, "tests/zdtm_mntns.rs::a_host_directory_is_dumped_only_as_external"),
     works("exec-cmd", R, "tests/options_e2e.rs::exec_cmd_runs_after_the_restore"),
     refused("exec-cmd", NOT_R, "--exec-cmd", "--exec-cmd is available for the restore command only"),
     works("manage-cgroups=ignore", DR, "tests/zdtm_cgroups.rs::manage_cgroups_ignore_dumps_without_them_and_restores_into_ours"),
@@ -345,7 +355,8 @@ pub const CLI: &[Entry] = &[
     not_yet("irmap-scan-path", DPD, "--irmap-scan-path=/"),
     not_yet("lsm-profile", R, "--lsm-profile=apparmor:unconfined"),
     works("timeout", DPD, "tests/zdtm_refuse.rs::a_task_that_never_stops_fails_the_dump_within_timeout"),
-    not_yet("external", DR, "--external=mnt[/a]:b"),
+    works("external=mnt[*", DR, "tests/zdtm_mntns.rs::a_host_directory_is_dumped_only_as_external"),
+    not_yet("external", DR, "--external=veth[a]:b"),
     not_yet("empty-ns", R, "--empty-ns=net"),
     not_yet("lazy-pages", DR, "--lazy-pages"),
     refused("lazy-pages", PD, "--lazy-pages", "Cannot pre-dump with --lazy-pages"),
@@ -421,7 +432,7 @@ pub const RPC: &[Entry] = &[
     works("cpu_cap", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("force_irmap", DPD, ""),
     works("exec_cmd", R, "tests/options_e2e.rs::rpc_exec_cmd_replaces_the_worker"),
-    not_yet("ext_mnt", DR, ""),
+    works("ext_mnt", DR, "tests/zdtm_mntns.rs::rpc_root_and_ext_mnt"),
     works("manage_cgroups", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("cg_root", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("rst_sibling", R, "tests/options_e2e.rs::rpc_rst_sibling_makes_the_client_the_parent"),
@@ -438,6 +449,7 @@ pub const RPC: &[Entry] = &[
     works("manage_cgroups_mode", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("ghost_limit", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("irmap_scan_paths", DPD, ""),
+    works("external=mnt[*", DR, "tests/zdtm_mntns.rs::rpc_root_and_ext_mnt"),
     not_yet("external", DR, ""),
     not_yet("empty_ns", R, ""),
     not_yet("join_ns", R, ""),

@@ -18,8 +18,8 @@ pub enum Base {
     Root,
     /// An external mount, by key.
     External(String),
-    /// A filesystem mounted fresh (its superblock's first mount in mount
-    /// order stands for it: index into [`Tree::mounts`]).
+    /// A filesystem mounted fresh (the mount of it with the shortest
+    /// root stands for it: index into [`Tree::mounts`]).
     Fresh(usize),
 }
 
@@ -206,14 +206,23 @@ fn sources(mounts: &[pb::MntEntry]) -> Result<Vec<Source>, (usize, String)> {
                 .or_insert((Base::External(key.to_string()), e.root.clone()));
         }
     }
+    // A filesystem mounted fresh once, whole: every mount of it is a bind
+    // of some path of that one, which stands for it: the mount showing
+    // most of it (mount ids are reused, so the first in mount order may
+    // be a bind of a subdirectory).
+    let mut whole: HashMap<u32, usize> = HashMap::new();
     for (i, e) in mounts.iter().enumerate().skip(1) {
         if fresh(e.fstype) && ext_key(e).is_none() && e.root_dev != root.root_dev {
-            // The whole filesystem, mounted once: every mount of it is a
-            // bind of some path of that one.
-            bases
-                .entry(e.root_dev)
-                .or_insert((Base::Fresh(i), "/".to_string()));
+            let best = whole.entry(e.root_dev).or_insert(i);
+            if e.root.len() < mounts[*best].root.len() {
+                *best = i;
+            }
         }
+    }
+    for (dev, i) in whole {
+        bases
+            .entry(dev)
+            .or_insert((Base::Fresh(i), "/".to_string()));
     }
     let mut out = Vec::with_capacity(mounts.len());
     out.push(Source {
@@ -298,11 +307,30 @@ mod tests {
         let ids: Vec<u32> = t.mounts.iter().map(|e| e.mnt_id).collect();
         assert_eq!(ids, [106, 107, 108, 109]);
         assert_eq!(t.source[1].base, Base::Fresh(1));
-        // The tmpfs's first mount in order stands for it; /mnt binds /d.
+        // The tmpfs's whole mount stands for it; /mnt binds /d.
         assert_eq!(t.source[2].base, Base::Fresh(2));
         assert_eq!(t.source[3].base, Base::Fresh(2));
         assert_eq!(t.source[3].sub, PathBuf::from("d"));
         assert_eq!(t.late(|f| f == 1), [false, true, false, false]);
+    }
+
+    #[test]
+    fn the_whole_mount_stands_for_its_filesystem_whatever_the_ids() {
+        // The bind of /d got a lower (reused) id than the tmpfs itself.
+        let t = Tree::new(
+            vec![
+                m(30, 2, 5, 50, "/", "/tmp"),
+                m(20, 2, 5, 50, "/d", "/mnt"),
+                m(2, 1, 0, 0xfe00000, "/r", "/"),
+            ],
+            "f",
+        )
+        .unwrap();
+        let ids: Vec<u32> = t.mounts.iter().map(|e| e.mnt_id).collect();
+        assert_eq!(ids, [2, 20, 30]);
+        assert_eq!(t.source[1].base, Base::Fresh(2));
+        assert_eq!(t.source[1].sub, PathBuf::from("d"));
+        assert_eq!(t.source[2].base, Base::Fresh(2));
     }
 
     #[test]

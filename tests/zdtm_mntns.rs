@@ -1,0 +1,506 @@
+//! A container built by hand as its users build one: `ns_exec` makes new
+//! pid, mount, UTS and IPC namespaces, a shell script bind-mounts a
+//! busybox root filesystem onto itself, mounts proc, a tmpfs with files
+//! and a bind of a tmpfs directory into it, and `pivot_root`s there; the
+//! workload (a busybox shell counting in a variable and writing the count
+//! to the tmpfs) runs as the namespace's init. It dumps with its mounts
+//! (`mountpoints-ID.img`, the tmpfs archived) and restores with `--root`
+//! into new namespaces with the same mounts: the tmpfs with its files,
+//! the bind showing the same directory, proc showing the container's own
+//! pids, the count going on from where it was. With our tool and CRIU
+//! 4.1.1 either way.
+//!
+//! Refused by name, with the container left running: a shared mount (its
+//! propagation is not restored yet) and a bind mount of a host directory
+//! outside the root (until declared with `--external mnt[PATH]:KEY`, and
+//! given back with `--external mnt[KEY]:DIR`). A fault once the mount
+//! namespace is built leaves no process and no yard directory behind.
+//!
+//! The harness is a child subreaper: a restored root is its child once
+//! `criu restore -d` ends.
+
+mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
+
+use std::collections::BTreeSet;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TempDir;
+use common::peer::Peer;
+use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType, ExtMountMap};
+use service_common::Client;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The host side of the set-up: runs as pid 1 of the new namespaces, in
+/// the new mount namespace, with `$1` the root filesystem and `$2` extra
+/// mount commands; ends in the container's own `/init.sh`.
+const SETUP: &str = r#"
+set -e
+B=/bin/busybox
+R=$1
+$B mount --bind $R $R
+cd $R
+$B mount -t proc proc proc
+$B mount -t tmpfs -o size=2m,mode=1777 ctmp tmp
+echo data > tmp/file
+$B mkdir tmp/d
+echo bound > tmp/d/inside
+$B mount --bind tmp/d mnt
+eval "$2"
+$B pivot_root . old
+exec /bin/sh /init.sh
+"#;
+
+/// Inside: drops the host's tree, closes what came from outside, and
+/// becomes the counting workload in a session of its own.
+const INIT: &str = r#"
+umount -l /old
+rmdir /old
+hostname ct1
+for i in 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19; do eval "exec $i>&-"; done
+exec setsid /bin/sh /work.sh </tmp/file >/tmp/out 2>&1
+"#;
+
+/// The workload: its count lives in the shell's memory.
+const WORK: &str = r#"
+n=0
+while :; do
+  n=$((n+1))
+  echo $n > /tmp/count
+  sleep 0.05
+done
+"#;
+
+struct Container {
+    dir: TempDir,
+    rootfs: PathBuf,
+    ns_exec: Child,
+    /// The namespaces' init (the workload).
+    pid: i32,
+}
+
+/// Why this machine cannot run the container, if it cannot.
+fn cannot_run() -> Option<String> {
+    if let Some(why) = common::cannot_checkpoint() {
+        return Some(why.to_string());
+    }
+    if !Path::new(BUSYBOX).exists() {
+        return Some(format!("{BUSYBOX} (busybox-static) is not installed"));
+    }
+    None
+}
+
+/// A busybox root filesystem in `dir`.
+fn rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "proc", "tmp", "mnt", "old", "data"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep", "mount", "umount", "rmdir", "hostname", "setsid"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("init.sh"), INIT).unwrap();
+    std::fs::write(root.join("work.sh"), WORK).unwrap();
+    root
+}
+
+impl Container {
+    /// Starts the container; `extra` runs in the set-up before the pivot
+    /// (`$R` is the root, the cwd).
+    fn start(test: &str, extra: &str) -> Option<Container> {
+        if let Some(why) = cannot_run() {
+            common::skipping::skip(test, &why);
+            return None;
+        }
+        common::become_subreaper();
+        let dir = TempDir::new(test);
+        let rootfs = rootfs(dir.path());
+        let setup = dir.join("setup.sh");
+        std::fs::write(&setup, SETUP).unwrap();
+        let ns_exec = Command::new(common::program_path("ns_exec"))
+            .args(["pid", "mnt", "uts", "ipc", "--", "/bin/sh"])
+            .arg(&setup)
+            .arg(&rootfs)
+            .arg(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ns_exec");
+        let outer = ns_exec.id() as i32;
+        let mut c = Container {
+            dir,
+            rootfs,
+            ns_exec,
+            pid: 0,
+        };
+        let started = common::wait_until(Duration::from_secs(10), || {
+            let kids = common::descendants(outer);
+            match kids.first() {
+                Some(&init) if count_of(init).is_some() => {
+                    c.pid = init;
+                    true
+                }
+                _ => false,
+            }
+        });
+        assert!(started, "{test}: the container did not start counting");
+        Some(c)
+    }
+
+    fn images(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            common::kill_all(&[self.pid]);
+        }
+        let _ = self.ns_exec.kill();
+        let _ = self.ns_exec.wait();
+    }
+}
+
+/// The count the workload of the container whose init is `pid` wrote.
+fn count_of(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/count"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits until the count of `pid` passes `past`; its first value seen.
+fn counting_past(pid: i32, past: u64) -> u64 {
+    let mut first = None;
+    let ok = common::wait_until(Duration::from_secs(10), || match count_of(pid) {
+        Some(n) => {
+            first.get_or_insert(n);
+            n > past + 2
+        }
+        None => false,
+    });
+    assert!(ok, "task {pid} does not count past {past} (first {first:?})");
+    first.unwrap()
+}
+
+/// The mounts of `pid` as a comparable set: mount point, root, type,
+/// mount options and superblock options (ids and devices change).
+fn mounts_of(pid: i32) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-").unwrap();
+            format!("{} {} {} {} {}", f[4], f[3], f[dash + 1], f[5], f[dash + 3])
+        })
+        .collect()
+}
+
+/// What the container must still be after a restore as `pid`.
+fn check_restored(pid: i32, mounts: &BTreeSet<String>, dumped_count: u64) {
+    assert_eq!(&mounts_of(pid), mounts, "mounts of the restored task {pid}");
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    assert_eq!(std::fs::read_to_string(root.join("tmp/file")).unwrap(), "data\n");
+    // The bind shows the tmpfs's directory: one file, written on one
+    // side, read on the other.
+    assert_eq!(std::fs::read_to_string(root.join("mnt/inside")).unwrap(), "bound\n");
+    std::fs::write(root.join("tmp/d/new"), "x").unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("mnt/new")).unwrap(), "x");
+    // proc is the container's: its init is pid 1 there, and the tool's
+    // own tasks are not in it.
+    let stat = std::fs::read_to_string(root.join("proc/1/stat")).unwrap();
+    assert!(stat.starts_with("1 (sh)"), "{stat}");
+    let tasks = std::fs::read_dir(root.join("proc"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
+    assert!(tasks < 10, "the container's proc shows {tasks} tasks");
+    let host = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-u", "hostname"])
+        .output()
+        .expect("nsenter");
+    assert_eq!(String::from_utf8_lossy(&host.stdout).trim(), "ct1");
+    // The count goes on from its value at dump, not from 0.
+    let first = counting_past(pid, dumped_count);
+    assert!(
+        first >= dumped_count && first < dumped_count + 100,
+        "count {first} after a dump at {dumped_count}"
+    );
+}
+
+/// Dumps the container with `dump` (our criu or the peer) and restores
+/// it with `restore`, checking it each time.
+fn cycle(
+    test: &str,
+    dump: &dyn Fn(&Path, &[&str]) -> (bool, String),
+    restore: &dyn Fn(&Path, &[&str]) -> (bool, String),
+) {
+    let Some(mut c) = Container::start(test, "") else {
+        return;
+    };
+    let mounts = mounts_of(c.pid);
+    assert!(mounts.iter().any(|m| m.starts_with("/proc / proc")), "{mounts:?}");
+    let images = c.images("images");
+    let (ok, log) = dump(&images, &["dump", "-t", &c.pid.to_string()]);
+    assert!(ok, "{test}: dump failed:\n{log}");
+    let dumped_count = count_of_image(&images);
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let root = c.rootfs.to_str().unwrap().to_string();
+    let pidfile = c.dir.join("restored.pid");
+    let (ok, log) = restore(
+        &images,
+        &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+    );
+    assert!(ok, "{test}: restore failed:\n{log}");
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    c.pid = pid;
+    check_restored(pid, &mounts, dumped_count);
+    let left = left_yards();
+    assert!(left.is_empty(), "{test}: left {left:?}");
+}
+
+/// Our descendants whose root is `rootfs` (a container's tasks).
+fn in_root(rootfs: &Path) -> Vec<i32> {
+    common::descendants(std::process::id() as i32)
+        .into_iter()
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/root")).is_ok_and(|r| r == rootfs))
+        .collect()
+}
+
+/// Yard directories (`/tmp/.criu.mntns.PID.N`) of a criu that is gone.
+fn left_yards() -> Vec<PathBuf> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(".criu.mntns.")?.split('.').next()?.to_string();
+            (!Path::new(&format!("/proc/{pid}")).exists()).then(|| e.path())
+        })
+        .collect()
+}
+
+/// The count at dump: the workload's file, read back from the tmpfs
+/// archive with GNU tar.
+fn count_of_image(images: &Path) -> u64 {
+    let archive = std::fs::read_dir(images)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz.img"))
+        .expect("a tmpfs archive");
+    let out = Command::new("tar")
+        .args(["-xzOf"])
+        .arg(&archive)
+        .arg("./count")
+        .output()
+        .expect("run tar");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "no count in {}: {}",
+            archive.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn ours(images: &Path, args: &[&str]) -> (bool, String) {
+    common::run_criu(images, args, &[])
+}
+
+#[test]
+fn a_container_comes_back_with_its_mounts() {
+    cycle("mntns_ours", &ours, &ours);
+}
+
+#[test]
+fn criu_restores_our_container_and_we_restore_its() {
+    let Some(peer) = Peer::for_test("mntns_crossover") else {
+        return;
+    };
+    let theirs = |images: &Path, args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--cgroup-dump-controller", "pids"]);
+        peer.criu(images, &a)
+    };
+    cycle("mntns_ours_to_criu", &ours, &theirs);
+    cycle("mntns_criu_to_ours", &theirs, &ours);
+}
+
+#[test]
+fn a_shared_mount_is_refused_and_the_container_runs_on() {
+    let Some(c) = Container::start("mntns_shared", "$B mount --make-shared mnt") else {
+        return;
+    };
+    let images = c.images("images");
+    let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string()]);
+    assert!(!ok, "a shared mount was dumped:\n{log}");
+    assert!(
+        log.contains("at /mnt") && log.contains("shared and slave mounts cannot be restored"),
+        "{log}"
+    );
+    let now = count_of(c.pid).unwrap();
+    counting_past(c.pid, now);
+}
+
+#[test]
+fn a_host_directory_is_dumped_only_as_external() {
+    let Some(c) = Container::start(
+        "mntns_external",
+        "$B mkdir -p ../hostdir && echo host > ../hostdir/f && $B mount --bind ../hostdir data",
+    ) else {
+        return;
+    };
+    let pid = c.pid.to_string();
+    let images = c.images("refused");
+    let (ok, log) = ours(&images, &["dump", "-t", &pid, "-R"]);
+    assert!(!ok, "a host bind mount was dumped:\n{log}");
+    assert!(log.contains("at /data"), "{log}");
+    let now = count_of(c.pid).unwrap();
+    counting_past(c.pid, now);
+
+    let images = c.images("images");
+    let (ok, log) = ours(&images, &["dump", "-t", &pid, "--external", "mnt[/data]:hostdata"]);
+    assert!(ok, "dump with the mount external failed:\n{log}");
+    let mut c = c;
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let root = c.rootfs.to_str().unwrap().to_string();
+    let pidfile = c.dir.join("restored.pid");
+    let (ok, log) = ours(&images, &["restore", "-d", "--root", &root]);
+    assert!(!ok, "restored without the external mount's directory:\n{log}");
+    assert!(log.contains("--external mnt[hostdata]:DIR"), "{log}");
+    let other = c.dir.join("otherdir");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("f"), "given\n").unwrap();
+    // `--ext-mount-map KEY:DIR` says the same as `--external mnt[KEY]:DIR`.
+    let ext = format!("hostdata:{}", other.display());
+    let (ok, log) = ours(
+        &images,
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--ext-mount-map",
+            &ext,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "restore with the external mount failed:\n{log}");
+    c.pid = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let f = std::fs::read_to_string(format!("/proc/{}/root/data/f", c.pid)).unwrap();
+    assert_eq!(f, "given\n");
+}
+
+#[test]
+fn a_fault_after_the_mounts_leaves_nothing_behind() {
+    let Some(mut c) = Container::start("mntns_fault", "") else {
+        return;
+    };
+    let images = c.images("images");
+    let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string()]);
+    assert!(ok, "dump failed:\n{log}");
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    c.pid = 0;
+    let root = c.rootfs.to_str().unwrap().to_string();
+    for fault in ["mounts", "namespaces", "fds"] {
+        let pidfile = c.dir.join(&format!("{fault}.pid"));
+        let (ok, log) = common::run_criu(
+            &images,
+            &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+            &[("CRIU_RESTORE_FAULT", std::ffi::OsStr::new(fault))],
+        );
+        assert!(!ok, "fault {fault}: the restore succeeded:\n{log}");
+        assert!(!pidfile.exists(), "fault {fault}: a pidfile was written");
+        let left = || in_root(&c.rootfs);
+        assert!(
+            common::wait_until(Duration::from_secs(5), || left().is_empty()),
+            "fault {fault}: tasks left: {:?}",
+            left()
+        );
+        let yards = left_yards();
+        assert!(yards.is_empty(), "fault {fault}: left {yards:?}");
+    }
+    // And the images still restore.
+    let pidfile = c.dir.join("ok.pid");
+    let (ok, log) = ours(
+        &images,
+        &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+    );
+    assert!(ok, "{log}");
+    c.pid = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+}
+
+/// Over RPC, as runc sends it: `ext_mnt` (mount point to key) at dump,
+/// `root` and `ext_mnt` (key to directory) at restore.
+#[test]
+fn rpc_root_and_ext_mnt() {
+    let Some(mut c) = Container::start(
+        "mntns_rpc",
+        "$B mkdir -p ../hostdir && echo host > ../hostdir/f && $B mount --bind ../hostdir data",
+    ) else {
+        return;
+    };
+    let images = c.images("images");
+    let dir = std::fs::File::open(&images).unwrap();
+    let map = |key: &str, val: &str| ExtMountMap {
+        key: key.into(),
+        val: val.into(),
+    };
+    let r = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            pid: Some(c.pid),
+            ext_mnt: vec![map("/data", "hostdata")],
+            log_level: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert!(r.success, "{r:?}");
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let other = c.dir.join("otherdir");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("f"), "given\n").unwrap();
+    let r = Client::swrk().call(&CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: dir.as_raw_fd(),
+            root: Some(c.rootfs.to_str().unwrap().into()),
+            ext_mnt: vec![map("hostdata", other.to_str().unwrap())],
+            log_level: Some(4),
+            log_file: Some("restore.log".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert!(r.success, "{r:?}");
+    let pid = r.restore.as_ref().map(|x| x.pid).expect("the restored pid");
+    c.pid = pid;
+    let f = std::fs::read_to_string(format!("/proc/{pid}/root/data/f")).unwrap();
+    assert_eq!(f, "given\n");
+    let now = count_of(pid).unwrap();
+    counting_past(pid, now);
+}

@@ -35,6 +35,15 @@ pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
     add("images_dir_fd", o.images_dir_fd != -1);
     add("empty_ns", o.empty_ns.is_some_and(|n| n != 0));
     add("ps", o.ps.is_some());
+    // A configuration file that does not exist asks for nothing: CRIU
+    // skips it, and runc names `/etc/criu/runc.conf` on every request
+    // whether or not it exists.
+    add(
+        "config_file",
+        o.config_file
+            .as_deref()
+            .is_some_and(|f| !f.is_empty() && std::path::Path::new(f).exists()),
+    );
     switches!(
         leave_running,
         ext_unix_sk,
@@ -75,7 +84,6 @@ pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
         cgroup_props,
         cgroup_props_file,
         freeze_cgroup,
-        config_file,
         lsm_profile,
         tls_cacert,
         tls_cacrl,

@@ -10,8 +10,11 @@
 //! pids, the count going on from where it was. With our tool and CRIU
 //! 4.1.1 either way.
 //!
-//! Refused by name, with the container left running: a shared mount (its
-//! propagation is not restored yet) and a bind mount of a host directory
+//! A shared tmpfs and its slave still propagate mounts one way after the
+//! restore.
+//!
+//! Refused by name, with the container left running: a shared root mount
+//! (its propagation is not restored yet) and a bind mount of a host directory
 //! outside the root (until declared with `--external mnt[PATH]:KEY`, and
 //! given back with `--external mnt[KEY]:DIR`). A fault once the mount
 //! namespace is built leaves no process and no yard directory behind.
@@ -64,6 +67,12 @@ $B mount -t sysfs -o ro,nosuid,nodev,noexec sysfs sys
 $B mount --bind proc/sys proc/sys
 $B mount -o remount,bind,ro proc/sys
 $B mount --bind dev/null proc/keys
+# A shared tmpfs and a slave of it.
+$B mount -t tmpfs -o size=1m pair srv
+$B mount --make-shared srv
+$B mkdir srv/a tmp/p
+$B mount --bind srv tmp/p
+$B mount --make-slave tmp/p
 eval "$2"
 $B pivot_root . old
 exec /bin/sh /init.sh
@@ -74,6 +83,7 @@ exec /bin/sh /init.sh
 const INIT: &str = r#"
 umount -l /old
 rmdir /old
+[ -f /post.sh ] && . /post.sh
 hostname ct1
 for i in 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19; do eval "exec $i>&-"; done
 exec setsid /bin/sh /work.sh </tmp/file >/tmp/out 2>&1
@@ -111,7 +121,7 @@ fn cannot_run() -> Option<String> {
 /// A busybox root filesystem in `dir`.
 fn rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    for d in ["bin", "proc", "tmp", "mnt", "old", "data", "dev", "sys"] {
+    for d in ["bin", "proc", "tmp", "mnt", "old", "data", "dev", "sys", "srv"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
@@ -230,6 +240,27 @@ fn check_restored(pid: i32, mounts: &BTreeSet<String>, dumped_count: u64) {
     assert_eq!(std::fs::read_to_string(root.join("mnt/inside")).unwrap(), "bound\n");
     std::fs::write(root.join("tmp/d/new"), "x").unwrap();
     assert_eq!(std::fs::read_to_string(root.join("mnt/new")).unwrap(), "x");
+    // The shared tmpfs still propagates to its slave, and not back.
+    let ns = |args: &[&str]| {
+        let out = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "/bin/busybox"])
+            .args(args)
+            .output()
+            .expect("nsenter");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    ns(&["mount", "-t", "tmpfs", "late", "/srv/a"]);
+    let mounts_now = mounts_of(pid);
+    assert!(
+        mounts_now.iter().any(|m| m.starts_with("/tmp/p/a / tmpfs")),
+        "a mount on the shared /srv/a did not reach its slave /tmp/p: {mounts_now:?}"
+    );
+    ns(&["mkdir", "-p", "/tmp/p/b"]);
+    ns(&["mount", "-t", "tmpfs", "back", "/tmp/p/b"]);
+    assert!(
+        !mounts_of(pid).iter().any(|m| m.starts_with("/srv/b ")),
+        "a mount on the slave reached its master"
+    );
     // proc is the container's: its init is pid 1 there, and the tool's
     // own tasks are not in it.
     let stat = std::fs::read_to_string(root.join("proc/1/stat")).unwrap();
@@ -354,15 +385,18 @@ fn criu_restores_our_container_and_we_restore_its() {
 }
 
 #[test]
-fn a_shared_mount_is_refused_and_the_container_runs_on() {
-    let Some(c) = Container::start("mntns_shared", "$B mount --make-shared mnt") else {
+fn a_shared_root_mount_is_refused_and_the_container_runs_on() {
+    let Some(c) = Container::start(
+        "mntns_shared",
+        "echo 'mount --make-shared /' > post.sh",
+    ) else {
         return;
     };
     let images = c.images("images");
     let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string()]);
-    assert!(!ok, "a shared mount was dumped:\n{log}");
+    assert!(!ok, "a shared root mount was dumped:\n{log}");
     assert!(
-        log.contains("at /mnt") && log.contains("shared and slave mounts cannot be restored"),
+        log.contains("at / ") && log.contains("root mount and propagates"),
         "{log}"
     );
     let now = count_of(c.pid).unwrap();

@@ -115,6 +115,13 @@ pub fn plan(
             )));
         }
     };
+    if top.shared_id.unwrap_or(0) != 0 || top.master_id.unwrap_or(0) != 0 {
+        return Err(MntError::Restore(format!(
+            "{file}: the namespace's root mount {} propagates mount events, which cannot be \
+             restored yet",
+            top.mnt_id
+        )));
+    }
     let external: HashMap<String, PathBuf> = external.iter().cloned().collect();
     for (i, s) in tree.source.iter().enumerate() {
         let m = &tree.mounts[i];
@@ -298,6 +305,7 @@ impl Plan {
                 }
             }
         }
+        self.propagate(&yard)?;
         let ns = yard
             .ns
             .take()
@@ -310,6 +318,99 @@ impl Plan {
             "mount namespace of task {root_pid}: {} mounts restored",
             self.tree.mounts.len()
         );
+        Ok(())
+    }
+
+    /// Peer groups and slaves, once every mount exists (nothing has
+    /// propagated while they were made). Each group's mount with the
+    /// widest root leads it: the kernel copies sharing only from a mount
+    /// whose root holds the other's. Groups are made masters first.
+    fn propagate(&self, yard: &Yard) -> Result<(), MntError> {
+        let ms = &self.tree.mounts;
+        let path = |i: usize| yard.root().join(ms[i].mountpoint.trim_start_matches('/'));
+        let mut leader: HashMap<u32, usize> = HashMap::new();
+        for (i, m) in ms.iter().enumerate() {
+            if let Some(g) = m.shared_id.filter(|&g| g != 0) {
+                let l = leader.entry(g).or_insert(i);
+                if m.root.len() < ms[*l].root.len() {
+                    *l = i;
+                }
+            }
+        }
+        let master = |i: usize| ms[i].master_id.filter(|&g| g != 0);
+        // Join `to` to the sharing of `from` (its peer group and master).
+        let join = |from: usize, to: usize| {
+            rustix::mount::move_mount(
+                rustix::fs::CWD,
+                path(from),
+                rustix::fs::CWD,
+                path(to),
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_SET_GROUP,
+            )
+            .map_err(MntError::sys(format!(
+                "share the mount events of mount {} with mount {}",
+                ms[from].mnt_id, ms[to].mnt_id
+            )))
+        };
+        let change = |i: usize, how: MountPropagationFlags, what: &str| {
+            rustix::mount::mount_change(path(i), how).map_err(MntError::sys(format!(
+                "make mount {} at {} {what}",
+                ms[i].mnt_id, ms[i].mountpoint
+            )))
+        };
+        // A mount is a slave of group `g`: a peer of its leader first.
+        let enslave = |i: usize, g: u32| -> Result<(), MntError> {
+            let Some(&l) = leader.get(&g) else {
+                return Err(MntError::Restore(format!(
+                    "mount {} is a slave of peer group {g}, which no mount of the namespace \
+                     is in",
+                    ms[i].mnt_id
+                )));
+            };
+            join(l, i)?;
+            change(i, MountPropagationFlags::DOWNSTREAM, "a slave")
+        };
+        let mut done: HashMap<u32, bool> = HashMap::new();
+        let mut groups: Vec<u32> = leader.keys().copied().collect();
+        groups.sort_unstable();
+        // Masters before their slaves' groups (a chain is at most as long
+        // as the number of groups).
+        for _ in 0..=groups.len() {
+            for &g in &groups {
+                if done.contains_key(&g) {
+                    continue;
+                }
+                let l = leader[&g];
+                if let Some(m) = master(l) {
+                    if !done.contains_key(&m) {
+                        continue;
+                    }
+                    enslave(l, m)?;
+                }
+                change(l, MountPropagationFlags::SHARED, "shared")?;
+                for (i, e) in ms.iter().enumerate() {
+                    if i != l && e.shared_id == Some(g) {
+                        join(l, i)?;
+                    }
+                }
+                done.insert(g, true);
+            }
+        }
+        if let Some(g) = groups.iter().find(|g| !done.contains_key(g)) {
+            return Err(MntError::Restore(format!(
+                "peer group {g} is its own master through other groups"
+            )));
+        }
+        for (i, e) in ms.iter().enumerate() {
+            if e.shared_id.unwrap_or(0) == 0
+                && let Some(m) = master(i)
+            {
+                enslave(i, m)?;
+            }
+        }
+        if !groups.is_empty() {
+            crate::pr_info!("mount namespace: {} peer groups restored", groups.len());
+        }
         Ok(())
     }
 

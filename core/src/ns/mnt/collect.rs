@@ -95,17 +95,16 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
         if m.root_deleted {
             return Err(refused(m, "its root was deleted".into()));
         }
-        if let Some(p) = m
-            .propagation
-            .iter()
-            .find(|p| !matches!(p, crate::proc::mountinfo::Propagation::Unbindable))
-        {
+        if let Some(p) = m.propagation.iter().find(|p| {
+            !matches!(
+                p,
+                crate::proc::mountinfo::Propagation::Shared(_)
+                    | crate::proc::mountinfo::Propagation::Master(_)
+            )
+        }) {
             return Err(refused(
                 m,
-                format!(
-                    "it propagates mount events ({p:?}); shared and slave mounts cannot be \
-                     restored yet (make the namespace's mounts private)"
-                ),
+                format!("its propagation ({p:?}) cannot be restored yet"),
             ));
         }
         if ext.is_none() && m.fstype == "binfmt_misc" {
@@ -122,6 +121,7 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
             e.mountpoint, e.key, e.mountpoint
         )));
     }
+    refuse_outside_propagation(pid, &infos, &refused)?;
     let fstypes_by_id: std::collections::HashMap<u32, String> = infos
         .iter()
         .map(|m| (m.mnt_id as u32, m.fstype.clone()))
@@ -161,6 +161,60 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
         }
     }
     Ok(mounts)
+}
+
+/// Sharing that reaches outside the namespace is not restored yet: a
+/// peer group criu's own namespace has a mount of (CRIU's
+/// `--enable-external-sharing`), a master group the namespace has no
+/// mount of (`--enable-external-masters`); nor is the propagation of the
+/// namespace's root mount (the pivot onto it needs it private).
+fn refuse_outside_propagation(
+    pid: i32,
+    infos: &[MountInfo],
+    refused: &dyn Fn(&MountInfo, String) -> MntError,
+) -> Result<(), MntError> {
+    let ours: HashSet<u32> = crate::proc::ProcDir::open_self()
+        .and_then(|p| p.mountinfo())
+        .map_err(|source| MntError::Proc { pid, source })?
+        .iter()
+        .filter_map(MountInfo::shared_id)
+        .collect();
+    let inside: HashSet<u32> = infos.iter().filter_map(MountInfo::shared_id).collect();
+    let ids: HashSet<i32> = infos.iter().map(|m| m.mnt_id).collect();
+    for m in infos {
+        let is_root = !ids.contains(&m.parent_id) || m.parent_id == m.mnt_id;
+        if is_root && !m.propagation.is_empty() {
+            return Err(refused(
+                m,
+                "it is the namespace's root mount and propagates mount events, which cannot \
+                 be restored yet"
+                    .into(),
+            ));
+        }
+        if let Some(g) = m.shared_id()
+            && ours.contains(&g)
+        {
+            return Err(refused(
+                m,
+                format!(
+                    "it shares mount events with criu's own mounts (peer group {g}); \
+                     --enable-external-sharing is not supported yet"
+                ),
+            ));
+        }
+        if let Some(g) = m.master_id()
+            && !inside.contains(&g)
+        {
+            return Err(refused(
+                m,
+                format!(
+                    "it receives mount events from a mount outside the namespace (master \
+                     group {g}); --enable-external-masters is not supported yet"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Mounts {

@@ -20,9 +20,11 @@
 //!   a FUSE mount) is refused by name at dump, with the option that would
 //!   take it.
 //!
-//! Propagation (shared and slave mounts) is not restored yet: a namespace
-//! with a shared or slave mount is refused at dump, never restored
-//! private in silence.
+//! Propagation inside the namespace comes back: peer groups and their
+//! slaves are set once every mount exists (with `MOVE_MOUNT_SET_GROUP`,
+//! as CRIU's newer engine does). Sharing with mounts outside it, and the
+//! root mount's own, are refused at dump, never restored private in
+//! silence.
 
 pub mod build;
 pub mod collect;

@@ -39,9 +39,24 @@ fn refused_in_namespace(test: &str, kinds: &[&str], message: &str) {
     assert_eq!(z.go(), "PASS");
 }
 
+/// A task in a mount namespace of its own, a copy of criu's (as
+/// `unshare -m` makes it), was refused: it now dumps with every mount of
+/// it and restores into a new one (`tests/zdtm_mntns.rs` has containers).
 #[test]
-fn task_in_its_own_mount_namespace_is_refused() {
-    refused_in_namespace("mnt_ns", &["mnt"], "is in its own mnt namespace (mnt:[");
+fn task_in_its_own_mount_namespace_restores() {
+    let ns_exec = common::program_path("ns_exec");
+    let wrapper = [ns_exec.to_str().unwrap(), "mnt", "--"];
+    let Some(mut z) = Zdtm::start_wrapped("mnt_ns", &wrapper, PROGRAM, &["count"]) else {
+        return;
+    };
+    let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let before = std::fs::read_link(format!("/proc/{}/ns/mnt", z.pid())).unwrap();
+    assert_ne!(before, ours);
+    z.dump(&["--shell-job"]);
+    z.restore(&["--shell-job"]);
+    let after = std::fs::read_link(format!("/proc/{}/ns/mnt", z.pid())).unwrap();
+    assert_ne!(after, ours, "restored into criu's own mount namespace");
+    assert_eq!(z.go(), "PASS");
 }
 
 #[test]

@@ -251,7 +251,7 @@ fn run(
     task_state::refuse_lost_ctty(&tree, &files)?;
     pidns::translate_files(&mut files, &vpids)?;
     if let Some(m) = &mounts {
-        refuse_outside_mounts(&files, m)?;
+        refuse_outside_mounts(&mut files, m)?;
     }
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
@@ -701,23 +701,45 @@ fn write_all(
 }
 
 /// A file of the tree on a mount outside the root's own mount namespace
-/// (an fd inherited from outside the container) could not be opened by
-/// its path in the restored one: refused by name, as CRIU does.
+/// (an fd inherited from outside the container) is opened again by its
+/// path in the restored one only if that path leads to the same file in
+/// the namespace (a copy of criu's has the same files on other mounts):
+/// it is then recorded on the namespace's mount there. Otherwise it is
+/// refused by name, as CRIU does.
 fn refuse_outside_mounts(
-    files: &crate::files::table::FileTable,
+    files: &mut crate::files::table::FileTable,
     mounts: &crate::ns::mnt::collect::Mounts,
 ) -> Result<(), DumpError> {
-    for e in &files.entries {
-        if let Some(r) = &e.reg
-            && let Some(id) = r.mnt_id
-            && id >= 0
-            && !mounts.has(id)
-        {
-            return Err(DumpError::Mounts(crate::ns::mnt::MntError::Restore(format!(
-                "file {} (file id {}) of the tree is on mount {id}, which is not in the \
-                 mount namespace of task {}: it could not be opened again there",
-                r.name, r.id, mounts.pid
-            ))));
+    use rustix::fs::{AtFlags, StatxFlags};
+    let root = format!("/proc/{}/root", mounts.pid);
+    let inodes = std::mem::take(&mut files.reg_inodes);
+    for e in &mut files.entries {
+        let Some(r) = e.reg.as_mut() else { continue };
+        let Some(id) = r.mnt_id.filter(|&id| id >= 0 && !mounts.has(id)) else {
+            continue;
+        };
+        let inside = format!("{root}{}", r.name);
+        let same = rustix::fs::statx(
+            rustix::fs::CWD,
+            inside.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::INO | StatxFlags::MNT_ID,
+        )
+        .ok()
+        .filter(|st| {
+            let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+            inodes.get(&r.id) == Some(&(dev, st.stx_ino)) && mounts.has(st.stx_mnt_id as i32)
+        });
+        match same {
+            Some(st) => r.mnt_id = Some(st.stx_mnt_id as i32),
+            None => {
+                return Err(DumpError::Mounts(crate::ns::mnt::MntError::Restore(format!(
+                    "file {} (file id {}) of the tree is on mount {id}, which is not in \
+                     the mount namespace of task {}, and its path there leads elsewhere: \
+                     it could not be opened again",
+                    r.name, r.id, mounts.pid
+                ))));
+            }
         }
     }
     Ok(())

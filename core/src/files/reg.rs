@@ -248,6 +248,9 @@ impl FileKind for Reg {
         if let Some(r) = files.entries.last_mut().and_then(|e| e.reg.as_mut()) {
             r.mnt_id = v.info.mnt_id;
         }
+        if let Some(m) = v.meta {
+            files.reg_inodes.insert(id, (m.dev(), m.ino()));
+        }
         Ok(id)
     }
 

@@ -108,6 +108,9 @@ pub struct FileTable {
     /// Every PID of the dumped tree, sorted: an fd that refers to a
     /// process (a pidfd) must name one of them.
     pub tree_pids: Vec<i32>,
+    /// Regular files opened by fds: the (dev, inode) behind each id, to
+    /// tell whether their path leads to them in another mount namespace.
+    pub reg_inodes: HashMap<u32, (u64, u64)>,
 }
 
 /// What the options say about files (`--ghost-limit`, `--ghost-fiemap`,

@@ -462,7 +462,13 @@ impl Plan {
             .map_err(|_| MntError::Restore("mount options hold a NUL byte".into()))?;
         let target = cpath(at)?;
         let ftype = CString::new(fstype).unwrap_or_default();
-        let flags = u64::from(m.sb_flags.unwrap_or(0));
+        let sb_flags = u64::from(m.sb_flags.unwrap_or(0));
+        // A read-only tmpfs is filled first, then made read-only.
+        let ro = u64::from(linux_raw_sys::general::MS_RDONLY);
+        let flags = match m.fstype == 5 {
+            true => sb_flags & !ro,
+            false => sb_flags,
+        };
         match (ns, bound_to(m.fstype)) {
             (Some(ns), Some(kind)) if self.own.late(m.fstype) => {
                 let (join, pid) = ns.for_kind(kind);
@@ -503,6 +509,14 @@ impl Plan {
             .map_err(MntError::sys(format!("open {}", at.display())))?;
             let stats = super::tmpfs::restore(dirfd.as_fd(), std::io::BufReader::new(file))?;
             crate::pr_info!("tmpfs at {} filled from {name}: {stats:?}", m.mountpoint);
+            if sb_flags & ro != 0 {
+                rustix::mount::mount_remount(
+                    at,
+                    MountFlags::from_bits_retain(sb_flags as _),
+                    data.as_c_str(),
+                )
+                .map_err(MntError::sys(format!("make the tmpfs on {} read-only", at.display())))?;
+            }
         }
         Ok(())
     }

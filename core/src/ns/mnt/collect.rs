@@ -107,12 +107,6 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
                 format!("its propagation ({p:?}) cannot be restored yet"),
             ));
         }
-        if ext.is_none() && m.fstype == "binfmt_misc" {
-            return Err(refused(
-                m,
-                "the formats registered in a binfmt_misc cannot be dumped yet".into(),
-            ));
-        }
         entries.push(entry(m, ext));
     }
     if let Some(e) = externals.iter().find(|e| !used.contains(&e.mountpoint)) {
@@ -243,31 +237,87 @@ impl Mounts {
         Ok(())
     }
 
-    /// The contents of tmpfs mount `i`, read through the task's root.
+    /// How many mounts are stacked over mount `i` at its mount point.
+    fn covered_by(&self, i: usize) -> usize {
+        let ms = &self.tree.mounts;
+        let mut top = i;
+        let mut depth = 0;
+        while let Some(j) = (0..ms.len())
+            .find(|&j| j != top && self.tree.parent[j] == top && ms[j].mountpoint == ms[top].mountpoint)
+        {
+            top = j;
+            depth += 1;
+        }
+        depth
+    }
+
+    /// The root directory of mount `i`, opened: through the task's root,
+    /// or, when other mounts cover it, from a private copy of its mount
+    /// namespace with those detached (CRIU does the same), made on a
+    /// thread of its own.
+    fn open_root(&self, i: usize) -> Result<std::os::fd::OwnedFd, MntError> {
+        let m = &self.tree.mounts[i];
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let depth = self.covered_by(i);
+        if depth == 0 {
+            let path = format!("/proc/{}/root{}", self.pid, m.mountpoint);
+            return rustix::fs::open(path.as_str(), flags, Mode::empty())
+                .map_err(MntError::sys(format!("open {path}")));
+        }
+        let ns = std::fs::File::open(format!("/proc/{}/ns/mnt", self.pid))
+            .map_err(MntError::io(format!("open /proc/{}/ns/mnt", self.pid)))?;
+        let mp = m.mountpoint.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || -> Result<std::os::fd::OwnedFd, MntError> {
+                use linux_raw_sys::general::{CLONE_FS, CLONE_NEWNS};
+                crate::sys::probe::unshare_this_thread(CLONE_FS)
+                    .map_err(MntError::sys("unshare(CLONE_FS)"))?;
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Mount),
+                )
+                .map_err(MntError::sys("enter the task's mount namespace"))?;
+                crate::sys::probe::unshare_this_thread(CLONE_NEWNS)
+                    .map_err(MntError::sys("unshare(CLONE_NEWNS)"))?;
+                // Private first: detaching a copy of a shared mount would
+                // detach the task's own.
+                rustix::mount::mount_change(
+                    "/",
+                    rustix::mount::MountPropagationFlags::PRIVATE
+                        | rustix::mount::MountPropagationFlags::REC,
+                )
+                .map_err(MntError::sys("make the copy of the namespace private"))?;
+                for _ in 0..depth {
+                    rustix::mount::unmount(mp.as_str(), rustix::mount::UnmountFlags::DETACH)
+                        .map_err(MntError::sys(format!("detach a mount over {mp}")))?;
+                }
+                rustix::fs::open(mp.as_str(), flags, Mode::empty())
+                    .map_err(MntError::sys(format!("open {mp}")))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(MntError::Restore("the mount thread panicked".into())))
+        })
+    }
+
+    /// The contents of tmpfs mount `i`.
     fn archive(&self, dir: &ImageDir, i: usize) -> Result<(), MntError> {
         let m = &self.tree.mounts[i];
-        let path = format!("/proc/{}/root{}", self.pid, m.mountpoint);
-        let fd = rustix::fs::open(
-            path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(MntError::sys(format!("open {path}")))?;
-        // The path shows the mount on top: another one over this tmpfs
-        // would be archived in its place.
-        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+        let fd = self.open_root(i)?;
+        let path = &m.mountpoint;
+        // Whatever the way in, it must be this tmpfs (by its device: the
+        // copy's mount ids are new).
+        let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)
             .map_err(MntError::sys(format!("statx {path}")))?;
-        if st.stx_mnt_id != u64::from(m.mnt_id) {
+        if super::kdev(st.stx_dev_major, st.stx_dev_minor) != m.root_dev {
             return Err(MntError::Refused {
                 pid: self.pid,
                 id: m.mnt_id,
                 mountpoint: m.mountpoint.clone(),
                 fstype: "tmpfs".into(),
                 from: m.source.clone(),
-                why: format!(
-                    "another mount ({}) covers it, so its contents cannot be read",
-                    st.stx_mnt_id
-                ),
+                why: "another filesystem shows at its mount point, so its contents cannot \
+                      be read"
+                    .into(),
             });
         }
         let name = super::tmpfs::image_name(u64::from(m.root_dev));

@@ -16,6 +16,8 @@
 //!   sysfs, devpts, mqueue, cgroup, tmpfs with its archive, ...) is
 //!   mounted fresh, once per device; every other mount of the same device
 //!   is a bind of that one (or of the root mount, for the root's device);
+//!   (binfmt_misc too: in criu's user namespace every mount of it is the
+//!   one instance, whose formats the tree's shares with the host's;)
 //! - anything else (a disk filesystem that is not the root's, an overlay,
 //!   a FUSE mount) is refused by name at dump, with the option that would
 //!   take it.

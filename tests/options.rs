@@ -320,6 +320,8 @@ fn opts_with(base: &CriuOpts, e: &Entry, fields: &[(String, u32, String)]) -> Cr
     );
     match ty.as_str() {
         _ if scalar => prost::encoding::encode_varint(value, &mut bytes),
+        // A configuration file asks for something only if it exists.
+        "string" if e.name() == "config_file" => bytes.extend_from_slice(&[1, b'/']),
         "string" => bytes.extend_from_slice(&[1, b'x']),
         _ => bytes.push(0),
     }

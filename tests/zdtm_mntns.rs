@@ -121,11 +121,15 @@ fn cannot_run() -> Option<String> {
 /// A busybox root filesystem in `dir`.
 fn rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    for d in ["bin", "proc", "tmp", "mnt", "old", "data", "dev", "sys", "srv"] {
+    for d in [
+        "bin", "proc", "tmp", "mnt", "old", "data", "dev", "sys", "srv",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep", "mount", "umount", "rmdir", "hostname", "setsid"] {
+    for applet in [
+        "sh", "sleep", "mount", "umount", "rmdir", "hostname", "setsid",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.join("init.sh"), INIT).unwrap();
@@ -213,7 +217,10 @@ fn counting_past(pid: i32, past: u64) -> u64 {
         }
         None => false,
     });
-    assert!(ok, "task {pid} does not count past {past} (first {first:?})");
+    assert!(
+        ok,
+        "task {pid} does not count past {past} (first {first:?})"
+    );
     first.unwrap()
 }
 
@@ -234,10 +241,16 @@ fn mounts_of(pid: i32) -> BTreeSet<String> {
 fn check_restored(pid: i32, mounts: &BTreeSet<String>, dumped_count: u64) {
     assert_eq!(&mounts_of(pid), mounts, "mounts of the restored task {pid}");
     let root = PathBuf::from(format!("/proc/{pid}/root"));
-    assert_eq!(std::fs::read_to_string(root.join("tmp/file")).unwrap(), "data\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("tmp/file")).unwrap(),
+        "data\n"
+    );
     // The bind shows the tmpfs's directory: one file, written on one
     // side, read on the other.
-    assert_eq!(std::fs::read_to_string(root.join("mnt/inside")).unwrap(), "bound\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("mnt/inside")).unwrap(),
+        "bound\n"
+    );
     std::fs::write(root.join("tmp/d/new"), "x").unwrap();
     assert_eq!(std::fs::read_to_string(root.join("mnt/new")).unwrap(), "x");
     // The shared tmpfs still propagates to its slave, and not back.
@@ -284,18 +297,24 @@ fn check_restored(pid: i32, mounts: &BTreeSet<String>, dumped_count: u64) {
     );
 }
 
+/// A criu to run (`images`, arguments): whether it succeeded, its log.
+type Criu<'a> = dyn Fn(&Path, &[&str]) -> (bool, String) + 'a;
+
 /// Dumps the container with `dump` (our criu or the peer) and restores
 /// it with `restore`, checking it each time.
 fn cycle(
     test: &str,
-    dump: &dyn Fn(&Path, &[&str]) -> (bool, String),
-    restore: &dyn Fn(&Path, &[&str]) -> (bool, String),
+    dump: &Criu<'_>,
+    restore: &Criu<'_>,
 ) {
     let Some(mut c) = Container::start(test, "") else {
         return;
     };
     let mounts = mounts_of(c.pid);
-    assert!(mounts.iter().any(|m| m.starts_with("/proc / proc")), "{mounts:?}");
+    assert!(
+        mounts.iter().any(|m| m.starts_with("/proc / proc")),
+        "{mounts:?}"
+    );
     let images = c.images("images");
     let (ok, log) = dump(&images, &["dump", "-t", &c.pid.to_string()]);
     assert!(ok, "{test}: dump failed:\n{log}");
@@ -307,10 +326,21 @@ fn cycle(
     let pidfile = c.dir.join("restored.pid");
     let (ok, log) = restore(
         &images,
-        &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{test}: restore failed:\n{log}");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     c.pid = pid;
     check_restored(pid, &mounts, dumped_count);
     let left = left_yards();
@@ -332,7 +362,11 @@ fn left_yards() -> Vec<PathBuf> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix(".criu.mntns.")?.split('.').next()?.to_string();
+            let pid = name
+                .strip_prefix(".criu.mntns.")?
+                .split('.')
+                .next()?
+                .to_string();
             (!Path::new(&format!("/proc/{pid}")).exists()).then(|| e.path())
         })
         .collect()
@@ -386,10 +420,7 @@ fn criu_restores_our_container_and_we_restore_its() {
 
 #[test]
 fn a_shared_root_mount_is_refused_and_the_container_runs_on() {
-    let Some(c) = Container::start(
-        "mntns_shared",
-        "echo 'mount --make-shared /' > post.sh",
-    ) else {
+    let Some(c) = Container::start("mntns_shared", "echo 'mount --make-shared /' > post.sh") else {
         return;
     };
     let images = c.images("images");
@@ -420,7 +451,10 @@ fn a_host_directory_is_dumped_only_as_external() {
     counting_past(c.pid, now);
 
     let images = c.images("images");
-    let (ok, log) = ours(&images, &["dump", "-t", &pid, "--external", "mnt[/data]:hostdata"]);
+    let (ok, log) = ours(
+        &images,
+        &["dump", "-t", &pid, "--external", "mnt[/data]:hostdata"],
+    );
     assert!(ok, "dump with the mount external failed:\n{log}");
     let mut c = c;
     common::wait_until(Duration::from_secs(10), || {
@@ -429,7 +463,10 @@ fn a_host_directory_is_dumped_only_as_external() {
     let root = c.rootfs.to_str().unwrap().to_string();
     let pidfile = c.dir.join("restored.pid");
     let (ok, log) = ours(&images, &["restore", "-d", "--root", &root]);
-    assert!(!ok, "restored without the external mount's directory:\n{log}");
+    assert!(
+        !ok,
+        "restored without the external mount's directory:\n{log}"
+    );
     assert!(log.contains("--external mnt[hostdata]:DIR"), "{log}");
     let other = c.dir.join("otherdir");
     std::fs::create_dir_all(&other).unwrap();
@@ -450,7 +487,11 @@ fn a_host_directory_is_dumped_only_as_external() {
         ],
     );
     assert!(ok, "restore with the external mount failed:\n{log}");
-    c.pid = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    c.pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let f = std::fs::read_to_string(format!("/proc/{}/root/data/f", c.pid)).unwrap();
     assert_eq!(f, "given\n");
 }
@@ -472,7 +513,14 @@ fn a_fault_after_the_mounts_leaves_nothing_behind() {
         let pidfile = c.dir.join(&format!("{fault}.pid"));
         let (ok, log) = common::run_criu(
             &images,
-            &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+            &[
+                "restore",
+                "-d",
+                "--root",
+                &root,
+                "--pidfile",
+                pidfile.to_str().unwrap(),
+            ],
             &[("CRIU_RESTORE_FAULT", std::ffi::OsStr::new(fault))],
         );
         assert!(!ok, "fault {fault}: the restore succeeded:\n{log}");
@@ -490,10 +538,21 @@ fn a_fault_after_the_mounts_leaves_nothing_behind() {
     let pidfile = c.dir.join("ok.pid");
     let (ok, log) = ours(
         &images,
-        &["restore", "-d", "--root", &root, "--pidfile", pidfile.to_str().unwrap()],
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{log}");
-    c.pid = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    c.pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
 }
 
 /// Over RPC, as runc sends it: `ext_mnt` (mount point to key) at dump,

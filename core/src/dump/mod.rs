@@ -733,12 +733,14 @@ fn refuse_outside_mounts(
         match same {
             Some(st) => r.mnt_id = Some(st.stx_mnt_id as i32),
             None => {
-                return Err(DumpError::Mounts(crate::ns::mnt::MntError::Restore(format!(
-                    "file {} (file id {}) of the tree is on mount {id}, which is not in \
+                return Err(DumpError::Mounts(crate::ns::mnt::MntError::Restore(
+                    format!(
+                        "file {} (file id {}) of the tree is on mount {id}, which is not in \
                      the mount namespace of task {}, and its path there leads elsewhere: \
                      it could not be opened again",
-                    r.name, r.id, mounts.pid
-                ))));
+                        r.name, r.id, mounts.pid
+                    ),
+                )));
             }
         }
     }

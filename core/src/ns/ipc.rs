@@ -345,7 +345,8 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         false => None,
     };
     while let Some(r) = r.as_mut()
-        && let Some(entry) = r.next_message::<pb::IpcShmEntry>()? {
+        && let Some(entry) = r.next_message::<pb::IpcShmEntry>()?
+    {
         let data = if entry.in_pagemaps == Some(true) {
             read_segment_pages(dir, &entry)?
         } else {
@@ -361,7 +362,8 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         false => None,
     };
     while let Some(r) = r.as_mut()
-        && let Some(entry) = r.next_message::<pb::IpcSemEntry>()? {
+        && let Some(entry) = r.next_message::<pb::IpcSemEntry>()?
+    {
         let len = (u64::from(entry.nsems) * 2).next_multiple_of(8);
         let bytes = r.payload(len)?;
         let values = bytes
@@ -377,7 +379,8 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         false => None,
     };
     while let Some(r) = r.as_mut()
-        && let Some(entry) = r.next_message::<pb::IpcMsgEntry>()? {
+        && let Some(entry) = r.next_message::<pb::IpcMsgEntry>()?
+    {
         let mut messages = Vec::with_capacity(entry.qnum as usize);
         for n in 0..entry.qnum {
             let m = r

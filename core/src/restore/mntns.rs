@@ -22,11 +22,10 @@ pub const FAULT_MOUNTS: &str = "mounts";
 /// `--external mnt[KEY]:DIR` and `--ext-mount-map KEY:DIR` (RPC
 /// `ext_mnt`).
 fn externals(opts: &Opts) -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> =
-        crate::ns::mnt::collect::externals(&opts.common.external)
-            .into_iter()
-            .map(|e| (e.mountpoint, PathBuf::from(e.key)))
-            .collect();
+    let mut out: Vec<(String, PathBuf)> = crate::ns::mnt::collect::externals(&opts.common.external)
+        .into_iter()
+        .map(|e| (e.mountpoint, PathBuf::from(e.key)))
+        .collect();
     out.extend(
         opts.common
             .ext_mounts

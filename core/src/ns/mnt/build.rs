@@ -167,9 +167,8 @@ pub fn plan(
 }
 
 fn cpath(p: &Path) -> Result<CString, MntError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-        MntError::Restore(format!("{} holds a NUL byte", p.display()))
-    })
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| MntError::Restore(format!("{} holds a NUL byte", p.display())))
 }
 
 /// The namespace being built: the tool's thread is in it until
@@ -183,8 +182,6 @@ pub struct Yard {
     /// new namespace).
     dir: PathBuf,
     inside: bool,
-    /// Mounts made so far.
-    made: Vec<bool>,
 }
 
 impl Yard {
@@ -235,8 +232,12 @@ impl Plan {
             Mode::empty(),
         )
         .map_err(MntError::sys("open /proc/thread-self/ns/mnt"))?;
-        let cwd = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(MntError::sys("open criu's working directory"))?;
+        let cwd = rustix::fs::open(
+            ".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(MntError::sys("open criu's working directory"))?;
         let dir = yard_dir()?;
         let mut yard = Yard {
             own_ns,
@@ -244,7 +245,6 @@ impl Plan {
             ns: None,
             dir,
             inside: false,
-            made: vec![false; self.tree.mounts.len()],
         };
         crate::sys::probe::unshare_this_thread(
             linux_raw_sys::general::CLONE_NEWNS | linux_raw_sys::general::CLONE_FS,
@@ -263,7 +263,10 @@ impl Plan {
             MountFlags::empty(),
             c"mode=0700",
         )
-        .map_err(MntError::sys(format!("mount the yard on {}", yard.dir.display())))?;
+        .map_err(MntError::sys(format!(
+            "mount the yard on {}",
+            yard.dir.display()
+        )))?;
         yard.ns = Some(
             rustix::fs::open(
                 "/proc/thread-self/ns/mnt",
@@ -276,7 +279,6 @@ impl Plan {
         std::fs::create_dir(&root).map_err(MntError::io(format!("mkdir {}", root.display())))?;
         self.bind(&self.root, &root, self.tree.mounts[0].flags)
             .map_err(|e| self.failed(0, e))?;
-        yard.made[0] = true;
         crate::pr_info!(
             "mount namespace: root {} at {}",
             self.root.display(),
@@ -284,7 +286,7 @@ impl Plan {
         );
         for i in 1..self.tree.mounts.len() {
             if !self.late[i] {
-                self.place(&mut yard, i, None)
+                self.place(&yard, i, None)
                     .map_err(|e| self.failed(i, e))?;
             }
         }
@@ -300,7 +302,7 @@ impl Plan {
             let ns = NsFds::open(root_pid, self.own)?;
             for i in 1..self.tree.mounts.len() {
                 if self.late[i] {
-                    self.place(&mut yard, i, Some(&ns))
+                    self.place(&yard, i, Some(&ns))
                         .map_err(|e| self.failed(i, e))?;
                 }
             }
@@ -312,8 +314,9 @@ impl Plan {
             .ok_or_else(|| MntError::Restore("the mount namespace was not made".into()))?;
         yard.leave()?;
         let root = cpath(&yard.root())?;
-        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root)
-            .map_err(MntError::sys(format!("pivot_root into {}", yard.root().display())))?;
+        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root).map_err(MntError::sys(
+            format!("pivot_root into {}", yard.root().display()),
+        ))?;
         crate::pr_info!(
             "mount namespace of task {root_pid}: {} mounts restored",
             self.tree.mounts.len()
@@ -425,7 +428,7 @@ impl Plan {
     }
 
     /// Makes mount `i` at its place below the yard's root.
-    fn place(&self, yard: &mut Yard, i: usize, ns: Option<&NsFds>) -> Result<(), MntError> {
+    fn place(&self, yard: &Yard, i: usize, ns: Option<&NsFds>) -> Result<(), MntError> {
         let m = &self.tree.mounts[i];
         let src = &self.tree.source[i];
         let base = match &src.base {
@@ -433,10 +436,9 @@ impl Plan {
             Base::External(key) => self.external[key].clone(),
             Base::Fresh(f) => {
                 let scratch = yard.dir.join(format!("fs-{f}"));
-                if !yard.made[*f] || *f == i {
-                    if !scratch.exists() {
-                        self.fresh(&scratch, &self.tree.mounts[*f], ns)?;
-                    }
+                // Mounted once, when the first mount of it needs it.
+                if !scratch.exists() {
+                    self.fresh(&scratch, &self.tree.mounts[*f], ns)?;
                 }
                 scratch
             }
@@ -445,8 +447,12 @@ impl Plan {
         let to = yard.root().join(m.mountpoint.trim_start_matches('/'));
         make_mountpoint(&from, &to)?;
         self.bind(&from, &to, m.flags)?;
-        yard.made[i] = true;
-        crate::pr_debug!("mount {} at {}: bind of {}", m.mnt_id, m.mountpoint, from.display());
+        crate::pr_debug!(
+            "mount {} at {}: bind of {}",
+            m.mnt_id,
+            m.mountpoint,
+            from.display()
+        );
         Ok(())
     }
 
@@ -515,7 +521,10 @@ impl Plan {
                     MountFlags::from_bits_retain(sb_flags as _),
                     data.as_c_str(),
                 )
-                .map_err(MntError::sys(format!("make the tmpfs on {} read-only", at.display())))?;
+                .map_err(MntError::sys(format!(
+                    "make the tmpfs on {} read-only",
+                    at.display()
+                )))?;
             }
         }
         Ok(())
@@ -530,8 +539,9 @@ impl Plan {
             to.display()
         )))?;
         let set = MountFlags::from_bits_retain((flags & MNT_FLAGS) as _);
-        rustix::mount::mount_remount(to, MountFlags::BIND | set, c"")
-            .map_err(MntError::sys(format!("set the flags {flags:#x} of {}", to.display())))
+        rustix::mount::mount_remount(to, MountFlags::BIND | set, c"").map_err(MntError::sys(
+            format!("set the flags {flags:#x} of {}", to.display()),
+        ))
     }
 }
 
@@ -553,7 +563,10 @@ fn make_mountpoint(from: &Path, to: &Path) -> Result<(), MntError> {
         }
         std::fs::File::create(to).map(drop)
     }
-    .map_err(MntError::io(format!("create the mount point {}", to.display())))
+    .map_err(MntError::io(format!(
+        "create the mount point {}",
+        to.display()
+    )))
 }
 
 /// A fresh directory for the yard, `/tmp/.criu.mntns.PID.N`.
@@ -567,7 +580,9 @@ fn yard_dir() -> Result<PathBuf, MntError> {
             Err(e) => return Err(MntError::io(format!("mkdir {}", p.display()))(e)),
         }
     }
-    Err(MntError::Restore("no free name for the mount yard in /tmp".into()))
+    Err(MntError::Restore(
+        "no free name for the mount yard in /tmp".into(),
+    ))
 }
 
 /// The root task's namespaces a late mount is made in.
@@ -584,9 +599,13 @@ impl NsFds {
                 return Ok(None);
             }
             let path = format!("/proc/{pid}/ns/{kind}");
-            rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map(Some)
-                .map_err(MntError::sys(format!("open {path}")))
+            rustix::fs::open(
+                path.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map(Some)
+            .map_err(MntError::sys(format!("open {path}")))
         };
         Ok(NsFds {
             pid: open(own.pid, "pid")?,

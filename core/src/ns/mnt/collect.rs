@@ -242,9 +242,9 @@ impl Mounts {
         let ms = &self.tree.mounts;
         let mut top = i;
         let mut depth = 0;
-        while let Some(j) = (0..ms.len())
-            .find(|&j| j != top && self.tree.parent[j] == top && ms[j].mountpoint == ms[top].mountpoint)
-        {
+        while let Some(j) = (0..ms.len()).find(|&j| {
+            j != top && self.tree.parent[j] == top && ms[j].mountpoint == ms[top].mountpoint
+        }) {
             top = j;
             depth += 1;
         }
@@ -322,10 +322,8 @@ impl Mounts {
         }
         let name = super::tmpfs::image_name(u64::from(m.root_dev));
         let out = dir.root().join(&name);
-        let file = std::fs::File::create(&out).map_err(MntError::io(format!(
-            "create {}",
-            out.display()
-        )))?;
+        let file = std::fs::File::create(&out)
+            .map_err(MntError::io(format!("create {}", out.display())))?;
         let mut w = std::io::BufWriter::new(file);
         let stats = super::tmpfs::dump(std::os::fd::AsFd::as_fd(&fd), &mut w)?;
         std::io::Write::flush(&mut w).map_err(MntError::io(format!("write {name}")))?;

@@ -21,8 +21,19 @@ pub fn image_name(dev: u64) -> String {
 pub fn dump(dir: BorrowedFd<'_>, out: &mut impl Write) -> Result<TmpfsStats, TmpfsError> {
     let d = format!("/proc/{}/fd/{}", std::process::id(), dir.as_raw_fd());
     let o = std::process::Command::new("tar")
-        .args(["--create", "--gzip", "--no-unquote", "--no-wildcards", "--one-file-system"])
-        .args(["--check-links", "--preserve-permissions", "--sparse", "--numeric-owner"])
+        .args([
+            "--create",
+            "--gzip",
+            "--no-unquote",
+            "--no-wildcards",
+            "--one-file-system",
+        ])
+        .args([
+            "--check-links",
+            "--preserve-permissions",
+            "--sparse",
+            "--numeric-owner",
+        ])
         .args(["--directory", &d, "."])
         .output()
         .map_err(|e| TmpfsError::Tar(e.to_string()))?;
@@ -43,7 +54,14 @@ pub fn restore(dir: BorrowedFd<'_>, mut input: impl Read) -> Result<TmpfsStats, 
         .read_to_end(&mut data)
         .map_err(|e| TmpfsError::Tar(e.to_string()))?;
     let mut c = std::process::Command::new("tar")
-        .args(["--extract", "--gzip", "--no-unquote", "--no-wildcards", "--directory", &d])
+        .args([
+            "--extract",
+            "--gzip",
+            "--no-unquote",
+            "--no-wildcards",
+            "--directory",
+            &d,
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| TmpfsError::Tar(e.to_string()))?;

@@ -238,7 +238,10 @@ fn sources(mounts: &[pb::MntEntry]) -> Result<Vec<Source>, (usize, String)> {
             continue;
         }
         let Some((base, base_root)) = bases.get(&e.root_dev) else {
-            let fs = e.fsname.clone().unwrap_or_else(|| format!("type {}", e.fstype));
+            let fs = e
+                .fsname
+                .clone()
+                .unwrap_or_else(|| format!("type {}", e.fstype));
             return Err((
                 i,
                 format!(

@@ -351,7 +351,9 @@ fn fault_tool(stage: &'static str) -> Result<(), RestoreError> {
         .position(|s| *s == stage)
         .unwrap_or(usize::MAX);
     if crate::fault::at(crate::fault::RESTORE_BASE, i, stage, super::FAULT_ENV) {
-        return Err(RestoreError::Unsupported(format!("fault injected at {stage}")));
+        return Err(RestoreError::Unsupported(format!(
+            "fault injected at {stage}"
+        )));
     }
     Ok(())
 }

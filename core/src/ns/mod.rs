@@ -14,6 +14,7 @@
 //! tree.
 
 pub mod ipc;
+pub mod mnt;
 pub mod uts;
 
 use std::os::fd::AsFd;

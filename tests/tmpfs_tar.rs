@@ -189,11 +189,11 @@ fn populate(root: &Path, x: Extras) -> Vec<&'static str> {
         let f = File::create(p("holes_only")).unwrap();
         f.set_len(1 << 20).unwrap();
     }
-    rustix::fs::mkfifoat(rustix::fs::CWD, &p("fifo"), Mode::from_raw_mode(0o640)).unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, p("fifo"), Mode::from_raw_mode(0o640)).unwrap();
     chown(&p("fifo"), 7, 8);
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &p("null"),
+        p("null"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -203,7 +203,7 @@ fn populate(root: &Path, x: Extras) -> Vec<&'static str> {
     xattr("null", "trusted.dev", b"node");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &p("blk"),
+        p("blk"),
         FileType::BlockDevice,
         Mode::from_raw_mode(0o600),
         rustix::fs::makedev(7, 300),
@@ -713,10 +713,13 @@ fn the_archive_criu_wrote_restores() {
     });
 }
 
+/// One raw archive member: name, type, link target, data.
+type RawEntry<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+
 /// A gzip-compressed archive of raw GNU headers: (name, type, link,
 /// data), names and links written as given (the tar crate's setters
 /// refuse hostile names).
-fn hostile(entries: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+fn hostile(entries: &[RawEntry<'_>]) -> Vec<u8> {
     let mut tar = Vec::new();
     for (name, kind, link, data) in entries {
         let mut h = tar::Header::new_gnu();
@@ -739,15 +742,10 @@ fn hostile(entries: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-#[test]
-fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
-    const TEST: &str = "tmpfs_hostile";
-    if let Some(why) = cannot_run() {
-        return skip(TEST, why);
-    }
-    let tmp = TempDir::new(TEST);
-    let outside = tmp.join("outside");
-    std::fs::create_dir(&outside).unwrap();
+/// Every hostile archive restored into `b` fails as unsafe and leaves
+/// `outside` (a sibling of `b`) as it was.
+fn refused_everywhere(b: &Path, outside: &Path) {
+    std::fs::write(outside.join("victim"), b"v").unwrap();
     let out = outside.as_os_str().as_bytes().to_vec();
     let abs_name = format!("{}/abs", outside.display());
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -771,6 +769,13 @@ fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
             ]),
         ),
         (
+            "through_relative_symlink",
+            hostile(&[
+                (b"./up", b'2', b"..", b""),
+                (b"./up/outside/escape", b'0', b"", b"x"),
+            ]),
+        ),
+        (
             "dir_through_symlink",
             hostile(&[
                 (b"./link", b'2', &out, b""),
@@ -785,6 +790,13 @@ fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
             ]),
         ),
         (
+            "hardlink_through_relative_symlink",
+            hostile(&[
+                (b"./up", b'2', b"..", b""),
+                (b"./h", b'1', b"up/outside/victim", b""),
+            ]),
+        ),
+        (
             "hardlink_dotdot",
             hostile(&[(b"./h", b'1', b"../outside/victim", b"")]),
         ),
@@ -793,29 +805,55 @@ fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
             hostile(&[(b"./h", b'1', b"/etc/passwd", b"")]),
         ),
     ];
+    for (what, archive) in &cases {
+        let e = tmpfs::restore(dir_fd(b).as_fd(), &archive[..])
+            .expect_err(&format!("{what}: accepted"));
+        assert!(matches!(e, TmpfsError::Unsafe { .. }), "{what}: {e}");
+        let names: Vec<_> = std::fs::read_dir(outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("victim")],
+            "{what}: wrote outside"
+        );
+        assert_eq!(
+            std::fs::metadata(outside.join("victim")).unwrap().nlink(),
+            1,
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read(outside.join("victim")).unwrap(),
+            b"v",
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
+    const TEST: &str = "tmpfs_hostile";
+    if let Some(why) = cannot_run() {
+        return skip(TEST, why);
+    }
+    let tmp = TempDir::new(TEST);
     in_mount_ns(|| {
+        // Outside on another file system (the tmpfs restored into is a
+        // mount of its own)...
+        let outside = tmp.join("outside");
+        std::fs::create_dir(&outside).unwrap();
         let b = tmp.join("b");
         mount_tmpfs(&b, "mode=0700");
-        std::fs::write(outside.join("victim"), b"v").unwrap();
-        for (what, archive) in &cases {
-            let e = tmpfs::restore(dir_fd(&b).as_fd(), &archive[..])
-                .expect_err(&format!("{what}: accepted"));
-            assert!(matches!(e, TmpfsError::Unsafe { .. }), "{what}: {e}");
-            let names: Vec<_> = std::fs::read_dir(&outside)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            assert_eq!(
-                names,
-                vec![std::ffi::OsString::from("victim")],
-                "{what}: wrote outside"
-            );
-            assert_eq!(
-                std::fs::metadata(outside.join("victim")).unwrap().nlink(),
-                1,
-                "{what}"
-            );
-        }
+        refused_everywhere(&b, &outside);
+        // ... and on the same one (restoring into a directory of a tmpfs
+        // whose sibling is outside): only the resolution beneath the root
+        // without symlinks stops these, not the mount boundary.
+        let t = tmp.join("t");
+        mount_tmpfs(&t, "mode=0755");
+        std::fs::create_dir(t.join("outside")).unwrap();
+        std::fs::create_dir(t.join("b")).unwrap();
+        refused_everywhere(&t.join("b"), &t.join("outside"));
 
         // A truncated gzip stream, cut anywhere.
         let (good, _) = {
@@ -882,5 +920,5 @@ fn hostile_archives_fail_cleanly_and_write_nothing_outside() {
         let e = tmpfs::restore(dir_fd(&b).as_fd(), &b"plain text, no gzip"[..]).expect_err("text");
         assert!(matches!(e, TmpfsError::Read { .. }), "{e}");
     });
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(tmp.join("outside")).unwrap().count(), 1);
 }

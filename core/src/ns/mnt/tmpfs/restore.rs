@@ -4,7 +4,7 @@
 //! contents), treating the archive as hostile (see the module doc of
 //! [`super`]).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -12,7 +12,9 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags, Timespec, Timestamps, XattrFlags,
+};
 use rustix::io::Errno;
 
 use super::archive::{Entry, Kind, TarReader};
@@ -30,6 +32,54 @@ fn resolve() -> ResolveFlags {
         | ResolveFlags::NO_XDEV
 }
 
+/// The root's mount, which `RESOLVE_NO_XDEV` keeps to.
+#[derive(Clone, Copy)]
+struct Mount {
+    dev: (u32, u32),
+    mnt_id: Option<u64>,
+}
+
+fn mount_of(fd: BorrowedFd<'_>) -> Result<Mount, Errno> {
+    let st = rustix::fs::statx(
+        fd,
+        c"",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
+    )?;
+    Ok(Mount {
+        dev: (st.stx_dev_major, st.stx_dev_minor),
+        mnt_id: StatxFlags::from_bits_retain(st.stx_mask)
+            .contains(StatxFlags::MNT_ID)
+            .then_some(st.stx_mnt_id),
+    })
+}
+
+/// Open `name` of directory `at`, a single component (never `..`: see
+/// [`components`]), without following a symlink or leaving the root's
+/// mount. Where `openat2` is missing (kernels before 5.6, qemu-user
+/// before 9.0) the same holds with `openat`: one component opened with
+/// `O_NOFOLLOW` follows no symlink, and the mount is compared after.
+fn open_below(
+    at: BorrowedFd<'_>,
+    name: &CStr,
+    flags: OFlags,
+    root: Mount,
+) -> Result<OwnedFd, Errno> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat2(at, name, flags, Mode::empty(), resolve()) {
+        Err(Errno::NOSYS) => {
+            let fd = rustix::fs::openat(at, name, flags, Mode::empty())?;
+            let m = mount_of(fd.as_fd())?;
+            let other_id = matches!((m.mnt_id, root.mnt_id), (Some(a), Some(b)) if a != b);
+            if m.dev != root.dev || other_id {
+                return Err(Errno::XDEV);
+            }
+            Ok(fd)
+        }
+        r => r,
+    }
+}
+
 /// Extract the gzip-compressed tar archive `input` (a `tmpfs-dev-N.tar.gz.img`
 /// that CRIU's GNU tar or [`super::dump`] wrote) into the tmpfs whose root
 /// directory is `dir`, as CRIU's `tar --extract --gzip` does, the root's
@@ -38,20 +88,24 @@ fn resolve() -> ResolveFlags {
 /// restore with an error that names the entry (what was extracted before
 /// it stays).
 pub fn restore<R: Read>(dir: BorrowedFd<'_>, input: R) -> Result<TmpfsStats, TmpfsError> {
-    let root = rustix::fs::openat2(
+    let root_err = |what| {
+        move |source| TmpfsError::Restore {
+            entry: "./".into(),
+            what,
+            source,
+        }
+    };
+    let root = rustix::fs::openat(
         dir,
         c".",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-        resolve(),
     )
-    .map_err(|source| TmpfsError::Restore {
-        entry: "./".into(),
-        what: "opening the root directory",
-        source,
-    })?;
+    .map_err(root_err("opening the root directory"))?;
+    let mount = mount_of(root.as_fd()).map_err(root_err("statx of the root directory"))?;
     let mut x = Extractor {
         root: Rc::new(root),
+        mount,
         cache: None,
         deferred: Vec::new(),
         stats: TmpfsStats::default(),
@@ -101,6 +155,7 @@ struct Deferred {
 
 struct Extractor {
     root: Rc<OwnedFd>,
+    mount: Mount,
     /// The last parent directory resolved, by its path.
     cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
     deferred: Vec<Deferred>,
@@ -163,15 +218,7 @@ impl Extractor {
         for c in comps {
             let name = cstring(entry, c)?;
             let at = cur.as_ref().map_or(self.root.as_fd(), |f| f.as_fd());
-            let open = || {
-                rustix::fs::openat2(
-                    at,
-                    name.as_c_str(),
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    resolve(),
-                )
-            };
+            let open = || open_below(at, &name, OFlags::PATH | OFlags::DIRECTORY, self.mount);
             let fd = match open() {
                 Err(Errno::NOENT) if create => {
                     match rustix::fs::mkdirat(at, name.as_c_str(), Mode::from_raw_mode(0o755)) {
@@ -196,12 +243,11 @@ impl Extractor {
         }
         match cur {
             Some(fd) => Ok(fd),
-            None => rustix::fs::openat2(
+            None => open_below(
                 self.root.as_fd(),
                 c".",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                resolve(),
+                OFlags::PATH | OFlags::DIRECTORY,
+                self.mount,
             )
             .map_err(err(entry, "opening the root")),
         }
@@ -303,12 +349,11 @@ impl Extractor {
                     }
                     Err(e) => return Err(err(entry, "mkdir")(e)),
                 }
-                let fd = rustix::fs::openat2(
+                let fd = open_below(
                     parent,
-                    name.as_c_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    resolve(),
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY,
+                    self.mount,
                 )
                 .map_err(err(entry, "opening the directory made"))?;
                 self.directory(&fd, join(&comps), &e, entry)
@@ -551,12 +596,11 @@ impl Extractor {
                 d.path.split(|&b| b == b'/').collect()
             };
             let at = self.walk(&comps, false, &d.entry)?;
-            let fd = rustix::fs::openat2(
-                &at,
+            let fd = open_below(
+                at.as_fd(),
                 c".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                resolve(),
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                self.mount,
             )
             .map_err(err(&d.entry, "opening the directory"))?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(err(&d.entry, "chmod"))?;

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Statx, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Statx, StatxAttributes, StatxFlags};
 use rustix::io::Errno;
 use tar::{EntryType, GnuExtSparseHeader, Header};
 
@@ -183,10 +183,16 @@ fn proc_path(parent: BorrowedFd<'_>, name: &CStr) -> CString {
 }
 
 impl<W: Write> Dumper<W> {
+    /// Whether `st` (of a name below the root) is on another mount: on
+    /// another device (GNU tar's --one-file-system test), or the root of a
+    /// mount (a bind mount of the same tmpfs), by its mount id or by
+    /// `STATX_ATTR_MOUNT_ROOT` (qemu-user passes the attributes on but not
+    /// the mount id).
     fn other_mount(&self, st: &Statx) -> bool {
         let has_mnt_id = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID);
         (st.stx_dev_major, st.stx_dev_minor) != self.dev
             || (has_mnt_id && self.mnt_id.is_some_and(|m| m != st.stx_mnt_id))
+            || mount_root(st)
     }
 
     /// Archive `name` of directory `parent` (archive name `dir` + `name`);
@@ -495,6 +501,12 @@ impl<W: Write> Dumper<W> {
         }
         Ok(records)
     }
+}
+
+/// Whether statx says `st` is the root of a mount (Linux 5.8 on).
+pub(super) fn mount_root(st: &Statx) -> bool {
+    st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+        && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
 }
 
 /// The data segments `(offset, length)` of a file of `size` bytes, by

@@ -37,6 +37,9 @@ fn resolve() -> ResolveFlags {
 struct Mount {
     dev: (u32, u32),
     mnt_id: Option<u64>,
+    /// The root of a mount (which the root itself is, and nothing below
+    /// it on the same mount).
+    root: bool,
 }
 
 fn mount_of(fd: BorrowedFd<'_>) -> Result<Mount, Errno> {
@@ -51,6 +54,7 @@ fn mount_of(fd: BorrowedFd<'_>) -> Result<Mount, Errno> {
         mnt_id: StatxFlags::from_bits_retain(st.stx_mask)
             .contains(StatxFlags::MNT_ID)
             .then_some(st.stx_mnt_id),
+        root: super::dump::mount_root(&st),
     })
 }
 
@@ -71,7 +75,7 @@ fn open_below(
             let fd = rustix::fs::openat(at, name, flags, Mode::empty())?;
             let m = mount_of(fd.as_fd())?;
             let other_id = matches!((m.mnt_id, root.mnt_id), (Some(a), Some(b)) if a != b);
-            if m.dev != root.dev || other_id {
+            if m.dev != root.dev || other_id || (m.root && name != c".") {
                 return Err(Errno::XDEV);
             }
             Ok(fd)

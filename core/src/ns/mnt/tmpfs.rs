@@ -27,13 +27,25 @@
 //! component at a time, and leaves are made with the `*at` calls that do
 //! not follow symlinks; `..` and absolute names are refused; memory stays
 //! bounded (file data is streamed through one buffer; long names, PAX
-//! headers and sparse maps have fixed limits). The tar crate's own reader
-//! holds long names and PAX headers of any length in memory, so the
-//! archive is walked here, with the crate's header types for the fields.
+//! headers and sparse maps have fixed limits; one small record per
+//! directory is kept for its mode and time, as GNU tar keeps). The tar
+//! crate's own reader holds long names and PAX headers of any length in
+//! memory, so the archive is walked here ([`read`], [`write`]), with the
+//! crate's header types for the fields.
+//!
+//! Where this differs from GNU tar: a restore refuses (GNU tar strips or
+//! follows) absolute names, `..` and symlinks on a path; it refuses the
+//! PAX sparse format (`tar --posix`/`--xattrs` on sparse files), which
+//! CRIU's tar does not write; a dump archives modification times before
+//! 1970 as 0, and no POSIX ACLs (`system.` attributes). Owners are the
+//! ids the calling thread sees: to get what CRIU's tar, run in the
+//! dumped tree's user namespace, writes, dump from a process in that
+//! namespace (or map the ids).
 
-mod archive;
 mod dump;
+mod read;
 mod restore;
+mod write;
 
 use rustix::io::Errno;
 

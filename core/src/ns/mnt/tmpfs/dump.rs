@@ -16,7 +16,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Statx, StatxAttribut
 use rustix::io::Errno;
 use tar::{EntryType, GnuExtSparseHeader, Header};
 
-use super::archive::{BLOCK, TarWriter, pax_record};
+use super::write::{BLOCK, TarWriter, pax_record};
 use super::{TmpfsError, TmpfsStats, show, xattr_wanted};
 
 /// Largest list of extended attribute names and largest value the kernel

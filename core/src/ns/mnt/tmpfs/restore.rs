@@ -17,7 +17,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use super::archive::{Entry, Kind, TarReader};
+use super::read::{Entry, Kind, TarReader};
 use super::{TmpfsError, TmpfsStats, show};
 
 /// File data is copied through a buffer of this size.

@@ -30,7 +30,7 @@
 //! headers and sparse maps have fixed limits; one small record per
 //! directory is kept for its mode and time, as GNU tar keeps). The tar
 //! crate's own reader holds long names and PAX headers of any length in
-//! memory, so the archive is walked here ([`read`], [`write`]), with the
+//! memory, so the archive is walked here (`read.rs`, `write.rs`), with the
 //! crate's header types for the fields.
 //!
 //! Where this differs from GNU tar: a restore refuses (GNU tar strips or

@@ -171,8 +171,8 @@ image_kinds! {
     Nftables: "NFTABLES", RAW, Raw, "nftables-%u.img", None, Raw;
     NetnfCt: "NETNF_CT", RAW, Raw, "netns-ct-%u.img", None, Raw;
     NetnfExp: "NETNF_EXP", RAW, Raw, "netns-exp-%u.img", None, Raw;
-    TmpfsImg: "TMPFS_IMG", RAW, Raw, "tmpfs-%u.tar.gz", None, Raw;
-    TmpfsDev: "TMPFS_DEV", RAW, Raw, "tmpfs-dev-%u.tar.gz", None, Raw;
+    TmpfsImg: "TMPFS_IMG", RAW, Raw, "tmpfs-%u.tar.gz.img", None, Raw;
+    TmpfsDev: "TMPFS_DEV", RAW, Raw, "tmpfs-dev-%u.tar.gz.img", None, Raw;
 }
 
 impl Kind {

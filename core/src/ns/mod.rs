@@ -14,6 +14,7 @@
 //! tree.
 
 pub mod ipc;
+pub mod net;
 pub mod uts;
 
 use std::os::fd::AsFd;
@@ -30,6 +31,10 @@ pub struct RootNs {
     /// Its own pid namespace, whose init it is (see
     /// [`crate::dump::pidns`]): made with `CLONE_NEWPID`, nothing to fill.
     pub pid: bool,
+    /// Its own network namespace (see [`net`]): made by the tool before
+    /// the root is forked into it, not by `clone3` flags (the tool opens
+    /// the tree's sockets in it first).
+    pub net: bool,
     pub ipc: bool,
     pub uts: bool,
     /// Its own time namespace (see [`crate::restore::namespaces`]): made
@@ -71,11 +76,13 @@ impl RootNs {
         };
         // CRIU's order: pid, net, ipc, uts, time (then mnt, user, cgroup).
         let pid = own(self.pid, CRIU_PID_ID);
+        let net = own(self.net, CRIU_NET_ID);
         let ipc = own(self.ipc, CRIU_IPC_ID);
         let uts = own(self.uts, CRIU_UTS_ID);
         let time = own(self.time, CRIU_TIME_ID);
         NsNumbers {
             pid,
+            net,
             ipc,
             uts,
             time,
@@ -87,17 +94,19 @@ impl RootNs {
 /// numbering of the dumping tool's namespaces: pid 1, net 2, ipc 3,
 /// uts 4, time 5, mnt 6, user 7, cgroup 8).
 pub const CRIU_PID_ID: u32 = 1;
+pub const CRIU_NET_ID: u32 = 2;
 pub const CRIU_IPC_ID: u32 = 3;
 pub const CRIU_UTS_ID: u32 = 4;
 pub const CRIU_TIME_ID: u32 = 5;
 /// The first id of a namespace of the tree's own.
 pub const FIRST_OWN_ID: u32 = 9;
 
-/// The pid, ipc, uts and time namespace ids every task of the tree gets
-/// in `ids-PID.img`.
+/// The pid, net, ipc, uts and time namespace ids every task of the tree
+/// gets in `ids-PID.img`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NsNumbers {
     pub pid: u32,
+    pub net: u32,
     pub ipc: u32,
     pub uts: u32,
     pub time: u32,
@@ -265,6 +274,9 @@ pub struct RootNsImages {
     pub ipc: Option<ipc::IpcNs>,
     /// The clocks of the root's own time namespace at dump.
     pub time: Option<pb::TimensEntry>,
+    /// The id of the root's own net namespace (made and filled by
+    /// `crate::restore::netns`, not here).
+    pub net_id: Option<u32>,
 }
 
 impl RootNsImages {
@@ -276,6 +288,7 @@ impl RootNsImages {
     ) -> Result<Self, NsError> {
         Ok(RootNsImages {
             own,
+            net_id: own.net.then_some(ids.net),
             uts: own.uts.then(|| uts::read(dir, ids.uts)).transpose()?,
             ipc: own.ipc.then(|| ipc::read(dir, ids.ipc)).transpose()?,
             time: own
@@ -321,6 +334,7 @@ mod tests {
     fn ids_follow_criu() {
         let n = |pid, ipc, uts, time| NsNumbers {
             pid,
+            net: CRIU_NET_ID,
             ipc,
             uts,
             time,
@@ -351,7 +365,18 @@ mod tests {
             ipc: true,
             uts: true,
             time: true,
+            ..RootNs::default()
         };
         assert_eq!(all.numbers(), n(9, 10, 11, 12));
+        // `unshare -n` (CRIU 4.1.1: net_ns_id 9), then with the others:
+        // pid, net, ipc, uts, time.
+        let net = RootNs {
+            net: true,
+            ..RootNs::default()
+        };
+        assert_eq!(net.numbers().net, 9);
+        let every = RootNs { net: true, ..all };
+        let nums = every.numbers();
+        assert_eq!((nums.pid, nums.net, nums.ipc, nums.time), (9, 10, 11, 13));
     }
 }

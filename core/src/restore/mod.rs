@@ -28,6 +28,7 @@ pub mod images;
 mod launch;
 pub mod layout;
 pub mod namespaces;
+mod netns;
 mod pidns;
 mod plan;
 mod regs;
@@ -154,6 +155,9 @@ pub const FAULT_STAGES: &[&str] = &[
     // Tool-side, numbered last likewise: once every task is restored,
     // when the tool maps the tree's PIDs to its own.
     FAULT_PID_MAP,
+    // Tool-side, last likewise: the root's own net namespace is made and
+    // filled, no task forked yet.
+    netns::FAULT_NETNS,
 ];
 
 /// The injected fault, if any: (restorer stage number or 0, tool-side).

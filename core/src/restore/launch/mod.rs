@@ -71,6 +71,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // The root's own namespaces and what fills them, read before
     // anything is created.
     let root_ns = super::root_ns::plan(&ImageDir::new(&opts.common.images_dir), &tasks)?;
+    // Its own net namespace, made and filled now: the tool opens the
+    // tree's sockets in it and forks the root into it (see `netns`).
+    let net_ns = super::netns::prepare(opts, &root_ns)?;
+    let in_net_ns = net_ns.as_ref().map(|n| n.enter()).transpose()?;
     // The tree's counters, then every region planned where it is free in
     // the tool (and so in every task until it unmaps the tool) and in its
     // own task, none overlapping another.
@@ -139,6 +143,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             .fork_in(|| fork_root(&live, shared.tool_rseq_addr()))?,
         None => fork_root(&live, shared.tool_rseq_addr())?,
     };
+    drop(in_net_ns);
     let forking = t_start.elapsed();
     crate::pr_debug!("every task planned, the root forked");
     // The tool's copies of the tasks' files stay open until every task
@@ -156,11 +161,17 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let mut held = super::finish::Held::default();
     // The root's new namespaces are filled before any task runs restored
     // code (every task waits to be let go below).
-    let done = super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns())
+    let root_pid = child.as_raw_nonzero().get();
+    let done = super::netns::ns_hook(hooks, Action::SetupNamespaces, &root_ns, root_pid)
+        .and_then(|()| super::root_ns::fill(&root_ns, root_pid, fault_ns()))
+        .and_then(|()| {
+            super::netns::ns_hook(hooks, Action::PostSetupNamespaces, &root_ns, root_pid)
+        })
         .and_then(|()| {
             let forked = watch::Forked {
                 root: child,
                 pids: &mut pids,
+                net_unlock: root_ns.own.net,
             };
             watch::wait_and_hold(
                 &live,

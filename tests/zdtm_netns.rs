@@ -1,0 +1,283 @@
+//! A tree whose root has a net namespace of its own (`ns_exec net`, as
+//! `unshare -n`), with sockets in it (`zdtm_netns`, which checks itself
+//! after restore: its namespace, its loopback device, its sockets reached
+//! from inside). With `--empty-ns net` (what runc sends) the namespace is
+//! recorded in the ids only, as CRIU does, and restored empty, the
+//! caller's `setup-namespaces` hook setting it up before any task runs.
+//! Also: the hooks CRIU runs for such a tree (network-lock, network-unlock),
+//! faults at the new dump and restore steps, and crossing with CRIU 4.1.1
+//! both ways.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::peer::Peer;
+use common::zdtm::Zdtm;
+
+const PROGRAM: &str = "zdtm_netns";
+
+/// Records every action with its pid; brings lo up in the restored
+/// root's namespace at setup-namespaces when `HOOK_LO_UP` is set.
+const SCRIPT: &str = r#"#!/bin/sh
+echo "$CRTOOLS_SCRIPT_ACTION ${CRTOOLS_INIT_PID:-none}" >> "$HOOK_LOG"
+if [ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] && [ -n "$HOOK_LO_UP" ]; then
+    nsenter -t "$CRTOOLS_INIT_PID" -n ip link set lo up || exit 1
+fi
+exit 0
+"#;
+
+/// Start the program in a net namespace of its own, told the harness's.
+fn start(test: &str, args: &[&str]) -> Option<Zdtm> {
+    let ns_exec = common::program_path("ns_exec");
+    let wrapper = [ns_exec.to_str().unwrap(), "net", "--"];
+    let z = Zdtm::start_wrapped(test, &wrapper, PROGRAM, args)?;
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    std::fs::write(z.work().join("host-netns"), host.display().to_string()).unwrap();
+    Some(z)
+}
+
+fn net_link(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("no link: {e}"))
+}
+
+/// The net namespace ids of the root's `ids-PID.img` and of the tool's
+/// (`inventory.img`).
+fn net_ids(images: &Path, pid: i32) -> (Option<u32>, Option<u32>) {
+    use criu_core::images::{Kind, pb, read_one};
+    let ids: pb::TaskKobjIdsEntry =
+        read_one(&images.join(Kind::Ids.file_name(pid as u64)), Kind::Ids).unwrap();
+    let inv: pb::InventoryEntry = read_one(&images.join("inventory.img"), Kind::Inventory).unwrap();
+    (ids.net_ns_id, inv.root_ids.and_then(|r| r.net_ns_id))
+}
+
+fn netns_images(images: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(images)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            [
+                "netns",
+                "netdev",
+                "ifaddr",
+                "route",
+                "rule",
+                "ip6tables",
+                "iptables",
+                "nftables",
+            ]
+            .iter()
+            .any(|p| n.starts_with(p))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The hook script and its log.
+fn hook(z: &Zdtm) -> (PathBuf, PathBuf) {
+    let script = z.new_dir("bin").join("hook.sh");
+    std::fs::write(&script, SCRIPT).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (script, z.new_dir("hooklog").join("log"))
+}
+
+fn hook_log(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    std::fs::remove_file(log).ok();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn empty_ns_net_keeps_the_namespace_not_its_contents() {
+    let Some(mut z) = start("netns_empty", &["lo=down"]) else {
+        return;
+    };
+    let before = net_link(z.pid());
+    z.dump(&["--empty-ns", "net"]);
+    // As CRIU 4.1.1: the root's own namespace is net_ns_id 9 (the tool's
+    // is 2), and nothing of it is written.
+    assert_eq!(net_ids(z.images(), z.pid()), (Some(9), Some(2)));
+    assert_eq!(netns_images(z.images()), Vec::<String>::new());
+    z.restore(&["--empty-ns", "net"]);
+    let after = net_link(z.pid());
+    assert_ne!(after, net_link(std::process::id() as i32));
+    assert_ne!(after, before, "a new namespace, not the old one");
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn empty_ns_net_setup_namespaces_hook_sets_the_namespace_up() {
+    let Some(mut z) = start("netns_empty_hook", &["lo=up", "connect=127.0.0.1"]) else {
+        return;
+    };
+    let (script, log) = hook(&z);
+    let script = script.to_str().unwrap();
+    let pid = z.pid().to_string();
+    let env = [("HOOK_LOG", log.as_os_str()), ("HOOK_LO_UP", "1".as_ref())];
+    let (ok, out) = common::run_criu(
+        z.images(),
+        &[
+            "dump",
+            "-t",
+            &pid,
+            "--empty-ns",
+            "net",
+            "--action-script",
+            script,
+        ],
+        &env,
+    );
+    assert!(ok, "{out}");
+    z.wait_gone();
+    // As CRIU: the namespace is locked by the caller, and stays so for a
+    // killed tree (its restore unlocks it).
+    assert_eq!(
+        hook_log(&log),
+        [
+            "pre-dump none",
+            "network-lock none",
+            &format!("post-dump {pid}")
+        ]
+    );
+    let (ok, out) = common::run_criu(
+        z.images(),
+        &[
+            "restore",
+            "-d",
+            "--pidfile",
+            "restored.pid",
+            "--empty-ns",
+            "net",
+            "--action-script",
+            script,
+        ],
+        &env,
+    );
+    assert!(ok, "{out}");
+    z.restored_elsewhere();
+    assert_eq!(
+        hook_log(&log),
+        [
+            "pre-restore none".to_string(),
+            format!("setup-namespaces {pid}"),
+            format!("post-setup-namespaces {pid}"),
+            format!("post-restore {pid}"),
+            "network-unlock none".to_string(),
+            format!("pre-resume {pid}"),
+            format!("post-resume {pid}"),
+        ]
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn a_fault_after_network_lock_unlocks_and_leaves_the_tree_running() {
+    let Some(z) = start("netns_dump_fault", &["lo=down"]) else {
+        return;
+    };
+    let (script, log) = hook(&z);
+    let images = z.new_dir("faulted");
+    let pid = z.pid().to_string();
+    let (ok, out) = common::run_criu(
+        &images,
+        &[
+            "dump",
+            "-t",
+            &pid,
+            "--empty-ns",
+            "net",
+            "--action-script",
+            script.to_str().unwrap(),
+        ],
+        &[
+            ("CRIU_DUMP_FAULT", "network-lock".as_ref()),
+            ("HOOK_LOG", log.as_os_str()),
+        ],
+    );
+    assert!(!ok, "the dump did not fail: {out}");
+    assert!(out.contains("network-lock"), "{out}");
+    assert_eq!(
+        hook_log(&log),
+        ["pre-dump none", "network-lock none", "network-unlock none"]
+    );
+    assert_eq!(common::tracer_pid(z.pid()), Some(0), "{out}");
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn a_fault_at_the_netns_restore_step_leaves_nothing_behind() {
+    let Some(mut z) = start("netns_restore_fault", &["lo=down"]) else {
+        return;
+    };
+    z.dump(&["--empty-ns", "net"]);
+    let (ok, out) = common::run_criu(
+        z.images(),
+        &["restore", "-d", "--empty-ns", "net"],
+        &[("CRIU_RESTORE_FAULT", "netns".as_ref())],
+    );
+    assert!(!ok, "the restore did not fail: {out}");
+    assert!(out.contains("fault injected at netns"), "{out}");
+    assert!(!out.contains("the root forked"), "{out}");
+    assert_eq!(common::proc_state(z.pid()), None);
+    z.restore(&["--empty-ns", "net"]);
+    assert_eq!(z.go(), "PASS");
+}
+
+/// The peer's dump of the program (with its SO_PASSCRED shim where this
+/// kernel needs it for inet sockets, see [`common::peer::passcred_shim`]).
+fn peer_dump(peer: &Peer, z: &Zdtm, extra: &[&str]) -> (bool, String) {
+    let pid = z.pid().to_string();
+    let mut args = vec!["dump", "-t", &pid];
+    args.extend_from_slice(extra);
+    let shim = common::peer::passcred_shim();
+    let env: Vec<(&str, &std::ffi::OsStr)> =
+        shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
+    peer.criu_env(z.images(), &args, &env)
+}
+
+#[test]
+fn criu_restores_our_empty_ns_images() {
+    let Some(peer) = Peer::for_test("netns_empty_to_criu") else {
+        return;
+    };
+    let Some(mut z) = start("netns_empty_to_criu", &["lo=down"]) else {
+        return;
+    };
+    z.dump(&["--empty-ns", "net"]);
+    let (ok, log) = peer.criu(
+        z.images(),
+        &[
+            "restore",
+            "-d",
+            "--pidfile",
+            "restored.pid",
+            "--empty-ns",
+            "net",
+        ],
+    );
+    assert!(ok, "CRIU did not restore our images: {log}");
+    z.restored_elsewhere();
+    assert_ne!(net_link(z.pid()), net_link(std::process::id() as i32));
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn we_restore_criu_empty_ns_images() {
+    let Some(peer) = Peer::for_test("netns_empty_from_criu") else {
+        return;
+    };
+    let Some(mut z) = start("netns_empty_from_criu", &["lo=down"]) else {
+        return;
+    };
+    let (ok, log) = peer_dump(&peer, &z, &["--empty-ns", "net"]);
+    assert!(ok, "CRIU did not dump: {log}");
+    z.wait_gone();
+    assert_eq!(net_ids(z.images(), z.pid()), (Some(9), Some(2)));
+    z.restore(&["--empty-ns", "net"]);
+    assert_ne!(net_link(z.pid()), net_link(std::process::id() as i32));
+    assert_eq!(z.go(), "PASS");
+}

@@ -4,9 +4,14 @@
 //! from inside). With `--empty-ns net` (what runc sends) the namespace is
 //! recorded in the ids only, as CRIU does, and restored empty, the
 //! caller's `setup-namespaces` hook setting it up before any task runs.
-//! Also: the hooks CRIU runs for such a tree (network-lock, network-unlock),
-//! faults at the new dump and restore steps, and crossing with CRIU 4.1.1
-//! both ways.
+//! Without it the namespace is dumped whole into CRIU's images (netns,
+//! netdev, ifaddr, route, route6, rule): a veth to the host with an
+//! address, a route through the host end and a sysctl come back, the
+//! veth's peer outside named by `--veth-pair`, and the program's listener
+//! accepts on the restored address. Also: the hooks CRIU runs for such a
+//! tree (network-lock, network-unlock), faults at the new dump and
+//! restore steps (no link left behind), and crossing with CRIU 4.1.1 both
+//! ways.
 
 mod common;
 
@@ -280,4 +285,291 @@ fn we_restore_criu_empty_ns_images() {
     z.restore(&["--empty-ns", "net"]);
     assert_ne!(net_link(z.pid()), net_link(std::process::id() as i32));
     assert_eq!(z.go(), "PASS");
+}
+
+/// Run `ip ARGS` (in the namespace of `pid`, if any); its output.
+fn ip(pid: Option<i32>, args: &[&str]) -> String {
+    let mut cmd = match pid {
+        Some(p) => {
+            let mut c = std::process::Command::new("nsenter");
+            c.args(["-t", &p.to_string(), "-n", "ip"]);
+            c
+        }
+        None => std::process::Command::new("ip"),
+    };
+    let out = cmd.args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sysctl_in(pid: i32, path: &str) -> String {
+    let out = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "cat",
+            &format!("/proc/sys/{path}"),
+        ])
+        .output()
+        .expect("run nsenter");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A veth pair `out`/`inn` between the host and the program's namespace,
+/// `10.N.0.1/24` outside and `10.N.0.2/24` inside, lo up, a route to
+/// `10.(N+1).0.0/16` through the host end, IPv4 forwarding on inside.
+struct Net {
+    out: String,
+    inn: String,
+    n: u8,
+}
+
+impl Net {
+    fn setup(z: &Zdtm, n: u8) -> Net {
+        let out = format!("zvo{n}");
+        let inn = format!("zvi{n}");
+        let pid = z.pid().to_string();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &out])
+            .stderr(std::process::Stdio::null())
+            .status();
+        ip(
+            None,
+            &[
+                "link", "add", &out, "type", "veth", "peer", "name", &inn, "netns", &pid,
+            ],
+        );
+        ip(
+            None,
+            &["addr", "add", &format!("10.{n}.0.1/24"), "dev", &out],
+        );
+        ip(None, &["link", "set", &out, "up"]);
+        let p = Some(z.pid());
+        ip(p, &["link", "set", "lo", "up"]);
+        ip(p, &["addr", "add", &format!("10.{n}.0.2/24"), "dev", &inn]);
+        ip(p, &["link", "set", &inn, "up"]);
+        ip(
+            p,
+            &[
+                "route",
+                "add",
+                &format!("10.{}.0.0/16", n + 1),
+                "via",
+                &format!("10.{n}.0.1"),
+            ],
+        );
+        let fwd = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-n", "sh", "-c"])
+            .arg("echo 1 > /proc/sys/net/ipv4/conf/all/forwarding")
+            .status()
+            .unwrap();
+        assert!(fwd.success());
+        Net { out, inn, n }
+    }
+
+    /// Wait until the dumped namespace is gone (the kernel tears it down
+    /// after its last task, taking the host end of the veth along).
+    fn wait_gone(&self) {
+        let gone = common::wait_until(common::zdtm::TIMEOUT, || !link_exists(&self.out));
+        assert!(gone, "{} is still there", self.out);
+    }
+
+    /// The namespace of `pid` is as [`Net::setup`] made it.
+    fn check(&self, pid: i32) {
+        let p = Some(pid);
+        // `ip -o` pads names with spaces: compare word by word.
+        let addrs = ip(p, &["-o", "addr"])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            addrs.contains(&format!("{} inet 10.{}.0.2/24", self.inn, self.n)),
+            "{addrs}"
+        );
+        assert!(addrs.contains("lo inet 127.0.0.1/8"), "{addrs}");
+        let routes = ip(p, &["route"]);
+        assert!(
+            routes.contains(&format!(
+                "10.{}.0.0/16 via 10.{}.0.1 dev {}",
+                self.n + 1,
+                self.n,
+                self.inn
+            )),
+            "{routes}"
+        );
+        let link = ip(p, &["-o", "link", "show", &self.inn]);
+        assert!(link.contains("link/ether"), "{link}");
+        assert_eq!(sysctl_in(pid, "net/ipv4/conf/all/forwarding"), "1");
+        // The peer is back outside, under its name.
+        let outside = ip(None, &["-o", "link", "show", &self.out]);
+        assert!(outside.contains(&format!("{}@", self.out)), "{outside}");
+    }
+
+    fn program_args(n: u8) -> Vec<String> {
+        vec!["lo=up".into(), format!("connect=10.{n}.0.2")]
+    }
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn link_exists(name: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["link", "show", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn own_net_namespace_with_a_veth_is_dumped_and_restored_whole() {
+    let n = 71;
+    let a = Net::program_args(n);
+    let Some(mut z) = start("netns_full", &args(&a)) else {
+        return;
+    };
+    let net = Net::setup(&z, n);
+    z.dump(&[]);
+    assert_eq!(net_ids(z.images(), z.pid()), (Some(9), Some(2)));
+    assert_eq!(
+        netns_images(z.images()),
+        [
+            "ifaddr-9.img",
+            "ip6tables-9.img",
+            "iptables-9.img",
+            "netdev-9.img",
+            "netns-9.img",
+            "route-9.img",
+            "route6-9.img",
+            "rule-9.img"
+        ]
+    );
+    // The namespace went with the task, the host end of the veth with it.
+    net.wait_gone();
+    let pair = format!("{}={}", net.inn, net.out);
+    z.restore(&["--veth-pair", &pair]);
+    net.check(z.pid());
+    assert_eq!(z.go(), "PASS");
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &net.out])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+#[test]
+fn a_fault_after_the_namespace_is_filled_leaves_no_link_behind() {
+    let n = 73;
+    let a = Net::program_args(n);
+    let Some(mut z) = start("netns_full_fault", &args(&a)) else {
+        return;
+    };
+    let net = Net::setup(&z, n);
+    z.dump(&[]);
+    net.wait_gone();
+    let pair = format!("{}={}", net.inn, net.out);
+    let (ok, out) = common::run_criu(
+        z.images(),
+        &["restore", "-d", "--veth-pair", &pair],
+        &[("CRIU_RESTORE_FAULT", "netns".as_ref())],
+    );
+    assert!(!ok, "the restore did not fail: {out}");
+    assert!(out.contains("fault injected at netns"), "{out}");
+    // The veth was made (its peer outside), and is gone with the
+    // namespace.
+    assert!(
+        out.contains(&format!("Restoring link {}", net.inn)),
+        "{out}"
+    );
+    let gone = common::wait_until(common::zdtm::TIMEOUT, || !link_exists(&net.out));
+    assert!(gone, "{} left behind: {out}", net.out);
+    assert_eq!(common::proc_state(z.pid()), None);
+    z.restore(&["--veth-pair", &pair]);
+    net.check(z.pid());
+    assert_eq!(z.go(), "PASS");
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &net.out])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+#[test]
+fn a_link_of_another_kind_is_refused_by_name() {
+    let Some(z) = start("netns_dummy", &["lo=down"]) else {
+        return;
+    };
+    let p = Some(z.pid());
+    ip(p, &["link", "add", "zifb0", "type", "ifb"]);
+    let log = z.dump_refused(&[], "(zifb0, type 1, kind ifb) cannot be dumped yet");
+    assert!(
+        log.contains("only the loopback device and veth devices are"),
+        "{log}"
+    );
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn criu_restores_our_whole_namespace() {
+    let Some(peer) = Peer::for_test("netns_full_to_criu") else {
+        return;
+    };
+    let n = 75;
+    let a = Net::program_args(n);
+    let Some(mut z) = start("netns_full_to_criu", &args(&a)) else {
+        return;
+    };
+    let net = Net::setup(&z, n);
+    z.dump(&[]);
+    net.wait_gone();
+    let pair = format!("{}={}", net.inn, net.out);
+    let (ok, log) = peer.criu(
+        z.images(),
+        &[
+            "restore",
+            "-d",
+            "--pidfile",
+            "restored.pid",
+            "--veth-pair",
+            &pair,
+        ],
+    );
+    assert!(ok, "CRIU did not restore our images: {log}");
+    z.restored_elsewhere();
+    net.check(z.pid());
+    assert_eq!(z.go(), "PASS");
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &net.out])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+#[test]
+fn we_restore_criu_s_whole_namespace() {
+    let Some(peer) = Peer::for_test("netns_full_from_criu") else {
+        return;
+    };
+    let n = 77;
+    let a = Net::program_args(n);
+    let Some(mut z) = start("netns_full_from_criu", &args(&a)) else {
+        return;
+    };
+    let net = Net::setup(&z, n);
+    let (ok, log) = peer_dump(&peer, &z, &[]);
+    assert!(ok, "CRIU did not dump: {log}");
+    z.wait_gone();
+    net.wait_gone();
+    let pair = format!("{}={}", net.inn, net.out);
+    z.restore(&["--veth-pair", &pair]);
+    net.check(z.pid());
+    assert_eq!(z.go(), "PASS");
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &net.out])
+        .stderr(std::process::Stdio::null())
+        .status();
 }

@@ -57,7 +57,19 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         NetNsImages::External { key } => format!("external, given by --inherit-fd as {key:?}"),
         NetNsImages::Full(_) => "filled from the images".to_string(),
     };
-    net::fill(&ns, &images).map_err(|e| {
+    let tool_ns = rustix::fs::open(
+        "/proc/thread-self/ns/net",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RestoreError::Open("/proc/thread-self/ns/net".into(), e))?;
+    let veths = veth_peers(opts);
+    let outside = net::Outside {
+        ns: tool_ns.as_fd(),
+        veths: &veths,
+        weak_sysctls: false,
+    };
+    net::fill(&ns, &images, &outside).map_err(|e| {
         RestoreError::Unsupported(format!("cannot fill the root's net namespace {id}: {e}"))
     })?;
     crate::pr_info!("The root's own net namespace {id}: {what}");
@@ -76,6 +88,18 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         )));
     }
     Ok(Some(RootNetNs { ns }))
+}
+
+/// Each veth's peer name outside: `--veth-pair IN=OUT` and `--external
+/// veth[IN]:OUT` (CRIU makes the former the latter).
+fn veth_peers(opts: &Opts) -> Vec<(String, String)> {
+    let mut v = opts.restore.veth_pairs.clone();
+    for e in &opts.common.external {
+        if let Some((i, o)) = e.strip_prefix("veth[").and_then(|r| r.split_once("]:")) {
+            v.push((i.to_owned(), o.to_owned()));
+        }
+    }
+    v
 }
 
 /// The namespace `--inherit-fd fd[N]:KEY` gives for external key `key`.

@@ -587,6 +587,10 @@ mod tests {
             tcp_established: Some(true),
             tcp_close: Some(true),
             empty_ns: Some(CLONE_NEWNET),
+            veths: vec![rpc::CriuVethPair {
+                if_in: "eth0".into(),
+                if_out: "veth0".into(),
+            }],
             ..Default::default()
         };
         let o = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap().opts;
@@ -607,6 +611,7 @@ mod tests {
         assert!(o.dump.allow_uprobes);
         // runc's empty_ns: the dump and the restore half both take it.
         assert!(o.dump.empty_net_ns && o.restore.empty_net_ns);
+        assert_eq!(o.restore.veth_pairs, [("eth0".into(), "veth0".into())]);
         assert_eq!(o.restore.exec_cmd, Some(vec!["true".to_owned()]));
         assert!(o.restore.sibling && o.restore.detached);
     }

@@ -11,11 +11,19 @@
 //! accepts on the restored address. Also: the hooks CRIU runs for such a
 //! tree (network-lock, network-unlock), faults at the new dump and
 //! restore steps (no link left behind), and crossing with CRIU 4.1.1 both
-//! ways.
+//! ways. A namespace declared external (`--external net[INODE]:KEY`, as
+//! Podman does) is written as its key alone, and the restore joins the one
+//! `--inherit-fd fd[N]:KEY` gives (CLI and RPC).
 
 mod common;
+#[path = "service_common/mod.rs"]
+mod service_common;
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use criu_core::images::pb::rpc::{CriuOpts, CriuReq, CriuReqType, InheritFd};
 
 use common::peer::Peer;
 use common::zdtm::Zdtm;
@@ -572,4 +580,108 @@ fn we_restore_criu_s_whole_namespace() {
         .args(["link", "del", &net.out])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// The program in its own net namespace (lo up), kept alive by the
+/// returned fd after the dump, which declares it external with key `key`.
+fn dumped_external(test: &str, key: &str) -> Option<(Zdtm, std::fs::File, u64)> {
+    let mut z = start(test, &["lo=up", "connect=127.0.0.1"])?;
+    ip(Some(z.pid()), &["link", "set", "lo", "up"]);
+    let ns = std::fs::File::open(format!("/proc/{}/ns/net", z.pid())).unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&ns.metadata().unwrap());
+    z.dump(&["--external", &format!("net[{ino}]:{key}")]);
+    Some((z, ns, ino))
+}
+
+/// The restored task is in the namespace `ino`, the one it was given.
+fn assert_in(z: &Zdtm, ino: u64) {
+    assert_eq!(net_link(z.pid()), format!("net:[{ino}]"));
+}
+
+#[test]
+fn an_external_net_namespace_is_joined_from_inherit_fd() {
+    let Some((mut z, ns, ino)) = dumped_external("netns_external", "extRootNetNS") else {
+        return;
+    };
+    // As CRIU: netns-9.img holds the key only.
+    assert_eq!(netns_images(z.images()), ["netns-9.img"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(["restore", "-d", "-v4", "-o", "restore.log"])
+        .args(["--pidfile", "restored.pid"])
+        .arg("-D")
+        .arg(z.images())
+        .args(["--inherit-fd", "fd[0]:extRootNetNS"])
+        .stdin(Stdio::from(ns))
+        .status()
+        .unwrap();
+    let log = std::fs::read_to_string(z.images().join("restore.log")).unwrap_or_default();
+    assert!(out.success(), "{log}");
+    assert!(!log.contains("the fd is not used"), "{log}");
+    z.restored_elsewhere();
+    assert_in(&z, ino);
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn an_external_net_namespace_without_its_fd_is_refused() {
+    let Some((z, _ns, _)) = dumped_external("netns_external_missing", "extRootNetNS") else {
+        return;
+    };
+    let (ok, log) = common::run_criu(z.images(), &["restore", "-d"], &[]);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("give it with --inherit-fd fd[N]:extRootNetNS"),
+        "{log}"
+    );
+    assert_eq!(common::proc_state(z.pid()), None);
+}
+
+#[test]
+fn rpc_external_net_namespace_with_inherit_fd() {
+    let Some(mut z) = start("netns_external_rpc", &["lo=up", "connect=127.0.0.1"]) else {
+        return;
+    };
+    ip(Some(z.pid()), &["link", "set", "lo", "up"]);
+    let ns = std::fs::File::open(format!("/proc/{}/ns/net", z.pid())).unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&ns.metadata().unwrap());
+    let criu = Path::new(env!("CARGO_BIN_EXE_criu"));
+    let images = std::fs::File::open(z.images()).unwrap();
+    let external = vec![format!("net[{ino}]:extRootNetNS")];
+    let mut c = service_common::Client::swrk_at(criu);
+    let resp = c.call(&CriuReq {
+        r#type: CriuReqType::Dump as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: images.as_fd().as_raw_fd(),
+            pid: Some(z.pid()),
+            external: external.clone(),
+            log_level: Some(4),
+            log_file: Some("dump.log".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let log = std::fs::read_to_string(z.images().join("dump.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    drop(c);
+    z.wait_gone();
+    let mut c = service_common::Client::swrk_with_stdin(criu, Stdio::from(ns));
+    let resp = c.call(&CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(CriuOpts {
+            images_dir_fd: images.as_fd().as_raw_fd(),
+            inherit_fd: vec![InheritFd {
+                key: "extRootNetNS".into(),
+                fd: 0,
+            }],
+            log_level: Some(4),
+            log_file: Some("restore.log".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let log = std::fs::read_to_string(z.images().join("restore.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    z.restored_elsewhere();
+    assert_in(&z, ino);
+    assert_eq!(z.go(), "PASS");
 }

@@ -139,6 +139,14 @@ impl Entry {
         self.value()
             .is_some_and(|v| v.starts_with('<') && v.ends_with('>'))
     }
+
+    /// A value ending in `*` stands for every value it starts
+    /// (`external=net[*`: any `--external net[...]`).
+    fn matches_prefix(&self, value: &str) -> bool {
+        self.value()
+            .and_then(|v| v.strip_suffix('*'))
+            .is_some_and(|p| value.starts_with(p))
+    }
 }
 
 /// A refused option: the message to print (CLI) or to answer (RPC).
@@ -170,6 +178,7 @@ pub fn lookup(table: &'static [Entry], cmd: On, name: &str, value: &str) -> Opti
         .iter()
         .filter(here)
         .find(|e| e.value() == Some(value) && !value.is_empty())
+        .or_else(|| table.iter().filter(here).find(|e| e.matches_prefix(value)))
         .or_else(|| {
             table
                 .iter()
@@ -344,6 +353,8 @@ pub const CLI: &[Entry] = &[
     not_yet("irmap-scan-path", DPD, "--irmap-scan-path=/"),
     not_yet("lsm-profile", R, "--lsm-profile=apparmor:unconfined"),
     works("timeout", DPD, "tests/zdtm_refuse.rs::a_task_that_never_stops_fails_the_dump_within_timeout"),
+    works("external=net[*", DR, "tests/zdtm_netns.rs::an_external_net_namespace_is_joined_from_inherit_fd"),
+    works("external=veth[*", R, "tests/zdtm_netns.rs::a_fault_after_the_namespace_is_filled_leaves_no_link_behind"),
     not_yet("external", DR, "--external=mnt[/a]:b"),
     works("empty-ns", DR, "tests/zdtm_netns.rs::empty_ns_net_keeps_the_namespace_not_its_contents"),
     not_yet("lazy-pages", DR, "--lazy-pages"),
@@ -436,6 +447,7 @@ pub const RPC: &[Entry] = &[
     works("manage_cgroups_mode", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("ghost_limit", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("irmap_scan_paths", DPD, ""),
+    works("external=net[*", DR, "tests/zdtm_netns.rs::rpc_external_net_namespace_with_inherit_fd"),
     not_yet("external", DR, ""),
     works("empty_ns", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("join_ns", R, ""),
@@ -476,6 +488,27 @@ pub const RPC: &[Entry] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_values_cover_their_kind_only() {
+        let e = lookup(CLI, On::DUMP, "external", "net[4026532183]:extRootNetNS").unwrap();
+        assert!(matches!(e.support, Support::Works { .. }), "{e:?}");
+        let e = lookup(CLI, On::DUMP, "external", "mnt[/a]:b").unwrap();
+        assert!(matches!(e.support, Support::NotYet { .. }), "{e:?}");
+        // veth[] names a restore's peer only.
+        assert!(matches!(
+            lookup(CLI, On::RESTORE, "external", "veth[eth0]:v0")
+                .unwrap()
+                .support,
+            Support::Works { .. }
+        ));
+        assert!(matches!(
+            lookup(CLI, On::DUMP, "external", "veth[eth0]:v0")
+                .unwrap()
+                .support,
+            Support::NotYet { .. }
+        ));
+    }
 
     #[test]
     fn valued_entries_win_over_bare_ones() {

@@ -35,6 +35,8 @@ pub const FAULT_NETNS: &str = "netns";
 /// The root's own net namespace, ready for its tree.
 pub struct RootNetNs {
     ns: OwnedFd,
+    /// The `--inherit-fd` it came from, for an external one.
+    pub inherited_fd: Option<i32>,
 }
 
 /// Make (or join, for an external one) and fill the root's own net
@@ -46,6 +48,10 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
     let dir = ImageDir::new(&opts.common.images_dir);
     let images = net::read(&dir, id, opts.restore.empty_net_ns)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    let inherited_fd = match &images {
+        NetNsImages::External { key } => Some(inherit_fd(opts, key)?),
+        _ => None,
+    };
     let ns = match &images {
         NetNsImages::External { key } => inherited(opts, key)?,
         _ => net::create().map_err(|e| {
@@ -87,7 +93,7 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
             "fault injected at {FAULT_NETNS}"
         )));
     }
-    Ok(Some(RootNetNs { ns }))
+    Ok(Some(RootNetNs { ns, inherited_fd }))
 }
 
 /// Each veth's peer name outside: `--veth-pair IN=OUT` and `--external
@@ -102,26 +108,31 @@ fn veth_peers(opts: &Opts) -> Vec<(String, String)> {
     v
 }
 
-/// The namespace `--inherit-fd fd[N]:KEY` gives for external key `key`.
-fn inherited(opts: &Opts, key: &str) -> Result<OwnedFd, RestoreError> {
-    let Some(i) = opts.restore.inherit_fds.iter().find(|i| i.key == key) else {
-        return Err(RestoreError::Unsupported(format!(
+/// The fd `--inherit-fd fd[N]:KEY` gives for external key `key`.
+fn inherit_fd(opts: &Opts, key: &str) -> Result<i32, RestoreError> {
+    match opts.restore.inherit_fds.iter().find(|i| i.key == key) {
+        Some(i) => Ok(i.fd),
+        None => Err(RestoreError::Unsupported(format!(
             "the root's net namespace is external (key {key:?}): give it with \
              --inherit-fd fd[N]:{key}"
-        )));
-    };
-    let path = format!("/proc/self/fd/{}", i.fd);
-    let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        ))),
+    }
+}
+
+/// The namespace `--inherit-fd fd[N]:KEY` gives for external key `key`.
+fn inherited(opts: &Opts, key: &str) -> Result<OwnedFd, RestoreError> {
+    let fd = inherit_fd(opts, key)?;
+    let path = format!("/proc/self/fd/{fd}");
+    let ns = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| RestoreError::Open(path.clone(), e))?;
     // Only a net namespace will do: setns checks the kind.
-    let probe = net::run_in(fd.as_fd(), || Ok(()));
+    let probe = net::run_in(ns.as_fd(), || Ok(()));
     if let Err(e) = probe {
         return Err(RestoreError::Unsupported(format!(
-            "--inherit-fd fd[{}]:{key} is not a net namespace: {e}",
-            i.fd
+            "--inherit-fd fd[{fd}]:{key} is not a net namespace: {e}"
         )));
     }
-    Ok(fd)
+    Ok(ns)
 }
 
 /// The calling thread in the root's net namespace until this is dropped.

@@ -101,6 +101,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let inventory: crate::images::pb::InventoryEntry =
         crate::images::check::read_single(&dir, crate::images::kinds::Kind::Inventory, 0)?;
     let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
+    // An external net namespace takes its --inherit-fd (no file does).
+    shared
+        .inherit_used
+        .extend(net_ns.as_ref().and_then(|n| n.inherited_fd));
     // Declared before the tasks exist, so that on failure its directories
     // go only once they are killed.
     let mut cgroups = place_cgroups(opts, &inventory, &dir, &alive, &mut shared)?;

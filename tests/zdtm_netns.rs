@@ -685,3 +685,16 @@ fn rpc_external_net_namespace_with_inherit_fd() {
     assert_in(&z, ino);
     assert_eq!(z.go(), "PASS");
 }
+
+#[test]
+fn an_established_connection_in_its_own_namespace_is_refused_by_name() {
+    let Some(z) = start("netns_established", &["established", "lo=up"]) else {
+        return;
+    };
+    let log = z.dump_refused(
+        &["--tcp-established"],
+        "2 established TCP connection(s) in the root's own net namespace cannot be dumped yet",
+    );
+    assert!(log.contains(&format!("task {}", z.pid())), "{log}");
+    assert_eq!(z.go(), "PASS");
+}

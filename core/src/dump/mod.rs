@@ -257,6 +257,7 @@ fn run(
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     if own_ns.net {
+        netns::refuse_locked_connections(&files, pid)?;
         netns::renumber_sockets(&mut files, own_ns.numbers().net);
     }
     task_state::refuse_lost_ctty(&tree, &files)?;

@@ -60,6 +60,23 @@ pub fn diag_in_root(
     Ok(ns.map(crate::proc::netns::DiagIn::new))
 }
 
+/// Established TCP connections of a root in its own net namespace are
+/// refused by name: the network lock (`crate::netlock`) is taken in
+/// criu's namespace, where it would not hold their traffic back.
+pub fn refuse_locked_connections(files: &FileTable, pid: i32) -> Result<(), DumpError> {
+    match files.kinds.inet.lock.as_ref() {
+        Some(l) if !l.is_empty() => Err(DumpError::Namespace(NsError::Dump {
+            pid,
+            reason: format!(
+                "{} established TCP connection(s) in the root's own net namespace cannot \
+                 be dumped yet (--tcp-established locks the network in criu's namespace only)",
+                l.len()
+            ),
+        })),
+        _ => Ok(()),
+    }
+}
+
 /// Every socket entry of `files` names net namespace `id` (the root's
 /// own): CRIU's restore opens each socket in the namespace its `ns_id`
 /// names, which must be one of the dump's.

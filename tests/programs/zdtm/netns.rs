@@ -7,7 +7,9 @@
 //! Arguments after the directory, checked after restore:
 //! - `lo=up` / `lo=down`: the loopback device's state in its namespace;
 //! - `connect=IP`: the listener accepts a connection made to IP and both
-//!   ends exchange data; the UDP socket receives a datagram sent to IP.
+//!   ends exchange data; the UDP socket receives a datagram sent to IP;
+//! - `established`: brings lo up itself and holds a TCP connection over
+//!   it (for the refusal of `--tcp-established` in its own namespace).
 //!
 //! Always: the restored task is in a net namespace other than the one
 //! `DIR/host-netns` names (the harness's), and a connection to the
@@ -32,35 +34,48 @@ struct State {
     name: Vec<u8>,
     lo: Option<bool>,
     connect: Option<IpAddr>,
+    _conn: Option<(TcpStream, TcpStream)>,
+}
+
+const IFF_UP: u16 = 1;
+
+/// `ioctl(sock, req, ifreq of interface name)`: the ifreq after it.
+/// struct ifreq: the name (16 bytes), then a union whose first member here
+/// is the short flags.
+fn ifreq(sock: &impl AsRawFd, req: u32, name: &str, flags: u16) -> Result<[u8; 40], String> {
+    let mut ifr = [0u8; 40];
+    ifr[..name.len()].copy_from_slice(name.as_bytes());
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the 40-byte ifreq
+    // they are given, which lives until the call returns.
+    let ret = unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::IOCTL,
+            sock.as_raw_fd() as usize,
+            req as usize,
+            ifr.as_mut_ptr() as usize,
+        )
+    };
+    zdtm::errno(ret, "ioctl(SIOC*IFFLAGS)")?;
+    Ok(ifr)
 }
 
 /// Whether interface `name` is up in the calling task's net namespace
 /// (SIOCGIFFLAGS on any socket of the namespace).
 fn is_up(sock: &impl AsRawFd, name: &str) -> Result<bool, String> {
-    // struct ifreq: the name (16 bytes), then a union whose first member
-    // here is the short flags.
-    let mut ifr = [0u8; 40];
-    ifr[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: SIOCGIFFLAGS writes the flags into the 40-byte ifreq it is
-    // given, which lives until the call returns.
-    let ret = unsafe {
-        criu_arch::syscall3(
-            criu_arch::nr::IOCTL,
-            sock.as_raw_fd() as usize,
-            linux_raw_sys::ioctl::SIOCGIFFLAGS as usize,
-            ifr.as_mut_ptr() as usize,
-        )
-    };
-    zdtm::errno(ret, "ioctl(SIOCGIFFLAGS)")?;
-    let flags = u16::from_ne_bytes([ifr[16], ifr[17]]);
-    const IFF_UP: u16 = 1;
-    Ok(flags & IFF_UP != 0)
+    let ifr = ifreq(sock, linux_raw_sys::ioctl::SIOCGIFFLAGS, name, 0)?;
+    Ok(u16::from_ne_bytes([ifr[16], ifr[17]]) & IFF_UP != 0)
 }
 
 fn setup(a: &zdtm::Args) -> Result<State, String> {
     let mut lo = None;
     let mut connect = None;
+    let mut established = false;
     for arg in &a.rest {
+        if arg == "established" {
+            established = true;
+            continue;
+        }
         match arg.split_once('=') {
             Some(("lo", v)) => lo = Some(v == "up"),
             Some(("connect", ip)) => {
@@ -81,6 +96,17 @@ fn setup(a: &zdtm::Args) -> Result<State, String> {
         udp.local_addr().map_err(|e| e.to_string())?.port()
     );
     zdtm::write_atomic(&a.dir.join("ports"), &ports)?;
+    let conn = if established {
+        let flags = ifreq(&udp, linux_raw_sys::ioctl::SIOCGIFFLAGS, "lo", 0)?;
+        let flags = u16::from_ne_bytes([flags[16], flags[17]]) | IFF_UP;
+        ifreq(&udp, linux_raw_sys::ioctl::SIOCSIFFLAGS, "lo", flags)?;
+        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
+        let c = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+        let (p, _) = tcp.accept().map_err(|e| format!("accept: {e}"))?;
+        Some((c, p))
+    } else {
+        None
+    };
     Ok(State {
         dir: a.dir.clone(),
         tcp,
@@ -89,6 +115,7 @@ fn setup(a: &zdtm::Args) -> Result<State, String> {
         name,
         lo,
         connect,
+        _conn: conn,
     })
 }
 

@@ -117,9 +117,11 @@ fn answers(sk: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
             }
             match kind {
                 NLMSG_DONE => {
-                    let err = (len >= NLMSG_HDRLEN + 4)
-                        .then(|| u32_at(&buf, off + NLMSG_HDRLEN) as i32)
-                        .unwrap_or(0);
+                    let err = if len >= NLMSG_HDRLEN + 4 {
+                        u32_at(&buf, off + NLMSG_HDRLEN) as i32
+                    } else {
+                        0
+                    };
                     return if err < 0 {
                         Err(Errno::from_raw_os_error(-err))
                     } else {

@@ -698,3 +698,22 @@ fn an_established_connection_in_its_own_namespace_is_refused_by_name() {
     assert!(log.contains(&format!("task {}", z.pid())), "{log}");
     assert_eq!(z.go(), "PASS");
 }
+
+#[test]
+fn own_net_and_time_namespaces_together() {
+    // The tool makes the net namespace on threads of its own; the time
+    // namespace needs a single-threaded tool right after.
+    let ns_exec = common::program_path("ns_exec");
+    let wrapper = [ns_exec.to_str().unwrap(), "net", "time", "uts", "--"];
+    let Some(mut z) = Zdtm::start_wrapped("netns_time", &wrapper, PROGRAM, &["lo=down"]) else {
+        return;
+    };
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    std::fs::write(z.work().join("host-netns"), host.display().to_string()).unwrap();
+    for round in 0..3 {
+        let images = z.new_dir(&format!("round{round}"));
+        z.dump_to(&images, &["--empty-ns", "net"]);
+        z.restore_from(&images, &["--empty-ns", "net"]);
+    }
+    assert_eq!(z.go(), "PASS");
+}

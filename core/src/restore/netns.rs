@@ -12,6 +12,13 @@
 //! external one (`--external net[INODE]:KEY` at dump) is joined the same
 //! way instead of made.
 //!
+//! The namespace exists before the tree's sockets are opened, but with
+//! `--empty-ns net` it is empty then: the caller's `setup-namespaces` hook
+//! (which needs the root's PID) runs only once the root is forked, so a
+//! socket bound to an address the hook makes (even 127.0.0.1, lo being
+//! down) cannot be restored in that mode; CRIU, whose tasks open their own
+//! sockets after the hook, can. Wildcard-bound sockets are restored.
+//!
 //! Nothing outlives a failed restore: the namespace is held by the tool's
 //! fd and by the tree's tasks, which are killed; its links go with it
 //! (a veth's peer outside too).
@@ -46,6 +53,7 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         return Ok(None);
     };
     let dir = ImageDir::new(&opts.common.images_dir);
+    let threads = tool_threads();
     let images = net::read(&dir, id, opts.restore.empty_net_ns)
         .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
     let inherited_fd = match &images {
@@ -79,6 +87,12 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         RestoreError::Unsupported(format!("cannot fill the root's net namespace {id}: {e}"))
     })?;
     crate::pr_info!("The root's own net namespace {id}: {what}");
+    // The threads that made and filled it have ended, but may still be
+    // listed a moment: a time namespace wants a single-threaded tool.
+    let t0 = std::time::Instant::now();
+    while tool_threads() > threads && t0.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let index = super::FAULT_STAGES
         .iter()
         .position(|s| *s == FAULT_NETNS)
@@ -94,6 +108,13 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         )));
     }
     Ok(Some(RootNetNs { ns, inherited_fd }))
+}
+
+/// How many threads the tool has now.
+fn tool_threads() -> usize {
+    crate::proc::ProcDir::open_self()
+        .and_then(|p| p.threads())
+        .map_or(0, |t| t.len())
 }
 
 /// Each veth's peer name outside: `--veth-pair IN=OUT` and `--external

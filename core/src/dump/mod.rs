@@ -140,8 +140,8 @@ pub const FAULT_STEPS: &[&str] = &[
     // "shmem" in a dump.
     "namespaces",
     "seccomp",
-    // Last likewise: right after the caller's network-lock hook of a root
-    // in its own net namespace (a failed dump then runs network-unlock).
+    // Last likewise: where the caller's network-lock hook of a root in its
+    // own net namespace runs (a failed dump then runs network-unlock).
     "network-lock",
 ];
 
@@ -233,8 +233,8 @@ fn run(
     if own_ns.net && !pre {
         *net_locked = true;
         hooks.run(Action::NetworkLock, None)?;
-        fault("network-lock")?;
     }
+    fault("network-lock")?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
         crate::cgroups::collect::Sets::default()

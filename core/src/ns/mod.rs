@@ -1,6 +1,8 @@
 //! Namespaces a dump takes into the images: the UTS namespace (host and
 //! domain name, [`uts`]) and the IPC namespace (its sysctls and SysV
-//! objects, [`ipc`]) of a tree's root task, when they are its own.
+//! objects, [`ipc`]) of a tree's root task, when they are its own; its
+//! own network namespace is [`net`]'s (made by the tool before the root,
+//! not filled through [`run_in`]).
 //!
 //! Both are read and filled from inside: a short-lived thread of the tool
 //! enters the task's namespaces with `setns` (UTS and IPC namespaces are

@@ -432,6 +432,7 @@ mod tests {
             FAULT_OPEN_FILES,
             FAULT_PID_MAP,
             root_ns::FAULT_NAMESPACES,
+            netns::FAULT_NETNS,
         ];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {
             assert!((1..=64).any(|n| stage_name(n) == *name), "{name}");

@@ -35,8 +35,8 @@ use crate::ns::RootNsImages;
 use crate::ns::net::{self, NetNsImages};
 use crate::opts::Opts;
 
-/// Tool-side fault: the root's own net namespace is made and filled, no
-/// task forked.
+/// Tool-side fault: the root's own net namespace (if any) is made and
+/// filled, no task forked.
 pub const FAULT_NETNS: &str = "netns";
 
 /// The root's own net namespace, ready for its tree.
@@ -50,6 +50,7 @@ pub struct RootNetNs {
 /// namespace, if the images give it one.
 pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>, RestoreError> {
     let Some(id) = root_ns.net_id else {
+        fault()?;
         return Ok(None);
     };
     let dir = ImageDir::new(&opts.common.images_dir);
@@ -93,6 +94,13 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
     while tool_threads() > threads && t0.elapsed() < std::time::Duration::from_secs(2) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    fault()?;
+    Ok(Some(RootNetNs { ns, inherited_fd }))
+}
+
+/// `CRIU_RESTORE_FAULT=netns`: the root's own net namespace, if any, is
+/// made and filled; nothing else of the tree exists.
+fn fault() -> Result<(), RestoreError> {
     let index = super::FAULT_STAGES
         .iter()
         .position(|s| *s == FAULT_NETNS)
@@ -107,7 +115,7 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
             "fault injected at {FAULT_NETNS}"
         )));
     }
-    Ok(Some(RootNetNs { ns, inherited_fd }))
+    Ok(())
 }
 
 /// How many threads the tool has now.

@@ -465,7 +465,7 @@ fn dump_with(
                 "zdtm_sockets_raw",
             ]
             .contains(&program)
-            .then(passcred_shim)
+            .then(common::peer::passcred_shim)
             .flatten();
             let env: Vec<(&str, &std::ffi::OsStr)> =
                 shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
@@ -523,47 +523,6 @@ fn criu_alone(peer: &Peer, test: &str, program: &str, args: &[&str], opts: &[&st
     verdict
 }
 
-/// Where the kernel refuses `SO_PASSCRED` of an inet socket (Linux 6.16
-/// and later: `EOPNOTSUPP`), CRIU 4.1.1 cannot dump any inet socket (it
-/// reads that option and `SO_PASSSEC` of every socket; CRIU 4.2 reads them
-/// for unix and netlink sockets only). Its dumps of the inet programs then
-/// run with `tests/peer/passcred-shim.c` preloaded, which answers those
-/// two reads as older kernels did (off): the shared object, built once
-/// with the system's C compiler. `None` where no shim is needed.
-fn passcred_shim() -> Option<std::path::PathBuf> {
-    static SHIM: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    SHIM.get_or_init(|| {
-        let sk = rustix::net::socket(
-            rustix::net::AddressFamily::INET,
-            rustix::net::SocketType::STREAM,
-            None,
-        )
-        .unwrap();
-        let refused =
-            rustix::net::sockopt::socket_passcred(&sk) == Err(rustix::io::Errno::OPNOTSUPP);
-        if !refused {
-            return None;
-        }
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/passcred-shim.c");
-        let out =
-            std::env::temp_dir().join(format!("criu-rs-passcred-shim-{}.so", std::process::id()));
-        let cc = std::process::Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .arg("-ldl")
-            .output()
-            .expect("run cc for the SO_PASSCRED shim of the CRIU peer");
-        assert!(
-            cc.status.success(),
-            "building the SO_PASSCRED shim: {}",
-            String::from_utf8_lossy(&cc.stderr)
-        );
-        Some(out)
-    })
-    .clone()
-}
-
 /// The peer restores what it dumped itself: the baseline of every
 /// "ours to CRIU" failure (a CRIU that cannot restore its own dump of
 /// this program here fails there through no fault of our images).
@@ -616,7 +575,7 @@ fn sk_entries(
 /// Both tools dump the same sockets (`--leave-running`, one after the
 /// other) to the same `inet_sk_entry`, field for field, as CRIU's crit
 /// shows them: our images are CRIU's, not merely readable by it. Where the
-/// peer runs with its SO_PASSCRED shim (see [`passcred_shim`]) its entries
+/// peer runs with its SO_PASSCRED shim (see [`common::peer::passcred_shim`]) its entries
 /// hold `so_passcred`/`so_passsec` (off), which CRIU 4.2 and we leave out
 /// for inet sockets: those two are not compared there.
 #[test]
@@ -628,7 +587,7 @@ fn inet_sockets_dump_to_criu_s_entries_field_for_field() {
     if let Some(why) = peer.cannot_run_crit() {
         return skip(test, why);
     }
-    let shim = passcred_shim();
+    let shim = common::peer::passcred_shim();
     let env: Vec<(&str, &std::ffi::OsStr)> =
         shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
     for mode in ["tcp4", "tcp6", "udp4", "udp6", "opts"] {
@@ -706,7 +665,7 @@ fn netlink_packet_and_raw_sockets_dump_to_criu_s_entries_field_for_field() {
         ("zdtm_sockets_packet", "single", "psk"),
         ("zdtm_sockets_raw", "all", "isk"),
     ] {
-        let shim = (key != "nlsk").then(passcred_shim).flatten();
+        let shim = (key != "nlsk").then(common::peer::passcred_shim).flatten();
         let env: Vec<(&str, &std::ffi::OsStr)> =
             shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
         let Some(z) = Zdtm::start(&format!("{test}-{key}"), program, &[mode]) else {
@@ -1068,7 +1027,7 @@ mod foreign {
         );
         // Let it finish with that connection.
         std::thread::sleep(Duration::from_millis(200));
-        let shim = super::passcred_shim();
+        let shim = crate::common::peer::passcred_shim();
         let env: Vec<(&str, &std::ffi::OsStr)> =
             shim.iter().map(|p| ("LD_PRELOAD", p.as_os_str())).collect();
         cross_env(&peer, way, pid, &mut child, &images, &[], &env);

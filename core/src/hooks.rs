@@ -2,10 +2,12 @@
 //! caller act (`--action-script` programs, or NOTIFY round trips with an
 //! RPC client), and the running of them.
 //!
-//! The namespace and network actions (`network-lock`/`-unlock`,
-//! `setup-namespaces`, `post-setup-namespaces`) are named here but run
-//! only where CRIU runs them, when a tree has namespaces of its own to
-//! dump or restore, which this implementation does not do yet.
+//! The namespace and network actions run only where CRIU runs them:
+//! `setup-namespaces` and `post-setup-namespaces` when the restored root
+//! has namespaces of its own (see `restore::netns::ns_hook`),
+//! `network-lock` and `network-unlock` when it has its own net namespace
+//! (the dump locks; a failed dump, or one that leaves the tree running,
+//! and the restore unlock).
 //!
 //! Dump and restore receive a [`Hooks`] value and call [`Hooks::run`] at
 //! each point; what runs is decided by whoever built it (the CLI: the

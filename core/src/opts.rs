@@ -233,6 +233,9 @@ pub struct DumpOpts {
     pub pre_dump_mode: PreDumpMode,
     pub freeze_cgroup: Option<PathBuf>,
     pub allow_uprobes: bool,
+    /// `--empty-ns net`: the root's own net namespace is recorded, not
+    /// its contents.
+    pub empty_net_ns: bool,
 }
 
 /// Options of `restore`.

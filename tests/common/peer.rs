@@ -287,3 +287,46 @@ pub fn compare_crits_of(peer: &Peer, imgs: &[PathBuf]) -> Vec<String> {
     }
     bad
 }
+
+#[allow(dead_code)]
+/// Where the kernel refuses `SO_PASSCRED` of an inet socket (Linux 6.16
+/// and later: `EOPNOTSUPP`), CRIU 4.1.1 cannot dump any inet socket (it
+/// reads that option and `SO_PASSSEC` of every socket; CRIU 4.2 reads them
+/// for unix and netlink sockets only). Its dumps of the inet programs then
+/// run with `tests/peer/passcred-shim.c` preloaded, which answers those
+/// two reads as older kernels did (off): the shared object, built once
+/// with the system's C compiler. `None` where no shim is needed.
+pub fn passcred_shim() -> Option<std::path::PathBuf> {
+    static SHIM: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let sk = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let refused =
+            rustix::net::sockopt::socket_passcred(&sk) == Err(rustix::io::Errno::OPNOTSUPP);
+        if !refused {
+            return None;
+        }
+        let src =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/passcred-shim.c");
+        let out =
+            std::env::temp_dir().join(format!("criu-rs-passcred-shim-{}.so", std::process::id()));
+        let cc = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-ldl")
+            .output()
+            .expect("run cc for the SO_PASSCRED shim of the CRIU peer");
+        assert!(
+            cc.status.success(),
+            "building the SO_PASSCRED shim: {}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        Some(out)
+    })
+    .clone()
+}

@@ -84,6 +84,7 @@ pub mod freezer;
 mod gather;
 pub mod iterative;
 pub mod namespaces;
+mod netns;
 pub mod parasite;
 pub mod pidns;
 pub mod preflight;
@@ -103,7 +104,7 @@ use crate::hooks::{Action, Hooks};
 use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
-use crate::{pr_debug, pr_info};
+use crate::{pr_debug, pr_err, pr_info};
 
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
@@ -139,6 +140,9 @@ pub const FAULT_STEPS: &[&str] = &[
     // "shmem" in a dump.
     "namespaces",
     "seccomp",
+    // Last likewise: where the caller's network-lock hook of a root in its
+    // own net namespace runs (a failed dump then runs network-unlock).
+    "network-lock",
 ];
 
 /// Dump the tree rooted at `opts.tree` into `common.images_dir`, running
@@ -146,7 +150,17 @@ pub const FAULT_STEPS: &[&str] = &[
 /// (with the images written, before the tasks are killed or let go: if it
 /// fails, the dump fails and the tasks run on).
 pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
-    run(common, opts, hooks, false)
+    let mut net_locked = false;
+    let r = run(common, opts, hooks, false, &mut net_locked);
+    // As CRIU: a root's own net namespace locked by the caller
+    // (`network-lock`) is unlocked if the tree runs on, here or after a
+    // failure; a killed tree's stays locked for the restore to unlock.
+    if net_locked && (r.is_err() || opts.final_state == FinalState::Alive) {
+        hooks
+            .run(Action::NetworkUnlock, None)
+            .unwrap_or_else(|e| pr_err!("{e}"));
+    }
+    r
 }
 
 /// `criu pre-dump`: one round of an iterative dump (see [`iterative`]).
@@ -156,7 +170,7 @@ pub fn dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(
 /// task gets a fresh dirty tracker, and the tree runs on. The `pre-dump`
 /// hook runs before it.
 pub fn pre_dump(common: &CommonOpts, opts: &DumpOpts, hooks: &mut Hooks) -> Result<(), DumpError> {
-    run(common, opts, hooks, true)
+    run(common, opts, hooks, true, &mut false)
 }
 
 fn run(
@@ -164,6 +178,7 @@ fn run(
     opts: &DumpOpts,
     hooks: &mut Hooks,
     pre: bool,
+    net_locked: &mut bool,
 ) -> Result<(), DumpError> {
     let pid = opts.tree.ok_or(DumpError::NoTree)?;
     let what = if pre { "Pre-dumping" } else { "Dumping" };
@@ -208,6 +223,18 @@ fn run(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     let (sharing, own_ns, membership) = check_seized(common, &tree, &ours, rules)?;
+    // The root's own net namespace: how it is taken, its sockets listed
+    // from inside it, and (as CRIU) the caller's network-lock hook.
+    let net_mode = match own_ns.net {
+        true => Some(netns::mode(common, opts, pid)?),
+        false => None,
+    };
+    let _diag = netns::diag_in_root(own_ns, pid)?;
+    if own_ns.net && !pre {
+        *net_locked = true;
+        hooks.run(Action::NetworkLock, None)?;
+    }
+    fault("network-lock")?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
         crate::cgroups::collect::Sets::default()
@@ -248,6 +275,10 @@ fn run(
     let mut collected = collect::collect_all(&tree, &sharing, &mut files, fd_opts, opts, &ours)?;
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
+    if own_ns.net {
+        netns::refuse_locked_connections(&files, pid)?;
+        netns::renumber_sockets(&mut files, own_ns.numbers().net);
+    }
     task_state::refuse_lost_ctty(&tree, &files)?;
     pidns::translate_files(&mut files, &vpids)?;
     if let Some(m) = &mounts {
@@ -276,6 +307,9 @@ fn run(
                 reason: e.to_string(),
             })
         })?;
+        if let Some(mode) = net_mode {
+            netns::dump(common, mode, pid, own_ns)?;
+        }
     }
     fault("namespaces")?;
 

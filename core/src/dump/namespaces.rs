@@ -1,10 +1,11 @@
-//! Namespaces of the dumped tasks. The root task's own UTS, IPC and time
-//! namespaces are dumped (`utsns-ID.img`, `ipcns-*-ID.img`, see
+//! Namespaces of the dumped tasks. The root task's own net, UTS, IPC and
+//! time namespaces are dumped (`netns-ID.img` and its kin, see
+//! [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
 //! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`])
 //! and every task of the tree must then be in them, as
 //! CRIU requires (it cannot restore a task nested in another UTS or IPC
-//! namespace). No other namespace is dumped yet (no `netns-*`,
-//! `mountpoints-*`, `userns-*`, no pid namespace init): a restored task
+//! namespace). No other namespace is dumped yet (no
+//! `mountpoints-*`, `userns-*`): a restored task
 //! joins the restoring criu's namespaces. So every other namespace of
 //! every task must be criu's own, as `/proc/PID/ns/*` shows, or the task
 //! is refused by name before anything is lost: its mounts, its
@@ -87,11 +88,12 @@ pub enum NsError {
 }
 
 /// The namespaces of the root task (`root`) that are its own and that a
-/// dump takes into the images (UTS, IPC and time).
+/// dump takes into the images (pid, net, UTS, IPC and time).
 pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
     let differs = |t: Option<u64>, o: Option<u64>| matches!((t, o), (Some(t), Some(o)) if t != o);
     RootNs {
         pid: differs(root.pid, ours.pid),
+        net: differs(root.net, ours.net),
         ipc: differs(root.ipc, ours.ipc),
         uts: differs(root.uts, ours.uts),
         time: differs(root.time, ours.time),
@@ -100,13 +102,14 @@ pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
 }
 
 /// [`check`] for task `pid` of a tree whose root task is in namespaces
-/// `root`: where the root has its own UTS, IPC or time namespace, every
+/// `root`: where the root has its own net, UTS, IPC or time namespace, every
 /// task must be in it (and it stands in for criu's in the other checks,
 /// `time_for_children` included).
 pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Result<(), NsError> {
     let own = root_own(root, ours);
     let mut yardstick = *ours;
     for (kind, is_own, t, r, slot) in [
+        ("net", own.net, task.net, root.net, &mut yardstick.net),
         ("ipc", own.ipc, task.ipc, root.ipc, &mut yardstick.ipc),
         ("uts", own.uts, task.uts, root.uts, &mut yardstick.uts),
         ("time", own.time, task.time, root.time, &mut yardstick.time),
@@ -282,10 +285,19 @@ mod tests {
         ));
         // Other kinds stay refused for the root too.
         let mut root = ours;
-        root.net = Some(902);
+        root.mnt = Some(902);
         assert!(matches!(
             check_in_tree(7, &root, &ours, &root),
-            Err(NsError::Own { kind: "net", .. })
+            Err(NsError::Own { kind: "mnt", .. })
+        ));
+        // Its own net namespace passes (dumped whole or, with --empty-ns
+        // net, as an empty one), a child elsewhere does not.
+        let mut root = ours;
+        root.net = Some(903);
+        assert_eq!(check_in_tree(7, &root, &ours, &root), Ok(()));
+        assert!(matches!(
+            check_in_tree(8, &ours, &ours, &root),
+            Err(NsError::NotRoots { kind: "net", .. })
         ));
     }
 

@@ -211,8 +211,8 @@ const ROOT_CG_SET: u32 = crate::cgroups::TOOL_SET;
 pub const FIRST_TASK_OBJ_ID: u32 = 2;
 
 /// The ids of the task's objects and namespaces, numbered as CRIU numbers
-/// them: the dumping tool's namespaces, but for the ipc, uts and time
-/// ones of `ns` (the root task's own, which every task is in).
+/// them: the dumping tool's namespaces, but for the pid, net, ipc, uts
+/// and time ones of `ns` (the root task's own, which every task is in).
 fn kobj_ids(
     obj_id: u32,
     files_id: u32,
@@ -225,7 +225,7 @@ fn kobj_ids(
         fs_id,
         sighand_id: obj_id,
         pid_ns_id: Some(ns.pid),
-        net_ns_id: Some(crate::files::unix::NET_NS_ID),
+        net_ns_id: Some(ns.net),
         ipc_ns_id: Some(ns.ipc),
         uts_ns_id: Some(ns.uts),
         time_ns_id: Some(ns.time),

@@ -114,7 +114,7 @@ impl<'t> Parasite<'t> {
             std::process::id(),
             SOCKET_SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let listener = listen(&name)?;
+        let listener = listen(pid, &name)?;
         let mut init = InitDaemonArgs {
             sun_path: [0; abi::SUN_PATH_MAX],
             sun_len: (name.len() + 1) as u32,
@@ -180,21 +180,40 @@ impl<'t> Parasite<'t> {
     }
 }
 
-/// A listening SEQPACKET socket at the abstract address `name`.
-fn listen(name: &str) -> Result<OwnedFd, InfectError> {
+/// A listening SEQPACKET socket at the abstract address `name`, in the
+/// net namespace of task `pid` (an abstract name is reachable from its
+/// own namespace only: the parasite connects from the task's).
+fn listen(pid: i32, name: &str) -> Result<OwnedFd, InfectError> {
     let local = |op| move |source| InfectError::Local { op, source };
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(local("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
-    let addr = SocketAddrUnix::new_abstract_name(name.as_bytes())
-        .map_err(local("abstract socket address"))?;
-    rustix::net::bind(&sock, &addr).map_err(local("bind of the parasite socket"))?;
-    rustix::net::listen(&sock, 1).map_err(local("listen on the parasite socket"))?;
-    Ok(sock)
+    let make = || {
+        let sock = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(local("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
+        let addr = SocketAddrUnix::new_abstract_name(name.as_bytes())
+            .map_err(local("abstract socket address"))?;
+        rustix::net::bind(&sock, &addr).map_err(local("bind of the parasite socket"))?;
+        rustix::net::listen(&sock, 1).map_err(local("listen on the parasite socket"))?;
+        Ok(sock)
+    };
+    match crate::proc::netns::of_task(pid).map_err(local("open of the task's ns/net"))? {
+        None => make(),
+        Some(ns) => {
+            let mut out = None;
+            crate::proc::netns::run_in(ns.as_fd(), || {
+                out = Some(make());
+                Ok(())
+            })
+            .map_err(local("setns into the task's net namespace"))?;
+            out.unwrap_or(Err(InfectError::Local {
+                op: "the parasite socket thread",
+                source: rustix::io::Errno::IO,
+            }))
+        }
+    }
 }
 
 /// Store `init` at the start of the argument block, field by field in the

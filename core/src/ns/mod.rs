@@ -1,6 +1,8 @@
 //! Namespaces a dump takes into the images: the UTS namespace (host and
 //! domain name, [`uts`]) and the IPC namespace (its sysctls and SysV
-//! objects, [`ipc`]) of a tree's root task, when they are its own.
+//! objects, [`ipc`]) of a tree's root task, when they are its own; its
+//! own network namespace is [`net`]'s (made by the tool before the root,
+//! not filled through [`run_in`]).
 //!
 //! Both are read and filled from inside: a short-lived thread of the tool
 //! enters the task's namespaces with `setns` (UTS and IPC namespaces are
@@ -15,6 +17,7 @@
 
 pub mod ipc;
 pub mod mnt;
+pub mod net;
 pub mod uts;
 
 use std::os::fd::AsFd;
@@ -31,6 +34,10 @@ pub struct RootNs {
     /// Its own pid namespace, whose init it is (see
     /// [`crate::dump::pidns`]): made with `CLONE_NEWPID`, nothing to fill.
     pub pid: bool,
+    /// Its own network namespace (see [`net`]): made by the tool before
+    /// the root is forked into it, not by `clone3` flags (the tool opens
+    /// the tree's sockets in it first).
+    pub net: bool,
     pub ipc: bool,
     pub uts: bool,
     /// Its own time namespace (see [`crate::restore::namespaces`]): made
@@ -75,12 +82,14 @@ impl RootNs {
         };
         // CRIU's order: pid, net, ipc, uts, time (then mnt, user, cgroup).
         let pid = own(self.pid, CRIU_PID_ID);
+        let net = own(self.net, CRIU_NET_ID);
         let ipc = own(self.ipc, CRIU_IPC_ID);
         let uts = own(self.uts, CRIU_UTS_ID);
         let time = own(self.time, CRIU_TIME_ID);
         let mnt = own(self.mnt, CRIU_MNT_ID);
         NsNumbers {
             pid,
+            net,
             ipc,
             uts,
             time,
@@ -93,6 +102,7 @@ impl RootNs {
 /// numbering of the dumping tool's namespaces: pid 1, net 2, ipc 3,
 /// uts 4, time 5, mnt 6, user 7, cgroup 8).
 pub const CRIU_PID_ID: u32 = 1;
+pub const CRIU_NET_ID: u32 = 2;
 pub const CRIU_IPC_ID: u32 = 3;
 pub const CRIU_UTS_ID: u32 = 4;
 pub const CRIU_TIME_ID: u32 = 5;
@@ -100,11 +110,12 @@ pub const CRIU_MNT_ID: u32 = 6;
 /// The first id of a namespace of the tree's own.
 pub const FIRST_OWN_ID: u32 = 9;
 
-/// The pid, ipc, uts and time namespace ids every task of the tree gets
-/// in `ids-PID.img`.
+/// The pid, net, ipc, uts and time namespace ids every task of the tree
+/// gets in `ids-PID.img`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NsNumbers {
     pub pid: u32,
+    pub net: u32,
     pub ipc: u32,
     pub uts: u32,
     pub time: u32,
@@ -276,6 +287,9 @@ pub struct RootNsImages {
     /// The id of the root's own mount namespace (its mounts are read by
     /// the restore, which needs its options: see [`mnt::build`]).
     pub mnt_id: u32,
+    /// The id of the root's own net namespace (made and filled by
+    /// `crate::restore::netns`, not here).
+    pub net_id: Option<u32>,
 }
 
 impl RootNsImages {
@@ -287,6 +301,7 @@ impl RootNsImages {
     ) -> Result<Self, NsError> {
         Ok(RootNsImages {
             own,
+            net_id: own.net.then_some(ids.net),
             uts: own.uts.then(|| uts::read(dir, ids.uts)).transpose()?,
             ipc: own.ipc.then(|| ipc::read(dir, ids.ipc)).transpose()?,
             time: own
@@ -333,6 +348,7 @@ mod tests {
     fn ids_follow_criu() {
         let n = |pid, ipc, uts, time| NsNumbers {
             pid,
+            net: CRIU_NET_ID,
             ipc,
             uts,
             time,
@@ -364,7 +380,7 @@ mod tests {
             ipc: true,
             uts: true,
             time: true,
-            mnt: false,
+            ..RootNs::default()
         };
         assert_eq!(all.numbers(), n(9, 10, 11, 12));
         // A container as CRIU 4.1.1 numbered it (pid, ipc, uts and mount
@@ -373,9 +389,19 @@ mod tests {
             pid: true,
             ipc: true,
             uts: true,
-            time: false,
             mnt: true,
+            ..RootNs::default()
         };
         assert_eq!(ct.numbers().mnt, 12);
+        // `unshare -n` (CRIU 4.1.1: net_ns_id 9), then with the others:
+        // pid, net, ipc, uts, time.
+        let net = RootNs {
+            net: true,
+            ..RootNs::default()
+        };
+        assert_eq!(net.numbers().net, 9);
+        let every = RootNs { net: true, ..all };
+        let nums = every.numbers();
+        assert_eq!((nums.pid, nums.net, nums.ipc, nums.time), (9, 10, 11, 13));
     }
 }

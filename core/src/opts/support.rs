@@ -141,7 +141,8 @@ impl Entry {
             .is_some_and(|v| v.starts_with('<') && v.ends_with('>'))
     }
 
-    /// A value ending in `*` (`external=mnt[*`): the values it starts.
+    /// A value ending in `*` stands for every value it starts
+    /// (`external=net[*`: any `--external net[...]`).
     fn matches_prefix(&self, value: &str) -> bool {
         self.value()
             .and_then(|v| v.strip_suffix('*'))
@@ -310,7 +311,7 @@ pub const CLI: &[Entry] = &[
     not_yet("evasive-devices", DR, "--evasive-devices"),
     works("pidfile", or(R, SV), "tests/service_daemon.rs::status_fd_pidfile_and_a_second_instance"),
     works("pidfile", PS, "tests/page_server.rs::detached_page_server_writes_its_pidfile"),
-    not_yet("veth-pair", R, "--veth-pair=eth0=veth0"),
+    works("veth-pair", R, "tests/zdtm_netns.rs::own_net_namespace_with_a_veth_is_dumped_and_restored_whole"),
     works("action-script", TREE, "tests/action_script.rs::actions_run_in_order_with_criu_environment"),
     not_yet("link-remap", DR, "--link-remap"),
     works("shell-job", DR, "tests/foreign.rs::bash_loop_restores_as_a_shell_job"),
@@ -355,8 +356,10 @@ pub const CLI: &[Entry] = &[
     not_yet("lsm-profile", R, "--lsm-profile=apparmor:unconfined"),
     works("timeout", DPD, "tests/zdtm_refuse.rs::a_task_that_never_stops_fails_the_dump_within_timeout"),
     works("external=mnt[*", DR, "tests/zdtm_mntns.rs::a_host_directory_is_dumped_only_as_external"),
-    not_yet("external", DR, "--external=veth[a]:b"),
-    not_yet("empty-ns", R, "--empty-ns=net"),
+    works("external=net[*", DR, "tests/zdtm_netns.rs::an_external_net_namespace_is_joined_from_inherit_fd"),
+    works("external=veth[*", R, "tests/zdtm_netns.rs::a_fault_after_the_namespace_is_filled_leaves_no_link_behind"),
+    not_yet("external", DR, "--external=tty[1:2]"),
+    works("empty-ns", DR, "tests/zdtm_netns.rs::empty_ns_net_keeps_the_namespace_not_its_contents"),
     not_yet("lazy-pages", DR, "--lazy-pages"),
     refused("lazy-pages", PD, "--lazy-pages", "Cannot pre-dump with --lazy-pages"),
     works("extra", CK, "tests/check.rs::extra_and_all_report_but_do_not_abort"),
@@ -426,7 +429,7 @@ pub const RPC: &[Entry] = &[
     not_yet("auto_dedup", TREE, ""),
     works("work_dir_fd", ALL, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("link_remap", DR, ""),
-    not_yet("veths", R, ""),
+    works("veths", R, "core/src/service/setup.rs::fields_map_onto_the_options"),
     works("cpu_cap", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("force_irmap", DPD, ""),
     works("exec_cmd", R, "tests/options_e2e.rs::rpc_exec_cmd_replaces_the_worker"),
@@ -448,8 +451,9 @@ pub const RPC: &[Entry] = &[
     works("ghost_limit", D, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("irmap_scan_paths", DPD, ""),
     works("external=mnt[*", DR, "tests/zdtm_mntns.rs::rpc_root_and_ext_mnt"),
+    works("external=net[*", DR, "tests/zdtm_netns.rs::rpc_external_net_namespace_with_inherit_fd"),
     not_yet("external", DR, ""),
-    not_yet("empty_ns", R, ""),
+    works("empty_ns", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("join_ns", R, ""),
     not_yet("cgroup_props", DR, ""),
     not_yet("cgroup_props_file", DR, ""),
@@ -488,6 +492,27 @@ pub const RPC: &[Entry] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_values_cover_their_kind_only() {
+        let e = lookup(CLI, On::DUMP, "external", "net[4026532183]:extRootNetNS").unwrap();
+        assert!(matches!(e.support, Support::Works { .. }), "{e:?}");
+        let e = lookup(CLI, On::DUMP, "external", "mnt[/a]:b").unwrap();
+        assert!(matches!(e.support, Support::NotYet { .. }), "{e:?}");
+        // veth[] names a restore's peer only.
+        assert!(matches!(
+            lookup(CLI, On::RESTORE, "external", "veth[eth0]:v0")
+                .unwrap()
+                .support,
+            Support::Works { .. }
+        ));
+        assert!(matches!(
+            lookup(CLI, On::DUMP, "external", "veth[eth0]:v0")
+                .unwrap()
+                .support,
+            Support::NotYet { .. }
+        ));
+    }
 
     #[test]
     fn valued_entries_win_over_bare_ones() {

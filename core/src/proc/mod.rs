@@ -23,6 +23,7 @@ pub mod maps;
 pub mod mountinfo;
 pub mod net_raw;
 pub mod netlink_diag;
+pub mod netns;
 pub mod packet_diag;
 pub mod sock_diag;
 pub mod stat;

@@ -85,11 +85,14 @@ pub fn test_attr(kind: u16, data: &[u8]) -> Vec<u8> {
 /// is `EPROTO`; a netlink error (or a dump's, in `NLMSG_DONE`) is its
 /// errno.
 pub fn dump(request: &[u8], mut each: impl FnMut(&[u8]) -> Result<(), Errno>) -> Result<(), Errno> {
-    let sk = rustix::net::socket(
-        AddressFamily::NETLINK,
-        SocketType::RAW,
-        Some(netlink::SOCK_DIAG),
-    )?;
+    // In the dumped tree's own net namespace, if it has one.
+    let sk = super::netns::diag_socket(|| {
+        rustix::net::socket(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            Some(netlink::SOCK_DIAG),
+        )
+    })?;
     rustix::net::sendto(
         &sk,
         request,

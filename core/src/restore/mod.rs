@@ -29,6 +29,7 @@ mod launch;
 pub mod layout;
 mod mntns;
 pub mod namespaces;
+mod netns;
 mod pidns;
 mod plan;
 mod regs;
@@ -157,6 +158,9 @@ pub const FAULT_STAGES: &[&str] = &[
     // Tool-side, numbered last likewise: once every task is restored,
     // when the tool maps the tree's PIDs to its own.
     FAULT_PID_MAP,
+    // Tool-side, last likewise: the root's own net namespace is made and
+    // filled, no task forked yet.
+    netns::FAULT_NETNS,
     // Tool-side: the tree's mount namespace built, before the root is
     // forked into it.
     mntns::FAULT_MOUNTS,
@@ -434,6 +438,7 @@ mod tests {
             FAULT_OPEN_FILES,
             FAULT_PID_MAP,
             root_ns::FAULT_NAMESPACES,
+            netns::FAULT_NETNS,
             mntns::FAULT_MOUNTS,
         ];
         for name in FAULT_STAGES.iter().filter(|n| !tool_side.contains(n)) {

@@ -6,7 +6,8 @@
 //! As CRIU: the root task may have its own UTS and IPC namespaces, which
 //! it is created with (`CLONE_NEWUTS`, `CLONE_NEWIPC`) and which every
 //! other task inherits, and its own time namespace (made before it is
-//! forked, see [`super::namespaces`]); a task in another one than its root's cannot be
+//! forked, see [`super::namespaces`]) and net namespace (made and filled
+//! before it is forked, see [`super::netns`]); a task in another one than its root's cannot be
 //! restored. Any other namespace kind that is not the dumping tool's is
 //! refused by name (a restore into criu's would lose it).
 
@@ -66,6 +67,8 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "ipc" => (own.ipc, numbers.ipc) = (true, r),
             "uts" => (own.uts, numbers.uts) = (true, r),
             "time" => (own.time, numbers.time) = (true, r),
+            // Made and filled by `super::netns` before the root is forked.
+            "net" => (own.net, numbers.net) = (true, r),
             // Checked and made by `super::pidns` (CLONE_NEWPID).
             "pid" => (own.pid, numbers.pid) = (true, r),
             // Built by `ns::mnt::build` (its options are the restore's).
@@ -98,13 +101,15 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             }
         }
     }
-    if own.any() || own.time || own.mnt {
+    if own.any() || own.time || own.net || own.mnt {
         let yes = |b: bool| if b { "yes" } else { "no" };
         crate::pr_info!(
-            "The root task {root_pid} has its own namespaces: uts {}, ipc {}, time {}, mnt {}",
+            "The root task {root_pid} has its own namespaces: uts {}, ipc {}, time {}, net {}, \
+             mnt {}",
             yes(own.uts),
             yes(own.ipc),
             yes(own.time),
+            yes(own.net),
             yes(own.mnt)
         );
     }

@@ -114,10 +114,13 @@ pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
         enable_fs,
         unix_sk_ino,
         irmap_scan_paths,
-        external,
         join_ns,
         cgroup_dump_controller,
     );
+    // Each `external` by its value (`net[INODE]:KEY` works, others not yet).
+    for e in &o.external {
+        out.push(("external", e.clone()));
+    }
     if let Some(mode) = o.manage_cgroups_mode {
         let name = CriuCgMode::try_from(mode).map_or_else(
             |_| mode.to_string(),

@@ -294,6 +294,9 @@ fn dump_opts(req: &rpc::CriuOpts, peer_pid: i32, d: &mut DumpOpts) {
     d.prev_images_dir = req.parent_img.as_ref().map(PathBuf::from);
     d.freeze_cgroup = req.freeze_cgroup.as_ref().map(PathBuf::from);
     d.allow_uprobes = bool_of(req.allow_uprobes);
+    // runc sends CLONE_NEWNET; any other value is refused by the restore
+    // half's check of the same field (see `restore_opts`).
+    d.empty_net_ns = req.empty_ns == Some(CLONE_NEWNET);
     d.pre_dump_mode = match req.pre_dump_mode {
         Some(2) => PreDumpMode::Read,
         _ => PreDumpMode::Splice,
@@ -583,6 +586,11 @@ mod tests {
             rst_sibling: Some(true),
             tcp_established: Some(true),
             tcp_close: Some(true),
+            empty_ns: Some(CLONE_NEWNET),
+            veths: vec![rpc::CriuVethPair {
+                if_in: "eth0".into(),
+                if_out: "veth0".into(),
+            }],
             ..Default::default()
         };
         let o = setup(&req, &me(), Mode::Swrk, On::DUMP).unwrap().opts;
@@ -601,6 +609,9 @@ mod tests {
         assert_eq!(c.network_lock, NetworkLock::Skip);
         assert_eq!(o.dump.final_state, FinalState::Stopped);
         assert!(o.dump.allow_uprobes);
+        // runc's empty_ns: the dump and the restore half both take it.
+        assert!(o.dump.empty_net_ns && o.restore.empty_net_ns);
+        assert_eq!(o.restore.veth_pairs, [("eth0".into(), "veth0".into())]);
         assert_eq!(o.restore.exec_cmd, Some(vec!["true".to_owned()]));
         assert!(o.restore.sibling && o.restore.detached);
     }

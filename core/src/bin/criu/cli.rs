@@ -536,6 +536,12 @@ fn dump_opts(m: &ArgMatches, d: &mut DumpOpts) -> Result<(), UsageError> {
     }
     d.freeze_cgroup = path(m, "freeze-cgroup");
     d.allow_uprobes = bool_opt(m, "allow-uprobes");
+    if let Some(ns) = value(m, "empty-ns") {
+        if ns != "net" {
+            return Err(OptsError::EmptyNs(ns).into());
+        }
+        d.empty_net_ns = true;
+    }
 
     Ok(())
 }

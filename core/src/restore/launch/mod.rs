@@ -69,14 +69,20 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // The root's own namespaces and what fills them, read before
     // anything is created.
     let root_ns = super::root_ns::plan(&ImageDir::new(&opts.common.images_dir), &tasks)?;
+    // Its own net namespace, made and filled now: the tool opens the
+    // tree's sockets in it and forks the root into it (see `netns`).
+    let net_ns = super::netns::prepare(opts, &root_ns)?;
+    let in_net_ns = net_ns.as_ref().map(|n| n.enter()).transpose()?;
     let mounts = super::mntns::plan(
         opts,
         &ImageDir::new(&opts.common.images_dir),
         &root_ns,
         new_pid_ns,
     )?;
-    // Its own mount namespace is made first: the tasks' files are opened
-    // in it (below its root, until the root task is forked into it).
+    // Its own mount namespace is made next (the tool's thread is in the
+    // tree's net namespace already, so a sysfs mounted now shows it): the
+    // tasks' files are opened in it (below its root, until the root task
+    // is forked into it).
     let yard = match &mounts {
         Some(m) => {
             let yard = m.enter()?;
@@ -114,6 +120,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let inventory: crate::images::pb::InventoryEntry =
         crate::images::check::read_single(&dir, crate::images::kinds::Kind::Inventory, 0)?;
     let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
+    // An external net namespace takes its --inherit-fd (no file does).
+    shared
+        .inherit_used
+        .extend(net_ns.as_ref().and_then(|n| n.inherited_fd));
     // Declared before the tasks exist, so that on failure its directories
     // go only once they are killed.
     let mut cgroups = place_cgroups(opts, &inventory, &dir, &alive, &mut shared)?;
@@ -156,6 +166,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             .fork_in(|| fork_root(&live, shared.tool_rseq_addr()))?,
         None => fork_root(&live, shared.tool_rseq_addr())?,
     };
+    drop(in_net_ns);
     let forking = t_start.elapsed();
     crate::pr_debug!("every task planned, the root forked");
     // The tool's copies of the tasks' files stay open until every task
@@ -181,12 +192,18 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let mut held = super::finish::Held::default();
     // The root's new namespaces are filled before any task runs restored
     // code (every task waits to be let go below).
+    let root_pid = child.as_raw_nonzero().get();
     let done = mounted
-        .and_then(|()| super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns()))
+        .and_then(|()| super::netns::ns_hook(hooks, Action::SetupNamespaces, &root_ns, root_pid))
+        .and_then(|()| super::root_ns::fill(&root_ns, root_pid, fault_ns()))
+        .and_then(|()| {
+            super::netns::ns_hook(hooks, Action::PostSetupNamespaces, &root_ns, root_pid)
+        })
         .and_then(|()| {
             let forked = watch::Forked {
                 root: child,
                 pids: &mut pids,
+                net_unlock: root_ns.own.net,
             };
             watch::wait_and_hold(
                 &live,

@@ -27,6 +27,9 @@ use crate::restore::{
 pub(super) struct Forked<'p> {
     pub root: Pid,
     pub pids: &'p mut PidMap,
+    /// The root has its own net namespace: the caller's network-unlock
+    /// hook runs after post-restore, as CRIU's.
+    pub net_unlock: bool,
 }
 
 pub(super) fn wait_and_hold(
@@ -38,7 +41,11 @@ pub(super) fn wait_and_hold(
     hooks: &mut Hooks,
     held: &mut finish::Held,
 ) -> Result<(), RestoreError> {
-    let Forked { root: child, pids } = forked;
+    let Forked {
+        root: child,
+        pids,
+        net_unlock,
+    } = forked;
     let raw_pid = Some(child.as_raw_nonzero().get());
     wait_all(live, child, pids, opts.restore.sibling, page_words, tasks)?;
     crate::pr_debug!("every task restored; holding them at the end of their restore");
@@ -52,6 +59,9 @@ pub(super) fn wait_and_hold(
         crate::restore::regsets::write(*pid, tids, l.t)?;
     }
     hooks.run(Action::PostRestore, raw_pid)?;
+    if net_unlock {
+        hooks.run(Action::NetworkUnlock, None)?;
+    }
     // Every thread is held before any is told to go, so none runs its own
     // code before its region is gone.
     for (l, (pid, tids)) in live.iter().zip(&outer) {

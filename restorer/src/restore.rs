@@ -221,16 +221,31 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 
 /// Into the task's cgroups, before it maps and fills any memory and
 /// forks its children: writing `0` into `cgroup.procs` moves the writer's
-/// whole thread group (v1 and v2 alike).
+/// whole thread group (v1 and v2 alike). A root task with its own cgroup
+/// namespace first joins the namespace's roots and unshares it there
+/// (its children, forked later, inherit it).
 fn join_cgroups(args: &RestoreArgs) -> Result<(), Fail> {
     const SELF: &[u8] = b"0";
-    // SAFETY: the tool filled the list inside the bootstrap region.
-    for (i, &fd) in unsafe { items::<i32>(&args.cgroup_fds) }.iter().enumerate() {
+    const CLONE_NEWCGROUP: usize = criu_arch::kernel::general::CLONE_NEWCGROUP as usize;
+    let join = |fd: i32, i: usize| {
         check(
             // SAFETY: SELF is a live one-byte buffer in the blob.
             unsafe { sys::write(fd as usize, SELF.as_ptr() as usize, SELF.len()) },
             i as u32,
-        )?;
+        )
+    };
+    // SAFETY: the tool filled the lists inside the bootstrap region.
+    let (ns, fds) = unsafe { (items::<i32>(&args.cgns_fds), items::<i32>(&args.cgroup_fds)) };
+    for (i, &fd) in ns.iter().enumerate() {
+        join(fd, i)?;
+    }
+    if !ns.is_empty() {
+        // SAFETY: integer arguments only.
+        check(unsafe { sys::unshare(CLONE_NEWCGROUP) }, ns.len() as u32)?;
+    }
+    let first = if ns.is_empty() { 0 } else { ns.len() + 1 };
+    for (i, &fd) in fds.iter().enumerate() {
+        join(fd, first + i)?;
     }
     Ok(())
 }

@@ -217,6 +217,7 @@ fn run(
             &membership,
             &ours.hierarchies,
             &common.cgroup_dump_controllers,
+            &cgns_roots(&tree, &ours, &membership)?,
         )?
     };
     fault("cgroups")?;
@@ -389,6 +390,38 @@ fn check_seized(
     }
     let own = namespaces::root_own(&root_ns, &ours.ns);
     Ok((sharing, own, membership))
+}
+
+/// The roots of the root task's own cgroup namespace, as the tool sees
+/// them (empty if the root is in criu's; see
+/// [`crate::cgroups::collect::cgns_roots`]).
+fn cgns_roots(
+    tree: &tree::Tree,
+    ours: &preflight::Ours,
+    membership: &[(i32, Vec<crate::proc::cgroup::CgroupLine>)],
+) -> Result<std::collections::HashMap<String, String>, DumpError> {
+    use crate::cgroups::collect;
+    let root = &tree.tasks[0];
+    let ids = root
+        .proc
+        .ns_ids()
+        .map_err(collect_err(root.pid, "namespaces"))?;
+    let Some((_, outside)) = membership.first().filter(|(pid, _)| *pid == root.pid) else {
+        return Ok(Default::default());
+    };
+    if !namespaces::own_cgroup(&ids, &ours.ns) {
+        return Ok(Default::default());
+    }
+    let inside = collect::inside_view(root.pid)?;
+    let roots = collect::cgns_roots(root.pid, outside, &inside)?;
+    for (name, at) in &roots {
+        pr_info!(
+            "cgroups: task {} has its own cgroup namespace, rooted at {at} of {}",
+            root.pid,
+            collect::hierarchy_label(name)
+        );
+    }
+    Ok(roots)
 }
 
 /// Shared memory objects, read while every task is frozen: one per

@@ -68,6 +68,11 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "time" => (own.time, numbers.time) = (true, r),
             // Checked and made by `super::pidns` (CLONE_NEWPID).
             "pid" => (own.pid, numbers.pid) = (true, r),
+            // Made by the root itself at its roots `cgroup.img` records.
+            "cgroup" => {
+                let set = crate::cgroups::place::task_set(&root.core);
+                crate::cgroups::place::check_cgns(dir, root_pid as i32, set)?;
+            }
             _ => {
                 return Err(RestoreError::Unsupported(format!(
                     "{}: the root task {root_pid} is in its own {kind} namespace \

@@ -508,7 +508,7 @@ struct RoleInputs<'r> {
     /// `--restore-sibling`.
     sibling: bool,
     /// Each task's `cgroup.procs` fds (see [`crate::cgroups::place`]).
-    cgroups: &'r HashMap<i32, Vec<i32>>,
+    cgroups: &'r HashMap<i32, crate::cgroups::place::Join>,
     /// The root's own UTS and IPC namespaces (`clone3` flags).
     ns_flags: u64,
     /// The root starts a pid namespace of its own (`CLONE_NEWPID`).
@@ -537,7 +537,8 @@ impl RoleInputs<'_> {
         }
         role.cow_area = self.cow_area;
         role.tree = self.tree;
-        role.cgroup_fds = self.cgroups.get(&pid).cloned().unwrap_or_default();
+        let join = self.cgroups.get(&pid).cloned().unwrap_or_default();
+        (role.cgroup_fds, role.cgns_fds) = (join.fds, join.cgns);
         role.fd_sync = match role.fd_table {
             abi::FD_TABLE_LENT => self.sync_pipes.get(&pid).map_or(-1, |p| p.0),
             abi::FD_TABLE_SHARED => self.sync_pipes.get(&role.fd_owner).map_or(-1, |p| p.1),

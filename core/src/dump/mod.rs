@@ -103,7 +103,7 @@ use crate::hooks::{Action, Hooks};
 use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
-use crate::{pr_debug, pr_info};
+use crate::{pr_debug, pr_info, pr_warn};
 
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
@@ -210,6 +210,19 @@ fn run(
     let (sharing, own_ns, membership) = check_seized(common, &tree, &ours, rules)?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
+        let root = &tree.tasks[0];
+        if !pre
+            && root
+                .proc
+                .ns_ids()
+                .is_ok_and(|ids| namespaces::own_cgroup(&ids, &ours.ns))
+        {
+            pr_warn!(
+                "Task {} has its own cgroup namespace, which is not dumped \
+                 (--manage-cgroups=ignore): it is restored in criu's",
+                root.pid
+            );
+        }
         crate::cgroups::collect::Sets::default()
     } else {
         crate::cgroups::collect::build(

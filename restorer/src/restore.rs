@@ -171,6 +171,25 @@ pub(crate) fn wait_resume(args: &mut RestoreArgs) {
     }
 }
 
+/// A root made in new UTS or IPC namespaces waits until the tool has
+/// filled them (`status.ns_ready`), before its children exist or any task
+/// attaches a SysV segment.
+fn wait_ns_ready(args: &mut RestoreArgs) {
+    const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
+    const NS: u64 = (criu_arch::kernel::general::CLONE_NEWIPC
+        | criu_arch::kernel::general::CLONE_NEWUTS) as u64;
+    if args.start_flags & NS == 0 {
+        return;
+    }
+    // SAFETY: `ns_ready` is a naturally aligned u32 inside the shared region.
+    let word = unsafe { AtomicU32::from_ptr(&mut args.status.ns_ready) };
+    while word.load(Ordering::Acquire) == 0 {
+        // SAFETY: waits while the word is 0; the address is valid and
+        // shared with the tool (not FUTEX_PRIVATE: two processes use it).
+        unsafe { sys::futex(word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
+    }
+}
+
 /// Record the stage about to run (volatile: the tool reads it from the
 /// shared region after a crash, so the store must not be merged away).
 fn set_stage(args: &mut RestoreArgs, stage: u32) {
@@ -197,6 +216,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
     stage!(args, abi::STAGE_FDS, take_tool_fds(args));
     stage!(args, abi::STAGE_CGROUPS, join_cgroups(args));
+    wait_ns_ready(args);
     stage!(args, abi::STAGE_PREMAP, mem::premap(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));

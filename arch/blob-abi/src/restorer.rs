@@ -235,8 +235,13 @@ pub struct RestoreStatus {
     pub filled: u32,
     /// Written by the tool with [`FILL_FAILED`]: the positive errno.
     pub fill_errno: i32,
-    /// Explicit padding (zero).
-    pub _pad: u32,
+    /// Written by the tool once the root task's new UTS and IPC
+    /// namespaces are filled: a root made with `CLONE_NEWIPC` or
+    /// `CLONE_NEWUTS` ([`RestoreArgs::start_flags`]) waits for it (a
+    /// shared futex) before it forks its children or maps its memory, so
+    /// that every task finds the SysV segments it attaches
+    /// ([`VMA_SHMAT`]).
+    pub ns_ready: u32,
 }
 
 /// An address range `[start, end)`.
@@ -267,8 +272,21 @@ pub struct VmaArg {
     /// Non-zero: already in place (moved from the premap area, see
     /// [`CowArgs::moves`]); `STAGE_MAP` does not map it again.
     pub premapped: u32,
-    pub _pad: u32,
+    /// [`VMA_MMAP`], or [`VMA_SHMAT`]: a SysV shared memory segment
+    /// attached at `start` (`shmat(fd, start, SHM_RDONLY unless
+    /// final_prot has PROT_WRITE, SHM_EXEC if it has PROT_EXEC)`, `fd`
+    /// holding the segment's id).
+    pub kind: u32,
 }
+
+/// [`VmaArg::kind`]: `mmap`.
+pub const VMA_MMAP: u32 = 0;
+/// [`VmaArg::kind`]: `shmat`.
+pub const VMA_SHMAT: u32 = 1;
+/// `shmat` flags (linux/shm.h, generic: the same on every architecture;
+/// linux-raw-sys has none).
+pub const SHM_RDONLY: u32 = 0o10000;
+pub const SHM_EXEC: u32 = 0o100000;
 
 /// Copy-on-write sharing along the tree (CRIU's premapped private VMAs
 /// inherited by the forked children). The tool reserves one premap area

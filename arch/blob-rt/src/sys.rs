@@ -110,6 +110,8 @@ syscalls! {
     setsid = syscall0(SETSID);
     /// `unshare(2)`.
     unshare = syscall1(UNSHARE, flags);
+    /// `shmat(2)`.
+    shmat = syscall3(SHMAT, shmid, addr, flags);
     /// `getpgid(2)`.
     getpgid = syscall1(GETPGID, pid);
     /// `setpgid(2)`.

@@ -91,6 +91,7 @@ mod proc_part;
 pub mod regs;
 mod release;
 mod seccomp;
+mod sysv;
 mod task_state;
 mod to_server;
 pub mod tree;
@@ -241,6 +242,11 @@ fn run(
     let run_id = write::run_id(pid);
     let (mut files, fd_opts) = collect::file_table(common, &tree, &run_id)?;
     let mut collected = collect::collect_all(&tree, &sharing, &mut files, fd_opts, opts, &ours)?;
+    sysv::check_attached(
+        pid,
+        own_ns,
+        collected.iter().flatten().map(|c| (c.pid, &c.vmas[..])),
+    )?;
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     task_state::refuse_lost_ctty(&tree, &files)?;

@@ -158,6 +158,31 @@ fn desc(kind: &str, row: &[String], uid_at: usize) -> Result<pb::IpcDescEntry, N
     })
 }
 
+/// A shared memory segment of the calling thread's IPC namespace, as
+/// `/proc/sysvipc/shm` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShmInfo {
+    pub id: u32,
+    pub size: u64,
+    /// Its mode, `SHM_DEST` and `SHM_LOCKED` included.
+    pub mode: u32,
+}
+
+/// Every shared memory segment of the calling thread's IPC namespace.
+pub fn shm_list() -> Result<Vec<ShmInfo>, NsError> {
+    sysvipc_rows("shm")?
+        .iter()
+        .map(|row| {
+            let d = desc("shm", row, 7)?;
+            Ok(ShmInfo {
+                id: d.id,
+                size: col("shm", row, 3, 10)?,
+                mode: d.mode,
+            })
+        })
+        .collect()
+}
+
 fn read_shm() -> Result<Vec<Segment>, NsError> {
     // key shmid perms size cpid lpid nattch uid gid cuid cgid ...
     let mut out = Vec::new();
@@ -337,8 +362,15 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         });
     }
     let mut shm = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsShm, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcShmEntry>()? {
+    // CRIU writes no image of a kind the namespace has no object of.
+    let present = dir.path(Kind::IpcnsShm, id64).exists();
+    let mut r = match present {
+        true => Some(dir.reader(Kind::IpcnsShm, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcShmEntry>()?
+    {
         let data = if entry.in_pagemaps == Some(true) {
             read_segment_pages(dir, &entry)?
         } else {
@@ -349,8 +381,15 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         shm.push(Segment { entry, data });
     }
     let mut sem = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsSem, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcSemEntry>()? {
+    // CRIU writes no image of a kind the namespace has no object of.
+    let present = dir.path(Kind::IpcnsSem, id64).exists();
+    let mut r = match present {
+        true => Some(dir.reader(Kind::IpcnsSem, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcSemEntry>()?
+    {
         let len = (u64::from(entry.nsems) * 2).next_multiple_of(8);
         let bytes = r.payload(len)?;
         let values = bytes
@@ -361,8 +400,15 @@ pub fn read(dir: &ImageDir, id: u32) -> Result<IpcNs, NsError> {
         sem.push(SemSet { entry, values });
     }
     let mut msg = Vec::new();
-    let mut r = dir.reader(Kind::IpcnsMsg, id64)?;
-    while let Some(entry) = r.next_message::<pb::IpcMsgEntry>()? {
+    // CRIU writes no image of a kind the namespace has no object of.
+    let present = dir.path(Kind::IpcnsMsg, id64).exists();
+    let mut r = match present {
+        true => Some(dir.reader(Kind::IpcnsMsg, id64)?),
+        false => None,
+    };
+    while let Some(r) = r.as_mut()
+        && let Some(entry) = r.next_message::<pb::IpcMsgEntry>()?
+    {
         let mut messages = Vec::with_capacity(entry.qnum as usize);
         for n in 0..entry.qnum {
             let m = r

@@ -110,7 +110,10 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             yes(own.time)
         );
     }
-    RootNsImages::read(dir, own, numbers).map_err(|e| RestoreError::Unsupported(e.to_string()))
+    let ns = RootNsImages::read(dir, own, numbers)
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    super::sysv::check(&ns, alive(), crate::proc::page_size() as u64)?;
+    Ok(ns)
 }
 
 /// Fill the root task's (`pid`) new namespaces, unless a fault is

@@ -157,6 +157,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // The root's new namespaces are filled before any task runs restored
     // code (every task waits to be let go below).
     let done = super::root_ns::fill(&root_ns, child.as_raw_nonzero().get(), fault_ns())
+        .map(|()| live[0].region.ns_ready(live[0].args_off))
         .and_then(|()| {
             let forked = watch::Forked {
                 root: child,

@@ -95,3 +95,42 @@ fn attached_shared_memory_crosses_with_criu() {
     z.restored_elsewhere();
     assert_eq!(z.go(), "PASS");
 }
+
+const SEM: &str = "zdtm_sem_undo";
+
+/// A task with a SysV semaphore undo list (`semop` with `SEM_UNDO`) is
+/// refused by name, the root or a worker alike, and the tree runs on
+/// (the worker's adjustment is undone at its exit, as it would have
+/// been); CRIU loses such lists silently.
+#[test]
+fn semaphore_undo_lists_are_refused_by_name() {
+    for (test, arg, who) in [
+        ("sem_undo_root", "undo", 0),
+        ("sem_undo_child", "child-undo", 1),
+    ] {
+        let Some(z) = Zdtm::start(test, SEM, &[arg]) else {
+            return;
+        };
+        let pid = [z.pid(), common::descendants(z.pid())[0]][who];
+        let log = z.dump_refused(
+            &[],
+            "has a SysV semaphore undo list (made by a semop with SEM_UNDO, or by threads \
+             sharing one) in an IPC namespace with 1 semaphore set(s)",
+        );
+        assert!(log.contains(&format!("task {pid}: it has a SysV")), "{log}");
+        assert_eq!(z.go(), "PASS");
+    }
+}
+
+/// Without `SEM_UNDO` the semaphores' values are all there is: dumped and
+/// restored.
+#[test]
+fn semaphores_without_undo_are_restored() {
+    let Some(mut z) = Zdtm::start("sem_plain", SEM, &[]) else {
+        return;
+    };
+    let images = z.images().to_path_buf();
+    dump_to(&mut z, &images);
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}

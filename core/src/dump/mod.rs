@@ -209,6 +209,13 @@ fn run(
     fault("seized")?;
     pr_debug!("Seized {} tasks", tree.tasks.len());
     let (sharing, own_ns, membership) = check_seized(common, &tree, &ours, rules)?;
+    let threads: Vec<(i32, Vec<i32>)> = tree
+        .tasks
+        .iter()
+        .filter(|t| !t.is_zombie())
+        .map(|t| (t.pid, t.thread_ids()))
+        .collect();
+    sysv::refuse_sem_undo(pid, own_ns, &threads)?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
         let root = &tree.tasks[0];

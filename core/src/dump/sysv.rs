@@ -79,3 +79,75 @@ pub fn check_attached<'a>(
     }
     Ok(())
 }
+
+/// Refuse the tree if a task or thread of it (`tasks`: pid and thread
+/// ids) has a SysV semaphore undo list while the tree's IPC namespace
+/// (the root's own if `own.ipc`, else criu's) holds semaphore sets. A
+/// `semop` with `SEM_UNDO` makes such a list, and the kernel shows its
+/// adjustments to no one and takes none back, so a restore would lose
+/// them: the semaphores would not be adjusted when the task exits. (CRIU
+/// does not even look, and loses them silently.) Whether a list exists is
+/// all `kcmp(KCMP_SYSVSEM)` tells, and threads sharing one (`pthread`'s
+/// `CLONE_SYSVSEM`) make it too, empty: such a task is refused as well,
+/// saying so, where there are semaphores it might have adjusted. Without
+/// semaphore sets no adjustment can be pending.
+pub fn refuse_sem_undo(root: i32, own: RootNs, tasks: &[(i32, Vec<i32>)]) -> Result<(), DumpError> {
+    let refuse = |pid: i32, what: String| DumpError::Refused { pid, what };
+    let sets = if own.ipc {
+        let ipc = RootNs {
+            ipc: true,
+            ..RootNs::default()
+        };
+        crate::ns::run_in(root, ipc, crate::ns::ipc::sem_count)
+    } else {
+        crate::ns::ipc::sem_count()
+    }
+    .map_err(|e| {
+        refuse(
+            root,
+            format!("its IPC namespace's semaphores cannot be read: {e}"),
+        )
+    })?;
+    if sets == 0 {
+        return Ok(());
+    }
+    let tids: Vec<(i32, i32)> = tasks
+        .iter()
+        .flat_map(|(pid, tids)| tids.iter().map(move |t| (*pid, *t)))
+        .collect();
+    let raw: Vec<i32> = tids.iter().map(|t| t.1).collect();
+    let answers = crate::sys::probe_child::sem_undo_lists(&raw).map_err(|e| {
+        refuse(
+            root,
+            format!("SysV semaphore undo lists cannot be checked: {e}"),
+        )
+    })?;
+    for ((pid, tid), a) in tids.into_iter().zip(answers) {
+        let who = if pid == tid {
+            "it ".to_string()
+        } else {
+            format!("its thread {tid} ")
+        };
+        match a {
+            Ok(false) | Err(rustix::io::Errno::SRCH | rustix::io::Errno::OPNOTSUPP) => {}
+            Ok(true) => {
+                return Err(refuse(
+                    pid,
+                    format!(
+                        "{who}has a SysV semaphore undo list (made by a semop with SEM_UNDO, \
+                         or by threads sharing one) in an IPC namespace with {sets} \
+                         semaphore set(s): no kernel interface reads or sets its \
+                         adjustments, so a restore would lose them"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(refuse(
+                    pid,
+                    format!("the SysV semaphore undo list {who}has cannot be checked (kcmp: {e})"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

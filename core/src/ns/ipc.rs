@@ -183,6 +183,11 @@ pub fn shm_list() -> Result<Vec<ShmInfo>, NsError> {
         .collect()
 }
 
+/// How many semaphore sets the calling thread's IPC namespace holds.
+pub fn sem_count() -> Result<usize, NsError> {
+    Ok(sysvipc_rows("sem")?.len())
+}
+
 fn read_shm() -> Result<Vec<Segment>, NsError> {
     // key shmid perms size cpid lpid nattch uid gid cuid cgid ...
     let mut out = Vec::new();

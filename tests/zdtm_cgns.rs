@@ -201,3 +201,23 @@ fn own_cgroup_namespace_crosses_with_criu() {
     assert_restored(&z, None, &pids);
     assert_eq!(z.go(), "PASS");
 }
+
+/// A root started in its own cgroup namespace where it stands (`unshare
+/// -C` through `ns_exec`, in the harness's cgroups), which a dump refused
+/// before, is dumped and restored in a new cgroup namespace rooted there.
+#[test]
+fn a_root_unshared_in_place_is_restored() {
+    const TEST: &str = "cgns_in_place";
+    let ns_exec = common::program_path("ns_exec");
+    let wrapper = [ns_exec.to_str().unwrap(), "cgroup", "--"];
+    let Some(mut z) = Zdtm::start_wrapped(TEST, &wrapper, "zdtm_refused", &["count"]) else {
+        return;
+    };
+    let before = std::fs::read_to_string(format!("/proc/{}/cgroup", z.pid())).unwrap();
+    z.dump(&["--shell-job"]);
+    z.restore(&["--shell-job"]);
+    let after = std::fs::read_to_string(format!("/proc/{}/cgroup", z.pid())).unwrap();
+    assert_eq!(before, after);
+    assert_ne!(ns_link(z.pid()), ns_link(std::process::id() as i32));
+    assert_eq!(z.go(), "PASS");
+}

@@ -171,6 +171,25 @@ pub(crate) fn wait_resume(args: &mut RestoreArgs) {
     }
 }
 
+/// A root made in new UTS or IPC namespaces waits until the tool has
+/// filled them (`status.ns_ready`), before its children exist or any task
+/// attaches a SysV segment.
+fn wait_ns_ready(args: &mut RestoreArgs) {
+    const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
+    const NS: u64 = (criu_arch::kernel::general::CLONE_NEWIPC
+        | criu_arch::kernel::general::CLONE_NEWUTS) as u64;
+    if args.start_flags & NS == 0 {
+        return;
+    }
+    // SAFETY: `ns_ready` is a naturally aligned u32 inside the shared region.
+    let word = unsafe { AtomicU32::from_ptr(&mut args.status.ns_ready) };
+    while word.load(Ordering::Acquire) == 0 {
+        // SAFETY: waits while the word is 0; the address is valid and
+        // shared with the tool (not FUTEX_PRIVATE: two processes use it).
+        unsafe { sys::futex(word.as_ptr() as usize, FUTEX_WAIT, 0, 0) };
+    }
+}
+
 /// Record the stage about to run (volatile: the tool reads it from the
 /// shared region after a crash, so the store must not be merged away).
 fn set_stage(args: &mut RestoreArgs, stage: u32) {
@@ -197,6 +216,7 @@ fn child(args: &mut RestoreArgs) -> isize {
     unsafe { AtomicU32::from_ptr(&mut args.status.created) }.store(1, Ordering::Release);
     stage!(args, abi::STAGE_FDS, take_tool_fds(args));
     stage!(args, abi::STAGE_CGROUPS, join_cgroups(args));
+    wait_ns_ready(args);
     stage!(args, abi::STAGE_PREMAP, mem::premap(args));
     stage!(args, abi::STAGE_SESSION, tree::session(args));
     stage!(args, abi::STAGE_PROC_ATTRS, proc_attrs(&args.attrs));
@@ -221,16 +241,31 @@ pub(crate) fn session(args: &RestoreArgs) -> Result<(), Fail> {
 
 /// Into the task's cgroups, before it maps and fills any memory and
 /// forks its children: writing `0` into `cgroup.procs` moves the writer's
-/// whole thread group (v1 and v2 alike).
+/// whole thread group (v1 and v2 alike). A root task with its own cgroup
+/// namespace first joins the namespace's roots and unshares it there
+/// (its children, forked later, inherit it).
 fn join_cgroups(args: &RestoreArgs) -> Result<(), Fail> {
     const SELF: &[u8] = b"0";
-    // SAFETY: the tool filled the list inside the bootstrap region.
-    for (i, &fd) in unsafe { items::<i32>(&args.cgroup_fds) }.iter().enumerate() {
+    const CLONE_NEWCGROUP: usize = criu_arch::kernel::general::CLONE_NEWCGROUP as usize;
+    let join = |fd: i32, i: usize| {
         check(
             // SAFETY: SELF is a live one-byte buffer in the blob.
             unsafe { sys::write(fd as usize, SELF.as_ptr() as usize, SELF.len()) },
             i as u32,
-        )?;
+        )
+    };
+    // SAFETY: the tool filled the lists inside the bootstrap region.
+    let (ns, fds) = unsafe { (items::<i32>(&args.cgns_fds), items::<i32>(&args.cgroup_fds)) };
+    for (i, &fd) in ns.iter().enumerate() {
+        join(fd, i)?;
+    }
+    if !ns.is_empty() {
+        // SAFETY: integer arguments only.
+        check(unsafe { sys::unshare(CLONE_NEWCGROUP) }, ns.len() as u32)?;
+    }
+    let first = if ns.is_empty() { 0 } else { ns.len() + 1 };
+    for (i, &fd) in fds.iter().enumerate() {
+        join(fd, first + i)?;
     }
     Ok(())
 }

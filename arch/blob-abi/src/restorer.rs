@@ -192,7 +192,9 @@ pub const STAGE_PROC_ATTRS: u32 = 25;
 pub const STAGE_PREMAP: u32 = 26;
 /// The task writes itself into the `cgroup.procs` of each of its cgroups
 /// ([`RestoreArgs::cgroup_fds`]), first thing after taking its fds: its
-/// pages are then charged there and its children are born there.
+/// pages are then charged there and its children are born there. The
+/// root task with a cgroup namespace of its own joins the namespace's
+/// roots and unshares it first ([`RestoreArgs::cgns_fds`]).
 pub const STAGE_CGROUPS: u32 = 30;
 /// The thread's seccomp filters (or strict mode): after the tool's go,
 /// while the tool traces the thread with `PTRACE_O_SUSPEND_SECCOMP`, so
@@ -233,8 +235,13 @@ pub struct RestoreStatus {
     pub filled: u32,
     /// Written by the tool with [`FILL_FAILED`]: the positive errno.
     pub fill_errno: i32,
-    /// Explicit padding (zero).
-    pub _pad: u32,
+    /// Written by the tool once the root task's new UTS and IPC
+    /// namespaces are filled: a root made with `CLONE_NEWIPC` or
+    /// `CLONE_NEWUTS` ([`RestoreArgs::start_flags`]) waits for it (a
+    /// shared futex) before it forks its children or maps its memory, so
+    /// that every task finds the SysV segments it attaches
+    /// ([`VMA_SHMAT`]).
+    pub ns_ready: u32,
 }
 
 /// An address range `[start, end)`.
@@ -265,8 +272,21 @@ pub struct VmaArg {
     /// Non-zero: already in place (moved from the premap area, see
     /// [`CowArgs::moves`]); `STAGE_MAP` does not map it again.
     pub premapped: u32,
-    pub _pad: u32,
+    /// [`VMA_MMAP`], or [`VMA_SHMAT`]: a SysV shared memory segment
+    /// attached at `start` (`shmat(fd, start, SHM_RDONLY unless
+    /// final_prot has PROT_WRITE, SHM_EXEC if it has PROT_EXEC)`, `fd`
+    /// holding the segment's id).
+    pub kind: u32,
 }
+
+/// [`VmaArg::kind`]: `mmap`.
+pub const VMA_MMAP: u32 = 0;
+/// [`VmaArg::kind`]: `shmat`.
+pub const VMA_SHMAT: u32 = 1;
+/// `shmat` flags (linux/shm.h, generic: the same on every architecture;
+/// linux-raw-sys has none).
+pub const SHM_RDONLY: u32 = 0o10000;
+pub const SHM_EXEC: u32 = 0o100000;
 
 /// Copy-on-write sharing along the tree (CRIU's premapped private VMAs
 /// inherited by the forked children). The tool reserves one premap area
@@ -657,6 +677,14 @@ pub struct RestoreArgs {
     pub cgroup_fds: Array,
     /// The main thread's seccomp state ([`STAGE_SECCOMP`]).
     pub seccomp: SeccompArg,
+    /// `[i32]`: the root task's own cgroup namespace: tool fds of the
+    /// `cgroup.procs` files of the namespace's root cgroups, which the
+    /// task writes itself into in [`STAGE_CGROUPS`] before
+    /// `unshare(CLONE_NEWCGROUP)` (the namespace is rooted where the task
+    /// is then), and before `cgroup_fds`; empty: no namespace of its own.
+    /// A failure's index counts these writes, then the unshare, then the
+    /// writes of `cgroup_fds`.
+    pub cgns_fds: Array,
 }
 
 /// `SECCOMP_MODE_*` of [`SeccompArg::mode`].
@@ -829,7 +857,7 @@ crate::no_padding! {
     RawSyscall { u64, [u64; 6] },
     PrctlMmMap { u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u32, u32 },
     Array { u64, u64 },
-    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array, Array, SeccompArg },
+    RestoreArgs { RestoreStatus, i32, u32, i32, u32, i32, i32, Array, Array, Region, u64, Array, Array, Array, i32, u32, Array, Array, PrctlMmMap, Array, Array, Array, CredsArg, Array, Array, [u8; 16], RseqArg, u32, u32, Array, u64, RseqArg, TaskAttrsArg, Array, u32, u32, Array, u64, i32, u32, Array, u64, Array, i32, u32, u64, u32, i32, i32, u32, Array, Array, VdsoMarkArg, CowArgs, Array, Array, Array, SeccompArg, Array },
     SeccompArg { u32, u32, Array, Array },
     SeccompFilterArg { u32, u32 },
     CodePatch { u64, u64, [u8; CODE_PATCH_MAX] },

@@ -108,6 +108,10 @@ syscalls! {
     getsid = syscall1(GETSID, pid);
     /// `setsid(2)`.
     setsid = syscall0(SETSID);
+    /// `unshare(2)`.
+    unshare = syscall1(UNSHARE, flags);
+    /// `shmat(2)`.
+    shmat = syscall3(SHMAT, shmid, addr, flags);
     /// `getpgid(2)`.
     getpgid = syscall1(GETPGID, pid);
     /// `setpgid(2)`.

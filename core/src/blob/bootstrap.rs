@@ -144,22 +144,21 @@ impl Region {
     /// code: set `status.resume` and wake its futex (every thread of it
     /// waits there).
     pub fn resume(&self, args_off: usize) {
-        const FUTEX_WAKE: usize = linux_raw_sys::general::FUTEX_WAKE as usize;
         let p = (self.base as usize + args_off) as *mut RestoreArgs;
         // SAFETY: the args live in our shared mapping for as long as `self`;
         // `resume` is an aligned u32 that only the tool writes.
         let word = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*p).status.resume)) };
-        word.store(1, Ordering::Release);
-        // SAFETY: FUTEX_WAKE on an address of our live mapping; it only
-        // wakes waiters, it reads or writes no memory.
-        unsafe {
-            criu_arch::syscall3(
-                criu_arch::nr::FUTEX,
-                word.as_ptr() as usize,
-                FUTEX_WAKE,
-                i32::MAX as usize,
-            )
-        };
+        wake(word);
+    }
+
+    /// Tell a root waiting for its namespaces (`status.ns_ready`) that
+    /// they are filled.
+    pub fn ns_ready(&self, args_off: usize) {
+        let p = (self.base as usize + args_off) as *mut RestoreArgs;
+        // SAFETY: the args live in our shared mapping for as long as `self`;
+        // `ns_ready` is an aligned u32 that only the tool writes.
+        let word = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*p).status.ns_ready)) };
+        wake(word);
     }
 
     /// The words a child waiting in `STATE_PAGES` takes its answer from.
@@ -450,6 +449,22 @@ pub fn rseq_of(pid: Pid) -> Result<RseqArg, Errno> {
         len: conf.rseq_abi_size,
         sig: conf.signature,
     })
+}
+
+/// Set a futex word of a child's status to 1 and wake its waiters.
+fn wake(word: &AtomicU32) {
+    const FUTEX_WAKE: usize = linux_raw_sys::general::FUTEX_WAKE as usize;
+    word.store(1, Ordering::Release);
+    // SAFETY: FUTEX_WAKE on an address of our live mapping; it only
+    // wakes waiters, it reads or writes no memory.
+    unsafe {
+        criu_arch::syscall3(
+            criu_arch::nr::FUTEX,
+            word.as_ptr() as usize,
+            FUTEX_WAKE,
+            i32::MAX as usize,
+        )
+    };
 }
 
 #[cfg(test)]

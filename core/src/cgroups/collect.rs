@@ -57,6 +57,29 @@ pub enum CollectError {
     },
     #[error("the tree's cgroups hold more than {MAX_DIRS} directories")]
     TooMany,
+    #[error(
+        "task {pid} is in cgroup {outside} of {hierarchy}, which its own cgroup namespace \
+         shows as {inside}: the namespace's root cannot be told (it is {why})"
+    )]
+    NsRoot {
+        pid: i32,
+        hierarchy: String,
+        outside: String,
+        inside: String,
+        why: &'static str,
+    },
+    #[error(
+        "task {pid} is in cgroup {path} of {hierarchy}, outside the root task's cgroup \
+         namespace (whose root there is {prefix}): it cannot be restored in it"
+    )]
+    OutsideNs {
+        pid: i32,
+        hierarchy: String,
+        path: String,
+        prefix: String,
+    },
+    #[error("reading the cgroups of task {pid} from inside its cgroup namespace: {reason}")]
+    Inside { pid: i32, reason: String },
 }
 
 /// `cpu,cpuacct` or `cgroup v2`, for messages.
@@ -78,6 +101,103 @@ fn key(lines: &[CgroupLine]) -> Key {
         .collect();
     k.sort();
     k
+}
+
+/// A set: its membership with each hierarchy's cgroup namespace prefix
+/// (see [`cgns_prefixes`]), sorted by name.
+type SetKey = Vec<(String, String, Option<u32>)>;
+
+/// Each hierarchy's root of the cgroup namespace of task `pid`, which is
+/// its own (not criu's): the head of the task's path as criu sees it
+/// (`outside`) above the path the task sees itself (`inside`, relative to
+/// its namespace's root); `/` where the namespace's root is the
+/// hierarchy's.
+pub fn cgns_roots(
+    pid: i32,
+    outside: &[CgroupLine],
+    inside: &[CgroupLine],
+) -> Result<HashMap<String, String>, CollectError> {
+    let mut out = HashMap::new();
+    for o in outside {
+        let name = o.controllers.join(",");
+        let ext = o.path.display().to_string();
+        let refuse = |inside: String, why| CollectError::NsRoot {
+            pid,
+            hierarchy: hierarchy_label(&name),
+            outside: ext.clone(),
+            inside,
+            why,
+        };
+        let Some(i) = inside.iter().find(|i| i.controllers == o.controllers) else {
+            return Err(refuse("nothing".into(), "not shown from inside"));
+        };
+        let int = i.path.display().to_string();
+        if int == "/.." || int.starts_with("/../") {
+            return Err(refuse(int, "above the namespace's root"));
+        }
+        let root = if ext == int {
+            "/".to_string()
+        } else if int == "/" {
+            ext.clone()
+        } else {
+            match ext.strip_suffix(int.as_str()) {
+                Some(p) if !p.is_empty() && !p.ends_with('/') => p.to_string(),
+                _ => return Err(refuse(int, "not a suffix of the path criu sees")),
+            }
+        };
+        out.insert(name, root);
+    }
+    Ok(out)
+}
+
+/// A set member's `cgns_prefix` (as CRIU records it): the length of the
+/// namespace's root `root` at the head of `path`, 0 for the hierarchy's
+/// root (where CRIU writes nothing, and so loses such a namespace);
+/// `None` if `path` is not below `root`.
+pub fn prefix_len(path: &str, root: &str) -> Option<u32> {
+    if root == "/" {
+        return Some(0);
+    }
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/'))
+        .then(|| u32::try_from(root.len()).ok())
+        .flatten()
+}
+
+/// The namespace's root a `cgns_prefix` names in `path` (`/` for 0);
+/// `None` if it is not a component boundary of `path`.
+pub fn prefix_path(path: &str, prefix: u32) -> Option<&str> {
+    let n = prefix as usize;
+    if n == 0 {
+        return Some("/");
+    }
+    let head = path.get(..n)?;
+    let rest = &path[n..];
+    (head.starts_with('/') && (rest.is_empty() || rest.starts_with('/'))).then_some(head)
+}
+
+/// `/proc/PID/cgroup` of task `pid` as the task itself sees it: read by a
+/// thread of ours that entered the task's cgroup namespace first (the
+/// paths the file shows are relative to the reader's namespace's root).
+pub fn inside_view(pid: i32) -> Result<Vec<CgroupLine>, CollectError> {
+    let err = |reason: String| CollectError::Inside { pid, reason };
+    let link = format!("/proc/{pid}/ns/cgroup");
+    let ns = std::fs::File::open(&link).map_err(|e| err(format!("opening {link}: {e}")))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsFd;
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::ControlGroup),
+            )
+            .map_err(|e| err(format!("entering {link}: {e}")))?;
+            crate::proc::ProcDir::open(pid)
+                .and_then(|p| p.cgroup())
+                .map_err(|e| err(e.to_string()))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(err("the reading thread panicked".into())))
+    })
 }
 
 /// Compare a thread's membership with its task's.
@@ -109,6 +229,33 @@ pub fn check_thread(
     })
 }
 
+/// The set key of task `pid` in cgroups `lines`, with the root task's
+/// cgroup namespace roots `cgns` (see [`cgns_roots`]: every task of the
+/// tree is in that namespace, and must be below its root).
+fn set_key(
+    pid: i32,
+    lines: &[CgroupLine],
+    cgns: &HashMap<String, String>,
+) -> Result<SetKey, CollectError> {
+    key(lines)
+        .into_iter()
+        .map(|(name, path)| {
+            let Some(root) = cgns.get(&name) else {
+                return Ok((name, path, None));
+            };
+            match prefix_len(&path, root) {
+                Some(n) => Ok((name, path, Some(n))),
+                None => Err(CollectError::OutsideNs {
+                    pid,
+                    hierarchy: hierarchy_label(&name),
+                    path,
+                    prefix: root.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
 /// The tree's sets and `cgroup.img`.
 #[derive(Debug, Default)]
 pub struct Sets {
@@ -135,12 +282,15 @@ fn dumped(l: &CgroupLine, only: &[String]) -> bool {
 }
 
 /// Number the sets of `tasks` (the root first) and record the tree's
-/// cgroup directories, of the hierarchies in `only` (every one if empty).
+/// cgroup directories, of the hierarchies in `only` (every one if empty);
+/// `cgns`: the roots of the root task's own cgroup namespace (empty if
+/// it is in criu's), recorded in every set as CRIU does.
 pub fn build(
     tool: &[CgroupLine],
     tasks: &[(i32, Vec<CgroupLine>)],
     hs: &[Hierarchy],
     only: &[String],
+    cgns: &HashMap<String, String>,
 ) -> Result<Sets, CollectError> {
     let keep = |lines: &[CgroupLine]| -> Vec<CgroupLine> {
         lines.iter().filter(|l| dumped(l, only)).cloned().collect()
@@ -148,12 +298,12 @@ pub fn build(
     let tool = &keep(tool)[..];
     let tasks: &[(i32, Vec<CgroupLine>)] =
         &tasks.iter().map(|(p, l)| (*p, keep(l))).collect::<Vec<_>>();
-    let tool_key = key(tool);
-    let mut ids: Vec<(Key, u32)> = Vec::new();
+    let tool_key: SetKey = key(tool).into_iter().map(|(n, p)| (n, p, None)).collect();
+    let mut ids: Vec<(SetKey, u32)> = Vec::new();
     let mut by_pid = HashMap::with_capacity(tasks.len());
     let mut next = TOOL_SET + 1;
     for (pid, lines) in tasks {
-        let k = key(lines);
+        let k = set_key(*pid, lines, cgns)?;
         let id = if k == tool_key {
             TOOL_SET
         } else if let Some((_, id)) = ids.iter().find(|(x, _)| *x == k) {
@@ -181,10 +331,10 @@ pub fn build(
             id: *id,
             ctls: k
                 .iter()
-                .map(|(name, path)| pb::CgMemberEntry {
+                .map(|(name, path, cgns_prefix)| pb::CgMemberEntry {
                     name: name.clone(),
                     path: path.clone(),
-                    cgns_prefix: None,
+                    cgns_prefix: *cgns_prefix,
                 })
                 .collect(),
         })
@@ -206,7 +356,7 @@ pub fn build(
         let mut entry = dir_entry(h, top, &rel.display().to_string(), &mut count)?;
         let own = tool_key
             .iter()
-            .all(|(n, p)| *n != name || Path::new(p) != top);
+            .all(|(n, p, _)| *n != name || Path::new(p) != top);
         if own {
             walk(h, top, &mut entry, &mut count)?;
         } else {
@@ -389,16 +539,68 @@ mod tests {
         let t2 = parse(b"2:pids:/\n0::/a\n").unwrap();
         // No hierarchies: the directories cannot be read, which only the
         // image part needs; the numbering is checked without it.
-        let s = build(&tool, &[(7, tool.clone()), (8, t2.clone())], &[], &[]).unwrap();
+        let s = build(
+            &tool,
+            &[(7, tool.clone()), (8, t2.clone())],
+            &[],
+            &[],
+            &HashMap::new(),
+        )
+        .unwrap();
         assert!(s.image.is_none());
         assert_eq!((s.of(7), s.of(8), s.of(99)), (TOOL_SET, TOOL_SET, TOOL_SET));
-        let e = build(&tool, &[(7, t1.clone()), (8, t2.clone())], &[], &[]).unwrap_err();
+        let e = build(
+            &tool,
+            &[(7, t1.clone()), (8, t2.clone())],
+            &[],
+            &[],
+            &HashMap::new(),
+        )
+        .unwrap_err();
         assert!(matches!(e, CollectError::NotMounted { pid: 7, .. }), "{e}");
         // Only v2 dumped: the pids difference is not recorded.
         let t3 = parse(b"2:pids:/x\n0::/a\n").unwrap();
         let only = ["unified".to_string()];
-        let s = build(&tool, &[(7, t3), (8, t2)], &[], &only).unwrap();
+        let s = build(&tool, &[(7, t3), (8, t2)], &[], &only, &HashMap::new()).unwrap();
         assert!(s.image.is_none());
+    }
+
+    #[test]
+    fn cgns_roots_are_the_heads_above_the_inside_view() {
+        let outside = parse(b"8:pids:/a/b/c\n4:memory:/m\n0::/x\n").unwrap();
+        let inside = parse(b"8:pids:/c\n4:memory:/\n0::/x\n").unwrap();
+        let r = cgns_roots(7, &outside, &inside).unwrap();
+        assert_eq!(r["pids"], "/a/b");
+        assert_eq!(r["memory"], "/m");
+        // Same path both ways: the namespace's root is the hierarchy's.
+        assert_eq!(r[""], "/");
+        // A path seen above the namespace's root, or not a suffix.
+        let bad = parse(b"8:pids:/../d\n4:memory:/\n0::/x\n").unwrap();
+        let e = cgns_roots(7, &outside, &bad).unwrap_err().to_string();
+        assert!(e.contains("above the namespace's root"), "{e}");
+        let bad = parse(b"8:pids:/bc\n4:memory:/\n0::/x\n").unwrap();
+        assert!(cgns_roots(7, &outside, &bad).is_err());
+        // Lengths as CRIU records them, and back.
+        assert_eq!(prefix_len("/a/b/c", "/a/b"), Some(4));
+        assert_eq!(prefix_len("/a/b", "/a/b"), Some(4));
+        assert_eq!(prefix_len("/a/bc", "/a/b"), None);
+        assert_eq!(prefix_len("/z", "/"), Some(0));
+        assert_eq!(prefix_path("/a/b/c", 4), Some("/a/b"));
+        assert_eq!(prefix_path("/a/b/c", 0), Some("/"));
+        assert_eq!(prefix_path("/a/b/c", 3), None);
+        assert_eq!(prefix_path("/a", 9), None);
+        // Every set carries the prefix; a task outside the root is named.
+        let tool = parse(b"8:pids:/\n").unwrap();
+        let roots = HashMap::from([("pids".to_string(), "/a/b".to_string())]);
+        let root = parse(b"8:pids:/a/b/c\n").unwrap();
+        let other = parse(b"8:pids:/q\n").unwrap();
+        let e = build(&tool, &[(7, root), (8, other)], &[], &[], &roots)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("task 8 is in cgroup /q of the pids hierarchy, outside"),
+            "{e}"
+        );
     }
 
     #[test]

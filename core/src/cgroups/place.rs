@@ -26,7 +26,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::collect::hierarchy_label;
+use super::collect::{hierarchy_label, prefix_path};
 use super::{Hierarchy, find, hierarchies, perms_only};
 
 use crate::images::kinds::Kind;
@@ -67,13 +67,29 @@ pub enum PlaceError {
     Mounts(String),
     #[error("{0}")]
     Fd(String),
+    #[error(
+        "the root task {pid} is in a cgroup namespace of its own, but cgroup.img records \
+         no root of it (cgns_prefix) in its set {set}: the namespace cannot be made again \
+         (CRIU records none where the namespace's root is the hierarchies' root)"
+    )]
+    NoCgns { pid: i32, set: u32 },
+}
+
+/// What a task writes itself into (tool fds of `cgroup.procs` files).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Join {
+    /// The root task's own cgroup namespace: its roots, joined before the
+    /// task unshares it (empty: none).
+    pub cgns: Vec<i32>,
+    /// Its cgroups.
+    pub fds: Vec<i32>,
 }
 
 /// What [`prepare`] made.
 #[derive(Debug, Default)]
 pub struct Placed {
-    /// Each task's tool fds of `cgroup.procs` files to write itself into.
-    pub fds: HashMap<i32, Vec<i32>>,
+    /// What each task that moves writes itself into.
+    pub fds: HashMap<i32, Join>,
     /// Directories created, parents first: removed if the restore fails.
     created: Vec<PathBuf>,
     /// Freezes to set once the tree is restored: (file, value).
@@ -171,12 +187,29 @@ pub fn prepare(
         None
     };
     if inp.mode == CgroupMode::Ignore {
-        if image.is_some() {
+        if let Some(image) = &image {
             pr_info!("cgroups: cgroup.img is not restored (--manage-cgroups=ignore)");
+            if let Some(root) = inp.tasks.first()
+                && has_cgns(image, root.set)
+            {
+                pr_warn!(
+                    "cgroups: the root task {} had its own cgroup namespace, which is not \
+                     made again (--manage-cgroups=ignore): it is restored in criu's",
+                    root.pid
+                );
+            }
         }
         return Ok(placed);
     }
-    let moves = moving(inp);
+    let mut moves = moving(inp);
+    // The root with a cgroup namespace of its own unshares it even if it
+    // were born in its set.
+    if let (Some(root), Some(image)) = (inp.tasks.first(), &image)
+        && has_cgns(image, root.set)
+        && moves.first().is_none_or(|t| t.pid != root.pid)
+    {
+        moves.insert(0, *root);
+    }
     let Some(image) = image else {
         if let Some(t) = moves.first() {
             return Err(PlaceError::NoSet {
@@ -227,43 +260,125 @@ pub fn prepare(
     }
     let sets: HashMap<u32, &pb::CgSetEntry> = image.sets.iter().map(|s| (s.id, s)).collect();
     let mut opened: HashMap<PathBuf, i32> = HashMap::new();
+    let root_pid = inp.tasks.first().map(|t| t.pid);
     for t in moves {
         let set = sets.get(&t.set).ok_or(PlaceError::NoSet {
             pid: t.pid,
             set: t.set,
         })?;
-        let mut fds = Vec::with_capacity(set.ctls.len());
+        let mut join = Join::default();
         for m in &set.ctls {
             let h = find(&hs, &m.name).ok_or_else(|| PlaceError::NotMounted {
                 hierarchy: hierarchy_label(&m.name),
             })?;
-            let path = rewrite(Path::new(&m.path), moved.get(&h.controllers));
-            let dir = h.dir_of(&path).ok_or_else(|| PlaceError::Outside {
-                hierarchy: hierarchy_label(&m.name),
-                path: path.display().to_string(),
-            })?;
-            if !dir.is_dir() {
-                create_all(&dir, &h.mount, inp.mode, &mut placed)?;
-            }
-            let procs = dir.join("cgroup.procs");
-            let fd = match opened.get(&procs) {
-                Some(&fd) => fd,
-                None => {
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&procs)
-                        .map_err(|e| PlaceError::Open(procs.clone(), e))?;
-                    let fd = keep(OwnedFd::from(f)).map_err(PlaceError::Fd)?;
-                    opened.insert(procs.clone(), fd);
-                    fd
-                }
+            let moved = moved.get(&h.controllers);
+            let mut cx = Open {
+                h,
+                name: &m.name,
+                mode: inp.mode,
+                placed: &mut placed,
+                opened: &mut opened,
+                keep: &mut keep,
             };
-            fds.push(fd);
+            // Only the root makes the namespace; the others are born in it.
+            if let Some(n) = m.cgns_prefix.filter(|_| Some(t.pid) == root_pid) {
+                let root = prefix_path(&m.path, n).ok_or_else(|| {
+                    PlaceError::Image(format!(
+                        "set {}: cgns_prefix {n} does not end a component of {}",
+                        set.id, m.path
+                    ))
+                })?;
+                let root = rewrite(Path::new(root), moved);
+                pr_info!(
+                    "cgroups: task {} unshares its cgroup namespace at {} of {}",
+                    t.pid,
+                    root.display(),
+                    hierarchy_label(&m.name)
+                );
+                join.cgns.push(cx.procs(&root)?);
+            }
+            join.fds
+                .push(cx.procs(&rewrite(Path::new(&m.path), moved))?);
         }
         pr_debug!("cgroups: task {} joins set {}", t.pid, t.set);
-        placed.fds.insert(t.pid, fds);
+        placed.fds.insert(t.pid, join);
     }
     Ok(placed)
+}
+
+/// Does set `id` of `image` record a cgroup namespace's roots (its
+/// members' `cgns_prefix`)?
+pub fn has_cgns(image: &pb::CgroupEntry, id: u32) -> bool {
+    image
+        .sets
+        .iter()
+        .filter(|s| s.id == id)
+        .flat_map(|s| &s.ctls)
+        .any(|m| m.cgns_prefix.is_some())
+}
+
+/// Check, before anything is made, that the images' root task `pid` in a
+/// cgroup namespace of its own (set `set`) has its roots in `cgroup.img`
+/// (CRIU records none where the namespace's root is every hierarchy's
+/// root, and then restores the task in criu's namespace).
+pub fn check_cgns(dir: &ImageDir, pid: i32, set: u32) -> Result<(), PlaceError> {
+    let image: Option<pb::CgroupEntry> = if dir.path(Kind::Cgroup, 0).exists() {
+        Some(
+            crate::images::check::read_single(dir, Kind::Cgroup, 0)
+                .map_err(|e| PlaceError::Image(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    if image.is_some_and(|i| has_cgns(&i, set)) {
+        return Ok(());
+    }
+    Err(PlaceError::NoCgns { pid, set })
+}
+
+/// A task's cgroup set: its main thread's (CRIU 3.x and later), else the
+/// task core's (older images), else criu's.
+pub fn task_set(core: &pb::CoreEntry) -> u32 {
+    core.thread_core
+        .as_ref()
+        .and_then(|t| t.cg_set)
+        .or_else(|| core.tc.as_ref().and_then(|tc| tc.cg_set))
+        .unwrap_or(super::TOOL_SET)
+}
+
+/// Opening the `cgroup.procs` files of one hierarchy for a task.
+struct Open<'a, K> {
+    h: &'a Hierarchy,
+    name: &'a str,
+    mode: CgroupMode,
+    placed: &'a mut Placed,
+    opened: &'a mut HashMap<PathBuf, i32>,
+    keep: &'a mut K,
+}
+
+impl<K: FnMut(OwnedFd) -> Result<i32, String>> Open<'_, K> {
+    /// The tool fd of cgroup `path`'s `cgroup.procs` (the cgroup made if
+    /// missing and the mode allows), opened once for every task.
+    fn procs(&mut self, path: &Path) -> Result<i32, PlaceError> {
+        let dir = self.h.dir_of(path).ok_or_else(|| PlaceError::Outside {
+            hierarchy: hierarchy_label(self.name),
+            path: path.display().to_string(),
+        })?;
+        if !dir.is_dir() {
+            create_all(&dir, &self.h.mount, self.mode, self.placed)?;
+        }
+        let procs = dir.join("cgroup.procs");
+        if let Some(&fd) = self.opened.get(&procs) {
+            return Ok(fd);
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&procs)
+            .map_err(|e| PlaceError::Open(procs.clone(), e))?;
+        let fd = (self.keep)(OwnedFd::from(f)).map_err(PlaceError::Fd)?;
+        self.opened.insert(procs, fd);
+        Ok(fd)
+    }
 }
 
 /// The tasks whose set is not the one they are born in.

@@ -240,26 +240,18 @@ fn collect_thread(
 }
 
 /// Memory whose contents live outside the task's pages and is not dumped
-/// yet (SysV shm, AIO rings) would come back empty, and hugetlb mappings
-/// would come back as ordinary pages or not at all: refuse them rather
-/// than lose data.
+/// yet (AIO rings) would come back empty, and hugetlb mappings would come
+/// back as ordinary pages or not at all: refuse them rather than lose
+/// data. (SysV segments are dumped with the root's IPC namespace and
+/// checked with it, see [`super::sysv`].)
 pub(super) fn refuse_unsupported_vmas(
     pid: i32,
     vmas: &[crate::proc::vmas::CollectedVma],
 ) -> Result<(), DumpError> {
-    use crate::proc::vma_kind::status::{VMA_AREA_AIORING, VMA_AREA_SYSVIPC};
+    use crate::proc::vma_kind::status::VMA_AREA_AIORING;
     for v in vmas {
         let e = &v.entry;
-        let what = if e.is(VMA_AREA_SYSVIPC) {
-            // The file's inode number is the segment's id, its name
-            // carries the key (`/SYSV0000abcd`).
-            let name = v.vma.path().map(|p| p.display().to_string());
-            format!(
-                "SysV shared memory segment {} ({}) attached",
-                v.vma.inode,
-                name.as_deref().unwrap_or("?")
-            )
-        } else if e.is(VMA_AREA_AIORING) {
+        let what = if e.is(VMA_AREA_AIORING) {
             "an AIO ring".to_string()
         } else if e.flags & linux_raw_sys::general::MAP_HUGETLB != 0 {
             // Anonymous (`/anon_hugepage`) or a hugetlbfs file: restore

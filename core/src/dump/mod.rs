@@ -92,6 +92,7 @@ mod proc_part;
 pub mod regs;
 mod release;
 mod seccomp;
+mod sysv;
 mod task_state;
 mod to_server;
 pub mod tree;
@@ -104,7 +105,7 @@ use crate::hooks::{Action, Hooks};
 use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
-use crate::{pr_debug, pr_err, pr_info};
+use crate::{pr_debug, pr_err, pr_info, pr_warn};
 
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
@@ -235,8 +236,28 @@ fn run(
         hooks.run(Action::NetworkLock, None)?;
     }
     fault("network-lock")?;
+    let threads: Vec<(i32, Vec<i32>)> = tree
+        .tasks
+        .iter()
+        .filter(|t| !t.is_zombie())
+        .map(|t| (t.pid, t.thread_ids()))
+        .collect();
+    sysv::refuse_sem_undo(pid, own_ns, &threads)?;
     // Cgroups are recorded by the final dump (a pre-dump saves memory).
     let cg_sets = if pre || common.manage_cgroups == CgroupMode::Ignore {
+        let root = &tree.tasks[0];
+        if !pre
+            && root
+                .proc
+                .ns_ids()
+                .is_ok_and(|ids| namespaces::own_cgroup(&ids, &ours.ns))
+        {
+            pr_warn!(
+                "Task {} has its own cgroup namespace, which is not dumped \
+                 (--manage-cgroups=ignore): it is restored in criu's",
+                root.pid
+            );
+        }
         crate::cgroups::collect::Sets::default()
     } else {
         crate::cgroups::collect::build(
@@ -244,6 +265,7 @@ fn run(
             &membership,
             &ours.hierarchies,
             &common.cgroup_dump_controllers,
+            &cgns_roots(&tree, &ours, &membership)?,
         )?
     };
     fault("cgroups")?;
@@ -273,6 +295,11 @@ fn run(
     let run_id = write::run_id(pid);
     let (mut files, fd_opts) = collect::file_table(common, &tree, &run_id)?;
     let mut collected = collect::collect_all(&tree, &sharing, &mut files, fd_opts, opts, &ours)?;
+    sysv::check_attached(
+        pid,
+        own_ns,
+        collected.iter().flatten().map(|c| (c.pid, &c.vmas[..])),
+    )?;
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     if own_ns.net {
@@ -451,6 +478,38 @@ fn check_seized(
     }
     let own = namespaces::root_own(&root_ns, &ours.ns);
     Ok((sharing, own, membership))
+}
+
+/// The roots of the root task's own cgroup namespace, as the tool sees
+/// them (empty if the root is in criu's; see
+/// [`crate::cgroups::collect::cgns_roots`]).
+fn cgns_roots(
+    tree: &tree::Tree,
+    ours: &preflight::Ours,
+    membership: &[(i32, Vec<crate::proc::cgroup::CgroupLine>)],
+) -> Result<std::collections::HashMap<String, String>, DumpError> {
+    use crate::cgroups::collect;
+    let root = &tree.tasks[0];
+    let ids = root
+        .proc
+        .ns_ids()
+        .map_err(collect_err(root.pid, "namespaces"))?;
+    let Some((_, outside)) = membership.first().filter(|(pid, _)| *pid == root.pid) else {
+        return Ok(Default::default());
+    };
+    if !namespaces::own_cgroup(&ids, &ours.ns) {
+        return Ok(Default::default());
+    }
+    let inside = collect::inside_view(root.pid)?;
+    let roots = collect::cgns_roots(root.pid, outside, &inside)?;
+    for (name, at) in &roots {
+        pr_info!(
+            "cgroups: task {} has its own cgroup namespace, rooted at {at} of {}",
+            root.pid,
+            collect::hierarchy_label(name)
+        );
+    }
+    Ok(roots)
 }
 
 /// Shared memory objects, read while every task is frozen: one per

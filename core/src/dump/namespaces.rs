@@ -1,7 +1,9 @@
-//! Namespaces of the dumped tasks. The root task's own net, UTS, IPC and
-//! time namespaces are dumped (`netns-ID.img` and its kin, see
+//! Namespaces of the dumped tasks. The root task's own net, UTS, IPC,
+//! time and mount namespaces are dumped (`netns-ID.img` and its kin, see
 //! [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
-//! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`])
+//! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`];
+//! `mountpoints-ID.img`, see [`crate::ns::mnt`]), and its own cgroup
+//! namespace's roots go into `cgroup.img` ([`own_cgroup`])
 //! and every task of the tree must then be in them, as
 //! CRIU requires (it cannot restore a task nested in another UTS or IPC
 //! namespace). No other namespace is dumped yet (no
@@ -101,12 +103,21 @@ pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
     }
 }
 
+/// Whether the root task (`root`) has a cgroup namespace of its own: its
+/// roots are recorded in `cgroup.img` (see
+/// [`crate::cgroups::collect::cgns_roots`]), and the restore makes it
+/// again once the root has joined them.
+pub fn own_cgroup(root: &NsIds, ours: &NsIds) -> bool {
+    matches!((root.cgroup, ours.cgroup), (Some(r), Some(o)) if r != o)
+}
+
 /// [`check`] for task `pid` of a tree whose root task is in namespaces
-/// `root`: where the root has its own net, UTS, IPC or time namespace, every
+/// `root`: where the root has its own net, UTS, IPC, time, mount or cgroup namespace, every
 /// task must be in it (and it stands in for criu's in the other checks,
 /// `time_for_children` included).
 pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Result<(), NsError> {
     let own = root_own(root, ours);
+    let own_cgroup = own_cgroup(root, ours);
     let mut yardstick = *ours;
     for (kind, is_own, t, r, slot) in [
         ("net", own.net, task.net, root.net, &mut yardstick.net),
@@ -114,6 +125,13 @@ pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Resu
         ("uts", own.uts, task.uts, root.uts, &mut yardstick.uts),
         ("time", own.time, task.time, root.time, &mut yardstick.time),
         ("mnt", own.mnt, task.mnt, root.mnt, &mut yardstick.mnt),
+        (
+            "cgroup",
+            own_cgroup,
+            task.cgroup,
+            root.cgroup,
+            &mut yardstick.cgroup,
+        ),
     ] {
         if !is_own {
             continue;
@@ -282,6 +300,15 @@ mod tests {
         assert!(matches!(
             check_in_tree(8, &child, &ours, &ours),
             Err(NsError::Own { kind: "uts", .. })
+        ));
+        // An own cgroup namespace of the root's, which a child shares.
+        let mut root = ours;
+        root.cgroup = Some(903);
+        assert!(own_cgroup(&root, &ours));
+        assert_eq!(check_in_tree(8, &root, &ours, &root), Ok(()));
+        assert!(matches!(
+            check_in_tree(8, &ours, &ours, &root),
+            Err(NsError::NotRoots { kind: "cgroup", .. })
         ));
         // Other kinds stay refused for the root too.
         let mut root = ours;

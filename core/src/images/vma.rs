@@ -128,14 +128,13 @@ pub fn read_pagemap(path: &Path, page_size: u64) -> Result<(u32, Vec<PagesRun>),
 }
 
 /// Memory whose contents live outside the task's pages and is not restored
-/// yet (SysV shm, AIO rings): refuse it rather than bring it back empty.
-/// (Shared anonymous memory and memfd mappings are restored, see
-/// [`super::set::shmem`].)
+/// yet (AIO rings): refuse it rather than bring it back empty. (Shared
+/// anonymous memory and memfd mappings are restored, see
+/// [`super::set::shmem`]; SysV segments come from the root's IPC
+/// namespace, checked with it.)
 pub fn refuse_unsupported(vmas: &[pb::VmaEntry], file: &str) -> Result<(), CheckError> {
     for v in vmas {
-        let what = if v.status & VMA_AREA_SYSVIPC != 0 {
-            "SysV shared memory"
-        } else if v.status & VMA_AREA_AIORING != 0 {
+        let what = if v.status & VMA_AREA_AIORING != 0 {
             "an AIO ring"
         } else {
             continue;
@@ -358,11 +357,14 @@ mod tests {
         shared.status |= VMA_ANON_SHARED;
         // Shared anonymous memory is restored (from its shmem images).
         refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap();
+        // So is a SysV segment (checked with the root's IPC namespace).
         shared.status |= VMA_AREA_SYSVIPC;
+        refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap();
+        shared.status |= VMA_AREA_AIORING;
         let e = refuse_unsupported(&[vma(0, 0x1000), shared], "mm-7.img").unwrap_err();
         assert!(
             e.to_string()
-                .contains("mm-7.img: SysV shared memory at 0x1000-0x2000")
+                .contains("mm-7.img: an AIO ring at 0x1000-0x2000")
         );
     }
 

@@ -158,6 +158,36 @@ fn desc(kind: &str, row: &[String], uid_at: usize) -> Result<pb::IpcDescEntry, N
     })
 }
 
+/// A shared memory segment of the calling thread's IPC namespace, as
+/// `/proc/sysvipc/shm` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShmInfo {
+    pub id: u32,
+    pub size: u64,
+    /// Its mode, `SHM_DEST` and `SHM_LOCKED` included.
+    pub mode: u32,
+}
+
+/// Every shared memory segment of the calling thread's IPC namespace.
+pub fn shm_list() -> Result<Vec<ShmInfo>, NsError> {
+    sysvipc_rows("shm")?
+        .iter()
+        .map(|row| {
+            let d = desc("shm", row, 7)?;
+            Ok(ShmInfo {
+                id: d.id,
+                size: col("shm", row, 3, 10)?,
+                mode: d.mode,
+            })
+        })
+        .collect()
+}
+
+/// How many semaphore sets the calling thread's IPC namespace holds.
+pub fn sem_count() -> Result<usize, NsError> {
+    Ok(sysvipc_rows("sem")?.len())
+}
+
 fn read_shm() -> Result<Vec<Segment>, NsError> {
     // key shmid perms size cpid lpid nattch uid gid cuid cgid ...
     let mut out = Vec::new();

@@ -35,6 +35,7 @@ mod plan;
 mod regs;
 mod regsets;
 mod root_ns;
+mod sysv;
 mod task_attrs;
 mod tree;
 pub mod vdso;

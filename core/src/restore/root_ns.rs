@@ -73,6 +73,11 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "pid" => (own.pid, numbers.pid) = (true, r),
             // Built by `ns::mnt::build` (its options are the restore's).
             "mnt" => (own.mnt, numbers.mnt) = (true, r),
+            // Made by the root itself at its roots `cgroup.img` records.
+            "cgroup" => {
+                let set = crate::cgroups::place::task_set(&root.core);
+                crate::cgroups::place::check_cgns(dir, root_pid as i32, set)?;
+            }
             _ => {
                 return Err(RestoreError::Unsupported(format!(
                     "{}: the root task {root_pid} is in its own {kind} namespace \
@@ -113,7 +118,10 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             yes(own.mnt)
         );
     }
-    RootNsImages::read(dir, own, numbers).map_err(|e| RestoreError::Unsupported(e.to_string()))
+    let ns = RootNsImages::read(dir, own, numbers)
+        .map_err(|e| RestoreError::Unsupported(e.to_string()))?;
+    super::sysv::check(&ns, alive(), crate::proc::page_size() as u64)?;
+    Ok(ns)
 }
 
 /// Fill the root task's (`pid`) new namespaces, unless a fault is

@@ -371,3 +371,62 @@ pub fn clone_parent_newpid() -> Result<(), Errno> {
         ChildEnd::Killed(_) => Err(Errno::INTR),
     }
 }
+
+/// Which of `tids` have a SysV semaphore undo list: a child (forked
+/// without `CLONE_SYSVSEM`, so with none of its own) compares its list
+/// with each one's (`kcmp(KCMP_SYSVSEM)`) and writes one byte per tid into
+/// a pipe: 0 the same (none), 1 another (one), 2 + errno (below 256) its
+/// failure. (Criu itself cannot be the yardstick: its threads share a
+/// list the kernel made for them.)
+pub fn sem_undo_lists(tids: &[i32]) -> Result<Vec<Result<bool, Errno>>, Errno> {
+    use std::io::Read;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let wfd = std::os::fd::AsRawFd::as_raw_fd(&w) as usize;
+    // SAFETY: the child makes raw syscalls on `tids` (copied with the
+    // address space at the fork) and on the write end, then exits.
+    let child = unsafe {
+        match fork()? {
+            Forked::Child => {
+                let me = criu_arch::syscall0(criu_arch::nr::GETPID) as usize;
+                for &t in tids {
+                    let ret = criu_arch::syscall5(
+                        criu_arch::nr::KCMP,
+                        me,
+                        t as usize,
+                        super::kcmp::KcmpType::Sysvsem as usize,
+                        0,
+                        0,
+                    );
+                    let b: u8 = match ret {
+                        0 => 0,
+                        r if r > 0 => 1,
+                        r => 2u8.saturating_add(((-r) & 0xff) as u8),
+                    };
+                    if criu_arch::syscall3(criu_arch::nr::WRITE, wfd, &b as *const u8 as usize, 1)
+                        != 1
+                    {
+                        child_exit(1);
+                    }
+                }
+                child_exit(0)
+            }
+            Forked::Parent(pid) => pid,
+        }
+    };
+    drop(w);
+    let mut answers = Vec::with_capacity(tids.len());
+    let read = std::fs::File::from(r).read_to_end(&mut answers);
+    let end = wait_child(child)?;
+    read.map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    if end != ChildEnd::Exited(0) || answers.len() != tids.len() {
+        return Err(Errno::CHILD);
+    }
+    Ok(answers
+        .into_iter()
+        .map(|b| match b {
+            0 => Ok(false),
+            1 => Ok(true),
+            e => Err(Errno::from_raw_os_error(i32::from(e - 2))),
+        })
+        .collect())
+}

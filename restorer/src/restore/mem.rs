@@ -126,6 +126,10 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
         .enumerate()
         .filter(|(_, v)| v.premapped == 0)
     {
+        if v.kind == abi::VMA_SHMAT {
+            shmat(v, i)?;
+            continue;
+        }
         // SAFETY: MAP_FIXED over ranges that hold nothing of ours any more.
         let ret = unsafe {
             sys_mmap(
@@ -141,6 +145,27 @@ pub(super) fn map_vmas(args: &RestoreArgs) -> Result<(), Fail> {
         if ret as u64 != v.start {
             return Err((-22, i as u32));
         }
+    }
+    Ok(())
+}
+
+/// Attach SysV segment `v.fd` at `v.start` (see [`abi::VMA_SHMAT`]): the
+/// segment holds its contents already (the root's IPC namespace was
+/// filled before any task got here).
+fn shmat(v: &abi::VmaArg, i: usize) -> Result<(), Fail> {
+    use criu_arch::kernel::general::{PROT_EXEC, PROT_WRITE};
+    let mut flags = 0;
+    if v.final_prot & PROT_WRITE == 0 {
+        flags |= abi::SHM_RDONLY;
+    }
+    if v.final_prot & PROT_EXEC != 0 {
+        flags |= abi::SHM_EXEC;
+    }
+    // SAFETY: attaches over a range that holds nothing of ours any more.
+    let ret = unsafe { sys::shmat(v.fd as usize, v.start as usize, flags as usize) };
+    check(ret, i as u32)?;
+    if ret as u64 != v.start {
+        return Err((-22, i as u32));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! namespaces of the harness, a tree CRIU cannot dump), `default-qbytes`
 //! (leave the queue's `msg_qbytes` as msgget made it: CRIU 4.1.1 does
 //! not restore it) and `shm-attached` (keep the keyed segment attached,
-//! which a dump refuses).
+//! attached again at its address by the restore).
 //!
 //! UTS: a host and a domain name. IPC: two shared memory segments (one
 //! with a key, a pattern over three pages and a bit; one private, zero

@@ -196,6 +196,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     let done = mounted
         .and_then(|()| super::netns::ns_hook(hooks, Action::SetupNamespaces, &root_ns, root_pid))
         .and_then(|()| super::root_ns::fill(&root_ns, root_pid, fault_ns()))
+        .map(|()| live[0].region.ns_ready(live[0].args_off))
         .and_then(|()| {
             super::netns::ns_hook(hooks, Action::PostSetupNamespaces, &root_ns, root_pid)
         })
@@ -566,7 +567,7 @@ struct RoleInputs<'r> {
     /// `--restore-sibling`.
     sibling: bool,
     /// Each task's `cgroup.procs` fds (see [`crate::cgroups::place`]).
-    cgroups: &'r HashMap<i32, Vec<i32>>,
+    cgroups: &'r HashMap<i32, crate::cgroups::place::Join>,
     /// The root's own UTS and IPC namespaces (`clone3` flags).
     ns_flags: u64,
     /// The root starts a pid namespace of its own (`CLONE_NEWPID`).
@@ -595,7 +596,8 @@ impl RoleInputs<'_> {
         }
         role.cow_area = self.cow_area;
         role.tree = self.tree;
-        role.cgroup_fds = self.cgroups.get(&pid).cloned().unwrap_or_default();
+        let join = self.cgroups.get(&pid).cloned().unwrap_or_default();
+        (role.cgroup_fds, role.cgns_fds) = (join.fds, join.cgns);
         role.fd_sync = match role.fd_table {
             abi::FD_TABLE_LENT => self.sync_pipes.get(&pid).map_or(-1, |p| p.0),
             abi::FD_TABLE_SHARED => self.sync_pipes.get(&role.fd_owner).map_or(-1, |p| p.1),

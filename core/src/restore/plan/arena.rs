@@ -93,6 +93,7 @@ pub(super) struct Arrays {
     pub arch: Array,
     pub madvise: Array,
     pub cgroup_fds: Array,
+    pub cgns_fds: Array,
     /// The main thread's `set_robust_list` call (after its arch calls).
     pub robust: Vec<RawSyscall>,
     /// Each thread's seccomp filters and their instructions (the leader's
@@ -199,6 +200,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
     let arch = arena.push(&[probe.arch_syscalls, robust.clone()].concat());
     let madvise = arena.push(&madvise_calls(t));
     let cgroup_fds = arena.push(&role.cgroup_fds);
+    let cgns_fds = arena.push(&role.cgns_fds);
     let seccomp = t.seccomp.iter().map(|s| push_seccomp(arena, s)).collect();
     Ok(Arrays {
         park,
@@ -229,6 +231,7 @@ pub(super) fn push_arrays(arena: &mut Arena, p: &Parts<'_, '_>) -> Result<Arrays
         arch,
         madvise,
         cgroup_fds,
+        cgns_fds,
         robust,
         seccomp,
     })

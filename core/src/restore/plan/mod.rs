@@ -108,6 +108,9 @@ pub struct TaskRole {
     /// Tool fds of the `cgroup.procs` files the task writes itself into
     /// (see [`crate::cgroups::place`]).
     pub cgroup_fds: Vec<i32>,
+    /// The root's own cgroup namespace: tool fds of the `cgroup.procs`
+    /// files of its roots, joined before it is unshared.
+    pub cgns_fds: Vec<i32>,
 }
 
 /// Files and shared memory opened once for the whole tree, inherited by
@@ -539,6 +542,7 @@ fn restore_args(
         copy_runs: at(a.copy_runs),
         copy_vmas: at(a.copy_vmas),
         cgroup_fds: at(a.cgroup_fds),
+        cgns_fds: at(a.cgns_fds),
         seccomp: a
             .seccomp
             .first()
@@ -563,6 +567,7 @@ fn pull_fds(p: &Parts<'_, '_>, args: &RestoreArgs) -> Vec<i32> {
         .chain([args.pages_fd, p.fs.cwd_fd, p.fs.root_fd, p.role.fd_sync])
         .chain((args.set_mm != 0).then_some(args.mm_map.exe_fd as i32))
         .chain(p.role.cgroup_fds.iter().copied())
+        .chain(p.role.cgns_fds.iter().copied())
         .filter(|&fd| fd >= p.min_fd)
         .collect();
     pull.sort_unstable();

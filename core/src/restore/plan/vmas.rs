@@ -8,9 +8,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use rustix::fs::OFlags;
 
 use super::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, TaskRole, high_fd, open_reg};
-use crate::blob::restorer_abi::{PageRun, RawSyscall, VmaArg};
+use crate::blob::restorer_abi::{self as abi, PageRun, RawSyscall, VmaArg};
 use crate::files::reg::RegFiles;
 use crate::images::pb;
+use crate::images::vma::status::VMA_AREA_SYSVIPC;
 use crate::restore::RestoreError;
 use crate::restore::images::{TaskImages, is_file_vma, is_mapped_vma};
 
@@ -39,6 +40,10 @@ pub(super) fn vma_args(
             .pages
             .partition_point(|r| r.vaddr + r.nr_pages * page_size <= v.start);
         let has_pages = t.pages.get(first).is_some_and(|r| r.vaddr < v.end);
+        if v.status & VMA_AREA_SYSVIPC != 0 {
+            vmas.push(sysv_vma(v)?);
+            continue;
+        }
         if let Some(i) = crate::files::shmem::index_of(&t.shmem, v, &t.memfd_files) {
             vmas.push(shmem_vma(t, v, src.shm_fds[i], has_pages, min_fd, fds)?);
             continue;
@@ -70,10 +75,31 @@ pub(super) fn vma_args(
             fd,
             final_prot: v.prot,
             premapped: u32::from(premapped),
-            _pad: 0,
+            kind: abi::VMA_MMAP,
         });
     }
     Ok(vmas)
+}
+
+/// A SysV shared memory segment attached (`shmid` is its id in the
+/// root's IPC namespace, filled before the task attaches it; see
+/// [`crate::restore::sysv`]).
+fn sysv_vma(v: &pb::VmaEntry) -> Result<VmaArg, RestoreError> {
+    let id = i32::try_from(v.shmid).map_err(|_| {
+        RestoreError::Unsupported(format!(
+            "SysV shared memory at {:#x}: segment id {} out of range",
+            v.start, v.shmid
+        ))
+    })?;
+    Ok(VmaArg {
+        start: v.start,
+        end: v.end,
+        map_prot: v.prot,
+        fd: id,
+        final_prot: v.prot,
+        kind: abi::VMA_SHMAT,
+        ..VmaArg::default()
+    })
 }
 
 /// A VMA of a shared memory object (the tool's fd `shm_fd`): the object

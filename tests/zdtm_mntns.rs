@@ -302,11 +302,7 @@ type Criu<'a> = dyn Fn(&Path, &[&str]) -> (bool, String) + 'a;
 
 /// Dumps the container with `dump` (our criu or the peer) and restores
 /// it with `restore`, checking it each time.
-fn cycle(
-    test: &str,
-    dump: &Criu<'_>,
-    restore: &Criu<'_>,
-) {
+fn cycle(test: &str, dump: &Criu<'_>, restore: &Criu<'_>) {
     let Some(mut c) = Container::start(test, "") else {
         return;
     };
@@ -595,6 +591,8 @@ fn rpc_root_and_ext_mnt() {
             images_dir_fd: dir.as_raw_fd(),
             root: Some(c.rootfs.to_str().unwrap().into()),
             ext_mnt: vec![map("hostdata", other.to_str().unwrap())],
+            // As runc sends it.
+            evasive_devices: Some(true),
             log_level: Some(4),
             log_file: Some("restore.log".into()),
             ..Default::default()

@@ -546,11 +546,11 @@ mod tests {
         );
         assert!(setup(&sibling, &me(), Mode::Swrk, On::RESTORE).is_ok());
         let tcp = rpc::CriuOpts {
-            evasive_devices: Some(true),
+            force_irmap: Some(true),
             ..sibling.clone()
         };
         let e = setup(&tcp, &me(), Mode::Swrk, On::DUMP).unwrap_err();
-        assert_eq!(e.to_string(), "evasive_devices is not supported yet");
+        assert_eq!(e.to_string(), "force_irmap is not supported yet");
         // Refused before anything else is looked at.
         let tcp_no_dir = rpc::CriuOpts {
             images_dir: None,

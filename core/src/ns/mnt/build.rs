@@ -286,8 +286,7 @@ impl Plan {
         );
         for i in 1..self.tree.mounts.len() {
             if !self.late[i] {
-                self.place(&yard, i, None)
-                    .map_err(|e| self.failed(i, e))?;
+                self.place(&yard, i, None).map_err(|e| self.failed(i, e))?;
             }
         }
         Ok(yard)
@@ -443,7 +442,11 @@ impl Plan {
                 scratch
             }
         };
-        let from = base.join(&src.sub);
+        // (`join("")` would add a `/`, which a file cannot take.)
+        let from = match src.sub.as_os_str().is_empty() {
+            true => base,
+            false => base.join(&src.sub),
+        };
         let to = yard.root().join(m.mountpoint.trim_start_matches('/'));
         make_mountpoint(&from, &to)?;
         self.bind(&from, &to, m.flags)?;

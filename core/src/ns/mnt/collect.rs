@@ -109,11 +109,15 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
         }
         entries.push(entry(m, ext));
     }
-    if let Some(e) = externals.iter().find(|e| !used.contains(&e.mountpoint)) {
-        return Err(MntError::Restore(format!(
-            "--external mnt[{}]:{}: task {pid}'s mount namespace has no mount at {}",
-            e.mountpoint, e.key, e.mountpoint
-        )));
+    // As in CRIU, an external mount the namespace does not have is only
+    // a map entry nothing uses (runc names its device binds whether or
+    // not the container has them).
+    for e in externals.iter().filter(|e| !used.contains(&e.mountpoint)) {
+        crate::pr_warn!(
+            "external mount {} (key {}): task {pid}'s mount namespace has no mount there",
+            e.mountpoint,
+            e.key
+        );
     }
     refuse_outside_propagation(pid, &infos, &refused)?;
     let fstypes_by_id: std::collections::HashMap<u32, String> = infos

@@ -199,13 +199,6 @@ fn sources(mounts: &[pb::MntEntry]) -> Result<Vec<Source>, (usize, String)> {
     // Device -> (base, the root path the base stands for).
     let mut bases: HashMap<u32, (Base, String)> = HashMap::new();
     bases.insert(root.root_dev, (Base::Root, root.root.clone()));
-    for e in mounts.iter().skip(1) {
-        if let Some(key) = ext_key(e) {
-            bases
-                .entry(e.root_dev)
-                .or_insert((Base::External(key.to_string()), e.root.clone()));
-        }
-    }
     // A filesystem mounted fresh once, whole: every mount of it is a bind
     // of some path of that one, which stands for it: the mount showing
     // most of it (mount ids are reused, so the first in mount order may
@@ -223,6 +216,16 @@ fn sources(mounts: &[pb::MntEntry]) -> Result<Vec<Source>, (usize, String)> {
         bases
             .entry(dev)
             .or_insert((Base::Fresh(i), "/".to_string()));
+    }
+    // An external mount gives its filesystem to the other mounts of it
+    // only where nothing mounted fresh does (runc declares its binds of
+    // /dev/null over proc files external, the /dev tmpfs being whole).
+    for e in mounts.iter().skip(1) {
+        if let Some(key) = ext_key(e) {
+            bases
+                .entry(e.root_dev)
+                .or_insert((Base::External(key.to_string()), e.root.clone()));
+        }
     }
     let mut out = Vec::with_capacity(mounts.len());
     out.push(Source {

@@ -358,12 +358,11 @@ fn left_yards() -> Vec<PathBuf> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .strip_prefix(".criu.mntns.")?
-                .split('.')
-                .next()?
-                .to_string();
-            (!Path::new(&format!("/proc/{pid}")).exists()).then(|| e.path())
+            // Ours are `.criu.mntns.PID.N` (CRIU's own, `.criu.mntns.XXXXXX`,
+            // are CRIU's business).
+            let (pid, n) = name.strip_prefix(".criu.mntns.")?.split_once('.')?;
+            let ours = pid.parse::<u32>().is_ok() && n.parse::<u32>().is_ok();
+            (ours && !Path::new(&format!("/proc/{pid}")).exists()).then(|| e.path())
         })
         .collect()
 }

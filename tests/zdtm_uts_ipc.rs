@@ -296,10 +296,10 @@ fn restore_refuses_images_of_other_own_or_nested_namespaces() {
         assert!(!log.contains("the root forked"), "{log}");
         assert_eq!(common::proc_state(z.pid()), None);
     };
-    // The root in a cgroup namespace of its own: not restored yet.
-    let orig = edit(z.pid(), &|ids| ids.cgroup_ns_id = Some(99));
+    // The root in a user namespace of its own: not restored yet.
+    let orig = edit(z.pid(), &|ids| ids.user_ns_id = Some(99));
     refused(&format!(
-        "the root task {} is in its own cgroup namespace (cgroup_ns_id 99",
+        "the root task {} is in its own user namespace (user_ns_id 99",
         z.pid()
     ));
     write_one(&ids_path(z.pid()), Kind::Ids, &orig).unwrap();

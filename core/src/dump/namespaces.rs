@@ -310,12 +310,20 @@ mod tests {
             check_in_tree(8, &ours, &ours, &root),
             Err(NsError::NotRoots { kind: "cgroup", .. })
         ));
-        // Other kinds stay refused for the root too.
+        // An own mount namespace of the root's, which a child shares.
         let mut root = ours;
         root.mnt = Some(902);
+        assert_eq!(check_in_tree(7, &root, &ours, &root), Ok(()));
+        assert!(matches!(
+            check_in_tree(8, &ours, &ours, &root),
+            Err(NsError::NotRoots { kind: "mnt", .. })
+        ));
+        // Other kinds stay refused for the root too.
+        let mut root = ours;
+        root.user = Some(904);
         assert!(matches!(
             check_in_tree(7, &root, &ours, &root),
-            Err(NsError::Own { kind: "mnt", .. })
+            Err(NsError::Own { kind: "user", .. })
         ));
         // Its own net namespace passes (dumped whole or, with --empty-ns
         // net, as an empty one), a child elsewhere does not.

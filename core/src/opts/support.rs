@@ -500,6 +500,8 @@ mod tests {
         let e = lookup(CLI, On::DUMP, "external", "net[4026532183]:extRootNetNS").unwrap();
         assert!(matches!(e.support, Support::Works { .. }), "{e:?}");
         let e = lookup(CLI, On::DUMP, "external", "mnt[/a]:b").unwrap();
+        assert!(matches!(e.support, Support::Works { .. }), "{e:?}");
+        let e = lookup(CLI, On::DUMP, "external", "tty[88:1]:t").unwrap();
         assert!(matches!(e.support, Support::NotYet { .. }), "{e:?}");
         // veth[] names a restore's peer only.
         assert!(matches!(
@@ -536,8 +538,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_option_or_quote_criu() {
-        let r = check(CLI, Style::Cli, On::DUMP, [("root", "/")]);
-        assert_eq!(r, Err(Refusal("--root is not supported yet".into())));
+        let r = check(CLI, Style::Cli, On::DUMP, [("libdir", "/x")]);
+        assert_eq!(r, Err(Refusal("--libdir is not supported yet".into())));
         let r = check(CLI, Style::Cli, On::RESTORE, [("cgroup-yard", "/x")]);
         assert_eq!(r, Err(Refusal("--cgroup-yard is not supported yet".into())));
         let r = check(CLI, Style::Cli, On::CHECK, [("stream", "")]);

@@ -87,11 +87,12 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
         Some(m) => {
             let yard = m.enter()?;
             super::mntns::files_below(&mut tasks, &yard.root())?;
-            fault_tool(super::mntns::FAULT_MOUNTS)?;
             Some(yard)
         }
         None => None,
     };
+    // For every tree, as the walks over every stage expect.
+    fault_tool(super::mntns::FAULT_MOUNTS)?;
     let alive = alive_tasks(&tasks);
     let root = alive[0].pstree.pid;
     // The tree's counters, then every region planned where it is free in

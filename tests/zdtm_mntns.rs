@@ -115,6 +115,22 @@ fn cannot_run() -> Option<String> {
     if !Path::new(BUSYBOX).exists() {
         return Some(format!("{BUSYBOX} (busybox-static) is not installed"));
     }
+    // pivot_root (the set-up's, and the restore's, as CRIU's) cannot
+    // leave the initramfs a machine booted into (the VMs').
+    let root_fs = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .and_then(|l| {
+            l.split(" - ")
+                .nth(1)
+                .map(|t| t.split(' ').next().unwrap_or("").to_string())
+        });
+    if root_fs.as_deref() == Some("rootfs") {
+        return Some(
+            "the root filesystem is an initramfs (rootfs), which pivot_root cannot leave".into(),
+        );
+    }
     None
 }
 
@@ -157,7 +173,7 @@ impl Container {
             .arg(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("setup.err")).unwrap())
             .spawn()
             .expect("start ns_exec");
         let outer = ns_exec.id() as i32;
@@ -177,7 +193,11 @@ impl Container {
                 _ => false,
             }
         });
-        assert!(started, "{test}: the container did not start counting");
+        assert!(
+            started,
+            "{test}: the container did not start counting: {}",
+            std::fs::read_to_string(c.dir.join("setup.err")).unwrap_or_default()
+        );
         Some(c)
     }
 

@@ -19,9 +19,18 @@ fn join(dir: &str) -> Result<(), String> {
     std::fs::write(&f, "0").map_err(|e| format!("joining {f}: {e}"))
 }
 
+/// `/proc/PID/cgroup` without a bare `0::/` line: the kernel shows the
+/// v2 hierarchy's line to every task once a cgroup2 is mounted anywhere
+/// (a restore that places cgroups on a machine without one mounted, as
+/// the VMs, mounts one), which says nothing about the task.
 fn view(pid: &str) -> Result<String, String> {
     let f = format!("/proc/{pid}/cgroup");
-    std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))
+    let text = std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter(|l| *l != "0::/")
+        .map(|l| format!("{l}\n"))
+        .collect())
 }
 
 fn ns(pid: &str) -> Result<String, String> {

@@ -117,21 +117,7 @@ fn cannot_run() -> Option<String> {
     }
     // pivot_root (the set-up's, and the restore's, as CRIU's) cannot
     // leave the initramfs a machine booted into (the VMs').
-    let root_fs = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some("/"))
-        .and_then(|l| {
-            l.split(" - ")
-                .nth(1)
-                .map(|t| t.split(' ').next().unwrap_or("").to_string())
-        });
-    if root_fs.as_deref() == Some("rootfs") {
-        return Some(
-            "the root filesystem is an initramfs (rootfs), which pivot_root cannot leave".into(),
-        );
-    }
-    None
+    common::cannot_pivot_root().map(str::to_string)
 }
 
 /// A busybox root filesystem in `dir`.

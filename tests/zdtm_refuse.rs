@@ -45,6 +45,10 @@ fn refused_in_namespace(test: &str, kinds: &[&str], message: &str) {
 /// it and restores into a new one (`tests/zdtm_mntns.rs` has containers).
 #[test]
 fn task_in_its_own_mount_namespace_restores() {
+    if let Some(why) = common::cannot_pivot_root() {
+        common::skipping::skip("mnt_ns", why);
+        return;
+    }
     let ns_exec = common::program_path("ns_exec");
     let wrapper = [ns_exec.to_str().unwrap(), "mnt", "--"];
     let Some(mut z) = Zdtm::start_wrapped("mnt_ns", &wrapper, PROGRAM, &["count"]) else {

@@ -365,3 +365,18 @@ pub fn cannot_ptrace() -> Option<&'static str> {
     }
     None
 }
+
+/// Why a mount namespace cannot be restored here, if it cannot: a
+/// machine booted into an initramfs (the VMs') has `rootfs` as its root,
+/// which `pivot_root` (the restore's, as CRIU's) cannot leave.
+#[allow(dead_code)]
+pub fn cannot_pivot_root() -> Option<&'static str> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root_fs = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|t| t.split(' ').next());
+    (root_fs == Some("rootfs"))
+        .then_some("the root filesystem is an initramfs (rootfs), which pivot_root cannot leave")
+}

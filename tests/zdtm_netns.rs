@@ -118,7 +118,10 @@ fn empty_ns_net_keeps_the_namespace_not_its_contents() {
     z.restore(&["--empty-ns", "net"]);
     let after = net_link(z.pid());
     assert_ne!(after, net_link(std::process::id() as i32));
-    assert_ne!(after, before, "a new namespace, not the old one");
+    // (Not compared with `before`: the old namespace died with the
+    // dumped task, and the kernel reuses namespace inode numbers; the
+    // s390x VM gave the new one the same.)
+    let _ = before;
     assert_eq!(z.go(), "PASS");
 }
 

@@ -313,9 +313,17 @@ impl Plan {
             .ok_or_else(|| MntError::Restore("the mount namespace was not made".into()))?;
         yard.leave()?;
         let root = cpath(&yard.root())?;
-        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root).map_err(MntError::sys(
-            format!("pivot_root into {}", yard.root().display()),
-        ))?;
+        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root).map_err(|e| {
+            // The usual reason, said: an initramfs cannot be pivoted away.
+            let why = match e == rustix::io::Errno::INVAL && root_is_initramfs() {
+                true => " (criu's root is an initramfs, which pivot_root cannot leave)",
+                false => "",
+            };
+            MntError::Sys {
+                what: format!("pivot_root into {}{why}", yard.root().display()),
+                source: e,
+            }
+        })?;
         crate::pr_info!(
             "mount namespace of task {root_pid}: {} mounts restored",
             self.tree.mounts.len()
@@ -570,6 +578,16 @@ fn make_mountpoint(from: &Path, to: &Path) -> Result<(), MntError> {
         "create the mount point {}",
         to.display()
     )))
+}
+
+/// Whether criu's own root is the initramfs (`rootfs`).
+fn root_is_initramfs() -> bool {
+    crate::proc::ProcDir::open_self()
+        .and_then(|p| p.mountinfo())
+        .is_ok_and(|ms| {
+            ms.iter()
+                .any(|m| m.mount_point == Path::new("/") && m.fstype == "rootfs")
+        })
 }
 
 /// A fresh directory for the yard, `/tmp/.criu.mntns.PID.N`.

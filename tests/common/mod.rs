@@ -12,6 +12,7 @@ use rustix::process::{Pid, Signal, WaitOptions};
 
 #[allow(dead_code)]
 pub mod cgroups;
+pub mod container;
 pub mod fixtures;
 pub mod net;
 pub mod peer;

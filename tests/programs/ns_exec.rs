@@ -7,7 +7,8 @@
 //! root inside to our uid and gid (`unshare --map-root-user`). `pid`
 //! (like `unshare --pid --fork`) keeps this process in our PID namespace,
 //! runs PROGRAM as pid 1 of the new one, waits for it and exits as it did.
-//! Without `pid`, PROGRAM replaces this process. `time` moves this
+//! Without `pid`, PROGRAM replaces this process. `mnt` makes the new
+//! namespace's mounts private (`unshare`'s default propagation). `time` moves this
 //! process itself into the new time namespace (setns) before that;
 //! `time=MONO,BOOT` first gives its clocks those offsets in seconds
 //! (`unshare --monotonic MONO --boottime BOOT`).
@@ -77,6 +78,17 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         .map_err(|e| format!("unshare {kinds:?}: {e}"))?;
     if flags.contains(UnshareFlags::NEWUSER) {
         map_root(uid.as_raw(), gid.as_raw()).map_err(|e| format!("map root: {e}"))?;
+    }
+    // As `unshare -m` does (its default `--propagation private`): the
+    // copy's mounts share no mount events with ours, which a host with
+    // shared mounts (systemd's, `ip netns`'s /run/netns) would give it.
+    if flags.contains(UnshareFlags::NEWNS) {
+        rustix::mount::mount_change(
+            "/",
+            rustix::mount::MountPropagationFlags::PRIVATE
+                | rustix::mount::MountPropagationFlags::REC,
+        )
+        .map_err(|e| format!("make the new mounts private: {e}"))?;
     }
     if let Some((mono, boot)) = offsets {
         let text = format!("monotonic {mono} 0\nboottime {boot} 0\n");

@@ -14,7 +14,11 @@
 //! (`root_cg_set` in the inventory): it is restored in the restoring
 //! criu's cgroups, as CRIU does.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 
 use crate::proc::mountinfo::MountInfo;
 
@@ -29,14 +33,24 @@ pub const TOOL_SET: u32 = 1;
 pub const MAX_DIRS: usize = 10_000;
 
 /// A cgroup hierarchy as criu sees it mounted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Hierarchy {
     /// Its controllers (`cpu`, `name=systemd`), sorted; empty for v2.
     pub controllers: Vec<String>,
     pub mount: PathBuf,
     /// The cgroup the mount shows at its mount point.
     pub root: PathBuf,
+    /// A detached mount criu made itself ([`mount_private`]), which
+    /// `mount` reaches through `/proc/self/fd`: held while it is used.
+    pub private: Option<Arc<OwnedFd>>,
 }
+
+impl PartialEq for Hierarchy {
+    fn eq(&self, o: &Hierarchy) -> bool {
+        self.controllers == o.controllers && self.mount == o.mount && self.root == o.root
+    }
+}
+impl Eq for Hierarchy {}
 
 impl Hierarchy {
     /// The directory of cgroup `path` (as `/proc/PID/cgroup` names it)
@@ -99,12 +113,71 @@ pub fn hierarchies(mounts: &[MountInfo]) -> Vec<Hierarchy> {
             controllers,
             mount: m.mount_point.clone(),
             root: m.root.clone(),
+            private: None,
         };
         match out.iter_mut().find(|o| o.controllers == h.controllers) {
             // A mount of the hierarchy's root shows every cgroup.
             Some(o) if o.root != Path::new("/") && h.root == Path::new("/") => *o = h,
             Some(_) => {}
             None => out.push(h),
+        }
+    }
+    out
+}
+
+/// Hierarchy `name` (`cpu,cpuacct`, `name=systemd`, `""` for v2) mounted
+/// detached, for criu alone: a runtime may hide a hierarchy from the
+/// namespace criu runs in (crun unmounts cgroup2 on hybrid machines)
+/// while its tasks are still members, and CRIU mounts every hierarchy it
+/// reads for itself. The mount goes when the last clone is dropped.
+pub fn mount_private(name: &str) -> std::io::Result<Hierarchy> {
+    let controllers = controllers_of(name);
+    let fs = if controllers.is_empty() {
+        "cgroup2"
+    } else {
+        "cgroup"
+    };
+    let ctx = rustix::mount::fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for c in &controllers {
+        match c.strip_prefix("name=") {
+            Some(n) => rustix::mount::fsconfig_set_string(&ctx, "name", n)?,
+            None => rustix::mount::fsconfig_set_flag(&ctx, c.as_str())?,
+        }
+    }
+    rustix::mount::fsconfig_create(&ctx)?;
+    let fd = rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    Ok(Hierarchy {
+        controllers,
+        mount: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        root: PathBuf::from("/"),
+        private: Some(Arc::new(fd)),
+    })
+}
+
+/// `hs` and, mounted by [`mount_private`], each hierarchy of `names`
+/// that is not among them; one that cannot be mounted is left out (its
+/// user says it is not mounted), with the reason in the log.
+pub fn with_private<'a>(
+    hs: &[Hierarchy],
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<Hierarchy> {
+    let mut out = hs.to_vec();
+    for name in names {
+        if find(&out, name).is_some() {
+            continue;
+        }
+        match mount_private(name) {
+            Ok(h) => {
+                crate::pr_info!(
+                    "cgroups: {} is not mounted where criu runs: mounted for criu alone",
+                    collect::hierarchy_label(name)
+                );
+                out.push(h);
+            }
+            Err(e) => crate::pr_warn!(
+                "cgroups: cannot mount {}: {e}",
+                collect::hierarchy_label(name)
+            ),
         }
     }
     out

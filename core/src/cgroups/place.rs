@@ -223,7 +223,16 @@ pub fn prepare(
     let mounts = me
         .mountinfo()
         .map_err(|e| PlaceError::Mounts(e.to_string()))?;
-    let hs = hierarchies(&mounts);
+    let hs = super::with_private(
+        &hierarchies(&mounts),
+        image
+            .controllers
+            .iter()
+            .map(|c| c.cnames.join(","))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    );
     // The restoring criu's own cgroups: they (and their ancestors) exist
     // whatever the mode, and are not the tree's to change.
     let ours = me.cgroup().map_err(|e| PlaceError::Mounts(e.to_string()))?;

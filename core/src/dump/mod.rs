@@ -260,10 +260,16 @@ fn run(
         }
         crate::cgroups::collect::Sets::default()
     } else {
+        // The root's hierarchies: recorded whether or not criu sees them.
+        let names: Vec<String> = membership
+            .first()
+            .map(|(_, lines)| lines.iter().map(|l| l.controllers.join(",")).collect())
+            .unwrap_or_default();
+        let hs = crate::cgroups::with_private(&ours.hierarchies, names.iter().map(String::as_str));
         crate::cgroups::collect::build(
             &ours.cgroups,
             &membership,
-            &ours.hierarchies,
+            &hs,
             &common.cgroup_dump_controllers,
             &cgns_roots(&tree, &ours, &membership)?,
         )?

@@ -236,6 +236,10 @@ impl FileKind for Reg {
         {
             let own = open_proc(&format!("/proc/{pid}/fd/{fd}"))?;
             let id = push(files, &name, flags, pos, v.meta);
+            // Its mount too: CRIU finds where to make a ghost again by it.
+            if let Some(r) = files.entries.last_mut().and_then(|e| e.reg.as_mut()) {
+                r.mnt_id = v.info.mnt_id;
+            }
             files
                 .ghosts
                 .add(id, &name, own, v.opts.ghost)

@@ -62,7 +62,8 @@ fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
         options,
         shared_id: Some(m.shared_id().unwrap_or(0)),
         master_id: Some(m.master_id().unwrap_or(0)),
-        ext_mount: ext.map(|_| true),
+        // `ext_key` alone: CRIU 4 hits a BUG_ON on an entry that also
+        // has the old `ext_mount` mark.
         ext_key: ext.map(|e| e.key.clone()),
         sb_flags: Some(sb_flags),
         ..Default::default()

@@ -173,11 +173,34 @@ pub fn kdev(major: u32, minor: u32) -> u32 {
     (major << 20) | (minor & 0xfffff)
 }
 
-/// The key of an external mount: `ext_key` when set, else (CRIU before
-/// 3.x wrote it there) `root`.
+/// The key of an external mount: `ext_key` where set (CRIU writes it
+/// alone, and stops on an entry with both), else, in the old form
+/// `ext_mount` marks, `root`.
 pub fn ext_key(e: &pb::MntEntry) -> Option<&str> {
-    if e.ext_mount != Some(true) {
-        return None;
+    match (e.ext_key.as_deref(), e.ext_mount) {
+        (Some(key), _) => Some(key),
+        (None, Some(true)) => Some(e.root.as_str()),
+        _ => None,
     }
-    Some(e.ext_key.as_deref().unwrap_or(e.root.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_keys_in_both_forms() {
+        let e = |key: Option<&str>, mark: Option<bool>| pb::MntEntry {
+            root: "/old-key".into(),
+            ext_key: key.map(str::to_owned),
+            ext_mount: mark,
+            ..Default::default()
+        };
+        // CRIU 4 writes the key alone.
+        assert_eq!(ext_key(&e(Some("k"), None)), Some("k"));
+        // CRIU before 3 marked the entry and put the key in `root`.
+        assert_eq!(ext_key(&e(None, Some(true))), Some("/old-key"));
+        assert_eq!(ext_key(&e(None, None)), None);
+        assert_eq!(ext_key(&e(None, Some(false))), None);
+    }
 }

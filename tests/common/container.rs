@@ -1,0 +1,228 @@
+//! A busybox container run by an OCI runtime (runc, crun) that checkpoints
+//! and restores it through a criu: ours or the CRIU 4.1.1 peer.
+//!
+//! The container is the runtime's default spec (`RUNTIME spec`: its own
+//! pid, mount, network, IPC and UTS namespaces, `/dev` on a tmpfs with
+//! devpts, shm and mqueue, a read-only sysfs, cgroup mounts, masked and
+//! read-only proc paths) over a root filesystem of Debian's static
+//! busybox, running a shell that counts in a variable and writes the count
+//! to its `/tmp`: a restore that lost its memory starts again from 1.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::TempDir;
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// The runtime, and how it is told which criu to run.
+pub enum Runtime {
+    /// Debian 12's runc: `--criu PATH` on every command.
+    Runc,
+    /// Debian 13's crun 1.21 (the peer's wrapper, which runs it with its
+    /// own libcriu): it runs the `criu` it finds on `PATH`. Crun refuses
+    /// this machine's hybrid cgroup layout, so every command runs in a
+    /// mount namespace of its own without the cgroup2 mount: the
+    /// container is made there, sees cgroup v1 only, and so does criu.
+    Crun(PathBuf),
+}
+
+/// A container of `runtime`, deleted (with what a failed restore may
+/// have left of it) when dropped.
+pub struct Container {
+    runtime: Runtime,
+    pub bundle: PathBuf,
+    pub id: String,
+    dir: TempDir,
+}
+
+impl Container {
+    /// The bundle of a new container for test `test`; not started.
+    pub fn new(test: &str, runtime: Runtime) -> Container {
+        let dir = TempDir::new(test);
+        let bundle = dir.join("bundle");
+        let root = bundle.join("rootfs");
+        for d in ["bin", "tmp", "proc", "sys", "dev"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
+        for applet in ["sh", "sleep", "cat"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let id = format!("criu-rs-{test}-{}", std::process::id());
+        let c = Container {
+            runtime,
+            bundle,
+            id,
+            dir,
+        };
+        let (ok, out) = c.run(None, &["spec"]);
+        assert!(ok, "spec: {out}");
+        let path = c.bundle.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        spec["process"]["terminal"] = serde_json::Value::Bool(false);
+        // The count goes to the root filesystem's /tmp.
+        spec["root"]["readonly"] = serde_json::Value::Bool(false);
+        spec["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
+        ]);
+        // This machine's root has no CAP_SYS_RESOURCE: no rlimits to raise.
+        spec["process"]["rlimits"] = serde_json::json!([]);
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        c
+    }
+
+    /// The runtime's command with `args`, running `criu` (none: the
+    /// runtime's own choice, for commands that run none).
+    fn command(&self, criu: Option<&Path>, args: &[&str]) -> Command {
+        let mut cmd = match &self.runtime {
+            Runtime::Runc => {
+                let mut c = Command::new("runc");
+                if let Some(criu) = criu {
+                    c.arg("--criu").arg(criu);
+                }
+                c
+            }
+            Runtime::Crun(crun) => {
+                let mut c = Command::new("unshare");
+                c.args(["-m", "--propagation", "slave", "sh", "-c"])
+                    .arg("umount -l /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"")
+                    .arg(crun);
+                if let Some(criu) = criu {
+                    // A directory whose only `criu` is the one asked for.
+                    let bin = self.dir.join(&format!("bin-{}", criu_tag(criu)));
+                    if !bin.exists() {
+                        std::fs::create_dir_all(&bin).unwrap();
+                        std::os::unix::fs::symlink(criu, bin.join("criu")).unwrap();
+                    }
+                    let mut path = OsString::from(&bin);
+                    path.push(":");
+                    path.push(std::env::var_os("PATH").unwrap_or_default());
+                    c.env("PATH", path);
+                }
+                c
+            }
+        };
+        cmd.args(args)
+            .current_dir(&self.bundle)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run the runtime with `args`: success and its output.
+    pub fn run(&self, criu: Option<&Path>, args: &[&str]) -> (bool, String) {
+        let out = self.command(criu, args).output().expect("run the runtime");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// Run the runtime detached (`run -d`, `restore -d`): the container
+    /// keeps the runtime's stdio, which must then be nothing anybody
+    /// waits on (and nothing outside the container's mounts, which
+    /// neither criu could restore).
+    fn detached(&self, criu: Option<&Path>, args: &[&str]) -> bool {
+        self.command(criu, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run the runtime")
+            .success()
+    }
+
+    /// Start the container; its pid once it counts.
+    pub fn start(&self) -> (i32, u64) {
+        assert!(self.detached(None, &["run", "-d", &self.id]), "run -d");
+        let pid = self.pid().expect("the container's pid");
+        (pid, counting_past(pid, 0))
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        let (ok, state) = self.run(None, &["state", &self.id]);
+        if !ok {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&state).ok()?;
+        v["pid"].as_i64().map(|p| p as i32).filter(|&p| p > 0)
+    }
+
+    /// One checkpoint by `criu` into `images` and a restore by
+    /// `restorer`, the count of a container seen at `seen` before: the
+    /// restored pid and the count it goes on to.
+    pub fn cycle(&self, criu: &Path, restorer: &Path, images: &str, seen: u64) -> (i32, u64) {
+        let log =
+            |name: &str| std::fs::read_to_string(Path::new(images).join(name)).unwrap_or_default();
+        let (ok, out) = self.run(
+            Some(criu),
+            &["checkpoint", "--image-path", images, &self.id],
+        );
+        assert!(ok, "checkpoint by {criu:?}: {out}\n{}", log("dump.log"));
+        assert!(
+            self.detached(
+                Some(restorer),
+                &["restore", "-d", "--image-path", images, &self.id]
+            ),
+            "restore by {restorer:?}:\n{}",
+            log("restore.log")
+        );
+        let pid = self.pid().expect("the restored container's pid");
+        let first = count_of(pid).expect("a count after the restore");
+        // Seen before the checkpoint: the count at dump is at least this.
+        assert!(
+            first >= seen && first < seen + 200,
+            "count {first} after a checkpoint past {seen}"
+        );
+        (pid, counting_past(pid, first))
+    }
+}
+
+/// A name for the bin directory of `criu`.
+fn criu_tag(criu: &Path) -> String {
+    criu.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.run(None, &["delete", "-f", &self.id]);
+        // What a failed restore leaves of the container's cgroups (crun
+        // makes `.proxy-crun` below them): empty directories named after
+        // this test's container.
+        if let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hs.flatten() {
+                let dir = h.path().join(&self.id);
+                let _ = std::fs::remove_dir(dir.join(".proxy-crun"));
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+pub fn count_of(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/count"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The container's count, once it is past `past`.
+pub fn counting_past(pid: i32, past: u64) -> u64 {
+    let mut last = None;
+    let ok = super::wait_until(Duration::from_secs(10), || {
+        last = count_of(pid);
+        last.is_some_and(|n| n > past)
+    });
+    assert!(
+        ok,
+        "the container (pid {pid}) does not count past {past}: {last:?}"
+    );
+    last.unwrap()
+}

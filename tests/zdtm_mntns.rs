@@ -13,8 +13,11 @@
 //! A shared tmpfs and its slave still propagate mounts one way after the
 //! restore.
 //!
-//! Refused by name, with the container left running: a shared root mount
-//! (its propagation is not restored yet) and a bind mount of a host directory
+//! A shared root mount comes back shared; `--enable-fs` mounts a filesystem
+//! CRIU's table does not know again fresh.
+//!
+//! Refused by name, with the container left running: a root mount that
+//! shares with another (not restored yet) and a bind mount of a host directory
 //! outside the root (until declared with `--external mnt[PATH]:KEY`, and
 //! given back with `--external mnt[KEY]:DIR`). A fault once the mount
 //! namespace is built leaves no process and no yard directory behind.
@@ -419,20 +422,125 @@ fn criu_restores_our_container_and_we_restore_its() {
     cycle("mntns_criu_to_ours", &theirs, &ours);
 }
 
+/// Dumps container `c` with our criu and `args`, waits for it to be
+/// gone and restores it with `--root`: the restored init's pid.
+fn ours_cycle(c: &mut Container, args: &[&str]) -> i32 {
+    let images = c.images("images");
+    let pid = c.pid.to_string();
+    let mut dump = vec!["dump", "-t", &pid];
+    dump.extend(args);
+    let (ok, log) = ours(&images, &dump);
+    assert!(ok, "dump failed:\n{log}");
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let root = c.rootfs.to_str().unwrap().to_string();
+    let pidfile = c.dir.join("restored.pid");
+    let (ok, log) = ours(
+        &images,
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "restore failed:\n{log}");
+    c.pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    c.pid
+}
+
+/// The optional (propagation) fields of the mount at `point` of `pid`.
+fn propagation_of(pid: i32, point: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    text.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f[4] == point)
+        .last()
+        .map(|f| {
+            let dash = f.iter().position(|x| *x == "-").unwrap();
+            f[6..dash].join(" ")
+        })
+        .unwrap_or_else(|| panic!("no mount at {point} in task {pid}'s namespace"))
+}
+
+/// A shared root mount alone in its peer group (what LXC makes) comes
+/// back shared; one that also propagates to another mount is refused,
+/// with the container left running.
 #[test]
-fn a_shared_root_mount_is_refused_and_the_container_runs_on() {
-    let Some(c) = Container::start("mntns_shared", "echo 'mount --make-shared /' > post.sh") else {
+fn a_shared_root_mount_comes_back_shared() {
+    let Some(mut c) = Container::start("mntns_shared", "echo 'mount --make-shared /' > post.sh")
+    else {
+        return;
+    };
+    assert!(propagation_of(c.pid, "/").starts_with("shared:"));
+    let mounts = mounts_of(c.pid);
+    let now = count_of(c.pid).unwrap();
+    let pid = ours_cycle(&mut c, &[]);
+    assert!(
+        propagation_of(pid, "/").starts_with("shared:"),
+        "the restored root mount: {:?}",
+        propagation_of(pid, "/")
+    );
+    assert_eq!(mounts_of(pid), mounts);
+    counting_past(pid, now);
+}
+
+#[test]
+fn a_root_mount_sharing_with_another_is_refused_and_the_container_runs_on() {
+    let Some(c) = Container::start(
+        "mntns_shared_pair",
+        "echo 'mount --make-shared / && mount --bind / /data' > post.sh",
+    ) else {
         return;
     };
     let images = c.images("images");
     let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string()]);
-    assert!(!ok, "a shared root mount was dumped:\n{log}");
+    assert!(!ok, "a root mount sharing with another was dumped:\n{log}");
     assert!(
         log.contains("at / ") && log.contains("root mount and propagates"),
         "{log}"
     );
     let now = count_of(c.pid).unwrap();
     counting_past(c.pid, now);
+}
+
+/// A filesystem CRIU's table does not know (ramfs) is refused by name,
+/// and with `--enable-fs ramfs` mounted again fresh, as CRIU does (its
+/// contents are the user's business: a fresh one is empty).
+#[test]
+fn enable_fs_mounts_an_unknown_filesystem_again() {
+    let Some(mut c) = Container::start(
+        "mntns_enable_fs",
+        "$B mount -t ramfs -o mode=751 rfs data && echo gone > data/f",
+    ) else {
+        return;
+    };
+    let images = c.images("refused");
+    let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string(), "-R"]);
+    assert!(!ok, "a ramfs was dumped without --enable-fs:\n{log}");
+    assert!(log.contains("at /data"), "{log}");
+    let now = count_of(c.pid).unwrap();
+    let mounts = mounts_of(c.pid);
+    assert!(
+        mounts.iter().any(|m| m.starts_with("/data / ramfs")),
+        "{mounts:?}"
+    );
+    let pid = ours_cycle(&mut c, &["--enable-fs", "hugetlbfs,ramfs"]);
+    assert_eq!(mounts_of(pid), mounts);
+    let data = std::fs::metadata(format!("/proc/{pid}/root/data")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&data.permissions()) & 0o7777,
+        0o751
+    );
+    assert!(!Path::new(&format!("/proc/{pid}/root/data/f")).exists());
+    counting_past(pid, now);
 }
 
 #[test]

@@ -290,7 +290,11 @@ fn run(
                     key: m.val.clone(),
                 }),
         );
-        Some(crate::ns::mnt::collect::collect(pid, &ext)?)
+        Some(crate::ns::mnt::collect::collect(
+            pid,
+            &ext,
+            &common.enable_fs,
+        )?)
     } else {
         None
     };

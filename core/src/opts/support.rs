@@ -349,7 +349,9 @@ pub const CLI: &[Entry] = &[
     refused("inherit-fd", NOT_R, "--inherit-fd=fd[3]:pipe:[1]", "--inherit-fd is restore-only option"),
     works("feature", CK, "tests/check.rs::feature_pagemap_scan"),
     not_yet("skip-mnt", DR, "--skip-mnt=/mnt"),
-    not_yet("enable-fs", DR, "--enable-fs=all"),
+    // Read at dump only: a restore mounts what the images say (`fsname`),
+    // and ignores the option as CRIU does.
+    works("enable-fs", D, "tests/zdtm_mntns.rs::enable_fs_mounts_an_unknown_filesystem_again"),
     not_yet("enable-external-sharing", DR, "--enable-external-sharing"),
     not_yet("enable-external-masters", DR, "--enable-external-masters"),
     works("freeze-cgroup", DPD, "tests/zdtm_cgroups.rs::a_frozen_v2_cgroup_is_dumped_with_freeze_cgroup_and_left_frozen"),
@@ -444,7 +446,7 @@ pub const RPC: &[Entry] = &[
     not_yet("ext_sharing", DR, ""),
     not_yet("ext_masters", DR, ""),
     not_yet("skip_mnt", DR, ""),
-    not_yet("enable_fs", DR, ""),
+    works("enable_fs", D, "tests/zdtm_mntns.rs::enable_fs_mounts_an_unknown_filesystem_again"),
     not_yet("unix_sk_ino", DR, ""),
     works("manage_cgroups_mode=IGNORE", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_mode_and_freeze_cgroup"),
     // CRIU's default mode, the same as not setting the field at all.

@@ -84,12 +84,16 @@ pub fn mount_in_child(
 /// point of it) the namespace's root with `pivot_root(".", ".")` and
 /// detaches the old root. Every task of the namespace whose root or cwd
 /// was the old root gets the new one; the caller must not be in `ns`.
-pub fn pivot_in_child(ns: BorrowedFd<'_>, new_root: &CStr) -> Result<(), Errno> {
+/// `shared`: then makes the new root shared (a peer group of its own).
+pub fn pivot_in_child(ns: BorrowedFd<'_>, new_root: &CStr, shared: bool) -> Result<(), Errno> {
     const DOT: &CStr = c".";
+    const SLASH: &CStr = c"/";
     let fd = ns.as_raw_fd() as usize;
     let (root, dot) = (new_root.as_ptr() as usize, DOT.as_ptr() as usize);
+    let slash = SLASH.as_ptr() as usize;
     let nsflag = linux_raw_sys::general::CLONE_NEWNS as usize;
     let detach = linux_raw_sys::general::MNT_DETACH as usize;
+    let ms_shared = linux_raw_sys::general::MS_SHARED as usize;
     // SAFETY: raw syscalls on the child's copies of live C strings; it
     // exits at the end.
     let end = unsafe {
@@ -101,6 +105,13 @@ pub fn pivot_in_child(ns: BorrowedFd<'_>, new_root: &CStr) -> Result<(), Errno> 
                 (criu_arch::nr::UMOUNT2, dot, detach),
             ] {
                 let ret = criu_arch::syscall2(nr, a, b);
+                if ret < 0 {
+                    child_exit(exit_code(ret));
+                }
+            }
+            // pivot_root refuses a shared new root: shared once there.
+            if shared {
+                let ret = criu_arch::syscall5(criu_arch::nr::MOUNT, 0, slash, 0, ms_shared, 0);
                 if ret < 0 {
                     child_exit(exit_code(ret));
                 }

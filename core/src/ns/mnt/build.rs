@@ -39,7 +39,7 @@ use rustix::thread::LinkNameSpaceType;
 use crate::images::{ImageDir, Kind, pb};
 
 use super::tree::{Base, Tree, dev_str};
-use super::{Bound, MntError, bound_to, fstype_name};
+use super::{Bound, MntError, bound_to, fresh_name};
 
 /// Per-mount flags a bind remount sets (the others are the superblock's
 /// or are not flags of a mount).
@@ -115,10 +115,20 @@ pub fn plan(
             )));
         }
     };
-    if top.shared_id.unwrap_or(0) != 0 || top.master_id.unwrap_or(0) != 0 {
+    // A shared root is made so after the pivot (which refuses one), as
+    // the only mount of its peer group; more of the root's propagation
+    // is not restored yet.
+    let root_group = top.shared_id.filter(|&g| g != 0);
+    if top.master_id.unwrap_or(0) != 0
+        || root_group.is_some_and(|g| {
+            tree.mounts[1..]
+                .iter()
+                .any(|m| m.shared_id == Some(g) || m.master_id == Some(g))
+        })
+    {
         return Err(MntError::Restore(format!(
-            "{file}: the namespace's root mount {} propagates mount events, which cannot be \
-             restored yet",
+            "{file}: the namespace's root mount {} propagates mount events to or from other \
+             mounts, which cannot be restored yet",
             top.mnt_id
         )));
     }
@@ -134,7 +144,7 @@ pub fn plan(
                 )));
             }
             Base::Fresh(f) if *f == i => {
-                if fstype_name(m.fstype).is_none() {
+                if fresh_name(m).is_none() {
                     return Err(MntError::Restore(format!(
                         "{file}: mount {} at {} has filesystem type {}, which criu does not \
                          mount",
@@ -313,7 +323,8 @@ impl Plan {
             .ok_or_else(|| MntError::Restore("the mount namespace was not made".into()))?;
         yard.leave()?;
         let root = cpath(&yard.root())?;
-        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root).map_err(|e| {
+        let shared = self.tree.mounts[0].shared_id.unwrap_or(0) != 0;
+        crate::sys::mount_child::pivot_in_child(ns.as_fd(), &root, shared).map_err(|e| {
             // The usual reason, said: an initramfs cannot be pivoted away.
             let why = match e == rustix::io::Errno::INVAL && root_is_initramfs() {
                 true => " (criu's root is an initramfs, which pivot_root cannot leave)",
@@ -339,7 +350,8 @@ impl Plan {
         let ms = &self.tree.mounts;
         let path = |i: usize| yard.root().join(ms[i].mountpoint.trim_start_matches('/'));
         let mut leader: HashMap<u32, usize> = HashMap::new();
-        for (i, m) in ms.iter().enumerate() {
+        // (The root's sharing waits for the pivot: see `plan`.)
+        for (i, m) in ms.iter().enumerate().skip(1) {
             if let Some(g) = m.shared_id.filter(|&g| g != 0) {
                 let l = leader.entry(g).or_insert(i);
                 if m.root.len() < ms[*l].root.len() {
@@ -430,7 +442,7 @@ impl Plan {
             "cannot restore mount {} at {} ({}): {e}",
             m.mnt_id,
             m.mountpoint,
-            fstype_name(m.fstype).unwrap_or("a bind")
+            fresh_name(m).unwrap_or("a bind")
         ))
     }
 
@@ -471,7 +483,7 @@ impl Plan {
     /// for a tmpfs); from a child in the tree's namespaces where the
     /// filesystem shows them (`ns`).
     fn fresh(&self, at: &Path, m: &pb::MntEntry, ns: Option<&NsFds>) -> Result<(), MntError> {
-        let fstype = fstype_name(m.fstype).unwrap_or("none");
+        let fstype = fresh_name(m).unwrap_or("none");
         std::fs::create_dir(at).map_err(MntError::io(format!("mkdir {}", at.display())))?;
         let source = CString::new(m.source.as_bytes())
             .map_err(|_| MntError::Restore("a mount source holds a NUL byte".into()))?;

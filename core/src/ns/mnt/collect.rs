@@ -13,7 +13,7 @@ use crate::images::{ImageDir, Kind, pb};
 use crate::proc::mountinfo::MountInfo;
 
 use super::tree::{Base, Tree};
-use super::{MntError, fstype_code, kdev};
+use super::{MntError, fstype_of, kdev};
 
 /// `--external mnt[MOUNTPOINT]:KEY` (and RPC `ext_mnt`) at dump: the
 /// mount at that point of the namespace is the user's to give back.
@@ -47,11 +47,13 @@ pub struct Mounts {
     pub fstypes: Vec<String>,
 }
 
-fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
+fn entry(m: &MountInfo, ext: Option<&External>, enable_fs: &[String]) -> pb::MntEntry {
     let (sb_flags, options) = m.super_flags();
     let text = |p: &Path| p.to_string_lossy().into_owned();
+    let (fstype, fsname) = fstype_of(&m.fstype, enable_fs);
     pb::MntEntry {
-        fstype: fstype_code(&m.fstype),
+        fstype,
+        fsname,
         mnt_id: m.mnt_id as u32,
         root_dev: kdev(m.major, m.minor),
         parent_mnt_id: m.parent_id as u32,
@@ -72,7 +74,9 @@ fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
 
 /// Reads and checks the mounts of task `pid`'s namespace: every mount
 /// must be one a restore can make again, or be declared external.
-pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
+/// `enable_fs`: `--enable-fs`, the filesystems CRIU's table does not know
+/// that may be mounted again fresh.
+pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result<Mounts, MntError> {
     let proc = crate::proc::ProcDir::open(pid).map_err(|source| MntError::Proc { pid, source })?;
     let infos = proc
         .mountinfo()
@@ -108,7 +112,7 @@ pub fn collect(pid: i32, externals: &[External]) -> Result<Mounts, MntError> {
                 format!("its propagation ({p:?}) cannot be restored yet"),
             ));
         }
-        entries.push(entry(m, ext));
+        entries.push(entry(m, ext, enable_fs));
     }
     // As in CRIU, an external mount the namespace does not have is only
     // a map entry nothing uses (runc names its device binds whether or
@@ -182,11 +186,19 @@ fn refuse_outside_propagation(
     let ids: HashSet<i32> = infos.iter().map(|m| m.mnt_id).collect();
     for m in infos {
         let is_root = !ids.contains(&m.parent_id) || m.parent_id == m.mnt_id;
-        if is_root && !m.propagation.is_empty() {
+        // A shared root alone in its peer group (as LXC makes it) is
+        // restored; any other propagation of the root is not yet.
+        let alone = m.master_id().is_none()
+            && m.shared_id().is_some_and(|g| {
+                infos.iter().all(|o| {
+                    o.mnt_id == m.mnt_id || (o.shared_id() != Some(g) && o.master_id() != Some(g))
+                })
+            });
+        if is_root && !m.propagation.is_empty() && !alone {
             return Err(refused(
                 m,
-                "it is the namespace's root mount and propagates mount events, which cannot \
-                 be restored yet"
+                "it is the namespace's root mount and propagates mount events to or from \
+                 other mounts, which cannot be restored yet"
                     .into(),
             ));
         }

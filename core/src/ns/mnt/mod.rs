@@ -138,11 +138,36 @@ pub fn fstype_name(code: u32) -> Option<&'static str> {
     })
 }
 
+/// CRIU's `AUTO`: a filesystem its table does not know, which the user
+/// allowed to be mounted again fresh (`--enable-fs NAME`); `fsname`
+/// names it.
+pub const FSTYPE_AUTO: u32 = 16;
+
 /// A filesystem mounted again from nothing but its options: everything
 /// it holds is the kernel's (proc, sysfs, cgroup, ...) or is in the
-/// images (a tmpfs's archive).
+/// images (a tmpfs's archive), or the user said so (`--enable-fs`).
 pub fn fresh(code: u32) -> bool {
-    fstype_name(code).is_some()
+    fstype_name(code).is_some() || code == FSTYPE_AUTO
+}
+
+/// The kernel name to mount `e`'s filesystem fresh with, if it is one.
+pub fn fresh_name(e: &pb::MntEntry) -> Option<&str> {
+    match e.fstype {
+        FSTYPE_AUTO => e.fsname.as_deref().filter(|n| !n.is_empty()),
+        code => fstype_name(code),
+    }
+}
+
+/// The `fstype` code and `fsname` of a filesystem named `name` (kernel
+/// name) at dump: CRIU's code where its table has one, else `AUTO` if
+/// `--enable-fs` lists it (or says `all`), else `UNSUPPORTED`.
+pub fn fstype_of(name: &str, enable_fs: &[String]) -> (u32, Option<String>) {
+    match fstype_code(name) {
+        0 if enable_fs.iter().any(|f| f == name || f == "all") => {
+            (FSTYPE_AUTO, Some(name.to_string()))
+        }
+        code => (code, None),
+    }
 }
 
 /// The namespace a filesystem of this type shows, when it is one the
@@ -187,6 +212,34 @@ pub fn ext_key(e: &pb::MntEntry) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enable_fs_makes_unknown_filesystems_auto() {
+        let on = ["hugetlbfs".to_string()];
+        assert_eq!(
+            fstype_of("hugetlbfs", &on),
+            (FSTYPE_AUTO, Some("hugetlbfs".into()))
+        );
+        assert_eq!(fstype_of("hugetlbfs", &[]), (0, None));
+        assert_eq!(fstype_of("nfs", &["all".to_string()]).0, FSTYPE_AUTO);
+        // A filesystem CRIU's table knows keeps its code.
+        assert_eq!(fstype_of("tracefs", &on), (19, None));
+        assert_eq!(fstype_of("overlay", &["all".to_string()]), (17, None));
+        let auto = pb::MntEntry {
+            fstype: FSTYPE_AUTO,
+            fsname: Some("hugetlbfs".into()),
+            ..Default::default()
+        };
+        assert!(fresh(auto.fstype));
+        assert_eq!(fresh_name(&auto), Some("hugetlbfs"));
+        assert_eq!(
+            fresh_name(&pb::MntEntry {
+                fstype: FSTYPE_AUTO,
+                ..Default::default()
+            }),
+            None
+        );
+    }
 
     #[test]
     fn external_keys_in_both_forms() {

@@ -460,9 +460,9 @@ fn ours_cycle(c: &mut Container, args: &[&str]) -> i32 {
 fn propagation_of(pid: i32, point: &str) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     text.lines()
+        .rev()
         .map(|l| l.split(' ').collect::<Vec<_>>())
-        .filter(|f| f[4] == point)
-        .last()
+        .find(|f| f[4] == point)
         .map(|f| {
             let dash = f.iter().position(|x| *x == "-").unwrap();
             f[6..dash].join(" ")

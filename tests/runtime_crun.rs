@@ -66,3 +66,14 @@ fn crun_images_cross_with_criu_4_1_1() {
     let images = c.bundle.join("theirs");
     c.cycle(&theirs, ours, images.to_str().unwrap(), seen);
 }
+
+/// `checkpoint --leave-running`, then two containers restored from the
+/// same images.
+#[test]
+fn crun_leave_running_and_two_restores_of_one_checkpoint() {
+    const TEST: &str = "crun_twice";
+    let Some((_, runtime)) = crun(TEST) else {
+        return;
+    };
+    common::container::leave_running_then_restore_twice(TEST, runtime, Path::new(OURS));
+}

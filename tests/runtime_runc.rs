@@ -75,3 +75,14 @@ fn runc_images_cross_with_criu_4_1_1() {
     let images = c.bundle.join("theirs");
     c.cycle(&theirs, ours, images.to_str().unwrap(), seen);
 }
+
+/// `checkpoint --leave-running`, then two containers restored from the
+/// same images.
+#[test]
+fn runc_leave_running_and_two_restores_of_one_checkpoint() {
+    const TEST: &str = "runc_twice";
+    if cannot_run(TEST) {
+        return;
+    }
+    common::container::leave_running_then_restore_twice(TEST, Runtime::Runc, Path::new(OURS));
+}

@@ -216,6 +216,18 @@ fn count_of(pid: i32) -> Option<u64> {
         .ok()
 }
 
+/// The count now: the shell rewrites the file (`echo >` truncates it
+/// first), so a read that finds it empty is tried again.
+fn count_now(pid: i32) -> u64 {
+    let mut n = None;
+    let ok = common::wait_until(Duration::from_secs(5), || {
+        n = count_of(pid);
+        n.is_some()
+    });
+    assert!(ok, "no count from task {pid}");
+    n.unwrap()
+}
+
 /// Waits until the count of `pid` passes `past`; its first value seen.
 fn counting_past(pid: i32, past: u64) -> u64 {
     let mut first = None;
@@ -481,7 +493,7 @@ fn a_shared_root_mount_comes_back_shared() {
     };
     assert!(propagation_of(c.pid, "/").starts_with("shared:"));
     let mounts = mounts_of(c.pid);
-    let now = count_of(c.pid).unwrap();
+    let now = count_now(c.pid);
     let pid = ours_cycle(&mut c, &[]);
     assert!(
         propagation_of(pid, "/").starts_with("shared:"),
@@ -507,7 +519,7 @@ fn a_root_mount_sharing_with_another_is_refused_and_the_container_runs_on() {
         log.contains("at / ") && log.contains("root mount and propagates"),
         "{log}"
     );
-    let now = count_of(c.pid).unwrap();
+    let now = count_now(c.pid);
     counting_past(c.pid, now);
 }
 
@@ -526,7 +538,7 @@ fn enable_fs_mounts_an_unknown_filesystem_again() {
     let (ok, log) = ours(&images, &["dump", "-t", &c.pid.to_string(), "-R"]);
     assert!(!ok, "a ramfs was dumped without --enable-fs:\n{log}");
     assert!(log.contains("at /data"), "{log}");
-    let now = count_of(c.pid).unwrap();
+    let now = count_now(c.pid);
     let mounts = mounts_of(c.pid);
     assert!(
         mounts.iter().any(|m| m.starts_with("/data / ramfs")),
@@ -556,7 +568,7 @@ fn a_host_directory_is_dumped_only_as_external() {
     let (ok, log) = ours(&images, &["dump", "-t", &pid, "-R"]);
     assert!(!ok, "a host bind mount was dumped:\n{log}");
     assert!(log.contains("at /data"), "{log}");
-    let now = count_of(c.pid).unwrap();
+    let now = count_now(c.pid);
     counting_past(c.pid, now);
 
     let images = c.images("images");
@@ -717,6 +729,6 @@ fn rpc_root_and_ext_mnt() {
     c.pid = pid;
     let f = std::fs::read_to_string(format!("/proc/{pid}/root/data/f")).unwrap();
     assert_eq!(f, "given\n");
-    let now = count_of(pid).unwrap();
+    let now = count_now(pid);
     counting_past(pid, now);
 }

@@ -151,17 +151,24 @@ impl Container {
         v["pid"].as_i64().map(|p| p as i32).filter(|&p| p > 0)
     }
 
-    /// One checkpoint by `criu` into `images` and a restore by
-    /// `restorer`, the count of a container seen at `seen` before: the
-    /// restored pid and the count it goes on to.
-    pub fn cycle(&self, criu: &Path, restorer: &Path, images: &str, seen: u64) -> (i32, u64) {
+    /// Checkpoint by `criu` into `images`, with `extra` arguments
+    /// (`--leave-running`).
+    pub fn checkpoint(&self, criu: &Path, images: &str, extra: &[&str]) {
+        let mut args = vec!["checkpoint", "--image-path", images];
+        args.extend(extra);
+        args.push(&self.id);
+        let (ok, out) = self.run(Some(criu), &args);
+        let log = std::fs::read_to_string(Path::new(images).join("dump.log")).unwrap_or_default();
+        assert!(ok, "checkpoint by {criu:?}: {out}\n{log}");
+    }
+
+    /// Restore by `restorer` from `images` (maybe another container's
+    /// checkpoint of the same bundle): the restored pid, and its count
+    /// once it goes on from at least `seen` (a count seen before the
+    /// checkpoint).
+    pub fn restore(&self, restorer: &Path, images: &str, seen: u64) -> (i32, u64) {
         let log =
             |name: &str| std::fs::read_to_string(Path::new(images).join(name)).unwrap_or_default();
-        let (ok, out) = self.run(
-            Some(criu),
-            &["checkpoint", "--image-path", images, &self.id],
-        );
-        assert!(ok, "checkpoint by {criu:?}: {out}\n{}", log("dump.log"));
         assert!(
             self.detached(
                 Some(restorer),
@@ -171,13 +178,66 @@ impl Container {
             log("restore.log")
         );
         let pid = self.pid().expect("the restored container's pid");
-        let first = count_of(pid).expect("a count after the restore");
-        // Seen before the checkpoint: the count at dump is at least this.
+        let first = count_now(pid);
         assert!(
             first >= seen && first < seen + 200,
             "count {first} after a checkpoint past {seen}"
         );
         (pid, counting_past(pid, first))
+    }
+
+    /// One checkpoint by `criu` into `images` and a restore by
+    /// `restorer`, the count of a container seen at `seen` before: the
+    /// restored pid and the count it goes on to.
+    pub fn cycle(&self, criu: &Path, restorer: &Path, images: &str, seen: u64) -> (i32, u64) {
+        self.checkpoint(criu, images, &[]);
+        self.restore(restorer, images, seen)
+    }
+
+    /// A second container of a copy of this one's bundle as it is now
+    /// (its root filesystem with the count file in it), not started: a
+    /// checkpoint of this one restores into it as a container of its own.
+    pub fn copy(&self, test: &str) -> Container {
+        let dir = TempDir::new(test);
+        let bundle = dir.join("bundle");
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&self.bundle)
+            .arg(&bundle)
+            .output()
+            .expect("run cp");
+        assert!(out.status.success(), "cp -a: {out:?}");
+        let runtime = match &self.runtime {
+            Runtime::Runc => Runtime::Runc,
+            Runtime::Crun(p) => Runtime::Crun(p.clone()),
+        };
+        Container {
+            runtime,
+            bundle,
+            id: format!("criu-rs-{test}-{}", std::process::id()),
+            dir,
+        }
+    }
+}
+
+/// A checkpoint by `criu` with `--leave-running`: the container counts
+/// on, the same task; then the images restore into two new containers of
+/// copies of its bundle, each counting on from the checkpoint, side by
+/// side with the first.
+pub fn leave_running_then_restore_twice(test: &str, runtime: Runtime, criu: &Path) {
+    let c = Container::new(test, runtime);
+    let (pid, seen) = c.start();
+    let images = c.dir.join("leave-running");
+    let images = images.to_str().unwrap();
+    c.checkpoint(criu, images, &["--leave-running"]);
+    assert_eq!(c.pid(), Some(pid), "the container after --leave-running");
+    counting_past(pid, seen);
+    let (a, b) = (c.copy(&format!("{test}_a")), c.copy(&format!("{test}_b")));
+    let (pa, _) = a.restore(criu, images, seen);
+    let (pb, _) = b.restore(criu, images, seen);
+    assert!(pa != pid && pb != pid && pa != pb, "{pid} {pa} {pb}");
+    for p in [pid, pa, pb] {
+        counting_past(p, count_now(p));
     }
 }
 
@@ -211,6 +271,18 @@ pub fn count_of(pid: i32) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// The container's count now. The shell rewrites the file (`echo >`
+/// truncates it first): a read that finds it empty is tried again.
+pub fn count_now(pid: i32) -> u64 {
+    let mut n = None;
+    let ok = super::wait_until(Duration::from_secs(5), || {
+        n = count_of(pid);
+        n.is_some()
+    });
+    assert!(ok, "no count in the container (pid {pid})");
+    n.unwrap()
 }
 
 /// The container's count, once it is past `past`.

@@ -790,6 +790,13 @@ crossover!(ghost_occupied, "zdtm_ghost", &["occupied"], &[]);
 crossover!(inotify, "zdtm_inotify");
 crossover!(itimers, "zdtm_itimers");
 crossover!(itimers_blocked, "zdtm_itimers", &["blocked"], &[]);
+crossover!(link_remap, "zdtm_refused", &["linked"], &["--link-remap"]);
+crossover!(
+    link_remap_map,
+    "zdtm_refused",
+    &["linked-map"],
+    &["--link-remap"]
+);
 crossover!(memfd_shared, "zdtm_memfd_shared");
 crossover!(mix, "zdtm_mix", &[], &["--file-locks"]);
 crossover!(opath, "zdtm_opath");

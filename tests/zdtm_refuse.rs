@@ -161,8 +161,8 @@ fn an_unlinked_file_kept_by_another_link_is_refused() {
     };
     let message = format!(
         "fd 10 of task {} is {}/linked-a (deleted), an unlinked file that still has 1 \
-         other hard link(s): it cannot be dumped yet (CRIU's --link-remap would link it \
-         back into place)",
+         other hard link(s): it is dumped only with --link-remap (which links it back into \
+         its directory)",
         z.pid(),
         z.work().display()
     );
@@ -180,6 +180,66 @@ fn an_unlinked_file_kept_by_another_link_is_refused() {
     let log = z.dump_refused(&[], &message);
     let behind = format!("the file behind /proc/{}/map_files/", z.pid());
     assert!(log.contains(&behind), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// With `--link-remap` the same files are dumped (a `link_remap.ID` hard
+/// link made in their directory, kept for the restore) and restored: the
+/// fd and the mapping are the other link's file again under their old,
+/// unlinked name, and neither the dump's link nor the restore's is left.
+#[test]
+fn an_unlinked_file_kept_by_another_link_is_restored_with_link_remap() {
+    for (test, arg) in [("link_remap", "linked"), ("link_remap_map", "linked-map")] {
+        let Some(mut z) = Zdtm::start(test, PROGRAM, &[arg]) else {
+            return;
+        };
+        z.dump(&["--link-remap"]);
+        let links: Vec<String> = std::fs::read_dir(z.work())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("link_remap."))
+            .collect();
+        assert_eq!(
+            links.len(),
+            1,
+            "{test}: link remaps after the dump: {links:?}"
+        );
+        z.restore(&[]);
+        assert_eq!(z.go(), "PASS", "{test}");
+    }
+}
+
+/// A dump that fails after its link remap was made, or that leaves the
+/// tree running, takes the link back (as CRIU does).
+#[test]
+fn a_link_remap_goes_when_the_dump_fails_or_the_tree_runs_on() {
+    let Some(mut z) = Zdtm::start("link_remap_gone", PROGRAM, &["linked"]) else {
+        return;
+    };
+    let left = |z: &Zdtm| {
+        std::fs::read_dir(z.work())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("link_remap."))
+            .count()
+    };
+    let images = z.new_dir("failed");
+    let pid = z.pid().to_string();
+    let (ok, log) = common::run_criu(
+        &images,
+        &["dump", "-t", &pid, "--link-remap"],
+        &[("CRIU_DUMP_FAULT", std::ffi::OsStr::new("images"))],
+    );
+    assert!(!ok, "the fault did not fail the dump: {log}");
+    assert_eq!(left(&z), 0, "a failed dump left its link remap");
+    let images = z.new_dir("running");
+    z.dump_to(&images, &["--link-remap", "--leave-running"]);
+    assert_eq!(
+        left(&z),
+        0,
+        "a dump with --leave-running left its link remap"
+    );
     assert_eq!(z.go(), "PASS");
 }
 

@@ -322,6 +322,7 @@ pub(super) fn file_table(
         skip_in_flight: common.tcp_skip_in_flight,
         tcp_established: common.tcp_established,
         tcp_close: common.tcp_close,
+        link_remap: common.link_remap,
     };
     // Written into the inventory even with no connection (CRIU's).
     files.kinds.inet.tcp_close = common.tcp_close;

@@ -318,8 +318,16 @@ fn run(
     }
     task_state::refuse_lost_ctty(&tree, &files)?;
     pidns::translate_files(&mut files, &vpids)?;
-    if let Some(m) = &mounts {
-        refuse_outside_mounts(&mut files, m)?;
+    match &mounts {
+        Some(m) => refuse_outside_mounts(&mut files, m)?,
+        // As CRIU writes them: a file's mount only where the tree has a
+        // mount namespace of its own (CRIU 4.1.1 cannot open a linked
+        // remap whose file names a mount of its own namespace).
+        None => {
+            for r in files.entries.iter_mut().filter_map(|e| e.reg.as_mut()) {
+                r.mnt_id = None;
+            }
+        }
     }
     fault("collected")?;
     // Shared memory is saved whole by the final dump (not tracked).
@@ -385,6 +393,11 @@ fn run(
     files.kinds.before_release(dead);
     release::finish(tree, final_state, ours.tree_pid.is_some())?;
     files.kinds.after_release(dead)?;
+    // `--link-remap`'s links stay for the restore only when the tree is
+    // gone (CRIU removes them when it runs on, as after a failure).
+    if dead {
+        files.ghosts.keep_links();
+    }
     stats.frozen = t_frozen.elapsed();
     if pre {
         stats.pages_written += write_deferred(&mut collected)?;

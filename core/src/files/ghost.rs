@@ -27,7 +27,7 @@ pub enum GhostError {
     TooBig { path: String, size: u64 },
     #[error("{path}: an unlinked file that is not a regular file (mode {mode:o})")]
     NotRegular { path: String, mode: u32 },
-    #[error("{path}: an unlinked file with {nlink} other links (link-remap is not supported)")]
+    #[error("{path}: an unlinked file with {nlink} other links (use --link-remap)")]
     StillLinked { path: String, nlink: u64 },
     #[error("{path}: {source}")]
     Io {
@@ -80,11 +80,31 @@ struct Dumped {
     fiemap: bool,
 }
 
-/// The ghosts of a dump and the remap entries naming them.
+/// The ghosts of a dump and the remap entries naming them, and the
+/// `link_remap.ID` links `--link-remap` made (unlinked again when this is
+/// dropped, unless the dump kept them for a restore: CRIU keeps them only
+/// when the dump succeeded and the tree is gone).
 #[derive(Debug, Default)]
 pub struct GhostTable {
     ghosts: Vec<Dumped>,
     pub remaps: Vec<pb::RemapFilePathEntry>,
+    links: Vec<PathBuf>,
+    keep_links: bool,
+    /// The link file id made for each (dev, ino): one link per file.
+    pub linked: HashMap<(u64, u64), u32>,
+}
+
+impl Drop for GhostTable {
+    fn drop(&mut self) {
+        if self.keep_links {
+            return;
+        }
+        for p in &self.links {
+            if let Err(e) = std::fs::remove_file(p) {
+                crate::pr_warn!("cannot unlink link remap {}: {e}", p.display());
+            }
+        }
+    }
 }
 
 /// `path` without the ` (deleted)` the kernel appends to an unlinked
@@ -168,6 +188,25 @@ impl GhostTable {
             remap_type: Some(pb::RemapType::Ghost as i32),
         });
         Ok(())
+    }
+
+    /// `--link-remap`: file id `reg_id`, unlinked but with other links,
+    /// is opened at restore through file id `link_id`, the hard link
+    /// `tool_path` (as criu reaches it) just made to it (`None`: made for
+    /// another file id of the same file).
+    pub fn add_linked(&mut self, reg_id: u32, link_id: u32, tool_path: Option<PathBuf>) {
+        self.links.extend(tool_path);
+        self.remaps.push(pb::RemapFilePathEntry {
+            orig_id: reg_id,
+            remap_id: link_id,
+            remap_type: Some(pb::RemapType::Linked as i32),
+        });
+    }
+
+    /// The dump is over and the tree gone: its link remaps stay for the
+    /// restore (which removes them).
+    pub fn keep_links(&mut self) {
+        self.keep_links = true;
     }
 
     /// Writes `remap-fpath.img` and each `ghost-file-ID.img` (the entry,
@@ -312,6 +351,9 @@ pub struct Ghosts {
     /// The path each regular file id is to be opened by.
     paths: HashMap<u32, PathBuf>,
     created: Vec<PathBuf>,
+    /// The dump's `link_remap.ID` links, removed once the restore is
+    /// done ([`Ghosts::link_remaps`]).
+    link_remaps: Vec<PathBuf>,
 }
 
 impl Ghosts {
@@ -319,6 +361,12 @@ impl Ghosts {
     /// The path of every regular file id opened through its ghost copy.
     pub fn paths(&self) -> &HashMap<u32, PathBuf> {
         &self.paths
+    }
+
+    /// The `link_remap.ID` files the dump made, for the restore to
+    /// remove once it succeeded (a failed one leaves them, to try again).
+    pub fn link_remaps(&self) -> Vec<PathBuf> {
+        self.link_remaps.clone()
     }
 
     pub fn path_of(&self, id: u32) -> Option<&Path> {
@@ -334,16 +382,48 @@ impl Ghosts {
     ) -> Result<Ghosts, GhostError> {
         let mut out = Ghosts::default();
         let mut by_ghost: HashMap<u32, PathBuf> = HashMap::new();
+        let mut by_link: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        let reg_of = |id: u32| {
+            reg_files
+                .get(&id)
+                .ok_or_else(|| GhostError::Remap(format!("file id {id} is not in files.img")))
+        };
         for r in remaps {
+            // An old image without a type: linked unless the id has
+            // CRIU's old ghost bit (its reading).
+            let linked = match r.remap_type {
+                Some(t) => t == pb::RemapType::Linked as i32,
+                None => r.remap_id & 0x8000_0000 == 0,
+            };
+            if linked {
+                // Files of one file (an fd and a mapping) share its name,
+                // through one link or (CRIU makes one per file id) several.
+                let (reg, link) = (reg_of(r.orig_id)?, reg_of(r.remap_id)?);
+                let lpath = Path::new(&link.name);
+                let md = std::fs::metadata(lpath).map_err(io(lpath))?;
+                if !out.link_remaps.iter().any(|p| p == lpath) {
+                    out.link_remaps.push(lpath.to_path_buf());
+                }
+                let path = match by_link.get(&(md.dev(), md.ino())) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = link_back(lpath, Path::new(&reg.name))?;
+                        out.created.push(p.clone());
+                        by_link.insert((md.dev(), md.ino()), p.clone());
+                        p
+                    }
+                };
+                out.paths.insert(r.orig_id, path);
+                continue;
+            }
             if r.remap_type != Some(pb::RemapType::Ghost as i32) {
                 return Err(GhostError::Remap(format!(
-                    "file id {}: remap type {:?} is not restored (only ghost files)",
+                    "file id {}: remap type {:?} is not restored (only ghost files and \
+                     linked remaps)",
                     r.orig_id, r.remap_type
                 )));
             }
-            let reg = reg_files.get(&r.orig_id).ok_or_else(|| {
-                GhostError::Remap(format!("file id {} is not in files.img", r.orig_id))
-            })?;
+            let reg = reg_of(r.orig_id)?;
             let path = match by_ghost.get(&r.remap_id) {
                 Some(p) => p.clone(),
                 None => {
@@ -367,6 +447,23 @@ impl Drop for Ghosts {
             }
         }
     }
+}
+
+/// A linked remap: the file `link` names gets its old name `name` back
+/// for the tasks to open it by (or, if that is taken, CRIU's
+/// `NAME.cr_link`); the name made, unlinked again once they have.
+fn link_back(link: &Path, name: &Path) -> Result<PathBuf, GhostError> {
+    let other = PathBuf::from(format!("{}.cr_link", name.display()));
+    for p in [name.to_path_buf(), other] {
+        match std::fs::hard_link(link, &p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(link)(e)),
+        }
+    }
+    Err(io(name)(std::io::Error::other(
+        "neither the name nor NAME.cr_link is free for the linked remap",
+    )))
 }
 
 /// A free name for ghost `id` of `name`: the old path itself, else CRIU's

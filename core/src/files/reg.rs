@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
@@ -159,12 +159,24 @@ pub fn add_mapped(
     opts: FdOpts,
 ) -> Result<u32, FilesError> {
     let meta = std::fs::metadata(link).ok();
-    if let Some(links) = meta.as_ref().and_then(|m| other_links(target, m)) {
-        return Err(FilesError::UnlinkedWithLinks {
-            what: format!("the file behind {}", link.display()),
-            path: target.display().to_string(),
-            links,
-        });
+    if let Some(m) = meta.as_ref()
+        && let Some(links) = other_links(target, m)
+    {
+        if let Some(id) = files.by_inode.get(&(m.dev(), m.ino())) {
+            return Ok(*id);
+        }
+        if !opts.link_remap {
+            return Err(FilesError::UnlinkedWithLinks {
+                what: format!("the file behind {}", link.display()),
+                path: target.display().to_string(),
+                links,
+            });
+        }
+        let name = super::ghost::deleted_name(target).expect("other_links checked it");
+        let id = push(files, &name, 0, 0, Some(m));
+        files.by_inode.insert((m.dev(), m.ino()), id);
+        link_remap(files, id, &name, link, None, m)?;
+        return Ok(id);
     }
     let Some(name) = super::ghost::deleted_name(target)
         .filter(|_| meta.as_ref().is_some_and(|m| m.nlink() == 0))
@@ -183,6 +195,81 @@ pub fn add_mapped(
         .add(id, &name, own, opts.ghost)
         .map_err(FilesError::GhostMapping)?;
     Ok(id)
+}
+
+/// `--link-remap` for file id `id`, unlinked from `name` (the task's
+/// path) but with other links, reached through the magic link `link`
+/// (`/proc/PID/fd/N`, `/proc/PID/map_files/...`): a hard link
+/// `link_remap.ID` to it in the directory it was in (or the nearest one
+/// above that still exists), a file entry for that link, and the remap
+/// entry, as CRIU's `create_link_remap` makes them. The path is the
+/// task's: criu reaches it below the task's root (`/proc/PID/root`),
+/// which `link` names the task of.
+fn link_remap(
+    files: &mut FileTable,
+    id: u32,
+    name: &Path,
+    link: &Path,
+    mnt_id: Option<i32>,
+    meta: &std::fs::Metadata,
+) -> Result<(), FilesError> {
+    // One link per file, whatever opens or maps it.
+    if let Some(&lid) = files.ghosts.linked.get(&(meta.dev(), meta.ino())) {
+        files.ghosts.add_linked(id, lid, None);
+        return Ok(());
+    }
+    let task_root = link
+        .as_os_str()
+        .as_bytes()
+        .splitn(4, |&b| b == b'/')
+        .nth(2)
+        .map(|pid| PathBuf::from(format!("/proc/{}/root", String::from_utf8_lossy(pid))))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let lid = push(files, Path::new(""), 0, 0, None);
+    let mut dir = name.parent();
+    let linked = loop {
+        let Some(d) = dir else {
+            return Err(FilesError::LinkRemap {
+                path: name.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        };
+        let in_task = d.join(format!("link_remap.{lid}"));
+        let rel = in_task.strip_prefix("/").unwrap_or(&in_task);
+        let tool = task_root.join(rel);
+        match rustix::fs::linkat(
+            rustix::fs::CWD,
+            link,
+            rustix::fs::CWD,
+            &tool,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => break (in_task, tool),
+            // Its directory is gone too: the one above, as CRIU does.
+            Err(rustix::io::Errno::NOENT) => dir = d.parent(),
+            Err(e) => {
+                return Err(FilesError::LinkRemap {
+                    path: name.display().to_string(),
+                    source: e.into(),
+                });
+            }
+        }
+    };
+    let (in_task, tool) = linked;
+    crate::pr_info!(
+        "link remap: file id {id} ({}) opened through {}",
+        name.display(),
+        in_task.display()
+    );
+    if let Some(r) = files.entries.last_mut().and_then(|e| e.reg.as_mut())
+        && r.id == lid
+    {
+        r.name = in_task.display().to_string();
+        r.mnt_id = mnt_id;
+    }
+    files.ghosts.linked.insert((meta.dev(), meta.ino()), lid);
+    files.ghosts.add_linked(id, lid, Some(tool));
+    Ok(())
 }
 
 fn open_proc(path: &str) -> Result<OwnedFd, FilesError> {
@@ -224,11 +311,21 @@ impl FileKind for Reg {
                 refuse_device(pid, fd, path, m)?;
             }
             if let Some(links) = other_links(path, m) {
-                return Err(FilesError::UnlinkedWithLinks {
-                    what: format!("fd {fd} of task {pid}"),
-                    path: path.display().to_string(),
-                    links,
-                });
+                if !v.opts.link_remap {
+                    return Err(FilesError::UnlinkedWithLinks {
+                        what: format!("fd {fd} of task {pid}"),
+                        path: path.display().to_string(),
+                        links,
+                    });
+                }
+                let name = super::ghost::deleted_name(path).expect("other_links checked it");
+                let id = push(files, &name, flags, pos, v.meta);
+                if let Some(r) = files.entries.last_mut().and_then(|e| e.reg.as_mut()) {
+                    r.mnt_id = v.info.mnt_id;
+                }
+                let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+                link_remap(files, id, &name, &link, v.info.mnt_id, m)?;
+                return Ok(id);
             }
         }
         if let Some(name) = super::ghost::deleted_name(path)

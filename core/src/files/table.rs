@@ -56,12 +56,18 @@ pub enum FilesError {
     },
     #[error(
         "{what} is {path}, an unlinked file that still has {links} other hard link(s): it \
-         cannot be dumped yet (CRIU's --link-remap would link it back into place)"
+         is dumped only with --link-remap (which links it back into its directory)"
     )]
     UnlinkedWithLinks {
         what: String,
         path: String,
         links: u64,
+    },
+    /// CRIU's wording.
+    #[error("Can't link remap to {path}: {source}")]
+    LinkRemap {
+        path: String,
+        source: std::io::Error,
     },
     #[error(
         "fd {fd} of task {pid} is {path}, a memfd of huge pages (MFD_HUGETLB), which \
@@ -130,6 +136,9 @@ pub struct FdOpts {
     pub tcp_established: bool,
     /// `--tcp-close`: TCP connections are recorded to come back closed.
     pub tcp_close: bool,
+    /// `--link-remap`: an unlinked file with other links is linked back
+    /// as `link_remap.ID` in its directory for the restore to open.
+    pub link_remap: bool,
 }
 
 impl Drop for FileTable {

@@ -260,6 +260,25 @@ fn check_linked(fd: &OwnedFd, other: &std::path::Path, map: Option<usize>) -> Re
     let n = rustix::io::pread(fd, &mut buf, 0).map_err(|e| e.to_string())?;
     ensure(&buf[..n] == b"kept by another link", || {
         "contents changed".into()
+    })?;
+    // Restored with --link-remap: the same name, unlinked again, and no
+    // link of the dump's or the restore's left in the directory.
+    let dir = other.parent().unwrap_or(std::path::Path::new("/"));
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| e.to_string())?;
+    let want = dir.join("linked-a (deleted)");
+    ensure(name == want, || {
+        format!("the fd names {name:?}, not {want:?}")
+    })?;
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("link") || n.contains("cr_link"))
+        .collect();
+    left.sort();
+    ensure(left == ["linked-b"], || {
+        format!("left in {dir:?}: {left:?}")
     })
 }
 

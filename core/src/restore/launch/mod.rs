@@ -157,6 +157,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     for m in std::mem::take(&mut shared.orphan_masters) {
         hooks.send_fd(Action::OrphanPtsMaster, std::os::fd::AsFd::as_fd(&m))?;
     }
+    let link_remaps = ghosts.link_remaps();
     drop(ghosts);
     let pull_table = fds::pull_lists(&alive, &roles, &mut plans)?;
     fill_children(&alive, &mut plans, &tasks, &roles);
@@ -234,6 +235,13 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     match done {
         Ok(exit_code) => {
             drop(page_words);
+            // The dump's `link_remap.ID` links have served (CRIU removes
+            // them once restored).
+            for p in &link_remaps {
+                if let Err(e) = std::fs::remove_file(p) {
+                    crate::pr_warn!("cannot unlink link remap {}: {e}", p.display());
+                }
+            }
             resumed(hooks, raw_pid);
             Ok(Restored {
                 pid: child,

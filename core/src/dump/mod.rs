@@ -477,6 +477,9 @@ fn check_seized(
         }
     }
     let own = namespaces::root_own(&root_ns, &ours.ns);
+    if let (true, Some(ino), Some(o)) = (own.user, root_ns.user, ours.ns.user) {
+        namespaces::check_user_parent(root.pid, ino, o)?;
+    }
     Ok((sharing, own, membership))
 }
 

@@ -1,16 +1,15 @@
 //! Namespaces of the dumped tasks. The root task's own net, UTS, IPC,
-//! time and mount namespaces are dumped (`netns-ID.img` and its kin, see
-//! [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
+//! time, mount and user namespaces are dumped (`netns-ID.img` and its
+//! kin, see [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
 //! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`];
-//! `mountpoints-ID.img`, see [`crate::ns::mnt`]), and its own cgroup
-//! namespace's roots go into `cgroup.img` ([`own_cgroup`])
-//! and every task of the tree must then be in them, as
-//! CRIU requires (it cannot restore a task nested in another UTS or IPC
-//! namespace). No other namespace is dumped yet (no
-//! `mountpoints-*`, `userns-*`): a restored task
-//! joins the restoring criu's namespaces. So every other namespace of
-//! every task must be criu's own, as `/proc/PID/ns/*` shows, or the task
-//! is refused by name before anything is lost: its mounts, its
+//! `mountpoints-ID.img`, see [`crate::ns::mnt`]; `userns-ID.img`, see
+//! [`crate::ns::user`]: one level below criu's only, [`check_user_parent`],
+//! and not with its own net, mount or time namespace), and its own cgroup
+//! namespace's roots go into `cgroup.img` ([`own_cgroup`]), and every task
+//! of the tree must then be in them, as CRIU requires (it cannot restore a
+//! task nested in another UTS or IPC namespace). So every other namespace
+//! of every task must be criu's own, as `/proc/PID/ns/*` shows, or the
+//! task is refused by name before anything is lost: its mounts, its
 //! in-namespace PIDs, its network.
 //!
 //! CRIU's own rules are looser (it dumps a root task's own namespaces, and
@@ -91,6 +90,18 @@ pub enum NsError {
          below criu's, can be dumped yet"
     )]
     NestedUser { pid: i32, ino: u64, parent: String },
+    #[error(
+        "task {pid} is in its own user namespace and its own {kind} namespace: restoring \
+         the {kind} namespace owned by the user namespace is not done yet, so it is not \
+         dumped"
+    )]
+    UserWith { pid: i32, kind: &'static str },
+    #[error(
+        "task {pid} is in its own user namespace without a pid namespace of its own, {what}: \
+         the restore would have to set PIDs in criu's pid namespace from inside the user \
+         namespace (not done yet)"
+    )]
+    UserNoPid { pid: i32, what: String },
     #[error("cannot dump the own namespaces of task {pid}: {reason}")]
     Dump { pid: i32, reason: String },
 }
@@ -145,6 +156,13 @@ pub fn own_cgroup(root: &NsIds, ours: &NsIds) -> bool {
 pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Result<(), NsError> {
     let own = root_own(root, ours);
     let own_cgroup = own_cgroup(root, ours);
+    if own.user {
+        for (yes, kind) in [(own.net, "net"), (own.mnt, "mnt"), (own.time, "time")] {
+            if yes {
+                return Err(NsError::UserWith { pid, kind });
+            }
+        }
+    }
     let mut yardstick = *ours;
     for (kind, is_own, t, r, slot) in [
         ("user", own.user, task.user, root.user, &mut yardstick.user),

@@ -214,7 +214,10 @@ fn a_user_namespace_nested_in_another_is_refused() {
         return;
     };
     let log = z.dump_refused(&[], "is in a user namespace (user:[");
-    assert!(log.contains("nested below another one than criu's"), "{log}");
+    assert!(
+        log.contains("nested below another one than criu's"),
+        "{log}"
+    );
     assert_eq!(z.go(), "PASS");
 }
 
@@ -293,8 +296,7 @@ fn we_restore_criu_s_images_of_a_user_namespace() {
     assert!(ok, "CRIU did not dump: {log}");
     z.wait_gone();
     assert_eq!(user_ns_id(z.images(), pid), Some(9));
-    let e: pb::UsernsEntry =
-        read_one(&z.images().join("userns-9.img"), Kind::Userns).unwrap();
+    let e: pb::UsernsEntry = read_one(&z.images().join("userns-9.img"), Kind::Userns).unwrap();
     assert_eq!(e.setgroups_deny, None, "CRIU wrote setgroups");
     z.restore(&[]);
     assert_eq!(outside(pid), before);
@@ -339,10 +341,7 @@ fn criu_cannot_restore_a_user_namespace_without_a_mount_namespace() {
     z.dump(&[]);
     let (ok, log) = peer.criu(z.images(), &["restore", "-d", "--pidfile", "restored.pid"]);
     assert!(!ok, "CRIU restored it after all: {log}");
-    assert!(
-        log.contains("Unable to open the proc file system"),
-        "{log}"
-    );
+    assert!(log.contains("Unable to open the proc file system"), "{log}");
     z.restore(&[]);
     assert_eq!(z.go(), "PASS");
 }

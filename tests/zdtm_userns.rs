@@ -203,6 +203,34 @@ fn what_is_not_done_yet_is_refused_at_dump_with_the_tree_running() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// Images (CRIU's, say) whose root has its own user namespace and its
+/// own time namespace are refused at restore, by name, before any task
+/// is created; put back, they restore.
+#[test]
+fn restore_refuses_a_user_namespace_with_a_time_namespace_of_the_tree() {
+    let Some(mut z) = start("userns_bad_ids", &["user"], &[]) else {
+        return;
+    };
+    let pid = z.pid();
+    z.dump(&[]);
+    let path = z.images().join(Kind::Ids.file_name(pid as u64));
+    let orig: pb::TaskKobjIdsEntry = read_one(&path, Kind::Ids).unwrap();
+    let mut ids = orig;
+    ids.time_ns_id = Some(55);
+    criu_core::images::write_one(&path, Kind::Ids, &ids).unwrap();
+    let (ok, log) = common::run_criu(z.images(), &["restore", "-d"], &[]);
+    assert!(!ok, "restored: {log}");
+    assert!(
+        log.contains("is in its own user namespace and its own time namespace"),
+        "{log}"
+    );
+    assert!(!log.contains("the root forked"), "{log}");
+    assert_eq!(common::proc_state(pid), None);
+    criu_core::images::write_one(&path, Kind::Ids, &orig).unwrap();
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS");
+}
+
 #[test]
 fn a_user_namespace_nested_in_another_is_refused() {
     // The root two levels below criu's: the second ns_exec maps its root

@@ -241,8 +241,8 @@ pub(crate) fn read_sysctl(path: &str) -> Result<String, NsError> {
 /// that namespace's root (who owns its sysctl files) write most of its
 /// sysctls, whatever our capabilities: such a write is retried with the
 /// calling thread's effective uid switched to the file's owner for the
-/// write (this thread only; its real and saved uids stay, so it switches
-/// back with its capabilities).
+/// write (this thread only; its real and saved uids stay as they are, so
+/// it switches back with its capabilities).
 pub(crate) fn write_sysctl(path: &str, value: &str) -> Result<(), NsError> {
     let full = format!("/proc/sys/{path}");
     let err = |source| NsError::Sysctl {
@@ -260,11 +260,12 @@ pub(crate) fn write_sysctl(path: &str, value: &str) -> Result<(), NsError> {
     if owner == me.as_raw() {
         return std::fs::write(&full, value).map_err(err);
     }
-    let (real, saved) = (rustix::process::getuid(), me);
+    // -1: leave the real and saved uids unchanged.
+    let keep = rustix::process::Uid::from_raw(u32::MAX);
     let as_owner = rustix::process::Uid::from_raw(owner);
-    rustix::thread::set_thread_res_uid(real, as_owner, saved).map_err(|e| err(e.into()))?;
+    rustix::thread::set_thread_res_uid(keep, as_owner, keep).map_err(|e| err(e.into()))?;
     let r = std::fs::write(&full, value).map_err(err);
-    if let Err(e) = rustix::thread::set_thread_res_uid(real, me, saved) {
+    if let Err(e) = rustix::thread::set_thread_res_uid(keep, me, keep) {
         crate::pr_warn!("cannot switch this thread back to uid {}: {e}", me.as_raw());
     }
     r

@@ -1,8 +1,9 @@
 //! What a restore cannot bring back is refused at dump, by name, with the
 //! tree left running as it was: namespaces other than criu's (of the root,
 //! of a whole container, of one child; the root's own UTS and IPC
-//! namespaces are dumped, see `tests/zdtm_uts_ipc.rs`, and its own cgroup
-//! namespace, `tests/zdtm_cgns.rs`), devices restore does not know,
+//! namespaces are dumped, see `tests/zdtm_uts_ipc.rs`, its own cgroup
+//! namespace, `tests/zdtm_cgns.rs`, and its own user namespace,
+//! `tests/zdtm_userns.rs`), devices restore does not know,
 //! unlinked files kept by other links, hugetlb memory, a task that never
 //! stops. Each refused
 //! program then checks its own state and must pass. The devices restore
@@ -67,9 +68,25 @@ fn task_in_its_own_mount_namespace_restores() {
 // A root in its own net namespace is dumped and restored now: see
 // zdtm_netns.rs (which also holds what of it is still refused).
 
+/// A task in a user namespace of its own (as `unshare -r` makes it) was
+/// refused: it now dumps with its maps and restores into a new one
+/// (`tests/zdtm_userns.rs` has the rest, and what is still refused).
 #[test]
-fn task_in_its_own_user_namespace_is_refused() {
-    refused_in_namespace("user_ns", &["user"], "is in its own user namespace (user:[");
+fn task_in_its_own_user_namespace_restores() {
+    let ns_exec = common::program_path("ns_exec");
+    let wrapper = [ns_exec.to_str().unwrap(), "user", "--"];
+    let Some(mut z) = Zdtm::start_wrapped("user_ns", &wrapper, PROGRAM, &["count"]) else {
+        return;
+    };
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    z.dump(&["--shell-job"]);
+    assert!(z.images().join("userns-9.img").exists());
+    z.restore(&["--shell-job"]);
+    let after = std::fs::read_link(format!("/proc/{}/ns/user", z.pid())).unwrap();
+    assert_ne!(after, ours, "restored into criu's own user namespace");
+    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", z.pid())).unwrap();
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "0", "1"]);
+    assert_eq!(z.go(), "PASS");
 }
 
 #[test]
@@ -86,12 +103,13 @@ fn task_whose_children_live_in_another_pid_namespace_is_refused() {
 
 #[test]
 fn a_container_is_refused_before_any_task_is_seized() {
-    // Every namespace a runtime makes; the parasite could not even
-    // connect back from its network namespace.
+    // Every namespace a runtime makes: its net and mount namespaces,
+    // owned by its user namespace, cannot be restored yet (see
+    // zdtm_userns.rs).
     refused_in_namespace(
         "container",
         &["user", "net", "uts", "ipc", "mnt", "pid", "cgroup"],
-        "is in its own user namespace (user:[",
+        "is in its own user namespace and its own net namespace",
     );
 }
 

@@ -296,11 +296,12 @@ fn restore_refuses_images_of_other_own_or_nested_namespaces() {
         assert!(!log.contains("the root forked"), "{log}");
         assert_eq!(common::proc_state(z.pid()), None);
     };
-    // The root in a user namespace of its own: not restored yet.
+    // The root in a user namespace of its own, its worker left in the
+    // tool's: a nested user namespace.
     let orig = edit(z.pid(), &|ids| ids.user_ns_id = Some(99));
     refused(&format!(
-        "the root task {} is in its own user namespace (user_ns_id 99",
-        z.pid()
+        "task {} is in another user namespace (user_ns_id 7) than the root task",
+        worker[0]
     ));
     write_one(&ids_path(z.pid()), Kind::Ids, &orig).unwrap();
     // The worker in another uts namespace than the root's.

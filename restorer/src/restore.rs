@@ -171,13 +171,15 @@ pub(crate) fn wait_resume(args: &mut RestoreArgs) {
     }
 }
 
-/// A root made in new UTS or IPC namespaces waits until the tool has
-/// filled them (`status.ns_ready`), before its children exist or any task
+/// A root made in new UTS, IPC or user namespaces waits until the tool
+/// has filled them (`status.ns_ready`: a user namespace's maps written),
+/// before its children exist, it sets any credential or any task
 /// attaches a SysV segment.
 fn wait_ns_ready(args: &mut RestoreArgs) {
     const FUTEX_WAIT: usize = criu_arch::kernel::general::FUTEX_WAIT as usize;
     const NS: u64 = (criu_arch::kernel::general::CLONE_NEWIPC
-        | criu_arch::kernel::general::CLONE_NEWUTS) as u64;
+        | criu_arch::kernel::general::CLONE_NEWUTS
+        | criu_arch::kernel::general::CLONE_NEWUSER) as u64;
     if args.start_flags & NS == 0 {
         return;
     }

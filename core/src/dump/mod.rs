@@ -500,7 +500,29 @@ fn check_seized(
         }
     }
     let own = namespaces::root_own(&root_ns, &ours.ns);
+    if let (true, Some(ino), Some(o)) = (own.user, root_ns.user, ours.ns.user) {
+        namespaces::check_user_parent(root.pid, ino, o)?;
+        if !own.pid {
+            user_without_pid_ns(tree)?;
+        }
+    }
     Ok((sharing, own, membership))
+}
+
+/// A tree in its own user namespace but criu's pid namespace: one task
+/// with one thread only (see [`namespaces::NsError::UserNoPid`]).
+fn user_without_pid_ns(tree: &tree::Tree) -> Result<(), DumpError> {
+    let root = tree.tasks[0].pid;
+    let what = if tree.tasks.len() > 1 {
+        format!("with {} tasks", tree.tasks.len())
+    } else {
+        let threads = tree.tasks[0].proc.threads().map(|t| t.len()).unwrap_or(1);
+        if threads <= 1 {
+            return Ok(());
+        }
+        format!("with {threads} threads")
+    };
+    Err(namespaces::NsError::UserNoPid { pid: root, what }.into())
 }
 
 /// The roots of the root task's own cgroup namespace, as the tool sees

@@ -1,16 +1,15 @@
 //! Namespaces of the dumped tasks. The root task's own net, UTS, IPC,
-//! time and mount namespaces are dumped (`netns-ID.img` and its kin, see
-//! [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
+//! time, mount and user namespaces are dumped (`netns-ID.img` and its
+//! kin, see [`crate::ns::net`]; `utsns-ID.img`, `ipcns-*-ID.img`, see
 //! [`crate::ns`]; `timens-ID.img`, see [`crate::restore::namespaces`];
-//! `mountpoints-ID.img`, see [`crate::ns::mnt`]), and its own cgroup
-//! namespace's roots go into `cgroup.img` ([`own_cgroup`])
-//! and every task of the tree must then be in them, as
-//! CRIU requires (it cannot restore a task nested in another UTS or IPC
-//! namespace). No other namespace is dumped yet (no
-//! `mountpoints-*`, `userns-*`): a restored task
-//! joins the restoring criu's namespaces. So every other namespace of
-//! every task must be criu's own, as `/proc/PID/ns/*` shows, or the task
-//! is refused by name before anything is lost: its mounts, its
+//! `mountpoints-ID.img`, see [`crate::ns::mnt`]; `userns-ID.img`, see
+//! [`crate::ns::user`]: one level below criu's only, [`check_user_parent`],
+//! and not with its own net, mount or time namespace), and its own cgroup
+//! namespace's roots go into `cgroup.img` ([`own_cgroup`]), and every task
+//! of the tree must then be in them, as CRIU requires (it cannot restore a
+//! task nested in another UTS or IPC namespace). So every other namespace
+//! of every task must be criu's own, as `/proc/PID/ns/*` shows, or the
+//! task is refused by name before anything is lost: its mounts, its
 //! in-namespace PIDs, its network.
 //!
 //! CRIU's own rules are looser (it dumps a root task's own namespaces, and
@@ -85,6 +84,24 @@ pub enum NsError {
         ino: u64,
         root: u64,
     },
+    #[error(
+        "task {pid} is in a user namespace (user:[{ino}]) nested below another one than \
+         criu's (its parent is {parent}); only the root's own user namespace, one level \
+         below criu's, can be dumped yet"
+    )]
+    NestedUser { pid: i32, ino: u64, parent: String },
+    #[error(
+        "task {pid} is in its own user namespace and its own {kind} namespace: restoring \
+         the {kind} namespace owned by the user namespace is not done yet, so it is not \
+         dumped"
+    )]
+    UserWith { pid: i32, kind: &'static str },
+    #[error(
+        "task {pid} is in its own user namespace without a pid namespace of its own, {what}: \
+         the restore would have to set PIDs in criu's pid namespace from inside the user \
+         namespace (not done yet)"
+    )]
+    UserNoPid { pid: i32, what: String },
     #[error("cannot dump the own namespaces of task {pid}: {reason}")]
     Dump { pid: i32, reason: String },
 }
@@ -100,7 +117,28 @@ pub fn root_own(root: &NsIds, ours: &NsIds) -> RootNs {
         uts: differs(root.uts, ours.uts),
         time: differs(root.time, ours.time),
         mnt: differs(root.mnt, ours.mnt),
+        user: differs(root.user, ours.user),
     }
+}
+
+/// The root task's own user namespace (`ino`) must be a child of criu's
+/// (`ours`): a deeper one would be restored one level below criu's, its
+/// maps composed, the levels between lost.
+pub fn check_user_parent(pid: i32, ino: u64, ours: u64) -> Result<(), NsError> {
+    let nested = |parent: String| NsError::NestedUser { pid, ino, parent };
+    let file = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .map_err(|e| nested(format!("unreadable: {e}")))?;
+    let parent = crate::sys::probe::ns_get_parent(&file)
+        .map_err(|e| nested(format!("unreadable: NS_GET_PARENT: {e}")))?;
+    let st = rustix::fs::fstat(&parent).map_err(|e| nested(format!("unreadable: fstat: {e}")))?;
+    #[allow(clippy::useless_conversion)] // st_ino's width varies by arch
+    let parent_ino = u64::from(st.st_ino);
+    if parent_ino != ours {
+        return Err(nested(format!(
+            "user:[{parent_ino}], criu is in user:[{ours}]"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the root task (`root`) has a cgroup namespace of its own: its
@@ -118,8 +156,16 @@ pub fn own_cgroup(root: &NsIds, ours: &NsIds) -> bool {
 pub fn check_in_tree(pid: i32, task: &NsIds, ours: &NsIds, root: &NsIds) -> Result<(), NsError> {
     let own = root_own(root, ours);
     let own_cgroup = own_cgroup(root, ours);
+    if own.user {
+        for (yes, kind) in [(own.net, "net"), (own.mnt, "mnt"), (own.time, "time")] {
+            if yes {
+                return Err(NsError::UserWith { pid, kind });
+            }
+        }
+    }
     let mut yardstick = *ours;
     for (kind, is_own, t, r, slot) in [
+        ("user", own.user, task.user, root.user, &mut yardstick.user),
         ("net", own.net, task.net, root.net, &mut yardstick.net),
         ("ipc", own.ipc, task.ipc, root.ipc, &mut yardstick.ipc),
         ("uts", own.uts, task.uts, root.uts, &mut yardstick.uts),
@@ -318,12 +364,16 @@ mod tests {
             check_in_tree(8, &ours, &ours, &root),
             Err(NsError::NotRoots { kind: "mnt", .. })
         ));
-        // Other kinds stay refused for the root too.
+        // An own user namespace of the root's, which a child shares; a
+        // child in another (nested) one is refused.
         let mut root = ours;
         root.user = Some(904);
+        assert_eq!(check_in_tree(7, &root, &ours, &root), Ok(()));
+        let mut nested = root;
+        nested.user = Some(905);
         assert!(matches!(
-            check_in_tree(7, &root, &ours, &root),
-            Err(NsError::Own { kind: "user", .. })
+            check_in_tree(8, &nested, &ours, &root),
+            Err(NsError::NotRoots { kind: "user", .. })
         ));
         // Its own net namespace passes (dumped whole or, with --empty-ns
         // net, as an empty one), a child elsewhere does not.

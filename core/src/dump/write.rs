@@ -230,7 +230,7 @@ fn kobj_ids(
         uts_ns_id: Some(ns.uts),
         time_ns_id: Some(ns.time),
         mnt_ns_id: Some(ns.mnt),
-        user_ns_id: Some(7),
+        user_ns_id: Some(ns.user),
         cgroup_ns_id: Some(8),
     }
 }

@@ -18,6 +18,7 @@
 pub mod ipc;
 pub mod mnt;
 pub mod net;
+pub mod user;
 pub mod uts;
 
 use std::os::fd::AsFd;
@@ -46,6 +47,10 @@ pub struct RootNs {
     /// Its own mount namespace (see [`mnt`]): made by the tool before the
     /// root is forked.
     pub mnt: bool,
+    /// Its own user namespace (see [`user`]), one level below criu's,
+    /// which owns every other namespace of the tree's own: the root is
+    /// cloned with `CLONE_NEWUSER` and the tool writes its maps.
+    pub user: bool,
 }
 
 impl RootNs {
@@ -58,8 +63,11 @@ impl RootNs {
     /// namespace needs its offsets set before its first task: see
     /// [`crate::restore::namespaces::TimeNs`]).
     pub fn clone_flags(self) -> u64 {
-        use linux_raw_sys::general::{CLONE_NEWIPC, CLONE_NEWUTS};
+        use linux_raw_sys::general::{CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWUTS};
         let mut f = 0u64;
+        if self.user {
+            f |= u64::from(CLONE_NEWUSER);
+        }
         if self.ipc {
             f |= u64::from(CLONE_NEWIPC);
         }
@@ -87,6 +95,7 @@ impl RootNs {
         let uts = own(self.uts, CRIU_UTS_ID);
         let time = own(self.time, CRIU_TIME_ID);
         let mnt = own(self.mnt, CRIU_MNT_ID);
+        let user = own(self.user, CRIU_USER_ID);
         NsNumbers {
             pid,
             net,
@@ -94,6 +103,7 @@ impl RootNs {
             uts,
             time,
             mnt,
+            user,
         }
     }
 }
@@ -107,6 +117,7 @@ pub const CRIU_IPC_ID: u32 = 3;
 pub const CRIU_UTS_ID: u32 = 4;
 pub const CRIU_TIME_ID: u32 = 5;
 pub const CRIU_MNT_ID: u32 = 6;
+pub const CRIU_USER_ID: u32 = 7;
 /// The first id of a namespace of the tree's own.
 pub const FIRST_OWN_ID: u32 = 9;
 
@@ -120,6 +131,7 @@ pub struct NsNumbers {
     pub uts: u32,
     pub time: u32,
     pub mnt: u32,
+    pub user: u32,
 }
 
 impl Default for NsNumbers {
@@ -225,9 +237,38 @@ pub(crate) fn read_sysctl(path: &str) -> Result<String, NsError> {
 }
 
 /// Write sysctl `/proc/sys/PATH` of the calling thread's namespaces.
+/// A namespace owned by a user namespace of the tree's own lets only
+/// that namespace's root (who owns its sysctl files) write most of its
+/// sysctls, whatever our capabilities: such a write is retried with the
+/// calling thread's effective uid switched to the file's owner for the
+/// write (this thread only; its real and saved uids stay as they are, so
+/// it switches back with its capabilities).
 pub(crate) fn write_sysctl(path: &str, value: &str) -> Result<(), NsError> {
     let full = format!("/proc/sys/{path}");
-    std::fs::write(&full, value).map_err(|source| NsError::Sysctl { path: full, source })
+    let err = |source| NsError::Sysctl {
+        path: full.clone(),
+        source,
+    };
+    match std::fs::write(&full, value) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        other => return other.map_err(err),
+    }
+    let owner = rustix::fs::stat(full.as_str())
+        .map_err(|e| err(e.into()))?
+        .st_uid;
+    let me = rustix::process::geteuid();
+    if owner == me.as_raw() {
+        return std::fs::write(&full, value).map_err(err);
+    }
+    // -1: leave the real and saved uids unchanged.
+    let keep = rustix::process::Uid::from_raw(u32::MAX);
+    let as_owner = rustix::process::Uid::from_raw(owner);
+    rustix::thread::set_thread_res_uid(keep, as_owner, keep).map_err(|e| err(e.into()))?;
+    let r = std::fs::write(&full, value).map_err(err);
+    if let Err(e) = rustix::thread::set_thread_res_uid(keep, me, keep) {
+        crate::pr_warn!("cannot switch this thread back to uid {}: {e}", me.as_raw());
+    }
+    r
 }
 
 /// A numeric sysctl.
@@ -243,11 +284,26 @@ pub(crate) fn read_sysctl_num<T: std::str::FromStr>(path: &str) -> Result<T, NsE
 /// them. SysV segment contents take `pages-N.img` ids from `pages_id`
 /// on; how many they took.
 pub fn dump(dir: &std::path::Path, pid: i32, own: RootNs, pages_id: u64) -> Result<u64, NsError> {
+    let img = crate::images::ImageDir::new(dir);
+    let ids = own.numbers();
+    if own.user {
+        let e = user::read(pid)?;
+        crate::pr_info!(
+            "Dumping user namespace {} of task {pid}: uid_map {:?}, gid_map {:?}, setgroups {}",
+            ids.user,
+            user::map_text(&e.uid_map).trim(),
+            user::map_text(&e.gid_map).trim(),
+            if e.setgroups_deny == Some(true) {
+                "deny"
+            } else {
+                "allow"
+            }
+        );
+        user::write(&img, ids.user, &e)?;
+    }
     if !own.any() {
         return Ok(0);
     }
-    let img = crate::images::ImageDir::new(dir);
-    let ids = own.numbers();
     run_in(pid, own, || {
         if own.uts {
             let e = uts::read_current();
@@ -290,6 +346,8 @@ pub struct RootNsImages {
     /// The id of the root's own net namespace (made and filled by
     /// `crate::restore::netns`, not here).
     pub net_id: Option<u32>,
+    /// The maps of the root's own user namespace.
+    pub user: Option<pb::UsernsEntry>,
 }
 
 impl RootNsImages {
@@ -319,12 +377,19 @@ impl RootNsImages {
                 })
                 .transpose()?,
             mnt_id: ids.mnt,
+            user: own
+                .user
+                .then(|| user::read_image(dir, ids.user))
+                .transpose()?,
         })
     }
 
     /// Fill task `pid`'s new namespaces (it was created with
     /// [`RootNs::clone_flags`]) from inside them.
     pub fn fill(&self, pid: i32) -> Result<(), NsError> {
+        if let Some(u) = &self.user {
+            user::restore(pid, u)?;
+        }
         if !self.own.any() {
             return Ok(());
         }
@@ -353,6 +418,7 @@ mod tests {
             uts,
             time,
             mnt: 6,
+            user: 7,
         };
         assert_eq!(RootNs::default().numbers(), n(1, 3, 4, 5));
         let both = RootNs {

@@ -38,6 +38,7 @@ mod root_ns;
 mod sysv;
 mod task_attrs;
 mod tree;
+mod userns;
 pub mod vdso;
 
 use std::path::Path;

@@ -73,6 +73,10 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             "pid" => (own.pid, numbers.pid) = (true, r),
             // Built by `ns::mnt::build` (its options are the restore's).
             "mnt" => (own.mnt, numbers.mnt) = (true, r),
+            // The root is cloned into a new one (CLONE_NEWUSER), which then
+            // owns the namespaces its clone flags make; the tool writes
+            // its maps (see `ns::user`).
+            "user" => (own.user, numbers.user) = (true, r),
             // Made by the root itself at its roots `cgroup.img` records.
             "cgroup" => {
                 let set = crate::cgroups::place::task_set(&root.core);
@@ -106,16 +110,21 @@ pub fn plan(dir: &ImageDir, tasks: &[TreeTaskImages]) -> Result<RootNsImages, Re
             }
         }
     }
-    if own.any() || own.time || own.net || own.mnt {
+    if own.user {
+        let zombies = tasks.len() - alive().count();
+        super::userns::check(&own, root_pid, alive(), zombies)?;
+    }
+    if own.any() || own.time || own.net || own.mnt || own.user {
         let yes = |b: bool| if b { "yes" } else { "no" };
         crate::pr_info!(
             "The root task {root_pid} has its own namespaces: uts {}, ipc {}, time {}, net {}, \
-             mnt {}",
+             mnt {}, user {}",
             yes(own.uts),
             yes(own.ipc),
             yes(own.time),
             yes(own.net),
-            yes(own.mnt)
+            yes(own.mnt),
+            yes(own.user)
         );
     }
     let ns = RootNsImages::read(dir, own, numbers)

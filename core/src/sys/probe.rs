@@ -315,3 +315,11 @@ pub fn unshare_this_thread(flags: u32) -> Result<(), Errno> {
     // theirs: only the caller's task changes.
     result(unsafe { criu_arch::syscall1(criu_arch::nr::UNSHARE, flags as usize) }).map(drop)
 }
+
+/// `NS_GET_PARENT` on a user or pid namespace file: the namespace one
+/// level up (`EPERM` when that is outside the caller's reach).
+pub fn ns_get_parent(fd: impl AsFd) -> Result<OwnedFd, Errno> {
+    let raw = ioctl_val(fd, ioctl::NS_GET_PARENT, 0)?;
+    // SAFETY: NS_GET_PARENT returns a new file descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}

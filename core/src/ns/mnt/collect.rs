@@ -62,7 +62,9 @@ fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
         options,
         shared_id: Some(m.shared_id().unwrap_or(0)),
         master_id: Some(m.master_id().unwrap_or(0)),
-        ext_mount: ext.map(|_| true),
+        // The key goes to `ext_key` alone, as CRIU writes it: `ext_mount`
+        // is the old form (the key in `root`), and CRIU's restore stops at
+        // an entry with both (a BUG in its mount.c).
         ext_key: ext.map(|e| e.key.clone()),
         sb_flags: Some(sb_flags),
         ..Default::default()

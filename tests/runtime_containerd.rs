@@ -49,7 +49,8 @@ const CTR_TIMEOUT: Duration = Duration::from_secs(90);
 const CRIU_TAR: &str = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
 /// The counter: a shell counting in a variable, writing the count to its
 /// `/tmp` and to its stdout (a pipe of the shim's) every 50 ms.
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo $i; sleep 0.05; done";
+const COUNTER: &str =
+    "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo $i; sleep 0.05; done";
 
 /// Why containerd cannot be tried here, if it cannot. On x86_64
 /// `tests/run` installs containerd, runc and busybox-static: a missing one
@@ -174,8 +175,11 @@ impl Containerd {
 
     /// Make `criu` the one the shim runs from now on.
     fn use_criu(&self, criu: &Path) {
-        std::fs::write(self.dir.join("bin/criu-real"), criu.as_os_str().as_encoded_bytes())
-            .unwrap();
+        std::fs::write(
+            self.dir.join("bin/criu-real"),
+            criu.as_os_str().as_encoded_bytes(),
+        )
+        .unwrap();
     }
 
     /// Run `ctr ARGS` against this containerd, in its namespace, within
@@ -225,10 +229,11 @@ impl Containerd {
     /// The task's pid and status (`ctr t ls`).
     fn task(&self, id: &str) -> Option<(i32, String)> {
         let list = self.ctr(&["tasks", "ls"]).ok()?;
-        list.lines().find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [task, pid, status] if task == id => Some((pid.parse().ok()?, status.to_string())),
-            _ => None,
-        })
+        list.lines()
+            .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                [task, pid, status] if task == id => Some((pid.parse().ok()?, status.to_string())),
+                _ => None,
+            })
     }
 
     fn pid(&self, id: &str) -> i32 {
@@ -515,7 +520,11 @@ fn cycle(c: &mut Containerd, id: &str, pid: i32, image: &str, what: &str) -> i32
     let dumped = c.checkpoint(id, image);
     // `ctr` resumed it: it is running (leave_running), counting on.
     let after = count_of(pid).expect("a count after the checkpoint");
-    assert_eq!(c.task(id).map(|t| t.1).as_deref(), Some("RUNNING"), "{what}");
+    assert_eq!(
+        c.task(id).map(|t| t.1).as_deref(),
+        Some("RUNNING"),
+        "{what}"
+    );
     assert_eq!(freezer_state(pid), "THAWED", "{what}");
     // Killed well past the checkpoint: a restore from there is told apart.
     let killed_at = counting_past(pid, after + 100);

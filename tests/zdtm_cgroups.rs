@@ -448,7 +448,14 @@ fn a_frozen_v1_cgroup_is_dumped_with_freeze_cgroup_and_left_frozen() {
 
 /// Dump steps a fault is injected at: the seize, then each stage with the
 /// tasks seized and infected, up to the images written.
-const FAULT_STEPS: [&str; 6] = ["seized", "collected", "infected", "pages", "cured", "images"];
+const FAULT_STEPS: [&str; 6] = [
+    "seized",
+    "collected",
+    "infected",
+    "pages",
+    "cured",
+    "images",
+];
 
 /// `--freeze-cgroup` dumps that fail (a fault injected at each of
 /// [`FAULT_STEPS`]) leave the cgroup exactly as they found it, frozen or
@@ -502,8 +509,16 @@ fn failed_dump_leaves_the_freezer(test: &str, controller: Option<&str>, frozen: 
             "{step}: the failed dump took {:?}",
             start.elapsed()
         );
-        assert_eq!(cg.frozen(), frozen, "{step}: the cgroup's state changed: {log}");
-        assert_eq!(own(), frozen, "{step}: the cgroup's own freeze changed: {log}");
+        assert_eq!(
+            cg.frozen(),
+            frozen,
+            "{step}: the cgroup's state changed: {log}"
+        );
+        assert_eq!(
+            own(),
+            frozen,
+            "{step}: the cgroup's own freeze changed: {log}"
+        );
         assert_eq!(
             common::tracer_pid(z.pid()),
             Some(0),

@@ -183,3 +183,24 @@ pub fn ext_key(e: &pb::MntEntry) -> Option<&str> {
         (None, _) => None,
     }
 }
+
+#[cfg(test)]
+mod ext_key_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_ext_key_or_for_the_old_form_root() {
+        let mut e = pb::MntEntry {
+            root: "/r".into(),
+            ..Default::default()
+        };
+        assert_eq!(ext_key(&e), None);
+        e.ext_key = Some("k".into());
+        assert_eq!(ext_key(&e), Some("k"));
+        e.ext_key = None;
+        e.ext_mount = Some(true);
+        assert_eq!(ext_key(&e), Some("/r"));
+        e.ext_mount = Some(false);
+        assert_eq!(ext_key(&e), None);
+    }
+}

@@ -367,6 +367,8 @@ impl Drop for Containerd {
         for mount in cgroup_mounts() {
             let _ = std::fs::remove_dir(mount.join(&self.ns));
         }
+        // runc's state directory of the namespace (its containers are gone).
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
     }
 }
 

@@ -446,6 +446,106 @@ fn a_frozen_v1_cgroup_is_dumped_with_freeze_cgroup_and_left_frozen() {
     frozen_cgroup_is_dumped("frozen_v1", Some("freezer"));
 }
 
+/// Dump steps a fault is injected at: the seize, then each stage with the
+/// tasks seized and infected, up to the images written.
+const FAULT_STEPS: [&str; 6] = [
+    "seized",
+    "collected",
+    "infected",
+    "pages",
+    "cured",
+    "images",
+];
+
+/// `--freeze-cgroup` dumps that fail (a fault injected at each of
+/// [`FAULT_STEPS`]) leave the cgroup exactly as they found it, frozen or
+/// thawed, its tasks untraced; the tree then runs on and passes its own
+/// check. (containerd freezes a container's cgroup before it asks for a
+/// dump, and thaws it only after the dump returns, failed or not.)
+fn failed_dump_leaves_the_freezer(test: &str, controller: Option<&str>, frozen: bool) {
+    let Some(mount) = hierarchy(test, controller) else {
+        return;
+    };
+    let Some(z) = Zdtm::start(test, PROGRAM, &["count"]) else {
+        return;
+    };
+    let cg = Cgroup::new(&mount, test);
+    cg.add(z.pid());
+    if frozen {
+        cg.freeze(true);
+    }
+    let own = || {
+        let (file, on) = if cg.v1() {
+            ("freezer.self_freezing", "1")
+        } else {
+            ("cgroup.freeze", "1")
+        };
+        read_prop(&cg.dir, file) == on
+    };
+    let dir = cg.dir.display().to_string();
+    let pid = z.pid().to_string();
+    for step in FAULT_STEPS {
+        let images = z.new_dir(&format!("fault-{step}"));
+        let start = Instant::now();
+        let (ok, log) = common::run_criu(
+            &images,
+            &[
+                "dump",
+                "-t",
+                &pid,
+                "--freeze-cgroup",
+                &dir,
+                "--manage-cgroups=ignore",
+            ],
+            &[("CRIU_DUMP_FAULT", std::ffi::OsStr::new(step))],
+        );
+        assert!(!ok, "{step}: the dump did not fail: {log}");
+        assert!(
+            log.contains(&format!("fault injected at step \"{step}\"")),
+            "{step}: {log}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{step}: the failed dump took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            cg.frozen(),
+            frozen,
+            "{step}: the cgroup's state changed: {log}"
+        );
+        assert_eq!(
+            own(),
+            frozen,
+            "{step}: the cgroup's own freeze changed: {log}"
+        );
+        assert_eq!(
+            common::tracer_pid(z.pid()),
+            Some(0),
+            "{step}: the task was left traced: {log}"
+        );
+    }
+    if frozen {
+        cg.freeze(false);
+    }
+    assert_eq!(z.go(), "PASS");
+}
+
+#[test]
+fn a_failed_dump_leaves_a_frozen_v2_cgroup_frozen() {
+    failed_dump_leaves_the_freezer("fault_frozen_v2", None, true);
+}
+
+#[test]
+fn a_failed_dump_leaves_a_frozen_v1_cgroup_frozen() {
+    failed_dump_leaves_the_freezer("fault_frozen_v1", Some("freezer"), true);
+}
+
+#[test]
+fn a_failed_dump_leaves_a_thawed_v1_cgroup_thawed() {
+    failed_dump_leaves_the_freezer("fault_thawed_v1", Some("freezer"), false);
+}
+
 #[test]
 fn a_thawed_cgroup_given_to_freeze_cgroup_is_left_thawed() {
     const TEST: &str = "thawed_v2";

@@ -339,12 +339,24 @@ impl Podman {
         );
     }
 
-    /// `container checkpoint` with `args`, then `container restore`, three
-    /// times: each restore goes on from the count at its checkpoint.
+    /// `container checkpoint` then `container restore`, three times: each
+    /// restore goes on from the count at its checkpoint.
     fn three_cycles(&self, name: &str) -> u64 {
+        self.cycles(name, &[None, None, None])
+    }
+
+    /// A checkpoint and a restore for each of `criu`: the `criu` on PATH
+    /// (ours if `None`) for the checkpoint and for the restore; each
+    /// restore goes on from the count at its checkpoint. The last count.
+    fn cycles(&self, name: &str, criu: &[Option<(&Path, &Path)>]) -> u64 {
+        let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
         let mut seen = self.counting_past(name, 0);
-        for cycle in 1..=3 {
+        for (i, pair) in criu.iter().enumerate() {
+            let cycle = i + 1;
+            let (dump, restore) = pair.unwrap_or((ours, ours));
+            self.use_criu(dump);
             let out = self.run(&["container", "checkpoint", name]);
+            self.use_criu(restore);
             assert_eq!(self.state(name), "exited", "cycle {cycle}: {out}");
             // Seen before the checkpoint: the count at dump is at least
             // this, and only a little more.
@@ -357,7 +369,18 @@ impl Podman {
             );
             seen = self.counting_past(name, first);
         }
+        self.use_criu(ours);
         seen
+    }
+
+    /// The controlling terminal of the container's first process (`tty_nr`
+    /// of its stat), 0 for none.
+    fn ctty(&self, name: &str) -> u64 {
+        let pid = self.pid(name).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command's `(...)`: state, ppid, pgrp, session, tty_nr.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(4).unwrap().parse().unwrap()
     }
 
     /// Unmount anything left mounted in the test's directory (podman rm
@@ -439,7 +462,16 @@ fn podman_checkpoints_and_restores_a_tty_container() {
     let podman = Podman::new(TEST);
     let name = podman.name("c");
     podman.start(&name, &["--tty", "--network=none"]);
+    let ctty = podman.ctty(&name);
+    assert_ne!(ctty, 0, "the container's shell has no controlling terminal");
     let last = podman.three_cycles(&name);
+    // The shell's console is its controlling terminal again (a pts of the
+    // same index, so the same number).
+    assert_eq!(
+        podman.ctty(&name),
+        ctty,
+        "the restored controlling terminal"
+    );
     // Its console is a new pty after each restore, whose master conmon
     // got (orphan-pts-master): what the counter writes reaches the log.
     podman.check_log(&name, last);
@@ -557,4 +589,71 @@ fn podman_export_restores_twice_with_import() {
     }
     // The original stays as it was checkpointed: stopped.
     assert_eq!(podman.state(&name), "exited");
+}
+
+/// The same container goes back and forth between our criu and CRIU 4.1.1
+/// (the peer of `common::peer`, which `tests/run` sets up) under Podman:
+/// on a pty and the default bridge network, each one's checkpoint restored
+/// by the other, and each one's `--export` archive restored by the other
+/// with `--import`.
+#[test]
+fn podman_containers_cross_between_our_criu_and_criu_4_1_1() {
+    const TEST: &str = "podman-cross";
+    if cannot_run(TEST) {
+        return;
+    }
+    // tests/run sets the peer up on x86_64: its absence is a failure.
+    let peer = common::peer::Peer::find().unwrap_or_else(|why| panic!("{TEST}: {why}"));
+    let theirs = peer.dir.join("criu");
+    let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
+    let podman = Podman::new(TEST);
+    let name = podman.name("c");
+    podman.start(&name, &["--tty"]);
+    let last = podman.cycles(
+        &name,
+        &[
+            Some((ours, &theirs)),
+            Some((&theirs, ours)),
+            Some((ours, &theirs)),
+            Some((&theirs, ours)),
+        ],
+    );
+    podman.check_log(&name, last);
+    assert_ne!(
+        podman.ctty(&name),
+        0,
+        "no controlling terminal after the crossings"
+    );
+    // Each one's archive into a new container by the other.
+    let mut from = name;
+    for (n, (dump, restore)) in [(ours, theirs.as_path()), (&theirs, ours)]
+        .into_iter()
+        .enumerate()
+    {
+        let archive = podman.dir.join(&format!("export{n}.tar"));
+        podman.use_criu(dump);
+        let seen = podman.counting_past(&from, 0);
+        podman.run(&[
+            "container",
+            "checkpoint",
+            &format!("--export={}", archive.display()),
+            &from,
+        ]);
+        podman.use_criu(restore);
+        let copy = podman.name(&format!("copy{n}"));
+        podman.run(&[
+            "container",
+            "restore",
+            &format!("--import={}", archive.display()),
+            "--name",
+            &copy,
+        ]);
+        let first = podman.restored_count(&copy);
+        assert!(
+            first >= seen && first < seen + 100,
+            "{copy}: count {first} after a checkpoint past {seen}"
+        );
+        podman.counting_past(&copy, first);
+        from = copy;
+    }
 }

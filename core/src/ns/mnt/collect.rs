@@ -62,7 +62,8 @@ fn entry(m: &MountInfo, ext: Option<&External>) -> pb::MntEntry {
         options,
         shared_id: Some(m.shared_id().unwrap_or(0)),
         master_id: Some(m.master_id().unwrap_or(0)),
-        ext_mount: ext.map(|_| true),
+        // The key alone, as CRIU writes it: CRIU's restore refuses an
+        // entry with both the old flag `ext_mount` and `ext_key` (a BUG_ON).
         ext_key: ext.map(|e| e.key.clone()),
         sb_flags: Some(sb_flags),
         ..Default::default()

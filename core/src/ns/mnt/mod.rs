@@ -173,11 +173,13 @@ pub fn kdev(major: u32, minor: u32) -> u32 {
     (major << 20) | (minor & 0xfffff)
 }
 
-/// The key of an external mount: `ext_key` when set, else (CRIU before
-/// 3.x wrote it there) `root`.
+/// The key of an external mount: `ext_key` when set (all CRIU 3.x and 4.x
+/// write, without `ext_mount`), else `root` under the old flag
+/// `ext_mount` (CRIU before 3.x wrote the key there).
 pub fn ext_key(e: &pb::MntEntry) -> Option<&str> {
-    if e.ext_mount != Some(true) {
-        return None;
+    match (&e.ext_key, e.ext_mount) {
+        (Some(key), _) => Some(key),
+        (None, Some(true)) => Some(&e.root),
+        (None, _) => None,
     }
-    Some(e.ext_key.as_deref().unwrap_or(e.root.as_str()))
 }

@@ -657,3 +657,82 @@ fn podman_containers_cross_between_our_criu_and_criu_4_1_1() {
         from = copy;
     }
 }
+
+/// A checkpoint or restore our criu fails reaches Podman's user as
+/// CRIU's failures do (runc's "criu failed: ... log file: PATH", the log
+/// ending with the reason), and leaves the container as it was: a failed
+/// checkpoint leaves it running, its state intact; a failed restore
+/// leaves it stopped with no process behind, and a restore that works
+/// takes it on from its checkpoint. The failures are injected through
+/// `criu` on PATH: a script that runs ours with our fault variables
+/// (runc passes criu no environment of Podman's).
+#[test]
+fn podman_shows_a_failed_checkpoint_and_restore_and_the_container_survives() {
+    const TEST: &str = "podman-fail";
+    if cannot_run(TEST) {
+        return;
+    }
+    let podman = Podman::new(TEST);
+    let faulty = podman.dir.join("faulty-criu");
+    std::fs::write(
+        &faulty,
+        format!(
+            "#!/bin/sh\nexport CRIU_DUMP_FAULT=pages CRIU_RESTORE_FAULT=open-files\n\
+             exec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_criu")
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&faulty).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&faulty, perms).unwrap();
+    let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
+    let name = podman.name("c");
+    podman.start(&name, &["--network=none"]);
+    let seen = podman.counting_past(&name, 0);
+
+    // The log path runc prints, and the last line of that log.
+    let log_of = |out: &str, what: &str| -> String {
+        let path = out
+            .split("log file: ")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', '\n', '\\']).next())
+            .unwrap_or_else(|| panic!("{what}: no log file named in: {out}"));
+        assert!(out.contains("criu failed"), "{what}: {out}");
+        let log = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        log.lines().last().unwrap_or_default().to_owned()
+    };
+
+    podman.use_criu(&faulty);
+    let (ok, out) = podman.try_run(&["container", "checkpoint", &name]);
+    assert!(!ok, "a checkpoint with a fault injected succeeded: {out}");
+    let last = log_of(&out, "checkpoint");
+    assert!(
+        last.contains("Dumping FAILED") && last.contains("fault injected at step \"pages\""),
+        "the dump log ends with: {last}"
+    );
+    // It runs on, as it was.
+    assert_eq!(podman.state(&name), "running");
+    let seen = podman.counting_past(&name, seen + 5);
+
+    podman.use_criu(ours);
+    podman.run(&["container", "checkpoint", &name]);
+    podman.use_criu(&faulty);
+    let (ok, out) = podman.try_run(&["container", "restore", &name]);
+    assert!(!ok, "a restore with a fault injected succeeded: {out}");
+    let last = log_of(&out, "restore");
+    assert!(
+        last.contains("Restore failed") && last.contains("open-files"),
+        "the restore log ends with: {last}"
+    );
+    assert_eq!(podman.state(&name), "exited", "after a failed restore");
+    podman.use_criu(ours);
+    podman.run(&["container", "restore", &name]);
+    let first = podman.restored_count(&name);
+    assert!(
+        first >= seen && first < seen + 100,
+        "count {first} after a checkpoint past {seen}"
+    );
+    podman.counting_past(&name, first);
+    podman.check_log(&name, first);
+}

@@ -120,12 +120,18 @@ fn bundle(test: &str) -> Runc {
     }
 }
 
+/// The container's count (read again for a moment while it reads empty:
+/// the shell truncates the file before it writes the next number).
 fn count_of(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/count"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let path = format!("/proc/{pid}/root/tmp/count");
+    let mut n = None;
+    common::wait_until(Duration::from_secs(2), || {
+        n = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        n.is_some()
+    });
+    n
 }
 
 /// The container's count, once it is past `past`.

@@ -369,7 +369,7 @@ pub(super) fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), Fi
 
 /// Opens `ptmx` until it gives pty `index`, holding the lower indices
 /// it hands out meanwhile.
-pub(crate) fn open_ptmx_index(ptmx: &str, index: u32) -> Result<OwnedFd, TtyError> {
+fn open_ptmx_index(ptmx: &str, index: u32) -> Result<OwnedFd, TtyError> {
     let mut held = Vec::new();
     for _ in 0..PTMX_TRIES {
         let fd = open_noctty(ptmx, OFlags::RDWR)?;

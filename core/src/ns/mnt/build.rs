@@ -498,9 +498,7 @@ impl Plan {
         ) else {
             return Ok(());
         };
-        let ptmx = dir.join("ptmx");
-        let master = crate::files::tty::restore::open_ptmx_index(&ptmx.to_string_lossy(), index)
-            .map_err(|e| MntError::Restore(format!("make pts {index} to bind: {e}")))?;
+        let master = open_ptmx_index(&dir.join("ptmx"), index)?;
         crate::pr_info!(
             "pts {index} made in its devpts to be bound ({})",
             from.display()
@@ -692,4 +690,36 @@ impl NsFds {
             Bound::Net => (self.net.iter().map(|f| f.as_fd()).collect(), None),
         }
     }
+}
+
+/// A master of pty `index` of the devpts whose `ptmx` is at `ptmx`: opened
+/// until the kernel hands out that index (it gives the lowest free one;
+/// the lower ones are held meanwhile and closed after), at most 32 times
+/// (CRIU's limit, as the terminals' restore).
+fn open_ptmx_index(ptmx: &Path, index: u32) -> Result<OwnedFd, MntError> {
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let fd = rustix::fs::open(
+            ptmx,
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(MntError::sys(format!("open {}", ptmx.display())))?;
+        let got = crate::sys::tty::get_int(&fd, crate::sys::tty::TIOCGPTN)
+            .map_err(MntError::sys(format!("TIOCGPTN on {}", ptmx.display())))?;
+        match (got as u32).cmp(&index) {
+            std::cmp::Ordering::Equal => return Ok(fd),
+            std::cmp::Ordering::Greater => {
+                return Err(MntError::Restore(format!(
+                    "{}: pts {index} is taken (the kernel gave {got})",
+                    ptmx.display()
+                )));
+            }
+            std::cmp::Ordering::Less => held.push(fd),
+        }
+    }
+    Err(MntError::Restore(format!(
+        "{}: pts {index} was not given in 32 opens",
+        ptmx.display()
+    )))
 }

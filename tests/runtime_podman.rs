@@ -437,6 +437,18 @@ impl Drop for Podman {
         }
         self.unmount_leftovers();
         self.remove_cgroups();
+        // Podman's bridge network bind-mounts /run/netns on itself, shared
+        // (peer group of `/`), and leaves it: a later test's mount
+        // namespace would share mount events with criu's there, which a
+        // dump refuses. Private again (Podman makes it shared again each
+        // time it makes a namespace there); nothing is unmounted.
+        let netns = Path::new("/run/netns");
+        let is_mount = std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some("/run/netns")));
+        if is_mount {
+            let _ =
+                rustix::mount::mount_change(netns, rustix::mount::MountPropagationFlags::PRIVATE);
+        }
     }
 }
 

@@ -236,6 +236,11 @@ pub struct DumpOpts {
     /// `--empty-ns net`: the root's own net namespace is recorded, not
     /// its contents.
     pub empty_net_ns: bool,
+    /// RPC `orphan_pts_master` (runc sends it for every container): one
+    /// pts whose master is outside the dump (the console runc handed to
+    /// its caller) is allowed, as with `--shell-job`; the restore gives it
+    /// a new master, sent to the client.
+    pub orphan_pts_master: bool,
 }
 
 /// Options of `restore`.

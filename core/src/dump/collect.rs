@@ -294,6 +294,7 @@ fn peek_signals(
 /// dumped with.
 pub(super) fn file_table(
     common: &CommonOpts,
+    orphan_pts_master: bool,
     tree: &tree::Tree,
     run_id: &str,
 ) -> Result<(FileTable, files::FdOpts), DumpError> {
@@ -318,6 +319,7 @@ pub(super) fn file_table(
         },
         file_locks: common.file_locks,
         shell_job: common.shell_job,
+        orphan_pts_master,
         ext_unix_sk: common.ext_unix_sk,
         skip_in_flight: common.tcp_skip_in_flight,
         tcp_established: common.tcp_established,

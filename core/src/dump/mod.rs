@@ -303,7 +303,7 @@ fn run(
 
     // Collect from outside, every task, with one file table.
     let run_id = write::run_id(pid);
-    let (mut files, fd_opts) = collect::file_table(common, &tree, &run_id)?;
+    let (mut files, fd_opts) = collect::file_table(common, opts.orphan_pts_master, &tree, &run_id)?;
     let mut collected = collect::collect_all(&tree, &sharing, &mut files, fd_opts, opts, &ours)?;
     sysv::check_attached(
         pid,

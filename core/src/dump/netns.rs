@@ -21,15 +21,15 @@ pub fn external_key(common: &CommonOpts, ino: u64) -> Option<&str> {
         .find_map(|e| e.strip_prefix(want.as_str()))
 }
 
-/// How the root's (`pid`) own net namespace is dumped.
+/// How the root's (`pid`) own net namespace is dumped: an external one
+/// by its key even with `--empty-ns net` (runc sends both for a container
+/// whose namespace Podman made; CRIU records the key then, and the
+/// restore joins the namespace given with it).
 pub fn mode<'a>(
     common: &'a CommonOpts,
     opts: &DumpOpts,
     pid: i32,
 ) -> Result<DumpMode<'a>, DumpError> {
-    if opts.empty_net_ns {
-        return Ok(DumpMode::Empty);
-    }
     let st = rustix::fs::stat(format!("/proc/{pid}/ns/net")).map_err(|e| {
         DumpError::Namespace(NsError::Dump {
             pid,
@@ -38,6 +38,7 @@ pub fn mode<'a>(
     })?;
     Ok(match external_key(common, st.st_ino) {
         Some(key) => DumpMode::External(key),
+        None if opts.empty_net_ns => DumpMode::Empty,
         None => DumpMode::Full,
     })
 }

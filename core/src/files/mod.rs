@@ -395,6 +395,10 @@ pub struct Opener<'a> {
     pub(crate) orphan_pts_master: bool,
     /// Pseudo-terminals made so far.
     pub(crate) ptys: tty::restore::PtyState,
+    /// The restored tree's `/` as the tool sees it (below the mount
+    /// namespace being built, when the tree has its own): where a pty
+    /// without a dumped master is made.
+    pub(crate) root: std::path::PathBuf,
     /// Objects kept open until the restored tasks exist (a FIFO's keeper,
     /// a pipe end no task holds).
     pub(crate) keep: Vec<OwnedFd>,
@@ -427,6 +431,7 @@ impl<'a> Opener<'a> {
             shell_job: false,
             orphan_pts_master: false,
             ptys: tty::restore::PtyState::default(),
+            root: "/".into(),
             keep: Vec::new(),
             ghost_paths: HashMap::new(),
             memfds: HashMap::new(),
@@ -516,6 +521,14 @@ impl<'a> Opener<'a> {
             call: "fcntl(F_DUPFD)",
             errno,
         })
+    }
+
+    /// The tree's own root (see [`Opener::root`]) and the ptys made while
+    /// its mounts were (by index, their masters).
+    pub fn with_root(mut self, root: &std::path::Path, ptys: Vec<(u32, OwnedFd)>) -> Opener<'a> {
+        self.root = root.to_path_buf();
+        self.ptys.premade.extend(ptys);
+        self
     }
 
     /// RPC `orphan_pts_master`: see [`Opener::take_orphan_masters`].

@@ -127,6 +127,9 @@ pub struct FdOpts {
     pub file_locks: bool,
     /// `--shell-job`: a terminal from outside the dump is allowed.
     pub shell_job: bool,
+    /// RPC `orphan_pts_master`: one pts whose master is outside the dump
+    /// is allowed (its session must be dumped).
+    pub orphan_pts_master: bool,
     /// `--ext-unix-sk`: sockets connected outside the dump are allowed.
     pub ext_unix_sk: bool,
     /// `--skip-in-flight`: connections a listener has not accepted yet

@@ -471,7 +471,7 @@ pub const RPC: &[Entry] = &[
     not_yet("lazy_pages", DR, ""),
     // Obsolete in CRIU: ignored there too (a warning in the log).
     works("status_fd", ALL, "tests/options_e2e.rs::rpc_obsolete_fields_are_ignored"),
-    works("orphan_pts_master", R, "tests/zdtm_tty.rs::orphan_pts_master_goes_to_the_rpc_client"),
+    works("orphan_pts_master", DR, "tests/runtime_podman.rs::podman_checkpoints_and_restores_a_tty_container"),
     not_yet("config_file", ALL, ""),
     works("tcp_close", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("lsm_profile", R, ""),

@@ -76,6 +76,9 @@ pub struct TtyCtx {
     pub leader: bool,
     /// `--shell-job`.
     pub shell_job: bool,
+    /// RPC `orphan_pts_master`: a slave whose master was not dumped is a
+    /// new pty, which its session's leader takes as its terminal.
+    pub orphan_pts_master: bool,
     /// A controlling terminal no fd of the leader holds: the fd it gets a
     /// slave of it at for the restore, and the foreground group.
     pub ctty: Option<(u32, u32)>,
@@ -90,6 +93,7 @@ impl FdState {
             t.pstree.pid,
             tty.leader,
             tty.shell_job,
+            tty.orphan_pts_master,
         );
         if let Some((fd, pgrp)) = tty.ctty {
             unheld_ctty_calls(&mut ttys, fd, pgrp, t.pstree.pid);

@@ -90,11 +90,6 @@ pub fn files_below(tasks: &mut [TreeTaskImages], root: &Path) -> Result<(), Rest
             String::from_utf8_lossy(&u.name)
         )));
     }
-    if !first.other_files.ttys.is_empty() {
-        return Err(RestoreError::Unsupported(
-            "terminals of a tree with its own mount namespace cannot be restored yet".into(),
-        ));
-    }
     let below = |r: &mut crate::images::pb::RegFileEntry| {
         if let Some(rest) = r.name.strip_prefix('/') {
             r.name = root.join(rest).to_string_lossy().into_owned();

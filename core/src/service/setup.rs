@@ -297,6 +297,7 @@ fn dump_opts(req: &rpc::CriuOpts, peer_pid: i32, d: &mut DumpOpts) {
     // runc sends CLONE_NEWNET; any other value is refused by the restore
     // half's check of the same field (see `restore_opts`).
     d.empty_net_ns = req.empty_ns == Some(CLONE_NEWNET);
+    d.orphan_pts_master = bool_of(req.orphan_pts_master);
     d.pre_dump_mode = match req.pre_dump_mode {
         Some(2) => PreDumpMode::Read,
         _ => PreDumpMode::Splice,

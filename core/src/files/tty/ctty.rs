@@ -84,13 +84,17 @@ impl Opener<'_> {
 }
 
 /// The terminal calls of task `pid` (session `sid`) holding `fdinfo`;
-/// `leader`: it makes its own session on restore.
+/// `leader`: it makes its own session on restore; `orphan_pts_master`: a
+/// slave whose master was not dumped is a new pty (runc's console), its
+/// session's controlling terminal as it was (CRIU's restore sets it too:
+/// a later dump would find no session on it, which CRIU refuses).
 pub fn task_calls(
     img: &FileImages,
     fdinfo: &[pb::FdinfoEntry],
     pid: u32,
     leader: bool,
     shell_job: bool,
+    orphan_pts_master: bool,
 ) -> Vec<TtyCall> {
     let mut out = Vec::new();
     let ttys = fdinfo
@@ -101,7 +105,12 @@ pub fn task_calls(
         // terminal.
         let ctty = ttys.clone().find_map(|(fd, f)| {
             let info = img.tty_info(f)?;
-            let is_slave = matches!(img.tty_role(f), Some(TtyRole::Slave(_) | TtyRole::Other(_)));
+            let is_slave = match img.tty_role(f) {
+                Some(TtyRole::Slave(_) | TtyRole::Other(_)) => true,
+                // (Not a hung-up one: it comes back hung up.)
+                Some(TtyRole::External(_)) => orphan_pts_master && info.termios.is_some(),
+                _ => false,
+            };
             (is_slave && info.sid == pid).then_some((fd, info.pgrp))
         });
         if let Some((fd, pgrp)) = ctty {

@@ -77,6 +77,9 @@ pub struct TtyDump {
     /// `--shell-job`: a terminal whose other end or session is outside
     /// the dump is allowed (restore gives the job criu's terminal).
     pub shell_job: bool,
+    /// RPC `orphan_pts_master`: one pts whose master is outside the dump
+    /// is allowed, its session still dumped (a container's console).
+    pub orphan_pts_master: bool,
 }
 
 /// Dumps pty fd `ctx.fd` (whose stat is `meta`) as the two entries it
@@ -296,7 +299,7 @@ pub fn finish(st: &mut TtyDump, pids: &[i32]) -> Result<(), FileError> {
         if e.master || e.hung || has_end(st, e.index, true) {
             continue;
         }
-        if !st.shell_job {
+        if !st.shell_job && !st.orphan_pts_master {
             return Err(err(format!(
                 "{name}: its master is not in the dump (a terminal of the shell: use \
                  --shell-job)"
@@ -418,6 +421,7 @@ impl super::kind::FileKind for Tty {
             ..Default::default()
         };
         files.kinds.ttys.shell_job = v.opts.shell_job;
+        files.kinds.ttys.orphan_pts_master = v.opts.orphan_pts_master;
         let entries = dump(&v.ctx, m, &mut files.kinds.ttys, id, reg)?;
         files.entries.extend(entries);
         Ok(id)

@@ -46,6 +46,10 @@ pub struct PtyState {
     /// `orphan_pts_master`: masters of new ptys for slaves whose master
     /// was not dumped, for the RPC client.
     pub orphans: Vec<OwnedFd>,
+    /// By index: masters of ptys made before the files (for a bind mount
+    /// of their slave, see `ns::mnt::build`), taken by the first file of
+    /// the pty instead of a new ptmx open.
+    pub premade: HashMap<u32, OwnedFd>,
 }
 
 impl PtyState {
@@ -57,6 +61,7 @@ impl PtyState {
             .flatten()
             .chain(self.slaves.into_values())
             .chain(self.ctty.into_values())
+            .chain(self.premade.into_values())
     }
 }
 
@@ -263,9 +268,10 @@ pub(super) fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), Fi
     let mfile = img.ttys.values().find(|t| t.tty_info_id == mid);
     let minfo = img.tty_infos.get(&mid);
     let sinfo = img.tty_infos.get(&sid);
+    // Without a dumped master: the ptmx of the restored tree's root.
     let ptmx = match mfile {
         Some(f) => path_of(o, f, index, true),
-        None => "/dev/ptmx".into(),
+        None => o.root.join("dev/ptmx").to_string_lossy().into_owned(),
     };
     let err = |e: TtyError| {
         restore_fail(
@@ -277,7 +283,10 @@ pub(super) fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), Fi
             },
         )
     };
-    let master = open_ptmx_index(&ptmx, index).map_err(err)?;
+    let master = match o.ptys.premade.remove(&index) {
+        Some(m) => m,
+        None => open_ptmx_index(&ptmx, index).map_err(err)?,
+    };
     sys::set_int(&master, sys::TIOCSPTLCK, 0).map_err(|e| err(TtyError::sys("unlock", e)))?;
     // The slave's path: a dumped slave's, else the usual place beside ptmx.
     let spath = img
@@ -285,7 +294,12 @@ pub(super) fn make_pty(o: &mut Opener<'_>, id: u32, index: u32) -> Result<(), Fi
         .values()
         .find(|t| t.tty_info_id == sid)
         .map(|f| path_of(o, f, index, false))
-        .unwrap_or_else(|| format!("/dev/pts/{index}"));
+        .unwrap_or_else(|| {
+            o.root
+                .join(format!("dev/pts/{index}"))
+                .to_string_lossy()
+                .into_owned()
+        });
     let slave = open_noctty(&spath, OFlags::RDWR | OFlags::NONBLOCK).map_err(err)?;
     // The owner the program gave the slave (chown, grantpt).
     if let Some(s) = sinfo

@@ -192,6 +192,10 @@ pub struct Yard {
     /// new namespace).
     dir: PathBuf,
     inside: bool,
+    /// Ptys made for a bind of a devpts entry that did not exist (runc's
+    /// `/dev/console`, a bind of the container's `/dev/pts/N`): the index
+    /// and its master, for the terminals' restore to take over.
+    ptys: std::cell::RefCell<Vec<(u32, OwnedFd)>>,
 }
 
 impl Yard {
@@ -199,6 +203,12 @@ impl Yard {
     /// task files are opened below it.
     pub fn root(&self) -> PathBuf {
         self.dir.join("root")
+    }
+
+    /// The ptys made for binds of devpts entries (see [`Yard::ptys`]),
+    /// by index: their masters.
+    pub fn take_ptys(&self) -> Vec<(u32, OwnedFd)> {
+        std::mem::take(&mut *self.ptys.borrow_mut())
     }
 
     fn leave(&mut self) -> Result<(), MntError> {
@@ -255,6 +265,7 @@ impl Plan {
             ns: None,
             dir,
             inside: false,
+            ptys: Default::default(),
         };
         crate::sys::probe::unshare_this_thread(
             linux_raw_sys::general::CLONE_NEWNS | linux_raw_sys::general::CLONE_FS,
@@ -468,6 +479,9 @@ impl Plan {
             false => base.join(&src.sub),
         };
         let to = yard.root().join(m.mountpoint.trim_start_matches('/'));
+        if let Base::Fresh(f) = &src.base {
+            self.make_pts(yard, &self.tree.mounts[*f], &from)?;
+        }
         make_mountpoint(&from, &to)?;
         self.bind(&from, &to, m.flags)?;
         crate::pr_debug!(
@@ -476,6 +490,32 @@ impl Plan {
             m.mountpoint,
             from.display()
         );
+        Ok(())
+    }
+
+    /// A bind of pts `N` of a devpts instance (`fs` mounted whole) whose
+    /// pty does not exist yet (runc binds the container's console onto
+    /// `/dev/console`): the pty is made now through the instance's
+    /// `ptmx`, its master kept in the yard for the terminals' restore, as
+    /// CRIU makes it when it mounts the devpts.
+    fn make_pts(&self, yard: &Yard, fs: &pb::MntEntry, from: &Path) -> Result<(), MntError> {
+        if fstype_name(fs.fstype) != Some("devpts") || from.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        let (Some(dir), Some(index)) = (
+            from.parent(),
+            from.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok()),
+        ) else {
+            return Ok(());
+        };
+        let master = open_ptmx_index(&dir.join("ptmx"), index)?;
+        crate::pr_info!(
+            "pts {index} made in its devpts to be bound ({})",
+            from.display()
+        );
+        yard.ptys.borrow_mut().push((index, master));
         Ok(())
     }
 
@@ -662,4 +702,36 @@ impl NsFds {
             Bound::Net => (self.net.iter().map(|f| f.as_fd()).collect(), None),
         }
     }
+}
+
+/// A master of pty `index` of the devpts whose `ptmx` is at `ptmx`: opened
+/// until the kernel hands out that index (it gives the lowest free one;
+/// the lower ones are held meanwhile and closed after), at most 32 times
+/// (CRIU's limit, as the terminals' restore).
+fn open_ptmx_index(ptmx: &Path, index: u32) -> Result<OwnedFd, MntError> {
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let fd = rustix::fs::open(
+            ptmx,
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(MntError::sys(format!("open {}", ptmx.display())))?;
+        let got = crate::sys::tty::get_int(&fd, crate::sys::tty::TIOCGPTN)
+            .map_err(MntError::sys(format!("TIOCGPTN on {}", ptmx.display())))?;
+        match (got as u32).cmp(&index) {
+            std::cmp::Ordering::Equal => return Ok(fd),
+            std::cmp::Ordering::Greater => {
+                return Err(MntError::Restore(format!(
+                    "{}: pts {index} is taken (the kernel gave {got})",
+                    ptmx.display()
+                )));
+            }
+            std::cmp::Ordering::Less => held.push(fd),
+        }
+    }
+    Err(MntError::Restore(format!(
+        "{}: pts {index} was not given in 32 opens",
+        ptmx.display()
+    )))
 }

@@ -21,8 +21,14 @@ pub(super) fn tree_opener<'a>(
     t: &'a TaskImages,
     min_fd: i32,
     ghosts: &crate::files::ghost::Ghosts,
+    root: Option<(std::path::PathBuf, Vec<(u32, std::os::fd::OwnedFd)>)>,
 ) -> crate::files::Opener<'a> {
-    crate::files::Opener::new(&t.other_files, &t.reg_files, opts.common.ext_unix_sk)
+    let opener = crate::files::Opener::new(&t.other_files, &t.reg_files, opts.common.ext_unix_sk);
+    let opener = match root {
+        Some((root, ptys)) => opener.with_root(&root, ptys),
+        None => opener,
+    };
+    opener
         .with_shell_job(opts.common.shell_job)
         .with_orphan_pts_master(opts.restore.orphan_pts_master)
         .with_tcp(crate::files::inet::ConnOpts {
@@ -42,9 +48,10 @@ pub(super) fn tree_files<'a>(
     alive: &[&'a TaskImages],
     roles: &tree::Roles,
     ghosts: &crate::files::ghost::Ghosts,
+    root: Option<(std::path::PathBuf, Vec<(u32, std::os::fd::OwnedFd)>)>,
 ) -> Result<(plan::SharedFiles<'a>, HashMap<i32, (i32, i32)>), RestoreError> {
     let min_fd = plan::min_fd(alive.iter().copied());
-    let opener = tree_opener(opts, alive[0], min_fd, ghosts);
+    let opener = tree_opener(opts, alive[0], min_fd, ghosts, root);
     let mut shared = plan::SharedFiles::new(min_fd, opts.common.shell_job, opener);
     shared.inherit = opts.restore.inherit_fds.clone();
     shared.tool_pidfd = tool_pidfd(&mut shared);

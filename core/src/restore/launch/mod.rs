@@ -120,7 +120,10 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     };
     let inventory: crate::images::pb::InventoryEntry =
         crate::images::check::read_single(&dir, crate::images::kinds::Kind::Inventory, 0)?;
-    let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts)?;
+    // A tree with its own mount namespace: its ptys are made below the
+    // namespace's root (some already, for a bind mount of their slave).
+    let tree_root = yard.as_ref().map(|y| (y.root(), y.take_ptys()));
+    let (mut shared, sync_pipes) = fds::tree_files(opts, &alive, &roles, &ghosts, tree_root)?;
     // An external net namespace takes its --inherit-fd (no file does).
     shared
         .inherit_used

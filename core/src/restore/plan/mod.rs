@@ -372,6 +372,7 @@ pub fn build<'a>(
     let tty = super::fd_state::TtyCtx {
         leader: role.setsid != 0,
         shell_job: shared.shell_job,
+        orphan_pts_master: shared.opener.as_ref().is_some_and(|o| o.orphan_pts_master),
         ctty: ctty.map(|(c, fd)| (fd, c.pgrp)),
     };
     let fd_state = FdState::new(t, file_opts, tty)?;

@@ -499,7 +499,7 @@ impl Plan {
     /// `ptmx`, its master kept in the yard for the terminals' restore, as
     /// CRIU makes it when it mounts the devpts.
     fn make_pts(&self, yard: &Yard, fs: &pb::MntEntry, from: &Path) -> Result<(), MntError> {
-        if fstype_name(fs.fstype) != Some("devpts") || from.symlink_metadata().is_ok() {
+        if fresh_name(fs) != Some("devpts") || from.symlink_metadata().is_ok() {
             return Ok(());
         }
         let (Some(dir), Some(index)) = (

@@ -95,6 +95,8 @@ pub struct Freezer {
     bystanders: Vec<Pid>,
     /// [`Freezer::before_release`] ran.
     done: bool,
+    /// It froze the cgroup again: [`Freezer::wait_refrozen`] waits for it.
+    refrozen: bool,
 }
 
 impl Freezer {
@@ -126,6 +128,7 @@ impl Freezer {
             attached: Vec::new(),
             bystanders: Vec::new(),
             done: false,
+            refrozen: false,
         };
         let state = f.state()?;
         f.was_frozen = state != State::Thawed;
@@ -239,8 +242,36 @@ impl Freezer {
         let _undo = crate::fault::Undo::enter();
         if self.was_frozen && !killing {
             match self.write(State::Frozen) {
-                Ok(()) => pr_info!("Freezer cgroup {} frozen again", self.dir.display()),
+                Ok(()) => {
+                    self.refrozen = true;
+                    pr_info!("Freezer cgroup {} frozen again", self.dir.display())
+                }
                 Err(e) => pr_warn!("Cannot freeze {} again: {e}", self.dir.display()),
+            }
+        }
+    }
+
+    /// Once the tasks are let go: a cgroup frozen again is frozen only when
+    /// every one of them has stopped (v1 `FREEZING`, v2 `frozen 0` until
+    /// then). The dump ends with it as it was found: this waits for that,
+    /// a while at most ([`CLEANUP_WAIT`]), and says so if it is not.
+    pub fn wait_refrozen(&mut self) {
+        if !std::mem::take(&mut self.refrozen) {
+            return;
+        }
+        let until = Instant::now() + CLEANUP_WAIT;
+        loop {
+            match self.state() {
+                Ok(State::Frozen) => return,
+                Ok(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(2)),
+                Ok(_) => {
+                    return pr_warn!(
+                        "Freezer cgroup {} is still freezing after {} ms",
+                        self.dir.display(),
+                        CLEANUP_WAIT.as_millis()
+                    );
+                }
+                Err(e) => return pr_warn!("Freezer cgroup {}: {e}", self.dir.display()),
             }
         }
     }

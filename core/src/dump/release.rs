@@ -50,6 +50,7 @@ pub(super) fn finish(
             result = done;
         }
     }
+    tree.after_release();
     result?;
     match final_state {
         FinalState::Dead => pr_info!("Dumping finished successfully"),

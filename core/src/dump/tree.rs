@@ -102,6 +102,14 @@ impl Tree {
         }
     }
 
+    /// Once the tasks are let go: waits for a cgroup frozen again to be
+    /// frozen (see [`Freezer::wait_refrozen`]).
+    pub fn after_release(&mut self) {
+        if let Some(f) = &mut self.freezer {
+            f.wait_refrozen();
+        }
+    }
+
     /// Hands every task to its owner to drop (so released there as it
     /// was), waiting until all are. The tree is empty afterwards.
     pub fn release_all(&mut self) {
@@ -121,6 +129,7 @@ impl Drop for Tree {
         // freezer's other threads (on the thread that attached them).
         self.before_release(false);
         self.release_all();
+        self.after_release();
         if let Some(f) = self.freezer.take() {
             self.workers.run(0, move || drop(f));
         }

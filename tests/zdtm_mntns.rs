@@ -31,6 +31,7 @@ mod service_common;
 
 use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -133,7 +134,7 @@ fn rootfs(dir: &Path) -> PathBuf {
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "sleep", "mount", "umount", "rmdir", "hostname", "setsid",
+        "sh", "sleep", "mount", "umount", "rmdir", "hostname", "setsid", "ln", "rm",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -521,6 +522,38 @@ fn a_root_mount_sharing_with_another_is_refused_and_the_container_runs_on() {
     );
     let now = count_now(c.pid);
     counting_past(c.pid, now);
+}
+
+/// `--link-remap` in a container: the workload holds a file of its
+/// tmpfs unlinked from one name and still linked at another; the link
+/// the dump makes goes into the tmpfs archive, and the restore opens the
+/// file under its old name and removes the link through the restored
+/// tree's root (the yard it was made below is gone by then).
+#[test]
+fn a_link_remap_in_a_container() {
+    let post = "echo x > /tmp/la && ln /tmp/la /tmp/lb && exec 25</tmp/la && rm /tmp/la";
+    let Some(mut c) = Container::start("mntns_link_remap", &format!("echo '{post}' > post.sh"))
+    else {
+        return;
+    };
+    let fd = |pid: i32| std::fs::read_link(format!("/proc/{pid}/fd/25")).unwrap();
+    assert_eq!(fd(c.pid), Path::new("/tmp/la (deleted)"));
+    let now = count_now(c.pid);
+    let pid = ours_cycle(&mut c, &["--link-remap"]);
+    assert_eq!(fd(pid), Path::new("/tmp/la (deleted)"));
+    let tmp: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('l'))
+        .collect();
+    assert_eq!(tmp, ["lb"], "the restored tmpfs");
+    let same = |p: String| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        same(format!("/proc/{pid}/fd/25")),
+        same(format!("/proc/{pid}/root/tmp/lb"))
+    );
+    counting_past(pid, now);
 }
 
 /// A filesystem CRIU's table does not know (ramfs) is refused by name,

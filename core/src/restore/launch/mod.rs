@@ -160,6 +160,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     for m in std::mem::take(&mut shared.orphan_masters) {
         hooks.send_fd(Action::OrphanPtsMaster, std::os::fd::AsFd::as_fd(&m))?;
     }
+    // Their paths are below the yard in a tree of its own mount namespace,
+    // which is the tree's root once restored.
+    let yard_root = yard.as_ref().map(|y| y.root());
     let link_remaps = ghosts.link_remaps();
     drop(ghosts);
     let pull_table = fds::pull_lists(&alive, &roles, &mut plans)?;
@@ -241,7 +244,14 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             // The dump's `link_remap.ID` links have served (CRIU removes
             // them once restored).
             for p in &link_remaps {
-                if let Err(e) = std::fs::remove_file(p) {
+                let p = match yard_root.as_ref().and_then(|y| p.strip_prefix(y).ok()) {
+                    Some(rel) => {
+                        std::path::Path::new(&format!("/proc/{}/root", child.as_raw_nonzero()))
+                            .join(rel)
+                    }
+                    None => p.clone(),
+                };
+                if let Err(e) = std::fs::remove_file(&p) {
                     crate::pr_warn!("cannot unlink link remap {}: {e}", p.display());
                 }
             }

@@ -39,6 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::container::{count_now, counting_past};
 
 const BUSYBOX: &str = "/bin/busybox";
 const IMAGE: &str = "docker.io/criu-rs/busybox:latest";
@@ -452,38 +453,6 @@ fn busybox_archive(dir: &Path) -> PathBuf {
     path
 }
 
-/// The container's count in its `/tmp/count`. The shell truncates the
-/// file before it writes the next count: an empty read is tried again.
-fn count_of(pid: i32) -> Option<u64> {
-    let read = || {
-        std::fs::read_to_string(format!("/proc/{pid}/root/tmp/count"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let mut n = None;
-    common::wait_until(Duration::from_secs(2), || {
-        n = read();
-        n.is_some()
-    });
-    n
-}
-
-/// The container's count, once it is past `past`.
-fn counting_past(pid: i32, past: u64) -> u64 {
-    let mut last = None;
-    let ok = common::wait_until(Duration::from_secs(20), || {
-        last = count_of(pid);
-        last.is_some_and(|n| n > past)
-    });
-    assert!(
-        ok,
-        "the container (pid {pid}) does not count past {past}: {last:?}"
-    );
-    last.unwrap()
-}
-
 /// Where the task's fd `fd` leads.
 fn fd_link(pid: i32, fd: i32) -> String {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
@@ -521,7 +490,7 @@ fn cycle(c: &mut Containerd, id: &str, pid: i32, image: &str, what: &str) -> i32
     );
     let dumped = c.checkpoint(id, image);
     // `ctr` resumed it: it is running (leave_running), counting on.
-    let after = count_of(pid).expect("a count after the checkpoint");
+    let after = count_now(pid);
     assert_eq!(
         c.task(id).map(|t| t.1).as_deref(),
         Some("RUNNING"),
@@ -533,7 +502,7 @@ fn cycle(c: &mut Containerd, id: &str, pid: i32, image: &str, what: &str) -> i32
     c.remove(id);
     let (new_pid, restored) = c.restore(id, image);
     assert_ne!(new_pid, pid, "{what}");
-    let first = count_of(new_pid).expect("a count after the restore");
+    let first = count_now(new_pid);
     assert!(
         first >= seen && first < after + 100 && first < killed_at,
         "{what}: count {first} after a checkpoint between {seen} and {after} (the old \
@@ -615,12 +584,12 @@ fn a_containerd_container_crosses_to_criu_4_1_1_and_back() {
         let image = format!("cross{n}");
         let seen = counting_past(pid, 0);
         c.checkpoint(&id, &image);
-        let after = count_of(pid).unwrap();
+        let after = count_now(pid);
         let killed_at = counting_past(pid, after + 100);
         c.remove(&id);
         c.use_criu(restorer);
         let (new_pid, _) = c.restore(&id, &image);
-        let first = count_of(new_pid).expect("a count after the restore");
+        let first = count_now(new_pid);
         assert!(
             first >= seen && first < after + 100 && first < killed_at,
             "{what}: count {first} after a checkpoint between {seen} and {after}"

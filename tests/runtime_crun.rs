@@ -58,13 +58,7 @@ fn crun_images_cross_with_criu_4_1_1() {
     let Some((peer, runtime)) = crun(TEST) else {
         return;
     };
-    let c = Container::new(TEST, runtime);
-    let (_, seen) = c.start();
-    let (ours, theirs) = (Path::new(OURS), peer.dir.join("criu"));
-    let images = c.bundle.join("ours");
-    let (_, seen) = c.cycle(ours, &theirs, images.to_str().unwrap(), seen);
-    let images = c.bundle.join("theirs");
-    c.cycle(&theirs, ours, images.to_str().unwrap(), seen);
+    common::container::cross(TEST, runtime, Path::new(OURS), &peer.dir.join("criu"));
 }
 
 /// `checkpoint --leave-running`, then two containers restored from the

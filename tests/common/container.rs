@@ -241,6 +241,17 @@ pub fn leave_running_then_restore_twice(test: &str, runtime: Runtime, criu: &Pat
     }
 }
 
+/// A checkpoint by `ours` restored by `theirs` (CRIU 4.1.1), then one by
+/// `theirs` restored by `ours`: the count goes on each time.
+pub fn cross(test: &str, runtime: Runtime, ours: &Path, theirs: &Path) {
+    let c = Container::new(test, runtime);
+    let (_, seen) = c.start();
+    let images = c.dir.join("ours");
+    let (_, seen) = c.cycle(ours, theirs, images.to_str().unwrap(), seen);
+    let images = c.dir.join("theirs");
+    c.cycle(theirs, ours, images.to_str().unwrap(), seen);
+}
+
 /// A name for the bin directory of `criu`.
 fn criu_tag(criu: &Path) -> String {
     criu.to_string_lossy()
@@ -285,10 +296,11 @@ pub fn count_now(pid: i32) -> u64 {
     n.unwrap()
 }
 
-/// The container's count, once it is past `past`.
+/// The container's count, once it is past `past` (within 20 s: the
+/// slowest CI machines under load).
 pub fn counting_past(pid: i32, past: u64) -> u64 {
     let mut last = None;
-    let ok = super::wait_until(Duration::from_secs(10), || {
+    let ok = super::wait_until(Duration::from_secs(20), || {
         last = count_of(pid);
         last.is_some_and(|n| n > past)
     });

@@ -27,7 +27,7 @@ mod podman {
     use std::ffi::OsString;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Output, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::common::peer::{Peer, compare_crits_of, normalize, our_crit, protobuf_images};
     use super::common::{self, TempDir, skip};
@@ -153,37 +153,9 @@ while True:
         })
     }
 
-    /// Run `cmd` to its end, at most [`COMMAND_TIMEOUT`]; its output in
-    /// files of `dir` (no pipe can fill up). On timeout it is killed (by
-    /// its PID: it is this test's child) and the error names it.
-    fn run_bounded(mut cmd: Command, dir: &Path, what: &str) -> Result<Output, String> {
-        let out_path = dir.join("cmd.out");
-        let err_path = dir.join("cmd.err");
-        let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(file(&out_path)?)
-            .stderr(file(&err_path)?)
-            .spawn()
-            .map_err(|e| format!("{what}: {e}"))?;
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("{what} did not end within {COMMAND_TIMEOUT:?}"));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(format!("{what}: wait: {e}")),
-            }
-        };
-        Ok(Output {
-            status,
-            stdout: std::fs::read(&out_path).unwrap_or_default(),
-            stderr: std::fs::read(&err_path).unwrap_or_default(),
-        })
+    /// [`common::run_bounded`] within [`COMMAND_TIMEOUT`].
+    fn run_bounded(cmd: Command, dir: &Path, what: &str) -> Result<Output, String> {
+        common::run_bounded(cmd, dir, what, COMMAND_TIMEOUT)
     }
 
     /// Podman with state of its own in a temporary directory, and the

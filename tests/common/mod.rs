@@ -381,3 +381,42 @@ pub fn cannot_pivot_root() -> Option<&'static str> {
     (root_fs == Some("rootfs"))
         .then_some("the root filesystem is an initramfs (rootfs), which pivot_root cannot leave")
 }
+
+/// Run `cmd` to its end, at most `timeout`; its output in files of `dir`
+/// (no pipe can fill up). On timeout it is killed (by its PID: it is this
+/// test's child) and the error names it as `what`.
+#[allow(dead_code)]
+pub fn run_bounded(
+    mut cmd: std::process::Command,
+    dir: &Path,
+    what: &str,
+    timeout: Duration,
+) -> Result<std::process::Output, String> {
+    let out_path = dir.join("cmd.out");
+    let err_path = dir.join("cmd.err");
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?)
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{what} did not end within {timeout:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("{what}: wait: {e}")),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    })
+}

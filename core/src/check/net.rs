@@ -11,7 +11,7 @@ use super::{CheckResult, KernelFeatures, problem};
 use crate::sys::kconst::{
     AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_UNIX, IPPROTO_RAW, IPPROTO_TCP, IPPROTO_UDP,
     IPPROTO_UDPLITE, NDIAG_PROTO_ALL, NETNSA_NSID, NETNSA_PID, NLM_F_DUMP, NLM_F_REQUEST,
-    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, RTM_GETNSID, RTM_NEWNSID, SOCK_DIAG_BY_FAMILY,
+    NLMSG_HDRLEN, RTM_GETNSID, RTM_NEWNSID, SOCK_DIAG_BY_FAMILY,
 };
 
 /// One sock_diag dump request: the family-specific request body.
@@ -70,46 +70,10 @@ fn diag_socket() -> Result<OwnedFd, Errno> {
 
 /// Runs one dump request and counts the sockets it lists.
 fn dump(sk: &OwnedFd, body: &[u8]) -> Result<usize, Errno> {
-    rustix::net::sendto(
-        sk,
-        &request(body),
-        SendFlags::empty(),
-        &netlink::SocketAddrNetlink::new(0, 0),
-    )?;
-    let mut buf = vec![0u8; 32 * 1024];
+    crate::sys::netlink::send(sk, &request(body))?;
     let mut count = 0;
-    loop {
-        let (n, _) = rustix::net::recv(sk, &mut buf[..], RecvFlags::empty())?;
-        if n == 0 {
-            return Err(Errno::PROTO);
-        }
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap_or([0; 4]));
-            let len = word(off) as usize;
-            let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            if len < NLMSG_HDRLEN || off + len > n {
-                return Err(Errno::PROTO);
-            }
-            match kind {
-                NLMSG_DONE => return Ok(count),
-                NLMSG_ERROR => {
-                    let err = if len >= NLMSG_HDRLEN + 4 {
-                        word(off + NLMSG_HDRLEN) as i32
-                    } else {
-                        0
-                    };
-                    return if err < 0 {
-                        Err(Errno::from_raw_os_error(-err))
-                    } else {
-                        Ok(count)
-                    };
-                }
-                _ => count += 1,
-            }
-            off += (len + 3) & !3;
-        }
-    }
+    crate::sys::netlink::answers(sk, |_| count += 1)?;
+    Ok(count)
 }
 
 /// The socket kinds `criu dump` must be able to list, and whether each is

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use linux_raw_sys::netlink as nl;
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
+use rustix::net::{AddressFamily, SocketType};
 
 use super::procfs::strerror;
 use super::{CheckResult, KernelFeatures, problem};
@@ -80,43 +80,10 @@ fn route_socket() -> Result<OwnedFd, Errno> {
 /// dump: the payloads of the data messages, or the error the kernel
 /// answered with.
 fn transact(sk: &OwnedFd, msg: Vec<u8>) -> Result<Vec<Vec<u8>>, Errno> {
-    rustix::net::sendto(
-        sk,
-        &msg,
-        SendFlags::empty(),
-        &netlink::SocketAddrNetlink::new(0, 0),
-    )?;
+    crate::sys::netlink::send(sk, &msg)?;
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let (n, _) = rustix::net::recv(sk, &mut buf[..], RecvFlags::empty())?;
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or([0; 4])) as usize;
-            let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            if len < NLMSG_HDRLEN || off + len > n {
-                return Err(Errno::PROTO);
-            }
-            let body = &buf[off + NLMSG_HDRLEN..off + len];
-            match u32::from(kind) {
-                nl::NLMSG_DONE => return Ok(out),
-                nl::NLMSG_ERROR => {
-                    let err = i32::from_ne_bytes(
-                        body.get(..4)
-                            .and_then(|b| b.try_into().ok())
-                            .unwrap_or([0; 4]),
-                    );
-                    return if err < 0 {
-                        Err(Errno::from_raw_os_error(-err))
-                    } else {
-                        Ok(out)
-                    };
-                }
-                _ => out.push(body.to_vec()),
-            }
-            off += align4(len);
-        }
-    }
+    crate::sys::netlink::answers(sk, |m| out.push(m[NLMSG_HDRLEN..].to_vec()))?;
+    Ok(out)
 }
 
 /// CRIU's `newifindex`: `RTM_SETLINK` of a link that does not exist with

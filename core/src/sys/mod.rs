@@ -11,6 +11,7 @@ pub mod fown;
 pub mod kcmp;
 pub mod kconst;
 pub mod mount_child;
+pub mod netlink;
 pub mod own_vdso;
 pub mod pagemap_scan;
 pub mod plain;

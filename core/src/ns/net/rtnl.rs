@@ -9,11 +9,10 @@ use std::os::fd::OwnedFd;
 
 use linux_raw_sys::netlink as nl;
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketType, netlink};
+use rustix::net::{AddressFamily, SocketType};
 
-use crate::sys::kconst::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
-};
+use crate::sys::kconst::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN};
+use crate::sys::netlink::send;
 
 pub fn align4(n: usize) -> usize {
     (n + 3) & !3
@@ -84,62 +83,13 @@ impl Msg {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
-}
-
-fn send(sk: &OwnedFd, msg: &[u8]) -> Result<(), Errno> {
-    rustix::net::sendto(
-        sk,
-        msg,
-        SendFlags::empty(),
-        &netlink::SocketAddrNetlink::new(0, 0),
-    )
-    .map(drop)
-}
-
-/// Read answers until the dump ends or the ack comes: every other
-/// message whole (header included).
+/// Every answer message whole (header included) until the dump ends or
+/// the ack comes.
 fn answers(sk: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let (n, _) = rustix::net::recv(sk, &mut buf[..], RecvFlags::empty())?;
-        if n == 0 {
-            return Err(Errno::PROTO);
-        }
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let len = u32_at(&buf, off) as usize;
-            let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            if len < NLMSG_HDRLEN || off + len > n {
-                return Err(Errno::PROTO);
-            }
-            match kind {
-                NLMSG_DONE => {
-                    let err = if len >= NLMSG_HDRLEN + 4 {
-                        u32_at(&buf, off + NLMSG_HDRLEN) as i32
-                    } else {
-                        0
-                    };
-                    return if err < 0 {
-                        Err(Errno::from_raw_os_error(-err))
-                    } else {
-                        Ok(out)
-                    };
-                }
-                NLMSG_ERROR => {
-                    let err = u32_at(&buf, off + NLMSG_HDRLEN) as i32;
-                    return if err < 0 {
-                        Err(Errno::from_raw_os_error(-err))
-                    } else {
-                        Ok(out)
-                    };
-                }
-                _ => out.push(buf[off..off + len].to_vec()),
-            }
-            off += align4(len);
-        }
+    match crate::sys::netlink::answers(sk, |m| out.push(m.to_vec()))? {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
 }
 

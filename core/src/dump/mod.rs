@@ -290,10 +290,17 @@ fn run(
                     key: m.val.clone(),
                 }),
         );
+        let auto = common
+            .auto_ext_mounts
+            .then_some(crate::ns::mnt::collect::AutoExt {
+                sharing: common.enable_external_sharing,
+                masters: common.enable_external_masters,
+            });
         Some(crate::ns::mnt::collect::collect(
             pid,
             &ext,
             &common.enable_fs,
+            auto,
         )?)
     } else {
         None

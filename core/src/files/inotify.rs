@@ -43,6 +43,13 @@ pub enum InotifyError {
     /// Dump: a watch whose inode cannot be found again at restore.
     #[error("its watch {wd} (inode {ino}) has no file handle (the filesystem cannot export one)")]
     NoHandle { wd: i32, ino: u64 },
+    /// Dump with `--force-irmap`: the images must name every watched
+    /// inode by path, and this one's handle leads to none.
+    #[error(
+        "its watch {wd} (inode {ino}) has no path criu can find (its file handle does not \
+         open: {why}), and --force-irmap asks for a path for every watch"
+    )]
+    NoPath { wd: i32, ino: u64, why: String },
 }
 
 /// The kernel's `s_dev` encoding: (major, minor).
@@ -99,7 +106,9 @@ impl MountFds {
     }
 }
 
-fn fh_entry(w: &InotifyWatch, mounts: &mut MountFds) -> Option<pb::FhEntry> {
+/// The watch's handle, with the path it opens to where it opens (else
+/// why not).
+fn fh_entry(w: &InotifyWatch, mounts: &mut MountFds) -> Option<(pb::FhEntry, Option<String>)> {
     let h = w.fhandle.as_ref()?;
     let mut words: Vec<u64> = h
         .handle
@@ -119,27 +128,48 @@ fn fh_entry(w: &InotifyWatch, mounts: &mut MountFds) -> Option<pb::FhEntry> {
         mnt_id: None,
     };
     // The path too, when it can be found: a fallback for a restore where
-    // the handle cannot be opened.
-    if let Ok(fd) = mounts.open(w.sdev, &fh, w.wd as u32) {
-        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        fh.path = std::fs::read_link(link)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-    }
-    Some(fh)
+    // the handle cannot be opened (so always found, as CRIU finds it only
+    // with --force-irmap).
+    let why = match mounts.open(w.sdev, &fh, w.wd as u32) {
+        Ok(fd) => {
+            let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            match std::fs::read_link(link) {
+                Ok(p) => {
+                    fh.path = Some(p.to_string_lossy().into_owned());
+                    None
+                }
+                Err(e) => Some(format!("readlink: {e}")),
+            }
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    Some((fh, why))
 }
 
 /// The `files.img` entry of an inotify instance with id `id`; `flags` are
 /// the file's `O_*` flags without `O_CLOEXEC`. A watch without a file
-/// handle (a filesystem that cannot export one) is refused.
-pub fn dump(id: u32, flags: u32, info: &FdInfo) -> Result<pb::FileEntry, InotifyError> {
+/// handle (a filesystem that cannot export one) is refused; so is, with
+/// `force_irmap` (`--force-irmap`), one whose handle leads to no path.
+pub fn dump(
+    id: u32,
+    flags: u32,
+    info: &FdInfo,
+    force_irmap: bool,
+) -> Result<pb::FileEntry, InotifyError> {
     let mut mounts = MountFds::default();
     let mut wds = Vec::with_capacity(info.inotify_watches.len());
     for w in &info.inotify_watches {
-        let f_handle = fh_entry(w, &mut mounts).ok_or(InotifyError::NoHandle {
+        let (f_handle, why) = fh_entry(w, &mut mounts).ok_or(InotifyError::NoHandle {
             wd: w.wd,
             ino: w.ino,
         })?;
+        if let (true, Some(why)) = (force_irmap, why) {
+            return Err(InotifyError::NoPath {
+                wd: w.wd,
+                ino: w.ino,
+                why,
+            });
+        }
         wds.push(pb::InotifyWdEntry {
             id,
             i_ino: w.ino,
@@ -254,8 +284,8 @@ impl super::kind::FileKind for Inotify {
         v: &super::table::FdView<'_>,
     ) -> Result<u32, super::table::FilesError> {
         let id = files.next_id();
-        let e =
-            dump(id, v.ctx.flags, v.info).map_err(|why| v.ctx.fail("an inotify instance", why))?;
+        let e = dump(id, v.ctx.flags, v.info, v.opts.force_irmap)
+            .map_err(|why| v.ctx.fail("an inotify instance", why))?;
         files.entries.push(e);
         Ok(id)
     }
@@ -274,5 +304,41 @@ impl super::kind::FileKind for Inotify {
             .as_ref()
             .ok_or_else(|| super::kind::no_body(e, "an inotify instance"))?;
         open(x).map_err(|f| super::restore_err(e.id, "an inotify instance", f.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::fdinfo::FileHandle;
+
+    /// A watch whose handle opens to nothing (a stale handle on the root's
+    /// device) is dumped by handle alone, or refused with --force-irmap.
+    #[test]
+    fn force_irmap_refuses_a_watch_without_a_path() {
+        let st = rustix::fs::stat("/").unwrap();
+        let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+        let info = FdInfo {
+            inotify_watches: vec![InotifyWatch {
+                wd: 7,
+                ino: 1,
+                sdev: (major << 20) | minor,
+                mask: 0x100,
+                ignored_mask: 0,
+                // No filesystem hands out this handle type.
+                fhandle: Some(FileHandle {
+                    bytes: 8,
+                    handle_type: 0x7e,
+                    handle: vec![0xff; 8],
+                }),
+            }],
+            ..Default::default()
+        };
+        let e = dump(1, 0, &info, false).unwrap();
+        let w = &e.ify.unwrap().wd[0];
+        assert_eq!((w.wd, w.f_handle.path.as_deref()), (7, None));
+        let err = dump(1, 0, &info, true).unwrap_err();
+        assert!(matches!(err, InotifyError::NoPath { wd: 7, .. }), "{err}");
+        assert!(err.to_string().contains("--force-irmap"), "{err}");
     }
 }

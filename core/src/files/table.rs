@@ -142,6 +142,9 @@ pub struct FdOpts {
     /// `--link-remap`: an unlinked file with other links is linked back
     /// as `link_remap.ID` in its directory for the restore to open.
     pub link_remap: bool,
+    /// `--force-irmap`: every inotify watch is dumped with a path (or
+    /// refused), not only with its inode's file handle.
+    pub force_irmap: bool,
 }
 
 impl Drop for FileTable {

@@ -147,6 +147,12 @@ impl Container {
     /// Starts the container; `extra` runs in the set-up before the pivot
     /// (`$R` is the root, the cwd).
     fn start(test: &str, extra: &str) -> Option<Container> {
+        Self::start_with(test, extra, &[])
+    }
+
+    /// [`Container::start`], with more `ns_exec` options (`inotify=PATH`
+    /// takes `{root}` for the root filesystem's path).
+    fn start_with(test: &str, extra: &str, options: &[&str]) -> Option<Container> {
         if let Some(why) = cannot_run() {
             common::skipping::skip(test, &why);
             return None;
@@ -156,7 +162,10 @@ impl Container {
         let rootfs = rootfs(dir.path());
         let setup = dir.join("setup.sh");
         std::fs::write(&setup, SETUP).unwrap();
+        let root = rootfs.display().to_string();
+        let options = options.iter().map(|o| o.replace("{root}", &root));
         let ns_exec = Command::new(common::program_path("ns_exec"))
+            .args(options)
             .args(["pid", "mnt", "uts", "ipc", "--", "/bin/sh"])
             .arg(&setup)
             .arg(&rootfs)
@@ -444,29 +453,7 @@ fn ours_cycle(c: &mut Container, args: &[&str]) -> i32 {
     dump.extend(args);
     let (ok, log) = ours(&images, &dump);
     assert!(ok, "dump failed:\n{log}");
-    common::wait_until(Duration::from_secs(10), || {
-        !Path::new(&format!("/proc/{}", c.pid)).exists()
-    });
-    let root = c.rootfs.to_str().unwrap().to_string();
-    let pidfile = c.dir.join("restored.pid");
-    let (ok, log) = ours(
-        &images,
-        &[
-            "restore",
-            "-d",
-            "--root",
-            &root,
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "restore failed:\n{log}");
-    c.pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    c.pid
+    ours_restore(c, &images)
 }
 
 /// The optional (propagation) fields of the mount at `point` of `pid`.
@@ -890,4 +877,103 @@ fn auto_external_mounts() {
     assert_eq!(f, "host, later\n");
     let now = count_now(c.pid);
     counting_past(c.pid, now);
+}
+
+/// An inotify watch in a container (on its `/bin`, which the host sees at
+/// another path): the images name the watched directory as the container
+/// sees it, with the mount it is on (as CRIU writes it: CRIU's restore of
+/// a watch with a path and no mount in a tree with its own mount
+/// namespace stops on a BUG_ON), and CRIU 4.1.1 restores them.
+#[test]
+fn an_inotify_watch_in_a_container_is_named_by_its_path_there() {
+    use criu_core::images::pb;
+    use criu_core::images::typed::ImageDir;
+    let Some(mut c) = Container::start_with("mntns_inotify", "", &["inotify={root}/bin"]) else {
+        return;
+    };
+    let images = c.images("images");
+    let pid = c.pid.to_string();
+    let (ok, log) = ours(&images, &["dump", "-t", &pid, "--force-irmap"]);
+    assert!(ok, "dump failed:\n{log}");
+    let files: Vec<pb::FileEntry> = ImageDir::new(&images)
+        .read_all(criu_core::images::Kind::Files, 0)
+        .unwrap();
+    let wds: Vec<&pb::InotifyWdEntry> = files
+        .iter()
+        .filter_map(|f| f.ify.as_ref())
+        .flat_map(|i| &i.wd)
+        .collect();
+    let [wd] = wds[..] else {
+        panic!("one watch expected: {wds:?}");
+    };
+    assert_eq!(wd.f_handle.path.as_deref(), Some("/bin"), "{wd:?}");
+    assert!(wd.f_handle.mnt_id.is_some(), "{wd:?}");
+    let watched = |pid: i32| {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/25")).unwrap();
+        assert_eq!(link.to_str(), Some("anon_inode:inotify"));
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/25")).unwrap();
+        assert!(info.contains("inotify wd:1"), "{info}");
+        let now = count_now(pid);
+        counting_past(pid, now);
+    };
+    watched(ours_restore(&mut c, &images));
+    let Some(peer) = Peer::for_test("mntns_inotify_to_criu") else {
+        return;
+    };
+    let images = c.images("to-criu");
+    let pid = c.pid.to_string();
+    let (ok, log) = ours(&images, &["dump", "-t", &pid, "--force-irmap"]);
+    assert!(ok, "second dump failed:\n{log}");
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let root = c.rootfs.to_str().unwrap().to_string();
+    let pidfile = c.dir.join("restored-by-criu.pid");
+    let (ok, log) = peer.criu(
+        &images,
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "CRIU 4.1.1 did not restore the watch:\n{log}");
+    c.pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    watched(c.pid);
+}
+
+/// Waits for container `c`'s dumped tree to be gone and restores it from
+/// `images` with our criu and `--root`: the restored init's pid.
+fn ours_restore(c: &mut Container, images: &Path) -> i32 {
+    common::wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{}", c.pid)).exists()
+    });
+    let root = c.rootfs.to_str().unwrap().to_string();
+    let pidfile = c.dir.join("restored.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let (ok, log) = ours(
+        images,
+        &[
+            "restore",
+            "-d",
+            "--root",
+            &root,
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "restore failed:\n{log}");
+    c.pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    c.pid
 }

@@ -298,6 +298,55 @@ struct Totals {
     tests_ignored: u32,
 }
 
+/// The kernel's log from now on (`/dev/kmsg` read from its end): what
+/// the kernel said while a program ran, e.g. the fatal signals of its
+/// tasks (`print-fatal-signals=1`, with their registers), which the
+/// console's `quiet` hides.
+struct KernelLog(Option<rustix::fd::OwnedFd>);
+
+impl KernelLog {
+    fn from_now() -> KernelLog {
+        use rustix::fs::{Mode, OFlags, SeekFrom, open, seek};
+        let fd = open(
+            "/dev/kmsg",
+            OFlags::RDONLY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .ok();
+        if let Some(fd) = &fd {
+            let _ = seek(fd, SeekFrom::End(0));
+        }
+        KernelLog(fd)
+    }
+
+    /// The messages since, at most `max` (the last ones).
+    fn since(&self, max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(fd) = &self.0 else {
+            return out;
+        };
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // `PRIO,SEQ,TIME,FLAGS;MESSAGE\n` then ` KEY=VALUE` lines.
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let first = rec.lines().next().unwrap_or_default();
+                    if let Some((_, msg)) = first.split_once(';') {
+                        out.push(msg.to_string());
+                    }
+                }
+                // A record overwritten while we read: go on from the next.
+                Err(rustix::io::Errno::PIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        let skip = out.len().saturating_sub(max);
+        out.split_off(skip)
+    }
+}
+
 fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
     let (name, path, args) = match job {
         Job::Skip { name, reason } => {
@@ -308,6 +357,7 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
         Job::Run { name, path, args } => (name, path, args),
     };
     let log_path = PathBuf::from(LOG_DIR).join(format!("{name}.log"));
+    let kernel = KernelLog::from_now();
     let started = Instant::now();
     let ending = File::create(&log_path).and_then(|log| run_program(manifest, path, args, &log));
     reap_orphans();
@@ -348,6 +398,9 @@ fn run_job(manifest: &Manifest, job: &Job, totals: &mut Totals) {
         totals.failed += 1;
         println!("FAIL {name}: {reason} ({secs:.1}s)");
         print_log_excerpt(&log, manifest.verbose);
+        for line in kernel.since(80) {
+            println!("  | kernel: {line}");
+        }
     } else if summary.passed > 0 && summary.skipped.len() as u32 >= summary.passed {
         totals.skipped += 1;
         let first = summary
@@ -444,4 +497,27 @@ fn room_left() -> String {
         field("MemAvailable:"),
         field("MemTotal:")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelLog;
+
+    /// What the kernel logs after `from_now` is read back, nothing before
+    /// (needs root, to write `/dev/kmsg`).
+    #[test]
+    fn kernel_log_from_now() {
+        let _ = std::fs::write("/dev/kmsg", "<6>criu-vm-harness: before\n");
+        let log = KernelLog::from_now();
+        if std::fs::write("/dev/kmsg", "<6>criu-vm-harness: after\n").is_err() {
+            eprintln!("SKIPPED kernel_log_from_now: cannot write /dev/kmsg (not root?)");
+            return;
+        }
+        let lines = log.since(10);
+        assert!(
+            lines.iter().any(|l| l == "criu-vm-harness: after"),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("before")), "{lines:?}");
+    }
 }

@@ -56,6 +56,14 @@ pub enum DumpError {
     Parent { dir: PathBuf, reason: String },
     #[error(transparent)]
     Files(#[from] crate::files::table::FilesError),
+    /// An inotify instance of a tree with its own mount namespace, once
+    /// its watches are named there (by file id).
+    #[error("inotify instance (file id {id}) of the tree: {source}")]
+    Inotify {
+        id: u32,
+        #[source]
+        source: crate::files::inotify::InotifyError,
+    },
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
     #[error("writing images to {dir}: {source}")]

@@ -333,7 +333,8 @@ fn run(
                 m.pid,
                 &m.tree.mounts,
                 fd_opts.force_irmap,
-            )?;
+            )
+            .map_err(|(id, source)| DumpError::Inotify { id, source })?;
         }
         // As CRIU writes them: a file's mount only where the tree has a
         // mount namespace of its own (CRIU 4.1.1 cannot open a linked

@@ -200,17 +200,16 @@ pub fn dump(
 /// point), the path that gives, checked to lead to the watched inode from
 /// the namespace's root, and the mount it is on. A watch no mount of the
 /// namespace leads to keeps its handle alone (refused with
-/// `force_irmap`).
+/// `force_irmap`). Errors name the instance by file id.
 pub fn name_in_mount_ns(
     entries: &mut [pb::FileEntry],
     pid: i32,
     mounts: &[pb::MntEntry],
     force_irmap: bool,
-) -> Result<(), super::table::FilesError> {
+) -> Result<(), (u32, InotifyError)> {
     let root = format!("/proc/{pid}/root");
     for i in entries.iter_mut().filter_map(|e| e.ify.as_mut()) {
-        name_watches(i, &root, pid, mounts, force_irmap)
-            .map_err(|source| super::table::FilesError::Inotify { id: i.id, source })?;
+        name_watches(i, &root, pid, mounts, force_irmap).map_err(|e| (i.id, e))?;
     }
     Ok(())
 }

@@ -19,14 +19,6 @@ pub enum FilesError {
     Unsupported { pid: i32, fd: i32, what: String },
     #[error(transparent)]
     Kind(#[from] super::FileError),
-    /// An inotify instance of a tree with its own mount namespace, once
-    /// its watches are named there (the file id's).
-    #[error("inotify instance (file id {id}) of the tree: {source}")]
-    Inotify {
-        id: u32,
-        #[source]
-        source: super::inotify::InotifyError,
-    },
     #[error("fd {fd} of task {pid} is {what}: {reason}")]
     Refused {
         pid: i32,

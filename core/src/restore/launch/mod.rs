@@ -225,7 +225,7 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             )
         })
         .and_then(|()| fault_after_done(fault_after))
-        .and_then(|()| fds::release_tcp(&mut shared, &dir, root))
+        .and_then(|()| fds::release_tcp(&mut shared, &dir, root, root_ns.own.net.then_some(root_pid)))
         .and_then(|()| cgroups.finish().map_err(RestoreError::from))
         .and_then(|()| super::write_pidfile(opts, child))
         // A restore that fails after all takes its pidfile back.

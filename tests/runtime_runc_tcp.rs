@@ -14,8 +14,15 @@
 //! libsoccr's marked ones) and leaves it locked for the restore, which
 //! unlocks it.
 //!
-//! The crossing with CRIU 4.1.1: its checkpoint (locked with its default
-//! method, iptables) restored by ours.
+//! The crossing with CRIU 4.1.1 both ways: its checkpoint (locked with
+//! its default method, iptables) restored by ours, and ours restored by
+//! it. Ours locks with iptables then, named in the container's criu
+//! configuration file (runc's `org.criu.config` annotation, which runc
+//! sends as the request's `config_file`): under runc (`empty_ns` net)
+//! CRIU 4.1.1's restore locks the namespace again, and with nftables it
+//! does so with `create table`, which fails on the table the dump left
+//! there, its own dumps' as well as ours; its iptables lock goes on top
+//! of the dump's.
 //!
 //! Native only: the foreign VMs have no container runtime.
 #![cfg(target_arch = "x86_64")]
@@ -155,9 +162,17 @@ fn locked(ns: &VethNs) -> bool {
 }
 
 /// One checkpoint by `dumper` with the client's line sent while the
-/// container is down, restored by `restorer`: the line's answer arrives,
-/// the server's `n`th, and the namespace is left unlocked.
-fn cycle(c: &Container, ns: &VethNs, client: &mut Client, dumper: &Path, restorer: &Path, n: u32) {
+/// container is down, restored by `restorer` (`between` run before it):
+/// the line's answer arrives, the server's `n`th, and the namespace is
+/// left unlocked.
+fn cycle(
+    c: &Container,
+    ns: &VethNs,
+    client: &mut Client,
+    (dumper, restorer): (&Path, &Path),
+    n: u32,
+    between: impl FnOnce(),
+) {
     let images = c.bundle.join(format!("ck{n}"));
     let images = images.to_str().unwrap();
     c.checkpoint(dumper, images, &["--tcp-established"]);
@@ -170,6 +185,7 @@ fn cycle(c: &Container, ns: &VethNs, client: &mut Client, dumper: &Path, restore
     let line = format!("while down {n}");
     client.send(&line);
     std::thread::sleep(Duration::from_millis(300));
+    between();
     c.restore_plain(restorer, images, &["--tcp-established"]);
     assert_eq!(client.answer(), format!("{n} {line}"));
     assert!(!locked(ns), "the namespace is still locked after the restore");
@@ -189,7 +205,7 @@ fn runc_keeps_a_tcp_connection_through_three_checkpoints() {
     let ours = Path::new(OURS);
     let mut n = 2;
     for _ in 0..3 {
-        cycle(&c, &ns, &mut client, ours, ours, n);
+        cycle(&c, &ns, &mut client, (ours, ours), n, || {});
         client.ask(&format!("after {n}"), n + 1);
         n += 2;
     }
@@ -214,7 +230,49 @@ fn runc_tcp_checkpoint_of_criu_4_1_1_restores_with_ours() {
     c.start_plain();
     let mut client = Client::connect(&ns);
     client.ask("before", 1);
-    cycle(&c, &ns, &mut client, &theirs, Path::new(OURS), 2);
+    cycle(&c, &ns, &mut client, (&theirs, Path::new(OURS)), 2, || {});
+    client.ask("after", 3);
+    let (ok, out) = c.run(None, &["kill", &c.id, "KILL"]);
+    assert!(ok, "runc kill: {out}");
+}
+
+/// Our checkpoint (an iptables lock, from the container's criu
+/// configuration file) restored by CRIU 4.1.1, which takes the lock away.
+/// Our dump's log shows the file applied.
+#[test]
+fn runc_tcp_checkpoint_of_ours_restores_with_criu_4_1_1() {
+    const TEST: &str = "runc_tcp_cross_back";
+    if cannot_run(TEST) {
+        return;
+    }
+    let Some(peer) = Peer::for_test(TEST) else {
+        return;
+    };
+    let ns = VethNs::new(2);
+    let c = server(TEST, &ns);
+    let conf = c.dir().join("criu.conf");
+    std::fs::write(&conf, "# our dump reads this\nnetwork-lock iptables\n").unwrap();
+    c.edit_spec(|spec| {
+        spec["annotations"] = serde_json::json!({ "org.criu.config": conf.to_str().unwrap() });
+    });
+    let theirs = peer_criu(&peer, c.dir());
+    c.start_plain();
+    let mut client = Client::connect(&ns);
+    client.ask("before", 1);
+    // CRIU 4.1.1's swrk crashes (SIGSEGV) on a `network-lock` line in its
+    // RPC configuration file; its restore takes the method from the
+    // images' inventory anyway.
+    let forget = || {
+        let rules = ns.iptables("iptables");
+        assert!(rules.contains("-A CRIU -j DROP"), "no iptables lock: {rules}");
+        std::fs::write(&conf, "# the method is in the images\n").unwrap();
+    };
+    cycle(&c, &ns, &mut client, (Path::new(OURS), &theirs), 2, forget);
+    let log = std::fs::read_to_string(c.bundle.join("ck2/dump.log")).unwrap();
+    assert!(
+        log.contains("Would overwrite RPC settings with values from"),
+        "{log}"
+    );
     client.ask("after", 3);
     let (ok, out) = c.run(None, &["kill", &c.id, "KILL"]);
     assert!(ok, "runc kill: {out}");

@@ -128,6 +128,12 @@ fn log_request(opts: &crate::images::pb::rpc::CriuOpts) {
     let given = super::requested::requested(opts);
     let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
     pr_info!("RPC options set: {}", names.join(" "));
+    if let Some(f) = opts.config_file.as_deref().filter(|f| !f.is_empty()) {
+        match std::path::Path::new(f).exists() {
+            true => pr_info!("Would overwrite RPC settings with values from {f}"),
+            false => pr_info!("RPC config_file {f} does not exist: nothing to apply"),
+        }
+    }
     for e in &opts.external {
         pr_info!("RPC external {e}");
     }

@@ -29,14 +29,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::container::{BUSYBOX, Container, Runtime};
-use common::net::VethNs;
+use common::net::{LINE_SERVER, LineClient as Client, VethNs};
 use common::peer::Peer;
 
 const OURS: &str = env!("CARGO_BIN_EXE_criu");
@@ -76,7 +74,7 @@ fn server(test: &str, ns: &VethNs) -> Container {
             "-e",
             "sh",
             "-c",
-            "i=0; while read l; do i=$((i+1)); echo \"$i $l\"; done"
+            LINE_SERVER
         ]);
         let nss = spec["linux"]["namespaces"].as_array_mut().unwrap();
         for n in nss.iter_mut() {
@@ -86,49 +84,6 @@ fn server(test: &str, ns: &VethNs) -> Container {
         }
     });
     c
-}
-
-/// The client's end: one connection, lines out and answers in.
-struct Client {
-    out: TcpStream,
-    answers: BufReader<TcpStream>,
-}
-
-impl Client {
-    /// Connects to the server in `ns` (which may still be starting).
-    fn connect(ns: &VethNs) -> Client {
-        let addr = std::net::SocketAddr::from((ns.inside, PORT));
-        let mut sk = None;
-        let ok = common::wait_until(Duration::from_secs(10), || {
-            sk = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok();
-            sk.is_some()
-        });
-        assert!(ok, "nothing listens on {addr}");
-        let out = sk.unwrap();
-        // Long enough for a restore under CI load and TCP's retransmission
-        // of what was dropped while the namespace was locked.
-        out.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let answers = BufReader::new(out.try_clone().unwrap());
-        Client { out, answers }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.out, "{line}").expect("send on the connection");
-    }
-
-    fn answer(&mut self) -> String {
-        let mut s = String::new();
-        self.answers
-            .read_line(&mut s)
-            .expect("an answer on the connection");
-        s.trim_end().to_owned()
-    }
-
-    /// Sends `line`, which must come back as the server's `n`th.
-    fn ask(&mut self, line: &str, n: u32) {
-        self.send(line);
-        assert_eq!(self.answer(), format!("{n} {line}"));
-    }
 }
 
 /// A criu that runs the peer's with its SO_PASSCRED shim preloaded where
@@ -188,7 +143,10 @@ fn cycle(
     between();
     c.restore_plain(restorer, images, &["--tcp-established"]);
     assert_eq!(client.answer(), format!("{n} {line}"));
-    assert!(!locked(ns), "the namespace is still locked after the restore");
+    assert!(
+        !locked(ns),
+        "the namespace is still locked after the restore"
+    );
 }
 
 #[test]
@@ -200,7 +158,7 @@ fn runc_keeps_a_tcp_connection_through_three_checkpoints() {
     let ns = VethNs::new(0);
     let c = server(TEST, &ns);
     c.start_plain();
-    let mut client = Client::connect(&ns);
+    let mut client = Client::connect((ns.inside, PORT).into());
     client.ask("before", 1);
     let ours = Path::new(OURS);
     let mut n = 2;
@@ -228,7 +186,7 @@ fn runc_tcp_checkpoint_of_criu_4_1_1_restores_with_ours() {
     let c = server(TEST, &ns);
     let theirs = peer_criu(&peer, c.dir());
     c.start_plain();
-    let mut client = Client::connect(&ns);
+    let mut client = Client::connect((ns.inside, PORT).into());
     client.ask("before", 1);
     cycle(&c, &ns, &mut client, (&theirs, Path::new(OURS)), 2, || {});
     client.ask("after", 3);
@@ -257,14 +215,17 @@ fn runc_tcp_checkpoint_of_ours_restores_with_criu_4_1_1() {
     });
     let theirs = peer_criu(&peer, c.dir());
     c.start_plain();
-    let mut client = Client::connect(&ns);
+    let mut client = Client::connect((ns.inside, PORT).into());
     client.ask("before", 1);
     // CRIU 4.1.1's swrk crashes (SIGSEGV) on a `network-lock` line in its
     // RPC configuration file; its restore takes the method from the
     // images' inventory anyway.
     let forget = || {
         let rules = ns.iptables("iptables");
-        assert!(rules.contains("-A CRIU -j DROP"), "no iptables lock: {rules}");
+        assert!(
+            rules.contains("-A CRIU -j DROP"),
+            "no iptables lock: {rules}"
+        );
         std::fs::write(&conf, "# the method is in the images\n").unwrap();
     };
     cycle(&c, &ns, &mut client, (Path::new(OURS), &theirs), 2, forget);

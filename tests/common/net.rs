@@ -157,7 +157,11 @@ impl VethNs {
         ip(&["addr", "add", &format!("{host}/30"), "dev", &v.host_if]);
         ip(&["link", "set", &v.host_if, "up"]);
         let n = ["-n", v.name.as_str()];
-        ip(&[&n[..], &["addr", "add", &format!("{inside}/30"), "dev", &ns_if]].concat());
+        ip(&[
+            &n[..],
+            &["addr", "add", &format!("{inside}/30"), "dev", &ns_if],
+        ]
+        .concat());
         ip(&[&n[..], &["link", "set", &ns_if, "up"]].concat());
         ip(&[&n[..], &["link", "set", "lo", "up"]].concat());
         v
@@ -213,4 +217,59 @@ fn ip(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The server of [`LineClient`]'s protocol, a busybox shell loop on its
+/// stdio (`nc -l -p PORT -e sh -c LINE_SERVER`): the count is in its
+/// memory, so a restore that lost it starts again from 1.
+pub const LINE_SERVER: &str = "i=0; while read l; do i=$((i+1)); echo \"$i $l\"; done";
+
+/// The client's end of a line protocol: one TCP connection, lines out and
+/// answers in (a server that answers each line with its count of lines
+/// and the line: `N LINE`).
+pub struct LineClient {
+    out: std::net::TcpStream,
+    answers: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl LineClient {
+    /// Connects to `addr` (a server that may still be starting).
+    pub fn connect(addr: std::net::SocketAddr) -> LineClient {
+        use std::time::Duration;
+        let mut sk = None;
+        let ok = super::wait_until(Duration::from_secs(10), || {
+            sk = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok();
+            sk.is_some()
+        });
+        assert!(ok, "nothing listens on {addr}");
+        let out = sk.unwrap();
+        // Long enough for a restore under CI load and TCP's retransmission
+        // of what was dropped while the connection was locked.
+        out.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let answers = std::io::BufReader::new(out.try_clone().unwrap());
+        LineClient { out, answers }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.out, "{line}").expect("send on the connection");
+    }
+
+    pub fn answer(&mut self) -> String {
+        self.try_answer().expect("an answer on the connection")
+    }
+
+    /// The next answer, or why there is none.
+    pub fn try_answer(&mut self) -> std::io::Result<String> {
+        use std::io::BufRead;
+        let mut s = String::new();
+        self.answers.read_line(&mut s)?;
+        Ok(s.trim_end().to_owned())
+    }
+
+    /// Sends `line`, which must come back as the server's `n`th.
+    pub fn ask(&mut self, line: &str, n: u32) {
+        self.send(line);
+        assert_eq!(self.answer(), format!("{n} {line}"));
+    }
 }

@@ -42,6 +42,9 @@ pub const FAULT_NETNS: &str = "netns";
 /// The root's own net namespace, ready for its tree.
 pub struct RootNetNs {
     ns: OwnedFd,
+    /// Its netfilter rules do not come from the images (`--empty-ns
+    /// net`): see [`RootNetNs::lock_for_tcp`].
+    empty: bool,
     /// The `--inherit-fd` it came from, for an external one.
     pub inherited_fd: Option<i32>,
 }
@@ -95,7 +98,55 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     fault()?;
-    Ok(Some(RootNetNs { ns, inherited_fd }))
+    Ok(Some(RootNetNs {
+        ns,
+        empty: opts.restore.empty_net_ns,
+        inherited_fd,
+    }))
+}
+
+impl RootNetNs {
+    /// With `--empty-ns net` (runc and Podman send it) nothing of the
+    /// dump's netfilter rules comes back, so where the images hold TCP
+    /// connections the namespace is locked again as the dump locked it
+    /// (CRIU's `network_lock_internal` at restore): until the connections
+    /// leave repair mode and the lock goes (`launch::fds::release_tcp`), a
+    /// peer's packet must not reach the namespace, where the kernel would
+    /// answer it with a reset while the connection's socket does not
+    /// exist yet (a namespace the runtime made again for the restore,
+    /// the container's address already up). A lock still in place from
+    /// the dump (an external namespace that lived on) is kept as it is.
+    pub fn lock_for_tcp(&self, opts: &Opts, root: u32) -> Result<(), RestoreError> {
+        let dir = ImageDir::new(&opts.common.images_dir);
+        if !self.empty || !has_tcp_streams(dir.root()) {
+            return Ok(());
+        }
+        let (method, id) = super::images::network_lock(&dir, root)?;
+        let fail = |e: String| RestoreError::Unsupported(format!("locking the network: {e}"));
+        let locked = crate::proc::netns::run_in(self.ns.as_fd(), || {
+            Ok(crate::netlock::lock_namespace(method, &id))
+        })
+        .map_err(|e| fail(format!("cannot enter the root's net namespace: {e}")))?;
+        match locked {
+            Ok(()) => Ok(()),
+            Err(e) if e.already_locked() => {
+                crate::pr_info!("The root's net namespace is still locked by the dump");
+                Ok(())
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+}
+
+/// Whether `dir` holds a `tcp-stream-*.img` (a connection of the dump).
+fn has_tcp_streams(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("tcp-stream-") && n.ends_with(".img"))
+        })
+    })
 }
 
 /// `CRIU_RESTORE_FAULT=netns`: the root's own net namespace, if any, is

@@ -155,14 +155,23 @@ mod tests {
     fn other_options_refuse_the_request_by_name() {
         for (text, want) in [
             ("ghost-limit 1M\n", "option ghost-limit is not supported"),
-            ("network-lock bogus\n", "unknown network lock method \"bogus\""),
+            (
+                "network-lock bogus\n",
+                "unknown network lock method \"bogus\"",
+            ),
             ("network-lock\n", "option network-lock needs a value"),
-            ("tcp-established=yes\n", "option tcp-established takes no value"),
+            (
+                "tcp-established=yes\n",
+                "option tcp-established takes no value",
+            ),
         ] {
             let (req, path) = req_with(text);
             let e = overlay(&req).unwrap_err().to_string();
             std::fs::remove_file(&path).unwrap();
-            assert!(e.contains(want) && e.contains(&path.display().to_string()), "{e}");
+            assert!(
+                e.contains(want) && e.contains(&path.display().to_string()),
+                "{e}"
+            );
         }
     }
 }

@@ -340,8 +340,10 @@ fn a_second_lock_of_the_same_name_is_refused() {
     let err = Lock::take(Method::Nftables, &id, &[Conn::new(b, a)]).unwrap_err();
     assert!(err.already_locked(), "{err:?}");
     assert!(
-        err.to_string()
-            .contains(&format!("creating table inet {}: File exists", netlock::table_name(&id))),
+        err.to_string().contains(&format!(
+            "creating table inet {}: File exists",
+            netlock::table_name(&id)
+        )),
         "{err}"
     );
     assert!(

@@ -238,9 +238,9 @@ fn run(
     let run_id = write::run_id(pid);
     // Its connections are locked with the whole namespace, as CRIU does
     // (dropped before `tree`: unlocked before the tree runs again).
-    let ns_lock = match own_ns.net && !pre && common.tcp_established {
-        true => Some(netns::NsLock::take(common, pid, &run_id)?),
-        false => None,
+    let ns_lock = match (&net_mode, pre, common.tcp_established) {
+        (Some(mode), false, true) => Some(netns::NsLock::take(common, pid, &run_id, mode)?),
+        _ => None,
     };
     fault("network-lock")?;
     let threads: Vec<(i32, Vec<i32>)> = tree
@@ -364,7 +364,7 @@ fn run(
             })
         })?;
         if let Some(mode) = net_mode {
-            netns::dump(common, mode, pid, own_ns)?;
+            netns::dump(common, mode, pid, own_ns, ns_lock.as_ref())?;
         }
     }
     fault("namespaces")?;

@@ -77,9 +77,26 @@ pub struct NsLock {
 }
 
 impl NsLock {
-    /// Locks the net namespace of `pid` (not criu's), the lock named
-    /// after `run_id`.
-    pub fn take(common: &CommonOpts, pid: i32, run_id: &str) -> Result<NsLock, DumpError> {
+    /// Locks the net namespace of `pid` (not criu's, dumped as `mode`
+    /// says), the lock named after `run_id`. A namespace dumped whole
+    /// takes the nftables lock only: its firewall (where CRIU's iptables
+    /// chain would be) is not dumped yet, the lock's own table is left out.
+    pub fn take(
+        common: &CommonOpts,
+        pid: i32,
+        run_id: &str,
+        mode: &DumpMode<'_>,
+    ) -> Result<NsLock, DumpError> {
+        if matches!(mode, DumpMode::Full) && common.network_lock == crate::netlock::Method::Iptables
+        {
+            return Err(ns_error(
+                pid,
+                "--network-lock iptables cannot lock the TCP connections of a net namespace \
+                 dumped whole (its iptables rules are not dumped yet): lock with nftables, \
+                 or dump the namespace as external (--external net[INODE]:KEY)"
+                    .into(),
+            ));
+        }
         let ns = crate::proc::netns::of_task(pid)
             .map_err(|e| ns_error(pid, format!("cannot open /proc/{pid}/ns/net: {e}")))?
             .ok_or_else(|| ns_error(pid, "the net namespace is criu's own".into()))?;
@@ -105,6 +122,12 @@ impl NsLock {
             return Ok(());
         }
         self.unlock()
+    }
+
+    /// The nftables table of the lock, if it is one.
+    pub fn table(&self) -> Option<String> {
+        (self.method == crate::netlock::Method::Nftables)
+            .then(|| crate::netlock::table_name(&self.id))
     }
 
     fn unlock(&self) -> Result<(), DumpError> {
@@ -173,9 +196,11 @@ pub fn dump(
     mode: DumpMode<'_>,
     pid: i32,
     own: RootNs,
+    lock: Option<&NsLock>,
 ) -> Result<(), DumpError> {
     let dir = ImageDir::new(&common.images_dir);
-    crate::ns::net::dump(&dir, own.numbers().net, pid, mode).map_err(|e| {
+    let table = lock.and_then(NsLock::table);
+    crate::ns::net::dump(&dir, own.numbers().net, pid, mode, table.as_deref()).map_err(|e| {
         DumpError::Namespace(NsError::Dump {
             pid,
             reason: e.to_string(),

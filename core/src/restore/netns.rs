@@ -42,9 +42,6 @@ pub const FAULT_NETNS: &str = "netns";
 /// The root's own net namespace, ready for its tree.
 pub struct RootNetNs {
     ns: OwnedFd,
-    /// Its netfilter rules do not come from the images (`--empty-ns
-    /// net`): see [`RootNetNs::lock_for_tcp`].
-    empty: bool,
     /// The `--inherit-fd` it came from, for an external one.
     pub inherited_fd: Option<i32>,
 }
@@ -98,18 +95,16 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     fault()?;
-    Ok(Some(RootNetNs {
-        ns,
-        empty: opts.restore.empty_net_ns,
-        inherited_fd,
-    }))
+    Ok(Some(RootNetNs { ns, inherited_fd }))
 }
 
 impl RootNetNs {
-    /// With `--empty-ns net` (runc and Podman send it) nothing of the
-    /// dump's netfilter rules comes back, so where the images hold TCP
-    /// connections the namespace is locked again as the dump locked it
-    /// (CRIU's `network_lock_internal` at restore): until the connections
+    /// Where the images hold TCP connections the namespace is locked
+    /// again as the dump locked it: nothing of the dump's netfilter rules
+    /// comes back (CRIU's `network_lock_internal` at restore with
+    /// `--empty-ns net`, which runc and Podman send; a namespace made from
+    /// the images, where CRIU restores its iptables rules with the lock's
+    /// chain in them, is locked the same way): until the connections
     /// leave repair mode and the lock goes (`launch::fds::release_tcp`), a
     /// peer's packet must not reach the namespace, where the kernel would
     /// answer it with a reset while the connection's socket does not
@@ -118,7 +113,7 @@ impl RootNetNs {
     /// the dump (an external namespace that lived on) is kept as it is.
     pub fn lock_for_tcp(&self, opts: &Opts, root: u32) -> Result<(), RestoreError> {
         let dir = ImageDir::new(&opts.common.images_dir);
-        if !self.empty || !has_tcp_streams(dir.root()) {
+        if !has_tcp_streams(dir.root()) {
             return Ok(());
         }
         let (method, id) = super::images::network_lock(&dir, root)?;

@@ -161,14 +161,14 @@ pub fn lock_namespace() -> Result<(), NetLockError> {
     );
     let args = ["-w".to_owned(), "--noflush".to_owned()];
     exec("iptables-restore", &args, Some(&conf))?;
-    if has_ipv6() {
-        if let Err(e) = exec("ip6tables-restore", &args, Some(&conf)) {
-            let _undo = crate::fault::Undo::enter();
-            if let Err(u) = unlock_family("iptables") {
-                crate::pr_err!("cannot take back the IPv4 lock: {u}");
-            }
-            return Err(e);
+    if has_ipv6()
+        && let Err(e) = exec("ip6tables-restore", &args, Some(&conf))
+    {
+        let _undo = crate::fault::Undo::enter();
+        if let Err(u) = unlock_family("iptables") {
+            crate::pr_err!("cannot take back the IPv4 lock: {u}");
         }
+        return Err(e);
     }
     crate::pr_info!("Locked the net namespace with chain CRIU of iptables");
     Ok(())

@@ -116,7 +116,7 @@ fn setup(a: &zdtm::Args) -> Result<State, String> {
         name,
         lo,
         connect,
-        conn: conn,
+        conn,
     })
 }
 

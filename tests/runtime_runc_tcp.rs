@@ -158,9 +158,20 @@ fn runc_keeps_a_tcp_connection_through_three_checkpoints() {
     let ns = VethNs::new(0);
     let c = server(TEST, &ns);
     c.start_plain();
+    let ours = Path::new(OURS);
+    // With no connection yet the dump locks the namespace all the same
+    // (as CRIU's), and the restore unlocks it: the server is reachable.
+    let images = c.bundle.join("ck0");
+    let images = images.to_str().unwrap();
+    c.checkpoint(ours, images, &["--tcp-established"]);
+    assert!(
+        locked(&ns),
+        "no lock after a checkpoint without connections"
+    );
+    c.restore_plain(ours, images, &["--tcp-established"]);
+    assert!(!locked(&ns), "locked after a restore without connections");
     let mut client = Client::connect((ns.inside, PORT).into());
     client.ask("before", 1);
-    let ours = Path::new(OURS);
     let mut n = 2;
     for _ in 0..3 {
         cycle(&c, &ns, &mut client, (ours, ours), n, || {});

@@ -14,18 +14,25 @@ use std::path::Path;
 
 use crate::images::pb::rpc;
 
-use super::setup::SetupError;
+/// The request's configuration file cannot be read or names an option
+/// that does not apply.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration file {file}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub reason: String,
+}
 
 /// `req` with the options of its `config_file` applied over it (and the
 /// field cleared), or `None` when it names no file that exists.
-pub fn overlay(req: &rpc::CriuOpts) -> Result<Option<rpc::CriuOpts>, SetupError> {
+pub fn overlay(req: &rpc::CriuOpts) -> Result<Option<rpc::CriuOpts>, ConfigError> {
     let Some(file) = req.config_file.as_deref().filter(|f| !f.is_empty()) else {
         return Ok(None);
     };
     if !Path::new(file).exists() {
         return Ok(None);
     }
-    let bad = |reason: String| SetupError::ConfigFile {
+    let bad = |reason: String| ConfigError {
         file: file.to_owned(),
         reason,
     };

@@ -33,7 +33,7 @@
 //! root's capabilities, as exec would give them back).
 
 pub mod client;
-mod config;
+pub mod config;
 pub mod daemon;
 mod handlers;
 mod requested;

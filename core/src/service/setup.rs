@@ -75,8 +75,8 @@ pub enum SetupError {
     BadValue { field: &'static str, value: i64 },
     /// The request's `config_file` cannot be read or names an option
     /// that does not apply (see `service::config`).
-    #[error("configuration file {file}: {reason}")]
-    ConfigFile { file: String, reason: String },
+    #[error(transparent)]
+    ConfigFile(#[from] super::config::ConfigError),
     /// Something the client has no right to ask for.
     #[error(transparent)]
     Denied(#[from] Denied),

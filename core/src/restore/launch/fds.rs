@@ -65,9 +65,12 @@ pub(super) fn tree_files<'a>(
 /// restorer does the same at the end of each task's restore.
 ///
 /// A root in a net namespace of its own (`own_net`: its pid) had the whole
-/// namespace locked by the dump (CRIU's `network_lock_internal`, ours
-/// alike): an external namespace the tree comes back into is still
-/// locked, and is unlocked here.
+/// namespace locked by a `--tcp-established` dump (CRIU's
+/// `network_lock_internal`, ours alike), with or without connections: an
+/// external namespace the tree comes back into is still locked, as is one
+/// the restore locked again (`netns::RootNetNs::lock_for_tcp`); it is
+/// unlocked here whatever the images hold, as CRIU's `network_unlock`
+/// does (a lock that is not there is no error).
 pub(super) fn release_tcp(
     shared: &mut plan::SharedFiles<'_>,
     dir: &ImageDir,
@@ -82,11 +85,12 @@ pub(super) fn release_tcp(
     // The dump's network lock goes once repair mode is off, before the
     // tasks run (taken with the method the inventory names, as CRIU
     // does: an iptables lock of CRIU's dump goes too).
+    if let Some(pid) = own_net {
+        let (method, id) = crate::restore::images::network_lock(dir, root)?;
+        return unlock_net_ns(pid, method, &id);
+    }
     if !conns.is_empty() {
         let (method, id) = crate::restore::images::network_lock(dir, root)?;
-        if let Some(pid) = own_net {
-            return unlock_net_ns(pid, method, &id);
-        }
         let conns: Vec<crate::netlock::Conn> = conns
             .iter()
             .map(|c| crate::netlock::Conn::new(c.src, c.dst))

@@ -55,7 +55,9 @@ fn nftables_here(test: &str) -> bool {
 
 /// A lock id no other test (nor another run) uses.
 fn id(test: &str) -> String {
-    format!("nltest-{}-{test}", std::process::id())
+    // Short: the table keeps 26 characters of `CRIU-<id>` (see
+    // `netlock::table_name`), the pid and the test's name must fit.
+    format!("t{}-{test}", std::process::id())
 }
 
 /// Removes the table of `id` when the test ends, even by a panic, so a
@@ -214,7 +216,7 @@ fn lock_holds_data_until_released(test: &str, loopback: &str) {
     };
     let id = id(test);
     let _cleanup = Cleanup(id.clone());
-    let table = format!("CRIU-{id}");
+    let table = netlock::table_name(&id);
     let mut holder = ctl(&args(
         &["take", "nftables", &id, "hold"],
         &[conn_of(&client)],
@@ -274,7 +276,7 @@ fn kept_lock_is_released_by_name_from_another_process() {
     };
     let id = id(test);
     let _cleanup = Cleanup(id.clone());
-    let table = format!("CRIU-{id}");
+    let table = netlock::table_name(&id);
     let conns = [conn_of(&client), conn_of(&c6)];
     let out = ctl(&args(&["take", "nftables", &id, "keep"], &conns))
         .output()
@@ -314,10 +316,10 @@ fn dropping_the_lock_releases_it() {
     let mut lock = Lock::take(Method::Nftables, &id, &[]).unwrap();
     assert_eq!(lock.table(), None, "no connection, no table");
     lock.add(&conn_of(&client)).unwrap();
-    assert_eq!(lock.table(), Some(format!("CRIU-{id}").as_str()));
+    assert_eq!(lock.table(), Some(netlock::table_name(&id).as_str()));
     send_while_locked(&mut client, &mut server);
     drop(lock);
-    assert!(!has_table(&format!("CRIU-{id}")));
+    assert!(!has_table(&netlock::table_name(&id)));
     arrive_after_release(&mut client, &mut server);
 }
 
@@ -338,16 +340,18 @@ fn a_second_lock_of_the_same_name_is_refused() {
     let err = Lock::take(Method::Nftables, &id, &[Conn::new(b, a)]).unwrap_err();
     assert!(err.already_locked(), "{err:?}");
     assert!(
-        err.to_string()
-            .contains(&format!("creating table inet CRIU-{id}: File exists")),
+        err.to_string().contains(&format!(
+            "creating table inet {}: File exists",
+            netlock::table_name(&id)
+        )),
         "{err}"
     );
     assert!(
-        has_table(&format!("CRIU-{id}")),
+        has_table(&netlock::table_name(&id)),
         "the first lock was removed"
     );
     first.release().unwrap();
-    assert!(!has_table(&format!("CRIU-{id}")));
+    assert!(!has_table(&netlock::table_name(&id)));
 }
 
 /// Every netlink batch of a lock of many connections (the table, then the
@@ -362,7 +366,7 @@ fn every_failure_leaves_no_table() {
     }
     let id = id(test);
     let _cleanup = Cleanup(id.clone());
-    let table = format!("CRIU-{id}");
+    let table = netlock::table_name(&id);
     // 1500 IPv4 and 10 IPv6 connections: 3000 IPv4 elements take two
     // batches, the IPv6 ones a third, after the table's.
     let mut conns: Vec<Conn> = (0..1500u16)

@@ -34,6 +34,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::TempDir;
+use common::net::{LINE_SERVER, LineClient};
 
 /// The most any one podman command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
@@ -179,7 +180,7 @@ impl Podman {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "sleep", "cat", "echo"] {
+        for applet in ["sh", "sleep", "cat", "echo", "nc"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         let tar = self.dir.join("busybox.tar");
@@ -202,6 +203,11 @@ impl Podman {
     /// machine's root has no CAP_SYS_RESOURCE to raise Podman's default
     /// RLIMIT_NOFILE and NPROC).
     fn start(&self, name: &str, extra: &[&str]) {
+        self.start_cmd(name, extra, &["sh", "-c", COUNTER]);
+    }
+
+    /// [`Podman::start`] with the container running `cmd`.
+    fn start_cmd(&self, name: &str, extra: &[&str], cmd: &[&str]) {
         let cgroup_parent = format!("--cgroup-parent={}", self.cgroup_parent);
         let mut args = vec![
             "run",
@@ -213,7 +219,8 @@ impl Podman {
             "--ulimit=nproc=1024:1024",
         ];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", COUNTER]);
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
         self.run(&args);
     }
 
@@ -343,6 +350,28 @@ impl Podman {
         }
         self.use_criu(ours);
         seen
+    }
+
+    /// The last lines of every criu log (`dump.log`, `restore.log`) in
+    /// podman's storage, for a failure's message.
+    fn criu_logs(&self) -> String {
+        let mut out = String::new();
+        let mut dirs = vec![self.dir.join("root")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                let name = e.file_name();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(p);
+                } else if name == "dump.log" || name == "restore.log" {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                    out += &format!("--- {}:\n{tail}\n", p.display());
+                }
+            }
+        }
+        out
     }
 
     /// The controlling terminal of the container's first process (`tty_nr`
@@ -501,6 +530,66 @@ fn podman_checkpoints_and_restores_on_the_default_network() {
         dev.contains("eth0:"),
         "the restored container's devices:\n{dev}"
     );
+}
+
+/// A TCP server in a container on the default bridge network, its client
+/// on the host: `container checkpoint --tcp-established` and `container
+/// restore --tcp-established` keep the connection, three times (the
+/// container comes back with its address in a new net namespace, which
+/// criu locks again before the connection's socket exists, and unlocks
+/// once it is repaired); the server's count goes on. The client sends
+/// nothing while the container is down: Podman makes the new namespace
+/// with the container's address up before runc runs criu, and a packet
+/// that arrives in between (TCP's retransmission of what was sent while
+/// it was down) is answered with a reset there: criu's lock at restore
+/// (CRIU's as ours) comes only once criu runs. The runc tests, whose
+/// namespace lives on locked, send while it is down.
+#[test]
+fn podman_keeps_a_tcp_connection_on_the_default_network() {
+    const TEST: &str = "podman-tcp";
+    if cannot_run(TEST) {
+        return;
+    }
+    let podman = Podman::new(TEST);
+    let name = podman.name("c");
+    let port = "5000";
+    let server = ["nc", "-l", "-p", port, "-e", "sh", "-c"];
+    podman.start_cmd(&name, &[], &[&server[..], &[LINE_SERVER]].concat());
+    let address = podman
+        .run(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            &name,
+        ])
+        .trim()
+        .to_owned();
+    let addr = std::net::SocketAddr::new(address.parse().unwrap(), 5000);
+    let mut client = LineClient::connect(addr);
+    client.ask("before", 1);
+    let mut n = 2;
+    for cycle in 1..=3 {
+        let out = podman.run(&[
+            "container",
+            "checkpoint",
+            "--keep",
+            "--tcp-established",
+            &name,
+        ]);
+        assert_eq!(podman.state(&name), "exited", "cycle {cycle}: {out}");
+        podman.run(&["container", "restore", "--keep", "--tcp-established", &name]);
+        let line = format!("restored {cycle}");
+        client.send(&line);
+        let answer = client.try_answer();
+        assert_eq!(
+            answer.as_deref().ok(),
+            Some(format!("{n} {line}").as_str()),
+            "cycle {cycle}: {answer:?}\n{}",
+            podman.criu_logs()
+        );
+        client.ask(&format!("after {cycle}"), n + 1);
+        n += 2;
+    }
 }
 
 #[test]

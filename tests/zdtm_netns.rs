@@ -729,14 +729,41 @@ fn rpc_external_net_namespace_with_inherit_fd() {
     assert_eq!(z.go(), "PASS");
 }
 
+/// `--tcp-established` with a connection in the tree's own namespace,
+/// dumped whole: the dump locks the namespace (its nftables table left out
+/// of the namespace's images), the restore locks the new one until the
+/// connection is repaired; the connection carries data both ways after.
 #[test]
-fn an_established_connection_in_its_own_namespace_is_refused_by_name() {
-    let Some(z) = start("netns_established", &["established", "lo=up"]) else {
+fn an_established_connection_in_its_own_namespace_comes_back() {
+    let Some(mut z) = start("netns_established", &["established", "lo=up"]) else {
+        return;
+    };
+    z.dump(&["--tcp-established"]);
+    let log = std::fs::read_to_string(z.images().join("dump.log")).unwrap_or_default();
+    assert!(
+        log.contains("Locked the net namespace with table inet CRIU-"),
+        "{log}"
+    );
+    z.restore(&["--tcp-established"]);
+    let log = std::fs::read_to_string(z.images().join("restore.log")).unwrap_or_default();
+    assert!(
+        log.contains("Locked the net namespace with table inet CRIU-"),
+        "{log}"
+    );
+    assert!(log.contains("network unlocked"), "{log}");
+    assert_eq!(z.go(), "PASS");
+}
+
+/// With `--network-lock iptables` the same dump is refused by name: the
+/// namespace's iptables rules, where that lock would be, are not dumped.
+#[test]
+fn an_established_connection_in_its_own_namespace_with_an_iptables_lock_is_refused() {
+    let Some(z) = start("netns_established_ipt", &["established", "lo=up"]) else {
         return;
     };
     let log = z.dump_refused(
-        &["--tcp-established"],
-        "2 established TCP connection(s) in the root's own net namespace cannot be dumped yet",
+        &["--tcp-established", "--network-lock", "iptables"],
+        "--network-lock iptables cannot lock the TCP connections of a net namespace dumped whole",
     );
     assert!(log.contains(&format!("task {}", z.pid())), "{log}");
     assert_eq!(z.go(), "PASS");

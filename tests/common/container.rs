@@ -48,7 +48,7 @@ impl Container {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
-        for applet in ["sh", "sleep", "cat"] {
+        for applet in ["sh", "sleep", "cat", "nc"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
         let id = format!("criu-rs-{test}-{}", std::process::id());
@@ -133,6 +133,42 @@ impl Container {
             .status()
             .expect("run the runtime")
             .success()
+    }
+
+    /// Changes the bundle's `config.json` with `f` (before the container
+    /// is started).
+    pub fn edit_spec(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.bundle.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut spec);
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    }
+
+    /// Start the container running whatever its spec says: its pid.
+    pub fn start_plain(&self) -> i32 {
+        assert!(self.detached(None, &["run", "-d", &self.id]), "run -d");
+        self.pid().expect("the container's pid")
+    }
+
+    /// Restore by `restorer` from `images` with `extra` arguments
+    /// (`--tcp-established`): the restored pid.
+    pub fn restore_plain(&self, restorer: &Path, images: &str, extra: &[&str]) -> i32 {
+        let mut args = vec!["restore", "-d", "--image-path", images];
+        args.extend(extra);
+        args.push(&self.id);
+        let log = || std::fs::read_to_string(Path::new(images).join("restore.log"));
+        assert!(
+            self.detached(Some(restorer), &args),
+            "restore by {restorer:?}:\n{}",
+            log().unwrap_or_default()
+        );
+        self.pid().expect("the restored container's pid")
+    }
+
+    /// The directory of this container's test files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Start the container; its pid once it counts.

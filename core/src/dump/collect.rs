@@ -297,13 +297,16 @@ pub(super) fn file_table(
     orphan_pts_master: bool,
     tree: &tree::Tree,
     run_id: &str,
+    ns_locked: bool,
 ) -> Result<(FileTable, files::FdOpts), DumpError> {
     let mut files = FileTable::default();
     // The network lock of the TCP connections: each is added to it before
     // it goes into repair mode (see `files::inet`). A killed tree leaves
     // the lock for the restore to take away; a failed dump or a tree that
     // runs on takes it away once the connections are out of repair mode.
-    if common.tcp_established {
+    // A tree in a net namespace of its own has the whole namespace locked
+    // instead (`ns_locked`, see `netns::NsLock`).
+    if common.tcp_established && !ns_locked {
         files.kinds.inet.lock = Some(crate::netlock::Lock::take(
             common.network_lock,
             run_id,

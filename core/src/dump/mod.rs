@@ -235,6 +235,13 @@ fn run(
         *net_locked = true;
         hooks.run(Action::NetworkLock, None)?;
     }
+    let run_id = write::run_id(pid);
+    // Its connections are locked with the whole namespace, as CRIU does
+    // (dropped before `tree`: unlocked before the tree runs again).
+    let ns_lock = match (&net_mode, pre, common.tcp_established) {
+        (Some(mode), false, true) => Some(netns::NsLock::take(common, pid, &run_id, mode)?),
+        _ => None,
+    };
     fault("network-lock")?;
     let threads: Vec<(i32, Vec<i32>)> = tree
         .tasks
@@ -309,8 +316,13 @@ fn run(
     let vpids = pidns::collect(&tree, ours.tree_pid)?;
 
     // Collect from outside, every task, with one file table.
-    let run_id = write::run_id(pid);
-    let (mut files, fd_opts) = collect::file_table(common, opts.orphan_pts_master, &tree, &run_id)?;
+    let (mut files, fd_opts) = collect::file_table(
+        common,
+        opts.orphan_pts_master,
+        &tree,
+        &run_id,
+        ns_lock.is_some(),
+    )?;
     let mut collected = collect::collect_all(&tree, &sharing, &mut files, fd_opts, opts, &ours)?;
     sysv::check_attached(
         pid,
@@ -320,7 +332,6 @@ fn run(
     // Unix socket peers, once every fd of every task is known.
     crate::files::finish_dump(&mut files, &fd_opts)?;
     if own_ns.net {
-        netns::refuse_locked_connections(&files, pid)?;
         netns::renumber_sockets(&mut files, own_ns.numbers().net);
     }
     task_state::refuse_lost_ctty(&tree, &files)?;
@@ -369,7 +380,7 @@ fn run(
             })
         })?;
         if let Some(mode) = net_mode {
-            netns::dump(common, mode, pid, own_ns)?;
+            netns::dump(common, mode, pid, own_ns, ns_lock.as_ref())?;
         }
     }
     fault("namespaces")?;
@@ -409,6 +420,9 @@ fn run(
     files.kinds.before_release(dead);
     release::finish(tree, final_state, ours.tree_pid.is_some())?;
     files.kinds.after_release(dead)?;
+    if let Some(l) = ns_lock {
+        l.finish(dead)?;
+    }
     // `--link-remap`'s links stay for the restore only when the tree is
     // gone (CRIU removes them when it runs on, as after a failure).
     if dead {

@@ -261,7 +261,10 @@ pub fn run_id(pid: i32) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let x = t ^ (u128::from(std::process::id()) << 64) ^ (pid as u128);
-    let h = format!("{x:032x}");
+    // The clock's nanoseconds first: the lock's table keeps only the
+    // first 21 characters (see `netlock::table_name`), which must differ
+    // from one dump to the next.
+    let h = format!("{:016x}{:016x}", x as u64, (x >> 64) as u64);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -100,7 +100,12 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
         Tuple::V4 { .. } => "iptables",
         Tuple::V6 { .. } => "ip6tables",
     };
-    let args = args(t, chain, lock);
+    exec(binary, &args(t, chain, lock), None)
+}
+
+/// Runs `binary` with `args` (and `input` on its stdin): a missing
+/// command, a failure to run it and a failed status are errors.
+fn exec(binary: &'static str, args: &[String], input: Option<&str>) -> Result<(), NetLockError> {
     let cmd = format!("{binary} {}", args.join(" "));
     crate::pr_debug!("\tRunning iptables [{cmd}]");
     crate::fault::call(&cmd, Errno::AGAIN).map_err(|errno| NetLockError::Kernel {
@@ -115,10 +120,24 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
             source: std::io::Error::from_raw_os_error(linux_raw_sys::errno::ENOENT as i32),
         });
     }
-    let out = Command::new(binary)
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| NetLockError::NoCommand { binary, source })?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        use std::io::Write;
+        // A command that fails before reading all of it says why below.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
         .map_err(|source| NetLockError::NoCommand { binary, source })?;
     if out.status.success() {
         return Ok(());
@@ -128,6 +147,69 @@ fn run(t: &Tuple, chain: Chain, lock: bool) -> Result<(), NetLockError> {
         status: out.status,
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
     })
+}
+
+/// CRIU's lock of a whole net namespace (its `network_lock_internal`,
+/// which CRIU restores with `iptables-restore --noflush`): a chain `CRIU`
+/// that accepts libsoccr's marked packets and drops every other, jumped
+/// to first from INPUT and OUTPUT, for IPv4 and (where the namespace has
+/// it) IPv6. Runs in the calling thread's net namespace.
+pub fn lock_namespace() -> Result<(), NetLockError> {
+    let conf = format!(
+        "*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n\
+         -A CRIU -m mark --mark {SOCCR_MARK:#x} -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n"
+    );
+    let args = ["-w".to_owned(), "--noflush".to_owned()];
+    exec("iptables-restore", &args, Some(&conf))?;
+    if has_ipv6()
+        && let Err(e) = exec("ip6tables-restore", &args, Some(&conf))
+    {
+        let _undo = crate::fault::Undo::enter();
+        if let Err(u) = unlock_family("iptables") {
+            crate::pr_err!("cannot take back the IPv4 lock: {u}");
+        }
+        return Err(e);
+    }
+    crate::pr_info!("Locked the net namespace with chain CRIU of iptables");
+    Ok(())
+}
+
+/// Takes [`lock_namespace`]'s lock away (every jump to `CRIU`, then the
+/// chain); where there is no chain `CRIU` there is nothing to do.
+pub fn unlock_namespace() -> Result<(), NetLockError> {
+    let v4 = unlock_family("iptables");
+    let v6 = if has_ipv6() {
+        unlock_family("ip6tables")
+    } else {
+        Ok(())
+    };
+    v4.and(v6)?;
+    crate::pr_info!("Unlocked the net namespace (chain CRIU of iptables)");
+    Ok(())
+}
+
+fn unlock_family(binary: &'static str) -> Result<(), NetLockError> {
+    let a = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if exec(binary, &a(&["-w", "-n", "-L", "CRIU"]), None).is_err() {
+        crate::pr_info!("{binary}: no chain CRIU to remove");
+        return Ok(());
+    }
+    // A restore that locked again (CRIU does with `--empty-ns net`) left a
+    // second jump: every one goes before the chain can.
+    for from in ["INPUT", "OUTPUT"] {
+        for _ in 0..16 {
+            if exec(binary, &a(&["-w", "-D", from, "-j", "CRIU"]), None).is_err() {
+                break;
+            }
+        }
+    }
+    exec(binary, &a(&["-w", "-F", "CRIU"]), None)?;
+    exec(binary, &a(&["-w", "-X", "CRIU"]), None)
+}
+
+/// Whether the calling thread's net namespace has IPv6.
+fn has_ipv6() -> bool {
+    std::path::Path::new("/proc/thread-self/net/if_inet6").exists()
 }
 
 /// Whether `PATH` has an executable file named `binary`.

@@ -163,9 +163,51 @@ impl Tuple {
 
 /// The nftables table of lock `id`: `CRIU-<id>` in family inet. CRIU 4
 /// names it after the dump's run id (a UUID the inventory keeps as
-/// `dump_criu_run_id`), older CRIU after the root task's pid.
+/// `dump_criu_run_id`), older CRIU after the root task's pid. CRIU
+/// formats `inet CRIU-<id>` into 32 bytes with the terminating NUL: the
+/// name keeps its first 26 characters (`CRIU-` and 21 of a UUID), the
+/// table a CRIU restore deletes.
 pub fn table_name(id: impl Display) -> String {
-    format!("CRIU-{id}")
+    let mut name = format!("CRIU-{id}");
+    name.truncate(TABLE_NAME_MAX);
+    name
+}
+
+/// `char table[32]` less `inet ` and the NUL (see [`table_name`]).
+const TABLE_NAME_MAX: usize = 32 - "inet ".len() - 1;
+
+/// Locks the whole net namespace the calling thread is in, as CRIU does
+/// for a tree in a net namespace of its own (`network_lock_internal`):
+/// every packet in or out is dropped but libsoccr's marked ones, so no
+/// connection of the tree sees its peer or answers it while it is frozen,
+/// dumped and (killed) until it is restored. nftables: table
+/// [`table_name`] of `id` (see [`nft::Batch::namespace_lock`]); iptables:
+/// CRIU's chain `CRIU`. The caller enters the namespace.
+pub fn lock_namespace(method: Method, id: impl Display) -> Result<(), NetLockError> {
+    match method {
+        Method::Skip => Ok(()),
+        Method::Iptables => iptables::lock_namespace(),
+        Method::Nftables => {
+            let table = table_name(id);
+            let mut sk = nfnl::Socket::open()?;
+            let mut b = sk.batch();
+            b.namespace_lock(&table);
+            sk.run(b)?;
+            crate::pr_info!("Locked the net namespace with table inet {table}");
+            Ok(())
+        }
+    }
+}
+
+/// Takes away [`lock_namespace`]'s lock of the calling thread's net
+/// namespace (a lock that is not there is no error).
+pub fn unlock_namespace(method: Method, id: impl Display) -> Result<(), NetLockError> {
+    let _undo = crate::fault::Undo::enter();
+    match method {
+        Method::Skip => Ok(()),
+        Method::Iptables => iptables::unlock_namespace(),
+        Method::Nftables => delete_table(&table_name(id)),
+    }
 }
 
 /// NEWSETELEM messages per batch: four of 512 keys stay well inside a

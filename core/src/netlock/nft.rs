@@ -254,17 +254,25 @@ impl Batch {
 
     /// A base chain of type filter at priority 0 on `hook`.
     pub fn new_chain(&mut self, table: &str, chain: &str, hook: u32) {
-        let msg = NfTablesMessage::NewChain(ChainMessage {
-            attributes: vec![
-                ChainAttribute::Table(table.to_owned()),
-                ChainAttribute::Name(chain.to_owned()),
-                ChainAttribute::Hook(vec![
-                    Hook::Number(HookNumber::Other(hook)),
-                    Hook::Priority(0),
-                ]),
-                ChainAttribute::Type("filter".to_owned()),
-            ],
-        });
+        self.new_chain_with(table, chain, hook, None);
+    }
+
+    /// [`Batch::new_chain`] with a `policy` verdict (`NF_DROP`) where
+    /// given; nft's default (accept) otherwise.
+    fn new_chain_with(&mut self, table: &str, chain: &str, hook: u32, policy: Option<u32>) {
+        let mut attributes = vec![
+            ChainAttribute::Table(table.to_owned()),
+            ChainAttribute::Name(chain.to_owned()),
+            ChainAttribute::Hook(vec![
+                Hook::Number(HookNumber::Other(hook)),
+                Hook::Priority(0),
+            ]),
+        ];
+        if let Some(p) = policy {
+            attributes.push(ChainAttribute::Policy(p));
+        }
+        attributes.push(ChainAttribute::Type("filter".to_owned()));
+        let msg = NfTablesMessage::NewChain(ChainMessage { attributes });
         self.push(
             format!("creating chain {chain} of table inet {table}"),
             msg,
@@ -373,6 +381,26 @@ impl Batch {
             for family in Family::ALL {
                 self.new_lookup_rule(table, chain, family);
             }
+        }
+    }
+
+    /// The lock of a whole net namespace (CRIU's
+    /// `network_lock_internal`): the table with chains `output` and
+    /// `input` that drop every packet but libsoccr's marked ones.
+    ///
+    /// ```text
+    /// table inet CRIU-<id> {
+    ///     chain output { type filter hook output priority 0; policy drop;
+    ///         meta mark 0xc114 accept }
+    ///     chain input { type filter hook input priority 0; policy drop;
+    ///         meta mark 0xc114 accept }
+    /// }
+    /// ```
+    pub fn namespace_lock(&mut self, table: &str) {
+        self.new_table(table);
+        for (chain, hook) in CHAINS {
+            self.new_chain_with(table, chain, hook, Some(NF_DROP));
+            self.new_mark_rule(table, chain);
         }
     }
 

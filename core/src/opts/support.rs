@@ -477,7 +477,9 @@ pub const RPC: &[Entry] = &[
     // Obsolete in CRIU: ignored there too (a warning in the log).
     works("status_fd", ALL, "tests/options_e2e.rs::rpc_obsolete_fields_are_ignored"),
     works("orphan_pts_master", DR, "tests/runtime_podman.rs::podman_checkpoints_and_restores_a_tty_container"),
-    not_yet("config_file", ALL, ""),
+    // Its options that map onto a field; any other refuses the request
+    // by name (see `service::config`).
+    works("config_file", ALL, "core/src/service/config.rs::config_file_options_override_the_request"),
     works("tcp_close", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
     not_yet("lsm_profile", R, ""),
     not_yet("tls_cacert", TREE, ""),

@@ -98,6 +98,52 @@ pub fn prepare(opts: &Opts, root_ns: &RootNsImages) -> Result<Option<RootNetNs>,
     Ok(Some(RootNetNs { ns, inherited_fd }))
 }
 
+impl RootNetNs {
+    /// Where the images hold TCP connections the namespace is locked
+    /// again as the dump locked it: nothing of the dump's netfilter rules
+    /// comes back (CRIU's `network_lock_internal` at restore with
+    /// `--empty-ns net`, which runc and Podman send; a namespace made from
+    /// the images, where CRIU restores its iptables rules with the lock's
+    /// chain in them, is locked the same way): until the connections
+    /// leave repair mode and the lock goes (`launch::fds::release_tcp`), a
+    /// peer's packet must not reach the namespace, where the kernel would
+    /// answer it with a reset while the connection's socket does not
+    /// exist yet (a namespace the runtime made again for the restore,
+    /// the container's address already up). A lock still in place from
+    /// the dump (an external namespace that lived on) is kept as it is.
+    pub fn lock_for_tcp(&self, opts: &Opts, root: u32) -> Result<(), RestoreError> {
+        let dir = ImageDir::new(&opts.common.images_dir);
+        if !has_tcp_streams(dir.root()) {
+            return Ok(());
+        }
+        let (method, id) = super::images::network_lock(&dir, root)?;
+        let fail = |e: String| RestoreError::Unsupported(format!("locking the network: {e}"));
+        let locked = crate::proc::netns::run_in(self.ns.as_fd(), || {
+            Ok(crate::netlock::lock_namespace(method, &id))
+        })
+        .map_err(|e| fail(format!("cannot enter the root's net namespace: {e}")))?;
+        match locked {
+            Ok(()) => Ok(()),
+            Err(e) if e.already_locked() => {
+                crate::pr_info!("The root's net namespace is still locked by the dump");
+                Ok(())
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+}
+
+/// Whether `dir` holds a `tcp-stream-*.img` (a connection of the dump).
+fn has_tcp_streams(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("tcp-stream-") && n.ends_with(".img"))
+        })
+    })
+}
+
 /// `CRIU_RESTORE_FAULT=netns`: the root's own net namespace, if any, is
 /// made and filled; nothing else of the tree exists.
 fn fault() -> Result<(), RestoreError> {

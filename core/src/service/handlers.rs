@@ -118,7 +118,28 @@ fn setup_with_log(
     };
     log::init(&s.opts.common.log_config())?;
     log::log_banner(version::STRING, version::GITID);
+    log_request(opts);
     Ok(s)
+}
+
+/// What the client asked for: how a runtime drives criu shows in the
+/// request's log (the fields it sets, its externals, its inherited fds).
+fn log_request(opts: &crate::images::pb::rpc::CriuOpts) {
+    let given = super::requested::requested(opts);
+    let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+    pr_info!("RPC options set: {}", names.join(" "));
+    if let Some(f) = opts.config_file.as_deref().filter(|f| !f.is_empty()) {
+        match std::path::Path::new(f).exists() {
+            true => pr_info!("Would overwrite RPC settings with values from {f}"),
+            false => pr_info!("RPC config_file {f} does not exist: nothing to apply"),
+        }
+    }
+    for e in &opts.external {
+        pr_info!("RPC external {e}");
+    }
+    for f in &opts.inherit_fd {
+        pr_info!("RPC inherit_fd {} = fd {}", f.key, f.fd);
+    }
 }
 
 /// CHECK: `criu check` with default options.

@@ -33,6 +33,7 @@
 //! root's capabilities, as exec would give them back).
 
 pub mod client;
+pub mod config;
 pub mod daemon;
 mod handlers;
 mod requested;

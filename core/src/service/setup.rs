@@ -73,6 +73,10 @@ pub enum SetupError {
     Refused(#[from] crate::opts::support::Refusal),
     #[error("bad value {value} for {field}")]
     BadValue { field: &'static str, value: i64 },
+    /// The request's `config_file` cannot be read or names an option
+    /// that does not apply (see `service::config`).
+    #[error(transparent)]
+    ConfigFile(#[from] super::config::ConfigError),
     /// Something the client has no right to ask for.
     #[error(transparent)]
     Denied(#[from] Denied),
@@ -187,6 +191,13 @@ pub fn setup(
     on: On,
 ) -> Result<Setup, SetupError> {
     let peer = &client.peer;
+    // The options of the request's configuration file override its
+    // fields, as CRIU's do; the client must be allowed to name the file.
+    if let Some(f) = req.config_file.as_deref().filter(|f| !f.is_empty()) {
+        rights::may_name_path(client, "config_file", f)?;
+    }
+    let overlaid = super::config::overlay(req)?;
+    let req = overlaid.as_ref().unwrap_or(req);
     let given = super::requested::requested(req);
     support::check(
         support::RPC,

@@ -9,7 +9,8 @@
 //! - `connect=IP`: the listener accepts a connection made to IP and both
 //!   ends exchange data; the UDP socket receives a datagram sent to IP;
 //! - `established`: brings lo up itself and holds a TCP connection over
-//!   it (for the refusal of `--tcp-established` in its own namespace).
+//!   it (`--tcp-established` in its own namespace): after the restore
+//!   the connection carries data both ways.
 //!
 //! Always: the restored task is in a net namespace other than the one
 //! `DIR/host-netns` names (the harness's), and a connection to the
@@ -34,7 +35,7 @@ struct State {
     name: Vec<u8>,
     lo: Option<bool>,
     connect: Option<IpAddr>,
-    _conn: Option<(TcpStream, TcpStream)>,
+    conn: Option<(TcpStream, TcpStream)>,
 }
 
 const IFF_UP: u16 = 1;
@@ -115,7 +116,7 @@ fn setup(a: &zdtm::Args) -> Result<State, String> {
         name,
         lo,
         connect,
-        _conn: conn,
+        conn,
     })
 }
 
@@ -139,6 +140,18 @@ fn check(s: State) -> Result<(), String> {
     let mut b = [0u8; 1];
     p.read_exact(&mut b).map_err(|e| e.to_string())?;
     ensure(b == *b"u", || "unix data".into())?;
+    if let Some((c, p)) = &s.conn {
+        for (mut from, mut to, what) in [(c, p, b"kept"), (p, c, b"back")] {
+            from.write_all(what)
+                .map_err(|e| format!("established send: {e}"))?;
+            to.set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            let mut b = [0u8; 4];
+            to.read_exact(&mut b)
+                .map_err(|e| format!("established recv: {e}"))?;
+            ensure(&b == what, || format!("established data {b:?}"))?;
+        }
+    }
     ensure(
         s.tcp
             .local_addr()

@@ -77,7 +77,16 @@ pub enum DumpMode<'a> {
 }
 
 /// Dump the net namespace of task `pid` into `dir` as namespace `id`.
-pub fn dump(dir: &ImageDir, id: u32, pid: i32, mode: DumpMode<'_>) -> Result<(), NsError> {
+///
+/// `own_lock`: the nftables table of the dump's own network lock in the
+/// namespace (see `netlock::lock_namespace`), which is no firewall of its.
+pub fn dump(
+    dir: &ImageDir,
+    id: u32,
+    pid: i32,
+    mode: DumpMode<'_>,
+    own_lock: Option<&str>,
+) -> Result<(), NsError> {
     match mode {
         DumpMode::Empty => {
             crate::pr_info!(
@@ -98,7 +107,7 @@ pub fn dump(dir: &ImageDir, id: u32, pid: i32, mode: DumpMode<'_>) -> Result<(),
             let path = format!("/proc/{pid}/ns/net");
             let ns = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(NsError::sys(format!("open({path})")))?;
-            let c = run_in(ns.as_fd(), || read_current(id))?;
+            let c = run_in(ns.as_fd(), || read_current(id, own_lock))?;
             crate::pr_info!(
                 "Dumping net namespace {id} of task {pid}: {} links ({})",
                 c.links.len(),
@@ -113,9 +122,10 @@ pub fn dump(dir: &ImageDir, id: u32, pid: i32, mode: DumpMode<'_>) -> Result<(),
     }
 }
 
-/// The calling thread's net namespace (id `id` in the images).
-fn read_current(id: u32) -> Result<Contents, NsError> {
-    refuse_firewall()?;
+/// The calling thread's net namespace (id `id` in the images; `own_lock`
+/// as [`dump`] takes it).
+fn read_current(id: u32, own_lock: Option<&str>) -> Result<Contents, NsError> {
+    refuse_firewall(own_lock)?;
     let sk = rtnl::socket().map_err(NsError::sys("socket(NETLINK_ROUTE)"))?;
     let links = links::dump(&sk, id)?;
     let netns = pb::NetnsEntry {
@@ -139,7 +149,7 @@ fn read_current(id: u32) -> Result<Contents, NsError> {
 
 /// A firewall in the namespace is refused by name: CRIU saves it with
 /// `iptables-save` and `nft list ruleset`, which this tool does not run.
-fn refuse_firewall() -> Result<(), NsError> {
+fn refuse_firewall(own_lock: Option<&str>) -> Result<(), NsError> {
     for f in ["ip_tables_names", "ip6_tables_names"] {
         let path = format!("/proc/thread-self/net/{f}");
         let names = std::fs::read_to_string(&path).unwrap_or_default();
@@ -154,7 +164,12 @@ fn refuse_firewall() -> Result<(), NsError> {
             });
         }
     }
-    match crate::netlock::tables() {
+    let tables = crate::netlock::tables().map(|t| {
+        t.into_iter()
+            .filter(|(_, n)| Some(n.as_str()) != own_lock)
+            .collect::<Vec<_>>()
+    });
+    match tables {
         Ok(t) if !t.is_empty() => Err(NsError::Lost {
             what: format!(
                 "the net namespace has nftables tables ({}), which cannot be dumped yet",
@@ -372,7 +387,7 @@ mod tests {
         std::fs::create_dir_all(&tmp).unwrap();
         let dir = ImageDir::new(&tmp);
         assert_eq!(read(&dir, 9, false).unwrap(), NetNsImages::Empty);
-        dump(&dir, 9, 1, DumpMode::External("extRootNetNS")).unwrap();
+        dump(&dir, 9, 1, DumpMode::External("extRootNetNS"), None).unwrap();
         assert_eq!(
             read(&dir, 9, true).unwrap(),
             NetNsImages::External {

@@ -63,10 +63,19 @@ pub(super) fn tree_files<'a>(
 /// exists (both ends of a connection inside it), no task has run its own
 /// code yet, and none could use its socket in repair mode. CRIU's
 /// restorer does the same at the end of each task's restore.
+///
+/// A root in a net namespace of its own (`own_net`: its pid) had the whole
+/// namespace locked by a `--tcp-established` dump (CRIU's
+/// `network_lock_internal`, ours alike), with or without connections: an
+/// external namespace the tree comes back into is still locked, as is one
+/// the restore locked again (`netns::RootNetNs::lock_for_tcp`); it is
+/// unlocked here whatever the images hold, as CRIU's `network_unlock`
+/// does (a lock that is not there is no error).
 pub(super) fn release_tcp(
     shared: &mut plan::SharedFiles<'_>,
     dir: &ImageDir,
     root: u32,
+    own_net: Option<i32>,
 ) -> Result<(), RestoreError> {
     let conns = shared.tcp_repaired.connections();
     shared
@@ -76,6 +85,10 @@ pub(super) fn release_tcp(
     // The dump's network lock goes once repair mode is off, before the
     // tasks run (taken with the method the inventory names, as CRIU
     // does: an iptables lock of CRIU's dump goes too).
+    if let Some(pid) = own_net {
+        let (method, id) = crate::restore::images::network_lock(dir, root)?;
+        return unlock_net_ns(pid, method, &id);
+    }
     if !conns.is_empty() {
         let (method, id) = crate::restore::images::network_lock(dir, root)?;
         let conns: Vec<crate::netlock::Conn> = conns
@@ -86,6 +99,21 @@ pub(super) fn release_tcp(
             .map_err(|e| RestoreError::Unsupported(format!("unlocking the network: {e}")))?;
     }
     Ok(())
+}
+
+/// Unlocks the net namespace of task `pid` (see [`release_tcp`]).
+fn unlock_net_ns(pid: i32, method: crate::netlock::Method, id: &str) -> Result<(), RestoreError> {
+    let fail = |e: String| RestoreError::Unsupported(format!("unlocking the network: {e}"));
+    let Some(ns) = crate::proc::netns::of_task(pid)
+        .map_err(|e| fail(format!("cannot open /proc/{pid}/ns/net: {e}")))?
+    else {
+        return Ok(());
+    };
+    crate::proc::netns::run_in(std::os::fd::AsFd::as_fd(&ns), || {
+        Ok(crate::netlock::unlock_namespace(method, id))
+    })
+    .map_err(|e| fail(format!("cannot enter the net namespace of task {pid}: {e}")))?
+    .map_err(|e| fail(e.to_string()))
 }
 
 /// The tool holds every task's files at once until the root is forked:

@@ -72,6 +72,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
     // Its own net namespace, made and filled now: the tool opens the
     // tree's sockets in it and forks the root into it (see `netns`).
     let net_ns = super::netns::prepare(opts, &root_ns)?;
+    if let (Some(n), Some(TreeTaskImages::Alive(t))) = (&net_ns, tasks.first()) {
+        n.lock_for_tcp(opts, t.pstree.pid)?;
+    }
     let in_net_ns = net_ns.as_ref().map(|n| n.enter()).transpose()?;
     let mounts = super::mntns::plan(
         opts,
@@ -225,7 +228,9 @@ pub fn restore_tree(opts: &Opts, hooks: &mut Hooks) -> Result<Restored, RestoreE
             )
         })
         .and_then(|()| fault_after_done(fault_after))
-        .and_then(|()| fds::release_tcp(&mut shared, &dir, root))
+        .and_then(|()| {
+            fds::release_tcp(&mut shared, &dir, root, root_ns.own.net.then_some(root_pid))
+        })
         .and_then(|()| cgroups.finish().map_err(RestoreError::from))
         .and_then(|()| super::write_pidfile(opts, child))
         // A restore that fails after all takes its pidfile back.

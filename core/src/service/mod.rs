@@ -72,6 +72,12 @@ pub enum ServiceError {
     /// The dump failed; `errno` is ESRCH when the task does not exist.
     #[error("Dumping FAILED: {reason}")]
     Dump { reason: String, errno: Option<i32> },
+    /// A pre-dump round failed; `errno` as for [`ServiceError::Dump`].
+    #[error("Pre-dumping FAILED: {reason}")]
+    PreDump { reason: String, errno: Option<i32> },
+    /// After a PRE_DUMP only more PRE_DUMP rounds or the DUMP may come.
+    #[error("a {0} request after PRE_DUMP (only PRE_DUMP or DUMP may follow it)")]
+    AfterPreDump(String),
     #[error("Restore failed: {0}")]
     Restore(String),
     #[error("Check failed: {0}")]
@@ -180,6 +186,8 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         Ok(c) => c,
         Err(e) => return Err(refuse_connection(sk, e.into())),
     };
+    // The last request was a PRE_DUMP that worked.
+    let mut pre_dumped = false;
     loop {
         let bytes = match wire::recv_datagram(sk) {
             Ok(Some(bytes)) => bytes,
@@ -201,14 +209,30 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         };
         let keep_open = req.keep_open.unwrap_or(false);
         let mut then = handlers::Then::default();
-        let resp = match handlers::handle(sk, &client, mode, &req, &mut then) {
-            Ok(resp) => resp,
-            Err(e) => failure(req.r#type, &e),
+        let resp = match pre_dumped {
+            // CRIU's `pre_dump_loop`: PRE_DUMP rounds until the DUMP.
+            true if ![CriuReqType::PreDump as i32, CriuReqType::Dump as i32]
+                .contains(&req.r#type) =>
+            {
+                let ty = CriuReqType::try_from(req.r#type)
+                    .map_or_else(|_| req.r#type.to_string(), |t| t.as_str_name().to_owned());
+                failure(req.r#type, &ServiceError::AfterPreDump(ty))
+            }
+            _ => match handlers::handle(sk, &client, mode, &req, &mut then) {
+                Ok(resp) => resp,
+                Err(e) => failure(req.r#type, &e),
+            },
         };
         let ok = resp.success;
         wire::send_resp(sk, &resp)?;
         if let Some(cmd) = then.exec.filter(|_| ok) {
             return Err(exec_cmd(sk, &client, &cmd));
+        }
+        pre_dumped = ok && req.r#type == CriuReqType::PreDump as i32;
+        if pre_dumped {
+            // runc takes one round per connection and closes it.
+            pr_info!("Waiting for the next PRE_DUMP or the DUMP");
+            continue;
         }
         if !ok || !keep_open {
             return Ok(());

@@ -4,9 +4,12 @@
 //! A client sends `criu_req` messages, one per `SOCK_SEQPACKET` datagram
 //! ([`wire`]), and gets one `criu_resp` back for each. [`serve`] runs that
 //! loop on one connection: it answers VERSION, FEATURE_CHECK, CHECK, DUMP,
-//! RESTORE, WAIT_PID and CPUINFO_DUMP/CHECK; every other type gets `success = false` with a
-//! `cr_errmsg` saying it is not supported yet. With `keep_open` a successful
-//! request leaves the connection open for the next one; a failure or a
+//! PRE_DUMP, SINGLE_PRE_DUMP, RESTORE, WAIT_PID and CPUINFO_DUMP/CHECK;
+//! every other type gets `success = false` with a `cr_errmsg` saying it is
+//! not supported yet. With `keep_open` a successful request leaves the
+//! connection open for the next one; a successful PRE_DUMP always does, for
+//! more PRE_DUMP rounds and then the DUMP (CRIU's `pre_dump_loop`: runc
+//! takes one round per connection and closes it); a failure or a
 //! request that cannot be decoded ends it (after a failure response when
 //! one can be sent). [`daemon`] is `criu service`: it accepts connections
 //! and hands each to its own worker process, so that nothing a client sends

@@ -114,16 +114,11 @@ fn unknown_type_and_unsupported_requests_fail_clearly() {
     assert!(!resp.success);
     assert!(resp.cr_errmsg.unwrap().contains("unknown request type 99"));
 
-    for (ty, name) in [(CriuReqType::PageServer, "PAGE_SERVER")] {
-        let resp = Client::swrk().call(&req(ty));
-        assert!(!resp.success);
-        assert_eq!(resp.r#type, ty as i32);
-        let msg = resp.cr_errmsg.unwrap();
-        assert!(
-            msg.contains(&format!("{name} is not supported yet")),
-            "{msg}"
-        );
-    }
+    let resp = Client::swrk().call(&req(CriuReqType::PageServer));
+    assert!(!resp.success);
+    assert_eq!(resp.r#type, CriuReqType::PageServer as i32);
+    let msg = resp.cr_errmsg.unwrap();
+    assert!(msg.contains("PAGE_SERVER is not supported yet"), "{msg}");
 }
 
 /// CPUINFO_DUMP writes `cpuinfo.img` for the images dir, CPUINFO_CHECK

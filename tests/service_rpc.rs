@@ -385,7 +385,6 @@ fn pre_dump_rounds_then_dump_on_one_connection() {
             "pre_dump_rounds_then_dump_on_one_connection",
             "this kernel predates the async write-protect userfaultfd and PAGEMAP_SCAN \
              (Linux 6.7): no memory tracking for pre-dumps",
-
         );
     }
     let dir = TempDir::new("svc-predump");

@@ -115,7 +115,7 @@ impl ServiceError {
                 Some(errno.raw_os_error())
             }
             ServiceError::Wire(WireError::Recv(e) | WireError::Send(e)) => Some(e.raw_os_error()),
-            ServiceError::Dump { errno, .. } => *errno,
+            ServiceError::Dump { errno, .. } | ServiceError::PreDump { errno, .. } => *errno,
             ServiceError::Client(e) => e.errno(),
             ServiceError::Denied(d) => Some(d.errno()),
             _ => None,

@@ -179,9 +179,34 @@ fn pidfds_of_processes_outside_the_tree_or_dead_or_of_threads_are_refused() {
     }
 }
 
+/// Dumped with `--force-irmap` (LXC passes it on every dump): every
+/// watch is in the images with the path of the directory it watches, as
+/// well as its file handle.
 #[test]
 fn inotify_watches_keep_their_wds() {
-    run("zdtm-inotify", "zdtm_inotify");
+    use criu_core::images::pb;
+    use criu_core::images::typed::ImageDir;
+    let test = "zdtm-inotify";
+    let Some(mut z) = Zdtm::start(test, "zdtm_inotify", &[]) else {
+        return;
+    };
+    z.dump(&["--force-irmap"]);
+    crit_decodes(z.images(), test);
+    let files: Vec<pb::FileEntry> = ImageDir::new(z.images())
+        .read_all(criu_core::images::Kind::Files, 0)
+        .unwrap();
+    let mut paths: Vec<(u32, String)> = files
+        .iter()
+        .filter_map(|f| f.ify.as_ref())
+        .flat_map(|i| &i.wd)
+        .map(|w| (w.wd, w.f_handle.path.clone().unwrap_or_default()))
+        .collect();
+    paths.sort();
+    let dir = z.work().display().to_string();
+    let want = vec![(1, format!("{dir}/a")), (3, format!("{dir}/c"))];
+    assert_eq!(paths, want, "{test}: the watches' paths");
+    z.restore(&[]);
+    assert_eq!(z.go(), "PASS", "{test}");
 }
 
 #[test]

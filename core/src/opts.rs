@@ -195,6 +195,28 @@ impl Default for CommonOpts {
 }
 
 impl CommonOpts {
+    /// Takes `--external` values (RPC `external`): `mnt[]`, `mnt[]:s` and
+    /// `mnt[]:m` are CRIU's other spelling of `--ext-mount-map auto` (with
+    /// external sharing, masters) and are not kept as externals; the
+    /// others are. Returns a `mnt[]` value with any other suffix.
+    pub fn set_external(&mut self, values: Vec<String>) -> Result<(), String> {
+        for v in values {
+            match v.strip_prefix("mnt[]") {
+                None => self.external.push(v),
+                Some(rest) => {
+                    match rest {
+                        "" => {}
+                        ":s" => self.enable_external_sharing = true,
+                        ":m" => self.enable_external_masters = true,
+                        _ => return Err(v),
+                    }
+                    self.auto_ext_mounts = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The work dir: `-W`, or else the images dir (CRIU's rule).
     pub fn work_dir(&self) -> &Path {
         self.work_dir.as_deref().unwrap_or(&self.images_dir)

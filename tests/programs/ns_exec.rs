@@ -17,7 +17,9 @@
 //! namespace's mounts private (`unshare`'s default propagation). `time` moves this
 //! process itself into the new time namespace (setns) before that;
 //! `time=MONO,BOOT` first gives its clocks those offsets in seconds
-//! (`unshare --monotonic MONO --boottime BOOT`).
+//! (`unshare --monotonic MONO --boottime BOOT`). Not a namespace:
+//! `inotify=PATH` gives PROGRAM an inotify instance as fd 25 (not
+//! close-on-exec) watching PATH for created files.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode};
@@ -129,8 +131,13 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let mut flags = UnshareFlags::empty();
     let mut offsets = None;
     let mut wide = None;
+    let mut watch = None;
     for kind in kinds {
         let kind = match kind.split_once('=') {
+            Some(("inotify", path)) => {
+                watch = Some(path);
+                continue;
+            }
             Some(("time", o)) => {
                 offsets = Some(o.split_once(',').ok_or("time=MONO,BOOT")?);
                 "time"
@@ -203,6 +210,17 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     if flags.contains(UnshareFlags::NEWTIME) {
         enter_time_for_children().map_err(|e| format!("enter the new time namespace: {e}"))?;
     }
+    if let Some(path) = watch {
+        use rustix::fs::inotify;
+        let fd =
+            inotify::init(inotify::CreateFlags::empty()).map_err(|e| format!("inotify: {e}"))?;
+        inotify::add_watch(&fd, path, inotify::WatchFlags::CREATE)
+            .map_err(|e| format!("watch {path}: {e}"))?;
+        let mut at = fd_25();
+        rustix::io::dup2(&fd, &mut at).map_err(|e| format!("dup2 to fd 25: {e}"))?;
+        // Fd 25 stays open for PROGRAM.
+        std::mem::forget(at);
+    }
     let mut cmd = Command::new(first);
     cmd.args(rest);
     if !flags.contains(UnshareFlags::NEWPID) {
@@ -214,6 +232,13 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         (None, Some(sig)) => ExitCode::from(128 + sig as u8),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Fd 25, as an owned fd for `dup2` to replace (whatever it is).
+fn fd_25() -> std::os::fd::OwnedFd {
+    // SAFETY: fd 25 is only a target for dup2, which closes what it was;
+    // the caller forgets the value rather than close it.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(25) }
 }
 
 fn main() -> ExitCode {

@@ -325,6 +325,7 @@ pub(super) fn file_table(
         tcp_established: common.tcp_established,
         tcp_close: common.tcp_close,
         link_remap: common.link_remap,
+        force_irmap: common.force_irmap,
     };
     // Written into the inventory even with no connection (CRIU's).
     files.kinds.inet.tcp_close = common.tcp_close;

@@ -280,10 +280,17 @@ fn run(
                     key: m.val.clone(),
                 }),
         );
+        let auto = common
+            .auto_ext_mounts
+            .then_some(crate::ns::mnt::collect::AutoExt {
+                sharing: common.enable_external_sharing,
+                masters: common.enable_external_masters,
+            });
         Some(crate::ns::mnt::collect::collect(
             pid,
             &ext,
             &common.enable_fs,
+            auto,
         )?)
     } else {
         None
@@ -312,7 +319,15 @@ fn run(
     task_state::refuse_lost_ctty(&tree, &files)?;
     pidns::translate_files(&mut files, &vpids)?;
     match &mounts {
-        Some(m) => refuse_outside_mounts(&mut files, m)?,
+        Some(m) => {
+            refuse_outside_mounts(&mut files, m)?;
+            crate::files::inotify::name_in_mount_ns(
+                &mut files.entries,
+                m.pid,
+                &m.tree.mounts,
+                fd_opts.force_irmap,
+            )?;
+        }
         // As CRIU writes them: a file's mount only where the tree has a
         // mount namespace of its own (CRIU 4.1.1 cannot open a linked
         // remap whose file names a mount of its own namespace).

@@ -19,6 +19,14 @@ pub enum FilesError {
     Unsupported { pid: i32, fd: i32, what: String },
     #[error(transparent)]
     Kind(#[from] super::FileError),
+    /// An inotify instance of a tree with its own mount namespace, once
+    /// its watches are named there (the file id's).
+    #[error("inotify instance (file id {id}) of the tree: {source}")]
+    Inotify {
+        id: u32,
+        #[source]
+        source: super::inotify::InotifyError,
+    },
     #[error("fd {fd} of task {pid} is {what}: {reason}")]
     Refused {
         pid: i32,
@@ -142,6 +150,9 @@ pub struct FdOpts {
     /// `--link-remap`: an unlinked file with other links is linked back
     /// as `link_remap.ID` in its directory for the restore to open.
     pub link_remap: bool,
+    /// `--force-irmap`: every inotify watch is dumped with a path (or
+    /// refused), not only with its inode's file handle.
+    pub force_irmap: bool,
 }
 
 impl Drop for FileTable {

@@ -335,8 +335,9 @@ pub const CLI: &[Entry] = &[
     works("cpu-cap", or(DR, CI), "tests/options_e2e.rs::cpu_cap_writes_and_checks_cpuinfo"),
     works("out", CD, "tests/coredump.rs::gdb_shows_the_threads_the_call_chain_and_a_variable"),
     refused("out", ALL.without(CD), "--out=cores", "--out is an option of the coredump command only"),
-    not_yet("force-irmap", DPD, "--force-irmap"),
-    not_yet("ext-mount-map=auto", DR, "--ext-mount-map=auto"),
+    // Pre-dump writes no file images: CRIU only warms its path cache there.
+    works("force-irmap", DPD, "tests/zdtm_anonfd.rs::inotify_watches_keep_their_wds"),
+    works("ext-mount-map=auto", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
     works("ext-mount-map", DR, "tests/zdtm_mntns.rs::a_host_directory_is_dumped_only_as_external"),
     works("exec-cmd", R, "tests/options_e2e.rs::exec_cmd_runs_after_the_restore"),
     refused("exec-cmd", NOT_R, "--exec-cmd", "--exec-cmd is available for the restore command only"),
@@ -354,8 +355,10 @@ pub const CLI: &[Entry] = &[
     // Read at dump only: a restore mounts what the images say (`fsname`),
     // and ignores the option as CRIU does.
     works("enable-fs", D, "tests/zdtm_mntns.rs::enable_fs_mounts_an_unknown_filesystem_again"),
-    not_yet("enable-external-sharing", DR, "--enable-external-sharing"),
-    not_yet("enable-external-masters", DR, "--enable-external-masters"),
+    // Both only let `auto` take a shared or slave mount (as in CRIU); the
+    // dump refuses by name sharing with the outside it cannot restore.
+    works("enable-external-sharing", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
+    works("enable-external-masters", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
     works("freeze-cgroup", DPD, "tests/zdtm_cgroups.rs::a_frozen_v2_cgroup_is_dumped_with_freeze_cgroup_and_left_frozen"),
     works("ghost-limit", D, "tests/zdtm_anonfd.rs::ghost_file_over_the_limit_is_refused_then_dumped_with_a_higher_limit"),
     not_yet("irmap-scan-path", DPD, "--irmap-scan-path=/"),
@@ -364,6 +367,8 @@ pub const CLI: &[Entry] = &[
     works("external=mnt[*", DR, "tests/zdtm_mntns.rs::a_host_directory_is_dumped_only_as_external"),
     works("external=net[*", DR, "tests/zdtm_netns.rs::an_external_net_namespace_is_joined_from_inherit_fd"),
     works("external=veth[*", R, "tests/zdtm_netns.rs::a_fault_after_the_namespace_is_filled_leaves_no_link_behind"),
+    // LXC's restore names its console so; CRIU looks nothing up by it.
+    works("external=console:*", R, "tests/runtime_lxc.rs::lxc_checkpoint_restores_a_busybox_container"),
     not_yet("external", DR, "--external=tty[1:2]"),
     works("empty-ns", DR, "tests/zdtm_netns.rs::empty_ns_net_keeps_the_namespace_not_its_contents"),
     not_yet("lazy-pages", DR, "--lazy-pages"),
@@ -437,16 +442,16 @@ pub const RPC: &[Entry] = &[
     works("link_remap", D, "tests/zdtm_refuse.rs::an_unlinked_file_kept_by_another_link_is_restored_with_link_remap"),
     works("veths", R, "core/src/service/setup.rs::fields_map_onto_the_options"),
     works("cpu_cap", DR, "core/src/service/setup.rs::fields_map_onto_the_options"),
-    not_yet("force_irmap", DPD, ""),
+    works("force_irmap", DPD, "tests/zdtm_anonfd.rs::inotify_watches_keep_their_wds"),
     works("exec_cmd", R, "tests/options_e2e.rs::rpc_exec_cmd_replaces_the_worker"),
     works("ext_mnt", DR, "tests/zdtm_mntns.rs::rpc_root_and_ext_mnt"),
     works("manage_cgroups", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("cg_root", DR, "tests/zdtm_cgroups.rs::rpc_manage_cgroups_and_cg_root"),
     works("rst_sibling", R, "tests/options_e2e.rs::rpc_rst_sibling_makes_the_client_the_parent"),
     works("inherit_fd", R, "tests/inherit_fd.rs::rpc_inherit_fd_gives_a_pipe_to_the_outside_a_new_reader"),
-    not_yet("auto_ext_mnt", DR, ""),
-    not_yet("ext_sharing", DR, ""),
-    not_yet("ext_masters", DR, ""),
+    works("auto_ext_mnt", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
+    works("ext_sharing", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
+    works("ext_masters", DR, "tests/zdtm_mntns.rs::auto_external_mounts"),
     not_yet("skip_mnt", DR, ""),
     works("enable_fs", D, "tests/zdtm_mntns.rs::enable_fs_mounts_an_unknown_filesystem_again"),
     not_yet("unix_sk_ino", DR, ""),
@@ -556,8 +561,8 @@ mod tests {
                 "--stream cannot be used with the check command".into()
             ))
         );
-        let r = check(RPC, Style::Rpc, On::DUMP, [("force_irmap", "")]);
-        assert_eq!(r, Err(Refusal("force_irmap is not supported yet".into())));
+        let r = check(RPC, Style::Rpc, On::DUMP, [("skip_mnt", "")]);
+        assert_eq!(r, Err(Refusal("skip_mnt is not supported yet".into())));
         assert!(check(CLI, Style::Cli, On::DUMP, [("shell-job", "")]).is_ok());
     }
 

@@ -62,6 +62,7 @@ pub fn plan(
         ns.mnt_id,
         opts.common.root.as_deref(),
         &externals(opts),
+        opts.common.auto_ext_mounts,
         own,
     )?;
     Ok(Some(plan))

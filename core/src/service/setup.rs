@@ -330,7 +330,11 @@ fn common_opts(req: &rpc::CriuOpts, client: &Client, c: &mut CommonOpts) {
     c.auto_ext_mounts = bool_of(req.auto_ext_mnt);
     c.enable_external_sharing = bool_of(req.ext_sharing);
     c.enable_external_masters = bool_of(req.ext_masters);
-    c.external = req.external.clone();
+    // A malformed `mnt[]` suffix is kept as a plain external (naming no
+    // mount), as the request's other fields cannot fail here.
+    if let Err(v) = c.set_external(req.external.clone()) {
+        c.external.push(v);
+    }
     c.skip_mounts = req.skip_mnt.iter().map(PathBuf::from).collect();
     c.enable_fs = req.enable_fs.clone();
     c.lsm_profile = req.lsm_profile.clone();
@@ -548,11 +552,11 @@ mod tests {
         );
         assert!(setup(&sibling, &me(), Mode::Swrk, On::RESTORE).is_ok());
         let tcp = rpc::CriuOpts {
-            force_irmap: Some(true),
+            lazy_pages: Some(true),
             ..sibling.clone()
         };
         let e = setup(&tcp, &me(), Mode::Swrk, On::DUMP).unwrap_err();
-        assert_eq!(e.to_string(), "force_irmap is not supported yet");
+        assert_eq!(e.to_string(), "lazy_pages is not supported yet");
         // Refused before anything else is looked at.
         let tcp_no_dir = rpc::CriuOpts {
             images_dir: None,

@@ -402,7 +402,8 @@ fn dirs_and_log(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
 /// The options about kinds of objects: external ones, shell jobs, locks,
 /// sockets and files.
 fn objects(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageError> {
-    c.external = values(m, "external");
+    c.set_external(values(m, "external"))
+        .map_err(|v| bad_arg("external", &v))?;
     c.shell_job = bool_opt(m, "shell-job");
     c.file_locks = bool_opt(m, "file-locks");
     let ext_unix = values(m, "ext-unix-sk");
@@ -457,8 +458,9 @@ fn cgroups_and_mounts(m: &ArgMatches, c: &mut CommonOpts) -> Result<(), UsageErr
             val: val.to_owned(),
         });
     }
-    c.enable_external_sharing = m.get_flag("enable-external-sharing");
-    c.enable_external_masters = m.get_flag("enable-external-masters");
+    // (`--external mnt[]:s` / `mnt[]:m` may have set them too.)
+    c.enable_external_sharing |= m.get_flag("enable-external-sharing");
+    c.enable_external_masters |= m.get_flag("enable-external-masters");
     c.skip_mounts = paths(m, "skip-mnt");
     for fs in values(m, "enable-fs") {
         c.enable_fs

@@ -39,7 +39,7 @@ use rustix::thread::LinkNameSpaceType;
 use crate::images::{ImageDir, Kind, pb};
 
 use super::tree::{Base, Tree, dev_str};
-use super::{Bound, MntError, bound_to, fresh_name};
+use super::{AUTODETECTED, Bound, MntError, bound_to, fresh_name};
 
 /// Per-mount flags a bind remount sets (the others are the superblock's
 /// or are not flags of a mount).
@@ -90,16 +90,20 @@ pub struct Plan {
 /// be made: `root` (`--root`) is needed unless the namespace's root was
 /// the whole of its filesystem; every external mount's key must be in
 /// `external` (`--external mnt[KEY]:DIR`, `--ext-mount-map KEY:DIR`);
-/// every tmpfs's archive must be there.
+/// every tmpfs's archive must be there; an autodetected one (CRIU's
+/// `--ext-mount-map auto`) needs `auto`.
 pub fn plan(
     dir: &ImageDir,
     id: u32,
     root: Option<&Path>,
     external: &[(String, PathBuf)],
+    auto: bool,
     own: OwnNs,
 ) -> Result<Plan, MntError> {
     let file = Kind::Mnts.file_name(u64::from(id));
-    let entries: Vec<pb::MntEntry> = dir.read_all(Kind::Mnts, u64::from(id))?;
+    let mut entries: Vec<pb::MntEntry> = dir.read_all(Kind::Mnts, u64::from(id))?;
+    let mut external: HashMap<String, PathBuf> = external.iter().cloned().collect();
+    autodetected(&mut entries, &mut external, auto, &file)?;
     let tree = Tree::new(entries, &file)?;
     let top = &tree.mounts[0];
     let root = match root {
@@ -132,7 +136,6 @@ pub fn plan(
             top.mnt_id
         )));
     }
-    let external: HashMap<String, PathBuf> = external.iter().cloned().collect();
     for (i, s) in tree.source.iter().enumerate() {
         let m = &tree.mounts[i];
         match &s.base {
@@ -174,6 +177,41 @@ pub fn plan(
         own,
         late,
     })
+}
+
+/// Autodetected external mounts ([`AUTODETECTED`] key, the path criu saw
+/// the filesystem at in `source`) are binds of that path again, as in
+/// CRIU: each gets a key of its own (the mount id's) in `external`.
+/// Without `auto` they are refused with CRIU's hint.
+fn autodetected(
+    entries: &mut [pb::MntEntry],
+    external: &mut HashMap<String, PathBuf>,
+    auto: bool,
+    file: &str,
+) -> Result<(), MntError> {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.ext_key.as_deref() == Some(AUTODETECTED))
+    {
+        if !auto {
+            return Err(MntError::Restore(format!(
+                "{file}: mount {} at {} is an autodetected external mount; try \
+                 \"--ext-mount-map auto\" to allow them",
+                e.mnt_id, e.mountpoint
+            )));
+        }
+        let key = format!("{AUTODETECTED}:{}", e.mnt_id);
+        let dir = Path::new("/").join(&e.source);
+        crate::pr_info!(
+            "mount {} at {}: autodetected external, bound from {}",
+            e.mnt_id,
+            e.mountpoint,
+            dir.display()
+        );
+        external.insert(key.clone(), dir);
+        e.ext_key = Some(key);
+    }
+    Ok(())
 }
 
 fn cpath(p: &Path) -> Result<CString, MntError> {

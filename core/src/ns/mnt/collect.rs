@@ -13,7 +13,7 @@ use crate::images::{ImageDir, Kind, pb};
 use crate::proc::mountinfo::MountInfo;
 
 use super::tree::{Base, Tree};
-use super::{MntError, fstype_of, kdev};
+use super::{AUTODETECTED, MntError, fstype_of, kdev};
 
 /// `--external mnt[MOUNTPOINT]:KEY` (and RPC `ext_mnt`) at dump: the
 /// mount at that point of the namespace is the user's to give back.
@@ -39,6 +39,60 @@ pub fn externals(values: &[String]) -> Vec<External> {
         .collect()
 }
 
+/// `--ext-mount-map auto` (RPC `auto_ext_mnt`): a mount of a filesystem
+/// criu's own namespace shows too is made external by itself, the path
+/// criu sees it at kept as its source (CRIU's "autodetected" external
+/// mounts). `sharing`/`masters`: `--enable-external-sharing`/`-masters`,
+/// without which a shared or slave mount is not taken so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AutoExt {
+    pub sharing: bool,
+    pub masters: bool,
+}
+
+/// The mount of criu's own namespace (`ours`) that `m` is a bind of,
+/// as CRIU's `resolve_external_mounts` finds it (same superblock, `m`'s
+/// root below its root; the last such, unless one shares `m`'s peer or
+/// master group), and the path of `m`'s root through it, as CRIU writes
+/// it (relative to criu's root, but for a mount of criu's root itself).
+fn autodetect(m: &MountInfo, ours: &[MountInfo], auto: AutoExt) -> Option<String> {
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let mut found = None;
+    for o in ours {
+        if (o.major, o.minor) != (m.major, m.minor)
+            || o.fstype != m.fstype
+            || o.source != m.source
+            || o.super_options != m.super_options
+        {
+            continue;
+        }
+        let Some(cut) = super::tree::below(&text(&o.root), &text(&m.root)) else {
+            continue;
+        };
+        found = Some((o, cut));
+        let exact = (m.shared_id().is_some() && m.shared_id() == o.shared_id())
+            || (m.master_id().is_some() && m.master_id() == o.shared_id());
+        if exact {
+            break;
+        }
+    }
+    let (o, cut) = found?;
+    if m.shared_id().is_some() && !auto.sharing {
+        return None;
+    }
+    if let Some(g) = m.master_id()
+        && (!auto.masters || (Some(g) != o.shared_id() && Some(g) != o.master_id()))
+    {
+        return None;
+    }
+    let at = text(&o.mount_point);
+    Some(format!(
+        "{}/{}",
+        at.trim_start_matches('/'),
+        cut.to_string_lossy()
+    ))
+}
+
 /// The namespace's mounts, as `mountpoints-ID.img` will hold them.
 pub struct Mounts {
     pub pid: i32,
@@ -47,7 +101,14 @@ pub struct Mounts {
     pub fstypes: Vec<String>,
 }
 
-fn entry(m: &MountInfo, ext: Option<&External>, enable_fs: &[String]) -> pb::MntEntry {
+/// How a mount is external: declared by the user, or found by
+/// [`autodetect`] (with the path it keeps as its source).
+enum Ext<'a> {
+    Declared(&'a External),
+    Auto(String),
+}
+
+fn entry(m: &MountInfo, ext: Option<&Ext<'_>>, enable_fs: &[String]) -> pb::MntEntry {
     let (sb_flags, options) = m.super_flags();
     let text = |p: &Path| p.to_string_lossy().into_owned();
     let (fstype, fsname) = fstype_of(&m.fstype, enable_fs);
@@ -60,13 +121,19 @@ fn entry(m: &MountInfo, ext: Option<&External>, enable_fs: &[String]) -> pb::Mnt
         flags: m.mount_flags(),
         root: text(&m.root),
         mountpoint: text(&m.mount_point),
-        source: String::from_utf8_lossy(&m.source).into_owned(),
+        source: match ext {
+            Some(Ext::Auto(path)) => path.clone(),
+            _ => String::from_utf8_lossy(&m.source).into_owned(),
+        },
         options,
         shared_id: Some(m.shared_id().unwrap_or(0)),
         master_id: Some(m.master_id().unwrap_or(0)),
         // `ext_key` alone: CRIU 4 hits a BUG_ON on an entry that also
         // has the old `ext_mount` mark.
-        ext_key: ext.map(|e| e.key.clone()),
+        ext_key: ext.map(|e| match e {
+            Ext::Declared(e) => e.key.clone(),
+            Ext::Auto(_) => AUTODETECTED.to_string(),
+        }),
         sb_flags: Some(sb_flags),
         ..Default::default()
     }
@@ -75,12 +142,22 @@ fn entry(m: &MountInfo, ext: Option<&External>, enable_fs: &[String]) -> pb::Mnt
 /// Reads and checks the mounts of task `pid`'s namespace: every mount
 /// must be one a restore can make again, or be declared external.
 /// `enable_fs`: `--enable-fs`, the filesystems CRIU's table does not know
-/// that may be mounted again fresh.
-pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result<Mounts, MntError> {
+/// that may be mounted again fresh; `auto`: `--ext-mount-map auto`.
+pub fn collect(
+    pid: i32,
+    externals: &[External],
+    enable_fs: &[String],
+    auto: Option<AutoExt>,
+) -> Result<Mounts, MntError> {
     let proc = crate::proc::ProcDir::open(pid).map_err(|source| MntError::Proc { pid, source })?;
     let infos = proc
         .mountinfo()
         .map_err(|source| MntError::Proc { pid, source })?;
+    let ours = crate::proc::ProcDir::open_self()
+        .and_then(|p| p.mountinfo())
+        .map_err(|source| MntError::Proc { pid, source })?;
+    let ids: HashSet<i32> = infos.iter().map(|m| m.mnt_id).collect();
+    let is_root = |m: &MountInfo| !ids.contains(&m.parent_id) || m.parent_id == m.mnt_id;
     let refused = |m: &MountInfo, why: String| MntError::Refused {
         pid,
         id: m.mnt_id as u32,
@@ -93,10 +170,17 @@ pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result
     let mut entries = Vec::with_capacity(infos.len());
     for m in &infos {
         let mp = m.mount_point.to_string_lossy();
-        let ext = externals.iter().find(|e| e.mountpoint == mp);
-        if let Some(e) = ext {
-            used.insert(e.mountpoint.clone());
-        }
+        let ext = match externals.iter().find(|e| e.mountpoint == mp) {
+            Some(e) => {
+                used.insert(e.mountpoint.clone());
+                Some(Ext::Declared(e))
+            }
+            None if is_root(m) => None,
+            None => auto.and_then(|a| autodetect(m, &ours, a)).map(|path| {
+                crate::pr_info!("autodetected external mount {path} for {mp} ({})", m.mnt_id);
+                Ext::Auto(path)
+            }),
+        };
         if m.root_deleted {
             return Err(refused(m, "its root was deleted".into()));
         }
@@ -112,7 +196,7 @@ pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result
                 format!("its propagation ({p:?}) cannot be restored yet"),
             ));
         }
-        entries.push(entry(m, ext, enable_fs));
+        entries.push(entry(m, ext.as_ref(), enable_fs));
     }
     // As in CRIU, an external mount the namespace does not have is only
     // a map entry nothing uses (runc names its device binds whether or
@@ -124,7 +208,7 @@ pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result
             e.key
         );
     }
-    refuse_outside_propagation(pid, &infos, &refused)?;
+    refuse_outside_propagation(&infos, &ours, &refused)?;
     let fstypes_by_id: std::collections::HashMap<u32, String> = infos
         .iter()
         .map(|m| (m.mnt_id as u32, m.fstype.clone()))
@@ -167,21 +251,17 @@ pub fn collect(pid: i32, externals: &[External], enable_fs: &[String]) -> Result
 }
 
 /// Sharing that reaches outside the namespace is not restored yet: a
-/// peer group criu's own namespace has a mount of (CRIU's
-/// `--enable-external-sharing`), a master group the namespace has no
-/// mount of (`--enable-external-masters`); nor is the propagation of the
-/// namespace's root mount (the pivot onto it needs it private).
+/// peer group criu's own namespace has a mount of, a master group the
+/// namespace has no mount of (what `--enable-external-sharing` and
+/// `--enable-external-masters` let CRIU take for an autodetected
+/// external mount); nor is the propagation of the namespace's root mount
+/// (the pivot onto it needs it private).
 fn refuse_outside_propagation(
-    pid: i32,
     infos: &[MountInfo],
+    ours: &[MountInfo],
     refused: &dyn Fn(&MountInfo, String) -> MntError,
 ) -> Result<(), MntError> {
-    let ours: HashSet<u32> = crate::proc::ProcDir::open_self()
-        .and_then(|p| p.mountinfo())
-        .map_err(|source| MntError::Proc { pid, source })?
-        .iter()
-        .filter_map(MountInfo::shared_id)
-        .collect();
+    let ours: HashSet<u32> = ours.iter().filter_map(MountInfo::shared_id).collect();
     let inside: HashSet<u32> = infos.iter().filter_map(MountInfo::shared_id).collect();
     let ids: HashSet<i32> = infos.iter().map(|m| m.mnt_id).collect();
     for m in infos {
@@ -208,8 +288,8 @@ fn refuse_outside_propagation(
             return Err(refused(
                 m,
                 format!(
-                    "it shares mount events with criu's own mounts (peer group {g}); \
-                     --enable-external-sharing is not supported yet"
+                    "it shares mount events with criu's own mounts (peer group {g}), \
+                     which cannot be restored yet"
                 ),
             ));
         }
@@ -220,7 +300,7 @@ fn refuse_outside_propagation(
                 m,
                 format!(
                     "it receives mount events from a mount outside the namespace (master \
-                     group {g}); --enable-external-masters is not supported yet"
+                     group {g}), which cannot be restored yet"
                 ),
             ));
         }

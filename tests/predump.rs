@@ -115,6 +115,11 @@ fn pages_with(entries: &[(u64, u64, u64)], flag: u64) -> u64 {
 /// `PAGEMAP_SCAN` came in Linux 6.7; the foreign VMs run 6.1): the test
 /// then skips, naming why.
 fn start(test: &str) -> Option<Zdtm> {
+    start_program(test, PROGRAM)
+}
+
+/// [`start`] of `program`.
+fn start_program(test: &str, program: &str) -> Option<Zdtm> {
     if let Some(why) = common::cannot_checkpoint() {
         skip(test, why);
         return None;
@@ -131,7 +136,7 @@ fn start(test: &str) -> Option<Zdtm> {
         );
         return None;
     }
-    Zdtm::start(test, PROGRAM, &[])
+    Zdtm::start(test, program, &[])
 }
 
 /// Two pre-dumps and a final dump with the program changing its memory
@@ -178,6 +183,33 @@ fn rounds_modes(test: &str, modes: [Option<&str>; 2]) -> Option<(Zdtm, PathBuf)>
             .all(|e| e.2 & PE_PARENT == 0 || e.2 == PE_PARENT)
     );
     Some((z, fin))
+}
+
+/// A 64 MiB mapping of which a few pages are written
+/// (`zdtm_anon_sparse`): the tracker write-protects all of it, which
+/// leaves a PTE marker on every page never populated; those hold nothing
+/// and no later round dumps them (they would be 64 MiB of zeros each
+/// round), and the restored program finds its holes still holes.
+#[test]
+fn never_populated_pages_stay_out_of_later_rounds() {
+    let Some(mut z) = start_program("predump-sparse", "zdtm_anon_sparse") else {
+        return;
+    };
+    let pid = z.pid();
+    let (pre1, pre2, fin) = (z.new_dir("pre1"), z.new_dir("pre2"), z.new_dir("final"));
+    pre_dump(&z, &pre1, None);
+    pre_dump(&z, &pre2, Some("pre1"));
+    z.dump_to(&fin, &["--track-mem", "--prev-images-dir", "../pre2"]);
+    let first = pages_with(&pagemap(&pre1, pid), PE_PRESENT);
+    for (name, dir) in [("the second pre-dump", &pre2), ("the dump", &fin)] {
+        let present = pages_with(&pagemap(dir, pid), PE_PRESENT);
+        assert!(
+            present <= first,
+            "{name} wrote {present} pages, the first pre-dump {first}"
+        );
+    }
+    z.restore_from(&fin, &[]);
+    assert_eq!(z.go(), "PASS");
 }
 
 #[test]

@@ -374,6 +374,59 @@ impl Podman {
         out
     }
 
+    /// For each of `criu` (as in [`Podman::cycles`]): `container
+    /// checkpoint --pre-checkpoint` (the container runs on, the same
+    /// task, counting), then `container checkpoint --with-previous` and
+    /// `container restore --keep`, which goes on from the count at the
+    /// checkpoint. The final images (`checkpoint/` in the container's
+    /// directory) name the pre-checkpoint's (`../pre-checkpoint`) as their
+    /// parent and leave pages to it. The last count.
+    fn pre_checkpoint_cycles(&self, name: &str, criu: &[Option<(&Path, &Path)>]) -> u64 {
+        let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
+        let mut seen = self.counting_past(name, 0);
+        for (i, pair) in criu.iter().enumerate() {
+            let cycle = i + 1;
+            let (dump, restore) = pair.unwrap_or((ours, ours));
+            self.use_criu(dump);
+            let pid = self.pid(name);
+            let out = self.run(&["container", "checkpoint", "--pre-checkpoint", name]);
+            assert_eq!(
+                self.pid(name),
+                pid,
+                "cycle {cycle}: after --pre-checkpoint: {out}"
+            );
+            seen = self.counting_past(name, seen);
+            let out = self.run(&["container", "checkpoint", "--with-previous", name]);
+            assert_eq!(self.state(name), "exited", "cycle {cycle}: {out}");
+            let dir = PathBuf::from(
+                self.run(&["inspect", "--format", "{{.StaticDir}}", name])
+                    .trim(),
+            );
+            let images = dir.join("checkpoint");
+            assert_eq!(
+                std::fs::read_link(images.join("parent")).ok(),
+                Some(PathBuf::from("../pre-checkpoint")),
+                "cycle {cycle}: the final images' parent"
+            );
+            let in_parent = common::container::pages_in(&images, common::container::PE_PARENT);
+            assert!(
+                in_parent > 0,
+                "cycle {cycle}: no page left to the pre-checkpoint"
+            );
+            self.use_criu(restore);
+            let at_dump = seen;
+            self.run(&["container", "restore", "--keep", name]);
+            let first = self.restored_count(name);
+            assert!(
+                first >= at_dump && first < at_dump + 100,
+                "cycle {cycle}: count {first} after a checkpoint past {at_dump}"
+            );
+            seen = self.counting_past(name, first);
+        }
+        self.use_criu(ours);
+        seen
+    }
+
     /// The controlling terminal of the container's first process (`tty_nr`
     /// of its stat), 0 for none.
     fn ctty(&self, name: &str) -> u64 {
@@ -631,6 +684,147 @@ fn podman_checkpoint_leave_running_then_restore_goes_back_to_it() {
          (killed past {later})"
     );
     podman.counting_past(&name, first);
+}
+
+/// `--pre-checkpoint`, then `--with-previous`, then a restore: three
+/// cycles, the count and the log going on.
+#[test]
+fn podman_pre_checkpoints_then_checkpoints_with_previous_three_times() {
+    const TEST: &str = "podman-precheck";
+    if cannot_run(TEST) {
+        return;
+    }
+    let podman = Podman::new(TEST);
+    let name = podman.name("c");
+    podman.start(&name, &["--network=none"]);
+    let last = podman.pre_checkpoint_cycles(&name, &[None, None, None]);
+    podman.check_log(&name, last);
+}
+
+/// `--pre-checkpoint --export` and `--with-previous --export`: the two
+/// archives restored with `--import` and `--import-previous` into two
+/// new containers, each going on from the checkpoint.
+#[test]
+fn podman_pre_checkpoint_archives_restore_with_import_previous() {
+    const TEST: &str = "podman-prexport";
+    if cannot_run(TEST) {
+        return;
+    }
+    let podman = Podman::new(TEST);
+    let name = podman.name("c");
+    podman.start(&name, &["--network=none"]);
+    let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
+    pre_checkpoint_archives(&podman, &name, ours, ours);
+}
+
+/// Archives of a `--pre-checkpoint` and a `--with-previous` checkpoint of
+/// `name` by `dump`, each restored by `restore` with `--import` and
+/// `--import-previous` into a new container, twice.
+fn pre_checkpoint_archives(podman: &Podman, name: &str, dump: &Path, restore: &Path) {
+    podman.use_criu(dump);
+    let seen = podman.counting_past(name, 0);
+    let pid = podman.pid(name);
+    let pre = podman.dir.join("pre.tar.gz");
+    let fin = podman.dir.join("final.tar.gz");
+    let pre_export = format!("--export={}", pre.display());
+    podman.run(&[
+        "container",
+        "checkpoint",
+        "--pre-checkpoint",
+        &pre_export,
+        name,
+    ]);
+    assert_eq!(podman.pid(name), pid, "after --pre-checkpoint");
+    let seen = podman.counting_past(name, seen);
+    let fin_export = format!("--export={}", fin.display());
+    podman.run(&[
+        "container",
+        "checkpoint",
+        "--with-previous",
+        &fin_export,
+        name,
+    ]);
+    assert_eq!(podman.state(name), "exited");
+    // The final archive holds images whose pages are partly in the
+    // pre-checkpoint's: unpacked, its pagemaps say so.
+    let unpacked = podman.dir.join("final-unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut tar = Command::new("tar");
+    tar.arg("-C").arg(&unpacked).arg("-xf").arg(&fin);
+    let out = run_bounded(tar, podman.dir.path(), "tar -xf").unwrap();
+    assert!(out.status.success(), "tar -xf: {out:?}");
+    let in_parent =
+        common::container::pages_in(&unpacked.join("checkpoint"), common::container::PE_PARENT);
+    assert!(
+        in_parent > 0,
+        "no page of the exported checkpoint left to its parent"
+    );
+    podman.use_criu(restore);
+    let import = format!("--import={}", fin.display());
+    let import_previous = format!("--import-previous={}", pre.display());
+    for copy in ["copy1", "copy2"] {
+        let copy = podman.name(copy);
+        podman.run(&[
+            "container",
+            "restore",
+            &import,
+            &import_previous,
+            "--name",
+            &copy,
+        ]);
+        let first = podman.restored_count(&copy);
+        assert!(
+            first >= seen && first < seen + 100,
+            "{copy}: count {first} after a checkpoint past {seen}"
+        );
+        podman.counting_past(&copy, first);
+    }
+    podman.use_criu(Path::new(env!("CARGO_BIN_EXE_criu")));
+}
+
+/// Pre-checkpoint chains crossing with CRIU 4.1.1 under Podman: ours
+/// pre-checkpoints and checkpoints `--with-previous`, CRIU restores (in
+/// place, then from the archives with `--import-previous`). The other
+/// way round needs CRIU's soft-dirty tracking: where the kernel has it,
+/// it runs; where not (this machine), runc refuses CRIU's
+/// `--pre-checkpoint` after its FEATURE_CHECK ("CRIU is missing
+/// features"), the container running on: that refusal is what is
+/// checked then.
+#[test]
+fn podman_pre_checkpoint_chains_cross_with_criu_4_1_1() {
+    const TEST: &str = "podman-precross";
+    if cannot_run(TEST) {
+        return;
+    }
+    let peer = common::peer::Peer::find().unwrap_or_else(|why| panic!("{TEST}: {why}"));
+    let theirs = peer.dir.join("criu");
+    let ours = Path::new(env!("CARGO_BIN_EXE_criu"));
+    let podman = Podman::new(TEST);
+    let name = podman.name("c");
+    podman.start(&name, &["--network=none"]);
+    let seen = podman.pre_checkpoint_cycles(&name, &[Some((ours, &theirs))]);
+    pre_checkpoint_archives(&podman, &name, ours, &theirs);
+    let tracks = Command::new(&theirs)
+        .args(["check", "--feature", "mem_dirty_track"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    // A container restored from the archives by CRIU, running.
+    let copy = format!("{}-copy1", podman.prefix);
+    if tracks {
+        podman.pre_checkpoint_cycles(&copy, &[Some((&theirs, ours))]);
+        return;
+    }
+    let pid = podman.pid(&copy);
+    podman.use_criu(&theirs);
+    let (ok, out) = podman.try_run(&["container", "checkpoint", "--pre-checkpoint", &copy]);
+    podman.use_criu(ours);
+    // runc's FEATURE_CHECK of CRIU: no `mem_track`.
+    assert!(
+        !ok && out.contains("CRIU is missing features"),
+        "CRIU 4.1.1's --pre-checkpoint: {out}"
+    );
+    assert_eq!(podman.pid(&copy), pid, "the container after the refusal");
+    podman.counting_past(&copy, seen);
 }
 
 #[test]

@@ -49,7 +49,9 @@ fn feature_check() {
     assert!(resp.success, "{resp:?}");
     let f = resp.features.expect("features");
     let kdat = criu_core::check::KernelFeatures::probe();
-    assert_eq!(f.mem_track, Some(false));
+    // Our tracking (userfaultfd write-protect + PAGEMAP_SCAN), as
+    // `criu check --feature mem_dirty_track` reports it.
+    assert_eq!(f.mem_track, Some(kdat.mem_track()));
     assert_eq!(f.lazy_pages, Some(kdat.lazy_pages()));
     assert_eq!(f.pidfd_store, Some(kdat.pidfd_store()));
 }
@@ -112,20 +114,11 @@ fn unknown_type_and_unsupported_requests_fail_clearly() {
     assert!(!resp.success);
     assert!(resp.cr_errmsg.unwrap().contains("unknown request type 99"));
 
-    for (ty, name) in [
-        (CriuReqType::PreDump, "PRE_DUMP"),
-        (CriuReqType::PageServer, "PAGE_SERVER"),
-        (CriuReqType::SinglePreDump, "SINGLE_PRE_DUMP"),
-    ] {
-        let resp = Client::swrk().call(&req(ty));
-        assert!(!resp.success);
-        assert_eq!(resp.r#type, ty as i32);
-        let msg = resp.cr_errmsg.unwrap();
-        assert!(
-            msg.contains(&format!("{name} is not supported yet")),
-            "{msg}"
-        );
-    }
+    let resp = Client::swrk().call(&req(CriuReqType::PageServer));
+    assert!(!resp.success);
+    assert_eq!(resp.r#type, CriuReqType::PageServer as i32);
+    let msg = resp.cr_errmsg.unwrap();
+    assert!(msg.contains("PAGE_SERVER is not supported yet"), "{msg}");
 }
 
 /// CPUINFO_DUMP writes `cpuinfo.img` for the images dir, CPUINFO_CHECK
@@ -370,6 +363,122 @@ fn dump_then_restore_over_rpc() {
     c.finish();
     let verdict = victim.verdict();
     // We are the subreaper: the restored task is ours to kill and reap.
+    service_common::kill_and_reap(pid);
+    assert_eq!(verdict, "PASS");
+}
+
+/// PRE_DUMP rounds and the DUMP on one connection (CRIU's
+/// `pre_dump_loop`: after a PRE_DUMP the connection stays open whatever
+/// `keep_open` says, for more rounds and then the DUMP), the later rounds
+/// with `track_mem` and `parent_img`; the task runs on after each round
+/// and the final images restore it, its memory intact. A SINGLE_PRE_DUMP
+/// is one request like any other (answered with its own type, the
+/// connection closed without `keep_open`); any other request after a
+/// PRE_DUMP is refused by name.
+#[test]
+fn pre_dump_rounds_then_dump_on_one_connection() {
+    if let Some(why) = cannot_dump() {
+        return skip("pre_dump_rounds_then_dump_on_one_connection", why);
+    }
+    if !criu_core::check::KernelFeatures::probe().mem_track() {
+        return skip(
+            "pre_dump_rounds_then_dump_on_one_connection",
+            "this kernel predates the async write-protect userfaultfd and PAGEMAP_SCAN \
+             (Linux 6.7): no memory tracking for pre-dumps",
+        );
+    }
+    let dir = TempDir::new("svc-predump");
+    let mut victim = Victim::start(&dir);
+    let pid = victim.pid;
+    let opened = |name: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::File::open(&d).unwrap()
+    };
+    let (single, pre1, pre2, fin) = (
+        opened("single"),
+        opened("pre1"),
+        opened("pre2"),
+        opened("final"),
+    );
+    let opts = |images: &std::fs::File, parent: Option<&str>| CriuOpts {
+        images_dir_fd: images.as_raw_fd(),
+        pid: Some(pid),
+        log_level: Some(4),
+        track_mem: parent.map(|_| true),
+        parent_img: parent.map(str::to_owned),
+        ..Default::default()
+    };
+
+    let mut c = Client::swrk();
+    let resp = c.call(&CriuReq {
+        opts: Some(opts(&single, None)),
+        ..req(CriuReqType::SinglePreDump)
+    });
+    assert!(resp.success, "{resp:?}");
+    assert_eq!(resp.r#type, CriuReqType::SinglePreDump as i32);
+    assert_eq!(c.finish(), Some(0), "SINGLE_PRE_DUMP without keep_open");
+    assert!(
+        dir.join("single")
+            .join(format!("pagemap-{pid}.img"))
+            .exists()
+    );
+
+    // After a PRE_DUMP, only PRE_DUMP or DUMP.
+    let mut c = Client::swrk();
+    let resp = c.call(&CriuReq {
+        opts: Some(opts(&pre1, None)),
+        ..req(CriuReqType::PreDump)
+    });
+    assert!(resp.success, "{resp:?}");
+    let resp = c.call(&req(CriuReqType::Version));
+    assert!(!resp.success);
+    let msg = resp.cr_errmsg.unwrap_or_default();
+    assert!(msg.contains("a VERSION request after PRE_DUMP"), "{msg}");
+    c.finish();
+
+    let mut c = Client::swrk();
+    for (images, parent) in [(&pre1, None), (&pre2, Some("../pre1"))] {
+        let resp = c.call(&CriuReq {
+            opts: Some(opts(images, parent)),
+            ..req(CriuReqType::PreDump)
+        });
+        let log = std::fs::read_to_string(dir.join("pre2/criu.log")).unwrap_or_default();
+        assert!(resp.success, "{resp:?}\n{log}");
+        assert_eq!(resp.r#type, CriuReqType::PreDump as i32);
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the task after a pre-dump"
+        );
+    }
+    let resp = c.call(&CriuReq {
+        opts: Some(opts(&fin, Some("../pre2"))),
+        ..req(CriuReqType::Dump)
+    });
+    let log = std::fs::read_to_string(dir.join("final/criu.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    assert_eq!(c.finish(), Some(0), "the DUMP ends the connection");
+    assert!(log.contains("pages in the parent images"), "{log}");
+    assert_eq!(
+        std::fs::read_link(dir.join("final/parent")).ok(),
+        Some(std::path::PathBuf::from("../pre2"))
+    );
+    victim
+        .program
+        .wait_exit(TIMEOUT)
+        .expect("dumped program still running");
+
+    let resp = Client::swrk().call(&CriuReq {
+        opts: Some(CriuOpts {
+            log_file: Some("restore.log".into()),
+            ..opts(&fin, None)
+        }),
+        ..req(CriuReqType::Restore)
+    });
+    let log = std::fs::read_to_string(dir.join("final/restore.log")).unwrap_or_default();
+    assert!(resp.success, "{resp:?}\n{log}");
+    assert_eq!(resp.restore.unwrap().pid, pid);
+    let verdict = victim.verdict();
     service_common::kill_and_reap(pid);
     assert_eq!(verdict, "PASS");
 }

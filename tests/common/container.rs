@@ -230,6 +230,59 @@ impl Container {
         self.restore(restorer, images, seen)
     }
 
+    /// An iterative checkpoint by `criu` into `dir`: two `checkpoint
+    /// --pre-dump` rounds (`dir/pre1`, then `dir/pre2` with
+    /// `--parent-path ../pre1`), the container counting on in the same
+    /// task after each, then the final checkpoint into `dir/final` with
+    /// `--parent-path ../pre2`, restored by `restorer`. The final images
+    /// leave pages to their parents (the memory the container did not
+    /// touch since the last round): the restore found them there. The
+    /// restored pid and the count it goes on to.
+    pub fn pre_dump_cycle(
+        &self,
+        criu: &Path,
+        restorer: &Path,
+        dir: &Path,
+        seen: u64,
+    ) -> (i32, u64) {
+        let pid = self.pid().expect("the container's pid");
+        let mut seen = seen;
+        let mut parent: Option<String> = None;
+        for round in ["pre1", "pre2"] {
+            let images = dir.join(round);
+            let images = images.to_str().unwrap();
+            let mut extra = vec!["--pre-dump"];
+            if let Some(p) = &parent {
+                extra.extend(["--parent-path", p.as_str()]);
+            }
+            self.checkpoint(criu, images, &extra);
+            assert_eq!(self.pid(), Some(pid), "the container after a pre-dump");
+            assert!(
+                pages_in(Path::new(images), 0) > 0,
+                "{round}: no pages saved"
+            );
+            seen = counting_past(pid, seen);
+            parent = Some(format!("../{round}"));
+        }
+        let images = dir.join("final");
+        self.checkpoint(
+            criu,
+            images.to_str().unwrap(),
+            &["--parent-path", parent.as_deref().unwrap()],
+        );
+        assert_eq!(
+            std::fs::read_link(images.join("parent")).ok(),
+            Some(PathBuf::from("../pre2")),
+            "the final images' parent link"
+        );
+        let in_parent = pages_in(&images, PE_PARENT);
+        assert!(
+            in_parent > 0,
+            "no page of the final dump left to its parent"
+        );
+        self.restore(restorer, images.to_str().unwrap(), seen)
+    }
+
     /// A second container of a copy of this one's bundle as it is now
     /// (its root filesystem with the count file in it), not started: a
     /// checkpoint of this one restores into it as a container of its own.
@@ -286,6 +339,39 @@ pub fn cross(test: &str, runtime: Runtime, ours: &Path, theirs: &Path) {
     let (_, seen) = c.cycle(ours, theirs, images.to_str().unwrap(), seen);
     let images = c.dir.join("theirs");
     c.cycle(theirs, ours, images.to_str().unwrap(), seen);
+}
+
+/// `PE_PARENT` of a pagemap entry: the pages are in the parent images.
+pub const PE_PARENT: u64 = 1;
+
+/// The pages of every `pagemap-*.img` in `images` whose entries have
+/// every bit of `flags` (0: all pages).
+pub fn pages_in(images: &Path, flags: u64) -> u64 {
+    let mut pages = 0;
+    for e in std::fs::read_dir(images).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("pagemap-") && name.ends_with(".img")) {
+            continue;
+        }
+        let json = super::peer::our_crit(&["decode", "-i", e.path().to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("crit decode {name}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let num = |x: &serde_json::Value| {
+            x.as_u64()
+                .or_else(|| u64::from_str_radix(x.as_str()?.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0)
+        };
+        for e in v["entries"].as_array().unwrap().iter().skip(1) {
+            let nr = e
+                .get("nr_pages")
+                .map_or(0, num)
+                .max(num(&e["compat_nr_pages"]));
+            if num(&e["flags"]) & flags == flags {
+                pages += nr;
+            }
+        }
+    }
+    pages
 }
 
 /// A name for the bin directory of `criu`.

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::DumpError;
+use super::vpids::VPids;
 use crate::mem::dirty;
 use crate::mem::parent::{PARENT_LINK, ParentPages};
 use crate::opts::{CommonOpts, DumpOpts, FinalState, PreDumpMode};
@@ -36,15 +37,19 @@ pub struct Iterative {
     /// A pre-dump: its pages are written after the tree runs again, as
     /// this mode says (see [`crate::mem::deferred`]).
     pub pre: Option<PreDumpMode>,
+    /// The PIDs the tasks have in the tree's pid namespace, which name
+    /// their images in every round (set once the tree is seized).
+    pub vpids: VPids,
 }
 
 impl Iterative {
-    /// The pages of task `pid` that the parent holds.
+    /// The pages of task `pid` (as criu sees it) that the parent holds,
+    /// in its images named by the task's PID in the tree's namespace.
     pub fn parent_pages(&self, pid: i32, page_size: u64) -> Result<Option<ParentPages>, DumpError> {
         let Some(dir) = &self.parent else {
             return Ok(None);
         };
-        ParentPages::read(dir, pid, page_size).map_err(|e| DumpError::Parent {
+        ParentPages::read(dir, self.vpids.of(pid), page_size).map_err(|e| DumpError::Parent {
             dir: dir.clone(),
             reason: e.to_string(),
         })
@@ -91,6 +96,7 @@ pub fn prepare(common: &CommonOpts, opts: &DumpOpts, pre: bool) -> Result<Iterat
         parent,
         after,
         pre: pre.then_some(opts.pre_dump_mode),
+        vpids: VPids::default(),
     })
 }
 

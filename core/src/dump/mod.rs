@@ -106,6 +106,7 @@ use crate::mem::{self, PagePolicy};
 use crate::opts::{CgroupMode, CommonOpts, DumpOpts, FinalState};
 use crate::proc::ProcDir;
 use crate::{pr_debug, pr_err, pr_info, pr_warn};
+use vpids::VPids;
 
 use collect::refuse_unsupported_vmas;
 pub use error::{CollectError, DumpError};
@@ -185,7 +186,7 @@ fn run(
     let what = if pre { "Pre-dumping" } else { "Dumping" };
     pr_info!("{what} task {pid} into {}", common.images_dir.display());
     let (ours, rules) = before_seize(common, opts, pid)?;
-    let iter = iterative::prepare(common, opts, pre)?;
+    let mut iter = iterative::prepare(common, opts, pre)?;
     hooks.run(Action::PreDump, None)?;
     let ps = to_server::connect(common)?;
     if ps.is_some() && iter.parent.is_some() {
@@ -196,21 +197,10 @@ fn run(
         });
     }
 
-    if ours.tree_pid.is_some() {
-        // Their images are named by the tasks' PIDs, which these paths
-        // do not translate yet.
-        let what = if pre {
-            Some("criu pre-dump")
-        } else if ps.is_some() {
-            Some("--page-server")
-        } else if iter.parent.is_some() {
-            Some("--prev-images-dir")
-        } else {
-            None
-        };
-        if let Some(what) = what {
-            return Err(DumpError::PidNsUnsupported(what));
-        }
+    if ours.tree_pid.is_some() && ps.is_some() {
+        // The server's images are named by the tasks' PIDs, which this
+        // path does not translate yet.
+        return Err(DumpError::PidNsUnsupported("--page-server"));
     }
 
     let t_start = std::time::Instant::now();
@@ -314,6 +304,9 @@ fn run(
     };
     // The PIDs the images hold: those the tasks have in their namespace.
     let vpids = pidns::collect(&tree, ours.tree_pid)?;
+    // Every round names a task's pagemap by this PID (a pre-dump's as
+    // the dump's), and finds its parent's by it.
+    iter.vpids = vpids.clone();
 
     // Collect from outside, every task, with one file table.
     let (mut files, fd_opts) = collect::file_table(
@@ -431,7 +424,7 @@ fn run(
     stats.frozen = t_frozen.elapsed();
     if pre {
         stats.pages_written += write_deferred(&mut collected)?;
-        write_pre_images(common, &collected, &run_id, opts.pre_dump_mode)?;
+        write_pre_images(common, &collected, &vpids, &run_id, opts.pre_dump_mode)?;
     }
     // Stats go to the work dir (-W), like the log.
     let work = common.work_dir().to_path_buf();
@@ -757,11 +750,12 @@ fn write_deferred(collected: &mut [Option<Collected>]) -> Result<u64, DumpError>
     Ok(total)
 }
 
-/// The images of a pre-dump: each live task's pagemap, and the
-/// inventory.
+/// The images of a pre-dump: each live task's pagemap (named by its PID
+/// in the tree's namespace, as the dump's), and the inventory.
 fn write_pre_images(
     common: &CommonOpts,
     collected: &[Option<Collected>],
+    vpids: &VPids,
     run_id: &str,
     mode: crate::opts::PreDumpMode,
 ) -> Result<(), DumpError> {
@@ -771,7 +765,7 @@ fn write_pre_images(
     };
     let img = crate::images::ImageDir::new(&common.images_dir);
     for c in collected.iter().flatten() {
-        write::write_pagemap(&img, c, c.pid as u64).map_err(img_err)?;
+        write::write_pagemap(&img, c, vpids.of(c.pid) as u64).map_err(img_err)?;
     }
     write::write_pre_inventory(&common.images_dir, run_id, iterative::inventory_mode(mode))
         .map_err(img_err)

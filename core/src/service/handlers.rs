@@ -43,8 +43,8 @@ pub fn handle(
         CriuReqType::Dump => dump(sk, req, client, mode),
         CriuReqType::Restore => restore(sk, req, client, mode, then),
         CriuReqType::WaitPid => wait_pid(req),
-        CriuReqType::PreDump => Err(ServiceError::Unsupported("PRE_DUMP")),
-        CriuReqType::SinglePreDump => Err(ServiceError::Unsupported("SINGLE_PRE_DUMP")),
+        CriuReqType::PreDump => pre_dump(sk, req, client, mode, CriuReqType::PreDump),
+        CriuReqType::SinglePreDump => pre_dump(sk, req, client, mode, CriuReqType::SinglePreDump),
         CriuReqType::PageServer => Err(ServiceError::Unsupported("PAGE_SERVER")),
         CriuReqType::PageServerChld => Err(ServiceError::Unsupported("PAGE_SERVER_CHLD")),
         CriuReqType::CpuinfoDump => cpuinfo(req, client, mode, true),
@@ -80,13 +80,15 @@ fn version_resp() -> CriuResp {
 
 /// FEATURE_CHECK: every feature is answered, true only where the client
 /// asked about it and we have it (CRIU's `handle_feature_check`).
-/// `mem_track` stays false: pre-dump is not supported yet.
+/// `mem_track` is our dirty tracking (userfaultfd async write-protect and
+/// `PAGEMAP_SCAN`, no soft-dirty), what `criu check --feature
+/// mem_dirty_track` reports: runc asks for it before `--pre-dump`.
 fn feature_check(asked: Option<&CriuFeatures>) -> CriuResp {
     let asked = asked.cloned().unwrap_or_default();
     let kdat = KernelFeatures::probe();
     CriuResp {
         features: Some(CriuFeatures {
-            mem_track: Some(false),
+            mem_track: Some(asked.mem_track.is_some() && kdat.mem_track()),
             lazy_pages: Some(asked.lazy_pages.is_some() && kdat.lazy_pages()),
             pidfd_store: Some(asked.pidfd_store.is_some() && kdat.pidfd_store()),
         }),
@@ -274,6 +276,40 @@ fn dump(
         }),
         ..ok(CriuReqType::Dump)
     })
+}
+
+/// PRE_DUMP and SINGLE_PRE_DUMP (`ty`): one pre-dump round of
+/// `opts.pid`, the tree left running with a dirty tracker in each task
+/// for the next round (see `dump::iterative`). After a PRE_DUMP the
+/// connection takes more PRE_DUMP rounds and then the DUMP, whatever
+/// `keep_open` says (CRIU's `pre_dump_loop`, see [`super::serve`]); a
+/// SINGLE_PRE_DUMP is one request like any other.
+fn pre_dump(
+    sk: BorrowedFd<'_>,
+    req: &CriuReq,
+    client: &Client,
+    mode: Mode,
+    ty: CriuReqType,
+) -> Result<CriuResp, ServiceError> {
+    let what = match ty {
+        CriuReqType::SinglePreDump => "SINGLE_PRE_DUMP",
+        _ => "PRE_DUMP",
+    };
+    let s = setup_with_log(req, client, mode, what, On::PRE_DUMP)?;
+    let pid = s.opts.dump.tree;
+    if let Some(root) = pid {
+        super::rights::may_dump(client, root, "pre-dump")?;
+    }
+    with_hooks(sk, s.notify, |hooks| {
+        crate::dump::pre_dump(&s.opts.common, &s.opts.dump, hooks)
+    })
+    .map_err(|e| ServiceError::PreDump {
+        reason: e.to_string(),
+        errno: pid
+            .filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+            .map(|_| rustix::io::Errno::SRCH.raw_os_error()),
+    })?;
+    Ok(ok(ty))
 }
 
 /// RESTORE, always detached: the response carries the restored pid. The

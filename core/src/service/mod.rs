@@ -4,9 +4,12 @@
 //! A client sends `criu_req` messages, one per `SOCK_SEQPACKET` datagram
 //! ([`wire`]), and gets one `criu_resp` back for each. [`serve`] runs that
 //! loop on one connection: it answers VERSION, FEATURE_CHECK, CHECK, DUMP,
-//! RESTORE, WAIT_PID and CPUINFO_DUMP/CHECK; every other type gets `success = false` with a
-//! `cr_errmsg` saying it is not supported yet. With `keep_open` a successful
-//! request leaves the connection open for the next one; a failure or a
+//! PRE_DUMP, SINGLE_PRE_DUMP, RESTORE, WAIT_PID and CPUINFO_DUMP/CHECK;
+//! every other type gets `success = false` with a `cr_errmsg` saying it is
+//! not supported yet. With `keep_open` a successful request leaves the
+//! connection open for the next one; a successful PRE_DUMP always does, for
+//! more PRE_DUMP rounds and then the DUMP (CRIU's `pre_dump_loop`: runc
+//! takes one round per connection and closes it); a failure or a
 //! request that cannot be decoded ends it (after a failure response when
 //! one can be sent). [`daemon`] is `criu service`: it accepts connections
 //! and hands each to its own worker process, so that nothing a client sends
@@ -73,6 +76,12 @@ pub enum ServiceError {
     /// The dump failed; `errno` is ESRCH when the task does not exist.
     #[error("Dumping FAILED: {reason}")]
     Dump { reason: String, errno: Option<i32> },
+    /// A pre-dump round failed; `errno` as for [`ServiceError::Dump`].
+    #[error("Pre-dumping FAILED: {reason}")]
+    PreDump { reason: String, errno: Option<i32> },
+    /// After a PRE_DUMP only more PRE_DUMP rounds or the DUMP may come.
+    #[error("a {0} request after PRE_DUMP (only PRE_DUMP or DUMP may follow it)")]
+    AfterPreDump(String),
     #[error("Restore failed: {0}")]
     Restore(String),
     #[error("Check failed: {0}")]
@@ -107,7 +116,7 @@ impl ServiceError {
                 Some(errno.raw_os_error())
             }
             ServiceError::Wire(WireError::Recv(e) | WireError::Send(e)) => Some(e.raw_os_error()),
-            ServiceError::Dump { errno, .. } => *errno,
+            ServiceError::Dump { errno, .. } | ServiceError::PreDump { errno, .. } => *errno,
             ServiceError::Client(e) => e.errno(),
             ServiceError::Denied(d) => Some(d.errno()),
             _ => None,
@@ -181,6 +190,8 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         Ok(c) => c,
         Err(e) => return Err(refuse_connection(sk, e.into())),
     };
+    // The last request was a PRE_DUMP that worked.
+    let mut pre_dumped = false;
     loop {
         let bytes = match wire::recv_datagram(sk) {
             Ok(Some(bytes)) => bytes,
@@ -202,14 +213,30 @@ pub fn serve(sk: impl AsFd, mode: Mode) -> Result<(), ServiceError> {
         };
         let keep_open = req.keep_open.unwrap_or(false);
         let mut then = handlers::Then::default();
-        let resp = match handlers::handle(sk, &client, mode, &req, &mut then) {
-            Ok(resp) => resp,
-            Err(e) => failure(req.r#type, &e),
+        let resp = match pre_dumped {
+            // CRIU's `pre_dump_loop`: PRE_DUMP rounds until the DUMP.
+            true if ![CriuReqType::PreDump as i32, CriuReqType::Dump as i32]
+                .contains(&req.r#type) =>
+            {
+                let ty = CriuReqType::try_from(req.r#type)
+                    .map_or_else(|_| req.r#type.to_string(), |t| t.as_str_name().to_owned());
+                failure(req.r#type, &ServiceError::AfterPreDump(ty))
+            }
+            _ => match handlers::handle(sk, &client, mode, &req, &mut then) {
+                Ok(resp) => resp,
+                Err(e) => failure(req.r#type, &e),
+            },
         };
         let ok = resp.success;
         wire::send_resp(sk, &resp)?;
         if let Some(cmd) = then.exec.filter(|_| ok) {
             return Err(exec_cmd(sk, &client, &cmd));
+        }
+        pre_dumped = ok && req.r#type == CriuReqType::PreDump as i32;
+        if pre_dumped {
+            // runc takes one round per connection and closes it.
+            pr_info!("Waiting for the next PRE_DUMP or the DUMP");
+            continue;
         }
         if !ok || !keep_open {
             return Ok(());

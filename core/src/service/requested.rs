@@ -7,10 +7,11 @@
 //! such as runc set many switches to false on every request; those ask for
 //! nothing and are not refused.
 
-use crate::images::pb::rpc::{CriuCgMode, CriuOpts};
+use crate::images::pb::rpc::{CriuCgMode, CriuOpts, CriuPreDumpMode};
 
 /// Every field of `o` that asks for something, as `(field, value)`; the
-/// value is the enum name for `manage_cgroups_mode`, empty otherwise.
+/// value is the enum name for `manage_cgroups_mode` and `pre_dump_mode`,
+/// empty otherwise.
 pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
     let mut add = |name: &'static str, on: bool| {
@@ -100,7 +101,6 @@ pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
         ghost_limit,
         timeout,
         status_fd,
-        pre_dump_mode,
         pidfd_store_sk,
         network_lock,
     );
@@ -127,6 +127,11 @@ pub fn requested(o: &CriuOpts) -> Vec<(&'static str, String)> {
             |m| m.as_str_name().trim_start_matches("CG_").to_owned(),
         );
         out.push(("manage_cgroups_mode", name));
+    }
+    if let Some(mode) = o.pre_dump_mode {
+        let name = CriuPreDumpMode::try_from(mode)
+            .map_or_else(|_| mode.to_string(), |m| m.as_str_name().to_owned());
+        out.push(("pre_dump_mode", name));
     }
     out
 }

@@ -309,6 +309,7 @@ fn dump_opts(req: &rpc::CriuOpts, peer_pid: i32, d: &mut DumpOpts) {
     // half's check of the same field (see `restore_opts`).
     d.empty_net_ns = req.empty_ns == Some(CLONE_NEWNET);
     d.orphan_pts_master = bool_of(req.orphan_pts_master);
+    // Any other value than these two is refused by the support table.
     d.pre_dump_mode = match req.pre_dump_mode {
         Some(2) => PreDumpMode::Read,
         _ => PreDumpMode::Splice,
@@ -630,5 +631,34 @@ mod tests {
         assert_eq!(o.restore.veth_pairs, [("eth0".into(), "veth0".into())]);
         assert_eq!(o.restore.exec_cmd, Some(vec!["true".to_owned()]));
         assert!(o.restore.sibling && o.restore.detached);
+    }
+
+    /// A pre-dump's fields: the mode by its name (SPLICE, VM_READ; any
+    /// other value refused before anything happens), `track_mem` and
+    /// `parent_img` as `--track-mem --prev-images-dir`.
+    #[test]
+    fn pre_dump_fields_map_onto_the_options() {
+        let tmp = std::env::temp_dir();
+        let req = |mode: i32| rpc::CriuOpts {
+            images_dir_fd: -1,
+            images_dir: Some(tmp.display().to_string()),
+            pre_dump_mode: Some(mode),
+            track_mem: Some(true),
+            parent_img: Some("../parent".into()),
+            ..Default::default()
+        };
+        for (mode, want) in [
+            (rpc::CriuPreDumpMode::Splice as i32, PreDumpMode::Splice),
+            (rpc::CriuPreDumpMode::VmRead as i32, PreDumpMode::Read),
+        ] {
+            let o = setup(&req(mode), &me(), Mode::Swrk, On::PRE_DUMP)
+                .unwrap()
+                .opts;
+            assert_eq!(o.dump.pre_dump_mode, want);
+            assert!(o.dump.track_mem);
+            assert_eq!(o.dump.prev_images_dir, Some(PathBuf::from("../parent")));
+        }
+        let e = setup(&req(3), &me(), Mode::Swrk, On::PRE_DUMP).unwrap_err();
+        assert!(e.to_string().contains("unknown pre_dump_mode"), "{e}");
     }
 }

@@ -400,6 +400,8 @@ fn refused_rpc_fields_fail_the_request_and_touch_nothing_but_the_log() {
             }
         }
     }
-    assert!(tried > 40, "only {tried} refusals tried");
+    // A floor against a walk that tries nothing (it shrinks as fields
+    // become supported: 39 left at the LXC and pre-dump fields).
+    assert!(tried >= 30, "only {tried} refusals tried");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -309,7 +309,7 @@ impl KernelLog {
         use rustix::fs::{Mode, OFlags, SeekFrom, open, seek};
         let fd = open(
             "/dev/kmsg",
-            OFlags::RDONLY | OFlags::NONBLOCK,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .ok();

@@ -25,7 +25,6 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -110,21 +109,7 @@ impl Lxc {
         cmd.arg("-P").arg(&self.path).args(["-n", &self.name]);
         cmd.args(args);
         if let Some(criu) = criu {
-            // A directory whose only `criu` is the one asked for.
-            let tag = if criu == Path::new(OURS) {
-                "ours"
-            } else {
-                "peer"
-            };
-            let bin = self.dir.join(&format!("bin-{tag}"));
-            if !bin.exists() {
-                std::fs::create_dir_all(&bin).unwrap();
-                std::os::unix::fs::symlink(criu, bin.join("criu")).unwrap();
-            }
-            let mut path = OsString::from(&bin);
-            path.push(":");
-            path.push(std::env::var_os("PATH").unwrap_or_default());
-            cmd.env("PATH", path);
+            common::container::criu_first_on_path(&mut cmd, self.dir.path(), criu);
         }
         match common::run_bounded(cmd, self.dir.path(), tool, Duration::from_secs(120)) {
             Ok(out) => (

@@ -30,34 +30,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::container::{BUSYBOX, Container, Runtime};
+use common::container::{Container, Runtime, runc_cannot_run as cannot_run};
 use common::net::{LINE_SERVER, LineClient as Client, VethNs};
 use common::peer::Peer;
 
 const OURS: &str = env!("CARGO_BIN_EXE_criu");
 const PORT: u16 = 5000;
-
-/// Why this cannot be tried here, if it cannot. On x86_64 `tests/run`
-/// installs runc and busybox-static: a missing one fails the test there.
-fn cannot_run(test: &str) -> bool {
-    if let Some(why) = common::cannot_checkpoint() {
-        common::skipping::skip(test, why);
-        return true;
-    }
-    let missing = !Path::new(BUSYBOX).exists()
-        || Command::new("runc")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .map_or(true, |s| !s.success());
-    if missing {
-        panic!("{test}: runc is not installed (tests/run installs runc and busybox-static)");
-    }
-    false
-}
 
 /// A container of test `test` in net namespace `ns`, serving on
 /// [`PORT`]: busybox `nc` hands the one connection to a shell that

@@ -816,30 +816,12 @@ fn auto_external_mounts() {
         !Path::new(&format!("/proc/{}", c.pid)).exists()
     });
     let root = c.rootfs.to_str().unwrap().to_string();
-    let pidfile = c.dir.join("restored.pid");
     let (ok, log) = ours(&images, &["restore", "-d", "--root", &root]);
     assert!(!ok, "restored an autodetected mount without auto:\n{log}");
     assert!(log.contains("--ext-mount-map auto"), "{log}");
     std::fs::write(hostdir.join("f"), "host, later\n").unwrap();
-    let (ok, log) = ours(
-        &images,
-        &[
-            "restore",
-            "-d",
-            "--root",
-            &root,
-            "--external",
-            "mnt[]",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-        ],
-    );
+    let (ok, log) = restore_into(&mut c, &ours, &images, &["--external", "mnt[]"]);
     assert!(ok, "restore with --external mnt[] failed:\n{log}");
-    c.pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     let f = std::fs::read_to_string(format!("/proc/{}/root/data/f", c.pid)).unwrap();
     assert_eq!(f, "host, later\n");
     let now = count_now(c.pid);
@@ -855,24 +837,12 @@ fn auto_external_mounts() {
     dump.extend(auto);
     let (ok, log) = ours(&images, &dump);
     assert!(ok, "second dump failed:\n{log}");
-    common::wait_until(Duration::from_secs(10), || {
-        !Path::new(&format!("/proc/{}", c.pid)).exists()
-    });
-    // (CRIU creates its pidfile anew.)
-    let pidfile = c.dir.join("restored-by-criu.pid");
-    let mut restore = vec!["restore", "-d", "--root", &root, "--pidfile"];
-    restore.push(pidfile.to_str().unwrap());
-    restore.extend(auto);
-    let (ok, log) = peer.criu(&images, &restore);
+    let theirs = |images: &Path, args: &[&str]| peer.criu(images, args);
+    let (ok, log) = restore_into(&mut c, &theirs, &images, &auto);
     assert!(
         ok,
         "CRIU 4.1.1 did not restore our autodetected mount:\n{log}"
     );
-    c.pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     let f = std::fs::read_to_string(format!("/proc/{}/root/data/f", c.pid)).unwrap();
     assert_eq!(f, "host, later\n");
     let now = count_now(c.pid);
@@ -924,56 +894,47 @@ fn an_inotify_watch_in_a_container_is_named_by_its_path_there() {
     let pid = c.pid.to_string();
     let (ok, log) = ours(&images, &["dump", "-t", &pid, "--force-irmap"]);
     assert!(ok, "second dump failed:\n{log}");
-    common::wait_until(Duration::from_secs(10), || {
-        !Path::new(&format!("/proc/{}", c.pid)).exists()
-    });
-    let root = c.rootfs.to_str().unwrap().to_string();
-    let pidfile = c.dir.join("restored-by-criu.pid");
-    let (ok, log) = peer.criu(
-        &images,
-        &[
-            "restore",
-            "-d",
-            "--root",
-            &root,
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-        ],
-    );
+    let theirs = |images: &Path, args: &[&str]| peer.criu(images, args);
+    let (ok, log) = restore_into(&mut c, &theirs, &images, &[]);
     assert!(ok, "CRIU 4.1.1 did not restore the watch:\n{log}");
-    c.pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     watched(c.pid);
 }
 
 /// Waits for container `c`'s dumped tree to be gone and restores it from
 /// `images` with our criu and `--root`: the restored init's pid.
 fn ours_restore(c: &mut Container, images: &Path) -> i32 {
+    let (ok, log) = restore_into(c, &ours, images, &[]);
+    assert!(ok, "restore failed:\n{log}");
+    c.pid
+}
+
+/// Waits for container `c`'s dumped tree to be gone, then restores it
+/// from `images` with `criu` (ours or CRIU's), `--root` its root
+/// filesystem, a new pidfile and `extra`: success and the log; on success
+/// `c.pid` is the restored init.
+fn restore_into(
+    c: &mut Container,
+    criu: &Criu<'_>,
+    images: &Path,
+    extra: &[&str],
+) -> (bool, String) {
     common::wait_until(Duration::from_secs(10), || {
         !Path::new(&format!("/proc/{}", c.pid)).exists()
     });
     let root = c.rootfs.to_str().unwrap().to_string();
+    // (CRIU creates its pidfile anew.)
     let pidfile = c.dir.join("restored.pid");
     let _ = std::fs::remove_file(&pidfile);
-    let (ok, log) = ours(
-        images,
-        &[
-            "restore",
-            "-d",
-            "--root",
-            &root,
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "restore failed:\n{log}");
-    c.pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    c.pid
+    let mut args = vec!["restore", "-d", "--root", &root, "--pidfile"];
+    args.push(pidfile.to_str().unwrap());
+    args.extend(extra);
+    let (ok, log) = criu(images, &args);
+    if ok {
+        c.pid = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    }
+    (ok, log)
 }

@@ -94,16 +94,7 @@ impl Container {
                     .arg("umount -l /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"")
                     .arg(crun);
                 if let Some(criu) = criu {
-                    // A directory whose only `criu` is the one asked for.
-                    let bin = self.dir.join(&format!("bin-{}", criu_tag(criu)));
-                    if !bin.exists() {
-                        std::fs::create_dir_all(&bin).unwrap();
-                        std::os::unix::fs::symlink(criu, bin.join("criu")).unwrap();
-                    }
-                    let mut path = OsString::from(&bin);
-                    path.push(":");
-                    path.push(std::env::var_os("PATH").unwrap_or_default());
-                    c.env("PATH", path);
+                    criu_first_on_path(&mut c, self.dir.path(), criu);
                 }
                 c
             }
@@ -375,6 +366,21 @@ pub fn pages_in(images: &Path, flags: u64) -> u64 {
 }
 
 /// A name for the bin directory of `criu`.
+/// Runs `cmd` with `criu` as the `criu` it finds first on `PATH`: a
+/// directory of `dir` whose only file is a link to it (for runtimes that
+/// take criu from `PATH`).
+pub fn criu_first_on_path(cmd: &mut Command, dir: &Path, criu: &Path) {
+    let bin = dir.join(format!("bin-{}", criu_tag(criu)));
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(criu, bin.join("criu")).unwrap();
+    }
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    cmd.env("PATH", path);
+}
+
 fn criu_tag(criu: &Path) -> String {
     criu.to_string_lossy()
         .chars()
@@ -396,6 +402,26 @@ impl Drop for Container {
             }
         }
     }
+}
+
+/// Whether runc cannot be tried here (the test then skipped, saying
+/// why). On x86_64 `tests/run` installs runc and busybox-static: a
+/// missing one fails the test there.
+pub fn runc_cannot_run(test: &str) -> bool {
+    if let Some(why) = super::cannot_checkpoint() {
+        super::skipping::skip(test, why);
+        return true;
+    }
+    let missing = !Path::new(BUSYBOX).exists()
+        || Command::new("runc")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success());
+    if missing {
+        panic!("{test}: runc is not installed (tests/run installs runc and busybox-static)");
+    }
+    false
 }
 
 pub fn count_of(pid: i32) -> Option<u64> {

@@ -214,6 +214,17 @@ impl Scanner {
         end: u64,
         push: &mut impl FnMut(u64, u64, bool),
     ) -> Result<(), ScanError> {
+        let page = self.page;
+        self.each_pme(start, end, |a, pme| {
+            if !is_pte_marker(pme) {
+                push(a, a + page, false);
+            }
+        })
+    }
+
+    /// Every page of `[start, end)` with its raw pagemap entry, read in
+    /// batches.
+    fn each_pme(&self, start: u64, end: u64, mut f: impl FnMut(u64, u64)) -> Result<(), ScanError> {
         let mut buf = vec![0u8; PME_BATCH * 8];
         let mut at = start;
         while at < end {
@@ -228,10 +239,7 @@ impl Scanner {
                 })?;
             for (i, e) in bytes.chunks_exact(8).enumerate() {
                 let pme = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
-                if !is_pte_marker(pme) {
-                    let a = at + i as u64 * self.page;
-                    push(a, a + self.page, false);
-                }
+                f(at + i as u64 * self.page, pme);
             }
             at += n as u64 * self.page;
         }
@@ -245,33 +253,17 @@ impl Scanner {
         push: &mut impl FnMut(u64, u64, bool),
     ) -> Result<(), ScanError> {
         let zero = self.zero_pfn()?;
-        let mut buf = vec![0u8; PME_BATCH * 8];
-        let mut at = start;
-        while at < end {
-            let n = (((end - at) / self.page) as usize).min(PME_BATCH);
-            let bytes = &mut buf[..n * 8];
-            self.pagemap
-                .read_exact_at(bytes, at / self.page * 8)
-                .map_err(|source| ScanError::Read {
-                    pid: self.pid,
-                    addr: at,
-                    source,
-                })?;
-            for (i, e) in bytes.chunks_exact(8).enumerate() {
-                let pme = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
-                let present = pme & PM_PRESENT != 0;
-                let wanted = (present || pme & PM_SWAP != 0)
-                    && pme & (PM_FILE | PM_GUARD) == 0
-                    && !is_pte_marker(pme)
-                    && !(present && Some(pme & PM_PFN_MASK) == zero);
-                if wanted {
-                    let a = at + i as u64 * self.page;
-                    push(a, a + self.page, pme & PM_UFFD_WP == 0);
-                }
+        let page = self.page;
+        self.each_pme(start, end, |a, pme| {
+            let present = pme & PM_PRESENT != 0;
+            let wanted = (present || pme & PM_SWAP != 0)
+                && pme & (PM_FILE | PM_GUARD) == 0
+                && !is_pte_marker(pme)
+                && !(present && Some(pme & PM_PFN_MASK) == zero);
+            if wanted {
+                push(a, a + page, pme & PM_UFFD_WP == 0);
             }
-            at += n as u64 * self.page;
-        }
-        Ok(())
+        })
     }
 
     /// The zero page's PFN: read a never-written page of our own (a fresh
